@@ -15,16 +15,15 @@ import os
 import socket
 import time
 from collections.abc import Iterator, Sequence
-from datetime import datetime
 from pathlib import Path
 
 from ctcnet.core.run_log import ending_text
 from ctcnet.errors import InputError
 from ctcnet.inference.distributed import env_info, stable_rank
 from ctcnet.inference.output_names import output_folder_of
-from ctcnet.inference.result_state import result_state
+from ctcnet.inference.run_entry import counted_at, output_entry, utc
 from ctcnet.inference.run_table import write_samples_csv
-from ctcnet.inference.summary import SUMMARY_FILE, kept_summaries, signoff_holds
+from ctcnet.inference.summary import SUMMARY_FILE, kept_summaries
 from ctcnet.io.atomic import atomic_write_text, folder_is_held, open_own
 from ctcnet.io.cartridge_info import RUN_INDEX_FILE, SAMPLES_FILE, output_format
 
@@ -76,86 +75,12 @@ def _set_aside_since(out: Path, name: str, summary: Path, read: dict | None) -> 
     # Finished since it was refused, or (held by another run) since that run took it: that
     # run's output, made tonight.
     since = min(float(record.get("at", 0)), float(record.get("held_since") or math.inf))
-    if summary.exists() and _counted_at(summary, read, "finished_at") > since:
+    if summary.exists() and counted_at(summary, read, "finished_at") > since:
         return None
     return record
 
 
 # Skipped frames whose reasons run.json repeats per sample (summary.json lists them all).
-SKIP_REASONS_SHOWN = 5
-
-
-def _why(summary: dict) -> dict:
-    """What ``run.json`` repeats of a sample's summary for an operator: the folder it was read
-    from, its problems, and its frames skipped (with the first ones' reasons) or missing (only
-    those that are there)."""
-    frames = summary.get("frames") or {}
-    skipped = summary.get("skipped_frames") or []
-    reasons = [f"{s.get('frame')}: {s.get('reason')}" for s in skipped[:SKIP_REASONS_SHOWN]]
-    if len(skipped) > SKIP_REASONS_SHOWN:
-        reasons.append(f"and {len(skipped) - SKIP_REASONS_SHOWN} more (summary.json)")
-    out = {"input": summary.get("input", summary.get("dataset")),
-           "problems": summary.get("problems") or [],
-           "frames_skipped": frames.get("skipped"), "skipped_because": reasons,
-           "frames_missing": frames.get("missing")}
-    return {k: v for k, v in out.items() if v}
-
-
-def _made_by(summary: dict, path: Path) -> dict:
-    """What made a sample's numbers, as ``run.json`` names it: the model file (its path and
-    SHA-256) and when the counts were made (UTC), so that one index of a folder holding
-    samples of two models, or of runs months apart, tells them apart."""
-    model = summary.get("model")
-    named = ({"path": model.get("path"), "sha256": model.get("sha256")}
-             if isinstance(model, dict) else {"path": model, "sha256": summary.get("model_sha256")})
-    # What else makes serial counts comparable: the decision rule's prior, spillover
-    # compensation, the ctcnet that counted, and the scan itself (one scan under two sample
-    # ids, a corrected one, is one blood draw).
-    prior = model.get("prior") if isinstance(model, dict) else summary.get("prior")
-    return {"model": {k: v for k, v in named.items() if v},
-            "counted_at": _utc(_counted_at(path, summary)),
-            **({"prior": prior} if prior else {}),
-            "compensated": bool((summary.get("run_fingerprint") or {}).get("compensate")
-                                or summary.get("spillover")),
-            **({"ctcnet_version": summary["ctcnet_version"]}
-               if summary.get("ctcnet_version") else {}),
-            **({"cartridge_id": summary["cartridge_id"]} if summary.get("cartridge_id") else {}),
-            # A run resumed on frames another backend or ctcnet made: ``model`` is the file
-            # this run was given, these made the calls (frames per backend and software).
-            **({"frames_made_by": summary["frames_made_by"]}
-               if isinstance(summary.get("frames_made_by"), dict) else {})}
-
-
-def review_entry(summary: dict) -> dict:
-    """What ``run.json`` repeats of a sample's review, where a person has decided on its
-    events or signed it off: the counts after review (of the reported classes, and per 7.5
-    mL; with no decision, the automatic ones) and whether they are signed off on this run's
-    calls. A batch reader that took ``counts`` alone would
-    report the automatic counts of a reviewed sample."""
-    reviewed = summary.get("reviewed") or {}
-    signoff = summary.get("signoff") or {}
-    if not reviewed.get("reviewed") and not signoff:
-        return {}
-    holds = signoff_holds(summary)
-    if reviewed.get("reviewed"):
-        reported = reviewed.get("reported") or list(summary.get("counts") or {})
-        after = reviewed.get("after_review") or {}
-        after = {"after_review": {c: after.get(c) for c in reported},
-                 "after_review_per_7_5_ml": reviewed.get("after_review_per_7_5_ml")}
-    else:  # signed off with no decision: the automatic counts are the reviewed ones
-        rates = summary.get("per_7_5_ml") or {}
-        after = {"after_review": {c: (summary.get("counts") or {}).get(c) for c in rates},
-                 "after_review_per_7_5_ml": rates}
-    # Signed off on these figures: a sign-off the decisions or the counts moved on from is
-    # named by its status, not read as one that holds.
-    # The decisions that count (0: a sign-off on no event looked at).
-    # A sign-off that holds with calls the guard held left undecided (a possible missed CTC
-    # among them) is said beside it: the page asked twice, a batch's table must say it too.
-    return {**after, "decided": int(reviewed.get("reviewed") or 0), "signed_off": holds,
-            **({"held_undecided": int(signoff.get("held_undecided") or 0)} if holds else {}),
-            **({"signoff_status": signoff["status"]} if signoff and not holds else {})}
-
-
 def _read_summary(summary: Path) -> dict | None:
     """A summary.json as read, or None (no file, or not readable)."""
     try:
@@ -172,27 +97,11 @@ def _replaced_since(folder: Path, since: float) -> tuple[dict, Path] | None:
     return (read, kept[-1]) if isinstance(read, dict) else None
 
 
-def _counted_at(summary: Path, read: dict | None, key: str = "counted_at") -> float:
-    """When a summary's counts were made (``key``: or when a run last finished the sample,
-    ``finished_at``, where it says): that time, a crop folder's ``written_at``, else the
-    file's."""
-    read = read or {}
-    when = read.get(key, read.get("counted_at"))
-    if when is None and isinstance(read.get("written_at"), str):
-        with contextlib.suppress(ValueError):
-            return datetime.fromisoformat(read["written_at"]).timestamp()
-    return float(when) if when is not None else summary.stat().st_mtime
-
-
 # run.json's ``state``: written as a run starts (``running``: its outputs not yet listed, so a
 # stopped or killed run never leaves the last night's index behind, all "ok"), as it ends, as
 # it is stopped (a signal: the outputs done so far; the same command resumes the rest), or as
 # an error ends it (``failed``: the error is on stderr; the outputs done so far).
 RUN_STATES = ("running", "finished", "stopped", "failed")
-
-
-def _utc(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def mark_run_started(out: Path, sample_ids: Sequence[str], started: float) -> None:
@@ -203,7 +112,7 @@ def mark_run_started(out: Path, sample_ids: Sequence[str], started: float) -> No
     cannot say so, and a ``running`` whose process is gone tells a monitor it was."""
     Path(out).mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(out) / RUN_INDEX_FILE, json.dumps(
-        {**output_format(), "state": "running", "started_at": _utc(started),
+        {**output_format(), "state": "running", "started_at": utc(started),
          "host": socket.gethostname(),
          "pid": os.getpid(), "inputs": list(sample_ids), "outputs": []}, indent=2) + "\n")
     # The table is run.json's view: an earlier run's beside a running one would be read as
@@ -216,7 +125,7 @@ def mark_run_ended_in_place(out: Path, state: str, error: BaseException) -> None
     (a full disk: a new file's blocks are not to be had): the file is written over in place,
     its old blocks freed first, with the state alone and the error, so that it does not read
     ``running`` after the run has ended. Not atomic, so only the last resort."""
-    text = json.dumps({**output_format(), "state": state, "written_at": _utc(time.time()),
+    text = json.dumps({**output_format(), "state": state, "written_at": utc(time.time()),
                        "error": ending_text(error),
                        "note": "the run's index could not be written"}, indent=2) + "\n"
     with open(Path(out) / RUN_INDEX_FILE, "w", encoding="utf-8") as index:  # truncates: frees
@@ -300,13 +209,13 @@ def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missi
             entries.append({"name": name, "set_aside": str(refused.get("reason")),
                             "set_aside_kind": str(refused.get("kind", "input")),
                             **({"input": refused["input"]} if refused.get("input") else {}),
-                            **({"kept_output": _output_entry(name, read, path)}
+                            **({"kept_output": output_entry(name, read, path)}
                                if read is not None else {})})
         elif path.exists():
             # (one that cannot be read is read again, so that its error is raised)
-            entry = _output_entry(name, read if read is not None
+            entry = output_entry(name, read if read is not None
                                   else json.loads(path.read_text()), path)
-            if ended_early and _counted_at(path, read, "finished_at") < since:
+            if ended_early and counted_at(path, read, "finished_at") < since:
                 # Not reached tonight: missing, the earlier output kept beside (marked so).
                 entries.append({"name": name, "missing": True,
                                 **({"reason": why} if why else {}), "kept_output": entry})
@@ -318,7 +227,7 @@ def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missi
             # that run's, or this one's unfinished).
             replaced = _replaced_since(path.parent, since) if ended_early else None
             entries.append({"name": name, "missing": True, **({"reason": why} if why else {}),
-                            **({"kept_output": _output_entry(name, *replaced)}
+                            **({"kept_output": output_entry(name, *replaced)}
                                if replaced else {})})
     # Samples an earlier run left in --out that this one did not run: named, so that the
     # index of a partial rerun or another batch into the same folder does not hide them, and
@@ -327,9 +236,9 @@ def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missi
     others = sorted(p.parent.name for p in Path(out).glob("*/summary.json")
                     if p.parent.name not in ours)
     _warn_of_mixed_settings(out, {**_fingerprints(out, others), **made_with})
-    index = {**output_format(), "state": state, "written_at": _utc(time.time()),
+    index = {**output_format(), "state": state, "written_at": utc(time.time()),
              **({"error": ending_text(error)} if error is not None else {}),
-             **({"started_at": _utc(since)} if since is not None else {}),
+             **({"started_at": utc(since)} if since is not None else {}),
              "outputs": entries,
              **({"other_outputs": others} if others else {}),
              "world_size": env_info().world_size if world_size is None else world_size}
@@ -423,9 +332,9 @@ def refresh_samples_table(out: Path) -> None:
         if read is None:
             entries.append(entry)
         elif "kept_output" in entry:  # set aside: the output it kept, as it is now
-            entries.append({**entry, "kept_output": _output_entry(name, read, path)})
+            entries.append({**entry, "kept_output": output_entry(name, read, path)})
         else:
-            entries.append(_output_entry(name, read, path))
+            entries.append(output_entry(name, read, path))
     _write_samples_table(out, entries, index.get("other_outputs") or [])
 
 
@@ -445,7 +354,7 @@ def _write_samples_table(out: Path, entries: list[dict], others: Sequence[str]) 
         if read is not None:
             why = ({"set_aside": f"its sample id is shared by {' and '.join(clashed[name])}, "
                                  "set aside"} if name in clashed else {})
-            earlier.append({**_output_entry(name, read, path), "earlier_run": True, **why})
+            earlier.append({**output_entry(name, read, path), "earlier_run": True, **why})
     # A row a sample, for statistics: a sample set aside (or not reached) with an earlier
     # output kept has that output's figures, marked as an earlier run's, with why this run
     # has none; its state and status are tonight's (none), so that a filter on "ok" or
@@ -457,43 +366,3 @@ def _write_samples_table(out: Path, entries: list[dict], others: Sequence[str]) 
     write_samples_csv(out, rows + earlier)
 
 
-def _output_entry(name: str, summary: dict, path: Path) -> dict:
-    """``run.json``'s entry of a sample with an output: its main counts, status, what made
-    them, its review and why it is partial."""
-    return {"name": name, "summary": f"{name}/summary.json",
-            "events": summary.get("events", summary.get("crops")),
-            "counts": summary.get("counts", {}),
-            # the calls the guard held for a person, counted apart: counts and held together
-            # make every event's call
-            "held": (summary.get("tally") or {}).get("held", summary.get("held", {})),
-            "per_7_5_ml": summary.get("per_7_5_ml", {}),
-            # the events on the review list: the morning's work, read before the page opens
-            **({"review_events": summary["review_list"]["events"]}
-               if isinstance(summary.get("review_list"), dict) else {}),
-            **({"blood_volume_read_ml": summary["blood_volume_processed_ml"]}
-               if summary.get("blood_volume_processed_ml") is not None else {}),
-            # ok / partial / failed (a crop set's run has none): a batch job reads every
-            # sample's in one file, and why it is not ok; and whether its result may be read
-            # as one (failed, partial, preliminary, signed off, sign-off stale).
-            **({"status": summary["status"],
-                "result_state": result_state(summary)["state"]} if "status" in summary
-               else {}),
-            **({"blood_volume_stated": summary["blood_volume_stated"]}
-               if summary.get("blood_volume_stated") is not None else {}),
-            **_denominator(summary),
-            **_made_by(summary, path), **review_entry(summary), **_why(summary)}
-
-
-def _denominator(summary: dict) -> dict:
-    """What a cartridge's rates rest on, for a study's table: the tube's volume (stated, or
-    7.5 mL assumed), the frames read of those the scan should hold (in the folder and
-    missing), and each rate's 95 % interval (``tally.per_7_5_ml_interval``); none for a crop
-    folder."""
-    frames = summary.get("frames")
-    if not isinstance(frames, dict) or summary.get("blood_volume_ml") is None:
-        return {}
-    interval = (summary.get("tally") or {}).get("per_7_5_ml_interval")
-    return {"blood_volume_ml": summary["blood_volume_ml"],
-            "frames_read": frames.get("processed"),
-            "frames_expected": (frames.get("total") or 0) + (frames.get("missing") or 0),
-            **({"per_7_5_ml_interval": interval} if isinstance(interval, dict) else {})}

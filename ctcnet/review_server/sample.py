@@ -26,7 +26,8 @@ from pathlib import Path
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.inference.counts import ReviewedCounts, count_events
 from ctcnet.inference.result_state import RESEARCH_USE, result_state
-from ctcnet.inference.run_index import refresh_samples_table, review_entry
+from ctcnet.inference.run_entry import review_entry
+from ctcnet.inference.run_index import refresh_samples_table
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import exclusive_folder
 from ctcnet.io.panel import Panel

@@ -897,7 +897,7 @@ def test_another_cartridge_of_the_same_sample_id_is_refused_not_resumed(setup, t
 def test_run_json_repeats_the_first_skipped_frames_reasons():
     """An operator reading run.json learns why frames were skipped without opening each
     sample's summary.json; a long list is cut, saying how many more there are."""
-    from ctcnet.inference.run_index import SKIP_REASONS_SHOWN, _why
+    from ctcnet.inference.run_entry import SKIP_REASONS_SHOWN, _why
 
     skipped = [{"frame": f"r00c{i:02d}", "reason": "empty file (0 bytes)"} for i in range(7)]
     why = _why({"input": "/scans/a", "frames": {"skipped": 7}, "skipped_frames": skipped})
@@ -1003,14 +1003,14 @@ def test_a_failed_samples_row_leaves_its_counts_empty():
 
 
 def test_a_samples_row_says_its_review_list_and_rates_to_two_decimals(tmp_path):
-    from ctcnet.inference.run_index import _output_entry
+    from ctcnet.inference.run_entry import output_entry
     from ctcnet.inference.run_table import samples_csv
 
     summary = {"events": 4500, "counts": {"ctc": 2}, "per_7_5_ml": {"ctc": 2 * 7.5 / 4.5},
                "review_list": {"events": 23}, "status": "partial",
                "counted_at_utc": "2026-11-30T09:00:00Z"}
     (tmp_path / "summary.json").write_text(json.dumps(summary))
-    entry = _output_entry("s", summary, tmp_path / "summary.json")
+    entry = output_entry("s", summary, tmp_path / "summary.json")
     assert entry["review_events"] == 23
     header, row = samples_csv([entry]).splitlines()
     cells = dict(zip(header.split(","), row.split(",")))

@@ -1,0 +1,145 @@
+"""What ``run.json`` (and so ``samples.csv``) says of one sample with an output: its counts and
+status, what made them, its review and sign-off, and why it is partial, from its
+``summary.json`` as it is now."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from datetime import datetime
+from pathlib import Path
+
+from ctcnet.inference.result_state import result_state
+from ctcnet.inference.summary import signoff_holds
+
+SKIP_REASONS_SHOWN = 5
+
+
+def _why(summary: dict) -> dict:
+    """What ``run.json`` repeats of a sample's summary for an operator: the folder it was read
+    from, its problems, and its frames skipped (with the first ones' reasons) or missing (only
+    those that are there)."""
+    frames = summary.get("frames") or {}
+    skipped = summary.get("skipped_frames") or []
+    reasons = [f"{s.get('frame')}: {s.get('reason')}" for s in skipped[:SKIP_REASONS_SHOWN]]
+    if len(skipped) > SKIP_REASONS_SHOWN:
+        reasons.append(f"and {len(skipped) - SKIP_REASONS_SHOWN} more (summary.json)")
+    out = {"input": summary.get("input", summary.get("dataset")),
+           "problems": summary.get("problems") or [],
+           "frames_skipped": frames.get("skipped"), "skipped_because": reasons,
+           "frames_missing": frames.get("missing")}
+    return {k: v for k, v in out.items() if v}
+
+
+def _made_by(summary: dict, path: Path) -> dict:
+    """What made a sample's numbers, as ``run.json`` names it: the model file (its path and
+    SHA-256) and when the counts were made (UTC), so that one index of a folder holding
+    samples of two models, or of runs months apart, tells them apart."""
+    model = summary.get("model")
+    named = ({"path": model.get("path"), "sha256": model.get("sha256")}
+             if isinstance(model, dict) else {"path": model, "sha256": summary.get("model_sha256")})
+    # What else makes serial counts comparable: the decision rule's prior, spillover
+    # compensation, the ctcnet that counted, and the scan itself (one scan under two sample
+    # ids, a corrected one, is one blood draw).
+    prior = model.get("prior") if isinstance(model, dict) else summary.get("prior")
+    return {"model": {k: v for k, v in named.items() if v},
+            "counted_at": utc(counted_at(path, summary)),
+            **({"prior": prior} if prior else {}),
+            "compensated": bool((summary.get("run_fingerprint") or {}).get("compensate")
+                                or summary.get("spillover")),
+            **({"ctcnet_version": summary["ctcnet_version"]}
+               if summary.get("ctcnet_version") else {}),
+            **({"cartridge_id": summary["cartridge_id"]} if summary.get("cartridge_id") else {}),
+            # A run resumed on frames another backend or ctcnet made: ``model`` is the file
+            # this run was given, these made the calls (frames per backend and software).
+            **({"frames_made_by": summary["frames_made_by"]}
+               if isinstance(summary.get("frames_made_by"), dict) else {})}
+
+
+def review_entry(summary: dict) -> dict:
+    """What ``run.json`` repeats of a sample's review, where a person has decided on its
+    events or signed it off: the counts after review (of the reported classes, and per 7.5
+    mL; with no decision, the automatic ones) and whether they are signed off on this run's
+    calls. A batch reader that took ``counts`` alone would
+    report the automatic counts of a reviewed sample."""
+    reviewed = summary.get("reviewed") or {}
+    signoff = summary.get("signoff") or {}
+    if not reviewed.get("reviewed") and not signoff:
+        return {}
+    holds = signoff_holds(summary)
+    if reviewed.get("reviewed"):
+        reported = reviewed.get("reported") or list(summary.get("counts") or {})
+        after = reviewed.get("after_review") or {}
+        after = {"after_review": {c: after.get(c) for c in reported},
+                 "after_review_per_7_5_ml": reviewed.get("after_review_per_7_5_ml")}
+    else:  # signed off with no decision: the automatic counts are the reviewed ones
+        rates = summary.get("per_7_5_ml") or {}
+        after = {"after_review": {c: (summary.get("counts") or {}).get(c) for c in rates},
+                 "after_review_per_7_5_ml": rates}
+    # Signed off on these figures: a sign-off the decisions or the counts moved on from is
+    # named by its status, not read as one that holds.
+    # The decisions that count (0: a sign-off on no event looked at).
+    # A sign-off that holds with calls the guard held left undecided (a possible missed CTC
+    # among them) is said beside it: the page asked twice, a batch's table must say it too.
+    return {**after, "decided": int(reviewed.get("reviewed") or 0), "signed_off": holds,
+            **({"held_undecided": int(signoff.get("held_undecided") or 0)} if holds else {}),
+            **({"signoff_status": signoff["status"]} if signoff and not holds else {})}
+
+
+def counted_at(summary: Path, read: dict | None, key: str = "counted_at") -> float:
+    """When a summary's counts were made (``key``: or when a run last finished the sample,
+    ``finished_at``, where it says): that time, a crop folder's ``written_at``, else the
+    file's."""
+    read = read or {}
+    when = read.get(key, read.get("counted_at"))
+    if when is None and isinstance(read.get("written_at"), str):
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(read["written_at"]).timestamp()
+    return float(when) if when is not None else summary.stat().st_mtime
+
+
+def utc(seconds: float) -> str:
+    """``seconds`` since the epoch as ISO 8601 UTC (``2026-12-01T20:37:37Z``)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def output_entry(name: str, summary: dict, path: Path) -> dict:
+    """``run.json``'s entry of a sample with an output: its main counts, status, what made
+    them, its review and why it is partial."""
+    return {"name": name, "summary": f"{name}/summary.json",
+            "events": summary.get("events", summary.get("crops")),
+            "counts": summary.get("counts", {}),
+            # the calls the guard held for a person, counted apart: counts and held together
+            # make every event's call
+            "held": (summary.get("tally") or {}).get("held", summary.get("held", {})),
+            "per_7_5_ml": summary.get("per_7_5_ml", {}),
+            # the events on the review list: the morning's work, read before the page opens
+            **({"review_events": summary["review_list"]["events"]}
+               if isinstance(summary.get("review_list"), dict) else {}),
+            **({"blood_volume_read_ml": summary["blood_volume_processed_ml"]}
+               if summary.get("blood_volume_processed_ml") is not None else {}),
+            # ok / partial / failed (a crop set's run has none): a batch job reads every
+            # sample's in one file, and why it is not ok; and whether its result may be read
+            # as one (failed, partial, preliminary, signed off, sign-off stale).
+            **({"status": summary["status"],
+                "result_state": result_state(summary)["state"]} if "status" in summary
+               else {}),
+            **({"blood_volume_stated": summary["blood_volume_stated"]}
+               if summary.get("blood_volume_stated") is not None else {}),
+            **_denominator(summary),
+            **_made_by(summary, path), **review_entry(summary), **_why(summary)}
+
+
+def _denominator(summary: dict) -> dict:
+    """What a cartridge's rates rest on, for a study's table: the tube's volume (stated, or
+    7.5 mL assumed), the frames read of those the scan should hold (in the folder and
+    missing), and each rate's 95 % interval (``tally.per_7_5_ml_interval``); none for a crop
+    folder."""
+    frames = summary.get("frames")
+    if not isinstance(frames, dict) or summary.get("blood_volume_ml") is None:
+        return {}
+    interval = (summary.get("tally") or {}).get("per_7_5_ml_interval")
+    return {"blood_volume_ml": summary["blood_volume_ml"],
+            "frames_read": frames.get("processed"),
+            "frames_expected": (frames.get("total") or 0) + (frames.get("missing") or 0),
+            **({"per_7_5_ml_interval": interval} if isinstance(interval, dict) else {})}
