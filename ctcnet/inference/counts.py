@@ -51,6 +51,15 @@ def per_7_5_ml(count: int, volume_ml: float | None) -> float | None:
     return count * PER_ML / float(volume_ml)
 
 
+def rate_interval(count: int, volume_ml: float | None) -> list[float] | None:
+    """The blood draw's 95 % interval of ``count`` per 7.5 mL of ``volume_ml``
+    (:func:`poisson_interval`, scaled as the rate is); None when no blood was read."""
+    scale = per_7_5_ml(1, volume_ml)
+    if scale is None:
+        return None
+    return [round(end * scale, 4) for end in poisson_interval(int(count))]
+
+
 # The blood-draw interval's level: a count of rare cells in one tube is a Poisson draw of the
 # patient's blood, whatever the classifier does.
 INTERVAL_LEVEL = 0.95
@@ -149,11 +158,7 @@ class Counts:
         (:func:`poisson_interval` of the counted calls, scaled as the rate is): the
         uncertainty of sampling one tube of blood alone, not of the calls (None without a
         volume)."""
-        scale = per_7_5_ml(1, self.blood_volume_ml)
-        if scale is None:
-            return {name: None for name in self.reported}
-        return {name: [round(end * scale, 4)
-                       for end in poisson_interval(int(self.counted[name]))]
+        return {name: rate_interval(self.counted[name], self.blood_volume_ml)
                 for name in self.reported}
 
     @property
@@ -343,6 +348,13 @@ class ReviewedCounts:
         return {n: per_7_5_ml(self.after_review[n], self.blood_volume_ml)
                 for n in self.reported}
 
+    @property
+    def after_review_per_7_5_ml_interval(self) -> dict[str, list[float] | None]:
+        """The blood draw's 95 % interval of each after-review rate (a signed count's own,
+        not the automatic count's)."""
+        return {n: rate_interval(self.after_review[n], self.blood_volume_ml)
+                for n in self.reported}
+
     def to_dict(self) -> dict:
         """The reviewed tally as plain data, with the per-7.5 mL figures."""
         return {"classes": list(self.classes), "reported": list(self.reported),
@@ -351,7 +363,8 @@ class ReviewedCounts:
                 "rejected": self.rejected, "unattached": self.unattached,
                 "blood_volume_ml": self.blood_volume_ml, "updated": self.updated,
                 "confirmed_per_7_5_ml": self.confirmed_per_7_5_ml,
-                "after_review_per_7_5_ml": self.after_review_per_7_5_ml}
+                "after_review_per_7_5_ml": self.after_review_per_7_5_ml,
+                "after_review_per_7_5_ml_interval": self.after_review_per_7_5_ml_interval}
 
     @classmethod
     def from_dict(cls, data: dict) -> ReviewedCounts:

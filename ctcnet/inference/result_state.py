@@ -17,7 +17,7 @@ A partial or failed sample says so whatever its review. Every page carries
 
 from __future__ import annotations
 
-from ctcnet.inference.counts import PER_ML
+from ctcnet.inference.counts import PER_ML, per_volume_text
 
 RESEARCH_USE = ("Research use only, not for diagnostic use. ctcnet is not a cleared test, "
                 "and its shipped models were trained on simulated scans only: validate the "
@@ -62,9 +62,33 @@ def _review(summary: dict) -> tuple[str, str]:
         held = signoff.get("held_undecided") or 0
         left = (f" ({held} call(s) held by the marker guard left undecided, as its note may "
                 "say)") if held else ""
-        return "signed off", f"SIGNED OFF by {who}{left}: report the counts after review."
+        figures = _signed_figures(summary)
+        return "signed off", (f"SIGNED OFF by {who}{left}: report the counts after review"
+                              + (f": {figures}." if figures else "."))
     return "sign-off stale", (f"SIGN-OFF NO LONGER HOLDS ({signoff.get('status')}; signed by "
                               f"{who}): review again and sign off before reporting.")
+
+
+def _signed_figures(summary: dict) -> str:
+    """The figures a sign-off says to report, each with its blood-draw interval: ``ctc 6 (6.00
+    per 7.5 mL, 95 % 2.20 to 13.06)``; the automatic ones where no decision was taken."""
+    reviewed = summary.get("reviewed") or {}
+    if reviewed.get("reviewed"):
+        counts, rates = reviewed.get("after_review") or {}, \
+            reviewed.get("after_review_per_7_5_ml") or {}
+        intervals = reviewed.get("after_review_per_7_5_ml_interval") or {}
+    else:
+        counts, rates = summary.get("counts") or {}, summary.get("per_7_5_ml") or {}
+        intervals = (summary.get("tally") or {}).get("per_7_5_ml_interval") or {}
+    parts = []
+    for name, rate in rates.items():
+        if counts.get(name) is None or rate is None:
+            continue
+        bounds = intervals.get(name)
+        parts.append(f"{name} {counts[name]} ({per_volume_text(rate)} per 7.5 mL"
+                     + (f", 95 % {per_volume_text(bounds[0])} to {per_volume_text(bounds[1])}"
+                        if bounds else "") + ")")
+    return ", ".join(parts)
 
 
 def _partial_why(summary: dict) -> str:

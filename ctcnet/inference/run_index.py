@@ -313,29 +313,38 @@ def refusals_that_stand(index: dict, set_aside: dict, several: bool = True) -> d
             if name in still and name not in held}
 
 
-def refresh_samples_table(out: Path) -> None:
-    """``samples.csv`` again from the run index (``run.json``) and every sample's
-    ``summary.json`` as it is now: the review saves decisions and sign-offs into the
-    summaries after predict wrote the table. Entries without an output (set aside, missing)
-    stay as the index has them. A folder without a readable index is left alone."""
-    index = _read_summary(Path(out) / RUN_INDEX_FILE)
-    if not isinstance(index, dict) or not isinstance(index.get("outputs"), list) or \
-            index.get("state") == "running":  # a run is writing it: its end writes the table
-        return
-    entries = []
-    for entry in index["outputs"]:
-        if not isinstance(entry, dict) or not entry.get("name"):
-            continue
-        name = entry["name"]
-        path = Path(out) / str(name) / "summary.json"
-        read = _read_summary(path) if "summary" in entry or "kept_output" in entry else None
-        if read is None:
-            entries.append(entry)
-        elif "kept_output" in entry:  # set aside: the output it kept, as it is now
-            entries.append({**entry, "kept_output": output_entry(name, read, path)})
-        else:
-            entries.append(output_entry(name, read, path))
-    _write_samples_table(out, entries, index.get("other_outputs") or [])
+def refresh_run_index(out: Path) -> None:
+    """``run.json``'s entries and ``samples.csv`` again from every sample's ``summary.json``
+    as it is now: the review saves decisions and sign-offs into the summaries after predict
+    wrote both, and a laboratory system reading either must see a signed-off sample as signed
+    off. Entries without an output (set aside, missing) stay as the index has them; the rest
+    of the index is predict's, with ``reviewed_at`` where an entry moved. A folder without a
+    readable index, or with a run writing it, is left alone."""
+    with _index_lock(out):
+        index = _read_summary(Path(out) / RUN_INDEX_FILE)
+        if not isinstance(index, dict) or not isinstance(index.get("outputs"), list) or \
+                index.get("state") == "running":  # a run is writing it: its end writes both
+            return
+        entries = []
+        for entry in index["outputs"]:
+            if not isinstance(entry, dict) or not entry.get("name"):
+                entries.append(entry)
+                continue
+            name = entry["name"]
+            path = Path(out) / str(name) / "summary.json"
+            read = _read_summary(path) if "summary" in entry or "kept_output" in entry \
+                else None
+            if read is None:
+                entries.append(entry)
+            elif "kept_output" in entry:  # set aside: the output it kept, as it is now
+                entries.append({**entry, "kept_output": output_entry(name, read, path)})
+            else:
+                entries.append(output_entry(name, read, path))
+        if entries != index["outputs"]:
+            index = {**index, "outputs": entries, "reviewed_at": utc(time.time())}
+            atomic_write_text(Path(out) / RUN_INDEX_FILE, json.dumps(index, indent=2) + "\n")
+        _write_samples_table(out, [e for e in entries if isinstance(e, dict) and e.get("name")],
+                             index.get("other_outputs") or [])
 
 
 def _write_samples_table(out: Path, entries: list[dict], others: Sequence[str]) -> None:

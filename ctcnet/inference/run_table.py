@@ -12,13 +12,13 @@ rate per 7.5 mL to two decimals
 (``per_7_5_ml_ctc``) with its 95 % interval (``per_7_5_ml_low_ctc``, ``per_7_5_ml_high_ctc``),
 the tube's volume and the frames read of those expected beside the volume read, and the
 counts after review where a person decided (``after_review_ctc``,
-``after_review_per_7_5_ml_ctc``, ``signed_off``), the frames skipped (and the first ones'
-reasons) and missing, the problems (joined by ``; ``), and for an input set aside or missing,
-why: its ``result_state`` then reads ``set aside`` or ``missing``, but where a set-aside input
-keeps the figures (and the state) of the output an earlier run left. The samples an earlier
-run left in the
-folder have their rows too (``earlier_run``). The columns are the same every night (the model's
-classes', the counted classes' first; the default taxonomy's where no sample names any); a
+``after_review_per_7_5_ml_ctc`` with its interval, ``signed_off``), the frames skipped (and
+the first ones' reasons) and missing, the problems (joined by ``; ``), and for an input set
+aside or missing, why: its ``result_state`` then reads ``set aside`` or ``missing``, but where
+a set-aside input keeps the figures (and the state) of the output an earlier run left. The
+samples an earlier run left in the folder have their rows too (``earlier_run``). The columns
+are the same every night (the model's classes', the counted classes' first; the default
+taxonomy's where no sample names any); a
 column a sample lacks is left empty, as are a failed sample's counts (it read no blood).
 """
 
@@ -53,8 +53,11 @@ NO_RESULT = (("set_aside", "set aside"), ("missing", "missing"))
 # model's order; of every class only the counts and the held calls.
 _FIRST_CLASSES = COUNTED_CLASSES
 _BY_CLASS = ("count", "held")
-# A rate's 95 % interval (run.json per_7_5_ml_interval), beside the rate.
+# A rate's 95 % interval (run.json per_7_5_ml_interval), beside the rate: the automatic one's
+# and the one after review, each as <rate>_low_<class>, <rate>_high_<class>.
 _BOUNDS = ("low", "high")
+_INTERVALS = {"per_7_5_ml": "per_7_5_ml_interval",
+              "after_review_per_7_5_ml": "after_review_per_7_5_ml_interval"}
 
 
 def sample_row(entry: dict) -> dict:
@@ -79,10 +82,11 @@ def sample_row(entry: dict) -> dict:
             if prefix in _RATES and isinstance(value, float):
                 value = round(value, 2)
             row[f"{prefix}_{name}"] = value if counted else None
-    for name, bounds in (entry.get("per_7_5_ml_interval") or {}).items():
-        for side, value in zip(_BOUNDS, bounds or (None, None)):
-            row[f"per_7_5_ml_{side}_{name}"] = round(value, 2) if counted and \
-                isinstance(value, (int, float)) else None
+    for rate, key in _INTERVALS.items():
+        for name, bounds in (entry.get(key) or {}).items():
+            for side, value in zip(_BOUNDS, bounds or (None, None)):
+                row[f"{rate}_{side}_{name}"] = round(value, 2) if counted and \
+                    isinstance(value, (int, float)) else None
     for key in _LAST:
         if key in entry:
             value = entry[key]
@@ -111,8 +115,8 @@ def samples_csv(entries: Sequence[dict]) -> str:
     for _, prefix in _PER_CLASS:
         per_class += [f"{prefix}_{name}" for name in classes
                       if prefix in _BY_CLASS or name in reported]
-        if prefix == "per_7_5_ml":  # each rate's interval after the rates
-            per_class += [f"per_7_5_ml_{side}_{name}" for name in classes if name in reported
+        if prefix in _INTERVALS:  # each rate's interval after the rates
+            per_class += [f"{prefix}_{side}_{name}" for name in classes if name in reported
                           for side in _BOUNDS]
     columns = [*_FIRST, *per_class, *_LAST]
     text = io.StringIO()

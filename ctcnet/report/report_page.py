@@ -88,6 +88,8 @@ MODEL_COLUMNS = [("counted", "counted"), ("per_7_5_ml", "per 7.5 mL"),
 REVIEWED_COLUMNS = [("confirmed", "confirmed"), ("confirmed_per_7_5_ml", "confirmed per 7.5 mL"),
                     ("after_review", "after review"),
                     ("after_review_per_7_5_ml", "after review per 7.5 mL"),
+                    ("after_review_per_7_5_ml_interval",
+                     "95 % blood-draw interval after review"),
                     ("decided", "calls decided")]
 
 
@@ -108,6 +110,8 @@ COLUMN_MEANINGS = {
                  "events of another call relabelled to it.",
     "after_review": "The count with every review decision applied (relabelled events moved, "
                     "rejected ones left out).",
+    "after_review_per_7_5_ml_interval": "The exact 95 % Poisson interval of the rate after "
+                                         "review (the count to report once signed off).",
     "decided": "Calls of this class a reviewer decided on."}
 
 

@@ -27,7 +27,7 @@ from ctcnet.errors import CtcnetError, InputError
 from ctcnet.inference.counts import ReviewedCounts, count_events
 from ctcnet.inference.result_state import RESEARCH_USE, result_state
 from ctcnet.inference.run_entry import review_entry
-from ctcnet.inference.run_index import refresh_samples_table
+from ctcnet.inference.run_index import refresh_run_index
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import exclusive_folder
 from ctcnet.io.panel import Panel
@@ -472,7 +472,7 @@ class Sample(SampleImages):
             log.warning("%s: cannot update summary.json and index.html with the review "
                         "counts: %s", self.folder, err)
         if row_moved:
-            self._refresh_samples_table()
+            self._refresh_run_index()
         if counted is None:
             matched = self.decisions.matched(self.run)
             counted = matched, self.reviewed(matched)
@@ -489,13 +489,12 @@ class Sample(SampleImages):
                       reviewed=reviewed if decided else None)
         return {**now.to_dict(), "signoff": self.signoff(matched, reviewed)}
 
-    def _refresh_samples_table(self) -> None:
-        """The folder's samples.csv (predict's table: the file a study reads its reviewed
-        figures from) with this sample's review as it is now. Only as its row moves (a
-        confirmed call moves none): it reads every sample's summary. A failure is said, the
-        decision stands."""
+    def _refresh_run_index(self) -> None:
+        """The folder's run.json and samples.csv (predict's index and table: what a
+        laboratory system and a study read the reviewed figures from) with this sample's
+        review as it is now. Only as its row moves (a confirmed call moves none): it reads
+        every sample's summary. A failure is said, the decision stands."""
         try:
-            refresh_samples_table(self.folder.parent)
+            refresh_run_index(self.folder.parent)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-            log.warning("%s: samples.csv not brought up to date (%s)", self.folder.parent,
-                        err)
+            log.warning("%s: run.json and samples.csv not updated (%s)", self.folder.parent, err)

@@ -1025,7 +1025,7 @@ def test_a_refresh_of_samples_csv_leaves_a_running_batchs_table_alone(tmp_path):
 
     from ctcnet.inference.run_index import (
         mark_run_started,
-        refresh_samples_table,
+        refresh_run_index,
         write_run_index,
     )
 
@@ -1036,7 +1036,7 @@ def test_a_refresh_of_samples_csv_leaves_a_running_batchs_table_alone(tmp_path):
     write_run_index(out, ["s1", "s2"], 1, {})
     assert (out / "samples.csv").read_text().count("\n") == 3
     mark_run_started(out, ["s3"], time.time())
-    refresh_samples_table(out)
+    refresh_run_index(out)
     assert not (out / "samples.csv").exists()
     write_run_index(out, ["s3"], 1, {})  # the batch's end: every sample of the folder
     assert (out / "samples.csv").read_text().count("\n") == 4

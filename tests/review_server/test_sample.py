@@ -313,19 +313,39 @@ def test_a_second_reading_is_kept_apart_and_compared(crowded, tmp_path, serve):
 # ---------------------------------------------------------------------------------------------
 # The sign-off.
 
-def test_a_sign_off_with_no_decision_brings_samples_csv_up_to_date(crowded, tmp_path, serve):
+def test_a_sign_off_with_no_decision_brings_the_run_index_up_to_date(crowded, tmp_path, serve):
     """A person who reviewed the list and changed nothing signs off: samples.csv (the file a
-    study reads) says signed off at once, its counts after review the automatic ones."""
+    study reads) and run.json (the one a laboratory system reads) say signed off at once, the
+    counts after review and their intervals the automatic ones."""
     from ctcnet.inference.run_index import write_run_index
 
     out = fresh(crowded, tmp_path)
     write_run_index(out, ["P001"], 1, {})
+    before = json.loads((out / "run.json").read_text())
+    assert before["outputs"][0]["result_state"] == "partial" and "reviewed_at" not in before
     server = serve(out)
     state = get(server, "state")[1]
     status, answer = sign(server, {"reviewer": "ann", "run_id": state["run_id"]})
     assert status == 200, answer
     row = pd.read_csv(out / "samples.csv").set_index("name").loc["P001"]
     assert bool(row["signed_off"]) and row["after_review_ctc"] == row["count_ctc"]
+    assert row["after_review_per_7_5_ml_low_ctc"] == row["per_7_5_ml_low_ctc"]
+    assert row["after_review_per_7_5_ml_high_ctc"] == row["per_7_5_ml_high_ctc"]
+    index = json.loads((out / "run.json").read_text())
+    entry = index["outputs"][0]
+    assert entry["signed_off"] is True and entry["after_review"]["ctc"] == entry["counts"]["ctc"]
+    assert entry["after_review_per_7_5_ml_interval"] == entry["per_7_5_ml_interval"]
+    assert index["reviewed_at"] and index["written_at"] == before["written_at"]
+    summary = json.loads((out / "P001" / "summary.json").read_text())
+    assert entry["result_state"] == summary["result_state"]["state"]
+    # The headline names the figures to report, each with its interval.
+    low, high = entry["per_7_5_ml_interval"]["ctc"]
+    assert f"report the counts after review: ctc {entry['counts']['ctc']} (" in \
+        summary["result_state"]["text"]
+    from ctcnet.inference.counts import per_volume_text
+
+    assert f"95 % {per_volume_text(low)} to {per_volume_text(high)})" in \
+        summary["result_state"]["text"]
 
 
 def test_a_sign_off_is_written_beside_the_counts_and_shown_by_crops(crowded, tmp_path, serve,
@@ -390,6 +410,14 @@ def test_a_sign_off_is_written_beside_the_counts_and_shown_by_crops(crowded, tmp
     table = pd.read_csv(out / "samples.csv").set_index("name")
     assert not bool(table.loc["P001", "signed_off"])
     assert table.loc["P001", "signoff_status"] == "changed since"
+    # The count after review has its own blood-draw interval, not the automatic count's.
+    reviewed = json.loads((sample / "summary.json").read_text())["reviewed"]
+    from ctcnet.inference.counts import rate_interval
+
+    assert reviewed["after_review_per_7_5_ml_interval"]["ctc"] == rate_interval(
+        reviewed["after_review"]["ctc"], reviewed["blood_volume_ml"])
+    assert table.loc["P001", "after_review_per_7_5_ml_high_ctc"] == round(
+        reviewed["after_review_per_7_5_ml_interval"]["ctc"][1], 2)
     caplog.clear()
     with caplog.at_level("WARNING", logger="ctcnet.exports"):
         assert main(["crops", str(out), "--reviewed", "--out", str(tmp_path / "ds2")]) == 0
