@@ -41,6 +41,7 @@ GUARD_PREFIX = "guard:"
 # A guard flag's caption starts so: the flag holds the call out of the count until a person
 # decides.
 HELD_CAPTION = "held: "
+HELD_NOT_COUNTED = "held, not counted: "  # a counted class's call the guard holds
 # Each guard flag: (caption, what it means). The guard's module docstring has the full rules.
 GUARD_FLAGS = {
     "cd45_positive": ("CD45 over CK", "CD45 over the CK area (a CTC is CD45 negative)"),
@@ -308,10 +309,13 @@ def caption_line(codes: list[str], confidence: float | None, review_threshold: f
     """One event's reasons on one line (tile captions: a tile is ~500 px, 80-odd characters,
     so the guard's flags share one "held:"; ``reported``: as :func:`caption` takes it)."""
     flags = [caption(c)[len(HELD_CAPTION):] for c in codes if c.startswith(GUARD_PREFIX)]
+    # A counted class's call the guard holds is not counted: said so in its place, not
+    # "reported call" (read as counted) beside a hold.
+    held_call = bool(flags) and "call" in codes
     parts = [caption(c, confidence, review_threshold, reported) for c in codes
-             if not c.startswith(GUARD_PREFIX)]
+             if not c.startswith(GUARD_PREFIX) and not (held_call and c == "call")]
     if flags:
-        parts.insert(1 if codes[0] == "call" else 0, HELD_CAPTION + " + ".join(flags))
+        parts.insert(0, (HELD_NOT_COUNTED if held_call else HELD_CAPTION) + " + ".join(flags))
     return "; ".join(parts)
 
 

@@ -183,6 +183,17 @@ def counts_table(tally: Counts, reviewed: ReviewedCounts | None, no_result: bool
     return f'<table id="counts">{"".join(rows)}</table>'
 
 
+def gallery_note(gallery: dict, tally: Counts, category: str) -> str:
+    """The line under a gallery's heading: its events (shown of how many), and for a class
+    whose calls the guard held some of, how many of them are counted."""
+    note = (f"{gallery['shown']} of {gallery['total']} shown"
+            if gallery["shown"] < gallery["total"] else f"{gallery['total']} event(s)")
+    if tally.held.get(category):  # the gallery's calls are more than the class's count
+        note += (f": {tally.counted.get(category, 0)} counted, {tally.held[category]} held by "
+                 "the guard (not counted)")
+    return note
+
+
 def _prior_text(prior: str | None) -> str:
     """The class prior a cartridge's calls were made at, in words."""
     if prior in (None, "cartridge"):
@@ -300,8 +311,7 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
     problems = "".join(f"<li>{html.escape(p)}</li>" for p in s.problems)
     sections = []
     for cat, g in gallery_info.items():
-        note = f"{g['shown']} of {g['total']} shown" if g["shown"] < g["total"] else \
-            f"{g['total']} event(s)"
+        note = gallery_note(g, s.tally, cat)
         images = page_images(g["pages"], cat)
         title = "uncertain events (review)" if cat == "review" else f"{cat} calls"
         if cat == "review" and s.tally.reported:

@@ -27,7 +27,7 @@ def test_gallery_tiles_are_captioned_with_their_reasons():
     assert labels[1].endswith("| held: possible missed CTC")
     assert labels[2].endswith("| low p 0.50 < 0.90")
     # A call the guard holds is on the list for the guard (as summary.json counts it).
-    assert labels[3].endswith("| reported call; held: CD45 over CK + out of focus")
+    assert labels[3].endswith("| held, not counted: CD45 over CK + out of focus")
     # A ctc call the markers made over the network's wbc says so.
     events["model_class"] = ["ctc", "wbc", "debris", "wbc"]
     events["markers_ctc"] = [False, True, False, True]

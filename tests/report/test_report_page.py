@@ -89,3 +89,20 @@ def test_the_page_says_how_far_a_review_may_move_each_reported_count():
                         ["ctc", "wbc", "cluster", "debris"], ["ctc", "cluster"], 5.0)
     assert "ctc 1 to 17 (1.50 to 25.50 per 7.5 mL)" in counts_table(half, None)
     assert half.review_span_per_7_5_ml["ctc"] == [1.5, 25.5]
+
+
+def test_a_gallery_of_calls_the_guard_held_some_of_says_how_many_are_counted():
+    import pandas as pd
+
+    from ctcnet.inference.counts import count_events
+    from ctcnet.report.report_page import gallery_note
+
+    tally = count_events(pd.DataFrame({"class": ["ctc"] * 8 + ["wbc"] * 2,
+                                       "review": [False] * 7 + [True] * 3,
+                                       "guard": [""] * 7 + ["out_of_focus", "", ""]}),
+                         ["ctc", "wbc", "cluster", "debris"], ["ctc", "cluster"], 7.5)
+    assert gallery_note({"shown": 8, "total": 8}, tally, "ctc") == \
+        "8 event(s): 7 counted, 1 held by the guard (not counted)"
+    assert gallery_note({"shown": 2, "total": 2}, tally, "wbc") == "2 event(s)"
+    assert gallery_note({"shown": 5, "total": 8}, tally, "ctc").startswith("5 of 8 shown: 7 ")
+
