@@ -26,6 +26,7 @@ import warnings
 from ctcnet import __version__
 from ctcnet.core.printable import PrintableFormatter, printable
 from ctcnet.errors import CtcnetError, Terminated
+from ctcnet.io.atomic import refuse_undecodable
 
 # The subcommands, in the order --help lists them; each module's HELP is its one line.
 SUBCOMMANDS = ("simulate", "train", "predict", "evaluate", "robustness", "export", "benchmark",
@@ -223,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     previous = _stop_on_sigterm()
     try:
+        if isinstance(getattr(args, "out", None), str):  # before a log or any work goes there
+            refuse_undecodable(args.out)
         with lines:
             return int(args._module.run(args) or 0)
     except CtcnetError as err:

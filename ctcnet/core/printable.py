@@ -11,15 +11,25 @@ import re
 
 # Bidi embeddings, overrides and isolates: they reorder what follows them on screen.
 _BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f" + _BIDI + "]")
+# Lone surrogates: the bytes of a file name that is not UTF-8, as Python decodes it
+# (surrogateescape); no UTF-8 file or terminal takes them.
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f" + _BIDI + "\ud800-\udfff]")
+
+
+def _escaped(char: str) -> str:
+    """One unsafe character as an escape: a name's undecodable byte as that byte (``\\xe9``)."""
+    if 0xDC80 <= ord(char) <= 0xDCFF:
+        return f"\\x{ord(char) - 0xDC00:02x}"
+    return char.encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
 def printable(text: str) -> str:
     """``text`` with control characters (but line breaks and tabs) and bidi controls written
-    as escapes (``\\x1b``, ``\\u202e``)."""
+    as escapes (``\\x1b``, ``\\u202e``), and a file name's bytes that are not UTF-8 as those
+    bytes (``\\xe9``)."""
     if not _UNSAFE.search(text):
         return text
-    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    return _UNSAFE.sub(lambda m: _escaped(m.group()), text)
 
 
 class PrintableFormatter(logging.Formatter):

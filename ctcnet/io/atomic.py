@@ -297,6 +297,17 @@ def refuse_overwriting_inputs(out: str | Path, inputs: Iterable[str | Path | Non
                              f"choose another path for {where}", out)
 
 
+def refuse_undecodable(path: str | Path, where: str = "--out") -> None:
+    """Refuse, before any work, an output path whose name is not UTF-8 (bytes another
+    system's encoding wrote): Parquet and the other writers take UTF-8 paths only, so the run
+    would fail at its first table, after its work."""
+    try:
+        os.fsdecode(Path(path).absolute()).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"its name is not UTF-8, so the tables cannot be written under it; "
+                         f"choose another {where} (a name in UTF-8)", path) from None
+
+
 def check_output_file(path: str | Path, where: str = "--out", example: str = "model.pt") -> None:
     """Refuse, before any work, an output file that could not be written at the end: a folder
     (or FIFO, device) at that path, or a folder for it that is not a folder or not writable.
@@ -304,6 +315,7 @@ def check_output_file(path: str | Path, where: str = "--out", example: str = "mo
     the refusal offers inside a folder given). Missing folders are fine: :func:`atomic_path`
     makes them, so the nearest one that exists must be writable."""
     path = Path(path)
+    refuse_undecodable(path, where)
     if path.is_dir():
         raise InputError(f"is a folder; {where} names the file to write (e.g. "
                          f"{path / example})", path)
@@ -324,6 +336,7 @@ def check_output_folder(path: str | Path, where: str = "--out") -> None:
     """Refuse, before any work, an output folder whose path is taken by a file (or FIFO,
     device): the folder could not be made there."""
     path = Path(path)
+    refuse_undecodable(path, where)
     if path.exists() and not path.is_dir():
         raise InputError(f"exists and is not a folder; {where} names a folder to write; "
                          "choose another", path)

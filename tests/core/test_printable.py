@@ -18,3 +18,14 @@ def test_a_logged_file_name_reaches_the_console_escaped():
     line = PrintableFormatter("%(levelname)s %(name)s: %(message)s").format(record)
     assert "\x1b" not in line and "\x07" not in line
     assert line == "WARNING ctcnet.io: frame\\x1b]0;owned\\x07.tif: not read"
+
+
+def test_a_file_names_bytes_that_are_not_utf8_are_written_as_those_bytes():
+    import os
+
+    from ctcnet.core.printable import printable
+
+    name = os.fsdecode(b"cart\xe9 \xff")  # as Python reads such a name: lone surrogates
+    assert printable(name) == "cart\\xe9 \\xff"
+    printable(name).encode("utf-8")  # a UTF-8 log file or terminal takes it
+    assert printable("carté") == "carté"

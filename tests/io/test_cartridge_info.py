@@ -39,6 +39,31 @@ def test_a_folder_name_that_is_not_utf8_gives_a_readable_sample_id(clean_run, ca
     assert written["input"] == odd  # the path itself, as a reader of the JSON gets it back
 
 
+def test_a_night_with_a_folder_name_that_is_not_utf8_runs_it_and_logs_its_bytes(
+        cart_and_model, cart, tmp_path):
+    """The run's log file once raised UnicodeEncodeError on the warning about such a folder,
+    and the whole night ended with a traceback; the name is logged as its bytes."""
+    from ctcnet.cli import main
+
+    night = tmp_path / "night"
+    night.mkdir()
+    _without_sample_id(cart)
+    odd = os.fsdecode(os.fsencode(night) + b"/cart\xe9")
+    shutil.move(cart, odd)
+    out = tmp_path / "out"
+    assert main(["predict", str(night), "--out", str(out), "--model",
+                 str(cart_and_model / "model.pt"), "--device", "cpu", "--no-report",
+                 "--quiet"]) == 0
+    assert json.loads((out / "carté" / "summary.json").read_text())["status"] == "ok"
+    log = next((out / "logs").glob("predict-*.log")).read_text(encoding="utf-8")
+    assert "cart\\xe9" in log and "not UTF-8" in log
+    # An --out whose name is not UTF-8 is refused before any work: Parquet cannot write there.
+    bad = os.fsdecode(os.fsencode(tmp_path) + b"/out\xff")
+    assert main(["predict", odd, "--out", bad, "--model", str(cart_and_model / "model.pt"),
+                 "--quiet"]) == 2
+    assert not os.path.exists(bad)
+
+
 def test_a_sample_id_of_lone_surrogates_is_refused_by_name(tmp_path):
     with pytest.raises(InputError, match="lone surrogates"):
         safe_sample_id(json.loads('"cart\\udce9"'), tmp_path)
