@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
@@ -275,17 +276,24 @@ def _same_scan_moved(previous, fingerprint: dict, done: set[str], recorded: dict
 
 
 def _moved(previous, fingerprint: dict) -> str:
-    """Where the earlier run differs in its input folder alone (and its frames are not all
-    there unchanged): what that may be (the same scan copied, or another scan of the
-    sample id)."""
-    if not isinstance(previous, dict) or _what_differs(previous, fingerprint) != "input":
+    """Where the earlier run read another input folder (and its frames are not all there
+    unchanged): what that may be (the same scan copied, or another scan of the sample id),
+    with what else differs."""
+    if not isinstance(previous, dict) or "input" not in _differing_keys(previous, fingerprint):
         return ""
-    return (f": it read {previous.get('input')}, this run reads {fingerprint['input']}, "
-            "whose frames are not all the journal's (names, sizes, bytes). The same scan "
-            "copied is run again from there with --overwrite, the review's decisions "
-            "following their cells (by frame digest and position). Another cartridge that "
-            "has this sample id (its folder's name, where its cartridge.json states none) is "
-            "given its own sample_id in its cartridge.json: --overwrite would replace this "
+    others = _what_differs({**previous, "input": fingerprint.get("input")}, fingerprint)
+    before, now = str(previous.get("input")), str(fingerprint["input"])
+    # Two names a screen shows alike: one accent composed (NFC), the other decomposed (NFD).
+    alike = (" (the two names differ only in how their accents are encoded)"
+             if before != now and unicodedata.normalize("NFC", before) ==
+             unicodedata.normalize("NFC", now) else "")
+    return (f": it read {before}, this run reads {now}{alike}, "
+            + (f"and the runs differ in {others}" if others else
+               "whose frames are not all the journal's (names, sizes, bytes)")
+            + ". The same scan copied is run again from there with --overwrite, the review's "
+            "decisions following their cells (by frame digest and position). Another cartridge "
+            "that has this sample id (its folder's name, where its cartridge.json states none) "
+            "is given its own sample_id in its cartridge.json: --overwrite would replace this "
             "sample's results with it")
 
 

@@ -329,6 +329,38 @@ def test_a_scan_moved_since_its_run_resumes_and_a_copy_is_refused_naming_both(cl
         "sample's results with it" in str(refused.value)
 
 
+def test_another_scan_of_the_sample_id_is_refused_as_one_not_as_other_settings(
+        clean_run, cart, tmp_path):
+    """A second scan under a sample id already in --out, its pixel size another: refused
+    as a run of this sample read from another folder, naming what else differs and what
+    --overwrite would do, not as "another model or other settings" (whose remedy would
+    replace the other tube's results); names a screen shows alike are said to differ in
+    their accents' encoding alone."""
+    import json
+    import unicodedata
+
+    import pytest
+
+    from ctcnet.errors import InputError
+
+    out = tmp_path / "out"
+    first = cart.rename(tmp_path / unicodedata.normalize("NFC", "Café"))
+    assert predict(clean_run, first, out).status == "ok"
+    second = shutil.copytree(first, tmp_path / "second" / unicodedata.normalize("NFD", "Café"))
+    panel = json.loads((second / "panel.json").read_text())
+    panel["pixel_size_um"] *= 1.1
+    (second / "panel.json").write_text(json.dumps(panel))
+    with pytest.raises(InputError, match="read from another folder") as refused:
+        predict(clean_run, second, out)
+    said = str(refused.value)
+    assert "another model" not in said and "and the runs differ in scan_pixel_size_um" in said
+    assert "given its own sample_id in its cartridge.json" in said
+    moved_alike = shutil.copytree(second, tmp_path / unicodedata.normalize("NFD", "Café"))
+    shutil.rmtree(second)
+    with pytest.raises(InputError, match="differ only in how their accents are encoded"):
+        predict(clean_run, moved_alike, out)
+
+
 def test_a_journal_of_no_frame_does_not_hold_a_renamed_scan_back(clean_run, cart, tmp_path):
     """A run that read no frame (its cartridge renamed as it began: every frame gone) leaves a
     journal of none: the rerun under the folder's new name starts afresh, not refused as
