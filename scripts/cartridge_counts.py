@@ -148,13 +148,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import pandas as pd
 
+    from ctcnet.evaluation.cartridge_evaluation import evaluate_cartridges
     from ctcnet.evaluation.counts import (
         cartridge_panel_for,
         false_call_kinds,
         simulate_count_cartridges,
         summarise_false_calls,
     )
-    from ctcnet.evaluation.evaluate import evaluate_cartridges
     from ctcnet.inference.backends import load_backend
     from ctcnet.io.atomic import atomic_write_text
     from ctcnet.nn.calls import DecisionRule, decision_weights

@@ -98,9 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
     from ctcnet.deploy.export import restamp_onnx
+    from ctcnet.evaluation.cartridge_evaluation import evaluate_cartridges
     from ctcnet.evaluation.counts import cartridge_panel_for, simulate_count_cartridges
     from ctcnet.evaluation.decision import FitTable, fit_decision
-    from ctcnet.evaluation.evaluate import evaluate_cartridges
     from ctcnet.evaluation.model_card import refresh_decision
     from ctcnet.inference.ground_truth import truth_of_processed_frames
     from ctcnet.inference.spillover import wants_compensation

@@ -373,8 +373,8 @@ def _natural(name: str) -> list:
 def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
     """Cartridge-level evaluation: counts per class, automatic and after review."""
     # the library: imported when the command runs (see ctcnet.commands)
+    from ctcnet.evaluation.cartridge_evaluation import evaluate_cartridges
     from ctcnet.evaluation.counts import agreement_text
-    from ctcnet.evaluation.evaluate import evaluate_cartridges
     from ctcnet.nn.calls import COUNTED_CLASSES
 
     report = evaluate_cartridges(cartridges, args.model, args.out, device=args.device,

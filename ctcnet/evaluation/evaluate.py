@@ -8,9 +8,7 @@
   chunk of crops at a time as predict reads one (memory flat in the folder's size); writes
   ``report.json``, ``predictions.csv`` (each crop's call, made as ``ctcnet predict`` makes it on
   the same folder), ``confusion.png``, ``reliability.png`` (and baseline confusion PNGs).
-* :func:`evaluate_cartridges`: ``ctcnet evaluate`` on simulated cartridges with ground truth:
-  predicts each, compares called with true counts (:mod:`ctcnet.evaluation.counts`), writes
-  ``counts.json`` and ``counts.png``.
+* ``ctcnet evaluate`` on simulated cartridges: :mod:`ctcnet.evaluation.cartridge_evaluation`.
 * :func:`robustness_report`: macro-F1 per named simulator shift, CNN and baselines side by side
   (baselines fitted on a clean training set of other seeds), for the model card.
 
@@ -62,12 +60,10 @@ from ctcnet.inference.crop_sets import read_and_classify
 from ctcnet.inference.guard import RULES
 from ctcnet.inference.progress import StepBars, progress_bar
 from ctcnet.inference.spillover import network_view
-from ctcnet.inference.summary import model_sha256
+from ctcnet.inference.summary import model_record
 from ctcnet.io.atomic import atomic_path, atomic_write_text, refuse_overwriting_inputs
-from ctcnet.io.scan import open_cartridge
 from ctcnet.io.spilled import SpilledArray
 from ctcnet.nn.calls import (
-    CARTRIDGE_PRIOR,
     DecisionRule,
     calls_from_proba,
     decision_weights,
@@ -75,7 +71,6 @@ from ctcnet.nn.calls import (
 )
 from ctcnet.nn.spec import ModelSpec
 from ctcnet.simulate import SimConfig, simulate_crops
-from ctcnet.simulate.cartridge import read_truth
 
 log = logging.getLogger(__name__)
 
@@ -343,8 +338,10 @@ def _write_evaluation(report: dict, data: str, backend, out_dir: Path, index,
         confusion_png(base["confusion"], names, out_dir / f"confusion_{name}.png",
                       f"{name.replace('_', ' ')} confusion matrix")
     # A validation record names the data, the model (by its SHA-256), the software and when.
-    public = {"data": absolute(data), "model": str(backend.model_path),
-              "model_sha256": model_sha256(backend), "software": software_record(),
+    record = model_record(backend)
+    public = {"data": absolute(data), "model": record["path"],
+              "model_sha256": record["sha256"], "model_record": record,
+              "software": software_record(),
               "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               **_public(report), "predictions": "predictions.csv"}
     public["cnn"]["confusion_json"] = "confusion.json"
@@ -359,73 +356,6 @@ def _write_evaluation(report: dict, data: str, backend, out_dir: Path, index,
     if page is not None:
         page(out_dir, table, crops, called_spec, public)
     return public
-
-
-def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str = "auto",
-                        workers: int | None = None, quiet: bool = True, compensate: bool |
-                        None = None, prior: str | None = None, cutoffs=None) -> dict:
-    """Cartridge-level evaluation: predict every cartridge and compare its automatic and
-    after-review counts with its ground truth (of the frames read: a partial one's status).
-
-    Parameters
-    ----------
-    cartridges : iterable of str, Path or Cartridge
-        Simulated cartridges, each with its ground_truth.csv (checked before any work).
-    model_path : str or Path
-        The model, as for :func:`evaluate_dataset`.
-    out_dir : str or Path
-        Each cartridge's predict output goes into ``out_dir/<sample id>/``; counts.json and
-        counts.png beside them.
-    device, workers, quiet, compensate, prior
-        As ``ctcnet predict`` takes them; the prior defaults to cartridge prevalence.
-    cutoffs : sequence of float, optional
-        CTCs per 7.5 mL whose agreement is given (default ``counts.CUTOFFS``).
-
-    Returns
-    -------
-    dict
-        What counts.json holds: each cartridge's called and true counts, and their agreement
-        per 7.5 mL over the cartridges, automatic and after review.
-    """
-    import pandas as pd  # cartridges only
-
-    from ctcnet.evaluation.counts import CUTOFFS, cartridge_counts, count_report, counts_png
-    from ctcnet.inference.ground_truth import truth_by_taxonomy, truth_of_processed_frames
-    from ctcnet.inference.options import say_if_no_cartridge_rule
-    from ctcnet.inference.options import say_what_other_reported_classes_lack as say_others
-    from ctcnet.inference.predict import PredictOptions, predict_cartridge, spec_at_prior
-
-    backend = load_backend(model_path, device=device)
-    names = backend.spec.class_names
-    say_others(backend.spec)
-    prior_name = spec_at_prior(backend.spec, prior, CARTRIDGE_PRIOR)[1]  # a bad prior: now
-    say_if_no_cartridge_rule(backend.spec, prior)
-    # Refuse before any work: truth present, the model's channels there (by name).
-    opened = [open_cartridge(c).conform(backend.spec.panel) for c in cartridges]
-    for cart in opened:
-        read_truth(cart.root)
-    out_dir = Path(out_dir)
-    rows = []
-    for cart in opened:
-        summary = predict_cartridge(cart, backend, out_dir / cart.sample_id, PredictOptions(
-            quiet=quiet, report=None, overwrite=True, workers=workers, compensate=compensate,
-            prior=prior))
-        events = pd.read_parquet(out_dir / cart.sample_id / "events.parquet")
-        truth = truth_by_taxonomy(read_truth(cart.root), backend.spec.taxonomy)
-        truth = truth_of_processed_frames(cart, truth, summary.skipped_frames)
-        # The blood of the frames read, as the truth is of those frames only.
-        row = cartridge_counts(events, truth, names, cart.panel.pixel_size_um,
-                               summary.volume_read_ml)
-        rows.append({"sample_id": cart.sample_id, "status": summary.status, **row})
-    report = count_report(rows, names, cutoffs=cutoffs or CUTOFFS,
-                          reported=backend.spec.taxonomy.reported_classes())
-    report.update(model=str(backend.model_path), prior=prior_name, review_flags=(
-        "review column of events: sent to a person where the doubt could change a count (a "
-        "counted class in doubt or within the review band, or the marker guard's flags); "
-        "each sample's summary.json review_list gives how many each reason brings"))
-    counts_png(report, out_dir / "counts.png")
-    atomic_write_text(out_dir / "counts.json", json.dumps(report, indent=2) + "\n")
-    return report
 
 
 def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,

@@ -73,6 +73,25 @@ def model_sha256(backend) -> str | None:
     return file_sha256(backend.model_path) if backend.model_path else None
 
 
+def model_record(backend) -> dict:
+    """What a report names its model by, for an audit months later: the file (absolute path,
+    SHA-256), the network (``network_sha256``: a checkpoint's, also for its fp32 ONNX export,
+    which a run's fingerprint records), its name where a card lies beside it (a shipped
+    model, a fine-tune), and the base model a fine-tune was made from."""
+    path = backend.model_path
+    if path is None:
+        return {"path": None, "sha256": None}  # a model given in memory
+    identity = getattr(backend, "model_identity", None)
+    record = {"path": absolute(path), "sha256": file_sha256(path),
+              "network_sha256": identity() if identity else file_sha256(path)}
+    if Path(path).with_suffix(".json").is_file():  # a card: the model has a name
+        record["name"] = Path(path).stem
+    base = (getattr(backend.spec, "training", None) or {}).get("finetune", {}).get("base")
+    if isinstance(base, dict):
+        record["finetuned_from"] = {k: base.get(k) for k in ("path", "sha256")}
+    return record
+
+
 @dataclass
 class FrameCounts:
     """The frames of a run: in the cartridge, processed, skipped, taken from the journal of an

@@ -289,7 +289,7 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
                 ("frames skipped", frames.skipped),
                 ("counted at", _utc(s.counted_at)),
                 ("model", f"{s.model.path or 'a model given in memory'} "
-                 f"({s.model.arch}, v{s.model.version}"
+                 f"({s.model.arch}, its spec written by ctcnet {s.model.version}"
                  + (f", SHA-256 {s.model.sha256[:16]}..." if s.model.sha256 else "") + ")"
                  + _made_by_text(s.frames_made_by)),
                 ("calls made at", _prior_text(s.model.prior)),

@@ -236,6 +236,15 @@ def test_evaluate_command_on_simulated_cartridges(tmp_path, capsys):
     assert first["automatic"]["ctc"] == int(((events["class"] == "ctc") & counted(events)).sum())
     assert (tmp_path / "out" / "counts.png").stat().st_size > 0
     assert np.isfinite(report["per_class"]["ctc"]["automatic"]["bland_altman"]["bias"])
+    # What was scored, for an audit: the model by its absolute path, file and network digests
+    # and name (the shipped default, run as its ONNX export on a CPU), the software and when.
+    record = report["model_record"]
+    assert Path(record["path"]).is_absolute() and record["path"] == report["model"]
+    summary = json.loads((tmp_path / "out" / "sim1" / "summary.json").read_text())
+    assert record["sha256"] == report["model_sha256"] == summary["model"]["sha256"]
+    assert record["network_sha256"] == summary["run_fingerprint"]["model_sha256"]
+    assert record["name"] == "ctcnet-default" and "finetuned_from" not in record
+    assert report["software"]["ctcnet"] and report["written_at"]
     # Crop-set options given with cartridges are refused by name, before any work: a
     # calibrated model that would never be written, a baseline folder never read.
     for extra, named in ((["--calibrate-on", str(tmp_path), "--save-model", "cal.pt"],

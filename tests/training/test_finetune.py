@@ -366,7 +366,14 @@ def test_evaluate_tells_the_crops_a_fine_tune_learnt_from_wherever_they_are_copi
     shutil.copytree(lab / "crops", tmp_path / "copy")
     assert main(["evaluate", str(tmp_path / "copy"), "--model", str(out), "--out",
                  str(tmp_path / "ev"), "--device", "cpu"]) == 0
-    warnings = json.loads((tmp_path / "ev" / "report.json").read_text()).get("warnings", [])
+    report = json.loads((tmp_path / "ev" / "report.json").read_text())
+    warnings = report.get("warnings", [])
+    # The report names the fine-tune (its card beside it) and the base it was made from.
+    from ctcnet.io.digests import file_sha256
+
+    assert report["model_record"]["name"] == "tuned"
+    assert report["model_record"]["path"] == str(out.absolute())
+    assert report["model_record"]["finetuned_from"]["sha256"] == file_sha256(lab / "base.pt")
     # the 24 crops but the held-out ones: those it was not trained on
     assert any(f"{24 - held} of 24 crops" in w and "trained or fine-tuned on" in w
                for w in warnings), warnings
