@@ -24,14 +24,16 @@ log = logging.getLogger(__name__)
 def add_expected_arguments(parser: argparse.ArgumentParser) -> None:
     """``--expected`` (a spike-in validation or a method comparison of predict's outputs)
     and ``--cutoffs`` (the clinical cut-offs a comparison or a cartridge evaluation gives)."""
-    parser.add_argument("--expected", metavar="CSV",
+    parser.add_argument("--expected", metavar="CSV|RESULTS",
                         help="score a predict --out folder (or a folder of them) as DATA: CSV "
                              "lists sample_id,spiked[,level] (cells spiked per tube, 0 for a "
                              "blank: recovery, linearity, LoB, LoD; docs/training.md) or "
                              "sample_id,reference_per_7_5_ml (another method's CTCs per 7.5 mL "
                              "of the same tubes, e.g. CellSearch's: bias, limits of agreement, "
-                             "cut-off agreement); a tube scanned twice named "
-                             "<folder>/<sample_id>")
+                             "cut-off agreement); or another predict --out folder of the "
+                             "same scans (another model's: a model comparison, both models "
+                             "named and the events whose call changed); a tube scanned twice "
+                             "named <folder>/<sample_id>")
     parser.add_argument("--cutoffs", metavar="N[,N]", type=_cutoffs, default=None,
                         help="clinical cut-offs in CTCs per 7.5 mL (>= N is positive) whose "
                              "agreement is given, with a reference's rates or simulated "
@@ -60,7 +62,14 @@ def run_spike_in(args: argparse.Namespace) -> int:
         raise InputError("--expected scores the counts of a predict output folder as they "
                          "are: --model and --calibrate-on do not apply (run ctcnet predict "
                          "with the model first)")
-    expected = read_expected(args.expected)
+    reference_runs = None
+    if Path(args.expected).is_dir():  # another model's predict output of the same scans
+        reference_runs = _reference_runs(Path(args.expected), find_samples)
+        from ctcnet.evaluation.model_comparison import reference_rates
+
+        expected = reference_rates({k: summary for k, (_, summary) in reference_runs.items()})
+    else:
+        expected = read_expected(args.expected)
     if args.cutoffs is not None and "reference" not in expected:
         raise InputError("--cutoffs are a method comparison's (reference_per_7_5_ml) or "
                          "simulated cartridges': a spike-in validation has none", args.expected)
@@ -69,9 +78,10 @@ def run_spike_in(args: argparse.Namespace) -> int:
     expected.index = [_named(i, results) for i in expected.index]
     summaries, read_from = _summaries(results, expected.index)
     rows = sample_rows(summaries, expected)
-    rows.insert(1, "results_folder", [str(read_from[s]) for s in rows["sample_id"]])
+    rows.insert(1, "results_folder", [str(read_from[s].parent) for s in rows["sample_id"]])
     if "reference" in expected:
-        return _run_comparison(args, rows, summaries, expected, nights)
+        return _run_comparison(args, rows, summaries, expected, nights,
+                               _model_comparison(reference_runs, summaries, read_from))
     report = spike_report(rows)
     report["results_not_expected"] = _not_expected(summaries, expected)
     report["results_folders"] = [str(p) for p in nights]
@@ -96,10 +106,38 @@ def run_spike_in(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reference_runs(folder: Path, find_samples) -> dict[str, tuple[Path, dict]]:
+    """A reference model's predict output (or a folder of them): each sample id's folder and
+    summary; a tube with two results there is refused (which one is the reference?)."""
+    found = _results(_samples_of_nights(folder, find_samples)[0])
+    twice = sorted(s for s, both in found.items() if len(both) > 1)
+    if twice:
+        raise InputError(f"the reference holds {len(found[twice[0]])} results of sample "
+                         f"{twice[0]!r}: score one predict output of each tube", folder)
+    return {sample: both[0] for sample, both in found.items()}
+
+
+def _model_comparison(reference_runs, summaries: dict, read_from: dict) -> dict | None:
+    """Where the reference is another model's run: what made each side, and the events of
+    each scan both read (the same ``cartridge_id``) whose call, count or review changed."""
+    if reference_runs is None:
+        return None
+    from ctcnet.evaluation.model_comparison import event_changes, made_by
+
+    pairs = [(key, reference_runs[key][0], read_from[key]) for key, summary in summaries.items()
+             if key in reference_runs and summary.get("cartridge_id") and
+             summary.get("cartridge_id") == reference_runs[key][1].get("cartridge_id")]
+    changes, table = event_changes(pairs)
+    return {"models": made_by(summaries[k] for k in summaries if k in reference_runs),
+            "reference_models": made_by(s for _, s in reference_runs.values()),
+            "event_changes": changes, "_table": table}
+
+
 def _run_comparison(args: argparse.Namespace, rows, summaries: dict, expected,
-                    nights: list[Path]) -> int:
+                    nights: list[Path], models: dict | None = None) -> int:
     """A method comparison of ``rows`` (:func:`~ctcnet.evaluation.spike_in.sample_rows` of a
-    reference) written to ``--out`` and said; exit status 0."""
+    reference) written to ``--out`` and said (``models``: where the reference is another
+    model's run, :func:`_model_comparison`'s); exit status 0."""
     from ctcnet.evaluation.counts import CUTOFFS
     from ctcnet.evaluation.method_comparison import comparison_csv, comparison_report
     from ctcnet.io.atomic import atomic_write_text
@@ -111,6 +149,10 @@ def _run_comparison(args: argparse.Namespace, rows, summaries: dict, expected,
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "comparison.csv", comparison_csv(rows, cutoffs))
+    if models is not None:
+        report.update({k: v for k, v in models.items() if not k.startswith("_")})
+        atomic_write_text(out / "changed_events.csv",
+                          models["_table"].to_csv(index=False, float_format="%.5g"))
     atomic_write_text(out / "comparison.json", json.dumps(
         {**report, "results": absolute(args.data), "reference": absolute(args.expected),
          **_provenance(args.expected)}, indent=2) + "\n")
@@ -130,20 +172,45 @@ def _run_comparison(args: argparse.Namespace, rows, summaries: dict, expected,
     if report["after_review"]:
         _say_comparison(report["after_review"], "after review")
     _say_left_out(report, "comparison.csv")
-    print(f"report: {out}/comparison.json, {out}/comparison.csv")
+    if models is not None:
+        _say_models(report)
+    print(f"report: {out}/comparison.json, {out}/comparison.csv"
+          + (f", {out}/changed_events.csv" if models is not None else ""))
     return 0
+
+
+def _say_models(report: dict) -> None:
+    """What made each side, and the events whose call, count or review changed."""
+    def named(models: list[dict]) -> str:
+        return "; ".join(f"{Path(m['path'] or 'a model in memory').name} (SHA-256 "
+                         f"{(m['sha256'] or '?')[:12]}..., ctcnet {m['ctcnet']})"
+                         for m in models)
+
+    print(f"reference: {named(report['reference_models'])}")
+    print(f"ctcnet:    {named(report['models'])}")
+    changes = report["event_changes"]
+    ctc = changes["counted_ctc"]
+    moves = ", ".join(f"{k} {v}" for k, v in changes["by_change"].items()) or "none"
+    print(f"events of the same scans ({changes['samples']} sample(s), "
+          f"{changes['events_paired']} paired; {changes['events_reference_only']} found by the "
+          f"reference alone, {changes['events_compared_only']} by ctcnet alone): calls changed "
+          f"{changes['calls_changed']} ({moves}), review changed {changes['review_changed']}; "
+          f"CTCs counted by ctcnet alone {ctc['compared_only']}, by the reference alone "
+          f"{ctc['reference_only']} (McNemar exact p = {ctc['mcnemar_exact_p']:.3g})")
 
 
 def _provenance(reference) -> dict:
     """What a validation report cites of the comparison: when it was made, the reference
-    file's digest (the figures are of it as it was then) and the software that scored it."""
+    file's digest (the figures are of it as it was then; a reference run's models are named
+    beside) and the software that scored it."""
     from datetime import datetime, timezone
 
     from ctcnet.core.provenance import software_record
     from ctcnet.io.digests import file_sha256
 
     return {"written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "reference_sha256": file_sha256(reference), "software": software_record()}
+            **({"reference_sha256": file_sha256(reference)} if Path(reference).is_file()
+               else {}), "software": software_record()}
 
 
 def _rate(value):
@@ -236,10 +303,10 @@ def _named(listed: str, results: dict[str, list]) -> str:
 
 
 def _summaries(results: dict[str, list], listed) -> tuple[dict, dict]:
-    """Each result's summary by the id it is scored under, and the predict output folder it
-    came from. A tube with results in two folders (scanned again another night) is scored
-    under :func:`_key`: refused when the expected counts list it plainly, or list more than
-    one of its results, or one twice (one tube, one result)."""
+    """Each result's summary by the id it is scored under, and its sample folder. A tube with
+    results in two folders (scanned again another night) is scored under :func:`_key`:
+    refused when the expected counts list it plainly, or list more than one of its results,
+    or one twice (one tube, one result)."""
     seen: set = set()
     for name in listed:  # "low" and "night1/low" name one result: listed twice
         if name in seen:
@@ -261,7 +328,7 @@ def _summaries(results: dict[str, list], listed) -> tuple[dict, dict]:
                                                f": name the one to score, as "
                                                f"{' or '.join(keys)}")))
         for key, (folder, summary) in zip(keys, found):
-            summaries[key], where[key] = summary, folder.parent
+            summaries[key], where[key] = summary, folder
     return summaries, where
 
 

@@ -1,0 +1,137 @@
+"""Two models on the same scans: a predict output folder read as the reference of another's
+(``ctcnet evaluate NEW_RESULTS --expected OLD_RESULTS``), as a lab validates a new model
+version against the one it runs.
+
+The counts are compared as another method's are (:mod:`ctcnet.evaluation.method_comparison`:
+bias, limits of agreement, cut-offs), the reference's rate being its automatic CTC count per
+7.5 mL. Where both runs read the same scan (its ``cartridge_id``), their events are paired
+(same frame, each other's nearest within :data:`SAME_PLACE_PX`): the events whose call,
+count or review differ are listed, and the CTCs counted by one run alone are tested for a
+direction (McNemar's exact test: among the discordant events, as many of each kind under the
+null). What made each side (model file and network digests, ctcnet) is named for an audit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ctcnet.inference.guard import counted
+
+# Events of two runs of one scan that are each other's nearest, at most this far apart (px,
+# about 2 um), are one cell. Their ids need not agree: a model of other channels detects on
+# those (ctcnet-default against ctcnet-core3 on one scan: 98 % of events within 1 px of
+# their partner, 99 % within 3).
+SAME_PLACE_PX = 3.0
+POSITIVE = "ctc"
+# A changed event's columns, the reference run's first.
+_PAIRED = ("class", "counted", "review", "p_ctc")
+
+
+def reference_rates(summaries: dict[str, dict], positive: str = POSITIVE) -> pd.DataFrame:
+    """The reference run's rates as :func:`ctcnet.evaluation.spike_in.read_expected` gives a
+    reference method's (a ``reference`` column by sample id): each sample's automatic count of
+    ``positive`` per 7.5 mL; a failed sample (no rate) is left out."""
+    rates = {sample: (summary.get("per_7_5_ml") or {}).get(positive)
+             for sample, summary in summaries.items() if summary.get("status") != "failed"}
+    rates = {k: float(v) for k, v in rates.items() if v is not None}
+    return pd.DataFrame({"reference": list(rates.values())}, index=list(rates))
+
+
+def made_by(summaries: Iterable[dict]) -> list[dict]:
+    """The models (file path and SHA-256, network digest) and ctcnet versions that made
+    ``summaries``, each once."""
+    seen = []
+    for summary in summaries:
+        model = summary.get("model") if isinstance(summary.get("model"), dict) else {}
+        fingerprint = summary.get("run_fingerprint") or {}
+        entry = {"path": model.get("path"), "sha256": model.get("sha256"),
+                 "network_sha256": fingerprint.get("model_sha256"),
+                 "ctcnet": (summary.get("software") or {}).get("ctcnet",
+                                                              summary.get("ctcnet_version"))}
+        if entry not in seen:
+            seen.append(entry)
+    return seen
+
+
+def _event_table(folder: Path) -> pd.DataFrame:
+    """A run's events with what the comparison reads of each: its call, whether it is
+    counted (a call the guard did not hold), on the review list, and its CTC probability."""
+    events = pd.read_parquet(folder / "events.parquet")
+    table = events[["frame_id", "event_id", "x", "y", "class"]].copy()
+    table["counted"] = np.asarray(counted(events), bool)
+    table["review"] = events["review"].to_numpy(bool) if "review" in events else False
+    table["p_ctc"] = events["p_ctc"].to_numpy(float) if "p_ctc" in events else np.nan
+    table["class"] = table["class"].astype(str)
+    return table
+
+
+def paired_events(reference: Path, compared: Path) -> tuple[pd.DataFrame, int, int]:
+    """The two runs' events of one scan side by side (``<column>_reference`` beside
+    ``<column>``: each frame's events paired with their mutual nearest within
+    :data:`SAME_PLACE_PX`), and how many of each run's events have no partner."""
+    from scipy.spatial import cKDTree
+
+    old, new = _event_table(reference), _event_table(compared)
+    pairs = []
+    for frame, here in new.groupby("frame_id", sort=False):
+        there = old[old["frame_id"] == frame]
+        if not len(there):
+            continue
+        where_new, where_old = here[["x", "y"]].to_numpy(), there[["x", "y"]].to_numpy()
+        distance, nearest = cKDTree(where_old).query(where_new)
+        back = cKDTree(where_new).query(where_old)[1]
+        mutual = (back[nearest] == np.arange(len(here))) & (distance <= SAME_PLACE_PX)
+        pairs.append(pd.concat([there.iloc[nearest[mutual]].add_suffix("_reference")
+                                .reset_index(drop=True),
+                                here.iloc[np.flatnonzero(mutual)].reset_index(drop=True)],
+                               axis=1))
+    both = pd.concat(pairs, ignore_index=True) if pairs else pd.DataFrame(
+        columns=[*(f"{c}_reference" for c in old.columns), *new.columns])
+    return both, len(old) - len(both), len(new) - len(both)
+
+
+def mcnemar_exact(only_compared: int, only_reference: int) -> float:
+    """McNemar's exact two-sided p of ``only_compared`` events counted by one run against
+    ``only_reference`` by the other: a binomial test of the discordant ones at 1/2."""
+    from scipy.stats import binomtest
+
+    n = only_compared + only_reference
+    return 1.0 if n == 0 else float(binomtest(only_compared, n, 0.5).pvalue)
+
+
+def event_changes(pairs: list[tuple[str, Path, Path]], positive: str = POSITIVE
+                  ) -> tuple[dict, pd.DataFrame]:
+    """Over ``pairs`` (sample id, the reference's sample folder, the compared one), each of
+    one scan: the summary of what changed, and a table of the events whose call, count or
+    review differ (``changed_events.csv``)."""
+    rows, totals = [], {"samples": 0, "events_paired": 0, "events_reference_only": 0,
+                        "events_compared_only": 0}
+    for sample, reference, compared in pairs:
+        both, old_only, new_only = paired_events(reference, compared)
+        totals["samples"] += 1
+        totals["events_paired"] += len(both)
+        totals["events_reference_only"] += old_only
+        totals["events_compared_only"] += new_only
+        differs = (both["class_reference"] != both["class"]) | \
+            (both["counted_reference"] != both["counted"]) | \
+            (both["review_reference"] != both["review"])
+        rows.append(both[differs.to_numpy()].assign(sample_id=sample))
+    columns = ["sample_id", "frame_id", "event_id_reference", "event_id", "x", "y"] + \
+        [c for name in _PAIRED for c in (f"{name}_reference", name)]
+    changed = (pd.concat(rows, ignore_index=True) if rows else pd.DataFrame())
+    changed = changed.reindex(columns=columns)
+    is_old = (changed["class_reference"] == positive) & changed["counted_reference"].astype(bool)
+    is_new = (changed["class"] == positive) & changed["counted"].astype(bool)
+    gained, lost = int((is_new & ~is_old).sum()), int((is_old & ~is_new).sum())
+    moves = (changed["class_reference"].astype(str) + " -> " + changed["class"].astype(str))[
+        changed["class_reference"] != changed["class"]].value_counts()
+    summary = {**totals, "calls_changed": int(moves.sum()),
+               "by_change": {k: int(v) for k, v in moves.items()},
+               "review_changed": int((changed["review_reference"] != changed["review"]).sum()),
+               f"counted_{positive}": {"compared_only": gained, "reference_only": lost,
+                                       "mcnemar_exact_p": mcnemar_exact(gained, lost)}}
+    return summary, changed

@@ -1,0 +1,93 @@
+"""ctcnet.evaluation.model_comparison and ``ctcnet evaluate NEW --expected OLD``: a new model
+version's run of the same scans against the one a lab runs, its counts and its events."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ctcnet.evaluation.model_comparison import event_changes, mcnemar_exact, paired_events
+
+
+def run(folder, sample, events, rate, model, cartridge="c0ffee"):
+    """A sample's predict output as the comparison reads it: events.parquet and summary.json."""
+    path = folder / sample
+    path.mkdir(parents=True)
+    pd.DataFrame(events).to_parquet(path / "events.parquet")
+    (path / "summary.json").write_text(json.dumps(
+        {"sample_id": sample, "status": "ok", "blood_volume_ml": 7.5,
+         "per_7_5_ml": {"ctc": rate}, "review_list": {"events": 0}, "cartridge_id": cartridge,
+         "model": {"path": f"/models/{model}.onnx", "sha256": model * 8},
+         "run_fingerprint": {"model_sha256": model * 8}, "software": {"ctcnet": "0.1.0"}}))
+    return path
+
+
+def events(classes, guard=None, review=None, shift=0.0, ids=None):
+    n = len(classes)
+    return {"frame_id": ["r00c00"] * n, "event_id": ids or list(range(n)),
+            "x": [10.0 * i + shift for i in range(n)], "y": [5.0] * n, "class": classes,
+            "guard": guard or [""] * n, "review": review or [False] * n,
+            "p_ctc": [0.9 if c == "ctc" else 0.1 for c in classes]}
+
+
+def test_events_are_paired_by_place_not_by_id(tmp_path):
+    """Another model's detection may number a frame's events otherwise and move them by a
+    pixel: paired by mutual nearest place, an event too far from any is one run's alone."""
+    old = run(tmp_path / "a", "s", events(["ctc", "wbc", "debris", "wbc"]), 7.5, "a")
+    new = run(tmp_path / "b", "s", events(["ctc", "wbc", "debris"], shift=0.8,
+                                          ids=[7, 8, 9]), 7.5, "b")
+    both, old_only, new_only = paired_events(old, new)
+    assert list(both["event_id_reference"]) == [0, 1, 2] and list(both["event_id"]) == [7, 8, 9]
+    assert (old_only, new_only) == (1, 0)
+
+
+def test_changed_events_and_the_ctcs_counted_by_one_run_alone(tmp_path):
+    old = run(tmp_path / "a", "s", events(["ctc", "ctc", "wbc", "debris", "ctc"],
+                                          guard=["", "", "", "", "no_dna"]), 15.0, "a")
+    new = run(tmp_path / "b", "s", events(["ctc", "debris", "ctc", "debris", "ctc"],
+                                          review=[False, False, False, True, False]), 22.5, "b")
+    summary, table = event_changes([("s", old, new)])
+    # 1: a counted CTC lost to debris; 2: a wbc now a counted CTC; 3: review alone; 4: a CTC
+    # the guard held, now counted.
+    assert list(table["event_id"]) == [1, 2, 3, 4]
+    assert summary["by_change"] == {"ctc -> debris": 1, "wbc -> ctc": 1}
+    assert summary["calls_changed"] == 2 and summary["review_changed"] == 1
+    assert summary["counted_ctc"]["compared_only"] == 2
+    assert summary["counted_ctc"]["reference_only"] == 1
+    assert summary["counted_ctc"]["mcnemar_exact_p"] == pytest.approx(1.0)
+
+
+def test_mcnemar_exact_is_the_binomial_test_of_the_discordant_events():
+    assert mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(0, 8) == pytest.approx(2 * 0.5 ** 8)
+    assert mcnemar_exact(6, 1) == pytest.approx(0.125)
+
+
+def test_evaluate_expected_with_another_models_run_names_both_and_lists_the_changes(
+        tmp_path, capsys):
+    from ctcnet.cli import main
+
+    for sample, (rate_a, rate_b) in {"P1": (7.5, 15.0), "P2": (0.0, 0.0)}.items():
+        run(tmp_path / "old", sample, events(["ctc", "wbc"] if rate_a else ["wbc", "wbc"]),
+            rate_a, "a")
+        run(tmp_path / "new", sample, events(["ctc", "ctc"] if rate_b else ["wbc", "wbc"]),
+            rate_b, "b")
+    # Another scan under a sample id of the reference: its events are not paired.
+    run(tmp_path / "old", "P3", events(["ctc"]), 7.5, "a", cartridge="other")
+    run(tmp_path / "new", "P3", events(["ctc"]), 7.5, "b")
+    out = tmp_path / "out"
+    assert main(["evaluate", str(tmp_path / "new"), "--expected", str(tmp_path / "old"),
+                 "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "reference: a.onnx (SHA-256 aaaaaaaa" in said and "ctcnet:    b.onnx" in said
+    assert "calls changed 1 (wbc -> ctc 1)" in said and "(2 sample(s)," in said
+    report = json.loads((out / "comparison.json").read_text())
+    assert report["reference_models"][0]["sha256"] == "a" * 8
+    assert report["models"][0]["network_sha256"] == "b" * 8
+    assert report["bland_altman"]["bias"] == pytest.approx(7.5 / 3)
+    assert "reference_sha256" not in report  # a folder, named by its models instead
+    changed = pd.read_csv(out / "changed_events.csv")
+    assert changed[["sample_id", "class_reference", "class"]].values.tolist() == [
+        ["P1", "wbc", "ctc"]]
+    assert np.isclose(changed["p_ctc"].iloc[0], 0.9)
