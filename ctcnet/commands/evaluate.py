@@ -419,11 +419,12 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
     # Each counted class the guard held calls of (a lab's ctc_emt beside ctc), ctc's always.
     said = [(k, g, sum(c.get("held_by_guard", {}).get(k, 0) for c in report["cartridges"]))
             for k, g in report.get("guard_by_class", {name: guard} if guard else {}).items()]
-    print(f"flagged for review: {report['flagged_share']:.1%} of events"
+    print(f"sent to review: {report['flagged_share']:.1%} of events (every reason)"
           + ("; marker guard: " + "; ".join(
               f"{held} {k} calls held apart from the automatic count, {g['wrong_held']} of "
               f"{g['wrong_calls']} wrong {k} calls caught" for k, g, held in said
               if k == name or held or g["wrong_calls"])
-             + f"; {guard['flag_share']:.1%} of events flagged" if guard else ""))
+             + f"; {guard['flag_share']:.1%} of events flagged by the guard alone"
+             if guard else ""))
     print(f"report: {args.out}/counts.json, {args.out}/counts.png")
     return 0
