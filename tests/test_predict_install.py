@@ -142,3 +142,11 @@ def test_evaluate_without_torch_scores_cartridges_and_names_what_crops_need(data
     assert len(lines) == 1 and "scoring labelled crops needs torch" in lines[0], run.stderr
     assert "ctcnet[all]" in lines[0] and "--expected" in lines[0]
     assert not (tmp_path / "crops").exists()
+
+
+def test_simulate_without_torch_says_so_and_leaves_no_folder(tmp_path):
+    run = no_torch(["simulate", "cartridge", tmp_path / "cart", "--frames", "1"])
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "needs torch" not in lines[0] and "ctcnet[all]" in lines[0]
+    assert "camera noise with torch" in lines[0] and not (tmp_path / "cart").exists()

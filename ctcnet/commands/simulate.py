@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from ctcnet.commands import arg_types
-from ctcnet.errors import InputError
+from ctcnet.errors import CtcnetError, InputError
 from ctcnet.io.atomic import check_output_folder, existing_outputs, refuse_existing
 from ctcnet.io.panel import load_panel
 from ctcnet.io.taxonomy import load_taxonomy
@@ -223,6 +223,11 @@ def run(args) -> int:
     exit status."""
     import time
 
+    from ctcnet.inference.backends import TORCH_INSTALL, has_torch
+
+    if not has_torch():  # before any folder is made: the refusal leaves nothing behind
+        raise CtcnetError("the simulator draws its camera noise with torch, which this install "
+                          f"lacks: {TORCH_INSTALL}")
     args.out = output_folder(args)
     panel = load_panel(args.panel)
     unknown = [c.name for c in panel.channels if c.role == "unknown"]
