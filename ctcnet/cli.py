@@ -219,9 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`",
                             category=FutureWarning)
     lines = _quiet_lines(args)
-    if args.command is None:
+    if args.command is None:  # no command: the usage, and the status of a usage error
         parser.print_help()
-        return 0
+        return 2
     previous = _stop_on_sigterm()
     try:
         if isinstance(getattr(args, "out", None), str):  # before a log or any work goes there

@@ -17,6 +17,11 @@ def test_cli_help_lists_every_subcommand(capsys):
         assert name in out
 
 
+def test_no_command_shows_the_usage_as_a_usage_error(capsys):
+    assert main([]) == 2  # a script calling `ctcnet $EMPTY` learns that nothing ran
+    assert "usage: ctcnet" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("name", list(SUBCOMMANDS))
 def test_each_subcommand_has_help(capsys, name):
     with pytest.raises(SystemExit) as exit_info:
