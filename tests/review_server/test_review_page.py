@@ -96,6 +96,9 @@ CLASSES = ["ctc", "wbc", "cluster", "debris"]
     ("u", "BODY", {"repeat": True}, {"held": True}),
     ("j", "BODY", {"repeat": True}, {"move": 1}),   # moving may repeat
     ("y", "INPUT", {"repeat": True}, None),         # typing yyy in a field is typing
+    ("Y", "BODY", {}, {"call": "confirm"}),         # Caps Lock on: the same shortcuts
+    ("N", "BODY", {"shiftKey": True}, {"call": "reject"}),
+    ("Y", "INPUT", {}, None),
 ])
 def test_key_action_depends_on_the_focused_element(key, target, modifiers, expected):
     event = {"key": key, "target": {"tagName": target}, **modifiers}
