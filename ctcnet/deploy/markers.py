@@ -14,6 +14,7 @@ import numpy as np
 
 from ctcnet.deploy.marker_graph import COLUMNS
 from ctcnet.errors import CtcnetError, InputError
+from ctcnet.inference.guard.rules import DOUBTED_CALLS, MARKERS_DEBRIS_CTC, MISSED_CTC_CALLS
 from ctcnet.inference.marker_fusion import marker_fusion_of, scan_fusion_of
 from ctcnet.inference.onnx_runtime import (
     FUSED_OUTPUT,
@@ -53,6 +54,11 @@ def markers_record(graph, spec: ModelSpec) -> dict:
             if graph.scan_fusion is not None else None,
             "flood_steps": graph.markers.flood_steps,
             "rules": asdict(graph.markers.rules),
+            # The rules of the markers' own call that a port applies after the graph (from
+            # ctcnet.inference.guard.rules), so that it need not copy them from our code.
+            "call_rules": {"markers_debris_ctc": MARKERS_DEBRIS_CTC,
+                           "missed_ctc_calls": list(MISSED_CTC_CALLS),
+                           "doubted_calls": list(DOUBTED_CALLS)},
             "measured_on": "raw crops as given (scans: the guard's scan rules; not compensated)"}
 
 

@@ -64,7 +64,8 @@ print(json.dumps({"columns": columns, "measurements": out["measurements"].tolist
                   "proba": out["probabilities"].tolist(),
                   "fused": out["fused_probabilities"].tolist(),
                   "scan_fused": out["scan_fused_probabilities"].tolist(),
-                  "calls": [classes[i] for i in fused.argmax(axis=1)]}, allow_nan=True))
+                  "calls": [classes[i] for i in fused.argmax(axis=1)],
+                  "call_rules": markers["call_rules"]}, allow_nan=True))
 """
 
 
@@ -119,6 +120,10 @@ def test_the_file_alone_gives_ctcnets_measurements_fusion_and_calls(exported):
     assert done.returncode == 0, done.stderr[-2000:]
     alone = json.loads(done.stdout)
     assert alone["columns"] == list(COLUMNS)
+    # The markers' own call's rules travel in the file, as ctcnet applies them.
+    from ctcnet.inference.guard.rules import MARKERS_DEBRIS_CTC
+
+    assert alone["call_rules"]["markers_debris_ctc"] == MARKERS_DEBRIS_CTC
     # ctcnet's own: the crops as predict reads a crop folder, the guard's measurements and
     # the crop set's calls with the fusion.
     model, spec = load_model(path)
