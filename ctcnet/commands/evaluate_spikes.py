@@ -231,14 +231,19 @@ def _say_comparison(reading: dict, who: str) -> None:
     print(f"{who}: bias {_shown(ba['bias'], '+.2f')} per 7.5 mL{limits}; within "
           f"max(1, 15 % of the reference) {tol['n']}/{tol['of']}{share_ci(tol)}{outside}")
     line = reading.get("passing_bablok")
-    if line and line["intercept"] is not None and line["intercept_ci95"] is None:
+    note = f" ({line['note']})" if line and line.get("note") else ""
+    if line and line["slope"] is None:
+        print(f"  Passing-Bablok: {line['note']}")
+    elif line and line["slope_ci95"] is None:
         print(f"  Passing-Bablok: {who} = {line['slope']:.3f} x reference "
-              f"{line['intercept']:+.2f} ({line['n']} samples: too few for an interval)")
-    elif line and line["intercept"] is not None:
+              f"{line['intercept']:+.2f} ({line['n']} samples: too few for an interval)"
+              if not note else f"  Passing-Bablok: {who} = {line['slope']:.3f} x reference "
+              f"{line['intercept']:+.2f}{note}")
+    elif line:
         (s_low, s_high), (i_low, i_high) = line["slope_ci95"], line["intercept_ci95"]
         print(f"  Passing-Bablok: {who} = {line['slope']:.3f} (95 % CI {s_low:.3f} to "
               f"{s_high:.3f}) x reference {line['intercept']:+.2f} (95 % CI {i_low:+.2f} to "
-              f"{i_high:+.2f})")
+              f"{i_high:+.2f}){note}")
     for cut in reading["at_cutoffs"]:
         parts = [f"agree {cut['agree']}/{cut['n']}{share_ci(cut)} (both positive "
                  f"{cut['both_positive']}, {who} alone {cut['false_positive']}, reference "

@@ -102,12 +102,17 @@ def _bland_altman_intervals(agreement: dict) -> dict:
             "upper_ci95": [bias + 1.96 * sd - limit_half, bias + 1.96 * sd + limit_half]}
 
 
+# The samples a method comparison's regression asks for (CLSI EP09); fewer are said.
+EP09_SAMPLES = 40
+
+
 def passing_bablok(x, y) -> dict | None:
     """The Passing-Bablok line of ``y`` on ``x`` (Passing and Bablok 1983): the slope the
     shifted median of the pairwise slopes (pairs of equal points left out, a slope of -1
     too; a pair with equal x a slope of +-inf by the sign of its y difference), the intercept
     the median of y - slope x; 95 % intervals from the slopes' ranks. None under 3 samples or
-    without two distinct slopes."""
+    without two distinct slopes; no slope (None, with a ``note`` saying why) where the
+    reference's rates do not spread, and a ``note`` under :data:`EP09_SAMPLES` samples."""
     from scipy.stats import norm
 
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
@@ -130,18 +135,26 @@ def passing_bablok(x, y) -> dict | None:
         return float(slopes[int(np.clip(rank + shift - 1, 0, count - 1))])
 
     slope = at((count + 1) / 2) if count % 2 else 0.5 * (at(count / 2) + at(count / 2 + 1))
+    if not np.isfinite(slope):  # (JSON has no Infinity: a reader would fail on the file)
+        return {"n": int(n), "slope": None, "slope_ci95": None, "intercept": None,
+                "intercept_ci95": None, "note": "no line: the reference's rates do not spread "
+                "(most pairs of samples have equal reference rates, all 0 in a blank panel)"}
     c = float(norm.ppf(0.975)) * np.sqrt(n * (n - 1) * (2 * n + 5) / 18.0)
     low_rank = round((count - c) / 2)
-    intercept = float(np.median(y - slope * x)) if np.isfinite(slope) else None
+    intercept = float(np.median(y - slope * x))
+    few = ({"note": f"{n} samples: CLSI EP09 asks 40 or more, and the intervals of so few are "
+                    "wide"} if n < EP09_SAMPLES else {})
     if low_rank < 1:  # too few samples: the interval runs past the slopes there are (n <= 4)
         return {"n": int(n), "slope": slope, "slope_ci95": None, "intercept": intercept,
-                "intercept_ci95": None}
+                "intercept_ci95": None, **few}
     low, high = at(low_rank), at(count - low_rank + 1)
-    finite = np.isfinite([slope, low, high]).all()
-    return {"n": int(n), "slope": slope, "slope_ci95": [low, high],
-            "intercept": intercept if finite else None,
-            "intercept_ci95": ([float(np.median(y - high * x)), float(np.median(y - low * x))]
-                               if finite else None)}
+    if not np.isfinite([low, high]).all():  # an end of the interval is a vertical pair's
+        return {"n": int(n), "slope": slope, "slope_ci95": None, "intercept": intercept,
+                "intercept_ci95": None, "note": "no interval: the reference's rates spread "
+                "too little (pairs of equal reference rates reach its ends)"}
+    return {"n": int(n), "slope": slope, "slope_ci95": [low, high], "intercept": intercept,
+            "intercept_ci95": [float(np.median(y - high * x)), float(np.median(y - low * x))],
+            **few}
 
 
 def comparison_csv(rows: pd.DataFrame, cutoffs: Sequence[float] = CUTOFFS) -> str:

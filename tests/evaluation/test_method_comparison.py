@@ -138,3 +138,15 @@ def test_the_passing_bablok_line_finds_a_factor_and_an_offset_and_holds_ties():
     # range of the slopes read as a narrow 95 % interval that excluded 1).
     few = passing_bablok([1.0, 4.0, 8.0], [1.0, 5.0, 9.0])
     assert few["slope_ci95"] is None and few["intercept_ci95"] is None and few["slope"] > 1
+    # Under EP09's 40 samples the line says its interval is of few; at 60 it does not.
+    assert "EP09 asks 40" in few["note"] and "note" not in line
+
+
+def test_a_reference_of_blanks_alone_gives_no_line_and_the_report_stays_json():
+    """Every reference rate 0 (a panel of healthy donors): no slope (it would be infinite),
+    said, and comparison.json is JSON a strict reader (a LIMS, JavaScript) takes."""
+    import json
+
+    line = passing_bablok([0.0] * 6, [0.0, 1.0, 0.0, 2.0, 0.0, 1.0])
+    assert line["slope"] is None and "do not spread" in line["note"]
+    json.dumps(line, allow_nan=False)
