@@ -359,7 +359,8 @@ def _say_table(report: dict) -> None:
     print("limit of blank: " + ("-" if lob["value"] is None else f"{lob['value']:.2f}")
           + f" per 7.5 mL, {lob['method']}")
     print("limit of detection: " + ("-" if lod["value"] is None else f"{lod['value']:.2f}")
-          + f" per 7.5 mL from {results}, {lod['method']}")
+          + f" per 7.5 mL from {results}, {lod['method']}"
+          + (f"; NOT VERIFIED: {lod['warning']}" if lod.get("warning") else ""))
 
 
 def _say_left_out(report: dict, table: str = "spike_in.csv") -> None:

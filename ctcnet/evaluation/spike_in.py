@@ -255,9 +255,17 @@ def limit_of_detection(lob: float | None, low_rates: np.ndarray) -> dict:
                           "(tubes of exact counts: group them with a level column)"}
     c_p = Z95 / (1.0 - 1.0 / (4.0 * (n - 1)))
     sd = float(rates.std(ddof=1))
+    # EP17 verifies a limit of detection at a level whose results exceed the limit of blank
+    # 95 % of the time or more; at a level under it the SD-based figure is no such limit.
+    over = int((rates > lob).sum())
+    unverified = ({"warning": f"{over} of {n} results at the lowest level exceed the limit "
+                              "of blank, where EP17 asks 95 % or more: that level is under "
+                              "the limit of detection, which it does not establish (spike "
+                              "a higher low level)"} if over < 0.95 * n else {})
     return {"value": float(lob + c_p * sd), "results": n, "sd": sd, "c_p": c_p,
+            "results_over_limit_of_blank": over,
             "method": "EP17 parametric: LoB + c_p x SD of the lowest spiked level"
-                      + ("; EP17 asks for 60 results" if n < 60 else "")}
+                      + ("; EP17 asks for 60 results" if n < 60 else ""), **unverified}
 
 
 def linearity(expected: np.ndarray, called: np.ndarray) -> dict | None:

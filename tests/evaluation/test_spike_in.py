@@ -70,6 +70,11 @@ def test_limit_of_blank_is_ep17s_rank_and_the_detection_limit_adds_the_low_level
     lod = limit_of_detection(1.0, low)
     assert lod["value"] == pytest.approx(1.0 + 1.645 / (1 - 1 / 8) * 2.0)
     assert limit_of_detection(None, low)["value"] is None
+    assert lod["results_over_limit_of_blank"] == 3 and "warning" not in lod
+    # A low level whose results do not clear the limit of blank (EP17 asks 95 %) does not
+    # establish a limit of detection: the figure is said to be unverified.
+    under = limit_of_detection(3.9, np.array([0.0, 2.5, 0.5]))
+    assert under["results_over_limit_of_blank"] == 0 and "0 of 3 results" in under["warning"]
 
 
 def test_the_report_gives_levels_linearity_and_limits():
