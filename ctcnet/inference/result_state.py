@@ -71,7 +71,8 @@ def _review(summary: dict) -> tuple[str, str]:
 
 def _signed_figures(summary: dict) -> str:
     """The figures a sign-off says to report, each with its blood-draw interval: ``ctc 6 (6.00
-    per 7.5 mL, 95 % 2.20 to 13.06)``; the automatic ones where no decision was taken."""
+    per 7.5 mL, 95 % blood-draw interval 2.20 to 13.06)`` (of sampling one tube, not of the
+    calls); the automatic ones where no decision was taken."""
     reviewed = summary.get("reviewed") or {}
     if reviewed.get("reviewed"):
         counts, rates = reviewed.get("after_review") or {}, \
@@ -86,7 +87,8 @@ def _signed_figures(summary: dict) -> str:
             continue
         bounds = intervals.get(name)
         parts.append(f"{name} {counts[name]} ({per_volume_text(rate)} per 7.5 mL"
-                     + (f", 95 % {per_volume_text(bounds[0])} to {per_volume_text(bounds[1])}"
+                     + (f", 95 % blood-draw interval {per_volume_text(bounds[0])} to "
+                        f"{per_volume_text(bounds[1])}"
                         if bounds else "") + ")")
     return ", ".join(parts)
 

@@ -344,7 +344,7 @@ def test_a_sign_off_with_no_decision_brings_the_run_index_up_to_date(crowded, tm
         summary["result_state"]["text"]
     from ctcnet.inference.counts import per_volume_text
 
-    assert f"95 % {per_volume_text(low)} to {per_volume_text(high)})" in \
+    assert f"95 % blood-draw interval {per_volume_text(low)} to {per_volume_text(high)})" in \
         summary["result_state"]["text"]
 
 
