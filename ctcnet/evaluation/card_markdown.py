@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 
 from ctcnet.evaluation.held_out import TARGETS
+from ctcnet.evaluation.miss_rate import miss_upper_bound
 from ctcnet.inference.guard import RULES
+from ctcnet.inference.review_list import CELLS_AS_INDEPENDENT
 from ctcnet.nn.spec import SYMMETRIES
 
 
@@ -244,7 +246,8 @@ def review_band_lines(band: dict | None) -> list[str]:
              f"Guarantee: the share of detected CTCs and clusters neither counted nor shown is "
              f"at most {band['level']:.0%} with {band['confidence']:.0%} confidence "
              f"(fixed-sequence test, one-sided Clopper-Pearson bound), for cells drawn as the "
-             f"calibration cells were: {fitted.get('cartridges')} simulated cartridges of "
+             f"calibration cells were. {CELLS_AS_INDEPENDENT} Calibration: "
+             f"{fitted.get('cartridges')} simulated cartridges of "
              f"{fitted.get('frames')} frames, {fitted.get('events_per_frame')} events a frame, "
              f"CTCs and clusters at {fitted.get('rates')} (seeds {fitted.get('seeds')}). "
              f"{OUTSIDE_GUARANTEE} Reproduce: `{band.get('command')}`.", "",
@@ -252,9 +255,10 @@ def review_band_lines(band: dict | None) -> list[str]:
              f"| calibration, this band | {band['cells']} | {band['misses']} | "
              f"{band['miss_share']:.2%} (bound {band['miss_bound']:.2%}) | {band['shown']:.1%} |"]
     if fresh:
+        bound = miss_upper_bound(fresh["misses"], fresh["cells"], band["confidence"])
         lines.append(f"| fresh family ({fresh.get('cartridges')} cartridges, seeds "
                      f"{fresh.get('seeds')}), this band | {fresh['cells']} | {fresh['misses']} | "
-                     f"{fresh['miss_share']:.2%} | {fresh['shown']:.1%} |")
+                     f"{fresh['miss_share']:.2%} (bound {bound:.2%}) | {fresh['shown']:.1%} |")
     for name, row in without.items():
         lines.append(f"| {name.replace('_', ' ')}, band 1 - review threshold "
                      f"({row['band']:.3f}) | {row['cells']} | {row['misses']} | "
@@ -294,8 +298,9 @@ def crop_band_lines(band: dict | None) -> list[str]:
              f"(bound {band['miss_bound']:.2%}) | {load.get('fit', float('nan')):.1%} | "
              f"{without.get('fit', {}).get('review_load', float('nan')):.1%} |"]
     if fresh:
+        bound = miss_upper_bound(fresh["misses"], fresh["cells"], band["confidence"])
         lines.append(f"| fresh family (seed {fresh.get('seed')}) | {fresh['cells']} | "
-                     f"{fresh['misses']} | {fresh['miss_share']:.2%} | "
+                     f"{fresh['misses']} | {fresh['miss_share']:.2%} (bound {bound:.2%}) | "
                      f"{load.get('fresh_family', float('nan')):.1%} | "
                      f"{without.get('fresh_family', {}).get('review_load', float('nan')):.1%} |")
     return lines

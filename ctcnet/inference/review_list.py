@@ -22,6 +22,12 @@ from ctcnet.inference.guard import FLAGS, MARKERS_VOUCH
 from ctcnet.inference.tables import cut_counted_of, filed_by_prior_of
 from ctcnet.nn.calls import COUNTED_CLASSES, FAILED_CLASS, as_rule
 
+# What the bound assumes of the calibration cells, said beside it.
+CELLS_AS_INDEPENDENT = ("The bound takes the calibration cells as independent draws; cells of "
+                        "one cartridge share its scanner's look, so misses may cluster by "
+                        "cartridge and the bound be optimistic. The fresh family checks it on "
+                        "cartridges not used to fit, with its own bound: a fresh family of a "
+                        "few hundred cells cannot confirm a level of 1 % on its own.")
 # What summary.json keeps of a band's record: the statement and where it was measured.
 BAND_KEYS = ("band", "reads", "level", "confidence", "cells", "misses", "miss_bound", "shown",
              "fitted_on", "fitted_for", "fresh_family", "command")
@@ -106,6 +112,6 @@ def review_list_summary(events: pd.DataFrame, spec) -> dict:
         "uncounted_doubt_not_queued": int(left_off.sum()),
         "counted_on_markers_doubt_not_queued": int((vouched & ~review & (doubted | by_prior))
                                                    .sum()),
-        "review_band": ({k: record[k] for k in BAND_KEYS if k in record}
-                        if band is not None else None),
+        "review_band": ({**{k: record[k] for k in BAND_KEYS if k in record},
+                         "bound_assumes": CELLS_AS_INDEPENDENT} if band is not None else None),
     }

@@ -134,5 +134,22 @@ def test_a_card_states_a_crop_band_with_its_figures_and_none_without():
     text = "\n".join(crop_band_lines(record))
     assert "at least 0.19 of the network's posterior" in text and "at most 1%" in text
     assert "| calibration | 3300 | 23 | 0.70% (bound 0.99%) | 14.4% | 23.2% |" in text
-    assert "| fresh family (seed 39000) | 3300 | 25 | 0.76% | 14.7% | 24.3% |" in text
+    assert "| fresh family (seed 39000) | 3300 | 25 | 0.76% (bound 1.06%) | 14.7% | 24.3% |" in text
     assert crop_band_lines(None) == [] and crop_band_lines({"band": None}) == []
+
+
+def test_the_cartridge_band_says_what_its_bound_assumes_and_the_fresh_familys_own_bound():
+    """The bound takes cells as independent, which cells of one cartridge are not: the card
+    and summary.json say so, and the fresh family's misses get their own bound (3 of 509 is
+    0.59 %, but its bound, 1.52 %, cannot confirm 1 %)."""
+    import json
+    from pathlib import Path
+
+    from ctcnet.evaluation.card_markdown import render_card
+
+    card = json.loads((Path(__file__).parents[2] / "models" / "ctcnet-default.json").read_text())
+    text = render_card(card)
+    assert "as independent draws" in text and "misses may cluster by cartridge" in text
+    fresh = card["decision"]["review_band"]["fresh_family"]
+    bound = miss_upper_bound(fresh["misses"], fresh["cells"], 0.95)
+    assert f"{fresh['miss_share']:.2%} (bound {bound:.2%})" in text
