@@ -72,7 +72,8 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
         truth = truth_of_processed_frames(cart, truth, summary.skipped_frames)
         # The blood of the frames read, as the truth is of those frames only.
         row = cartridge_counts(events, truth, names, cart.panel.pixel_size_um,
-                               summary.volume_read_ml)
+                               summary.volume_read_ml,
+                               counted_classes=backend.spec.taxonomy.reported_classes())
         rows.append({"sample_id": cart.sample_id, "status": summary.status, **row})
     report = count_report(rows, names, cutoffs=cutoffs or CUTOFFS,
                           reported=backend.spec.taxonomy.reported_classes())

@@ -86,8 +86,10 @@ def flagged(events: pd.DataFrame, flag_columns: Sequence[str] = FLAG_COLUMNS) ->
 def cartridge_counts(events: pd.DataFrame, truth: pd.DataFrame, class_names: Sequence[str],
                      pixel_size_um: float, blood_volume_ml: float = 7.5,
                      flag_columns: Sequence[str] = FLAG_COLUMNS,
-                     unmatched_as: str = "debris") -> dict:
-    """True, automatic and after-review counts per class of one cartridge, also per 7.5 mL.
+                     unmatched_as: str = "debris",
+                     counted_classes: Sequence[str] = COUNTED_CLASSES) -> dict:
+    """True, automatic and after-review counts per class of one cartridge, also per 7.5 mL
+    (``counted_classes``: the taxonomy's reported ones, whose subtypes are given apart).
 
     ``truth`` must already be restricted to the frames that were processed, and
     ``blood_volume_ml`` is then the blood of those frames (``summary.json``'s
@@ -129,7 +131,7 @@ def cartridge_counts(events: pd.DataFrame, truth: pd.DataFrame, class_names: Seq
         subtype_of = truth_class_of_events(events, truth, pixel_size_um, column="subtype",
                                            idx=matches)
         for (name, subtype), group in truth.groupby(["class", "subtype"], sort=True):
-            if name not in COUNTED_CLASSES:
+            if name not in counted_classes:
                 continue
             mine = (subtype_of == subtype) & (resolved == name)
             hit = mine & (called == name) & kept

@@ -104,6 +104,10 @@ def test_cartridge_counts_automatic_and_after_review():
     assert count_report([{"sample_id": "a", **cartridge_counts(
         events, dims, NAMES, pixel_size_um=0.2)}] * 2, NAMES)["by_subtype"][
         "ctc/ctc_dim"] == {"true": 4, "counted": 0, "shown": 0}
+    # A lab's taxonomy reports another class (an EMT CTC class): its subtypes are given too.
+    lab = cartridge_counts(events, dims, NAMES, pixel_size_um=0.2,
+                           counted_classes=("ctc", "wbc"))["by_subtype"]
+    assert "wbc/lymphocyte" in lab and "wbc/lymphocyte" not in by
 
 
 def _tallied():
