@@ -51,7 +51,7 @@ MARKER_ROLES = {
     "CD61": "platelet", "CD41": "platelet",
     "CD66B": "neutrophil", "CD15": "neutrophil",
     "VIM": "mesenchymal", "VIMENTIN": "mesenchymal",
-    "EPCAM": "epcam",
+    "EPCAM": "epcam", "CD326": "epcam",
 }
 
 # The channel drops already said (data, channels dropped, model's channels).

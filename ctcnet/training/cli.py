@@ -401,4 +401,18 @@ def main(args: list[str] | None = None, prog: str | None = None) -> int:
         print(f"best model: {path}" + (f" ({chosen.monitor} {float(score):.4f} on the "
                                        "validation crops)"
                                        if score is not None and chosen.monitor else ""))
+        if score is not None and chosen.monitor and "macro_f1" in chosen.monitor:
+            say_if_no_better_than_guessing(float(score), len(cli.model.spec.class_names))
     return 0
+
+
+def say_if_no_better_than_guessing(macro_f1: float, classes: int) -> None:
+    """A warning where the best validation macro-F1 is no better than guessing a class at
+    random (1 / classes, give or take): such a model learnt nothing a lab can use, and its
+    file looks like any other."""
+    guess = 1.0 / classes
+    if macro_f1 <= 1.25 * guess:
+        log.warning("the model's best validation macro-F1 %.3f is no better than guessing "
+                    "among %d classes (about %.2f): it has learnt nothing usable; train longer "
+                    "(more epochs, a smaller batch) or check the labels and channels",
+                    macro_f1, classes, guess)

@@ -46,6 +46,8 @@ def test_panel_yaml_and_aliases(tmp_path):
     assert panel.roles() == ["nucleus", "epithelial", "leukocyte", "platelet", "neutrophil",
                              "epcam"]
     assert marker_role("something-new") == "unknown"
+    # EpCAM's CD name and vimentin's full name reach a model's EpCAM and VIM.
+    assert marker_role("CD326") == "epcam" and marker_role("Vimentin") == "mesenchymal"
 
 
 def test_a_marker_named_with_its_dye_carries_the_markers_role():

@@ -257,3 +257,13 @@ def test_a_partial_batch_is_kept_where_it_is_a_processs_only_one(monkeypatch):
     monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
     assert crop_loader(crops, 48, 0, train=True).drop_last is False
     assert crop_loader(list(range(200)), 48, 0, train=True).drop_last is True
+
+
+def test_a_run_that_learnt_nothing_is_said_to_be_no_better_than_guessing(caplog):
+    from ctcnet.training.cli import say_if_no_better_than_guessing
+
+    with caplog.at_level("WARNING", logger="ctcnet.training"):
+        say_if_no_better_than_guessing(0.0797, 5)
+        say_if_no_better_than_guessing(0.65, 5)
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "0.080 is no better than guessing among 5 classes" in said[0]
