@@ -54,11 +54,23 @@ img {{ max-width: 100%; image-rendering: pixelated; border: 1px solid #444; }}
 
 def page_images(pages: list[dict], name: str) -> str:
     """Gallery pages (``path``, ``width``) as images, shown at twice their pixel size (crops
-    are small), never wider than the window; each links to itself, to see it whole."""
+    are small), never wider than the window; each links to itself, to see it whole. Its
+    text (a screen reader's) names the events it shows, top to bottom, where the page's
+    record has them."""
     return "".join(f'<p><a href="{html.escape(p["path"])}"><img src="'
                    f'{html.escape(p["path"])}" style="width: min(100%, {2 * p["width"]}px)" '
-                   f'alt="{html.escape(name)} page {i}"></a></p>'
+                   f'alt="{html.escape(_page_text(p, name, i))}"></a></p>'
                    for i, p in enumerate(pages, 1))
+
+
+def _page_text(page: dict, name: str, number: int) -> str:
+    """A gallery page in words: ``ctc page 1: events #12, #40 (...)``."""
+    ids = page.get("event_ids") or []
+    if not ids:
+        return f"{name} page {number}"
+    return (f"{name} page {number}: events " + ", ".join(f"#{i}" for i in ids) +
+            ", top to bottom (each one's call, reasons and markers: events.csv, or the "
+            "review page's list)")
 
 
 # Says on the page whether every image loaded (and tells a headless browser in data-*).

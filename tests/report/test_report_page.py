@@ -106,3 +106,14 @@ def test_a_gallery_of_calls_the_guard_held_some_of_says_how_many_are_counted():
     assert gallery_note({"shown": 2, "total": 2}, tally, "wbc") == "2 event(s)"
     assert gallery_note({"shown": 5, "total": 8}, tally, "ctc").startswith("5 of 8 shown: 7 ")
 
+
+
+def test_a_gallery_page_names_its_events_in_words():
+    """A page of tiles is one picture: its text names the events it shows, for a screen
+    reader (the captions are pixels)."""
+    from ctcnet.report.report_page import page_images
+
+    page = page_images([{"path": "gallery/ctc_001.png", "width": 500,
+                         "event_ids": [12, 40]}], "ctc")
+    assert 'alt="ctc page 1: events #12, #40, top to bottom' in page
+    assert 'alt="ctc page 1"' in page_images([{"path": "g.png", "width": 5}], "ctc")

@@ -31,6 +31,10 @@ class Element {
     else this.attributes[name] = value;
     if (name === "id") this.doc.byId[value] = this;
   }
+  removeAttribute(name) {
+    if (name === "class") this.className = "";
+    else delete this.attributes[name];
+  }
   getAttribute(name) {
     if (name === "class") return this.className;
     return Object.prototype.hasOwnProperty.call(this.attributes, name) ?
@@ -133,6 +137,11 @@ class Document {
   }
   later(task) { this.tasks.push(task); }
   createElement(tag) { return new Element(tag, this); }
+  createTextNode(text) {  // a text node: its text, no tag of its own
+    const node = new Element("#text", this);
+    node._text = String(text);
+    return node;
+  }
   createDocumentFragment() {
     const fragment = new Element("#fragment", this);
     fragment.isFragment = true;

@@ -710,6 +710,51 @@ def test_the_single_key_shortcuts_can_be_turned_off():
     assert got == {"posted": 0, "stored": "off"}
 
 
+def test_with_the_shortcuts_off_the_list_and_the_buttons_do_what_the_keys_did():
+    """A screen reader's user (keys off) moves with the list's rows (Enter on a focused row)
+    and the previous/next buttons; the row shown says so (aria-current), not by colour
+    alone, and the event panel is announced (aria-live)."""
+    got = run_page("""
+        const box = page.document.getElementById("keys-on");
+        box.checked = false;
+        box.listeners.change[0]();
+        const rows = page.rows();
+        rows[2].dispatchEvent({type: "keydown", key: "Enter", stopPropagation() {}});
+        await page.settle();
+        const afterRow = page.document.getElementById("info").textContent;
+        const current = rows.map((r) => r.getAttribute("aria-current"));
+        const buttons = page.document.getElementById("buttons").children;
+        const next = buttons.find((b) => b.getAttribute("data-view") === "next");
+        next.click();
+        await page.settle();
+        return {afterRow, current, afterNext: page.document.getElementById("info").textContent,
+                live: page.document.getElementById("info").getAttribute("aria-live"),
+                focusable: rows[0].getAttribute("tabindex"),
+                views: buttons.map((b) => b.getAttribute("data-view")).filter(Boolean)};
+    """, page_state(4))
+    assert got["afterRow"].startswith("event #2 ") and got["afterNext"].startswith("event #3 ")
+    assert got["current"] == [None, None, "true", None]
+    assert got["live"] == "polite" and got["focusable"] == "0"
+    assert got["views"] == ["context", "zoom", "saliency", "previous", "next"]
+
+
+def test_a_refused_sign_off_takes_back_its_press_again_line():
+    state = page_state(2)
+    state["signoff"] = None
+    got = run_page("""
+        routes.push(["/api/P001/signoff", {status: 400, json: {error: "a note is needed"}}]);
+        const button = page.document.getElementById("signoff-button");
+        button.click();
+        const armed = page.document.getElementById("signoff-text").textContent;
+        button.click();
+        await page.settle();
+        return {armed, after: page.document.getElementById("signoff-text").textContent,
+                status: page.document.getElementById("status").textContent};
+    """, state)
+    assert "Press sign off again" in got["armed"]
+    assert "Press sign off again" not in got["after"] and "not signed off" in got["status"]
+
+
 def test_an_armed_sign_off_is_disarmed_by_a_decision_and_by_escape():
     """The first press says what would be signed; a decision since moves the counts, so the
     next press says it again rather than signing figures nobody was shown. Escape leaves it
