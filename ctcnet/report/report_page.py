@@ -289,7 +289,10 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
     status += [("events not classified (non-finite output)", s.failed_events)] \
         if s.failed_events else []
     volume = s.volume_read_ml
-    overview = [("sample", s.sample_id), *status, ("input", s.input), ("events", s.events),
+    # The lab's own record of the scan (cartridge.json's keys ctcnet does not read: a draw
+    # date, a site, an operator), as a signed report names them.
+    lab = [(str(k), str(v)) for k, v in (s.cartridge_info or {}).items()]
+    overview = [("sample", s.sample_id), *lab, *status, ("input", s.input), ("events", s.events),
                 ("sent to review", review_list_text(s.review_list, s.tally.review_events,
                                                     s.tally.reported)),
                 ("cut by the frame border", _border_text(s)),

@@ -117,3 +117,19 @@ def test_a_gallery_page_names_its_events_in_words():
                          "event_ids": [12, 40]}], "ctc")
     assert 'alt="ctc page 1: events #12, #40, top to bottom' in page
     assert 'alt="ctc page 1"' in page_images([{"path": "g.png", "width": 5}], "ctc")
+
+
+def test_the_report_names_the_labs_own_record_of_the_scan(clean_run, tmp_path):
+    """cartridge.json's keys ctcnet does not read (a draw date, a site) are on the page a
+    pathologist signs, beside the sample id, escaped."""
+    import json
+
+    from ctcnet.inference.summary import RunSummary
+    from ctcnet.report.report_page import write_html
+
+    data = json.loads((clean_run["root"] / "clean" / "summary.json").read_text())
+    data["cartridge_info"] = {"draw_date": "2026-11-30", "site": "<B>"}
+    write_html(tmp_path, RunSummary.from_dict(data), gallery_info={})
+    page = (tmp_path / "index.html").read_text()
+    assert "<th>draw_date</th><td>2026-11-30</td>" in page and "&lt;B&gt;" in page
+    assert page.index("draw_date") < page.index("<th>input</th>")
