@@ -18,7 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", metavar="RESULTS",
                         help="a ctcnet predict --out folder (or one sample's folder in it)")
     parser.add_argument("--fcs", action="store_true",
-                        help="one FCS 3.1 file per sample: <sample>/<sample>.fcs")
+                        help="one FCS 3.1 file per sample: <sample>/<sample>.fcs (the sample "
+                             "id's characters other than letters, digits and . + = - as _: "
+                             "Probe #3 -> Probe__3.fcs)")
     parser.add_argument("--geojson", action="store_true",
                         help="one GeoJSON file of QuPath detections per frame: "
                              "<sample>/geojson/<frame>.geojson")
