@@ -18,6 +18,7 @@ import html
 import json
 import logging
 import threading
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -82,7 +83,11 @@ class ReviewApp:
 
     def sample(self, name: str) -> Sample:
         """Sample ``name`` as its folder holds it now: read again when predict has written
-        another run since (ResultsBeingWritten while it is still writing)."""
+        another run since (ResultsBeingWritten while it is still writing). A name its
+        accents written decomposed (as macOS writes them) is the sample composed."""
+        if name not in self.folders:
+            name = next((known for known in self.folders if unicodedata.normalize(
+                "NFC", known) == unicodedata.normalize("NFC", name)), name)
         if name not in self.folders:
             known = sorted(self.folders)
             raise UnknownSample(f"no sample {name!r} in {self.results} (its samples: "

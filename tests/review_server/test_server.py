@@ -1275,6 +1275,22 @@ def test_samples_are_read_when_asked_for_and_few_are_kept(results, tmp_path, mon
         server.server_close()
 
 
+def test_a_sample_named_with_accents_decomposed_is_the_one_composed(results, tmp_path):
+    """A page link or a script on macOS writes "Café" decomposed (e + combining accent): the
+    same sample as the folder's composed name, not 404."""
+    import unicodedata
+
+    from ctcnet.review_server.app import ReviewApp
+
+    out = tmp_path / "results"
+    name = unicodedata.normalize("NFC", "Café")
+    shutil.copytree(results / "results" / "P001", out / name)
+    summary = json.loads((out / name / "summary.json").read_text())
+    (out / name / "summary.json").write_text(json.dumps({**summary, "sample_id": name}))
+    app = ReviewApp(out, saliency=False)
+    assert app.sample(unicodedata.normalize("NFD", "Café")).name == name
+
+
 def test_a_long_json_answer_is_sent_compressed_where_the_browser_asks(served, monkeypatch):
     """A list of tens of thousands of candidates is megabytes of repeated words: sent gzip'd
     where the browser accepts it, as it is where it does not."""
