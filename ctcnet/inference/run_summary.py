@@ -162,7 +162,10 @@ def count_definition(spec: ModelSpec) -> dict:
     for a person, the CellSearch definition)."""
     vouching = [c.name for c in spec.panel.channels if c.role in CK_NEGATIVE_CTC_ROLES]
     ck_negative = (f"A CTC without CK is counted where the model calls it so on its "
-                   f"{', '.join(vouching)}." if vouching else
+                   f"{', '.join(vouching)}: the guard's CK check is off for it, so the count "
+                   f"of CK-negative CTCs is as good as the model's reading of "
+                   f"{', '.join(vouching)}, which only its own validation (its card) "
+                   "establishes." if vouching else
                    "A cell without CK is not counted as a CTC (the CellSearch definition: CK+, "
                    "a nucleus, CD45-): the guard holds a ctc call without CK for a person, and "
                    "the model reads no marker (vimentin, EpCAM) that could vouch for one.")
