@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ctcnet.errors import InputError, not_found
+from ctcnet.errors import InputError, PanelMismatchError, not_found
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 
 # cartridge.json is read in its own module; what callers (inputs) imported from here stays.
@@ -116,13 +116,39 @@ class Cartridge:
         """This cartridge seen through a model's channels: ``panel`` becomes the model's channel
         order (at the scan's pixel size) and :meth:`read` returns those channels only."""
         source = self.file_panel or self.panel
-        indices = model_panel.channel_indices(source, what=f"cartridge {self.sample_id}")
+        try:
+            indices = model_panel.channel_indices(source, what=f"cartridge {self.sample_id}")
+        except PanelMismatchError as err:
+            # A channel panel.json left out reads as a stain the scan lacks: where the files
+            # hold another number of planes than panel.json names, say that first.
+            planes = _planes_of(self.frames[0]) if self.frames else None
+            if planes is None or planes == source.num_channels:
+                raise
+            raise PanelMismatchError(f"{err} (its frames hold {planes} planes where "
+                                     f"panel.json names {source.num_channels} channels "
+                                     f"{source.names}: a channel missing from panel.json?)"
+                                     ) from None
         return replace(self, panel=source.subset(indices), file_panel=source,
                        channels=tuple(indices))
 
     def read(self, frame: FrameRef) -> np.ndarray:
         """One frame as float32 (C, H, W) in ``self.panel``'s channel order."""
         return read_frame(frame, self.file_panel or self.panel, self.channels)
+
+
+def _planes_of(frame: FrameRef) -> int | None:
+    """The planes of a frame held in one multipage TIFF, from its header; None for other
+    layouts or a file that cannot be read (its read says why)."""
+    if frame.source_name != "multipage" or len(frame.files) != 1:
+        return None
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(frame.files[0]) as tif:
+            shape = tif.series[0].shape
+    except Exception:  # noqa: BLE001 (any damage: the hint is left out, the frame's read says it)
+        return None
+    return int(shape[0]) if len(shape) == 3 else None
 
 
 def is_cartridge(path: str | Path, unreadable: bool = True) -> bool:

@@ -738,3 +738,23 @@ def test_channel_files_numbered_the_scanners_way_are_told_the_name_read(tmp_path
     with pytest.raises(InputError, match=r"e.g. frame0_ch00.tif; channel files numbered by the "
                                          r"scanner are read as _c<k>"):
         open_cartridge(tmp_path)
+
+
+def test_a_channel_left_out_of_panel_json_is_said_beside_the_missing_stain(cart):
+    """panel.json naming 4 of a 5-plane scan's channels read as a scan without CD66b: the
+    refusal says that its frames hold 5 planes, so the lab looks at panel.json, not for a
+    stain."""
+    import json
+
+    import pytest
+
+    from ctcnet.errors import PanelMismatchError
+    from ctcnet.io.panel import default_panel
+    from ctcnet.io.scan import open_cartridge
+
+    panel = json.loads((cart / "panel.json").read_text())
+    panel["channels"] = panel["channels"][:4]
+    (cart / "panel.json").write_text(json.dumps(panel))
+    with pytest.raises(PanelMismatchError, match=r"lacks \['CD66b'\].*its frames hold 5 planes "
+                                                 r"where panel.json names 4 channels"):
+        open_cartridge(cart).conform(default_panel())
