@@ -738,6 +738,17 @@ def test_with_the_shortcuts_off_the_list_and_the_buttons_do_what_the_keys_did():
     assert got["views"] == ["context", "zoom", "saliency", "previous", "next"]
 
 
+def test_a_held_call_reads_held_not_counted_in_the_list():
+    state = page_state(2)
+    state["candidates"][0].update(held=True, reasons=[
+        {"code": "call", "caption": "reported call", "meaning": "m"},
+        {"code": "guard:out_of_focus", "caption": "held: out of focus", "meaning": "m"}])
+    got = run_page("""
+        return page.rows().map((r) => r.children[1].textContent);
+    """, state)
+    assert got == ["held, not counted: out of focus", "low p"]
+
+
 def test_a_refused_sign_off_takes_back_its_press_again_line():
     state = page_state(2)
     state["signoff"] = None
