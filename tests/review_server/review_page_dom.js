@@ -110,8 +110,8 @@ class Element {
     this.dispatchEvent({type: "click", target: this});
   }
   scrollIntoView() {}
-  focus() {}
-  blur() {}
+  focus() { this.doc.activeElement = this; }
+  blur() { if (this.doc.activeElement === this) this.doc.activeElement = this.doc.body; }
 }
 
 function descendants(e) {
@@ -134,6 +134,7 @@ class Document {
     this.tasks = [];
     this.body = new Element("body", this);
     this.body.parentNode = null;
+    this.activeElement = this.body;
   }
   later(task) { this.tasks.push(task); }
   createElement(tag) { return new Element(tag, this); }

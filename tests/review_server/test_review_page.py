@@ -738,6 +738,24 @@ def test_with_the_shortcuts_off_the_list_and_the_buttons_do_what_the_keys_did():
     assert got["views"] == ["context", "zoom", "saliency", "previous", "next"]
 
 
+def test_a_panel_button_pressed_keeps_the_focus_on_its_like():
+    """With the shortcuts off, Enter on "next event" moves on and the focus stays on "next
+    event" (the panel is drawn again), so the next Enter moves on again."""
+    got = run_page("""
+        const next = () => page.document.getElementById("buttons").children
+            .find((b) => b.getAttribute("data-view") === "next");
+        next().focus();
+        next().click();
+        await page.settle();
+        const focused = page.document.activeElement;
+        focused.click();
+        await page.settle();
+        return {view: focused.getAttribute("data-view"),
+                info: page.document.getElementById("info").textContent};
+    """, page_state(4))
+    assert got["view"] == "next" and got["info"].startswith("event #2 ")
+
+
 def test_a_held_call_reads_held_not_counted_in_the_list():
     state = page_state(2)
     state["candidates"][0].update(held=True, reasons=[
@@ -785,6 +803,8 @@ def test_an_armed_sign_off_is_disarmed_by_a_decision_and_by_escape():
         page.key("Escape");
         const afterEscape = button.textContent;
         const signoffs = page.requests.filter((r) => r.url.indexOf("/signoff") >= 0).length;
-        return {afterDecision, afterEscape, signoffs};
+        return {afterDecision, afterEscape, signoffs,
+                status: page.document.getElementById("status").textContent};
     """, state)
+    assert got.pop("status").startswith("not signed off")  # not "press sign off again"
     assert got == {"afterDecision": "sign off", "afterEscape": "sign off", "signoffs": 0}
