@@ -146,7 +146,8 @@ def passing_bablok(x, y) -> dict | None:
                     "wide"} if n < EP09_SAMPLES else {})
     if low_rank < 1:  # too few samples: the interval runs past the slopes there are (n <= 4)
         return {"n": int(n), "slope": slope, "slope_ci95": None, "intercept": intercept,
-                "intercept_ci95": None, **few}
+                "intercept_ci95": None, "note": f"{n} samples: too few for an interval "
+                f"(CLSI EP09 asks {EP09_SAMPLES} or more)"}
     low, high = at(low_rank), at(count - low_rank + 1)
     if not np.isfinite([low, high]).all():  # an end of the interval is a vertical pair's
         return {"n": int(n), "slope": slope, "slope_ci95": None, "intercept": intercept,

@@ -72,7 +72,8 @@ def _event_table(folder: Path) -> pd.DataFrame:
 def paired_events(reference: Path, compared: Path) -> tuple[pd.DataFrame, int, int]:
     """The two runs' events of one scan side by side (``<column>_reference`` beside
     ``<column>``: each frame's events paired with their mutual nearest within
-    :data:`SAME_PLACE_PX`), and how many of each run's events have no partner."""
+    :data:`SAME_PLACE_PX`; an event of one run alone has the other side empty, after the
+    pairs), and how many of each run's events have no partner."""
     from scipy.spatial import cKDTree
 
     old, new = _event_table(reference), _event_table(compared)
@@ -91,7 +92,17 @@ def paired_events(reference: Path, compared: Path) -> tuple[pd.DataFrame, int, i
                                axis=1))
     both = pd.concat(pairs, ignore_index=True) if pairs else pd.DataFrame(
         columns=[*(f"{c}_reference" for c in old.columns), *new.columns])
-    return both, len(old) - len(both), len(new) - len(both)
+    # Events one run found alone: a CTC one model counts where the other found no event is
+    # as much a change as one called otherwise.
+    seen_old = set(zip(both["frame_id_reference"], both["event_id_reference"]))
+    seen_new = set(zip(both["frame_id"], both["event_id"]))
+    old_alone = old[[k not in seen_old for k in zip(old["frame_id"], old["event_id"])]]
+    new_alone = new[[k not in seen_new for k in zip(new["frame_id"], new["event_id"])]]
+    alone = [old_alone.add_suffix("_reference").assign(
+                 frame_id=old_alone["frame_id"].to_numpy(), x=old_alone["x"].to_numpy(),
+                 y=old_alone["y"].to_numpy()), new_alone]
+    both = pd.concat([both, *[a for a in alone if len(a)]], ignore_index=True)
+    return both, len(old_alone), len(new_alone)
 
 
 def mcnemar_exact(only_compared: int, only_reference: int) -> float:
@@ -113,22 +124,27 @@ def event_changes(pairs: list[tuple[str, Path, Path]], positive: str = POSITIVE
     for sample, reference, compared in pairs:
         both, old_only, new_only = paired_events(reference, compared)
         totals["samples"] += 1
-        totals["events_paired"] += len(both)
+        totals["events_paired"] += len(both) - old_only - new_only
         totals["events_reference_only"] += old_only
         totals["events_compared_only"] += new_only
+        # (an event of one run alone differs in all: its other side is empty)
         differs = (both["class_reference"] != both["class"]) | \
             (both["counted_reference"] != both["counted"]) | \
             (both["review_reference"] != both["review"])
         rows.append(both[differs.to_numpy()].assign(sample_id=sample))
-    columns = ["sample_id", "frame_id", "event_id_reference", "event_id", "x", "y"] + \
+    columns = ["sample_id", "frame_id", "event_id_reference", "event_id", "x", "y",
+               "x_reference", "y_reference"] + \
         [c for name in _PAIRED for c in (f"{name}_reference", name)]
     changed = (pd.concat(rows, ignore_index=True) if rows else pd.DataFrame())
     changed = changed.reindex(columns=columns)
-    is_old = (changed["class_reference"] == positive) & changed["counted_reference"].astype(bool)
-    is_new = (changed["class"] == positive) & changed["counted"].astype(bool)
+    # (the side a run did not find is empty: no call, not counted)
+    is_old = (changed["class_reference"] == positive) & \
+        changed["counted_reference"].fillna(False).astype(bool)
+    is_new = (changed["class"] == positive) & changed["counted"].fillna(False).astype(bool)
     gained, lost = int((is_new & ~is_old).sum()), int((is_old & ~is_new).sum())
+    both_found = changed["class_reference"].notna() & changed["class"].notna()
     moves = (changed["class_reference"].astype(str) + " -> " + changed["class"].astype(str))[
-        changed["class_reference"] != changed["class"]].value_counts()
+        both_found & (changed["class_reference"] != changed["class"])].value_counts()
     summary = {**totals, "calls_changed": int(moves.sum()),
                "by_change": {k: int(v) for k, v in moves.items()},
                "review_changed": int((changed["review_reference"] != changed["review"]).sum()),

@@ -139,7 +139,9 @@ def test_the_passing_bablok_line_finds_a_factor_and_an_offset_and_holds_ties():
     few = passing_bablok([1.0, 4.0, 8.0], [1.0, 5.0, 9.0])
     assert few["slope_ci95"] is None and few["intercept_ci95"] is None and few["slope"] > 1
     # Under EP09's 40 samples the line says its interval is of few; at 60 it does not.
-    assert "EP09 asks 40" in few["note"] and "note" not in line
+    assert few["note"] == "3 samples: too few for an interval (CLSI EP09 asks 40 or more)"
+    assert "note" not in line
+    assert "intervals of so few are wide" in passing_bablok(x[:12], x[:12] + 1)["note"]
 
 
 def test_a_reference_of_blanks_alone_gives_no_line_and_the_report_stays_json():

@@ -38,8 +38,22 @@ def test_events_are_paired_by_place_not_by_id(tmp_path):
     new = run(tmp_path / "b", "s", events(["ctc", "wbc", "debris"], shift=0.8,
                                           ids=[7, 8, 9]), 7.5, "b")
     both, old_only, new_only = paired_events(old, new)
-    assert list(both["event_id_reference"]) == [0, 1, 2] and list(both["event_id"]) == [7, 8, 9]
+    assert list(both["event_id_reference"][:3]) == [0, 1, 2]
+    assert list(both["event_id"][:3]) == [7, 8, 9]
     assert (old_only, new_only) == (1, 0)
+    # The reference's event found by it alone comes after the pairs, its other side empty.
+    alone = both.iloc[3]
+    assert alone["event_id_reference"] == 3 and pd.isna(alone["event_id"])
+    assert alone["class_reference"] == "wbc" and pd.isna(alone["class"])
+
+
+def test_a_ctc_one_run_found_alone_is_a_change_and_counts_in_mcnemar(tmp_path):
+    old = run(tmp_path / "a", "s", events(["wbc", "ctc"]), 7.5, "a")
+    new = run(tmp_path / "b", "s", events(["wbc"]), 0.0, "b")
+    summary, table = event_changes([("s", old, new)])
+    assert summary["events_paired"] == 1 and summary["events_reference_only"] == 1
+    assert summary["counted_ctc"]["reference_only"] == 1 and summary["calls_changed"] == 0
+    assert table[["class_reference", "x_reference"]].values.tolist() == [["ctc", 10.0]]
 
 
 def test_changed_events_and_the_ctcs_counted_by_one_run_alone(tmp_path):
@@ -82,11 +96,14 @@ def test_evaluate_expected_with_another_models_run_names_both_and_lists_the_chan
     said = capsys.readouterr().out
     assert "reference: a.onnx (SHA-256 aaaaaaaa" in said and "ctcnet:    b.onnx" in said
     assert "calls changed 1 (wbc -> ctc 1)" in said and "(2 sample(s)," in said
+    assert "another scan than the reference's (cartridge_id differs" in said and \
+        said.rstrip().splitlines()[-2].endswith(": P3")
     report = json.loads((out / "comparison.json").read_text())
     assert report["reference_models"][0]["sha256"] == "a" * 8
     assert report["models"][0]["network_sha256"] == "b" * 8
     assert report["bland_altman"]["bias"] == pytest.approx(7.5 / 3)
     assert "reference_sha256" not in report  # a folder, named by its models instead
+    assert report["event_changes"]["other_scans"] == ["P3"]
     changed = pd.read_csv(out / "changed_events.csv")
     assert changed[["sample_id", "class_reference", "class"]].values.tolist() == [
         ["P1", "wbc", "ctc"]]
