@@ -219,8 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`",
                             category=FutureWarning)
     lines = _quiet_lines(args)
-    if args.command is None:  # no command: the usage, and the status of a usage error
-        parser.print_help()
+    if args.command is None:  # no command: a usage error, said as argparse says one
+        parser.print_help(sys.stderr)
+        print("ctcnet: error: a command is required (the list above)", file=sys.stderr)
         return 2
     previous = _stop_on_sigterm()
     try:

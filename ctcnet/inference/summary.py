@@ -84,8 +84,12 @@ def model_record(backend) -> dict:
     identity = getattr(backend, "model_identity", None)
     record = {"path": absolute(path), "sha256": file_sha256(path),
               "network_sha256": identity() if identity else file_sha256(path)}
-    if Path(path).with_suffix(".json").is_file():  # a card: the model has a name
-        record["name"] = Path(path).stem
+    try:  # a card beside it (a shipped model's, a fine-tune's): the model has a name
+        from ctcnet.nn.registry import get_model
+
+        record["name"] = get_model(str(path)).name
+    except (InputError, OSError, ValueError):
+        pass  # no card, or a JSON file that is none: no name
     base = (getattr(backend.spec, "training", None) or {}).get("finetune", {}).get("base")
     if isinstance(base, dict):
         record["finetuned_from"] = {k: base.get(k) for k in ("path", "sha256")}

@@ -304,8 +304,15 @@ def refuse_undecodable(path: str | Path, where: str = "--out") -> None:
     try:
         os.fsdecode(Path(path).absolute()).encode("utf-8")
     except UnicodeEncodeError:
-        raise InputError(f"its name is not UTF-8, so the tables cannot be written under it; "
-                         f"choose another {where} (a name in UTF-8)", path) from None
+        try:  # its own name is fine: a folder it lies in (the working folder?) is not
+            os.fsdecode(Path(path).absolute().name).encode("utf-8")
+        except UnicodeEncodeError:
+            whose = "its name is"
+        else:
+            whose = (f"the path of the folder it lies in ({Path(path).absolute().parent}) "
+                     "is")
+        raise InputError(f"{whose} not UTF-8, so the tables cannot be written under it; "
+                         f"choose another {where} (a path in UTF-8)", path) from None
 
 
 def check_output_file(path: str | Path, where: str = "--out", example: str = "model.pt") -> None:

@@ -19,7 +19,9 @@ def test_cli_help_lists_every_subcommand(capsys):
 
 def test_no_command_shows_the_usage_as_a_usage_error(capsys):
     assert main([]) == 2  # a script calling `ctcnet $EMPTY` learns that nothing ran
-    assert "usage: ctcnet" in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert not said.out and "usage: ctcnet" in said.err
+    assert said.err.rstrip().endswith("ctcnet: error: a command is required (the list above)")
 
 
 @pytest.mark.parametrize("name", list(SUBCOMMANDS))

@@ -298,3 +298,22 @@ def test_the_blood_draw_interval_is_the_exact_poisson_one_scaled_as_the_rate():
     from dataclasses import replace
 
     assert replace(tally, blood_volume_ml=None).per_7_5_ml_interval == {"ctc": None}
+
+
+def test_a_model_is_named_by_its_card_not_by_any_json_beside_it(tmp_path):
+    """A model copied under a shipped model's file name beside an unrelated JSON file has no
+    name in a report (it would read as that shipped model beside another's digest)."""
+    import shutil
+    from types import SimpleNamespace
+
+    from ctcnet.inference.summary import model_record
+    from ctcnet.nn.registry import get_model
+
+    shipped = get_model("ctcnet-core3")
+    assert model_record(SimpleNamespace(model_path=shipped.checkpoint, spec=None))["name"] == \
+        "ctcnet-core3"
+    copy = tmp_path / "ctcnet-default.pt"
+    shutil.copyfile(shipped.checkpoint, copy)
+    (tmp_path / "ctcnet-default.json").write_text('{"settings": 1}')
+    record = model_record(SimpleNamespace(model_path=copy, spec=None))
+    assert "name" not in record and record["sha256"] == record["network_sha256"]

@@ -62,6 +62,12 @@ def test_a_night_with_a_folder_name_that_is_not_utf8_runs_it_and_logs_its_bytes(
     assert main(["predict", odd, "--out", bad, "--model", str(cart_and_model / "model.pt"),
                  "--quiet"]) == 2
     assert not os.path.exists(bad)
+    # Its own name fine, the folder it lies in not: that folder is named.
+    from ctcnet.errors import InputError
+    from ctcnet.io.atomic import refuse_undecodable
+
+    with pytest.raises(InputError, match=r"the path of the folder it lies in \(.*out"):
+        refuse_undecodable(os.path.join(bad, "res"))
 
 
 def test_a_sample_id_of_lone_surrogates_is_refused_by_name(tmp_path):
