@@ -179,8 +179,10 @@ def counts_table(tally: Counts, reviewed: ReviewedCounts | None, no_result: bool
         f" ({rates[name][0]:.2f} to {rates[name][1]:.2f} per 7.5 mL)"
         if rates.get(name) and tally.blood_volume_ml != 7.5 else "")
         for name, (low, high) in tally.review_span.items() if high > low)
-    if span and not no_result and not signed:  # how far the count may move: a clinician's
-        # first question, while the review is open
+    # How far the count may move: a clinician's first question before anyone decided. Once
+    # decisions are taken the after-review column says where it stands (the span, of the
+    # calls as predict made them, could then read 8 to 9 beside an after-review 6).
+    if span and not no_result and not signed and reviewed is None:
         rows.append(f'<tr data-row="review_span"><th>the count after review may be</th>'
                     f'<td colspan="{len(columns)}">{html.escape(span)} (from the calls on no '
                     "review list alone to those plus every listed event found to be one: "

@@ -86,6 +86,12 @@ def test_the_page_says_how_far_a_review_may_move_each_reported_count():
     # A failed sample (no result): no span; nor once a sign-off holds (the review is done).
     assert "may be" not in counts_table(tally, None, no_result=True)
     assert "may be" not in counts_table(tally, None, signed=True)
+    # Nor once decisions were taken: the after-review column says where the count stands.
+    from ctcnet.inference.counts import ReviewedCounts
+
+    decided = ReviewedCounts(tally.classes, tally.reported, dict(tally.counted),
+                             dict(tally.counted), dict(tally.counted), 1, 0, 0, 7.5)
+    assert "may be" not in counts_table(tally, decided)
     # On a tube of another volume the span is said per 7.5 mL too, as the rates are.
     half = count_events(pd.DataFrame({"class": calls, "review": review, "guard": guard}),
                         ["ctc", "wbc", "cluster", "debris"], ["ctc", "cluster"], 5.0)
