@@ -111,13 +111,16 @@ def mark_run_started(out: Path, sample_ids: Sequence[str], started: float) -> No
     (``host``, ``pid``): a run killed outright (SIGKILL, the OOM killer, a power cut)
     cannot say so, and a ``running`` whose process is gone tells a monitor it was."""
     Path(out).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(Path(out) / RUN_INDEX_FILE, json.dumps(
-        {**output_format(), "state": "running", "started_at": utc(started),
-         "host": socket.gethostname(),
-         "pid": os.getpid(), "inputs": list(sample_ids), "outputs": []}, indent=2) + "\n")
-    # The table is run.json's view: an earlier run's beside a running one would be read as
-    # tonight's (a run killed outright never writes its own). Its end writes it again.
-    (Path(out) / SAMPLES_FILE).unlink(missing_ok=True)
+    # Under the index's lock: the review server writes a reviewed sample's entry again under
+    # it, and must not write the finished index it read back over this one.
+    with _index_lock(out):
+        atomic_write_text(Path(out) / RUN_INDEX_FILE, json.dumps(
+            {**output_format(), "state": "running", "started_at": utc(started),
+             "host": socket.gethostname(),
+             "pid": os.getpid(), "inputs": list(sample_ids), "outputs": []}, indent=2) + "\n")
+        # The table is run.json's view: an earlier run's beside a running one would be read
+        # as tonight's (a run killed outright never writes its own). Its end writes it again.
+        (Path(out) / SAMPLES_FILE).unlink(missing_ok=True)
 
 
 def mark_run_ended_in_place(out: Path, state: str, error: BaseException) -> None:
