@@ -55,6 +55,7 @@ from ctcnet.errors import InputError, OutputFolderError
 from ctcnet.inference.batcher import CrossFrameBatcher
 from ctcnet.inference.crop_sets import predict_crop_dataset
 from ctcnet.inference.distributed import shard
+from ctcnet.inference.dropped_planes import with_dropped_plane_problems
 from ctcnet.inference.finishing import Finishing, FrameFinisher, no_events_table
 from ctcnet.inference.frame_workers import finished, prepared_frames, uses_processes
 from ctcnet.inference.frames import (
@@ -328,6 +329,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     # The frames' digests, and their notes (saturation) as problems: the sample is partial.
     cartridge, digests, checked, signs, made = with_frame_records(cartridge, parts, skipped,
                                                                   spec, job.made_by)
+    cartridge = with_dropped_plane_problems(cartridge, spec, options.detect)
     summary = build_summary(cartridge, backend, events, skipped, len(cartridge.frames) - len(todo),
                             seconds, options, spec, prior, new_events=n_events,
                             counted_at=counted_before)

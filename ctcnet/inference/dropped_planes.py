@@ -1,0 +1,69 @@
+"""The planes a model does not read, checked once a cartridge: the nucleus may lie in one.
+
+The metadata check (:mod:`ctcnet.detect.metadata_signs`) reads the signs of the planes the
+model reads. A scan of more channels than the model's (a six-channel EMT panel run with the
+three-channel ``ctcnet-core3``) drops the others unread, so a panel.json that swaps the DNA
+channel with one of them (DAPI and VIM) gives the model vimentin as its DNA, and nothing
+reads the real DNA plane to say so: the counts came out wrong and ``ok``. Here a few frames
+are read whole, every plane, their events cut from all of them, and the nucleus's plane
+judged over the file's own channels as the metadata check judges the model's; a problem
+naming a plane the model drops is the sample's (``partial``). Only where planes are dropped:
+a scan of the model's channels costs nothing more.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import numpy as np
+
+from ctcnet.detect.cropping import extract_crops
+from ctcnet.detect.detection import detect_events
+from ctcnet.detect.metadata_signs import frame_signs, metadata_problems, spread_rows
+from ctcnet.errors import InputError
+from ctcnet.io.scan import Cartridge, read_frame
+
+log = logging.getLogger(__name__)
+
+# Frames read whole, spread over the cartridge: enough events for the nucleus's vote.
+FRAMES_READ = 3
+
+
+def with_dropped_plane_problems(cartridge: Cartridge, spec, config) -> Cartridge:
+    """``cartridge`` (conformed to ``spec``'s channels) with the metadata problems that name
+    a plane it drops among its problems (:func:`dropped_plane_problems`)."""
+    new = [p for p in dropped_plane_problems(cartridge, spec, config)
+           if p not in cartridge.problems]
+    return replace(cartridge, problems=[*cartridge.problems, *new]) if new else cartridge
+
+
+def dropped_plane_problems(cartridge: Cartridge, spec, config) -> list[str]:
+    """The metadata problems that name a plane ``cartridge`` (conformed to ``spec``'s
+    channels) drops, judged on up to :data:`FRAMES_READ` of its frames read whole; [] where
+    it drops none, or its frames cannot be read (their own reads say why)."""
+    source = cartridge.file_panel
+    if source is None or cartridge.channels is None or \
+            source.num_channels == cartridge.panel.num_channels:
+        return []
+    dropped = [n for i, n in enumerate(source.names) if i not in set(cartridge.channels)]
+    readable = [f for f in cartridge.frames if f.problem is None]
+    picked = [readable[int(i)] for i in spread_rows(np.arange(len(readable)), FRAMES_READ)]
+    signs = []
+    for frame in picked:
+        try:
+            pixels = read_frame(frame, source)  # every plane, in the files' order
+        except (InputError, OSError, ValueError):
+            continue
+        # The events predict reads: detected on the model's planes.
+        events = detect_events(pixels[list(cartridge.channels)], cartridge.panel, config)
+        crops, padded = extract_crops(pixels, events["x"].to_numpy(), events["y"].to_numpy(),
+                                      spec.crop_size, spec.pixel_size_um, source.pixel_size_um)
+        signs.append(frame_signs(crops, source, spec.pixel_size_um, len(picked),
+                                 ~np.asarray(padded, bool)))
+    problems, _ = metadata_problems(signs, source, None)
+    said = [f"{p} (a plane this model does not read: metadata_check)" for p in problems
+            if any(name in p for name in dropped)]
+    for line in said:
+        log.warning("%s: %s", cartridge.sample_id, line)
+    return said

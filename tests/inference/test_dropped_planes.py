@@ -1,0 +1,50 @@
+"""ctcnet.inference.dropped_planes: a panel.json that swaps the DNA channel with a plane the
+model does not read (DAPI and VIM of a six-channel scan read by a three-channel model) is
+said, where the metadata check of the model's planes cannot see it."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from ctcnet.detect.detection import DetectConfig
+from ctcnet.io.panel import load_panel
+from ctcnet.io.scan import open_cartridge
+
+CORE3 = load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
+SPEC = SimpleNamespace(crop_size=80, pixel_size_um=0.64)
+
+
+@pytest.fixture(scope="module")
+def six(tmp_path_factory):
+    from ctcnet.simulate import simulate_cartridge
+
+    cart = tmp_path_factory.mktemp("six") / "cart"
+    simulate_cartridge(cart, load_panel({"channels": ["DAPI", "CK", "CD45", "VIM", "EpCAM",
+                                                      "CD61"], "pixel_size_um": 0.64}),
+                       num_frames=3, seed=3, events_per_frame=150)
+    return cart
+
+
+def test_the_dna_plane_swapped_with_a_dropped_one_is_said(six, tmp_path):
+    from ctcnet.inference.dropped_planes import dropped_plane_problems
+
+    assert dropped_plane_problems(open_cartridge(six).conform(CORE3), SPEC, DetectConfig()) \
+        == []
+    import shutil
+
+    swapped = shutil.copytree(six, tmp_path / "swapped")
+    panel = json.loads((swapped / "panel.json").read_text())
+    channels = panel["channels"]
+    channels[0], channels[3] = channels[3], channels[0]  # panel.json says VIM, ..., DAPI
+    (swapped / "panel.json").write_text(json.dumps(panel))
+    said = dropped_plane_problems(open_cartridge(swapped).conform(CORE3), SPEC, DetectConfig())
+    assert len(said) == 1 and "the nucleus lies in the VIM plane" in said[0]
+    assert "a plane this model does not read" in said[0]
+
+
+def test_a_scan_of_the_models_own_channels_reads_nothing_more(six):
+    from ctcnet.inference.dropped_planes import dropped_plane_problems
+
+    cart = open_cartridge(six)
+    assert dropped_plane_problems(cart.conform(cart.panel), SPEC, DetectConfig()) == []
