@@ -294,7 +294,9 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
     # The lab's own record of the scan (cartridge.json's keys ctcnet does not read: a draw
     # date, a site, an operator), as a signed report names them.
     lab = [(str(k), str(v)) for k, v in (s.cartridge_info or {}).items()]
-    overview = [("sample", s.sample_id), *lab, *status, ("input", s.input), ("events", s.events),
+    simulated = " (simulated: a ground truth lies beside its frames)" if s.ground_truth else ""
+    overview = [("sample", s.sample_id + simulated), *lab, *status, ("input", s.input),
+                ("events", s.events),
                 ("sent to review", review_list_text(s.review_list, s.tally.review_events,
                                                     s.tally.reported)),
                 ("cut by the frame border", _border_text(s)),

@@ -141,3 +141,7 @@ def test_the_report_names_the_labs_own_record_of_the_scan(clean_run, tmp_path):
     page = (tmp_path / "index.html").read_text()
     assert "<th>draw_date</th><td>2026-11-30</td>" in page and "&lt;B&gt;" in page
     assert page.index("draw_date") < page.index("<th>input</th>")
+    # A simulated cartridge (its truth beside the frames) says so where the sample is named.
+    assert data["ground_truth"] and "(simulated: a ground truth lies beside its frames)" in page
+    write_html(tmp_path, RunSummary.from_dict({**data, "ground_truth": None}), gallery_info={})
+    assert "simulated:" not in (tmp_path / "index.html").read_text()
