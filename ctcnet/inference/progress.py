@@ -102,7 +102,9 @@ class PlainProgress:
         finished = t["total"] is not None and t["done"] >= t["total"]
         if finished or now - t["said"] >= self.every_s:
             t["said"] = now
-            self.console.print(self.line(t, now), markup=False, highlight=False)
+            # One line however long (a long sample id): a log grepped for it finds it whole.
+            self.console.print(self.line(t, now), markup=False, highlight=False,
+                               soft_wrap=True)
 
     @staticmethod
     def line(t: dict, now: float) -> str:

@@ -48,3 +48,17 @@ def test_a_resumed_cartridge_counts_its_journal_frames_done():
                              skipped_note="")
     progress.update(task, advance=1, events=90)
     assert out.getvalue().splitlines()[-1] == "S1: 3 of 3 (100 %), 90 new events, 0 min 0 s"
+
+
+def test_a_plain_progress_line_of_a_long_sample_id_is_one_line():
+    """A 200-byte sample id on an 80-column console that is no terminal (a log file): one
+    line, so grep finds the sample's line whole."""
+    import io
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    progress = PlainProgress(Console(file=out, width=80), clock=lambda: 0.0)
+    task = progress.add_task("Müller " + "ä" * 150, total=2)
+    progress.update(task, advance=2)
+    assert out.getvalue().count("\n") == 1 and "ä: 2 of 2 (100 %)" in out.getvalue()
