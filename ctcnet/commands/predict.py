@@ -11,7 +11,6 @@ many machines, with no process group; ``--processes N`` between processes on thi
 from __future__ import annotations
 
 import argparse
-import contextlib
 
 from ctcnet.commands.evaluate import (
     add_compensate_argument,
@@ -20,18 +19,13 @@ from ctcnet.commands.evaluate import (
     add_prior_argument,
 )
 from ctcnet.commands.outcome import outcome_lines, run_outcome, say_error
+from ctcnet.commands.predict_index import index_at_the_end, index_of_an_ended_run
 from ctcnet.commands.predict_processes import INPUTS_OPTION, MAX_AUTO_PROCESSES
 from ctcnet.errors import InputError, check_device_name
 from ctcnet.inference.backend_registry import list_backends
 from ctcnet.inference.distributed import distributed_context, env_info
 from ctcnet.inference.distributed import shard as split
-from ctcnet.inference.run_index import (
-    mark_run_ended_in_place,
-    mark_run_started,
-    note_set_aside,
-    refusals_that_stand,
-    write_run_index,
-)
+from ctcnet.inference.run_index import mark_run_started, note_set_aside, write_run_index
 from ctcnet.io.input_lists import expand_list_files
 
 HELP = "Detect and classify every event of whole cartridges (or a crop dataset)."
@@ -216,7 +210,7 @@ def _run(args, log) -> int:
             if began:  # (a job of an array too: its time limit's SIGTERM)
                 mine = names if shard is None else \
                     split(names, rank, world_size, key=str)  # as the inputs were split
-                _index_of_an_ended_run(out, names, world_size, set_aside, started,
+                index_of_an_ended_run(out, names, world_size, set_aside, started,
                                        failed_reports, err, log, mine, shard is not None)
             raise
         note_set_aside(out, set_aside, started)  # for the rank or job that writes run.json
@@ -237,7 +231,7 @@ def _run(args, log) -> int:
     for line in lines:  # in the log first: an index a full disk refuses loses none of them
         log.note(line)
     if indexing:  # a --processes parent writes it once all have ended
-        set_aside = _index_at_the_end(out, names, world_size, set_aside, started,
+        set_aside = index_at_the_end(out, names, world_size, set_aside, started,
                                       failed_reports, shard is not None)
     return run_outcome(summaries, lines, set_aside, args.quiet, failed_reports, log)
 
@@ -274,47 +268,6 @@ def _model_for_inputs(args, inputs, cartridges, datasets) -> str:
         print(f"model: {chosen.name} ({chosen.origin}; fits the data's channels)",
               file=sys.stderr)
     return chosen.name
-
-
-def _index_at_the_end(out, names, world_size, set_aside, started, failed_reports,
-                      sharded: bool) -> dict:
-    """run.json of a run that ended as it should; returns the refusals that stand (those
-    another run did not finish or hold). A full disk leaves it ``failed``, not ``running``."""
-    try:
-        index = write_run_index(out, names, world_size, set_aside, started,
-                                failed_reports=failed_reports, sharded=sharded)
-    except OSError as err:
-        with contextlib.suppress(Exception):
-            mark_run_ended_in_place(out, "failed", err)
-        raise
-    return refusals_that_stand(index, set_aside, several=len(names) > 1)
-
-
-def _index_of_an_ended_run(out, names, world_size, set_aside, started, failed_reports,
-                           err: BaseException, log, mine, sharded: bool) -> None:
-    """run.json of a run a signal or an error ended: what it did, why it ended (``error``),
-    and why each sample it did not reach has no output; its log names the samples of its
-    own (``mine``: a job's share) done. An index that cannot be written (a full disk) is
-    written over in place with the state and the error alone."""
-    from ctcnet.core.run_log import ending_text
-
-    ended = "stopped" if isinstance(err, KeyboardInterrupt) else "failed"
-    try:
-        why = (f"not finished: the run ended ({ending_text(err)}) before its output was "
-               "written; the same command resumes it")
-        # A job's own share says why it ended, not that another job has not run.
-        own = {name: why for name in mine} if sharded else {}
-        index = write_run_index(out, names, world_size, set_aside, started, state=ended,
-                                failed_reports={**own, **(failed_reports or {})}, error=err,
-                                sharded=sharded, missing_reason=None if sharded else why)
-    except Exception:  # the error that ended the run is told, not this one
-        with contextlib.suppress(Exception):
-            mark_run_ended_in_place(out, ended, err)
-        return
-    for entry in index["outputs"]:
-        if "summary" in entry and entry["name"] in mine:
-            log.note(f"{entry['name']}: {entry.get('status', 'done')}, done before the run "
-                     "ended")
 
 
 def _inputs(args, child: bool, log) -> list:

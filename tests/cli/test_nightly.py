@@ -312,6 +312,28 @@ def test_a_job_stopped_by_its_time_limit_leaves_its_index(cart_and_model, tmp_pa
     assert all("--shard" in e["reason"] for e in run["outputs"])
 
 
+def test_a_stopped_night_names_the_samples_it_finished_on_the_console(cart_and_model, tmp_path,
+                                                                      capsys, monkeypatch):
+    """SIGTERM after the first of two cartridges: the console names the one done (an operator
+    reads it before run.json), as the run's log does."""
+    import ctcnet.inference.predict as predicting
+
+    scans, out = batch(cart_and_model, tmp_path)
+    real = predicting.predict_inputs
+
+    def stopped(inputs, *args, **kwargs):
+        real(inputs[:1], *args, **kwargs)
+        raise KeyboardInterrupt("SIGTERM")
+
+    monkeypatch.setattr(predicting, "predict_inputs", stopped)
+    status, err = run_cli(capsys, "predict", scans / "a", scans / "b", "--out", out, "--quiet",
+                          *options(cart_and_model))
+    assert status == 130
+    assert any("1 sample(s) done before the run ended: S_a (run.json lists each)" in line
+               for line in err), err
+    assert outputs(out)["S_b"]["missing"] and outputs(out)["S_a"]["status"] == "ok"
+
+
 def test_a_torchrun_variable_set_empty_is_one_line(cart_and_model, tmp_path, capsys,
                                                    monkeypatch):
     scans, out = batch(cart_and_model, tmp_path)

@@ -1,0 +1,59 @@
+"""``ctcnet predict``'s run index as the run ends: ``run.json`` (and ``samples.csv``) of a run
+that finished, or of one a signal or an error ended, with what it did said."""
+
+from __future__ import annotations
+
+import contextlib
+
+from ctcnet.inference.run_index import (
+    mark_run_ended_in_place,
+    refusals_that_stand,
+    write_run_index,
+)
+
+
+def index_at_the_end(out, names, world_size, set_aside, started, failed_reports,
+                      sharded: bool) -> dict:
+    """run.json of a run that ended as it should; returns the refusals that stand (those
+    another run did not finish or hold). A full disk leaves it ``failed``, not ``running``."""
+    try:
+        index = write_run_index(out, names, world_size, set_aside, started,
+                                failed_reports=failed_reports, sharded=sharded)
+    except OSError as err:
+        with contextlib.suppress(Exception):
+            mark_run_ended_in_place(out, "failed", err)
+        raise
+    return refusals_that_stand(index, set_aside, several=len(names) > 1)
+
+
+def index_of_an_ended_run(out, names, world_size, set_aside, started, failed_reports,
+                           err: BaseException, log, mine, sharded: bool) -> None:
+    """run.json of a run a signal or an error ended: what it did, why it ended (``error``),
+    and why each sample it did not reach has no output; its log names the samples of its
+    own (``mine``: a job's share) done. An index that cannot be written (a full disk) is
+    written over in place with the state and the error alone."""
+    from ctcnet.core.run_log import ending_text
+
+    ended = "stopped" if isinstance(err, KeyboardInterrupt) else "failed"
+    try:
+        why = (f"not finished: the run ended ({ending_text(err)}) before its output was "
+               "written; the same command resumes it")
+        # A job's own share says why it ended, not that another job has not run.
+        own = {name: why for name in mine} if sharded else {}
+        index = write_run_index(out, names, world_size, set_aside, started, state=ended,
+                                failed_reports={**own, **(failed_reports or {})}, error=err,
+                                sharded=sharded, missing_reason=None if sharded else why)
+    except Exception:  # the error that ended the run is told, not this one
+        with contextlib.suppress(Exception):
+            mark_run_ended_in_place(out, ended, err)
+        return
+    done = [entry["name"] for entry in index["outputs"]
+            if "summary" in entry and entry["name"] in mine]
+    for name in done:
+        log.note(f"{name}: done before the run ended")
+    if done:  # on the console too: an operator reads it before any file
+        import sys
+
+        print(f"ctcnet predict: {len(done)} sample(s) done before the run ended: "
+              f"{', '.join(done[:10])}{', ...' if len(done) > 10 else ''} (run.json lists "
+              "each)", file=sys.stderr)
