@@ -12,6 +12,7 @@ from pathlib import Path
 from ctcnet.inference.result_state import result_state
 from ctcnet.inference.summary import signoff_holds
 
+# Skipped frames whose reasons run.json repeats per sample (summary.json lists them all).
 SKIP_REASONS_SHOWN = 5
 
 

@@ -80,7 +80,6 @@ def _set_aside_since(out: Path, name: str, summary: Path, read: dict | None) -> 
     return record
 
 
-# Skipped frames whose reasons run.json repeats per sample (summary.json lists them all).
 def _read_summary(summary: Path) -> dict | None:
     """A summary.json as read, or None (no file, or not readable)."""
     try:
