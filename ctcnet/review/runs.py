@@ -227,6 +227,16 @@ class RunEvents:
         return cls(events, summary.panel["pixel_size_um"], written, summary.cartridge_id,
                    summary.frame_digests)
 
+    @property
+    def token(self) -> str:
+        """What a page or script names this run by in its requests (the state's ``run_id``):
+        its numbering and its calls, ``<run_id>.<calls_id>``. A rerun with another model,
+        rule or prior keeps the numbering but, as a rule, not every call: a decision or a
+        sign-off made on a page of the earlier calls is then refused (409), not recorded
+        against calls nobody was shown. review.csv keeps the numbering's part, by which
+        decisions attach to events."""
+        return f"{self.run_id}.{self.calls_id}"
+
     def digests_of(self, frames) -> np.ndarray:
         """The digest of each of ``frames``' pixels in this run ("" where not recorded)."""
         return np.array([self.frame_digests.get(str(f), "") for f in frames], dtype=object)

@@ -193,7 +193,7 @@ class Sample(SampleImages):
         decided = matched.decisions
         calls = dict(zip(decided["event_id"].astype(int), decided["reviewer_call"]))
         rows = [{**r, "decision": calls.get(r["event_id"])} for r in self.candidate_rows]
-        out = {"sample": self.name, "run_id": self.run.run_id, "reviewer": reviewer,
+        out = {"sample": self.name, "run_id": self.run.token, "reviewer": reviewer,
                "reading": reading, "classes": self.classes, "reported": self.reported,
                "review_threshold": self.threshold,
                "channels": [c["name"] for c in self.summary.panel["channels"]],
@@ -231,10 +231,10 @@ class Sample(SampleImages):
         counts."""
         log_ = self.logs[reading]
         if log_.stamp() == since:
-            return {"run_id": self.run.run_id, "stamp": since, "unchanged": True}
+            return {"run_id": self.run.token, "stamp": since, "unchanged": True}
         matched = log_.matched(self.run)
         decided = matched.decisions
-        out = {"run_id": self.run.run_id, "stamp": log_.read_stamp,
+        out = {"run_id": self.run.token, "stamp": log_.read_stamp,
                "decisions": [[int(e), str(c)] for e, c in zip(decided["event_id"],
                                                               decided["reviewer_call"])],
                "counts": self.counts(matched, reading=reading),
@@ -245,12 +245,13 @@ class Sample(SampleImages):
 
     def check_run(self, run_id: str | None) -> None:
         """Refuse a request made for another run than the one this sample holds now."""
-        if run_id is not None and run_id != self.run.run_id:
+        if run_id is not None and run_id != self.run.token:
+            calls = ", other calls of the same events" if run_id.split(".")[0] == \
+                self.run.run_id and "." in run_id else ""
             raise ResultsChanged(f"the request names run {run_id} of {self.name}, but its "
-                                 f"results hold run {self.run.run_id}: predict wrote them "
-                                 "again since the page was loaded (or the request names "
-                                 "another run): reload the page (a script: read the "
-                                 "state again)")
+                                 f"results hold run {self.run.token}: predict wrote them again "
+                                 f"since the page was loaded{calls} (or the request names "
+                                 "another run): reload the page (a script: read the state)")
 
     def _event(self, event_id: int) -> int:
         """``event_id``, one of the candidates: a decision on another event would change the

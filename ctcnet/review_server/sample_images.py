@@ -71,7 +71,7 @@ class SampleImages:
                     # The run in the address: a page of another run is refused, not shown.
                     tiles.setdefault(int(event_id), {
                         "src": f"/files/{quote(self.name, safe='')}/{page['path']}"
-                               f"?run={self.run.run_id}",
+                               f"?run={self.run.token}",
                         "width": page["width"], "page_height": page["height"],
                         "header": LABEL_HEIGHT, "top": round(LABEL_HEIGHT + i * row),
                         "height": round(row - GAP)})
@@ -80,7 +80,7 @@ class SampleImages:
     def tile_src(self, event_id: int, kind: str = "tile") -> str:
         """The address of an event's tile (``kind``: tile or saliency), tied to this run."""
         # The sample id escaped: a '#', '?' or '%' in it would end or bend the path.
-        return f"/api/{quote(self.name, safe='')}/{kind}/{event_id}.png?run={self.run.run_id}"
+        return f"/api/{quote(self.name, safe='')}/{kind}/{event_id}.png?run={self.run.token}"
 
     @cached_property
     def cut_order(self) -> list[int]:

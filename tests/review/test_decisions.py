@@ -425,3 +425,17 @@ def test_a_decision_whose_seal_cannot_be_written_is_taken_back(tmp_path, monkeyp
         assert (tmp_path / "review.csv").read_bytes() == before
     matched = D.record_decision(tmp_path, run, 0, "ctc", "a")  # the next one is recorded
     assert 3 not in set(matched.decisions["event_id"].astype(int))
+
+
+def test_a_rerun_with_other_calls_keeps_the_numbering_but_not_the_pages_run():
+    """Another prior or model calls the same events otherwise: decisions still attach by
+    their ids (run_id), but the run a page or script names (the state's run_id, the token)
+    differs, so a decision or sign-off made on a page of the earlier calls is refused."""
+    import pandas as pd
+
+    events = pd.DataFrame({"event_id": [0, 1], "frame_id": ["f", "f"], "x": [1.0, 9.0],
+                           "y": [2.0, 2.0], "class": ["debris", "wbc"]})
+    before = D.RunEvents(events, 1.0)
+    after = D.RunEvents(events.assign(**{"class": ["ctc", "wbc"]}), 1.0)
+    assert before.run_id == after.run_id and before.token != after.token
+    assert before.token.startswith(before.run_id + ".")

@@ -85,7 +85,7 @@ def post_decision(server, event_id, call, sample="P001", run_id=None):
     """A decision as the page posts it: on the run it shows (by default the one served)."""
     if run_id is None:
         try:
-            run_id = server.app.sample(sample).run.run_id
+            run_id = server.app.sample(sample).run.token
         except LookupError:  # a sample not served: the server answers for itself
             run_id = "none"
     body = {"event_id": event_id, "call": call, "run_id": run_id}
@@ -219,7 +219,7 @@ def test_another_site_can_neither_frame_the_page_nor_post_and_a_planted_page_run
     assert frame == "DENY" and "sandbox allow-scripts" in policy
     sample = server.app.sample("P001")
     body = json.dumps({"event_id": int(sample.candidates["event_id"].iloc[0]), "call": "reject",
-                       "run_id": sample.run.run_id})
+                       "run_id": sample.run.token})
     json_type = {"Content-Type": "application/json"}
     assert request(server, "POST", "/api/P001/decision", body,
                    {**json_type, "Origin": "https://evil.example"})[0] == 403
@@ -899,7 +899,7 @@ def test_server_notices_a_new_run_and_refuses_requests_for_the_old(results, serv
     new = json.loads(request(server, "GET", "/api/P001/state")[1])
     assert new["run_id"] != old_run
     events = pd.read_parquet(sample / "events.parquet")
-    assert new["run_id"] == D.RunEvents(events, 1.0).run_id
+    assert new["run_id"] == D.RunEvents(events, 1.0).token
     src = next(c["tile"]["src"] for c in new["candidates"] if "width" in c["tile"])
     assert request(server, "GET", src)[0] == 200
     table = pd.read_csv(sample / "review.csv")
@@ -938,7 +938,7 @@ def test_server_notices_a_new_run_and_refuses_requests_for_the_old(results, serv
 def test_malformed_decisions_get_400_and_a_json_error(served, body, complaint):
     out, server = served
     sample = server.app.sample("P001")
-    body = body.replace("RUN", sample.run.run_id).replace(
+    body = body.replace("RUN", sample.run.token).replace(
         "CAND", str(int(sample.candidates["event_id"].min())))
     status, data = post_json(server, "P001", body.encode("latin-1"))
     assert status == 400, data
