@@ -86,6 +86,7 @@ class ReviewApp:
         another run since (ResultsBeingWritten while it is still writing). A name its
         accents written decomposed (as macOS writes them) is the sample composed."""
         if name not in self.folders:
+            self.look_again()  # a night's batch may have finished it since the server began
             name = next((known for known in self.folders if unicodedata.normalize(
                 "NFC", known) == unicodedata.normalize("NFC", name)), name)
         if name not in self.folders:
@@ -217,10 +218,27 @@ class ReviewApp:
         self.tiles.prefetch(jobs)
         threading.Thread(target=self.check_signed, name="check-signoffs", daemon=True).start()
 
+    def look_again(self) -> None:
+        """Add the samples written into the results folder since the server began (a night's
+        batch still running as the morning's review starts): they are served as they
+        finish, without a restart."""
+        try:
+            found = D.find_samples(self.results)
+        except InputError:  # none there (yet), or the folder gone: the known ones stay
+            return
+        new = {name: folder for name, folder in found.items() if name not in self.folders}
+        if new:
+            check_scans_for(new, self.scans, self.results)
+            # A new dict, not one grown in place: another request may be going over it.
+            self.folders = {**self.folders, **new}
+            log.info("%d sample(s) written since the server began: %s", len(new),
+                     ", ".join(sorted(new)))
+
     def index_html(self) -> str:
         """The page listing the samples to review, each with whether its result may be read
         (partial, failed, signed off...), its review list and how much of it is decided: a
         morning's work read before a sample is opened."""
+        self.look_again()
         links = "".join(f'<li><a href="/review/{html.escape(quote(n, safe=""))}">'
                         f'{html.escape(n)}</a>: {html.escape(self._line(n, folder))}</li>'
                         for n, folder in self.folders.items())

@@ -259,6 +259,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
         path, run_id = url.path, run_of(url.query)
         parts = path.split("/", 3)  # '', head, sample, rest (still URL-encoded)
         if path == "/":
+            self.app.look_again()  # samples a running batch finished since
             if len(self.app.folders) == 1:
                 self.send_response(HTTPStatus.FOUND)
                 self.send_header("Location",
@@ -267,6 +268,8 @@ class ReviewHandler(BaseHTTPRequestHandler):
                 return self.end_headers()
             return self._send(200, self.app.index_html().encode(), "text/html; charset=utf-8")
         if parts[1] == "review" and len(parts) == 3:
+            if unquote(parts[2]) not in self.app.folders:
+                self.app.look_again()
             if unquote(parts[2]) not in self.app.folders:
                 raise LookupError(parts[2])
             return self._send(200, PAGE.read_bytes(), "text/html; charset=utf-8")

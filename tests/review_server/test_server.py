@@ -1275,6 +1275,22 @@ def test_samples_are_read_when_asked_for_and_few_are_kept(results, tmp_path, mon
         server.server_close()
 
 
+def test_samples_a_running_batch_finishes_later_are_served_without_a_restart(results, tmp_path):
+    """The review started while the night's batch was still writing: a sample finished
+    since is listed and served, not 404 until someone restarts the server."""
+    from ctcnet.review_server.app import ReviewApp
+
+    out = tmp_path / "results"
+    shutil.copytree(results / "results" / "P001", out / "P001")
+    app = ReviewApp(out, saliency=False)
+    assert list(app.folders) == ["P001"]
+    shutil.copytree(results / "results" / "P001", out / "P002")
+    summary = json.loads((out / "P002" / "summary.json").read_text())
+    (out / "P002" / "summary.json").write_text(json.dumps({**summary, "sample_id": "P002"}))
+    assert "/review/P002" in app.index_html()
+    assert app.sample("P002").name == "P002"
+
+
 def test_a_sample_named_with_accents_decomposed_is_the_one_composed(results, tmp_path):
     """A page link or a script on macOS writes "Café" decomposed (e + combining accent): the
     same sample as the folder's composed name, not 404."""
