@@ -12,9 +12,11 @@ CellSearch's 2^15 export offset is removed here.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -453,9 +455,21 @@ def check_channel_names(found: Sequence[str] | None, expected: Sequence[str], pa
     check_channel_order(expected, found, "file", path, expected_by="the panel")
 
 
+def content_uuid(arr: np.ndarray, channel_names=None, pixel_size_um=None) -> str:
+    """A UUID of an image's pixels, shape, type, channel names and pixel size (a name-based
+    UUID of their digest): the same image, the same UUID, wherever and whenever written."""
+    digest = hashlib.blake2b(np.ascontiguousarray(arr).tobytes(), digest_size=16)
+    digest.update(repr((arr.shape, str(arr.dtype), list(channel_names or []),
+                        pixel_size_um)).encode("utf-8"))
+    return str(uuid.uuid5(uuid.NAMESPACE_OID, digest.hexdigest()))
+
+
 def write_tiff(path: str | Path, arr: np.ndarray, channel_names: Sequence[str] | None = None,
                pixel_size_um: float | None = None, ome: bool = True) -> None:
-    """Write a (C, H, W) image atomically; OME metadata records channel names and pixel size."""
+    """Write a (C, H, W) image atomically; OME metadata records channel names and pixel size,
+    and an image UUID derived from its content (tifffile's default, a time-based UUID, holds
+    the writing machine's network address and the moment: a crop shared with a collaborator
+    would carry both, and the same crop written twice would differ)."""
     import tifffile
 
     arr = np.asarray(arr)
@@ -463,7 +477,7 @@ def write_tiff(path: str | Path, arr: np.ndarray, channel_names: Sequence[str] |
         raise ValueError(f"write_tiff wants (C, H, W), got {arr.shape}")
     with atomic_path(path) as tmp:
         if ome:
-            metadata = {"axes": "CYX"}
+            metadata = {"axes": "CYX", "UUID": content_uuid(arr, channel_names, pixel_size_um)}
             if channel_names is not None:
                 metadata["Channel"] = {"Name": list(channel_names)}
             if pixel_size_um is not None:

@@ -269,3 +269,23 @@ def test_a_crop_written_channels_last_as_it_is_is_read_channels_first(tmp_path):
         # ... and its size is the image's, not a page's (a frame's size read as 1384 x 5
         # made its events 100,000 per mm^2, "crowded").
         assert image_shape(tmp_path / f"last{height}.tif") == (height, height)
+
+
+def test_an_ome_crop_carries_a_uuid_of_its_content_not_of_the_machine(tmp_path):
+    """tifffile's default UUID is time-based (version 1): the writing machine's network
+    address and the moment, in every crop a lab shares. A UUID of the content instead: the
+    same crop written twice is the same file."""
+    import re
+    import uuid
+
+    import tifffile
+
+    from ctcnet.io.images import write_tiff
+
+    crop = np.arange(3 * 8 * 8, dtype=np.uint16).reshape(3, 8, 8)
+    for name in ("a", "b"):
+        write_tiff(tmp_path / f"{name}.tif", crop, ["DAPI", "CK", "CD45"], 0.64)
+    with tifffile.TiffFile(tmp_path / "a.tif") as tif:
+        said = re.search(r'UUID="urn:uuid:([^"]+)"', tif.ome_metadata).group(1)
+    assert uuid.UUID(said).version == 5
+    assert (tmp_path / "a.tif").read_bytes() == (tmp_path / "b.tif").read_bytes()
