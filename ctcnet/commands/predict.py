@@ -401,7 +401,7 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
     mark_run_started(out, names, started)
     note_set_aside(out, set_aside, started)  # run.json lists them with the children's
     status = run_in_processes(args._argv, shares, watch,
-                              model if args.model is None else None) if shares else 0
+                              model if args.model is None else None, out) if shares else 0
     # A process killed or failed leaves its share unfinished: the run failed, and its samples
     # without an output say why.
     failed = status not in STOPPED and status not in SHARE_DONE

@@ -23,6 +23,7 @@ each input is done, writes ``run.json`` once all have ended and says what each c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -166,19 +167,38 @@ def exit_status(codes: list[int]) -> int:
     return 2 if 2 in codes else 3 if 3 in codes else 0
 
 
-def run_in_processes(argv: list[str], shares: list[list[str]],
-                     while_waiting: Callable[[], None] | None = None,
-                     model: str | None = None) -> int:
-    """Run ``argv`` (a ``ctcnet predict`` command line) as one child per share of its inputs
-    and return the run's exit status once every child has ended; ``while_waiting`` is called
-    every ``POLL_S`` seconds meanwhile (to say which inputs are done); ``model``: the model the
-    parent chose, for a command line that names none (:func:`child_command`)."""
+# Where a --processes run hands each child its share of the inputs: in the run's --out, not
+# the machine's /tmp (the inputs' paths name patients' scans; a parent killed outright leaves
+# them, and the next --processes run into the folder takes them away).
+SHARES_DIR = ".ctcnet-shares"
+
+
+def _handed_over(shares: list[list[str]], folder: Path) -> list[str]:
+    """Each share written to a file of its own in ``folder`` (a killed run's taken away
+    first): the files' names, one a child."""
+    if folder.is_dir():
+        for stale in folder.glob("share-*.json"):
+            stale.unlink(missing_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     files = []
     for share in shares:
-        handle, name = tempfile.mkstemp(prefix="ctcnet-share-", suffix=".json")
+        handle, name = tempfile.mkstemp(prefix="share-", suffix=".json", dir=folder)
         with os.fdopen(handle, "w") as f:
             json.dump(share, f)
         files.append(name)
+    return files
+
+
+def run_in_processes(argv: list[str], shares: list[list[str]],
+                     while_waiting: Callable[[], None] | None = None,
+                     model: str | None = None, out: str | Path = ".") -> int:
+    """Run ``argv`` (a ``ctcnet predict`` command line) as one child per share of its inputs
+    and return the run's exit status once every child has ended; ``while_waiting`` is called
+    every ``POLL_S`` seconds meanwhile (to say which inputs are done); ``model``: the model the
+    parent chose, for a command line that names none (:func:`child_command`); ``out``: the
+    run's --out, where the shares are handed over (:data:`SHARES_DIR`)."""
+    folder = Path(out) / SHARES_DIR
+    files = _handed_over(shares, folder)
     children: list[subprocess.Popen] = []
 
     def pass_on(signum, _frame):  # once per signal, as one process would get it
@@ -214,6 +234,8 @@ def run_in_processes(argv: list[str], shares: list[list[str]],
             signal.signal(s, handler)
         for name in files:
             Path(name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # (left where another run's share is in it)
     status = exit_status(codes)
     if status not in STOPPED:  # (stopped by a signal the parent passed on: nothing to add)
         for k, code in enumerate(codes, 1):

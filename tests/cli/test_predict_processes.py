@@ -390,3 +390,19 @@ def test_a_child_stops_when_its_parent_is_killed_outright(tmp_path):
     else:
         os.kill(child, signal.SIGKILL)
         raise AssertionError("the child ran on after its parent was killed")
+
+
+def test_the_shares_are_handed_over_in_the_out_folder_and_a_killed_runs_taken_away(tmp_path):
+    """The inputs' paths (patients' scans) go to the children through files in --out, not
+    the machine's /tmp, and what a parent killed outright left there goes at the next run."""
+    import json
+
+    from ctcnet.commands.predict_processes import SHARES_DIR, _handed_over
+
+    folder = tmp_path / "out" / SHARES_DIR
+    folder.mkdir(parents=True)
+    (folder / "share-left.json").write_text("[]")
+    files = _handed_over([["/scans/a"], ["/scans/b"]], folder)
+    assert not (folder / "share-left.json").exists()
+    assert [json.loads(open(f).read()) for f in files] == [["/scans/a"], ["/scans/b"]]
+    assert all(str(f).startswith(str(folder)) for f in files)
