@@ -7,10 +7,9 @@ decisions (``"reading": "second"``, review-second.csv) are kept apart and never 
 agreement with the first (:mod:`ctcnet.review.agreement`) and the disagreements are listed for
 adjudication, which is deciding the event again in the first reading.
 
-Requests name the run they were made for: one made for a run the folder no longer holds
-(predict ran again since the page was loaded) raises :class:`ResultsChanged`, so a stale page
-never records a decision on, or shows the tile of, another cell.
-"""
+Requests name the run they were made for (its numbering and calls): one made for a run the
+folder no longer holds (predict ran again since the page was loaded) raises
+:class:`ResultsChanged`, so a stale page never records a decision on another cell or call."""
 
 from __future__ import annotations
 
