@@ -138,16 +138,16 @@ def event_changes(pairs: list[tuple[str, Path, Path]], positive: str = POSITIVE
     changed = (pd.concat(rows, ignore_index=True) if rows else pd.DataFrame())
     changed = changed.reindex(columns=columns)
     # (the side a run did not find is empty: no call, not counted)
-    is_old = (changed["class_reference"] == positive) & \
-        changed["counted_reference"].fillna(False).astype(bool)
-    is_new = (changed["class"] == positive) & changed["counted"].fillna(False).astype(bool)
+    is_old = (changed["class_reference"] == positive) & changed["counted_reference"].eq(True)
+    is_new = (changed["class"] == positive) & changed["counted"].eq(True)
     gained, lost = int((is_new & ~is_old).sum()), int((is_old & ~is_new).sum())
     both_found = changed["class_reference"].notna() & changed["class"].notna()
     moves = (changed["class_reference"].astype(str) + " -> " + changed["class"].astype(str))[
         both_found & (changed["class_reference"] != changed["class"])].value_counts()
     summary = {**totals, "calls_changed": int(moves.sum()),
                "by_change": {k: int(v) for k, v in moves.items()},
-               "review_changed": int((changed["review_reference"] != changed["review"]).sum()),
+               "review_changed": int((both_found & (changed["review_reference"] !=
+                                                    changed["review"])).sum()),
                f"counted_{positive}": {"compared_only": gained, "reference_only": lost,
                                        "mcnemar_exact_p": mcnemar_exact(gained, lost)}}
     return summary, changed

@@ -53,6 +53,7 @@ def test_a_ctc_one_run_found_alone_is_a_change_and_counts_in_mcnemar(tmp_path):
     summary, table = event_changes([("s", old, new)])
     assert summary["events_paired"] == 1 and summary["events_reference_only"] == 1
     assert summary["counted_ctc"]["reference_only"] == 1 and summary["calls_changed"] == 0
+    assert summary["review_changed"] == 0  # an event found alone has no review to change
     assert table[["class_reference", "x_reference"]].values.tolist() == [["ctc", 10.0]]
 
 
