@@ -22,6 +22,7 @@ from ctcnet.detect.cropping import extract_crops
 from ctcnet.detect.detection import detect_events
 from ctcnet.detect.metadata_signs import frame_signs, metadata_problems, spread_rows
 from ctcnet.errors import InputError
+from ctcnet.inference.frames import FRAME_DATA_ERRORS
 from ctcnet.io.scan import Cartridge, read_frame
 
 log = logging.getLogger(__name__)
@@ -48,19 +49,22 @@ def dropped_plane_problems(cartridge: Cartridge, spec, config) -> list[str]:
         return []
     dropped = [n for i, n in enumerate(source.names) if i not in set(cartridge.channels)]
     readable = [f for f in cartridge.frames if f.problem is None]
+    if not readable:
+        return []
     picked = [readable[int(i)] for i in spread_rows(np.arange(len(readable)), FRAMES_READ)]
     signs = []
     for frame in picked:
         try:
             pixels = read_frame(frame, source)  # every plane, in the files' order
-        except (InputError, OSError, ValueError):
+            # The events predict reads: detected on the model's planes.
+            events = detect_events(pixels[list(cartridge.channels)], cartridge.panel, config)
+            crops, padded = extract_crops(pixels, events["x"].to_numpy(),
+                                          events["y"].to_numpy(), spec.crop_size,
+                                          spec.pixel_size_um, source.pixel_size_um)
+            signs.append(frame_signs(crops, source, spec.pixel_size_um, len(picked),
+                                     ~np.asarray(padded, bool)))
+        except (InputError, OSError, *FRAME_DATA_ERRORS):  # the frame's own run says why
             continue
-        # The events predict reads: detected on the model's planes.
-        events = detect_events(pixels[list(cartridge.channels)], cartridge.panel, config)
-        crops, padded = extract_crops(pixels, events["x"].to_numpy(), events["y"].to_numpy(),
-                                      spec.crop_size, spec.pixel_size_um, source.pixel_size_um)
-        signs.append(frame_signs(crops, source, spec.pixel_size_um, len(picked),
-                                 ~np.asarray(padded, bool)))
     problems, _ = metadata_problems(signs, source, None)
     said = [f"{p} (a plane this model does not read: metadata_check)" for p in problems
             if any(name in p for name in dropped)]
