@@ -59,6 +59,11 @@ from ctcnet import __version__
 from ctcnet.detect.detection import BOX_COLUMNS
 from ctcnet.errors import InputError
 from ctcnet.exports.fcs import MISSING_VALUE, fcs_matrix, write_fcs
+from ctcnet.exports.sample_review import (  # noqa: F401 (read here by callers)
+    REVIEWER_CALL,
+    signoff_now,
+    with_reviewer_calls,
+)
 from ctcnet.inference.cluster_parts import SAME_CLUSTER
 from ctcnet.inference.counts import REJECTED
 from ctcnet.inference.guard import FLAGS, counted
@@ -71,19 +76,13 @@ from ctcnet.io.atomic import (
 )
 from ctcnet.nn.calls import FAILED_CLASS
 from ctcnet.review.decisions import (
-    REVIEW_FILE,
-    RunEvents,
     find_samples,
-    load_decisions,
     load_sample,
 )
-from ctcnet.review.signoff import CURRENT, HISTORY_FILE, SIGNOFF_FILE, signoff_in, signoff_text
 
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("event_id", "frame", "frame_id", "x", "y", "class", "review")
-# The column a reviewed sample's events carry: the reviewer's call, "" where none was given.
-REVIEWER_CALL = "reviewer_call"
 
 
 @dataclass
@@ -408,36 +407,6 @@ def _load(plan: SampleExport, geometry: str):
                          "table changed since predict wrote it?); nothing was exported: rerun "
                          "ctcnet predict on this sample to write both again", where)
     return with_reviewer_calls(plan.folder, events, summary), summary
-
-
-def signoff_now(folder: Path, events: pd.DataFrame, summary) -> dict | None:
-    """The sample's sign-off as it holds now, checked against its record (not summary.json's
-    copy, which is as fresh as the last command that wrote it), or None."""
-    if not any((folder / name).exists() for name in (SIGNOFF_FILE, HISTORY_FILE)):
-        return None
-    run = RunEvents.of_sample(folder, events, summary)
-    per_7_5_ml = summary.reviewed.after_review_per_7_5_ml if summary.reviewed else None
-    record = signoff_in(folder, run, load_decisions(folder, run), per_7_5_ml,
-                        summary.model.sha256, summary.network_sha256)[1]
-    if record is not None and (record["status"] != CURRENT or record.get("unchecked")):
-        log.warning("%s: %s", folder.name, signoff_text(record))  # said, not only in the file
-    return record
-
-
-def with_reviewer_calls(folder: Path, events: pd.DataFrame, summary) -> pd.DataFrame:
-    """The events with ``reviewer_call`` (the class a reviewer gave each decided event, or
-    ``rejected``; "" where none was given) where the sample's review.csv holds decisions,
-    matched to this run as the review counts them; the events as they are elsewhere."""
-    if not (folder / REVIEW_FILE).exists():
-        return events
-    matched = load_decisions(folder, RunEvents.of_sample(folder, events, summary))
-    given = dict(zip(matched.decisions["event_id"].astype(int).tolist(),
-                     matched.decisions["reviewer_call"].astype(str).tolist()))
-    if len(matched.unattached):
-        log.warning("%s: %d review decision(s) attach to no event of this run; not exported",
-                    folder, len(matched.unattached))
-    return events.assign(**{REVIEWER_CALL: [given.get(int(e), "") for e in
-                                            events["event_id"].tolist()]})
 
 
 def export_events(results: str | Path, fcs: bool = True, geojson: bool = False,

@@ -296,6 +296,20 @@ def test_a_journals_seal_lost_with_the_hidden_files_is_said_not_taken_for_an_edi
     assert "the seal of review.csv is missing" in caplog.text
 
 
+def test_a_sign_off_whose_record_was_deleted_is_said_by_an_export(folder, caplog):
+    """signoff.json and its history deleted, summary.json's copy left: the export says the
+    record is gone (deleted, not never signed) and exports it as not signed off."""
+    from ctcnet.exports.event_exports import load_sample, signoff_now
+
+    assert json.loads((folder / "summary.json").read_text())["signoff"]
+    for name in ("signoff.json", "signoff_history.jsonl"):
+        (folder / name).unlink()
+    events, summary = load_sample(folder)
+    with caplog.at_level(logging.WARNING):
+        assert signoff_now(folder, events, summary) is None
+    assert "summary.json records a sign-off by" in caplog.text and "gone" in caplog.text
+
+
 def test_a_decision_that_no_longer_attaches_to_its_cell_moves_the_sign_off_on(folder):
     """A frame replaced since (its digest another): the decision made on it is set aside, so
     the sign-off covered a decision that no longer counts; it does not hold as current."""
