@@ -174,19 +174,34 @@ SHARES_DIR = ".ctcnet-shares"
 
 
 def _handed_over(shares: list[list[str]], folder: Path) -> list[str]:
-    """Each share written to a file of its own in ``folder`` (a killed run's taken away
-    first): the files' names, one a child."""
+    """Each share written to a file of its own in ``folder``, named by this process (a run
+    whose process is gone, killed outright, has its files taken away first; another run's
+    into the same --out, on other samples, keeps its own): the files' names, one a child."""
     if folder.is_dir():
         for stale in folder.glob("share-*.json"):
-            stale.unlink(missing_ok=True)
+            pid = stale.name.split("-")[1]
+            if not (pid.isdigit() and _alive(int(pid))):
+                stale.unlink(missing_ok=True)
     folder.mkdir(parents=True, exist_ok=True)
     files = []
     for share in shares:
-        handle, name = tempfile.mkstemp(prefix="share-", suffix=".json", dir=folder)
+        handle, name = tempfile.mkstemp(prefix=f"share-{os.getpid()}-", suffix=".json",
+                                        dir=folder)
         with os.fdopen(handle, "w") as f:
             json.dump(share, f)
         files.append(name)
     return files
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process of that id runs on this machine (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # there, another user's
+        return True
+    return True
 
 
 def run_in_processes(argv: list[str], shares: list[list[str]],

@@ -396,13 +396,16 @@ def test_the_shares_are_handed_over_in_the_out_folder_and_a_killed_runs_taken_aw
     """The inputs' paths (patients' scans) go to the children through files in --out, not
     the machine's /tmp, and what a parent killed outright left there goes at the next run."""
     import json
+    import os
 
     from ctcnet.commands.predict_processes import SHARES_DIR, _handed_over
 
     folder = tmp_path / "out" / SHARES_DIR
     folder.mkdir(parents=True)
-    (folder / "share-left.json").write_text("[]")
+    (folder / "share-999999999-x.json").write_text("[]")  # a process gone: a killed run's
+    (folder / f"share-{os.getppid()}-y.json").write_text("[]")  # a run still going
     files = _handed_over([["/scans/a"], ["/scans/b"]], folder)
-    assert not (folder / "share-left.json").exists()
+    assert not (folder / "share-999999999-x.json").exists()
+    assert (folder / f"share-{os.getppid()}-y.json").exists()
     assert [json.loads(open(f).read()) for f in files] == [["/scans/a"], ["/scans/b"]]
     assert all(str(f).startswith(str(folder)) for f in files)
