@@ -228,7 +228,11 @@ class ReviewApp:
             return
         new = {name: folder for name, folder in found.items() if name not in self.folders}
         if new:
-            check_scans_for(new, self.scans, self.results)
+            try:  # --scans checked as at the start, over every sample (a warning there)
+                check_scans_for({**self.folders, **new}, self.scans, self.results)
+            except InputError as err:  # the samples served so far stay served
+                log.warning("%s not served: %s", ", ".join(sorted(new)), err)
+                return
             # A new dict, not one grown in place: another request may be going over it.
             self.folders = {**self.folders, **new}
             log.info("%d sample(s) written since the server began: %s", len(new),

@@ -1289,6 +1289,13 @@ def test_samples_a_running_batch_finishes_later_are_served_without_a_restart(res
     (out / "P002" / "summary.json").write_text(json.dumps({**summary, "sample_id": "P002"}))
     assert "/review/P002" in app.index_html()
     assert app.sample("P002").name == "P002"
+    # --scans naming one cartridge fits one sample: a second one finished later is not
+    # served (said), and the one served stays so, not every request refused.
+    shutil.rmtree(out / "P002")
+    single = ReviewApp(out, saliency=False, scans=results / "cart")
+    shutil.copytree(results / "results" / "P001", out / "P002")
+    (out / "P002" / "summary.json").write_text(json.dumps({**summary, "sample_id": "P002"}))
+    assert "/review/P001" in single.index_html() and "P002" not in single.folders
 
 
 def test_a_sample_named_with_accents_decomposed_is_the_one_composed(results, tmp_path):
