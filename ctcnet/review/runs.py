@@ -237,6 +237,19 @@ class RunEvents:
         decisions attach to events."""
         return f"{self.run_id}.{self.calls_id}"
 
+    def refusal(self, named: str, sample: str) -> str:
+        """Why a request naming run ``named`` of ``sample`` is refused, and what to do."""
+        if named == self.run_id:  # review.csv's or signoff.json's form: the numbering alone
+            return (f"the request names run {named} of {sample}, the numbering of its events "
+                    f"alone (as review.csv and signoff.json record it): send the state's "
+                    f"run_id, {self.token}, which names its calls too")
+        calls = ", other calls of the same events" if "." in named and \
+            named.split(".")[0] == self.run_id else ""
+        return (f"the request names run {named} of {sample}, but its results hold run "
+                f"{self.token}: predict wrote them again since the page was loaded{calls} "
+                "(or the request names another run): reload the page (a script: read the "
+                "state again)")
+
     def digests_of(self, frames) -> np.ndarray:
         """The digest of each of ``frames``' pixels in this run ("" where not recorded)."""
         return np.array([self.frame_digests.get(str(f), "") for f in frames], dtype=object)

@@ -245,12 +245,7 @@ class Sample(SampleImages):
     def check_run(self, run_id: str | None) -> None:
         """Refuse a request made for another run than the one this sample holds now."""
         if run_id is not None and run_id != self.run.token:
-            calls = ", other calls of the same events" if run_id.split(".")[0] == \
-                self.run.run_id and "." in run_id else ""
-            raise ResultsChanged(f"the request names run {run_id} of {self.name}, but its "
-                                 f"results hold run {self.run.token}: predict wrote them again "
-                                 f"since the page was loaded{calls} (or the request names "
-                                 "another run): reload the page (a script: read the state)")
+            raise ResultsChanged(self.run.refusal(run_id, self.name))
 
     def _event(self, event_id: int) -> int:
         """``event_id``, one of the candidates: a decision on another event would change the

@@ -439,3 +439,6 @@ def test_a_rerun_with_other_calls_keeps_the_numbering_but_not_the_pages_run():
     after = D.RunEvents(events.assign(**{"class": ["ctc", "wbc"]}), 1.0)
     assert before.run_id == after.run_id and before.token != after.token
     assert before.token.startswith(before.run_id + ".")
+    # Refused, each saying why: the earlier calls, or the numbering alone (review.csv's form).
+    assert "other calls of the same events" in after.refusal(before.token, "S")
+    assert f"send the state's run_id, {after.token}" in after.refusal(after.run_id, "S")
