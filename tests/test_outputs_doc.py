@@ -130,7 +130,7 @@ def written(cart_and_model, tmp_path_factory):
     # A person decides two events and signs the cartridge off: summary.json gains
     # "reviewed" and "signoff", review.csv its lines, samples.csv the review's columns.
     sample = Sample("S1", out / "S1")
-    run_id = sample.run.run_id
+    run_id = sample.run.token
     first, second = (int(e) for e in sample.events["event_id"][:2])
     sample.decide({"event_id": first, "call": "confirm", "reviewer": "ann", "run_id": run_id},
                   "ann")

@@ -216,7 +216,7 @@ def test_a_sample_another_run_is_writing_is_that_runs_and_pages_nobody(
 
 def test_a_full_disk_at_the_last_index_leaves_no_running_run_json(cart_and_model, tmp_path,
                                                                   capsys, monkeypatch):
-    import ctcnet.commands.predict as C
+    import ctcnet.commands.predict_index as C
 
     scans, out = batch(cart_and_model, tmp_path)
 

@@ -421,7 +421,7 @@ def test_a_run_that_the_full_disk_ends_does_not_stay_running(cart_and_model, car
     rather than left saying "running" for a run that has ended."""
     import errno
 
-    import ctcnet.commands.predict as C
+    import ctcnet.commands.predict_index as C
     import ctcnet.inference.predict as P
 
     out = cart.parent / "out"
