@@ -65,6 +65,7 @@ class ReviewApp:
         self.folders = D.find_samples(self.results)
         check_scans_for(self.folders, scans, self.results)
         self.samples: OrderedDict[str, Sample] = OrderedDict()
+        self._not_served: set[str] = set()  # finished later, refused by --scans
         self.reviewer = reviewer or D.default_reviewer()
         # Saliency maps need torch: without it the page is told so (its `s` says why) rather
         # than offered tiles that come back without the row.
@@ -226,12 +227,14 @@ class ReviewApp:
             found = D.find_samples(self.results)
         except InputError:  # none there (yet), or the folder gone: the known ones stay
             return
-        new = {name: folder for name, folder in found.items() if name not in self.folders}
+        new = {name: folder for name, folder in found.items()
+               if name not in self.folders and name not in self._not_served}
         if new:
             try:  # --scans checked as at the start, over every sample (a warning there)
                 check_scans_for({**self.folders, **new}, self.scans, self.results)
             except InputError as err:  # the samples served so far stay served
                 log.warning("%s not served: %s", ", ".join(sorted(new)), err)
+                self._not_served |= set(new)  # said once, not at every look
                 return
             # A new dict, not one grown in place: another request may be going over it.
             self.folders = {**self.folders, **new}
