@@ -18,6 +18,7 @@ import pandas as pd
 from ctcnet.detect.crop_writing import finish_crop_dataset, write_crop_files
 from ctcnet.detect.cropping import extract_crops
 from ctcnet.errors import InputError
+from ctcnet.exports.sample_review import reviewed_rates
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.panel import Panel
 from ctcnet.io.scan import Cartridge, is_cartridge, open_cartridge
@@ -142,8 +143,8 @@ def reviewed_signoff(name: str, folder: Path, run: RunEvents, matched,
                      network_sha256: str | None = None) -> dict | None:
     """The sample's sign-off for the decisions cut (:mod:`ctcnet.review.signoff`), recorded
     with its source in dataset.json; a warning when there is none, or when the decisions
-    (or the reviewed counts per 7.5 mL, ``per_7_5_ml``, as summary.json holds them) changed
-    since it."""
+    (or the reviewed counts per 7.5 mL, ``per_7_5_ml``, as the events and decisions give them)
+    changed since it."""
     signoff, record = signoff_in(folder, run, matched, per_7_5_ml, model_sha256,
                                  network_sha256)
     if record is None and not matched.n_decisions:
@@ -194,8 +195,7 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
             matched = load_decisions(folder, run)
             warn_set_aside(name, matched)
             signed = reviewed_signoff(name, folder, run, matched,
-                                      summary.reviewed.after_review_per_7_5_ml
-                                      if summary.reviewed is not None else None,
+                                      reviewed_rates(folder, events, matched, summary),
                                       summary.model.sha256, summary.network_sha256)
             unattached = len(matched.unattached)
             if unattached:

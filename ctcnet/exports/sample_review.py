@@ -10,7 +10,14 @@ from pathlib import Path
 import pandas as pd
 
 from ctcnet.review.decisions import REVIEW_FILE, RunEvents, load_decisions
-from ctcnet.review.signoff import CURRENT, HISTORY_FILE, SIGNOFF_FILE, signoff_in, signoff_text
+from ctcnet.review.signoff import (
+    CURRENT,
+    HISTORY_FILE,
+    SIGNOFF_FILE,
+    same_figures,
+    signoff_in,
+    signoff_text,
+)
 
 log = logging.getLogger("ctcnet.exports.event_exports")  # its records, as they were
 
@@ -30,12 +37,33 @@ def signoff_now(folder: Path, events: pd.DataFrame, summary) -> dict | None:
                         HISTORY_FILE)
         return None
     run = RunEvents.of_sample(folder, events, summary)
-    per_7_5_ml = summary.reviewed.after_review_per_7_5_ml if summary.reviewed else None
-    record = signoff_in(folder, run, load_decisions(folder, run), per_7_5_ml,
+    matched = load_decisions(folder, run)
+    record = signoff_in(folder, run, matched, reviewed_rates(folder, events, matched, summary),
                         summary.model.sha256, summary.network_sha256)[1]
     if record is not None and (record["status"] != CURRENT or record.get("unchecked")):
         log.warning("%s: %s", folder.name, signoff_text(record))  # said, not only in the file
     return record
+
+
+def reviewed_rates(folder: Path, events: pd.DataFrame, matched, summary) -> dict | None:
+    """The counts after review per 7.5 mL as the events and the decisions give them now,
+    which a sign-off is checked against (None without a decision: not checked); said where
+    summary.json's copy differs (edited by hand, or written by another ctcnet): a copy
+    edited to the signed figures must not read as a sign-off that holds, nor one edited away
+    from them as counts a volume correction moved."""
+    if not matched.n_decisions:
+        return None
+    from ctcnet.inference.counts import count_events, count_reviewed
+
+    tally = summary.tally
+    now = count_reviewed(events, matched.decisions, count_events(
+        events, tally.classes, tally.reported, tally.blood_volume_ml)).after_review_per_7_5_ml
+    copy = summary.reviewed.after_review_per_7_5_ml if summary.reviewed else None
+    if copy is not None and not same_figures(copy, now):
+        log.warning("%s: summary.json's counts after review per 7.5 mL (%s) are not what its "
+                    "events and review decisions give (%s): edited since ctcnet wrote it? The "
+                    "sign-off is checked against the events' figures", folder.name, copy, now)
+    return now
 
 
 def with_reviewer_calls(folder: Path, events: pd.DataFrame, summary) -> pd.DataFrame:

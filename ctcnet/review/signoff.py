@@ -378,7 +378,7 @@ def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int,
     status = CURRENT if signoff.journal_rows == journal_rows and not second_moved and (
         decided is None or decided == signoff.decided) else CHANGED
     if status == CURRENT and per_7_5_ml is not None and \
-            not _same_figures(signoff.after_review_per_7_5_ml, per_7_5_ml):
+            not same_figures(signoff.after_review_per_7_5_ml, per_7_5_ml):
         status = COUNTS_CHANGED
     return {**signoff.to_dict(), "status": status, **note}
 
@@ -397,7 +397,7 @@ def signoff_in(folder: str | Path, run, matched, per_7_5_ml: dict | None,
                                   decided=matched.n_decisions)
 
 
-def _same_figures(signed: dict, now: dict) -> bool:
+def same_figures(signed: dict, now: dict) -> bool:
     """Whether two sets of counts per 7.5 mL are the same figures (up to JSON's rounding)."""
     if set(signed) != set(now):
         return False

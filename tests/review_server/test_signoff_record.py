@@ -296,6 +296,24 @@ def test_a_journals_seal_lost_with_the_hidden_files_is_said_not_taken_for_an_edi
     assert "the seal of review.csv is missing" in caplog.text
 
 
+def test_summary_jsons_counts_edited_are_said_and_the_sign_off_read_on_the_events(folder,
+                                                                                  caplog):
+    """summary.json's counts after review edited by hand (a forged figure): the sign-off is
+    checked against what the events and decisions give, and the copy's edit is said, not
+    blamed on a volume correction."""
+    from ctcnet.exports.event_exports import load_sample, signoff_now
+
+    data = json.loads((folder / "summary.json").read_text())
+    assert data["reviewed"]["reviewed"]  # the fixture's sample has decisions
+    data["reviewed"]["after_review"]["ctc"] += 1  # its rates are read from the counts
+    (folder / "summary.json").write_text(json.dumps(data))
+    events, summary = load_sample(folder)
+    with caplog.at_level(logging.WARNING):
+        record = signoff_now(folder, events, summary)
+    assert record["status"] == "current"
+    assert "are not what its events and review decisions give" in caplog.text
+
+
 def test_a_sign_off_whose_record_was_deleted_is_said_by_an_export(folder, caplog):
     """signoff.json and its history deleted, summary.json's copy left: the export says the
     record is gone (deleted, not never signed) and exports it as not signed off."""
