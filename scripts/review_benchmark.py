@@ -144,7 +144,7 @@ def server_benchmark(results: Path, work: Path, decisions: int, repeats: int) ->
     whole, record_only = [], []
     for k, event_id in enumerate(free + again):  # new decisions, then decisions replaced
         body = {"event_id": event_id, "call": "reject" if k % 2 else "confirm",
-                "run_id": sample.run.run_id, "reviewer": "bench"}
+                "run_id": sample.run.token, "reviewer": "bench"}
         t = time.perf_counter()
         sample.decide(body, "bench")
         whole.append(1000 * (time.perf_counter() - t))
@@ -158,7 +158,7 @@ def server_benchmark(results: Path, work: Path, decisions: int, repeats: int) ->
         ids = open_[repeats + 100 * k:repeats + 100 * (k + 1)]
         t = time.perf_counter()
         sample.decide_many({"event_ids": ids, "call": "confirm",
-                            "run_id": sample.run.run_id}, "bench")
+                            "run_id": sample.run.token}, "bench")
         batch.append(1000 * (time.perf_counter() - t))
     # Over HTTP, through a server of its own on the same folder.
     server = make_server(folder.parent, port=0, reviewer="bench", warm_up=False)
@@ -169,7 +169,7 @@ def server_benchmark(results: Path, work: Path, decisions: int, repeats: int) ->
         ids = [int(e) for e in sample.events["event_id"].iloc[:repeats]]
         for k, event_id in enumerate(ids):
             body = json.dumps({"event_id": event_id, "call": "confirm" if k % 2 else "reject",
-                               "run_id": sample.run.run_id})
+                               "run_id": sample.run.token})
             conn = http.client.HTTPConnection(host, port, timeout=120)
             t = time.perf_counter()
             conn.request("POST", "/api/bench/decision", body,
