@@ -127,11 +127,24 @@ def find_samples(results: str | Path) -> dict[str, Path]:
             "crops in each one's index.html (the table: predictions.csv): the review page, "
             "`ctcnet crops` and `export-events` read cartridges' events" if crop_sets else "")
     if not samples:
-        raise InputError("no predict outputs here (expected a cartridge's <sample>/summary.json "
-                         f"and events.parquet, as ctcnet predict --out writes){said}", results)
+        running = _running_index(results)
+        raise InputError("no predict outputs here " + (
+            "yet: run.json says a run is writing into this folder; start once its first "
+            "sample is done (the review then serves the others as they finish)" if running
+            else "(expected a cartridge's <sample>/summary.json and events.parquet, as "
+                 "ctcnet predict --out writes)") + said, results)
     if crop_sets:
         log.warning("%s: left out%s", results, said)
     return samples
+
+
+def _running_index(results: Path) -> bool:
+    """Whether the folder's run.json says a run is writing into it."""
+    try:
+        return json.loads((results / "run.json").read_text(encoding="utf-8")).get(
+            "state") == "running"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def reported_classes(summary: RunSummary) -> list[str]:

@@ -19,3 +19,19 @@ def test_a_results_folder_names_the_crop_set_outputs_it_leaves_out(tmp_path, cap
     with caplog.at_level("WARNING"):
         assert list(find_samples(tmp_path)) == ["P001"]
     assert "crops1" in caplog.text and "index.html" in caplog.text  # where its calls are shown
+
+
+def test_a_folder_a_run_is_still_writing_says_so_not_that_it_holds_no_outputs(tmp_path):
+    import json
+
+    import pytest
+
+    from ctcnet.errors import InputError
+    from ctcnet.review.runs import find_samples
+
+    (tmp_path / "run.json").write_text(json.dumps({"state": "running"}))
+    with pytest.raises(InputError, match="yet: run.json says a run is writing into this"):
+        find_samples(tmp_path)
+    (tmp_path / "run.json").write_text(json.dumps({"state": "finished"}))
+    with pytest.raises(InputError, match=r"here \(expected a cartridge's"):
+        find_samples(tmp_path)
