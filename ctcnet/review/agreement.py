@@ -6,8 +6,9 @@ Only events both readers decided are compared; a label is the reviewer's call as
 class name, or ``rejected``). Adjudicating is deciding the event again in the first reading,
 whose decisions are the ones counted: the kappa is of the decisions as they stand, which
 adjudication moves toward agreement. The readers' own agreement is therefore also measured on
-each reading's first decision on each event (``independent``, :func:`first_decisions`), which
-no later decision changes: that is the inter-reader figure an audit reads.
+each reader's own call on each event before any adjudication (``independent``,
+:func:`independent_decisions`: a reader's own corrections count, the adjudication does not):
+that is the inter-reader figure an audit reads.
 """
 
 from __future__ import annotations
@@ -59,11 +60,10 @@ def compare_readings(first: pd.DataFrame, second: pd.DataFrame) -> dict:
                 differ["reviewer_second"])]}
 
 
-def first_decisions(matched, run_id: str) -> pd.DataFrame:
-    """A reading's first decision on each event of the run ``run_id`` (a match's rows in the
-    order they were written: the earliest that is a decision, not a take-back), in the layout
-    of ``matched.decisions`` (event_id, reviewer_call, reviewer, model_call: here the call the
-    reviewer saw). A row a later one replaced attaches to no event in the match (its
+def _decision_rows(matched, run_id: str) -> pd.DataFrame:
+    """A reading's decisions on the events of the run ``run_id``, in the order they were
+    written (takes-back left out): event_id, reviewer_call, reviewer, model_call (the call the
+    reviewer saw) and when. A row a later one replaced attaches to no event in the match (its
     ``target`` is -1): a row made on this run names its event by its id; one made on an
     earlier run counts where it still attaches."""
     from ctcnet.review.matching import UNDECIDED
@@ -75,17 +75,36 @@ def first_decisions(matched, run_id: str) -> pd.DataFrame:
     event = np.where(matched.target >= 0, matched.target,
                      np.where(own, table["event_id"].to_numpy(np.int64), -1))
     rows = np.flatnonzero((event >= 0) & (calls != UNDECIDED))
-    first = table.iloc[rows].assign(event_id=event[rows])
-    first = first.drop_duplicates("event_id", keep="first")
-    return pd.DataFrame({column: first[column].to_numpy() if column == "event_id"
-                         else first[column].astype(str).to_numpy()
-                         for column in ("event_id", "reviewer_call", "reviewer", "model_call")})
+    picked = table.iloc[rows]
+    out = pd.DataFrame({column: picked[column].astype(str).to_numpy()
+                        for column in ("reviewer_call", "reviewer", "model_call")})
+    out.insert(0, "event_id", event[rows])
+    out["time"] = pd.to_datetime(picked["time"], utc=True, errors="coerce").to_numpy() \
+        if "time" in picked else pd.NaT
+    return out
+
+
+def independent_decisions(first_matched, second_matched, run_id: str
+                          ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each reader's own call on each event, before any adjudication: the blind second
+    reader's last (a mis-key put right is the reader's own call); the first reader's last
+    made before the second reader first decided the event (at the same second: before),
+    or, where the first decided it only after, the first decision then (later ones are the
+    adjudication of a disagreement)."""
+    first, second = (_decision_rows(m, run_id) for m in (first_matched, second_matched))
+    seen = first["event_id"].map(second.groupby("event_id")["time"].min())
+    before = first[(first["time"] <= seen).to_numpy()].drop_duplicates("event_id", keep="last")
+    after = first[~first["event_id"].isin(before["event_id"])].drop_duplicates(
+        "event_id", keep="first")
+    own = pd.concat([before, after]).sort_values("event_id", kind="stable")
+    return (own.drop(columns="time").reset_index(drop=True),
+            second.drop_duplicates("event_id", keep="last").drop(columns="time")
+            .reset_index(drop=True))
 
 
 def independent_agreement(first_matched, second_matched, run_id: str) -> dict:
-    """The readers' own agreement: :func:`compare_readings` of each reading's first decision
-    on each event of the run ``run_id`` (before any adjudication), without the list of
-    disagreements."""
-    out = compare_readings(first_decisions(first_matched, run_id),
-                           first_decisions(second_matched, run_id))
+    """The readers' own agreement: :func:`compare_readings` of each reader's own call on each
+    event of the run ``run_id`` (:func:`independent_decisions`, before any adjudication),
+    without the list of disagreements."""
+    out = compare_readings(*independent_decisions(first_matched, second_matched, run_id))
     return {k: out[k] for k in ("both", "agree", "kappa")}

@@ -179,7 +179,7 @@ function abortError() {
 
 // `answer(url, options)` -> {status, json} or {status, body} (a tile), or "hold": the request
 // stays open until the page aborts it. Every request is recorded in `requests`.
-function openPage(htmlPath, answer, pathname) {
+function openPage(htmlPath, answer, pathname, search) {
   const html = fs.readFileSync(htmlPath, "utf8");
   const doc = new Document();
   buildBody(doc, html);
@@ -213,7 +213,8 @@ function openPage(htmlPath, answer, pathname) {
     document: doc, console, JSON, Math, Object, Array, String, Number, RegExp, Error,
     Promise, Blob, AbortController,
     URL: {createObjectURL: () => "blob:tile", revokeObjectURL: () => {}},
-    location: {pathname: pathname || "/review/P001", reload: () => {}},
+    location: {pathname: pathname || "/review/P001", search: search || "",
+               reload: () => {}},
     localStorage: {getItem: (k) => (k in storage ? storage[k] : null),
                    setItem: (k, v) => { storage[k] = String(v); }},
     fetch,

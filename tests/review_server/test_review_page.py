@@ -174,12 +174,12 @@ def page_state(n: int, gallery: bool = False) -> dict:
             "unattached": [], "saliency": True}
 
 
-def run_page(scenario: str, state: dict, page=PAGE):
+def run_page(scenario: str, state: dict, page=PAGE, search: str = ""):
     """Open the page on the stand-in DOM, the server answering with ``state``, and run
     ``scenario`` (the body of an async function: ``page``, ``state``, ``routes`` in scope);
     returns what it returns. Decisions are answered as saved, polls as "unchanged" and tile
     requests are held open, unless ``routes`` (``[url prefix, reply or function]``, first
-    match wins) says otherwise."""
+    match wins) says otherwise. ``search``: the page address's query (``?reading=second``)."""
     node = shutil.which("node") or shutil.which("nodejs")
     if not node:
         pytest.skip("no node to run the page")
@@ -192,6 +192,10 @@ function answer(url, options) {{
     if (url.startsWith(prefix)) return typeof reply === "function" ? reply(url, options) : reply;
   }}
   if (url === "/api/P001/state") return {{json: state}};
+  if (url.startsWith("/api/P001/state?reading=")) {{  // as the server answers it
+    return url.endsWith("=second") ? {{json: state}} :
+      {{status: 400, json: {{error: "reading must be 'first' or 'second'"}}}};
+  }}
   if (url.startsWith("/api/P001/state?since=")) return {{json: {{stamp: "s1", unchanged: true}}}};
   if (url === "/api/P001/decision") {{
     const body = JSON.parse(options.body);
@@ -204,7 +208,7 @@ function answer(url, options) {{
   return "hold";
 }}
 (async () => {{
-  const page = openPage({json.dumps(str(page))}, answer);
+  const page = openPage({json.dumps(str(page))}, answer, undefined, {json.dumps(search)});
   await page.settle();
   const result = await (async () => {{ {scenario} }})();
   console.log(JSON.stringify(result === undefined ? null : result));
@@ -754,6 +758,22 @@ def test_a_panel_button_pressed_keeps_the_focus_on_its_like():
                 info: page.document.getElementById("info").textContent};
     """, page_state(4))
     assert got["view"] == "next" and got["info"].startswith("event #2 ")
+
+
+def test_a_mistyped_reading_is_refused_not_opened_as_the_first_and_the_second_is_blind():
+    """?reading=Second (a typo) once opened the first reading's page, counted, with no word:
+    it is passed to the server, which refuses it by name. The second reading's page has no
+    link to the static report (the first reading's counts and sign-off)."""
+    got = run_page("""
+        return {asked: page.requests.map((r) => r.url).filter((u) => u.includes("state")),
+                status: page.document.getElementById("status").textContent};
+    """, page_state(2), search="?reading=Second")
+    assert got["asked"] == ["/api/P001/state?reading=Second"]
+    assert "reading must be 'first' or 'second'" in got["status"]
+    second = run_page("""
+        return page.document.getElementById("static-link").style.display;
+    """, page_state(2), search="?reading=second")
+    assert second == "none"
 
 
 def test_a_held_call_reads_held_not_counted_in_the_list():
