@@ -88,12 +88,12 @@ def independent_decisions(first_matched, second_matched, run_id: str
                           ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each reader's own call on each event, before any adjudication: the blind second
     reader's last (a mis-key put right is the reader's own call); the first reader's last
-    made before the second reader first decided the event (at the same second: before),
-    or, where the first decided it only after, the first decision then (later ones are the
-    adjudication of a disagreement)."""
+    made before the second reader first decided the event, or, where none was made before
+    it (at the same second the journals' times cannot order them), the first reader's first
+    decision (later ones are the adjudication of a disagreement)."""
     first, second = (_decision_rows(m, run_id) for m in (first_matched, second_matched))
     seen = first["event_id"].map(second.groupby("event_id")["time"].min())
-    before = first[(first["time"] <= seen).to_numpy()].drop_duplicates("event_id", keep="last")
+    before = first[(first["time"] < seen).to_numpy()].drop_duplicates("event_id", keep="last")
     after = first[~first["event_id"].isin(before["event_id"])].drop_duplicates(
         "event_id", keep="first")
     own = pd.concat([before, after]).sort_values("event_id", kind="stable")

@@ -43,6 +43,7 @@ from ctcnet.review import decisions as D
 from ctcnet.review.agreement import compare_readings, independent_agreement
 from ctcnet.review.journal_seal import check_as_sealed
 from ctcnet.review.signoff import (
+    SIGNOFF_FILE,
     SignOff,
     journal_seal,
     read_signoff,
@@ -310,6 +311,8 @@ class Sample(SampleImages):
         reading) and the journal's stamps before and after it."""
         previous, stamp = log_.last_append or (before, before)
         if reading != FIRST:
+            if (self.folder / SIGNOFF_FILE).exists():  # its record counts the second's rows:
+                self.write_counts()  # summary.json, index.html and run.json say its status
             matched = log_.matched(self.run)
             return {"counts": self.counts(matched, self.reviewed(matched, reading)),
                     "previous": previous, "stamp": stamp}

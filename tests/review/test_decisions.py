@@ -442,3 +442,30 @@ def test_a_rerun_with_other_calls_keeps_the_numbering_but_not_the_pages_run():
     # Refused, each saying why: the earlier calls, or the numbering alone (review.csv's form).
     assert "other calls of the same events" in after.refusal(before.token, "S")
     assert f"send the state's run_id, {after.token}" in after.refusal(after.run_id, "S")
+
+
+def test_each_readers_own_call_is_their_correction_not_the_adjudication():
+    """The independent kappa's calls: the first reader's mis-key put right before the second
+    reading is theirs; their change after the second reader decided is the adjudication."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pandas as pd
+
+    from ctcnet.review.agreement import independent_agreement, independent_decisions
+
+    def journal(rows):
+        table = pd.DataFrame(rows, columns=["event_id", "reviewer_call", "reviewer", "time"])
+        table = table.assign(run_id="R", model_call="ctc")
+        return SimpleNamespace(table=table, target=np.full(len(table), -1))
+
+    first = journal([(1, "rejected", "ann", "2026-01-01T10:00:00+00:00"),   # mis-key
+                     (1, "ctc", "ann", "2026-01-01T10:00:05+00:00"),        # put right
+                     (2, "wbc", "ann", "2026-01-01T10:00:06+00:00"),
+                     (2, "ctc", "ann", "2026-01-01T11:00:00+00:00")])       # adjudicated
+    second = journal([(1, "ctc", "bob", "2026-01-01T10:30:00+00:00"),
+                      (2, "ctc", "bob", "2026-01-01T10:30:01+00:00")])
+    own, blind = independent_decisions(first, second, "R")
+    assert own["reviewer_call"].tolist() == ["ctc", "wbc"]
+    assert blind["reviewer_call"].tolist() == ["ctc", "ctc"]
+    assert independent_agreement(first, second, "R")["agree"] == 1

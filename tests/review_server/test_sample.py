@@ -303,6 +303,16 @@ def test_a_second_reading_is_kept_apart_and_compared(crowded, tmp_path, serve):
     post(server, "decision", {"event_id": ids[4], "call": "reject", "run_id": run,
                               "reviewer": "bob", "reading": "second"})
     assert get(server, "state")[1]["signoff"]["status"] == "changed since"
+    # ... and the files say so at once, as after a first-reading decision.
+    assert json.loads((out / "P001" / "summary.json").read_text())["signoff"]["status"] == \
+        "changed since"
+    assert 'data-signoff="changed since"' in (out / "P001" / "index.html").read_text()
+    # The blind reader's own correction is their call (their last): a mis-key put right
+    # (ids[3]: ctc, then reject by mistake, then ctc again) leaves the figure as it was.
+    for call in ("reject", "ctc"):
+        post(server, "decision", {"event_id": ids[3], "call": call, "run_id": run,
+                                  "reviewer": "bob", "reading": "second"})
+    assert get(server, "agreement")[1]["independent"]["agree"] == 2
     # Every sign-off is kept in order, the latest in signoff.json.
     sign(server, {"reviewer": "lead2", "run_id": run})
     history = [json.loads(line) for line in
