@@ -301,7 +301,10 @@ def _sample_line(folder: Path, summary: dict | None = None) -> str:
         state += "; signed off" if signoff_holds(summary) else "; sign-off stale"
     listed = (summary.get("review_list") or {}).get("events")
     decided = (summary.get("reviewed") or {}).get("reviewed", 0)
-    return f"{state}" + (f"; {listed} on the review list" if listed is not None else "") + \
+    # (its page also shows every counted-class call and a quality-control sample: more
+    # candidates than the list sent to review)
+    return f"{state}" + (f"; {listed} sent to review, beside every counted-class call and a "
+                         "quality-control sample" if listed is not None else "") + \
         f"; {decided} decided"
 
 

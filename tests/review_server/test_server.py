@@ -1346,7 +1346,8 @@ def test_the_index_says_each_samples_state_review_list_and_decisions(tmp_path):
         {"status": "partial", "skipped_frames": [{"frame": "r00c01", "reason": "empty"}],
          "frames": {"total": 5, "processed": 4, "skipped": 1, "missing": 0},
          "review_list": {"events": 23}, "reviewed": {"reviewed": 5}}))
-    assert _sample_line(partial) == "partial; 23 on the review list; 5 decided"
+    assert _sample_line(partial) == ("partial; 23 sent to review, beside every counted-class "
+                                     "call and a quality-control sample; 5 decided")
     (partial / "summary.json").write_text("{ not json")
     assert _sample_line(partial).startswith("its summary.json cannot be read")
 
