@@ -84,6 +84,12 @@ def _decision_rows(matched, run_id: str) -> pd.DataFrame:
     return out
 
 
+def _second_seen(first: pd.DataFrame, second: pd.DataFrame) -> pd.Series:
+    """Per row of ``first``, when the second reader first decided its event (NaT: never)."""
+    when = first["event_id"].map(second.groupby("event_id")["time"].min())
+    return pd.to_datetime(when, utc=True)
+
+
 def independent_decisions(first_matched, second_matched, run_id: str
                           ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each reader's own call on each event, before any adjudication: the blind second
@@ -92,7 +98,7 @@ def independent_decisions(first_matched, second_matched, run_id: str
     it (at the same second the journals' times cannot order them), the first reader's first
     decision (later ones are the adjudication of a disagreement)."""
     first, second = (_decision_rows(m, run_id) for m in (first_matched, second_matched))
-    seen = first["event_id"].map(second.groupby("event_id")["time"].min())
+    seen = _second_seen(first, second)
     before = first[(first["time"] < seen).to_numpy()].drop_duplicates("event_id", keep="last")
     after = first[~first["event_id"].isin(before["event_id"])].drop_duplicates(
         "event_id", keep="first")
@@ -108,3 +114,23 @@ def independent_agreement(first_matched, second_matched, run_id: str) -> dict:
     without the list of disagreements."""
     out = compare_readings(*independent_decisions(first_matched, second_matched, run_id))
     return {k: out[k] for k in ("both", "agree", "kappa")}
+
+
+def adjudicated_events(first_matched, second_matched, run_id: str) -> set[int]:
+    """The events the first reading decided again after the second reader first decided them
+    (later by the journals' times, to the second): adjudicated, whichever call it kept."""
+    first, second = (_decision_rows(m, run_id) for m in (first_matched, second_matched))
+    seen = _second_seen(first, second)
+    return {int(e) for e in first["event_id"][(first["time"] > seen).to_numpy()]}
+
+
+def readings_agreement(first_matched, second_matched, run_id: str) -> dict:
+    """A sample's two readings compared, as the review server gives them: the decisions as
+    they stand (:func:`compare_readings`, each disagreement marked ``adjudicated`` where the
+    first reading decided it again after the second reader, whichever call it kept), and the
+    readers' own (``independent``)."""
+    out = compare_readings(first_matched.decisions, second_matched.decisions)
+    done = adjudicated_events(first_matched, second_matched, run_id)
+    for entry in out["disagreements"]:
+        entry["adjudicated"] = entry["event_id"] in done
+    return {**out, "independent": independent_agreement(first_matched, second_matched, run_id)}

@@ -40,7 +40,7 @@ from ctcnet.report.reasons import (
 )
 from ctcnet.report.report_page import write_summary_and_page
 from ctcnet.review import decisions as D
-from ctcnet.review.agreement import compare_readings, independent_agreement
+from ctcnet.review.agreement import readings_agreement
 from ctcnet.review.journal_seal import check_as_sealed
 from ctcnet.review.signoff import (
     SIGNOFF_FILE,
@@ -346,9 +346,8 @@ class Sample(SampleImages):
     def agreement(self) -> dict:
         """The first reading's agreement with the second (:func:`compare_readings`), with
         the readers' own before adjudication (``independent``)."""
-        first, second = (self.logs[r].matched(self.run) for r in (FIRST, SECOND))
-        return {**compare_readings(first.decisions, second.decisions),
-                "independent": independent_agreement(first, second, self.run.run_id)}
+        return readings_agreement(*(self.logs[r].matched(self.run) for r in (FIRST, SECOND)),
+                                  self.run.run_id)
 
     def signoff(self, matched: D.Matched, reviewed: ReviewedCounts | None = None) -> dict | None:
         """The sample's sign-off as shown now (:func:`ctcnet.review.signoff.signoff_record`),

@@ -469,3 +469,9 @@ def test_each_readers_own_call_is_their_correction_not_the_adjudication():
     assert own["reviewer_call"].tolist() == ["ctc", "wbc"]
     assert blind["reviewer_call"].tolist() == ["ctc", "ctc"]
     assert independent_agreement(first, second, "R")["agree"] == 1
+    # Event 2 decided again after the second reader: adjudicated (here to agreement); one
+    # the second reader never decided is nobody's adjudication.
+    from ctcnet.review.agreement import adjudicated_events
+
+    assert adjudicated_events(first, second, "R") == {2}
+    assert adjudicated_events(first, journal([]), "R") == set()
