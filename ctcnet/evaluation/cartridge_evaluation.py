@@ -6,12 +6,10 @@ and when, for an audit) and ``counts.png``."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 
-from ctcnet.core.provenance import software_record
 from ctcnet.inference.backends import load_backend
-from ctcnet.inference.summary import model_record
+from ctcnet.inference.summary import scored_by
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.scan import open_cartridge
 from ctcnet.nn.calls import CARTRIDGE_PRIOR
@@ -62,6 +60,7 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
     for cart in opened:
         read_truth(cart.root)
     out_dir = Path(out_dir)
+    reported = backend.spec.taxonomy.reported_classes()
     rows = []
     for cart in opened:
         summary = predict_cartridge(cart, backend, out_dir / cart.sample_id, PredictOptions(
@@ -72,16 +71,10 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
         truth = truth_of_processed_frames(cart, truth, summary.skipped_frames)
         # The blood of the frames read, as the truth is of those frames only.
         row = cartridge_counts(events, truth, names, cart.panel.pixel_size_um,
-                               summary.volume_read_ml,
-                               counted_classes=backend.spec.taxonomy.reported_classes())
+                               summary.volume_read_ml, counted_classes=reported)
         rows.append({"sample_id": cart.sample_id, "status": summary.status, **row})
-    report = count_report(rows, names, cutoffs=cutoffs or CUTOFFS,
-                          reported=backend.spec.taxonomy.reported_classes())
-    record = model_record(backend)
-    report.update(model=record["path"], model_sha256=record["sha256"], model_record=record,
-                  software=software_record(),
-                  written_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  prior=prior_name, review_flags=(
+    report = count_report(rows, names, cutoffs=cutoffs or CUTOFFS, reported=reported)
+    report.update(**scored_by(backend), prior=prior_name, review_flags=(
         "review column of events: sent to a person where the doubt could change a count (a "
         "counted class in doubt or within the review band, or the marker guard's flags); "
         "each sample's summary.json review_list gives how many each reason brings"))

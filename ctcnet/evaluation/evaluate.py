@@ -29,13 +29,11 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from ctcnet.core.paths import absolute
-from ctcnet.core.provenance import software_record
 from ctcnet.detect.crop_dataset import load_crops, pixel_size_source, read_crop_index
 from ctcnet.errors import InputError
 from ctcnet.evaluation.baselines import baseline_probabilities, fit_baselines
@@ -60,7 +58,7 @@ from ctcnet.inference.crop_sets import read_and_classify
 from ctcnet.inference.guard import RULES
 from ctcnet.inference.progress import StepBars, progress_bar
 from ctcnet.inference.spillover import network_view
-from ctcnet.inference.summary import model_record
+from ctcnet.inference.summary import scored_by
 from ctcnet.io.atomic import atomic_path, atomic_write_text, refuse_overwriting_inputs
 from ctcnet.io.spilled import SpilledArray
 from ctcnet.nn.calls import (
@@ -338,12 +336,8 @@ def _write_evaluation(report: dict, data: str, backend, out_dir: Path, index,
         confusion_png(base["confusion"], names, out_dir / f"confusion_{name}.png",
                       f"{name.replace('_', ' ')} confusion matrix")
     # A validation record names the data, the model (by its SHA-256), the software and when.
-    record = model_record(backend)
-    public = {"data": absolute(data), "model": record["path"],
-              "model_sha256": record["sha256"], "model_record": record,
-              "software": software_record(),
-              "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              **_public(report), "predictions": "predictions.csv"}
+    public = {"data": absolute(data), **scored_by(backend), **_public(report),
+              "predictions": "predictions.csv"}
     public["cnn"]["confusion_json"] = "confusion.json"
     if source:
         public["baseline_training"] = source

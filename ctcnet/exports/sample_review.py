@@ -53,11 +53,10 @@ def reviewed_rates(folder: Path, events: pd.DataFrame, matched, summary) -> dict
     from them as counts a volume correction moved."""
     if not matched.n_decisions:
         return None
-    from ctcnet.inference.counts import count_events, count_reviewed
+    from ctcnet.inference.counts import count_reviewed
 
-    tally = summary.tally
-    now = count_reviewed(events, matched.decisions, count_events(
-        events, tally.classes, tally.reported, tally.blood_volume_ml)).after_review_per_7_5_ml
+    # (the model's tally gives its classes and the blood read alone: its counts are not read)
+    now = count_reviewed(events, matched.decisions, summary.tally).after_review_per_7_5_ml
     copy = summary.reviewed.after_review_per_7_5_ml if summary.reviewed else None
     if copy is not None and not same_figures(copy, now):
         log.warning("%s: summary.json's counts after review per 7.5 mL (%s) are not what its "

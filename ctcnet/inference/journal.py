@@ -31,9 +31,13 @@ from ctcnet.detect.detection import DetectConfig
 from ctcnet.errors import OutputFolderError
 from ctcnet.inference.cluster_parts import SAME_CLUSTER_UM
 from ctcnet.inference.guard import RULES
-from ctcnet.inference.summary import SUMMARY_FILE, keep_previous_summary, previous_folder
+from ctcnet.inference.summary import (
+    SUMMARY_FILE,
+    keep_previous_summary,
+    network_sha256,
+    previous_folder,
+)
 from ctcnet.io.atomic import atomic_path, atomic_write_text
-from ctcnet.io.digests import file_sha256
 from ctcnet.io.scan import Cartridge, FrameRef
 from ctcnet.nn.spec import ModelSpec
 
@@ -79,8 +83,7 @@ def run_fingerprint(backend, cartridge: Cartridge, spec: ModelSpec, *, detect: D
     dict
         Plain JSON data; the decision rule, when recorded, as its stored dict.
     """
-    identity = getattr(backend, "model_identity", None)  # an ONNX graph's: its checkpoint's
-    digest = identity() if identity else file_sha256(backend.model_path)
+    digest = network_sha256(backend)  # an ONNX graph's: its checkpoint's
     # Only when on, so journals written before the option existed still resume.
     compensate = {"compensate": True} if compensated else {}
     on_device = {"frame_device": frame_device} if frame_device != "numpy" else {}

@@ -69,18 +69,33 @@ def _review(summary: dict) -> tuple[str, str]:
                               f"{who}): review again and sign off before reporting.")
 
 
-def _signed_figures(summary: dict) -> str:
-    """The figures a sign-off says to report, each with its blood-draw interval: ``ctc 6 (6.00
-    per 7.5 mL, 95 % blood-draw interval 2.20 to 13.06)`` (of sampling one tube, not of the
-    calls); the automatic ones where no decision was taken."""
+def reviewed_figures(summary: dict) -> dict:
+    """A summary.json's (as parsed) counts after review of the reported classes, their rates
+    per 7.5 mL and the rates' blood-draw intervals (``after_review``,
+    ``after_review_per_7_5_ml``, ``after_review_per_7_5_ml_interval``; None where the summary
+    holds none): where no decision was taken (a sign-off on none), the automatic ones."""
     reviewed = summary.get("reviewed") or {}
     if reviewed.get("reviewed"):
-        counts, rates = reviewed.get("after_review") or {}, \
-            reviewed.get("after_review_per_7_5_ml") or {}
-        intervals = reviewed.get("after_review_per_7_5_ml_interval") or {}
-    else:
-        counts, rates = summary.get("counts") or {}, summary.get("per_7_5_ml") or {}
-        intervals = (summary.get("tally") or {}).get("per_7_5_ml_interval") or {}
+        reported = reviewed.get("reported") or list(summary.get("counts") or {})
+        after = reviewed.get("after_review") or {}
+        return {"after_review": {c: after.get(c) for c in reported},
+                "after_review_per_7_5_ml": reviewed.get("after_review_per_7_5_ml"),
+                "after_review_per_7_5_ml_interval":
+                    reviewed.get("after_review_per_7_5_ml_interval")}
+    rates = summary.get("per_7_5_ml") or {}
+    return {"after_review": {c: (summary.get("counts") or {}).get(c) for c in rates},
+            "after_review_per_7_5_ml": rates,
+            "after_review_per_7_5_ml_interval":
+                (summary.get("tally") or {}).get("per_7_5_ml_interval")}
+
+
+def _signed_figures(summary: dict) -> str:
+    """The figures a sign-off says to report (:func:`reviewed_figures`), each with its
+    blood-draw interval: ``ctc 6 (6.00 per 7.5 mL, 95 % blood-draw interval 2.20 to 13.06)``
+    (of sampling one tube, not of the calls)."""
+    figures = reviewed_figures(summary)
+    counts, rates, intervals = (figures[k] or {} for k in (
+        "after_review", "after_review_per_7_5_ml", "after_review_per_7_5_ml_interval"))
     parts = []
     for name, rate in rates.items():
         if counts.get(name) is None or rate is None:

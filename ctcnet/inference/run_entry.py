@@ -9,7 +9,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from ctcnet.inference.result_state import result_state
+from ctcnet.inference.result_state import result_state, reviewed_figures
 from ctcnet.inference.summary import signoff_holds
 
 # Skipped frames whose reasons run.json repeats per sample (summary.json lists them all).
@@ -68,21 +68,9 @@ def review_entry(summary: dict) -> dict:
     if not reviewed.get("reviewed") and not signoff:
         return {}
     holds = signoff_holds(summary)
-    if reviewed.get("reviewed"):
-        reported = reviewed.get("reported") or list(summary.get("counts") or {})
-        after = reviewed.get("after_review") or {}
-        after = {"after_review": {c: after.get(c) for c in reported},
-                 "after_review_per_7_5_ml": reviewed.get("after_review_per_7_5_ml"),
-                 "after_review_per_7_5_ml_interval":
-                     reviewed.get("after_review_per_7_5_ml_interval")}
-    else:  # signed off with no decision: the automatic counts are the reviewed ones
-        rates = summary.get("per_7_5_ml") or {}
-        after = {"after_review": {c: (summary.get("counts") or {}).get(c) for c in rates},
-                 "after_review_per_7_5_ml": rates,
-                 "after_review_per_7_5_ml_interval":
-                     (summary.get("tally") or {}).get("per_7_5_ml_interval")}
-    # (a summary written before the reviewed interval was kept has none)
-    after = {k: v for k, v in after.items() if v is not None}
+    # (signed off with no decision: the automatic counts are the reviewed ones; a summary
+    # written before the reviewed interval was kept has none)
+    after = {k: v for k, v in reviewed_figures(summary).items() if v is not None}
     # Signed off on these figures: a sign-off the decisions or the counts moved on from is
     # named by its status, not read as one that holds.
     # The decisions that count (0: a sign-off on no event looked at).

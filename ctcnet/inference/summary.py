@@ -73,6 +73,14 @@ def model_sha256(backend) -> str | None:
     return file_sha256(backend.model_path) if backend.model_path else None
 
 
+def network_sha256(backend) -> str:
+    """The SHA-256 naming the network that runs (a run's fingerprint records it): an ONNX
+    graph's checkpoint's, so a checkpoint and its fp32 export are one network; else the
+    model file's."""
+    identity = getattr(backend, "model_identity", None)
+    return identity() if identity else file_sha256(backend.model_path)
+
+
 def model_record(backend) -> dict:
     """What a report names its model by, for an audit months later: the file (absolute path,
     SHA-256), the network (``network_sha256``: a checkpoint's, also for its fp32 ONNX export,
@@ -81,9 +89,10 @@ def model_record(backend) -> dict:
     path = backend.model_path
     if path is None:
         return {"path": None, "sha256": None}  # a model given in memory
+    sha256 = file_sha256(path)  # hashed once: the network's too, where the file is it
     identity = getattr(backend, "model_identity", None)
-    record = {"path": absolute(path), "sha256": file_sha256(path),
-              "network_sha256": identity() if identity else file_sha256(path)}
+    record = {"path": absolute(path), "sha256": sha256,
+              "network_sha256": identity() if identity else sha256}
     try:  # a card beside it (a shipped model's, a fine-tune's): the model has a name
         from ctcnet.nn.registry import get_model
 
@@ -94,6 +103,18 @@ def model_record(backend) -> dict:
     if isinstance(base, dict):
         record["finetuned_from"] = {k: base.get(k) for k in ("path", "sha256")}
     return record
+
+
+def scored_by(backend) -> dict:
+    """What an evaluation's report names of what made it, for a validation record: the model
+    (``model``, its absolute path; ``model_sha256``; :func:`model_record`), the software and
+    when (UTC)."""
+    from ctcnet.core.provenance import software_record
+
+    record = model_record(backend)
+    return {"model": record["path"], "model_sha256": record["sha256"], "model_record": record,
+            "software": software_record(),
+            "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 @dataclass

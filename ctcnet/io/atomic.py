@@ -301,16 +301,16 @@ def refuse_undecodable(path: str | Path, where: str = "--out") -> None:
     """Refuse, before any work, an output path whose name is not UTF-8 (bytes another
     system's encoding wrote): Parquet and the other writers take UTF-8 paths only, so the run
     would fail at its first table, after its work."""
+    full = Path(path).absolute()
     try:
-        os.fsdecode(Path(path).absolute()).encode("utf-8")
+        os.fsdecode(full).encode("utf-8")
     except UnicodeEncodeError:
         try:  # its own name is fine: a folder it lies in (the working folder?) is not
-            os.fsdecode(Path(path).absolute().name).encode("utf-8")
+            os.fsdecode(full.name).encode("utf-8")
         except UnicodeEncodeError:
             whose = "its name is"
         else:
-            whose = (f"the path of the folder it lies in ({Path(path).absolute().parent}) "
-                     "is")
+            whose = f"the path of the folder it lies in ({full.parent}) is"
         raise InputError(f"{whose} not UTF-8, so the tables cannot be written under it; "
                          f"choose another {where} (a path in UTF-8)", path) from None
 

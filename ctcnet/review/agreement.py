@@ -84,21 +84,19 @@ def _decision_rows(matched, run_id: str) -> pd.DataFrame:
     return out
 
 
-def _second_seen(first: pd.DataFrame, second: pd.DataFrame) -> pd.Series:
-    """Per row of ``first``, when the second reader first decided its event (NaT: never)."""
-    when = first["event_id"].map(second.groupby("event_id")["time"].min())
-    return pd.to_datetime(when, utc=True)
-
-
-def independent_decisions(first_matched, second_matched, run_id: str
-                          ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Each reader's own call on each event, before any adjudication: the blind second
-    reader's last (a mis-key put right is the reader's own call); the first reader's last
-    made before the second reader first decided the event, or, where none was made before
-    it (at the same second the journals' times cannot order them), the first reader's first
-    decision (later ones are the adjudication of a disagreement)."""
+def _readings(first_matched, second_matched, run_id: str):
+    """Both readings' decision rows and, per first-reading row, when the second reader first
+    decided its event (NaT: never): what the readers' own calls and the adjudication are
+    read from, built once."""
     first, second = (_decision_rows(m, run_id) for m in (first_matched, second_matched))
-    seen = _second_seen(first, second)
+    seen = pd.to_datetime(first["event_id"].map(second.groupby("event_id")["time"].min()),
+                          utc=True)
+    return first, second, seen
+
+
+def _own_calls(first: pd.DataFrame, second: pd.DataFrame, seen: pd.Series
+               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`independent_decisions` of the rows :func:`_readings` gives."""
     before = first[(first["time"] < seen).to_numpy()].drop_duplicates("event_id", keep="last")
     after = first[~first["event_id"].isin(before["event_id"])].drop_duplicates(
         "event_id", keep="first")
@@ -108,29 +106,49 @@ def independent_decisions(first_matched, second_matched, run_id: str
             .reset_index(drop=True))
 
 
+def _agreement_of(own: tuple[pd.DataFrame, pd.DataFrame]) -> dict:
+    """:func:`compare_readings` of the readers' own calls, without the disagreements."""
+    out = compare_readings(*own)
+    return {k: out[k] for k in ("both", "agree", "kappa")}
+
+
+def _adjudicated(first: pd.DataFrame, seen: pd.Series) -> set[int]:
+    """:func:`adjudicated_events` of the rows :func:`_readings` gives."""
+    return {int(e) for e in first["event_id"][(first["time"] > seen).to_numpy()]}
+
+
+def independent_decisions(first_matched, second_matched, run_id: str
+                          ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each reader's own call on each event, before any adjudication: the blind second
+    reader's last (a mis-key put right is the reader's own call); the first reader's last
+    made before the second reader first decided the event, or, where none was made before
+    it (at the same second the journals' times cannot order them), the first reader's first
+    decision (later ones are the adjudication of a disagreement)."""
+    return _own_calls(*_readings(first_matched, second_matched, run_id))
+
+
 def independent_agreement(first_matched, second_matched, run_id: str) -> dict:
     """The readers' own agreement: :func:`compare_readings` of each reader's own call on each
     event of the run ``run_id`` (:func:`independent_decisions`, before any adjudication),
     without the list of disagreements."""
-    out = compare_readings(*independent_decisions(first_matched, second_matched, run_id))
-    return {k: out[k] for k in ("both", "agree", "kappa")}
+    return _agreement_of(independent_decisions(first_matched, second_matched, run_id))
 
 
 def adjudicated_events(first_matched, second_matched, run_id: str) -> set[int]:
     """The events the first reading decided again after the second reader first decided them
     (later by the journals' times, to the second): adjudicated, whichever call it kept."""
-    first, second = (_decision_rows(m, run_id) for m in (first_matched, second_matched))
-    seen = _second_seen(first, second)
-    return {int(e) for e in first["event_id"][(first["time"] > seen).to_numpy()]}
+    first, _, seen = _readings(first_matched, second_matched, run_id)
+    return _adjudicated(first, seen)
 
 
 def readings_agreement(first_matched, second_matched, run_id: str) -> dict:
     """A sample's two readings compared, as the review server gives them: the decisions as
     they stand (:func:`compare_readings`, each disagreement marked ``adjudicated`` where the
     first reading decided it again after the second reader, whichever call it kept), and the
-    readers' own (``independent``)."""
+    readers' own (``independent``); the journals' rows read once for both."""
     out = compare_readings(first_matched.decisions, second_matched.decisions)
-    done = adjudicated_events(first_matched, second_matched, run_id)
+    first, second, seen = _readings(first_matched, second_matched, run_id)
+    done = _adjudicated(first, seen)
     for entry in out["disagreements"]:
         entry["adjudicated"] = entry["event_id"] in done
-    return {**out, "independent": independent_agreement(first_matched, second_matched, run_id)}
+    return {**out, "independent": _agreement_of(_own_calls(first, second, seen))}
