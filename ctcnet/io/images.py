@@ -377,24 +377,6 @@ def _sixteen_bit_png(path: Path) -> np.ndarray:
     return (arr // 257).astype(np.uint8)
 
 
-def tiff_planes(path: str | Path) -> int | None:
-    """A TIFF's channels as :func:`read_tiff` reads them, from its header: a page each, or an
-    (H, W, C) array's C, or an interleaved page's samples; None where the header cannot be
-    read (the file's read says why)."""
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(path) as tif:
-            page = tif.pages.first
-            if _rows_of_channels(tif, page):  # (H, W, C) written as it is: H pages of W x C
-                return int(page.imagewidth)
-            return int(page.samplesperpixel) if page.samplesperpixel > 1 else len(tif.pages)
-    except (ImportError, MemoryError):  # this install or this machine, not the file
-        raise
-    except Exception:  # readers raise many types on damaged files: said when it is read
-        return None
-
-
 def image_shape(path: str | Path) -> tuple[int, int] | None:
     """An image file's (height, width) from its header (a TIFF's first page; a PNG or JPEG
     turned as its EXIF orientation says), None where the header cannot be read: the file's
