@@ -44,7 +44,7 @@ def nested_scan(root: Path, paths: list[Path], labels: list[str], classes) -> In
     class ``scan``. None where no such file is found (crops named like frames in a class
     folder, ``ctc/frame_0000.tif``, stay crops)."""
     from ctcnet.core.paths import shown_in
-    from ctcnet.io.images import image_shape
+    from ctcnet.io.image_headers import image_shape
     from ctcnet.io.scan import claim
 
     known = {name.casefold() for name in classes}

@@ -24,10 +24,16 @@ import numpy as np
 
 from ctcnet.errors import InputError, check_regular_file
 from ctcnet.io.atomic import atomic_path
+from ctcnet.io.image_headers import (
+    MAX_CHANNELS_LAST,
+    MAX_PLANE_PIXELS,
+    ORIENTATION,
+    RASTER_SUFFIXES,
+    rows_of_channels,
+)
 from ctcnet.io.panel import check_channel_order
 
 SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32)
-RASTER_SUFFIXES = (".png", ".jpg", ".jpeg")  # read with Pillow; everything else is TIFF
 IMAGE_SUFFIXES = (".tif", ".tiff") + RASTER_SUFFIXES
 CELLSEARCH_OFFSET = 32768
 PSEUDO_12BIT_MAX = 4095
@@ -180,20 +186,9 @@ def _checked_image_file(path: Path) -> int:
 # before its pixels are decoded: a 2 kB file claiming 5 x 100000 x 100000 pixels asked for
 # 93 GiB and stopped a night's batch, and 6 MB of 20,000 compressed pages took 2.9 GB to
 # decode before its channel count was read. A whole-slide scan is read as frames (tiles).
+# The most pixels a plane may hold is image_headers' MAX_PLANE_PIXELS.
 MAX_PAGES = 64
-MAX_PLANE_PIXELS = 2**26  # 8192 x 8192
 MAX_DECODED_BYTES = 2**31  # six 16-bit channels of 8192 x 8192 take 0.75 GiB
-# The most channels an image stored channels last ((H, W, C), as image software and tifffile
-# write an array as it is) is read with: a panel's channels, never a plane's width.
-MAX_CHANNELS_LAST = 6
-
-
-def _rows_of_channels(tif, page) -> bool:
-    """Whether a TIFF is an (H, W, C) array written as it is (tifffile's ``imwrite`` of a
-    channels-last frame or crop): H pages of W x C, C no more than a panel's channels. It is
-    read as one image, channels first (:func:`read_tiff`), not refused for its pages."""
-    return len(tif.pages) > MAX_CHANNELS_LAST >= int(page.imagewidth) and \
-        len(tif.pages) * int(page.imagelength) <= MAX_PLANE_PIXELS
 
 
 def _refuse_past_a_frame(tif, path: Path) -> None:
@@ -203,7 +198,7 @@ def _refuse_past_a_frame(tif, path: Path) -> None:
     if not len(tif.pages):
         return
     page = tif.pages.first
-    if len(tif.pages) > MAX_PAGES and not _rows_of_channels(tif, page):  # from page offsets
+    if len(tif.pages) > MAX_PAGES and not rows_of_channels(tif, page):  # from page offsets
         raise InputError(f"holds {len(tif.pages)} pages: a frame or crop file holds one page "
                          f"per channel (at most {MAX_PAGES} read)", path)
     height, width = int(page.imagelength), int(page.imagewidth)
@@ -323,7 +318,7 @@ def _open_raster(path: Path) -> np.ndarray:
             # told before loading, and decoded whole below, turned as the tag says.
             wide = im.mode in ("RGB", "RGBA") and \
                 any(";16" in str(tile.args) for tile in im.tile)
-            turn = im.getexif().get(_ORIENTATION, 1) if wide else 1
+            turn = im.getexif().get(ORIENTATION, 1) if wide else 1
             im.load()
             if im.mode == "CMYK":
                 raise InputError("a CMYK image: its planes are inks, not the R, G, B planes a "
@@ -343,9 +338,6 @@ def _open_raster(path: Path) -> np.ndarray:
     if arr.dtype == np.int32:  # PIL's 16-bit grey mode
         arr = arr.astype(np.uint16)
     return np.ascontiguousarray(arr)
-
-
-_ORIENTATION = 0x0112  # the EXIF tag
 
 
 def _turned(arr: np.ndarray, orientation: int) -> np.ndarray:
@@ -375,32 +367,6 @@ def _sixteen_bit_png(path: Path) -> np.ndarray:
                          "stretched (x257): a composite's planes are display levels; give "
                          "16-bit counts as a TIFF, one plane per channel", path)
     return (arr // 257).astype(np.uint8)
-
-
-def image_shape(path: str | Path) -> tuple[int, int] | None:
-    """An image file's (height, width) from its header (a TIFF's first page; a PNG or JPEG
-    turned as its EXIF orientation says), None where the header cannot be read: the file's
-    read says why."""
-    path = Path(path)
-    try:
-        if path.suffix.lower() in RASTER_SUFFIXES:
-            from PIL import Image
-
-            with Image.open(path) as im:
-                width, height = im.size
-                turned = im.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8)
-            return (width, height) if turned else (height, width)
-        import tifffile
-
-        with tifffile.TiffFile(path) as tif:
-            page = tif.pages.first
-            if _rows_of_channels(tif, page):  # (H, W, C) written as it is: H pages of W x C
-                return len(tif.pages), int(page.imagelength)
-            return int(page.imagelength), int(page.imagewidth)
-    except (ImportError, MemoryError):  # this install or this machine, not the file
-        raise
-    except Exception:  # readers raise many types on damaged files: said when it is read
-        return None
 
 
 def read_raster(path: str | Path) -> np.ndarray:

@@ -67,6 +67,7 @@ from ctcnet.io.frame_checks import (  # noqa: F401
     mark_odd_sizes,
     rescaled_counts,
 )
+from ctcnet.io.image_headers import tiff_planes
 from ctcnet.io.images import IMAGE_SUFFIXES, write_tiff
 from ctcnet.io.layout_checks import layout_problems
 from ctcnet.io.panel import Panel, load_panel, save_panel
@@ -141,14 +142,7 @@ def _planes_of(frame: FrameRef) -> int | None:
     layouts or a file that cannot be read (its read says why)."""
     if frame.source_name != "multipage" or len(frame.files) != 1:
         return None
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(frame.files[0]) as tif:
-            shape = tif.series[0].shape
-    except Exception:  # noqa: BLE001 (any damage: the hint is left out, the frame's read says it)
-        return None
-    return int(shape[0]) if len(shape) == 3 else None
+    return tiff_planes(frame.files[0])
 
 
 def is_cartridge(path: str | Path, unreadable: bool = True) -> bool:

@@ -7,7 +7,8 @@ import tifffile
 from conftest import rgb_planes, save_rgb
 
 from ctcnet.errors import InputError
-from ctcnet.io.images import image_shape, read_channel_file, read_image, write_tiff
+from ctcnet.io.image_headers import image_shape
+from ctcnet.io.images import read_channel_file, read_image, write_tiff
 
 # --- images and crop datasets -------------------------------------------------------------------
 

@@ -758,3 +758,19 @@ def test_a_channel_left_out_of_panel_json_is_said_beside_the_missing_stain(cart)
     with pytest.raises(PanelMismatchError, match=r"lacks \['CD66b'\].*its frames hold 5 planes "
                                                  r"where panel.json names 4 channels"):
         open_cartridge(cart).conform(default_panel())
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_a_channel_left_out_of_panel_json_is_named_by_the_frames_planes(tmp_path, rng,
+                                                                         channels_last):
+    scan = Panel.from_dict({"channels": ["DAPI", "CK", "CD45", "CD61"], "pixel_size_um": 0.64})
+    frame = rng.integers(1, 999, (4, 24, 32), dtype=np.uint16)
+    write_frame(tmp_path, 0, 0, frame, scan)
+    write_cartridge_info(tmp_path, scan, "S1", 1, rows=1, columns=1, frame_shape=(24, 32))
+    (path,) = tmp_path.glob("r00c00*.tif")
+    if channels_last:  # (H, W, C) as image software writes it: 24 pages of 32 x 4
+        tifffile.imwrite(path, np.moveaxis(frame, 0, -1))
+    (tmp_path / "panel.json").write_text(json.dumps({"channels": ["DAPI", "CK", "CD61"],
+                                                         "pixel_size_um": 0.64}))
+    with pytest.raises(InputError, match=r"its frames hold 4 planes where panel.json names 3"):
+        open_cartridge(tmp_path).conform(Panel.from_dict({"channels": ["DAPI", "CK", "CD45"]}))

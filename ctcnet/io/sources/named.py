@@ -24,11 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from ctcnet.errors import InputError, check_regular_file
+from ctcnet.io.image_headers import RASTER_SUFFIXES, image_shape
 from ctcnet.io.images import (
     IMAGE_SUFFIXES,
-    RASTER_SUFFIXES,
     check_channel_names,
-    image_shape,
     ome_pixel_size,
     read_channel_file,
     read_image,
