@@ -100,6 +100,9 @@ class SignOff:
     # Who made the decisions that count, reviewer -> how many (none: an older sign-off): the
     # signer vouches for them, but need not be the one who made each.
     decided_by: dict | None = None
+    # The 95 % blood-draw interval of each figure signed, class -> [low, high] or None (none:
+    # an older sign-off): what the headline reports beside each figure, kept as signed.
+    after_review_per_7_5_ml_interval: dict | None = None
 
     def to_dict(self) -> dict:
         """The sign-off as plain data."""
@@ -162,6 +165,11 @@ def check_signoff(data) -> dict:
     if not isinstance(counts, dict) or not all(v is None or _is_number(v)
                                                for v in counts.values()):
         wrong.append("after_review_per_7_5_ml")
+    intervals = data.get("after_review_per_7_5_ml_interval")
+    if intervals is not None and not (isinstance(intervals, dict) and all(
+            v is None or (isinstance(v, list) and len(v) == 2 and all(map(_is_number, v)))
+            for v in intervals.values())):
+        wrong.append("after_review_per_7_5_ml_interval")
     second = data.get("second_reading")
     if second is not None and not (
             isinstance(second, dict) and _is_count(second.get("both"))

@@ -403,6 +403,7 @@ class Sample(SampleImages):
                 run_id=self.run.run_id, cartridge_id=self.run.cartridge_id,
                 decided=len(decided), unreviewed=int(left),
                 after_review_per_7_5_ml=reviewed.after_review_per_7_5_ml,
+                after_review_per_7_5_ml_interval=reviewed.after_review_per_7_5_ml_interval,
                 journal_rows=matched.n_rows,
                 second_reading=second if second["second"] else None,
                 calls_id=self.run.calls_id,

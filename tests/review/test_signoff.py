@@ -58,6 +58,7 @@ def test_a_sign_off_holds_for_the_calls_it_was_made_on():
 GOOD = {"reviewer": "ann", "signed_at": "2026-11-27T00:00:00+00:00", "run_id": "R",
         "cartridge_id": None, "decided": 1, "unreviewed": 0,
         "after_review_per_7_5_ml": {"ctc": 1.0}, "journal_rows": 1,
+        "after_review_per_7_5_ml_interval": {"ctc": [0.03, 5.57]},
         "second_reading": {"first": 1, "second": 1, "both": 1, "agree": 1, "kappa": None,
                            "disagreements": []}, "calls_id": None}
 
@@ -77,6 +78,8 @@ def signoff_warnings(caplog, path) -> list[str]:
     (json.dumps({**GOOD, "after_review_per_7_5_ml": [1.0]}), "after_review_per_7_5_ml"),
     (json.dumps({**GOOD, "after_review_per_7_5_ml": {"ctc": float("nan")}}), "NaN"),
     (json.dumps({**GOOD, "second_reading": {"both": 2}}), "second_reading"),
+    (json.dumps({**GOOD, "after_review_per_7_5_ml_interval": {"ctc": [1.0]}}),
+     "after_review_per_7_5_ml_interval"),
     ('{"reviewer": "ann", ', "Expecting"),
 ])
 def test_a_file_that_is_no_sign_off_is_said_and_read_as_none(tmp_path, caplog, text, why):

@@ -387,6 +387,12 @@ def test_a_sign_off_is_written_beside_the_counts_and_shown_by_crops(crowded, tmp
     # What was signed beyond the counts: the sample's status, its blood and the model.
     assert record["sample_status"] == "partial" and record["blood_volume_read_ml"] > 0
     assert record["model_sha256"]
+    # Each figure's interval as signed: the one the headline names, kept with the record.
+    signed = json.loads((sample / "signoff.json").read_text())
+    assert signed["after_review_per_7_5_ml_interval"] == json.loads(
+        (sample / "summary.json").read_text())["reviewed"]["after_review_per_7_5_ml_interval"]
+    assert set(signed["after_review_per_7_5_ml_interval"]) == set(
+        signed["after_review_per_7_5_ml"])
     assert "signed on a partial sample" in (sample / "index.html").read_text()
     # The folder's samples.csv is brought up to date with it (predict wrote it unsigned).
     table = pd.read_csv(out / "samples.csv").set_index("name")
