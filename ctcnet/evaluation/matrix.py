@@ -449,20 +449,15 @@ def robustness_dataset(data: str | Path, model_path: str | Path | None, out_dir:
                               index.sample_ids, compensate,
                               spec_read_as(spec, index.panel, wider_only=True))
     # What made it, as evaluate's report.json says it: a release record traces its numbers.
-    from datetime import datetime, timezone
-
-    from ctcnet.core.provenance import software_record
     from ctcnet.detect.crop_dataset import pixel_size_source
-    from ctcnet.inference.summary import model_sha256
+    from ctcnet.inference.summary import scored_by
 
     absent = [n for k, n in enumerate(spec.class_names) if not (labels == k).any()]
     if absent:  # macro-F1 over fewer classes than the targets were set for
         matrix["notes"].append(f"the labels hold no {', '.join(absent)}: every macro-F1 here "
                                "averages the other classes only, and says nothing of how "
                                f"{'it is' if len(absent) == 1 else 'they are'} told apart")
-    matrix.update({"data": absolute(data), "model": str(backend.model_path),
-                   "model_sha256": model_sha256(backend), "software": software_record(),
-                   "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    matrix.update({"data": absolute(data), **scored_by(backend),
                    "pixel_size_um": float(index.panel.pixel_size_um),
                    "pixel_size_from": pixel_size_source(pixel_size), "seed": seed,
                    "families": list(families) if families else "all",

@@ -1,6 +1,7 @@
 """``ctcnet robustness``: the matrix written as JSON and a heat map."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 from conftest import disk_crops
@@ -37,6 +38,10 @@ def test_robustness_command_writes_json_and_heat_map(tmp_path, capsys, tiny_mode
     # The clean figure first, and what made the matrix, as evaluate's report says it.
     assert "clean (unperturbed)" in out.splitlines()[1]
     assert report["model_sha256"] and report["software"]["ctcnet"] and report["written_at"]
+    # Named as evaluate's reports name it: an absolute path, the network's digest.
+    assert Path(report["model"]).is_absolute()
+    assert report["model_record"]["sha256"] == report["model_sha256"]
+    assert report["model_record"]["network_sha256"]
     assert report["families"] == ["crop", "nonspecific"] and report["pixel_size_um"] == 0.64
     assert report["data"] == str((tmp_path / "data").absolute())
 
