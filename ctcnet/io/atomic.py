@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import socket
+import stat
 import tempfile
 import threading
 import time
@@ -51,8 +52,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix,
                                dir=path.parent)
     os.close(fd)
-    # mkstemp creates 0600 files; outputs get the usual permissions (0666 less the umask).
-    os.chmod(tmp, 0o666 & ~_current_umask())
+    # mkstemp creates 0600 files; outputs get the usual permissions (0666 less the umask), and
+    # a file written again keeps its own: a folder a lab made private (umask 077) stays so
+    # when the review server, started under another umask, rewrites its summary.
+    try:
+        there = os.lstat(path)
+    except OSError:  # not there yet (or not to be read: the rename says so)
+        there = None
+    regular = there is not None and stat.S_ISREG(there.st_mode)
+    os.chmod(tmp, stat.S_IMODE(there.st_mode) if regular else 0o666 & ~_current_umask())
     tmp_path = Path(tmp)
     try:
         yield tmp_path

@@ -103,6 +103,21 @@ def test_files_written_from_many_threads_keep_the_umask(tmp_path):
         os.umask(before)
 
 
+def test_a_file_written_again_keeps_its_own_permissions(tmp_path):
+    from ctcnet.io.atomic import atomic_write_text
+
+    before = os.umask(0o077)  # a lab's private folder: predict writes 0600
+    try:
+        atomic_write_text(tmp_path / "summary.json", "{}")
+        os.umask(0o022)  # the review server, started under another umask, rewrites it
+        atomic_write_text(tmp_path / "summary.json", "{ }")
+        atomic_write_text(tmp_path / "new.json", "{}")
+    finally:
+        os.umask(before)
+    assert (tmp_path / "summary.json").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "new.json").stat().st_mode & 0o777 == 0o644  # a new file: the umask's
+
+
 def test_the_temporaries_a_killed_writer_left_are_removed_and_nothing_else(tmp_path):
     import tempfile
 
