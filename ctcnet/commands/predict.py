@@ -39,6 +39,12 @@ def add_arguments(parser) -> None:
                         help="a shipped model's name (see `ctcnet models`) or a .pt checkpoint "
                              "or .onnx file (default: the shipped model whose channels the "
                              "data has)")
+    parser.add_argument("--model-sha256", default=None, metavar="HEX",
+                        help="refuse to run unless the model is this one: the model file's "
+                             "SHA-256 or the network's (summary.json's "
+                             "run_fingerprint.model_sha256, the same for a checkpoint and its "
+                             "fp32 ONNX export), at least its first 12 hex digits; pins a "
+                             "validated model against an upgrade or a replaced file")
     parser.add_argument("--out", required=True,
                         help="output folder: a folder per cartridge (events.parquet, events.csv, "
                              "summary.json, the report index.html and its gallery) or crop "
@@ -151,6 +157,7 @@ def _run(args, log) -> int:
     # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.inference.backends import load_backend
     from ctcnet.inference.predict import predict_inputs
+    from ctcnet.inference.summary import check_model_digest
 
     options = predict_options(args)
     from ctcnet.inference.inputs import resolve_inputs
@@ -183,6 +190,8 @@ def _run(args, log) -> int:
     with distributed_context(args.device) as (info, device):
         rank, world_size = shard or (info.rank, info.world_size)
         backend = load_backend(model, args.backend, device, args.batch_size)
+        if args.model_sha256 is not None:  # before any output: a refusal writes nothing
+            check_model_digest(backend, args.model_sha256)
         if args.model is not None and not args.quiet and info.is_main and not child:
             _say_given_model(args.model, backend.spec)
         started = time.time()  # what a sample set aside now is older than
@@ -377,6 +386,11 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
     import sys
     import time
 
+    if args.model_sha256 is not None:  # before any child starts (each checks its own too)
+        from ctcnet.inference.backends import load_backend
+        from ctcnet.inference.summary import check_model_digest
+
+        check_model_digest(load_backend(model, args.backend, "cpu"), args.model_sha256)
     from ctcnet.commands.predict_processes import (
         SHARE_DONE,
         STOPPED,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
@@ -103,6 +104,27 @@ def model_record(backend) -> dict:
     if isinstance(base, dict):
         record["finetuned_from"] = {k: base.get(k) for k in ("path", "sha256")}
     return record
+
+
+def check_model_digest(backend, expected: str) -> None:
+    """Refuse (InputError) a model whose file's SHA-256 and network's SHA-256
+    (:func:`network_sha256`) both differ from ``expected``, a digest or its first 12 or more
+    hex digits: a lab that validated one model runs that one, not whatever an upgrade or a
+    copied file put at its path."""
+    given = expected.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{12,64}", given):
+        raise InputError(f"--model-sha256 takes a SHA-256 in hex (at least its first 12 "
+                         f"digits), got {expected!r}")
+    record = model_record(backend)
+    if record["sha256"] is None:
+        raise InputError("--model-sha256: the model was given in memory, not as a file")
+    if not any(str(digest).startswith(given)
+               for digest in (record["sha256"], record["network_sha256"])):
+        raise InputError(f"the model is not the one --model-sha256 names ({given}): its file's "
+                         f"SHA-256 is {record['sha256']}, its network's "
+                         f"{record['network_sha256']} (an upgrade, or another file at this "
+                         "path?); run with the model validated, or give its digest",
+                         record["path"])
 
 
 def scored_by(backend) -> dict:

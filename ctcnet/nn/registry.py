@@ -175,8 +175,9 @@ def _read_card(path: Path) -> ModelInfo | None:
            if p.exists() and not p.is_file()]
     for p in odd:
         _warn_once(p, "not a regular file (a FIFO, device or folder?), skipped")
-    if path in odd or not any((path.parent / f"{name}{s}").is_file() for s in WEIGHT_SUFFIXES):
-        return None
+    if path in odd or not path.exists() or \
+            not any((path.parent / f"{name}{s}").is_file() for s in WEIGHT_SUFFIXES):
+        return None  # no card (a model file of a lab's own): nothing to warn of
     try:
         card = json.loads(path.read_text())
         panel = Panel.from_dict(card["panel"], path)

@@ -105,6 +105,23 @@ def test_a_model_with_a_nan_weight_calls_nothing(cart_and_model, cart, capsys):
         (out / "index.html").read_text()
 
 
+def test_a_model_pinned_by_its_digest_runs_and_any_other_is_refused_before_any_output(
+        cart_and_model, cart, capsys):
+    from ctcnet.io.digests import file_sha256
+
+    args = predict_args(cart_and_model, cart)
+    out = cart.parent / "out"
+    status, err = run_cli(capsys, *args, "--model-sha256", "0" * 64)
+    assert_one_line_error(status, err, "not the one --model-sha256 names")
+    assert file_sha256(cart_and_model / "model.pt") in err[0]
+    assert not (out / "run.json").exists()  # refused before the run began
+    status, err = run_cli(capsys, *args, "--model-sha256", "12ab")
+    assert_one_line_error(status, err, "at least its first 12")
+    digest = file_sha256(cart_and_model / "model.pt")
+    assert run_cli(capsys, *args, "--model-sha256", digest[:12].upper())[0] == 0
+    assert json.loads((out / "S1" / "summary.json").read_text())["model"]["sha256"] == digest
+
+
 # 3.-5. Frame ids, sample ids, a sample with no readable frame.
 
 @pytest.mark.parametrize("extra", ["r0c1.tif", "frame0.tif"])
