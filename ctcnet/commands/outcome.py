@@ -33,16 +33,21 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
             facts.insert(1, f"read at {summary.get('pixel_size_um'):.3f} um/px estimated from "
                             "the nuclei")
     else:
-        per75 = ", ".join(f"{k} {per_volume_text(v)}" for k, v in
-                          (summary.get("per_7_5_ml") or {}).items() if v is not None) or "n/a"
+        # Each rate with its 95 % blood-draw interval, as the report gives it: a rate near a
+        # cut-off reads differently with it.
+        bounds = (summary.get("tally") or {}).get("per_7_5_ml_interval") or {}
+        per75 = ", ".join(f"{k} {per_volume_text(v)}" + _interval_text(bounds.get(k))
+                          for k, v in (summary.get("per_7_5_ml") or {}).items()
+                          if v is not None) or "n/a"
         facts = [str(summary.get("status")), f"{summary.get('events')} events",
                  f"{summary.get('counts')} (per 7.5 mL: {per75})"]
     signoff = summary.get("signoff")
     if isinstance(signoff, dict):
         # The figures a lab reports once a sample is signed off: the model's alone above
         # would be read as the result.
-        signed = ", ".join(f"{k} {per_volume_text(v)}" for k, v in
-                           (signoff.get("after_review_per_7_5_ml") or {}).items()
+        signed_bounds = signoff.get("after_review_per_7_5_ml_interval") or {}
+        signed = ", ".join(f"{k} {per_volume_text(v)}" + _interval_text(signed_bounds.get(k))
+                           for k, v in (signoff.get("after_review_per_7_5_ml") or {}).items()
                            if v is not None) or "n/a"
         status = signoff.get("status", "current")
         facts.append(f"signed off by {signoff.get('reviewer')} at {signed} per 7.5 mL"
@@ -154,3 +159,13 @@ def run_outcome(summaries, lines: list[str], set_aside: dict, quiet: bool, faile
     for reason in failed_reports.values():
         say_error(reason, log)
     return 2 if set_aside or failed_reports else 3 if failed else 0
+
+
+def _interval_text(bounds) -> str:
+    """" (95 % 0.30-9.03)" for a rate's interval, "" where there is none."""
+    from ctcnet.inference.counts import per_volume_text
+
+    if not isinstance(bounds, (list, tuple)) or len(bounds) != 2 or \
+            not all(isinstance(b, (int, float)) for b in bounds):
+        return ""
+    return f" (95 % {per_volume_text(bounds[0])}-{per_volume_text(bounds[1])})"

@@ -369,10 +369,12 @@ def _write_samples_table(out: Path, entries: list[dict], others: Sequence[str]) 
     # A row a sample, for statistics: a sample set aside (or not reached) with an earlier
     # output kept has that output's figures, marked as an earlier run's, with why this run
     # has none; its state and status are tonight's (none), so that a filter on "ok" or
-    # "preliminary" takes no earlier result for tonight's.
+    # "preliminary" takes no earlier result for tonight's; its status is said apart
+    # (``earlier_status``): a partial scan's figures are of the blood read.
     rows = [{**e["kept_output"], **{k: e[k] for k in ("set_aside", "missing", "reason")
                                     if k in e},
-             "earlier_run": True, "result_state": None, "status": None}
+             "earlier_run": True, "earlier_status": e["kept_output"].get("status"),
+             "result_state": None, "status": None}
             if "kept_output" in e else e for e in entries]
     write_samples_csv(out, rows + earlier)
 

@@ -17,6 +17,11 @@ def test_a_cartridges_line_says_its_counts_holds_skipped_frames_and_time():
         "s1: partial, 1200 events, {'ctc': 3, 'wbc': 900} (per 7.5 mL: ctc 3.20), held for "
         "review by the guard {'ctc': 1}, 17 event(s) on the review list, 2 frame(s) skipped "
         "(once fixed, the same command reads them and keeps the rest), 12.3 s -> out/s1")
+    # With its blood-draw interval where the summary has one (a rate near a cut-off reads
+    # differently with it).
+    bounded = {**summary, "tally": {"held": {}, "per_7_5_ml_interval": {
+        "ctc": [0.66, 9.35], "cluster": [0.0, 2.95]}}}
+    assert "(per 7.5 mL: ctc 3.20 (95 % 0.66-9.35))," in outcome_line("s1", bounded, Path("o"))
     clean = {**summary, "status": "ok", "tally": {"held": {}}, "frames": {"skipped": 0}}
     assert "held" not in outcome_line("s1", clean, Path("o")) and \
         "skipped" not in outcome_line("s1", clean, Path("o"))
@@ -42,6 +47,9 @@ def test_a_signed_off_samples_line_says_the_figures_signed_and_whether_they_hold
     summary["signoff"]["status"] = "changed since"
     assert "8.00 per 7.5 mL (changed since: it no longer holds; review and sign it off " \
         "again)" in outcome_line("nightB", summary, Path("o"))
+    summary["signoff"]["after_review_per_7_5_ml_interval"] = {"ctc": [3.45, 15.76]}
+    assert "signed off by J. Tech at ctc 8.00 (95 % 3.45-15.76) per 7.5 mL" in \
+        outcome_line("nightB", summary, Path("o"))
 
 
 def test_a_crop_sets_line_says_its_prior_and_no_status(tmp_path):

@@ -593,6 +593,9 @@ def test_an_input_another_job_set_aside_reads_set_aside_not_an_earlier_runs_summ
     table = pd.read_csv(out / "samples.csv").set_index("name")
     assert table.loc["s1", "set_aside"] == "holds a run with another model"
     assert table.loc["s1", "events"] == 5 and bool(table.loc["s1", "earlier_run"])
+    # Tonight's status is none; the kept output's is said apart (a partial's rates are of
+    # the blood read, not of a whole tube).
+    assert pd.isna(table.loc["s1", "status"]) and table.loc["s1", "earlier_status"] == "ok"
     assert run["s2"]["status"] == "ok"
     (out / "s1" / "summary.json").write_text(json.dumps({"events": 7, "status": "ok"}))
     later = time.time() + 5
