@@ -44,10 +44,11 @@ from ctcnet.inference.guard import (
     MARKERS_CTC,
     MARKERS_VOUCH,
     counted,
+    guarded_review,
     markers_call,
     markers_overrule,
 )
-from ctcnet.inference.tables import band_proba_of, label_events
+from ctcnet.inference.tables import band_proba_of, filed_by_prior_of, label_events
 from ctcnet.nn.calls import COUNTED_CLASSES, DecisionRule, as_rule
 
 log = logging.getLogger(__name__)
@@ -103,13 +104,17 @@ def rescore(events: pd.DataFrame, spec, decision: DecisionRule | None,
                                      else None, kinds, reported)
         out.loc[overruled, "class"] = markers_call(proba, names, kinds,
                                                    reported=reported)[overruled]
-    # A ctc call whose doubt the markers settle (as predict read them, on the same call) is
-    # not queued for it; a call predict did not make has no such reading.
-    vouched = same & (out["class"].to_numpy(object) == "ctc")
-    vouched &= events[MARKERS_VOUCH].to_numpy(bool) if MARKERS_VOUCH in events else False
-    out[MARKERS_VOUCH] = vouched
-    out["review"] = (out["review"].to_numpy(bool) & ~vouched) | \
-        (out["guard"].to_numpy(object) != "")
+    # What the guard's reading shows, as predict shows it (guarded_review): a ctc call whose
+    # doubt the markers settle (as predict read them, on the same call) is not queued for it;
+    # a call predict did not make has no such reading.
+    vouched = same & (events[MARKERS_VOUCH].to_numpy(bool) if MARKERS_VOUCH in events
+                      else False)
+    markers = events[MARKERS_CTC].to_numpy(bool) if MARKERS_CTC in events else \
+        np.zeros(len(out), bool)
+    out["review"], out[MARKERS_VOUCH] = guarded_review(
+        out["review"].to_numpy(bool), out["guard"].to_numpy(object) != "", vouched,
+        filed_by_prior_of(out), out["model_class"].to_numpy(object),
+        out["class"].to_numpy(object), markers, spec.taxonomy.reported_classes())
     return out
 
 

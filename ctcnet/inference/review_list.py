@@ -37,8 +37,9 @@ def network_doubt(events: pd.DataFrame, spec=None, counted: Sequence[str] | None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per event of a labelled, guarded table, the network's doubt that put it on the review
     list, of events the guard does not hold and that have a call: (a CTC or cluster call in
-    doubt, another call a CTC or cluster is within the band of, another call only the
-    cartridge's prior filed as it is: :func:`ctcnet.inference.tables.filed_by_prior_of`, under
+    doubt, another call a CTC or cluster is within the band of, a call only the cartridge's
+    prior filed as it is, a CTC or cluster likelier before it:
+    :func:`ctcnet.inference.tables.filed_by_prior_of`, under
     ``spec``'s rule where the table has no column for it); not a CTC or cluster call the frame
     border cuts, shown for the border (:func:`ctcnet.inference.tables.cut_counted_of`).
     ``counted``: the classes counted (default: ``spec``'s reported classes, else ctc and
@@ -58,9 +59,9 @@ def network_doubt(events: pd.DataFrame, spec=None, counted: Sequence[str] | None
     network = review & ~held & (calls != FAILED_CLASS) & \
         ~(cut_counted_of(events, counted) & model_counted)
     counted_call = np.isin(calls, counted)
-    by_prior = filed_by_prior_of(events, spec)
-    return (network & counted_call, network & ~counted_call & ~by_prior,
-            network & ~counted_call & by_prior)
+    by_prior = filed_by_prior_of(events, spec)  # of any call, a CTC where it was a cluster too
+    return (network & counted_call & ~by_prior, network & ~counted_call & ~by_prior,
+            network & by_prior)
 
 
 def counted_classes(spec=None) -> list[str]:

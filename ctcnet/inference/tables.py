@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 
 # The columns of the probabilities the review band read where they are not the calls' own.
 BAND_PREFIX = "fused_p_"
-# The column marking an uncounted call that a counted class outweighs before the decision
-# rule's prior (filed_by_prior_of): shown for that reason, and said so in the review list.
+# The column marking a call that another, counted class outweighs before the decision rule's
+# prior (filed_by_prior_of): shown for that reason, and said so in the review list.
 FILED_BY_PRIOR = "filed_by_prior"
 
 
@@ -123,9 +123,10 @@ def before_prior_of(events: pd.DataFrame, class_names) -> tuple[np.ndarray | Non
 
 def filed_by_prior_of(events: pd.DataFrame, spec=None) -> np.ndarray:
     """Bool per event of a labelled table: the calls' rule showed it because the prior alone
-    filed it as an uncounted class (:func:`ctcnet.nn.calls.filed_by_prior`, under
-    ``spec.decision``). Read off the :data:`FILED_BY_PRIOR` column where the table has one (a
-    run's events, :func:`label_events`), else on the probabilities the review band read
+    filed it as it is, a counted class likelier before it
+    (:func:`ctcnet.nn.calls.filed_by_prior`, under ``spec.decision``). Read off the
+    :data:`FILED_BY_PRIOR` column where the table has one (a run's events,
+    :func:`label_events`), else on the probabilities the review band read
     (``fused_p_<class>``) or the ``p_<class>`` columns, with ``model_class`` (else ``class``)
     as the rule's call; without a ``spec``, none but the column's."""
     if FILED_BY_PRIOR in events:

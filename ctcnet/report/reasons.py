@@ -76,7 +76,9 @@ REASONS = {  # code: (caption, what it means); guard flags are added per flag
                           "a cartridge's fusion read them) finds a CTC or cluster (or another "
                           "reported class) the likeliest class; only the cartridge's prior, "
                           "which keeps the rare calls from the far more numerous debris, filed "
-                          "it as another class"),
+                          "it as another class (debris, a leukocyte, or a CTC where the network "
+                          "finds a cluster: a cluster of one bright CTC and a dim partner can "
+                          "be counted as one CTC)"),
     "cut_by_border": ("{counted} cut by border", "the network finds a CTC or cluster (or "
                       "another reported class), but the frame border cuts the event, so it is "
                       "filed as debris: only whole cells are counted. Detection reads a "
@@ -215,7 +217,7 @@ def ranked_with_reasons(candidates: pd.DataFrame, reported) -> pd.DataFrame:
 
 
 def call_text(call: str, model_call: str, confidence: float, own: str | None = None,
-              own_p: float | None = None) -> str:
+              own_p: float | None = None, partner: str | None = None) -> str:
     """A call with the network's probability: "ctc p=0.95"; where the call shown is not the
     network's (an edge-cut event filed as debris, a call the markers made), the network's call
     with its probability, "debris (network: ctc p=0.66)": ``confidence`` is the probability
@@ -224,11 +226,14 @@ def call_text(call: str, model_call: str, confidence: float, own: str | None = N
     :func:`own_calls`) is another, it is named too: a cluster the prior filed as a leukocyte,
     called a CTC by its markers, reads "ctc (network: wbc p=0.45; likeliest before prior:
     cluster p=1.00)", so the reviewer is asked about the cluster the network saw: the first p
-    is after the cartridge's prior, the second before it."""
+    is after the cartridge's prior, the second before it. A cluster call names the partner
+    its markers read (``partner``: ``cluster_partner``), "cluster [partner: neutrophil]"."""
     p = "n/a" if not np.isfinite(confidence) else f"{confidence:.2f}"
+    if call == "cluster" and isinstance(partner, str) and partner:
+        call = f"{call} [partner: {partner}]"
     likeliest = (f"; likeliest before prior: {own} p={own_p:.2f}" if own and own != model_call
                  and own_p is not None and np.isfinite(own_p) else "")
-    if call == model_call:
+    if call.split(" [")[0] == model_call:
         return f"{call} p={p}" + (f" (network{likeliest})" if likeliest else "")
     return f"{call} (network: {model_call} p={p}{likeliest})"
 

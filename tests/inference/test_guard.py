@@ -1001,3 +1001,24 @@ def test_the_markers_call_names_the_labs_ctc_class_the_network_rates_higher():
     assert markers_call(proba, names, kinds, reported=reported).tolist() == ["ctc"]
     assert not markers_overrule(np.array(["wbc"], object), np.array([True]), proba, names,
                                 kinds=kinds, reported=reported).any()
+
+
+def test_the_markers_settle_a_doubt_but_not_the_priors_filing_and_a_moved_count_is_shown():
+    from ctcnet.inference.guard import guarded_review
+
+    # 0: the network's ctc, doubted toward a cluster, one cell by the markers: not queued.
+    # 1: the same, but the prior made the ctc of a cluster the network found likelier: shown.
+    # 2: a network's cluster the markers made one ctc (a bright CTC, a dim partner): shown.
+    # 3: a leukocyte call the markers made ctc, no doubt: as the network's doubt had it.
+    # 4: a flag holds a vouched call: shown.
+    review = np.array([True, True, False, False, True])
+    held = np.array([False, False, False, False, True])
+    vouched = np.array([True, True, False, False, True])
+    by_prior = np.array([False, True, False, False, False])
+    model_class = np.array(["ctc", "ctc", "cluster", "wbc", "ctc"], object)
+    calls = np.array(["ctc", "ctc", "ctc", "ctc", "ctc"], object)
+    markers = np.array([False, False, True, True, False])
+    shown, kept = guarded_review(review, held, vouched, by_prior, model_class, calls, markers,
+                                 ["ctc", "cluster"])
+    assert shown.tolist() == [False, True, True, False, True]
+    assert kept.tolist() == [True, False, False, False, True]

@@ -308,3 +308,24 @@ def test_a_counted_class_the_prior_alone_files_as_another_is_shown():
     balanced = calls_from_proba(proba, names, 0.95)
     assert balanced[0].tolist()[:3] == ["cluster", "cluster", "debris"]
     assert balanced[2].tolist() == [False, True, False, True]
+
+
+def test_a_cluster_the_prior_files_as_a_ctc_is_shown():
+    """The prior weighs a cluster under a CTC: a confident ctc call made of what the network
+    (and its fusion) finds a cluster changes two counts and is shown with a band; a ctc call
+    the network itself makes, or a cluster call, is not filed by the prior."""
+    from ctcnet.nn.calls import filed_by_prior
+
+    names = ["ctc", "wbc", "cluster", "debris"]
+    rule = DecisionRule.prior_shift({"ctc": -3.75, "cluster": -7.5}).with_review_band(
+        {"band": 0.0103})
+    proba = np.array([[0.26, 0.001, 0.738, 0.001],   # a platelet-coated CTC pair
+                      [0.998, 0.001, 0.0005, 0.0005],  # a CTC
+                      [1e-5, 1e-5, 0.99997, 1e-5]], np.float32)  # a sure cluster
+    called, confidence, review, _ = calls_from_proba(proba, names, 0.5, rule)
+    assert called.tolist() == ["ctc", "ctc", "cluster"] and confidence[0] > 0.5
+    assert filed_by_prior(proba, called, names, rule).tolist() == [True, False, False]
+    assert review.tolist() == [True, False, False]
+    # Without a band the route is off, as for the leukocyte and debris calls.
+    unbanded = DecisionRule.prior_shift({"ctc": -3.75, "cluster": -7.5})
+    assert not filed_by_prior(proba, called, names, unbanded).any()

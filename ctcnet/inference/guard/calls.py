@@ -31,6 +31,7 @@ from ctcnet.inference.guard.rules import (
     GuardRules,
 )
 from ctcnet.inference.marker_fusion import fused_proba, marker_fusion_of
+from ctcnet.inference.tables import filed_by_prior_of
 from ctcnet.nn.calls import DecisionRule, deployment_proba
 
 
@@ -275,18 +276,21 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
     # The new columns gathered and set in one step (with_columns: a pandas write a column
     # costs more than making them).
     new = {"guard": fired_names(np.stack([flags[f].to_numpy(bool) for f in FLAGS], axis=1))}
-    # The network's own ctc call whose doubt toward a cluster the markers settle (one CTC,
-    # no partner, one nucleus: Evidence.markers_vouch) is counted and that doubt not queued;
-    # a flag still is. A ctc call the markers made against the network's call stays shown:
-    # a leukocyte's dim CD45 under bright non-specific CK can read as none.
     # (``MARKERS_VOUCH`` reads the call checked; the class filed may differ: an edge cut.)
     vouched = flags[MARKERS_VOUCH].to_numpy(bool)
-    for column in ("class", "model_class"):
-        if column in events:
-            vouched = vouched & (events[column].to_numpy(object) == "ctc")
-    new["review"] = (events["review"].to_numpy(bool) & ~vouched) | flags["any"].to_numpy()
+    if "model_class" in events:
+        vouched = vouched & (events["model_class"].to_numpy(object) == "ctc")
+    calls = events["class"].to_numpy(object) if "class" in events else \
+        np.full(len(events), "", object)
+    markers = flags[MARKERS_CTC].to_numpy(bool) if not markers_decide and MARKERS_CTC in flags \
+        else np.zeros(len(events), bool)
+    model_class = events["model_class"].to_numpy(object) if "model_class" in events else calls
+    new["review"], vouched = guarded_review(
+        events["review"].to_numpy(bool), flags["any"].to_numpy(), vouched,
+        filed_by_prior_of(events), model_class, calls, markers,
+        spec.taxonomy.reported_classes())
     if not markers_decide and MARKERS_CTC in flags:
-        new[MARKERS_CTC] = flags[MARKERS_CTC].to_numpy(bool)
+        new[MARKERS_CTC] = markers
     new[MARKERS_VOUCH] = vouched
     # The partners of the calls filed as clusters (an edge-cut event filed as debris has
     # none); a table without its calls has those the flags were made on.
@@ -295,6 +299,32 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
         partner = np.where(events["class"].to_numpy(object) == "cluster", partner, "")
     new[CLUSTER_PARTNER] = partner
     return with_columns(events, new)
+
+
+def guarded_review(review: np.ndarray, held: np.ndarray, vouched: np.ndarray,
+                   by_prior: np.ndarray, model_class: np.ndarray, calls: np.ndarray,
+                   markers_ctc: np.ndarray, counted) -> tuple[np.ndarray, np.ndarray]:
+    """(review, vouched) per event once the guard has read it: what :func:`guard_events` and
+    a re-scored table (:func:`ctcnet.evaluation.decision.rescore`) show.
+
+    A flag is shown (``held``). The network's own ``ctc`` call whose doubt toward a cluster the
+    markers settle (``vouched``: one CTC, no partner, one nucleus,
+    :meth:`~ctcnet.inference.guard.Evidence.markers_vouch`) is counted and that doubt not
+    queued, but only a doubt: where the prior alone filed the call (``by_prior``: the
+    network, with the markers a scan fusion read, finds a cluster the likeliest), the
+    markers' one cell does not overturn that evidence; a dim second cell or dim platelets
+    read as none (2 doublets and a CTC-platelet cluster among 20 dense simulated
+    cartridges). A call the markers moved from one counted class to another (``markers_ctc``:
+    a network's ``cluster`` made ``ctc`` as one cell) is shown: either call changes two
+    counts. A ``ctc`` call the markers made against the network's ``wbc`` or ``debris`` stays
+    shown where the network's doubt showed it: a leukocyte's dim CD45 under bright
+    non-specific CK can read as none."""
+    calls = np.asarray(calls, object)
+    model_class = np.asarray(model_class, object)
+    vouched = np.asarray(vouched, bool) & (calls == "ctc") & ~np.asarray(by_prior, bool)
+    moved = np.asarray(markers_ctc, bool) & np.isin(model_class, list(counted)) & \
+        np.isin(calls, list(counted)) & (calls != model_class)
+    return (np.asarray(review, bool) & ~vouched) | np.asarray(held, bool) | moved, vouched
 
 
 def fired_names(fired: np.ndarray) -> list[str]:
