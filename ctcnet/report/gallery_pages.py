@@ -282,13 +282,14 @@ def tile_labels(events: pd.DataFrame, reasons: list[list[str]],
     (``reasons``: codes of :mod:`ctcnet.report.reasons`, one list per event)."""
     models = events["model_class"] if "model_class" in events else events["class"]
     own, own_p = own_calls(events, classes, counted)
-    return [f"#{e} {f} x={x:.0f} y={y:.0f} {call_text(k, m, p, o, op)}"
+    partners = events["cluster_partner"] if "cluster_partner" in events else [None] * len(events)
+    return [f"#{e} {f} x={x:.0f} y={y:.0f} {call_text(k, m, p, o, op, pa)}"
             + (" border-cut" if ec else "")
             + (f" | {caption_line(codes, p, review_threshold, counted)}" if codes else "")
-            for e, f, x, y, k, m, p, ec, codes, o, op in zip(
+            for e, f, x, y, k, m, p, ec, codes, o, op, pa in zip(
                 events["event_id"], events["frame_id"], events["x"], events["y"],
                 events["class"], models, events["confidence"], events["edge_cut"], reasons,
-                own, own_p)]
+                own, own_p, partners)]
 
 
 def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Panel,

@@ -251,7 +251,9 @@ def partners_html(partners: dict | None) -> str:
         return ""
     text = ", ".join(f"{k} {v}" for k, v in sorted(partners.items(), key=lambda kv: -kv[1]))
     return (f'<p id="cluster-partners"><b>Counted clusters by partner</b> (what the markers '
-            f"read attached to the CTC): {html.escape(text)}</p>")
+            f"read attached to the CTC, on the automatic count's cluster calls; a cluster a "
+            f"review confirms, relabels or takes out is not reread here): "
+            f"{html.escape(text)}</p>")
 
 
 def _utc(seconds: float | None) -> str:

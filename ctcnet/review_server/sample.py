@@ -156,9 +156,9 @@ class Sample(SampleImages):
         own, own_p = own_calls(self.candidates, self.classes, self.reported)
         values = zip(*(self.candidates[c].tolist() for c in columns),
                      self.candidates.get("model_class", self.candidates["class"]).tolist(),
-                     own, own_p)
+                     own, own_p, self.candidates.get("cluster_partner", [""] * len(own)))
         for k, (event_id, frame_id, x, y, call, p, review, edge_cut, why, codes,
-                model_call, own_call, own_prob) in enumerate(values):
+                model_call, own_call, own_prob, partner) in enumerate(values):
             event_id, p = int(event_id), float(p)
             # Unrounded: the page, the reasons and the tile captions round it alike. The words
             # depend on the codes and p as printed: said once for the candidates that share them.
@@ -175,6 +175,7 @@ class Sample(SampleImages):
                          # The most probable class before the prior (own_calls): a cluster
                          # the prior filed away is named on the tile (call_text).
                          "own_call": own_call, "own_p": own_prob,
+                         "partner": partner if isinstance(partner, str) and partner else None,
                          "flagged": bool(review), "edge_cut": bool(edge_cut),
                          "held": any(c.startswith(GUARD_PREFIX) for c in codes),
                          "why": why, "reasons": said[key],

@@ -144,3 +144,17 @@ def test_the_review_list_comes_most_pressing_first_in_scan_order_within():
     assert ranked["event_id"].tolist() == [2, 5, 3, 1, 6, 0, 4]
     assert ranked["reasons"].tolist()[0] == ["cut_by_border"]
     assert ranked["reasons"].tolist()[-1] == ["qc"]
+
+
+def test_a_cluster_calls_caption_names_its_partner():
+    from ctcnet.report.gallery_pages import tile_labels
+    from ctcnet.report.reasons import event_reasons
+
+    events = pd.DataFrame({"event_id": [1, 2], "frame_id": ["f"] * 2, "x": [1.0] * 2,
+                           "y": [2.0] * 2, "class": ["cluster", "ctc"],
+                           "model_class": ["cluster", "cluster"], "confidence": [0.99, 0.9],
+                           "review": [False, True], "edge_cut": [False] * 2, "guard": ["", ""],
+                           "cluster_partner": ["neutrophil", ""]})
+    labels = tile_labels(events, event_reasons(events, ["ctc", "cluster"]), 0.9)
+    assert " cluster [partner: neutrophil] p=0.99 " in labels[0]
+    assert " ctc (network: cluster p=0.90) " in labels[1]  # no partner read on a ctc call

@@ -828,3 +828,13 @@ def test_an_armed_sign_off_is_disarmed_by_a_decision_and_by_escape():
     """, state)
     assert got.pop("status").startswith("not signed off")  # not "press sign off again"
     assert got == {"afterDecision": "sign off", "afterEscape": "sign off", "signoffs": 0}
+
+
+def test_a_cluster_call_names_its_partner_as_the_captions_do():
+    state = page_state(2)
+    state["candidates"][0].update(call="cluster", model_call="cluster", partner="platelet")
+    got = run_page("""
+        return page.document.body.textContent;
+    """, state)
+    assert "cluster [partner: platelet] p=0.50" in got
+    assert "[partner:" not in got.replace("cluster [partner: platelet]", "")
