@@ -190,8 +190,9 @@ def set_aside_or_raise(err: InputError, name: str, set_aside: dict | None,
     if set_aside is None:
         raise err
     set_aside[name] = reason = set_aside_reason(str(err), input_path, err)
-    if say:  # one another run is writing is that run's: a note, not an error
-        log.log(logging.INFO if reason.kind == "held" else logging.ERROR,
+    if say:  # one another run is writing is that run's: a warning, not an error, but said
+        # on the console too: a job whose every input another holds would print nothing.
+        log.log(logging.WARNING if reason.kind == "held" else logging.ERROR,
                 "%s: set aside, the other inputs run: %s", name, err)
 
 

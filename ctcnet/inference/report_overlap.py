@@ -279,7 +279,7 @@ class ReportWorker:
                 # The report in hand is dropped: a process's worker is ended (its outputs are
                 # written atomically; a rerun draws the report again), a thread left to end.
                 for process in list((getattr(self._pool, "_processes", None) or {}).values()):
-                    process.terminate()
+                    process.kill()  # a worker ignores SIGTERM (start_worker)
                 self._pool.shutdown(wait=False, cancel_futures=True)
             else:
                 self._pool.shutdown(wait=True)

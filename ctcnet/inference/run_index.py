@@ -20,6 +20,7 @@ from pathlib import Path
 from ctcnet.core.run_log import ending_text
 from ctcnet.errors import InputError
 from ctcnet.inference.distributed import env_info, stable_rank
+from ctcnet.inference.journal import PARTS_DIR
 from ctcnet.inference.output_names import output_folder_of
 from ctcnet.inference.run_entry import counted_at, output_entry, utc
 from ctcnet.inference.run_table import write_samples_csv
@@ -237,16 +238,18 @@ def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missi
     ours = set(sample_ids)
     others = sorted(p.parent.name for p in Path(out).glob("*/summary.json")
                     if p.parent.name not in ours)
+    unfinished = unfinished_outputs(out, ours)
     _warn_of_mixed_settings(out, {**_fingerprints(out, others), **made_with})
     index = {**output_format(), "state": state, "written_at": utc(time.time()),
              **({"error": ending_text(error)} if error is not None else {}),
              **({"started_at": utc(since)} if since is not None else {}),
              "outputs": entries,
              **({"other_outputs": others} if others else {}),
+             **({"unfinished_outputs": unfinished} if unfinished else {}),
              "world_size": env_info().world_size if world_size is None else world_size}
     atomic_write_text(Path(out) / RUN_INDEX_FILE, json.dumps(index, indent=2) + "\n")
     try:
-        _write_samples_table(out, entries, others)
+        _write_samples_table(out, entries, others, unfinished)
     except PermissionError as err:  # a spreadsheet holding it open (a lock on a share)
         raise InputError(f"cannot replace {SAMPLES_FILE} ({err.strerror}): is it open in "
                          "another program (a spreadsheet locks it on a share)? Close it and "
@@ -345,13 +348,35 @@ def refresh_run_index(out: Path) -> None:
         if entries != index["outputs"]:
             index = {**index, "outputs": entries, "reviewed_at": utc(time.time())}
             atomic_write_text(Path(out) / RUN_INDEX_FILE, json.dumps(index, indent=2) + "\n")
+        unfinished = index.get("unfinished_outputs")
         _write_samples_table(out, [e for e in entries if isinstance(e, dict) and e.get("name")],
-                             index.get("other_outputs") or [])
+                             index.get("other_outputs") or [],
+                             unfinished if isinstance(unfinished, dict) else None)
 
 
-def _write_samples_table(out: Path, entries: list[dict], others: Sequence[str]) -> None:
-    """``samples.csv``: the index's entries and the samples an earlier run left (``others``),
-    a row each."""
+def unfinished_outputs(out: Path, ours=()) -> dict[str, str]:
+    """Sample folders in ``out`` (but ``ours``) that a run began and did not finish (its
+    journal, no summary), name -> why: a run killed or preempted outright, which no index
+    of its own names, or another run still writing it. A later run into the same folder
+    names them, so that its index does not read as the whole night's."""
+    found = {}
+    for parts in sorted(Path(out).glob(f"*/{PARTS_DIR}")):
+        folder = parts.parent
+        if folder.name in ours or (folder / SUMMARY_FILE).exists():
+            continue
+        found[folder.name] = (
+            "another ctcnet predict is writing it now; it lists it when it ends"
+            if folder_is_held(folder) else
+            "a run began it and ended before finishing it (killed or preempted): the same "
+            "command resumes it from its journal")
+    return found
+
+
+def _write_samples_table(out: Path, entries: list[dict], others: Sequence[str],
+                         unfinished: dict[str, str] | None = None) -> None:
+    """``samples.csv``: the index's entries, the samples an earlier run left (``others``) and
+    those a run began and did not finish (``unfinished``: no figures, state ``missing``), a
+    row each."""
     # Inputs set aside for sharing a sample id (named with their folders): the output that
     # sample id left says why tonight did not replace it, once.
     clashed: dict[str, list[str]] = {}
@@ -376,6 +401,8 @@ def _write_samples_table(out: Path, entries: list[dict], others: Sequence[str]) 
              "earlier_run": True, "earlier_status": e["kept_output"].get("status"),
              "result_state": None, "status": None}
             if "kept_output" in e else e for e in entries]
-    write_samples_csv(out, rows + earlier)
+    gone = [{"name": name, "missing": True, "reason": why}
+            for name, why in (unfinished or {}).items()]
+    write_samples_csv(out, rows + earlier + gone)
 
 

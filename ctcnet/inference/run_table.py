@@ -29,7 +29,7 @@ import io
 from collections.abc import Sequence
 
 from ctcnet.io.atomic import atomic_write_text
-from ctcnet.io.cartridge_info import SAMPLES_FILE
+from ctcnet.io.cartridge_info import RUN_INDEX_FILE, SAMPLES_FILE
 from ctcnet.io.taxonomy import default_taxonomy
 from ctcnet.nn.calls import COUNTED_CLASSES
 
@@ -128,7 +128,10 @@ def samples_csv(entries: Sequence[dict]) -> str:
 
 
 def write_samples_csv(out, entries: Sequence[dict]) -> None:
-    """``out/samples.csv`` from run.json's ``outputs``, written atomically."""
+    """``out/samples.csv`` from run.json's ``outputs``, written atomically, with run.json's
+    permissions: a run removes the table as it starts and writes it anew, where run.json is
+    written over, so the two would otherwise drift apart under jobs of other umasks."""
     from pathlib import Path
 
-    atomic_write_text(Path(out) / SAMPLES_FILE, samples_csv(entries))
+    atomic_write_text(Path(out) / SAMPLES_FILE, samples_csv(entries),
+                      like=Path(out) / RUN_INDEX_FILE)

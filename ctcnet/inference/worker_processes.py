@@ -1,7 +1,8 @@
 """How predict starts its worker processes (the report process beside the next cartridge, the
 frame processes beside the model): spawned, never forked (a fork would copy the model's and
 the threads' state mid-use), each ignoring the Ctrl-C that reaches the whole process group
-(predict's main process stops the run and shuts them down) and not running the caller's main
+and the SIGTERM a job scheduler sends it (predict's main process stops the run and shuts them
+down) and not running the caller's main
 script again (:func:`starting_children`), with BLAS on one thread and freed memory handed
 back (``ctcnet.inference.resources``), and each ending when predict's process does, even when
 killed outright.
@@ -89,6 +90,12 @@ def start_worker(parent: int, frame_buffers: bool = False) -> None:
     (init) would be watched for ever."""
     global _blas_limit
     import numpy  # noqa: F401 - its BLAS loaded first: a limit reaches only what is loaded
+
+    # A job scheduler stops a job with a SIGTERM to its whole process group (SLURM, a
+    # container's stop): predict's main process finishes the report in hand and shuts its
+    # workers down, so a worker ends by that, not by the signal (which would break the pool
+    # under the report it was drawing). One abandoned is killed (ReportWorker.close).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     _blas_limit = single_threaded_blas()
     if hasattr(_blas_limit, "__enter__"):

@@ -45,8 +45,10 @@ def _current_umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds."""
+def atomic_path(path: str | Path, like: str | Path | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.
+    ``like``: a file whose permissions a new ``path`` takes (one file of a pair that is
+    removed and written anew, beside one written over)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix,
@@ -55,12 +57,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     # mkstemp creates 0600 files; outputs get the usual permissions (0666 less the umask), and
     # a file written again keeps its own: a folder a lab made private (umask 077) stays so
     # when the review server, started under another umask, rewrites its summary.
-    try:
-        there = os.lstat(path)
-    except OSError:  # not there yet (or not to be read: the rename says so)
-        there = None
-    regular = there is not None and stat.S_ISREG(there.st_mode)
-    os.chmod(tmp, stat.S_IMODE(there.st_mode) if regular else 0o666 & ~_current_umask())
+    os.chmod(tmp, _mode_of(path, like))
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -117,21 +114,36 @@ def written_together(folders: Iterable[str | Path] = ()) -> Iterator[list[Path]]
         raise
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+def _mode_of(path: Path, like: str | Path | None) -> int:
+    """The permissions :func:`atomic_path` gives ``path``: its own where it is a file, else
+    ``like``'s where that is one, else 0666 less the umask."""
+    for there in (path, like):
+        if there is None:
+            continue
+        try:
+            found = os.lstat(there)
+        except OSError:  # not there yet (or not to be read: the rename says so)
+            continue
+        if stat.S_ISREG(found.st_mode):
+            return stat.S_IMODE(found.st_mode)
+    return 0o666 & ~_current_umask()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, like: str | Path | None = None) -> None:
     """Write ``data`` to ``path`` through a temporary file, synced and renamed over it: a reader
-    never sees half a file."""
-    with atomic_path(path) as tmp:
+    never sees half a file (``like``: :func:`atomic_path`'s)."""
+    with atomic_path(path, like) as tmp:
         with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
+def atomic_write_text(path: str | Path, text: str, like: str | Path | None = None) -> None:
     """Write ``text`` to ``path`` as UTF-8, atomically (:func:`atomic_write_bytes`)."""
     # A path of a name that is not UTF-8 (b'cart\xe9') holds lone surrogates, which UTF-8 cannot
     # encode: written as the escape "\udce9" (valid UTF-8; a JSON reader gets the path back).
-    atomic_write_bytes(path, text.encode("utf-8", "backslashreplace"))
+    atomic_write_bytes(path, text.encode("utf-8", "backslashreplace"), like)
 
 
 # How each mode opens a file, beside O_NOFOLLOW (open_own).
@@ -193,11 +205,13 @@ def exclusive_folder(folder: str | Path, what: str = "run", wait_s: float = 0.0,
                                 err.strerror or err)
                     yield
                     return
-                holder, since = _lock_holder(fh)
+                holder, since, where = _lock_holder(fh)
                 if holder not in wait_for or time.monotonic() >= deadline:
-                    raise FolderHeldError(f"another ctcnet {holder or 'process'} is writing to "
-                                          "this folder; wait for it or use another --out",
-                                          folder, since) from None
+                    raise FolderHeldError(
+                        f"another ctcnet {holder or 'process'}{where} is writing to this "
+                        "folder: wait for it (it finishes this output; if that process is "
+                        "gone, killed or preempted, run this command again), or use another "
+                        "--out", folder, since) from None
                 time.sleep(0.05)
         try:  # who holds it, for the refusal of the next one
             fh.seek(0)
@@ -244,20 +258,23 @@ def folder_is_held(folder: str | Path) -> bool:
         return False
 
 
-def _lock_holder(fh) -> tuple[str | None, float | None]:
+def _lock_holder(fh) -> tuple[str | None, float | None, str]:
     """The kind of process (``predict``, ``review``) that wrote its name into a lock file it
-    holds, and when it took the lock (seconds since the epoch); None for either where unknown
-    (an older ctcnet, or the moment before it writes)."""
+    holds, when it took the lock (seconds since the epoch), None for either where unknown (an
+    older ctcnet, or the moment before it writes), and which process it is, " (pid 4242 on
+    node7)" ("" where unknown): an operator finds it in the scheduler's list."""
     try:
         fh.seek(0)
         words = fh.read().split()
     except (OSError, ValueError):
-        return None, None
+        return None, None, ""
     try:
         since = float(words[2]) if len(words) > 2 else None
     except ValueError:
         since = None
-    return (words[0] if words else None), since
+    pid = words[1] if len(words) > 1 and words[1].isdigit() else None
+    where = f" (pid {pid}{f' on {words[3]}' if len(words) > 3 else ''})" if pid else ""
+    return (words[0] if words else None), since, where
 
 
 def existing_outputs(paths: Iterable[str | Path]) -> list[Path]:

@@ -228,7 +228,8 @@ def test_predict_into_a_folder_another_run_holds_is_one_line(cart_and_model, car
         # (--prior balanced: the tiny model has no cartridge rule, which would be said first)
         status, err = run_cli(capsys, *predict_args(cart_and_model, cart, "--overwrite",
                                                     "--prior", "balanced"))
-    assert_one_line_error(status, err, "another ctcnet predict is writing")
+    assert_one_line_error(status, err, f"another ctcnet predict (pid {os.getpid()} on ")
+    assert "if that process is gone, killed or preempted, run this command again" in err[0]
     assert not (sample_dir / "parts").exists()
 
 

@@ -288,7 +288,8 @@ def test_a_crop_set_output_folder_has_one_writer(with_tiny3, tmp_path, rng):
     _rgb_dataset(tmp_path / "ds", rng, sizes=((40, 52),), labels=("ctc",))
     backend = load_backend(resolve_model("tiny3"), device="cpu")
     with exclusive_folder(tmp_path / "p" / "ds", "predict"):
-        with pytest.raises(InputError, match="another ctcnet predict is writing"):
+        with pytest.raises(InputError,
+                           match=r"another ctcnet predict \(pid \d+ on .+\) is writing"):
             predict_crop_dataset(tmp_path / "ds", backend, tmp_path / "p" / "ds")
     assert predict_crop_dataset(tmp_path / "ds", backend, tmp_path / "p" / "ds").crops == 1
 

@@ -567,6 +567,31 @@ def test_job_array_shards_do_each_cartridge_once_and_the_last_leaves_the_whole_i
         assert main(args + ["--shard", bad]) == 2
 
 
+def test_a_sample_a_killed_run_began_is_named_by_the_next_runs_index(tmp_path):
+    """Two jobs of one night into one --out, each with its own inputs: one killed outright
+    (its sample holds a journal, no summary), the other ending later. Its index names the
+    unfinished sample, and one another run is writing, rather than read as the whole night."""
+    from ctcnet.inference.run_index import write_run_index
+    from ctcnet.io.atomic import exclusive_folder
+
+    out = tmp_path / "out"
+    (out / "s1").mkdir(parents=True)
+    (out / "s1" / "summary.json").write_text(json.dumps({"events": 5, "status": "ok"}))
+    for name in ("killed", "running"):
+        (out / name / "parts").mkdir(parents=True)
+    with exclusive_folder(out / "running", "predict"):
+        index = write_run_index(out, ["s1"], 1, {})
+    assert set(index["unfinished_outputs"]) == {"killed", "running"}
+    assert "the same command resumes it" in index["unfinished_outputs"]["killed"]
+    assert "is writing it now" in index["unfinished_outputs"]["running"]
+    assert json.loads((out / "run.json").read_text())["unfinished_outputs"] == \
+        index["unfinished_outputs"]
+    table = pd.read_csv(out / "samples.csv").set_index("name")
+    assert table.loc["killed", "result_state"] == "missing"
+    assert "killed or preempted" in table.loc["killed", "reason"]
+    assert table.loc["s1", "status"] == "ok"
+
+
 def test_an_input_another_job_set_aside_reads_set_aside_not_an_earlier_runs_summary(tmp_path):
     """s1 was done by an earlier run; tonight job 2 sets it aside (its folder holds another
     model's journal) and job 1, ending last, writes run.json: s1 reads set aside, with the

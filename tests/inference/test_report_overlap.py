@@ -210,6 +210,27 @@ def test_a_report_process_leaves_an_interrupt_to_predicts_main_process():
         assert future.result(timeout=120) == signal.SIG_IGN
 
 
+def test_a_worker_outlives_a_sigterm_to_the_process_group_and_goes_on_working():
+    """A job scheduler stops a job with a SIGTERM to its whole process group: a worker ignores
+    it (predict's main process finishes the report and shuts the pool down), so the pool is
+    not broken under the report in hand; the main process keeps its own handler."""
+    import os
+    import signal
+
+    from ctcnet.inference import worker_processes
+
+    before = signal.getsignal(signal.SIGTERM)
+    pool = worker_processes.spawned_pool(1)
+    try:
+        with worker_processes.starting_children():
+            pid = pool.submit(os.getpid).result(timeout=120)
+        assert signal.getsignal(signal.SIGTERM) is before
+        os.kill(pid, signal.SIGTERM)
+        assert pool.submit(os.getpid).result(timeout=60) == pid  # the same worker, working
+    finally:
+        pool.shutdown(wait=True)
+
+
 def test_a_second_ctrl_c_while_a_report_is_finished_is_an_interrupt_not_a_failure(caplog):
     """The first Ctrl-C waits for the report in progress; a second stops the wait, as an
     interrupt (exit 130), not as the report failing."""

@@ -84,3 +84,20 @@ def test_a_rate_has_its_interval_and_what_it_rests_on():
     assert (got["blood_volume_ml"], got["frames_read"], got["frames_expected"]) == \
         ("4.0", "2", "3")
     assert rows["S6"]["per_7_5_ml_low_ctc"] == "" and rows["S6"]["frames_read"] == "0"
+
+
+def test_the_table_takes_run_jsons_permissions_as_it_is_written_anew(tmp_path):
+    """A run removes samples.csv as it starts and writes it anew, while run.json is written
+    over: under a job of another umask the two would drift apart."""
+    import os
+
+    from ctcnet.inference.run_table import write_samples_csv
+
+    (tmp_path / "run.json").write_text("{}")
+    os.chmod(tmp_path / "run.json", 0o640)
+    before = os.umask(0o077)
+    try:
+        write_samples_csv(tmp_path, [{"name": "a", "status": "ok"}])
+    finally:
+        os.umask(before)
+    assert (tmp_path / "samples.csv").stat().st_mode & 0o777 == 0o640
