@@ -30,10 +30,10 @@ from ctcnet.io.atomic import refuse_undecodable
 
 # The subcommands, in the order --help lists them; each module's HELP is its one line.
 SUBCOMMANDS = ("simulate", "train", "predict", "evaluate", "robustness", "export", "benchmark",
-               "review", "crops", "finetune", "models", "export-events", "verify")
+               "review", "crops", "finetune", "models", "export-events", "verify", "draws")
 # Modules of the `predict` extra (pyproject.toml), and the subcommands it runs without torch.
 PREDICT_MODULES = {"scipy", "skimage", "pandas", "pyarrow", "rich", "threadpoolctl"}
-PREDICT_COMMANDS = {"predict", "review", "crops", "export-events", "verify"}
+PREDICT_COMMANDS = {"predict", "review", "crops", "export-events", "verify", "draws"}
 # Modules of the `all` extra: the base install (ONNX runtime side) lacks them.
 FULL_INSTALL_MODULES = PREDICT_MODULES | {"torch", "lightning", "torchmetrics", "jsonargparse",
                                           "albumentations", "onnx", "onnxscript", "sklearn",

@@ -48,3 +48,14 @@ def not_negative(text: str) -> float:
     if not value >= 0:  # NaN too
         raise argparse.ArgumentTypeError(f"a number, 0 or more, not {text}")
     return value
+
+
+def positive(text: str) -> float:
+    """A finite number over 0 (a cut-off per 7.5 mL)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number over 0, not {text!r}") from None
+    if not 0.0 < value < float("inf"):  # NaN and infinity too
+        raise argparse.ArgumentTypeError(f"a number over 0, not {text}")
+    return value

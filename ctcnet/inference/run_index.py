@@ -277,13 +277,20 @@ def _fingerprints(out: Path, names: list[str]) -> dict[str, dict]:
     return found
 
 
+def settings_that_differ(fingerprints: Sequence[dict]) -> list[str]:
+    """The batch settings (model, detection, guard, prior...) in which runs' fingerprints
+    (``summary.json``'s ``run_fingerprint``) differ: counts made otherwise are not
+    comparable."""
+    return [key for key in _BATCH_SETTINGS
+            if len({json.dumps(f.get(key), sort_keys=True) for f in fingerprints}) > 1]
+
+
 def _warn_of_mixed_settings(out: Path, made_with: dict[str, dict]) -> None:
     """Say where the folder's outputs (name: its summary's run fingerprint; this run's and
     those an earlier run left) were made by other models or at other settings (jobs of one
     array run with other options into one --out, a sample added to a night's folder and
     given another model): their counts are not comparable."""
-    differ = [key for key in _BATCH_SETTINGS
-              if len({json.dumps(f.get(key), sort_keys=True) for f in made_with.values()}) > 1]
+    differ = settings_that_differ(list(made_with.values()))
     if differ:
         log.warning("%s: the folder's outputs were made by other models or settings (they "
                     "differ in %s; each summary.json's run_fingerprint says which, samples.csv's "

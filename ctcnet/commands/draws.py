@@ -1,0 +1,77 @@
+"""``ctcnet draws``: one patient's serial draws side by side (``ctcnet.inference.serial_draws``).
+
+A line per draw (the figure its report says to use, its 95 % blood-draw interval, the cut-off,
+the change from the draw before and from the first with an exact test), what makes the draws
+not comparable, and the table as CSV with ``--out``. Exit status 0; 2 for an output that is
+not a cartridge's, or cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = ("Put one patient's serial draws side by side: each draw's figure to report with its "
+        "95 %% blood-draw interval, against a cut-off, and the change between draws (an exact "
+        "test of two rates).")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``ctcnet draws`` to its subparser."""
+    from ctcnet.commands.arg_types import positive
+
+    parser.add_argument("samples", nargs="+", metavar="SAMPLE",
+                        help="predict output folders of one sample each (<--out>/<sample>), "
+                             "in the order the blood was drawn")
+    parser.add_argument("--class", dest="class_name", default="ctc",
+                        help="the counted class compared (default ctc)")
+    parser.add_argument("--cutoff", type=positive, default=None, metavar="PER_7_5_ML",
+                        help="the cut-off per 7.5 mL each draw is read against (default 5, "
+                             "CellSearch's in metastatic breast and prostate cancer; 3 in "
+                             "colorectal)")
+    parser.add_argument("--date-key", default=None, metavar="KEY",
+                        help="a cartridge.json key holding the draw's date, shown beside it")
+    parser.add_argument("--out", metavar="CSV", help="also write the table to this file")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``ctcnet draws``; returns 0."""
+    import csv
+    import io
+    from pathlib import Path
+
+    from ctcnet.inference.counts import per_volume_text
+    from ctcnet.inference.serial_draws import DEFAULT_CUTOFF, compare_draws
+    from ctcnet.io.atomic import atomic_write_text, check_output_file
+
+    cutoff = DEFAULT_CUTOFF if args.cutoff is None else args.cutoff
+    if args.out:  # refused before the draws are read
+        check_output_file(args.out, example="draws.csv")
+    draws, differ = compare_draws(args.samples, args.class_name, cutoff, args.date_key)
+    for d in draws:
+        rate = "n/a" if d.per_7_5_ml is None else (
+            f"{per_volume_text(d.per_7_5_ml)} (95 % {per_volume_text(d.low)}-"
+            f"{per_volume_text(d.high)})")
+        line = (f"{d.draw}. {d.name}" + (f" ({d.drawn_at})" if d.drawn_at else "")
+                + f": {args.class_name} {d.count} in {d.blood_volume_read_ml} mL, {rate} per "
+                f"7.5 mL, {d.figure}; {d.against_cutoff} {cutoff:g}"
+                + (" (the interval spans it)" if d.interval_spans_cutoff else ""))
+        for what, ratio, p in (("previous", d.change_from_previous, d.p_from_previous),
+                               ("first", d.change_from_first, d.p_from_first)):
+            if p is not None and (what == "previous" or d.draw > 2):
+                line += (f"; from the {what}: " + (f"x{ratio:.2f}" if ratio is not None
+                                                   else "from 0") + f", p = {p:.3g}")
+        print(line + "".join(f"\n   {note}" for note in d.notes))
+    if differ:
+        print(f"NOT COMPARABLE as they stand: the draws were counted by other models or at "
+              f"other settings ({', '.join(differ)}; each summary.json's run_fingerprint says "
+              "which): run them again with one model and settings")
+    print("p: exact test of one rate in both draws (the blood sampled, not the calls); the "
+          "intervals are each draw's alone")
+    if args.out:
+        rows = [d.row() for d in draws]
+        text = io.StringIO()
+        writer = csv.DictWriter(text, list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows)
+        atomic_write_text(Path(args.out), text.getvalue())
+    return 0

@@ -1,0 +1,163 @@
+"""One patient's draws side by side: each draw's figure to report with its blood-draw interval,
+where it stands against a cut-off, and whether the count changed between draws.
+
+A clinician following a patient on therapy asks two things of serial cartridges: is the count
+below the cut-off (5 CTCs per 7.5 mL in metastatic breast and prostate cancer, 3 in colorectal),
+and did it fall? Two draws' 95 % intervals overlapping does not answer the second: it is a far
+weaker test than the one the question asks. Given the two counts ``k1`` and ``k2`` of blood
+volumes ``v1`` and ``v2``, the same rate in both makes ``k1`` a binomial draw of ``k1 + k2``
+with probability ``v1 / (v1 + v2)`` (the conditional test of two Poisson rates); its exact
+two-sided p-value is the chance, under that rate, of a split as unlikely as the one seen.
+Like the intervals, it is about sampling one tube of blood each time, not about the calls.
+
+Each draw is read from a predict output's ``summary.json``: the figure its report says to use
+(the counts after review once signed off, else the automatic ones), the blood volume read,
+and what made it (``run_fingerprint``): draws counted by other models or at other settings are
+said not to be comparable, as are figures not yet reviewed or of a partial scan.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ctcnet.errors import InputError
+from ctcnet.inference.counts import per_7_5_ml, rate_interval
+from ctcnet.inference.result_state import result_state, reviewed_figures, signoff_holds
+from ctcnet.inference.run_index import settings_that_differ
+from ctcnet.inference.summary import SUMMARY_FILE
+
+# The cut-off CellSearch's prognostic studies used in metastatic breast and prostate cancer
+# (colorectal: 3): per 7.5 mL of blood.
+DEFAULT_CUTOFF = 5.0
+
+
+def rate_change_p(k1: int, v1: float, k2: int, v2: float) -> float:
+    """The exact two-sided p-value of two counts ``k1``, ``k2`` (of blood volumes ``v1``,
+    ``v2``) arising from one rate: ``k1`` is binomial of ``k1 + k2`` with probability
+    ``v1 / (v1 + v2)`` under it; the p-value sums the splits no likelier than the one seen."""
+    if min(v1, v2) <= 0 or not all(map(math.isfinite, (v1, v2))):
+        raise ValueError("blood volumes must be positive")
+    n = int(k1) + int(k2)
+    if n == 0:
+        return 1.0
+    p = v1 / (v1 + v2)
+    log_pmf = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+               + (i * math.log(p) if i else 0.0) + ((n - i) * math.log1p(-p) if n - i else 0.0)
+               for i in range(n + 1)]
+    seen = log_pmf[int(k1)]
+    # A relative tolerance, as exact tests use, so that a split as likely as the one seen is
+    # not left out by rounding.
+    return min(1.0, sum(math.exp(lp) for lp in log_pmf if lp <= seen + 1e-7))
+
+
+@dataclass
+class Draw:
+    """One draw as the comparison reads it (a row of ``draws.csv``)."""
+
+    draw: int                       # its place in the series (1 = the first given)
+    name: str
+    folder: str
+    result_state: str | None
+    status: str | None
+    figure: str                     # "after review" (signed off) or "automatic"
+    count: int | None
+    blood_volume_read_ml: float | None
+    per_7_5_ml: float | None
+    low: float | None
+    high: float | None
+    cutoff: float
+    against_cutoff: str             # "at or above", "below", "n/a"
+    interval_spans_cutoff: bool
+    change_from_previous: float | None = None   # ratio of rates
+    p_from_previous: float | None = None
+    change_from_first: float | None = None
+    p_from_first: float | None = None
+    drawn_at: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def row(self) -> dict:
+        """The draw as a flat row (notes joined by ``; ``)."""
+        out = asdict(self)
+        out["notes"] = "; ".join(self.notes)
+        return out
+
+
+def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
+              cutoff: float = DEFAULT_CUTOFF, date_key: str | None = None) -> tuple[Draw, dict]:
+    """A predict output folder as a :class:`Draw` of ``class_name``, and its run fingerprint."""
+    folder = Path(folder)
+    path = folder / SUMMARY_FILE
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("no summary.json: give the folder of one sample's predict output "
+                         "(<--out>/<sample>)", folder) from None
+    except (OSError, ValueError) as err:
+        raise InputError(f"summary.json cannot be read: {err}", folder) from None
+    if not isinstance(summary, dict) or "crops" in summary:
+        raise InputError("not a cartridge's output (a crop folder has no blood volume)", folder)
+    state = result_state(summary)
+    signed = signoff_holds(summary)  # (a partial scan signed off too: its state is partial)
+    figures = reviewed_figures(summary) if signed else {
+        "after_review": summary.get("counts") or {},
+        "after_review_per_7_5_ml": summary.get("per_7_5_ml") or {}}
+    if class_name not in (figures["after_review_per_7_5_ml"] or {}):
+        raise InputError(f"its model reports no {class_name!r} (reported: "
+                         f"{sorted(figures['after_review_per_7_5_ml'] or {})})", folder)
+    count = (figures["after_review"] or {}).get(class_name)
+    volume = summary.get("blood_volume_processed_ml", summary.get("blood_volume_ml"))
+    rate = per_7_5_ml(count, volume) if count is not None else None
+    bounds = rate_interval(count, volume) if count is not None else None
+    notes = []
+    if summary.get("status") != "ok":
+        notes.append(f"{summary.get('status')} scan: a rate of the blood read "
+                     f"({volume} mL), not of a whole tube")
+    if summary.get("signoff") and not signed:
+        notes.append("its sign-off no longer holds: the automatic count, until it is signed "
+                     "off again")
+    elif not signed:
+        notes.append("the automatic count: not reviewed and signed off")
+    info = summary.get("cartridge_info") if isinstance(summary.get("cartridge_info"), dict) \
+        else {}
+    drawn_at = info.get(date_key) if date_key else None
+    if date_key and drawn_at is None:
+        notes.append(f"cartridge.json has no {date_key!r}")
+    against = "n/a" if rate is None else "at or above" if rate >= cutoff else "below"
+    draw = Draw(draw=place, name=str(summary.get("sample_id") or folder.name),
+                folder=str(folder), result_state=state.get("state"),
+                status=summary.get("status"), figure="after review" if signed else "automatic",
+                count=count, blood_volume_read_ml=volume, per_7_5_ml=rate,
+                low=bounds[0] if bounds else None, high=bounds[1] if bounds else None,
+                cutoff=cutoff, against_cutoff=against,
+                interval_spans_cutoff=bool(bounds and bounds[0] < cutoff <= bounds[1]),
+                drawn_at=None if drawn_at is None else str(drawn_at), notes=notes)
+    fingerprint = summary.get("run_fingerprint")
+    return draw, fingerprint if isinstance(fingerprint, dict) else {}
+
+
+def compare_draws(folders, class_name: str = "ctc", cutoff: float = DEFAULT_CUTOFF,
+                  date_key: str | None = None) -> tuple[list[Draw], list[str]]:
+    """The draws of ``folders`` (in draw order), each compared with the one before and the
+    first (:func:`rate_change_p`), and what makes them not comparable (settings that differ
+    between the runs that counted them)."""
+    read = [read_draw(f, i + 1, class_name, cutoff, date_key) for i, f in enumerate(folders)]
+    draws = [d for d, _ in read]
+    for i, draw in enumerate(draws[1:], start=1):
+        _compare(draw, draws[i - 1], "change_from_previous", "p_from_previous")
+        _compare(draw, draws[0], "change_from_first", "p_from_first")
+    differ = settings_that_differ([f for _, f in read])
+    return draws, differ
+
+
+def _compare(draw: Draw, ref: Draw, ratio_key: str, p_key: str) -> None:
+    """The change of ``draw``'s rate from ``ref``'s: their ratio (None from a rate of 0) and
+    the exact test's p-value (None where a count or volume is missing)."""
+    if None in (draw.count, ref.count, draw.blood_volume_read_ml, ref.blood_volume_read_ml):
+        return
+    if ref.per_7_5_ml:
+        setattr(draw, ratio_key, round(draw.per_7_5_ml / ref.per_7_5_ml, 4))
+    setattr(draw, p_key, round(rate_change_p(ref.count, ref.blood_volume_read_ml, draw.count,
+                                             draw.blood_volume_read_ml), 6))

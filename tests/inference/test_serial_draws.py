@@ -1,0 +1,78 @@
+"""ctcnet draws: one patient's serial draws side by side, the figure each report says to use,
+the cut-off, and the exact test of a change between two draws."""
+
+import json
+import shutil
+
+import pytest
+from conftest import edit_json, run_cli
+
+from ctcnet.inference.serial_draws import compare_draws, rate_change_p
+
+
+@pytest.mark.parametrize("k1, v1, k2, v2", [(13, 7.5, 2, 7.5), (13, 7.5, 3, 6.0), (0, 7.5, 4, 7.5),
+                                             (5, 7.5, 5, 7.5), (40, 7.5, 1, 3.0), (1, 2.0, 0, 7.5)])
+def test_the_change_test_is_the_exact_conditional_binomial_test(k1, v1, k2, v2):
+    from scipy.stats import binomtest
+
+    expected = binomtest(k1, k1 + k2, v1 / (v1 + v2)).pvalue
+    assert rate_change_p(k1, v1, k2, v2) == pytest.approx(expected, rel=1e-9)
+    assert rate_change_p(0, 7.5, 0, 7.5) == 1.0
+
+
+def _draw(clean_run, tmp_path, name, ctc, volume, **changes):
+    folder = tmp_path / name
+    shutil.copytree(clean_run["root"] / "clean", folder)
+    summary = json.loads((folder / "summary.json").read_text())
+    edit_json(folder / "summary.json", sample_id=name,
+              counts={**summary["counts"], "ctc": ctc},
+              per_7_5_ml={**summary["per_7_5_ml"], "ctc": ctc * 7.5 / volume},
+              blood_volume_processed_ml=volume, **changes)
+    return folder
+
+
+def test_draws_are_read_against_the_cutoff_and_each_other(clean_run, tmp_path):
+    first = _draw(clean_run, tmp_path, "d0", 13, 7.5)
+    second = _draw(clean_run, tmp_path, "wk3", 3, 6.0, status="partial")
+    draws, differ = compare_draws([first, second])
+    assert [d.against_cutoff for d in draws] == ["at or above", "below"]
+    assert draws[1].per_7_5_ml == pytest.approx(3.75) and draws[1].interval_spans_cutoff
+    assert draws[1].p_from_previous == pytest.approx(rate_change_p(13, 7.5, 3, 6.0), abs=1e-6)
+    assert draws[1].p_from_previous < 0.05  # the intervals overlap; the counts differ
+    assert draws[1].high > draws[0].low
+    assert any("of the blood read (6.0 mL)" in n for n in draws[1].notes)
+    assert all(d.figure == "automatic" for d in draws) and not differ
+    # Counted by another model: said not comparable.
+    third = _draw(clean_run, tmp_path, "wk7", 5, 7.5)
+    fingerprint = json.loads((third / "summary.json").read_text())["run_fingerprint"]
+    edit_json(third / "summary.json", run_fingerprint={**fingerprint, "model_sha256": "0" * 64})
+    assert compare_draws([first, second, third])[1] == ["model_sha256"]
+    # Signed off (a partial scan too): the counts after review are the figure reported.
+    edit_json(second / "summary.json",
+              signoff={"reviewer": "ann", "signed_at": "2026-12-01", "status": "current"},
+              reviewed={"reviewed": 2, "reported": ["ctc", "cluster"],
+                        "after_review": {"ctc": 4, "cluster": 0},
+                        "after_review_per_7_5_ml": {"ctc": 5.0, "cluster": 0.0}})
+    signed = compare_draws([first, second])[0][1]
+    assert signed.figure == "after review" and signed.count == 4
+    assert signed.per_7_5_ml == pytest.approx(5.0) and signed.against_cutoff == "at or above"
+    assert not any("not reviewed" in n for n in signed.notes)
+
+
+def test_the_command_prints_the_draws_writes_the_table_and_refuses_no_sample(
+        clean_run, tmp_path, capsys):
+    first = _draw(clean_run, tmp_path, "d0", 13, 7.5)
+    second = _draw(clean_run, tmp_path, "wk3", 2, 7.5)
+    from ctcnet.cli import main
+
+    assert main(["draws", str(first), str(second), "--out", str(tmp_path / "draws.csv"),
+                 "--cutoff", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "2. wk3: ctc 2 in 7.5 mL, 2.00 (95 % 0.24-7.22) per 7.5 mL, automatic; below 3 " \
+        "(the interval spans it); from the previous: x0.15, p = 0.00739" in printed
+    assert "the automatic count: not reviewed and signed off" in printed
+    table = (tmp_path / "draws.csv").read_text().splitlines()
+    assert table[0].startswith("draw,name,folder,result_state") and len(table) == 3
+    assert ",2,7.5,2.0," in table[2] and ",3.0,below," in table[2]
+    status, err = run_cli(capsys, "draws", first, tmp_path)
+    assert status == 2 and len(err) == 1 and "no summary.json" in err[0]
