@@ -209,9 +209,7 @@ def _pool(workers: int) -> tuple:
         kept = _pools.get(workers)
         if kept is not None:
             return kept
-        removed = shared_pickle.sweep()
-        if removed:
-            log.info("removed %d shared-memory file(s) a killed run left", removed)
+        sweep_killed_runs()
         pool = spawned_pool(workers, frame_buffers=True)
         # All started now, ignoring Ctrl-C (a spawned process starts within a submission), not
         # waited for: the first frames queue meanwhile.
@@ -241,3 +239,11 @@ def _shut_down() -> None:
         pool.shutdown(wait=True, cancel_futures=True)
         ring.close()
     shared_pickle.sweep(os.getpid())
+
+
+def sweep_killed_runs() -> None:
+    """Remove the shared-memory files a run killed outright left (its frame processes' results
+    in ``/dev/shm``, 100 MB and more): any run does, whether or not it uses frame processes."""
+    removed = shared_pickle.sweep()
+    if removed:
+        log.info("removed %d shared-memory file(s) a killed run left", removed)

@@ -57,7 +57,12 @@ from ctcnet.inference.crop_sets import predict_crop_dataset
 from ctcnet.inference.distributed import shard
 from ctcnet.inference.dropped_planes import with_dropped_plane_problems
 from ctcnet.inference.finishing import Finishing, FrameFinisher, no_events_table
-from ctcnet.inference.frame_workers import finished, prepared_frames, uses_processes
+from ctcnet.inference.frame_workers import (
+    finished,
+    prepared_frames,
+    sweep_killed_runs,
+    uses_processes,
+)
 from ctcnet.inference.frames import (
     default_workers,
     frame_device_name,
@@ -447,6 +452,7 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
     warn_of_the_same_scans_under_other_names(out, cartridges)
     if on_start is not None:
         on_start()
+    sweep_killed_runs()
     jobs = [("cartridge", c, c.sample_id, len(c)) for c in cartridges] + \
            [("crops", d, d.name, 1) for d in datasets]
     mine = shard(jobs, rank, world_size, weight=lambda j: j[3],

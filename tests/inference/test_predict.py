@@ -567,6 +567,23 @@ def test_job_array_shards_do_each_cartridge_once_and_the_last_leaves_the_whole_i
         assert main(args + ["--shard", bad]) == 2
 
 
+def test_any_run_removes_the_shared_memory_a_killed_run_left(setup, tmp_path, monkeypatch):
+    """A run killed outright with frame processes leaves their results in /dev/shm; the next
+    run removes them even when it reads its frames on threads."""
+    from ctcnet.core import shared_pickle
+    from ctcnet.inference.predict import predict_inputs
+
+    monkeypatch.setattr(shared_pickle, "SHM_DIR", tmp_path / "shm")
+    (tmp_path / "shm").mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    left = tmp_path / "shm" / f"{shared_pickle.PREFIX}{int(dead.stdout)}-slot0"
+    left.write_bytes(b"x" * 64)
+    predict_inputs([setup["cart"]], tmp_path / "out", setup["backend"],
+                   PredictOptions(quiet=True, workers=0, report=False))
+    assert not left.exists()
+
+
 def test_a_sample_a_killed_run_began_is_named_by_the_next_runs_index(tmp_path):
     """Two jobs of one night into one --out, each with its own inputs: one killed outright
     (its sample holds a journal, no summary), the other ending later. Its index names the
