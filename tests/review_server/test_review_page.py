@@ -334,11 +334,14 @@ def test_context_zoom_and_saliency_keys():
         page.key("z");
         const zoomed = page.document.getElementById("tile").className;
         page.key("s");
+        const drawing = page.document.getElementById("status").textContent;
         const tiles = page.requests.filter((r) => r.url.includes("/tile/")).map((r) => r.url);
         page.document.getElementById("tile").click();  // a click zooms back out
-        return {context, zoomed, tiles,
+        return {context, zoomed, tiles, drawing,
                 after: page.document.getElementById("tile").className};
     """, page_state(3))
+    # Drawn by the model on demand (seconds on a CPU): the page says so while it takes.
+    assert got["drawing"] == "drawing the saliency row of #0 (a few seconds)..."
     assert got["context"] == ["/api/P001/context/0.png?run=R"]
     assert got["zoomed"] == "zoomed" and got["after"] == ""
     assert got["tiles"][-1] == "/api/P001/tile/0.png?run=R&saliency=1"
