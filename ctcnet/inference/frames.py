@@ -366,7 +366,7 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
     ratio, sd = (np.asarray([row for k in kept for row in k[i]], np.float64).reshape(-1, width)
                  for i in (0, 1))
     checked = leak_check(leaks_from_ratios(ratio, sd, spec.panel), spec.panel, RULES,
-                         cartridge.sample_id)
+                         cartridge.sample_id, crops=len(ratio))
     # A leak past the guard's allowance makes CTCs read CD45-positive: the CTC count is not
     # to be trusted alone, as over a saturated frame.
     notes += [f"{checked['source']} leaks {checked['leaks'][name]:.0%} into {name}, past the "

@@ -24,6 +24,12 @@ from ctcnet.inference.guard.rules import CK_NEGATIVE_CTC_ROLES
 from ctcnet.inference.options import PredictOptions, edge_cut_class, unguarded_classes
 from ctcnet.inference.resources import children_peak_memory_mb, peak_memory_mb
 from ctcnet.inference.review_list import review_list_summary
+from ctcnet.inference.sample_checks import (
+    crowding_problem,
+    events_per_mm2,
+    review_load_problem,
+    sparse_problem,
+)
 from ctcnet.inference.summary import (
     FrameCounts,
     ModelUsed,
@@ -40,34 +46,6 @@ from ctcnet.nn.spec import ModelSpec
 
 # Its warnings are predict's, as the console and a batch's log filters name them.
 log = logging.getLogger("ctcnet.inference.predict")
-
-
-# Detected events per mm^2 of frame over which a sample is a problem (partial): detection
-# merges and misses cells in crowds. On simulated scans (seed 11, 4 frames a density) leukocyte
-# recall was 0.97, 0.96, 0.92, 0.89 and 0.77 at about 500, 1,000, 1,700, 2,500 and 4,100
-# drawn cells per mm^2 (CTCs 1.0 up to 2,500, 0.86 at 4,100); the dense test family reads
-# about 1,400.
-CROWDED_PER_MM2 = 2000.0
-
-
-def events_per_mm2(events: int, frames: int, frame_shape, pixel_size_um: float | None
-                   ) -> float | None:
-    """Detected events per mm^2 of the frames processed (None: no frame, no size known)."""
-    if not frames or not frame_shape or not pixel_size_um:
-        return None
-    height, width = frame_shape
-    area_mm2 = height * width * (float(pixel_size_um) / 1000.0) ** 2
-    return events / (frames * area_mm2) if area_mm2 > 0 else None
-
-
-def crowding_problem(density: float | None) -> str | None:
-    """What to say of a sample crowded past what detection was checked on (None: nothing)."""
-    if density is None or density <= CROWDED_PER_MM2:
-        return None
-    return (f"crowded: {density:,.0f} detected events per mm^2 of frame, more than the "
-            f"{CROWDED_PER_MM2:,.0f} detection was checked to (in simulated crowds it misses "
-            "and merges cells: leukocyte recall 0.89 at 2,500 and 0.77 at 4,100 drawn cells "
-            "per mm^2): the counts may be low")
 
 
 def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: list[dict],
@@ -96,8 +74,10 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
         implausible_frames(events, ctc_kinds)
     density = events_per_mm2(len(events), total - skips, cartridge.frame_shape,
                              cartridge.panel.pixel_size_um)
-    crowded = crowding_problem(density)
-    said = [p for p in (implausible, crowded) if p]
+    review_list = review_list_summary(events, spec)
+    said = [p for p in (implausible, crowding_problem(density),
+                        sparse_problem(len(events), total - skips),
+                        review_load_problem(review_list, len(events))) if p]
     problems = list(cartridge.problems) + said
     for problem in said:  # said at once too: the console's reader is often the batch's operator
         log.warning("%s: %s", cartridge.sample_id, problem)
@@ -140,7 +120,7 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
         **RunSummary.count_fields(tally),
         guard=guard_summary(events, spec),  # calls the marker guard sent to review, by flag
         clusters_by_partner=cluster_partners(events),
-        review_list=review_list_summary(events, spec),
+        review_list=review_list,
         edge_cut=int(events["edge_cut"].sum()) if n else 0,
         detection=asdict(options.detect),
         edge_cut_as=edge_cut_class(spec, options),

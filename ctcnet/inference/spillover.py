@@ -407,19 +407,22 @@ class SampleLeaks:
 CLEARLY_BEYOND = 1.25
 
 
-def leak_check(leaks: np.ndarray, panel, rules, what: str) -> dict:
+def leak_check(leaks: np.ndarray, panel, rules, what: str, crops: int | None = None) -> dict:
     """CK's measured ``leaks`` (C,) against what the marker guard's ``rules`` allow into each
     target channel (``GuardRules.leak_cap``): {"source", "leaks", "allowance", "beyond": [the
     channels it leaks into clearly more than allowed: ``CLEARLY_BEYOND``]}, and a warning
     naming ``what`` where there are any. Beyond the allowance the guard reads a CTC's leaked
-    CK as that channel's own marker (in CD45: the CTC is called ``wbc``)."""
+    CK as that channel's own marker (in CD45: the CTC is called ``wbc``). ``crops``: how many
+    CK-bright crops the leaks were read from, where known (``measured_on``; 0: none, and the
+    leaks of 0 measure nothing)."""
     source, targets = leak_channels(panel)
     allowance = {t: rules.leak_cap(panel, t) for t in targets}
     check = {"source": None if source is None else panel.names[source],
              "leaks": {panel.names[t]: round(float(leaks[t]), 4) for t in targets},
              "allowance": {panel.names[t]: round(float(allowance[t]), 4) for t in targets},
              "beyond": [panel.names[t] for t in targets
-                        if leaks[t] > CLEARLY_BEYOND * allowance[t]]}
+                        if leaks[t] > CLEARLY_BEYOND * allowance[t]],
+             **({"measured_on": int(crops)} if crops is not None else {})}
     if check["beyond"]:
         said = ", ".join(f"{check['leaks'][n]:.0%} into {n} (the marker guard allows "
                          f"{check['allowance'][n]:.0%})" for n in check["beyond"])

@@ -1,0 +1,62 @@
+"""What makes a sample's counts doubtful as a whole: crowded past what detection was checked
+on, next to nothing detected, a review list of a tenth of its events."""
+
+from ctcnet.inference.sample_checks import (
+    CROWDED_PER_MM2,
+    crowding_problem,
+    events_per_mm2,
+    review_load_problem,
+    sparse_problem,
+)
+
+
+def test_detected_events_per_mm2_of_the_frames_read():
+    # 175 CellSearch frames (1384 x 1036 at 0.64 um/px: 0.587 mm^2 each), 290 events a frame.
+    density = events_per_mm2(290 * 175, 175, (1036, 1384), 0.64)
+    assert abs(density - 290 / 0.58725) < 1.0
+    assert crowding_problem(density) is None
+    assert events_per_mm2(10, 0, (1036, 1384), 0.64) is None  # no frame read
+    assert events_per_mm2(10, 2, None, 0.64) is None
+
+
+def test_a_crowded_sample_says_its_counts_may_be_low():
+    crowded = events_per_mm2(2400, 1, (1036, 1384), 0.64)
+    assert crowded > CROWDED_PER_MM2
+    text = crowding_problem(crowded)
+    assert text.startswith("crowded: 4,087 detected events per mm^2") and "may be low" in text
+
+
+def test_a_sample_with_next_to_nothing_detected_is_no_negative():
+    assert sparse_problem(2, 3).startswith("almost nothing detected: 2 event(s) in 3 frame(s)")
+    assert "zero counts are no negative" in sparse_problem(0, 175)
+    assert sparse_problem(3, 3) is None and sparse_problem(290 * 175, 175) is None
+    assert sparse_problem(0, 0) is None  # no frame read: a failed sample says so itself
+
+
+def test_a_review_list_of_a_tenth_of_the_events_is_said():
+    text = review_load_problem({"events": 346}, 1538)
+    assert text.startswith("review list of 346 events, 22% of the sample's")
+    assert review_load_problem({"events": 251}, 57440) is None  # the counting cartridges'
+    assert review_load_problem({"events": 30}, 100) is None  # a tiny scan's handful
+    assert review_load_problem(None, 100) is None and review_load_problem({"events": 5}, 0) \
+        is None
+
+
+def test_an_empty_cartridge_is_partial_not_a_clean_negative(tmp_path):
+    from conftest import save_tiny_model
+
+    from ctcnet.inference.backends import load_backend
+    from ctcnet.inference.predict import PredictOptions, predict_cartridge
+    from ctcnet.io.panel import load_panel
+    from ctcnet.simulate import simulate_cartridge
+
+    simulate_cartridge(tmp_path / "cart", load_panel(None), num_frames=3,
+                       frame_shape=(128, 160), seed=3, events_per_frame=0, sample_id="E")
+    save_tiny_model(tmp_path / "model.pt", crop_size=32)
+    summary = predict_cartridge(tmp_path / "cart", load_backend(tmp_path / "model.pt",
+                                                                device="cpu"),
+                                tmp_path / "out", PredictOptions(quiet=True, workers=0,
+                                                                 report=False))
+    assert summary.status == "partial"
+    assert any(p.startswith("almost nothing detected") for p in summary.problems)
+    assert summary.leak_check["measured_on"] == 0  # its leaks of 0 measure nothing
