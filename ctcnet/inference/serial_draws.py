@@ -107,12 +107,14 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
     if class_name not in (figures["after_review_per_7_5_ml"] or {}):
         raise InputError(f"its model reports no {class_name!r} (reported: "
                          f"{sorted(figures['after_review_per_7_5_ml'] or {})})", folder)
-    count = (figures["after_review"] or {}).get(class_name)
+    # A failed sample read no frame: its zeros are no count.
+    failed = summary.get("status") == "failed"
+    count = None if failed else (figures["after_review"] or {}).get(class_name)
     volume = summary.get("blood_volume_processed_ml", summary.get("blood_volume_ml"))
     rate = per_7_5_ml(count, volume) if count is not None else None
     bounds = rate_interval(count, volume) if count is not None else None
-    notes = []
-    if summary.get("status") != "ok":
+    notes = ["failed: no frame was read, so there is no result"] if failed else []
+    if summary.get("status") == "partial":
         notes.append(f"{summary.get('status')} scan: a rate of the blood read "
                      f"({volume} mL), not of a whole tube")
     if summary.get("signoff") and not signed:

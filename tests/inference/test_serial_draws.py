@@ -57,6 +57,11 @@ def test_draws_are_read_against_the_cutoff_and_each_other(clean_run, tmp_path):
     assert signed.figure == "after review" and signed.count == 4
     assert signed.per_7_5_ml == pytest.approx(5.0) and signed.against_cutoff == "at or above"
     assert not any("not reviewed" in n for n in signed.notes)
+    # A failed sample read no frame: no count, no comparison.
+    edit_json(third / "summary.json", status="failed")
+    lost = compare_draws([first, third])[0][1]
+    assert lost.count is None and lost.p_from_previous is None and lost.against_cutoff == "n/a"
+    assert lost.notes[0].startswith("failed: no frame was read")
 
 
 def test_the_command_prints_the_draws_writes_the_table_and_refuses_no_sample(

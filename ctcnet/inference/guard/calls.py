@@ -280,8 +280,9 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
     vouched = flags[MARKERS_VOUCH].to_numpy(bool)
     if "model_class" in events:
         vouched = vouched & (events["model_class"].to_numpy(object) == "ctc")
+    # (a table without its calls: those the flags read, a vouched one a ctc call)
     calls = events["class"].to_numpy(object) if "class" in events else \
-        np.full(len(events), "", object)
+        np.where(vouched, "ctc", "").astype(object)
     markers = flags[MARKERS_CTC].to_numpy(bool) if not markers_decide and MARKERS_CTC in flags \
         else np.zeros(len(events), bool)
     model_class = events["model_class"].to_numpy(object) if "model_class" in events else calls
