@@ -20,7 +20,6 @@ from pathlib import Path
 from ctcnet.core.run_log import ending_text
 from ctcnet.errors import InputError
 from ctcnet.inference.distributed import env_info, stable_rank
-from ctcnet.inference.journal import PARTS_DIR
 from ctcnet.inference.output_names import output_folder_of
 from ctcnet.inference.run_entry import counted_at, output_entry, utc
 from ctcnet.inference.run_table import write_samples_csv
@@ -366,6 +365,8 @@ def unfinished_outputs(out: Path, ours=()) -> dict[str, str]:
     journal, no summary), name -> why: a run killed or preempted outright, which no index
     of its own names, or another run still writing it. A later run into the same folder
     names them, so that its index does not read as the whole night's."""
+    from ctcnet.inference.journal import PARTS_DIR  # pandas: not where the base install reads
+
     found = {}
     for parts in sorted(Path(out).glob(f"*/{PARTS_DIR}")):
         folder = parts.parent

@@ -36,7 +36,7 @@ def test_the_refusal_names_the_holder_and_a_brief_writer_is_waited_for(tmp_path)
     import time
 
     with exclusive_folder(tmp_path, "review"):
-        with pytest.raises(InputError, match="another ctcnet review is writing"):
+        with pytest.raises(InputError, match=rf"another ctcnet review \(pid {os.getpid()} on "):
             with exclusive_folder(tmp_path, "predict"):
                 pass
     # The review server's save holds the folder for moments: predict waits for it...
