@@ -212,7 +212,7 @@ class ReportWorker:
             job = pending.job
             if job.explainer is not None:  # the backend's method: made again over there
                 job.explainer = self.explainer
-            with starting_children():  # the worker is spawned by the submit
+            with starting_children(outlive_sigterm=True):  # spawned by the submit
                 self._future = self._pool.submit(draw_report, job)
         else:
             self._future = self._pool.submit(pending.draw)

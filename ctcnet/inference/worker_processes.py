@@ -1,8 +1,8 @@
 """How predict starts its worker processes (the report process beside the next cartridge, the
 frame processes beside the model): spawned, never forked (a fork would copy the model's and
 the threads' state mid-use), each ignoring the Ctrl-C that reaches the whole process group
-and the SIGTERM a job scheduler sends it (predict's main process stops the run and shuts them
-down) and not running the caller's main
+(predict's main process stops the run and shuts them down; the report worker the SIGTERM a job
+scheduler sends it too) and not running the caller's main
 script again (:func:`starting_children`), with BLAS on one thread and freed memory handed
 back (``ctcnet.inference.resources``), and each ending when predict's process does, even when
 killed outright.
@@ -37,9 +37,11 @@ def spawned_pool(workers: int, frame_buffers: bool = False):
 
 
 @contextlib.contextmanager
-def starting_children():
+def starting_children(outlive_sigterm: bool = False):
     """Processes spawned within ignore SIGINT from their first instruction (a spawned child
     keeps an ignored signal ignored), and do not run the caller's main script again.
+    ``outlive_sigterm``: a report worker's, which also ignores SIGTERM; the signal is blocked
+    meanwhile (:func:`_sigterm_held`), not ignored, so the parent loses none.
 
     A Ctrl-C reaches the terminal's whole process group: predict's main process stops the run
     and waits for the work it must finish (a report in progress), which a worker interrupted
@@ -56,12 +58,29 @@ def starting_children():
             return
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
-            yield
+            with _sigterm_held(outlive_sigterm):
+                yield
         finally:
             signal.signal(signal.SIGINT, previous)
     finally:
         if hidden is not None:
             sys.modules["__main__"] = hidden
+
+
+@contextlib.contextmanager
+def _sigterm_held(held: bool):
+    """SIGTERM blocked in this thread for the block (where ``held``): a child spawned within
+    starts with it blocked (a signal mask survives fork and exec), so a job scheduler's SIGTERM
+    to the process group while the child still imports stays pending until the child ignores
+    it (:func:`start_worker`), and the parent's, held meanwhile, arrives as the block ends."""
+    if not held or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 def _main_set_aside():
@@ -93,9 +112,14 @@ def start_worker(parent: int, frame_buffers: bool = False) -> None:
 
     # A job scheduler stops a job with a SIGTERM to its whole process group (SLURM, a
     # container's stop): predict's main process finishes the report in hand and shuts its
-    # workers down, so a worker ends by that, not by the signal (which would break the pool
-    # under the report it was drawing). One abandoned is killed (ReportWorker.close).
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # worker down, so the report worker ends by that, not by the signal (which would break
+    # the pool under the report it was drawing); it was spawned with SIGTERM blocked
+    # (starting_children), a signal sent meanwhile pending, dropped once ignored. One
+    # abandoned is killed (ReportWorker.close). Frame workers end with the signal: their
+    # frames are journaled, and the run stops without their results.
+    if not frame_buffers and hasattr(signal, "pthread_sigmask"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
     _blas_limit = single_threaded_blas()
     if hasattr(_blas_limit, "__enter__"):

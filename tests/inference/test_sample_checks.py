@@ -60,3 +60,16 @@ def test_an_empty_cartridge_is_partial_not_a_clean_negative(tmp_path):
     assert summary.status == "partial"
     assert any(p.startswith("almost nothing detected") for p in summary.problems)
     assert summary.leak_check["measured_on"] == 0  # its leaks of 0 measure nothing
+
+
+def test_a_sample_fainter_than_any_the_model_was_checked_on_is_said():
+    import numpy as np
+
+    from ctcnet.inference.sample_checks import faint_problem
+
+    text = faint_problem(np.full(900, 11.9))
+    assert text.startswith("faint: the events' median peak is 11.9 noise units") and \
+        "may be low" in text
+    assert faint_problem(np.full(900, 25.0)) is None  # the faintest simulated look's
+    assert faint_problem(np.full(30, 5.0)) is None  # too few events to say
+    assert faint_problem(np.r_[np.full(60, np.nan), np.full(60, 30.0)]) is None
