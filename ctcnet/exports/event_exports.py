@@ -10,9 +10,9 @@ part, where the model carries a cartridge fusion), ``confidence``, then codes: `
 ``failed``), ``review`` (1 = sent to review), ``guard`` (the marker guard's flags, one bit
 each: ``CTCNET_GUARD_BITS``), ``counted`` (1 = the call enters the sample's counts; 0 = held
 by the guard for a person: ``class`` and ``counted`` together give summary.json's counts),
-``edge_cut``, ``markers_ctc`` (1 = a ``wbc`` or ``debris`` call
-whose markers alone make a CTC) and ``markers_vouch`` (1 = a ``ctc`` call whose doubt toward
-a cluster the markers settle: one CTC), and where the sample was reviewed ``reviewer_call`` (the
+``edge_cut``, ``markers_ctc`` (1 = a ``wbc``, ``debris`` or one-cell ``cluster`` call whose
+markers alone make a CTC) and ``markers_vouch`` (1 = a ``ctc`` call whose doubt toward a
+cluster the markers settle: one CTC), and where the sample was reviewed ``reviewer_call`` (the
 class a reviewer gave the event, or ``rejected``, by the same codes; -1: not decided),
 ``class_after_review`` and ``counted_after_review`` (the two together give summary.json's
 ``reviewed.after_review``, as ``class`` and ``counted`` give its counts). A value
@@ -244,8 +244,8 @@ def event_parameters(events: pd.DataFrame, summary, where: Path,
     if "edge_cut" in events:
         out.append(flag("edge_cut", "Cut by the frame border (1)", False))
     if "markers_ctc" in events:
-        out.append(flag("markers_ctc", "A wbc or debris call whose markers alone make a CTC (1)",
-                        False))
+        out.append(flag("markers_ctc", "A wbc, debris or one-cell cluster call whose markers "
+                        "alone make a CTC (1)", False))
     if "markers_vouch" in events:
         out.append(flag("markers_vouch", "A ctc call the markers read as one CTC, its doubt "
                         "toward a cluster settled (1)", False))

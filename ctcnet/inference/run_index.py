@@ -238,6 +238,8 @@ def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missi
     others = sorted(p.parent.name for p in Path(out).glob("*/summary.json")
                     if p.parent.name not in ours)
     unfinished = unfinished_outputs(out, ours)
+    for name, why in unfinished.items():  # none of this run's, but none has a result either
+        log.warning("%s (in %s, not an input of this run): %s", name, out, why)
     _warn_of_mixed_settings(out, {**_fingerprints(out, others), **made_with})
     index = {**output_format(), "state": state, "written_at": utc(time.time()),
              **({"error": ending_text(error)} if error is not None else {}),
@@ -375,8 +377,8 @@ def unfinished_outputs(out: Path, ours=()) -> dict[str, str]:
         found[folder.name] = (
             "another ctcnet predict is writing it now; it lists it when it ends"
             if folder_is_held(folder) else
-            "a run began it and ended before finishing it (killed or preempted): the same "
-            "command resumes it from its journal")
+            "a run began it and ended before finishing it (killed or preempted): running "
+            "the command that named it again resumes it from its journal")
     return found
 
 

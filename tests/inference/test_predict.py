@@ -599,7 +599,7 @@ def test_a_sample_a_killed_run_began_is_named_by_the_next_runs_index(tmp_path):
     with exclusive_folder(out / "running", "predict"):
         index = write_run_index(out, ["s1"], 1, {})
     assert set(index["unfinished_outputs"]) == {"killed", "running"}
-    assert "the same command resumes it" in index["unfinished_outputs"]["killed"]
+    assert "resumes it from its journal" in index["unfinished_outputs"]["killed"]
     assert "is writing it now" in index["unfinished_outputs"]["running"]
     assert json.loads((out / "run.json").read_text())["unfinished_outputs"] == \
         index["unfinished_outputs"]
