@@ -85,8 +85,14 @@ class MarkerGate:
         """Fit thresholds on training features by coordinate ascent of macro-F1."""
         labels = np.asarray(labels, np.int64)
         if self.fallback not in self.class_names:
-            # No debris class: unexplained events go to the most common training class.
-            self.fallback = self.class_names[int(np.bincount(labels).argmax())]
+            # No debris class: unexplained events go to the most common training class of
+            # those the gate's rules do not name (a lab's tdev, bare_nucleus, artefact), not
+            # to a CTC that the gate's markers did not find.
+            counts = np.bincount(labels, minlength=len(self.class_names))
+            ungated = [k for k, n in enumerate(self.class_names)
+                       if n not in ("ctc", "cluster", "wbc")]
+            pool = ungated or list(range(len(self.class_names)))
+            self.fallback = self.class_names[max(pool, key=lambda k: counts[k])]
         markers, diameter = self._markers(feats), feats["diameter_um"]
         k = len(self.class_names)
         candidates = {role: np.unique(np.quantile(markers[role], np.linspace(0.02, 0.98, 41)))

@@ -170,9 +170,11 @@ def say_what_other_reported_classes_lack(spec: ModelSpec) -> list[str]:
                     "a cluster: counted per 7.5 mL, listed on the review page as reported "
                     "calls and queued where the network doubts them, but the marker guard "
                     "does not check their markers (a CD45+ cell called so is counted): review "
-                    "every such call before reporting it; a taxonomy whose class says "
-                    "\"checked_as\": \"ctc\" (or \"cluster\") has it checked as one, in a "
-                    "model trained with it",
+                    "every such call before reporting it. A class that is a kind of CTC (an "
+                    "EMT or CK-dim CTC) says \"checked_as\": \"ctc\" (or \"cluster\") in its "
+                    "taxonomy to be checked as one, in a model trained with it; not a class of "
+                    "another kind: a tdEV, which has no nucleus, checked as a CTC would have "
+                    "every call held",
                     ", ".join(others))
     return others
 

@@ -165,9 +165,10 @@ class CTCDataModule(L.LightningDataModule):
         self.taxonomy: Taxonomy = load_taxonomy(taxonomy)
         if unchecked := self.taxonomy.unchecked_reported():  # said before a model keeps it
             log.warning("the taxonomy reports %s, which the marker guard will check as neither "
-                        "a CTC nor a cluster (counted whatever the markers read); a class's "
-                        "\"checked_as\" or \"includes\" says how to check it, and a trained "
-                        "model keeps its taxonomy", ", ".join(unchecked))
+                        "a CTC nor a cluster (counted whatever the markers read); a class "
+                        "that is a kind of CTC says so by \"checked_as\" or \"includes\" (not "
+                        "a tdEV: it has no nucleus), and a trained model keeps its taxonomy",
+                        ", ".join(unchecked))
         self._index = None  # the folder's index, where measuring its pixel size read it
         if panel is None and data_dir is not None:
             if not Path(data_dir).is_dir():

@@ -170,6 +170,18 @@ def test_baselines_on_a_taxonomy_subset(toy):
     assert (clf.predict_proba(f)[:, 2] == 0).all()  # never trained on, never predicted
 
 
+def test_a_gate_without_a_debris_class_files_what_it_cannot_explain_as_no_ctc(toy):
+    """A lab's five classes (no debris): events the gate's markers do not explain go to the
+    commonest class its rules do not name, not to the first class (ctc) of balanced labels."""
+    (x, y), _ = toy
+    f = crop_features(x, default_panel())
+    classes = ["ctc", "wbc", "tdev", "bare_nucleus", "artefact"]
+    labels = np.arange(len(y)) % len(classes)  # balanced: ctc first among equals
+    labels[:3] = 3  # bare_nucleus the commonest of the classes the gate does not name
+    gate = MarkerGate(default_panel(), classes).fit(f, labels)
+    assert gate.fallback == "bare_nucleus"
+
+
 # --- calibration ---------------------------------------------------------------------------------
 
 def test_temperature_lowers_ece_of_overconfident_model():
