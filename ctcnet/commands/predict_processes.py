@@ -154,14 +154,20 @@ def shell_status(code: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def exit_status(codes: list[int]) -> int:
+def exit_status(codes: list[int], stopped_by: int | None = None) -> int:
     """The run's exit status from its children's (:func:`shell_status`): interrupted (130)
     first, then a child that failed or was killed (its share perhaps unfinished), then a
-    refused input or failed report (2), then a sample without a readable frame (3)."""
+    refused input or failed report (2), then a sample without a readable frame (3).
+    ``stopped_by``: the signal the parent passed on, if one stopped the run: its status (128
+    + it) where a child ended otherwise than done, as a child may meet the signal mid-import
+    and end on it as an error (exit 1, "initialization failed"); a rerun resumes every input
+    either way."""
     codes = [shell_status(c) for c in codes]
     if 130 in codes:
         return 130
     failed = [c for c in codes if c not in SHARE_DONE]
+    if failed and stopped_by is not None:
+        return 128 + int(stopped_by)
     if failed:
         return failed[0]
     return 2 if 2 in codes else 3 if 3 in codes else 0
@@ -215,8 +221,11 @@ def run_in_processes(argv: list[str], shares: list[list[str]],
     folder = Path(out) / SHARES_DIR
     files = _handed_over(shares, folder)
     children: list[subprocess.Popen] = []
+    signalled: list[int] = []  # the signals the run was stopped by (a scheduler's, Ctrl-C)
 
-    def pass_on(signum, _frame):  # once per signal, as one process would get it
+    def pass_on(signum, frame):  # once per signal, as one process would get it
+        if frame is not None:
+            signalled.append(signum)
         for child in children:
             if child.poll() is None:
                 child.send_signal(signum)
@@ -251,7 +260,7 @@ def run_in_processes(argv: list[str], shares: list[list[str]],
             Path(name).unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             folder.rmdir()  # (left where another run's share is in it)
-    status = exit_status(codes)
+    status = exit_status(codes, signalled[0] if signalled else None)
     if status not in STOPPED:  # (stopped by a signal the parent passed on: nothing to add)
         for k, code in enumerate(codes, 1):
             if code not in SHARE_DONE:

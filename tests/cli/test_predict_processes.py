@@ -220,6 +220,10 @@ def test_the_runs_status_puts_an_interrupt_then_a_failed_process_then_a_refusal_
     assert exit_status([3, 1]) == 1  # a process that failed may have left its share undone
     assert exit_status([0, -9]) == 137  # killed (out of memory, say), as a shell says it
     assert exit_status([-2, 0]) == 130
+    # A scheduler's SIGTERM the parent passed on: one child met it mid-import and ended on
+    # it as an error (1), the other stopped (143): the run was stopped, not failed.
+    assert exit_status([1, 143], stopped_by=15) == 143
+    assert exit_status([0, 0], stopped_by=15) == 0  # both had finished: nothing stopped
 
 
 def test_shares_are_dealt_by_frames_and_colliding_outputs_refused_before_any_process(
