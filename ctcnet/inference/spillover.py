@@ -431,9 +431,12 @@ def leak_check(leaks: np.ndarray, panel, rules, what: str, crops: int | None = N
         # as cells, and neighbours' signal falls into CK's area).
         log.warning("%s: %s leaks %s: the guard reads a CTC's leaked %s as that channel's own "
                     "marker and calls it another class. First check panel.json's channel "
-                    "order and pixel size; if they are right, label a few CTCs of this "
-                    "instrument and run `ctcnet finetune` (or `ctcnet evaluate --calibrate-on "
-                    "... --save-model`): the model then carries the measured leak", what,
+                    "order and pixel size; one sample far off the instrument's others is more "
+                    "likely its staining (a dim CK, a bright background in the other "
+                    "channel) than the filters; where every sample of the instrument reads "
+                    "so, label a few CTCs of it and run `ctcnet finetune` (or `ctcnet "
+                    "evaluate --calibrate-on ... --save-model`): the model then carries the "
+                    "measured leak", what,
                     check["source"], said, check["source"])
     return check
 
