@@ -157,6 +157,7 @@ def count_definition(spec: ModelSpec) -> dict:
     return {"classes": {c.name: c.description for c in spec.taxonomy.classes
                         if c.name in reported},
             "ck_negative": ck_negative,
+            **({"not_guarded_classes": others} if others else {}),
             **({"not_guarded": f"{', '.join(others)} calls are counted, listed for review and "
                                "queued where the network doubts them, but the marker guard "
                                "does not check their markers (a CD45+ cell so called is "

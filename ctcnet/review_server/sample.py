@@ -64,6 +64,7 @@ from ctcnet.review_server.requests import (
     reviewer_name,
 )
 from ctcnet.review_server.sample_images import SampleImages
+from ctcnet.review_server.signoff_checks import left_undecided
 from ctcnet.review_server.tiles import FrameSource
 
 log = logging.getLogger(__name__)
@@ -388,15 +389,11 @@ class Sample(SampleImages):
             matched = self.decisions.matched(self.run)
             reviewed = self.reviewed(matched)
             decided = set(matched.decisions["event_id"].astype(int).tolist())
-            open_ = [int(e) not in decided for e in self.candidates["event_id"]]
-            left = sum(open_)
-            # Of those, the calls the marker guard holds (a possible missed CTC among them):
-            # the sign-off says how many it leaves, as its page did before the second press.
-            held = sum(o and any(c.startswith(GUARD_PREFIX) for c in codes)
-                       for o, codes in zip(open_, self.candidates["reasons"]))
-            if held and not one_line(note, 500):  # a held call is a possible count
-                raise InputError(f"{held} call(s) the marker guard held are left undecided: "
-                                 "decide them, or say why in the sign-off's note")
+            # What it leaves, the guard's held calls among them (the sign-off says how many,
+            # as its page did before the second press); those needing a note refused without.
+            left, held = left_undecided(
+                self.candidates, decided, one_line(note, 500),
+                (self.summary.counted_as or {}).get("not_guarded_classes") or ())
             second = self.agreement()
             record = SignOff(
                 reviewer=reviewer,

@@ -1,0 +1,41 @@
+"""What a sign-off may leave undecided: the review list's candidates a person did not decide,
+and among them those that need a word in the sign-off's note before it is made.
+
+A call the marker guard holds is a possible count (a possible missed CTC among them); a call
+of a reported class the guard does not check (a lab's ``tdev``: its markers are read by no
+check, and predict says to review every one) is counted on the network's word alone. Either,
+left undecided, is said in the note: the sign-off then vouches for it knowingly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+
+from ctcnet.errors import InputError
+from ctcnet.report.reasons import GUARD_PREFIX
+
+
+def left_undecided(candidates: pd.DataFrame, decided: set[int], note: str,
+                   unchecked: Iterable[str] = ()) -> tuple[int, int]:
+    """(candidates left undecided, of them the calls the guard holds) of ``candidates`` (the
+    review list, with ``event_id``, ``class`` and ``reasons`` columns) once ``decided`` (event
+    ids) are; refused (InputError) where held calls, or calls of the ``unchecked`` reported
+    classes, are left without ``note``."""
+    open_ = [int(e) not in decided for e in candidates["event_id"]]
+    held = sum(o and any(c.startswith(GUARD_PREFIX) for c in codes)
+               for o, codes in zip(open_, candidates["reasons"]))
+    if held and not note:  # a held call is a possible count
+        raise InputError(f"{held} call(s) the marker guard held are left undecided: decide "
+                         "them, or say why in the sign-off's note")
+    unchecked = set(unchecked)
+    calls = candidates["class"].astype(str).tolist() if "class" in candidates else []
+    blind = {c: sum(o and call == c for o, call in zip(open_, calls)) for c in unchecked}
+    blind = {c: n for c, n in blind.items() if n}
+    if blind and not note:  # counted on the network's word alone
+        said = ", ".join(f"{n} {c}" for c, n in sorted(blind.items()))
+        raise InputError(f"{said} call(s) left undecided are of a class the marker guard does "
+                         "not check (counted on the network's word alone): decide them, or "
+                         "say why in the sign-off's note")
+    return sum(open_), held

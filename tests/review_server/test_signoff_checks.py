@@ -1,0 +1,26 @@
+"""What a sign-off may leave undecided: held calls and calls of a class the marker guard does
+not check need a word in the note."""
+
+import pandas as pd
+import pytest
+
+from ctcnet.errors import InputError
+from ctcnet.review_server.signoff_checks import left_undecided
+
+
+def candidates():
+    return pd.DataFrame({"event_id": [1, 2, 3, 4],
+                         "class": ["ctc", "tdev", "tdev", "wbc"],
+                         "reasons": [["call"], ["call"], ["call"], ["guard:possible_ctc"]]})
+
+
+def test_held_calls_and_unchecked_classes_left_undecided_need_a_note():
+    with pytest.raises(InputError, match="1 call.s. the marker guard held"):
+        left_undecided(candidates(), {1, 2, 3}, "", ["tdev"])
+    with pytest.raises(InputError, match="2 tdev call.s. left undecided are of a class"):
+        left_undecided(candidates(), {1, 4}, "", ["tdev"])
+    assert left_undecided(candidates(), {1, 4}, "tdEVs checked on the gallery", ["tdev"]) == \
+        (2, 0)
+    assert left_undecided(candidates(), {1, 2, 3, 4}, "", ["tdev"]) == (0, 0)
+    # A model whose every reported class the guard checks: only held calls need a note.
+    assert left_undecided(candidates(), {4}, "", []) == (3, 0)
