@@ -17,7 +17,9 @@ sample's review is final. Of each reading:
   their 95 % intervals: a slope whose interval holds 1 and an intercept whose holds 0 say
   the two methods differ neither by a factor nor by an offset), which, unlike least squares,
   lets both methods err and no one sample lead;
-* the share within the counting tolerance, max(1, 15 % of the reference);
+* the share within the counting tolerance, max(1, 15 % of the reference), its 1 being one
+  cell of the blood read where that is less than a tube (a partial scan's rate moves by
+  7.5 / volume a cell);
 * at each clinical cut-off (CTCs per 7.5 mL, >= the cut-off is positive): the overall,
   positive and negative percent agreement (CLSI EP12) with their Wilson 95 % intervals, and
   the samples the two methods put on opposite sides, each with both rates.
@@ -56,7 +58,8 @@ def comparison_report(rows: pd.DataFrame, cutoffs: Sequence[float] = CUTOFFS,
     header, rated = report_header(rows, positive)
     complete = rated["review_complete"].astype(bool)
     return {**header, "cutoffs": [float(c) for c in cutoffs],
-            "tolerance": f"max({ABS_TOLERANCE:g}, {REL_TOLERANCE:.0%} of the reference)",
+            "tolerance": f"max({ABS_TOLERANCE:g}, one cell of the blood read, "
+                         f"{REL_TOLERANCE:.0%} of the reference)",
             **_agreement(rated, "called", cutoffs),
             "after_review": (_agreement(rated, "after_review", cutoffs)
                              if len(rated) and complete.all() else None)}
@@ -68,7 +71,7 @@ def _agreement(rows: pd.DataFrame, mode: str, cutoffs: Sequence[float]) -> dict:
     called = rows[f"{mode}_per_7_5_ml"].to_numpy(np.float64)
     reference = rows["expected_per_7_5_ml"].to_numpy(np.float64)
     ids = rows["sample_id"].astype(str).to_numpy()
-    within = within_tolerance(called, reference)
+    within = within_tolerance(called, reference, absolute=one_cell(rows))
     agreement = bland_altman(called, reference)
     agreement.update(_bland_altman_intervals(agreement))
     cuts = []
@@ -84,6 +87,17 @@ def _agreement(rows: pd.DataFrame, mode: str, cutoffs: Sequence[float]) -> dict:
                                  "ci95": share_interval(int(within.sum()), int(within.size)),
                                  "outside": ids[~within].tolist()},
             "at_cutoffs": cuts}
+
+
+def one_cell(rows: pd.DataFrame) -> np.ndarray:
+    """Per sample, the counting tolerance's absolute part: one cell per 7.5 mL (``ABS_TOLERANCE``)
+    or, where less blood was read (a partial scan), one cell of the blood read: its rate moves
+    by 7.5 / volume a cell, and a difference of one cell is within any count's tolerance."""
+    volume = rows["blood_volume_read_ml"].to_numpy(np.float64) if "blood_volume_read_ml" in rows \
+        else np.full(len(rows), np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cell = np.where(volume > 0, 7.5 / volume, ABS_TOLERANCE)
+    return np.maximum(ABS_TOLERANCE, np.nan_to_num(cell, nan=ABS_TOLERANCE))
 
 
 def _bland_altman_intervals(agreement: dict) -> dict:
@@ -174,7 +188,8 @@ def comparison_csv(rows: pd.DataFrame, cutoffs: Sequence[float] = CUTOFFS) -> st
         with np.errstate(invalid="ignore"):
             table.insert(at, f"difference{suffix}_per_7_5_ml", rate - reference)
             table.insert(at + 1, f"within_tolerance{suffix}",
-                         np.where(has, within_tolerance(rate, reference), None))
+                         np.where(has, within_tolerance(rate, reference,
+                                                        absolute=one_cell(rows)), None))
         for cutoff in cutoffs:
             name = f"{cutoff:g}".replace(".", "_")
             if not suffix:

@@ -36,6 +36,18 @@ def test_a_reference_is_taken_per_7_5_ml_as_stated_never_rescaled_by_a_volume(tm
             read_expected(path)
 
 
+def test_one_cell_of_a_partial_scan_is_within_the_tolerance():
+    """Another model on the same partial scan (6 mL read) counts one CTC more: 5.00 against
+    3.75 per 7.5 mL, a difference of 1.25 that is one cell, within max(1, 15 %)."""
+    expected = pd.DataFrame({"reference": [3.75, 3.75]}, index=["p", "q"])
+    summaries = {k: {**summary(5.0), "blood_volume_processed_ml": 6.0} for k in ("p", "q")}
+    summaries["q"]["per_7_5_ml"] = {"ctc": 6.25}  # two cells more: outside
+    report = comparison_report(sample_rows(summaries, expected), (5,))
+    assert report["within_tolerance"]["n"] == 1 and report["within_tolerance"]["outside"] == \
+        ["q"]
+    assert "one cell of the blood read" in report["tolerance"]
+
+
 def test_bias_limits_and_each_cutoffs_agreement_name_the_samples_on_opposite_sides():
     reference = {"a": 0.0, "b": 2.0, "c": 4.0, "d": 5.0, "e": 12.0, "f": 30.0}
     called = {"a": 0.0, "b": 2.0, "c": 5.0, "d": 4.0, "e": 12.0, "f": 26.0}
