@@ -204,9 +204,10 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
         if not journal_agrees and done:
             moved = _moved(previous, fingerprint)
             raise OutputFolderError(
-                (f"{out_dir} holds a run of this sample read from another folder{moved}"
+                # (the error names out_dir before its words: "it", not the path again)
+                (f"it holds a run of this sample read from another folder{moved}"
                  if moved else
-                 f"{out_dir} holds a run with another model, other settings or another "
+                 f"it holds a run with another model, other settings or another "
                  f"version's event columns (it differs in "
                  f"{_what_differs(previous, fingerprint)})")
                 + "; use another --out or --overwrite", out_dir)
