@@ -45,6 +45,9 @@ def _made_by(summary: dict, path: Path) -> dict:
     prior = model.get("prior") if isinstance(model, dict) else summary.get("prior")
     return {"model": {k: v for k, v in named.items() if v},
             "counted_at": utc(counted_at(path, summary)),
+            # When a run last finished the sample: a rerun that kept the counts (a volume
+            # corrected) is told from the original by it, where counted_at stays.
+            "finished_at": utc(counted_at(path, summary, "finished_at")),
             **({"prior": prior} if prior else {}),
             "compensated": bool((summary.get("run_fingerprint") or {}).get("compensate")
                                 or summary.get("spillover")),

@@ -34,7 +34,8 @@ from ctcnet.io.taxonomy import default_taxonomy
 from ctcnet.nn.calls import COUNTED_CLASSES
 
 _FIRST = ("name", "result_state", "status", "input", "cartridge_id", "model_path",
-          "model_sha256", "prior", "compensated", "ctcnet_version", "counted_at", "events",
+          "model_sha256", "prior", "compensated", "ctcnet_version", "counted_at", "finished_at",
+          "events",
           "review_events", "blood_volume_read_ml", "blood_volume_stated", "blood_volume_ml",
           "frames_read", "frames_expected")
 # Rates per 7.5 mL to two decimals: a count over a volume read to three figures.
@@ -70,6 +71,7 @@ def sample_row(entry: dict) -> dict:
            "model_path": model.get("path"), "model_sha256": model.get("sha256"),
            "prior": entry.get("prior"), "compensated": entry.get("compensated"),
            "ctcnet_version": entry.get("ctcnet_version"), "counted_at": entry.get("counted_at"),
+           "finished_at": entry.get("finished_at"),
            "events": entry.get("events"), "review_events": entry.get("review_events"),
            "blood_volume_read_ml": entry.get("blood_volume_read_ml"),
            "blood_volume_ml": entry.get("blood_volume_ml"),

@@ -76,6 +76,10 @@ class Draw:
     change_from_first: float | None = None
     p_from_first: float | None = None
     drawn_at: str | None = None
+    cartridge_id: str | None = None  # the scan: one scan is one blood draw
+    pixel_size_um: float | None = None  # the scanner's
+    network_sha256: str | None = None  # what counted it
+    not_comparable: str = ""        # the settings the draws' runs differ in ("": none)
     notes: list[str] = field(default_factory=list)
 
     def row(self) -> dict:
@@ -137,7 +141,12 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
                 interval_spans_cutoff=bool(bounds and bounds[0] < cutoff <= bounds[1]),
                 drawn_at=None if drawn_at is None else str(drawn_at), notes=notes)
     fingerprint = summary.get("run_fingerprint")
-    return draw, fingerprint if isinstance(fingerprint, dict) else {}
+    fingerprint = fingerprint if isinstance(fingerprint, dict) else {}
+    panel = summary.get("panel") if isinstance(summary.get("panel"), dict) else {}
+    draw.cartridge_id = summary.get("cartridge_id")
+    draw.pixel_size_um = panel.get("pixel_size_um")
+    draw.network_sha256 = fingerprint.get("model_sha256")
+    return draw, fingerprint
 
 
 def compare_draws(folders, class_name: str = "ctc", cutoff: float = DEFAULT_CUTOFF,
@@ -147,10 +156,20 @@ def compare_draws(folders, class_name: str = "ctc", cutoff: float = DEFAULT_CUTO
     between the runs that counted them)."""
     read = [read_draw(f, i + 1, class_name, cutoff, date_key) for i, f in enumerate(folders)]
     draws = [d for d, _ in read]
+    seen: dict[str, Draw] = {}
+    for draw in draws:  # a rerun of one scan (a volume corrected) is no second draw
+        first = seen.setdefault(draw.cartridge_id, draw) if draw.cartridge_id else draw
+        if first is not draw:
+            raise InputError(f"draws {first.draw} and {draw.draw} ({first.folder}, "
+                             f"{draw.folder}) are one scan (cartridge_id "
+                             f"{draw.cartridge_id}): one scan is one blood draw; give each "
+                             "draw's output once", draw.folder)
     for i, draw in enumerate(draws[1:], start=1):
         _compare(draw, draws[i - 1], "change_from_previous", "p_from_previous")
         _compare(draw, draws[0], "change_from_first", "p_from_first")
     differ = settings_that_differ([f for _, f in read])
+    for draw in draws:  # said in every row too: a table travels without the console
+        draw.not_comparable = ", ".join(differ)
     return draws, differ
 
 

@@ -420,6 +420,13 @@ def test_a_scan_restored_with_its_times_reset_is_the_scan_journaled(clean_run, c
     summary = predict(clean_run, restored, out)  # elsewhere, every time the restore's
     assert summary.frames.resumed_from_journal == 3 and summary.status == "ok"
     assert json.loads((out / "summary.json").read_text())["counted_at"] == counted
+    # The rerun's own time is said apart (run.json, samples.csv): it finished the sample.
+    from ctcnet.inference.run_entry import output_entry
+
+    written = json.loads((out / "summary.json").read_text())
+    assert written["finished_at"] > written["counted_at"]
+    entry = output_entry("out", written, out / "summary.json")  # to the second
+    assert entry["finished_at"] >= entry["counted_at"]
     assert exported.read_text() == "the signed export"
     assert not (out / "previous").exists()
     # Other bytes behind a restored name are still done again, and the exports go.

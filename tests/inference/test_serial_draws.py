@@ -7,6 +7,7 @@ import shutil
 import pytest
 from conftest import edit_json, run_cli
 
+from ctcnet.errors import InputError
 from ctcnet.inference.serial_draws import compare_draws, rate_change_p
 
 
@@ -24,7 +25,7 @@ def _draw(clean_run, tmp_path, name, ctc, volume, **changes):
     folder = tmp_path / name
     shutil.copytree(clean_run["root"] / "clean", folder)
     summary = json.loads((folder / "summary.json").read_text())
-    edit_json(folder / "summary.json", sample_id=name,
+    edit_json(folder / "summary.json", sample_id=name, cartridge_id=f"{abs(hash(name)):016x}",
               counts={**summary["counts"], "ctc": ctc},
               per_7_5_ml={**summary["per_7_5_ml"], "ctc": ctc * 7.5 / volume},
               blood_volume_processed_ml=volume, **changes)
@@ -46,7 +47,12 @@ def test_draws_are_read_against_the_cutoff_and_each_other(clean_run, tmp_path):
     third = _draw(clean_run, tmp_path, "wk7", 5, 7.5)
     fingerprint = json.loads((third / "summary.json").read_text())["run_fingerprint"]
     edit_json(third / "summary.json", run_fingerprint={**fingerprint, "model_sha256": "0" * 64})
-    assert compare_draws([first, second, third])[1] == ["model_sha256"]
+    draws, differ = compare_draws([first, second, third])
+    assert differ == ["model_sha256"]
+    assert all(d.row()["not_comparable"] == "model_sha256" for d in draws)  # the CSV says it
+    # One scan given twice (before and after a volume correction) is no second draw.
+    with pytest.raises(InputError, match="are one scan"):
+        compare_draws([first, first])
     # Signed off (a partial scan too): the counts after review are the figure reported.
     edit_json(second / "summary.json",
               signoff={"reviewer": "ann", "signed_at": "2026-12-01", "status": "current"},
