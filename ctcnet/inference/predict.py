@@ -346,6 +346,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     summary.events_sha256 = events_sha256
     job = None
     if not options.report:
+        summary.output_folder = out_dir.name
         summary.write(out_dir)  # last: the tables are written (with a report: after it)
     else:
         if mark_report(parts, "pending") == "pending":

@@ -254,6 +254,9 @@ class RunSummary:
     # cartridge.json's plain keys ctcnet does not read (a lab's site, scanner, operator:
     # ctcnet.io.cartridge_info.unread_keys); None: none, or a crop set.
     cartridge_info: dict | None = None
+    # The name of the folder predict wrote it into: a copy under another name is told apart
+    # (ctcnet.review.runs); None in a summary written before it was recorded.
+    output_folder: str | None = None
 
     @staticmethod
     def count_fields(tally: Counts) -> dict:

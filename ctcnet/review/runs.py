@@ -81,13 +81,16 @@ def _refuse_another_samples(sample_dir: Path, summary: RunSummary) -> None:
     batch's --out each folder is its sample id; a run into a folder of the caller's choosing,
     by the Python API, may be named anything.)"""
     name = unicodedata.normalize("NFC", sample_dir.resolve().name)
-    if (sample_dir.parent / "run.json").exists() and summary.sample_id and \
-            name != unicodedata.normalize("NFC", summary.sample_id):
-        raise InputError(f"the folder holds the outputs of sample {summary.sample_id!r} "
-                         "(copied or renamed?): its cells would be filed under another "
-                         f"sample's name; rename it back to {summary.sample_id!r} to read it "
-                         "(an archive's record stays as it was), or run ctcnet predict for "
-                         "the sample id you mean", sample_dir)
+    # The folder predict wrote it into, where the summary records it (any run, a batch's or
+    # the Python API's); else a batch's, whose folder is its sample id.
+    recorded = summary.output_folder or (
+        summary.sample_id if (sample_dir.parent / "run.json").exists() else None)
+    if recorded and name != unicodedata.normalize("NFC", recorded):
+        raise InputError(f"the folder holds the outputs of sample {summary.sample_id!r}, "
+                         f"written into a folder named {recorded!r} (copied or renamed?): "
+                         "its cells would be filed under another sample's name; rename it "
+                         f"back to {recorded!r} to read it (an archive's record stays as it "
+                         "was), or run ctcnet predict for the sample id you mean", sample_dir)
 
 
 _said: set[str] = set()  # the folders whose notes were said (the server reads a sample often)

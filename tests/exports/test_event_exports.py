@@ -51,6 +51,15 @@ def copy_run(run, dest: Path, edit=None) -> Path:
     return dest
 
 
+def another_sample(results: Path, name: str, move: bool = False) -> Path:
+    """The sample's output as another sample's folder ``name``, as predict would have written
+    it there (a copy alone is refused: it holds another sample's outputs)."""
+    folder = (shutil.move if move else shutil.copytree)(results / SAMPLE, results / name)
+    summary = Path(folder) / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "output_folder": name}))
+    return Path(folder)
+
+
 def events_of(results: Path) -> pd.DataFrame:
     return pd.read_parquet(results / SAMPLE / "events.parquet")
 
@@ -467,8 +476,8 @@ def test_cli_out_folder_and_one_sample_folder(run, tmp_path, capsys):
 
 def test_cli_refuses_two_samples_that_would_share_a_file(run, tmp_path, capsys):
     results = copy_run(run, tmp_path / "results")
-    shutil.copytree(results / SAMPLE, results / "Patient 17")
-    shutil.move(results / SAMPLE, results / "Patient_17")
+    another_sample(results, "Patient 17")
+    another_sample(results, "Patient_17", move=True)
     out = tmp_path / "exports"
     assert main(["export-events", str(results), "--fcs", "--out", str(out)]) == 2
     assert "would both be exported as Patient_17" in capsys.readouterr().err
@@ -637,7 +646,7 @@ def test_a_write_that_fails_takes_back_the_exports_before_it(run, tmp_path, caps
 
 def test_failed_sample_is_skipped_beside_good_ones(run, tmp_path, caplog):
     results = copy_run(run, tmp_path / "results")
-    shutil.copytree(results / SAMPLE, results / "S2")
+    another_sample(results, "S2")
     path = results / "S2" / "summary.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), "status": "failed"}))
     done = export_events(results, fcs=True)
@@ -648,7 +657,7 @@ def test_failed_sample_is_skipped_beside_good_ones(run, tmp_path, caplog):
 def test_existing_outputs_refused_before_any_is_written(run, tmp_path):
     """Two samples, the second's FCS exists: nothing is written, the first's included."""
     results = copy_run(run, tmp_path / "results")
-    shutil.copytree(results / SAMPLE, results / "S2")
+    another_sample(results, "S2")
     (results / "S2" / "S2.fcs").write_bytes(b"earlier")
     with pytest.raises(InputError, match="S2.fcs already exists"):
         export_events(results, fcs=True)

@@ -129,9 +129,11 @@ def test_an_import_or_memory_error_in_a_frame_thread_stops_the_run(setup, tmp_pa
     monkeypatch.undo()
     assert main(args) == 0
     summary = json.loads(next(out.glob("*/summary.json")).read_text())
-    # (partial at most for the untrained model's calls: all ctc, no wbc, read as a swap)
+    # (partial at most for the untrained model's calls: all ctc, no wbc, read as a swap, and
+    # most of them in doubt, an oversized review list)
     assert summary["frames"]["skipped"] == 0 and summary["status"] in ("ok", "partial")
-    assert not [p for p in summary["problems"] if "swapped?" not in p]
+    assert not [p for p in summary["problems"]
+                if "swapped?" not in p and not p.startswith("review list of")]
 
 
 def test_a_frame_whose_data_breaks_detection_is_still_skipped(setup, tmp_path, monkeypatch):

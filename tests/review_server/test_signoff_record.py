@@ -238,6 +238,12 @@ def test_a_sample_folder_copied_under_another_name_is_refused(folder, tmp_path):
     with pytest.raises(InputError, match="holds the outputs of sample 'P001'.*rename it back "
                                          "to 'P001' to read it"):
         Sample("P002", batch / "P002")
+    # Alone, without a batch's run.json beside it: the summary names the folder it was
+    # written into, so a copy renamed is told apart there too.
+    shutil.copytree(folder, tmp_path / "alone" / "P999")
+    with pytest.raises(InputError, match="written into a folder named 'P001'"):
+        Sample("P999", tmp_path / "alone" / "P999")
+    Sample("P001", shutil.copytree(folder, tmp_path / "moved" / "P001"))  # moved, not renamed
 
 
 def test_the_list_of_samples_says_a_sign_off_no_longer_holds_where_files_cannot_be_written(
