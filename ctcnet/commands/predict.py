@@ -156,8 +156,8 @@ def _run(args, log) -> int:
     one_malloc_arena(cpu_cores())  # before the model or any thread allocates
     # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.inference.backends import load_backend
+    from ctcnet.inference.model_records import check_model_digest, model_line
     from ctcnet.inference.predict import predict_inputs
-    from ctcnet.inference.summary import check_model_digest
 
     options = predict_options(args)
     from ctcnet.inference.inputs import resolve_inputs
@@ -192,6 +192,7 @@ def _run(args, log) -> int:
         backend = load_backend(model, args.backend, device, args.batch_size)
         if args.model_sha256 is not None:  # before any output: a refusal writes nothing
             check_model_digest(backend, args.model_sha256)
+        log.note(model_line(backend))  # the log names the model as the summaries do
         if args.model is not None and not args.quiet and info.is_main and not child:
             _say_given_model(args.model, backend.spec)
         started = time.time()  # what a sample set aside now is older than
@@ -388,7 +389,7 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
 
     if args.model_sha256 is not None:  # before any child starts (each checks its own too)
         from ctcnet.inference.backends import load_backend
-        from ctcnet.inference.summary import check_model_digest
+        from ctcnet.inference.model_records import check_model_digest
 
         check_model_digest(load_backend(model, args.backend, "cpu"), args.model_sha256)
     from ctcnet.commands.predict_processes import (

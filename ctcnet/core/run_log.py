@@ -148,11 +148,13 @@ def run_log(folder: str | Path, command: str, argv: Sequence[str] | None = None,
         handler.setLevel(target.getEffectiveLevel())
     target.setLevel(min(target.getEffectiveLevel(), logging.INFO))
     target.addHandler(log)
-    from ctcnet import __version__
+    from ctcnet.core.provenance import software_record, software_text
 
+    # The code that ran, as every summary names it (its commit, or its digest where the
+    # checkout was modified or there is none): two runs by other code read apart here too.
     shown = " ".join(str(a) for a in (argv if argv is not None else sys.argv))
-    log.note(f"ctcnet {__version__} on {socket.gethostname()}, pid {os.getpid()}, in "
-             f"{Path.cwd()}: {shown}")
+    log.note(f"{software_text(software_record())} on {socket.gethostname()}, pid "
+             f"{os.getpid()}, in {Path.cwd()}: {shown}")
     try:
         yield log
     except BaseException as err:

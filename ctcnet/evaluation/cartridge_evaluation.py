@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from ctcnet.inference.backends import load_backend
-from ctcnet.inference.summary import scored_by
+from ctcnet.inference.model_records import scored_by
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.scan import open_cartridge
 from ctcnet.nn.calls import CARTRIDGE_PRIOR

@@ -56,9 +56,9 @@ from ctcnet.evaluation.test_set import (
 from ctcnet.inference.backends import TorchBackend, load_backend
 from ctcnet.inference.crop_sets import read_and_classify
 from ctcnet.inference.guard import RULES
+from ctcnet.inference.model_records import scored_by
 from ctcnet.inference.progress import StepBars, progress_bar
 from ctcnet.inference.spillover import network_view
-from ctcnet.inference.summary import scored_by
 from ctcnet.io.atomic import atomic_path, atomic_write_text, refuse_overwriting_inputs
 from ctcnet.io.spilled import SpilledArray
 from ctcnet.nn.calls import (

@@ -450,7 +450,7 @@ def robustness_dataset(data: str | Path, model_path: str | Path | None, out_dir:
                               spec_read_as(spec, index.panel, wider_only=True))
     # What made it, as evaluate's report.json says it: a release record traces its numbers.
     from ctcnet.detect.crop_dataset import pixel_size_source
-    from ctcnet.inference.summary import scored_by
+    from ctcnet.inference.model_records import scored_by
 
     absent = [n for k, n in enumerate(spec.class_names) if not (labels == k).any()]
     if absent:  # macro-F1 over fewer classes than the targets were set for

@@ -38,6 +38,7 @@ from ctcnet.inference.guard import (
     guard_events,
     guard_summary,
 )
+from ctcnet.inference.model_records import model_path, model_sha256
 from ctcnet.inference.options import PredictOptions, spec_for_crop_set, spec_read_as
 from ctcnet.inference.progress import StepBars, progress_bar
 from ctcnet.inference.review_list import review_list_summary
@@ -47,7 +48,7 @@ from ctcnet.inference.spillover import (
     leak_check,
     wants_compensation,
 )
-from ctcnet.inference.summary import CropRunSummary, model_path, model_sha256
+from ctcnet.inference.summary import CropRunSummary
 from ctcnet.inference.tables import label_events, with_output_format
 from ctcnet.io.atomic import atomic_path, exclusive_folder
 from ctcnet.io.frame_checks import at_camera_tops

@@ -31,12 +31,8 @@ from ctcnet.detect.detection import DetectConfig
 from ctcnet.errors import OutputFolderError
 from ctcnet.inference.cluster_parts import SAME_CLUSTER_UM
 from ctcnet.inference.guard import RULES
-from ctcnet.inference.summary import (
-    SUMMARY_FILE,
-    keep_previous_summary,
-    network_sha256,
-    previous_folder,
-)
+from ctcnet.inference.model_records import network_sha256
+from ctcnet.inference.summary import SUMMARY_FILE, keep_previous_summary, previous_folder
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.io.scan import Cartridge, FrameRef
 from ctcnet.nn.spec import ModelSpec

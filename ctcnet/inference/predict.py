@@ -83,6 +83,7 @@ from ctcnet.inference.journal import (
     open_journal,
     run_fingerprint,
 )
+from ctcnet.inference.model_records import model_sha256
 from ctcnet.inference.options import (
     PredictOptions,
     edge_cut_class,
@@ -111,13 +112,7 @@ from ctcnet.inference.scan_identity_warnings import (
     warn_of_the_same_scans_under_other_names,
 )
 from ctcnet.inference.spillover import wants_compensation
-from ctcnet.inference.summary import (
-    SUMMARY_FILE,
-    CropRunSummary,
-    RunSummary,
-    model_sha256,
-    withdraw_summary,
-)
+from ctcnet.inference.summary import SUMMARY_FILE, CropRunSummary, RunSummary, withdraw_summary
 from ctcnet.io.atomic import exclusive_folder, remove_stale_temporaries
 from ctcnet.io.scan import Cartridge, open_cartridge
 from ctcnet.nn.calls import CARTRIDGE_PRIOR

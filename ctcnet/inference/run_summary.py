@@ -21,6 +21,7 @@ from ctcnet.inference.counts import (
 from ctcnet.inference.frames import default_workers
 from ctcnet.inference.guard import cluster_partners, guard_summary
 from ctcnet.inference.guard.rules import CK_NEGATIVE_CTC_ROLES
+from ctcnet.inference.model_records import model_path, model_sha256
 from ctcnet.inference.options import PredictOptions, edge_cut_class, unguarded_classes
 from ctcnet.inference.resources import children_peak_memory_mb, peak_memory_mb
 from ctcnet.inference.review_list import review_list_summary
@@ -35,8 +36,6 @@ from ctcnet.inference.summary import (
     FrameCounts,
     ModelUsed,
     RunSummary,
-    model_path,
-    model_sha256,
     sample_status,
     volume_read_ml,
 )

@@ -19,13 +19,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ctcnet.core.paths import absolute
 from ctcnet.errors import InputError
 from ctcnet.inference.counts import Counts, ReviewedCounts
 from ctcnet.inference.result_state import result_state, signoff_holds  # noqa: F401 (read here)
@@ -59,84 +57,6 @@ class ModelUsed:
     # The model file's SHA-256 (models/SHA256SUMS lists the shipped files'; None: a model
     # given in memory): what says which file made the calls, re-exports of one version apart.
     sha256: str | None = None
-
-
-def model_path(backend) -> str | None:
-    """The file the backend's model was loaded from, absolute, as a run's summary records
-    it: a lab's model named relative to where predict ran is found from anywhere later
-    (None: a model given in memory)."""
-    return absolute(backend.model_path) if backend.model_path else None
-
-
-def model_sha256(backend) -> str | None:
-    """The SHA-256 of the file the backend's model was loaded from (None: a model given in
-    memory), as a run's summary records it."""
-    return file_sha256(backend.model_path) if backend.model_path else None
-
-
-def network_sha256(backend) -> str:
-    """The SHA-256 naming the network that runs (a run's fingerprint records it): an ONNX
-    graph's checkpoint's, so a checkpoint and its fp32 export are one network; else the
-    model file's."""
-    identity = getattr(backend, "model_identity", None)
-    return identity() if identity else file_sha256(backend.model_path)
-
-
-def model_record(backend) -> dict:
-    """What a report names its model by, for an audit months later: the file (absolute path,
-    SHA-256), the network (``network_sha256``: a checkpoint's, also for its fp32 ONNX export,
-    which a run's fingerprint records), its name where a card lies beside it (a shipped
-    model, a fine-tune), and the base model a fine-tune was made from."""
-    path = backend.model_path
-    if path is None:
-        return {"path": None, "sha256": None}  # a model given in memory
-    sha256 = file_sha256(path)  # hashed once: the network's too, where the file is it
-    identity = getattr(backend, "model_identity", None)
-    record = {"path": absolute(path), "sha256": sha256,
-              "network_sha256": identity() if identity else sha256}
-    try:  # a card beside it (a shipped model's, a fine-tune's): the model has a name
-        from ctcnet.nn.registry import get_model
-
-        record["name"] = get_model(str(path)).name
-    except (InputError, OSError, ValueError):
-        pass  # no card, or a JSON file that is none: no name
-    base = (getattr(backend.spec, "training", None) or {}).get("finetune", {}).get("base")
-    if isinstance(base, dict):
-        record["finetuned_from"] = {k: base.get(k) for k in ("path", "sha256")}
-    return record
-
-
-def check_model_digest(backend, expected: str) -> None:
-    """Refuse (InputError) a model whose file's SHA-256 and network's SHA-256
-    (:func:`network_sha256`) both differ from ``expected``, a digest or its first 12 or more
-    hex digits: a lab that validated one model runs that one, not whatever an upgrade or a
-    copied file put at its path."""
-    given = expected.strip().lower()
-    if not re.fullmatch(r"[0-9a-f]{12,64}", given):
-        raise InputError(f"--model-sha256 takes a SHA-256 in hex (at least its first 12 "
-                         f"digits), got {expected!r}")
-    record = model_record(backend)
-    if record["sha256"] is None:
-        raise InputError("--model-sha256: the model was given in memory, not as a file")
-    if not any(str(digest).startswith(given)
-               for digest in (record["sha256"], record["network_sha256"])):
-        raise InputError(f"the model is not the one --model-sha256 names ({given}): its file's "
-                         f"SHA-256 is {record['sha256']}, its network's "
-                         f"{record['network_sha256']} (an upgrade, or another file at this "
-                         "path?); run with the model validated, or give its digest",
-                         record["path"])
-
-
-def scored_by(backend) -> dict:
-    """What an evaluation's report names of what made it, for a validation record: the model
-    (``model``, its absolute path; ``model_sha256``; :func:`model_record`), the software and
-    when (UTC)."""
-    from ctcnet.core.provenance import software_record
-
-    record = model_record(backend)
-    return {"model": record["path"], "model_sha256": record["sha256"], "model_record": record,
-            "software": software_record(),
-            "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 @dataclass

@@ -119,6 +119,14 @@ def test_a_run_keeps_its_log_in_out_with_utc_times_whatever_the_console(
     assert all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO|WARNING|ERROR) ", line)
                for line in lines), lines
     assert "ctcnet predict" in lines[0] and str(scans) in lines[0]
+    # The code and the model that ran, as the summaries name them: two runs by other code or
+    # another model file read apart in their logs too.
+    from ctcnet.core.provenance import software_record, software_text
+    from ctcnet.io.digests import file_sha256
+
+    assert software_text(software_record()) in lines[0]
+    model = cart_and_model / "model.pt"
+    assert any(f"model {model} (file sha256 {file_sha256(model)}" in line for line in lines)
     assert any("S_a: ok" in line for line in lines) and any("S_b: ok" in line for line in lines)
     assert lines[-1].endswith("exit status 0")
     status, err = run_cli(capsys, "predict", tmp_path / "nowhere", "--out", tmp_path / "o2",

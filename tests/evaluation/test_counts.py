@@ -306,7 +306,7 @@ def test_a_model_is_named_by_its_card_not_by_any_json_beside_it(tmp_path):
     import shutil
     from types import SimpleNamespace
 
-    from ctcnet.inference.summary import model_record
+    from ctcnet.inference.model_records import model_record
     from ctcnet.nn.registry import get_model
 
     shipped = get_model("ctcnet-core3")
