@@ -5,7 +5,7 @@ ahead while the server is idle; :mod:`ctcnet.review_server.tiles`). The HTTP sid
 
 Predict may run again (``--overwrite``) while a server is up: every request checks the events
 table on disk, and when another run is there the sample is read again; while predict is still
-writing, requests get :class:`~ctcnet.review_server.sample.ResultsBeingWritten`.
+writing, requests get :class:`~ctcnet.review_server.sample_states.ResultsBeingWritten`.
 
 A sample is read when it is first asked for, and the server keeps the ``KEEP_SAMPLES`` read
 last: a folder of a night's hundred samples of half a million events each is served in the
@@ -30,7 +30,8 @@ from ctcnet.inference.backends import TORCH_INSTALL, has_torch, load_backend
 from ctcnet.report.colours import DEFAULT_PALETTE
 from ctcnet.review import decisions as D
 from ctcnet.review.signoff import HISTORY_FILE, SIGNOFF_FILE
-from ctcnet.review_server.sample import ResultsBeingWritten, Sample, events_stamp
+from ctcnet.review_server.sample import Sample
+from ctcnet.review_server.sample_states import ResultsBeingWritten, events_stamp
 from ctcnet.review_server.tiles import TileCutter
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,6 @@ folder no longer holds (predict ran again since the page was loaded) raises
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import math
@@ -22,7 +21,7 @@ from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
 
-from ctcnet.errors import CtcnetError, InputError
+from ctcnet.errors import InputError
 from ctcnet.inference.counts import ReviewedCounts, count_events
 from ctcnet.inference.result_state import RESEARCH_USE, result_state
 from ctcnet.inference.run_entry import review_entry
@@ -64,45 +63,19 @@ from ctcnet.review_server.requests import (
     reviewer_name,
 )
 from ctcnet.review_server.sample_images import SampleImages
+from ctcnet.review_server.sample_states import (
+    READ_ONLY_ERRNOS,
+    READ_ONLY_TEXT,
+    DecisionsChanged,
+    ResultsChanged,
+    events_stamp,
+)
 from ctcnet.review_server.signoff_checks import left_undecided
 from ctcnet.review_server.tiles import FrameSource
 
 log = logging.getLogger(__name__)
 
 READING_FILES = {FIRST: D.REVIEW_FILE, SECOND: D.SECOND_FILE}
-
-
-class ResultsChanged(CtcnetError):
-    """A request made for a run that the results folder no longer holds (predict ran again
-    since the page was loaded): its event ids and tiles would name other cells."""
-
-
-class DecisionsChanged(CtcnetError):
-    """A sign-off made on decisions as they read before others were recorded: it would sign
-    counts its signer did not see."""
-
-
-class ResultsBeingWritten(CtcnetError):
-    """The results folder is being written (predict is running), or a run stopped before its
-    summary: nothing in it can be trusted to belong together."""
-
-
-# A results folder that cannot be written (read-only media, an archive's permissions): what
-# the review of it can still do, said alike on the console and to a page.
-READ_ONLY_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM}
-READ_ONLY_TEXT = ("the results folder cannot be written (read-only media, an archive?): "
-                  "decisions and sign-offs cannot be recorded here; copy it to writable "
-                  "storage to review it")
-
-
-def events_stamp(folder: Path) -> tuple[int, int, int] | None:
-    """What identifies the events table on disk: predict replaces it whole (a new file) on
-    every run, so a changed stamp means another run."""
-    try:
-        st = (folder / "events.parquet").stat()
-    except OSError:
-        return None
-    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 class Sample(SampleImages):

@@ -61,7 +61,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.review_server.app import ReviewApp, UnknownSample
 from ctcnet.review_server.requests import parse_reading
-from ctcnet.review_server.sample import (
+from ctcnet.review_server.sample_states import (
     READ_ONLY_ERRNOS,
     READ_ONLY_TEXT,
     ResultsBeingWritten,
