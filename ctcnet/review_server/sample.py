@@ -182,6 +182,7 @@ class Sample(SampleImages):
         if reading == FIRST:
             out["signoff"] = self.signoff(matched)
             out["agreement"] = self.agreement()
+            self._write_if_signoff_moved(out["signoff"])
         return out
 
     @cached_property
@@ -216,7 +217,23 @@ class Sample(SampleImages):
                "unattached": self.unattached(matched)}
         if reading == FIRST:  # decisions made elsewhere may have outdated the sign-off
             out["signoff"] = self.signoff(matched)
+            self._write_if_signoff_moved(out["signoff"])
         return out
+
+    def _write_if_signoff_moved(self, shown: dict | None) -> None:
+        """summary.json, index.html and samples.csv written again where the sign-off reads
+        otherwise than summary.json says (a journal edited by hand since, read here): not
+        "signed off" there while this page says "edited since". Read once a change."""
+        status = (shown or {}).get("status")
+        if self.__dict__.get("_signoff_seen", "unread") == status:
+            return
+        self._signoff_seen = status
+        try:
+            on_disk = json.loads((self.folder / "summary.json").read_text()).get("signoff")
+        except (OSError, ValueError):
+            return  # said when the folder is read or written
+        if (on_disk or {}).get("status") != status:
+            self.write_counts()
 
     def check_run(self, run_id: str | None) -> None:
         """Refuse a request made for another run than the one this sample holds now."""

@@ -86,6 +86,20 @@ def test_a_decision_edited_in_review_csv_is_noticed(folder):
     assert summary["result_state"]["state"] != "signed off"
 
 
+def test_a_journal_edited_while_the_server_runs_reaches_summary_json_at_its_next_read(folder):
+    """The server has the sample open; review.csv is edited by hand: the page's next poll
+    reads the sign-off as edited, and summary.json (so samples.csv, index.html) says so
+    too, not "signed off" until the server is started again."""
+    sample = Sample("P001", folder)
+    stamp = sample.state("ann")["stamp"]
+    path = folder / "review.csv"
+    path.write_text(path.read_text().replace(",wbc,", ",ctc,", 1))
+    assert sample.changes(stamp)["signoff"]["status"] == EDITED
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["signoff"]["status"] == EDITED
+    assert summary["result_state"]["state"] != "signed off"
+
+
 def test_a_decision_appended_on_the_page_still_reads_changed_since(folder):
     sample = Sample("P001", folder)
     state = sample.state("ann")
