@@ -91,13 +91,18 @@ def one_line(given: str | None, limit: int) -> str:
     return text[:limit]
 
 
+class BadRequest(InputError):
+    """A request malformed in its address (a query value no route takes): 400 on a GET too,
+    where an InputError is a problem of the results (409)."""
+
+
 def parse_reading(value) -> str:
     """Which reading a request is of: the first (counted) unless it says ``second``."""
     if value is None or value == FIRST:
         return FIRST
     if value == SECOND:
         return SECOND
-    raise InputError(f"reading must be {FIRST!r} or {SECOND!r}, not {json.dumps(value)[:40]}")
+    raise BadRequest(f"reading must be {FIRST!r} or {SECOND!r}, not {json.dumps(value)[:40]}")
 
 
 def parse_decision(body) -> tuple[int, str, str | None, str, str]:

@@ -60,7 +60,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.review_server.app import ReviewApp, UnknownSample
-from ctcnet.review_server.requests import parse_reading
+from ctcnet.review_server.requests import BadRequest, parse_reading
 from ctcnet.review_server.sample_states import (
     READ_ONLY_ERRNOS,
     READ_ONLY_TEXT,
@@ -233,6 +233,8 @@ class ReviewHandler(BaseHTTPRequestHandler):
             return self._error(HTTPStatus.NOT_FOUND, str(err))
         except LookupError:
             return self._error(HTTPStatus.NOT_FOUND)
+        except BadRequest as err:
+            return self._error(HTTPStatus.BAD_REQUEST, str(err))
         except InputError as err:
             return self._error(input_status, str(err))
         except CtcnetError as err:

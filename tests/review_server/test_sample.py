@@ -279,6 +279,9 @@ def test_a_second_reading_is_kept_apart_and_compared(crowded, tmp_path, serve):
     blind = get(server, "state?reading=second")[1]
     assert blind["reading"] == "second" and "agreement" not in blind
     assert sum(c["decision"] is not None for c in blind["candidates"]) == 4
+    # A reading no route takes is a malformed request (400), not a problem of the results.
+    status, said = get(server, "state?reading=third")
+    assert status == 400 and "reading must be 'first' or 'second'" in said["error"]
     agreement = get(server, f"agreement?run={run}")[1]
     assert (agreement["both"], agreement["agree"]) == (4, 2)
     assert [(d["event_id"], d["first"], d["second"], d["second_reviewer"])
