@@ -446,6 +446,11 @@ def signoff_text(record: dict | None) -> str:
         kappa = second.get("kappa")
         text += (f"; second reading: {second['agree']} of {second['both']} agree, kappa "
                  + ("n/a" if kappa is None else f"{kappa:.2f}"))
+        disagreements = second.get("disagreements")
+        open_ = sum(1 for d in disagreements if isinstance(d, dict) and not d.get("adjudicated")) \
+            if isinstance(disagreements, list) else 0
+        if open_:  # signed with the readers apart on these: said, not hidden in the record
+            text += f" ({open_} disagreement(s) not adjudicated)"
         own = second.get("independent")
         if isinstance(own, dict) and own.get("both") and own.get("agree") != second["agree"]:
             # Adjudication moved the first reading toward the second: the readers' own

@@ -158,3 +158,17 @@ def test_cutting_crops_says_a_sign_off_is_of_an_earlier_run(tmp_path, caplog):
         assert reviewed_signoff("S1", tmp_path, run, matched) is None
     assert "signed off on an earlier run" in caplog.text
     assert "not signed off" not in caplog.text
+
+
+def test_a_sign_off_says_the_readers_disagreements_left_open():
+    from ctcnet.review.signoff import signoff_text
+
+    record = {**GOOD, "decided": 3, "unreviewed": 0,
+              "second_reading": {"first": 3, "second": 3, "both": 3, "agree": 1, "kappa": 0.2,
+                                 "disagreements": [{"event_id": 4, "adjudicated": True},
+                                                   {"event_id": 9, "adjudicated": False}]}}
+    text = signoff_text(record)
+    assert "second reading: 1 of 3 agree, kappa 0.20 (1 disagreement(s) not adjudicated)" in \
+        text
+    record["second_reading"]["disagreements"][1]["adjudicated"] = True
+    assert "not adjudicated" not in signoff_text(record)
