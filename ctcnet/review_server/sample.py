@@ -9,7 +9,8 @@ adjudication, which is deciding the event again in the first reading.
 
 Requests name the run they were made for (its numbering and calls): one made for a run the
 folder no longer holds (predict ran again since the page was loaded) raises
-:class:`ResultsChanged`, so a stale page never records a decision on another cell or call."""
+:class:`~ctcnet.review_server.sample_states.ResultsChanged`, so a stale page never records a
+decision on another cell or call."""
 
 from __future__ import annotations
 
