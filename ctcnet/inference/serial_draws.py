@@ -132,6 +132,9 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
     if date_key and drawn_at is None:
         notes.append(f"cartridge.json has no {date_key!r}")
     against = "n/a" if rate is None else "at or above" if rate >= cutoff else "below"
+    fingerprint = summary.get("run_fingerprint")
+    fingerprint = fingerprint if isinstance(fingerprint, dict) else {}
+    panel = summary.get("panel") if isinstance(summary.get("panel"), dict) else {}
     draw = Draw(draw=place, name=str(summary.get("sample_id") or folder.name),
                 folder=str(folder), result_state=state.get("state"),
                 status=summary.get("status"), figure="after review" if signed else "automatic",
@@ -139,13 +142,10 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
                 low=bounds[0] if bounds else None, high=bounds[1] if bounds else None,
                 cutoff=cutoff, against_cutoff=against,
                 interval_spans_cutoff=bool(bounds and bounds[0] < cutoff <= bounds[1]),
-                drawn_at=None if drawn_at is None else str(drawn_at), notes=notes)
-    fingerprint = summary.get("run_fingerprint")
-    fingerprint = fingerprint if isinstance(fingerprint, dict) else {}
-    panel = summary.get("panel") if isinstance(summary.get("panel"), dict) else {}
-    draw.cartridge_id = summary.get("cartridge_id")
-    draw.pixel_size_um = panel.get("pixel_size_um")
-    draw.network_sha256 = fingerprint.get("model_sha256")
+                drawn_at=None if drawn_at is None else str(drawn_at),
+                cartridge_id=summary.get("cartridge_id"),
+                pixel_size_um=panel.get("pixel_size_um"),
+                network_sha256=fingerprint.get("model_sha256"), notes=notes)
     return draw, fingerprint
 
 
