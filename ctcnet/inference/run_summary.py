@@ -30,6 +30,7 @@ from ctcnet.inference.sample_checks import (
     events_per_mm2,
     faint_problem,
     review_load_problem,
+    sparse_frames,
     sparse_problem,
 )
 from ctcnet.inference.summary import (
@@ -83,6 +84,9 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
     problems = list(cartridge.problems) + said
     for problem in said:  # said at once too: the console's reader is often the batch's operator
         log.warning("%s: %s", cartridge.sample_id, problem)
+    by_frame = frame_counts(events, cartridge, skipped)
+    if (few := sparse_frames(by_frame)) is not None:
+        log.warning("%s: %s", cartridge.sample_id, few)
     n = len(events)
     rated = n if new_events is None else new_events
     classify = seconds.get("classify", 0.0)
@@ -108,6 +112,7 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
         blood_volume_processed_ml=volume,
         blood_volume_stated="blood_volume_ml" in (cartridge.info or {}),
         events_per_mm2=None if density is None else round(density, 1),
+        events_by_frame=by_frame,
         frame_shape=[int(v) for v in cartridge.frame_shape] if cartridge.frame_shape else None,
         status=sample_status(total, skips, tally.failed, len(problems)),
         frames=FrameCounts(total=total, processed=total - skips, skipped=skips,
@@ -134,6 +139,15 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
         # Its frame processes' (and a report process's) too: the run's memory on the machine.
         peak_memory_mb=round(peak_memory_mb() + children_peak_memory_mb(), 1),
     )
+
+
+def frame_counts(events: pd.DataFrame, cartridge: Cartridge, skipped: list[dict]
+                 ) -> dict[str, int]:
+    """Detected events per frame read, by frame id (a frame read with none: 0)."""
+    skipped_ids = {s.get("frame") for s in skipped}
+    counts = events["frame_id"].astype(str).value_counts() if len(events) else {}
+    return {f.frame_id: int(counts.get(f.frame_id, 0)) for f in cartridge.frames
+            if f.frame_id not in skipped_ids}
 
 
 def count_definition(spec: ModelSpec) -> dict:

@@ -107,3 +107,32 @@ def faint_problem(peak_snr) -> str | None:
             f"under the {FAINT_PEAK_SNR:g} of the faintest scans the model was checked on (a "
             "dim stain, an old tube, a noisy camera?): dim CTCs read as debris and may be "
             "neither counted nor shown; the counts may be low")
+
+
+# A frame holding under this share of its cartridge's median frame's events is said (a
+# warning, not a problem: real scans' spread between frames is not measured here), on a
+# cartridge of at least SPARSE_FRAMES_MIN frames whose median frame holds at least
+# SPARSE_FRAMES_MIN_EVENTS: simulated frames hold at least 0.82 of their cartridge's median
+# (the 20 full-size counting cartridges); half a frame blanked by a bubble about 0.5.
+SPARSE_FRAME_SHARE = 0.5
+SPARSE_FRAMES_MIN = 10
+SPARSE_FRAMES_MIN_EVENTS = 20
+
+
+def sparse_frames(events_by_frame: dict[str, int]) -> str | None:
+    """What to say of the frames holding far fewer events than the cartridge's others (None:
+    nothing, or too few frames or events to say)."""
+    import numpy as np
+
+    if len(events_by_frame) < SPARSE_FRAMES_MIN:
+        return None
+    median = float(np.median(list(events_by_frame.values())))
+    if median < SPARSE_FRAMES_MIN_EVENTS:
+        return None
+    low = sorted(f for f, n in events_by_frame.items() if n < SPARSE_FRAME_SHARE * median)
+    if not low:
+        return None
+    return (f"{len(low)} frame(s) hold under half the events of the cartridge's median frame "
+            f"({median:.0f}): {', '.join(low[:5])}{', ...' if len(low) > 5 else ''} (a bubble, "
+            "a blank or blurred area?): their blood is counted as read; check them "
+            "(summary.json events_by_frame)")

@@ -113,6 +113,9 @@ class RunSummary:
     # Detected events per mm^2 of the frames processed (sample_checks.CROWDED_PER_MM2 and over
     # is a problem); None in a summary written before it was recorded.
     events_per_mm2: float | None = None
+    # Detected events per frame read, by frame id: a frame far under its cartridge's others (a
+    # bubble, a blank or blurred area) stands out; None in a summary written before it was.
+    events_by_frame: dict | None = None
     # (height, width) of the scan's frames (most of them); None in a summary written before it
     # was recorded.
     frame_shape: list[int] | None = None

@@ -73,3 +73,16 @@ def test_a_sample_fainter_than_any_the_model_was_checked_on_is_said():
     assert faint_problem(np.full(900, 25.0)) is None  # the faintest simulated look's
     assert faint_problem(np.full(30, 5.0)) is None  # too few events to say
     assert faint_problem(np.r_[np.full(60, np.nan), np.full(60, 30.0)]) is None
+
+
+def test_frames_far_under_their_cartridges_median_are_said():
+    from ctcnet.inference.sample_checks import sparse_frames
+
+    frames = {f"r00c{i:02d}": 290 for i in range(12)}
+    assert sparse_frames(frames) is None
+    frames["r00c03"], frames["r00c07"] = 141, 120  # half of each blanked by a bubble
+    text = sparse_frames(frames)
+    assert text.startswith("2 frame(s) hold under half the events of the cartridge's median "
+                           "frame (290): r00c03, r00c07")
+    assert sparse_frames(dict(list(frames.items())[:4])) is None  # too few frames to say
+    assert sparse_frames({f"f{i}": 3 for i in range(12)} | {"f0": 0}) is None  # too sparse
