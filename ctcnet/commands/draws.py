@@ -61,10 +61,6 @@ def run(args: argparse.Namespace) -> int:
                 line += (f"; from the {what}: " + (f"x{ratio:.2f}" if ratio is not None
                                                    else "from 0") + f", p = {p:.3g}")
         print(line + "".join(f"\n   {note}" for note in d.notes))
-    scanners = sorted({d.pixel_size_um for d in draws if d.pixel_size_um is not None})
-    if len(scanners) > 1:  # the models read any scanner at their own scale; a lab says so
-        print("scanned at other pixel sizes (" + ", ".join(f"{p:g}" for p in scanners)
-              + " um/px): other scanners, whose counts a lab has validated against each other?")
     if differ:
         print(f"NOT COMPARABLE as they stand: the draws were counted by other models or at "
               f"other settings ({', '.join(differ)}; each summary.json's run_fingerprint says "

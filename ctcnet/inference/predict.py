@@ -338,10 +338,9 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     summary.leak_check, summary.metadata_check = checked, signs
     summary.ground_truth = compare_with_ground_truth(cartridge, events, spec, skipped)
     summary.run_fingerprint = fingerprint  # the journal's, as open_journal recorded it
-    summary.events_sha256 = events_sha256
+    summary.events_sha256, summary.output_folder = events_sha256, out_dir.name
     job = None
     if not options.report:
-        summary.output_folder = out_dir.name
         summary.write(out_dir)  # last: the tables are written (with a report: after it)
     else:
         if mark_report(parts, "pending") == "pending":

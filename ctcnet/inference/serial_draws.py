@@ -118,9 +118,12 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
     rate = per_7_5_ml(count, volume) if count is not None else None
     bounds = rate_interval(count, volume) if count is not None else None
     notes = ["failed: no frame was read, so there is no result"] if failed else []
-    if summary.get("status") == "partial":
-        notes.append(f"{summary.get('status')} scan: a rate of the blood read "
-                     f"({volume} mL), not of a whole tube")
+    if summary.get("status") == "partial":  # why, in its own words (a count may be no count)
+        tube = summary.get("blood_volume_ml")
+        if volume is not None and tube is not None and volume < tube:
+            notes.append(f"partial scan: a rate of the blood read ({volume} mL of {tube}), "
+                         "not of a whole tube")
+        notes += [f"partial: {problem}" for problem in summary.get("problems") or []]
     if summary.get("signoff") and not signed:
         notes.append("its sign-off no longer holds: the automatic count, until it is signed "
                      "off again")
@@ -168,8 +171,13 @@ def compare_draws(folders, class_name: str = "ctc", cutoff: float = DEFAULT_CUTO
         _compare(draw, draws[i - 1], "change_from_previous", "p_from_previous")
         _compare(draw, draws[0], "change_from_first", "p_from_first")
     differ = settings_that_differ([f for _, f in read])
+    scanners = sorted({d.pixel_size_um for d in draws if d.pixel_size_um is not None})
     for draw in draws:  # said in every row too: a table travels without the console
         draw.not_comparable = ", ".join(differ)
+        if len(scanners) > 1:
+            draw.notes.append("the draws were scanned at other pixel sizes ("
+                              + ", ".join(f"{p:g}" for p in scanners) + " um/px): other "
+                              "scanners, whose counts a lab has validated against each other?")
     return draws, differ
 
 

@@ -34,14 +34,16 @@ def _draw(clean_run, tmp_path, name, ctc, volume, **changes):
 
 def test_draws_are_read_against_the_cutoff_and_each_other(clean_run, tmp_path):
     first = _draw(clean_run, tmp_path, "d0", 13, 7.5)
-    second = _draw(clean_run, tmp_path, "wk3", 3, 6.0, status="partial")
+    second = _draw(clean_run, tmp_path, "wk3", 3, 6.0, status="partial", blood_volume_ml=7.5,
+                   problems=["cartridge.json lists 5 frames but 4 are present"])
     draws, differ = compare_draws([first, second])
     assert [d.against_cutoff for d in draws] == ["at or above", "below"]
     assert draws[1].per_7_5_ml == pytest.approx(3.75) and draws[1].interval_spans_cutoff
     assert draws[1].p_from_previous == pytest.approx(rate_change_p(13, 7.5, 3, 6.0), abs=1e-6)
     assert draws[1].p_from_previous < 0.05  # the intervals overlap; the counts differ
     assert draws[1].high > draws[0].low
-    assert any("of the blood read (6.0 mL)" in n for n in draws[1].notes)
+    assert any("of the blood read (6.0 mL of 7.5)" in n for n in draws[1].notes)
+    assert "partial: cartridge.json lists 5 frames but 4 are present" in draws[1].notes
     assert all(d.figure == "automatic" for d in draws) and not differ
     # Counted by another model: said not comparable.
     third = _draw(clean_run, tmp_path, "wk7", 5, 7.5)
@@ -50,6 +52,9 @@ def test_draws_are_read_against_the_cutoff_and_each_other(clean_run, tmp_path):
     draws, differ = compare_draws([first, second, third])
     assert differ == ["model_sha256"]
     assert all(d.row()["not_comparable"] == "model_sha256" for d in draws)  # the CSV says it
+    panel = json.loads((third / "summary.json").read_text())["panel"]
+    edit_json(third / "summary.json", panel={**panel, "pixel_size_um": 0.45})
+    assert "scanned at other pixel sizes" in compare_draws([first, third])[0][0].row()["notes"]
     # One scan given twice (before and after a volume correction) is no second draw.
     with pytest.raises(InputError, match="are one scan"):
         compare_draws([first, first])

@@ -1,6 +1,8 @@
 """A run's gallery pages: tiles captioned with why each event is shown, pages drawn on threads
 as they are one by one, and the pages of an earlier run removed."""
 
+import json
+
 import pandas as pd
 import pytest
 from conftest import save_tiny_model
@@ -107,6 +109,10 @@ def test_gallery_pages_drawn_two_at_a_time_are_those_drawn_one_by_one(tmp_path, 
         drawn[threads] = (summary.gallery, pages)
     assert drawn[1] == drawn[2]
     assert max(len(g["pages"]) for g in drawn[2][0].values()) >= 3
+    # With its report drawn, the summary names the folder it was written into too (a copy
+    # under another name is refused by it).
+    assert json.loads((tmp_path / "threads2" / "summary.json").read_text())[
+        "output_folder"] == "threads2"
 
     def broken(*args, **kwargs):
         raise RuntimeError("a page failed")
