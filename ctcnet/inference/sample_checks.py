@@ -76,9 +76,10 @@ def review_load_problem(review_list: dict | None, events: int) -> str | None:
     if not events or listed < REVIEW_LOAD_MIN_EVENTS or listed < REVIEW_LOAD_SHARE * events:
         return None
     return (f"review list of {listed} events, {listed / events:.0%} of the sample's (a typical "
-            "sample's is under 1 %): platelet clumps, debris or a look the model was not "
-            "trained on? The model reads this sample poorly: the automatic counts may be far "
-            "off; review the list, or check the sample")
+            "sample's is under 1 %): platelet clumps, debris, a look the model was not "
+            "trained on, or classes it cannot tell apart? The model reads this sample "
+            "poorly: the automatic counts may be far off; review the list, or check the "
+            "sample")
 
 
 # The median detected event's peak (the detection image's signal-to-noise, ``peak_snr``) under

@@ -229,13 +229,13 @@ def call_text(call: str, model_call: str, confidence: float, own: str | None = N
     is after the cartridge's prior, the second before it. A cluster call names the partner
     its markers read (``partner``: ``cluster_partner``), "cluster [partner: neutrophil]"."""
     p = "n/a" if not np.isfinite(confidence) else f"{confidence:.2f}"
-    if call == "cluster" and isinstance(partner, str) and partner:
-        call = f"{call} [partner: {partner}]"
+    label = f"{call} [partner: {partner}]" if call == "cluster" and isinstance(partner, str) \
+        and partner else call
     likeliest = (f"; likeliest before prior: {own} p={own_p:.2f}" if own and own != model_call
                  and own_p is not None and np.isfinite(own_p) else "")
-    if call.split(" [")[0] == model_call:
-        return f"{call} p={p}" + (f" (network{likeliest})" if likeliest else "")
-    return f"{call} (network: {model_call} p={p}{likeliest})"
+    if call == model_call:
+        return f"{label} p={p}" + (f" (network{likeliest})" if likeliest else "")
+    return f"{label} (network: {model_call} p={p}{likeliest})"
 
 
 def own_calls(events: pd.DataFrame, classes, counted=COUNTED_CLASSES) -> tuple[list, list]:
