@@ -524,6 +524,17 @@ def test_every_event_is_cut_a_frame_at_a_time_after_a_check_of_the_disk(results,
 # ---------------------------------------------------------------------------------------------
 # Decisions keyed by run and position through the server: several servers, a re-run.
 
+def as_sample(results, folder, name: str | None = None):
+    """The predicted sample P001 as another sample's output in ``folder`` (named ``name``, by
+    default the folder's), as predict would have written it there: a copy alone is another
+    sample's outputs, refused."""
+    shutil.copytree(results / "results" / "P001", folder)
+    summary = json.loads((folder / "summary.json").read_text())
+    (folder / "summary.json").write_text(json.dumps(
+        {**summary, "sample_id": name or folder.name, "output_folder": folder.name}))
+    return folder
+
+
 def served_twice(out):
     """Two review servers on one results folder (two people, or a restarted one left running)."""
     servers = [make_server(out, port=0, reviewer=f"r{k}") for k in range(2)]
@@ -1187,7 +1198,7 @@ def test_a_sample_id_with_url_characters_gets_its_tiles(results, tmp_path):
 
     out = tmp_path / "results"
     out.mkdir()
-    shutil.copytree(results / "results" / "P001", out / "Pt #17?")
+    as_sample(results, out / "Pt #17?")
     server = make_server(out, port=0, reviewer="tester")
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -1249,11 +1260,7 @@ def test_samples_are_read_when_asked_for_and_few_are_kept(results, tmp_path, mon
 
     out = tmp_path / "results"
     for k in range(3):
-        sample = out / f"S{k}"
-        shutil.copytree(results / "results" / "P001", sample)
-        summary = json.loads((sample / "summary.json").read_text())
-        summary["sample_id"] = f"S{k}"
-        (sample / "summary.json").write_text(json.dumps(summary))
+        as_sample(results, out / f"S{k}")
     monkeypatch.setattr(app_module, "KEEP_SAMPLES", 2)
     server = make_server(out, port=0, reviewer="tester", warm_up=False)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -1284,17 +1291,14 @@ def test_samples_a_running_batch_finishes_later_are_served_without_a_restart(res
     shutil.copytree(results / "results" / "P001", out / "P001")
     app = ReviewApp(out, saliency=False)
     assert list(app.folders) == ["P001"]
-    shutil.copytree(results / "results" / "P001", out / "P002")
-    summary = json.loads((out / "P002" / "summary.json").read_text())
-    (out / "P002" / "summary.json").write_text(json.dumps({**summary, "sample_id": "P002"}))
+    as_sample(results, out / "P002")
     assert "/review/P002" in app.index_html()
     assert app.sample("P002").name == "P002"
     # --scans naming one cartridge fits one sample: a second one finished later is not
     # served (said), and the one served stays so, not every request refused.
     shutil.rmtree(out / "P002")
     single = ReviewApp(out, saliency=False, scans=results / "cart")
-    shutil.copytree(results / "results" / "P001", out / "P002")
-    (out / "P002" / "summary.json").write_text(json.dumps({**summary, "sample_id": "P002"}))
+    as_sample(results, out / "P002")
     assert "/review/P001" in single.index_html() and "P002" not in single.folders
 
 
@@ -1307,9 +1311,7 @@ def test_a_sample_named_with_accents_decomposed_is_the_one_composed(results, tmp
 
     out = tmp_path / "results"
     name = unicodedata.normalize("NFC", "Café")
-    shutil.copytree(results / "results" / "P001", out / name)
-    summary = json.loads((out / name / "summary.json").read_text())
-    (out / name / "summary.json").write_text(json.dumps({**summary, "sample_id": name}))
+    as_sample(results, out / name)
     app = ReviewApp(out, saliency=False)
     assert app.sample(unicodedata.normalize("NFD", "Café")).name == name
 
