@@ -77,7 +77,7 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
                              cartridge.panel.pixel_size_um)
     review_list = review_list_summary(events, spec)
     said = [p for p in (implausible, crowding_problem(density),
-                        sparse_problem(len(events), total - skips),
+                        sparse_problem(len(events), total - skips, density),
                         review_load_problem(review_list, len(events)),
                         faint_problem(events["peak_snr"] if "peak_snr" in events else ())
                         ) if p]

@@ -5,8 +5,8 @@ whole sample's events once its frames are done, each a ``problems`` entry (the s
 * **Crowded** (:func:`crowding_problem`): detection merges and misses cells in crowds.
 * **Almost nothing detected** (:func:`sparse_problem`): an enriched sample carries hundreds to
   thousands of nucleated events (healthy donors about 4,000 DAPI+ objects a sample, 24 a frame
-  of 175): one with next to none was not loaded, or its enrichment or DNA stain failed, and
-  its zero counts are no negative.
+  of 175): one with next to none (under 2.5 events per mm^2 of frame) was not loaded, or its
+  enrichment or DNA stain failed, and its zero counts are no negative.
 * **An oversized review list** (:func:`review_load_problem`): a sample whose list holds a
   tenth of its events (platelet clumps, debris, a look the model was not trained on) is
   one the model reads poorly; its automatic counts are not to be reported without that list.
@@ -45,16 +45,24 @@ def crowding_problem(density: float | None) -> str | None:
             "per mm^2): the counts may be low")
 
 
-# Fewer detected events than this a frame (on average over the frames read) make a sample
-# next to empty: the 20 full-size counting cartridges carry about 300 a frame, the sparsest
-# test family 8; a cartridge drawn with no cells 2 in 3 frames.
+# Fewer detected events than this per mm^2 of frame make a sample next to empty (a CellSearch
+# frame is 0.59 mm^2): healthy donors' enriched samples hold about 4,000 DAPI+ objects (24 a
+# frame, 41 per mm^2; their low tail some 500, 4.9 per mm^2); cartridges simulated with no
+# cells read 1-3 events in 3 frames (0.6-1.7 per mm^2); the simulated families 440-700.
+# Where the frames' size is not known, one event a frame.
+SPARSE_PER_MM2 = 2.5
 SPARSE_EVENTS_PER_FRAME = 1.0
 
 
-def sparse_problem(events: int, frames: int) -> str | None:
-    """What to say of a sample with next to no detected event (None: nothing, or no frame
-    read: a failed sample says so itself)."""
-    if frames <= 0 or events >= SPARSE_EVENTS_PER_FRAME * frames:
+def sparse_problem(events: int, frames: int, density: float | None = None) -> str | None:
+    """What to say of a sample with next to no detected event (``density``: its events per
+    mm^2 of frame, :func:`events_per_mm2`, where known; None: nothing, or no frame read: a
+    failed sample says so itself)."""
+    if frames <= 0:
+        return None
+    sparse = density < SPARSE_PER_MM2 if density is not None else \
+        events < SPARSE_EVENTS_PER_FRAME * frames
+    if not sparse:
         return None
     return (f"almost nothing detected: {events} event(s) in {frames} frame(s) read, where an "
             "enriched sample carries hundreds to thousands of nucleated cells: was the "

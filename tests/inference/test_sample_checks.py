@@ -31,6 +31,10 @@ def test_a_sample_with_next_to_nothing_detected_is_no_negative():
     assert "zero counts are no negative" in sparse_problem(0, 175)
     assert sparse_problem(3, 3) is None and sparse_problem(290 * 175, 175) is None
     assert sparse_problem(0, 0) is None  # no frame read: a failed sample says so itself
+    # By density where the frames' size is known: 3 events in 3 CellSearch frames (1.7 per
+    # mm^2) is an empty cartridge; a healthy donor's low tail (500 a sample, 4.9) is not.
+    assert sparse_problem(3, 3, density=3 / (3 * 0.587)) is not None
+    assert sparse_problem(500, 175, density=500 / (175 * 0.587)) is None
 
 
 def test_a_review_list_of_a_tenth_of_the_events_is_said():
