@@ -40,13 +40,17 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ctcnet.inference.counts import per_volume_text
-    from ctcnet.inference.serial_draws import DEFAULT_CUTOFF, compare_draws
+    from ctcnet.inference.serial_draws import DEFAULT_CUTOFF, OTHER_SCANNERS, compare_draws
     from ctcnet.io.atomic import atomic_write_text, check_output_file
 
     cutoff = DEFAULT_CUTOFF if args.cutoff is None else args.cutoff
     if args.out:  # refused before the draws are read
         check_output_file(args.out, example="draws.csv")
     draws, differ = compare_draws(args.samples, args.class_name, cutoff, args.date_key)
+    if args.class_name != "ctc" and args.cutoff is None:
+        print(f"(the default cut-off, {cutoff:g}, is CellSearch's for CTCs: give --cutoff for "
+              f"{args.class_name})")
+    shared = [n for n in draws[0].notes if n.startswith(OTHER_SCANNERS[:30])]
     for d in draws:
         rate = "n/a" if d.per_7_5_ml is None else (
             f"{per_volume_text(d.per_7_5_ml)} (95 % {per_volume_text(d.low)}-"
@@ -60,13 +64,16 @@ def run(args: argparse.Namespace) -> int:
             if p is not None and (what == "previous" or d.draw > 2):
                 line += (f"; from the {what}: " + (f"x{ratio:.2f}" if ratio is not None
                                                    else "from 0") + f", p = {p:.3g}")
-        print(line + "".join(f"\n   {note}" for note in d.notes))
+        print(line + "".join(f"\n   {note}" for note in d.notes if note not in shared))
+    for note in shared:  # of the series, said once
+        print(note)
     if differ:
         print(f"NOT COMPARABLE as they stand: the draws were counted by other models or at "
               f"other settings ({', '.join(differ)}; each summary.json's run_fingerprint says "
               "which): run them again with one model and settings")
-    print("p: exact test of one rate in both draws (the blood sampled, not the calls); the "
-          "intervals are each draw's alone")
+    if len(draws) > 1:
+        print("p: exact test of one rate in both draws (the blood sampled, not the calls); "
+              "the intervals are each draw's alone")
     if args.out:
         rows = [d.row() for d in draws]
         text = io.StringIO()

@@ -129,6 +129,11 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
                      "off again")
     elif not signed:
         notes.append("the automatic count: not reviewed and signed off")
+    span = ((summary.get("tally") or {}).get("review_span_per_7_5_ml") or {}).get(class_name)
+    if not signed and not failed and isinstance(span, list) and len(span) == 2 and \
+            span[0] != span[1]:  # what a review could still move it to
+        notes.append(f"its review could move it to {span[0]:.2f}-{span[1]:.2f} per 7.5 mL "
+                     "(calls held or in doubt)")
     info = summary.get("cartridge_info") if isinstance(summary.get("cartridge_info"), dict) \
         else {}
     drawn_at = info.get(date_key) if date_key else None
@@ -175,10 +180,13 @@ def compare_draws(folders, class_name: str = "ctc", cutoff: float = DEFAULT_CUTO
     for draw in draws:  # said in every row too: a table travels without the console
         draw.not_comparable = ", ".join(differ)
         if len(scanners) > 1:
-            draw.notes.append("the draws were scanned at other pixel sizes ("
-                              + ", ".join(f"{p:g}" for p in scanners) + " um/px): other "
-                              "scanners, whose counts a lab has validated against each other?")
+            draw.notes.append(OTHER_SCANNERS.format(", ".join(f"{p:g}" for p in scanners)))
     return draws, differ
+
+
+# What a series of draws from other scanners is said with (a row's note; the console's once).
+OTHER_SCANNERS = ("the draws were scanned at other pixel sizes ({} um/px): other scanners, "
+                  "whose counts a lab has validated against each other?")
 
 
 def _compare(draw: Draw, ref: Draw, ratio_key: str, p_key: str) -> None:

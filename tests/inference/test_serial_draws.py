@@ -55,6 +55,12 @@ def test_draws_are_read_against_the_cutoff_and_each_other(clean_run, tmp_path):
     panel = json.loads((third / "summary.json").read_text())["panel"]
     edit_json(third / "summary.json", panel={**panel, "pixel_size_um": 0.45})
     assert "scanned at other pixel sizes" in compare_draws([first, third])[0][0].row()["notes"]
+    # What a review could still move an automatic count to is said beside it.
+    tally = json.loads((first / "summary.json").read_text())["tally"]
+    edit_json(first / "summary.json",
+              tally={**tally, "review_span_per_7_5_ml": {"ctc": [13.0, 15.0], "cluster": None}})
+    assert "its review could move it to 13.00-15.00 per 7.5 mL (calls held or in doubt)" in \
+        compare_draws([first, second])[0][0].notes
     # One scan given twice (before and after a volume correction) is no second draw.
     with pytest.raises(InputError, match="are one scan"):
         compare_draws([first, first])
@@ -87,8 +93,14 @@ def test_the_command_prints_the_draws_writes_the_table_and_refuses_no_sample(
     assert "2. wk3: ctc 2 in 7.5 mL, 2.00 (95 % 0.24-7.22) per 7.5 mL, automatic; below 3 " \
         "(the interval spans it); from the previous: x0.15, p = 0.00739" in printed
     assert "the automatic count: not reviewed and signed off" in printed
+    assert "p: exact test" in printed
     table = (tmp_path / "draws.csv").read_text().splitlines()
     assert table[0].startswith("draw,name,folder,result_state") and len(table) == 3
     assert ",2,7.5,2.0," in table[2] and ",3.0,below," in table[2]
+    # Another class against the CTC cut-off is said; one draw prints no p legend.
+    assert main(["draws", str(first), "--class", "cluster"]) == 0
+    printed = capsys.readouterr().out
+    assert "the default cut-off, 5, is CellSearch's for CTCs" in printed
+    assert "p: exact test" not in printed
     status, err = run_cli(capsys, "draws", first, tmp_path)
     assert status == 2 and len(err) == 1 and "no summary.json" in err[0]
