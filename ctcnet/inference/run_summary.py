@@ -84,6 +84,11 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
     problems = list(cartridge.problems) + said
     for problem in said:  # said at once too: the console's reader is often the batch's operator
         log.warning("%s: %s", cartridge.sample_id, problem)
+    if "blood_volume_ml" not in (cartridge.info or {}):  # the rates rest on a tube assumed
+        log.warning("%s: cartridge.json states no blood_volume_ml: %g mL assumed, and the "
+                    "rates per 7.5 mL rest on that (state the tube's volume and run the same "
+                    "command again: the counts stand, the rates are made anew)",
+                    cartridge.sample_id, cartridge.blood_volume_ml)
     by_frame = frame_counts(events, cartridge, skipped)
     if (few := sparse_frames(by_frame)) is not None:
         log.warning("%s: %s", cartridge.sample_id, few)

@@ -107,6 +107,20 @@ def test_a_full_tube_is_still_ok(clean_run, cart):
     assert summary.status == "ok" and not summary.problems
 
 
+def test_a_blood_volume_not_stated_is_said_on_the_console(clean_run, cart, caplog):
+    """7.5 mL assumed: the rates rest on it, said as the run ends, not only in the files."""
+    import logging
+
+    info = json.loads((cart / "cartridge.json").read_text())
+    del info["blood_volume_ml"]
+    (cart / "cartridge.json").write_text(json.dumps(info))
+    with caplog.at_level(logging.WARNING):
+        summary = predict(clean_run, cart)
+    assert summary.blood_volume_stated is False
+    assert any("states no blood_volume_ml: 7.5 mL assumed" in r.getMessage()
+               for r in caplog.records)
+
+
 def test_more_blood_than_a_person_has_is_refused_in_one_line(clean_run, cart, capsys):
     edit_json(cart / "cartridge.json", blood_volume_ml=7500)
     status, err = predict_cli(capsys, clean_run, cart)
