@@ -34,10 +34,16 @@ def main(argv: list[str] | None = None) -> int:
     """Simulate the demo cartridge (or reuse it), classify it with the shipped model and write
     the report; returns the exit status."""
     parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
-    parser.add_argument("--frames", type=int, default=12, help="frames in the demo cartridge")
-    parser.add_argument("--events-per-frame", type=int, default=300)
-    parser.add_argument("--out", type=Path, default=ROOT / "demo_output")
-    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--frames", type=int, default=12,
+                        help="frames in the demo cartridge (default 12; a real one has 175)")
+    parser.add_argument("--events-per-frame", type=int, default=300,
+                        help="events drawn a frame (default 300, a full-size scan's)")
+    parser.add_argument("--out", type=Path, default=ROOT / "demo_output",
+                        help="where the cartridge/ and results/ folders go (default "
+                             "demo_output/ in the checkout)")
+    parser.add_argument("--seed", type=int, default=2026,
+                        help="the simulator's seed: another draws another cartridge (default "
+                             "2026)")
     args = parser.parse_args(argv)
 
     from ctcnet.cli import main as ctcnet
