@@ -54,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=arg_types.seed, default=d.seed,
                         help=f"random seed of the split, the simulated crops and the "
                              f"training (default {d.seed})")
-    parser.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--device", default=d.device,
+                        help=f"auto, cpu, cuda or cuda:N (default {d.device})")
     add_pixel_size_argument(parser)
 
     add_overwrite_argument(parser, "the model file and its card")

@@ -51,7 +51,7 @@ def add_arguments(parser) -> None:
                              "set (predictions.parquet, predictions.csv, summary.json, its "
                              "page), and run.json for the run; an earlier run there is "
                              "resumed")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--backend", choices=list_backends(), default=None,
                         help="inference backend (default: from the model file's suffix)")
     parser.add_argument("--batch-size", type=int, default=None,
