@@ -27,8 +27,8 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
     held = {k: v for k, v in held.items() if v}
     if "crops" in summary:  # a crop set: no status, blood volume or frames
         prior = summary.get("prior")
-        facts = [f"{summary['crops']} crops",
-                 f"{summary.get('counts')}" + (f" (prior {prior})" if prior else "")]
+        facts = [f"{summary['crops']} crops ({tally_text(summary.get('counts'))}"
+                 + (f"; prior {prior})" if prior else ")")]
         if summary.get("pixel_size_from") == "estimated from the nuclei":  # --pixel-size auto
             facts.insert(1, f"read at {summary.get('pixel_size_um'):.3f} um/px estimated from "
                             "the nuclei")
@@ -39,8 +39,9 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
         per75 = ", ".join(f"{k} {per_volume_text(v)}" + _interval_text(bounds.get(k))
                           for k, v in (summary.get("per_7_5_ml") or {}).items()
                           if v is not None) or "n/a"
-        facts = [str(summary.get("status")), f"{summary.get('events')} events",
-                 f"{summary.get('counts')} (per 7.5 mL: {per75})"]
+        facts = [str(summary.get("status")),
+                 f"{summary.get('events')} events ({tally_text(summary.get('counts'))}; "
+                 f"per 7.5 mL: {per75})"]
     signoff = summary.get("signoff")
     if isinstance(signoff, dict):
         # The figures a lab reports once a sample is signed off: the model's alone above
@@ -57,7 +58,7 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
         # Decisions made, none signed: the counts above stay the model's until a sign-off.
         facts.append(f"{summary['reviewed']['reviewed']} event(s) decided, not signed off")
     if held:
-        facts.append(f"held for review by the guard {held}")
+        facts.append(f"held for review by the guard ({tally_text(held)})")
     listed = summary.get("review_list")
     if isinstance(listed, dict) and listed.get("events") is not None:
         facts.append(f"{listed['events']} event(s) on the review list")
@@ -82,6 +83,14 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
     if seconds is not None:
         facts.append(f"{seconds:.1f} s")
     return f"{name}: {', '.join(facts)} -> {dest}"
+
+
+def tally_text(counts) -> str:
+    """Calls per class as a person reads them (``ctc 3, wbc 900``), not a Python dict."""
+    if not isinstance(counts, dict) or not counts:
+        return "no calls"
+    # No thousands separators: their commas would read as the list's.
+    return ", ".join(f"{name} {n}" for name, n in counts.items())
 
 
 def say_error(text: str, log) -> None:

@@ -296,8 +296,8 @@ def run(args) -> int:
         prepare_output(args, taxonomy)
         truth = simulate_cartridge(args.out, panel, taxonomy, args.frames, (h, w), args.seed,
                                    cfg, args.events, args.layout, rates, args.sample_id)
-        counts = truth["class"].value_counts().to_dict()
-        print(f"wrote {args.frames} frames and {len(truth)} events {counts} to {args.out} in "
+        counts = ", ".join(f"{k} {v}" for k, v in truth["class"].value_counts().items())
+        print(f"wrote {args.frames} frames and {len(truth):,} events ({counts}) to {args.out} in "
               f"{time.perf_counter() - start:.1f} s")
     else:
         from ctcnet.simulate.gallery import write_simulated_gallery

@@ -14,14 +14,14 @@ def test_a_cartridges_line_says_its_counts_holds_skipped_frames_and_time():
                "tally": {"held": {"ctc": 1, "wbc": 0}}, "frames": {"skipped": 2},
                "timings_s": {"total": 12.34}, "review_list": {"events": 17}}
     assert outcome_line("s1", summary, Path("out/s1")) == (
-        "s1: partial, 1200 events, {'ctc': 3, 'wbc': 900} (per 7.5 mL: ctc 3.20), held for "
-        "review by the guard {'ctc': 1}, 17 event(s) on the review list, 2 frame(s) skipped "
+        "s1: partial, 1200 events (ctc 3, wbc 900; per 7.5 mL: ctc 3.20), held for "
+        "review by the guard (ctc 1), 17 event(s) on the review list, 2 frame(s) skipped "
         "(once fixed, the same command reads them and keeps the rest), 12.3 s -> out/s1")
     # With its blood-draw interval where the summary has one (a rate near a cut-off reads
     # differently with it).
     bounded = {**summary, "tally": {"held": {}, "per_7_5_ml_interval": {
         "ctc": [0.66, 9.35], "cluster": [0.0, 2.95]}}}
-    assert "(per 7.5 mL: ctc 3.20 (95 % 0.66-9.35))," in outcome_line("s1", bounded, Path("o"))
+    assert "; per 7.5 mL: ctc 3.20 (95 % 0.66-9.35))," in outcome_line("s1", bounded, Path("o"))
     clean = {**summary, "status": "ok", "tally": {"held": {}}, "frames": {"skipped": 0}}
     assert "held" not in outcome_line("s1", clean, Path("o")) and \
         "skipped" not in outcome_line("s1", clean, Path("o"))
@@ -43,7 +43,7 @@ def test_a_signed_off_samples_line_says_the_figures_signed_and_whether_they_hold
                "signoff": {"reviewer": "J. Tech", "status": "current",
                            "after_review_per_7_5_ml": {"ctc": 8.0, "cluster": None}}}
     line = outcome_line("nightB", summary, Path("o"))
-    assert "(per 7.5 mL: ctc 9.00), signed off by J. Tech at ctc 8.00 per 7.5 mL -> o" in line
+    assert "; per 7.5 mL: ctc 9.00), signed off by J. Tech at ctc 8.00 per 7.5 mL -> o" in line
     summary["signoff"]["status"] = "changed since"
     assert "8.00 per 7.5 mL (changed since: it no longer holds; review and sign it off " \
         "again)" in outcome_line("nightB", summary, Path("o"))
@@ -56,12 +56,12 @@ def test_a_crop_sets_line_says_its_prior_and_no_status(tmp_path):
     summary = {"crops": 5, "counts": {"ctc": 2}, "held": {"ctc": 1}, "prior": "balanced",
                "timings_s": {"total": 0.2}}
     assert outcome_line("imgs", summary, Path("out/imgs")) == (
-        "imgs: 5 crops, {'ctc': 2} (prior balanced), held for review by the guard "
-        "{'ctc': 1}, 0.2 s -> out/imgs")
+        "imgs: 5 crops (ctc 2; prior balanced), held for review by the guard "
+        "(ctc 1), 0.2 s -> out/imgs")
     # --pixel-size auto: the scale the crops were read at, said where it is decided.
     estimated = {**summary, "pixel_size_um": 0.5303, "pixel_size_from": "estimated from the "
                  "nuclei"}
-    assert "5 crops, read at 0.530 um/px estimated from the nuclei, {'ctc': 2}" in \
+    assert "5 crops (ctc 2; prior balanced), read at 0.530 um/px estimated from the nuclei," in \
         outcome_line("imgs", estimated, Path("out/imgs"))
 
 
@@ -76,10 +76,10 @@ def test_the_parent_reads_each_summary_and_falls_back_to_its_index(tmp_path, cap
         {"name": "c", "missing": True}]}
     say_outcome(index, tmp_path)
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"a: ok, 10 events, {{'ctc': 0}} (per 7.5 mL: ctc 0.00), 1 frame(s) " \
+    assert lines[0] == "a: ok, 10 events (ctc 0; per 7.5 mL: ctc 0.00), 1 frame(s) " \
         "skipped (once fixed, the same command reads them and keeps the rest), 1.0 s -> " \
         f"{tmp_path / 'a'}"
-    assert lines[1] == f"b: 4 crops, {{'ctc': 1}} -> {tmp_path / 'b'}"
+    assert lines[1] == f"b: 4 crops (ctc 1) -> {tmp_path / 'b'}"
     assert lines[2].startswith("c: no output")
 
 
