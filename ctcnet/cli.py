@@ -140,8 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="log progress notes (-vv: debug detail) to stderr")
     parser.add_argument("--quiet", dest="log_quiet", action="store_true",
                         help="only errors: logging and the subcommand's own output lines "
-                             "(as predict's own --quiet; `models` and `review` still say "
-                             "theirs)")
+                             "(as predict's own --quiet; `models`, `review` and `draws` "
+                             "without --out still say theirs)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         module = _load_command(name)

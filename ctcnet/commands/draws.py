@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--date-key", default=None, metavar="KEY",
                         help="a cartridge.json key holding the draw's date, shown beside it")
     parser.add_argument("--out", metavar="CSV", help="also write the table to this file")
+    # ``ctcnet --quiet`` sets it: the lines are then kept off the console only where --out
+    # keeps the table (without it, they are the only answer asked for).
+    parser.set_defaults(quiet=False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,10 +49,11 @@ def run(args: argparse.Namespace) -> int:
     cutoff = DEFAULT_CUTOFF if args.cutoff is None else args.cutoff
     if args.out:  # refused before the draws are read
         check_output_file(args.out, example="draws.csv")
+    lines = []
     draws, differ = compare_draws(args.samples, args.class_name, cutoff, args.date_key)
     if args.class_name != "ctc" and args.cutoff is None:
-        print(f"(the default cut-off, {cutoff:g}, is CellSearch's for CTCs: give --cutoff for "
-              f"{args.class_name})")
+        lines.append(f"(the default cut-off, {cutoff:g}, is CellSearch's for CTCs: give "
+                     f"--cutoff for {args.class_name})")
     shared = [n for n in draws[0].notes if n.startswith(OTHER_SCANNERS[:30])]
     for d in draws:
         rate = "n/a" if d.per_7_5_ml is None else (
@@ -64,16 +68,18 @@ def run(args: argparse.Namespace) -> int:
             if p is not None and (what == "previous" or d.draw > 2):
                 line += (f"; from the {what}: " + (f"x{ratio:.2f}" if ratio is not None
                                                    else "from 0") + f", p = {p:.3g}")
-        print(line + "".join(f"\n   {note}" for note in d.notes if note not in shared))
-    for note in shared:  # of the series, said once
-        print(note)
+        lines.append(line + "".join(f"\n   {note}" for note in d.notes
+                                    if note not in shared))
+    lines += shared  # of the series, said once
     if differ:
-        print(f"NOT COMPARABLE as they stand: the draws were counted by other models or at "
-              f"other settings ({', '.join(differ)}; each summary.json's run_fingerprint says "
-              "which): run them again with one model and settings")
+        lines.append(f"NOT COMPARABLE as they stand: the draws were counted by other models or "
+                     f"at other settings ({', '.join(differ)}; each summary.json's "
+                     "run_fingerprint says which): run them again with one model and settings")
     if len(draws) > 1:
-        print("p: exact test of one rate in both draws (the blood sampled, not the calls); "
-              "the intervals are each draw's alone")
+        lines.append("p: exact test of one rate in both draws (the blood sampled, not the "
+                     "calls); the intervals are each draw's alone")
+    if not (args.quiet and args.out):
+        print("\n".join(lines))
     if args.out:
         rows = [d.row() for d in draws]
         text = io.StringIO()

@@ -102,5 +102,10 @@ def test_the_command_prints_the_draws_writes_the_table_and_refuses_no_sample(
     printed = capsys.readouterr().out
     assert "the default cut-off, 5, is CellSearch's for CTCs" in printed
     assert "p: exact test" not in printed
+    # Under ctcnet --quiet the lines are the answer unless --out keeps the table.
+    assert main(["--quiet", "draws", str(first)]) == 0
+    assert "1. d0: ctc 13" in capsys.readouterr().out
+    assert main(["--quiet", "draws", str(first), "--out", str(tmp_path / "q.csv")]) == 0
+    assert capsys.readouterr().out == "" and (tmp_path / "q.csv").exists()
     status, err = run_cli(capsys, "draws", first, tmp_path)
     assert status == 2 and len(err) == 1 and "no summary.json" in err[0]
