@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import time
 from pathlib import Path
 
@@ -263,12 +264,18 @@ def _utc(seconds: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
 
 
+def text_html(text: str) -> str:
+    """A line written for the console and summary.json as a page shows it: escaped, a
+    command in backticks (`ctcnet review`) set as code, not shown with its backticks."""
+    return re.sub(r"`([^`<>]+)`", r"<code>\1</code>", html.escape(text))
+
+
 def state_html(state: dict) -> str:
     """The result's headline (``result_state``) and the research-use line, first on the page
     (``data-state``), so a reader sees whether a number may be read before reading it."""
     css = "state-" + state["state"].replace(" ", "-")
     return (f'<p id="result-state" class="state {css}" data-state="'
-            f'{html.escape(state["state"])}">{html.escape(state["text"])}</p>'
+            f'{html.escape(state["state"])}">{text_html(state["text"])}</p>'
             f'<p class="ruo" id="research-use">{html.escape(RESEARCH_USE)}</p>')
 
 
@@ -329,7 +336,7 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
     timings = [(k, f"{v:.2f} s") for k, v in s.timings_s.items()]
     skipped = "".join(f"<li><b>{html.escape(x['frame'])}</b>: {html.escape(x['reason'])}</li>"
                       for x in s.skipped_frames)
-    problems = "".join(f"<li>{html.escape(p)}</li>" for p in s.problems)
+    problems = "".join(f"<li>{text_html(p)}</li>" for p in s.problems)
     sections = []
     for cat, g in gallery_info.items():
         note = gallery_note(g, s.tally, cat)

@@ -316,6 +316,8 @@ def test_bad_frames_are_skipped_with_reasons(setup, tmp_path, capsys):
     # The page leads with whether its numbers may be read: partial, before any of them.
     assert html.index('data-state="partial"') < html.index('id="counts"')
     assert "PARTIAL: 1 of 3 frames read" in html and "Research use only" in html
+    # The command it names is set as code, not shown with the console's backticks.
+    assert "<code>ctcnet review</code>" in html and "`" not in html
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["result_state"][
         "state"] == "partial"
 
