@@ -112,10 +112,12 @@ def faint_problem(peak_snr) -> str | None:
     median = float(np.median(values))
     if median >= FAINT_PEAK_SNR:
         return None
-    return (f"faint: the events' median peak is {median:.1f} noise units above the background, "
-            f"under the {FAINT_PEAK_SNR:g} of the faintest scans the model was checked on (a "
-            "dim stain, an old tube, a noisy camera?): dim CTCs read as debris and may be "
-            "neither counted nor shown; the counts may be low")
+    return (f"faint: the events' median peak stands {median:.1f} times the frames' noise above "
+            f"their background, under the {FAINT_PEAK_SNR:g} of the faintest scans the model "
+            "was checked on (a dim stain, an old tube, a short exposure, a noisy camera?): dim "
+            "CTCs read as debris and may be neither counted nor shown, so the counts may be "
+            "low; check the stain and the exposure and scan again if the tube allows, else "
+            "read its counts as a lower bound")
 
 
 # A frame holding under this share of its cartridge's median frame's events is said (a

@@ -72,8 +72,9 @@ def test_a_sample_fainter_than_any_the_model_was_checked_on_is_said():
     from ctcnet.inference.sample_checks import faint_problem
 
     text = faint_problem(np.full(900, 11.9))
-    assert text.startswith("faint: the events' median peak is 11.9 noise units") and \
-        "may be low" in text
+    assert text.startswith("faint: the events' median peak stands 11.9 times the frames' "
+                           "noise above their background") and "may be low" in text and \
+        "scan again" in text
     assert faint_problem(np.full(900, 25.0)) is None  # the faintest simulated look's
     assert faint_problem(np.full(30, 5.0)) is None  # too few events to say
     assert faint_problem(np.r_[np.full(60, np.nan), np.full(60, 30.0)]) is None
