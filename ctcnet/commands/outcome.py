@@ -99,17 +99,55 @@ def say_error(text: str, log) -> None:
     log.note(text, logging.ERROR)
 
 
-def outcome_lines(summaries, out, failed_reports: dict) -> list[str]:
-    """What each input came to, a line each."""
+def outcome_lines(summaries, out, failed_reports: dict, set_aside: int = 0,
+                  tally: bool = False) -> list[str]:
+    """What each input came to, a line each; with ``tally``, the batch's :func:`batch_line`
+    after them (``set_aside``: how many inputs were refused)."""
     from ctcnet.inference.summary import RunSummary
 
-    lines = []
+    lines, results = [], {}
     for s in summaries:
         name = s.sample_id if isinstance(s, RunSummary) else Path(s.dataset).name
-        lines.append(f"{name}: no result, its report could not be written (below); the same "
-                     "command resumes it" if name in failed_reports  # no summary.json written
-                     else outcome_line(name, _with_signoff(s.to_dict(), out / name), out / name))
-    return lines
+        if name in failed_reports:  # no summary.json written
+            lines.append(f"{name}: no result, its report could not be written (below); the "
+                         "same command resumes it")
+            results[name] = {"status": "failed"}
+            continue
+        results[name] = _with_signoff(s.to_dict(), out / name)
+        lines.append(outcome_line(name, results[name], out / name))
+    line = batch_line(results, set_aside, out) if tally else None
+    return lines + ([line] if line else [])
+
+
+def batch_line(results: dict, set_aside: int, out: Path) -> str | None:
+    """A batch's tally under its lines (None for a single input): how many inputs read ok,
+    partial or failed and which, how many were set aside, the events on the review lists,
+    and where the table of them all is (``samples.csv``). ``results``: each input's
+    summary.json data by name. The operator of a night's twenty cartridges reads it before
+    the twenty lines above it."""
+    if len(results) + set_aside < 2:
+        return None
+    by_status: dict[str, list[str]] = {}
+    for name, summary in results.items():
+        status = "crop sets" if "crops" in summary else str(summary.get("status") or "failed")
+        by_status.setdefault(status, []).append(name)
+    parts = []
+    for status in ("ok", "partial", "failed", "crop sets"):
+        names = by_status.pop(status, [])
+        if names or status == "ok":
+            named = "" if status in ("ok", "crop sets") else (
+                " (" + ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5
+                                               else "") + ")")
+            parts.append(f"{len(names)} {status}{named}")
+    parts += [f"{len(names)} {status}" for status, names in by_status.items()]
+    if set_aside:
+        parts.append(f"{set_aside} set aside (below)")
+    review = sum((r.get("review_list") or {}).get("events") or 0 for r in results.values()
+                 if isinstance(r.get("review_list"), dict))
+    signed = sum(isinstance(r.get("signoff"), dict) for r in results.values())
+    return (f"{len(results) + set_aside} inputs: {', '.join(parts)}; {review} event(s) on the "
+            f"review lists, {signed} signed off; the table of them all: "
+            f"{out / 'samples.csv'}")
 
 
 def _with_signoff(summary: dict, folder: Path) -> dict:

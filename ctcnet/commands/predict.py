@@ -237,7 +237,8 @@ def _run(args, log) -> int:
     # One index of every output of the run: under torchrun once all ranks have finished; each
     # shard of a job array rewrites it as it ends (outputs still running read "missing"), so
     # the last shard to end leaves the whole index.
-    lines = outcome_lines(summaries, out, failed_reports)
+    lines = outcome_lines(summaries, out, failed_reports, len(set_aside),
+                          tally=indexing and shard is None and info.world_size == 1)
     for line in lines:  # in the log first: an index a full disk refuses loses none of them
         log.note(line)
     if indexing:  # a --processes parent writes it once all have ended

@@ -328,19 +328,26 @@ def say_outcome(index: dict, out: Path, say=print) -> None:
     """One line per input of the run, from its ``run.json`` index and each output's
     summary.json, in the words one process uses (:func:`ctcnet.commands.outcome.outcome_line`),
     each handed to ``say``."""
-    from ctcnet.commands.outcome import outcome_line
+    from ctcnet.commands.outcome import batch_line, outcome_line
 
     if all(e.get("missing") for e in index["outputs"]):
         return  # every process failed before any work: its errors above say why
+    results, set_aside = {}, 0
     for entry in index["outputs"]:
         name = entry["name"]
         if "set_aside" in entry:
+            set_aside += 1
             continue  # the process that refused it said why
         if entry.get("missing"):
             say(f"{name}: no output (its process failed: see above) -> {out / name}")
+            results[name] = {"status": "failed"}
             continue
         try:  # the whole summary (skipped frames, time, prior); the index's figures if not
             summary = json.loads((out / entry["summary"]).read_text())
         except (OSError, ValueError, KeyError):  # (a crop set's entry has no status)
             summary = entry if "status" in entry else {**entry, "crops": entry.get("events")}
+        results[name] = summary
         say(outcome_line(name, summary, out / name))
+    tally = batch_line(results, set_aside, out)
+    if tally:
+        say(tally)

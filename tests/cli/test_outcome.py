@@ -81,6 +81,21 @@ def test_the_parent_reads_each_summary_and_falls_back_to_its_index(tmp_path, cap
         f"{tmp_path / 'a'}"
     assert lines[1] == f"b: 4 crops (ctc 1) -> {tmp_path / 'b'}"
     assert lines[2].startswith("c: no output")
+    # The batch's tally last: what an operator reads before the lines above it.
+    assert lines[3] == f"3 inputs: 1 ok, 1 failed (c), 1 crop sets; 0 event(s) on the review " \
+        f"lists, 0 signed off; the table of them all: {tmp_path / 'samples.csv'}"
+
+
+def test_a_batchs_tally_names_what_is_not_ok_and_counts_the_review_lists():
+    from ctcnet.commands.outcome import batch_line
+
+    ok = {"status": "ok", "review_list": {"events": 12}}
+    results = {"A": ok, "B": {**ok, "signoff": {"reviewer": "J"}},
+               **{f"P{i}": {"status": "partial", "review_list": {"events": 3}} for i in range(7)}}
+    assert batch_line(results, 1, Path("out")) == (
+        "10 inputs: 2 ok, 7 partial (P0, P1, P2, P3, P4 and 2 more), 1 set aside (below); 45 "
+        "event(s) on the review lists, 1 signed off; the table of them all: out/samples.csv")
+    assert batch_line({"A": ok}, 0, Path("out")) is None  # one input: its line says it all
 
 
 def test_frames_resumed_from_another_ctcnet_are_said_with_their_makers():
