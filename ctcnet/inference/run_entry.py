@@ -54,10 +54,22 @@ def _made_by(summary: dict, path: Path) -> dict:
             **({"ctcnet_version": summary["ctcnet_version"]}
                if summary.get("ctcnet_version") else {}),
             **({"cartridge_id": summary["cartridge_id"]} if summary.get("cartridge_id") else {}),
+            **_scan_read(summary),
             # A run resumed on frames another backend or ctcnet made: ``model`` is the file
             # this run was given, these made the calls (frames per backend and software).
             **({"frames_made_by": summary["frames_made_by"]}
                if isinstance(summary.get("frames_made_by"), dict) else {})}
+
+
+def _scan_read(summary: dict) -> dict:
+    """The pixel size the scan was read at and its channels in the order read: a study
+    pooling two scanners' samples tells them apart in its table, not only in each
+    summary.json."""
+    panel = summary.get("panel") if isinstance(summary.get("panel"), dict) else {}
+    names = [c.get("name") for c in panel.get("channels") or [] if isinstance(c, dict)]
+    size = panel.get("pixel_size_um", summary.get("pixel_size_um"))  # (a crop set's own)
+    return {**({"pixel_size_um": size} if isinstance(size, (int, float)) else {}),
+            **({"channels": names} if names and all(names) else {})}
 
 
 def review_entry(summary: dict) -> dict:

@@ -4,7 +4,8 @@ per sample.
 
 Each row flattens one ``run.json`` output entry: its name, whether its result may be read as
 one (``result_state``: ``ctcnet.inference.result_state``), status, input and the scan's
-``cartridge_id``, the model file, the prior, whether spillover was compensated, the ctcnet
+``cartridge_id``, the pixel size it was read at and its channels in the order read, the
+model file, the prior, whether spillover was compensated, the ctcnet
 and when the counts were made, the events and those on the review list (``review_events``),
 then per class the automatic count and the calls the guard held (``count_ctc``,
 ``held_ctc``), and per reported class (ctc and cluster, and any other a taxonomy reports) the
@@ -33,7 +34,8 @@ from ctcnet.io.cartridge_info import RUN_INDEX_FILE, SAMPLES_FILE
 from ctcnet.io.taxonomy import default_taxonomy
 from ctcnet.nn.calls import COUNTED_CLASSES
 
-_FIRST = ("name", "result_state", "status", "input", "cartridge_id", "model_path",
+_FIRST = ("name", "result_state", "status", "input", "cartridge_id", "pixel_size_um",
+          "channels", "model_path",
           "model_sha256", "prior", "compensated", "ctcnet_version", "counted_at", "finished_at",
           "events",
           "review_events", "blood_volume_read_ml", "blood_volume_stated", "blood_volume_ml",
@@ -68,6 +70,9 @@ def sample_row(entry: dict) -> dict:
            "status": entry.get("status"),
            "blood_volume_stated": entry.get("blood_volume_stated"),
            "input": entry.get("input"), "cartridge_id": entry.get("cartridge_id"),
+           "pixel_size_um": entry.get("pixel_size_um"),
+           # One cell in a spreadsheet, in the order the scan was read.
+           "channels": " ".join(entry["channels"]) if entry.get("channels") else None,
            "model_path": model.get("path"), "model_sha256": model.get("sha256"),
            "prior": entry.get("prior"), "compensated": entry.get("compensated"),
            "ctcnet_version": entry.get("ctcnet_version"), "counted_at": entry.get("counted_at"),

@@ -2,6 +2,7 @@
 
 import csv
 import io
+from pathlib import Path
 
 from ctcnet.inference.run_table import samples_csv
 
@@ -101,3 +102,19 @@ def test_the_table_takes_run_jsons_permissions_as_it_is_written_anew(tmp_path):
     finally:
         os.umask(before)
     assert (tmp_path / "samples.csv").stat().st_mode & 0o777 == 0o640
+
+
+def test_a_row_says_the_pixel_size_and_channels_its_scan_was_read_at():
+    """Two scanners' samples pooled in one study table are told apart by their rows."""
+    from ctcnet.inference.run_entry import output_entry
+
+    summary = {"status": "ok", "events": 10, "counts": {"ctc": 1}, "counted_at": 1.8e9,
+               "panel": {"pixel_size_um": 0.519, "channels": [{"name": "DAPI"},
+                                                               {"name": "CK"}]}}
+    entry = output_entry("S7", summary, Path("S7/summary.json"))
+    assert entry["pixel_size_um"] == 0.519 and entry["channels"] == ["DAPI", "CK"]
+    row = next(csv.DictReader(io.StringIO(samples_csv([{**CLEAN, **entry}]))))
+    assert (row["pixel_size_um"], row["channels"]) == ("0.519", "DAPI CK")
+    crops = output_entry("C1", {"crops": 4, "pixel_size_um": 0.64, "counted_at": 1.8e9},
+                         Path("C1/summary.json"))
+    assert crops["pixel_size_um"] == 0.64 and "channels" not in crops
