@@ -27,7 +27,7 @@ from ctcnet.inference.output_names import (
     set_aside_record,
 )
 from ctcnet.inference.run_index import SET_ASIDE_DIR
-from ctcnet.io.cartridge_info import unopened_sample_id
+from ctcnet.io.cartridge_info import key_slips, unopened_sample_id
 from ctcnet.io.images import IMAGE_SUFFIXES, is_rgb_composite, read_image
 from ctcnet.io.input_lists import expand_list_files
 from ctcnet.io.panel import Panel
@@ -36,7 +36,6 @@ from ctcnet.io.scan import (
     Cartridge,
     claim,
     is_cartridge,
-    misspelled_keys,
     open_cartridge,
 )
 from ctcnet.io.taxonomy import default_taxonomy
@@ -51,10 +50,9 @@ def checked_cartridge(cartridge: Cartridge) -> Cartridge:
     """The cartridge with what its metadata claim checked (``plausibility_problems``: refused
     by InputError, or added to its problems, which make the run ``partial``); every predict
     entry point goes through here, some twice (a problem is listed once)."""
-    new = [p for p in plausibility_problems(cartridge) if p not in cartridge.problems]
-    said = [*cartridge.problems, *new] + [  # the listing's own too (frames missing): on screen
-        f"cartridge.json's {key!r} is not read (did you mean {meant!r}?)"
-        for key, meant in misspelled_keys(cartridge.info).items()]
+    slipped, noted = key_slips(cartridge.info)
+    new = [p for p in [*plausibility_problems(cartridge), *slipped] if p not in cartridge.problems]
+    said = [*cartridge.problems, *new, *noted]  # the listing's own too (frames missing)
     for line in said:
         if (cartridge.root, line) not in _SAID:  # once per run, however often it is checked
             _SAID.add((cartridge.root, line))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ctcnet.core.run_log import LOGS_DIR
 from ctcnet.errors import InputError
-from ctcnet.io.panel import read_metadata_text
+from ctcnet.io.panel import json_error_text, read_metadata_text
 from ctcnet.io.sources import claim
 
 log = logging.getLogger(__name__)
@@ -154,6 +154,12 @@ def unread_keys(info: dict, most: int = 20) -> dict | None:
     return dict(list(kept.items())[:most]) or None
 
 
+# The keys a sample's counts or rates rest on: one of them misspelt leaves its default in
+# use (7.5 mL of blood, panel.json's pixel size, the frames found), so the sample is partial
+# with the slip said, not ok with a warning a night's batch scrolls past.
+RESULT_KEYS = ("blood_volume_ml", "pixel_size_um", "num_frames")
+
+
 def misspelled_keys(info: dict) -> dict[str, str]:
     """cartridge.json's keys that are not read but look like one that is (``blood_volume``
     for ``blood_volume_ml``): key -> the key meant. Such a value would be passed over and
@@ -169,15 +175,31 @@ def misspelled_keys(info: dict) -> dict[str, str]:
     return out
 
 
+def key_slips(info: dict) -> tuple[list[str], list[str]]:
+    """cartridge.json's misspelt keys said: (problems: those of :data:`RESULT_KEYS`, whose
+    defaults the counts or rates then rest on; warnings: the rest)."""
+    problems, warnings = [], []
+    for key, meant in misspelled_keys(info).items():
+        line = f"cartridge.json's {key!r} is not read (did you mean {meant!r}?)"
+        if meant in RESULT_KEYS:
+            problems.append(f"{line}: its default was used in its place; correct the key and "
+                            "run the same command again")
+        else:
+            warnings.append(line)
+    return problems, warnings
+
+
 def read_cartridge_info(root: Path) -> dict:
     """cartridge.json as a checked mapping (empty when the file is absent)."""
     path = root / "cartridge.json"
     if not path.exists():
         return {}
+    text = read_metadata_text(path)
     try:
-        info = json.loads(read_metadata_text(path))
+        info = json.loads(text)
     except (ValueError, RecursionError) as err:  # RecursionError: nested past Python's limit
-        raise InputError(f"cartridge.json is not valid JSON: {err}", root) from None
+        raise InputError(f"cartridge.json is not valid JSON: {json_error_text(err, text)}",
+                         root) from None
     if not isinstance(info, dict):
         raise InputError("cartridge.json must hold one JSON object (sample_id, columns, "
                          f"blood_volume_ml, ...), got {type(info).__name__}", root)

@@ -348,9 +348,21 @@ def test_a_misspelt_cartridge_json_key_is_named_once(tmp_path, caplog):
     # sample reads partial, never ok on a warning a log alone holds.)
     assert any("no num_frames stated" in p for p in cartridge.problems)
     said = [r.getMessage() for r in caplog.records if "num_frames" not in r.getMessage()]
-    assert said == ["S9: cartridge.json's 'blood_volume' is not read (did you mean "
-                    "'blood_volume_ml'?)"], said
+    slip = ("cartridge.json's 'blood_volume' is not read (did you mean 'blood_volume_ml'?): "
+            "its default was used in its place; correct the key and run the same command again")
+    assert said == [f"S9: {slip}"], said
     assert cartridge.blood_volume_ml == 7.5
+    # A key the rates rest on: the sample is partial with the slip said, not ok.
+    assert slip in checked_cartridge(cartridge).problems
+    # One they do not rest on (a frame's height) is warned of alone.
+    (tmp_path / "c" / "cartridge.json").write_text(json.dumps(
+        {"sample_id": "S9", "blood_volume_ml": 4.0, "frame_heigth": 16}))
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        checked = checked_cartridge(open_cartridge(tmp_path / "c"))
+    assert not any("frame_heigth" in p for p in checked.problems)
+    assert any(r.getMessage().endswith("'frame_heigth' is not read (did you mean 'frame_height'?)")
+               for r in caplog.records)
 
 
 # --- one container file holding the whole scan -----------------------------------------------

@@ -159,3 +159,16 @@ def test_a_labs_own_keys_travel_only_as_json_any_reader_parses():
     kept = unread_keys({"site": "B", "exposure_ms": float("inf"), "gain": float("-inf"),
                         "offset": float("nan"), "lamp_hours": 1200.5, "sample_id": "S1"})
     assert kept == {"site": "B", "lamp_hours": 1200.5}
+
+
+@pytest.mark.parametrize("text, said", [
+    ('{\n  "sample_id": "P1",\n  "blood_volume_ml": 7.5,\n}', "a comma after the last item on "
+     "line 3 (JSON allows none before '}'): remove it"),
+    ('{"sample_id": "P1"\n "blood_volume_ml": 7.5}', "a comma missing at the end of line 1?"),
+    ("{'sample_id': 'P1'}", "double quotes"),
+])
+def test_a_hand_edited_cartridge_json_names_its_slip(tmp_path, text, said):
+    (tmp_path / "cartridge.json").write_text(text)
+    with pytest.raises(InputError, match="cartridge.json is not valid JSON") as err:
+        read_cartridge_info(tmp_path)
+    assert said in str(err.value) and "line" in str(err.value)
