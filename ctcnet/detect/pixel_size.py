@@ -28,6 +28,7 @@ import numpy as np
 from ctcnet.core.ordered import ordered_map
 from ctcnet.core.robust import background_and_noise, background_sample
 from ctcnet.errors import InputError
+from ctcnet.io.panel import pixel_unit_hint
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,8 @@ def pixel_size_option(value: float | str) -> float | str:
                          f"got {value!r}") from None
     low, high = PLAUSIBLE_PIXEL_UM
     if not low <= number <= high:  # (NaN fails it too)
-        raise ValueError(f"{number} um per pixel is not a plausible pixel size")
+        raise ValueError(f"{number} um per pixel is not a plausible pixel size ({low:g} to "
+                         f"{high:g}){pixel_unit_hint(number)}")
     return number
 
 

@@ -143,7 +143,8 @@ class Panel:
         lo_um, hi_um = PIXEL_SIZE_RANGE_UM
         if not lo_um <= float(self.pixel_size_um) <= hi_um:
             raise InputError(f"pixel_size_um={self.pixel_size_um} is not a plausible pixel size "
-                             f"({lo_um} to {hi_um} um per pixel)")
+                             f"({lo_um} to {hi_um} um per pixel)"
+                             f"{pixel_unit_hint(float(self.pixel_size_um))}")
         if self.composite is not None:
             if self.composite not in COMPOSITES:
                 raise InputError(f"composite {self.composite!r} is not one of {COMPOSITES}")
@@ -451,6 +452,15 @@ def _read_mapping(path: Path) -> Any:
     except Exception as err:  # json/yaml both raise their own error types
         raise InputError(f"not valid {path.suffix.lstrip('.').upper() or 'JSON'}: "
                          f"{json_error_text(err, text)}", path) from None
+
+
+def pixel_unit_hint(value: float) -> str:
+    """What a pixel size out of range may be in another unit (a scanner's XML gives nm, or
+    mm): "; in nm? 0.5321 um" where that unit gives a scan's size, else ""."""
+    for factor, unit in ((1e-3, "nm"), (1e3, "mm")):
+        if 0.05 <= value * factor <= 2.0:
+            return f"; in {unit}? that is {value * factor:g} um per pixel"
+    return ""
 
 
 def json_error_text(err: Exception, text: str) -> str:

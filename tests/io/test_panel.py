@@ -194,3 +194,15 @@ def test_a_latin1_panel_json_of_a_crop_folder_and_a_cartridge_is_read(crops, car
                                             .encode("latin-1"))
     assert read_crop_index(crops).panel.name == "Référence"
     assert open_cartridge(cart).panel.name == "Référence"
+
+
+def test_a_pixel_size_in_nm_or_mm_is_said_in_um():
+    """A scanner's XML gives nm (or mm): the refusal says what the number is in um."""
+    from ctcnet.detect.pixel_size import pixel_size_option
+
+    with pytest.raises(InputError, match=r"in nm\? that is 0\.5321 um per pixel"):
+        load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 532.1})
+    with pytest.raises(InputError, match=r"in mm\? that is 0\.64 um per pixel"):
+        load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.00064})
+    with pytest.raises(ValueError, match=r"in nm\? that is 0\.64 um per pixel"):
+        pixel_size_option("640")
