@@ -19,7 +19,7 @@ from ctcnet.commands.evaluate import (
     add_prior_argument,
 )
 from ctcnet.commands.outcome import outcome_lines, run_outcome, say_error
-from ctcnet.commands.predict_index import index_at_the_end, index_of_an_ended_run
+from ctcnet.commands.predict_index import index_at_the_end, index_of_an_ended_run, resume_text
 from ctcnet.commands.predict_processes import INPUTS_OPTION, MAX_AUTO_PROCESSES
 from ctcnet.errors import InputError, check_device_name
 from ctcnet.inference.backend_registry import list_backends
@@ -221,7 +221,8 @@ def _run(args, log) -> int:
                 mine = names if shard is None else \
                     split(names, rank, world_size, key=str)  # as the inputs were split
                 index_of_an_ended_run(out, names, world_size, set_aside, started,
-                                       failed_reports, err, log, mine, shard is not None)
+                                       failed_reports, err, log, mine, shard is not None,
+                                       args.overwrite)
             raise
         note_set_aside(out, set_aside, started)  # for the rank or job that writes run.json
     if shard is not None and not summaries and not set_aside:
@@ -428,7 +429,7 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
         state="stopped" if stopped_by else "failed" if failed else "finished",
         missing_reason=f"its process ended with status {status} before writing it (see the "
                        "log); the same command resumes it" if failed else
-        "the run was stopped before its output was written; the same command resumes it"
+        f"the run was stopped before its output was written; {resume_text(args.overwrite)}"
         if stopped_by else None,
         error=f"a process ended with status {status}" if failed else
         f"stopped by {stopped_by}" if stopped_by else None)

@@ -26,8 +26,16 @@ def index_at_the_end(out, names, world_size, set_aside, started, failed_reports,
     return refusals_that_stand(index, set_aside, several=len(names) > 1)
 
 
+def resume_text(overwrite: bool) -> str:
+    """How a run that ended before a sample's output was written is resumed: with
+    ``--overwrite`` the same command would start every sample afresh."""
+    return ("the same command without --overwrite resumes it (with it, each sample starts "
+            "afresh)" if overwrite else "the same command resumes it")
+
+
 def index_of_an_ended_run(out, names, world_size, set_aside, started, failed_reports,
-                           err: BaseException, log, mine, sharded: bool) -> None:
+                           err: BaseException, log, mine, sharded: bool,
+                           overwrite: bool = False) -> None:
     """run.json of a run a signal or an error ended: what it did, why it ended (``error``),
     and why each sample it did not reach has no output; its log names the samples of its
     own (``mine``: a job's share) done. An index that cannot be written (a full disk) is
@@ -37,7 +45,7 @@ def index_of_an_ended_run(out, names, world_size, set_aside, started, failed_rep
     ended = "stopped" if isinstance(err, KeyboardInterrupt) else "failed"
     try:
         why = (f"not finished: the run ended ({ending_text(err)}) before its output was "
-               "written; the same command resumes it")
+               f"written; {resume_text(overwrite)}")
         # A job's own share says why it ended, not that another job has not run.
         own = {name: why for name in mine} if sharded else {}
         index = write_run_index(out, names, world_size, set_aside, started, state=ended,

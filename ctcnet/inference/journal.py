@@ -32,7 +32,12 @@ from ctcnet.errors import OutputFolderError
 from ctcnet.inference.cluster_parts import SAME_CLUSTER_UM
 from ctcnet.inference.guard import RULES
 from ctcnet.inference.model_records import network_sha256
-from ctcnet.inference.summary import SUMMARY_FILE, keep_previous_summary, previous_folder
+from ctcnet.inference.summary import (
+    SUMMARY_FILE,
+    keep_previous_summary,
+    previous_folder,
+    withdraw_report_page,
+)
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.io.scan import Cartridge, FrameRef
 from ctcnet.nn.spec import ModelSpec
@@ -179,6 +184,7 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
             # Its journal goes now: a run stopped before it writes its own summary leaves the
             # sample missing from the index, not listed with the replaced run's counts.
             (Path(out_dir) / SUMMARY_FILE).unlink(missing_ok=True)
+            withdraw_report_page(out_dir, kept)  # nor a page of its counts
         if parts.exists():
             shutil.rmtree(parts)
     try:

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -351,6 +352,26 @@ def keep_previous_summary(out_dir: str | Path, keep_events: bool = False) -> Pat
         raise InputError(f"cannot keep the summary it replaces there ({err.strerror or err}): "
                          "make it writable, or move it away, then rerun", kept) from None
     return kept
+
+
+def withdraw_report_page(out_dir: str | Path, kept: Path) -> None:
+    """Where ``--overwrite`` has withdrawn a sample's summary (kept as ``kept``), its
+    index.html says the sample is being run again, not the replaced run's counts: a run
+    stopped before it writes its own page must leave none that a reviewer reads as current."""
+    import html
+
+    page = Path(out_dir) / "index.html"
+    if not page.exists():
+        return
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    name = html.escape(Path(out_dir).name)
+    atomic_write_text(page, (
+        f'<!doctype html><meta charset="utf-8"><title>{name}: being run again</title>'
+        f'<p id="result-state" data-state="rerunning"><b>{name} is being run again</b> '
+        f"(<code>ctcnet predict --overwrite</code>, started {when}). The counts of the run it "
+        f"replaces are kept in <code>previous/{html.escape(kept.name)}</code>; this page shows "
+        "the new run's once it has finished. Where that run stopped first, "
+        "<code>run.json</code> beside the sample folders says why.</p>\n"))
 
 
 def kept_summaries(out_dir: str | Path) -> list[Path]:

@@ -555,9 +555,13 @@ def test_an_overwrite_stopped_before_its_summary_leaves_the_sample_missing(clean
     first = predict(clean_run, cart, out / "S1")
     fingerprint = json.loads((out / "S1" / "summary.json").read_text())["run_fingerprint"]
     began = time.time()
+    (out / "S1" / "index.html").write_text("<p>ok, ctc 3</p>")  # the replaced run's page
     open_journal(out / "S1", fingerprint, True, [], None)  # the journal opened; then stopped
     assert not (out / "S1" / "summary.json").exists()
-    assert len(list((out / "S1" / "previous").glob("summary-*.json"))) == 1
+    (kept,) = (out / "S1" / "previous").glob("summary-*.json")
+    # Nor does its page show the replaced counts as current.
+    page = (out / "S1" / "index.html").read_text()
+    assert "ctc 3" not in page and "being run again" in page and kept.name in page
     index = write_run_index(out, ["S1"], world_size=1, state="stopped", since=began)
     (entry,) = index["outputs"]
     assert entry["missing"] and "status" not in entry
