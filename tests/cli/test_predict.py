@@ -390,6 +390,13 @@ def test_a_shard_stopped_on_its_own_input_says_it_stopped(cart_and_model, cart, 
     (entry,) = json.loads((cart.parent / "out" / "run.json").read_text())["outputs"]
     assert entry["missing"] and entry["reason"].startswith(
         "not finished: the run ended (stopped by an interrupt (Ctrl-C)) before its output")
+    assert entry["reason"].endswith("the same command resumes it")
+    # With --overwrite, the same command would start afresh: the way to resume is said.
+    status, _ = run_cli(capsys, *predict_args(cart_and_model, cart, "--prior", "balanced",
+                                              "--shard", f"{own}/2", "--overwrite"))
+    (entry,) = json.loads((cart.parent / "out" / "run.json").read_text())["outputs"]
+    assert status == 130 and entry["reason"].endswith(
+        "the same command without --overwrite resumes it (with it, each sample starts afresh)")
 
 def test_run_json_says_the_runs_state_each_inputs_folder_and_why_a_sample_is_partial(
         cart_and_model, cart, capsys, monkeypatch):
