@@ -237,7 +237,8 @@ def run(args) -> int:
         logging.getLogger(__name__).warning(
             "the simulator knows no marker %s: drawn as background only, no cell carries it "
             "(it draws DAPI, CK, CD45, CD61/CD41, CD66b/CD15, VIM and EpCAM); a model trained "
-            "on these crops learns nothing of it", ", ".join(unknown))
+            "on these %s learns nothing of it", ", ".join(unknown),
+            "crops" if args.what == "crops" else "scans")
     taxonomy = load_taxonomy(args.taxonomy)
     cfg = _config(args)
     start = time.perf_counter()

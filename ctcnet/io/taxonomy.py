@@ -151,7 +151,9 @@ class Taxonomy:
     def to_dict(self) -> dict:
         """The taxonomy as plain data, as it is written to JSON and into the model spec."""
         return {"name": self.name, "classes": [c.to_dict() for c in self.classes],
-                "reported": list(self.reported)}
+                # the reported classes it has: a class set without clusters reports ctc
+                # alone, and reads back as it was written
+                "reported": self.reported_classes()}
 
     @classmethod
     def from_dict(cls, data: Any, source: str | Path | None = None, *,

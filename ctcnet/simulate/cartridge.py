@@ -94,8 +94,19 @@ def event_mixture(rare_rates: dict | None, panel, taxonomy, cfg: SimConfig):
         if not subs or rate <= 0:
             continue
         total = sum(subs.values())
+        try:  # fail early if the taxonomy cannot hold it
+            for s in subs:
+                taxonomy.class_for_subtype(s, parent)
+        except InputError:
+            if parent in (rare_rates or {}):  # asked for by --rates: the error says how
+                raise
+            # A lab's class set without the class (no cluster class): its events are not
+            # drawn, as simulate crops draws none, and said.
+            log.warning("no %s events drawn: the taxonomy has no class for them (%s); give "
+                        "it one, or a class whose 'includes' names their subtypes",
+                        parent, ", ".join(taxonomy.names))
+            continue
         for s, w in subs.items():
-            taxonomy.class_for_subtype(s, parent)  # fail early if the taxonomy cannot hold it
             names.append(s)
             probs.append(rate * w / total)
     if not names:

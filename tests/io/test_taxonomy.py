@@ -91,3 +91,11 @@ def test_includes_is_a_list_of_the_simulators_subtypes():
     # What fine-tuning reads: the base model's taxonomy, as it was trained.
     base = {"classes": ["ctc", {"name": "x", "includes": ["ctc_dimm"]}]}
     assert load_taxonomy(base, stored=True).classes[1].includes == ("ctc_dimm",)
+
+
+def test_a_class_set_without_clusters_reports_ctc_alone_and_reads_back():
+    """The least taxonomy file the docs give, {"classes": ["ctc", "wbc"]}: written into a
+    model's spec and read back, it did not name the default 'cluster' it lacks."""
+    taxonomy = Taxonomy.from_dict({"classes": ["ctc", "wbc"]})
+    assert taxonomy.to_dict()["reported"] == ["ctc"]
+    assert Taxonomy.from_dict(taxonomy.to_dict()).reported_classes() == ["ctc"]

@@ -444,6 +444,23 @@ def test_cartridge_with_a_custom_taxonomy_keeps_tdevs_apart(tmp_path):
     assert "tdev" in set(truth["class"])
 
 
+def test_a_class_set_without_clusters_draws_a_cartridge_without_them(tmp_path, caplog):
+    """A lab's ctc/wbc/debris: its cartridge is drawn without cluster events, said, as its
+    crops are; asked for by --rates, they are refused with the remedy."""
+    from ctcnet.simulate import simulate_cartridge
+
+    taxonomy = {"classes": ["ctc", "wbc", "debris"]}
+    with caplog.at_level("WARNING"):
+        truth = simulate_cartridge(tmp_path / "a", PANEL5, taxonomy, num_frames=1,
+                                   frame_shape=SMALL_FRAME, events_per_frame=40, seed=3)
+    assert set(truth["class"]) <= {"ctc", "wbc", "debris"}
+    assert any("no cluster events drawn" in r.getMessage() for r in caplog.records)
+    with pytest.raises(InputError, match="add it to a class's 'includes'"):
+        simulate_cartridge(tmp_path / "b", PANEL5, taxonomy, num_frames=1,
+                           frame_shape=SMALL_FRAME, events_per_frame=40, seed=3,
+                           rare_rates={"cluster": 0.01})
+
+
 # --------------------------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------------------------
