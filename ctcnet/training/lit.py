@@ -325,10 +325,15 @@ class CTCLitModule(L.LightningModule):
             self.data_summary = _plain(datamodule.summary())
         if stage == "fit" and hasattr(datamodule, "train_class_counts"):
             counts = torch.as_tensor(datamodule.train_class_counts())
+            # From scratch, a class set of the crops' own classes is the remedy (a model
+            # started from another keeps that model's classes).
+            remedy = "" if self.hparams.init_from else (
+                " (to train without them: --data.taxonomy naming the crops' classes, "
+                "docs/data-formats.md)")
             check_training_classes(dict(zip(self.spec.class_names, counts.tolist())),
                                    getattr(datamodule, "train_described", "the training crops"),
                                    absent_note=": the model learns nothing of them, yet can "
-                                               "still call them",
+                                               f"still call them{remedy}",
                                    few=FEW_FROM_A_MODEL if self.hparams.init_from
                                    else FEW_FROM_SCRATCH)
             if self.hparams.class_weights == "balanced":
