@@ -236,9 +236,10 @@ def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge
     if not parts:
         if stated is None:
             raise no_panel_json(root)
-        raise InputError("no frames found (expected r<row>c<col>.tif, r<row>c<col>_c<k>.tif|png "
-                         "or frame<k>.tif files, or OME-TIFF, OME-Zarr, CZI, ND2 or LIF files)"
-                         + nested_frames_hint(root), root)
+        raise InputError("no frames found (expected r<row>c<col>.tif, r<row>c<col>_c<k>.tif|png,"
+                         " r<row>c<col>_<marker>.tif or frame<k>.tif files, or OME-TIFF, "
+                         "OME-Zarr, CZI, ND2 or LIF files)" + nested_frames_hint(root)
+                         + prefixed_frames_hint(root), root)
     source = get_source(parts[0].source)  # one layout per folder (_frame_parts)
     panel = source.panel(parts, stated)
     check_stated_layout(info, root)
@@ -257,7 +258,8 @@ def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge
             "frames of another scan, or copies, in the folder?"
         said = "lists" if listed is not None else f"states a grid of {rows} x {columns} ="
         problems.append(f"cartridge.json {said} {expected} frames but {len(frames)} are present "
-                        f"({why}){missing_positions(info, frames, expected, root)}")
+                        f"({why}){missing_positions(info, frames, expected, root)}"
+                        + prefixed_frames_hint(root))
     elif expected is None and _written_lately([p for f in frames for p in f.files]):
         # Nothing says how many frames the scan holds: a scan still being written reads as
         # whole, its rate per 7.5 mL over the stated volume (a run started at 4 of 6 frames
@@ -306,6 +308,23 @@ def _info_beside(path: Path) -> dict:
 
 # A file name that starts as a frame's does (r<row>c<col>) but is not one; said once a run.
 FRAME_NAME_START = re.compile(r"r\d+c\d+\D", re.IGNORECASE)
+# A frame's position inside a longer name ("Scan 2024-05-13 r00c02.tif": a scanner's prefix).
+FRAME_POSITION = re.compile(r"(?<![a-z0-9])r\d+c\d+(?![0-9])", re.IGNORECASE)
+
+
+def prefixed_frames_hint(root: Path) -> str:
+    """What to say of image files in ``root`` that hold a frame's position after other text
+    (a scanner's prefix): not read as frames, so a person renames them; "" where none."""
+    if not root.is_dir():  # one container file holding the scan
+        return ""
+    names = sorted(p.name for p in root.iterdir() if p.suffix.lower() in FRAME_SUFFIXES
+                   and not FRAME_NAME_START.match(p.name) and FRAME_POSITION.search(p.name))
+    if not names:
+        return ""
+    return (f"; {len(names)} file(s) hold a frame's position after other text and are not "
+            f"read as frames ({', '.join(repr(n) for n in names[:3])}"
+            f"{', ...' if len(names) > 3 else ''}): name each r<row>c<col>.tif "
+            "(r<row>c<col>_<marker>.tif for a file a channel)")
 _COPIES_SAID: set[tuple[str, tuple[str, ...]]] = set()
 
 

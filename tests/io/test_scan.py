@@ -607,6 +607,21 @@ def test_a_cartridge_whose_frames_lie_in_a_subfolder_is_told_where(tmp_path, rng
         open_cartridge(tmp_path)
 
 
+def test_frames_named_with_a_scanners_prefix_are_told_apart_from_missing(tmp_path, rng):
+    """"Scan 2024-05-13 r00c01.tif": not read as a frame, and said so, not only "missing"."""
+    panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"]})
+    for col in (0, 1):
+        write_frame(tmp_path, 0, col, rng.integers(1, 999, (3, 16, 16), dtype=np.uint16), panel)
+    write_cartridge_info(tmp_path, panel, "S9", 2, rows=1, columns=2, frame_shape=(16, 16))
+    (tmp_path / "r00c01.tif").rename(tmp_path / "Scan 2024-05-13 r00c01.tif")
+    (problem,) = [p for p in open_cartridge(tmp_path).problems if "missing" in p]
+    assert "missing: r00c01; 1 file(s) hold a frame's position after other text" in problem
+    assert "'Scan 2024-05-13 r00c01.tif'" in problem
+    (tmp_path / "r00c00.tif").rename(tmp_path / "Scan r00c00.tif")
+    with pytest.raises(InputError, match="no frames found .*; 2 file.s. hold a frame's position"):
+        open_cartridge(tmp_path)
+
+
 PANEL = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
 
 
