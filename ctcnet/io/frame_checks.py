@@ -132,19 +132,30 @@ def check_frame_values(frame: np.ndarray, channels, path, fresh: bool = False) -
                              "again from the scanner", path)
         if fresh and bottom == 0:  # only then unfilled (a scan's offset keeps it above 0)
             _refuse_unfilled_rows(frame[k], channel.name, path)
+    # Every channel over its range named at once: a person fixing panel.json one channel a
+    # run took a run per channel.
+    over = [(k, channel, top) for k, (channel, top) in enumerate(zip(channels, high))
+            if top > channel.value_range[1]]
+    if over:
+        k, channel, top = over[0]
         lo, hi = channel.value_range
-        if top > hi:
-            x16 = top <= 65535 and not np.any(np.mod(flat[k], 16))
-            raise InputError(f"channel {channel.name} holds values up to {float(top):g}, out "
-                             f"of the panel's value_range [{lo:g}, {hi:g}] (0-4095, a 12-bit "
-                             "scan's, unless panel.json states one; an OME file's "
-                             "SignificantBits, where it records them): state the scan's range "
-                             f'in panel.json ({{"name": "{channel.name}", "value_range": '
-                             '[0, 65535]} for a 16-bit scan)'
-                             + ("; every value is a multiple of 16, as a 12-bit camera's "
-                                "counts stored x16 (to 65520) are" if x16 else
-                                ", or the frame is damaged" + _offset_said(flat[k], hi)),
-                             path)
+        named = ", ".join(f"{c.name} up to {float(t):g}" for _, c, t in over)
+        if all(t == c.value_range[1] + 1 for _, c, t in over):  # 0-4096 for 0-4095
+            remedy = (f": one count past the top, as frames rescaled to 0-{hi + 1:g} instead "
+                      f"of 0-{hi:g} are; clip them at {hi:g}, or state value_range "
+                      f"[{lo:g}, {hi + 1:g}] in panel.json")
+        else:
+            x16 = all(t <= 65535 and not np.any(np.mod(flat[j], 16)) for j, _, t in over)
+            remedy = (": state the scan's range in panel.json "
+                      f'({{"name": "{channel.name}", "value_range": [0, 65535]}} for a 16-bit '
+                      "scan, for each of them)"
+                      + ("; every value is a multiple of 16, as a 12-bit camera's counts "
+                         "stored x16 (to 65520) are" if x16 else
+                         ", or the frame is damaged" + _offset_said(flat[k], hi)))
+        raise InputError(f"channel{'s' if len(over) > 1 else ''} {named}: out of the panel's "
+                         f"value_range [{lo:g}, {hi:g}] (0-4095, a 12-bit scan's, unless "
+                         "panel.json states one; an OME file's SignificantBits, where it "
+                         f"records them){remedy}", path)
     rescaled = rescaled_counts(flat, channels, float(high.max()))
     if rescaled is not None:
         brightest, span = rescaled

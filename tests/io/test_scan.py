@@ -139,7 +139,7 @@ def test_values_above_the_panels_range_skip_the_frame(clean_run, cart):
     assert summary.status == "partial" and summary.frames.skipped == 1
     skip = summary.skipped_frames[0]
     assert skip["frame"] == "r00c00"
-    assert "channel CK holds values up to 65535, out of the panel's value_range [0, 4095]" \
+    assert "channel CK up to 65535: out of the panel's value_range [0, 4095]" \
         in skip["reason"]
     assert '{"name": "CK", "value_range": [0, 65535]}' in skip["reason"]  # how to state it
     assert summary.blood_volume_processed_ml == pytest.approx(7.5 * 2 / 3)
@@ -153,6 +153,22 @@ def test_a_12_bit_scan_stored_x16_under_a_12_bit_panel_is_told_what_it_is(clean_
     skip = predict(clean_run, cart).skipped_frames[0]
     assert "every value is a multiple of 16, as a 12-bit camera's counts stored x16" in \
         skip["reason"] and "damaged" not in skip["reason"]
+    # Every channel over the range named at once, not one a run.
+    assert "channels DAPI up to " in skip["reason"] and ", CK up to " in skip["reason"]
+
+
+def test_a_frame_rescaled_one_count_past_12_bits_is_told_so():
+    """0-4096 for 0-4095 (an off-by-one rescale): clipping is the remedy, not a 16-bit range."""
+    import numpy as np
+
+    from ctcnet.io.frame_checks import check_frame_values
+
+    panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"]})
+    frame = np.tile(np.arange(0, 4097, 16, dtype=np.uint16)[:256].reshape(1, 16, 16), (3, 1, 1))
+    frame[:, 0, 0] = 4096
+    with pytest.raises(InputError, match=r"channels DAPI up to 4096, CK up to 4096, CD45 up to "
+                                         r"4096: .*one count past the top.*clip them at 4095"):
+        check_frame_values(frame, panel.channels, "f.tif")
 
 
 def test_a_panel_that_states_16_bits_reads_16_bit_values(clean_run, cart):
