@@ -66,3 +66,27 @@ def _numbered_from_one(frames: Sequence, expected: int | None) -> str | None:
             ": frame<k> counts from frame0 in scan order, so numbered from 1 each frame sits "
             "one place later (its row and column in events.csv, the review and the exports "
             "are off); rename them from frame0")
+
+
+def stated_layout_notes(info: dict, frames: Sequence, shape: tuple[int, int] | None,
+                        root) -> None:
+    """Warn (once) where cartridge.json's record of the layout is not the frames': a frame
+    size other than theirs (height and width swapped, another scanner's record), frames
+    outside its grid of rows and columns. A record only (the frames are read as they are),
+    but a hand-written cartridge.json wrong there may be wrong where it counts too."""
+    from ctcnet.io.cartridge_info import say_once
+
+    stated = (info.get("frame_height"), info.get("frame_width"))
+    if shape is not None and all(isinstance(v, int) for v in stated) and \
+            tuple(stated) != tuple(shape):
+        swapped = " (height and width swapped?)" if tuple(stated) == tuple(shape)[::-1] else ""
+        say_once(root, f"cartridge.json states frames of {stated[0]} x {stated[1]} px (height "
+                       f"x width), the frames are {shape[0]} x {shape[1]}{swapped}: check its "
+                       "other values too")
+    rows, columns = info.get("rows"), info.get("columns")
+    if isinstance(rows, int) and isinstance(columns, int):
+        outside = [f.frame_id for f in frames if f.row >= rows or f.col >= columns]
+        if outside:
+            say_once(root, f"cartridge.json states a grid of {rows} x {columns} frames, but "
+                           f"{len(outside)} lie outside it ({', '.join(outside[:5])}): check "
+                           "its rows, columns and num_frames")

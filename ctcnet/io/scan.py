@@ -69,7 +69,7 @@ from ctcnet.io.frame_checks import (  # noqa: F401
 )
 from ctcnet.io.image_headers import tiff_planes
 from ctcnet.io.images import IMAGE_SUFFIXES, write_tiff
-from ctcnet.io.layout_checks import layout_problems
+from ctcnet.io.layout_checks import layout_problems, stated_layout_notes
 from ctcnet.io.panel import Panel, load_panel, save_panel
 
 # frame_digest and serpentine_position stay importable from here, where callers (predict,
@@ -253,6 +253,7 @@ def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge
         frames = mark_copies(frames)
     size = (whole_number(info, "frame_height", root), whole_number(info, "frame_width", root))
     frames, shape = mark_odd_sizes(frames, size if None not in size else None)
+    stated_layout_notes(info, frames, shape, root)
     if expected is not None and expected != len(frames):
         why = "truncated cartridge?" if len(frames) < expected else \
             "frames of another scan, or copies, in the folder?"

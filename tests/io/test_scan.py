@@ -819,3 +819,19 @@ def test_a_channel_left_out_of_panel_json_is_named_by_the_frames_planes(tmp_path
                                                          "pixel_size_um": 0.64}))
     with pytest.raises(InputError, match=r"its frames hold 4 planes where panel.json names 3"):
         open_cartridge(tmp_path).conform(Panel.from_dict({"channels": ["DAPI", "CK", "CD45"]}))
+
+
+def test_a_stated_frame_size_or_grid_the_frames_do_not_have_is_warned_of(tmp_path, rng, caplog):
+    """A hand-written cartridge.json with height and width swapped, or a grid too small for
+    its frames: a record only, but said (the file may be wrong where it counts too)."""
+    panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"]})
+    for col in (0, 1, 2):
+        write_frame(tmp_path, 0, col, rng.integers(1, 999, (3, 16, 24), dtype=np.uint16), panel)
+    write_cartridge_info(tmp_path, panel, "S10", 3, rows=1, columns=2, frame_shape=(24, 16))
+    with caplog.at_level("WARNING"):
+        cartridge = open_cartridge(tmp_path)
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "frames of 24 x 16 px (height x width), the frames are 16 x 24 (height and width " \
+        "swapped?)" in said
+    assert "a grid of 1 x 2 frames, but 1 lie outside it (r00c02)" in said
+    assert len(cartridge.frames) == 3 and not any("grid" in p for p in cartridge.problems)
