@@ -1,7 +1,9 @@
 """What a scan's files and metadata say of its layout that reading it would otherwise get
 wrong without a word: channel files numbered past panel.json's channels, frames stated to
 overlap, and ``frame<k>`` files numbered from 1. Each is a problem of the sample (the run goes
-on, its status ``partial``), said in words that name the files and what to do.
+on, its status ``partial``), said in words that name the files and what to do. Where
+cartridge.json's record of the frames' size or grid is not theirs, a warning
+(:func:`stated_layout_notes`).
 
 Found by bringing another scanner's per-channel files to ctcnet: a sixth file (vimentin) among
 ``_c0`` ... ``_c5`` under a five-channel panel.json was dropped and every later channel read
