@@ -204,11 +204,21 @@ def _quiet_lines(args: argparse.Namespace):
     return contextlib.nullcontext()
 
 
+def _parser_before_work() -> argparse.ArgumentParser:
+    """:func:`build_parser`, which imports the commands' modules (a second or so): Ctrl-C
+    then ends ctcnet with 130 and a line, as later, not a traceback (nothing to resume)."""
+    try:
+        return build_parser()
+    except KeyboardInterrupt:
+        print("ctcnet: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default: the command line), set up logging and run the chosen command;
     returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = _parser_before_work()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # a misspelt option: refused with its command's usage, not ctcnet's own
         getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")

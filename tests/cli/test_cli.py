@@ -228,3 +228,15 @@ def test_a_misspelt_option_is_refused_with_its_commands_usage(capsys):
     err = capsys.readouterr().err
     assert stop.value.code == 2 and "ctcnet predict: error: unrecognized arguments: --qiet" in err
     assert "usage: ctcnet predict" in err
+
+
+def test_ctrl_c_while_the_commands_load_ends_with_a_line_not_a_traceback(monkeypatch, capsys):
+    import ctcnet.cli as cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    with pytest.raises(SystemExit) as ended:
+        cli.main(["predict", "x"])
+    assert ended.value.code == 130 and capsys.readouterr().err == "ctcnet: interrupted\n"
