@@ -46,6 +46,27 @@ def refuse_alike_output(out_dir: Path) -> None:
                                 "run it into another --out", out_dir)
 
 
+def refuse_another_samples_folder(out_dir: Path, sample_id: str, overwrite: bool) -> None:
+    """Refuse to write a cartridge into a folder holding another sample's finished output
+    (its summary.json names another sample id): ``predict_cartridge`` called with one folder
+    for every cartridge of a loop. The command line names each sample's folder by its id, so
+    only a folder given by hand meets this (a corrected sample id: ``overwrite``)."""
+    import json
+
+    try:
+        held = json.loads((Path(out_dir) / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    other = held.get("sample_id") if isinstance(held, dict) else None
+    if overwrite or not isinstance(other, str) or _nfc(other) == _nfc(sample_id):
+        return
+    raise OutputFolderError(f"it holds the output of sample {other!r}, not of {sample_id!r}: "
+                            "give each cartridge a folder of its own (a sample's output folder; "
+                            "the command line's --out holds one per sample, named by its id); "
+                            "the same scan under a corrected sample id is run again there "
+                            "with --overwrite", out_dir)
+
+
 def without_alike_outputs(out: Path, items: list, record: dict | None,
                           name: Callable = lambda cartridge: cartridge.sample_id) -> list:
     """The inputs (cartridges; crop folders with ``name`` their folder's name) but those whose

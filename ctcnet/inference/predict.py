@@ -94,6 +94,7 @@ from ctcnet.inference.options import (
 )
 from ctcnet.inference.output_names import (
     refuse_alike_output,
+    refuse_another_samples_folder,
     set_aside_or_raise,
     set_aside_record,
     without_alike_outputs,
@@ -130,7 +131,8 @@ SKIPS_LOGGED = 10
 def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | Path,
                       options: PredictOptions | None = None) -> RunSummary:
     """Detect and classify every event of one cartridge, and draw its report when
-    ``options.report`` is given (``ctcnet.report.run_report``); returns its summary.
+    ``options.report`` is given (``from ctcnet.report import run_report``); returns its
+    summary.
 
     ``out_dir`` is this cartridge's own output folder. The summary holds counts, per-7.5 mL
     figures, skipped frames with reasons and ``timings_s`` (read, digest, detect, crop: summed
@@ -169,6 +171,9 @@ def start_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | P
     last); the report is returned undrawn (:class:`PendingReport`, holding the folder's lock
     until it is drawn), for the caller to draw now or beside the next cartridge."""
     options = options or PredictOptions()
+    if not hasattr(backend, "spec"):  # a model's name or file, where a loaded one is meant
+        raise InputError(f"backend: a loaded model (ctcnet.load_backend({backend!r})), not "
+                         f"{type(backend).__name__}")
     if not isinstance(cartridge, Cartridge):
         cartridge = open_cartridge(cartridge)
     cartridge = checked_cartridge(cartridge)
@@ -177,6 +182,7 @@ def start_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | P
     cartridge = cartridge.conform(spec.panel)  # the model's channels, by name
     out_dir = Path(out_dir)
     refuse_alike_output(out_dir)
+    refuse_another_samples_folder(out_dir, cartridge.sample_id, options.overwrite)
     lock = contextlib.ExitStack()
     # The review server holds the folder for moments while it saves a decision: waited for;
     # a sample's folder this user may not write is its refusal (a batch runs the others).

@@ -507,3 +507,20 @@ def test_an_out_under_a_share_not_mounted_asks_whether_it_is(tmp_path, caplog, m
         inputs.check_writable(tmp_path / "mnt2" / "2026-03-01")  # a first night
     assert [r.levelname for r in caplog.records] == ["INFO"]
     assert "is it mounted?" in caplog.text
+
+
+def test_a_loop_giving_every_cartridge_one_folder_is_told_so(clean_run, cart, tmp_path):
+    """predict_cartridge(..., "results") for each cartridge of a notebook's loop: the second
+    sample is refused as another sample's folder, not as "this sample read elsewhere"."""
+    import json
+
+    from conftest import predict
+
+    from ctcnet.errors import OutputFolderError
+
+    predict(clean_run, cart, tmp_path / "results")
+    info = json.loads((cart / "cartridge.json").read_text())
+    (cart / "cartridge.json").write_text(json.dumps({**info, "sample_id": "P002"}))
+    with pytest.raises(OutputFolderError, match=r"it holds the output of sample 'S1', not "
+                                                r"of 'P002': give each cartridge a folder"):
+        predict(clean_run, cart, tmp_path / "results")
