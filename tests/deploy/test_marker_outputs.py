@@ -198,8 +198,8 @@ def test_deploying_doc_example_reads_the_band_on_the_cartridge_fusion(exported, 
     example = deploying_example().replace('["DAPI", "CK", "CD45", "CD61", "CD66b"]',
                                           '["DAPI", "CK", "CD45"]')
     crops = load_crops(read_crop_index(folder), CROP, 0.64)
-    shutil.copy(onnx_path, tmp_path / "ctcnet-default.onnx")
-    np.save(tmp_path / "crops_uint16.npy", crops)
+    shutil.copy(onnx_path, tmp_path / "model.onnx")
+    np.save(tmp_path / "crops.npy", crops)
     out = subprocess.run([sys.executable, "-c", example + EXAMPLE_OUT], cwd=tmp_path,
                          check=True, capture_output=True, text=True).stdout
     got = json.loads(out.strip().splitlines()[-1])

@@ -372,7 +372,9 @@ class Evidence:
         whose markers alone meet the CellSearch definition as the markers' call reads it
         (:meth:`markers_ctc`: :meth:`ctc_call_on_markers`, a nucleus inside a cytoplasm each
         with a shape of its own, CD45 as ``cd45`` asks) and settle the network's doubt: the
-        doubt is toward a cluster (:attr:`cluster_next`), and the markers read one cell
+        doubt is toward a cluster (:attr:`cluster_next`, read on the network's probabilities
+        before the cartridge's prior, which may then weigh a leukocyte next: the markers
+        settle the doubt the network has, not the prevalence), and the markers read one cell
         (:attr:`one_cell`: no partner marker round it, one nucleus), which is a CTC by the
         definition a cluster call is checked with. The markers settle no other doubt: not
         one toward debris (whether the cell is intact is its shape's to say), nor one toward
