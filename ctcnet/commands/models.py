@@ -18,7 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _line(info) -> str:
-    figures = ", ".join(f"{k.removeprefix('test_')} {v:.3f}" for k, v in info.figures().items())
+    sizes = info.test_sizes()
+    figures = ", ".join(f"{k.removeprefix('test_')} {v:.3f}"
+                        + (f" ({sizes[k]:,} crops)" if k in sizes else "")
+                        for k, v in info.figures().items())
     files = ", ".join(p.name for p in (info.checkpoint, info.onnx) if p is not None)
     return (f"{info.name}\n  channels {', '.join(info.channels)} at {info.panel.pixel_size_um:g} "
             f"um/px, {info.crop_size} px crops\n  classes {', '.join(info.classes)}\n"

@@ -106,15 +106,24 @@ class ModelInfo:
     def figures(self) -> dict[str, float]:
         """Held-out macro-F1 per test set of the card (keys starting with ``test``), and the
         worst macro-F1 over its robustness shifts."""
-        # A test made on exports (an export model's card) is named for what it read.
-        out = {("test_tight_exports" if value.get("export") else key): float(value["macro_f1"])
-               for key, value in self.card.items()
-               if key.startswith("test") and isinstance(value, dict) and "macro_f1" in value}
+        out = {name: float(value["macro_f1"]) for name, value in self._tests().items()}
         shifts = [v["macro_f1"] for v in (self.card.get("robustness") or {}).values()
                   if isinstance(v, dict) and "macro_f1" in v]
         if shifts:
             out["robustness_min"] = float(min(shifts))
         return out
+
+    def test_sizes(self) -> dict[str, int]:
+        """The crops each held-out figure of :meth:`figures` was measured on (where the card
+        says): a fine-tune's 1.000 on 4 crops is no 0.976 on 1,200."""
+        return {name: int(value["n"]) for name, value in self._tests().items()
+                if isinstance(value.get("n"), int)}
+
+    def _tests(self) -> dict[str, dict]:
+        # A test made on exports (an export model's card) is named for what it read.
+        return {("test_tight_exports" if value.get("export") else key): value
+                for key, value in self.card.items()
+                if key.startswith("test") and isinstance(value, dict) and "macro_f1" in value}
 
     def file(self, backend: str | None = None) -> Path:
         """The weight file for a backend: ``onnx`` -> the export, else the checkpoint (or the
