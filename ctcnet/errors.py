@@ -70,6 +70,18 @@ def not_found(path: Path, missing: str) -> InputError:
     return InputError(missing, path)
 
 
+# Files a command told to read crops may be given by mistake (a model in DATA's place).
+MODEL_SUFFIXES = (".pt", ".ckpt", ".onnx")
+
+
+def folder_not_found(path: Path, what: str = "crop dataset folder") -> InputError:
+    """The error for a missing folder, or a model file given where the folder is meant."""
+    if Path(path).is_file() and Path(path).suffix.lower() in MODEL_SUFFIXES:
+        return InputError(f"a model file, not a {what} (a model is given with --model, or "
+                          "finetune's --base)", path)
+    return InputError(f"{what} not found", path)
+
+
 def check_regular_file(path: str | Path, what: str = "a file",
                        missing: str = "file not found") -> Path:
     """Refuse a missing path, and a FIFO, socket, device or folder where a file is to be read:
@@ -83,5 +95,5 @@ def check_regular_file(path: str | Path, what: str = "a file",
     if not stat.S_ISREG(mode):
         kind = ("folder" if stat.S_ISDIR(mode) else "FIFO" if stat.S_ISFIFO(mode) else
                 "socket" if stat.S_ISSOCK(mode) else "device")
-        raise InputError(f"not a regular file (a {kind} named like {what})", path)
+        raise InputError(f"not a regular file: a {kind} where {what} is meant", path)
     return path

@@ -52,7 +52,7 @@ from ctcnet.detect.pixel_size import (
     estimate_pixel_size,
     fitted_pixel_sizes,
 )
-from ctcnet.errors import InputError, check_regular_file
+from ctcnet.errors import InputError, check_regular_file, folder_not_found
 from ctcnet.io.annotations import without_marks
 from ctcnet.io.images import (
     IMAGE_SUFFIXES,
@@ -215,7 +215,7 @@ def _crop_folder_panel(root: Path, panel: Panel | str | Path | None,
     ``pixel_size`` applied); a folder that is none, or one of ctcnet's other folders, refused
     saying what it is."""
     if not root.is_dir():
-        raise InputError("crop dataset folder not found", root)
+        raise folder_not_found(root)
     if (root / "cartridge.json").exists() or is_predict_output(root):
         raise not_a_crop_folder(root)  # a scan or a predict output, panel.json or not
     if panel is not None:

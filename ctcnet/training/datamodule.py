@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 import ctcnet.simulate
 from ctcnet.detect.crop_fingerprints import crop_fingerprints, packed
 from ctcnet.detect.pixel_size import pixel_size_option
-from ctcnet.errors import InputError
+from ctcnet.errors import InputError, folder_not_found
 from ctcnet.inference.spillover import compensate_samples
 from ctcnet.io.panel import Panel, load_panel
 from ctcnet.io.taxonomy import Taxonomy, load_taxonomy
@@ -172,7 +172,7 @@ class CTCDataModule(L.LightningDataModule):
         self._index = None  # the folder's index, where measuring its pixel size read it
         if panel is None and data_dir is not None:
             if not Path(data_dir).is_dir():
-                raise InputError("crop dataset folder not found", data_dir)
+                raise folder_not_found(data_dir)
             if not (Path(data_dir) / "panel.json").exists():
                 # The default panel would silently give real crops another channel order.
                 raise InputError("no panel.json beside the crops and no data.panel given: the "

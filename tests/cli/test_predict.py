@@ -215,10 +215,10 @@ def test_a_fifo_named_like_a_frame_is_refused_unopened(cart_and_model, cart, cap
     # Refused, not left out: a position left out would still count its blood volume as read.
     # Opening a FIFO blocks, so a listing that opened it would hang here.
     os.mkfifo(cart / "r09c09.tif")
-    with pytest.raises(InputError, match=r"r09c09.tif: not a regular file \(a FIFO"):
+    with pytest.raises(InputError, match=r"r09c09.tif: not a regular file: a FIFO"):
         open_cartridge(cart)
     status, err = run_cli(capsys, *predict_args(cart_and_model, cart))
-    assert_one_line_error(status, err, "not a regular file (a FIFO named like a frame)")
+    assert_one_line_error(status, err, "not a regular file: a FIFO where a frame is meant")
 
 
 def test_predict_into_a_folder_another_run_holds_is_one_line(cart_and_model, cart, capsys):
@@ -557,7 +557,7 @@ def test_a_fifo_in_the_models_folder_is_skipped_not_opened(cart_and_model, cart,
     assert _finishes(lambda: found.append(run_cli(
         capsys, "predict", cart, "--out", tmp_path / "o", "--model", folder / "other.pt",
         "--device", "cpu", "--quiet")))
-    assert_one_line_error(*found[-1], f"{folder / 'other.pt'}: not a regular file (a FIFO")
+    assert_one_line_error(*found[-1], f"{folder / 'other.pt'}: not a regular file: a FIFO")
 
 
 def test_models_env_naming_a_file_is_refused(cart_and_model, cart, monkeypatch, capsys):

@@ -299,9 +299,9 @@ def test_a_fifo_among_the_frames_is_refused_never_opened(clean_run, cart, capsys
     thread.start()
     thread.join(timeout=60)
     assert not thread.is_alive(), "the FIFO was opened"
-    assert "r00c03.tif: not a regular file (a FIFO named like a frame)" in outcome["error"]
+    assert "r00c03.tif: not a regular file: a FIFO where a frame is meant" in outcome["error"]
     status, err = predict_cli(capsys, clean_run, cart)
-    assert_one_line_error(status, err, "not a regular file (a FIFO named like a frame)")
+    assert_one_line_error(status, err, "not a regular file: a FIFO where a frame is meant")
 
 
 def test_a_frame_name_that_is_not_utf8_is_refused_by_name(clean_run, cart, capsys):

@@ -87,3 +87,13 @@ def test_a_reported_class_the_guard_will_not_check_is_said_before_training(caplo
         CTCDataModule(taxonomy={"classes": said, "reported": reported},
                       simulate={"train": {"ctc": 4}})
     assert "marker guard" not in caplog.text
+
+
+def test_a_model_file_given_as_the_crops_is_told_for_what_it_is(tmp_path):
+    """`ctcnet finetune models/ctcnet-default.pt --out ...`: not "folder not found"."""
+    from ctcnet.detect.crop_dataset import read_crop_index
+
+    model = tmp_path / "lab.pt"
+    model.write_bytes(b"weights")
+    with pytest.raises(InputError, match="a model file, not a crop dataset folder"):
+        read_crop_index(model)
