@@ -306,7 +306,7 @@ def test_a_fine_tune_says_its_cartridge_rule_and_band_are_the_base_models(lab, t
     from ctcnet.nn.decision_rule import DecisionRule
 
     model, spec = load_model(lab / "base.pt")
-    band = {"band": 0.5, "level": 0.01, "miss_bound": 0.0074}
+    band = {"band": 0.5, "level": 0.01, "miss_bound": 0.0074, "reads": "fused"}
     rule = DecisionRule.prior_shift({"ctc": -3.0, "cluster": -7.5}).with_review_band(band)
     save_model(tmp_path / "banded.pt", model, spec.replace(decision=rule))
     out = tmp_path / "t.pt"
@@ -314,6 +314,9 @@ def test_a_fine_tune_says_its_cartridge_rule_and_band_are_the_base_models(lab, t
     kept = load_model(out)[1].decision
     assert kept.weights == rule.weights and kept.review_band == 0.5
     assert "base model banded" in kept.review_band_record["fitted_for"]
+    # The base's cartridge fusion is not kept: the band reads the network, and says why.
+    assert kept.review_band_record["reads"] == "network"
+    assert "fusion, which a fine-tune does not keep" in kept.review_band_record["fitted_for"]
     card = out.with_suffix(".md").read_text()
     assert "the base model's, kept; its review band 0.5" in card
 
