@@ -19,7 +19,7 @@ when there are several, else a class-stratified share) and on that part:
 The lab's labels also make the marker guard its own: CK's leak into the exclusion markers'
 channels, measured on the crops labelled ``ctc``, goes into the model's panel (the guard allows
 it), and the lab's crops are pooled into the out-of-distribution reference (a prior worth 100
-crops, as in calibration), so the tuned model does not flag its own instrument's look
+crops that never drops out), so the tuned model does not flag its own instrument's look
 ``unusual`` (:func:`ctcnet.evaluation.recalibration.lab_guard`).
 
 It also scores both models on a fresh simulated test set, so a card shows whether adapting cost

@@ -1022,3 +1022,25 @@ def test_the_markers_settle_a_doubt_but_not_the_priors_filing_and_a_moved_count_
                                  ["ctc", "cluster"])
     assert shown.tolist() == [False, True, True, False, True]
     assert kept.tolist() == [True, False, False, False, True]
+
+
+def test_a_labs_many_crops_of_some_classes_leave_the_others_the_bases(rng, spec):
+    """A lab's 150 crops of CTCs and leukocytes, none of clusters or debris: the base's part
+    of the reference stays (it replaced the base once the lab's outnumbered the prior, and a
+    class the lab had few of went unusual on every cell of its next cartridge)."""
+    from ctcnet.inference.guard.reference import pooled_reference
+
+    names = ["ctc", "wbc"] * 75
+    crops = np.stack([cell(rng, ck=rng.uniform(150, 600), dapi=rng.uniform(200, 600))
+                      if name == "ctc" else cell(rng, ck=0, cd45=rng.uniform(40, 120))
+                      for name in names])
+    targets = np.array([spec.class_names.index(name) for name in names])
+    base = fit_reference(crops[:40], targets[:40], spec)
+    pooled = pooled_reference(base, crops, targets, spec)
+    for name in ("cluster", "debris"):  # none of the lab's: the base's mean, unmoved
+        k = spec.class_names.index(name)
+        assert np.allclose(pooled["means"][k], base["means"][k])
+    # The base's covariance still weighs in: the pooled one is no narrower than half of it.
+    base_cov = np.linalg.inv(np.asarray(base["cov_inv"]))
+    cov = np.linalg.inv(np.asarray(pooled["cov_inv"]))
+    assert np.all(np.diag(cov) >= 0.5 * np.diag(base_cov) * 100 / (100 + len(targets)))

@@ -103,22 +103,26 @@ def pooled_reference(reference: dict, crops: np.ndarray, targets: np.ndarray, sp
     """A model's out-of-distribution reference with a lab's labelled crops pooled in, so a
     fine-tuned model does not call its own instrument's look unusual.
 
-    As the pooled recalibration weighs them (:mod:`ctcnet.evaluation.recalibration`), each
-    lab crop weighs 1 and the base's training events together weigh what the lab's fall short
-    of ``prior`` (spread evenly over the classes): the class means move toward the lab's, and
-    the pooled covariance takes in the lab's crops' scatter round them and the shift of the
-    means. The threshold stays the base's.
+    A prior of the base's training events weighing ``prior`` crops, spread evenly over the
+    classes, updated by the lab's crops, each weighing 1: a class's mean moves toward the
+    lab's crops of it as they outnumber its share of the prior, and the covariance takes in
+    the lab's scatter round the means and the shift of the means. The base's part never
+    drops out: a lab's crops of a few samples do not show how samples differ, and a class
+    the lab labelled few or none of keeps (nearly) the base's mean. (Letting the lab's crops
+    replace the prior once they were ``prior`` in number made a class the lab had 14 crops of
+    unusual on every cluster of its next cartridge: 3 of 3 held.) The threshold stays the
+    base's.
     """
     feats = _ood_features(measure(crops, spec.panel, spec.pixel_size_um), spec.in_chans)
     targets = np.asarray(targets)
     means = np.asarray(reference["means"], np.float64)
     base_cov = np.linalg.inv(np.asarray(reference["cov_inv"], np.float64))
     k = len(means)
-    w_base = max(prior - len(targets), 0.0) / k  # per class
+    w_base = prior / k  # per class
     counts = np.bincount(targets, minlength=k).astype(np.float64)
     sums = np.zeros_like(means)
     np.add.at(sums, targets, feats)
-    pooled_means = (w_base * means + sums) / np.maximum(w_base + counts, 1e-12)[:, None]
+    pooled_means = (w_base * means + sums) / (w_base + counts)[:, None]
     shift = means - pooled_means
     centred = feats - pooled_means[targets]
     scatter = w_base * k * base_cov + w_base * shift.T @ shift + centred.T @ centred
