@@ -144,8 +144,17 @@ def event_changes(pairs: list[tuple[str, Path, Path]], positive: str = POSITIVE
     both_found = changed["class_reference"].notna() & changed["class"].notna()
     moves = (changed["class_reference"].astype(str) + " -> " + changed["class"].astype(str))[
         both_found & (changed["class_reference"] != changed["class"])].value_counts()
+    # The same call, counted by one run and held for a person by the other (the guard's
+    # flags: a fine-tune's reference can hold every cluster as unusual).
+    same = both_found & (changed["class_reference"] == changed["class"]) & \
+        (changed["counted_reference"].eq(True) != changed["counted"].eq(True))
+    held = (changed["class"].astype(str) + np.where(changed["counted"].eq(True),
+                                                    " held -> counted", " counted -> held"))[
+        same].value_counts()
     summary = {**totals, "calls_changed": int(moves.sum()),
                "by_change": {k: int(v) for k, v in moves.items()},
+               "counting_changed": int(held.sum()),
+               "by_counting_change": {k: int(v) for k, v in held.items()},
                "review_changed": int((both_found & (changed["review_reference"] !=
                                                     changed["review"])).sum()),
                f"counted_{positive}": {"compared_only": gained, "reference_only": lost,

@@ -68,6 +68,9 @@ def test_changed_events_and_the_ctcs_counted_by_one_run_alone(tmp_path):
     assert list(table["event_id"]) == [1, 2, 3, 4]
     assert summary["by_change"] == {"ctc -> debris": 1, "wbc -> ctc": 1}
     assert summary["calls_changed"] == 2 and summary["review_changed"] == 1
+    # The same call counted by one run and held by the other is a change of its own.
+    assert summary["by_counting_change"] == {"ctc held -> counted": 1}
+    assert summary["counting_changed"] == 1
     assert summary["counted_ctc"]["compared_only"] == 2
     assert summary["counted_ctc"]["reference_only"] == 1
     assert summary["counted_ctc"]["mcnemar_exact_p"] == pytest.approx(1.0)
