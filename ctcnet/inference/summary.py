@@ -369,9 +369,10 @@ def withdraw_report_page(out_dir: str | Path, kept: Path) -> None:
         f'<!doctype html><meta charset="utf-8"><title>{name}: being run again</title>'
         f'<p id="result-state" data-state="rerunning"><b>{name} is being run again</b> '
         f"(<code>ctcnet predict --overwrite</code>, started {when}). The counts of the run it "
-        f"replaces are kept in <code>previous/{html.escape(kept.name)}</code>; this page shows "
-        "the new run's once it has finished. Where that run stopped first, "
-        "<code>run.json</code> beside the sample folders says why.</p>\n"))
+        f"replaces are kept in <code>previous/{html.escape(kept.name)}</code>; this page is "
+        "drawn anew when the new run ends with its report (one run with "
+        "<code>--no-report</code> draws none). Where it stopped first, <code>run.json</code> "
+        "beside the sample folders says why.</p>\n"))
 
 
 def kept_summaries(out_dir: str | Path) -> list[Path]:
