@@ -456,7 +456,8 @@ def _read_mapping(path: Path) -> Any:
 
 def pixel_unit_hint(value: float) -> str:
     """What a pixel size out of range may be in another unit (a scanner's XML gives nm, or
-    mm): "; in nm? 0.5321 um" where that unit gives a scan's size, else ""."""
+    mm): "; in nm? that is 0.5321 um per pixel" where that unit gives a scan's size, else
+    ""."""
     for factor, unit in ((1e-3, "nm"), (1e3, "mm")):
         if 0.05 <= value * factor <= 2.0:
             return f"; in {unit}? that is {value * factor:g} um per pixel"

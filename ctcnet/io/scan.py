@@ -326,6 +326,8 @@ def prefixed_frames_hint(root: Path) -> str:
             f"read as frames ({', '.join(repr(n) for n in names[:3])}"
             f"{', ...' if len(names) > 3 else ''}): name each r<row>c<col>.tif "
             "(r<row>c<col>_<marker>.tif for a file a channel)")
+
+
 _COPIES_SAID: set[tuple[str, tuple[str, ...]]] = set()
 
 
