@@ -28,7 +28,7 @@ import numpy as np
 from ctcnet.core.ordered import ordered_map
 from ctcnet.core.robust import background_and_noise, background_sample
 from ctcnet.errors import InputError
-from ctcnet.io.panel import pixel_unit_hint
+from ctcnet.io.hand_edits import pixel_unit_hint
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from ctcnet.core.run_log import LOGS_DIR
 from ctcnet.errors import InputError
-from ctcnet.io.panel import json_error_text, read_metadata_text
+from ctcnet.io.hand_edits import json_error_text
+from ctcnet.io.panel import read_metadata_text
 from ctcnet.io.sources import claim
 
 log = logging.getLogger(__name__)

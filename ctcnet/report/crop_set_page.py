@@ -82,7 +82,7 @@ def tile_captions(rows: pd.DataFrame, spec: ModelSpec) -> list[str]:
                                                   rows["confidence"], rows["label"], reasons):
         name = Path(str(path)).name
         name = name if len(name) <= NAME_CHARS else "..." + name[-(NAME_CHARS - 3):]
-        text = f"{name} {call_text(call, model, p)}"
+        text = f"{name} {call_text(call, model, p, after='')}"  # (at the set's own prior)
         if label in spec.class_names and label != call:
             text += f" (label {label})"
         codes = [c for c in codes if c != "call"]

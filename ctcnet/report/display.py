@@ -179,7 +179,8 @@ def mean_snr(events: pd.DataFrame, levels: DisplayLevels) -> np.ndarray:
 
 
 def measure_texts(means: np.ndarray | None, peaks: np.ndarray | None) -> list[list[str]]:
-    """Per tile, per channel: ``m<mean> p<peak>`` in noise units (what is known of the two)."""
+    """Per tile, per channel: ``m<mean> pk<peak>`` in noise units (what is known of the two;
+    ``pk``, not ``p``, which the captions give a call's probability)."""
     rows = len(means) if means is not None else len(peaks)
     columns = (means if means is not None else peaks).shape[1]
     out = []
@@ -187,9 +188,10 @@ def measure_texts(means: np.ndarray | None, peaks: np.ndarray | None) -> list[li
         cells = []
         for k in range(columns):
             parts = []
-            for tag, values in (("m", means), ("p", peaks)):
+            for tag, values in (("m", means), ("pk", peaks)):
                 if values is not None and np.isfinite(values[i, k]):
-                    parts.append(f"{tag}{values[i, k]:.1f}")
+                    # (a value just under 0 rounds to "0.0", not "-0.0")
+                    parts.append(f"{tag}{round(float(values[i, k]), 1) + 0.0:.1f}")
             cells.append(" ".join(parts))
         out.append(cells)
     return out

@@ -217,25 +217,30 @@ def ranked_with_reasons(candidates: pd.DataFrame, reported) -> pd.DataFrame:
 
 
 def call_text(call: str, model_call: str, confidence: float, own: str | None = None,
-              own_p: float | None = None, partner: str | None = None) -> str:
-    """A call with the network's probability: "ctc p=0.95"; where the call shown is not the
-    network's (an edge-cut event filed as debris, a call the markers made), the network's call
-    with its probability, "debris (network: ctc p=0.66)": ``confidence`` is the probability
-    of the network's call (under the model's decision rule), never of another class. Where
-    the most probable class before the cartridge's prior (``own``, ``own_p``:
-    :func:`own_calls`) is another, it is named too: a cluster the prior filed as a leukocyte,
-    called a CTC by its markers, reads "ctc (network: wbc p=0.45; likeliest before prior:
-    cluster p=1.00)", so the reviewer is asked about the cluster the network saw: the first p
-    is after the cartridge's prior, the second before it. A cluster call names the partner
-    its markers read (``partner``: ``cluster_partner``), "cluster [partner: neutrophil]"."""
+              own_p: float | None = None, partner: str | None = None,
+              after: str = " after prior") -> str:
+    """A call with its probability under the run's decision rule: "ctc p=0.49 after prior"
+    (``after``: what the p is after; a cartridge's prior takes a confident network's 0.94 to
+    0.49, which a reviewer would read as the network's doubt, so it is said; "" for a crop
+    set's balanced prior). Where the call shown is not the network's (an edge-cut event filed
+    as debris, a call the markers made), the network's call with its probability, "debris
+    (network: ctc p=0.66 after prior)": ``confidence`` is the probability of the network's
+    call, never of another class. Where the most probable class before the cartridge's prior
+    (``own``, ``own_p``: :func:`own_calls`, the network's with the markers where the
+    cartridge's fusion read them) is another, it is named too: a cluster the prior filed as a
+    leukocyte, called a CTC by its markers, reads "ctc (network: wbc p=0.45 after prior;
+    likeliest before prior: cluster p=1.00)", so the reviewer is asked about the cluster
+    the network saw. A cluster call names the partner its markers read (``partner``:
+    ``cluster_partner``), "cluster [partner: neutrophil]"."""
     p = "n/a" if not np.isfinite(confidence) else f"{confidence:.2f}"
     label = f"{call} [partner: {partner}]" if call == "cluster" and isinstance(partner, str) \
         and partner else call
-    likeliest = (f"; likeliest before prior: {own} p={own_p:.2f}" if own and own != model_call
+    likeliest = (f"likeliest before prior: {own} p={own_p:.2f}" if own and own != model_call
                  and own_p is not None and np.isfinite(own_p) else "")
     if call == model_call:
-        return f"{label} p={p}" + (f" (network{likeliest})" if likeliest else "")
-    return f"{label} (network: {model_call} p={p}{likeliest})"
+        return f"{label} p={p}{after}" + (f" ({likeliest})" if likeliest else "")
+    return f"{label} (network: {model_call} p={p}{after}" + \
+        (f"; {likeliest})" if likeliest else ")")
 
 
 def own_calls(events: pd.DataFrame, classes, counted=COUNTED_CLASSES) -> tuple[list, list]:

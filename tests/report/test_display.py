@@ -158,7 +158,7 @@ def test_intensities_in_noise_units(rng):
     assert peaks[0, 1] == pytest.approx(10) and peaks[0, 0] == pytest.approx(0)
     means = mean_snr(pd.DataFrame({"mean_DAPI": [160.0]}), levels)
     assert means[0, 0] == pytest.approx(12) and np.isnan(means[0, 1])
-    assert measure_texts(means, peaks) == [["m12.0 p0.0", "p10.0"]]
+    assert measure_texts(means, peaks) == [["m12.0 pk0.0", "pk10.0"]]
 
 
 def test_tile_measures_get_a_line_of_their_own(rng):

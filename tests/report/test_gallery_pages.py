@@ -41,24 +41,26 @@ def test_gallery_tiles_are_captioned_with_their_reasons():
     # The p is the network call's (its posterior under the model's rule): where the call
     # shown is another, both are named, never another class's p beside the call.
     labels = tile_labels(events, reasons, 0.9)
-    assert " ctc p=0.95 " in labels[0] and "network" not in labels[0]
-    assert " ctc (network: wbc p=0.60) " in labels[3]
+    assert " ctc p=0.95 after prior " in labels[0] and "network" not in labels[0]
+    assert " ctc (network: wbc p=0.60 after prior) " in labels[3]
     # The network's own most probable class, where the cartridge's prior made its call
     # another (a cluster filed as a leukocyte, called a CTC by its markers), is named too.
     for name, p in (("ctc", [0.95, 0.01, 0.3, 0.001]), ("wbc", [0.02, 0.97, 0.2, 0.001]),
                     ("cluster", [0.02, 0.01, 0.1, 0.997]), ("debris", [0.01, 0.01, 0.4, 0.001])):
         events[f"p_{name}"] = p
     labels = tile_labels(events, reasons, 0.9, ["ctc", "wbc", "cluster", "debris"])
-    assert " ctc (network: wbc p=0.60; likeliest before prior: cluster p=1.00) " in labels[3]
-    assert " ctc p=0.95 " in labels[0] and "likeliest" not in labels[0]
-    assert " debris p=0.50 (network; likeliest before prior: debris" not in labels[2]
+    assert " ctc (network: wbc p=0.60 after prior; likeliest before prior: cluster p=1.00) " \
+        in labels[3]
+    assert " ctc p=0.95 after prior " in labels[0] and "likeliest" not in labels[0]
+    assert " debris p=0.50 after prior (likeliest before prior: debris" not in labels[2]
     # Where the cartridge's fusion wrote its posterior, the likeliest class is read there, as
     # the calls' rule read it (and as counted_likeliest is decided).
     fused = events.assign(**{f"fused_p_{n}": v for n, v in (
         ("ctc", [0.9, 0.0, 0.1, 0.8]), ("wbc", [0.0, 1.0, 0.0, 0.1]),
         ("cluster", [0.1, 0.0, 0.1, 0.1]), ("debris", [0.0, 0.0, 0.8, 0.0]))})
     labels = tile_labels(fused, reasons, 0.9, ["ctc", "wbc", "cluster", "debris"])
-    assert " ctc (network: wbc p=0.60; likeliest before prior: ctc p=0.80) " in labels[3]
+    assert " ctc (network: wbc p=0.60 after prior; likeliest before prior: ctc p=0.80) " \
+        in labels[3]
     # Only a counted class is named: a leukocyte the fusion reads likelier debris is not.
     fused["fused_p_wbc"], fused["fused_p_debris"] = [0.0, 0.45, 0.0, 0.1], [0.0, 0.55, 0.8, 0.0]
     assert "likeliest" not in tile_labels(fused, reasons, 0.9,
@@ -162,5 +164,6 @@ def test_a_cluster_calls_caption_names_its_partner():
                            "review": [False, True], "edge_cut": [False] * 2, "guard": ["", ""],
                            "cluster_partner": ["neutrophil", ""]})
     labels = tile_labels(events, event_reasons(events, ["ctc", "cluster"]), 0.9)
-    assert " cluster [partner: neutrophil] p=0.99 " in labels[0]
-    assert " ctc (network: cluster p=0.90) " in labels[1]  # no partner read on a ctc call
+    assert " cluster [partner: neutrophil] p=0.99 after prior " in labels[0]
+    # (no partner read on a ctc call)
+    assert " ctc (network: cluster p=0.90 after prior) " in labels[1]

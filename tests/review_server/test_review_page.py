@@ -839,5 +839,5 @@ def test_a_cluster_call_names_its_partner_as_the_captions_do():
     got = run_page("""
         return page.document.body.textContent;
     """, state)
-    assert "cluster [partner: platelet] p=0.50" in got
+    assert "cluster [partner: platelet] p=0.50 after prior" in got
     assert "[partner:" not in got.replace("cluster [partner: platelet]", "")
