@@ -29,7 +29,26 @@ COLOURBLIND_COLOURS = {
     "epcam": ((1.0, 0.9, 0.5), "pale yellow"), "unknown": ((0.6, 0.6, 0.6), "grey"),
 }
 PALETTES = {"cellsearch": ROLE_COLOURS, "colourblind": COLOURBLIND_COLOURS}
+# CK and CD45 added up, in each palette (a CK+CD45+ leukocyte, a CTC with a leukocyte on it).
+MIXED = {"cellsearch": "yellow", "colourblind": "white"}
 DEFAULT_PALETTE = "cellsearch"
+
+
+# The markers the overlay mixes: CellSearch's composite (the nucleus and the CTC marker) and
+# CD45, which a call turns on. Colours mixed add up: with CD61 yellow and CD66b magenta in it
+# too, a CK+CD45+ leukocyte showed as yellow as a platelet-coated cluster, CD45 over DAPI as
+# magenta as a neutrophil marker. The others are read in their own grey panels.
+OVERLAY_ROLES = ("nucleus", "epithelial", "leukocyte")
+# A panel without CK shows its CTC marker in the overlay in CK's place.
+CTC_MARKER_ROLES = ("epithelial", "mesenchymal", "epcam")
+
+
+def overlay_roles(roles: list[str]) -> set[str]:
+    """The roles of ``roles`` (a panel's, in order) the overlay mixes."""
+    shown = set(OVERLAY_ROLES)
+    if "epithelial" not in roles:
+        shown |= {r for r in CTC_MARKER_ROLES if r in roles}
+    return shown
 
 
 def role_colour(role: str, palette: str = DEFAULT_PALETTE) -> tuple[float, float, float]:
@@ -39,7 +58,16 @@ def role_colour(role: str, palette: str = DEFAULT_PALETTE) -> tuple[float, float
 
 
 def overlay_legend(names: list[str], roles: list[str], palette: str = DEFAULT_PALETTE) -> str:
-    """"DAPI blue, CK green, CD45 red, ...": each channel with its overlay colour."""
+    """"DAPI blue, CK green, CD45 red (CK with CD45 yellow); CD61, CD66b in their own panels
+    only": each channel the overlay mixes with its colour, what the two markers of a call
+    make together, and the channels it leaves out."""
     colours = PALETTES[palette]
-    return ", ".join(f"{name} {colours.get(role, colours['unknown'])[1]}"
-                     for name, role in zip(names, roles))
+    shown = overlay_roles(list(roles))
+    said = ", ".join(f"{name} {colours.get(role, colours['unknown'])[1]}"
+                     for name, role in zip(names, roles) if role in shown)
+    both = [n for n, r in zip(names, roles) if r in ("epithelial", "leukocyte")]
+    if len(both) == 2:  # what the pair that decides a call shows as together
+        said += f" ({both[0]} with {both[1]} {MIXED[palette]})"
+    left = [name for name, role in zip(names, roles) if role not in shown]
+    own = "in its own panel only" if len(left) == 1 else "in their own panels only"
+    return said + (f"; {', '.join(left)} {own}" if left else "")

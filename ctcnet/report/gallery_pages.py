@@ -6,10 +6,10 @@ A gallery tile shows one event: every channel side by side in grey, each on the 
 display scale (:mod:`ctcnet.report.display`: black the sample's background, white a high
 percentile of its cells, an arcsinh between them that keeps a dim marker dim and visible, the
 same for every tile) with the event's
-mean and peak in noise units written above it, plus a colour overlay (nucleus blue, CK green,
-CD45 red, ...); ticks at the middle of each border of every panel mark the event's centre, a
-dotted box its object, and a hatch the pixels past the frame's border
-(:mod:`ctcnet.report.tile_marks`).
+mean and peak in noise units written above it, plus a colour overlay of the nucleus, the CTC
+marker and CD45 (blue, green, red; :mod:`ctcnet.report.colours`); ticks at the middle of
+each border of every panel mark the event's centre, a dotted box its object, and a hatch
+the pixels past the frame's border (:mod:`ctcnet.report.tile_marks`).
 Under them, when the model allows gradients, a per-channel saliency row (Grad-CAM x input)
 shows which marker drove the call. Tiles are stacked into montage pages per category: every
 call of a reported class (``ctc``, ``cluster``) and the uncertain events (``review``), as
@@ -36,7 +36,7 @@ from ctcnet.io.panel import Panel
 from ctcnet.nn.calls import COUNTED_CLASSES
 from ctcnet.nn.spec import ModelSpec
 from ctcnet.report import display
-from ctcnet.report.colours import DEFAULT_PALETTE, role_colour
+from ctcnet.report.colours import DEFAULT_PALETTE, overlay_roles, role_colour
 from ctcnet.report.reasons import call_text, caption_line, event_reasons, own_calls
 from ctcnet.report.tile_marks import event_boxes, hatch_outside, outline_boxes, outside_frame
 from ctcnet.review.decisions import run_id
@@ -85,7 +85,9 @@ def stretch_each_crop(crops: np.ndarray, high: float = 99.5, min_snr: float = 12
 def role_overlay(stretched: np.ndarray, panel: Panel, palette: str = DEFAULT_PALETTE
                  ) -> np.ndarray:
     """(N, C, S, S) in [0, 1] -> (N, S, S, 3) colour composite by marker role."""
-    colours = np.array([role_colour(r, palette) for r in panel.roles()], dtype=np.float32)
+    shown = overlay_roles(panel.roles())  # the others stay out of the mix (colours.py)
+    colours = np.array([role_colour(r, palette) if r in shown else (0.0, 0.0, 0.0)
+                        for r in panel.roles()], dtype=np.float32)
     return np.clip(np.einsum("ncij,ck->nijk", stretched, colours), 0.0, 1.0)
 
 

@@ -240,8 +240,9 @@ def display_note(panel: dict) -> str:
     return ("<p>Gallery tiles: each channel on one scale for the whole sample (black: its "
             "background; white: a high percentile of its cells; logarithmic above a few noise "
             "units), so a dim marker looks dim yet visible; "
-            "above each channel its mean over the object (m) and its peak (p) in noise units; "
-            f"the last panel overlays them in colour ({html.escape(legend)}); the ticks on "
+            "above each channel its mean over the object (m) and its peak (pk) in noise units; "
+            f"the last panel overlays the nucleus, the CTC marker and CD45 in colour "
+            f"({html.escape(legend)}); the ticks on "
             "every panel mark the event's centre, the dotted box its object, the hatch what "
             "lies past the frame's border. Click a page to see it full size.</p>")
 

@@ -5,7 +5,8 @@ def test_the_report_names_the_overlays_colour_of_each_channel():
     from ctcnet.report.report_page import display_note
 
     note = display_note({"channels": ["CK", "CD45", "DAPI", "VIM"], "pixel_size_um": 0.64})
-    assert "overlays them in colour (CK green, CD45 red, DAPI blue, VIM cyan)" in note
+    assert "in colour (CK green, CD45 red, DAPI blue (CK with CD45 yellow); VIM in its own " \
+        "panel only)" in note
 
 
 def test_the_report_says_what_the_counts_include_and_the_channels_not_read():
