@@ -231,13 +231,18 @@ def _border_text(s) -> str:
                                        "them shown for review" if shown else "") + ")"
 
 
-def display_note(panel: dict) -> str:
-    """How to read a gallery tile, the overlay's colours named for this run's panel."""
+def display_note(panel: dict, crop_px: int | None = None,
+                 model_um: float | None = None) -> str:
+    """How to read a gallery tile, the overlay's colours named for this run's panel, and the
+    tile's field (``crop_px`` pixels at the model's ``model_um``): the report names the scan's
+    pixel size elsewhere, which is not the tiles'."""
     from ctcnet.io.panel import Panel
 
     read = Panel.from_dict(panel)
     legend = overlay_legend(read.names, read.roles())
-    return ("<p>Gallery tiles: each channel on one scale for the whole sample (black: its "
+    field = (f"each tile {crop_px} px at the model's {model_um:g} um/px, {crop_px * model_um:.0f}"
+             " um across whatever the scan's pixel size; " if crop_px and model_um else "")
+    return (f"<p>Gallery tiles: {field}each channel on one scale for the whole sample (black: its "
             "background; white: a high percentile of its cells; logarithmic above a few noise "
             "units), so a dim marker looks dim yet visible; "
             "above each channel its mean over the object (m) and its peak (pk) in noise units; "
@@ -362,7 +367,7 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
 <a href="summary.json">summary.json</a></p>
 {f'<h2>Skipped frames</h2><ul>{skipped}</ul>' if skipped else ''}
 {f'<h2>Problems found in the scan folder</h2><ul>{problems}</ul>' if problems else ''}
-{display_note(s.panel) if sections else ''}
+{display_note(s.panel, s.model.crop_size, s.model.pixel_size_um) if sections else ''}
 {''.join(sections)}
 <h2>Timings</h2>{html_table(timings)}
 {IMAGE_CHECK}

@@ -7,6 +7,9 @@ def test_the_report_names_the_overlays_colour_of_each_channel():
     note = display_note({"channels": ["CK", "CD45", "DAPI", "VIM"], "pixel_size_um": 0.64})
     assert "in colour (CK green, CD45 red, DAPI blue (CK with CD45 yellow); VIM in its own " \
         "panel only)" in note
+    # The tiles' field is the model's, not the scan's pixel size the report gives elsewhere.
+    note = display_note({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.78}, 80, 0.64)
+    assert "each tile 80 px at the model's 0.64 um/px, 51 um across whatever" in note
 
 
 def test_the_report_says_what_the_counts_include_and_the_channels_not_read():
