@@ -48,6 +48,7 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
     from ctcnet.inference.ground_truth import truth_by_taxonomy, truth_of_processed_frames
     from ctcnet.inference.options import say_if_no_cartridge_rule
     from ctcnet.inference.options import say_what_other_reported_classes_lack as say_others
+    from ctcnet.inference.output_names import set_aside_colliding
     from ctcnet.inference.predict import PredictOptions, predict_cartridge, spec_at_prior
 
     backend = load_backend(model_path, device=device)
@@ -59,6 +60,9 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
     opened = [open_cartridge(c).conform(backend.spec.panel) for c in cartridges]
     for cart in opened:
         read_truth(cart.root)
+    # Two of one sample id would be one output folder, the second's run replacing the first's
+    # (simulate names each cartridge sim<seed>: a shifted copy of a seed is its namesake).
+    set_aside_colliding([(cart.sample_id, cart.root) for cart in opened], None)
     out_dir = Path(out_dir)
     reported = backend.spec.taxonomy.reported_classes()
     rows = []

@@ -261,6 +261,16 @@ def test_evaluate_command_on_simulated_cartridges(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert rc == 2 and len(err) == 1 and named in err[0], err
         assert not (tmp_path / "out2").exists() and not Path("cal.pt").exists()
+    # Two cartridges of one sample id (a seed drawn again with a shift) would be one output
+    # folder: refused by name before any work, not the first's results replaced.
+    simulate_cartridge(tmp_path / "carts" / "c1_dim", num_frames=1, frame_shape=(256, 320),
+                       seed=1, events_per_frame=25, rare_rates={"ctc": 0.2})
+    capsys.readouterr()
+    rc = main(["evaluate", str(tmp_path / "carts"), "--out", str(tmp_path / "out3"),
+               "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "its sample id 'sim1' is that of" in err and "one folder" in err
+    assert not (tmp_path / "out3").exists()
 
 
 def test_the_crop_only_options_refused_for_cartridges_are_evaluates_own_defaults():
