@@ -130,6 +130,9 @@ def test_too_few_signs_or_a_panel_without_the_markers_judge_nothing():
     # Close votes are not a swap: the DNA plane must be outvoted by half again.
     close = {"nucleus": [30, 40, 0, 0, 0], "neutrophil_alone": 20, "leukocyte_alone": 11}
     assert metadata_problems([close], panel, PX)[0] == []
+    # Nor are 10 neutrophil-marker-alone events against 5 (a correct simulated scan's).
+    assert metadata_problems([{"neutrophil_alone": 10, "leukocyte_alone": 5}], panel,
+                             PX)[0] == []
     # A three-channel panel (no neutrophil marker): the nucleus judged alone.
     core3 = panel.subset([0, 1, 2])
     assert metadata_problems([{"nucleus": [40, 0, 0]}], core3, PX)[0] == []
