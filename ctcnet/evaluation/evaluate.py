@@ -141,17 +141,15 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
     cnn["review_band"] = review_band(proba, y, spec.review_threshold, names, decision,
                                      spec.taxonomy.reported_classes())
     calls = np.asarray(names, dtype=object)[called.argmax(axis=1)]
-    vouched = np.zeros(len(calls), bool)  # ctc calls whose doubt the markers settle
     if markers_decide:
         # pandas and scipy come with the guard (and with predict, below): only where used.
         from ctcnet.evaluation.counted import counted_report, marker_changes
-        from ctcnet.inference.guard import MARKERS_VOUCH, RULES, crop_set_review
+        from ctcnet.inference.guard import RULES, crop_set_review
 
         network_calls = calls
         calls, flags = crop_set_review(crops, proba, read_as or spec, calls, sample_ids,
                                        decision, rules=RULES.for_crops(exported),
                                        measured=measured)
-        vouched = flags[MARKERS_VOUCH].to_numpy(bool) & (calls == "ctc")
         changed = calls != network_calls
         cnn["marker_calls"] = {**marker_changes(network_calls, calls), "network_accuracy":
                                float((called.argmax(axis=1) == y).mean()) if y.size else None}
@@ -175,7 +173,7 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
     report = {"n": int(len(y)), "class_counts": {names[k]: int((y == k).sum())
                                                  for k in np.unique(y)},
               "temperature": float(spec.temperature), "cnn": cnn,
-              "_proba": proba, "_labels": y, "_calls": calls, "_vouched": vouched}
+              "_proba": proba, "_labels": y, "_calls": calls}
     if baselines:
         base_proba = baseline_probabilities(baselines, crops, spec.panel)
         report["baselines"] = {name: method_report(y, p, names, subtypes)
@@ -264,8 +262,10 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
         What report.json holds: per-method metrics (macro-F1, per class, confusion,
         calibration) and where the baselines' training crops came from.
     """
+    from ctcnet.inference.guard import guard_events  # pandas, scipy: crop folders only
     from ctcnet.inference.options import say_what_other_reported_classes_lack as say_others
     from ctcnet.inference.options import spec_for_crop_set, spec_read_as
+    from ctcnet.inference.tables import label_events
 
     backend = load_backend(model_path, device=device, batch_size=batch_size)
     spec = backend.spec
@@ -307,21 +307,23 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
             if reading.spillover is not None:
                 report["spillover"] = reading.spillover
             report["leak_check"] = reading.leak_check  # past the guard's allowance: warned
-            return _write_evaluation(report, f"{data}", backend, out_dir, index,
+            # Each crop's row as predict writes it for the same folder (the guard's flags and
+            # what they send to review included): one function labels both.
+            table = label_events(index.table(), report["_proba"], called_spec)
+            if markers_decide:
+                table = guard_events(
+                    table, crops, report["_proba"], (reading.read_as or spec).replace(
+                        decision=called_spec.decision), measured=reading.measured,
+                    markers_decide=True, rules=RULES.for_crops(index.exported))
+            return _write_evaluation(report, table, f"{data}", backend, out_dir,
                                      called_spec, source, baselines, crops, page)
 
 
-def _write_evaluation(report: dict, data: str, backend, out_dir: Path, index,
+def _write_evaluation(report: dict, table, data: str, backend, out_dir: Path,
                       called_spec: ModelSpec, source, baselines, crops, page) -> dict:
-    """predictions.csv, the figures, confusion.json, report.json and ``page``'s."""
-    from ctcnet.inference.tables import label_events
-
+    """predictions.csv (``table``: each crop's row), the figures, confusion.json,
+    report.json and ``page``'s."""
     spec = called_spec  # the network's own but for the rule its calls are made at
-    # Each crop's call, by the function predict labels its crops with; a ctc call's doubt
-    # that the markers settle is not queued, as predict queues it.
-    table = label_events(index.table(), report["_proba"], called_spec)
-    table["class"] = np.where(table["class"] == "failed", "failed", report["_calls"])
-    table["review"] = table["review"].to_numpy(bool) & ~report["_vouched"]
     if report.get("_learnt_from") is not None and report["_learnt_from"].any():
         table["learnt_from"] = report["_learnt_from"]  # crops the model was trained on
     with atomic_path(out_dir / "predictions.csv") as tmp:

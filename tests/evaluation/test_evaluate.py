@@ -559,3 +559,21 @@ def test_evaluating_a_models_own_training_folder_is_warned_about(tmp_path):
     assert "trained on" in own_training_data_warning(spec, tmp_path / "lab" / ".")
     assert own_training_data_warning(spec, tmp_path / "held_out") is None
     assert own_training_data_warning(spec.replace(training={}), tmp_path / "lab") is None
+
+
+def test_evaluates_rows_are_predicts_for_the_same_crops(tmp_path, toy, tiny_model_file):
+    """predictions.csv of evaluate and of predict on one folder: the same calls, the guard's
+    flags and what they send to review (evaluate's lacked the guard, 7 of 240 reviews)."""
+    (x, y), _ = toy
+    tiny_model_file(tmp_path / "m.pt", crop_size=SIZE)
+    write_crop_dataset(tmp_path / "data", x.astype(np.uint16), [CLASSES[k] for k in y],
+                       default_panel())
+    model = str(tmp_path / "m.pt")
+    assert main(["evaluate", str(tmp_path / "data"), "--model", model, "--out",
+                 str(tmp_path / "ev"), "--no-baselines"]) == 0
+    assert main(["predict", str(tmp_path / "data"), "--model", model, "--out",
+                 str(tmp_path / "pr")]) == 0
+    ev = pd.read_csv(tmp_path / "ev" / "predictions.csv", keep_default_na=False)
+    pr = pd.read_csv(tmp_path / "pr" / "data" / "predictions.csv", keep_default_na=False)
+    for column in ("path", "class", "review", "guard", "markers_vouch"):
+        assert ev[column].tolist() == pr[column].tolist(), column
