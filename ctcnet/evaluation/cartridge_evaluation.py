@@ -6,6 +6,7 @@ and when, for an audit) and ``counts.png``."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from ctcnet.inference.backends import load_backend
@@ -15,6 +16,7 @@ from ctcnet.io.scan import open_cartridge
 from ctcnet.nn.calls import CARTRIDGE_PRIOR
 from ctcnet.simulate.cartridge import read_truth
 
+log = logging.getLogger(__name__)
 
 def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str = "auto",
                         workers: int | None = None, quiet: bool = True, compensate: bool |
@@ -63,6 +65,7 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
     # Two of one sample id would be one output folder, the second's run replacing the first's
     # (simulate names each cartridge sim<seed>: a shifted copy of a seed is its namesake).
     set_aside_colliding([(cart.sample_id, cart.root) for cart in opened], None)
+    _say_one_scan_twice(opened)
     out_dir = Path(out_dir)
     reported = backend.spec.taxonomy.reported_classes()
     rows = []
@@ -85,3 +88,18 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
     counts_png(report, out_dir / "counts.png")
     atomic_write_text(out_dir / "counts.json", json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _say_one_scan_twice(opened) -> None:
+    """Warn where two cartridges are one scan (the same frames under two sample ids): each is
+    scored, but an agreement over the two is of one blood draw counted twice."""
+    by_scan: dict[str, list[str]] = {}
+    for cart in opened:
+        if cart.identity:
+            by_scan.setdefault(cart.identity, []).append(cart.sample_id)
+    for ids in by_scan.values():
+        if len(ids) > 1:
+            log.warning("%s are one scan (the same frames, cartridge_id alike): each is "
+                        "scored, but the agreement over the cartridges counts that blood "
+                        "draw %d times, not as independent cartridges", " and ".join(ids),
+                        len(ids))

@@ -215,7 +215,7 @@ def test_count_report_agrees_on_a_labs_reported_class():
                                                    "right_held": 3, "catch_share": 0.5}
 
 
-def test_evaluate_command_on_simulated_cartridges(tmp_path, capsys):
+def test_evaluate_command_on_simulated_cartridges(tmp_path, capsys, caplog):
     from ctcnet.simulate import simulate_cartridge
 
     for seed in (1, 2):
@@ -271,6 +271,18 @@ def test_evaluate_command_on_simulated_cartridges(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "its sample id 'sim1' is that of" in err and "one folder" in err
     assert not (tmp_path / "out3").exists()
+    # One scan under another sample id (a copy): scored, and said to be one draw twice.
+    import shutil
+
+    shutil.rmtree(tmp_path / "carts" / "c1_dim")
+    shutil.copytree(tmp_path / "carts" / "c1", tmp_path / "carts" / "copy")
+    info = json.loads((tmp_path / "carts" / "copy" / "cartridge.json").read_text())
+    (tmp_path / "carts" / "copy" / "cartridge.json").write_text(
+        json.dumps({**info, "sample_id": "copy1"}))
+    with caplog.at_level("WARNING"):
+        assert main(["evaluate", str(tmp_path / "carts"), "--out", str(tmp_path / "out4"),
+                     "--device", "cpu"]) == 0
+    assert "are one scan (the same frames, cartridge_id alike)" in caplog.text
 
 
 def test_the_crop_only_options_refused_for_cartridges_are_evaluates_own_defaults():
