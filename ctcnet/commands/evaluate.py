@@ -374,7 +374,7 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
     """Cartridge-level evaluation: counts per class, automatic and after review."""
     # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.evaluation.cartridge_evaluation import evaluate_cartridges
-    from ctcnet.evaluation.counts import agreement_text
+    from ctcnet.evaluation.counts import agreement_text, share_ci
     from ctcnet.nn.calls import COUNTED_CLASSES
 
     report = evaluate_cartridges(cartridges, args.model, args.out, device=args.device,
@@ -416,6 +416,15 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
     false = report.get("false_calls_per_1000_events", {})
     print("false calls per 1,000 events: " + ", ".join(f"{k} {v:.3f}"
                                                         for k, v in false.items()))
+    # Pooled over the cartridges, each share with its 95 % interval: what a validation
+    # report states of the automatic count.
+    for k in report.get("counted_classes", []):
+        auto = report["per_class"][k]["automatic"]
+        if "recall" in auto:
+            print(f"{k} automatic, pooled: " + "; ".join(
+                f"{label} {auto[key]['n']}/{auto[key]['of']}{share_ci(auto[key])}"
+                for key, label in (("recall", "recall"), ("precision", "precision"),
+                                   ("counted_or_shown", "counted or shown"))))
     guard = report.get("guard")
     # Each counted class the guard held calls of (a lab's ctc_emt beside ctc), ctc's always.
     said = [(k, g, sum(c.get("held_by_guard", {}).get(k, 0) for c in report["cartridges"]))

@@ -308,6 +308,24 @@ def within_tolerance(called, true, rel: float = REL_TOLERANCE,
     return np.abs(called - true) <= np.maximum(absolute, rel * true)
 
 
+def _recall_and_precision(cartridges: list[dict], name: str) -> dict:
+    """Pooled over the cartridges, of the automatic count of class ``name``: the true cells
+    counted (recall: of every true cell, detected or not), the counted that are true
+    (precision), and the true shown to a person or counted, each with its 95 % Wilson
+    interval; the cells as independent draws (cells of one cartridge share its look)."""
+    true = sum(c["true"][name] for c in cartridges)
+    counted_n = sum(c["automatic"][name] for c in cartridges)
+    hits = counted_n - sum(c.get("false_calls", {}).get(name, 0) for c in cartridges)
+    seen = sum(c.get("called_or_flagged", {}).get(name, 0) for c in cartridges)
+
+    def share(n: int, of: int) -> dict:
+        return {"n": int(n), "of": int(of), "share": n / of if of else None,
+                "ci95": share_interval(int(n), int(of))}
+
+    return {"recall": share(hits, true), "precision": share(hits, counted_n),
+            "counted_or_shown": share(seen, true)}
+
+
 def count_report(cartridges: list[dict], class_names: Sequence[str],
                  positive: str = "ctc", cutoffs: Sequence[float] = CUTOFFS,
                  reported: Sequence[str] | None = None) -> dict:
@@ -338,6 +356,8 @@ def count_report(cartridges: list[dict], class_names: Sequence[str],
                 if name == positive:  # the clinical cut-offs are of CTCs alone
                     entry[mode]["cutoffs"] = [cutoff_agreement(called, true, c)
                                               for c in cutoffs]
+        if name in counted_classes:
+            entry["automatic"].update(_recall_and_precision(cartridges, name))
         out["per_class"][name] = entry
     events = sum(c["events"] for c in cartridges)
     false = {name: sum(c.get("false_calls", {}).get(name, 0) for c in cartridges)

@@ -228,6 +228,8 @@ def test_evaluate_command_on_simulated_cartridges(tmp_path, capsys, caplog):
     assert "after_review (ctc)" in said and "after_review (cluster)" in said
     assert "resolved every flagged event to its true class" in said  # a perfect reviewer's
     assert "false calls per 1,000 events: ctc" in said
+    # The pooled shares a validation report states, each with its interval.
+    assert "ctc automatic, pooled: recall " in said and "% CI" in said.split("pooled:")[1]
     # clusters' counts beside the CTCs', per cartridge: the console is what a lab reads
     assert "ctc per 7.5 mL" in said and "cluster per 7.5 mL" in said
     report = json.loads((tmp_path / "out" / "counts.json").read_text())
@@ -240,6 +242,11 @@ def test_evaluate_command_on_simulated_cartridges(tmp_path, capsys, caplog):
     assert first["automatic"]["ctc"] == int(((events["class"] == "ctc") & counted(events)).sum())
     assert (tmp_path / "out" / "counts.png").stat().st_size > 0
     assert np.isfinite(report["per_class"]["ctc"]["automatic"]["bland_altman"]["bias"])
+    recall = report["per_class"]["ctc"]["automatic"]["recall"]
+    hits = sum(c["automatic"]["ctc"] - c["false_calls"]["ctc"] for c in report["cartridges"])
+    assert recall["n"] == hits and recall["of"] == sum(c["true"]["ctc"]
+                                                       for c in report["cartridges"])
+    assert len(recall["ci95"]) == 2
     # What was scored, for an audit: the model by its absolute path, file and network digests
     # and name (the shipped default, run as its ONNX export on a CPU), the software and when.
     record = report["model_record"]
