@@ -431,8 +431,9 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
             for k, g in report.get("guard_by_class", {name: guard} if guard else {}).items()]
     print(f"sent to review: {report['flagged_share']:.1%} of events (every reason)"
           + ("; marker guard: " + "; ".join(
-              f"{held} {k} calls held apart from the automatic count, {g['wrong_held']} of "
-              f"{g['wrong_calls']} wrong {k} calls caught" for k, g, held in said
+              f"{held} {k} calls held apart from the automatic count ({g['right_held']} of "
+              f"them right: its cost), {g['wrong_held']} of {g['wrong_calls']} wrong {k} "
+              "calls caught" for k, g, held in said
               if k == name or held or g["wrong_calls"])
              + f"; {guard['flag_share']:.1%} of events flagged by the guard alone"
              if guard else ""))
