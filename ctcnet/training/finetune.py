@@ -340,7 +340,10 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
                                   set(held.sample_ids) & set(train.sample_ids[:own]))},
                  **({"left_out_test_crops": len(left_out.targets)}
                     if left_out is not None and len(left_out.targets) else {}),
-                 "train": data.summary()["splits"]["train"]},
+                 # the training split, the simulated crops mixed in said apart from the lab's
+                 "train": {**data.summary()["splits"]["train"], "lab_crops": int(own),
+                           "lab_samples": len(set(train.sample_ids[:own])),
+                           "simulated_crops": int(len(train.targets) - own)}},
         "options": {**asdict(opts), "simulated_per_class": int(n_sim)},
         # The lab's crops it learnt from, as evaluate tells them wherever they are copied.
         # (and those the base model's own fine-tunes learnt from: it holds what they taught)

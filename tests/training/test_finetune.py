@@ -62,6 +62,10 @@ def test_finetune_frees_the_last_blocks_and_recalibrates_few_crops_pooled(
     assert info["data"]["samples"] == 2 and info["data"]["held_out"]["unit"] == "sample"
     assert 0 < info["data"]["held_out"]["crops"] < 24
     assert info["data"]["train"]["crops"] == 24 - info["data"]["held_out"]["crops"] + 4 * 6
+    # The lab's crops said apart from the simulated ones mixed in.
+    assert info["data"]["train"]["lab_crops"] == 24 - info["data"]["held_out"]["crops"]
+    assert info["data"]["train"]["simulated_crops"] == 4 * 6
+    assert info["data"]["train"]["lab_samples"] == 1
     assert info["options"]["simulated_per_class"] == 6
     held = info["data"]["held_out"]["crops"]
     cal = info["calibration"]
