@@ -58,7 +58,7 @@ def write_card(path: Path, model_path: Path, record: dict, spec) -> None:
         f"- Base model: `{record['base']['path']}` (sha256 {record['base']['sha256'][:12]}..., "
         f"ctcnet {record['base']['version']})",
         f"- Data: `{data['path']}`: {sum(data['per_class'].values())} crops from "
-        f"{data['samples']} sample(s), per class {data['per_class']}",
+        f"{data['samples']} sample(s), per class {data['per_class']}" + _labels_said(data),
         _held_out_line(data),
         f"- Trained: {record['options']['steps']} steps, "
         + (f"the last {record['options']['train_blocks']} block(s) free"
@@ -84,6 +84,20 @@ def write_card(path: Path, model_path: Path, record: dict, spec) -> None:
         lines += ["", "## Said while it was made", "",
                   *(f"- {line}" for line in record["warnings"])]
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _labels_said(data: dict) -> str:
+    """Whose labels the crops carry, where ``ctcnet crops`` recorded it: a person's, and
+    which samples' sign-offs did not hold as they were cut; or the model's own calls."""
+    if data.get("labels") == "model":
+        return "; labelled by the model's own calls, not a person's"
+    unsigned = sorted(k for k, v in (data.get("signoff_status") or {}).items()
+                      if v != "current")
+    if data.get("labels") == "reviewer":
+        return "; a reviewer's decisions" + (
+            f", not signed off (or no longer) on {', '.join(unsigned)}" if unsigned else
+            ", every sample signed off")
+    return ""
 
 
 def _calls_rows(calls: dict | None) -> list[str]:

@@ -425,6 +425,12 @@ def test_a_crop_sets_labels_and_held_out_share_are_said_and_recorded(tmp_path, c
         assert crops_made_by(tmp_path) == {"labels": "reviewer", "signoff_status": {
             "A": "current", "B": "changed since", "C": "not signed off"}}
     assert not caplog.text
+    # The card says whose labels they are, and which sign-offs did not hold.
+    from ctcnet.training.finetune_card import _labels_said
+
+    assert _labels_said(crops_made_by(tmp_path)) == (
+        "; a reviewer's decisions, not signed off (or no longer) on B, C")
+    assert _labels_said({"labels": "model"}).endswith("not a person's")
     assert crops_made_by(tmp_path / "elsewhere") == {}  # crops ctcnet did not cut
     index = SimpleNamespace(sample_ids=["A"] * 36 + ["B"] * 26, splits=[""] * 62)
     held = SimpleNamespace(targets=[0] * 36, sample_ids=["A"] * 36)
