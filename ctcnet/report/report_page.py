@@ -249,7 +249,8 @@ def display_note(panel: dict, crop_px: int | None = None,
             f"the last panel overlays the nucleus, the CTC marker and CD45 in colour "
             f"({html.escape(legend)}); the ticks on "
             "every panel mark the event's centre, the dotted box its object, the hatch what "
-            "lies past the frame's border. Click a page to see it full size.</p>")
+            "lies past the frame's border. A page is drawn here at twice its size; click it to "
+            "open its file (zoom the browser in to read it larger).</p>")
 
 
 def partners_html(partners: dict | None) -> str:
