@@ -742,3 +742,16 @@ def test_export_names_keep_a_sample_ids_letters():
     assert file_stem("\u6771\u4eac-1") == "\u6771\u4eac-1"
     assert file_stem("a/b\\c") == "a_b_c" and file_stem("..x") == "x"
     assert file_stem("P\x00 1") == "P__1"
+
+
+def test_an_export_of_a_stopped_batch_names_the_samples_it_lacks(run, tmp_path, caplog):
+    """A batch stopped before its second sample: the export of the first says the other has
+    no output and how to get one (it exported the rest silently, status 0)."""
+    results = copy_run(run, tmp_path / "results")
+    (results / "run.json").write_text(json.dumps({"state": "stopped", "outputs": [
+        {"name": SAMPLE, "summary": f"{SAMPLE}/summary.json"},
+        {"name": "S3", "missing": True, "reason": "not finished"}]}))
+    (results / "S4" / "parts").mkdir(parents=True)  # begun, not finished
+    with caplog.at_level("WARNING"):
+        assert main(["export-events", str(results), "--fcs"]) == 0
+    assert "2 sample(s) have no output to export (S3, S4): the run was stopped" in caplog.text
