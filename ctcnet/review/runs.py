@@ -130,24 +130,43 @@ def find_samples(results: str | Path) -> dict[str, Path]:
             "crops in each one's index.html (the table: predictions.csv): the review page, "
             "`ctcnet crops` and `export-events` read cartridges' events" if crop_sets else "")
     if not samples:
-        running = _running_index(results)
+        state = _index_state(results)
         raise InputError("no predict outputs here " + (
             "yet: run.json says a run is writing into this folder; start once its first "
-            "sample is done (the review then serves the others as they finish)" if running
-            else "(expected a cartridge's <sample>/summary.json and events.parquet, as "
-                 "ctcnet predict --out writes)") + said, results)
+            "sample is done (the review then serves the others as they finish)"
+            if state == "running" else
+            f"yet: the run that wrote run.json {state} before its first sample was done; "
+            "the same predict command resumes it" if state else
+            "(expected a cartridge's <sample>/summary.json and events.parquet, as "
+            "ctcnet predict --out writes)") + said, results)
     if crop_sets:
         log.warning("%s: left out%s", results, said)
     return samples
 
 
-def _running_index(results: Path) -> bool:
-    """Whether the folder's run.json says a run is writing into it."""
+def _index_state(results: Path) -> str | None:
+    """What the folder's run.json says of the run writing into it: ``running`` (its process
+    alive, or on another host), how it ended where it did ("was stopped", "failed", "was
+    killed": a running one whose process on this host is gone), or None (no index, finished)."""
+    import os
+    import socket
+
     try:
-        return json.loads((results / "run.json").read_text(encoding="utf-8")).get(
-            "state") == "running"
+        index = json.loads((results / "run.json").read_text(encoding="utf-8"))
+        state = index.get("state")
     except (OSError, ValueError, AttributeError):
-        return False
+        return None
+    if state == "running":
+        pid = index.get("pid")
+        if index.get("host") == socket.gethostname() and isinstance(pid, int):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return "was killed"
+            except PermissionError:  # another user's process: alive
+                pass
+        return "running"
+    return {"stopped": "was stopped", "failed": "failed"}.get(state)
 
 
 def reported_classes(summary: RunSummary) -> list[str]:

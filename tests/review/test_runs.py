@@ -35,3 +35,30 @@ def test_a_folder_a_run_is_still_writing_says_so_not_that_it_holds_no_outputs(tm
     (tmp_path / "run.json").write_text(json.dumps({"state": "finished"}))
     with pytest.raises(InputError, match=r"here \(expected a cartridge's"):
         find_samples(tmp_path)
+
+
+def test_an_output_folder_without_a_finished_sample_says_how_its_run_ended(tmp_path):
+    """A batch killed (its process gone) or stopped before any sample: not "a run is writing
+    into this folder", which sent a person to wait for nothing."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import pytest
+
+    from ctcnet.errors import InputError
+    from ctcnet.review.runs import find_samples
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    for index, said in (({"state": "running", "host": socket.gethostname(), "pid": int(gone)},
+                         "the run that wrote run.json was killed before its first sample"),
+                        ({"state": "stopped"}, "was stopped before its first sample was done; "
+                                               "the same predict command resumes it"),
+                        ({"state": "running", "host": socket.gethostname(),
+                          "pid": os.getpid()}, "run.json says a run is writing into this")):
+        (tmp_path / "run.json").write_text(json.dumps(index))
+        with pytest.raises(InputError, match=said):
+            find_samples(tmp_path)
