@@ -282,7 +282,10 @@ def caption(code: str, confidence: float | None = None,
         return HELD_CAPTION + GUARD_FLAGS.get(flag, (flag.replace("_", " "), ""))[0]
     if code == "low_confidence" and confidence is not None and review_threshold is not None \
             and confidence < review_threshold:
-        return f"low p {confidence:.2f} < {review_threshold:.2f}"
+        # As many places as tell the two apart ("0.878 < 0.882", never "0.88 < 0.88").
+        places = next((d for d in (2, 3, 4) if f"{confidence:.{d}f}" !=
+                       f"{review_threshold:.{d}f}"), 4)
+        return f"low p {confidence:.{places}f} < {review_threshold:.{places}f}"
     if code == "low_confidence":  # at or over the threshold: shown for the band or the markers
         return f"{counted_words(reported)} in doubt"
     return REASONS.get(code, (code, ""))[0].replace("{counted}", counted_words(reported))

@@ -167,3 +167,11 @@ def test_a_cluster_calls_caption_names_its_partner():
     assert " cluster [partner: neutrophil] p=0.99 after prior " in labels[0]
     # (no partner read on a ctc call)
     assert " ctc (network: cluster p=0.90 after prior) " in labels[1]
+
+
+def test_a_low_p_caption_tells_the_p_from_the_threshold():
+    """p 0.8787 under a threshold of 0.8815 read "low p 0.88 < 0.88"."""
+    from ctcnet.report.reasons import caption
+
+    assert caption("low_confidence", 0.8787, 0.8815) == "low p 0.879 < 0.881"
+    assert caption("low_confidence", 0.6, 0.9) == "low p 0.60 < 0.90"
