@@ -424,6 +424,8 @@ def export_events(results: str | Path, fcs: bool = True, geojson: bool = False,
         raise InputError("nothing to export: ask for --fcs and/or --geojson")
     if geometry not in ("box", "point"):
         raise InputError(f"--geometry {geometry!r} is not box or point")
+    if geometry != "box" and not geojson:  # (an FCS file has no geometry to change)
+        raise InputError(f"--geometry {geometry} shapes the GeoJSON detections: add --geojson")
     if out is not None:
         check_output_folder(out)
     plans = plan_exports(results, fcs, geojson, out)
