@@ -115,7 +115,10 @@ def events_geojson(events: pd.DataFrame, summary, where: Path,
                 metadata[REVIEWER_CALL] = reviewed[i]
             features.append({
                 "type": "Feature",
-                "id": str(uuid.uuid5(_ID_NAMESPACE, f"{identity}/{event_id}")),
+                # The cell's: its scan, frame, place and size, not its row (a rerun that
+                # numbers the events otherwise gave another cell the same id).
+                "id": str(uuid.uuid5(_ID_NAMESPACE, f"{identity}/{frame}/{row.x:.2f}/"
+                                                    f"{row.y:.2f}/{getattr(row, 'area_px', 0)}")),
                 "geometry": _geometry(row, geometry),
                 "properties": {
                     "objectType": "detection",

@@ -274,6 +274,7 @@ def test_geojson_round_trip(run, tmp_path):
     assert sorted(seen) == events["event_id"].tolist()
     # A second export gives the same objects the same ids (QuPath matches them on import).
     ids = {f["id"] for p in files for f in json.loads(p.read_text())["features"]}
+    assert len(ids) == len(events)  # one a cell
     export_events(results, fcs=False, geojson=True, overwrite=True)
     assert ids == {f["id"] for p in files for f in json.loads(p.read_text())["features"]}
 
