@@ -420,6 +420,11 @@ class CTCLitModule(L.LightningModule):
         macro_f1 = flat.pop(f"{prefix}/macro_f1")
         self.log(f"{prefix}/macro_f1", macro_f1, prog_bar=True, sync_dist=True)
         self.log_dict(flat, sync_dist=True)
+        trainer = getattr(self, "_trainer", None)
+        if trainer is not None and trainer.sanity_checking:
+            # Lightning's sanity check runs a few batches on the weights as they start: no
+            # score of the model (a run stopped before its first validation kept it as one).
+            return
         self.last_metrics = {
             "split": prefix, "epoch": int(self.current_epoch),
             "macro_f1": float(macro_f1),

@@ -1099,3 +1099,19 @@ def test_each_ddp_process_draws_its_own_augmentation_and_rank_0_a_lone_runs():
     alone = first_batch(0)
     assert torch.equal(first_batch(0), alone)
     assert not torch.equal(first_batch(1), alone)
+
+
+def test_a_run_stopped_before_its_first_validation_records_no_score(tmp_path):
+    """Stopped mid-epoch by max_steps: the sanity check's batches (the untrained weights)
+    were kept as the model's validation score; the model now carries none."""
+    from ctcnet.cli import main
+    from ctcnet.nn.classifier import load_model
+
+    root = tmp_path / "steps"
+    assert main(["train", "--config", str(ROOT / "configs" / "smoke.yaml"),
+                 f"--trainer.default_root_dir={root}", "--trainer.max_steps=1",
+                 "--trainer.num_sanity_val_steps=1",
+                 "--data.simulate={train: 8, val: 4, seed: 0, num_samples: 2}",
+                 "--data.batch_size=4"]) == 0
+    _, spec = load_model(root / "model.pt")
+    assert "macro_f1" not in (spec.metrics or {})
