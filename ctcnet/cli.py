@@ -259,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         stopped = isinstance(err, Terminated)
         resume = {"predict": "; the same command resumes where it stopped",
                   "train": "; the same command with --ckpt_path last resumes it from its last "
-                           "epoch"}.get(args._name, "")
+                           "finished epoch (where none finished, no checkpoint was written: "
+                           "run the command again as it was)"}.get(args._name, "")
         print(f"ctcnet {args._name}: {'stopped (SIGTERM)' if stopped else 'interrupted'}{resume}",
               file=sys.stderr)
         return 143 if stopped else 130
