@@ -123,3 +123,14 @@ def test_resnet18_without_torchvision_says_which_extra(monkeypatch):
     monkeypatch.setattr(nets, "torchvision_error", lambda: "ModuleNotFoundError: torchvision")
     with pytest.raises(CtcnetError, match=r"ctcnet\[resnet\]"):
         create_model("resnet18", in_chans=5, num_classes=4)
+
+
+def test_an_option_the_architecture_does_not_take_is_refused_in_a_line():
+    """--model.arch_kwargs.widht 16 ended in a 54-line traceback."""
+    import pytest
+
+    from ctcnet.errors import InputError
+    from ctcnet.nn.nets import create_model
+
+    with pytest.raises(InputError, match=r"arch 'compact': .*'widht' .*it takes width"):
+        create_model("compact", 5, 4, widht=16)

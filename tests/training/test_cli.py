@@ -90,7 +90,9 @@ def test_ctrl_c_in_training_exits_130(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(T, "CTCLightningCLI", lambda *a, **k: fake)
     status, err = run_cli(capsys, "train", "--trainer.max_epochs=1")
     assert status == 130 and err == ["ctcnet train: interrupted; the same command with "
-                                     "--ckpt_path last resumes it from its last epoch"]
+                                     "--ckpt_path last resumes it from its last finished epoch "
+                                     "(where none finished, no checkpoint was written: run the "
+                                     "command again as it was)"]
 
 
 def test_fit_or_interrupt_tells_a_ctrl_c_from_a_sigterm_and_a_failure():
