@@ -25,6 +25,7 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from lightning.pytorch import seed_everything
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
@@ -402,14 +403,29 @@ def main(args: list[str] | None = None, prog: str | None = None) -> int:
                                        "validation crops)"
                                        if score is not None and chosen.monitor else ""))
         if score is not None and chosen.monitor and "macro_f1" in chosen.monitor:
-            say_if_no_better_than_guessing(float(score), len(cli.model.spec.class_names))
+            metrics = torch.load(path, weights_only=True).get("ctcnet_spec", {}).get(
+                "metrics") or {}
+            say_if_no_better_than_guessing(float(score), len(cli.model.spec.class_names),
+                                           metrics.get("confusion"), cli.model.spec.class_names)
     return 0
 
 
-def say_if_no_better_than_guessing(macro_f1: float, classes: int) -> None:
+def say_if_no_better_than_guessing(macro_f1: float, classes: int, confusion=None,
+                                   names=None) -> None:
     """A warning where the best validation macro-F1 is no better than guessing a class at
-    random (1 / classes, give or take): such a model learnt nothing a lab can use, and its
-    file looks like any other."""
+    random (1 / classes, give or take; the classes the validation crops hold, where its
+    ``confusion`` matrix says), or where the model calls every validation crop one class:
+    such a model learnt nothing a lab can use, and its file looks like any other."""
+    if confusion is not None:
+        matrix = np.asarray(confusion)
+        classes = max(int((matrix.sum(axis=1) > 0).sum()), 1)
+        called = np.flatnonzero(matrix.sum(axis=0))
+        if len(called) == 1 and classes > 1:
+            one = names[called[0]] if names is not None else f"class {called[0]}"
+            log.warning("the model calls every validation crop %s: it has learnt nothing "
+                        "usable; train longer (more epochs, a smaller batch) or check the "
+                        "labels and channels", one)
+            return
     guess = 1.0 / classes
     if macro_f1 <= 1.25 * guess:
         log.warning("the model's best validation macro-F1 %.3f is no better than guessing "

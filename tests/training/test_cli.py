@@ -269,3 +269,10 @@ def test_a_run_that_learnt_nothing_is_said_to_be_no_better_than_guessing(caplog)
         say_if_no_better_than_guessing(0.65, 5)
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 1 and "0.080 is no better than guessing among 5 classes" in said[0]
+    # Two classes in the validation crops, every one called ctc: 0.341 was over a quarter's
+    # guess for the taxonomy's four classes, and said nothing.
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ctcnet.training"):
+        say_if_no_better_than_guessing(0.341, 4, [[14, 0, 0, 0], [13, 0, 0, 0], [0] * 4,
+                                                  [0] * 4], ["ctc", "wbc", "cluster", "debris"])
+    assert "calls every validation crop ctc" in caplog.text
