@@ -44,6 +44,7 @@ from ctcnet.simulate.config import with_overrides
 from ctcnet.simulate.export import tight_rendering
 from ctcnet.training.crop_folder import SPLITS, folder_index, folder_panel, folder_splits
 from ctcnet.training.render_cache import cached_render, render_key
+from ctcnet.training.simulate_options import simulate_settings
 from ctcnet.training.splits import RANK_SEED_STEP, CropDataset, SplitData, crop_loader
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ class CTCDataModule(L.LightningDataModule):
                              "data.simulate (per-class counts to simulate)")
         self.crop_size = int(crop_size)
         self.data_dir = data_dir
-        self.simulate = dict(simulate or {})
+        self.simulate = simulate_settings(simulate)  # a misspelt key refused, not read over
         self.val_fraction = float(val_fraction)
         self.split_seed = int(split_seed)
         if split_unit not in ("sample", "crop", "auto"):

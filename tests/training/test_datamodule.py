@@ -97,3 +97,12 @@ def test_a_model_file_given_as_the_crops_is_told_for_what_it_is(tmp_path):
     model.write_bytes(b"weights")
     with pytest.raises(InputError, match="a model file, not a crop dataset folder"):
         read_crop_index(model)
+
+
+def test_a_misspelt_simulate_key_is_refused_not_read_over():
+    """--data.simulate.trian 60 trained on the default 4 crops a class, the slip recorded."""
+    from ctcnet.training.datamodule import CTCDataModule
+
+    with pytest.raises(InputError, match=r"data.simulate: key 'trian' is not read; did you "
+                                         r"mean 'train'\?"):
+        CTCDataModule(simulate={"trian": 60, "val": 4})
