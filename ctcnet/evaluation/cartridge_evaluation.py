@@ -18,6 +18,7 @@ from ctcnet.simulate.cartridge import read_truth
 
 log = logging.getLogger(__name__)
 
+
 def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str = "auto",
                         workers: int | None = None, quiet: bool = True, compensate: bool |
                         None = None, prior: str | None = None, cutoffs=None) -> dict:
