@@ -484,7 +484,7 @@ def _say_unfinished(results: Path) -> None:
         return  # one sample's folder, or no index: nothing to say
     left = sorted({*missing, *unfinished_outputs(results)})
     if left:
-        log.warning("%s: %d sample(s) have no output to export (%s%s): the run was %s; the "
-                    "predict command that ran it resumes them, then export again",
+        log.warning("%s: %d sample(s) have no output to export (%s%s; run.json: %s): the "
+                    "predict command that ran them finishes them, then export again",
                     results, len(left), ", ".join(left[:5]), ", ..." if len(left) > 5 else "",
                     index.get("state", "not finished"))

@@ -755,7 +755,7 @@ def test_an_export_of_a_stopped_batch_names_the_samples_it_lacks(run, tmp_path, 
     (results / "S4" / "parts").mkdir(parents=True)  # begun, not finished
     with caplog.at_level("WARNING"):
         assert main(["export-events", str(results), "--fcs"]) == 0
-    assert "2 sample(s) have no output to export (S3, S4): the run was stopped" in caplog.text
+    assert "2 sample(s) have no output to export (S3, S4; run.json: stopped)" in caplog.text
 
 
 def test_a_geometry_without_geojson_is_refused(run, tmp_path, capsys):
