@@ -59,6 +59,7 @@ from ctcnet import __version__
 from ctcnet.detect.detection import BOX_COLUMNS
 from ctcnet.errors import InputError
 from ctcnet.exports.fcs import MISSING_VALUE, fcs_matrix, write_fcs
+from ctcnet.exports.levels import sample_levels
 from ctcnet.exports.sample_review import (  # noqa: F401 (read here by callers)
     REVIEWER_CALL,
     signoff_now,
@@ -216,9 +217,18 @@ def event_parameters(events: pd.DataFrame, summary, where: Path,
                                                                   height)]
     if "area_um2" in events:
         out.append(number("area_um2", "Area (um^2)"))
+    levels = sample_levels(where.parent, events)
     for col in [c for c in events.columns if c.startswith("mean_")]:
         channel = col.removeprefix("mean_")
         out.append(number(col, f"{channel} mean intensity", channel_top.get(channel, 0.0)))
+    # The same in the sample's noise units above its background (the review page's m): one
+    # gate carries across samples whose offsets and backgrounds differ, counts do not.
+    for col in [c for c in events.columns if c.startswith("mean_")]:
+        channel = col.removeprefix("mean_")
+        if channel in levels:
+            background, noise = levels[channel]
+            out.append(Parameter(f"snr_{channel}", f"{channel} mean above background (noise "
+                                 "units)", (_numeric(events, col, where) - background) / noise))
     out += [number(f"p_{c}", f"P({c})", 1.0) for c in classes if f"p_{c}" in events]
     # What the call is read from where the model's cartridge fusion ran (scan_fused): the
     # network's and the markers' evidence together; the network's own elsewhere. Gating on

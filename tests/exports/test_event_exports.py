@@ -763,3 +763,30 @@ def test_a_geometry_without_geojson_is_refused(run, tmp_path, capsys):
     assert main(["export-events", str(results), "--fcs", "--geometry", "point"]) == 2
     assert "--geometry point shapes the GeoJSON detections: add --geojson" in \
         capsys.readouterr().err
+
+
+def test_fcs_gives_each_mean_in_the_samples_noise_units_where_the_report_kept_them(
+        run, tmp_path):
+    """snr_<channel> = (mean - background) / noise, the review page's m: a gate that carries
+    across samples whose backgrounds differ. Only for the run the levels were kept for."""
+    from ctcnet.review.runs import run_id
+
+    results = copy_run(run, tmp_path / "results")
+    events = events_of(results)
+    channels = [c.removeprefix("mean_") for c in events.columns if c.startswith("mean_")]
+    levels = {"channels": channels, "background": [100.0 + i for i in range(len(channels))],
+              "noise": [2.0] * len(channels), "white": [999.0] * len(channels),
+              "run_id": run_id(events)}
+    (results / SAMPLE / "gallery").mkdir(exist_ok=True)
+    (results / SAMPLE / "gallery" / "levels.json").write_text(json.dumps(levels))
+    export_events(results, fcs=True)
+    names, values, _ = read_flowio(results / SAMPLE / f"{SAMPLE}.fcs")
+    for i, channel in enumerate(channels):
+        want = (events[f"mean_{channel}"].to_numpy(np.float64) - (100.0 + i)) / 2.0
+        assert np.allclose(values[:, names.index(f"snr_{channel}")], want, rtol=1e-5)
+    # Levels of another run are not this one's: no such parameter.
+    (results / SAMPLE / "gallery" / "levels.json").write_text(
+        json.dumps({**levels, "run_id": "another"}))
+    export_events(results, fcs=True, overwrite=True)
+    assert not any(n.startswith("snr_")
+                   for n in read_flowio(results / SAMPLE / f"{SAMPLE}.fcs")[0])
