@@ -58,6 +58,7 @@ import pandas as pd
 from ctcnet import __version__
 from ctcnet.detect.detection import BOX_COLUMNS
 from ctcnet.errors import InputError
+from ctcnet.exports.batch_checks import refuse_another_samples_files, say_unfinished
 from ctcnet.exports.fcs import MISSING_VALUE, fcs_matrix, write_fcs
 from ctcnet.exports.levels import sample_levels
 from ctcnet.exports.sample_review import (  # noqa: F401 (read here by callers)
@@ -75,7 +76,6 @@ from ctcnet.io.atomic import (
     refuse_existing,
     written_together,
 )
-from ctcnet.io.cartridge_info import RUN_INDEX_FILE
 from ctcnet.nn.calls import FAILED_CLASS
 from ctcnet.review.decisions import (
     find_samples,
@@ -447,7 +447,8 @@ def export_events(results: str | Path, fcs: bool = True, geojson: bool = False,
             if path is not None and (path.is_symlink() or (path.exists() and not ok(path))):
                 raise InputError(f"is not an export's {kind}: move it away, then export",
                                  path)
-    _say_unfinished(Path(results))
+    refuse_another_samples_files(plans)
+    say_unfinished(Path(results))
     # Every sample checked first, its table let go before the next is read (a night of large
     # samples held at once took gigabytes), then each read again as it is written.
     failed = [_load(plan, geometry)[1].status == "failed" for plan in plans]
@@ -478,23 +479,3 @@ def export_events(results: str | Path, fcs: bool = True, geojson: bool = False,
                     plan.geojson, events_geojson(events, summary, where, geometry), written)
             done.append(plan)
     return done
-
-
-def _say_unfinished(results: Path) -> None:
-    """Warn of the samples of a batch folder that have no output to export: those its run.json
-    lists as missing (a run stopped before them) and those a run began and did not finish. An
-    export of the rest reads as the night's unless said."""
-    from ctcnet.inference.run_index import unfinished_outputs
-
-    try:
-        index = json.loads((results / RUN_INDEX_FILE).read_text(encoding="utf-8"))
-        missing = [str(e["name"]) for e in index.get("outputs", [])
-                   if isinstance(e, dict) and e.get("missing")]
-    except (OSError, ValueError, AttributeError, KeyError, TypeError):
-        return  # one sample's folder, or no index: nothing to say
-    left = sorted({*missing, *unfinished_outputs(results)})
-    if left:
-        log.warning("%s: %d sample(s) have no output to export (%s%s; run.json: %s): the "
-                    "predict command that ran them finishes them, then export again",
-                    results, len(left), ", ".join(left[:5]), ", ..." if len(left) > 5 else "",
-                    index.get("state", "not finished"))

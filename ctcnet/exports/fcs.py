@@ -145,3 +145,21 @@ def fcs_matrix(parameters: Sequence) -> np.ndarray:
         matrix[:, i] = parameter.values
     matrix[~np.isfinite(matrix)] = MISSING_VALUE
     return matrix
+
+
+def fcs_keyword(path: str | Path, key: str) -> str | None:
+    """The value of TEXT keyword ``key`` of an FCS file (None where the file is none, or lacks
+    it): read from its HEADER's TEXT offsets, the TEXT's first byte its delimiter."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(HEADER_BYTES)
+            begin, end = int(head[10:18]), int(head[18:26])
+            f.seek(begin)
+            text = f.read(end - begin + 1).decode("utf-8", "replace")
+    except (OSError, ValueError):
+        return None
+    if not head.startswith(b"FCS") or not text:
+        return None
+    parts = text[1:].split(text[0])  # (ctcnet's values hold no delimiter: none to unescape)
+    pairs = dict(zip(parts[::2], parts[1::2]))
+    return pairs.get(key)

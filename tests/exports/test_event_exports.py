@@ -790,3 +790,21 @@ def test_fcs_gives_each_mean_in_the_samples_noise_units_where_the_report_kept_th
     export_events(results, fcs=True, overwrite=True)
     assert not any(n.startswith("snr_")
                    for n in read_flowio(results / SAMPLE / f"{SAMPLE}.fcs")[0])
+
+
+def test_an_export_over_another_samples_file_is_refused_even_with_overwrite(run, tmp_path,
+                                                                           capsys):
+    """Two samples whose ids make one file name ("Pt 1", "Pt_1") exported into one --out one
+    after the other: the second replaced the first's FCS file under --overwrite."""
+    results = copy_run(run, tmp_path / "results")
+    summary = results / SAMPLE / "summary.json"
+    first = json.loads(summary.read_text())
+    assert main(["export-events", str(results / SAMPLE), "--fcs", "--out",
+                 str(tmp_path / "shared")]) == 0
+    written = next((tmp_path / "shared").glob("*.fcs"))
+    summary.write_text(json.dumps({**first, "sample_id": "another"}))
+    capsys.readouterr()
+    assert main(["export-events", str(results / SAMPLE), "--fcs", "--out",
+                 str(tmp_path / "shared"), "--overwrite"]) == 2
+    assert f"holds the export of sample {SAMPLE!r}, not of 'another'" in capsys.readouterr().err
+    assert written.is_file()

@@ -1,0 +1,54 @@
+"""What an export of a predict ``--out`` folder checks beyond each sample's own table: the
+samples of the batch that have no output to export (said, so that an export of the rest is
+not read as the night's), and a file under a shared ``--out`` that holds another sample's
+export of the same file name (refused, even with ``--overwrite``: "Pt 1" and "Pt_1" write one
+file name, and the first's export was replaced without a word)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from ctcnet.errors import InputError
+from ctcnet.exports.fcs import fcs_keyword
+from ctcnet.io.cartridge_info import RUN_INDEX_FILE
+
+log = logging.getLogger("ctcnet.exports.event_exports")
+
+
+def refuse_another_samples_files(plans) -> None:
+    """Refuse an export whose FCS file exists and holds another sample's events (its
+    ``CTCNET_SAMPLE_ID``): under one ``--out`` two sample ids may make one file name."""
+    for plan in plans:
+        if plan.fcs is None or not plan.fcs.is_file():
+            continue
+        try:
+            mine = json.loads((plan.folder / "summary.json").read_text(encoding="utf-8"))[
+                "sample_id"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # (the sample's own read says what is wrong with it)
+        other = fcs_keyword(plan.fcs, "CTCNET_SAMPLE_ID")
+        if other is not None and other != mine:
+            raise InputError(f"holds the export of sample {other!r}, not of {mine!r} (their "
+                             "ids make one file name): export into another --out", plan.fcs)
+
+
+def say_unfinished(results: Path) -> None:
+    """Warn of the samples of a batch folder that have no output to export: those its run.json
+    lists as missing (a run stopped before them) and those a run began and did not finish. An
+    export of the rest reads as the night's unless said."""
+    from ctcnet.inference.run_index import unfinished_outputs
+
+    try:
+        index = json.loads((results / RUN_INDEX_FILE).read_text(encoding="utf-8"))
+        missing = [str(e["name"]) for e in index.get("outputs", [])
+                   if isinstance(e, dict) and e.get("missing")]
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return  # one sample's folder, or no index: nothing to say
+    left = sorted({*missing, *unfinished_outputs(results)})
+    if left:
+        log.warning("%s: %d sample(s) have no output to export (%s%s; run.json: %s): the "
+                    "predict command that ran them finishes them, then export again",
+                    results, len(left), ", ".join(left[:5]), ", ..." if len(left) > 5 else "",
+                    index.get("state", "not finished"))
