@@ -110,6 +110,9 @@ def _say_once(sample_dir: Path, summary: RunSummary) -> None:
                     "the run that wrote it", sample_dir)
 
 
+_LINKS_SAID: set = set()  # (results folder, linked sample folders) already said
+
+
 def find_samples(results: str | Path) -> dict[str, Path]:
     """Sample id -> folder for a predict ``--out`` folder (or one sample's own folder)."""
     results = Path(results)
@@ -123,6 +126,15 @@ def find_samples(results: str | Path) -> dict[str, Path]:
     samples = {p.name: p for p in sorted(results.iterdir())
                if p.is_dir() and (p / "summary.json").is_file()
                and (p / "events.parquet").is_file()}
+    # A sample folder that is a link to one elsewhere (another batch's patient) is not read:
+    # the review, crops and exports write into sample folders, never through a link.
+    linked = sorted(name for name, p in samples.items() if p.is_symlink())
+    if linked and (str(results), tuple(linked)) not in _LINKS_SAID:  # (a server looks often)
+        _LINKS_SAID.add((str(results), tuple(linked)))
+        log.warning("%s: %d sample folder(s) are links to folders elsewhere, not read (%s): "
+                    "copy or move the sample's folder here instead", results, len(linked),
+                    ", ".join(linked[:3]))
+    samples = {name: p for name, p in samples.items() if name not in linked}
     crop_sets = [p.name for p in sorted(results.iterdir())
                  if p.is_dir() and (p / "predictions.parquet").is_file()]
     said = (f"; {len(crop_sets)} crop folder output(s) ({', '.join(crop_sets[:3])}"

@@ -75,20 +75,29 @@ def parse_signoff(body) -> tuple[str | None, str, str, str | None]:
     return reviewer, run_id, stamp, note
 
 
+# The longest reviewer name and sign-off note kept: audit records, refused past it rather
+# than cut short without a word (a name cut at 64 characters read as another's).
+REVIEWER_CHARS, NOTE_CHARS = 64, 500
+
+
 def reviewer_name(given: str | None, default: str) -> str:
     """The name a decision or sign-off is recorded under: the one given, its control
     characters (a newline would split review.csv's line for line-based tools) made spaces, a
-    leading ``= + - @`` kept from a spreadsheet's formulas by a ``'``, its length cut to 64;
-    the server's ``--reviewer`` where none is given."""
-    return one_line(given, 64) or default
+    leading ``= + - @`` kept from a spreadsheet's formulas by a ``'``, at most
+    :data:`REVIEWER_CHARS` (BadRequest past it); the server's ``--reviewer`` where none is
+    given."""
+    return one_line(given, REVIEWER_CHARS, "the reviewer's name") or default
 
 
-def one_line(given: str | None, limit: int) -> str:
+def one_line(given: str | None, limit: int, what: str = "the note") -> str:
     """Free text as one line: control characters made spaces, a leading ``= + - @`` kept from
-    a spreadsheet's formulas by a ``'`` (a file opened in Excel), cut to ``limit``."""
+    a spreadsheet's formulas by a ``'`` (a file opened in Excel); BadRequest past ``limit``
+    characters (``what``: the text, named)."""
     text = " ".join("".join(ch if ch.isprintable() else " " for ch in given or "").split())
     text = "'" + text if text[:1] in ("=", "+", "-", "@") else text
-    return text[:limit]
+    if len(text) > limit:
+        raise BadRequest(f"{what} is {len(text)} characters, over the {limit} kept: shorten it")
+    return text
 
 
 class BadRequest(InputError):

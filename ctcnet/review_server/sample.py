@@ -54,6 +54,7 @@ from ctcnet.review.tally import ReviewTally
 from ctcnet.review_server.requests import (
     CONFIRM,
     FIRST,
+    NOTE_CHARS,
     REJECT,
     SECOND,
     UNDECIDED,
@@ -383,7 +384,7 @@ class Sample(SampleImages):
             # What it leaves, the guard's held calls among them (the sign-off says how many,
             # as its page did before the second press); those needing a note refused without.
             left, held = left_undecided(
-                self.candidates, decided, one_line(note, 500),
+                self.candidates, decided, one_line(note, NOTE_CHARS),
                 (self.summary.counted_as or {}).get("not_guarded_classes") or ())
             second = self.agreement()
             record = SignOff(
@@ -400,7 +401,7 @@ class Sample(SampleImages):
                 sample_status=self.summary.status,
                 blood_volume_read_ml=self.summary.volume_read_ml,
                 model_sha256=self.summary.model.sha256, held_undecided=int(held),
-                note=one_line(note, 500) or None,
+                note=one_line(note, NOTE_CHARS) or None,
                 journals=journal_seal(self.folder, READING_FILES.values()),
                 events_sha256=self.summary.events_sha256,
                 network_sha256=self.summary.network_sha256,

@@ -185,8 +185,13 @@ class ReviewHandler(BaseHTTPRequestHandler):
         origin = self.headers.get("Origin")
         if origin is None:
             return True
-        parts = urlsplit(origin)
-        return _loopback(parts.hostname or "") and parts.port == self.server.server_address[1]
+        try:
+            parts = urlsplit(origin)
+            port = parts.port  # (a port that is no number raises: no page's origin)
+        except ValueError:
+            return False
+        return parts.scheme == "http" and _loopback(parts.hostname or "") and \
+            port == self.server.server_address[1]
 
     def _fetched_from_elsewhere(self) -> bool:
         """Whether a browser fetches this for another site's page (``Sec-Fetch-Site``

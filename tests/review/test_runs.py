@@ -62,3 +62,20 @@ def test_an_output_folder_without_a_finished_sample_says_how_its_run_ended(tmp_p
         (tmp_path / "run.json").write_text(json.dumps(index))
         with pytest.raises(InputError, match=said):
             find_samples(tmp_path)
+
+
+def test_a_sample_folder_linked_from_elsewhere_is_not_read(tmp_path, caplog):
+    """A link into another batch's sample: served (and written to) by the review server."""
+    from ctcnet.review.runs import find_samples
+
+    for name in ("P1", "elsewhere/P2"):
+        (tmp_path / name).mkdir(parents=True)
+        (tmp_path / name / "summary.json").write_text("{}")
+        (tmp_path / name / "events.parquet").write_bytes(b"")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "P1").rename(tmp_path / "results" / "P1")
+    (tmp_path / "results" / "P2").symlink_to(tmp_path / "elsewhere" / "P2",
+                                             target_is_directory=True)
+    with caplog.at_level("WARNING"):
+        assert list(find_samples(tmp_path / "results")) == ["P1"]
+    assert "1 sample folder(s) are links to folders elsewhere, not read (P2)" in caplog.text

@@ -228,6 +228,16 @@ def test_another_site_can_neither_frame_the_page_nor_post_and_a_planted_page_run
     # Another local program's page (another port) is another origin.
     assert request(server, "POST", "/api/P001/decision", body,
                    {**json_type, "Origin": f"http://localhost:{port + 1}"})[0] == 403
+    # An origin whose port is no number is refused, not a thread's traceback and a dropped
+    # connection; another scheme on this port is no page of this server's either.
+    for origin in (f"http://127.0.0.1:{port}.evil.example", "http://127.0.0.1:abc",
+                   f"javascript://127.0.0.1:{port}"):
+        assert request(server, "POST", "/api/P001/decision", body,
+                       {**json_type, "Origin": origin})[0] == 403, origin
+    # A reviewer's name past what is kept is refused, not cut short without a word.
+    long_name = json.dumps({**json.loads(body), "reviewer": "x" * 65})
+    status, data = request(server, "POST", "/api/P001/decision", long_name, json_type)
+    assert status == 400 and b"65 characters, over the 64 kept" in data
     # Another site's <img> must not learn whether a sample id is served; a link to the page
     # (a navigation) is followed as ever.
     fetched = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"}
