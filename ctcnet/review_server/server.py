@@ -116,10 +116,10 @@ def tile_route(rest: str) -> tuple[str, int] | None:
     kind, _, name = rest.partition("/")
     if kind not in ("tile", "context") or not name.endswith(".png"):
         return None
-    try:
-        return kind, int(name[:-len(".png")])
-    except ValueError:
-        raise LookupError(rest) from None
+    number = name[:-len(".png")]
+    if not number.isascii() or not number.isdigit():  # (int() reads "6_2" as 62, " 62" too)
+        raise LookupError(rest)
+    return kind, int(number)
 
 
 
@@ -251,6 +251,13 @@ class ReviewHandler(BaseHTTPRequestHandler):
     def do_HEAD(self):
         """Answer a HEAD request as a GET (the headers the GET would send)."""
         self.do_GET()
+
+    def _no_such_method(self):
+        """Any other method: a JSON 405, as every error here is (the stock page was HTML)."""
+        self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"{self.command} is not served: GET or "
+                    "POST")
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _no_such_method
 
     def do_GET(self):
         """Serve a page, tile or JSON answer; refuse host names other than loopback (DNS

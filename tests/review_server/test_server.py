@@ -234,6 +234,11 @@ def test_another_site_can_neither_frame_the_page_nor_post_and_a_planted_page_run
                    f"javascript://127.0.0.1:{port}"):
         assert request(server, "POST", "/api/P001/decision", body,
                        {**json_type, "Origin": origin})[0] == 403, origin
+    # A method no route takes: a JSON 405, as every error here is (the stock page was HTML);
+    # a tile's id is digits alone ("6_2" read as event 62).
+    status, data = request(server, "PUT", "/api/P001/decision", body, json_type)
+    assert status == 405 and json.loads(data)["error"].startswith("PUT is not served")
+    assert request(server, "GET", "/api/P001/tile/6_2.png")[0] == 404
     # A reviewer's name past what is kept is refused, not cut short without a word.
     long_name = json.dumps({**json.loads(body), "reviewer": "x" * 65})
     status, data = request(server, "POST", "/api/P001/decision", long_name, json_type)
