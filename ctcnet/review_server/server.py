@@ -341,7 +341,12 @@ class ReviewHandler(BaseHTTPRequestHandler):
         if not 0 < length <= MAX_BODY:
             raise InputError("empty or oversized body")
         try:
-            body = parse_json(self.rfile.read(length))
+            raw = self.rfile.read(length)
+        except TimeoutError:  # a body shorter than its Content-Length: the client's, not ours
+            raise InputError(f"the body ended before its Content-Length ({length} bytes)") \
+                from None
+        try:
+            body = parse_json(raw)
         except (ValueError, RecursionError) as err:  # (arrays nested thousands deep)
             raise InputError(f"the body is not JSON: {str(err)[:200]}") from None
         sample = self.app.sample(unquote(parts[2]))

@@ -1387,3 +1387,19 @@ def test_a_decision_on_read_only_media_is_refused_saying_so(served, monkeypatch)
                                  run_id=state["run_id"])
     assert status == 403
     assert "cannot be written (read-only media, an archive?)" in json.loads(data)["error"]
+
+
+def test_a_body_shorter_than_its_length_is_a_400_not_a_server_error(served, monkeypatch):
+    """A client that says 100 bytes and sends 10: let go after the handler's timeout with a
+    400 naming the cause (it was a 500 "server error: timed out", logged as a traceback)."""
+    import socket
+
+    out, server = served
+    monkeypatch.setattr(server.RequestHandlerClass, "timeout", 0.5)
+    host, port = server.server_address[:2]
+    with socket.create_connection((host, port), timeout=30) as conn:
+        conn.sendall(b"POST /api/P001/decision HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\": 1}")
+        answer = conn.recv(65536).decode("utf-8", "replace")
+    assert answer.startswith("HTTP/1.0 400") or answer.startswith("HTTP/1.1 400"), answer[:80]
+    assert "ended before its Content-Length" in answer
