@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ctcnet.core.processes import process_running
 from ctcnet.errors import InputError, check_regular_file
 
 log = logging.getLogger(__name__)
@@ -186,7 +187,7 @@ def _handed_over(shares: list[list[str]], folder: Path) -> list[str]:
     if folder.is_dir():
         for stale in folder.glob("share-*.json"):
             pid = stale.name.split("-")[1]
-            if not (pid.isdigit() and _alive(int(pid))):
+            if not (pid.isdigit() and process_running(int(pid))):
                 stale.unlink(missing_ok=True)
     folder.mkdir(parents=True, exist_ok=True)
     files = []
@@ -197,17 +198,6 @@ def _handed_over(shares: list[list[str]], folder: Path) -> list[str]:
             json.dump(share, f)
         files.append(name)
     return files
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process of that id runs on this machine (one of another user's counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # there, another user's
-        return True
-    return True
 
 
 def run_in_processes(argv: list[str], shares: list[list[str]],

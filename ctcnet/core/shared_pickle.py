@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ctcnet.core.processes import process_running
+
 SHM_DIR = Path("/dev/shm")
 PREFIX = "ctcnet-"
 log = logging.getLogger(__name__)
@@ -261,7 +263,7 @@ def sweep(pid: int | None = None) -> int:
         owner = path.name[len(PREFIX):].split("-", 1)[0]
         if not owner.isdigit():
             continue
-        if (int(owner) == pid) if pid is not None else not _running(int(owner)):
+        if (int(owner) == pid) if pid is not None else not process_running(int(owner)):
             with contextlib.suppress(OSError):
                 path.unlink()
                 removed += 1
@@ -271,13 +273,3 @@ def sweep(pid: int | None = None) -> int:
 def _contiguous(buf: pickle.PickleBuffer) -> bool:
     with memoryview(buf) as view:
         return view.c_contiguous or view.f_contiguous
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True

@@ -160,8 +160,9 @@ def _index_state(results: Path) -> str | None:
     """What the folder's run.json says of the run writing into it: ``running`` (its process
     alive, or on another host), how it ended where it did ("was stopped", "failed", "was
     killed": a running one whose process on this host is gone), or None (no index, finished)."""
-    import os
     import socket
+
+    from ctcnet.core.processes import process_running
 
     try:
         index = json.loads((results / "run.json").read_text(encoding="utf-8"))
@@ -170,13 +171,9 @@ def _index_state(results: Path) -> str | None:
         return None
     if state == "running":
         pid = index.get("pid")
-        if index.get("host") == socket.gethostname() and isinstance(pid, int):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return "was killed"
-            except PermissionError:  # another user's process: alive
-                pass
+        if index.get("host") == socket.gethostname() and isinstance(pid, int) and \
+                not process_running(pid):
+            return "was killed"
         return "running"
     return {"stopped": "was stopped", "failed": "failed"}.get(state)
 
