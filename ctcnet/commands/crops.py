@@ -14,6 +14,7 @@ import shutil
 import stat
 import tempfile
 
+from ctcnet.core.printable import named_counts
 from ctcnet.errors import InputError
 from ctcnet.io.atomic import check_output_folder
 
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             old.rename(out)
             raise
         shutil.rmtree(old, ignore_errors=True)
-    counts = ", ".join(f"{k} {v}" for k, v in info["class_counts"].items())
+    counts = named_counts(info["class_counts"])
     print(f"{sum(info['class_counts'].values())} crops ({counts}) from "
           f"{len(info['sources'])} sample(s) -> {out}")
     return 0

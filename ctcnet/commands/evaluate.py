@@ -17,6 +17,7 @@ from ctcnet.commands.evaluate_calibration import (
 )
 from ctcnet.commands.evaluate_spikes import add_expected_arguments
 from ctcnet.commands.report_folders import prepare_report_folder
+from ctcnet.core.printable import named_counts
 from ctcnet.errors import CtcnetError, InputError, check_device_name
 from ctcnet.io import atomic
 from ctcnet.io.input_lists import expand_list_files
@@ -156,7 +157,7 @@ def _summary_lines(report: dict) -> list[str]:
              f"ECE {cnn['ece']:.3f} (uncalibrated {cnn['ece_uncalibrated']:.3f}; of the "
              "network's probabilities)"]
     if markers:
-        changes = ", ".join(f"{k} {v}" for k, v in markers["by_change"].items()) or "none"
+        changes = named_counts(markers["by_change"])
         lines.append(f"  the markers changed {markers['changed']} of the network's calls "
                      f"({changes}); the network alone: accuracy "
                      f"{markers['network_accuracy']:.3f}")

@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 
 from ctcnet.core.paths import absolute
+from ctcnet.core.printable import named_counts
 from ctcnet.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -194,14 +195,14 @@ def _say_models(report: dict) -> None:
     print(f"ctcnet:    {named(report['models'])}")
     changes = report["event_changes"]
     ctc = changes["counted_ctc"]
-    moves = ", ".join(f"{k} {v}" for k, v in changes["by_change"].items()) or "none"
+    moves = named_counts(changes["by_change"])
     print(f"events of the same scans ({changes['samples']} sample(s), "
           f"{changes['events_paired']} paired; {changes['events_reference_only']} found by the "
           f"reference alone, {changes['events_compared_only']} by ctcnet alone): calls changed "
           f"{changes['calls_changed']} ({moves}), counting changed "
           f"{changes.get('counting_changed', 0)}"
-          + (" (" + ", ".join(f"{k} {v}" for k, v in changes["by_counting_change"].items())
-             + ")" if changes.get("by_counting_change") else "")
+          + (f" ({named_counts(changes['by_counting_change'])})"
+             if changes.get("by_counting_change") else "")
           + f", review changed {changes['review_changed']}; "
           f"CTCs counted by ctcnet alone {ctc['compared_only']}, by the reference alone "
           f"{ctc['reference_only']} (McNemar exact p = {ctc['mcnemar_exact_p']:.3g})")

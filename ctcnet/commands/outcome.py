@@ -11,7 +11,7 @@ import re
 import sys
 from pathlib import Path
 
-from ctcnet.core.printable import printable
+from ctcnet.core.printable import named_counts, printable
 
 
 def outcome_line(name: str, summary: dict, dest: Path) -> str:
@@ -25,10 +25,10 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
 
     held = (summary.get("tally") or {}).get("held", summary.get("held")) or {}
     held = {k: v for k, v in held.items() if v}
+    calls = named_counts(summary.get("counts"), "no calls")
     if "crops" in summary:  # a crop set: no status, blood volume or frames
         prior = summary.get("prior")
-        facts = [f"{summary['crops']} crops ({tally_text(summary.get('counts'))}"
-                 + (f"; prior {prior})" if prior else ")")]
+        facts = [f"{summary['crops']} crops ({calls}" + (f"; prior {prior})" if prior else ")")]
         if summary.get("pixel_size_from") == "estimated from the nuclei":  # --pixel-size auto
             facts.insert(1, f"read at {summary.get('pixel_size_um'):.3f} um/px estimated from "
                             "the nuclei")
@@ -40,8 +40,7 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
                           for k, v in (summary.get("per_7_5_ml") or {}).items()
                           if v is not None) or "n/a"
         facts = [str(summary.get("status")),
-                 f"{summary.get('events')} events ({tally_text(summary.get('counts'))}; "
-                 f"per 7.5 mL: {per75})"]
+                 f"{summary.get('events')} events ({calls}; per 7.5 mL: {per75})"]
     signoff = summary.get("signoff")
     if isinstance(signoff, dict):
         # The figures a lab reports once a sample is signed off: the model's alone above
@@ -58,7 +57,7 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
         # Decisions made, none signed: the counts above stay the model's until a sign-off.
         facts.append(f"{summary['reviewed']['reviewed']} event(s) decided, not signed off")
     if held:
-        facts.append(f"held for review by the guard ({tally_text(held)})")
+        facts.append(f"held for review by the guard ({named_counts(held)})")
     listed = summary.get("review_list")
     if isinstance(listed, dict) and listed.get("events") is not None:
         facts.append(f"{listed['events']} event(s) on the review list")
@@ -83,14 +82,6 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
     if seconds is not None:
         facts.append(f"{seconds:.1f} s")
     return f"{name}: {', '.join(facts)} -> {dest}"
-
-
-def tally_text(counts) -> str:
-    """Calls per class as a person reads them (``ctc 3, wbc 900``), not a Python dict."""
-    if not isinstance(counts, dict) or not counts:
-        return "no calls"
-    # No thousands separators: their commas would read as the list's.
-    return ", ".join(f"{name} {n}" for name, n in counts.items())
 
 
 def say_error(text: str, log) -> None:

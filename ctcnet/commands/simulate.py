@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 from ctcnet.commands import arg_types
+from ctcnet.core.printable import named_counts
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.io.atomic import check_output_folder, existing_outputs, refuse_existing
 from ctcnet.io.panel import load_panel
@@ -297,7 +298,7 @@ def run(args) -> int:
         prepare_output(args, taxonomy)
         truth = simulate_cartridge(args.out, panel, taxonomy, args.frames, (h, w), args.seed,
                                    cfg, args.events, args.layout, rates, args.sample_id)
-        counts = ", ".join(f"{k} {v}" for k, v in truth["class"].value_counts().items())
+        counts = named_counts(truth["class"].value_counts().to_dict())
         print(f"wrote {args.frames} frames and {len(truth):,} events ({counts}) to {args.out} in "
               f"{time.perf_counter() - start:.1f} s")
     else:

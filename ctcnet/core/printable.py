@@ -2,7 +2,7 @@
 it: control characters escaped. A frame named with ``ESC [2J`` cleared an operator's terminal
 as predict warned about it, and stayed in the run's log to do it again when read; a bidi
 override would show a name other than the file's. Line breaks and tabs are kept (a message's
-own layout)."""
+own layout). And counts by name as a person reads them (:func:`named_counts`)."""
 
 from __future__ import annotations
 
@@ -39,3 +39,11 @@ class PrintableFormatter(logging.Formatter):
         """The record as the base formatter gives it, made printable."""
         return printable(super().format(record))
 
+
+def named_counts(counts, empty: str = "none") -> str:
+    """``{"ctc": 3, "wbc": 900}`` as a console line says it, ``ctc 3, wbc 900`` (not a Python
+    dict); ``empty`` for none. No thousands separators: their commas would read as the
+    list's."""
+    if not isinstance(counts, dict) or not counts:
+        return empty
+    return ", ".join(f"{name} {n}" for name, n in counts.items())
