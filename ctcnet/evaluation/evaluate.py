@@ -173,7 +173,8 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
     report = {"n": int(len(y)), "class_counts": {names[k]: int((y == k).sum())
                                                  for k in np.unique(y)},
               "temperature": float(spec.temperature), "cnn": cnn,
-              "_proba": proba, "_labels": y, "_calls": calls}
+              "_proba": proba, "_labels": y, "_calls": calls,
+              "_flags": flags if markers_decide else None}
     if baselines:
         base_proba = baseline_probabilities(baselines, crops, spec.panel)
         report["baselines"] = {name: method_report(y, p, names, subtypes)
@@ -311,10 +312,11 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
             # what they send to review included): one function labels both.
             table = label_events(index.table(), report["_proba"], called_spec)
             if markers_decide:
+                # (the calls and flags evaluate_crops made, not made again)
                 table = guard_events(
                     table, crops, report["_proba"], (reading.read_as or spec).replace(
-                        decision=called_spec.decision), measured=reading.measured,
-                    markers_decide=True, rules=RULES.for_crops(index.exported))
+                        decision=called_spec.decision), markers_decide=True,
+                    reviewed=(report["_calls"], report["_flags"]))
             return _write_evaluation(report, table, f"{data}", backend, out_dir,
                                      called_spec, source, baselines, crops, page)
 

@@ -230,8 +230,8 @@ def crop_set_review(crops: np.ndarray, proba: np.ndarray, spec, called: np.ndarr
 def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarray,
                  spec, measured: pd.DataFrame | None = None,
                  markers_decide: bool = False, max_leak: float | None = None,
-                 rules: GuardRules = RULES, start=None, overrule: bool = True
-                 ) -> pd.DataFrame:
+                 rules: GuardRules = RULES, start=None, overrule: bool = True,
+                 reviewed: tuple[np.ndarray, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Add ``guard`` (the flags that fired, joined by '+', or '') and ``CLUSTER_PARTNER`` (the
     partners of the calls filed as ``cluster``) to a labelled event table and send flagged
     events to review (``measured``: :func:`measure_for_guard`, or with
@@ -246,7 +246,8 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
     :func:`markers_overrule`'s calls are made (False: every call is the network's, as a crop
     set read with ``--network-calls-only`` asks). ``max_leak``: see
     :func:`leak_allowance`. ``start``: what ``measured`` was started from
-    (:func:`measure_for_guard_start`), if kept."""
+    (:func:`measure_for_guard_start`), if kept. ``reviewed``: with ``markers_decide``, the
+    (calls, flags) :func:`crop_set_review` already gave for these events, not made again."""
     rules = rules.with_leak(max_leak)
     events = events.copy()
     if crops is None or not len(events):
@@ -259,10 +260,9 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
         return events
     groups = events["sample_id"].astype(str).to_numpy() if "sample_id" in events else None
     if markers_decide:
-        events["class"], flags = crop_set_review(crops, proba, spec,
-                                                 events["class"].to_numpy(object), groups,
-                                                 spec.decision, rules=rules,
-                                                 measured=measured)
+        events["class"], flags = reviewed if reviewed is not None else crop_set_review(
+            crops, proba, spec, events["class"].to_numpy(object), groups, spec.decision,
+            rules=rules, measured=measured)
     else:
         # The guard checks the model's own call as predict made it (``model_class``, not an
         # edge-cut event's filed class); a table without it has its calls made here.
