@@ -153,12 +153,13 @@ def create_model(arch: str, in_chans: int, num_classes: int, **kwargs) -> nn.Mod
         raise ValueError(f"unknown arch {arch!r}; choose one of {list_architectures()}")
     import inspect
 
+    signature = inspect.signature(factory)
     try:  # an option the architecture does not take (a misspelt width): said in a line
-        inspect.signature(factory).bind(in_chans, num_classes, **kwargs)
+        signature.bind(in_chans, num_classes, **kwargs)
     except TypeError as err:
         from ctcnet.errors import InputError
 
-        takes = [p for p in inspect.signature(factory).parameters][2:]
+        takes = list(signature.parameters)[2:]
         raise InputError(f"arch {arch!r}: {err} (model.arch_kwargs; it takes "
                          f"{', '.join(takes) or 'none'})") from None
     return factory(in_chans, num_classes, **kwargs)
