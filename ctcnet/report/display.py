@@ -22,24 +22,17 @@ the object (the events table's ``mean_<channel>``) and the peak (a 3x3 mean) wit
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ctcnet.core.robust import CELL_PERCENTILE, crop_statistics
-from ctcnet.io.atomic import atomic_write_text
+from ctcnet.core.robust import crop_statistics
+from ctcnet.review.levels import MIN_SNR, SAMPLE_PERCENTILE, DisplayLevels
 
 log = logging.getLogger(__name__)
 
-LEVELS_FILE = Path("gallery") / "levels.json"
-SAMPLE_PERCENTILE = 95.0  # white: this percentile of the cells' brightest signals
-MIN_SNR = 12.0            # white is at least this many noise units above the background
-KNEE_SNR = 4.0            # the scale is nearly linear below this many noise units, log above
 # The colour overlay mixes every channel's noise into speckles of every hue, which a dim CK
 # has to stand out of: it takes this many noise units off each channel first (the grey
 # panels keep them, so the noise a marker stands on stays visible there).
@@ -49,63 +42,6 @@ PEAK_RADIUS_UM = 8.0      # a cell's own area: its peak is read within this of t
 GUARD_MEASURES = {"ck_peak": "CK peak", "cd45_over_ck": "CD45 over CK",
                   "dna_in_ck": "DAPI in CK", "exclusion_around_ck": "exclusion around CK",
                   "dna_own_structure": "DAPI structure", "dna_edge_um": "nucleus edge um"}
-
-
-@dataclass(frozen=True)
-class DisplayLevels:
-    """Per channel (``channels``, the panel's order): the sample's background and noise and
-    the counts shown white; ``run_id`` the run they were read from, ``cells`` from how many
-    crops."""
-
-    channels: tuple[str, ...]
-    background: tuple[float, ...]
-    noise: tuple[float, ...]
-    white: tuple[float, ...]
-    run_id: str = ""
-    cells: int = 0
-
-    def _column(self, values) -> np.ndarray:
-        return np.asarray(values, np.float32)[None, :, None, None]
-
-    def stretch(self, crops: np.ndarray, floor_snr: float = 0.0) -> np.ndarray:
-        """(N, C, S, S) counts -> [0, 1] on the sample's scale (the same for every crop):
-        ``asinh(signal / knee) / asinh(white's signal / knee)``, the signal the counts over
-        the background and the knee ``KNEE_SNR`` noise units (at least a hundredth of white's
-        signal); ``floor_snr``: noise units taken off the signal first (the overlay's:
-        :data:`OVERLAY_FLOOR_SNR`)."""
-        black = self._column(self.background)
-        noise = self._column(self.noise)
-        span = np.maximum(self._column(self.white) - black, 1e-3)
-        # A background clipped to black reads as no noise: the knee then stays a hundredth of
-        # the span, or one count above black would be drawn mid-grey.
-        knee = np.maximum(noise * KNEE_SNR, span / 100.0)
-        signal = np.maximum(np.asarray(crops, np.float32) - black - floor_snr * noise, 0.0)
-        return np.clip(np.arcsinh(signal / knee) / np.arcsinh(span / knee), 0.0, 1.0)
-
-    def in_noise_units(self, counts: np.ndarray) -> np.ndarray:
-        """(N, C) counts -> noise units above the sample's background."""
-        counts = np.asarray(counts, np.float64)
-        return (counts - np.asarray(self.background)) / np.maximum(self.noise, 1e-6)
-
-    def to_dict(self) -> dict:
-        """The levels as plain data (``display_levels.json``), with the constants they were made
-        with."""
-        return {"channels": list(self.channels), "background": list(self.background),
-                "noise": list(self.noise), "white": list(self.white), "run_id": self.run_id,
-                "cells": self.cells, "min_snr": MIN_SNR, "knee_snr": KNEE_SNR,
-                "cell_percentile": CELL_PERCENTILE,
-                "sample_percentile": SAMPLE_PERCENTILE}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> DisplayLevels:
-        """Read levels back from :meth:`to_dict`'s output; a ``ValueError`` unless each channel
-        has finite values."""
-        floats = {k: tuple(float(v) for v in data[k]) for k in ("background", "noise", "white")}
-        if any(len(v) != len(data["channels"]) or not all(map(math.isfinite, v))
-               for v in floats.values()):
-            raise ValueError("display levels: one finite value per channel expected")
-        return cls(tuple(str(c) for c in data["channels"]), **floats,
-                   run_id=str(data.get("run_id", "")), cells=int(data.get("cells", 0)))
 
 
 def levels_from_statistics(channels, background: np.ndarray, noise: np.ndarray,
@@ -127,27 +63,6 @@ def levels_from_statistics(channels, background: np.ndarray, noise: np.ndarray,
 def levels_from_crops(crops: np.ndarray, channels, run_id: str = "") -> DisplayLevels | None:
     """Display levels from a run's crops (:func:`levels_from_statistics`); None without a crop."""
     return levels_from_statistics(channels, *crop_statistics(crops), run_id=run_id)
-
-
-def read_levels(sample_dir: str | Path, run_id: str, channels) -> DisplayLevels | None:
-    """The levels kept for run ``run_id`` of these channels, or None (none kept, another
-    run's, unreadable)."""
-    path = Path(sample_dir) / LEVELS_FILE
-    try:
-        levels = DisplayLevels.from_dict(json.loads(path.read_text()))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        log.warning("%s: unreadable display levels, read again: %s", path, err)
-        return None
-    if levels.run_id != run_id or list(levels.channels) != list(channels):
-        return None
-    return levels
-
-
-def write_levels(sample_dir: str | Path, levels: DisplayLevels) -> None:
-    """Write ``levels`` into the sample's folder, atomically."""
-    atomic_write_text(Path(sample_dir) / LEVELS_FILE, json.dumps(levels.to_dict(), indent=1))
 
 
 def peak_snr(crops: np.ndarray, levels: DisplayLevels, pixel_size_um: float) -> np.ndarray:

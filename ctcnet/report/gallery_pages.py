@@ -40,6 +40,7 @@ from ctcnet.report.colours import DEFAULT_PALETTE, overlay_roles, role_colour
 from ctcnet.report.reasons import call_text, caption_line, event_reasons, own_calls
 from ctcnet.report.tile_marks import event_boxes, hatch_outside, outline_boxes, outside_frame
 from ctcnet.review.decisions import run_id
+from ctcnet.review.levels import DisplayLevels, write_levels
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def mark_centre(panels: np.ndarray, box: int | None = None) -> None:
 
 def render_tiles(crops: np.ndarray, panel: Panel, scale: int,
                  saliency: np.ndarray | None = None,
-                 levels: display.DisplayLevels | None = None,
+                 levels: DisplayLevels | None = None,
                  box: int | None = None, palette: str = DEFAULT_PALETTE,
                  outside: np.ndarray | None = None,
                  boxes: np.ndarray | None = None) -> np.ndarray:
@@ -147,7 +148,7 @@ def render_tiles(crops: np.ndarray, panel: Panel, scale: int,
     # The overlay without the noise's speckle (display.OVERLAY_FLOOR_SNR), on the sample's
     # scale; stretched to itself, as the grey panels.
     colour = role_overlay(levels.stretch(crops, display.OVERLAY_FLOOR_SNR)
-                          if isinstance(levels, display.DisplayLevels) else st, panel, palette)
+                          if isinstance(levels, DisplayLevels) else st, panel, palette)
     panels = np.concatenate([grey, colour[:, None]], 1)              # (N, C+1, S, S, 3)
     if outside is not None:
         hatch_outside(panels, outside)
@@ -421,7 +422,7 @@ def remove_stale_pages(gdir: Path, info: dict) -> None:
 
 
 def gallery_levels(out_dir: Path, events: pd.DataFrame, gallery: dict, event_ids: dict,
-                   channels: list[str]) -> display.DisplayLevels | None:
+                   channels: list[str]) -> DisplayLevels | None:
     """The sample's display levels from every journaled gallery crop (a frame's crops at a
     time), kept in ``gallery/levels.json`` for the run (the review server cuts its tiles on
     the same scale); None without a crop."""
@@ -436,7 +437,7 @@ def gallery_levels(out_dir: Path, events: pd.DataFrame, gallery: dict, event_ids
     key = run_id(events) if {"event_id", "frame_id", "x", "y"} <= set(events.columns) else ""
     levels = display.levels_from_statistics(
         channels, *(np.concatenate(parts) for parts in zip(*stats)), run_id=key)
-    display.write_levels(out_dir, levels)
+    write_levels(out_dir, levels)
     return levels
 
 
@@ -463,7 +464,7 @@ def read_event_columns(out_dir: Path, events: pd.DataFrame, wanted: list[str]) -
     return table.join(read, how="outer") if len(table.columns) else read
 
 
-def tile_measures(means: pd.DataFrame, crops: np.ndarray, levels: display.DisplayLevels,
+def tile_measures(means: pd.DataFrame, crops: np.ndarray, levels: DisplayLevels,
                   pixel_size_um: float) -> list[list[str]]:
     """Per tile, per channel column: the mean over the object and the peak, in noise units."""
     mean = display.mean_snr(means, levels) if len(means.columns) else None

@@ -34,6 +34,7 @@ from ctcnet.report.gallery_pages import (
 )
 from ctcnet.report.reasons import event_reasons
 from ctcnet.report.tile_marks import event_boxes, outside_frame
+from ctcnet.review.levels import DisplayLevels, read_levels, write_levels
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ class SampleImages:
         """Each cut candidate's place in :attr:`cut_order`."""
         return {e: k for k, e in enumerate(self.cut_order)}
 
-    def display_levels(self) -> display.DisplayLevels | None:
+    def display_levels(self) -> DisplayLevels | None:
         """The sample's display scale (:mod:`ctcnet.report.display`): the run's kept levels,
         else read from crops of the frames of the first candidates (and kept); None when the
         frames cannot be read (tiles are then each stretched to themselves)."""
@@ -101,9 +102,9 @@ class SampleImages:
                 self._levels.append(self._find_levels())
             return self._levels[0]
 
-    def _find_levels(self) -> display.DisplayLevels | None:
+    def _find_levels(self) -> DisplayLevels | None:
         names = self.panel.names
-        levels = display.read_levels(self.folder, self.run.run_id, names)
+        levels = read_levels(self.folder, self.run.run_id, names)
         if levels is not None:
             return levels
         model = self.summary.model
@@ -129,13 +130,13 @@ class SampleImages:
         step = max(1, len(chosen) // LEVEL_EVENTS)
         return chosen.iloc[::step].head(LEVEL_EVENTS)
 
-    def _keep_levels(self, levels: display.DisplayLevels) -> None:
+    def _keep_levels(self, levels: DisplayLevels) -> None:
         """Kept in the sample's folder for this run, unless predict holds the folder or
         another run is there (a folder that cannot be written keeps them in memory)."""
         try:
             with exclusive_folder(self.folder, "review"):
                 if self.is_current():
-                    display.write_levels(self.folder, levels)
+                    write_levels(self.folder, levels)
         except (InputError, OSError) as err:
             log.info("%s: display levels not kept: %s", self.folder, err)
 

@@ -116,7 +116,8 @@ def test_a_dim_marker_looks_dim_on_the_sample_scale(rng):
 
 
 def test_white_is_never_noise(rng):
-    from ctcnet.report.display import MIN_SNR, levels_from_crops
+    from ctcnet.report.display import levels_from_crops
+    from ctcnet.review.levels import MIN_SNR
 
     levels = levels_from_crops(cells(rng), default_panel().names)  # no CK anywhere
     ck = 1
@@ -144,11 +145,11 @@ def test_intensities_in_noise_units(rng):
     import pandas as pd
 
     from ctcnet.report.display import (
-        DisplayLevels,
         mean_snr,
         measure_texts,
         peak_snr,
     )
+    from ctcnet.review.levels import DisplayLevels
 
     levels = DisplayLevels(("DAPI", "CK"), (100.0, 100.0), (5.0, 5.0), (300.0, 300.0))
     crops = np.full((1, 2, 48, 48), 100, np.float32)
@@ -171,7 +172,7 @@ def test_tile_measures_get_a_line_of_their_own(rng):
 
 
 def test_levels_are_kept_for_their_run_only(tmp_path):
-    from ctcnet.report.display import DisplayLevels, read_levels, write_levels
+    from ctcnet.review.levels import DisplayLevels, read_levels, write_levels
 
     levels = DisplayLevels(("DAPI", "CK"), (1.0, 2.0), (3.0, 4.0), (50.0, 60.0), run_id="r1")
     write_levels(tmp_path, levels)

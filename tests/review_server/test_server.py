@@ -998,8 +998,8 @@ def test_a_decision_can_be_taken_back(served):
 # What a reviewer sees of the markers; tiles cut lazily; tabs and servers kept in step.
 
 def test_predict_keeps_the_display_scale_of_its_run(results):
-    from ctcnet.report.display import read_levels
     from ctcnet.report.gallery_pages import LABEL_HEIGHT
+    from ctcnet.review.levels import read_levels
 
     sample = results / "results" / "P001"
     events, summary = D.load_sample(sample)
@@ -1016,7 +1016,7 @@ def test_predict_keeps_the_display_scale_of_its_run(results):
 
 
 def test_a_run_without_a_kept_scale_gets_one_from_its_frames(results, tmp_path):
-    from ctcnet.report.display import LEVELS_FILE, read_levels
+    from ctcnet.review.levels import LEVELS_FILE, read_levels
 
     out = tmp_path / "results"
     shutil.copytree(results / "results", out)
