@@ -322,12 +322,14 @@ class Panel:
 
 def check_channel_order(expected: Sequence[str], found: Sequence[str], what: str = "data",
                         source=None, expected_by: str = "the model") -> None:
-    """The one channel check: ``found`` must name ``expected``'s channels in the same order
-    (case-insensitive), else :class:`PanelMismatchError` says which differ. Used for data
-    against a model (torch and ONNX runtime alike) and for a file's stored channel names
-    against its panel."""
-    mine = [str(n).upper() for n in expected]
-    theirs = [str(n).upper() for n in found]
+    """The one channel check: ``found`` must name ``expected``'s channels in the same order,
+    else :class:`PanelMismatchError` says which differ. A name matches its own (case aside)
+    or another name of the same well-known marker (:func:`marker_role`: ``CD45-APC`` for
+    CD45, Hoechst for DAPI, CD41 for CD61), as predict matches a scan's channels to a model.
+    Used for data against a model (torch and ONNX runtime alike) and for a file's stored
+    channel names against its panel."""
+    mine = [_marker_key(n) for n in expected]
+    theirs = [_marker_key(n) for n in found]
     if mine != theirs:
         hint = ""
         if sorted(mine) == sorted(theirs):  # the side to correct: the data, or the panel
@@ -338,6 +340,13 @@ def check_channel_order(expected: Sequence[str], found: Sequence[str], what: str
                     "file's order)")
         raise PanelMismatchError(f"channel mismatch: {expected_by} expects {list(expected)} but "
                                  f"the {what} has {list(found)}{hint}", source)
+
+
+def _marker_key(name) -> str:
+    """What a channel name is compared by: its well-known marker's role, else the name (upper
+    case)."""
+    role = marker_role(str(name))
+    return f"role:{role}" if role != "unknown" else str(name).upper()
 
 
 def _check_leaks(channel: Channel, names: list[str]) -> None:

@@ -149,6 +149,10 @@ def test_non_finite_crops_are_named_not_the_batch_refused(tiny):
 def test_panel_mismatch_refused(tiny):
     clf = OnnxClassifier(tiny[0])
     clf.check_panel(["dapi", "ck", "cd45", "cd61"])  # case does not matter
+    # A marker's other names, as predict reads a scan's panel: its dye, an alias.
+    clf.check_panel(["Hoechst 33342", "PanCK-PE", "CD45-APC", "CD41"])
+    with pytest.raises(PanelMismatchError, match="another order"):
+        clf.check_panel(["PanCK", "DAPI", "CD45-APC", "CD61"])
     with pytest.raises(PanelMismatchError, match="another order"):
         clf.check_panel(["CK", "DAPI", "CD45", "CD61"])
     with pytest.raises(PanelMismatchError, match="expects"):
