@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
               f"\n  missing: {name}" for name in files["missing"]))
     print(f"reference cartridge ({reference['backend']}, {reference['device']}): "
           f"{reference['events']} events, " + (
-              "every call, flag and position as recorded" if reference["passed"] else
+              "every call, flag and position as recorded at the balanced prior and at the "
+              "cartridge rule" if reference["passed"] else
               "not as recorded:" + "".join(f"\n  {d}" for d in reference["differences"])))
     for warning in record["warnings"]:
         print(f"warned: {warning}")
