@@ -17,6 +17,7 @@ from ctcnet.commands.evaluate_calibration import (
 )
 from ctcnet.commands.evaluate_spikes import add_expected_arguments
 from ctcnet.commands.report_folders import prepare_report_folder
+from ctcnet.core.json_text import strict_json
 from ctcnet.core.printable import named_counts
 from ctcnet.errors import CtcnetError, InputError, check_device_name
 from ctcnet.io import atomic
@@ -235,7 +236,7 @@ def keep_warnings(report: dict, warnings: list[str], out_dir) -> None:
     from pathlib import Path
 
     report["warnings"] = report.get("warnings", []) + warnings
-    atomic.atomic_write_text(Path(out_dir) / "report.json", json.dumps(report, indent=2) + "\n")
+    atomic.atomic_write_text(Path(out_dir) / "report.json", strict_json(report, indent=2) + "\n")
 
 
 def _note_chosen(args: argparse.Namespace, name: str) -> None:
@@ -382,7 +383,7 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
                                  compensate=args.compensate, prior=args.prior,
                                  cutoffs=args.cutoffs)
     if args.json:
-        print(json.dumps(report))
+        print(strict_json(report))
         return 0
     name = report["positive_class"]
     # Every counted class a cartridge reports (CTCs, and clusters where the model has them):
@@ -392,12 +393,18 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
     print(f"{'':16s} " + " ".join(f"{k + ' per 7.5 mL':>19s}" for k in shown))
     print(f"{'cartridge':16s} " + " ".join(f"{'true':>5s} {'auto':>5s} {'review':>7s}"
                                           for _ in shown))
-    partial = {c["sample_id"] for c in report["cartridges"] if c.get("status", "ok") != "ok"}
+    partial = {c["sample_id"] for c in report["cartridges"]
+               if c.get("status", "ok") not in ("ok", "failed")}
+    left_out = report.get("left_out", [])
     for c in sorted(report["cartridges"], key=lambda c: _natural(c["sample_id"])):
         mark = "*" if c["sample_id"] in partial else ""  # of the frames read
         print(f"{c['sample_id'][:16 - len(mark)] + mark:16s} " + " ".join(
+            f"{'n/a':>5s} {'n/a':>5s} {'n/a':>7s}" if c["sample_id"] in left_out else
             f"{c['true_per_7_5_ml'][k]:5.1f} {c['automatic_per_7_5_ml'][k]:5.1f} "
             f"{c['after_review_per_7_5_ml'][k]:7.1f}" for k in shown))
+    if left_out:
+        print(f"left out of every figure below: {', '.join(left_out)} (no frame read: no "
+              "blood counted; why: its summary.json)")
     # "review": the count had every flagged event been resolved to its true class, a perfect
     # reviewer's; what a person's review comes to is measured by their decisions, not here.
     print("review: the count had a reviewer resolved every flagged event to its true class"

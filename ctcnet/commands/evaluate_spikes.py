@@ -15,6 +15,7 @@ import json
 import logging
 from pathlib import Path
 
+from ctcnet.core.json_text import strict_json
 from ctcnet.core.paths import absolute
 from ctcnet.core.printable import named_counts
 from ctcnet.errors import InputError
@@ -89,11 +90,11 @@ def run_spike_in(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "spike_in.csv", rows_csv(rows))
-    atomic_write_text(out / "spike_in.json", json.dumps(
+    atomic_write_text(out / "spike_in.json", strict_json(
         {**report, "results": absolute(args.data),
          "expected": absolute(args.expected)}, indent=2) + "\n")
     if args.json:
-        print(json.dumps(report))
+        print(strict_json(report))
         return 0
     if len(nights) > 1:
         print(f"pooled {len(nights)} predict output folders: "
@@ -158,11 +159,11 @@ def _run_comparison(args: argparse.Namespace, rows, summaries: dict, expected,
         report.update({k: v for k, v in models.items() if not k.startswith("_")})
         atomic_write_text(out / "changed_events.csv",
                           models["_table"].to_csv(index=False, float_format="%.5g"))
-    atomic_write_text(out / "comparison.json", json.dumps(
+    atomic_write_text(out / "comparison.json", strict_json(
         {**report, "results": absolute(args.data), "reference": absolute(args.expected),
          **_provenance(args.expected)}, indent=2) + "\n")
     if args.json:
-        print(json.dumps(report))
+        print(strict_json(report))
         return 0
     print(f"{'sample':16s} {'reference':>9s} {'ctcnet':>7s} {'difference':>10s} "
           f"{'after review':>12s}  status   (CTCs per 7.5 mL)")

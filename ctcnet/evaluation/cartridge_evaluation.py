@@ -5,10 +5,10 @@ and when, for an audit) and ``counts.png``."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
+from ctcnet.core.json_text import strict_json
 from ctcnet.inference.backends import load_backend
 from ctcnet.inference.model_records import scored_by
 from ctcnet.io.atomic import atomic_write_text
@@ -87,7 +87,7 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
         "counted class in doubt or within the review band, or the marker guard's flags); "
         "each sample's summary.json review_list gives how many each reason brings"))
     counts_png(report, out_dir / "counts.png")
-    atomic_write_text(out_dir / "counts.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_text(out_dir / "counts.json", strict_json(report, indent=2) + "\n")
     return report
 
 

@@ -326,6 +326,11 @@ def _recall_and_precision(cartridges: list[dict], name: str) -> dict:
             "counted_or_shown": share(seen, true)}
 
 
+def _has_rates(cartridge: dict) -> bool:
+    """Whether a cartridge's counts have rates per 7.5 mL (some blood was read)."""
+    return all(v is not None for v in cartridge["true_per_7_5_ml"].values())
+
+
 def count_report(cartridges: list[dict], class_names: Sequence[str],
                  positive: str = "ctc", cutoffs: Sequence[float] = CUTOFFS,
                  reported: Sequence[str] | None = None) -> dict:
@@ -334,11 +339,15 @@ def count_report(cartridges: list[dict], class_names: Sequence[str],
     a bias; for every counted class (``reported``, the model's reported classes: CTCs and
     clusters, a sample reports both, or a lab's own; default those two) the share within
     tolerance and the false calls per 1,000 events; for the ``positive`` class the clinical
-    ``cutoffs``' agreement."""
+    ``cutoffs``' agreement. A cartridge without rates (no frame read: no blood to count in)
+    is listed among ``cartridges`` and named in ``left_out``, and takes part in no figure:
+    scored as a count of 0 it would agree at every cut-off it never measured."""
     reported = COUNTED_CLASSES if reported is None else reported
     counted_classes = [positive, *(c for c in reported if c != positive and c in class_names)]
     out = {"cartridges": cartridges, "positive_class": positive,
-           "counted_classes": counted_classes, "per_class": {}}
+           "counted_classes": counted_classes, "per_class": {},
+           "left_out": [c["sample_id"] for c in cartridges if not _has_rates(c)]}
+    cartridges = [c for c in cartridges if _has_rates(c)]
     for name in class_names:
         true = [c["true_per_7_5_ml"][name] for c in cartridges]
         entry = {"true_total": int(sum(c["true"][name] for c in cartridges))}
@@ -403,7 +412,7 @@ def counts_png(report: dict, path: str | Path, title: str = "CTC counts per 7.5 
     from PIL import Image, ImageDraw
 
     name = report["positive_class"]
-    carts = report["cartridges"]
+    carts = [c for c in report["cartridges"] if _has_rates(c)]  # those with blood read
     true = np.array([c["true_per_7_5_ml"][name] for c in carts], np.float64)
     modes = {"automatic": BLUE, "after_review": ORANGE}
     called = {m: np.array([c[f"{m}_per_7_5_ml"][name] for c in carts], np.float64)

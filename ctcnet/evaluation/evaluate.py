@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ctcnet.core.json_text import strict_json
 from ctcnet.core.paths import absolute
 from ctcnet.detect.crop_dataset import load_crops, pixel_size_source, read_crop_index
 from ctcnet.errors import InputError
@@ -350,7 +351,7 @@ def _write_evaluation(report: dict, table, data: str, backend, out_dir: Path,
     atomic_write_text(out_dir / "confusion.json", json.dumps(
         {"class_names": names, "rows": "true", "columns": "predicted",
          "confusion": report["cnn"]["confusion"]}, indent=2) + "\n")
-    atomic_write_text(out_dir / "report.json", json.dumps(public, indent=2) + "\n")
+    atomic_write_text(out_dir / "report.json", strict_json(public, indent=2) + "\n")
     if page is not None:
         page(out_dir, table, crops, called_spec, public)
     return public

@@ -101,7 +101,7 @@ def review_list_summary(events: pd.DataFrame, spec) -> dict:
     record = rule.review_band_record or {}
     return {
         "events": int(review.sum()),
-        "share": round(float(review.mean()), 5) if n else 0.0,
+        "share": round(float(review.mean()), 5) if n else None,  # of no event: no share
         "by_reason": {
             "counted_call_doubt": int(call_doubt.sum()),
             "counted_class_in_band": int(in_band.sum()),

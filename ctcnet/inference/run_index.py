@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from ctcnet.core.json_text import strict_json
 from ctcnet.core.run_log import ending_text
 from ctcnet.errors import InputError
 from ctcnet.inference.distributed import env_info, stable_rank
@@ -248,7 +249,7 @@ def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missi
              **({"other_outputs": others} if others else {}),
              **({"unfinished_outputs": unfinished} if unfinished else {}),
              "world_size": env_info().world_size if world_size is None else world_size}
-    atomic_write_text(Path(out) / RUN_INDEX_FILE, json.dumps(index, indent=2) + "\n")
+    atomic_write_text(Path(out) / RUN_INDEX_FILE, strict_json(index, indent=2) + "\n")
     try:
         _write_samples_table(out, entries, others, unfinished)
     except PermissionError as err:  # a spreadsheet holding it open (a lock on a share)
@@ -355,7 +356,7 @@ def refresh_run_index(out: Path) -> None:
                 entries.append(output_entry(name, read, path))
         if entries != index["outputs"]:
             index = {**index, "outputs": entries, "reviewed_at": utc(time.time())}
-            atomic_write_text(Path(out) / RUN_INDEX_FILE, json.dumps(index, indent=2) + "\n")
+            atomic_write_text(Path(out) / RUN_INDEX_FILE, strict_json(index, indent=2) + "\n")
         unfinished = index.get("unfinished_outputs")
         _write_samples_table(out, [e for e in entries if isinstance(e, dict) and e.get("name")],
                              index.get("other_outputs") or [],

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ctcnet.core.json_text import strict_json
 from ctcnet.errors import InputError
 from ctcnet.inference.counts import Counts, ReviewedCounts
 from ctcnet.inference.result_state import result_state, signoff_holds  # noqa: F401 (read here)
@@ -255,7 +256,7 @@ class RunSummary:
     def write(self, out_dir: str | Path) -> None:
         """Write summary.json into ``out_dir``, atomically."""
         atomic_write_text(Path(out_dir) / SUMMARY_FILE,
-                          json.dumps(self.to_dict(), indent=2) + "\n")
+                          strict_json(self.to_dict(), indent=2) + "\n")
 
 
 @dataclass
@@ -305,7 +306,7 @@ class CropRunSummary:
     def write(self, out_dir: str | Path) -> None:
         """Write summary.json into ``out_dir``, atomically."""
         atomic_write_text(Path(out_dir) / SUMMARY_FILE,
-                          json.dumps(self.to_dict(), indent=2) + "\n")
+                          strict_json(self.to_dict(), indent=2) + "\n")
 
 
 PREVIOUS_DIR = "previous"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
 import time
 from pathlib import Path
@@ -336,8 +337,10 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
     truth = s.ground_truth or {}
     if "detection" in truth:  # a simulated cartridge: how detection and calls compare
         det = truth["detection"]
-        overview += [("detection recall (simulated truth)", f"{det['recall']:.3f}"),
-                     ("detection precision", f"{det['precision']:.3f}"),
+        overview += [("detection recall (simulated truth)",
+                      _share_or_none(det["recall"], "no true event in the frames read")),
+                     ("detection precision",
+                      _share_or_none(det["precision"], "no event detected")),
                      ("true counts", ", ".join(f"{k} {v}" for k, v in
                                                  truth["true_counts"].items()))]
     timings = [(k, f"{v:.2f} s") for k, v in s.timings_s.items()]
@@ -388,6 +391,12 @@ def _made_by_text(made: dict | None) -> str:
         return ""
     return "; its frames' calls made by: " + "; ".join(f"{who} {n} frame(s)"
                                                         for who, n in made.items())
+
+
+def _share_or_none(value, why_none: str) -> str:
+    """A share to three places, or what leaves it without one (null or NaN: nothing to
+    divide by)."""
+    return f"{value:.3f}" if value is not None and math.isfinite(value) else f"n/a ({why_none})"
 
 
 def _unread_channels(s: RunSummary) -> str:

@@ -346,3 +346,32 @@ def test_a_model_is_named_by_its_card_not_by_any_json_beside_it(tmp_path):
     (tmp_path / "ctcnet-default.json").write_text('{"settings": 1}')
     record = model_record(SimpleNamespace(model_path=copy, spec=None))
     assert "name" not in record and record["sha256"] == record["network_sha256"]
+
+
+def test_a_cartridge_without_blood_read_takes_part_in_no_figure(tmp_path):
+    """A cartridge whose frames were all unreadable has no rates: it is listed and named as
+    left out, never scored as a count of 0 (which agrees at every cut-off and puts NaN into the
+    Bland-Altman figures)."""
+    from ctcnet.core.json_text import strict_json
+
+    zero = {n: 0 for n in NAMES}
+    none = {n: None for n in NAMES}
+
+    def row(name, true, auto, rates=True):
+        per = (lambda v: {**zero, "ctc": v}) if rates else (lambda v: none)
+        return {"sample_id": name, "events": 100 if rates else 0, "flagged": 0,
+                "status": "ok" if rates else "failed", "false_calls": {},
+                "true": {**zero, "ctc": true}, "automatic": {**zero, "ctc": auto},
+                "after_review": {**zero, "ctc": true}, "true_per_7_5_ml": per(true),
+                "automatic_per_7_5_ml": per(auto), "after_review_per_7_5_ml": per(true)}
+
+    rows = [row("a", 2, 2), row("b", 6, 4), row("failed", 0, 0, rates=False)]
+    report = count_report(rows, NAMES)
+    assert report["left_out"] == ["failed"] and len(report["cartridges"]) == 3
+    auto = report["per_class"]["ctc"]["automatic"]
+    assert auto["bland_altman"]["n"] == 2 and np.isfinite(auto["bland_altman"]["bias"])
+    assert auto["within_tolerance"]["of"] == 2
+    assert all(c["agree"] + c["false_negative"] + c["false_positive"] == 2
+               for c in auto["cutoffs"])
+    json.loads(strict_json(report))  # strict JSON: no NaN
+    assert counts_png(report, tmp_path / "c.png").stat().st_size > 0
