@@ -59,15 +59,16 @@ def run(args: argparse.Namespace) -> int:
         rate = "n/a" if d.per_7_5_ml is None else (
             f"{per_volume_text(d.per_7_5_ml)} (95 % {per_volume_text(d.low)}-"
             f"{per_volume_text(d.high)})")
-        line = (f"{d.draw}. {d.name}" + (f" ({d.drawn_at})" if d.drawn_at else "")
-                + f": {args.class_name} {d.count} in {d.blood_volume_read_ml} mL, {rate} per "
-                f"7.5 mL, {d.figure}; {d.against_cutoff} {cutoff:g}"
-                + (" (the interval spans it)" if d.interval_spans_cutoff else ""))
+        line = f"{d.draw}. {d.name}" + (f" ({d.drawn_at})" if d.drawn_at else "") + (
+            ": no result" if d.count is None else
+            f": {args.class_name} {d.count} in {d.blood_volume_read_ml} mL, {rate} per "
+            f"7.5 mL, {d.figure}; {d.against_cutoff} {cutoff:g}"
+            + (" (the interval spans it)" if d.interval_spans_cutoff else ""))
         for what, ratio, p in (("previous", d.change_from_previous, d.p_from_previous),
                                ("first", d.change_from_first, d.p_from_first)):
             if p is not None and (what == "previous" or d.draw > 2):
                 line += (f"; from the {what}: " + (f"x{ratio:.2f}" if ratio is not None
-                                                   else "from 0") + f", p = {p:.3g}")
+                                                   else "from 0") + f", {_p_text(p)}")
         lines.append(line + "".join(f"\n   {note}" for note in d.notes
                                     if note not in shared))
     lines += shared  # of the series, said once
@@ -88,3 +89,9 @@ def run(args: argparse.Namespace) -> int:
         writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows)
         atomic_write_text(Path(args.out), text.getvalue())
     return 0
+
+
+def _p_text(p: float) -> str:
+    """A p-value as a report gives it: three significant figures, never ``p = 0`` (a p under
+    1e-10 is said to be so, beyond what the sums' rounding can tell)."""
+    return "p < 1e-10" if p < 1e-10 else f"p = {p:.3g}"

@@ -70,7 +70,7 @@ class Draw:
     high: float | None
     cutoff: float
     against_cutoff: str             # "at or above", "below", "n/a"
-    interval_spans_cutoff: bool
+    interval_spans_cutoff: bool | None  # None: no rate
     change_from_previous: float | None = None   # ratio of rates
     p_from_previous: float | None = None
     change_from_first: float | None = None
@@ -118,6 +118,10 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
     rate = per_7_5_ml(count, volume) if count is not None else None
     bounds = rate_interval(count, volume) if count is not None else None
     notes = ["failed: no frame was read, so there is no result"] if failed else []
+    if summary.get("blood_volume_stated") is False and not failed:
+        notes.append(f"blood volume not stated in cartridge.json: "
+                     f"{summary.get('blood_volume_ml')} mL assumed; the rate, its interval "
+                     "and the tests rest on it")
     if summary.get("status") == "partial":  # why, in its own words (a count may be no count)
         tube = summary.get("blood_volume_ml")
         if volume is not None and tube is not None and volume < tube:
@@ -127,7 +131,7 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
     if summary.get("signoff") and not signed:
         notes.append("its sign-off no longer holds: the automatic count, until it is signed "
                      "off again")
-    elif not signed:
+    elif not signed and not failed:
         notes.append("the automatic count: not reviewed and signed off")
     span = ((summary.get("tally") or {}).get("review_span_per_7_5_ml") or {}).get(class_name)
     if not signed and not failed and isinstance(span, list) and len(span) == 2 and \
@@ -149,7 +153,8 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
                 count=count, blood_volume_read_ml=volume, per_7_5_ml=rate,
                 low=bounds[0] if bounds else None, high=bounds[1] if bounds else None,
                 cutoff=cutoff, against_cutoff=against,
-                interval_spans_cutoff=bool(bounds and bounds[0] < cutoff <= bounds[1]),
+                interval_spans_cutoff=None if bounds is None else
+                bool(bounds[0] < cutoff <= bounds[1]),
                 drawn_at=None if drawn_at is None else str(drawn_at),
                 cartridge_id=summary.get("cartridge_id"),
                 pixel_size_um=panel.get("pixel_size_um"),
@@ -191,10 +196,17 @@ OTHER_SCANNERS = ("the draws were scanned at other pixel sizes ({} um/px): other
 
 def _compare(draw: Draw, ref: Draw, ratio_key: str, p_key: str) -> None:
     """The change of ``draw``'s rate from ``ref``'s: their ratio (None from a rate of 0) and
-    the exact test's p-value (None where a count or volume is missing)."""
+    the exact test's p-value to four significant figures (None where a count or volume is
+    missing, or where neither draw holds a cell: nothing to test, said in a note)."""
     if None in (draw.count, ref.count, draw.blood_volume_read_ml, ref.blood_volume_read_ml):
+        return
+    if draw.count == ref.count == 0:
+        which = "previous" if ratio_key == "change_from_previous" else "first"
+        if which == "previous" or draw.draw > 2:
+            draw.notes.append(f"none counted in this draw or the {which}: no change to test")
         return
     if ref.per_7_5_ml:
         setattr(draw, ratio_key, round(draw.per_7_5_ml / ref.per_7_5_ml, 4))
-    setattr(draw, p_key, round(rate_change_p(ref.count, ref.blood_volume_read_ml, draw.count,
-                                             draw.blood_volume_read_ml), 6))
+    # Significant figures, not decimals: a p of 4.6e-07 rounded to 6 places read p = 0.
+    p = rate_change_p(ref.count, ref.blood_volume_read_ml, draw.count, draw.blood_volume_read_ml)
+    setattr(draw, p_key, float(f"{p:.4g}"))

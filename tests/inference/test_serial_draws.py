@@ -39,7 +39,7 @@ def test_draws_are_read_against_the_cutoff_and_each_other(clean_run, tmp_path):
     draws, differ = compare_draws([first, second])
     assert [d.against_cutoff for d in draws] == ["at or above", "below"]
     assert draws[1].per_7_5_ml == pytest.approx(3.75) and draws[1].interval_spans_cutoff
-    assert draws[1].p_from_previous == pytest.approx(rate_change_p(13, 7.5, 3, 6.0), abs=1e-6)
+    assert draws[1].p_from_previous == pytest.approx(rate_change_p(13, 7.5, 3, 6.0), rel=1e-3)
     assert draws[1].p_from_previous < 0.05  # the intervals overlap; the counts differ
     assert draws[1].high > draws[0].low
     assert any("of the blood read (6.0 mL of 7.5)" in n for n in draws[1].notes)
@@ -78,7 +78,31 @@ def test_draws_are_read_against_the_cutoff_and_each_other(clean_run, tmp_path):
     edit_json(third / "summary.json", status="failed")
     lost = compare_draws([first, third])[0][1]
     assert lost.count is None and lost.p_from_previous is None and lost.against_cutoff == "n/a"
-    assert lost.notes[0].startswith("failed: no frame was read")
+    assert lost.notes[0] == "failed: no frame was read, so there is no result"
+    assert not any("not reviewed" in n for n in lost.notes)  # no count to review
+    assert lost.interval_spans_cutoff is None  # no rate: no interval to span the cut-off
+
+
+def test_a_tiny_p_is_kept_in_significant_figures_and_no_cell_in_either_draw_is_no_test(
+        clean_run, tmp_path, capsys):
+    from scipy.stats import binomtest
+
+    from ctcnet.cli import main
+
+    many = _draw(clean_run, tmp_path, "b", 18, 6.0)
+    none = _draw(clean_run, tmp_path, "z", 0, 7.5)
+    draws, _ = compare_draws([many, none])
+    expected = binomtest(0, 18, 7.5 / 13.5).pvalue  # 4.58e-07: p = 0 at six decimals
+    assert draws[1].p_from_previous == pytest.approx(expected, rel=1e-3)
+    assert main(["draws", str(many), str(none)]) == 0
+    assert "p = 4.58e-07" in capsys.readouterr().out
+    again = _draw(clean_run, tmp_path, "z2", 0, 7.5)
+    draws, _ = compare_draws([none, again])
+    assert draws[1].p_from_previous is None and draws[1].change_from_previous is None
+    assert "none counted in this draw or the previous: no change to test" in draws[1].notes
+    # A volume cartridge.json did not state is said: the rate and the tests rest on it.
+    edit_json(again / "summary.json", blood_volume_stated=False)
+    assert any("7.5 mL assumed" in n for n in compare_draws([none, again])[0][1].notes)
 
 
 def test_the_command_prints_the_draws_writes_the_table_and_refuses_no_sample(
