@@ -377,6 +377,7 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
     # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.evaluation.cartridge_evaluation import evaluate_cartridges
     from ctcnet.evaluation.counts import agreement_text, share_ci
+    from ctcnet.inference.counts import per_volume_text
     from ctcnet.nn.calls import COUNTED_CLASSES
 
     report = evaluate_cartridges(cartridges, args.model, args.out, device=args.device,
@@ -390,8 +391,8 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
     # a count off in clusters is as much the lab's business as one in CTCs.
     first = report["cartridges"][0]["true_per_7_5_ml"] if report["cartridges"] else {}
     shown = [k for k in report.get("counted_classes", [name, *COUNTED_CLASSES]) if k in first]
-    print(f"{'':16s} " + " ".join(f"{k + ' per 7.5 mL':>19s}" for k in shown))
-    print(f"{'cartridge':16s} " + " ".join(f"{'true':>5s} {'auto':>5s} {'review':>7s}"
+    print(f"{'':16s} " + " ".join(f"{k + ' per 7.5 mL':>21s}" for k in shown))
+    print(f"{'cartridge':16s} " + " ".join(f"{'true':>6s} {'auto':>6s} {'review':>7s}"
                                           for _ in shown))
     partial = {c["sample_id"] for c in report["cartridges"]
                if c.get("status", "ok") not in ("ok", "failed")}
@@ -399,9 +400,10 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
     for c in sorted(report["cartridges"], key=lambda c: _natural(c["sample_id"])):
         mark = "*" if c["sample_id"] in partial else ""  # of the frames read
         print(f"{c['sample_id'][:16 - len(mark)] + mark:16s} " + " ".join(
-            f"{'n/a':>5s} {'n/a':>5s} {'n/a':>7s}" if c["sample_id"] in left_out else
-            f"{c['true_per_7_5_ml'][k]:5.1f} {c['automatic_per_7_5_ml'][k]:5.1f} "
-            f"{c['after_review_per_7_5_ml'][k]:7.1f}" for k in shown))
+            f"{'n/a':>6s} {'n/a':>6s} {'n/a':>7s}" if c["sample_id"] in left_out else
+            f"{per_volume_text(c['true_per_7_5_ml'][k]):>6s} "
+            f"{per_volume_text(c['automatic_per_7_5_ml'][k]):>6s} "
+            f"{per_volume_text(c['after_review_per_7_5_ml'][k]):>7s}" for k in shown))
     if left_out:
         print(f"left out of every figure below: {', '.join(left_out)} (no frame read: no "
               "blood counted; why: its summary.json)")

@@ -30,7 +30,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from decimal import ROUND_HALF_UP, Context, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -107,6 +107,24 @@ def per_volume_text(value: float) -> str:
     exact = Decimal(value)  # the float's exact value: no tie appears that is not there
     return str(exact.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP,
                               context=Context(prec=60)))
+
+
+def per_volume_value(value: float) -> float:
+    """A per-7.5 mL figure as a table holds it: :func:`per_volume_text`'s two decimals."""
+    return float(per_volume_text(value))
+
+
+def interval_at_two_decimals(low: float, high: float) -> tuple[float, float]:
+    """A 95 % interval's ends at two decimals, rounded outward (the low end down, the high end
+    up): rounded to nearest, 0.6187-9.0309 read 0.62-9.03, a little narrower than the interval
+    it states."""
+    def outward(value: float, rounding: str) -> float:
+        return float(Decimal(float(value)).quantize(Decimal("0.01"), rounding=rounding,
+                                                    context=Context(prec=60)))
+
+    # A nanounit's slack: an end a float holds a hair off two decimals (2.2 is stored as
+    # 2.2000000000000002) is not moved a whole hundredth.
+    return outward(low + 1e-9, ROUND_FLOOR), outward(high - 1e-9, ROUND_CEILING)
 
 
 def _per_class(mask: np.ndarray, calls: np.ndarray, classes: Sequence[str]) -> dict[str, int]:

@@ -29,6 +29,7 @@ import csv
 import io
 from collections.abc import Sequence
 
+from ctcnet.inference.counts import interval_at_two_decimals, per_volume_value
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.cartridge_info import RUN_INDEX_FILE, SAMPLES_FILE
 from ctcnet.io.taxonomy import default_taxonomy
@@ -87,20 +88,28 @@ def sample_row(entry: dict) -> dict:
     for key, prefix in _PER_CLASS:
         for name, value in (entry.get(key) or {}).items():
             if prefix in _RATES and isinstance(value, float):
-                value = round(value, 2)
+                value = per_volume_value(value)  # as every output prints it
             row[f"{prefix}_{name}"] = value if counted else None
     for rate, key in _INTERVALS.items():
         for name, bounds in (entry.get(key) or {}).items():
-            for side, value in zip(_BOUNDS, bounds or (None, None)):
-                row[f"{rate}_{side}_{name}"] = round(value, 2) if counted and \
-                    isinstance(value, (int, float)) else None
+            ends = interval_at_two_decimals(*bounds) if counted and bounds and \
+                all(isinstance(v, (int, float)) for v in bounds) else (None, None)
+            for side, value in zip(_BOUNDS, ends):
+                row[f"{rate}_{side}_{name}"] = value
     for key in _LAST:
         if key in entry:
             value = entry[key]
-            row[key] = "; ".join(map(str, value)) if isinstance(value, list) else value
+            row[key] = list_cell(value) if isinstance(value, list) else value
     if not row["result_state"]:
         row["result_state"] = next((state for key, state in NO_RESULT if entry.get(key)), None)
     return row
+
+
+def list_cell(values) -> str:
+    """A list in one cell, its items joined by ``; ``; an item's own ``; `` becomes ``, `` so
+    that splitting the cell at ``; `` gives the items back (a problem's text read "its default
+    was used in its place; correct the key", one item split in two)."""
+    return "; ".join(str(v).replace("; ", ", ") for v in values)
 
 
 def samples_csv(entries: Sequence[dict]) -> str:

@@ -27,6 +27,7 @@ from ctcnet.errors import InputError
 from ctcnet.inference.counts import per_7_5_ml, rate_interval
 from ctcnet.inference.result_state import result_state, reviewed_figures, signoff_holds
 from ctcnet.inference.run_index import settings_that_differ
+from ctcnet.inference.run_table import list_cell
 from ctcnet.inference.summary import SUMMARY_FILE
 
 # The cut-off CellSearch's prognostic studies used in metastatic breast and prostate cancer
@@ -83,9 +84,9 @@ class Draw:
     notes: list[str] = field(default_factory=list)
 
     def row(self) -> dict:
-        """The draw as a flat row (notes joined by ``; ``)."""
+        """The draw as a flat row (notes joined by ``; ``: :func:`.run_table.list_cell`)."""
         out = asdict(self)
-        out["notes"] = "; ".join(self.notes)
+        out["notes"] = list_cell(self.notes)
         return out
 
 

@@ -118,3 +118,28 @@ def test_a_row_says_the_pixel_size_and_channels_its_scan_was_read_at():
     crops = output_entry("C1", {"crops": 4, "pixel_size_um": 0.64, "counted_at": 1.8e9},
                          Path("C1/summary.json"))
     assert crops["pixel_size_um"] == 0.64 and "channels" not in crops
+
+
+def test_interval_ends_are_rounded_outward_and_rates_as_printed():
+    """At two decimals an interval never narrows (0.6187-9.0309 is 0.61-9.04, not 0.62-9.03),
+    a rate's tie rounds up as every output prints it, and an end a float holds a hair off
+    two decimals stays where it is."""
+    entry = {**CLEAN, "per_7_5_ml": {"ctc": 16.25, "cluster": 0.0},
+             "per_7_5_ml_interval": {"ctc": [0.6187, 9.0309], "cluster": [0.0, 2.2]}}
+    row = next(csv.DictReader(io.StringIO(samples_csv([entry]))))
+    assert (row["per_7_5_ml_low_ctc"], row["per_7_5_ml_high_ctc"]) == ("0.61", "9.04")
+    assert (row["per_7_5_ml_low_cluster"], row["per_7_5_ml_high_cluster"]) == ("0.0", "2.2")
+    assert row["per_7_5_ml_ctc"] == "16.25"
+    tie = next(csv.DictReader(io.StringIO(samples_csv(
+        [{**CLEAN, "per_7_5_ml": {"ctc": 5.625, "cluster": 0.0}}]))))
+    assert tie["per_7_5_ml_ctc"] == "5.63"  # Python's round gives 5.62
+
+
+def test_a_list_cell_splits_back_into_its_items():
+    """An item's own '; ' (a problem's text) would split it in two for a reader of the cell."""
+    problems = ["blood_volume: its default was used in its place; correct the key",
+                "frame r00c01 skipped"]
+    row = next(csv.DictReader(io.StringIO(samples_csv([{**REVIEWED, "problems": problems}]))))
+    assert row["problems"].split("; ") == [
+        "blood_volume: its default was used in its place, correct the key",
+        "frame r00c01 skipped"]
