@@ -28,6 +28,12 @@ class OutputFolderError(InputError):
     runs the job, not for the scan, which a run into another folder reads."""
 
 
+class SampleIdTakenError(OutputFolderError):
+    """The output folder holds a run of another scan under this sample id (other frames, read
+    from another folder): two scans share a sample id, the lab's matter, which the scan's
+    cartridge.json settles; ``set_aside_kind`` says ``input``."""
+
+
 class FolderHeldError(OutputFolderError):
     """Another ctcnet process holds the output folder (another run of the same batch, a review
     server saving a decision): that process finishes it. ``held_since``: when it took the

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from ctcnet.core.paths import absolute
 from ctcnet.detect.detection import DetectConfig
-from ctcnet.errors import OutputFolderError
+from ctcnet.errors import OutputFolderError, SampleIdTakenError
 from ctcnet.inference.cluster_parts import SAME_CLUSTER_UM
 from ctcnet.inference.guard import RULES
 from ctcnet.inference.model_records import network_sha256
@@ -205,7 +205,12 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
             previous, fingerprint, done, recorded, current, parts)
         if not journal_agrees and done:
             moved = _moved(previous, fingerprint)
-            raise OutputFolderError(
+            # Read from another folder, of other frames or another pixel size: another scan
+            # with this sample id (the lab's matter), not the output folder's.
+            another_scan = bool(moved) and (
+                any(recorded.get(f) != current.get(f) for f in done)
+                or "scan_pixel_size_um" in _differing_keys(previous, fingerprint))
+            raise (SampleIdTakenError if another_scan else OutputFolderError)(
                 # (the error names out_dir before its words: "it", not the path again)
                 (f"it holds a run of this sample read from another folder{moved}"
                  if moved else

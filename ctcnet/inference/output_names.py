@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ctcnet.core.paths import absolute, name_key
-from ctcnet.errors import FolderHeldError, InputError, OutputFolderError
+from ctcnet.errors import FolderHeldError, InputError, OutputFolderError, SampleIdTakenError
 from ctcnet.io.cartridge_info import OUTPUT_NAMES, unopened_sample_id
 from ctcnet.io.scan import open_cartridge
 
@@ -197,6 +197,7 @@ def set_aside_reason(text: str, input_path: str | Path | None,
     reason = SetAsideReason(text)
     reason.input = absolute(input_path) if input_path is not None else None
     reason.kind = ("held" if isinstance(err, FolderHeldError) else
+                   "input" if isinstance(err, SampleIdTakenError) else
                    "output" if isinstance(err, OutputFolderError) else "input")
     reason.held_since = getattr(err, "held_since", None)
     return reason

@@ -324,6 +324,12 @@ def test_a_scan_moved_since_its_run_resumes_and_a_copy_is_refused_naming_both(cl
         predict(clean_run, other, out)
     assert "review's decisions following their cells" in str(refused.value)
     assert "another model" not in str(refused.value)
+    # Another scan's frames under this sample id: the lab's matter (set_aside_kind input).
+    from ctcnet.errors import SampleIdTakenError
+    from ctcnet.inference.output_names import set_aside_reason
+
+    assert isinstance(refused.value, SampleIdTakenError)
+    assert set_aside_reason(str(refused.value), other, refused.value).kind == "input"
     # Another scan under the same folder name (a scanner's Images/): told how to keep both.
     assert "given its own sample_id in its cartridge.json: --overwrite would replace this " \
         "sample's results with it" in str(refused.value)
@@ -354,6 +360,9 @@ def test_another_scan_of_the_sample_id_is_refused_as_one_not_as_other_settings(
         predict(clean_run, second, out)
     said = str(refused.value)
     assert "another model" not in said and "and the runs differ in scan_pixel_size_um" in said
+    from ctcnet.errors import SampleIdTakenError
+
+    assert isinstance(refused.value, SampleIdTakenError)
     assert "given its own sample_id in its cartridge.json" in said
     moved_alike = shutil.copytree(second, tmp_path / unicodedata.normalize("NFD", "Café"))
     shutil.rmtree(second)
