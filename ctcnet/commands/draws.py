@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     import io
     from pathlib import Path
 
+    from ctcnet.core.printable import spreadsheet_cell
     from ctcnet.inference.counts import per_volume_text
     from ctcnet.inference.serial_draws import DEFAULT_CUTOFF, OTHER_SCANNERS, compare_draws
     from ctcnet.io.atomic import atomic_write_text, check_output_file
@@ -86,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
         text = io.StringIO()
         writer = csv.DictWriter(text, list(rows[0]), lineterminator="\n")
         writer.writeheader()
-        writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows)
+        writer.writerows({k: "" if v is None else spreadsheet_cell(v) for k, v in r.items()}
+                         for r in rows)
         atomic_write_text(Path(args.out), text.getvalue())
     return 0
 

@@ -2,7 +2,8 @@
 it: control characters escaped. A frame named with ``ESC [2J`` cleared an operator's terminal
 as predict warned about it, and stayed in the run's log to do it again when read; a bidi
 override would show a name other than the file's. Line breaks and tabs are kept (a message's
-own layout). And counts by name as a person reads them (:func:`named_counts`)."""
+own layout). And counts by name as a person reads them (:func:`named_counts`), and a CSV
+cell a spreadsheet does not run as a formula (:func:`spreadsheet_cell`)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,14 @@ def named_counts(counts, empty: str = "none") -> str:
     if not isinstance(counts, dict) or not counts:
         return empty
     return ", ".join(f"{name} {n}" for name, n in counts.items())
+
+
+# What a spreadsheet opening a CSV runs as a formula when a cell starts with it.
+FORMULA_STARTS = ("=", "+", "-", "@")
+
+
+def spreadsheet_cell(value):
+    """A CSV cell a spreadsheet shows as the text it is: text starting as a formula does
+    (``=1+2``, ``@SUM(...)``: a sample id or a name from outside) gets a leading ``'``, which
+    Excel and LibreOffice read as "text"; anything else is returned as it is."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value

@@ -29,6 +29,7 @@ import csv
 import io
 from collections.abc import Sequence
 
+from ctcnet.core.printable import spreadsheet_cell
 from ctcnet.inference.counts import interval_at_two_decimals, per_volume_value
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.cartridge_info import RUN_INDEX_FILE, SAMPLES_FILE
@@ -139,7 +140,8 @@ def samples_csv(entries: Sequence[dict]) -> str:
     writer = csv.DictWriter(text, columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        # Text from outside (a sample id such as "=1+2") is not a formula in a spreadsheet.
+        writer.writerow({k: ("" if v is None else spreadsheet_cell(v)) for k, v in row.items()})
     return text.getvalue()
 
 

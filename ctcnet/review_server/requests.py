@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+from ctcnet.core.printable import spreadsheet_cell
 from ctcnet.errors import InputError
 
 # The calls a decision request may make besides a class name; "undecided" takes a decision back.
@@ -94,7 +95,7 @@ def one_line(given: str | None, limit: int, what: str = "the note") -> str:
     a spreadsheet's formulas by a ``'`` (a file opened in Excel); BadRequest past ``limit``
     characters (``what``: the text, named)."""
     text = " ".join("".join(ch if ch.isprintable() else " " for ch in given or "").split())
-    text = "'" + text if text[:1] in ("=", "+", "-", "@") else text
+    text = spreadsheet_cell(text)
     if len(text) > limit:
         raise BadRequest(f"{what} is {len(text)} characters, over the {limit} kept: shorten it")
     return text

@@ -143,3 +143,9 @@ def test_a_list_cell_splits_back_into_its_items():
     assert row["problems"].split("; ") == [
         "blood_volume: its default was used in its place, correct the key",
         "frame r00c01 skipped"]
+
+
+def test_a_sample_id_a_spreadsheet_would_run_is_written_as_text():
+    row = next(csv.DictReader(io.StringIO(samples_csv([{**CLEAN, "name": "=1+2"}]))))
+    assert row["name"] == "'=1+2"
+    assert next(csv.DictReader(io.StringIO(samples_csv([CLEAN]))))["name"] == "S1"
