@@ -24,6 +24,7 @@ import threading
 import warnings
 
 from ctcnet import __version__
+from ctcnet.core.console_streams import console_kept_going
 from ctcnet.core.printable import PrintableFormatter, printable
 from ctcnet.errors import CtcnetError, Terminated
 from ctcnet.io.atomic import refuse_undecodable
@@ -214,10 +215,40 @@ def _parser_before_work() -> argparse.ArgumentParser:
         raise SystemExit(130) from None
 
 
+# The least address space (ulimit -v) ctcnet's libraries load in: they reserve far more than
+# they use (numpy's OpenBLAS a buffer per core, onnxruntime's and torch's arenas). Measured on
+# a 2-core machine: under 400 MB OpenBLAS retried its allocation for ever as scipy loaded
+# (SIGTERM unheard: only SIGKILL stopped it), at 500-850 MB a library failed to load, at
+# 700 MB-1 GB predict ran out of memory, at 2 GB it ran.
+MIN_ADDRESS_SPACE = 2 * 1024 ** 3
+
+
+def address_space_refusal() -> str | None:
+    """Why this process's address-space limit (``ulimit -v``, RLIMIT_AS) is too small to run
+    in, with what to do instead; None where it is not (or cannot be read)."""
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    except (ImportError, OSError, ValueError):  # no such limit here (Windows)
+        return None
+    if limit == resource.RLIM_INFINITY or limit >= MIN_ADDRESS_SPACE:
+        return None
+    return (f"the address-space limit (ulimit -v) is {limit / 1024 ** 2:.0f} MB: the "
+            "libraries ctcnet runs on reserve far more address space than they use, and "
+            f"under {MIN_ADDRESS_SPACE / 1024 ** 3:.0f} GB they fail or hang as they load; "
+            "lift it (ulimit -v unlimited) and limit resident memory instead (a cgroup: "
+            "systemd-run -p MemoryMax=2G, or a scheduler's memory request)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default: the command line), set up logging and run the chosen command;
     returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    refusal = address_space_refusal()  # before the libraries load: they hang under it
+    if refusal:
+        print(f"ctcnet: error: {refusal}", file=sys.stderr)
+        return 2
     parser = _parser_before_work()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # a misspelt option: refused with its command's usage, not ctcnet's own
@@ -234,6 +265,15 @@ def main(argv: list[str] | None = None) -> int:
         print("ctcnet: error: a command is required (the list above)", file=sys.stderr)
         return 2
     previous = _stop_on_sigterm()
+    # A console that cannot be written (a dead logger's pipe, a full disk under a cron log)
+    # does not stop the work; a command whose printed lines are the answer still ends
+    # with the pipe its reader closed (`ctcnet models | head`: 141).
+    with console_kept_going(stdout=args.command not in (*ANSWER_COMMANDS, "draws", "verify")):
+        return _run_command(args, lines, previous)
+
+
+def _run_command(args: argparse.Namespace, lines, previous) -> int:
+    """Run the parsed command; its errors as one line and an exit status (main's)."""
     try:
         if isinstance(getattr(args, "out", None), str):  # before a log or any work goes there
             refuse_undecodable(args.out)

@@ -113,7 +113,7 @@ from ctcnet.inference.scan_identity_warnings import (
     warn_of_the_same_scans_under_other_names,
 )
 from ctcnet.inference.spillover import wants_compensation
-from ctcnet.inference.summary import SUMMARY_FILE, CropRunSummary, RunSummary, withdraw_summary
+from ctcnet.inference.summary import SUMMARY_FILE, CropRunSummary, RunSummary, drop_stale_summary
 from ctcnet.io.atomic import exclusive_folder, remove_stale_temporaries
 from ctcnet.io.scan import Cartridge, open_cartridge
 from ctcnet.nn.calls import CARTRIDGE_PRIOR
@@ -200,7 +200,9 @@ def start_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | P
     except BaseException as err:
         if isinstance(err, OSError):  # a write that failed (a refusal changed nothing):
             with contextlib.suppress(OSError):  # (a read-only disk: its own error goes first)
-                withdraw_summary(out_dir)  # no earlier "ok" stays beside what this run changed
+                # No earlier "ok" stays beside tables this run changed; one of the tables
+                # still there stands.
+                drop_stale_summary(out_dir)
         lock.close()
         if isinstance(err, OSError) and err.errno in _NOT_WRITABLE + _BLOCKED and \
                 err.filename and \

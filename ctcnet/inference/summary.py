@@ -417,6 +417,22 @@ def withdraw_summary(out_dir: str | Path) -> None:
     (Path(out_dir) / SUMMARY_FILE).unlink(missing_ok=True)
 
 
+def drop_stale_summary(out_dir: str | Path) -> None:
+    """After a write of a run's outputs failed (a full disk): the summary withdrawn
+    (:func:`withdraw_summary`) unless the events table is still the one it counted (its
+    ``events_sha256``: a rerun whose frames all came from the journal writes the same tables,
+    and a write that failed atomically left the earlier file), so that a finished sample read
+    again from a moved scan onto a full disk keeps its result."""
+    path = Path(out_dir) / SUMMARY_FILE
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8")).get("events_sha256")
+        holds = bool(recorded) and file_sha256(Path(out_dir) / "events.parquet") == recorded
+    except (OSError, ValueError, AttributeError):
+        holds = False
+    if not holds:
+        withdraw_summary(out_dir)
+
+
 def sample_status(frames_total: int, frames_skipped: int, failed_events: int,
                   problems: int = 0) -> str:
     """``failed`` when no frame was processed: zero counts would read as a clean negative.

@@ -466,3 +466,79 @@ def test_a_night_whose_every_cartridge_is_refused_leaves_an_index_that_says_so(
     assert run_cli(capsys, "predict", night, "--out", out, "--quiet", "--no-report",
                    *options(cart_and_model))[0] == 2
     assert set(outputs(out)) == {"broken"}
+
+
+class _DeadConsole:
+    """A console that cannot be written: a pipe into a logger that died, 2>/dev/full."""
+
+    def __init__(self):
+        self.tried = 0
+
+    def write(self, text):
+        self.tried += 1
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    def flush(self):
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    def fileno(self):  # no descriptor to point at the null device
+        raise OSError(errno.EBADF, "no descriptor")
+
+
+def test_a_console_that_cannot_be_written_does_not_stop_the_night(cart_and_model, tmp_path,
+                                                                  monkeypatch):
+    """A dead console (stderr and stdout) drops the run's lines, not the run: the samples are
+    made, run.json finished, and the run's log says the console was lost."""
+    scans, out = batch(cart_and_model, tmp_path)
+    dead_out, dead_err = _DeadConsole(), _DeadConsole()
+    monkeypatch.setattr("sys.stdout", dead_out)
+    monkeypatch.setattr("sys.stderr", dead_err)
+    status = main(["predict", str(scans), "--out", str(out), "--no-report", "--prior",
+                   "balanced", *map(str, options(cart_and_model))])
+    assert status == 0 and dead_err.tried and dead_out.tried
+    assert json.loads((out / "run.json").read_text())["state"] == "finished"
+    assert all(e["status"] == "ok" for e in outputs(out).values())
+    (log,) = (out / "logs").glob("predict-*Z-*.log")
+    assert "the console's stderr cannot be written" in log.read_text()
+    import sys
+
+    assert sys.stderr is dead_err  # the streams it was given, after the command
+
+
+def test_an_address_space_limit_the_libraries_hang_under_is_refused_before_they_load(
+        monkeypatch, capsys):
+    """Under ulimit -v of a few hundred MB, OpenBLAS retried its allocation for ever as scipy
+    loaded, deaf to SIGTERM: the limit is refused in a line first, with what to do instead."""
+    import resource
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (400 * 1024 ** 2, 400 * 1024 ** 2)
+                        if which == resource.RLIMIT_AS else (resource.RLIM_INFINITY,) * 2)
+    assert main(["models"]) == 2
+    said = capsys.readouterr().err
+    assert "address-space limit (ulimit -v) is 400 MB" in said and "MemoryMax" in said
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (resource.RLIM_INFINITY,) * 2)
+    assert main(["models"]) == 0
+
+
+def test_a_finished_sample_read_again_from_a_moved_scan_keeps_its_result_on_a_full_disk(
+        cart_and_model, tmp_path, capsys, monkeypatch):
+    """The scans' share mounted elsewhere, the disk full as the same tables are written again:
+    the earlier summary still counts those tables, so the sample keeps its result (it lost
+    its summary.json, a morning's result gone until the disk was freed)."""
+    import ctcnet.inference.tables as tables
+
+    scans, out = batch(cart_and_model, tmp_path)
+    assert main([str(a) for a in ("predict", scans, "--out", out, "--no-report",
+                                  *options(cart_and_model))]) == 0
+    before = (out / "S_a" / "summary.json").read_text()
+    moved = scans.rename(tmp_path / "remounted")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(out / "S_a" / "events.csv"))
+
+    monkeypatch.setattr(tables, "write_csv_rows", full)
+    status = main([str(a) for a in ("predict", moved, "--out", out, "--no-report",
+                                    *options(cart_and_model))])
+    assert status == 2 and "No space left on device" in capsys.readouterr().err
+    assert (out / "S_a" / "summary.json").read_text() == before
+    assert outputs(out)["S_a"]["kept_output"]["status"] == "ok"

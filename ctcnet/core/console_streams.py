@@ -1,0 +1,75 @@
+"""A console a run does not depend on: a command's stdout or stderr that cannot be written (a
+pipe into a logger that died, ``2>/dev/full``, a full disk under a cron job's log file) is
+sent to the null device after the first failed write, said once through logging (to the run's
+own log in ``logs/`` where there is one), and the run goes on. Without it the first progress
+line raised, and a nightly batch made no output at all, or finished and exited 120 when the
+interpreter's last flush failed."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from contextlib import contextmanager
+
+log = logging.getLogger(__name__)
+
+
+class KeptGoingStream:
+    """A text stream over ``stream`` whose write and flush errors end its output (the file
+    descriptor pointed at the null device, so the interpreter's own last flush succeeds)
+    rather than the run; every other attribute is the stream's."""
+
+    def __init__(self, stream, name: str):
+        self._stream = stream
+        self._name = name
+        self.lost: str | None = None  # why the console was lost, once it was
+
+    def write(self, text: str) -> int:
+        """Write and flush ``text``; its length, written or dropped."""
+        try:
+            written = self._stream.write(text)
+            self._stream.flush()  # a failure shows here, not at a later, unrelated write
+            return written
+        except (OSError, ValueError) as err:
+            self._lose(err)
+            return len(text)
+
+    def flush(self) -> None:
+        """Flush the stream; a failure ends its output, not the run."""
+        try:
+            self._stream.flush()
+        except (OSError, ValueError) as err:
+            self._lose(err)
+
+    def _lose(self, err: BaseException) -> None:
+        if self.lost is not None:
+            return
+        self.lost = str(err) or type(err).__name__
+        try:  # what the stream still holds goes to the null device with everything after it
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self._stream.fileno())
+            os.close(null)
+            self._stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+        log.warning("the console's %s cannot be written (%s): its lines are dropped, the "
+                    "run goes on (its record: run.json and logs/)", self._name, self.lost)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def console_kept_going(stdout: bool = True):
+    """While the context runs, ``sys.stderr`` (and ``sys.stdout`` where ``stdout``) as
+    :class:`KeptGoingStream`; the streams they were after it."""
+    saved = sys.stdout, sys.stderr
+    if not isinstance(sys.stderr, KeptGoingStream):
+        sys.stderr = KeptGoingStream(sys.stderr, "stderr")
+    if stdout and not isinstance(sys.stdout, KeptGoingStream):
+        sys.stdout = KeptGoingStream(sys.stdout, "stdout")
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
