@@ -26,6 +26,7 @@ import warnings
 from ctcnet import __version__
 from ctcnet.core.console_streams import console_kept_going
 from ctcnet.core.printable import PrintableFormatter, printable
+from ctcnet.core.run_log import note_exit
 from ctcnet.errors import CtcnetError, Terminated
 from ctcnet.io.atomic import refuse_undecodable
 
@@ -269,7 +270,20 @@ def main(argv: list[str] | None = None) -> int:
     # does not stop the work; a command whose printed lines are the answer still ends
     # with the pipe its reader closed (`ctcnet models | head`: 141).
     with console_kept_going(stdout=args.command not in (*ANSWER_COMMANDS, "draws", "verify")):
-        return _run_command(args, lines, previous)
+        status = _run_command(args, lines, previous)
+    note_exit(status, _SAID[-1] if _SAID else None)  # the run's log ends as the console did
+    _SAID.clear()
+    return status
+
+
+# The error line the command ended with, for the run's log (:func:`note_exit`).
+_SAID: list[str] = []
+
+
+def _say_error(text: str) -> None:
+    """Print the line a command ended with on stderr, kept for its run's log."""
+    _SAID[:] = [text]
+    print(text, file=sys.stderr)
 
 
 def _run_command(args: argparse.Namespace, lines, previous) -> int:
@@ -280,7 +294,7 @@ def _run_command(args: argparse.Namespace, lines, previous) -> int:
         with lines:
             return int(args._module.run(args) or 0)
     except CtcnetError as err:
-        print(f"ctcnet {args._name}: error: {printable(str(err))}", file=sys.stderr)
+        _say_error(f"ctcnet {args._name}: error: {printable(str(err))}")
         return 2
     except ModuleNotFoundError as err:
         missing = (err.name or "").split(".")[0]
@@ -301,15 +315,15 @@ def _run_command(args: argparse.Namespace, lines, previous) -> int:
                   "train": "; the same command with --ckpt_path last resumes it from its last "
                            "finished epoch (where none finished, no checkpoint was written: "
                            "run the command again as it was)"}.get(args._name, "")
-        print(f"ctcnet {args._name}: {'stopped (SIGTERM)' if stopped else 'interrupted'}{resume}",
-              file=sys.stderr)
+        _say_error(f"ctcnet {args._name}: {'stopped (SIGTERM)' if stopped else 'interrupted'}"
+                   f"{resume}")
         return 143 if stopped else 130
     except MemoryError as err:
         # The machine's state (other work beside this run), not the data: outputs are atomic,
         # so a rerun with memory free resumes where this one stopped.
-        print(f"ctcnet {args._name}: error: out of memory ({err or 'no detail'}); nothing was "
-              "left half written: free memory (fewer --workers, other jobs ended) and rerun to "
-              "resume", file=sys.stderr)
+        _say_error(f"ctcnet {args._name}: error: out of memory ({err or 'no detail'}); nothing "
+                   "was left half written: free memory (fewer --workers, other jobs ended) and "
+                   "rerun to resume")
         return 2
     except BrokenPipeError:
         # The reader of the output went away (`ctcnet models | head`): an ending, as for any
@@ -325,8 +339,8 @@ def _run_command(args: argparse.Namespace, lines, previous) -> int:
         if err.errno not in _DISK_ERRORS:
             raise
         where = f" ({err.filename})" if err.filename else ""
-        print(f"ctcnet {args._name}: error: {err.strerror or err}{where}; nothing was left half "
-              f"written, {_DISK_ERRORS[err.errno]}", file=sys.stderr)
+        _say_error(f"ctcnet {args._name}: error: {err.strerror or err}{where}; nothing was left "
+                   f"half written, {_DISK_ERRORS[err.errno]}")
         return 2
     finally:
         if previous is not None:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ctcnet.core.printable import PrintableFormatter
+from ctcnet.core.printable import PrintableFormatter, printable
 
 LOGS_DIR = "logs"
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -119,6 +119,11 @@ class RunLog(logging.Handler):
         self.note(f"ended after {time.time() - self._started:.1f} s: {ending_text(error)}",
                   logging.ERROR)
 
+    @property
+    def opened(self) -> bool:
+        """Whether the file was begun (a refused run's never is)."""
+        return self._file is not None
+
     def close(self) -> None:
         """Close the file (the records still held are dropped: the run never began)."""
         if self._file is not None:
@@ -127,6 +132,27 @@ class RunLog(logging.Handler):
             self._file = None
         self._held = []
         super().close()
+
+
+# The log of the run an error ended last in this process: the command line says the exit
+# status and its line once it has them (:func:`note_exit`), after the run's block has closed.
+_ENDED_BY_ERROR: list[Path] = []
+
+
+def note_exit(status: int, said: str | None = None) -> None:
+    """Where an error ended the last run's block (its log's last line the error alone): the
+    exit status and what the console said of it (what to do: "free space and rerun to
+    resume") appended to that log, so that a cron job's record holds them whatever became of
+    its console. Nothing where no run ended so."""
+    if not _ENDED_BY_ERROR:
+        return
+    path = _ENDED_BY_ERROR.pop()
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+    line = f"exit status {status}" + (f": {printable(said)}" if said else "")
+    with contextlib.suppress(OSError):  # a full disk: the console said it
+        with open(path, "a", encoding="utf-8") as file:
+            file.write(f"{stamp} ERROR ctcnet: {line}\n")
 
 
 @contextlib.contextmanager
@@ -159,6 +185,7 @@ def run_log(folder: str | Path, command: str, argv: Sequence[str] | None = None,
         yield log
     except BaseException as err:
         log.ended_by(err)
+        _ENDED_BY_ERROR[:] = [log.path] if log.path is not None and log.opened else []
         raise
     finally:
         target.removeHandler(log)

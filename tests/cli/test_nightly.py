@@ -542,3 +542,8 @@ def test_a_finished_sample_read_again_from_a_moved_scan_keeps_its_result_on_a_fu
     assert status == 2 and "No space left on device" in capsys.readouterr().err
     assert (out / "S_a" / "summary.json").read_text() == before
     assert outputs(out)["S_a"]["kept_output"]["status"] == "ok"
+    # The run's own log ends as the console did: the exit status and what to do.
+    last = sorted((out / "logs").glob("predict-*.log"), key=lambda p: p.stat().st_mtime)[-1]
+    end = last.read_text().splitlines()[-1]
+    assert "exit status 2: ctcnet predict: error: No space left on device" in end
+    assert end.endswith("free space and rerun to resume")
