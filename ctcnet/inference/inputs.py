@@ -262,7 +262,8 @@ def _not_an_input(path: Path) -> InputError:
                           "needs a panel.json naming its channels in order, e.g. for RGB "
                           'composites {"composite": "rgb", "channels": ["CK", "CD45", '
                           '"DAPI"]} (docs/data-formats.md)', path)
-    return InputError("neither a cartridge, a folder of cartridges nor a crop dataset", path)
+    why = " (no scan yet: --allow-empty makes that nothing to do)" if _holds_no_scan(path) else ""
+    return InputError(f"neither a cartridge, a folder of cartridges nor a crop dataset{why}", path)
 
 
 def checked_inputs(inputs: Iterable[str | Path], panel: Panel,

@@ -189,7 +189,7 @@ def test_a_night_without_scans_is_nothing_to_do_with_allow_empty(cart_and_model,
         (tonight / name).write_text("x")
     args = ["predict", tonight, "--out", out, "--prior", "balanced", *options(cart_and_model)]
     status, err = run_cli(capsys, *args)
-    assert status == 2 and "neither a cartridge" in err[-1]
+    assert status == 2 and "neither a cartridge" in err[-1] and "--allow-empty" in err[-1]
     status, err = run_cli(capsys, *args, "--allow-empty")
     assert status == 0 and "nothing to do" in err[-1]
     run = json.loads((out / "run.json").read_text())
