@@ -247,8 +247,9 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     # What the tables are compared with once written: read before the journal opens, which
     # takes the summary of a run --overwrite replaces out of the folder.
     earlier = EarlierRun.read(out_dir)
+    model_file = model_sha256(backend)
     done = open_journal(out_dir, fingerprint, options.overwrite, cartridge.frames,
-                        model_sha256(backend), cartridge.identity or None, cartridge.read)
+                        model_file, cartridge.identity or None, cartridge.read)
     parts = out_dir / PARTS_DIR
     done -= drop_unreadable_parts(parts, cartridge.frames)
     todo = [f for f in cartridge.frames if f.frame_id not in done]
@@ -264,7 +265,8 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
         leaks, spillover = measure_scan_leaks(cartridge, spec, options.detect, device, workers)
         seconds["spillover"] = spillover["seconds"]
     job = Finishing(spec, edge_cut_class(spec, options), parts, options.gallery_per_frame,
-                    made_by(backend.name, software_record()), cartridge.panel.pixel_size_um)
+                    made_by(backend.name, software_record(), model_file),
+                    cartridge.panel.pixel_size_um)
     # Frame processes finish the frames they prepared too, as many at once as there are.
     in_processes = uses_processes(options.frame_pool, workers, device, len(todo))
     n_events = 0

@@ -43,7 +43,11 @@ def test_a_run_resumes_on_the_other_copy_of_one_model(clean_run, cart, tmp_path,
     # The summary says which frames each copy made: its backend names only this run's.
     made = summary.frames_made_by
     assert made is not None and sorted(made.values()) == [1, 2]
-    assert sorted(k.split(",")[0] for k in made) == ["onnx", "torch"]
+    assert sorted(k.split(" (file")[0] for k in made) == ["onnx", "torch"]
+    # Each names its model file too: a re-exported or altered copy of one network is said.
+    from ctcnet.io.digests import file_sha256
+
+    assert any(f"onnx (file {file_sha256(tmp_path / 'model.onnx')[:12]})" in k for k in made)
     assert summary.software["ctcnet"] and summary.frame_device == "numpy"
     # Every frame made by the other copy (a rerun with nothing left to do): said all the same,
     # or the summary would name a file that made none of its calls.
@@ -52,7 +56,7 @@ def test_a_run_resumes_on_the_other_copy_of_one_model(clean_run, cart, tmp_path,
         summary = predict(onnx, cart, tmp_path / "whole")
     assert "every call is from the earlier run's journal (torch" in caplog.text
     assert summary.frames.resumed_from_journal == 3
-    assert [k.split(",")[0] for k in summary.frames_made_by] == ["torch"]
+    assert [k.split(" (file")[0] for k in summary.frames_made_by] == ["torch"]
     # ... and so does the index's entry of it, and the report's model line.
     from ctcnet.inference.run_index import write_run_index
     from ctcnet.report.report_page import _made_by_text
@@ -235,6 +239,7 @@ def test_the_code_that_counted_is_named_where_no_commit_names_it(tmp_path, monke
     # A commit names the code where nothing was edited since.
     assert made_by("onnx", {"ctcnet": "0.1.0", "commit": "ab" * 20, "modified": False,
                             "code_sha256": first}) == "onnx, ctcnet 0.1.0 (abababababab)"
+    assert made_by("onnx", installed, "cd" * 32) == "onnx (file cdcdcdcdcdcd), ctcnet 0.1.0"
 
 
 def test_a_deleted_journal_still_refuses_another_run_over_a_finished_sample(clean_run, cart,
