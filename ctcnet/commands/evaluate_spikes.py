@@ -280,12 +280,16 @@ def _not_expected(summaries: dict, expected) -> list[str]:
 def _results(folders: dict[str, Path]) -> dict[str, list]:
     """Each sample id's results, as (folder, summary.json parsed): one, or a tube's several
     (scanned again another night)."""
+    from ctcnet.inference.summary import check_figures_sealed
+
     read: dict[str, list] = {}
     for name, folder in folders.items():
         try:
             summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
             raise InputError(f"cannot read its summary: {err}", folder) from None
+        if isinstance(summary, dict):
+            check_figures_sealed(summary, folder)
         read.setdefault(str(summary.get("sample_id") or name), []).append((folder, summary))
     return read
 

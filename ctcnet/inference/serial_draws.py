@@ -28,7 +28,7 @@ from ctcnet.inference.counts import per_7_5_ml, rate_interval
 from ctcnet.inference.result_state import result_state, reviewed_figures, signoff_holds
 from ctcnet.inference.run_index import settings_that_differ
 from ctcnet.inference.run_table import list_cell
-from ctcnet.inference.summary import SUMMARY_FILE
+from ctcnet.inference.summary import SUMMARY_FILE, check_figures_sealed
 
 # The cut-off CellSearch's prognostic studies used in metastatic breast and prostate cancer
 # (colorectal: 3): per 7.5 mL of blood.
@@ -104,6 +104,7 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
         raise InputError(f"summary.json cannot be read: {err}", folder) from None
     if not isinstance(summary, dict) or "crops" in summary:
         raise InputError("not a cartridge's output (a crop folder has no blood volume)", folder)
+    check_figures_sealed(summary, folder)
     state = result_state(summary)
     signed = signoff_holds(summary)  # (a partial scan signed off too: its state is partial)
     figures = reviewed_figures(summary) if signed else {

@@ -7,12 +7,12 @@ server saves decisions.
 from __future__ import annotations
 
 import html
-import json
 import math
 import re
 import time
 from pathlib import Path
 
+from ctcnet.core.json_text import strict_json
 from ctcnet.core.provenance import software_text
 from ctcnet.inference.counts import Counts, ReviewedCounts, per_volume_text
 from ctcnet.inference.result_state import RESEARCH_USE, result_state, signoff_holds
@@ -436,4 +436,4 @@ def write_summary_and_page(out_dir: str | Path, summary: RunSummary,
     # Renamed into place, not fsync'd: review.csv (fsync'd per decision) is the record, and
     # these are made from it again at the next decision or server start.
     with atomic_path(out_dir / "summary.json") as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.write_text(strict_json(data, indent=2) + "\n")

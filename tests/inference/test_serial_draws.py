@@ -133,3 +133,16 @@ def test_the_command_prints_the_draws_writes_the_table_and_refuses_no_sample(
     assert capsys.readouterr().out == "" and (tmp_path / "q.csv").exists()
     status, err = run_cli(capsys, "draws", first, tmp_path)
     assert status == 2 and len(err) == 1 and "no summary.json" in err[0]
+
+
+def test_a_summary_whose_figures_were_edited_by_hand_is_not_read(clean_run, tmp_path):
+    """A count 'corrected' in summary.json (30 CTCs made 2, the events untouched) flipped the
+    cut-off in draws without a word: its figures' seal no longer holds, so it is refused."""
+    first = _draw(clean_run, tmp_path, "d0", 13, 7.5)
+    second = _draw(clean_run, tmp_path, "wk3", 3, 7.5)
+    compare_draws([first, second])  # as ctcnet wrote them (sealed)
+    summary = json.loads((second / "summary.json").read_text())
+    summary["counts"]["ctc"] = 30
+    (second / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(InputError, match="figures were changed since ctcnet wrote them"):
+        compare_draws([first, second])
