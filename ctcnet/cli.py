@@ -141,8 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log progress notes (-vv: debug detail) to stderr")
     parser.add_argument("--quiet", dest="log_quiet", action="store_true",
-                        help="only errors: logging and the subcommand's own output lines "
-                             "(as predict's own --quiet; `models`, `review` and `draws` "
+                        help="only errors: no warnings or notes, and none of the "
+                             "subcommand's own output lines (those as predict's own --quiet, "
+                             "which keeps the warnings; `models`, `review` and `draws` "
                              "without --out still say theirs)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:

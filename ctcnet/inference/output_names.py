@@ -211,11 +211,10 @@ def set_aside_or_raise(err: InputError, name: str, set_aside: dict | None,
     ``err``."""
     if set_aside is None:
         raise err
-    set_aside[name] = reason = set_aside_reason(str(err), input_path, err)
-    if say:  # one another run is writing is that run's: a warning, not an error, but said
-        # on the console too: a job whose every input another holds would print nothing.
-        log.log(logging.WARNING if reason.kind == "held" else logging.ERROR,
-                "%s: set aside, the other inputs run: %s", name, err)
+    set_aside[name] = set_aside_reason(str(err), input_path, err)
+    if say:  # said as it happens, a warning: the run's end says each refusal as its error
+        # (once: a monitor counting error lines counted every refusal twice).
+        log.warning("%s: set aside, the other inputs run: %s", name, err)
 
 
 def output_name_and_frames(cartridge: str | Path) -> tuple[str, int]:

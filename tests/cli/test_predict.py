@@ -328,15 +328,16 @@ def fill_the_disk(*args, **kwargs):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "the file it was writing")
 
 
-@pytest.mark.parametrize("module, writer, extra", [
-    ("ctcnet.inference.tables", "write_csv_rows", []),     # the events tables rewritten
-    ("ctcnet.inference.finishing", "write_part", ["--overwrite"]),  # a frame's journal part
+@pytest.mark.parametrize("module, writer, extra, kept", [
+    ("ctcnet.inference.tables", "write_csv_rows", [], True),  # the same tables written again
+    ("ctcnet.inference.finishing", "write_part", ["--overwrite"], False),  # a frame redone
 ], ids=["events-table", "journal-part"])
 def test_a_disk_that_fills_on_a_rerun_leaves_no_earlier_ok_summary(
-        cart_and_model, cart, capsys, monkeypatch, module, writer, extra):
+        cart_and_model, cart, capsys, monkeypatch, module, writer, extra, kept):
     """A rerun over a finished sample (a nightly batch, or --overwrite) whose disk fills on
     the way: the earlier run's summary.json goes, not left saying "ok" beside what this run
-    changed and did not finish; the next rerun writes it again."""
+    changed and did not finish; the next rerun writes it again. Where the run changed nothing
+    (its tables the earlier run's, their write failed whole), the earlier summary stands."""
     import importlib
 
     out = cart.parent / "out" / "S1"
@@ -344,7 +345,7 @@ def test_a_disk_that_fills_on_a_rerun_leaves_no_earlier_ok_summary(
     assert run_cli(capsys, *args)[0] == 0 and RunSummary.read(out).status == "ok"
     monkeypatch.setattr(importlib.import_module(module), writer, fill_the_disk)
     assert_one_line_error(*run_cli(capsys, *args, *extra), "No space left on device")
-    assert not (out / "summary.json").exists()
+    assert (out / "summary.json").exists() == kept
     assert not [p.name for p in out.iterdir() if ".tmp" in p.name]
     monkeypatch.undo()
     assert run_cli(capsys, *args)[0] == 0 and RunSummary.read(out).status == "ok"
