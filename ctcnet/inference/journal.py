@@ -152,7 +152,9 @@ def _what_differs(previous, fingerprint: dict) -> str:
 
 # Fingerprint entries whose name alone does not say what changed them.
 WHAT_MOVES_IT = {"plane_order": ": which plane is read as which channel, panel.json's or the "
-                                "files' channel names"}
+                                "files' channel names",
+                 "decision": " (the rule the calls are made by: another --prior, or the "
+                             "model's own prior where one of the runs named another)"}
 
 
 def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
