@@ -132,6 +132,10 @@ def safe_sample_id(value, root: Path, source: str = "cartridge.json: sample_id")
         problem = (f"not {sid.split('.')[0]!r}, with or without a suffix: Windows keeps the "
                    "name for a device, so the output could not be opened from a lab's share")
     else:
+        if isinstance(value, str) and value.strip() != value:
+            say_once(root, f"{source} {value!r} has spaces at its ends: read as {sid!r} (the "
+                           "output folder's and every table's name; a LIMS keyed on the id as "
+                           "written finds it by that)")
         return sid
     raise InputError(f"{source} {value!r} must be a plain name (it names the output folder): "
                      f"{problem}", root)

@@ -172,3 +172,16 @@ def test_a_hand_edited_cartridge_json_names_its_slip(tmp_path, text, said):
     with pytest.raises(InputError, match="cartridge.json is not valid JSON") as err:
         read_cartridge_info(tmp_path)
     assert said in str(err.value) and "line" in str(err.value)
+
+
+def test_a_sample_id_with_spaces_at_its_ends_is_read_trimmed_and_said(tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        assert safe_sample_id(" PAT-012 ", tmp_path) == "PAT-012"
+        assert safe_sample_id(" PAT-012 ", tmp_path) == "PAT-012"  # opened again: said once
+    assert caplog.text.count("has spaces at its ends: read as 'PAT-012'") == 1
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert safe_sample_id("PAT-013", tmp_path) == "PAT-013"
+    assert caplog.text == ""
