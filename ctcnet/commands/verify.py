@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    from ctcnet.core.provenance import software_text
     from ctcnet.inference.verification import verify_installation
     from ctcnet.io.atomic import atomic_write_text, check_output_file
 
@@ -47,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
         print(text, end="")
         return 0 if record["passed"] else 1
     files, reference = record["shipped_files"], record["reference"]
+    # The code checked, first: a checkout edited since its commit says "modified" and its
+    # code's digest here, not in the --out record alone.
+    print(f"software: {software_text(record['software'])}")
     print(f"shipped files: {files['files'] - len(files['differ']) - len(files['missing'])} of "
           f"{files['files']} as shipped" + "".join(
               f"\n  differs: {name}" for name in files["differ"]) + "".join(

@@ -16,9 +16,11 @@ log = logging.getLogger(__name__)
 
 
 class KeptGoingStream:
-    """A text stream over ``stream`` whose write and flush errors end its output (the file
-    descriptor pointed at the null device, so the interpreter's own last flush succeeds)
-    rather than the run; every other attribute is the stream's."""
+    """A text stream over ``stream`` whose write and flush errors end its output (the
+    process's stdout or stderr descriptor pointed at the null device, so the interpreter's
+    own last flush succeeds) rather than the run; a stream its owner closed (an in-process
+    caller's, written to after the command) is left alone. Every other attribute is the
+    stream's."""
 
     def __init__(self, stream, name: str):
         self._stream = stream
@@ -27,30 +29,41 @@ class KeptGoingStream:
 
     def write(self, text: str) -> int:
         """Write and flush ``text``; its length, written or dropped."""
+        if self.lost is not None:
+            return len(text)
         try:
             written = self._stream.write(text)
             self._stream.flush()  # a failure shows here, not at a later, unrelated write
             return written
-        except (OSError, ValueError) as err:
+        except ValueError:  # closed by its owner (an in-process caller, after the command)
+            self.lost = "closed"
+            return len(text)
+        except OSError as err:
             self._lose(err)
             return len(text)
 
     def flush(self) -> None:
         """Flush the stream; a failure ends its output, not the run."""
+        if self.lost is not None:
+            return
         try:
             self._stream.flush()
-        except (OSError, ValueError) as err:
+        except ValueError:
+            self.lost = "closed"
+        except OSError as err:
             self._lose(err)
 
     def _lose(self, err: BaseException) -> None:
         if self.lost is not None:
             return
         self.lost = str(err) or type(err).__name__
-        try:  # what the stream still holds goes to the null device with everything after it
-            null = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(null, self._stream.fileno())
-            os.close(null)
-            self._stream.flush()
+        try:  # what the process's stdout or stderr still holds goes to the null device
+            descriptor = self._stream.fileno()
+            if descriptor in (1, 2):  # never another file an in-process caller gave
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, descriptor)
+                os.close(null)
+                self._stream.flush()
         except (OSError, ValueError, AttributeError):
             pass
         log.warning("the console's %s cannot be written (%s): its lines are dropped, the "

@@ -15,6 +15,7 @@ def test_this_installation_verifies(tmp_path, capsys):
     status = main(["verify", "--device", "cpu", "--out", str(tmp_path / "iq.json")])
     printed = capsys.readouterr().out
     assert status == 0, printed
+    assert "software: ctcnet " in printed
     assert "every call, flag and position as recorded at the balanced prior and at the " \
         "cartridge rule" in printed and "PASSED" in printed
     record = json.loads((tmp_path / "iq.json").read_text())
