@@ -15,6 +15,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from ctcnet.core.json_text import strict_json
@@ -251,7 +252,7 @@ def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missi
              "world_size": env_info().world_size if world_size is None else world_size}
     atomic_write_text(Path(out) / RUN_INDEX_FILE, strict_json(index, indent=2) + "\n")
     try:
-        _write_samples_table(out, entries, others, unfinished)
+        _write_samples_table(out, entries, others, unfinished, since)
     except PermissionError as err:  # a spreadsheet holding it open (a lock on a share)
         raise InputError(f"cannot replace {SAMPLES_FILE} ({err.strerror}): is it open in "
                          "another program (a spreadsheet locks it on a share)? Close it and "
@@ -358,9 +359,12 @@ def refresh_run_index(out: Path) -> None:
             index = {**index, "outputs": entries, "reviewed_at": utc(time.time())}
             atomic_write_text(Path(out) / RUN_INDEX_FILE, strict_json(index, indent=2) + "\n")
         unfinished = index.get("unfinished_outputs")
+        started = None
+        with contextlib.suppress(TypeError, ValueError):  # an index without its start
+            started = datetime.fromisoformat(index.get("started_at")).timestamp()
         _write_samples_table(out, [e for e in entries if isinstance(e, dict) and e.get("name")],
                              index.get("other_outputs") or [],
-                             unfinished if isinstance(unfinished, dict) else None)
+                             unfinished if isinstance(unfinished, dict) else None, started)
 
 
 def unfinished_outputs(out: Path, ours=()) -> dict[str, str]:
@@ -384,10 +388,12 @@ def unfinished_outputs(out: Path, ours=()) -> dict[str, str]:
 
 
 def _write_samples_table(out: Path, entries: list[dict], others: Sequence[str],
-                         unfinished: dict[str, str] | None = None) -> None:
-    """``samples.csv``: the index's entries, the samples an earlier run left (``others``) and
-    those a run began and did not finish (``unfinished``: no figures, state ``missing``), a
-    row each."""
+                         unfinished: dict[str, str] | None = None,
+                         since: float | None = None) -> None:
+    """``samples.csv``: the index's entries, the samples another run left (``others``: an
+    earlier run's, ``earlier_run``, or, finished after this run began at ``since``, one run
+    beside it into the same --out, tonight's) and those a run began and did not finish
+    (``unfinished``: no figures, state ``missing``), a row each."""
     # Inputs set aside for sharing a sample id (named with their folders): the output that
     # sample id left says why tonight did not replace it, once.
     clashed: dict[str, list[str]] = {}
@@ -401,7 +407,11 @@ def _write_samples_table(out: Path, entries: list[dict], others: Sequence[str],
         if read is not None:
             why = ({"set_aside": f"its sample id is shared by {' and '.join(clashed[name])}, "
                                  "set aside"} if name in clashed else {})
-            earlier.append({**output_entry(name, read, path), "earlier_run": True, **why})
+            # A result another run finished while this one ran (two runs into one --out) is
+            # tonight's, not an earlier run's.
+            beside = since is not None and counted_at(path, read, "finished_at") >= since
+            earlier.append({**output_entry(name, read, path),
+                            "earlier_run": None if beside else True, **why})
     # A row a sample, for statistics: a sample set aside (or not reached) with an earlier
     # output kept has that output's figures, marked as an earlier run's, with why this run
     # has none; its state and status are tonight's (none), so that a filter on "ok" or

@@ -547,3 +547,27 @@ def test_a_finished_sample_read_again_from_a_moved_scan_keeps_its_result_on_a_fu
     end = last.read_text().splitlines()[-1]
     assert "exit status 2: ctcnet predict: error: No space left on device" in end
     assert end.endswith("free space and rerun to resume")
+
+
+def test_a_result_another_run_finished_beside_this_one_is_not_an_earlier_runs(
+        cart_and_model, tmp_path, capsys):
+    """Two runs into one --out at once: the one ending last writes the index, listing the
+    other's sample as another output; samples.csv marks it an earlier run's only where it
+    finished before this run began (it read earlier_run True, and a LIMS held tonight's
+    result back)."""
+    import csv
+    import time
+
+    from ctcnet.inference.run_index import write_run_index
+
+    scans, out = batch(cart_and_model, tmp_path)
+    assert run_cli(capsys, "predict", scans, "--out", out, "--quiet", "--no-report",
+                   "--prior", "balanced", *options(cart_and_model))[0] == 0
+
+    def rows(since):
+        write_run_index(out, ["S_a"], world_size=1, since=since)
+        return {r["name"]: r for r in csv.DictReader((out / "samples.csv").open())}
+
+    assert rows(time.time() - 3600)["S_b"]["earlier_run"] == ""  # finished beside it
+    assert rows(time.time() + 60)["S_b"]["earlier_run"] == "True"  # before it began
+    assert json.loads((out / "run.json").read_text())["other_outputs"] == ["S_b"]
