@@ -245,8 +245,24 @@ def limit_of_blank(blank_rates: np.ndarray) -> dict:
             "method": "EP17 non-parametric: rank 0.5 + 0.95 B of the ordered blanks"}
 
 
-def limit_of_detection(lob: float | None, low_rates: np.ndarray) -> dict:
-    """EP17's parametric limit of detection from the lowest spiked level's called rates."""
+def poisson_floor(lob: float, tube_ml: float = 7.5) -> float:
+    """The least rate per 7.5 mL at which a tube of ``tube_ml`` holds more cells than the
+    limit of blank ``lob`` allows in 95 % of draws: the Poisson draw of the cells alone, the
+    assay perfect (``lob`` 0: at least one cell, 3.0 per tube; the exact chi-square bound,
+    P(X <= k) = 0.05 at lambda = chi2(0.95, 2 (k + 1)) / 2)."""
+    from scipy.stats import chi2
+
+    allowed = math.floor(lob * tube_ml / 7.5 + 1e-9)  # cells a blank may read
+    return float(chi2.ppf(0.95, 2 * (allowed + 1)) / 2.0) * 7.5 / tube_ml
+
+
+def limit_of_detection(lob: float | None, low_rates: np.ndarray,
+                       tube_ml: float = 7.5) -> dict:
+    """EP17's parametric limit of detection from the lowest spiked level's called rates, never
+    under the counts' own Poisson floor (:func:`poisson_floor` of tubes of ``tube_ml``): the
+    parametric figure takes the results as Gaussian, which counts of one to three cells are
+    not (1.88 per 7.5 mL read as a limit where a tube at that level holds no cell 15 % of the
+    time)."""
     rates = np.asarray(low_rates, np.float64)
     n = int(rates.size)
     if lob is None or n < 2:
@@ -262,10 +278,15 @@ def limit_of_detection(lob: float | None, low_rates: np.ndarray) -> dict:
                               "of blank, where EP17 asks 95 % or more: that level is under "
                               "the limit of detection, which it does not establish (spike "
                               "a higher low level)"} if over < 0.95 * n else {})
-    return {"value": float(lob + c_p * sd), "results": n, "sd": sd, "c_p": c_p,
+    parametric, floor = float(lob + c_p * sd), poisson_floor(lob, tube_ml)
+    return {"value": max(parametric, floor), "results": n, "sd": sd, "c_p": c_p,
+            "parametric": parametric, "poisson_floor": floor,
             "results_over_limit_of_blank": over,
             "method": "EP17 parametric: LoB + c_p x SD of the lowest spiked level"
-                      + ("; EP17 asks for 60 results" if n < 60 else ""), **unverified}
+                      + ("; EP17 asks for 60 results" if n < 60 else "")
+                      + (f"; raised to the Poisson floor of the counts ({floor:.2f}: a tube "
+                         "under it holds no more cells than a blank in over 5 % of draws, "
+                         "whatever the assay)" if floor > parametric else ""), **unverified}
 
 
 def linearity(expected: np.ndarray, called: np.ndarray) -> dict | None:
@@ -349,9 +370,18 @@ def _figures(rows: pd.DataFrame, mode: str) -> dict:
                                    spiked[rate].to_numpy(np.float64)),
             "limit_of_blank_per_7_5_ml": lob,
             "limit_of_detection_per_7_5_ml": {
-                **limit_of_detection(lob["value"], low),
+                **limit_of_detection(lob["value"], low, _tube_ml(spiked, lowest)),
                 "level": None if lowest is None else lowest["level"],
                 "level_spiked": None if lowest is None else lowest["spiked"]}}
+
+
+def _tube_ml(spiked: pd.DataFrame, lowest: dict | None) -> float:
+    """The lowest level's tubes' median blood volume (7.5 mL where none is stated)."""
+    if lowest is None or "blood_volume_ml" not in spiked:
+        return 7.5
+    volumes = spiked.loc[spiked["level"] == lowest["level"], "blood_volume_ml"].to_numpy(float)
+    volumes = volumes[np.isfinite(volumes) & (volumes > 0)]
+    return float(np.median(volumes)) if len(volumes) else 7.5
 
 
 def rows_csv(rows: pd.DataFrame) -> str:

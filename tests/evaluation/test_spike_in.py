@@ -270,3 +270,26 @@ def test_every_sample_reviewed_gives_the_figures_after_review(tmp_path, capsys):
     assert not rows.loc["s0", "review_complete"]
     assert np.isnan(rows.loc["s0", "after_review_per_7_5_ml"])
     assert rows.loc["s2", "review_complete"]
+
+
+def test_the_limit_of_detection_is_never_under_the_counts_poisson_floor():
+    """A limit of blank of 0 and a tight low level gave 1.88 per 7.5 mL, a level at which a
+    7.5 mL tube holds no cell e^-1.88 = 15 % of the time: the limit is raised to the rate at
+    which a tube holds more cells than a blank in 95 % of draws (3.0 cells; exact)."""
+    import math
+
+    from scipy.stats import poisson
+
+    from ctcnet.evaluation.spike_in import poisson_floor
+
+    lod = limit_of_detection(0.0, np.array([1.0, 2.0, 2.0, 3.0]))
+    assert lod["parametric"] < 3.0 and lod["value"] == pytest.approx(lod["poisson_floor"])
+    assert poisson.cdf(0, lod["value"]) == pytest.approx(0.05)
+    assert "Poisson floor" in lod["method"]
+    # A blank may read one cell (a limit of blank of 1 per 7.5 mL): P(X <= 1) = 0.05.
+    assert poisson.cdf(1, poisson_floor(1.0)) == pytest.approx(0.05)
+    # Tubes of 6 mL: the same cells are a higher rate per 7.5 mL.
+    assert poisson_floor(0.0, 6.0) == pytest.approx(-math.log(0.05) * 7.5 / 6.0)
+    # Where the parametric figure is above the floor, it stands.
+    wide = limit_of_detection(1.0, np.array([3.0, 5.0, 7.0]))
+    assert wide["value"] == pytest.approx(wide["parametric"]) and "floor" not in wide["method"]
