@@ -9,6 +9,7 @@ does not grow with the folder."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -48,7 +49,7 @@ from ctcnet.inference.spillover import (
     leak_check,
     wants_compensation,
 )
-from ctcnet.inference.summary import CropRunSummary
+from ctcnet.inference.summary import SUMMARY_FILE, CropRunSummary, keep_previous_summary
 from ctcnet.inference.tables import label_events, with_output_format
 from ctcnet.io.atomic import atomic_path, exclusive_folder
 from ctcnet.io.frame_checks import at_camera_tops
@@ -223,11 +224,35 @@ def _finish(root, index, spec, prior, backend, out_dir: Path, options: PredictOp
         accuracy_of=int(known.sum()),
         spillover=reading.spillover,
         leak_check=reading.leak_check,
-        model_sha256=model_sha256(backend),
+        model_sha256=model_sha256(backend), markers_decide=bool(options.marker_calls),
         timings_s={**reading.timings_s, "calls": time.perf_counter() - t0,
                    "total": sum(reading.timings_s.values()) + time.perf_counter() - t0})
+    _keep_one_of_other_settings(out_dir, summary)
     summary.write(out_dir)
     if options.report is not None:  # the counts are on disk first, as for a cartridge
         options.report.write_crop_set_page(out_dir, table, crops, spec, summary,
                                            options.gallery_limit)
     return summary
+
+
+# What makes a crop set's calls, as its summary records it: another of these is another run.
+CALL_SETTINGS = ("model_sha256", "prior", "decision_log_weights", "markers_decide",
+                 "pixel_size_um")
+
+
+def _keep_one_of_other_settings(out_dir: Path, summary: CropRunSummary) -> None:
+    """Where the folder holds a run of these crops made otherwise (another model, prior,
+    pixel size, or the markers taking part or not), its summary is kept in ``previous/`` as
+    a cartridge's is, and said: replaced without a word, its calls left no record."""
+    try:
+        earlier = json.loads((out_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    mine = summary.to_dict()
+    differ = [k for k in CALL_SETTINGS if isinstance(earlier, dict) and k in earlier
+              and earlier[k] != mine.get(k)]
+    if differ:
+        kept = keep_previous_summary(out_dir)
+        log.warning("%s: replaces a run of these crops made with another %s; its summary is "
+                    "kept as %s", out_dir, ", ".join(differ),
+                    kept.relative_to(out_dir) if kept else "nothing")

@@ -297,6 +297,9 @@ class CropRunSummary:
     # What made it: as RunSummary's, and when (UTC).
     software: dict | None = None
     written_at: str | None = None
+    # Whether the crops' markers took part in the calls (False: --network-calls-only); None
+    # in a summary written before it was recorded.
+    markers_decide: bool | None = None
 
     def to_dict(self) -> dict:
         """The summary as plain data (``spillover`` only when measured)."""

@@ -288,3 +288,24 @@ def _guard_reading(root, spill):
     with SpilledArray(shape, np.float32, spill) as crops:
         return crop_sets.read_and_classify(index, spec, backend.predict_proba, crops, None,
                                            measurements.RULES.for_crops(index.exported))
+
+
+def test_a_rerun_made_otherwise_keeps_the_summary_it_replaces(crop_set, tmp_path, caplog):
+    """--network-calls-only over a default run of the same crops: recorded in summary.json,
+    and the run it replaces kept in previous/ and said (its calls left no record); the same
+    settings again replace it as before."""
+    import logging
+
+    out = tmp_path / "out"
+    _, first = _run(crop_set, out, "ctcnet-core3")
+    assert first["markers_decide"] is True
+    with caplog.at_level(logging.WARNING):
+        _, second = _run(crop_set, out, "ctcnet-core3", marker_calls=False)
+    assert second["markers_decide"] is False
+    (kept,) = (out / "previous").glob("summary-*.json")
+    assert json.loads(kept.read_text())["markers_decide"] is True
+    assert "made with another markers_decide" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        _run(crop_set, out, "ctcnet-core3", marker_calls=False)
+    assert "made with another" not in caplog.text
