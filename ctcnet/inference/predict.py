@@ -115,6 +115,7 @@ from ctcnet.inference.scan_identity_warnings import (
 from ctcnet.inference.spillover import wants_compensation
 from ctcnet.inference.summary import SUMMARY_FILE, CropRunSummary, RunSummary, drop_stale_summary
 from ctcnet.io.atomic import exclusive_folder, remove_stale_temporaries
+from ctcnet.io.digests import file_sha256
 from ctcnet.io.scan import Cartridge, open_cartridge
 from ctcnet.nn.calls import CARTRIDGE_PRIOR
 from ctcnet.nn.spec import ModelSpec
@@ -349,6 +350,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     summary.ground_truth = compare_with_ground_truth(cartridge, events, spec, skipped)
     summary.run_fingerprint = fingerprint  # the journal's, as open_journal recorded it
     summary.events_sha256, summary.output_folder = events_sha256, out_dir.name
+    summary.events_csv_sha256 = file_sha256(out_dir / "events.csv")
     job = None
     if not options.report:
         summary.write(out_dir)  # last: the tables are written (with a report: after it)

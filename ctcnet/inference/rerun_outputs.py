@@ -95,6 +95,7 @@ class EarlierRun:
     frames: int | None = None
     status: str | None = None
     events_sha256: str | None = None
+    events_csv_sha256: str | None = None
     # The SHA-256 each frame it processed had as it was read (its summary's frame_digests);
     # None for a summary without them.
     frame_sha256: dict[str, str] | None = None
@@ -123,7 +124,7 @@ class EarlierRun:
             return cls()
         counted = summary.get("counted_at")
         text = {k: summary.get(k) if isinstance(summary.get(k), str) else None
-                for k in ("status", "events_sha256")}
+                for k in ("status", "events_sha256", "events_csv_sha256")}
         digests = summary.get("frame_digests")
         sha = ({fid: r.get("sha256") for fid, r in digests.items() if isinstance(r, dict)}
                if isinstance(digests, dict) else None)
@@ -186,11 +187,27 @@ class EarlierRun:
                         "not the one summary.json records: edited by hand?); this run writes "
                         "its own", sample)
             keep_previous_summary(folder, keep_events=True)  # the evidence, kept aside
+        self._keep_an_edited_csv(folder, sample)
         if not self.tables_change(parts, frames, overwrite):
             return self.counted_at
         if not overwrite and self.written is not None:
             self.kept = keep_previous_summary(folder)
         return None
+
+    def _keep_an_edited_csv(self, folder: Path, sample: str) -> None:
+        """events.csv changed since predict wrote it (opened and saved in a spreadsheet, a
+        call edited): kept in ``previous/`` as ``events-<now>-not-as-written.csv`` and said,
+        before this run writes its own over it (it went without a word)."""
+        table = folder / "events.csv"
+        if not self.events_csv_sha256 or not table.is_file() or \
+                file_sha256(table) == self.events_csv_sha256:
+            return
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        kept = previous_folder(folder) / f"events-{stamp}-not-as-written.csv"
+        table.replace(kept)  # this run writes its own; the edited one is the evidence
+        log.warning("%s: events.csv was changed since predict wrote it (its SHA-256 is not the "
+                    "one summary.json records: edited by hand, or saved by a spreadsheet?); "
+                    "kept as %s, this run writes its own", sample, kept.relative_to(folder))
 
     def settled(self, folder: str | Path, sample: str, counted_at: float | None,
                 overwrite: bool, events_sha256: str) -> float | None:

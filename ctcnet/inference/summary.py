@@ -152,6 +152,8 @@ class RunSummary:
     # The SHA-256 of events.parquet as predict wrote it: a table changed since (by hand) is
     # told from the run's own (None in a summary written before it was recorded).
     events_sha256: str | None = None
+    # events.csv's likewise: a spreadsheet's save over it is told, and kept on a rerun.
+    events_csv_sha256: str | None = None
     # The reviewer's decisions counted (review.csv matched to this run); None: none yet.
     reviewed: ReviewedCounts | None = None
     # Per frame processed, its files and SHA-256 as read (ctcnet.io.digests.frame_record):

@@ -571,3 +571,23 @@ def test_a_result_another_run_finished_beside_this_one_is_not_an_earlier_runs(
     assert rows(time.time() - 3600)["S_b"]["earlier_run"] == ""  # finished beside it
     assert rows(time.time() + 60)["S_b"]["earlier_run"] == "True"  # before it began
     assert json.loads((out / "run.json").read_text())["other_outputs"] == ["S_b"]
+
+
+def test_an_events_csv_changed_by_hand_is_kept_when_a_rerun_writes_its_own(
+        cart_and_model, tmp_path, capsys, caplog):
+    """A call edited in events.csv (a spreadsheet's save): the rerun kept no trace of it, as
+    it keeps an edited events.parquet; now the edited file goes to previous/, said."""
+    scans, out = batch(cart_and_model, tmp_path)
+    args = ["predict", scans, "--out", out, "--no-report", "--prior", "balanced",
+            *options(cart_and_model)]
+    assert run_cli(capsys, *args)[0] == 0
+    table = out / "S_a" / "events.csv"
+    written = table.read_text()
+    assert json.loads((out / "S_a" / "summary.json").read_text())["events_csv_sha256"]
+    table.write_bytes(written.replace("\n", "\r\n").encode())  # saved by a spreadsheet
+    with caplog.at_level(logging.WARNING):
+        assert run_cli(capsys, *args)[0] == 0
+    (kept,) = (out / "S_a" / "previous").glob("events-*-not-as-written.csv")
+    assert b"\r\n" in kept.read_bytes() and table.read_bytes() == written.encode()
+    assert "events.csv was changed since predict wrote it" in caplog.text
+    assert not list((out / "S_b").glob("previous/*.csv"))  # an untouched one: nothing kept
