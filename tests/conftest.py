@@ -179,7 +179,7 @@ def edit_json(path, **changes):
     """``changes`` into a JSON file; a summary.json's seal of its figures made again, as
     ctcnet's own writes make it (a test sets up a run's outcome; ``refuse_edits`` tests a
     change by hand)."""
-    from ctcnet.inference.summary import figures_sha256
+    from ctcnet.inference.figures_seal import figures_sha256
 
     data = json.loads(path.read_text())
     data.update(changes)

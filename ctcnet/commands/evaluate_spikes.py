@@ -280,7 +280,7 @@ def _not_expected(summaries: dict, expected) -> list[str]:
 def _results(folders: dict[str, Path]) -> dict[str, list]:
     """Each sample id's results, as (folder, summary.json parsed): one, or a tube's several
     (scanned again another night)."""
-    from ctcnet.inference.summary import check_figures_sealed
+    from ctcnet.inference.figures_seal import check_figures_sealed
 
     read: dict[str, list] = {}
     for name, folder in folders.items():

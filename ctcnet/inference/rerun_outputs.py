@@ -32,6 +32,7 @@ from ctcnet.errors import InputError
 from ctcnet.inference.journal import journal_tables
 from ctcnet.inference.summary import (
     SUMMARY_FILE,
+    keep_not_as_written,
     keep_previous_summary,
     kept_summaries,
     previous_folder,
@@ -202,9 +203,8 @@ class EarlierRun:
         if not self.events_csv_sha256 or not table.is_file() or \
                 file_sha256(table) == self.events_csv_sha256:
             return
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        kept = previous_folder(folder) / f"events-{stamp}-not-as-written.csv"
-        table.replace(kept)  # this run writes its own; the edited one is the evidence
+        # This run writes its own; the edited one is the evidence.
+        kept = keep_not_as_written(folder, table.name, move=True)
         log.warning("%s: events.csv was changed since predict wrote it (its SHA-256 is not the "
                     "one summary.json records: edited by hand, or saved by a spreadsheet?); "
                     "kept as %s, this run writes its own", sample, kept.relative_to(folder))

@@ -25,10 +25,11 @@ from pathlib import Path
 
 from ctcnet.errors import InputError
 from ctcnet.inference.counts import per_7_5_ml, rate_interval
+from ctcnet.inference.figures_seal import check_figures_sealed
 from ctcnet.inference.result_state import result_state, reviewed_figures, signoff_holds
 from ctcnet.inference.run_index import settings_that_differ
 from ctcnet.inference.run_table import list_cell
-from ctcnet.inference.summary import SUMMARY_FILE, check_figures_sealed
+from ctcnet.inference.summary import SUMMARY_FILE
 
 # The cut-off CellSearch's prognostic studies used in metastatic breast and prostate cancer
 # (colorectal: 3): per 7.5 mL of blood.

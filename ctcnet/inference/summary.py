@@ -16,7 +16,6 @@ the review server (:mod:`ctcnet.review_server.server`) whenever a decision is sa
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -26,9 +25,10 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ctcnet.core.json_text import finite_or_null, strict_json
+from ctcnet.core.json_text import strict_json
 from ctcnet.errors import InputError
 from ctcnet.inference.counts import Counts, ReviewedCounts
+from ctcnet.inference.figures_seal import figures_sha256
 from ctcnet.inference.result_state import result_state, signoff_holds  # noqa: F401 (read here)
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.io.cartridge_info import output_format
@@ -333,6 +333,21 @@ def previous_folder(out_dir: str | Path, make: bool = True) -> Path:
     return folder
 
 
+def keep_not_as_written(out_dir: str | Path, name: str, move: bool = False) -> Path:
+    """A sample's file that is not as ctcnet wrote it (edited by hand, saved by a spreadsheet)
+    kept as the evidence, ``previous/<stem>-<now, UTC>-not-as-written<suffix>``, before
+    ctcnet writes its own (``move``: the file itself moved there, else a copy). Returns it."""
+    source = Path(out_dir) / name
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    kept = previous_folder(out_dir) / f"{source.stem}-{stamp}-not-as-written{source.suffix}"
+    if move:
+        source.replace(kept)
+    else:
+        with atomic_path(kept) as tmp:
+            shutil.copyfile(source, tmp)
+    return kept
+
+
 def keep_previous_summary(out_dir: str | Path, keep_events: bool = False) -> Path | None:
     """Copy a sample's summary.json into ``previous/`` before ``--overwrite`` replaces its
     run (as ``summary-<when its counts were made, UTC>.json``): the counts, the model and
@@ -414,31 +429,6 @@ def _keep_events_table(out_dir: Path, previous: Path, stamp: str, summary: dict)
     except OSError:
         with atomic_path(kept) as tmp:
             shutil.copyfile(table, tmp)
-
-
-# What a report's figures rest on: a summary.json whose figures were changed after ctcnet wrote
-# them (a count "corrected" by hand) is told by its seal, ``figures_sha256``.
-FIGURE_FIELDS = ("sample_id", "status", "counts", "held", "per_7_5_ml", "blood_volume_ml",
-                 "blood_volume_processed_ml", "tally", "reviewed", "events_sha256", "problems")
-
-
-def figures_sha256(data: dict) -> str:
-    """The seal of a summary's figures (:data:`FIGURE_FIELDS`, as its JSON holds them): a
-    checksum that tells an edit by hand, not a signature."""
-    figures = finite_or_null({key: data.get(key) for key in FIGURE_FIELDS})
-    text = json.dumps(figures, sort_keys=True, allow_nan=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def check_figures_sealed(data: dict, folder: str | Path) -> None:
-    """Refuse a summary.json whose figures are not those ctcnet sealed (:func:`figures_sha256`;
-    one written before the seal is read as it is): a draw, a spike-in or a method comparison
-    would report a count nobody made."""
-    seal = data.get("figures_sha256")
-    if seal is not None and seal != figures_sha256(data):
-        raise InputError("summary.json's figures were changed since ctcnet wrote them (edited "
-                         "by hand?): not read; `ctcnet review` on the results folder writes "
-                         "them again from the events, or rerun ctcnet predict", folder)
 
 
 def withdraw_summary(out_dir: str | Path) -> None:

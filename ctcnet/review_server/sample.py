@@ -27,7 +27,7 @@ from ctcnet.inference.counts import ReviewedCounts, count_events
 from ctcnet.inference.result_state import RESEARCH_USE, result_state
 from ctcnet.inference.run_entry import review_entry
 from ctcnet.inference.run_index import refresh_run_index
-from ctcnet.inference.summary import RunSummary
+from ctcnet.inference.summary import RunSummary, keep_not_as_written
 from ctcnet.io.atomic import exclusive_folder
 from ctcnet.io.panel import Panel
 from ctcnet.report.colours import DEFAULT_PALETTE, overlay_legend
@@ -435,10 +435,12 @@ class Sample(SampleImages):
                     summary = RunSummary.from_dict(on_disk)
                     fields = RunSummary.count_fields(self.tally)
                     if summary.counts != fields["counts"]:  # never so as predict wrote it
+                        kept = keep_not_as_written(self.folder, "summary.json")  # evidence
                         log.warning("%s: summary.json's counts %s are not its events' %s "
                                     "(edited after predict wrote it, or counted by another "
-                                    "ctcnet version): written again from the events",
-                                    self.folder, summary.counts, fields["counts"])
+                                    "ctcnet version): written again from the events, the "
+                                    "file found kept as %s", self.folder, summary.counts,
+                                    fields["counts"], kept.relative_to(self.folder))
                     updated = replace(summary, **fields, reviewed=counted[1] if decided
                                       else None)
                     signed = self.signoff(matched, counted[1])

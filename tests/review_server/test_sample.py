@@ -692,6 +692,9 @@ def test_a_summary_edited_by_hand_is_said_as_it_is_written_again_from_the_events
         Sample("P001", out / "P001").write_counts()
     assert "edited after predict wrote it, or counted by another" in caplog.text
     assert json.loads(path.read_text())["counts"]["wbc"] == true
+    # The file found is the evidence: kept, not written over without a copy.
+    (kept,) = (out / "P001" / "previous").glob("summary-*-not-as-written.json")
+    assert json.loads(kept.read_text())["counts"]["wbc"] == true + 9
 
 
 def test_a_pruned_gallery_leaves_its_events_tiles_to_the_server(results, tmp_path):  # noqa: F811

@@ -1,0 +1,38 @@
+"""The seal of a summary.json's figures (``figures_sha256``): a checksum of the counts, rates
+and what they rest on, written again with them, so that a count changed by hand (a "corrected"
+figure) is told by whatever reads the file for a report (``ctcnet draws``, ``ctcnet evaluate
+--expected``). A checksum, not a signature: whoever edits a file on purpose can seal it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from ctcnet.core.json_text import finite_or_null
+from ctcnet.errors import InputError
+
+# What a report's figures rest on: a summary.json whose figures were changed after ctcnet wrote
+# them (a count "corrected" by hand) is told by its seal, ``figures_sha256``.
+FIGURE_FIELDS = ("sample_id", "status", "counts", "held", "per_7_5_ml", "blood_volume_ml",
+                 "blood_volume_processed_ml", "tally", "reviewed", "events_sha256", "problems")
+
+
+def figures_sha256(data: dict) -> str:
+    """The seal of a summary's figures (:data:`FIGURE_FIELDS`, as its JSON holds them): a
+    checksum that tells an edit by hand, not a signature."""
+    figures = finite_or_null({key: data.get(key) for key in FIGURE_FIELDS})
+    text = json.dumps(figures, sort_keys=True, allow_nan=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def check_figures_sealed(data: dict, folder: str | Path) -> None:
+    """Refuse a summary.json whose figures are not those ctcnet sealed (:func:`figures_sha256`;
+    one written before the seal is read as it is): a draw, a spike-in or a method comparison
+    would report a count nobody made."""
+    seal = data.get("figures_sha256")
+    if seal is not None and seal != figures_sha256(data):
+        raise InputError("summary.json's figures were changed since ctcnet wrote them (edited "
+                         "by hand?): not read; `ctcnet review` on the results folder writes "
+                         "them again from the events, or rerun ctcnet predict", folder)
