@@ -161,6 +161,7 @@ def run_log(folder: str | Path, command: str, argv: Sequence[str] | None = None,
     """A :class:`RunLog` of ``logger``'s records inside the block (INFO and up), its first
     line what ran, its last how the block ended where the caller did not say (an error or a
     signal); the console's handlers keep the level they had."""
+    _ENDED_BY_ERROR.clear()  # an earlier block's, whose command never said its exit
     target = logging.getLogger(logger)
     started = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     # The host too: jobs of an array start in the same second, and in containers each is pid 1.
