@@ -53,10 +53,14 @@ def reviewed_rates(folder: Path, events: pd.DataFrame, matched, summary) -> dict
     from them as counts a volume correction moved."""
     if not matched.n_decisions:
         return None
-    from ctcnet.inference.counts import count_reviewed
+    from ctcnet.inference.counts import count_events, count_reviewed
+    from ctcnet.review.decisions import reported_classes
 
-    # (the model's tally gives its classes and the blood read alone: its counts are not read)
-    now = count_reviewed(events, matched.decisions, summary.tally).after_review_per_7_5_ml
+    # (the model's tally gives its classes and the blood read alone: its counts are not read;
+    # a summary written before it kept one has it made of its events, as the review's is)
+    tally = summary.tally or count_events(events, list(summary.model.classes),
+                                          reported_classes(summary), summary.volume_read_ml)
+    now = count_reviewed(events, matched.decisions, tally).after_review_per_7_5_ml
     copy = summary.reviewed.after_review_per_7_5_ml if summary.reviewed else None
     if copy is not None and not same_figures(copy, now):
         log.warning("%s: summary.json's counts after review per 7.5 mL (%s) are not what its "

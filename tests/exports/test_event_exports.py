@@ -808,3 +808,24 @@ def test_an_export_over_another_samples_file_is_refused_even_with_overwrite(run,
                  str(tmp_path / "shared"), "--overwrite"]) == 2
     assert f"holds the export of sample {SAMPLE!r}, not of 'another'" in capsys.readouterr().err
     assert written.is_file()
+
+
+def test_reviewed_rates_of_a_summary_without_its_tally_are_made_of_its_events(run, tmp_path):
+    """A summary written before summaries kept their tally (an earlier ctcnet's): the counts
+    after review a sign-off is checked against are made of the events, as the review
+    server's are (crops --reviewed failed on it with an AttributeError)."""
+    from dataclasses import replace
+
+    from ctcnet.exports.sample_review import reviewed_rates
+    from ctcnet.inference.summary import RunSummary
+    from ctcnet.review import decisions as D
+
+    results = copy_run(run, tmp_path / "results")
+    sample = results / SAMPLE
+    events = events_of(results)
+    summary = RunSummary.read(sample)
+    run_events = D.RunEvents.of_sample(sample, events, summary)
+    D.record_decisions(sample, run_events, {int(events["event_id"].iloc[0]): "ctc"}, "ann")
+    matched = D.load_decisions(sample, run_events)
+    with_tally = reviewed_rates(sample, events, matched, summary)
+    assert reviewed_rates(sample, events, matched, replace(summary, tally=None)) == with_tally
