@@ -36,6 +36,7 @@ from ctcnet.detect.metadata_signs import frame_signs, metadata_problems, spread_
 from ctcnet.errors import InputError
 from ctcnet.inference.backends import TORCH_INSTALL, cpu_cores, cpu_frame_workers, has_torch
 from ctcnet.inference.guard import RULES, measure_for_guard_start
+from ctcnet.inference.model_records import frames_made_by, same_model_file
 from ctcnet.inference.options import spec_read_as
 from ctcnet.inference.spillover import (
     LEVEL,
@@ -313,37 +314,6 @@ def journaled_frames(parts: Path) -> dict[str, dict]:
     return entries
 
 
-def made_by(backend_name: str, software: dict, model_file_sha256: str | None = None) -> str:
-    """What computed a frame, as its record keeps it: the backend (a model's ``.pt`` and its
-    ``.onnx`` resume each other's runs: their numbers agree to about 1e-6) and the model
-    file's SHA-256 (its first 12 digits: another file of the same network, a run resumed on a
-    re-exported or altered copy, is said), ctcnet's version and commit (said modified where
-    the checkout's code differed from it), and the code's digest where no unmodified commit
-    names it."""
-    # A commit names the code, but not where it was edited since or where there is none (an
-    # installed package, whose version two builds share): the code's own digest does there.
-    commit, code = software.get("commit"), software.get("code_sha256")
-    named = [commit[:12] + (" modified" if software.get("modified") else "")] if commit else []
-    if code and (not commit or software.get("modified")):
-        named.append(f"code {code[:12]}")
-    model = f" (file {model_file_sha256[:12]})" if model_file_sha256 else ""
-    return f"{backend_name}{model}, ctcnet {software.get('ctcnet')}" + \
-        (f" ({', '.join(named)})" if named else "")
-
-
-def frames_made_by(entries, this_run: str | None = None) -> dict[str, int] | None:
-    """How many of the frame records ``entries`` each backend and software made, where another
-    than ``this_run`` (:func:`made_by`) made any (a run resumed on another copy of the model,
-    or by another ctcnet: every frame of a run resumed with nothing left to do is one), or
-    more than one did; None where this run made them all (or no record says)."""
-    made: dict[str, int] = {}
-    for entry in entries:
-        who = entry.get("made_by") or "not recorded"
-        made[who] = made.get(who, 0) + 1
-    others = set(made) - {this_run} if this_run else set()
-    return made if len(made) > 1 or others else None
-
-
 def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], spec: ModelSpec,
                        this_run: str | None = None
                        ) -> tuple[Cartridge, dict, dict, dict, dict | None]:
@@ -387,8 +357,7 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
     if new:
         cartridge = replace(cartridge, problems=[*cartridge.problems, *new])
     made = frames_made_by(done.values(), this_run)
-    kind = (this_run or "").split(",")[0]  # the backend: torch (a .pt) or onnx
-    if made and this_run and not any(m.split(",")[0] == kind for m in made):
+    if made and this_run and not any(same_model_file(m, this_run) for m in made):
         # A rerun on the model's other file that made none of its calls (another ctcnet's
         # frames of the same file, after an upgrade, are a nightly rerun's: not said).
         log.warning("%s: every call is from the earlier run's journal (%s), none made by this "

@@ -1,8 +1,9 @@
 """What names the model a run or a report was made with: its file (absolute path, SHA-256),
 its network (a checkpoint's digest, shared by its fp32 ONNX export), its card's name and a
 fine-tune's base (:func:`model_record`), the fields an evaluation's reports carry
-(:func:`scored_by`), the line a log gives it, and the check of a model a lab pinned by its
-digest (:func:`check_model_digest`).
+(:func:`scored_by`), the line a log gives it, the check of a model a lab pinned by its
+digest (:func:`check_model_digest`), and what made a frame's calls (:func:`made_by`: the
+backend, model file and software a journal records per frame).
 """
 
 from __future__ import annotations
@@ -98,3 +99,45 @@ def scored_by(backend) -> dict:
     return {"model": record["path"], "model_sha256": record["sha256"], "model_record": record,
             "software": software_record(),
             "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def made_by(backend_name: str, software: dict, model_file_sha256: str | None = None) -> str:
+    """What computed a frame, as its record keeps it: the backend (a model's ``.pt`` and its
+    ``.onnx`` resume each other's runs: their numbers agree to about 1e-6) and the model
+    file's SHA-256 (its first 12 digits: another file of the same network, a run resumed on a
+    re-exported or altered copy, is said), ctcnet's version and commit (said modified where
+    the checkout's code differed from it), and the code's digest where no unmodified commit
+    names it."""
+    # A commit names the code, but not where it was edited since or where there is none (an
+    # installed package, whose version two builds share): the code's own digest does there.
+    commit, code = software.get("commit"), software.get("code_sha256")
+    named = [commit[:12] + (" modified" if software.get("modified") else "")] if commit else []
+    if code and (not commit or software.get("modified")):
+        named.append(f"code {code[:12]}")
+    model = f" (file {model_file_sha256[:12]})" if model_file_sha256 else ""
+    return f"{backend_name}{model}, ctcnet {software.get('ctcnet')}" + \
+        (f" ({', '.join(named)})" if named else "")
+
+
+def frames_made_by(entries, this_run: str | None = None) -> dict[str, int] | None:
+    """How many of the frame records ``entries`` each backend and software made, where another
+    than ``this_run`` (:func:`made_by`) made any (a run resumed on another copy of the model,
+    or by another ctcnet: every frame of a run resumed with nothing left to do is one), or
+    more than one did; None where this run made them all (or no record says)."""
+    made: dict[str, int] = {}
+    for entry in entries:
+        who = entry.get("made_by") or "not recorded"
+        made[who] = made.get(who, 0) + 1
+    others = set(made) - {this_run} if this_run else set()
+    return made if len(made) > 1 or others else None
+
+
+def same_model_file(one: str, other: str) -> bool:
+    """Whether two :func:`made_by` records name one model file: the same backend, and the
+    same file where both name theirs (an earlier ctcnet's record names none)."""
+    def model(made: str) -> tuple[str, str | None]:
+        backend, _, rest = made.split(",")[0].partition(" (file ")
+        return backend, rest.rstrip(")") or None
+
+    (backend, file), (other_backend, other_file) = model(one), model(other)
+    return backend == other_backend and (file is None or other_file is None or file == other_file)

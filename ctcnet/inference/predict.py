@@ -67,7 +67,6 @@ from ctcnet.inference.frames import (
     default_workers,
     frame_device_name,
     import_frame_modules,
-    made_by,
     measure_scan_leaks,
     resolve_frame_device,
     with_frame_records,
@@ -83,7 +82,7 @@ from ctcnet.inference.journal import (
     open_journal,
     run_fingerprint,
 )
-from ctcnet.inference.model_records import model_sha256
+from ctcnet.inference.model_records import made_by, model_sha256
 from ctcnet.inference.options import (
     PredictOptions,
     edge_cut_class,

@@ -216,7 +216,7 @@ def test_the_code_that_counted_is_named_where_no_commit_names_it(tmp_path, monke
     import shutil
 
     from ctcnet.core import provenance
-    from ctcnet.inference.frames import frames_made_by, made_by
+    from ctcnet.inference.model_records import frames_made_by, made_by
 
     package = tmp_path / "site-packages" / "ctcnet"
     (package / "core").mkdir(parents=True)
@@ -648,3 +648,27 @@ def test_a_finished_sample_run_again_keeps_its_summary_until_the_new_one(clean_r
     with pytest.raises(KeyboardInterrupt):
         predict(clean_run, cart, out)
     assert not (out / "summary.json").exists()
+
+
+def test_a_frame_made_by_the_same_model_file_under_other_code_is_no_other_models():
+    """After an upgrade, the earlier run's frames (its record naming no model file, or the
+    same one) are this model's: not said to be another model's calls."""
+    from ctcnet.inference.model_records import same_model_file
+
+    now = "onnx (file c538449cce41), ctcnet 0.1.0 (3ba1e9dc0000)"
+    assert same_model_file("onnx, ctcnet 0.1.0 (07dd9f9e7efe)", now)  # an earlier record
+    assert same_model_file("onnx (file c538449cce41), ctcnet 0.1.0 (07dd9f9e7efe)", now)
+    assert not same_model_file("onnx (file 5e99c9c9b0e9), ctcnet 0.1.0 (3ba1e9dc0000)", now)
+    assert not same_model_file("torch (file c538449cce41), ctcnet 0.1.0", now)
+
+
+def test_an_earlier_journal_without_its_input_is_no_run_read_from_another_folder():
+    """An earlier ctcnet's journal recorded no input folder: a rerun from the same scan is not
+    said to read "from another folder: it read None"; what does differ is named."""
+    from ctcnet.inference.journal import _moved, _what_differs
+
+    previous = {"model_sha256": "a" * 64}
+    now = {"model_sha256": "b" * 64, "input": "/scans/cartA"}
+    assert _moved(previous, now) == ""
+    assert _what_differs(previous, now) == "model_sha256"
+    assert "it read /scans/old" in _moved({**previous, "input": "/scans/old"}, now)
