@@ -288,8 +288,9 @@ def _results(folders: dict[str, Path]) -> dict[str, list]:
             summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
             raise InputError(f"cannot read its summary: {err}", folder) from None
-        if isinstance(summary, dict):
-            check_figures_sealed(summary, folder)
+        unsealed = check_figures_sealed(summary, folder) if isinstance(summary, dict) else None
+        if unsealed:
+            log.warning("%s: %s", folder, unsealed)
         read.setdefault(str(summary.get("sample_id") or name), []).append((folder, summary))
     return read
 

@@ -27,12 +27,26 @@ def figures_sha256(data: dict) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def check_figures_sealed(data: dict, folder: str | Path) -> None:
-    """Refuse a summary.json whose figures are not those ctcnet sealed (:func:`figures_sha256`;
-    one written before the seal is read as it is): a draw, a spike-in or a method comparison
-    would report a count nobody made."""
+# A note for a summary without a seal, written before ctcnet sealed its figures.
+UNSEALED = ("summary.json written before ctcnet sealed its figures (an earlier version's): "
+            "read as it is, its figures unchecked")
+
+
+def check_figures_sealed(data: dict, folder: str | Path) -> str | None:
+    """Refuse a summary.json whose figures are not those ctcnet sealed (:func:`figures_sha256`)
+    or whose seal was taken away (a field only a sealing ctcnet writes is there): a draw, a
+    spike-in or a method comparison would report a count nobody made. Returns
+    :data:`UNSEALED` for a summary an earlier ctcnet wrote (read as it is), else None."""
     seal = data.get("figures_sha256")
-    if seal is not None and seal != figures_sha256(data):
+    if seal is None:
+        if "events_csv_sha256" in data:  # written by a ctcnet that seals: the seal removed
+            raise InputError("summary.json's figures have lost their seal (figures_sha256), "
+                             "which the ctcnet that wrote it writes: edited by hand? Not read; "
+                             "`ctcnet review` on the results folder writes them again from "
+                             "the events, or rerun ctcnet predict", folder)
+        return UNSEALED
+    if seal != figures_sha256(data):
         raise InputError("summary.json's figures were changed since ctcnet wrote them (edited "
                          "by hand?): not read; `ctcnet review` on the results folder writes "
                          "them again from the events, or rerun ctcnet predict", folder)
+    return None

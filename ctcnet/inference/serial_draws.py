@@ -105,7 +105,7 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
         raise InputError(f"summary.json cannot be read: {err}", folder) from None
     if not isinstance(summary, dict) or "crops" in summary:
         raise InputError("not a cartridge's output (a crop folder has no blood volume)", folder)
-    check_figures_sealed(summary, folder)
+    unsealed = check_figures_sealed(summary, folder)
     state = result_state(summary)
     signed = signoff_holds(summary)  # (a partial scan signed off too: its state is partial)
     figures = reviewed_figures(summary) if signed else {
@@ -121,6 +121,7 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
     rate = per_7_5_ml(count, volume) if count is not None else None
     bounds = rate_interval(count, volume) if count is not None else None
     notes = ["failed: no frame was read, so there is no result"] if failed else []
+    notes += [unsealed] if unsealed else []
     if summary.get("blood_volume_stated") is False and not failed:
         notes.append(f"blood volume not stated in cartridge.json: "
                      f"{summary.get('blood_volume_ml')} mL assumed; the rate, its interval "

@@ -146,3 +146,23 @@ def test_a_summary_whose_figures_were_edited_by_hand_is_not_read(clean_run, tmp_
     (second / "summary.json").write_text(json.dumps(summary))
     with pytest.raises(InputError, match="figures were changed since ctcnet wrote them"):
         compare_draws([first, second])
+
+
+def test_a_seal_taken_away_is_refused_and_an_earlier_ctcnets_summary_is_said_unchecked(
+        clean_run, tmp_path):
+    """The seal deleted with the count changed (a field only a sealing ctcnet writes still
+    there): refused; a summary an earlier ctcnet wrote (no seal, no such field): read, with a
+    note that its figures are unchecked."""
+    first = _draw(clean_run, tmp_path, "d0", 13, 7.5)
+    second = _draw(clean_run, tmp_path, "wk3", 3, 7.5)
+    summary = json.loads((second / "summary.json").read_text())
+    summary["counts"]["ctc"] = 30
+    del summary["figures_sha256"]
+    (second / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(InputError, match="lost their seal"):
+        compare_draws([first, second])
+    del summary["events_csv_sha256"]
+    (second / "summary.json").write_text(json.dumps(summary))
+    draws, _ = compare_draws([first, second])
+    assert any("its figures unchecked" in n for n in draws[1].notes)
+    assert not any("unchecked" in n for n in draws[0].notes)
