@@ -9,6 +9,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from ctcnet.core.provenance import software_text
 from ctcnet.inference.result_state import result_state, reviewed_figures
 from ctcnet.inference.summary import signoff_holds
 
@@ -53,6 +54,10 @@ def _made_by(summary: dict, path: Path) -> dict:
                                 or summary.get("spillover")),
             **({"ctcnet_version": summary["ctcnet_version"]}
                if summary.get("ctcnet_version") else {}),
+            # The build: one version is every build of a release (a commit, or the code's
+            # digest where the checkout was edited or none names it).
+            **({"software": software_text(summary["software"])}
+               if isinstance(summary.get("software"), dict) else {}),
             **({"cartridge_id": summary["cartridge_id"]} if summary.get("cartridge_id") else {}),
             **_scan_read(summary),
             # A run resumed on frames another backend or ctcnet made: ``model`` is the file

@@ -38,7 +38,8 @@ from ctcnet.nn.calls import COUNTED_CLASSES
 
 _FIRST = ("name", "result_state", "status", "input", "cartridge_id", "pixel_size_um",
           "channels", "model_path",
-          "model_sha256", "prior", "compensated", "ctcnet_version", "counted_at", "finished_at",
+          "model_sha256", "prior", "compensated", "ctcnet_version", "software", "counted_at",
+          "finished_at",
           "events",
           "review_events", "blood_volume_read_ml", "blood_volume_stated", "blood_volume_ml",
           "frames_read", "frames_expected")
