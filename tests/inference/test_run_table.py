@@ -149,3 +149,10 @@ def test_a_sample_id_a_spreadsheet_would_run_is_written_as_text():
     row = next(csv.DictReader(io.StringIO(samples_csv([{**CLEAN, "name": "=1+2"}]))))
     assert row["name"] == "'=1+2"
     assert next(csv.DictReader(io.StringIO(samples_csv([CLEAN]))))["name"] == "S1"
+
+
+def test_a_row_names_the_build_that_counted_it():
+    """Every build of a release is one ctcnet_version: the row names the build (software)."""
+    built = "ctcnet 0.1.0, commit f11e939705c7 (modified), code e28154d0fe69"
+    row = next(csv.DictReader(io.StringIO(samples_csv([{**CLEAN, "software": built}]))))
+    assert row["software"] == built and row["ctcnet_version"] == ""
