@@ -47,7 +47,7 @@ from ctcnet.inference.spillover import (
     scan_ratios,
 )
 from ctcnet.io.atomic import open_own
-from ctcnet.io.digests import file_marks, frame_record
+from ctcnet.io.digests import file_marks, file_stats, frame_record
 from ctcnet.io.frame_checks import (
     at_camera_tops,
     channel_maxima,
@@ -315,7 +315,7 @@ def journaled_frames(parts: Path) -> dict[str, dict]:
 
 
 def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], spec: ModelSpec,
-                       this_run: str | None = None
+                       this_run: str | None = None, read_now=frozenset()
                        ) -> tuple[Cartridge, dict, dict, dict, dict | None]:
     """The records of the frames processed (this run's and a resumed one's; a frame's latest),
     the cartridge with their notes (a saturated frame) added to its problems, said once: a
@@ -326,12 +326,20 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
     (:func:`~ctcnet.detect.metadata_signs.metadata_problems`: planes in another order, dark
     or out of register, or a pixel size the nuclei belie, are problems as well); and what
     made the frames where more than one did, or another than ``this_run``
-    (:func:`frames_made_by`)."""
+    (:func:`frames_made_by`). A frame this run read (``read_now``) whose files have changed
+    since is a problem: a rescan written over it in place was read part old, part new."""
     entries = journaled_frames(parts)
     set_aside = {s["frame"] for s in skipped}
     done = {f.frame_id: entries[f.frame_id] for f in cartridge.frames
             if f.frame_id not in set_aside and f.frame_id in entries}
     notes = [f"frame {fid}: {e['note']}" for fid, e in done.items() if e.get("note")]
+    files = {f.frame_id: f.files for f in cartridge.frames}
+    moved = [fid for fid, e in done.items() if fid in read_now and (e.get("record") or {})
+             .get("files") is not None and file_stats(files[fid]) != e["record"]["files"]]
+    if moved:
+        notes.append(f"frame(s) {', '.join(moved[:5])} changed after this run read them (still "
+                     "being written, or rescanned?): their calls are of what was read; run "
+                     "again once the scan is complete")
     for line in notes:
         log.warning("%s: %s", cartridge.sample_id, line)
     kept = [e["leak_ratios"] for e in done.values() if e.get("leak_ratios")]

@@ -337,8 +337,8 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     seconds["write"] += time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - t_start
     # The frames' digests, and their notes (saturation) as problems: the sample is partial.
-    cartridge, digests, checked, signs, made = with_frame_records(cartridge, parts, skipped,
-                                                                  spec, job.made_by)
+    cartridge, digests, checked, signs, made = with_frame_records(
+        cartridge, parts, skipped, spec, job.made_by, read_now={f.frame_id for f in todo})
     cartridge = with_dropped_plane_problems(cartridge, spec, options.detect)
     summary = build_summary(cartridge, backend, events, skipped, len(cartridge.frames) - len(todo),
                             seconds, options, spec, prior, new_events=n_events,

@@ -13,8 +13,10 @@ are 0 (a copy cut short), is read, with a note that the run records as a problem
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -360,3 +362,16 @@ def saturation_note(frame: np.ndarray, channels,
     return (f"saturated: {', '.join(said)} of its pixels at the top of what the camera "
             "records (overexposed, or glare?); its events are called, but cells under it "
             "merge or vanish: check the frame before trusting the count")
+
+
+def written_lately(files, within_s: float = UNFILLED_RECENT_S) -> bool:
+    """Whether any of a frame's files was modified in the last ``within_s`` seconds (it may
+    still be being written)."""
+    now = time.time()
+    for path in files:
+        try:
+            if now - Path(path).stat().st_mtime < within_s:
+                return True
+        except OSError:
+            continue
+    return False

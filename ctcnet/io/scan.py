@@ -36,7 +36,6 @@ import json
 import logging
 import os
 import re
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -66,6 +65,7 @@ from ctcnet.io.frame_checks import (  # noqa: F401
     mark_copies,
     mark_odd_sizes,
     rescaled_counts,
+    written_lately,
 )
 from ctcnet.io.image_headers import tiff_planes
 from ctcnet.io.images import IMAGE_SUFFIXES, write_tiff
@@ -261,14 +261,15 @@ def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge
         problems.append(f"cartridge.json {said} {expected} frames but {len(frames)} are present "
                         f"({why}){missing_positions(info, frames, expected, root)}"
                         + prefixed_frames_hint(root))
-    elif expected is None and _written_lately([p for f in frames for p in f.files]):
+    elif expected is None and written_lately([p for f in frames for p in f.files]):
         # Nothing says how many frames the scan holds: a scan still being written reads as
         # whole, its rate per 7.5 mL over the stated volume (a run started at 4 of 6 frames
         # read 'ok' with 20 CTCs of 28). A problem (said as the run's problems are), so the
         # sample reads partial, not 'ok' on a warning only a log holds; the same command run
         # once the scan is complete reads it whole.
         problems.append("no num_frames stated (cartridge.json), and frames were written in the "
-                        "last minutes: if the scan is still being written, the frames present "
+                        f"last {UNFILLED_RECENT_S / 60:.0f} minutes: if the scan is still being "
+                        "written, the frames present "
                         "are read as the whole scan; state num_frames (the scanner's "
                         "cartridge.json written first) or run again once the scan is complete")
     return Cartridge(root, panel, frames, sample_id, float(volume), info, problems,
@@ -428,21 +429,8 @@ def read_frame(frame: FrameRef, panel: Panel, channels=None) -> np.ndarray:
     else:  # numpy's error names the sizes
         out = np.stack(planes).astype(np.float32, copy=False)
     check_frame_values(out, [panel.channels[c] for c in keep], frame.files[0],
-                       fresh=_written_lately(frame.files))
+                       fresh=written_lately(frame.files))
     return out
-
-
-def _written_lately(files) -> bool:
-    """Whether any of a frame's files was modified in the last minutes (it may still be being
-    written: :data:`ctcnet.io.frame_checks.UNFILLED_RECENT_S`)."""
-    now = time.time()
-    for path in files:
-        try:
-            if now - Path(path).stat().st_mtime < UNFILLED_RECENT_S:
-                return True
-        except OSError:
-            continue
-    return False
 
 
 def write_cartridge_info(root: str | Path, panel: Panel, sample_id: str, num_frames: int,

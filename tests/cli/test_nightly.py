@@ -591,3 +591,33 @@ def test_an_events_csv_changed_by_hand_is_kept_when_a_rerun_writes_its_own(
     assert b"\r\n" in kept.read_bytes() and table.read_bytes() == written.encode()
     assert "events.csv was changed since predict wrote it" in caplog.text
     assert not list((out / "S_b").glob("previous/*.csv"))  # an untouched one: nothing kept
+
+
+def test_a_frame_rewritten_after_it_was_read_makes_the_sample_partial(
+        cart_and_model, tmp_path, capsys, monkeypatch):
+    """A rescan written over a frame in place, slower than the read: the frame was read part
+    old, part new and the sample read 'ok'. Its files changed after this run read them: a
+    problem (partial), and the next run reads the frame again."""
+    import os
+
+    import ctcnet.inference.predict as predicting
+
+    scans, out = batch(cart_and_model, tmp_path)
+    real = predicting.with_frame_records
+    frame = sorted((scans / "a").glob("r*.tif"))[0]
+
+    def written_after_read(cartridge, *args, **kwargs):
+        if cartridge.sample_id == "S_a":
+            os.utime(frame, (frame.stat().st_atime, frame.stat().st_mtime + 5))
+        return real(cartridge, *args, **kwargs)
+
+    monkeypatch.setattr(predicting, "with_frame_records", written_after_read)
+    assert run_cli(capsys, "predict", scans, "--out", out, "--no-report", "--prior", "balanced",
+                   *options(cart_and_model))[0] == 0
+    run = outputs(out)
+    assert run["S_a"]["status"] == "partial" and run["S_b"]["status"] == "ok"
+    assert any("changed after this run read them" in p for p in run["S_a"]["problems"])
+    monkeypatch.undo()
+    assert run_cli(capsys, "predict", scans, "--out", out, "--no-report", "--prior", "balanced",
+                   *options(cart_and_model))[0] == 0
+    assert outputs(out)["S_a"]["status"] == "ok"  # read again, whole
