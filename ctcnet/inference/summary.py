@@ -350,8 +350,10 @@ def keep_not_as_written(out_dir: str | Path, name: str, move: bool = False) -> P
 
 def keep_previous_summary(out_dir: str | Path, keep_events: bool = False) -> Path | None:
     """Copy a sample's summary.json into ``previous/`` before ``--overwrite`` replaces its
-    run (as ``summary-<when its counts were made, UTC>.json``): the counts, the model and
-    software that made them and their sign-off stay on record beside the new run's; for a
+    run (as ``summary-<when its counts were made, UTC>.json``; ``-2``, ``-3`` ... after it where
+    another summary of that time is kept already, a volume corrected twice): the counts, the
+    model and software that made them and their sign-off stay on record beside the new run's;
+    for a
     reviewed sample (review.csv or signoff.json beside it), or with ``keep_events``, its
     events table too (``events-<when>.parquet``): the calls a review and a sign-off were made
     on, or a table changed by hand. Returns the copy (None: no summary to keep)."""
@@ -366,6 +368,10 @@ def keep_previous_summary(out_dir: str | Path, keep_events: bool = False) -> Pat
         counted = source.stat().st_mtime
     stamp = datetime.fromtimestamp(counted, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     kept = previous_folder(out_dir) / f"summary-{stamp}.json"
+    for n in range(2, 1000):  # another summary of the same counts' time (a volume corrected)
+        if not kept.exists() or kept.read_text(encoding="utf-8") == text:
+            break
+        kept = kept.with_name(f"summary-{stamp}-{n}.json")
     try:
         atomic_write_text(kept, text)
         if keep_events or any((Path(out_dir) / name).exists()
@@ -405,7 +411,13 @@ def kept_summaries(out_dir: str | Path) -> list[Path]:
     folder = Path(out_dir) / PREVIOUS_DIR
     if folder.is_symlink() or not folder.is_dir():
         return []
-    return sorted(p for p in folder.glob("summary-*.json") if p.is_file())
+
+    def order(path: Path) -> tuple[str, int]:  # summary-<stamp>[-<n>].json
+        stamp, _, n = path.stem.removeprefix("summary-").partition("-")
+        return stamp, int(n) if n.isdigit() else 1
+
+    return sorted((p for p in folder.glob("summary-*.json") if p.is_file()
+                   and not p.stem.endswith("-not-as-written")), key=order)
 
 
 def _keep_events_table(out_dir: Path, previous: Path, stamp: str, summary: dict) -> None:

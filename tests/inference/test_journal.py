@@ -672,3 +672,21 @@ def test_an_earlier_journal_without_its_input_is_no_run_read_from_another_folder
     assert _moved(previous, now) == ""
     assert _what_differs(previous, now) == "model_sha256"
     assert "it read /scans/old" in _moved({**previous, "input": "/scans/old"}, now)
+
+
+def test_two_summaries_of_one_counts_time_are_both_kept(tmp_path):
+    """A volume corrected twice keeps the counts' time: the second summary kept under that
+    time went over the first (a result reported 'ok' at 7.5 mL lost from previous/)."""
+    import json
+
+    from ctcnet.inference.summary import keep_previous_summary, kept_summaries
+
+    sample = tmp_path / "S1"
+    sample.mkdir()
+    for volume in (7.5, 6.8, 6.8):
+        (sample / "summary.json").write_text(json.dumps({"counted_at": 1e9,
+                                                         "blood_volume_ml": volume}))
+        keep_previous_summary(sample)
+    kept = kept_summaries(sample)
+    assert [json.loads(p.read_text())["blood_volume_ml"] for p in kept] == [7.5, 6.8]
+    assert kept[-1].name.endswith("-2.json")  # the latest last: what a rerun reads
