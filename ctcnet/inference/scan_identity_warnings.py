@@ -8,6 +8,7 @@ import json
 import logging
 from pathlib import Path
 
+from ctcnet.core.paths import absolute
 from ctcnet.io.scan import Cartridge
 
 log = logging.getLogger(__name__)
@@ -42,16 +43,24 @@ def warn_of_the_same_scans_under_other_names(out: Path, cartridges) -> None:
     if not cartridges or not out.is_dir():
         return
     ours = {c.identity: c.sample_id for c in cartridges if c.identity}
+    # Also by the folder read: a scan read while it was still being written (fewer frames,
+    # another identity) before its cartridge.json named its sample id.
+    folders = {absolute(c.root): c.sample_id for c in cartridges}
     for summary in out.glob("*/summary.json"):
         try:
-            identity = json.loads(summary.read_text(encoding="utf-8")).get("cartridge_id")
+            read = json.loads(summary.read_text(encoding="utf-8"))
+            identity, folder = read.get("cartridge_id"), read.get("input")
         except (OSError, ValueError, AttributeError):
             continue
-        name = ours.get(identity)
+        by_folder = folders.get(absolute(folder)) if isinstance(folder, str) else None
+        name = ours.get(identity) or by_folder
         if name is not None and name != summary.parent.name:
             reviewed = (summary.parent / "review.csv").exists()
-            log.warning("%s: this scan (cartridge %s) already has an output here as %s%s; "
-                        "this run writes %s beside it%s", out, identity, summary.parent.name,
-                        " (reviewed)" if reviewed else "", name,
-                        ": the review's decisions and sign-off stay with the first"
-                        if reviewed else "")
+            what = (f"this scan (cartridge {identity})" if identity in ours else
+                    f"this scan's folder ({folder}, read then with other frames: still being "
+                    "written?)")
+            log.warning("%s: %s already has an output here as %s%s; this run writes %s beside "
+                        "it%s", out, what, summary.parent.name, " (reviewed)" if reviewed
+                        else "", name, ": the review's decisions and sign-off stay with the "
+                        "first" if reviewed else f"; {summary.parent.name} is left as it was "
+                        "(remove it where it was the same tube)")

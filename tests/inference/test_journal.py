@@ -690,3 +690,28 @@ def test_two_summaries_of_one_counts_time_are_both_kept(tmp_path):
     kept = kept_summaries(sample)
     assert [json.loads(p.read_text())["blood_volume_ml"] for p in kept] == [7.5, 6.8]
     assert kept[-1].name.endswith("-2.json")  # the latest last: what a rerun reads
+
+
+def test_a_scan_read_before_its_sample_id_was_named_is_said(clean_run, cart, tmp_path, caplog):
+    """A scanner's folder read while it was still being written (fewer frames: another scan
+    identity) before cartridge.json named its sample id: the next run writes the named sample
+    beside the first output, and says so (the first stayed, a phantom sample, unsaid)."""
+    import json
+    import logging
+
+    from ctcnet.inference.predict import PredictOptions, predict_inputs
+
+    out = tmp_path / "results"
+    info = cart / "cartridge.json"
+    first = json.loads(info.read_text())["sample_id"]
+    last = sorted(cart.glob("r*.tif"))[-1]
+    last.rename(tmp_path / last.name)  # not written yet
+    options = PredictOptions(quiet=True, workers=0, report=None)
+    predict_inputs([cart], out, clean_run["backend"], options)
+    (tmp_path / last.name).rename(last)
+    info.write_text(json.dumps({**json.loads(info.read_text()), "sample_id": "named"}))
+    with caplog.at_level(logging.WARNING):
+        predict_inputs([cart], out, clean_run["backend"], options)
+    said = [r.getMessage() for r in caplog.records if "already has an output" in r.getMessage()]
+    assert len(said) == 1 and f"as {first}" in said[0] and "still being written?" in said[0]
+    assert f"{first} is left as it was" in said[0]
