@@ -1,6 +1,7 @@
 """The one way a run names a file or folder in what it records: absolute and normalised (and,
 in what is said, as its folder's own: :func:`shown_in`); and
-the one way two names are told to be one on a share (:func:`name_key`).
+the one way two names are told to be one on a share (:func:`name_key`); and whether files
+were written lately (:func:`written_lately`: a scan perhaps still being copied).
 
 ``Path.absolute()`` keeps a ``..`` as given (``/runs/nightly/../scans/S1``), so one folder
 named from two working directories reads as two, and a resumed run warned that its scan had
@@ -10,6 +11,7 @@ moved. Symbolic links are kept (not resolved): a link is how the lab named the f
 from __future__ import annotations
 
 import os
+import time
 import unicodedata
 from pathlib import Path
 
@@ -36,3 +38,20 @@ def shown_in(path: str | os.PathLike, root: str | os.PathLike) -> str:
         except ValueError:
             continue
     return str(path)
+
+
+# What "lately" is: a scan's copy or a scanner's writing of one cartridge takes minutes.
+WRITTEN_LATELY_S = 900.0
+
+
+def written_lately(files, within_s: float = WRITTEN_LATELY_S) -> bool:
+    """Whether any of ``files`` was modified in the last ``within_s`` seconds (a frame or a
+    scan's metadata that may still be being written)."""
+    now = time.time()
+    for path in files:
+        try:
+            if now - Path(path).stat().st_mtime < within_s:
+                return True
+        except OSError:
+            continue
+    return False

@@ -15,6 +15,7 @@ import os
 import unicodedata
 from pathlib import Path
 
+from ctcnet.core.paths import written_lately
 from ctcnet.core.run_log import LOGS_DIR
 from ctcnet.errors import InputError
 from ctcnet.io.hand_edits import json_error_text
@@ -203,8 +204,10 @@ def read_cartridge_info(root: Path) -> dict:
     try:
         info = json.loads(text)
     except (ValueError, RecursionError) as err:  # RecursionError: nested past Python's limit
-        raise InputError(f"cartridge.json is not valid JSON: {json_error_text(err, text)}",
-                         root) from None
+        writing = (" (written in the last minutes: if the scanner is still writing it, run "
+                   "again once it is whole)") if written_lately([path]) else ""
+        raise InputError(f"cartridge.json is not valid JSON: {json_error_text(err, text)}"
+                         f"{writing}", root) from None
     if not isinstance(info, dict):
         raise InputError("cartridge.json must hold one JSON object (sample_id, columns, "
                          f"blood_volume_ml, ...), got {type(info).__name__}", root)

@@ -13,13 +13,12 @@ are 0 (a copy cut short), is read, with a note that the run records as a problem
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
+from ctcnet.core.paths import WRITTEN_LATELY_S
 from ctcnet.errors import InputError
 from ctcnet.io.images import CELLSEARCH_OFFSET, PSEUDO_12BIT_MAX
 from ctcnet.io.sources import FrameRef, get_source
@@ -48,7 +47,7 @@ SIZE_SLACK_PX = 1
 # writing the file's full size); a container's tile may end in its stitched scene's padding.
 UNFILLED_ROWS = 2
 ZERO_ELSEWHERE = 0.001
-UNFILLED_RECENT_S = 900.0
+UNFILLED_RECENT_S = WRITTEN_LATELY_S
 # A channel with more of its pixels than this at the top of its range is saturated: a bright CTC
 # saturated in CK covers a few hundred pixels of a million; a twentieth of the frame is an
 # overexposure or glare, under which cells cannot be told apart (wbc count 73 read as 45).
@@ -362,16 +361,3 @@ def saturation_note(frame: np.ndarray, channels,
     return (f"saturated: {', '.join(said)} of its pixels at the top of what the camera "
             "records (overexposed, or glare?); its events are called, but cells under it "
             "merge or vanish: check the frame before trusting the count")
-
-
-def written_lately(files, within_s: float = UNFILLED_RECENT_S) -> bool:
-    """Whether any of a frame's files was modified in the last ``within_s`` seconds (it may
-    still be being written)."""
-    now = time.time()
-    for path in files:
-        try:
-            if now - Path(path).stat().st_mtime < within_s:
-                return True
-        except OSError:
-            continue
-    return False

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ctcnet.core.paths import written_lately
 from ctcnet.errors import InputError, PanelMismatchError, not_found
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 
@@ -65,7 +66,6 @@ from ctcnet.io.frame_checks import (  # noqa: F401
     mark_copies,
     mark_odd_sizes,
     rescaled_counts,
-    written_lately,
 )
 from ctcnet.io.image_headers import tiff_planes
 from ctcnet.io.images import IMAGE_SUFFIXES, write_tiff

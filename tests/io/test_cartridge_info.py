@@ -185,3 +185,23 @@ def test_a_sample_id_with_spaces_at_its_ends_is_read_trimmed_and_said(tmp_path, 
     with caplog.at_level(logging.WARNING):
         assert safe_sample_id("PAT-013", tmp_path) == "PAT-013"
     assert caplog.text == ""
+
+
+def test_metadata_still_being_written_is_said_so(tmp_path):
+    """A cartridge.json cut short as the scanner writes it, a panel.json not yet copied: the
+    refusal says the scan may still be in progress (a watcher told it from bad input by
+    nothing); an old one is refused as it was."""
+    from ctcnet.io.sources.base import no_panel_json
+
+    (tmp_path / "cartridge.json").write_text('{"sample_id": "P1", "blood_vol')
+    with pytest.raises(InputError, match="still writing it, run again once it is whole"):
+        read_cartridge_info(tmp_path)
+    (tmp_path / "r00c00.tif").write_bytes(b"x")
+    assert "panel.json may come last" in str(no_panel_json(tmp_path))
+    old = 1e9
+    for name in ("cartridge.json", "r00c00.tif"):
+        os.utime(tmp_path / name, (old, old))
+    with pytest.raises(InputError) as refused:
+        read_cartridge_info(tmp_path)
+    assert "still writing" not in str(refused.value)
+    assert "may come last" not in str(no_panel_json(tmp_path))

@@ -13,6 +13,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ctcnet.core.paths import written_lately
 from ctcnet.errors import InputError
 
 # Two stated pixel sizes within 1 % are one (rounding in metadata and panel.json).
@@ -133,8 +134,19 @@ def no_panel_json(folder: Path) -> InputError:
     beside = Path(folder).parent / "panel.json"
     hint = (f" (the one in {beside.parent} is not read: each cartridge reads its own; copy it "
             "into each cartridge's folder)") if beside.is_file() else ""
+    if not hint and _written_lately_in(Path(folder)):  # a scan still being copied or written
+        hint = (" (its files were written in the last minutes: if the scan is still being "
+                "copied, panel.json may come last; run again once it is whole)")
     return InputError(f"no panel.json in the cartridge folder: it names the channel order{hint}",
                       folder)
+
+
+def _written_lately_in(folder: Path) -> bool:
+    """Whether a folder's files were written in the last minutes (:func:`written_lately`)."""
+    try:
+        return written_lately([p for p in folder.iterdir() if p.is_file()])
+    except OSError:
+        return False
 
 
 def nested_frames_hint(folder: Path) -> str:
