@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.core.ordered import ordered_map
+from ctcnet.core.paths import written_lately
 from ctcnet.detect.cropping import extract_crops
 from ctcnet.detect.detection import DetectConfig, detect_events
 from ctcnet.detect.metadata_signs import frame_signs, metadata_problems, spread_rows
@@ -155,8 +156,10 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
     try:
         before = file_marks(frame.files)  # what the digest's files must still be once hashed
         pixels = cartridge.read(frame)
-    except InputError as err:
-        return FrameWork(frame, error=str(err), seconds={"read": time.perf_counter() - t0})
+    except InputError as err:  # (a file written lately may be a frame still being written)
+        lately = " (written in the last minutes: if it is still being written, the next run " \
+            "reads it once whole)" if written_lately(frame.files) else ""
+        return FrameWork(frame, error=f"{err}{lately}", seconds={"read": time.perf_counter() - t0})
     except (OSError, ValueError) as err:  # e.g. a file that vanished mid-run
         return FrameWork(frame, error=f"{frame.stem}: cannot read: {err}",
                          seconds={"read": time.perf_counter() - t0})

@@ -621,3 +621,23 @@ def test_a_frame_rewritten_after_it_was_read_makes_the_sample_partial(
     assert run_cli(capsys, "predict", scans, "--out", out, "--no-report", "--prior", "balanced",
                    *options(cart_and_model))[0] == 0
     assert outputs(out)["S_a"]["status"] == "ok"  # read again, whole
+
+
+def test_a_frame_cut_short_as_it_is_written_is_told_to_wait_not_to_be_exported_again(
+        cart_and_model, tmp_path, capsys):
+    """A frame file cut short seconds ago is a scanner still writing it: its skip says the next
+    run reads it once whole (it said only "export the file again")."""
+    import os
+
+    scans, out = batch(cart_and_model, tmp_path)
+    frame = sorted((scans / "a").glob("r*.tif"))[0]
+    frame.write_bytes(frame.read_bytes()[:2000])
+    args = ["predict", scans / "a", "--out", out, "--no-report", "--prior", "balanced",
+            *options(cart_and_model)]
+    run_cli(capsys, *args)
+    (why,) = json.loads((out / "S_a" / "summary.json").read_text())["skipped_frames"]
+    assert "the next run reads it once whole" in why["reason"]
+    os.utime(frame, (1e9, 1e9))  # an old file cut short: a copy that broke off
+    run_cli(capsys, *args)
+    (why,) = json.loads((out / "S_a" / "summary.json").read_text())["skipped_frames"]
+    assert "once whole" not in why["reason"]
