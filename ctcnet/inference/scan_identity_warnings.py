@@ -20,11 +20,20 @@ def warn_of_decisions_on_another_cartridge(out_dir: Path, cartridge: Cartridge) 
     that changed will be set aside (``ctcnet.review.decisions``); said now, while the person
     who ran it can still pick another ``--out``."""
     try:
-        before = json.loads((out_dir / "summary.json").read_text()).get("cartridge_id")
+        earlier = json.loads((out_dir / "summary.json").read_text())
+        before, digests = earlier.get("cartridge_id"), earlier.get("frame_digests") or {}
     except (OSError, ValueError, AttributeError):
         return
     if before and cartridge.identity and before != cartridge.identity and \
             (out_dir / "review.csv").exists():
+        now = {f.frame_id for f in cartridge.frames}
+        if isinstance(digests, dict) and digests and set(digests) < now:
+            # The frames read then are all here, and more: a scan reviewed while it was still
+            # being written (or a partial one completed), not another scan.
+            log.info("%s: the scan has %d frame(s) more than when its review began (still "
+                     "being written then?): the decisions made on frames unchanged since "
+                     "still count", out_dir, len(now - set(digests)))
+            return
         log.warning("%s: review.csv holds decisions made on a scan with sample id %s whose "
                     "frames were not all these (cartridge %s; this scan is %s: another scan, or "
                     "this one with frames repaired or changed): those made on frames whose files "

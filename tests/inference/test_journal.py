@@ -715,3 +715,26 @@ def test_a_scan_read_before_its_sample_id_was_named_is_said(clean_run, cart, tmp
     said = [r.getMessage() for r in caplog.records if "already has an output" in r.getMessage()]
     assert len(said) == 1 and f"as {first}" in said[0] and "still being written?" in said[0]
     assert f"{first} is left as it was" in said[0]
+
+
+def test_a_scan_reviewed_while_it_was_written_is_not_said_to_be_another(clean_run, cart,
+                                                                         tmp_path, caplog):
+    """Review began on a scan still being written; the next run has every frame read then and
+    more: no warning that the decisions were made on another scan (they still count)."""
+    import json
+    import logging
+
+    from ctcnet.inference.predict import PredictOptions, predict_inputs
+
+    out = tmp_path / "results"
+    sample = json.loads((cart / "cartridge.json").read_text())["sample_id"]
+    last = sorted(cart.glob("r*.tif"))[-1]
+    last.rename(tmp_path / last.name)
+    options = PredictOptions(quiet=True, workers=0, report=None)
+    predict_inputs([cart], out, clean_run["backend"], options)
+    (out / sample / "review.csv").write_text("event_id,model_call,reviewer_call,reviewer,time\n")
+    (tmp_path / last.name).rename(last)
+    with caplog.at_level(logging.INFO):
+        predict_inputs([cart], out, clean_run["backend"], options)
+    assert "frames were not all these" not in caplog.text
+    assert "1 frame(s) more than when its review began" in caplog.text
