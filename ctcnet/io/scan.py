@@ -255,7 +255,9 @@ def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge
     frames, shape = mark_odd_sizes(frames, size if None not in size else None)
     stated_layout_notes(info, frames, shape, root)
     if expected is not None and expected != len(frames):
-        why = "truncated cartridge?" if len(frames) < expected else \
+        why = ("a scan still being written, or a truncated cartridge?"
+               if written_lately([p for f in frames for p in f.files]) else
+               "truncated cartridge?") if len(frames) < expected else \
             "frames of another scan, or copies, in the folder?"
         said = "lists" if listed is not None else f"states a grid of {rows} x {columns} ="
         problems.append(f"cartridge.json {said} {expected} frames but {len(frames)} are present "
