@@ -324,12 +324,14 @@ def crop_statistics(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     """Per crop and channel (each (N, C)): background and noise (from the crop's outer ring,
     as the model's normalisation reads them) and the brightest signal of its central half."""
     x = np.asarray(crops, np.float32)
-    n, c, s, _ = x.shape
+    n, c, h, w = x.shape
     if not n:  # a sample without events (every frame failed): no statistics, no levels
         return (np.zeros((0, c), np.float32),) * 3
-    ring = background_sample(x, 2, "ring", max(2, s // 8))
+    ring = background_sample(x, 2, "ring", max(2, min(h, w) // 8))
     background, noise = background_and_noise(ring, "nearest")
-    q = s // 4
-    centre = x[:, :, q:s - q, q:s - q].reshape(n, c, -1)
+    # The central half of each side (a crop as it came may be far from square: a strip cut
+    # at a frame's edge 80 px tall and 8 wide), never less than a pixel.
+    qh, qw = min(h // 4, (h - 1) // 2), min(w // 4, (w - 1) // 2)
+    centre = x[:, :, qh:h - qh, qw:w - qw].reshape(n, c, -1)
     top = np.percentile(centre, CELL_PERCENTILE, axis=2)
     return background, noise, top

@@ -173,3 +173,17 @@ def test_median_and_mad_on_torch_tensors_are_numpys(rng):
         centre, sigma = median_and_mad_sigma(x)
         np.testing.assert_allclose(t_centre, centre, rtol=1e-6)
         np.testing.assert_allclose(t_sigma, sigma, rtol=1e-5, atol=1e-7)
+
+
+def test_crop_statistics_of_a_crop_far_from_square():
+    """A strip cut at a frame's edge (80 px tall, 1 to 8 wide) has a centre to read: its
+    statistics were an IndexError that took a whole crop folder down."""
+    from ctcnet.core.robust import crop_statistics
+
+    rng = np.random.default_rng(0)
+    for width in (1, 2, 3, 8, 80):
+        strip = rng.normal(100, 5, (2, 3, 80, width)).astype(np.float32)
+        strip[:, 1, 38:42, :] = 400  # a bright row across the middle
+        background, noise, top = crop_statistics(strip)
+        assert background.shape == noise.shape == top.shape == (2, 3)
+        assert np.isfinite(top).all() and (top[:, 1] > background[:, 1]).all()
