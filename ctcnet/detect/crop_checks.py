@@ -288,3 +288,17 @@ def _by_reason(errors: list[InputError]) -> str:
             for reason, p in list(paths.items())[:BAD_CROPS_NAMED]]
     rest = sum(len(p) for p in list(paths.values())[BAD_CROPS_NAMED:])
     return "; ".join(told) + (f"; and {rest} more" if rest else "")
+
+
+def named_in_utf8(files: list, folder) -> list:
+    """``files``, refusing by name the first whose path under ``folder`` is not UTF-8 (bytes
+    another system's encoding wrote): its name cannot go into the predictions table, and the
+    run failed writing it after classifying every crop."""
+    for path in files:
+        try:
+            str(path.relative_to(folder)).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(f"file name {ascii(bytes(path.relative_to(folder)))} is not "
+                             "valid UTF-8: rename it (its name goes into the predictions "
+                             "table)", folder) from None
+    return files

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ctcnet.detect.crop_checks import CropNotes
+from ctcnet.detect.crop_checks import CropNotes, named_in_utf8
 from ctcnet.detect.crop_writing import (  # noqa: F401 (the layout's writers, read from here too)
     MANIFEST_COLUMNS,
     SAMPLE_SEPARATOR,
@@ -160,12 +160,12 @@ def _say_unlisted(root: Path, listed: list[Path]) -> None:
 
 
 def _crop_files(folder: Path, recursive: bool) -> list[Path]:
-    """The image files in ``folder`` (and, ``recursive``, in its subfolders), sorted. Hidden
-    files and folders are left out: macOS writes a "._name.tif" resource fork beside each file
-    on foreign disks, which is no image."""
+    """The image files in ``folder`` (and, ``recursive``, its subfolders'), sorted, hidden ones
+    left out (macOS writes a "._name.tif" resource fork beside each file on foreign disks)."""
     found = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(f for f in found if f.suffix.lower() in IMAGE_SUFFIXES and not f.is_dir()
+    kept = sorted(f for f in found if f.suffix.lower() in IMAGE_SUFFIXES and not f.is_dir()
                   and not any(part.startswith(".") for part in f.relative_to(folder).parts))
+    return named_in_utf8(kept, folder)
 
 
 def warn_if_each_crop_its_own_sample(sample_ids: Sequence[str], root) -> None:

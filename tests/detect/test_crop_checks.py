@@ -51,3 +51,15 @@ def test_a_black_composite_is_blank_a_dark_one_is_not(tmp_path):
         load_crops(read_crop_index(folder))
     (folder / "ctc" / "b.png").unlink()
     assert load_crops(read_crop_index(folder)).shape == (1, 3, 40, 40)
+
+
+def test_a_crop_whose_name_is_not_utf8_is_refused_by_name(crops):
+    """A Latin-1 name (bytes cell\\xe9.tif): refused as the folder is read, naming it, not a
+    traceback after every crop was classified, as the predictions table was written."""
+    import os
+
+    index = read_crop_index(crops)
+    folder = index.paths[0].parent
+    os.rename(index.paths[0], os.path.join(os.fsencode(folder), b"cell\xe9.tif"))
+    with pytest.raises(InputError, match=r"file name b'\w+/cell\\xe9.tif' is not valid"):
+        read_crop_index(crops)
