@@ -23,9 +23,7 @@ likely in another order, warned of) is :mod:`ctcnet.detect.crop_checks`.
 
 from __future__ import annotations
 
-import csv
 import difflib
-import io
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -45,6 +43,7 @@ from ctcnet.detect.crop_writing import (  # noqa: F401 (the layout's writers, re
 )
 from ctcnet.detect.cropping import report_fit, to_model_scale
 from ctcnet.detect.folder_kinds import is_predict_output, nested_scan, not_a_crop_folder
+from ctcnet.detect.manifest_file import manifest_rows
 from ctcnet.detect.pixel_size import (
     PIXEL_SIZE_AUTO,
     PIXEL_SIZE_FIT,
@@ -342,14 +341,9 @@ def estimated_pixel_size(index: CropIndex, sample: int = 400,
 def _read_manifest(manifest: Path):
     check_regular_file(manifest, "manifest.csv")  # a FIFO would block, a device fill memory
     try:
-        # utf-8-sig: Excel saves CSV with a byte-order mark, which would glue onto "path".
-        reader = csv.DictReader(io.StringIO(manifest.read_text(encoding="utf-8-sig")))
-        rows = list(reader)
-    except (OSError, csv.Error, UnicodeDecodeError) as err:
+        rows = manifest_rows(manifest)
+    except OSError as err:
         raise InputError(f"cannot read manifest: {err}", manifest) from None
-    if not {"path", "label"} <= set(reader.fieldnames or ()):
-        raise InputError("manifest.csv needs the columns path,label[,sample_id][,split]",
-                         manifest)
     if not rows:
         raise InputError("manifest.csv lists no crops (its header alone)", manifest)
     root = manifest.parent.resolve()

@@ -63,3 +63,20 @@ def test_a_crop_whose_name_is_not_utf8_is_refused_by_name(crops):
     os.rename(index.paths[0], os.path.join(os.fsencode(folder), b"cell\xe9.tif"))
     with pytest.raises(InputError, match=r"file name b'\w+/cell\\xe9.tif' is not valid"):
         read_crop_index(crops)
+
+
+@pytest.mark.parametrize("text, said", [
+    ("path,label,sample_id,split\nctc/a.tif,ctc,extra,s1,\n", "line 2 has 5 fields where its "
+                                                              "header has 4"),
+    ("path;label\nctc/a.tif;ctc\n", "separated by semicolons"),
+    ("path,label\nctc/caf\xe9.tif,ctc\n".encode("latin-1"), r"not UTF-8 \(line 2"),
+])
+def test_a_manifest_slip_is_named_at_its_line(tmp_path, text, said):
+    """A row with a field too many read its sample id and split from the wrong columns (a
+    patient named "extra"), silently; a semicolon CSV and a Latin-1 file are named as such."""
+    from ctcnet.detect.manifest_file import manifest_rows
+
+    path = tmp_path / "manifest.csv"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(InputError, match=said):
+        manifest_rows(path)

@@ -1,0 +1,47 @@
+"""A crop folder's ``manifest.csv`` read into rows, or refused with the slip named at its line:
+a row with more fields than the header (its sample id and split would be read from the wrong
+columns: a patient named "extra"), a file a spreadsheet saved with semicolons (a European
+locale's CSV), one not in UTF-8 (a byte offset told nobody which line)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from ctcnet.errors import InputError
+
+COLUMNS_TEXT = "path,label[,sample_id][,split]"
+
+
+def manifest_rows(manifest: Path) -> list[dict]:
+    """The manifest's rows (each a mapping of its header's columns), after the checks above."""
+    raw = manifest.read_bytes()
+    try:
+        # utf-8-sig: Excel saves CSV with a byte-order mark, which would glue onto "path".
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise InputError(f"manifest.csv is not UTF-8 (line {line}: byte "
+                         f"{raw[err.start:err.start + 1]!r}): save it as UTF-8 (a "
+                         "spreadsheet's 'CSV UTF-8')", manifest) from None
+    reader = csv.DictReader(io.StringIO(text))
+    try:
+        header = reader.fieldnames or []
+        if not {"path", "label"} <= set(header):
+            semicolons = len(header) == 1 and ";" in header[0]
+            raise InputError(f"manifest.csv needs the columns {COLUMNS_TEXT}"
+                             + (f" separated by commas; its header is {header[0]!r}, separated "
+                                "by semicolons (a spreadsheet's CSV in a European locale): "
+                                "save it with commas" if semicolons else ""), manifest)
+        rows = []
+        for row in reader:
+            if None in row:  # fields past the header's: every column after them misread
+                raise InputError(f"line {reader.line_num} has "
+                                 f"{len(header) + len(row[None])} fields where its header has "
+                                 f"{len(header)} ({', '.join(header)}): a comma too many?",
+                                 manifest)
+            rows.append(row)
+    except csv.Error as err:
+        raise InputError(f"cannot read manifest: {err}", manifest) from None
+    return rows
