@@ -206,3 +206,18 @@ def test_a_pixel_size_in_nm_or_mm_is_said_in_um():
         load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.00064})
     with pytest.raises(ValueError, match=r"in nm\? that is 0\.64 um per pixel"):
         pixel_size_option("640")
+
+
+@pytest.mark.parametrize("value_range", [[-100, 4095], [-32768, 32767], [0, 1e300]])
+def test_a_value_range_no_camera_has_is_refused(value_range):
+    """A negative low end or a top past 32 bits was read on (a 1e300 top with numpy's
+    overflow warnings): refused, naming the channel."""
+    from ctcnet.io.panel import Panel
+
+    def panel(ck_range):
+        return {"pixel_size_um": 0.64, "channels": [
+            {"name": "DAPI"}, {"name": "CK", "value_range": ck_range}, {"name": "CD45"}]}
+
+    with pytest.raises(InputError, match="channel CK: value_range .* is no camera's"):
+        Panel.from_dict(panel(value_range))
+    Panel.from_dict(panel([0, 65535]))
