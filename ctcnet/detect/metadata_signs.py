@@ -134,6 +134,8 @@ SURE_CONFIDENCE = 0.9
 MIN_NUCLEI = 20
 NUCLEUS_UM = (4.7, 14.0)
 SCAN_NUCLEUS_UM = 7.0
+# A crop narrower than this holds no whole cell (a tight export is ~1.3 cell diameters wide).
+CELL_MIN_UM = 8.0
 
 
 def spread_rows(rows: np.ndarray, count: int, whole: np.ndarray | None = None) -> np.ndarray:
@@ -357,10 +359,12 @@ class CropFolderSigns:
                          .tolist()) if total else set()
         self.sample_ids = sample_ids
         self.nuclei: dict[str, list[float]] = {}  # per sample, the nuclei measured (um)
+        self.fields: list[float] = []  # the crops' narrower side, in um
 
     def add(self, i: int, crop: np.ndarray, pixel_size_um: float) -> None:
         """Read crop ``i`` ((C, H, W) in the panel's planes) if it is one of the sample."""
         if i in self.picks:
+            self.fields.append(min(crop.shape[1:]) * float(pixel_size_um))
             signs = frame_signs(crop[None], self.panel, pixel_size_um, 1)
             self.signs.append(signs)
             if signs is not None and self.sample_ids is not None:
@@ -372,7 +376,16 @@ class CropFolderSigns:
         found = metadata_problems(self.signs, self.panel, self.pixel_size_um, "crops",
                                   whole_sample=False)[0]
         apart = samples_off_scale(self.nuclei)
-        return found + ([apart] if apart else [])
+        # Crops narrower than a nucleus at the stated pixel size hold no whole one to measure:
+        # a pixel size ten times too small read every crop as debris, unsaid.
+        field = float(np.median(self.fields)) if self.fields else None
+        narrow = [f"the crops are {field:.1f} um across (median) at the stated pixel size "
+                  f"of {self.pixel_size_um:g} um, too narrow to hold a cell (a nucleus alone "
+                  f"is {NUCLEUS_UM[0]:g}-{NUCLEUS_UM[1]:g} um): is that pixel size right "
+                  "(panel.json's pixel_size_um, or --pixel-size)? Cells read at the wrong "
+                  "scale are called by the wrong sizes"] if field is not None and \
+            field < CELL_MIN_UM and self.pixel_size_um is not None else []
+        return found + ([apart] if apart else []) + narrow
 
 
 # A sample's nuclei (SAMPLE_NUCLEI or more measured) whose median differs from the folder's

@@ -337,3 +337,17 @@ def test_a_frame_is_read_at_whole_cells_spread_over_it_not_at_its_first_event(le
         assert signs["nucleus"][2] == 0 and signs["nucleus"][0] == signs["read"] > 0
     # A frame whose every crop is cut is still read (its events are all it has).
     assert frame_signs(half, panel, PX, 60, np.zeros(60, bool))["read"] == 2
+
+
+def test_crops_too_narrow_for_a_cell_at_the_stated_pixel_size_are_said():
+    """panel.json's pixel size ten times too small (0.064 for 0.64): 80 px crops read 5 um
+    across, no nucleus whole in them to measure, and every crop was called debris unsaid."""
+    from ctcnet.detect.metadata_signs import CropFolderSigns
+    from ctcnet.io.panel import default_panel
+
+    crops = np.full((30, 5, 80, 80), 100, np.float32)
+    for px, said in ((0.064, True), (0.64, False)):
+        signs = CropFolderSigns(default_panel(), len(crops), px)
+        for i, crop in enumerate(crops):
+            signs.add(i, crop, px)
+        assert any("too narrow to hold a cell" in line for line in signs.problems()) == said
