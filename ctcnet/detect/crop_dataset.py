@@ -355,7 +355,9 @@ def _read_manifest(manifest: Path):
             raise InputError(f"line {n}: empty path or label, or no file name", manifest)
         path = _manifest_path(root, row["path"])
         if not path.is_relative_to(root):
-            raise InputError(f"line {n}: path {row['path']!r} points outside the dataset folder",
+            link = root / row["path"]  # one inside that is a link is said as one
+            raise InputError(f"line {n}: path {row['path']!r} points outside the dataset folder"
+                             + (f" (a link to {link.readlink()})" if link.is_symlink() else ""),
                              manifest)
         if path in first_line:
             # Counted twice it would weigh double in training and metrics; with two labels
