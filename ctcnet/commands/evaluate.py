@@ -447,5 +447,6 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
               if k == name or held or g["wrong_calls"])
              + f"; {guard['flag_share']:.1%} of events flagged by the guard alone"
              if guard else ""))
-    print(f"report: {args.out}/counts.json, {args.out}/counts.png")
+    out = str(args.out).rstrip("/") or "/"
+    print(f"report: {out}/counts.json, {out}/counts.png")
     return 0

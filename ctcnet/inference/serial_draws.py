@@ -146,7 +146,8 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
         else {}
     drawn_at = info.get(date_key) if date_key else None
     if date_key and drawn_at is None:
-        notes.append(f"cartridge.json has no {date_key!r}")
+        notes.append(f"cartridge.json had no {date_key!r} as predict read it (summary.json's "
+                     "cartridge_info; added since: rerun predict, which keeps the counts)")
     against = "n/a" if rate is None else "at or above" if rate >= cutoff else "below"
     fingerprint = summary.get("run_fingerprint")
     fingerprint = fingerprint if isinstance(fingerprint, dict) else {}
