@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ctcnet.core.printable import spreadsheet_cell
-    from ctcnet.inference.counts import per_volume_text
+    from ctcnet.inference.counts import interval_text, per_volume_text
     from ctcnet.inference.serial_draws import DEFAULT_CUTOFF, OTHER_SCANNERS, compare_draws
     from ctcnet.io.atomic import atomic_write_text, check_output_file
 
@@ -58,8 +58,7 @@ def run(args: argparse.Namespace) -> int:
     shared = [n for n in draws[0].notes if n.startswith(OTHER_SCANNERS[:30])]
     for d in draws:
         rate = "n/a" if d.per_7_5_ml is None else (
-            f"{per_volume_text(d.per_7_5_ml)} (95 % {per_volume_text(d.low)}-"
-            f"{per_volume_text(d.high)})")
+            f"{per_volume_text(d.per_7_5_ml)} (95 % {interval_text(d.low, d.high, '-')})")
         line = f"{d.draw}. {d.name}" + (f" ({d.drawn_at})" if d.drawn_at else "") + (
             ": no result" if d.count is None else
             f": {args.class_name} {d.count} in {d.blood_volume_read_ml} mL, {rate} per "

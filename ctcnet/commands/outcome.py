@@ -201,9 +201,9 @@ def run_outcome(summaries, lines: list[str], set_aside: dict, quiet: bool, faile
 
 def _interval_text(bounds) -> str:
     """" (95 % 0.30-9.03)" for a rate's interval, "" where there is none."""
-    from ctcnet.inference.counts import per_volume_text
+    from ctcnet.inference.counts import interval_text
 
     if not isinstance(bounds, (list, tuple)) or len(bounds) != 2 or \
             not all(isinstance(b, (int, float)) for b in bounds):
         return ""
-    return f" (95 % {per_volume_text(bounds[0])}-{per_volume_text(bounds[1])})"
+    return f" (95 % {interval_text(bounds[0], bounds[1], '-')})"

@@ -127,6 +127,13 @@ def interval_at_two_decimals(low: float, high: float) -> tuple[float, float]:
     return outward(low + 1e-9, ROUND_FLOOR), outward(high - 1e-9, ROUND_CEILING)
 
 
+def interval_text(low: float, high: float, joint: str = " to ") -> str:
+    """A 95 % interval as every output prints it: its ends at two decimals, rounded outward
+    (:func:`interval_at_two_decimals`), as samples.csv holds them: ``0.61 to 9.04``."""
+    ends = interval_at_two_decimals(low, high)
+    return joint.join(f"{end:.2f}" for end in ends)
+
+
 def _per_class(mask: np.ndarray, calls: np.ndarray, classes: Sequence[str]) -> dict[str, int]:
     return {name: int((mask & (calls == name)).sum()) for name in classes}
 

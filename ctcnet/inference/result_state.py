@@ -17,7 +17,7 @@ A partial or failed sample says so whatever its review. Every page carries
 
 from __future__ import annotations
 
-from ctcnet.inference.counts import PER_ML, per_volume_text
+from ctcnet.inference.counts import PER_ML, interval_text, per_volume_text
 
 RESEARCH_USE = ("Research use only, not for diagnostic use. ctcnet is not a cleared test, "
                 "and its shipped models were trained on simulated scans only: validate the "
@@ -60,8 +60,14 @@ def _review(summary: dict) -> tuple[str, str]:
     who = f"{signoff.get('reviewer', '?')} on {signoff.get('signed_at', '?')}"
     if signoff_holds(summary):
         held = signoff.get("held_undecided") or 0
-        left = (f" ({held} call(s) held by the marker guard left undecided, as its note may "
-                "say)") if held else ""
+        decided, undecided = signoff.get("decided"), signoff.get("unreviewed")
+        # How much of the review list a person decided: a sign-off on 7 of 55 candidates read
+        # as final as one on all of them.
+        shown = (f" ({decided} of {decided + undecided} candidates decided, {undecided} left "
+                 "as called)" if isinstance(decided, int) and isinstance(undecided, int)
+                 and undecided else "")
+        left = shown + ((f" ({held} call(s) held by the marker guard left undecided, as its "
+                         "note may say)") if held else "")
         figures = _signed_figures(summary)
         return "signed off", (f"SIGNED OFF by {who}{left}: report the counts after review"
                               + (f": {figures}." if figures else "."))
@@ -102,8 +108,7 @@ def _signed_figures(summary: dict) -> str:
             continue
         bounds = intervals.get(name)
         parts.append(f"{name} {counts[name]} ({per_volume_text(rate)} per 7.5 mL"
-                     + (f", 95 % blood-draw interval {per_volume_text(bounds[0])} to "
-                        f"{per_volume_text(bounds[1])}"
+                     + (f", 95 % blood-draw interval {interval_text(*bounds)}"
                         if bounds else "") + ")")
     return ", ".join(parts)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ctcnet.core.json_text import strict_json
 from ctcnet.core.provenance import software_text
-from ctcnet.inference.counts import Counts, ReviewedCounts, per_volume_text
+from ctcnet.inference.counts import Counts, ReviewedCounts, interval_text, per_volume_text
 from ctcnet.inference.result_state import RESEARCH_USE, result_state, signoff_holds
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import atomic_path, atomic_write_text
@@ -133,7 +133,7 @@ def _cell(value) -> str:
     if value is None:
         return "n/a"
     if isinstance(value, list):  # an interval
-        return " to ".join(per_volume_text(end) for end in value)
+        return interval_text(*value)
     return per_volume_text(value) if isinstance(value, float) else str(value)
 
 

@@ -20,6 +20,11 @@ def test_the_review_decides_between_preliminary_signed_off_and_stale():
     held = result_state(summary(signoff={**signed, "held_undecided": 2}))["text"]
     assert "by ann on 2026-11-30T07:00:00+00:00 (2 call(s) held by the marker guard left " \
         "undecided" in held
+    # Signed off with most candidates undecided: how much a person decided is said.
+    some = result_state(summary(signoff={**signed, "decided": 7, "unreviewed": 48}))["text"]
+    assert "(7 of 55 candidates decided, 48 left as called)" in some
+    every = result_state(summary(signoff={**signed, "decided": 55, "unreviewed": 0}))["text"]
+    assert "candidates decided" not in every
     stale = result_state(summary(signoff={**signed, "status": "changed since"}))
     assert stale["state"] == "sign-off stale" and "review again" in stale["text"]
 

@@ -156,3 +156,15 @@ def test_a_row_names_the_build_that_counted_it():
     built = "ctcnet 0.1.0, commit f11e939705c7 (modified), code e28154d0fe69"
     row = next(csv.DictReader(io.StringIO(samples_csv([{**CLEAN, "software": built}]))))
     assert row["software"] == built and row["ctcnet_version"] == ""
+
+
+def test_an_interval_reads_alike_on_the_console_the_page_and_in_the_table():
+    """The page and the console said 17.79 to 39.28 where samples.csv said 39.29: every
+    output now rounds an interval outward."""
+    from ctcnet.inference.counts import interval_text
+
+    assert interval_text(0.6187, 9.0309) == "0.61 to 9.04"
+    assert interval_text(0.6187, 9.0309, "-") == "0.61-9.04"
+    row = next(csv.DictReader(io.StringIO(samples_csv([{
+        **CLEAN, "per_7_5_ml_interval": {"ctc": [0.6187, 9.0309], "cluster": None}}]))))
+    assert f"{row['per_7_5_ml_low_ctc']} to {row['per_7_5_ml_high_ctc']}" == "0.61 to 9.04"

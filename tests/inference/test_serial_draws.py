@@ -114,7 +114,7 @@ def test_the_command_prints_the_draws_writes_the_table_and_refuses_no_sample(
     assert main(["draws", str(first), str(second), "--out", str(tmp_path / "draws.csv"),
                  "--cutoff", "3"]) == 0
     printed = capsys.readouterr().out
-    assert "2. wk3: ctc 2 in 7.5 mL, 2.00 (95 % 0.24-7.22) per 7.5 mL, automatic; below 3 " \
+    assert "2. wk3: ctc 2 in 7.5 mL, 2.00 (95 % 0.24-7.23) per 7.5 mL, automatic; below 3 " \
         "(the interval spans it); from the previous: x0.15, p = 0.00739" in printed
     assert "the automatic count: not reviewed and signed off" in printed
     assert "p: exact test" in printed

@@ -355,10 +355,10 @@ def test_a_sign_off_with_no_decision_brings_the_run_index_up_to_date(crowded, tm
     low, high = entry["per_7_5_ml_interval"]["ctc"]
     assert f"report the counts after review: ctc {entry['counts']['ctc']} (" in \
         summary["result_state"]["text"]
-    from ctcnet.inference.counts import per_volume_text
+    from ctcnet.inference.counts import interval_text
 
-    assert f"95 % blood-draw interval {per_volume_text(low)} to {per_volume_text(high)})" in \
-        summary["result_state"]["text"]
+    assert f"95 % blood-draw interval {interval_text(low, high)})" in \
+        summary["result_state"]["text"]  # rounded outward, as samples.csv holds it
 
 
 def test_a_sign_off_is_written_beside_the_counts_and_shown_by_crops(crowded, tmp_path, serve,
