@@ -318,7 +318,9 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
                                                     s.tally.reported)),
                 ("cut by the frame border", _border_text(s)),
                 ("blood volume read", "n/a (no frame processed)" if not volume else
-                 f"{volume:.3g} mL of {s.blood_volume_ml:.3g} mL"),
+                 f"{volume:.3g} mL of {s.blood_volume_ml:.3g} mL"
+                 + (" (assumed: cartridge.json states none)"
+                    if s.blood_volume_stated is False else "")),
                 ("frames processed", f"{frames.processed} of {frames.total + frames.missing}"
                  + (f" ({frames.missing} missing from the scan folder)" if frames.missing
                     else "")),

@@ -149,3 +149,19 @@ def test_the_report_names_the_labs_own_record_of_the_scan(clean_run, tmp_path):
     assert data["ground_truth"] and "(simulated: a ground truth lies beside its frames)" in page
     write_html(tmp_path, RunSummary.from_dict({**data, "ground_truth": None}), gallery_info={})
     assert "simulated:" not in (tmp_path / "index.html").read_text()
+
+
+def test_the_page_says_an_assumed_blood_volume_beside_the_volume_read(clean_run, tmp_path):
+    """The rates rest on a volume cartridge.json did not state: said in the run's table as well
+    as the headline (a reader of the table saw 7.5 mL as stated)."""
+    import json
+
+    from ctcnet.inference.summary import RunSummary
+    from ctcnet.report.report_page import write_html
+
+    data = json.loads((clean_run["root"] / "clean" / "summary.json").read_text())
+    write_html(tmp_path, RunSummary.from_dict({**data, "blood_volume_stated": False}),
+               gallery_info={})
+    assert "(assumed: cartridge.json states none)" in (tmp_path / "index.html").read_text()
+    write_html(tmp_path, RunSummary.from_dict(data), gallery_info={})
+    assert "assumed: cartridge.json" not in (tmp_path / "index.html").read_text()
