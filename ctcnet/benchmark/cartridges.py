@@ -33,10 +33,21 @@ def simulate_base_cartridge(root: Path, frames: int, settings: BenchSettings, se
     """A simulated cartridge reused across runs (kept under the work folder)."""
     from ctcnet.simulate import simulate_cartridge  # scipy, pandas
 
-    marker = root / "ground_truth.csv"
-    if not marker.exists():
+    marker, stamp = root / "ground_truth.csv", root / "simulated_with.json"
+    # A --workdir kept from a run of other settings (--quick's small frames) holds another
+    # cartridge under the same name: drawn again, or its figures would be labelled these.
+    asked = {"frames": frames, "frame_shape": list(settings.frame_shape), "seed": seed,
+             "events_per_frame": settings.events_per_frame}
+    try:
+        same = marker.exists() and json.loads(stamp.read_text()) == asked
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        if root.exists():
+            shutil.rmtree(root)
         simulate_cartridge(root, num_frames=frames, frame_shape=settings.frame_shape, seed=seed,
                            events_per_frame=settings.events_per_frame)
+        atomic_write_text(stamp, json.dumps(asked) + "\n")
     return root
 
 
@@ -49,12 +60,18 @@ def linked_cartridge(base: Path, target: Path, frames: int, columns: int = 35, f
     Its cartridge.json says ``"repeated_frames": true``: predict would otherwise count each
     repeated frame once, as the same tile written under two names (``ctcnet.io.scan``)."""
     info_path = target / "cartridge.json"
+    # What it is made of: a --workdir kept between runs of other settings holds a cartridge of
+    # this name made of another base's frames (a quick run's small ones), made again then.
+    stamp = base / "simulated_with.json"
+    made_of = [str(base), stamp.read_text() if stamp.exists() else None]
     if info_path.exists():  # kept from an earlier run, perhaps from before the flag
         info = json.loads(info_path.read_text())
-        if info.get("repeated_frames") is not True:
-            atomic_write_text(info_path, json.dumps({**info, "repeated_frames": True},
-                                                    indent=2) + "\n")
-        return target
+        if info.get("made_of") == made_of:
+            if info.get("repeated_frames") is not True:
+                atomic_write_text(info_path, json.dumps({**info, "repeated_frames": True},
+                                                        indent=2) + "\n")
+            return target
+        shutil.rmtree(target)
     source = open_cartridge(base)
     target.mkdir(parents=True, exist_ok=True)
     for index in range(frames):
@@ -72,7 +89,7 @@ def linked_cartridge(base: Path, target: Path, frames: int, columns: int = 35, f
     write_cartridge_info(target, source.panel, sample_id or f"bench-{frames}", frames, rows,
                          columns,
                          (int(info.get("frame_height", 0)), int(info.get("frame_width", 0))),
-                         extra={"repeated_frames": True})
+                         extra={"repeated_frames": True, "made_of": made_of})
     return target
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ctcnet.commands.arg_types import whole_at_least
 from ctcnet.errors import InputError
+from ctcnet.io.atomic import check_output_folder
 
 HELP = "Measure speed and memory of the whole product on this machine."
 
@@ -25,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", default=None,
                         help="comma-separated cartridge sizes in frames (default "
                              "10,175,1000; with --quick 2,3)")
-    parser.add_argument("--repeats", type=int, default=None, help="repeats per measurement")
+    parser.add_argument("--repeats", type=whole_at_least(1, "--repeats is a whole number"),
+                        default=None, help="repeats per timed run of the classification, "
+                        "cartridge and peer measurements (the training section's are fixed)")
     parser.add_argument("--sections", default="classify,cartridge,train",
                         help="comma-separated subset of classify,cartridge,train")
     parser.add_argument("--workdir", type=Path, default=None,
@@ -47,15 +51,23 @@ def run(args: argparse.Namespace) -> int:
         except ValueError:
             raise InputError(f"--frames wants comma-separated integers, got {args.frames!r}"
                              ) from None
+        if min(settings.frame_counts) < 1:  # before any work, not after the first section
+            raise InputError(f"--frames: a cartridge needs at least 1 frame, got {args.frames}")
     if args.repeats:
         settings.repeats = settings.cartridge_repeats = settings.peer_repeats = args.repeats
     sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())
     unknown = set(sections) - {"classify", "cartridge", "train"}
-    if unknown:
-        raise InputError(f"unknown benchmark sections {sorted(unknown)}")
+    if unknown or not sections:
+        raise InputError(f"unknown benchmark sections {sorted(unknown)}" if unknown else
+                         "--sections names none of classify, cartridge, train")
     model = resolve_model(args.model, "torch") if args.model else default_model_path("torch")
     # Never docs/ unless asked: run in a checkout, that would replace the project's record.
     out = args.out or Path("benchmark-quick" if args.quick else "benchmark")
+    check_output_folder(out)  # before the measuring, not after it
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"cannot create the output folder: {err.strerror or err}", out) from None
     run_benchmark(Path(model), out, settings, args.workdir, sections)
     print(f"wrote {out / 'benchmarks.md'} and {out / 'benchmarks.json'}")
     return 0

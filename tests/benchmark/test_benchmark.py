@@ -326,3 +326,41 @@ def test_cpus_of_one_name_and_another_model_keep_records_of_their_own():
     # The newer model recorded again replaces its own entry only.
     again = with_machine(merged, {**newer, "measured": "day 3"})
     assert [m["measured"] for m in again["machines"]] == ["day 1", "day 3"]
+
+
+def test_a_workdir_kept_from_a_run_of_other_settings_is_not_read_as_this_ones(tmp_path):
+    """A --workdir kept from a --quick run held its small cartridge under the name a full run
+    reads: the full run's record showed it as 1384 x 1036 frames. Another base is drawn again,
+    and a cartridge linked from another base made again."""
+    import json
+
+    from ctcnet.benchmark import BenchSettings
+    from ctcnet.benchmark.cartridges import linked_cartridge, simulate_base_cartridge
+
+    quick = BenchSettings.quick_settings()
+    base = simulate_base_cartridge(tmp_path / "sim-2", 2, quick)
+    linked = linked_cartridge(base, tmp_path / "cartridge-2", 2)
+    first = json.loads((linked / "cartridge.json").read_text())["made_of"]
+    other = BenchSettings.quick_settings()
+    other.events_per_frame = quick.events_per_frame + 5
+    again = simulate_base_cartridge(tmp_path / "sim-2", 2, other)
+    assert json.loads((again / "simulated_with.json").read_text())["events_per_frame"] == \
+        quick.events_per_frame + 5
+    relinked = linked_cartridge(again, tmp_path / "cartridge-2", 2)
+    assert json.loads((relinked / "cartridge.json").read_text())["made_of"] != first
+
+
+def test_bad_benchmark_options_are_refused_before_any_measuring(tmp_path, capsys):
+    """--repeats 0 or -1 (a traceback), --sections '' (an empty record marked complete), an
+    --out that is a file (a traceback after the measuring): refused in a line, first."""
+    from ctcnet.cli import main
+
+    for args in (["--repeats", "0"], ["--repeats", "-1"]):
+        with pytest.raises(SystemExit):
+            main(["benchmark", *args])
+    assert main(["benchmark", "--sections", ""]) == 2
+    (tmp_path / "afile").write_text("")
+    assert main(["benchmark", "--quick", "--out", str(tmp_path / "afile")]) == 2
+    assert main(["benchmark", "--frames", "0", "--out", str(tmp_path / "o")]) == 2
+    assert not (tmp_path / "o").exists()
+    assert "is not a folder" in capsys.readouterr().err
