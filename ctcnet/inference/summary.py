@@ -369,7 +369,7 @@ def keep_previous_summary(out_dir: str | Path, keep_events: bool = False) -> Pat
     stamp = datetime.fromtimestamp(counted, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     kept = previous_folder(out_dir) / f"summary-{stamp}.json"
     for n in range(2, 1000):  # another summary of the same counts' time (a volume corrected)
-        if not kept.exists() or kept.read_text(encoding="utf-8") == text:
+        if not kept.is_file() or kept.read_text(encoding="utf-8") == text:
             break
         kept = kept.with_name(f"summary-{stamp}-{n}.json")
     try:

@@ -57,7 +57,7 @@ MARKER_ROLES = {
 
 # The channel drops already said (data, channels dropped, model's channels).
 _DROPS_SAID: set[tuple] = set()
-MAX_COUNT = 2.0 ** 32 - 1  # a value_range's top at most: 32 bits, the widest a camera writes
+MAX_COUNT = 3.4028234e38  # a value_range's top at most: float32's largest (a float scan's)
 # A pixel at or above this share of the top of its channel's value_range is saturated (clipped
 # by the camera or the export): the guard and the leak estimates leave it out of ratios.
 SATURATED_AT = 0.999
@@ -169,10 +169,10 @@ class Panel:
             if not 1 <= int(c.normalisation.get("ring_px", 10)) <= 64:
                 raise InputError(f"channel {c.name}: ring_px must be 1 to 64")
             lo, hi = c.value_range
-            if not hi > lo or lo < 0 or hi > MAX_COUNT:  # a camera's counts: 0 up to 32 bits
+            if not hi > lo or lo < 0 or hi > MAX_COUNT:  # counts: 0 up, float32 at most
                 raise InputError(f"channel {c.name}: value_range {list(c.value_range)} is " + (
-                    "empty" if not hi > lo else "no camera's: counts run from 0 to at most "
-                    "2^32 - 1 (a 12-bit scan [0, 4095], a 16-bit one [0, 65535])"))
+                    "empty" if not hi > lo else "no camera's: counts run from 0 up (a 12-bit "
+                    "scan [0, 4095], a 16-bit one [0, 65535]), float32's largest at most"))
             _check_leaks(c, self.names)
 
     @property

@@ -210,7 +210,7 @@ def test_a_pixel_size_in_nm_or_mm_is_said_in_um():
 
 @pytest.mark.parametrize("value_range", [[-100, 4095], [-32768, 32767], [0, 1e300]])
 def test_a_value_range_no_camera_has_is_refused(value_range):
-    """A negative low end or a top past 32 bits was read on (a 1e300 top with numpy's
+    """A negative low end or a top past float32's largest was read on (a 1e300 top with numpy's
     overflow warnings): refused, naming the channel."""
     from ctcnet.io.panel import Panel
 
