@@ -71,7 +71,12 @@ def run_benchmark(model_path: Path, out_dir: Path, settings: BenchSettings,
     _, spec = load_model(model_path)
     out_dir = Path(out_dir)
     kept, when = earlier_sections(out_dir, sections, settings.quick)
+    from ctcnet.core.provenance import software_record, software_text
+
+    # The build measured and the model, named in the record and its page (one version is
+    # every build of a release).
     record = {"created": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine_info(),
+              "software": software_text(software_record()),
               "load_average": load_average(), "model": str(model_path), "quick": settings.quick,
               "sections": list(sections), "settings": dict(vars(settings)), **kept}
     if when:

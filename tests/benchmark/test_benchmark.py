@@ -43,6 +43,10 @@ def test_quick_benchmark_writes_record(tmp_path, tiny_model):
                "--workdir", str(work)])
     assert rc == 0
     record = json.loads((out / "benchmarks.json").read_text())
+    # The build measured and the model are named in the record and on its page.
+    assert record["software"].startswith("ctcnet ")
+    assert f"Code: {record['software']}; model: {tiny_model.name}." in \
+        (out / "benchmarks.md").read_text()
     if record["cartridges"]["rows"][0]["backend"] == "onnx":  # with CUDA: torch, no export
         assert (work / tiny_model.name).read_bytes() == tiny_model.read_bytes()
     engines = {r["engine"] for r in record["classification"]["rows"]}
