@@ -18,7 +18,6 @@ from dataclasses import replace
 
 import numpy as np
 
-from ctcnet.core.paths import WRITTEN_LATELY_S
 from ctcnet.errors import InputError
 from ctcnet.io.images import CELLSEARCH_OFFSET, PSEUDO_12BIT_MAX
 from ctcnet.io.sources import FrameRef, get_source
@@ -47,7 +46,6 @@ SIZE_SLACK_PX = 1
 # writing the file's full size); a container's tile may end in its stitched scene's padding.
 UNFILLED_ROWS = 2
 ZERO_ELSEWHERE = 0.001
-UNFILLED_RECENT_S = WRITTEN_LATELY_S
 # A channel with more of its pixels than this at the top of its range is saturated: a bright CTC
 # saturated in CK covers a few hundred pixels of a million; a twentieth of the frame is an
 # overexposure or glare, under which cells cannot be told apart (wbc count 73 read as 45).
@@ -119,7 +117,7 @@ def check_frame_values(frame: np.ndarray, channels, path, fresh: bool = False) -
     in a 12-bit panel: the file is not what panel.json says, and the guard reads the range's
     top as the camera's saturation), or fractions far below it (a frame scaled to 0-1: its
     cells read as faint specks, called debris, and the count would be silently zero); and a
-    ``fresh`` frame (a file written in the last :data:`UNFILLED_RECENT_S` seconds) whose
+    ``fresh`` frame (a file written lately: :func:`ctcnet.core.paths.written_lately`) whose
     last rows of a channel are unfilled (:func:`_refuse_unfilled_rows`)."""
     flat = frame.reshape(frame.shape[0], -1)
     high, low = flat.max(axis=1), flat.min(axis=1)

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ctcnet.core.paths import written_lately
+from ctcnet.core.paths import WRITTEN_LATELY_S, written_lately
 from ctcnet.errors import InputError, PanelMismatchError, not_found
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 
@@ -61,7 +61,6 @@ from ctcnet.io.cartridge_info import (  # noqa: F401
 
 # The frame checks stay importable from here, where callers (crop datasets) find them.
 from ctcnet.io.frame_checks import (  # noqa: F401
-    UNFILLED_RECENT_S,
     check_frame_values,
     mark_copies,
     mark_odd_sizes,
@@ -270,7 +269,7 @@ def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge
         # sample reads partial, not 'ok' on a warning only a log holds; the same command run
         # once the scan is complete reads it whole.
         problems.append("no num_frames stated (cartridge.json), and frames were written in the "
-                        f"last {UNFILLED_RECENT_S / 60:.0f} minutes: if the scan is still being "
+                        f"last {WRITTEN_LATELY_S / 60:.0f} minutes: if the scan is still being "
                         "written, the frames present "
                         "are read as the whole scan; state num_frames (the scanner's "
                         "cartridge.json written first) or run again once the scan is complete")
