@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ctcnet.core.printable import PrintableFormatter, printable
+from ctcnet.core.printable import PrintableFormatter
 
 LOGS_DIR = "logs"
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -147,12 +147,11 @@ def note_exit(status: int, said: str | None = None) -> None:
     if not _ENDED_BY_ERROR:
         return
     path = _ENDED_BY_ERROR.pop()
-    now = time.time()
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
-    line = f"exit status {status}" + (f": {printable(said)}" if said else "")
+    line = f"exit status {status}" + (f": {said}" if said else "")
+    record = logging.LogRecord("ctcnet", logging.ERROR, __file__, 0, line, None, None)
     with contextlib.suppress(OSError):  # a full disk: the console said it
-        with open(path, "a", encoding="utf-8") as file:
-            file.write(f"{stamp} ERROR ctcnet: {line}\n")
+        with open(path, "a", encoding="utf-8") as file:  # as the log's own lines are written
+            file.write(_UtcFormatter(_FORMAT).format(record) + "\n")
 
 
 @contextlib.contextmanager
