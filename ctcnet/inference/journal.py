@@ -134,7 +134,7 @@ def _differing_keys(previous: dict, fingerprint: dict) -> list[str]:
     # (an earlier ctcnet's journal recorded no input folder: no difference of the scan's)
     return sorted(k for k in set(previous) | set(fingerprint)
                   if previous.get(k) != fingerprint.get(k)
-                  and not (k == "input" and "input" not in previous))
+                  and not (k == "input" and previous.get("input") is None))
 
 
 def _what_differs(previous, fingerprint: dict) -> str:
@@ -294,8 +294,7 @@ def _moved(previous, fingerprint: dict) -> str:
     """Where the earlier run read another input folder (and its frames are not all there
     unchanged): what that may be (the same scan copied, or another scan of the sample id),
     with what else differs."""
-    if not isinstance(previous, dict) or "input" not in _differing_keys(previous, fingerprint) \
-            or previous.get("input") is None:  # an earlier ctcnet's journal: no input recorded
+    if not isinstance(previous, dict) or "input" not in _differing_keys(previous, fingerprint):
         return ""
     others = _what_differs({**previous, "input": fingerprint.get("input")}, fingerprint)
     before, now = str(previous.get("input")), str(fingerprint["input"])

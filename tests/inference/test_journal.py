@@ -669,8 +669,9 @@ def test_an_earlier_journal_without_its_input_is_no_run_read_from_another_folder
 
     previous = {"model_sha256": "a" * 64}
     now = {"model_sha256": "b" * 64, "input": "/scans/cartA"}
-    assert _moved(previous, now) == ""
-    assert _what_differs(previous, now) == "model_sha256"
+    for earlier in (previous, {**previous, "input": None}):  # not recorded, or recorded none
+        assert _moved(earlier, now) == ""
+        assert _what_differs(earlier, now) == "model_sha256"
     assert "it read /scans/old" in _moved({**previous, "input": "/scans/old"}, now)
 
 
