@@ -230,6 +230,9 @@ class Panel:
         by name (``require_pixel_size``: a panel file must state its pixel size, never get
         CellSearch's 0.64 um by default)."""
         if isinstance(data, (list, tuple)):
+            if require_pixel_size:  # channels alone (or a panel in a list) state no size
+                raise InputError('a panel file is a JSON object ({"pixel_size_um": ..., '
+                                 '"channels": [...]}), not a list', source)
             data = {"channels": list(data)}
         if not isinstance(data, dict) or not isinstance(data.get("channels"), (list, tuple)):
             raise InputError("a panel is a mapping with a 'channels' list", source)
@@ -453,8 +456,10 @@ def read_metadata_text(path: str | Path) -> str:
     raise AssertionError("latin-1 decodes any bytes")  # pragma: no cover
 
 
-def _read_mapping(path: Path) -> Any:
-    """Read JSON or YAML into Python data, with a clear error on failure."""
+def read_mapping(path: str | Path) -> Any:
+    """Read JSON or YAML into Python data (panels, taxonomies, configs), with a clear error on
+    failure."""
+    path = Path(path)
     text = read_metadata_text(path)
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
@@ -480,7 +485,7 @@ def load_panel(source: str | Path | dict | list | Panel | None = None) -> Panel:
         path = path / "panel.json"
     if not path.exists():
         raise InputError("panel file not found", path)
-    return Panel.from_dict(_read_mapping(path), path, require_pixel_size=True)
+    return Panel.from_dict(read_mapping(path), path, require_pixel_size=True)
 
 
 def save_panel(panel: Panel, path: str | Path) -> None:
@@ -492,8 +497,3 @@ def default_panel() -> Panel:
     """The panel shipped with ctcnet (``ctcnet/data/default_panel.json``)."""
     text = resources.files("ctcnet.data").joinpath("default_panel.json").read_text()
     return Panel.from_dict(json.loads(text))
-
-
-def read_mapping(path: str | Path) -> Any:
-    """Public alias used by other loaders (taxonomy, configs)."""
-    return _read_mapping(Path(path))

@@ -39,6 +39,17 @@ def test_minimal_panel_json_is_accepted(tmp_path):
     assert Panel.from_dict(panel.to_dict()) == panel
 
 
+@pytest.mark.parametrize("listed", [["DAPI", "CK", "CD45"],
+                                    [{"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.5}]])
+def test_a_panel_file_that_is_a_list_is_refused_as_a_list(tmp_path, listed):
+    # Not "has no pixel_size_um": a panel wrapped in a list states one.
+    (tmp_path / "panel.json").write_text(json.dumps(listed))
+    with pytest.raises(InputError, match=r"panel.json: a panel file is a JSON object .* not a "
+                                         r"list"):
+        load_panel(tmp_path)
+    assert load_panel(["DAPI", "CK", "CD45"]).names == ["DAPI", "CK", "CD45"]  # from Python
+
+
 def test_panel_yaml_and_aliases(tmp_path):
     path = tmp_path / "panel.yaml"
     path.write_text("channels: [Hoechst, panCK, CD45, CD41, CD15, EpCAM]\npixel_size_um: 0.325\n")
