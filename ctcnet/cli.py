@@ -24,7 +24,7 @@ import threading
 import warnings
 
 from ctcnet import __version__
-from ctcnet.core.console_streams import console_kept_going
+from ctcnet.core.console_streams import console_kept_going, escape_unwritable_characters
 from ctcnet.core.printable import PrintableFormatter, printable
 from ctcnet.core.run_log import note_exit
 from ctcnet.errors import CtcnetError, Terminated
@@ -251,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     if refusal:
         print(f"ctcnet: error: {refusal}", file=sys.stderr)
         return 2
+    escape_unwritable_characters()  # a sample named Müller on an ASCII console
     parser = _parser_before_work()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # a misspelt option: refused with its command's usage, not ctcnet's own

@@ -3,7 +3,8 @@ pipe into a logger that died, ``2>/dev/full``, a full disk under a cron job's lo
 sent to the null device after the first failed write, said once through logging (to the run's
 own log in ``logs/`` where there is one), and the run goes on. Without it the first progress
 line raised, and a nightly batch made no output at all, or finished and exited 120 when the
-interpreter's last flush failed."""
+interpreter's last flush failed. A console whose encoding lacks a character (a name's ``ü`` under
+an ASCII locale) gets that character escaped, the rest of the line as it is."""
 
 from __future__ import annotations
 
@@ -32,7 +33,11 @@ class KeptGoingStream:
         if self.lost is not None:
             return len(text)
         try:
-            written = self._stream.write(text)
+            try:
+                written = self._stream.write(text)
+            except UnicodeEncodeError:  # a console whose encoding lacks a character (an ASCII
+                # locale, a legacy code page): that character escaped, the line still written
+                written = self._stream.write(escaped_for(self._stream, text))
             self._stream.flush()  # a failure shows here, not at a later, unrelated write
             return written
         except ValueError:  # closed by its owner (an in-process caller, after the command)
@@ -71,6 +76,26 @@ class KeptGoingStream:
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
+
+
+def escaped_for(stream, text: str) -> str:
+    """``text`` with the characters ``stream``'s encoding cannot write as Python escapes
+    (``M\\xfcller``)."""
+    encoding = getattr(stream, "encoding", None) or "ascii"
+    return text.encode(encoding, "backslashreplace").decode(encoding)
+
+
+def escape_unwritable_characters() -> None:
+    """The process's own stdout written as Python writes its stderr: a character its encoding
+    lacks as an escape (``M\\xfcller`` under an ASCII locale or a legacy code page), where the
+    first such name raised in the middle of a command. A caller's own stream is left as
+    given."""
+    stream = sys.stdout
+    if stream is sys.__stdout__ and stream is not None and hasattr(stream, "reconfigure"):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (ValueError, OSError):  # closed, or not a text file of its own
+            pass
 
 
 @contextmanager

@@ -3,6 +3,7 @@ read-only, its report not written for a full disk) is that sample's, said in run
 and never an "ok" line; a sample another run of the batch finished is no refusal."""
 
 import errno
+import io
 import json
 import logging
 import re
@@ -503,6 +504,21 @@ def test_a_console_that_cannot_be_written_does_not_stop_the_night(cart_and_model
     import sys
 
     assert sys.stderr is dead_err  # the streams it was given, after the command
+
+
+def test_a_sample_named_in_letters_an_ascii_console_lacks_is_said_escaped(cart_and_model,
+                                                                          tmp_path, monkeypatch):
+    """Under an ASCII locale a name's u-umlaut raised as the console's encoding error, read as
+    a closed console: every later line (the other samples' too) vanished, exit 0."""
+    scans, out = batch(cart_and_model, tmp_path)
+    edit_json(scans / "a" / "cartridge.json", sample_id="S_M\u00fcller")
+    console = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    monkeypatch.setattr("sys.stdout", console)
+    status = main(["predict", str(scans), "--out", str(out), "--no-report", "--prior",
+                   "balanced", *map(str, options(cart_and_model))])
+    console.flush()
+    said = console.buffer.getvalue().decode("ascii")
+    assert status == 0 and "S_M\\xfcller: ok" in said and "S_b: ok" in said
 
 
 def test_an_address_space_limit_the_libraries_hang_under_is_refused_before_they_load(
