@@ -6,6 +6,7 @@ is meant, with its value in um."""
 from __future__ import annotations
 
 import json
+import re
 
 
 def pixel_unit_hint(value: float) -> str:
@@ -32,6 +33,11 @@ def json_error_text(err: Exception, text: str) -> str:
                 f"{here!r}): remove it ({err})")
     if here == "'":
         return f"JSON quotes names and texts with double quotes (\"), not single ones ({err})"
+    comma = re.search(r"(\d+),\s*$", before)
+    if comma and here.isdigit() and err.msg.startswith("Expecting property name"):
+        number = comma.group(1) + "." + re.match(r"\d+", text[err.pos:]).group()
+        return (f"a decimal comma on line {before.count(chr(10)) + 1}? JSON writes a number "
+                f"with a point ({number}) ({err})")
     if err.msg.startswith("Expecting ',' delimiter") and "\n" in text[len(before):err.pos]:
         return (f"a comma missing at the end of line {before.count(chr(10)) + 1}? ({err})")
     return str(err)

@@ -166,6 +166,8 @@ def test_a_labs_own_keys_travel_only_as_json_any_reader_parses():
      "line 3 (JSON allows none before '}'): remove it"),
     ('{"sample_id": "P1"\n "blood_volume_ml": 7.5}', "a comma missing at the end of line 1?"),
     ("{'sample_id': 'P1'}", "double quotes"),
+    ('{"sample_id": "P1",\n "blood_volume_ml": 7,5\n}', "a decimal comma on line 2? JSON "
+     "writes a number with a point (7.5)"),
 ])
 def test_a_hand_edited_cartridge_json_names_its_slip(tmp_path, text, said):
     (tmp_path / "cartridge.json").write_text(text)
