@@ -75,8 +75,8 @@ def run_benchmark(model_path: Path, out_dir: Path, settings: BenchSettings,
 
     # The build measured and the model, named in the record and its page (one version is
     # every build of a release).
-    record = {"created": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine_info(),
-              "software": software_text(software_record()),
+    record = {"created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+              "machine": machine_info(), "software": software_text(software_record()),
               "load_average": load_average(), "model": str(model_path), "quick": settings.quick,
               "sections": list(sections), "settings": dict(vars(settings)), **kept}
     if when:

@@ -285,7 +285,7 @@ def run_check(model: Path, baseline_path: Path, settings: StageCheckSettings | N
             break
     result["seconds"] = round(time.perf_counter() - started, 1)
     if record:
-        result["measured"] = time.strftime("%Y-%m-%d %H:%M %Z")
+        result["measured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         if add_ratios and baseline is not None:
             result = with_new_ratios(baseline, result)
         elif add_machine and baseline is not None:

@@ -1,7 +1,7 @@
 """The slips a person makes editing a scan's metadata by hand (a scanner's XML copied into
 panel.json or cartridge.json), named so that the refusal says what to change: a JSON file's
-trailing or missing comma and single quotes, at their line; a pixel size in nm or mm where um
-is meant, with its value in um."""
+trailing or missing comma, single quotes and a decimal comma, at their line; a pixel size in
+nm or mm where um is meant, with its value in um."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 verdict on recorded multiples (no timing checks: speed goes in the benchmark)."""
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -143,11 +144,20 @@ def test_a_stopped_run_keeps_what_it_measured(tmp_path, tiny_model, monkeypatch)
 
     monkeypatch.setattr(record_module, "bench_cartridges", cartridges_then_stop)
     out = tmp_path / "docs"
-    with pytest.raises(KeyboardInterrupt):
-        bench.run_benchmark(tiny_model, out, bench.BenchSettings(quick=True),
-                            workdir=tmp_path / "work", sections=("cartridge", "train"),
-                            log=lambda _: None)
+    monkeypatch.setenv("TZ", "America/St_Johns")  # a half-hour zone: its "NST" was written
+    time.tzset()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            bench.run_benchmark(tiny_model, out, bench.BenchSettings(quick=True),
+                                workdir=tmp_path / "work", sections=("cartridge", "train"),
+                                log=lambda _: None)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
     record = json.loads((out / "benchmarks.json").read_text())
+    assert record["created"].endswith(" UTC")
+    made = time.mktime(time.strptime(record["created"], "%Y-%m-%d %H:%M:%S UTC"))
+    assert abs(made - time.mktime(time.gmtime())) < 600
     assert record["complete"] is False and "training" not in record
     assert [r["frames"] for r in record["cartridges"]["rows"]] == [10]
     text = (out / "benchmarks.md").read_text()
