@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("samples", nargs="+", metavar="SAMPLE",
                         help="predict output folders of one sample each (<--out>/<sample>), "
-                             "in the order the blood was drawn")
+                             "in the order the blood was drawn (a shell's wildcard lists "
+                             "WK12 before WK3: draws dated out of order are said)")
     parser.add_argument("--class", dest="class_name", default="ctc",
                         help="the counted class compared (default ctc)")
     parser.add_argument("--cutoff", type=positive, default=None, metavar="PER_7_5_ML",

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ctcnet.errors import InputError
@@ -185,6 +186,7 @@ def compare_draws(folders, class_name: str = "ctc", cutoff: float = DEFAULT_CUTO
     for i, draw in enumerate(draws[1:], start=1):
         _compare(draw, draws[i - 1], "change_from_previous", "p_from_previous")
         _compare(draw, draws[0], "change_from_first", "p_from_first")
+    _say_dates_out_of_order(draws)
     differ = settings_that_differ([f for _, f in read])
     scanners = sorted({d.pixel_size_um for d in draws if d.pixel_size_um is not None})
     for draw in draws:  # said in every row too: a table travels without the console
@@ -192,6 +194,31 @@ def compare_draws(folders, class_name: str = "ctc", cutoff: float = DEFAULT_CUTO
         if len(scanners) > 1:
             draw.notes.append(OTHER_SCANNERS.format(", ".join(f"{p:g}" for p in scanners)))
     return draws, differ
+
+
+def drawn_time(text: str | None) -> datetime | None:
+    """A draw's date or time as an ISO 8601 text states it (``2026-04-19``, with a time, with
+    an offset or ``Z``), as UTC where an offset is given; None where it is not such a text
+    (a day-first ``19.04.2026`` is shown as written, never guessed at)."""
+    try:
+        when = datetime.fromisoformat(str(text).strip())
+    except ValueError:
+        return None
+    return when.astimezone(timezone.utc) if when.tzinfo else when
+
+
+def _say_dates_out_of_order(draws: list[Draw]) -> None:
+    """A note on each draw dated before the draw given before it: the changes are computed
+    in the order given (a shell's wildcard lists WK12 before WK3), so a fall would read as a
+    rise. Dates with and without a time zone are compared by their day."""
+    dated = [(d, drawn_time(d.drawn_at)) for d in draws]
+    dated = [(d, t) for d, t in dated if t is not None]
+    mixed = len({t.tzinfo is None for _, t in dated}) > 1
+    for (before, t0), (draw, t1) in zip(dated, dated[1:]):
+        if (t1.date() < t0.date()) if mixed else (t1 < t0):
+            draw.notes.append(f"drawn before draw {before.draw} ({before.drawn_at}), given "
+                              "after it: the changes are read in the order given; give the "
+                              "draws in the order drawn")
 
 
 # What a series of draws from other scanners is said with (a row's note; the console's once).

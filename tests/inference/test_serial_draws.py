@@ -105,6 +105,30 @@ def test_a_tiny_p_is_kept_in_significant_figures_and_no_cell_in_either_draw_is_n
     assert any("7.5 mL assumed" in n for n in compare_draws([none, again])[0][1].notes)
 
 
+def test_draws_given_out_of_the_order_their_dates_say_are_said(clean_run, tmp_path):
+    """A shell's wildcard lists WK12 before WK3: the fall WK3 -> WK12 then read as a rise."""
+    dates = {"d0": "2026-03-29T01:30:00+01:00", "wk12": "2026-06-14", "wk3": "2026-04-19",
+             "wk7": "17.05.2026"}  # with an offset, a day alone, day-first (not read)
+    folders = []
+    for name, when in dates.items():
+        folder = _draw(clean_run, tmp_path, name, 4, 7.5)
+        info = json.loads((folder / "summary.json").read_text()).get("cartridge_info") or {}
+        edit_json(folder / "summary.json", cartridge_info={**info, "scan_date": when})
+        folders.append(folder)
+    draws, _ = compare_draws(folders, date_key="scan_date")
+    said = [[n for n in d.notes if "given after it" in n] for d in draws]
+    assert said == [[], [], ["drawn before draw 2 (2026-06-14), given after it: the changes "
+                             "are read in the order given; give the draws in the order drawn"],
+                    []]
+    in_order, _ = compare_draws([folders[0], folders[2], folders[1]], date_key="scan_date")
+    assert not any("given after it" in n for d in in_order for n in d.notes)
+    # Times with offsets are compared as instants: 01:30+01:00 is 00:30 UTC.
+    for when, said in (("2026-03-29T00:40:00Z", False), ("2026-03-29T00:20:00Z", True)):
+        edit_json(folders[1] / "summary.json", cartridge_info={"scan_date": when})
+        assert said == any("given after it" in n
+                           for n in compare_draws(folders[:2], date_key="scan_date")[0][1].notes)
+
+
 def test_the_command_prints_the_draws_writes_the_table_and_refuses_no_sample(
         clean_run, tmp_path, capsys):
     first = _draw(clean_run, tmp_path, "d0", 13, 7.5)
