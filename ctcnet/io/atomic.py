@@ -19,6 +19,7 @@ import os
 import re
 import socket
 import stat
+import sys
 import tempfile
 import threading
 import time
@@ -325,7 +326,8 @@ def refuse_overwriting_inputs(out: str | Path, inputs: Iterable[str | Path | Non
 def refuse_undecodable(path: str | Path, where: str = "--out") -> None:
     """Refuse, before any work, an output path whose name is not UTF-8 (bytes another
     system's encoding wrote): Parquet and the other writers take UTF-8 paths only, so the run
-    would fail at its first table, after its work."""
+    would fail at its first table, after its work; so is a name a non-UTF-8 locale would write
+    in its own encoding (``where``: the option or folder to choose again)."""
     full = Path(path).absolute()
     try:
         os.fsdecode(full).encode("utf-8")
@@ -338,6 +340,16 @@ def refuse_undecodable(path: str | Path, where: str = "--out") -> None:
             whose = f"the path of the folder it lies in ({full.parent}) is"
         raise InputError(f"{whose} not UTF-8, so the tables cannot be written under it; "
                          f"choose another {where} (a path in UTF-8)", path) from None
+    if on_disk(full) != os.fsdecode(full).encode("utf-8"):  # a Latin-1 locale's Müller
+        raise InputError(f"this system writes file names in {sys.getfilesystemencoding()}, "
+                         "and the tables' writer reads them as UTF-8: a name beyond ASCII "
+                         "would be another file to it; run in a UTF-8 locale "
+                         "(LC_ALL=C.UTF-8) or with PYTHONUTF8=1", path)
+
+
+def on_disk(path: Path) -> bytes:
+    """The bytes ``path`` is written as on disk (this system's file-name encoding)."""
+    return os.fsencode(path)
 
 
 def check_output_file(path: str | Path, where: str = "--out", example: str = "model.pt") -> None:

@@ -6,7 +6,7 @@ import os
 import shutil
 
 import pytest
-from conftest import predict
+from conftest import edit_json, predict
 
 from ctcnet.errors import InputError
 from ctcnet.io.cartridge_info import read_cartridge_info, safe_sample_id
@@ -68,6 +68,30 @@ def test_a_night_with_a_folder_name_that_is_not_utf8_runs_it_and_logs_its_bytes(
 
     with pytest.raises(InputError, match=r"the path of the folder it lies in \(.*out"):
         refuse_undecodable(os.path.join(bad, "res"))
+
+
+def test_a_sample_named_beyond_ascii_under_a_latin1_locale_is_set_aside_by_name(
+        cart_and_model, tmp_path, monkeypatch):
+    """Under LC_ALL=de_DE.ISO-8859-1 a sample Müller's folder was made in Latin-1 and its
+    tables written by Parquet under the UTF-8 name: a traceback at the first table, and a
+    run.json saying the same command resumes it."""
+    import ctcnet.io.atomic as atomic
+    from ctcnet.cli import main
+
+    monkeypatch.setattr(atomic, "on_disk", lambda path: os.fspath(path).encode("latin-1"))
+    scans = tmp_path / "scans"
+    for name, sample in (("a", "PAT-M\u00fcller"), ("b", "PAT-B")):
+        shutil.copytree(cart_and_model / "cart", scans / name)
+        edit_json(scans / name / "cartridge.json", sample_id=sample)
+    out = tmp_path / "out"
+    assert main(["predict", str(scans), "--out", str(out), "--model",
+                 str(cart_and_model / "model.pt"), "--device", "cpu", "--no-report",
+                 "--quiet"]) == 2
+    outputs = json.loads((out / "run.json").read_text())["outputs"]
+    said = {o["name"]: o.get("status") or o["set_aside"] for o in outputs}
+    assert said["PAT-B"] == "ok"
+    assert "writes file names in" in said["PAT-M\u00fcller"]
+    assert "PYTHONUTF8=1" in said["PAT-M\u00fcller"]
 
 
 def test_a_sample_id_of_lone_surrogates_is_refused_by_name(tmp_path):
