@@ -11,14 +11,33 @@ moved. Symbolic links are kept (not resolved): a link is how the lab named the f
 from __future__ import annotations
 
 import os
+import re
 import time
 import unicodedata
 from pathlib import Path
 
 
 def absolute(path: str | os.PathLike) -> str:
-    """``path`` absolute, with ``.`` and ``..`` taken out, as text."""
-    return os.path.normpath(Path(path).absolute())
+    """``path`` absolute, with ``.`` and ``..`` taken out as the disk reads them, as text: up
+    to its last ``..`` it is resolved (``link/..`` is the folder above the link's target, not
+    the folder the link lies in), the rest kept as given (a link's own name stays)."""
+    full = Path(path).absolute()
+    if ".." in full.parts:
+        last = len(full.parts) - full.parts[::-1].index("..")
+        full = Path(*full.parts[:last]).resolve().joinpath(*full.parts[last:])
+    return os.path.normpath(full)
+
+
+def unexpanded_home(path: str | os.PathLike) -> bool:
+    """Whether ``path`` begins with a ``~`` the shell left as it is (``"~/ctc results"`` in
+    quotes, a cron script's variable): a folder named ``~`` here, not the home folder it
+    means (and pandas, expanding it, would read the home folder's)."""
+    return re.match(r"~[\w.-]*(/|$)", os.fspath(path)) is not None
+
+
+# What a path of :func:`unexpanded_home` is refused or not found with.
+HOME_NOT_EXPANDED = ("it begins with a '~' the shell did not expand (in quotes?): write "
+                     "$HOME/... or the whole path (./~ for a folder named '~')")
 
 
 def name_key(name: str) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from ctcnet.core.paths import absolute
+from ctcnet.core.paths import HOME_NOT_EXPANDED, absolute, unexpanded_home
 from ctcnet.detect.crop_dataset import read_crop_index
 from ctcnet.detect.folder_kinds import is_predict_output
 from ctcnet.errors import CtcnetError, InputError
@@ -71,18 +71,19 @@ def resolve_inputs(inputs: Iterable[str | Path], say_skipped: bool = False
     subfolders that are none are named.
     """
     cartridges, datasets = [], []
-    for path in expand_list_files(inputs):  # list files read, a list naming itself refused
+    for given in expand_list_files(inputs):  # list files read, a list naming itself refused
         # Absolute: what run.json and a night's log say of a frame (skipped_because) names a
         # file whoever reads the alert can find, not one of the job's working folder.
-        path = Path(absolute(path))
+        path = Path(absolute(given))
         if is_cartridge(path):  # a folder, or one container file holding a whole scan
             cartridges.append(path)
         elif path.is_file() and claim(path) is not None:
             raise InputError("one frame of a cartridge: pass the cartridge folder holding it",
                              path)
         elif not path.is_dir():
-            raise InputError("input not found (a cartridge folder, a folder of cartridges, a "
-                             "list file, or a crop dataset)", path)
+            raise InputError(f"input not found: {HOME_NOT_EXPANDED}" if unexpanded_home(given)
+                             else "input not found (a cartridge folder, a folder of "
+                             "cartridges, a list file, or a crop dataset)", path)
         elif (path / "manifest.csv").exists() or (
                 (path / "panel.json").exists() and not _beside_cartridges(path, say_skipped)):
             datasets.append(path)

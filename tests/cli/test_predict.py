@@ -946,3 +946,21 @@ def test_a_frame_device_this_install_cannot_use_is_the_runs_refusal(cart_and_mod
                           *quiet_batch(cart_and_model))
     assert_one_line_error(status, err, "frame device 'cuda' needs torch")
     assert not (out / "run.json").exists() and not (out / "S_a").exists()
+
+
+def test_a_home_folder_the_shell_did_not_expand_is_said_not_written_beside(
+        cart_and_model, tmp_path, capsys, monkeypatch):
+    """`--out "~/ctc results"` (quoted in a cron script) wrote a folder named '~' here while
+    pandas read the sample's journal back from the home folder's: another scan's events, exit
+    0, where one was there."""
+    monkeypatch.chdir(tmp_path)
+    cart = cart_and_model / "cart"
+    args = predict_args(cart_and_model, cart)
+    args[args.index("--out") + 1] = "~/ctc results"
+    assert_one_line_error(*run_cli(capsys, *args), "begins with a '~' the shell did not expand")
+    args[1], args[args.index("--out") + 1] = "~/scans/S1", "out"
+    assert_one_line_error(*run_cli(capsys, *args), "input not found: it begins with a '~'")
+    assert not (tmp_path / "~").exists()
+    with pytest.raises(InputError, match="the shell did not expand"):
+        predict_cartridge(cart, load_backend(cart_and_model / "model.pt", device="cpu"),
+                          "~/ctc results/S1")
