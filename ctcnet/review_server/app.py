@@ -31,23 +31,17 @@ from ctcnet.report.colours import DEFAULT_PALETTE
 from ctcnet.review import decisions as D
 from ctcnet.review.signoff import HISTORY_FILE, SIGNOFF_FILE
 from ctcnet.review_server.sample import Sample
-from ctcnet.review_server.sample_states import ResultsBeingWritten, events_stamp
+from ctcnet.review_server.sample_states import (
+    ResultsBeingWritten,
+    being_written,
+    events_stamp,
+)
 from ctcnet.review_server.tiles import TileCutter
 
 log = logging.getLogger(__name__)
 
 AHEAD = 3         # tiles cut ahead: the first of a sample at start, the next after each one
 KEEP_SAMPLES = 4  # samples kept read (the least recently asked for goes first)
-
-
-def being_written(folder: Path) -> bool:
-    """Predict writes events.parquet first and summary.json last: an events table newer than
-    the summary (or either missing) is a run not finished."""
-    try:
-        return (folder / "events.parquet").stat().st_mtime_ns > \
-            (folder / "summary.json").stat().st_mtime_ns
-    except OSError:
-        return True
 
 
 class UnknownSample(LookupError):
@@ -108,7 +102,9 @@ class ReviewApp:
             folder = self.folders[name]
             if sample is not None and being_written(folder):
                 raise ResultsBeingWritten(f"the results of {name} are being written (ctcnet "
-                                          "predict running?); reload the page when it is done")
+                                          "predict running?), or the run writing them stopped "
+                                          "before it finished (run it again); reload the page "
+                                          "when it is done")
             try:
                 fresh = Sample(name, folder, self.scans, self.palette)
             except InputError as err:

@@ -70,6 +70,7 @@ from ctcnet.review_server.sample_states import (
     READ_ONLY_TEXT,
     DecisionsChanged,
     ResultsChanged,
+    being_written,
     events_stamp,
 )
 from ctcnet.review_server.signoff_checks import left_undecided
@@ -118,8 +119,10 @@ class Sample(SampleImages):
         self.write_counts()
 
     def is_current(self) -> bool:
-        """Whether the events table on disk is still the one this sample read."""
-        return events_stamp(self.folder) == self.stamp
+        """Whether the events table on disk is still the one this sample read, its summary
+        beside it (a rerun that stopped after withdrawing it left the table it read: a
+        decision or sign-off would be of a sample half replaced)."""
+        return events_stamp(self.folder) == self.stamp and not being_written(self.folder)
 
     @cached_property
     def candidate_rows(self) -> list[dict]:

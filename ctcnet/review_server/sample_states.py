@@ -35,6 +35,17 @@ READ_ONLY_TEXT = ("the results folder cannot be written (read-only media, an arc
                   "storage to review it")
 
 
+def being_written(folder: Path) -> bool:
+    """Predict writes events.parquet first and summary.json last: an events table newer than
+    the summary (or either missing) is a run not finished, still running or stopped (a
+    ``--overwrite`` killed after it withdrew the summary)."""
+    try:
+        return (folder / "events.parquet").stat().st_mtime_ns > \
+            (folder / "summary.json").stat().st_mtime_ns
+    except OSError:
+        return True
+
+
 def events_stamp(folder: Path) -> tuple[int, int, int] | None:
     """What identifies the events table on disk: predict replaces it whole (a new file) on
     every run, so a changed stamp means another run."""

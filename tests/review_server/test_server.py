@@ -935,6 +935,14 @@ def test_server_notices_a_new_run_and_refuses_requests_for_the_old(results, serv
     os.utime(sample / "events.parquet", ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 10 ** 9))
     status, data = request(server, "GET", "/api/P001/state")
     assert status == 503 and "being written" in json.loads(data)["error"]
+    # A rerun killed after it withdrew the summary, its events table not yet replaced: no
+    # decision or sign-off on a sample half replaced (both were recorded, answered 200).
+    os.utime(sample / "events.parquet", ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert request(server, "GET", "/api/P001/state")[0] == 200
+    (sample / "summary.json").rename(tmp_path / "withdrawn.json")
+    status, data = post_decision(server, first["event_id"], "reject", run_id=new["run_id"])
+    assert status == 503 and "stopped before it finished" in json.loads(data)["error"]
+    assert pd.read_csv(sample / "review.csv")["reviewer_call"].tolist() == [first["call"]]
 
 
 # ---------------------------------------------------------------------------------------------
