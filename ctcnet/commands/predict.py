@@ -161,6 +161,7 @@ def _run(args, log) -> int:
 
     options = predict_options(args)
     from ctcnet.inference.inputs import resolve_inputs
+    from ctcnet.inference.output_names import refuse_out_in_crop_folders
 
     out = Path(args.out)
     child = args.process_inputs is not None  # one process of a --processes run
@@ -168,6 +169,7 @@ def _run(args, log) -> int:
     if not inputs:  # (--allow-empty, and no input holds a cartridge)
         return _nothing_to_do(args, out, log)
     cartridges, datasets = resolve_inputs(inputs)
+    refuse_out_in_crop_folders(out, datasets)
     if args.pixel_size is not None and cartridges:
         import logging
 

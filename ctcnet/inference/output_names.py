@@ -70,6 +70,19 @@ def refuse_another_samples_folder(out_dir: Path, sample_id: str, overwrite: bool
                             "with --overwrite", out_dir)
 
 
+def refuse_out_in_crop_folders(out: Path, crop_folders: list[Path]) -> None:
+    """Refuse an ``--out`` that is a crop folder read, or lies inside one: its report's
+    gallery images were read as crops by every later run of the folder (refused for the
+    channels they lack), and the folder itself, holding run.json, read as a predict output."""
+    here = Path(absolute(out))
+    for folder in crop_folders:
+        if here.is_relative_to(absolute(folder)):
+            raise InputError(f"--out {'is' if here == Path(absolute(folder)) else 'lies in'} "
+                             f"the crop folder {folder}: its outputs (gallery images) would be "
+                             "read as its crops by the next run; choose an --out outside it",
+                             out)
+
+
 def without_alike_outputs(out: Path, items: list, record: dict | None,
                           name: Callable = lambda cartridge: cartridge.sample_id) -> list:
     """The inputs (cartridges; crop folders with ``name`` their folder's name) but those whose

@@ -964,3 +964,17 @@ def test_a_home_folder_the_shell_did_not_expand_is_said_not_written_beside(
     with pytest.raises(InputError, match="the shell did not expand"):
         predict_cartridge(cart, load_backend(cart_and_model / "model.pt", device="cpu"),
                           "~/ctc results/S1")
+
+
+@pytest.mark.parametrize("inside", [True, False])
+def test_an_out_in_or_equal_to_a_crop_folder_read_is_refused_before_any_output(
+        cart_and_model, crops, capsys, inside):
+    """Its gallery's images were read as crops by every later run of the folder, and the
+    folder, holding run.json, was then refused as a predict output."""
+    out = crops / "results" if inside else crops
+    before = sorted(p.name for p in crops.rglob("*"))
+    status, err = run_cli(capsys, "predict", crops, "--out", out, "--model",
+                          cart_and_model / "model.pt", "--device", "cpu", "--quiet")
+    assert_one_line_error(status, err, "the crop folder")
+    assert "choose an --out outside it" in err[0]
+    assert sorted(p.name for p in crops.rglob("*")) == before
