@@ -66,36 +66,52 @@ def run(args: argparse.Namespace) -> int:
                          f"{DATASET_FILE}); this folder holds other files", out)
     refuse_changed_frames(args.results, args.scans)  # the run read (and refused) first
     created = not out.exists()
-    check_writable(out)  # before any crop is cut
-    # Replacing: the new crops go to a folder beside it, swapped in once all are written, so a
-    # refusal or an interruption leaves the earlier crops as they were.
-    target = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent)) if replacing \
-        else out
+    check_writable(out)  # before any crop is cut (made here, empty until the crops go in)
+    # The crops go to a folder beside it, put in place once all are written: a refusal or an
+    # interruption leaves the earlier crops as they were (or no folder), and a second run
+    # into the same --out meanwhile finds it taken, not mixed with its own.
+    target = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         info = write_event_dataset(args.results, target, reviewed=args.reviewed,
                                    scans=args.scans, every_channel=args.all_channels)
-    except BaseException:
-        # A refused run (no review decisions, a moved scan) leaves no empty folder behind.
-        if replacing:
-            shutil.rmtree(target, ignore_errors=True)
-        elif created and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-        raise
-    if replacing:
         # The folder keeps the access it had (a lab group's 2775, say), not mkdtemp's 0700.
         target.chmod(stat.S_IMODE(out.stat().st_mode))
-        old = out.with_name(f"{target.name}.old")
-        out.rename(old)
-        try:
-            target.rename(out)
-        except OSError:  # the earlier crops back in their place, the new ones beside them
-            old.rename(out)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
+        _put_in_place(target, out, replacing)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        if created and out.is_dir() and not any(out.iterdir()):  # no empty folder left
+            out.rmdir()
+        raise
     counts = named_counts(info["class_counts"])
     print(f"{sum(info['class_counts'].values())} crops ({counts}) from "
           f"{len(info['sources'])} sample(s) -> {out}")
     return 0
+
+
+def _put_in_place(target, out, replacing: bool) -> None:
+    """``target`` (the crops written) renamed to ``out``; where ``replacing``, the earlier
+    folder swapped out first and removed after. ``out`` made by another run meanwhile is
+    refused, its crops kept."""
+    import errno
+
+    if replacing:
+        old = out.with_name(f"{target.name}.old")
+        out.rename(old)
+        try:
+            target.rename(out)
+        except OSError:  # the earlier crops back in their place
+            old.rename(out)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    try:
+        target.rename(out)  # onto the empty folder made for it
+    except OSError as err:
+        if err.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+            raise
+        raise InputError("another run wrote this folder while this one cut its crops: its "
+                         "files are kept; run again with --overwrite to replace them, or "
+                         "choose another --out", out) from None
 
 
 def refuse_changed_frames(results, scans=None) -> None:

@@ -44,6 +44,7 @@ what exists unless told to, and refusing a table that its summary or predict wou
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -73,6 +74,7 @@ from ctcnet.inference.rerun_outputs import file_stem, in_folder_exports
 from ctcnet.io.atomic import (
     atomic_write_bytes,
     check_output_folder,
+    exclusive_folder,
     refuse_existing,
     written_together,
 )
@@ -438,6 +440,15 @@ def export_events(results: str | Path, fcs: bool = True, geojson: bool = False,
         raise InputError(f"--geometry {geometry} shapes the GeoJSON detections: add --geojson")
     if out is not None:
         check_output_folder(out)
+    with contextlib.ExitStack() as held:
+        if out is not None:  # two exports at once into one --out: the second refused, not
+            held.enter_context(exclusive_folder(out, "export-events"))  # mixed in
+        return _export(results, fcs, geojson, out, overwrite, geometry)
+
+
+def _export(results, fcs: bool, geojson: bool, out, overwrite: bool, geometry: str
+            ) -> list[SampleExport]:
+    """:func:`export_events` once its options are checked (and its ``--out`` held)."""
     plans = plan_exports(results, fcs, geojson, out)
     refuse_existing([p for plan in plans for p in (plan.fcs, plan.geojson) if p is not None],
                     overwrite)

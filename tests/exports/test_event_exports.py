@@ -475,6 +475,21 @@ def test_cli_out_folder_and_one_sample_folder(run, tmp_path, capsys):
     assert not (results / SAMPLE / f"{SAMPLE}.fcs").exists()
 
 
+def test_an_export_into_an_out_another_export_is_writing_is_refused(run, tmp_path, capsys):
+    """Two exports at once into one --out (GeoJSON boxes and points) both said they wrote it;
+    the files left were one's alone."""
+    from ctcnet.io.atomic import exclusive_folder
+
+    results = copy_run(run, tmp_path / "results")
+    out = tmp_path / "exports"
+    with exclusive_folder(out, "export-events"):
+        status, err = run_cli(capsys, "export-events", results, "--geojson", "--fcs", "--out",
+                              out)
+        assert_one_line_error(status, err, "another ctcnet export-events")
+        assert [p.name for p in out.iterdir()] == [".ctcnet.lock"]  # nothing written
+    assert main(["export-events", str(results), "--geojson", "--out", str(out)]) == 0
+
+
 def test_cli_refuses_two_samples_that_would_share_a_file(run, tmp_path, capsys):
     results = copy_run(run, tmp_path / "results")
     another_sample(results, "Patient 17")

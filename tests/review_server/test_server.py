@@ -536,6 +536,35 @@ def test_every_event_is_cut_a_frame_at_a_time_after_a_check_of_the_disk(results,
     assert sorted(set(index.labels)) == sorted(set(events["class"]))
 
 
+def test_a_crops_run_into_an_out_another_run_filled_meanwhile_keeps_the_others(
+        results, tmp_path, monkeypatch, capsys):
+    """Two `crops` runs into one new --out at once both said they wrote it: one's dataset.json
+    beside the other's crops. The crops are written beside --out and put in place whole."""
+    from ctcnet.cli import main
+    from ctcnet.exports import event_crops
+
+    out = tmp_path / "results"
+    shutil.copytree(results / "results", out)
+    target = tmp_path / "ds"
+    cut = event_crops.write_event_dataset
+
+    def beaten(results_dir, folder, **kwargs):
+        assert folder.parent == tmp_path and folder.name.startswith(".ds.")  # not --out
+        info = cut(results_dir, folder, **kwargs)
+        (target / "dataset.json").write_text("{}")  # the other run finished first
+        return info
+
+    monkeypatch.setattr(event_crops, "write_event_dataset", beaten)
+    assert main(["crops", str(out), "--out", str(target)]) == 2
+    assert "another run wrote this folder" in capsys.readouterr().err
+    assert [p.name for p in target.iterdir()] == ["dataset.json"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ds.")]
+    monkeypatch.setattr(event_crops, "write_event_dataset", cut)
+    (target / "dataset.json").unlink()
+    assert main(["crops", str(out), "--out", str(target)]) == 0  # into an empty folder
+    assert (target / "dataset.json").stat().st_size > 2
+
+
 # ---------------------------------------------------------------------------------------------
 # Decisions keyed by run and position through the server: several servers, a re-run.
 
