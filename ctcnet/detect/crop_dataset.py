@@ -462,6 +462,8 @@ def crop_chunks(index: CropIndex, size: int | None = None,
     (:meth:`~ctcnet.detect.crop_checks.CropNotes.past_range_refusal`), as a model fitted from
     the crops would carry them.
     """
+    if size is not None and int(size) < 1:  # (0 read as "the first crop's")
+        raise InputError(f"the crop size must be a whole number of pixels, got {size!r}")
     errors, notes = [], CropNotes(index)
     cut = padded = 0
     for start in range(0, len(index), chunk):

@@ -46,6 +46,7 @@ from ctcnet.detect.resampling import (
     resample,
     resampled_size,
 )
+from ctcnet.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -259,8 +260,15 @@ def to_model_scale(crops, data_pixel_um: float | None, model_pixel_um: float | N
     Torch tensors come back as tensors on their device.
 
     Returns the crops and the pixels cut and padded per crop (both axes). Without pixel
-    sizes (either None) no resampling is done.
+    sizes (either None) no resampling is done; a size of 0 or less is refused (a caller's
+    -0.64 made every crop a padded speck, called debris).
     """
+    for what, um in (("the crops' pixel size", data_pixel_um),
+                     ("the model's pixel size", model_pixel_um)):
+        if um is not None and not (math.isfinite(float(um)) and float(um) > 0):
+            raise InputError(f"{what} must be a positive number of micrometres, got {um!r}")
+    if int(crop_size) < 1:
+        raise InputError(f"the crop size must be a whole number of pixels, got {crop_size!r}")
     factor = 1.0
     if data_pixel_um and model_pixel_um:
         factor = float(data_pixel_um) / float(model_pixel_um)

@@ -112,3 +112,23 @@ def test_window_weights_only_where_resampling_keeps_the_whole_crop():
         assert weights.shape[0] == 80 and weights.dtype == np.float32
         np.testing.assert_allclose(weights.sum(axis=1), 1, rtol=1e-5)  # each output a mean
     assert window_weights(10, 0.5, 8) is None  # 5 px: padded, left to to_model_scale
+
+
+@pytest.mark.parametrize("data_um, model_um, size", [(-1.0, 0.64, 80), (0.5, -0.64, 80),
+                                                     (0.0, 0.64, 80), (0.5, float("nan"), 80),
+                                                     (0.5, 0.64, 0)])
+def test_an_impossible_pixel_or_crop_size_is_refused_not_read_as_none(data_um, model_um, size):
+    """-0.64 made every crop a padded speck (called debris, with a padding warning); 0 was
+    read as "not given"."""
+    from ctcnet.errors import InputError
+
+    with pytest.raises(InputError, match="pixel size must be a positive|crop size must be"):
+        to_model_scale(np.ones((1, 3, 40, 40), np.float32), data_um, model_um, size)
+
+
+def test_load_crops_refuses_a_crop_size_of_zero(crops):
+    from ctcnet.detect.crop_dataset import load_crops, read_crop_index
+    from ctcnet.errors import InputError
+
+    with pytest.raises(InputError, match="crop size must be"):
+        load_crops(read_crop_index(crops), 0)
