@@ -70,20 +70,12 @@ def run(args: argparse.Namespace) -> int:
     """Run ``ctcnet export``: export a checkpoint to ONNX (fp32, fp16 or calibrated int8) and
     print the check report; returns the exit status."""
     # the library: imported when the command runs (see ctcnet.commands)
-    from pathlib import Path
 
     from ctcnet.deploy.export import export_onnx
-    from ctcnet.nn.registry import is_registry_name, resolve_model
 
-    # The default --out is beside the checkpoint: a shipped model's export among them, which
-    # export_onnx refuses to replace without --overwrite. A shipped model named (the wheel's
-    # files, wherever pip put them) is exported into the current folder instead.
-    checkpoint, out = args.checkpoint, args.out
-    if is_registry_name(checkpoint):
-        checkpoint = resolve_model(checkpoint, "torch")
-        out = out or Path(checkpoint.stem).with_suffix(".onnx")
+    # (A shipped model's name, or its checkpoint: exported into the current folder.)
     precision = "fp16" if args.fp16 else "int8" if args.int8 else "fp32"
-    report = export_onnx(checkpoint, out, opset=args.opset, precision=precision,
+    report = export_onnx(args.checkpoint, args.out, opset=args.opset, precision=precision,
                          calibration=args.int8, max_f1_drop=args.max_f1_drop, seed=args.seed,
                          overwrite=args.overwrite, markers=args.markers)
     print("\n".join(report.lines()))

@@ -23,6 +23,7 @@ import json
 import logging
 import tempfile
 import time
+import warnings
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -62,6 +63,7 @@ from ctcnet.io.atomic import (
 )
 from ctcnet.io.digests import file_sha256
 from ctcnet.nn.classifier import CTCClassifier, load_model, save_model
+from ctcnet.nn.registry import PACKAGE_MODELS, is_registry_name, resolve_model
 from ctcnet.nn.spec import SPEC_KEY, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -119,12 +121,27 @@ class ExportReport:
         return out
 
 
+def export_paths(model: str | Path, out: str | Path | None) -> tuple[Path, Path]:
+    """The checkpoint to export and the ONNX file to write: a model's name is its checkpoint
+    (wherever pip put it); the export goes beside the checkpoint, but for a model named or a
+    shipped checkpoint, whose export goes into the working folder (beside it lies the
+    shipped ONNX file, checksummed, which an export must never be invited to replace)."""
+    named = is_registry_name(model)
+    model = resolve_model(model, "torch") if named else Path(model)
+    if out:
+        return model, Path(out)
+    if named or model.resolve().parent == PACKAGE_MODELS.resolve():
+        return model, Path(f"{model.stem}.onnx")
+    return model, model.with_suffix(".onnx")
+
+
 def export_onnx(model_path: str | Path, out_path: str | Path | None = None, *,
                 opset: int = DEFAULT_OPSET, precision: str = "fp32",
                 calibration: str | Path | LabelledCrops | None = None,
                 max_f1_drop: float = MAX_F1_DROP_POINTS, seed: int = 0,
                 overwrite: bool = False, markers: bool = False) -> ExportReport:
-    """Export ``model_path`` (.pt / .ckpt) to ONNX at ``out_path`` (default: beside it).
+    """Export ``model_path`` (.pt / .ckpt, or a shipped model's name) to ONNX at ``out_path``
+    (default: beside it; a shipped model's, in the working folder: :func:`export_paths`).
 
     ``markers``: the graph also measures the guard's markers of each crop and, where the spec
     carries a marker fusion, gives the fused probabilities (:class:`OnnxGraph`); checked
@@ -144,8 +161,7 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, *,
     if int(opset) < MIN_OPSET:
         raise InputError(f"opset {opset} is not supported: the exporter writes opset {MIN_OPSET} "
                          "or newer (runs on onnxruntime 1.14 and later; ctcnet asks for 1.19)")
-    model_path = Path(model_path)
-    out_path = Path(out_path) if out_path else model_path.with_suffix(".onnx")
+    model_path, out_path = export_paths(model_path, out_path)
     refuse_overwriting_inputs(out_path, [model_path])
     check_output_file(out_path, example="model.onnx")
     refuse_existing([out_path], overwrite)
@@ -248,12 +264,18 @@ def _torch_export(graph: OnnxGraph, crops: np.ndarray, path: Path, opset: int) -
     example = torch.from_numpy(crops[:2].astype(np.float32))
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
     # Without torchvision (the default install) the exporter warns once per torchvision
-    # operator it cannot register; our graphs use none of them.
-    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
-    level = registration.level
-    registration.setLevel(logging.ERROR)
+    # operator it cannot register; our graphs use none of them. Its rewriters log every
+    # initializer they replace (80 lines an export under a notebook's logging at INFO).
+    quieted = [logging.getLogger(name) for name in (
+        "torch.onnx._internal.exporter._registration", "onnxscript", "onnx_ir")]
+    levels = [logger.level for logger in quieted]
+    for logger in quieted:
+        logger.setLevel(logging.ERROR)
     try:
-        with redirect_stdout(io.StringIO()):  # the exporter prints progress lines
+        with redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            # torch's own deprecation inside its exporter (LeafSpec), about no code of ours
+            warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`",
+                                    category=FutureWarning)
             program = torch.onnx.export(
                 graph, (example,), input_names=[INPUT_NAME],
                 output_names=list(graph.output_names),
@@ -267,7 +289,8 @@ def _torch_export(graph: OnnxGraph, crops: np.ndarray, path: Path, opset: int) -
         raise CtcnetError(f"ONNX export (opset {opset}) failed: "
                           f"{str(err).strip().splitlines()[0][:400]}") from err
     finally:
-        registration.setLevel(level)
+        for logger, level in zip(quieted, levels):
+            logger.setLevel(level)
     written = {o.domain: o.version for o in program.model_proto.opset_import}.get("")
     if written != int(opset):
         raise CtcnetError(f"asked for opset {opset} but the exporter wrote opset {written}")

@@ -342,3 +342,18 @@ def test_export_onnx_from_python_refuses_an_existing_file(tmp_path):
     assert onnx.read_bytes() == b"an export made earlier"
     export_onnx(model, overwrite=True)
     assert onnx.read_bytes() != b"an export made earlier"
+
+
+def test_a_shipped_model_exports_into_the_working_folder_from_python_too(tmp_path, monkeypatch):
+    """From Python, export_onnx("ctcnet-default") failed after the export (the name read as a
+    file), and a shipped checkpoint's default output was the package's own ONNX file, the
+    refusal inviting overwrite=True to replace it."""
+    from ctcnet.deploy.export import export_paths
+    from ctcnet.nn.registry import PACKAGE_MODELS
+
+    monkeypatch.chdir(tmp_path)
+    shipped = PACKAGE_MODELS / "ctcnet-default.pt"
+    assert export_paths("ctcnet-default", None) == (shipped, Path("ctcnet-default.onnx"))
+    assert export_paths(shipped, None) == (shipped, Path("ctcnet-default.onnx"))
+    assert export_paths(tmp_path / "lab.pt", None) == (tmp_path / "lab.pt", tmp_path / "lab.onnx")
+    assert export_paths("ctcnet-default", "x.onnx")[1] == Path("x.onnx")
