@@ -278,7 +278,7 @@ def checked_inputs(inputs: Iterable[str | Path], panel: Panel,
     that one bad cartridge does not cost a night's batch the others (``share_of_several``:
     these inputs are one process's share of a run of several, so even one alone is set
     aside)."""
-    inputs = list(inputs)
+    inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)  # one, alone
     cartridge_paths, datasets = resolve_inputs(inputs, say_skipped=True)
     record = set_aside_record(set_aside, len(cartridge_paths) + len(datasets), share_of_several
                               or is_batch(inputs, cartridge_paths, datasets))

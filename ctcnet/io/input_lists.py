@@ -9,6 +9,7 @@ OME-TIFF, CZI, ND2 or LIF holding a whole scan) is passed on as the scan it is.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -104,8 +105,11 @@ def expand_list_files(inputs: Iterable[str | Path],
     """``inputs`` with every list file replaced by what it names, recursively, in order.
 
     ``reading``: the lists being read around this call (resolved), to refuse a cycle by name.
-    Anything that is not a regular file (a folder, a missing path) is passed on as it is.
+    Anything that is not a regular file (a folder, a missing path) is passed on as it is. One
+    path given alone (``"carts"``, not ``["carts"]``) is that one input, not its letters.
     """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
     out: list[Path] = []
     for raw in inputs:
         path = Path(raw)

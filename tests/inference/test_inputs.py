@@ -524,3 +524,14 @@ def test_a_loop_giving_every_cartridge_one_folder_is_told_so(clean_run, cart, tm
     with pytest.raises(OutputFolderError, match=r"it holds the output of sample 'S1', not "
                                                 r"of 'P002': give each cartridge a folder"):
         predict(clean_run, cart, tmp_path / "results")
+
+
+def test_one_input_given_alone_is_that_input_not_its_letters(cart_and_model, tmp_path):
+    """predict_inputs("carts", ...) read "c", "a", ... and refused "c" as not found."""
+    from ctcnet.inference.backends import load_backend
+    from ctcnet.inference.predict import PredictOptions, predict_inputs
+
+    backend = load_backend(cart_and_model / "model.pt", device="cpu")
+    done = predict_inputs(str(cart_and_model / "cart"), tmp_path / "out", backend,
+                          PredictOptions(quiet=True, workers=0))
+    assert len(done) == 1 and done[0].status == "ok"
