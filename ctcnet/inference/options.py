@@ -6,12 +6,14 @@ asked for (:func:`spec_at_prior`). Used by the cartridge and crop-set entry poin
 from __future__ import annotations
 
 import logging
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ctcnet.detect.detection import DetectConfig
+from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel
 from ctcnet.nn.calls import (
     BALANCED_PRIOR,
@@ -50,73 +52,121 @@ class RunReport(Protocol):
 
 @dataclass
 class PredictOptions:
-    """How a run behaves; the defaults suit a 2-core CPU and scale up on a GPU node."""
+    """How a run behaves; the defaults suit a 2-core CPU and scale up on a GPU node.
 
-    batch_size: int | None = None  # crops per model call; None: the backend's (by device)
-    # Reader/detector threads; 0 = inline (clean per-stage timings); None = chosen by
-    # ``default_workers`` (2 on a 2-core CPU, up to 8 threads to feed a GPU).
+    Attributes
+    ----------
+    batch_size : int or None
+        Crops per model call; None: the backend's (by device).
+    workers : int or None
+        Reader/detector threads; 0 = inline (clean per-stage timings); None = chosen by
+        ``default_workers`` (2 on a 2-core CPU, up to 8 threads to feed a GPU).
+    frame_pool : str
+        Where the frame workers run (``ctcnet.inference.frame_workers``): "processes" (each
+        its own interpreter; crops handed over in shared memory), "threads", or "auto"
+        (processes for a cartridge of many frames on a machine of many cores; frames on a
+        torch device: threads).
+    prefetch : int
+        Frames prepared ahead of the classifier (bounds memory: ~60 MB a frame of 1384 x 1036
+        x 5 channels with its crops); at least one per frame thread.
+    frame_device : str
+        Where detection's whole-frame work and the cropping run: "auto" (on the model's GPU
+        when it runs on one, else numpy), "numpy", or a torch device ("cuda", "cuda:1"; "cpu"
+        runs the torch twin on the CPU, which tests use).
+    detect : DetectConfig
+        Detection's settings.
+    overwrite : bool
+        Discard an existing journal (an interrupted run's) instead of resuming it.
+    quiet : bool
+        No progress line; warnings are still logged (silence them through ``logging``).
+    gallery_per_frame, gallery_limit : int
+        Gallery crops kept per category a frame (so a runaway model cannot fill the disk) and
+        in the final gallery.
+    report : RunReport or None
+        What draws the review gallery and index.html once the tables are written
+        (``ctcnet.report.run_report``, as ``ctcnet predict`` passes it; handed in because the
+        report is a layer above this one); None: no report.
+    saliency : bool
+        A per-channel saliency row under each gallery tile. Off by default: it loads torch and
+        the checkpoint and runs the network backwards (on a GPU, cuDNN tunes kernels for every
+        new batch shape), a fixed cost of seconds per cartridge before its report is done;
+        the review server draws the same row on demand.
+    report_overlap : bool
+        Several cartridges (``predict_inputs``): draw each one's report in a background
+        worker while the next one's frames run (``ctcnet.inference.report_overlap``); False:
+        one after another. On a 2-core machine about the wall time of one after another
+        (1.01x: the frame loop leaves a core little idle time to fill), for ~260 MB in the
+        report process (docs/benchmarks.md, "Several cartridges"; ~570 MB more with
+        saliency); on a machine with cores to spare the report leaves the next cartridge's
+        path.
+    edge_cut_as : str or None
+        Class for events cut by the frame border (not intact, so never counted as CTCs); None
+        keeps the model's call. The model's own call stays in the ``model_class`` column.
+    compensate : bool or None
+        Take CK's spillover into the other marker channels off every crop before the model
+        (the guard and the gallery keep the crops as the scanner wrote them), measured on the
+        scan's own events (``ctcnet.inference.spillover``; per cartridge from
+        ``SPILLOVER_FRAMES`` frames spread over it, per sample_id on a crop set). None: as the
+        model was trained (``spec.compensated_input``).
+    prior : str or None
+        The class prior the calls are made at (``ctcnet.nn.calls.prior_rule``): None = the
+        input's default (cartridges: "cartridge", the model's fitted prevalence rule; crop
+        sets: "balanced", the plain most probable class), or "cartridge", "balanced", or
+        stated class frequencies "ctc=0.01,cluster=0.005".
+    pixel_size : float, str or None
+        Crop sets: um per pixel where panel.json does not state it, "auto" (estimated from the
+        nuclei, ``ctcnet.detect.pixel_size``) or "fit" (a scale per crop, its cell brought to
+        one size); None: panel.json's. Cartridges: not used.
+    marker_calls : bool
+        Crop sets: the markers take part in the call (``guard.crop_set_calls``: the model's
+        marker fusion, or the marker rule; a CD45+ event is never a CTC); False: the
+        network's call alone. Cartridges: not used (there the markers flag events for
+        review).
+    refresh_review : callable or None
+        Called with a cartridge's output folder once predict has released it: brings the
+        review counts and sign-off of review.csv and signoff.json back into the summary.json
+        and index.html predict rewrote (``ctcnet.review_server.refresh.refresh_reviewed``, as
+        ``ctcnet predict`` passes it; a layer above this one). None: the review server's next
+        start does.
+    on_frame_done : callable or None
+        Test hook: called with each journaled frame id (e.g. to interrupt a run
+        deterministically).
+    """
+
+    batch_size: int | None = None
     workers: int | None = None
-    # Where the frame workers run (ctcnet.inference.frame_workers): "processes" (each its own
-    # interpreter; crops handed over in shared memory), "threads", or "auto" (processes for a
-    # cartridge of many frames on a machine of many cores; frames on a torch device: threads).
     frame_pool: str = "auto"
-    # Frames prepared ahead of the classifier (bounds memory: ~60 MB a frame of 1384 x 1036 x
-    # 5 channels with its crops); at least one per frame thread.
     prefetch: int = 2
-    # Where detection's whole-frame work and the cropping run: "auto" (on the model's GPU when
-    # it runs on one, else numpy), "numpy", or a torch device ("cuda", "cuda:1"; "cpu" runs the
-    # torch twin on the CPU, which tests use).
     frame_device: str = "auto"
     detect: DetectConfig = field(default_factory=DetectConfig)
-    overwrite: bool = False     # discard an existing journal instead of resuming it
+    overwrite: bool = False
     quiet: bool = False
-    gallery_per_frame: int = 32  # per category, so a runaway model cannot fill the disk
-    gallery_limit: int = 200     # per category in the final gallery
-    # What draws the review gallery and index.html once the tables are written
-    # (``ctcnet.report.run_report``, as ``ctcnet predict`` passes it); None: no report. Handed in
-    # because the report is a layer above this one.
+    gallery_per_frame: int = 32
+    gallery_limit: int = 200
     report: RunReport | None = None
-    # A per-channel saliency row under each gallery tile. Off by default: it loads torch and
-    # the checkpoint and runs the network backwards (on a GPU, cuDNN tunes kernels for every
-    # new batch shape), a fixed cost of seconds per cartridge before its report is done; the
-    # review server draws the same row on demand.
     saliency: bool = False
-    # Several cartridges (predict_inputs): draw each one's report in a background worker while
-    # the next one's frames run (``ctcnet.inference.report_overlap``); False: one after another.
-    # On a 2-core machine about the wall time of one after another (1.01x: the frame loop
-    # leaves a core little idle time to fill), for ~260 MB in the report process
-    # (docs/benchmarks.md, "Several cartridges"; ~570 MB more with saliency); on a machine
-    # with cores to spare the report leaves the next cartridge's path.
     report_overlap: bool = True
-    # Class for events cut by the frame border (not intact, so never counted as CTCs); None
-    # keeps the model's call. The model's own call stays in the ``model_class`` column.
     edge_cut_as: str | None = "debris"
-    # Take CK's spillover into the other marker channels off every crop before the model (the
-    # guard and the gallery keep the crops as the scanner wrote them), measured on the scan's
-    # own events (``ctcnet.inference.spillover``; per cartridge from ``SPILLOVER_FRAMES``
-    # frames spread over it, per sample_id on a crop set). None: as the model was trained
-    # (``spec.compensated_input``).
     compensate: bool | None = None
-    # The class prior the calls are made at (``ctcnet.nn.calls.prior_rule``): None = the
-    # input's default (cartridges: "cartridge", the model's fitted prevalence rule; crop sets:
-    # "balanced", the plain most probable class), or "cartridge", "balanced", or stated class
-    # frequencies "ctc=0.01,cluster=0.005".
     prior: str | None = None
-    # Crop sets: um per pixel where panel.json does not state it, "auto" (estimated from the
-    # nuclei, ``ctcnet.detect.pixel_size``) or "fit" (a scale per crop, its cell brought to one
-    # size); None: panel.json's. Cartridges: not used.
     pixel_size: float | str | None = None
-    # Crop sets: the markers take part in the call (``guard.crop_set_calls``: the model's
-    # marker fusion, or the marker rule; a CD45+ event is never a CTC); False: the network's
-    # call alone. Cartridges: not used (there the markers flag events for review).
     marker_calls: bool = True
-    # Called with a cartridge's output folder once predict has released it: brings the review
-    # counts and sign-off of review.csv and signoff.json back into the summary.json and
-    # index.html predict rewrote (``ctcnet.review_server.refresh.refresh_reviewed``, as ``ctcnet
-    # predict`` passes it; a layer above this one). None: the review server's next start does.
     refresh_review: Callable[[Path], None] | None = None
-    # Test hook: called with each journaled frame id (e.g. to interrupt a run deterministically).
     on_frame_done: Callable[[str], None] | None = None
+
+    def __post_init__(self):
+        # A caller's -1 workers or 0 batch size ran as if nothing were wrong.
+        for name, least, may_be_none in (("batch_size", 1, True), ("workers", 0, True),
+                                         ("prefetch", 1, False),
+                                         ("gallery_per_frame", 0, False),
+                                         ("gallery_limit", 0, False)):
+            value = getattr(self, name)
+            if value is None and may_be_none:
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or \
+                    value < least:
+                raise InputError(f"PredictOptions.{name} is a whole number >= {least}"
+                                 f"{' or None' if may_be_none else ''}, got {value!r}")
 
 
 def spec_at_prior(spec: ModelSpec, prior: str | None, default: str) -> tuple[ModelSpec, str]:

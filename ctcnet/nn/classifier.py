@@ -49,6 +49,10 @@ class CTCClassifier(nn.Module):
         pooling would read it all the same, and wrongly. ``ctcnet.load_backend`` runs numpy
         crops with every check (dtype, values, NaN)."""
         size, channels = self.spec.crop_size, self.spec.in_chans
+        if not isinstance(raw, torch.Tensor):  # a numpy array: AttributeError '.float'
+            raise InputError("the network takes a torch.Tensor (torch.from_numpy(crops)); "
+                             "ctcnet.load_backend(...).predict_proba takes numpy crops, with "
+                             f"every check, got {type(raw).__name__}")
         if raw.ndim != 4 or tuple(raw.shape[1:]) != (channels, size, size):
             raise InputError(f"crops must be (N, {channels}, {size}, {size}) raw counts in the "
                              f"channel order {self.spec.panel.names}, got shape "

@@ -32,7 +32,10 @@ def checked_crops(raw, channels: Sequence[str], crop_size: int) -> np.ndarray:
         raise InputError(f"crops must be (N, {c}, {s}, {s}) raw counts in the channel order "
                          f"{list(channels)}, got shape {raw.shape}")
     if raw.dtype not in ACCEPTED_DTYPES:
-        raise InputError(f"crops must be uint8, uint16 or float32 raw counts, got {raw.dtype}")
+        hint = " (crops.astype(np.float32) holds any count exactly)" \
+            if raw.dtype.kind in "fiu" else ""
+        raise InputError(f"crops must be uint8, uint16 or float32 raw counts, got "
+                         f"{raw.dtype}{hint}")
     return raw
 
 

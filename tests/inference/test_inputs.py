@@ -535,3 +535,14 @@ def test_one_input_given_alone_is_that_input_not_its_letters(cart_and_model, tmp
     done = predict_inputs(str(cart_and_model / "cart"), tmp_path / "out", backend,
                           PredictOptions(quiet=True, workers=0))
     assert len(done) == 1 and done[0].status == "ok"
+
+
+@pytest.mark.parametrize("bad", [{"workers": -1}, {"batch_size": 0}, {"prefetch": 0},
+                                 {"gallery_limit": -5}, {"batch_size": 2.5}])
+def test_predict_options_no_run_could_use_are_refused(bad):
+    """PredictOptions(workers=-1) and batch_size=0 ran as if nothing were wrong."""
+    from ctcnet.errors import InputError
+    from ctcnet.inference.predict import PredictOptions
+
+    with pytest.raises(InputError, match=f"PredictOptions.{next(iter(bad))} is a whole number"):
+        PredictOptions(**bad)

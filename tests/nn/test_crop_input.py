@@ -51,3 +51,13 @@ def test_a_shipped_model_loads_by_name_and_refuses_crops_of_another_size():
             (2, spec.num_classes)
         with pytest.raises(InputError, match=rf"\(N, {spec.in_chans}, {size}, {size}\)"):
             model.predict_proba(torch.zeros(2, spec.in_chans, size + 20, size + 20))
+        # numpy crops: said to be torch's (an AttributeError on '.float' before)
+        with pytest.raises(InputError, match=r"takes a torch.Tensor .*load_backend"):
+            model.predict_proba(np.zeros((2, spec.in_chans, size, size), np.float32))
+
+
+def test_float64_crops_are_refused_with_the_conversion_that_keeps_them():
+    from ctcnet.nn.crop_input import checked_crops
+
+    with pytest.raises(InputError, match=r"got float64 \(crops.astype\(np.float32\)"):
+        checked_crops(np.zeros((1, 3, 8, 8)), ["DAPI", "CK", "CD45"], 8)
