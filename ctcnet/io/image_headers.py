@@ -8,6 +8,9 @@ file's own read then says why, with its name.
 
 from __future__ import annotations
 
+import logging
+import re
+import threading
 from pathlib import Path
 
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg")  # read with Pillow; everything else is TIFF
@@ -16,6 +19,46 @@ MAX_PLANE_PIXELS = 2**26  # 8192 x 8192
 # The most channels an image stored channels last ((H, W, C), as image software and tifffile
 # write an array as it is) is read with: a panel's channels, never a plane's width.
 MAX_CHANNELS_LAST = 6
+
+
+class TiffDamage(logging.Filter):
+    """While the block runs, what tifffile logs from this thread (its way to report damage,
+    e.g. pages past the end of a truncated file) is taken from its logger: its errors kept in
+    ``messages`` (for the read to refuse the file by name), nothing printed (it printed
+    "<tifffile.TiffPages @8> invalid page offset" unattributed, once for each look at the
+    file).
+
+    tifffile has one logger for the whole process. Predict reads frames in several threads, so
+    damage logged while one thread reads a truncated file must not reach a thread reading an
+    intact one, and refuse it: only records logged by the thread that opened the block count
+    (a logger's filters run in the thread that logs; ``read_tiff`` decodes with
+    ``maxworkers=1`` so tifffile logs from that thread alone). Others' pass as they were.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.messages: list[str] = []
+        self.thread = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep this thread's record out of the logger's handlers (its errors kept here)."""
+        # Not ``record.thread``: it is None when an application turns ``logging.logThreads``
+        # off, which would then let every damage record through.
+        if threading.get_ident() != self.thread:
+            return True
+        if record.levelno >= logging.ERROR:
+            # tifffile names the damage after its own objects ("<tifffile.TiffPages @8>
+            # invalid page offset 819408"): the words are kept, the object's repr is not.
+            self.messages.append(re.sub(r"<tifffile\.[^>]*>\s*", "",
+                                        record.getMessage()).strip())
+        return False
+
+    def __enter__(self):
+        logging.getLogger("tifffile").addFilter(self)
+        return self
+
+    def __exit__(self, *exc):
+        logging.getLogger("tifffile").removeFilter(self)
 
 
 def rows_of_channels(tif, page) -> bool:
@@ -41,7 +84,7 @@ def image_shape(path: str | Path) -> tuple[int, int] | None:
             return (width, height) if turned else (height, width)
         import tifffile
 
-        with tifffile.TiffFile(path) as tif:
+        with TiffDamage(), tifffile.TiffFile(path) as tif:
             page = tif.pages.first
             if rows_of_channels(tif, page):  # (H, W, C) written as it is: H pages of W x C
                 return len(tif.pages), int(page.imagelength)
@@ -58,7 +101,7 @@ def tiff_planes(path: str | Path) -> int | None:
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tif:
+        with TiffDamage(), tifffile.TiffFile(path) as tif:
             page = tif.pages.first
             if rows_of_channels(tif, page):
                 return int(page.imagewidth)

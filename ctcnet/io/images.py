@@ -13,9 +13,6 @@ CellSearch's 2^15 export offset is removed here.
 from __future__ import annotations
 
 import hashlib
-import logging
-import re
-import threading
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +26,7 @@ from ctcnet.io.image_headers import (
     MAX_PLANE_PIXELS,
     ORIENTATION,
     RASTER_SUFFIXES,
+    TiffDamage,
     rows_of_channels,
 )
 from ctcnet.io.panel import check_channel_order
@@ -126,7 +124,7 @@ def ome_pixel_size(path: str | Path) -> float | None:
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tif:
+        with TiffDamage(), tifffile.TiffFile(path) as tif:  # the pixels' read says damage
             pixels = _ome_pixels(tif)
     except Exception:  # an unreadable file says so when its pixels are read
         return None
@@ -140,36 +138,6 @@ def ome_pixel_size(path: str | Path) -> float | None:
     except (TypeError, ValueError):
         return None
     return value if value > 0 and np.isfinite(value) else None
-
-
-class _TiffDamageLog(logging.Handler):
-    """Collect the errors tifffile logs while this thread reads a file (its way to report
-    damage).
-
-    tifffile has one logger for the whole process. Predict reads frames in several threads, so
-    damage logged while one thread reads a truncated file would also reach the handler of a
-    thread reading an intact one, and refuse it. Only records logged by the thread that opened
-    the collector count (a handler's ``emit`` runs in the thread that logs; ``read_tiff``
-    decodes with ``maxworkers=1`` so tifffile logs from that thread alone).
-    """
-
-    def __init__(self):
-        super().__init__(level=logging.ERROR)
-        self.messages: list[str] = []
-        self.thread = threading.get_ident()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        # Not ``record.thread``: it is None when an application turns ``logging.logThreads``
-        # off, which would then drop every damage record.
-        if threading.get_ident() == self.thread:
-            self.messages.append(record.getMessage())
-
-    def __enter__(self):
-        logging.getLogger("tifffile").addHandler(self)
-        return self
-
-    def __exit__(self, *exc):
-        logging.getLogger("tifffile").removeHandler(self)
 
 
 def _checked_image_file(path: Path) -> int:
@@ -225,7 +193,7 @@ def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
     try:
         # tifffile logs (rather than raises) some damage, e.g. pages past the end of a
         # truncated file; such a file must be refused, never silently read as zeros.
-        with _TiffDamageLog() as damage, tifffile.TiffFile(path) as tif:
+        with TiffDamage() as damage, tifffile.TiffFile(path) as tif:
             if tif.is_ome:
                 # An OME image's planes share its first page's shape and coding, so the others
                 # are read as frames (their data offsets alone), not parsed tag by tag: a
@@ -264,11 +232,8 @@ def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
                                      path)
                 arr = np.stack([p.asarray(maxworkers=1) for p in pages])
         if damage.messages:
-            # tifffile names the damage after its own objects ("<tifffile.TiffPages @8> invalid
-            # page offset 819408"): the words are kept, the object's repr is not.
-            said = re.sub(r"<tifffile\.[^>]*>\s*", "", damage.messages[0]).strip()
-            raise InputError(f"corrupt or truncated TIFF ({said}): export the file again",
-                             path)
+            raise InputError(f"corrupt or truncated TIFF ({damage.messages[0]}): export the "
+                             "file again", path)
     except InputError:
         raise
     except (ImportError, MemoryError):  # this install or this machine, not the file

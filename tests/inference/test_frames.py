@@ -226,13 +226,19 @@ def tiffs(tmp_path):
     return intact, _damaged_by_log(tmp_path / "damaged.tif")
 
 
-def test_a_file_damaged_by_log_only_is_refused(tiffs):
-    """Refused in tifffile's words, without its objects' repr, and with what to do."""
+def test_a_file_damaged_by_log_only_is_refused(tiffs, caplog):
+    """Refused in tifffile's words, without its objects' repr, and with what to do; tifffile's
+    own record is not printed besides (it was, unattributed, once for each look at the file,
+    its header's too)."""
+    from ctcnet.io.image_headers import image_shape, tiff_planes
+
     _, damaged = tiffs
+    image_shape(damaged), tiff_planes(damaged)
     with pytest.raises(InputError, match=r"corrupt or truncated TIFF \(invalid page offset "
                                          r"\d+\): export the file again") as refused:
         read_tiff(damaged)
     assert "<tifffile" not in str(refused.value)
+    assert not [r for r in caplog.records if r.name.startswith("tifffile")]
 
 
 def test_damage_logged_by_another_thread_does_not_refuse_an_intact_file(tiffs, monkeypatch):
