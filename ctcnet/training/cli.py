@@ -39,6 +39,7 @@ from ctcnet.training.datamodule import CTCDataModule
 from ctcnet.training.interrupts import SigtermWithoutBroadcast, fit_or_interrupt
 from ctcnet.training.lightning_noise import quiet_like_ctcnet
 from ctcnet.training.lit import CTCLitModule
+from ctcnet.training.run_identity import RUN_DATA, changed_data, data_identity
 from ctcnet.training.splits import RANK_SEED_STEP
 
 log = logging.getLogger(__name__)
@@ -106,9 +107,14 @@ class RunShapeInCheckpoint(Callback):
     schedule restored with the run, planned over the old steps (it failed past its end, or
     never finished: :func:`check_resume` refuses it)."""
 
+    def __init__(self, data: dict | None = None):
+        self.data = data  # the run's data_identity, read once as it began
+
     def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
-        """Add ``ctcnet_run_shape`` to the checkpoint."""
+        """Add ``ctcnet_run_shape`` (and what the run trains on) to the checkpoint."""
         checkpoint[RUN_SHAPE] = run_shape(trainer, getattr(trainer, "datamodule", None))
+        if self.data is not None:
+            checkpoint[RUN_DATA] = self.data
 
 
 RUN_SHAPE = "ctcnet_run_shape"
@@ -272,12 +278,14 @@ def check_fresh_run_dir(cli) -> None:
                             "this run's again)", stale, model.name)
 
 
-def check_resume(ckpt_path: str | None, trainer, shape: dict | None = None) -> Path | None:
+def check_resume(ckpt_path: str | None, trainer, shape: dict | None = None,
+                 data: dict | None = None) -> Path | None:
     """The checkpoint a resume starts from (None: no resume), refused where it cannot train:
     missing, ``max_epochs`` already reached by it (Lightning would stop at once and export
     the old model as if new), or a run of another shape (``shape``: :func:`run_shape` of this
     run; processes, batch size or accumulation changed: the steps of an epoch with them, under
-    a learning-rate schedule planned over the old ones).
+    a learning-rate schedule planned over the old ones), or on other crops (``data``:
+    :func:`~ctcnet.training.run_identity.data_identity` of this run).
 
     ``last`` is the newest ``last*.ckpt`` of the checkpoint folder, as Lightning picks it (a
     second run into the same folder writes ``last-v1.ckpt`` beside the first run's): the file
@@ -313,6 +321,10 @@ def check_resume(ckpt_path: str | None, trainer, shape: dict | None = None) -> P
                          "its epochs had other steps, and the learning-rate schedule resumed "
                          f"with it would end early or fail; resume with the same, or {longer}",
                          path)
+    other_data = changed_data(checkpoint.get(RUN_DATA), data)
+    if other_data:  # the model written would name the crops of the run's start
+        raise InputError(f"the checkpoint's run trained on other crops ({other_data}): "
+                         f"{longer}", path)
     planned, asked = planned_steps(checkpoint), asked_steps(checkpoint, trainer)
     if planned is not None and asked is not None and planned != asked:
         # The learning-rate schedule is restored with the run: planned over its own length,
@@ -380,12 +392,13 @@ def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningC
         raise InputError("trainer.max_epochs=0 trains nothing and writes no model; give 1 or "
                          "more (or -1: until stopped)")
     check_monitored(cli.trainer, cli.model.spec.class_names)
-    resume = check_resume(cli.config.ckpt_path, cli.trainer, run_shape(cli.trainer,
-                                                                        cli.datamodule))
+    data = data_identity(cli.datamodule)
+    resume = check_resume(cli.config.ckpt_path, cli.trainer,
+                          run_shape(cli.trainer, cli.datamodule), data)
     check_export_path(cli)
     if resume is None:
         check_fresh_run_dir(cli)
-    cli.trainer.callbacks += [NewStreamsOnResume(), RunShapeInCheckpoint(),
+    cli.trainer.callbacks += [NewStreamsOnResume(), RunShapeInCheckpoint(data),
                               SigtermWithoutBroadcast()]
     fit_or_interrupt(cli.trainer, cli.model, datamodule=cli.datamodule, ckpt_path=resume)
     return cli

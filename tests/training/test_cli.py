@@ -276,3 +276,40 @@ def test_a_run_that_learnt_nothing_is_said_to_be_no_better_than_guessing(caplog)
         say_if_no_better_than_guessing(0.341, 4, [[14, 0, 0, 0], [13, 0, 0, 0], [0] * 4,
                                                   [0] * 4], ["ctc", "wbc", "cluster", "debris"])
     assert "calls every validation crop ctc" in caplog.text
+
+
+def test_a_resume_on_other_crops_is_refused(tmp_path, crops):
+    """Resumed on a crop folder a patient's crops were added to (or another folder), a run
+    went on over other steps and validation crops, and its model named the crops of its
+    start: evaluate then missed the crops it had trained on."""
+    import shutil
+    from types import SimpleNamespace
+
+    from ctcnet.training.cli import check_resume
+    from ctcnet.training.run_identity import RUN_DATA, data_identity
+
+    def identity(folder):
+        return data_identity(SimpleNamespace(hparams={"data_dir": str(folder), "crop_size": 32,
+                                                      "val_fraction": 0.2}))
+
+    before = identity(crops)
+    assert identity(crops) == before and before["crops"] == 4
+    torch.save({"epoch": 0, "state_dict": {}, RUN_DATA: before}, tmp_path / "last.ckpt")
+    trainer = SimpleNamespace(max_epochs=3, checkpoint_callback=SimpleNamespace(
+        dirpath=str(tmp_path)))
+    assert check_resume("last", trainer, data=before) == tmp_path / "last.ckpt"
+    grown = tmp_path / "grown"
+    shutil.copytree(crops, grown)
+    first = sorted(grown.rglob("*.tif"))[0]
+    shutil.copy(first, first.with_name("P009_" + first.name))
+    (grown / "manifest.csv").unlink(missing_ok=True)
+    with pytest.raises(InputError, match=r"trained on other crops \(data.data_dir .*--model."
+                                         r"init_from="):
+        check_resume("last", trainer, data=identity(grown))
+    torch.save({"epoch": 0, "state_dict": {}, RUN_DATA: identity(grown)}, tmp_path / "last.ckpt")
+    shutil.copy(first, first.with_name("P010_" + first.name))
+    with pytest.raises(InputError, match=r"the crop folder's crops changed since"):
+        check_resume("last", trainer, data=identity(grown))
+    # A checkpoint of a run that recorded none (an earlier ctcnet's) is resumed as before.
+    torch.save({"epoch": 0, "state_dict": {}}, tmp_path / "last.ckpt")
+    assert check_resume("last", trainer, data=identity(grown)) == tmp_path / "last.ckpt"

@@ -1,0 +1,64 @@
+"""What a training run trains on, recorded in each of its checkpoints, so that a resume on
+other crops is refused: resumed on a crop folder that changed since (a patient's crops added,
+another folder named), a run went on over other epochs' steps and validation crops, and the
+model it wrote still named the data of its start (its record of training crops, which
+``ctcnet evaluate`` reads to warn of crops a model was trained on, then missed the new ones).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from ctcnet.detect.crop_dataset import read_crop_index
+
+# The checkpoint key of :func:`data_identity`.
+RUN_DATA = "ctcnet_run_data"
+
+# The data module's settings that choose the crops and which of them train (not how they are
+# augmented or batched: a resume may not change the batch either, but that is the run's
+# shape, checked on its own).
+CHOOSING = ("crop_size", "data_dir", "simulate", "val_fraction", "split_seed", "split_unit",
+            "view", "pixel_size")
+
+
+def data_identity(datamodule) -> dict:
+    """The crops ``datamodule`` trains and validates on: its choosing settings (a crop folder
+    named as resolved), and for a crop folder the number of crops and a digest of each one's
+    file name, size, label, sample and split. Simulated crops are their settings."""
+    settings = dict(getattr(datamodule, "hparams", {}) or {})
+    chosen = {key: settings.get(key) for key in CHOOSING}
+    data_dir = chosen.get("data_dir")
+    if not data_dir:
+        return {"settings": _digest(chosen)}
+    chosen["data_dir"] = str(Path(data_dir).resolve())
+    index = read_crop_index(data_dir)
+    root = Path(index.root)
+    listing = hashlib.sha256()
+    for path, label, sample, split in zip(index.paths, index.labels, index.sample_ids,
+                                          index.splits):
+        path = Path(path)
+        size = path.stat().st_size if path.is_file() else -1
+        name = path.relative_to(root) if path.is_relative_to(root) else path
+        listing.update(f"{name}\t{size}\t{label}\t{sample}\t{split}\n".encode())
+    return {"settings": _digest(chosen), "data_dir": chosen["data_dir"], "crops": len(index),
+            "crops_sha256": listing.hexdigest()}
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def changed_data(before: dict | None, now: dict | None) -> str | None:
+    """What differs between a checkpoint's :func:`data_identity` and this run's, in words; None
+    where they agree or either is unknown (a checkpoint written before runs recorded it)."""
+    if not isinstance(before, dict) or not isinstance(now, dict) or before == now:
+        return None
+    if before.get("data_dir") != now.get("data_dir"):
+        return f"data.data_dir {before.get('data_dir')} -> {now.get('data_dir')}"
+    if before.get("crops_sha256") != now.get("crops_sha256"):
+        return (f"the crop folder's crops changed since ({before.get('crops')} -> "
+                f"{now.get('crops')} crops, or their files, labels, samples or splits)")
+    return "the data settings (data.simulate, val_fraction, split_seed, split_unit, view, " \
+           "crop_size or pixel_size)"
