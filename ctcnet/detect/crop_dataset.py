@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import difflib
 import logging
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -165,27 +164,6 @@ def _crop_files(folder: Path, recursive: bool) -> list[Path]:
     kept = sorted(f for f in found if f.suffix.lower() in IMAGE_SUFFIXES and not f.is_dir()
                   and not any(part.startswith(".") for part in f.relative_to(folder).parts))
     return named_in_utf8(kept, folder)
-
-
-def warn_if_each_crop_its_own_sample(sample_ids: Sequence[str], root) -> None:
-    """Say when every crop of a split is its own sample (no ``__`` in the names, no sample
-    subfolders or manifest column): a patient's crops would then straddle the split."""
-    how = ("name crops <sample>__<n>.tif, put each sample's crops in a subfolder of its "
-           "class folder, or give a manifest.csv sample_id column")
-    if len(sample_ids) > 10 and len(set(sample_ids)) == len(sample_ids):
-        log.warning("%s: every crop is its own sample, so the split cannot keep a patient's "
-                    "crops together: %s", root, how)
-        return
-    # Some crops named without a sample (each its own) beside samples of many: the split
-    # holds out a share of the samples, so those single crops take its places (4 unnamed
-    # crops among 10 patients held out 4 crops of one class).
-    sizes = Counter(sample_ids)
-    alone = [s for s, n in sizes.items() if n == 1]
-    if len(alone) >= max(3, len(sizes) // 4) and len(alone) < len(sizes):
-        log.warning("%s: %d crops are each a sample of their own beside %d samples of several "
-                    "crops (e.g. %s): the split holds out whole samples, so these single crops "
-                    "weigh as much as a patient there; %s", root, len(alone),
-                    len(sizes) - len(alone), ", ".join(alone[:3]), how)
 
 
 def _sample_id_from_name(path: Path) -> str:

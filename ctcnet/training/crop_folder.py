@@ -13,6 +13,8 @@ correlated (or single crops, class-stratified, for a folder of one sample).
 from __future__ import annotations
 
 import logging
+from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +25,6 @@ from ctcnet.detect.crop_dataset import (
     dataset_panel,
     load_crops,
     read_crop_index,
-    warn_if_each_crop_its_own_sample,
 )
 from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel
@@ -125,7 +126,9 @@ def folder_splits(index: CropIndex, taxonomy: Taxonomy, crop_size: int, model_pi
         # Crops without a split: whole samples go to validation.
         free = np.flatnonzero(splits == "")
         free_samples = [index.sample_ids[i] for i in free]
-        warn_if_each_crop_its_own_sample(free_samples, index.root)
+        warn_if_each_crop_its_own_sample(free_samples, index.root,
+                                         [index.labels[i] for i in free],
+                                         [Path(index.paths[i]).stem for i in free])
         by_crop = split_unit == "crop" or (split_unit == "auto" and len(set(free_samples)) < 2)
         if by_crop and split_unit == "auto" and len(free_samples) > 10:
             # Validation then holds crops of the patient trained on: its figures (which pick
@@ -150,3 +153,40 @@ def folder_splits(index: CropIndex, taxonomy: Taxonomy, crop_size: int, model_pi
             out[name] = SplitData(images[keep], targets[keep],
                                   [index.sample_ids[i] for i in keep])
     return out
+
+
+def warn_if_each_crop_its_own_sample(sample_ids: Sequence[str], root,
+                                     labels: Sequence[str] | None = None,
+                                     stems: Sequence[str] | None = None) -> None:
+    """Say when every crop of a split is its own sample (no ``__`` in the names, no sample
+    subfolders or manifest column), or when crops named alike in several class folders (an
+    export numbering each folder anew: ``ctc/cell_1.tif``, ``wbc/cell_1.tif``) are read as
+    one sample of one crop a class: a patient's crops would then straddle the split."""
+    how = ("name crops <sample>__<n>.tif, put each sample's crops in a subfolder of its "
+           "class folder, or give a manifest.csv sample_id column")
+    if len(sample_ids) > 10 and len(set(sample_ids)) == len(sample_ids):
+        log.warning("%s: every crop is its own sample, so the split cannot keep a patient's "
+                    "crops together: %s", root, how)
+        return
+    if labels is not None and stems is not None:
+        crops = defaultdict(list)  # sample id -> (label, file name) of its crops
+        for sample, label, stem in zip(sample_ids, labels, stems):
+            crops[sample].append((label, stem))
+        numbered = [s for s, held in crops.items() if len(held) > 1 and
+                    all(stem == s for _, stem in held) and len({lb for lb, _ in held}) == len(held)]
+        if len(sample_ids) > 10 and len(numbered) >= max(3, len(crops) // 2):
+            log.warning("%s: %d file names recur in several class folders, one crop in each "
+                        "(e.g. %s), and are read as one sample each: they number crops, not "
+                        "patients, so the split cannot keep a patient's crops together: %s",
+                        root, len(numbered), ", ".join(sorted(numbered)[:3]), how)
+            return
+    # Some crops named without a sample (each its own) beside samples of many: the split
+    # holds out a share of the samples, so those single crops take its places (4 unnamed
+    # crops among 10 patients held out 4 crops of one class).
+    sizes = Counter(sample_ids)
+    alone = [s for s, n in sizes.items() if n == 1]
+    if len(alone) >= max(3, len(sizes) // 4) and len(alone) < len(sizes):
+        log.warning("%s: %d crops are each a sample of their own beside %d samples of several "
+                    "crops (e.g. %s): the split holds out whole samples, so these single crops "
+                    "weigh as much as a patient there; %s", root, len(alone),
+                    len(sizes) - len(alone), ", ".join(alone[:3]), how)

@@ -244,25 +244,6 @@ def test_a_fifo_among_crops_is_refused_not_read(crops):
         load_crops(read_crop_index(crops))
 
 
-def test_a_split_of_crops_each_its_own_sample_is_warned_about(caplog):
-    from ctcnet.detect.crop_dataset import warn_if_each_crop_its_own_sample
-
-    with caplog.at_level("WARNING", logger="ctcnet.detect.crop_dataset"):
-        warn_if_each_crop_its_own_sample([f"P000_cell{i}" for i in range(12)], "lab")
-        assert "every crop is its own sample" in caplog.text
-        caplog.clear()
-        warn_if_each_crop_its_own_sample([f"P{i % 3}" for i in range(12)], "lab")
-        assert not caplog.text
-        # Crops named without a sample beside patients of many crops: said, naming some.
-        mixed = [f"P{i % 4}" for i in range(40)] + [f"eight_{i}" for i in range(10)]
-        warn_if_each_crop_its_own_sample(mixed, "lab")
-        assert "10 crops are each a sample of their own beside 4 samples" in caplog.text
-        assert "eight_0" in caplog.text
-        caplog.clear()
-        warn_if_each_crop_its_own_sample([f"P{i % 8}" for i in range(40)] + ["odd"], "lab")
-        assert not caplog.text  # one stray crop is no pattern
-
-
 def test_a_composite_among_raw_crops_is_refused_whichever_comes_first(tmp_path, rng):
     """A folder of raw three-channel crops (DAPI, CK, CD45 counts) with one 8-bit colour
     composite among them (R = CK, G = CD45, B = DAPI): read as raw counts, its planes would be
