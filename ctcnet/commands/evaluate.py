@@ -240,14 +240,10 @@ def keep_warnings(report: dict, warnings: list[str], out_dir) -> None:
 
 
 def _note_chosen(args: argparse.Namespace, name: str) -> None:
-    """Say which shipped model was chosen for the data, when none was named."""
-    import sys
+    """Say which model the evaluation reads: the one given, or the shipped one chosen."""
+    from ctcnet.commands.models import say_model
 
-    from ctcnet.nn.registry import get_model
-
-    if args.model is None:
-        print(f"model: {name} ({get_model(name).origin}; fits the data's channels)",
-              file=sys.stderr)
+    say_model(args.model, name)
 
 
 def shipped_model_for_crops(data, role: str = "model", pixel_size=None) -> str:

@@ -17,6 +17,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object per model")
 
 
+def say_model(given: str | None, name: str | None = None, spec=None) -> None:
+    """The console's model line (stderr): a model given with --model, as given (a lab's
+    fine-tune, where ``spec`` says, of which model), or the shipped model ``name`` chosen for
+    the data's channels. Two evaluations' logs side by side then say which model each read."""
+    import os
+    import sys
+
+    if given is None:
+        print(f"model: {name} ({get_model(name).origin}; fits the data's channels)",
+              file=sys.stderr)
+        return
+    base = ((getattr(spec, "training", None) or {}).get("finetune") or {}).get("base") or {}
+    of = f"; a fine-tune of {os.path.basename(base['path'])}" if base.get("path") else ""
+    print(f"model: {given} (given{of})", file=sys.stderr)
+
+
 def _line(info) -> str:
     sizes = info.test_sizes()
     figures = ", ".join(f"{k.removeprefix('test_')} {v:.3f}"

@@ -18,6 +18,7 @@ from ctcnet.commands.evaluate import (
     add_pixel_size_argument,
     add_prior_argument,
 )
+from ctcnet.commands.models import say_model
 from ctcnet.commands.outcome import outcome_lines, run_outcome, say_error
 from ctcnet.commands.predict_index import index_at_the_end, index_of_an_ended_run, resume_text
 from ctcnet.commands.predict_processes import INPUTS_OPTION, MAX_AUTO_PROCESSES
@@ -196,7 +197,7 @@ def _run(args, log) -> int:
             check_model_digest(backend, args.model_sha256)
         log.note(model_line(backend))  # the log names the model as the summaries do
         if args.model is not None and not args.quiet and info.is_main and not child:
-            _say_given_model(args.model, backend.spec)
+            say_model(args.model, spec=backend.spec)
         started = time.time()  # what a sample set aside now is older than
         set_aside: dict[str, str] = {}  # a night's batch runs on past one bad cartridge
         failed_reports: dict[str, str] = {}  # ... and past one report that failed
@@ -250,20 +251,8 @@ def _run(args, log) -> int:
     return run_outcome(summaries, lines, set_aside, args.quiet, failed_reports, log)
 
 
-def _say_given_model(given: str, spec) -> None:
-    """The console's model line for a model given with --model, as for one chosen: a lab's
-    fine-tune says of which model."""
-    import os
-    import sys
-
-    base = ((spec.training or {}).get("finetune") or {}).get("base") or {}
-    of = f"; a fine-tune of {os.path.basename(base['path'])}" if base.get("path") else ""
-    print(f"model: {given} (given{of})", file=sys.stderr)
-
-
 def _model_for_inputs(args, inputs, cartridges, datasets) -> str:
     """The shipped model whose channels the data has, by name (said unless quiet)."""
-    import sys
 
     from ctcnet.inference.inputs import choose_for_inputs
 
@@ -279,8 +268,7 @@ def _model_for_inputs(args, inputs, cartridges, datasets) -> str:
         # runs), and run.json says why of each.
         chosen = get_model(DEFAULT_MODEL_NAME)
     if not args.quiet:
-        print(f"model: {chosen.name} ({chosen.origin}; fits the data's channels)",
-              file=sys.stderr)
+        say_model(None, chosen.name)
     return chosen.name
 
 

@@ -362,7 +362,10 @@ def test_evaluate_command_on_a_class_subset(tmp_path, toy, capsys, tiny_model_fi
     rc = main(["evaluate", str(tmp_path / "data"), "--model", str(tmp_path / "m.pt"),
                "--out", str(out), "--json"])
     assert rc == 0
-    printed = json.loads(capsys.readouterr().out)
+    said = capsys.readouterr()
+    printed = json.loads(said.out)
+    # The model read is named, as predict names it (two evaluations' logs told apart).
+    assert f"model: {tmp_path / 'm.pt'} (given)" in said.err
     assert {"macro_f1", "accuracy", "per_class", "ece"} <= set(printed)
     assert set(printed["per_class"]) == {"ctc", "wbc"}
     assert printed["n"] == keep_t.sum()
