@@ -214,8 +214,8 @@ def describe(summary: dict) -> str:
         line += (f"; on the lab's crops: {g['missed']} of {g['counted_cells']} CTCs and "
                  f"clusters neither counted nor shown (at most {g['miss_bound']:.0%} with "
                  f"{g['confidence']:.0%} confidence; {g['cells_for_one_percent']} cells "
-                 f"without a miss would state 1 %), {g['reviewed_fraction']:.0%} of them "
-                 "shown for the network's doubt")
+                 f"without a miss would state 1 %); {g['reviewed_fraction']:.0%} of the "
+                 f"{g['crops']} held-out crops shown for the network's doubt")
     return line
 
 
