@@ -163,8 +163,8 @@ def _summary_lines(report: dict) -> list[str]:
                      f"({changes}); the network alone: accuracy "
                      f"{markers['network_accuracy']:.3f}")
     if cnn["ece"] > cnn["ece_uncalibrated"]:
-        lines.append("  the model's temperature, fitted on its own validation crops, fits these "
-                     "crops worse than none: --calibrate-on VAL_CROPS --save-model refits it")
+        lines.append("  the model's temperature (its calibration) fits these crops worse than "
+                     "none: --calibrate-on VAL_CROPS --save-model refits it on crops like them")
     for name, pc in cnn["per_class"].items():
         lines.append(f"  {name:10s} P {pc['precision']:.3f}  R {pc['recall']:.3f}  "
                      f"F1 {pc['f1']:.3f}  n {pc['support']}")

@@ -342,12 +342,13 @@ class CTCLitModule(L.LightningModule):
                 val = datamodule.split_class_counts("val")
                 unseen = [name for name, n, t in zip(self.spec.class_names, val, counts)
                           if n == 0 and t > 0]
-                if unseen:
-                    log.warning("the validation crops hold no %s: the validation macro-F1, "
-                                "which picks the best checkpoint, does not measure %s (add "
-                                "crops of %s, or a 'val' split that has some)",
-                                ", ".join(unseen), "them" if len(unseen) > 1 else "it",
-                                "them" if len(unseen) > 1 else "it")
+                if unseen:  # (a fine-tune's fixed steps pick no checkpoint by it)
+                    watched = getattr(self.trainer.checkpoint_callback, "monitor", "")
+                    them = "them" if len(unseen) > 1 else "it"
+                    log.warning("the validation crops hold no %s: the validation macro-F1%s "
+                                "does not measure %s (add crops of %s, or a 'val' split that "
+                                "has some)", ", ".join(unseen), ", which picks the best "
+                                "checkpoint," if watched == "val/macro_f1" else "", them, them)
 
     def on_fit_start(self) -> None:
         """Move the model to channels-last on CUDA, where its convolutions run faster."""
