@@ -91,9 +91,10 @@ def say_error(text: str, log) -> None:
 
 
 def outcome_lines(summaries, out, failed_reports: dict, set_aside: int = 0,
-                  tally: bool = False) -> list[str]:
+                  tally: bool = False, others: int = 0) -> list[str]:
     """What each input came to, a line each; with ``tally``, the batch's :func:`batch_line`
-    after them (``set_aside``: how many inputs were refused)."""
+    after them (``set_aside``: how many inputs were refused; ``others``: how many another run
+    finished or is writing)."""
     from ctcnet.inference.summary import RunSummary
 
     lines, results = [], {}
@@ -106,17 +107,27 @@ def outcome_lines(summaries, out, failed_reports: dict, set_aside: int = 0,
             continue
         results[name] = _with_signoff(s.to_dict(), out / name)
         lines.append(outcome_line(name, results[name], out / name))
-    line = batch_line(results, set_aside, out) if tally else None
+    line = batch_line(results, set_aside, out, others) if tally else None
     return lines + ([line] if line else [])
 
 
-def batch_line(results: dict, set_aside: int, out: Path) -> str | None:
+def retallied(lines: list[str], summaries, out, failed_reports: dict, set_aside: int,
+              standing: int, tally: bool) -> list[str]:
+    """``lines`` with the batch's tally made again where fewer of the ``set_aside`` inputs'
+    refusals stand than were counted (two runs of one batch: another run finished or holds
+    the rest, and the tally said "set aside (below)" over no line below)."""
+    if not tally or standing >= set_aside:
+        return lines
+    return outcome_lines(summaries, out, failed_reports, standing, True, set_aside - standing)
+
+
+def batch_line(results: dict, set_aside: int, out: Path, others: int = 0) -> str | None:
     """A batch's tally under its lines (None for a single input): how many inputs read ok,
     partial or failed and which, how many were set aside, the events on the review lists,
     and where the table of them all is (``samples.csv``). ``results``: each input's
     summary.json data by name. The operator of a night's twenty cartridges reads it before
     the twenty lines above it."""
-    if len(results) + set_aside < 2:
+    if len(results) + set_aside + others < 2:
         return None
     by_status: dict[str, list[str]] = {}
     for name, summary in results.items():
@@ -133,10 +144,13 @@ def batch_line(results: dict, set_aside: int, out: Path) -> str | None:
     parts += [f"{len(names)} {status}" for status, names in by_status.items()]
     if set_aside:
         parts.append(f"{set_aside} set aside (below)")
+    if others:  # two runs of one batch: not this run's refusals (run.json lists them)
+        parts.append(f"{others} finished or being written by another run")
     review = sum((r.get("review_list") or {}).get("events") or 0 for r in results.values()
                  if isinstance(r.get("review_list"), dict))
     signed = sum(isinstance(r.get("signoff"), dict) for r in results.values())
-    return (f"{len(results) + set_aside} inputs: {', '.join(parts)}; {review} event(s) on the "
+    return (f"{len(results) + set_aside + others} inputs: {', '.join(parts)}; {review} event(s) "
+            f"on the "
             f"review lists, {signed} signed off; the table of them all: "
             f"{out / 'samples.csv'}")
 

@@ -19,7 +19,7 @@ from ctcnet.commands.evaluate import (
     add_prior_argument,
 )
 from ctcnet.commands.models import say_model
-from ctcnet.commands.outcome import outcome_lines, run_outcome, say_error
+from ctcnet.commands.outcome import outcome_lines, retallied, run_outcome, say_error
 from ctcnet.commands.predict_index import index_at_the_end, index_of_an_ended_run, resume_text
 from ctcnet.commands.predict_processes import INPUTS_OPTION, MAX_AUTO_PROCESSES
 from ctcnet.errors import InputError, check_device_name
@@ -241,13 +241,16 @@ def _run(args, log) -> int:
     # One index of every output of the run: under torchrun once all ranks have finished; each
     # shard of a job array rewrites it as it ends (outputs still running read "missing"), so
     # the last shard to end leaves the whole index.
-    lines = outcome_lines(summaries, out, failed_reports, len(set_aside),
-                          tally=indexing and shard is None and info.world_size == 1)
+    tally = indexing and shard is None and info.world_size == 1
+    lines = outcome_lines(summaries, out, failed_reports, len(set_aside), tally=tally)
     for line in lines:  # in the log first: an index a full disk refuses loses none of them
         log.note(line)
     if indexing:  # a --processes parent writes it once all have ended
-        set_aside = index_at_the_end(out, names, world_size, set_aside, started,
-                                      failed_reports, shard is not None)
+        standing = index_at_the_end(out, names, world_size, set_aside, started,
+                                    failed_reports, shard is not None)
+        lines = retallied(lines, summaries, out, failed_reports, len(set_aside),
+                          len(standing), tally)
+        set_aside = standing
     return run_outcome(summaries, lines, set_aside, args.quiet, failed_reports, log)
 
 

@@ -324,7 +324,9 @@ def refusals_that_stand(index: dict, set_aside: dict, several: bool = True) -> d
     for name in sorted(held):
         log.info("%s: another ctcnet predict run is writing it; it lists the sample when it "
                  "ends", name)
-    return {name: reason for name, reason in set_aside.items()
+    # In the index's words: one whose holder ended since says to run it again, not to wait.
+    said = {e["name"]: e["set_aside"] for e in index.get("outputs", []) if "set_aside" in e}
+    return {name: said.get(name, reason) for name, reason in set_aside.items()
             if name in still and name not in held}
 
 

@@ -292,12 +292,15 @@ def test_a_sample_whose_holder_died_is_a_refusal_that_pages(cart_and_model, tmp_
     scans, out = batch(cart_and_model, tmp_path)
     with exclusive_folder(out / "S_a", "predict"):
         monkeypatch.setattr(run_index, "folder_is_held", lambda folder: False)  # gone by then
-        status, _ = run_cli(capsys, "predict", scans, "--out", out, "--quiet", "--no-report",
-                            "--prior", "balanced", *options(cart_and_model))
+        status, err = run_cli(capsys, "predict", scans, "--out", out, "--quiet",
+                              "--no-report", "--prior", "balanced", *options(cart_and_model))
     assert status == 2
     entry = outputs(out)["S_a"]
     assert entry["set_aside_kind"] == "output" and "ended without finishing it" in \
         entry["set_aside"]
+    # The console says what run.json says: run it again (it said to wait for a dead run).
+    (said,) = [line for line in err if "S_a was set aside" in line]
+    assert said.endswith("the run that held it ended without finishing it: run it again")
 
 
 def test_a_job_stopped_by_its_time_limit_leaves_its_index(cart_and_model, tmp_path, capsys,

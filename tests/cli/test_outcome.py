@@ -96,6 +96,10 @@ def test_a_batchs_tally_names_what_is_not_ok_and_counts_the_review_lists():
         "10 inputs: 2 ok, 7 partial (P0, P1, P2, P3, P4 and 2 more), 1 set aside (below); 45 "
         "event(s) on the review lists, 1 signed off; the table of them all: out/samples.csv")
     assert batch_line({"A": ok}, 0, Path("out")) is None  # one input: its line says it all
+    # Two runs of one batch: what the other finished is no "set aside (below)" with no line
+    # below.
+    assert batch_line({"A": ok}, 0, Path("out"), others=2).startswith(
+        "3 inputs: 1 ok, 2 finished or being written by another run; 12 event(s)")
 
 
 def test_frames_resumed_from_another_ctcnet_are_said_with_their_makers():
