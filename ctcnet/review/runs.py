@@ -29,6 +29,7 @@ import pandas as pd
 
 from ctcnet.errors import InputError
 from ctcnet.inference.summary import RunSummary
+from ctcnet.io.atomic import folder_is_held
 from ctcnet.io.digests import file_sha256
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,12 @@ def find_samples(results: str | Path) -> dict[str, Path]:
         raise InputError("results folder not found", results)
     if (results / "summary.json").is_file():
         return {results.resolve().name: results}
+    if (results / "parts").is_dir() or (results / "events.parquet").is_file():
+        # A sample's folder without its summary: predict writes it last (a rerun withdrew it)
+        raise InputError("a sample's folder without its summary.json: " + (
+            "ctcnet predict is writing it; wait for it to finish" if folder_is_held(results)
+            else "the run writing it stopped before it finished; the same predict command "
+            "resumes it"), results)
     samples = {p.name: p for p in sorted(results.iterdir())
                if p.is_dir() and (p / "summary.json").is_file()
                and (p / "events.parquet").is_file()}

@@ -79,3 +79,22 @@ def test_a_sample_folder_linked_from_elsewhere_is_not_read(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         assert list(find_samples(tmp_path / "results")) == ["P1"]
     assert "1 sample folder(s) are links to folders elsewhere, not read (P2)" in caplog.text
+
+
+def test_a_sample_folder_a_rerun_is_writing_says_so_not_that_it_holds_no_outputs(tmp_path):
+    """export-events of a sample during its predict --overwrite said "no predict outputs
+    here" where the review page said "being written"."""
+    import pytest
+
+    from ctcnet.errors import InputError
+    from ctcnet.io.atomic import exclusive_folder
+    from ctcnet.review.runs import find_samples
+
+    sample = tmp_path / "P3"
+    (sample / "parts").mkdir(parents=True)
+    (sample / "events.parquet").write_bytes(b"")
+    with exclusive_folder(sample, "predict"):
+        with pytest.raises(InputError, match="ctcnet predict is writing it; wait for it"):
+            find_samples(sample)
+    with pytest.raises(InputError, match="stopped before it finished; the same predict"):
+        find_samples(sample)
