@@ -340,11 +340,39 @@ def refuse_undecodable(path: str | Path, where: str = "--out") -> None:
             whose = f"the path of the folder it lies in ({full.parent}) is"
         raise InputError(f"{whose} not UTF-8, so the tables cannot be written under it; "
                          f"choose another {where} (a path in UTF-8)", path) from None
+    named = max(full.parts, key=lambda part: len(os.fsencode(part)))
+    if len(os.fsencode(named)) > NAME_MAX:
+        raise InputError(f"a folder name in it is {len(os.fsencode(named))} bytes long, past "
+                         f"the {NAME_MAX} a file system allows ({named[:40]}...); choose "
+                         f"another {where}", path)
+    longest = _path_max(full) - OUTPUT_DEPTH_BYTES
+    if len(on_disk(full)) > longest:  # the last table written (a traceback, after the work)
+        raise InputError(f"the path is {len(on_disk(full))} bytes long: the files a run "
+                         f"writes under it need up to {OUTPUT_DEPTH_BYTES} more, past the "
+                         f"{longest + OUTPUT_DEPTH_BYTES} this system allows; choose a "
+                         f"shorter {where}", path)
     if on_disk(full) != os.fsdecode(full).encode("utf-8"):  # a Latin-1 locale's Müller
         raise InputError(f"this system writes file names in {sys.getfilesystemencoding()}, "
                          "and the tables' writer reads them as UTF-8: a name beyond ASCII "
                          "would be another file to it; run in a UTF-8 locale "
                          "(LC_ALL=C.UTF-8) or with PYTHONUTF8=1", path)
+
+
+# The bytes a run's files take under its --out: a sample's folder (an id of up to 200 bytes),
+# its journal's folder and a temporary file's name.
+OUTPUT_DEPTH_BYTES = 400
+NAME_MAX = 255  # bytes of one file or folder name (ext4, XFS, NTFS, most shares)
+
+
+def _path_max(path: Path) -> int:
+    """The longest path this system takes where ``path`` would lie (4096 on Linux)."""
+    for there in (path, *path.parents):
+        if there.exists():
+            try:
+                return int(os.pathconf(there, "PC_PATH_MAX"))
+            except (OSError, ValueError, AttributeError):  # not asked here (Windows)
+                break
+    return 4096
 
 
 def on_disk(path: Path) -> bytes:

@@ -190,3 +190,20 @@ def test_a_lock_or_journal_planted_as_a_link_is_refused_and_its_target_untouched
     with open_own(folder / "own.jsonl", "a", encoding="utf-8") as fh:  # a file of its own
         fh.write("x\n")
     assert (folder / "own.jsonl").read_text() == "x\n"
+
+
+def test_an_output_path_too_long_for_the_files_under_it_is_refused_before_any_work(tmp_path):
+    """Near PATH_MAX the last table written failed (a traceback, after the work, run.json
+    saying the same command resumes it); a folder name past 255 bytes failed at its stat."""
+    import os
+
+    from ctcnet.errors import InputError
+    from ctcnet.io.atomic import refuse_undecodable
+
+    deep = tmp_path.joinpath(*["d" * 200] * ((4096 - len(os.fsencode(tmp_path))) // 201))
+    with pytest.raises(InputError, match=r"the path is \d+ bytes long: the files a run writes "
+                                         r"under it need up to 400 more"):
+        refuse_undecodable(deep)
+    with pytest.raises(InputError, match=r"a folder name in it is 300 bytes long, past the 255"):
+        refuse_undecodable(tmp_path / ("y" * 300) / "out")
+    refuse_undecodable(tmp_path / "fine")
