@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ctcnet.core.printable import printable_name
+
 
 class CtcnetError(Exception):
     """Base class for errors ctcnet explains to the user."""
@@ -19,7 +21,7 @@ class InputError(CtcnetError):
 
     def __init__(self, message: str, path: str | Path | None = None):
         self.path = None if path is None else str(path)
-        super().__init__(f"{self.path}: {message}" if self.path else message)
+        super().__init__(f"{printable_name(self.path)}: {message}" if self.path else message)
 
 
 class OutputFolderError(InputError):

@@ -11,7 +11,7 @@ import re
 import sys
 from pathlib import Path
 
-from ctcnet.core.printable import named_counts, printable
+from ctcnet.core.printable import named_counts, printable, printable_name
 
 
 def outcome_line(name: str, summary: dict, dest: Path) -> str:
@@ -207,7 +207,7 @@ def run_outcome(summaries, lines: list[str], set_aside: dict, quiet: bool, faile
                 say_error(f"{summary.sample_id}: every frame ({common[0]}) alike, the first: "
                           f"{common[1]}", log)
     for name, reason in set_aside.items():  # refused input: 2, once the others have run
-        say_error(f"{name} was set aside: {reason}", log)
+        say_error(f"{printable_name(name)} was set aside: {reason}", log)
     for reason in failed_reports.values():
         say_error(reason, log)
     return 2 if set_aside or failed_reports else 3 if failed else 0

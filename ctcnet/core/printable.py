@@ -33,6 +33,14 @@ def printable(text: str) -> str:
     return _UNSAFE.sub(lambda m: _escaped(m.group()), text)
 
 
+def printable_name(name: str) -> str:
+    """A file, folder or sample name as a message quotes it: :func:`printable`, and its line
+    breaks and tabs escaped too (a folder named ``line1\\nline2`` split a warning in two,
+    the second line without a time in the run's log)."""
+    return printable(str(name)).replace("\n", "\\n").replace("\r", "\\r") \
+        .replace("\t", "\\t")
+
+
 class PrintableFormatter(logging.Formatter):
     """A formatter whose lines are :func:`printable`."""
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ctcnet.core.paths import absolute, name_key
+from ctcnet.core.printable import printable_name
 from ctcnet.errors import FolderHeldError, InputError, OutputFolderError, SampleIdTakenError
 from ctcnet.io.atomic import refuse_undecodable
 from ctcnet.io.cartridge_info import OUTPUT_NAMES, unopened_sample_id
@@ -230,7 +231,7 @@ def set_aside_or_raise(err: InputError, name: str, set_aside: dict | None,
     set_aside[name] = set_aside_reason(str(err), input_path, err)
     if say:  # said as it happens, a warning: the run's end says each refusal as its error
         # (once: a monitor counting error lines counted every refusal twice).
-        log.warning("%s: set aside, the other inputs run: %s", name, err)
+        log.warning("%s: set aside, the other inputs run: %s", printable_name(name), err)
 
 
 def output_name_and_frames(cartridge: str | Path) -> tuple[str, int]:

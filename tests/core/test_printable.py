@@ -29,3 +29,13 @@ def test_a_file_names_bytes_that_are_not_utf8_are_written_as_those_bytes():
     assert printable(name) == "cart\\xe9 \\xff"
     printable(name).encode("utf-8")  # a UTF-8 log file or terminal takes it
     assert printable("carté") == "carté"
+
+
+def test_a_name_with_a_line_break_is_one_line_in_a_message():
+    """A folder named line1<LF>line2<TAB>tab split a warning and the run's log line in two."""
+    from ctcnet.core.printable import printable_name
+    from ctcnet.errors import InputError
+
+    assert printable_name("line1\nline2\ttab\x1b") == "line1\\nline2\\ttab\\x1b"
+    said = str(InputError("input not found", "/scans/line1\nline2"))
+    assert said == "/scans/line1\\nline2: input not found" and "\n" not in said
