@@ -16,7 +16,7 @@ from ctcnet.core.paths import absolute, name_key
 from ctcnet.core.printable import printable_name
 from ctcnet.errors import FolderHeldError, InputError, OutputFolderError, SampleIdTakenError
 from ctcnet.io.atomic import refuse_undecodable
-from ctcnet.io.cartridge_info import OUTPUT_NAMES, unopened_sample_id
+from ctcnet.io.cartridge_info import OUTPUT_NAMES, safe_sample_id, unopened_sample_id
 from ctcnet.io.scan import open_cartridge
 
 log = logging.getLogger("ctcnet.inference.inputs")  # the inputs' checks: one logger for them
@@ -92,6 +92,10 @@ def without_alike_outputs(out: Path, items: list, record: dict | None,
     kept = []
     for item in items:
         try:
+            if not hasattr(item, "sample_id"):  # a crop folder: its name names its output,
+                # held to a sample id's rules (Windows' forbidden characters, length)
+                safe_sample_id(name(item).strip() or name(item), Path(item),
+                               "the crop folder's name")
             refuse_alike_output(Path(out) / name(item))
         except InputError as err:
             set_aside_or_raise(err, name(item), record, getattr(item, "root", item))

@@ -978,3 +978,15 @@ def test_an_out_in_or_equal_to_a_crop_folder_read_is_refused_before_any_output(
     assert_one_line_error(status, err, "the crop folder")
     assert "choose an --out outside it" in err[0]
     assert sorted(p.name for p in crops.rglob("*")) == before
+
+
+def test_a_crop_folder_named_as_no_sample_may_be_is_refused_by_its_name(cart_and_model, crops,
+                                                                        capsys):
+    """A cartridge's sample id with characters Windows cannot name a file with is refused; a
+    crop folder so named became an output folder no lab's share could open."""
+    odd = crops.parent / 'crops "x" :|'
+    crops.rename(odd)
+    status, err = run_cli(capsys, "predict", odd, "--out", odd.parent / "out", "--model",
+                          cart_and_model / "model.pt", "--device", "cpu", "--quiet")
+    assert_one_line_error(status, err, "the crop folder's name 'crops \"x\" :|' must be a "
+                                       "plain name")
