@@ -240,10 +240,11 @@ def keep_warnings(report: dict, warnings: list[str], out_dir) -> None:
 
 
 def _note_chosen(args: argparse.Namespace, name: str) -> None:
-    """Say which model the evaluation reads: the one given, or the shipped one chosen."""
+    """Say which shipped model was chosen for the data, when none was named."""
     from ctcnet.commands.models import say_model
 
-    say_model(args.model, name)
+    if args.model is None:
+        say_model(None, name)
 
 
 def shipped_model_for_crops(data, role: str = "model", pixel_size=None) -> str:
@@ -306,6 +307,10 @@ def run(args: argparse.Namespace) -> int:
                               splits=args.split, page=write_evaluation_page,
                               # bars for a person at a terminal, not in a log or a pipe
                               progress=sys.stderr.isatty())
+    if args.model is not None:  # (once read: a refusal is one line) two logs told apart
+        from ctcnet.commands.models import say_model
+
+        say_model(args.model)
     absent = absent_classes_warning(report)
     if absent:
         log.warning("%s", absent)
