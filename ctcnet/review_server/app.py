@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import os
 import threading
 import unicodedata
 from collections import OrderedDict
@@ -27,11 +28,13 @@ from urllib.parse import quote, unquote
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.exports.event_crops import check_scans_for
 from ctcnet.inference.backends import TORCH_INSTALL, has_torch, load_backend
+from ctcnet.inference.summary import RunSummary
 from ctcnet.report.colours import DEFAULT_PALETTE
 from ctcnet.review import decisions as D
 from ctcnet.review.signoff import HISTORY_FILE, SIGNOFF_FILE
 from ctcnet.review_server.sample import Sample
 from ctcnet.review_server.sample_states import (
+    READ_ONLY_TEXT,
     ResultsBeingWritten,
     being_written,
     events_stamp,
@@ -76,6 +79,29 @@ class ReviewApp:
         # longer kept: its summary as its decisions made it then, or why it cannot be read,
         # with the events table it was of (another run on disk: summary.json says).
         self.listed: dict[str, tuple[tuple | None, dict | str]] = {}
+        self._say_what_cannot_be_done()
+
+    def _say_what_cannot_be_done(self) -> None:
+        """Warn as the server starts of what its pages will refuse: a folder that cannot be
+        written (each decision refused, the first found at the first press), or scans no
+        longer where predict read them (every tile not in the gallery refused, one by one)."""
+        if not os.access(self.results, os.W_OK):
+            log.warning("%s: %s", self.results, READ_ONLY_TEXT)
+        if self.scans is not None:
+            return
+        moved = []
+        for folder in self.folders.values():
+            try:
+                scan = RunSummary.read(folder).input
+            except (InputError, OSError, KeyError, TypeError, ValueError):
+                continue  # (the sample's page says what is wrong with it)
+            if scan and not Path(scan).exists():
+                moved.append(scan)
+        if moved:
+            log.warning("the scans of %d of %d sample(s) are not where predict read them "
+                        "(e.g. %s): tiles beyond the gallery and the frames around a cell "
+                        "cannot be cut; start again with --scans FOLDER (where they are now)",
+                        len(moved), len(self.folders), moved[0])
 
     def sample(self, name: str) -> Sample:
         """Sample ``name`` as its folder holds it now: read again when predict has written

@@ -1443,3 +1443,26 @@ def test_a_body_shorter_than_its_length_is_a_400_not_a_server_error(served, monk
         answer = received.decode("utf-8", "replace")
     assert answer.startswith("HTTP/1.0 400") or answer.startswith("HTTP/1.1 400"), answer[:80]
     assert "ended before its Content-Length" in answer
+
+
+def test_the_server_says_at_its_start_what_its_pages_will_refuse(results, tmp_path, caplog,
+                                                                 monkeypatch):
+    """Scans moved since predict, a folder that cannot be written: said once as it starts,
+    not found at the first tile or decision."""
+    import ctcnet.review_server.app as app_module
+    from ctcnet.review_server.server import make_server
+
+    out = tmp_path / "results"
+    shutil.copytree(results / "results", out)
+    summary = json.loads((out / "P001" / "summary.json").read_text())
+    assert os.path.exists(summary["input"])
+    monkeypatch.setattr(app_module.os, "access", lambda path, mode: False)
+    moved = tmp_path / "moved"
+    monkeypatch.setattr(app_module.RunSummary, "read", classmethod(
+        lambda cls, folder: type("S", (), {"input": str(moved)})()))
+    with caplog.at_level("WARNING"):
+        server = make_server(out, 0, warm_up=False)
+        server.server_close()
+    assert "the results folder cannot be written" in caplog.text
+    assert f"the scans of 1 of 1 sample(s) are not where predict read them (e.g. {moved})" \
+        in caplog.text
