@@ -7,9 +7,13 @@ a new events table from the one read.
 from __future__ import annotations
 
 import errno
+import functools
+import json
 from pathlib import Path
 
 from ctcnet.errors import CtcnetError
+from ctcnet.io.atomic import folder_is_held
+from ctcnet.io.digests import file_sha256
 
 
 class ResultsChanged(CtcnetError):
@@ -38,12 +42,29 @@ READ_ONLY_TEXT = ("the results folder cannot be written (read-only media, an arc
 def being_written(folder: Path) -> bool:
     """Predict writes events.parquet first and summary.json last: an events table newer than
     the summary (or either missing) is a run not finished, still running or stopped (a
-    ``--overwrite`` killed after it withdrew the summary)."""
+    ``--overwrite`` killed after it withdrew the summary); but not where no process holds the
+    folder and the summary names this very table (its ``events_sha256``): a restore that set
+    the files' times in the archive's order (an unzip, ``tar -m``) left a finished sample."""
     try:
-        return (folder / "events.parquet").stat().st_mtime_ns > \
-            (folder / "summary.json").stat().st_mtime_ns
+        events, summary = (folder / "events.parquet").stat(), (folder / "summary.json").stat()
     except OSError:
         return True
+    if events.st_mtime_ns <= summary.st_mtime_ns:
+        return False
+    return folder_is_held(folder) or not _summary_names_the_table(
+        str(folder), events_stamp(folder), summary.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _summary_names_the_table(folder: str, stamp, summary_time: int) -> bool:
+    """Whether the folder's summary.json records its events.parquet's SHA-256 (once for a
+    table and summary as they are: the server asks at every request)."""
+    try:
+        recorded = json.loads((Path(folder) / "summary.json").read_text(encoding="utf-8"))
+        recorded = recorded.get("events_sha256") if isinstance(recorded, dict) else None
+        return bool(recorded) and recorded == file_sha256(Path(folder) / "events.parquet")
+    except (OSError, ValueError):
+        return False
 
 
 def events_stamp(folder: Path) -> tuple[int, int, int] | None:

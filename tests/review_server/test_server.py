@@ -23,6 +23,7 @@ from conftest import save_tiny_model, write_events
 from ctcnet.inference.backends import load_backend
 from ctcnet.inference.counts import count_events, count_reviewed
 from ctcnet.inference.predict import PredictOptions, predict_cartridge
+from ctcnet.io.atomic import exclusive_folder
 from ctcnet.io.panel import load_panel
 from ctcnet.report import gallery_pages, run_report
 from ctcnet.review import decisions as D
@@ -962,8 +963,12 @@ def test_server_notices_a_new_run_and_refuses_requests_for_the_old(results, serv
     # While predict writes (the events table newer than the summary), requests wait for it.
     stamp = (sample / "summary.json").stat()
     os.utime(sample / "events.parquet", ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 10 ** 9))
-    status, data = request(server, "GET", "/api/P001/state")
+    with exclusive_folder(sample, "predict"):
+        status, data = request(server, "GET", "/api/P001/state")
     assert status == 503 and "being written" in json.loads(data)["error"]
+    # No run holding it, the summary naming this very table: a restore that set the files'
+    # times in the archive's order (an unzip, tar -m), not a run (503 for good before).
+    assert request(server, "GET", "/api/P001/state")[0] == 200
     # A rerun killed after it withdrew the summary, its events table not yet replaced: no
     # decision or sign-off on a sample half replaced (both were recorded, answered 200).
     os.utime(sample / "events.parquet", ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
