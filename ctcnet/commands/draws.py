@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from ctcnet.errors import InputError
+
 HELP = ("Put one patient's serial draws side by side: each draw's figure to report with its "
         "blood-draw interval, against a cut-off, and the change between draws (an exact test "
         "of two rates).")
@@ -52,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     if args.out:  # refused before the draws are read
         check_output_file(args.out, example="draws.csv")
     lines = []
-    draws, differ = compare_draws(args.samples, args.class_name, cutoff, args.date_key)
+    draws, differ = compare_draws(args.samples, args.class_name, cutoff, args.date_key,
+                                  signoff_holds_now)
     if args.class_name != "ctc" and args.cutoff is None:
         lines.append(f"(the default cut-off, {cutoff:g}, is CellSearch's for CTCs: give "
                      f"--cutoff for {args.class_name})")
@@ -91,6 +94,24 @@ def run(args: argparse.Namespace) -> int:
                          for r in rows)
         atomic_write_text(Path(args.out), text.getvalue())
     return 0
+
+
+def signoff_holds_now(folder) -> bool:
+    """Whether a sample's sign-off holds as its record and its decisions are now, as `crops`
+    and `export-events` check it (a review.csv edited after the sign-off, a signoff.json
+    altered): summary.json's copy is as fresh as the last command that wrote it."""
+    import pandas as pd
+
+    from ctcnet.exports.sample_review import signoff_now
+    from ctcnet.inference.summary import RunSummary
+    from ctcnet.review.signoff import CURRENT
+
+    try:
+        events = pd.read_parquet(folder / "events.parquet")
+        record = signoff_now(folder, events, RunSummary.read(folder))
+    except (OSError, ValueError, InputError):
+        return False  # (its table unreadable: no sign-off of it holds)
+    return record is not None and record["status"] == CURRENT
 
 
 def _p_text(p: float) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -93,8 +94,12 @@ class Draw:
 
 
 def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
-              cutoff: float = DEFAULT_CUTOFF, date_key: str | None = None) -> tuple[Draw, dict]:
-    """A predict output folder as a :class:`Draw` of ``class_name``, and its run fingerprint."""
+              cutoff: float = DEFAULT_CUTOFF, date_key: str | None = None,
+              signoff_check: Callable[[Path], bool] | None = None) -> tuple[Draw, dict]:
+    """A predict output folder as a :class:`Draw` of ``class_name``, and its run fingerprint.
+    ``signoff_check``: whether the sample's sign-off holds as its record and decisions are
+    now (summary.json's copy is as fresh as the last command that wrote it: a review.csv or
+    signoff.json changed since read as signed); the review's, handed in from above."""
     folder = Path(folder)
     path = folder / SUMMARY_FILE
     try:
@@ -108,7 +113,8 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
         raise InputError("not a cartridge's output (a crop folder has no blood volume)", folder)
     unsealed = check_figures_sealed(summary, folder)
     state = result_state(summary)
-    signed = signoff_holds(summary)  # (a partial scan signed off too: its state is partial)
+    # (a partial scan signed off too: its state is partial)
+    signed = signoff_holds(summary) and (signoff_check is None or signoff_check(folder))
     figures = reviewed_figures(summary) if signed else {
         "after_review": summary.get("counts") or {},
         "after_review_per_7_5_ml": summary.get("per_7_5_ml") or {}}
@@ -169,11 +175,14 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
 
 
 def compare_draws(folders, class_name: str = "ctc", cutoff: float = DEFAULT_CUTOFF,
-                  date_key: str | None = None) -> tuple[list[Draw], list[str]]:
+                  date_key: str | None = None,
+                  signoff_check: Callable[[Path], bool] | None = None
+                  ) -> tuple[list[Draw], list[str]]:
     """The draws of ``folders`` (in draw order), each compared with the one before and the
     first (:func:`rate_change_p`), and what makes them not comparable (settings that differ
-    between the runs that counted them)."""
-    read = [read_draw(f, i + 1, class_name, cutoff, date_key) for i, f in enumerate(folders)]
+    between the runs that counted them; ``signoff_check``: as :func:`read_draw`'s)."""
+    read = [read_draw(f, i + 1, class_name, cutoff, date_key, signoff_check)
+            for i, f in enumerate(folders)]
     draws = [d for d, _ in read]
     seen: dict[str, Draw] = {}
     for draw in draws:  # a rerun of one scan (a volume corrected) is no second draw

@@ -86,6 +86,24 @@ def test_a_decision_edited_in_review_csv_is_noticed(folder):
     assert summary["result_state"]["state"] != "signed off"
 
 
+def test_draws_reads_a_sign_off_as_its_record_holds_not_as_summary_json_says(folder, capsys):
+    """review.csv edited after the sign-off, nothing read since: summary.json still says
+    signed off, and draws reported the signed figure, "after review", without a note."""
+    from ctcnet.cli import main
+    from ctcnet.commands.draws import signoff_holds_now
+
+    assert signoff_holds_now(folder)
+    assert main(["draws", str(folder)]) == 0
+    assert "after review" in capsys.readouterr().out
+    path = folder / "review.csv"
+    path.write_text(path.read_text().replace(",wbc,", ",ctc,", 1))
+    assert json.loads((folder / "summary.json").read_text())["signoff"]["status"] == "current"
+    assert not signoff_holds_now(folder)
+    assert main(["draws", str(folder)]) == 0
+    said = capsys.readouterr().out
+    assert "automatic" in said and "its sign-off no longer holds" in said
+
+
 def test_a_journal_edited_while_the_server_runs_reaches_summary_json_at_its_next_read(folder):
     """The server has the sample open; review.csv is edited by hand: the page's next poll
     reads the sign-off as edited, and summary.json (so samples.csv, index.html) says so
