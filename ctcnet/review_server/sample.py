@@ -388,7 +388,8 @@ class Sample(SampleImages):
             # as its page did before the second press); those needing a note refused without.
             left, held = left_undecided(
                 self.candidates, decided, one_line(note, NOTE_CHARS),
-                (self.summary.counted_as or {}).get("not_guarded_classes") or ())
+                (self.summary.counted_as or {}).get("not_guarded_classes") or (),
+                self.reported)
             second = self.agreement()
             record = SignOff(
                 reviewer=reviewer,

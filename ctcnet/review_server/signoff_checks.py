@@ -2,8 +2,9 @@
 and among them those that need a word in the sign-off's note before it is made.
 
 A call the marker guard holds is a possible count (a possible missed CTC among them); a call
+counted in the figures signed (a CTC, a cluster) vouches for them on the network's word; a call
 of a reported class the guard does not check (a lab's ``tdev``: its markers are read by no
-check, and predict says to review every one) is counted on the network's word alone. Either,
+check, and predict says to review every one) is counted on the network's word alone. Each,
 left undecided, is said in the note: the sign-off then vouches for it knowingly.
 """
 
@@ -18,14 +19,16 @@ from ctcnet.report.reasons import GUARD_PREFIX
 
 
 def left_undecided(candidates: pd.DataFrame, decided: set[int], note: str,
-                   unchecked: Iterable[str] = ()) -> tuple[int, int]:
+                   unchecked: Iterable[str] = (), reported: Iterable[str] = ()
+                   ) -> tuple[int, int]:
     """(candidates left undecided, of them the calls the guard holds) of ``candidates`` (the
     review list, with ``event_id``, ``class`` and ``reasons`` columns) once ``decided`` (event
-    ids) are; refused (InputError) where held calls, or calls of the ``unchecked`` reported
-    classes, are left without ``note``."""
+    ids) are; refused (InputError) where held calls, calls of the ``unchecked`` reported
+    classes, or calls of the ``reported`` classes counted in the figures signed are left
+    without ``note``."""
     open_ = [int(e) not in decided for e in candidates["event_id"]]
-    held = sum(o and any(c.startswith(GUARD_PREFIX) for c in codes)
-               for o, codes in zip(open_, candidates["reasons"]))
+    is_held = [any(c.startswith(GUARD_PREFIX) for c in codes) for codes in candidates["reasons"]]
+    held = sum(o and h for o, h in zip(open_, is_held))
     if held and not note:  # a held call is a possible count
         raise InputError(f"{held} call(s) the marker guard held are left undecided: decide "
                          "them, or say why in the sign-off's note")
@@ -38,4 +41,14 @@ def left_undecided(candidates: pd.DataFrame, decided: set[int], note: str,
         raise InputError(f"{said} call(s) left undecided are of a class the marker guard does "
                          "not check (counted on the network's word alone): decide them, or "
                          "say why in the sign-off's note")
+    # A counted call nobody looked at, signed: the figure vouched for on the network's word
+    # (a sign-off with 2 of 83 candidates decided, none of the 23 CTC calls among them).
+    counted = {c: sum(o and not h and call == c for o, h, call in zip(open_, is_held, calls))
+               for c in reported}
+    counted = {c: n for c, n in counted.items() if n}
+    if counted and not note:
+        said = ", ".join(f"{n} {c}" for c, n in counted.items())
+        raise InputError(f"{said} call(s) counted in the figures signed are left undecided: "
+                         "confirm or relabel them, or say in the sign-off's note why they are "
+                         "signed as called")
     return sum(open_), held

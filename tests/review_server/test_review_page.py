@@ -513,6 +513,41 @@ def test_on_a_stale_page_not_saved_stays_until_the_page_is_reloaded():
     assert f"not saved #0, #1: {STALE}" in got["later"] and got["reload"] == "inline"
 
 
+def test_results_being_written_keep_the_page_asking_until_they_are_a_new_run():
+    """A poll that landed while predict rewrote the results stopped the polling: the page
+    said "being written" for good after predict had finished."""
+    got = run_page("""
+        const said = () => page.document.getElementById("status").textContent;
+        routes.push(["/api/P001/state?since=", {status: 503, json: {
+            error: "the results of P001 are being written", stale: true}}]);
+        page.timers.forEach((tick) => tick());
+        await page.settle();
+        const writing = said();
+        const reloadWhileWriting = page.document.getElementById("reload").style.display || "";
+        routes[0][1] = {status: 409, json: {error: "predict wrote them again: reload the page",
+                                           stale: true}};
+        page.timers.forEach((tick) => tick());
+        await page.settle();
+        return {writing, reloadWhileWriting, after: said(),
+                reload: page.document.getElementById("reload").style.display};
+    """, page_state(2))
+    assert "being written" in got["writing"] and got["reloadWhileWriting"] != "inline"
+    assert "predict wrote them again" in got["after"] and got["reload"] == "inline"
+
+
+def test_the_sign_off_preview_names_counted_calls_nobody_confirmed():
+    state = page_state(4)
+    state["signoff"] = None
+    got = run_page("""
+        page.document.getElementById("signoff-button").click();
+        return page.document.getElementById("signoff-text").textContent;
+    """, state)
+    counted = sum(c["call"] in state["reported"] and not c.get("held")
+                  for c in state["candidates"])
+    assert counted and f"{counted} of them counted calls ({', '.join(state['reported'])}) " \
+        "nobody confirmed" in got and "a sign-off leaving them needs one" in got
+
+
 # ---------------------------------------------------------------------------------------------
 # The grid, the channel sliders, the sign-off and the second reading on the stand-in DOM.
 

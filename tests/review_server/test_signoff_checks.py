@@ -1,5 +1,5 @@
 """What a sign-off may leave undecided: held calls and calls of a class the marker guard does
-not check need a word in the note."""
+not check, and counted calls nobody confirmed, need a word in the note."""
 
 import pandas as pd
 import pytest
@@ -24,3 +24,19 @@ def test_held_calls_and_unchecked_classes_left_undecided_need_a_note():
     assert left_undecided(candidates(), {1, 2, 3, 4}, "", ["tdev"]) == (0, 0)
     # A model whose every reported class the guard checks: only held calls need a note.
     assert left_undecided(candidates(), {4}, "", []) == (3, 0)
+
+
+def test_counted_calls_nobody_confirmed_need_a_note():
+    """Signed with 2 of 83 candidates decided, none of the 23 CTC calls among them: the
+    figures were vouched for on the network's word, and nothing said so."""
+    reported = ["ctc", "cluster", "tdev"]
+    with pytest.raises(InputError, match=r"1 ctc call.s. counted in the figures signed are "
+                                         r"left undecided: confirm or relabel"):
+        left_undecided(candidates(), {2, 3, 4}, "", [], reported)
+    assert left_undecided(candidates(), {2, 3, 4}, "CTC calls accepted as called", [],
+                          reported) == (1, 0)
+    assert left_undecided(candidates(), {1, 2, 3, 4}, "", [], reported) == (0, 0)
+    # A held CTC call is not counted: it needs the held calls' note, said as such.
+    held = candidates().assign(reasons=[["guard:possible_ctc"], ["call"], ["call"], ["call"]])
+    with pytest.raises(InputError, match="1 call.s. the marker guard held"):
+        left_undecided(held, {2, 3, 4}, "", [], reported)
