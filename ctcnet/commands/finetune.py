@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         if bad:
             raise InputError(says)
     refuse_non_checkpoint_name(args.out, "--out")
+    _say_a_shipped_name(args.out)
     options = FinetuneOptions(steps=args.steps, train_blocks=args.train_blocks or None,
                               lr=args.lr, batch_size=args.batch_size,
                               simulated_per_class=None if args.simulated_per_class is None
@@ -103,3 +104,19 @@ def run(args: argparse.Namespace) -> int:
         line += f"; recalibrated: {describe(record['calibration'])}"
     print(f"{line}; {record['seconds']['total']:.0f} s -> {args.out}")
     return 0
+
+
+def _say_a_shipped_name(out) -> None:
+    """Warn, before the work, of a fine-tune named like a shipped model: in ``$CTCNET_MODELS``
+    the shipped one keeps the name, so this one would be offered by none."""
+    import logging
+    from pathlib import Path
+
+    from ctcnet.nn.registry import PACKAGE_MODELS
+
+    name = Path(out).stem
+    if (PACKAGE_MODELS / f"{name}.json").is_file():
+        logging.getLogger(__name__).warning(
+            "--out names the model %r, as a shipped model is named: in $CTCNET_MODELS the "
+            "shipped one keeps the name, so this one would be offered by none (--model takes "
+            "its file all the same); another name offers it", name)

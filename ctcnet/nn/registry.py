@@ -1,13 +1,14 @@
 """The shipped models by name, in the spirit of timm's ``list_models`` / ``create_model``.
 
 A shipped model is ``NAME.json`` (its card: panel, classes, crop and pixel size, held-out
-figures) beside ``NAME.pt`` and/or ``NAME.onnx`` in a models folder. Folders searched, first hit
-wins per name:
+figures) beside ``NAME.pt`` and/or ``NAME.onnx`` in a models folder. Folders searched:
 
-1. ``$CTCNET_MODELS`` (one or more folders, ``os.pathsep``-separated): an override, e.g. a
-   site's own models or a cache;
-2. ``ctcnet/models`` inside the installed package (package data of the wheel; in a source
-   checkout a link to the repository's ``models/``).
+1. ``ctcnet/models`` inside the installed package (package data of the wheel; in a source
+   checkout a link to the repository's ``models/``): its names are its own;
+2. ``$CTCNET_MODELS`` (one or more folders, ``os.pathsep``-separated): a site's own models
+   join them, the first folder's where two hold one name. A card there named like a model
+   found before is skipped, said once: a lab's fine-tune saved as ``ctcnet-default`` took the
+   shipped model's place by name and in predict's choice, unasked.
 
 Everything here reads JSON only: listing and choosing models needs neither torch nor
 onnxruntime. ``resolve_model`` turns ``--model`` (a registry name or a file path) into a file;
@@ -156,7 +157,8 @@ def _warn_once(path: Path, message: str) -> None:
 
 
 def model_dirs() -> list[Path]:
-    """Folders searched for shipped models, in order (``$CTCNET_MODELS`` first).
+    """Folders searched for models, in order: the package's, then ``$CTCNET_MODELS``'s (a
+    name is the first folder's: :func:`list_models`).
 
     An entry of ``$CTCNET_MODELS`` that is a file (a model file, say) is refused: models
     looked up by name would silently come from elsewhere. One that does not exist (a cache not
@@ -170,7 +172,7 @@ def model_dirs() -> list[Path]:
                              f"(several: separated by {os.pathsep!r})", folder)
         if not folder.exists():
             _warn_once(folder, f"in ${MODELS_ENV} but not found; no models from it")
-    return dirs + [PACKAGE_MODELS]
+    return [PACKAGE_MODELS, *dirs]
 
 
 def _read_card(path: Path) -> ModelInfo | None:
@@ -204,10 +206,17 @@ def list_models() -> list[ModelInfo]:
         if not folder.is_dir():
             continue
         for card in sorted(folder.glob("*.json")):
-            if card.stem not in found:
-                info = _read_card(card)
-                if info is not None:
-                    found[card.stem] = info
+            info = _read_card(card)
+            if info is None:
+                continue
+            if card.stem in found:
+                if found[card.stem].folder.resolve() != folder.resolve():
+                    _warn_once(card, f"named like the model {card.stem!r} of "
+                               f"{found[card.stem].folder}, which keeps the name: this one is "
+                               "not offered by name; rename its card and files (NAME.json, "
+                               "NAME.pt, NAME.onnx) to offer it")
+                continue
+            found[card.stem] = info
         if folder != PACKAGE_MODELS:
             # A model file without its card (``ctcnet train``'s model.pt copied in) is no
             # model by name: said, rather than left out without a word.

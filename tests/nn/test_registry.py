@@ -139,6 +139,30 @@ def test_on_a_tie_the_shipped_model_is_chosen_before_a_sites_and_each_says_where
         registry.get_model("lab")
 
 
+def test_a_sites_model_named_like_a_shipped_one_never_takes_its_name(with_tiny3, tmp_path,
+                                                                     monkeypatch, caplog):
+    """A lab's fine-tune saved as ctcnet-default in $CTCNET_MODELS replaced the shipped model
+    by name and in predict's choice (a five-class one: the default vanished and the choice
+    fell to a model of fewer channels), without a word; so did the second of two site folders
+    holding one name."""
+    site, other = tmp_path / "site", tmp_path / "other"
+    for folder in (site, other):
+        folder.mkdir()
+        card = json.loads((with_tiny3 / "tiny3.json").read_text())
+        for name in ("ctcnet-default", "tiny3"):
+            (folder / f"{name}.json").write_text(json.dumps(card))
+            (folder / f"{name}.pt").symlink_to(with_tiny3 / "tiny3.pt")
+    monkeypatch.setenv(registry.MODELS_ENV, os.pathsep.join(map(str, (with_tiny3, site, other))))
+    with caplog.at_level("WARNING"):
+        models = {m.name: m for m in registry.list_models()}
+    assert models["ctcnet-default"].origin == "shipped"
+    assert models["tiny3"].folder == with_tiny3
+    said = caplog.text
+    assert f"{site / 'ctcnet-default.json'}: named like the model 'ctcnet-default'" in said
+    assert f"{other / 'tiny3.json'}: named like the model 'tiny3'" in said
+    assert registry.choose_model([load_panel(None)]).name == "ctcnet-default"
+
+
 def test_an_export_model_is_chosen_for_composites_and_never_for_scans(with_tiny3, tmp_path,
                                                                      monkeypatch, capsys):
     # A model whose card says it reads exports only (configs/core3-export.yaml) beside tiny3,
