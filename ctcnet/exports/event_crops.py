@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ctcnet.core.paths import absolute
 from ctcnet.detect.crop_writing import finish_crop_dataset, write_crop_files
 from ctcnet.detect.cropping import extract_crops
 from ctcnet.errors import InputError
@@ -241,8 +242,9 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
                       "label": chosen_labels[i], "reviewer": reviewers[i]}
                      for w, i in zip(written, at)]
         labels += chosen_labels
-        sources.append({"sample_id": sample_id, "results": str(folder),
-                        "scan": str(cartridge.root), "model": summary.model.path,
+        # Absolute, as outputs.md says: the set outlives the working folder it was cut in.
+        sources.append({"sample_id": sample_id, "results": absolute(folder),
+                        "scan": absolute(cartridge.root), "model": summary.model.path,
                         "crops": len(chosen), **({"unattached_decisions": unattached}
                                               if unattached else {}),
                         **({"signoff": signed} if reviewed else {})})

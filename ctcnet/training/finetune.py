@@ -325,7 +325,7 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
                                 np.concatenate([train.images[:own], held.images]),
                                 np.concatenate([train.targets[:own], held.targets]))
     record = {
-        "base": {"path": str(base), "sha256": file_sha256(base), "version": spec.version,
+        "base": {"path": absolute(base), "sha256": file_sha256(base), "version": spec.version,
                  "temperature": spec.temperature, "review_threshold": spec.review_threshold},
         "data": {"path": absolute(data_dir), "per_class": counts,
                  **({"manifest_sha256": file_sha256(Path(data_dir) / "manifest.csv")}

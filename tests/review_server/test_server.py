@@ -537,6 +537,20 @@ def test_every_event_is_cut_a_frame_at_a_time_after_a_check_of_the_disk(results,
     assert sorted(set(index.labels)) == sorted(set(events["class"]))
 
 
+def test_a_crop_sets_sources_are_recorded_absolute_whatever_the_working_folder(
+        results, tmp_path, monkeypatch):
+    """Given relative paths, dataset.json recorded them as typed: the set outlives the folder
+    it was cut in (outputs.md says the scan path is absolute)."""
+    from ctcnet.cli import main
+
+    shutil.copytree(results / "results", tmp_path / "results")
+    monkeypatch.chdir(tmp_path)
+    assert main(["crops", "results", "--out", "ds"]) == 0
+    (source,) = json.loads((tmp_path / "ds" / "dataset.json").read_text())["sources"]
+    assert source["results"] == str(tmp_path / "results" / "P001")
+    assert os.path.isabs(source["scan"])
+
+
 def test_a_crops_run_into_an_out_another_run_filled_meanwhile_keeps_the_others(
         results, tmp_path, monkeypatch, capsys):
     """Two `crops` runs into one new --out at once both said they wrote it: one's dataset.json
