@@ -75,14 +75,21 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--rgb-test-per-class", type=int, default=0,
                    help="also test on RGB-JPEG composite exports (models with CK, CD45, DAPI)")
     p.add_argument("--num-workers", type=int, default=None, help="default: the config's")
-    p.add_argument("--work-dir", default=str(ROOT / "runs" / "default-model"))
+    p.add_argument("--work-dir", default=None,
+                   help="the training run's folder (checkpoints, logs); default: --out's "
+                        "runs/, or the checkout's runs/default-model/ for the shipped models")
     p.add_argument("--retest", metavar="MODEL.pt",
                    help="no training: test this trained model (its card beside it) again at "
                         "these sizes and write it and its card as --out/--name")
     p.add_argument("--reproduce", metavar="TEXT", default=None,
                    help="with --retest: the commands that made the model, for the card (needed "
                         "for a fine-tuned model, which this script did not train)")
-    return p.parse_known_args(argv)
+    args, extra = p.parse_known_args(argv)
+    if args.work_dir is None:  # a lab's model: its run beside it, not in the checkout
+        shipped = Path(args.out).resolve() == (ROOT / "models").resolve()
+        args.work_dir = str(ROOT / "runs" / "default-model" if shipped
+                            else Path(args.out) / "runs")
+    return args, extra
 
 
 def cli_arguments(args: argparse.Namespace, extra: list[str]) -> list[str]:

@@ -885,9 +885,11 @@ def test_default_model_script_runs_the_recipe_and_writes_the_card(tmp_path):
     root = Path(__file__).resolve().parents[2]
     script = load_script(root / "scripts" / "train_default_model.py")
     assert script.main(["--config", str(root / "configs" / "smoke.yaml"), "--out",
-                        str(tmp_path / "m"), "--work-dir", str(tmp_path / "run"),
+                        str(tmp_path / "m"),
                         "--test-per-class", "4", "--shift-per-class", "2",
                         "--baseline-train-per-class", "10", "--train-scale", "2"]) == 0
+    # The run beside the lab's model (it went into the checkout's runs/ by default).
+    assert list((tmp_path / "m" / "runs" / "checkpoints").glob("*.ckpt"))
     card = json.loads((tmp_path / "m" / "ctcnet-default.json").read_text())
     assert card["training"]["epochs"] == 1 and card["data"]["train_val"]["splits"]["train"][
         "crops"] == 8 * 4  # smoke.yaml: 4 crops per class, x2
