@@ -41,11 +41,9 @@ SCHEDULES = ("onecycle", "cosine")
 
 
 def balanced_class_weights(counts: torch.Tensor) -> torch.Tensor:
-    """Inverse-frequency weights, n / (classes present * count) as scikit-learn's 'balanced'.
-
-    Every present class then carries the same total weight and the mean weight per training
-    crop is 1; absent classes get 0.
-    """
+    """Inverse-frequency weights, n / (classes present * count) as scikit-learn's 'balanced':
+    every present class carries the same total weight, the mean weight per training crop is 1;
+    absent classes get 0."""
     counts = counts.float()
     present = counts > 0
     weights = torch.zeros_like(counts)
@@ -81,7 +79,7 @@ def check_training_classes(counts: dict[str, int], what: str = "the training cro
         log.warning("%s hold few crops of %s (under %d a class): the model learns little from "
                     "so few and its validation figures rest on a handful of crops%s", what,
                     ", ".join(scarce), few,
-                    "; start from a trained model (ctcnet finetune, or model.init_from)"
+                    "; start from a trained model of these classes (finetune, model.init_from)"
                     if few > FEW_FROM_A_MODEL else "")
     return absent
 
@@ -301,7 +299,8 @@ class CTCLitModule(L.LightningModule):
         if other_spec.arch != self.spec.arch or other_spec.class_names != self.spec.class_names:
             raise InputError(f"cannot start from {path}: it is {other_spec.arch} with classes "
                              f"{other_spec.class_names}, this run is {self.spec.arch} with "
-                             f"{self.spec.class_names}")
+                             f"{self.spec.class_names}: another network or class set trains "
+                             "from scratch, without model.init_from")
         self.model.load_state_dict(select_input_channels(
             other.state_dict(), self.model.state_dict(), indices,
             other_spec.panel.num_channels))
