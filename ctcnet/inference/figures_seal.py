@@ -50,3 +50,13 @@ def check_figures_sealed(data: dict, folder: str | Path) -> str | None:
                          "by hand?): not read; `ctcnet review` on the results folder writes "
                          "them again from the events, or rerun ctcnet predict", folder)
     return None
+
+
+def figures_edited(data: dict) -> bool:
+    """Whether a summary's figures are not those a sealing ctcnet wrote (its seal differs, or
+    was taken away); an earlier ctcnet's unsealed summary is not."""
+    try:
+        check_figures_sealed(data, "summary.json")
+    except InputError:
+        return True
+    return False

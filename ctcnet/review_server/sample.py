@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ctcnet.errors import InputError
 from ctcnet.inference.counts import ReviewedCounts, count_events
+from ctcnet.inference.figures_seal import figures_edited
 from ctcnet.inference.result_state import RESEARCH_USE, result_state
 from ctcnet.inference.run_entry import review_entry
 from ctcnet.inference.run_index import refresh_run_index
@@ -438,13 +439,17 @@ class Sample(SampleImages):
                     on_disk = json.loads((self.folder / "summary.json").read_text())
                     summary = RunSummary.from_dict(on_disk)
                     fields = RunSummary.count_fields(self.tally)
-                    if summary.counts != fields["counts"]:  # never so as predict wrote it
-                        kept = keep_not_as_written(self.folder, "summary.json")  # evidence
-                        log.warning("%s: summary.json's counts %s are not its events' %s "
-                                    "(edited after predict wrote it, or counted by another "
-                                    "ctcnet version): written again from the events, the "
-                                    "file found kept as %s", self.folder, summary.counts,
-                                    fields["counts"], kept.relative_to(self.folder))
+                    edited = (f"its counts {summary.counts} are not its events' "
+                              f"{fields['counts']} (edited after predict wrote it, or counted "
+                              "by another ctcnet version)") if summary.counts != \
+                        fields["counts"] else figures_edited(on_disk) and (
+                            "its figures (an after-review count, a rate) were changed since "
+                            "ctcnet wrote them: its seal says so")
+                    if edited:  # not as ctcnet wrote it: the file found is the evidence
+                        kept = keep_not_as_written(self.folder, "summary.json")
+                        log.warning("%s: summary.json: %s: written again from the events and "
+                                    "decisions, the file found kept as %s", self.folder,
+                                    edited, kept.relative_to(self.folder))
                     updated = replace(summary, **fields, reviewed=counted[1] if decided
                                       else None)
                     signed = self.signoff(matched, counted[1])

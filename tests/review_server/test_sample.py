@@ -697,6 +697,32 @@ def test_a_summary_edited_by_hand_is_said_as_it_is_written_again_from_the_events
     assert json.loads(kept.read_text())["counts"]["wbc"] == true + 9
 
 
+def test_a_summary_whose_after_review_figure_was_edited_is_kept_and_said(
+        results, tmp_path, caplog):  # noqa: F811 (the imported fixture)
+    """A figure after review typed into summary.json: draws refused it (its seal), and
+    the review server's start wrote it over without a word, the evidence gone."""
+    from ctcnet.review import decisions as D
+    from ctcnet.review_server.sample import Sample
+
+    out = tmp_path / "results"
+    shutil.copytree(results / "results", out)
+    sample = Sample("P001", out / "P001")
+    ids = [c["event_id"] for c in sample.state("ann")["candidates"]][:1]
+    D.record_decision(out / "P001", sample.run, ids[0], "wbc", "ann")
+    sample.write_counts()
+    path = out / "P001" / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["reviewed"]["after_review"]["ctc"] += 3
+    path.write_text(json.dumps(summary))
+    with caplog.at_level("WARNING"):
+        Sample("P001", out / "P001").write_counts()
+    assert "its figures (an after-review count, a rate) were changed since ctcnet wrote " \
+        "them" in caplog.text
+    (kept,) = (out / "P001" / "previous").glob("summary-*-not-as-written.json")
+    assert json.loads(kept.read_text())["reviewed"]["after_review"]["ctc"] == \
+        summary["reviewed"]["after_review"]["ctc"]
+
+
 def test_a_pruned_gallery_leaves_its_events_tiles_to_the_server(results, tmp_path):  # noqa: F811
     """gallery/ deleted to save disk: 16 of a sample's candidates pointed at its pages and got
     404. Their tiles are cut from the scans as the others are."""
