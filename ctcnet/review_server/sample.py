@@ -181,12 +181,15 @@ class Sample(SampleImages):
                "reasons": self.reason_options, "candidates": rows,
                "counts": self.counts(matched, reading=reading), "stamp": log_.read_stamp,
                "saliency": bool(saliency), "unattached": self.unattached(matched),
-               # What the scan was (failed, partial: its rates are estimates; or the
-               # automatic counts), said above the candidates; the sign-off line says the rest.
+               # What the scan was (failed, partial: estimated rates), above the candidates.
                "scan_state": self.scan_state, "research_use": RESEARCH_USE,
                "overlay": overlay_legend(self.panel.names, self.panel.roles(), self.palette)}
         if reading == FIRST:
             out["signoff"] = self.signoff(matched)
+            # One of the calls before predict ran again: said, not read as never signed.
+            earlier = read_signoff(self.folder) if out["signoff"] is None else None
+            out["earlier_signoff"] = earlier and {"reviewer": earlier.reviewer,
+                                                  "signed_at": earlier.signed_at}
             out["agreement"] = self.agreement()
             self._write_if_signoff_moved(out["signoff"])
         return out
@@ -209,8 +212,7 @@ class Sample(SampleImages):
 
     def changes(self, since: str, reading: str = FIRST) -> dict:
         """What a page holding ``reading``'s journal as of stamp ``since`` lacks: nothing
-        while the file is unchanged (a stat, no read), else every decision of the run and the
-        counts."""
+        while the file is unchanged (a stat, no read), else the run's decisions and counts."""
         log_ = self.logs[reading]
         if log_.stamp() == since:
             return {"run_id": self.run.token, "stamp": since, "unchanged": True}
@@ -362,10 +364,9 @@ class Sample(SampleImages):
                               matched.n_decisions)
 
     def sign_off(self, body, default_reviewer: str) -> dict:
-        """Sign the sample off (:func:`parse_signoff`'s request, naming the run and the
-        decisions' stamp the signer read; the note optional: why it is signed as it is, say
-        with held calls left undecided): who, when,
-        the decisions it covers, what is left undecided and the reviewed counts, written to
+        """Sign the sample off (:func:`parse_signoff`'s request: the run and the decisions'
+        stamp the signer read, a note where calls are left undecided): who, when, the
+        decisions it covers, what is left undecided and the reviewed counts, written to
         signoff.json, then to summary.json and index.html beside the model's counts."""
         reviewer, run_id, seen, note = parse_signoff(body)
         self.check_run(run_id)

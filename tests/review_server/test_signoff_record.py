@@ -472,3 +472,13 @@ def test_a_sign_off_leaving_held_calls_undecided_says_why(folder):
     assert (folder / "signoff_history.jsonl").read_text() == before
     sample.sign_off({**body, "note": "held calls checked on the frames"}, "bob")
     assert shown(folder)["reviewer"] == "bob"
+
+
+def test_a_sign_off_of_another_runs_calls_is_said_on_the_page_as_earlier(folder):
+    """After predict ran again the page read "not signed off", as of a sample nobody had
+    signed: the state names the earlier sign-off."""
+    record = json.loads((folder / SIGNOFF_FILE).read_text())
+    (folder / SIGNOFF_FILE).write_text(json.dumps({**record, "run_id": "another run"}))
+    state = Sample("P001", folder).state("ann")
+    assert state["signoff"] is None
+    assert state["earlier_signoff"] == {"reviewer": "ann", "signed_at": record["signed_at"]}
