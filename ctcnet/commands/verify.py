@@ -1,9 +1,12 @@
-"""``ctcnet verify``: this installation checked against what was shipped, before it counts.
+"""``ctcnet verify``: this installation checked against what was shipped, before it counts;
+or, with ``--results``, a results folder checked against what ctcnet recorded of it.
 
 The shipped model files and reference against ``models/SHA256SUMS``, and the reference
 cartridge predicted here against its recorded events (``ctcnet.inference.verification``). A
 line per check, the record as JSON (``--out`` keeps it: an installation qualification's
-evidence), exit status 0 when both pass and 1 when one does not.
+evidence), exit status 0 when both pass and 1 when one does not. ``--results`` audits each
+sample's files as they lie, writing nothing (``ctcnet.exports.results_audit``): a line per
+sample, exit status 0 when every one is intact.
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=["torch", "onnx"], default=None,
                         help="the backend the reference runs with (default: the one predict "
                              "picks here); verify each one the lab's nights use")
+    parser.add_argument("--results", metavar="RESULTS", default=None,
+                        help="instead, audit a predict --out folder (or one sample's) as it "
+                             "lies, an archive's too: each sample's figures, events tables, "
+                             "review journals and sign-off against ctcnet's record of them; "
+                             "nothing is written")
     parser.add_argument("--out", metavar="JSON", help="also write the record to this file")
     parser.add_argument("--json", action="store_true", help="print the record as JSON")
 
@@ -40,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     check_device_name(args.device)
     if args.out:  # refused before the checks, not after them
         check_output_file(args.out, example="verify.json")
+    if args.results is not None:
+        return _audit(args)
     record = verify_installation(args.device, args.backend)
     text = json.dumps(record, indent=2) + "\n"
     if args.out:
@@ -68,3 +78,31 @@ def run(args: argparse.Namespace) -> int:
               if not ok]
     print("PASSED" if record["passed"] else f"FAILED: {'; '.join(failed)}")
     return 0 if record["passed"] else 1
+
+
+def _audit(args: argparse.Namespace) -> int:
+    """``ctcnet verify --results``: a line per sample, the record as JSON where asked."""
+    import json
+    from pathlib import Path
+
+    from ctcnet.exports.results_audit import audit_results
+    from ctcnet.io.atomic import atomic_write_text
+
+    samples = audit_results(args.results)
+    failed = [s["sample"] for s in samples if s["problems"]]
+    record = {"results": str(Path(args.results).absolute()), "samples": samples,
+              "passed": not failed}
+    text = json.dumps(record, indent=2) + "\n"
+    if args.out:
+        atomic_write_text(Path(args.out), text)
+    if args.json:
+        print(text, end="")
+        return 0 if not failed else 1
+    for s in samples:
+        said = "; ".join(s["problems"]) if s["problems"] else (
+            "intact" + (f", signed off ({s['signoff']})" if s["signoff"] else ", not signed off"))
+        print(f"{s['sample']}: {said}" + "".join(f"\n  note: {n}" for n in s["notes"]))
+    print(f"PASSED: {len(samples)} sample(s) as ctcnet recorded them" if not failed else
+          f"FAILED: {len(failed)} of {len(samples)} sample(s) not as ctcnet recorded them "
+          f"({', '.join(failed[:5])}{', ...' if len(failed) > 5 else ''})")
+    return 0 if not failed else 1

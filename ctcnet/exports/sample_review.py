@@ -25,12 +25,13 @@ log = logging.getLogger("ctcnet.exports.event_exports")  # its records, as they 
 REVIEWER_CALL = "reviewer_call"
 
 
-def signoff_now(folder: Path, events: pd.DataFrame, summary) -> dict | None:
+def signoff_now(folder: Path, events: pd.DataFrame, summary, say: bool = True) -> dict | None:
     """The sample's sign-off as it holds now, checked against its record (not summary.json's
-    copy, which is as fresh as the last command that wrote it), or None."""
+    copy, which is as fresh as the last command that wrote it), or None; one that does not
+    hold is warned of (``say``; an audit says it in its own line)."""
     if not any((folder / name).exists() for name in (SIGNOFF_FILE, HISTORY_FILE)):
         recorded = _recorded_signoff(folder)
-        if recorded:  # the record gone, its copy left: deleted, not never signed
+        if recorded and say:  # the record gone, its copy left: deleted, not never signed
             log.warning("%s: summary.json records a sign-off by %s on %s, but %s and %s are "
                         "gone (deleted?): exported as not signed off", folder.name,
                         recorded.get("reviewer"), recorded.get("signed_at"), SIGNOFF_FILE,
@@ -40,7 +41,7 @@ def signoff_now(folder: Path, events: pd.DataFrame, summary) -> dict | None:
     matched = load_decisions(folder, run)
     record = signoff_in(folder, run, matched, reviewed_rates(folder, events, matched, summary),
                         summary.model.sha256, summary.network_sha256)[1]
-    if record is not None and (record["status"] != CURRENT or record.get("unchecked")):
+    if say and record is not None and (record["status"] != CURRENT or record.get("unchecked")):
         log.warning("%s: %s", folder.name, signoff_text(record))  # said, not only in the file
     return record
 

@@ -482,3 +482,32 @@ def test_a_sign_off_of_another_runs_calls_is_said_on_the_page_as_earlier(folder)
     state = Sample("P001", folder).state("ann")
     assert state["signoff"] is None
     assert state["earlier_signoff"] == {"reviewer": "ann", "signed_at": record["signed_at"]}
+
+
+def test_verify_results_audits_an_archive_as_it_lies_and_writes_nothing(folder, capsys):
+    """A data manager's question of a folder kept for years: each sample as ctcnet recorded
+    it, or what differs (no command answered it; the review server repairs what it reads)."""
+    import hashlib
+
+    from ctcnet.cli import main
+
+    def fingerprint():
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    before = fingerprint()
+    assert main(["verify", "--results", str(folder)]) == 0
+    said = capsys.readouterr().out
+    assert "P001: intact, signed off (current)" in said and "PASSED: 1 sample(s)" in said
+    assert fingerprint() == before  # read as it lies: not a lock file touched
+    summary = json.loads((folder / "summary.json").read_text())
+    summary["counts"]["wbc"] += 1
+    (folder / "summary.json").write_text(json.dumps(summary))
+    path = folder / "review.csv"
+    path.write_text(path.read_text().replace(",wbc,", ",ctc,", 1))
+    assert main(["verify", "--results", str(folder.parent), "--json"]) == 1
+    (sample,) = json.loads(capsys.readouterr().out)["samples"]
+    problems = " | ".join(sample["problems"])
+    assert "summary.json's figures were changed since ctcnet wrote them" in problems
+    assert "review.csv was changed since ctcnet last wrote it" in problems
+    assert "its sign-off does not hold: edited since" in problems

@@ -1,0 +1,84 @@
+"""A results folder audited as it lies (an archive kept for years, a copy restored): each
+sample's files checked against what ctcnet recorded of them, without writing anything.
+
+Per sample: its summary's figures against their seal (``figures_sha256``: a count or rate
+changed by hand), its events tables against the digests the summary records (``events_sha256``,
+``events_csv_sha256``: a call changed by hand, a spreadsheet's save), its review journals
+against their seals (a decision changed or removed), and its sign-off as its record and
+decisions hold now (:func:`~ctcnet.exports.sample_review.signoff_now`). The review server and
+the exports check each of these where they read a sample; a data manager asks it of a whole
+folder at once (``ctcnet verify --results``), read-only media included.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from ctcnet.errors import InputError
+from ctcnet.exports.sample_review import signoff_now
+from ctcnet.inference.figures_seal import check_figures_sealed
+from ctcnet.inference.summary import RunSummary
+from ctcnet.io.digests import file_sha256
+from ctcnet.review.decisions import REVIEW_FILE, SECOND_FILE, find_samples
+from ctcnet.review.journal_seal import JournalEdited, check_as_sealed
+from ctcnet.review.signoff import CURRENT
+
+log = logging.getLogger(__name__)
+
+
+def audit_results(results: str | Path) -> list[dict]:
+    """Each sample of ``results`` (a predict ``--out`` folder, or one sample's): ``{"sample",
+    "folder", "signoff": its status or None, "problems": [...], "notes": [...]}``, problems
+    being what differs from ctcnet's record (none: intact)."""
+    return [_audit_sample(name, folder)
+            for name, folder in sorted(find_samples(Path(results)).items())]
+
+
+def _audit_sample(name: str, folder: Path) -> dict:
+    problems, notes = [], []
+    try:
+        data = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        return {"sample": name, "folder": str(folder), "signoff": None,
+                "problems": [f"summary.json cannot be read: {err}"], "notes": []}
+    try:
+        unsealed = check_figures_sealed(data, folder)
+        notes += [unsealed] if unsealed else []
+    except InputError as err:
+        problems.append(str(err).removeprefix(f"{folder}: "))
+    for table, key in (("events.parquet", "events_sha256"), ("events.csv", "events_csv_sha256")):
+        recorded = data.get(key)
+        if not recorded:
+            continue  # (written before it was recorded)
+        try:
+            if file_sha256(folder / table) != recorded:
+                problems.append(f"{table} is not the table predict wrote (changed since: its "
+                                f"SHA-256 is not summary.json's {key})")
+        except OSError:
+            problems.append(f"{table} is missing (summary.json records its SHA-256)")
+    for journal in (REVIEW_FILE, SECOND_FILE):
+        try:
+            check_as_sealed(folder / journal)
+        except JournalEdited:
+            what = "was changed" if (folder / journal).exists() else "was removed"
+            problems.append(f"{journal} {what} since ctcnet last wrote it (its seal)")
+    status = None
+    if data.get("signoff"):
+        try:
+            record = signoff_now(folder, pd.read_parquet(folder / "events.parquet"),
+                                 RunSummary.read(folder), say=False)
+        except (OSError, ValueError, InputError) as err:
+            record = {"status": f"not checked: {err}"}
+        status = record["status"] if record else "withdrawn (its record is gone)"
+        if status != CURRENT:
+            problems.append(f"its sign-off does not hold: {status}" +
+                            (f" ({record['problem']})" if record and record.get("problem")
+                             else ""))
+        elif record.get("unchecked"):
+            notes.append(record["unchecked"])
+    return {"sample": name, "folder": str(folder), "signoff": status, "problems": problems,
+            "notes": notes}
