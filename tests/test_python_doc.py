@@ -14,9 +14,12 @@ def test_every_python_block_of_the_page_runs(tmp_path, monkeypatch):
     assert main(["simulate", "crops", "crops", "--counts", "3"]) == 0
     assert main(["simulate", "cartridge", "scan", "--frames", "1", "--events", "40"]) == 0
     blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
-    assert len(blocks) == 4
+    assert len(blocks) == 5
+    scopes = []
     for block in blocks:
-        scope: dict = {}
-        exec(compile(block, str(DOC), "exec"), scope)  # noqa: S102 (the page's own code)
-    assert scope["proba"].shape == (2, scope["spec"].num_classes)
+        scopes.append({})
+        exec(compile(block, str(DOC), "exec"), scopes[-1])  # noqa: S102 (the page's own code)
+    network = scopes[3]  # "The network itself"
+    assert network["proba"].shape == (2, network["spec"].num_classes)
     assert (tmp_path / "out" / "scan" / "events.parquet").is_file()
+    assert (tmp_path / "default.onnx").is_file()  # the export block's, beside the others
