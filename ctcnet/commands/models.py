@@ -46,7 +46,31 @@ def _line(info) -> str:
                "never for scans)" if info.reads_exports else "")
             + (f"\n  test-time symmetry {info.symmetry} ({SYMMETRIES[info.symmetry]} views per "
                "crop)" if SYMMETRIES.get(info.symmetry, 1) > 1 else "")
-            + (f"\n  held-out macro-F1: {figures}" if figures else ""))
+            + (f"\n  held-out macro-F1: {figures}" if figures else "")
+            + "".join(f"\n  WARNING: {problem}" for problem in _problems(info)))
+
+
+def _problems(info) -> list[str]:
+    """What keeps a listed model from running as its card says: a checkpoint of another size
+    than its card records (cut short, replaced), or a network no architecture of this install
+    builds where no ONNX export stands in (a lab's own, registered in its own code)."""
+    problems = []
+    recorded, checkpoint = info.card.get("size_bytes"), info.checkpoint
+    if checkpoint is not None and info.card.get("file") == checkpoint.name and \
+            isinstance(recorded, int) and checkpoint.stat().st_size != recorded:
+        problems.append(f"{checkpoint.name} is {checkpoint.stat().st_size:,} bytes, its card "
+                        f"records {recorded:,}: cut short or replaced?")
+    arch = info.card.get("arch")
+    if info.onnx is None and checkpoint is not None and isinstance(arch, str):
+        try:
+            from ctcnet.nn.nets import list_architectures  # torch: only for such a model
+        except ImportError:
+            return problems
+        if arch not in list_architectures():
+            problems.append(f"its network {arch!r} is none this install builds "
+                            f"({', '.join(list_architectures())}): it runs where the code that "
+                            "registers it is imported, or as its ONNX export (ctcnet export)")
+    return problems
 
 
 def run(args: argparse.Namespace) -> int:

@@ -199,6 +199,17 @@ def _read_card(path: Path) -> ModelInfo | None:
         return None
 
 
+def _is_orphan_card(path: Path) -> bool:
+    """Whether ``path`` is a model's card (its panel and classes) without its weights."""
+    if any(path.with_suffix(s).exists() for s in WEIGHT_SUFFIXES) or not path.is_file():
+        return False
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(card, dict) and "panel" in card and "classes" in card
+
+
 def list_models() -> list[ModelInfo]:
     """Every shipped model, the default first, then by name."""
     found: dict[str, ModelInfo] = {}
@@ -208,6 +219,9 @@ def list_models() -> list[ModelInfo]:
         for card in sorted(folder.glob("*.json")):
             info = _read_card(card)
             if info is None:
+                if folder != PACKAGE_MODELS and _is_orphan_card(card):
+                    _warn_once(card, f"a model card with no {card.stem}.pt or {card.stem}.onnx "
+                               "beside it, so no model by name (its weights moved or deleted?)")
                 continue
             if card.stem in found:
                 if found[card.stem].folder.resolve() != folder.resolve():

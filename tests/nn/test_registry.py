@@ -163,6 +163,33 @@ def test_a_sites_model_named_like_a_shipped_one_never_takes_its_name(with_tiny3,
     assert registry.choose_model([load_panel(None)]).name == "ctcnet-default"
 
 
+def test_models_that_cannot_run_as_their_card_says_are_said(with_tiny3, tmp_path,
+                                                            monkeypatch, capsys, caplog):
+    """A lab's network registered in its own code, a checkpoint cut short, a card whose
+    weights were moved: each was listed (or left out) without a word, and predict refused."""
+    from ctcnet.cli import main
+
+    site = tmp_path / "site"
+    site.mkdir()
+    card = json.loads((with_tiny3 / "tiny3.json").read_text())
+    weights = (with_tiny3 / "tiny3.pt").read_bytes()
+    (site / "labnet.json").write_text(json.dumps({**card, "arch": "labnet"}))
+    (site / "labnet.pt").write_bytes(weights)
+    (site / "cut.json").write_text(json.dumps({**card, "file": "cut.pt",
+                                               "size_bytes": len(weights)}))
+    (site / "cut.pt").write_bytes(weights[:len(weights) // 2])
+    (site / "moved.json").write_text(json.dumps(card))
+    monkeypatch.setenv(registry.MODELS_ENV, os.pathsep.join(map(str, (with_tiny3, site))))
+    with caplog.at_level("WARNING"):
+        assert main(["models"]) == 0
+    listed = capsys.readouterr().out
+    assert "WARNING: its network 'labnet' is none this install builds" in listed
+    assert f"WARNING: cut.pt is {len(weights) // 2:,} bytes, its card records " \
+        f"{len(weights):,}: cut short or replaced?" in listed
+    assert "moved.json: a model card with no moved.pt or moved.onnx beside it" in caplog.text
+    assert "notes.json" not in caplog.text  # a file of notes is no card
+
+
 def test_an_export_model_is_chosen_for_composites_and_never_for_scans(with_tiny3, tmp_path,
                                                                      monkeypatch, capsys):
     # A model whose card says it reads exports only (configs/core3-export.yaml) beside tiny3,
