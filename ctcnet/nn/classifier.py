@@ -33,6 +33,23 @@ class CTCClassifier(nn.Module):
         self.normalise = Normalise(spec.panel)
         self.net = create_model(spec.arch, in_chans=spec.in_chans, num_classes=spec.num_classes,
                                 **spec.arch_kwargs)
+        self._check_outputs()
+
+    def _check_outputs(self) -> None:
+        """Refuse, in a line, a network that gives other than one logit a class for a crop (a
+        lab's architecture ignoring ``num_classes``: it failed at the first loss with a
+        traceback, once the data were made)."""
+        spec, was = self.spec, self.net.training
+        self.net.eval()
+        try:
+            with torch.no_grad():
+                out = self.net(torch.zeros(1, spec.in_chans, spec.crop_size, spec.crop_size))
+        finally:
+            self.net.train(was)
+        if tuple(out.shape) != (1, spec.num_classes):
+            raise InputError(f"arch {spec.arch!r} gives {tuple(out.shape)[1:]} outputs for a "
+                             f"crop, not one logit for each of the {spec.num_classes} classes "
+                             f"{spec.class_names}")
 
     def forward(self, raw: torch.Tensor) -> torch.Tensor:
         """Logits for raw counts: normalised, then the backbone (averaged over the symmetry views

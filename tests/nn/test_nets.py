@@ -115,6 +115,34 @@ def test_a_registered_architecture_is_built_by_name(monkeypatch):
         register_architecture("compact")(tiny)
 
 
+def test_an_architecture_giving_other_than_a_logit_a_class_is_refused_as_it_is_built(
+        monkeypatch):
+    """A lab's network ignoring num_classes (3 logits for 4 classes) ran the data's setup and
+    died at the first loss with a traceback."""
+    from ctcnet.errors import InputError
+    from ctcnet.nn import nets
+    from ctcnet.io.panel import default_panel
+    from ctcnet.io.taxonomy import default_taxonomy
+    from ctcnet.nn.classifier import build_classifier
+    from ctcnet.nn.spec import ModelSpec
+
+    monkeypatch.setattr(nets, "_ARCHITECTURES", dict(nets._ARCHITECTURES))
+
+    @register_architecture("three_only")
+    def three(in_chans, num_classes):
+        return torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                   torch.nn.Linear(in_chans, 3))
+
+    spec = ModelSpec(arch="three_only", panel=default_panel(), taxonomy=default_taxonomy(),
+                     crop_size=16)
+    with pytest.raises(InputError, match=r"arch 'three_only' gives \(3,\) outputs for a crop, "
+                                         r"not one logit for each of the 4 classes"):
+        build_classifier(spec)
+    assert build_classifier(ModelSpec(arch="compact", panel=default_panel(),
+                                      taxonomy=default_taxonomy(), crop_size=16,
+                                      arch_kwargs={"width": 8})).spec.num_classes == 4
+
+
 def test_resnet18_without_torchvision_says_which_extra(monkeypatch):
     """The default install leaves torchvision out; asking for resnet18 names the extra."""
     from ctcnet.errors import CtcnetError
