@@ -4,7 +4,10 @@
 (N, in_chans, H, W) float32 input to (N, num_classes) logits, for any H, W (global pooling).
 Each architecture is a factory ``(in_chans, num_classes, **kwargs) -> nn.Module`` registered
 under its name with :func:`register_architecture`, as timm registers its models;
-:func:`list_architectures` names them.
+:func:`list_architectures` names them. A lab's own network reaches the command line (train,
+predict, evaluate, finetune, export) through its installed package's entry point in the
+``ctcnet.architectures`` group, ``labnet = "labpkg.nets:labnet"`` (the factory, registered
+under the entry point's name), loaded when a name is not one registered here.
 
 * ``compact``: a small CNN designed for 64-96 px crops at ~0.64 um/px (~20 MMAC and 70 k
   parameters at 80 px, 5 channels), so a 2-core CPU classifies thousands of events per second;
@@ -46,8 +49,32 @@ def register_architecture(name: str) -> Callable[[ArchFactory], ArchFactory]:
 
 
 def list_architectures() -> list[str]:
-    """The registered architecture names, in registration order."""
+    """The registered architecture names, in registration order, installed packages' entry
+    points among them (:data:`ENTRY_POINTS`)."""
+    _load_entry_points()
     return list(_ARCHITECTURES)
+
+
+# The entry point group of a lab's own architectures (each: name = "module:factory").
+ENTRY_POINTS = "ctcnet.architectures"
+
+
+def _load_entry_points() -> None:
+    """Register each installed ``ctcnet.architectures`` entry point not registered yet; one
+    that cannot be loaded is refused by name (its package's own error beside)."""
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=ENTRY_POINTS):
+        if point.name in _ARCHITECTURES:
+            continue
+        try:
+            factory = point.load()
+        except Exception as err:  # noqa: BLE001 - whatever its import raised, said in a line
+            raise CtcnetError(f"the architecture {point.name!r} ({point.value}, entry point "
+                              f"of {ENTRY_POINTS}) cannot be loaded: {type(err).__name__}: "
+                              f"{err}") from None
+        if point.name not in _ARCHITECTURES:  # (its module may register it as it loads)
+            _ARCHITECTURES[point.name] = factory
 
 
 def _conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
@@ -148,9 +175,12 @@ def create_model(arch: str, in_chans: int, num_classes: int, **kwargs) -> nn.Mod
 
     ``kwargs`` go to the architecture's factory; an unknown name lists the registered ones.
     """
+    if arch not in _ARCHITECTURES:
+        _load_entry_points()  # a lab's own, installed with its package
     factory = _ARCHITECTURES.get(arch)
     if factory is None:
-        raise ValueError(f"unknown arch {arch!r}; choose one of {list_architectures()}")
+        raise ValueError(f"unknown arch {arch!r}; choose one of {list_architectures()} (a lab's "
+                         f"own: its package's entry point in {ENTRY_POINTS}, docs/training.md)")
     import inspect
 
     signature = inspect.signature(factory)

@@ -216,7 +216,8 @@ class CTCLitModule(L.LightningModule):
             raise InputError(f"lr must be > 0 and weight_decay >= 0 (got lr={lr}, "
                              f"weight_decay={weight_decay})")
         if arch not in list_architectures():
-            raise InputError(f"arch {arch!r} is not one of {list_architectures()}")
+            raise InputError(f"arch {arch!r} is not one of {list_architectures()} (a lab's "
+                             "own: its package's ctcnet.architectures entry point)")
         self.save_hyperparameters()
         taxonomy = load_taxonomy(taxonomy, stored=True)  # as the data checked it (or the base)
         self.spec = ModelSpec(arch=arch, panel=load_panel(panel), taxonomy=taxonomy,

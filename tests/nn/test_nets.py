@@ -120,9 +120,9 @@ def test_an_architecture_giving_other_than_a_logit_a_class_is_refused_as_it_is_b
     """A lab's network ignoring num_classes (3 logits for 4 classes) ran the data's setup and
     died at the first loss with a traceback."""
     from ctcnet.errors import InputError
-    from ctcnet.nn import nets
     from ctcnet.io.panel import default_panel
     from ctcnet.io.taxonomy import default_taxonomy
+    from ctcnet.nn import nets
     from ctcnet.nn.classifier import build_classifier
     from ctcnet.nn.spec import ModelSpec
 
@@ -162,3 +162,31 @@ def test_an_option_the_architecture_does_not_take_is_refused_in_a_line():
 
     with pytest.raises(InputError, match=r"arch 'compact': .*'widht' .*it takes width"):
         create_model("compact", 5, 4, widht=16)
+
+
+def _lab_network(in_chans, num_classes):
+    """A lab's own network, as its package's entry point names it."""
+    return torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                               torch.nn.Linear(in_chans, num_classes))
+
+
+def test_a_labs_network_is_found_by_its_packages_entry_point(monkeypatch):
+    """A lab's own architecture reached the command line only through a wrapper script that
+    imported it first: an installed package's ctcnet.architectures entry point is found."""
+    import importlib.metadata
+
+    from ctcnet.errors import CtcnetError
+    from ctcnet.nn import nets
+
+    monkeypatch.setattr(nets, "_ARCHITECTURES", dict(nets._ARCHITECTURES))
+    points = [importlib.metadata.EntryPoint("labnet", f"{__name__}:_lab_network",
+                                            nets.ENTRY_POINTS)]
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda group=None: points if group == nets.ENTRY_POINTS else [])
+    assert create_model("labnet", 5, 4)(torch.randn(2, 5, 16, 16)).shape == (2, 4)
+    assert "labnet" in list_architectures()
+    points.append(importlib.metadata.EntryPoint("broken", "no_such_module:net",
+                                                nets.ENTRY_POINTS))
+    with pytest.raises(CtcnetError, match=r"the architecture 'broken' \(no_such_module:net, "
+                                          r"entry point of ctcnet.architectures\) cannot be"):
+        create_model("other", 5, 4)
