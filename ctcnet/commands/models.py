@@ -68,8 +68,9 @@ def _problems(info) -> list[str]:
             return problems
         if arch not in list_architectures():
             problems.append(f"its network {arch!r} is none this install builds "
-                            f"({', '.join(list_architectures())}): it runs where the code that "
-                            "registers it is imported, or as its ONNX export (ctcnet export)")
+                            f"({', '.join(list_architectures())}): it runs where its package "
+                            "(a ctcnet.architectures entry point) is installed, or as its ONNX "
+                            "export (ctcnet export)")
     return problems
 
 
