@@ -36,6 +36,7 @@ _EXPORTS = {
     "read_crop_index": "ctcnet.detect.crop_dataset",
     "load_crops": "ctcnet.detect.crop_dataset",
     "detect_events": "ctcnet.detect.detection",
+    "extract_crops": "ctcnet.detect.cropping",
     "ModelSpec": "ctcnet.nn.spec",
     "CTCClassifier": "ctcnet.nn.classifier",
     "load_model": "ctcnet.nn.classifier",
