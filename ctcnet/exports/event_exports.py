@@ -48,6 +48,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -450,6 +451,11 @@ def _export(results, fcs: bool, geojson: bool, out, overwrite: bool, geometry: s
             ) -> list[SampleExport]:
     """:func:`export_events` once its options are checked (and its ``--out`` held)."""
     plans = plan_exports(results, fcs, geojson, out)
+    if out is None:  # beside each sample: an archive on read-only media cannot take them
+        for plan in plans:
+            if not os.access(plan.folder, os.W_OK):
+                raise InputError("cannot be written (read-only media, an archive?): export "
+                                 "into a folder of your own with --out", plan.folder)
     refuse_existing([p for plan in plans for p in (plan.fcs, plan.geojson) if p is not None],
                     overwrite)
     for plan in plans:  # --overwrite replaces an export, never something else of that name

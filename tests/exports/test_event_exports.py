@@ -490,6 +490,19 @@ def test_an_export_into_an_out_another_export_is_writing_is_refused(run, tmp_pat
     assert main(["export-events", str(results), "--geojson", "--out", str(out)]) == 0
 
 
+def test_an_export_beside_the_samples_of_a_read_only_archive_says_to_give_out(
+        run, tmp_path, capsys, monkeypatch):
+    """Exported twice into a read-only archive: "already exist; pass --overwrite", which then
+    failed with a permission error; the folder's matter is said first."""
+    import ctcnet.exports.event_exports as module
+
+    results = copy_run(run, tmp_path / "results")
+    monkeypatch.setattr(module.os, "access", lambda path, mode: False)
+    status, err = run_cli(capsys, "export-events", results, "--fcs")
+    assert_one_line_error(status, err, "cannot be written (read-only media, an archive?): "
+                                       "export into a folder of your own with --out")
+
+
 def test_cli_refuses_two_samples_that_would_share_a_file(run, tmp_path, capsys):
     results = copy_run(run, tmp_path / "results")
     another_sample(results, "Patient 17")
