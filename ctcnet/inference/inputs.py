@@ -175,8 +175,8 @@ def _once(paths: list[Path], say: bool = False) -> list[Path]:
     for path in paths:
         key = os.path.realpath(path)
         if key in seen:
-            if say:
-                log.warning("%s: named more than once among the inputs; run once", path)
+            if say:  # (a link to a folder named too is that folder)
+                log.warning("%s: the folder of %s, named too; run once", path, seen[key])
         else:
             seen[key] = path
     return list(seen.values())

@@ -546,3 +546,16 @@ def test_predict_options_no_run_could_use_are_refused(bad):
 
     with pytest.raises(InputError, match=f"PredictOptions.{next(iter(bad))} is a whole number"):
         PredictOptions(**bad)
+
+
+def test_a_link_to_a_folder_named_too_is_said_as_that_folder(cart_and_model, tmp_path, caplog):
+    """`predict real2 link2` said "link2: named more than once" of a folder named once."""
+    from ctcnet.inference.inputs import resolve_inputs
+
+    real = tmp_path / "real2"
+    shutil.copytree(cart_and_model / "cart", real)
+    (tmp_path / "link2").symlink_to(real)
+    with caplog.at_level("WARNING"):
+        cartridges, _ = resolve_inputs([real, tmp_path / "link2"], say_skipped=True)
+    assert len(cartridges) == 1
+    assert f"link2: the folder of {real}, named too; run once" in caplog.text
