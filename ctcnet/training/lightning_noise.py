@@ -1,5 +1,6 @@
 """Lightning's console noise that says nothing about a run, filtered once on import: its
-advertising tips ("💡 Tip: For seamless cloud uploads ...", printed by every trainer built). A
+advertising tips ("💡 Tip: For seamless cloud uploads ...", printed by every trainer built) and
+its interrupt line (ctcnet says its own, naming the signal). A
 lab's fine-tune or training run says what it does, not what to install. And Lightning's own
 INFO lines kept as quiet as ctcnet's console (:func:`quiet_like_ctcnet`)."""
 
@@ -11,11 +12,14 @@ from ctcnet.core.log_capture import is_kept_warnings_handler
 
 
 class WithoutTips(logging.Filter):
-    """Drops Lightning's advertising tips."""
+    """Drops Lightning's advertising tips, and its "Detected KeyboardInterrupt, attempting
+    graceful shutdown" (said of a SIGTERM too, before ctcnet's own line saying which signal
+    stopped the run and how it resumes)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """False (dropped) for a tip, True for any other record."""
-        return not str(record.msg).startswith("💡 Tip")
+        """False (dropped) for a tip or the interrupt line, True for any other record."""
+        text = str(record.msg).lstrip()
+        return not (text.startswith("💡 Tip") or text.startswith("Detected KeyboardInterrupt"))
 
 
 for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
