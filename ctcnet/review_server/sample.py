@@ -97,8 +97,7 @@ class Sample(SampleImages):
         self.events, self.summary = D.load_sample(folder)
         self.run = D.RunEvents.of_sample(folder, self.events, self.summary)
         matched = D.migrate_decisions(folder, self.run)
-        self.logs = {reading: D.DecisionLog(folder, file)
-                     for reading, file in READING_FILES.items()}
+        self.logs = {read: D.DecisionLog(folder, file) for read, file in READING_FILES.items()}
         self.decisions = self.logs[FIRST]
         self.reported = D.reported_classes(self.summary)
         self.classes = list(self.summary.model.classes)
@@ -183,6 +182,7 @@ class Sample(SampleImages):
                "saliency": bool(saliency), "unattached": self.unattached(matched),
                # What the scan was (failed, partial: estimated rates), above the candidates.
                "scan_state": self.scan_state, "research_use": RESEARCH_USE,
+               "tile_um": self.summary.model.crop_size * self.summary.model.pixel_size_um,
                "overlay": overlay_legend(self.panel.names, self.panel.roles(), self.palette)}
         if reading == FIRST:
             out["signoff"] = self.signoff(matched)

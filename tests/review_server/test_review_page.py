@@ -682,6 +682,22 @@ def test_a_slider_lays_a_gain_over_its_channel_and_is_remembered():
     assert got["stored"] == "-10"
 
 
+@pytest.mark.parametrize("gallery", [True, False])
+def test_a_tile_carries_a_scale_bar_and_the_page_says_the_panels_width(gallery):
+    """No scale bar nor pixel size anywhere: a cell's size could not be judged."""
+    state = page_state(2, gallery=gallery)
+    state["tile_um"] = 51.2  # 80 px at 0.64 um
+    got = run_page("""
+        const bars = page.document.querySelectorAll("#tile div.scalebar");
+        return {bars: bars.map((b) => [b.style.width, b.getAttribute("title")]),
+                legend: page.document.getElementById("overlay-legend").textContent};
+    """, state)
+    panels = len(CHANNELS) + 1
+    assert got["bars"] == [[f"{100 * 10 / 51.2 / panels}%", "10 \u00b5m"]]
+    assert "Each panel is 51 \u00b5m across; the white bar under the first is 10 \u00b5m" \
+        in got["legend"]
+
+
 def test_sign_off_and_agreement_are_shown():
     state = page_state(4)
     state["signoff"] = None
