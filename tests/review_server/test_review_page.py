@@ -852,6 +852,21 @@ def test_a_held_call_reads_held_not_counted_in_the_list():
     assert got == ["held, not counted: out of focus", "low p"]
 
 
+def test_a_held_call_decided_is_said_in_the_held_row():
+    """Confirming a held call counted it after review; the held row still read 11 as if
+    nothing were decided."""
+    state = page_state(2)
+    state["candidates"][0].update(held=True)
+    state["counts"]["model"]["held_total"] = 1
+    got = run_page("""
+        page.key("y");
+        await page.settle();
+        return page.document.querySelectorAll("#summary td")
+          .filter((td) => td.getAttribute("data-col") === "held_total")[0].textContent;
+    """, state)
+    assert got == "1; 1 of them decided, counted after review as decided"
+
+
 def test_a_refused_sign_off_takes_back_its_press_again_line():
     state = page_state(2)
     state["signoff"] = None
