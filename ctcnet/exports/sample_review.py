@@ -36,6 +36,9 @@ def signoff_now(folder: Path, events: pd.DataFrame, summary, say: bool = True) -
                         "gone (deleted?): exported as not signed off", folder.name,
                         recorded.get("reviewer"), recorded.get("signed_at"), SIGNOFF_FILE,
                         HISTORY_FILE)
+        elif say and (folder / REVIEW_FILE).is_file():  # decided on, never signed (as crops says)
+            log.warning("%s: its review is not signed off (the review page's \"sign off\"): "
+                        "exported with its decisions as they are", folder.name)
         return None
     run = RunEvents.of_sample(folder, events, summary)
     matched = load_decisions(folder, run)

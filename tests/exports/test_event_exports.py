@@ -857,3 +857,17 @@ def test_reviewed_rates_of_a_summary_without_its_tally_are_made_of_its_events(ru
     matched = D.load_decisions(sample, run_events)
     with_tally = reviewed_rates(sample, events, matched, summary)
     assert reviewed_rates(sample, events, matched, replace(summary, tally=None)) == with_tally
+
+
+def test_an_export_of_a_review_never_signed_off_says_so_as_crops_does(run, tmp_path, caplog):
+    from ctcnet.inference.summary import RunSummary
+    from ctcnet.review import decisions as D
+
+    results = copy_run(run, tmp_path / "results")
+    sample = results / SAMPLE
+    events = events_of(results)
+    run_events = D.RunEvents.of_sample(sample, events, RunSummary.read(sample))
+    D.record_decisions(sample, run_events, {int(events["event_id"].iloc[0]): "ctc"}, "ann")
+    with caplog.at_level("WARNING"):
+        export_events(results, fcs=True)
+    assert f"{SAMPLE}: its review is not signed off" in caplog.text
