@@ -70,7 +70,6 @@ def run(args: argparse.Namespace) -> int:
     """Run ``ctcnet export``: export a checkpoint to ONNX (fp32, fp16 or calibrated int8) and
     print the check report; returns the exit status."""
     # the library: imported when the command runs (see ctcnet.commands)
-
     from ctcnet.deploy.export import export_onnx
 
     # (A shipped model's name, or its checkpoint: exported into the current folder.)

@@ -53,7 +53,7 @@ def _line(info) -> str:
 def _problems(info) -> list[str]:
     """What keeps a listed model from running as its card says: a checkpoint of another size
     than its card records (cut short, replaced), or a network no architecture of this install
-    builds where no ONNX export stands in (a lab's own, registered in its own code)."""
+    builds where no ONNX export stands in (a lab's own, its package not installed here)."""
     problems = []
     recorded, checkpoint = info.card.get("size_bytes"), info.checkpoint
     if checkpoint is not None and info.card.get("file") == checkpoint.name and \

@@ -150,8 +150,7 @@ def batch_line(results: dict, set_aside: int, out: Path, others: int = 0) -> str
                  if isinstance(r.get("review_list"), dict))
     signed = sum(isinstance(r.get("signoff"), dict) for r in results.values())
     return (f"{len(results) + set_aside + others} inputs: {', '.join(parts)}; {review} event(s) "
-            f"on the "
-            f"review lists, {signed} signed off; the table of them all: "
+            f"on the review lists, {signed} signed off; the table of them all: "
             f"{out / 'samples.csv'}")
 
 
