@@ -433,44 +433,44 @@ class Sample(SampleImages):
                 matched = self.decisions.matched(self.run)
                 counted = matched, self.reviewed(matched)
                 decided = matched.n_decisions or len(matched.unattached)
-                with exclusive_folder(self.folder, "review"):
-                    if not self.is_current():  # another run: the next request reads it
-                        self.summary_now = self._summary_now(*counted)
-                        return counted
-                    on_disk = json.loads((self.folder / "summary.json").read_text())
-                    summary = RunSummary.from_dict(on_disk)
-                    fields = RunSummary.count_fields(self.tally)
-                    edited = (f"its counts {summary.counts} are not its events' "
-                              f"{fields['counts']} (edited after predict wrote it, or counted "
-                              "by another ctcnet version)") if summary.counts != \
-                        fields["counts"] else figures_edited(on_disk) and (
-                            "its figures (an after-review count, a rate) were changed since "
-                            "ctcnet wrote them: its seal says so")
-                    if edited:  # not as ctcnet wrote it: the file found is the evidence
-                        kept = keep_not_as_written(self.folder, "summary.json")
-                        log.warning("%s: summary.json: %s: written again from the events and "
-                                    "decisions, the file found kept as %s", self.folder,
-                                    edited, kept.relative_to(self.folder))
-                    updated = replace(summary, **fields, reviewed=counted[1] if decided
-                                      else None)
-                    signed = self.signoff(matched, counted[1])
-                    now = {**updated.to_dict(), "signoff": signed}
-                    if updated != summary or on_disk.get("signoff") != signed:
+                if not self.is_current():  # another run: the next request reads it
+                    self.summary_now = self._summary_now(*counted)
+                    return counted
+                on_disk = json.loads((self.folder / "summary.json").read_text())
+                summary = RunSummary.from_dict(on_disk)
+                fields = RunSummary.count_fields(self.tally)
+                edited = (f"its counts {summary.counts} are not its events' "
+                          f"{fields['counts']} (edited after predict wrote it, or counted "
+                          "by another ctcnet version)") if summary.counts != \
+                    fields["counts"] else figures_edited(on_disk) and (
+                        "its figures (an after-review count, a rate) were changed since "
+                        "ctcnet wrote them: its seal says so")
+                updated = replace(summary, **fields, reviewed=counted[1] if decided else None)
+                signed = self.signoff(matched, counted[1])
+                now = {**updated.to_dict(), "signoff": signed}
+                # The folder held only to write: a look leaves an archive's files as they lie.
+                if edited or updated != summary or on_disk.get("signoff") != signed:
+                    with exclusive_folder(self.folder, "review"):
+                        if not self.is_current():  # another run written meanwhile
+                            self.summary_now = self._summary_now(*counted)
+                            return counted
+                        if edited:  # not as ctcnet wrote it: the file found is the evidence
+                            kept = keep_not_as_written(self.folder, "summary.json")
+                            log.warning("%s: summary.json: %s: written again from the events "
+                                        "and decisions, the file found kept as %s",
+                                        self.folder, edited, kept.relative_to(self.folder))
                         write_summary_and_page(self.folder, updated, signed)
                         row_moved = review_entry(on_disk) != review_entry(now)
         except InputError as err:  # predict holds the folder
             log.info("%s: summary.json not updated now: %s", self.folder, err)
-        except OSError as err:
-            if err.errno in READ_ONLY_ERRNOS:  # an archive read back: said, not an alarm
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            if getattr(err, "errno", None) in READ_ONLY_ERRNOS:  # an archive: said, no alarm
                 log.info("%s: %s; summary.json and index.html keep what the last command "
                          "wrote, this server's pages say the review and sign-off as they "
                          "read now", self.folder, READ_ONLY_TEXT)
             else:
                 log.warning("%s: cannot update summary.json and index.html with the review "
                             "counts: %s", self.folder, err)
-        except (ValueError, KeyError, TypeError) as err:
-            log.warning("%s: cannot update summary.json and index.html with the review "
-                        "counts: %s", self.folder, err)
         if row_moved:
             self._refresh_run_index()
         if counted is None:

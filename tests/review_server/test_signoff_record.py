@@ -511,3 +511,20 @@ def test_verify_results_audits_an_archive_as_it_lies_and_writes_nothing(folder, 
     assert "summary.json's figures were changed since ctcnet wrote them" in problems
     assert "review.csv was changed since ctcnet last wrote it" in problems
     assert "its sign-off does not hold: edited since" in problems
+
+
+def test_a_look_at_a_sample_leaves_its_files_as_they_lie(folder):
+    """Every review start rewrote each sample's .ctcnet.lock, with nothing to write: a
+    fixity check of an archive failed for a look at it."""
+    import hashlib
+
+    def fingerprint():
+        return {p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+                for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    Sample("P001", folder).state("ann")  # (brought up to date once, as a copy may need)
+    before = fingerprint()
+    sample = Sample("P001", folder)
+    sample.state("ann")
+    sample.write_counts()
+    assert fingerprint() == before
