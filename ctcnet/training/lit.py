@@ -79,7 +79,7 @@ def check_training_classes(counts: dict[str, int], what: str = "the training cro
         log.warning("%s hold few crops of %s (under %d a class): the model learns little from "
                     "so few and its validation figures rest on a handful of crops%s", what,
                     ", ".join(scarce), few,
-                    "; start from a trained model of these classes (finetune, model.init_from)"
+                    "; start from a model trained on its classes (ctcnet finetune, init_from)"
                     if few > FEW_FROM_A_MODEL else "")
     return absent
 
