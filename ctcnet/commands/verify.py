@@ -85,13 +85,15 @@ def _audit(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    from ctcnet.core.paths import absolute
+    from ctcnet.core.provenance import check_record
     from ctcnet.exports.results_audit import audit_results
     from ctcnet.io.atomic import atomic_write_text
 
     samples = audit_results(args.results)
     failed = [s["sample"] for s in samples if s["problems"]]
-    record = {"results": str(Path(args.results).absolute()), "samples": samples,
-              "passed": not failed}
+    record = {"results": absolute(args.results), "passed": not failed, **check_record(),
+              "samples": samples}
     text = json.dumps(record, indent=2) + "\n"
     if args.out:
         atomic_write_text(Path(args.out), text)
@@ -99,8 +101,9 @@ def _audit(args: argparse.Namespace) -> int:
         print(text, end="")
         return 0 if not failed else 1
     for s in samples:
-        said = "; ".join(s["problems"]) if s["problems"] else (
-            "intact" + (f", signed off ({s['signoff']})" if s["signoff"] else ", not signed off"))
+        said = "; ".join(s["problems"]) if s["problems"] else "intact, " + (
+            "not signed off" if not s["signoff"] else "signed off" if s["signoff"] == "current"
+            else f"sign-off stale ({s['signoff']})")
         print(f"{s['sample']}: {said}" + "".join(f"\n  note: {n}" for n in s["notes"]))
     print(f"PASSED: {len(samples)} sample(s) as ctcnet recorded them" if not failed else
           f"FAILED: {len(failed)} of {len(samples)} sample(s) not as ctcnet recorded them "

@@ -41,6 +41,22 @@ def software_record() -> dict:
             "libraries": library_versions()}
 
 
+def check_record() -> dict:
+    """Who checked, where, when and with what (a qualification's or an audit's evidence):
+    ``checked_at`` (UTC), ``host``, ``user`` (None for a container's nameless uid) and
+    :func:`software_record`."""
+    import getpass
+    import socket
+    import time
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # a container's uid with no name
+        user = None
+    return {"checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "host": socket.gethostname(), "user": user, "software": software_record()}
+
+
 def software_text(software: dict | None, version: str | None = None) -> str:
     """A software record (:func:`software_record`'s) in words: ctcnet's version, and the
     checkout's commit where run from one, said modified where its code differed from it."""

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ctcnet.core.paths import absolute
 from ctcnet.errors import InputError
 from ctcnet.exports.sample_review import signoff_now
 from ctcnet.inference.figures_seal import check_figures_sealed
@@ -25,7 +26,7 @@ from ctcnet.inference.summary import RunSummary
 from ctcnet.io.digests import file_sha256
 from ctcnet.review.decisions import REVIEW_FILE, SECOND_FILE, find_samples
 from ctcnet.review.journal_seal import JournalEdited, check_as_sealed
-from ctcnet.review.signoff import CURRENT
+from ctcnet.review.signoff import CURRENT, EDITED
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def audit_results(results: str | Path) -> list[dict]:
     """Each sample of ``results`` (a predict ``--out`` folder, or one sample's): ``{"sample",
     "folder", "signoff": its status or None, "problems": [...], "notes": [...]}``, problems
     being what differs from ctcnet's record (none: intact)."""
-    return [_audit_sample(name, folder)
+    return [_audit_sample(name, Path(absolute(folder)))
             for name, folder in sorted(find_samples(Path(results)).items())]
 
 
@@ -66,6 +67,10 @@ def _audit_sample(name: str, folder: Path) -> dict:
         except JournalEdited:
             what = "was changed" if (folder / journal).exists() else "was removed"
             problems.append(f"{journal} {what} since ctcnet last wrote it (its seal)")
+    kept = sorted(p.name for p in (folder / "previous").glob("*-not-as-written*"))
+    if kept:  # as ctcnet wrote it now, but a copy found edited was written over (kept)
+        notes.append(f"previous/ keeps {len(kept)} file(s) found not as ctcnet wrote them "
+                     f"and written again since ({', '.join(kept[:3])}): edited by hand once")
     status = None
     if data.get("signoff"):
         try:
@@ -74,11 +79,14 @@ def _audit_sample(name: str, folder: Path) -> dict:
         except (OSError, ValueError, InputError) as err:
             record = {"status": f"not checked: {err}"}
         status = record["status"] if record else "withdrawn (its record is gone)"
-        if status != CURRENT:
+        if status == EDITED or record is None:  # its record not as ctcnet left it
             problems.append(f"its sign-off does not hold: {status}" +
                             (f" ({record['problem']})" if record and record.get("problem")
                              else ""))
-        elif record.get("unchecked"):
+        elif status != CURRENT:  # decided on since, a volume corrected: stale, not tampered
+            notes.append(f"its sign-off is stale ({status}): the review went on after it; "
+                         "sign off again")
+        if record and record.get("unchecked"):
             notes.append(record["unchecked"])
     return {"sample": name, "folder": str(folder), "signoff": status, "problems": problems,
             "notes": notes}

@@ -42,14 +42,16 @@ def signoff_now(folder: Path, events: pd.DataFrame, summary, say: bool = True) -
         return None
     run = RunEvents.of_sample(folder, events, summary)
     matched = load_decisions(folder, run)
-    record = signoff_in(folder, run, matched, reviewed_rates(folder, events, matched, summary),
+    record = signoff_in(folder, run, matched,
+                        reviewed_rates(folder, events, matched, summary, say),
                         summary.model.sha256, summary.network_sha256)[1]
     if say and record is not None and (record["status"] != CURRENT or record.get("unchecked")):
         log.warning("%s: %s", folder.name, signoff_text(record))  # said, not only in the file
     return record
 
 
-def reviewed_rates(folder: Path, events: pd.DataFrame, matched, summary) -> dict | None:
+def reviewed_rates(folder: Path, events: pd.DataFrame, matched, summary,
+                   say: bool = True) -> dict | None:
     """The counts after review per 7.5 mL as the events and the decisions give them now,
     which a sign-off is checked against (None without a decision: not checked); said where
     summary.json's copy differs (edited by hand, or written by another ctcnet): a copy
@@ -66,7 +68,7 @@ def reviewed_rates(folder: Path, events: pd.DataFrame, matched, summary) -> dict
                                           reported_classes(summary), summary.volume_read_ml)
     now = count_reviewed(events, matched.decisions, tally).after_review_per_7_5_ml
     copy = summary.reviewed.after_review_per_7_5_ml if summary.reviewed else None
-    if copy is not None and not same_figures(copy, now):
+    if say and copy is not None and not same_figures(copy, now):
         log.warning("%s: summary.json's counts after review per 7.5 mL (%s) are not what its "
                     "events and review decisions give (%s): edited since ctcnet wrote it? The "
                     "sign-off is checked against the events' figures", folder.name, copy, now)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ctcnet.core.provenance import software_record
+from ctcnet.core.provenance import check_record
 from ctcnet.io.digests import file_sha256
 from ctcnet.nn.registry import PACKAGE_MODELS
 
@@ -158,21 +158,11 @@ def verify_installation(device: str = "auto", backend: str | None = None) -> dic
     passed, and ctcnet warned of nothing while they ran: a clean installation says nothing,
     and a shipped export that fails its own check, passed over for the checkpoint, is no
     pass). ``backend``: the one the reference runs with (predict's choice where None)."""
-    import getpass
-    import socket
-    import time
-
     from ctcnet.core.log_capture import kept_warnings
 
     with kept_warnings() as warnings:
         files = check_shipped_files()
         reference = check_reference(device, backend=backend)
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # a container's uid with no name
-        user = None
     return {"passed": files["passed"] and reference["passed"] and not warnings,
-            "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "host": socket.gethostname(), "user": user,
-            "shipped_files": files, "reference": reference, "warnings": list(warnings),
-            "software": software_record()}
+            **check_record(), "shipped_files": files, "reference": reference,
+            "warnings": list(warnings)}

@@ -498,7 +498,7 @@ def test_verify_results_audits_an_archive_as_it_lies_and_writes_nothing(folder, 
     before = fingerprint()
     assert main(["verify", "--results", str(folder)]) == 0
     said = capsys.readouterr().out
-    assert "P001: intact, signed off (current)" in said and "PASSED: 1 sample(s)" in said
+    assert "P001: intact, signed off\n" in said and "PASSED: 1 sample(s)" in said
     assert fingerprint() == before  # read as it lies: not a lock file touched
     summary = json.loads((folder / "summary.json").read_text())
     summary["counts"]["wbc"] += 1
@@ -528,3 +528,30 @@ def test_a_look_at_a_sample_leaves_its_files_as_they_lie(folder):
     sample.state("ann")
     sample.write_counts()
     assert fingerprint() == before
+
+
+def test_an_audit_tells_a_stale_sign_off_from_an_edit_and_keeps_who_checked(folder, tmp_path,
+                                                                            capsys):
+    """A decision made after the sign-off was reported FAILED, "not as ctcnet recorded them",
+    as an edit would be; the record kept no checked_at, host or user."""
+    from ctcnet.cli import main
+
+    sample = Sample("P001", folder)
+    state = sample.state("ann")
+    undecided = [c["event_id"] for c in state["candidates"] if not c["decision"]]
+    sample.decide({"event_id": undecided[0], "call": "reject", "run_id": state["run_id"]},
+                  "bob")
+    out = tmp_path / "audit.json"
+    assert main(["verify", "--results", str(folder), "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "P001: intact, sign-off stale (changed since)" in said and "PASSED" in said
+    record = json.loads(out.read_text())
+    assert {"checked_at", "host", "user", "software"} <= set(record)
+    (entry,) = record["samples"]
+    assert entry["folder"] == str(folder.resolve()) and not entry["problems"]
+    assert any("sign off again" in n for n in entry["notes"])
+    # A summary the review server found edited and wrote again: intact now, its past said.
+    (folder / "previous").mkdir(exist_ok=True)
+    (folder / "previous" / "summary-20261201T000000Z-not-as-written.json").write_text("{}")
+    main(["verify", "--results", str(folder)])
+    assert "previous/ keeps 1 file(s) found not as ctcnet wrote them" in capsys.readouterr().out
