@@ -49,12 +49,23 @@ def run(args: argparse.Namespace) -> int:
     from ctcnet.inference.counts import interval_text, per_volume_text
     from ctcnet.inference.serial_draws import DEFAULT_CUTOFF, OTHER_SCANNERS, compare_draws
     from ctcnet.io.atomic import atomic_write_text, check_output_file
+    from ctcnet.io.cartridge_info import OUTPUT_NAMES
 
     cutoff = DEFAULT_CUTOFF if args.cutoff is None else args.cutoff
     if args.out:  # refused before the draws are read
         check_output_file(args.out, example="draws.csv")
     lines = []
-    draws, differ = compare_draws(args.samples, args.class_name, cutoff, args.date_key,
+    # `draws results/*`: the --out folder's own files passed over, said (not sample folders)
+    own = [s for s in args.samples if Path(s).name.lower() in OUTPUT_NAMES
+           and not (Path(s) / "summary.json").is_file()]
+    if own:
+        lines.append(f"(passed over: {', '.join(map(str, own))}, the results folder's own "
+                     "files, not samples)")
+    samples = [s for s in args.samples if s not in own]
+    if not samples:
+        raise InputError("no sample folder among the inputs: give each draw's output folder "
+                         "(<--out>/<sample>)")
+    draws, differ = compare_draws(samples, args.class_name, cutoff, args.date_key,
                                   signoff_holds_now)
     if args.class_name != "ctc" and args.cutoff is None:
         lines.append(f"(the default cut-off, {cutoff:g}, is CellSearch's for CTCs: give "

@@ -220,8 +220,12 @@ def _say_dates_out_of_order(draws: list[Draw]) -> None:
     """A note on each draw dated before the draw given before it: the changes are computed
     in the order given (a shell's wildcard lists WK12 before WK3), so a fall would read as a
     rise. Dates with and without a time zone are compared by their day."""
-    dated = [(d, drawn_time(d.drawn_at)) for d in draws]
-    dated = [(d, t) for d, t in dated if t is not None]
+    read = [(d, drawn_time(d.drawn_at)) for d in draws]
+    dated = [(d, t) for d, t in read if t is not None]
+    for draw, when in read:  # beside dates read: its order against them unchecked, said
+        if when is None and draw.drawn_at and dated:
+            draw.notes.append(f"its date {draw.drawn_at!r} is not ISO 8601 (2026-05-17): its "
+                              "order against the other draws is not checked")
     mixed = len({t.tzinfo is None for _, t in dated}) > 1
     for (before, t0), (draw, t1) in zip(dated, dated[1:]):
         if (t1.date() < t0.date()) if mixed else (t1 < t0):

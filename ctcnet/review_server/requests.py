@@ -57,7 +57,8 @@ def reviewer_and_run(body) -> tuple[str | None, str | None]:
 
 SIGNOFF_FORM = ('a sign-off is {"reviewer": NAME, "run_id": RUN, "stamp": STAMP, "note": '
                 'TEXT}: the run and the decisions it signs (the run_id and stamp of the state '
-                'the signer read; the review page sends those it shows), the note optional')
+                'the signer read; the review page sends those it shows), the note needed where '
+                'counted or held calls are left undecided')
 
 
 def parse_signoff(body) -> tuple[str | None, str, str, str | None]:

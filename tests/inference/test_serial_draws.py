@@ -120,6 +120,8 @@ def test_draws_given_out_of_the_order_their_dates_say_are_said(clean_run, tmp_pa
     assert said == [[], [], ["drawn before draw 2 (2026-06-14), given after it: the changes "
                              "are read in the order given; give the draws in the order drawn"],
                     []]
+    assert "its date '17.05.2026' is not ISO 8601 (2026-05-17): its order against the other " \
+        "draws is not checked" in draws[3].notes
     in_order, _ = compare_draws([folders[0], folders[2], folders[1]], date_key="scan_date")
     assert not any("given after it" in n for d in in_order for n in d.notes)
     # Times with offsets are compared as instants: 01:30+01:00 is 00:30 UTC.
@@ -127,6 +129,22 @@ def test_draws_given_out_of_the_order_their_dates_say_are_said(clean_run, tmp_pa
         edit_json(folders[1] / "summary.json", cartridge_info={"scan_date": when})
         assert said == any("given after it" in n
                            for n in compare_draws(folders[:2], date_key="scan_date")[0][1].notes)
+
+
+def test_a_results_folders_own_files_given_by_a_wildcard_are_passed_over(clean_run, tmp_path,
+                                                                         capsys):
+    """`ctcnet draws results/*` stopped at results/logs ("no summary.json")."""
+    from ctcnet.cli import main
+
+    first = _draw(clean_run, tmp_path, "d0", 13, 7.5)
+    second = _draw(clean_run, tmp_path, "wk3", 3, 7.5)
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "run.json").write_text("{}")
+    assert main(["draws", str(first), str(tmp_path / "logs"), str(second),
+                 str(tmp_path / "run.json")]) == 0
+    said = capsys.readouterr().out
+    assert "(passed over: " in said and "the results folder's own files, not samples)" in said
+    assert "2. wk3" in said
 
 
 def test_the_command_prints_the_draws_writes_the_table_and_refuses_no_sample(

@@ -17,7 +17,8 @@ def candidates():
 def test_held_calls_and_unchecked_classes_left_undecided_need_a_note():
     with pytest.raises(InputError, match="1 call.s. the marker guard held"):
         left_undecided(candidates(), {1, 2, 3}, "", ["tdev"])
-    with pytest.raises(InputError, match="2 tdev call.s. left undecided are of a class"):
+    with pytest.raises(InputError, match="2 tdev call.s. of a class the marker guard does not "
+                                         "check .*: left undecided"):
         left_undecided(candidates(), {1, 4}, "", ["tdev"])
     assert left_undecided(candidates(), {1, 4}, "tdEVs checked on the gallery", ["tdev"]) == \
         (2, 0)
@@ -30,12 +31,16 @@ def test_counted_calls_nobody_confirmed_need_a_note():
     """Signed with 2 of 83 candidates decided, none of the 23 CTC calls among them: the
     figures were vouched for on the network's word, and nothing said so."""
     reported = ["ctc", "cluster", "tdev"]
-    with pytest.raises(InputError, match=r"1 ctc call.s. counted in the figures signed are "
-                                         r"left undecided: confirm or relabel"):
+    with pytest.raises(InputError, match=r"1 ctc call.s. counted in the figures signed: left "
+                                         r"undecided; confirm, relabel or reject"):
         left_undecided(candidates(), {2, 3, 4}, "", [], reported)
     assert left_undecided(candidates(), {2, 3, 4}, "CTC calls accepted as called", [],
                           reported) == (1, 0)
     assert left_undecided(candidates(), {1, 2, 3, 4}, "", [], reported) == (0, 0)
+    # Every reason at once (a script that decided the held call met the counted ones next).
+    with pytest.raises(InputError, match=r"^1 call.s. the marker guard held; 2 tdev call.s. of "
+                                         r"a class .*; 1 ctc call.s. counted in the figures"):
+        left_undecided(candidates(), set(), "", ["tdev"], reported)
     # A held CTC call is not counted: it needs the held calls' note, said as such.
     held = candidates().assign(reasons=[["guard:possible_ctc"], ["call"], ["call"], ["call"]])
     with pytest.raises(InputError, match="1 call.s. the marker guard held"):
