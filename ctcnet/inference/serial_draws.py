@@ -90,6 +90,8 @@ class Draw:
         """The draw as a flat row (notes joined by ``; ``: :func:`.run_table.list_cell`)."""
         out = asdict(self)
         out["notes"] = list_cell(self.notes)
+        if self.per_7_5_ml is not None:  # to 4 decimals, as its interval's ends
+            out["per_7_5_ml"] = round(self.per_7_5_ml, 4)
         return out
 
 

@@ -208,3 +208,10 @@ def test_a_seal_taken_away_is_refused_and_an_earlier_ctcnets_summary_is_said_unc
     draws, _ = compare_draws([first, second])
     assert any("its figures unchecked" in n for n in draws[1].notes)
     assert not any("unchecked" in n for n in draws[0].notes)
+
+
+def test_a_draws_rate_is_written_to_four_decimals_as_its_interval(clean_run, tmp_path):
+    """draws.csv wrote 23.571428571428573 beside an interval of 4 decimals."""
+    draw = _draw(clean_run, tmp_path, "d0", 22, 7.0)
+    row = compare_draws([draw])[0][0].row()
+    assert row["per_7_5_ml"] == 23.5714
