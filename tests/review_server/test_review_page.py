@@ -331,15 +331,18 @@ def test_context_zoom_and_saliency_keys():
         page.key("c");
         await page.settle();
         const context = page.requests.filter((r) => r.url.includes("/context/")).map((r) => r.url);
+        const caption = page.document.querySelectorAll("#context p")[0].textContent;
         page.key("z");
         const zoomed = page.document.getElementById("tile").className;
         page.key("s");
         const drawing = page.document.getElementById("status").textContent;
         const tiles = page.requests.filter((r) => r.url.includes("/tile/")).map((r) => r.url);
         page.document.getElementById("tile").click();  // a click zooms back out
-        return {context, zoomed, tiles, drawing,
+        return {context, zoomed, tiles, drawing, caption,
                 after: page.document.getElementById("tile").className};
     """, page_state(3))
+    # The context's caption in the page's type (drawn into the image it was ~5 px high).
+    assert got["caption"].startswith("the frame round #0 (3 fields of view across")
     # Drawn by the model on demand (seconds on a CPU): the page says so while it takes.
     assert got["drawing"] == "drawing the saliency row of #0 (a few seconds)..."
     assert got["context"] == ["/api/P001/context/0.png?run=R"]
