@@ -49,6 +49,15 @@ def folder(signed, tmp_path):
     return tmp_path / "P001"
 
 
+def fingerprint(folder) -> dict:
+    """Each file under ``folder``: its SHA-256 and modification time (a look leaves both)."""
+    import hashlib
+
+    return {str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(),
+                                         p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def shown(folder):
     return Sample("P001", folder).state("ann")["signoff"]
 
@@ -487,19 +496,13 @@ def test_a_sign_off_of_another_runs_calls_is_said_on_the_page_as_earlier(folder)
 def test_verify_results_audits_an_archive_as_it_lies_and_writes_nothing(folder, capsys):
     """A data manager's question of a folder kept for years: each sample as ctcnet recorded
     it, or what differs (no command answered it; the review server repairs what it reads)."""
-    import hashlib
-
     from ctcnet.cli import main
 
-    def fingerprint():
-        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-                for p in sorted(folder.rglob("*")) if p.is_file()}
-
-    before = fingerprint()
+    before = fingerprint(folder)
     assert main(["verify", "--results", str(folder)]) == 0
     said = capsys.readouterr().out
     assert "P001: intact, signed off\n" in said and "PASSED: 1 sample(s)" in said
-    assert fingerprint() == before  # read as it lies: not a lock file touched
+    assert fingerprint(folder) == before  # read as it lies: not a lock file touched
     summary = json.loads((folder / "summary.json").read_text())
     summary["counts"]["wbc"] += 1
     (folder / "summary.json").write_text(json.dumps(summary))
@@ -516,18 +519,12 @@ def test_verify_results_audits_an_archive_as_it_lies_and_writes_nothing(folder, 
 def test_a_look_at_a_sample_leaves_its_files_as_they_lie(folder):
     """Every review start rewrote each sample's .ctcnet.lock, with nothing to write: a
     fixity check of an archive failed for a look at it."""
-    import hashlib
-
-    def fingerprint():
-        return {p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-                for p in sorted(folder.rglob("*")) if p.is_file()}
-
     Sample("P001", folder).state("ann")  # (brought up to date once, as a copy may need)
-    before = fingerprint()
+    before = fingerprint(folder)
     sample = Sample("P001", folder)
     sample.state("ann")
     sample.write_counts()
-    assert fingerprint() == before
+    assert fingerprint(folder) == before
 
 
 def test_an_audit_tells_a_stale_sign_off_from_an_edit_and_keeps_who_checked(folder, tmp_path,
