@@ -71,22 +71,32 @@ def _audit_sample(name: str, folder: Path) -> dict:
     if kept:  # as ctcnet wrote it now, but a copy found edited was written over (kept)
         notes.append(f"previous/ keeps {len(kept)} file(s) found not as ctcnet wrote them "
                      f"and written again since ({', '.join(kept[:3])}): edited by hand once")
-    status = None
-    if data.get("signoff"):
-        try:
-            record = signoff_now(folder, pd.read_parquet(folder / "events.parquet"),
-                                 RunSummary.read(folder), say=False)
-        except (OSError, ValueError, InputError) as err:
-            record = {"status": f"not checked: {err}"}
-        status = record["status"] if record else "withdrawn (its record is gone)"
-        if status == EDITED or record is None:  # its record not as ctcnet left it
-            problems.append(f"its sign-off does not hold: {status}" +
-                            (f" ({record['problem']})" if record and record.get("problem")
-                             else ""))
-        elif status != CURRENT:  # decided on since, a volume corrected: stale, not tampered
-            notes.append(f"its sign-off is stale ({status}): the review went on after it; "
-                         "sign off again")
-        if record and record.get("unchecked"):
-            notes.append(record["unchecked"])
+    status = _signoff_findings(folder, data, problems, notes)
     return {"sample": name, "folder": str(folder), "signoff": status, "problems": problems,
             "notes": notes}
+
+
+def _signoff_findings(folder: Path, data: dict, problems: list, notes: list) -> str | None:
+    """The sign-off's status as its record and decisions hold now (None: never signed off),
+    what of it is a problem (its record altered or gone) or a note (stale, unchecked seals,
+    candidates vouched for unseen) added to ``problems`` and ``notes``."""
+    if not data.get("signoff"):
+        return None
+    try:
+        record = signoff_now(folder, pd.read_parquet(folder / "events.parquet"),
+                             RunSummary.read(folder), say=False)
+    except (OSError, ValueError, InputError) as err:
+        record = {"status": f"not checked: {err}"}
+    status = record["status"] if record else "withdrawn (its record is gone)"
+    if status == EDITED or record is None:  # its record not as ctcnet left it
+        problems.append(f"its sign-off does not hold: {status}" +
+                        (f" ({record['problem']})" if record and record.get("problem") else ""))
+    elif status != CURRENT:  # decided on since, a volume corrected: stale, not tampered
+        notes.append(f"its sign-off is stale ({status}): the review went on after it; sign "
+                     "off again")
+    if record and record.get("unchecked"):
+        notes.append(record["unchecked"])
+    if record and status == CURRENT and record.get("unreviewed"):  # vouched for unseen
+        notes.append(f"signed off with {record['unreviewed']} candidate(s) left undecided"
+                     + (f": \u201c{record['note']}\u201d" if record.get("note") else ""))
+    return status

@@ -96,8 +96,12 @@ def review_entry(summary: dict) -> dict:
     # The decisions that count (0: a sign-off on no event looked at).
     # A sign-off that holds with calls the guard held left undecided (a possible missed CTC
     # among them) is said beside it: the page asked twice, a batch's table must say it too.
+    # What it left undecided, and its note, are said too: a sign-off on 2 of 37 candidates
+    # with a note read in a batch's table as one on every candidate.
     return {**after, "decided": int(reviewed.get("reviewed") or 0), "signed_off": holds,
-            **({"held_undecided": int(signoff.get("held_undecided") or 0)} if holds else {}),
+            **({"held_undecided": int(signoff.get("held_undecided") or 0),
+                "left_undecided": int(signoff.get("unreviewed") or 0),
+                "signoff_note": signoff.get("note") or ""} if holds else {}),
             **({"signoff_status": signoff["status"]} if signoff and not holds else {})}
 
 

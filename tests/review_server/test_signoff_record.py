@@ -502,6 +502,7 @@ def test_verify_results_audits_an_archive_as_it_lies_and_writes_nothing(folder, 
     assert main(["verify", "--results", str(folder)]) == 0
     said = capsys.readouterr().out
     assert "P001: intact, signed off\n" in said and "PASSED: 1 sample(s)" in said
+    assert "note: signed off with " in said and "candidate(s) left undecided" in said
     assert fingerprint(folder) == before  # read as it lies: not a lock file touched
     summary = json.loads((folder / "summary.json").read_text())
     summary["counts"]["wbc"] += 1
@@ -552,3 +553,19 @@ def test_an_audit_tells_a_stale_sign_off_from_an_edit_and_keeps_who_checked(fold
     (folder / "previous" / "summary-20261201T000000Z-not-as-written.json").write_text("{}")
     main(["verify", "--results", str(folder)])
     assert "previous/ keeps 1 file(s) found not as ctcnet wrote them" in capsys.readouterr().out
+
+
+def test_a_batchs_table_says_what_a_sign_off_left_undecided_and_its_note(folder):
+    """A sign-off on 2 of many candidates, with a note, read in samples.csv as one on all."""
+    from ctcnet.inference.run_entry import review_entry
+    from ctcnet.inference.run_table import samples_csv
+
+    summary = json.loads((folder / "summary.json").read_text())
+    entry = review_entry(summary)
+    assert entry["signed_off"] and entry["decided"] == 2
+    assert entry["left_undecided"] == summary["signoff"]["unreviewed"] > 0
+    assert entry["signoff_note"] == summary["signoff"]["note"]
+    table = samples_csv([{"name": "P001", "status": "ok", **entry}])
+    header, row = table.splitlines()[:2]
+    assert "left_undecided" in header and "signoff_note" in header
+    assert "'=2 held calls" in row  # the note starts as a formula: guarded
