@@ -159,8 +159,8 @@ def print_outcomes(events, truth, pixel_size_um: float, radius_um: float = 6.0) 
         # them, where they read as more cells to add.
         print(f"      drawn {plural}: {n}; called {' or '.join(counted_as)} and counted "
               f"{outcome['counted']} ({counted_listed} of them on the review list), not counted "
-              f"but on the review list {outcome['shown']}, called another class "
-              f"{outcome['missed']}, not detected {outcome['undetected']}")
+              f"but on the review list {outcome['shown']}, called another class and not "
+              f"listed {outcome['missed']}, not detected {outcome['undetected']}")
         if as_ctc:
             print(f"        ({as_ctc} of the counted clusters counted as CTCs)")
 
