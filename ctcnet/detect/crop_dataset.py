@@ -266,10 +266,10 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
             raise InputError(f"classes {unknown} are not in the taxonomy {taxonomy.names}"
                              + (f" (did you mean {meant}?)" if meant else "") + ": "
                              "rename those class folders (or manifest.csv labels) to the "
-                             "taxonomy's names where they are the same class; a model of a "
-                             "class set that holds them is trained with `ctcnet train "
-                             "--data.taxonomy FILE.json` (docs/training.md) and then given "
-                             "to this command", root)
+                             "taxonomy's names where they are the same class; a class set "
+                             "that holds them is given by a taxonomy file (training: `--data."
+                             "taxonomy FILE.json`, docs/training.md; a model trained so reads "
+                             "them elsewhere)", root)
     index = CropIndex(root, panel, paths, labels, samples, splits)
     if pixel_size == PIXEL_SIZE_AUTO:
         index = replace(index, panel=panel.with_pixel_size(estimated_pixel_size(index,
