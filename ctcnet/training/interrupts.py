@@ -6,12 +6,13 @@ with one line and the exit status of the signal (130, 143), ``last.ckpt`` kept f
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 
 from lightning.pytorch.callbacks import Callback
 
-from ctcnet.errors import Terminated
+from ctcnet.errors import CtcnetError, Terminated
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,12 @@ def fit_or_interrupt(trainer, module, **fit_kwargs) -> None:
         if trainer.interrupted:
             raise (Terminated("SIGTERM") if getattr(trainer, "received_sigterm", False) else
                    KeyboardInterrupt()) from None
+        raise
+    except CtcnetError:  # refused before it trained (its data): no empty log folder left
+        for logger in getattr(trainer, "loggers", None) or []:
+            folder = getattr(logger, "log_dir", None)
+            if folder and os.path.isdir(folder) and not os.listdir(folder):
+                os.rmdir(folder)
         raise
 
 

@@ -313,3 +313,23 @@ def test_a_resume_on_other_crops_is_refused(tmp_path, crops):
     # A checkpoint of a run that recorded none (an earlier ctcnet's) is resumed as before.
     torch.save({"epoch": 0, "state_dict": {}}, tmp_path / "last.ckpt")
     assert check_resume("last", trainer, data=identity(grown)) == tmp_path / "last.ckpt"
+
+
+def test_a_run_refused_before_it_trained_leaves_no_empty_log_folder(tmp_path):
+    """A class the taxonomy lacks, refused as the data were set up, left lightning_logs/
+    version_0 empty beside the run's other folders."""
+    from types import SimpleNamespace
+
+    from ctcnet.training.interrupts import fit_or_interrupt
+
+    version = tmp_path / "lightning_logs" / "version_0"
+
+    def refused(*args, **kwargs):
+        version.mkdir(parents=True)
+        raise InputError("classes ['apoptotic'] are not in the taxonomy")
+
+    trainer = SimpleNamespace(fit=refused, interrupted=False,
+                              loggers=[SimpleNamespace(log_dir=str(version))])
+    with pytest.raises(InputError, match="apoptotic"):
+        fit_or_interrupt(trainer, None)
+    assert not version.exists()
