@@ -34,10 +34,13 @@ def signoff_holds(summary: dict) -> bool:
 
 
 def result_state(summary: dict, review: bool = True) -> dict:
-    """``{"state": one of STATES, "text": the headline}`` of a summary.json (as parsed; its
+    """``{"state": one of STATES (or ``complete``, below), "text": the headline}`` of a
+    summary.json (as parsed; its
     ``signoff`` record, where the review wrote one, decides between the last three).
-    ``review=False``: the scan's part alone (the review page says its sign-off itself)."""
-    review_state, review_text = _review(summary) if review else ("preliminary", "")
+    ``review=False``: the scan's part alone (the review page says its sign-off itself):
+    ``complete`` for a whole scan read, not ``preliminary`` (a script read a signed-off
+    sample's state as unreviewed)."""
+    review_state, review_text = _review(summary) if review else ("complete", "")
     status = summary.get("status", "ok")
     if status == "failed":
         return {"state": "failed", "text": "FAILED: no frame was read, so there is no result "

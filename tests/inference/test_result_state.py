@@ -82,3 +82,11 @@ def test_a_sample_partial_for_its_inputs_alone_says_the_first_problem():
     got = result_state(summary(status="partial", problems=[crowded, "another"]))
     assert got["text"].startswith(f"PARTIAL: {crowded} (and 1 more problem(s) of the inputs).")
     assert "estimates" not in got["text"]  # the whole tube was read
+
+
+def test_the_scans_part_alone_of_a_whole_scan_is_complete_not_preliminary():
+    """The review state's scan_state read "preliminary" for a signed-off sample."""
+    signed = {"status": "ok", "signoff": {"reviewer": "ann", "signed_at": "t",
+                                          "status": "current"}}
+    assert result_state(signed, review=False) == {"state": "complete", "text": ""}
+    assert result_state({**signed, "status": "failed"}, review=False)["state"] == "failed"
