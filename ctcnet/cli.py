@@ -25,11 +25,10 @@ import warnings
 
 from ctcnet import __version__
 from ctcnet.core.console_streams import console_kept_going, escape_unwritable_characters
-from ctcnet.core.paths import HOME_NOT_EXPANDED, unexpanded_home
 from ctcnet.core.printable import PrintableFormatter, printable
 from ctcnet.core.run_log import note_exit
-from ctcnet.errors import CtcnetError, InputError, Terminated
-from ctcnet.io.atomic import refuse_undecodable
+from ctcnet.errors import CtcnetError, Terminated
+from ctcnet.io.atomic import check_output_path
 
 # The subcommands, in the order --help lists them; each module's HELP is its one line.
 SUBCOMMANDS = ("simulate", "train", "predict", "evaluate", "robustness", "export", "benchmark",
@@ -293,9 +292,7 @@ def _run_command(args: argparse.Namespace, lines, previous) -> int:
     """Run the parsed command; its errors as one line and an exit status (main's)."""
     try:
         if isinstance(getattr(args, "out", None), str):  # before a log or any work goes there
-            if unexpanded_home(args.out):
-                raise InputError(f"--out: {HOME_NOT_EXPANDED}", args.out)
-            refuse_undecodable(args.out)
+            check_output_path(args.out)
         with lines:
             return int(args._module.run(args) or 0)
     except CtcnetError as err:

@@ -15,7 +15,7 @@ from pathlib import Path
 from ctcnet.core.paths import absolute, name_key
 from ctcnet.core.printable import printable_name
 from ctcnet.errors import FolderHeldError, InputError, OutputFolderError, SampleIdTakenError
-from ctcnet.io.atomic import refuse_undecodable
+from ctcnet.io.atomic import check_output_path
 from ctcnet.io.cartridge_info import OUTPUT_NAMES, safe_sample_id, unopened_sample_id
 from ctcnet.io.scan import open_cartridge
 
@@ -30,10 +30,11 @@ def refuse_alike_output(out_dir: Path) -> None:
     """Refuse a sample's output folder where ``--out`` already holds one whose name differs
     from it in case or accents only (:func:`name_key`): on a share that tells no case apart
     the two are one folder, and this sample would be written into the other's, or refused as
-    another run of it with a reason that names neither. A name the tables' writer would read
-    as another (a non-UTF-8 locale's) is refused too."""
+    another run of it with a reason that names neither. A path no run could write as meant
+    (:func:`~ctcnet.io.atomic.check_output_path`: a '~' unexpanded, a non-UTF-8 locale's name)
+    is refused too."""
     out_dir = Path(out_dir)
-    refuse_undecodable(out_dir)
+    check_output_path(out_dir)
     try:
         # A name that differs in its accents' encoding alone is this sample's own folder as a
         # file system that decomposes names (macOS, a ZFS or SMB share) lists it.

@@ -50,7 +50,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ctcnet.core.paths import HOME_NOT_EXPANDED, unexpanded_home
 from ctcnet.core.provenance import software_record
 from ctcnet.errors import InputError, OutputFolderError
 from ctcnet.inference.batcher import CrossFrameBatcher
@@ -181,8 +180,6 @@ def start_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | P
     # A cartridge is called at cartridge prevalence unless another prior is asked for.
     spec, prior = spec_at_prior(backend.spec, options.prior, CARTRIDGE_PRIOR)
     cartridge = cartridge.conform(spec.panel)  # the model's channels, by name
-    if unexpanded_home(out_dir):  # a folder named '~' here; pandas would read the home's
-        raise InputError(HOME_NOT_EXPANDED, out_dir)
     out_dir = Path(out_dir)
     refuse_alike_output(out_dir)
     refuse_another_samples_folder(out_dir, cartridge.sample_id, options.overwrite)

@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from ctcnet.core.paths import HOME_NOT_EXPANDED, unexpanded_home
 from ctcnet.errors import FolderHeldError, InputError, OutputFolderError
 
 log = logging.getLogger(__name__)
@@ -323,11 +324,16 @@ def refuse_overwriting_inputs(out: str | Path, inputs: Iterable[str | Path | Non
                              f"choose another path for {where}", out)
 
 
-def refuse_undecodable(path: str | Path, where: str = "--out") -> None:
-    """Refuse, before any work, an output path whose name is not UTF-8 (bytes another
-    system's encoding wrote): Parquet and the other writers take UTF-8 paths only, so the run
-    would fail at its first table, after its work; so is a name a non-UTF-8 locale would write
-    in its own encoding (``where``: the option or folder to choose again)."""
+def check_output_path(path: str | Path, where: str = "--out") -> None:
+    """Refuse, before any work, an output path no run could write as meant (``where``: the
+    option or folder to choose again): one beginning with a ``~`` the shell did not expand (a
+    folder named ``~`` made here, while pandas, expanding it, read the home folder's tables);
+    one whose name is not UTF-8 (bytes another system's encoding wrote: Parquet and the other
+    writers take UTF-8 paths only, so the run would fail at its first table, after its work),
+    or that a non-UTF-8 locale would write in its own encoding; one too long for the files
+    written under it."""
+    if unexpanded_home(path):
+        raise InputError(f"{where}: {HOME_NOT_EXPANDED}", path)
     full = Path(path).absolute()
     try:
         os.fsdecode(full).encode("utf-8")
@@ -387,7 +393,7 @@ def check_output_file(path: str | Path, where: str = "--out", example: str = "mo
     the refusal offers inside a folder given). Missing folders are fine: :func:`atomic_path`
     makes them, so the nearest one that exists must be writable."""
     path = Path(path)
-    refuse_undecodable(path, where)
+    check_output_path(path, where)
     if path.is_dir():
         raise InputError(f"is a folder; {where} names the file to write (e.g. "
                          f"{path / example})", path)
@@ -408,7 +414,7 @@ def check_output_folder(path: str | Path, where: str = "--out") -> None:
     """Refuse, before any work, an output folder whose path is taken by a file (or FIFO,
     device): the folder could not be made there."""
     path = Path(path)
-    refuse_undecodable(path, where)
+    check_output_path(path, where)
     if path.exists() and not path.is_dir():
         raise InputError(f"exists and is not a folder; {where} names a folder to write; "
                          "choose another", path)

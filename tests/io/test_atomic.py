@@ -198,12 +198,12 @@ def test_an_output_path_too_long_for_the_files_under_it_is_refused_before_any_wo
     import os
 
     from ctcnet.errors import InputError
-    from ctcnet.io.atomic import refuse_undecodable
+    from ctcnet.io.atomic import check_output_path
 
     deep = tmp_path.joinpath(*["d" * 200] * ((4096 - len(os.fsencode(tmp_path))) // 201))
     with pytest.raises(InputError, match=r"the path is \d+ bytes long: the files a run writes "
                                          r"under it need up to 400 more"):
-        refuse_undecodable(deep)
+        check_output_path(deep)
     with pytest.raises(InputError, match=r"a folder name in it is 300 bytes long, past the 255"):
-        refuse_undecodable(tmp_path / ("y" * 300) / "out")
-    refuse_undecodable(tmp_path / "fine")
+        check_output_path(tmp_path / ("y" * 300) / "out")
+    check_output_path(tmp_path / "fine")

@@ -64,10 +64,10 @@ def test_a_night_with_a_folder_name_that_is_not_utf8_runs_it_and_logs_its_bytes(
     assert not os.path.exists(bad)
     # Its own name fine, the folder it lies in not: that folder is named.
     from ctcnet.errors import InputError
-    from ctcnet.io.atomic import refuse_undecodable
+    from ctcnet.io.atomic import check_output_path
 
     with pytest.raises(InputError, match=r"the path of the folder it lies in \(.*out"):
-        refuse_undecodable(os.path.join(bad, "res"))
+        check_output_path(os.path.join(bad, "res"))
 
 
 def test_a_sample_named_beyond_ascii_under_a_latin1_locale_is_set_aside_by_name(
