@@ -84,7 +84,7 @@ def _signoff_findings(folder: Path, data: dict, problems: list, notes: list) -> 
         return None
     try:
         record = signoff_now(folder, pd.read_parquet(folder / "events.parquet"),
-                             RunSummary.read(folder), say=False)
+                             RunSummary.from_dict(data), say=False)  # (read once, above)
     except (OSError, ValueError, InputError) as err:
         record = {"status": f"not checked: {err}"}
     status = record["status"] if record else "withdrawn (its record is gone)"
