@@ -21,9 +21,8 @@ import pandas as pd
 from ctcnet.core.paths import absolute
 from ctcnet.errors import InputError
 from ctcnet.exports.sample_review import signoff_now
-from ctcnet.inference.figures_seal import check_figures_sealed
+from ctcnet.inference.figures_seal import TABLE_DIGESTS, check_figures_sealed, table_as_recorded
 from ctcnet.inference.summary import RunSummary
-from ctcnet.io.digests import file_sha256
 from ctcnet.review.decisions import REVIEW_FILE, SECOND_FILE, find_samples
 from ctcnet.review.journal_seal import JournalEdited, check_as_sealed
 from ctcnet.review.signoff import CURRENT, EDITED
@@ -51,16 +50,12 @@ def _audit_sample(name: str, folder: Path) -> dict:
         notes += [unsealed] if unsealed else []
     except InputError as err:
         problems.append(str(err).removeprefix(f"{folder}: "))
-    for table, key in (("events.parquet", "events_sha256"), ("events.csv", "events_csv_sha256")):
-        recorded = data.get(key)
-        if not recorded:
-            continue  # (written before it was recorded)
-        try:
-            if file_sha256(folder / table) != recorded:
-                problems.append(f"{table} is not the table predict wrote (changed since: its "
-                                f"SHA-256 is not summary.json's {key})")
-        except OSError:
-            problems.append(f"{table} is missing (summary.json records its SHA-256)")
+    for table, key in TABLE_DIGESTS.items():
+        if table_as_recorded(folder, data, table) is not False:
+            continue  # as recorded, or written before it was recorded
+        problems.append(f"{table} is not the table predict wrote (changed since: its SHA-256 "
+                        f"is not summary.json's {key})" if (folder / table).is_file() else
+                        f"{table} is missing (summary.json records its SHA-256)")
     for journal in (REVIEW_FILE, SECOND_FILE):
         try:
             check_as_sealed(folder / journal)

@@ -2,6 +2,7 @@
 and what they rest on, written again with them, so that a count changed by hand (a "corrected"
 figure) is told by whatever reads the file for a report (``ctcnet draws``, ``ctcnet evaluate
 --expected``). A checksum, not a signature: whoever edits a file on purpose can seal it again.
+And the digests it records of the tables predict wrote (:func:`table_as_recorded`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from ctcnet.core.json_text import finite_or_null
 from ctcnet.errors import InputError
+from ctcnet.io.digests import file_sha256
 
 # What a report's figures rest on: a summary.json whose figures were changed after ctcnet wrote
 # them (a count "corrected" by hand) is told by its seal, ``figures_sha256``.
@@ -60,3 +62,20 @@ def figures_edited(data: dict) -> bool:
     except InputError:
         return True
     return False
+
+
+# The digest summary.json records of each table predict writes.
+TABLE_DIGESTS = {"events.parquet": "events_sha256", "events.csv": "events_csv_sha256"}
+
+
+def table_as_recorded(folder: str | Path, summary: dict, table: str = "events.parquet"
+                      ) -> bool | None:
+    """Whether a sample's ``table`` is the one its summary (as parsed) records by SHA-256; None
+    where none is recorded (a summary written before it was); a table missing is not."""
+    recorded = summary.get(TABLE_DIGESTS[table]) if isinstance(summary, dict) else None
+    if not recorded:
+        return None
+    try:
+        return file_sha256(Path(folder) / table) == recorded
+    except OSError:
+        return False

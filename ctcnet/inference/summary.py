@@ -28,11 +28,10 @@ from pathlib import Path
 from ctcnet.core.json_text import strict_json
 from ctcnet.errors import InputError
 from ctcnet.inference.counts import Counts, ReviewedCounts
-from ctcnet.inference.figures_seal import figures_sha256
+from ctcnet.inference.figures_seal import figures_sha256, table_as_recorded
 from ctcnet.inference.result_state import result_state, signoff_holds  # noqa: F401 (read here)
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.io.cartridge_info import output_format
-from ctcnet.io.digests import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -428,8 +427,7 @@ def _keep_events_table(out_dir: Path, previous: Path, stamp: str, summary: dict)
     table = out_dir / "events.parquet"
     if not table.is_file():
         return
-    recorded = summary.get("events_sha256") if isinstance(summary, dict) else None
-    edited = bool(recorded) and file_sha256(table) != recorded
+    edited = table_as_recorded(out_dir, summary) is False
     kept = previous / f"events-{stamp}{'-not-as-written' if edited else ''}.parquet"
     if kept.exists():
         return
@@ -459,9 +457,8 @@ def drop_stale_summary(out_dir: str | Path) -> None:
     again from a moved scan onto a full disk keeps its result."""
     path = Path(out_dir) / SUMMARY_FILE
     try:
-        recorded = json.loads(path.read_text(encoding="utf-8")).get("events_sha256")
-        holds = bool(recorded) and file_sha256(Path(out_dir) / "events.parquet") == recorded
-    except (OSError, ValueError, AttributeError):
+        holds = table_as_recorded(out_dir, json.loads(path.read_text(encoding="utf-8"))) is True
+    except (OSError, ValueError):
         holds = False
     if not holds:
         withdraw_summary(out_dir)

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 
 from ctcnet.errors import CtcnetError
+from ctcnet.inference.figures_seal import table_as_recorded
 from ctcnet.io.atomic import folder_is_held
-from ctcnet.io.digests import file_sha256
 
 
 class ResultsChanged(CtcnetError):
@@ -60,11 +60,10 @@ def _summary_names_the_table(folder: str, stamp, summary_time: int) -> bool:
     """Whether the folder's summary.json records its events.parquet's SHA-256 (once for a
     table and summary as they are: the server asks at every request)."""
     try:
-        recorded = json.loads((Path(folder) / "summary.json").read_text(encoding="utf-8"))
-        recorded = recorded.get("events_sha256") if isinstance(recorded, dict) else None
-        return bool(recorded) and recorded == file_sha256(Path(folder) / "events.parquet")
+        summary = json.loads((Path(folder) / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
+    return table_as_recorded(folder, summary) is True
 
 
 def events_stamp(folder: Path) -> tuple[int, int, int] | None:
