@@ -752,6 +752,22 @@ def test_the_page_prints_per_volume_figures_as_the_report_does():
                   "ReviewLogic.countText(3, 'counted')]") == ["n/a", "3"]
 
 
+def test_the_page_prints_intervals_as_the_report_does():
+    """A 95 % interval's ends read as index.html, samples.csv and the sign-off give them:
+    rounded outward, never narrower than the interval stated."""
+    import numpy as np
+
+    from ctcnet.inference.counts import interval_text
+
+    rng = np.random.default_rng(3)
+    ends = [[3.4512, 15.7612], [4.7987, 18.3912], [0.6187, 8.7701], [2.2, 4.4], [0.0, 3.69]]
+    ends += np.sort(rng.uniform(0, 60, (40, 2)), axis=1).round(6).tolist()
+    got = run_js(f"{json.dumps(ends)}.map(function (v) {{ "
+                 "return ReviewLogic.countText(v, 'after_review_interval'); })")
+    assert got == [interval_text(low, high) for low, high in ends]
+    assert got[:3] == ["3.45 to 15.77", "4.79 to 18.40", "0.61 to 8.78"]
+
+
 def test_a_partial_scan_is_said_above_the_candidates_and_in_the_sign_off_preview():
     state = page_state(2)
     state["signoff"] = None
