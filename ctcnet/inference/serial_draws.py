@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ctcnet.errors import InputError
-from ctcnet.inference.counts import per_7_5_ml, rate_interval
+from ctcnet.inference.counts import per_7_5_ml, per_volume_text, rate_interval
 from ctcnet.inference.figures_seal import check_figures_sealed
 from ctcnet.inference.result_state import result_state, reviewed_figures, signoff_holds
 from ctcnet.inference.run_index import settings_that_differ
@@ -95,6 +95,23 @@ class Draw:
         return out
 
 
+def _decided_so_far(summary: dict, class_name: str) -> str | None:
+    """A review under way, not signed off, as its decisions stand (summary.json's
+    ``reviewed``), or None before any decision. Said in place of the span a review could
+    move the count to: the span is of the calls as predict made them, and a confident call
+    relabelled goes past it (2.14-3.21 stated beside an after-review 4.29)."""
+    reviewed = summary.get("reviewed")
+    if not isinstance(reviewed, dict) or not reviewed.get("reviewed"):
+        return None
+    count = (reviewed.get("after_review") or {}).get(class_name)
+    rate = (reviewed.get("after_review_per_7_5_ml") or {}).get(class_name)
+    so_far = "" if count is None else (
+        f", {class_name} {count} after review so far"
+        + ("" if rate is None else f" ({per_volume_text(rate)} per 7.5 mL)"))
+    return (f"under review, not signed off: {reviewed['reviewed']} event(s) decided{so_far}; "
+            "the figure above is the automatic count until the review is signed off")
+
+
 def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
               cutoff: float = DEFAULT_CUTOFF, date_key: str | None = None,
               signoff_check: Callable[[Path], bool] | None = None) -> tuple[Draw, dict]:
@@ -141,13 +158,16 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
             notes.append(f"partial scan: a rate of the blood read ({volume} mL of {tube}), "
                          "not of a whole tube")
         notes += [f"partial: {problem}" for problem in summary.get("problems") or []]
+    decided = _decided_so_far(summary, class_name) if not signed and not failed else None
     if summary.get("signoff") and not signed:
         notes.append("its sign-off no longer holds: the automatic count, until it is signed "
                      "off again")
-    elif not signed and not failed:
+    elif not signed and not failed and not decided:
         notes.append("the automatic count: not reviewed and signed off")
     span = ((summary.get("tally") or {}).get("review_span_per_7_5_ml") or {}).get(class_name)
-    if not signed and not failed and isinstance(span, list) and len(span) == 2 and \
+    if decided:  # (the span is of the calls as predict made them: a relabel goes past it)
+        notes.append(decided)
+    elif not signed and not failed and isinstance(span, list) and len(span) == 2 and \
             span[0] != span[1]:  # what a review could still move it to
         notes.append(f"its review could move it to {span[0]:.2f}-{span[1]:.2f} per 7.5 mL "
                      "(calls held or in doubt)")
