@@ -300,19 +300,20 @@ class Panel:
                        composite=composite)
 
     def with_value_ranges_of(self, data: Panel, wider_only: bool = False) -> Panel:
-        """A copy whose channels take the value ranges ``data``'s channels of the same name
-        state (the others keep theirs; with ``wider_only``, theirs where it reaches as high):
-        where pixels count as saturated in the data read, not in the data a model was
-        trained on (a 16-bit scan's 0-65535, not 0-4095)."""
-        stated = {c.name: c.value_range for c in data.channels}
+        """A copy whose channels take the value ranges ``data``'s channels carrying them
+        state (as :meth:`match_channels` reads them: Hoechst as DAPI too; the others keep
+        theirs; with ``wider_only``, theirs where it reaches as high): where pixels count as
+        saturated in the data read, not in the data a model was trained on (a 16-bit scan's
+        0-65535, not 0-4095; by name alone, counts x16 under a dye's name read saturated)."""
+        indices, _ = self.match_channels(data)
 
-        def taken(channel: Channel) -> tuple[float, float]:
-            theirs = stated.get(channel.name, channel.value_range)
+        def taken(channel: Channel, index: int | None) -> tuple[float, float]:
+            theirs = channel.value_range if index is None else data.channels[index].value_range
             return channel.value_range if wider_only and \
                 theirs[1] <= channel.value_range[1] else theirs
 
-        return replace(self, channels=tuple(replace(c, value_range=taken(c))
-                                            for c in self.channels))
+        return replace(self, channels=tuple(replace(c, value_range=taken(c, i))
+                                            for c, i in zip(self.channels, indices)))
 
     def with_pixel_size(self, pixel_size_um: float) -> Panel:
         """A copy of the panel with another pixel size."""

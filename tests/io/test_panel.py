@@ -232,3 +232,28 @@ def test_a_value_range_no_camera_has_is_refused(value_range):
     with pytest.raises(InputError, match="channel CK: value_range .* is no camera's"):
         Panel.from_dict(panel(value_range))
     Panel.from_dict(panel([0, 65535]))
+
+
+def test_a_channel_read_under_its_dye_name_keeps_the_value_range_the_data_states():
+    """A 12-bit camera's counts stored x16, its panel naming the dyes (Hoechst, PanCK-PE,
+    CD45-APC) and stating 0-65535: the model reads each under its own name, and its
+    saturation too (matched by name alone, the model's 0-4095 stayed: every bright pixel read
+    as saturated, and 2 of a cartridge's 19 CTCs went uncounted)."""
+    from ctcnet.io.panel import Panel
+
+    model = Panel.from_dict({"pixel_size_um": 0.64, "channels": [
+        {"name": "DAPI", "value_range": [0, 4095]}, {"name": "CK", "value_range": [0, 4095]},
+        {"name": "CD45", "value_range": [0, 4095]}]})
+    data = Panel.from_dict({"pixel_size_um": 0.33, "channels": [
+        {"name": "Hoechst", "value_range": [0, 65535]}, "EpCAM",
+        {"name": "PanCK-PE", "value_range": [0, 65535]}, {"name": "CD45-APC",
+                                                          "value_range": [0, 60000]}]})
+    read = model.with_value_ranges_of(data)
+    assert [c.value_range for c in read.channels] == [(0, 65535), (0, 65535), (0, 60000)]
+    assert read.names == model.names
+    assert read.saturation_levels.tolist() == pytest.approx([65469.465, 65469.465, 59940.0])
+    # wider_only (crop sets' display ranges) keeps the model's where the data's is narrower.
+    narrow = Panel.from_dict({"pixel_size_um": 0.33, "channels": [
+        {"name": "Hoechst", "value_range": [0, 255]}, "CK", "CD45"]})
+    assert [c.value_range for c in model.with_value_ranges_of(narrow, wider_only=True)
+            .channels] == [(0, 4095)] * 3
