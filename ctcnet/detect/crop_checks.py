@@ -56,6 +56,10 @@ BLANK = "blank: every channel is 0 (an empty or failed export)"
 DEAD = ("holds one value throughout in channel(s) {} (a channel that failed: no camera's "
         "counts are one value; a CD45 that shows nothing makes a leukocyte a CTC candidate)")
 LEAVE_OUT = "delete it or its manifest.csv line"
+# A crop whose shorter side covers more than this (um, at the set's stated pixel size) is a
+# scanner's field, not a cell's: the shipped models read 51 um round one cell, and the largest
+# CTC-leukocyte clusters span well under 100 um; a CellSearch frame spans 668 x 893 um.
+FRAME_LIKE_UM = 200.0
 
 
 class CropNotes:
@@ -76,6 +80,10 @@ class CropNotes:
         self.saturated = 0
         self.saturated_in: set[int] = set()  # the channels some crop is saturated in
         self._first_of: dict[bytes, list[int]] = {}
+        # Crops of a scanner's field (whole frames read as a crop folder), at a stated size.
+        self.frame_like: list[int] = []
+        self._fixed_pixel_um = index.panel.pixel_size_um if index.crop_pixel_um is None \
+            else None
         dna = self.panel.index_of_role("nucleus")
         # Only composites: their planes are markers by panel.json's word alone (a scan's
         # files carry their channel names, checked as they are read).
@@ -118,6 +126,8 @@ class CropNotes:
         if crop.dtype.kind == "f" and not self.index.exported:
             # Display exports hold levels, not counts: never "rescaled".
             self.rescaled += rescaled_counts(crop, self.panel.channels) is not None
+        if self._fixed_pixel_um and min(crop.shape[1:]) * self._fixed_pixel_um > FRAME_LIKE_UM:
+            self.frame_like.append(i)
         digest = hashlib.blake2b(repr((crop.shape, crop.dtype.str)).encode(), digest_size=16)
         digest.update(np.ascontiguousarray(crop).data)
         self._first_of.setdefault(digest.digest(), []).append(i)
@@ -165,7 +175,8 @@ class CropNotes:
         if len(errors) + len(blank) == 1:
             return (errors + blank)[0]
         if not errors and not blank:
-            return None
+            return InputError(self._frames(), index.root) \
+                if len(self.frame_like) == len(index) else None
         bad = errors + [InputError(BLANK, index.paths[i]) for i in self.blank] + \
             [InputError(DEAD.format(", ".join(names)), index.paths[i]) for i, names in self.dead]
         how = "".join(f"; {n} {what}" for n, what in (
@@ -175,6 +186,19 @@ class CropNotes:
         return InputError(f"{len(bad)} of {len(index)} crops cannot be "
                           f"{'used' if blank else 'read'}" + how + ": " + _by_reason(bad),
                           index.root)
+
+    def _frames(self, some: bool = False) -> str:
+        """What is said of crops the size of a scanner's field (refused when every crop is:
+        the model reads the centre of each, and 4 frames read so got one call each, cluster 1
+        and debris 3, exit 0); ``some``: only some are (a warning)."""
+        index, first = self.index, self.frame_like[0]
+        return (f"{len(self.frame_like)} of {len(index)} images are a scanner's field, not a "
+                f"cell's crop (e.g. {shown_in(index.paths[first], index.root)}: its shorter "
+                f"side spans over {FRAME_LIKE_UM:g} um at {self._fixed_pixel_um:g} um/px, and the "
+                "model reads one cell's field at the centre of each image). "
+                + ("Leave them out of the crop folder, or give" if some else "Give")
+                + " a scan's frames as a cartridge: one TIFF a frame named r<row>c<col>.tif "
+                "(or frame<n>.tif) beside a cartridge.json and panel.json (docs/formats.md)")
 
     def past_range(self) -> str:
         """What the crops past their channels' stated range are (empty when none): how many,
@@ -238,6 +262,8 @@ class CropNotes:
                         "bits) where the scanner can; e.g. %s", index.root, self.eight_bit, n,
                         ", ".join(shown_in(index.paths[i], index.root)
                                   for i in self.eight_bit_crops))
+        if self.frame_like:  # (all of them: refused)
+            log.warning("crop dataset %s: %s", index.root, self._frames(some=True))
         warn_of_copies([g for g in self._first_of.values() if len(g) > 1], index)
         warn_of_marks(index.root, self.marks, n)
         order = self.planes.warning() if self.planes is not None else None

@@ -80,3 +80,33 @@ def test_a_manifest_slip_is_named_at_its_line(tmp_path, text, said):
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
     with pytest.raises(InputError, match=said):
         manifest_rows(path)
+
+
+def test_whole_frames_read_as_a_crop_folder_are_refused_and_some_said(crops, caplog):
+    """A scanner's frames whose names are no frame's (Slide_0042_Tile(3,7).tif) read as a crop
+    folder got one call each for hundreds of cells, exit 0: images whose shorter side spans a
+    scanner's field at the stated pixel size are refused when all are, said when some are."""
+    import logging
+
+    index = read_crop_index(crops)
+    um = index.panel.pixel_size_um
+    side = int(220 / um) + 1  # over 200 um
+    rng = np.random.default_rng(0)
+    for path in index.paths[:2]:
+        write_tiff(path, rng.integers(90, 400, (5, side, side + 40)).astype(np.uint16))
+    with caplog.at_level(logging.WARNING, logger="ctcnet.detect.crop_dataset"):
+        load_crops(index)
+    said = [r.getMessage() for r in caplog.records if "scanner's field" in r.getMessage()]
+    assert len(said) == 1 and "2 of 4 images are a scanner's field" in said[0]
+    assert "Leave them out of the crop folder, or give a scan's frames as a cartridge" in said[0]
+    for path in index.paths[2:]:
+        write_tiff(path, rng.integers(90, 400, (5, side, side)).astype(np.uint16))
+    with pytest.raises(InputError, match=r"4 of 4 images are a scanner's field, not a cell's "
+                                         r"crop .*Give a scan's frames as a cartridge: one TIFF "
+                                         r"a frame named r<row>c<col>\.tif"):
+        load_crops(index)
+    # A crop of a large cluster (150 um) is a crop.
+    for path in index.paths:
+        write_tiff(path, rng.integers(90, 400, (5, int(150 / um), int(150 / um)))
+                   .astype(np.uint16))
+    load_crops(index)
