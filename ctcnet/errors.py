@@ -53,7 +53,13 @@ class Terminated(KeyboardInterrupt):
     so, and exits 143 as a process killed by the signal would."""
 
 
-class PanelMismatchError(InputError):
+class WholeFileError(InputError):
+    """A file read whole that its panel does not describe (its channels' names or count,
+    values past their range or rescaled): no file still being written reads so, unlike one
+    cut short, so no "still being written?" is said of it."""
+
+
+class PanelMismatchError(WholeFileError):
     """Channels of the data do not match the channels the model was trained on."""
 
 

@@ -34,7 +34,7 @@ from ctcnet.core.paths import written_lately
 from ctcnet.detect.cropping import extract_crops
 from ctcnet.detect.detection import DetectConfig, detect_events
 from ctcnet.detect.metadata_signs import frame_signs, metadata_problems, spread_rows
-from ctcnet.errors import InputError
+from ctcnet.errors import InputError, WholeFileError
 from ctcnet.inference.backends import TORCH_INSTALL, cpu_cores, cpu_frame_workers, has_torch
 from ctcnet.inference.guard import RULES, measure_for_guard_start
 from ctcnet.inference.model_records import frames_made_by, same_model_file
@@ -158,7 +158,8 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
         pixels = cartridge.read(frame)
     except InputError as err:  # (a file written lately may be a frame still being written)
         lately = " (written in the last minutes: if it is still being written, the next run " \
-            "reads it once whole)" if written_lately(frame.files) else ""
+            "reads it once whole)" if written_lately(frame.files) and \
+            not isinstance(err, WholeFileError) else ""
         return FrameWork(frame, error=f"{err}{lately}", seconds={"read": time.perf_counter() - t0})
     except (OSError, ValueError) as err:  # e.g. a file that vanished mid-run
         return FrameWork(frame, error=f"{frame.stem}: cannot read: {err}",

@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ctcnet.errors import InputError
+from ctcnet.errors import InputError, WholeFileError
 from ctcnet.io.images import CELLSEARCH_OFFSET, PSEUDO_12BIT_MAX
 from ctcnet.io.sources import FrameRef, get_source
 
@@ -151,7 +151,7 @@ def check_frame_values(frame: np.ndarray, channels, path, fresh: bool = False) -
                       + ("; every value is a multiple of 16, as a 12-bit camera's counts "
                          "stored x16 (to 65520) are" if x16 else
                          ", or the frame is damaged" + _offset_said(flat[k], hi)))
-        raise InputError(f"channel{'s' if len(over) > 1 else ''} {named}: out of the panel's "
+        raise WholeFileError(f"channel{'s' if len(over) > 1 else ''} {named}: out of the panel's "
                          f"value_range [{lo:g}, {hi:g}] (0-4095, a 12-bit scan's, unless "
                          "panel.json states one; an OME file's SignificantBits, where it "
                          f"records them){remedy}", path)
@@ -159,13 +159,13 @@ def check_frame_values(frame: np.ndarray, channels, path, fresh: bool = False) -
     if rescaled is not None:
         brightest, span = rescaled
         if span < FRACTION_SPAN:
-            raise InputError(f"pixel values hold fractions of a value_range of {span:g} (the "
+            raise WholeFileError(f"pixel values hold fractions of a value_range of {span:g} (the "
                              "frame converted to floating point, e.g. 0-1): ctcnet reads the "
                              "scanner's counts, whose noise its thresholds are set in, and "
                              "would find no cells in such a frame; convert the frames back to "
                              "counts (x65535 for a 16-bit scan's fractions, x4095 for a "
                              "12-bit's) and state their range in panel.json", path)
-        raise InputError(f"pixel values reach only {brightest:.3g}, with fractions, against "
+        raise WholeFileError(f"pixel values reach only {brightest:.3g}, with fractions, against "
                          f"the panel's value_range of {span:g} counts: the frame was rescaled "
                          "(e.g. to 0-1); ctcnet reads the scanner's raw counts", path)
 

@@ -29,7 +29,7 @@ from ctcnet.io.image_headers import (
     TiffDamage,
     rows_of_channels,
 )
-from ctcnet.io.panel import check_channel_order
+from ctcnet.io.panel import PanelMismatchError, check_channel_order, marker_role
 
 SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32)
 IMAGE_SUFFIXES = (".tif", ".tiff") + RASTER_SUFFIXES
@@ -112,6 +112,29 @@ def _ome_channel_names(tif) -> list[str] | None:
     except AttributeError:  # not a list of records
         return None
     return names if names and all(names) else None
+
+
+class StoredNames(list):
+    """The names a file stores for its planes. ``strict``: an OME file's channel names, each
+    compared with the panel's; else labels (ImageJ's ``Labels``, TIFF ``PageName`` tags) a
+    viewer or scanner wrote, which may name filters or nothing of the marker: compared only
+    where both name a well-known marker."""
+
+    strict = True
+
+
+def _page_labels(tif, pages) -> StoredNames | None:
+    """The planes' labels of a plain (not OME) TIFF: ImageJ's ``Labels``, else a
+    ``PageName`` on every page; None without them."""
+    labels = (tif.imagej_metadata or {}).get("Labels") if tif.is_imagej else None
+    if not isinstance(labels, list):
+        tags = [page.tags.get("PageName") for page in pages]
+        labels = [tag.value for tag in tags] if all(tags) else None
+    if not labels or not all(isinstance(n, str) and n.strip() for n in labels):
+        return None
+    names = StoredNames(n.strip() for n in labels)
+    names.strict = False
+    return names
 
 
 # Micrometres per unit an OME file may state its pixel size in (OME's default: µm).
@@ -200,9 +223,9 @@ def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
                 # five-channel 80 px crop reads in two thirds of the time. A plain multipage
                 # file keeps whole pages: its pages' sizes are checked against each other.
                 tif.pages.useframes = True
-            names = _ome_channel_names(tif)
             _refuse_past_a_frame(tif, path)
             pages = list(tif.pages)
+            names = _ome_channel_names(tif) if tif.is_ome else _page_labels(tif, pages)
             if not pages:
                 raise InputError("not a readable TIFF (corrupt or truncated?): it holds no "
                                  "image", path)
@@ -379,11 +402,22 @@ def is_rgb_composite(arr: np.ndarray) -> bool:
 
 
 def check_channel_names(found: Sequence[str] | None, expected: Sequence[str], path) -> None:
-    """Refuse a file whose stored channel names differ from the panel's, by name and order."""
+    """Refuse a file whose stored channel names differ from the panel's, by name and order;
+    planes labelled by a viewer or a scanner (:class:`StoredNames`, not strict) where both
+    name a well-known marker and not the same: panel.json written in a brochure's order,
+    not the file's, counted 0 of a cartridge's 19 CTCs, its pages labelled all along."""
     if found is None:
         return
-
-    check_channel_order(expected, found, "file", path, expected_by="the panel")
+    if getattr(found, "strict", True):
+        check_channel_order(expected, found, "file", path, expected_by="the panel")
+        return
+    roles = [(marker_role(f), marker_role(e)) for f, e in zip(found, expected)]
+    if len(found) == len(expected) and any("unknown" not in pair and pair[0] != pair[1]
+                                           for pair in roles):
+        raise PanelMismatchError(
+            f"channel mismatch: the file labels its planes {list(found)} (ImageJ labels or "
+            f"TIFF page names) but the panel names them {list(expected)}: put panel.json's "
+            "channels in the file's order", path)
 
 
 def content_uuid(arr: np.ndarray, channel_names=None, pixel_size_um=None) -> str:

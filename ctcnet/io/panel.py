@@ -48,7 +48,7 @@ MARKER_ROLES = {
     "DAPI": "nucleus", "HOECHST": "nucleus", "DNA": "nucleus",
     "CK": "epithelial", "CYTOKERATIN": "epithelial", "PANCK": "epithelial", "PAN-CK": "epithelial",
     "PANCYTOKERATIN": "epithelial", "PAN-CYTOKERATIN": "epithelial",
-    "CD45": "leukocyte",
+    "CD45": "leukocyte", "PTPRC": "leukocyte",  # (PTPRC: the gene of CD45)
     "CD61": "platelet", "CD41": "platelet",
     "CD66B": "neutrophil", "CD15": "neutrophil",
     "VIM": "mesenchymal", "VIMENTIN": "mesenchymal",

@@ -156,6 +156,20 @@ def test_a_frame_read_before_it_was_filled_is_skipped_and_an_older_one_read_and_
     assert "a copy cut short" in said[0]
 
 
+def test_a_whole_file_the_panel_does_not_describe_is_not_said_to_be_still_written(
+        clean_run, cart):
+    """A frame written a minute ago with values past its channel's range (or more planes
+    than the panel names, or planes labelled as other markers) is a file read whole: its
+    reason says what is wrong, not "if it is still being written, the next run reads it"."""
+    path = frames(cart)[1]
+    pixels = tifffile.imread(path)
+    pixels[1, 5, 5] = 60001
+    tifffile.imwrite(path, pixels, photometric="minisblack")
+    summary = predict(clean_run, cart)
+    reason = summary.skipped_frames[0]["reason"]
+    assert "out of the panel's value_range" in reason and "still being written" not in reason
+
+
 def test_unfilled_rows_are_a_block_at_the_end_where_the_rest_is_never_0():
     """The block is the run of all-0 rows that ends a plane, two rows at least, in a plane
     whose other pixels are (almost) never 0; an export's black background, a single dark row

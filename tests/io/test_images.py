@@ -8,7 +8,7 @@ from conftest import rgb_planes, save_rgb
 
 from ctcnet.errors import InputError
 from ctcnet.io.image_headers import image_shape
-from ctcnet.io.images import read_channel_file, read_image, write_tiff
+from ctcnet.io.images import read_channel_file, read_image, read_tiff, write_tiff
 
 # --- images and crop datasets -------------------------------------------------------------------
 
@@ -290,3 +290,41 @@ def test_an_ome_crop_carries_a_uuid_of_its_content_not_of_the_machine(tmp_path):
         said = re.search(r'UUID="urn:uuid:([^"]+)"', tif.ome_metadata).group(1)
     assert uuid.UUID(said).version == 5
     assert (tmp_path / "a.tif").read_bytes() == (tmp_path / "b.tif").read_bytes()
+
+
+@pytest.mark.parametrize("how", ["pagename", "imagej"])
+def test_planes_labelled_by_a_viewer_or_scanner_are_checked_where_they_name_markers(
+        tmp_path, rng, how):
+    """A panel.json written in a brochure's order, not the file's, counted 0 of a cartridge's
+    19 CTCs although each page carried its marker's name (TIFF PageName, ImageJ Labels):
+    labels that name well-known markers are checked against the panel; labels that name
+    none (filters, numbers) are no channel names and are read as before."""
+    import tifffile
+
+    from ctcnet.errors import PanelMismatchError
+    from ctcnet.io.images import check_channel_names
+
+    arr = rng.integers(100, 4000, (4, 24, 24)).astype(np.uint16)
+
+    def written(labels):
+        path = tmp_path / f"{how}_{'_'.join(labels)}.tif"
+        if how == "imagej":
+            tifffile.imwrite(path, arr, imagej=True, metadata={"axes": "CYX", "Labels": labels})
+        else:
+            with tifffile.TiffWriter(path) as tif:
+                for plane, label in zip(arr, labels):
+                    tif.write(plane, extratags=[(285, "s", 0, label, True)])
+        got, names = read_tiff(path)
+        assert np.array_equal(got, arr) and names == labels
+        return path, names
+
+    panel = ["DAPI", "CK", "CD45", "EpCAM"]
+    path, names = written(["Hoechst", "PanCK-PE", "PTPRC-APC", "EpCAM"])
+    check_channel_names(names, panel, path)  # the same markers under their dyes' names
+    path, names = written(["Hoechst", "EpCAM", "PanCK-PE", "CD45-APC"])
+    with pytest.raises(PanelMismatchError, match=r"the file labels its planes \['Hoechst', "
+                                                 r"'EpCAM', 'PanCK-PE', 'CD45-APC'\] .*put "
+                                                 r"panel.json's channels in the file's order"):
+        check_channel_names(names, panel, path)
+    path, names = written(["Channel 1", "FITC", "PE", "APC"])  # no marker named: not checked
+    check_channel_names(names, panel, path)

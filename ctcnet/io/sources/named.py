@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ctcnet.errors import InputError, check_regular_file
+from ctcnet.errors import InputError, WholeFileError, check_regular_file
 from ctcnet.io.image_headers import RASTER_SUFFIXES, image_shape
 from ctcnet.io.images import (
     IMAGE_SUFFIXES,
@@ -188,12 +188,14 @@ class NamedFrames(FrameSource):
         arr, names = read_image(path)
         if arr.shape[0] != panel.num_channels:
             # Fewer pages than channels is most often a file cut short or still being written.
-            raise InputError(f"frame has {arr.shape[0]} channels, the panel {panel.names} has "
-                             f"{panel.num_channels}" + (
-                                 " (where every frame reads so, panel.json lists channels "
-                                 "the files do not hold; one frame alone: a file cut short, "
-                                 "or still being written?)"
-                                 if arr.shape[0] < panel.num_channels else ""), path)
+            # (more pages than channels: a whole file, not one still being written)
+            error = InputError if arr.shape[0] < panel.num_channels else WholeFileError
+            raise error(f"frame has {arr.shape[0]} channels, the panel {panel.names} has "
+                        f"{panel.num_channels}" + (
+                            " (where every frame reads so, panel.json lists channels "
+                            "the files do not hold; one frame alone: a file cut short, "
+                            "or still being written?)"
+                            if arr.shape[0] < panel.num_channels else ""), path)
         check_channel_names(names, panel.names, path)
         return [remove_cellsearch_offset(arr[c]) for c in keep]
 
