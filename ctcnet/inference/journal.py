@@ -284,9 +284,12 @@ def _same_scan_moved(previous, fingerprint: dict, done: set[str], recorded: dict
         return False
     if not done or any(f not in current or recorded.get(f) != current[f] for f in done):
         return False
-    log.warning("%s: the scan moved from %s to %s; the %d frame(s) its journal holds are "
-                "there unchanged: resumed", parts.parent,
-                previous.get("input"), fingerprint["input"], len(done))
+    before, now = previous.get("input"), fingerprint["input"]
+    # (its old folder still there: a copy, not a move)
+    how = (f"moved from {before} to {now}" if not Path(str(before)).exists() else
+           f"read from {before} before, is read from a copy at {now} (the first still there)")
+    log.warning("%s: the scan %s; the %d frame(s) its journal holds are there unchanged: "
+                "resumed", parts.parent, how, len(done))
     return True
 
 

@@ -299,7 +299,7 @@ def test_a_deleted_journal_still_refuses_another_run_over_a_finished_sample(clea
 
 
 def test_a_scan_moved_since_its_run_resumes_and_a_copy_is_refused_naming_both(clean_run, cart,
-                                                                              tmp_path):
+                                                                              tmp_path, caplog):
     """A scan folder renamed as the scanner finished it (a run started early, on part of its
     frames): the journal's frames are there unchanged, and the run resumes from them (from a
     copy with other times too: the same bytes). A copy whose frames are not the journal's
@@ -316,12 +316,19 @@ def test_a_scan_moved_since_its_run_resumes_and_a_copy_is_refused_naming_both(cl
     assert predict(clean_run, cart, out).status == "partial"
     moved = cart.rename(tmp_path / "done")
     (tmp_path / "r00c02.tif").rename(moved / "r00c02.tif")
-    finished = predict(clean_run, moved, out)
+    with caplog.at_level("WARNING", logger="ctcnet.inference.journal"):
+        finished = predict(clean_run, moved, out)
     assert finished.status == "ok" and finished.frames.resumed_from_journal == 2
+    assert f"the scan moved from {cart} to {moved};" in caplog.text
     copied = shutil.copytree(moved, tmp_path / "copied" / cart.name)
     for frame in copied.glob("*.tif"):
         os.utime(frame, (1e9, 1e9))
-    assert predict(clean_run, copied, out).frames.resumed_from_journal == 3
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ctcnet.inference.journal"):
+        assert predict(clean_run, copied, out).frames.resumed_from_journal == 3
+    # The folder it read is still there: a copy read, not a move.
+    assert (f"the scan read from {moved} before, is read from a copy at {copied} (the "
+            "first still there);") in caplog.text
     other = shutil.copytree(copied, tmp_path / "other" / cart.name)
     (other / "r00c01.tif").write_bytes((other / "r00c00.tif").read_bytes())
     with pytest.raises(InputError, match=r"read from another folder: it read .*copied.*, this "
