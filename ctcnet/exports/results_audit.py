@@ -66,6 +66,11 @@ def _audit_sample(name: str, folder: Path) -> dict:
     if kept:  # as ctcnet wrote it now, but a copy found edited was written over (kept)
         notes.append(f"previous/ keeps {len(kept)} file(s) found not as ctcnet wrote them "
                      f"and written again since ({', '.join(kept[:3])}): edited by hand once")
+    made = data.get("frames_made_by")
+    if isinstance(made, dict) and made:  # (a validation files what made the calls)
+        notes.append("a resumed run: frames made by another build, backend or model file than "
+                     "the one its summary names (" + "; ".join(f"{k}: {n}" for k, n in
+                                                              made.items()) + ")")
     status = _signoff_findings(folder, data, problems, notes)
     return {"sample": name, "folder": str(folder), "signoff": status, "problems": problems,
             "notes": notes}

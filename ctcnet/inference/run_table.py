@@ -38,7 +38,8 @@ from ctcnet.nn.calls import COUNTED_CLASSES
 
 _FIRST = ("name", "result_state", "status", "input", "cartridge_id", "pixel_size_um",
           "channels", "model_path",
-          "model_sha256", "prior", "compensated", "ctcnet_version", "software", "counted_at",
+          "model_sha256", "prior", "compensated", "ctcnet_version", "software", "frames_made_by",
+          "counted_at",
           "finished_at",
           "events",
           "review_events", "blood_volume_read_ml", "blood_volume_stated", "blood_volume_ml",
@@ -80,6 +81,11 @@ def sample_row(entry: dict) -> dict:
            "model_path": model.get("path"), "model_sha256": model.get("sha256"),
            "prior": entry.get("prior"), "compensated": entry.get("compensated"),
            "ctcnet_version": entry.get("ctcnet_version"), "software": entry.get("software"),
+           # A resumed run's frames made by another build or model file: the row's software
+           # and model are the run's that finished it, not necessarily those that called.
+           "frames_made_by": list_cell([f"{maker}: {n} frame(s)" for maker, n in
+                                        entry["frames_made_by"].items()])
+           if isinstance(entry.get("frames_made_by"), dict) else None,
            "counted_at": entry.get("counted_at"),
            "finished_at": entry.get("finished_at"),
            "events": entry.get("events"), "review_events": entry.get("review_events"),
@@ -91,15 +97,16 @@ def sample_row(entry: dict) -> dict:
     counted = entry.get("status") != "failed"
     for key, prefix in _PER_CLASS:
         for name, value in (entry.get(key) or {}).items():
-            if prefix in _RATES and isinstance(value, float):
-                value = per_volume_value(value)  # as every output prints it
+            if prefix in _RATES and isinstance(value, (int, float)) and \
+                    not isinstance(value, bool):
+                value = f"{per_volume_value(value):.2f}"  # as every output prints it (8.00)
             row[f"{prefix}_{name}"] = value if counted else None
     for rate, key in _INTERVALS.items():
         for name, bounds in (entry.get(key) or {}).items():
             ends = interval_at_two_decimals(*bounds) if counted and bounds and \
                 all(isinstance(v, (int, float)) for v in bounds) else (None, None)
             for side, value in zip(_BOUNDS, ends):
-                row[f"{rate}_{side}_{name}"] = value
+                row[f"{rate}_{side}_{name}"] = None if value is None else f"{value:.2f}"
     for key in _LAST:
         if key in entry:
             value = entry[key]

@@ -61,7 +61,7 @@ def test_rates_and_counts_after_review_are_the_reported_classes_columns():
         {"name": "s", "counts": {"ctc": 3, "ctc_emt": 2, "wbc": 9},
          "per_7_5_ml": {"ctc": 3.0, "ctc_emt": 2.0},
          "after_review": {"ctc": 3, "ctc_emt": 1}}]))))
-    assert row["per_7_5_ml_ctc_emt"] == "2.0" and row["after_review_ctc_emt"] == "1"
+    assert row["per_7_5_ml_ctc_emt"] == "2.00" and row["after_review_ctc_emt"] == "1"
 
 
 def test_a_rate_has_its_interval_and_what_it_rests_on():
@@ -128,11 +128,23 @@ def test_interval_ends_are_rounded_outward_and_rates_as_printed():
              "per_7_5_ml_interval": {"ctc": [0.6187, 9.0309], "cluster": [0.0, 2.2]}}
     row = next(csv.DictReader(io.StringIO(samples_csv([entry]))))
     assert (row["per_7_5_ml_low_ctc"], row["per_7_5_ml_high_ctc"]) == ("0.61", "9.04")
-    assert (row["per_7_5_ml_low_cluster"], row["per_7_5_ml_high_cluster"]) == ("0.0", "2.2")
+    # Two decimals written as every output prints them (0.00, 2.20; not 0.0, 2.2).
+    assert (row["per_7_5_ml_low_cluster"], row["per_7_5_ml_high_cluster"]) == ("0.00", "2.20")
     assert row["per_7_5_ml_ctc"] == "16.25"
     tie = next(csv.DictReader(io.StringIO(samples_csv(
         [{**CLEAN, "per_7_5_ml": {"ctc": 5.625, "cluster": 0.0}}]))))
     assert tie["per_7_5_ml_ctc"] == "5.63"  # Python's round gives 5.62
+
+
+def test_a_row_names_the_builds_that_made_a_resumed_runs_frames():
+    """A run resumed by another build: its software is the build that finished it, and the
+    frames the earlier one made are said in the row (a lab filing samples.csv alone missed
+    it)."""
+    made = {"onnx (file c538449cce41), ctcnet 0.1.0 (c1a604d2d2e2)": 5}
+    row = next(csv.DictReader(io.StringIO(samples_csv([{**CLEAN, "frames_made_by": made}]))))
+    assert row["frames_made_by"] == "onnx (file c538449cce41), ctcnet 0.1.0 (c1a604d2d2e2): " \
+        "5 frame(s)"
+    assert next(csv.DictReader(io.StringIO(samples_csv([CLEAN]))))["frames_made_by"] == ""
 
 
 def test_a_list_cell_splits_back_into_its_items():

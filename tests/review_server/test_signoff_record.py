@@ -553,6 +553,17 @@ def test_an_audit_tells_a_stale_sign_off_from_an_edit_and_keeps_who_checked(fold
     (folder / "previous" / "summary-20261201T000000Z-not-as-written.json").write_text("{}")
     main(["verify", "--results", str(folder)])
     assert "previous/ keeps 1 file(s) found not as ctcnet wrote them" in capsys.readouterr().out
+    # A run resumed by another build: which build made its frames is said (a validation
+    # file names what made the calls, not only what finished the run).
+    from ctcnet.exports.results_audit import audit_results
+
+    summary = json.loads((folder / "summary.json").read_text())
+    summary["frames_made_by"] = {"onnx (file c538449cce41), ctcnet 0.1.0 (c1a604d2d2e2)": 5}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    (entry,) = audit_results(folder)
+    assert "a resumed run: frames made by another build, backend or model file than the one " \
+        "its summary names (onnx (file c538449cce41), ctcnet 0.1.0 (c1a604d2d2e2): 5)" in \
+        entry["notes"], entry
 
 
 def test_a_batchs_table_says_what_a_sign_off_left_undecided_and_its_note(folder):
