@@ -189,8 +189,9 @@ def _say_models(report: dict) -> None:
     """What made each side, and the events whose call, count or review changed."""
     def named(models: list[dict]) -> str:
         return "; ".join(f"{Path(m['path'] or 'a model in memory').name} (SHA-256 "
-                         f"{(m['sha256'] or '?')[:12]}..., ctcnet {m['ctcnet']})"
-                         for m in models)
+                         f"{(m['sha256'] or '?')[:12]}..., {m['software']}"
+                         + (f", frames on {m['frame_device']}" if m.get("frame_device") else "")
+                         + ")" for m in models)
 
     print(f"reference: {named(report['reference_models'])}")
     print(f"ctcnet:    {named(report['models'])}")

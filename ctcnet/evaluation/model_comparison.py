@@ -42,16 +42,21 @@ def reference_rates(summaries: dict[str, dict], positive: str = POSITIVE) -> pd.
 
 
 def made_by(summaries: Iterable[dict]) -> list[dict]:
-    """The models (file path and SHA-256, network digest) and ctcnet versions that made
-    ``summaries``, each once."""
+    """The models (file path and SHA-256, network digest), ctcnet builds (the version, and
+    ``software`` in words: the commit, a modified checkout's code digest; one version is every
+    build of a release) and frame devices that made ``summaries``, each once."""
+    from ctcnet.core.provenance import software_text
+
     seen = []
     for summary in summaries:
         model = summary.get("model") if isinstance(summary.get("model"), dict) else {}
         fingerprint = summary.get("run_fingerprint") or {}
+        software = summary.get("software") if isinstance(summary.get("software"), dict) else {}
         entry = {"path": model.get("path"), "sha256": model.get("sha256"),
                  "network_sha256": fingerprint.get("model_sha256"),
-                 "ctcnet": (summary.get("software") or {}).get("ctcnet",
-                                                              summary.get("ctcnet_version"))}
+                 "ctcnet": software.get("ctcnet", summary.get("ctcnet_version")),
+                 "software": software_text(software, summary.get("ctcnet_version")),
+                 "frame_device": summary.get("frame_device")}
         if entry not in seen:
             seen.append(entry)
     return seen

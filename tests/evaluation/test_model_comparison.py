@@ -19,7 +19,9 @@ def run(folder, sample, events, rate, model, cartridge="c0ffee"):
         {"sample_id": sample, "status": "ok", "blood_volume_ml": 7.5,
          "per_7_5_ml": {"ctc": rate}, "review_list": {"events": 0}, "cartridge_id": cartridge,
          "model": {"path": f"/models/{model}.onnx", "sha256": model * 8},
-         "run_fingerprint": {"model_sha256": model * 8}, "software": {"ctcnet": "0.1.0"}}))
+         "run_fingerprint": {"model_sha256": model * 8}, "frame_device": "numpy",
+         "software": {"ctcnet": "0.1.0", "commit": model * 40, "modified": model == "b",
+                      "code_sha256": "c" * 64}}))
     return path
 
 
@@ -99,12 +101,17 @@ def test_evaluate_expected_with_another_models_run_names_both_and_lists_the_chan
                  "--out", str(out)]) == 0
     said = capsys.readouterr().out
     assert "reference: a.onnx (SHA-256 aaaaaaaa" in said and "ctcnet:    b.onnx" in said
+    # Two builds of one version told apart (a validation compares builds, not versions).
+    assert "ctcnet 0.1.0, commit aaaaaaaaaaaa, frames on numpy)" in said
+    assert "ctcnet 0.1.0, commit bbbbbbbbbbbb (modified), code cccccccccccc" in said
     assert "calls changed 1 (wbc -> ctc 1)" in said and "(2 sample(s)," in said
     assert "another scan than the reference's (cartridge_id differs" in said and \
         said.rstrip().splitlines()[-2].endswith(": P3")
     report = json.loads((out / "comparison.json").read_text())
     assert report["reference_models"][0]["sha256"] == "a" * 8
     assert report["models"][0]["network_sha256"] == "b" * 8
+    assert report["models"][0]["software"].startswith("ctcnet 0.1.0, commit bbbbbbbbbbbb")
+    assert report["models"][0]["frame_device"] == "numpy"
     assert report["bland_altman"]["bias"] == pytest.approx(7.5 / 3)
     assert "reference_sha256" not in report  # a folder, named by its models instead
     assert report["event_changes"]["other_scans"] == ["P3"]
