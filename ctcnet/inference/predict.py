@@ -345,6 +345,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
                             counted_at=counted_before)
     summary.spillover, summary.frame_digests = spillover, digests
     summary.frame_device, summary.frames_made_by = device_name, made
+    summary.frame_pool = "processes" if in_processes else "threads" if workers else "inline"
     summary.leak_check, summary.metadata_check = checked, signs
     summary.ground_truth = compare_with_ground_truth(cartridge, events, spec, skipped)
     summary.run_fingerprint = fingerprint  # the journal's, as open_journal recorded it

@@ -167,6 +167,7 @@ class RunSummary:
     # digits); None in a summary written before they were recorded.
     software: dict | None = None
     frame_device: str | None = None
+    frame_pool: str | None = None  # where frames were prepared: threads, processes or inline
     # A run resumed on frames another backend or ctcnet made (its .pt and .onnx resume each
     # other's runs): how many frames each made; None where one made them all.
     frames_made_by: dict | None = None

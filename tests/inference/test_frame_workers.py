@@ -159,9 +159,11 @@ def test_a_script_without_a_main_guard_can_predict_in_frame_processes(clean_run,
         f"summary = predict_cartridge({str(cart_and_model / 'cart')!r}, backend, "
         f"{str(tmp_path / 'out')!r}, PredictOptions(quiet=True, report=None, workers=2, "
         "frame_pool='processes'))\n"
-        "print('events', summary.events)\n")
+        "print('events', summary.events, summary.frame_pool)\n")
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("events") == 1
-    assert f"events {clean_run['clean'].events}" in done.stdout
+    # (summary.json says where its frames were prepared: a validation records it)
+    assert f"events {clean_run['clean'].events} processes" in done.stdout
+    assert clean_run["clean"].frame_pool in ("threads", "inline")
