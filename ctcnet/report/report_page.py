@@ -117,9 +117,10 @@ COLUMN_MEANINGS = {
                            "sampling one tube of blood, not of the calls.",
     "held": "Calls of this class the marker guard held for a person (not counted): their "
             "markers disagree with the call.",
-    "review": "Calls of this class on the review list: a person's decision could change a "
-              "count.",
-    "confident": "Calls of this class on no review list.",
+    "review": "Calls of this class, counted or held, on the review list: a person's "
+              "decision could change a count.",
+    "confident": "Calls of this class, counted or held, on no review list (with those sent "
+                 "to review, every call of the class: counted plus held).",
     "confirmed": "Events a reviewer called this class: the class's calls confirmed, and "
                  "events of another call relabelled to it.",
     "after_review": "The count with every review decision applied (relabelled events moved, "
