@@ -295,7 +295,8 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
         # Every frame of the cartridge, those a resumed run takes from its journal done.
         task = progress.add_task(cartridge.sample_id, total=len(cartridge.frames),
                                  completed=len(cartridge.frames) - len(todo), events=0,
-                                 new_note=" new" if done else "", skipped_note="")
+                                 new_note=" new" if done else "", skipped_note=skipped_note(
+                                     0, cartridge.frames_scanned - len(cartridge.frames)))
         frames_ready = prepared_frames(todo, cartridge, spec, options.detect, device, leaks,
                                        workers, max(options.prefetch, workers),
                                        "processes" if in_processes else "threads")
@@ -307,7 +308,8 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
                 if len(skipped) <= SKIPS_LOGGED:
                     log.warning("%s: frame %s skipped: %s", cartridge.sample_id,
                                 work.frame.frame_id, work.error)
-                progress.update(task, advance=1, skipped_note=skipped_note(len(skipped)))
+                progress.update(task, advance=1, skipped_note=skipped_note(
+                    len(skipped), cartridge.frames_scanned - len(cartridge.frames)))
                 continue
             batcher.add(work)
             finisher.submit(batcher.ready())

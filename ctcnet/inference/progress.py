@@ -119,6 +119,9 @@ class PlainProgress:
                 + t["fields"].get("skipped_note", "") + f", {minutes} min {seconds} s")
 
 
-def skipped_note(skipped: int) -> str:
-    """What a cartridge's progress adds after its events: the frames skipped, if any."""
-    return f", {skipped:,} frame{'s' if skipped != 1 else ''} skipped" if skipped else ""
+def skipped_note(skipped: int, missing: int = 0) -> str:
+    """What a cartridge's progress adds after its events: the frames skipped, and those
+    cartridge.json lists that are not there ("4 of 4 (100 %)" alone read as the whole scan
+    where it lists 5), if any."""
+    return (f", {skipped:,} frame{'s' if skipped != 1 else ''} skipped" if skipped else "") + \
+        (f", {missing:,} listed frame{'s' if missing != 1 else ''} missing" if missing else "")

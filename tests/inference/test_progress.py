@@ -31,6 +31,9 @@ def test_a_cartridge_line_says_its_skipped_frames():
     assert out.getvalue().splitlines()[-1] == \
         "S1: 3 of 3 (100 %), 500 events, 1 frame skipped, 0 min 0 s"
     assert skipped_note(0) == "" and skipped_note(2) == ", 2 frames skipped"
+    # Frames cartridge.json lists that are not there: "4 of 4 (100 %)" is not the whole scan.
+    assert skipped_note(0, 1) == ", 1 listed frame missing"
+    assert skipped_note(2, 3) == ", 2 frames skipped, 3 listed frames missing"
 
 
 def test_a_terminal_gets_the_bar_and_a_file_the_lines(monkeypatch):
