@@ -15,7 +15,8 @@ they form a cluster is the classifier's question, so detection asks it both ways
 object whose members differ so is kept whole and its members are added as alternate events
 ("parts"); the calls resolve them (:mod:`ctcnet.inference.alternates`): the parts replace the
 whole only where reading it whole would lose a counted cell (the whole not a counted call free
-of the guard's flags, and a part called a counted class or held as a possible CTC).
+of the guard's flags, and a part called a counted class, made one by its markers or held as a
+possible CTC).
 Where the detection image gives such a CTC no seed of its own (a brighter neighbour's maximum
 lies within a seed distance), CK's and DNA's own maxima seed its piece (:func:`marker_seeds`);
 :func:`with_marker_parts` reads the pieces' markers and adds the parts to a frame's events.
