@@ -94,27 +94,43 @@ def _readings(first_matched, second_matched, run_id: str):
     return first, second, seen
 
 
-def _own_calls(first: pd.DataFrame, second: pd.DataFrame, seen: pd.Series
-               ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """:func:`independent_decisions` of the rows :func:`_readings` gives."""
+def _first_readers_own(first: pd.DataFrame, seen: pd.Series) -> pd.DataFrame:
+    """The first reading's rows that are its reader's own call on each event (its last before
+    the second reader first decided it, else its first), as :func:`independent_decisions`
+    reads them; the table's own index kept, so that what came after is told apart."""
     before = first[(first["time"] < seen).to_numpy()].drop_duplicates("event_id", keep="last")
     after = first[~first["event_id"].isin(before["event_id"])].drop_duplicates(
         "event_id", keep="first")
-    own = pd.concat([before, after]).sort_values("event_id", kind="stable")
+    return pd.concat([before, after]).sort_values("event_id", kind="stable")
+
+
+def _own_calls(first: pd.DataFrame, second: pd.DataFrame, seen: pd.Series
+               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`independent_decisions` of the rows :func:`_readings` gives."""
+    own = _first_readers_own(first, seen)
     return (own.drop(columns="time").reset_index(drop=True),
             second.drop_duplicates("event_id", keep="last").drop(columns="time")
             .reset_index(drop=True))
 
 
 def _agreement_of(own: tuple[pd.DataFrame, pd.DataFrame]) -> dict:
-    """:func:`compare_readings` of the readers' own calls, without the disagreements."""
+    """:func:`compare_readings` of the readers' own calls, with the events they disagreed on
+    (``disagreed``: an adjudication that took the second reader's call takes the event off
+    the list of the decisions as they stand, not off this one)."""
     out = compare_readings(*own)
-    return {k: out[k] for k in ("both", "agree", "kappa")}
+    return {**{k: out[k] for k in ("both", "agree", "kappa")},
+            "disagreed": [d["event_id"] for d in out["disagreements"]]}
 
 
 def _adjudicated(first: pd.DataFrame, seen: pd.Series) -> set[int]:
-    """:func:`adjudicated_events` of the rows :func:`_readings` gives."""
-    return {int(e) for e in first["event_id"][(first["time"] > seen).to_numpy()]}
+    """:func:`adjudicated_events` of the rows :func:`_readings` gives: a first-reading
+    decision after its reader's own call and after the second reader decided the event. The
+    first reader's one decision made after the second reader's (two readers at work at once)
+    is that reader's own call, not an adjudication: read as one, a disagreement nobody looked
+    at again was listed as adjudicated, and the page's count of those to adjudicate missed it."""
+    own = _first_readers_own(first, seen).index
+    later = (first["time"] > seen).to_numpy() & ~first.index.isin(own)
+    return {int(e) for e in first["event_id"][later]}
 
 
 def independent_decisions(first_matched, second_matched, run_id: str
@@ -135,8 +151,9 @@ def independent_agreement(first_matched, second_matched, run_id: str) -> dict:
 
 
 def adjudicated_events(first_matched, second_matched, run_id: str) -> set[int]:
-    """The events the first reading decided again after the second reader first decided them
-    (later by the journals' times, to the second): adjudicated, whichever call it kept."""
+    """The events the first reading decided again, after its reader's own call, once the
+    second reader had decided them (later by the journals' times, to the second):
+    adjudicated, whichever call it kept."""
     first, _, seen = _readings(first_matched, second_matched, run_id)
     return _adjudicated(first, seen)
 

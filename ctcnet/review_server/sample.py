@@ -74,7 +74,7 @@ from ctcnet.review_server.sample_states import (
     being_written,
     events_stamp,
 )
-from ctcnet.review_server.signoff_checks import left_undecided
+from ctcnet.review_server.signoff_checks import left_undecided, open_disagreements
 from ctcnet.review_server.tiles import FrameSource
 
 log = logging.getLogger(__name__)
@@ -388,11 +388,11 @@ class Sample(SampleImages):
             decided = set(matched.decisions["event_id"].astype(int).tolist())
             # What it leaves, the guard's held calls among them (the sign-off says how many,
             # as its page did before the second press); those needing a note refused without.
+            second = self.agreement()
             left, held = left_undecided(
                 self.candidates, decided, one_line(note, NOTE_CHARS),
                 (self.summary.counted_as or {}).get("not_guarded_classes") or (),
-                self.reported)
-            second = self.agreement()
+                self.reported, open_disagreements(second, self.reported))
             record = SignOff(
                 reviewer=reviewer,
                 signed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),

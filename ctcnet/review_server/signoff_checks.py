@@ -18,14 +18,27 @@ from ctcnet.errors import InputError
 from ctcnet.report.reasons import GUARD_PREFIX
 
 
+def open_disagreements(agreement: dict | None, reported: Iterable[str]) -> str:
+    """The readers' disagreements on a ``reported`` class not adjudicated (in
+    :func:`ctcnet.review.agreement.readings_agreement`'s ``agreement``), in words; empty
+    where none is left: a first reader's wbc against a second's ctc is a possible missed CTC,
+    which a sign-off took without a word."""
+    reported = set(reported)
+    left = [d["event_id"] for d in (agreement or {}).get("disagreements") or ()
+            if not d.get("adjudicated") and reported & {d.get("first"), d.get("second")}]
+    return (f"{len(left)} disagreement(s) of the two readers on a counted class not "
+            f"adjudicated (event(s) {', '.join(map(str, left[:10]))}"
+            + (", ..." if len(left) > 10 else "") + ")") if left else ""
+
+
 def left_undecided(candidates: pd.DataFrame, decided: set[int], note: str,
-                   unchecked: Iterable[str] = (), reported: Iterable[str] = ()
-                   ) -> tuple[int, int]:
+                   unchecked: Iterable[str] = (), reported: Iterable[str] = (),
+                   disagreements: str = "") -> tuple[int, int]:
     """(candidates left undecided, of them the calls the guard holds) of ``candidates`` (the
     review list, with ``event_id``, ``class`` and ``reasons`` columns) once ``decided`` (event
     ids) are; refused (InputError) where held calls, calls of the ``unchecked`` reported
-    classes, or calls of the ``reported`` classes counted in the figures signed are left
-    without ``note``."""
+    classes, calls of the ``reported`` classes counted in the figures signed, or the readers'
+    ``disagreements`` (:func:`open_disagreements`) are left without ``note``."""
     open_ = [int(e) not in decided for e in candidates["event_id"]]
     is_held = [any(c.startswith(GUARD_PREFIX) for c in codes) for codes in candidates["reasons"]]
     held = sum(o and h for o, h in zip(open_, is_held))
@@ -47,9 +60,10 @@ def left_undecided(candidates: pd.DataFrame, decided: set[int], note: str,
              f"{blind} call(s) of a class the marker guard does not check (counted on the "
              "network's word alone)" if (blind := left(unchecked, held_too=True)) else "",
              f"{counted} call(s) counted in the figures signed" if (
-                 counted := left(set(reported) - unchecked)) else ""]
+                 counted := left(set(reported) - unchecked)) else "", disagreements]
     needs = [n for n in needs if n]
     if needs and not note:
         raise InputError(f"{'; '.join(needs)}: left undecided; confirm, relabel or reject "
-                         "them, or say in the sign-off's note why they are signed as called")
+                         "them (adjudicate a disagreement on the first reading's page), or "
+                         "say in the sign-off's note why they are signed as they stand")
     return sum(open_), held

@@ -475,3 +475,14 @@ def test_each_readers_own_call_is_their_correction_not_the_adjudication():
 
     assert adjudicated_events(first, second, "R") == {2}
     assert adjudicated_events(first, journal([]), "R") == set()
+    # Two readers at work at once: the first reader's one decision made after the second
+    # reader's is their own call, not an adjudication (it was listed as adjudicated, and the
+    # page's count of disagreements to adjudicate missed it); decided again, it is one, and
+    # the readers' own disagreement stays listed after it took the second reader's call.
+    early = journal([(3, "wbc", "bob", "2026-01-01T10:35:00+00:00")])
+    late = journal([(3, "ctc", "ann", "2026-01-01T10:40:00+00:00")])
+    assert adjudicated_events(late, early, "R") == set()
+    again = journal([(3, "ctc", "ann", "2026-01-01T10:40:00+00:00"),
+                     (3, "wbc", "ann", "2026-01-01T10:50:00+00:00")])
+    assert adjudicated_events(again, early, "R") == {3}
+    assert independent_agreement(again, early, "R")["disagreed"] == [3]

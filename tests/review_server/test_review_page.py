@@ -562,6 +562,26 @@ def test_the_sign_off_preview_names_counted_calls_nobody_confirmed():
         "nobody confirmed" in got and "a sign-off leaving them needs one" in got
 
 
+def test_the_sign_off_preview_names_the_readers_disagreements_left_on_a_counted_class():
+    """A first reader's wbc against a second's ctc, not adjudicated: a possible missed CTC,
+    which the preview names as the server asks a note for it (an adjudicated one, or one
+    between uncounted classes, is not)."""
+    state = page_state(2)
+    state["signoff"] = None
+    for c in state["candidates"]:
+        c["decision"] = c["call"] if c.get("held") or c["call"] in state["reported"] else None
+    state["agreement"] = {"both": 3, "agree": 0, "kappa": 0.0, "disagreements": [
+        {"event_id": 1, "first": "wbc", "second": "ctc", "adjudicated": False},
+        {"event_id": 2, "first": "ctc", "second": "rejected", "adjudicated": True},
+        {"event_id": 3, "first": "wbc", "second": "debris", "adjudicated": False}]}
+    got = run_page("""
+        page.document.getElementById("signoff-button").click();
+        return page.document.getElementById("signoff-text").textContent;
+    """, state)
+    assert "; 1 disagreement(s) of the readers on a counted class not adjudicated" in got
+    assert "a sign-off leaving them needs one" in got
+
+
 # ---------------------------------------------------------------------------------------------
 # The grid, the channel sliders, the sign-off and the second reading on the stand-in DOM.
 

@@ -296,8 +296,14 @@ def test_a_second_reading_is_kept_apart_and_compared(crowded, tmp_path, serve):
     # The readers' own agreement, as each first decided, is what adjudication leaves alone.
     assert (adjudicated["independent"]["both"], adjudicated["independent"]["agree"]) == (4, 2)
     assert adjudicated["independent"]["kappa"] == agreement["kappa"]
+    assert adjudicated["independent"]["disagreed"] == [ids[2], ids[3]]  # which, kept
     assert post(server, "decision", {"event_id": ids[0], "call": "confirm", "run_id": run,
                                      "reading": "third"})[0] == 400
+    # ids[3] (first wbc, second ctc) is left: a possible missed CTC, which a sign-off
+    # without a note took without a word; refused, named, as undecided counted calls are.
+    status, said = sign(server, {"reviewer": "lead", "run_id": run, "note": ""})
+    assert status == 400 and "1 disagreement(s) of the two readers on a counted class not " \
+        f"adjudicated (event(s) {ids[3]})" in said["error"]
     # Signed off, then a second-reading decision: the sign-off's agreement no longer stands.
     signed = sign(server, {"reviewer": "lead", "run_id": run})[1]["signoff"]
     assert signed["status"] == "current"
