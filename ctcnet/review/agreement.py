@@ -14,10 +14,12 @@ that is the inter-reader figure an audit reads.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+
+from ctcnet.errors import InputError
 
 
 def cohen_kappa(first: Sequence[str], second: Sequence[str]) -> float | None:
@@ -169,3 +171,22 @@ def readings_agreement(first_matched, second_matched, run_id: str) -> dict:
     for entry in out["disagreements"]:
         entry["adjudicated"] = entry["event_id"] in done
     return {**out, "independent": _agreement_of(_own_calls(first, second, seen))}
+
+
+def reader_key(name: str) -> str:
+    """A reviewer's name as the readings tell readers apart by: case and spacing aside ("tech
+    a" and "Tech A" are one person)."""
+    return " ".join(str(name).split()).casefold()
+
+
+def check_one_reading_each(reviewer: str, other_reading: Iterable[str], reading: str) -> None:
+    """Refuse a ``reading``'s decision by a reviewer who decided in the sample's other
+    reading (``other_reading``: its reviewers' names): one person's two readings are no
+    inter-reader agreement, and were counted as one (a second reading's decisions by the first
+    reader agreed with themselves)."""
+    if reader_key(reviewer) in {reader_key(n) for n in other_reading}:
+        other = "first" if reading == "second" else "second"
+        raise InputError(f"{reviewer} decided events of this sample in the {other} reading: a "
+                         f"{reading} reading is another person's (each reader reads one; the "
+                         "first reading's reader or another adjudicates on the first "
+                         "reading's page)")

@@ -1,11 +1,10 @@
 """One sample on the review server: its run read back, its candidates as the page shows them,
 the decisions of its readings recorded and counted, and its sign-off.
 
-A sample has two readings. The first (review.csv) is the one counted: each saved decision
-brings summary.json's ``reviewed`` counts and index.html up to date. A second reader's
-decisions (``"reading": "second"``, review-second.csv) are kept apart and never counted; their
-agreement with the first (:mod:`ctcnet.review.agreement`) and the disagreements are listed for
-adjudication, which is deciding the event again in the first reading.
+A sample has two readings (:mod:`ctcnet.review.agreement`): the first (review.csv) is counted,
+each saved decision bringing summary.json and index.html up to date; a second reader's
+(review-second.csv) is kept apart and compared, its disagreements adjudicated by deciding the
+event again in the first reading. Each reader reads one of them.
 
 Requests name the run they were made for (its numbering and calls): one made for a run the
 folder no longer holds (predict ran again since the page was loaded) raises
@@ -41,7 +40,7 @@ from ctcnet.report.reasons import (
 )
 from ctcnet.report.report_page import write_summary_and_page
 from ctcnet.review import decisions as D
-from ctcnet.review.agreement import readings_agreement
+from ctcnet.review.agreement import check_one_reading_each, readings_agreement
 from ctcnet.review.journal_seal import check_as_sealed
 from ctcnet.review.signoff import (
     SIGNOFF_FILE,
@@ -103,16 +102,14 @@ class Sample(SampleImages):
         self.classes = list(self.summary.model.classes)
         self.threshold = float(self.summary.model.review_threshold)
         self.panel = Panel.from_dict(self.summary.panel)
-        # The counts of the events this server shows, whatever summary.json says.
-        self.tally = count_events(self.events, self.classes, self.reported,
-                                  self.summary.volume_read_ml)
+        self.tally = count_events(  # of the events shown, whatever summary.json says
+            self.events, self.classes, self.reported, self.summary.volume_read_ml)
         candidates = D.select_candidates(self.events, self.reported,
                                          self.summary.sample_id or name,
                                          decided=matched.decisions["event_id"])
         self.candidates = ranked_with_reasons(candidates, self.reported)
         self.candidate_ids = frozenset(self.candidates["event_id"].astype(int).tolist())
         self.by_id = self.events.set_index("event_id", drop=False)
-        # One per reading: each is brought up to date from the decisions it last counted.
         self.tallies = {reading: ReviewTally(self.events, self.tally) for reading in self.logs}
         self.frames = FrameSource(self.summary, scans)
         self._init_images(palette)
@@ -267,7 +264,7 @@ class Sample(SampleImages):
         # A page loaded before predict ran again names events by their old numbers.
         self.check_run(run_id)
         self._event(event_id)
-        reviewer = reviewer_name(reviewer, default_reviewer)
+        reviewer = self._reader(reviewer, default_reviewer, reading)
         # The decision the page showed, when it says (a page's own): another reviewer's made
         # since is not replaced unseen (409, naming it).
         expect = body.get("was", D.ANY)
@@ -295,7 +292,7 @@ class Sample(SampleImages):
         self.check_run(run_id)
         for event_id in ids:
             self._event(event_id)
-        reviewer = reviewer_name(reviewer, default_reviewer)
+        reviewer = self._reader(reviewer, default_reviewer, reading)
         calls = {e: self.reviewer_call(e, call) for e in ids}
         log_ = self.logs[reading]
         before = log_.stamp()
@@ -305,6 +302,13 @@ class Sample(SampleImages):
                            undecided_only=body.get("undecided_only") is True, skipped=skipped)
         return {"decisions": [[e, c] for e, c in calls.items() if e not in skipped],
                 "skipped": skipped, **self._saved(reading, log_, before)}
+
+    def _reader(self, reviewer: str | None, default_reviewer: str, reading: str) -> str:
+        """The decision's reviewer, refused where they decided in the other reading."""
+        name = reviewer_name(reviewer, default_reviewer)
+        other = self.logs[SECOND if reading == FIRST else FIRST].refresh()
+        check_one_reading_each(name, other["reviewer"].astype(str), reading)
+        return name
 
     def _saved(self, reading: str, log_: D.DecisionLog, before: str) -> dict:
         """The counts after a save (written back to summary.json and index.html for the first
@@ -332,8 +336,8 @@ class Sample(SampleImages):
         return call
 
     def reviewed(self, matched: D.Matched, reading: str = FIRST) -> ReviewedCounts:
-        """What ``reading``'s decisions add up to, beside the model's tally."""
-        # Per 7.5 mL of the blood actually read (skipped frames excluded), as the tally.
+        """What ``reading``'s decisions add up to, beside the model's tally (per 7.5 mL of the
+        blood read, as the tally)."""
         return self.tallies[reading].counts(matched)
 
     def counts(self, matched: D.Matched, reviewed: ReviewedCounts | None = None,
@@ -344,8 +348,7 @@ class Sample(SampleImages):
         return {"model": self.tally.to_dict(), "reviewed": reviewed.to_dict()}
 
     def agreement(self) -> dict:
-        """The first reading's agreement with the second (:func:`compare_readings`), with
-        the readers' own before adjudication (``independent``)."""
+        """The readings' agreement (:func:`readings_agreement`)."""
         return readings_agreement(*(self.logs[r].matched(self.run) for r in (FIRST, SECOND)),
                                   self.run.run_id)
 
@@ -419,13 +422,10 @@ class Sample(SampleImages):
         return {"signoff": self.signoff(matched)}
 
     def write_counts(self) -> tuple[D.Matched, ReviewedCounts]:
-        """summary.json (the tally of these events, the reviewed counts once review.csv has
-        any decision, and the sign-off) and index.html, brought up to date. Under the
-        decisions lock, so the counts are of the file as it is; never while predict holds the
-        folder (it is writing another run) nor once another run is there. A folder that
-        cannot be written keeps its files: the page shows the counts all the same. Where what
-        samples.csv says of the review moved (the counts after review, the sign-off's status),
-        the folder's samples.csv follows.
+        """summary.json (the tally, the reviewed counts once review.csv has a decision, the
+        sign-off) and index.html brought up to date, under the decisions lock; never while
+        predict holds the folder nor once another run is there; a folder that cannot be
+        written keeps its files. samples.csv follows where its review columns moved.
         Returns the match counted and its counts."""
         counted, row_moved, now = None, False, None
         try:

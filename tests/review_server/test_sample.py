@@ -268,6 +268,17 @@ def test_a_second_reading_is_kept_apart_and_compared(crowded, tmp_path, serve):
                                                    "run_id": run, "reviewer": "bob",
                                                    "reading": "second"})
         assert status == 200, answer
+    # One person reads one reading: the first reader deciding in the second (names told
+    # apart by case and spacing alone are one) was counted as agreeing with themselves.
+    status, said = post(server, "decision", {"event_id": ids[5], "call": "confirm",
+                                             "run_id": run, "reviewer": " ANN ",
+                                             "reading": "second"})
+    assert status == 400 and "decided events of this sample in the first reading" in \
+        said["error"]
+    status, said = post(server, "decision", {"event_id": ids[5], "call": "reject",
+                                             "run_id": run, "reviewer": "bob"})
+    assert status == 400 and "in the second reading: a first reading is another" in \
+        said["error"]
     # The second reader's decisions are in their own journal, never counted.
     assert len(pd.read_csv(out / "P001" / "review.csv")) == 6
     second = pd.read_csv(out / "P001" / D.SECOND_FILE)
@@ -550,6 +561,7 @@ def test_sliders_sign_off_and_a_second_reading_in_chromium(crowded, tmp_path, se
         assert "second reading" in browser.js("document.title")
         assert browser.js("document.querySelectorAll('#list div[data-decision]:not("
                           "[data-decision=\"\"])').length") == 0
+        browser.js("document.getElementById('reviewer').value = 'bob'; 1")  # another reader
         browser.key("n")
         browser.wait_for("document.body.getAttribute('data-saved') === '1'")
     assert len(pd.read_csv(out / "P001" / D.SECOND_FILE)) == 1
