@@ -24,6 +24,23 @@ MAX_BATCH = 500   # events decided in one request (a grid page holds 100)
 FIRST, SECOND = "first", "second"
 
 
+# The keys each request may carry: another is refused by name, not dropped (a "note" sent with
+# an adjudication was answered 200 and recorded nowhere; a sign-off's "reading" ignored).
+DECISION_KEYS = {"event_id", "call", "reviewer", "run_id", "reading", "was"}
+BATCH_KEYS = {"event_ids", "call", "reviewer", "run_id", "reading", "undecided_only"}
+SIGNOFF_KEYS = {"reviewer", "run_id", "stamp", "note"}
+
+
+def _known_keys(body: dict, keys: set[str], what: str) -> None:
+    """Refuse a request carrying a key its form has not, naming it."""
+    other = sorted(set(body) - keys)
+    if other:
+        why = ("; a decision carries no note (a sign-off's note says why calls are signed as "
+               "they stand)" if "note" in other else "") + (
+            "; a sign-off is the first reading's alone" if "reading" in other else "")
+        raise InputError(f"{what} has no {', '.join(map(repr, other))}{why}")
+
+
 def _event_id(value) -> int:
     """An event id of a request: a JSON integer. ``true`` (a bool is an int in Python) and
     ``2.9`` (a float) name no event, and are refused rather than rounded to one."""
@@ -68,6 +85,10 @@ def parse_signoff(body) -> tuple[str | None, str, str, str | None]:
     unseen. InputError when malformed."""
     if not isinstance(body, dict):
         raise InputError(SIGNOFF_FORM)
+    try:
+        _known_keys(body, SIGNOFF_KEYS, "a sign-off")
+    except InputError as err:
+        raise InputError(f"{err}; {SIGNOFF_FORM}") from None
     reviewer, run_id = reviewer_and_run(body)
     stamp, note = body.get("stamp"), body.get("note")
     if run_id is None or not isinstance(stamp, str):
@@ -122,6 +143,7 @@ def parse_decision(body) -> tuple[int, str, str | None, str, str]:
     if not isinstance(body, dict):
         raise InputError(DECISION_FORM)
     try:
+        _known_keys(body, DECISION_KEYS, "a decision")
         event_id = _event_id(body.get("event_id"))
         return (event_id, *_common_fields(body))
     except InputError as err:
@@ -134,6 +156,7 @@ def parse_batch(body) -> tuple[list[int], str, str | None, str, str]:
     if not isinstance(body, dict) or not isinstance(body.get("event_ids"), list):
         raise InputError(BATCH_FORM)
     try:
+        _known_keys(body, BATCH_KEYS, "decisions at once")
         ids = [_event_id(v) for v in body["event_ids"]]
         fields = _common_fields(body)
     except InputError as err:

@@ -315,6 +315,10 @@ def test_a_second_reading_is_kept_apart_and_compared(crowded, tmp_path, serve):
     status, said = sign(server, {"reviewer": "lead", "run_id": run, "note": ""})
     assert status == 400 and "1 disagreement(s) of the two readers on a counted class not " \
         f"adjudicated (event(s) {ids[3]})" in said["error"]
+    # A second reader's "sign-off" was recorded as the first reading's: refused, said.
+    status, said = sign(server, {"reviewer": "bob", "run_id": run, "reading": "second"})
+    assert status == 400 and "a sign-off has no 'reading'; a sign-off is the first " \
+        "reading's alone" in said["error"]
     # Signed off, then a second-reading decision: the sign-off's agreement no longer stands.
     signed = sign(server, {"reviewer": "lead", "run_id": run})[1]["signoff"]
     assert signed["status"] == "current"

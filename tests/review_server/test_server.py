@@ -1016,6 +1016,12 @@ def test_server_notices_a_new_run_and_refuses_requests_for_the_old(results, serv
     ('{"event_id": CAND, "call": "confirm"}', "run_id must name the run"),
     ('{"event_id": 1', "not JSON"),
     ('\xff', "not JSON"),
+    # A key no decision has is refused, not dropped: an adjudication's note was answered 200
+    # and recorded nowhere.
+    ('{"event_id": CAND, "call": "wbc", "run_id": "RUN", "note": "CD45 dim"}',
+     "a decision has no 'note'; a decision carries no note"),
+    ('{"event_id": CAND, "call": "wbc", "run_id": "RUN", "comment": 1}',
+     "a decision has no 'comment'"),
 ])
 def test_malformed_decisions_get_400_and_a_json_error(served, body, complaint):
     out, server = served
