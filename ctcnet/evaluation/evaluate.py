@@ -301,7 +301,7 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
             report["decision_log_weights"] = decision_weights(called_spec.decision)
             report["pixel_size_um"] = float(index.panel.pixel_size_um)
             report["pixel_size_from"] = pixel_size_source(pixel_size)
-            own = own_training_data_warning(spec, data, crops)
+            own = own_training_data_warning(spec, data, crops, splits)
             if own:
                 log.warning("%s", own)
                 report["warnings"] = report.get("warnings", []) + [own]

@@ -133,28 +133,36 @@ def labelled_test_set(data, spec: ModelSpec, with_baselines: bool = True, baseli
     return load_crops(index, spec.crop_size, spec.pixel_size_um), index, baselines, source
 
 
+def _learnt_from(spec: ModelSpec) -> list[str]:
+    """The fingerprints of the crops the model's training and fine-tune recorded."""
+    training = spec.training or {}
+    return [record["learnt_from"] for record in (training.get("data"), training.get("finetune"))
+            if isinstance(record, dict) and isinstance(record.get("learnt_from"), str)]
+
+
 def crops_learnt_from(spec: ModelSpec, crops: np.ndarray) -> np.ndarray:
     """Which of ``crops`` (at model scale) are, pixel for pixel, crops the model was trained or
     fine-tuned on (the fingerprints its training and fine-tune recorded, ``learnt_from``)."""
-    training = spec.training or {}
-    recorded = [record["learnt_from"] for record in (training.get("data"), training.get("finetune"))
-                if isinstance(record, dict) and isinstance(record.get("learnt_from"), str)]
+    recorded = _learnt_from(spec)
     return seen_in(crops, recorded) if recorded else np.zeros(len(crops), bool)
 
 
 def own_training_data_warning(spec: ModelSpec, data: str | Path,
-                              crops: np.ndarray | None = None) -> str | None:
+                              crops: np.ndarray | None = None, splits=None) -> str | None:
     """A warning when ``data`` is the crop folder the model was trained on (its training
-    record's ``data_dir``), or when ``crops`` (``data``'s at model scale) hold crops it
-    learnt from, wherever they were copied (the fingerprints its training or fine-tune
-    recorded, ``learnt_from``): their figures would be of crops the model learnt from."""
+    record's ``data_dir``) and the manifest splits scored (``splits``, ``--split``; None: all
+    but the baselines') are not its held-out ``test`` alone, which training never reads (said
+    by the folder alone, the docs' own held-out workflow was warned of every time); or when
+    ``crops`` (``data``'s at model scale) hold crops it learnt from, wherever they were copied
+    (the fingerprints its training or fine-tune recorded, ``learnt_from``): their figures
+    would be of crops the model learnt from."""
     training = spec.training or {}
     trained_on = (training.get("data") or {}).get("data_dir")
     try:
         same = bool(trained_on) and Path(trained_on).resolve() == Path(data).resolve()
     except OSError:
         same = False
-    if same:
+    if same and not (splits and set(splits) <= {"test"}):
         return (f"{data} is the crop folder this model was trained on (its training and "
                 "validation crops): every figure is optimistic; evaluate on crops kept apart")
     if crops is None:

@@ -562,6 +562,11 @@ def test_evaluating_a_models_own_training_folder_is_warned_about(tmp_path):
     assert "trained on" in own_training_data_warning(spec, tmp_path / "lab" / ".")
     assert own_training_data_warning(spec, tmp_path / "held_out") is None
     assert own_training_data_warning(spec.replace(training={}), tmp_path / "lab") is None
+    # Its held-out test split (--split test), which training never reads, is no leak; its
+    # validation split picked the checkpoint kept.
+    assert own_training_data_warning(spec, tmp_path / "lab", splits=["test"]) is None
+    for splits in (["val"], ["val", "test"], ["train"]):
+        assert "trained on" in own_training_data_warning(spec, tmp_path / "lab", splits=splits)
 
 
 def test_evaluates_rows_are_predicts_for_the_same_crops(tmp_path, toy, tiny_model_file):
