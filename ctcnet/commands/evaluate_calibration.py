@@ -25,12 +25,16 @@ def _crop_index(folder):
         return None
 
 
-def _crop_files(folder) -> set:
-    """The crop files a crop set names (resolved), or the folder itself."""
+def _crop_files(folder, splits=None) -> set:
+    """The crop files a crop set names (resolved; of the manifest ``splits`` alone where
+    given, as ``--split`` scores them), or the folder itself."""
     from pathlib import Path
 
     index = _crop_index(folder)
-    return {Path(folder).resolve()} if index is None else {p.resolve() for p in index.paths}
+    if index is None:
+        return {Path(folder).resolve()}
+    return {p.resolve() for p, split in zip(index.paths, index.splits)
+            if not splits or split in splits}
 
 
 def check_calibration_crops(calibrate_on) -> None:
@@ -47,16 +51,19 @@ def check_calibration_crops(calibrate_on) -> None:
         raise InputError(problem, calibrate_on)
 
 
-def calibration_overlap_warning(data, calibrate_on) -> str | None:
-    """A calibration set that shares crops with the evaluated set: its ECE and review band are
-    then measured on what they were fitted on, and look better than they are."""
-    calibration, evaluated = _crop_files(calibrate_on), _crop_files(data)
+def calibration_overlap_warning(data, calibrate_on, splits=None) -> str | None:
+    """A calibration set that shares crops with the evaluated set (``data``'s ``splits``, as
+    ``--split`` scores them): its ECE and review band are then measured on what they were
+    fitted on, and look better than they are."""
+    calibration, evaluated = _crop_files(calibrate_on), _crop_files(data, splits)
     shared = len(calibration & evaluated)
     if not shared:
         return None
-    return (f"{shared} of the {len(calibration)} calibration crops ({calibrate_on}) are among "
-            f"the evaluated crops ({data}): ECE, the review band and other figures of the "
-            "calibrated probabilities are optimistic; calibrate on crops kept apart")
+    return (f"{shared} of the {len(evaluated)} evaluated crops ({data}"
+            + (f", split {','.join(splits)}" if splits else "") + f") are among the "
+            f"{len(calibration)} calibration crops ({calibrate_on}): ECE, the review band and "
+            "other figures of the calibrated probabilities are optimistic; calibrate on crops "
+            "kept apart")
 
 
 def check_save_model(args: argparse.Namespace, model) -> None:
@@ -81,7 +88,7 @@ def calibrate(args: argparse.Namespace, model, warnings: list[str]):
     # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.evaluation.evaluate import calibrate_model_file
 
-    overlap = calibration_overlap_warning(args.data, args.calibrate_on)
+    overlap = calibration_overlap_warning(args.data, args.calibrate_on, args.split)
     if overlap:
         log.warning("%s", overlap)
         warnings.append(overlap)

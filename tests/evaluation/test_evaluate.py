@@ -434,12 +434,23 @@ def test_calibrating_on_the_evaluated_crops_is_said_to_be_optimistic(tmp_path, c
                  "--out", str(tmp_path / "ev"), "--no-baselines", "--device", "cpu",
                  "--calibrate-on", str(tmp_path / "data"), "--save-model",
                  str(tmp_path / "c.pt")]) == 0
-    warning = (f"120 of the 120 calibration crops ({tmp_path / 'data'}) are among the "
-               f"evaluated crops ({tmp_path / 'data'}): ECE, the review band")
+    warning = (f"120 of the 120 evaluated crops ({tmp_path / 'data'}) are among the 120 "
+               f"calibration crops ({tmp_path / 'data'}): ECE, the review band")
     assert any(r.levelname == "WARNING" and warning in r.getMessage() for r in caplog.records)
     assert warning in capsys.readouterr().out
     report = json.loads((tmp_path / "ev" / "report.json").read_text())
     assert any(warning in w for w in report["warnings"])
+    # Of a --split alone, the crops scored are counted (all 120 calibration crops were said
+    # to be among 30 evaluated).
+    from ctcnet.commands.evaluate_calibration import calibration_overlap_warning
+
+    manifest = tmp_path / "data" / "manifest.csv"
+    table = pd.read_csv(manifest)
+    table["split"] = ["test" if i % 4 == 0 else "train" for i in range(len(table))]
+    table.to_csv(manifest, index=False)
+    said = calibration_overlap_warning(tmp_path / "data", tmp_path / "data", ["test"])
+    assert said.startswith(f"30 of the 30 evaluated crops ({tmp_path / 'data'}, split test) "
+                           "are among the 120 calibration crops")
 
 
 def test_evaluate_runs_an_onnx_export_like_its_checkpoint(tmp_path, toy, capsys,
