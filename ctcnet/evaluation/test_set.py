@@ -13,6 +13,7 @@ import numpy as np
 
 from ctcnet.detect.crop_dataset import load_crops, read_crop_index
 from ctcnet.detect.crop_fingerprints import seen_in
+from ctcnet.detect.sample_splits import warn_of_samples_on_both_sides
 from ctcnet.errors import InputError
 from ctcnet.evaluation.baselines import fit_baselines
 from ctcnet.nn.spec import ModelSpec
@@ -107,6 +108,9 @@ def labelled_index(data, spec: ModelSpec, with_baselines: bool = True, baseline_
     if splits:
         # The baselines fit on rows not scored (their split=train rows), never on those scored.
         chosen = chosen_splits(index, splits)
+        warn_of_samples_on_both_sides(
+            [s.lower() for s in index.splits], index.sample_ids, index.root,
+            "the baselines (fitted on its train rows) and a model trained on this manifest")
         fit_on, index = index.subset(~chosen), index.subset(chosen)
         log.info("%s: scoring the %d crops of split %s", index.root, len(index),
                  ", ".join(splits))

@@ -19,12 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ctcnet.core.paths import name_key
 from ctcnet.detect.crop_dataset import (
     CropIndex,
     dataset_panel,
     load_crops,
     read_crop_index,
+)
+from ctcnet.detect.sample_splits import (
+    SPLITS,
+    warn_of_alike_sample_ids,
+    warn_of_samples_on_both_sides,
 )
 from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel
@@ -33,7 +37,6 @@ from ctcnet.training.splits import SplitData, crop_level_split, sample_level_spl
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
 # The option that gives a crop folder's pixel size to ``ctcnet train`` (LightningCLI), named
 # where a message asks for it.
 PIXEL_SIZE_OPTION = "--data.pixel_size"
@@ -68,46 +71,6 @@ def folder_index(data_dir: str | Path, panel: Panel, taxonomy: Taxonomy,
         return read_crop_index(data_dir, taxonomy=taxonomy, pixel_size=pixel_size,
                                option=option).conform(panel, what)
     return read_crop_index(data_dir, panel, taxonomy, pixel_size=pixel_size, option=option)
-
-
-def samples_on_both_sides(splits, sample_ids) -> dict[str, list[str]]:
-    """Each sample whose crops lie in more than one split, with those splits (in
-    :data:`SPLITS` order): a patient trained on and held out at once."""
-    where: dict[str, set[str]] = {}
-    for split, sample in zip(splits, sample_ids):
-        where.setdefault(sample, set()).add(split)
-    return {sample: [s for s in SPLITS if s in found] for sample, found in where.items()
-            if len(found) > 1}
-
-
-def warn_of_samples_on_both_sides(splits, sample_ids, root) -> None:
-    """Say which samples a split (a manifest's ``split`` column, made by hand) puts on both
-    sides: the held-out figures, and the checkpoint and calibration they choose, then rest on
-    crops of patients the model learnt from."""
-    shared = samples_on_both_sides(splits, sample_ids)
-    if shared:
-        named = "; ".join(f"{sample} ({', '.join(found)})"
-                          for sample, found in list(shared.items())[:5])
-        log.warning("%s: %d sample(s) have crops in more than one split: %s%s. Their held-out "
-                    "crops are of a patient the model learns from, so those figures are "
-                    "optimistic: give each sample's crops one split (manifest.csv)", root,
-                    len(shared), named, " ..." if len(shared) > 5 else "")
-
-
-def warn_of_alike_sample_ids(sample_ids, root) -> None:
-    """Say which sample ids differ only in case, surrounding spaces or the encoding of their
-    accents ("P002", "p002 "; "Müller" typed on Windows and on a Mac): one patient labelled by
-    two people lands on both sides of a split by sample."""
-    spellings: dict[str, set[str]] = {}
-    for sample in set(sample_ids):
-        spellings.setdefault(name_key(sample.strip()), set()).add(sample)
-    alike = [sorted(names) for names in spellings.values() if len(names) > 1]
-    if alike:
-        named = "; ".join(" and ".join(repr(n) for n in names) for names in alike[:5])
-        log.warning("%s: %d sample id(s) are written more than one way (%s%s): one patient "
-                    "under two ids may be trained on and held out at once; write each "
-                    "patient's id one way", root, len(alike), named,
-                    " ..." if len(alike) > 5 else "")
 
 
 def folder_splits(index: CropIndex, taxonomy: Taxonomy, crop_size: int, model_pixel_um: float,

@@ -529,6 +529,27 @@ def test_an_export_model_is_not_compared_with_baselines_fitted_on_scans(
     assert f"the {len(x)} crops of split=train fit the baselines and are left out" in caplog.text
 
 
+def test_a_patient_in_two_splits_is_named_when_one_split_is_scored(tmp_path, toy, caplog):
+    """Half of a patient's crops split=train, half split=test: training named it, evaluate
+    --split test (its baselines fitted on the train rows) said nothing."""
+    import logging
+
+    from ctcnet.evaluation.test_set import labelled_index
+
+    (x, y), _ = toy
+    n = len(x)
+    samples = ["P1"] * (n // 2) + ["P3"] * (n - n // 2)
+    splits = ["train"] * (n // 2) + ["train", "test"] * ((n - n // 2) // 2) + \
+        ["test"] * ((n - n // 2) % 2)
+    write_crop_dataset(tmp_path / "data", x.astype(np.uint16), [CLASSES[k] for k in y],
+                       default_panel(), sample_ids=samples, splits=splits)
+    spec = ModelSpec("compact", default_panel(), default_taxonomy(), crop_size=SIZE)
+    with caplog.at_level(logging.WARNING):
+        labelled_index(tmp_path / "data", spec, with_baselines=False, splits=["test"])
+    said = [r.getMessage() for r in caplog.records if "more than one split" in r.getMessage()]
+    assert len(said) == 1 and "P3 (train, test)" in said[0] and "the baselines" in said[0]
+
+
 def test_split_scores_one_split_of_a_manifest_the_baselines_fitted_on_train(
         tmp_path, toy, capsys, tiny_model_file):
     """--split test scores the test rows alone (not val), the baselines still fitted on the
