@@ -438,11 +438,17 @@ def say_the_held_out_share(data_dir, index, held, asked: float) -> None:
                     100 * asked, ", ".join(samples[:5]), lab - len(held.targets))
 
 
+NO_SAMPLE_IDS = "crop, no sample ids"
+
+
 def held_out_unit(index, train, held) -> str:
     """How the held-out crops were chosen: ``manifest`` (its ``split`` column), ``sample``
-    (whole samples) or ``crop`` (one sample's crops split); ``manifest, the rest by ...``
-    where the column places only some crops."""
+    (whole samples), ``crop`` (one sample's crops split) or ``crop, no sample ids`` (every
+    crop its own sample: files that name no patient, whose "split by sample" was one by
+    crop); ``manifest, the rest by ...`` where the column places only some crops."""
     rest = "sample" if not set(held.sample_ids) & set(train.sample_ids) else "crop"
+    if rest == "sample" and len(set(index.sample_ids)) == len(index.sample_ids) > 1:
+        rest = NO_SAMPLE_IDS
     placed = [bool(s) for s in index.splits]
     if all(placed):
         return "manifest"

@@ -39,6 +39,10 @@ def _held_out_line(data: dict) -> str:
                      "the held-out figures are optimistic")
     elif held["unit"] == "crop":
         notes.append("crops of the samples trained on, so the held-out figures are optimistic")
+    elif held["unit"].endswith("no sample ids"):
+        notes.append("the crops name no sample (patient): held-out crops may be of patients "
+                     "trained on, so the figures may be optimistic; give each crop its sample "
+                     "id (manifest.csv, or a class folder's subfolder a patient)")
     absent = [name for name, n in held["per_class"].items() if not n]
     if absent:
         notes.append(f"no {', '.join(absent)}: its figures say nothing of them")

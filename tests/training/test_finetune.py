@@ -445,3 +445,25 @@ def test_a_crop_sets_labels_and_held_out_share_are_said_and_recorded(tmp_path, c
         say_the_held_out_share(tmp_path, index, near, 0.25)  # 26 %: as asked
         say_the_held_out_share(tmp_path, placed, held, 0.25)  # placed by hand
     assert not caplog.text
+
+
+def test_crops_that_name_no_sample_are_said_to_be_split_by_crop():
+    """Files named cell_0001.tif (no manifest, no patient subfolder) are each their own
+    sample: the card said "split by sample" of what was a split by crop, with nothing of the
+    patients the held-out crops may share with the training ones."""
+    from types import SimpleNamespace
+
+    from ctcnet.training.finetune import held_out_unit
+    from ctcnet.training.finetune_card import _held_out_line
+
+    index = SimpleNamespace(sample_ids=[f"cell_{i:04d}" for i in range(8)], splits=[""] * 8)
+    train = SimpleNamespace(sample_ids=index.sample_ids[:6])
+    held = SimpleNamespace(sample_ids=index.sample_ids[6:])
+    unit = held_out_unit(index, train, held)
+    assert unit == "crop, no sample ids"
+    line = _held_out_line({"held_out": {"crops": 2, "unit": unit, "per_class": {"ctc": 2}}})
+    assert "split by crop, no sample ids; the crops name no sample (patient)" in line
+    # Two patients' crops, one held out whole: a split by sample.
+    index = SimpleNamespace(sample_ids=["P1"] * 4 + ["P2"] * 4, splits=[""] * 8)
+    assert held_out_unit(index, SimpleNamespace(sample_ids=["P1"] * 4),
+                         SimpleNamespace(sample_ids=["P2"] * 4)) == "sample"
