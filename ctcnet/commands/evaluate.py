@@ -184,9 +184,12 @@ def _summary_lines(report: dict) -> list[str]:
         shown = (f"; predict shows {band['shown_fraction']:.1%} for the network's doubt "
                  "(what could change a reported count), the guard's flags aside"
                  if "shown_fraction" in band else "")
+        missed = (f"; CTCs and clusters neither counted nor shown {band['counted_missed']} "
+                  f"of {band['counted_cells']}" if band.get("counted_cells") else "")
         lines.append(f"review band (the network's top p < {band['threshold']:.2f}): "
-                     f"{band['reviewed_fraction']:.1%} of crops, the calls above it "
-                     f"{band['auto_precision']:.1%} precise{shown}")
+                     f"{band['reviewed_fraction']:.1%} of crops ({band['reviewed']} of "
+                     f"{band['n']}), the calls above it {band['auto_precision']:.1%} precise "
+                     f"({band['auto_right']} of {band['auto_calls']}){shown}{missed}")
     prior = report.get("prior", "balanced")
     lines.append(f"calls above at prior {prior}" + (" (the most probable class)"
                                                      if prior == "balanced" else ""))

@@ -110,6 +110,14 @@ def review_threshold_for_precision(proba: np.ndarray, labels: np.ndarray,
     return float(top[ok[-1]])
 
 
+def missed_counted(truth: np.ndarray, called: np.ndarray, shown: np.ndarray,
+                   counted=COUNTED_CLASSES) -> tuple[int, int]:
+    """(cells of the ``counted`` classes, those neither counted nor shown): labelled
+    ``truth`` and ``called`` class names per crop, ``shown`` whether each went to a person."""
+    cells = np.isin(truth, list(counted))
+    return int(cells.sum()), int((cells & ~np.isin(called, list(counted)) & ~shown).sum())
+
+
 def review_band(proba: np.ndarray, labels: np.ndarray | None, threshold: float,
                 class_names: list[str] | None = None, decision=None,
                 counted=COUNTED_CLASSES) -> dict:
@@ -140,6 +148,11 @@ def review_band(proba: np.ndarray, labels: np.ndarray | None, threshold: float,
     labels = np.asarray(labels, np.int64)
     right = pred == labels
     out["auto_precision"] = float(right[auto].mean()) if auto.any() else None
+    out["auto_calls"], out["auto_right"] = int(auto.sum()), int(right[auto].sum())
+    if shown is not None:  # the figure a card's guarantee states, read on these crops
+        names = np.asarray(class_names, dtype=object)
+        out["counted_cells"], out["counted_missed"] = missed_counted(
+            names[labels], names[pred], shown, counted)
     if class_names is not None:
         per_class = {}
         for k, name in enumerate(class_names):

@@ -38,6 +38,7 @@ from ctcnet.evaluation.calibration import (
     calibration_record,
     calibration_shortfall,
     fitted_calibration,
+    missed_counted,
     softmax,
 )
 from ctcnet.inference.spillover import labelled_leaks
@@ -178,7 +179,7 @@ def lab_guarantee(spec, logits: np.ndarray, labels: np.ndarray,
     set's balanced prior): automatic calls wrong, and CTCs and clusters neither counted nor
     shown, each with a one-sided Clopper-Pearson bound at ``confidence``."""
     from ctcnet.evaluation.miss_rate import miss_upper_bound
-    from ctcnet.nn.calls import COUNTED_CLASSES, calls_from_proba
+    from ctcnet.nn.calls import calls_from_proba
 
     names = list(spec.class_names)
     labels = np.asarray(labels, np.int64)
@@ -187,9 +188,8 @@ def lab_guarantee(spec, logits: np.ndarray, labels: np.ndarray,
     truth = np.asarray(names, dtype=object)[labels]
     auto = ~review
     wrong = int((auto & (called != truth)).sum())
-    counted = np.isin(truth, COUNTED_CLASSES)
-    missed = int((counted & ~np.isin(called, COUNTED_CLASSES) & ~review).sum())
-    n_auto, n_counted = int(auto.sum()), int(counted.sum())
+    n_counted, missed = missed_counted(truth, called, review)
+    n_auto = int(auto.sum())
     return {"confidence": float(confidence), "crops": int(len(labels)),
             "reviewed_fraction": round(float(review.mean()), 4) if len(labels) else 0.0,
             "auto_calls": n_auto, "auto_wrong": wrong,

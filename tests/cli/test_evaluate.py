@@ -13,13 +13,16 @@ def test_the_summary_says_when_calibration_fits_worse_and_what_the_review_band_h
     from ctcnet.commands.evaluate import _summary_lines
 
     band = {"threshold": 0.8, "reviewed_fraction": 0.037, "auto_precision": 0.85577,
-            "shown_fraction": 0.012}
+            "shown_fraction": 0.012, "reviewed": 4, "n": 108, "auto_right": 89,
+            "auto_calls": 104, "counted_cells": 13, "counted_missed": 3}
     cnn = {"macro_f1": 0.9, "accuracy": 0.9, "ece": 0.166, "ece_uncalibrated": 0.090,
            "per_class": {}, "review_band": band}
     lines = _summary_lines({"n": 108, "class_counts": {}, "cnn": cnn})
     assert any("fits these crops worse than none: --calibrate-on" in line for line in lines)
-    assert any("3.7% of crops, the calls above it 85.6% precise; predict shows 1.2% for the "
-               "network's doubt (what could change a reported count), the guard's flags "
-               "aside" in line for line in lines)
+    # Each share with what it is of, and the figure a card's guarantee states.
+    assert any("3.7% of crops (4 of 108), the calls above it 85.6% precise (89 of 104); "
+               "predict shows 1.2% for the network's doubt (what could change a reported "
+               "count), the guard's flags aside; CTCs and clusters neither counted nor shown "
+               "3 of 13" in line for line in lines)
     lines = _summary_lines({"n": 108, "class_counts": {}, "cnn": {**cnn, "ece": 0.05}})
     assert not any("fits these crops worse" in line for line in lines)
