@@ -416,8 +416,7 @@ class CTCLitModule(L.LightningModule):
             for j, pred_name in enumerate(names):
                 flat[f"{prefix}/confusion/{true_name}_as_{pred_name}"] = \
                     confusion_matrix[i, j].float()
-        # torchmetrics has already reduced over DDP ranks: each process holds these values,
-        # whose mean (sync_dist) is themselves; said so, Lightning warns no more of them.
+        # Reduced over DDP ranks by torchmetrics: sync_dist's mean is themselves (no warning).
         macro_f1 = flat.pop(f"{prefix}/macro_f1")
         self.log(f"{prefix}/macro_f1", macro_f1, prog_bar=True, sync_dist=True)
         self.log_dict(flat, sync_dist=True)
@@ -426,12 +425,13 @@ class CTCLitModule(L.LightningModule):
             # Lightning's sanity check runs a few batches on the weights as they start: no
             # score of the model (a run stopped before its first validation kept it as one).
             return
+        # A class the split holds none of has no precision nor recall (n/a, not 0).
+        support = confusion_matrix.sum(dim=1).tolist()
         self.last_metrics = {
-            "split": prefix, "epoch": int(self.current_epoch),
-            "macro_f1": float(macro_f1),
-            "per_class": {name: {what: float(values[f"{prefix}/{what}"][i])
-                                 for what in ("precision", "recall", "f1")}
-                          for i, name in enumerate(names)},
+            "split": prefix, "epoch": int(self.current_epoch), "macro_f1": float(macro_f1),
+            "per_class": {name: {**{what: float(values[f"{prefix}/{what}"][i]) if support[i]
+                                    else None for what in ("precision", "recall", "f1")},
+                                 "support": int(support[i])} for i, name in enumerate(names)},
             "confusion": _plain(confusion_matrix.long()),
             "class_names": list(names),
         }

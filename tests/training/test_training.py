@@ -638,6 +638,11 @@ def test_checkpoint_round_trip_with_weights_only(fitted):
     assert spec["training"]["data"]["splits"]["train"]["crops"] > 0
     assert set(spec["metrics"]["per_class"]) == set(CLASSES)
     assert "macro_f1" in spec["metrics"] and len(spec["metrics"]["confusion"]) == 4
+    # Each class with its support; one the split holds none of is n/a, not a precision of 0.
+    for name, row in zip(CLASSES, spec["metrics"]["confusion"]):
+        entry = spec["metrics"]["per_class"][name]
+        assert entry["support"] == sum(row)
+        assert (entry["recall"] is None) == (sum(row) == 0)
     model, loaded_spec = load_model(checkpoint.last_model_path)
     assert loaded_spec.class_names == CLASSES
     raw = torch.from_numpy(toy_crops(1)[0])
