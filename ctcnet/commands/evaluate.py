@@ -233,6 +233,23 @@ def absent_classes_warning(report: dict) -> str | None:
             + (f" ({wrong}: a negative control's false calls)" if wrong else ""))
 
 
+# A class scored on fewer crops than this weighs in the macro-F1 as much as any other.
+FEW_FOR_F1 = 10
+
+
+def few_crops_warning(report: dict) -> str | None:
+    """A macro-F1 that rests, a class's share, on a class of a few crops (a cluster on one
+    crop made a quarter of a 1.000)."""
+    few = {name: pc["support"] for name, pc in report["cnn"]["per_class"].items()
+           if pc["support"] < FEW_FOR_F1}
+    if not few or len(report["cnn"]["per_class"]) < 2:
+        return None
+    return (f"{', '.join(f'{name} on {n} crop(s)' for name, n in few.items())}: macro-F1 "
+            f"weighs each class alike, so 1/{len(report['cnn']['per_class'])} of it rests on "
+            f"{'that class' if len(few) == 1 else 'each of them'}; read the per-class figures "
+            "with their n")
+
+
 def keep_warnings(report: dict, warnings: list[str], out_dir) -> None:
     """Keep ``warnings`` in the report: its ``warnings`` list, in report.json too, which the
     evaluation wrote before they were known."""
@@ -314,10 +331,10 @@ def run(args: argparse.Namespace) -> int:
         from ctcnet.commands.models import say_model
 
         say_model(args.model)
-    absent = absent_classes_warning(report)
-    if absent:
-        log.warning("%s", absent)
-        warnings.append(absent)
+    for said in (absent_classes_warning(report), few_crops_warning(report)):
+        if said:
+            log.warning("%s", said)
+            warnings.append(said)
     if warnings:
         keep_warnings(report, warnings, args.out)
     if args.json:

@@ -26,3 +26,15 @@ def test_the_summary_says_when_calibration_fits_worse_and_what_the_review_band_h
                "3 of 13" in line for line in lines)
     lines = _summary_lines({"n": 108, "class_counts": {}, "cnn": {**cnn, "ece": 0.05}})
     assert not any("fits these crops worse" in line for line in lines)
+
+
+def test_a_macro_f1_resting_on_a_class_of_a_few_crops_is_said():
+    """A held-out patient with one cluster: its F1 of 1.000 was a quarter of the macro-F1."""
+    from ctcnet.commands.evaluate import few_crops_warning
+
+    per_class = {"ctc": {"support": 12}, "wbc": {"support": 30}, "cluster": {"support": 1},
+                 "debris": {"support": 10}}
+    said = few_crops_warning({"cnn": {"per_class": per_class}})
+    assert said.startswith("cluster on 1 crop(s): macro-F1 weighs each class alike, so 1/4")
+    per_class["cluster"]["support"] = 10
+    assert few_crops_warning({"cnn": {"per_class": per_class}}) is None
