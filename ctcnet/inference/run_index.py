@@ -115,13 +115,22 @@ def mark_run_started(out: Path, sample_ids: Sequence[str], started: float) -> No
     # Under the index's lock: the review server writes a reviewed sample's entry again under
     # it, and must not write the finished index it read back over this one.
     with _index_lock(out):
-        atomic_write_text(Path(out) / RUN_INDEX_FILE, json.dumps(
-            {**output_format(), "state": "running", "started_at": utc(started),
-             "host": socket.gethostname(),
-             "pid": os.getpid(), "inputs": list(sample_ids), "outputs": []}, indent=2) + "\n")
         # The table is run.json's view: an earlier run's beside a running one would be read
         # as tonight's (a run killed outright never writes its own). Its end writes it again.
         (Path(out) / SAMPLES_FILE).unlink(missing_ok=True)
+        try:
+            atomic_write_text(Path(out) / RUN_INDEX_FILE, json.dumps(
+                {**output_format(), "state": "running", "started_at": utc(started),
+                 "host": socket.gethostname(), "pid": os.getpid(),
+                 "inputs": list(sample_ids), "outputs": []}, indent=2) + "\n")
+        except OSError as err:
+            # A disk full as the run starts: the earlier run's index ("finished", its counts)
+            # stood as tonight's, and a script reading it saw a quiet night. Written over in
+            # place with the error, as a run's end does where no new file can be written.
+            if (Path(out) / RUN_INDEX_FILE).exists():
+                with contextlib.suppress(OSError):
+                    mark_run_ended_in_place(out, "failed", err)
+            raise
 
 
 def mark_run_ended_in_place(out: Path, state: str, error: BaseException) -> None:

@@ -240,6 +240,30 @@ def test_a_full_disk_at_the_last_index_leaves_no_running_run_json(cart_and_model
     assert run["state"] == "failed" and "No space left on device" in run["error"]
 
 
+def test_a_full_disk_as_a_rerun_starts_leaves_no_finished_index_of_the_night_before(
+        cart_and_model, tmp_path, capsys, monkeypatch):
+    """Yesterday's folder reused on a disk full as the run starts: its run.json read
+    'finished', every sample ok, and a script's check of it said all was well; written over
+    in place with the error, and samples.csv gone."""
+    import ctcnet.inference.run_index as I
+
+    scans, out = batch(cart_and_model, tmp_path)
+    common = ["predict", scans, "--out", out, "--quiet", "--no-report", "--prior", "balanced",
+              *options(cart_and_model)]
+    assert run_cli(capsys, *common)[0] == 0
+    assert json.loads((out / "run.json").read_text())["state"] == "finished"
+
+    def no_room(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(I, "atomic_write_text", no_room)
+    status, _ = run_cli(capsys, *common)
+    assert status == 2
+    run = json.loads((out / "run.json").read_text())
+    assert run["state"] == "failed" and "No space left on device" in run["error"]
+    assert not (out / "samples.csv").exists()
+
+
 def test_a_sample_added_to_a_nights_folder_at_other_settings_is_said(cart_and_model, tmp_path,
                                                                       capsys, caplog):
     """One sample run into a night's --out later, at another prior (or with another model):
