@@ -27,6 +27,7 @@ from ctcnet.inference.output_names import (
     set_aside_record,
 )
 from ctcnet.inference.run_index import SET_ASIDE_DIR
+from ctcnet.io import mounts
 from ctcnet.io.cartridge_info import key_slips, unopened_sample_id
 from ctcnet.io.images import IMAGE_SUFFIXES, is_rgb_composite, read_image
 from ctcnet.io.input_lists import expand_list_files
@@ -228,6 +229,12 @@ def without_empty_folders(inputs) -> list[Path]:
             empty = _holds_no_scan(path)
         except OSError:  # not listable: its own check says why
             empty = False
+        share = mounts.unmounted_above(path) if empty else None
+        if share is not None:  # a missing share is no quiet night: the job must hear of it
+            raise InputError(f"holds no cartridge, and {share} is a mount point in {mounts.FSTAB} "
+                             "with nothing mounted there: is the share of scans mounted? "
+                             "(--allow-empty takes a night without scans, not a share "
+                             "missing)", path)
         if empty:
             log.info("%s: holds no cartridge (--allow-empty: nothing to do for it)", path)
         else:
@@ -452,21 +459,6 @@ def _stated(pixel_size: float | str | None) -> float | None:
     return None if pixel_size is None else (1.0 if isinstance(pixel_size, str) else pixel_size)
 
 
-FSTAB = Path("/etc/fstab")
-
-
-def fstab_mount_points() -> set[str]:
-    """The mount points the system's table of file systems names (none where it has none)."""
-    try:
-        lines = FSTAB.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return set()
-    fields = (line.split() for line in lines if line.strip() and not line.lstrip().startswith("#"))
-    # fstab writes a space in a path as \040, and may end a mount point with a slash
-    return {os.path.normpath(f[1].replace("\\040", " ")) for f in fields
-            if len(f) > 1 and f[1].startswith("/")}
-
-
 def check_writable(out: Path) -> None:
     """Create the output folder, or stop with one line saying why it cannot be written to:
     before any work, not after the first cartridge."""
@@ -484,15 +476,11 @@ def check_writable(out: Path) -> None:
     # to be made on the local disk: said where the system's table of mounts names one (a
     # warning), noted where --out is made in an empty folder (a first night's, as often).
     above = made[-1].parent if made else None
-    # Through links too: --out under a link to a mount point.
-    real = Path(os.path.realpath(whole))
-    mounts = fstab_mount_points()
-    unmounted = [p for p in (whole, *whole.parents, real, *real.parents)
-                 if str(p) in mounts and str(p) != "/" and not os.path.ismount(p)]
+    unmounted = mounts.unmounted_above(whole)
     if unmounted:
         log.warning("--out %s: %s is a mount point in %s but nothing is mounted there: the "
-                    "outputs go to the local disk; is the share mounted?", out, unmounted[0],
-                    FSTAB)
+                    "outputs go to the local disk; is the share mounted?", out, unmounted,
+                    mounts.FSTAB)
     elif above is not None and not any(p not in made for p in above.iterdir()):
         log.info("--out %s: made in the empty folder %s: if --out is on a share, is it "
                  "mounted?", out, above)

@@ -479,6 +479,7 @@ def test_an_out_under_a_share_not_mounted_asks_whether_it_is(tmp_path, caplog, m
     """A mount point the system's fstab names, with nothing mounted: a warning. An empty folder
     that is no mount point (a first night's): a note for the run's log, no page."""
     import ctcnet.inference.inputs as inputs
+    from ctcnet.io import mounts
 
     (tmp_path / "mnt" / "share").mkdir(parents=True)
     (tmp_path / "results" / "2025").mkdir(parents=True)
@@ -486,7 +487,7 @@ def test_an_out_under_a_share_not_mounted_asks_whether_it_is(tmp_path, caplog, m
     fstab.write_text(f"# a comment\n//nas/lab {tmp_path / 'mnt' / 'share'} cifs ro 0 0\n"
                      f"//nas/two {tmp_path / 'mnt' / 'two'}/ cifs ro 0 0\n"  # a slash at the end
                      "proc /proc proc defaults 0 0\n")
-    monkeypatch.setattr(inputs, "FSTAB", fstab)
+    monkeypatch.setattr(mounts, "FSTAB", fstab)
     with caplog.at_level("INFO"):
         inputs.check_writable(tmp_path / "results" / "2026" / "01-07")  # a night in use
         assert not caplog.records
@@ -507,6 +508,14 @@ def test_an_out_under_a_share_not_mounted_asks_whether_it_is(tmp_path, caplog, m
         inputs.check_writable(tmp_path / "mnt2" / "2026-03-01")  # a first night
     assert [r.levelname for r in caplog.records] == ["INFO"]
     assert "is it mounted?" in caplog.text
+    # The scans' share not mounted, read with --allow-empty: no quiet night (exit 0, a note)
+    # but a refusal naming the mount point; an empty folder that is no mount point is one.
+    from ctcnet.errors import InputError
+
+    with pytest.raises(InputError, match=r"is a mount point in .*fstab with nothing mounted "
+                                         r"there: is the share of scans mounted\?"):
+        inputs.without_empty_folders([tmp_path / "mnt" / "share"])
+    assert inputs.without_empty_folders([tmp_path / "mnt2"]) == []
 
 
 def test_a_loop_giving_every_cartridge_one_folder_is_told_so(clean_run, cart, tmp_path):
