@@ -3,8 +3,9 @@
 Each subcommand lives in ``ctcnet/commands/<name>.py`` (a ``-`` in its name is a ``_`` there)
 and exposes ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``. Errors
 ctcnet explains (bad input, panel mismatch, a subcommand that needs more than the torch-free
-base or predict install has) are printed as one line and exit with status 2; anything else is a bug
-and keeps its traceback.
+base or predict install has) are printed as one line and exit with status 2; the machine's state
+(a full or read-only disk, a file-size limit, out of memory) with status 4; anything else is a
+bug and keeps its traceback.
 Library modules log through ``logging.getLogger(__name__)``; the command shows their warnings by
 default, adds progress notes with ``-v`` (debug detail with ``-vv``) and only errors with
 ``--quiet`` (given before the subcommand: ``ctcnet -v predict ...``; ``-v`` also after it).
@@ -43,7 +44,10 @@ FULL_INSTALL_MODULES = PREDICT_MODULES | {"torch", "lightning", "torchmetrics", 
 
 
 # The machine's state, not a bug, each with what to do: a full disk or quota, a file-size
-# limit (ulimit -f), a read-only filesystem, a folder the user may not write.
+# limit (ulimit -f), a read-only filesystem, a folder the user may not write. Such an ending
+# (and running out of memory) exits MACHINE_STATUS, not 2: whoever runs the job frees space or
+# memory and reruns, which resumes, where a 2 is an input or an option to correct.
+MACHINE_STATUS = 4
 _DISK_ERRORS = {errno.ENOSPC: "free space and rerun to resume",
                 errno.EDQUOT: "free space and rerun to resume",
                 errno.EFBIG: "raise the file-size limit (ulimit -f) and rerun to resume",
@@ -326,7 +330,7 @@ def _run_command(args: argparse.Namespace, lines, previous) -> int:
         _say_error(f"ctcnet {args._name}: error: out of memory ({err or 'no detail'}); nothing "
                    "was left half written: free memory (fewer --workers, other jobs ended) and "
                    "rerun to resume")
-        return 2
+        return MACHINE_STATUS
     except BrokenPipeError:
         # The reader of the output went away (`ctcnet models | head`): an ending, as for any
         # command-line tool, not a traceback. Only where stdout is the pipe that broke.
@@ -343,7 +347,7 @@ def _run_command(args: argparse.Namespace, lines, previous) -> int:
         where = f" ({err.filename})" if err.filename else ""
         _say_error(f"ctcnet {args._name}: error: {err.strerror or err}{where}; nothing was left "
                    f"half written, {_DISK_ERRORS[err.errno]}")
-        return 2
+        return MACHINE_STATUS
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

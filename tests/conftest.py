@@ -145,8 +145,8 @@ def run_cli(capsys, *argv):
     return status, err
 
 
-def assert_one_line_error(status, err, match):
-    assert status == 2 and len(err) == 1, err
+def assert_one_line_error(status, err, match, code=2):
+    assert status == code and len(err) == 1, err
     assert match in err[0], err[0]
 
 

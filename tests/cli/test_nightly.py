@@ -235,7 +235,7 @@ def test_a_full_disk_at_the_last_index_leaves_no_running_run_json(cart_and_model
     monkeypatch.setattr(C, "write_run_index", no_room)
     status, _ = run_cli(capsys, "predict", scans, "--out", out, "--quiet", "--no-report",
                         "--prior", "balanced", *options(cart_and_model))
-    assert status == 2
+    assert status == 4  # the machine's state: rerun resumes
     run = json.loads((out / "run.json").read_text())
     assert run["state"] == "failed" and "No space left on device" in run["error"]
 
@@ -258,7 +258,7 @@ def test_a_full_disk_as_a_rerun_starts_leaves_no_finished_index_of_the_night_bef
 
     monkeypatch.setattr(I, "atomic_write_text", no_room)
     status, _ = run_cli(capsys, *common)
-    assert status == 2
+    assert status == 4  # the machine's state: rerun resumes
     run = json.loads((out / "run.json").read_text())
     assert run["state"] == "failed" and "No space left on device" in run["error"]
     assert not (out / "samples.csv").exists()
@@ -582,13 +582,13 @@ def test_a_finished_sample_read_again_from_a_moved_scan_keeps_its_result_on_a_fu
     monkeypatch.setattr(tables, "write_csv_rows", full)
     status = main([str(a) for a in ("predict", moved, "--out", out, "--no-report",
                                     *options(cart_and_model))])
-    assert status == 2 and "No space left on device" in capsys.readouterr().err
+    assert status == 4 and "No space left on device" in capsys.readouterr().err
     assert (out / "S_a" / "summary.json").read_text() == before
     assert outputs(out)["S_a"]["kept_output"]["status"] == "ok"
     # The run's own log ends as the console did: the exit status and what to do.
     last = sorted((out / "logs").glob("predict-*.log"), key=lambda p: p.stat().st_mtime)[-1]
     end = last.read_text().splitlines()[-1]
-    assert "exit status 2: ctcnet predict: error: No space left on device" in end
+    assert "exit status 4: ctcnet predict: error: No space left on device" in end
     assert end.endswith("free space and rerun to resume")
 
 

@@ -279,7 +279,7 @@ def test_disk_full_or_read_only_is_one_line(cart_and_model, cart, capsys, monkey
 
     monkeypatch.setattr(P, "write_tables", refused)
     status, err = run_cli(capsys, *predict_args(cart_and_model, cart, "--prior", "balanced"))
-    assert_one_line_error(status, err, message)
+    assert_one_line_error(status, err, message, code=4)  # the machine's, not the input's
     assert remedy in err[0]
 
 
@@ -314,7 +314,7 @@ def test_a_disk_that_fills_during_the_report_leaves_no_ok_summary(cart_and_model
     out = cart.parent / "out" / "S1"
     monkeypatch.setattr(report_page, "atomic_write_text", full_disk_at("index.html"))
     status, err = run_cli(capsys, *reported_args(cart_and_model, cart))
-    assert_one_line_error(status, err, "No space left on device")
+    assert_one_line_error(status, err, "No space left on device", code=4)
     assert "index.html); nothing was left half written, free space and rerun" in err[0]
     assert (out / "events.parquet").is_file() and not (out / "summary.json").exists()
     monkeypatch.undo()
@@ -344,7 +344,8 @@ def test_a_disk_that_fills_on_a_rerun_leaves_no_earlier_ok_summary(
     args = predict_args(cart_and_model, cart, "--prior", "balanced")
     assert run_cli(capsys, *args)[0] == 0 and RunSummary.read(out).status == "ok"
     monkeypatch.setattr(importlib.import_module(module), writer, fill_the_disk)
-    assert_one_line_error(*run_cli(capsys, *args, *extra), "No space left on device")
+    assert_one_line_error(*run_cli(capsys, *args, *extra), "No space left on device",
+                          code=4)
     assert (out / "summary.json").exists() == kept
     assert not [p.name for p in out.iterdir() if ".tmp" in p.name]
     monkeypatch.undo()
