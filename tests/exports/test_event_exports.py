@@ -640,7 +640,7 @@ def test_a_disk_that_fills_in_the_fcs_data_is_one_line_and_leaves_nothing(run, t
     monkeypatch.setattr(fcs, "open", lambda path, mode: NearlyFullDisk(path, mode, 3000),
                         raising=False)
     status, err = run_cli(capsys, "export-events", results, "--fcs")
-    assert_one_line_error(status, err, "No space left on device")
+    assert_one_line_error(status, err, "No space left on device", code=4)
     assert f"{SAMPLE}.fcs); nothing was left half written, free space and rerun" in err[0]
     assert sorted(p.name for p in (results / SAMPLE).iterdir()) == \
         sorted(p.name for p in (run / SAMPLE).iterdir() if p.name != "gallery")
@@ -666,7 +666,7 @@ def test_a_write_that_fails_takes_back_the_exports_before_it(run, tmp_path, caps
 
     monkeypatch.setattr(event_exports, "atomic_write_bytes", fills)
     status, err = run_cli(capsys, "export-events", results, "--fcs", "--geojson", "--out", out)
-    assert_one_line_error(status, err, "No space left on device")
+    assert_one_line_error(status, err, "No space left on device", code=4)
     assert len(writes) == 2 and not out.exists()
     monkeypatch.undo()
     assert main(["export-events", str(results), "--fcs", "--geojson", "--out", str(out)]) == 0
