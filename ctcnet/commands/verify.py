@@ -87,25 +87,29 @@ def _audit(args: argparse.Namespace) -> int:
 
     from ctcnet.core.paths import absolute
     from ctcnet.core.provenance import check_record
-    from ctcnet.exports.results_audit import audit_results
+    from ctcnet.exports.results_audit import audit_results, audit_run
     from ctcnet.io.atomic import atomic_write_text
 
-    samples = audit_results(args.results)
+    samples, run = audit_results(args.results), audit_run(args.results)
     failed = [s["sample"] for s in samples if s["problems"]]
-    record = {"results": absolute(args.results), "passed": not failed, **check_record(),
-              "samples": samples}
+    record = {"results": absolute(args.results), "passed": not failed and not run,
+              **check_record(), "run": run, "samples": samples}
     text = json.dumps(record, indent=2) + "\n"
     if args.out:
         atomic_write_text(Path(args.out), text)
     if args.json:
         print(text, end="")
-        return 0 if not failed else 1
+        return 0 if record["passed"] else 1
+    for problem in run:  # the night as a whole, before its samples
+        print(f"run: {problem}")
     for s in samples:
         said = "; ".join(s["problems"]) if s["problems"] else "intact, " + (
             "not signed off" if not s["signoff"] else "signed off" if s["signoff"] == "current"
             else f"sign-off stale ({s['signoff']})")
         print(f"{s['sample']}: {said}" + "".join(f"\n  note: {n}" for n in s["notes"]))
-    print(f"PASSED: {len(samples)} sample(s) as ctcnet recorded them" if not failed else
+    print(f"PASSED: {len(samples)} sample(s) as ctcnet recorded them" if record["passed"] else
           f"FAILED: {len(failed)} of {len(samples)} sample(s) not as ctcnet recorded them "
-          f"({', '.join(failed[:5])}{', ...' if len(failed) > 5 else ''})")
-    return 0 if not failed else 1
+          f"({', '.join(failed[:5])}{', ...' if len(failed) > 5 else ''})" if failed else
+          f"FAILED: {len(samples)} sample(s) as ctcnet recorded them, but the run that wrote "
+          "the folder did not finish (run: above)")
+    return 0 if record["passed"] else 1

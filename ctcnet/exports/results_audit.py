@@ -30,6 +30,44 @@ from ctcnet.review.signoff import CURRENT, EDITED
 log = logging.getLogger(__name__)
 
 
+def audit_run(results: str | Path) -> list[str]:
+    """What a predict ``--out`` folder's own index says was left undone (none for one sample's
+    folder, or a folder without ``run.json``): a run not finished (``running`` with its
+    process gone: killed outright; ``stopped``; ``failed``) and sample folders a run began and
+    did not finish (a journal, no summary.json). The samples' files can each be as ctcnet
+    recorded them while the night is incomplete: a killed run's folder passed as intact."""
+    import socket
+
+    from ctcnet.core.processes import process_running
+    from ctcnet.inference.run_index import unfinished_outputs
+    from ctcnet.io.cartridge_info import RUN_INDEX_FILE
+
+    index_file = Path(results) / RUN_INDEX_FILE
+    if not index_file.is_file():
+        return []
+    problems = []
+    try:
+        index = json.loads(index_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        return [f"{RUN_INDEX_FILE} cannot be read: {err}"]
+    state = index.get("state") if isinstance(index, dict) else None
+    if state == "running":
+        here = index.get("host") == socket.gethostname()
+        alive = here and isinstance(index.get("pid"), int) and process_running(index["pid"])
+        problems.append(f"{RUN_INDEX_FILE} reads running: " + (
+            "a run is writing the folder now; audit it once it ends" if alive else
+            "its run was killed outright (its process is gone); running its command again "
+            "resumes it" if here else f"a run on {index.get('host')} began it and has not "
+            "ended it (killed?); running its command again resumes it"))
+    elif state in ("stopped", "failed"):
+        problems.append(f"{RUN_INDEX_FILE} reads {state}" + (
+            f" ({index['error']})" if index.get("error") else "") + ": its run did not finish; "
+            "running its command again resumes it")
+    problems += [f"{name}: unfinished ({why})" for name, why in
+                 unfinished_outputs(Path(results)).items()]
+    return problems
+
+
 def audit_results(results: str | Path) -> list[dict]:
     """Each sample of ``results`` (a predict ``--out`` folder, or one sample's): ``{"sample",
     "folder", "signoff": its status or None, "problems": [...], "notes": [...]}``, problems

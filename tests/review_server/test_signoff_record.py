@@ -517,6 +517,39 @@ def test_verify_results_audits_an_archive_as_it_lies_and_writes_nothing(folder, 
     assert "its sign-off does not hold: edited since" in problems
 
 
+def test_verify_results_fails_a_folder_whose_run_did_not_finish(folder, tmp_path, capsys):
+    """A night killed outright: each sample written is intact, but run.json still reads
+    running with its process gone, and a sample holds a journal and no summary; the audit said
+    PASSED, which a morning check read as a night done."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+
+    from ctcnet.cli import main
+
+    results = tmp_path / "night"
+    shutil.copytree(folder, results / "P001")
+    (results / "P002" / "parts").mkdir(parents=True)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (results / "run.json").write_text(json.dumps(
+        {"format_version": 1, "state": "running", "host": socket.gethostname(),
+         "pid": gone.pid, "inputs": ["P001", "P002"], "outputs": []}))
+    assert main(["verify", "--results", str(results)]) == 1
+    said = capsys.readouterr().out
+    assert "run: run.json reads running: its run was killed outright (its process is gone)" \
+        in said
+    assert "run: P002: unfinished (a run began it and ended before finishing it" in said
+    assert "P001: intact" in said and "FAILED: 1 sample(s) as ctcnet recorded them, but the " \
+        "run that wrote the folder did not finish" in said
+    (results / "run.json").write_text(json.dumps({"format_version": 1, "state": "finished",
+                                                  "outputs": []}))
+    shutil.rmtree(results / "P002")
+    assert main(["verify", "--results", str(results), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["run"] == []
+
+
 def test_a_look_at_a_sample_leaves_its_files_as_they_lie(folder):
     """Every review start rewrote each sample's .ctcnet.lock, with nothing to write: a
     fixity check of an archive failed for a look at it."""
