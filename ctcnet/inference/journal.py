@@ -147,9 +147,15 @@ def _what_differs(previous, fingerprint: dict) -> str:
         if isinstance(old, dict) and isinstance(new, dict):
             inner = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             named.append(f"{key} ({', '.join(inner)})")
+        elif key == SCAN_PIXEL_SIZE:  # the scan's, not a setting: both sizes said
+            named.append(f"{key} ({old} then, {new} now: another scan of the sample, a "
+                         "rescan, or a pixel size corrected)")
         else:
             named.append(key + WHAT_MOVES_IT.get(key, ""))
     return ", ".join(named)
+
+
+SCAN_PIXEL_SIZE = "scan_pixel_size_um"
 
 
 # Fingerprint entries whose name alone does not say what changed them.
@@ -218,10 +224,11 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
                 # (the error names out_dir before its words: "it", not the path again)
                 (f"it holds a run of this sample read from another folder{moved}"
                  if moved else
-                 f"it holds a run with another model, other settings or another "
-                 f"version's event columns (it differs in "
+                 f"it holds a run with another model, other settings, another "
+                 f"version's event columns or of another scan (it differs in "
                  f"{_what_differs(previous, fingerprint)})")
-                + "; use another --out or --overwrite", out_dir)
+                + "; use another --out or --overwrite (which redoes every input of the run: "
+                "give this one alone to redo it alone)", out_dir)
         # A journal of no frame (a run that read none: its cartridge renamed or gone as it
         # began) keeps no work apart: this run starts afresh, checked against a finished
         # run's summary as a folder without a journal is.

@@ -746,3 +746,15 @@ def test_a_scan_reviewed_while_it_was_written_is_not_said_to_be_another(clean_ru
         predict_inputs([cart], out, clean_run["backend"], options)
     assert "frames were not all these" not in caplog.text
     assert "1 frame(s) more than when its review began" in caplog.text
+
+
+def test_a_rescan_at_another_pixel_size_is_said_as_the_scan_not_the_settings():
+    """A sample scanned again under its id into last night's folder: the refusal named "another
+    model, other settings" and "scan_pixel_size_um", and --overwrite, which redoes every input
+    of the run."""
+    from ctcnet.inference.journal import _what_differs
+
+    said = _what_differs({"scan_pixel_size_um": 0.64, "model": "m"},
+                         {"scan_pixel_size_um": 0.52, "model": "m"})
+    assert said == ("scan_pixel_size_um (0.64 then, 0.52 now: another scan of the sample, a "
+                    "rescan, or a pixel size corrected)")

@@ -264,8 +264,8 @@ def _without_a_guard_level(run: dict) -> None:
 @pytest.mark.parametrize("earlier_run, match", [
     # An earlier ctcnet's parts hold other columns: not resumed into events files it cannot
     # assemble.
-    (_without_table_columns, r"another version's event columns \(it differs in "
-                             r"table_columns\).*--overwrite"),
+    (_without_table_columns, r"another version's event columns or of another scan \(it "
+                             r"differs in table_columns\).*--overwrite"),
     # Frames whose flags and markers' calls were made under other guard levels are not mixed
     # into one count; the refusal names the level.
     (_without_a_guard_level, r"other settings.*differs in guard \(markers_cd45_band\)"
