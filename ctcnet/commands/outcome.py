@@ -146,10 +146,15 @@ def batch_line(results: dict, set_aside: int, out: Path, others: int = 0) -> str
         parts.append(f"{set_aside} set aside (below)")
     if others:  # two runs of one batch: not this run's refusals (run.json lists them)
         parts.append(f"{others} finished or being written by another run")
-    review = sum((r.get("review_list") or {}).get("events") or 0 for r in results.values()
-                 if isinstance(r.get("review_list"), dict))
+    # A cartridge's listed events and a crop set's listed crops, each said as what they are.
+    listed = {"event(s)": 0, "crop(s)": 0}
+    for r in results.values():
+        if isinstance(r.get("review_list"), dict):
+            listed["crop(s)" if "crops" in r else "event(s)"] += r["review_list"].get("events") or 0
+    review = " and ".join(f"{n} {what}" for what, n in listed.items()
+                          if n or (what == "event(s)" and not listed["crop(s)"]))
     signed = sum(isinstance(r.get("signoff"), dict) for r in results.values())
-    return (f"{len(results) + set_aside + others} inputs: {', '.join(parts)}; {review} event(s) "
+    return (f"{len(results) + set_aside + others} inputs: {', '.join(parts)}; {review} "
             f"on the review lists, {signed} signed off; the table of them all: "
             f"{out / 'samples.csv'}")
 

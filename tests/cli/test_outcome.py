@@ -100,6 +100,12 @@ def test_a_batchs_tally_names_what_is_not_ok_and_counts_the_review_lists():
     # below.
     assert batch_line({"A": ok}, 0, Path("out"), others=2).startswith(
         "3 inputs: 1 ok, 2 finished or being written by another run; 12 event(s)")
+    # A crop set's listed crops are said as crops, not added to the cartridges' events.
+    crops = {"crops": 140, "review_list": {"events": 6}}
+    assert "; 12 event(s) and 6 crop(s) on the review lists" in \
+        batch_line({"A": ok, "C": crops}, 0, Path("out"))
+    assert "; 12 crop(s) on the review lists" in batch_line({"C": crops, "D": crops}, 0,
+                                                           Path("out"))
 
 
 def test_frames_resumed_from_another_ctcnet_are_said_with_their_makers():
