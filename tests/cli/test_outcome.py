@@ -149,3 +149,11 @@ def test_a_sample_whose_every_frame_failed_alike_is_told_the_one_cause():
     assert _one_reason(failed("/scan/r00c00.tif: empty file", "/scan/r00c01.tif: cut short")) \
         is None
     assert _one_reason(failed("/scan/r00c00.tif: empty file")) is None  # one frame: said as is
+
+
+def test_a_crop_sets_line_says_its_listed_crops_as_crops():
+    from ctcnet.commands.outcome import outcome_line
+
+    line = outcome_line("C", {"crops": 140, "counts": {"ctc": 3}, "review_list": {"events": 6}},
+                        Path("out/C"))
+    assert "6 crop(s) on the review list" in line and "event(s)" not in line
