@@ -102,7 +102,21 @@ def review_entry(summary: dict) -> dict:
             **({"held_undecided": int(signoff.get("held_undecided") or 0),
                 "left_undecided": int(signoff.get("unreviewed") or 0),
                 "signoff_note": signoff.get("note") or ""} if holds else {}),
+            **(_readers(signoff.get("second_reading")) if holds else {}),
             **({"signoff_status": signoff["status"]} if signoff and not holds else {})}
+
+
+def _readers(second) -> dict:
+    """A signed-off double reading's agreement as a batch's table pools it over samples (a
+    monthly figure: the events both readers decided and those they agreed on, as they stand
+    and as each first read them), where the sign-off recorded one."""
+    if not isinstance(second, dict) or not second.get("both"):
+        return {}
+    own = second.get("independent") if isinstance(second.get("independent"), dict) else {}
+    return {"readers_both": second.get("both"), "readers_agree": second.get("agree"),
+            "readers_kappa": second.get("kappa"),
+            **({"readers_own_agree": own.get("agree"), "readers_own_kappa": own.get("kappa")}
+               if own.get("both") else {})}
 
 
 def counted_at(summary: Path, read: dict | None, key: str = "counted_at") -> float:

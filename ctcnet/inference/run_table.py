@@ -51,7 +51,8 @@ _PER_CLASS = (("counts", "count"), ("held", "held"), ("per_7_5_ml", "per_7_5_ml"
               ("after_review", "after_review"),
               ("after_review_per_7_5_ml", "after_review_per_7_5_ml"))
 _LAST = ("decided", "signed_off", "held_undecided", "left_undecided", "signoff_note",
-         "signoff_status", "frames_skipped",
+         "signoff_status", "readers_both", "readers_agree", "readers_kappa",
+         "readers_own_agree", "readers_own_kappa", "frames_skipped",
          "skipped_because", "frames_missing", "problems", "set_aside", "missing", "reason",
          "earlier_run", "earlier_status")
 # A row of no result of tonight's: its result_state says why (a set-aside input keeping an

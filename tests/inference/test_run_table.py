@@ -180,3 +180,22 @@ def test_an_interval_reads_alike_on_the_console_the_page_and_in_the_table():
     row = next(csv.DictReader(io.StringIO(samples_csv([{
         **CLEAN, "per_7_5_ml_interval": {"ctc": [0.6187, 9.0309], "cluster": None}}]))))
     assert f"{row['per_7_5_ml_low_ctc']} to {row['per_7_5_ml_high_ctc']}" == "0.61 to 9.04"
+
+
+def test_a_signed_double_reading_gives_the_agreement_a_month_pools():
+    """A reading team's monthly agreement was gathered from each sign-off by hand: the table
+    carries each sample's, as it stands and as the readers first read."""
+    from ctcnet.inference.run_entry import review_entry
+
+    summary = {"reviewed": {"reviewed": 30}, "signoff": {
+        "status": "current", "second_reading": {
+            "both": 30, "agree": 27, "kappa": 0.8131,
+            "independent": {"both": 30, "agree": 25, "kappa": 0.7664}}}}
+    entry = review_entry(summary)
+    assert (entry["readers_both"], entry["readers_agree"], entry["readers_own_agree"]) == \
+        (30, 27, 25)
+    row = next(csv.DictReader(io.StringIO(samples_csv([{**CLEAN, **entry}]))))
+    assert (row["readers_both"], row["readers_own_agree"], row["readers_own_kappa"]) == \
+        ("30", "25", "0.7664")
+    stale = review_entry({**summary, "signoff": {**summary["signoff"], "status": "changed since"}})
+    assert "readers_both" not in stale
