@@ -218,8 +218,11 @@ class CTCLightningCLI(LightningCLI):
             trainer.precision = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
 
 
-def export_best(trainer, export_name: str | None) -> Path | None:
-    """Write the best (else last) checkpoint as a ctcnet model file; rank 0 only."""
+def export_best(trainer, export_name: str | None, run: dict | None = None) -> Path | None:
+    """Write the best (else last) checkpoint as a ctcnet model file; rank 0 only. ``run``
+    (:func:`run_record`) goes into its spec's training record: the model file alone then says
+    how to make it again (the seed, epochs and batch size were in the run folder's
+    config.yaml alone)."""
     if not export_name or not trainer.is_global_zero:
         return None
 
@@ -228,9 +231,23 @@ def export_best(trainer, export_name: str | None) -> Path | None:
     if not best:
         return None
     model, spec = load_model(best)
+    if run:
+        spec = spec.replace(training={**(spec.training or {}), **run})
     out = Path(trainer.default_root_dir) / export_name
     save_model(out, model, spec)
     return out
+
+
+def run_record(cli) -> dict:
+    """What made a training run, for its model file: the whole configuration as the run
+    read it (``config``: seed, trainer, model and data settings, as config.yaml holds them)
+    and the software (ctcnet's version and commit, the libraries)."""
+    import json
+
+    from ctcnet.core.provenance import software_record
+
+    config = json.loads(json.dumps(cli.config.as_dict(), default=str))
+    return {"config": config, "software": software_record()}
 
 
 def check_export_path(cli) -> None:
@@ -407,7 +424,7 @@ def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningC
 def main(args: list[str] | None = None, prog: str | None = None) -> int:
     """``python train.py`` / ``ctcnet train``: fit, then write the best model file."""
     cli = fit(args, prog)
-    path = export_best(cli.trainer, cli.config.export)
+    path = export_best(cli.trainer, cli.config.export, run_record(cli))
     if path is not None:
         # The figure it was chosen by, so a lab sees at once whether the run learnt anything.
         chosen = getattr(cli.trainer, "checkpoint_callback", None)

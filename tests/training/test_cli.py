@@ -231,6 +231,12 @@ def test_a_mistyped_monitor_and_a_second_run_into_one_folder_are_refused_up_fron
     # The model written, with the figure it was chosen by.
     assert re.search(r"best model: \S+ \(val/\S+ \d\.\d{4} on the validation crops\)",
                      said.out), said.out
+    # The model file alone says how it was made: the run's whole configuration and software.
+    exported = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["ctcnet_spec"]
+    assert exported["training"]["config"]["seed_everything"] == 0
+    assert exported["training"]["config"]["trainer"]["max_epochs"] >= 1
+    assert exported["training"]["config"]["data"]["batch_size"] == 8
+    assert exported["training"]["software"]["ctcnet"]
     saved = torch.load(next((tmp_path / "run" / "checkpoints").glob("last*.ckpt")),
                        weights_only=True)
     assert saved["ctcnet_run_shape"] == {"processes": 1, "batch_size": 8,
