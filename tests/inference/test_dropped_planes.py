@@ -48,3 +48,29 @@ def test_a_scan_of_the_models_own_channels_reads_nothing_more(six):
 
     cart = open_cartridge(six)
     assert dropped_plane_problems(cart.conform(cart.panel), SPEC, DetectConfig()) == []
+
+
+def test_the_leukocyte_markers_light_in_a_dropped_plane_is_said(tmp_path):
+    """A CellSearch-like scan whose empty FITC panel.json lists in CD45's place: the model read
+    FITC as CD45 and dropped the real CD45 as "FITC" (0 of 8 CTCs counted, ok). A dropped plane
+    of no known marker lighting the events the leukocyte marker should is said; the scan in its
+    order says nothing."""
+    import shutil
+
+    from ctcnet.inference.dropped_planes import dropped_plane_problems
+    from ctcnet.simulate import simulate_cartridge
+
+    cart = tmp_path / "cart"
+    simulate_cartridge(cart, load_panel({"channels": ["DAPI", "CK", "CD45", "FITC"],
+                                         "pixel_size_um": 0.64}),
+                       num_frames=3, seed=4, events_per_frame=400)
+    assert dropped_plane_problems(open_cartridge(cart).conform(CORE3), SPEC, DetectConfig()) \
+        == []
+    swapped = shutil.copytree(cart, tmp_path / "swapped")
+    panel = json.loads((swapped / "panel.json").read_text())
+    channels = panel["channels"]
+    channels[2], channels[3] = channels[3], channels[2]  # panel.json: DAPI, CK, FITC, CD45
+    (swapped / "panel.json").write_text(json.dumps(panel))
+    said = dropped_plane_problems(open_cartridge(swapped).conform(CORE3), SPEC, DetectConfig())
+    assert any("FITC, a plane this model does not read, lights" in s and
+               "the leukocyte marker's light lies in a dropped plane" in s for s in said), said
