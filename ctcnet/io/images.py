@@ -13,6 +13,7 @@ CellSearch's 2^15 export offset is removed here.
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +31,8 @@ from ctcnet.io.image_headers import (
     rows_of_channels,
 )
 from ctcnet.io.panel import PanelMismatchError, check_channel_order, marker_role
+
+log = logging.getLogger(__name__)
 
 SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32)
 IMAGE_SUFFIXES = (".tif", ".tiff") + RASTER_SUFFIXES
@@ -66,12 +69,13 @@ def check_pixels(arr: np.ndarray, path: str | Path, ndim: int = 3) -> np.ndarray
     return arr
 
 
-def remove_cellsearch_offset(arr: np.ndarray) -> np.ndarray:
+def remove_cellsearch_offset(arr: np.ndarray, source: Path | None = None) -> np.ndarray:
     """Undo the 2^15 offset of CellSearch exports when the data carry it, else return as is.
 
     Such exports store pseudo 12-bit values, some of them with +32768 added. We only subtract
     when every value lies in [0, 4095] or [32768, 32768 + 4095], so genuine 16-bit data that
-    happens to exceed 32767 is never shifted.
+    happens to exceed 32767 is never shifted. Where it is taken off a file of a folder
+    (``source``), that is noted once a folder (the run's log): what was assumed of its data.
     """
     if arr.dtype != np.uint16:
         return arr
@@ -81,7 +85,16 @@ def remove_cellsearch_offset(arr: np.ndarray) -> np.ndarray:
     plausible = (arr <= PSEUDO_12BIT_MAX) | (high & (arr <= CELLSEARCH_OFFSET + PSEUDO_12BIT_MAX))
     if not plausible.all():
         return arr
+    if source is not None and Path(source).parent not in _OFFSET_SAID:
+        _OFFSET_SAID.add(Path(source).parent)
+        log.info("%s: pixel values carry CellSearch's 2^15 export offset (32768 added to some "
+                 "counts of 12 bits): taken off, as for every such export (%s the first)",
+                 Path(source).parent, Path(source).name)
     return np.where(high, arr - CELLSEARCH_OFFSET, arr).astype(np.uint16)
+
+
+# The folders whose files' CellSearch offset was noted (once a folder, not once a frame).
+_OFFSET_SAID: set[Path] = set()
 
 
 def _ome_pixels(tif) -> dict | None:

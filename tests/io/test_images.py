@@ -328,3 +328,23 @@ def test_planes_labelled_by_a_viewer_or_scanner_are_checked_where_they_name_mark
         check_channel_names(names, panel, path)
     path, names = written(["Channel 1", "FITC", "PE", "APC"])  # no marker named: not checked
     check_channel_names(names, panel, path)
+
+
+def test_the_cellsearch_offset_taken_off_is_noted_once_a_folder(tmp_path, caplog):
+    """Exports holding counts of 12 bits with 2^15 added to some read as the counts: said in
+    the run's log, once a folder, where nothing said what was assumed of the data."""
+    import logging
+
+    from ctcnet.io.images import remove_cellsearch_offset
+
+    plane = np.array([[100, 32768 + 200], [4095, 32768 + 4095]], np.uint16)
+    with caplog.at_level(logging.INFO, logger="ctcnet.io.images"):
+        for name in ("r00c00_c0.tif", "r00c00_c1.tif"):
+            got = remove_cellsearch_offset(plane, tmp_path / "scan" / name)
+            assert got.tolist() == [[100, 200], [4095, 4095]]
+        remove_cellsearch_offset(np.array([[100, 200]], np.uint16), tmp_path / "other" / "a.tif")
+    said = [r.getMessage() for r in caplog.records if "2^15 export offset" in r.getMessage()]
+    assert len(said) == 1 and str(tmp_path / "scan") in said[0]
+    # 16-bit counts past 32767 that are no such export are left as they are.
+    wide = np.array([[100, 40000]], np.uint16)
+    assert remove_cellsearch_offset(wide, tmp_path / "x" / "a.tif").tolist() == [[100, 40000]]

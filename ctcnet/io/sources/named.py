@@ -197,7 +197,7 @@ class NamedFrames(FrameSource):
                             "or still being written?)"
                             if arr.shape[0] < panel.num_channels else ""), path)
         check_channel_names(names, panel.names, path)
-        return [remove_cellsearch_offset(arr[c]) for c in keep]
+        return [remove_cellsearch_offset(arr[c], path) for c in keep]
 
     def shape(self, frame: FrameRef) -> tuple[int, int] | None:
         """The (height, width) of the frame's first file, from its header."""
@@ -238,7 +238,8 @@ class ChannelFiles(NamedFrames):
 
     def read(self, frame: FrameRef, panel, keep: list[int]) -> list[np.ndarray]:
         """The kept channels' files only: files of channels not kept are never read."""
-        planes = [remove_cellsearch_offset(read_channel_file(frame.files[c])) for c in keep]
+        planes = [remove_cellsearch_offset(read_channel_file(frame.files[c]), frame.files[c])
+                  for c in keep]
         shapes = [p.shape for p in planes]
         if len(set(shapes)) != 1:
             # The file of a size the others do not share is the one to look at.
