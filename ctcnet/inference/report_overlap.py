@@ -120,10 +120,15 @@ def draw_report(job: ReportJob) -> RunSummary:
                                                job.spec, job.limit, explain,
                                                frame_shape=summary.frame_shape)
     seconds["report"] = time.perf_counter() - t0
+    # The events the run's rate counted (those of the frames it read, none where its journal
+    # held them all), over its whole time now the report is in.
+    before = seconds.get("total")
+    rated = summary.events_per_s * before if summary.events_per_s is not None and before \
+        else None
     # perf_counter is the system's monotonic clock: the same in a worker process.
     seconds["total"] = time.perf_counter() - job.t_start
     summary.timings_s = {k: round(v, 4) for k, v in seconds.items()}
-    summary.events_per_s = len(job.events) / seconds["total"]
+    summary.events_per_s = None if rated is None else rated / seconds["total"]
     # After the timings are final, so index.html shows summary.json's (its own few
     # milliseconds are in neither).
     job.report.write_html(job.out_dir, summary)

@@ -93,7 +93,9 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
     if (few := sparse_frames(by_frame)) is not None:
         log.warning("%s: %s", cartridge.sample_id, few)
     n = len(events)
-    rated = n if new_events is None else new_events
+    # The events of the frames this run read: none where its journal held every frame (a
+    # speed of the journal's events over a rerun's fraction of a second read 2,894 a second).
+    rated = None if resumed >= total - skips else n if new_events is None else new_events
     classify = seconds.get("classify", 0.0)
     return RunSummary(
         sample_id=cartridge.sample_id,
@@ -139,8 +141,9 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
         batch_size=options.batch_size or backend.batch_size,
         workers=default_workers(backend) if options.workers is None else options.workers,
         timings_s={k: round(v, 4) for k, v in seconds.items()},
-        events_per_s=rated / seconds["total"] if seconds.get("total") else None,
-        classify_events_per_s=rated / classify if classify else None,
+        events_per_s=rated / seconds["total"] if seconds.get("total") and rated is not None
+        else None,
+        classify_events_per_s=rated / classify if classify and rated is not None else None,
         # Its frame processes' (and a report process's) too: the run's memory on the machine.
         peak_memory_mb=round(peak_memory_mb() + children_peak_memory_mb(), 1),
     )

@@ -325,7 +325,10 @@ def test_a_scan_moved_since_its_run_resumes_and_a_copy_is_refused_naming_both(cl
         os.utime(frame, (1e9, 1e9))
     caplog.clear()
     with caplog.at_level("WARNING", logger="ctcnet.inference.journal"):
-        assert predict(clean_run, copied, out).frames.resumed_from_journal == 3
+        resumed = predict(clean_run, copied, out)
+    assert resumed.frames.resumed_from_journal == 3
+    # No frame read now: no speed (the journal's events over a rerun's moment read 2,894/s).
+    assert resumed.events_per_s is None and resumed.classify_events_per_s is None
     # The folder it read is still there: a copy read, not a move.
     assert (f"the scan read from {moved} before, is read from a copy at {copied} (the "
             "first still there);") in caplog.text
