@@ -110,6 +110,6 @@ def _audit(args: argparse.Namespace) -> int:
     print(f"PASSED: {len(samples)} sample(s) as ctcnet recorded them" if record["passed"] else
           f"FAILED: {len(failed)} of {len(samples)} sample(s) not as ctcnet recorded them "
           f"({', '.join(failed[:5])}{', ...' if len(failed) > 5 else ''})" if failed else
-          f"FAILED: {len(samples)} sample(s) as ctcnet recorded them, but the run that wrote "
-          "the folder did not finish (run: above)")
+          f"FAILED: {len(samples)} sample(s) as ctcnet recorded them, but not the folder as a "
+          "whole: its run unfinished or its index not its samples' (run: above)")
     return 0 if record["passed"] else 1

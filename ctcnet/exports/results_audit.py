@@ -65,6 +65,56 @@ def audit_run(results: str | Path) -> list[str]:
             "running its command again resumes it")
     problems += [f"{name}: unfinished ({why})" for name, why in
                  unfinished_outputs(Path(results)).items()]
+    if isinstance(index, dict) and state == "finished":
+        problems += _index_not_as_summaries(Path(results), index)
+    return problems
+
+
+# What a laboratory system reads of each sample in run.json and samples.csv: held to the
+# sample's summary.json, which the seals check (an edit of the indices alone passed as intact).
+INDEX_KEYS = ("status", "events", "counts", "per_7_5_ml", "after_review",
+              "after_review_per_7_5_ml", "signed_off")
+
+
+def _index_not_as_summaries(results: Path, index: dict) -> list[str]:
+    """Where ``run.json``'s entries, or ``samples.csv``'s rows, give a sample's figures
+    otherwise than its ``summary.json`` gives them (an index edited by hand)."""
+    import csv
+
+    from ctcnet.inference.run_entry import output_entry, review_entry
+    from ctcnet.inference.run_table import sample_row
+    from ctcnet.io.cartridge_info import SAMPLES_FILE
+
+    problems, expected = [], {}
+    for entry in index.get("outputs") or []:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        path = results / str(name) / "summary.json"
+        if not name or "summary" not in entry or not path.is_file():
+            continue
+        try:
+            summary = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # (the sample's own audit says so)
+        expected[name] = {**output_entry(name, summary, path), **review_entry(summary)}
+        moved = [k for k in INDEX_KEYS if entry.get(k) != expected[name].get(k)]
+        if moved:
+            problems.append(f"run.json's entry of {name} is not its summary.json's in "
+                            f"{', '.join(moved)} (the index edited?)")
+    table = results / SAMPLES_FILE
+    if not table.is_file() or not expected:
+        return problems
+    try:
+        rows = list(csv.DictReader(table.read_text(encoding="utf-8").splitlines()))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        return problems + [f"{SAMPLES_FILE} cannot be read: {err}"]
+    for row in rows:
+        want = sample_row(expected[row["name"]]) if row.get("name") in expected else None
+        moved = [k for k, v in (want or {}).items() if k in row and not k.startswith("signoff")
+                 and (k.startswith(("count_", "per_7_5_ml", "after_review", "held_"))
+                      or k in ("status", "events")) and not _same_cell(row[k], v)]
+        if moved:
+            problems.append(f"{SAMPLES_FILE}'s row of {row['name']} is not its summary.json's "
+                            f"in {', '.join(moved[:5])} (the table edited?)")
     return problems
 
 
@@ -138,3 +188,18 @@ def _signoff_findings(folder: Path, data: dict, problems: list, notes: list) -> 
         notes.append(f"signed off with {record['unreviewed']} candidate(s) left undecided"
                      + (f": \u201c{record['note']}\u201d" if record.get("note") else ""))
     return status
+
+
+def _same_cell(cell: str, value) -> bool:
+    """Whether a samples.csv cell says ``value``: a rate within the hundredth its rounding
+    takes (a table written by an earlier ctcnet wrote 8.0 for 8.00, and an interval's end
+    rounded to nearest), anything else as written."""
+    if value is None:
+        return cell == ""
+    if isinstance(value, str) and value.replace(".", "", 1).isdigit() or \
+            isinstance(value, float):
+        try:
+            return abs(float(cell) - float(value)) <= 0.011
+        except ValueError:
+            return False
+    return cell == str(value)

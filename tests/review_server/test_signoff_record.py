@@ -541,13 +541,26 @@ def test_verify_results_fails_a_folder_whose_run_did_not_finish(folder, tmp_path
     assert "run: run.json reads running: its run was killed outright (its process is gone)" \
         in said
     assert "run: P002: unfinished (a run began it and ended before finishing it" in said
-    assert "P001: intact" in said and "FAILED: 1 sample(s) as ctcnet recorded them, but the " \
-        "run that wrote the folder did not finish" in said
+    assert "P001: intact" in said and "FAILED: 1 sample(s) as ctcnet recorded them, but not " \
+        "the folder as a whole" in said
+    # Finished, its index as predict writes it: passed; a count edited in run.json (what a
+    # laboratory system reads) is not its summary's.
+    from ctcnet.inference.run_entry import output_entry, review_entry
+
+    summary = json.loads((results / "P001" / "summary.json").read_text())
+    entry = {**output_entry("P001", summary, results / "P001" / "summary.json"),
+             **review_entry(summary)}
     (results / "run.json").write_text(json.dumps({"format_version": 1, "state": "finished",
-                                                  "outputs": []}))
+                                                  "outputs": [entry]}))
     shutil.rmtree(results / "P002")
     assert main(["verify", "--results", str(results), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["run"] == []
+    entry["counts"] = {**entry["counts"], "ctc": entry["counts"]["ctc"] + 3}
+    (results / "run.json").write_text(json.dumps({"format_version": 1, "state": "finished",
+                                                  "outputs": [entry]}))
+    assert main(["verify", "--results", str(results), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["run"] == [
+        "run.json's entry of P001 is not its summary.json's in counts (the index edited?)"]
 
 
 def test_a_look_at_a_sample_leaves_its_files_as_they_lie(folder):
