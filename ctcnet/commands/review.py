@@ -11,6 +11,7 @@ training crops.
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 from ctcnet.errors import InputError
 
@@ -52,20 +53,51 @@ def run(args: argparse.Namespace) -> int:
     import webbrowser
 
     # the library: imported when the command runs (see ctcnet.commands)
+    from ctcnet.core.run_log import run_log
     from ctcnet.review_server.server import make_server, server_url
 
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port {args.port} is not a port number")
-    server = make_server(args.results, args.port, args.reviewer, not args.no_saliency,
-                         args.scans, palette=args.palette)
-    url = server_url(server)
-    print(f"ctcnet review: serving {args.results} at {url} (Ctrl-C stops)", flush=True)
-    if not args.no_browser:
-        webbrowser.open(url)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        print("ctcnet review: stopped; decisions are in each sample's review.csv")
-    finally:
-        server.server_close()
+    with run_log(args.results, "review") as log, _log_kept_from_first_write(log, args.results):
+        server = make_server(args.results, args.port, args.reviewer, not args.no_saliency,
+                             args.scans, palette=args.palette)
+        server.app.on_write = log.opener
+        url = server_url(server)
+        print(f"ctcnet review: serving {args.results} at {url} (Ctrl-C stops)", flush=True)
+        if not args.no_browser:
+            webbrowser.open(url)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            print("ctcnet review: stopped; decisions are in each sample's review.csv")
+            log.ended(0)
+        finally:
+            server.server_close()
     return 0
+
+
+@contextlib.contextmanager
+def _log_kept_from_first_write(log, results):
+    """The review's log file (``logs/review-*.log``: what ran, its warnings, who decided)
+    begun by the first decision or sign-off saved, or the first warning (a summary found
+    edited and written again): a look at an archive writes nothing, and a folder that cannot
+    be written is said once already."""
+    import logging
+    import os
+
+    def opener() -> None:
+        if not log.opened and os.access(results, os.W_OK):
+            with log.lock:  # (request threads log beside it)
+                log.open()
+
+    class OpenOnWarning(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            opener()
+
+    watcher = OpenOnWarning(logging.WARNING)
+    log.opener = opener
+    logging.getLogger("ctcnet").addHandler(watcher)
+    try:
+        yield
+    finally:
+        logging.getLogger("ctcnet").removeHandler(watcher)

@@ -79,6 +79,9 @@ class ReviewApp:
         # longer kept: its summary as its decisions made it then, or why it cannot be read,
         # with the events table it was of (another run on disk: summary.json says).
         self.listed: dict[str, tuple[tuple | None, dict | str]] = {}
+        # Called after each decision or sign-off saved (``ctcnet review`` begins its log file
+        # there: a look at an archive writes nothing).
+        self.on_write = None
         self._say_what_cannot_be_done()
 
     def _say_what_cannot_be_done(self) -> None:

@@ -359,6 +359,11 @@ class ReviewHandler(BaseHTTPRequestHandler):
                                    f"{READ_ONLY_TEXT} ({err.strerror or err})")
             return self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"cannot write the "
                                f"{parts[3]}: {err.strerror or err}")
+        if self.app.on_write is not None:
+            self.app.on_write()
+        # Who saved what, for the review's log file (not the console).
+        log.info("%s: %s saved by %s", sample.name, parts[3],
+                 body.get("reviewer") or self.app.reviewer)
         return self._json(200, result)
 
 

@@ -1056,6 +1056,32 @@ def test_a_decision_can_be_taken_back(served):
     assert "reviewed" not in json.loads((out / "P001" / "summary.json").read_text())
 
 
+def test_the_review_keeps_a_log_from_its_first_write_and_a_look_writes_none(results,
+                                                                           tmp_path):
+    """The review server's warnings and who saved what went to the console alone: its log
+    file (logs/review-*.log) is begun by the first decision saved, and a look writes none."""
+    from ctcnet.commands.review import _log_kept_from_first_write
+    from ctcnet.core.run_log import run_log
+
+    out = tmp_path / "results"
+    shutil.copytree(results / "results", out)
+    with run_log(out, "review", ["ctcnet", "review", str(out)]) as log, \
+            _log_kept_from_first_write(log, out):
+        server = make_server(out, port=0, reviewer="tester")
+        server.app.on_write = log.opener
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            cands = json.loads(request(server, "GET", "/api/P001/state")[1])["candidates"]
+            assert not (out / "logs").exists() or not list((out / "logs").glob("review-*"))
+            assert post_decision(server, cands[0]["event_id"], "reject")[0] == 200
+        finally:
+            server.shutdown()
+            server.server_close()
+    (kept,) = (out / "logs").glob("review-*.log")
+    text = kept.read_text()
+    assert "ctcnet review " in text and "P001: decision saved by tester" in text
+
+
 # ---------------------------------------------------------------------------------------------
 # What a reviewer sees of the markers; tiles cut lazily; tabs and servers kept in step.
 
