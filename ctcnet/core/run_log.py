@@ -81,6 +81,12 @@ class RunLog(logging.Handler):
         costs the log alone, said as a warning)."""
         if self._file is not None or self.path is None:
             return
+        if self.path.parent.is_symlink():  # ctcnet never writes through a link
+            logging.getLogger("ctcnet").warning(
+                "no log file in %s: it is a link to %s, not a folder; the run goes on",
+                self.path.parent, os.readlink(self.path.parent))
+            self.path = None
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self._new_file()

@@ -35,6 +35,11 @@ def refuse_alike_output(out_dir: Path) -> None:
     is refused too."""
     out_dir = Path(out_dir)
     check_output_path(out_dir)
+    if out_dir.is_symlink():  # (--out itself may be a link: its sample folders may not)
+        raise OutputFolderError(f"is a link to {os.readlink(out_dir)}, not a folder: ctcnet "
+                                "never writes through a symbolic link (a link planted at a "
+                                "sample's name would take its outputs elsewhere); move it "
+                                "away, or give another --out", out_dir)
     try:
         # A name that differs in its accents' encoding alone is this sample's own folder as a
         # file system that decomposes names (macOS, a ZFS or SMB share) lists it.

@@ -1087,3 +1087,28 @@ def test_a_refresh_of_samples_csv_leaves_a_running_batchs_table_alone(tmp_path):
     assert not (out / "samples.csv").exists()
     write_run_index(out, ["s3"], 1, {})  # the batch's end: every sample of the folder
     assert (out / "samples.csv").read_text().count("\n") == 4
+
+
+def test_a_sample_folder_or_logs_planted_as_a_link_is_not_written_through(clean_run, cart,
+                                                                          tmp_path, caplog):
+    """A link planted at a sample's name in a shared results folder took its events, summary
+    and gallery to where it pointed, ok and unsaid (the docs: ctcnet never writes through a
+    symbolic link): refused by name, nothing written there. A logs/ link: no log, said."""
+    from conftest import predict
+
+    from ctcnet.core.run_log import run_log
+    from ctcnet.errors import OutputFolderError
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "results").mkdir()
+    planted = tmp_path / "results" / "S1"
+    planted.symlink_to(elsewhere)
+    with pytest.raises(OutputFolderError, match="is a link to .*never writes through a "
+                                                "symbolic link"):
+        predict(clean_run, cart, planted)
+    assert list(elsewhere.iterdir()) == []
+    (tmp_path / "results" / "logs").symlink_to(elsewhere)
+    with caplog.at_level("WARNING"), run_log(tmp_path / "results", "predict") as log:
+        log.open()
+    assert "it is a link to" in caplog.text and list(elsewhere.iterdir()) == []
