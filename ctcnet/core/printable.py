@@ -62,6 +62,17 @@ def named_counts(counts, empty: str = "none") -> str:
 FORMULA_STARTS = ("=", "+", "-", "@")
 
 
+def spreadsheet_table(table):
+    """A copy of a pandas ``table`` whose text cells are :func:`spreadsheet_cell`'s (a crop
+    named ``=HYPERLINK(...).tif`` gave predictions.csv a formula a spreadsheet runs); for its
+    CSV, not its Parquet, which keeps each value as it is."""
+    out = table.copy()
+    for column in out.columns:
+        if out[column].dtype.kind == "O":  # text: object, or pandas 3's str dtype
+            out[column] = out[column].map(spreadsheet_cell)
+    return out
+
+
 def spreadsheet_cell(value):
     """A CSV cell a spreadsheet shows as the text it is: text starting as a formula does
     (``=1+2``, ``@SUM(...)``: a sample id or a name from outside) gets a leading ``'``, which

@@ -35,6 +35,7 @@ import numpy as np
 
 from ctcnet.core.json_text import strict_json
 from ctcnet.core.paths import absolute
+from ctcnet.core.printable import spreadsheet_table
 from ctcnet.detect.crop_dataset import load_crops, pixel_size_source, read_crop_index
 from ctcnet.errors import InputError
 from ctcnet.evaluation.baselines import baseline_probabilities, fit_baselines
@@ -330,7 +331,7 @@ def _write_evaluation(report: dict, table, data: str, backend, out_dir: Path,
     if report.get("_learnt_from") is not None and report["_learnt_from"].any():
         table["learnt_from"] = report["_learnt_from"]  # crops the model was trained on
     with atomic_path(out_dir / "predictions.csv") as tmp:
-        table.to_csv(tmp, index=False, float_format="%.5g")
+        spreadsheet_table(table).to_csv(tmp, index=False, float_format="%.5g")
     names = spec.class_names
     confusion_png(report["cnn"]["confusion"], names, out_dir / "confusion.png",
                   "CNN confusion matrix")

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ctcnet.core.paths import absolute
+from ctcnet.core.printable import spreadsheet_table
 from ctcnet.core.provenance import software_record
 from ctcnet.detect.crop_dataset import (
     CHUNK_CROPS,
@@ -198,7 +199,7 @@ def _finish(root, index, spec, prior, backend, out_dir: Path, options: PredictOp
         pq.write_table(arrow.replace_schema_metadata(with_output_format(arrow.schema).metadata),
                        tmp)
     with atomic_path(out_dir / "predictions.csv") as tmp:
-        table.to_csv(tmp, index=False, float_format="%.5g")
+        spreadsheet_table(table).to_csv(tmp, index=False, float_format="%.5g")
     known = table["label"].isin(spec.class_names)
     other = table["label"][~known & (table["label"] != UNLABELLED)].value_counts()
     if len(other):  # labelled, but with a class the model has not: said, not scored silently

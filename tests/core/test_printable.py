@@ -39,3 +39,17 @@ def test_a_name_with_a_line_break_is_one_line_in_a_message():
     assert printable_name("line1\nline2\ttab\x1b") == "line1\\nline2\\ttab\\x1b"
     said = str(InputError("input not found", "/scans/line1\nline2"))
     assert said == "/scans/line1\\nline2: input not found" and "\n" not in said
+
+
+def test_a_tables_text_cells_run_as_no_formula_in_its_csv():
+    """A crop named =HYPERLINK(...).tif gave predictions.csv a formula a spreadsheet runs."""
+    import pandas as pd
+
+    from ctcnet.core.printable import spreadsheet_table
+
+    table = pd.DataFrame({"path": ['=HYPERLINK("x").tif', "ctc/a.tif"],
+                          "sample_id": ["@SUM(1+1)", "P1"], "p_ctc": [0.5, 0.25]})
+    out = spreadsheet_table(table)
+    assert out["path"].tolist() == ['\'=HYPERLINK("x").tif', "ctc/a.tif"]
+    assert out["sample_id"].tolist() == ["'@SUM(1+1)", "P1"]
+    assert out["p_ctc"].tolist() == [0.5, 0.25] and table["path"][0].startswith("=")
