@@ -54,18 +54,22 @@ def run(args: argparse.Namespace) -> int:
 
     # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.core.run_log import run_log
+    from ctcnet.review_server import access
     from ctcnet.review_server.server import make_server, server_url
 
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port {args.port} is not a port number")
+    token = access.new_token()
     with run_log(args.results, "review") as log, _log_kept_from_first_write(log, args.results):
         server = make_server(args.results, args.port, args.reviewer, not args.no_saliency,
-                             args.scans, palette=args.palette)
+                             args.scans, palette=args.palette, token=token)
         server.app.on_write = log.opener
-        url = server_url(server)
-        print(f"ctcnet review: serving {args.results} at {url} (Ctrl-C stops)", flush=True)
-        if not args.no_browser:
-            webbrowser.open(url)
+        url = f"{server_url(server)}?{access.TOKEN_QUERY}={token}"
+        print(f"ctcnet review: serving {args.results} at {url} (Ctrl-C stops; the address "
+              "admits its page alone: keep it to yourself)", flush=True)
+        opening = None if args.no_browser else access.opening_page(url)
+        if opening is not None:
+            webbrowser.open(opening.as_uri())
         try:
             server.serve_forever()
         except KeyboardInterrupt:
@@ -73,15 +77,17 @@ def run(args: argparse.Namespace) -> int:
             log.ended(0)
         finally:
             server.server_close()
+            if opening is not None:
+                opening.unlink(missing_ok=True)
     return 0
 
 
 @contextlib.contextmanager
 def _log_kept_from_first_write(log, results):
     """The review's log file (``logs/review-*.log``: what ran, its warnings, who decided)
-    begun by the first decision or sign-off saved, or the first warning (a summary found
-    edited and written again): a look at an archive writes nothing, and a folder that cannot
-    be written is said once already."""
+    begun by the first decision or sign-off saved, or a sample's first warning (a summary
+    found edited and written again): a look at an archive writes nothing, and a folder that
+    cannot be written is said once already."""
     import logging
     import os
 
@@ -92,7 +98,10 @@ def _log_kept_from_first_write(log, results):
 
     class OpenOnWarning(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            opener()
+            # A sample's warnings are of what the server writes (a summary found edited,
+            # written again); others (a folder left out, read-only media) write nothing.
+            if record.name == "ctcnet.review_server.sample":
+                opener()
 
     watcher = OpenOnWarning(logging.WARNING)
     log.opener = opener

@@ -82,6 +82,7 @@ class ReviewApp:
         # Called after each decision or sign-off saved (``ctcnet review`` begins its log file
         # there: a look at an archive writes nothing).
         self.on_write = None
+        self.token: str | None = None  # what requests must carry (review_server.access)
         self._say_what_cannot_be_done()
 
     def _say_what_cannot_be_done(self) -> None:

@@ -59,6 +59,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from ctcnet.errors import CtcnetError, InputError
+from ctcnet.review_server import access
 from ctcnet.review_server.app import ReviewApp, UnknownSample
 from ctcnet.review_server.requests import BadRequest, parse_reading
 from ctcnet.review_server.sample_states import (
@@ -123,6 +124,10 @@ def tile_route(rest: str) -> tuple[str, int] | None:
 
 
 
+NOT_ADMITTED = ("this review server answers the page it opened (the address it printed, "
+                "with its ?token=), not other programs or accounts")
+
+
 class ReviewHandler(BaseHTTPRequestHandler):
     """Answers the review page's requests (pages, tiles, JSON, decisions) from the server's app,
     on loopback host names only."""
@@ -154,6 +159,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
         self.send_header("X-Frame-Options", "DENY")
         self.send_header("Content-Security-Policy", "frame-ancestors 'none'"
                          + ("; sandbox allow-scripts allow-popups" if sandboxed else ""))
+        self._cookie()
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -176,6 +182,22 @@ class ReviewHandler(BaseHTTPRequestHandler):
 
     def _host_ok(self) -> bool:
         return _loopback((self.headers.get("Host") or "").rsplit(":", 1)[0])
+
+    def _admitted(self) -> bool:
+        """Whether the request comes from the page the server opened (its token, as the
+        port's cookie or the first address's query: :mod:`access`); the static report's
+        files are the folder's own, served without it."""
+        port = self.server.server_address[1]
+        ok, self._new_cookie = access.admitted(
+            self.app.token, port, self.headers.get("Cookie"),
+            query_value(urlsplit(self.path).query, access.TOKEN_QUERY))
+        return ok or (self.command != "POST" and urlsplit(self.path).path.startswith("/files/"))
+
+    def _cookie(self) -> None:
+        """The token's cookie on the answer to the request that carried it in its query."""
+        if getattr(self, "_new_cookie", False):
+            self.send_header("Set-Cookie", access.set_cookie(self.app.token,
+                                                             self.server.server_address[1]))
 
     def _origin_ok(self) -> bool:
         """A request a browser sends from a page says its origin: only this server's own
@@ -266,6 +288,8 @@ class ReviewHandler(BaseHTTPRequestHandler):
             return self._error(HTTPStatus.FORBIDDEN, "only loopback host names are served")
         if self._fetched_from_elsewhere():
             return self._error(HTTPStatus.FORBIDDEN, "served to the review's own pages only")
+        if not self._admitted():
+            return self._error(HTTPStatus.FORBIDDEN, NOT_ADMITTED)
         self._answer(self._get, HTTPStatus.CONFLICT)
 
     def _get(self):
@@ -279,6 +303,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
                 self.send_header("Location",
                                  f"/review/{quote(next(iter(self.app.folders)), safe='')}")
                 self.send_header("Content-Length", "0")
+                self._cookie()
                 return self.end_headers()
             return self._send(200, self.app.index_html().encode(), "text/html; charset=utf-8")
         if parts[1] == "review" and len(parts) == 3:
@@ -325,6 +350,8 @@ class ReviewHandler(BaseHTTPRequestHandler):
             return self._error(HTTPStatus.FORBIDDEN, "only loopback host names are served")
         if not self._origin_ok():
             return self._error(HTTPStatus.FORBIDDEN, "only the review's own pages may post")
+        if not self._admitted():
+            return self._error(HTTPStatus.FORBIDDEN, NOT_ADMITTED)
         self._answer(self._post, HTTPStatus.BAD_REQUEST)
 
     def _post(self):
@@ -390,12 +417,15 @@ class ReviewServer(ThreadingHTTPServer):
 
 def make_server(results: str | Path, port: int = 0, reviewer: str | None = None,
                 saliency: bool = True, scans: str | Path | None = None,
-                warm_up: bool = True, palette: str = "cellsearch") -> ReviewServer:
+                warm_up: bool = True, palette: str = "cellsearch",
+                token: str | None = None) -> ReviewServer:
     """A review server on 127.0.0.1:``port`` (0: a free port); call ``serve_forever``.
     ``warm_up``: read the display levels and cut the first tiles in the background now.
     ``palette``: the overlay's colours (``ctcnet.report.colours.PALETTES``); another than the
-    gallery's has every tile cut from the frames."""
+    gallery's has every tile cut from the frames. ``token``: requests must carry it
+    (:mod:`access`; None: any local program is answered)."""
     app = ReviewApp(results, reviewer, saliency, scans, palette)
+    app.token = token
     handler = type("BoundReviewHandler", (ReviewHandler,), {"app": app})
     try:
         server = ReviewServer(("127.0.0.1", int(port)), handler, app)

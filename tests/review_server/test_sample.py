@@ -51,8 +51,8 @@ def serve():
     """Start a review server on a results folder; every one started is stopped after."""
     servers = []
 
-    def start(out):
-        server = make_server(out, port=0, reviewer="tester")
+    def start(out, **options):
+        server = make_server(out, port=0, reviewer="tester", **options)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return server
@@ -479,8 +479,10 @@ def review_page(crowded, tmp_path, serve):
     the browser closed after."""
     pytest.importorskip("websocket")
     out = fresh(crowded, tmp_path)
-    server = serve(out)
-    browser = Browser(server_url(server))
+    # As ctcnet review serves it: the page opened at the address with the server's token
+    # (its answer sets the cookie every later request of the page carries).
+    server = serve(out, token="page-token")
+    browser = Browser(server_url(server) + "?token=page-token")
     try:
         browser.wait_for("document.body.getAttribute('data-ready') === 'yes'")
         yield out, server, browser

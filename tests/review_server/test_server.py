@@ -1056,6 +1056,45 @@ def test_a_decision_can_be_taken_back(served):
     assert "reviewed" not in json.loads((out / "P001" / "summary.json").read_text())
 
 
+def test_a_server_with_a_token_answers_its_own_page_alone(results, tmp_path):
+    """Any local account reached the server on 127.0.0.1: read a sample's state past the
+    folder's permissions, and posted decisions and a sign-off under any reviewer's name. With
+    the token ctcnet review gives it, a request must carry it (the first address's query, then
+    the port's cookie it sets); the static report's files are the folder's own."""
+    from ctcnet.review_server.access import cookie_name
+
+    out = tmp_path / "results"
+    shutil.copytree(results / "results", out)
+    server = make_server(out, port=0, reviewer="tester", token="s3cret-token")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        status, data = request(server, "GET", "/api/P001/state")
+        assert status == 403 and b"answers the page it opened" in data
+        assert post_decision(server, 1, "reject")[0] == 403
+        assert not (out / "P001" / "review.csv").exists()
+        assert request(server, "GET", "/api/P001/state?token=wrong")[0] == 403
+        host, port = server.server_address[:2]
+        conn = http.client.HTTPConnection(host, port, timeout=60)
+        conn.request("GET", "/review/P001?token=s3cret-token")
+        answer = conn.getresponse()
+        answer.read()
+        assert answer.status == 200
+        cookie = answer.getheader("Set-Cookie")
+        assert cookie.startswith(f"{cookie_name(port)}=s3cret-token;") and "HttpOnly" in cookie
+        held = {"Cookie": f"{cookie_name(port)}=s3cret-token"}
+        status, data = request(server, "GET", "/api/P001/state", headers=held)
+        assert status == 200
+        event = json.loads(data)["candidates"][0]["event_id"]
+        body = json.dumps({"event_id": event, "call": "reject",
+                           "run_id": server.app.sample("P001").run.token})
+        assert request(server, "POST", "/api/P001/decision", body,
+                       {**held, "Content-Type": "application/json"})[0] == 200
+        assert request(server, "GET", "/files/P001/summary.json")[0] == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_the_review_keeps_a_log_from_its_first_write_and_a_look_writes_none(results,
                                                                            tmp_path):
     """The review server's warnings and who saved what went to the console alone: its log

@@ -1,0 +1,69 @@
+"""Who may use a review server: the page it opened, not every account on the machine.
+
+The server listens on 127.0.0.1, which every local account reaches: without more, any of them
+could read a sample's state and tiles through it (past the results folder's own permissions)
+and post decisions or a sign-off under any reviewer's name. ``ctcnet review`` starts it with a
+random token (:func:`new_token`) and opens the page at an address that carries it
+(``?token=``), through a file only its own account can read (:func:`opening_page`), so that the
+token is on no process's command line. The first request that carries the token gets it back
+as a cookie of this server's port; every page, state, tile and decision after it carries the
+cookie. Requests without it are refused (403). The static report's files (``/files/``) are
+served without it: a sandboxed page's images carry no cookie, and those files are the results
+folder's own, as readable as its permissions make them.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+import tempfile
+from http.cookies import CookieError, SimpleCookie
+from pathlib import Path
+
+TOKEN_QUERY = "token"
+
+
+def new_token() -> str:
+    """A token no other account can guess (128 bits)."""
+    return secrets.token_urlsafe(16)
+
+
+def cookie_name(port: int) -> str:
+    """The cookie of the server on ``port``: two servers on one host keep their own."""
+    return f"ctcnet_review_{int(port)}"
+
+
+def admitted(token: str | None, port: int, cookie_header: str | None,
+             given: str | None) -> tuple[bool, bool]:
+    """(whether a request is admitted, whether its answer sets the cookie): any where the
+    server has no token; else one carrying the token as this port's cookie, or as the
+    ``token`` query value ``given`` (the page's first address: its answer sets the cookie)."""
+    if token is None:
+        return True, False
+    try:
+        held = SimpleCookie(cookie_header or "").get(cookie_name(port))
+    except CookieError:
+        held = None
+    if held is not None and hmac.compare_digest(held.value, token):
+        return True, False
+    if given is not None and hmac.compare_digest(given, token):
+        return True, True
+    return False, False
+
+
+def set_cookie(token: str, port: int) -> str:
+    """The ``Set-Cookie`` value that admits the page's later requests (never to scripts of a
+    page, never sent by another site's)."""
+    return f"{cookie_name(port)}={token}; HttpOnly; SameSite=Strict; Path=/"
+
+
+def opening_page(url: str) -> Path:
+    """A file only this account can read (0600) that sends a browser on to ``url`` (which
+    carries the token): the browser is given the file's name, not the token, which any
+    account could read on its command line."""
+    fd, name = tempfile.mkstemp(prefix="ctcnet-review-", suffix=".html")
+    with os.fdopen(fd, "w", encoding="utf-8") as page:
+        page.write(f'<!doctype html><meta http-equiv="refresh" content="0;url={url}">'
+                   f'<a href="{url}">the review</a>\n')
+    return Path(name)
