@@ -118,7 +118,7 @@ def written_together(folders: Iterable[str | Path] = ()) -> Iterator[list[Path]]
 
 def _mode_of(path: Path, like: str | Path | None) -> int:
     """The permissions :func:`atomic_path` gives ``path``: its own where it is a file, else
-    ``like``'s where that is one, else 0666 less the umask."""
+    ``like``'s where that is one, else those of a new file (:func:`new_file_mode`)."""
     for there in (path, like):
         if there is None:
             continue
@@ -128,7 +128,19 @@ def _mode_of(path: Path, like: str | Path | None) -> int:
             continue
         if stat.S_ISREG(found.st_mode):
             return stat.S_IMODE(found.st_mode)
-    return 0o666 & ~_current_umask()
+    return new_file_mode(path)
+
+
+def new_file_mode(path: str | Path) -> int:
+    """A new file's permissions: 0666 less the umask, and no more open than its folder's
+    (read and write bits; the owner's kept): a reviewer's umask of 022 made review.csv and
+    the sign-off 0644 in a sample folder predict wrote 0750 under a lab's umask of 027."""
+    mode = 0o666 & ~_current_umask()
+    try:
+        folder = stat.S_IMODE(os.stat(Path(path).parent).st_mode)
+    except OSError:  # (its own write says why)
+        return mode
+    return mode & ((folder & 0o666) | 0o600)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, like: str | Path | None = None) -> None:
@@ -162,7 +174,7 @@ def open_own(path: str | Path, mode: str, encoding: str | None = None):
     account that runs it; it is refused, naming it (OutputFolderError)."""
     flags = _OPEN_FLAGS[mode] | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags, 0o666)
+        fd = os.open(path, flags, new_file_mode(path))
     except OSError as err:
         if err.errno != errno.ELOOP:
             raise

@@ -85,6 +85,7 @@ def test_files_written_from_many_threads_keep_the_umask(tmp_path):
 
     from ctcnet.io.atomic import atomic_path
 
+    tmp_path.chmod(0o755)  # (pytest's are 0700: a new file is no more open than its folder)
     before = os.umask(0o022)
     try:
         def write(k):
@@ -106,6 +107,7 @@ def test_files_written_from_many_threads_keep_the_umask(tmp_path):
 def test_a_file_written_again_keeps_its_own_permissions(tmp_path):
     from ctcnet.io.atomic import atomic_write_text
 
+    tmp_path.chmod(0o755)
     before = os.umask(0o077)  # a lab's private folder: predict writes 0600
     try:
         atomic_write_text(tmp_path / "summary.json", "{}")
@@ -116,6 +118,25 @@ def test_a_file_written_again_keeps_its_own_permissions(tmp_path):
         os.umask(before)
     assert (tmp_path / "summary.json").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "new.json").stat().st_mode & 0o777 == 0o644  # a new file: the umask's
+
+
+def test_a_new_file_is_no_more_open_than_its_folder(tmp_path):
+    """A sample folder predict wrote 0750 under a lab's umask of 027: the review server,
+    started under 022, made review.csv and the sign-off 0644 beside 0640 outputs."""
+    from ctcnet.io.atomic import atomic_write_text, open_own
+
+    sample = tmp_path / "S1"
+    sample.mkdir()
+    sample.chmod(0o750)
+    before = os.umask(0o022)
+    try:
+        atomic_write_text(sample / "signoff.json", "{}")
+        with open_own(sample / "review.csv", "a") as journal:
+            journal.write("x\n")
+    finally:
+        os.umask(before)
+    assert (sample / "signoff.json").stat().st_mode & 0o777 == 0o640
+    assert (sample / "review.csv").stat().st_mode & 0o777 == 0o640
 
 
 def test_the_temporaries_a_killed_writer_left_are_removed_and_nothing_else(tmp_path):
