@@ -36,6 +36,12 @@ def _channels_past_panel(parts: Sequence, panel) -> str | None:
     if not past:
         return None
     example = next(part.path.name for part in parts if part.channel == past[0])
+    numbered = {part.channel for part in parts if isinstance(part.channel, int)}
+    if numbered == set(range(1, panel.num_channels + 1)):  # _c1 ... _cN: counted from 1
+        return (f"channel files are numbered _c1 to _c{panel.num_channels} (e.g. {example}) "
+                f"for panel.json's {panel.num_channels} channels: they count from _c0 in "
+                "panel.json's order, so each is read as the channel after its own and the "
+                "last is not read; rename them from _c0")
     return (f"channel files numbered past panel.json's {panel.num_channels} channels "
             f"({', '.join(f'_c{c}' for c in past)}; e.g. {example}) are not read: channel files "
             "are numbered from _c0 in panel.json's order, so a marker panel.json does not name "

@@ -740,6 +740,14 @@ def test_a_layout_read_wrong_without_a_word_is_a_problem_of_the_sample(tmp_path,
     (said,) = open_cartridge(root).problems
     assert "channel files numbered past panel.json's 3 channels (_c3; e.g. r00c00_c3.tif)" \
         in said and "name every channel" in said
+    # Numbered _c1 to _c3 for three channels: counted from 1, not a marker left out.
+    root = cartridge("from_c1")
+    for k in range(2):
+        for c in (2, 1, 0):
+            (root / f"r00c0{k}_c{c}.tif").rename(root / f"r00c0{k}_c{c + 1}.tif")
+    said = " ".join(open_cartridge(root).problems)
+    assert "channel files are numbered _c1 to _c3" in said and "rename them from _c0" in said
+    assert "vimentin" not in said
     (said,) = open_cartridge(cartridge("tiles", {"overlap_px": 208})).problems
     assert "states the frames overlap (overlap_px 208)" in said and "counted in each" in said
     assert open_cartridge(cartridge("none", {"overlap_px": 0})).problems == []
