@@ -94,7 +94,14 @@ def stated_layout_notes(info: dict, frames: Sequence, shape: tuple[int, int] | N
     rows, columns = info.get("rows"), info.get("columns")
     if isinstance(rows, int) and isinstance(columns, int):
         outside = [f.frame_id for f in frames if f.row >= rows or f.col >= columns]
+        # Named from r01c01 (a scanner counting from 1): no frame in row 0 nor column 0.
+        from_one = bool(frames) and min(f.row for f in frames) >= 1 and \
+            min(f.col for f in frames) >= 1
         if outside:
             say_once(root, f"cartridge.json states a grid of {rows} x {columns} frames, but "
                            f"{len(outside)} lie outside it ({', '.join(outside[:5])}): check "
-                           "its rows, columns and num_frames")
+                           "its rows, columns and num_frames" + (
+                               "; no frame lies in row 0 or column 0: named from r01c01? Rows "
+                               "and columns count from r00c00, so each frame sits one place "
+                               "off (its row and column in events.csv, the review and the "
+                               "exports): rename them from r00c00" if from_one else ""))

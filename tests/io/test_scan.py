@@ -843,3 +843,16 @@ def test_a_stated_frame_size_or_grid_the_frames_do_not_have_is_warned_of(tmp_pat
         "swapped?)" in said
     assert "a grid of 1 x 2 frames, but 1 lie outside it (r00c02)" in said
     assert len(cartridge.frames) == 3 and not any("grid" in p for p in cartridge.problems)
+
+
+def test_frames_named_from_r01c01_are_said_to_count_from_one(tmp_path, rng, caplog):
+    """A scanner naming its frames from r01c01: each sat one place off, warned only that some
+    lay outside the grid; the warning says they count from r00c00."""
+    panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"]})
+    for row, col in ((1, 1), (1, 2)):
+        write_frame(tmp_path, row, col, rng.integers(1, 999, (3, 16, 16), dtype=np.uint16),
+                    panel)
+    write_cartridge_info(tmp_path, panel, "S11", 2, rows=1, columns=2, frame_shape=(16, 16))
+    with caplog.at_level("WARNING"):
+        open_cartridge(tmp_path)
+    assert "named from r01c01? Rows and columns count from r00c00" in caplog.text
