@@ -259,6 +259,9 @@ def metadata_problems(signs: list[dict | None], panel, pixel_size_um: float | No
               "nucleus_by_plane": dict(zip(names, votes.tolist())), **alone,
               "nuclei_measured": len(diameters),
               "nucleus_median_um": None if median is None else round(median, 2),
+              # Whether the pixel size was judged by the nuclei: a small scan's too few left it
+              # unjudged, and nothing said so (a wrong size read only as "crowded").
+              "pixel_size_judged": pixel_size_um is not None and len(diameters) >= MIN_NUCLEI,
               "median_offset_um": _median_offsets(offsets, names)}
     elsewhere = _nucleus_elsewhere(votes, panel, what)
     swapped = _markers_swapped(alone, panel, what)

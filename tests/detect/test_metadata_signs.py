@@ -97,6 +97,7 @@ def test_signs_of_a_frame_in_its_order_and_swapped(leukocytes, every_event_read)
                       "nucleus_by_plane": {"DAPI": 60, "CK": 0, "CD45": 0, "CD61": 0, "CD66b": 0},
                       "neutrophil_alone": 40, "leukocyte_alone": 0, "nuclei_measured": 60,
                       "nucleus_median_um": round(float(np.median(diameters)), 2),
+                      "pixel_size_judged": record["pixel_size_judged"],
                       "median_offset_um": record["median_offset_um"]}
     # A frame's share of the cartridge's CHECK_EVENTS, spread over it; none on crops too small
     # to show a cell and background round it, or on a frame without events.
@@ -194,7 +195,12 @@ def test_nuclei_of_no_nucleus_size_say_the_pixel_size_is_wrong(median, said):
     signs = {"nucleus": [0] * 5, "nucleus_um": [median] * MIN_NUCLEI}
     problems, record = metadata_problems([signs], panel, 0.5)
     assert record["nuclei_measured"] == MIN_NUCLEI and record["nucleus_median_um"] == median
+    assert record["pixel_size_judged"]
     assert len(problems) == said
+    # Too few nuclei to judge (a small scan): not judged, and the record says so.
+    few = {**signs, "nucleus_um": [median] * (MIN_NUCLEI - 1)}
+    unjudged = metadata_problems([few], panel, 0.5)
+    assert not unjudged[1]["pixel_size_judged"] and not unjudged[0]
     if said:
         suggested = 0.5 * metadata_signs.SCAN_NUCLEUS_UM / median
         assert problems[0].startswith(f"the nuclei of the events read {median:.1f} um across "
