@@ -12,6 +12,7 @@ import json
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -92,15 +93,23 @@ def test_review_crops_exports_and_models_without_torch(data, tmp_path):
     try:
         line = server.stdout.readline()  # "ctcnet review: serving ... at URL (Ctrl-C stops)"
         assert " at http://" in line, (line, server.stderr.read() if server.poll() else "")
-        url = line.split(" at ", 1)[1].split()[0].rstrip("/")
-        with urllib.request.urlopen(f"{url}/api/{sample}/state", timeout=60) as answer:
+        # The address carries the server's token: each request passes it (without: 403).
+        url, _, token = line.split(" at ", 1)[1].split()[0].partition("?")
+        url = url.rstrip("/")
+        assert token.startswith("token=")
+        try:
+            urllib.request.urlopen(f"{url}/api/{sample}/state", timeout=60)
+            raise AssertionError("a request without the token was answered")
+        except urllib.error.HTTPError as refused:
+            assert refused.code == 403
+        with urllib.request.urlopen(f"{url}/api/{sample}/state?{token}", timeout=60) as answer:
             state = json.load(answer)
         assert state["candidates"] and state["counts"]["model"]
         assert state["saliency"] is False  # the page's `s` says why, not a tile unchanged
         event = state["candidates"][0]["event_id"]
         # Cut from the frames by the server; the saliency row it asks for needs torch, so the
         # tile comes without it.
-        with urllib.request.urlopen(f"{url}/api/{sample}/tile/{event}.png?saliency=1",
+        with urllib.request.urlopen(f"{url}/api/{sample}/tile/{event}.png?saliency=1&{token}",
                                     timeout=60) as tile:
             assert tile.read(8) == b"\x89PNG\r\n\x1a\n"
     finally:
