@@ -134,6 +134,28 @@ def _add_verbose(p: argparse.ArgumentParser) -> None:
                 _add_verbose(child)
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: a required option said missing names the options of the line
+    that are none of this command's, with the one meant (``--ot results``: argparse said only
+    "required: --out", as if none had been typed)."""
+
+    line: list[str] = []  # the command line being parsed (main sets it)
+
+    def error(self, message: str):
+        if message.startswith("the following arguments are required"):
+            known = [o for action in self._actions for o in action.option_strings]
+            typed = [a.split("=")[0] for a in self.line if a.startswith("--")
+                     and a.split("=")[0] not in known]
+            if typed:
+                import difflib
+
+                message += "; " + ", ".join(
+                    f"{t} is no option here" + (f" (did you mean {m[0]}?)" if (
+                        m := difflib.get_close_matches(t, known, 1, 0.6)) else "")
+                    for t in typed)
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``ctcnet`` parser: global logging options and one subparser per command in
     ``SUBCOMMANDS``."""
@@ -149,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "subcommand's own output lines (those as predict's own --quiet, "
                              "which keeps the warnings; `models`, `review` and `draws` "
                              "without --out still say theirs)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     for name in SUBCOMMANDS:
         module = _load_command(name)
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
@@ -257,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     escape_unwritable_characters()  # a sample named Müller on an ASCII console
     parser = _parser_before_work()
+    _CommandParser.line = argv
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # a misspelt option: refused with its command's usage, not ctcnet's own
         getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")

@@ -240,3 +240,13 @@ def test_ctrl_c_while_the_commands_load_ends_with_a_line_not_a_traceback(monkeyp
     with pytest.raises(SystemExit) as ended:
         cli.main(["predict", "x"])
     assert ended.value.code == 130 and capsys.readouterr().err == "ctcnet: interrupted\n"
+
+
+def test_a_misspelt_required_option_is_named_with_the_one_meant(capsys):
+    """``--ot results``: argparse said only that --out is required, as if none were typed."""
+    with pytest.raises(SystemExit) as stop:
+        main(["predict", "somewhere", "--ot", "results"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2
+    assert "the following arguments are required: --out; --ot is no option here (did you " \
+        "mean --out?)" in err
