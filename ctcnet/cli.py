@@ -23,6 +23,7 @@ import signal
 import sys
 import threading
 import warnings
+from pathlib import Path
 
 from ctcnet import __version__
 from ctcnet.core.console_streams import console_kept_going, escape_unwritable_characters
@@ -282,7 +283,12 @@ def main(argv: list[str] | None = None) -> int:
     _CommandParser.line = argv
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # a misspelt option: refused with its command's usage, not ctcnet's own
-        getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+        command = getattr(args, "_parser", parser)
+        # A folder given bare to a command that takes it by option (`verify results`).
+        takes = [o for a in command._actions for o in a.option_strings if o == "--results"]
+        folder = next((u for u in unknown if not u.startswith("-") and Path(u).is_dir()), None)
+        command.error(f"unrecognized arguments: {' '.join(unknown)}" + (
+            f" (a results folder is given as {takes[0]} {folder})" if takes and folder else ""))
     args._argv = argv  # for a command that runs itself again in child processes
     setup_logging(args.verbose, args.log_quiet)
     # torch's own deprecation inside its export and pickling (its LeafSpec, copied by copyreg),

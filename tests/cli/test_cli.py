@@ -250,3 +250,10 @@ def test_a_misspelt_required_option_is_named_with_the_one_meant(capsys):
     assert stop.value.code == 2
     assert "the following arguments are required: --out; --ot is no option here (did you " \
         "mean --out?)" in err
+
+
+def test_a_results_folder_given_bare_to_verify_is_shown_its_option(capsys, tmp_path):
+    """``ctcnet verify results``: review, crops and export-events take the folder bare."""
+    with pytest.raises(SystemExit):
+        main(["verify", str(tmp_path)])
+    assert f"(a results folder is given as --results {tmp_path})" in capsys.readouterr().err
