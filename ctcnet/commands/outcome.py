@@ -60,8 +60,9 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
         facts.append(f"held for review by the guard ({named_counts(held)})")
     listed = summary.get("review_list")
     if isinstance(listed, dict) and listed.get("events") is not None:
-        facts.append(f"{listed['events']} {'crop(s)' if 'crops' in summary else 'event(s)'} "
-                     "on the review list")
+        # (a crop set's are shown in its index.html: ctcnet review serves cartridges)
+        facts.append(f"{listed['events']} crop(s) sent to review (its index.html shows them)"
+                     if "crops" in summary else f"{listed['events']} event(s) on the review list")
     frames = summary.get("frames") or {}
     if frames.get("skipped"):
         # What to do about them: the same command reads those frames alone again.

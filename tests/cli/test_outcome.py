@@ -156,4 +156,5 @@ def test_a_crop_sets_line_says_its_listed_crops_as_crops():
 
     line = outcome_line("C", {"crops": 140, "counts": {"ctc": 3}, "review_list": {"events": 6}},
                         Path("out/C"))
-    assert "6 crop(s) on the review list" in line and "event(s)" not in line
+    assert "6 crop(s) sent to review (its index.html shows them)" in line
+    assert "event(s)" not in line
