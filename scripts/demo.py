@@ -111,10 +111,14 @@ def print_counts(summary: dict, events, truth) -> None:
     held, review = tally.get("held", {}), tally.get("review", {})
     drawn = truth["class"].value_counts()
     names = sorted(set(drawn.index) | set(counted))
-    print(f"      {'class':<10}{'drawn':>8}{'counted':>9}{'held':>7}{'listed':>8}")
+    print(f"      {'class':<10}{'drawn':>8}   calls:{'counted':>9}{'held':>7}{'listed':>8}")
     for name in names:
-        print(f"      {name:<10}{int(drawn.get(name, 0)):>8}{int(counted.get(name, 0)):>9}"
+        print(f"      {name:<10}{int(drawn.get(name, 0)):>8}         {int(counted.get(name, 0)):>8}"
               f"{int(held.get(name, 0)):>7}{int(review.get(name, 0)):>8}")
+    # (the calls of a class, not the cells drawn as it: a drawn cluster called wbc and listed
+    # is listed under wbc; what became of each drawn cell follows)
+    print("      counted, held, listed: the calls of the class, not the cells drawn as it (what "
+          "became of\n      each drawn CTC and cluster is below)")
     print("      held: calls the marker guard kept out of the count for a person to decide")
     print("      listed: calls of the class on the review list, held or counted (a counted call "
           "in doubt stays\n      counted until a person decides; the review page also lists "

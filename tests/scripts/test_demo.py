@@ -13,7 +13,7 @@ def test_demo_shows_what_was_counted_held_and_sent_to_review(tmp_path, capsys):
                       str(tmp_path)]) == 0
     out = capsys.readouterr().out
     header = next(line for line in out.splitlines() if "drawn" in line and "counted" in line)
-    assert header.split() == ["class", "drawn", "counted", "held", "listed"]
+    assert header.split() == ["class", "drawn", "calls:", "counted", "held", "listed"]
     fates = {kind: next((line for line in out.splitlines() if f"drawn {kind}:" in line), None)
              for kind in ("CTCs", "clusters")}
     assert fates["CTCs"] is not None
