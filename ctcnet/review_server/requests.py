@@ -166,3 +166,20 @@ def parse_batch(body) -> tuple[list[int], str, str | None, str, str]:
     if fields[0] == UNDECIDED:
         raise InputError("decisions are taken back one at a time")
     return (ids, *fields)
+
+
+def saved_text(sample: str, what: str, body: dict, default_reviewer: str) -> str:
+    """A saved request as the review's log says it: who, which reading, and what (the event
+    and call, a batch's events, a sign-off's note); an audit read only "decision saved by"."""
+    reviewer = one_line(body.get("reviewer"), REVIEWER_CHARS) or default_reviewer
+    reading = body.get("reading") or FIRST
+    if what == "decision":
+        detail = f"event {body.get('event_id')}: {body.get('call')}"
+    elif what == "decisions":
+        ids = [str(e) for e in body.get("event_ids") or []]
+        detail = (f"{len(ids)} events: {body.get('call')} ({', '.join(ids[:20])}"
+                  f"{', ...' if len(ids) > 20 else ''})")
+    else:
+        note = one_line(body.get("note"), NOTE_CHARS)
+        detail = f'note "{note}"' if note else "no note"
+    return f"{sample}: {what} saved by {reviewer} ({reading} reading): {detail}"

@@ -375,7 +375,7 @@ class Sample(SampleImages):
         self.check_run(run_id)
         if self.summary.status == "failed":  # no frame read: a signature would vouch for nothing
             raise InputError("a failed sample (no frame read) has no result to sign off")
-        reviewer = reviewer_name(reviewer, default_reviewer)
+        reviewer = self._reader(reviewer, default_reviewer, FIRST)  # (not a second reader)
         with D.decisions_lock(self.folder):
             if self.decisions.stamp() != seen:
                 raise DecisionsChanged(

@@ -61,7 +61,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.review_server import access
 from ctcnet.review_server.app import ReviewApp, UnknownSample
-from ctcnet.review_server.requests import BadRequest, parse_reading
+from ctcnet.review_server.requests import BadRequest, parse_reading, saved_text
 from ctcnet.review_server.sample_states import (
     READ_ONLY_ERRNOS,
     READ_ONLY_TEXT,
@@ -124,8 +124,27 @@ def tile_route(rest: str) -> tuple[str, int] | None:
 
 
 
-NOT_ADMITTED = ("this review server answers the page it opened (the address it printed, "
-                "with its ?token=), not other programs or accounts")
+def inline_images(html: bytes, resolve) -> bytes:
+    """A report page's ``<img src="...png">`` of its own folder as data URIs: served
+    sandboxed (an origin of its own), its image requests are another site's to this server,
+    which answers none of them ("3 of 3 images failed to load"); ``resolve`` maps a relative
+    source to the file it names inside the sample's folder (None: not one, left as it is)."""
+    import base64
+    import re
+
+    def inline(match: re.Match) -> bytes:
+        target = resolve(unquote(match.group(2).decode("utf-8", "replace")))
+        if target is None:
+            return match.group(0)
+        data = base64.b64encode(target.read_bytes())
+        return match.group(1) + b"data:image/png;base64," + data + match.group(3)
+
+    return re.sub(rb'(<img[^>]*?\ssrc=")([^":]+?\.png)(")', inline, html)
+
+
+NOT_ADMITTED = ("this review server answers the page it opened (the address `ctcnet review` "
+                "printed, with its ?token=), not other programs or accounts; a page of a "
+                "server since restarted holds the old token: open the new address")
 
 
 class ReviewHandler(BaseHTTPRequestHandler):
@@ -289,6 +308,11 @@ class ReviewHandler(BaseHTTPRequestHandler):
         if self._fetched_from_elsewhere():
             return self._error(HTTPStatus.FORBIDDEN, "served to the review's own pages only")
         if not self._admitted():
+            if self.headers.get("Sec-Fetch-Mode") == "navigate" or \
+                    "text/html" in (self.headers.get("Accept") or ""):  # a person's page
+                return self._send(HTTPStatus.FORBIDDEN, (
+                    "<!doctype html><title>ctcnet review</title><p>" + NOT_ADMITTED +
+                    ".</p>\n").encode(), "text/html; charset=utf-8")
             return self._error(HTTPStatus.FORBIDDEN, NOT_ADMITTED)
         self._answer(self._get, HTTPStatus.CONFLICT)
 
@@ -340,7 +364,11 @@ class ReviewHandler(BaseHTTPRequestHandler):
             if target is None:
                 raise LookupError(parts[3])
             kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-            return self._send(200, target.read_bytes(), kind, sandboxed=True)
+            body = target.read_bytes()
+            if kind == "text/html":  # its gallery inline (see inline_images)
+                body = inline_images(body, lambda rel: self.app.file_path(
+                    unquote(parts[2]), str(Path(parts[3]).parent / rel)))
+            return self._send(200, body, kind, sandboxed=True)
         raise LookupError(path)
 
     def do_POST(self):
@@ -389,8 +417,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
         if self.app.on_write is not None:
             self.app.on_write()
         # Who saved what, for the review's log file (not the console).
-        log.info("%s: %s saved by %s", sample.name, parts[3],
-                 body.get("reviewer") or self.app.reviewer)
+        log.info("%s", saved_text(sample.name, parts[3], body, self.app.reviewer))
         return self._json(200, result)
 
 

@@ -319,6 +319,11 @@ def test_a_second_reading_is_kept_apart_and_compared(crowded, tmp_path, serve):
     status, said = sign(server, {"reviewer": "bob", "run_id": run, "reading": "second"})
     assert status == 400 and "a sign-off has no 'reading'; a sign-off is the first " \
         "reading's alone" in said["error"]
+    # ... and by its reviewer's name (a browser's box filled with the second reader's name
+    # on the first reading's page signed the counted reading under it).
+    status, said = sign(server, {"reviewer": "bob", "run_id": run})
+    assert status == 400 and "decided events of this sample in the second reading" in \
+        said["error"]
     # Signed off, then a second-reading decision: the sign-off's agreement no longer stands.
     signed = sign(server, {"reviewer": "lead", "run_id": run})[1]["signoff"]
     assert signed["status"] == "current"
@@ -560,6 +565,11 @@ def test_sliders_sign_off_and_a_second_reading_in_chromium(crowded, tmp_path, se
         browser.send("Page.reload")                  # the slider is remembered
         browser.wait_for("document.body.getAttribute('data-ready') === 'yes'")
         assert browser.js(f"document.querySelectorAll('{sliders}')[1].value") == "10"
+        # The static report the page links to shows its gallery (sandboxed, its images are
+        # cross-site requests: refused, "3 of 3 images failed to load").
+        browser.send("Page.navigate", url=server_url(server) + "files/P001/index.html")
+        browser.wait_for("document.body.hasAttribute('data-images-ok')")
+        assert browser.js("document.body.getAttribute('data-images-ok')") == "yes"
         # A second reader's page: blind, its decisions in their own journal.
         browser.send("Page.navigate", url=server_url(server) + "review/P001?reading=second")
         browser.wait_for("document.body.getAttribute('data-ready') === 'yes' && "

@@ -253,6 +253,13 @@ def test_another_site_can_neither_frame_the_page_nor_post_and_a_planted_page_run
                    {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"})[0] == 200
     assert request(server, "GET", "/api/P001/state", None,
                    {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors"})[0] == 200
+    # The static report, sandboxed (an origin of its own), asked for its gallery cross-site
+    # and was refused ("3 of 3 images failed to load"): served with its images inline.
+    status, page = request(server, "GET", "/files/P001/index.html")
+    assert status == 200 and b'src="data:image/png;base64,' in page
+    assert b'<img src="gallery/' not in page and b"gallery/" in page  # (its links stay)
+    image = next(p for p in (out / "P001" / "gallery").glob("*.png")).name
+    assert request(server, "GET", f"/files/P001/gallery/{image}", None, fetched)[0] == 403
     status, data = request(server, "POST", "/api/P001/decision", "[" * 30000 + "]" * 30000,
                            json_type)
     assert status == 400 and b"not JSON" in data
@@ -1070,6 +1077,9 @@ def test_a_server_with_a_token_answers_its_own_page_alone(results, tmp_path):
     try:
         status, data = request(server, "GET", "/api/P001/state")
         assert status == 403 and b"answers the page it opened" in data
+        # A person's browser without the token (a bookmark, a restarted server) reads a page.
+        status, data = request(server, "GET", "/review/P001", headers={"Accept": "text/html"})
+        assert status == 403 and data.startswith(b"<!doctype html>") and b"new address" in data
         assert post_decision(server, 1, "reject")[0] == 403
         assert not (out / "P001" / "review.csv").exists()
         assert request(server, "GET", "/api/P001/state?token=wrong")[0] == 403
@@ -1118,7 +1128,9 @@ def test_the_review_keeps_a_log_from_its_first_write_and_a_look_writes_none(resu
             server.server_close()
     (kept,) = (out / "logs").glob("review-*.log")
     text = kept.read_text()
-    assert "ctcnet review " in text and "P001: decision saved by tester" in text
+    event = cands[0]["event_id"]
+    assert "ctcnet review " in text
+    assert f"P001: decision saved by tester (first reading): event {event}: reject" in text
 
 
 # ---------------------------------------------------------------------------------------------
