@@ -957,3 +957,18 @@ def test_a_cluster_call_names_its_partner_as_the_captions_do():
     """, state)
     assert "cluster [partner: platelet] p=0.50 after prior" in got
     assert "[partner:" not in got.replace("cluster [partner: platelet]", "")
+
+
+def test_a_note_beside_the_last_save_does_not_hide_it():
+    """With saliency on, "saliency row of #646 drawn" replaced "saved #545": said beside it."""
+    got = run_page("""
+        const said = () => page.document.getElementById("status").textContent;
+        page.run('status("saved #545"); statusBeside("saliency row of #646 drawn")');
+        const first = said();
+        page.run('statusBeside("saliency row of #647 drawn")');
+        const second = said();
+        page.run('status("not saved #5: refused", true); statusBeside("row of #648 drawn")');
+        return [first, second, said()];
+    """, page_state(2))
+    assert got == ["saved #545; saliency row of #646 drawn",
+                   "saved #545; saliency row of #647 drawn", "row of #648 drawn"]
