@@ -38,12 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``ctcnet verify``; returns 0 when every check passed, 1 otherwise."""
-    import json
-    from pathlib import Path
-
     from ctcnet.core.provenance import software_text
     from ctcnet.inference.verification import verify_installation
-    from ctcnet.io.atomic import atomic_write_text, check_output_file
+    from ctcnet.io.atomic import check_output_file
 
     check_device_name(args.device)
     if args.out:  # refused before the checks, not after them
@@ -51,11 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if args.results is not None:
         return _audit(args)
     record = verify_installation(args.device, args.backend)
-    text = json.dumps(record, indent=2) + "\n"
-    if args.out:
-        atomic_write_text(Path(args.out), text)
-    if args.json:
-        print(text, end="")
+    if _kept(record, args):
         return 0 if record["passed"] else 1
     files, reference = record["shipped_files"], record["reference"]
     # The code checked, first: a checkout edited since its commit says "modified" and its
@@ -82,23 +75,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _audit(args: argparse.Namespace) -> int:
     """``ctcnet verify --results``: a line per sample, the record as JSON where asked."""
-    import json
-    from pathlib import Path
-
     from ctcnet.core.paths import absolute
     from ctcnet.core.provenance import check_record
     from ctcnet.exports.results_audit import audit_results, audit_run
-    from ctcnet.io.atomic import atomic_write_text
 
     samples, run = audit_results(args.results), audit_run(args.results)
     failed = [s["sample"] for s in samples if s["problems"]]
     record = {"results": absolute(args.results), "passed": not failed and not run,
               **check_record(), "run": run, "samples": samples}
-    text = json.dumps(record, indent=2) + "\n"
-    if args.out:
-        atomic_write_text(Path(args.out), text)
-    if args.json:
-        print(text, end="")
+    if _kept(record, args):
         return 0 if record["passed"] else 1
     for problem in run:  # the night as a whole, before its samples
         print(f"run: {problem}")
@@ -113,3 +98,19 @@ def _audit(args: argparse.Namespace) -> int:
           f"FAILED: {len(samples)} sample(s) as ctcnet recorded them, but not the folder as a "
           "whole: its run unfinished or its index not its samples' (run: above)")
     return 0 if record["passed"] else 1
+
+
+def _kept(record: dict, args: argparse.Namespace) -> bool:
+    """The record written to ``--out`` where asked, and printed as JSON with ``--json``
+    (True: said so, no lines to print)."""
+    import json
+    from pathlib import Path
+
+    from ctcnet.io.atomic import atomic_write_text
+
+    text = json.dumps(record, indent=2) + "\n"
+    if args.out:
+        atomic_write_text(Path(args.out), text)
+    if args.json:
+        print(text, end="")
+    return bool(args.json)
