@@ -60,10 +60,11 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port {args.port} is not a port number")
     token = access.new_token()
-    with run_log(args.results, "review") as log, _log_kept_from_first_write(log, args.results):
+    with run_log(args.results, "review") as log, \
+            _log_kept_from_first_write(log, args.results) as keep_log:
         server = make_server(args.results, args.port, args.reviewer, not args.no_saliency,
                              args.scans, palette=args.palette, token=token)
-        server.app.on_write = log.opener
+        server.app.on_write = keep_log
         url = f"{server_url(server)}?{access.TOKEN_QUERY}={token}"
         print(f"ctcnet review: serving {args.results} at {url} (Ctrl-C stops; the address "
               "admits its page alone: keep it to yourself)", flush=True)
@@ -104,9 +105,8 @@ def _log_kept_from_first_write(log, results):
                 opener()
 
     watcher = OpenOnWarning(logging.WARNING)
-    log.opener = opener
     logging.getLogger("ctcnet").addHandler(watcher)
     try:
-        yield
+        yield opener  # (for the server's first save)
     finally:
         logging.getLogger("ctcnet").removeHandler(watcher)

@@ -1115,9 +1115,9 @@ def test_the_review_keeps_a_log_from_its_first_write_and_a_look_writes_none(resu
     out = tmp_path / "results"
     shutil.copytree(results / "results", out)
     with run_log(out, "review", ["ctcnet", "review", str(out)]) as log, \
-            _log_kept_from_first_write(log, out):
+            _log_kept_from_first_write(log, out) as keep_log:
         server = make_server(out, port=0, reviewer="tester")
-        server.app.on_write = log.opener
+        server.app.on_write = keep_log
         threading.Thread(target=server.serve_forever, daemon=True).start()
         try:
             cands = json.loads(request(server, "GET", "/api/P001/state")[1])["candidates"]
