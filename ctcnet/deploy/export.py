@@ -44,6 +44,8 @@ from ctcnet.deploy.quantise import (
     quantise_int8,
 )
 from ctcnet.detect.crop_dataset import load_crops, read_crop_index
+from ctcnet.detect.cropping import cropping_contract
+from ctcnet.detect.detection import DetectConfig
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.evaluation.metrics import macro_f1
 from ctcnet.inference.backends import OnnxBackend, TorchBackend
@@ -379,6 +381,7 @@ def _with_metadata(onnx_file: Path, spec: ModelSpec, export_info: dict,
         "input_contract": INPUT_CONTRACT,
         "precision": export_info["precision"],
         "ctcnet_export": json.dumps(export_info, sort_keys=True),
+        "cropping": json.dumps(_cropping_record()),
         **(extra or {}),
     }
     del proto.metadata_props[:]
@@ -386,6 +389,17 @@ def _with_metadata(onnx_file: Path, spec: ModelSpec, export_info: dict,
     metadata[DIGEST_KEY] = model_digest(proto.SerializeToString(), metadata)
     onnx.helper.set_model_props(proto, metadata)
     return proto.SerializeToString()
+
+
+def _cropping_record() -> dict:
+    """How predict makes the crops the graph reads from a scan's frames (the ``cropping``
+    key): the event's centre as detection gives it, then the window, fill and resize."""
+    work_um = DetectConfig().work_pixel_um
+    return {"centre": f"the object's centroid weighted by the detection image on the frame "
+                      f"binned f x f, f = max(1, round({work_um} / scanner_um)), as "
+                      f"x = (cx + 0.5) * f - 0.5 (likewise y), in frame pixels whose centres "
+                      f"lie on integers",
+            **cropping_contract()}
 
 
 def _lowest_ir_version(proto) -> None:

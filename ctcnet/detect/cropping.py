@@ -37,7 +37,11 @@ import math
 
 import numpy as np
 
-from ctcnet.core.robust import background_from_percentiles, percentiles_and_range
+from ctcnet.core.robust import (
+    NORMAL_QUANTILES,
+    background_from_percentiles,
+    percentiles_and_range,
+)
 from ctcnet.detect.resampling import (
     antialias_matrix,
     bilinear,
@@ -195,6 +199,38 @@ def fill_block(levels: tuple[np.ndarray, ...], pattern: np.ndarray, dtype) -> np
         info = np.iinfo(dtype)
         return np.clip(np.rint(fill), info.min, info.max).astype(dtype)
     return fill.astype(dtype, copy=False)
+
+
+def cropping_contract() -> dict:
+    """How a frame's event becomes a model-scale crop, as data a port can check its own code
+    against (the ONNX file's ``cropping`` metadata; docs/deploying.md says it in prose): the
+    window's side and origin, the background fill's percentiles, formula and fixed pattern,
+    and the resize. Built from the constants this module crops with, so it cannot drift."""
+    z_low, z_high = (NORMAL_QUANTILES[q] for q in (10.0, 30.0))
+    return {
+        "window_side": "crop_size where pixel_size_um equals the scanner's, else "
+                       "ceil(crop_size * pixel_size_um / scanner_um) + 1",
+        "window_origin": "round_half_even(y) - side // 2, round_half_even(x) - side // 2 "
+                         "(the event's pixel at index side // 2)",
+        "border_fill": {
+            "percentiles": [10, 30], "percentile_method": "linear",
+            "measured_on": "the window's pixels inside the frame, per channel",
+            "noise": f"(q30 - q10) / {z_high - z_low:.7f}",
+            "level": f"q30 + {-z_high:.7f} * noise",
+            "pixel": "level + noise * pattern[row, col], clipped to the in-frame pixels' "
+                     "minimum and maximum, kept float32",
+            "pattern": {"generator": "numpy.random.default_rng (PCG64)", "seed": _FILL_SEED,
+                        "draw": "standard_normal((side, side)).astype(float32)"},
+        },
+        "resize": {
+            "size": "m = max(crop_size, round_half_even(side * scanner_um / pixel_size_um))",
+            "kernel": "bilinear, half-pixel centres (align_corners=False); when shrinking "
+                      "the tent widened by side / m and renormalised (antialias)",
+            "keep": "rows and columns (m - crop_size) // 2 to (m - crop_size) // 2 + "
+                    "crop_size - 1",
+            "dtype": "float32",
+        },
+    }
 
 
 def background_fill(crops, inside, measure=None):

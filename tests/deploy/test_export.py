@@ -357,3 +357,39 @@ def test_a_shipped_model_exports_into_the_working_folder_from_python_too(tmp_pat
     assert export_paths(shipped, None) == (shipped, Path("ctcnet-default.onnx"))
     assert export_paths(tmp_path / "lab.pt", None) == (tmp_path / "lab.pt", tmp_path / "lab.onnx")
     assert export_paths("ctcnet-default", "x.onnx")[1] == Path("x.onnx")
+
+
+def test_cropping_record_rebuilds_predicts_border_crop(exported):
+    """A port following the file's ``cropping`` record alone (the seed, the fill's numbers,
+    the window rule) cuts the crop predict cuts at a frame corner, pixel for pixel."""
+    from ctcnet.detect.cropping import extract_crops
+
+    _, path, spec, _ = exported
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    record = json.loads(meta["cropping"])
+    fill = record["border_fill"]
+    divisor = float(re.search(r"/ ([0-9.]+)", fill["noise"]).group(1))
+    over = float(re.search(r"\+ ([0-9.]+) \* noise", fill["level"]).group(1))
+    assert "round(1.9 / scanner_um)" in record["centre"] and fill["percentiles"] == [10, 30]
+
+    rng = np.random.default_rng(3)
+    frame = rng.normal(500, 20, (5, 60, 70)).astype(np.float32)
+    size = spec.crop_size
+    x, y = 3.0, 5.0  # a corner event: its window runs past the top and the left border
+    top, left = int(np.rint(y)) - size // 2, int(np.rint(x)) - size // 2
+    expected = np.empty((5, size, size), np.float32)
+    pattern = np.random.default_rng(fill["pattern"]["seed"]).standard_normal(
+        (size, size)).astype(np.float32)
+    rows = slice(max(top, 0), top + size)
+    cols = slice(max(left, 0), left + size)
+    for c in range(5):
+        inside = frame[c, rows, cols]
+        q10, q30 = np.percentile(inside, [10, 30])
+        noise = (q30 - q10) / divisor
+        block = np.clip(q30 + over * noise + noise * pattern, inside.min(), inside.max())
+        block[-top:, -left:] = inside
+        expected[c] = block
+    crops, padded = extract_crops(frame, np.array([x]), np.array([y]), size,
+                                  spec.pixel_size_um, spec.pixel_size_um)
+    assert padded[0]
+    np.testing.assert_allclose(crops[0], expected, atol=1e-3)
