@@ -89,3 +89,30 @@ def test_few_or_split_votes_are_not_warned_of():
     other = PlaneVotes(["DAPI", "CK", "CD66b"], 0, 500)  # not the published markers: a swap
     other.votes = Counter({2: 30, 0: 3})
     assert 'likely ["CD66b", "CK", "DAPI"]' in other.warning()
+
+
+def _cell_with_bleed(first: bool, seed: int) -> tuple[np.ndarray, int]:
+    """A CTC crop (CK cytoplasm round a DAPI nucleus) with a plane carrying a fifth of DAPI's
+    signal plus noise (DAPI's bleed into a therapy marker's plane), first or last; and DAPI's
+    index."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:80, :80]
+    r2 = (yy - 40.0) ** 2 + (xx - 40.0) ** 2
+    nucleus = 3000.0 * np.exp(-r2 / (2 * 6.0 ** 2))
+    ck = 2000.0 * np.exp(-r2 / (2 * 12.0 ** 2))
+    planes = [nucleus, ck, 0.2 * nucleus]
+    crop = np.stack(planes) + 200.0 + rng.normal(0, 20.0, (3, 80, 80))
+    if first:
+        return crop[[2, 0, 1]], 1
+    return crop, 0
+
+
+@pytest.mark.parametrize("first", [False, True])
+def test_a_plane_carrying_dapis_bleed_is_not_the_nucleuss_in_either_order(first):
+    """The nucleus's plane is DAPI's, not the dimmer copy's, wherever the copy's plane lies:
+    the smallest object alone handed the copy about half the crops."""
+    votes = Counter()
+    for seed in range(12):
+        crop, dapi = _cell_with_bleed(first, seed)
+        votes[nucleus_plane(crop) == dapi] += 1
+    assert votes[True] == 12, votes
