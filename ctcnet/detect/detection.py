@@ -220,7 +220,8 @@ def check_frame_size(h: int, w: int, factor: int) -> None:
 
 
 def detect_events(frame: np.ndarray, panel: Panel, config: DetectConfig | None = None,
-                  return_labels: bool = False, alternates: bool = False):
+                  return_labels: bool = False, alternates: bool = False,
+                  measured: dict[str, np.ndarray] | None = None):
     """Find the events of one (C, H, W) frame of raw counts.
 
     Returns a DataFrame with one row per event: ``x, y`` (centre, frame pixels), ``bbox_x0,
@@ -229,6 +230,9 @@ def detect_events(frame: np.ndarray, panel: Panel, config: DetectConfig | None =
     over the object, per panel channel). With ``return_labels`` also the label image on the
     binned grid and the binning factor. With ``alternates`` also the members of merged objects
     whose own markers read as a CTC's, as rows of their own (:func:`with_marker_parts`).
+    ``measured``: (H, W) planes by name that take no part in finding events, each event's mean
+    over its object in them given as ``mean_<name>`` too (a scan's planes the model does not
+    read: :mod:`ctcnet.io.unread_planes`).
     """
     config = config or DetectConfig()
     frame = np.asarray(frame)
@@ -236,7 +240,17 @@ def detect_events(frame: np.ndarray, panel: Panel, config: DetectConfig | None =
     check_frame(frame, factor)
     binned, snr = frame_maps(frame, panel, config)
     return events_from_maps(binned, snr, frame.shape[1:], panel, config, return_labels,
-                            alternates)
+                            alternates, binned_planes(measured, factor))
+
+
+def binned_planes(measured: dict[str, np.ndarray] | None, factor: int
+                  ) -> dict[str, np.ndarray] | None:
+    """``measured`` planes binned as detection bins the frame (:func:`bin_frame`), for the
+    events' means over their objects."""
+    if not measured:
+        return None
+    return {name: bin_frame(np.asarray(plane)[None], factor)[0]
+            for name, plane in measured.items()}
 
 
 def frame_maps(frame: np.ndarray, panel: Panel, config: DetectConfig
@@ -264,10 +278,10 @@ def non_finite_error(frame_max: float) -> InputError:
 
 def events_from_maps(binned: np.ndarray, snr: np.ndarray, frame_shape: tuple[int, int],
                      panel: Panel, config: DetectConfig, return_labels: bool = False,
-                     alternates: bool = False):
+                     alternates: bool = False, measured: dict[str, np.ndarray] | None = None):
     """Steps 3-5 on the binned grid (a ninth of the frame's pixels), from the per-channel
     signal-to-noise maps: threshold, split and merge, measure; the event table of
-    :func:`detect_events`."""
+    :func:`detect_events` (``measured``: binned planes measured too, :func:`binned_planes`)."""
     from skimage.filters import apply_hysteresis_threshold
 
     factor, work_px = config.work_grid(panel.pixel_size_um)
@@ -288,7 +302,8 @@ def events_from_maps(binned: np.ndarray, snr: np.ndarray, frame_shape: tuple[int
     else:
         labels, _ = ndimage.label(mask)
     table = lambda image: _object_table(image, binned, detection, panel,  # noqa: E731
-                                        factor, tuple(frame_shape), config, alternates)
+                                        factor, tuple(frame_shape), config, alternates,
+                                        measured)
     events = table(labels)
     if alternates:
         events = with_marker_parts(events, labels, pieces, pairs, snr, panel, config, table)
@@ -299,9 +314,11 @@ def events_from_maps(binned: np.ndarray, snr: np.ndarray, frame_shape: tuple[int
 
 def _object_table(labels: np.ndarray, binned: np.ndarray, detection: np.ndarray, panel: Panel,
                   factor: int, frame_shape: tuple[int, int], config: DetectConfig,
-                  with_label: bool = False) -> pd.DataFrame:
+                  with_label: bool = False, measured: dict[str, np.ndarray] | None = None
+                  ) -> pd.DataFrame:
     """Per-object statistics of a label image, filtered by size; one row per kept object
-    (``with_label``: and its label, in a :data:`LABEL` column)."""
+    (``with_label``: and its label, in a :data:`LABEL` column; ``measured``: binned planes
+    whose means are given after the panel's)."""
     h, w = frame_shape
     px = float(panel.pixel_size_um)
     flat = labels.ravel()
@@ -342,13 +359,15 @@ def _object_table(labels: np.ndarray, binned: np.ndarray, detection: np.ndarray,
         columns["area_um2"] = area_px[ids] * px * px
         columns["peak_snr"] = np.asarray(peak, dtype=np.float32)
         columns["edge_cut"] = _cut_by_border(labels, detection, peak_all, config.edge_fraction)[ids]
-        for ch, name in enumerate(panel.names):
-            sums = np.bincount(lab, weights=binned[ch].ravel()[fg], minlength=n_labels)
+        planes = [*zip(panel.names, binned), *(measured or {}).items()]
+        for name, plane in planes:
+            sums = np.bincount(lab, weights=plane.ravel()[fg], minlength=n_labels)
             columns[f"mean_{name}"] = (sums[ids] / area_bin[ids]).astype(np.float32)
         if with_label:
             columns[LABEL] = ids
         return pd.DataFrame(columns)
-    table = empty_event_table(panel)
+    table = empty_event_table(panel).assign(**{f"mean_{name}": np.zeros(0, np.float32)
+                                               for name in measured or {}})
     return table.assign(**{LABEL: np.zeros(0, np.int64)}) if with_label else table
 
 

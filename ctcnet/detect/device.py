@@ -36,6 +36,7 @@ from ctcnet.detect.cropping import (
 from ctcnet.detect.detection import (
     QUANTISATION_NOISE,
     DetectConfig,
+    binned_planes,
     check_frame,
     check_frame_size,
     events_from_maps,
@@ -174,15 +175,18 @@ def frame_maps(frame: torch.Tensor, panel: Panel, config: DetectConfig
 
 
 def detect_events(frame: torch.Tensor, panel: Panel, config: DetectConfig | None = None,
-                  alternates: bool = False) -> pd.DataFrame:
+                  alternates: bool = False, measured: dict[str, np.ndarray] | None = None
+                  ) -> pd.DataFrame:
     """The events of an uploaded frame (:func:`upload`), as
-    :func:`ctcnet.detect.detection.detect_events` finds them."""
+    :func:`ctcnet.detect.detection.detect_events` finds them (``measured``: host planes
+    measured over the events' objects, binned on the host)."""
     config = config or DetectConfig()
-    check_frame_size(*frame.shape[1:], config.binning(float(panel.pixel_size_um)))
+    factor = config.binning(float(panel.pixel_size_um))
+    check_frame_size(*frame.shape[1:], factor)
     with torch.inference_mode(), frame_stream(frame.device):
         binned, snr = frame_maps(frame, panel, config)
     return events_from_maps(binned, snr, tuple(frame.shape[1:]), panel, config,
-                            alternates=alternates)
+                            alternates=alternates, measured=binned_planes(measured, factor))
 
 
 def extract_crops(frame: torch.Tensor, x: np.ndarray, y: np.ndarray, crop_size: int,

@@ -57,6 +57,7 @@ from ctcnet.io.frame_checks import (
     unfilled_note,
 )
 from ctcnet.io.scan import Cartridge, FrameRef, get_source
+from ctcnet.io.unread_planes import read_with_unread
 from ctcnet.nn.spec import ModelSpec
 
 # Frames (spread over the cartridge) whose events measure its spillover, with compensation on:
@@ -155,7 +156,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
     t0 = time.perf_counter()
     try:
         before = file_marks(frame.files)  # what the digest's files must still be once hashed
-        pixels = cartridge.read(frame)
+        pixels, measured_planes = read_with_unread(cartridge, frame)
     except InputError as err:  # (a file written lately may be a frame still being written)
         lately = " (written in the last minutes: if it is still being written, the next run " \
             "reads it once whole)" if written_lately(frame.files) and \
@@ -198,7 +199,8 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
             pixels = on_device.upload(pixels, device)
             detect, cut = on_device.detect_events, on_device.extract_crops
         events = detect(pixels, cartridge.panel, config,
-                        alternates=alternates and config.offer_members)
+                        alternates=alternates and config.offer_members,
+                        measured=measured_planes)
         t2 = time.perf_counter()
         crops, padded = cut(pixels, events["x"].to_numpy(), events["y"].to_numpy(),
                             spec.crop_size, spec.pixel_size_um, cartridge.panel.pixel_size_um)

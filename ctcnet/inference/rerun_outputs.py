@@ -38,8 +38,9 @@ from ctcnet.inference.summary import (
     previous_folder,
     withdraw_summary,
 )
-from ctcnet.inference.tables import write_tables
+from ctcnet.inference.tables import SUMMARY_COLUMNS, write_tables
 from ctcnet.io.digests import file_sha256
+from ctcnet.io.unread_planes import unread_planes
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +270,9 @@ def tables_from_journal(out_dir: Path, parts: Path, cartridge, earlier: EarlierR
     first = next(tables, None)
     if first is None:  # no events at all: the files still get every column
         first = empty_table()
-    events = write_tables(out_dir, itertools.chain([first], tables))
+    # The summary reads the unread planes' means too (unread_markers).
+    keep = (*SUMMARY_COLUMNS, *(f"mean_{name}" for _, name in unread_planes(cartridge)))
+    events = write_tables(out_dir, itertools.chain([first], tables), keep)
     events_sha256 = file_sha256(out_dir / "events.parquet")
     counted_before = earlier.settled(out_dir, out_dir.name, counted_before, overwrite,
                                      events_sha256)

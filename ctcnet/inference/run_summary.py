@@ -40,8 +40,10 @@ from ctcnet.inference.summary import (
     sample_status,
     volume_read_ml,
 )
+from ctcnet.inference.unread_markers import unread_marker_summary
 from ctcnet.io.cartridge_info import unread_keys
 from ctcnet.io.scan import Cartridge
+from ctcnet.io.unread_planes import unread_planes
 from ctcnet.nn.calls import BALANCED_PRIOR, CARTRIDGE_PRIOR, decision_weights
 from ctcnet.nn.spec import ModelSpec
 
@@ -134,6 +136,9 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
         **RunSummary.count_fields(tally),
         guard=guard_summary(events, spec),  # calls the marker guard sent to review, by flag
         clusters_by_partner=cluster_partners(events),
+        unread_markers=unread_marker_summary(
+            events, [name for _, name in unread_planes(cartridge)],
+            spec.taxonomy.of_kind("ctc"), spec.taxonomy.of_kind("wbc")),
         review_list=review_list,
         edge_cut=int(events["edge_cut"].sum()) if n else 0,
         detection=asdict(options.detect),

@@ -125,6 +125,9 @@ class RunSummary:
     # Counted cluster calls by the partners their markers read (neutrophil, leukocyte,
     # platelet, homotypic; guard.cluster_partners); None in a summary written before it.
     clusters_by_partner: dict | None = None
+    # The scan's planes the model does not read: the leukocytes' level in each and the counted
+    # CTCs above it (unread_markers); None where it has none, or in a summary written before.
+    unread_markers: dict | None = None
     ground_truth: dict | None = None  # simulated cartridges: detection recall, true counts
     gallery: dict | None = None       # per gallery category: total, shown, pages
     # --compensate: CK's spillover taken off the crops before the model, and where from.

@@ -25,6 +25,7 @@ from ctcnet.detect.detection import empty_event_table
 from ctcnet.io.atomic import atomic_path
 from ctcnet.io.cartridge_info import output_format
 from ctcnet.io.scan import Cartridge
+from ctcnet.io.unread_planes import unread_planes
 from ctcnet.nn.calls import COUNTED_CLASSES, FAILED_CLASS, calls_from_proba, filed_by_prior
 from ctcnet.nn.spec import ModelSpec
 
@@ -144,7 +145,8 @@ def filed_by_prior_of(events: pd.DataFrame, spec=None) -> np.ndarray:
 def empty_frame_table(cartridge: Cartridge) -> pd.DataFrame:
     """A frame's events table with no rows and every column of one: what the tables are
     written from when a cartridge has no events at all."""
-    table = empty_event_table(cartridge.panel)
+    table = empty_event_table(cartridge.panel).assign(
+        **{f"mean_{name}": np.zeros(0, np.float32) for _, name in unread_planes(cartridge)})
     for col, dtype in (("frame_id", object), ("col", "int64"), ("row", "int64"),
                        ("frame", "int64")):
         table.insert(0, col, pd.Series(dtype=dtype))
@@ -173,7 +175,7 @@ def write_tables(out_dir: Path, tables: Iterable[pa.Table | pd.DataFrame],
     never held: a cartridge of a million events is written a row group at a time, so memory
     does not grow with the cartridge beyond the returned columns.
     """
-    kept, pending, rows, offset = ColumnKeeper(keep), [], 0, 0
+    kept, pending, rows, offset, names = ColumnKeeper(keep), [], 0, 0, None
     with atomic_path(out_dir / "events.parquet") as parquet_tmp, \
             atomic_path(out_dir / "events.csv") as csv_tmp, open(csv_tmp, "wb") as csv:
         writer = None
@@ -199,6 +201,8 @@ def write_tables(out_dir: Path, tables: Iterable[pa.Table | pd.DataFrame],
                     table = pa.Table.from_pandas(table, preserve_index=False)
                 ids = pa.array(np.arange(offset, offset + len(table), dtype=np.int64))
                 table = table.add_column(0, "event_id", ids)
+                names = names or table.column_names
+                table = same_columns(table, names)
                 kept.add(table)
                 pending.append(table)
                 offset += len(table)
@@ -210,6 +214,20 @@ def write_tables(out_dir: Path, tables: Iterable[pa.Table | pd.DataFrame],
             if writer is not None:
                 writer.close()
     return kept.table()
+
+
+def same_columns(table: pa.Table, names: list[str]) -> pa.Table:
+    """``table`` with the columns ``names`` in that order: one it lacks as empty values, one
+    it has beyond them left out (a journal's frames from software that measured other planes:
+    one file has one set of columns)."""
+    if table.column_names == names:
+        return table
+    extra = [n for n in table.column_names if n not in names]
+    if extra:
+        log.warning("events table: column(s) %s of some frames left out (their other frames, "
+                    "read by another version, lack them)", extra)
+    return pa.table({n: table.column(n) if n in table.column_names else
+                     pa.nulls(len(table)) for n in names})
 
 
 def parquet_schema(table: pa.Table) -> pa.Schema:

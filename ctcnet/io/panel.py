@@ -261,12 +261,11 @@ class Panel:
         extra = [n for i, n in enumerate(data.names) if i not in indices]
         return indices, extra
 
-    def channel_indices(self, data: Panel, what: str = "data") -> list[int]:
+    def channel_indices(self, data: Panel, what: str = "data", dropped_as: str = "") -> list[int]:
         """Indices of the data channels that carry this (the model's) channels, in its order.
-
-        Data channels the model does not use are dropped with a logged note; a channel the
-        model needs and the data lacks is a :class:`PanelMismatchError` naming it.
-        """
+        Data channels the model does not use are dropped with a logged note (``dropped_as``:
+        what becomes of them, said after it); a channel the model needs and the data lacks is
+        a :class:`PanelMismatchError` naming it."""
         indices, extra = self.match_channels(data)
         missing = [c.name for c, i in zip(self.channels, indices) if i is None]
         if missing:
@@ -286,8 +285,8 @@ class Panel:
             # A marker that finds CK-negative CTCs (vimentin, EpCAM) the model cannot read:
             # those CTCs are not counted, which a count read beside the scanner's should say.
             vouching = [name for name in extra if marker_role(name) in ("mesenchymal", "epcam")]
-            log.warning("%s: dropping channel(s) %s, which the model (%s) does not use%s", what,
-                        extra, ", ".join(self.names),
+            log.warning("%s: dropping channel(s) %s, which the model (%s) does not use%s%s",
+                        what, extra, ", ".join(self.names), dropped_as,
                         f"; CTCs that only {', '.join(vouching)} shows (CK-negative: EMT) are "
                         "not counted by this model (a model trained with the channel reads "
                         "them)" if vouching else "")

@@ -117,7 +117,10 @@ class Cartridge:
         order (at the scan's pixel size) and :meth:`read` returns those channels only."""
         source = self.file_panel or self.panel
         try:
-            indices = model_panel.channel_indices(source, what=f"cartridge {self.sample_id}")
+            indices = model_panel.channel_indices(
+                source, what=f"cartridge {self.sample_id}",
+                dropped_as=" as an input: each event's mean over its object in them is measured "
+                           "(events table: mean_<channel>; summary.json: unread_markers)")
         except PanelMismatchError as err:
             # A channel panel.json left out reads as a stain the scan lacks: where the files
             # hold another number of planes than panel.json names, say that first.
@@ -416,11 +419,20 @@ def cartridge_identity(frames: list[FrameRef]) -> str:
 def read_frame(frame: FrameRef, panel: Panel, channels=None) -> np.ndarray:
     """Read one frame as float32 (C, H, W) in the scanner's counts, checked against the panel
     (the files' own); ``channels`` (indices into it) picks and orders the channels returned."""
+    return read_frame_and(frame, panel, channels)[0]
+
+
+def read_frame_and(frame: FrameRef, panel: Panel, channels=None, also=()
+                   ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """:func:`read_frame`, and the planes ``also`` (indices into the panel) read in the same
+    pass as the files hold them, unchecked: planes measured beside the channels, whose oddities
+    must not cost the frame."""
     keep = list(range(panel.num_channels)) if channels is None else list(channels)
     if frame.problem is not None:
         raise InputError(frame.problem, frame.files[0] if frame.files else frame.stem)
     # The frame's source reads only the kept channels where its layout allows.
-    planes = get_source(frame.source_name).read(frame, panel, keep)
+    planes = get_source(frame.source_name).read(frame, panel, keep + list(also))
+    planes, others = planes[:len(keep)], planes[len(keep):]
     if len({plane.shape for plane in planes}) == 1:
         # Each plane converted straight into its place: stacking, then converting, wrote the
         # frame twice (3.1 against 1.4 ms for a 5-channel CellSearch frame).
@@ -431,7 +443,7 @@ def read_frame(frame: FrameRef, panel: Panel, channels=None) -> np.ndarray:
         out = np.stack(planes).astype(np.float32, copy=False)
     check_frame_values(out, [panel.channels[c] for c in keep], frame.files[0],
                        fresh=written_lately(frame.files))
-    return out
+    return out, others
 
 
 def write_cartridge_info(root: str | Path, panel: Panel, sample_id: str, num_frames: int,

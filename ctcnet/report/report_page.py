@@ -266,6 +266,24 @@ def partners_html(partners: dict | None) -> str:
             f"{html.escape(text)}</p>")
 
 
+def unread_markers_html(unread: dict | None) -> str:
+    """The scan's planes the model does not read: per plane the counted CTCs above the
+    sample's leukocytes (``summary.json``'s ``unread_markers``), or ''."""
+    if not unread:
+        return ""
+    parts = []
+    for name, r in unread["planes"].items():
+        parts.append(f"{name}: {r['counted_ctcs_above']} of {r['counted_ctcs']} counted CTCs "
+                     f"above {r['above_level']:g} (the {r['leukocytes']} leukocytes' median "
+                     f"{r['leukocyte_median']:g}, sd {r['leukocyte_sd']:g})"
+                     if r["above_level"] is not None else
+                     f"{name}: {r['leukocytes']} leukocytes, too few for a reference")
+    return (f'<p id="unread-markers"><b>Planes the model does not read</b> (each event\'s '
+            f"mean over its object in them: events.csv, mean_&lt;plane&gt;; above: "
+            f"{html.escape(unread['rule'].split(';')[0])}): "
+            f"{html.escape('; '.join(parts))}</p>")
+
+
 def _utc(seconds: float | None) -> str:
     """When the counts were made, in UTC with its zone named (n/a: not recorded)."""
     if seconds is None:
@@ -369,6 +387,7 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
 {counts_table(s.tally, s.reviewed, no_result=s.status == "failed",
               signed=signoff_holds({"signoff": signoff}))}
 {partners_html(s.clusters_by_partner)}
+{unread_markers_html(s.unread_markers)}
 {signoff_html(signoff) if s.reviewed is not None or signoff is not None else ''}
 <p>Tables: <a href="events.csv">events.csv</a>, <a href="events.parquet">events.parquet</a>,
 <a href="summary.json">summary.json</a></p>

@@ -1,0 +1,52 @@
+"""The planes of a scan that the model does not read, read beside its channels to be measured.
+
+A scan may image more markers than a model reads: a therapy marker (HER2, PD-L1), an EMT
+marker (vimentin), a FITC plane left empty. :meth:`~ctcnet.io.scan.Cartridge.conform` keeps the
+model's channels; these planes are read in the same pass (a CellSearch frame's file is decoded
+whole anyway; a channel file is one more file), so that detection can give each event's mean
+over its object in them too (``mean_<name>`` in the events table) without their taking any part
+in finding events, cutting crops or calling them. They are measurements, not inputs: a plane
+of another size than the frame's, or one that will not read, is left out of that frame's
+measurements (its events' ``mean_<name>`` empty), never the frame's reason to be skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ctcnet.io.scan import Cartridge, read_frame_and
+from ctcnet.io.sources import FrameRef
+
+log = logging.getLogger(__name__)
+
+
+def unread_planes(cartridge: Cartridge) -> list[tuple[int, str]]:
+    """(index in the files' panel, name) of each plane ``cartridge`` (conformed to a model)
+    holds but does not read, in the files' order; [] before :meth:`Cartridge.conform` or
+    where it keeps every plane."""
+    if cartridge.file_panel is None or cartridge.channels is None:
+        return []
+    kept = set(cartridge.channels)
+    return [(i, name) for i, name in enumerate(cartridge.file_panel.names) if i not in kept]
+
+
+def read_with_unread(cartridge: Cartridge, frame: FrameRef
+                     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """:meth:`Cartridge.read` of ``frame``, and its unread planes by name ({} where there are
+    none): each as the file holds it, of the frame's size (a plane of another size is left
+    out, with a debug line)."""
+    planes = unread_planes(cartridge)
+    if not planes:
+        return cartridge.read(frame), {}
+    pixels, others = read_frame_and(frame, cartridge.file_panel, cartridge.channels,
+                                    [i for i, _ in planes])
+    measured = {}
+    for (_, name), plane in zip(planes, others):
+        if np.shape(plane) == pixels.shape[1:]:
+            measured[name] = plane
+        else:
+            log.debug("%s %s: plane %s is %s, the frame %s: not measured", cartridge.sample_id,
+                      frame.stem, name, np.shape(plane), pixels.shape[1:])
+    return pixels, measured

@@ -1,0 +1,113 @@
+"""A scan's planes the model does not read are measured beside it: each event's mean over its
+object (``mean_<plane>`` in the events table, from the same objects and binning as the model's
+channels' means), the leukocytes' reference and the counted CTCs above it in summary.json
+(``unread_markers``); they take no part in finding or calling events."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from ctcnet.cli import main
+from ctcnet.detect.detection import DetectConfig, detect_events
+from ctcnet.inference.tables import same_columns
+from ctcnet.inference.unread_markers import unread_marker_summary
+from ctcnet.io.images import write_tiff
+from ctcnet.io.panel import load_panel
+
+SIX = ["DAPI", "CK", "CD45", "CD61", "CD66b", "HER2"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A six-plane scan whose HER2 plane is a copy of its DAPI plane, and the same scan
+    without that plane, each predicted with the default model."""
+    from ctcnet.simulate import simulate_cartridge
+
+    root = tmp_path_factory.mktemp("unread")
+    six = root / "six"
+    simulate_cartridge(six, load_panel({"channels": SIX, "pixel_size_um": 0.64}),
+                       num_frames=2, seed=11, events_per_frame=200,
+                       rare_rates={"ctc": 0.05})
+    five = root / "five"
+    five.mkdir()
+    panel = json.loads((six / "panel.json").read_text())
+    pixel_um = panel["pixel_size_um"]  # the simulator's draw
+    for frame in sorted(six.glob("r*.tif")):
+        planes = tifffile.imread(frame)
+        planes[5] = planes[0]  # HER2 shows exactly what DAPI shows
+        write_tiff(frame, planes, SIX, pixel_um)
+        write_tiff(five / frame.name, planes[:5], SIX[:5], pixel_um)
+    (five / "panel.json").write_text(json.dumps({**panel, "channels": panel["channels"][:5]}))
+    (five / "cartridge.json").write_text((six / "cartridge.json").read_text())
+    for name in ("six", "five"):
+        assert main(["predict", str(root / name), "--out", str(root / f"out_{name}"),
+                     "--no-report", "--quiet"]) == 0
+    return root
+
+
+def _outputs(root, name):
+    sample = next((root / f"out_{name}").glob("*/summary.json")).parent
+    return (pd.read_parquet(sample / "events.parquet"),
+            json.loads((sample / "summary.json").read_text()))
+
+
+def test_an_unread_plane_is_measured_over_each_events_object(runs):
+    events, summary = _outputs(runs, "six")
+    assert len(events) > 100
+    # The same objects and binning as the model's channels: a copy of DAPI reads as DAPI.
+    np.testing.assert_allclose(events["mean_HER2"], events["mean_DAPI"], rtol=1e-6)
+    assert summary["panel"]["channels"][-1]["name"] == "CD66b"  # the model's channels only
+
+
+def test_an_unread_plane_changes_no_event_or_call(runs):
+    six, _ = _outputs(runs, "six")
+    five, summary = _outputs(runs, "five")
+    assert "mean_HER2" not in five and summary.get("unread_markers") is None
+    same = [c for c in five.columns if c in six.columns]
+    pd.testing.assert_frame_equal(six[same], five[same])
+
+
+def test_the_summary_states_the_leukocytes_level_and_the_ctcs_above_it(runs):
+    events, summary = _outputs(runs, "six")
+    record = summary["unread_markers"]["planes"]["HER2"]
+    leukocytes = events.loc[events["class"] == "wbc", "mean_HER2"].to_numpy(np.float64)
+    median = np.median(leukocytes)
+    sd = 1.4826 * np.median(np.abs(leukocytes - median))
+    assert record["leukocytes"] == len(leukocytes)
+    assert record["leukocyte_median"] == pytest.approx(median, abs=0.01)
+    assert record["above_level"] == pytest.approx(median + 3 * sd, abs=0.02)
+    ctcs = events[(events["class"] == "ctc") & (events["guard"].fillna("") == "")]
+    assert record["counted_ctcs"] == len(ctcs) > 0
+    assert record["counted_ctcs_above"] == int((ctcs["mean_HER2"] > median + 3 * sd).sum())
+    assert "leukocytes' median + 3 robust sd" in summary["unread_markers"]["rule"]
+
+
+def test_too_few_leukocytes_give_no_level():
+    events = pd.DataFrame({"class": ["wbc"] * 5 + ["ctc"], "guard": [""] * 6,
+                           "mean_HER2": [1.0, 2, 3, 4, 5, 90]})
+    record = unread_marker_summary(events, ["HER2"], ["ctc"], ["wbc"])["planes"]["HER2"]
+    assert record["leukocytes"] == 5 and record["above_level"] is None
+    assert record["counted_ctcs_above"] is None and record["counted_ctcs"] == 1
+    assert unread_marker_summary(events, [], ["ctc"], ["wbc"]) is None
+
+
+def test_a_frame_without_events_keeps_the_measured_column():
+    panel = load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
+    flat = np.full((3, 64, 64), 100.0, np.float32)
+    events = detect_events(flat, panel, DetectConfig(),
+                           measured={"HER2": np.zeros((64, 64), np.uint16)})
+    assert len(events) == 0 and "mean_HER2" in events
+
+
+def test_tables_of_other_columns_are_written_as_the_first():
+    import pyarrow as pa
+
+    first = ["event_id", "x", "mean_HER2"]
+    lacking = pa.table({"event_id": [1], "x": [2.0]})
+    assert same_columns(lacking, first).column_names == first
+    assert same_columns(lacking, first).column("mean_HER2").null_count == 1
+    more = pa.table({"event_id": [1], "mean_HER2": [3.0], "x": [2.0], "mean_VIM": [1.0]})
+    assert same_columns(more, first).column_names == first
