@@ -20,12 +20,13 @@ the cartridge (:func:`metadata_problems`); a folder of raw scan crops is read th
 
 * **The nucleus's plane.** In a cell the nucleus is a compact object inside the cell another
   marker lights (CK's cytoplasm round a CTC's, CD45's membrane round a leukocyte's): the plane
-  of the smallest central object inside a larger object of another plane
+  of the smallest central object inside a larger object of another plane, or the plane that
+  object is a dim copy of (a bleed of DAPI shows the nucleus in another plane)
   (:func:`ctcnet.detect.plane_order.nucleus_plane_of`, which judges composite exports the same
   way). On the 20 counting cartridges (``scripts/cartridge_counts.py``, default panel, 10
-  frames, 48-77 events read that show a nucleus) the DNA channel's plane is that plane on at
-  least 27 and the most of any, no other on more than 25; DAPI and CK swapped, the CK plane on
-  23-49, DAPI's on 15 at most.
+  frames, 48-76 events read that show a nucleus) the DNA channel's plane is that plane on at
+  least 31 and the most of any, no other on more than 18 (a lead of 18 at the least); DAPI
+  and CK swapped, the CK plane on 30-58, DAPI's on 17 at most.
 * **The leukocyte markers.** Neutrophils carry CD45 as well as CD66b; lymphocytes and
   monocytes CD45 alone. Of the nucleated events, those lit in the neutrophil marker without
   the leukocyte marker are few and those lit the other way many: 0-9 against 12-42 on the
