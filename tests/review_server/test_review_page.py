@@ -72,8 +72,9 @@ CLASSES = ["ctc", "wbc", "cluster", "debris"]
     ("Enter", "BUTTON", {}, None),            # the focused button's own press (e.g. reject)
     (" ", "BUTTON", {}, None),
     ("Enter", "A", {}, None),                 # a focused link opens
-    # No shortcut: after a button pressed with Enter the focus is on the page, and a second
-    # Enter must not confirm the next event unseen.
+    # No shortcut: after a decision's button pressed with Enter the focus is on the next
+    # event's buttons (a DIV, their group) or the page, and a second Enter must not confirm
+    # that event unseen.
     ("Enter", "BODY", {}, None),
     ("Enter", "DIV", {}, None),
     ("y", "BUTTON", {}, {"call": "confirm"}),    # letter shortcuts work wherever focus is
@@ -174,12 +175,14 @@ def page_state(n: int, gallery: bool = False) -> dict:
             "unattached": [], "saliency": True}
 
 
-def run_page(scenario: str, state: dict, page=PAGE, search: str = ""):
+def run_page(scenario: str, state: dict, page=PAGE, search: str = "", before: str = ""):
     """Open the page on the stand-in DOM, the server answering with ``state``, and run
     ``scenario`` (the body of an async function: ``page``, ``state``, ``routes`` in scope);
     returns what it returns. Decisions are answered as saved, polls as "unchanged" and tile
     requests are held open, unless ``routes`` (``[url prefix, reply or function]``, first
-    match wins) says otherwise. ``search``: the page address's query (``?reading=second``)."""
+    match wins) says otherwise. ``search``: the page address's query (``?reading=second``).
+    ``before``: run once the page's scripts ran, before its state is answered (what an
+    earlier page left in ``page.context.localStorage``)."""
     node = shutil.which("node") or shutil.which("nodejs")
     if not node:
         pytest.skip("no node to run the page")
@@ -209,6 +212,7 @@ function answer(url, options) {{
 }}
 (async () => {{
   const page = openPage({json.dumps(str(page))}, answer, undefined, {json.dumps(search)});
+  {before}
   await page.settle();
   const result = await (async () => {{ {scenario} }})();
   console.log(JSON.stringify(result === undefined ? null : result));
@@ -693,14 +697,19 @@ def test_a_grid_page_ends_what_u_takes_back():
 def test_a_slider_lays_a_gain_over_its_channel_and_is_remembered():
     got = run_page("""
         const inputs = page.document.querySelectorAll("#display-controls input");
+        const said = () => inputs.map((i) => i.getAttribute("aria-valuetext"));
+        const first = said();
         inputs[2].value = "-10";
         inputs[2].listeners.input[0]();
         const layers = page.document.querySelectorAll("#tile div.gain");
         return {inputs: inputs.length, layers: layers.map((l) => [
                   l.getAttribute("data-channel"), l.style.left, l.style.backdropFilter]),
-                stored: page.context.localStorage.getItem("ctcnet-gain-P001-CD45")};
+                stored: page.context.localStorage.getItem("ctcnet-gain-P001-CD45"),
+                first, said: said()};
     """, page_state(2, gallery=True))
     assert got["inputs"] == len(CHANNELS)
+    # A screen reader says the gain shown, not the slider's -20 to 20.
+    assert got["first"] == ["x1.00"] * 3 and got["said"] == ["x1.00", "x1.00", "x0.50"]
     assert got["layers"] == [["2", "50%", "brightness(0.500)"]]
     assert got["stored"] == "-10"
 
@@ -837,12 +846,13 @@ def test_with_the_shortcuts_off_the_list_and_the_buttons_do_what_the_keys_did():
         await page.settle();
         return {afterRow, current, afterNext: page.document.getElementById("info").textContent,
                 live: page.document.getElementById("info").getAttribute("aria-live"),
-                focusable: rows[0].getAttribute("tabindex"),
+                tabindex: rows.map((r) => r.getAttribute("tabindex")),
                 views: buttons.map((b) => b.getAttribute("data-view")).filter(Boolean)};
     """, page_state(4))
     assert got["afterRow"].startswith("event #2 ") and got["afterNext"].startswith("event #3 ")
     assert got["current"] == [None, None, "true", None]
-    assert got["live"] == "polite" and got["focusable"] == "0"
+    # The list is one tab stop, the row shown (roving tabindex).
+    assert got["live"] == "polite" and got["tabindex"] == ["-1", "-1", "-1", "0"]
     assert got["views"] == ["context", "zoom", "saliency", "previous", "next"]
 
 
@@ -972,3 +982,291 @@ def test_a_note_beside_the_last_save_does_not_hide_it():
     """, page_state(2))
     assert got == ["saved #545; saliency row of #646 drawn",
                    "saved #545; saliency row of #647 drawn", "row of #648 drawn"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The keyboard's way round the page: the list as one tab stop, the focus after a decision, the
+# skip link, the event panel scrolled by keyboard; the filters and cursor kept over a reload.
+
+@pytest.mark.parametrize("key, index, modifiers, expected", [
+    ("ArrowDown", 2, {}, 3),
+    ("ArrowUp", 2, {}, 1),
+    ("ArrowUp", 0, {}, 0),          # at the first row: stays
+    ("ArrowDown", 4, {}, 4),        # at the last
+    ("Home", 3, {}, 0),
+    ("End", 1, {}, 4),
+    ("ArrowRight", 2, {}, None),    # not the list's: the page's shortcut (or nothing)
+    ("j", 2, {}, None),
+    ("ArrowDown", 2, {"shiftKey": True}, None),
+    ("End", 2, {"ctrlKey": True}, None),
+])
+def test_the_lists_own_keys(key, index, modifiers, expected):
+    got = run_js(f"ReviewLogic.rowStep({json.dumps({'key': key, **modifiers})}, {index}, 5)")
+    assert got == expected
+
+
+FOCUSED = "page.document.activeElement.getAttribute('data-event-id')"
+
+
+@pytest.mark.parametrize("keys_on", [True, False])
+def test_the_list_is_one_tab_stop_and_its_arrow_keys_move_the_event_shown(keys_on):
+    """Every row was a tab stop: 53 Tabs from the top of the page to "confirm". The current
+    row alone is (roving tabindex); the arrow keys, Home and End move within the list, the
+    shortcuts on or off, and the event shown moves with the focus."""
+    got = run_page(f"""
+        const box = page.document.getElementById("keys-on");
+        box.checked = {json.dumps(keys_on)};
+        box.listeners.change[0]();
+        const rows = page.rows();
+        rows[0].focus();
+        const seen = [];
+        for (const key of ["ArrowDown", "ArrowDown", "End", "ArrowDown", "Home", "ArrowUp"]) {{
+          page.key(key, page.document.activeElement);
+          await page.settle();
+          seen.push([{FOCUSED}, {CURRENT_ROW},
+                     page.document.getElementById("info").textContent.split(" ")[1],
+                     rows.filter((r) => r.getAttribute("tabindex") === "0").length]);
+        }}
+        return {{seen, role: page.document.getElementById("list").getAttribute("role"),
+                options: rows.every((r) => r.getAttribute("role") === "option")}};
+    """, page_state(6))
+    assert got["role"] == "listbox" and got["options"]
+    assert got["seen"] == [["1", 1, "#1", 1], ["2", 2, "#2", 1], ["5", 5, "#5", 1],
+                           ["5", 5, "#5", 1], ["0", 0, "#0", 1], ["0", 0, "#0", 1]]
+
+
+def test_a_focused_row_is_the_event_the_keys_decide():
+    """With one row focused while another event was shown, y decided the one shown. A row
+    focused (a click, a screen reader's cursor) is shown, and the focus follows the cursor as
+    decisions move it on: the focused row is always the event a key decides."""
+    got = run_page(f"""
+        const rows = page.rows();
+        rows[3].focus();
+        rows[3].dispatchEvent({{type: "focusin"}});
+        const shown = {{current: {CURRENT_ROW}, tabindex: rows[3].getAttribute("tabindex"),
+                       info: page.document.getElementById("info").textContent.split(" ")[1]}};
+        page.key("y", page.document.activeElement);
+        await page.settle();
+        page.key("j", page.document.activeElement);
+        await page.settle();
+        return {{shown, posted: {POSTED}, focused: {FOCUSED}, current: {CURRENT_ROW}}};
+    """, page_state(8))
+    assert got["shown"] == {"current": 3, "tabindex": "0", "info": "#3"}
+    assert got["posted"] == [[3, "confirm"]]
+    assert got["focused"] == "5" and got["current"] == 5
+
+
+def test_the_focus_stays_in_the_list_when_its_row_is_taken_out():
+    """Under "undecided only" the last row decided is taken out: the focus goes to the row
+    the cursor goes to, not to the page."""
+    got = run_page(f"""
+        const open = page.document.getElementById("filter-open");
+        open.checked = true;
+        open.dispatchEvent({{type: "change"}});
+        const last = page.rows()[3];
+        last.focus();
+        last.dispatchEvent({{type: "focusin"}});
+        page.key("n", last);
+        await page.settle();
+        return {{rows: page.rows().length, focused: {FOCUSED}, current: {CURRENT_ROW}}};
+    """, page_state(4))
+    assert got == {"rows": 3, "focused": "2", "current": 2}
+
+
+def test_a_decision_made_by_a_button_leaves_the_focus_on_the_next_events_buttons():
+    """The shortcuts off, a decision's button pressed left the focus on the page: ~35 Tabs to
+    the next decision. It goes to the group of the next event's decision buttons (one Tab to
+    its "confirm"), not to a button: a second Enter decides nothing unseen."""
+    got = run_page(f"""
+        const box = page.document.getElementById("keys-on");
+        box.checked = false;
+        box.listeners.change[0]();
+        const button = (call) => page.document.getElementById("buttons").children
+            .find((b) => b.getAttribute("data-call") === call);
+        button("reject").focus();
+        button("reject").click();
+        await page.settle();
+        const group = page.document.activeElement;
+        page.key("Enter", group);               // no shortcut: nothing decided
+        await page.settle();
+        return {{focused: group.id, label: group.getAttribute("aria-label"),
+                role: group.getAttribute("role"), posted: {POSTED},
+                first: group.firstChild.getAttribute("data-call"),
+                info: page.document.getElementById("info").textContent.split(" ")[1]}};
+    """, page_state(4))
+    assert got == {"focused": "buttons", "label": "decide #1", "role": "group",
+                   "posted": [[0, "reject"]], "first": "confirm", "info": "#1"}
+
+
+def test_the_skip_link_goes_to_the_decision_buttons():
+    got = run_page(GRID_ROUTE + """
+        const link = page.document.getElementById("skip-link");
+        link.click();
+        const one = page.document.activeElement.getAttribute("data-call");
+        page.key("g");
+        await page.settle();
+        link.click();
+        return {one, grid: page.document.activeElement.id, href: link.getAttribute("href")};
+    """, page_state(4))
+    assert got == {"one": "confirm", "grid": "grid-confirm", "href": "#buttons"}
+    # The first tab stop of the page, shown when the keyboard reaches it.
+    body = PAGE.read_text().split("<body", 1)[1]
+    assert re.search(r"<(a|button|input|select)\b", body).group(0) == "<a"
+    assert 'id="skip-link"' in body.split("<header>")[0]
+
+
+@pytest.mark.parametrize("key, target, expected", [
+    ("ArrowDown", {"tagName": "DIV", "id": "viewer"}, None),   # scrolls the focused panel
+    ("ArrowUp", {"tagName": "DIV", "id": "viewer"}, None),
+    ("j", {"tagName": "DIV", "id": "viewer"}, {"move": 1}),    # j / k still move
+    ("ArrowDown", {"tagName": "DIV", "id": "buttons"}, {"move": 1}),
+])
+def test_the_event_panel_focused_scrolls_with_the_arrow_keys(key, target, expected):
+    got = run_js(f"ReviewLogic.keyAction({json.dumps({'key': key, 'target': target})}, "
+                 f"{json.dumps(CLASSES)})")
+    assert got == expected
+
+
+def test_the_event_panel_is_a_named_tab_stop():
+    """The counts below the buttons were out of the keyboard's reach (~60 Tabs)."""
+    got = run_page("""
+        const viewer = page.document.getElementById("viewer");
+        return [viewer.getAttribute("tabindex"), viewer.getAttribute("role"),
+                viewer.getAttribute("aria-label")];
+    """, page_state(2))
+    assert got == ["0", "region", "the event, its decisions and the counts"]
+
+
+def test_the_focus_is_drawn_clearly_on_every_control():
+    """The browser's own ring is thin and dark blue on the dark page."""
+    style = re.search(r"<style>(.*?)</style>", PAGE.read_text(), re.S).group(1)
+    style = re.sub(r"/\*.*?\*/", "", style, flags=re.S)
+    rule = re.search(r"([^{}]*):focus-visible\s*\{([^}]*)\}", style)
+    assert rule and "outline: 3px solid" in rule.group(2)
+    selectors = {s.strip().split(":")[0] for s in rule.group(1).split(",")}
+    assert {"a", "button", "input", "select", "[tabindex]"} <= selectors
+
+
+def test_the_reason_filter_counts_the_undecided_as_decisions_come_in():
+    """The options kept their totals as the page loaded them, "undecided only" ticked or
+    not, while the grid's call menu said "(N undecided)"."""
+    state = page_state(6)
+    state["reasons"] = [
+        {"code": "low_confidence", "caption": "low p", "meaning": "m", "count": 6},
+        {"code": "qc", "caption": "QC sample", "meaning": "m", "count": 2},
+        {"code": "guard", "caption": "held by the guard (any flag)", "meaning": "m",
+         "count": 1}]
+    for i in (4, 5):
+        state["candidates"][i]["reasons"].append({"code": "qc", "caption": "QC sample",
+                                                  "meaning": "m"})
+    state["candidates"][5]["decision"] = "wbc"
+    state["candidates"][2]["held"] = True
+    got = run_page("""
+        const said = () => page.document.getElementById("filter-reason").children
+          .map((o) => o.textContent);
+        const first = said();
+        page.run("setCursor(4)");
+        page.key("y");                                   // #4 (low p, QC) decided here
+        await page.settle();
+        const decided = said();
+        routes.push(["/api/P001/state?since=s", {json: {stamp: "s9", counts: state.counts,
+                     decisions: [[4, "wbc"], [5, "wbc"], [2, "rejected"]]}}]);
+        page.timers.forEach((tick) => tick());           // #2 (held) decided elsewhere
+        await page.settle();
+        return {first, decided, merged: said()};
+    """, state)
+    # (The stand-in DOM holds the options with an id: not "every candidate".)
+    assert got["first"] == ["low p (5 undecided)", "QC sample (1 undecided)",
+                            "held by the guard (any flag) (1 undecided)"]
+    assert got["decided"] == ["low p (4 undecided)", "QC sample (0 undecided)",
+                              "held by the guard (any flag) (1 undecided)"]
+    assert got["merged"] == ["low p (3 undecided)", "QC sample (0 undecided)",
+                             "held by the guard (any flag) (0 undecided)"]
+
+
+def test_undecided_by_reason_reads_reasons_as_the_filter_does():
+    candidates = [
+        {"decision": None, "held": True, "reasons": [{"code": "guard:a"}, {"code": "guard:a"}]},
+        {"decision": None, "reasons": [{"code": "qc"}], "disagreement": {"second": "ctc"}},
+        {"decision": "ctc", "held": True, "reasons": [{"code": "qc"}]}]
+    got = run_js(f"ReviewLogic.undecidedByReason({json.dumps(candidates)})")
+    assert got == {"guard:a": 1, "guard": 1, "qc": 1, "disagreement": 1}
+
+
+@pytest.mark.parametrize("saved, expected", [
+    ({"run": "R", "cls": "wbc", "reason": "qc", "open": True, "event": 5},
+     {"cls": "wbc", "reason": "qc", "open": True, "event": 5}),
+    # Another run's numbers name other cells: its filters are kept, not its event.
+    ({"run": "OLD", "cls": "wbc", "reason": "qc", "open": True, "event": 5},
+     {"cls": "wbc", "reason": "qc", "open": True, "event": None}),
+    # A class or reason this run does not offer: every candidate.
+    ({"run": "R", "cls": "tdev", "reason": "guard", "open": False, "event": 5},
+     {"cls": "", "reason": "", "open": False, "event": 5}),
+    ("not json", {"cls": "", "reason": "", "open": False, "event": None}),
+    (None, {"cls": "", "reason": "", "open": False, "event": None}),
+])
+def test_a_remembered_view_is_restored_as_far_as_it_holds(saved, expected):
+    text = saved if isinstance(saved, str) or saved is None else json.dumps(saved)
+    got = run_js(f"ReviewLogic.restoreView({json.dumps(text)}, ['ctc', 'wbc'], ['qc'], 'R')")
+    assert got == expected
+
+
+RELOADED = f"""
+    return {{open: page.document.getElementById("filter-open").checked,
+             cls: page.document.getElementById("filter-class").value,
+             reason: page.document.getElementById("filter-reason").value,
+             current: {CURRENT_ROW}, rows: page.rows().map((r) => +r.dataset.eventId)}};
+"""
+
+
+def test_a_reload_comes_back_to_the_filters_and_the_event_it_left():
+    """A reload forgot "undecided only", the class and reason filters and the cursor."""
+    state = page_state(12)
+    state["reasons"] = [{"code": "low_confidence", "caption": "low p", "meaning": "m",
+                         "count": 12}]
+    state["candidates"][2]["decision"] = "rejected"
+    left = run_page("""
+        const set = (id, value) => {
+          const box = page.document.getElementById(id);
+          if (id === "filter-open") box.checked = value; else box.value = value;
+          box.dispatchEvent({type: "change"});
+        };
+        set("filter-open", true);
+        set("filter-class", "ctc");
+        set("filter-reason", "low_confidence");
+        page.key("j");
+        page.key("j");
+        return page.context.localStorage.getItem("ctcnet-view-P001");
+    """, state)
+    before = f"page.context.localStorage.setItem('ctcnet-view-P001', {json.dumps(left)});"
+    got = run_page(RELOADED, state, before=before)
+    # ctc calls are the even events; #2 is decided: 0, 4, 6 ... and the cursor on #6.
+    assert got == {"open": True, "cls": "ctc", "reason": "low_confidence", "current": 6,
+                   "rows": [0, 4, 6, 8, 10]}
+    # The event remembered decided since (hidden under "undecided only"): the next one shown.
+    state["candidates"][6]["decision"] = "ctc"
+    assert run_page(RELOADED, state, before=before)["current"] == 8
+    # An event this run does not have: the first one shown.
+    gone = json.dumps({**json.loads(left), "event": 999})
+    got = run_page(RELOADED, state, before="page.context.localStorage.setItem("
+                   f"'ctcnet-view-P001', {json.dumps(gone)});")
+    assert got["current"] == 0 and got["open"] and got["cls"] == "ctc"
+    # Kept per reading: the second reader's page does not take the first reader's view.
+    second = run_page(RELOADED, state, search="?reading=second", before=before)
+    assert second == {"open": False, "cls": "", "reason": "", "current": 0,
+                      "rows": list(range(12))}
+
+
+def test_the_sign_off_note_has_a_name_of_its_own():
+    """A placeholder alone is no name (it goes once typed in, and not every reader says it)."""
+    label = re.search(r'<label for="signoff-note"[^>]*>(.*?)</label>', PAGE.read_text(), re.S)
+    assert label and " ".join(label.group(1).split()) == "sign-off note"
+
+
+def test_the_narrow_layout_takes_a_1366_wide_screen_at_150_percent():
+    """At 150 % a 1366-wide screen is 911 CSS px: two panes were cramped, the buttons cut
+    off; at 100 % it keeps two panes. The script's NARROW says the stylesheet's width."""
+    page = PAGE.read_text()
+    css = int(re.search(r"@media \(max-width: (\d+)px\)", page).group(1))
+    script = int(re.search(r'var NARROW = "\(max-width: (\d+)px\)"', page).group(1))
+    assert css == script and 1366 / 1.5 <= css < 1366
