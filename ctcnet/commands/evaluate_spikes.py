@@ -15,6 +15,7 @@ import json
 import logging
 from pathlib import Path
 
+from ctcnet.commands.spike_in_console import say_spike_in, shown
 from ctcnet.core.json_text import strict_json
 from ctcnet.core.paths import absolute
 from ctcnet.core.printable import named_counts
@@ -84,25 +85,22 @@ def run_spike_in(args: argparse.Namespace) -> int:
     if "reference" in expected:
         return _run_comparison(args, rows, summaries, expected, nights,
                                _model_comparison(reference_runs, summaries, read_from))
-    report = spike_report(rows)
+    report = spike_report(rows, level_column="level" in expected)
     report["results_not_expected"] = _not_expected(summaries, expected)
     report["results_folders"] = [str(p) for p in nights]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "spike_in.csv", rows_csv(rows))
+    atomic_write_text(out / "spike_in.csv", rows_csv(rows, report))
     atomic_write_text(out / "spike_in.json", strict_json(
-        {**report, "results": absolute(args.data),
-         "expected": absolute(args.expected)}, indent=2) + "\n")
+        {**report, "results": absolute(args.data), "expected": absolute(args.expected),
+         **_provenance(args.expected, "expected")}, indent=2) + "\n")
     if args.json:
         print(strict_json(report))
         return 0
     if len(nights) > 1:
         print(f"pooled {len(nights)} predict output folders: "
               + ", ".join(p.name for p in nights))
-    _say_table(report)
-    if report["after_review"]:
-        print("after review (every sample reviewed):")
-        _say_table(report["after_review"])
+    say_spike_in(report)
     _say_left_out(report)
     print(f"report: {out}/spike_in.json, {out}/spike_in.csv")
     return 0
@@ -161,7 +159,7 @@ def _run_comparison(args: argparse.Namespace, rows, summaries: dict, expected,
                           models["_table"].to_csv(index=False, float_format="%.5g"))
     atomic_write_text(out / "comparison.json", strict_json(
         {**report, "results": absolute(args.data), "reference": absolute(args.expected),
-         **_provenance(args.expected)}, indent=2) + "\n")
+         **_provenance(args.expected, "reference")}, indent=2) + "\n")
     if args.json:
         print(strict_json(report))
         return 0
@@ -171,8 +169,8 @@ def _run_comparison(args: argparse.Namespace, rows, summaries: dict, expected,
         after = "-" if r.after_review_per_7_5_ml != r.after_review_per_7_5_ml else \
             f"{r.after_review_per_7_5_ml:12.2f}"
         print(f"{str(r.sample_id)[:16]:16s} {r.expected_per_7_5_ml:9.2f} "
-              f"{_shown(_rate(r.called_per_7_5_ml), '7.2f'):>7s} "
-              f"{_shown(_rate(r.called_per_7_5_ml - r.expected_per_7_5_ml), '+10.2f'):>10s} "
+              f"{shown(_rate(r.called_per_7_5_ml), '7.2f'):>7s} "
+              f"{shown(_rate(r.called_per_7_5_ml - r.expected_per_7_5_ml), '+10.2f'):>10s} "
               f"{after:>12s}  {r.status}")
     _say_comparison(report, "ctcnet")
     if report["after_review"]:
@@ -213,9 +211,10 @@ def _say_models(report: dict) -> None:
               f"the figures above, its events not compared): {', '.join(changes['other_scans'])}")
 
 
-def _provenance(reference) -> dict:
-    """What a validation report cites of the comparison: when it was made, the reference
-    file's digest (the figures are of it as it was then; a reference run's models are named
+def _provenance(source, name: str) -> dict:
+    """What a validation report (spike_in.json, comparison.json) cites of itself: when it
+    was made, the digest of the file it scored against (``<name>_sha256``: ``expected`` or
+    ``reference``; the figures are of it as it was then; a reference run's models are named
     beside) and the software that scored it."""
     from datetime import datetime, timezone
 
@@ -223,8 +222,8 @@ def _provenance(reference) -> dict:
     from ctcnet.io.digests import file_sha256
 
     return {"written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            **({"reference_sha256": file_sha256(reference)} if Path(reference).is_file()
-               else {}), "software": software_record()}
+            **({f"{name}_sha256": file_sha256(source)} if Path(source).is_file() else {}),
+            "software": software_record()}
 
 
 def _rate(value):
@@ -242,7 +241,7 @@ def _say_comparison(reading: dict, who: str) -> None:
     if ba.get("bias_ci95"):
         limits = f", 95 % CI {ba['bias_ci95'][0]:+.2f} to {ba['bias_ci95'][1]:+.2f}" + limits
     outside = f" (outside: {', '.join(tol['outside'])})" if tol["outside"] else ""
-    print(f"{who}: bias {_shown(ba['bias'], '+.2f')} per 7.5 mL{limits}; within "
+    print(f"{who}: bias {shown(ba['bias'], '+.2f')} per 7.5 mL{limits}; within "
           f"max(1, 15 % of the reference) {tol['n']}/{tol['of']}{share_ci(tol)}{outside}")
     line = reading.get("passing_bablok")
     note = f" ({line['note']})" if line and line.get("note") else ""
@@ -354,32 +353,6 @@ def _summaries(results: dict[str, list], listed) -> tuple[dict, dict]:
     return summaries, where
 
 
-def _say_table(report: dict) -> None:
-    """The levels, the line and the limits (of one reading of the counts), on the console."""
-    print(f"{'level':>8s} {'cells spiked':>12s} {'samples':>7s} {'expected per 7.5 mL':>19s} "
-          f"{'called per 7.5 mL':>18s} {'CV':>6s} {'Poisson CV':>10s} {'recovery':>8s}")
-    for level in report["levels"]:
-        mean, cv = level["mean_called_per_7_5_ml"], level["cv"]
-        poisson, recovery = level["poisson_cv"], level["mean_recovery"]
-        print(f"{level['level'][:8]:>8s} {level['spiked']:12.3g} {level['samples']:7d} "
-              f"{level['mean_expected_per_7_5_ml']:19.2f} {_shown(mean, '.2f'):>18s} "
-              f"{_shown(cv, '.0%'):>6s} {_shown(poisson, '.0%'):>10s} "
-              f"{_shown(recovery, '.0%'):>8s}")
-    line = report["linearity"]
-    if line:
-        print(f"linearity over {line['samples']} spiked samples: called = "
-              f"{line['slope']:.3f} (95 % CI {line['slope_ci95'][0]:.3f}-"
-              f"{line['slope_ci95'][1]:.3f}) x expected {line['intercept']:+.2f}, "
-              f"R^2 {line['r2']:.3f}")
-    lob, lod = report["limit_of_blank_per_7_5_ml"], report["limit_of_detection_per_7_5_ml"]
-    results = f"{lod['results']} result{'' if lod['results'] == 1 else 's'}"
-    print("limit of blank: " + ("-" if lob["value"] is None else f"{lob['value']:.2f}")
-          + f" per 7.5 mL, {lob['method']}")
-    print("limit of detection: " + ("-" if lod["value"] is None else f"{lod['value']:.2f}")
-          + f" per 7.5 mL from {results}, {lod['method']}"
-          + (f"; NOT VERIFIED: {lod['warning']}" if lod.get("warning") else ""))
-
-
 def _say_left_out(report: dict, table: str = "spike_in.csv") -> None:
     """What the figures leave out or rest on, on the console: samples without a rate,
     results not listed, samples not ok, the review, and counts made by several (``table``:
@@ -427,8 +400,3 @@ def _samples_of_nights(data: Path, find_samples) -> tuple[dict[str, Path], list[
         for name, folder in find_samples(night).items():
             folders[f"{night.name}/{name}"] = folder
     return folders, nights
-
-
-def _shown(value, spec: str) -> str:
-    """A figure as the console shows it, ``-`` where there is none."""
-    return "-" if value is None else format(value, spec)

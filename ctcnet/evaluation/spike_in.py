@@ -11,13 +11,17 @@ review the reviewer's, where a person decided. From them:
 
 * per sample: recovery (called over expected rate), beside its status and sign-off;
 * per spike level (the ``level`` column's, else the spiked number's): samples, mean expected
-  and called rates, the called rate's SD and CV, and mean recovery;
+  and called rates, the called rate's SD and CV, mean recovery, and the recovery pooled over
+  its tubes with its exact 95 % interval (:mod:`ctcnet.evaluation.recovery`);
+* the tubes whose recovery is implausible or off their level's others: a swapped or
+  mislabelled tube (:func:`ctcnet.evaluation.recovery.suspect_tubes`);
 * linearity: the least-squares line of called against expected rate over the spiked samples
   (slope with its 95 % interval, intercept, R^2);
 * these figures again of the counts after review, where every sample's review is final
   (signed off, the sign-off holding);
 * limit of blank (CLSI EP17, non-parametric): the blanks' called rates at rank
-  0.5 + 0.95 B of the B blanks in order (the highest one when B < 20, said so), and limit of
+  0.5 + 0.95 B of the B blanks in order (the highest one when B < 20, said so; the blanks
+  that carried calls named), and limit of
   detection (parametric): the limit of blank plus 1.645 / (1 - 1/(4 (L - J))) times the
   pooled SD of the lowest spiked level's L results over its J = 1 level; EP17 asks for 60
   blanks and 60 low-level results a reagent lot, and the report says how many it had.
@@ -32,6 +36,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +44,7 @@ import pandas as pd
 
 from ctcnet.core.provenance import software_text
 from ctcnet.errors import InputError
+from ctcnet.evaluation import recovery
 from ctcnet.inference.summary import signoff_holds
 
 log = logging.getLogger(__name__)
@@ -257,27 +263,30 @@ def poisson_floor(lob: float, tube_ml: float = 7.5) -> float:
 
 
 def limit_of_detection(lob: float | None, low_rates: np.ndarray,
-                       tube_ml: float = 7.5) -> dict:
+                       tube_ml: float = 7.5, suspect: Sequence[str] = ()) -> dict:
     """EP17's parametric limit of detection from the lowest spiked level's called rates, never
     under the counts' own Poisson floor (:func:`poisson_floor` of tubes of ``tube_ml``): the
     parametric figure takes the results as Gaussian, which counts of one to three cells are
     not (1.88 per 7.5 mL read as a limit where a tube at that level holds no cell 15 % of the
-    time)."""
+    time). ``suspect``: the level's tubes that look mislabelled, named in its warning."""
     rates = np.asarray(low_rates, np.float64)
     n = int(rates.size)
     if lob is None or n < 2:
-        return {"value": None, "results": n,
-                "method": "needs a limit of blank and 2 or more results at the lowest level "
-                          "(tubes of exact counts: group them with a level column)"}
+        return {"value": None, "results": n, "method": _lod_missing(lob is None, n)}
     c_p = Z95 / (1.0 - 1.0 / (4.0 * (n - 1)))
     sd = float(rates.std(ddof=1))
     # EP17 verifies a limit of detection at a level whose results exceed the limit of blank
     # 95 % of the time or more; at a level under it the SD-based figure is no such limit.
     over = int((rates > lob).sum())
+    # A tube of another level labelled as this one spreads the level as no assay does: its
+    # label is checked before a higher level is spiked.
+    remedy = (f"check the label{'s' if len(suspect) > 1 else ''} of {', '.join(suspect)}, "
+              "whose recovery is out of line, before spiking a higher low level"
+              if suspect else "spike a higher low level")
     unverified = ({"warning": f"{over} of {n} results at the lowest level exceed the limit "
                               "of blank, where EP17 asks 95 % or more: that level is under "
-                              "the limit of detection, which it does not establish (spike "
-                              "a higher low level)"} if over < 0.95 * n else {})
+                              "the limit of detection, which it does not establish "
+                              f"({remedy})"} if over < 0.95 * n else {})
     parametric, floor = float(lob + c_p * sd), poisson_floor(lob, tube_ml)
     return {"value": max(parametric, floor), "results": n, "sd": sd, "c_p": c_p,
             "parametric": parametric, "poisson_floor": floor,
@@ -287,6 +296,16 @@ def limit_of_detection(lob: float | None, low_rates: np.ndarray,
                       + (f"; raised to the Poisson floor of the counts ({floor:.2f}: a tube "
                          "under it holds no more cells than a blank in over 5 % of draws, "
                          "whatever the assay)" if floor > parametric else ""), **unverified}
+
+
+def _lod_missing(no_blank: bool, results: int) -> str:
+    """What a limit of detection lacks, and only that: a limit of blank (no blank among the
+    samples) or a second result at the lowest spiked level."""
+    needs = (["a limit of blank (no blank, spiked 0, among the samples)"] if no_blank else [])
+    if results < 2:
+        needs.append(f"2 or more results at the lowest spiked level, which has {results} "
+                     "(tubes of exact counts: group them with a level column)")
+    return "needs " + " and ".join(needs)
 
 
 def linearity(expected: np.ndarray, called: np.ndarray) -> dict | None:
@@ -304,15 +323,18 @@ def linearity(expected: np.ndarray, called: np.ndarray) -> dict | None:
             "intercept": float(fit.intercept), "r2": float(fit.rvalue ** 2)}
 
 
-def spike_report(rows: pd.DataFrame, positive: str = "ctc") -> dict:
+def spike_report(rows: pd.DataFrame, positive: str = "ctc",
+                 level_column: bool = False) -> dict:
     """Recovery per level, linearity, limit of blank and of detection (see the module), of the
     automatic counts and, where every sample was reviewed, of the counts after review
     (``after_review``). A sample without a called rate (a run that failed) is named and left
-    out of every figure."""
+    out of every figure. ``level_column``: the levels are the lab's (its tubes counted
+    exactly), which the Poisson CV is read against."""
     header, rows = report_header(rows, positive)
     complete = rows["review_complete"].astype(bool)
     return {
-        **header, **_figures(rows, "called"),
+        **header, "level_column": bool(level_column), "recovery_method": recovery.METHOD,
+        **_figures(rows, "called"),
         # The same figures of the counts after review, where every sample's review is final.
         "after_review": (_figures(rows, "after_review") if len(rows) and complete.all()
                          else None)}
@@ -341,15 +363,22 @@ def report_header(rows: pd.DataFrame, positive: str = "ctc") -> tuple[dict, pd.D
 
 def _figures(rows: pd.DataFrame, mode: str) -> dict:
     """Levels, linearity and limits of one reading of the rates (``called`` or
-    ``after_review``: the columns ``<mode>_per_7_5_ml`` and ``recovery_<mode>``)."""
-    rate, recovery = f"{mode}_per_7_5_ml", f"recovery_{mode}"
-    levels = []
+    ``after_review``: the columns ``<mode>_per_7_5_ml`` and ``recovery_<mode>``), with the
+    tubes whose recovery is out of line with their level's and the blanks that carried calls."""
+    rate, recovery_column = f"{mode}_per_7_5_ml", f"recovery_{mode}"
+    found, spiked_read = recovery.tube_cells(rows, mode)
+    levels, suspect = [], []
     order = rows.groupby("level")["spiked"].mean().sort_values(kind="stable")
     for level, spiked_mean in order.items():
-        group = rows[rows["level"] == level]
+        mask = (rows["level"] == level).to_numpy()
+        group = rows[mask]
         called = group[rate].to_numpy(np.float64)
         mean = float(called.mean()) if len(called) else None
         sd = float(called.std(ddof=1)) if len(called) > 1 else None
+        pooled = recovery.pooled_recovery(found[mask], spiked_read[mask])
+        if spiked_mean > 0:
+            suspect += recovery.suspect_tubes(group["sample_id"], found[mask],
+                                              spiked_read[mask], str(level))
         levels.append({
             "level": str(level), "spiked": float(spiked_mean), "samples": int(len(group)),
             # Beside the called rate, the rate spiked (cells over each tube's volume).
@@ -358,21 +387,30 @@ def _figures(rows: pd.DataFrame, mode: str) -> dict:
             "sd": sd, "cv": sd / mean if sd is not None and mean else None,
             # The CV the spike's own Poisson draw gives the level, whatever the assay does.
             "poisson_cv": 1.0 / math.sqrt(spiked_mean) if spiked_mean > 0 else None,
-            "mean_recovery": (float(np.nanmean(group[recovery]))
-                              if spiked_mean > 0 and group[recovery].notna().any() else None)})
+            "mean_recovery": (float(np.nanmean(group[recovery_column]))
+                              if spiked_mean > 0 and group[recovery_column].notna().any()
+                              else None),
+            # Pooled: the level's cells found over its cells spiked, with its exact interval.
+            **pooled})
     spiked = rows[rows["spiked"] > 0]
-    lob = limit_of_blank(rows.loc[rows["spiked"] == 0, rate].to_numpy())
+    blank = (rows["spiked"] == 0).to_numpy()
+    lob = {**limit_of_blank(rows.loc[blank, rate].to_numpy()),
+           "blanks_with_calls": recovery.blanks_with_calls(
+               rows.loc[blank, "sample_id"], found[blank], rows.loc[blank, rate].to_numpy())}
     lowest = next((lv for lv in levels if lv["spiked"] > 0), None)
     low = (spiked.loc[spiked["level"] == lowest["level"], rate].to_numpy()
            if lowest is not None else np.zeros(0))
+    low_suspect = [sample for t in suspect for sample in t["samples"]
+                   if lowest is not None and t["level"] == lowest["level"]]
     return {"levels": levels,
             "linearity": linearity(spiked["expected_per_7_5_ml"].to_numpy(np.float64),
                                    spiked[rate].to_numpy(np.float64)),
             "limit_of_blank_per_7_5_ml": lob,
             "limit_of_detection_per_7_5_ml": {
-                **limit_of_detection(lob["value"], low, _tube_ml(spiked, lowest)),
+                **limit_of_detection(lob["value"], low, _tube_ml(spiked, lowest), low_suspect),
                 "level": None if lowest is None else lowest["level"],
-                "level_spiked": None if lowest is None else lowest["spiked"]}}
+                "level_spiked": None if lowest is None else lowest["spiked"]},
+            "suspect_tubes": suspect}
 
 
 def _tube_ml(spiked: pd.DataFrame, lowest: dict | None) -> float:
@@ -384,8 +422,37 @@ def _tube_ml(spiked: pd.DataFrame, lowest: dict | None) -> float:
     return float(np.median(volumes)) if len(volumes) else 7.5
 
 
-def rows_csv(rows: pd.DataFrame) -> str:
-    """The per-sample table as CSV text."""
+def rows_csv(rows: pd.DataFrame, report: dict | None = None) -> str:
+    """The per-sample table as CSV text; with its ``report`` (:func:`spike_report`'s), each
+    reading's cells found and recovery interval per sample, and its level's pooled recovery
+    and interval (empty where that reading has no figures: not every sample reviewed)."""
+    table = rows.copy()
+    for mode in ("called", "after_review"):
+        found, spiked = recovery.tube_cells(table, mode)
+        ends = np.array([recovery.recovery_interval(f, s) or [math.nan] * 2
+                         for f, s in zip(found, spiked)], np.float64).reshape(-1, 2)
+        at = table.columns.get_loc(f"recovery_{mode}")
+        table.insert(at, f"cells_{mode}", found)
+        table.insert(at + 2, f"recovery_{mode}_low", ends[:, 0])
+        table.insert(at + 3, f"recovery_{mode}_high", ends[:, 1])
+        if report is not None:
+            reading = report if mode == "called" else (report.get("after_review") or {})
+            pooled = _level_recovery(reading, table["level"])
+            for suffix, values in zip(("", "_low", "_high"), pooled):
+                table[f"level_recovery_{mode}{suffix}"] = values
     text = io.StringIO()
-    rows.to_csv(text, index=False, float_format="%.6g")
+    table.to_csv(text, index=False, float_format="%.6g")
     return text.getvalue()
+
+
+def _level_recovery(reading: dict, levels: pd.Series) -> tuple[list, list, list]:
+    """Per sample, its level's pooled recovery and interval ends in one reading of a report
+    (NaN where the reading has none)."""
+    by_level = {lv["level"]: lv for lv in reading.get("levels", ())}
+    out: tuple[list, list, list] = ([], [], [])
+    for name in levels.astype(str):
+        level = by_level.get(name) or {}
+        ends = level.get("recovery_ci95") or [None, None]
+        for column, value in zip(out, (level.get("recovery"), *ends)):
+            column.append(_number(value))
+    return out

@@ -293,3 +293,122 @@ def test_the_limit_of_detection_is_never_under_the_counts_poisson_floor():
     # Where the parametric figure is above the floor, it stands.
     wide = limit_of_detection(1.0, np.array([3.0, 5.0, 7.0]))
     assert wide["value"] == pytest.approx(wide["parametric"]) and "floor" not in wide["method"]
+
+
+def test_each_level_gives_its_pooled_recovery_the_tubes_out_of_line_and_the_blanks():
+    """Per level the cells found over spiked with the exact interval; a tube of another level
+    labelled as this one is named; the blanks that carried calls are named with their cells."""
+    levels = [0, 0, 5, 5, 50, 50]
+    called = [0, 2, 4, 3, 44, 16]  # the last: a tube of 20 labelled 50
+    expected = pd.DataFrame({"spiked": np.asarray(levels, float)},
+                            index=[f"s{i}" for i in range(6)])
+    report = spike_report(sample_rows({f"s{i}": summary(float(c))
+                                       for i, c in enumerate(called)}, expected))
+    five = report["levels"][1]
+    assert (five["cells_found"], five["cells_spiked"]) == (7, 10.0)
+    assert five["recovery"] == pytest.approx(0.7) and five["recovery_ci95"] == [0.28, 1.45]
+    assert report["levels"][0]["recovery"] is None  # the blanks recover nothing
+    (suspect,) = report["suspect_tubes"]
+    assert suspect["samples"] == ["s4", "s5"] and suspect["level"] == "50"
+    assert report["limit_of_blank_per_7_5_ml"]["blanks_with_calls"] == [
+        {"sample_id": "s1", "cells_called": 2, "called_per_7_5_ml": 2.0}]
+    assert "Garwood" in report["recovery_method"]
+
+
+def test_the_limit_of_detection_says_only_what_it_lacks():
+    """Two results at the lowest level and no blank: it lacks the blank alone; a level
+    holding a tube out of line is named before a higher level is advised."""
+    assert limit_of_detection(None, np.array([3.0, 4.0]))["method"] == (
+        "needs a limit of blank (no blank, spiked 0, among the samples)")
+    assert limit_of_detection(0.0, np.array([3.0]))["method"].startswith(
+        "needs 2 or more results at the lowest spiked level, which has 1")
+    both = limit_of_detection(None, np.array([3.0]))["method"]
+    assert "limit of blank" in both and "which has 1" in both
+    under = limit_of_detection(3.0, np.array([3.0, 16.0]), suspect=["L20a"])
+    assert "check the label of L20a" in under["warning"]
+    assert "spike a higher low level" in limit_of_detection(3.0, np.array([3.0, 16.0]))[
+        "warning"]
+
+
+def write_results(results, rates: dict, after: bool = False) -> None:
+    """A predict output folder of one summary.json per sample (rates per 7.5 mL)."""
+    for name, rate in rates.items():
+        (results / name).mkdir(parents=True)
+        (results / name / "summary.json").write_text(json.dumps(
+            {**summary(rate, after=rate if after else None), "sample_id": name}))
+        pd.DataFrame({"event_id": [0]}).to_parquet(results / name / "events.parquet")
+
+
+def test_evaluate_expected_says_the_intervals_the_suspect_tubes_and_its_provenance(
+        tmp_path, capsys):
+    from ctcnet.cli import main
+
+    rates = {"b1": 0.0, "b2": 2.0, "l1": 4.0, "l2": 3.0, "h1": 44.0, "h2": 16.0}
+    write_results(tmp_path / "results", rates)
+    (tmp_path / "expected.csv").write_text(
+        "sample_id,spiked,level\nb1,0,blank\nb2,0,blank\nl1,5,low\nl2,5,low\nh1,50,high\n"
+        "h2,50,high\n")
+    assert main(["evaluate", str(tmp_path / "results"), "--expected",
+                 str(tmp_path / "expected.csv"), "--out", str(tmp_path / "out")]) == 0
+    said = capsys.readouterr().out
+    assert "recovery (95 % CI)" in said and "70% (28-145%)" in said
+    assert "CHECK THE LABELS of h1 (88%) and h2 (32%), level high" in said
+    assert "blanks with calls: b2 2 CTCs (2.00 per 7.5 mL)" in said
+    # The tubes were counted (a level column): the Poisson CV is what pipetting would add.
+    assert "Poisson CV: what pipetting the spike alone would have added" in said
+    table = pd.read_csv(tmp_path / "out" / "spike_in.csv").set_index("sample_id")
+    assert table.loc["l1", "cells_called"] == 4
+    assert table.loc["l1", "level_recovery_called"] == pytest.approx(0.7)
+    assert (table.loc["l1", "level_recovery_called_low"],
+            table.loc["l1", "level_recovery_called_high"]) == (0.28, 1.45)
+    assert table.loc["l1", "recovery_called_low"] < 0.8 < table.loc["l1", "recovery_called_high"]
+    assert np.isnan(table.loc["l1", "level_recovery_after_review"])  # nobody reviewed
+    report = json.loads((tmp_path / "out" / "spike_in.json").read_text())
+    from ctcnet.io.digests import file_sha256
+
+    assert report["expected_sha256"] == file_sha256(tmp_path / "expected.csv")
+    assert report["written_at"].endswith("+00:00") and report["software"]["ctcnet"]
+    assert report["level_column"] is True
+
+
+def test_docs_outputs_names_every_field_of_spike_in_and_comparison(tmp_path):
+    """docs/outputs.md's tables of spike_in.json, spike_in.csv and comparison.json against
+    what a spike-in (every sample reviewed, a tube out of line) and a method comparison
+    write: every field written has its row, and every row is written or marked "(only".."""
+    from ctcnet.cli import main
+    from tests.test_outputs_doc import doc_tables
+
+    rates = {"b1": 0.0, "b2": 1.0, "l1": 4.0, "l2": 3.0, "h1": 44.0, "h2": 16.0}
+    write_results(tmp_path / "results", rates, after=True)
+    (tmp_path / "expected.csv").write_text(
+        "sample_id,spiked\nb1,0\nb2,0\nl1,5\nl2,5\nh1,50\nh2,50\n")
+    (tmp_path / "reference.csv").write_text(
+        "sample_id,reference_per_7_5_ml\n" + "".join(f"{k},{v + 1}\n" for k, v in rates.items()))
+    for expected, out in (("expected.csv", "spike"), ("reference.csv", "comparison")):
+        assert main(["evaluate", str(tmp_path / "results"), "--expected",
+                     str(tmp_path / expected), "--out", str(tmp_path / out)]) == 0
+    spike = json.loads((tmp_path / "spike" / "spike_in.json").read_text())
+    comparison = json.loads((tmp_path / "comparison" / "comparison.json").read_text())
+    assert spike["after_review"] and spike["suspect_tubes"]
+    written = {
+        "spike_in.json: top level": set(spike),
+        "spike_in.json: each entry of levels": {k for lv in spike["levels"] for k in lv},
+        "spike_in.json: linearity": set(spike["linearity"]),
+        "spike_in.json: limit_of_blank_per_7_5_ml": set(spike["limit_of_blank_per_7_5_ml"]),
+        "spike_in.json: limit_of_detection_per_7_5_ml":
+            set(spike["limit_of_detection_per_7_5_ml"]),
+        "spike_in.json: each entry of suspect_tubes": {k for t in spike["suspect_tubes"]
+                                                       for k in t},
+        "spike_in.csv": set(pd.read_csv(tmp_path / "spike" / "spike_in.csv").columns),
+        "comparison.json: top level": set(comparison),
+        "comparison.json: bland_altman": set(comparison["bland_altman"]),
+        "comparison.json: passing_bablok": set(comparison["passing_bablok"]),
+        "comparison.json: each entry of at_cutoffs": {k for c in comparison["at_cutoffs"]
+                                                      for k in c}}
+    tables = doc_tables()
+    for heading, fields in written.items():
+        rows = tables[heading]
+        named = {n for row, _ in rows for n in row}
+        assert fields <= named, f"{heading}: not in docs/outputs.md: {fields - named}"
+        stale = {n for row, conditional in rows if not conditional for n in row} - fields
+        assert not stale, f"{heading}: in docs/outputs.md, never written: {stale}"

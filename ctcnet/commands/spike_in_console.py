@@ -1,0 +1,81 @@
+"""What ``ctcnet evaluate RESULTS --expected FILE`` says of a spike-in validation on the
+console (:func:`~ctcnet.evaluation.spike_in.spike_report`'s figures): per level the rates,
+CVs and pooled recovery with its 95 % interval, the line, the limits with the blanks that
+carried calls, and the tubes whose recovery suggests a swapped or mislabelled tube."""
+
+from __future__ import annotations
+
+
+def say_spike_in(report: dict) -> None:
+    """The figures of the automatic counts and, where every sample was reviewed, of the
+    counts after review, each with the tubes out of line; then what the columns mean."""
+    say_table(report, report["class"])
+    if report["after_review"]:
+        print("after review (every sample reviewed):")
+        say_table(report["after_review"], report["class"], "after review: ")
+    print(f"recovery: {report['recovery_method']}")
+    print("Poisson CV: " + (
+        "what pipetting the spike alone would have added to the CV (1/sqrt(cells spiked)); "
+        "these tubes' cells were counted (a level column), so their CV holds none of it"
+        if report.get("level_column") else
+        "the part of the CV that pipetting the spike alone gives (1/sqrt(cells spiked)), "
+        "whatever the assay does"))
+
+
+def say_table(reading: dict, positive: str = "ctc", said: str = "") -> None:
+    """The levels, the line and the limits of one reading of the counts, then its tubes out
+    of line (``said``: what the warnings name the reading)."""
+    print(f"{'level':>8s} {'cells spiked':>12s} {'samples':>7s} {'expected per 7.5 mL':>19s} "
+          f"{'called per 7.5 mL':>18s} {'CV':>6s} {'Poisson CV':>10s}  recovery (95 % CI)")
+    for level in reading["levels"]:
+        mean, cv = level["mean_called_per_7_5_ml"], level["cv"]
+        print(f"{level['level'][:8]:>8s} {level['spiked']:12.3g} {level['samples']:7d} "
+              f"{level['mean_expected_per_7_5_ml']:19.2f} {shown(mean, '.2f'):>18s} "
+              f"{shown(cv, '.0%'):>6s} {shown(level['poisson_cv'], '.0%'):>10s}  "
+              f"{recovery_text(level)}")
+    line = reading["linearity"]
+    if line:
+        print(f"linearity over {line['samples']} spiked samples: called = "
+              f"{line['slope']:.3f} (95 % CI {line['slope_ci95'][0]:.3f}-"
+              f"{line['slope_ci95'][1]:.3f}) x expected {line['intercept']:+.2f}, "
+              f"R^2 {line['r2']:.3f}")
+    lob, lod = reading["limit_of_blank_per_7_5_ml"], reading["limit_of_detection_per_7_5_ml"]
+    results = f"{lod['results']} result{'' if lod['results'] == 1 else 's'}"
+    print("limit of blank: " + ("-" if lob["value"] is None else f"{lob['value']:.2f}")
+          + f" per 7.5 mL, {lob['method']}")
+    if lob.get("blanks_with_calls"):
+        print(f"  {_blanks_text(lob['blanks_with_calls'], positive)}")
+    print("limit of detection: " + ("-" if lod["value"] is None else f"{lod['value']:.2f}")
+          + f" per 7.5 mL from {results}, {lod['method']}"
+          + (f"; NOT VERIFIED: {lod['warning']}" if lod.get("warning") else ""))
+    for finding in reading.get("suspect_tubes", ()):
+        tubes = " and ".join(f"{s} ({r:.0%})" for s, r in zip(finding["samples"],
+                                                              finding["recoveries"]))
+        print(f"{said}CHECK THE LABEL{'S' if len(finding['samples']) > 1 else ''} of {tubes}, "
+              f"level {finding['level']}: {finding['reason']}; a swapped or mislabelled tube?")
+
+
+def recovery_text(level: dict) -> str:
+    """A level's pooled recovery with its interval in whole per cent (the ends as the report
+    rounds them, outward), ``-`` for a blank."""
+    if level.get("recovery") is None:
+        return "-"
+    ci = level.get("recovery_ci95")
+    return f"{level['recovery']:.0%}" + (
+        f" ({100 * ci[0]:.0f}-{100 * ci[1]:.0f}%)" if ci else "")
+
+
+def _blanks_text(blanks: list[dict], positive: str) -> str:
+    """The blanks that carried calls, each with its cells called: the limit of blank is
+    theirs, and a spiked tube labelled as a blank reads so too."""
+    name = "CTC" if positive == "ctc" else f"{positive} call"
+    named = ", ".join(f"{b['sample_id']} {b['cells_called']} {name}"
+                      f"{'' if b['cells_called'] == 1 else 's'} "
+                      f"({b['called_per_7_5_ml']:.2f} per 7.5 mL)" for b in blanks)
+    return (f"blanks with calls: {named}; false calls, or a spiked tube labelled as a blank? "
+            "(its review page shows the calls)")
+
+
+def shown(value, spec: str) -> str:
+    """A figure as the console shows it, ``-`` where there is none."""
+    return "-" if value is None else format(value, spec)
