@@ -57,8 +57,9 @@ GUARD_FLAGS = {
                  "attached: a single cell (a CTC taken for two?)"),
     "unusual": ("unlike training", "unlike the events the model was trained on"),
     "same_cluster": ("same cluster again", "a cluster call within 20 um of a more confident "
-                     "one: one cluster that detection read twice, counted once (confirm it "
-                     "if these are two clusters)"),
+                     "one (the review page names it beside this one): one cluster that "
+                     "detection read twice, counted once (confirm it if these are two "
+                     "clusters)"),
     "possible_ctc": ("possible missed CTC", "a possible missed CTC (the markers of a CTC, or "
                      "the network still gives a CTC "
                      f"{100 * RULES.possible_ctc_proba:g} % or more)"),

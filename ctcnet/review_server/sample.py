@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import replace
 from datetime import datetime, timezone
 from functools import cached_property
@@ -32,9 +31,6 @@ from ctcnet.io.atomic import exclusive_folder
 from ctcnet.io.panel import Panel
 from ctcnet.report.colours import DEFAULT_PALETTE, overlay_legend
 from ctcnet.report.reasons import (
-    GUARD_PREFIX,
-    described,
-    own_calls,
     ranked_with_reasons,
     reason_filter,
 )
@@ -51,6 +47,7 @@ from ctcnet.review.signoff import (
     write_signoff,
 )
 from ctcnet.review.tally import ReviewTally
+from ctcnet.review_server.candidate_rows import candidate_rows
 from ctcnet.review_server.requests import (
     CONFIRM,
     FIRST,
@@ -123,43 +120,9 @@ class Sample(SampleImages):
 
     @cached_property
     def candidate_rows(self) -> list[dict]:
-        """What the page shows of each candidate but its decision: the same for the whole
-        run, so made once (thousands of rows take a while)."""
-        means, measures = self.candidate_markers()
-        rows, said = [], {}
-        columns = ["event_id", "frame_id", "x", "y", "class", "confidence", "review",
-                   "edge_cut", "why", "reasons"]
-        own, own_p = own_calls(self.candidates, self.classes, self.reported)
-        values = zip(*(self.candidates[c].tolist() for c in columns),
-                     self.candidates.get("model_class", self.candidates["class"]).tolist(),
-                     own, own_p, self.candidates.get("cluster_partner", [""] * len(own)))
-        for k, (event_id, frame_id, x, y, call, p, review, edge_cut, why, codes,
-                model_call, own_call, own_prob, partner) in enumerate(values):
-            event_id, p = int(event_id), float(p)
-            # Unrounded: the page, the reasons and the tile captions round it alike. The words
-            # depend on the codes and p as printed: said once for the candidates that share them.
-            key = (tuple(codes), f"{p:.2f}")
-            if key not in said:
-                said[key] = described(codes, p, self.threshold, self.reported)
-            tile = self.gallery_tiles.get(event_id) or {"src": self.tile_src(event_id)}
-            rows.append({"event_id": event_id, "frame_id": str(frame_id),
-                         "x": round(float(x), 1), "y": round(float(y), 1), "call": str(call),
-                         # JSON has no NaN: an event without a call has no confidence.
-                         # It is the network's call's (model_call), which ``call`` may not be.
-                         "confidence": p if math.isfinite(p) else None,
-                         "model_call": str(model_call),
-                         # The most probable class before the prior (own_calls): a cluster
-                         # the prior filed away is named on the tile (call_text).
-                         "own_call": own_call, "own_p": own_prob,
-                         "partner": partner if isinstance(partner, str) and partner else None,
-                         "flagged": bool(review), "edge_cut": bool(edge_cut),
-                         "held": any(c.startswith(GUARD_PREFIX) for c in codes),
-                         "why": why, "reasons": said[key],
-                         "tile": tile, "context": self.tile_src(event_id, "context"),
-                         "markers": means[k]})
-            if measures[k]:  # the guard's measurements, where the events table has them
-                rows[-1]["measures"] = measures[k]
-        return rows
+        """What the page shows of each candidate but its decision (:func:`candidate_rows`):
+        the same for the whole run, so made once."""
+        return candidate_rows(self)
 
     def state(self, reviewer: str, saliency: bool = False, reading: str = FIRST) -> dict:
         """Everything the page shows of ``reading``; ``saliency``: whether tiles cut here can

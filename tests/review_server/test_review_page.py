@@ -1270,3 +1270,19 @@ def test_the_narrow_layout_takes_a_1366_wide_screen_at_150_percent():
     css = int(re.search(r"@media \(max-width: (\d+)px\)", page).group(1))
     script = int(re.search(r'var NARROW = "\(max-width: (\d+)px\)"', page).group(1))
     assert css == script and 1366 / 1.5 <= css < 1366
+
+
+def test_an_event_beside_another_names_it_to_decide_them_together():
+    """A cluster read twice (one counted, one held as a repeat) or a doublet read as a CTC and
+    a cluster: each event's line names the other, so a reviewer does not count it twice."""
+    state = page_state(2)
+    state["candidates"][0]["beside"] = [{"event_id": 1, "call": "cluster", "counted": True,
+                                         "um": 9.2}]
+    got = run_page("""
+        return page.document.getElementById("info").textContent;
+    """, state)
+    assert "beside it (one cell or cluster read twice? decide them together): #1 cluster, " \
+        "counted, 9.2 um" in got
+    assert "beside" not in run_page("""
+        return page.document.getElementById("info").textContent;
+    """, page_state(2))

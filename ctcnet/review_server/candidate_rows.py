@@ -1,0 +1,55 @@
+"""What the review page shows of each candidate of a sample but its decision: its call and
+probability, the network's and the prior's, its reasons in words, its tile, its markers and the
+guard's measurements, and the events beside it (one cell or cluster read as two events:
+:mod:`ctcnet.review.neighbours`). The same for the whole run, so made once a run."""
+
+from __future__ import annotations
+
+import math
+
+from ctcnet.report.reasons import GUARD_PREFIX, described, own_calls
+from ctcnet.review.neighbours import events_beside
+
+
+def candidate_rows(sample) -> list[dict]:
+    """The rows of a :class:`~ctcnet.review_server.sample.Sample`'s candidates, in its order
+    (thousands of rows take a while: the words of reasons shared by many are made once)."""
+    means, measures = sample.candidate_markers()
+    rows, said = [], {}
+    columns = ["event_id", "frame_id", "x", "y", "class", "confidence", "review",
+               "edge_cut", "why", "reasons"]
+    own, own_p = own_calls(sample.candidates, sample.classes, sample.reported)
+    beside = events_beside(sample.events, sample.candidates["event_id"].to_numpy(),
+                           sample.reported, sample.panel.pixel_size_um)
+    values = zip(*(sample.candidates[c].tolist() for c in columns),
+                 sample.candidates.get("model_class", sample.candidates["class"]).tolist(),
+                 own, own_p, sample.candidates.get("cluster_partner", [""] * len(own)))
+    for k, (event_id, frame_id, x, y, call, p, review, edge_cut, why, codes,
+            model_call, own_call, own_prob, partner) in enumerate(values):
+        event_id, p = int(event_id), float(p)
+        # Unrounded: the page, the reasons and the tile captions round it alike. The words
+        # depend on the codes and p as printed: said once for the candidates that share them.
+        key = (tuple(codes), f"{p:.2f}")
+        if key not in said:
+            said[key] = described(codes, p, sample.threshold, sample.reported)
+        tile = sample.gallery_tiles.get(event_id) or {"src": sample.tile_src(event_id)}
+        rows.append({"event_id": event_id, "frame_id": str(frame_id),
+                     "x": round(float(x), 1), "y": round(float(y), 1), "call": str(call),
+                     # JSON has no NaN: an event without a call has no confidence.
+                     # It is the network's call's (model_call), which ``call`` may not be.
+                     "confidence": p if math.isfinite(p) else None,
+                     "model_call": str(model_call),
+                     # The most probable class before the prior (own_calls): a cluster
+                     # the prior filed away is named on the tile (call_text).
+                     "own_call": own_call, "own_p": own_prob,
+                     "partner": partner if isinstance(partner, str) and partner else None,
+                     "flagged": bool(review), "edge_cut": bool(edge_cut),
+                     "held": any(c.startswith(GUARD_PREFIX) for c in codes),
+                     "why": why, "reasons": said[key],
+                     "tile": tile, "context": sample.tile_src(event_id, "context"),
+                     "markers": means[k]})
+        if measures[k]:  # the guard's measurements, where the events table has them
+            rows[-1]["measures"] = measures[k]
+        if event_id in beside:  # one cell or cluster read as two events: decided together
+            rows[-1]["beside"] = beside[event_id]
+    return rows
