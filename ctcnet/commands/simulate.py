@@ -236,7 +236,8 @@ def run(args) -> int:
         import logging
 
         logging.getLogger(__name__).warning(
-            "the simulator knows no marker %s: drawn as background only, no cell carries it "
+            "the simulator knows no marker %s: drawn as background and the other dyes' bleed "
+            "into it (DAPI's shows the nuclei there), no cell carries it "
             "(it draws DAPI, CK, CD45, CD61/CD41, CD66b/CD15, VIM and EpCAM); a model trained "
             "on these %s learns nothing of it", ", ".join(unknown),
             "crops" if args.what == "crops" else "scans")

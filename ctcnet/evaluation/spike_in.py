@@ -221,9 +221,12 @@ def made_by_several(rows: pd.DataFrame) -> list[str]:
                                 ("software", "software", "software")):
         if column not in rows or rows[column].nunique(dropna=False) < 2:
             continue
-        # A model by its file's name, else its digest's first 12 characters.
-        names = (rows[shown] if shown in rows else rows[column]).fillna(
-            rows[column].astype(str).str[:12])
+        # A model by its file's name, else its digest's first 12 characters; two files of
+        # one name (a model replaced in place) by their name and digest.
+        digest = rows[column].astype(str).str[:12]
+        names = (rows[shown] if shown in rows else rows[column]).fillna(digest)
+        if shown in rows and names.nunique() < rows[column].nunique(dropna=False):
+            names = names + " (" + digest + ")"
         makers = [f"{names[g.index[0]]}: {', '.join(g['sample_id'].astype(str))}"
                   for _, g in rows.groupby(rows[column].fillna(""), sort=False)]
         out.append(f"{what} ({len(makers)} different: {'; '.join(makers)})")

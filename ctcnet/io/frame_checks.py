@@ -261,8 +261,9 @@ def eight_bit_note(frame: np.ndarray, brightest: list[float]) -> str | None:
     if max(brightest, default=np.inf) > EIGHT_BIT_TOP or not holds_eight_bit_values(frame):
         return None
     return ("its frames hold no value above 255: an 8-bit export (256 levels: dim cells fall "
-            "between the levels and are lost or read as CK-negative; a simulated cartridge's "
-            "8-bit copy, its counts / 16: 173 of its 217 events found, 20 of 21 CTCs counted: "
+            "between the levels and are lost or read as CK-negative: a simulated cartridge's "
+            "8-bit copy, its counts / 16, had 173 of its 217 events found and 20 of its 21 "
+            "CTCs counted, a measurement of that copy, not of this sample: "
             "export the scan at its camera's depth, 12 or 16 bits, where the scanner can), "
             "or frames with nothing bright in them (an empty cartridge)")
 

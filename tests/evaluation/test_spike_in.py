@@ -104,6 +104,13 @@ def test_the_report_gives_levels_linearity_and_limits():
         "model (2 different: ab: s0, s1, s2, s3, s4; cd: s5, s6, s7, s8)",
         "software (2 different: ctcnet 0.1.0, commit 1234567890ab: s0, s1, s2, s3, s4; "
         "ctcnet 0.2.0: s5, s6, s7, s8)"]
+    # A model file replaced in place: one name, two digests, each named by both.
+    replaced = {f"s{i}": {**summary(float(c)), "model": {
+        "sha256": "c538449cce41aa" if i < 5 else "df421b0b9ec4bb",
+        "path": "/models/ctcnet-default.onnx"}} for i, c in enumerate(called)}
+    said = spike_report(sample_rows(replaced, expected))["made_by_several"]
+    assert said == ["model (2 different: ctcnet-default.onnx (c538449cce41): s0, s1, s2, s3, "
+                    "s4; ctcnet-default.onnx (df421b0b9ec4): s5, s6, s7, s8)"], said
     # A sample whose run failed (no rate) is named and left out of every figure.
     failed = {**{f"s{i}": summary(float(c)) for i, c in enumerate(called)},
               "s4": {**summary(0.0), "per_7_5_ml": {}, "status": "failed"}}

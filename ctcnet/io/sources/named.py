@@ -165,7 +165,8 @@ class NamedFrames(FrameSource):
 
             say_once(root, f"{len(unnamed)} file(s) named like a frame's channel file but naming "
                            f"no channel of panel.json ({', '.join(panel.names)}) by a marker "
-                           "and its dye alone (a preview, a mask, an overview?), not read: "
+                           "and its dye alone (a preview, a mask, an overview? or a channel "
+                           "panel.json leaves out: list it there to read it), not read: "
                            f"{', '.join(unnamed[:5])}{hint}")
         if not parts:
             raise InputError("no frames found: the files named like a frame's channel name no "
