@@ -146,6 +146,11 @@ def output_entry(name: str, summary: dict, path: Path) -> dict:
             # make every event's call
             "held": (summary.get("tally") or {}).get("held", summary.get("held", {})),
             "per_7_5_ml": summary.get("per_7_5_ml", {}),
+            # counted clusters by partner and the unread planes' CTCs above the leukocytes:
+            # what a study of clusters or of a therapy marker reads per sample
+            **({"clusters_by_partner": summary["clusters_by_partner"]}
+               if isinstance(summary.get("clusters_by_partner"), dict) else {}),
+            **_unread_above(summary),
             # the events on the review list: the morning's work, read before the page opens
             **({"review_events": summary["review_list"]["events"]}
                if isinstance(summary.get("review_list"), dict) else {}),
@@ -161,6 +166,16 @@ def output_entry(name: str, summary: dict, path: Path) -> dict:
                if summary.get("blood_volume_stated") is not None else {}),
             **_denominator(summary),
             **_made_by(summary, path), **review_entry(summary), **_why(summary)}
+
+
+def _unread_above(summary: dict) -> dict:
+    """Per plane the model does not read, the counted CTCs above the sample's leukocytes and
+    all counted CTCs (``[above, of]``; above null where too few leukocytes gave no level)."""
+    planes = (summary.get("unread_markers") or {}).get("planes")
+    if not isinstance(planes, dict):
+        return {}
+    return {"unread_ctcs_above": {name: [r.get("counted_ctcs_above"), r.get("counted_ctcs")]
+                                  for name, r in planes.items()}}
 
 
 def _denominator(summary: dict) -> dict:

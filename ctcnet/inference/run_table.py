@@ -50,7 +50,8 @@ _RATES = ("per_7_5_ml", "after_review_per_7_5_ml")
 _PER_CLASS = (("counts", "count"), ("held", "held"), ("per_7_5_ml", "per_7_5_ml"),
               ("after_review", "after_review"),
               ("after_review_per_7_5_ml", "after_review_per_7_5_ml"))
-_LAST = ("decided", "signed_off", "held_undecided", "left_undecided", "signoff_note",
+_LAST = ("clusters_by_partner", "unread_ctcs_above", "decided", "signed_off", "held_undecided",
+         "left_undecided", "signoff_note",
          "signoff_status", "readers_both", "readers_agree", "readers_kappa",
          "readers_own_agree", "readers_own_kappa", "frames_skipped",
          "skipped_because", "frames_missing", "problems", "set_aside", "missing", "reason",
@@ -112,6 +113,14 @@ def sample_row(entry: dict) -> dict:
         if key in entry:
             value = entry[key]
             row[key] = list_cell(value) if isinstance(value, list) else value
+    # Maps in one cell each, as "neutrophil 2; homotypic 1" and "HER2 12 of 23".
+    if isinstance(entry.get("clusters_by_partner"), dict):
+        row["clusters_by_partner"] = list_cell(
+            f"{partner} {n}" for partner, n in entry["clusters_by_partner"].items())
+    if isinstance(entry.get("unread_ctcs_above"), dict):
+        row["unread_ctcs_above"] = list_cell(
+            f"{name} {'n/a' if above is None else above} of {of}"
+            for name, (above, of) in entry["unread_ctcs_above"].items())
     if not row["result_state"]:
         row["result_state"] = next((state for key, state in NO_RESULT if entry.get(key)), None)
     return row

@@ -199,3 +199,15 @@ def test_a_signed_double_reading_gives_the_agreement_a_month_pools():
         ("30", "25", "0.7664")
     stale = review_entry({**summary, "signoff": {**summary["signoff"], "status": "changed since"}})
     assert "readers_both" not in stale
+
+
+def test_a_row_gives_the_clusters_by_partner_and_the_unread_planes_ctcs_above():
+    """A study of clusters or of a therapy marker reads them per sample from the table, not
+    from each summary.json; a night without them keeps the columns, empty."""
+    entry = {**CLEAN, "clusters_by_partner": {"neutrophil": 2, "homotypic": 1},
+             "unread_ctcs_above": {"HER2": [12, 23], "PD-L1": [None, 23]}}
+    rows = list(csv.DictReader(io.StringIO(samples_csv([entry, CLEAN]))))
+    assert rows[0]["clusters_by_partner"] == "neutrophil 2; homotypic 1"
+    assert rows[0]["unread_ctcs_above"] == "HER2 12 of 23; PD-L1 n/a of 23"
+    assert rows[1]["clusters_by_partner"] == rows[1]["unread_ctcs_above"] == ""
+    assert header([CLEAN]) == header([entry])
