@@ -7,12 +7,16 @@ import numpy as np
 import pandas as pd
 
 
-def match_to_truth(detected_xy: np.ndarray, truth_xy: np.ndarray, radius_px: float
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def match_to_truth(detected_xy: np.ndarray, truth_xy: np.ndarray, radius_px: float,
+                   preferred: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One-to-one matching of detections to true events within ``radius_px`` (Hungarian).
 
     Returns (truth index, detection index) arrays of the matched pairs; recall is
     ``len(pairs) / len(truth)``. Call per frame: positions of different frames never match.
+    ``preferred`` (bool per detection): where a true event has several detections within the
+    radius, one of these is its match before any other, the nearest of them (a cluster read
+    twice, its repeat held apart: the one counted is the cluster's event, and the repeat an
+    event of no cell, not the other way round).
     """
     from scipy.optimize import linear_sum_assignment
     from scipy.spatial.distance import cdist
@@ -24,6 +28,8 @@ def match_to_truth(detected_xy: np.ndarray, truth_xy: np.ndarray, radius_px: flo
     dist = cdist(truth_xy, detected_xy)
     # Pairs beyond the radius get a prohibitive cost, then are dropped after the assignment.
     cost = np.where(dist <= radius_px, dist, 1e9)
+    if preferred is not None:  # any preferred detection in reach costs less than any other
+        cost = cost + np.where(np.asarray(preferred, bool), 0.0, 2.0 * radius_px)[None, :]
     ti, di = linear_sum_assignment(cost)
     ok = dist[ti, di] <= radius_px
     return ti[ok], di[ok]

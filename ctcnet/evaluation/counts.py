@@ -44,19 +44,21 @@ FLAG_COLUMNS = ("review",)
 def match_events(events: pd.DataFrame, truth: pd.DataFrame, pixel_size_um: float,
                  radius_um: float = MATCH_RADIUS_UM) -> np.ndarray:
     """Position in ``truth`` of the true event each event matches (-1: none within
-    ``radius_um``); matched one-to-one per frame (``row``, ``col``)."""
+    ``radius_um``); matched one-to-one per frame (``row``, ``col``), an event the guard did
+    not hold before one it held (:func:`match_to_truth`'s ``preferred``)."""
     out = np.full(len(events), -1, np.int64)
     if not len(events) or not len(truth):
         return out
     keys = ["row", "col"]
     truth = truth.reset_index(drop=True)
     by_frame = {k: g for k, g in truth.groupby(keys)}
+    kept = counted(events)
     for key, ev in events.assign(_pos=np.arange(len(events))).groupby(keys):
         t = by_frame.get(key)
         if t is None:
             continue
         ti, di = match_to_truth(ev[["x", "y"]].to_numpy(), t[["x", "y"]].to_numpy(),
-                                radius_um / pixel_size_um)
+                                radius_um / pixel_size_um, kept[ev["_pos"].to_numpy()])
         out[ev["_pos"].to_numpy()[di]] = t.index.to_numpy()[ti]
     return out
 

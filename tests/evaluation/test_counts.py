@@ -375,3 +375,19 @@ def test_a_cartridge_without_blood_read_takes_part_in_no_figure(tmp_path):
                for c in auto["cutoffs"])
     json.loads(strict_json(report))  # strict JSON: no NaN
     assert counts_png(report, tmp_path / "c.png").stat().st_size > 0
+
+
+def test_a_cluster_read_twice_is_matched_to_its_counted_event_not_the_held_repeat():
+    """Two events of one drawn cluster, the nearer held as a repeat (same_cluster): the
+    counted one is the cluster's event, the repeat matches no cell (it scored the counted
+    cluster a false call)."""
+    from ctcnet.evaluation.counts import match_events
+
+    truth = pd.DataFrame({"row": [0], "col": [0], "x": [100.0], "y": [100.0],
+                          "class": ["cluster"]})
+    events = pd.DataFrame({"row": [0, 0], "col": [0, 0], "x": [101.0, 106.0],
+                           "y": [100.0, 100.0], "class": ["cluster", "cluster"],
+                           "guard": ["same_cluster", ""]})
+    assert match_events(events, truth, 0.64).tolist() == [-1, 0]
+    # Without a guard column (or both counted) the nearer is the match, as before.
+    assert match_events(events.drop(columns="guard"), truth, 0.64).tolist() == [0, -1]
