@@ -33,7 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "colorectal)")
     parser.add_argument("--date-key", default=None, metavar="KEY",
                         help="a cartridge.json key holding the draw's date, shown beside it")
+    parser.add_argument("--patient-key", default="patient_id", metavar="KEY",
+                        help="the cartridge.json key naming the patient (default patient_id): "
+                             "draws naming other patients are refused")
     parser.add_argument("--out", metavar="CSV", help="also write the table to this file")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write over an existing --out file (refused otherwise)")
     # ``ctcnet --quiet`` sets it: the lines are then kept off the console only where --out
     # keeps the table (without it, they are the only answer asked for).
     parser.set_defaults(quiet=False)
@@ -54,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
     cutoff = DEFAULT_CUTOFF if args.cutoff is None else args.cutoff
     if args.out:  # refused before the draws are read
         check_output_file(args.out, example="draws.csv")
+        if Path(args.out).exists() and not args.overwrite:
+            raise InputError("exists: another series' table? choose another --out, or pass "
+                             "--overwrite to write over it", args.out)
     lines = []
     # `draws results/*`: the --out folder's own files passed over, said (not sample folders)
     own = [s for s in args.samples if Path(s).name.lower() in OUTPUT_NAMES
@@ -66,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("no sample folder among the inputs: give each draw's output folder "
                          "(<--out>/<sample>)")
     draws, differ = compare_draws(samples, args.class_name, cutoff, args.date_key,
-                                  signoff_holds_now)
+                                  signoff_holds_now, args.patient_key)
     if args.class_name != "ctc" and args.cutoff is None:
         lines.append(f"(the default cut-off, {cutoff:g}, is CellSearch's for CTCs: give "
                      f"--cutoff for {args.class_name})")

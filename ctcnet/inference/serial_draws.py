@@ -18,6 +18,7 @@ said not to be comparable, as are figures not yet reviewed or of a partial scan.
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 from collections.abc import Callable
@@ -32,10 +33,13 @@ from ctcnet.inference.result_state import result_state, reviewed_figures, signof
 from ctcnet.inference.run_index import settings_that_differ
 from ctcnet.inference.run_table import list_cell
 from ctcnet.inference.summary import SUMMARY_FILE
+from ctcnet.io.cartridge_info import RUN_INDEX_FILE
 
 # The cut-off CellSearch's prognostic studies used in metastatic breast and prostate cancer
 # (colorectal: 3): per 7.5 mL of blood.
 DEFAULT_CUTOFF = 5.0
+# The cartridge.json key naming the patient a draw is of (``ctcnet draws --patient-key``).
+PATIENT_KEY = "patient_id"
 
 
 def rate_change_p(k1: int, v1: float, k2: int, v2: float) -> float:
@@ -80,6 +84,7 @@ class Draw:
     change_from_first: float | None = None
     p_from_first: float | None = None
     drawn_at: str | None = None
+    patient: str | None = None       # cartridge.json's patient id (PATIENT_KEY), where stated
     cartridge_id: str | None = None  # the scan: one scan is one blood draw
     pixel_size_um: float | None = None  # the scanner's
     network_sha256: str | None = None  # what counted it
@@ -112,10 +117,23 @@ def _decided_so_far(summary: dict, class_name: str) -> str | None:
             "the figure above is the automatic count until the review is signed off")
 
 
+def _what_folder(folder: Path) -> str:
+    """What a folder given as a draw is instead, where it tells: a whole --out folder, or a
+    scan."""
+    if (folder / RUN_INDEX_FILE).is_file():
+        return (f"; {folder} is a whole --out folder of several samples: give its sample "
+                f"folders ({folder}/<sample>)")
+    if (folder / "panel.json").is_file() or (folder / "cartridge.json").is_file():
+        return "; it is a scan, not a result: give the folder `ctcnet predict` wrote for it"
+    return ""
+
+
 def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
               cutoff: float = DEFAULT_CUTOFF, date_key: str | None = None,
-              signoff_check: Callable[[Path], bool] | None = None) -> tuple[Draw, dict]:
-    """A predict output folder as a :class:`Draw` of ``class_name``, and its run fingerprint.
+              signoff_check: Callable[[Path], bool] | None = None,
+              patient_key: str | None = PATIENT_KEY) -> tuple[Draw, dict]:
+    """A predict output folder as a :class:`Draw` of ``class_name``, and its run fingerprint
+    (``patient_key``: the cartridge.json key naming the patient, kept as ``patient``).
     ``signoff_check``: whether the sample's sign-off holds as its record and decisions are
     now (summary.json's copy is as fresh as the last command that wrote it: a review.csv or
     signoff.json changed since read as signed); the review's, handed in from above."""
@@ -125,7 +143,7 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
         summary = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError("no summary.json: give the folder of one sample's predict output "
-                         "(<--out>/<sample>)", folder) from None
+                         f"(<--out>/<sample>){_what_folder(folder)}", folder) from None
     except (OSError, ValueError) as err:
         raise InputError(f"summary.json cannot be read: {err}", folder) from None
     if not isinstance(summary, dict) or "crops" in summary:
@@ -175,8 +193,11 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
         else {}
     drawn_at = info.get(date_key) if date_key else None
     if date_key and drawn_at is None:
+        close = difflib.get_close_matches(date_key, [str(k) for k in info], n=1)
         notes.append(f"cartridge.json had no {date_key!r} as predict read it (summary.json's "
-                     "cartridge_info; added since: rerun predict, which keeps the counts)")
+                     "cartridge_info; added since: rerun predict, which keeps the counts)"
+                     + (f"; it has {close[0]!r}: --date-key {close[0]}?" if close else ""))
+    patient = info.get(patient_key) if patient_key else None
     against = "n/a" if rate is None else "at or above" if rate >= cutoff else "below"
     fingerprint = summary.get("run_fingerprint")
     fingerprint = fingerprint if isinstance(fingerprint, dict) else {}
@@ -190,6 +211,7 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
                 interval_spans_cutoff=None if bounds is None else
                 bool(bounds[0] < cutoff <= bounds[1]),
                 drawn_at=None if drawn_at is None else str(drawn_at),
+                patient=None if patient is None else str(patient),
                 cartridge_id=summary.get("cartridge_id"),
                 pixel_size_um=panel.get("pixel_size_um"),
                 network_sha256=fingerprint.get("model_sha256"), notes=notes)
@@ -198,14 +220,16 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
 
 def compare_draws(folders, class_name: str = "ctc", cutoff: float = DEFAULT_CUTOFF,
                   date_key: str | None = None,
-                  signoff_check: Callable[[Path], bool] | None = None
-                  ) -> tuple[list[Draw], list[str]]:
+                  signoff_check: Callable[[Path], bool] | None = None,
+                  patient_key: str | None = PATIENT_KEY) -> tuple[list[Draw], list[str]]:
     """The draws of ``folders`` (in draw order), each compared with the one before and the
     first (:func:`rate_change_p`), and what makes them not comparable (settings that differ
-    between the runs that counted them; ``signoff_check``: as :func:`read_draw`'s)."""
-    read = [read_draw(f, i + 1, class_name, cutoff, date_key, signoff_check)
+    between the runs that counted them; ``signoff_check``: as :func:`read_draw`'s). Draws
+    naming other patients (cartridge.json's ``patient_key``) are refused."""
+    read = [read_draw(f, i + 1, class_name, cutoff, date_key, signoff_check, patient_key)
             for i, f in enumerate(folders)]
     draws = [d for d, _ in read]
+    check_one_patient(draws, patient_key)
     seen: dict[str, Draw] = {}
     for draw in draws:  # a rerun of one scan (a volume corrected) is no second draw
         first = seen.setdefault(draw.cartridge_id, draw) if draw.cartridge_id else draw
@@ -225,6 +249,21 @@ def compare_draws(folders, class_name: str = "ctc", cutoff: float = DEFAULT_CUTO
         if len(scanners) > 1:
             draw.notes.append(OTHER_SCANNERS.format(", ".join(f"{p:g}" for p in scanners)))
     return draws, differ
+
+
+def check_one_patient(draws: list[Draw], patient_key: str | None) -> None:
+    """Refuse draws whose cartridge.json name other patients: a change from one patient's
+    baseline to another's draw is no response."""
+    named: dict[str, list[int]] = {}
+    for draw in draws:
+        if draw.patient is not None:
+            named.setdefault(draw.patient, []).append(draw.draw)
+    if len(named) > 1:
+        which = "; ".join(f"{patient} in draw(s) {', '.join(map(str, places))}"
+                          for patient, places in named.items())
+        raise InputError(f"the draws name {len(named)} patients ({patient_key}: {which}): "
+                         "`ctcnet draws` compares one patient's draws; give each patient's "
+                         "apart")
 
 
 def drawn_time(text: str | None) -> datetime | None:

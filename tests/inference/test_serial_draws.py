@@ -227,3 +227,35 @@ def test_a_draws_rate_is_written_to_four_decimals_as_its_interval(clean_run, tmp
     draw = _draw(clean_run, tmp_path, "d0", 22, 7.0)
     row = compare_draws([draw])[0][0].row()
     assert row["per_7_5_ml"] == 23.5714
+
+
+def test_draws_of_two_patients_are_refused_and_a_mistyped_key_is_suggested(clean_run,
+                                                                           tmp_path, capsys):
+    """P02's baseline read as a change from P01's: refused where cartridge.json names the
+    patients; a --date-key one letter off names the key there; a whole --out folder or a
+    written table is not taken for a draw."""
+    folders = []
+    for name, patient in (("p01_d0", "P01"), ("p01_wk3", "P01"), ("p02_d0", "P02")):
+        folder = _draw(clean_run, tmp_path, name, 4, 7.5)
+        edit_json(folder / "summary.json",
+                  cartridge_info={"patient_id": patient, "draw_date": "2026-04-19"})
+        folders.append(folder)
+    draws, _ = compare_draws(folders[:2])
+    assert [d.patient for d in draws] == ["P01", "P01"]
+    with pytest.raises(InputError, match=r"the draws name 2 patients \(patient_id: P01 in "
+                                         r"draw\(s\) 1, 2; P02 in draw\(s\) 3\)"):
+        compare_draws(folders)
+    assert compare_draws(folders, patient_key=None)[0][2].patient is None  # not asked
+    draws, _ = compare_draws(folders[:2], date_key="drawdate")
+    assert any("it has 'draw_date': --date-key draw_date?" in n for n in draws[0].notes)
+    (tmp_path / "run.json").write_text("{}")
+    from ctcnet.cli import main
+
+    status, err = run_cli(capsys, "draws", tmp_path, tmp_path)
+    assert status == 2 and "a whole --out folder of several samples" in err[0]
+    out = tmp_path / "draws.csv"
+    assert main(["draws", *map(str, folders[:2]), "--out", str(out)]) == 0
+    status, err = run_cli(capsys, "draws", folders[0], tmp_path, "--out", str(out))
+    assert status == 2 and "exists" in err[0] and "--overwrite" in err[0]
+    assert main(["draws", str(folders[0]), "--out", str(out), "--overwrite"]) == 0
+    assert len(out.read_text().splitlines()) == 2
