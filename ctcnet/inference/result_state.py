@@ -91,6 +91,12 @@ def reviewed_figures(summary: dict) -> dict:
                 "after_review_per_7_5_ml": reviewed.get("after_review_per_7_5_ml"),
                 "after_review_per_7_5_ml_interval":
                     reviewed.get("after_review_per_7_5_ml_interval")}
+    return automatic_figures(summary)
+
+
+def automatic_figures(summary: dict) -> dict:
+    """A summary.json's (as parsed) automatic counts of the reported classes, their rates and
+    intervals, in :func:`reviewed_figures`' form."""
     rates = summary.get("per_7_5_ml") or {}
     return {"after_review": {c: (summary.get("counts") or {}).get(c) for c in rates},
             "after_review_per_7_5_ml": rates,
@@ -99,10 +105,14 @@ def reviewed_figures(summary: dict) -> dict:
 
 
 def _signed_figures(summary: dict) -> str:
-    """The figures a sign-off says to report (:func:`reviewed_figures`), each with its
-    blood-draw interval: ``ctc 6 (6.00 per 7.5 mL, 95 % blood-draw interval 2.20 to 13.06)``
-    (of sampling one tube, not of the calls)."""
-    figures = reviewed_figures(summary)
+    """The figures a sign-off says to report (:func:`reviewed_figures`): :func:`figures_text`."""
+    return figures_text(reviewed_figures(summary))
+
+
+def figures_text(figures: dict) -> str:
+    """Figures of :func:`reviewed_figures`' form, each with its blood-draw interval: ``ctc 6
+    (6.00 per 7.5 mL, 95 % blood-draw interval 2.20 to 13.06)`` (of sampling one tube, not of
+    the calls)."""
     counts, rates, intervals = (figures[k] or {} for k in (
         "after_review", "after_review_per_7_5_ml", "after_review_per_7_5_ml_interval"))
     parts = []

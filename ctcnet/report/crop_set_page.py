@@ -36,8 +36,9 @@ from ctcnet.report.gallery_pages import (
     remove_stale_pages,
     stretch_each_crop,
 )
+from ctcnet.report.page_frame import IMAGE_CHECK, page_start
 from ctcnet.report.reasons import call_text, caption_line, event_reasons, review_list_text
-from ctcnet.report.report_page import IMAGE_CHECK, html_table, page_images, page_start
+from ctcnet.report.report_page import html_table, page_images
 
 HELD = "held"
 # Characters of a file's name a caption keeps (a tile of three markers is ~340 px wide).
@@ -236,8 +237,9 @@ def _page(root: Path, page_dir: Path, overview: list, middle: str, groups: dict,
     for group, g in groups.items():
         note = f"{g['shown']} of {g['total']} shown" if g["shown"] < g["total"] else \
             f"{g['total']} crop(s)"
-        sections.append(f"<h2>{html.escape(titles[group])}</h2><p>{note}, {order}</p>"
-                        f"{page_images(g['pages'], group)}{_file_list(g['files'], root, page_dir)}")
+        sections.append(f'<section class="gallery"><h2>{html.escape(titles[group])}</h2>'
+                        f"<p>{note}, {order}</p>{page_images(g['pages'], group)}"
+                        f"{_file_list(g['files'], root, page_dir)}</section>")
     legend = overlay_legend(spec.panel.names, spec.panel.roles())
     return f"""{page_start(name, heading)}
 {html_table(overview)}

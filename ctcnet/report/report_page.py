@@ -15,10 +15,17 @@ from pathlib import Path
 from ctcnet.core.json_text import strict_json
 from ctcnet.core.provenance import software_text
 from ctcnet.inference.counts import Counts, ReviewedCounts, interval_text, per_volume_text
-from ctcnet.inference.result_state import RESEARCH_USE, result_state, signoff_holds
+from ctcnet.inference.result_state import (
+    RESEARCH_USE,
+    automatic_figures,
+    figures_text,
+    result_state,
+    signoff_holds,
+)
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.report.colours import overlay_legend
+from ctcnet.report.page_frame import IMAGE_CHECK, page_start
 from ctcnet.report.reasons import GUARD_FLAGS, counted_words, review_list_text
 from ctcnet.review.signoff import signoff_text
 
@@ -28,30 +35,6 @@ def html_table(rows: list[tuple[str, object]]) -> str:
     cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
                     for k, v in rows)
     return f"<table>{cells}</table>"
-
-
-def page_start(name: str, heading: str = "predictions") -> str:
-    """A page's HTML up to its title and the line that says whether its images loaded."""
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>ctcnet: {html.escape(name)}</title>
-<style>
-body {{ font-family: sans-serif; margin: 1.5em; background: #fafafa; }}
-table {{ border-collapse: collapse; margin-bottom: 1em; }}
-th, td {{ border: 1px solid #ccc; padding: 2px 8px; text-align: left; }}
-img {{ max-width: 100%; image-rendering: pixelated; border: 1px solid #444; }}
-.ok {{ color: #060; }} .bad {{ color: #b00; font-weight: bold; }}
-.state {{ padding: 6px 10px; border: 2px solid; font-weight: bold; margin: 0.5em 0; }}
-.state-failed, .state-partial, .state-sign-off-stale {{ border-color: #b00; color: #900;
-  background: #fee; }}
-.state-preliminary {{ border-color: #b80; color: #640; background: #ffe; }}
-.state-signed-off {{ border-color: #060; color: #040; background: #efe; }}
-.ruo {{ font-size: 90%; color: #444; }}
-</style></head>
-<body>
-<h1>ctcnet {html.escape(heading)}: {html.escape(name)}</h1>
-<p id="image-check">checking images...</p>"""
 
 
 def page_images(pages: list[dict], name: str) -> str:
@@ -76,21 +59,6 @@ def _page_text(page: dict, name: str, number: int) -> str:
 
 
 # Says on the page whether every image loaded (and tells a headless browser in data-*).
-IMAGE_CHECK = """
-<script>
-window.addEventListener("load", function () {
-  var imgs = Array.prototype.slice.call(document.images);
-  var bad = imgs.filter(function (im) { return !(im.complete && im.naturalWidth > 0); });
-  var out = document.getElementById("image-check");
-  out.textContent = bad.length ? bad.length + " of " + imgs.length + " images failed to load: " +
-      bad.map(function (im) { return im.getAttribute("src"); }).join(", ")
-    : "all " + imgs.length + " images loaded";
-  out.className = bad.length ? "bad" : "ok";
-  document.body.setAttribute("data-images-ok", bad.length ? "no" : "yes");
-  document.body.setAttribute("data-images-total", String(imgs.length));
-});
-</script>
-"""
 
 
 # The counts table's columns: (key of Counts.to_dict / ReviewedCounts.to_dict, heading). The
@@ -123,8 +91,11 @@ COLUMN_MEANINGS = {
                  "to review, every call of the class: counted plus held).",
     "confirmed": "Events a reviewer called this class: the class's calls confirmed, and "
                  "events of another call relabelled to it.",
+    "confirmed_per_7_5_ml": "The confirmed events over the blood read, scaled to 7.5 mL.",
     "after_review": "The count with every review decision applied (relabelled events moved, "
                     "rejected ones left out).",
+    "after_review_per_7_5_ml": "The count after review over the blood read, scaled to 7.5 mL "
+                               "(the rate to report once signed off).",
     "after_review_per_7_5_ml_interval": "The exact 95 % Poisson interval of the rate after "
                                          "review (the count to report once signed off).",
     "decided": "Calls of this class a reviewer decided on."}
@@ -197,7 +168,12 @@ def counts_table(tally: Counts, reviewed: ReviewedCounts | None, no_result: bool
                    if reviewed.unattached else "") + f"; latest {reviewed.updated}")
         rows.append(f'<tr data-row="reviewed"><th>review decisions</th>'
                     f'<td colspan="{len(columns)}">{html.escape(note)}</td></tr>')
-    return f'<table id="counts">{"".join(rows)}</table>'
+    # On paper a header's meaning (its tooltip on screen) is printed under the table.
+    meanings = "".join(f"<dt>{html.escape(h)}</dt><dd>{html.escape(COLUMN_MEANINGS[key])}</dd>"
+                       for key, h in columns if COLUMN_MEANINGS.get(key))
+    return (f'<table id="counts">{"".join(rows)}</table>'
+            + (f'<dl class="print-only" id="counts-meanings">{meanings}</dl>' if meanings
+               else ""))
 
 
 def gallery_note(gallery: dict, tally: Counts, category: str) -> str:
@@ -251,8 +227,9 @@ def display_note(panel: dict, crop_px: int | None = None,
             f"the last panel overlays the nucleus, the CTC marker and CD45 in colour "
             f"({html.escape(legend)}); the ticks on "
             "every panel mark the event's centre, the dotted box its object, the hatch what "
-            "lies past the frame's border. A page is drawn here at twice its size; click it to "
-            "open its file (zoom the browser in to read it larger).</p>")
+            "lies past the frame's border.<span class=\"screen-only\"> A page is drawn here "
+            "at twice its size; click it to open its file (zoom the browser in to read it "
+            "larger).</span></p>")
 
 
 def partners_html(partners: dict | None) -> str:
@@ -306,6 +283,17 @@ def state_html(state: dict) -> str:
             f'<p class="ruo" id="research-use">{html.escape(RESEARCH_USE)}</p>')
 
 
+def automatic_figures_html(summary: RunSummary, state: dict) -> str:
+    """Before a sign-off, the automatic counts with their intervals just under the headline
+    (``automatic-figures``): a printed page 1 ended above the counts table; '' once signed off
+    (the headline gives the figures to report) or for a failed sample (no count)."""
+    if state["state"] in ("signed off", "failed"):
+        return ""
+    text = figures_text(automatic_figures(summary.to_dict()))
+    return (f'<p id="automatic-figures"><b>Automatic counts</b> (not reviewed and signed off; '
+            f"per class below): {html.escape(text)}</p>" if text else "")
+
+
 def signoff_html(record: dict | None) -> str:
     """The sign-off line under the counts (``data-signoff``: its status, or ``none``)."""
     status = "none" if record is None else record.get("status", "current")
@@ -345,8 +333,10 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
                     else "")),
                 ("frames skipped", frames.skipped),
                 ("counted at", _utc(s.counted_at)),
-                ("model", f"{s.model.path or 'a model given in memory'} "
-                 f"({s.model.arch}, its spec written by ctcnet {s.model.version}"
+                # By its name first (a record names the model, not a path on one machine).
+                ("model", (f"{Path(s.model.path).stem}: {s.model.path} " if s.model.path
+                           else "a model given in memory ")
+                 + f"({s.model.arch}, its spec written by ctcnet {s.model.version}"
                  + (f", SHA-256 {s.model.sha256[:16]}..." if s.model.sha256 else "") + ")"
                  + _made_by_text(s.frames_made_by)),
                 ("calls made at", _prior_text(s.model.prior)),
@@ -378,10 +368,12 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
             note += (f"; sent to review and not called "
                      f"{html.escape(' or '.join(s.tally.reported))} (those are in their own "
                      "galleries)")
-        sections.append(f"<h2>{html.escape(title)}</h2><p>{note}</p>{images or '<p>none</p>'}")
+        sections.append(f'<section class="gallery"><h2>{html.escape(title)}</h2><p>{note}</p>'
+                        f"{images or '<p>none</p>'}</section>")
     state = result_state({**s.to_dict(), "signoff": signoff})
     page = f"""{page_start(s.sample_id)}
 {state_html(state)}
+{automatic_figures_html(s, state)}
 {html_table(overview)}
 <h2>Counts</h2>
 {counts_table(s.tally, s.reviewed, no_result=s.status == "failed",
@@ -389,13 +381,13 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
 {partners_html(s.clusters_by_partner)}
 {unread_markers_html(s.unread_markers)}
 {signoff_html(signoff) if s.reviewed is not None or signoff is not None else ''}
-<p>Tables: <a href="events.csv">events.csv</a>, <a href="events.parquet">events.parquet</a>,
-<a href="summary.json">summary.json</a></p>
+<p class="screen-only">Tables: <a href="events.csv">events.csv</a>,
+<a href="events.parquet">events.parquet</a>, <a href="summary.json">summary.json</a></p>
 {f'<h2>Skipped frames</h2><ul>{skipped}</ul>' if skipped else ''}
 {f'<h2>Problems found in the scan folder</h2><ul>{problems}</ul>' if problems else ''}
 {display_note(s.panel, s.model.crop_size, s.model.pixel_size_um) if sections else ''}
 {''.join(sections)}
-<h2>Timings</h2>{html_table(timings)}
+<div class="screen-only"><h2>Timings</h2>{html_table(timings)}</div>
 {IMAGE_CHECK}
 </body></html>
 """

@@ -165,3 +165,37 @@ def test_the_page_says_an_assumed_blood_volume_beside_the_volume_read(clean_run,
     assert "(assumed: cartridge.json states none)" in (tmp_path / "index.html").read_text()
     write_html(tmp_path, RunSummary.from_dict(data), gallery_info={})
     assert "assumed: cartridge.json" not in (tmp_path / "index.html").read_text()
+
+
+def test_a_printed_report_has_its_figures_and_sample_on_every_page(clean_run, tmp_path):
+    """A record's PDF: before a sign-off the automatic counts with their intervals stand under
+    the headline (page 1 ended above the counts table), the sample and the page number on
+    every page, the columns' meanings printed (tooltips are lost on paper), what only a screen
+    can use left off, each gallery on a page of its own."""
+    import json
+
+    from ctcnet.inference.summary import RunSummary
+    from ctcnet.report.page_frame import _css_string
+    from ctcnet.report.report_page import write_html
+
+    data = json.loads((clean_run["root"] / "clean" / "summary.json").read_text())
+    data["sample_id"] = 'PT "7"'
+    write_html(tmp_path, RunSummary.from_dict(data), gallery_info={})
+    page = (tmp_path / "index.html").read_text()
+    head = page[page.index('<p id="result-state"'):page.index("<table")]
+    rate = data["per_7_5_ml"]["ctc"]
+    assert '<p id="automatic-figures"><b>Automatic counts</b>' in head
+    assert f"ctc {data['counts']['ctc']} ({rate:.2f} per 7.5 mL, 95 % blood-draw interval" \
+        in head
+    assert '@top-left { content: "ctcnet predictions: PT \\22 7\\22 "' in page
+    assert 'content: "page " counter(page) " of " counter(pages)' in page
+    assert '<dl class="print-only" id="counts-meanings"><dt>counted</dt>' in page
+    assert '<p class="screen-only">Tables:' in page and \
+        '<div class="screen-only"><h2>Timings</h2>' in page
+    assert _css_string("a\\b<\n") == "a\\5c b\\3c \\a "
+    # Signed off, the headline gives the figures to report: no automatic line beside it.
+    signed = {**data, "signoff": {"reviewer": "ann", "signed_at": "2026-12-01T10:00:00+00:00",
+                                  "status": "current", "decided": 0, "unreviewed": 0}}
+    write_html(tmp_path, RunSummary.from_dict(data), gallery_info={},
+               signoff=signed["signoff"])
+    assert 'id="automatic-figures"' not in (tmp_path / "index.html").read_text()
