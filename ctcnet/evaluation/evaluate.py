@@ -52,6 +52,7 @@ from ctcnet.evaluation.test_set import (
     crops_learnt_from,
     labelled_index,
     labels_to_indices,
+    model_labels_warning,
     own_training_data_warning,
     simulated_training_set,
 )
@@ -307,6 +308,9 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
                 log.warning("%s", own)
                 report["warnings"] = report.get("warnings", []) + [own]
                 report["_learnt_from"] = crops_learnt_from(spec, crops)  # which, in the table
+            if (circular := model_labels_warning(data)) is not None:
+                log.warning("%s", circular)
+                report["warnings"] = report.get("warnings", []) + [circular]
             if reading.spillover is not None:
                 report["spillover"] = reading.spillover
             report["leak_check"] = reading.leak_check  # past the guard's allowance: warned

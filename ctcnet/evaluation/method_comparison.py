@@ -58,6 +58,7 @@ def comparison_report(rows: pd.DataFrame, cutoffs: Sequence[float] = CUTOFFS,
     header, rated = report_header(rows, positive)
     complete = rated["review_complete"].astype(bool)
     return {**header, "cutoffs": [float(c) for c in cutoffs],
+            "reference_units_in_doubt": units_in_doubt(rated),
             "tolerance": f"max({ABS_TOLERANCE:g}, one cell of the blood read, "
                          f"{REL_TOLERANCE:.0%} of the reference)",
             **_agreement(rated, "called", cutoffs),
@@ -124,15 +125,17 @@ def passing_bablok(x, y) -> dict | None:
     """The Passing-Bablok line of ``y`` on ``x`` (Passing and Bablok 1983): the slope the
     shifted median of the pairwise slopes (pairs of equal points left out, a slope of -1
     too; a pair with equal x a slope of +-inf by the sign of its y difference), the intercept
-    the median of y - slope x; 95 % intervals from the slopes' ranks. None under 3 samples or
-    without two distinct slopes; no slope (None, with a ``note`` saying why) where the
+    the median of y - slope x; 95 % intervals from the slopes' ranks. None without two
+    distinct slopes; no slope (None, with a ``note`` saying why) under 3 samples or where the
     reference's rates do not spread, and a ``note`` under :data:`EP09_SAMPLES` samples."""
     from scipy.stats import norm
 
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     n = x.size
     if n < 3:
-        return None
+        return {"n": int(n), "slope": None, "slope_ci95": None, "intercept": None,
+                "intercept_ci95": None, "note": f"no line: {n} sample(s), a line needs 3 "
+                f"at least (CLSI EP09 asks {EP09_SAMPLES} or more)"}
     i, j = np.triu_indices(n, k=1)
     dx, dy = x[j] - x[i], y[j] - y[i]
     keep = ~((dx == 0) & (dy == 0))
@@ -170,6 +173,27 @@ def passing_bablok(x, y) -> dict | None:
     return {"n": int(n), "slope": slope, "slope_ci95": [low, high], "intercept": intercept,
             "intercept_ci95": [float(np.median(y - high * x)), float(np.median(y - low * x))],
             **few}
+
+
+def units_in_doubt(rows: pd.DataFrame) -> str | None:
+    """What to say where the reference's rates look like another unit than per 7.5 mL: on
+    tubes read whole, a rate per 7.5 mL is a whole count, so most of them not whole (0.13,
+    0.53) are likely per mL, or a scaled figure. None where they look like counts."""
+    whole = rows[np.isclose(rows["blood_volume_read_ml"].astype(float), 7.5)]
+    values = whole["expected_per_7_5_ml"].astype(float).to_numpy()
+    values = values[np.isfinite(values) & (values > 0)]
+    if len(values) < 3:
+        return None
+    fractional = int((np.abs(values - np.round(values)) > 1e-6).sum())
+    if fractional * 2 < len(values):
+        return None
+    ratio = rows["called_per_7_5_ml"].astype(float) / rows["expected_per_7_5_ml"].astype(float)
+    ratio = ratio[np.isfinite(ratio) & (ratio > 0)]
+    return (f"{fractional} of {len(values)} reference rates on tubes read whole are not whole "
+            "counts, as a count per 7.5 mL of a whole tube is: is the reference per mL "
+            "(x7.5 is per 7.5 mL), or scaled?" + (f" (ctcnet's rates are a median "
+                                                 f"{np.median(ratio):.2f}x the reference's)"
+                                                 if len(ratio) else ""))
 
 
 def comparison_csv(rows: pd.DataFrame, cutoffs: Sequence[float] = CUTOFFS) -> str:

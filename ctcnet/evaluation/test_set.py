@@ -6,6 +6,7 @@ the folder is the one the model was trained on."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -149,6 +150,21 @@ def crops_learnt_from(spec: ModelSpec, crops: np.ndarray) -> np.ndarray:
     fine-tuned on (the fingerprints its training and fine-tune recorded, ``learnt_from``)."""
     recorded = _learnt_from(spec)
     return seen_in(crops, recorded) if recorded else np.zeros(len(crops), bool)
+
+
+def model_labels_warning(data: str | Path) -> str | None:
+    """A warning when ``data``'s labels are a model's own calls (``ctcnet crops`` without
+    ``--reviewed`` records ``"labels": "model"`` in dataset.json): scored against them, a
+    model's figures measure agreement with those calls, not its accuracy."""
+    try:
+        info = json.loads((Path(data) / "dataset.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or info.get("labels") != "model":
+        return None
+    return (f"{data}: its labels are a model's own calls (ctcnet crops without --reviewed), "
+            "not a person's: the figures measure agreement with those calls, not accuracy "
+            "(cut the crops with --reviewed after a review)")
 
 
 def own_training_data_warning(spec: ModelSpec, data: str | Path,

@@ -617,3 +617,16 @@ def test_evaluates_rows_are_predicts_for_the_same_crops(tmp_path, toy, tiny_mode
     pr = pd.read_csv(tmp_path / "pr" / "data" / "predictions.csv", keep_default_na=False)
     for column in ("path", "class", "review", "guard", "markers_vouch"):
         assert ev[column].tolist() == pr[column].tolist(), column
+
+
+def test_crops_labelled_by_a_models_calls_are_said_to_measure_agreement(tmp_path):
+    """`ctcnet crops` without --reviewed labels crops by the model's calls: evaluate then
+    scored the model against itself as if it were a validation (macro-F1 0.956)."""
+    from ctcnet.evaluation.test_set import model_labels_warning
+
+    (tmp_path / "dataset.json").write_text(json.dumps({"labels": "model"}))
+    said = model_labels_warning(tmp_path)
+    assert "its labels are a model's own calls" in said and "not accuracy" in said
+    (tmp_path / "dataset.json").write_text(json.dumps({"labels": "reviewer"}))
+    assert model_labels_warning(tmp_path) is None
+    assert model_labels_warning(tmp_path / "none") is None

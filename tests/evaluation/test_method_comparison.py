@@ -145,7 +145,8 @@ def test_the_passing_bablok_line_finds_a_factor_and_an_offset_and_holds_ties():
     line = passing_bablok(x, x + rng.integers(-1, 2, 60))
     assert line["slope_ci95"][0] <= 1.0 <= line["slope_ci95"][1]
     assert line["intercept_ci95"][0] <= 0.0 <= line["intercept_ci95"][1]
-    assert passing_bablok([1.0, 2.0], [1.0, 2.0]) is None  # under 3 samples
+    few = passing_bablok([1.0, 2.0], [1.0, 2.0])  # under 3 samples: said why
+    assert few["slope"] is None and few["note"].startswith("no line: 2 sample(s)")
     # Up to 4 samples the interval would run past the slopes there are: none is given (the
     # range of the slopes read as a narrow 95 % interval that excluded 1).
     few = passing_bablok([1.0, 4.0, 8.0], [1.0, 5.0, 9.0])
@@ -164,3 +165,43 @@ def test_a_reference_of_blanks_alone_gives_no_line_and_the_report_stays_json():
     line = passing_bablok([0.0] * 6, [0.0, 1.0, 0.0, 2.0, 0.0, 1.0])
     assert line["slope"] is None and "do not spread" in line["note"]
     json.dumps(line, allow_nan=False)
+
+
+def test_a_reference_per_ml_is_doubted_and_one_of_counts_is_not(tmp_path, caplog):
+    """Reviewer counts divided by 7.5 (per mL) read as a slope of 7.5 with exit 0: on tubes
+    read whole, rates per 7.5 mL are whole counts, so most of them not whole is said."""
+    from ctcnet.evaluation.method_comparison import units_in_doubt
+
+    called = {"A": 4.0, "B": 11.0, "C": 2.0, "D": 0.0, "E": 23.0}
+    per_ml = tmp_path / "per_ml.csv"
+    per_ml.write_text("sample_id,reference_per_7_5_ml\n"
+                      + "".join(f"{k},{v / 7.5:.4f}\n" for k, v in called.items()))
+    counts = tmp_path / "counts.csv"
+    counts.write_text("sample_id,reference_per_7_5_ml\n"
+                      + "".join(f"{k},{v:g}\n" for k, v in called.items()))
+    summaries = {k: {**summary(v), "blood_volume_processed_ml": 7.5} for k, v in called.items()}
+    doubt = units_in_doubt(sample_rows(summaries, read_expected(per_ml)))
+    assert doubt.startswith("4 of 4 reference rates on tubes read whole are not whole counts")
+    assert "per mL" in doubt and "a median 7.50x the reference's" in doubt
+    report = comparison_report(sample_rows(summaries, read_expected(counts)))
+    assert report["reference_units_in_doubt"] is None
+
+
+def test_a_reference_of_two_models_or_the_results_themselves_is_warned_of(tmp_path, caplog):
+    from ctcnet.commands.evaluate_spikes import _warn_comparison
+
+    two = {"reference_models": [{"path": "/m/ctcnet-default.onnx", "sha256": "aa" * 32},
+                                {"path": "/m/ctcnet-core3.onnx", "sha256": "bb" * 32}]}
+    with caplog.at_level("WARNING"):
+        _warn_comparison(two, tmp_path / "ref", tmp_path / "results")
+        _warn_comparison({}, tmp_path / "results", tmp_path / "results")
+    said = caplog.text
+    assert "the reference's counts were made by more than one model (ctcnet-default.onnx " \
+        "(aaaaaaaaaaaa); ctcnet-core3.onnx (bbbbbbbbbbbb))" in said
+    assert "the reference is the results folder itself" in said
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        _warn_comparison({"reference_models": two["reference_models"][:1]}, tmp_path / "ref",
+                         tmp_path / "results")
+    assert caplog.text == ""
+
