@@ -99,7 +99,9 @@ def review_entry(summary: dict) -> dict:
     # What it left undecided, and its note, are said too: a sign-off on 2 of 37 candidates
     # with a note read in a batch's table as one on every candidate.
     return {**after, "decided": int(reviewed.get("reviewed") or 0), "signed_off": holds,
-            **({"held_undecided": int(signoff.get("held_undecided") or 0),
+            **({"signed_off_by": signoff.get("reviewer"),
+                "signed_off_at": signoff.get("signed_at"),
+                "held_undecided": int(signoff.get("held_undecided") or 0),
                 "left_undecided": int(signoff.get("unreviewed") or 0),
                 "signoff_note": signoff.get("note") or ""} if holds else {}),
             **(_readers(signoff.get("second_reading")) if holds else {}),

@@ -36,7 +36,8 @@ from ctcnet.io.cartridge_info import RUN_INDEX_FILE, SAMPLES_FILE
 from ctcnet.io.taxonomy import default_taxonomy
 from ctcnet.nn.calls import COUNTED_CLASSES
 
-_FIRST = ("name", "result_state", "status", "input", "cartridge_id", "pixel_size_um",
+_FIRST = ("name", "result_state", "status", "input", "cartridge_id", "same_scan_as",
+          "pixel_size_um",
           "channels", "model_path",
           "model_sha256", "prior", "compensated", "ctcnet_version", "software", "frames_made_by",
           "counted_at",
@@ -50,8 +51,8 @@ _RATES = ("per_7_5_ml", "after_review_per_7_5_ml")
 _PER_CLASS = (("counts", "count"), ("held", "held"), ("per_7_5_ml", "per_7_5_ml"),
               ("after_review", "after_review"),
               ("after_review_per_7_5_ml", "after_review_per_7_5_ml"))
-_LAST = ("clusters_by_partner", "unread_ctcs_above", "decided", "signed_off", "held_undecided",
-         "left_undecided", "signoff_note",
+_LAST = ("clusters_by_partner", "unread_ctcs_above", "decided", "signed_off", "signed_off_by",
+         "signed_off_at", "held_undecided", "left_undecided", "signoff_note",
          "signoff_status", "readers_both", "readers_agree", "readers_kappa",
          "readers_own_agree", "readers_own_kappa", "frames_skipped",
          "skipped_because", "frames_missing", "problems", "set_aside", "missing", "reason",
@@ -136,6 +137,13 @@ def list_cell(values) -> str:
 def samples_csv(entries: Sequence[dict]) -> str:
     """The CSV text of ``entries`` (run.json's ``outputs``), a row each."""
     rows = [sample_row(e) for e in entries]
+    # One scan under two sample ids (an id corrected and run again): each row names the
+    # other, or a spreadsheet counts one blood draw twice.
+    for row in rows:
+        scan = row.get("cartridge_id")
+        row["same_scan_as"] = list_cell(
+            r["name"] for r in rows if scan and r is not row and r.get("cartridge_id") == scan
+        ) or None
     # The classes in the order the entries name them, the counted classes first; on a night
     # whose samples name none (every one failed or set aside), the default taxonomy's.
     named = [name for e in entries for key, _ in _PER_CLASS for name in (e.get(key) or {})]

@@ -8,6 +8,7 @@ is (``blood_volume``) is named. Without a ``sample_id`` the cartridge's name giv
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import math
@@ -103,6 +104,20 @@ def output_format() -> dict:
 WINDOWS_FORBIDDEN = '<>:"|?*'
 WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
                    *(f"{port}{n}" for port in ("COM", "LPT") for n in "0123456789¹²³")}
+
+
+def say_if_mistyped(sample_id: str, root: Path) -> None:
+    """Warn where cartridge.json's sample id is its folder's name with a slip (``P20_WK3`` in
+    ``P02_WK3``: two characters swapped, one changed): the output goes by the id, and a draw
+    looked for under the folder's name is not found. Ids unlike their folder's name (a lab
+    naming folders by run) are no slip and are not said."""
+    name = unicodedata.normalize("NFC", root.name)
+    if sample_id == name or sample_id.lower() == name.lower():
+        return
+    if difflib.SequenceMatcher(None, sample_id.lower(), name.lower()).ratio() >= 0.8:
+        say_once(root, f"cartridge.json's sample_id {sample_id!r} is not its folder's name "
+                       f"{name!r}, nearly: a slip in one of them? The outputs go by the "
+                       f"sample id ({sample_id})")
 
 
 def safe_sample_id(value, root: Path, source: str = "cartridge.json: sample_id") -> str:

@@ -55,6 +55,7 @@ from ctcnet.io.cartridge_info import (  # noqa: F401
     positive_number,
     read_cartridge_info,
     safe_sample_id,
+    say_if_mistyped,
     say_once,
     whole_number,
 )
@@ -233,6 +234,7 @@ def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge
     sample_id = safe_sample_id(info["sample_id"], root) if "sample_id" in info else \
         safe_sample_id(name_as_sample_id(root), root,
                        "the folder's name, the sample id without one in cartridge.json,")
+    say_if_mistyped(sample_id, root)
 
     parts = _frame_parts(root)
     if not parts:

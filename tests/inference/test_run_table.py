@@ -211,3 +211,17 @@ def test_a_row_gives_the_clusters_by_partner_and_the_unread_planes_ctcs_above():
     assert rows[0]["unread_ctcs_above"] == "HER2 12 of 23; PD-L1 n/a of 23"
     assert rows[1]["clusters_by_partner"] == rows[1]["unread_ctcs_above"] == ""
     assert header([CLEAN]) == header([entry])
+
+
+def test_a_row_names_its_signer_and_the_rows_of_its_scan_under_another_id():
+    """Who signed which draw was in each signoff.json alone; one scan run again under a
+    corrected id had two rows a spreadsheet counted as two draws."""
+    signed = {**REVIEWED, "name": "P02_WK3", "cartridge_id": "eab335047adfe691",
+              "signed_off": True, "signed_off_by": "Dr. Okafor",
+              "signed_off_at": "2026-12-02T14:31:55+00:00"}
+    again = {**CLEAN, "name": "P20_WK3", "cartridge_id": "eab335047adfe691"}
+    other = {**CLEAN, "name": "P01_D0", "cartridge_id": "0123456789abcdef"}
+    rows = list(csv.DictReader(io.StringIO(samples_csv([signed, again, other]))))
+    assert rows[0]["signed_off_by"] == "Dr. Okafor" and rows[1]["signed_off_by"] == ""
+    assert rows[0]["signed_off_at"] == "2026-12-02T14:31:55+00:00"
+    assert [r["same_scan_as"] for r in rows] == ["P20_WK3", "P02_WK3", ""]

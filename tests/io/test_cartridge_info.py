@@ -231,3 +231,21 @@ def test_metadata_still_being_written_is_said_so(tmp_path):
         read_cartridge_info(tmp_path)
     assert "still writing" not in str(refused.value)
     assert "may come last" not in str(no_panel_json(tmp_path))
+
+
+def test_a_sample_id_one_slip_from_its_folders_name_is_said(tmp_path, caplog):
+    """P20_WK3 in P02_WK3: the outputs went by the typo and the draw was not found under the
+    folder's name, unsaid. Ids unlike their folder's name (a lab naming folders by run) are
+    no slip."""
+    from ctcnet.io.cartridge_info import say_if_mistyped
+
+    with caplog.at_level("WARNING"):
+        say_if_mistyped("P20_WK3", tmp_path / "P02_WK3")
+        say_if_mistyped("sample_12", tmp_path / "sample_13")
+        for same_or_unlike in (("P02_WK3", "P02_WK3"), ("p02_wk3", "P02_WK3"),
+                               ("sim5", "cart12"), ("PT-0417", "run_2026-12-01")):
+            say_if_mistyped(same_or_unlike[0], tmp_path / same_or_unlike[1])
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2, said
+    assert "cartridge.json's sample_id 'P20_WK3' is not its folder's name 'P02_WK3', " \
+        "nearly: a slip in one of them? The outputs go by the sample id (P20_WK3)" in said[0]
