@@ -280,6 +280,8 @@ def _say_comparison(reading: dict, who: str) -> None:
             share = cut[f"{kind}_agreement"]
             if share is not None:
                 parts.append(f"{kind} {share:.0%}{share_ci({'ci95': cut[f'{kind}_ci95']})}")
+        if cut.get("kappa") is not None:
+            parts.append(f"Cohen's kappa {cut['kappa']:.2f}")
         apart = ", ".join(f"{d['sample_id']} (reference {d['reference_per_7_5_ml']:.2f}, "
                           f"{who} {d['called_per_7_5_ml']:.2f})" for d in cut["discordant"])
         print(f"  at >= {cut['cutoff']:g}: " + ", ".join(parts)

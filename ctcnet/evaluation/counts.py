@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ctcnet.core.kappa import cohen_kappa
 from ctcnet.detect.truth_matching import MATCH_RADIUS_UM, match_to_truth
 from ctcnet.evaluation.plots import BLACK, BLUE, GREY, LIGHT, ORANGE, WHITE, _font, _save
 from ctcnet.inference.counts import count_events, per_7_5_ml
@@ -300,7 +301,10 @@ def cutoff_agreement(called, true, cutoff: float) -> dict:
             "positive_agreement": both / positive if positive else None,
             "positive_ci95": share_interval(both, positive),
             "negative_agreement": neither / negative if negative else None,
-            "negative_ci95": share_interval(neither, negative)}
+            "negative_ci95": share_interval(neither, negative),
+            # Agreement beyond chance (the two methods' own shares of positives): read beside
+            # the overall agreement, which a cut-off few samples reach makes high by itself.
+            "kappa": cohen_kappa(pos_called.tolist(), pos_true.tolist())}
 
 
 def within_tolerance(called, true, rel: float = REL_TOLERANCE,

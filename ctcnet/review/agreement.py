@@ -13,31 +13,13 @@ that is the inter-reader figure an audit reads.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 
+from ctcnet.core.kappa import cohen_kappa
 from ctcnet.errors import InputError
-
-
-def cohen_kappa(first: Sequence[str], second: Sequence[str]) -> float | None:
-    """Cohen's kappa of two readers' labels of the same items (``first[i]`` and ``second[i]``
-    label item i): (observed - chance agreement) / (1 - chance agreement), chance from each
-    reader's own label frequencies. None when it is undefined: no items, or both readers
-    gave one and the same label throughout (chance agreement 1)."""
-    if len(first) != len(second):
-        raise ValueError("the two readings must label the same items")
-    n = len(first)
-    if not n:
-        return None
-    observed = sum(a == b for a, b in zip(first, second)) / n
-    left, right = Counter(first), Counter(second)
-    chance = sum(left[k] * right[k] for k in left) / (n * n)
-    if chance >= 1.0:
-        return None
-    return (observed - chance) / (1.0 - chance)
 
 
 def compare_readings(first: pd.DataFrame, second: pd.DataFrame) -> dict:

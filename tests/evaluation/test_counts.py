@@ -40,6 +40,10 @@ def test_bland_altman_by_hand():
 def test_cutoff_agreement_counts_both_kinds_of_error():
     out = cutoff_agreement([0, 5, 6, 4, 9], [0, 4, 7, 5, 9], 5)
     assert (out["agree"], out["n"], out["false_positive"], out["false_negative"]) == (3, 5, 1, 1)
+    # Cohen's kappa: observed 0.6, chance 0.6 x 0.6 + 0.4 x 0.4 = 0.52 (each method 3 of 5
+    # positive): (0.6 - 0.52) / 0.48; one way throughout, undefined.
+    assert out["kappa"] == pytest.approx(0.08 / 0.48)
+    assert cutoff_agreement([6, 7], [5, 9], 5)["kappa"] is None
 
 
 def test_share_interval_is_wilson_and_wide_at_twenty_cartridges():
