@@ -3,12 +3,14 @@ it: control characters escaped. A frame named with ``ESC [2J`` cleared an operat
 as predict warned about it, and stayed in the run's log to do it again when read; a bidi
 override would show a name other than the file's. Line breaks and tabs are kept (a message's
 own layout). And counts by name as a person reads them (:func:`named_counts`), and a CSV
-cell a spreadsheet does not run as a formula (:func:`spreadsheet_cell`)."""
+cell a spreadsheet does not run as a formula (:func:`spreadsheet_cell`), and an ISO 8601 time
+in the form every page and report line gives times (:func:`utc_text`)."""
 
 from __future__ import annotations
 
 import logging
 import re
+from datetime import datetime, timezone
 
 # Bidi embeddings, overrides and isolates: they reorder what follows them on screen.
 _BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
@@ -78,3 +80,17 @@ def spreadsheet_cell(value):
     (``=1+2``, ``@SUM(...)``: a sample id or a name from outside) gets a leading ``'``, which
     Excel and LibreOffice read as "text"; anything else is returned as it is."""
     return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
+def utc_text(iso: str | None) -> str:
+    """An ISO 8601 time (``2026-12-02T14:31:55+00:00``, as records keep it) as pages and
+    report lines give times: ``2026-12-02 14:31:55 UTC``; text that is no such time, as it
+    is (a time without a zone is taken as UTC)."""
+    if not isinstance(iso, str):
+        return str(iso)
+    try:
+        when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso
+    when = when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

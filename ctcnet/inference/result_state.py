@@ -17,6 +17,7 @@ A partial or failed sample says so whatever its review. Every page carries
 
 from __future__ import annotations
 
+from ctcnet.core.printable import utc_text
 from ctcnet.inference.counts import PER_ML, interval_text, per_volume_text
 
 RESEARCH_USE = ("Research use only, not for diagnostic use. ctcnet is not a cleared test, "
@@ -60,7 +61,7 @@ def _review(summary: dict) -> tuple[str, str]:
                                "a person (`ctcnet review` on the results folder shows the "
                                "events that could change a count, for a decision and a "
                                "sign-off).")
-    who = f"{signoff.get('reviewer', '?')} on {signoff.get('signed_at', '?')}"
+    who = f"{signoff.get('reviewer', '?')} on {utc_text(signoff.get('signed_at', '?'))}"
     if signoff_holds(summary):
         held = signoff.get("held_undecided") or 0
         decided, undecided = signoff.get("decided"), signoff.get("unreviewed")

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from ctcnet.core.json_text import strict_json
+from ctcnet.core.printable import utc_text
 from ctcnet.core.provenance import software_text
 from ctcnet.inference.counts import Counts, ReviewedCounts, interval_text, per_volume_text
 from ctcnet.inference.result_state import (
@@ -165,7 +166,7 @@ def counts_table(tally: Counts, reviewed: ReviewedCounts | None, no_result: bool
     if reviewed is not None:
         note = (f"{reviewed.reviewed} event(s) decided, {reviewed.rejected} rejected"
                 + (f"; {reviewed.unattached} decision(s) attach to no event of this run"
-                   if reviewed.unattached else "") + f"; latest {reviewed.updated}")
+                   if reviewed.unattached else "") + f"; latest {utc_text(reviewed.updated)}")
         rows.append(f'<tr data-row="reviewed"><th>review decisions</th>'
                     f'<td colspan="{len(columns)}">{html.escape(note)}</td></tr>')
     # On paper a header's meaning (its tooltip on screen) is printed under the table.

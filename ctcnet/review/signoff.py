@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from pathlib import Path
 
+from ctcnet.core.printable import utc_text
 from ctcnet.io.atomic import atomic_write_text, open_own
 from ctcnet.io.digests import file_sha256_cached
 from ctcnet.review.journal_seal import changed_since, last_seal, seal_of
@@ -432,7 +433,7 @@ def signoff_text(record: dict | None) -> str:
     """A sign-off record in a line: who, when, what it left undecided, whether it holds."""
     if record is None:
         return "not signed off"
-    text = (f"reviewed by {record['reviewer']} on {record['signed_at']}: "
+    text = (f"reviewed by {record['reviewer']} on {utc_text(record['signed_at'])}: "
             f"{record['decided']} event(s) decided{_deciders(record)}, "
             f"{record['unreviewed']} candidate(s) left undecided")
     if record.get("held_undecided"):

@@ -53,3 +53,12 @@ def test_a_tables_text_cells_run_as_no_formula_in_its_csv():
     assert out["path"].tolist() == ['\'=HYPERLINK("x").tif', "ctc/a.tif"]
     assert out["sample_id"].tolist() == ["'@SUM(1+1)", "P1"]
     assert out["p_ctc"].tolist() == [0.5, 0.25] and table["path"][0].startswith("=")
+
+
+def test_an_iso_time_reads_as_every_page_gives_times():
+    from ctcnet.core.printable import utc_text
+
+    assert utc_text("2026-12-02T14:31:55+00:00") == "2026-12-02 14:31:55 UTC"
+    assert utc_text("2026-12-02T15:31:55+01:00") == "2026-12-02 14:31:55 UTC"
+    assert utc_text("2026-12-02T14:31:55Z") == "2026-12-02 14:31:55 UTC"
+    assert utc_text("yesterday") == "yesterday" and utc_text(None) == "None"

@@ -18,7 +18,7 @@ def test_the_review_decides_between_preliminary_signed_off_and_stale():
     assert "undecided" not in got["text"]
     # Signed off with calls the guard held left undecided: the headline says so.
     held = result_state(summary(signoff={**signed, "held_undecided": 2}))["text"]
-    assert "by ann on 2026-11-30T07:00:00+00:00 (2 call(s) held by the marker guard left " \
+    assert "by ann on 2026-11-30 07:00:00 UTC (2 call(s) held by the marker guard left " \
         "undecided" in held
     # Signed off with most candidates undecided: how much a person decided is said.
     some = result_state(summary(signoff={**signed, "decided": 7, "unreviewed": 48}))["text"]
