@@ -63,9 +63,13 @@ def software_text(software: dict | None, version: str | None = None) -> str:
     software = software or {}
     text = f"ctcnet {software.get('ctcnet') or version or '?'}"
     commit, code = software.get("commit"), software.get("code_sha256")
+    # Modified unknown (None: git would not say, e.g. a checkout another user owns) reads as
+    # neither clean nor modified, and the code's digest names what ran.
+    modified = software.get("modified", False)  # (a record older than the key: as clean)
     if commit:
-        text += f", commit {commit[:12]}" + (" (modified)" if software.get("modified") else "")
-    if code and (not commit or software.get("modified")):  # what names the code then
+        text += f", commit {commit[:12]}" + (" (modified)" if modified else
+                                             " (modified: unknown)" if modified is None else "")
+    if code and (not commit or modified or modified is None):  # what names the code then
         text += f", code {code[:12]}"
     return text
 
