@@ -1120,6 +1120,13 @@ def test_the_skip_link_goes_to_the_decision_buttons():
     ("ArrowUp", {"tagName": "DIV", "id": "viewer"}, None),
     ("j", {"tagName": "DIV", "id": "viewer"}, {"move": 1}),    # j / k still move
     ("ArrowDown", {"tagName": "DIV", "id": "buttons"}, {"move": 1}),
+    # A panel that all fits (a large screen, the panel clicked): the arrows move, as before.
+    ("ArrowDown", {"tagName": "DIV", "id": "viewer", "scrollHeight": 700,
+                   "clientHeight": 900, "scrollWidth": 900, "clientWidth": 900}, {"move": 1}),
+    ("ArrowRight", {"tagName": "DIV", "id": "viewer", "scrollHeight": 1700,
+                    "clientHeight": 900, "scrollWidth": 900, "clientWidth": 900}, {"move": 1}),
+    ("ArrowDown", {"tagName": "DIV", "id": "viewer", "scrollHeight": 1700,
+                   "clientHeight": 900, "scrollWidth": 900, "clientWidth": 900}, None),
 ])
 def test_the_event_panel_focused_scrolls_with_the_arrow_keys(key, target, expected):
     got = run_js(f"ReviewLogic.keyAction({json.dumps({'key': key, 'target': target})}, "
@@ -1196,9 +1203,10 @@ def test_undecided_by_reason_reads_reasons_as_the_filter_does():
 @pytest.mark.parametrize("saved, expected", [
     ({"run": "R", "cls": "wbc", "reason": "qc", "open": True, "event": 5},
      {"cls": "wbc", "reason": "qc", "open": True, "event": 5}),
-    # Another run's numbers name other cells: its filters are kept, not its event.
+    # Another run's numbers name other cells, and its filters would hide today's events
+    # unsaid (yesterday's "clusters, undecided only"): nothing of it is restored.
     ({"run": "OLD", "cls": "wbc", "reason": "qc", "open": True, "event": 5},
-     {"cls": "wbc", "reason": "qc", "open": True, "event": None}),
+     {"cls": "", "reason": "", "open": False, "event": None}),
     # A class or reason this run does not offer: every candidate.
     ({"run": "R", "cls": "tdev", "reason": "guard", "open": False, "event": 5},
      {"cls": "", "reason": "", "open": False, "event": 5}),
@@ -1286,3 +1294,32 @@ def test_an_event_beside_another_names_it_to_decide_them_together():
     assert "beside" not in run_page("""
         return page.document.getElementById("info").textContent;
     """, page_state(2))
+
+
+def test_confirming_a_cluster_beside_a_counted_one_says_it_may_count_twice():
+    """A cluster read twice, the repeat held: confirming both counted it twice, unsaid; the
+    note beside the other event read as predict left it, not as decided."""
+    state = page_state(2)
+    for c in state["candidates"]:
+        c["call"] = c["model_call"] = "cluster"
+    state["candidates"][0]["beside"] = [{"event_id": 1, "call": "cluster", "counted": True,
+                                         "um": 9.2}]
+    state["candidates"][1]["beside"] = [{"event_id": 0, "call": "cluster", "counted": False,
+                                         "um": 9.2}]
+    got = run_page("""
+        page.key("y");
+        await page.settle();
+        return {status: page.document.getElementById("status").textContent,
+                info: page.document.getElementById("info").textContent};
+    """, state)
+    assert got["status"] == "saved #0; #1 beside it counts as cluster too: one cluster " \
+        "counted twice? (two only if the tiles show two)"
+    assert "#0 cluster, decided: confirmed, 9.2 um" in got["info"]  # the cursor on #1 now
+    state["candidates"][1]["beside"][0]["counted"] = False
+    state["candidates"][0]["beside"][0]["counted"] = False
+    got = run_page("""
+        page.key("y");
+        await page.settle();
+        return page.document.getElementById("status").textContent;
+    """, state)
+    assert got == "saved #0"
