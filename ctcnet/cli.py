@@ -374,12 +374,33 @@ def _run_command(args: argparse.Namespace, lines, previous) -> int:
         if err.errno not in _DISK_ERRORS:
             raise
         where = f" ({err.filename})" if err.filename else ""
+        if _unreadable_input(err, getattr(args, "out", None)):
+            # A file the run reads (a model, a reference) this user may not read: an input
+            # to correct (exit 2), not a folder to make writable.
+            _say_error(f"ctcnet {args._name}: error: {err.strerror or err}{where}: this user "
+                       "may not read it; give it read access (or use a copy this user can "
+                       "read)")
+            return 2
         _say_error(f"ctcnet {args._name}: error: {err.strerror or err}{where}; nothing was left "
                    f"half written, {_DISK_ERRORS[err.errno]}")
         return MACHINE_STATUS
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _unreadable_input(err: OSError, out) -> bool:
+    """Whether a permission error is of an existing file outside ``--out`` that this user
+    may not read (what the run reads), not of a place it writes."""
+    if err.errno not in (errno.EACCES, errno.EPERM) or not err.filename:
+        return False
+    path = Path(os.fsdecode(err.filename))
+    try:
+        if not path.is_file() or os.access(path, os.R_OK):
+            return False
+        return out is None or not path.resolve().is_relative_to(Path(out).resolve())
+    except (OSError, TypeError, ValueError):
+        return False
 
 
 if __name__ == "__main__":

@@ -257,3 +257,29 @@ def test_a_results_folder_given_bare_to_verify_is_shown_its_option(capsys, tmp_p
     with pytest.raises(SystemExit):
         main(["verify", str(tmp_path)])
     assert f"(a results folder is given as --results {tmp_path})" in capsys.readouterr().err
+
+
+def test_a_file_this_user_may_not_read_is_an_input_to_correct(tmp_path, monkeypatch):
+    """A model file another user keeps 0600 exited 4 with "make the folder writable": it is
+    an input (exit 2, read access), unlike a place the run writes."""
+    import errno
+    import os
+
+    from ctcnet import cli
+
+    model = tmp_path / "lab600.pt"
+    model.write_bytes(b"x")
+    out = tmp_path / "out"
+    out.mkdir()
+    inside = out / "part.parquet"
+    inside.write_bytes(b"x")
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+
+    def denied(path):
+        return OSError(errno.EACCES, "Permission denied", str(path))
+
+    assert cli._unreadable_input(denied(model), out)
+    assert cli._unreadable_input(denied(model), None)
+    assert not cli._unreadable_input(denied(inside), out)  # a place the run writes
+    assert not cli._unreadable_input(denied(tmp_path / "gone"), out)
+    assert not cli._unreadable_input(OSError(errno.ENOSPC, "full", str(model)), out)
