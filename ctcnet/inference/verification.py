@@ -21,6 +21,7 @@ check passed).
 
 from __future__ import annotations
 
+import errno
 import tempfile
 from pathlib import Path
 
@@ -38,6 +39,10 @@ REFERENCE_EVENTS = REFERENCE / "events.parquet"
 # make_predict_golden.py --cartridge-rule writes it).
 REFERENCE_EVENTS_CARTRIDGE = REFERENCE / "events_cartridge.parquet"
 CHECKSUMS = PACKAGE_MODELS / "SHA256SUMS"
+# A full disk or quota, a file-size limit, a read-only or forbidden temporary folder: the
+# machine's state, said so (exit 4), never read as calls that differ from the reference.
+MACHINE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES,
+                  errno.EPERM)
 
 # Centres are signal-weighted means, intensities means over an object, probabilities come from
 # a float32 graph: summation order (batch size, threads, how a crop is resampled) may move them
@@ -146,7 +151,13 @@ def check_reference(device: str = "auto", workers: int = 1, backend: str | None 
             got = predict_reference(backend, rule, workers)
             differences += [said + d for d in event_differences(got, pd.read_parquet(recorded))]
             events = max(events, len(got))
-        except (CtcnetError, OSError, ValueError) as err:  # the reference missing or broken
+        except OSError as err:
+            if err.errno in MACHINE_ERRNOS:  # the machine's state, not the installation's
+                raise OSError(err.errno, f"{err.strerror} where the reference is predicted, "
+                              f"the temporary folder {tempfile.gettempdir()} (TMPDIR: it "
+                              "needs a few MB)", err.filename) from err
+            differences.append(f"{said}the reference cannot be read or predicted ({err})")
+        except (CtcnetError, ValueError) as err:  # the reference missing or broken
             differences.append(f"{said}the reference cannot be read or predicted ({err})")
     return {"backend": backend.name, "device": backend.device_name, "events": events,
             "differences": differences, "passed": not differences}

@@ -5,6 +5,7 @@ import json
 import shutil
 
 import pandas as pd
+import pytest
 
 import ctcnet.inference.verification as verification
 from ctcnet.cli import main
@@ -84,3 +85,25 @@ def test_a_broken_cartridge_rule_fails_and_a_missing_record_is_a_failure(monkeyp
                         verification.REFERENCE / "gone.parquet")
     checked = verification.check_reference("cpu")
     assert not checked["passed"] and "cannot be read or predicted" in checked["differences"][0]
+
+
+def test_a_full_temporary_folder_is_the_machines_state_not_calls_that_differ(monkeypatch):
+    """A 512 KiB TMPDIR read as "the reference's calls differ" (FAILED, exit 1): a full disk
+    is said as one (exit 4 from the command line), naming the folder."""
+    import errno
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "/tmp/x/parts/r00c01.npz")
+
+    monkeypatch.setattr(verification, "predict_reference", full)
+    with pytest.raises(OSError, match="where the reference is predicted, the temporary "
+                                      "folder .* \\(TMPDIR") as caught:
+        verification.check_reference()
+    assert caught.value.errno == errno.ENOSPC
+
+    def missing(*args, **kwargs):
+        raise OSError(errno.ENOENT, "No such file", "cartridge")
+
+    monkeypatch.setattr(verification, "predict_reference", missing)
+    got = verification.check_reference()
+    assert not got["passed"] and "cannot be read or predicted" in got["differences"][0]
