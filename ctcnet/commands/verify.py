@@ -12,8 +12,9 @@ sample, exit status 0 when every one is intact.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from ctcnet.errors import check_device_name
+from ctcnet.errors import InputError, check_device_name
 
 HELP = ("Check this installation: the shipped models' checksums, and a reference cartridge "
         "predicted here against its recorded calls.")
@@ -33,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "review journals and sign-off against ctcnet's record of them; "
                              "nothing is written")
     parser.add_argument("--out", metavar="JSON", help="also write the record to this file")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write over an existing --out record (refused otherwise: an "
+                             "earlier qualification's evidence)")
     parser.add_argument("--json", action="store_true", help="print the record as JSON")
 
 
@@ -45,6 +49,10 @@ def run(args: argparse.Namespace) -> int:
     check_device_name(args.device)
     if args.out:  # refused before the checks, not after them
         check_output_file(args.out, example="verify.json")
+        if Path(args.out).exists() and not args.overwrite:
+            raise InputError("exists: an earlier record (another day's, another user's "
+                             "qualification)? choose another --out, or pass --overwrite to "
+                             "write over it", args.out)
     if args.results is not None:
         return _audit(args)
     record = verify_installation(args.device, args.backend)

@@ -107,3 +107,14 @@ def test_a_full_temporary_folder_is_the_machines_state_not_calls_that_differ(mon
     monkeypatch.setattr(verification, "predict_reference", missing)
     got = verification.check_reference()
     assert not got["passed"] and "cannot be read or predicted" in got["differences"][0]
+
+
+def test_an_earlier_record_is_written_over_only_when_asked(tmp_path, capsys):
+    """Another user's FAILED record in a shared folder was replaced by a PASSED one, exit 0:
+    a qualification's evidence is kept unless --overwrite says otherwise (refused before the
+    checks run)."""
+    earlier = tmp_path / "iq.json"
+    earlier.write_text('{"passed": false}')
+    assert main(["verify", "--out", str(earlier)]) == 2
+    assert "exists: an earlier record" in capsys.readouterr().err
+    assert earlier.read_text() == '{"passed": false}'
