@@ -373,7 +373,13 @@ def _run_command(args: argparse.Namespace, lines, previous) -> int:
         # resumes.
         if err.errno not in _DISK_ERRORS:
             raise
-        where = f" ({err.filename})" if err.filename else ""
+        # No file named (a library's temporary file): where it can be, the temporary folder
+        # beside the output (an export's graph is traced under TMPDIR).
+        import tempfile
+
+        where = f" ({err.filename})" if err.filename else (
+            f" (in the temporary folder {tempfile.gettempdir()}, TMPDIR, or the output's)"
+            if err.errno in (errno.ENOSPC, errno.EDQUOT) else "")
         if _unreadable_input(err, getattr(args, "out", None)):
             # A file the run reads (a model, a reference) this user may not read: an input
             # to correct (exit 2), not a folder to make writable.

@@ -283,3 +283,20 @@ def test_a_file_this_user_may_not_read_is_an_input_to_correct(tmp_path, monkeypa
     assert not cli._unreadable_input(denied(inside), out)  # a place the run writes
     assert not cli._unreadable_input(denied(tmp_path / "gone"), out)
     assert not cli._unreadable_input(OSError(errno.ENOSPC, "full", str(model)), out)
+
+
+def test_a_full_disk_without_a_file_named_points_at_the_temporary_folder(monkeypatch, capsys):
+    """An export's traced graph filled a small TMPDIR: "No space left on device" named no
+    place, and --out had room."""
+    import errno
+
+    from ctcnet import cli
+    from ctcnet.commands import models as models_command
+
+    def full(args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(models_command, "run", full)
+    assert cli.main(["models"]) == cli.MACHINE_STATUS
+    err = capsys.readouterr().err
+    assert "No space left on device (in the temporary folder " in err and "TMPDIR" in err
