@@ -58,10 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
     cutoff = DEFAULT_CUTOFF if args.cutoff is None else args.cutoff
     if args.out:  # refused before the draws are read
-        check_output_file(args.out, example="draws.csv")
-        if Path(args.out).exists() and not args.overwrite:
-            raise InputError("exists: another series' table? choose another --out, or pass "
-                             "--overwrite to write over it", args.out)
+        check_output_file(args.out, example="draws.csv",
+                          earlier=None if args.overwrite else "another series' table")
     lines = []
     # `draws results/*`: the --out folder's own files passed over, said (not sample folders)
     own = [s for s in args.samples if Path(s).name.lower() in OUTPUT_NAMES

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ctcnet.errors import InputError, check_device_name
+from ctcnet.errors import check_device_name
 
 HELP = ("Check this installation: the shipped models' checksums, and a reference cartridge "
         "predicted here against its recorded calls.")
@@ -48,11 +48,9 @@ def run(args: argparse.Namespace) -> int:
 
     check_device_name(args.device)
     if args.out:  # refused before the checks, not after them
-        check_output_file(args.out, example="verify.json")
-        if Path(args.out).exists() and not args.overwrite:
-            raise InputError("exists: an earlier record (another day's, another user's "
-                             "qualification)? choose another --out, or pass --overwrite to "
-                             "write over it", args.out)
+        check_output_file(args.out, example="verify.json",
+                          earlier=None if args.overwrite else "an earlier record (another "
+                          "day's, another user's qualification)")
     if args.results is not None:
         return _audit(args)
     record = verify_installation(args.device, args.backend)
@@ -112,7 +110,6 @@ def _kept(record: dict, args: argparse.Namespace) -> bool:
     """The record written to ``--out`` where asked, and printed as JSON with ``--json``
     (True: said so, no lines to print)."""
     import json
-    from pathlib import Path
 
     from ctcnet.io.atomic import atomic_write_text
 

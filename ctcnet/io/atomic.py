@@ -398,14 +398,20 @@ def on_disk(path: Path) -> bytes:
     return os.fsencode(path)
 
 
-def check_output_file(path: str | Path, where: str = "--out", example: str = "model.pt") -> None:
+def check_output_file(path: str | Path, where: str = "--out", example: str = "model.pt",
+                      earlier: str | None = None) -> None:
     """Refuse, before any work, an output file that could not be written at the end: a folder
     (or FIFO, device) at that path, or a folder for it that is not a folder or not writable.
     A long run that fails only when it saves its result loses all of it (``example``: a name
     the refusal offers inside a folder given). Missing folders are fine: :func:`atomic_path`
-    makes them, so the nearest one that exists must be writable."""
+    makes them, so the nearest one that exists must be writable. ``earlier``: what a file
+    already there would be (the command's ``--overwrite`` not given): it is refused, named so,
+    and kept."""
     path = Path(path)
     check_output_path(path, where)
+    if earlier is not None and path.is_file():
+        raise InputError(f"exists: {earlier}? choose another {where}, or pass --overwrite to "
+                         "write over it", path)
     if path.is_dir():
         raise InputError(f"is a folder; {where} names the file to write (e.g. "
                          f"{path / example})", path)
