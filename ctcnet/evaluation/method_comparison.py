@@ -175,6 +175,11 @@ def passing_bablok(x, y) -> dict | None:
             **few}
 
 
+# ctcnet's median rate over the reference's that a reference per mL (7.5 x too low) gives:
+# a method agreeing within -25 % / +35 % of it (a method twice as sensitive is far below).
+PER_ML_RATIO = (5.5, 10.0)
+
+
 def units_in_doubt(rows: pd.DataFrame) -> str | None:
     """What to say where the reference's rates look like another unit than per 7.5 mL: on
     tubes read whole, a rate per 7.5 mL is a whole count, so most of them not whole (0.13,
@@ -182,18 +187,20 @@ def units_in_doubt(rows: pd.DataFrame) -> str | None:
     whole = rows[np.isclose(rows["blood_volume_read_ml"].astype(float), 7.5)]
     values = whole["expected_per_7_5_ml"].astype(float).to_numpy()
     values = values[np.isfinite(values) & (values > 0)]
-    if len(values) < 3:
-        return None
     fractional = int((np.abs(values - np.round(values)) > 1e-6).sum())
-    if fractional * 2 < len(values):
-        return None
     ratio = rows["called_per_7_5_ml"].astype(float) / rows["expected_per_7_5_ml"].astype(float)
     ratio = ratio[np.isfinite(ratio) & (ratio > 0)]
-    return (f"{fractional} of {len(values)} reference rates on tubes read whole are not whole "
-            "counts, as a count per 7.5 mL of a whole tube is: is the reference per mL "
-            "(x7.5 is per 7.5 mL), or scaled?" + (f" (ctcnet's rates are a median "
-                                                 f"{np.median(ratio):.2f}x the reference's)"
-                                                 if len(ratio) else ""))
+    median = float(np.median(ratio)) if len(ratio) else None
+    said = f" (ctcnet's rates are a median {median:.2f}x the reference's)" if median else ""
+    if len(values) >= 3 and fractional * 2 >= len(values):
+        return (f"{fractional} of {len(values)} reference rates on tubes read whole are not "
+                "whole counts, as a count per 7.5 mL of a whole tube is: is the reference per "
+                f"mL (x7.5 is per 7.5 mL), or scaled?{said}")
+    # Whole numbers per mL (rounded) pass the test above: ctcnet then reads about 7.5x them.
+    if len(ratio) >= 3 and PER_ML_RATIO[0] <= median <= PER_ML_RATIO[1]:
+        return (f"ctcnet's rates are a median {median:.2f}x the reference's, about the 7.5 "
+                "that a reference per mL gives: is it per mL (x7.5 is per 7.5 mL)?")
+    return None
 
 
 def comparison_csv(rows: pd.DataFrame, cutoffs: Sequence[float] = CUTOFFS) -> str:

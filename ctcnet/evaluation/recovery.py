@@ -109,15 +109,26 @@ def suspect_tubes(ids, found: np.ndarray, spiked: np.ndarray, level: str) -> lis
             out.append(_finding(level, ids, recovery,
                                 f"recoveries more than {OFF_FACTOR:g}x apart (p = {p:.2g}), "
                                 "either may be the one"))
-    for i in range(len(ids)) if len(ids) > 2 else ():
-        rest = found.sum() - found[i], spiked.sum() - spiked[i]
-        others = rest[0] / rest[1]
-        ratio = recovery[i] / others if others > 0 else np.inf
-        p = _split_p(found, spiked, i)
-        if i not in implausible and _off(ratio) and p < SUSPECT_P:
-            out.append(_finding(level, ids[[i]], recovery[[i]],
-                                f"{'over' if ratio > 1 else 'under'} the level's other tubes' "
-                                f"{others:.0%} by more than {OFF_FACTOR:g}x (p = {p:.2g})"))
+    # Against the level's other tubes, the most out of line first, then the rest again
+    # without it (and without the implausible ones): a tube swapped in pulls its level's pooled
+    # recovery, and compared with it honest tubes read off too (4 tubes named for one swap).
+    remaining = [i for i in range(len(ids)) if i not in implausible] if len(ids) > 2 else []
+    while len(remaining) > 2:
+        off = []
+        for i in remaining:
+            rest = [j for j in remaining if j != i]
+            others = found[rest].sum() / spiked[rest].sum()
+            ratio = recovery[i] / others if others > 0 else np.inf
+            p = _split_p(found[remaining], spiked[remaining], remaining.index(i))
+            if _off(ratio) and p < SUSPECT_P:
+                off.append((p, i, ratio, others))
+        if not off:
+            break
+        p, i, ratio, others = min(off)
+        out.append(_finding(level, ids[[i]], recovery[[i]],
+                            f"{'over' if ratio > 1 else 'under'} the level's other tubes' "
+                            f"{others:.0%} by more than {OFF_FACTOR:g}x (p = {p:.2g})"))
+        remaining.remove(i)
     return out
 
 

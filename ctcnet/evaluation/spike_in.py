@@ -305,7 +305,9 @@ def _lod_missing(no_blank: bool, results: int) -> str:
     """What a limit of detection lacks, and only that: a limit of blank (no blank among the
     samples) or a second result at the lowest spiked level."""
     needs = (["a limit of blank (no blank, spiked 0, among the samples)"] if no_blank else [])
-    if results < 2:
+    if results == 0:
+        needs.append("a spiked level (only blanks were given)")
+    elif results < 2:
         needs.append(f"2 or more results at the lowest spiked level, which has {results} "
                      "(tubes of exact counts: group them with a level column)")
     return "needs " + " and ".join(needs)

@@ -264,6 +264,12 @@ def check_one_patient(draws: list[Draw], patient_key: str | None) -> None:
         raise InputError(f"the draws name {len(named)} patients ({patient_key}: {which}): "
                          "`ctcnet draws` compares one patient's draws; give each patient's "
                          "apart")
+    if named:  # the others' patient unchecked, said where a table travels without the console
+        for draw in draws:
+            if draw.patient is None:
+                draw.notes.append(f"its cartridge.json names no patient ({patient_key}), "
+                                  f"the other draws {next(iter(named))}: not checked to be "
+                                  "the same patient's")
 
 
 def drawn_time(text: str | None) -> datetime | None:

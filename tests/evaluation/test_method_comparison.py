@@ -205,3 +205,18 @@ def test_a_reference_of_two_models_or_the_results_themselves_is_warned_of(tmp_pa
                          tmp_path / "results")
     assert caplog.text == ""
 
+
+
+def test_a_reference_per_ml_in_whole_numbers_is_doubted_by_the_ratio():
+    """Per mL rounded to whole numbers passes the whole-count test: ctcnet then reads about
+    7x the reference, which is said; a method close to the reference is not."""
+    from ctcnet.evaluation.method_comparison import units_in_doubt
+
+    called = {"A": 8.0, "B": 15.0, "C": 22.0, "D": 45.0, "E": 0.0}
+    summaries = {k: {**summary(v), "blood_volume_processed_ml": 7.5} for k, v in called.items()}
+    per_ml = pd.DataFrame({"reference": [1.0, 2.0, 3.0, 6.0, 0.0]},
+                          index=pd.Index(list(called), name="sample_id"))
+    said = units_in_doubt(sample_rows(summaries, per_ml))
+    assert said.startswith("ctcnet's rates are a median 7.50x the reference's") and "per mL" in said
+    close = per_ml.assign(reference=[7.0, 16.0, 20.0, 44.0, 0.0])
+    assert units_in_doubt(sample_rows(summaries, close)) is None

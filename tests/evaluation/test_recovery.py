@@ -76,3 +76,15 @@ def test_the_blanks_with_calls_are_named_with_their_cells():
     assert blanks_with_calls(["b1", "b2", "b3"], np.array([0.0, 3.0, np.nan]),
                              np.array([0.0, 3.0, np.nan])) == [
         {"sample_id": "b2", "cells_called": 3, "called_per_7_5_ml": 3.0}]
+
+
+def test_a_swap_names_the_swapped_tubes_not_their_honest_neighbours():
+    """Tubes of 12 and 50 cells swapped: each level's pooled recovery was pulled by the tube
+    swapped in, and honest tubes read off against it (4 tubes named for one swap)."""
+    # (cells found by the model: 6, 10, 14 of 12 spiked; 39, 65, 38 of 50; M2 and H1 swapped)
+    low = suspect_tubes(["M1", "H1", "M3"], np.array([6.0, 39.0, 14.0]),
+                        np.array([12.0, 12.0, 12.0]), "12")
+    high = suspect_tubes(["M2", "H2", "H3"], np.array([10.0, 65.0, 38.0]),
+                         np.array([50.0, 50.0, 50.0]), "50")
+    assert [f["samples"] for f in low] == [["H1"]]
+    assert [f["samples"] for f in high] == [["M2"]] and "under" in high[0]["reason"]

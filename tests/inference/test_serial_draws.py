@@ -246,6 +246,12 @@ def test_draws_of_two_patients_are_refused_and_a_mistyped_key_is_suggested(clean
                                          r"draw\(s\) 1, 2; P02 in draw\(s\) 3\)"):
         compare_draws(folders)
     assert compare_draws(folders, patient_key=None)[0][2].patient is None  # not asked
+    edit_json(folders[1] / "summary.json", cartridge_info={"draw_date": "2026-04-19"})
+    draws, _ = compare_draws(folders[:2])  # one names no patient: said, not refused
+    assert "its cartridge.json names no patient (patient_id), the other draws P01: not " \
+        "checked to be the same patient's" in draws[1].notes
+    edit_json(folders[1] / "summary.json",
+              cartridge_info={"patient_id": "P01", "draw_date": "2026-04-19"})
     draws, _ = compare_draws(folders[:2], date_key="drawdate")
     assert any("it has 'draw_date': --date-key draw_date?" in n for n in draws[0].notes)
     (tmp_path / "run.json").write_text("{}")
