@@ -28,15 +28,17 @@ MIN_LEUKOCYTES = 20
 def unread_marker_summary(events: pd.DataFrame, names: list[str], ctc_classes: list[str],
                           leukocyte_classes: list[str]) -> dict | None:
     """Per plane of ``names`` (not read by the model, measured in ``events`` as
-    ``mean_<name>``): the leukocytes' reference (calls of ``leukocyte_classes``) and the counted
-    CTCs (calls of ``ctc_classes`` the guard did not hold) above it; None where there are no
-    such planes."""
+    ``mean_<name>``): the leukocytes' reference (calls of ``leukocyte_classes`` the guard did
+    not hold) and the counted CTCs (calls of ``ctc_classes`` the guard did not hold) above it;
+    None where there are no such planes."""
     names = [n for n in names if f"mean_{n}" in events]
     if not names:
         return None
     calls = events["class"].astype(str) if len(events) else pd.Series([], dtype=str)
-    ctcs = calls.isin(ctc_classes).to_numpy() & counted(events)
-    leukocytes = calls.isin(leukocyte_classes).to_numpy()
+    kept = counted(events)
+    ctcs = calls.isin(ctc_classes).to_numpy() & kept
+    # The leukocyte calls the guard did not hold: a held one may be a possible missed CTC.
+    leukocytes = calls.isin(leukocyte_classes).to_numpy() & kept
     out = {}
     for name in names:
         values = events[f"mean_{name}"].to_numpy(np.float64)

@@ -257,7 +257,8 @@ def unread_markers_html(unread: dict | None) -> str:
                      if r["above_level"] is not None else
                      f"{name}: {r['leukocytes']} leukocytes, too few for a reference")
     return (f'<p id="unread-markers"><b>Planes the model does not read</b> (each event\'s '
-            f"mean over its object in them: events.csv, mean_&lt;plane&gt;; above: "
+            f"mean over its object in them: events.csv, mean_&lt;plane&gt;; of the automatic "
+            f"count's CTC calls, not reread after a review; above: "
             f"{html.escape(unread['rule'].split(';')[0])}): "
             f"{html.escape('; '.join(parts))}</p>")
 
