@@ -1323,3 +1323,25 @@ def test_confirming_a_cluster_beside_a_counted_one_says_it_may_count_twice():
         return page.document.getElementById("status").textContent;
     """, state)
     assert got == "saved #0"
+
+
+def test_the_sign_off_preview_names_events_beside_each_other_both_counted():
+    """A cluster read twice, both events counting as a cluster (one confirmed, one counted as
+    predict left it): the preview names the pair; one rejected, it does not."""
+    state = page_state(3)
+    state["signoff"] = None
+    for c in state["candidates"]:
+        c["call"] = c["model_call"] = "cluster"
+    state["candidates"][0]["beside"] = [{"event_id": 1, "call": "cluster", "counted": True,
+                                         "um": 9.2}]
+    state["candidates"][1]["beside"] = [{"event_id": 0, "call": "cluster", "counted": True,
+                                         "um": 9.2}]
+    preview = """
+        page.document.getElementById("signoff-button").click();
+        return page.document.getElementById("signoff-text").textContent;
+    """
+    got = run_page(preview, state)
+    assert "events beside each other both counted as one class: #0 and #1 cluster (one cell " \
+        "or cluster counted twice?)" in got
+    state["candidates"][1]["decision"] = "rejected"
+    assert "beside each other" not in run_page(preview, state)
