@@ -29,7 +29,7 @@ from ctcnet import __version__
 from ctcnet.core.console_streams import console_kept_going, escape_unwritable_characters
 from ctcnet.core.printable import PrintableFormatter, printable
 from ctcnet.core.run_log import note_exit
-from ctcnet.errors import CtcnetError, Terminated
+from ctcnet.errors import MACHINE_ERRNOS, CtcnetError, Terminated
 from ctcnet.io.atomic import check_output_path
 
 # The subcommands, in the order --help lists them; each module's HELP is its one line.
@@ -49,6 +49,7 @@ FULL_INSTALL_MODULES = PREDICT_MODULES | {"torch", "lightning", "torchmetrics", 
 # (and running out of memory) exits MACHINE_STATUS, not 2: whoever runs the job frees space or
 # memory and reruns, which resumes, where a 2 is an input or an option to correct.
 MACHINE_STATUS = 4
+# What to do of each of ctcnet.errors.MACHINE_ERRNOS (a test holds the two to one set).
 _DISK_ERRORS = {errno.ENOSPC: "free space and rerun to resume",
                 errno.EDQUOT: "free space and rerun to resume",
                 errno.EFBIG: "raise the file-size limit (ulimit -f) and rerun to resume",
@@ -371,7 +372,7 @@ def _run_command(args: argparse.Namespace, lines, previous) -> int:
         # A full, read-only or forbidden disk is the machine's state, not a bug: one line, not
         # three chained tracebacks. Outputs are atomic, so nothing is half written and a rerun
         # resumes.
-        if err.errno not in _DISK_ERRORS:
+        if err.errno not in MACHINE_ERRNOS:
             raise
         # No file named (a library's temporary file): where it can be, the temporary folder
         # beside the output (an export's graph is traced under TMPDIR).

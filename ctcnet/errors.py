@@ -7,6 +7,7 @@ PIL or onnxruntime are caught at the boundary and re-raised as one of these.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 from ctcnet.core.printable import printable_name
@@ -82,6 +83,13 @@ def not_found(path: Path, missing: str) -> InputError:
         return InputError(f"{missing}: it is a link to {os.readlink(path)}, which is not there "
                           "(a share not mounted, or moved?)", path)
     return InputError(missing, path)
+
+
+# The machine's state, not the data or a bug: a full disk or quota, a file-size limit (ulimit
+# -f), a read-only file system, a folder the user may not write. The command line exits 4 on
+# them (ctcnet.cli) and checks say them so, never as a result that differs.
+MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS,
+                            errno.EACCES, errno.EPERM})
 
 
 # Files a command told to read crops may be given by mistake (a model in DATA's place).

@@ -21,7 +21,6 @@ check passed).
 
 from __future__ import annotations
 
-import errno
 import tempfile
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.core.provenance import check_record
+from ctcnet.errors import MACHINE_ERRNOS
 from ctcnet.io.digests import file_sha256
 from ctcnet.nn.registry import PACKAGE_MODELS
 
@@ -39,10 +39,6 @@ REFERENCE_EVENTS = REFERENCE / "events.parquet"
 # make_predict_golden.py --cartridge-rule writes it).
 REFERENCE_EVENTS_CARTRIDGE = REFERENCE / "events_cartridge.parquet"
 CHECKSUMS = PACKAGE_MODELS / "SHA256SUMS"
-# A full disk or quota, a file-size limit, a read-only or forbidden temporary folder: the
-# machine's state, said so (exit 4), never read as calls that differ from the reference.
-MACHINE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES,
-                  errno.EPERM)
 
 # Centres are signal-weighted means, intensities means over an object, probabilities come from
 # a float32 graph: summation order (batch size, threads, how a crop is resampled) may move them
@@ -152,7 +148,9 @@ def check_reference(device: str = "auto", workers: int = 1, backend: str | None 
             differences += [said + d for d in event_differences(got, pd.read_parquet(recorded))]
             events = max(events, len(got))
         except OSError as err:
-            if err.errno in MACHINE_ERRNOS:  # the machine's state, not the installation's
+            # The machine's state (a full or read-only TMPDIR), said so (exit 4), never read
+            # as calls that differ from the reference.
+            if err.errno in MACHINE_ERRNOS:
                 raise OSError(err.errno, f"{err.strerror} where the reference is predicted, "
                               f"the temporary folder {tempfile.gettempdir()} (TMPDIR: it "
                               "needs a few MB)", err.filename) from err

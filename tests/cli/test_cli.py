@@ -300,3 +300,12 @@ def test_a_full_disk_without_a_file_named_points_at_the_temporary_folder(monkeyp
     assert cli.main(["models"]) == cli.MACHINE_STATUS
     err = capsys.readouterr().err
     assert "No space left on device (in the temporary folder " in err and "TMPDIR" in err
+
+
+def test_every_machine_state_has_its_advice():
+    """The errnos that exit 4 (ctcnet.errors.MACHINE_ERRNOS, which checks such as verify read
+    too) each have what to do said."""
+    from ctcnet import cli
+    from ctcnet.errors import MACHINE_ERRNOS
+
+    assert set(cli._DISK_ERRORS) == MACHINE_ERRNOS
