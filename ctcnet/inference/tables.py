@@ -176,6 +176,7 @@ def write_tables(out_dir: Path, tables: Iterable[pa.Table | pd.DataFrame],
     does not grow with the cartridge beyond the returned columns.
     """
     kept, pending, rows, offset, names = ColumnKeeper(keep), [], 0, 0, None
+    left_out: set[str] = set()  # columns of some frames the first frame's lack
     with atomic_path(out_dir / "events.parquet") as parquet_tmp, \
             atomic_path(out_dir / "events.csv") as csv_tmp, open(csv_tmp, "wb") as csv:
         writer = None
@@ -202,6 +203,7 @@ def write_tables(out_dir: Path, tables: Iterable[pa.Table | pd.DataFrame],
                 ids = pa.array(np.arange(offset, offset + len(table), dtype=np.int64))
                 table = table.add_column(0, "event_id", ids)
                 names = names or table.column_names
+                left_out.update(n for n in table.column_names if n not in names)
                 table = same_columns(table, names)
                 kept.add(table)
                 pending.append(table)
@@ -213,6 +215,9 @@ def write_tables(out_dir: Path, tables: Iterable[pa.Table | pd.DataFrame],
         finally:
             if writer is not None:
                 writer.close()
+    if left_out:  # said once a table, not once a frame
+        log.warning("events table: column(s) %s of some frames left out (their other frames, "
+                    "read by another version, lack them)", sorted(left_out))
     return kept.table()
 
 
@@ -222,10 +227,6 @@ def same_columns(table: pa.Table, names: list[str]) -> pa.Table:
     one file has one set of columns)."""
     if table.column_names == names:
         return table
-    extra = [n for n in table.column_names if n not in names]
-    if extra:
-        log.warning("events table: column(s) %s of some frames left out (their other frames, "
-                    "read by another version, lack them)", extra)
     return pa.table({n: table.column(n) if n in table.column_names else
                      pa.nulls(len(table)) for n in names})
 

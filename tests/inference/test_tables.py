@@ -124,3 +124,16 @@ def test_one_frame_whose_calls_look_like_a_swapped_ck_and_cd45_is_named():
     assert "frame r00c00: 28" in two and "; frame r00c04: 30" in two and "those frames'" in two
     assert implausible_frames(cartridge(normal).drop(columns="frame_id")) is None
     assert implausible_frames(cartridge([])) is None
+
+
+def test_frames_of_other_columns_are_written_as_the_first_and_said_once(tmp_path, caplog):
+    """A journal's frames read by two versions (one measured a plane the other did not): one
+    file of the first frame's columns, the others' left out said once, not once a frame."""
+    first = pd.DataFrame({"x": [1.0], "class": ["ctc"]})
+    more = pd.DataFrame({"x": [2.0], "class": ["wbc"], "mean_HER2": [3.0]})
+    with caplog.at_level("WARNING"):
+        kept = T.write_tables(tmp_path, [first, more, more], keep=("x",))
+    written = pd.read_parquet(tmp_path / "events.parquet")
+    assert list(written.columns) == ["event_id", "x", "class"] and len(written) == 3
+    assert kept["x"].tolist() == [1.0, 2.0, 2.0]
+    assert caplog.text.count("column(s) ['mean_HER2'] of some frames left out") == 1
