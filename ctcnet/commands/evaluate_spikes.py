@@ -160,7 +160,7 @@ def _run_comparison(args: argparse.Namespace, rows, summaries: dict, expected,
     atomic_write_text(out / "comparison.json", strict_json(
         {**report, "results": absolute(args.data), "reference": absolute(args.expected),
          **_provenance(args.expected, "reference")}, indent=2) + "\n")
-    _warn_comparison(report, reference_runs_folder=args.expected, data=args.data)
+    _warn_comparison(report, args.expected, args.data)
     if args.json:
         print(strict_json(report))
         return 0
@@ -184,9 +184,10 @@ def _run_comparison(args: argparse.Namespace, rows, summaries: dict, expected,
     return 0
 
 
-def _warn_comparison(report: dict, reference_runs_folder, data) -> None:
-    """Warnings of a method comparison whose figures are not what they seem: a reference in
-    another unit, a reference run made by several models, a folder compared with itself."""
+def _warn_comparison(report: dict, reference, data) -> None:
+    """Warnings of a method comparison whose figures are not what they seem: a reference (the
+    file or run folder given) in another unit, a reference run made by several models, the
+    results folder given as its own reference."""
     if report.get("reference_units_in_doubt"):
         log.warning("the reference: %s", report["reference_units_in_doubt"])
     models = report.get("reference_models") or []
@@ -195,7 +196,7 @@ def _warn_comparison(report: dict, reference_runs_folder, data) -> None:
                     "figures pool them", "; ".join(f"{Path(m['path'] or 'in memory').name} "
                                                   f"({(m['sha256'] or '?')[:12]})"
                                                   for m in models))
-    if Path(reference_runs_folder).resolve() == Path(data).resolve():
+    if Path(reference).resolve() == Path(data).resolve():
         log.warning("the reference is the results folder itself: every figure compares a run "
                     "with itself")
 

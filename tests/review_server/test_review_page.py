@@ -1296,16 +1296,21 @@ def test_an_event_beside_another_names_it_to_decide_them_together():
     """, page_state(2))
 
 
+def _cluster_read_twice(state: dict, counted: tuple[bool, bool]) -> dict:
+    """``state`` with every candidate a cluster call and events 0 and 1 named beside each
+    other 9.2 um apart, ``counted``: whether predict counted event 0, and event 1."""
+    for c in state["candidates"]:
+        c["call"] = c["model_call"] = "cluster"
+    for event, other in ((0, 1), (1, 0)):
+        state["candidates"][event]["beside"] = [{"event_id": other, "call": "cluster",
+                                                 "counted": counted[other], "um": 9.2}]
+    return state
+
+
 def test_confirming_a_cluster_beside_a_counted_one_says_it_may_count_twice():
     """A cluster read twice, the repeat held: confirming both counted it twice, unsaid; the
     note beside the other event read as predict left it, not as decided."""
-    state = page_state(2)
-    for c in state["candidates"]:
-        c["call"] = c["model_call"] = "cluster"
-    state["candidates"][0]["beside"] = [{"event_id": 1, "call": "cluster", "counted": True,
-                                         "um": 9.2}]
-    state["candidates"][1]["beside"] = [{"event_id": 0, "call": "cluster", "counted": False,
-                                         "um": 9.2}]
+    state = _cluster_read_twice(page_state(2), counted=(False, True))
     got = run_page("""
         page.key("y");
         await page.settle();
@@ -1328,14 +1333,8 @@ def test_confirming_a_cluster_beside_a_counted_one_says_it_may_count_twice():
 def test_the_sign_off_preview_names_events_beside_each_other_both_counted():
     """A cluster read twice, both events counting as a cluster (one confirmed, one counted as
     predict left it): the preview names the pair; one rejected, it does not."""
-    state = page_state(3)
+    state = _cluster_read_twice(page_state(3), counted=(True, True))
     state["signoff"] = None
-    for c in state["candidates"]:
-        c["call"] = c["model_call"] = "cluster"
-    state["candidates"][0]["beside"] = [{"event_id": 1, "call": "cluster", "counted": True,
-                                         "um": 9.2}]
-    state["candidates"][1]["beside"] = [{"event_id": 0, "call": "cluster", "counted": True,
-                                         "um": 9.2}]
     preview = """
         page.document.getElementById("signoff-button").click();
         return page.document.getElementById("signoff-text").textContent;
