@@ -139,11 +139,13 @@ def samples_csv(entries: Sequence[dict]) -> str:
     rows = [sample_row(e) for e in entries]
     # One scan under two sample ids (an id corrected and run again): each row names the
     # other, or a spreadsheet counts one blood draw twice.
+    by_scan: dict[str, list[dict]] = {}
     for row in rows:
-        scan = row.get("cartridge_id")
-        row["same_scan_as"] = list_cell(
-            r["name"] for r in rows if scan and r is not row and r.get("cartridge_id") == scan
-        ) or None
+        if row.get("cartridge_id"):
+            by_scan.setdefault(row["cartridge_id"], []).append(row)
+    for row in rows:
+        row["same_scan_as"] = list_cell(r["name"] for r in by_scan.get(row.get("cartridge_id"),
+                                                                      ()) if r is not row) or None
     # The classes in the order the entries name them, the counted classes first; on a night
     # whose samples name none (every one failed or set aside), the default taxonomy's.
     named = [name for e in entries for key, _ in _PER_CLASS for name in (e.get(key) or {})]
