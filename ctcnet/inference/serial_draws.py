@@ -34,6 +34,7 @@ from ctcnet.inference.run_index import settings_that_differ
 from ctcnet.inference.run_table import list_cell
 from ctcnet.inference.summary import SUMMARY_FILE
 from ctcnet.io.cartridge_info import RUN_INDEX_FILE
+from ctcnet.io.scan import is_cartridge
 
 # The cut-off CellSearch's prognostic studies used in metastatic breast and prostate cancer
 # (colorectal: 3): per 7.5 mL of blood.
@@ -123,7 +124,7 @@ def _what_folder(folder: Path) -> str:
     if (folder / RUN_INDEX_FILE).is_file():
         return (f"; {folder} is a whole --out folder of several samples: give its sample "
                 f"folders ({folder}/<sample>)")
-    if (folder / "panel.json").is_file() or (folder / "cartridge.json").is_file():
+    if is_cartridge(folder, unreadable=False):
         return "; it is a scan, not a result: give the folder `ctcnet predict` wrote for it"
     return ""
 

@@ -259,6 +259,11 @@ def test_draws_of_two_patients_are_refused_and_a_mistyped_key_is_suggested(clean
 
     status, err = run_cli(capsys, "draws", tmp_path, tmp_path)
     assert status == 2 and "a whole --out folder of several samples" in err[0]
+    scan = tmp_path / "scan"
+    scan.mkdir()
+    (scan / "cartridge.json").write_text("{}")
+    status, err = run_cli(capsys, "draws", scan)
+    assert status == 2 and "it is a scan, not a result" in err[0]
     out = tmp_path / "draws.csv"
     assert main(["draws", *map(str, folders[:2]), "--out", str(out)]) == 0
     status, err = run_cli(capsys, "draws", folders[0], tmp_path, "--out", str(out))
