@@ -69,3 +69,13 @@ def finish_crop_dataset(root: str | Path, rows, panel: Panel, extra: dict | None
     if extra:
         atomic_write_text(root / "dataset.json", json.dumps(extra, indent=2) + "\n")
     return root
+
+
+def dataset_record(root: str | Path) -> dict:
+    """What the writer of a crop folder recorded of it (``dataset.json``: its sources, whose
+    labels, ...); {} where it recorded nothing or the file cannot be read."""
+    try:
+        record = json.loads((Path(root) / "dataset.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}

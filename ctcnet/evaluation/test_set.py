@@ -6,7 +6,6 @@ the folder is the one the model was trained on."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 
 from ctcnet.detect.crop_dataset import load_crops, read_crop_index
 from ctcnet.detect.crop_fingerprints import seen_in
+from ctcnet.detect.crop_writing import dataset_record
 from ctcnet.detect.sample_splits import warn_of_samples_on_both_sides
 from ctcnet.errors import InputError
 from ctcnet.evaluation.baselines import fit_baselines
@@ -156,11 +156,7 @@ def model_labels_warning(data: str | Path) -> str | None:
     """A warning when ``data``'s labels are a model's own calls (``ctcnet crops`` without
     ``--reviewed`` records ``"labels": "model"`` in dataset.json): scored against them, a
     model's figures measure agreement with those calls, not its accuracy."""
-    try:
-        info = json.loads((Path(data) / "dataset.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(info, dict) or info.get("labels") != "model":
+    if dataset_record(data).get("labels") != "model":
         return None
     return (f"{data}: its labels are a model's own calls (ctcnet crops without --reviewed), "
             "not a person's: the figures measure agreement with those calls, not accuracy "

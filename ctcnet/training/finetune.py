@@ -43,6 +43,7 @@ from ctcnet.core.log_capture import kept_warnings
 from ctcnet.core.paths import absolute
 from ctcnet.detect.crop_dataset import PLACEHOLDER_PIXEL_UM, read_crop_index
 from ctcnet.detect.crop_fingerprints import merged
+from ctcnet.detect.crop_writing import dataset_record
 from ctcnet.detect.pixel_size import PIXEL_SIZE_OPTION
 from ctcnet.errors import InputError
 from ctcnet.evaluation.calibration import MIN_CALIBRATION_CROPS
@@ -407,11 +408,8 @@ def crops_made_by(data_dir) -> dict:
     ``labels`` (``reviewer``: a person's decisions; ``model``: the model's own calls, said in
     a warning, a fine-tune on them learning its mistakes) and, per sample, whether its
     sign-off held as the crops were cut. Empty for crops ctcnet did not cut."""
-    try:
-        info = json.loads((Path(data_dir) / "dataset.json").read_text(encoding="utf-8"))
-        labels, sources = info.get("labels"), info.get("sources") or []
-    except (OSError, ValueError, AttributeError):
-        return {}
+    info = dataset_record(data_dir)
+    labels, sources = info.get("labels"), info.get("sources") or []
     if labels == "model":
         log.warning("%s: its labels are the model's own calls (ctcnet crops without "
                     "--reviewed), not a person's: a fine-tune on them learns the model's "
