@@ -29,10 +29,19 @@ def say_table(reading: dict, positive: str = "ctc", said: str = "") -> None:
           f"{'called per 7.5 mL':>18s} {'CV':>6s} {'Poisson CV':>10s}  recovery (95 % CI)")
     for level in reading["levels"]:
         mean, cv = level["mean_called_per_7_5_ml"], level["cv"]
-        print(f"{level['level'][:8]:>8s} {level['spiked']:12.3g} {level['samples']:7d} "
+        print(f"{level['level'][:8]:>8s} {cells_text(level['spiked']):>12s} {level['samples']:7d} "
               f"{level['mean_expected_per_7_5_ml']:19.2f} {shown(mean, '.2f'):>18s} "
               f"{shown(cv, '.0%'):>6s} {shown(level['poisson_cv'], '.0%'):>10s}  "
               f"{recovery_text(level)}")
+    empty = [(level, tube) for level in reading["levels"]
+             for tube in level.get("spiked_without_calls", ())]
+    if empty:
+        name = "CTC" if positive == "ctc" else f"{positive} call"
+        named = ", ".join(f"{tube['sample_id']} (level {level['level']}, "
+                          f"{cells_text(tube['cells_spiked'])} cells spiked)"
+                          for level, tube in empty)
+        print(f"{said}spiked tubes with no {name} found: {named}; a spike that did not "
+              "happen, or a blank labelled as spiked? (its review page shows its events)")
     line = reading["linearity"]
     if line:
         print(f"linearity over {line['samples']} spiked samples: called = "
@@ -74,6 +83,12 @@ def _blanks_text(blanks: list[dict], positive: str) -> str:
                       f"({b['called_per_7_5_ml']:.2f} per 7.5 mL)" for b in blanks)
     return (f"blanks with calls: {named}; false calls, or a spiked tube labelled as a blank? "
             "(its review page shows the calls)")
+
+
+def cells_text(cells: float) -> str:
+    """Cells spiked as counted: whole where they are (1000, not 1e+03), else one decimal (a
+    level's mean or a partial scan's share of its tube's)."""
+    return f"{cells:.0f}" if float(cells).is_integer() else f"{cells:.1f}"
 
 
 def shown(value, spec: str) -> str:

@@ -154,6 +154,16 @@ def _finding(level: str, ids: np.ndarray, recoveries: np.ndarray, reason: str) -
             "recoveries": [float(r) for r in recoveries], "reason": reason}
 
 
+def spiked_without_calls(ids, found: np.ndarray, spiked: np.ndarray) -> list[dict]:
+    """The spiked tubes in which no cell was found, each with its cells spiked: a fact, not a
+    suspicion (at 5 cells and 85 % recovery one tube in 70 finds none by chance), said as the
+    blanks with calls are, since a spike that did not happen or a blank labelled as spiked
+    reads so, and a level of several tubes seldom gives that evidence past
+    :data:`SUSPECT_P`."""
+    return [{"sample_id": str(s), "cells_spiked": float(n)}
+            for s, f, n in zip(ids, found, spiked) if np.isfinite(f) and f == 0 and n > 0]
+
+
 def blanks_with_calls(ids, found: np.ndarray, rates: np.ndarray) -> list[dict]:
     """The blanks that carried calls, each with its cells called and rate: what raised the
     limit of blank (false calls, or a spiked tube labelled as a blank)."""

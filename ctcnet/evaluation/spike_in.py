@@ -396,7 +396,9 @@ def _figures(rows: pd.DataFrame, mode: str) -> dict:
                               if spiked_mean > 0 and group[recovery_column].notna().any()
                               else None),
             # Pooled: the level's cells found over its cells spiked, with its exact interval.
-            **pooled})
+            **pooled,
+            "spiked_without_calls": recovery.spiked_without_calls(
+                group["sample_id"], found[mask], spiked_read[mask])})
     spiked = rows[rows["spiked"] > 0]
     blank = (rows["spiked"] == 0).to_numpy()
     lob = {**limit_of_blank(rows.loc[blank, rate].to_numpy()),

@@ -322,6 +322,31 @@ def test_each_level_gives_its_pooled_recovery_the_tubes_out_of_line_and_the_blan
     assert "Garwood" in report["recovery_method"]
 
 
+def test_a_spiked_tube_with_no_cell_found_is_named_where_no_test_would_flag_it(
+        tmp_path, capsys):
+    """Tubes of 5 cells finding 4, 5 and 0: the empty one is no outlier past p 0.01 (a
+    binomial p about 0.03), yet a spike that did not happen reads so: named as a fact."""
+    from ctcnet.cli import main
+
+    rates = {"b1": 0.0, "l1": 4.0, "l2": 5.0, "l3": 0.0, "h1": 1000.0}
+    write_results(tmp_path / "results", rates)
+    (tmp_path / "expected.csv").write_text(
+        "sample_id,spiked\nb1,0\nl1,5\nl2,5\nl3,5\nh1,1000\n")
+    assert main(["evaluate", str(tmp_path / "results"), "--expected",
+                 str(tmp_path / "expected.csv"), "--out", str(tmp_path / "out")]) == 0
+    said = capsys.readouterr().out
+    assert "CHECK THE LABEL" not in said
+    assert ("spiked tubes with no CTC found: l3 (level 5, 5 cells spiked); a spike that did "
+            "not happen, or a blank labelled as spiked?") in said
+    # Cells spiked print as counted, a thousand as 1000.
+    assert any(line.split()[:2] == ["1000", "1000"] for line in said.splitlines())
+    report = json.loads((tmp_path / "out" / "spike_in.json").read_text())
+    five = next(level for level in report["levels"] if level["level"] == "5")
+    assert five["spiked_without_calls"] == [{"sample_id": "l3", "cells_spiked": 5.0}]
+    assert all(not level["spiked_without_calls"] for level in report["levels"]
+               if level["level"] != "5")  # nor a blank's 0, which is what a blank should find
+
+
 def test_the_limit_of_detection_says_only_what_it_lacks():
     """Two results at the lowest level and no blank: it lacks the blank alone; a level
     holding a tube out of line is named before a higher level is advised."""
