@@ -95,6 +95,7 @@ class FrameWork:
     #                             or its last rows unfilled)
     leak_ratios: list | None = None  # CK's ratios of some CK-bright events ([ratios, sds])
     signs: dict | None = None  # what a few events say of the metadata (detect.metadata_signs)
+    eight_bit: bool = False  # its values fit 8 bits (an export; io.frame_checks.eight_bit_note)
     # Prepared in a frame process: where its results lie in shared memory, for finishing there
     # too (ctcnet.inference.frame_workers.finished).
     shared: object | None = None
@@ -172,12 +173,13 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
     notes = (saturation_note(pixels, cartridge.panel.channels, brightest),
              None if container else unfilled_note(pixels, cartridge.panel.channels))
     note = "; ".join(n for n in notes if n) or None
-    if cartridge.root not in _EIGHT_BIT_SAID:  # once a cartridge (a warning, not a problem)
-        eight_bit = eight_bit_note(pixels, brightest)
+    # Every frame's kept (summary.json's metadata_check counts them), said once a cartridge:
+    # a warning, not a problem.
+    eight_bit = eight_bit_note(pixels, brightest)
+    if eight_bit and cartridge.root not in _EIGHT_BIT_SAID:
         with _EIGHT_BIT_LOCK:  # frame threads read a cartridge's frames side by side
-            first = eight_bit and cartridge.root not in _EIGHT_BIT_SAID
-            if first:
-                _EIGHT_BIT_SAID.add(cartridge.root)
+            first = cartridge.root not in _EIGHT_BIT_SAID
+            _EIGHT_BIT_SAID.add(cartridge.root)
         if first:
             log.warning("%s: %s", cartridge.sample_id, eight_bit)
     t_read = time.perf_counter()
@@ -242,7 +244,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
                                                     "guard": t4 - t3},
                      model_crops=model_crops, measured=measured,
                      guard_start=guard_start, record=record, note=note,
-                     leak_ratios=leak_ratios, signs=signs)
+                     leak_ratios=leak_ratios, signs=signs, eight_bit=eight_bit is not None)
 
 
 def _metadata_signs(crops: np.ndarray, cartridge: Cartridge, spec: ModelSpec,
@@ -298,7 +300,7 @@ def keep_frame_record(parts: Path, work: FrameWork, made_by: str = "") -> None:
     (``made_by``: :func:`made_by`) to ``parts/frames_read.jsonl``."""
     line = json.dumps({"frame": work.frame.frame_id, "record": work.record, "note": work.note,
                        "leak_ratios": work.leak_ratios, "signs": work.signs,
-                       "made_by": made_by})
+                       "eight_bit": work.eight_bit, "made_by": made_by})
     with open_own(parts / FRAME_RECORDS, "a", encoding="utf-8") as fh:
         fh.write(line + "\n")
 
@@ -364,6 +366,8 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
     said, signs = metadata_problems([e.get("signs") for e in done.values()], cartridge.panel,
                                     cartridge.panel.pixel_size_um)
     said = [f"{line} (metadata_check)" for line in said]
+    # An 8-bit export is read, with a warning; kept here, so a report pooling samples sees it.
+    signs["eight_bit_frames"] = sum(bool(e.get("eight_bit")) for e in done.values())
     for line in said:
         log.warning("%s: %s", cartridge.sample_id, line)
     notes += said

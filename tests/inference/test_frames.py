@@ -319,3 +319,21 @@ def test_each_frame_read_is_recorded_with_its_sha256_and_a_resumed_run_keeps_the
     assert again.frames.resumed_from_journal == 3 and again.frame_digests == first.frame_digests
     # The frames' signs of the metadata are journaled beside their records: judged alike.
     assert again.metadata_check == first.metadata_check and first.metadata_check["events_read"]
+
+
+def test_the_frames_of_an_8_bit_export_are_counted_in_the_summary(clean_run, cart):
+    """An 8-bit export is read with a warning, not a problem; summary.json counts its frames
+    (``metadata_check.eight_bit_frames``), a resumed run's from its journal, so a study
+    pooling samples can tell it."""
+    from conftest import frames, predict
+
+    assert clean_run["clean"].metadata_check["eight_bit_frames"] == 0
+    for path in frames(cart)[:2]:
+        pixels, names = read_tiff(path)
+        write_tiff(path, np.clip(np.round(pixels / 16.0), 0, 255).astype(pixels.dtype), names)
+    summary = predict(clean_run, cart)
+    assert summary.metadata_check["eight_bit_frames"] == 2
+    assert not [p for p in summary.problems if "8-bit" in p]
+    again = predict(clean_run, cart)  # every frame from the journal
+    assert again.frames.resumed_from_journal == 3
+    assert again.metadata_check["eight_bit_frames"] == 2
