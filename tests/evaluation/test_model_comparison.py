@@ -119,3 +119,7 @@ def test_evaluate_expected_with_another_models_run_names_both_and_lists_the_chan
     assert changed[["sample_id", "class_reference", "class"]].values.tolist() == [
         ["P1", "wbc", "ctc"]]
     assert np.isclose(changed["p_ctc"].iloc[0], 0.9)
+    from tests.test_outputs_doc import doc_tables  # every column documented, and no other
+
+    assert {n for row, _ in doc_tables()["changed_events.csv"] for n in row} == \
+        set(changed.columns)

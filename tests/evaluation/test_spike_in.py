@@ -433,6 +433,8 @@ def test_docs_outputs_names_every_field_of_spike_in_and_comparison(tmp_path):
                                                        for k in t},
         "spike_in.csv": set(pd.read_csv(tmp_path / "spike" / "spike_in.csv").columns),
         "comparison.json: top level": set(comparison),
+        "comparison.csv": {_as_documented(c) for c in pd.read_csv(
+            tmp_path / "comparison" / "comparison.csv").columns},
         "comparison.json: bland_altman": set(comparison["bland_altman"]),
         "comparison.json: passing_bablok": set(comparison["passing_bablok"]),
         "comparison.json: each entry of at_cutoffs": {k for c in comparison["at_cutoffs"]
@@ -444,3 +446,10 @@ def test_docs_outputs_names_every_field_of_spike_in_and_comparison(tmp_path):
         assert fields <= named, f"{heading}: not in docs/outputs.md: {fields - named}"
         stale = {n for row, conditional in rows if not conditional for n in row} - fields
         assert not stale, f"{heading}: in docs/outputs.md, never written: {stale}"
+
+
+def _as_documented(column: str) -> str:
+    """A comparison.csv column as docs/outputs.md names it: a cut-off's as ``<c>``."""
+    import re
+
+    return re.sub(r"_at_or_over_[0-9_]+$", "_at_or_over_<c>", column)
