@@ -40,7 +40,7 @@ from ctcnet.inference.summary import (
 )
 from ctcnet.inference.tables import SUMMARY_COLUMNS, write_tables
 from ctcnet.io.digests import file_sha256
-from ctcnet.io.unread_planes import unread_planes
+from ctcnet.io.unread_planes import ck_plane, unread_planes
 
 log = logging.getLogger(__name__)
 
@@ -270,8 +270,10 @@ def tables_from_journal(out_dir: Path, parts: Path, cartridge, earlier: EarlierR
     first = next(tables, None)
     if first is None:  # no events at all: the files still get every column
         first = empty_table()
-    # The summary reads the unread planes' means too (unread_markers).
-    keep = (*SUMMARY_COLUMNS, *(f"mean_{name}" for _, name in unread_planes(cartridge)))
+    # The summary reads the unread planes' means too, and CK's beside them (unread_markers).
+    unread = [f"mean_{name}" for _, name in unread_planes(cartridge)]
+    ck = ck_plane(cartridge)
+    keep = (*SUMMARY_COLUMNS, *unread, *([f"mean_{ck}"] if unread and ck else []))
     events = write_tables(out_dir, itertools.chain([first], tables), keep)
     events_sha256 = file_sha256(out_dir / "events.parquet")
     counted_before = earlier.settled(out_dir, out_dir.name, counted_before, overwrite,

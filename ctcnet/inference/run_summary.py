@@ -43,7 +43,7 @@ from ctcnet.inference.summary import (
 from ctcnet.inference.unread_markers import unread_marker_summary
 from ctcnet.io.cartridge_info import unread_keys
 from ctcnet.io.scan import Cartridge
-from ctcnet.io.unread_planes import unread_planes
+from ctcnet.io.unread_planes import ck_plane, unread_planes
 from ctcnet.nn.calls import BALANCED_PRIOR, CARTRIDGE_PRIOR, decision_weights
 from ctcnet.nn.spec import ModelSpec
 
@@ -138,7 +138,8 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
         clusters_by_partner=cluster_partners(events),
         unread_markers=unread_marker_summary(
             events, [name for _, name in unread_planes(cartridge)],
-            spec.taxonomy.of_kind("ctc"), spec.taxonomy.of_kind("wbc")),
+            spec.taxonomy.of_kind("ctc"), spec.taxonomy.of_kind("wbc"),
+            ck_name=ck_plane(cartridge)),
         review_list=review_list,
         edge_cut=int(events["edge_cut"].sum()) if n else 0,
         detection=asdict(options.detect),

@@ -5,9 +5,22 @@ model does not read too (``mean_<name>``, :mod:`ctcnet.io.unread_planes`): a the
 (HER2, PD-L1) imaged beside the panel. Its level on a CTC means little alone: the plane's
 background, exposure and bleed differ by scanner and by sample. The sample's leukocytes are
 its own negative control (they carry no epithelial therapy marker): their median and spread
-in the plane give the level a CTC's mean stands out from. :func:`unread_marker_summary`
-states that reference and how many of the counted CTCs lie above it (``summary.json``'s
-``unread_markers``); the events table keeps every mean, for a lab's own threshold.
+in the plane give the level a CTC's mean stands out from.
+
+A CTC's CK leaks into the plane as into any other, and the leukocytes, which have no CK, cannot
+show it: a mean over a cell's object varies little (a simulated sample's leukocytes 1.2 counts
+sd), so a leak of well under 1 % of a bright CK crossed a line set by them alone, and a
+HER2-negative sample read 11 of 27 CTCs above. A CTC is therefore above where its excess over
+the leukocytes' median passes their 3 sd plus the share of its own CK excess (over the
+leukocytes' CK) that the marker guard allows a CK leak into CD45 (``GuardRules.max_leak``):
+what a leak can carry is not read as the marker. The sample's CK leak into the plane (the
+lower quartile over its counted CTCs of excess over CK excess: a leak, were three in four of
+them to carry the marker) is stated beside it; past the allowance, the figure cannot tell
+the marker from CK's leak, and that is said.
+
+:func:`unread_marker_summary` states that reference and which of the counted CTCs lie above
+it (``summary.json``'s ``unread_markers``); the events table keeps every mean, for a lab's
+own threshold.
 """
 
 from __future__ import annotations
@@ -16,21 +29,27 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.core.robust import median_and_mad_sigma
-from ctcnet.inference.guard import counted
+from ctcnet.inference.guard import RULES, counted
 
 # A CTC is above the leukocytes where its mean exceeds their median by this many robust sd
 # (1.4826 median absolute deviations): at 3, about 1 in 700 leukocytes would be.
 ABOVE_LEUKOCYTE_SD = 3.0
 # Leukocytes needed for the reference: fewer give a spread too uncertain to judge by.
 MIN_LEUKOCYTES = 20
+# Counted CTCs needed to state the sample's CK leak into a plane (a median of fewer is noise).
+MIN_CTCS_FOR_LEAK = 5
 
 
 def unread_marker_summary(events: pd.DataFrame, names: list[str], ctc_classes: list[str],
-                          leukocyte_classes: list[str]) -> dict | None:
+                          leukocyte_classes: list[str], ck_name: str | None = None,
+                          leak_allowance: float = RULES.max_leak) -> dict | None:
     """Per plane of ``names`` (not read by the model, measured in ``events`` as
     ``mean_<name>``): the leukocytes' reference (calls of ``leukocyte_classes`` the guard did
-    not hold) and the counted CTCs (calls of ``ctc_classes`` the guard did not hold) above it;
-    None where there are no such planes."""
+    not hold), the sample's CK leak into it and the counted CTCs (calls of ``ctc_classes``
+    the guard did not hold) above it, with their event ids; None where there are no such
+    planes. ``ck_name``: the scan's CK plane (``mean_<ck_name>``; None: no CK, no leak
+    allowed for); ``leak_allowance``: the share of a CTC's CK excess not read as the marker
+    (see the module)."""
     names = [n for n in names if f"mean_{n}" in events]
     if not names:
         return None
@@ -39,22 +58,46 @@ def unread_marker_summary(events: pd.DataFrame, names: list[str], ctc_classes: l
     ctcs = calls.isin(ctc_classes).to_numpy() & kept
     # The leukocyte calls the guard did not hold: a held one may be a possible missed CTC.
     leukocytes = calls.isin(leukocyte_classes).to_numpy() & kept
+    ck = events[f"mean_{ck_name}"].to_numpy(np.float64) if ck_name and \
+        f"mean_{ck_name}" in events else None
     out = {}
     for name in names:
         values = events[f"mean_{name}"].to_numpy(np.float64)
         reference = values[leukocytes & np.isfinite(values)]
         record = {"leukocytes": int(len(reference)), "counted_ctcs": int(ctcs.sum()),
                   "leukocyte_median": None, "leukocyte_sd": None, "above_level": None,
-                  "counted_ctcs_above": None}
+                  "ck_leak": None, "counted_ctcs_above": None, "above_event_ids": None}
         if len(reference) >= MIN_LEUKOCYTES:
             centre, spread = (float(v) for v in median_and_mad_sigma(reference))
             level = centre + ABOVE_LEUKOCYTE_SD * spread
+            excess = values[ctcs] - centre
+            line = np.full(len(excess), level - centre)
+            if ck is not None:
+                # The CTCs' CK over the leukocytes': what a leak of it can carry is allowed.
+                ck_excess = np.clip(ck[ctcs] - float(np.nanmedian(ck[leukocytes])), 0, None)
+                line = line + leak_allowance * ck_excess
+                record["ck_leak"] = _ck_leak(excess, ck_excess)
+            above = excess > line
             record.update(leukocyte_median=round(centre, 2), leukocyte_sd=round(spread, 2),
-                          above_level=round(level, 2),
-                          counted_ctcs_above=int((values[ctcs] > level).sum()))
+                          above_level=round(level, 2), counted_ctcs_above=int(above.sum()),
+                          above_event_ids=[int(i) for i in
+                                           events["event_id"].to_numpy()[ctcs][above]])
         out[name] = record
+    allowed = (f" and {leak_allowance:.0%} of its CK over the leukocytes' (what a leak of CK "
+               "can carry: the marker guard's allowance for CD45)") if ck is not None else ""
     return {"planes": out,
             "rule": f"a counted CTC's mean over its object in the plane above the sample's "
                     f"leukocytes' median + {ABOVE_LEUKOCYTE_SD:g} robust sd (1.4826 median "
-                    f"absolute deviations), with {MIN_LEUKOCYTES} leukocytes at least; "
-                    f"every event's mean is in the events table (mean_<plane>)"}
+                    f"absolute deviations){allowed}, with {MIN_LEUKOCYTES} leukocytes at "
+                    f"least; every event's mean is in the events table (mean_<plane>)",
+            "leak_allowance": leak_allowance if ck is not None else None}
+
+
+def _ck_leak(excess: np.ndarray, ck_excess: np.ndarray) -> float | None:
+    """The lower quartile of the counted CTCs' excess in the plane over their CK excess:
+    CK's leak into it where a quarter of them carry no marker (a sample whose CTCs nearly all
+    carry it reads high); None under :data:`MIN_CTCS_FOR_LEAK` CTCs with CK."""
+    bright = ck_excess > 0
+    if bright.sum() < MIN_CTCS_FOR_LEAK:
+        return None
+    return round(float(np.percentile(excess[bright] / ck_excess[bright], 25)), 4)

@@ -32,6 +32,13 @@ def unread_planes(cartridge: Cartridge) -> list[tuple[int, str]]:
     return [(i, name) for i, name in enumerate(cartridge.file_panel.names) if i not in kept]
 
 
+def ck_plane(cartridge: Cartridge) -> str | None:
+    """The name of the scan's CK plane (the model reads it): a CTC's CK leaks into an unread
+    plane as into any other, so its mean is read beside theirs; None without one."""
+    index = cartridge.panel.index_of_role("epithelial")
+    return None if index is None else cartridge.panel.names[index]
+
+
 def read_with_unread(cartridge: Cartridge, frame: FrameRef
                      ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """:meth:`Cartridge.read` of ``frame``, and its unread planes by name ({} where there are

@@ -251,9 +251,15 @@ def unread_markers_html(unread: dict | None) -> str:
         return ""
     parts = []
     for name, r in unread["planes"].items():
+        leak = r.get("ck_leak")
+        past = leak is not None and unread.get("leak_allowance") is not None and \
+            leak > unread["leak_allowance"]
         parts.append(f"{name}: {r['counted_ctcs_above']} of {r['counted_ctcs']} counted CTCs "
                      f"above {r['above_level']:g} (the {r['leukocytes']} leukocytes' median "
                      f"{r['leukocyte_median']:g}, sd {r['leukocyte_sd']:g})"
+                     + (f", CK's leak into it {leak:.1%} on the CTCs" if leak is not None else "")
+                     + (": PAST THE ALLOWANCE, a leak of CK the figure cannot tell from the "
+                        "marker, or the marker on most CTCs" if past else "")
                      if r["above_level"] is not None else
                      f"{name}: {r['leukocytes']} leukocytes, too few for a reference")
     return (f'<p id="unread-markers"><b>Planes the model does not read</b> (each event\'s '

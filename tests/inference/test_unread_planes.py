@@ -84,8 +84,49 @@ def test_the_summary_states_the_leukocytes_level_and_the_ctcs_above_it(runs):
     assert record["above_level"] == pytest.approx(median + 3 * sd, abs=0.02)
     ctcs = events[(events["class"] == "ctc") & (events["guard"].fillna("") == "")]
     assert record["counted_ctcs"] == len(ctcs) > 0
-    assert record["counted_ctcs_above"] == int((ctcs["mean_HER2"] > median + 3 * sd).sum())
+    # Beside the leukocytes' 3 sd, what CK's leak can carry: 12 % of the CTC's CK excess.
+    ck_excess = np.clip(ctcs["mean_CK"] - events.loc[(events["class"] == "wbc") & kept,
+                                                     "mean_CK"].median(), 0, None)
+    above = ctcs["mean_HER2"] > median + 3 * sd + 0.12 * ck_excess
+    assert record["counted_ctcs_above"] == int(above.sum())
+    assert record["above_event_ids"] == ctcs.loc[above, "event_id"].tolist()
     assert "leukocytes' median + 3 robust sd" in summary["unread_markers"]["rule"]
+    assert summary["unread_markers"]["leak_allowance"] == 0.12
+
+
+def test_a_leak_of_ck_into_the_plane_is_not_read_as_the_marker():
+    """Leukocytes (no CK) whose plane means vary by 1 count, CTCs whose CK leaks 0.6 % into
+    it: a line set by the leukocytes alone read every CTC of a marker-negative sample above
+    it; the leak is allowed for, stated, and the marker's own CTCs are above, by event id."""
+    rng = np.random.default_rng(0)
+    n_wbc, ck = 200, np.linspace(800.0, 3000.0, 10)
+    base = pd.DataFrame({
+        "event_id": np.arange(n_wbc + 10), "class": ["wbc"] * n_wbc + ["ctc"] * 10,
+        "guard": [""] * (n_wbc + 10),
+        "mean_CK": np.r_[rng.normal(200, 2, n_wbc), 200 + ck],
+        "mean_HER2": np.r_[rng.normal(176, 1.2, n_wbc), 176 + 0.006 * ck]})
+    negative = unread_marker_summary(base, ["HER2"], ["ctc"], ["wbc"], ck_name="CK")
+    record = negative["planes"]["HER2"]
+    assert record["counted_ctcs_above"] == 0 and record["above_event_ids"] == []
+    assert record["ck_leak"] == pytest.approx(0.006, abs=1e-3)
+    # Without the CK plane named, the leukocytes' line alone: every CTC above (as before).
+    alone = unread_marker_summary(base, ["HER2"], ["ctc"], ["wbc"])
+    assert alone["planes"]["HER2"]["counted_ctcs_above"] == 10
+    assert alone["leak_allowance"] is None
+    # Four CTCs carrying the marker at half their CK: those four, by id.
+    marked = base.copy()
+    marked.loc[n_wbc + np.arange(4), "mean_HER2"] += 0.5 * ck[:4]
+    record = unread_marker_summary(marked, ["HER2"], ["ctc"], ["wbc"],
+                                   ck_name="CK")["planes"]["HER2"]
+    assert record["above_event_ids"] == list(range(n_wbc, n_wbc + 4))
+    # A leak past the allowance is stated and the report says what it means.
+    from ctcnet.report.report_page import unread_markers_html
+
+    leaky = base.assign(mean_HER2=np.r_[base["mean_HER2"][:n_wbc], 176 + 0.3 * ck])
+    summary = unread_marker_summary(leaky, ["HER2"], ["ctc"], ["wbc"], ck_name="CK")
+    assert summary["planes"]["HER2"]["ck_leak"] == pytest.approx(0.3, abs=1e-3)
+    assert "PAST THE ALLOWANCE" in unread_markers_html(summary)
+    assert "PAST THE ALLOWANCE" not in unread_markers_html(negative)
 
 
 def test_too_few_leukocytes_give_no_level():
