@@ -591,6 +591,25 @@ def test_channel_files_named_by_their_marker_are_read_by_name(tmp_path, rng, cap
         read_frame(open_cartridge(tmp_path).frames[0], panel)
 
 
+def test_channel_files_of_a_plane_named_with_its_dye_or_a_slash_are_read(tmp_path, rng):
+    """panel.json's HER2-FITC beside r00c00_HER2-FITC.tif (the docs' own example), and
+    HER2/neu beside r00c00_HER2-neu.tif: read, where every frame was skipped as missing the
+    file beside it; a missing one is named as a file can be named."""
+    for name, file_name in (("HER2-FITC", "HER2-FITC"), ("HER2/neu", "HER2-neu")):
+        folder = tmp_path / file_name
+        folder.mkdir()
+        panel = Panel.from_dict({"channels": ["DAPI", "CK-PE", "CD45-APC", name]})
+        counts = rng.integers(1, 999, (4, 16, 16), dtype=np.uint16)
+        for marker, plane in zip(("DAPI", "CK-PE", "CD45-APC", file_name), counts):
+            tifffile.imwrite(folder / f"r00c00_{marker}.tif", plane)
+        write_cartridge_info(folder, panel, "S7", 1, rows=1, columns=1, frame_shape=(16, 16))
+        assert np.array_equal(read_frame(open_cartridge(folder).frames[0], panel), counts)
+        (folder / f"r00c00_{file_name}.tif").unlink()
+        with pytest.raises(InputError, match=rf"missing channel file\(s\) \[3\] "
+                                             rf"\(r00c00_{file_name}.tif\)"):
+            read_frame(open_cartridge(folder).frames[0], panel)
+
+
 def test_a_marker_name_reads_past_its_dye_but_no_other_word(tmp_path, rng):
     """A lab's own marker with its dye (HER2-FITC, CD45.APC, Hoechst 33342) is its channel; a
     preview or mask named after a marker (r00c00_CK_preview.jpg beside a CellSearch frame,
@@ -602,6 +621,17 @@ def test_a_marker_name_reads_past_its_dye_but_no_other_word(tmp_path, rng):
                             ("CK_PE-Cy7", 1), ("Pan Cytokeratin", 1), ("CK_preview", None),
                             ("CK_mask", None), ("overview", None)):
         assert marker_channel(marker, panel) == channel, marker
+    # panel.json naming the plane with its dye, or with a slash no file name can hold: the
+    # file of that name, separators and case aside, or of the marker alone, is its channel.
+    dyed = Panel.from_dict({"channels": ["DAPI", "CK-PE", "CD45-APC", "HER2-FITC"]})
+    for marker, channel in (("HER2-FITC", 3), ("HER2_FITC", 3), ("her2", 3), ("CK-PE", 1),
+                            ("CK", 1), ("CD45", 2), ("HER2-PE", 3)):
+        assert marker_channel(marker, dyed) == channel, marker
+    slashed = Panel.from_dict({"channels": ["DAPI", "CK", "CD45", "HER2/neu"]})
+    assert marker_channel("HER2-neu", slashed) == 3 and marker_channel("HER2_neu", slashed) == 3
+    # Two planes read alike by the marker alone: the one named in full, never a guess.
+    two = Panel.from_dict({"channels": ["DAPI", "CK-PE", "CD45", "CK-FITC"]})
+    assert marker_channel("CK-FITC", two) == 3 and marker_channel("CK", two) is None
     counts = rng.integers(1, 999, (4, 16, 16), dtype=np.uint16)
     write_frame(tmp_path, 0, 0, counts, panel)
     tifffile.imwrite(tmp_path / "r00c00_CK_preview.tif", counts[1])

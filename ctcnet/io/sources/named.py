@@ -82,14 +82,36 @@ _DYE_WORD = re.compile(r"^(apc|pe|fitc|percp|bv\d+|bb\d+|af\d+|alexa\d*|cy\d+|dy
                        r"atto\d*|\d+(nm)?)$", re.IGNORECASE)
 
 
-def marker_channel(marker: str, panel) -> int | None:
-    """The channel of ``panel`` a file's marker name is (its dye or wavelength words read past):
-    a channel of that name (case aside), else the one channel whose role a well-known name of
-    it has (Hoechst for DAPI, pan-CK for CK); None where it is neither (``CK_preview``)."""
-    words = [w for w in re.split(r"[-_ ./]+", marker.strip()) if w]
+def _marker_words(name: str) -> list[str]:
+    """A marker's name as words, upper case: a file's ``-``, ``_``, space or ``.`` and a
+    panel name's ``/`` (``HER2/neu``, which no file name can hold) all part them alike."""
+    return [w.upper() for w in re.split(r"[-_ ./]+", name.strip()) if w]
+
+
+def _without_dye(words: list[str]) -> str:
+    """A marker's words with its dye or wavelength words read past, joined by ``-``."""
+    words = list(words)
     while len(words) > 1 and _DYE_WORD.match(words[-1]):
         words.pop()
-    name = "-".join(words).upper()
+    return "-".join(words)
+
+
+def marker_channel(marker: str, panel) -> int | None:
+    """The channel of ``panel`` a file's marker name is: the one channel named so, case and
+    separators aside (``HER2-FITC`` for panel.json's ``HER2-FITC``, ``HER2-neu`` for
+    ``HER2/neu``); else the one channel of the same name with each one's dye or wavelength
+    words read past (``CD45`` for ``CD45-APC``, ``HER2-FITC`` for ``HER2``); else the one
+    channel whose role a well-known name of it has (Hoechst for DAPI, pan-CK for CK); None
+    where it is none of these (``CK_preview``)."""
+    words = _marker_words(marker)
+    names = [_marker_words(n) for n in panel.names]
+    for same in (lambda n: n == words, lambda n: _without_dye(n) == _without_dye(words)):
+        found = [i for i, n in enumerate(names) if same(n)]
+        if len(found) == 1:
+            return found[0]
+        if found:  # two channels read alike (CK-PE, CK-FITC by "CK"): none of them
+            return None
+    name = _without_dye(words)
     # Its role by the whole name only: marker_role's first word would read CK_preview as CK.
     return panel.index_of(name, MARKER_ROLES.get(name) or MARKER_ROLES.get(name.replace("-", ""))
                           or "unknown")
@@ -324,7 +346,9 @@ def _channel_file_name(present: Path, channel: int, panel) -> str:
     named = _MARKER_FILE.match(present.stem)
     if named and not _CHANNEL_FILE.match(present.stem):
         cut = len(named["stem"]) + 1
-        return f"{present.stem[:cut]}{panel.names[channel]}{present.suffix}"
+        # (a name no file can hold, HER2/neu, as a file would: HER2-neu)
+        marker = re.sub(r"[/\\]+", "-", panel.names[channel])
+        return f"{present.stem[:cut]}{marker}{present.suffix}"
     m = _CHANNEL_FILE.match(present.stem)
     if m is None:
         return f"channel {channel}"
