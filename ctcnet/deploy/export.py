@@ -423,7 +423,18 @@ def _lowest_ir_version(proto) -> None:
 # -- crops for verification and calibration ------------------------------------------------------
 
 def verification_crops(spec: ModelSpec, count: int, seed: int = 0) -> tuple[np.ndarray, str]:
-    """uint16 (count, C, S, S) simulated raw crops and where they come from."""
+    """uint16 (count, C, S, S) simulated raw crops and where they come from: of the model's
+    classes, or, for a lab's classes the simulator cannot draw (``emt_ctc`` with no subtype
+    listed), of its own cells. The check compares the two graphs' outputs on pixels, which
+    need no label: a lab's model was refused an export for a simulator it never used."""
+    from ctcnet.simulate import undrawn_classes  # scipy
+
+    if undrawn_classes(spec.panel, spec.taxonomy):
+        from dataclasses import replace
+
+        from ctcnet.io.taxonomy import load_taxonomy
+
+        spec = replace(spec, taxonomy=load_taxonomy(None))
     simulated = simulated_crops(spec, count, seed)
     return simulated.images, simulated.source
 

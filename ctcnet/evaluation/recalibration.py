@@ -86,8 +86,17 @@ def calibration_method(counts: dict[str, int], expected: list[str] | None = None
 def reference_crops(spec, per_class: int = REFERENCE_PER_CLASS, seed: int = REFERENCE_SEED
                     ) -> tuple[np.ndarray, np.ndarray]:
     """(crops, label indices) of the original simulator for the model's panel and classes,
-    exported once as its validation crops were when it reads composite exports."""
-    from ctcnet.simulate import simulate_crops  # scipy
+    exported once as its validation crops were when it reads composite exports. Raises
+    ``ValueError`` (the caller keeps the model's calibration, or refuses) where the simulator
+    draws no cell of one of the model's classes: a pool missing a class would bias the fit."""
+    from ctcnet.simulate import simulate_crops, undrawn_classes  # scipy
+
+    undrawn = undrawn_classes(spec.panel, spec.taxonomy)
+    if undrawn:
+        raise ValueError(
+            f"too few held-out crops to calibrate on alone ({MIN_CALIBRATION_CROPS} needed), "
+            f"and no simulated crops to pool them with: the simulator draws no "
+            f"{', '.join(undrawn)} (the taxonomy lists no subtype to draw it as)")
 
     batch = simulate_crops(per_class, spec.panel, spec.taxonomy, crop_size=spec.crop_size,
                            seed=seed)

@@ -18,7 +18,7 @@ from ctcnet.detect.sample_splits import warn_of_samples_on_both_sides
 from ctcnet.errors import InputError
 from ctcnet.evaluation.baselines import fit_baselines
 from ctcnet.nn.spec import ModelSpec
-from ctcnet.simulate import SimConfig, simulate_crops
+from ctcnet.simulate import SimConfig, simulate_crops, undrawn_classes
 
 log = logging.getLogger(__name__)
 # Seeds of simulated baseline training sets: far from the seeds tests and shifts use.
@@ -72,6 +72,13 @@ def _baseline_training(index, spec: ModelSpec, baseline_train, n_per_class: int,
         # counts says nothing of exports, which keep none of them (the card leaves them out too).
         why = ("none: the model reads exports only, and the simulated crops the baselines "
                "would be fitted on are scans; give labelled exports to fit them on "
+               "(--baseline-train, or rows with split=train)")
+        log.warning("baselines: %s", why)
+        return None, None, index, why
+    undrawn = undrawn_classes(spec.panel, spec.taxonomy)
+    if undrawn:
+        why = (f"none: the simulator draws no {', '.join(undrawn)} (the taxonomy lists no "
+               "subtype to draw it as) to fit them on; give labelled crops to fit them on "
                "(--baseline-train, or rows with split=train)")
         log.warning("baselines: %s", why)
         return None, None, index, why

@@ -226,6 +226,8 @@ def say_what_other_reported_classes_lack(spec: ModelSpec) -> list[str]:
                     "another kind: a tdEV, which has no nucleus, checked as a CTC would have "
                     "every call held",
                     ", ".join(others))
+    if unreported := spec.taxonomy.unreported_note():
+        log.warning("%s", unreported)
     return others
 
 

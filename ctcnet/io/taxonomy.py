@@ -136,6 +136,37 @@ class Taxonomy:
         calls are counted whatever their markers read."""
         return [c for c in self.reported_classes() if self.guard_kind(c) not in ("ctc", "cluster")]
 
+    def unreported_ctc_like(self) -> list[str]:
+        """The classes named as a kind of CTC (a ``ctc`` word: ``emt_ctc``, ``ctc_emt``) that
+        the taxonomy does not report: neither counted per 7.5 mL nor listed for review."""
+        reported = set(self.reported_classes())
+        return [c for c in self.names
+                if c not in reported and "ctc" in c.lower().split("_")]
+
+    def checking_notes(self) -> list[str]:
+        """What a person should know of how this taxonomy's classes are counted and checked:
+        reported classes the marker guard checks as neither a CTC nor a cluster, and classes
+        named as CTCs that are not reported (:meth:`unreported_note`)."""
+        notes = []
+        if unchecked := self.unchecked_reported():
+            notes.append(f"the taxonomy reports {', '.join(unchecked)}, which the marker guard "
+                         "checks as neither a CTC nor a cluster (counted whatever the markers "
+                         "read); a class that is a kind of CTC says so by \"checked_as\" or "
+                         "\"includes\" (not a tdEV: it has no nucleus)")
+        return notes + [n for n in (self.unreported_note(),) if n]
+
+    def unreported_note(self) -> str | None:
+        """What :meth:`unreported_ctc_like` means (a lab's EMT class dropped out of the counts
+        and the guard unsaid), or None."""
+        unreported = self.unreported_ctc_like()
+        if not unreported:
+            return None
+        return (f"the taxonomy's {', '.join(unreported)}, named as a kind of CTC, "
+                f"{'is' if len(unreported) == 1 else 'are'} not reported (reported: "
+                f"{', '.join(self.reported_classes())}): neither counted per 7.5 mL nor listed "
+                "for review; list it in \"reported\" with \"checked_as\": \"ctc\" to count it, "
+                "checked as a CTC (docs/data-formats.md)")
+
     def class_for_subtype(self, subtype: str, parent: str) -> str:
         """Map a simulator subtype (with its coarse parent class) onto this taxonomy."""
         for c in self.classes:

@@ -11,10 +11,10 @@ its options in ``augment_options``, its numpy steps in ``augment_steps``).
 
 from ctcnet.simulate.cells import SUBTYPES
 from ctcnet.simulate.config import NAMED_SHIFTS, SimConfig
-from ctcnet.simulate.crops import CropBatch, simulate_crops, write_crop_batch
+from ctcnet.simulate.crops import CropBatch, simulate_crops, undrawn_classes, write_crop_batch
 
 __all__ = ["SimConfig", "NAMED_SHIFTS", "CropBatch", "simulate_crops", "write_crop_batch",
-           "simulate_cartridge", "SUBTYPES"]
+           "simulate_cartridge", "SUBTYPES", "undrawn_classes"]
 
 
 def __getattr__(name):

@@ -75,6 +75,15 @@ def available_subtypes(panel: Panel, taxonomy: Taxonomy, cfg: SimConfig,
     return out
 
 
+def undrawn_classes(panel: Panel, taxonomy: Taxonomy) -> list[str]:
+    """The classes of ``taxonomy`` the simulator draws no cell of on ``panel`` (a lab's
+    ``emt_ctc`` that lists no subtype it is drawn as): what needs only pixels (an export's
+    check) draws the simulator's own cells instead, what needs labels (baselines, a pool of
+    simulated calibration crops) goes without them."""
+    drawn = available_subtypes(panel, taxonomy, at_panel_ceiling(SimConfig(), panel))
+    return [name for name in taxonomy.names if name not in drawn]
+
+
 def _parse_counts(counts, taxonomy: Taxonomy) -> dict[str, int]:
     if isinstance(counts, str) and counts.strip().isdigit():
         # From a command line's dotted override (``--data.simulate.train=60``), which a

@@ -164,12 +164,8 @@ class CTCDataModule(L.LightningDataModule):
         # The panel and taxonomy are resolved now (not in setup) because the CLI links them to
         # the model before anything is fitted.
         self.taxonomy: Taxonomy = load_taxonomy(taxonomy)
-        if unchecked := self.taxonomy.unchecked_reported():  # said before a model keeps it
-            log.warning("the taxonomy reports %s, which the marker guard will check as neither "
-                        "a CTC nor a cluster (counted whatever the markers read); a class "
-                        "that is a kind of CTC says so by \"checked_as\" or \"includes\" (not "
-                        "a tdEV: it has no nucleus), and a trained model keeps its taxonomy",
-                        ", ".join(unchecked))
+        for note in self.taxonomy.checking_notes():  # said before a model keeps it
+            log.warning("%s; a trained model keeps its taxonomy", note)
         self._index = None  # the folder's index, where measuring its pixel size read it
         if panel is None and data_dir is not None:
             if not Path(data_dir).is_dir():

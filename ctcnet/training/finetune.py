@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +64,7 @@ from ctcnet.io.atomic import (
 )
 from ctcnet.io.digests import file_sha256
 from ctcnet.nn.registry import resolve_model
+from ctcnet.simulate import undrawn_classes
 from ctcnet.training.finetune_card import leaks_line, write_card, write_registry_card
 from ctcnet.training.lightning_noise import quiet_like_ctcnet
 
@@ -208,6 +209,27 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
         return _finetune(data_dir, out, base, options, overwrite, said)
 
 
+def _without_the_simulator(spec, opts: FinetuneOptions, data_dir
+                           ) -> tuple[list[str], FinetuneOptions]:
+    """The base model's classes the simulator draws no cell of (a lab's ``emt_ctc``), and the
+    options without simulated crops in the training or a check on them where there are any
+    (each needs every class; the calibration then pools none either): said, not refused
+    after the training, whose work was lost at the calibration."""
+    undrawn = undrawn_classes(spec.panel, spec.taxonomy)
+    if not undrawn:
+        return undrawn, opts
+    if opts.simulated_per_class:
+        raise InputError(f"--simulated-per-class {opts.simulated_per_class}: the simulator "
+                         f"draws no {', '.join(undrawn)} (the taxonomy lists no subtype to "
+                         "draw it as); leave the option out to fine-tune on the lab's crops "
+                         "alone", data_dir)
+    log.warning("%s: the simulator draws no %s: the fine-tune mixes in no simulated crops and "
+                "checks none (what keeps a model from forgetting the simulator's cells), and "
+                "calibrates on the held-out crops alone (%d needed) or keeps the base model's "
+                "calibration", data_dir, ", ".join(undrawn), MIN_CALIBRATION_CROPS)
+    return undrawn, replace(opts, simulated_per_class=0, sim_check_per_class=0)
+
+
 def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
               options: FinetuneOptions | None, overwrite: bool, said: list[str]) -> dict:
     """:func:`finetune`'s work (``said``: the warnings said so far, kept as they come)."""
@@ -237,6 +259,7 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
     if sum(counts.values()) < 8:
         raise InputError(f"only {sum(counts.values())} crops: too few to fine-tune and hold "
                          "some out", data_dir)
+    undrawn, opts = _without_the_simulator(spec, opts, data_dir)
     n_sim = opts.simulated_per_class
     if n_sim is None:
         n_sim = min(100, int(np.ceil(sum(counts.values()) / max(1, sum(
@@ -284,6 +307,10 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
     # Said before the training, so that a person can stop and hold out more.
     expected = [name for name, n in counts.items() if n]
     method, skipped = calibration_method(held.class_counts(spec.class_names), expected)
+    if method == "pooled" and undrawn:
+        method, skipped = None, (f"{len(held.targets)} crops, under the "
+                                 f"{MIN_CALIBRATION_CROPS} that calibrate alone, and no "
+                                 "simulated crops to pool them with")
     if skipped:
         skipped = f"held-out part too small: {skipped}"
         log.warning("%s: %s; the fine-tuned model keeps the base model's calibration "

@@ -80,7 +80,7 @@ def test_a_reported_class_the_guard_will_not_check_is_said_before_training(caplo
     with caplog.at_level("WARNING", logger="ctcnet.training.datamodule"):
         CTCDataModule(taxonomy={"classes": classes, "reported": reported},
                       simulate={"train": {"ctc": 4}})
-    assert "reports ctc_emt, which the marker guard will check as neither" in caplog.text
+    assert "reports ctc_emt, which the marker guard checks as neither" in caplog.text
     caplog.clear()
     said = [{"name": "ctc_emt", "checked_as": "ctc"} if c == "ctc_emt" else c for c in classes]
     with caplog.at_level("WARNING", logger="ctcnet.training.datamodule"):
@@ -106,3 +106,30 @@ def test_a_misspelt_simulate_key_is_refused_not_read_over():
     with pytest.raises(InputError, match=r"data.simulate: key 'trian' is not read; did you "
                                          r"mean 'train'\?"):
         CTCDataModule(simulate={"trian": 60, "val": 4})
+
+
+def test_a_class_named_as_a_ctc_but_not_reported_is_said_before_training_and_predicting(
+        caplog):
+    """A lab's emt_ctc without "reported": its calls are neither counted per 7.5 mL nor
+    checked by the guard; said when the data are set up and when predict runs (it dropped out
+    of the counts unsaid), not once it is reported and checked as a CTC."""
+    from ctcnet.inference.options import say_what_other_reported_classes_lack
+    from ctcnet.io.taxonomy import load_taxonomy
+    from ctcnet.training.datamodule import CTCDataModule
+
+    classes = ["ctc", "emt_ctc", "wbc", "junk"]
+    with caplog.at_level("WARNING"):
+        CTCDataModule(taxonomy={"classes": classes}, simulate={"train": {"ctc": 4}})
+    assert ("the taxonomy's emt_ctc, named as a kind of CTC, is not reported (reported: ctc): "
+            "neither counted per 7.5 mL nor listed for review") in caplog.text
+    caplog.clear()
+
+    class Spec:  # what the predict-time warning reads of a model
+        taxonomy = load_taxonomy({"classes": classes})
+
+    with caplog.at_level("WARNING"):
+        say_what_other_reported_classes_lack(Spec())
+    assert "emt_ctc, named as a kind of CTC, is not reported" in caplog.text
+    said = load_taxonomy({"classes": [c if c != "emt_ctc" else {"name": c, "checked_as": "ctc"}
+                                      for c in classes], "reported": ["ctc", "emt_ctc"]})
+    assert said.checking_notes() == [] and said.unreported_note() is None
