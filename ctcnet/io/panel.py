@@ -268,10 +268,11 @@ class Panel:
         a :class:`PanelMismatchError` naming it."""
         indices, extra = self.match_channels(data)
         missing = [c.name for c, i in zip(self.channels, indices) if i is None]
-        if missing:
-            raise PanelMismatchError(
-                f"channel mismatch: the model needs {self.names} but the {what} lacks "
-                f"{missing} (it has {data.names})")
+        twins = [n for n in extra if marker_role(n) in set(self.roles()) - {"unknown"}]
+        if missing or twins:
+            from ctcnet.io.panel_mismatch import mismatch_text
+
+            raise PanelMismatchError(mismatch_text(self, data, what, missing, twins))
         said = (what, tuple(extra), tuple(self.names))
         aliased = [f"{data.names[i]} as {c.name}" for c, i in zip(self.channels, indices)
                    if data.names[i].upper() != c.name.upper()]

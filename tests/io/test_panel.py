@@ -257,3 +257,21 @@ def test_a_channel_read_under_its_dye_name_keeps_the_value_range_the_data_states
         {"name": "Hoechst", "value_range": [0, 255]}, "CK", "CD45"]})
     assert [c.value_range for c in model.with_value_ranges_of(narrow, wider_only=True)
             .channels] == [(0, 4095)] * 3
+
+
+def test_two_planes_read_as_one_marker_the_model_reads_are_refused_naming_them():
+    """A therapy plane named CK beside the scan's CK-PE: the model read "CK" by its name and
+    measured the real CK as an extra plane (a count of 13 CTCs for 27, and the run ok). Two
+    planes alike by the marker the model lacks are named too (it said only "lacks CK")."""
+    model = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"]})
+    scan = Panel.from_dict({"channels": ["CK", "DAPI", "CK-PE", "CD45-APC"]})
+    with pytest.raises(PanelMismatchError, match=r"names two planes of one marker the model "
+                                                 r"reads \(CK and CK-PE both read as CK;"):
+        model.channel_indices(scan, "cartridge S1")
+    both = Panel.from_dict({"channels": ["DAPI", "CK-PE", "CD45-APC", "CK-FITC"]})
+    with pytest.raises(PanelMismatchError, match=r"lacks \['CK'\] \(it has .*; CK-PE and "
+                                                 r"CK-FITC both read as CK: name the one"):
+        model.channel_indices(both, "cartridge S1")
+    # A plane of another marker, or of a marker the model does not read, is measured.
+    fine = Panel.from_dict({"channels": ["DAPI", "CK-PE", "CD45-APC", "HER2-FITC", "CD61"]})
+    assert model.channel_indices(fine, "cartridge S1") == [0, 1, 2]
