@@ -57,6 +57,7 @@ from ctcnet.inference.onnx_runtime import (
     OnnxClassifier,
     model_digest,
 )
+from ctcnet.inference.options import PredictOptions
 from ctcnet.io.atomic import (
     atomic_write_bytes,
     check_output_file,
@@ -394,12 +395,22 @@ def _with_metadata(onnx_file: Path, spec: ModelSpec, export_info: dict,
 def _cropping_record() -> dict:
     """How predict makes the crops the graph reads from a scan's frames (the ``cropping``
     key): the event's centre as detection gives it, then the window, fill and resize."""
-    work_um = DetectConfig().work_pixel_um
+    config = DetectConfig()
     return {"centre": f"the object's centroid weighted by the detection image on the frame "
-                      f"binned f x f, f = max(1, round({work_um} / scanner_um)), as "
-                      f"x = (cx + 0.5) * f - 0.5 (likewise y), in frame pixels whose centres "
-                      f"lie on integers",
-            **cropping_contract()}
+                      f"binned f x f, f = max(1, round({config.work_pixel_um} / scanner_um)), "
+                      f"as x = (cx + 0.5) * f - 0.5 (likewise y), in frame pixels whose "
+                      f"centres lie on integers",
+            **cropping_contract(),
+            # What predict decides beside the graph, which a port counting as predict does
+            # needs (said in docs/deploying.md too).
+            "edge_cut": f"an event whose object has a border pixel of the frame at "
+                        f"{config.edge_fraction:g} or more of its peak in the detection image "
+                        f"is cut by the border: predict files it as "
+                        f"{PredictOptions.edge_cut_as!r} whatever the graph says (summary.json "
+                        f"edge_cut_as; --keep-edge-calls keeps the graph's call)",
+            "decision_applies": "ctcnet_spec's decision (log weights, review band) is the "
+                                "cartridge's: a crop folder is called at the balanced prior, "
+                                "the most probable class"}
 
 
 def _lowest_ir_version(proto) -> None:

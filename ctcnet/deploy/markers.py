@@ -59,7 +59,30 @@ def markers_record(graph, spec: ModelSpec) -> dict:
             "call_rules": {"markers_debris_ctc": MARKERS_DEBRIS_CTC,
                            "missed_ctc_calls": list(MISSED_CTC_CALLS),
                            "doubted_calls": list(DOUBTED_CALLS)},
+            "units": MEASUREMENT_UNITS,
             "measured_on": "raw crops as given (scans: the guard's scan rules; not compensated)"}
+
+
+# Each measurement column's unit, as a port reads it (ctcnet.inference.guard.measure says
+# how each is taken). Noise units: counts over the crop's robust background (its 10th and
+# 30th percentiles, as the network's normalisation reads them), divided by its noise there.
+MEASUREMENT_UNITS = {
+    "ck_peak": "CK noise units (the brightest 3x3 mean within the guard's radius)",
+    "ck_area": "pixels of the model's crop (crop_size at pixel_size_um)",
+    "dna_in_ck": "DNA noise units (the brightest inside the CK area)",
+    "dna_own_structure": "share of the pixel noise (DNA's structure once the best copy of CK "
+                         "is taken off)",
+    "ck_own_structure": "share of the pixel noise (CK's structure once the best copy of DNA "
+                        "is taken off)",
+    "cd45_over_ck": "CD45 noise units (upper quartile over the CK area, leaks taken off)",
+    "cd45_core": "CD45 noise units (over the CK area's core, leaks taken off)",
+    "exclusion_around_ck": "noise units of the exclusion markers (the highest upper quartile "
+                           "round the CK area, leaks taken off)",
+    "partner_um2": "square micrometres (of the band round the CK area an exclusion marker "
+                   "lights)",
+    "cd45_peak": "CD45 noise units (the brightest 3x3 mean in the disk)",
+    "area_unfinished": "1 where the CK area's flood fill was cut short, else 0",
+}
 
 
 def verify_markers(graph, onnx_path: Path, crops: np.ndarray,

@@ -208,8 +208,8 @@ def cropping_contract() -> dict:
     and the resize. Built from the constants this module crops with, so it cannot drift."""
     z_low, z_high = (NORMAL_QUANTILES[q] for q in (10.0, 30.0))
     return {
-        "window_side": "crop_size where pixel_size_um equals the scanner's, else "
-                       "ceil(crop_size * pixel_size_um / scanner_um) + 1",
+        "window_side": "crop_size where pixel_size_um equals the scanner's (as floats, "
+                       "exactly), else ceil(crop_size * pixel_size_um / scanner_um) + 1",
         "window_origin": "round_half_even(y) - side // 2, round_half_even(x) - side // 2 "
                          "(the event's pixel at index side // 2)",
         "border_fill": {
@@ -229,6 +229,16 @@ def cropping_contract() -> dict:
             "keep": "rows and columns (m - crop_size) // 2 to (m - crop_size) // 2 + "
                     "crop_size - 1",
             "dtype": "float32",
+        },
+        # A crop folder's crops are no windows of a frame: resized alike, then fitted.
+        "crop_folder": {
+            "resize": "as resize above, m from the crop's own sides (each side * its pixel "
+                      "size / pixel_size_um)",
+            "larger": "centre-cut: rows and columns (m - crop_size) // 2 on",
+            "smaller": f"placed at row (crop_size - h) // 2, column (crop_size - w) // 2 of a "
+                       f"crop_size x crop_size crop; the margin filled as border_fill, measured "
+                       f"on the crop's outer ring of min({_RING_PX}, h // 2, w // 2) pixels, the "
+                       f"pattern of side crop_size, clipped to the ring's minimum and maximum",
         },
     }
 

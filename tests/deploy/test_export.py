@@ -393,3 +393,42 @@ def test_cropping_record_rebuilds_predicts_border_crop(exported):
                                   spec.pixel_size_um, spec.pixel_size_um)
     assert padded[0]
     np.testing.assert_allclose(crops[0], expected, atol=1e-3)
+
+
+def test_cropping_record_pads_a_crop_folders_small_crop_as_predict_does(exported):
+    """A crop smaller than the model's view, padded from the record's ``crop_folder`` alone
+    (where it sits, the ring measured, the pattern's side, the clip), is predict's crop; the
+    record says too how predict files an event the border cuts and where the decision rule
+    applies, and a markers export names every measurement's unit."""
+    from ctcnet.deploy.marker_graph import COLUMNS
+    from ctcnet.deploy.markers import MEASUREMENT_UNITS
+    from ctcnet.detect.cropping import to_model_scale
+
+    _, path, spec, _ = exported
+    record = json.loads({p.key: p.value for p in onnx.load(str(path)).metadata_props}[
+        "cropping"])
+    fill, small = record["border_fill"], record["crop_folder"]["smaller"]
+    assert "(crop_size - h) // 2" in small and "outer ring of min(2, h // 2, w // 2)" in small
+    divisor = float(re.search(r"/ ([0-9.]+)", fill["noise"]).group(1))
+    over = float(re.search(r"\+ ([0-9.]+) \* noise", fill["level"]).group(1))
+    size, h = spec.crop_size, 20
+    crop = np.random.default_rng(4).normal(300, 15, (1, 5, h, h)).astype(np.float32)
+    top = (size - h) // 2
+    ring = np.ones((h, h), bool)
+    ring[2:-2, 2:-2] = False
+    pattern = np.random.default_rng(fill["pattern"]["seed"]).standard_normal(
+        (size, size)).astype(np.float32)
+    expected = np.empty((5, size, size), np.float32)
+    for c in range(5):
+        measured = crop[0, c][ring]
+        q10, q30 = np.percentile(measured, [10, 30])
+        noise = (q30 - q10) / divisor
+        expected[c] = np.clip(q30 + over * noise + noise * pattern, measured.min(),
+                              measured.max())
+        expected[c, top:top + h, top:top + h] = crop[0, c]
+    fitted, _, padded = to_model_scale(crop, spec.pixel_size_um, spec.pixel_size_um, size)
+    assert padded[0] if np.ndim(padded) else padded
+    np.testing.assert_allclose(fitted[0], expected, atol=1e-3)
+    assert "'debris' whatever the graph says" in record["edge_cut"]
+    assert "a crop folder is called at the balanced prior" in record["decision_applies"]
+    assert set(MEASUREMENT_UNITS) == set(COLUMNS)
