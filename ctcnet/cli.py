@@ -176,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     for name in SUBCOMMANDS:
         module = _load_command(name)
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP,
+                           epilog=getattr(module, "EPILOG", None))
         module.add_arguments(p)
         # -v after the subcommand as before it (``ctcnet predict ... -v``); not where the
         # subcommand hands the rest of its line on (train: LightningCLI's options).

@@ -32,6 +32,15 @@ from ctcnet.io.input_lists import expand_list_files
 HELP = "Detect and classify every event of whole cartridges (or a crop dataset)."
 
 
+# What a workflow engine decides a retry by (docs/outputs.md, "Exit codes of ctcnet predict").
+EPILOG = ("exit status: 0 every input has an output (partial samples included); 2 bad "
+          "arguments or an input refused (fix the input); 3 a sample failed, no frame "
+          "readable; 4 the machine's state (a full disk, a folder it may not write, out of "
+          "memory: fix it and rerun, which resumes); 130 and 143 interrupted or terminated "
+          "(rerun to resume); 1 an input left without an output (--processes), else an unexpected "
+          "error. docs/outputs.md says each in full")
+
+
 def add_arguments(parser) -> None:
     """Add the options of ``ctcnet predict`` to its subparser."""
     parser.add_argument("inputs", nargs="+", metavar="INPUT",

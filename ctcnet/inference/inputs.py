@@ -9,6 +9,7 @@ cartridge's metadata and channels and every crop set's channels checked
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 from collections.abc import Iterable
@@ -18,7 +19,7 @@ from pathlib import Path
 from ctcnet.core.paths import HOME_NOT_EXPANDED, absolute, unexpanded_home
 from ctcnet.detect.crop_dataset import read_crop_index
 from ctcnet.detect.folder_kinds import is_predict_output
-from ctcnet.errors import CtcnetError, InputError
+from ctcnet.errors import MACHINE_ERRNOS, CtcnetError, InputError
 from ctcnet.inference.output_names import (
     is_batch,
     refuse_colliding_outputs,
@@ -467,6 +468,10 @@ def check_writable(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
+        if err.errno in MACHINE_ERRNOS:  # a folder it may not write, a full or read-only disk:
+            # the machine's state (exit 4, docs/outputs.md), not a bad input (exit 2)
+            raise type(err)(err.errno, f"cannot create output folder: {err.strerror}",
+                            str(out)) from None
         raise CtcnetError(f"cannot create output folder {out}: {err.strerror or err}") from None
     kept = Path(out) / SET_ASIDE_DIR  # a file there would end the run as it writes its index
     if kept.exists() and not kept.is_dir():
@@ -485,4 +490,4 @@ def check_writable(out: Path) -> None:
         log.info("--out %s: made in the empty folder %s: if --out is on a share, is it "
                  "mounted?", out, above)
     if not os.access(out, os.W_OK):
-        raise CtcnetError(f"output folder {out} is not writable")
+        raise PermissionError(errno.EACCES, "the output folder is not writable", str(out))

@@ -309,3 +309,20 @@ def test_every_machine_state_has_its_advice():
     from ctcnet.errors import MACHINE_ERRNOS
 
     assert set(cli._DISK_ERRORS) == MACHINE_ERRNOS
+
+
+def test_predict_help_gives_every_exit_status_the_docs_table_does(capsys):
+    """A workflow engine's retry policy reads the exit status: `predict --help` names each
+    code of docs/outputs.md's table, not only the docs."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "outputs.md").read_text()
+    table = doc.split("## Exit codes of ctcnet predict", 1)[1]
+    codes = re.findall(r"^\| (\d+) \|", table, flags=re.M)
+    assert {"0", "2", "3", "4", "130", "143", "1"} <= set(codes)
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    said = " ".join(capsys.readouterr().out.split()).split("exit status:", 1)[1]
+    for code in codes:
+        assert re.search(rf"(?<![\d.]){code}(?![\d.])", said), code

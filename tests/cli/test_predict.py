@@ -486,6 +486,28 @@ def test_out_pointing_at_a_file_gives_one_line(cart_and_model, cart, capsys):
     assert_one_line_error(*run_cli(capsys, *argv), "cannot create output folder")
 
 
+def test_an_out_this_user_may_not_make_is_the_machines_state_exit_4(cart_and_model, cart,
+                                                                    capsys, monkeypatch):
+    """--out in a folder the job may not write (a mount it has no rights on): exit 4 as the
+    exit-status table says, naming the folder and what to do; it was 2, a bad input's."""
+    import errno
+    from pathlib import Path
+
+    out = cart.parent / "out"
+    made = Path.mkdir
+
+    def refused(self, *args, **kwargs):
+        if self == out:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return made(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", refused)
+    status, err = run_cli(capsys, *predict_args(cart_and_model, cart))
+    assert_one_line_error(status, err, f"cannot create output folder: Permission denied "
+                                       f"({out}); nothing was left half written, make the "
+                                       "folder writable", code=4)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
 def test_cuda_with_onnx_without_a_gpu_is_refused(cart_and_model, cart, capsys, tmp_path):
     from ctcnet.deploy.export import export_onnx
