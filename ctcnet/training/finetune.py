@@ -57,6 +57,7 @@ from ctcnet.evaluation.recalibration import (
     recalibrate_spec,
     reference_crops,
 )
+from ctcnet.evaluation.test_set import crops_learnt_from
 from ctcnet.io.atomic import (
     check_output_file,
     refuse_existing,
@@ -299,6 +300,12 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
     if held is None or not len(held.targets):
         raise InputError("no crops left to hold out; lower --holdout or add crops", data_dir)
     say_the_held_out_share(data_dir, index, held, opts.holdout)
+    learnt = int(crops_learnt_from(spec, held.images).sum())
+    if learnt:  # said before the training, so that a person can hold out others
+        log.warning("%s: %d of the %d held-out crops are crops the base model learnt from (its "
+                    "training or an earlier fine-tune): its held-out figures, and the gain "
+                    "over it, are of crops it was trained on; hold out crops it never saw",
+                    data_dir, learnt, len(held.targets))
     left_out = data.splits.get("test")
     if left_out is not None and len(left_out.targets):
         log.warning("%s: %d crops of the manifest's test split are left out of the fine-tune "
@@ -365,7 +372,8 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
                               "unit": held_out_unit(index, train, held),
                               # patients both trained on and held out (a split by hand)
                               "samples_also_trained_on": len(
-                                  set(held.sample_ids) & set(train.sample_ids[:own]))},
+                                  set(held.sample_ids) & set(train.sample_ids[:own])),
+                              "learnt_by_base": learnt},
                  **({"left_out_test_crops": len(left_out.targets)}
                     if left_out is not None and len(left_out.targets) else {}),
                  # the training split, the simulated crops mixed in said apart from the lab's

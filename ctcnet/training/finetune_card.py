@@ -43,6 +43,9 @@ def _held_out_line(data: dict) -> str:
         notes.append("the crops name no sample (patient): held-out crops may be of patients "
                      "trained on, so the figures may be optimistic; give each crop its sample "
                      "id (manifest.csv, or a class folder's subfolder a patient)")
+    if held.get("learnt_by_base"):
+        notes.append(f"{held['learnt_by_base']} of them crops the base model learnt from, so "
+                     "its figures, and the gain over it, are of crops it was trained on")
     absent = [name for name, n in held["per_class"].items() if not n]
     if absent:
         notes.append(f"no {', '.join(absent)}: its figures say nothing of them")
