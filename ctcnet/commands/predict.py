@@ -85,6 +85,10 @@ def add_arguments(parser) -> None:
                         help="detection threshold in noise units (default 5)")
     parser.add_argument("--overwrite", action="store_true",
                         help="discard an earlier run's journal in OUT instead of resuming it")
+    parser.add_argument("--list-outputs", action="store_true",
+                        help="print each input's output folder (input, tab, folder; the "
+                             "sample id cartridge.json gives, not the input's name) and exit "
+                             "without running or writing: what a workflow engine declares")
     parser.add_argument("--allow-empty", action="store_true",
                         help="a folder that holds no scan tonight (a night without scans: "
                              "empty sample folders, a share's Thumbs.db, logs) is nothing to "
@@ -179,13 +183,10 @@ def _run(args, log) -> int:
     if not inputs:  # (--allow-empty, and no input holds a cartridge)
         return _nothing_to_do(args, out, log)
     cartridges, datasets = resolve_inputs(inputs)
+    if args.list_outputs:  # nothing read past the metadata, nothing written
+        return _list_outputs(out, cartridges, datasets)
     refuse_out_in_crop_folders(out, datasets)
-    if args.pixel_size is not None and cartridges:
-        import logging
-
-        logging.getLogger(__name__).warning(
-            "--pixel-size is for crop folders; a cartridge's pixel size is its panel.json's "
-            "(%d cartridge(s) read at their own)", len(cartridges))
+    _say_pixel_size_unused(args, cartridges)
     model = args.model if args.model is not None else \
         _model_for_inputs(args, inputs, cartridges, datasets)
     shard = parse_shard(args.shard)
@@ -372,6 +373,27 @@ def predict_options(args):
                              marker_calls=not args.network_calls_only,
                              refresh_review=refresh_reviewed)
     return options
+
+
+def _list_outputs(out, cartridges, datasets) -> int:
+    """``--list-outputs``: each input and its output folder, a line each (tab between)."""
+    from pathlib import Path
+
+    from ctcnet.inference.output_names import output_folder_of
+
+    for path, name in zip([*cartridges, *datasets], output_names(cartridges, datasets)):
+        print(f"{Path(path).absolute()}\t{(Path(out) / output_folder_of(name)).absolute()}")
+    return 0
+
+
+def _say_pixel_size_unused(args, cartridges) -> None:
+    """Warn that ``--pixel-size`` does not apply to the cartridges among the inputs."""
+    if args.pixel_size is not None and cartridges:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "--pixel-size is for crop folders; a cartridge's pixel size is its panel.json's "
+            "(%d cartridge(s) read at their own)", len(cartridges))
 
 
 def output_names(cartridges, datasets) -> list[str]:

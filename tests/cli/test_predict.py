@@ -1013,3 +1013,16 @@ def test_a_crop_folder_named_as_no_sample_may_be_is_refused_by_its_name(cart_and
                           cart_and_model / "model.pt", "--device", "cpu", "--quiet")
     assert_one_line_error(status, err, "the crop folder's name 'crops \"x\" :|' must be a "
                                        "plain name")
+
+
+def test_list_outputs_names_each_inputs_output_folder_and_writes_nothing(
+        cart_and_model, cart, capsys):
+    """A workflow engine declares a job's outputs before it runs: the output folder is the
+    sample id cartridge.json gives (S1), not the input's name (cart); listed, nothing made."""
+    from ctcnet.cli import main
+
+    out = cart.parent / "results x"
+    assert main(["predict", str(cart), "--out", str(out), "--list-outputs"]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert said == [f"{cart.absolute()}\t{(out / 'S1').absolute()}"]
+    assert not out.exists()
