@@ -23,9 +23,7 @@ likely in another order, warned of) is :mod:`ctcnet.detect.crop_checks`.
 
 from __future__ import annotations
 
-import difflib
 import logging
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ctcnet.detect.crop_checks import CropNotes, named_in_utf8
+from ctcnet.detect.crop_labels import as_class_names, unknown_labels_error
 from ctcnet.detect.crop_writing import (  # noqa: F401 (the layout's writers, read from here too)
     MANIFEST_COLUMNS,
     SAMPLE_SEPARATOR,
@@ -252,7 +251,7 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
             log.debug("%s: 8-bit colour crops, read as an RGB composite %s", root, panel.names)
             panel = replace(panel, composite="rgb")
     if taxonomy is not None:
-        labels = _as_class_names(labels, taxonomy.names, root)
+        labels = as_class_names(labels, taxonomy.names, root)
         unknown = sorted(set(labels) - set(taxonomy.names))
         if UNLABELLED in unknown and UNLABELLED not in taxonomy.names:
             loose = [p.name for p, label in zip(paths, labels) if label == UNLABELLED]
@@ -262,18 +261,7 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
                              "label of its class (its class folder, or manifest.csv), or "
                              "leave them out of the set this command scores", root)
         if unknown:
-            # A folder named in another case or misspelt (CTC, wcb) is as a rule that class.
-            # (not a name of several words: EMT-CTC is a class of its own, not ctc misspelt)
-            meant = ", ".join(f"{name} -> {match[0]}" for name in unknown for match in
-                              [difflib.get_close_matches(name.lower(), taxonomy.names, 1)]
-                              if match and len(_class_words(name)) == 1)
-            raise InputError(f"classes {unknown} are not in the taxonomy {taxonomy.names}"
-                             + (f" (did you mean {meant}?)" if meant else "") + ": "
-                             "rename those class folders (or manifest.csv labels) to the "
-                             "taxonomy's names where they are the same class; a class set "
-                             "that holds them is given by a taxonomy file (training: `--data."
-                             "taxonomy FILE.json`, docs/training.md; a model trained so reads "
-                             "them elsewhere)", root)
+            raise unknown_labels_error(unknown, taxonomy.names, root)
     index = CropIndex(root, panel, paths, labels, samples, splits)
     if pixel_size == PIXEL_SIZE_AUTO:
         index = replace(index, panel=panel.with_pixel_size(estimated_pixel_size(index,
@@ -288,26 +276,6 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
     elif pixel_size is not None:
         index = replace(index, panel=panel.with_pixel_size(float(pixel_size)))
     return index
-
-
-def _class_words(label: str) -> list[str]:
-    """A label's words, lower case: folders and spreadsheets part them by -, _, . or spaces."""
-    return [w for w in re.split(r"[-_.\s]+", label.strip().lower()) if w]
-
-
-def _as_class_names(labels: list[str], names: list[str], root: Path) -> list[str]:
-    """``labels`` with each that names a class of ``names`` but for its case and separators
-    (a lab's folders CTC, EMT-CTC for the classes ctc, emt_ctc: class names are lower case
-    with _) read as that class, said once; the others as they are."""
-    read_as = {}
-    for label in set(labels) - set(names):
-        name = "_".join(_class_words(label))
-        if name in names:
-            read_as[label] = name
-    if read_as:
-        log.info("%s: labels read as the taxonomy's class names: %s", root,
-                 ", ".join(f"{k} as {v}" for k, v in sorted(read_as.items())))
-    return [read_as.get(label, label) for label in labels]
 
 
 def dataset_panel(path: Path, pixel_size: float | str | None, option: str) -> Panel:

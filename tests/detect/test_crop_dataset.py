@@ -466,3 +466,19 @@ def test_a_class_folder_misspelt_is_refused_naming_the_class_meant_one_in_capita
     with pytest.raises(InputError) as refused:  # nothing near: no guess
         read_crop_index(root, taxonomy=default_taxonomy())
     assert "did you mean" not in str(refused.value)
+
+
+def test_a_labels_table_of_another_name_is_named_where_its_crops_folder_reads_as_a_class(
+        tmp_path):
+    """Crops in images/ beside a lab's labels.csv: the folder read as a class 'images', and
+    labels.csv passed over unsaid; the refusal names the table and what ctcnet reads."""
+    from ctcnet.io.taxonomy import default_taxonomy
+
+    crops = np.full((2, 5, 16, 16), 100, np.uint16)
+    root = write_crop_dataset(tmp_path / "lab", crops, ["images"] * 2, default_panel())
+    (root / "manifest.csv").unlink()
+    (root / "labels.csv").write_text("filename,class\na.tif,ctc\n")
+    with pytest.raises(InputError, match=r"classes \['images'\] .*; labels.csv beside the "
+                                         r"crops is not read: labels come from class folders "
+                                         r"or from manifest.csv"):
+        read_crop_index(root, taxonomy=default_taxonomy())

@@ -1,0 +1,55 @@
+"""A crop folder's labels against a model's classes: a label naming a class but for its case
+and separators read as that class (a lab's folders ``CTC``, ``EMT-CTC`` for ``ctc``,
+``emt_ctc``), and the refusal of labels that name none, with the class meant where one is
+misspelt, and a labels file ctcnet does not read where one lies beside the crops."""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+from pathlib import Path
+
+from ctcnet.errors import InputError
+
+log = logging.getLogger("ctcnet.detect.crop_dataset")  # said as the folder's other notes are
+
+
+def class_words(label: str) -> list[str]:
+    """A label's words, lower case: folders and spreadsheets part them by -, _, . or spaces."""
+    return [w for w in re.split(r"[-_.\s]+", label.strip().lower()) if w]
+
+
+def as_class_names(labels: list[str], names: list[str], root: Path) -> list[str]:
+    """``labels`` with each that names a class of ``names`` but for its case and separators
+    (class names are lower case with _) read as that class, said once; the others as they
+    are."""
+    read_as = {}
+    for label in set(labels) - set(names):
+        name = "_".join(class_words(label))
+        if name in names:
+            read_as[label] = name
+    if read_as:
+        log.info("%s: labels read as the taxonomy's class names: %s", root,
+                 ", ".join(f"{k} as {v}" for k, v in sorted(read_as.items())))
+    return [read_as.get(label, label) for label in labels]
+
+
+def unknown_labels_error(unknown: list[str], names: list[str], root: Path) -> InputError:
+    """The refusal of labels no class of ``names`` is: the class meant where a one-word label
+    is misspelt (CTC, wcb; EMT-CTC is a class of its own, not ctc misspelt), and a CSV beside
+    the crops that is not manifest.csv (a lab's labels.csv, which was passed over unsaid and
+    its crops' folder read as a class)."""
+    meant = ", ".join(f"{name} -> {match[0]}" for name in unknown for match in
+                      [difflib.get_close_matches(name.lower(), names, 1)]
+                      if match and len(class_words(name)) == 1)
+    tables = sorted(p.name for p in Path(root).glob("*.csv") if p.name != "manifest.csv")
+    unread = (f"; {', '.join(tables)} beside the crops is not read: labels come from class "
+              "folders or from manifest.csv (columns path,label[,sample_id][,split]): rename "
+              "it so, with those columns" if tables else "")
+    return InputError(f"classes {unknown} are not in the taxonomy {names}"
+                      + (f" (did you mean {meant}?)" if meant else "") + ": rename those class "
+                      "folders (or manifest.csv labels) to the taxonomy's names where they are "
+                      "the same class; a class set that holds them is given by a taxonomy file "
+                      "(training: `--data.taxonomy FILE.json`, docs/training.md; a model "
+                      f"trained so reads them elsewhere){unread}", root)
