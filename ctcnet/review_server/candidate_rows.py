@@ -15,6 +15,7 @@ def candidate_rows(sample) -> list[dict]:
     """The rows of a :class:`~ctcnet.review_server.sample.Sample`'s candidates, in its order
     (thousands of rows take a while: the words of reasons shared by many are made once)."""
     means, measures = sample.candidate_markers()
+    unread = _unread_planes(sample)
     rows, said = [], {}
     columns = ["event_id", "frame_id", "x", "y", "class", "confidence", "review",
                "edge_cut", "why", "reasons"]
@@ -50,6 +51,26 @@ def candidate_rows(sample) -> list[dict]:
                      "markers": means[k]})
         if measures[k]:  # the guard's measurements, where the events table has them
             rows[-1]["measures"] = measures[k]
+        if unread:  # planes the model does not read (a therapy marker): what a reviewer asks
+            rows[-1]["unread"] = [_unread_value(sample.candidates, k, name, above, event_id)
+                                  for name, above in unread.items()]
         if event_id in beside:  # one cell or cluster read as two events: decided together
             rows[-1]["beside"] = beside[event_id]
     return rows
+
+
+def _unread_planes(sample) -> dict[str, set | None]:
+    """Per plane the model does not read that the candidates carry (``mean_<plane>``), the
+    counted CTCs summary.json calls above the leukocytes (None: no level, too few)."""
+    planes = ((getattr(sample.summary, "unread_markers", None) or {}).get("planes") or {})
+    return {name: None if record.get("above_event_ids") is None
+            else set(record["above_event_ids"])
+            for name, record in planes.items() if f"mean_{name}" in sample.candidates}
+
+
+def _unread_value(candidates, k: int, name: str, above: set | None, event_id: int) -> dict:
+    """One candidate's mean over its object in an unread plane (counts) and whether the
+    summary counts it above the leukocytes (None: no level, or not a counted CTC)."""
+    value = float(candidates[f"mean_{name}"].iloc[k])
+    return {"plane": name, "mean": round(value, 1) if math.isfinite(value) else None,
+            "above": None if above is None else event_id in above}

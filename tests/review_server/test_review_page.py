@@ -374,6 +374,24 @@ def test_markers_are_written_beside_the_event():
     assert got == "mean in noise units: DAPI 30.5, CK 0.4"
 
 
+def test_a_plane_the_model_does_not_read_is_written_beside_the_event():
+    """A therapy plane's mean (raw counts) beside the channels', and whether the sample's
+    figure counts this CTC above its leukocytes: a reviewer looking at the HER2+ CTCs had
+    nowhere to read it."""
+    state = page_state(2, gallery=True)
+    state["candidates"][0]["unread"] = [{"plane": "HER2-FITC", "mean": 312.46, "above": True}]
+    state["candidates"][1]["unread"] = [{"plane": "HER2-FITC", "mean": 176.0, "above": False}]
+    got = run_page("""
+        const first = page.document.getElementById("markers").textContent;
+        page.key("ArrowDown");
+        await page.settle();
+        return [first, page.document.getElementById("markers").textContent];
+    """, state)
+    assert got[0] == ("mean in noise units: DAPI 30.5, CK 0.4; not read by the model: "
+                      "HER2-FITC 312.5 counts (above the leukocytes)")
+    assert got[1].endswith("not read by the model: HER2-FITC 176.0 counts")
+
+
 def test_a_decision_taken_back_elsewhere_brings_its_row_back_in_place():
     state = page_state(6)
     for c in state["candidates"]:
@@ -1344,3 +1362,21 @@ def test_the_sign_off_preview_names_events_beside_each_other_both_counted():
         "or cluster counted twice?)" in got
     state["candidates"][1]["decision"] = "rejected"
     assert "beside each other" not in run_page(preview, state)
+
+
+def test_the_server_gives_each_candidate_its_unread_planes_and_whether_it_is_above():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from ctcnet.review_server.candidate_rows import _unread_planes, _unread_value
+
+    candidates = pd.DataFrame({"event_id": [4, 9], "mean_HER2": [312.46, float("nan")]})
+    summary = SimpleNamespace(unread_markers={"planes": {
+        "HER2": {"above_event_ids": [4]}, "PD-L1": {"above_event_ids": None}}})
+    planes = _unread_planes(SimpleNamespace(summary=summary, candidates=candidates))
+    assert planes == {"HER2": {4}}  # (PD-L1: no column among the candidates)
+    assert _unread_value(candidates, 0, "HER2", {4}, 4) == {"plane": "HER2", "mean": 312.5,
+                                                           "above": True}
+    assert _unread_value(candidates, 1, "HER2", None, 9) == {"plane": "HER2", "mean": None,
+                                                            "above": None}
