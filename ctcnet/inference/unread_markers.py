@@ -36,7 +36,7 @@ from ctcnet.inference.guard import RULES, counted
 ABOVE_LEUKOCYTE_SD = 3.0
 # Leukocytes needed for the reference: fewer give a spread too uncertain to judge by.
 MIN_LEUKOCYTES = 20
-# Counted CTCs needed to state the sample's CK leak into a plane (a median of fewer is noise).
+# Counted CTCs needed to state the sample's CK leak into a plane (a quartile of fewer is noise).
 MIN_CTCS_FOR_LEAK = 5
 
 
