@@ -89,6 +89,9 @@ def _index_not_as_summaries(results: Path, index: dict) -> list[str]:
     for entry in index.get("outputs") or []:
         name = entry.get("name") if isinstance(entry, dict) else None
         path = results / str(name) / "summary.json"
+        if name and "summary" in entry and not path.is_file():
+            problems.append(f"run.json lists {name}, whose summary.json is not there (its "
+                            "folder renamed, moved or removed?)")
         if not name or "summary" not in entry or not path.is_file():
             continue
         try:
@@ -159,6 +162,11 @@ def _audit_sample(name: str, folder: Path) -> dict:
         notes.append("a resumed run: frames made by another build, backend or model file than "
                      "the one its summary names (" + "; ".join(f"{k}: {n}" for k, n in
                                                               made.items()) + ")")
+    written = data.get("output_folder")
+    if isinstance(written, str) and written != folder.name:  # (a copy's other parent is fine)
+        problems.append(f"its folder is named {folder.name}, predict wrote it as {written} "
+                        "(summary.json output_folder): renamed? The review server, crops and "
+                        "export-events refuse it so; rename it back")
     status = _signoff_findings(folder, data, problems, notes)
     return {"sample": name, "folder": str(folder), "signoff": status, "problems": problems,
             "notes": notes}
@@ -176,6 +184,14 @@ def _signoff_findings(folder: Path, data: dict, problems: list, notes: list) -> 
     except (OSError, ValueError, InputError) as err:
         record = {"status": f"not checked: {err}"}
     status = record["status"] if record else "withdrawn (its record is gone)"
+    # summary.json's copy of the record (what run.json, samples.csv and the report read)
+    # against the record itself: a reviewer's name changed in the copy alone passed.
+    copied = data["signoff"] if isinstance(data["signoff"], dict) else {}
+    differs = sorted(k for k in copied.keys() & (record or {}).keys()
+                     if k not in ("status", "problem", "unchecked") and copied[k] != record[k])
+    if differs:
+        problems.append(f"summary.json's sign-off is not its record's (signoff.json) in "
+                        f"{', '.join(differs)}: edited by hand?")
     if status == EDITED or record is None:  # its record not as ctcnet left it
         problems.append(f"its sign-off does not hold: {status}" +
                         (f" ({record['problem']})" if record and record.get("problem") else ""))

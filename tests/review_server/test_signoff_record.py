@@ -626,3 +626,30 @@ def test_a_batchs_table_says_what_a_sign_off_left_undecided_and_its_note(folder)
     header, row = table.splitlines()[:2]
     assert "left_undecided" in header and "signoff_note" in header
     assert "'=2 held calls" in row  # the note starts as a formula: guarded
+
+
+def test_verify_results_holds_summarys_sign_off_and_folder_name_to_their_records(
+        folder, tmp_path):
+    """A data manager's audit: summary.json's copy of the sign-off with its reviewer changed
+    (signoff.json still naming the one who signed) passed as intact, as did a sample folder
+    renamed after predict wrote it (run.json naming the old one; the exports refuse it)."""
+    from ctcnet.exports.results_audit import audit_results, audit_run
+
+    assert [p for s in audit_results(folder) for p in s["problems"]] == []  # as left
+    data = json.loads((folder / "summary.json").read_text())
+    data["signoff"]["reviewer"] = "Reviewer-A"
+    (folder / "summary.json").write_text(json.dumps(data))
+    (audit,) = audit_results(folder)
+    assert ("summary.json's sign-off is not its record's (signoff.json) in reviewer"
+            in " ".join(audit["problems"]))
+    results = tmp_path / "results"
+    results.mkdir()
+    renamed = results / "SITE03-P017"
+    shutil.copytree(folder, renamed)
+    (results / "run.json").write_text(json.dumps({"state": "finished", "outputs": [
+        {"name": "P001", "summary": "P001/summary.json"}]}))
+    (audit,) = audit_results(results)
+    assert any("its folder is named SITE03-P017, predict wrote it as P001" in p
+               for p in audit["problems"])
+    assert any("run.json lists P001, whose summary.json is not there" in p
+               for p in audit_run(results))
