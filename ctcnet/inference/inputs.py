@@ -29,7 +29,7 @@ from ctcnet.inference.output_names import (
 )
 from ctcnet.inference.run_index import SET_ASIDE_DIR
 from ctcnet.io import mounts
-from ctcnet.io.cartridge_info import key_slips, unopened_sample_id
+from ctcnet.io.cartridge_info import key_slips, personal_keys_note, unopened_sample_id
 from ctcnet.io.images import IMAGE_SUFFIXES, is_rgb_composite, read_image
 from ctcnet.io.input_lists import expand_list_files
 from ctcnet.io.panel import Panel
@@ -53,6 +53,7 @@ def checked_cartridge(cartridge: Cartridge) -> Cartridge:
     by InputError, or added to its problems, which make the run ``partial``); every predict
     entry point goes through here, some twice (a problem is listed once)."""
     slipped, noted = key_slips(cartridge.info)
+    noted += [note for note in (personal_keys_note(cartridge.info),) if note]
     new = [p for p in [*plausibility_problems(cartridge), *slipped] if p not in cartridge.problems]
     said = [*cartridge.problems, *new, *noted]  # the listing's own too (frames missing)
     for line in said:

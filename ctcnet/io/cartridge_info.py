@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import re
 import unicodedata
 from pathlib import Path
 
@@ -173,6 +174,28 @@ def unread_keys(info: dict, most: int = 20) -> dict | None:
             if k not in CARTRIDGE_KEYS and isinstance(v, (str, int, float, bool))
             and not (isinstance(v, float) and not math.isfinite(v))}
     return dict(list(kept.items())[:most]) or None
+
+
+# Words of a key naming a person or a patient's identifier (patient_name, dob, mrn,
+# hospital_number): copied into summary.json and the report's header like any other key.
+_PERSONAL_WORDS = re.compile(r"(^|_)(surname|firstname|lastname|forename|dob|birth|"
+                             r"birthdate|mrn|hospital|nhs|ssn|address|phone|email)(_|$)|"
+                             r"(^|_)(patient|first|last|full|given|family|person)_?name")
+
+
+def personal_keys_note(info: dict) -> str | None:
+    """What to say of cartridge.json's unread keys that look like personal data (a name, a
+    date of birth, a hospital number; a coded ``patient_id`` is none), or None."""
+    kept = unread_keys(info) or {}
+    personal = [k for k in kept
+                if _PERSONAL_WORDS.search(re.sub(r"[^a-z0-9]+", "_", k.lower()))]
+    if not personal:
+        return None
+    return (f"cartridge.json's {', '.join(personal)} "
+            f"{'looks' if len(personal) == 1 else 'look'} like personal data: copied into "
+            "summary.json (cartridge_info) and the report's header; leave them out of "
+            "cartridge.json where results leave the lab (docs/outputs.md, Identifiers in "
+            "the outputs)")
 
 
 # The keys a sample's counts or rates rest on: one of them misspelt leaves its default in

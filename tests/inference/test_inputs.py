@@ -365,6 +365,30 @@ def test_a_misspelt_cartridge_json_key_is_named_once(tmp_path, caplog):
                for r in caplog.records)
 
 
+def test_cartridge_json_keys_that_look_like_personal_data_are_said_once(tmp_path, caplog):
+    """patient_name, dob, hospital_number went into summary.json and the report's header
+    without a word; a coded patient_id, a site or a scanner's name are no such keys."""
+    from ctcnet.inference.inputs import checked_cartridge
+    from ctcnet.io.cartridge_info import personal_keys_note
+    from ctcnet.io.scan import open_cartridge, write_cartridge_info
+
+    panel = load_panel({"channels": CORE3, "pixel_size_um": 0.64})
+    write_cartridge_info(tmp_path / "c", panel, "S9", 1, 1, 1, (16, 16), extra={
+        "patient_name": "Smith John", "dob": "1965-03-02", "hospital_number": "H123",
+        "patient_id": "P017", "site": "SITE03", "scanner_name": "CS-2"})
+    (tmp_path / "c" / "r00c00.tif").write_bytes(b"")
+    with caplog.at_level("WARNING"):
+        checked_cartridge(open_cartridge(tmp_path / "c"))
+        checked_cartridge(open_cartridge(tmp_path / "c"))
+    said = [r.getMessage() for r in caplog.records if "personal data" in r.getMessage()]
+    assert said == ["S9: cartridge.json's patient_name, dob, hospital_number look like "
+                    "personal data: copied into summary.json (cartridge_info) and the "
+                    "report's header; leave them out of cartridge.json where results leave "
+                    "the lab (docs/outputs.md, Identifiers in the outputs)"]
+    assert personal_keys_note({"patient_id": "P017", "run_name": "night 3"}) is None
+    assert "PatientName looks like" in personal_keys_note({"PatientName": "x"})
+
+
 # --- one container file holding the whole scan -----------------------------------------------
 
 def _one_ome_tiff(cart: Path, path: Path) -> Path:
