@@ -31,16 +31,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "OUT/<sample>.fcs, OUT/<sample>_geojson/<frame>.geojson")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace exports written earlier")
+    parser.add_argument("--codes", default=None, metavar="CSV",
+                        help="a coded copy for a trial's sponsor (with --out): each sample "
+                             "exported under its code from a CSV of sample_id,code rows, "
+                             "the reviewer's name and the model's path left out "
+                             "(docs/outputs.md, Identifiers in the outputs)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``ctcnet export-events``: write predict results as FCS and/or QuPath GeoJSON files;
     returns the exit status."""
     # the library: imported when the command runs (see ctcnet.commands)
+    from ctcnet.exports.coded import read_codes
     from ctcnet.exports.event_exports import export_events
 
+    codes = read_codes(args.codes) if args.codes is not None else None
     done = export_events(args.results, fcs=args.fcs, geojson=args.geojson, out=args.out,
-                         overwrite=args.overwrite, geometry=args.geometry)
+                         overwrite=args.overwrite, geometry=args.geometry, codes=codes)
     for sample in done:
         parts = [f"{sample.fcs}"] if sample.fcs else []
         if sample.geojson:

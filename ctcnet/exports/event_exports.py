@@ -45,7 +45,6 @@ what exists unless told to, and refusing a table that its summary or predict wou
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
@@ -61,6 +60,7 @@ from ctcnet import __version__
 from ctcnet.detect.detection import BOX_COLUMNS
 from ctcnet.errors import InputError
 from ctcnet.exports.batch_checks import refuse_another_samples_files, say_unfinished
+from ctcnet.exports.coded import check_codes, coded
 from ctcnet.exports.fcs import MISSING_VALUE, fcs_matrix, write_fcs
 from ctcnet.exports.levels import sample_levels
 from ctcnet.exports.sample_review import (  # noqa: F401 (read here by callers)
@@ -73,7 +73,6 @@ from ctcnet.inference.counts import REJECTED
 from ctcnet.inference.guard import FLAGS, counted
 from ctcnet.inference.rerun_outputs import file_stem, in_folder_exports
 from ctcnet.io.atomic import (
-    atomic_write_bytes,
     check_output_folder,
     exclusive_folder,
     refuse_existing,
@@ -365,14 +364,18 @@ class SampleExport:
 
 
 def plan_exports(results: str | Path, fcs: bool, geojson: bool,
-                 out: str | Path | None = None) -> list[SampleExport]:
+                 out: str | Path | None = None, codes: dict[str, str] | None = None
+                 ) -> list[SampleExport]:
     """The outputs for every sample of ``results``: beside each sample's events
     (``<sample>/<sample>.fcs``, ``<sample>/geojson/``), or with ``out`` every sample's side by
     side, as gating tools open a folder of FCS files (``out/<sample>.fcs``,
-    ``out/<sample>_geojson/``)."""
+    ``out/<sample>_geojson/``); named by their ``codes`` where given."""
+    samples = find_samples(results)
+    if codes is not None:
+        check_codes(codes, list(samples), out)
     plans, stems = [], {}
-    for name, folder in find_samples(results).items():
-        stem = file_stem(name)
+    for name, folder in samples.items():
+        stem = file_stem(name if codes is None else codes[name])
         # Side by side, two sample ids that differ only where a file name cannot hold them
         # ("Patient 17", "Patient_17"), or only in case, would write one file.
         if out is not None and stem.casefold() in stems:
@@ -385,26 +388,6 @@ def plan_exports(results: str | Path, fcs: bool, geojson: bool,
         plans.append(SampleExport(name, folder, fcs=fcs_file if fcs else None,
                                   geojson=geojson_dir if geojson else None))
     return plans
-
-
-def _write_geojson_folder(folder: Path, collections: Iterable[tuple[str, dict]],
-                          done: list[Path]) -> int:
-    """One file per (frame id, collection), each written atomically as it comes and added to
-    ``done``; ``.geojson`` files of an earlier export that this one has no frame for are
-    removed, so the folder holds this export alone. Returns the frames written."""
-    written = set()
-    for frame_id, collection in collections:
-        path = folder / f"{file_stem(frame_id)}.geojson"
-        atomic_write_bytes(path, json.dumps(collection, allow_nan=False).encode("utf-8"))
-        done.append(path)
-        written.add(path.name)
-    if folder.is_dir():
-        for stale in sorted(folder.glob("*.geojson")):
-            if stale.name not in written:
-                log.info("removing %s: an earlier export's frame that this run has no "
-                         "events on", stale)
-                stale.unlink()
-    return len(written)
 
 
 def _load(plan: SampleExport, geometry: str):
@@ -425,14 +408,16 @@ def _load(plan: SampleExport, geometry: str):
 
 def export_events(results: str | Path, fcs: bool = True, geojson: bool = False,
                   out: str | Path | None = None, overwrite: bool = False,
-                  geometry: str = "box") -> list[SampleExport]:
+                  geometry: str = "box", codes: dict[str, str] | None = None
+                  ) -> list[SampleExport]:
     """Write FCS files and/or GeoJSON detections for every sample of a predict ``--out`` folder
     (or one sample's folder). Every sample is read and checked (:func:`check_events`, its
     table's rows against its summary's count; one sample's table held at a time) and existing
     outputs are refused (unless ``overwrite``) before anything is written, and a write that
     fails takes back those before it; a sample whose run failed (no frame read) is skipped
     with a warning, since its empty table is no measurement. Returns what was written, per
-    sample."""
+    sample. ``codes``: sample id -> code, for a coded copy in ``out``
+    (:mod:`ctcnet.exports.coded`)."""
     if not (fcs or geojson):
         raise InputError("nothing to export: ask for --fcs and/or --geojson")
     if geometry not in ("box", "point"):
@@ -444,13 +429,13 @@ def export_events(results: str | Path, fcs: bool = True, geojson: bool = False,
     with contextlib.ExitStack() as held:
         if out is not None:  # two exports at once into one --out: the second refused, not
             held.enter_context(exclusive_folder(out, "export-events"))  # mixed in
-        return _export(results, fcs, geojson, out, overwrite, geometry)
+        return _export(results, fcs, geojson, out, overwrite, geometry, codes)
 
 
-def _export(results, fcs: bool, geojson: bool, out, overwrite: bool, geometry: str
-            ) -> list[SampleExport]:
+def _export(results, fcs: bool, geojson: bool, out, overwrite: bool, geometry: str,
+            codes: dict[str, str] | None) -> list[SampleExport]:
     """:func:`export_events` once its options are checked (and its ``--out`` held)."""
-    plans = plan_exports(results, fcs, geojson, out)
+    plans = plan_exports(results, fcs, geojson, out, codes)
     if out is None:  # beside each sample: an archive on read-only media cannot take them
         for plan in plans:
             if not os.access(plan.folder, os.W_OK):
@@ -485,14 +470,18 @@ def _export(results, fcs: bool, geojson: bool, out, overwrite: bool, geometry: s
             events, summary = _load(plan, geometry)
             where = plan.folder / "events.parquet"
             plan.events = len(events)
+            signoff = signoff_now(plan.folder, events, summary) if plan.fcs else None
+            if codes is not None:
+                summary, signoff = coded(summary, signoff, codes[plan.name])
             if plan.fcs is not None:
                 write_fcs(plan.fcs, **events_fcs(events, summary, where, plan.fcs.name,
-                                                 signoff_now(plan.folder, events, summary)))
+                                                 signoff))
                 written.append(plan.fcs)
             if plan.geojson is not None:
-                from ctcnet.exports.geojson import events_geojson  # (it builds on this module)
+                # (it builds on this module)
+                from ctcnet.exports.geojson import events_geojson, write_geojson_folder
 
-                plan.frames = _write_geojson_folder(
+                plan.frames = write_geojson_folder(
                     plan.geojson, events_geojson(events, summary, where, geometry), written)
             done.append(plan)
     return done

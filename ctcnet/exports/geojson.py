@@ -4,8 +4,10 @@ and coordinates :mod:`ctcnet.exports.event_exports` describes, one FeatureCollec
 
 from __future__ import annotations
 
+import json
+import logging
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +25,11 @@ from ctcnet.exports.event_exports import (
 )
 from ctcnet.inference.counts import REJECTED
 from ctcnet.inference.guard import counted
+from ctcnet.inference.rerun_outputs import file_stem
+from ctcnet.io.atomic import atomic_write_bytes
 from ctcnet.nn.calls import FAILED_CLASS
+
+log = logging.getLogger(__name__)
 
 # A held call's classification: its class, as QuPath names a derived class ("ctc: held").
 HELD = ": held"
@@ -129,3 +135,23 @@ def events_geojson(events: pd.DataFrame, summary, where: Path,
                                      if v[j] is not None},
                     "metadata": metadata}})
         yield str(frame), {"type": "FeatureCollection", "features": features}
+
+
+def write_geojson_folder(folder: Path, collections: Iterable[tuple[str, dict]],
+                          done: list[Path]) -> int:
+    """One file per (frame id, collection), each written atomically as it comes and added to
+    ``done``; ``.geojson`` files of an earlier export that this one has no frame for are
+    removed, so the folder holds this export alone. Returns the frames written."""
+    written = set()
+    for frame_id, collection in collections:
+        path = folder / f"{file_stem(frame_id)}.geojson"
+        atomic_write_bytes(path, json.dumps(collection, allow_nan=False).encode("utf-8"))
+        done.append(path)
+        written.add(path.name)
+    if folder.is_dir():
+        for stale in sorted(folder.glob("*.geojson")):
+            if stale.name not in written:
+                log.info("removing %s: an earlier export's frame that this run has no "
+                         "events on", stale)
+                stale.unlink()
+    return len(written)

@@ -871,3 +871,44 @@ def test_an_export_of_a_review_never_signed_off_says_so_as_crops_does(run, tmp_p
     with caplog.at_level("WARNING"):
         export_events(results, fcs=True)
     assert f"{SAMPLE}: its review is not signed off" in caplog.text
+
+
+def test_a_coded_copy_names_each_sample_by_its_code_and_leaves_out_who_and_where(
+        run, tmp_path, capsys):
+    """A trial's sponsor gets the events of a sample run and reviewed under a patient's name
+    under the site's code: file names, FCS $SRC/$FIL/CTCNET_SAMPLE_ID, every GeoJSON
+    feature; the model by its file's name, no reviewer's name. A sample without a code, a
+    copy beside the samples, a code that is no file name: refused before anything is
+    written."""
+    from ctcnet.cli import main
+    from ctcnet.exports.coded import read_codes
+
+    results = copy_run(run, tmp_path / "results")
+    (tmp_path / "codes.csv").write_text("sample_id,code\nS1,SITE03-P017\n")
+    out = tmp_path / "sponsor"
+    assert main(["export-events", str(results), "--fcs", "--geojson", "--out", str(out),
+                 "--codes", str(tmp_path / "codes.csv")]) == 0
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "SITE03-P017.fcs", "SITE03-P017_geojson"]
+    raw = (out / "SITE03-P017.fcs").read_bytes()
+    keywords = text_keywords(raw, *header_fields(raw)[:2])
+    assert keywords["$SRC"] == keywords["CTCNET_SAMPLE_ID"] == "SITE03-P017"
+    assert keywords["$FIL"] == "SITE03-P017.fcs"
+    assert keywords["CTCNET_MODEL"] == "model.pt"  # its name, not where it lies
+    every = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
+    assert b"S1" not in every.replace(b"SITE03", b"") and str(tmp_path).encode() not in every
+    feature = json.loads(next((out / "SITE03-P017_geojson").glob("*.geojson")).read_text())[
+        "features"][0]
+    assert feature["properties"]["metadata"]["sample_id"] == "SITE03-P017"
+    # Refused, naming why, before any file: no --out; a sample with no code; a bad code.
+    (tmp_path / "none.csv").write_text("sample_id,code\nS2,SITE03-P018\n")
+    (tmp_path / "bad.csv").write_text("sample_id,code\nS1,../P017\n")
+    for extra, said in ((["--codes", str(tmp_path / "codes.csv")], "give --out"),
+                        (["--out", str(tmp_path / "x"), "--codes", str(tmp_path / "none.csv")],
+                         "gives no code for 1 sample(s) to export: S1"),
+                        (["--out", str(tmp_path / "x"), "--codes", str(tmp_path / "bad.csv")],
+                         "code '../P017' is not a file's name")):
+        assert main(["export-events", str(results), "--fcs", *extra]) == 2
+        assert said in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
+    assert read_codes(tmp_path / "codes.csv") == {"S1": "SITE03-P017"}
