@@ -36,6 +36,7 @@ from ctcnet import __version__
 from ctcnet.deploy.graph import OnnxGraph
 from ctcnet.deploy.markers import carried_markers, markers_record, verify_markers
 from ctcnet.deploy.onnx_casts import casts_for_castlikes
+from ctcnet.deploy.port_record import cropping_record
 from ctcnet.deploy.quantise import (
     MAX_F1_DROP_POINTS,
     LabelledCrops,
@@ -44,8 +45,6 @@ from ctcnet.deploy.quantise import (
     quantise_int8,
 )
 from ctcnet.detect.crop_dataset import load_crops, read_crop_index
-from ctcnet.detect.cropping import cropping_contract
-from ctcnet.detect.detection import DetectConfig
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.evaluation.metrics import macro_f1
 from ctcnet.inference.backends import OnnxBackend, TorchBackend
@@ -57,7 +56,6 @@ from ctcnet.inference.onnx_runtime import (
     OnnxClassifier,
     model_digest,
 )
-from ctcnet.inference.options import PredictOptions
 from ctcnet.io.atomic import (
     atomic_write_bytes,
     check_output_file,
@@ -382,7 +380,7 @@ def _with_metadata(onnx_file: Path, spec: ModelSpec, export_info: dict,
         "input_contract": INPUT_CONTRACT,
         "precision": export_info["precision"],
         "ctcnet_export": json.dumps(export_info, sort_keys=True),
-        "cropping": json.dumps(_cropping_record()),
+        "cropping": json.dumps(cropping_record()),
         **(extra or {}),
     }
     del proto.metadata_props[:]
@@ -390,27 +388,6 @@ def _with_metadata(onnx_file: Path, spec: ModelSpec, export_info: dict,
     metadata[DIGEST_KEY] = model_digest(proto.SerializeToString(), metadata)
     onnx.helper.set_model_props(proto, metadata)
     return proto.SerializeToString()
-
-
-def _cropping_record() -> dict:
-    """How predict makes the crops the graph reads from a scan's frames (the ``cropping``
-    key): the event's centre as detection gives it, then the window, fill and resize."""
-    config = DetectConfig()
-    return {"centre": f"the object's centroid weighted by the detection image on the frame "
-                      f"binned f x f, f = max(1, round({config.work_pixel_um} / scanner_um)), "
-                      f"as x = (cx + 0.5) * f - 0.5 (likewise y), in frame pixels whose "
-                      f"centres lie on integers",
-            **cropping_contract(),
-            # What predict decides beside the graph, which a port counting as predict does
-            # needs (said in docs/deploying.md too).
-            "edge_cut": f"an event whose object has a border pixel of the frame at "
-                        f"{config.edge_fraction:g} or more of its peak in the detection image "
-                        f"is cut by the border: predict files it as "
-                        f"{PredictOptions.edge_cut_as!r} whatever the graph says (summary.json "
-                        f"edge_cut_as; --keep-edge-calls keeps the graph's call)",
-            "decision_applies": "ctcnet_spec's decision (log weights, review band) is the "
-                                "cartridge's: a crop folder is called at the balanced prior, "
-                                "the most probable class"}
 
 
 def _lowest_ir_version(proto) -> None:

@@ -652,7 +652,7 @@ def test_a_write_that_fails_takes_back_the_exports_before_it(run, tmp_path, caps
                                                               monkeypatch):
     """The disk fills at a sample's second GeoJSON file, its FCS file written: nothing of the
     export is left (a rerun needs no --overwrite, and no half export passes for a whole)."""
-    from ctcnet.exports import event_exports
+    from ctcnet.exports import geojson  # the GeoJSON files' writer
 
     results = copy_run(run, tmp_path / "results")
     out = tmp_path / "exports"
@@ -664,7 +664,7 @@ def test_a_write_that_fails_takes_back_the_exports_before_it(run, tmp_path, caps
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         atomic_write_bytes(path, data)
 
-    monkeypatch.setattr(event_exports, "atomic_write_bytes", fills)
+    monkeypatch.setattr(geojson, "atomic_write_bytes", fills)
     status, err = run_cli(capsys, "export-events", results, "--fcs", "--geojson", "--out", out)
     assert_one_line_error(status, err, "No space left on device", code=4)
     assert len(writes) == 2 and not out.exists()
