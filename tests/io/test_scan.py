@@ -629,6 +629,11 @@ def test_a_marker_name_reads_past_its_dye_but_no_other_word(tmp_path, rng):
         assert marker_channel(marker, dyed) == channel, marker
     slashed = Panel.from_dict({"channels": ["DAPI", "CK", "CD45", "HER2/neu"]})
     assert marker_channel("HER2-neu", slashed) == 3 and marker_channel("HER2_neu", slashed) == 3
+    # The marker alone for a name of more words, a dye alone for the one channel it stains.
+    assert marker_channel("HER2", slashed) == 3 and marker_channel("neu", slashed) is None
+    assert marker_channel("FITC", dyed) == 3 and marker_channel("APC", dyed) == 2
+    bracketed = Panel.from_dict({"channels": ["DAPI", "CK-PE", "CD45-APC", "HER2 (FITC)"]})
+    assert marker_channel("HER2", bracketed) == 3 and marker_channel("FITC", bracketed) == 3
     # Two planes read alike by the marker alone: the one named in full, never a guess.
     two = Panel.from_dict({"channels": ["DAPI", "CK-PE", "CD45", "CK-FITC"]})
     assert marker_channel("CK-FITC", two) == 3 and marker_channel("CK", two) is None

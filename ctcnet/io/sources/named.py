@@ -85,7 +85,7 @@ _DYE_WORD = re.compile(r"^(apc|pe|fitc|percp|bv\d+|bb\d+|af\d+|alexa\d*|cy\d+|dy
 def _marker_words(name: str) -> list[str]:
     """A marker's name as words, upper case: a file's ``-``, ``_``, space or ``.`` and a
     panel name's ``/`` (``HER2/neu``, which no file name can hold) all part them alike."""
-    return [w.upper() for w in re.split(r"[-_ ./]+", name.strip()) if w]
+    return [w.upper() for w in re.split(r"[-_ ./()]+", name.strip()) if w]
 
 
 def _without_dye(words: list[str]) -> str:
@@ -101,11 +101,17 @@ def marker_channel(marker: str, panel) -> int | None:
     separators aside (``HER2-FITC`` for panel.json's ``HER2-FITC``, ``HER2-neu`` for
     ``HER2/neu``); else the one channel of the same name with each one's dye or wavelength
     words read past (``CD45`` for ``CD45-APC``, ``HER2-FITC`` for ``HER2``); else the one
-    channel whose role a well-known name of it has (Hoechst for DAPI, pan-CK for CK); None
-    where it is none of these (``CK_preview``)."""
+    channel whose name starts with a one-word marker (``HER2`` for ``HER2/neu``) or is
+    stained with a one-word dye (``FITC`` for ``HER2-FITC``); else the one channel whose role
+    a well-known name of it has (Hoechst for DAPI, pan-CK for CK); None where it is none of
+    these (``CK_preview``)."""
     words = _marker_words(marker)
     names = [_marker_words(n) for n in panel.names]
-    for same in (lambda n: n == words, lambda n: _without_dye(n) == _without_dye(words)):
+    # Whole name; marker without dyes; the marker alone for a name of more words (HER2 for
+    # HER2/neu); a dye alone for the one channel stained with it (FITC for HER2-FITC).
+    for same in (lambda n: n == words, lambda n: _without_dye(n) == _without_dye(words),
+                 lambda n: len(words) == 1 and n[0] == words[0],
+                 lambda n: len(words) == 1 and _DYE_WORD.match(words[0]) and words[0] in n[1:]):
         found = [i for i, n in enumerate(names) if same(n)]
         if len(found) == 1:
             return found[0]
