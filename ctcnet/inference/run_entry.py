@@ -176,8 +176,10 @@ def _unread_above(summary: dict) -> dict:
     planes = (summary.get("unread_markers") or {}).get("planes")
     if not isinstance(planes, dict):
         return {}
+    past = [name for name, r in planes.items() if r.get("ck_leak_past_allowance")]
     return {"unread_ctcs_above": {name: [r.get("counted_ctcs_above"), r.get("counted_ctcs")]
-                                  for name, r in planes.items()}}
+                                  for name, r in planes.items()},
+            **({"unread_leak_past_allowance": past} if past else {})}
 
 
 def _denominator(summary: dict) -> dict:

@@ -139,7 +139,7 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
         unread_markers=unread_marker_summary(
             events, [name for _, name in unread_planes(cartridge)],
             spec.taxonomy.of_kind("ctc"), spec.taxonomy.of_kind("wbc"),
-            ck_name=ck_plane(cartridge)),
+            ck_name=ck_plane(cartridge), sample_id=cartridge.sample_id),
         review_list=review_list,
         edge_cut=int(events["edge_cut"].sum()) if n else 0,
         detection=asdict(options.detect),

@@ -119,8 +119,10 @@ def sample_row(entry: dict) -> dict:
         row["clusters_by_partner"] = list_cell(
             f"{partner} {n}" for partner, n in entry["clusters_by_partner"].items())
     if isinstance(entry.get("unread_ctcs_above"), dict):
+        past = entry.get("unread_leak_past_allowance") or ()
         row["unread_ctcs_above"] = list_cell(
             f"{name} {'n/a' if above is None else above} of {of}"
+            + (" (CK's leak past the allowance)" if name in past else "")
             for name, (above, of) in entry["unread_ctcs_above"].items())
     if not row["result_state"]:
         row["result_state"] = next((state for key, state in NO_RESULT if entry.get(key)), None)

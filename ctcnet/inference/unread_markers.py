@@ -25,11 +25,15 @@ own threshold.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
 from ctcnet.core.robust import median_and_mad_sigma
 from ctcnet.inference.guard import RULES, counted
+
+log = logging.getLogger(__name__)
 
 # A CTC is above the leukocytes where its mean exceeds their median by this many robust sd
 # (1.4826 median absolute deviations): at 3, about 1 in 700 leukocytes would be.
@@ -42,14 +46,16 @@ MIN_CTCS_FOR_LEAK = 5
 
 def unread_marker_summary(events: pd.DataFrame, names: list[str], ctc_classes: list[str],
                           leukocyte_classes: list[str], ck_name: str | None = None,
-                          leak_allowance: float = RULES.max_leak) -> dict | None:
+                          leak_allowance: float = RULES.max_leak, sample_id: str = ""
+                          ) -> dict | None:
     """Per plane of ``names`` (not read by the model, measured in ``events`` as
     ``mean_<name>``): the leukocytes' reference (calls of ``leukocyte_classes`` the guard did
     not hold), the sample's CK leak into it and the counted CTCs (calls of ``ctc_classes``
     the guard did not hold) above it, with their event ids; None where there are no such
     planes. ``ck_name``: the scan's CK plane (``mean_<ck_name>``; None: no CK, no leak
     allowed for); ``leak_allowance``: the share of a CTC's CK excess not read as the marker
-    (see the module)."""
+    (see the module). A leak past it is warned of (``sample_id`` names the sample) and
+    marked (``ck_leak_past_allowance``): the figure cannot tell the marker from it."""
     names = [n for n in names if f"mean_{n}" in events]
     if not names:
         return None
@@ -66,7 +72,8 @@ def unread_marker_summary(events: pd.DataFrame, names: list[str], ctc_classes: l
         reference = values[leukocytes & np.isfinite(values)]
         record = {"leukocytes": int(len(reference)), "counted_ctcs": int(ctcs.sum()),
                   "leukocyte_median": None, "leukocyte_sd": None, "above_level": None,
-                  "ck_leak": None, "counted_ctcs_above": None, "above_event_ids": None}
+                  "ck_leak": None, "ck_leak_past_allowance": None, "counted_ctcs_above": None,
+                  "above_event_ids": None}
         if len(reference) >= MIN_LEUKOCYTES:
             centre, spread = (float(v) for v in median_and_mad_sigma(reference))
             level = centre + ABOVE_LEUKOCYTE_SD * spread
@@ -77,6 +84,13 @@ def unread_marker_summary(events: pd.DataFrame, names: list[str], ctc_classes: l
                 ck_excess = np.clip(ck[ctcs] - float(np.nanmedian(ck[leukocytes])), 0, None)
                 line = line + leak_allowance * ck_excess
                 record["ck_leak"] = _ck_leak(excess, ck_excess)
+                past = record["ck_leak"] is not None and record["ck_leak"] > leak_allowance
+                record["ck_leak_past_allowance"] = past
+                if past:
+                    log.warning("%s: CK leaks %.1f%% into %s on the counted CTCs, past the "
+                                "%.0f%% allowed for: its CTCs above the leukocytes cannot be "
+                                "told from CK's leak (or nearly every CTC carries it)",
+                                sample_id, 100 * record["ck_leak"], name, 100 * leak_allowance)
             above = excess > line
             record.update(leukocyte_median=round(centre, 2), leukocyte_sd=round(spread, 2),
                           above_level=round(level, 2), counted_ctcs_above=int(above.sum()),

@@ -251,9 +251,7 @@ def unread_markers_html(unread: dict | None) -> str:
         return ""
     parts = []
     for name, r in unread["planes"].items():
-        leak = r.get("ck_leak")
-        past = leak is not None and unread.get("leak_allowance") is not None and \
-            leak > unread["leak_allowance"]
+        leak, past = r.get("ck_leak"), r.get("ck_leak_past_allowance")
         parts.append(f"{name}: {r['counted_ctcs_above']} of {r['counted_ctcs']} counted CTCs "
                      f"above {r['above_level']:g} (the {r['leukocytes']} leukocytes' median "
                      f"{r['leukocyte_median']:g}, sd {r['leukocyte_sd']:g})"

@@ -127,6 +127,17 @@ def test_a_leak_of_ck_into_the_plane_is_not_read_as_the_marker():
     assert summary["planes"]["HER2"]["ck_leak"] == pytest.approx(0.3, abs=1e-3)
     assert "PAST THE ALLOWANCE" in unread_markers_html(summary)
     assert "PAST THE ALLOWANCE" not in unread_markers_html(negative)
+    assert summary["planes"]["HER2"]["ck_leak_past_allowance"] is True
+    assert negative["planes"]["HER2"]["ck_leak_past_allowance"] is False
+    # run.json and samples.csv say it beside the figure (a LIMS reads the table, not the page).
+    from ctcnet.inference.run_entry import _unread_above
+    from ctcnet.inference.run_table import sample_row
+
+    entry = _unread_above({"unread_markers": summary})
+    assert entry["unread_leak_past_allowance"] == ["HER2"]
+    assert "unread_leak_past_allowance" not in _unread_above({"unread_markers": negative})
+    row = sample_row({"name": "S1", **entry})
+    assert row["unread_ctcs_above"] == "HER2 10 of 10 (CK's leak past the allowance)"
 
 
 def test_too_few_leukocytes_give_no_level():
