@@ -284,6 +284,23 @@ def missing_channels(model: Panel, data: Panel) -> list[str]:
     return [c.name for c, i in zip(model.channels, indices) if i is None]
 
 
+def _alike_planes(panels: Sequence[Panel]) -> str:
+    """The planes of ``panels`` read as one marker (CK-PE and CK-FITC both as CK), said
+    before the advice to rename: a model reading that marker cannot tell which is its own."""
+    from ctcnet.io.panel import marker_role
+
+    said = []
+    for panel in panels:
+        by_role: dict[str, list[str]] = {}
+        for name in panel.names:
+            by_role.setdefault(marker_role(name), []).append(name)
+        said += [f"{' and '.join(names)} {'both' if len(names) == 2 else 'all'} read as one "
+                 f"marker ({role})"
+                 for role, names in by_role.items() if role != "unknown" and len(names) > 1]
+    return f"{'; '.join(dict.fromkeys(said))}: name each plane by what it holds. " \
+        if said else ""
+
+
 def choose_model(panels: Sequence[Panel], what: str = "the data",
                  cartridges: bool = False, scan_scale: bool = False) -> ModelInfo:
     """The shipped model whose channels every one of ``panels`` has (by name).
@@ -310,6 +327,7 @@ def choose_model(panels: Sequence[Panel], what: str = "the data",
                           f"{sorted({c for p in panels for c in missing_channels(m.panel, p)})})"
                           for m in models)
         raise PanelMismatchError(f"no shipped model fits {what} (channels {have}): {needs}. "
+                                 + _alike_planes(panels) +
                                  "Where a channel is one of those under another name (CK8/18 "
                                  "for CK), name it so in panel.json; else train a model for "
                                  "this panel (see README) and pass --model")

@@ -274,3 +274,16 @@ def test_a_labs_model_of_more_channels_without_a_cartridge_rule_is_passed_over_a
     assert "lab6 reads more of the data's channels than ctcnet-default, but has no cartridge " \
         "decision rule" in caplog.text
     assert registry.choose_model([data]).name == "lab6"
+
+
+def test_no_model_fitting_planes_alike_by_a_marker_names_them():
+    """CK-PE beside a therapy plane named CK-FITC: the models lack "CK", and the planes read
+    as one marker were not named (the advice to rename a channel "CK" then met a refusal)."""
+    from ctcnet.nn.registry import choose_model
+
+    panel = load_panel({"channels": ["DAPI", "CK-PE", "CD45-APC", "CK-FITC"],
+                        "pixel_size_um": 0.64})
+    with pytest.raises(PanelMismatchError, match=r"CK-PE and CK-FITC both read as one marker "
+                                                 r"\(epithelial\): name each plane by what it "
+                                                 r"holds"):
+        choose_model([panel], "cartridge X", cartridges=True)
