@@ -52,4 +52,5 @@ def unknown_labels_error(unknown: list[str], names: list[str], root: Path) -> In
                       "folders (or manifest.csv labels) to the taxonomy's names where they are "
                       "the same class; a class set that holds them is given by a taxonomy file "
                       "(training: `--data.taxonomy FILE.json`, docs/training.md; a model "
-                      f"trained so reads them elsewhere){unread}", root)
+                      "trained so reads them elsewhere, and `ctcnet finetune --base` that "
+                      f"model fine-tunes it on them){unread}", root)

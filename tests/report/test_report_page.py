@@ -48,6 +48,14 @@ def test_the_report_says_what_the_counts_include_and_the_channels_not_read():
                                      "where the network doubts them, but the marker guard does "
                                      "not check their markers (a CD45+ cell so called is "
                                      "counted): review every one.")
+    # A lab's emt_ctc left out of "reported": its calls have no rate and no guard, said.
+    unreported = count_definition(spec.replace(taxonomy=load_taxonomy({
+        "classes": ["ctc", "emt_ctc", "wbc", "junk"]})))
+    assert _counted_as(unreported).endswith(
+        "The taxonomy's emt_ctc, named as a kind of CTC, is not reported (reported: ctc): "
+        "neither counted per 7.5 mL nor listed for review; list it in \"reported\" with "
+        "\"checked_as\": \"ctc\" to count it, checked as a CTC (docs/data-formats.md).")
+    assert "not_reported" not in shipped
 
 
 def test_each_count_column_says_what_it_means_over_its_heading():
