@@ -57,7 +57,6 @@ from ctcnet.evaluation.recalibration import (
     recalibrate_spec,
     reference_crops,
 )
-from ctcnet.evaluation.test_set import crops_learnt_from
 from ctcnet.io.atomic import (
     check_output_file,
     refuse_existing,
@@ -65,7 +64,6 @@ from ctcnet.io.atomic import (
 )
 from ctcnet.io.digests import file_sha256
 from ctcnet.nn.registry import resolve_model
-from ctcnet.simulate import undrawn_classes
 from ctcnet.training.finetune_card import leaks_line, write_card, write_registry_card
 from ctcnet.training.lightning_noise import quiet_like_ctcnet
 
@@ -216,6 +214,8 @@ def _without_the_simulator(spec, opts: FinetuneOptions, data_dir
     options without simulated crops in the training or a check on them where there are any
     (each needs every class; the calibration then pools none either): said, not refused
     after the training, whose work was lost at the calibration."""
+    from ctcnet.simulate import undrawn_classes  # scipy: not imported with the command line
+
     undrawn = undrawn_classes(spec.panel, spec.taxonomy)
     if not undrawn:
         return undrawn, opts
@@ -300,6 +300,8 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
     if held is None or not len(held.targets):
         raise InputError("no crops left to hold out; lower --holdout or add crops", data_dir)
     say_the_held_out_share(data_dir, index, held, opts.holdout)
+    from ctcnet.evaluation.test_set import crops_learnt_from  # (the simulator, scipy)
+
     learnt = int(crops_learnt_from(spec, held.images).sum())
     if learnt:  # said before the training, so that a person can hold out others
         log.warning("%s: %d of the %d held-out crops are crops the base model learnt from (its "
