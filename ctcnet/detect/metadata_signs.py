@@ -128,12 +128,12 @@ SHIFT_UM = 0.6
 SURE_UM = 0.3
 SURE_CONFIDENCE = 0.9
 # The nuclei's size is judged on this many nuclei measured, at least; the median diameter (um)
-# a scan's nuclei may have at the stated pixel size (leukocytes' 5-8 um, read at half their
-# peak, 6.1-9.4 um on simulated scans; where counts broke, at half the true pixel size, 4.1-4.4
-# um; a stated pixel size too large is told past about 2x, where counts still held), and the one
-# a right pixel size gives on the simulator's scans, for the pixel size the nuclei suggest.
+# a scan's nuclei may have at the stated pixel size (leukocytes' 5-8 um at half their peak read
+# 6.0-7.2 um on simulated scans of 0.25-2 um/px; at half the true pixel size, where counts
+# broke, 4.0-4.4 um at 0.64 and 4.7-5.0 at 1-1.6 um/px, a few pixels blurring wider; a size
+# too large is told past about 2x, where counts held), and the one a right pixel size gives.
 MIN_NUCLEI = 20
-NUCLEUS_UM = (4.7, 14.0)
+NUCLEUS_UM = (5.4, 14.0)
 SCAN_NUCLEUS_UM = 7.0
 # A crop narrower than this holds no whole cell (a tight export is ~1.3 cell diameters wide).
 CELL_MIN_UM = 8.0
@@ -344,9 +344,9 @@ def _off_scale(median: float | None, measured: int, stated: float | None, what: 
                                                             if what == "crops" else "")
     return (f"the nuclei of the {what} read {median:.1f} um across (median of {measured}) at "
             f"the stated pixel size of {stated:g} um, where a scan's read {low:g}-{high:g}: is "
-            f"that pixel size right ({where})? The nuclei suggest about "
-            f"{stated * SCAN_NUCLEUS_UM / median:.2g} ({hint}); cells read at the wrong scale "
-            "are called by the wrong sizes")
+            f"that pixel size right ({where})? The nuclei suggest {'at least ' * (median < low)}"
+            f"about {stated * SCAN_NUCLEUS_UM / median:.2g} ({hint}); cells read at the wrong "
+            "scale are called by the wrong sizes")
 
 
 class CropFolderSigns:

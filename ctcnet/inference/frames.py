@@ -33,9 +33,14 @@ from ctcnet.core.ordered import ordered_map
 from ctcnet.core.paths import written_lately
 from ctcnet.detect.cropping import extract_crops
 from ctcnet.detect.detection import DetectConfig, detect_events
-from ctcnet.detect.metadata_signs import frame_signs, metadata_problems, spread_rows
+from ctcnet.detect.metadata_signs import (
+    MIN_NUCLEI,
+    NUCLEUS_UM,
+    frame_signs,
+    metadata_problems,
+    spread_rows,
+)
 from ctcnet.errors import InputError, WholeFileError
-from ctcnet.inference.backends import TORCH_INSTALL, cpu_cores, cpu_frame_workers, has_torch
 from ctcnet.inference.guard import RULES, measure_for_guard_start
 from ctcnet.inference.model_records import frames_made_by, same_model_file
 from ctcnet.inference.options import spec_read_as
@@ -366,6 +371,8 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
     said, signs = metadata_problems([e.get("signs") for e in done.values()], cartridge.panel,
                                     cartridge.panel.pixel_size_um)
     said = [f"{line} (metadata_check)" for line in said]
+    if unjudged := _unjudged_scale(signs):  # too few nuclei to judge, yet out of the band
+        log.warning("%s: %s", cartridge.sample_id, unjudged)
     # An 8-bit export is read, with a warning; kept here, so a report pooling samples sees it.
     signs["eight_bit_frames"] = sum(bool(e.get("eight_bit")) for e in done.values())
     for line in said:
@@ -383,6 +390,19 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
                     cartridge.sample_id, "; ".join(made), this_run)
     return cartridge, {fid: e["record"] for fid, e in done.items() if e.get("record")}, \
         checked, signs, made
+
+
+def _unjudged_scale(signs: dict) -> str | None:
+    """What to say where too few nuclei were measured to judge the stated pixel size (a
+    sparse scan) and they read out of a nucleus's band all the same (a 40x scan stated at
+    4x its pixel size read 23 um on 17 nuclei, said nowhere): a warning, not a problem."""
+    median, measured = signs.get("nucleus_median_um"), signs.get("nuclei_measured", 0)
+    if signs.get("pixel_size_judged") or median is None or not measured or \
+            NUCLEUS_UM[0] <= median <= NUCLEUS_UM[1]:
+        return None
+    return (f"the pixel size was not judged: {measured} nuclei measured ({MIN_NUCLEI} needed), "
+            f"yet they read {median:.1f} um across, where a scan's read "
+            f"{NUCLEUS_UM[0]:g}-{NUCLEUS_UM[1]:g}: is panel.json's pixel_size_um right?")
 
 
 def measure_scan_leaks(cartridge: Cartridge, spec: ModelSpec, config: DetectConfig,
@@ -420,67 +440,3 @@ def measure_scan_leaks(cartridge: Cartridge, spec: ModelSpec, config: DetectConf
     log.info("%s: CK spillover %s (from %d CK+ events of %d frames)", cartridge.sample_id,
              record["leaks"], len(ratio), len(picks))
     return leaks, record
-
-
-def default_workers(backend=None) -> int:
-    """Frame threads when not given. On a GPU: enough CPU cores to keep it fed. On a CPU:
-    ``cpu_frame_workers`` (two on 2-3 cores, one per four cores on larger machines, whose
-    other cores go to the model)."""
-    cores = cpu_cores()
-    if backend is not None and backend.gpu is not None:
-        return max(1, min(8, cores - 1))
-    return cpu_frame_workers(cores)
-
-
-def frame_device_name(device) -> str:
-    """What a run records of where its frames' dense work ran: ``numpy``, or the torch device
-    (``cpu``, ``cuda:0``)."""
-    return "numpy" if device is None else str(device)
-
-
-def resolve_frame_device(option: str | None, backend=None):
-    """The torch device for the frames' dense work (see ``PredictOptions.frame_device``), or
-    None for numpy. ``auto`` takes the model's GPU (torch: its device; onnxruntime: its CUDA
-    provider's device) when torch can use it, else numpy; a device asked for by name must
-    exist."""
-    option = (option or "numpy").strip().lower()
-    if option == "auto":
-        option = _model_gpu(backend)
-        if option is None:
-            return None
-    if option == "numpy":
-        return None
-    if not has_torch():
-        raise InputError(f"frame device {option!r} needs torch, which this install lacks: "
-                         f"{TORCH_INSTALL} (or --frame-device numpy)")
-    try:
-        import torch
-
-        device = torch.device(option)
-    except (ImportError, RuntimeError) as err:
-        raise InputError(f"frame device {option!r}: {err}") from None
-    if device.type not in ("cpu", "cuda"):
-        raise InputError(f"frame device {option!r}: use auto, numpy, cpu or cuda[:N]")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError(f"frame device {option!r}: no CUDA device is available")
-        index = torch.cuda.current_device() if device.index is None else device.index
-        if index >= torch.cuda.device_count():
-            raise InputError(f"frame device {option!r}: there are "
-                             f"{torch.cuda.device_count()} CUDA device(s)")
-        device = torch.device("cuda", index)  # one name per device: cuda and cuda:0 alike
-    return device
-
-
-def _model_gpu(backend) -> str | None:
-    """The GPU a backend runs on (``Backend.gpu``), when torch can use it too; else None."""
-    gpu = backend.gpu if backend is not None else None
-    if gpu is None:
-        return None
-    try:
-        import torch
-    except ImportError:
-        return None
-    return gpu if torch.cuda.is_available() else None
-
-

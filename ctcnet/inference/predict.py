@@ -57,20 +57,14 @@ from ctcnet.inference.crop_sets import predict_crop_dataset
 from ctcnet.inference.distributed import shard
 from ctcnet.inference.dropped_planes import with_dropped_plane_problems
 from ctcnet.inference.finishing import Finishing, FrameFinisher, no_events_table
+from ctcnet.inference.frame_device import default_workers, frame_device_name, resolve_frame_device
 from ctcnet.inference.frame_workers import (
     finished,
     prepared_frames,
     sweep_killed_runs,
     uses_processes,
 )
-from ctcnet.inference.frames import (
-    default_workers,
-    frame_device_name,
-    import_frame_modules,
-    measure_scan_leaks,
-    resolve_frame_device,
-    with_frame_records,
-)
+from ctcnet.inference.frames import import_frame_modules, measure_scan_leaks, with_frame_records
 from ctcnet.inference.ground_truth import compare_with_ground_truth
 from ctcnet.inference.inputs import check_writable, checked_cartridge, checked_inputs
 from ctcnet.inference.journal import (

@@ -18,7 +18,7 @@ from ctcnet.inference.counts import (
     implausible_frames,
     implausible_marker_balance,
 )
-from ctcnet.inference.frames import default_workers
+from ctcnet.inference.frame_device import default_workers
 from ctcnet.inference.guard import cluster_partners, guard_summary
 from ctcnet.inference.guard.rules import CK_NEGATIVE_CTC_ROLES
 from ctcnet.inference.model_records import model_path, model_sha256

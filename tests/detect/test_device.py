@@ -13,7 +13,7 @@ from ctcnet.detect.cropping import extract_crops
 from ctcnet.detect.detection import DetectConfig, detect_events
 from ctcnet.errors import InputError
 from ctcnet.inference.backends import OnnxBackend, TorchBackend
-from ctcnet.inference.frames import resolve_frame_device
+from ctcnet.inference.frame_device import resolve_frame_device
 from ctcnet.io.panel import load_panel
 
 PANEL = load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})

@@ -337,3 +337,20 @@ def test_the_frames_of_an_8_bit_export_are_counted_in_the_summary(clean_run, car
     again = predict(clean_run, cart)  # every frame from the journal
     assert again.frames.resumed_from_journal == 3
     assert again.metadata_check["eight_bit_frames"] == 2
+
+
+def test_too_few_nuclei_to_judge_yet_out_of_the_band_is_warned_of():
+    """A sparse 40x scan stated at 4x its pixel size read its 17 nuclei 23 um across: too few
+    to judge (20), said nowhere; a warning now, not a problem."""
+    from ctcnet.inference.frames import _unjudged_scale
+
+    said = _unjudged_scale({"pixel_size_judged": False, "nuclei_measured": 17,
+                            "nucleus_median_um": 23.36})
+    assert said.startswith("the pixel size was not judged: 17 nuclei measured (20 needed), "
+                           "yet they read 23.4 um across")
+    assert _unjudged_scale({"pixel_size_judged": False, "nuclei_measured": 17,
+                            "nucleus_median_um": 7.0}) is None
+    assert _unjudged_scale({"pixel_size_judged": True, "nuclei_measured": 40,
+                            "nucleus_median_um": 23.0}) is None
+    assert _unjudged_scale({"pixel_size_judged": False, "nuclei_measured": 0,
+                            "nucleus_median_um": None}) is None
