@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ctcnet.core.log_capture import kept_warnings
 from ctcnet.core.paths import absolute
 from ctcnet.core.printable import spreadsheet_table
 from ctcnet.core.provenance import software_record
@@ -97,7 +98,9 @@ def _classified(root: str | Path, backend, out_dir: Path, options: PredictOption
     # a near-balanced folder of crops. Its calls are the plain most probable class unless the
     # user states a prior (--prior), as ``ctcnet evaluate`` makes them.
     spec, prior = spec_for_crop_set(backend.spec, options.prior)
-    with progress_bar(None, options.quiet) as progress:
+    # What the checks of the crops warn of is kept in the summary and on the page: said on
+    # the console alone, a folder read at the wrong scale looked right to a later reader.
+    with kept_warnings() as said, progress_bar(None, options.quiet) as progress:
         bars = StepBars(progress, Path(root).name)
         index = read_crop_index(root, pixel_size=options.pixel_size,
                                 progress=bars).conform(spec.panel)
@@ -110,7 +113,7 @@ def _classified(root: str | Path, backend, out_dir: Path, options: PredictOption
             reading = read_and_classify(index, spec, backend.predict_proba, crops,
                                         options.compensate, rules, bars)
             return _finish(root, index, reading.read_as or spec, prior, backend, out_dir,
-                           options, rules, reading, crops)
+                           options, rules, reading, crops, said)
 
 
 class CropSetReading(NamedTuple):
@@ -185,7 +188,7 @@ def read_and_classify(index, spec, network: Callable[[np.ndarray], np.ndarray],
 
 
 def _finish(root, index, spec, prior, backend, out_dir: Path, options: PredictOptions, rules,
-            reading: CropSetReading, crops: SpilledArray) -> CropRunSummary:
+            reading: CropSetReading, crops: SpilledArray, said: list[str]) -> CropRunSummary:
     """The calls (the markers taking part), the tables, summary.json and the page."""
     t0 = time.perf_counter()
     # Each crop is a cell someone chose: its markers take part in the call
@@ -226,6 +229,7 @@ def _finish(root, index, spec, prior, backend, out_dir: Path, options: PredictOp
         spillover=reading.spillover,
         leak_check=reading.leak_check,
         model_sha256=model_sha256(backend), markers_decide=bool(options.marker_calls),
+        warnings=list(said),
         timings_s={**reading.timings_s, "calls": time.perf_counter() - t0,
                    "total": sum(reading.timings_s.values()) + time.perf_counter() - t0})
     _keep_one_of_other_settings(out_dir, summary)

@@ -305,6 +305,8 @@ class CropRunSummary:
     # Whether the crops' markers took part in the calls (False: --network-calls-only); None
     # in a summary written before it was recorded.
     markers_decide: bool | None = None
+    # What the run warned of (a pixel size the nuclei belie, saturated or 8-bit crops).
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """The summary as plain data (``spillover`` only when measured)."""

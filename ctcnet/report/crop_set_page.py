@@ -160,6 +160,8 @@ def write_crop_set_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray,
                          f"{check['leaks'][name]:.0%}, past the marker guard's "
                          f"{check['allowance'][name]:.0%}: CTCs may be called another class; "
                          "label a few and fine-tune (docs/adapting.md)"))
+    for line in s.warnings:  # the checks' warnings (a pixel size the nuclei belie)
+        overview.append(("warning", line))
     counts = "".join(f"<tr><td>{html.escape(c)}</td><td>{s.counts.get(c, 0)}</td>"
                      f"<td>{s.held.get(c, 0)}</td></tr>" for c in spec.class_names)
     middle = ("<h2>Calls</h2><table><tr><th>class</th><th>counted</th><th>held by the guard"

@@ -286,6 +286,18 @@ def test_a_raw_crop_folder_misdescribed_is_warned_of(leukocytes, tmp_path, caplo
     elif order == "half pixel":
         assert len(said) == 1 and said[0].startswith(
             f"crop dataset {tmp_path}: the nuclei of the crops read 3.")
+        # predict keeps it in the folder's summary.json and on its page, not the console alone
+        from ctcnet.inference.backends import load_backend
+        from ctcnet.inference.crop_sets import predict_crop_dataset
+        from ctcnet.inference.predict import PredictOptions
+
+        model, _ = save_tiny_model(tmp_path.parent / "tiny.pt", crop_size=SIDE, width=8)
+        out = tmp_path.parent / "out"
+        summary = predict_crop_dataset(tmp_path, load_backend(model, device="cpu"), out,
+                                       PredictOptions(quiet=True))
+        kept = [w for w in summary.warnings if "the nuclei of the crops read 3." in w]
+        assert len(kept) == 1
+        assert kept[0] in json.loads((out / "summary.json").read_text())["warnings"]
     else:
         pair, start = ("DAPI and CK", "the nucleus lies in the CK plane on 60 of the 60 crops") \
             if order[0] == 1 else ("CD45 and CD66b", "40 nucleated crops are lit in CD66b")
