@@ -39,8 +39,11 @@ def plausibility_problems(cartridge) -> list[str]:
     lo, hi = SCAN_PIXEL_SIZE_UM
     px = float(cartridge.panel.pixel_size_um)
     if not lo <= px <= hi:
-        raise InputError(f"panel.json: pixel_size_um {px:g} is not a scan's pixel size ({lo:g} "
-                         f"to {hi:g} um per pixel; CellSearch: 0.64); a unit slip?",
+        why = (f"coarser, a 12 um cell spans under {12 / hi:.0f} pixels, too few to read its "
+               "markers: scan at a finer pixel size, or bin less" if px > hi else
+               "a unit slip (nm for um)?")
+        raise InputError(f"panel.json: pixel_size_um {px:g} is outside what ctcnet reads as a "
+                         f"scan ({lo:g} to {hi:g} um per pixel; CellSearch: 0.64): {why}",
                          cartridge.root)
     volume = float(cartridge.blood_volume_ml)
     if volume > WHOLE_BLOOD_ML:

@@ -59,7 +59,10 @@ def rewrite_frame(path, edit):
 def test_a_pixel_size_no_scan_has_is_refused_in_one_line(clean_run, cart, capsys, pixel_size):
     edit_json(cart / "panel.json", pixel_size_um=pixel_size)
     status, err = predict_cli(capsys, clean_run, cart)
-    assert_one_line_error(status, err, "is not a scan's pixel size (0.05 to 2 um per pixel")
+    assert_one_line_error(status, err, "is outside what ctcnet reads as a scan (0.05 to 2 um "
+                                       "per pixel; CellSearch: 0.64): " + (
+                                           "coarser, a 12 um cell spans under 6 pixels"
+                                           if pixel_size > 2 else "a unit slip (nm for um)?"))
     assert not (cart.parent / "cli" / "S1").exists()  # refused before any work
 
 
