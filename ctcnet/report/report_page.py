@@ -252,17 +252,21 @@ def unread_markers_html(unread: dict | None) -> str:
     parts = []
     for name, r in unread["planes"].items():
         leak, past = r.get("ck_leak"), r.get("ck_leak_past_allowance")
+        reviewed = (unread.get("after_review") or {}).get(name) or {}
         parts.append(f"{name}: {r['counted_ctcs_above']} of {r['counted_ctcs']} counted CTCs "
                      f"above {r['above_level']:g} (the {r['leukocytes']} leukocytes' median "
                      f"{r['leukocyte_median']:g}, sd {r['leukocyte_sd']:g})"
                      + (f", CK's leak into it {leak:.1%} on the CTCs" if leak is not None else "")
+                     + (f"; after review {reviewed['counted_ctcs_above']} of "
+                        f"{reviewed['counted_ctcs']}" if reviewed.get("counted_ctcs_above")
+                        is not None else "")
                      + (": PAST THE ALLOWANCE, a leak of CK the figure cannot tell from the "
                         "marker, or the marker on most CTCs" if past else "")
                      if r["above_level"] is not None else
                      f"{name}: {r['leukocytes']} leukocytes, too few for a reference")
     return (f'<p id="unread-markers"><b>Planes the model does not read</b> (each event\'s '
             f"mean over its object in them: events.csv, mean_&lt;plane&gt;; of the automatic "
-            f"count's CTC calls, not reread after a review; above: "
+            f"count's CTC calls, and of those counted after a review where one was made; above: "
             f"{html.escape(unread['rule'].split(';')[0])}): "
             f"{html.escape('; '.join(parts))}</p>")
 

@@ -21,12 +21,15 @@ from functools import cached_property
 from pathlib import Path
 
 from ctcnet.errors import InputError
+from ctcnet.exports.event_exports import REVIEWER_CALL
+from ctcnet.exports.event_exports import after_review as events_after_review
 from ctcnet.inference.counts import ReviewedCounts, count_events
 from ctcnet.inference.figures_seal import figures_edited
 from ctcnet.inference.result_state import RESEARCH_USE, result_state
 from ctcnet.inference.run_entry import review_entry
 from ctcnet.inference.run_index import refresh_run_index
 from ctcnet.inference.summary import RunSummary, keep_not_as_written
+from ctcnet.inference.unread_markers import after_review as unread_after_review
 from ctcnet.io.atomic import exclusive_folder
 from ctcnet.io.panel import Panel
 from ctcnet.report.colours import DEFAULT_PALETTE, overlay_legend
@@ -408,7 +411,9 @@ class Sample(SampleImages):
                     fields["counts"] else figures_edited(on_disk) and (
                         "its figures (an after-review count, a rate) were changed since "
                         "ctcnet wrote them: its seal says so")
-                updated = replace(summary, **fields, reviewed=counted[1] if decided else None)
+                updated = replace(summary, **fields, reviewed=counted[1] if decided else None,
+                                  unread_markers=self.unread_now(summary.unread_markers,
+                                                                 matched, decided))
                 signed = self.signoff(matched, counted[1])
                 now = {**updated.to_dict(), "signoff": signed}
                 # The folder held only to write: a look leaves an archive's files as they lie.
@@ -449,8 +454,24 @@ class Sample(SampleImages):
         this sample read."""
         decided = matched.n_decisions or len(matched.unattached)
         now = replace(self.summary, **RunSummary.count_fields(self.tally),
-                      reviewed=reviewed if decided else None)
+                      reviewed=reviewed if decided else None,
+                      unread_markers=self.unread_now(self.summary.unread_markers, matched,
+                                                     decided))
         return {**now.to_dict(), "signoff": self.signoff(matched, reviewed)}
+
+    def unread_now(self, unread: dict | None, matched: D.Matched, decided) -> dict | None:
+        """summary.json's figures of the planes the model does not read, with those of the
+        CTCs counted after the review where it has decisions (:func:`after_review`)."""
+        if not unread:
+            return unread
+        base = {k: v for k, v in unread.items() if k != "after_review"}
+        if not decided:
+            return base
+        given = dict(zip(matched.decisions["event_id"].astype(int).tolist(),
+                         matched.decisions["reviewer_call"].astype(str).tolist()))
+        events = self.events.assign(**{REVIEWER_CALL: [
+            given.get(int(e), "") for e in self.events["event_id"].tolist()]})
+        return unread_after_review(base, self.events, *events_after_review(events))
 
     def _refresh_run_index(self) -> None:
         """The folder's run.json and samples.csv (predict's index and table: what a

@@ -166,3 +166,48 @@ def test_tables_of_other_columns_are_written_as_the_first():
     assert same_columns(lacking, first).column("mean_HER2").null_count == 1
     more = pa.table({"event_id": [1], "mean_HER2": [3.0], "x": [2.0], "mean_VIM": [1.0]})
     assert same_columns(more, first).column_names == first
+
+
+def test_the_figures_are_read_again_over_the_ctcs_counted_after_review():
+    """A reviewer rejects a CTC above the line and confirms a held one above it: the figure
+    after review is of the CTCs then counted (it stayed the automatic count's: 19 of 27
+    HER2+ beside a signed-off 26)."""
+    from ctcnet.inference.unread_markers import after_review
+
+    n_wbc = 40
+    rng = np.random.default_rng(1)
+    events = pd.DataFrame({
+        "event_id": np.arange(n_wbc + 4), "class": ["wbc"] * n_wbc + ["ctc"] * 4,
+        "guard": [""] * n_wbc + ["", "", "", "possible_ctc"],
+        "mean_CK": np.r_[rng.normal(200, 2, n_wbc), [900.0] * 4],
+        "mean_HER2": np.r_[rng.normal(176, 1.2, n_wbc), [600.0, 600.0, 176.0, 600.0]]})
+    unread = unread_marker_summary(events, ["HER2"], ["ctc"], ["wbc"], ck_name="CK")
+    assert unread["planes"]["HER2"]["above_event_ids"] == [n_wbc, n_wbc + 1]
+    final = events["class"].to_numpy().copy()
+    kept = (events["guard"] == "").to_numpy().copy()
+    kept[n_wbc] = False  # rejected
+    kept[n_wbc + 3] = True  # the held one confirmed
+    reviewed = after_review(unread, events, final, kept)["after_review"]["HER2"]
+    assert reviewed == {"counted_ctcs": 3, "counted_ctcs_above": 2,
+                        "above_event_ids": [n_wbc + 1, n_wbc + 3]}
+    assert unread["planes"]["HER2"]["counted_ctcs_above"] == 2  # the automatic figure kept
+
+
+def test_a_review_writes_the_figures_after_review_into_summary_json(runs, tmp_path):
+    import shutil
+
+    from ctcnet.review_server.sample import Sample
+
+    source = next((runs / "out_six").glob("*/summary.json")).parent
+    folder = tmp_path / source.name
+    shutil.copytree(source, folder)
+    sample = Sample(source.name, folder)
+    state = sample.state("ann")
+    ctcs = [c["event_id"] for c in state["candidates"] if c["call"] == "ctc"][:1]
+    assert ctcs
+    sample.decide_many({"event_ids": ctcs, "call": "reject", "run_id": state["run_id"]},
+                       "ann")
+    sample.state("ann")
+    written = json.loads((folder / "summary.json").read_text())["unread_markers"]
+    before = written["planes"]["HER2"]["counted_ctcs"]
+    assert written["after_review"]["HER2"]["counted_ctcs"] == before - 1
