@@ -364,7 +364,8 @@ def refuse_crops_without_torch() -> None:
 
 # Options only a crop set's evaluation reads, with their defaults: given with cartridges they
 # would be ignored (a calibrated model never written, a baseline folder never read).
-CROP_ONLY_OPTIONS = {"calibrate_on": None, "save_model": None, "overwrite": False,
+# (--overwrite is read by both: a cartridge's outputs are made again in any case.)
+CROP_ONLY_OPTIONS = {"calibrate_on": None, "save_model": None,
                      "review_precision": 0.99, "pixel_size": None, "network_calls_only": False,
                      "batch_size": 256, "no_baselines": False, "baseline_train": None,
                      "train_per_class": 300, "split": None}

@@ -272,6 +272,12 @@ def test_evaluate_command_on_simulated_cartridges(tmp_path, capsys, caplog):
         err = capsys.readouterr().err.strip().splitlines()
         assert rc == 2 and len(err) == 1 and named in err[0], err
         assert not (tmp_path / "out2").exists() and not Path("cal.pt").exists()
+    # --overwrite, a rerun's habit, is no crop-set option: cartridges are made again anyway.
+    from argparse import Namespace
+
+    from ctcnet.commands.evaluate import refuse_crop_options
+
+    refuse_crop_options(Namespace(data="carts", overwrite=True))
     # Two cartridges of one sample id (a seed drawn again with a shift) would be one output
     # folder: refused by name before any work, not the first's results replaced.
     simulate_cartridge(tmp_path / "carts" / "c1_dim", num_frames=1, frame_shape=(256, 320),
