@@ -131,7 +131,9 @@ def safe_sample_id(value, root: Path, source: str = "cartridge.json: sample_id")
     # Path(sid).name differs from sid for anything with a drive or root (Windows "c:x").
     if not sid or sid in (".", "..") or "/" in sid or "\\" in sid or \
             ("\0" not in sid and sid != Path(sid).name):
-        problem = "an empty name" if not sid else "no '/', '\\' or '..'"
+        problem = (("text or a whole number, not a " + type(value).__name__) if not
+                   isinstance(value, (str, int)) or isinstance(value, bool) else
+                   "an empty name") if not sid else "no '/', '\\' or '..'"
     elif any(unicodedata.category(c) == "Cc" for c in sid):
         problem = "no control characters (a line break, a tab)"
     elif any(unicodedata.category(c) == "Cs" for c in sid):  # "\udce9" in JSON: no text

@@ -249,3 +249,14 @@ def test_a_sample_id_one_slip_from_its_folders_name_is_said(tmp_path, caplog):
     assert len(said) == 2, said
     assert "cartridge.json's sample_id 'P20_WK3' is not its folder's name 'P02_WK3', " \
         "nearly: a slip in one of them? The outputs go by the sample id (P20_WK3)" in said[0]
+
+
+def test_a_sample_id_of_another_json_type_is_named_so_not_an_empty_name(tmp_path):
+    """A list, a number with a fraction or true as cartridge.json's sample_id: refused
+    saying what it is (it read "an empty name")."""
+    for value, kind in ((["x"], "list"), (3.5, "float"), (True, "bool")):
+        with pytest.raises(InputError, match=f"text or a whole number, not a {kind}"):
+            safe_sample_id(value, tmp_path)
+    with pytest.raises(InputError, match="an empty name"):
+        safe_sample_id("  ", tmp_path)
+    assert safe_sample_id(17, tmp_path) == "17"
