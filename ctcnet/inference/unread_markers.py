@@ -54,8 +54,9 @@ def unread_marker_summary(events: pd.DataFrame, names: list[str], ctc_classes: l
     the guard did not hold) above it, with their event ids; None where there are no such
     planes. ``ck_name``: the scan's CK plane (``mean_<ck_name>``; None: no CK, no leak
     allowed for); ``leak_allowance``: the share of a CTC's CK excess not read as the marker
-    (see the module). A leak past it is warned of (``sample_id`` names the sample) and
-    marked (``ck_leak_past_allowance``): the figure cannot tell the marker from it."""
+    (see the module). A leak past it is marked (``ck_leak_past_allowance``: the figure
+    cannot tell the marker from it) and, where ``sample_id`` names the sample (predict's
+    run, not a review's reading again), warned of."""
     names = [n for n in names if f"mean_{n}" in events]
     if not names:
         return None
@@ -86,7 +87,7 @@ def unread_marker_summary(events: pd.DataFrame, names: list[str], ctc_classes: l
                 record["ck_leak"] = _ck_leak(excess, ck_excess)
                 past = record["ck_leak"] is not None and record["ck_leak"] > leak_allowance
                 record["ck_leak_past_allowance"] = past
-                if past:
+                if past and sample_id:
                     log.warning("%s: CK leaks %.1f%% into %s on the counted CTCs, past the "
                                 "%.0f%% allowed for: its CTCs above the leukocytes cannot be "
                                 "told from CK's leak (or nearly every CTC carries it)",

@@ -84,7 +84,8 @@ _DYE_WORD = re.compile(r"^(apc|pe|fitc|percp|bv\d+|bb\d+|af\d+|alexa\d*|cy\d+|dy
 
 def _marker_words(name: str) -> list[str]:
     """A marker's name as words, upper case: a file's ``-``, ``_``, space or ``.`` and a
-    panel name's ``/`` (``HER2/neu``, which no file name can hold) all part them alike."""
+    panel name's ``/`` or brackets (``HER2/neu``, which no file name can hold; ``HER2
+    (FITC)``) all part them alike."""
     return [w.upper() for w in re.split(r"[-_ ./()]+", name.strip()) if w]
 
 
