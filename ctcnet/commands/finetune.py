@@ -87,11 +87,29 @@ def run(args: argparse.Namespace) -> int:
     # Refused before the training if the model or its card exists (unless --overwrite), is
     # the base model, or could not be written (a folder, a missing or read-only folder).
     record = finetune(args.data, args.out, base, options, overwrite=args.overwrite)
+    print(f"{result_line(record, args.out)}; {record['seconds']['total']:.0f} s -> "
+          f"{args.out}")
+    return 0
+
+
+def result_line(record: dict, out) -> str:
+    """What a fine-tune's console line says of its figures (``record``: :func:`finetune`'s),
+    and a warning where the tuned model reads the held-out crops worse than its base."""
     held, calls = record["held_out"], record["held_out_calls"]
     line = (f"held-out macro-F1 of the calls (the markers taking part, as predict makes "
             f"them) {calls['base']['macro_f1']:.4f} -> {calls['finetuned']['macro_f1']:.4f}, "
             f"of the network's own {held['base']['macro_f1']:.4f} -> "
             f"{held['finetuned']['macro_f1']:.4f}")
+    absent = [name for name, n in record["data"]["held_out"]["per_class"].items() if not n]
+    if absent:  # a macro-F1 of the classes held out alone (one class, once)
+        line += f" (the held-out crops hold no {', '.join(absent)})"
+    if calls["finetuned"]["macro_f1"] < calls["base"]["macro_f1"]:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "%s: the fine-tuned model reads the held-out crops worse than its base (%.4f -> "
+            "%.4f): compare the two on crops of your own (ctcnet evaluate) before using it",
+            out, calls["base"]["macro_f1"], calls["finetuned"]["macro_f1"])
     sim = record["simulated_test"]
     if sim:
         line += (f"; simulated test {sim['base']['macro_f1']:.4f} -> "
@@ -102,8 +120,7 @@ def run(args: argparse.Namespace) -> int:
         from ctcnet.evaluation.recalibration import describe
 
         line += f"; recalibrated: {describe(record['calibration'])}"
-    print(f"{line}; {record['seconds']['total']:.0f} s -> {args.out}")
-    return 0
+    return line
 
 
 def _say_a_shipped_name(out) -> None:

@@ -490,3 +490,20 @@ def test_held_out_crops_the_base_model_learnt_from_are_said_and_carded(lab, tmp_
         ".md").read_text()
     _, first_spec = load_model(first)
     assert first_spec.training["finetune"]["data"]["held_out"]["learnt_by_base"] == 0
+
+
+def test_the_result_line_says_the_classes_held_out_lack_and_a_worse_model_is_warned_of(
+        caplog):
+    """Held-out crops of one class gave the headline macro-F1 0.79 -> 0.67 unqualified, and
+    the worse model was written with no word."""
+    from ctcnet.commands.finetune import result_line
+
+    record = {"held_out": {"base": {"macro_f1": 0.8}, "finetuned": {"macro_f1": 0.7}},
+              "held_out_calls": {"base": {"macro_f1": 0.7879}, "finetuned": {"macro_f1": 0.6667}},
+              "data": {"held_out": {"per_class": {"ctc": 0, "emt_ctc": 20, "wbc": 0}}},
+              "simulated_test": {}, "calibration": {"skipped": "too few"}}
+    with caplog.at_level("WARNING"):
+        line = result_line(record, "lab.pt")
+    assert "0.7879 -> 0.6667" in line and "(the held-out crops hold no ctc, wbc)" in line
+    assert "lab.pt: the fine-tuned model reads the held-out crops worse than its base " \
+        "(0.7879 -> 0.6667)" in caplog.text
