@@ -354,3 +354,18 @@ def test_too_few_nuclei_to_judge_yet_out_of_the_band_is_warned_of():
                             "nucleus_median_um": 23.0}) is None
     assert _unjudged_scale({"pixel_size_judged": False, "nuclei_measured": 0,
                             "nucleus_median_um": None}) is None
+
+
+def test_a_sparse_scan_whose_few_nuclei_read_no_nucleus_size_is_partial(clean_run, cart):
+    """Too few nuclei to judge the pixel size (20), yet far out of a nucleus's band: a scan
+    of few events stated at a sixth of its pixel size counted none of its CTCs as ok; from 3
+    nuclei on it is a problem (partial), said in summary.json."""
+    from conftest import edit_json, predict
+
+    clean = clean_run["clean"].metadata_check
+    assert not clean["pixel_size_judged"] and clean["nuclei_measured"] >= 3
+    edit_json(cart / "panel.json", pixel_size_um=0.1)
+    summary = predict(clean_run, cart)
+    said = [p for p in summary.problems if p.startswith("the pixel size was not judged")]
+    assert summary.status == "partial" and len(said) == 1, summary.problems
+    assert said[0].endswith("is panel.json's pixel_size_um right? (metadata_check)")
