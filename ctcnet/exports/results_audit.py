@@ -23,6 +23,7 @@ from ctcnet.errors import InputError
 from ctcnet.exports.sample_review import signoff_now
 from ctcnet.inference.figures_seal import TABLE_DIGESTS, check_figures_sealed, table_as_recorded
 from ctcnet.inference.summary import RunSummary
+from ctcnet.review.decision_journal import read_decisions
 from ctcnet.review.decisions import REVIEW_FILE, SECOND_FILE, find_samples
 from ctcnet.review.journal_seal import JournalEdited, check_as_sealed
 from ctcnet.review.signoff import CURRENT, EDITED
@@ -176,13 +177,24 @@ def _signoff_findings(folder: Path, data: dict, problems: list, notes: list) -> 
     """The sign-off's status as its record and decisions hold now (None: never signed off),
     what of it is a problem (its record altered or gone) or a note (stale, unchecked seals,
     candidates vouched for unseen) added to ``problems`` and ``notes``."""
-    if not data.get("signoff"):
-        return None
     try:
         record = signoff_now(folder, pd.read_parquet(folder / "events.parquet"),
                              RunSummary.from_dict(data), say=False)  # (read once, above)
     except (OSError, ValueError, InputError) as err:
         record = {"status": f"not checked: {err}"}
+    if not data.get("signoff"):  # its copy taken out of a summary whose run is signed off
+        if record and record.get("status") == CURRENT:
+            problems.append("summary.json names no sign-off, but signoff.json holds this "
+                            "run's (its copy removed by hand?)")
+        return None
+    # The names the sign-off credits with its decisions are review.csv's (sealed, checked
+    # above): one name written over in every copy of the record passed as intact.
+    named = {str(r) for journal in (REVIEW_FILE, SECOND_FILE)
+             for r in read_decisions(folder, journal)["reviewer"]}
+    strangers = sorted(set((record or {}).get("decided_by") or {}) - named)
+    if strangers:
+        problems.append(f"its sign-off credits {', '.join(strangers)} with decisions "
+                        f"{REVIEW_FILE} does not name: edited by hand?")
     status = record["status"] if record else "withdrawn (its record is gone)"
     # summary.json's copy of the record (what run.json, samples.csv and the report read)
     # against the record itself: a reviewer's name changed in the copy alone passed.

@@ -653,3 +653,36 @@ def test_verify_results_holds_summarys_sign_off_and_folder_name_to_their_records
                for p in audit["problems"])
     assert any("run.json lists P001, whose summary.json is not there" in p
                for p in audit_run(results))
+
+
+def test_verify_results_finds_a_name_written_over_in_every_copy_and_a_copy_removed(folder):
+    """The reviewer's name replaced in signoff.json, its history and summary.json alike
+    passed as intact (review.csv, sealed, names who decided); summary.json's sign-off taken
+    out while signoff.json holds this run's passed a one-sample audit."""
+    from ctcnet.exports.results_audit import audit_results
+
+    record = json.loads((folder / "signoff.json").read_text())
+    record["decided_by"] = {"someone else": sum(record["decided_by"].values())}
+    (folder / "signoff.json").write_text(json.dumps(record))
+    data = json.loads((folder / "summary.json").read_text())
+    data["signoff"]["decided_by"] = record["decided_by"]
+    (folder / "summary.json").write_text(json.dumps(data))
+    history = (folder / "signoff_history.jsonl").read_text().splitlines()
+    last = json.loads(history[-1])
+    last["decided_by"] = record["decided_by"]
+    (folder / "signoff_history.jsonl").write_text("\n".join([*history[:-1], json.dumps(last)])
+                                                   + "\n")
+    (audit,) = audit_results(folder)
+    assert audit["problems"] == ["its sign-off credits someone else with decisions review.csv "
+                                 "does not name: edited by hand?"], audit["problems"]
+
+
+def test_verify_results_finds_summarys_sign_off_removed(folder):
+    from ctcnet.exports.results_audit import audit_results
+
+    data = json.loads((folder / "summary.json").read_text())
+    del data["signoff"]
+    (folder / "summary.json").write_text(json.dumps(data))
+    (audit,) = audit_results(folder)
+    assert "summary.json names no sign-off, but signoff.json holds this run's (its copy " \
+        "removed by hand?)" in audit["problems"]
