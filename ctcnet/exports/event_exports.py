@@ -380,8 +380,10 @@ def plan_exports(results: str | Path, fcs: bool, geojson: bool,
         # ("Patient 17", "Patient_17"), or only in case, would write one file.
         if out is not None and stem.casefold() in stems:
             raise InputError(f"samples {stems[stem.casefold()]!r} and {name!r} would both be "
-                             f"exported as {stem}: export without --out (beside each sample) "
-                             "or each into its own --out", Path(out))
+                             f"exported as {stem}: " + (
+                                 "give them codes that differ in more than case" if codes
+                                 else "export without --out (beside each sample) or each "
+                                 "into its own --out"), Path(out))
         stems[stem.casefold()] = name
         fcs_file, geojson_dir = in_folder_exports(folder, name) if out is None else \
             (Path(out) / f"{stem}.fcs", Path(out) / f"{stem}_geojson")

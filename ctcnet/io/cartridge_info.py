@@ -181,13 +181,16 @@ def unread_keys(info: dict, most: int = 20) -> dict | None:
 # Words of a key naming a person or a patient's identifier (patient_name, dob, mrn,
 # hospital_number): copied into summary.json and the report's header like any other key.
 _PERSONAL_WORDS = re.compile(r"(^|_)(surname|firstname|lastname|forename|dob|birth|"
-                             r"birthdate|mrn|hospital|nhs|ssn|address|phone|email)(_|$)|"
-                             r"(^|_)(patient|first|last|full|given|family|person)_?name")
+                             r"birthdate|dateofbirth|mrn|hospital|nhs|ssn|address|phone|"
+                             r"email|operator|technician|doctor|physician|clinician)(_|$)|"
+                             r"(^|_)(patient|first|last|full|given|family|person)_?name|"
+                             r"^(name|patient)$")
 
 
 def personal_keys_note(info: dict) -> str | None:
-    """What to say of cartridge.json's unread keys that look like personal data (a name, a
-    date of birth, a hospital number; a coded ``patient_id`` is none), or None."""
+    """What to say of cartridge.json's unread keys that look like personal data (a patient's
+    name, date of birth or hospital number, a staff member's name: an operator, a referring
+    doctor; a coded ``patient_id`` is none), or None."""
     kept = unread_keys(info) or {}
     personal = [k for k in kept
                 if _PERSONAL_WORDS.search(re.sub(r"[^a-z0-9]+", "_", k.lower()))]

@@ -912,3 +912,9 @@ def test_a_coded_copy_names_each_sample_by_its_code_and_leaves_out_who_and_where
         assert said in capsys.readouterr().err
     assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
     assert read_codes(tmp_path / "codes.csv") == {"S1": "SITE03-P017"}
+    # Two samples whose codes differ in case alone would be one file on a lab's share.
+    another_sample(results, "S2")
+    (tmp_path / "case.csv").write_text("sample_id,code\nS1,P017\nS2,p017\n")
+    assert main(["export-events", str(results), "--fcs", "--out", str(tmp_path / "y"),
+                 "--codes", str(tmp_path / "case.csv")]) == 2
+    assert "give them codes that differ in more than case" in capsys.readouterr().err

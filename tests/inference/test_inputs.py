@@ -385,8 +385,13 @@ def test_cartridge_json_keys_that_look_like_personal_data_are_said_once(tmp_path
                     "personal data: copied into summary.json (cartridge_info) and the "
                     "report's header; leave them out of cartridge.json where results leave "
                     "the lab (docs/outputs.md, Identifiers in the outputs)"]
-    assert personal_keys_note({"patient_id": "P017", "run_name": "night 3"}) is None
+    assert personal_keys_note({"patient_id": "P017", "run_name": "night 3",
+                               "scanner_name": "CS-2", "stain_lot": "L7"}) is None
     assert "PatientName looks like" in personal_keys_note({"PatientName": "x"})
+    # Staff are persons too, and a key may be a bare name.
+    said = personal_keys_note({"name": "x", "DateOfBirth": "y", "operator": "z",
+                               "referring_doctor": "w"})
+    assert said.startswith("cartridge.json's name, DateOfBirth, operator, referring_doctor look")
 
 
 # --- one container file holding the whole scan -----------------------------------------------
