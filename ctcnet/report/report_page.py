@@ -257,11 +257,11 @@ def unread_markers_html(unread: dict | None) -> str:
                      f"above {r['above_level']:g} (the {r['leukocytes']} leukocytes' median "
                      f"{r['leukocyte_median']:g}, sd {r['leukocyte_sd']:g})"
                      + (f", CK's leak into it {leak:.1%} on the CTCs" if leak is not None else "")
+                     + (": PAST THE ALLOWANCE, a leak of CK the figure cannot tell from the "
+                        "marker, or the marker on most CTCs" if past else "")
                      + (f"; after review {reviewed['counted_ctcs_above']} of "
                         f"{reviewed['counted_ctcs']}" if reviewed.get("counted_ctcs_above")
                         is not None else "")
-                     + (": PAST THE ALLOWANCE, a leak of CK the figure cannot tell from the "
-                        "marker, or the marker on most CTCs" if past else "")
                      if r["above_level"] is not None else
                      f"{name}: {r['leukocytes']} leukocytes, too few for a reference")
     return (f'<p id="unread-markers"><b>Planes the model does not read</b> (each event\'s '

@@ -211,3 +211,18 @@ def test_a_review_writes_the_figures_after_review_into_summary_json(runs, tmp_pa
     written = json.loads((folder / "summary.json").read_text())["unread_markers"]
     before = written["planes"]["HER2"]["counted_ctcs"]
     assert written["after_review"]["HER2"]["counted_ctcs"] == before - 1
+
+
+def test_the_reports_line_gives_the_figure_after_review_beside_the_automatic_one():
+    from ctcnet.report.report_page import unread_markers_html
+
+    unread = {"planes": {"HER2": {"counted_ctcs_above": 19, "counted_ctcs": 27,
+                                  "above_level": 179.61, "leukocytes": 423,
+                                  "leukocyte_median": 175.96, "leukocyte_sd": 1.22,
+                                  "ck_leak": 0.0064, "ck_leak_past_allowance": False}},
+              "rule": "a counted CTC's mean ...; more", "after_review": {
+                  "HER2": {"counted_ctcs": 26, "counted_ctcs_above": 18,
+                           "above_event_ids": []}}}
+    said = unread_markers_html(unread)
+    assert "HER2: 19 of 27 counted CTCs above 179.61" in said
+    assert "CK's leak into it 0.6% on the CTCs; after review 18 of 26" in said
