@@ -223,6 +223,8 @@ def test_the_reports_line_gives_the_figure_after_review_beside_the_automatic_one
               "rule": "a counted CTC's mean ...; more", "after_review": {
                   "HER2": {"counted_ctcs": 26, "counted_ctcs_above": 18,
                            "above_event_ids": []}}}
-    said = unread_markers_html(unread)
+    import html
+
+    said = html.unescape(unread_markers_html(unread))
     assert "HER2: 19 of 27 counted CTCs above 179.61" in said
     assert "CK's leak into it 0.6% on the CTCs; after review 18 of 26" in said
