@@ -184,7 +184,7 @@ _PERSONAL_WORDS = re.compile(r"(^|_)(surname|firstname|lastname|forename|dob|bir
                              r"birthdate|dateofbirth|mrn|hospital|nhs|ssn|address|phone|"
                              r"email|operator|technician|doctor|physician|clinician)(_|$)|"
                              r"(^|_)(patient|first|last|full|given|family|person)_?name|"
-                             r"^(name|patient)$")
+                             r"^name$")
 
 
 def personal_keys_note(info: dict) -> str | None:

@@ -108,7 +108,8 @@ def test_without_base_the_shipped_model_with_the_crops_channels_is_started_from(
     started = []
     record = {"held_out": {"base": {"macro_f1": 0.5}, "finetuned": {"macro_f1": 0.6}},
               "held_out_calls": {"base": {"macro_f1": 0.7}, "finetuned": {"macro_f1": 0.7}},
-              "simulated_test": None, "calibration": {}, "seconds": {"total": 1.0}}
+              "simulated_test": None, "calibration": {}, "seconds": {"total": 1.0},
+              "data": {"held_out": {"per_class": {"ctc": 1, "wbc": 1}}}}
     monkeypatch.setattr(F, "finetune", lambda data, out, base, *a, **k: started.append(base) or
                         record)
     assert main(["finetune", str(tmp_path / "lab3"), "--out", str(tmp_path / "m.pt")]) == 0

@@ -958,7 +958,7 @@ def test_a_frame_device_this_install_cannot_use_is_the_runs_refusal(cart_and_mod
                                                                     capsys, monkeypatch):
     """--frame-device cuda on an install without torch: one line before any work, not every
     cartridge of the night set aside for it ("the other inputs run", which failed alike)."""
-    import ctcnet.inference.frames as F
+    import ctcnet.inference.frame_device as F
 
     monkeypatch.setattr(F, "has_torch", lambda: False)
     scans, out = tmp_path / "scans", tmp_path / "out"

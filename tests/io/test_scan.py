@@ -72,7 +72,7 @@ def test_every_predict_entry_point_checks_the_metadata(clean_run, cart):
 
     opened = open_cartridge(cart)
     out = cart.parent / "out"
-    with pytest.raises(InputError, match="not a scan's pixel size"):
+    with pytest.raises(InputError, match="is outside what ctcnet reads as a scan"):
         predict(clean_run, replace(opened, panel=opened.panel.with_pixel_size(4.0)), out)
     assert not out.exists()  # refused before any work
     summary = predict(clean_run, replace(opened, blood_volume_ml=750.0), out)
