@@ -13,6 +13,7 @@ from pathlib import Path
 from ctcnet.errors import InputError
 
 log = logging.getLogger("ctcnet.detect.crop_dataset")  # said as the folder's other notes are
+_SAID: set = set()
 
 
 def class_words(label: str) -> list[str]:
@@ -29,9 +30,11 @@ def as_class_names(labels: list[str], names: list[str], root: Path) -> list[str]
         name = "_".join(class_words(label))
         if name in names:
             read_as[label] = name
-    if read_as:
-        log.info("%s: labels read as the taxonomy's class names: %s", root,
-                 ", ".join(f"{k} as {v}" for k, v in sorted(read_as.items())))
+    said = (str(root), tuple(sorted(read_as.items())))
+    if read_as and said not in _SAID:  # once a folder (a run reads it more than once)
+        _SAID.add(said)
+        log.warning("%s: labels read as the model's class names: %s", root,
+                    ", ".join(f"{k} as {v}" for k, v in sorted(read_as.items())))
     return [read_as.get(label, label) for label in labels]
 
 
@@ -45,8 +48,9 @@ def unknown_labels_error(unknown: list[str], names: list[str], root: Path) -> In
                       if match and len(class_words(name)) == 1)
     tables = sorted(p.name for p in Path(root).glob("*.csv") if p.name != "manifest.csv")
     unread = (f"; {', '.join(tables)} beside the crops is not read: labels come from class "
-              "folders or from manifest.csv (columns path,label[,sample_id][,split]): rename "
-              "it so, with those columns" if tables else "")
+              "folders or from manifest.csv (columns path,label[,sample_id][,split], paths "
+              "relative to the crop folder): rename it so, with those columns" if tables
+              else "")
     return InputError(f"classes {unknown} are not in the taxonomy {names}"
                       + (f" (did you mean {meant}?)" if meant else "") + ": rename those class "
                       "folders (or manifest.csv labels) to the taxonomy's names where they are "

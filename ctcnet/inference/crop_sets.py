@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
@@ -33,6 +34,7 @@ from ctcnet.detect.crop_dataset import (
     pixel_size_source,
     read_crop_index,
 )
+from ctcnet.detect.crop_labels import as_class_names
 from ctcnet.inference.counts import count_events
 from ctcnet.inference.guard import (
     RULES,
@@ -104,6 +106,10 @@ def _classified(root: str | Path, backend, out_dir: Path, options: PredictOption
         bars = StepBars(progress, Path(root).name)
         index = read_crop_index(root, pixel_size=options.pixel_size,
                                 progress=bars).conform(spec.panel)
+        # Labels naming a class but for case and separators (CTC for ctc) are that class,
+        # as evaluate and train read them: the accuracy left them out.
+        index = replace(index, labels=as_class_names(list(index.labels), spec.class_names,
+                                                     Path(root)))
         spec = spec_read_as(spec, index.panel, wider_only=True)  # where pixels saturate
         bars.total = len(index)
         rules = RULES.for_crops(index.exported)

@@ -309,3 +309,22 @@ def test_a_rerun_made_otherwise_keeps_the_summary_it_replaces(crop_set, tmp_path
     with caplog.at_level(logging.WARNING):
         _run(crop_set, out, "ctcnet-core3", marker_calls=False)
     assert "made with another" not in caplog.text
+
+
+def test_class_folders_in_another_case_are_scored_as_their_classes(crop_set, tmp_path):
+    """A lab's folders CTC, WBC, Cluster, Debris: predict left every crop out of its accuracy
+    ("labelled with classes the model has not") where evaluate and train read them."""
+    import shutil
+
+    root = tmp_path / "caps"
+    shutil.copytree(crop_set, root)
+    (root / "manifest.csv").write_text(
+        "\n".join(line if i == 0 else ",".join([line.split(",")[0], line.split(",")[1].upper(),
+                                                *line.split(",")[2:]])
+                  for i, line in enumerate((crop_set / "manifest.csv").read_text()
+                                           .splitlines())) + "\n")
+    table, summary = _run(root, tmp_path / "out", "ctcnet-core3")
+    plain, same = _run(crop_set, tmp_path / "plain", "ctcnet-core3")
+    assert summary["accuracy_of"] == 40 and summary["accuracy"] == same["accuracy"]
+    assert any("labels read as the model's class names: CLUSTER as cluster, CTC as ctc"
+               in w for w in summary["warnings"])
