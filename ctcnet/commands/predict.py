@@ -174,6 +174,7 @@ def _run(args, log) -> int:
     from ctcnet.inference.predict import predict_inputs
 
     options = predict_options(args)
+    from ctcnet.commands.predict_outputs import output_names
     from ctcnet.inference.inputs import resolve_inputs
     from ctcnet.inference.output_names import refuse_out_in_crop_folders
 
@@ -184,7 +185,9 @@ def _run(args, log) -> int:
         return _nothing_to_do(args, out, log)
     cartridges, datasets = resolve_inputs(inputs)
     if args.list_outputs:  # nothing read past the metadata, nothing written
-        return _list_outputs(out, cartridges, datasets)
+        from ctcnet.commands.predict_outputs import list_outputs
+
+        return list_outputs(out, cartridges, datasets, parse_shard(args.shard))
     refuse_out_in_crop_folders(out, datasets)
     _say_pixel_size_unused(args, cartridges)
     model = args.model if args.model is not None else \
@@ -375,17 +378,6 @@ def predict_options(args):
     return options
 
 
-def _list_outputs(out, cartridges, datasets) -> int:
-    """``--list-outputs``: each input and its output folder, a line each (tab between)."""
-    from pathlib import Path
-
-    from ctcnet.inference.output_names import output_folder_of
-
-    for path, name in zip([*cartridges, *datasets], output_names(cartridges, datasets)):
-        print(f"{Path(path).absolute()}\t{(Path(out) / output_folder_of(name)).absolute()}")
-    return 0
-
-
 def _say_pixel_size_unused(args, cartridges) -> None:
     """Warn that ``--pixel-size`` does not apply to the cartridges among the inputs."""
     if args.pixel_size is not None and cartridges:
@@ -394,14 +386,6 @@ def _say_pixel_size_unused(args, cartridges) -> None:
         logging.getLogger(__name__).warning(
             "--pixel-size is for crop folders; a cartridge's pixel size is its panel.json's "
             "(%d cartridge(s) read at their own)", len(cartridges))
-
-
-def output_names(cartridges, datasets) -> list[str]:
-    """The output folder's name of each input, as run.json lists them (``output_names.run_names``:
-    cartridges that share a sample id, set aside, each with its folder)."""
-    from ctcnet.inference.output_names import output_name_and_frames, run_names
-
-    return run_names([(output_name_and_frames(c)[0], c) for c in cartridges], datasets)
 
 
 def _run_in_processes(args, cartridges, datasets, processes: int, out, model: str, log) -> int:

@@ -1026,3 +1026,34 @@ def test_list_outputs_names_each_inputs_output_folder_and_writes_nothing(
     said = capsys.readouterr().out.splitlines()
     assert said == [f"{cart.absolute()}\t{(out / 'S1').absolute()}"]
     assert not out.exists()
+
+
+def test_list_outputs_lists_a_shards_share_and_says_what_the_run_would_set_aside(
+        cart_and_model, tmp_path, capsys):
+    """A job array's job declares its share alone (--shard), as the run splits the inputs by
+    name; two scans of one sample id, or a sample id no folder can be named by, are listed
+    with the run's refusal and exit 2, as the run would (both read as outputs, exit 0)."""
+    from ctcnet.cli import main
+
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    for name in ("a", "b", "c", "d"):
+        shutil.copytree(cart_and_model / "cart", scans / name)
+        edit_json(scans / name / "cartridge.json", sample_id=f"S_{name}")
+    shares = []
+    for k in (1, 2):
+        assert main(["predict", str(scans), "--out", str(out), "--list-outputs",
+                     "--shard", f"{k}/2"]) == 0
+        shares.append(capsys.readouterr().out.splitlines())
+    assert sorted(shares[0] + shares[1]) == sorted(
+        f"{(scans / n).absolute()}\t{(out / f'S_{n}').absolute()}" for n in "abcd")
+    assert shares[0] and shares[1]
+    edit_json(scans / "b" / "cartridge.json", sample_id="S_a")
+    edit_json(scans / "c" / "cartridge.json", sample_id=["x", "y"])
+    assert main(["predict", str(scans), "--out", str(out), "--list-outputs"]) == 2
+    said = dict(line.split("\t", 1) for line in capsys.readouterr().out.splitlines())
+    assert said[str((scans / "b").absolute())].endswith(
+        "\tset aside: its sample id is another input's: their outputs would be one folder")
+    assert "\tset aside: cartridge.json: sample_id ['x', 'y'] must be a plain name" in \
+        said[str((scans / "c").absolute())]
+    assert "set aside" not in said[str((scans / "d").absolute())]
+    assert not out.exists()

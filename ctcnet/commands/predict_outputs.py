@@ -1,0 +1,45 @@
+"""What a predict run's inputs are named as outputs: each input's name in run.json (its
+output folder's, a sample id another input holds said with its folder), and
+``--list-outputs``, which a workflow engine declares its outputs by before a job runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ctcnet.errors import InputError
+from ctcnet.inference.distributed import shard as split
+
+
+def output_names(cartridges, datasets) -> list[str]:
+    """The output folder's name of each input, as run.json lists them (``output_names.run_names``:
+    cartridges that share a sample id, set aside, each with its folder)."""
+    from ctcnet.inference.output_names import output_name_and_frames, run_names
+
+    return run_names([(output_name_and_frames(c)[0], c) for c in cartridges], datasets)
+
+
+def list_outputs(out, cartridges, datasets, shard: tuple[int, int] | None) -> int:
+    """``--list-outputs``: each input of this job (``--shard``: its share, by name as the run
+    splits them) and its output folder, a line each (tab between), with a third column,
+    ``set aside: why``, for an input the run would refuse (its metadata, or a sample id
+    another input holds); exit 2 where there is one, as the run would."""
+    from ctcnet.inference.output_names import output_folder_of
+    from ctcnet.io.scan import open_cartridge
+
+    pairs = list(zip([*cartridges, *datasets], output_names(cartridges, datasets)))
+    if shard is not None:
+        pairs = split(pairs, *shard, key=lambda pair: output_folder_of(pair[1]))
+    refused = 0
+    for path, name in pairs:
+        why = ""
+        if name != output_folder_of(name):  # "S1 (/its/folder)": another input's id
+            why = "its sample id is another input's: their outputs would be one folder"
+        elif path in cartridges:
+            try:
+                open_cartridge(path)
+            except InputError as err:
+                why = str(err).removeprefix(f"{path}: ")
+        refused += bool(why)
+        print(f"{Path(path).absolute()}\t{(Path(out) / output_folder_of(name)).absolute()}"
+              + (f"\tset aside: {why}" if why else ""))
+    return 2 if refused else 0
