@@ -5,9 +5,10 @@ sample already run and reviewed under that id.
 ``ctcnet export-events RESULTS --out DIR --codes codes.csv`` reads ``sample_id,code`` rows:
 each exported sample needs one, codes are unique and file-name safe. The FCS file and GeoJSON
 folder are named by the code, which stands for the sample id in the FCS keywords (``$SRC``,
-``$FIL``, ``CTCNET_SAMPLE_ID``) and every GeoJSON feature; the sign-off keeps its status and
-time, not its reviewer's name; the model is named by its file's name and digest, not its
-path. What the exports never held (the scan's path, cartridge.json's keys) stays out.
+``$FIL``, ``CTCNET_SAMPLE_ID``) and every GeoJSON feature, whose ids derive from it, not the
+cartridge's digest (which would link the copy to a plain export); the sign-off keeps its
+status and time, not its reviewer's name; the model is named by its file's name and digest,
+not its path. What the exports never held (the scan's path, cartridge.json's keys) stays out.
 """
 
 from __future__ import annotations
@@ -68,9 +69,11 @@ def check_codes(codes: dict[str, str], samples: list[str], out) -> None:
 
 def coded(summary, signoff: dict | None, code: str):
     """``summary`` and ``signoff`` as a coded export writes them: the code for the sample id,
-    the model file's name for its path, the sign-off without its reviewer's name."""
+    no cartridge digest (the GeoJSON features' ids are then the code's), the model file's
+    name for its path, the sign-off without its reviewer's name."""
     model = summary.model
-    summary = replace(summary, sample_id=code,
+    # (the cartridge's digest too: the same in a plain export, it would link the two)
+    summary = replace(summary, sample_id=code, cartridge_id=None,
                       model=replace(model, path=Path(model.path).name if model.path else None))
     if isinstance(signoff, dict):
         signoff = {**signoff, "reviewer": "(coded)"}

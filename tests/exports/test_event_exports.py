@@ -895,6 +895,7 @@ def test_a_coded_copy_names_each_sample_by_its_code_and_leaves_out_who_and_where
     assert keywords["$SRC"] == keywords["CTCNET_SAMPLE_ID"] == "SITE03-P017"
     assert keywords["$FIL"] == "SITE03-P017.fcs"
     assert keywords["CTCNET_MODEL"] == "model.pt"  # its name, not where it lies
+    assert not keywords.get("CTCNET_CARTRIDGE_ID")  # (a plain export's would link the two)
     every = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
     assert b"S1" not in every.replace(b"SITE03", b"") and str(tmp_path).encode() not in every
     feature = json.loads(next((out / "SITE03-P017_geojson").glob("*.geojson")).read_text())[
