@@ -177,9 +177,15 @@ def _unread_above(summary: dict) -> dict:
     if not isinstance(planes, dict):
         return {}
     past = [name for name, r in planes.items() if r.get("ck_leak_past_allowance")]
+    # The same of the CTCs counted after review, once a review has decisions: what a study
+    # reports beside the signed-off count (the automatic figure stood beside it alone).
+    reviewed = (summary.get("unread_markers") or {}).get("after_review")
     return {"unread_ctcs_above": {name: [r.get("counted_ctcs_above"), r.get("counted_ctcs")]
                                   for name, r in planes.items()},
-            **({"unread_leak_past_allowance": past} if past else {})}
+            **({"unread_leak_past_allowance": past} if past else {}),
+            **({"unread_ctcs_above_after_review": {
+                name: [r.get("counted_ctcs_above"), r.get("counted_ctcs")]
+                for name, r in reviewed.items()}} if isinstance(reviewed, dict) else {})}
 
 
 def _denominator(summary: dict) -> dict:

@@ -51,7 +51,8 @@ _RATES = ("per_7_5_ml", "after_review_per_7_5_ml")
 _PER_CLASS = (("counts", "count"), ("held", "held"), ("per_7_5_ml", "per_7_5_ml"),
               ("after_review", "after_review"),
               ("after_review_per_7_5_ml", "after_review_per_7_5_ml"))
-_LAST = ("clusters_by_partner", "unread_ctcs_above", "decided", "signed_off", "signed_off_by",
+_LAST = ("clusters_by_partner", "unread_ctcs_above", "unread_ctcs_above_after_review",
+         "decided", "signed_off", "signed_off_by",
          "signed_off_at", "held_undecided", "left_undecided", "signoff_note",
          "signoff_status", "readers_both", "readers_agree", "readers_kappa",
          "readers_own_agree", "readers_own_kappa", "frames_skipped",
@@ -118,12 +119,13 @@ def sample_row(entry: dict) -> dict:
     if isinstance(entry.get("clusters_by_partner"), dict):
         row["clusters_by_partner"] = list_cell(
             f"{partner} {n}" for partner, n in entry["clusters_by_partner"].items())
-    if isinstance(entry.get("unread_ctcs_above"), dict):
-        past = entry.get("unread_leak_past_allowance") or ()
-        row["unread_ctcs_above"] = list_cell(
-            f"{name} {'n/a' if above is None else above} of {of}"
-            + (" (CK's leak past the allowance)" if name in past else "")
-            for name, (above, of) in entry["unread_ctcs_above"].items())
+    past = entry.get("unread_leak_past_allowance") or ()
+    for key in ("unread_ctcs_above", "unread_ctcs_above_after_review"):
+        if isinstance(entry.get(key), dict):
+            row[key] = list_cell(
+                f"{name} {'n/a' if above is None else above} of {of}"
+                + (" (CK's leak past the allowance)" if name in past else "")
+                for name, (above, of) in entry[key].items())
     if not row["result_state"]:
         row["result_state"] = next((state for key, state in NO_RESULT if entry.get(key)), None)
     return row

@@ -191,6 +191,15 @@ def test_the_figures_are_read_again_over_the_ctcs_counted_after_review():
     assert reviewed == {"counted_ctcs": 3, "counted_ctcs_above": 2,
                         "above_event_ids": [n_wbc + 1, n_wbc + 3]}
     assert unread["planes"]["HER2"]["counted_ctcs_above"] == 2  # the automatic figure kept
+    # run.json and samples.csv give both, the reviewed one in its own column.
+    from ctcnet.inference.run_entry import _unread_above
+    from ctcnet.inference.run_table import sample_row
+
+    entry = _unread_above({"unread_markers": after_review(unread, events, final, kept)})
+    assert entry["unread_ctcs_above_after_review"] == {"HER2": [2, 3]}
+    row = sample_row({"name": "S1", **entry})
+    assert (row["unread_ctcs_above"], row["unread_ctcs_above_after_review"]) == (
+        "HER2 2 of 3", "HER2 2 of 3")
 
 
 def test_a_review_writes_the_figures_after_review_into_summary_json(runs, tmp_path):
