@@ -108,7 +108,24 @@ def unread_marker_summary(events: pd.DataFrame, names: list[str], ctc_classes: l
             "leak_allowance": leak_allowance if ck is not None else None,
             # What the figure read, so a review can read it again (after_review).
             "ctc_classes": list(ctc_classes), "leukocyte_classes": list(leukocyte_classes),
-            "ck_plane": ck_name if ck is not None else None}
+            "ck_plane": ck_name if ck is not None else None,
+            # The leukocytes' CK, from which a CTC's CK excess is taken: with above_level
+            # and leak_allowance, any event's own line (line_of).
+            "ck_leukocyte_median": round(float(np.nanmedian(ck[leukocytes])), 2)
+            if ck is not None and leukocytes.any() else None}
+
+
+def line_of(unread: dict, plane: str, ck_mean: float | None) -> float | None:
+    """The level an event's mean in ``plane`` must pass to be above the leukocytes: the
+    plane's ``above_level`` plus the allowed share of the event's CK excess over the
+    leukocytes' (None where the plane has no level)."""
+    level = ((unread.get("planes") or {}).get(plane) or {}).get("above_level")
+    if level is None:
+        return None
+    ck_median, share = unread.get("ck_leukocyte_median"), unread.get("leak_allowance")
+    if ck_median is None or share is None or ck_mean is None or not np.isfinite(ck_mean):
+        return float(level)
+    return round(float(level) + share * max(float(ck_mean) - ck_median, 0.0), 2)
 
 
 def _ck_leak(excess: np.ndarray, ck_excess: np.ndarray) -> float | None:

@@ -52,7 +52,7 @@ def candidate_rows(sample) -> list[dict]:
         if measures[k]:  # the guard's measurements, where the events table has them
             rows[-1]["measures"] = measures[k]
         if unread:  # planes the model does not read (a therapy marker): what a reviewer asks
-            rows[-1]["unread"] = [_unread_value(sample.candidates, k, name, above, event_id)
+            rows[-1]["unread"] = [_unread_value(sample, k, name, above, event_id)
                                   for name, above in unread.items()]
         if event_id in beside:  # one cell or cluster read as two events: decided together
             rows[-1]["beside"] = beside[event_id]
@@ -68,9 +68,22 @@ def _unread_planes(sample) -> dict[str, set | None]:
             for name, record in planes.items() if f"mean_{name}" in sample.candidates}
 
 
-def _unread_value(candidates, k: int, name: str, above: set | None, event_id: int) -> dict:
-    """One candidate's mean over its object in an unread plane (counts) and whether the
-    summary counts it above the leukocytes (None: no level, or not a counted CTC)."""
+def _unread_value(sample, k: int, name: str, above: set | None, event_id: int) -> dict:
+    """One candidate's mean over its object in an unread plane (counts), the line it must
+    pass to be above the leukocytes (the plane's level and what its own CK may leak: a held
+    candidate is judged by it before it is confirmed), and whether the automatic count's
+    figure counts it above (None: no level, or not one of its CTCs)."""
+    from ctcnet.inference.unread_markers import line_of
+
+    candidates = sample.candidates
+    unread = sample.summary.unread_markers or {}
     value = float(candidates[f"mean_{name}"].iloc[k])
+    ck = unread.get("ck_plane")
+    ck_mean = float(candidates[f"mean_{ck}"].iloc[k]) if ck and f"mean_{ck}" in candidates \
+        else None
+    guard = candidates["guard"].iloc[k] if "guard" in candidates else ""
+    counted = str(candidates["class"].iloc[k]) in (unread.get("ctc_classes") or ["ctc"]) and \
+        not (guard if isinstance(guard, str) else "")
     return {"plane": name, "mean": round(value, 1) if math.isfinite(value) else None,
-            "above": None if above is None else event_id in above}
+            "line": line_of(unread, name, ck_mean),
+            "above": None if above is None or not counted else event_id in above}

@@ -109,6 +109,14 @@ def test_a_leak_of_ck_into_the_plane_is_not_read_as_the_marker():
     record = negative["planes"]["HER2"]
     assert record["counted_ctcs_above"] == 0 and record["above_event_ids"] == []
     assert record["ck_leak"] == pytest.approx(0.006, abs=1e-3)
+    # Any event's own line: the level and 12 % of its CK over the leukocytes'.
+    from ctcnet.inference.unread_markers import line_of
+
+    assert negative["ck_leukocyte_median"] == pytest.approx(200, abs=0.5)
+    level = record["above_level"]
+    assert line_of(negative, "HER2", 1200.0) == pytest.approx(
+        level + 0.12 * (1200 - negative["ck_leukocyte_median"]), abs=0.01)
+    assert line_of(negative, "HER2", None) == level and line_of(negative, "PD-L1", 9.0) is None
     # Without the CK plane named, the leukocytes' line alone: every CTC above (as before).
     alone = unread_marker_summary(base, ["HER2"], ["ctc"], ["wbc"])
     assert alone["planes"]["HER2"]["counted_ctcs_above"] == 10

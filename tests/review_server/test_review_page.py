@@ -379,8 +379,10 @@ def test_a_plane_the_model_does_not_read_is_written_beside_the_event():
     figure counts this CTC above its leukocytes: a reviewer looking at the HER2+ CTCs had
     nowhere to read it."""
     state = page_state(2, gallery=True)
-    state["candidates"][0]["unread"] = [{"plane": "HER2-FITC", "mean": 312.46, "above": True}]
-    state["candidates"][1]["unread"] = [{"plane": "HER2-FITC", "mean": 176.0, "above": False}]
+    state["candidates"][0]["unread"] = [{"plane": "HER2-FITC", "mean": 312.46, "line": 190.0,
+                                         "above": True}]
+    state["candidates"][1]["unread"] = [{"plane": "HER2-FITC", "mean": 176.0, "line": 180.25,
+                                         "above": None}]
     got = run_page("""
         const first = page.document.getElementById("markers").textContent;
         page.key("ArrowDown");
@@ -388,8 +390,10 @@ def test_a_plane_the_model_does_not_read_is_written_beside_the_event():
         return [first, page.document.getElementById("markers").textContent];
     """, state)
     assert got[0] == ("mean in noise units: DAPI 30.5, CK 0.4; not read by the model: "
-                      "HER2-FITC 312.5 counts (above the leukocytes)")
-    assert got[1].endswith("not read by the model: HER2-FITC 176.0 counts")
+                      "HER2-FITC 312.5 counts (over its line 190.0), above in the automatic "
+                      "count")
+    assert got[1].endswith("not read by the model: HER2-FITC 176.0 counts (under its line "
+                           "180.3)")
 
 
 def test_a_decision_taken_back_elsewhere_brings_its_row_back_in_place():
@@ -1371,12 +1375,21 @@ def test_the_server_gives_each_candidate_its_unread_planes_and_whether_it_is_abo
 
     from ctcnet.review_server.candidate_rows import _unread_planes, _unread_value
 
-    candidates = pd.DataFrame({"event_id": [4, 9], "mean_HER2": [312.46, float("nan")]})
-    summary = SimpleNamespace(unread_markers={"planes": {
-        "HER2": {"above_event_ids": [4]}, "PD-L1": {"above_event_ids": None}}})
-    planes = _unread_planes(SimpleNamespace(summary=summary, candidates=candidates))
-    assert planes == {"HER2": {4}}  # (PD-L1: no column among the candidates)
-    assert _unread_value(candidates, 0, "HER2", {4}, 4) == {"plane": "HER2", "mean": 312.5,
-                                                           "above": True}
-    assert _unread_value(candidates, 1, "HER2", None, 9) == {"plane": "HER2", "mean": None,
-                                                            "above": None}
+    candidates = pd.DataFrame({"event_id": [4, 9, 11], "class": ["ctc", "ctc", "ctc"],
+                               "guard": [None, None, "possible_ctc"],
+                               "mean_HER2": [312.46, float("nan"), 170.0],
+                               "mean_CK": [900.0, 500.0, 400.0]})
+    summary = SimpleNamespace(unread_markers={
+        "planes": {"HER2": {"above_event_ids": [4], "above_level": 150.0},
+                   "PD-L1": {"above_event_ids": None}},
+        "ck_plane": "CK", "ck_leukocyte_median": 200.0, "leak_allowance": 0.12,
+        "ctc_classes": ["ctc"]})
+    sample = SimpleNamespace(summary=summary, candidates=candidates)
+    assert _unread_planes(sample) == {"HER2": {4}}  # (PD-L1: no column among the candidates)
+    # Its own line: the level and 12 % of its CK over the leukocytes' (a held one's too).
+    assert _unread_value(sample, 0, "HER2", {4}, 4) == {"plane": "HER2", "mean": 312.5,
+                                                       "line": 234.0, "above": True}
+    assert _unread_value(sample, 1, "HER2", {4}, 9) == {"plane": "HER2", "mean": None,
+                                                       "line": 186.0, "above": False}
+    # A held candidate is no automatic CTC: not "not above", but not counted at all.
+    assert _unread_value(sample, 2, "HER2", {4}, 11)["above"] is None
