@@ -58,6 +58,12 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
         facts.append(f"{summary['reviewed']['reviewed']} event(s) decided, not signed off")
     if held:
         facts.append(f"held for review by the guard ({named_counts(held)})")
+    # A therapy plane's figure (HER2), which the report and samples.csv carry: said here too.
+    planes = (summary.get("unread_markers") or {}).get("planes") or {}
+    above = [f"{name} {r['counted_ctcs_above']} of {r['counted_ctcs']}"
+             for name, r in planes.items() if r.get("counted_ctcs_above") is not None]
+    if above:
+        facts.append(f"counted CTCs above the leukocytes in {', '.join(above)}")
     listed = summary.get("review_list")
     if isinstance(listed, dict) and listed.get("events") is not None:
         # (a crop set's are shown in its index.html: ctcnet review serves cartridges)

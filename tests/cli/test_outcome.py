@@ -22,6 +22,11 @@ def test_a_cartridges_line_says_its_counts_holds_skipped_frames_and_time():
     bounded = {**summary, "tally": {"held": {}, "per_7_5_ml_interval": {
         "ctc": [0.66, 9.35], "cluster": [0.0, 2.95]}}}
     assert "; per 7.5 mL: ctc 3.20 (95 % 0.66-9.35))," in outcome_line("s1", bounded, Path("o"))
+    # A therapy plane's figure, as the report and samples.csv give it.
+    her2 = {**summary, "unread_markers": {"planes": {"HER2-FITC": {
+        "counted_ctcs_above": 14, "counted_ctcs": 31}}}}
+    assert ", counted CTCs above the leukocytes in HER2-FITC 14 of 31, " in outcome_line(
+        "s1", her2, Path("o"))
     clean = {**summary, "status": "ok", "tally": {"held": {}}, "frames": {"skipped": 0}}
     assert "held" not in outcome_line("s1", clean, Path("o")) and \
         "skipped" not in outcome_line("s1", clean, Path("o"))
