@@ -23,6 +23,7 @@ def list_outputs(out, cartridges, datasets, shard: tuple[int, int] | None) -> in
     splits them) and its output folder, a line each (tab between), with a third column,
     ``set aside: why``, for an input the run would refuse (its metadata, or a sample id
     another input holds); exit 2 where there is one, as the run would."""
+    from ctcnet.inference.inputs import checked_cartridge
     from ctcnet.inference.output_names import output_folder_of
     from ctcnet.io.scan import open_cartridge
 
@@ -36,7 +37,7 @@ def list_outputs(out, cartridges, datasets, shard: tuple[int, int] | None) -> in
             why = "its sample id is another input's: their outputs would be one folder"
         elif path in cartridges:
             try:
-                open_cartridge(path)
+                checked_cartridge(open_cartridge(path))  # (a pixel size no scan has)
             except InputError as err:
                 why = str(err).removeprefix(f"{path}: ")
         refused += bool(why)
