@@ -59,7 +59,8 @@ from ctcnet.io.images import (
     read_image,
     remove_cellsearch_offset,
 )
-from ctcnet.io.panel import Panel, load_panel, read_mapping
+from ctcnet.io.metadata_text import read_mapping
+from ctcnet.io.panel import PANEL_KEYS, Panel, load_panel, refuse_misspelt_keys
 from ctcnet.io.taxonomy import Taxonomy, default_taxonomy
 
 log = logging.getLogger(__name__)
@@ -283,6 +284,8 @@ def dataset_panel(path: Path, pixel_size: float | str | None, option: str) -> Pa
     placeholder stands until :func:`read_crop_index` sets it). ``option``: as for
     :func:`read_crop_index`."""
     data = read_mapping(path)
+    if isinstance(data, dict):  # a "pixel_size" is its slip, not a size left unstated
+        refuse_misspelt_keys(data, PANEL_KEYS, "key ", path)
     if isinstance(data, dict) and "pixel_size_um" not in data:
         if pixel_size is None:
             raise InputError(f"panel.json does not state pixel_size_um; for crops whose pixel "

@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ctcnet.errors import InputError
-from ctcnet.io.panel import read_metadata_text
+from ctcnet.io.metadata_text import read_metadata_text
 
 # A code is a file's name as it stands: letters, digits and . _ + = - (no path, no space).
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$")

@@ -21,7 +21,7 @@ from ctcnet.core.paths import written_lately
 from ctcnet.core.run_log import LOGS_DIR
 from ctcnet.errors import InputError
 from ctcnet.io.hand_edits import json_error_text
-from ctcnet.io.panel import read_metadata_text
+from ctcnet.io.metadata_text import read_metadata_text
 from ctcnet.io.sources import claim
 
 log = logging.getLogger(__name__)

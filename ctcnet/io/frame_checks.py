@@ -145,9 +145,14 @@ def check_frame_values(frame: np.ndarray, channels, path, fresh: bool = False) -
                       f"[{lo:g}, {hi + 1:g}] in panel.json")
         else:
             x16 = all(t <= 65535 and not np.any(np.mod(flat[j], 16)) for j, _, t in over)
+            # The narrowest camera range that holds every value: a 14-bit camera's counts
+            # (to 16383) were pointed at 16 bits, which reads its saturation too late.
+            bits = next((b for b in (14, 16) if max(t for _, _, t in over) <= 2 ** b - 1
+                         and 2 ** b - 1 > hi and not x16), 16)
             remedy = (": state the scan's range in panel.json "
-                      f'({{"name": "{channel.name}", "value_range": [0, 65535]}} for a 16-bit '
-                      "scan, for each of them)"
+                      f'("bit_depth": {bits} for a {bits}-bit camera, [0, {2 ** bits - 1}] for '
+                      'every channel; or one channel\'s own, {"name": '
+                      f'"{channel.name}", "value_range": [0, {2 ** bits - 1}]}})'
                       + ("; every value is a multiple of 16, as a 12-bit camera's counts "
                          "stored x16 (to 65520) are" if x16 else
                          ", or the frame is damaged" + _offset_said(flat[k], hi)))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ctcnet.core.paths import name_key
 from ctcnet.errors import InputError
-from ctcnet.io.panel import read_metadata_text
+from ctcnet.io.metadata_text import read_metadata_text
 from ctcnet.io.sources import claim
 
 

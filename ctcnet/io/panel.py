@@ -28,9 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from ctcnet.errors import InputError, PanelMismatchError, check_regular_file
+from ctcnet.errors import InputError, PanelMismatchError
 from ctcnet.io.atomic import atomic_write_text
-from ctcnet.io.hand_edits import json_error_text, pixel_unit_hint
+from ctcnet.io.hand_edits import pixel_unit_hint
+from ctcnet.io.metadata_text import read_mapping
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,10 @@ MARKER_ROLES = {
 
 # The channel drops already said (data, channels dropped, model's channels).
 _DROPS_SAID: set[tuple] = set()
+# The keys panel.json's object and each channel's are read by (``bit_depth``: the camera's,
+# which sets the value range of channels that state none).
+PANEL_KEYS = ("name", "pixel_size_um", "channels", "composite", "bit_depth")
+CHANNEL_KEYS = ("name", "value_range", "normalisation", "leaks_in", "bit_depth")
 MAX_COUNT = 3.4028234e38  # a value_range's top at most: float32's largest (a float scan's)
 # A pixel at or above this share of the top of its channel's value_range is saturated (clipped
 # by the camera or the export): the guard and the leak estimates leave it out of ratios.
@@ -234,12 +239,15 @@ class Panel:
                 raise InputError('a panel file is a JSON object ({"pixel_size_um": ..., '
                                  '"channels": [...]}), not a list', source)
             data = {"channels": list(data)}
+        if isinstance(data, dict):
+            refuse_misspelt_keys(data, PANEL_KEYS, "key ", source)
         if not isinstance(data, dict) or not isinstance(data.get("channels"), (list, tuple)):
             raise InputError("a panel is a mapping with a 'channels' list", source)
         if require_pixel_size and "pixel_size_um" not in data:
             raise InputError("panel has no pixel_size_um (micrometres per scan pixel, e.g. "
                              "0.64 for CellSearch): it is required, never guessed", source)
-        channels = [_channel_from(entry, source) for entry in data["channels"]]
+        bits = _bit_depth(data, "panel.json", source)
+        channels = [_channel_from(entry, source, bits) for entry in data["channels"]]
         composite = data.get("composite")
         pixel_size_um = _number(data.get("pixel_size_um", 0.64), "pixel_size_um", source)
         try:
@@ -376,17 +384,56 @@ def _number(value: Any, what: str, source) -> float:
     return float(value)
 
 
-def _channel_from(entry: Any, source) -> Channel:
+def refuse_misspelt_keys(data: dict, known: tuple[str, ...], what: str, source) -> None:
+    """A key that is not read but looks like one that is (``pixel_size`` for ``pixel_size_um``,
+    ``value-range``) is refused by name: passed over, its default would
+    take its place (CellSearch's 0.64 um, a 12-bit range) without a word. Keys like none of
+    them (a lab's own ``scanner`` or ``notes``) are its own record, left alone. ``what``: how
+    the message names the key's place (``"key "``, ``"channel CK: key "``)."""
+    import difflib
+
+    for key in data:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(str(key).lower().replace("-", "_").replace(" ", "_"),
+                                          known, n=1, cutoff=0.75)
+        if close and close[0] not in data:
+            raise InputError(f"{what}{key!r} is not read (did you mean {close[0]!r}?): "
+                             "correct the key", source)
+
+
+def _bit_depth(data: dict, what: str, source) -> int | None:
+    """A stated ``bit_depth`` (the camera's: 8 to 16), or None."""
+    if "bit_depth" not in data:
+        return None
+    bits = data["bit_depth"]
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 8 <= bits <= 16:
+        raise InputError(f"{what}: bit_depth must be a camera's whole number of bits, 8 to 16 "
+                         f"(12 for [0, 4095], 14 for [0, 16383]), got {bits!r}", source)
+    return bits
+
+
+def _channel_from(entry: Any, source, bits: int | None = None) -> Channel:
+    """A channel from its entry: a name, or a mapping; ``bits``: the panel's ``bit_depth``,
+    the value range of a channel that states neither its own nor its bit depth."""
+    default_range = (0, 2 ** bits - 1) if bits else (0, 4095)
     if isinstance(entry, str):
-        return Channel(entry)
+        return Channel(entry, value_range=tuple(float(v) for v in default_range))
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
         raise InputError(f"panel channel entry {entry!r} is neither a name nor a mapping with "
                          "a 'name'", source)
     name = entry["name"]
-    value_range = entry.get("value_range", (0, 4095))
+    refuse_misspelt_keys(entry, CHANNEL_KEYS, f"channel {name}: key ", source)
+    own_bits = _bit_depth(entry, f"channel {name}", source)
+    if own_bits:
+        default_range = (0, 2 ** own_bits - 1)
+    value_range = entry.get("value_range", default_range)
     if not isinstance(value_range, (list, tuple)) or len(value_range) != 2:
         raise InputError(f"channel {name}: value_range must be [low, high], got "
                          f"{value_range!r}", source)
+    if own_bits and list(value_range) != list(default_range):
+        raise InputError(f"channel {name}: value_range {list(value_range)} is not bit_depth "
+                         f"{own_bits}'s {list(default_range)}: state one of them", source)
     normalisation = entry.get("normalisation", DEFAULT_NORMALISATION)
     if not isinstance(normalisation, dict):
         raise InputError(f"channel {name}: normalisation must be a mapping such as "
@@ -404,73 +451,6 @@ def _channel_from(entry: Any, source) -> Channel:
                    normalisation=dict(normalisation),
                    leaks_in={str(k): _number(v, f"channel {name}: leaks_in {k}", source)
                              for k, v in leaks_in.items()})
-
-
-# What a metadata file that is not UTF-8 is read as: Windows' Western code page (Latin-1 with
-# printable characters where Latin-1 has control codes), then Latin-1 itself, which decodes any
-# bytes (cp1252 leaves five of them undefined).
-LEGACY_ENCODINGS = ("cp1252", "latin-1")
-_LEGACY_SAID: set[tuple[str, int]] = set()  # (file, its size): said once, however often read
-
-
-MAX_METADATA_BYTES = 16 * 2**20
-
-
-def read_metadata_text(path: str | Path) -> str:
-    """The text of a small metadata file (panel.json, cartridge.json, a list file): UTF-8 (a
-    byte-order mark dropped), UTF-16 where its byte-order mark says so, else, with a warning
-    naming the file, Windows-1252 / Latin-1. An older editor saves an accented channel or
-    panel name ("Müller") in Latin-1; every other byte of such a file is ASCII, so reading it
-    as Latin-1 gives what its author typed."""
-    # A FIFO would block the run, a device (a link to /dev/zero) fill its memory, and no
-    # panel or cartridge record comes near this size: each is refused before it is read.
-    path = check_regular_file(path, "a metadata file")
-    try:
-        size = path.stat().st_size
-        if size > MAX_METADATA_BYTES:
-            raise InputError(f"{size / 2**20:.0f} MB is no panel or cartridge record (they are "
-                             f"a few kB; at most {MAX_METADATA_BYTES // 2**20} MB is read)",
-                             path)
-        data = path.read_bytes()
-    except OSError as err:
-        raise InputError(f"cannot read: {err.strerror or err}", path) from None
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # Notepad's "Unicode": UTF-16, marked
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError:
-            pass
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        at = err.start
-    for encoding in LEGACY_ENCODINGS:
-        try:
-            text = data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        if (str(path), len(data)) not in _LEGACY_SAID:  # a run opens a cartridge several times
-            _LEGACY_SAID.add((str(path), len(data)))
-            log.warning("%s: not UTF-8 (byte 0x%02x at offset %d); read as %s: save it as "
-                        "UTF-8", path, data[at], at,
-                        "Windows-1252 (Latin-1)" if encoding == "cp1252" else "Latin-1")
-        return text
-    raise AssertionError("latin-1 decodes any bytes")  # pragma: no cover
-
-
-def read_mapping(path: str | Path) -> Any:
-    """Read JSON or YAML into Python data (panels, taxonomies, configs), with a clear error on
-    failure."""
-    path = Path(path)
-    text = read_metadata_text(path)
-    try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            return yaml.safe_load(text)
-        return json.loads(text)
-    except Exception as err:  # json/yaml both raise their own error types
-        raise InputError(f"not valid {path.suffix.lstrip('.').upper() or 'JSON'}: "
-                         f"{json_error_text(err, text)}", path) from None
 
 
 def load_panel(source: str | Path | dict | list | Panel | None = None) -> Panel:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ctcnet.errors import InputError
-from ctcnet.io.panel import read_mapping
+from ctcnet.io.metadata_text import read_mapping
 
 _CLASS_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 

@@ -2,6 +2,8 @@
 reason and their blood not counted; a frame largely saturated is read, with a note the run
 records as a problem (a count that stands only once a person has looked)."""
 
+import json
+
 import numpy as np
 import pytest
 import tifffile
@@ -208,3 +210,21 @@ def test_an_8_bit_scan_is_said_to_lose_dim_cells_a_12_bit_one_is_not():
     assert eight_bit_note(frame, channel_maxima(frame)) is None
     dark = np.full((5, 40, 40), 12.5, np.float32)
     assert eight_bit_note(dark, channel_maxima(dark)) is None
+
+
+def test_a_14_bit_scan_read_as_12_bit_is_told_its_bit_depth(clean_run, cart):
+    """Values past 4095 that a 14-bit camera's top holds: the reason names "bit_depth": 14
+    (pointed at 16 bits, the scan's saturation would read at 65535, too late); with it
+    stated in panel.json, the frame is read."""
+    path = frames(cart)[1]
+    pixels = tifffile.imread(path)
+    pixels[1, 5, 5] = 9000
+    tifffile.imwrite(path, pixels, photometric="minisblack")
+    reason = predict(clean_run, cart).skipped_frames[0]["reason"]
+    assert '"bit_depth": 14 for a 14-bit camera, [0, 16383]' in reason, reason
+    panel = json.loads((cart / "panel.json").read_text())
+    for channel in panel["channels"]:
+        channel.pop("value_range", None) if isinstance(channel, dict) else None
+    panel["bit_depth"] = 14
+    (cart / "panel.json").write_text(json.dumps(panel))
+    assert not predict(clean_run, cart, overwrite=True).skipped_frames

@@ -3,6 +3,7 @@ mismatches named, any JSON value checked (hypothesis)."""
 
 import json
 import math
+import re
 
 import pytest
 from conftest import FUZZ, JSON_VALUES
@@ -171,7 +172,7 @@ def test_a_latin1_panel_json_is_read_as_written_with_a_warning_naming_it(tmp_pat
     data = {"name": "Müller", "pixel_size_um": 0.64,
             "channels": ["DAPI", "CK", "CD45", "Vimentín"]}
     path.write_bytes(json.dumps(data, ensure_ascii=False).encode("latin-1"))
-    with caplog.at_level("WARNING", logger="ctcnet.io.panel"):
+    with caplog.at_level("WARNING", logger="ctcnet.io.metadata_text"):
         panel = load_panel(path)
     assert panel.name == "Müller" and panel.names[3] == "Vimentín"
     said = [r.getMessage() for r in caplog.records]
@@ -179,7 +180,7 @@ def test_a_latin1_panel_json_is_read_as_written_with_a_warning_naming_it(tmp_pat
     # UTF-8 with a byte-order mark (Notepad's "UTF-8") is UTF-8: read without a word.
     caplog.clear()
     path.write_bytes(json.dumps(data, ensure_ascii=False).encode("utf-8-sig"))
-    with caplog.at_level("WARNING", logger="ctcnet.io.panel"):
+    with caplog.at_level("WARNING", logger="ctcnet.io.metadata_text"):
         assert load_panel(path).name == "Müller"
     assert not caplog.records
     # Notepad's "Unicode" is UTF-16 with its byte-order mark: read as written, without a word.
@@ -187,7 +188,7 @@ def test_a_latin1_panel_json_is_read_as_written_with_a_warning_naming_it(tmp_pat
         text = json.dumps(data, ensure_ascii=False)
         path.write_bytes(("\ufeff" + text).encode(encoding) if encoding.endswith("be")
                          else text.encode(encoding))
-        with caplog.at_level("WARNING", logger="ctcnet.io.panel"):
+        with caplog.at_level("WARNING", logger="ctcnet.io.metadata_text"):
             assert load_panel(path).name == "Müller"
         assert not caplog.records
 
@@ -275,3 +276,70 @@ def test_two_planes_read_as_one_marker_the_model_reads_are_refused_naming_them()
     # A plane of another marker, or of a marker the model does not read, is measured.
     fine = Panel.from_dict({"channels": ["DAPI", "CK-PE", "CD45-APC", "HER2-FITC", "CD61"]})
     assert model.channel_indices(fine, "cartridge S1") == [0, 1, 2]
+
+
+# --- keys: a camera's bit depth, slips refused ----------------------------------------------------
+
+def test_a_panel_wide_bit_depth_sets_every_channel_range_a_channel_does_not_state(tmp_path):
+    """A 14-bit lab writes "bit_depth": 14 once, not [0, 16383] per channel; a channel's own
+    value_range or bit_depth wins, and the two disagreeing in one channel is refused."""
+    path = tmp_path / "panel.json"
+    path.write_text(json.dumps({"pixel_size_um": 0.5, "bit_depth": 14, "channels": [
+        "DAPI", {"name": "CK", "value_range": [0, 65535]}, {"name": "CD45", "bit_depth": 12}]}))
+    panel = load_panel(path)
+    assert [c.value_range for c in panel.channels] == [(0, 16383), (0, 65535), (0, 4095)]
+    # The spec a model or run records holds the ranges themselves: read back the same.
+    assert Panel.from_dict(panel.to_dict()) == panel
+    for bad, said in [({"bit_depth": 13.5}, "whole number of bits"),
+                      ({"bit_depth": 20}, "8 to 16"), ({"bit_depth": True}, "bit_depth"),
+                      ({"channels": ["DAPI", {"name": "CK", "bit_depth": 14,
+                                              "value_range": [0, 4095]}, "CD45"]},
+                       "not bit_depth 14's [0, 16383]")]:
+        path.write_text(json.dumps({"pixel_size_um": 0.5, "channels": ["DAPI", "CK", "CD45"],
+                                    **bad}))
+        with pytest.raises(InputError, match=re.escape(said)):
+            load_panel(path)
+
+
+@pytest.mark.parametrize("slip, meant", [
+    ({"pixel_size": 0.5}, "pixel_size_um"), ({"Pixel_Size_um": 0.5}, "pixel_size_um"),
+    ({"pixel_size_nm": 500}, "pixel_size_um"), ({"bitdepth": 14}, "bit_depth"),
+    ({"bit-depth": 14}, "bit_depth"),
+])
+def test_a_misspelt_panel_key_is_refused_naming_the_key_meant(tmp_path, slip, meant):
+    """Passed over, "pixel_size" was refused as a panel without a pixel size, and "bitdepth"
+    left 12 bits in force (every frame of a 14-bit scan skipped as out of range)."""
+    path = tmp_path / "panel.json"
+    path.write_text(json.dumps({"channels": ["DAPI", "CK", "CD45"], **slip,
+                                **({} if meant == "pixel_size_um" else {"pixel_size_um": 0.5})}))
+    with pytest.raises(InputError, match=f"key '{next(iter(slip))}' is not read "
+                                         rf"\(did you mean '{meant}'\?\)"):
+        load_panel(path)
+
+
+def test_a_misspelt_channel_key_is_refused_and_a_labs_own_keys_are_left_alone(tmp_path):
+    path = tmp_path / "panel.json"
+    for slip in ({"value-range": [0, 16383]}, {"normalization": {"method": "snr"}},
+                 {"leak_in": {"CK": 0.1}}):
+        path.write_text(json.dumps({"pixel_size_um": 0.5, "channels": [
+            "DAPI", {"name": "CK", **slip}, "CD45"]}))
+        with pytest.raises(InputError, match=f"channel CK: key '{next(iter(slip))}' is not "
+                                             "read"):
+            load_panel(path)
+    path.write_text(json.dumps({"pixel_size_um": 0.5, "scanner": "CellTracks", "notes": "x",
+                                "channels": ["DAPI", {"name": "CK", "antibody": "C11"},
+                                             "CD45"]}))
+    assert load_panel(path).names == ["DAPI", "CK", "CD45"]
+
+
+def test_a_crop_folders_misspelt_pixel_size_is_refused_as_a_slip_not_a_size_left_out(crops):
+    """A crop folder may leave its pixel size out (given on the command line); one written
+    as "pixel_size" is a slip, refused naming the key, not read as none stated."""
+    from ctcnet.detect.crop_dataset import read_crop_index
+
+    panel = json.loads((crops / "panel.json").read_text())
+    panel["pixel_size"] = panel.pop("pixel_size_um")
+    (crops / "panel.json").write_text(json.dumps(panel))
+    with pytest.raises(InputError, match=r"key 'pixel_size' is not read \(did you mean "
+                                         r"'pixel_size_um'\?\)"):
+        read_crop_index(crops)
