@@ -117,15 +117,29 @@ class Channel:
 # A marker named with its dye, as scanners and OME files name channels ("CD61-FITC", "CD66b
 # AF647", "DAPI_405"): the marker before the first of these carries the role.
 _DYE_SEPARATORS = re.compile(r"[-_ /(]")
+_QUALIFIERS = {"ANTI", "HUMAN", "HU", "CANINE", "DOG", "FELINE", "CAT", "MURINE", "MOUSE",
+               "RAT", "EQUINE", "BOVINE", "PORCINE", "MACAQUE", "PRIMATE"}
+# DNA dyes sold by number (Hoechst 33342, DAPI's 405 nm): read with the number run on. Only
+# these: a CD's number is its identity (CD4 and CD45 are other markers).
+_NUMBERED_DYES = {"HOECHST", "DAPI"}
 
 
 def marker_role(name: str) -> str:
     """The biological role of a channel name ('nucleus', 'epithelial', ...) or 'unknown': a
     well-known marker name or alias, or one followed by its dye (``CD61-FITC``)."""
     upper = name.strip().upper()
-    words = _DYE_SEPARATORS.split(upper)
+    words = [w for w in _DYE_SEPARATORS.split(upper) if w]
+    # A species or "anti" before the marker, as a lab names its antibody (canine CD45,
+    # anti-human CD45): the marker is the word after them.
+    while len(words) > 1 and words[0] in _QUALIFIERS:
+        words = words[1:]
+    if not words:
+        return "unknown"
+    # A dye's number run on to its name (Hoechst33342, DAPI405): the name before the digits.
+    run_on = re.fullmatch(r"([A-Z]+)\d+", words[0])
     # The whole name, its first word, or its first two as one (pan-CK-PE, Pan Cytokeratin).
-    for key in (upper, words[0], "-".join(words[:2])):
+    for key in (upper, words[0], "-".join(words[:2]),
+                run_on[1] if run_on and run_on[1] in _NUMBERED_DYES else None):
         if key in MARKER_ROLES:
             return MARKER_ROLES[key]
     return "unknown"

@@ -343,3 +343,16 @@ def test_a_crop_folders_misspelt_pixel_size_is_refused_as_a_slip_not_a_size_left
     with pytest.raises(InputError, match=r"key 'pixel_size' is not read \(did you mean "
                                          r"'pixel_size_um'\?\)"):
         read_crop_index(crops)
+
+
+@pytest.mark.parametrize("name, role", [
+    ("Hoechst33342", "nucleus"), ("DAPI405", "nucleus"), ("canine CD45", "leukocyte"),
+    ("anti-human CD45-APC", "leukocyte"), ("CD45 (canine)", "leukocyte"),
+    ("mouse anti-CK", "epithelial"),
+    # a CD's number is its identity; a species alone names no marker
+    ("CD4", "unknown"), ("CD451", "unknown"), ("canine", "unknown"), ("mouse IgG", "unknown"),
+])
+def test_a_markers_species_or_its_dyes_number_run_on_still_names_it(name, role):
+    """A veterinary lab's "canine CD45" and a "Hoechst33342" were channels of unknown role:
+    the model's CD45 and DAPI reported missing."""
+    assert marker_role(name) == role
