@@ -11,7 +11,7 @@ import re
 import sys
 from pathlib import Path
 
-from ctcnet.core.printable import named_counts, printable, printable_name
+from ctcnet.core.printable import named_counts, printable, printable_name, unmeasured_text
 
 
 def outcome_line(name: str, summary: dict, dest: Path) -> str:
@@ -60,7 +60,7 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
         facts.append(f"held for review by the guard ({named_counts(held)})")
     # A therapy plane's figure (HER2), which the report and samples.csv carry: said here too.
     planes = (summary.get("unread_markers") or {}).get("planes") or {}
-    above = [f"{name} {r['counted_ctcs_above']} of {r['counted_ctcs']}"
+    above = [f"{name} {r['counted_ctcs_above']} of {r['counted_ctcs']}{unmeasured_text(r)}"
              for name, r in planes.items() if r.get("counted_ctcs_above") is not None]
     if above:
         facts.append(f"counted CTCs above the leukocytes in {', '.join(above)}")

@@ -94,3 +94,10 @@ def utc_text(iso: str | None) -> str:
         return iso
     when = when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
     return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def unmeasured_text(record: dict) -> str:
+    """What a plane's "above of counted" leaves unread, in words: " (2 not measured)" where
+    counted CTCs lie in frames that lack the plane's file, else ''."""
+    n = record.get("counted_ctcs_unmeasured")
+    return f" ({n} not measured: a frame lacks the plane)" if n else ""

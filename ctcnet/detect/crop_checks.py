@@ -39,8 +39,7 @@ from ctcnet.detect.metadata_signs import CropFolderSigns
 from ctcnet.detect.plane_order import PlaneVotes
 from ctcnet.errors import InputError
 from ctcnet.io.annotations import warn_of_marks
-from ctcnet.io.frame_checks import SATURATED_SHARE, clipped_tops
-from ctcnet.io.scan import rescaled_counts
+from ctcnet.io.frame_checks import SATURATED_SHARE, clipped_tops, rescaled_counts
 
 if TYPE_CHECKING:  # a type only: crop_dataset imports this module
     from ctcnet.detect.crop_dataset import CropIndex

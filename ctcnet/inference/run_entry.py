@@ -180,8 +180,12 @@ def _unread_above(summary: dict) -> dict:
     # The same of the CTCs counted after review, once a review has decisions: what a study
     # reports beside the signed-off count (the automatic figure stood beside it alone).
     reviewed = (summary.get("unread_markers") or {}).get("after_review")
+    unmeasured = {name: r["counted_ctcs_unmeasured"] for name, r in planes.items()
+                  if r.get("counted_ctcs_unmeasured")}
     return {"unread_ctcs_above": {name: [r.get("counted_ctcs_above"), r.get("counted_ctcs")]
                                   for name, r in planes.items()},
+            # Counted CTCs of frames that lack the plane's file: in "of", never above.
+            **({"unread_ctcs_unmeasured": unmeasured} if unmeasured else {}),
             **({"unread_leak_past_allowance": past} if past else {}),
             **({"unread_ctcs_above_after_review": {
                 name: [r.get("counted_ctcs_above"), r.get("counted_ctcs")]

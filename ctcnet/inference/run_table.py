@@ -120,11 +120,14 @@ def sample_row(entry: dict) -> dict:
         row["clusters_by_partner"] = list_cell(
             f"{partner} {n}" for partner, n in entry["clusters_by_partner"].items())
     past = entry.get("unread_leak_past_allowance") or ()
+    unmeasured = entry.get("unread_ctcs_unmeasured") or {}
     for key in ("unread_ctcs_above", "unread_ctcs_above_after_review"):
         if isinstance(entry.get(key), dict):
             row[key] = list_cell(
                 f"{name} {'n/a' if above is None else above} of {of}"
                 + (" (CK's leak past the allowance)" if name in past else "")
+                + (f" ({unmeasured[name]} not measured: a frame lacks the plane)"
+                   if key == "unread_ctcs_above" and unmeasured.get(name) else "")
                 for name, (above, of) in entry[key].items())
     if not row["result_state"]:
         row["result_state"] = next((state for key, state in NO_RESULT if entry.get(key)), None)

@@ -72,6 +72,8 @@ def unread_marker_summary(events: pd.DataFrame, names: list[str], ctc_classes: l
         values = events[f"mean_{name}"].to_numpy(np.float64)
         reference = values[leukocytes & np.isfinite(values)]
         record = {"leukocytes": int(len(reference)), "counted_ctcs": int(ctcs.sum()),
+                  # CTCs of frames that lack the plane's file: never read as above it.
+                  "counted_ctcs_unmeasured": int((~np.isfinite(values[ctcs])).sum()),
                   "leukocyte_median": None, "leukocyte_sd": None, "above_level": None,
                   "ck_leak": None, "ck_leak_past_allowance": None, "counted_ctcs_above": None,
                   "above_event_ids": None}
@@ -132,7 +134,7 @@ def _ck_leak(excess: np.ndarray, ck_excess: np.ndarray) -> float | None:
     """The lower quartile of the counted CTCs' excess in the plane over their CK excess:
     CK's leak into it where a quarter of them carry no marker (a sample whose CTCs nearly all
     carry it reads high); None under :data:`MIN_CTCS_FOR_LEAK` CTCs with CK."""
-    bright = ck_excess > 0
+    bright = (ck_excess > 0) & np.isfinite(excess)  # (not where a frame lacks the plane)
     if bright.sum() < MIN_CTCS_FOR_LEAK:
         return None
     return round(float(np.percentile(excess[bright] / ck_excess[bright], 25)), 4)
@@ -154,5 +156,5 @@ def after_review(unread: dict | None, events: pd.DataFrame, final: np.ndarray,
         leak_allowance=unread.get("leak_allowance") or RULES.max_leak) or {"planes": {}}
     return {**unread, "after_review": {
         name: {key: record.get(key) for key in ("counted_ctcs", "counted_ctcs_above",
-                                                "above_event_ids")}
+                                                "counted_ctcs_unmeasured", "above_event_ids")}
         for name, record in figures["planes"].items()}}

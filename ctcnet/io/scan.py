@@ -47,10 +47,7 @@ from ctcnet.io.atomic import atomic_path, atomic_write_text
 
 # cartridge.json is read in its own module; what callers (inputs) imported from here stays.
 from ctcnet.io.cartridge_info import (  # noqa: F401
-    CARTRIDGE_KEYS,
-    MAX_SAMPLE_ID_BYTES,
     check_stated_layout,
-    misspelled_keys,
     name_as_sample_id,
     positive_number,
     read_cartridge_info,
@@ -65,11 +62,11 @@ from ctcnet.io.frame_checks import (  # noqa: F401
     check_frame_values,
     mark_copies,
     mark_odd_sizes,
-    rescaled_counts,
 )
 from ctcnet.io.image_headers import tiff_planes
 from ctcnet.io.images import IMAGE_SUFFIXES, write_tiff
 from ctcnet.io.layout_checks import layout_problems, stated_layout_notes
+from ctcnet.io.missing_planes import read_without_unread_files
 from ctcnet.io.panel import Panel, load_panel, save_panel
 
 # frame_digest and serpentine_position stay importable from here, where callers (predict,
@@ -133,7 +130,8 @@ class Cartridge:
                                      f"{source.names}: a channel missing from panel.json?)"
                                      ) from None
         return replace(self, panel=source.subset(indices), file_panel=source,
-                       channels=tuple(indices))
+                       channels=tuple(indices), frames=read_without_unread_files(
+                           self.frames, indices, source, self.sample_id))
 
     def read(self, frame: FrameRef) -> np.ndarray:
         """One frame as float32 (C, H, W) in ``self.panel``'s channel order."""
@@ -435,6 +433,9 @@ def read_frame_and(frame: FrameRef, panel: Panel, channels=None, also=()
     # The frame's source reads only the kept channels where its layout allows.
     planes = get_source(frame.source_name).read(frame, panel, keep + list(also))
     planes, others = planes[:len(keep)], planes[len(keep):]
+    if any(plane is None for plane in planes):  # a file of a channel read: no frame
+        raise InputError("missing channel file(s) of " + ", ".join(
+            panel.names[c] for c, p in zip(keep, planes) if p is None), frame.stem)
     if len({plane.shape for plane in planes}) == 1:
         # Each plane converted straight into its place: stacking, then converting, wrote the
         # frame twice (3.1 against 1.4 ms for a 5-channel CellSearch frame).

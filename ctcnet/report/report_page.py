@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from ctcnet.core.json_text import strict_json
-from ctcnet.core.printable import utc_text
+from ctcnet.core.printable import unmeasured_text, utc_text
 from ctcnet.core.provenance import software_text
 from ctcnet.inference.counts import Counts, ReviewedCounts, interval_text, per_volume_text
 from ctcnet.inference.result_state import (
@@ -253,9 +253,9 @@ def unread_markers_html(unread: dict | None) -> str:
     for name, r in unread["planes"].items():
         leak, past = r.get("ck_leak"), r.get("ck_leak_past_allowance")
         reviewed = (unread.get("after_review") or {}).get(name) or {}
-        parts.append(f"{name}: {r['counted_ctcs_above']} of {r['counted_ctcs']} counted CTCs "
-                     f"above {r['above_level']:g} (the {r['leukocytes']} leukocytes' median "
-                     f"{r['leukocyte_median']:g}, sd {r['leukocyte_sd']:g})"
+        parts.append(f"{name}: {r['counted_ctcs_above']} of {r['counted_ctcs']} counted CTCs"
+                     f"{unmeasured_text(r)} above {r['above_level']:g} (the {r['leukocytes']} "
+                     f"leukocytes' median {r['leukocyte_median']:g}, sd {r['leukocyte_sd']:g})"
                      + (f", CK's leak into it {leak:.1%} on the CTCs" if leak is not None else "")
                      + (": PAST THE ALLOWANCE, a leak of CK the figure cannot tell from the "
                         "marker, or the marker on most CTCs" if past else "")

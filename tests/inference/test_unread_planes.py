@@ -197,7 +197,7 @@ def test_the_figures_are_read_again_over_the_ctcs_counted_after_review():
     kept[n_wbc + 3] = True  # the held one confirmed
     reviewed = after_review(unread, events, final, kept)["after_review"]["HER2"]
     assert reviewed == {"counted_ctcs": 3, "counted_ctcs_above": 2,
-                        "above_event_ids": [n_wbc + 1, n_wbc + 3]}
+                        "counted_ctcs_unmeasured": 0, "above_event_ids": [n_wbc + 1, n_wbc + 3]}
     assert unread["planes"]["HER2"]["counted_ctcs_above"] == 2  # the automatic figure kept
     # run.json and samples.csv give both, the reviewed one in its own column.
     from ctcnet.inference.run_entry import _unread_above
@@ -245,3 +245,44 @@ def test_the_reports_line_gives_the_figure_after_review_beside_the_automatic_one
     said = html.unescape(unread_markers_html(unread))
     assert "HER2: 19 of 27 counted CTCs above 179.61" in said
     assert "CK's leak into it 0.6% on the CTCs; after review 18 of 26" in said
+
+
+def test_a_frame_lacking_only_an_unread_planes_file_is_read_and_its_ctcs_said_unmeasured(
+        runs, tmp_path, caplog):
+    """A HER2 file missing for one frame skipped the frame, its CTCs lost from the count for a
+    measurement beside it: now read (its events' mean_HER2 empty), the figure's CTCs of that
+    frame said not measured; a frame lacking a file the model reads is still skipped."""
+    from ctcnet.inference.guard import counted
+
+    six = tmp_path / "six"
+    six.mkdir()
+    for name in ("panel.json", "cartridge.json"):
+        (six / name).write_text((runs / "six" / name).read_text())
+    for frame in sorted((runs / "six").glob("r*.tif")):
+        for c, plane in enumerate(tifffile.imread(frame)):
+            tifffile.imwrite(six / f"{frame.stem}_c{c}.tif", plane)
+    (six / "r00c01_c5.tif").unlink()  # HER2's file of the second frame never arrived
+    out = tmp_path / "out"
+    with caplog.at_level("WARNING", logger="ctcnet.io.missing_planes"):
+        assert main(["predict", str(six), "--out", str(out), "--no-report", "--quiet"]) == 0
+    assert "1 frame(s) lack the file of HER2" in caplog.text
+    sample = next(out.glob("*/summary.json")).parent
+    events = pd.read_parquet(sample / "events.parquet")
+    summary = json.loads((sample / "summary.json").read_text())
+    assert summary["frames"]["skipped"] == 0 and summary["status"] == "ok"
+    second = events["frame"] == events["frame"].max()
+    assert events.loc[second, "mean_HER2"].isna().all()
+    assert events.loc[~second, "mean_HER2"].notna().all()
+    record = summary["unread_markers"]["planes"]["HER2"]
+    ctcs = (events["class"] == "ctc").to_numpy() & counted(events)
+    assert record["counted_ctcs"] == ctcs.sum()
+    assert record["counted_ctcs_unmeasured"] == (ctcs & second.to_numpy()).sum() > 0
+    row = pd.read_csv(out / "samples.csv").iloc[0]
+    assert f"({record['counted_ctcs_unmeasured']} not measured: a frame lacks the plane)" in \
+        row["unread_ctcs_above"]
+    # CK's file missing: the model reads it, so that frame is skipped as before.
+    (six / "r00c00_c1.tif").unlink()
+    assert main(["predict", str(six), "--out", str(out), "--no-report", "--quiet",
+                 "--overwrite"]) == 0
+    summary = json.loads((sample / "summary.json").read_text())
+    assert summary["frames"]["skipped"] == 1 and summary["status"] == "partial"

@@ -39,6 +39,10 @@ class FrameRef:
     source: str = ""  # the registered source that reads it (empty: told by its files)
     scene: int = 0  # in a container file: which scene (image) holds the frame
     region: tuple[int, int, int, int] | None = None  # (y0, x0, y1, x1) of a tiled scene
+    # Per-channel frames: the channels whose file is absent (``files`` holds the others, in
+    # channel order). Their ``problem`` says so until a model's channels are known: a plane
+    # the model does not read is only measured, and its file's absence costs no frame.
+    missing: tuple[int, ...] = ()
 
     @property
     def frame_id(self) -> str:

@@ -266,15 +266,19 @@ class ChannelFiles(NamedFrames):
     suffixes = IMAGE_SUFFIXES
     per_channel = True
 
-    def read(self, frame: FrameRef, panel, keep: list[int]) -> list[np.ndarray]:
-        """The kept channels' files only: files of channels not kept are never read."""
-        planes = [remove_cellsearch_offset(read_channel_file(frame.files[c]), frame.files[c])
-                  for c in keep]
-        shapes = [p.shape for p in planes]
-        if len(set(shapes)) != 1:
+    def read(self, frame: FrameRef, panel, keep: list[int]) -> list[np.ndarray | None]:
+        """The kept channels' files only: files of channels not kept are never read. A
+        channel whose file the frame lacks (:attr:`FrameRef.missing`) reads as None."""
+        present = [c for c in range(panel.num_channels) if c not in frame.missing]
+        files = dict(zip(present, frame.files))
+        planes = [remove_cellsearch_offset(read_channel_file(files[c]), files[c])
+                  if c in files else None for c in keep]
+        shapes = [p.shape for p in planes if p is not None]
+        if len(set(shapes)) > 1:
             # The file of a size the others do not share is the one to look at.
             common = max(set(shapes), key=shapes.count)
-            odd = [frame.files[c].name for c, shape in zip(keep, shapes) if shape != common]
+            odd = [files[c].name for c, p in zip(keep, planes)
+                   if p is not None and p.shape != common]
             raise InputError(f"channel files of frame {frame.stem} differ in size: "
                              f"{', '.join(odd)} {'is' if len(odd) == 1 else 'are'} not "
                              f"{common[0]} x {common[1]} as the others are "
@@ -320,7 +324,7 @@ def _frame_ref(position: tuple[int, int], files: list[FramePart], index: int,
     and its blood volume is not counted as read."""
     first = files[0]
     row, col = position
-    problem = None
+    problem, missing = None, []
     if first.channel is None:
         paths = (first.path,)
     else:
@@ -339,8 +343,11 @@ def _frame_ref(position: tuple[int, int], files: list[FramePart], index: int,
     unreadable = unreadable_reason(paths)
     # An unreadable frame's digest is its own: it is skipped for its reason, not as a copy.
     digest = frame_digest(paths) if unreadable is None else f"unreadable:{paths[0]}"
+    # Only a frame that lacks files and has nothing else wrong may be read without them.
+    alone = bool(missing) and problem is not None and "past the panel" not in problem
     return FrameRef(index, row, col, paths, first.stem, digest=digest,
-                    problem=problem or unreadable, source=first.source)
+                    problem=problem or unreadable, source=first.source,
+                    missing=tuple(missing) if alone and unreadable is None else ())
 
 
 SOURCES = [register(MultipageTiff()), register(CompositeImage()), register(ChannelFiles())]
