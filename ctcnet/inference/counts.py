@@ -251,8 +251,12 @@ def implausible_marker_balance(tally: Counts, ctc_classes: Sequence[str] = ("ctc
     wbc = tally.counted["wbc"] + tally.held["wbc"]
     if ctc < IMPLAUSIBLE_CTC_MIN or ctc < IMPLAUSIBLE_CTC_SHARE * wbc:
         return None
-    said = f"{ctc} events called {' or '.join(kinds)} against {wbc} called wbc: more CTCs " \
-        "(alone or in clusters) than blood holds beside its leukocytes"
+    # The calls, held ones included: the counts a summary gives leave those out (418 counted
+    # there beside 422 called here read as two figures of one thing).
+    held = sum(tally.held[k] for k in [*kinds, "wbc"])
+    said = f"{ctc} events called {' or '.join(kinds)} against {wbc} called wbc" + (
+        f" ({held} of them held for review)" if held else "") + ": more CTCs (alone or in " \
+        "clusters) than blood holds beside its leukocytes"
     if at_training_prior:  # the likelier cause, said before a channel mistake
         return (f"{said}; the calls were made at the model's balanced training prior (it has "
                 "no decision rule for cartridges), at which rare classes are called far more "

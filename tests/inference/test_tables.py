@@ -69,7 +69,14 @@ def test_calls_that_look_like_a_swapped_ck_and_cd45_are_said():
     assert implausible_marker_balance(tally(3, 1000)) is None  # a patient sample
     assert implausible_marker_balance(tally(19, 20)) is None  # too few to say
     said = implausible_marker_balance(tally(41, 91))
-    assert said and "41 events called ctc against 91 called wbc" in said and "swapped" in said
+    assert said and "41 events called ctc against 91 called wbc:" in said and "swapped" in said
+    # Held calls are calls: said as such, the summary's counts leaving them out (418 counted
+    # there beside 422 called here read as two figures of one thing).
+    events = pd.DataFrame({"class": ["ctc"] * 41 + ["wbc"] * 91, "review": False,
+                           "guard": ["possible_ctc"] * 4 + [""] * 128})
+    held = count_events(events, ["ctc", "wbc", "cluster", "debris"], ["ctc"], 7.5)
+    assert "41 events called ctc against 91 called wbc (4 of them held for review):" in \
+        implausible_marker_balance(held)
     # Clusters counted with the CTCs (CK read in a platelet marker's plane makes every
     # platelet on a cell a CTC's partner: 63 clusters against 225 leukocytes on 4 frames).
     calls = ["cluster"] * 63 + ["wbc"] * 225
