@@ -385,7 +385,9 @@ def _say_pixel_size_unused(args, cartridges) -> None:
 
         logging.getLogger(__name__).warning(
             "--pixel-size is for crop folders; a cartridge's pixel size is its panel.json's "
-            "(%d cartridge(s) read at their own)", len(cartridges))
+            "(%d cartridge(s) read at their own; what its nuclei read at that size, and the "
+            "size they suggest where they read far out of the band nuclei have: summary.json "
+            "metadata_check, nucleus_median_um)", len(cartridges))
 
 
 def _run_in_processes(args, cartridges, datasets, processes: int, out, model: str, log) -> int:
