@@ -66,12 +66,16 @@ were chosen: a folder of CTCs shows no CD45).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ctcnet.detect.pixel_size import nucleus_diameter_of, smoothed_over_ring
 from ctcnet.detect.plane_order import nucleus_plane_of
+from ctcnet.detect.plane_register import (
+    REGISTER_UM,
+    median_offsets,
+    offsets_from_dna,
+    out_of_register,
+)
 
 # Events a cartridge's check reads, spread over its frames (at least one a frame), and at most
 # this share of a frame's events (about 3 ms each: 0.5 s of a 175-frame cartridge's 66 s of
@@ -104,29 +108,15 @@ NUCLEUS_RATIO = 1.5
 # called swapped and partial).
 MIN_ALONE = 10
 ALONE_RATIO = 3.0
+# ...each marker read as lit there only past this share of the event's DNA peak: a DNA stain's
+# bleed into another plane (up to 10 % in the simulator) is no marker of its own.
+BLEED_SHARE = 0.12
 # A DNA stain lights every cell's nucleus, the leukocyte marker every leukocyte, and CK some
 # of a blood sample's cells faintly (non-specific staining, bright nuclei's bleed): judged on
 # this many events read, at least, a plane of these roles lit on no more than this share of
 # them is dark (CK on none: a sample without CTCs lights few).
 MIN_READ = 60
 DARK_SHARE = {"nucleus": 0.05, "leukocyte": 0.05, "epithelial": 0.0}
-# Each plane's centre against the DNA plane's, on events lit in both (within this radius of
-# the event's centre: the cell, not a neighbour): judged on this many events of a plane at
-# least, a plane whose median offset is this far (um) is out of register (in register the
-# simulator's scans read 0.46 um at most; CK 2 px, 1.3 um, off read 1.31)...
-REGISTER_UM = 8.0
-MIN_OFFSETS = 20
-SHIFT_UM = 0.6
-# ...when its events also lie off that way with this confidence: the order statistic that
-# bounds the median of their offsets along the median's direction from below (a sign test's
-# interval) is this far at least. A shift moves every cell alike, so its bound stays near
-# the median (42 shifted planes read 0.6-5.3 um off in simulated cartridges: 0.41 at least;
-# CK 1 px, 0.64 um, off: median 0.69, bound 0.59); in register a plane's centre lies more
-# than 0.5 um off the nucleus's on about 40 % of the events (a ring's centre, a neighbour),
-# so a small sample's median can be chance (CD45 read 0.79 um off on 21 events of a dense
-# cartridge of three frames, bound 0.04; 0.00 on all its 610 events).
-SURE_UM = 0.3
-SURE_CONFIDENCE = 0.9
 # The nuclei's size is judged on this many nuclei measured, at least; the median diameter (um)
 # a scan's nuclei may have at the stated pixel size (leukocytes' 5-8 um at half their peak read
 # 6.0-7.2 um on simulated scans of 0.25-2 um/px; at half the true pixel size, where counts
@@ -181,7 +171,7 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int,
     leukocyte, neutrophil = _role(roles, "leukocyte"), _role(roles, "neutrophil")
     rows = list(spread_rows(np.arange(n), events, whole))
     votes = np.zeros(panel.num_channels, int)
-    lit, diameters, offsets = [], [], []
+    lit, peaks, diameters, offsets = [], [], [], []
     # Where each crop is read (one shape for a frame's crops): its centre and its cell.
     h, w = crops.shape[2:]
     yy, xx = np.mgrid[:h, :w].astype(np.float32)
@@ -196,12 +186,13 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int,
             plane = nucleus_plane_of(above, noise)
             if plane is not None:
                 votes[plane] += 1
-            lit.append(above[:, centre].max(axis=1) > LIT_NOISE * np.maximum(noise, 1e-6))
+            peaks.append(above[:, centre].max(axis=1))
+            lit.append(peaks[-1] > LIT_NOISE * np.maximum(noise, 1e-6))
             if dna is not None:
                 diameters.append(nucleus_diameter_of(above[dna], float(noise[dna]))
                                  * pixel_size_um)
-                offsets.extend(_offsets_from_dna(above, noise, dna, cell, (xx, yy),
-                                                 pixel_size_um))
+                offsets.extend(offsets_from_dna(above, noise, dna, cell, (xx, yy),
+                                                pixel_size_um, LIT_NOISE))
 
     read(rows)
     # The nucleus read in another plane than the DNA channel's more often, as a swap's would
@@ -223,10 +214,15 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int,
              "nucleus_um": [round(d, 2) for d in diameters if np.isfinite(d)],
              "offset_um": offsets}
     if None not in (dna, leukocyte, neutrophil):
+        # A leukocyte marker lit past what DNA's bleed into it can carry: a DNA stain leaking
+        # 8 % into CD66b lit it alone on a CTC-rich cartridge's CTCs and bare nuclei, and on
+        # its lymphocytes beside CD45 (10 alone against 1 of 43 read: "swapped?").
+        peaks = np.asarray(peaks)
+        own = lit & (peaks > BLEED_SHARE * np.maximum(peaks[:, [dna]], 0))
         nucleated = lit[:, dna]
-        signs["neutrophil_alone"] = int((nucleated & lit[:, neutrophil] & ~lit[:, leukocyte])
+        signs["neutrophil_alone"] = int((nucleated & own[:, neutrophil] & ~own[:, leukocyte])
                                         .sum())
-        signs["leukocyte_alone"] = int((nucleated & lit[:, leukocyte] & ~lit[:, neutrophil])
+        signs["leukocyte_alone"] = int((nucleated & own[:, leukocyte] & ~own[:, neutrophil])
                                        .sum())
     return signs
 
@@ -263,7 +259,7 @@ def metadata_problems(signs: list[dict | None], panel, pixel_size_um: float | No
               # Whether the pixel size was judged by the nuclei: a small scan's too few left it
               # unjudged, and nothing said so (a wrong size read only as "crowded").
               "pixel_size_judged": pixel_size_um is not None and len(diameters) >= MIN_NUCLEI,
-              "median_offset_um": _median_offsets(offsets, names)}
+              "median_offset_um": median_offsets(offsets, names)}
     elsewhere = _nucleus_elsewhere(votes, panel, what)
     swapped = _markers_swapped(alone, panel, what)
     # A dark plane is said as such. A dark CD45 leaves every neutrophil lit in CD66b alone: not
@@ -275,7 +271,7 @@ def metadata_problems(signs: list[dict | None], panel, pixel_size_um: float | No
         _dark_said(dark, lit, read, panel, what) if dark else None, elsewhere,
         None if _role(panel.roles(), "leukocyte") in dark else swapped,
         _off_scale(median, len(diameters), pixel_size_um, what),
-        _out_of_register(record["median_offset_um"], names, _role(panel.roles(), "nucleus"),
+        out_of_register(record["median_offset_um"], names, _role(panel.roles(), "nucleus"),
                          what)) if p]
     return problems, record
 
@@ -418,80 +414,6 @@ def samples_off_scale(nuclei: dict[str, list[float]]) -> str | None:
             "another scanner or objective at another pixel size? panel.json states one for "
             "the folder (a manifest cannot state one a crop): give each scanner's crops a "
             "folder of their own")
-
-
-def _offsets_from_dna(above: np.ndarray, noise: np.ndarray, dna: int, near: np.ndarray,
-                      grid: tuple[np.ndarray, np.ndarray], pixel_size_um: float
-                      ) -> list[list[float]]:
-    """[plane, dx, dy] (um, x to the right, y down) of each plane's centre from the DNA
-    plane's, on one crop, for the planes lit ``near`` its centre (within ``REGISTER_UM``;
-    each plane's centre: the mean position, on the (x, y) ``grid``, of its pixels there over
-    half its peak)."""
-    xx, yy = grid
-    centres = []
-    for p in range(len(above)):
-        part = np.where(near, above[p], 0.0)
-        top = float(part.max())
-        if top <= LIT_NOISE * max(float(noise[p]), 1e-6):
-            centres.append(None)
-            continue
-        weight = np.where(part > 0.5 * top, part, 0.0)
-        centres.append(np.array([(weight * xx).sum(), (weight * yy).sum()]) / weight.sum())
-    if centres[dna] is None:
-        return []
-    return [[p, *np.round((c - centres[dna]) * pixel_size_um, 2).tolist()]
-            for p, c in enumerate(centres) if p != dna and c is not None]
-
-
-def _median_offsets(offsets: list, names: list[str]) -> dict:
-    """Per plane with ``MIN_OFFSETS`` events at least, its median offset [dx, dy] (um) from
-    the DNA plane, the events measured, and ``sure_um``: how far along the median's direction
-    the events lie off with ``SURE_CONFIDENCE`` (:func:`sure_offset`)."""
-    out = {}
-    for p, name in enumerate(names):
-        mine = np.asarray([o[1:] for o in offsets if int(o[0]) == p], np.float64)
-        if len(mine) >= MIN_OFFSETS:
-            median = np.median(mine, axis=0)
-            out[name] = {"dx": round(float(median[0]), 2), "dy": round(float(median[1]), 2),
-                         "events": len(mine), "sure_um": round(sure_offset(mine, median), 2)}
-    return out
-
-
-def sure_offset(offsets: np.ndarray, median: np.ndarray,
-                confidence: float = SURE_CONFIDENCE) -> float:
-    """The lower ``confidence`` bound (um) of the median of ``offsets`` ((N, 2), um) along the
-    direction of their ``median``: the order statistic a sign test puts it above, free of any
-    assumption on how the offsets spread (0 where the median is 0)."""
-    length = float(np.hypot(*median))
-    if length == 0:
-        return 0.0
-    along = np.sort(offsets @ (median / length))
-    # The k-th smallest lies under the median with probability P(Binomial(n, 1/2) >= k); k
-    # is the binomial's 1 - confidence quantile (the smallest k with P(<= k) at least that).
-    n, below, k = len(along), 0.0, 0
-    while k < n:
-        below += math.comb(n, k) / 2**n  # exact integers: no overflow at any n
-        if below >= 1.0 - confidence:
-            break
-        k += 1
-    return float(along[max(k - 1, 0)])
-
-
-def _out_of_register(median: dict, names: list[str], dna: int | None, what: str) -> str | None:
-    """Planes whose median offset from the DNA plane is ``SHIFT_UM`` or more, their events
-    lying off that way surely (``SURE_UM``), said."""
-    far = {name: m for name, m in median.items()
-           if np.hypot(m["dx"], m["dy"]) >= SHIFT_UM and m["sure_um"] >= SURE_UM}
-    if not far or dna is None:
-        return None
-    said = "; ".join(f"{name} {np.hypot(m['dx'], m['dy']):.1f} um off {names[dna]}'s centre "
-                     f"(x {m['dx']:+.1f}, y {m['dy']:+.1f}) on the median of {m['events']} "
-                     f"{what}" for name, m in far.items())
-    return (f"{said}, where a scan in register reads a few tenths: are the channels out of "
-            "register (a filter or stage shift between exposures)? Every marker is read round "
-            "the nucleus: the guard compares DAPI with CK lined up by each frame's "
-            "registration, but the network and CD45 over CK read the planes as given (CK 1 um "
-            "off moves about 3 % of the network's calls); register the planes before predict")
 
 
 def _role(roles: list[str], role: str) -> int | None:
