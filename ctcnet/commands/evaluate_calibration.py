@@ -104,4 +104,10 @@ def calibrate(args: argparse.Namespace, model, warnings: list[str]):
 
     print(f"calibrated: {describe(spec.metrics['calibration'])} -> {args.save_model}",
           file=sys.stderr)
+    band = spec.decision.review_band_record if spec.decision is not None else None
+    if band and band.get("level") is not None and band.get("fitted_for"):
+        # The cartridges' band is kept, its miss rate measured on the base's calls only.
+        print(f"  cartridges' review band kept: its stated miss rate ({band['level']:.0%}, "
+              f"{band.get('confidence', 0.95):.0%} confidence) was measured on the base "
+              "model's calls, not again on these", file=sys.stderr)
     return args.save_model

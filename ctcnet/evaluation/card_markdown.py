@@ -265,7 +265,7 @@ def review_band_lines(band: dict | None) -> list[str]:
                      f"{row['miss_share']:.2%} | {row['shown']:.1%} |")
     lines += ["", "The shares of events shown are of CTC-rich cartridges (3 % CTCs), where every "
               "CTC and cluster call is shown; the band's own cost is the uncounted calls it "
-              f"brings: {band.get('shown_by_band', 0):.1%} of the calibration events."]
+              f"brings: {band.get('shown_by_band', 0):.2%} of the calibration events."]
     return lines
 
 

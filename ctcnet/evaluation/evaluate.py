@@ -393,6 +393,9 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
         raise InputError(str(err), val_data) from None
     spec, leaks = lab_guard(spec, index, crops, labels)  # the guard made the lab's too
     spec = spec.replace(metrics={**spec.metrics, "leaks": leaks})
+    if spec.decision is not None:  # the band was measured on the base's calibrated calls
+        spec = spec.replace(decision=spec.decision.with_band_kept(
+            Path(model_path).stem, "a recalibration on a lab's crops", drop_fusion=False))
     model.spec = spec
     save_model(out_path, model.cpu(), spec)
     return spec

@@ -224,7 +224,7 @@ def describe(summary: dict) -> str:
                  f"clusters neither counted nor shown (at most {g['miss_bound']:.0%} with "
                  f"{g['confidence']:.0%} confidence; {g['cells_for_one_percent']} cells "
                  f"without a miss would state 1 %); {g['reviewed_fraction']:.0%} of the "
-                 f"{g['crops']} held-out crops shown for the network's doubt")
+                 f"{g['crops']} calibration crops shown for the network's doubt (fitted on them)")
     return line
 
 

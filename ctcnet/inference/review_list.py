@@ -29,8 +29,9 @@ CELLS_AS_INDEPENDENT = ("The bound takes the calibration cells as independent dr
                         "cartridges not used to fit, with its own bound: a fresh family of a "
                         "few hundred cells cannot confirm a level of 1 % on its own.")
 # What summary.json keeps of a band's record: the statement and where it was measured.
-BAND_KEYS = ("band", "reads", "level", "confidence", "cells", "misses", "miss_bound", "shown",
-             "fitted_on", "fitted_for", "fresh_family", "command")
+BAND_KEYS = ("band", "reads", "level", "confidence", "cells", "misses", "miss_share",
+             "miss_bound", "shown", "shown_by_band", "fitted_on", "fitted_for", "fresh_family",
+             "command")
 
 
 def network_doubt(events: pd.DataFrame, spec=None, counted: Sequence[str] | None = None

@@ -231,6 +231,22 @@ class DecisionRule:
         return DecisionRule(self.rule, self.log_weights,
                             records + (("review_band", copy.deepcopy(dict(record))),))
 
+    def with_band_kept(self, base: str, by: str, drop_fusion: bool) -> DecisionRule:
+        """The same rule whose review band (where it has one not yet so marked) says it was
+        fitted for ``base`` and kept by ``by`` (a fine-tune, a recalibration), not measured
+        again: its stated miss rate is of the base network's calls. ``drop_fusion``: the
+        base's cartridge fusion is not kept, so a band read on the fused posterior reads the
+        network's here, and says so."""
+        band = self.review_band_record
+        if band is None or "fitted_for" in band:
+            return self
+        fitted_for = f"the base model {base} (kept by {by}, not measured again on this model)"
+        if drop_fusion and band.get("reads") == "fused":
+            fitted_for += ("; fitted on its cartridge marker fusion, which is not kept: here it "
+                           "reads the network's posterior")
+            band = {**band, "reads": "network"}
+        return self.with_review_band({**band, "fitted_for": fitted_for})
+
     @property
     def weights(self) -> dict[str, float]:
         """The log weights by class name (a copy; empty: no reweighting)."""

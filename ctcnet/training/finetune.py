@@ -411,18 +411,8 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
     # The cartridge rule and its review band stay the base's (a lab's crops hold no
     # cartridge to fit them on); the band's stated miss rate was measured on the base
     # network's calls, and says so wherever it is stated (summary.json, the card).
-    band = new_spec.decision.review_band_record
-    if band is not None and "fitted_for" not in band:
-        fitted_for = (f"the base model {Path(base).stem} (kept by a fine-tune, not measured "
-                      "again on the fine-tuned network)")
-        if band.get("reads") == "fused":
-            # The base's cartridge fusion was fitted on its network's probabilities: not
-            # kept, so the band reads the fine-tuned network's posterior, and says so.
-            fitted_for += ("; fitted on its cartridge marker fusion, which a fine-tune does not "
-                           "keep: here it reads the fine-tuned network's posterior")
-            band = {**band, "reads": "network"}
-        new_spec = new_spec.replace(decision=new_spec.decision.with_review_band(
-            {**band, "fitted_for": fitted_for}))
+    new_spec = new_spec.replace(decision=new_spec.decision.with_band_kept(
+        Path(base).stem, "a fine-tune", drop_fusion=True))
     # The base model's figures (its test, robustness and validation) are not this model's:
     # kept under "base", beside the fine-tune's own; what the calls use stays where it is.
     used = {k: v for k, v in new_spec.metrics.items() if k in METRICS_IN_USE}

@@ -57,3 +57,23 @@ def test_calibrating_on_few_crops_pools_them_with_simulated_crops(cart_and_model
     line = [x for x in err if x.startswith("calibrated:")]
     assert line and "pooled: 4 lab crops (4% of the fit) with 400 simulated crops" in line[0]
     assert "neither counted nor shown" in line[0]
+
+
+def test_a_recalibrated_model_says_its_review_band_was_measured_on_the_base(cart_and_model,
+                                                                            crops, tmp_path):
+    """A new temperature moves the posterior the band reads: the band's stated miss rate
+    (1 % with 95 % confidence) was the base's, and the recalibrated model's record says so
+    (summary.json repeats it); the fusion the band reads is kept, so it still reads it."""
+    from ctcnet.evaluation.evaluate import calibrate_model_file
+    from ctcnet.nn.classifier import load_model, save_model
+    from ctcnet.nn.decision_rule import DecisionRule
+
+    model, spec = load_model(cart_and_model / "model.pt")
+    band = {"band": 0.5, "level": 0.01, "confidence": 0.95, "reads": "fused"}
+    rule = DecisionRule.prior_shift({"ctc": -3.0}).with_review_band(band)
+    save_model(tmp_path / "banded.pt", model, spec.replace(decision=rule))
+    calibrate_model_file(tmp_path / "banded.pt", crops, tmp_path / "c.pt")
+    record = load_model(tmp_path / "c.pt")[1].decision.review_band_record
+    assert record["level"] == 0.01 and record["reads"] == "fused"
+    assert record["fitted_for"] == ("the base model banded (kept by a recalibration on a lab's "
+                                    "crops, not measured again on this model)")

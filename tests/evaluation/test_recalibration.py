@@ -79,7 +79,7 @@ def test_few_lab_crops_are_pooled_and_the_card_figures_are_the_labs():
     assert g["crops"] == 12 and g["counted_cells"] == 6  # ctc and cluster
     assert "pooled: 12 lab crops (12% of the fit) with 400 simulated crops" in describe(cal)
     # The review load is of the held-out crops, not of the CTCs and clusters before it.
-    assert f"{g['reviewed_fraction']:.0%} of the 12 held-out crops shown" in describe(cal)
+    assert f"{g['reviewed_fraction']:.0%} of the 12 calibration crops shown" in describe(cal)
     with pytest.raises(ValueError, match="reference crops"):
         recalibrate_spec(spec(), lab_z, lab_y)
 

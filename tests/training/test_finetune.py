@@ -320,7 +320,7 @@ def test_a_fine_tune_says_its_cartridge_rule_and_band_are_the_base_models(lab, t
     assert "base model banded" in kept.review_band_record["fitted_for"]
     # The base's cartridge fusion is not kept: the band reads the network, and says why.
     assert kept.review_band_record["reads"] == "network"
-    assert "fusion, which a fine-tune does not keep" in kept.review_band_record["fitted_for"]
+    assert "fusion, which is not kept" in kept.review_band_record["fitted_for"]
     card = out.with_suffix(".md").read_text()
     assert "the base model's, kept; its review band 0.5" in card
 
