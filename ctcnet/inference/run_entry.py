@@ -202,6 +202,9 @@ def _denominator(summary: dict) -> dict:
         return {}
     interval = (summary.get("tally") or {}).get("per_7_5_ml_interval")
     return {"blood_volume_ml": summary["blood_volume_ml"],
+            # Detection density: a finer pixel size at the same events a frame is a crowded
+            # sample, whose merged cells read as fewer (a site's counts beside another's).
+            "events_per_mm2": summary.get("events_per_mm2"),
             "frames_read": frames.get("processed"),
             "frames_expected": (frames.get("total") or 0) + (frames.get("missing") or 0),
             **({"per_7_5_ml_interval": interval} if isinstance(interval, dict) else {})}

@@ -42,7 +42,7 @@ _FIRST = ("name", "result_state", "status", "input", "cartridge_id", "same_scan_
           "model_sha256", "prior", "compensated", "ctcnet_version", "software", "frames_made_by",
           "counted_at",
           "finished_at",
-          "events",
+          "events", "events_per_mm2",
           "review_events", "blood_volume_read_ml", "blood_volume_stated", "blood_volume_ml",
           "frames_read", "frames_expected")
 # Rates per 7.5 mL to two decimals: a count over a volume read to three figures.
@@ -92,7 +92,8 @@ def sample_row(entry: dict) -> dict:
            if isinstance(entry.get("frames_made_by"), dict) else None,
            "counted_at": entry.get("counted_at"),
            "finished_at": entry.get("finished_at"),
-           "events": entry.get("events"), "review_events": entry.get("review_events"),
+           "events": entry.get("events"), "events_per_mm2": entry.get("events_per_mm2"),
+           "review_events": entry.get("review_events"),
            "blood_volume_read_ml": entry.get("blood_volume_read_ml"),
            "blood_volume_ml": entry.get("blood_volume_ml"),
            "frames_read": entry.get("frames_read"),

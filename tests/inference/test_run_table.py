@@ -69,6 +69,7 @@ def test_a_rate_has_its_interval_and_what_it_rests_on():
     beside the rate, the tube's volume, the frames read of those expected."""
     part = {**CLEAN, "name": "S5", "status": "partial", "blood_volume_read_ml": 4 * 2 / 3,
             "blood_volume_ml": 4.0, "frames_read": 2, "frames_expected": 3,
+            "events_per_mm2": 1032.1,  # a crowded site's: its touching cells read as fewer
             "per_7_5_ml": {"ctc": 16.875, "cluster": 0.0},
             "per_7_5_ml_interval": {"ctc": [6.1928, 36.7298], "cluster": [0.0, 10.375]}}
     failed = {"name": "S6", "status": "failed", "events": 0, "blood_volume_read_ml": 0.0,
@@ -82,8 +83,8 @@ def test_a_rate_has_its_interval_and_what_it_rests_on():
     got = rows["S5"]
     assert (got["per_7_5_ml_ctc"], got["per_7_5_ml_low_ctc"], got["per_7_5_ml_high_ctc"]) == \
         ("16.88", "6.19", "36.73")
-    assert (got["blood_volume_ml"], got["frames_read"], got["frames_expected"]) == \
-        ("4.0", "2", "3")
+    assert (got["blood_volume_ml"], got["frames_read"], got["frames_expected"],
+            got["events_per_mm2"]) == ("4.0", "2", "3", "1032.1")
     assert rows["S6"]["per_7_5_ml_low_ctc"] == "" and rows["S6"]["frames_read"] == "0"
 
 
@@ -225,3 +226,15 @@ def test_a_row_names_its_signer_and_the_rows_of_its_scan_under_another_id():
     assert rows[0]["signed_off_by"] == "Dr. Okafor" and rows[1]["signed_off_by"] == ""
     assert rows[0]["signed_off_at"] == "2026-12-02T14:31:55+00:00"
     assert [r["same_scan_as"] for r in rows] == ["P20_WK3", "P02_WK3", ""]
+
+
+def test_run_json_gives_a_cartridges_density_beside_what_its_rates_rest_on():
+    """Three sites at 0.45, 0.64 and 0.8 um/px with the same events a frame: the finest is
+    the most crowded (1,032 against 340 events per mm²), its merged cells reading as fewer;
+    run.json and samples.csv say so, not summary.json alone."""
+    from ctcnet.inference.run_entry import _denominator
+
+    summary = {"blood_volume_ml": 7.5, "frames": {"processed": 3, "total": 3, "missing": 0},
+               "events_per_mm2": 1032.1}
+    assert _denominator(summary)["events_per_mm2"] == 1032.1
+    assert _denominator({**summary, "events_per_mm2": None})["events_per_mm2"] is None
