@@ -21,7 +21,12 @@ import pandas as pd
 from ctcnet.core.paths import absolute
 from ctcnet.errors import InputError
 from ctcnet.exports.sample_review import signoff_now
-from ctcnet.inference.figures_seal import TABLE_DIGESTS, check_figures_sealed, table_as_recorded
+from ctcnet.inference.figures_seal import (
+    TABLE_DIGESTS,
+    check_figures_sealed,
+    provenance_edited,
+    table_as_recorded,
+)
 from ctcnet.inference.summary import RunSummary
 from ctcnet.review.decision_journal import read_decisions
 from ctcnet.review.decisions import REVIEW_FILE, SECOND_FILE, find_samples
@@ -74,7 +79,7 @@ def audit_run(results: str | Path) -> list[str]:
 # What a laboratory system reads of each sample in run.json and samples.csv: held to the
 # sample's summary.json, which the seals check (an edit of the indices alone passed as intact).
 INDEX_KEYS = ("status", "events", "counts", "per_7_5_ml", "after_review",
-              "after_review_per_7_5_ml", "signed_off")
+              "after_review_per_7_5_ml", "signed_off", "model", "software", "cartridge_id")
 
 
 def _index_not_as_summaries(results: Path, index: dict) -> list[str]:
@@ -142,6 +147,14 @@ def _audit_sample(name: str, folder: Path) -> dict:
         notes += [unsealed] if unsealed else []
     except InputError as err:
         problems.append(str(err).removeprefix(f"{folder}: "))
+    edited = provenance_edited(data)
+    if edited:
+        problems.append("what made its figures (summary.json's model, software, panel, the "
+                        "scan's and frames' digests, settings) was changed since ctcnet wrote "
+                        "it (its seal, provenance_sha256): edited by hand?")
+    elif edited is None and "figures_sha256" in data:
+        notes.append("summary.json written before ctcnet sealed what made its figures (an "
+                     "earlier version's): its model, software and inputs' digests unchecked")
     for table, key in TABLE_DIGESTS.items():
         if table_as_recorded(folder, data, table) is not False:
             continue  # as recorded, or written before it was recorded

@@ -29,6 +29,29 @@ def figures_sha256(data: dict) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+# What made the figures: the model file and network, the software, the scan's and its frames'
+# digests, the panel and the settings the calls were made under. Sealed apart from the figures
+# (``provenance_sha256``), so that a summary written before it was still reads; the audit
+# (``ctcnet verify --results``) tells one edited by hand: a model digest written over passed.
+PROVENANCE_FIELDS = ("model", "software", "ctcnet_version", "cartridge_id", "frame_digests",
+                     "panel", "run_fingerprint")
+
+
+def provenance_sha256(data: dict) -> str:
+    """The seal of what made a summary's figures (:data:`PROVENANCE_FIELDS`): a checksum, as
+    :func:`figures_sha256` is."""
+    made_by = finite_or_null({key: data.get(key) for key in PROVENANCE_FIELDS})
+    text = json.dumps(made_by, sort_keys=True, allow_nan=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def provenance_edited(data: dict) -> bool | None:
+    """Whether what made a summary's figures is not as ctcnet sealed it; None where no seal
+    was written (an earlier ctcnet's summary)."""
+    seal = data.get("provenance_sha256")
+    return None if seal is None else seal != provenance_sha256(data)
+
+
 # A note for a summary without a seal, written before ctcnet sealed its figures.
 UNSEALED = ("summary.json written before ctcnet sealed its figures (an earlier version's): "
             "read as it is, its figures unchecked")

@@ -28,7 +28,7 @@ from pathlib import Path
 from ctcnet.core.json_text import strict_json
 from ctcnet.errors import InputError
 from ctcnet.inference.counts import Counts, ReviewedCounts
-from ctcnet.inference.figures_seal import figures_sha256, table_as_recorded
+from ctcnet.inference.figures_seal import figures_sha256, provenance_sha256, table_as_recorded
 from ctcnet.inference.result_state import result_state, signoff_holds  # noqa: F401 (read here)
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.io.cartridge_info import output_format
@@ -229,6 +229,7 @@ class RunSummary:
         # written beside it, decides it again: report_page.write_summary_and_page).
         out["result_state"] = result_state(out)
         out["figures_sha256"] = figures_sha256(out)
+        out["provenance_sha256"] = provenance_sha256(out)
         return {**output_format(), **out}
 
     @classmethod

@@ -561,6 +561,16 @@ def test_verify_results_fails_a_folder_whose_run_did_not_finish(folder, tmp_path
     assert main(["verify", "--results", str(results), "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["run"] == [
         "run.json's entry of P001 is not its summary.json's in counts (the index edited?)"]
+    # ...and the model file or build a laboratory system files with the count.
+    entry["counts"]["ctc"] -= 3
+    entry["model"] = {**entry["model"], "sha256": "0" * 64}
+    entry["software"] = "ctcnet 9.9.9"
+    (results / "run.json").write_text(json.dumps({"format_version": 1, "state": "finished",
+                                                  "outputs": [entry]}))
+    assert main(["verify", "--results", str(results), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["run"] == [
+        "run.json's entry of P001 is not its summary.json's in model, software (the index "
+        "edited?)"]
 
 
 def test_a_look_at_a_sample_leaves_its_files_as_they_lie(folder):
@@ -686,3 +696,37 @@ def test_verify_results_finds_summarys_sign_off_removed(folder):
     (audit,) = audit_results(folder)
     assert "summary.json names no sign-off, but signoff.json holds this run's (its copy " \
         "removed by hand?)" in audit["problems"]
+
+
+@pytest.mark.parametrize("edit", [
+    lambda s: s["model"].update(sha256="0" * 64), lambda s: s.update(ctcnet_version="9.9.9"),
+    lambda s: s["software"].update(commit="f" * 40),
+    lambda s: s["frame_digests"].update({next(iter(s["frame_digests"])): "0" * 64}),
+    lambda s: s.update(cartridge_id="0" * 16),
+    lambda s: s["run_fingerprint"].update(model_sha256="0" * 64),
+])
+def test_verify_results_tells_what_made_the_figures_edited_by_hand(folder, capsys, edit):
+    """A technical file traces a result to its model file, software and inputs: each written
+    over in summary.json read "intact" (only the figures were sealed)."""
+    from ctcnet.cli import main
+
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["provenance_sha256"]
+    edit(summary)
+    (folder / "summary.json").write_text(json.dumps(summary))
+    assert main(["verify", "--results", str(folder), "--json"]) == 1
+    (sample,) = json.loads(capsys.readouterr().out)["samples"]
+    assert any(p.startswith("what made its figures (summary.json's model, software") and
+               "provenance_sha256" in p for p in sample["problems"]), sample["problems"]
+
+
+def test_a_summary_sealed_before_its_provenance_was_reads_with_a_note(folder, capsys):
+    """An earlier ctcnet's summary (figures sealed, provenance not) is read, with a note."""
+    from ctcnet.cli import main
+
+    summary = json.loads((folder / "summary.json").read_text())
+    del summary["provenance_sha256"]
+    (folder / "summary.json").write_text(json.dumps(summary))
+    assert main(["verify", "--results", str(folder), "--json"]) == 0
+    (sample,) = json.loads(capsys.readouterr().out)["samples"]
+    assert any("before ctcnet sealed what made its figures" in n for n in sample["notes"])
