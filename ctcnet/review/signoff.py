@@ -45,7 +45,13 @@ from pathlib import Path
 from ctcnet.core.printable import utc_text
 from ctcnet.io.atomic import atomic_write_text, open_own
 from ctcnet.io.digests import file_sha256_cached
-from ctcnet.review.journal_seal import changed_since, last_seal, seal_of
+from ctcnet.review.journal_seal import (
+    changed_since,
+    check_as_sealed,
+    last_seal,
+    seal_of,
+    write_seal,
+)
 
 log = logging.getLogger(__name__)
 
@@ -231,10 +237,14 @@ def write_signoff(folder: str | Path, signoff: SignOff) -> None:
     sample's sign-off history (:data:`HISTORY_FILE`: every sign-off, in order, each on one
     line; a later one replaces the earlier in signoff.json, never in the history)."""
     line = json.dumps(signoff.to_dict(), separators=(",", ":")) + "\n"
+    # Sealed as a journal is: a history edited by hand (a reviewer's name written over in
+    # it, signoff.json and summary.json's copy alike) took no sign-off and read intact.
+    check_as_sealed(Path(folder) / HISTORY_FILE)
     with open_own(Path(folder) / HISTORY_FILE, "a", encoding="utf-8") as history:
         history.write(line)
         history.flush()
         os.fsync(history.fileno())  # kept before the sign-off it records is shown
+    write_seal(Path(folder) / HISTORY_FILE)
     atomic_write_text(Path(folder) / SIGNOFF_FILE,
                       json.dumps(signoff.to_dict(), indent=2) + "\n")
 
@@ -266,6 +276,10 @@ def edited_since(folder: str | Path, signoff: SignOff) -> str | None:
             else "cannot be read"
         return (f"{SIGNOFF_FILE} {state}: the sign-off shown is the last {HISTORY_FILE} "
                 f"records, by {signoff.reviewer} on {signoff.signed_at}")
+    sealed = last_seal(folder / HISTORY_FILE)
+    if sealed is not None and changed_since(folder / HISTORY_FILE, sealed):
+        return (f"{HISTORY_FILE} no longer holds what ctcnet wrote to it: lines changed or "
+                "removed, not appended to (edited by hand?)")
     last = _last_in_history(folder)
     if last != signoff:
         recorded = (f"; the history's last is by {last.reviewer} on {last.signed_at}"

@@ -238,6 +238,9 @@ def test_a_sign_off_whose_seal_was_removed_is_noticed(folder):
     for name in (SIGNOFF_FILE, HISTORY_FILE):
         path = folder / name
         path.write_text(path.read_text().replace('"journals":', '"journals_was":'))
+    record = shown(folder)  # the history's own seal tells the edit first...
+    assert record["status"] == EDITED and HISTORY_FILE in record["problem"]
+    (folder / f".{HISTORY_FILE}.seal").unlink()  # ...and taken away with it, the record does
     record = shown(folder)
     assert record["status"] == EDITED and "holds no seal" in record["problem"]
 
@@ -683,8 +686,10 @@ def test_verify_results_finds_a_name_written_over_in_every_copy_and_a_copy_remov
     (folder / "signoff_history.jsonl").write_text("\n".join([*history[:-1], json.dumps(last)])
                                                    + "\n")
     (audit,) = audit_results(folder)
-    assert audit["problems"] == ["its sign-off credits someone else with decisions review.csv "
-                                 "does not name: edited by hand?"], audit["problems"]
+    assert audit["problems"][0] == ("its sign-off credits someone else with decisions "
+                                    "review.csv does not name: edited by hand?")
+    # ...and the history, sealed as a journal is, no longer what ctcnet wrote.
+    assert "signoff_history.jsonl no longer holds what ctcnet wrote" in audit["problems"][1]
 
 
 def test_verify_results_finds_summarys_sign_off_removed(folder):
@@ -730,3 +735,26 @@ def test_a_summary_sealed_before_its_provenance_was_reads_with_a_note(folder, ca
     assert main(["verify", "--results", str(folder), "--json"]) == 0
     (sample,) = json.loads(capsys.readouterr().out)["samples"]
     assert any("before ctcnet sealed what made its figures" in n for n in sample["notes"])
+
+
+def test_a_reviewers_name_written_over_in_every_copy_of_the_sign_off_is_told(folder, capsys):
+    """signoff.json, the history's last line and summary.json's copy, three plain edits,
+    read "intact, signed off": the history is sealed as a journal is."""
+    from ctcnet.cli import main
+
+    assert (folder / ".signoff_history.jsonl.seal").is_file()
+    for name in ("signoff.json", "signoff_history.jsonl", "summary.json"):
+        path = folder / name
+        path.write_text(path.read_text().replace('"ann"', '"Dr Someone Else"'))
+    assert main(["verify", "--results", str(folder), "--json"]) == 1
+    (sample,) = json.loads(capsys.readouterr().out)["samples"]
+    assert any("signoff_history.jsonl no longer holds what ctcnet wrote to it" in p
+               for p in sample["problems"]), sample["problems"]
+    # No sign-off is recorded on the edited history: it would seal the edit as ctcnet's.
+    from ctcnet.review.journal_seal import JournalEdited
+
+    sample = Sample("P001", folder)
+    state = sample.state("ann")
+    with pytest.raises(JournalEdited, match="signoff_history.jsonl"):
+        sample.sign_off({"stamp": sample.decisions.stamp(), "reviewer": "ann",
+                         "run_id": state["run_id"], "note": "held calls checked"}, "ann")
