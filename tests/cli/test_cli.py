@@ -1,6 +1,8 @@
 """ctcnet.cli: every subcommand listed with its help; no command writes over the model it reads."""
 
 
+import json
+
 import pytest
 from conftest import digest, one_line_refusal, refused, run_cli, save_tiny_model
 
@@ -326,3 +328,16 @@ def test_predict_help_gives_every_exit_status_the_docs_table_does(capsys):
     said = " ".join(capsys.readouterr().out.split()).split("exit status:", 1)[1]
     for code in codes:
         assert re.search(rf"(?<![\d.]){code}(?![\d.])", said), code
+
+
+def test_simulate_draws_the_look_the_shipped_cards_were_measured_on(tmp_path):
+    """An assessor reproducing a card's held-out figures needs its look: `--look filled-ctc`
+    draws it (CK-filled CTCs, CD45 floored), recorded in dataset.json's config."""
+    from ctcnet.simulate import SimConfig
+
+    assert main(["--quiet", "simulate", "crops", str(tmp_path / "d"), "--counts", "2",
+                 "--look", "filled-ctc"]) == 0
+    config = json.loads((tmp_path / "d" / "dataset.json").read_text())["config"]
+    filled = SimConfig().with_filled_ctc_look()
+    assert config["ctc_rim_share"] == filled.ctc_rim_share == 0.0
+    assert config["cd45_bright_snr"] == filled.cd45_bright_snr != SimConfig().cd45_bright_snr
