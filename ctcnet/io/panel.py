@@ -308,7 +308,11 @@ class Panel:
             # A marker that finds CK-negative CTCs (vimentin, EpCAM) the model cannot read:
             # those CTCs are not counted, which a count read beside the scanner's should say.
             vouching = [name for name in extra if marker_role(name) in ("mesenchymal", "epcam")]
-            log.warning("%s: dropping channel(s) %s, which the model (%s) does not use%s%s",
+            # A plane of no marker the calls know (a therapy marker, a free plane), measured
+            # beside them, is the panel as designed: said in the log, not warned of nightly.
+            level = logging.INFO if dropped_as and all(
+                marker_role(name) == "unknown" for name in extra) else logging.WARNING
+            log.log(level, "%s: dropping channel(s) %s, which the model (%s) does not use%s%s",
                         what, extra, ", ".join(self.names), dropped_as,
                         f"; CTCs that only {', '.join(vouching)} shows (CK-negative: EMT) are "
                         "not counted by this model (a model trained with the channel reads "

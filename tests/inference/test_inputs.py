@@ -597,3 +597,18 @@ def test_a_link_to_a_folder_named_too_is_said_as_that_folder(cart_and_model, tmp
         cartridges, _ = resolve_inputs([real, tmp_path / "link2"], say_skipped=True)
     assert len(cartridges) == 1
     assert f"link2: the folder of {real}, named too; run once" in caplog.text
+
+
+def test_a_measured_plane_of_no_known_marker_is_said_in_the_log_not_warned(caplog):
+    """A HER2 plane beside the model's channels is the panel as designed (measured beside the
+    calls): warned of, it filled every night's cron mail; a known marker the model cannot
+    read (CD61 for a three-channel model) is still a warning."""
+    model = load_panel({"channels": ["DAPI", "CK", "CD45"]})
+    with caplog.at_level(logging.INFO, logger="ctcnet.io.panel"):
+        model.channel_indices(load_panel({"channels": ["DAPI", "CK", "CD45", "HER2"]}),
+                              what="cartridge H", dropped_as=" as an input: measured")
+        model.channel_indices(load_panel({"channels": ["DAPI", "CK", "CD45", "CD61"]}),
+                              what="cartridge P", dropped_as=" as an input: measured")
+    levels = {r.getMessage().split(":")[0]: r.levelname for r in caplog.records
+              if "dropping channel" in r.getMessage()}
+    assert levels == {"cartridge H": "INFO", "cartridge P": "WARNING"}
