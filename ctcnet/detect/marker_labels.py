@@ -34,6 +34,13 @@ ODD_SHARE, MIN_ODD = 0.10, 3
 # under one in 10^5).
 SAMPLE_SHARE, SAMPLE_MIN = 0.5, 5
 SAMPLES_NAMED = 3
+# An 8-bit display export (an RGB composite, one display range per sample) makes a leukocyte's
+# CD45 faint beside its non-specific CK: per-sample scan thumbnails in their right order read
+# "CK and not CD45" on 25 of 50 wbc crops (and 5 of 50 ctc crops the other way), swapped on 7
+# of 35 (36 of 41 ctc). There the ctc crops alone are judged, past a half; and a sample by
+# itself on more of them, past 70 % (a sample's own display range read its 5 CTCs all so).
+COMPOSITE_ODD_SHARE = 0.5
+COMPOSITE_SAMPLE_SHARE, COMPOSITE_SAMPLE_MIN = 0.7, 10
 # Crops read, spread over the folder's ctc and wbc crops (0.4 ms each): a folder of any size
 # is judged in a quarter of a second, and a swapped scanner's share is read as a share.
 SAMPLE_CROPS = 600
@@ -44,8 +51,13 @@ class MarkerLabelVotes:
     folder) read for which of CK and CD45 lights them, one at a time as a folder is read
     (``ck``, ``cd45``: the planes of those markers in the files)."""
 
-    def __init__(self, ck: int, cd45: int, labels, sample_ids):
+    def __init__(self, ck: int, cd45: int, labels, sample_ids, composite: bool = False):
         self.ck, self.cd45 = ck, cd45
+        # (the labels judged, and past which share: see COMPOSITE_ODD_SHARE)
+        self.judged = ("ctc",) if composite else ("ctc", "wbc")
+        self.share, self.sample_share, self.sample_min = (
+            (COMPOSITE_ODD_SHARE, COMPOSITE_SAMPLE_SHARE, COMPOSITE_SAMPLE_MIN) if composite
+            else (ODD_SHARE, SAMPLE_SHARE, SAMPLE_MIN))
         self.labels, self.sample_ids = list(labels), list(sample_ids)
         voters = [i for i, label in enumerate(self.labels) if label in ("ctc", "wbc")]
         self.picks = set(voters) if len(voters) <= SAMPLE_CROPS else {
@@ -61,7 +73,7 @@ class MarkerLabelVotes:
         ck, cd45 = panel.index_of_role("epithelial"), panel.index_of_role("leukocyte")
         if ck is None or cd45 is None or not {"ctc", "wbc"} & set(labels):
             return None
-        return cls(ck, cd45, labels, sample_ids)
+        return cls(ck, cd45, labels, sample_ids, composite=bool(panel.composite))
 
     def add(self, i: int, crop: np.ndarray) -> None:
         """Read crop ``i`` (C, H, W, in the files' planes)."""
@@ -88,8 +100,8 @@ class MarkerLabelVotes:
         """The samples whose crops of one label read the other way on :data:`SAMPLE_SHARE` of
         :data:`SAMPLE_MIN` or more, most of their crops first."""
         found = {sample for (sample, label, kind), n in self.by_sample.items() if kind == "read"
-                 and n >= SAMPLE_MIN
-                 and self.by_sample[sample, label, "odd"] >= SAMPLE_SHARE * n}
+                 and label in self.judged and n >= self.sample_min
+                 and self.by_sample[sample, label, "odd"] >= self.sample_share * n}
         per_sample = self._sums()[1]
         return sorted(found, key=lambda sample: -per_sample[sample, "odd"])
 
@@ -98,8 +110,8 @@ class MarkerLabelVotes:
         sample's alone (:meth:`swapped_samples`)."""
         per_label, per_sample = self._sums()
         folder = all(per_label[label, "read"] and per_label[label, "odd"] >= MIN_ODD
-                     and per_label[label, "odd"] >= ODD_SHARE * per_label[label, "read"]
-                     for label in ("ctc", "wbc"))
+                     and per_label[label, "odd"] >= self.share * per_label[label, "read"]
+                     for label in self.judged)
         samples = self.swapped_samples()
         if not folder and not samples:
             return None
@@ -110,6 +122,9 @@ class MarkerLabelVotes:
                           for sample in (samples or most)[:SAMPLES_NAMED])
         return (f"{per_label['ctc', 'odd']} of {per_label['ctc', 'read']} crops labelled ctc "
                 f"light CD45 and not CK, and {per_label['wbc', 'odd']} of "
-                f"{per_label['wbc', 'read']} labelled wbc CK and not CD45 (a folder of these "
-                "markers shows about 2 % of each): are CK and CD45 swapped in some files "
+                f"{per_label['wbc', 'read']} labelled wbc CK and not CD45 ("
+                + ("a display export's right folder shows up to about a tenth of the ctc "
+                   "crops so; its leukocytes' faint CD45 is not judged" if self.judged ==
+                   ("ctc",) else "a folder of these markers shows about 2 % of each")
+                + "): are CK and CD45 swapped in some files "
                 f"(another scanner's channel order)? Most are of sample(s) {named}")

@@ -68,3 +68,36 @@ def test_raw_8_bit_crops_are_said_and_named_beside_a_swap(tmp_path, drawn, caplo
             assert "; e.g. " in eight[0] and eight[0].count(".tif") == 3, eight
         assert ("Or it is the 8-bit levels of the 160 8-bit crops" in swap[0]) == \
             (name == "eight"), swap
+
+
+def test_a_display_exports_leukocytes_are_not_judged_its_ctcs_are():
+    """Per-sample scan thumbnails (8-bit RGB, one display range a sample) in their right order
+    read "CK and not CD45" on half their wbc crops and a sample's 5 CTCs all the other way:
+    said swapped. A composite folder is judged on its ctc crops past a half (a sample alone
+    on 10 or more, past 70 %): the right folder is not said, the swapped one still is."""
+    from collections import Counter
+
+    from ctcnet.detect.marker_labels import MarkerLabelVotes
+
+    panel = load_panel({"channels": ["CK", "CD45", "DAPI"], "pixel_size_um": 0.64,
+                        "composite": "rgb"})
+
+    def votes(counts: dict) -> MarkerLabelVotes:
+        v = MarkerLabelVotes.of(panel, ["ctc", "wbc"], ["s", "s"])
+        v.by_sample = Counter(counts)
+        return v
+
+    right = {("s1", "ctc", "read"): 45, ("s1", "ctc", "odd"): 0, ("s7", "ctc", "read"): 5,
+             ("s7", "ctc", "odd"): 5, ("s1", "wbc", "read"): 50, ("s1", "wbc", "odd"): 25}
+    assert votes(right).warning() is None
+    swapped = {("s1", "ctc", "read"): 41, ("s1", "ctc", "odd"): 36, ("s1", "wbc", "read"): 35,
+               ("s1", "wbc", "odd"): 7}
+    said = votes(swapped).warning()
+    assert said and said.startswith("36 of 41 crops labelled ctc light CD45 and not CK")
+    assert "its leukocytes' faint CD45 is not judged" in said
+    one = {**right, ("s9", "ctc", "read"): 12, ("s9", "ctc", "odd"): 10}  # one scanner's
+    assert "sample(s) s9 (10)" in votes(one).warning()
+    # 16-bit crops of the same counts are judged on both labels, as before.
+    raw = MarkerLabelVotes.of(load_panel(None), ["ctc", "wbc"], ["s", "s"])
+    raw.by_sample = Counter(right)
+    assert raw.warning() is not None
