@@ -326,9 +326,8 @@ def checked_inputs(inputs: Iterable[str | Path], panel: Panel,
 # folder's median, 30 um for a folder of clusters alone (simulated tight exports at 0.3-0.8
 # um/px), and stay with the export model, which reads them better (0.3 / 0.4 / 0.5 um/px:
 # 0.980 / 0.924 / 0.967 against core3's 0.957 / 0.906 / 0.943, docs/core3-rgb.md). The scan
-# model reads thumbnails better than the export model (scripts/scan_thumbnails.py, seeds
-# 52700-52703: macro-F1 0.917-0.934 against 0.891-0.914 with one display range per sample,
-# 0.896-0.939 against 0.872-0.926 per image; a third as many crops shown).
+# model reads thumbnails better (scripts/scan_thumbnails.py, seeds 52700-52703: 0.917-0.934
+# against 0.891-0.914 per sample's range, 0.896-0.939 against 0.872-0.926 per image's).
 SCAN_PIXEL_UM = 0.3
 SCAN_FIELD_UM = 40.0
 # Crops whose size is read for a folder's field of view, spread over it.
@@ -352,6 +351,13 @@ def choose_for_inputs(cartridges: list[Path], datasets: list[Path],
         all(field_um(index) >= SCAN_FIELD_UM for index in indices)
     chosen = choose_model(panels, what, cartridges=bool(cartridges), scan_scale=scan_scale)
     _say_a_mixed_batch(named, chosen, cartridges=bool(cartridges), scan_scale=scan_scale)
+    if pixel_size == "auto" and indices and chosen.reads_exports and \
+            all(p.composite for p in panels):  # the choice turned on how the size was given
+        log.warning("RGB composite crops with --pixel-size auto are read as high-magnification "
+                    "single-cell exports (%s); a scanner's gallery thumbnails (%g um/px or "
+                    "more, %g um across) are read by the scan model where their pixel size is "
+                    "stated, --pixel-size UM (simulated per-sample thumbnails: macro-F1 0.94 "
+                    "against 0.91)", chosen.name, SCAN_PIXEL_UM, SCAN_FIELD_UM)
     return chosen
 
 

@@ -79,7 +79,8 @@ def test_shipped_models_are_chosen_by_the_kind_of_data(monkeypatch):
     assert registry.choose_model([composite], scan_scale=True).name == "ctcnet-core3"
 
 
-def test_composite_folders_at_a_scanners_pixel_size_get_the_scan_model(monkeypatch, tmp_path):
+def test_composite_folders_at_a_scanners_pixel_size_get_the_scan_model(monkeypatch, tmp_path,
+                                                                       caplog):
     """A composite crop folder stated at 0.3 um/px or more (its panel.json, or a number
     passed) whose crops are 40 um or more across is read as a scan's thumbnails; one at an
     export's magnification or cut tight round its cell, or read with fit or auto (no size
@@ -104,7 +105,12 @@ def test_composite_folders_at_a_scanners_pixel_size_get_the_scan_model(monkeypat
     assert chosen(None, 0.5, side=100) == "ctcnet-core3"
     assert chosen(0.64, 0.1) == "ctcnet-core3-export"      # the number passed wins
     assert chosen(None, "fit") == "ctcnet-core3-export"
-    assert chosen(0.64, "auto") == "ctcnet-core3-export"
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ctcnet.inference.inputs"):
+        assert chosen(0.64, "auto") == "ctcnet-core3-export"
+    # auto keeps the export model, and says how a gallery's thumbnails get the scan model.
+    assert "with --pixel-size auto are read as high-magnification single-cell exports " \
+        "(ctcnet-core3-export)" in caplog.text and "--pixel-size UM" in caplog.text
     # A crop that cannot be read is the run's to report: the others still tell the field.
     (folder / "ctc" / "b.png").write_bytes(b"not an image")
     assert chosen(0.64) == "ctcnet-core3"
