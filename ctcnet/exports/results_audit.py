@@ -109,6 +109,15 @@ def _index_not_as_summaries(results: Path, index: dict) -> list[str]:
         if moved:
             problems.append(f"run.json's entry of {name} is not its summary.json's in "
                             f"{', '.join(moved)} (the index edited?)")
+    # The folder's earlier outputs it lists: one removed since (a clean-up) is still a row
+    # a billing or laboratory system reads, until the next run drops it.
+    gone = [name for name in index.get("other_outputs") or []
+            if isinstance(name, str) and not (results / name / "summary.json").is_file()]
+    if gone:
+        problems.append(f"run.json lists {', '.join(gone[:5])} among the folder's earlier "
+                        f"outputs, whose summary.json is not there (removed since? "
+                        f"{SAMPLES_FILE} still has {'its row' if len(gone) == 1 else 'their rows'}"
+                        "; the next predict run into the folder drops them)")
     table = results / SAMPLES_FILE
     if not table.is_file() or not expected:
         return problems

@@ -758,3 +758,26 @@ def test_a_reviewers_name_written_over_in_every_copy_of_the_sign_off_is_told(fol
     with pytest.raises(JournalEdited, match="signoff_history.jsonl"):
         sample.sign_off({"stamp": sample.decisions.stamp(), "reviewer": "ann",
                          "run_id": state["run_id"], "note": "held calls checked"}, "ann")
+
+
+def test_verify_results_names_an_earlier_output_removed_but_still_indexed(folder, tmp_path,
+                                                                         capsys):
+    """A core facility's clean-up removed a sample folder: run.json's other_outputs and
+    samples.csv still listed it until the next run, and the audit passed."""
+    from ctcnet.cli import main
+    from ctcnet.inference.run_entry import output_entry, review_entry
+
+    results = tmp_path / "results"
+    shutil.copytree(folder, results / "P001")
+    summary = json.loads((results / "P001" / "summary.json").read_text())
+    entry = {**output_entry("P001", summary, results / "P001" / "summary.json"),
+             **review_entry(summary)}
+    for others, status in ((["P001"], 0), (["P000"], 1)):  # an earlier output there, gone
+        (results / "run.json").write_text(json.dumps({
+            "format_version": 1, "state": "finished", "outputs": [entry] * (status == 1),
+            "other_outputs": others}))
+        assert main(["verify", "--results", str(results), "--json"]) == status
+        out = capsys.readouterr().out
+    (said,) = json.loads(out)["run"]
+    assert said.startswith("run.json lists P000 among the folder's earlier outputs, whose "
+                           "summary.json is not there (removed since?")
