@@ -144,6 +144,9 @@ class CropIndex:
                        tuple(self.crop_pixel_um[i] for i in keep))
 
 
+_UNLISTED_SAID: set[tuple[str, int]] = set()
+
+
 def _say_unlisted(root: Path, listed: list[Path]) -> None:
     """Warn of crops under ``root`` that its manifest.csv does not list: the manifest is the
     dataset, so a class folder added beside it (more CTCs, a class the model lacks) is not
@@ -151,7 +154,8 @@ def _say_unlisted(root: Path, listed: list[Path]) -> None:
     known, base = set(listed), root.resolve()  # (the manifest's paths are resolved already)
     unlisted = [f for f in _crop_files(root, recursive=True)
                 if base / f.relative_to(root) not in known]
-    if unlisted:
+    if unlisted and (str(root), len(unlisted)) not in _UNLISTED_SAID:
+        _UNLISTED_SAID.add((str(root), len(unlisted)))  # a run reads the index more than once
         shown = ", ".join(str(f.relative_to(root)) for f in unlisted[:3])
         log.warning("%s: %d image file(s) there are not in its manifest.csv and are not read "
                     "(e.g. %s): the manifest lists the dataset; add them to it, or remove "

@@ -304,6 +304,10 @@ def test_crops_beside_a_manifest_that_does_not_list_them_are_said(crops, caplog)
     assert len(index) == 4
     assert "1 image file(s) there are not in its manifest.csv and are not read (e.g. " \
         "tumour/x.tif)" in caplog.text
+    caplog.clear()  # a run reads the index more than once: said once (it was thrice)
+    with caplog.at_level("WARNING"):
+        read_crop_index(crops)
+    assert "not in its manifest.csv" not in caplog.text
 
 
 def test_a_crop_of_one_channel_per_file_is_told_a_crop_holds_every_channel(tmp_path):
