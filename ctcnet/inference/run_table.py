@@ -29,7 +29,7 @@ import csv
 import io
 from collections.abc import Sequence
 
-from ctcnet.core.printable import spreadsheet_cell
+from ctcnet.core.printable import spreadsheet_cell, unmeasured_text
 from ctcnet.inference.counts import interval_at_two_decimals, per_volume_value
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.cartridge_info import RUN_INDEX_FILE, SAMPLES_FILE
@@ -127,8 +127,8 @@ def sample_row(entry: dict) -> dict:
             row[key] = list_cell(
                 f"{name} {'n/a' if above is None else above} of {of}"
                 + (" (CK's leak past the allowance)" if name in past else "")
-                + (f" ({unmeasured[name]} not measured: a frame lacks the plane)"
-                   if key == "unread_ctcs_above" and unmeasured.get(name) else "")
+                + (unmeasured_text({"counted_ctcs_unmeasured": unmeasured.get(name)})
+                   if key == "unread_ctcs_above" else "")
                 for name, (above, of) in entry[key].items())
     if not row["result_state"]:
         row["result_state"] = next((state for key, state in NO_RESULT if entry.get(key)), None)
