@@ -23,6 +23,7 @@ from ctcnet.core.run_log import ending_text
 from ctcnet.errors import InputError
 from ctcnet.inference.distributed import env_info, stable_rank
 from ctcnet.inference.output_names import output_folder_of
+from ctcnet.inference.result_state import RESEARCH_USE
 from ctcnet.inference.run_entry import counted_at, output_entry, utc
 from ctcnet.inference.run_table import write_samples_csv
 from ctcnet.inference.summary import SUMMARY_FILE, kept_summaries
@@ -252,7 +253,8 @@ def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missi
     for name, why in unfinished.items():  # none of this run's, but none has a result either
         log.warning("%s (in %s, not an input of this run): %s", name, out, why)
     _warn_of_mixed_settings(out, {**_fingerprints(out, others), **made_with})
-    index = {**output_format(), "state": state, "written_at": utc(time.time()),
+    index = {**output_format(), "intended_use": RESEARCH_USE, "state": state,
+             "written_at": utc(time.time()),
              **({"error": ending_text(error)} if error is not None else {}),
              **({"started_at": utc(since)} if since is not None else {}),
              "outputs": entries,

@@ -29,7 +29,7 @@ from ctcnet.core.json_text import strict_json
 from ctcnet.errors import InputError
 from ctcnet.inference.counts import Counts, ReviewedCounts
 from ctcnet.inference.figures_seal import figures_sha256, provenance_sha256, table_as_recorded
-from ctcnet.inference.result_state import result_state, signoff_holds  # noqa: F401 (read here)
+from ctcnet.inference.result_state import RESEARCH_USE, result_state, signoff_holds  # noqa: F401
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.io.cartridge_info import output_format
 
@@ -230,7 +230,7 @@ class RunSummary:
         out["result_state"] = result_state(out)
         out["figures_sha256"] = figures_sha256(out)
         out["provenance_sha256"] = provenance_sha256(out)
-        return {**output_format(), **out}
+        return {**output_format(), "intended_use": RESEARCH_USE, **out}
 
     @classmethod
     def from_dict(cls, data: dict) -> RunSummary:
@@ -314,7 +314,7 @@ class CropRunSummary:
         out = asdict(self)
         if out["spillover"] is None:
             del out["spillover"]
-        return {**output_format(), **out}
+        return {**output_format(), "intended_use": RESEARCH_USE, **out}
 
     def write(self, out_dir: str | Path) -> None:
         """Write summary.json into ``out_dir``, atomically."""
