@@ -59,11 +59,6 @@ def _baseline_training(index, spec: ModelSpec, baseline_train, n_per_class: int,
         crops = load_crops(train_index, spec.crop_size, spec.pixel_size_um)
         return crops, train_index.label_indices(spec.taxonomy), index, "folder"
     if is_train.any() and (scored_apart or not is_train.all()):
-        if not scored_apart:  # said: the figures are of the other rows only
-            log.warning("%s: the %d crops of split=train fit the baselines and are left out "
-                        "of every figure, which are of the other %d (the val and test rows; "
-                        "--split picks the rows scored)",
-                        index.root, int(is_train.sum()), int((~is_train).sum()))
         train_index = index.subset(is_train)
         return (load_crops(train_index, spec.crop_size, spec.pixel_size_um),
                 train_index.label_indices(spec.taxonomy), index.subset(~is_train), "split=train")
@@ -113,7 +108,18 @@ def labelled_index(data, spec: ModelSpec, with_baselines: bool = True, baseline_
     index = read_crop_index(data, taxonomy=spec.taxonomy, pixel_size=pixel_size,
                             progress=progress).conform(spec.panel)
     baselines, source, fit_on = None, None, None
-    if splits:
+    is_train = np.array([s == "train" for s in index.splits], bool)
+    if not splits and is_train.any() and not is_train.all():
+        # The train rows are what a model trained on this manifest learnt from: left out of
+        # every figure whether the baselines fit on them or not (with --no-baselines or
+        # --baseline-train they were scored, two thirds of a tour's "held-out" figures).
+        log.warning("%s: the %d crops of split=train are left out of every figure%s, which "
+                    "are of the other %d (the val and test rows; --split picks the rows "
+                    "scored)", index.root, int(is_train.sum()),
+                    " and fit the baselines" if with_baselines and baseline_train is None
+                    else "", int((~is_train).sum()))
+        fit_on, index = index.subset(is_train), index.subset(~is_train)
+    elif splits:
         # The baselines fit on rows not scored (their split=train rows), never on those scored.
         chosen = chosen_splits(index, splits)
         warn_of_samples_on_both_sides(

@@ -526,7 +526,35 @@ def test_an_export_model_is_not_compared_with_baselines_fitted_on_scans(
         report = evaluate_dataset(tmp_path / "split", tmp_path / "e.pt", tmp_path / "out2")
     assert report["baseline_training"] == "split=train" and report["baselines"]
     # ... and says that those rows are in no figure.
-    assert f"the {len(x)} crops of split=train fit the baselines and are left out" in caplog.text
+    assert f"the {len(x)} crops of split=train are left out of every figure and fit the " \
+        "baselines" in caplog.text
+
+
+@pytest.mark.parametrize("baselines", ["none", "folder"])
+def test_train_rows_are_scored_in_no_figure_whatever_fits_the_baselines(
+        tmp_path, toy, caplog, tiny_model_file, baselines):
+    """--no-baselines (or baselines fitted on another folder) scored a manifest's split=train
+    rows too: a tour's held-out figures were two thirds training crops, said only as "this
+    model was trained on this folder"."""
+    from ctcnet.evaluation.evaluate import evaluate_dataset
+
+    (x, y), (xt, yt) = toy
+    panel = default_panel()
+    tiny_model_file(tmp_path / "m.pt", crop_size=SIZE)
+    crops = np.concatenate([x, xt]).astype(np.uint16)
+    write_crop_dataset(tmp_path / "split", crops, [CLASSES[k] for k in np.concatenate([y, yt])],
+                       panel, splits=["train"] * len(x) + ["test"] * len(xt))
+    if baselines == "folder":
+        write_crop_dataset(tmp_path / "fit", x.astype(np.uint16), [CLASSES[k] for k in y], panel)
+    with caplog.at_level("WARNING"):
+        report = evaluate_dataset(tmp_path / "split", tmp_path / "m.pt", tmp_path / "out",
+                                  with_baselines=baselines != "none",
+                                  baseline_train=tmp_path / "fit" if baselines == "folder"
+                                  else None)
+    assert report["n"] == len(xt)
+    said = f"the {len(x)} crops of split=train are left out of every figure, which are of " \
+        f"the other {len(xt)}"
+    assert said in caplog.text
 
 
 def test_a_patient_in_two_splits_is_named_when_one_split_is_scored(tmp_path, toy, caplog):
