@@ -241,7 +241,6 @@ class CTCLitModule(L.LightningModule):
             "precision": MulticlassPrecision(k, average=None),
             "recall": MulticlassRecall(k, average=None),
             "f1": MulticlassF1Score(k, average=None),
-            "macro_f1": MulticlassF1Score(k, average="macro"),
         })
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
@@ -407,17 +406,18 @@ class CTCLitModule(L.LightningModule):
         metrics.reset()
         confusion.reset()
         names = self.spec.class_names
-        flat = {f"{prefix}/macro_f1": values[f"{prefix}/macro_f1"]}
+        # A class the split holds none of has no precision, recall or F1 (NaN, not a 0 that
+        # would pull the macro-F1 down), and the macro-F1 is over those it holds, as evaluate's.
+        held = confusion_matrix.sum(dim=1) > 0
+        f1 = values[f"{prefix}/f1"]
+        macro_f1, flat = (f1[held].mean() if held.any() else f1.new_zeros(())), {}
         for what in ("precision", "recall", "f1"):
-            for name, value in zip(names, values[f"{prefix}/{what}"]):
-                flat[f"{prefix}/{what}_{name}"] = value
+            per_class = torch.where(held, values[f"{prefix}/{what}"], torch.nan)
+            flat.update({f"{prefix}/{what}_{name}": v for name, v in zip(names, per_class)})
         # The confusion matrix, one scalar per (true, predicted) cell, so loggers keep it.
-        for i, true_name in enumerate(names):
-            for j, pred_name in enumerate(names):
-                flat[f"{prefix}/confusion/{true_name}_as_{pred_name}"] = \
-                    confusion_matrix[i, j].float()
+        flat.update({f"{prefix}/confusion/{true}_as_{called}": confusion_matrix[i, j].float()
+                     for i, true in enumerate(names) for j, called in enumerate(names)})
         # Reduced over DDP ranks by torchmetrics: sync_dist's mean is themselves (no warning).
-        macro_f1 = flat.pop(f"{prefix}/macro_f1")
         self.log(f"{prefix}/macro_f1", macro_f1, prog_bar=True, sync_dist=True)
         self.log_dict(flat, sync_dist=True)
         trainer = getattr(self, "_trainer", None)
@@ -425,7 +425,6 @@ class CTCLitModule(L.LightningModule):
             # Lightning's sanity check runs a few batches on the weights as they start: no
             # score of the model (a run stopped before its first validation kept it as one).
             return
-        # A class the split holds none of has no precision nor recall (n/a, not 0).
         support = confusion_matrix.sum(dim=1).tolist()
         self.last_metrics = {
             "split": prefix, "epoch": int(self.current_epoch), "macro_f1": float(macro_f1),

@@ -752,11 +752,20 @@ def test_a_class_the_validation_crops_lack_is_named(tmp_path, caplog):
               for i, label in enumerate(labels)]
     write_crop_dataset(tmp_path / "ds", crops.astype(np.uint16), labels, load_panel(None),
                        [f"P{i % 2}" for i in range(len(labels))], splits)
-    _fit(tmp_path / "ds", tmp_path / "fit")
+    module, trainer, _ = _fit(tmp_path / "ds", tmp_path / "fit")
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("the validation crops hold no cluster: the validation macro-F1, which picks "
                "the best checkpoint, does not" in m for m in warned), warned
     assert not any("validation crops hold no ctc" in m for m in warned)
+    # ... and the macro-F1 is over the classes it holds (evaluate's), the absent one NaN in
+    # the logged metrics, where a 0 had put the figure a quarter low.
+    per_class = module.last_metrics["per_class"]
+    assert per_class["cluster"] == {"precision": None, "recall": None, "f1": None, "support": 0}
+    held = [v["f1"] for v in per_class.values() if v["support"]]
+    assert module.last_metrics["macro_f1"] == pytest.approx(sum(held) / 3, abs=1e-6)
+    logged = trainer.callback_metrics
+    assert logged["val/macro_f1"].item() == pytest.approx(sum(held) / 3, abs=1e-6)
+    assert torch.isnan(logged["val/f1_cluster"]) and torch.isnan(logged["val/recall_cluster"])
 
 
 def test_checkpoint_from_another_panel_is_refused(crop_dir, fitted, tmp_path):
