@@ -7,9 +7,13 @@ random token (:func:`new_token`) and opens the page at an address that carries i
 (``?token=``), through a file only its own account can read (:func:`opening_page`), so that the
 token is on no process's command line. The first request that carries the token gets it back
 as a cookie of this server's port; every page, state, tile and decision after it carries the
-cookie. Requests without it are refused (403). The static report's files (``/files/``) are
-served without it: a sandboxed page's images carry no cookie, and those files are the results
-folder's own, as readable as its permissions make them.
+cookie. Requests without it are refused (403). The static report's files are asked for by
+its own pages too, which are served sandboxed (an origin of their own: a planted page cannot
+post as the reviewer) and so send no cookie; they are served under a key made from the token
+(:func:`files_prefix`, ``/files/<key>/<sample>/...``), which the review page links to and
+whose relative links keep. Another account holds neither: it reads the files no more than the
+results folder's own permissions let it (a folder kept to its owner was read whole through
+``/files/`` while a review ran).
 """
 
 from __future__ import annotations
@@ -27,6 +31,16 @@ TOKEN_QUERY = "token"
 def new_token() -> str:
     """A token no other account can guess (128 bits)."""
     return secrets.token_urlsafe(16)
+
+
+def files_prefix(token: str | None) -> str:
+    """The address under which a sample's own files are served to those without the cookie:
+    ``/files/<key>/`` with a key made from the token (it opens the files and nothing else),
+    ``/files/`` where the server has no token."""
+    if token is None:
+        return "/files/"
+    key = hmac.new(token.encode(), b"ctcnet review files", "sha256").hexdigest()[:32]
+    return f"/files/{key}/"
 
 
 def cookie_name(port: int) -> str:

@@ -33,7 +33,9 @@ as they are; the routing it would replace is the short table below. Routes:
   events the gallery has no picture of (:mod:`ctcnet.review_server.sample_images`); ``?saliency=1``
   adds the saliency row (the model is loaded, and torch imported, only then);
 * ``GET /api/<sample>/context/<event_id>.png`` the frame round the event, its crop outlined;
-* ``GET /files/<sample>/<path>`` the sample's own files (gallery pages, index.html, tables).
+* ``GET /files/<sample>/<path>`` the sample's own files (gallery pages, index.html, tables);
+  also under the token's key, ``/files/<key>/<sample>/<path>`` (:func:`access.files_prefix`),
+  for the sandboxed report pages, which send no cookie.
 
 A request that names the run it was made for (``run_id`` in a decision, ``?run=`` on tiles
 and gallery pages: the page sends both) and names another one gets 409, ``"stale": true``;
@@ -204,13 +206,14 @@ class ReviewHandler(BaseHTTPRequestHandler):
 
     def _admitted(self) -> bool:
         """Whether the request comes from the page the server opened (its token, as the
-        port's cookie or the first address's query: :mod:`access`); the static report's
-        files are the folder's own, served without it."""
+        port's cookie or the first address's query: :mod:`access`), or asks for the static
+        report's files under the token's key (:func:`access.files_prefix`)."""
         port = self.server.server_address[1]
         ok, self._new_cookie = access.admitted(
             self.app.token, port, self.headers.get("Cookie"),
             query_value(urlsplit(self.path).query, access.TOKEN_QUERY))
-        return ok or (self.command != "POST" and urlsplit(self.path).path.startswith("/files/"))
+        return ok or (self.command != "POST" and urlsplit(self.path).path.startswith(
+            access.files_prefix(self.app.token)))
 
     def _cookie(self) -> None:
         """The token's cookie on the answer to the request that carried it in its query."""
@@ -319,6 +322,9 @@ class ReviewHandler(BaseHTTPRequestHandler):
     def _get(self):
         url = urlsplit(self.path)
         path, run_id = url.path, run_of(url.query)
+        keyed = access.files_prefix(self.app.token)
+        if path.startswith(keyed):  # the files under the token's key: as /files/ itself
+            path = "/files/" + path[len(keyed):]
         parts = path.split("/", 3)  # '', head, sample, rest (still URL-encoded)
         if path == "/":
             self.app.look_again()  # samples a running batch finished since
@@ -340,9 +346,10 @@ class ReviewHandler(BaseHTTPRequestHandler):
             sample = self.app.sample(unquote(parts[2]))
             since = query_value(url.query, "since")
             reading = parse_reading(query_value(url.query, "reading"))
-            if since is None:
-                return self._json(200, sample.state(self.app.reviewer, self.app.saliency,
-                                                    reading))
+            if since is None:  # (with where the static report is: its pages send no cookie)
+                return self._json(200, {**sample.state(self.app.reviewer, self.app.saliency,
+                                                       reading),
+                                        "files": access.files_prefix(self.app.token)})
             sample.check_run(run_id)  # a page of another run must reload, not merge
             return self._json(200, sample.changes(since, reading))
         if parts[1] == "api" and len(parts) == 4 and parts[3] == "agreement":

@@ -1099,7 +1099,16 @@ def test_a_server_with_a_token_answers_its_own_page_alone(results, tmp_path):
                            "run_id": server.app.sample("P001").run.token})
         assert request(server, "POST", "/api/P001/decision", body,
                        {**held, "Content-Type": "application/json"})[0] == 200
-        assert request(server, "GET", "/files/P001/summary.json")[0] == 200
+        # The results' own files too (another account read a folder kept to its owner
+        # through them): with the cookie, or under the token's key, which the sandboxed
+        # report's own links keep and the page is told.
+        assert request(server, "GET", "/files/P001/summary.json")[0] == 403
+        assert request(server, "GET", "/files/P001/summary.json", headers=held)[0] == 200
+        keyed = json.loads(request(server, "GET", "/api/P001/state", headers=held)[1])["files"]
+        assert keyed.startswith("/files/") and keyed != "/files/" and "s3cret" not in keyed
+        assert request(server, "GET", keyed + "P001/summary.json")[0] == 200
+        assert request(server, "GET", keyed + "P001/index.html")[0] == 200
+        assert request(server, "GET", "/files/" + "0" * 32 + "/P001/summary.json")[0] == 403
     finally:
         server.shutdown()
         server.server_close()
