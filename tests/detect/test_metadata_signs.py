@@ -65,7 +65,9 @@ def test_signs_of_a_frame_in_its_order_and_swapped(leukocytes, every_event_read)
     signs = frame_signs(leukocytes, panel, PX, 1)
     diameters = signs["nucleus_um"]
     assert len(diameters) == 60 and 6.0 < np.median(diameters) < 8.0  # drawn 7 um across
-    assert {k: v for k, v in signs.items() if k not in ("nucleus_um", "offset_um")} == {
+    assert 6.0 < np.median(signs["own_nucleus_um"]) < 8.0  # alone, at its own half-peak too
+    assert {k: v for k, v in signs.items()
+            if k not in ("nucleus_um", "own_nucleus_um", "offset_um")} == {
         "read": 60, "lit": [60, 20, 60, 0, 20], "nucleus": [60, 0, 0, 0, 0],
         "neutrophil_alone": 0, "leukocyte_alone": 40}
     problems, record = metadata_problems([signs, None], panel, PX)
@@ -97,6 +99,8 @@ def test_signs_of_a_frame_in_its_order_and_swapped(leukocytes, every_event_read)
                       "nucleus_by_plane": {"DAPI": 60, "CK": 0, "CD45": 0, "CD61": 0, "CD66b": 0},
                       "neutrophil_alone": 40, "leukocyte_alone": 0, "nuclei_measured": 60,
                       "nucleus_median_um": round(float(np.median(diameters)), 2),
+                      "own_nucleus_median_um": round(
+                          float(np.median(markers_swapped["own_nucleus_um"])), 2),
                       "pixel_size_judged": record["pixel_size_judged"],
                       "median_offset_um": record["median_offset_um"]}
     # A frame's share of the cartridge's CHECK_EVENTS, spread over it; none on crops too small
@@ -212,6 +216,39 @@ def test_nuclei_of_no_nucleus_size_say_the_pixel_size_is_wrong(median, said):
         assert ("binned 2 x 2" in problems[0]) == (median < 5)
     # Each crop given its own scale (--pixel-size fit): nothing stated to judge.
     assert metadata_problems([signs], panel, None)[0] == []
+
+
+@pytest.mark.parametrize(("own", "said"), [(6.7, False), (5.8, True), (None, True)])
+def test_small_nuclei_of_a_crowded_frame_are_read_at_their_own_peak(own, said):
+    """A crowded frame, its pixel size right: each crop's brightest neighbour cut its nucleus
+    at more than half its own peak (4.2 um median), and "is that pixel size right?" made a
+    DLA lab's dense scans partial; at their own peak they read 6.7. Half a pixel size reads
+    small both ways; a journal written before the own peak was kept judges as before."""
+    panel = load_panel(None)
+    signs = {"nucleus": [0] * 5, "nucleus_um": [4.2] * MIN_NUCLEI,
+             **({} if own is None else {"own_nucleus_um": [own] * MIN_NUCLEI})}
+    problems, record = metadata_problems([signs], panel, 0.64)
+    assert record["own_nucleus_median_um"] == own
+    assert bool(problems) == said and all("pixel size right" in p for p in problems)
+
+
+def test_own_peak_reads_a_nucleus_beside_a_brighter_neighbour_whole():
+    """The central nucleus beside a neighbour four times as bright: at the crop's half-peak it
+    vanished under the cut and the neighbour was measured in its place; at its own it reads
+    as it does alone."""
+    from ctcnet.detect.pixel_size import nucleus_diameter_of, own_nucleus_diameter_of
+
+    yy, xx = np.mgrid[:80, :80].astype(np.float32)
+
+    def nucleus(x, peak):
+        return peak * np.exp(-((yy - 39.5) ** 2 + (xx - x) ** 2) / (2 * 4.0 ** 2))
+
+    alone = own_nucleus_diameter_of(nucleus(39.5, 100), 1.0)
+    assert alone == pytest.approx(nucleus_diameter_of(nucleus(39.5, 100), 1.0))
+    crowded = nucleus(39.5, 100) + nucleus(70, 400)
+    assert own_nucleus_diameter_of(crowded, 1.0) == pytest.approx(alone, rel=0.02)
+    assert nucleus_diameter_of(crowded, 1.0) == pytest.approx(
+        nucleus_diameter_of(nucleus(70, 400), 1.0), rel=0.02)  # the neighbour's
 
 
 @pytest.mark.parametrize("swap", [None, ("DAPI", "CK"), ("CD45", "CD66b"), "half pixel",
