@@ -274,7 +274,7 @@ def shipped_model_for_crops(data, role: str = "model", pixel_size=None) -> str:
     import sys
     from pathlib import Path
 
-    from ctcnet.inference.inputs import choose_for_inputs
+    from ctcnet.inference.model_choice import choose_for_inputs
 
     chosen = choose_for_inputs([], [Path(data)], pixel_size, f"the crops of {data}")
     print(f"{role}: {chosen.name} ({chosen.origin}; fits the crops' channels)", file=sys.stderr)
@@ -293,7 +293,8 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     check_baseline_arguments(args)
-    from ctcnet.inference.inputs import choose_for_inputs, resolve_inputs
+    from ctcnet.inference.inputs import resolve_inputs
+    from ctcnet.inference.model_choice import choose_for_inputs
 
     if args.expected:  # a predict output folder scored against the cells spiked
         from ctcnet.commands.evaluate_spikes import run_spike_in

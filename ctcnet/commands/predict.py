@@ -269,7 +269,7 @@ def _run(args, log) -> int:
 
 def _model_for_inputs(args, inputs, cartridges, datasets) -> str:
     """The shipped model whose channels the data has, by name (said unless quiet)."""
-    from ctcnet.inference.inputs import choose_for_inputs
+    from ctcnet.inference.model_choice import choose_for_inputs
 
     try:
         chosen = choose_for_inputs(cartridges, datasets, args.pixel_size, "the input data")

@@ -122,7 +122,7 @@ class Cartridge:
         except PanelMismatchError as err:
             # A channel panel.json left out reads as a stain the scan lacks: where the files
             # hold another number of planes than panel.json names, say that first.
-            planes = _planes_of(self.frames[0]) if self.frames else None
+            planes = frame_planes(self.frames[0]) if self.frames else None
             if planes is None or planes == source.num_channels:
                 raise
             raise PanelMismatchError(f"{err} (its frames hold {planes} planes where "
@@ -138,7 +138,7 @@ class Cartridge:
         return read_frame(frame, self.file_panel or self.panel, self.channels)
 
 
-def _planes_of(frame: FrameRef) -> int | None:
+def frame_planes(frame: FrameRef) -> int | None:
     """The planes of a frame held in one multipage TIFF, from its header; None for other
     layouts or a file that cannot be read (its read says why)."""
     if frame.source_name != "multipage" or len(frame.files) != 1:

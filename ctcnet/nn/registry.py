@@ -308,7 +308,7 @@ def choose_model(panels: Sequence[Panel], what: str = "the data",
     A model that reads exports only is never chosen for scans (any panel not an RGB
     composite); for composite data it comes first, unless ``scan_scale``: composites at a
     scanner's own pixel size (a gallery's thumbnails of its events), which a model that reads
-    scans reads better (:data:`ctcnet.inference.inputs.SCAN_PIXEL_UM`). ``cartridges`` (the
+    scans reads better (:data:`ctcnet.inference.model_choice.SCAN_PIXEL_UM`). ``cartridges`` (the
     data holds whole cartridges, not only crop folders): a model with a cartridge decision
     rule comes before one without, whose calls would be made at the balanced training prior.
     Of the models left that fit, the one that uses the most of the data's channels (on a

@@ -450,14 +450,14 @@ def test_one_frame_file_alone_is_refused_in_one_line(clean_run, cart, capsys):
 
 def test_a_batch_of_panels_that_differ_says_which_inputs_another_model_would_read(
         with_tiny3, caplog):
-    from ctcnet.inference.inputs import _say_a_mixed_batch
+    from ctcnet.inference.model_choice import _say_a_mixed_batch
     from ctcnet.nn import registry
 
     five = load_panel(None)
     three = load_panel({"channels": ["DAPI", "CK", "CD45"]})
     chosen = registry.choose_model([five, three], cartridges=True)
     assert chosen.name == "tiny3"
-    with caplog.at_level(logging.WARNING, logger="ctcnet.inference.inputs"):
+    with caplog.at_level(logging.WARNING, logger="ctcnet.inference.model_choice"):
         _say_a_mixed_batch([("A_P01", five), ("C_P01", three), ("A_P02", five)], chosen,
                            cartridges=True, scan_scale=False)
         _say_a_mixed_batch([("A_P01", five), ("A_P02", five)], registry.choose_model([five]),
@@ -465,6 +465,22 @@ def test_a_batch_of_panels_that_differ_says_which_inputs_another_model_would_rea
     assert caplog.text.count("panels differ") == 1
     assert "tiny3, the model every input fits" in caplog.text
     assert "ctcnet-default for A_P01, A_P02" in caplog.text  # which inputs, by name
+
+
+def test_a_panel_naming_fewer_channels_than_its_frames_hold_chooses_no_model(cart, tmp_path):
+    """One cartridge of a night whose panel.json lost a channel (4 named, 5 planes): every
+    other cartridge of the batch ran on the three-channel model every input fitted, their
+    counts moved, "ok". It plays no part in the choice; alone it is refused in one line."""
+    from ctcnet.inference.model_choice import choose_for_inputs
+
+    broken = tmp_path / "broken"
+    shutil.copytree(cart, broken)
+    panel = json.loads((broken / "panel.json").read_text())
+    assert len(panel["channels"]) == 5
+    (broken / "panel.json").write_text(json.dumps({**panel, "channels": panel["channels"][:4]}))
+    assert choose_for_inputs([cart, broken], [], None, "the batch").name == "ctcnet-default"
+    with pytest.raises(InputError, match="its frames hold 5 planes where panel.json names 4"):
+        choose_for_inputs([broken], [], None, "the batch")
 
 
 def test_an_output_alike_but_for_case_is_refused_and_one_alike_in_encoding_is_the_same(

@@ -85,7 +85,7 @@ def test_composite_folders_at_a_scanners_pixel_size_get_the_scan_model(monkeypat
     passed) whose crops are 40 um or more across is read as a scan's thumbnails; one at an
     export's magnification or cut tight round its cell, or read with fit or auto (no size
     stated), gets the export model."""
-    from ctcnet.inference.inputs import choose_for_inputs
+    from ctcnet.inference.model_choice import choose_for_inputs
 
     monkeypatch.delenv(registry.MODELS_ENV, raising=False)
     folder = tmp_path / "crops"
@@ -106,7 +106,7 @@ def test_composite_folders_at_a_scanners_pixel_size_get_the_scan_model(monkeypat
     assert chosen(0.64, 0.1) == "ctcnet-core3-export"      # the number passed wins
     assert chosen(None, "fit") == "ctcnet-core3-export"
     caplog.clear()
-    with caplog.at_level("WARNING", logger="ctcnet.inference.inputs"):
+    with caplog.at_level("WARNING", logger="ctcnet.inference.model_choice"):
         assert chosen(0.64, "auto") == "ctcnet-core3-export"
     # auto keeps the export model, and says how a gallery's thumbnails get the scan model.
     assert "with --pixel-size auto are read as high-magnification single-cell exports " \
@@ -219,7 +219,8 @@ def test_an_export_model_is_chosen_for_composites_and_never_for_scans(with_tiny3
     assert registry.choose_model([composite, scan]).name == "tiny3"  # not every input an export
     # A cartridge is judged by its frames: 8-bit colour frames are an export whatever
     # panel.json says, 16-bit frames are a scan even where it says "composite".
-    from ctcnet.inference.inputs import input_panels, resolve_inputs
+    from ctcnet.inference.inputs import resolve_inputs
+    from ctcnet.inference.model_choice import input_panels
     from ctcnet.simulate import simulate_cartridge
 
     def panels(cartridge):

@@ -1,0 +1,168 @@
+"""Which shipped model runs a batch: the one that fits every input's panel
+(:func:`ctcnet.nn.registry.choose_model`), said where inputs alone would get another; crop
+folders of a scanner's gallery thumbnails go to the scan model. A cartridge whose panel.json
+names another number of channels than its frames hold plays no part in the choice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+
+from ctcnet.detect.crop_dataset import read_crop_index
+from ctcnet.errors import InputError
+from ctcnet.inference.inputs import stated_pixel_size
+from ctcnet.io.images import is_rgb_composite, read_image
+from ctcnet.io.panel import Panel
+from ctcnet.io.scan import Cartridge, frame_planes, open_cartridge
+
+log = logging.getLogger(__name__)
+
+
+# RGB composite crops at a scanner's own pixel size (scanners: 0.3-0.7 um) and field of view (a
+# gallery's thumbnail of a scan's event: 80 px at 0.64 um/px, 51 um across) are read as scans'
+# crops. Exports cut tight round a cell (21-23 um across as a folder's median, 30 for clusters
+# alone, at 0.3-0.8 um/px) stay with the export model, which reads them better (0.980 / 0.924 /
+# 0.967 against core3's 0.957 / 0.906 / 0.943 at 0.3 / 0.4 / 0.5 um/px, docs/core3-rgb.md);
+# the scan model reads thumbnails better (scripts/scan_thumbnails.py: 0.917-0.934 against
+# 0.891-0.914 per sample's range, 0.896-0.939 against 0.872-0.926 per image's).
+SCAN_PIXEL_UM = 0.3
+SCAN_FIELD_UM = 40.0
+# Crops whose size is read for a folder's field of view, spread over it.
+FIELD_SAMPLE = 9
+
+
+def choose_for_inputs(cartridges: list[Path], datasets: list[Path],
+                      pixel_size: float | str | None, what: str):
+    """The shipped model for the inputs (:func:`ctcnet.nn.registry.choose_model` of their
+    panels); crop folders only, each an RGB composite whose pixel size is stated (its
+    panel.json's, or a number in ``pixel_size``) at :data:`SCAN_PIXEL_UM` or more and whose
+    crops are :data:`SCAN_FIELD_UM` or more across (a median of a few), are read as scans'
+    thumbnails."""
+    from ctcnet.nn.registry import choose_model
+
+    indices = _crop_indices(datasets, pixel_size)
+    named = _named_panels(cartridges, indices)
+    panels = [panel for _, panel in named]
+    scan_scale = bool(indices) and not cartridges and not isinstance(pixel_size, str) and \
+        all(p.composite and p.pixel_size_um >= SCAN_PIXEL_UM for p in panels) and \
+        all(field_um(index) >= SCAN_FIELD_UM for index in indices)
+    chosen = choose_model(panels, what, cartridges=bool(cartridges), scan_scale=scan_scale)
+    _say_a_mixed_batch(named, chosen, cartridges=bool(cartridges), scan_scale=scan_scale)
+    if pixel_size == "auto" and indices and chosen.reads_exports and \
+            all(p.composite for p in panels):  # the choice turned on how the size was given
+        log.warning("RGB composite crops with --pixel-size auto are read as high-magnification "
+                    "single-cell exports (%s); a scanner's gallery thumbnails (%g um/px or "
+                    "more, %g um across) are read by the scan model where their pixel size is "
+                    "stated, --pixel-size UM (simulated per-sample thumbnails: macro-F1 0.94 "
+                    "against 0.91)", chosen.name, SCAN_PIXEL_UM, SCAN_FIELD_UM)
+    return chosen
+
+
+def _say_a_mixed_batch(named: list[tuple[str, Panel]], chosen, **choice) -> None:
+    """Warn where one model for the whole batch leaves some inputs channels another model
+    would read: a batch of three- and five-channel cartridges runs on the three-channel
+    model, whose calls on the five-channel ones lose their platelet and neutrophil markers
+    (counts that depend on what else was in the batch). Names the inputs."""
+    from ctcnet.errors import PanelMismatchError
+    from ctcnet.nn.registry import choose_model
+
+    if len({tuple(p.names) for _, p in named}) < 2:
+        return
+    # One choice per kind of panel (its channels, composite or not), not per input.
+    best: dict[tuple, str | None] = {}
+    for _, panel in named:
+        key = (tuple(panel.names), panel.composite)
+        if key not in best:
+            best[key] = None
+            with contextlib.suppress(PanelMismatchError, InputError):
+                best[key] = choose_model([panel], **choice).name
+    alone: dict[str, list[str]] = {}
+    for name, panel in named:
+        model = best[(tuple(panel.names), panel.composite)]
+        if model is not None and model != chosen.name:
+            alone.setdefault(model, []).append(name)
+    if alone:
+        said = "; ".join(f"{model} for {', '.join(names[:5])}"
+                         + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+                         for model, names in sorted(alone.items()))
+        log.warning("the inputs' panels differ: %s, the model every input fits, runs them all; "
+                    "alone, some would get another (more of their channels read): %s. Their "
+                    "counts then depend on the rest of the batch: run them apart, or pass "
+                    "--model every night", chosen.name, said)
+
+
+def field_um(index) -> float:
+    """The median size across (each crop's larger side) of up to :data:`FIELD_SAMPLE` crops of
+    a crop folder's index, spread over it, in um at its panel's pixel size."""
+    import numpy as np
+
+    picks = np.unique(np.linspace(0, len(index) - 1, min(FIELD_SAMPLE, len(index)))
+                      .round().astype(int)) if len(index) else []
+    sides = []
+    for i in picks:
+        try:
+            sides.append(max(read_image(index.paths[i])[0].shape[-2:]))
+        except (InputError, OSError):  # a bad crop is the run's to report, not the choice's
+            continue
+    return float(np.median(sides)) * float(index.panel.pixel_size_um) if sides else 0.0
+
+
+def input_panels(cartridges: Iterable[Path], datasets: Iterable[Path],
+                 pixel_size: float | str | None = None) -> list[Panel]:
+    """The panel of every cartridge and crop dataset (:func:`resolve_inputs` of the inputs;
+    reads no pixels but one frame per cartridge and one crop per dataset; ``pixel_size``: as
+    ``PredictOptions.pixel_size``, which only the channel names are read for here). A
+    cartridge that cannot be opened is left out (the run sets it aside, saying why), unless
+    nothing else is left."""
+    return _panels(cartridges, _crop_indices(datasets, pixel_size))
+
+
+def _crop_indices(datasets: Iterable[Path], pixel_size: float | str | None) -> list:
+    """Each crop dataset's index, read for its panel (a stated ``pixel_size`` applied)."""
+    return [read_crop_index(d, pixel_size=stated_pixel_size(pixel_size)) for d in datasets]
+
+
+def _panels(cartridges: Iterable[Path], indices: list) -> list[Panel]:
+    """:func:`input_panels` of the cartridges and of the crop datasets' ``indices``."""
+    return [panel for _, panel in _named_panels(cartridges, indices)]
+
+
+def _named_panels(cartridges: Iterable[Path], indices: list) -> list[tuple[str, Panel]]:
+    """Each input's name and panel: the cartridges' (those that open) and the crop datasets'
+    ``indices``'."""
+    panels, refused = [], None
+    for path in cartridges:
+        try:
+            panels.append((Path(path).name, _cartridge_panel(open_cartridge(path))))
+        except InputError as err:
+            refused = refused or err
+    panels += [(Path(index.root).name, index.panel) for index in indices]
+    if refused is not None and not panels:
+        raise refused
+    return panels
+
+
+def _cartridge_panel(cartridge: Cartridge) -> Panel:
+    """A cartridge's panel, marked an RGB composite exactly when its first frame is an 8-bit
+    colour file (as a crop folder's is marked by its first crop): a model that reads exports
+    only must not get 16-bit frames whose panel.json says "composite", and a colour export
+    whose panel.json does not say so is still one. A frame that cannot be read leaves the
+    panel's word; the run reports the frame itself. Refused where the first frame's file
+    holds another number of planes than the panel names: not its frames' panel, it must not
+    choose the model of a batch (one such made the others run on a three-channel model)."""
+    planes, named = frame_planes(cartridge.frames[0]), cartridge.panel.num_channels
+    if planes not in (None, named):
+        raise InputError(f"its frames hold {planes} planes where panel.json names {named} "
+                         "channels: a channel missing from panel.json?", cartridge.root)
+    files = cartridge.frames[0].files
+    if len(files) != 1 or cartridge.panel.num_channels != 3:
+        return replace(cartridge.panel, composite=None)
+    try:
+        rgb = is_rgb_composite(read_image(files[0])[0])
+    except InputError:
+        return cartridge.panel
+    return replace(cartridge.panel, composite="rgb" if rgb else None)
