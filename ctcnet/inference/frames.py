@@ -379,6 +379,15 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
             log.warning("%s: %s", cartridge.sample_id, unjudged)
     # An 8-bit export is read, with a warning; kept here, so a report pooling samples sees it.
     signs["eight_bit_frames"] = sum(bool(e.get("eight_bit")) for e in done.values())
+    # Some frames a display's among counts: an export mixed from two settings. (Only those
+    # with cells lit in them: a camera's frame of nothing but background may read under 256.)
+    eight = [fid for fid, e in done.items() if e.get("eight_bit")
+             and sum((e.get("signs") or {}).get("lit", ())) > 0]
+    if eight and signs["eight_bit_frames"] < len(done):
+        said.append(f"frame(s) {', '.join(eight[:5])}{' ...' * (len(eight) > 5)} hold no value "
+                    f"above 255 where the other {len(done) - signs['eight_bit_frames']} hold "
+                    "counts: frames exported at another bit depth (256 levels lose dim cells); "
+                    "export them at the camera's depth (metadata_check)")
     for line in said:
         log.warning("%s: %s", cartridge.sample_id, line)
     notes += said

@@ -273,6 +273,21 @@ def eight_bit_note(frame: np.ndarray, brightest: list[float]) -> str | None:
             "or frames with nothing bright in them (an empty cartridge)")
 
 
+def check_plane_depths(planes: list[np.ndarray], names: list[str], path) -> None:
+    """Refuse a frame whose channel files are integers of different widths (one 8-bit file
+    among 16-bit ones: a channel exported at a display's depth, its counts squeezed into 256
+    levels, read without a word beside the others' counts and its frame's cells lost)."""
+    widths = {plane.dtype.itemsize for plane in planes if plane.dtype.kind in "ui"}
+    if len(widths) < 2:
+        return
+    narrow = [n for n, plane in zip(names, planes)
+              if plane.dtype.kind in "ui" and plane.dtype.itemsize == min(widths)]
+    raise InputError(f"{', '.join(narrow)} stored in {8 * min(widths)} bits, the frame's other "
+                     f"channels in {8 * max(widths)}: a channel exported at another bit depth "
+                     "(its counts read at another scale than the others'); export every "
+                     "channel at the camera's depth", path)
+
+
 def eight_bit_ceiling(frame: np.ndarray) -> float:
     """The highest value ``frame`` can hold where it is an 8-bit frame (255), else infinity:
     an 8-bit frame is saturated at 255 whatever value_range panel.json states (one left at a

@@ -60,6 +60,7 @@ from ctcnet.io.cartridge_info import (  # noqa: F401
 # The frame checks stay importable from here, where callers (crop datasets) find them.
 from ctcnet.io.frame_checks import (  # noqa: F401
     check_frame_values,
+    check_plane_depths,
     mark_copies,
     mark_odd_sizes,
 )
@@ -436,6 +437,7 @@ def read_frame_and(frame: FrameRef, panel: Panel, channels=None, also=()
     if any(plane is None for plane in planes):  # a file of a channel read: no frame
         raise InputError("missing channel file(s) of " + ", ".join(
             panel.names[c] for c, p in zip(keep, planes) if p is None), frame.stem)
+    check_plane_depths(planes, [panel.names[c] for c in keep], frame.files[0])
     if len({plane.shape for plane in planes}) == 1:
         # Each plane converted straight into its place: stacking, then converting, wrote the
         # frame twice (3.1 against 1.4 ms for a 5-channel CellSearch frame).

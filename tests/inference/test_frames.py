@@ -4,6 +4,7 @@ another thread refuse an intact one."""
 
 import json
 import logging
+import shutil
 import subprocess
 import sys
 import threading
@@ -321,22 +322,50 @@ def test_each_frame_read_is_recorded_with_its_sha256_and_a_resumed_run_keeps_the
     assert again.metadata_check == first.metadata_check and first.metadata_check["events_read"]
 
 
-def test_the_frames_of_an_8_bit_export_are_counted_in_the_summary(clean_run, cart):
+def test_the_frames_of_an_8_bit_export_are_counted_in_the_summary(clean_run, cart, tmp_path):
     """An 8-bit export is read with a warning, not a problem; summary.json counts its frames
     (``metadata_check.eight_bit_frames``), a resumed run's from its journal, so a study
-    pooling samples can tell it."""
+    pooling samples can tell it. Some frames 8-bit among counts is a problem naming them (one
+    such frame lost a quarter of its events, the sample ``ok``)."""
     from conftest import frames, predict
 
     assert clean_run["clean"].metadata_check["eight_bit_frames"] == 0
-    for path in frames(cart)[:2]:
+    mixed = tmp_path / "mixed"
+    shutil.copytree(cart, mixed)
+    for path in frames(cart):
         pixels, names = read_tiff(path)
         write_tiff(path, np.clip(np.round(pixels / 16.0), 0, 255).astype(pixels.dtype), names)
+        if path.name == frames(cart)[1].name:
+            shutil.copy(path, mixed / path.name)
     summary = predict(clean_run, cart)
-    assert summary.metadata_check["eight_bit_frames"] == 2
-    assert not [p for p in summary.problems if "8-bit" in p]
+    assert summary.metadata_check["eight_bit_frames"] == 3
+    assert not [p for p in summary.problems if "255" in p]
     again = predict(clean_run, cart)  # every frame from the journal
     assert again.frames.resumed_from_journal == 3
-    assert again.metadata_check["eight_bit_frames"] == 2
+    assert again.metadata_check["eight_bit_frames"] == 3
+    summary = predict(clean_run, mixed, out=tmp_path / "mixed_out")
+    assert summary.metadata_check["eight_bit_frames"] == 1
+    said = [p for p in summary.problems if "hold no value above 255" in p]
+    assert len(said) == 1 and said[0].startswith(f"frame(s) {frames(cart)[1].stem} ")
+    assert "where the other 2 hold counts" in said[0]
+
+
+def test_a_channel_file_of_another_bit_depth_skips_its_frame(tmp_path):
+    """One frame's DAPI file stored in 8 bits (its counts / 16) beside 16-bit channel files
+    was read without a word, the frame's cells lost: the frame is refused, naming it."""
+    from ctcnet.io.scan import open_cartridge
+    from ctcnet.simulate import simulate_cartridge
+
+    cart = tmp_path / "cart"
+    simulate_cartridge(cart, load_panel(None), num_frames=1, frame_shape=(64, 64), seed=3,
+                       events_per_frame=2, layout="channels")
+    dapi = sorted(cart.glob("r00c00_*"))[0]
+    pixels, names = read_tiff(dapi)
+    write_tiff(dapi, np.clip(pixels / 16, 0, 255).astype(np.uint8), names)
+    cartridge = open_cartridge(cart)
+    with pytest.raises(InputError, match="DAPI stored in 8 bits, the frame's other channels in "
+                                         "16: a channel exported at another bit depth"):
+        cartridge.read(cartridge.frames[0])
 
 
 def test_too_few_nuclei_to_judge_yet_out_of_the_band_is_warned_of():
