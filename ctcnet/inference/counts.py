@@ -30,7 +30,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -100,13 +100,17 @@ def poisson_interval(count: int, level: float = INTERVAL_LEVEL) -> tuple[float, 
 def per_volume_text(value: float) -> str:
     """A per-7.5 mL figure as every output prints it: two decimals, a tie rounded up (5.625 ->
     5.63), as the review page's ``toFixed(2)`` does; Python's own formatting rounds such a tie
-    to even (5.62), so the report and the page would disagree."""
+    to even (5.62), so the report and the page would disagree. A figure just under a whole
+    number is cut, not rounded up onto it (4.9967 -> 4.99, not 5.00): a cut-off such as
+    CellSearch's 5 read from the tables must not flip (4 CTCs in 6.004 mL of blood)."""
     value = float(value)
     if not math.isfinite(value) or abs(value) >= 1e21:  # as toFixed: no fixed-point form
         return str(value)
     exact = Decimal(value)  # the float's exact value: no tie appears that is not there
-    return str(exact.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP,
-                              context=Context(prec=60)))
+    rounded = exact.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP, context=Context(prec=60))
+    if rounded > exact and rounded == rounded.to_integral_value():
+        rounded = exact.quantize(Decimal("0.01"), rounding=ROUND_DOWN, context=Context(prec=60))
+    return str(rounded)
 
 
 def per_volume_value(value: float) -> float:

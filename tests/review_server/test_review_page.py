@@ -794,11 +794,15 @@ def test_the_page_prints_per_volume_figures_as_the_report_does():
     such as 3 x 7.5 / 4 = 5.625 included (Python's own formatting rounds them to even)."""
     from ctcnet.inference.counts import per_volume_text
 
-    values = [5.625, 0.125, 2.675, 1.005, 37.5, 24.428571428571427, 0.0, 1e-9]
+    values = [5.625, 0.125, 2.675, 1.005, 37.5, 24.428571428571427, 0.0, 1e-9,
+              4 * 7.5 / 6.004, 0.996, 4.995, 5.0]
     got = run_js(f"{json.dumps(values)}.map(function (v) {{ "
                  "return ReviewLogic.countText(v, 'after_review_per_7_5_ml'); })")
     assert got == [per_volume_text(v) for v in values]
     assert got[0] == "5.63"
+    # Just under a whole number, never rounded onto it (4 CTCs in 6.004 mL read "5.00" beside
+    # "below 5"): cut to two decimals.
+    assert got[8:] == ["4.99", "0.99", "4.99", "5.00"]
     assert run_js("[ReviewLogic.countText(null, 'per_7_5_ml'), "
                   "ReviewLogic.countText(3, 'counted')]") == ["n/a", "3"]
 
