@@ -7,7 +7,8 @@ off its counts is another matter. :func:`result_state` puts both in one headline
 * ``failed``: no frame was read, so there is no result (its zeros are no negative);
 * ``partial``: frames skipped or missing, events unclassified, or problems with the inputs:
   the rates per 7.5 mL are estimates from the blood read, and the problems say why;
-* ``preliminary``: the automatic counts, not signed off after review;
+* ``preliminary``: the automatic counts, not signed off after review (its headline says a
+  review begun: the events decided, the counts after review so far);
 * ``signed off``: a person signed off the counts after review, and the sign-off holds;
 * ``sign-off stale``: signed off, but decisions or the counts moved on since: review again.
 
@@ -56,6 +57,13 @@ def result_state(summary: dict, review: bool = True) -> dict:
 
 def _review(summary: dict) -> tuple[str, str]:
     signoff = summary.get("signoff") or {}
+    decided = (summary.get("reviewed") or {}).get("reviewed") or 0
+    if not signoff and decided:
+        # A review begun: "not reviewed" above the counts after review read false.
+        figures = _signed_figures(summary)
+        return "preliminary", (f"UNDER REVIEW, NOT SIGNED OFF: {decided} event(s) decided; "
+                               "the automatic counts stand until a person signs off"
+                               + (f" (after review so far: {figures})." if figures else "."))
     if not signoff:
         return "preliminary", ("PRELIMINARY: automatic counts, not reviewed and signed off by "
                                "a person (`ctcnet review` on the results folder shows the "

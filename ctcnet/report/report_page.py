@@ -300,8 +300,8 @@ def automatic_figures_html(summary: RunSummary, state: dict) -> str:
     if state["state"] in ("signed off", "failed"):
         return ""
     text = figures_text(automatic_figures(summary.to_dict()))
-    return (f'<p id="automatic-figures"><b>Automatic counts</b> (not reviewed and signed off; '
-            f"per class below): {html.escape(text)}</p>" if text else "")
+    return (f'<p id="automatic-figures"><b>Automatic counts</b> (not signed off; per class '
+            f"below): {html.escape(text)}</p>" if text else "")
 
 
 def signoff_html(record: dict | None) -> str:

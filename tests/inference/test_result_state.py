@@ -45,6 +45,20 @@ def test_a_preliminary_result_says_how_it_is_reviewed():
     assert "`ctcnet review` on the results folder" in result_state(summary())["text"]
 
 
+def test_a_review_begun_is_said_not_read_as_not_reviewed():
+    """Three decisions taken, not signed off: the headline still said "not reviewed" above
+    the counts after review that the same page showed."""
+    reviewed = {"reviewed": 3, "reported": ["ctc"], "after_review": {"ctc": 5},
+                "after_review_per_7_5_ml":
+                {"ctc": 5.0}, "after_review_per_7_5_ml_interval": {"ctc": [1.62, 11.67]}}
+    got = result_state(summary(reviewed=reviewed))
+    assert got["state"] == "preliminary"
+    assert got["text"].startswith("UNDER REVIEW, NOT SIGNED OFF: 3 event(s) decided; the "
+                                  "automatic counts stand until a person signs off")
+    assert "after review so far: ctc 5 (5.00 per 7.5 mL" in got["text"]
+    assert "not reviewed" not in got["text"]
+
+
 def test_a_channel_order_in_doubt_leads_the_partial_headline():
     """A leak past the guard's allowance found first, then the nucleus in the CD45 plane: the
     headline leads with the channel order, which every other reading rests on."""
