@@ -171,6 +171,17 @@ def _crop_files(folder: Path, recursive: bool) -> list[Path]:
     return named_in_utf8(kept, folder)
 
 
+def _refuse_links_out(root: Path, files: list[Path]) -> None:
+    """Refuse crops that are links (or lie in a class folder that is one) to a file outside
+    the dataset folder, as a manifest's path outside it is: a class folder linked elsewhere
+    was read without a word, and a crop linked to a system file was opened."""
+    inside = root.resolve()
+    for f in files:
+        if not f.resolve().is_relative_to(inside):
+            raise InputError(f"{f.relative_to(root)} points outside the dataset folder (a "
+                             f"link to {f.resolve()}): copy the crops into it", root)
+
+
 def _sample_id_from_name(path: Path) -> str:
     stem = path.stem
     return stem.split(SAMPLE_SEPARATOR, 1)[0] if SAMPLE_SEPARATOR in stem else stem
@@ -238,6 +249,7 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
             # (``ctc/P017/cell_12.tif``: a patient's crops); the dataset folder's own
             # subfolders are the class folders.
             files = _crop_files(folder, recursive=label != UNLABELLED)
+            _refuse_links_out(root, files)
             paths += files
             labels += [label] * len(files)
             samples += [_sample_id_from_name(f) if f.parent == folder else

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -278,6 +279,9 @@ def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
         # Its own errors say what is wrong; others (IndexError, struct.error ...) come from
         # deep inside the parser and would only puzzle whoever reads them.
         said = f": {err}" if isinstance(err, (tifffile.TiffFileError, ValueError)) else ""
+        # Never the file's bytes (tifffile quotes a non-TIFF's first ones: a link to a system
+        # file put "header=b'root'" into the logs and summary.json).
+        said = re.sub(r"""\bb(['"]).*?\1""", "b'...'", said)
         raise InputError(f"not a readable TIFF (corrupt or truncated?){said}", path) from None
     arr = np.squeeze(arr) if arr.ndim > 3 else arr
     if arr.ndim == 3 and arr.shape[-1] <= MAX_CHANNELS_LAST < arr.shape[0]:

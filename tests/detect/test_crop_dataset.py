@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 
 from ctcnet.detect.crop_dataset import load_crops, read_crop, read_crop_index, write_crop_dataset
 from ctcnet.errors import InputError, PanelMismatchError
 from ctcnet.io.images import write_tiff
-from ctcnet.io.panel import default_panel
+from ctcnet.io.panel import default_panel, save_panel
 from ctcnet.io.taxonomy import default_taxonomy
 
 
@@ -486,3 +487,33 @@ def test_a_labels_table_of_another_name_is_named_where_its_crops_folder_reads_as
                                          r"crops is not read: labels come from class folders "
                                          r"or from manifest.csv"):
         read_crop_index(root, taxonomy=default_taxonomy())
+
+
+def test_crops_linked_from_outside_the_folder_are_refused_and_no_files_bytes_are_quoted(
+        tmp_path):
+    """A class folder that is a link elsewhere was read without a word, and a crop linked to
+    a system file was opened, its first bytes quoted into the logs and summary.json
+    ("header=b'root'"); a manifest's path outside the folder was refused all along."""
+    from ctcnet.io.images import read_image
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "shadow.tif"
+    secret.write_bytes(b"root:$6$secret:19000:0:99999:7:::\n" * 4)
+    with pytest.raises(InputError) as err:
+        read_image(secret)
+    assert "not a readable TIFF" in str(err.value) and "root:" not in str(err.value)
+    ds = tmp_path / "ds"
+    (ds / "wbc").mkdir(parents=True)
+    save_panel(default_panel(), ds / "panel.json")
+    tifffile.imwrite(ds / "wbc" / "a.tif", np.ones((5, 8, 8), np.uint16))
+    (ds / "wbc" / "b.tif").symlink_to(ds / "wbc" / "a.tif")  # a link inside: read
+    assert len(read_crop_index(ds)) == 2
+    (ds / "wbc" / "c.tif").symlink_to(secret)
+    with pytest.raises(InputError, match=r"wbc/c.tif points outside the dataset folder"):
+        read_crop_index(ds)
+    (ds / "wbc" / "c.tif").unlink()
+    tifffile.imwrite(outside / "d.tif", np.ones((5, 8, 8), np.uint16))
+    (ds / "ctc").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(InputError, match=r"ctc/d.tif points outside the dataset folder"):
+        read_crop_index(ds)
