@@ -92,7 +92,8 @@ def resolve_inputs(inputs: Iterable[str | Path], say_skipped: bool = False
             datasets.append(path)
         else:
             subs = sorted(p for p in path.iterdir()
-                          if (p.is_dir() and is_cartridge(p, unreadable=False))
+                          if (p.is_dir() and (is_cartridge(p, unreadable=False)
+                                              or _metadata_alone(p)))
                           or _out_of_reach(p))
             if not subs:
                 raise _not_an_input(path)
@@ -100,6 +101,20 @@ def resolve_inputs(inputs: Iterable[str | Path], say_skipped: bool = False
                 _say_what_is_not_read(path, subs)
             cartridges += subs
     return _once(cartridges, say_skipped), _once(datasets, say_skipped)
+
+
+def _metadata_alone(folder: Path) -> bool:
+    """Whether a folder holds a panel.json and nothing else of a scan or a crop set (no image,
+    no subfolder, no manifest): a scan whose frames have not arrived. Taken as a cartridge
+    among a folder's, so that it is set aside with its reason in run.json and samples.csv
+    (it was named in the log alone, and a night's record lost it)."""
+    try:
+        entries = [e for e in folder.iterdir() if not e.name.startswith(".")]
+    except OSError:
+        return False
+    return (folder / "panel.json").is_file() and not any(
+        e.is_dir() or e.name == "manifest.csv" or e.suffix.lower() in IMAGE_SUFFIXES
+        for e in entries)
 
 
 def _beside_cartridges(folder: Path, say: bool) -> bool:

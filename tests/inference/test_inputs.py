@@ -190,6 +190,14 @@ def test_a_folder_of_cartridges_names_its_subfolders_that_are_none(tmp_path, cap
     assert said == [f"{scans / 'arriving'}: not a cartridge (empty), not read",
                     f"{scans / 'notes'}: not a cartridge (no frames nor cartridge.json), "
                     "not read"], said
+    # Its panel.json copied, its frames not yet: taken as a cartridge, to be set aside with
+    # its reason in run.json and samples.csv (the log alone named it, the night's record lost
+    # it); a crop set's panel.json beside its class folders is no such.
+    (scans / "copying").mkdir()
+    (scans / "copying" / "panel.json").write_text("{}")
+    (scans / "crops" / "ctc").mkdir(parents=True)
+    (scans / "crops" / "panel.json").write_text("{}")
+    assert resolve_inputs([scans])[0] == [scans / "c1", scans / "copying"]
 
 
 def test_a_sites_folder_with_one_panel_json_beside_its_cartridges_is_a_folder_of_them(
