@@ -488,6 +488,8 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
             else:
                 try:
                     summaries.append(predict_crop_dataset(item, backend, out / name, options))
+                    log.info("%s: finished, %s crops -> %s", name, summaries[-1].crops,
+                             out / name)  # (as each cartridge's: a killed night's log)
                 except InputError as err:  # its crops unreadable, its folder refused: as above
                     set_aside_or_raise(err, name, set_aside, item,
                                        say=len(jobs) + len(set_aside or {}) > 1)

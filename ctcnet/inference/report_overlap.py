@@ -157,12 +157,22 @@ class PendingReport:
                 draw_report(self.job)
         finally:
             self.release()
+        self._say_finished()
         return self.summary
 
     def finish(self, drawn: RunSummary) -> None:
         """Take the summary a worker process finished, and release the folder."""
         vars(self.summary).update(vars(drawn))
         self.release()
+        self._say_finished()
+
+    def _say_finished(self) -> None:
+        """The run's log says each sample as it is finished (its summary.json written), not
+        only in the lines of the batch's end: a night's job killed after ten of its thirty
+        cartridges left a log that named none of them."""
+        log.info("%s: finished, %s, %s events -> %s", self.sample_id,
+                 getattr(self.summary, "status", "?"), getattr(self.summary, "events", "?"),
+                 self.out_dir)
 
     def release(self) -> None:
         """Release the folder (a report not drawn stays pending in the journal)."""

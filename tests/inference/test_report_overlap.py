@@ -79,7 +79,7 @@ class RecordingReport:
 
 @pytest.mark.parametrize("kind", ["process", "thread"])
 def test_overlapped_reports_write_what_the_sequential_run_writes(setup, tmp_path, monkeypatch,
-                                                                   kind):
+                                                                   kind, caplog):
     import ctcnet.inference.predict as predict
 
     # The test model runs on the CPU from a .pt file: its reports go to a process.
@@ -87,8 +87,14 @@ def test_overlapped_reports_write_what_the_sequential_run_writes(setup, tmp_path
     if kind == "thread":  # as for a model on a GPU
         monkeypatch.setattr(predict, "report_worker", lambda *a: ReportWorker("thread"))
     drawn = tmp_path / "drawn.txt"
-    summaries = predict_inputs([setup["scans"]], tmp_path / "ovl", setup["backend"],
-                               PredictOptions(**dict(REPORTED, report=RecordingReport(drawn))))
+    with caplog.at_level("INFO", logger="ctcnet.inference.report_overlap"):
+        summaries = predict_inputs([setup["scans"]], tmp_path / "ovl", setup["backend"],
+                                   PredictOptions(**dict(REPORTED,
+                                                         report=RecordingReport(drawn))))
+    # Each sample said finished in the log as it is (a killed night's log named none).
+    finished = [r.getMessage() for r in caplog.records if ": finished, " in r.getMessage()]
+    assert [m.split(":")[0] for m in finished] == ["sim1", "sim2", "sim3"]
+    assert all(f"-> {tmp_path / 'ovl'}" in m for m in finished)
     # Every report was drawn in the background worker, none on the main thread.
     where = [line.split() for line in drawn.read_text().splitlines()]
     assert [w[0] for w in where] == ["sim1", "sim2", "sim3"]
