@@ -34,19 +34,30 @@ def offsets_from_dna(above: np.ndarray, noise: np.ndarray, dna: int, near: np.nd
     """[plane, dx, dy] (um, x to the right, y down) of each plane's centre from the DNA
     plane's, on one crop, for the planes lit (``lit_noise`` noise units over the background)
     ``near`` its centre (within ``REGISTER_UM``; each plane's centre: the mean position, on
-    the (x, y) ``grid``, of its pixels there over half its peak)."""
+    the (x, y) ``grid``, of its pixels there over half its peak, in the part of them nearest
+    the nucleus: a neighbour's apart)."""
+    from scipy import ndimage
+
     xx, yy = grid
-    centres = []
-    for p in range(len(above)):
+    h, w = near.shape
+
+    def centre_of(p: int, at: tuple[float, float]):
+        """Plane ``p``'s centre: of the part of it over half its peak whose centre lies
+        nearest ``at`` (x, y), a neighbour's pixels in the disk apart (in a crowded frame they
+        pulled the centre off, and a plane in register was said out of it)."""
         part = np.where(near, above[p], 0.0)
         top = float(part.max())
         if top <= lit_noise * max(float(noise[p]), 1e-6):
-            centres.append(None)
-            continue
+            return None
         weight = np.where(part > 0.5 * top, part, 0.0)
-        centres.append(np.array([(weight * xx).sum(), (weight * yy).sum()]) / weight.sum())
-    if centres[dna] is None:
+        labels, n = ndimage.label(weight > 0)
+        centres = np.asarray(ndimage.center_of_mass(weight, labels, range(1, n + 1)))[:, ::-1]
+        return centres[np.argmin(np.hypot(*(centres - np.asarray(at)).T))]
+
+    own = centre_of(dna, ((w - 1) / 2, (h - 1) / 2))
+    if own is None:
         return []
+    centres = [own if p == dna else centre_of(p, tuple(own)) for p in range(len(above))]
     return [[p, *np.round((c - centres[dna]) * pixel_size_um, 2).tolist()]
             for p, c in enumerate(centres) if p != dna and c is not None]
 

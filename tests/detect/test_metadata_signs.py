@@ -342,6 +342,25 @@ def test_a_raw_crop_folder_misdescribed_is_warned_of(leukocytes, tmp_path, caplo
         assert said[0].startswith(f"crop dataset {tmp_path}: {start}")
 
 
+def test_a_neighbours_plane_in_the_disk_does_not_move_a_planes_centre():
+    """A crowded frame: a brighter neighbour's CD66b inside the 8 um disk round an event pulled
+    the centre of its plane toward it (a dense cartridge in register was said "CD66b 0.6 um
+    off DAPI's centre"); the part nearest the nucleus is its own."""
+    from ctcnet.detect.plane_register import offsets_from_dna
+
+    yy, xx = np.mgrid[:80, :80].astype(np.float32)
+
+    def blob(x, y, peak, sigma):
+        return peak * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * sigma ** 2))
+
+    dna = blob(39.5, 39.5, 100, 3.0)
+    cd66b = blob(39.5, 39.5, 60, 4.0) + blob(39.5, 51.5, 100, 2.0)  # 7.7 um below, brighter
+    near = np.hypot(yy - 39.5, xx - 39.5) * PX <= 8.0
+    offsets = offsets_from_dna(np.stack([dna, cd66b]), np.ones(2), 0, near, (xx, yy), PX, 10)
+    assert len(offsets) == 1 and offsets[0][0] == 1
+    assert abs(offsets[0][1]) < 0.05 and abs(offsets[0][2]) < 0.05, offsets
+
+
 def test_a_median_off_by_chance_is_not_out_of_register():
     """A plane is out of register where its events lie off the same way, not where a small
     sample's median does: the same median of 0.8 um, read on 21 events spread as a dense
