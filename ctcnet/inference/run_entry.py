@@ -207,4 +207,6 @@ def _denominator(summary: dict) -> dict:
             "events_per_mm2": summary.get("events_per_mm2"),
             "frames_read": frames.get("processed"),
             "frames_expected": (frames.get("total") or 0) + (frames.get("missing") or 0),
+            # (False: counted from those found; a truncated copy then reads whole)
+            "frames_expected_stated": frames.get("expected_stated"),
             **({"per_7_5_ml_interval": interval} if isinstance(interval, dict) else {})}

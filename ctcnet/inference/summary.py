@@ -65,12 +65,14 @@ class ModelUsed:
 class FrameCounts:
     """The frames of a run: in the cartridge, processed, skipped, taken from the journal of an
     earlier run, and missing (listed by cartridge.json's ``num_frames``, not in the folder:
-    their blood was not read)."""
+    their blood was not read); ``expected_stated``: whether the scan states how many frames
+    it holds (None: not recorded), else ``missing`` cannot tell a truncated copy."""
     total: int
     processed: int
     skipped: int
     resumed_from_journal: int
     missing: int = 0
+    expected_stated: bool | None = None
 
 
 @dataclass

@@ -398,3 +398,22 @@ def test_a_sparse_scan_whose_few_nuclei_read_no_nucleus_size_is_partial(clean_ru
     said = [p for p in summary.problems if p.startswith("the pixel size was not judged")]
     assert summary.status == "partial" and len(said) == 1, summary.problems
     assert said[0].endswith("is panel.json's pixel_size_um right? (metadata_check)")
+
+
+def test_a_scan_that_states_no_frame_count_says_so_in_its_record(clean_run, cart):
+    """A truncated copy whose cartridge.json states no num_frames (files old enough to read
+    as complete) read as the whole tube, "ok", and no field told a data manager that the
+    frame count was never stated: summary.json's frames and run.json say so."""
+    from conftest import predict
+
+    from ctcnet.inference.run_entry import _denominator
+
+    stated = predict(clean_run, cart)
+    assert stated.frames.expected_stated is True
+    info = json.loads((cart / "cartridge.json").read_text())
+    for key in ("num_frames", "rows", "columns"):
+        info.pop(key, None)
+    (cart / "cartridge.json").write_text(json.dumps(info))
+    unstated = predict(clean_run, cart, out=cart.parent / "out2")
+    assert unstated.frames.expected_stated is False
+    assert _denominator(unstated.to_dict())["frames_expected_stated"] is False
