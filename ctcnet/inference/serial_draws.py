@@ -239,6 +239,7 @@ def compare_draws(folders, class_name: str = "ctc", cutoff: float = DEFAULT_CUTO
                              f"{draw.folder}) are one scan (cartridge_id "
                              f"{draw.cartridge_id}): one scan is one blood draw; give each "
                              "draw's output once", draw.folder)
+    _refuse_shared_frames(draws)
     for i, draw in enumerate(draws[1:], start=1):
         _compare(draw, draws[i - 1], "change_from_previous", "p_from_previous")
         _compare(draw, draws[0], "change_from_first", "p_from_first")
@@ -250,6 +251,26 @@ def compare_draws(folders, class_name: str = "ctc", cutoff: float = DEFAULT_CUTO
         if len(scanners) > 1:
             draw.notes.append(OTHER_SCANNERS.format(", ".join(f"{p:g}" for p in scanners)))
     return draws, differ
+
+
+def _refuse_shared_frames(draws: list[Draw]) -> None:
+    """Refuse two draws that hold the same frames (summary.json's ``frame_digests``): a scan
+    and a copy of it missing a frame have two cartridge ids but are one blood draw (they read
+    as a change, "x0.75, p = 1")."""
+    owner: dict[str, Draw] = {}
+    for draw in draws:
+        try:
+            summary = json.loads((Path(draw.folder) / SUMMARY_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # read already by read_draw: its own error said there
+            continue
+        for digest in (summary.get("frame_digests") or {}).values():
+            sha = digest.get("sha256") if isinstance(digest, dict) else digest
+            first = owner.setdefault(str(sha), draw) if sha else draw
+            if first is not draw:
+                raise InputError(f"draws {first.draw} and {draw.draw} ({first.folder}, "
+                                 f"{draw.folder}) hold the same frames (a scan and a copy of "
+                                 "it): one scan is one blood draw; give each draw's output "
+                                 "once", draw.folder)
 
 
 def check_one_patient(draws: list[Draw], patient_key: str | None) -> None:

@@ -1,6 +1,7 @@
 """ctcnet draws: one patient's serial draws side by side, the figure each report says to use,
 the cut-off, and the exact test of a change between two draws."""
 
+import hashlib
 import json
 import shutil
 
@@ -25,8 +26,11 @@ def _draw(clean_run, tmp_path, name, ctc, volume, **changes):
     folder = tmp_path / name
     shutil.copytree(clean_run["root"] / "clean", folder)
     summary = json.loads((folder / "summary.json").read_text())
+    # (each draw its own scan: frames of its own)
+    frames = {fid: {**d, "sha256": hashlib.sha256((name + d["sha256"]).encode()).hexdigest()}
+              for fid, d in summary["frame_digests"].items()}
     edit_json(folder / "summary.json", sample_id=name, cartridge_id=f"{abs(hash(name)):016x}",
-              counts={**summary["counts"], "ctc": ctc},
+              frame_digests=frames, counts={**summary["counts"], "ctc": ctc},
               per_7_5_ml={**summary["per_7_5_ml"], "ctc": ctc * 7.5 / volume},
               blood_volume_processed_ml=volume, **changes)
     return folder
@@ -76,6 +80,15 @@ def test_draws_are_read_against_the_cutoff_and_each_other(clean_run, tmp_path):
     # One scan given twice (before and after a volume correction) is no second draw.
     with pytest.raises(InputError, match="are one scan"):
         compare_draws([first, first])
+    # Nor a copy of a scan that lacks a frame (another cartridge id, the same frames): it read
+    # as a change between draws.
+    copy = tmp_path / "d0_copy"
+    shutil.copytree(first, copy)
+    frames = json.loads((copy / "summary.json").read_text())["frame_digests"]
+    edit_json(copy / "summary.json", cartridge_id="0" * 16,
+              frame_digests=dict(list(frames.items())[:-1]))
+    with pytest.raises(InputError, match="hold the same frames"):
+        compare_draws([first, copy])
     # Signed off (a partial scan too): the counts after review are the figure reported.
     edit_json(second / "summary.json",
               signoff={"reviewer": "ann", "signed_at": "2026-12-01", "status": "current"},
