@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from ctcnet.detect.crop_dataset import read_crop_index
+from ctcnet.detect.crop_dataset import MAX_CROP_PLANE_PIXELS, read_crop_index
 from ctcnet.errors import InputError
 from ctcnet.inference.inputs import stated_pixel_size
 from ctcnet.io.images import is_rgb_composite, read_image
@@ -105,7 +105,7 @@ def field_um(index) -> float:
     sides = []
     for i in picks:
         try:
-            sides.append(max(read_image(index.paths[i])[0].shape[-2:]))
+            sides.append(max(read_image(index.paths[i], MAX_CROP_PLANE_PIXELS)[0].shape[-2:]))
         except (InputError, OSError):  # a bad crop is the run's to report, not the choice's
             continue
     return float(np.median(sides)) * float(index.panel.pixel_size_um) if sides else 0.0

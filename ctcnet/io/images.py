@@ -196,10 +196,10 @@ MAX_PAGES = 64
 MAX_DECODED_BYTES = 2**31  # six 16-bit channels of 8192 x 8192 take 0.75 GiB
 
 
-def _refuse_past_a_frame(tif, path: Path) -> None:
+def _refuse_past_a_frame(tif, path: Path, max_plane_pixels: int = MAX_PLANE_PIXELS) -> None:
     """Refuse a TIFF of more pages than a frame has channels, or whose first page (every page
-    of a frame is its size, checked after) holds more pixels than a frame's plane: from its
-    header, no page decoded."""
+    of a frame is its size, checked after) holds more pixels than a frame's plane (or
+    ``max_plane_pixels``): from its header, no page decoded."""
     if not len(tif.pages):
         return
     page = tif.pages.first
@@ -207,10 +207,7 @@ def _refuse_past_a_frame(tif, path: Path) -> None:
         raise InputError(f"holds {len(tif.pages)} pages: a frame or crop file holds one page "
                          f"per channel (at most {MAX_PAGES} read)", path)
     height, width = int(page.imagelength), int(page.imagewidth)
-    if height * width > MAX_PLANE_PIXELS:
-        raise InputError(f"an image of {height} x {width} px: more than a frame or crop "
-                         f"holds (at most {MAX_PLANE_PIXELS:,} pixels a plane are read); a "
-                         "whole-slide scan is read as frames (tiles), one file each", path)
+    _refuse_plane(height, width, path, max_plane_pixels)
     # Each bound alone let an 8.7 MB file of 64 compressed 8192 x 8192 pages through, which
     # asked for 8 GiB as it was decoded and stopped a night's batch as out of memory.
     decoded = len(tif.pages) * height * width * max(1, int(page.samplesperpixel)) * \
@@ -221,8 +218,19 @@ def _refuse_past_a_frame(tif, path: Path) -> None:
                          f"{MAX_DECODED_BYTES / 2**30:g} GiB are read from one file)", path)
 
 
-def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
-    """Read a (C, H, W) TIFF (one page per channel or an OME stack) and its channel names."""
+def _refuse_plane(height: int, width: int, path: Path, most: int) -> None:
+    """Refuse, before decoding, a plane of more pixels than ``most``."""
+    if height * width > most:
+        what = "a frame or crop" if most >= MAX_PLANE_PIXELS else "a cell's crop"
+        raise InputError(f"an image of {height} x {width} px: more than {what} holds (at most "
+                         f"{most:,} pixels a plane are read); a whole-slide scan is read as "
+                         "frames (tiles), one file each", path)
+
+
+def read_tiff(path: str | Path, max_plane_pixels: int = MAX_PLANE_PIXELS
+              ) -> tuple[np.ndarray, list[str] | None]:
+    """Read a (C, H, W) TIFF (one page per channel or an OME stack) and its channel names
+    (refused before decoding where a plane holds more than ``max_plane_pixels``)."""
     import tifffile
 
     path = Path(path)
@@ -237,7 +245,7 @@ def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
                 # five-channel 80 px crop reads in two thirds of the time. A plain multipage
                 # file keeps whole pages: its pages' sizes are checked against each other.
                 tif.pages.useframes = True
-            _refuse_past_a_frame(tif, path)
+            _refuse_past_a_frame(tif, path, max_plane_pixels)
             pages = list(tif.pages)
             names = _ome_channel_names(tif) if tif.is_ome else _page_labels(tif, pages)
             if not pages:
@@ -309,9 +317,10 @@ def _is_alpha(plane: np.ndarray) -> bool:
     return plane.dtype == np.uint8 or bool(plane.size and plane.min() == plane.max())
 
 
-def _open_raster(path: Path) -> np.ndarray:
+def _open_raster(path: Path, max_plane_pixels: int = MAX_PLANE_PIXELS) -> np.ndarray:
     """Pixels of a PNG or JPEG as (H, W) grey or (H, W, 3) colour, alpha and palette resolved,
-    turned as its EXIF orientation says (as every viewer shows it)."""
+    turned as its EXIF orientation says (as every viewer shows it); refused before decoding
+    where it holds more than ``max_plane_pixels`` a plane."""
     from PIL import Image, ImageOps
 
     path = Path(path)
@@ -319,6 +328,7 @@ def _open_raster(path: Path) -> np.ndarray:
     kind = "JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG"
     try:
         with Image.open(path) as im:
+            _refuse_plane(im.size[1], im.size[0], path, max_plane_pixels)
             # Pillow reads a 16-bit colour (or grey + alpha) PNG as 8-bit, its high bytes:
             # told before loading, and decoded whole below, turned as the tag says.
             wide = im.mode in ("RGB", "RGBA") and \
@@ -374,10 +384,10 @@ def _sixteen_bit_png(path: Path) -> np.ndarray:
     return (arr // 257).astype(np.uint8)
 
 
-def read_raster(path: str | Path) -> np.ndarray:
+def read_raster(path: str | Path, max_plane_pixels: int = MAX_PLANE_PIXELS) -> np.ndarray:
     """Read a PNG or JPEG as (C, H, W): one plane if grey, the R, G, B planes if colour."""
     path = Path(path)
-    arr = _open_raster(path)
+    arr = _open_raster(path, max_plane_pixels)
     if arr.ndim == 3:
         arr = np.ascontiguousarray(np.moveaxis(arr[..., :3], -1, 0))
     return check_pixels(arr, path)
@@ -405,12 +415,14 @@ def read_channel_file(path: str | Path) -> np.ndarray:
     return check_pixels(np.ascontiguousarray(arr), path, ndim=2)
 
 
-def read_image(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
-    """Read any supported single image file as (C, H, W) plus channel names if stored."""
+def read_image(path: str | Path, max_plane_pixels: int = MAX_PLANE_PIXELS
+               ) -> tuple[np.ndarray, list[str] | None]:
+    """Read any supported single image file as (C, H, W) plus channel names if stored (a
+    plane of more than ``max_plane_pixels`` refused before it is decoded)."""
     path = Path(path)
     if path.suffix.lower() in RASTER_SUFFIXES:
-        return read_raster(path), None
-    return read_tiff(path)
+        return read_raster(path, max_plane_pixels), None
+    return read_tiff(path, max_plane_pixels)
 
 
 def is_rgb_composite(arr: np.ndarray) -> bool:

@@ -13,7 +13,7 @@ import tifffile
 from ctcnet.detect.crop_dataset import load_crops, read_crop, read_crop_index, write_crop_dataset
 from ctcnet.errors import InputError, PanelMismatchError
 from ctcnet.io.images import write_tiff
-from ctcnet.io.panel import default_panel, save_panel
+from ctcnet.io.panel import default_panel, load_panel, save_panel
 from ctcnet.io.taxonomy import default_taxonomy
 
 
@@ -517,3 +517,24 @@ def test_crops_linked_from_outside_the_folder_are_refused_and_no_files_bytes_are
     (ds / "ctc").symlink_to(outside, target_is_directory=True)
     with pytest.raises(InputError, match=r"ctc/d.tif points outside the dataset folder"):
         read_crop_index(ds)
+
+
+def test_a_crop_past_a_cells_size_is_refused_before_it_is_decoded(tmp_path, monkeypatch):
+    """A 650 kB compressed file of 5 x 8000 x 8000 pixels among a folder's crops took 4.6 GB
+    and five minutes before it was read as one crop: refused from its header, PNG or TIFF."""
+    from PIL import Image
+
+    import ctcnet.detect.crop_dataset as crop_dataset
+    from ctcnet.detect.crop_dataset import read_crop
+
+    monkeypatch.setattr(crop_dataset, "MAX_CROP_PLANE_PIXELS", 64 * 64)
+    tifffile.imwrite(tmp_path / "big.tif", np.zeros((5, 65, 64), np.uint16),
+                     compression="zlib")
+    with pytest.raises(InputError, match=r"an image of 65 x 64 px: more than a cell's crop holds"):
+        read_crop(tmp_path / "big.tif", default_panel())
+    Image.new("RGB", (80, 70)).save(tmp_path / "big.png")
+    panel = load_panel({"channels": ["CK", "CD45", "DAPI"], "composite": "rgb"})
+    with pytest.raises(InputError, match=r"an image of 70 x 80 px: more than a cell's crop"):
+        read_crop(tmp_path / "big.png", panel)
+    tifffile.imwrite(tmp_path / "ok.tif", np.ones((5, 64, 64), np.uint16))
+    assert read_crop(tmp_path / "ok.tif", default_panel()).shape == (5, 64, 64)
