@@ -196,7 +196,7 @@ MAX_PAGES = 64
 MAX_DECODED_BYTES = 2**31  # six 16-bit channels of 8192 x 8192 take 0.75 GiB
 
 
-def _refuse_past_a_frame(tif, path: Path, max_plane_pixels: int = MAX_PLANE_PIXELS) -> None:
+def _refuse_past_a_frame(tif, path: Path, max_plane_pixels: int | None = None) -> None:
     """Refuse a TIFF of more pages than a frame has channels, or whose first page (every page
     of a frame is its size, checked after) holds more pixels than a frame's plane (or
     ``max_plane_pixels``): from its header, no page decoded."""
@@ -218,16 +218,18 @@ def _refuse_past_a_frame(tif, path: Path, max_plane_pixels: int = MAX_PLANE_PIXE
                          f"{MAX_DECODED_BYTES / 2**30:g} GiB are read from one file)", path)
 
 
-def _refuse_plane(height: int, width: int, path: Path, most: int) -> None:
-    """Refuse, before decoding, a plane of more pixels than ``most``."""
+def _refuse_plane(height: int, width: int, path: Path, most: int | None) -> None:
+    """Refuse, before decoding, a plane of more pixels than ``most`` (None: a frame's,
+    ``MAX_PLANE_PIXELS``; else a cell's crop's)."""
+    what = "a frame or crop" if most is None else "a cell's crop"
+    most = MAX_PLANE_PIXELS if most is None else most
     if height * width > most:
-        what = "a frame or crop" if most >= MAX_PLANE_PIXELS else "a cell's crop"
         raise InputError(f"an image of {height} x {width} px: more than {what} holds (at most "
                          f"{most:,} pixels a plane are read); a whole-slide scan is read as "
                          "frames (tiles), one file each", path)
 
 
-def read_tiff(path: str | Path, max_plane_pixels: int = MAX_PLANE_PIXELS
+def read_tiff(path: str | Path, max_plane_pixels: int | None = None
               ) -> tuple[np.ndarray, list[str] | None]:
     """Read a (C, H, W) TIFF (one page per channel or an OME stack) and its channel names
     (refused before decoding where a plane holds more than ``max_plane_pixels``)."""
@@ -317,7 +319,7 @@ def _is_alpha(plane: np.ndarray) -> bool:
     return plane.dtype == np.uint8 or bool(plane.size and plane.min() == plane.max())
 
 
-def _open_raster(path: Path, max_plane_pixels: int = MAX_PLANE_PIXELS) -> np.ndarray:
+def _open_raster(path: Path, max_plane_pixels: int | None = None) -> np.ndarray:
     """Pixels of a PNG or JPEG as (H, W) grey or (H, W, 3) colour, alpha and palette resolved,
     turned as its EXIF orientation says (as every viewer shows it); refused before decoding
     where it holds more than ``max_plane_pixels`` a plane."""
@@ -384,7 +386,7 @@ def _sixteen_bit_png(path: Path) -> np.ndarray:
     return (arr // 257).astype(np.uint8)
 
 
-def read_raster(path: str | Path, max_plane_pixels: int = MAX_PLANE_PIXELS) -> np.ndarray:
+def read_raster(path: str | Path, max_plane_pixels: int | None = None) -> np.ndarray:
     """Read a PNG or JPEG as (C, H, W): one plane if grey, the R, G, B planes if colour."""
     path = Path(path)
     arr = _open_raster(path, max_plane_pixels)
@@ -415,7 +417,7 @@ def read_channel_file(path: str | Path) -> np.ndarray:
     return check_pixels(np.ascontiguousarray(arr), path, ndim=2)
 
 
-def read_image(path: str | Path, max_plane_pixels: int = MAX_PLANE_PIXELS
+def read_image(path: str | Path, max_plane_pixels: int | None = None
                ) -> tuple[np.ndarray, list[str] | None]:
     """Read any supported single image file as (C, H, W) plus channel names if stored (a
     plane of more than ``max_plane_pixels`` refused before it is decoded)."""
