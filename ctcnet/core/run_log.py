@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from ctcnet.core.file_modes import new_file_mode
 from ctcnet.core.printable import PrintableFormatter
 
 LOGS_DIR = "logs"
@@ -105,8 +106,10 @@ class RunLog(logging.Handler):
         """The log file, made new: never another run's (two of one name get -2, -3, ...)."""
         stem = self.path.stem
         for n in range(1, 100):
-            try:
-                return open(self.path, "x", encoding="utf-8")
+            try:  # no more open than its folder (a review's log was 0644 in a folder of 0700)
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+                return os.fdopen(os.open(self.path, flags, new_file_mode(self.path)), "w",
+                                 encoding="utf-8")
             except FileExistsError:
                 self.path = self.path.with_name(f"{stem}-{n + 1}.log")
         raise FileExistsError(f"{stem}: 99 logs of this name")

@@ -21,29 +21,17 @@ import socket
 import stat
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from ctcnet.core.file_modes import new_file_mode
 from ctcnet.core.paths import HOME_NOT_EXPANDED, unexpanded_home
 from ctcnet.errors import FolderHeldError, InputError, OutputFolderError
 
 log = logging.getLogger(__name__)
 # What flock says when another process holds the lock; any other error is the filesystem's.
 _HELD = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
-
-
-_UMASK_LOCK = threading.Lock()
-
-
-def _current_umask() -> int:
-    """The process's umask. Reading it means setting it and back: two threads doing so at
-    once could leave it at 0 (every later file world-writable), hence the lock."""
-    with _UMASK_LOCK:
-        umask = os.umask(0)
-        os.umask(umask)
-    return umask
 
 
 @contextlib.contextmanager
@@ -129,18 +117,6 @@ def _mode_of(path: Path, like: str | Path | None) -> int:
         if stat.S_ISREG(found.st_mode):
             return stat.S_IMODE(found.st_mode)
     return new_file_mode(path)
-
-
-def new_file_mode(path: str | Path) -> int:
-    """A new file's permissions: 0666 less the umask, and no more open than its folder's
-    (read and write bits; the owner's kept): a reviewer's umask of 022 made review.csv and
-    the sign-off 0644 in a sample folder predict wrote 0750 under a lab's umask of 027."""
-    mode = 0o666 & ~_current_umask()
-    try:
-        folder = stat.S_IMODE(os.stat(Path(path).parent).st_mode)
-    except OSError:  # (its own write says why)
-        return mode
-    return mode & ((folder & 0o666) | 0o600)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, like: str | Path | None = None) -> None:

@@ -58,3 +58,21 @@ def test_two_runs_started_together_keep_a_log_each(tmp_path):
         second.open()
     assert second.path != first_path and second.path.name.endswith("-2.log")
     assert "first" in first_path.read_text() and "first" not in second.path.read_text()
+
+
+def test_a_log_is_no_more_open_than_its_folder(tmp_path):
+    """A review started under a umask of 022 wrote its log 0644 into a results folder kept to
+    its owner (0700), where every other file ctcnet made was 0600."""
+    import os
+    import stat
+
+    (tmp_path / "out" / "logs").mkdir(parents=True)
+    os.chmod(tmp_path / "out" / "logs", 0o700)
+    before = os.umask(0o022)
+    try:
+        with run_log(tmp_path / "out", "review", ["ctcnet", "review"]) as log:
+            log.open()
+            log.ended(0)
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE(os.stat(log.path).st_mode) == 0o600
