@@ -86,9 +86,18 @@ def _no_json_constants(name: str):
     raise ValueError(f"{name} is not a JSON value")
 
 
+def _no_repeated_keys(pairs: list) -> dict:
+    keys = [k for k, _ in pairs]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:  # {"call": "confirm", "call": "reject"} was recorded as the last, unsaid
+        raise ValueError(f"the key(s) {', '.join(map(repr, repeated))} given more than once")
+    return dict(pairs)
+
+
 def parse_json(raw: bytes):
-    """A request body as JSON; NaN and Infinity (which Python's parser takes) are refused."""
-    return json.loads(raw, parse_constant=_no_json_constants)
+    """A request body as JSON; NaN and Infinity (which Python's parser takes) are refused, and
+    so is a key given twice in one object (which it takes as the last)."""
+    return json.loads(raw, parse_constant=_no_json_constants, object_pairs_hook=_no_repeated_keys)
 
 
 def _loopback(host: str) -> bool:

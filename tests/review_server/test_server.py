@@ -1006,6 +1006,7 @@ def test_server_notices_a_new_run_and_refuses_requests_for_the_old(results, serv
 @pytest.mark.parametrize("body, complaint", [
     ('{"event_id": Infinity, "call": "confirm"}', "not JSON"),
     ('{"event_id": NaN, "call": "confirm"}', "not JSON"),
+    ('{"event_id": 1, "call": "confirm", "call": "reject"}', "'call' given more than once"),
     ('{"event_id": true, "call": "confirm"}', "event_id must be a whole number"),
     ('{"event_id": 2.9, "call": "confirm"}', "event_id must be a whole number"),
     ('{"event_id": 2.0, "call": "confirm"}', "event_id must be a whole number"),
