@@ -10,6 +10,7 @@ whose weights are not finite.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -119,7 +120,9 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"
         path = resolve_model(path, "torch")
     path = check_regular_file(path, "a model file", missing="model file not found")
     try:
-        blob = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # (torch's note on a legacy pickle: refused below)
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            blob = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # unpickling error, truncated zip, not a torch file...
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         with open(path, "rb") as fh:
