@@ -24,6 +24,7 @@ def test_a_crowded_sample_says_its_counts_may_be_low():
     assert crowded > CROWDED_PER_MM2
     text = crowding_problem(crowded)
     assert text.startswith("crowded: 4,087 detected events per mm^2") and "may be low" in text
+    assert "a leukocyte touching a CTC can be called one" in text  # high too, CTC-rich
 
 
 def test_a_sample_with_next_to_nothing_detected_is_no_negative():
