@@ -16,6 +16,7 @@ from ctcnet.detect.crop_dataset import MAX_CROP_PLANE_PIXELS, read_crop_index
 from ctcnet.errors import InputError
 from ctcnet.inference.inputs import stated_pixel_size
 from ctcnet.io.images import is_rgb_composite, read_image
+from ctcnet.io.layout_checks import CHANNELS_PAST_PANEL
 from ctcnet.io.panel import Panel
 from ctcnet.io.scan import Cartridge, frame_planes, open_cartridge
 
@@ -152,12 +153,16 @@ def _cartridge_panel(cartridge: Cartridge) -> Panel:
     only must not get 16-bit frames whose panel.json says "composite", and a colour export
     whose panel.json does not say so is still one. A frame that cannot be read leaves the
     panel's word; the run reports the frame itself. Refused where the first frame's file
-    holds another number of planes than the panel names: not its frames' panel, it must not
+    holds another number of planes than the panel names, or its channel files are numbered
+    past the channels the panel names: not its frames' panel, it must not
     choose the model of a batch (one such made the others run on a three-channel model)."""
     planes, named = frame_planes(cartridge.frames[0]), cartridge.panel.num_channels
     if planes not in (None, named):
         raise InputError(f"its frames hold {planes} planes where panel.json names {named} "
                          "channels: a channel missing from panel.json?", cartridge.root)
+    past = [p for p in cartridge.problems if p.startswith(CHANNELS_PAST_PANEL)]
+    if past:  # one file a channel, numbered past what panel.json names: as above
+        raise InputError(past[0], cartridge.root)
     files = cartridge.frames[0].files
     if len(files) != 1 or cartridge.panel.num_channels != 3:
         return replace(cartridge.panel, composite=None)

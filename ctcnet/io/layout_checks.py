@@ -28,6 +28,11 @@ def layout_problems(parts: Sequence, frames: Sequence, info: dict, panel,
                         _numbered_from_one(frames, expected)) if p]
 
 
+# How the problem of channel files past panel.json's channels begins (the model choice leaves
+# such a cartridge out: its panel.json is not its frames').
+CHANNELS_PAST_PANEL = "channel files numbered past panel.json's"
+
+
 def _channels_past_panel(parts: Sequence, panel) -> str | None:
     # Numbered files only (a file named by its marker names its channel: one the panel does
     # not name is said where the names are matched).
@@ -42,7 +47,7 @@ def _channels_past_panel(parts: Sequence, panel) -> str | None:
                 f"for panel.json's {panel.num_channels} channels: they count from _c0 in "
                 "panel.json's order, so each is read as the channel after its own and the "
                 "last is not read; rename them from _c0")
-    return (f"channel files numbered past panel.json's {panel.num_channels} channels "
+    return (f"{CHANNELS_PAST_PANEL} {panel.num_channels} channels "
             f"({', '.join(f'_c{c}' for c in past)}; e.g. {example}) are not read: channel files "
             "are numbered from _c0 in panel.json's order, so a marker panel.json does not name "
             "(vimentin?) among them puts every later channel under another's name; name every "

@@ -489,6 +489,17 @@ def test_a_panel_naming_fewer_channels_than_its_frames_hold_chooses_no_model(car
     assert choose_for_inputs([cart, broken], [], None, "the batch").name == "ctcnet-default"
     with pytest.raises(InputError, match="its frames hold 5 planes where panel.json names 4"):
         choose_for_inputs([broken], [], None, "the batch")
+    # One file a channel, the fifth numbered past the four panel.json names: the same.
+    from ctcnet.simulate import simulate_cartridge
+
+    files = tmp_path / "files"
+    simulate_cartridge(files, load_panel(None), num_frames=1, frame_shape=(64, 64), seed=3,
+                       events_per_frame=2, layout="channels")
+    panel = json.loads((files / "panel.json").read_text())
+    (files / "panel.json").write_text(json.dumps({**panel, "channels": panel["channels"][:4]}))
+    assert choose_for_inputs([cart, files], [], None, "the batch").name == "ctcnet-default"
+    with pytest.raises(InputError, match="channel files numbered past panel.json's 4"):
+        choose_for_inputs([files], [], None, "the batch")
 
 
 def test_an_output_alike_but_for_case_is_refused_and_one_alike_in_encoding_is_the_same(
