@@ -188,7 +188,10 @@ class ReviewHandler(BaseHTTPRequestHandler):
         # cannot post decisions as the reviewer.
         self.send_header("X-Frame-Options", "DENY")
         self.send_header("Content-Security-Policy", "frame-ancestors 'none'"
-                         + ("; sandbox allow-scripts allow-popups" if sandboxed else ""))
+                         # (downloads allowed: the report's events.csv link is one, which a
+                         # sandbox refuses without a word)
+                         + ("; sandbox allow-scripts allow-popups allow-downloads"
+                            if sandboxed else ""))
         self._cookie()
         self.end_headers()
         if self.command != "HEAD":

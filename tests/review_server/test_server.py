@@ -218,6 +218,7 @@ def test_another_site_can_neither_frame_the_page_nor_post_and_a_planted_page_run
     assert headers_of("/review/P001") == ("DENY", "frame-ancestors 'none'")
     frame, policy = headers_of("/files/P001/index.html")
     assert frame == "DENY" and "sandbox allow-scripts" in policy
+    assert "allow-downloads" in policy  # the report's events.csv link: a sandbox refused it
     sample = server.app.sample("P001")
     body = json.dumps({"event_id": int(sample.candidates["event_id"].iloc[0]), "call": "reject",
                        "run_id": sample.run.token})
