@@ -185,8 +185,9 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
         with _EIGHT_BIT_LOCK:  # frame threads read a cartridge's frames side by side
             first = cartridge.root not in _EIGHT_BIT_SAID
             _EIGHT_BIT_SAID.add(cartridge.root)
-        if first:
-            log.warning("%s: %s", cartridge.sample_id, eight_bit)
+        if first:  # (the first met named: a frame of a mixed export is said apart, at the end)
+            log.warning("%s: frame %s (the first such read): %s", cartridge.sample_id,
+                        frame.frame_id, eight_bit)
     t_read = time.perf_counter()
     # Its digest while its files are in the page cache: what later cuts check it against. A
     # stage of its own: on a CPU without SHA instructions SHA-256 costs about what reading the

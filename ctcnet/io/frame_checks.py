@@ -260,32 +260,33 @@ def holds_eight_bit_values(values) -> bool:
 
 
 def eight_bit_note(frame: np.ndarray, brightest: list[float]) -> str | None:
-    """What to say of a cartridge whose frames are 8-bit (``brightest``: the channels'
+    """What to say of a frame that is 8-bit (``brightest``: the channels'
     maxima, :func:`channel_maxima`; the frame itself is read only where they fit 8 bits),
     None otherwise. Such a scan is read, but 256 levels lose what a 12-bit camera keeps."""
     if max(brightest, default=np.inf) > EIGHT_BIT_TOP or not holds_eight_bit_values(frame):
         return None
-    return ("its frames hold no value above 255: an 8-bit export (256 levels: dim cells fall "
+    return ("it holds no value above 255: an 8-bit export (256 levels: dim cells fall "
             "between the levels and are lost or read as CK-negative: a simulated cartridge's "
             "8-bit copy, its counts / 16, had 173 of its 217 events found and 20 of its 21 "
             "CTCs counted, a measurement of that copy, not of this sample: "
             "export the scan at its camera's depth, 12 or 16 bits, where the scanner can), "
-            "or frames with nothing bright in them (an empty cartridge)")
+            "or a frame with nothing bright in it (an empty cartridge)")
 
 
-def check_plane_depths(planes: list[np.ndarray], names: list[str], path) -> None:
+def check_plane_depths(planes: list[np.ndarray], names: list[str], paths: list) -> None:
     """Refuse a frame whose channel files are integers of different widths (one 8-bit file
     among 16-bit ones: a channel exported at a display's depth, its counts squeezed into 256
-    levels, read without a word beside the others' counts and its frame's cells lost)."""
+    levels, read without a word beside the others' counts and its frame's cells lost);
+    ``paths``: each plane's file, the first narrow one's named."""
     widths = {plane.dtype.itemsize for plane in planes if plane.dtype.kind in "ui"}
     if len(widths) < 2:
         return
-    narrow = [n for n, plane in zip(names, planes)
+    narrow = [i for i, plane in enumerate(planes)
               if plane.dtype.kind in "ui" and plane.dtype.itemsize == min(widths)]
-    raise InputError(f"{', '.join(narrow)} stored in {8 * min(widths)} bits, the frame's other "
-                     f"channels in {8 * max(widths)}: a channel exported at another bit depth "
-                     "(its counts read at another scale than the others'); export every "
-                     "channel at the camera's depth", path)
+    raise InputError(f"{', '.join(names[i] for i in narrow)} stored in {8 * min(widths)} bits, "
+                     f"the frame's other channels in {8 * max(widths)}: a channel exported at "
+                     "another bit depth (its counts read at another scale than the others'); "
+                     "export every channel at the camera's depth", paths[narrow[0]])
 
 
 def eight_bit_ceiling(frame: np.ndarray) -> float:

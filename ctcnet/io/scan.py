@@ -437,7 +437,8 @@ def read_frame_and(frame: FrameRef, panel: Panel, channels=None, also=()
     if any(plane is None for plane in planes):  # a file of a channel read: no frame
         raise InputError("missing channel file(s) of " + ", ".join(
             panel.names[c] for c, p in zip(keep, planes) if p is None), frame.stem)
-    check_plane_depths(planes, [panel.names[c] for c in keep], frame.files[0])
+    check_plane_depths(planes, [panel.names[c] for c in keep], [  # a file a channel, or one
+        frame.files[c if len(frame.files) == panel.num_channels else 0] for c in keep])
     if len({plane.shape for plane in planes}) == 1:
         # Each plane converted straight into its place: stacking, then converting, wrote the
         # frame twice (3.1 against 1.4 ms for a 5-channel CellSearch frame).

@@ -359,13 +359,14 @@ def test_a_channel_file_of_another_bit_depth_skips_its_frame(tmp_path):
     cart = tmp_path / "cart"
     simulate_cartridge(cart, load_panel(None), num_frames=1, frame_shape=(64, 64), seed=3,
                        events_per_frame=2, layout="channels")
-    dapi = sorted(cart.glob("r00c00_*"))[0]
-    pixels, names = read_tiff(dapi)
-    write_tiff(dapi, np.clip(pixels / 16, 0, 255).astype(np.uint8), names)
+    ck = sorted(cart.glob("r00c00_*"))[1]
+    pixels, names = read_tiff(ck)
+    write_tiff(ck, np.clip(pixels / 16, 0, 255).astype(np.uint8), names)
     cartridge = open_cartridge(cart)
-    with pytest.raises(InputError, match="DAPI stored in 8 bits, the frame's other channels in "
-                                         "16: a channel exported at another bit depth"):
+    with pytest.raises(InputError, match="CK stored in 8 bits, the frame's other channels in "
+                                         "16: a channel exported at another bit depth") as err:
         cartridge.read(cartridge.frames[0])
+    assert str(err.value).startswith(f"{ck}: ")  # its own file named, not the frame's first
 
 
 def test_too_few_nuclei_to_judge_yet_out_of_the_band_is_warned_of():
