@@ -162,10 +162,16 @@ def _say_unlisted(root: Path, listed: list[Path]) -> None:
                     "it to read the class folders", root, len(unlisted), shown)
 
 
-def _crop_files(folder: Path, recursive: bool) -> list[Path]:
+def _crop_files(folder: Path, recursive: bool, refuse_links: bool = False) -> list[Path]:
     """The image files in ``folder`` (and, ``recursive``, its subfolders'), sorted, hidden ones
     left out (macOS writes a "._name.tif" resource fork beside each file on foreign disks)."""
-    found = folder.rglob("*") if recursive else folder.iterdir()
+    found = list(folder.rglob("*") if recursive else folder.iterdir())
+    # A subfolder that is a link is not walked into: its crops were left out without a word.
+    linked = [f for f in found if f.is_symlink() and f.is_dir()]
+    if linked and refuse_links and recursive:  # (a linked class folder: its crops, below)
+        raise InputError(f"{linked[0].relative_to(folder.parent)} is a link to a folder "
+                         f"({linked[0].resolve()}): its crops are not read; copy them into "
+                         "the dataset folder", folder.parent)
     kept = sorted(f for f in found if f.suffix.lower() in IMAGE_SUFFIXES and not f.is_dir()
                   and not any(part.startswith(".") for part in f.relative_to(folder).parts))
     return named_in_utf8(kept, folder)
@@ -248,7 +254,7 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
             # A class folder's subfolders hold its crops too, each subfolder one sample
             # (``ctc/P017/cell_12.tif``: a patient's crops); the dataset folder's own
             # subfolders are the class folders.
-            files = _crop_files(folder, recursive=label != UNLABELLED)
+            files = _crop_files(folder, recursive=label != UNLABELLED, refuse_links=True)
             _refuse_links_out(root, files)
             paths += files
             labels += [label] * len(files)

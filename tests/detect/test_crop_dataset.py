@@ -517,6 +517,12 @@ def test_crops_linked_from_outside_the_folder_are_refused_and_no_files_bytes_are
     (ds / "ctc").symlink_to(outside, target_is_directory=True)
     with pytest.raises(InputError, match=r"ctc/d.tif points outside the dataset folder"):
         read_crop_index(ds)
+    # A patient's subfolder of a class folder that is a link: not walked into, its crops were
+    # left out without a word.
+    (ds / "ctc").unlink()
+    (ds / "wbc" / "P99").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(InputError, match=r"wbc/P99 is a link to a folder"):
+        read_crop_index(ds)
 
 
 def test_a_crop_past_a_cells_size_is_refused_before_it_is_decoded(tmp_path, monkeypatch):
