@@ -52,7 +52,7 @@ def _baseline_training(index, spec: ModelSpec, baseline_train, n_per_class: int,
     """Training crops for the baselines, and the test part of ``index`` (``scored_apart``:
     ``index`` holds only rows that are not scored, ``--split``'s others, so its
     ``split=train`` rows fit the baselines even when they are all it holds)."""
-    is_train = np.array([s == "train" for s in index.splits])
+    is_train = np.array([s.lower() == "train" for s in index.splits])
     if baseline_train is not None:
         train_index = read_crop_index(baseline_train, taxonomy=spec.taxonomy).conform(
             spec.panel, "baseline training set")
@@ -108,7 +108,7 @@ def labelled_index(data, spec: ModelSpec, with_baselines: bool = True, baseline_
     index = read_crop_index(data, taxonomy=spec.taxonomy, pixel_size=pixel_size,
                             progress=progress).conform(spec.panel)
     baselines, source, fit_on = None, None, None
-    is_train = np.array([s == "train" for s in index.splits], bool)
+    is_train = np.array([s.lower() == "train" for s in index.splits], bool)
     if not splits and is_train.any() and not is_train.all():
         # The train rows are what a model trained on this manifest learnt from: left out of
         # every figure whether the baselines fit on them or not (with --no-baselines or

@@ -542,8 +542,9 @@ def test_train_rows_are_scored_in_no_figure_whatever_fits_the_baselines(
     panel = default_panel()
     tiny_model_file(tmp_path / "m.pt", crop_size=SIZE)
     crops = np.concatenate([x, xt]).astype(np.uint16)
+    # ("Train" as training reads it: the manifest's split words are read in any case)
     write_crop_dataset(tmp_path / "split", crops, [CLASSES[k] for k in np.concatenate([y, yt])],
-                       panel, splits=["train"] * len(x) + ["test"] * len(xt))
+                       panel, splits=["Train"] * len(x) + ["test"] * len(xt))
     if baselines == "folder":
         write_crop_dataset(tmp_path / "fit", x.astype(np.uint16), [CLASSES[k] for k in y], panel)
     with caplog.at_level("WARNING"):
