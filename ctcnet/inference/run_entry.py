@@ -148,6 +148,11 @@ def output_entry(name: str, summary: dict, path: Path) -> dict:
             # make every event's call
             "held": (summary.get("tally") or {}).get("held", summary.get("held", {})),
             "per_7_5_ml": summary.get("per_7_5_ml", {}),
+            # what the review could still make each reported count ([low, high]: every call
+            # held or in doubt decided against, or for, the class): a count that may cross a
+            # study's cut-off is found in the table, not only in each summary.json
+            **({"review_span": (summary.get("tally") or {})["review_span"]}
+               if isinstance((summary.get("tally") or {}).get("review_span"), dict) else {}),
             # counted clusters by partner and the unread planes' CTCs above the leukocytes:
             # what a study of clusters or of a therapy marker reads per sample
             **({"clusters_by_partner": summary["clusters_by_partner"]}

@@ -107,6 +107,9 @@ def sample_row(entry: dict) -> dict:
                     not isinstance(value, bool):
                 value = f"{per_volume_value(value):.2f}"  # as every output prints it (8.00)
             row[f"{prefix}_{name}"] = value if counted else None
+    for name, span in (entry.get("review_span") or {}).items():
+        for side, value in zip(_BOUNDS, span if counted and span else (None, None)):
+            row[f"review_span_{side}_{name}"] = value
     for rate, key in _INTERVALS.items():
         for name, bounds in (entry.get(key) or {}).items():
             ends = interval_at_two_decimals(*bounds) if counted and bounds and \
@@ -171,6 +174,9 @@ def samples_csv(entries: Sequence[dict]) -> str:
     for _, prefix in _PER_CLASS:
         per_class += [f"{prefix}_{name}" for name in classes
                       if prefix in _BY_CLASS or name in reported]
+        if prefix == "held":  # what the review could still make each reported count
+            per_class += [f"review_span_{side}_{name}" for name in classes if name in reported
+                          for side in _BOUNDS]
         if prefix in _INTERVALS:  # each rate's interval after the rates
             per_class += [f"{prefix}_{side}_{name}" for name in classes if name in reported
                           for side in _BOUNDS]

@@ -86,6 +86,13 @@ def test_a_rate_has_its_interval_and_what_it_rests_on():
     assert (got["blood_volume_ml"], got["frames_read"], got["frames_expected"],
             got["events_per_mm2"]) == ("4.0", "2", "3", "1032.1")
     assert rows["S6"]["per_7_5_ml_low_ctc"] == "" and rows["S6"]["frames_read"] == "0"
+    # What the review could still make a count, beside it: a count of 4 whose one held call
+    # may take it to 5 is found in the table (it was in summary.json alone).
+    spanned = {**part, "name": "S7", "counts": {"ctc": 4}, "review_span": {"ctc": [4, 5]}}
+    row = next(csv.DictReader(io.StringIO(samples_csv([spanned]))))
+    assert (row["review_span_low_ctc"], row["review_span_high_ctc"]) == ("4", "5")
+    assert columns.index("held_ctc") < columns.index("review_span_low_ctc") < \
+        columns.index("per_7_5_ml_ctc")
 
 
 def test_the_table_takes_run_jsons_permissions_as_it_is_written_anew(tmp_path):
