@@ -6,9 +6,8 @@
 carries the model spec (``checkpoint["ctcnet_spec"]``) with the training-data summary and the
 last validation metrics; everything in it is plain data, so it loads with ``weights_only=True``.
 
-CTCs are rare, so the loss is class-weighted cross-entropy (weights from the training counts)
-or focal loss; AdamW with a one-cycle or warm-up + cosine schedule stepped per batch.
-"""
+CTCs are rare: class-weighted cross-entropy (weights from the training counts) or focal loss;
+AdamW, a one-cycle or warm-up + cosine schedule stepped per batch."""
 
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ import logging
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import (
     MulticlassConfusionMatrix,
     MulticlassF1Score,
@@ -243,6 +242,7 @@ class CTCLitModule(L.LightningModule):
             "f1": MulticlassF1Score(k, average=None),
         })
         self.val_metrics = metrics.clone(prefix="val/")
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.test_metrics = metrics.clone(prefix="test/")
         self.val_confusion = MulticlassConfusionMatrix(k)
         self.test_confusion = MulticlassConfusionMatrix(k)
@@ -385,19 +385,19 @@ class CTCLitModule(L.LightningModule):
     def _eval_step(self, batch, metrics, confusion, prefix: str):
         raw, target = batch
         logits = self(raw)
-        self.log(f"{prefix}/loss", self.compute_loss(logits, target), prog_bar=True,
-                 sync_dist=True, batch_size=len(target))
+        loss = getattr(self, f"{prefix}_loss")  # by crops, over every process (not by rank)
+        loss.update(self.compute_loss(logits, target), weight=len(target))
+        self.log(f"{prefix}/loss", loss, prog_bar=True)
         preds = logits.argmax(1)
         metrics.update(preds, target)
         confusion.update(preds, target)
 
     def validation_step(self, batch, batch_idx):
-        """Log the loss of one validation batch and add its calls to the metrics and confusion
-        matrix."""
+        """Add one validation batch's loss and calls to the metrics and confusion matrix."""
         self._eval_step(batch, self.val_metrics, self.val_confusion, "val")
 
     def test_step(self, batch, batch_idx):
-        """Log the loss of one test batch and add its calls to the metrics and confusion matrix."""
+        """Add one test batch's loss and calls to the metrics and confusion matrix."""
         self._eval_step(batch, self.test_metrics, self.test_confusion, "test")
 
     def _log_epoch(self, metrics, confusion, prefix: str) -> None:
