@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())
     unknown = set(sections) - {"classify", "cartridge", "train"}
     if unknown or not sections:
-        raise InputError(f"unknown benchmark sections {sorted(unknown)}" if unknown else
+        raise InputError(f"unknown benchmark sections {sorted(unknown)}: give classify, "
+                         "cartridge or train (comma-separated)" if unknown else
                          "--sections names none of classify, cartridge, train")
     model = resolve_model(args.model, "torch") if args.model else default_model_path("torch")
     # Never docs/ unless asked: run in a checkout, that would replace the project's record.
