@@ -475,11 +475,12 @@ class CTCLitModule(L.LightningModule):
         """The spec with the training summary and latest metrics filled in."""
         training = {"data": self.data_summary,
                     "hyper_parameters": _plain(dict(self.hparams)),
-                    # Checkpoints are saved at an epoch's end: the epoch's index (as the
-                    # checkpoint's file name counts it, from 0) and the epochs done.
+                    # (saved at an epoch's end: its index, from 0 as in the file name)
                     "epoch_index": int(self.current_epoch),
                     "epochs_completed": int(self.current_epoch) + 1,
-                    "global_step": int(self.global_step)}
+                    "global_step": int(self.global_step),
+                    "processes": int(getattr(getattr(self, "_trainer", None), "world_size", 1)),
+                    "loss_weights": [round(w, 4) for w in self.loss_weights.tolist()]}
         return self.spec.replace(training=training, metrics=_plain(self.last_metrics))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -839,8 +839,12 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "distributed_backend=gloo" in done.stderr + done.stdout
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
-    metrics = torch.load(tmp_path / "ddp.pt", weights_only=True)["ctcnet_spec"]["metrics"]
+    spec = torch.load(tmp_path / "ddp.pt", weights_only=True)["ctcnet_spec"]
+    metrics = spec["metrics"]
     assert metrics["split"] == "val"
+    # model.pt says how many processes trained it and the loss's class weights (the config
+    # said "balanced" and devices "auto" alone).
+    assert spec["training"]["processes"] == 2 and len(spec["training"]["loss_weights"]) == 4
     assert np.asarray(metrics["confusion"]).sum(axis=1).tolist() == [3, 2, 2, 2]
     said = (done.stderr + done.stdout).count("the training crops hold few crops")
     assert said == 1, done.stderr[-3000:]  # said by rank 0, not once a rank
