@@ -92,7 +92,8 @@ def test_outputs_per_cartridge(setup):
     assert on_disk["per_7_5_ml"]["ctc"] == pytest.approx(
         on_disk["counts"]["ctc"] * 7.5 / on_disk["blood_volume_ml"])
     assert on_disk["frames"] == {"total": 3, "processed": 3, "skipped": 0,
-                                 "resumed_from_journal": 0, "missing": 0}
+                                 "resumed_from_journal": 0, "missing": 0,
+                                 "expected_stated": True}
     assert set(on_disk["timings_s"]) >= {"read", "detect", "crop", "classify", "write", "total"}
     assert on_disk["model"]["arch"] == "compact" and on_disk["panel"]["channels"]
     # Every gallery page listed exists; every page is a real PNG.
