@@ -205,7 +205,7 @@ def test_an_8_bit_scan_is_said_to_lose_dim_cells_a_12_bit_one_is_not():
     frame[1, 5:9, 5:9] = 200
     said = eight_bit_note(frame, channel_maxima(frame))
     assert "an 8-bit export (256 levels: dim cells fall between the levels" in said
-    assert "or frames with nothing bright in them (an empty cartridge)" in said
+    assert "or a frame with nothing bright in it (an empty cartridge)" in said
     frame[1, 5:9, 5:9] = 2000
     assert eight_bit_note(frame, channel_maxima(frame)) is None
     dark = np.full((5, 40, 40), 12.5, np.float32)
