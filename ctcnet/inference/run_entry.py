@@ -211,6 +211,8 @@ def _denominator(summary: dict) -> dict:
             # sample, whose merged cells read as fewer (a site's counts beside another's).
             "events_per_mm2": summary.get("events_per_mm2"),
             "frames_read": frames.get("processed"),
+            # Of those, taken from an earlier run's journal (not computed by this run).
+            "frames_resumed": frames.get("resumed_from_journal"),
             "frames_expected": (frames.get("total") or 0) + (frames.get("missing") or 0),
             # (False: counted from those found; a truncated copy then reads whole)
             "frames_expected_stated": frames.get("expected_stated"),

@@ -44,7 +44,7 @@ _FIRST = ("name", "result_state", "status", "input", "cartridge_id", "same_scan_
           "finished_at",
           "events", "events_per_mm2",
           "review_events", "blood_volume_read_ml", "blood_volume_stated", "blood_volume_ml",
-          "frames_read", "frames_expected", "frames_expected_stated")
+          "frames_read", "frames_resumed", "frames_expected", "frames_expected_stated")
 # Rates per 7.5 mL to two decimals: a count over a volume read to three figures.
 _RATES = ("per_7_5_ml", "after_review_per_7_5_ml")
 # run.json's per-class maps, flattened as <prefix>_<class>.
@@ -97,6 +97,7 @@ def sample_row(entry: dict) -> dict:
            "blood_volume_read_ml": entry.get("blood_volume_read_ml"),
            "blood_volume_ml": entry.get("blood_volume_ml"),
            "frames_read": entry.get("frames_read"),
+           "frames_resumed": entry.get("frames_resumed"),
            "frames_expected": entry.get("frames_expected"),
            "frames_expected_stated": entry.get("frames_expected_stated")}
     # A failed sample read no blood: its zeros are no count, so its cells stay empty.

@@ -418,3 +418,22 @@ def test_a_scan_that_states_no_frame_count_says_so_in_its_record(clean_run, cart
     unstated = predict(clean_run, cart, out=cart.parent / "out2")
     assert unstated.frames.expected_stated is False
     assert _denominator(unstated.to_dict())["frames_expected_stated"] is False
+
+
+def test_the_frames_a_run_took_from_its_journal_are_in_its_record(clean_run, cart):
+    """A night rerun after a crash read the same in samples.csv whether it computed its frames
+    or took them from the journal: run.json's entry and the table say how many it took."""
+    import csv
+    import io
+
+    from conftest import predict
+
+    from ctcnet.inference.run_entry import _denominator
+    from ctcnet.inference.run_table import samples_csv
+
+    first = _denominator(predict(clean_run, cart).to_dict())
+    again = _denominator(predict(clean_run, cart).to_dict())
+    assert (first["frames_read"], first["frames_resumed"]) == (3, 0)
+    assert (again["frames_read"], again["frames_resumed"]) == (3, 3)
+    row = next(csv.DictReader(io.StringIO(samples_csv([{"name": "s", **again}]))))
+    assert (row["frames_read"], row["frames_resumed"]) == ("3", "3")
