@@ -152,7 +152,14 @@ SAMPLES_SHOWN = 12  # samples (patients) listed on the console; report.json has 
 def _summary_lines(report: dict) -> list[str]:
     cnn = report["cnn"]
     markers = cnn.get("marker_calls")
-    lines = [f"{report['n']} crops {report['class_counts']}",
+    from ctcnet.report.crop_set_page import pixel_size_text
+
+    # The size the crops were read at decides what the model sees (and which model a folder
+    # of composites gets): said beside the crops, as the report page says it.
+    size = report.get("pixel_size_um")
+    read_at = (f", read at {pixel_size_text(size, report.get('pixel_size_from'))}"
+               if size else "")
+    lines = [f"{report['n']} crops {report['class_counts']}{read_at}",
              ("calls (network and markers)" if markers else "CNN") +
              f": macro-F1 {cnn['macro_f1']:.3f}  accuracy {cnn['accuracy']:.3f}  "
              f"ECE {cnn['ece']:.3f} (uncalibrated {cnn['ece_uncalibrated']:.3f}; of the "

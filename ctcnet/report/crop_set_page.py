@@ -147,7 +147,7 @@ def write_crop_set_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray,
     info = write_tile_pages(out_dir, table, crops, spec, crop_groups(table, spec), limit)
     overview = [("crop folder", s.dataset), ("crops", s.crops),
                 ("model", s.model), ("backend / device", f"{s.backend} / {s.device}"),
-                ("pixel size", _pixel_size_text(s.pixel_size_um, s.pixel_size_from)),
+                ("pixel size", pixel_size_text(s.pixel_size_um, s.pixel_size_from)),
                 ("prior", s.prior),
                 ("sent to review", review_list_text(s.review_list, s.review,
                                                     spec.taxonomy.reported_classes()))]
@@ -186,7 +186,7 @@ def write_evaluation_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray,
     cnn = report.get("cnn", {})
     overview = [("crop folder", report.get("data")), ("crops", len(table)),
                 ("model", report.get("model")), ("prior", report.get("prior")),
-                ("pixel size", _pixel_size_text(report.get("pixel_size_um"),
+                ("pixel size", pixel_size_text(report.get("pixel_size_um"),
                                                 report.get("pixel_size_from")))]
     overview += [(key.replace("_", " "), f"{cnn[key]:.4f}") for key in ("macro_f1", "accuracy")
                  if isinstance(cnn.get(key), float)]
@@ -204,7 +204,7 @@ def write_evaluation_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray,
     return info
 
 
-def _pixel_size_text(um: float | None, source: str | None) -> str:
+def pixel_size_text(um: float | None, source: str | None) -> str:
     """The crops' pixel size as read: fitted per crop, the folder's median stands for them."""
     if not um:
         return str(source)

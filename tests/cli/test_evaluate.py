@@ -28,6 +28,24 @@ def test_the_summary_says_when_calibration_fits_worse_and_what_the_review_band_h
     assert not any("fits these crops worse" in line for line in lines)
 
 
+def test_the_summary_says_the_pixel_size_the_crops_were_read_at():
+    """A gallery's thumbnails read at a size they were not made at are called otherwise (and
+    may get another model); the console named no size, the report page alone did."""
+    from ctcnet.commands.evaluate import _summary_lines
+
+    band = {"threshold": 0.8, "reviewed_fraction": 0.0, "auto_precision": 1.0,
+            "reviewed": 0, "n": 8, "auto_right": 8, "auto_calls": 8}
+    cnn = {"macro_f1": 0.9, "accuracy": 0.9, "ece": 0.05, "ece_uncalibrated": 0.05,
+           "per_class": {}, "review_band": band}
+    stated = _summary_lines({"n": 8, "class_counts": {}, "cnn": cnn, "pixel_size_um": 0.64,
+                             "pixel_size_from": "panel.json"})
+    assert stated[0] == "8 crops {}, read at 0.64 um/px (panel.json)"
+    fitted = _summary_lines({"n": 8, "class_counts": {}, "cnn": cnn, "pixel_size_um": 0.581,
+                             "pixel_size_from": "each crop fitted to its cell"})
+    assert fitted[0].endswith("read at each crop fitted to its cell (median 0.581 um/px)")
+    assert _summary_lines({"n": 8, "class_counts": {}, "cnn": cnn})[0] == "8 crops {}"
+
+
 def test_a_macro_f1_resting_on_a_class_of_a_few_crops_is_said():
     """A held-out patient with one cluster: its F1 of 1.000 was a quarter of the macro-F1."""
     from ctcnet.commands.evaluate import few_crops_warning
