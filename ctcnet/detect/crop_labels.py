@@ -1,7 +1,8 @@
 """A crop folder's labels against a model's classes: a label naming a class but for its case
 and separators read as that class (a lab's folders ``CTC``, ``EMT-CTC`` for ``ctc``,
 ``emt_ctc``), and the refusal of labels that name none, with the class meant where one is
-misspelt, and a labels file ctcnet does not read where one lies beside the crops."""
+misspelt, a labels file ctcnet does not read where one lies beside the crops, and a folder
+laid out sample/class where ctcnet reads class/sample."""
 
 from __future__ import annotations
 
@@ -51,6 +52,13 @@ def unknown_labels_error(unknown: list[str], names: list[str], root: Path) -> In
               "folders or from manifest.csv (columns path,label[,sample_id][,split], paths "
               "relative to the crop folder): rename it so, with those columns" if tables
               else "")
+    flipped = sample_class_layout(unknown, names, Path(root))
+    if flipped:  # the folders are patients, their subfolders classes: not a class to rename
+        return InputError(
+            f"classes {unknown} are not in the taxonomy {names}: the folder is laid out "
+            f"sample/class ({flipped}), but a crop folder's first level names the class and "
+            "its subfolders the samples (ctc/P017/cell_12.tif): swap the two levels, or list "
+            "the crops in manifest.csv (path,label,sample_id; docs/data-formats.md)", root)
     return InputError(f"classes {unknown} are not in the taxonomy {names}"
                       + (f" (did you mean {meant}?)" if meant else "") + ": rename those class "
                       "folders (or manifest.csv labels) to the taxonomy's names where they are "
@@ -58,3 +66,18 @@ def unknown_labels_error(unknown: list[str], names: list[str], root: Path) -> In
                       "(training: `--data.taxonomy FILE.json`, docs/training.md; a model "
                       "trained so reads them elsewhere, and `ctcnet finetune --base` that "
                       f"model fine-tunes it on them){unread}", root)
+
+
+def sample_class_layout(unknown: list[str], names: list[str], root: Path) -> str | None:
+    """A folder of ``unknown`` whose subfolders name classes of ``names`` (read as the model's
+    names are, :func:`class_words`), as ``P017/ctc``: a layout of samples above classes, where
+    ctcnet reads classes above samples; None where no such folder is."""
+    for label in sorted(unknown):
+        folder = root / label
+        if not folder.is_dir():
+            continue
+        inside = sorted(p.name for p in folder.iterdir() if p.is_dir()
+                        and "_".join(class_words(p.name)) in names)
+        if inside:
+            return f"{label}/{inside[0]}/..."
+    return None

@@ -34,7 +34,7 @@ from ctcnet.detect.crop_dataset import (
     pixel_size_source,
     read_crop_index,
 )
-from ctcnet.detect.crop_labels import as_class_names
+from ctcnet.detect.crop_labels import as_class_names, sample_class_layout
 from ctcnet.inference.counts import count_events
 from ctcnet.inference.guard import (
     RULES,
@@ -212,9 +212,12 @@ def _finish(root, index, spec, prior, backend, out_dir: Path, options: PredictOp
     known = table["label"].isin(spec.class_names)
     other = table["label"][~known & (table["label"] != UNLABELLED)].value_counts()
     if len(other):  # labelled, but with a class the model has not: said, not scored silently
+        flipped = sample_class_layout(list(other.index), spec.class_names, Path(root))
         log.warning("%s: %d crop(s) labelled with classes the model has not (%s) are left out "
-                    "of the accuracy; the model's classes are %s", root, int(other.sum()),
-                    ", ".join(f"{k} {v}" for k, v in other.items()), spec.class_names)
+                    "of the accuracy; the model's classes are %s%s", root, int(other.sum()),
+                    ", ".join(f"{k} {v}" for k, v in other.items()), spec.class_names,
+                    f" (the folder is laid out sample/class, {flipped}: a crop folder's first "
+                    "level names the class, its subfolders the samples)" if flipped else "")
     tally = count_events(table, spec.class_names, (), None)  # a crop set has no blood volume
     summary = CropRunSummary(
         dataset=absolute(root), crops=len(table), backend=backend.name,

@@ -473,6 +473,28 @@ def test_a_class_folder_misspelt_is_refused_naming_the_class_meant_one_in_capita
     assert "did you mean" not in str(refused.value)
 
 
+def test_a_folder_of_samples_above_classes_is_refused_saying_to_swap_the_levels(tmp_path):
+    """A lab's export laid out patient/class (P017/CTC/cell.tif) read its patients as classes
+    and was refused as "not in the taxonomy: rename those class folders"; the refusal now says
+    the levels are swapped."""
+    from ctcnet.io.taxonomy import default_taxonomy
+
+    crops = np.full((2, 5, 16, 16), 100, np.uint16)
+    flat = write_crop_dataset(tmp_path / "flat", crops, ["ctc", "wbc"], default_panel())
+    (flat / "manifest.csv").unlink()
+    root = tmp_path / "lab"
+    for crop in flat.rglob("*.tif"):
+        target = root / "P017" / crop.parent.name.upper() / crop.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        crop.rename(target)
+    shutil.copy(flat / "panel.json", root / "panel.json")
+    with pytest.raises(InputError) as refused:
+        read_crop_index(root, taxonomy=default_taxonomy())
+    said = str(refused.value)
+    assert "the folder is laid out sample/class (P017/CTC/...)" in said
+    assert "swap the two levels" in said and "rename those class" not in said
+
+
 def test_a_labels_table_of_another_name_is_named_where_its_crops_folder_reads_as_a_class(
         tmp_path):
     """Crops in images/ beside a lab's labels.csv: the folder read as a class 'images', and
