@@ -158,6 +158,10 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
                      # The blood the rate is of: a partial sample's frames read (its rate is
                      # their estimate for the tube), 0 for a failed one.
                      "blood_volume_read_ml": _number(summary.get("blood_volume_processed_ml")),
+                     # The scan's scale and crowding: sites at 0.45 and 0.8 um/px pooled in
+                     # one study read their touching cells as fewer events at the finer size.
+                     "pixel_size_um": _number(summary.get("pixel_size_um")),
+                     "events_per_mm2": _number(summary.get("events_per_mm2")),
                      "expected_per_7_5_ml": expected_rate,
                      "called_per_7_5_ml": _number(called),
                      "after_review_per_7_5_ml": _number(after),

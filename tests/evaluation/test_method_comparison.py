@@ -28,6 +28,11 @@ def test_a_reference_is_taken_per_7_5_ml_as_stated_never_rescaled_by_a_volume(tm
     expected = read_expected(path)
     rows = sample_rows({"A": summary(9.0, volume=5.0), "B": summary(0.0)}, expected)
     assert rows.set_index("sample_id").loc["A", "expected_per_7_5_ml"] == 7.0
+    # A consortium's sites pooled: each row says its scan's scale and crowding.
+    rows = sample_rows({"A": {**summary(9.0), "pixel_size_um": 0.45, "events_per_mm2": 1032.1},
+                        "B": summary(0.0)}, expected).set_index("sample_id")
+    assert (rows.loc["A", "pixel_size_um"], rows.loc["A", "events_per_mm2"]) == (0.45, 1032.1)
+    assert np.isnan(rows.loc["B", "pixel_size_um"])
     for text, said in (("sample_id,spiked,reference_per_7_5_ml\nA,1,1\n", "or sample_id,"),
                        ("sample_id,reference_per_7_5_ml\nA,-1\n", "a reference rate"),
                        ("sample_id,reference_per_7_5_ml,level\nA,1,x\n", "level groups")):
