@@ -169,13 +169,14 @@ def count_definition(spec: ModelSpec) -> dict:
     """What the counts include, for a reader of the summary and the report: each reported
     class's description in the model's taxonomy, and whether a cell without CK can be counted
     as a CTC (only where the model's channels hold a marker that vouches for one,
-    ``CK_NEGATIVE_CTC_ROLES``: vimentin, EpCAM; else the guard holds a ``ctc`` call without CK
-    for a person, the CellSearch definition)."""
+    ``CK_NEGATIVE_CTC_ROLES``: vimentin, EpCAM, and it is lit at the cell; else the guard
+    holds a ``ctc`` call without CK for a person, the CellSearch definition)."""
     vouching = [c.name for c in spec.panel.channels if c.role in CK_NEGATIVE_CTC_ROLES]
-    ck_negative = (f"A CTC without CK is counted where the model calls it so on its "
-                   f"{', '.join(vouching)}: the guard's CK check is off for it, so the count "
-                   f"of CK-negative CTCs is as good as the model's reading of "
-                   f"{', '.join(vouching)}, which only its own validation (its card) "
+    ck_negative = (f"A CTC without CK is counted where the model calls it so and its "
+                   f"{' or '.join(vouching)} is lit at the cell, with no CD45 over the cell "
+                   f"(a ctc call with neither CK nor {' nor '.join(vouching)} is held for a "
+                   "person): the count of CK-negative CTCs is as good as the model's reading "
+                   f"of {', '.join(vouching)}, which only its own validation (its card) "
                    "establishes." if vouching else
                    "A cell without CK is not counted as a CTC (the CellSearch definition: CK+, "
                    "a nucleus, CD45-): the guard holds a ctc call without CK for a person, and "

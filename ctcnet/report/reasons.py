@@ -44,13 +44,15 @@ HELD_CAPTION = "held: "
 HELD_NOT_COUNTED = "held, not counted: "  # a counted class's call the guard holds
 # Each guard flag: (caption, what it means). The guard's module docstring has the full rules.
 GUARD_FLAGS = {
-    "cd45_positive": ("CD45 over CK", "CD45 over the CK area (a CTC is CD45 negative)"),
+    "cd45_positive": ("CD45 over CK", "CD45 over the CK area, or over the cell without one "
+                      "(a CTC is CD45 negative)"),
     "no_dna": ("no DNA in CK", "no DAPI inside the CK area (no nucleus: a fragment?)"),
     "dna_copies_ck": ("DAPI copies CK", "the DAPI inside the CK area is only a copy of CK, or "
                       "the two are one body lit in both (a leak or autofluorescence, not a "
                       "nucleus)"),
     "low_dna": ("low DNA", "far less DNA than the frame's leukocytes hold (a fragment?)"),
-    "no_ck": ("no CK", "no CK area"),
+    "no_ck": ("no CK", "no CK area (nor the EpCAM or vimentin that may stand for it, where "
+              "the model reads one)"),
     "out_of_focus": ("out of focus", "the nucleus's edge is blurred wider than the frame's "
                      "leukocytes' (out of the focal plane)"),
     "one_cell": ("one cell", "a cluster call with one nucleus and no CD45, CD61 or CD66b "

@@ -25,7 +25,7 @@ from ctcnet.inference.guard import (
     review_flags,
 )
 from ctcnet.inference.guard.rules import MARKERS_DEBRIS_CTC
-from ctcnet.io.panel import default_panel
+from ctcnet.io.panel import default_panel, load_panel
 from ctcnet.io.taxonomy import default_taxonomy, load_taxonomy
 from ctcnet.nn.spec import ModelSpec
 
@@ -67,10 +67,38 @@ def test_marker_flags_fire_only_on_contradicted_ctc_calls(rng, spec):
     flags = review_flags(crops, proba, spec)
     assert list(flags.columns) == [*FLAGS, "any", MARKERS_CTC, MARKERS_VOUCH, CLUSTER_PARTNER]
     assert flags["any"].tolist() == [False, False, True, True, True, False]
-    assert flags["cd45_positive"].tolist() == [False, False, True, False, False, False]
+    # A leukocyte without CK called a CTC: its CD45 is read over the cell instead.
+    assert flags["cd45_positive"].tolist() == [False, False, True, False, True, False]
     assert flags["no_dna"].tolist() == [False, False, False, True, False, False]
     assert flags["no_ck"].tolist() == [False, False, False, False, True, False]
     assert not flags["unusual"].any()  # no reference in this spec
+
+
+def test_on_an_epcam_panel_a_ctc_call_needs_ck_or_epcam_and_no_cd45_over_the_cell(rng):
+    """EpCAM may stand for CK on a CTC, so a call without CK is not held where EpCAM is lit;
+    one lit in neither is a guess from shape alone, and a leukocyte's CD45 is read over the
+    cell where there is no CK area to read it over."""
+    panel = load_panel({"channels": ["DAPI", "CK", "CD45", "EpCAM"]})
+    spec = ModelSpec(arch="compact", panel=panel, taxonomy=default_taxonomy(), crop_size=SIZE)
+    epcam = panel.index_of_role("epcam")
+
+    def crop(ck=300.0, cd45=0.0, lit=0.0):
+        x = cell(rng, ck=ck, cd45=cd45)[[DAPI, CK, CD45, CD61]]   # CD61's plane: noise
+        yy, xx = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
+        x[epcam] += lit * ((np.hypot(yy, xx) > 6) & (np.hypot(yy, xx) <= 9))
+        return x
+
+    crops = np.stack([crop(), crop(ck=0), crop(ck=0, lit=200), crop(ck=0, cd45=80),
+                      crop(ck=0, lit=200, cd45=80), crop(ck=0, lit=200, cd45=80)])
+    flags = review_flags(crops, onehot(["ctc"] * 5 + ["wbc"], spec), spec)
+    assert flags["no_ck"].tolist() == [False, True, False, True, False, False]
+    assert flags["cd45_positive"].tolist() == [False, False, False, True, True, False]
+    assert flags["any"].tolist() == [False, True, False, True, True, False]
+    m = measure(crops, panel, 0.64)
+    assert m["vouch_peak"][2] > 20 > 2 > m["vouch_peak"][1]
+    assert m["cd45_over_cell"][3] > 5 > 1 > m["cd45_over_cell"][1]
+    # The shipped panel has neither marker: nothing vouches, and no_ck reads the CK area.
+    assert measure(crops[:1, [0, 1, 2, 3, 3]], default_panel(), 0.64)["vouch_peak"].isna().all()
 
 
 def test_leak_is_not_cd45_but_real_cd45_beside_it_is(rng, spec):

@@ -76,6 +76,15 @@ class Evidence:
         return self.col("ck_area") > 0
 
     @cached_property
+    def no_epithelial_marker(self) -> np.ndarray:
+        """No CK area, nor (on a panel with vimentin or EpCAM, which can stand for CK on a
+        CTC: ``CK_NEGATIVE_CTC_ROLES``) that marker lit at the cell: ``vouch_peak`` over the
+        CK area's own level, ``rules.area_level``."""
+        with np.errstate(invalid="ignore"):  # NaN: no such marker in the panel
+            return (self.col("ck_area") == 0) & \
+                ~(self.col("vouch_peak") > self.rules.area_level)
+
+    @cached_property
     def no_dna_in_ck(self) -> np.ndarray:
         """A CK area without DAPI at a nucleus's level inside it."""
         return self.has_ck_area & (self.col("dna_in_ck") < self.rules.dna_level)

@@ -9,7 +9,9 @@ contradict. A call is checked as the kind its class is (``Taxonomy.guard_kind``:
 ``ctc``; a ``lymphocyte`` class as a ``wbc``), so "``ctc`` calls" below are those of every
 class checked as one:
 
-* ``cd45_positive`` (``ctc`` calls): CD45 above its positivity level over the CK area. Leaks
+* ``cd45_positive`` (``ctc`` calls): CD45 above its positivity level over the CK area (a call
+  without a CK area, over the cell's core: a CD45-bright leukocyte called a CTC on a panel
+  whose EpCAM stands for CK, where ``no_ck`` does not hold it). Leaks
   of other dyes into the CD45 channel (bleed-through: a copy of their pattern at up to
   ``max_leak`` of their counts; a bounded least-squares fit) are removed first, so a bright
   CTC's ghost is not read as CD45; saturated pixels are left out. A CTC is CD45 negative. (A
@@ -32,8 +34,9 @@ class checked as one:
   sample). A CTC fragment's nuclear speck passes ``no_dna`` but holds a few per cent of a
   nucleus's DNA. With fewer than ``min_reference_events`` leukocyte calls there is no
   reference and no flag.
-* ``no_ck``: no CK area at all, on a panel without vimentin or EpCAM that could vouch for a
-  CK-negative CTC.
+* ``no_ck``: no CK area at all, nor, on a panel with vimentin or EpCAM (which can vouch for a
+  CK-negative CTC), that marker lit at the cell (``Evidence.no_epithelial_marker``): a CTC
+  is an epithelial cell, and a call with no epithelial marker is a guess from shape alone.
 * ``out_of_focus`` (``ctc`` calls): the nucleus's edge over ``focus_ratio`` times as wide as
   the median leukocyte's in the same frame. The cartridge holds the cells in one plane, so a
   CTC is as sharp as the leukocytes beside it; an object out of that plane (a blob of dye or
@@ -88,7 +91,6 @@ from ctcnet.inference.guard.measurements import (
     measure_for_guard_start,
 )
 from ctcnet.inference.guard.rules import (
-    CK_NEGATIVE_CTC_ROLES,
     CLUSTER_PARTNER,
     DOUBTED_CALLS,
     FLAGS,
@@ -114,8 +116,10 @@ class FlagRule:
 
 
 def _cd45_positive(e: Evidence) -> np.ndarray:
-    with np.errstate(invalid="ignore"):  # NaN: no CK area to read CD45 over
-        return e.col("cd45_over_ck") > e.rules.cd45_level
+    level = e.rules.cd45_level
+    with np.errstate(invalid="ignore"):  # NaN: not read (no CD45 channel, all saturated)
+        return (e.col("cd45_over_ck") > level) | \
+            (~e.has_ck_area & (e.col("cd45_over_cell") > level))
 
 
 def _unusual(e: Evidence) -> np.ndarray:
@@ -153,8 +157,7 @@ FLAG_RULES = (
     FlagRule("dna_copies_ck", GUARDED_CLASSES,
              lambda e: ~e.no_dna_in_ck & (e.dna_copies_ck | e.one_body)),
     FlagRule("low_dna", GUARDED_CLASSES, lambda e: e.has_ck_area & e.little_dna),
-    FlagRule("no_ck", GUARDED_CLASSES, lambda e: e.col("ck_area") == 0,
-             applies=lambda e: not set(e.spec.panel.roles()) & set(CK_NEGATIVE_CTC_ROLES)),
+    FlagRule("no_ck", GUARDED_CLASSES, lambda e: e.no_epithelial_marker),
     FlagRule("out_of_focus", ("ctc",), Evidence.out_of_focus),
     FlagRule("one_cell", ("cluster",), lambda e: e.one_cell),
     FlagRule("unusual", None, _unusual, applies=lambda e: bool(e.reference)),

@@ -32,6 +32,7 @@ from ctcnet.inference.guard.masks import (
 )
 from ctcnet.inference.guard.nuclei import count_nuclei
 from ctcnet.inference.guard.rules import (
+    CK_NEGATIVE_CTC_ROLES,
     EXCLUSION_ROLES,
     RULES,
     GuardRules,
@@ -42,7 +43,8 @@ from ctcnet.inference.spillover import mean3x3, robust_background
 # The columns read only on the rows that need them: CD45 and the other exclusion markers and
 # CK's own shape (the costly leak fits and shape comparisons), and the nuclei an object holds
 # (a shape analysis per crop, read on cluster calls).
-ON_DEMAND_COLUMNS = ("cd45_over_ck", "cd45_core", "exclusion_around_ck", "partner_um2",
+ON_DEMAND_COLUMNS = ("cd45_over_ck", "cd45_core", "cd45_over_cell", "exclusion_around_ck",
+                     "partner_um2",
                      *(f"partner_um2_{role}" for role in EXCLUSION_ROLES),
                      "ck_own_structure", "nuclei")
 # The copy tests' columns: DAPI and CK each over a copy of the other moved by the scan's
@@ -60,7 +62,11 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, rules: GuardRules = 
     ``rules.area_level`` and above a quarter of the brightest CK within half the radius,
     saturated pixels included), ``dna_in_ck`` (brightest DAPI inside the CK area),
     ``cd45_over_ck`` (upper quartile of CD45 over the CK area after removing what leaks of the
-    other channels could explain, each at most ``max_leak`` of its counts), ``dna_content``
+    other channels could explain, each at most ``max_leak`` of its counts), ``cd45_over_cell``
+    (the same over the cell's core, half the radius round the centre: a call without a CK
+    area has its CD45 read there), ``vouch_peak`` (the brightest 3x3 mean within half the
+    radius of the centre of the panel's markers that can vouch for a CK-negative CTC,
+    ``CK_NEGATIVE_CTC_ROLES``: vimentin, EpCAM; NaN on a panel without them), ``dna_content``
     (background-subtracted DAPI counts summed over the nucleus: the parts of DAPI above the
     level that touch the CK area or lie within a quarter of the radius of the centre; only
     comparable between crops of one scan), ``nucleus_in_ck`` (the share of that nucleus's
@@ -138,13 +144,15 @@ READ_CHUNK = 512
 class ExclusionReader:
     """``ON_DEMAND_COLUMNS`` of :func:`measure` for some crops, read group by group on the
     rows that still need each (the same values :func:`measure` gives those crops): CK's own
-    shape (``ck_own_structure``), CD45 over the CK area (``cd45_core``, ``cd45_over_ck``), the
+    shape (``ck_own_structure``), CD45 over the CK area and the cell (``cd45_core``,
+    ``cd45_over_ck``, ``cd45_over_cell``), the
     exclusion markers round it (``exclusion_around_ck``), each a leak fit or shape comparison
     that a flag may make moot before the next is read, the nuclei (``nuclei``), and DAPI and
     CK each over a copy of the other moved by given moves (``registered``: the copy tests,
     ``REGISTERED_COLUMNS``)."""
 
-    GROUPS = {"ck_own": ("ck_own_structure",), "cd45": ("cd45_core", "cd45_over_ck"),
+    GROUPS = {"ck_own": ("ck_own_structure",),
+              "cd45": ("cd45_core", "cd45_over_ck", "cd45_over_cell"),
               "around": ("exclusion_around_ck", "partner_um2",
                          *(f"partner_um2_{role}" for role in EXCLUSION_ROLES)),
               "nuclei": ("nuclei",),
@@ -335,10 +343,16 @@ def _measured(batch: _Batch, cd45_rows: np.ndarray | None,
         out[f"peak_{i}"] = np.arcsinh(peak[:, i])
         out[f"mean_{i}"] = np.arcsinh(mean[:, i])
     nan = np.full(n, np.nan, np.float32)
+    vouching = [i for i, role in enumerate(batch.panel.roles()) if role in CK_NEGATIVE_CTC_ROLES]
+    # Where a CK-negative CTC's marker is lit at the cell (the CK area's centre score reads
+    # the same half radius): without it, a call without CK has no epithelial marker at all.
+    out["vouch_peak"] = z[:, vouching][:, :, batch.core(0.5)].max(axis=2).max(axis=1) \
+        if vouching else nan.copy()
     if batch.ck is None:
         out.update(ck_peak=nan, ck_area=nan, dna_in_ck=nan, dna_content=nan,
                    nucleus_in_ck=nan, dna_edge_um=nan, dna_own_structure=nan,
-                   cd45_over_ck=nan, cd45_core=nan, exclusion_around_ck=nan, partner_um2=nan,
+                   cd45_over_ck=nan, cd45_core=nan, cd45_over_cell=nan,
+                   exclusion_around_ck=nan, partner_um2=nan,
                    **{f"partner_um2_{role}": nan for role in EXCLUSION_ROLES},
                    ck_own_structure=nan, nuclei=nan, copy_move_y=nan, copy_move_x=nan)
         return pd.DataFrame(out)
@@ -400,7 +414,9 @@ def _exclusion_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
 
 def _cd45_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
     """``cd45_core`` and ``cd45_over_ck``: CD45 over the CK area once every other channel's
-    leak is taken off."""
+    leak is taken off; ``cd45_over_cell``: over the cell's core (read on a call without a CK
+    area: a CD45-bright leukocyte called a CTC on a panel whose EpCAM or vimentin may stand
+    for CK)."""
     if batch.cd45 is None:
         return
     clipped = batch.clipped[rows]
@@ -410,6 +426,9 @@ def _cd45_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
     q50, q75 = over_area(excess, clipped, batch.disk, batch.area[rows],
                           batch.ck_area[rows] > 0)
     out["cd45_core"][rows], out["cd45_over_ck"][rows] = q50, q75
+    core = np.broadcast_to(batch.core(0.5), batch.area[rows].shape)
+    out["cd45_over_cell"][rows] = over_area(excess, clipped, batch.disk, core,
+                                            np.ones(len(core), bool))[1]
 
 
 def _ck_own_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:

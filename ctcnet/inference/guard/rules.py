@@ -50,7 +50,7 @@ DOUBTED_CALLS = ("wbc", "debris", "cluster")
 # neutrophils were flagged possible_ctc that way (4,400 events; docs/robustness_matrix.md).
 EXCLUSION_ROLES = ("leukocyte", "platelet", "neutrophil")
 CTC_DYE_ROLES = ("epithelial", "nucleus")
-# Panel roles that can vouch for a CK-negative CTC (no ``no_ck`` flag where one is present).
+# Panel roles that can vouch for a CK-negative CTC (no ``no_ck`` flag where one is lit).
 CK_NEGATIVE_CTC_ROLES = ("mesenchymal", "epcam")
 # The DNA and focus references: leukocyte calls of the same frame (or sample).
 REFERENCE_CLASS = "wbc"
