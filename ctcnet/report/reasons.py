@@ -105,7 +105,7 @@ ORDER = ["call", "markers", *(GUARD_PREFIX + f for f in GUARD_FLAGS), "low_confi
 # The review list's reasons as summary.json counts them (ctcnet.inference.review_list).
 # ({counted}: the model's reported classes, :func:`counted_words`)
 LIST_REASONS = {"counted_call_doubt": "a {counted} call in doubt",
-                "counted_class_in_band": "a {counted} within the review band",
+                "counted_class_in_band": "another call a {counted} holds the review band of",
                 "counted_class_likeliest": "a {counted} the likeliest, filed as another "
                                            "class by the cartridge's prior",
                 "counted_class_cut_by_border": "a {counted} cut by the frame border",
@@ -119,9 +119,15 @@ def review_list_text(review_list: dict | None, events: int, reported=None) -> st
     classes, named where they are not the shipped ones (:func:`counted_words`)."""
     if not review_list:
         return str(events)
+    # Without a band (a model fitted without one) another call is shown under the threshold
+    # where a counted class is its runner-up (ctcnet.nn.calls): said so, not "the band".
+    banded = review_list.get("review_band") is not None
+
     def caption(code: str) -> str:
         flag = GUARD_FLAGS.get(code.removeprefix(GUARD_PREFIX))
-        listed = LIST_REASONS.get(code, "").replace("{counted}", counted_words(reported))
+        listed = (LIST_REASONS.get(code, "") if banded or code != "counted_class_in_band"
+                  else "another call under the review threshold, a {counted} its runner-up")
+        listed = listed.replace("{counted}", counted_words(reported))
         return listed or (flag[0] if flag else code)
 
     reasons = {code: n for code, n in review_list.get("by_reason", {}).items() if n}
@@ -268,10 +274,13 @@ def own_calls(events: pd.DataFrame, classes, counted=COUNTED_CLASSES) -> tuple[l
 
 def counted_words(reported=None) -> str:
     """How a caption names the classes whose count a doubt could change: "CTC/cluster" for
-    the shipped ones (``reported`` None, or ctc and cluster), a lab's by their names
-    ("ctc/ctc_emt/cluster")."""
-    if reported is None or set(reported) <= set(COUNTED_CLASSES):
+    the shipped ones (``reported`` None, or ctc and cluster), "CTC" for a model that reports
+    CTCs alone (no cluster class), a lab's by their names ("ctc/ctc_emt/cluster")."""
+    shipped = {"ctc": "CTC", "cluster": "cluster"}
+    if not reported:
         return "CTC/cluster"
+    if set(reported) <= set(COUNTED_CLASSES):
+        return "/".join(shipped[name] for name in COUNTED_CLASSES if name in reported)
     return "/".join(reported)
 
 

@@ -193,3 +193,10 @@ def test_the_review_list_line_names_each_reason_that_brings_events_and_the_doubt
     assert review_list_text(record, 13, ["ctc", "ctc_emt", "cluster"]).startswith(
         "13 (4 a ctc/ctc_emt/cluster call in doubt, ")
     assert review_list_text({"by_reason": {}, "uncounted_doubt_not_queued": 0}, 0) == "0"
+    # A model reporting CTCs alone, without a fitted band: the reason says what brought them.
+    plain = {"by_reason": {"counted_class_in_band": 250}, "review_band": None}
+    assert review_list_text(plain, 250, ["ctc"]) == (
+        "250 (250 another call under the review threshold, a CTC its runner-up)")
+    banded = {**plain, "review_band": {"band": 0.02}}
+    assert review_list_text(banded, 250) == (
+        "250 (250 another call a CTC/cluster holds the review band of)")
