@@ -121,6 +121,16 @@ class MarkerGate:
         self.thresholds = {key: float(v) for key, v in best.items()}
         return self
 
+    def used_thresholds(self) -> dict:
+        """The thresholds the gate reads for its panel and classes (a report's record): a
+        marker the panel lacks, the cluster size without a cluster class, or CK's bleed
+        without CK decide nothing, and listed they read as gates applied."""
+        roles = set(self.panel.roles())
+        return {key: value for key, value in self.thresholds.items()
+                if key in roles or (key == "cluster_diameter_um" and
+                                    "cluster" in self.class_names)
+                or (key == "bleed_ratio" and "epithelial" in roles)}
+
     def predict(self, feats: dict) -> np.ndarray:
         """Class index per event, from the gate's thresholds on the marker means and diameter."""
         return self._decide(self._markers(feats), feats["diameter_um"], self.thresholds)

@@ -352,7 +352,7 @@ def _write_evaluation(report: dict, table, data: str, backend, out_dir: Path,
     if source:
         public["baseline_training"] = source
     if baselines:
-        public["marker_gate_thresholds"] = baselines["marker_gate"].thresholds
+        public["marker_gate_thresholds"] = baselines["marker_gate"].used_thresholds()
     atomic_write_text(out_dir / "confusion.json", json.dumps(
         {"class_names": names, "rows": "true", "columns": "predicted",
          "confusion": report["cnn"]["confusion"]}, indent=2) + "\n")

@@ -259,8 +259,9 @@ def implausible_marker_balance(tally: Counts, ctc_classes: Sequence[str] = ("ctc
     # there beside 422 called here read as two figures of one thing).
     held = sum(tally.held[k] for k in [*kinds, "wbc"])
     said = f"{ctc} events called {' or '.join(kinds)} against {wbc} called wbc" + (
-        f" ({held} of them held for review)" if held else "") + ": more CTCs (alone or in " \
-        "clusters) than blood holds beside its leukocytes"
+        f" ({held} of them held for review)" if held else "") + \
+        f": more CTCs{' (alone or in clusters)' if 'cluster' in tally.classes else ''} " \
+        "than blood holds beside its leukocytes"
     if at_training_prior:  # the likelier cause, said before a channel mistake
         return (f"{said}; the calls were made at the model's balanced training prior (it has "
                 "no decision rule for cartridges), at which rare classes are called far more "

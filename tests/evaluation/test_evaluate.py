@@ -170,6 +170,17 @@ def test_baselines_on_a_taxonomy_subset(toy):
     assert (clf.predict_proba(f)[:, 2] == 0).all()  # never trained on, never predicted
 
 
+def test_a_gates_record_lists_the_thresholds_its_panel_and_classes_read():
+    """A four-channel panel without CD66b or CD61, a model without a cluster class: those
+    thresholds decide nothing, so its record does not list them."""
+    panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45", "EpCAM"]})
+    used = MarkerGate(panel, ["ctc", "wbc", "debris"]).used_thresholds()
+    assert set(used) == {"nucleus", "epithelial", "leukocyte", "bleed_ratio"}
+    assert set(MarkerGate(default_panel(), CLASSES).used_thresholds()) == {
+        "nucleus", "epithelial", "leukocyte", "neutrophil", "platelet", "cluster_diameter_um",
+        "bleed_ratio"}
+
+
 def test_a_gate_without_a_debris_class_files_what_it_cannot_explain_as_no_ctc(toy):
     """A lab's five classes (no debris): events the gate's markers do not explain go to the
     commonest class its rules do not name, not to the first class (ctc) of balanced labels."""

@@ -70,6 +70,11 @@ def test_calls_that_look_like_a_swapped_ck_and_cd45_are_said():
     assert implausible_marker_balance(tally(19, 20)) is None  # too few to say
     said = implausible_marker_balance(tally(41, 91))
     assert said and "41 events called ctc against 91 called wbc:" in said and "swapped" in said
+    assert "alone or in clusters" in said
+    # A model without a cluster class: no clusters spoken of.
+    three = count_events(pd.DataFrame({"class": ["ctc"] * 41 + ["wbc"] * 91, "review": False,
+                                       "guard": ""}), ["ctc", "wbc", "debris"], ["ctc"], 7.5)
+    assert "more CTCs than blood holds" in implausible_marker_balance(three)
     # Held calls are calls: said as such, the summary's counts leaving them out (418 counted
     # there beside 422 called here read as two figures of one thing).
     events = pd.DataFrame({"class": ["ctc"] * 41 + ["wbc"] * 91, "review": False,
