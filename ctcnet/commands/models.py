@@ -13,7 +13,8 @@ HELP = "List the shipped models: panel, classes, pixel size, size on disk, card 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``ctcnet models`` to its subparser."""
     parser.add_argument("name", nargs="?", help="show one model's card (Markdown) instead: a "
-                        "shipped model's name, or a model file with its card beside it")
+                        "shipped model's name, or a model file (.pt, .ckpt, .onnx; one "
+                        "without a card, such as ctcnet train's, shows the spec it carries)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per model")
 
 
@@ -74,12 +75,59 @@ def _problems(info) -> list[str]:
     return problems
 
 
+def _carried_spec(path):
+    """The spec a model file carries (a checkpoint's or an ONNX file's metadata), for a file
+    without a card beside it."""
+    if path.suffix == ".onnx":
+        from ctcnet.inference.onnx_runtime import OnnxClassifier
+        from ctcnet.nn.spec import ModelSpec
+
+        return ModelSpec.from_dict(OnnxClassifier(path).spec, str(path))
+    from ctcnet.nn.classifier import load_model  # torch: only for a checkpoint
+
+    return load_model(path)[1]
+
+
+def _spec_text(path, spec) -> str:
+    """What a card-less model file's spec says: what it reads, what it calls, how it decides."""
+    ranges = ", ".join(f"{c.name} [{c.value_range[0]:g}, {c.value_range[1]:g}]"
+                       for c in spec.panel.channels)
+    rule = spec.decision.to_dict() if spec.decision is not None else {}
+    weights = rule.get("log_weights") or {}
+    training = spec.training or {}
+    splits = ((training.get("data") or {}).get("splits") or {})
+    trained = ", ".join(([f"{training['epochs_completed']} epochs"]
+                         if "epochs_completed" in training else []) +
+                        [f"{split} {record['crops']:,} crops" for split, record in splits.items()
+                         if isinstance(record, dict) and "crops" in record])
+    return (f"{path} (no card beside it: the spec the file carries)\n"
+            f"  channels {ranges} at {spec.pixel_size_um:g} um/px, {spec.crop_size} px crops\n"
+            f"  classes {', '.join(spec.class_names)}; counted "
+            f"{', '.join(spec.taxonomy.reported_classes()) or 'none'}\n"
+            f"  network {spec.arch}, temperature {spec.temperature:g}, review threshold "
+            f"{spec.review_threshold:g}, test-time symmetry {spec.symmetry}\n"
+            + ("  decision rule at cartridge prevalence: log weights "
+               + ", ".join(f"{k} {v:g}" for k, v in weights.items()) if weights else
+               "  no decision rule for cartridges (calls at the balanced training prior: "
+               "predict says so, and --prior states one)")
+            + (f"\n  trained: {trained}" if trained else "")
+            + f"\n  ctcnet {spec.version}")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``ctcnet models``: list the shipped models, or show one's card; returns the exit
     status."""
     import json
 
     if args.name:
+        from pathlib import Path
+
+        path = Path(args.name)
+        if path.is_file() and path.suffix in (".pt", ".ckpt", ".onnx") and \
+                not path.with_suffix(".json").is_file():
+            spec = _carried_spec(path)
+            print(json.dumps(spec.to_dict()) if args.json else _spec_text(path, spec))
+            return 0
         info = get_model(args.name)
         if args.json:
             print(json.dumps(info.to_dict()))

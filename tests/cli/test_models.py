@@ -24,13 +24,23 @@ def test_models_command(with_tiny3, capsys):
 
 def test_a_model_file_shows_its_card_or_says_it_has_none(with_tiny3, tmp_path, capsys):
     """A lab's fine-tuned model is shown by its file, as the refusal of a name advises; a
-    file without a card beside it is refused, saying which commands take it."""
+    file without a card beside it (ctcnet train's) shows the spec it carries."""
     assert main(["models", str(with_tiny3 / "tiny3.pt"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["name"] == "tiny3"
     bare = tmp_path / "model.pt"
     bare.write_bytes((with_tiny3 / "tiny3.pt").read_bytes())
-    assert main(["models", str(bare)]) == 2
-    assert "has no card (model.json) beside it" in capsys.readouterr().err
+    assert main(["models", str(bare)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{bare} (no card beside it: the spec the file carries)")
+    assert "channels DAPI [0, 4095], CK [0, 4095], CD45 [0, 4095] at 0.64 um/px" in out
+    assert main(["models", str(bare), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["panel"]["channels"][0]["name"] == "DAPI"
+    # An ONNX export's metadata, read without torch's checkpoint.
+    onnx = tmp_path / "export.onnx"
+    onnx.write_bytes((tmp_path / "shipped" / "ctcnet-default.onnx").read_bytes())
+    assert main(["models", str(onnx)]) == 0
+    out = capsys.readouterr().out
+    assert "CD66b" in out and "decision rule at cartridge prevalence: log weights" in out
 
 
 def test_a_listing_piped_into_a_reader_that_stops_ends_without_a_traceback(monkeypatch):
