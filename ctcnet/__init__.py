@@ -7,13 +7,19 @@ The package follows the pipeline, one subpackage per stage:
     simulate/ (training data)   training/   evaluation/   deploy/ (ONNX)   commands/ (the CLI)
 
 What users import is re-exported here lazily (``from ctcnet import load_model``), so that
-``import ctcnet`` stays cheap and the ONNX runtime path never pulls in torch.
+``import ctcnet`` stays cheap and the ONNX runtime path never pulls in torch; docs/python.md
+shows the entry points in use (``load_backend``, ``predict_inputs``, ``predict_cartridge``,
+``OnnxClassifier``). On an install without torch (``pip install .``) the names that need it
+are left out of ``__all__``, so ``help(ctcnet)`` and ``from ctcnet import *`` work there, and
+asked for by name they say which install gives them.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
+import sys
 
 __version__ = "0.1.0"
 
@@ -51,14 +57,27 @@ _EXPORTS = {
     "SimConfig": "ctcnet.simulate",
 }
 
+# The names whose modules import torch at their top (the network itself).
+_NEEDS_TORCH = {"CTCClassifier", "load_model", "save_model", "create_model"}
+# Looked up, not imported: finding the package costs nothing like importing it (a module
+# set to None in sys.modules is one blocked, as the install tests do).
+_HAS_TORCH = sys.modules["torch"] is not None if "torch" in sys.modules else \
+    importlib.util.find_spec("torch") is not None
+_AVAILABLE = {name for name in _EXPORTS if _HAS_TORCH or name not in _NEEDS_TORCH}
+
+
 def __getattr__(name: str):
-    if name in _EXPORTS:
+    if name in _AVAILABLE:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name in _EXPORTS:
+        raise ImportError(f"ctcnet.{name} needs torch, which this install lacks: pip install "
+                          "'ctcnet[all]' (the ONNX runtime, ctcnet.OnnxClassifier and "
+                          "ctcnet.load_backend, runs without it)")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+    return sorted(set(globals()) | _AVAILABLE)
 
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_AVAILABLE)

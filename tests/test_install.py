@@ -28,6 +28,25 @@ def test_base_install_commands_without_torch():
         "run ONNX models only): pip install 'ctcnet[all]'"]
 
 
+def test_the_package_helps_and_star_imports_without_torch():
+    """help(ctcnet) and `from ctcnet import *` on the base install: the names that need torch
+    are left out, and asked for by name they say which install gives them."""
+    code = ("import sys, pydoc\n"
+            "sys.modules['torch'] = None\n"
+            "import ctcnet\n"
+            "assert 'OnnxClassifier' in pydoc.render_doc(ctcnet)\n"
+            "from ctcnet import *\n"
+            "assert 'load_model' not in ctcnet.__all__ and 'load_backend' in ctcnet.__all__\n"
+            "try:\n"
+            "    ctcnet.load_model\n"
+            "except ImportError as err:\n"
+            "    print(err)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("ctcnet.load_model needs torch, which this install lacks: "
+                                 "pip install 'ctcnet[all]'")
+
+
 def test_base_dependencies_leave_torch_out():
     import tomllib
 

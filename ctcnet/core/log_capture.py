@@ -13,9 +13,10 @@ MAX_KEPT, MAX_CHARS = 30, 500
 
 
 class _Keep(logging.Handler):
-    def __init__(self, kept: list[str]):
+    def __init__(self, kept: list[str], said_from: int):
         super().__init__(logging.WARNING)
         self.kept = kept
+        self.said_from = said_from  # the level the logger said records from, before the block
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -23,6 +24,12 @@ class _Keep(logging.Handler):
         except Exception:  # a malformed call is logging's to report, not the work's to fail
             self.handleError(record)
             return
+        # With no handler of the caller's on the way (a script or notebook that set up no
+        # logging), logging says a warning through its last resort (stderr); this handler
+        # being there would silence it, so it is said through it here.
+        if record.levelno >= self.said_from and not _said_elsewhere(record.name) and \
+                logging.lastResort is not None and record.levelno >= logging.lastResort.level:
+            logging.lastResort.handle(record)
         text = text if len(text) <= MAX_CHARS else text[:MAX_CHARS - 3] + "..."
         if text not in self.kept and len(self.kept) < MAX_KEPT:  # said once, kept once
             self.kept.append(text)
@@ -35,9 +42,9 @@ def kept_warnings(logger: str = "ctcnet") -> Iterator[list[str]]:
     Kept however quiet the console is (``--quiet`` raises the logger past warnings): the
     logger is opened to warnings for the block, and its own handlers keep their threshold."""
     kept: list[str] = []
-    handler = _Keep(kept)
     target = logging.getLogger(logger)
     level = target.getEffectiveLevel()
+    handler = _Keep(kept, level)
     raised = [(h, h.level) for h in target.handlers] if level > logging.WARNING else []
     for existing, _ in raised:  # the console says no more than it would have
         existing.setLevel(max(existing.level, level))
@@ -52,6 +59,19 @@ def kept_warnings(logger: str = "ctcnet") -> Iterator[list[str]]:
             target.setLevel(level)
         for existing, was in raised:
             existing.setLevel(was)
+
+
+def _said_elsewhere(name: str) -> bool:
+    """Whether a record of logger ``name`` reaches a handler other than :func:`kept_warnings`'
+    (as logging walks the loggers up to the root, propagation permitting)."""
+    logger: logging.Logger | None = logging.getLogger(name)
+    while logger is not None:
+        if any(not isinstance(h, _Keep) for h in logger.handlers):
+            return True
+        if not logger.propagate:
+            return False
+        logger = logger.parent
+    return False
 
 
 def is_kept_warnings_handler(handler: logging.Handler) -> bool:

@@ -99,7 +99,7 @@ class CropCalls(NamedTuple):
 class OnnxClassifier:
     """An exported ctcnet model: load, check the panel, classify raw crops. Example::
 
-        clf = OnnxClassifier("models/ctcnet-default.onnx")
+        clf = OnnxClassifier("ctcnet-default")  # a shipped model's name, or an .onnx file
         clf.check_panel(["DAPI", "CK", "CD45", "CD61", "CD66b"])
         # crops: (N, C, S, S) raw counts at the model's pixel size. A scan's events are
         # called at the cartridge's prior (the default); crops someone chose (a labelled
@@ -115,7 +115,8 @@ class OnnxClassifier:
     Parameters
     ----------
     path : str or Path
-        The ``.onnx`` file.
+        The ``.onnx`` file, or a shipped model's name (``ctcnet models`` lists them; a file
+        of that name in the working folder is read first).
     providers : sequence of str, optional
         onnxruntime execution providers; by default CUDA when available, else CPU.
     threads : int, optional
@@ -138,6 +139,11 @@ class OnnxClassifier:
     def __init__(self, path: str | Path, providers: Sequence[str] | None = None,
                  threads: int | None = None, spin_wait: bool = True,
                  batch_size: int | None = None):
+        if not Path(path).exists():  # a shipped model's name (the registry needs no torch)
+            from ctcnet.nn.registry import is_registry_name, resolve_model
+
+            if is_registry_name(path):
+                path = resolve_model(path, "onnx")
         self.path = check_regular_file(path, "an ONNX model", missing="ONNX model file not found")
         try:
             model_bytes = self.path.read_bytes()

@@ -17,6 +17,20 @@ log = logging.getLogger(__name__)
 ACCEPTED_DTYPES = (np.uint8, np.uint16, np.float32)
 
 
+def _shape_hint(shape: tuple, c: int, s: int) -> str:
+    """What a shape that is almost the one asked for most likely is, and how to bring it."""
+    if shape == (c, s, s):
+        return ": one crop without its batch axis (crops[None])"
+    if shape[-3:] == (s, s, c) and len(shape) in (3, 4):
+        take = "crops[None]" if len(shape) == 3 else "crops"
+        return (f": channels last, as an image viewer stores them "
+                f"(np.moveaxis({take}, -1, -3))")
+    if len(shape) == 4 and shape[1] == c and shape[2] == shape[3] and shape[2] != s:
+        return (f": crops of {shape[2]} px, the model reads {s} px cut at its pixel size "
+                "(ctcnet.load_crops brings a crop folder to its scale)")
+    return ""
+
+
 def checked_crops(raw, channels: Sequence[str], crop_size: int) -> np.ndarray:
     """``raw`` as a model of ``channels`` and ``crop_size`` classifies it: (N, C, S, S) raw
     counts of an accepted dtype (another byte order brought to this machine's), else refused
@@ -30,7 +44,7 @@ def checked_crops(raw, channels: Sequence[str], crop_size: int) -> np.ndarray:
         raw = raw.astype(raw.dtype.newbyteorder("="))
     if raw.ndim != 4 or raw.shape[1:] != (c, s, s):
         raise InputError(f"crops must be (N, {c}, {s}, {s}) raw counts in the channel order "
-                         f"{list(channels)}, got shape {raw.shape}")
+                         f"{list(channels)}, got shape {raw.shape}{_shape_hint(raw.shape, c, s)}")
     if raw.dtype not in ACCEPTED_DTYPES:
         hint = " (crops.astype(np.float32) holds any count exactly)" \
             if raw.dtype.kind in "fiu" else ""

@@ -28,3 +28,24 @@ def test_warnings_are_kept_once_even_when_the_console_is_quiet(capsys):
     finally:
         setup_logging()
 
+
+
+def test_a_script_without_logging_set_up_still_sees_the_warnings():
+    """Logging's last resort says a warning where no handler of the caller's is set up (a
+    notebook); keeping the warnings for a record must not silence it."""
+    import subprocess
+    import sys
+
+    code = ("import logging\n"
+            "from ctcnet.core.log_capture import kept_warnings\n"
+            "with kept_warnings() as said:\n"
+            "    logging.getLogger('ctcnet.detect.example').warning('1 of 200 crops saturated')\n"
+            "    logging.getLogger('ctcnet.detect.example').info('not said')\n"
+            "assert said == ['1 of 200 crops saturated']\n"
+            "logging.getLogger('ctcnet').setLevel(logging.ERROR)\n"
+            "with kept_warnings() as said:\n"  # a quietened logger stays quiet
+            "    logging.getLogger('ctcnet.detect.example').warning('kept, not said')\n"
+            "assert said == ['kept, not said']\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.splitlines() == ["1 of 200 crops saturated"]

@@ -48,6 +48,19 @@ def test_loads_in_a_torch_free_process_and_classifies(tiny):
     assert set(out.stdout.strip().split(",")) <= set(spec.class_names)
 
 
+def test_a_shipped_model_is_loaded_by_its_name_without_torch():
+    """OnnxClassifier("ctcnet-default"), as load_backend and load_model take a name; a name
+    that is neither a file nor a shipped model is a missing file."""
+    code = ("import sys; from ctcnet.deploy.runtime import OnnxClassifier; "
+            "clf = OnnxClassifier('ctcnet-default'); "
+            "assert clf.path.name == 'ctcnet-default.onnx'; "
+            "assert 'torch' not in sys.modules; print(clf.spec['panel']['channels'][1]['name'])")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "CK"
+    with pytest.raises(InputError, match="ONNX model file not found"):
+        OnnxClassifier("ctcnet-nonesuch")
+
+
 def test_spec_round_trip(tiny):
     path, spec = tiny
     clf = OnnxClassifier(path)

@@ -3,6 +3,7 @@ are said, a shipped model loads by its name, and a crop of another size is refus
 network itself is called (its global pooling would read it all the same, and wrongly)."""
 
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -61,3 +62,19 @@ def test_float64_crops_are_refused_with_the_conversion_that_keeps_them():
 
     with pytest.raises(InputError, match=r"got float64 \(crops.astype\(np.float32\)"):
         checked_crops(np.zeros((1, 3, 8, 8)), ["DAPI", "CK", "CD45"], 8)
+
+
+def test_a_crops_shape_that_is_almost_right_is_said_with_what_brings_it():
+    from ctcnet.nn.crop_input import checked_crops
+
+    names = ["DAPI", "CK", "CD45"]
+    cases = {(3, 32, 32): "one crop without its batch axis (crops[None])",
+             (5, 32, 32, 3): "channels last, as an image viewer stores them "
+                             "(np.moveaxis(crops, -1, -3))",
+             (32, 32, 3): "np.moveaxis(crops[None], -1, -3)",
+             (5, 3, 48, 48): "crops of 48 px, the model reads 32 px",
+             (5, 4, 32, 32): "got shape (5, 4, 32, 32)"}
+    for shape, said in cases.items():
+        with pytest.raises(InputError, match=re.escape(said)):
+            checked_crops(np.zeros(shape, np.uint16), names, 32)
+    assert checked_crops(np.zeros((2, 3, 32, 32), np.uint16), names, 32).shape == (2, 3, 32, 32)
