@@ -63,10 +63,11 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, rules: GuardRules = 
     saturated pixels included), ``dna_in_ck`` (brightest DAPI inside the CK area),
     ``cd45_over_ck`` (upper quartile of CD45 over the CK area after removing what leaks of the
     other channels could explain, each at most ``max_leak`` of its counts), ``cd45_over_cell``
-    (the same over the cell's core, half the radius round the centre: a call without a CK
-    area has its CD45 read there), ``vouch_peak`` (the brightest 3x3 mean within half the
-    radius of the centre of the panel's markers that can vouch for a CK-negative CTC,
-    ``CK_NEGATIVE_CTC_ROLES``: vimentin, EpCAM; NaN on a panel without them), ``dna_content``
+    (the same over the cell's core, half the radius round the centre, on a crop without a
+    CK area: a call without one has its CD45 read there; NaN elsewhere), ``vouch_peak``
+    (the brightest 3x3 mean within half the radius of the centre of the panel's markers that
+    can vouch for a CK-negative CTC, ``CK_NEGATIVE_CTC_ROLES``: vimentin, EpCAM; NaN on a
+    panel without them), ``dna_content``
     (background-subtracted DAPI counts summed over the nucleus: the parts of DAPI above the
     level that touch the CK area or lie within a quarter of the radius of the centre; only
     comparable between crops of one scan), ``nucleus_in_ck`` (the share of that nucleus's
@@ -426,9 +427,14 @@ def _cd45_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
     q50, q75 = over_area(excess, clipped, batch.disk, batch.area[rows],
                           batch.ck_area[rows] > 0)
     out["cd45_core"][rows], out["cd45_over_ck"][rows] = q50, q75
-    core = np.broadcast_to(batch.core(0.5), batch.area[rows].shape)
-    out["cd45_over_cell"][rows] = over_area(excess, clipped, batch.disk, core,
-                                            np.ones(len(core), bool))[1]
+    # Over the cell where there is no CK area to read it over (the rest: NaN, not read).
+    bare = batch.ck_area[rows] == 0
+    if bare.any():
+        core = np.broadcast_to(batch.core(0.5), (int(bare.sum()), *batch.disk.shape))
+        cell = np.full(len(bare), np.nan, np.float32)
+        cell[bare] = over_area(excess[bare], clipped[bare], batch.disk, core,
+                               np.ones(len(core), bool))[1]
+        out["cd45_over_cell"][rows] = cell
 
 
 def _ck_own_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
