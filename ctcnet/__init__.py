@@ -59,10 +59,21 @@ _EXPORTS = {
 
 # The names whose modules import torch at their top (the network itself).
 _NEEDS_TORCH = {"CTCClassifier", "load_model", "save_model", "create_model"}
-# Looked up, not imported: finding the package costs nothing like importing it (a module
-# set to None in sys.modules is one blocked, as the install tests do).
-_HAS_TORCH = sys.modules["torch"] is not None if "torch" in sys.modules else \
-    importlib.util.find_spec("torch") is not None
+
+
+def _torch_installed() -> bool:
+    """Whether torch can be imported, looked up and not imported (finding the package costs
+    nothing like importing it); a module set to None in sys.modules, or a finder that refuses
+    it, is one blocked (as the torch-free install's tests run)."""
+    if "torch" in sys.modules:
+        return sys.modules["torch"] is not None
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+_HAS_TORCH = _torch_installed()
 _AVAILABLE = {name for name in _EXPORTS if _HAS_TORCH or name not in _NEEDS_TORCH}
 
 
