@@ -26,7 +26,10 @@ def cropping_record() -> dict:
                         f"{config.edge_fraction:g} or more of its peak in the detection image "
                         f"is cut by the border: predict files it as "
                         f"{PredictOptions.edge_cut_as!r} whatever the graph says (summary.json "
-                        f"edge_cut_as; --keep-edge-calls keeps the graph's call)",
+                        f"edge_cut_as; --keep-edge-calls keeps the graph's call), and shows it "
+                        f"to a person where the graph calls a reported class or finds one the "
+                        f"likeliest before the prior (on scan_fused_probabilities where the "
+                        f"file has them): review reason counted_class_cut_by_border",
             "decision_applies": "ctcnet_spec's decision (log weights, review band) is the "
                                 "cartridge's: a crop folder is called at the balanced prior, "
                                 "the most probable class"}

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pandas as pd
 import pytest
 import torch
 from conftest import digest, refused, save_tiny_model
@@ -34,6 +35,7 @@ from ctcnet.deploy.runtime import OnnxClassifier, calls_from_proba
 from ctcnet.detect.crop_dataset import write_crop_dataset
 from ctcnet.errors import CtcnetError, InputError, PanelMismatchError
 from ctcnet.evaluation.metrics import macro_f1
+from ctcnet.inference.tables import label_events
 from ctcnet.io.panel import load_panel
 from ctcnet.io.taxonomy import Taxonomy
 from ctcnet.nn.classifier import build_classifier, load_model, save_model
@@ -260,7 +262,7 @@ def test_deploying_doc_example_gives_the_runtimes_calls(tmp_path):
     the shipped model's cartridge rule (a review band) and with the same rule without its
     band; a crop with a NaN pixel is no call."""
     example = deploying_example()
-    assert len(example.strip().splitlines()) <= 42  # (telemetry off before onnxruntime loads)
+    assert len(example.strip().splitlines()) <= 45  # (telemetry off before onnxruntime loads)
     shipped = Path(__file__).resolve().parents[2] / "models" / "ctcnet-default"
     unbanded = tmp_path / "unbanded"
     unbanded.mkdir()
@@ -288,6 +290,19 @@ def test_deploying_doc_example_gives_the_runtimes_calls(tmp_path):
             clf.predict_proba(crops), clf.classes, clf.review_threshold, clf.decision)
         assert got["calls"] == calls.tolist() and got["review"] == review.tolist()
         assert got["calls"][3] == "failed" and got["review"][3]
+        # Events the frame border cuts, as predict labels them (label_events): filed as
+        # debris, a CTC or cluster call shown.
+        cut = np.zeros(len(crops), bool)
+        cut[[0, 3, 40, 70, 100]] = True
+        np.save(work / "edge_cut.npy", cut)
+        out = subprocess.run([sys.executable, "-c", example + EXAMPLE_OUT], cwd=work, check=True,
+                             capture_output=True, text=True).stdout
+        edged = json.loads(out.strip().splitlines()[-1])
+        table = label_events(pd.DataFrame({"edge_cut": cut}), clf.predict_proba(crops),
+                             ModelSpec.from_dict(clf.spec), edge_cut_class="debris")
+        assert edged["calls"] == table["class"].tolist()
+        assert edged["review"] == table["review"].tolist()
+        assert edged["calls"][0] == "debris" and edged["calls"][3] == "failed"
         # The rule is more than the threshold: a threshold alone queues other events.
         assert (review != (np.nan_to_num(confidence) < clf.review_threshold)).any()
         reviewed.append(review)
