@@ -5,7 +5,8 @@ Two layouts are read (and written):
 * class folders: ``ROOT/<class>/<file>.tif``; the sample id is the file-name part before
   ``__`` (``P017__0042.tif`` belongs to sample ``P017``), else the file's own stem; or
   ``ROOT/<class>/<sample>/<file>.tif`` (any depth below), the sample id that subfolder's name;
-* ``ROOT/manifest.csv`` with columns ``path,label[,sample_id][,split]`` (paths relative to ROOT).
+* ``ROOT/manifest.csv`` with columns ``path,label[,sample_id][,split][,patient_id]`` (paths
+  relative to ROOT; ``patient_id`` groups a patient's samples, serial draws, for a split).
 
 ``ROOT/panel.json`` gives the channel order. Crops are TIFF (one plane per channel, or an OME
 stack) or colour composites (RGB/RGBA PNG, JPEG or TIFF: ``panel.json`` names the R, G, B planes,
@@ -42,7 +43,7 @@ from ctcnet.detect.crop_writing import (  # noqa: F401 (the layout's writers, re
 )
 from ctcnet.detect.cropping import report_fit, to_model_scale
 from ctcnet.detect.folder_kinds import is_predict_output, nested_scan, not_a_crop_folder
-from ctcnet.detect.manifest_file import manifest_rows
+from ctcnet.detect.manifest_file import manifest_path, manifest_rows
 from ctcnet.detect.pixel_size import (
     PIXEL_SIZE_AUTO,
     PIXEL_SIZE_FIT,
@@ -81,6 +82,8 @@ class CropIndex:
     channels: tuple[int, ...] | None = None
     # ``--pixel-size fit``: each crop's own pixel size (um/px), overriding the panel's.
     crop_pixel_um: tuple[float, ...] | None = None
+    # A manifest's patient_id column (None: none): a patient's draws, one split's.
+    patient_ids: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -141,7 +144,9 @@ class CropIndex:
                        sample_ids=[self.sample_ids[i] for i in keep],
                        splits=[self.splits[i] for i in keep],
                        crop_pixel_um=None if self.crop_pixel_um is None else
-                       tuple(self.crop_pixel_um[i] for i in keep))
+                       tuple(self.crop_pixel_um[i] for i in keep),
+                       patient_ids=None if self.patient_ids is None else
+                       [self.patient_ids[i] for i in keep])
 
 
 _UNLISTED_SAID: set[tuple[str, int]] = set()
@@ -243,10 +248,10 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
     panel = _crop_folder_panel(root, panel, pixel_size, option)
     manifest = root / "manifest.csv"
     if manifest.exists():
-        paths, labels, samples, splits = _read_manifest(manifest)
+        paths, labels, samples, splits, patients = _read_manifest(manifest)
         _say_unlisted(root, paths)
     else:
-        paths, labels, samples, splits = [], [], [], []
+        paths, labels, samples, splits, patients = [], [], [], [], None
         # Crops in class folders are labelled by them; crops in the folder itself are not.
         folders = [(root, UNLABELLED)] + [(p, p.name) for p in sorted(root.iterdir())
                                            if p.is_dir() and not p.name.startswith(".")]
@@ -285,7 +290,7 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
                              "leave them out of the set this command scores", root)
         if unknown:
             raise unknown_labels_error(unknown, taxonomy.names, root)
-    index = CropIndex(root, panel, paths, labels, samples, splits)
+    index = CropIndex(root, panel, paths, labels, samples, splits, patient_ids=patients)
     if pixel_size == PIXEL_SIZE_AUTO:
         index = replace(index, panel=panel.with_pixel_size(estimated_pixel_size(index,
                                                                                 option=option)))
@@ -342,13 +347,13 @@ def _read_manifest(manifest: Path):
     if not rows:
         raise InputError("manifest.csv lists no crops (its header alone)", manifest)
     root = manifest.parent.resolve()
-    paths, labels, samples, splits = [], [], [], []
+    paths, labels, samples, splits, patients = [], [], [], [], []
     first_line: dict[Path, int] = {}
     for n, row in enumerate(rows, start=2):
         # (a NUL byte: no file has such a name)
         if not row.get("path") or not row.get("label") or "\0" in row["path"]:
             raise InputError(f"line {n}: empty path or label, or no file name", manifest)
-        path = _manifest_path(root, row["path"])
+        path = manifest_path(root, row["path"])
         if not path.is_relative_to(root):
             link = root / row["path"]  # one inside that is a link is said as one
             raise InputError(f"line {n}: path {row['path']!r} points outside the dataset folder"
@@ -364,17 +369,10 @@ def _read_manifest(manifest: Path):
         labels.append(row["label"].strip())
         samples.append((row.get("sample_id") or "").strip() or _sample_id_from_name(path))
         splits.append((row.get("split") or "").strip())
-    return paths, labels, samples, splits
-
-
-def _manifest_path(root: Path, written: str) -> Path:
-    """A manifest row's path, resolved under ``root``. A manifest written on Windows
-    separates folders with backslashes, which are plain name characters here: they are read
-    as separators unless a file of that very name exists."""
-    path = (root / written).resolve()
-    if "\\" in written and not path.exists():
-        path = (root / written.replace("\\", "/")).resolve()
-    return path
+        patients.append((row.get("patient_id") or "").strip() or samples[-1])
+    # A patient column where any row names one (serial draws: a patient's samples together).
+    named = any((row.get("patient_id") or "").strip() for row in rows)
+    return paths, labels, samples, splits, patients if named else None
 
 
 # A cell's crop is refused, before it is decoded, past this many pixels a plane: 4096 x 4096

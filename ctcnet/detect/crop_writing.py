@@ -24,14 +24,17 @@ SAMPLE_SEPARATOR = "__"
 MANIFEST_COLUMNS = ("path", "label", "sample_id", "split")
 
 
-def write_manifest(root: str | Path, rows) -> None:
+def write_manifest(root: str | Path, rows, patient_ids: Sequence[str] | None = None) -> None:
     """A crop dataset's ``manifest.csv``, written atomically: one (path relative to ``root``,
-    label, sample id, split or "") row per crop."""
+    label, sample id, split or "") row per crop, and a ``patient_id`` column where
+    ``patient_ids`` (one per row, "" for none) names any."""
     # The csv module's quoting: a sample id "Mueller, Anna" is one field, as read back.
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(MANIFEST_COLUMNS)
-    writer.writerows([[str(v) for v in row] for row in rows])
+    named = patient_ids is not None and any(patient_ids)
+    writer.writerow(MANIFEST_COLUMNS + (("patient_id",) if named else ()))
+    writer.writerows([[str(v) for v in row] + ([patient_ids[k]] if named else [])
+                      for k, row in enumerate(rows)])
     atomic_write_text(Path(root) / "manifest.csv", text.getvalue())
 
 
@@ -59,12 +62,14 @@ def write_crop_files(root: str | Path, crops, labels: Sequence[str], sample_ids:
     return rows
 
 
-def finish_crop_dataset(root: str | Path, rows, panel: Panel, extra: dict | None = None) -> Path:
-    """manifest.csv (``rows``), panel.json and, with ``extra``, dataset.json of the crops
-    written: last, so a dataset cut short has none and is not read as one; returns the root."""
+def finish_crop_dataset(root: str | Path, rows, panel: Panel, extra: dict | None = None,
+                        patient_ids: Sequence[str] | None = None) -> Path:
+    """manifest.csv (``rows``, ``patient_ids``: :func:`write_manifest`), panel.json and, with
+    ``extra``, dataset.json of the crops written: last, so a dataset cut short has none and
+    is not read as one; returns the root."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    write_manifest(root, rows)
+    write_manifest(root, rows, patient_ids)
     save_panel(panel, root / "panel.json")
     if extra:
         atomic_write_text(root / "dataset.json", json.dumps(extra, indent=2) + "\n")

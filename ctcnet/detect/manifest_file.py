@@ -11,7 +11,17 @@ from pathlib import Path
 
 from ctcnet.errors import InputError
 
-COLUMNS_TEXT = "path,label[,sample_id][,split]"
+COLUMNS_TEXT = "path,label[,sample_id][,split][,patient_id]"
+
+
+def manifest_path(root: Path, written: str) -> Path:
+    """A manifest row's path, resolved under ``root``. A manifest written on Windows
+    separates folders with backslashes, which are plain name characters here: they are read
+    as separators unless a file of that very name exists."""
+    path = (root / written).resolve()
+    if "\\" in written and not path.exists():
+        path = (root / written.replace("\\", "/")).resolve()
+    return path
 
 
 def manifest_rows(manifest: Path) -> list[dict]:

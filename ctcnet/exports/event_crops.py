@@ -21,6 +21,7 @@ from ctcnet.detect.cropping import extract_crops
 from ctcnet.errors import InputError
 from ctcnet.exports.sample_review import reviewed_rates
 from ctcnet.inference.summary import RunSummary
+from ctcnet.io.cartridge_info import PATIENT_KEY
 from ctcnet.io.panel import Panel
 from ctcnet.io.scan import Cartridge, is_cartridge, open_cartridge
 from ctcnet.io.spilled import size_text
@@ -185,7 +186,7 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
     samples = find_samples(results)
     check_scans_for(samples, scans, results, every=True)
     check_one_scale(samples)
-    labels, rows, sources, manifest = [], [], [], []
+    labels, rows, sources, manifest, patients = [], [], [], [], []
     panel = model = None
     out = Path(out)
     for name, folder in samples.items():
@@ -224,6 +225,9 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
                 raise InputError("samples were predicted with models of other crop or pixel "
                                  "sizes; cut them into separate datasets", folder)
         sample_id = summary.sample_id or name
+        # The patient cartridge.json names (serial draws): training keeps a patient's draws
+        # on one side of its split.
+        patient = str((summary.cartridge_info or {}).get(PATIENT_KEY) or "").strip()
         check_room(out, len(chosen), panel.num_channels, model.crop_size)
         at_model_scale = panel.with_pixel_size(model.pixel_size_um)
         ids, frame_ids = chosen["event_id"].to_numpy(), chosen["frame_id"].astype(str).to_numpy()
@@ -234,6 +238,7 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
                                        [sample_id] * len(at), at_model_scale,
                                        first=len(manifest))
             manifest += written
+            patients += [patient] * len(written)
             # Each crop's file beside its event, in the order written (frame by frame): the
             # crop of event 93 is named by no event id, and a rerun numbers events anew, so
             # its frame and centre name the cell too.
@@ -255,7 +260,8 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
     counts = {k: labels.count(k) for k in sorted(set(labels))}
     info = {"labels": "reviewer" if reviewed else "model", "sources": sources,
             "class_counts": counts, "crops": rows}
-    finish_crop_dataset(out, manifest, panel.with_pixel_size(model.pixel_size_um), info)
+    finish_crop_dataset(out, manifest, panel.with_pixel_size(model.pixel_size_um), info,
+                        patients)
     log.info("wrote %d crops (%s) to %s", len(manifest), counts, out)
     return info
 

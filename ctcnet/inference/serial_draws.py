@@ -33,14 +33,12 @@ from ctcnet.inference.result_state import result_state, reviewed_figures, signof
 from ctcnet.inference.run_index import settings_that_differ
 from ctcnet.inference.run_table import list_cell
 from ctcnet.inference.summary import SUMMARY_FILE
-from ctcnet.io.cartridge_info import RUN_INDEX_FILE
+from ctcnet.io.cartridge_info import PATIENT_KEY, RUN_INDEX_FILE
 from ctcnet.io.scan import is_cartridge
 
 # The cut-off CellSearch's prognostic studies used in metastatic breast and prostate cancer
 # (colorectal: 3): per 7.5 mL of blood.
 DEFAULT_CUTOFF = 5.0
-# The cartridge.json key naming the patient a draw is of (``ctcnet draws --patient-key``).
-PATIENT_KEY = "patient_id"
 
 
 def rate_change_p(k1: int, v1: float, k2: int, v2: float) -> float:

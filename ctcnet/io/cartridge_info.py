@@ -160,6 +160,9 @@ def safe_sample_id(value, root: Path, source: str = "cartridge.json: sample_id")
                      f"{problem}", root)
 
 
+# The cartridge.json key naming the patient a draw is of (``ctcnet draws --patient-key``;
+# ``ctcnet crops`` carries it into a crop folder's manifest).
+PATIENT_KEY = "patient_id"
 # The cartridge.json keys ctcnet reads; others (a lab's own records, the simulator's) are
 # kept as they are.
 CARTRIDGE_KEYS = ("sample_id", "num_frames", "columns", "rows", "frame_height", "frame_width",

@@ -76,19 +76,22 @@ def folder_index(data_dir: str | Path, panel: Panel, taxonomy: Taxonomy,
 def folder_splits(index: CropIndex, taxonomy: Taxonomy, crop_size: int, model_pixel_um: float,
                   val_fraction: float, split_seed: int, split_unit: str) -> dict[str, SplitData]:
     """The folder's crops at model scale, split: by the manifest's ``split`` column where it
-    has one, the rest (``split_unit``) by sample or by crop into train and val."""
+    has one, the rest (``split_unit``) by sample (by patient where the manifest names the
+    patients: a patient's serial draws stay on one side) or by crop into train and val."""
     images = load_crops(index, crop_size, model_pixel_um, fitting=True)
     targets = index.label_indices(taxonomy)
     splits = np.array([s.lower() for s in index.splits], dtype=object)
     by_hand = (splits != "").any()  # a manifest's split column: a person placed these crops
     warn_of_alike_sample_ids(index.sample_ids, index.root)
+    # What a split by sample keeps together: the patient where the manifest names one.
+    groups = index.patient_ids or index.sample_ids
     unknown = sorted(set(splits) - set(SPLITS) - {""})
     if unknown:
         raise InputError(f"manifest split values {unknown} are not one of {SPLITS}", index.root)
     if (splits == "").any():
         # Crops without a split: whole samples go to validation.
         free = np.flatnonzero(splits == "")
-        free_samples = [index.sample_ids[i] for i in free]
+        free_samples = [groups[i] for i in free]
         warn_if_each_crop_its_own_sample(free_samples, index.root,
                                          [index.labels[i] for i in free],
                                          [Path(index.paths[i]).stem for i in free])
@@ -108,7 +111,7 @@ def folder_splits(index: CropIndex, taxonomy: Taxonomy, crop_size: int, model_pi
             to_val = sample_level_split(free_samples, val_fraction, split_seed)
         splits[free] = np.where(to_val, "val", "train")
     if by_hand:  # a split by crop puts samples on both sides by design, and says so itself
-        warn_of_samples_on_both_sides(splits, index.sample_ids, index.root)
+        warn_of_samples_on_both_sides(splits, groups, index.root)
     out = {}
     for name in SPLITS:
         keep = np.flatnonzero(splits == name)

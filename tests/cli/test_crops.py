@@ -91,12 +91,16 @@ def test_each_crop_is_named_beside_its_event_frame_and_centre(clean_run, cart, c
 
     from ctcnet.io.images import read_image
 
+    info = json.loads((cart / "cartridge.json").read_text())
+    (cart / "cartridge.json").write_text(json.dumps({**info, "patient_id": "PT-7"}))
     predict(clean_run, cart, out=cart.parent / "results" / "S1")
     out = cart.parent / "named"
     assert run_cli(capsys, "crops", cart.parent / "results", "--out", out)[0] == 0
     rows = json.loads((out / "dataset.json").read_text())["crops"]
     manifest = pd.read_csv(out / "manifest.csv")
     assert [r["path"] for r in rows] == manifest["path"].tolist()  # one order, written
+    # The patient cartridge.json names, for a split that keeps a patient's draws together.
+    assert set(manifest["patient_id"]) == {"PT-7"}
     events = pd.read_parquet(cart.parent / "results" / "S1" / "events.parquet")
     by_id = events.set_index("event_id")
     for row in rows:

@@ -295,6 +295,26 @@ def test_a_folder_of_one_patient_is_split_by_crop_and_said_so(tmp_path, caplog):
     assert set(dm.splits["val"].sample_ids) == {"P017"}
 
 
+def test_a_patients_serial_draws_stay_on_one_side_of_the_split(tmp_path):
+    """Crops of several draws of one patient (ctcnet crops of serial cartridges, its manifest's
+    patient_id column): the split by sample keeps each patient's draws together."""
+    from ctcnet.detect.crop_dataset import read_crop_index
+    from ctcnet.detect.crop_writing import finish_crop_dataset, write_crop_files
+
+    crops, labels = toy_crops(6)
+    draws = [f"P{k % 3}-D{k % 2}" for k in range(len(labels))]  # 3 patients, 2 draws each
+    rows = write_crop_files(tmp_path, crops.astype(np.uint16), labels, draws, load_panel(None))
+    finish_crop_dataset(tmp_path, rows, load_panel(None),
+                        patient_ids=[d.split("-")[0] for d in draws])
+    assert read_crop_index(tmp_path).patient_ids == [d.split("-")[0] for d in draws]
+    dm = CTCDataModule(data_dir=str(tmp_path), crop_size=SIZE, val_fraction=0.4)
+    dm.setup("fit")
+    patients = {name: {s.split("-")[0] for s in split.sample_ids}
+                for name, split in dm.splits.items()}
+    assert patients["train"] and patients["val"] and not patients["train"] & patients["val"]
+    assert len(set(dm.splits["val"].sample_ids)) == 2  # both draws of the patient held out
+
+
 def test_datamodule_honours_the_manifest_split(tmp_path):
     crops, labels = toy_crops(2)
     splits = ["train", "val", "test", "train"] * 2
