@@ -182,12 +182,18 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
     elif not signed and not failed and not decided:
         notes.append("the automatic count: not reviewed and signed off")
     span = ((summary.get("tally") or {}).get("review_span_per_7_5_ml") or {}).get(class_name)
+    spans = not signed and not failed and isinstance(span, list) and len(span) == 2 and \
+        span[0] != span[1]
+    # Where the span reaches across the cut-off, the review decides the side: said in words.
+    crossing = (f"; that crosses the cut-off of {cutoff:g}: the review decides which side"
+                if spans and span[0] < cutoff <= span[1] else "")
     if decided:  # (the span is of the calls as predict made them: a relabel goes past it)
-        notes.append(decided)
-    elif not signed and not failed and isinstance(span, list) and len(span) == 2 and \
-            span[0] != span[1]:  # what a review could still move it to
+        notes.append(decided + (f"; before the review, its calls held or in doubt could move "
+                                f"it to {span[0]:.2f}-{span[1]:.2f} per 7.5 mL (a confident "
+                                f"call relabelled goes past that){crossing}" if spans else ""))
+    elif spans:  # what a review could still move it to
         notes.append(f"its review could move it to {span[0]:.2f}-{span[1]:.2f} per 7.5 mL "
-                     "(calls held or in doubt)")
+                     f"(calls held or in doubt){crossing}")
     info = summary.get("cartridge_info") if isinstance(summary.get("cartridge_info"), dict) \
         else {}
     drawn_at = info.get(date_key) if date_key else None

@@ -65,17 +65,26 @@ def test_draws_are_read_against_the_cutoff_and_each_other(clean_run, tmp_path):
               tally={**tally, "review_span_per_7_5_ml": {"ctc": [13.0, 15.0], "cluster": None}})
     assert "its review could move it to 13.00-15.00 per 7.5 mL (calls held or in doubt)" in \
         compare_draws([first, second])[0][0].notes
-    # Once decisions are taken, not signed off: where they stand, not the span of the calls
-    # as predict made them (a confident call relabelled goes past it).
+    # A span across the cut-off is said to be one: the review decides the side.
+    edit_json(first / "summary.json",
+              tally={**tally, "review_span_per_7_5_ml": {"ctc": [3.0, 11.0], "cluster": None}})
+    assert ("its review could move it to 3.00-11.00 per 7.5 mL (calls held or in doubt); that "
+            "crosses the cut-off of 5: the review decides which side") in \
+        compare_draws([first, second])[0][0].notes
+    # Once decisions are taken, not signed off: where they stand, and the span of the calls
+    # as predict made them beside it, said as such (a confident call relabelled goes past it).
     edit_json(first / "summary.json",
               reviewed={"reviewed": 3, "reported": ["ctc", "cluster"],
                         "after_review": {"ctc": 16, "cluster": 0},
                         "after_review_per_7_5_ml": {"ctc": 16.0, "cluster": 0.0}})
     notes = compare_draws([first, second])[0][0].notes
-    assert not any("could move it" in n or "not reviewed" in n for n in notes)
+    assert not any(n.startswith("its review could move it") or "not reviewed" in n
+                   for n in notes)
     assert ("under review, not signed off: 3 event(s) decided, ctc 16 after review so far "
             "(16.00 per 7.5 mL); the figure above is the automatic count until the review is "
-            "signed off") in notes
+            "signed off; before the review, its calls held or in doubt could move it to "
+            "3.00-11.00 per 7.5 mL (a confident call relabelled goes past that); that crosses "
+            "the cut-off of 5: the review decides which side") in notes
     assert compare_draws([first, second])[0][0].count == 13
     # One scan given twice (before and after a volume correction) is no second draw.
     with pytest.raises(InputError, match="are one scan"):
