@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -317,8 +318,13 @@ def _say_dates_out_of_order(draws: list[Draw]) -> None:
     dated = [(d, t) for d, t in read if t is not None]
     for draw, when in read:  # beside dates read: its order against them unchecked, said
         if when is None and draw.drawn_at and dated:
-            draw.notes.append(f"its date {draw.drawn_at!r} is not ISO 8601 (2026-05-17): its "
-                              "order against the other draws is not checked")
+            # An ISO form of a day no calendar has (2026-02-30) is said as such, not as another
+            # form.
+            form = ("is no date (an ISO 8601 form of a day no calendar has)"
+                    if re.fullmatch(r"\d{4}-\d{2}-\d{2}([T ].*)?", str(draw.drawn_at).strip())
+                    else "is not ISO 8601 (a date written as YYYY-MM-DD)")
+            draw.notes.append(f"its date {draw.drawn_at!r} {form}: its order against the "
+                              "other draws is not checked")
     mixed = len({t.tzinfo is None for _, t in dated}) > 1
     for (before, t0), (draw, t1) in zip(dated, dated[1:]):
         if (t1.date() < t0.date()) if mixed else (t1 < t0):

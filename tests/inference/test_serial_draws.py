@@ -154,8 +154,12 @@ def test_draws_given_out_of_the_order_their_dates_say_are_said(clean_run, tmp_pa
     assert said == [[], [], ["drawn before draw 2 (2026-06-14), given after it: the changes "
                              "are read in the order given; give the draws in the order drawn"],
                     []]
-    assert "its date '17.05.2026' is not ISO 8601 (2026-05-17): its order against the other " \
-        "draws is not checked" in draws[3].notes
+    assert "its date '17.05.2026' is not ISO 8601 (a date written as YYYY-MM-DD): its order " \
+        "against the other draws is not checked" in draws[3].notes
+    edit_json(folders[3] / "summary.json", cartridge_info={**info, "scan_date": "2026-02-30"})
+    assert "its date '2026-02-30' is no date (an ISO 8601 form of a day no calendar has): its " \
+        "order against the other draws is not checked" in \
+        compare_draws(folders, date_key="scan_date")[0][3].notes
     in_order, _ = compare_draws([folders[0], folders[2], folders[1]], date_key="scan_date")
     assert not any("given after it" in n for d in in_order for n in d.notes)
     # Times with offsets are compared as instants: 01:30+01:00 is 00:30 UTC.
