@@ -113,12 +113,19 @@ def say_if_mistyped(sample_id: str, root: Path) -> None:
     looked for under the folder's name is not found. Ids unlike their folder's name (a lab
     naming folders by run) are no slip and are not said."""
     name = unicodedata.normalize("NFC", root.name)
-    if sample_id == name or sample_id.lower() == name.lower():
+    # Case and separators aside (PTA-D0 in PTA_D0: a lab's convention for ids and folders,
+    # said on every command that read it), the same name.
+    if _separators_aside(sample_id) == _separators_aside(name):
         return
     if difflib.SequenceMatcher(None, sample_id.lower(), name.lower()).ratio() >= 0.8:
         say_once(root, f"cartridge.json's sample_id {sample_id!r} is not its folder's name "
                        f"{name!r}, nearly: a slip in one of them? The outputs go by the "
                        f"sample id ({sample_id})")
+
+
+def _separators_aside(name: str) -> str:
+    """A name in lower case without its separators (``-``, ``_``, ``.``, spaces)."""
+    return re.sub(r"[-_.\s]", "", name.lower())
 
 
 def safe_sample_id(value, root: Path, source: str = "cartridge.json: sample_id") -> str:

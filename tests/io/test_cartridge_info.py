@@ -243,7 +243,8 @@ def test_a_sample_id_one_slip_from_its_folders_name_is_said(tmp_path, caplog):
         say_if_mistyped("P20_WK3", tmp_path / "P02_WK3")
         say_if_mistyped("sample_12", tmp_path / "sample_13")
         for same_or_unlike in (("P02_WK3", "P02_WK3"), ("p02_wk3", "P02_WK3"),
-                               ("sim5", "cart12"), ("PT-0417", "run_2026-12-01")):
+                               ("sim5", "cart12"), ("PT-0417", "run_2026-12-01"),
+                               ("PTA-D0", "PTA_D0"), ("pta d0", "PTA.D0")):  # separators
             say_if_mistyped(same_or_unlike[0], tmp_path / same_or_unlike[1])
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 2, said
