@@ -120,8 +120,9 @@ def review_list_text(review_list: dict | None, events: int, reported=None) -> st
     if not review_list:
         return str(events)
     # Without a band (a model fitted without one) another call is shown under the threshold
-    # where a counted class is its runner-up (ctcnet.nn.calls): said so, not "the band".
-    banded = review_list.get("review_band") is not None
+    # where a counted class is its runner-up (ctcnet.nn.calls): said so, not "the band" (a
+    # summary older than its review_band key: as the band).
+    banded = review_list.get("review_band", {}) is not None
 
     def caption(code: str) -> str:
         flag = GUARD_FLAGS.get(code.removeprefix(GUARD_PREFIX))
