@@ -172,9 +172,10 @@ def count_definition(spec: ModelSpec) -> dict:
     ``CK_NEGATIVE_CTC_ROLES``: vimentin, EpCAM, and it is lit at the cell; else the guard
     holds a ``ctc`` call without CK for a person, the CellSearch definition)."""
     vouching = [c.name for c in spec.panel.channels if c.role in CK_NEGATIVE_CTC_ROLES]
-    ck_negative = (f"A CTC without CK is counted where the model calls it so and its "
-                   f"{' or '.join(vouching)} is lit at the cell, with no CD45 over the cell "
-                   f"(a ctc call with neither CK nor {' nor '.join(vouching)} is held for a "
+    ck_negative = (f"A CTC without CK is counted where the model calls it so and the guard "
+                   f"reads {' or '.join(vouching)} of its own at the cell (above what DAPI "
+                   f"and CK leak into it), with no CD45 over the cell (a ctc call with "
+                   f"neither CK nor {' nor '.join(vouching)} of its own is held for a "
                    "person): the count of CK-negative CTCs is as good as the model's reading "
                    f"of {', '.join(vouching)}, which only its own validation (its card) "
                    "establishes." if vouching else

@@ -51,8 +51,8 @@ GUARD_FLAGS = {
                       "the two are one body lit in both (a leak or autofluorescence, not a "
                       "nucleus)"),
     "low_dna": ("low DNA", "far less DNA than the frame's leukocytes hold (a fragment?)"),
-    "no_ck": ("no CK", "no CK area (nor the EpCAM or vimentin that may stand for it, where "
-              "the model reads one)"),
+    "no_ck": ("no CK", "no CK area (nor, where the model reads EpCAM or vimentin, that "
+              "marker of its own beyond what DAPI and CK leak into it)"),
     "out_of_focus": ("out of focus", "the nucleus's edge is blurred wider than the frame's "
                      "leukocytes' (out of the focal plane)"),
     "one_cell": ("one cell", "a cluster call with one nucleus and no CD45, CD61 or CD66b "

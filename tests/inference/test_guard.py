@@ -82,23 +82,43 @@ def test_on_an_epcam_panel_a_ctc_call_needs_ck_or_epcam_and_no_cd45_over_the_cel
     spec = ModelSpec(arch="compact", panel=panel, taxonomy=default_taxonomy(), crop_size=SIZE)
     epcam = panel.index_of_role("epcam")
 
-    def crop(ck=300.0, cd45=0.0, lit=0.0):
+    def crop(ck=300.0, cd45=0.0, lit=0.0, dapi_leak=0.0):
         x = cell(rng, ck=ck, cd45=cd45)[[DAPI, CK, CD45, CD61]]   # CD61's plane: noise
         yy, xx = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
         x[epcam] += lit * ((np.hypot(yy, xx) > 6) & (np.hypot(yy, xx) <= 9))
+        x[epcam] += dapi_leak * (x[DAPI] - 100)  # DAPI seen through the EpCAM filter
         return x
 
+    # A bare nucleus whose DAPI leaks 6 % into EpCAM (a scanner's spillover) lights EpCAM
+    # over every nucleus: that is no EpCAM of its own.
     crops = np.stack([crop(), crop(ck=0), crop(ck=0, lit=200), crop(ck=0, cd45=80),
-                      crop(ck=0, lit=200, cd45=80), crop(ck=0, lit=200, cd45=80)])
-    flags = review_flags(crops, onehot(["ctc"] * 5 + ["wbc"], spec), spec)
-    assert flags["no_ck"].tolist() == [False, True, False, True, False, False]
-    assert flags["cd45_positive"].tolist() == [False, False, False, True, True, False]
-    assert flags["any"].tolist() == [False, True, False, True, True, False]
+                      crop(ck=0, lit=200, cd45=80), crop(ck=0, lit=200, cd45=80),
+                      crop(ck=0, dapi_leak=0.06), crop(ck=0, lit=200, dapi_leak=0.06)])
+    flags = review_flags(crops, onehot(["ctc"] * 5 + ["wbc"] + ["ctc"] * 2, spec), spec)
+    assert flags["no_ck"].tolist() == [False, True, False, True, False, False, True, False]
+    assert flags["cd45_positive"].tolist() == [False, False, False, True, True, False, False,
+                                               False]
+    assert flags["any"].tolist() == [False, True, False, True, True, False, True, False]
     m = measure(crops, panel, 0.64)
-    assert m["vouch_peak"][2] > 20 > 2 > m["vouch_peak"][1]
+    assert m["vouch_peak"][2] > 20 > 2 > max(m["vouch_peak"][1], m["vouch_peak"][6])
+    assert (crops[6, epcam].max() - 100) / 3.0 > 5  # lit 5 noise units over by the leak
     assert m["cd45_over_cell"][3] > 5 > 1 > m["cd45_over_cell"][1]
     # The shipped panel has neither marker: nothing vouches, and no_ck reads the CK area.
     assert measure(crops[:1, [0, 1, 2, 3, 3]], default_panel(), 0.64)["vouch_peak"].isna().all()
+
+
+def test_cd45_at_the_cameras_ceiling_over_a_ctc_call_is_cd45_positive(rng, spec):
+    """An aggregate saturated in every channel: its clipped pixels hold no ratio, so CD45 over
+    its CK area read nothing, and it was counted as a CTC; CD45 at the ceiling is no leak."""
+    top = spec.panel.channels[CD45].value_range[1]
+    blob = cell(rng, ck=5000, dapi=5000)
+    blob[CD45] += 5000 * (np.hypot(*(np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2)) <= 8)
+    bright_ctc = cell(rng, ck=5000, dapi=5000)  # CK and DAPI clipped, CD45 not
+    crops = np.minimum(np.stack([blob, bright_ctc]), top)
+    flags = review_flags(crops, onehot(["ctc", "ctc"], spec), spec)
+    assert flags["cd45_positive"].tolist() == [True, False]
+    m = measure(crops, spec.panel, 0.64)
+    assert m["cd45_at_ceiling"][0] > 0.5 and m["cd45_at_ceiling"][1] == 0
 
 
 def test_leak_is_not_cd45_but_real_cd45_beside_it_is(rng, spec):

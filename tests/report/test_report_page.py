@@ -35,9 +35,10 @@ def test_the_report_says_what_the_counts_include_and_the_channels_not_read():
     assert _counted_as(shipped).startswith("ctc: Circulating tumour cell")
     six = spec.replace(panel=Panel.from_dict({"channels": ["DAPI", "CK", "CD45", "Vimentin"]}))
     said = count_definition(six)["ck_negative"]
-    assert said.startswith("A CTC without CK is counted where the model calls it so and its "
-                           "Vimentin is lit at the cell, with no CD45 over the cell (a ctc "
-                           "call with neither CK nor Vimentin is held for a person)")
+    assert said.startswith("A CTC without CK is counted where the model calls it so and the "
+                           "guard reads Vimentin of its own at the cell (above what DAPI and CK "
+                           "leak into it), with no CD45 over the cell (a ctc call with neither "
+                           "CK nor Vimentin of its own is held for a person)")
     assert "only its own validation (its card) establishes" in said  # not a claim of ours
     assert "not_guarded" not in shipped
     from ctcnet.io.taxonomy import load_taxonomy

@@ -15,6 +15,7 @@ import pandas as pd
 from ctcnet.inference.guard.measurements import REGISTERED_COLUMNS
 from ctcnet.inference.guard.reference import group_shift, leukocyte_reference, ood_distance
 from ctcnet.inference.guard.rules import (
+    CK_NEGATIVE_CTC_ROLES,
     DOUBTED_CALLS,
     EXCLUSION_ROLES,
     MISSED_CTC_CALLS,
@@ -76,10 +77,16 @@ class Evidence:
         return self.col("ck_area") > 0
 
     @cached_property
+    def vouching_panel(self) -> bool:
+        """The panel holds a marker that can stand for CK on a CTC (vimentin, EpCAM:
+        ``CK_NEGATIVE_CTC_ROLES``)."""
+        return bool(set(self.spec.panel.roles()) & set(CK_NEGATIVE_CTC_ROLES))
+
     def no_epithelial_marker(self) -> np.ndarray:
-        """No CK area, nor (on a panel with vimentin or EpCAM, which can stand for CK on a
-        CTC: ``CK_NEGATIVE_CTC_ROLES``) that marker lit at the cell: ``vouch_peak`` over the
-        CK area's own level, ``rules.area_level``."""
+        """No CK area, nor (on a :attr:`vouching_panel`) that marker lit at the cell:
+        ``vouch_peak``, its excess once DAPI's and CK's leaks are off, over the CK area's own
+        level, ``rules.area_level``. (Read after ``vouch_peak`` is, on the guarded calls
+        without a CK area.)"""
         with np.errstate(invalid="ignore"):  # NaN: no such marker in the panel
             return (self.col("ck_area") == 0) & \
                 ~(self.col("vouch_peak") > self.rules.area_level)

@@ -11,7 +11,8 @@ class checked as one:
 
 * ``cd45_positive`` (``ctc`` calls): CD45 above its positivity level over the CK area (a call
   without a CK area, over the cell's core: a CD45-bright leukocyte called a CTC on a panel
-  whose EpCAM stands for CK, where ``no_ck`` does not hold it). Leaks
+  whose EpCAM stands for CK, where ``no_ck`` does not hold it), or, on scans, at the camera's
+  ceiling on ``GuardRules.cd45_ceiling_share`` of that area or more. Leaks
   of other dyes into the CD45 channel (bleed-through: a copy of their pattern at up to
   ``max_leak`` of their counts; a bounded least-squares fit) are removed first, so a bright
   CTC's ghost is not read as CD45; saturated pixels are left out. A CTC is CD45 negative. (A
@@ -35,8 +36,9 @@ class checked as one:
   nucleus's DNA. With fewer than ``min_reference_events`` leukocyte calls there is no
   reference and no flag.
 * ``no_ck``: no CK area at all, nor, on a panel with vimentin or EpCAM (which can vouch for a
-  CK-negative CTC), that marker lit at the cell (``Evidence.no_epithelial_marker``): a CTC
-  is an epithelial cell, and a call with no epithelial marker is a guess from shape alone.
+  CK-negative CTC), that marker lit at the cell once DAPI's and CK's leaks into it are taken
+  off (``Evidence.no_epithelial_marker``): a CTC is an epithelial cell, and a call with no
+  epithelial marker is a guess from shape alone.
 * ``out_of_focus`` (``ctc`` calls): the nucleus's edge over ``focus_ratio`` times as wide as
   the median leukocyte's in the same frame. The cartridge holds the cells in one plane, so a
   CTC is as sharp as the leukocytes beside it; an object out of that plane (a blob of dye or
@@ -116,10 +118,13 @@ class FlagRule:
 
 
 def _cd45_positive(e: Evidence) -> np.ndarray:
-    level = e.rules.cd45_level
-    with np.errstate(invalid="ignore"):  # NaN: not read (no CD45 channel, all saturated)
-        return (e.col("cd45_over_ck") > level) | \
+    level, ceiling = e.rules.cd45_level, e.rules.cd45_ceiling_share
+    with np.errstate(invalid="ignore"):  # NaN: not read (no CD45 channel)
+        positive = (e.col("cd45_over_ck") > level) | \
             (~e.has_ck_area & (e.col("cd45_over_cell") > level))
+        if ceiling is not None:
+            positive |= e.col("cd45_at_ceiling") >= ceiling
+    return positive
 
 
 def _unusual(e: Evidence) -> np.ndarray:
@@ -157,7 +162,7 @@ FLAG_RULES = (
     FlagRule("dna_copies_ck", GUARDED_CLASSES,
              lambda e: ~e.no_dna_in_ck & (e.dna_copies_ck | e.one_body)),
     FlagRule("low_dna", GUARDED_CLASSES, lambda e: e.has_ck_area & e.little_dna),
-    FlagRule("no_ck", GUARDED_CLASSES, lambda e: e.no_epithelial_marker),
+    FlagRule("no_ck", GUARDED_CLASSES, Evidence.no_epithelial_marker),
     FlagRule("out_of_focus", ("ctc",), Evidence.out_of_focus),
     FlagRule("one_cell", ("cluster",), lambda e: e.one_cell),
     FlagRule("unusual", None, _unusual, applies=lambda e: bool(e.reference)),
@@ -288,6 +293,11 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
     todo = ((is_ctc | candidates | unusual) & np.isnan(e.col("cd45_over_ck"))) | \
         ((clusters | vouch) & (np.isnan(e.col("partner_um2")) | np.isnan(e.col("nuclei")))) | \
         blurred | (vouch & (ck_in_place | np.isnan(e.col("exclusion_around_ck"))))
+    # The guarded calls without a CK area on a panel whose EpCAM or vimentin may stand for
+    # it: that marker's excess (``no_ck``).
+    bare = e.is_kind(GUARDED_CLASSES) & (e.col("ck_area") == 0) & \
+        np.isnan(e.col("vouch_peak")) if e.vouching_panel else np.zeros(len(todo), bool)
+    todo = todo | bare
     if not todo.any():
         return
     reader = ExclusionReader(crops, spec.panel, spec.pixel_size_um, rules, todo, batch)
@@ -301,6 +311,7 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
          ck_in_place)
     holds = candidates & e.route_holds()
     fill("cd45", is_ctc | holds | unusual)
+    fill("vouch", bare)
     with np.errstate(invalid="ignore"):  # NaN: CD45 unread over an all-saturated area
         # One read for both (the leak fit's cost is mostly its fixed part)
         fill("around", ((holds | unusual | vouch) &

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.ndimage import uniform_filter
 
-from ctcnet.inference.guard.around import around_columns, over_area
+from ctcnet.inference.guard.around import around_columns, over_area, vouch_columns
 from ctcnet.inference.guard.leaks import marker_excess
 from ctcnet.inference.guard.masks import (
     box_with_margin,
@@ -32,7 +32,6 @@ from ctcnet.inference.guard.masks import (
 )
 from ctcnet.inference.guard.nuclei import count_nuclei
 from ctcnet.inference.guard.rules import (
-    CK_NEGATIVE_CTC_ROLES,
     EXCLUSION_ROLES,
     RULES,
     GuardRules,
@@ -43,8 +42,8 @@ from ctcnet.inference.spillover import mean3x3, robust_background
 # The columns read only on the rows that need them: CD45 and the other exclusion markers and
 # CK's own shape (the costly leak fits and shape comparisons), and the nuclei an object holds
 # (a shape analysis per crop, read on cluster calls).
-ON_DEMAND_COLUMNS = ("cd45_over_ck", "cd45_core", "cd45_over_cell", "exclusion_around_ck",
-                     "partner_um2",
+ON_DEMAND_COLUMNS = ("cd45_over_ck", "cd45_core", "cd45_over_cell", "cd45_at_ceiling",
+                     "vouch_peak", "exclusion_around_ck", "partner_um2",
                      *(f"partner_um2_{role}" for role in EXCLUSION_ROLES),
                      "ck_own_structure", "nuclei")
 # The copy tests' columns: DAPI and CK each over a copy of the other moved by the scan's
@@ -64,10 +63,14 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, rules: GuardRules = 
     ``cd45_over_ck`` (upper quartile of CD45 over the CK area after removing what leaks of the
     other channels could explain, each at most ``max_leak`` of its counts), ``cd45_over_cell``
     (the same over the cell's core, half the radius round the centre, on a crop without a
-    CK area: a call without one has its CD45 read there; NaN elsewhere), ``vouch_peak``
-    (the brightest 3x3 mean within half the radius of the centre of the panel's markers that
-    can vouch for a CK-negative CTC, ``CK_NEGATIVE_CTC_ROLES``: vimentin, EpCAM; NaN on a
-    panel without them), ``dna_content``
+    CK area: a call without one has its CD45 read there; NaN elsewhere),
+    ``cd45_at_ceiling`` (the share of that area's pixels where CD45 is at its channel's
+    ceiling: clipped pixels hold no ratio, so an area all clipped reads no quartile, but CD45
+    at the camera's top is no leak), ``vouch_peak`` (the brightest excess, within half the
+    radius of the centre, of the panel's markers that can vouch for a CK-negative CTC,
+    ``CK_NEGATIVE_CTC_ROLES``: vimentin, EpCAM, once what DAPI and CK leak into them is
+    taken off, as for CD45: a nucleus's leak lights every cell; NaN on a panel without
+    them), ``dna_content``
     (background-subtracted DAPI counts summed over the nucleus: the parts of DAPI above the
     level that touch the CK area or lie within a quarter of the radius of the centre; only
     comparable between crops of one scan), ``nucleus_in_ck`` (the share of that nucleus's
@@ -153,7 +156,8 @@ class ExclusionReader:
     ``REGISTERED_COLUMNS``)."""
 
     GROUPS = {"ck_own": ("ck_own_structure",),
-              "cd45": ("cd45_core", "cd45_over_ck", "cd45_over_cell"),
+              "cd45": ("cd45_core", "cd45_over_ck", "cd45_over_cell", "cd45_at_ceiling"),
+              "vouch": ("vouch_peak",),
               "around": ("exclusion_around_ck", "partner_um2",
                          *(f"partner_um2_{role}" for role in EXCLUSION_ROLES)),
               "nuclei": ("nuclei",),
@@ -344,16 +348,11 @@ def _measured(batch: _Batch, cd45_rows: np.ndarray | None,
         out[f"peak_{i}"] = np.arcsinh(peak[:, i])
         out[f"mean_{i}"] = np.arcsinh(mean[:, i])
     nan = np.full(n, np.nan, np.float32)
-    vouching = [i for i, role in enumerate(batch.panel.roles()) if role in CK_NEGATIVE_CTC_ROLES]
-    # Where a CK-negative CTC's marker is lit at the cell (the CK area's centre score reads
-    # the same half radius): without it, a call without CK has no epithelial marker at all.
-    out["vouch_peak"] = z[:, vouching][:, :, batch.core(0.5)].max(axis=2).max(axis=1) \
-        if vouching else nan.copy()
     if batch.ck is None:
         out.update(ck_peak=nan, ck_area=nan, dna_in_ck=nan, dna_content=nan,
                    nucleus_in_ck=nan, dna_edge_um=nan, dna_own_structure=nan,
-                   cd45_over_ck=nan, cd45_core=nan, cd45_over_cell=nan,
-                   exclusion_around_ck=nan, partner_um2=nan,
+                   cd45_over_ck=nan, cd45_core=nan, cd45_over_cell=nan, cd45_at_ceiling=nan,
+                   vouch_peak=nan, exclusion_around_ck=nan, partner_um2=nan,
                    **{f"partner_um2_{role}": nan for role in EXCLUSION_ROLES},
                    ck_own_structure=nan, nuclei=nan, copy_move_y=nan, copy_move_x=nan)
         return pd.DataFrame(out)
@@ -428,6 +427,7 @@ def _cd45_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
                           batch.ck_area[rows] > 0)
     out["cd45_core"][rows], out["cd45_over_ck"][rows] = q50, q75
     # Over the cell where there is no CK area to read it over (the rest: NaN, not read).
+    area = batch.area[rows]
     bare = batch.ck_area[rows] == 0
     if bare.any():
         core = np.broadcast_to(batch.core(0.5), (int(bare.sum()), *batch.disk.shape))
@@ -435,6 +435,10 @@ def _cd45_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
         cell[bare] = over_area(excess[bare], clipped[bare], batch.disk, core,
                                np.ones(len(core), bool))[1]
         out["cd45_over_cell"][rows] = cell
+        area = np.where(bare[:, None, None], batch.core(0.5), area)
+    at_top = batch.x[rows, batch.cd45] >= batch.panel.saturation_levels[batch.cd45]
+    out["cd45_at_ceiling"][rows] = (at_top & area).sum(axis=(1, 2)) / \
+        np.maximum(area.sum(axis=(1, 2)), 1)
 
 
 def _ck_own_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
@@ -479,5 +483,5 @@ def _nuclei_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
 
 
 # The groups read on a crop's own (``registered`` needs the moves: ``ExclusionReader.read``).
-_READERS = {"ck_own": _ck_own_columns, "cd45": _cd45_columns, "around": around_columns,
-            "nuclei": _nuclei_columns}
+_READERS = {"ck_own": _ck_own_columns, "cd45": _cd45_columns, "vouch": vouch_columns,
+            "around": around_columns, "nuclei": _nuclei_columns}

@@ -67,6 +67,16 @@ class GuardRules:
     cd45_level
         CD45 positivity: upper quartile of CD45 over the CK area once the leaks are removed;
         also the level of the exclusion markers round it for ``possible_ctc``.
+    cd45_ceiling_share
+        The share of a ``ctc`` call's CK area (without one, its cell's core) with CD45 at the
+        camera's ceiling that makes it CD45 positive as well (``cd45_at_ceiling``; None: not
+        read so). Saturated pixels hold no ratio and stay out of the quartile, so an area
+        all clipped read no CD45: an aggregate saturated in every channel, CD45 six times a
+        leukocyte's, was counted as a CTC on a lab's cartridge. A leak (at most ``max_leak``
+        of its dye's counts) does not reach the ceiling; a display export's 255 is its
+        viewer's stretch, not the camera's, so :meth:`for_crops` sets None there. On the
+        golden cartridge, the export families (tight exports, hand-drawn composites) and
+        exported-style cells placed into two cartridges, no call or review flag changed.
     export_cd45_level
         ``cd45_level`` for display exports (8-bit RGB composites). JPEG's crosstalk of a
         bright CK plane into the CD45 plane, against the small noise an 8-bit plane leaves,
@@ -336,6 +346,7 @@ class GuardRules:
     """
 
     cd45_level: float = 2.0
+    cd45_ceiling_share: float | None = 0.05
     export_cd45_level: float = 3.0
     dna_level: float = 3.0
     dna_share: float = 0.08
@@ -382,11 +393,12 @@ class GuardRules:
     def for_crops(self, exported: bool) -> GuardRules:
         """These rules for crops that are display exports (``exported``: their leak
         allowances, :func:`leak_allowance` and ``export_copy_leak``, the CD45 line at
-        ``export_cd45_level``, the markers' call's ``export_markers_cd45_core``, the
+        ``export_cd45_level`` and no ``cd45_ceiling_share``, the markers' call's
+        ``export_markers_cd45_core``, the
         flag's ``shown_ctc_structure`` at ``body_level`` and no ``nucleus_in_ck_share``) or
         scans."""
         rules = self.with_leak(leak_allowance(exported, self))
-        return replace(rules, cd45_level=self.export_cd45_level,
+        return replace(rules, cd45_level=self.export_cd45_level, cd45_ceiling_share=None,
                        copy_leak=self.export_copy_leak,
                        crop_markers_cd45_core=self.export_markers_cd45_core,
                        shown_ctc_structure=self.body_level, nucleus_in_ck_share=None) \
