@@ -55,6 +55,10 @@ MARKER_ROLES = {
     "VIM": "mesenchymal", "VIMENTIN": "mesenchymal",
     "EPCAM": "epcam", "CD326": "epcam",
 }
+# The roles of markers that can vouch for a CK-negative CTC (a CTC that lost CK keeps its
+# vimentin or EpCAM): the simulator lets such CTCs lack CK, the guard reads them for ``no_ck``,
+# and a model that drops one is said to miss those CTCs.
+CK_NEGATIVE_CTC_ROLES = ("mesenchymal", "epcam")
 
 # The channel drops already said (data, channels dropped, model's channels).
 _DROPS_SAID: set[tuple] = set()
@@ -307,7 +311,7 @@ class Panel:
             _DROPS_SAID.add(said)
             # A marker that finds CK-negative CTCs (vimentin, EpCAM) the model cannot read:
             # those CTCs are not counted, which a count read beside the scanner's should say.
-            vouching = [name for name in extra if marker_role(name) in ("mesenchymal", "epcam")]
+            vouching = [name for name in extra if marker_role(name) in CK_NEGATIVE_CTC_ROLES]
             # A plane of no marker the calls know (a therapy marker, a free plane), measured
             # beside them, is the panel as designed: said in the log, not warned of nightly.
             level = logging.INFO if dropped_as and all(

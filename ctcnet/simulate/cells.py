@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ctcnet.io.panel import CK_NEGATIVE_CTC_ROLES
 from ctcnet.io.taxonomy import SUBTYPE_PARENTS
 from ctcnet.simulate.debris import aggregate, autofluorescent, blob, fibre, fragment, tdev
 from ctcnet.simulate.primitives import (
@@ -215,7 +216,7 @@ def ctc(p: Primitives, ev, ctx: Context, x0=0.0, y0=0.0, style: str = "bright",
     if style == "dim":
         ck = _amp(ctx, ev, "epithelial", 12, 60)
         # CK-negative EMT cells only where vimentin or EpCAM can vouch for them.
-        can_lack_ck = bool({"mesenchymal", "epcam"} & ctx.panel_roles)
+        can_lack_ck = bool(set(CK_NEGATIVE_CTC_ROLES) & ctx.panel_roles)
         snr = np.where(can_lack_ck & (rng.random(n) < 0.35), ctx.ck_negative_min_snr,
                        ctx.dim_ck_min_snr)
         # The floor is set against nominal noise; the dim_ck shift still halves it.

@@ -430,12 +430,13 @@ def _cd45_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
     area = batch.area[rows]
     bare = batch.ck_area[rows] == 0
     if bare.any():
-        core = np.broadcast_to(batch.core(0.5), (int(bare.sum()), *batch.disk.shape))
+        core = batch.core(0.5)
         cell = np.full(len(bare), np.nan, np.float32)
-        cell[bare] = over_area(excess[bare], clipped[bare], batch.disk, core,
-                               np.ones(len(core), bool))[1]
+        cell[bare] = over_area(excess[bare], clipped[bare], batch.disk,
+                               np.broadcast_to(core, (int(bare.sum()), *core.shape)),
+                               np.ones(int(bare.sum()), bool))[1]
         out["cd45_over_cell"][rows] = cell
-        area = np.where(bare[:, None, None], batch.core(0.5), area)
+        area = np.where(bare[:, None, None], core, area)
     at_top = batch.x[rows, batch.cd45] >= batch.panel.saturation_levels[batch.cd45]
     out["cd45_at_ceiling"][rows] = (at_top & area).sum(axis=(1, 2)) / \
         np.maximum(area.sum(axis=(1, 2)), 1)

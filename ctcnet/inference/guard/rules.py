@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ctcnet.io.panel import CK_NEGATIVE_CTC_ROLES  # noqa: F401 (the guard's: no no_ck where lit)
 from ctcnet.nn.calls import COUNTED_CLASSES
 
 MARKER_FLAGS = ("cd45_positive", "no_dna", "dna_copies_ck", "low_dna", "no_ck")
@@ -50,8 +51,6 @@ DOUBTED_CALLS = ("wbc", "debris", "cluster")
 # neutrophils were flagged possible_ctc that way (4,400 events; docs/robustness_matrix.md).
 EXCLUSION_ROLES = ("leukocyte", "platelet", "neutrophil")
 CTC_DYE_ROLES = ("epithelial", "nucleus")
-# Panel roles that can vouch for a CK-negative CTC (no ``no_ck`` flag where one is lit).
-CK_NEGATIVE_CTC_ROLES = ("mesenchymal", "epcam")
 # The DNA and focus references: leukocyte calls of the same frame (or sample).
 REFERENCE_CLASS = "wbc"
 # The levels of a nucleus edge (shares of its peak: low, contour, high; see shapes.edge_width).
