@@ -82,11 +82,15 @@ class CropIndex:
     channels: tuple[int, ...] | None = None
     # ``--pixel-size fit``: each crop's own pixel size (um/px), overriding the panel's.
     crop_pixel_um: tuple[float, ...] | None = None
-    # A manifest's patient_id column (None: none): a patient's draws, one split's.
-    patient_ids: list[str] | None = None
+    patient_ids: list[str] | None = None  # a manifest's patient_id column (None: none)
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    @property
+    def split_groups(self) -> list[str]:
+        """What a split keeps on one side: each crop's patient where named, else its sample."""
+        return self.patient_ids or self.sample_ids
 
     def pixel_um(self, i: int) -> float:
         """Crop ``i``'s pixel size (um/px): its own where each crop has one, else the set's."""
@@ -145,8 +149,7 @@ class CropIndex:
                        splits=[self.splits[i] for i in keep],
                        crop_pixel_um=None if self.crop_pixel_um is None else
                        tuple(self.crop_pixel_um[i] for i in keep),
-                       patient_ids=None if self.patient_ids is None else
-                       [self.patient_ids[i] for i in keep])
+                       patient_ids=self.patient_ids and [self.patient_ids[i] for i in keep])
 
 
 _UNLISTED_SAID: set[tuple[str, int]] = set()

@@ -123,8 +123,7 @@ def labelled_index(data, spec: ModelSpec, with_baselines: bool = True, baseline_
         # The baselines fit on rows not scored (their split=train rows), never on those scored.
         chosen = chosen_splits(index, splits)
         warn_of_samples_on_both_sides(
-            [s.lower() for s in index.splits], index.patient_ids or index.sample_ids,
-            index.root,
+            [s.lower() for s in index.splits], index.split_groups, index.root,
             "the baselines (fitted on its train rows) and a model trained on this manifest")
         fit_on, index = index.subset(~chosen), index.subset(chosen)
         log.info("%s: scoring the %d crops of split %s", index.root, len(index),

@@ -110,6 +110,8 @@ LIST_REASONS = {"counted_call_doubt": "a {counted} call in doubt",
                                            "class by the cartridge's prior",
                 "counted_class_cut_by_border": "a {counted} cut by the frame border",
                 "failed": "no call"}
+# ``counted_class_in_band`` under a rule without a band (ctcnet.nn.calls): the runner-up.
+UNBANDED_IN_BAND = "another call under the review threshold, a {counted} its runner-up"
 
 
 def review_list_text(review_list: dict | None, events: int, reported=None) -> str:
@@ -127,7 +129,7 @@ def review_list_text(review_list: dict | None, events: int, reported=None) -> st
     def caption(code: str) -> str:
         flag = GUARD_FLAGS.get(code.removeprefix(GUARD_PREFIX))
         listed = (LIST_REASONS.get(code, "") if banded or code != "counted_class_in_band"
-                  else "another call under the review threshold, a {counted} its runner-up")
+                  else UNBANDED_IN_BAND)
         listed = listed.replace("{counted}", counted_words(reported))
         return listed or (flag[0] if flag else code)
 

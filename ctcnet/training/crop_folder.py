@@ -83,8 +83,7 @@ def folder_splits(index: CropIndex, taxonomy: Taxonomy, crop_size: int, model_pi
     splits = np.array([s.lower() for s in index.splits], dtype=object)
     by_hand = (splits != "").any()  # a manifest's split column: a person placed these crops
     warn_of_alike_sample_ids(index.sample_ids, index.root)
-    # What a split by sample keeps together: the patient where the manifest names one.
-    groups = index.patient_ids or index.sample_ids
+    groups = index.split_groups
     unknown = sorted(set(splits) - set(SPLITS) - {""})
     if unknown:
         raise InputError(f"manifest split values {unknown} are not one of {SPLITS}", index.root)
