@@ -102,8 +102,8 @@ class Draw:
 
 def _decided_so_far(summary: dict, class_name: str) -> str | None:
     """A review under way, not signed off, as its decisions stand (summary.json's
-    ``reviewed``), or None before any decision. Said in place of the span a review could
-    move the count to: the span is of the calls as predict made them, and a confident call
+    ``reviewed``), or None before any decision. The span a review could move the count to
+    is said beside it as what it is, of the calls as predict made them: a confident call
     relabelled goes past it (2.14-3.21 stated beside an after-review 4.29)."""
     reviewed = summary.get("reviewed")
     if not isinstance(reviewed, dict) or not reviewed.get("reviewed"):
