@@ -55,9 +55,7 @@ MARKER_ROLES = {
     "VIM": "mesenchymal", "VIMENTIN": "mesenchymal",
     "EPCAM": "epcam", "CD326": "epcam",
 }
-# The roles of markers that can vouch for a CK-negative CTC (a CTC that lost CK keeps its
-# vimentin or EpCAM): the simulator lets such CTCs lack CK, the guard reads them for ``no_ck``,
-# and a model that drops one is said to miss those CTCs.
+# Markers that can vouch for a CTC that lost CK (the simulator's, the guard's no_ck, a drop).
 CK_NEGATIVE_CTC_ROLES = ("mesenchymal", "epcam")
 
 # The channel drops already said (data, channels dropped, model's channels).
