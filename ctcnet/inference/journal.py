@@ -30,7 +30,7 @@ from ctcnet.core.paths import absolute
 from ctcnet.detect.detection import DetectConfig
 from ctcnet.errors import OutputFolderError, SampleIdTakenError
 from ctcnet.inference.cluster_parts import SAME_CLUSTER_UM
-from ctcnet.inference.guard import RULES
+from ctcnet.inference.guard import RULES, TABLE_MEASURES
 from ctcnet.inference.model_records import network_sha256
 from ctcnet.inference.summary import (
     SUMMARY_FILE,
@@ -48,7 +48,7 @@ PARTS_DIR = "parts"
 # earlier ctcnet) is refused, not mixed in: the events files are assembled from every part
 # under one schema.
 TABLE_COLUMNS = ["filed_by_prior", "guard", "markers_ctc", "markers_vouch",
-                 "cluster_partner"]
+                 "cluster_partner", *TABLE_MEASURES]
 
 log = logging.getLogger(__name__)
 

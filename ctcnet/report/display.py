@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.core.robust import crop_statistics
+from ctcnet.inference.guard.flags import TABLE_MEASURES
 from ctcnet.review.levels import MIN_SNR, SAMPLE_PERCENTILE, DisplayLevels
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,11 @@ log = logging.getLogger(__name__)
 OVERLAY_FLOOR_SNR = 1.0
 PEAK_RADIUS_UM = 8.0      # a cell's own area: its peak is read within this of the centre
 # The guard's own measurements (noise units but the edge), shown where the events table has them.
-GUARD_MEASURES = {"ck_peak": "CK peak", "cd45_over_ck": "CD45 over CK",
-                  "dna_in_ck": "DAPI in CK", "exclusion_around_ck": "exclusion around CK",
+GUARD_MEASURES = {"ck_peak": "CK peak", "ck_area_um2": "CK area um2",
+                  "cd45_over_ck": "CD45 over CK", "dna_in_ck": "DAPI in CK",
+                  "exclusion_around_ck": "exclusion around CK",
                   "dna_own_structure": "DAPI structure", "dna_edge_um": "nucleus edge um"}
+assert set(GUARD_MEASURES) == set(TABLE_MEASURES)
 
 
 def levels_from_statistics(channels, background: np.ndarray, noise: np.ndarray,

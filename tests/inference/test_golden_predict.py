@@ -18,7 +18,9 @@ its ``cluster_partner`` column was added when predict began naming a cluster's p
 eight cluster calls: seven ``neutrophil``, where the simulator drew CTC-neutrophil clusters,
 and ``homotypic`` on its CTC doublet); its ``review`` column gained its one ``ctc`` call
 cut by the frame edge (p 0.89, filed as debris) when predict began showing the CTC and
-cluster calls the border cuts; every other column is as first written.
+cluster calls the border cuts; the guard's measurements (``TABLE_MEASURES``: ``ck_peak`` to
+``dna_edge_um``) were added when predict began writing them, every other column then
+unchanged; every other column is as first written.
 """
 
 import pandas as pd

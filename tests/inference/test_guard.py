@@ -14,6 +14,7 @@ from ctcnet.inference.guard import (
     MARKERS_VOUCH,
     ON_DEMAND_COLUMNS,
     RULES,
+    TABLE_MEASURES,
     box_least_squares,
     counted,
     fit_reference,
@@ -65,7 +66,8 @@ def test_marker_flags_fire_only_on_contradicted_ctc_calls(rng, spec):
     ])
     proba = onehot(["ctc", "ctc", "ctc", "cluster", "ctc", "wbc"], spec)
     flags = review_flags(crops, proba, spec)
-    assert list(flags.columns) == [*FLAGS, "any", MARKERS_CTC, MARKERS_VOUCH, CLUSTER_PARTNER]
+    assert list(flags.columns) == [*FLAGS, "any", MARKERS_CTC, MARKERS_VOUCH, CLUSTER_PARTNER,
+                                   *TABLE_MEASURES]
     assert flags["any"].tolist() == [False, False, True, True, True, False]
     # A leukocyte without CK called a CTC: its CD45 is read over the cell instead.
     assert flags["cd45_positive"].tolist() == [False, False, True, False, True, False]

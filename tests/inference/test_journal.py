@@ -526,13 +526,16 @@ def test_a_12_bit_scan_stated_as_16_bit_gets_the_guard_of_its_cameras_top(clean_
                                                                            tmp_path):
     """Glare clips a 12-bit camera's CK at 4095 over a band of a frame. Stated 0-4095, or
     0-65535 with the counts as they are, or 0-65535 stored x16 (clipped at 65520): every
-    event's calls, flags and marker readings the same. Stated 0-65535, the guard read the
-    band as unsaturated (it is saturated at the camera's top, which the frame check said)."""
+    event's calls, flags and marker readings the same (the measurements up to the rounding
+    of counts stored x16). Stated 0-65535, the guard read the band as unsaturated (it is
+    saturated at the camera's top, which the frame check said)."""
     import json
 
     import numpy as np
     import pandas as pd
     import tifffile
+
+    from ctcnet.inference.guard import TABLE_MEASURES
 
     for frame in cart.glob("r*.tif"):
         pixels = tifffile.imread(frame)
@@ -561,7 +564,11 @@ def test_a_12_bit_scan_stated_as_16_bit_gets_the_guard_of_its_cameras_top(clean_
     for name in ("wide", "x16"):
         assert len(runs[name]) == len(runs["counts"]), name
         for column in readings:
-            assert runs[name][column].equals(runs["counts"][column]), (name, column)
+            if column in TABLE_MEASURES:
+                np.testing.assert_allclose(runs[name][column], runs["counts"][column],
+                                           rtol=0.01, atol=0.02, err_msg=f"{name} {column}")
+            else:
+                assert runs[name][column].equals(runs["counts"][column]), (name, column)
 
 
 def test_an_overwrite_stopped_before_its_summary_leaves_the_sample_missing(clean_run, cart,

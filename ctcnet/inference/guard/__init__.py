@@ -39,7 +39,13 @@ from ctcnet.inference.guard.calls import (
     markers_call,
     markers_overrule,
 )
-from ctcnet.inference.guard.flags import FLAG_RULES, Evidence, FlagRule, review_flags
+from ctcnet.inference.guard.flags import (
+    FLAG_RULES,
+    TABLE_MEASURES,
+    Evidence,
+    FlagRule,
+    review_flags,
+)
 from ctcnet.inference.guard.leaks import box_least_squares
 from ctcnet.inference.guard.masks import disk_core
 from ctcnet.inference.guard.measurements import (
@@ -72,7 +78,8 @@ __all__ = [
     "CLUSTER_PARTNER", "CTC_DYE_ROLES", "DOUBTED_CALLS", "EDGE_LEVELS", "EXCLUSION_ROLES", "FLAGS",
     "FLAG_RULES", "GUARDED_CLASSES", "MARKERS_CTC", "MARKERS_VOUCH", "MARKER_FLAGS",
     "MISSED_CTC_CALLS",
-    "ON_DEMAND_COLUMNS", "REFERENCE_CLASS", "RULES", "Evidence", "ExclusionReader", "FlagRule",
+    "ON_DEMAND_COLUMNS", "REFERENCE_CLASS", "RULES", "TABLE_MEASURES", "Evidence",
+    "ExclusionReader", "FlagRule",
     "GuardRules",
     "box_least_squares", "cluster_partners", "counted", "crop_set_calls",
     "crop_set_measurements", "crop_set_review",

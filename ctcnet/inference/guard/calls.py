@@ -12,7 +12,7 @@ import pandas as pd
 
 from ctcnet.core.columns import with_columns
 from ctcnet.inference.cluster_parts import SAME_CLUSTER
-from ctcnet.inference.guard.flags import FLAG_RULES, review_flags
+from ctcnet.inference.guard.flags import FLAG_RULES, TABLE_MEASURES, review_flags
 from ctcnet.inference.guard.measurements import (
     READ_CHUNK,
     measure,
@@ -224,6 +224,9 @@ def crop_set_review(crops: np.ndarray, proba: np.ndarray, spec, called: np.ndarr
         flags["any"] = flags[list(FLAGS)].any(axis=1)
         flags[CLUSTER_PARTNER] = np.where(made, checked[CLUSTER_PARTNER].to_numpy(object),
                                           flags[CLUSTER_PARTNER].to_numpy(object))
+        for name in TABLE_MEASURES:  # what the checks of the call made read
+            flags[name] = np.where(made, checked[name].to_numpy(np.float32),
+                                   flags[name].to_numpy(np.float32))
     return calls, flags
 
 
@@ -257,7 +260,8 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
         events[MARKERS_VOUCH] = np.zeros(len(events), bool)
         events[CLUSTER_PARTNER] = pd.Series([""] * len(events), index=events.index,
                                             dtype=object)
-        return events
+        return with_columns(events, {name: np.full(len(events), np.nan, np.float32)
+                                     for name in TABLE_MEASURES})
     groups = events["sample_id"].astype(str).to_numpy() if "sample_id" in events else None
     if markers_decide:
         events["class"], flags = reviewed if reviewed is not None else crop_set_review(
@@ -299,6 +303,7 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
     if "class" in events:
         partner = np.where(events["class"].to_numpy(object) == "cluster", partner, "")
     new[CLUSTER_PARTNER] = partner
+    new.update({name: flags[name].to_numpy(np.float32) for name in TABLE_MEASURES})
     return with_columns(events, new)
 
 

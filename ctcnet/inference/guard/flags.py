@@ -172,6 +172,26 @@ FLAG_RULES = (
 )
 assert tuple(rule.flag for rule in FLAG_RULES) == FLAGS
 
+# The guard's measurements an event table carries, so that a hold can be checked from the
+# table and the review page shows what the flags read: noise units of the crop's own
+# background, but the CK area (µm² at the model's scale) and the nucleus's edge (µm). A
+# column read only where a flag could turn on it (``ON_DEMAND_COLUMNS``) is NaN elsewhere.
+TABLE_MEASURES = ("ck_peak", "ck_area_um2", "dna_in_ck", "cd45_over_ck", "exclusion_around_ck",
+                  "dna_own_structure", "dna_edge_um")
+
+
+def table_measures(measured: pd.DataFrame, pixel_size_um: float) -> dict[str, np.ndarray]:
+    """``TABLE_MEASURES`` of the guard's ``measured`` table (float32; NaN for a column it
+    lacks)."""
+    n = len(measured)
+    out = {}
+    for name in TABLE_MEASURES:
+        source = "ck_area" if name == "ck_area_um2" else name
+        values = measured[source].to_numpy(np.float32) if source in measured else \
+            np.full(n, np.nan, np.float32)
+        out[name] = values * np.float32(pixel_size_um ** 2) if source == "ck_area" else values
+    return out
+
 
 def call_indices(called: np.ndarray, proba: np.ndarray, class_names,
                  decision: DecisionRule | None) -> np.ndarray:
@@ -220,7 +240,7 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, rules: GuardRules =
     if n == 0:
         flags = pd.DataFrame({f: np.zeros(0, bool) for f in FLAGS})
         flags["any"] = np.zeros(0, bool)
-        return flags
+        return flags.assign(**{name: np.zeros(0, np.float32) for name in TABLE_MEASURES})
     rule = spec.decision if decision == "spec" else decision
     called = (top_class(proba, spec.class_names, rule)[0] if called is None
               else call_indices(called, proba, spec.class_names, rule))
@@ -244,7 +264,8 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, rules: GuardRules =
     table[MARKERS_CTC] = e.markers_ctc(flags["possible_ctc"], markers_cd45)
     table[MARKERS_VOUCH] = e.markers_vouch(markers_cd45)
     table[CLUSTER_PARTNER] = e.cluster_partner()
-    return table
+    # (one join: a pandas write a column costs more than the columns)
+    return pd.concat([table, pd.DataFrame(table_measures(e.m, spec.pixel_size_um))], axis=1)
 
 
 def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRules,
