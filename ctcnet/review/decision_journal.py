@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import logging
 import os
@@ -206,7 +207,6 @@ def _csv_line(values: list) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-_TAIL_BYTES = 512  # of the last line read: a file changed before that point is read again
 
 
 class DecisionLog:
@@ -214,10 +214,10 @@ class DecisionLog:
     table), the file's stamp and how far into it they go.
 
     Between rewrites the file only grows (each decision appends a line), so :meth:`refresh`
-    reads only the lines appended since; a file replaced (a rewrite renames a new one into
-    place), shortened, or changed before that point is read again whole. :meth:`matched` keeps
-    the match of the rows it last read to a run. Thread-safe; a writer calls :meth:`append`
-    under :func:`decisions_lock`."""
+    parses only the lines appended since; a file replaced (a rewrite renames a new one into
+    place), shortened, or changed anywhere before that point (its digest) is read again
+    whole. :meth:`matched` keeps the match of the rows it last read to a run. Thread-safe;
+    a writer calls :meth:`append` under :func:`decisions_lock`."""
 
     def __init__(self, sample_dir: str | Path, file: str = REVIEW_FILE):
         self.sample_dir = Path(sample_dir)
@@ -240,7 +240,10 @@ class DecisionLog:
 
     def _forget(self) -> None:
         self._table, self._older = _empty_table(), False
-        self._header, self._offset, self._tail, self._file = b"", 0, b"", None
+        # What was read: the bytes up to ``_offset``, whose digest ``_read_hash`` keeps (a
+        # file whose first ``_offset`` bytes are no longer these is read again whole).
+        self._header, self._offset, self._file = b"", 0, None
+        self._read_hash = hashlib.sha256()
         self._stamp = "none"
         self._matched: tuple[str, str, Matched] | None = None
 
@@ -294,7 +297,7 @@ class DecisionLog:
         data = _complete_lines(fh.read(), self.path)
         self._table, self._older = _parse(data.decode("utf-8", "replace"), self.path)
         self._header = data[:data.find(b"\n") + 1]
-        self._offset, self._tail = len(data), data[-_TAIL_BYTES:]
+        self._offset, self._read_hash = len(data), hashlib.sha256(data)
         st = os.fstat(fh.fileno())
         self._file = (st.st_dev, st.st_ino)
 
@@ -303,8 +306,11 @@ class DecisionLog:
         changed before the point reached (it must be read whole)."""
         if self._file != (st.st_dev, st.st_ino) or st.st_size < self._offset or not self._header:
             return False
-        fh.seek(self._offset - len(self._tail))
-        if fh.read(len(self._tail)) != self._tail:
+        # Every byte read before, not only the last line's: a journal restored in place (a
+        # copy over it, the same size) or edited in an earlier line kept the rows first read,
+        # and a sign-off then signed a count no line of the file gave.
+        fh.seek(0)
+        if hashlib.sha256(fh.read(self._offset)).digest() != self._read_hash.digest():
             return False
         data = _complete_lines(fh.read(), self.path)
         if data:
@@ -313,7 +319,7 @@ class DecisionLog:
             self._table = pd.concat([self._table, rows], ignore_index=True) \
                 if len(self._table) else rows
             self._offset += len(data)
-            self._tail = (self._tail + data)[-_TAIL_BYTES:]
+            self._read_hash.update(data)
         return True
 
     def matched(self, run: RunEvents) -> Matched:
@@ -391,7 +397,7 @@ class DecisionLog:
             return
         self._parts.append(row)  # joined when the whole table is next asked for
         self._offset += len(line)
-        self._tail = (self._tail + line)[-_TAIL_BYTES:]
+        self._read_hash.update(line)
         self._stamp = self.stamp()
         if prior is not None:
             self._matched = (self._stamp, run.run_id, extend_match(prior[2], row, run))

@@ -355,6 +355,29 @@ def test_a_log_reads_what_others_append_and_what_they_rewrite(tmp_path, monkeypa
     assert len(whole_reads) == 2
 
 
+def test_a_journal_changed_in_place_before_its_last_line_is_read_again(tmp_path):
+    """A copy restored over the journal (the same file, the same size) or an earlier line
+    edited in place: the log reads the file as it is, not the rows it read before (a sign-off
+    signed a count that no line of the file gave)."""
+    events, run = tiny_run(classes=["debris"] * 16)
+    log = D.DecisionLog(tmp_path)
+    for event in range(16):  # the first line well before the last's few hundred bytes
+        D.record_decision(tmp_path, run, event, "wbc", "a", decisions=log)
+    path = tmp_path / D.REVIEW_FILE
+    signed = path.read_bytes()
+    lines = signed.splitlines(keepends=True)
+    edited = b"".join([lines[0], lines[1].replace(b",wbc,a,", b",ctc,a,"), *lines[2:]])
+    assert len(edited) == len(signed) and edited != signed
+    for content, first_call in ((edited, "ctc"), (signed, "wbc")):
+        inode = path.stat().st_ino
+        with open(path, "r+b") as fh:  # in place, as cp over it writes
+            fh.write(content)
+        assert path.stat().st_ino == inode
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+        calls = log.refresh().sort_values("event_id")["reviewer_call"].tolist()
+        assert calls == [first_call] + ["wbc"] * 15
+
+
 def matched_values(m: D.Matched) -> dict:
     """A match as plain values, to compare two."""
     return {"target": m.target.tolist(), "superseded": m.superseded,
