@@ -149,7 +149,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 SAMPLES_SHOWN = 12  # samples (patients) listed on the console; report.json has them all
 
 
-def _summary_lines(report: dict) -> list[str]:
+def _summary_lines(report: dict, calibrated_on: str | None = None) -> list[str]:
+    """The console's figures of a crop set's evaluation (``calibrated_on``: the crops the
+    evaluated model was calibrated on here, with --calibrate-on)."""
     cnn = report["cnn"]
     markers = cnn.get("marker_calls")
     from ctcnet.report.crop_set_page import pixel_size_text
@@ -169,7 +171,13 @@ def _summary_lines(report: dict) -> list[str]:
         lines.append(f"  the markers changed {markers['changed']} of the network's calls "
                      f"({changes}); the network alone: accuracy "
                      f"{markers['network_accuracy']:.3f}")
-    if cnn["ece"] > cnn["ece_uncalibrated"]:
+    if cnn["ece"] > cnn["ece_uncalibrated"] and calibrated_on:
+        # (the advice below is the step just taken: a temperature from a few crops a class
+        # is noisy, and crops unlike these fit it for another look)
+        lines.append(f"  the temperature fitted here on {calibrated_on} fits these crops worse "
+                     "than none: its crops are few or unlike these (more labelled crops of "
+                     "this look refit it better)")
+    elif cnn["ece"] > cnn["ece_uncalibrated"]:
         lines.append("  the model's temperature (its calibration) fits these crops worse than "
                      "none: --calibrate-on VAL_CROPS --save-model refits it on crops like them")
     for name, pc in cnn["per_class"].items():
@@ -338,7 +346,9 @@ def run(args: argparse.Namespace) -> int:
     if args.model is not None:  # (once read: a refusal is one line) two logs told apart
         from ctcnet.commands.models import say_model
 
-        say_model(args.model)
+        # The figures are the calibrated model's where --calibrate-on made one.
+        say_model(args.save_model if args.calibrate_on else args.model,
+                  calibrated_from=args.model if args.calibrate_on else None)
     for said in (absent_classes_warning(report), few_crops_warning(report)):
         if said:
             log.warning("%s", said)
@@ -351,7 +361,7 @@ def run(args: argparse.Namespace) -> int:
                           "per_class": report["cnn"]["per_class"],
                           "ece": report["cnn"]["ece"], **report}))
     else:
-        print("\n".join(_summary_lines(report)))
+        print("\n".join(_summary_lines(report, args.calibrate_on)))
         print(f"report: {args.out}/report.json; the crops called other than their label: "
               f"{args.out}/index.html")
     return 0

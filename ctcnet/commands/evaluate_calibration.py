@@ -110,4 +110,23 @@ def calibrate(args: argparse.Namespace, model, warnings: list[str]):
         print(f"  cartridges' review band kept: its stated miss rate ({band['level']:.0%}, "
               f"{band.get('confidence', 0.95):.0%} confidence) was measured on the base "
               "model's calls, not again on these", file=sys.stderr)
+    _say_leaks(spec)
     return args.save_model
+
+
+def _say_leaks(spec) -> None:
+    """The instrument's leaks the labelled CTCs showed (the guard's allowances), and those of
+    the model they replace, on the console: they change what the guard holds."""
+    import sys
+
+    from ctcnet.training.finetune_card import leaks_line
+
+    found = spec.metrics.get("leaks") or {}
+    if not found:
+        return
+    print(f"  {leaks_line(found, spec).removeprefix('- ')}", file=sys.stderr)
+    replaced = found.get("replaced") or {}
+    if replaced:
+        print("  replacing the model's: " + ", ".join(
+            f"{name} {', '.join(f'{v:.1%} of {k}' for k, v in leaks.items())}"
+            for name, leaks in replaced.items()), file=sys.stderr)

@@ -18,9 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object per model")
 
 
-def say_model(given: str | None, name: str | None = None, spec=None) -> None:
+def say_model(given: str | None, name: str | None = None, spec=None,
+              calibrated_from: str | None = None) -> None:
     """The console's model line (stderr): a model given with --model, as given (a lab's
-    fine-tune, where ``spec`` says, of which model), or the shipped model ``name`` chosen for
+    fine-tune, where ``spec`` says, of which model; ``calibrated_from``: the model given,
+    where ``given`` is its calibration made here), or the shipped model ``name`` chosen for
     the data's channels. Two evaluations' logs side by side then say which model each read."""
     import os
     import sys
@@ -31,6 +33,9 @@ def say_model(given: str | None, name: str | None = None, spec=None) -> None:
         return
     base = ((getattr(spec, "training", None) or {}).get("finetune") or {}).get("base") or {}
     of = f"; a fine-tune of {os.path.basename(base['path'])}" if base.get("path") else ""
+    if calibrated_from:
+        print(f"model: {given} (calibrated here from {calibrated_from})", file=sys.stderr)
+        return
     print(f"model: {given} (given{of})", file=sys.stderr)
 
 

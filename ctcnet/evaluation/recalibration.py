@@ -260,6 +260,12 @@ def with_instrument_leaks(spec, index):
     found = labelled_leaks([index.read(i) for i, label in enumerate(index.labels)
                             if label == "ctc"], panel)
     if found["leaks"]:
+        # What the model allowed before in those channels, kept in the record: said beside
+        # the new leaks (a fine-tune's measured leaks, replaced by a recalibration's).
+        found["replaced"] = {
+            c.name: {k: float(v) for k, v in c.leaks_in.items() if k == found["source"]}
+            for c in spec.panel.channels
+            if c.name in found["leaks"] and found["source"] in c.leaks_in}
         spec = spec.replace(panel=spec.panel.with_leaks(found["source"], found["leaks"]))
         log.info("CK's leaks measured on the labelled CTCs: %s (%s ratios)", found["leaks"],
                  found["crops"])

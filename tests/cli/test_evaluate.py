@@ -26,6 +26,21 @@ def test_the_summary_says_when_calibration_fits_worse_and_what_the_review_band_h
                "3 of 13" in line for line in lines)
     lines = _summary_lines({"n": 108, "class_counts": {}, "cnn": {**cnn, "ece": 0.05}})
     assert not any("fits these crops worse" in line for line in lines)
+    # Calibrated here: not told to take the step just taken.
+    lines = _summary_lines({"n": 108, "class_counts": {}, "cnn": cnn}, calibrated_on="lab_cal")
+    assert any("the temperature fitted here on lab_cal fits these crops worse than none: its "
+               "crops are few or unlike these" in line for line in lines)
+    assert not any("--calibrate-on" in line for line in lines)
+
+
+def test_the_model_line_names_the_model_calibrated_here(capsys):
+    """Evaluated after --calibrate-on, the figures are the saved model's: the line named the
+    model given."""
+    from ctcnet.commands.models import say_model
+
+    say_model("models/lab_cal.pt", calibrated_from="models/lab.pt")
+    assert capsys.readouterr().err == \
+        "model: models/lab_cal.pt (calibrated here from models/lab.pt)\n"
 
 
 def test_the_summary_says_the_pixel_size_the_crops_were_read_at():

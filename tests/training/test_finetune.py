@@ -269,6 +269,12 @@ def test_a_labs_ctcs_teach_the_guard_its_instruments_leak(lab, tmp_path):
     cd45 = spec.panel.index_of("CD45")
     assert tuned.panel.channels[cd45].leaks_in == {"CK": found["leaks"]["CD45"]}
     assert RULES.leak_cap(tuned.panel, cd45) > 0.3 > RULES.leak_cap(spec.panel, cd45)
+    assert found["replaced"] == {}  # the base allowed none of its own
+    # Measured again on a model that has them (a fine-tune recalibrated): what they replace
+    # is kept in the record, said beside the new ones.
+    again = with_instrument_leaks(tuned, read_crop_index(tmp_path / "crops").conform(
+        spec.panel))[1]
+    assert again["replaced"] == {name: {"CK": v} for name, v in found["leaks"].items()}
     # The same crops under the lab's own names for the channels ("PanCK", "CD45-APC", which
     # reach the model's CK and CD45 by name): the leak is the model's CK into its CD45, not lost
     # under a name the model's panel has not (nor refused as one).
