@@ -395,6 +395,7 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
     one named, or chosen here for the whole batch); run.json once all have ended, a line for
     each input; the run's exit status (1 where an input was left without an output by a
     process that failed)."""
+    import logging
     import sys
     import time
 
@@ -443,6 +444,15 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
         error=f"a process ended with status {status}" if failed else
         f"stopped by {stopped_by}" if stopped_by else None)
     missing = [e["name"] for e in index["outputs"] if e.get("missing")]
+    if stopped_by and not missing:
+        # The signal came as the last inputs were finished (a process ends on it after its
+        # last output is written): every input has its output, so the night is complete and
+        # said so, each input's outcome listed, not "stopped" beside a full set of results.
+        index = write_run_index(out, names, len(shares), since=started)
+        done = f"stopped by {stopped_by} once every input was done: nothing is left to resume"
+        print(f"ctcnet predict: {done}", file=sys.stderr)
+        log.note(done, logging.WARNING)
+        status = 0
     if missing and status == 0:
         say_error(f"no output for {missing}", log)
         status = 1

@@ -356,6 +356,27 @@ def test_a_run_stopped_in_its_processes_says_what_stopped_it(scans, tmp_path, mo
                for e in run["outputs"])
 
 
+def test_a_run_stopped_once_every_input_was_done_is_finished(scans, tmp_path, monkeypatch,
+                                                              capsys):
+    """SIGTERM as the processes wrote their last outputs: each ended on the signal, but every
+    input has its output; run.json said "stopped" beside a complete night."""
+    from ctcnet.commands import predict_processes
+
+    base, model = scans
+    out = tmp_path / "out"
+
+    def every_input_done_then_stopped(*args, **kwargs):
+        assert main(_args(base, model, out)) == 0
+        return 143
+
+    monkeypatch.setattr(predict_processes, "run_in_processes", every_input_done_then_stopped)
+    assert main(_args(base, model, out, "--processes", "2")) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["state"] == "finished" and "error" not in run
+    assert run["outputs"] and not any(e.get("missing") for e in run["outputs"])
+    assert "once every input was done" in capsys.readouterr().err
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
 def test_a_child_stops_when_its_parent_is_killed_outright(tmp_path):
     """kill -9 of the parent (or the OOM killer) must not leave the predict processes running
