@@ -48,6 +48,12 @@ class FolderHeldError(OutputFolderError):
         self.held_since = held_since
 
 
+class FinishedEarlierError(OutputFolderError):
+    """The output folder holds this sample's finished run, made by another version of ctcnet
+    from the same scan with the same model and settings: its outputs are kept as they are (a
+    night resumed after an upgrade keeps the samples it finished), read as this run's."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, as a scheduler stops a job (cron, SLURM, systemd, ``kill``), raised where the
     command runs: it stops as on Ctrl-C (what is done stays done, predict's journal closed), says

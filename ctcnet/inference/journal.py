@@ -30,6 +30,7 @@ from ctcnet.core.paths import absolute
 from ctcnet.detect.detection import DetectConfig
 from ctcnet.errors import OutputFolderError, SampleIdTakenError
 from ctcnet.inference.cluster_parts import SAME_CLUSTER_UM
+from ctcnet.inference.finished_runs import refuse_to_redo_finished
 from ctcnet.inference.guard import RULES, TABLE_MEASURES
 from ctcnet.inference.model_records import network_sha256
 from ctcnet.inference.summary import (
@@ -214,6 +215,8 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
         journal_agrees = previous == fingerprint or _same_scan_moved(
             previous, fingerprint, done, recorded, current, parts)
         if not journal_agrees and done:
+            refuse_to_redo_finished(out_dir, isinstance(previous, dict) and _differing_keys(
+                previous, fingerprint), done, recorded, current)
             moved = _moved(previous, fingerprint)
             # Read from another folder, of other frames or another pixel size: another scan
             # with this sample id (the lab's matter), not the output folder's.

@@ -51,11 +51,12 @@ from pathlib import Path
 import numpy as np
 
 from ctcnet.core.provenance import software_record
-from ctcnet.errors import InputError, OutputFolderError
+from ctcnet.errors import FinishedEarlierError, InputError, OutputFolderError
 from ctcnet.inference.batcher import CrossFrameBatcher
 from ctcnet.inference.crop_sets import predict_crop_dataset
 from ctcnet.inference.distributed import shard
 from ctcnet.inference.dropped_planes import with_dropped_plane_problems
+from ctcnet.inference.finished_runs import kept_finished
 from ctcnet.inference.finishing import Finishing, FrameFinisher, no_events_table
 from ctcnet.inference.frame_device import default_workers, frame_device_name, resolve_frame_device
 from ctcnet.inference.frame_workers import (
@@ -476,6 +477,9 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
             if kind == "cartridge":
                 try:
                     pending = start_cartridge(item, backend, out / name, options)
+                except FinishedEarlierError as err:  # its outputs kept, counted as this run's
+                    summaries.append(kept_finished(err, name, out / name))
+                    continue
                 except InputError as err:
                     # The run has begun (run.json marked running): a refused input is set
                     # aside even alone, so the index says why beside the output it kept,

@@ -1,0 +1,52 @@
+"""A sample finished by another version of ctcnet, kept as it is when a run resumes.
+
+A journal records what made each frame's rows (``journal.run_fingerprint``); one that differs
+is another run's, refused rather than mixed into this one. But where the difference is only
+what a version of ctcnet decides (its event tables' columns, the guard's levels) and the
+earlier run finished (its ``summary.json``, every frame of the scan journaled, none changed
+since), the sample is done: a night stopped and resumed after an upgrade keeps the samples it
+finished, counted as finished, instead of setting them aside (``--overwrite`` redoes them with
+this version).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ctcnet.errors import FinishedEarlierError
+from ctcnet.inference.summary import RunSummary
+
+log = logging.getLogger(__name__)
+
+# The fingerprint's entries that a version of ctcnet sets, not the run's model, scan or options.
+VERSION_KEYS = frozenset({"table_columns", "guard", "same_cluster_um"})
+
+
+def refuse_to_redo_finished(out_dir: Path, differing: list[str] | None, done: set[str],
+                            recorded: dict, current: dict) -> None:
+    """Raise :class:`~ctcnet.errors.FinishedEarlierError` where ``out_dir`` holds a finished
+    run that differs from this one only in ``VERSION_KEYS`` (``differing``: the fingerprint's
+    entries that differ; None: an unreadable record). ``done``: the frames its journal holds;
+    ``recorded`` and ``current``: each frame's file signatures as journaled and now."""
+    if not differing or not set(differing) <= VERSION_KEYS:
+        return
+    if set(current) - set(done) or any(recorded.get(f) != current[f] for f in current):
+        return  # frames still to do, or changed since: the run is not the scan's as it is
+    try:
+        summary = RunSummary.read(out_dir)
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # none, or unreadable: not a finished run to keep
+    software = summary.software or {}
+    made = f"ctcnet {software.get('ctcnet', '(version not recorded)')}" + (
+        f", commit {software['commit'][:12]}" if software.get("commit") else "")
+    raise FinishedEarlierError(
+        f"finished by an earlier run ({made}), whose tables differ from this ctcnet's in "
+        f"{', '.join(sorted(differing))}: its outputs are kept as they are (--overwrite "
+        "redoes it with this version)", out_dir)
+
+
+def kept_finished(err: FinishedEarlierError, name: str, out_dir: Path) -> RunSummary:
+    """The summary of a sample :func:`refuse_to_redo_finished` kept, said as it is kept."""
+    log.warning("%s: %s", name, err)
+    return RunSummary.read(out_dir)

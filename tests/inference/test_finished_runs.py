@@ -1,0 +1,46 @@
+"""A sample an earlier ctcnet finished is kept when a run resumes after an upgrade: counted as
+finished, its outputs untouched, not set aside; a run of other settings is still refused."""
+
+import json
+
+import pytest
+from conftest import QUIET
+
+from ctcnet.inference.journal import PARTS_DIR
+from ctcnet.inference.predict import PredictOptions, predict_inputs
+
+
+def _journal_as_written_by(out, **changed):
+    """The sample's journal as a run of another ctcnet (or settings) would have recorded it."""
+    manifest = out / PARTS_DIR / "run.json"
+    fingerprint = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**fingerprint, **changed}))
+
+
+def test_a_sample_finished_by_another_version_is_kept_as_finished(clean_run, cart, tmp_path,
+                                                                   caplog):
+    backend, out = clean_run["backend"], tmp_path / "out"
+    first = predict_inputs([cart], out, backend, PredictOptions(**QUIET))
+    sample = out / first[0].sample_id
+    _journal_as_written_by(sample, table_columns=["filed_by_prior", "guard"])
+    events = (sample / "events.parquet").stat().st_mtime_ns
+    set_aside = {}
+    again = predict_inputs([cart], out, backend, PredictOptions(**QUIET), set_aside=set_aside)
+    assert not set_aside
+    assert [s.sample_id for s in again] == [first[0].sample_id]
+    assert again[0].tally == first[0].tally and again[0].status == first[0].status
+    assert (sample / "events.parquet").stat().st_mtime_ns == events  # nothing redone
+    assert "finished by an earlier run" in caplog.text and "table_columns" in caplog.text
+
+
+@pytest.mark.parametrize("changed", [{"detect": {"threshold_snr": 9.0}},
+                                     {"table_columns": ["guard"], "edge_cut_as": None}])
+def test_a_finished_sample_of_other_settings_is_still_refused(clean_run, cart, tmp_path,
+                                                              changed):
+    backend, out = clean_run["backend"], tmp_path / "out"
+    first = predict_inputs([cart], out, backend, PredictOptions(**QUIET))
+    _journal_as_written_by(out / first[0].sample_id, **changed)
+    set_aside = {}
+    assert predict_inputs([cart], out, backend,
+                          PredictOptions(**QUIET), set_aside=set_aside) == []
+    assert "another version's event columns" in set_aside[first[0].sample_id]
