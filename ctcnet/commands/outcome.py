@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from ctcnet.core.printable import named_counts, printable, printable_name, unmeasured_text
+from ctcnet.inference.result_state import partial_in_brief
 
 
 def outcome_line(name: str, summary: dict, dest: Path) -> str:
@@ -145,9 +146,14 @@ def batch_line(results: dict, set_aside: int, out: Path, others: int = 0) -> str
     for status in ("ok", "partial", "failed", "crop sets"):
         names = by_status.pop(status, [])
         if names or status == "ok":
+            # A partial sample with why (a frame short, a channel order in doubt): the
+            # operator reads this line, not the twenty above it.
+            why = {n: partial_in_brief(results[n]) if status == "partial" else ""
+                   for n in names[:5]}
             named = "" if status in ("ok", "crop sets") else (
-                " (" + ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5
-                                               else "") + ")")
+                " (" + ("; " if any(why.values()) else ", ").join(
+                    f"{n}: {why[n]}" if why[n] else n for n in names[:5])
+                + (f" and {len(names) - 5} more" if len(names) > 5 else "") + ")")
             parts.append(f"{len(names)} {status}{named}")
     parts += [f"{len(names)} {status}" for status, names in by_status.items()]
     if set_aside:

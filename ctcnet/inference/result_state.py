@@ -135,6 +135,28 @@ def figures_text(figures: dict) -> str:
     return ", ".join(parts)
 
 
+def channel_order_doubt(summary: dict) -> bool:
+    """Whether a summary.json's (as parsed) problems put its channel order in doubt: every
+    count rests on it, and no review decision corrects it (panel.json corrected, the sample
+    is run again)."""
+    return any("channel order" in str(p) for p in summary.get("problems") or [])
+
+
+def partial_in_brief(summary: dict) -> str:
+    """Why a partial sample is partial, in a few words (a batch's tally names each): its
+    channel order in doubt first, then the frames read, the events not classified; empty
+    where none of these says it (its problems do)."""
+    if channel_order_doubt(summary):
+        return "channel order in doubt, its counts not to be reported"
+    frames = summary.get("frames") or {}
+    if frames.get("skipped") or frames.get("missing"):
+        total = (frames.get("total") or 0) + (frames.get("missing") or 0)
+        return f"{frames.get('processed', 0)} of {total} frames read"
+    if summary.get("failed_events"):
+        return f"{summary['failed_events']} event(s) not classified"
+    return ""
+
+
 def _partial_why(summary: dict) -> str:
     frames = summary.get("frames") or {}
     total = (frames.get("total") or 0) + (frames.get("missing") or 0)
@@ -148,7 +170,7 @@ def _partial_why(summary: dict) -> str:
         parts.append(f"{summary['failed_events']} event(s) not classified")
     # A channel order in doubt leads: every other reading (a leak, a count) rests on it.
     problems = sorted((str(p) for p in summary.get("problems") or []),
-                      key=lambda p: "channel order" not in p)
+                      key=lambda p: "channel order" not in p)  # (channel_order_doubt's)
     if problems:  # the first in its own words: what a reader must weigh before the number
         first = problems[0] if len(problems[0]) <= 240 else \
             problems[0][:237].rsplit(" ", 1)[0].rstrip(",;:.") + " ..."

@@ -19,6 +19,7 @@ from ctcnet.inference.counts import Counts, ReviewedCounts, interval_text, per_v
 from ctcnet.inference.result_state import (
     RESEARCH_USE,
     automatic_figures,
+    channel_order_doubt,
     figures_text,
     result_state,
     signoff_holds,
@@ -128,12 +129,14 @@ def held_text(tally: Counts) -> str:
 
 
 def counts_table(tally: Counts, reviewed: ReviewedCounts | None, no_result: bool = False,
-                 signed: bool = False) -> str:
+                 signed: bool = False, order_in_doubt: bool = False) -> str:
     """Per class the model's counts (and the reviewed ones, when there are decisions), then a
     row of the calls the guard held apart; cells carry ``data-class`` / ``data-col``.
     ``no_result``: a failed sample's, whose cells read '-' (its zeros are no count);
     ``signed``: a sign-off holds, so the span a review could still take the count over is no
-    longer given (it told a signed-off sample's reader to wait "until the review is done")."""
+    longer given (it told a signed-off sample's reader to wait "until the review is done");
+    ``order_in_doubt``: the sample's channel order is in doubt, which no review decision
+    corrects, so the span is not given either (it read as a range a review could settle)."""
     columns = MODEL_COLUMNS + (REVIEWED_COLUMNS if reviewed is not None else [])
     values = {**tally.to_dict(), **(reviewed.to_dict() if reviewed is not None else {})}
     head = "".join(f'<th title="{html.escape(COLUMN_MEANINGS.get(key, ""))}">'
@@ -157,7 +160,13 @@ def counts_table(tally: Counts, reviewed: ReviewedCounts | None, no_result: bool
     # How far the count may move: a clinician's first question before anyone decided. Once
     # decisions are taken the after-review column says where it stands (the span, of the
     # calls as predict made them, could then read 8 to 9 beside an after-review 6).
-    if span and not no_result and not signed and reviewed is None:
+    if order_in_doubt and not no_result:
+        rows.append(f'<tr data-row="review_span"><th>the count after review</th>'
+                    f'<td colspan="{len(columns)}">not what a review settles: the channel '
+                    "order is in doubt (the problems below), and every count rests on it. "
+                    "Correct panel.json, run this sample again with --overwrite, then "
+                    "review</td></tr>")
+    elif span and not no_result and not signed and reviewed is None:
         rows.append(f'<tr data-row="review_span"><th>the count after review may be</th>'
                     f'<td colspan="{len(columns)}">{html.escape(span)} (from the calls on no '
                     "review list alone to those plus every listed event found to be one: "
@@ -387,7 +396,8 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
 {html_table(overview)}
 <h2>Counts</h2>
 {counts_table(s.tally, s.reviewed, no_result=s.status == "failed",
-              signed=signoff_holds({"signoff": signoff}))}
+              signed=signoff_holds({"signoff": signoff}),
+              order_in_doubt=channel_order_doubt({"problems": s.problems}))}
 {partners_html(s.clusters_by_partner)}
 {unread_markers_html(s.unread_markers)}
 {signoff_html(signoff) if s.reviewed is not None or signoff is not None else ''}

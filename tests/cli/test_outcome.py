@@ -100,6 +100,15 @@ def test_a_batchs_tally_names_what_is_not_ok_and_counts_the_review_lists():
     assert batch_line(results, 1, Path("out")) == (
         "10 inputs: 2 ok, 7 partial (P0, P1, P2, P3, P4 and 2 more), 1 set aside (below); 45 "
         "event(s) on the review lists, 1 signed off; the table of them all: out/samples.csv")
+    # Each partial sample with why, where its summary says: the operator's line, not the
+    # lines above it (a channel order in doubt is no frame short).
+    why = {"B": {"status": "partial", "frames": {"processed": 4, "total": 4, "missing": 1}},
+           "C": {"status": "partial", "problems": ["CK lights 3 of 300 events: check "
+                                                   "panel.json's channel order"],
+                 "frames": {"processed": 5, "total": 5}}}
+    assert batch_line({"A": ok, **why}, 0, Path("out")).startswith(
+        "3 inputs: 1 ok, 2 partial (B: 4 of 5 frames read; C: channel order in doubt, its "
+        "counts not to be reported); 12 event(s)")
     assert batch_line({"A": ok}, 0, Path("out")) is None  # one input: its line says it all
     # Two runs of one batch: what the other finished is no "set aside (below)" with no line
     # below.

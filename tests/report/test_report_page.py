@@ -100,6 +100,10 @@ def test_the_page_says_how_far_a_review_may_move_each_reported_count():
     # A failed sample (no result): no span; nor once a sign-off holds (the review is done).
     assert "may be" not in counts_table(tally, None, no_result=True)
     assert "may be" not in counts_table(tally, None, signed=True)
+    # Nor where the channel order is in doubt: no decision corrects it (a swapped CK and CD45
+    # read 263 CTCs, "after review 170 to 355", on a sample of 5).
+    doubt = counts_table(tally, None, order_in_doubt=True)
+    assert "may be" not in doubt and "not what a review settles: the channel order" in doubt
     # Nor once decisions were taken: the after-review column says where the count stands.
     from ctcnet.inference.counts import ReviewedCounts
 
