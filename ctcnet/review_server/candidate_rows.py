@@ -9,6 +9,7 @@ import math
 
 from ctcnet.report.reasons import GUARD_PREFIX, described, own_calls
 from ctcnet.review.neighbours import events_beside
+from ctcnet.review_server.signoff_checks import COULD_BE_COUNTED
 
 
 def candidate_rows(sample) -> list[dict]:
@@ -46,6 +47,10 @@ def candidate_rows(sample) -> list[dict]:
                      "partner": partner if isinstance(partner, str) and partner else None,
                      "flagged": bool(review), "edge_cut": bool(edge_cut),
                      "held": any(c.startswith(GUARD_PREFIX) for c in codes),
+                     # another call on the list for a count it could change (a sign-off
+                     # leaving it undecided needs a note: signoff_checks)
+                     "could_be_counted": str(call) not in sample.reported and any(
+                         c in COULD_BE_COUNTED for c in codes),
                      "why": why, "reasons": said[key],
                      "tile": tile, "context": sample.tile_src(event_id, "context"),
                      "markers": means[k]})

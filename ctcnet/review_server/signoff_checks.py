@@ -4,8 +4,11 @@ and among them those that need a word in the sign-off's note before it is made.
 A call the marker guard holds is a possible count (a possible missed CTC among them); a call
 counted in the figures signed (a CTC, a cluster) vouches for them on the network's word; a call
 of a reported class the guard does not check (a lab's ``tdev``: its markers are read by no
-check, and predict says to review every one) is counted on the network's word alone. Each,
-left undecided, is said in the note: the sign-off then vouches for it knowingly.
+check, and predict says to review every one) is counted on the network's word alone; another
+call that a counted class could be (in its review band, its likeliest class filed otherwise by
+the cartridge's prior, or cut by the frame border) is a possible missed CTC or cluster. Each,
+left undecided, is said in the note: the sign-off then vouches for it knowingly. The
+quality-control sample of confident calls needs no word.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ import pandas as pd
 
 from ctcnet.errors import InputError
 from ctcnet.report.reasons import GUARD_PREFIX
+
+# The reasons that put another call on the list for a count it could change.
+COULD_BE_COUNTED = ("low_confidence", "counted_likeliest", "cut_by_border")
 
 
 def open_disagreements(agreement: dict | None, reported: Iterable[str]) -> str:
@@ -43,7 +49,7 @@ def left_undecided(candidates: pd.DataFrame, decided: set[int], note: str,
     is_held = [any(c.startswith(GUARD_PREFIX) for c in codes) for codes in candidates["reasons"]]
     held = sum(o and h for o, h in zip(open_, is_held))
     calls = candidates["class"].astype(str).tolist() if "class" in candidates else []
-    unchecked = set(unchecked)
+    unchecked, reported = set(unchecked), list(reported)
 
     def left(classes, held_too=False) -> str:
         """"13 ctc, 2 cluster" of the undecided calls of ``classes`` (held ones only where
@@ -56,11 +62,18 @@ def left_undecided(candidates: pd.DataFrame, decided: set[int], note: str,
     # a possible count; a class the guard does not check is counted on the network's word
     # alone; a counted call nobody looked at vouches for the figure on the network's word (a
     # sign-off with 2 of 83 candidates decided, none of the 23 CTC calls among them).
+    # Another call on the list for a count it could change, the guard holding none of it.
+    could_be = sum(o and not h and call not in reported and
+                   any(code in COULD_BE_COUNTED for code in codes)
+                   for o, h, call, codes in zip(open_, is_held, calls, candidates["reasons"]))
     needs = [f"{held} call(s) the marker guard held" if held else "",
              f"{blind} call(s) of a class the marker guard does not check (counted on the "
              "network's word alone)" if (blind := left(unchecked, held_too=True)) else "",
              f"{counted} call(s) counted in the figures signed" if (
-                 counted := left(set(reported) - unchecked)) else "", disagreements]
+                 counted := left(set(reported) - unchecked)) else "",
+             f"{could_be} other call(s) that could be {' or '.join(sorted(reported))} "
+             "(a possible missed count: in the review band, the likeliest class, or cut by "
+             "the border)" if could_be else "", disagreements]
     needs = [n for n in needs if n]
     if needs and not note:
         raise InputError(f"{'; '.join(needs)}: left undecided; confirm, relabel or reject "

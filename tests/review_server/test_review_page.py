@@ -755,6 +755,8 @@ def test_a_tile_carries_a_scale_bar_and_the_page_says_the_panels_width(gallery):
 def test_sign_off_and_agreement_are_shown():
     state = page_state(4)
     state["signoff"] = None
+    for c in state["candidates"][1::2]:  # wbc calls a CTC or cluster could be
+        c["could_be_counted"] = True
     state["agreement"] = {"first": 3, "second": 3, "both": 3, "agree": 2, "kappa": 0.4,
                           "disagreements": [{"event_id": 2, "model_call": "ctc",
                                              "first": "ctc", "second": "rejected",
@@ -782,6 +784,8 @@ def test_sign_off_and_agreement_are_shown():
     assert got["before"] == "not signed off"
     assert got["postedFirst"] == 0 and got["preview"].startswith("sign off P001")
     assert "4 of 4 candidates undecided" in got["preview"]
+    assert "2 of them other calls that could be ctc or cluster (possible missed counts)" \
+        in got["preview"]
     assert got["after"] == "signed off by ann on 2026-01-01T00:00:00+00:00"
     # It names the run and the decisions as the page read them.
     assert [(b["run_id"], b["stamp"]) for b in got["signed"]] == [("R", "s1")]

@@ -45,3 +45,22 @@ def test_counted_calls_nobody_confirmed_need_a_note():
     held = candidates().assign(reasons=[["guard:possible_ctc"], ["call"], ["call"], ["call"]])
     with pytest.raises(InputError, match="1 call.s. the marker guard held"):
         left_undecided(held, {2, 3, 4}, "", [], reported)
+
+
+def test_another_call_that_could_be_counted_needs_a_note_a_qc_sample_none():
+    """A debris call on the list because the network found a CTC likeliest (p 0.73), left
+    undecided: signed without a word, and lumped with the quality-control sample."""
+    listed = pd.DataFrame({"event_id": [1, 2, 3, 4, 5],
+                           "class": ["debris", "wbc", "debris", "wbc", "ctc"],
+                           "reasons": [["counted_likeliest"], ["low_confidence"],
+                                       ["cut_by_border"], ["qc"], ["call", "qc"]]})
+    reported = ["ctc", "cluster"]
+    with pytest.raises(InputError, match=r"^3 other call.s. that could be cluster or ctc "
+                                         r"\(a possible missed count"):
+        left_undecided(listed, {5}, "", [], reported)
+    with pytest.raises(InputError, match=r"^1 other call.s. that could be"):
+        left_undecided(listed, {2, 3, 5}, "", [], reported)
+    assert left_undecided(listed, {2, 3, 5}, "event 1 read as debris on the gallery", [],
+                          reported) == (2, 0)
+    # The quality-control sample of confident calls alone needs no word.
+    assert left_undecided(listed, {1, 2, 3, 5}, "", [], reported) == (1, 0)
