@@ -26,6 +26,9 @@ DECISION_RULES = ("prior_shift",)
 # frequencies.
 CARTRIDGE_PRIOR = "cartridge"
 BALANCED_PRIOR = "balanced"
+# A kept review band's words where the base's cartridge marker fusion, which it read, was not
+# kept (a fine-tune: the fusion was fitted on the base network's probabilities).
+FUSION_NOT_KEPT = "fitted on its cartridge marker fusion, which is not kept"
 
 
 @dataclass(frozen=True, eq=False)
@@ -242,8 +245,7 @@ class DecisionRule:
             return self
         fitted_for = f"the base model {base} (kept by {by}, not measured again on this model)"
         if drop_fusion and band.get("reads") == "fused":
-            fitted_for += ("; fitted on its cartridge marker fusion, which is not kept: here it "
-                           "reads the network's posterior")
+            fitted_for += f"; {FUSION_NOT_KEPT}: here it reads the network's posterior"
             band = {**band, "reads": "network"}
         return self.with_review_band({**band, "fitted_for": fitted_for})
 

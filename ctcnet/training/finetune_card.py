@@ -11,6 +11,7 @@ from ctcnet.evaluation.calibration import MIN_CALIBRATION_CROPS
 from ctcnet.evaluation.recalibration import REFERENCE_SEED as SIM_TEST_SEED
 from ctcnet.inference.spillover import MIN_LABELLED
 from ctcnet.io.atomic import atomic_write_text
+from ctcnet.nn.decision_rule import FUSION_NOT_KEPT
 
 
 def write_registry_card(model_path: Path, record: dict, spec) -> None:
@@ -128,8 +129,16 @@ def _cartridge_rule_lines(spec) -> list[str]:
     band = rule.review_band_record
     said = (f"; its review band {band['band']} and stated miss rate were measured on the base "
             "network's calls, not on this one's" if band else "")
-    return [f"- Cartridge rule (log weights {weights}): the base model's, kept{said}. Check "
-            "the counts on a cartridge of your own (`ctcnet evaluate` on a labelled or "
+    # The base's cartridge fusion, fitted on the base network's probabilities, is not kept: the
+    # band reads this network's posterior alone, and queues more (59 events of a simulated
+    # 6-frame cartridge against the base's 10, on a lab's fine-tune of ctcnet-default).
+    fusion = (" The base's cartridge marker fusion (fitted on the base network's "
+              "probabilities) is not kept: on a cartridge the band reads this network's "
+              "posterior alone, so its review list can be several times the base's; measure "
+              "it on a cartridge of your own." if band and FUSION_NOT_KEPT in
+              str(band.get("fitted_for", "")) else "")
+    return [f"- Cartridge rule (log weights {weights}): the base model's, kept{said}.{fusion} "
+            "Check the counts on a cartridge of your own (`ctcnet evaluate` on a labelled or "
             "simulated cartridge) before relying on them."]
 
 

@@ -329,6 +329,8 @@ def test_a_fine_tune_says_its_cartridge_rule_and_band_are_the_base_models(lab, t
     assert "fusion, which is not kept" in kept.review_band_record["fitted_for"]
     card = out.with_suffix(".md").read_text()
     assert "the base model's, kept; its review band 0.5" in card
+    assert "The base's cartridge marker fusion (fitted on the base network's probabilities) " \
+        "is not kept: on a cartridge the band reads this network's posterior alone" in card
 
 
 def test_a_split_by_hand_that_puts_a_patient_on_both_sides_is_said_and_carded(
