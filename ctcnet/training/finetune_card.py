@@ -179,7 +179,8 @@ def _calibration_line(cal: dict, spec) -> str:
         how = f"fitted on the {cal.get('lab_crops', cal['review']['n'])} held-out lab crops alone"
     line = (f"- Calibration: temperature {cal['temperature']:.3f}, review below top probability "
             f"{spec.review_threshold:.4f}, {how}; {cal['review']['reviewed_fraction']:.1%} of "
-            f"the held-out crops under it"
+            f"the held-out crops under it ({cal['review']['reviewed']} of "
+            f"{cal['review']['n']}: few crops say a review load loosely)"
             + (f" ({cal['review']['shown_fraction']:.1%} shown for the network's doubt, as "
                "predict reads a crop folder: at the balanced prior, without a crop band)"
                if "shown_fraction" in cal["review"] else "")
@@ -189,7 +190,9 @@ def _calibration_line(cal: dict, spec) -> str:
         line += (f"\n- Guarantee on the lab's held-out crops (which also weighed in the fit): "
                  f"{g['missed']} of {g['counted_cells']} CTCs and clusters neither counted nor "
                  f"shown, so at most {g['miss_bound']:.1%} with {g['confidence']:.0%} confidence "
-                 f"(one-sided Clopper-Pearson); {g['auto_wrong']} of {g['auto_calls']} automatic "
-                 f"calls wrong (at most {g['auto_error_bound']:.1%}). A 1 % bound needs "
+                 f"(one-sided Clopper-Pearson); {g['auto_wrong']} of {g['auto_calls']} calls "
+                 "not shown to a person wrong (predict's rule: a call under the threshold is "
+                 "shown only where its doubt could change a count) (at most "
+                 f"{g['auto_error_bound']:.1%}). A 1 % bound needs "
                  f"{g['cells_for_one_percent']} CTCs and clusters with none missed")
     return line

@@ -153,7 +153,13 @@ def test_finetune_recalibrates_on_enough_held_out_crops(tmp_path, lab):
     assert "skipped" not in record["calibration"]
     assert spec.temperature == pytest.approx(info["calibration"]["temperature"])
     assert spec.review_threshold == pytest.approx(info["calibration"]["review"]["threshold"])
-    assert "Calibration: temperature" in (tmp_path / "t.md").read_text()
+    card = (tmp_path / "t.md").read_text()
+    assert "Calibration: temperature" in card
+    # The review load with the crops it rests on; the guarantee's calls said as what they are
+    # (not shown to a person: predict's rule), not as the band's "automatic" calls.
+    review = info["calibration"]["review"]
+    assert f"held-out crops under it ({review['reviewed']} of {review['n']}: " in card
+    assert "calls not shown to a person wrong" in card
 
 
 def test_finetune_on_crops_lacking_classes_warns_and_on_one_class_is_refused(
