@@ -33,7 +33,8 @@ from ctcnet.review.decisions import (
     reviewed_labels,
     warn_set_aside,
 )
-from ctcnet.review.signoff import CURRENT, signoff_in, signoff_text
+from ctcnet.review.signoff import CURRENT, signoff_in
+from ctcnet.review.signoff_words import signoff_text
 
 log = logging.getLogger(__name__)
 

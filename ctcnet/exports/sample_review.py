@@ -16,8 +16,8 @@ from ctcnet.review.signoff import (
     SIGNOFF_FILE,
     same_figures,
     signoff_in,
-    signoff_text,
 )
+from ctcnet.review.signoff_words import signoff_text
 
 log = logging.getLogger("ctcnet.exports.event_exports")  # its records, as they were
 

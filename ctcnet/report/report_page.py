@@ -29,7 +29,7 @@ from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.report.colours import overlay_legend
 from ctcnet.report.page_frame import IMAGE_CHECK, page_start
 from ctcnet.report.reasons import GUARD_FLAGS, counted_words, review_list_text
-from ctcnet.review.signoff import signoff_text
+from ctcnet.review.signoff_words import signoff_text
 
 
 def html_table(rows: list[tuple[str, object]]) -> str:

@@ -5,8 +5,10 @@ the review page and ``ctcnet crops``.
 ``RESULTS/<sample>/signoff.json`` (written atomically) holds the latest sign-off, and
 ``signoff_history.jsonl`` every sign-off in order (appended, never rewritten): who, when,
 the run it was of, how many decisions counted and how many candidates were left undecided,
-the reviewed counts per 7.5 mL it signed, the agreement with a second reading if there was one,
-and how many lines review.csv held then. A sign-off holds for the decisions it covered: the
+the reviewed counts per 7.5 mL it signed and the automatic ones the review started from, what
+the decisions changed (``changed``: each call overturned, by event), the agreement with a second
+reading if there was one, and how many lines review.csv held then. Its words are
+:mod:`ctcnet.review.signoff_words`'. A sign-off holds for the decisions it covered: the
 journal only grows, so once a decision is made, changed or taken back (a line appended) it
 reads "changed since"; once the same decisions add up to other counts per 7.5 mL than those
 signed (the blood volume in cartridge.json corrected, frames read that were not) it reads
@@ -42,7 +44,6 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from pathlib import Path
 
-from ctcnet.core.printable import utc_text
 from ctcnet.io.atomic import atomic_write_text, open_own
 from ctcnet.io.digests import file_sha256_cached
 from ctcnet.review.journal_seal import (
@@ -110,6 +111,12 @@ class SignOff:
     # The 95 % blood-draw interval of each figure signed, class -> [low, high] or None (none:
     # an older sign-off): what the headline reports beside each figure, kept as signed.
     after_review_per_7_5_ml_interval: dict | None = None
+    # The automatic figures the review started from, reported class -> per 7.5 mL (none: an
+    # older sign-off), and what the decisions that count changed, "model call -> decision" ->
+    # event ids (a decision that confirms the call changes nothing): the record says what the
+    # review did, not only where it ended.
+    automatic_per_7_5_ml: dict | None = None
+    changed: dict | None = None
 
     def to_dict(self) -> dict:
         """The sign-off as plain data."""
@@ -144,8 +151,8 @@ def _no_json_constants(name: str):
 
 def check_signoff(data) -> dict:
     """``data`` (a signoff.json as parsed) when it is a sign-off, else ValueError saying what
-    is wrong: every field :func:`signoff_record` and :func:`signoff_text` read, of its type,
-    so a damaged file cannot fail the summary, the page or dataset.json later on."""
+    is wrong: every field :func:`signoff_record` and ``signoff_words.signoff_text`` read, of
+    its type, so a damaged file cannot fail the summary, the page or dataset.json later on."""
     if not isinstance(data, dict):
         kind = {list: "list", str: "string", bool: "boolean", type(None): "null"}.get(
             type(data), "number")
@@ -168,6 +175,15 @@ def check_signoff(data) -> dict:
     if data.get("blood_volume_read_ml") is not None and \
             not _is_number(data["blood_volume_read_ml"]):
         wrong.append("blood_volume_read_ml")
+    automatic = data.get("automatic_per_7_5_ml")
+    if automatic is not None and not (isinstance(automatic, dict) and all(
+            v is None or _is_number(v) for v in automatic.values())):
+        wrong.append("automatic_per_7_5_ml")
+    changed = data.get("changed")
+    if changed is not None and not (isinstance(changed, dict) and all(
+            isinstance(k, str) and isinstance(v, list) and all(map(_is_count, v))
+            for k, v in changed.items())):
+        wrong.append("changed")
     counts = data.get("after_review_per_7_5_ml")
     if not isinstance(counts, dict) or not all(v is None or _is_number(v)
                                                for v in counts.values()):
@@ -431,58 +447,3 @@ def same_figures(signed: dict, now: dict) -> bool:
         if value is not None and not math.isclose(value, other, rel_tol=1e-9, abs_tol=1e-9):
             return False
     return True
-
-
-def _deciders(record: dict) -> str:
-    """Who made the decisions, where others than the signer did: " (13 by A. Second, 2 by
-    J. Tech)"; "" otherwise."""
-    by = record.get("decided_by") or {}
-    if not by or set(by) == {record["reviewer"]}:
-        return ""
-    return " (" + ", ".join(f"{n} by {name}" for name, n in
-                            sorted(by.items(), key=lambda item: -item[1])) + ")"
-
-
-def signoff_text(record: dict | None) -> str:
-    """A sign-off record in a line: who, when, what it left undecided, whether it holds."""
-    if record is None:
-        return "not signed off"
-    text = (f"reviewed by {record['reviewer']} on {utc_text(record['signed_at'])}: "
-            f"{record['decided']} event(s) decided{_deciders(record)}, "
-            f"{record['unreviewed']} candidate(s) left undecided")
-    if record.get("held_undecided"):
-        text += f" ({record['held_undecided']} of them held by the marker guard)"
-    if record.get("note"):
-        text += f'; note: "{record["note"]}"'
-    if record.get("sample_status") not in (None, "ok"):
-        text += f"; signed on a {record['sample_status']} sample"
-    second = record.get("second_reading")
-    if second and second.get("both"):
-        kappa = second.get("kappa")
-        text += (f"; second reading: {second['agree']} of {second['both']} agree, kappa "
-                 + ("n/a" if kappa is None else f"{kappa:.2f}"))
-        disagreements = second.get("disagreements")
-        open_ = sum(1 for d in disagreements if isinstance(d, dict) and not d.get("adjudicated")) \
-            if isinstance(disagreements, list) else 0
-        if open_:  # signed with the readers apart on these: said, not hidden in the record
-            text += f" ({open_} disagreement(s) not adjudicated)"
-        own = second.get("independent")
-        if isinstance(own, dict) and own.get("both") and own.get("agree") != second["agree"]:
-            # Adjudication moved the first reading toward the second: the readers' own
-            # agreement, as each first decided, is the figure an audit reads.
-            own_kappa = own.get("kappa")
-            text += (f" after adjudication; as first read {own['agree']} of {own['both']}, "
-                     "kappa " + ("n/a" if own_kappa is None else f"{own_kappa:.2f}"))
-    if record.get("unchecked"):
-        text += f"; {record['unchecked']}"
-    if record.get("status") == EDITED:
-        text += f"; its record was changed since: {record.get('problem')}"
-    elif record.get("status") == MODEL_CHANGED:
-        text += ("; another model file made the calls since the sign-off: sign it off again "
-                 "once checked")
-    elif record.get("status") == CHANGED:
-        text += "; decisions changed since the sign-off"
-    elif record.get("status") == COUNTS_CHANGED:
-        text += ("; the reviewed counts per 7.5 mL changed since the sign-off (the blood "
-                 "volume or the frames read): sign it off again once checked")
-    return text

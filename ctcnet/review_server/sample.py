@@ -49,6 +49,7 @@ from ctcnet.review.signoff import (
     signoff_record,
     write_signoff,
 )
+from ctcnet.review.signoff_words import decision_changes
 from ctcnet.review.tally import ReviewTally
 from ctcnet.review_server.candidate_rows import candidate_rows
 from ctcnet.review_server.requests import (
@@ -382,7 +383,9 @@ class Sample(SampleImages):
                 network_sha256=self.summary.network_sha256,
                 counted_at=self.summary.counted_at,
                 decided_by={str(k): int(v) for k, v in
-                            matched.decisions["reviewer"].value_counts().items()})
+                            matched.decisions["reviewer"].value_counts().items()},
+                automatic_per_7_5_ml=dict(self.summary.per_7_5_ml or {}),
+                changed=decision_changes(matched.decisions))
             write_signoff(self.folder, record)
         self.write_counts()
         return {"signoff": self.signoff(matched)}

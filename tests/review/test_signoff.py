@@ -19,8 +19,8 @@ from ctcnet.review.signoff import (
     SignOff,
     read_signoff,
     signoff_record,
-    signoff_text,
 )
+from ctcnet.review.signoff_words import signoff_text
 
 
 def test_a_sign_off_holds_for_the_calls_it_was_made_on():
@@ -161,7 +161,7 @@ def test_cutting_crops_says_a_sign_off_is_of_an_earlier_run(tmp_path, caplog):
 
 
 def test_a_sign_off_says_the_readers_disagreements_left_open():
-    from ctcnet.review.signoff import signoff_text
+    from ctcnet.review.signoff_words import signoff_text
 
     record = {**GOOD, "decided": 3, "unreviewed": 0,
               "second_reading": {"first": 3, "second": 3, "both": 3, "agree": 1, "kappa": 0.2,

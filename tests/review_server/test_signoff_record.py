@@ -14,7 +14,8 @@ from ctcnet.inference.backends import load_backend
 from ctcnet.inference.predict import PredictOptions, predict_cartridge
 from ctcnet.io.digests import file_sha256
 from ctcnet.io.panel import load_panel
-from ctcnet.review.signoff import EDITED, HISTORY_FILE, MODEL_CHANGED, SIGNOFF_FILE, signoff_text
+from ctcnet.review.signoff import EDITED, HISTORY_FILE, MODEL_CHANGED, SIGNOFF_FILE
+from ctcnet.review.signoff_words import signoff_text
 from ctcnet.review_server.refresh import refresh_reviewed
 from ctcnet.review_server.sample import Sample
 from ctcnet.simulate import simulate_cartridge
@@ -76,6 +77,17 @@ def test_a_sign_off_untouched_holds_and_keeps_its_journals_digest(folder):
     sealed = record["journals"]["review.csv"]
     assert sealed["bytes"] == (folder / "review.csv").stat().st_size
     assert record["decided_by"] == {"ann": 2} and "decided," in signoff_text(record)
+    # What the review started from, and what its decisions changed, by event.
+    want = {}
+    for c in sorted((c for c in state["candidates"] if c.get("decision")),
+                    key=lambda c: c["event_id"]):
+        if c["call"] != "wbc":
+            want.setdefault(f"{c['call']} -> wbc", []).append(c["event_id"])
+    assert want and record["changed"] == want
+    assert f"changed {next(iter(want))} {len(next(iter(want.values())))} (#" in \
+        signoff_text(record)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert record["automatic_per_7_5_ml"] == summary["per_7_5_ml"]
     # the table signed, by the digest a reader without ctcnet can make
     assert record["events_sha256"] == file_sha256(folder / "events.parquet")
 
