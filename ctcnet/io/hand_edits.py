@@ -27,6 +27,9 @@ def json_error_text(err: Exception, text: str) -> str:
         return str(err)
     before = text[:err.pos].rstrip()
     here = text[err.pos:err.pos + 1]
+    if not text[err.pos:].strip() and text.strip():  # the text ends where the parser stood
+        return (f"the file ends before its JSON does (cut short: a copy or export stopped "
+                f"part-way?): write it again whole ({err})")
     if before.endswith(",") and here in "}]" and here:
         line = before.count("\n") + 1
         return (f"a comma after the last item on line {line} (JSON allows none before "

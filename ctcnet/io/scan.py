@@ -265,7 +265,9 @@ def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge
         said = "lists" if listed is not None else f"states a grid of {rows} x {columns} ="
         problems.append(f"cartridge.json {said} {expected} frames but {len(frames)} are present "
                         f"({why}){missing_positions(info, frames, expected, root)}"
-                        + prefixed_frames_hint(root))
+                        + prefixed_frames_hint(root)
+                        + ("; once they are in the folder, the same command reads them and "
+                           "keeps the frames done" if len(frames) < expected else ""))
     elif expected is None and written_lately([p for f in frames for p in f.files]):
         # Nothing says how many frames the scan holds: a scan still being written reads as
         # whole, its rate per 7.5 mL over the stated volume (a run started at 4 of 6 frames

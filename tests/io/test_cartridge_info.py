@@ -192,6 +192,8 @@ def test_a_labs_own_keys_travel_only_as_json_any_reader_parses():
     ("{'sample_id': 'P1'}", "double quotes"),
     ('{"sample_id": "P1",\n "blood_volume_ml": 7,5\n}', "a decimal comma on line 2? JSON "
      "writes a number with a point (7.5)"),
+    ('{"sample_id": "P1",\n "blood_volume_ml": 7.5,\n  ', "the file ends before its JSON "
+     "does (cut short: a copy or export stopped part-way?): write it again whole"),
 ])
 def test_a_hand_edited_cartridge_json_names_its_slip(tmp_path, text, said):
     (tmp_path / "cartridge.json").write_text(text)
