@@ -30,6 +30,17 @@ def write_registry_card(model_path: Path, record: dict, spec) -> None:
                       json.dumps(card, indent=2, default=float) + "\n")
 
 
+def _against_lab(record: dict) -> str:
+    """The simulated crops beside the lab's crops trained on, where they outnumber them (the
+    default mixes in the data's mean per class, held-out crops included)."""
+    train = record["data"].get("train") or {}
+    lab, simulated = train.get("lab_crops"), train.get("simulated_crops")
+    if not lab or not simulated or simulated <= lab:
+        return ""
+    return (f" ({simulated} against the lab's {lab} trained on: the simulator's look weighs "
+            "more than the lab's; --simulated-per-class sets it)")
+
+
 def _held_out_line(data: dict) -> str:
     """The card's line on the held-out crops: how they were chosen, and what makes their
     figures optimistic or silent (patients also trained on, a class absent)."""
@@ -72,9 +83,13 @@ def write_card(path: Path, model_path: Path, record: dict, spec) -> None:
         + (f"the last {record['options']['train_blocks']} block(s) free"
            if record['options']['train_blocks'] else "every block free") + ", lr "
         f"{record['options']['lr']}, {record['options']['simulated_per_class']} simulated "
-        f"crops per class mixed in; {record['seconds']['train']} s on {record['device']} "
+        f"crops per class mixed in{_against_lab(record)}; {record['seconds']['train']} s on "
+        f"{record['device']} "
         f"({record['threads']} threads)",
-        _calibration_line(cal, spec), leaks_line(record["leaks"], spec),
+        _calibration_line(cal, spec),
+        # (read on every labelled CTC: the held-out ones too, as a leak is the instrument's)
+        leaks_line(record["leaks"], spec) + (" (every labelled CTC read, the held-out ones too)"
+                                             if record["leaks"]["leaks"] else ""),
         *_cartridge_rule_lines(spec), "",
         "| figure | base | fine-tuned |", "|---|---|---|",
         *_calls_rows(record.get("held_out_calls")),

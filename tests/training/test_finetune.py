@@ -68,6 +68,10 @@ def test_finetune_frees_the_last_blocks_and_recalibrates_few_crops_pooled(
     assert info["data"]["train"]["lab_samples"] == 1
     assert info["options"]["simulated_per_class"] == 6
     held = info["data"]["held_out"]["crops"]
+    # More simulated crops than the lab's trained on: the card says so.
+    assert f"6 simulated crops per class mixed in (24 against the lab's {24 - held} trained " \
+        "on: the simulator's look weighs more" in (tmp_path / "tuned.pt").with_suffix(
+            ".md").read_text()
     cal = info["calibration"]
     assert "skipped" not in cal and cal["method"] == "pooled"
     assert cal["lab_crops"] == held and cal["reference_crops"] == 12
