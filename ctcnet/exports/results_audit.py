@@ -57,6 +57,7 @@ def audit_run(results: str | Path) -> list[str]:
     except (OSError, ValueError) as err:
         return [f"{RUN_INDEX_FILE} cannot be read: {err}"]
     state = index.get("state") if isinstance(index, dict) else None
+    alive = False
     if state == "running":
         here = index.get("host") == socket.gethostname()
         alive = here and isinstance(index.get("pid"), int) and process_running(index["pid"])
@@ -71,9 +72,27 @@ def audit_run(results: str | Path) -> list[str]:
             "running its command again resumes it")
     problems += [f"{name}: unfinished ({why})" for name, why in
                  unfinished_outputs(Path(results)).items()]
+    if state in ("running", "stopped", "failed") and not (state == "running" and alive):
+        # The inputs the run was given that it never began: no folder, no journal, nothing
+        # else names them (a killed night's last samples).
+        problems += [f"{name}: not started (its run ended before it began it); running its "
+                     "command again runs it" for name in _inputs_not_begun(Path(results),
+                                                                          index)]
     if isinstance(index, dict) and state == "finished":
         problems += _index_not_as_summaries(Path(results), index)
     return problems
+
+
+def _inputs_not_begun(results: Path, index: dict) -> list[str]:
+    """The inputs ``run.json`` names (by output name) whose folder holds neither a summary
+    nor a journal, nor a reason it records (an input set aside, a failed one)."""
+    from ctcnet.inference.journal import PARTS_DIR
+    from ctcnet.inference.summary import SUMMARY_FILE
+
+    said = {e.get("name") for e in index.get("outputs") or [] if isinstance(e, dict)}
+    names = [n for n in index.get("inputs") or [] if isinstance(n, str)]
+    return [n for n in names if n not in said and not (results / n / SUMMARY_FILE).exists()
+            and not (results / n / PARTS_DIR).exists()]
 
 
 # What a laboratory system reads of each sample in run.json and samples.csv: held to the

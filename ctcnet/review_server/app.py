@@ -272,14 +272,23 @@ class ReviewApp:
         """The page listing the samples to review, each with whether its result may be read
         (partial, failed, signed off...), its review list and how much of it is decided: a
         morning's work read before a sample is opened."""
+        from ctcnet.exports.results_audit import audit_run
+
         self.look_again()
         links = "".join(f'<li><a href="/review/{html.escape(quote(n, safe=""))}">'
                         f'{html.escape(n)}</a>: {html.escape(self._line(n, folder))}</li>'
                         for n, folder in self.folders.items())
+        # A night killed or stopped: the samples it did not finish or begin are in no list
+        # below (a morning's reader saw three samples and no word of the other two).
+        undone = audit_run(self.results)
+        run = ("<p id='run-undone'>The run that wrote these results did not finish all of "
+               "them, or its index is not theirs:</p><ul>"
+               + "".join(f"<li>{html.escape(p)}</li>" for p in undone) + "</ul>"
+               if undone else "")
         return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
                 '<meta name="viewport" content="width=device-width, initial-scale=1">'
                 "<title>ctcnet review</title></head><body><h1>Samples to review</h1>"
-                f"<ul>{links}</ul></body></html>")
+                f"{run}<ul>{links}</ul></body></html>")
 
 
     def _line(self, name: str, folder: Path) -> str:

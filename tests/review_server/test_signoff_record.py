@@ -550,9 +550,18 @@ def test_verify_results_fails_a_folder_whose_run_did_not_finish(folder, tmp_path
     gone.wait()
     (results / "run.json").write_text(json.dumps(
         {"format_version": 1, "state": "running", "host": socket.gethostname(),
-         "pid": gone.pid, "inputs": ["P001", "P002"], "outputs": []}))
+         "pid": gone.pid, "inputs": ["P001", "P002", "P003"], "outputs": []}))
     assert main(["verify", "--results", str(results)]) == 1
     said = capsys.readouterr().out
+    # An input the killed run never began: no folder names it, run.json's inputs do.
+    assert "run: P003: not started (its run ended before it began it)" in said
+    assert "P001: not started" not in said and "P002: not started" not in said
+    # The review's list of samples says so above them: P002 and P003 are in no list below.
+    from ctcnet.review_server.app import ReviewApp
+
+    page = ReviewApp(results, saliency=False).index_html()
+    assert "The run that wrote these results did not finish all of them" in page
+    assert "P003: not started" in page and "P002: unfinished" in page
     assert "run: run.json reads running: its run was killed outright (its process is gone)" \
         in said
     assert "run: P002: unfinished (a run began it and ended before finishing it" in said
