@@ -59,10 +59,11 @@ def in_folder_exports(folder: Path, sample: str) -> tuple[Path, Path]:
     return Path(folder) / f"{file_stem(sample)}.fcs", Path(folder) / GEOJSON_DIR
 
 
-def retire_exports(folder: str | Path, sample: str) -> Path | None:
+def retire_exports(folder: str | Path, sample: str,
+                   why: str = "no longer match the tables this run writes") -> Path | None:
     """Move the exports beside ``sample``'s events (:func:`in_folder_exports`), if any, into
-    ``previous/exports-<stamp>/`` (the newest one's modification time, UTC); returns that
-    folder (None: nothing moved)."""
+    ``previous/exports-<stamp>/`` (the newest one's modification time, UTC), said with
+    ``why``; returns that folder (None: nothing moved)."""
     present = [p for p in in_folder_exports(Path(folder), sample) if p.exists()]
     if not present:
         return None
@@ -80,9 +81,9 @@ def retire_exports(folder: str | Path, sample: str) -> Path | None:
         raise InputError(f"cannot move the exports of the earlier tables ({err.strerror or err})"
                          f" into {kept}: move {', '.join(p.name for p in present)} away, then "
                          "rerun", Path(folder)) from None
-    log.warning("%s: the exports of the run's earlier tables (%s) no longer match the tables "
-                "this run writes: moved to %s (ctcnet export-events makes this run's)",
-                sample, ", ".join(p.name for p in present), kept.relative_to(Path(folder)))
+    log.warning("%s: the exports of the earlier run (%s) %s: moved to %s (ctcnet "
+                "export-events makes this run's)", sample, ", ".join(p.name for p in present),
+                why, kept.relative_to(Path(folder)))
     return kept
 
 
@@ -172,6 +173,10 @@ class EarlierRun:
             log.warning("%s: the blood volume is now %g mL (cartridge.json), the earlier run "
                         "read %g mL: its rates per 7.5 mL change; its summary is kept as %s",
                         sample, volume_ml, self.blood_volume_ml, kept.relative_to(Path(folder)))
+        # Its exports carry the earlier volume and rates (an FCS file read after the
+        # correction gave the earlier rate beside the summary's new one).
+        retire_exports(folder, sample, f"carry the blood volume it read ({self.blood_volume_ml:g}"
+                       f" mL), not the {volume_ml:g} mL now stated")
 
     def settle(self, folder: str | Path, sample: str, parts: Path, frames: list[str],
                overwrite: bool) -> float | None:

@@ -615,12 +615,19 @@ def test_a_corrected_blood_volume_keeps_the_earlier_rates_on_record(clean_run, c
 
     from conftest import edit_json
 
+    from ctcnet.inference.rerun_outputs import in_folder_exports
+
     out = tmp_path / "out"
     first = predict(clean_run, cart, out)
+    fcs = in_folder_exports(out, first.sample_id)[0]
+    fcs.write_bytes(b"an export of the earlier rates")  # (ctcnet export-events's file)
     edit_json(cart / "cartridge.json", blood_volume_ml=6.0)
     with caplog.at_level(logging.WARNING):
         again = predict(clean_run, cart, out)
     assert again.counts == first.counts and again.counted_at == first.counted_at
+    # Its export carries the earlier volume: moved aside, said, not left beside the new rates.
+    assert not fcs.exists() and len(list((out / "previous").glob(f"exports-*/{fcs.name}"))) == 1
+    assert "carry the blood volume it read (7.5 mL), not the 6 mL now stated" in caplog.text
     assert again.blood_volume_ml == 6.0
     (kept,) = (out / "previous").glob("summary-*.json")
     assert json.loads(kept.read_text())["per_7_5_ml"] == first.per_7_5_ml
