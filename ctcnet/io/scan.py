@@ -258,16 +258,14 @@ def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge
     frames, shape = mark_odd_sizes(frames, size if None not in size else None)
     stated_layout_notes(info, frames, shape, root)
     if expected is not None and expected != len(frames):
-        why = ("a scan still being written, or a truncated cartridge?"
-               if written_lately([p for f in frames for p in f.files]) else
-               "truncated cartridge?") if len(frames) < expected else \
-            "frames of another scan, or copies, in the folder?"
+        why = (("a scan still being written, or a truncated cartridge?" if written_lately(
+            [p for f in frames for p in f.files]) else "truncated cartridge?") + " Once the "
+            "missing frames are in the folder, the same command reads them and keeps those done") \
+            if len(frames) < expected else "frames of another scan, or copies, in the folder?"
         said = "lists" if listed is not None else f"states a grid of {rows} x {columns} ="
         problems.append(f"cartridge.json {said} {expected} frames but {len(frames)} are present "
                         f"({why}){missing_positions(info, frames, expected, root)}"
-                        + prefixed_frames_hint(root)
-                        + ("; once they are in the folder, the same command reads them and "
-                           "keeps the frames done" if len(frames) < expected else ""))
+                        + prefixed_frames_hint(root))
     elif expected is None and written_lately([p for f in frames for p in f.files]):
         # Nothing says how many frames the scan holds: a scan still being written reads as
         # whole, its rate per 7.5 mL over the stated volume (a run started at 4 of 6 frames

@@ -349,8 +349,8 @@ def test_missing_frames_are_not_counted_as_blood_read(clean_run, cart, caplog):
     assert summary.status == "partial"
     assert any("lists 3 frames but 2 are present" in p for p in summary.problems)
     # What to do: the frame put back, the same command reads it and keeps the rest.
-    assert any("once they are in the folder, the same command reads them and keeps the "
-               "frames done" in p for p in summary.problems)
+    assert any("Once the missing frames are in the folder, the same command reads them and "
+               "keeps those done" in p for p in summary.problems)
     # Said on the console too, once, not only written into summary.json.
     assert sum("lists 3 frames but 2 are present" in r.getMessage()
                for r in caplog.records) == 1
