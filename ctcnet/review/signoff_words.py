@@ -19,15 +19,18 @@ def _deciders(record: dict) -> str:
                             sorted(by.items(), key=lambda item: -item[1])) + ")"
 
 
-def decision_changes(decisions) -> dict[str, list[int]]:
+def decision_changes(decisions, held=frozenset()) -> dict[str, list[int]]:
     """What the decisions that count (a match's ``decisions``: ``event_id``, ``model_call``,
-    ``reviewer_call``) changed: "model call -> decision" -> event ids, in order of the events;
-    a decision confirming the call is none."""
+    ``reviewer_call``) changed: "model call -> decision" -> event ids, in order of the events.
+    A decision confirming the call is none, but on a call the guard held (``held``: event
+    ids), which the confirmation puts into the count: "ctc (held) -> ctc"."""
     out: dict[str, list[int]] = {}
     rows = decisions.sort_values("event_id")
     for event, was, now in zip(rows["event_id"], rows["model_call"], rows["reviewer_call"]):
-        if str(now) != str(was):
-            out.setdefault(f"{was} -> {now}", []).append(int(event))
+        on_hold = int(event) in held
+        if str(now) != str(was) or on_hold:
+            out.setdefault(f"{was}{' (held)' if on_hold else ''} -> {now}", []).append(
+                int(event))
     return out
 
 
@@ -49,6 +52,12 @@ def signoff_text(record: dict | None) -> str:
         text += f" ({record['held_undecided']} of them held by the marker guard)"
     if record.get("changed"):
         text += "; changed " + changes_text(record["changed"])
+        automatic = record.get("automatic_per_7_5_ml") or {}
+        after = record.get("after_review_per_7_5_ml") or {}
+        moved = [f"{k} {automatic[k]:.2f} -> {after[k]:.2f}" for k in automatic
+                 if automatic.get(k) is not None and after.get(k) is not None]
+        if moved:  # where the changes took the figures, from the automatic ones
+            text += f" (per 7.5 mL, automatic -> after review: {', '.join(moved)})"
     if record.get("note"):
         text += f'; note: "{record["note"]}"'
     if record.get("sample_status") not in (None, "ok"):

@@ -164,6 +164,14 @@ class Sample(SampleImages):
         return result_state(self.summary.to_dict(), review=False)
 
     @cached_property
+    def held_ids(self) -> frozenset[int]:
+        """The events whose call the guard held: not counted until a person decides."""
+        if "guard" not in self.events:
+            return frozenset()
+        held = self.events["guard"].fillna("").astype(str).to_numpy() != ""
+        return frozenset(self.events["event_id"].to_numpy()[held].astype(int).tolist())
+
+    @cached_property
     def reason_options(self) -> list[dict]:
         """The page's filter options: each reason the candidates have, with its count."""
         return reason_filter(self.candidates["reasons"].tolist(), self.reported)
@@ -385,7 +393,7 @@ class Sample(SampleImages):
                 decided_by={str(k): int(v) for k, v in
                             matched.decisions["reviewer"].value_counts().items()},
                 automatic_per_7_5_ml=dict(self.summary.per_7_5_ml or {}),
-                changed=decision_changes(matched.decisions))
+                changed=decision_changes(matched.decisions, self.held_ids))
             write_signoff(self.folder, record)
         self.write_counts()
         return {"signoff": self.signoff(matched)}
@@ -396,6 +404,11 @@ class Sample(SampleImages):
         predict holds the folder nor once another run is there; a folder that cannot be
         written keeps its files. samples.csv follows where its review columns moved.
         Returns the match counted and its counts."""
+        # What summary.json's sign-off says is written again here: the next look compares the
+        # sign-off with the file, not with what it showed before (a sign-off over a "changed
+        # since", then a decision appended by another hand, read "changed since" again and
+        # left summary.json "current").
+        self.__dict__.pop("_signoff_seen", None)
         counted, row_moved, now = None, False, None
         try:
             with D.decisions_lock(self.folder):

@@ -172,3 +172,23 @@ def test_a_sign_off_says_the_readers_disagreements_left_open():
         text
     record["second_reading"]["disagreements"][1]["adjudicated"] = True
     assert "not adjudicated" not in signoff_text(record)
+
+
+def test_what_a_review_changed_names_each_call_overturned_and_each_held_one_counted():
+    """A sign-off's automatic 28 and after-review 34 with "changed wbc -> ctc 1": the five
+    held CTC calls confirmed into the count were not said, so the figures did not add up."""
+    from ctcnet.review.signoff_words import decision_changes
+
+    decisions = pd.DataFrame({"event_id": [9, 3, 5, 7], "model_call": ["ctc", "wbc", "ctc", "ctc"],
+                              "reviewer_call": ["ctc", "ctc", "rejected", "ctc"]})
+    changed = decision_changes(decisions, held={7, 9})
+    assert changed == {"wbc -> ctc": [3], "ctc -> rejected": [5], "ctc (held) -> ctc": [7, 9]}
+    record = {"reviewer": "ann", "signed_at": "2026-12-04T08:00:00+00:00", "decided": 4,
+              "unreviewed": 0, "changed": changed,
+              "automatic_per_7_5_ml": {"ctc": 28.0, "cluster": 2.0},
+              "after_review_per_7_5_ml": {"ctc": 30.0, "cluster": 2.0}}
+    text = signoff_text(record)
+    assert "changed wbc -> ctc 1 (#3), ctc -> rejected 1 (#5), ctc (held) -> ctc 2 (#7, #9)" \
+        in text
+    assert "(per 7.5 mL, automatic -> after review: ctc 28.00 -> 30.00, cluster 2.00 -> " \
+        "2.00)" in text

@@ -81,8 +81,9 @@ def test_a_sign_off_untouched_holds_and_keeps_its_journals_digest(folder):
     want = {}
     for c in sorted((c for c in state["candidates"] if c.get("decision")),
                     key=lambda c: c["event_id"]):
-        if c["call"] != "wbc":
-            want.setdefault(f"{c['call']} -> wbc", []).append(c["event_id"])
+        if c["call"] != "wbc" or c["held"]:
+            held = " (held)" if c["held"] else ""
+            want.setdefault(f"{c['call']}{held} -> wbc", []).append(c["event_id"])
     assert want and record["changed"] == want
     assert f"changed {next(iter(want))} {len(next(iter(want.values())))} (#" in \
         signoff_text(record)
@@ -802,3 +803,25 @@ def test_verify_results_names_an_earlier_output_removed_but_still_indexed(folder
     (said,) = json.loads(out)["run"]
     assert said.startswith("run.json lists P000 among the folder's earlier outputs, whose "
                            "summary.json is not there (removed since?")
+
+
+def test_summary_json_follows_the_sign_off_after_it_is_signed_again(folder):
+    """Signed, changed since (a decision), signed again, then a decision appended by another
+    hand: the page read "changed since" as it had before the second sign-off, so summary.json
+    (and index.html) went on saying "current" with counts no journal gave."""
+    from ctcnet.review import decisions as D
+
+    sample = Sample("P001", folder)
+    state = sample.state("ann")
+    third = [c["event_id"] for c in state["candidates"] if not c.get("decision")][0]
+    sample.decide_many({"event_ids": [third], "call": "wbc", "run_id": state["run_id"]}, "ann")
+    assert sample.state("ann")["signoff"]["status"] == "changed since"
+    sample.sign_off({"stamp": sample.decisions.stamp(), "reviewer": "ann",
+                     "run_id": state["run_id"], "note": "the rest as called"}, "ann")
+    on_disk = json.loads((folder / "summary.json").read_text())["signoff"]
+    assert on_disk["status"] == "current"
+    fourth = [c["event_id"] for c in state["candidates"] if not c.get("decision")][1]
+    D.record_decision(folder, sample.run, fourth, "ctc", "bob")  # another writer's line
+    assert sample.state("ann")["signoff"]["status"] == "changed since"
+    on_disk = json.loads((folder / "summary.json").read_text())["signoff"]
+    assert on_disk["status"] == "changed since"
