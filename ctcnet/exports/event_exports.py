@@ -7,9 +7,10 @@ gated event again), ``frame``, ``x``, ``y``, ``area_um2``, each ``mean_<channel>
 ``p_<class>`` (the network's), ``fused_p_<class>`` (what the call reads, the markers taking
 part, where the model carries a cartridge fusion), ``confidence``, then codes: ``class`` and
 ``model_class`` (``CTCNET_CLASS_CODES`` names them: the model's classes in its order, then
-``failed``), ``review`` (1 = sent to review), ``guard`` (the marker guard's flags, one bit
-each: ``CTCNET_GUARD_BITS``), ``counted`` (1 = the call enters the sample's counts; 0 = held
-by the guard for a person: ``class`` and ``counted`` together give summary.json's counts),
+``failed`` and ``rejected``), ``review`` (1 = sent to review), ``guard`` (the marker guard's
+flags, one bit each: ``CTCNET_GUARD_BITS``), ``counted`` (1 = the call enters the sample's
+counts; 0 = held by the guard for a person: ``class`` and ``counted`` together give
+summary.json's counts),
 ``edge_cut``, ``markers_ctc`` (1 = a ``wbc``, ``debris`` or one-cell ``cluster`` call whose
 markers alone make a CTC) and ``markers_vouch`` (1 = a ``ctc`` call whose doubt toward a
 cluster the markers settle: one CTC), and where the sample was reviewed ``reviewer_call`` (the
@@ -114,9 +115,12 @@ class EventCodes:
 
     @classmethod
     def of(cls, events: pd.DataFrame, model_classes: Sequence[str]) -> EventCodes:
-        """The model's classes in its order, then ``failed``, then any other seen; the guard's
-        flags in its order, then any other seen: codes stay the same from sample to sample."""
-        classes = list(model_classes) + [FAILED_CLASS] * (FAILED_CLASS not in model_classes)
+        """The model's classes in its order, then ``failed`` and ``rejected``, then any other
+        seen (a call typed into review.csv by hand); the guard's flags in its order, then any
+        other seen: codes stay the same from sample to sample (a hand-typed "rejectd" moved
+        ``rejected``'s code)."""
+        classes = list(model_classes) + [c for c in (FAILED_CLASS, REJECTED)
+                                         if c not in model_classes]
         seen = set(events["class"].astype(str))
         if "model_class" in events:
             seen |= set(events["model_class"].astype(str))

@@ -919,3 +919,18 @@ def test_a_coded_copy_names_each_sample_by_its_code_and_leaves_out_who_and_where
     assert main(["export-events", str(results), "--fcs", "--out", str(tmp_path / "y"),
                  "--codes", str(tmp_path / "case.csv")]) == 2
     assert "give them codes that differ in more than case" in capsys.readouterr().err
+
+
+def test_class_codes_hold_rejected_in_one_place_whatever_a_journal_holds():
+    """A call typed into review.csv by hand ("rejectd") took a code before "rejected"'s, so
+    a gating script keyed on rejected's code read other events."""
+    import pandas as pd
+
+    from ctcnet.exports.event_exports import EventCodes
+
+    classes = ["ctc", "wbc", "cluster", "debris"]
+    plain = EventCodes.of(pd.DataFrame({"class": ["ctc"], "reviewer_call": [""]}), classes)
+    typo = EventCodes.of(pd.DataFrame({"class": ["ctc", "wbc"],
+                                       "reviewer_call": ["rejected", "rejectd"]}), classes)
+    assert plain.classes == [*classes, "failed", "rejected"]
+    assert typo.classes == [*classes, "failed", "rejected", "rejectd"]
