@@ -110,13 +110,14 @@ def calibrate(args: argparse.Namespace, model, warnings: list[str]):
         print(f"  cartridges' review band kept: its stated miss rate ({band['level']:.0%}, "
               f"{band.get('confidence', 0.95):.0%} confidence) was measured on the base "
               "model's calls, not again on these", file=sys.stderr)
-    _say_leaks(spec)
+    _say_leaks(spec, args.calibrate_on)
     return args.save_model
 
 
-def _say_leaks(spec) -> None:
-    """The instrument's leaks the labelled CTCs showed (the guard's allowances), and those of
-    the model they replace, on the console: they change what the guard holds."""
+def _say_leaks(spec, crops) -> None:
+    """The instrument's leaks the labelled CTCs of ``crops`` showed (the guard's allowances),
+    and those of the model they replace, on the console: they change what the guard holds
+    (report.json's ``leak_check`` reads the evaluated crops, not these)."""
     import sys
 
     from ctcnet.training.finetune_card import leaks_line
@@ -124,7 +125,8 @@ def _say_leaks(spec) -> None:
     found = spec.metrics.get("leaks") or {}
     if not found:
         return
-    print(f"  {leaks_line(found, spec).removeprefix('- ')}", file=sys.stderr)
+    print("  " + leaks_line(found, spec).removeprefix("- ").replace(
+        "the labelled CTCs", f"the labelled CTCs of {crops}", 1), file=sys.stderr)
     replaced = found.get("replaced") or {}
     if replaced:
         print("  replacing the model's: " + ", ".join(
