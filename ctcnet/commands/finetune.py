@@ -97,7 +97,8 @@ def result_line(record: dict, out) -> str:
     and a warning where the tuned model reads the held-out crops worse than its base."""
     held, calls = record["held_out"], record["held_out_calls"]
     line = (f"held-out macro-F1 of the calls (the markers taking part, as predict makes "
-            f"them) {calls['base']['macro_f1']:.4f} -> {calls['finetuned']['macro_f1']:.4f}, "
+            f"them on a crop folder, at the balanced prior: not a cartridge's) "
+            f"{calls['base']['macro_f1']:.4f} -> {calls['finetuned']['macro_f1']:.4f}, "
             f"of the network's own {held['base']['macro_f1']:.4f} -> "
             f"{held['finetuned']['macro_f1']:.4f}")
     absent = [name for name, n in record["data"]["held_out"]["per_class"].items() if not n]

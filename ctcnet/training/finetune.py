@@ -457,7 +457,8 @@ def say_the_held_out_share(data_dir, index, held, asked: float) -> None:
     if lab and (share > 1.5 * asked or share < asked / 1.5):
         samples = sorted(set(map(str, held.sample_ids)))
         log.warning("%s: %d of its %d crops (%.0f %%) are held out, where --holdout asked "
-                    "%.0f %%: whole samples are held out (%s), and the fine-tune learns from "
+                    "%.0f %%: whole samples (patients) are held out (%s), and the fine-tune "
+                    "learns from "
                     "the other %d; add samples, or place the crops by hand (manifest.csv's "
                     "split column)", data_dir, len(held.targets), lab, 100 * share,
                     100 * asked, ", ".join(samples[:5]), lab - len(held.targets))
@@ -468,12 +469,15 @@ NO_SAMPLE_IDS = "crop, no sample ids"
 
 def held_out_unit(index, train, held) -> str:
     """How the held-out crops were chosen: ``manifest`` (its ``split`` column), ``sample``
-    (whole samples), ``crop`` (one sample's crops split) or ``crop, no sample ids`` (every
+    (whole samples), ``patient`` (whole patients, each with every draw of theirs: the crops
+    name them), ``crop`` (one sample's crops split) or ``crop, no sample ids`` (every
     crop its own sample: files that name no patient, whose "split by sample" was one by
     crop); ``manifest, the rest by ...`` where the column places only some crops."""
     rest = "sample" if not set(held.sample_ids) & set(train.sample_ids) else "crop"
     if rest == "sample" and len(set(index.sample_ids)) == len(index.sample_ids) > 1:
         rest = NO_SAMPLE_IDS
+    elif rest == "sample" and any(index.patient_ids or ()):
+        rest = "patient"  # the crops name their patients: a patient's draws kept together
     placed = [bool(s) for s in index.splits]
     if all(placed):
         return "manifest"

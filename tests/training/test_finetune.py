@@ -475,7 +475,8 @@ def test_crops_that_name_no_sample_are_said_to_be_split_by_crop():
     from ctcnet.training.finetune import held_out_unit
     from ctcnet.training.finetune_card import _held_out_line
 
-    index = SimpleNamespace(sample_ids=[f"cell_{i:04d}" for i in range(8)], splits=[""] * 8)
+    index = SimpleNamespace(sample_ids=[f"cell_{i:04d}" for i in range(8)], splits=[""] * 8,
+                            patient_ids=None)
     train = SimpleNamespace(sample_ids=index.sample_ids[:6])
     held = SimpleNamespace(sample_ids=index.sample_ids[6:])
     unit = held_out_unit(index, train, held)
@@ -483,7 +484,8 @@ def test_crops_that_name_no_sample_are_said_to_be_split_by_crop():
     line = _held_out_line({"held_out": {"crops": 2, "unit": unit, "per_class": {"ctc": 2}}})
     assert "split by crop, no sample ids; the crops name no sample (patient)" in line
     # Two patients' crops, one held out whole: a split by sample.
-    index = SimpleNamespace(sample_ids=["P1"] * 4 + ["P2"] * 4, splits=[""] * 8)
+    index = SimpleNamespace(sample_ids=["P1"] * 4 + ["P2"] * 4, splits=[""] * 8,
+                            patient_ids=None)
     assert held_out_unit(index, SimpleNamespace(sample_ids=["P1"] * 4),
                          SimpleNamespace(sample_ids=["P2"] * 4)) == "sample"
 
@@ -525,3 +527,17 @@ def test_the_result_line_says_the_classes_held_out_lack_and_a_worse_model_is_war
     assert "0.7879 -> 0.6667" in line and "(the held-out crops hold no ctc, wbc)" in line
     assert "lab.pt: the fine-tuned model reads the held-out crops worse than its base " \
         "(0.7879 -> 0.6667)" in caplog.text
+
+
+def test_the_held_out_unit_names_patients_where_the_crops_name_them():
+    """Two draws of one patient held out together: the card said "split by sample"."""
+    from types import SimpleNamespace as NS
+
+    from ctcnet.training.finetune import held_out_unit
+
+    samples = ["P01_D0", "P01_WK3", "P02_D0", "P02_D0"]
+    held, train = NS(sample_ids=samples[:2]), NS(sample_ids=samples[2:])
+    named = NS(sample_ids=samples, patient_ids=["P01", "P01", "P02", "P02"], splits=[""] * 4)
+    assert held_out_unit(named, train, held) == "patient"
+    unnamed = NS(sample_ids=samples, patient_ids=None, splits=[""] * 4)
+    assert held_out_unit(unnamed, train, held) == "sample"
