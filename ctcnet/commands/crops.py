@@ -83,8 +83,13 @@ def run(args: argparse.Namespace) -> int:
             out.rmdir()
         raise
     counts = named_counts(info["class_counts"])
+    kinds = [s["decisions"] for s in info["sources"] if "decisions" in s]
+    decided = ({k: sum(d[k] for d in kinds) for k in kinds[0]} if kinds else None)
     print(f"{sum(info['class_counts'].values())} crops ({counts}) from "
-          f"{len(info['sources'])} sample(s) -> {out}")
+          f"{len(info['sources'])} sample(s)"
+          + (f", of {sum(decided.values())} decisions: {decided['confirmed']} confirmed, "
+             f"{decided['relabelled']} relabelled, {decided['rejected']} rejected (left out)"
+             if decided else "") + f" -> {out}")
     return 0
 
 

@@ -26,6 +26,7 @@ from ctcnet.io.panel import Panel
 from ctcnet.io.scan import Cartridge, is_cartridge, open_cartridge
 from ctcnet.io.spilled import size_text
 from ctcnet.review.decisions import (
+    REJECTED,
     RunEvents,
     find_samples,
     load_decisions,
@@ -192,7 +193,7 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
     out = Path(out)
     for name, folder in samples.items():
         events, summary = load_sample(folder)
-        unattached, signed = 0, None
+        unattached, signed, kinds = 0, None, {}
         if reviewed:
             run = RunEvents.of_sample(folder, events, summary)
             matched = load_decisions(folder, run)
@@ -206,12 +207,15 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
                             "in this folder (predict ran again?); left out: %s", name,
                             unattached, "; ".join(matched.unattached["reason"][:3]))
             decided = reviewed_labels(matched.decisions)
+            kinds = decision_kinds(matched.decisions)
             chosen = events.set_index("event_id", drop=False).loc[decided["event_id"]]
             chosen_labels = decided["reviewer_call"].tolist()
             reviewers = decided["reviewer"].tolist()
         else:
             chosen, chosen_labels = events, events["class"].tolist()
             reviewers = [""] * len(events)
+        # The call each crop's event had, beside its label: a relabel is told from the file.
+        calls = chosen["class"].astype(str).tolist()
         if not len(chosen):
             log.info("%s: no %s events", name, "reviewed" if reviewed else "")
             continue
@@ -245,7 +249,8 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
             # its frame and centre name the cell too.
             rows += [{"path": w[0], "sample_id": sample_id, "event_id": int(ids[i]),
                       "frame_id": frame_ids[i], "x": float(xs[i]), "y": float(ys[i]),
-                      "label": chosen_labels[i], "reviewer": reviewers[i]}
+                      "label": chosen_labels[i], "model_call": calls[i],
+                      "reviewer": reviewers[i]}
                      for w, i in zip(written, at)]
         labels += chosen_labels
         # Absolute, as outputs.md says: the set outlives the working folder it was cut in.
@@ -253,6 +258,7 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
                         "scan": absolute(cartridge.root), "model": summary.model.path,
                         "crops": len(chosen), **({"unattached_decisions": unattached}
                                               if unattached else {}),
+                        **({"decisions": kinds} if reviewed else {}),
                         **({"signoff": signed} if reviewed else {})})
     if not manifest:
         raise InputError("no events to cut" + (" (nothing confirmed or relabelled yet: run "
@@ -265,6 +271,16 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
                         patients)
     log.info("wrote %d crops (%s) to %s", len(manifest), counts, out)
     return info
+
+
+def decision_kinds(decisions: pd.DataFrame) -> dict[str, int]:
+    """How many of the decisions that count confirmed the call, relabelled it, or rejected
+    it (the crops leave rejected events out)."""
+    calls = decisions["reviewer_call"].astype(str)
+    rejected = calls == REJECTED
+    confirmed = ~rejected & (calls == decisions["model_call"].astype(str))
+    return {"confirmed": int(confirmed.sum()), "relabelled": int((~rejected & ~confirmed).sum()),
+            "rejected": int(rejected.sum())}
 
 
 def check_one_scale(samples: dict[str, Path]) -> None:

@@ -443,6 +443,11 @@ def test_a_sign_off_is_written_beside_the_counts_and_shown_by_crops(crowded, tmp
     assert "reviewed by ann on" in caplog.text
     info = json.loads((tmp_path / "ds" / "dataset.json").read_text())
     assert info["sources"][0]["signoff"]["reviewer"] == "ann"
+    # What the review did, per sample, and each crop's call beside its label (a relabel told
+    # from the file): the three decisions, the crops of those not rejected.
+    kinds = info["sources"][0]["decisions"]
+    assert sum(kinds.values()) == 3 and len(info["crops"]) == 3 - kinds["rejected"]
+    assert sum(c["label"] != c["model_call"] for c in info["crops"]) == kinds["relabelled"]
     # A decision after the sign-off: it no longer covers the decisions, and says so.
     answer = post(server, "decision", {"event_id": ids[0], "call": "reject",
                                        "run_id": state["run_id"]})[1]
