@@ -172,6 +172,18 @@ def leaks_line(found: dict, spec) -> str:
     return f"- Instrument's leaks of {found['source']}, measured on the labelled CTCs: {said}"
 
 
+def _worse_than_none(cal: dict) -> str:
+    """Where the temperature reads the lab's held-out crops worse than none (a pooled fit
+    weighs the simulator's crops; few lab crops say little), said beside it."""
+    before, after = (cal.get(k) or {} for k in ("uncalibrated", "calibrated"))
+    if not isinstance(before.get("ece"), float) or not isinstance(after.get("ece"), float) \
+            or after["ece"] <= before["ece"]:
+        return ""
+    return (f"; on the held-out lab crops it reads worse than none (ECE {after['ece']:.3f} "
+            f"against {before['ece']:.3f} uncalibrated): they are few, or unlike what the fit "
+            "weighed; more labelled crops refit it")
+
+
 def _calibration_line(cal: dict, spec) -> str:
     """The card's calibration line: refitted (how, and what the lab's crops guarantee), or the
     base model's kept and why."""
@@ -199,7 +211,8 @@ def _calibration_line(cal: dict, spec) -> str:
             + (f" ({cal['review']['shown_fraction']:.1%} shown for the network's doubt, as "
                "predict reads a crop folder: at the balanced prior, without a crop band)"
                if "shown_fraction" in cal["review"] else "")
-            + f", target precision {cal['review']['target_precision']}")
+            + f", target precision {cal['review']['target_precision']}"
+            + _worse_than_none(cal))
     g = cal.get("guarantee")
     if g:
         line += (f"\n- Guarantee on the lab's held-out crops (which also weighed in the fit): "

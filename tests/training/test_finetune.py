@@ -541,3 +541,15 @@ def test_the_held_out_unit_names_patients_where_the_crops_name_them():
     assert held_out_unit(named, train, held) == "patient"
     unnamed = NS(sample_ids=samples, patient_ids=None, splits=[""] * 4)
     assert held_out_unit(unnamed, train, held) == "sample"
+
+
+def test_a_calibration_worse_than_none_on_the_lab_crops_is_said_on_the_card():
+    """A refit that read the lab's held-out crops worse (ECE 0.143 against 0.128) showed only
+    its temperature."""
+    from ctcnet.training.finetune_card import _worse_than_none
+
+    worse = {"uncalibrated": {"ece": 0.1278}, "calibrated": {"ece": 0.1433}}
+    assert _worse_than_none(worse).startswith("; on the held-out lab crops it reads worse than "
+                                              "none (ECE 0.143 against 0.128 uncalibrated)")
+    assert _worse_than_none({**worse, "calibrated": {"ece": 0.05}}) == ""
+    assert _worse_than_none({}) == ""
