@@ -73,3 +73,16 @@ def test_a_crop_sets_predictions_carry_them_read_on_every_crop_by_a_fusion(crop_
     # The model's marker fusion reads CD45 on every crop with a CK area.
     has_ck = (table["ck_area_um2"] > 0).to_numpy()
     assert np.isfinite(table["cd45_over_ck"][has_ck]).all()
+
+
+def test_the_table_gives_dna_structure_up_to_its_bound_and_the_ck_area_in_um2():
+    """A residual with almost no pixel noise read DAPI's own structure in the millions, shown so
+    on the review page; the flags read it against levels near 1."""
+    from ctcnet.inference.guard.flags import OWN_STRUCTURE_SHOWN, table_measures
+
+    measured = pd.DataFrame({"dna_own_structure": [3.2e7, np.nan, 0.3], "ck_area": [100, 0, 25]})
+    out = table_measures(measured, pixel_size_um=0.5)
+    assert out["dna_own_structure"][0] == OWN_STRUCTURE_SHOWN
+    assert np.isnan(out["dna_own_structure"][1]) and out["dna_own_structure"][2] == np.float32(0.3)
+    assert out["ck_area_um2"].tolist() == [25.0, 0.0, 6.25]
+    assert np.isnan(out["cd45_over_ck"]).all()  # not measured: NaN, not absent
