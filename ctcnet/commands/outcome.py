@@ -57,8 +57,15 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
     elif isinstance(summary.get("reviewed"), dict) and summary["reviewed"].get("reviewed"):
         # Decisions made, none signed: the counts above stay the model's until a sign-off.
         facts.append(f"{summary['reviewed']['reviewed']} event(s) decided, not signed off")
-    if held:
-        facts.append(f"held for review by the guard ({named_counts(held)})")
+    # The guard holds a counted class's call out of the count; another call it flags (a
+    # possible missed CTC, one unlike the training data) is shown, nothing held back.
+    reported = (summary.get("tally") or {}).get("reported") or ("ctc", "cluster")
+    counted_held = {k: v for k, v in held.items() if k in reported}
+    flagged = {k: v for k, v in held.items() if k not in reported}
+    if counted_held:
+        facts.append(f"held for review by the guard ({named_counts(counted_held)})")
+    if flagged:
+        facts.append(f"flagged for review by the guard ({named_counts(flagged)})")
     # A therapy plane's figure (HER2), which the report and samples.csv carry: said here too.
     planes = (summary.get("unread_markers") or {}).get("planes") or {}
     above = [f"{name} {r['counted_ctcs_above']} of {r['counted_ctcs']}{unmeasured_text(r)}"
