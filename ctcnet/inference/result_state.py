@@ -148,6 +148,10 @@ def partial_in_brief(summary: dict) -> str:
     where none of these says it (its problems do)."""
     if channel_order_doubt(summary):
         return "channel order in doubt, its counts not to be reported"
+    problems = [str(p) for p in summary.get("problems") or []]
+    # (sample_checks' problems, by their first words)
+    if any(p.startswith("almost nothing detected") for p in problems):
+        return "almost nothing detected, its zeros no negative"
     frames = summary.get("frames") or {}
     if frames.get("skipped") or frames.get("missing"):
         total = (frames.get("total") or 0) + (frames.get("missing") or 0)
