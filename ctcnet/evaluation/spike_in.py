@@ -45,6 +45,7 @@ import pandas as pd
 from ctcnet.core.provenance import software_text
 from ctcnet.errors import InputError
 from ctcnet.evaluation import recovery
+from ctcnet.inference.run_entry import scan_pixel_size
 from ctcnet.inference.summary import signoff_holds
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,7 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
                      "blood_volume_read_ml": _number(summary.get("blood_volume_processed_ml")),
                      # The scan's scale and crowding: sites at 0.45 and 0.8 um/px pooled in
                      # one study read their touching cells as fewer events at the finer size.
-                     "pixel_size_um": _number(summary.get("pixel_size_um")),
+                     "pixel_size_um": _number(scan_pixel_size(summary)),
                      "events_per_mm2": _number(summary.get("events_per_mm2")),
                      "expected_per_7_5_ml": expected_rate,
                      "called_per_7_5_ml": _number(called),

@@ -66,14 +66,23 @@ def _made_by(summary: dict, path: Path) -> dict:
                if isinstance(summary.get("frames_made_by"), dict) else {})}
 
 
+def scan_pixel_size(summary: dict) -> float | None:
+    """The pixel size a summary.json (as parsed) read its scan at: a cartridge's panel's, a
+    crop set's own (None: not recorded)."""
+    panel = summary.get("panel") if isinstance(summary.get("panel"), dict) else {}
+    size = panel.get("pixel_size_um", summary.get("pixel_size_um"))
+    return float(size) if isinstance(size, (int, float)) and not isinstance(size, bool) \
+        else None
+
+
 def _scan_read(summary: dict) -> dict:
     """The pixel size the scan was read at and its channels in the order read: a study
     pooling two scanners' samples tells them apart in its table, not only in each
     summary.json."""
     panel = summary.get("panel") if isinstance(summary.get("panel"), dict) else {}
     names = [c.get("name") for c in panel.get("channels") or [] if isinstance(c, dict)]
-    size = panel.get("pixel_size_um", summary.get("pixel_size_um"))  # (a crop set's own)
-    return {**({"pixel_size_um": size} if isinstance(size, (int, float)) else {}),
+    size = scan_pixel_size(summary)
+    return {**({"pixel_size_um": size} if size is not None else {}),
             **({"channels": names} if names and all(names) else {})}
 
 

@@ -158,7 +158,7 @@ def test_evaluate_expected_scores_a_predict_output_folder(tmp_path, capsys):
     for name, rate in (("blank", 0.0), ("low", 4.0), ("mid", 19.0), ("high", 95.0)):
         (results / name).mkdir(parents=True)
         (results / name / "summary.json").write_text(json.dumps(
-            {**summary(rate), "sample_id": name}))
+            {**summary(rate), "sample_id": name, "panel": {"pixel_size_um": 0.4897}}))
         pd.DataFrame({"event_id": [0]}).to_parquet(results / name / "events.parquet")
     (tmp_path / "expected.csv").write_text(
         "sample_id,spiked\nblank,0\nlow,5\nmid,20\nhigh,100\n")
@@ -168,6 +168,8 @@ def test_evaluate_expected_scores_a_predict_output_folder(tmp_path, capsys):
     assert "linearity over 3 spiked samples" in said and "limit of blank: 0.00" in said
     table = pd.read_csv(tmp_path / "out" / "spike_in.csv").set_index("sample_id")
     assert table.loc["mid", "recovery_called"] == pytest.approx(0.95)
+    # A cartridge's summary holds its scan's pixel size in its panel: the column was empty.
+    assert (table["pixel_size_um"] == 0.4897).all()
     report = json.loads((tmp_path / "out" / "spike_in.json").read_text())
     assert report["linearity"]["slope"] == pytest.approx(0.95, abs=0.01)
     # The counts are predict's: a model to run is no option here.
