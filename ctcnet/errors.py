@@ -51,7 +51,12 @@ class FolderHeldError(OutputFolderError):
 class FinishedEarlierError(OutputFolderError):
     """The output folder holds this sample's finished run, made by another version of ctcnet
     from the same scan with the same model and settings: its outputs are kept as they are (a
-    night resumed after an upgrade keeps the samples it finished), read as this run's."""
+    night resumed after an upgrade keeps the samples it finished), read as this run's.
+    ``summary``: the finished run's summary as read (a ``RunSummary``)."""
+
+    def __init__(self, message: str, path: str | Path | None = None, summary=None):
+        super().__init__(message, path)
+        self.summary = summary
 
 
 class Terminated(KeyboardInterrupt):

@@ -125,8 +125,7 @@ def _say_leaks(spec, crops) -> None:
     found = spec.metrics.get("leaks") or {}
     if not found:
         return
-    print("  " + leaks_line(found, spec).removeprefix("- ").replace(
-        "the labelled CTCs", f"the labelled CTCs of {crops}", 1), file=sys.stderr)
+    print("  " + leaks_line(found, spec, crops).removeprefix("- "), file=sys.stderr)
     replaced = found.get("replaced") or {}
     if replaced:
         print("  replacing the model's: " + ", ".join(

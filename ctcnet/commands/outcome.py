@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ctcnet.core.printable import named_counts, printable, printable_name, unmeasured_text
 from ctcnet.inference.result_state import partial_in_brief
+from ctcnet.nn.calls import COUNTED_CLASSES
 
 
 def outcome_line(name: str, summary: dict, dest: Path) -> str:
@@ -59,7 +60,7 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
         facts.append(f"{summary['reviewed']['reviewed']} event(s) decided, not signed off")
     # The guard holds a counted class's call out of the count; another call it flags (a
     # possible missed CTC, one unlike the training data) is shown, nothing held back.
-    reported = (summary.get("tally") or {}).get("reported") or ("ctc", "cluster")
+    reported = (summary.get("tally") or {}).get("reported") or COUNTED_CLASSES
     counted_held = {k: v for k, v in held.items() if k in reported}
     flagged = {k: v for k, v in held.items() if k not in reported}
     if counted_held:

@@ -43,10 +43,11 @@ def refuse_to_redo_finished(out_dir: Path, differing: list[str] | None, done: se
     raise FinishedEarlierError(
         f"finished by an earlier run ({made}), whose tables differ from this ctcnet's in "
         f"{', '.join(sorted(differing))}: its outputs are kept as they are (--overwrite "
-        "redoes it with this version)", out_dir)
+        "redoes it with this version)", out_dir, summary)
 
 
-def kept_finished(err: FinishedEarlierError, name: str, out_dir: Path) -> RunSummary:
-    """The summary of a sample :func:`refuse_to_redo_finished` kept, said as it is kept."""
+def kept_finished(err: FinishedEarlierError, name: str) -> RunSummary:
+    """The summary of a sample :func:`refuse_to_redo_finished` kept (read as it refused),
+    said as it is kept."""
     log.warning("%s: %s", name, err)
-    return RunSummary.read(out_dir)
+    return err.summary

@@ -478,7 +478,7 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
                 try:
                     pending = start_cartridge(item, backend, out / name, options)
                 except FinishedEarlierError as err:  # its outputs kept, counted as this run's
-                    summaries.append(kept_finished(err, name, out / name))
+                    summaries.append(kept_finished(err, name))
                     continue
                 except InputError as err:
                     # The run has begun (run.json marked running): a refused input is set

@@ -139,7 +139,22 @@ def channel_order_doubt(summary: dict) -> bool:
     """Whether a summary.json's (as parsed) problems put its channel order in doubt: every
     count rests on it, and no review decision corrects it (panel.json corrected, the sample
     is run again)."""
-    return any("channel order" in str(p) for p in summary.get("problems") or [])
+    return any(_order_doubt(str(p)) for p in summary.get("problems") or [])
+
+
+def _order_doubt(problem: str) -> bool:
+    """Whether a problem's words put the channel order in doubt (metadata_signs' and
+    counts' checks say "channel order")."""
+    return "channel order" in problem
+
+
+def _frames_read(summary: dict) -> str | None:
+    """"4 of 5 frames read" where frames were skipped or missing (None: none)."""
+    frames = summary.get("frames") or {}
+    if not (frames.get("skipped") or frames.get("missing")):
+        return None
+    total = (frames.get("total") or 0) + (frames.get("missing") or 0)
+    return f"{frames.get('processed', 0)} of {total} frames read"
 
 
 def partial_in_brief(summary: dict) -> str:
@@ -152,36 +167,34 @@ def partial_in_brief(summary: dict) -> str:
     # (sample_checks' problems, by their first words)
     if any(p.startswith("almost nothing detected") for p in problems):
         return "almost nothing detected, its zeros no negative"
-    frames = summary.get("frames") or {}
-    if frames.get("skipped") or frames.get("missing"):
-        total = (frames.get("total") or 0) + (frames.get("missing") or 0)
-        return f"{frames.get('processed', 0)} of {total} frames read"
+    read = _frames_read(summary)
+    if read:
+        return read
     if summary.get("failed_events"):
         return f"{summary['failed_events']} event(s) not classified"
     return ""
 
 
 def _partial_why(summary: dict) -> str:
-    frames = summary.get("frames") or {}
-    total = (frames.get("total") or 0) + (frames.get("missing") or 0)
     parts: list[str] = []
-    if frames.get("skipped") or frames.get("missing"):
+    frames_read = _frames_read(summary)
+    if frames_read:
         read, tube = summary.get("blood_volume_processed_ml"), summary.get("blood_volume_ml")
-        parts.append(f"{frames.get('processed', 0)} of {total} frames read"
+        parts.append(frames_read
                      + (f" ({read:.3g} of {tube:.3g} mL)" if read is not None and tube else "")
                      + ", so its rates per 7.5 mL are estimates from the blood read")
     if summary.get("failed_events"):
         parts.append(f"{summary['failed_events']} event(s) not classified")
     # A channel order in doubt leads: every other reading (a leak, a count) rests on it.
     problems = sorted((str(p) for p in summary.get("problems") or []),
-                      key=lambda p: "channel order" not in p)  # (channel_order_doubt's)
+                      key=lambda p: not _order_doubt(p))
     if problems:  # the first in its own words: what a reader must weigh before the number
         first = problems[0] if len(problems[0]) <= 240 else \
             problems[0][:237].rsplit(" ", 1)[0].rstrip(",;:.") + " ..."
         said = first + (f" (and {len(problems) - 1} more problem(s) of the inputs)"
                         if len(problems) > 1 else "")
         # A channel order in doubt before even the frames read: the counts rest on it.
-        parts.insert(0 if "channel order" in problems[0] else len(parts), said)
+        parts.insert(0 if _order_doubt(problems[0]) else len(parts), said)
     return "; ".join(parts) or "see the sample's problems"
 
 

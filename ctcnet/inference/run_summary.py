@@ -20,7 +20,6 @@ from ctcnet.inference.counts import (
 )
 from ctcnet.inference.frame_device import default_workers
 from ctcnet.inference.guard import cluster_partners, guard_summary
-from ctcnet.inference.guard.rules import CK_NEGATIVE_CTC_ROLES
 from ctcnet.inference.model_records import model_path, model_sha256
 from ctcnet.inference.options import PredictOptions, edge_cut_class, unguarded_classes
 from ctcnet.inference.resources import children_peak_memory_mb, peak_memory_mb
@@ -42,6 +41,7 @@ from ctcnet.inference.summary import (
 )
 from ctcnet.inference.unread_markers import unread_marker_summary
 from ctcnet.io.cartridge_info import unread_keys
+from ctcnet.io.panel import CK_NEGATIVE_CTC_ROLES
 from ctcnet.io.scan import Cartridge
 from ctcnet.io.unread_planes import ck_plane, unread_planes
 from ctcnet.nn.calls import BALANCED_PRIOR, CARTRIDGE_PRIOR, decision_weights

@@ -9,7 +9,7 @@ import math
 
 from ctcnet.report.reasons import GUARD_PREFIX, described, own_calls
 from ctcnet.review.neighbours import events_beside
-from ctcnet.review_server.signoff_checks import COULD_BE_COUNTED
+from ctcnet.review_server.signoff_checks import could_be_counted
 
 
 def candidate_rows(sample) -> list[dict]:
@@ -49,8 +49,7 @@ def candidate_rows(sample) -> list[dict]:
                      "held": any(c.startswith(GUARD_PREFIX) for c in codes),
                      # another call on the list for a count it could change (a sign-off
                      # leaving it undecided needs a note: signoff_checks)
-                     "could_be_counted": str(call) not in sample.reported and any(
-                         c in COULD_BE_COUNTED for c in codes),
+                     "could_be_counted": could_be_counted(call, codes, sample.reported),
                      "why": why, "reasons": said[key],
                      "tile": tile, "context": sample.tile_src(event_id, "context"),
                      "markers": means[k]})

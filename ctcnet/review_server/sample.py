@@ -25,6 +25,7 @@ from ctcnet.exports.event_exports import REVIEWER_CALL
 from ctcnet.exports.event_exports import after_review as events_after_review
 from ctcnet.inference.counts import ReviewedCounts, count_events
 from ctcnet.inference.figures_seal import figures_edited
+from ctcnet.inference.guard import counted as guard_passed
 from ctcnet.inference.result_state import RESEARCH_USE, result_state
 from ctcnet.inference.run_entry import review_entry
 from ctcnet.inference.run_index import refresh_run_index
@@ -166,9 +167,7 @@ class Sample(SampleImages):
     @cached_property
     def held_ids(self) -> frozenset[int]:
         """The events whose call the guard held: not counted until a person decides."""
-        if "guard" not in self.events:
-            return frozenset()
-        held = self.events["guard"].fillna("").astype(str).to_numpy() != ""
+        held = ~guard_passed(self.events)
         return frozenset(self.events["event_id"].to_numpy()[held].astype(int).tolist())
 
     @cached_property

@@ -24,6 +24,14 @@ from ctcnet.report.reasons import GUARD_PREFIX
 COULD_BE_COUNTED = ("low_confidence", "counted_likeliest", "cut_by_border")
 
 
+def could_be_counted(call: str, codes, reported) -> bool:
+    """Whether a candidate is another call on the list for a count it could change (not of a
+    ``reported`` class, a reason of ``COULD_BE_COUNTED`` among its ``codes``), the guard
+    holding none of it: a possible missed count, which a sign-off leaves only with a note."""
+    return str(call) not in reported and not any(c.startswith(GUARD_PREFIX) for c in codes) \
+        and any(c in COULD_BE_COUNTED for c in codes)
+
+
 def open_disagreements(agreement: dict | None, reported: Iterable[str]) -> str:
     """The readers' disagreements on a ``reported`` class not adjudicated (in
     :func:`ctcnet.review.agreement.readings_agreement`'s ``agreement``), in words; empty
@@ -63,9 +71,8 @@ def left_undecided(candidates: pd.DataFrame, decided: set[int], note: str,
     # alone; a counted call nobody looked at vouches for the figure on the network's word (a
     # sign-off with 2 of 83 candidates decided, none of the 23 CTC calls among them).
     # Another call on the list for a count it could change, the guard holding none of it.
-    could_be = sum(o and not h and call not in reported and
-                   any(code in COULD_BE_COUNTED for code in codes)
-                   for o, h, call, codes in zip(open_, is_held, calls, candidates["reasons"]))
+    could_be = sum(o and could_be_counted(call, codes, reported)
+                   for o, call, codes in zip(open_, calls, candidates["reasons"]))
     needs = [f"{held} call(s) the marker guard held" if held else "",
              f"{blind} call(s) of a class the marker guard does not check (counted on the "
              "network's word alone)" if (blind := left(unchecked, held_too=True)) else "",

@@ -157,9 +157,9 @@ def _cartridge_rule_lines(spec) -> list[str]:
             "simulated cartridge) before relying on them."]
 
 
-def leaks_line(found: dict, spec) -> str:
-    """The card's line on the instrument's leaks measured on the lab's CTCs, and what the
-    guard allows for them."""
+def leaks_line(found: dict, spec, crops: str | None = None) -> str:
+    """The card's line on the instrument's leaks measured on the lab's CTCs (those of
+    ``crops``, where named), and what the guard allows for them."""
     from ctcnet.inference.guard import RULES
 
     if not found["leaks"]:
@@ -169,7 +169,8 @@ def leaks_line(found: dict, spec) -> str:
     said = ", ".join(f"{name} {share:.1%} (the guard allows "
                      f"{RULES.leak_cap(spec.panel, spec.panel.index_of(name)):.1%})"
                      for name, share in found["leaks"].items())
-    return f"- Instrument's leaks of {found['source']}, measured on the labelled CTCs: {said}"
+    return (f"- Instrument's leaks of {found['source']}, measured on the labelled CTCs"
+            f"{f' of {crops}' if crops else ''}: {said}")
 
 
 def _worse_than_none(cal: dict) -> str:

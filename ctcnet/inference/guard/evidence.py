@@ -15,12 +15,12 @@ import pandas as pd
 from ctcnet.inference.guard.measurements import REGISTERED_COLUMNS
 from ctcnet.inference.guard.reference import group_shift, leukocyte_reference, ood_distance
 from ctcnet.inference.guard.rules import (
-    CK_NEGATIVE_CTC_ROLES,
     DOUBTED_CALLS,
     EXCLUSION_ROLES,
     MISSED_CTC_CALLS,
     GuardRules,
 )
+from ctcnet.io.panel import CK_NEGATIVE_CTC_ROLES
 
 # What ``MARKERS_CTC`` asks of CD45 over the CK area beyond the route's ``cd45_level``, by
 # where the markers make calls: nothing (flags alone); on a cartridge, CD45 read as background

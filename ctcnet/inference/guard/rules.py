@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ctcnet.io.panel import CK_NEGATIVE_CTC_ROLES  # noqa: F401 (the guard's: no no_ck where lit)
 from ctcnet.nn.calls import COUNTED_CLASSES
 
 MARKER_FLAGS = ("cd45_positive", "no_dna", "dna_copies_ck", "low_dna", "no_ck")
