@@ -170,36 +170,39 @@ class TorchBackend:
         if not len(crops):
             return np.zeros((0, spec.num_classes), np.float32)
         say_crop_values(crops, [c.value_range[1] for c in spec.panel.channels], self._said)
-        bad = np.flatnonzero(~finite_crops(crops))
-        if len(bad):  # their rows come out NaN (a call 'failed'), as the ONNX path says too
+        if self.device.type == "cuda":
+            out, finite = self._run_cuda(crops, fn)
+        else:
+            torch, parts, finite = self._torch, [], finite_crops(crops)
+            with torch.inference_mode():
+                for start in range(0, len(crops), self.batch_size):
+                    batch = np.ascontiguousarray(crops[start:start + self.batch_size],
+                                                 dtype=np.float32)
+                    parts.append(fn(self._layout(torch.from_numpy(batch))).float())
+            out = torch.cat(parts).numpy()
+        bad = np.flatnonzero(~finite)
+        if len(bad):  # their rows NaN (a call 'failed'), as the ONNX path leaves them
+            out[bad] = np.nan
             log.warning("%d crop(s) with NaN or infinite pixels not classified (rows NaN, call "
                         "'failed'): indices %s", len(bad), bad[:20].tolist())
-        if self.device.type == "cuda":
-            return self._run_cuda(crops, fn)
-        torch = self._torch
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(crops), self.batch_size):
-                batch = torch.from_numpy(np.ascontiguousarray(crops[start:start + self.batch_size],
-                                                              dtype=np.float32))
-                out.append(fn(self._layout(batch)).float())
-        return torch.cat(out).numpy()
+        return out
 
     def _layout(self, batch):
         if self.channels_last:
             return batch.contiguous(memory_format=self._torch.channels_last)
         return batch
 
-    def _run_cuda(self, crops: np.ndarray, fn) -> np.ndarray:
-        """Two page-locked staging buffers in turn: while the GPU copies and classifies one
-        batch, the CPU fills the other; one synchronisation at the end, not one per batch."""
+    def _run_cuda(self, crops: np.ndarray, fn) -> tuple[np.ndarray, np.ndarray]:
+        """The network's outputs and whether each crop's pixels are all finite, read on the GPU
+        (numpy's pass took longer than the network). Two page-locked staging buffers in turn:
+        the CPU fills one while the GPU classifies the other; one synchronisation at the end."""
         torch = self._torch
         shape = (self.batch_size,) + tuple(crops.shape[1:])
         if getattr(self, "_staging", None) is None or self._staging[0].shape != shape:
             self._staging = [torch.empty(shape, dtype=torch.float32, pin_memory=True)
                              for _ in range(2)]
         copied: list = [None, None]
-        out = []
+        out, finite = [], []
         dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision)
         with torch.inference_mode(), torch.autocast("cuda", dtype=dtype or torch.float32,
                                                     enabled=dtype is not None):
@@ -213,8 +216,9 @@ class TorchBackend:
                 batch = self._layout(host.to(self.device, non_blocking=True))
                 copied[k] = torch.cuda.Event()
                 copied[k].record()
+                finite.append(torch.isfinite(batch).flatten(1).all(1))
                 out.append(fn(batch).float())
-            return torch.cat(out).cpu().numpy()
+            return torch.cat(out).cpu().numpy(), torch.cat(finite).cpu().numpy()
 
     @property
     def device_name(self) -> str:

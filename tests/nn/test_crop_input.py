@@ -24,6 +24,26 @@ def test_float_crops_scaled_to_0_1_are_said_counts_and_integers_are_not():
     assert crop_value_warning(np.zeros((2, 3, 32, 32), np.float32), tops) is None  # blank
     assert crop_value_warning((counts / 4095).astype(np.uint8), tops) is None
     assert crop_value_warning(counts / 4095, [1.0] * 3) is None  # a panel of 0-1 values
+    # A batch of a thousand crops is looked at in a sample of them, the scaling seen all the same
+    many = np.repeat(counts, 500, axis=0)
+    assert "within 0-1" in crop_value_warning(many / 4095, tops)
+    assert crop_value_warning(many, tops) is None
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_each_crop_with_a_pixel_not_finite_is_named_and_its_row_left_nan(tmp_path, caplog,
+                                                                         device):
+    save_tiny_model(tmp_path / "model.pt", crop_size=32)
+    backend = TorchBackend(tmp_path / "model.pt", device=device, batch_size=4)
+    crops = np.random.default_rng(2).uniform(90, 3000, (10, backend.spec.in_chans, 32, 32))
+    crops = crops.astype(np.float32)
+    crops[1, 0, 5, 5], crops[6, 2, 0, 0], crops[9, 1, 31, 31] = np.nan, np.inf, -np.inf
+    with caplog.at_level(logging.WARNING):
+        proba = backend.predict_proba(crops)
+    assert np.isnan(proba).any(axis=1).nonzero()[0].tolist() == [1, 6, 9]
+    assert np.isfinite(np.delete(proba, [1, 6, 9], axis=0)).all()
+    assert "3 crop(s) with NaN or infinite pixels" in caplog.text
+    assert "indices [1, 6, 9]" in caplog.text
 
 
 def test_the_torch_backend_says_scaled_crops_once_and_names_nan_crops(tmp_path, caplog):
