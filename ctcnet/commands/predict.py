@@ -21,7 +21,11 @@ from ctcnet.commands.evaluate import (
 from ctcnet.commands.models import say_model
 from ctcnet.commands.outcome import outcome_lines, retallied, run_outcome, say_error
 from ctcnet.commands.predict_index import index_at_the_end, index_of_an_ended_run, resume_text
-from ctcnet.commands.predict_processes import INPUTS_OPTION, MAX_AUTO_PROCESSES
+from ctcnet.commands.predict_processes import (
+    AUTO_PROCESS_MEMORY_GIB,
+    INPUTS_OPTION,
+    MAX_AUTO_PROCESSES,
+)
 from ctcnet.errors import InputError, check_device_name
 from ctcnet.inference.backend_registry import list_backends
 from ctcnet.inference.distributed import distributed_context, env_info
@@ -103,8 +107,9 @@ def add_arguments(parser) -> None:
                              "$((SLURM_ARRAY_TASK_ID + 1))/$SLURM_ARRAY_TASK_COUNT")
     parser.add_argument("--processes", default="auto", metavar="N",
                         help="predict processes on this machine that share the inputs, each "
-                             "on the same device (default auto: one per four cores, at most "
-                             f"{MAX_AUTO_PROCESSES}, when the model runs on a GPU and there are "
+                             "on the same device (default auto: one per two cores, at most "
+                             f"{MAX_AUTO_PROCESSES} and {AUTO_PROCESS_MEMORY_GIB:g} GiB of "
+                             "available memory each, when the model runs on a GPU and there are "
                              "several inputs; one on a CPU, whose model takes every core)")
     # One child's share of a --processes run: a file naming its inputs (the parent's own
     # listing, dealt out by frames as torchrun's ranks are).
@@ -471,7 +476,11 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
 def _processes(args, shard, inputs: int) -> int:
     """How many processes run this job's ``inputs`` (``--processes``; 1 under torchrun, with
     ``--shard`` or when the command line is not known, as when ``run`` is called directly)."""
-    from ctcnet.commands.predict_processes import auto_processes, parse_processes
+    from ctcnet.commands.predict_processes import (
+        auto_processes,
+        available_memory_gib,
+        parse_processes,
+    )
     from ctcnet.inference.distributed import env_info
 
     asked = parse_processes(args.processes)
@@ -485,5 +494,6 @@ def _processes(args, shard, inputs: int) -> int:
     if asked is None:
         from ctcnet.inference.backends import cpu_cores, runs_on_cpu
 
-        return auto_processes(inputs, not runs_on_cpu(args.device), cpu_cores())
+        return auto_processes(inputs, not runs_on_cpu(args.device), cpu_cores(),
+                              available_memory_gib())
     return min(asked, inputs)

@@ -20,6 +20,7 @@ from ctcnet.cli import main
 from ctcnet.commands.predict_processes import (
     MAX_AUTO_PROCESSES,
     auto_processes,
+    available_memory_gib,
     child_command,
     exit_status,
     parse_processes,
@@ -126,13 +127,22 @@ def test_a_bad_process_count_is_refused(bad):
         parse_processes(bad)
 
 
-def test_auto_runs_one_process_on_a_cpu_and_one_per_four_cores_beside_a_gpu():
+def test_auto_runs_one_process_on_a_cpu_and_one_per_two_cores_beside_a_gpu():
     assert parse_processes("auto") is None and parse_processes("3") == 3
     assert auto_processes(10, on_gpu=False, cores=64) == 1
-    assert auto_processes(10, on_gpu=True, cores=16) == MAX_AUTO_PROCESSES == 4
-    assert auto_processes(10, on_gpu=True, cores=8) == 2
+    assert auto_processes(10, on_gpu=True, cores=16) == MAX_AUTO_PROCESSES == 8
+    assert auto_processes(10, on_gpu=True, cores=64, memory_gib=500) == 8
+    assert auto_processes(10, on_gpu=True, cores=8) == 4
     assert auto_processes(10, on_gpu=True, cores=3) == 1
     assert auto_processes(2, on_gpu=True, cores=16) == 2  # no more processes than inputs
+    # each process takes about 4 GB: no more than the memory available holds
+    assert auto_processes(10, on_gpu=True, cores=16, memory_gib=13.5) == 3
+    assert auto_processes(10, on_gpu=True, cores=16, memory_gib=2.0) == 1
+
+
+def test_the_memory_available_is_read_where_the_system_says_it():
+    memory = available_memory_gib()
+    assert memory is None or 0 < memory < 1e6
 
 
 def test_a_child_is_the_parents_command_with_its_share_put_after_the_subcommand():
