@@ -1,5 +1,6 @@
-"""One reading of each split object is kept: its members replace the whole only when one of
-them is counted or held as a possible CTC and the whole is not counted unflagged."""
+"""One reading of each split object is kept: its members replace the whole when the whole is
+not counted unflagged and one of them is counted or held as a possible CTC, or the whole is
+one nobody would see (no counted call, no flag, not in review)."""
 
 import numpy as np
 import pandas as pd
@@ -9,12 +10,12 @@ from ctcnet.detect.members import GROUP, PART
 from ctcnet.inference.alternates import alternates_kept, resolve_alternates
 
 
-def table(whole_call, part_calls, guard=None):
+def table(whole_call, part_calls, guard=None, review=None):
     calls = [whole_call, *part_calls]
     return pd.DataFrame({
         "x": np.arange(len(calls), dtype=float), GROUP: [7] * len(calls),
         PART: [False] + [True] * len(part_calls), "class": calls,
-        "guard": guard or [""] * len(calls)})
+        "guard": guard or [""] * len(calls), "review": review or [False] * len(calls)})
 
 
 @pytest.mark.parametrize("whole, parts, kept", [
@@ -22,10 +23,22 @@ def table(whole_call, part_calls, guard=None):
     ("wbc", ["cluster", "wbc"], [False, True, True]),
     ("cluster", ["ctc", "wbc"], [True, False, False]),       # a cluster stays one event
     ("ctc", ["ctc", "debris"], [True, False, False]),        # counted either way: once
-    ("wbc", ["wbc", "debris"], [True, False, False]),        # nothing counted is lost
+    ("wbc", ["wbc", "debris"], [False, True, True]),        # unseen either way: each its own
 ])
-def test_members_replace_the_whole_only_when_a_counted_cell_would_be_lost(whole, parts, kept):
+def test_members_replace_the_whole_where_a_counted_cell_would_be_lost_or_none_is_seen(
+        whole, parts, kept):
     assert alternates_kept(table(whole, parts)).tolist() == kept
+
+
+def test_a_whole_a_person_sees_stays_unless_a_member_is_counted_or_held():
+    """A whole in review (or flagged) is seen: members that show nothing would take it off
+    the list, so it stays; a counted member replaces it all the same."""
+    in_review = table("wbc", ["debris", "wbc"], review=[True, False, False])
+    assert alternates_kept(in_review).tolist() == [True, False, False]
+    flagged = table("debris", ["debris", "wbc"], guard=["unusual", "", ""])
+    assert alternates_kept(flagged).tolist() == [True, False, False]
+    counted = table("wbc", ["ctc", "wbc"], review=[True, False, False])
+    assert alternates_kept(counted).tolist() == [False, True, True]
 
 
 def test_a_member_held_as_a_possible_ctc_replaces_the_whole():

@@ -805,9 +805,13 @@ def test_summary_records_the_prevalence_rule_and_the_flag_turns_it_off(setup, tm
         summary = json.loads((out / "sim3" / "summary.json").read_text())
         assert summary["model"]["decision_log_weights"] == pytest.approx(expected)
     on, off = read_events(tmp_path / "on" / "sim3"), read_events(tmp_path / "off" / "sim3")
-    # The rule only moves calls away from the rare classes it down-weights.
-    moved = on["model_class"] != off["model_class"]
-    assert set(off.loc[moved, "model_class"]) <= set(weights)
+    # The rule only moves calls away from the rare classes it down-weights. (The events are
+    # paired by place: a merged object nobody would see under one rule's calls is read as
+    # its members, so the two tables need not hold the same rows.)
+    both = on.merge(off, on=["frame", "x", "y"], suffixes=("_on", "_off"))
+    assert len(both) >= 0.9 * max(len(on), len(off))
+    moved = both["model_class_on"] != both["model_class_off"]
+    assert set(both.loc[moved, "model_class_off"]) <= set(weights)
 
 
 def test_events_tables_are_streamed_a_row_group_at_a_time(tmp_path, monkeypatch):
