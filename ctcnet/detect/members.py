@@ -158,8 +158,9 @@ def attach_parts(wholes: pd.DataFrame, parts: pd.DataFrame, parent: np.ndarray,
 def marker_seeds(snr: np.ndarray, mask: np.ndarray, channels: tuple, seed_radius: int,
                  threshold_snr: float) -> np.ndarray | None:
     """Seeds where the markers say a CTC sits: local maxima of the CK or DNA map
-    (``seed_radius`` apart in each), with CK and DNA over ``threshold_snr`` there and CD45 under
-    :data:`CTC_CD45_SHARE` of CK. The detection image is the largest
+    (``seed_radius`` apart in each), with DNA over ``threshold_snr`` there, CK over it there or
+    within a working pixel (a nucleus's own CK can dip under it inside a lit ring), and CD45
+    under :data:`CTC_CD45_SHARE` of that CK. The detection image is the largest
     signal of any channel, so a CTC within a seed distance of a brighter neighbour (a debris
     blob, a leukocyte's CD45, a tdEV's CK) has no maximum of its own there; its CK and DNA
     still peak where it is. ``channels``: (nucleus, epithelial, leukocyte or None); None
@@ -170,16 +171,23 @@ def marker_seeds(snr: np.ndarray, mask: np.ndarray, channels: tuple, seed_radius
     # The maps as detection smoothed them (about the PSF): smoothing them again as the
     # detection image is for its seeds found the same CTCs at a quarter more detection time.
     ck, dna = snr[epithelial], snr[nucleus]
-    candidates = mask & (ck >= threshold_snr) & (dna >= threshold_snr)
+    nucleated = mask & (dna >= threshold_snr)
+    # CK is the cytoplasm's: over a nucleus's own peak it can dip under the threshold while
+    # the ring round it is lit (a dim CTC beside a CK+ neutrophil, the demo's seed, had CK 4
+    # over its DNA peak of 13 and 6-8 a working pixel off), so there CK is read within one.
+    ck_at = np.where(nucleated & (ck >= threshold_snr), ck, 0.0)
+    ys, xs = np.nonzero(nucleated & (ck < threshold_snr))
+    ck_at[ys, xs] = window_max_at(ck, ys, xs, 3)
+    candidates = nucleated & (ck_at >= threshold_snr)
     if leukocyte is not None:
-        candidates &= snr[leukocyte] < CTC_CD45_SHARE * ck
+        candidates &= snr[leukocyte] < CTC_CD45_SHARE * ck_at
     if not candidates.any():
         return candidates
+    ys, xs = np.nonzero(candidates)
     size = 2 * seed_radius + 1
     # CK's maxima, and DNA's: a CTC's CK on the slope of a brighter CK neighbour's (a CK+
     # blob) has no maximum of its own, its nucleus still has one. Read at the candidates
-    # alone: a few hundred pixels of a frame.
-    ys, xs = np.nonzero(candidates)
+    # alone: a few hundred to a few thousand pixels of a frame.
     peak = (ck[ys, xs] == window_max_at(ck, ys, xs, size)) | \
         (dna[ys, xs] == window_max_at(dna, ys, xs, size))
     seeds = np.zeros_like(candidates)

@@ -92,3 +92,25 @@ def test_a_ctc_beside_a_bright_bare_nucleus_is_offered_alone():
     events = detect_events(frame, PANEL, alternates=True)
     assert len(events[~events[PART]]) == 1, "the two read as one object"
     assert len(near(events[events[PART]], 74, 60)) == 1
+
+
+def test_a_nucleus_whose_own_ck_dips_inside_a_lit_ring_seeds_its_member():
+    """CK is the cytoplasm's: over a dim CTC's nucleus it can fall under the threshold while
+    the ring round it is lit (the demo's seed had CK 4 over a DNA peak of 13, 6-8 a working
+    pixel off, beside a bright CK+ CD45+ neighbour): its DNA peak still seeds a member. A
+    leukocyte's nucleus in such a ring, CD45 over it, seeds none."""
+    from ctcnet.detect.members import marker_seeds
+
+    def maps(cd45_over_nucleus):
+        snr = np.zeros((3, 13, 11), np.float32)  # DNA, CK, CD45
+        snr[0, 7:10, 4:7], snr[0, 8, 5] = 10.0, 13.0  # the nucleus
+        # CK: a lit ring, dim over the nucleus but for a pixel beside its DNA peak
+        snr[1, 6:11, 3:8], snr[1, 7:10, 4:7], snr[1, 8, 4] = 7.0, 4.0, 6.0
+        snr[2, 7:10, 4:7] = cd45_over_nucleus
+        snr[:, 0:3, 2:6] = [[[7.0]], [[35.0]], [[40.0]]]  # the bright neighbour
+        return snr
+
+    ctc = marker_seeds(maps(0.0), np.ones((13, 11), bool), (0, 1, 2), 2, 5.0)
+    assert ctc[8, 5] and ctc.sum() == 1
+    leukocyte = marker_seeds(maps(5.0), np.ones((13, 11), bool), (0, 1, 2), 2, 5.0)
+    assert not leukocyte[7:10, 4:7].any()
