@@ -187,7 +187,7 @@ def marker_seeds(snr: np.ndarray, mask: np.ndarray, channels: tuple, seed_radius
     size = 2 * seed_radius + 1
     # CK's maxima, and DNA's: a CTC's CK on the slope of a brighter CK neighbour's (a CK+
     # blob) has no maximum of its own, its nucleus still has one. Read at the candidates
-    # alone: a few hundred to a few thousand pixels of a frame.
+    # alone: a few hundred pixels of a frame.
     peak = (ck[ys, xs] == window_max_at(ck, ys, xs, size)) | \
         (dna[ys, xs] == window_max_at(dna, ys, xs, size))
     seeds = np.zeros_like(candidates)

@@ -35,7 +35,8 @@ def alternates_kept(events: pd.DataFrame, counted: Sequence[str] = COUNTED_CLASS
                     ) -> np.ndarray:
     """(N,) bool: the rows a labelled, guarded frame table keeps (every row of a table without
     alternates; per split object its whole or its members, as a call of a ``counted`` class,
-    the model's reported ones, stands on either)."""
+    the model's reported ones, stands on either, and its members where nobody would see the
+    whole)."""
     if GROUP not in events or not len(events):
         return np.ones(len(events), bool)
     group = events[GROUP].to_numpy(np.int64)

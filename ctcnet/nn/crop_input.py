@@ -58,7 +58,8 @@ def crop_value_warning(raw: np.ndarray, tops: Sequence[float]) -> str | None:
     scaled to 0-1 (``skimage.img_as_float``) for a model of counts (``tops``: its channels'
     value_range tops, above 1), which read as nearly empty, every call debris. A look at every
     8th pixel each way of at most 64 crops spread over the array: a scaling of the whole
-    array shows in any of them (every crop of a 1,024-crop batch cost about a GPU's model)."""
+    array shows in any of them (a look at every crop of a 1,024-crop batch took as long as a
+    GPU's network on it)."""
     if raw.dtype.kind != "f" or not raw.size or not min(tops, default=0) > 1.0:
         return None
     sample = raw[::-(-len(raw) // 64), :, ::8, ::8]
