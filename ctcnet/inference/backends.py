@@ -37,7 +37,7 @@ from ctcnet.inference.backend_registry import (
 from ctcnet.inference.onnx_runtime import OnnxClassifier, select_providers
 from ctcnet.io.digests import file_sha256
 from ctcnet.nn.calls import finite_crops
-from ctcnet.nn.crop_input import checked_crops, say_crop_values
+from ctcnet.nn.crop_input import checked_crops, say_crop_values, say_not_finite
 from ctcnet.nn.registry import DEFAULT_MODEL_NAME, get_model, is_registry_name, resolve_model
 
 log = logging.getLogger(__name__)
@@ -181,10 +181,8 @@ class TorchBackend:
                     parts.append(fn(self._layout(torch.from_numpy(batch))).float())
             out = torch.cat(parts).numpy()
         bad = np.flatnonzero(~finite)
-        if len(bad):  # their rows NaN (a call 'failed'), as the ONNX path leaves them
-            out[bad] = np.nan
-            log.warning("%d crop(s) with NaN or infinite pixels not classified (rows NaN, call "
-                        "'failed'): indices %s", len(bad), bad[:20].tolist())
+        out[bad] = np.nan  # a call 'failed', as the ONNX path leaves them
+        say_not_finite(bad.tolist())
         return out
 
     def _layout(self, batch):

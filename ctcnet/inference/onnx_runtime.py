@@ -54,9 +54,11 @@ from ctcnet.nn.calls import (  # noqa: F401 (API)
 )
 from ctcnet.nn.crop_input import (  # noqa: F401 (API)
     ACCEPTED_DTYPES,
+    NOT_CLASSIFIED,
     checked_crops,
     crop_value_warning,
     say_crop_values,
+    say_not_finite,
 )
 
 # torch-free: ctcnet.nn.spec imports only the standard library, ctcnet.io and ctcnet.nn.calls
@@ -239,7 +241,7 @@ class OnnxClassifier:
         """
         k = len(self.classes)
         out = self._run_batches(raw, list(OUTPUT_NAMES), dict.fromkeys(OUTPUT_NAMES, k),
-                                batch_size, "classified (rows NaN, call 'failed')")
+                                batch_size, NOT_CLASSIFIED)
         return out[OUTPUT_NAMES[0]], out[OUTPUT_NAMES[1]]
 
     def _run_batches(self, raw: np.ndarray, names: list[str], widths: dict[str, int],
@@ -263,9 +265,7 @@ class OnnxClassifier:
                 for name, values in zip(names, self.session.run(names, {INPUT_NAME: x})):
                     out[name][rows] = values
         self._last_run.bad = bad
-        if bad:
-            log.warning("%d crop(s) with NaN or infinite pixels not %s: indices %s", len(bad),
-                        unrun, bad[:20])
+        say_not_finite(bad, unrun)
         return out
 
     @property

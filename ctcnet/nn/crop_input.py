@@ -72,6 +72,19 @@ def crop_value_warning(raw: np.ndarray, tops: Sequence[float]) -> str | None:
             "from the image files")
 
 
+# What a crop with a NaN or infinite pixel is where the network's calls are asked for.
+NOT_CLASSIFIED = "classified (rows NaN, call 'failed')"
+
+
+def say_not_finite(bad: Sequence[int], unrun: str = NOT_CLASSIFIED) -> None:
+    """Log the crops (``bad``: their indices) whose pixels are not all finite, left out of
+    the graph or the network's calls and their rows NaN (``unrun``: what they were not), as
+    every backend says it."""
+    if len(bad):
+        log.warning("%d crop(s) with NaN or infinite pixels not %s: indices %s", len(bad),
+                    unrun, list(bad[:20]))
+
+
 def say_crop_values(raw: np.ndarray, tops: Sequence[float], said: set[str]) -> None:
     """Log :func:`crop_value_warning` of ``raw`` where it is not in ``said`` (the caller's:
     once a classifier or backend, not once a batch), and add it there."""
