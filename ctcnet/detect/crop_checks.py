@@ -13,6 +13,8 @@
 * pixel-identical **copies** of another crop (one label of two is wrong where they differ);
 * float crops **rescaled** to fractions, raw crops stored in **8 bits**, and values **above**
   the channels' stated range;
+* raw crops whose **background was subtracted** and clipped at 0: said, and their clipped
+  pixels drawn again as the background's lower tail (:mod:`ctcnet.detect.clipped_background`);
 * the **marks** filled in colour composites (frames, scale bars:
   :func:`ctcnet.io.annotations.warn_of_marks`);
 * composites whose R, G, B planes are likely in **another order** than ``panel.json`` says
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ctcnet.core.paths import shown_in
+from ctcnet.detect.clipped_background import restore_clipped_background, subtracted_note
 from ctcnet.detect.marker_labels import MarkerLabelVotes
 from ctcnet.detect.metadata_signs import CropFolderSigns
 from ctcnet.detect.plane_order import PlaneVotes
@@ -78,6 +81,8 @@ class CropNotes:
         self.over_crops: list[int] = []  # the first crops that do (named in what is said)
         self.saturated = 0
         self.saturated_in: set[int] = set()  # the channels some crop is saturated in
+        self.subtracted: list[int] = []  # raw crops whose background was clipped at 0
+        self.subtracted_in: set[int] = set()  # (their channels so)
         self._first_of: dict[bytes, list[int]] = {}
         # Crops of a scanner's field (whole frames read as a crop folder), at a stated size.
         self.frame_like: list[int] = []
@@ -137,6 +142,19 @@ class CropNotes:
         if self.marker_labels is not None:
             self.marker_labels.add(i, crop)
         return True
+
+    def restored(self, i: int, crop: np.ndarray) -> np.ndarray:
+        """Crop ``i`` ((C, H, W), the files' planes) with a background subtracted and clipped
+        at 0 drawn again (:func:`~ctcnet.detect.clipped_background.restore_clipped_background`),
+        noted; as it is elsewhere, and always for display levels (a composite's or an 8-bit
+        crop's black is a display's black point, not a clip of counts)."""
+        if self.index.exported or crop.dtype == np.uint8:
+            return crop
+        crop, channels = restore_clipped_background(crop)
+        if channels:
+            self.subtracted.append(i)
+            self.subtracted_in.update(channels)
+        return crop
 
     def scaled(self, crops: np.ndarray, start: int = 0) -> None:
         """Note a chunk of crops at model scale (the index's crops from ``start`` on), in the
@@ -254,6 +272,12 @@ class CropNotes:
                         "channels' range: rescaled (e.g. to 0-1)? ctcnet reads raw counts, and "
                         "such cells read as faint specks (called debris)", index.root,
                         self.rescaled, n)
+        if self.subtracted:
+            log.warning("crop dataset %s: %d of %d crops have their %s; e.g. %s", index.root,
+                        len(self.subtracted), n, subtracted_note(
+                            [self.panel.names[k] for k in sorted(self.subtracted_in)]),
+                        ", ".join(shown_in(index.paths[i], index.root)
+                                  for i in self.subtracted[:3]))
         if self.eight_bit:
             log.warning("crop dataset %s: %d of %d crops are 8-bit (256 levels) where a scan's "
                         "counts are read: dim markers fall between the levels and are lost or "

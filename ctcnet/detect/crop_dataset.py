@@ -197,8 +197,7 @@ def _refuse_links_out(root: Path, files: list[Path]) -> None:
 
 
 def _sample_id_from_name(path: Path) -> str:
-    stem = path.stem
-    return stem.split(SAMPLE_SEPARATOR, 1)[0] if SAMPLE_SEPARATOR in stem else stem
+    return path.stem.split(SAMPLE_SEPARATOR, 1)[0]  # (the whole stem without a separator)
 
 
 # (PIXEL_SIZE_AUTO, PIXEL_SIZE_FIT: the option's words, from detect.pixel_size.)
@@ -478,6 +477,7 @@ def crop_chunks(index: CropIndex, size: int | None = None,
                 continue
             if not notes.read(i, planes) or errors or notes.unusable:
                 continue  # blank, or a bad crop before it: nothing more is made of it
+            planes = notes.restored(i, planes)
             arr = planes if index.channels is None else planes[list(index.channels)]
             size = size or arr.shape[1]
             if out is None:

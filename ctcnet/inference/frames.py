@@ -31,6 +31,7 @@ import pandas as pd
 
 from ctcnet.core.ordered import ordered_map
 from ctcnet.core.paths import written_lately
+from ctcnet.detect.clipped_background import restore_clipped_background, subtracted_note
 from ctcnet.detect.cropping import extract_crops
 from ctcnet.detect.detection import DetectConfig, detect_events
 from ctcnet.detect.metadata_signs import (
@@ -78,9 +79,9 @@ LEAK_CHECK_EVENTS = 400
 
 log = logging.getLogger(__name__)
 
-# The cartridges (their roots) whose 8-bit frames were said in this process.
-_EIGHT_BIT_SAID: set = set()
-_EIGHT_BIT_LOCK = threading.Lock()
+# What was said of a cartridge's frames in this process, once a cartridge: (root, kind).
+_SAID: set = set()
+_SAID_LOCK = threading.Lock()
 
 
 @dataclass
@@ -101,6 +102,7 @@ class FrameWork:
     leak_ratios: list | None = None  # CK's ratios of some CK-bright events ([ratios, sds])
     signs: dict | None = None  # what a few events say of the metadata (detect.metadata_signs)
     eight_bit: bool = False  # its values fit 8 bits (an export; io.frame_checks.eight_bit_note)
+    subtracted: list = field(default_factory=list)  # channels whose clipped background was drawn
     # Prepared in a frame process: where its results lie in shared memory, for finishing there
     # too (ctcnet.inference.frame_workers.finished).
     shared: object | None = None
@@ -181,13 +183,8 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
     # Every frame's kept (summary.json's metadata_check counts them), said once a cartridge:
     # a warning, not a problem.
     eight_bit = eight_bit_note(pixels, brightest)
-    if eight_bit and cartridge.root not in _EIGHT_BIT_SAID:
-        with _EIGHT_BIT_LOCK:  # frame threads read a cartridge's frames side by side
-            first = cartridge.root not in _EIGHT_BIT_SAID
-            _EIGHT_BIT_SAID.add(cartridge.root)
-        if first:  # (the first met named: a frame of a mixed export is said apart, at the end)
-            log.warning("%s: frame %s (the first such read): %s", cartridge.sample_id,
-                        frame.frame_id, eight_bit)
+    if eight_bit:  # (the first met named: a frame of a mixed export is said apart, at the end)
+        _say_once(cartridge, frame, "eight_bit", eight_bit)
     t_read = time.perf_counter()
     # Its digest while its files are in the page cache: what later cuts check it against. A
     # stage of its own: on a CPU without SHA instructions SHA-256 costs about what reading the
@@ -198,6 +195,12 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
         return FrameWork(frame, error=f"{frame.stem}: cannot read: {err}",
                          seconds={"read": time.perf_counter() - t0})
     t1 = time.perf_counter()
+    # A background subtracted and clipped at 0 (an export so made) is drawn again, as a crop
+    # folder's is: detection's noise, the models and the guard read its lower half.
+    pixels, drawn = restore_clipped_background(pixels)
+    subtracted = [cartridge.panel.names[c] for c in drawn]
+    if subtracted:
+        _say_once(cartridge, frame, "subtracted", subtracted_note(subtracted))
     try:
         detect, cut = detect_events, extract_crops
         if device is not None:
@@ -250,7 +253,19 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
                                                     "guard": t4 - t3},
                      model_crops=model_crops, measured=measured,
                      guard_start=guard_start, record=record, note=note,
-                     leak_ratios=leak_ratios, signs=signs, eight_bit=eight_bit is not None)
+                     leak_ratios=leak_ratios, signs=signs, eight_bit=eight_bit is not None,
+                     subtracted=subtracted)
+
+
+def _say_once(cartridge: Cartridge, frame: FrameRef, kind: str, text: str) -> None:
+    """Warn of ``text``, of a ``kind`` every frame of a cartridge may show, once a cartridge
+    (naming the first frame met): every frame's is kept in its record, not said."""
+    with _SAID_LOCK:  # frame threads read a cartridge's frames side by side
+        first = (cartridge.root, kind) not in _SAID
+        _SAID.add((cartridge.root, kind))
+    if first:
+        log.warning("%s: frame %s (the first such read): %s", cartridge.sample_id,
+                    frame.frame_id, text)
 
 
 def _metadata_signs(crops: np.ndarray, cartridge: Cartridge, spec: ModelSpec,
@@ -306,7 +321,8 @@ def keep_frame_record(parts: Path, work: FrameWork, made_by: str = "") -> None:
     (``made_by``: :func:`made_by`) to ``parts/frames_read.jsonl``."""
     line = json.dumps({"frame": work.frame.frame_id, "record": work.record, "note": work.note,
                        "leak_ratios": work.leak_ratios, "signs": work.signs,
-                       "eight_bit": work.eight_bit, "made_by": made_by})
+                       "eight_bit": work.eight_bit, "subtracted": work.subtracted,
+                       "made_by": made_by})
     with open_own(parts / FRAME_RECORDS, "a", encoding="utf-8") as fh:
         fh.write(line + "\n")
 
@@ -380,6 +396,7 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
             log.warning("%s: %s", cartridge.sample_id, unjudged)
     # An 8-bit export is read, with a warning; kept here, so a report pooling samples sees it.
     signs["eight_bit_frames"] = sum(bool(e.get("eight_bit")) for e in done.values())
+    signs["subtracted_frames"] = sum(bool(e.get("subtracted")) for e in done.values())
     # Some frames a display's among counts: an export mixed from two settings. (Only those
     # with cells lit in them: a camera's frame of nothing but background may read under 256.)
     eight = [fid for fid, e in done.items() if e.get("eight_bit")
