@@ -32,7 +32,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from scipy.special import ndtr, ndtri
 
 from ctcnet.core.robust import percentiles
 
@@ -85,6 +84,9 @@ def restore_clipped_background(crop: np.ndarray) -> tuple[np.ndarray, list[int]]
     channels, shares = clipped_channels(crop)
     if not len(channels):
         return crop, []
+    # scipy only here: the base install (the command line, no scipy) imports this module.
+    from scipy.special import ndtr, ndtri
+
     out = np.asarray(crop, np.float32).copy()
     ranks = _ranks(*crop.shape)
     drawn = []
