@@ -51,6 +51,7 @@ _EXPORTS = {
     "load_backend": "ctcnet.inference.backends",
     "predict_cartridge": "ctcnet.inference.predict",
     "predict_inputs": "ctcnet.inference.predict",
+    "call_crops": "ctcnet.inference.crop_calls",
     "PredictOptions": "ctcnet.inference.options",
     "OnnxClassifier": "ctcnet.deploy.runtime",
     "simulate_crops": "ctcnet.simulate",

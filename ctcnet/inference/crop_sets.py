@@ -5,14 +5,16 @@ that shows every call with its crop (``ctcnet.report.crop_set_page``).
 
 A folder is read a chunk of crops at a time (:func:`read_and_classify`, ``ctcnet evaluate``'s
 reading too): its crops wait at model scale in an unnamed file in the output folder, so memory
-does not grow with the folder."""
+does not grow with the folder. :func:`classify_chunks` and :func:`crop_set_calls` are the
+network's and the markers' part, which crops in memory share
+(:func:`ctcnet.inference.crop_calls.call_crops`)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -172,9 +174,27 @@ def read_and_classify(index, spec, network: Callable[[np.ndarray], np.ndarray],
     spec = spec if tops is spec.panel else spec.replace(panel=tops)
     t1 = time.perf_counter()
     sample_leaks = leaks.leaks() if compensated else None
+    outputs, measured, network_s = classify_chunks(crops.chunks(CHUNK_CROPS), samples, spec,
+                                                   network, sample_leaks, rules, done)
+    return CropSetReading(
+        outputs, measured, leaks.records(sample_leaks) if compensated else None,
+        {"read": t1 - t0, "classify": network_s,
+         "measure": time.perf_counter() - t1 - network_s},
+        leak_check(leaks.pooled(), spec.panel, rules or RULES, str(index.root)), spec)
+
+
+def classify_chunks(chunks: Iterable[tuple[int, np.ndarray]], samples: np.ndarray, spec,
+                    network: Callable[[np.ndarray], np.ndarray], sample_leaks: dict | None,
+                    rules: GuardRules | None,
+                    done: Callable[[str, int], None] = lambda step, n: None
+                    ) -> tuple[np.ndarray, pd.DataFrame | None, float]:
+    """(the ``network``'s outputs (N, K), the guard's measurements (None without ``rules``),
+    the network's seconds) of crops at model scale given as (first row, chunk) pairs: each
+    chunk's sample crops compensated for ``sample_leaks`` ({sample: leaks}, None: not) where
+    the network sees them, the guard measuring the crops as they are."""
     outputs, measured, network_s = [], [], 0.0
     done("classified", 0)
-    for start, chunk in crops.chunks(CHUNK_CROPS):
+    for start, chunk in chunks:
         view = chunk if sample_leaks is None else compensate_each(
             chunk, samples[start:start + len(chunk)], sample_leaks, spec.panel)
         t = time.perf_counter()
@@ -184,25 +204,28 @@ def read_and_classify(index, spec, network: Callable[[np.ndarray], np.ndarray],
         if rules is not None:
             measured.append(crop_set_measurements(chunk, spec, rules))
         done("classified", len(chunk))
-    return CropSetReading(
-        np.concatenate(outputs) if outputs else np.zeros((0, len(spec.class_names))),
-        pd.concat(measured, ignore_index=True) if measured else None,
-        leaks.records(sample_leaks) if compensated else None,
-        {"read": t1 - t0, "classify": network_s,
-         "measure": time.perf_counter() - t1 - network_s},
-        leak_check(leaks.pooled(), spec.panel, rules or RULES, str(index.root)), spec)
+    return (np.concatenate(outputs) if outputs else np.zeros((0, len(spec.class_names))),
+            pd.concat(measured, ignore_index=True) if measured else None, network_s)
+
+
+def crop_set_calls(table: pd.DataFrame, crops, outputs: np.ndarray, spec,
+                   measured: pd.DataFrame | None, marker_calls: bool, rules: GuardRules
+                   ) -> pd.DataFrame:
+    """``table`` (one row a crop; a ``sample_id`` column groups the guard's references) with
+    the calls of the crops: each a cell someone chose, so its markers take part in the call
+    (``guard.crop_set_calls``; ``marker_calls``: they may make it too), a leak read as a
+    display export's where ``rules`` are an export's."""
+    return guard_events(label_events(table, outputs, spec), crops, outputs, spec,
+                        measured=measured, markers_decide=marker_calls, overrule=marker_calls,
+                        rules=rules)
 
 
 def _finish(root, index, spec, prior, backend, out_dir: Path, options: PredictOptions, rules,
             reading: CropSetReading, crops: SpilledArray, said: list[str]) -> CropRunSummary:
     """The calls (the markers taking part), the tables, summary.json and the page."""
     t0 = time.perf_counter()
-    # Each crop is a cell someone chose: its markers take part in the call
-    # (guard.crop_set_calls), a leak read as a display export's when the crops are exports.
-    table = guard_events(label_events(index.table(), reading.outputs, spec), crops,
-                         reading.outputs, spec, measured=reading.measured,
-                         markers_decide=options.marker_calls, overrule=options.marker_calls,
-                         rules=rules)
+    table = crop_set_calls(index.table(), crops, reading.outputs, spec, reading.measured,
+                           options.marker_calls, rules)
     with atomic_path(out_dir / "predictions.parquet") as tmp:
         arrow = pa.Table.from_pandas(table, preserve_index=False)
         pq.write_table(arrow.replace_schema_metadata(with_output_format(arrow.schema).metadata),

@@ -338,3 +338,37 @@ def test_class_folders_in_another_case_are_scored_as_their_classes(crop_set, tmp
     assert summary["accuracy_of"] == 40 and summary["accuracy"] == same["accuracy"]
     assert any("labels read as the model's class names: CLUSTER as cluster, CTC as ctc"
                in w for w in summary["warnings"])
+
+
+@pytest.mark.parametrize("model, options", [
+    ("ctcnet-default", {}),
+    ("ctcnet-core3", {"compensate": True}),  # a scan fusion; each sample's leak taken off
+    ("ctcnet-default", {"prior": "cartridge", "marker_calls": False}),
+])
+def test_crops_in_memory_get_the_calls_their_folder_gets(crop_set, tmp_path, model, options):
+    """ctcnet.call_crops on the crops of a folder, brought to model scale by load_crops: the
+    rows of predict's predictions.parquet, column for column, with no file written."""
+    from ctcnet import call_crops, load_crops, read_crop_index
+
+    backend = load_backend(model, device="cpu")
+    predict_crop_dataset(crop_set, backend, tmp_path, PredictOptions(quiet=True, **options))
+    folder = pd.read_parquet(tmp_path / "predictions.parquet")
+    spec = backend.spec
+    index = read_crop_index(crop_set).conform(spec.panel)
+    crops = load_crops(index, spec.crop_size, spec.pixel_size_um)
+    calls = call_crops(crops.astype(np.uint16), backend, sample_ids=index.sample_ids,
+                       **options)
+    assert calls["crop"].tolist() == list(range(len(crops)))
+    pd.testing.assert_frame_equal(calls.drop(columns="crop"),
+                                  folder.drop(columns=["path", "label"]), check_dtype=False)
+
+
+def test_crops_in_memory_that_cannot_be_called_are_refused_by_name():
+    from ctcnet import call_crops
+
+    backend = load_backend("ctcnet-default", device="cpu")
+    with pytest.raises(InputError, match=r"crops must be \(N, 5, 80, 80\)"):
+        call_crops(np.zeros((2, 80, 80, 5), np.uint16), backend)
+    with pytest.raises(InputError, match="sample_ids names 1 crops, crops holds 2"):
+        call_crops(np.zeros((2, 5, 80, 80), np.uint16), backend, sample_ids=["a"])
+    assert call_crops(np.zeros((0, 5, 80, 80), np.uint16), backend).empty

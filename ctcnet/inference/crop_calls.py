@@ -1,0 +1,86 @@
+"""ctcnet's calls of crops held in memory: what ``ctcnet predict`` on a crop folder writes to
+``predictions.csv`` (the network, its markers taking part, the decision rule at the set's
+prior, the marker guard's flags and the review list), for a numpy array of crops, with no
+file read or written (:func:`call_crops`).
+
+The crops are a crop folder's once it is read: (N, C, S, S) counts at the model's crop size
+and pixel size, in its channel order (``ctcnet.load_crops`` brings a folder there). The
+network's part and the markers' are the crop folder's own code
+(:func:`~ctcnet.inference.crop_sets.classify_chunks`,
+:func:`~ctcnet.inference.crop_sets.crop_set_calls`), so the two give the same calls.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ctcnet.detect.crop_dataset import CHUNK_CROPS
+from ctcnet.errors import InputError
+from ctcnet.inference.crop_sets import LEAK_CHECK_CROPS, classify_chunks, crop_set_calls
+from ctcnet.inference.guard import RULES
+from ctcnet.inference.options import spec_for_crop_set
+from ctcnet.inference.spillover import SampleLeaks, leak_check, wants_compensation
+from ctcnet.io.frame_checks import at_camera_tops
+from ctcnet.nn.crop_input import checked_crops
+
+
+def call_crops(crops, backend=None, *, sample_ids=None, prior: str | None = None,
+               exported: bool | None = None, marker_calls: bool = True,
+               compensate: bool | None = None) -> pd.DataFrame:
+    """The calls of ``crops`` as ``ctcnet predict`` makes a crop folder's: one row a crop
+    (``crop``, its row in ``crops``; ``sample_id``), then the columns of ``predictions.csv``
+    after ``label`` (``model_class``, ``class``, ``p_<class>``, ``confidence``, ``review``,
+    ``guard``, the markers' readings...).
+
+    Parameters
+    ----------
+    crops : array (N, C, S, S)
+        Raw counts (uint8, uint16 or float32) at the model's ``crop_size`` and
+        ``pixel_size_um``, channels in ``backend.spec.panel.names``' order.
+    backend : Backend, optional
+        The model (:func:`ctcnet.load_backend`; default: the shipped default model).
+    sample_ids : sequence of str, optional
+        Each crop's sample: the marker guard compares a crop's DNA with its own sample's
+        leukocytes, and the leak of CK into the other channels is a sample's (default: one
+        sample).
+    prior : str, optional
+        ``balanced`` (default: a crop set is not at a cartridge's prevalence) or ``cartridge``,
+        as ``--prior``.
+    exported : bool, optional
+        Whether the crops are display exports (8-bit composites, each plane stretched by a
+        viewer), whose leaks and CD45 line the guard reads otherwise (default: as the model
+        was trained, ``spec.reads_exports``).
+    marker_calls : bool
+        The markers take part in the call (False, as ``--network-calls-only``: the
+        network's calls, the markers only flagging).
+    compensate : bool, optional
+        Take each sample's measured spillover off before the network reads it (default: as
+        the model was trained), as ``--compensate``.
+    """
+    if backend is None:
+        from ctcnet.inference.backends import load_backend
+
+        backend = load_backend()
+    spec, _ = spec_for_crop_set(backend.spec, prior)
+    crops = checked_crops(crops, spec.panel.names, spec.crop_size)
+    n = len(crops)
+    samples = np.asarray(["sample"] * n if sample_ids is None else list(sample_ids)).astype(str)
+    if len(samples) != n:
+        raise InputError(f"sample_ids names {len(samples)} crops, crops holds {n}")
+    rules = RULES.for_crops(spec.reads_exports if exported is None else bool(exported))
+    # A set stated wider than its camera records is read as saturated at the camera's top.
+    if n:
+        tops = at_camera_tops(spec.panel, crops.max(axis=(0, 2, 3)).astype(float).tolist())
+        spec = spec if tops is spec.panel else spec.replace(panel=tops)
+    leaks = SampleLeaks(spec.panel)
+    compensated = wants_compensation(spec, compensate)
+    some = slice(None, None, 1 if compensated else max(1, -(-n // LEAK_CHECK_CROPS)))
+    leaks.add(np.asarray(crops[some], np.float32), samples[some])
+    chunks = ((start, np.asarray(crops[start:start + CHUNK_CROPS], np.float32))
+              for start in range(0, n, CHUNK_CROPS))
+    outputs, measured, _ = classify_chunks(chunks, samples, spec, backend.predict_proba,
+                                           leaks.leaks() if compensated else None, rules)
+    leak_check(leaks.pooled(), spec.panel, rules, "crops")  # (warns of a leak past the guard's)
+    table = pd.DataFrame({"crop": np.arange(n), "sample_id": samples})
+    return crop_set_calls(table, crops, outputs, spec, measured, marker_calls, rules)
