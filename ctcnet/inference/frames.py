@@ -322,6 +322,7 @@ def keep_frame_record(parts: Path, work: FrameWork, made_by: str = "") -> None:
     line = json.dumps({"frame": work.frame.frame_id, "record": work.record, "note": work.note,
                        "leak_ratios": work.leak_ratios, "signs": work.signs,
                        "eight_bit": work.eight_bit, "subtracted": work.subtracted,
+                       "seconds": {k: round(v, 4) for k, v in work.seconds.items()},
                        "made_by": made_by})
     with open_own(parts / FRAME_RECORDS, "a", encoding="utf-8") as fh:
         fh.write(line + "\n")
@@ -346,7 +347,7 @@ def journaled_frames(parts: Path) -> dict[str, dict]:
 
 def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], spec: ModelSpec,
                        this_run: str | None = None, read_now=frozenset()
-                       ) -> tuple[Cartridge, dict, dict, dict, dict | None]:
+                       ) -> tuple[Cartridge, dict, dict, dict, dict | None, dict | None]:
     """The records of the frames processed (this run's and a resumed one's; a frame's latest),
     the cartridge with their notes (a saturated frame) added to its problems, said once: a
     count over such a frame stands only once a person has looked; CK's leaks read from
@@ -356,7 +357,8 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
     (:func:`~ctcnet.detect.metadata_signs.metadata_problems`: planes in another order, dark
     or out of register, or a pixel size the nuclei belie, are problems as well); and what
     made the frames where more than one did, or another than ``this_run``
-    (:func:`frames_made_by`). A frame this run read (``read_now``) whose files have changed
+    (:func:`frames_made_by`), and the frame stages' seconds of the frames taken from the
+    journal (None: none was). A frame this run read (``read_now``) whose files have changed
     since is a problem: a rescan written over it in place was read part old, part new."""
     entries = journaled_frames(parts)
     set_aside = {s["frame"] for s in skipped}
@@ -419,8 +421,13 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
         log.warning("%s: every call is from the earlier run's journal (%s), none made by this "
                     "run's model (%s): --overwrite makes them again with it",
                     cartridge.sample_id, "; ".join(made), this_run)
+    # The frame stages' seconds of the frames taken from the journal, as their run measured
+    # them: this run's timings hold none of that work.
+    journal = [e.get("seconds") or {} for fid, e in done.items() if fid not in read_now]
+    journal_s = {k: round(sum(t.get(k, 0.0) for t in journal), 4)
+                 for k in dict.fromkeys(k for t in journal for k in t)} or None
     return cartridge, {fid: e["record"] for fid, e in done.items() if e.get("record")}, \
-        checked, signs, made
+        checked, signs, made, journal_s
 
 
 def _unjudged_scale(signs: dict) -> str | None:

@@ -27,9 +27,8 @@ Pipeline per cartridge (``predict_cartridge``):
   atomically to ``parts/<frame_id>.parquet`` (plus its gallery crops); a restarted run skips
   frames whose part exists; a journal from another model is refused rather than mixed in.
 * **Outputs** (atomic): ``events.parquet`` / ``events.csv`` (:mod:`ctcnet.inference.tables`,
-  streamed from the journal), and, when the caller hands in the report (``PredictOptions.report``:
-  ``ctcnet.report.run_report``, a layer above this one), ``gallery/*.png`` and ``index.html``;
-  ``summary.json`` last, the mark of a finished sample
+  streamed from the journal), with the report (``PredictOptions.report``, a layer above this
+  one) ``gallery/*.png`` and ``index.html``; ``summary.json`` last, the mark of a finished sample
   (:func:`~ctcnet.inference.summary.withdraw_summary`). A corrupt or missing frame is skipped and
   reported with its reason; a panel mismatch stops before any work, and so does metadata no scan or
   blood tube can have (:func:`ctcnet.inference.inputs.checked_cartridge`; where the user may know
@@ -248,8 +247,8 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     parts = out_dir / PARTS_DIR
     done -= drop_unreadable_parts(parts, cartridge.frames)
     todo = [f for f in cartridge.frames if f.frame_id not in done]
-    seconds = {"read": 0.0, "digest": 0.0, "detect": 0.0, "crop": 0.0, "guard": 0.0,
-               "classify": 0.0, "write": 0.0, "frame_wait": 0.0, "hand_off": 0.0}
+    seconds = dict.fromkeys(("read", "digest", "detect", "crop", "guard", "classify", "write",
+                             "frame_wait", "hand_off"), 0.0)
     skipped: list[dict] = []
     batcher = CrossFrameBatcher(backend.predict_proba, options.batch_size or backend.batch_size)
     import_frame_modules(cartridge, spec, device)  # before any frame thread starts
@@ -332,15 +331,16 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     gallery = journal_gallery(parts, cartridge.frames)
     release_free_memory()  # what reading the journal and writing the tables left in the heap
     seconds["write"] += time.perf_counter() - t0
-    seconds["total"] = time.perf_counter() - t_start
+    seconds["total"] = time.perf_counter() - t_start  # (this run's: see journal_timings_s)
     # The frames' digests, and their notes (saturation) as problems: the sample is partial.
-    cartridge, digests, checked, signs, made = with_frame_records(
+    cartridge, digests, checked, signs, made, journal_s = with_frame_records(
         cartridge, parts, skipped, spec, job.made_by, read_now={f.frame_id for f in todo})
     cartridge = with_dropped_plane_problems(cartridge, spec, options.detect)
     summary = build_summary(cartridge, backend, events, skipped, len(cartridge.frames) - len(todo),
                             seconds, options, spec, prior, new_events=n_events,
                             counted_at=counted_before)
-    summary.spillover, summary.frame_digests = spillover, digests
+    summary.spillover, summary.frame_digests, summary.journal_timings_s = \
+        spillover, digests, journal_s
     summary.frame_device, summary.frames_made_by = device_name, made
     summary.frame_pool = "processes" if in_processes else "threads" if workers else "inline"
     summary.leak_check, summary.metadata_check = checked, signs

@@ -176,6 +176,9 @@ class RunSummary:
     # A run resumed on frames another backend or ctcnet made (its .pt and .onnx resume each
     # other's runs): how many frames each made; None where one made them all.
     frames_made_by: dict | None = None
+    # The frame stages' seconds (read, detect, crop, guard...) of the frames a resumed run
+    # took from its journal, as the run that read them measured; None where it took none.
+    journal_timings_s: dict | None = None
     # What must match for a rerun to add to these outputs (the journal's fingerprint:
     # ``ctcnet.inference.journal.run_fingerprint``), kept here too: a rerun whose journal
     # parts/ was deleted is refused on it. None in a summary written before it was recorded.

@@ -301,7 +301,8 @@ def test_each_frame_read_is_recorded_with_its_sha256_and_a_resumed_run_keeps_the
     """The run's summary holds each processed frame's files and SHA-256 (what `ctcnet crops`
     and the review's tiles check before cutting again), hashed as the frame is read; a resumed
     run, which reads no frame again, reports them from the journal (a line a killed run cut
-    short is passed over)."""
+    short is passed over), and the time the first run took over them
+    (``journal_timings_s``)."""
     import hashlib
 
     from conftest import frames, predict
@@ -318,6 +319,10 @@ def test_each_frame_read_is_recorded_with_its_sha256_and_a_resumed_run_keeps_the
         fh.write('{"frame": "r00c0')  # a killed run's last line
     again = predict(clean_run, cart)
     assert again.frames.resumed_from_journal == 3 and again.frame_digests == first.frame_digests
+    # Its timings are its own (no frame read); the frames' stages as the first run timed them.
+    assert first.journal_timings_s is None and again.timings_s["detect"] == 0.0
+    for stage in ("read", "digest", "detect", "crop"):
+        assert again.journal_timings_s[stage] == pytest.approx(first.timings_s[stage], abs=1e-3)
     # The frames' signs of the metadata are journaled beside their records: judged alike.
     assert again.metadata_check == first.metadata_check and first.metadata_check["events_read"]
 
