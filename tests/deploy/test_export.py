@@ -446,4 +446,5 @@ def test_cropping_record_pads_a_crop_folders_small_crop_as_predict_does(exported
     np.testing.assert_allclose(fitted[0], expected, atol=1e-3)
     assert "'debris' whatever the graph says" in record["edge_cut"]
     assert "a crop folder is called at the balanced prior" in record["decision_applies"]
+    assert "10-80 % of whose pixels" in record["clipped_background"]
     assert set(MEASUREMENT_UNITS) == set(COLUMNS)
