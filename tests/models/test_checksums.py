@@ -23,3 +23,18 @@ def test_every_shipped_model_file_is_listed_with_its_sha256():
                                      "reference/events.parquet reference/cartridge/*`")
     for name, digest in listed.items():
         assert hashlib.sha256((MODELS / name).read_bytes()).hexdigest() == digest, name
+
+
+def test_the_shipped_onnx_files_say_what_predict_does_beside_the_graph_today():
+    """Each shipped ONNX file's ``cropping`` metadata is what this code's predict does (the
+    port record is built from its constants): a change to it restamps the files
+    (``ctcnet.deploy.export.restamp_onnx``) and lists their new SHA-256 here, so an embedder
+    never reads an older rule than the one ctcnet applies."""
+    import json
+
+    from ctcnet.deploy.port_record import cropping_record
+    from ctcnet.inference.onnx_runtime import OnnxClassifier
+
+    for path in sorted(MODELS.glob("*.onnx")):
+        assert json.loads(OnnxClassifier(path).metadata["cropping"]) == cropping_record(), \
+            f"{path.name}: restamp it (restamp_onnx(onnx, checkpoint)) and update SHA256SUMS"
