@@ -195,13 +195,13 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
         return FrameWork(frame, error=f"{frame.stem}: cannot read: {err}",
                          seconds={"read": time.perf_counter() - t0})
     t1 = time.perf_counter()
-    # A background subtracted and clipped at 0 (an export so made) is drawn again, as a crop
-    # folder's is: detection's noise, the models and the guard read its lower half.
-    pixels, drawn = restore_clipped_background(pixels)
-    subtracted = [cartridge.panel.names[c] for c in drawn]
-    if subtracted:
-        _say_once(cartridge, frame, "subtracted", subtracted_note(subtracted))
     try:
+        # A background subtracted and clipped at 0 (an export so made) is drawn again, as a
+        # crop folder's is: detection's noise, the models and the guard read its lower half.
+        pixels, drawn = restore_clipped_background(pixels)
+        subtracted = [cartridge.panel.names[c] for c in drawn]
+        if subtracted:
+            _say_once(cartridge, frame, "subtracted", subtracted_note(subtracted))
         detect, cut = detect_events, extract_crops
         if device is not None:
             # torch; already imported by import_frame_modules (main thread): a look-up here.
