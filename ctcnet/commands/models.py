@@ -53,6 +53,7 @@ def _line(info) -> str:
             + (f"\n  test-time symmetry {info.symmetry} ({SYMMETRIES[info.symmetry]} views per "
                "crop)" if SYMMETRIES.get(info.symmetry, 1) > 1 else "")
             + (f"\n  held-out macro-F1: {figures}" if figures else "")
+            + "".join(f"\n  on simulated cartridges: {line}" for line in info.cartridge_figures())
             + "".join(f"\n  WARNING: {problem}" for problem in _problems(info)))
 
 

@@ -114,6 +114,28 @@ class ModelInfo:
             out["robustness_min"] = float(min(shifts))
         return out
 
+    def cartridge_figures(self) -> list[str]:
+        """What the card says of whole simulated cartridges, the scan path labs run (empty
+        for a model without a cartridge rule): the rule's automatic CTC count where it was
+        fitted, and the review band's stated miss rate with what it showed."""
+        decision = self.card.get("decision") if self.has_cartridge_rule else None
+        fitted = (decision or {}).get("fitted") or {}
+        ctc = (fitted.get("at_fit") or {}).get("ctc") or {}
+        lines = []
+        if "recall" in ctc and "false_per_1000_events" in ctc:
+            lines.append(f"CTCs counted {ctc['recall']:.3f} at {ctc['false_per_1000_events']:.3f} "
+                         f"false CTC calls per 1,000 events ({fitted.get('cartridges', '?')} "
+                         f"cartridges of {fitted.get('frames', '?')} frames, the cartridge "
+                         "rule's fit)")
+        band = (decision or {}).get("review_band") or {}
+        fresh = band.get("fresh_family") or {}
+        if "level" in band and "misses" in fresh:
+            lines.append(f"CTCs and clusters neither counted nor shown at most "
+                         f"{band['level']:.0%} ({band['confidence']:.0%} confidence; fresh "
+                         f"family {fresh['misses']} of {fresh['cells']:,}), "
+                         f"{fresh['shown']:.1%} of CTC-rich events shown")
+        return lines
+
     def test_sizes(self) -> dict[str, int]:
         """The crops each held-out figure of :meth:`figures` was measured on (where the card
         says): a fine-tune's 1.000 on 4 crops is no 0.976 on 1,200."""

@@ -19,6 +19,12 @@ def test_models_command(with_tiny3, capsys):
     assert "tiny3" in out and "DAPI, CK, CD45 at 0.64 um/px" in out and "MB on disk" in out
     # Each held-out figure with the crops it was measured on (a fine-tune's 4 crops said).
     assert "held-out macro-F1: default_randomisation 0.986 (6,000 crops)" in out
+    # The scan path's figures from its card: the cartridge rule's fit and the review band's
+    # stated miss rate (a model without a cartridge rule, tiny3, has none).
+    assert "on simulated cartridges: CTCs counted 0.930 at 0.069 false CTC calls per 1,000 " \
+        "events (40 cartridges of 10 frames" in out
+    assert "neither counted nor shown at most 1% (95% confidence; fresh family 3 of 509)" in out
+    assert out.count("on simulated cartridges") == 2
     assert main(["predict", "x", "--out", "y", "--model", "tiny5"]) == 2
 
 
