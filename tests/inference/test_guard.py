@@ -632,8 +632,9 @@ def test_on_a_cartridge_the_markers_call_a_wbc_or_debris_call_ctc_where_the_netw
     """A CK+ CD45- nucleated cell filed as a leukocyte under the cartridge's prior, which the
     network itself finds at least as likely a CTC, is called ``ctc`` and counted (the flags of
     a ``ctc`` call, none here); one filed as debris only where the network gives a CTC
-    ``MARKERS_DEBRIS_CTC`` or more (on full-size cartridges the markers' call on less sure
-    debris calls counted bare nuclei and CK+ blobs five times as often as CTCs); one the
+    ``MARKERS_DEBRIS_CTC`` or more, or a cluster on one cell (on full-size cartridges the
+    markers' call on less sure debris calls counted bare nuclei and CK+ blobs five times as
+    often as CTCs); one the
     network finds likelier a leukocyte or debris, and an edge-cut event, stay as they are,
     shown as possible CTCs. A CK+CD45+ leukocyte is never called ``ctc``, and one whose CD45
     is faint (under the possible-CTC level, over the markers' background band) is shown but
@@ -665,6 +666,18 @@ def test_on_a_cartridge_the_markers_call_a_wbc_or_debris_call_ctc_where_the_netw
     held = guard_events(events, crops, unsure, spec)
     assert held["class"].iloc[2] == "debris" and held["guard"].iloc[2] == "possible_ctc"
     assert not counted(held)[2]
+    # A debris call the network finds a cluster at MARKERS_DEBRIS_CTC or more (the prior files
+    # the rare cluster as debris), on one cell with a CTC's markers: a cluster is a CTC with a
+    # partner or a second cell, so the markers call it a CTC, counted (hand-drawn CTCs placed
+    # in scans read so: p(cluster) 0.94-0.999); under the level, shown as a possible CTC.
+    cluster, debris = (spec.class_names.index(c) for c in ("cluster", "debris"))
+    for p_cluster, called in ((0.95, "ctc"), (MARKERS_DEBRIS_CTC - 0.05, "debris")):
+        seen = proba.copy()
+        seen[2] = 0.0
+        seen[2, cluster], seen[2, debris] = p_cluster, 1 - p_cluster
+        lone = guard_events(events, crops, seen, spec)
+        assert lone["class"].iloc[2] == called and lone[MARKERS_CTC].iloc[2]
+        assert counted(lone)[2] == (called == "ctc")
     # A crop set read with --network-calls-only: every call stays the network's, still shown.
     plain = guard_events(events, crops, proba, spec, overrule=False)
     assert plain["class"].tolist() == events["class"].tolist()

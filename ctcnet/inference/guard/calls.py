@@ -97,10 +97,12 @@ def markers_overrule(model_class: np.ndarray, markers_ctc: np.ndarray, proba: np
     calls with those markers were 13 CTCs, 21 debris and 155 leukocytes (and one no object of
     the truth), and the 15 this picks 13 CTCs and 2 debris (with CD45 read at the background,
     ``GuardRules.markers_cd45_band``: 3 leukocytes more without it). A ``debris`` call is
-    counted so only where the network also gives a CTC ``MARKERS_DEBRIS_CTC`` (0.75) or more
-    before the prior: on today's full-size cartridges 41 of the 49 debris calls those markers
-    make CTCs were bare nuclei and CK+ blobs, most at lower p(ctc). The other calls with those
-    markers stay possible CTCs for a person."""
+    counted so only where the network also gives a CTC or a cluster ``MARKERS_DEBRIS_CTC``
+    (0.75) or more before the prior (a cluster only where the markers read one cell,
+    :meth:`~.evidence.Evidence.lone_ctc_cell`: a cluster is a CTC with a partner or a second
+    cell): on full-size cartridges 41 of the 49 debris calls those markers make CTCs were bare
+    nuclei and CK+ blobs, most at lower p(ctc). The other calls with those markers stay
+    possible CTCs for a person."""
     names = list(class_names)
     if not _of_kind("ctc", names, kinds) or not len(model_class):
         return np.zeros(len(model_class), bool)
@@ -115,13 +117,12 @@ def markers_overrule(model_class: np.ndarray, markers_ctc: np.ndarray, proba: np
     # (a lab's classes checked as a CTC or a cluster, ``kinds``, bear one too)
     bearing = [names.index(c) for kind in ("ctc", "cluster")
                for c in _of_kind(kind, names, kinds, reported)]
-    ctcs = [names.index(c) for c in _of_kind("ctc", names, kinds, reported)]
     for call in MISSED_CTC_CALLS:
         if call in names:
             with np.errstate(invalid="ignore"):  # a row not finite has no call ("failed")
                 agrees = (proba[:, bearing] >= proba[:, [names.index(call)]]).any(axis=1)
-                if call == "debris":  # the network itself sure of a CTC (MARKERS_DEBRIS_CTC)
-                    agrees &= (proba[:, ctcs] >= MARKERS_DEBRIS_CTC).any(axis=1)
+                if call == "debris":  # the network itself sure of a CTC or a cluster
+                    agrees &= (proba[:, bearing] >= MARKERS_DEBRIS_CTC).any(axis=1)
                 likelier |= (model_class == call) & agrees
     out = likelier & (filed == model_class) & np.asarray(markers_ctc, bool)
     if edge_cut is not None:
