@@ -167,18 +167,16 @@ class RunSummary:
     # (ctcnet.inference.review_list); None in a summary written before it was recorded.
     review_list: dict | None = None
     # The software that made the counts (ctcnet.core.provenance.software_record: ctcnet's
-    # version and a checkout's commit, Python, the platform, the numeric libraries), and where
-    # the frames' dense work ran (numpy, or a torch device: its numbers differ in the last
-    # digits); None in a summary written before they were recorded.
+    # version and commit, Python, the platform, the numeric libraries), and where the frames'
+    # dense work ran (numpy, or a torch device: its numbers differ in the last digits); None
+    # in a summary written before they were recorded.
     software: dict | None = None
     frame_device: str | None = None
     frame_pool: str | None = None  # where frames were prepared: threads, processes or inline
     # A run resumed on frames another backend or ctcnet made (its .pt and .onnx resume each
     # other's runs): how many frames each made; None where one made them all.
     frames_made_by: dict | None = None
-    # The frame stages' seconds (read, detect, crop, guard...) of the frames a resumed run
-    # took from its journal, as the run that read them measured; None where it took none.
-    journal_timings_s: dict | None = None
+    journal_timings_s: dict | None = None  # a resumed run's journaled frames' stage seconds
     # What must match for a rerun to add to these outputs (the journal's fingerprint:
     # ``ctcnet.inference.journal.run_fingerprint``), kept here too: a rerun whose journal
     # parts/ was deleted is refused on it. None in a summary written before it was recorded.
