@@ -87,7 +87,7 @@ def restore_clipped_background(crop: np.ndarray) -> tuple[np.ndarray, list[int]]
     # scipy only here: the base install (the command line, no scipy) imports this module.
     from scipy.special import ndtr, ndtri
 
-    out = np.asarray(crop, np.float32).copy()
+    out = np.array(crop, np.float32)  # one copy, whatever the type
     ranks = _ranks(*crop.shape)
     drawn = []
     for c, z in zip(channels.tolist(), shares.tolist()):

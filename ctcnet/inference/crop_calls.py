@@ -5,8 +5,9 @@ file read or written (:func:`call_crops`).
 
 The crops are a crop folder's once it is read: (N, C, S, S) counts at the model's crop size
 and pixel size, in its channel order (``ctcnet.load_crops`` brings a folder there). The
-network's part and the markers' are the crop folder's own code
-(:func:`~ctcnet.inference.crop_sets.classify_chunks`,
+reading's part, the network's and the markers' are the crop folder's own code
+(:func:`~ctcnet.inference.crop_sets.first_pass`,
+:func:`~ctcnet.inference.crop_sets.classify_chunks`,
 :func:`~ctcnet.inference.crop_sets.crop_set_calls`), so the two give the same calls.
 """
 
@@ -17,11 +18,10 @@ import pandas as pd
 
 from ctcnet.detect.crop_dataset import CHUNK_CROPS
 from ctcnet.errors import InputError
-from ctcnet.inference.crop_sets import LEAK_CHECK_CROPS, classify_chunks, crop_set_calls
+from ctcnet.inference.crop_sets import classify_chunks, crop_set_calls, first_pass
 from ctcnet.inference.guard import RULES
 from ctcnet.inference.options import spec_for_crop_set
-from ctcnet.inference.spillover import SampleLeaks, leak_check, wants_compensation
-from ctcnet.io.frame_checks import at_camera_tops
+from ctcnet.inference.spillover import leak_check
 from ctcnet.nn.crop_input import checked_crops
 
 
@@ -69,17 +69,13 @@ def call_crops(crops, backend=None, *, sample_ids=None, prior: str | None = None
     if len(samples) != n:
         raise InputError(f"sample_ids names {len(samples)} crops, crops holds {n}")
     rules = RULES.for_crops(spec.reads_exports if exported is None else bool(exported))
-    # A set stated wider than its camera records is read as saturated at the camera's top.
-    if n:
-        tops = at_camera_tops(spec.panel, crops.max(axis=(0, 2, 3)).astype(float).tolist())
-        spec = spec if tops is spec.panel else spec.replace(panel=tops)
-    leaks = SampleLeaks(spec.panel)
-    compensated = wants_compensation(spec, compensate)
-    some = slice(None, None, 1 if compensated else max(1, -(-n // LEAK_CHECK_CROPS)))
-    leaks.add(np.asarray(crops[some], np.float32), samples[some])
-    chunks = ((start, np.asarray(crops[start:start + CHUNK_CROPS], np.float32))
-              for start in range(0, n, CHUNK_CROPS))
-    outputs, measured, _ = classify_chunks(chunks, samples, spec, backend.predict_proba,
+
+    def chunks():  # float32 a chunk at a time, as a folder's crops are read
+        return ((start, np.asarray(crops[start:start + CHUNK_CROPS], np.float32))
+                for start in range(0, n, CHUNK_CROPS))
+
+    spec, leaks, compensated = first_pass(chunks(), samples, spec, compensate, n)
+    outputs, measured, _ = classify_chunks(chunks(), samples, spec, backend.predict_proba,
                                            leaks.leaks() if compensated else None, rules)
     leak_check(leaks.pooled(), spec.panel, rules, "crops")  # (warns of a leak past the guard's)
     table = pd.DataFrame({"crop": np.arange(n), "sample_id": samples})

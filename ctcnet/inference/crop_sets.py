@@ -5,9 +5,9 @@ that shows every call with its crop (``ctcnet.report.crop_set_page``).
 
 A folder is read a chunk of crops at a time (:func:`read_and_classify`, ``ctcnet evaluate``'s
 reading too): its crops wait at model scale in an unnamed file in the output folder, so memory
-does not grow with the folder. :func:`classify_chunks` and :func:`crop_set_calls` are the
-network's and the markers' part, which crops in memory share
-(:func:`ctcnet.inference.crop_calls.call_crops`)."""
+does not grow with the folder. :func:`first_pass`, :func:`classify_chunks` and
+:func:`crop_set_calls` are the reading's, the network's and the markers' part, which crops in
+memory share (:func:`ctcnet.inference.crop_calls.call_crops`)."""
 
 from __future__ import annotations
 
@@ -152,26 +152,14 @@ def read_and_classify(index, spec, network: Callable[[np.ndarray], np.ndarray],
     t0 = time.perf_counter()
     done("read", 0)
     samples = np.asarray(index.sample_ids).astype(str)
-    # Measured whether or not they are taken off: a leak beyond the guard's allowance is
-    # said (leak_check), as it blinds the guard to CTCs. Without compensation, on a share of
-    # the crops spread over the set (LEAK_CHECK_CROPS; on all, 0.6 ms a crop, twice the
-    # network's).
-    leaks = SampleLeaks(spec.panel)
-    compensated = wants_compensation(spec, compensate)
-    stride = 1 if compensated else max(1, -(-len(index) // LEAK_CHECK_CROPS))
-    brightest = np.zeros(spec.panel.num_channels)
-    for start, chunk in crop_chunks(index, spec.crop_size, spec.pixel_size_um,
-                                    chunk=CHUNK_CROPS):
+
+    def read(start: int, chunk: np.ndarray) -> None:
         crops.write(start, chunk)
-        some = np.arange(-start % stride, len(chunk), stride)
-        leaks.add(chunk[some], samples[start + some])
-        if len(chunk):
-            brightest = np.maximum(brightest, chunk.max(axis=(0, 2, 3)))
         done("read", len(chunk))
-    # A set stated wider than its camera records (12-bit counts stated 0-65535) is read as
-    # saturated at the camera's top, as a cartridge's frame is.
-    tops = at_camera_tops(spec.panel, brightest.tolist())
-    spec = spec if tops is spec.panel else spec.replace(panel=tops)
+
+    spec, leaks, compensated = first_pass(
+        crop_chunks(index, spec.crop_size, spec.pixel_size_um, chunk=CHUNK_CROPS), samples,
+        spec, compensate, len(index), read)
     t1 = time.perf_counter()
     sample_leaks = leaks.leaks() if compensated else None
     outputs, measured, network_s = classify_chunks(crops.chunks(CHUNK_CROPS), samples, spec,
@@ -181,6 +169,32 @@ def read_and_classify(index, spec, network: Callable[[np.ndarray], np.ndarray],
         {"read": t1 - t0, "classify": network_s,
          "measure": time.perf_counter() - t1 - network_s},
         leak_check(leaks.pooled(), spec.panel, rules or RULES, str(index.root)), spec)
+
+
+def first_pass(chunks: Iterable[tuple[int, np.ndarray]], samples: np.ndarray, spec,
+               compensate: bool | None, n: int,
+               seen: Callable[[int, np.ndarray], None] = lambda start, chunk: None
+               ) -> tuple[ModelSpec, SampleLeaks, bool]:
+    """What the crops at model scale (``n`` of them, given as (first row, chunk) pairs, each
+    handed to ``seen`` too) tell before any is classified: the spec they are read at (a set
+    stated wider than its camera records, 12-bit counts stated 0-65535, is read as saturated
+    at the camera's top, as a cartridge's frame is), CK's leaks per sample, and whether the
+    network sees them compensated. The leaks are measured whether or not they are taken off: a
+    leak beyond the guard's allowance is said (leak_check), as it blinds the guard to CTCs.
+    Without compensation, on a share of the crops spread over the set (LEAK_CHECK_CROPS; on
+    all, 0.6 ms a crop, twice the network's)."""
+    leaks = SampleLeaks(spec.panel)
+    compensated = wants_compensation(spec, compensate)
+    stride = 1 if compensated else max(1, -(-n // LEAK_CHECK_CROPS))
+    brightest = np.zeros(spec.panel.num_channels)
+    for start, chunk in chunks:
+        seen(start, chunk)
+        some = np.arange(-start % stride, len(chunk), stride)
+        leaks.add(chunk[some], samples[start + some])
+        if len(chunk):
+            brightest = np.maximum(brightest, chunk.max(axis=(0, 2, 3)))
+    tops = at_camera_tops(spec.panel, brightest.tolist())
+    return spec if tops is spec.panel else spec.replace(panel=tops), leaks, compensated
 
 
 def classify_chunks(chunks: Iterable[tuple[int, np.ndarray]], samples: np.ndarray, spec,
