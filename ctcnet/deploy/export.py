@@ -36,7 +36,7 @@ from ctcnet import __version__
 from ctcnet.deploy.graph import OnnxGraph
 from ctcnet.deploy.markers import carried_markers, markers_record, verify_markers
 from ctcnet.deploy.onnx_casts import casts_for_castlikes
-from ctcnet.deploy.port_record import cropping_record
+from ctcnet.deploy.port_record import composite_record, cropping_record
 from ctcnet.deploy.quantise import (
     MAX_F1_DROP_POINTS,
     LabelledCrops,
@@ -50,10 +50,10 @@ from ctcnet.evaluation.metrics import macro_f1
 from ctcnet.inference.backends import OnnxBackend, TorchBackend
 from ctcnet.inference.onnx_runtime import (
     DIGEST_KEY,
-    INPUT_CONTRACT,
     INPUT_NAME,
     MARKERS_KEY,
     OnnxClassifier,
+    input_contract,
     model_digest,
 )
 from ctcnet.io.atomic import (
@@ -367,7 +367,8 @@ def _with_metadata(onnx_file: Path, spec: ModelSpec, export_info: dict,
     proto = onnx.load(str(onnx_file))
     _lowest_ir_version(proto)
     proto.producer_name, proto.producer_version = "ctcnet", __version__
-    proto.doc_string = f"ctcnet {spec.arch} classifier; {INPUT_CONTRACT}"
+    contract = input_contract(spec.reads_exports)
+    proto.doc_string = f"ctcnet {spec.arch} classifier; {contract}"
     metadata = {
         SPEC_KEY: spec.to_json(),
         "channels": json.dumps(spec.panel.names),
@@ -377,10 +378,13 @@ def _with_metadata(onnx_file: Path, spec: ModelSpec, export_info: dict,
         "temperature": str(spec.temperature),
         "ctcnet_version": __version__,
         "model_version": spec.version,
-        "input_contract": INPUT_CONTRACT,
+        "input_contract": contract,
         "precision": export_info["precision"],
         "ctcnet_export": json.dumps(export_info, sort_keys=True),
         "cropping": json.dumps(cropping_record()),
+        # How predict reads a composite export before the graph (its planes are display
+        # levels, named by the export's own colours): only a model that reads exports.
+        **({"composite_input": json.dumps(composite_record())} if spec.reads_exports else {}),
         **(extra or {}),
     }
     del proto.metadata_props[:]

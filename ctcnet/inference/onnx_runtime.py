@@ -77,6 +77,18 @@ MARKERS_KEY = "marker_measurements"
 INPUT_CONTRACT = ("raw: float32 (N, C, S, S) raw scanner counts (uint8/uint16 cast to float32), "
                   "channels in panel order, no preprocessing; outputs logits and calibrated "
                   "probabilities (N, K) in class order")
+# A model trained on composite exports (``spec.reads_exports``) reads display levels, not counts.
+EXPORT_INPUT_CONTRACT = ("raw: float32 (N, C, S, S) an 8-bit colour composite export's planes "
+                         "(levels 0-255 cast to float32, never counts), each plane given to "
+                         "the channel its colour shows (by name, in panel order: metadata "
+                         "composite_input), no other preprocessing; outputs logits and "
+                         "calibrated probabilities (N, K) in class order")
+
+
+def input_contract(reads_exports: bool) -> str:
+    """The one-line input contract of a model's file (``input_contract`` metadata): raw
+    scanner counts, or a composite export's display levels for a model that reads exports."""
+    return EXPORT_INPUT_CONTRACT if reads_exports else INPUT_CONTRACT
 
 def select_providers(available: Sequence[str] | None = None) -> list[str]:
     """CUDA when this onnxruntime build has it, always with the CPU as fallback."""

@@ -38,3 +38,28 @@ def test_the_shipped_onnx_files_say_what_predict_does_beside_the_graph_today():
     for path in sorted(MODELS.glob("*.onnx")):
         assert json.loads(OnnxClassifier(path).metadata["cropping"]) == cropping_record(), \
             f"{path.name}: restamp it (restamp_onnx(onnx, checkpoint)) and update SHA256SUMS"
+
+
+def test_the_shipped_onnx_files_state_their_input_as_predict_reads_it():
+    """A model that reads composite exports says so in its ``input_contract`` (display levels,
+    planes by name, not raw counts) and carries ``composite_input``, what predict does to a
+    composite before the graph, built from the same constants; a scan model states raw counts
+    and carries none."""
+    import json
+
+    from ctcnet.deploy.port_record import composite_record
+    from ctcnet.inference.onnx_runtime import INPUT_CONTRACT, OnnxClassifier, input_contract
+
+    kinds = {}
+    for path in sorted(MODELS.glob("*.onnx")):
+        model = OnnxClassifier(path)
+        reads_exports = model.model_spec.reads_exports
+        kinds[path.stem] = reads_exports
+        assert model.metadata["input_contract"] == input_contract(reads_exports), path.name
+        if reads_exports:
+            assert json.loads(model.metadata["composite_input"]) == composite_record(), \
+                f"{path.name}: restamp it (restamp_onnx(onnx, checkpoint)), update SHA256SUMS"
+        else:
+            assert "composite_input" not in model.metadata, path.name
+            assert model.metadata["input_contract"] == INPUT_CONTRACT
+    assert kinds == {"ctcnet-core3": False, "ctcnet-core3-export": True, "ctcnet-default": False}
