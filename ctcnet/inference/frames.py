@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -324,8 +325,14 @@ def keep_frame_record(parts: Path, work: FrameWork, made_by: str = "") -> None:
                        "eight_bit": work.eight_bit, "subtracted": work.subtracted,
                        "seconds": {k: round(v, 4) for k, v in work.seconds.items()},
                        "made_by": made_by})
-    with open_own(parts / FRAME_RECORDS, "a", encoding="utf-8") as fh:
-        fh.write(line + "\n")
+    with open_own(parts / FRAME_RECORDS, "a+b") as fh:
+        # A line a killed run or a power cut tore (no newline at its end) stays a line of its
+        # own: this record appended onto it was lost with it (read as one broken line).
+        size = fh.seek(0, os.SEEK_END)
+        if size:
+            fh.seek(size - 1)
+        torn = bool(size) and fh.read(1) != b"\n"
+        fh.write(("\n" if torn else "").encode() + (line + "\n").encode("utf-8"))
 
 
 def journaled_frames(parts: Path) -> dict[str, dict]:

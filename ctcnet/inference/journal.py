@@ -31,6 +31,7 @@ from ctcnet.detect.detection import DetectConfig
 from ctcnet.errors import OutputFolderError, SampleIdTakenError
 from ctcnet.inference.cluster_parts import SAME_CLUSTER_UM
 from ctcnet.inference.finished_runs import refuse_to_redo_finished
+from ctcnet.inference.frames import journaled_frames
 from ctcnet.inference.guard import RULES, TABLE_MEASURES
 from ctcnet.inference.model_records import network_sha256
 from ctcnet.inference.summary import (
@@ -99,8 +100,7 @@ def run_fingerprint(backend, cartridge: Cartridge, spec: ModelSpec, *, detect: D
                           "read": list(cartridge.channels or range(len(cartridge.panel.names)))}}
               if cartridge.file_panel is not None
               and cartridge.file_panel.names != cartridge.panel.names else {})
-    # The value ranges (where pixels saturate): a panel.json corrected since makes other calls;
-    # off the 12-bit default only, so journals written before this key resume.
+    # The value ranges (a panel.json corrected since makes other calls), off 12 bits only.
     ranges = [list(c.value_range) for c in cartridge.panel.channels]
     ranges = {"value_ranges": ranges} if any(r != [0.0, 4095.0] for r in ranges) else {}
     # The guard's levels decide flags and the markers' call: frames made under other levels
@@ -240,10 +240,12 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
                                                 cartridge_id, journal=manifest.exists())
     parts.mkdir(parents=True, exist_ok=True)
     changed = sorted(f for f in done if f in current and recorded.get(f) != current[f])
-    damaged = sorted(f for f in done - set(changed) if not _part_readable(parts, f))
+    records = journaled_frames(parts)  # a part whose record a crash tore is done again
+    damaged = sorted(f for f in done - set(changed)
+                     if f not in records or not _part_readable(parts, f))
     if damaged:
-        log.warning("%s: %d journal part(s) cannot be read (left by a crash?), their frames "
-                    "done again: %s", out_dir, len(damaged), ", ".join(damaged[:10]))
+        log.warning("%s: %d journal part(s) unreadable or without their frame's record "
+                    "(a crash?), done again: %s", out_dir, len(damaged), ", ".join(damaged[:10]))
     changed = sorted({*changed, *damaged})
     for frame_id in changed:
         for stale in (parts / f"{frame_id}.parquet", parts / f"{frame_id}.gallery.npz"):
@@ -265,7 +267,6 @@ def _same_bytes_as_journaled(parts: Path, frames: Iterable[FrameRef], done: set[
     but whose SHA-256 is the one the journal recorded as the frame was read
     (:func:`ctcnet.io.digests.frame_change`) taken as they are now: the same frame (times
     reset by an archive, a copy, a restore), not a frame to do again. Said."""
-    from ctcnet.inference.frames import journaled_frames
     from ctcnet.io.digests import frame_change
 
     differ = {f.frame_id: f for f in frames
@@ -380,8 +381,7 @@ def _refuse_a_finished_run_of_another_model(out_dir: Path, model_file_sha256: st
 
 def _part_readable(parts: Path, frame_id: str) -> bool:
     """Whether a frame's journal part (its table's footer, its gallery's index) can be read:
-    a crash on a machine that lost power can leave a part named but empty, and a resume
-    that met it would stop every rerun of the batch."""
+    a power cut can leave a part named but empty, which would stop every resume of it."""
     try:
         pq.read_metadata(parts / f"{frame_id}.parquet")
         gallery = parts / f"{frame_id}.gallery.npz"

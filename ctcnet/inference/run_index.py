@@ -243,6 +243,7 @@ def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missi
             entries.append({"name": name, "missing": True, **({"reason": why} if why else {}),
                             **({"kept_output": output_entry(name, *replaced)}
                                if replaced else {})})
+    _mark_same_scans(entries)
     # Samples an earlier run left in --out that this one did not run: named, so that the
     # index of a partial rerun or another batch into the same folder does not hide them, and
     # a row each in samples.csv (the folder's table, not this run's alone).
@@ -270,6 +271,25 @@ def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missi
                          f"rerun the same command; {RUN_INDEX_FILE} is written, the table "
                          "is not", Path(out) / SAMPLES_FILE) from None
     return index
+
+
+def _mark_same_scans(entries: list[dict]) -> None:
+    """Give the outputs of one scan under two sample ids or more (one ``cartridge_id``: the
+    same frames) ``same_scan_as``, the others' names, as samples.csv does, and warn: one
+    blood draw was counted as two, and only a column of the table said so."""
+    by_scan: dict[str, list[dict]] = {}
+    for entry in entries:
+        if entry.get("cartridge_id"):
+            by_scan.setdefault(entry["cartridge_id"], []).append(entry)
+    for scan, group in by_scan.items():
+        names = [entry["name"] for entry in group]
+        if len(names) < 2:
+            continue
+        for entry in group:
+            entry["same_scan_as"] = [name for name in names if name != entry["name"]]
+        log.warning("%s: one scan (the same frames, cartridge_id %s) under %d sample ids, each "
+                    "counted as a blood draw of its own; keep the output of the right id and "
+                    "move the other's out of the folder", ", ".join(names), scan, len(names))
 
 
 # What a run's settings are in its fingerprint (ctcnet.inference.journal.run_fingerprint): the

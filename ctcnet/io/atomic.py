@@ -139,11 +139,12 @@ def atomic_write_text(path: str | Path, text: str, like: str | Path | None = Non
 # How each mode opens a file, beside O_NOFOLLOW (open_own).
 _OPEN_FLAGS = {"a": os.O_WRONLY | os.O_APPEND | os.O_CREAT,
                "a+": os.O_RDWR | os.O_APPEND | os.O_CREAT,
+               "a+b": os.O_RDWR | os.O_APPEND | os.O_CREAT,
                "r+b": os.O_RDWR, "rb": os.O_RDONLY}
 
 
 def open_own(path: str | Path, mode: str, encoding: str | None = None):
-    """``open(path, mode)`` (``a``, ``a+``, ``r+b``, ``rb``) that never follows a symbolic
+    """``open(path, mode)`` (``a``, ``a+``, ``a+b``, ``r+b``, ``rb``) that never follows a symbolic
     link at ``path``: a lock or journal file ctcnet writes in place, not by replacing it. A
     link planted there by anyone who may write the results folder (a shared, group-writable
     area) made ctcnet truncate and write the file it points to, with the rights of the

@@ -81,6 +81,36 @@ def _numbered_from_one(frames: Sequence, expected: int | None) -> str | None:
             "are off); rename them from frame0")
 
 
+def frames_outside_grid(frames: Sequence, info: dict) -> tuple[list, str | None]:
+    """(the frames within cartridge.json's grid of ``rows`` x ``columns``, the problem naming
+    those outside it). A frame outside the stated grid is no frame of that scan (another
+    scan's file copied in, a stray export): read, its events were counted into this sample's
+    result, over this sample's blood volume (a CTC-rich scan's frame beside a 3-frame
+    cartridge counted 8 CTCs where it holds 1). So it is not read, and said. Only where the
+    grid is the scan's whole (``num_frames`` not stated, or ``rows`` x ``columns``): a grid
+    that ``num_frames`` contradicts is a record in doubt, and where no frame lies in row 0 or
+    column 0 the frames are this scan's named from r01c01, one place off
+    (:func:`stated_layout_notes` says both)."""
+    rows, columns, listed = info.get("rows"), info.get("columns"), info.get("num_frames")
+    if not (isinstance(rows, int) and isinstance(columns, int)) or not frames or \
+            (listed is not None and listed != rows * columns):
+        return list(frames), None
+    if min(f.row for f in frames) >= 1 and min(f.col for f in frames) >= 1:
+        return list(frames), None
+    # Named by its row and column (``index`` -1): a frame<k> file's place follows from its
+    # number, which _numbered_from_one checks.
+    outside = [f for f in frames if f.index < 0 and (f.row >= rows or f.col >= columns)]
+    if not outside:
+        return list(frames), None
+    named = ", ".join(f.frame_id for f in outside[:10]) + \
+        (f" and {len(outside) - 10} more" if len(outside) > 10 else "")
+    return [f for f in frames if f not in outside], (
+        f"cartridge.json states a grid of {rows} x {columns} frames, and {len(outside)} "
+        f"frame(s) lie outside it ({named}): not read (another scan's files, or copies, in "
+        "the folder?); if they are this scan's, correct cartridge.json's rows, columns and "
+        "num_frames and run again")
+
+
 def stated_layout_notes(info: dict, frames: Sequence, shape: tuple[int, int] | None,
                         root) -> None:
     """Warn (once) where cartridge.json's record of the layout is not the frames': a frame

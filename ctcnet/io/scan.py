@@ -66,12 +66,11 @@ from ctcnet.io.frame_checks import (  # noqa: F401
 )
 from ctcnet.io.image_headers import tiff_planes
 from ctcnet.io.images import IMAGE_SUFFIXES, write_tiff
-from ctcnet.io.layout_checks import layout_problems, stated_layout_notes
+from ctcnet.io.layout_checks import frames_outside_grid, layout_problems, stated_layout_notes
 from ctcnet.io.missing_planes import read_without_unread_files
 from ctcnet.io.panel import Panel, load_panel, save_panel
 
-# frame_digest and serpentine_position stay importable from here, where callers (predict,
-# the simulator, benchmarks) find them.
+# frame_digest and serpentine_position stay importable here (predict, simulator, benchmarks).
 from ctcnet.io.sources import FramePart, FrameRef, claim, frame_digest, get_source  # noqa: F401
 from ctcnet.io.sources.base import nested_frames_hint, no_panel_json
 from ctcnet.io.sources.named import serpentine_position  # noqa: F401
@@ -246,8 +245,9 @@ def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge
     source = get_source(parts[0].source)  # one layout per folder (_frame_parts)
     panel = source.panel(parts, stated)
     check_stated_layout(info, root)
-    frames = source.frames(parts, {**info, "columns": columns}, panel)
-    problems = layout_problems(parts, frames, info, panel, expected)
+    frames, outside = frames_outside_grid(
+        source.frames(parts, {**info, "columns": columns}, panel), info)
+    problems = layout_problems(parts, frames, info, panel, expected) + [outside] * bool(outside)
     # Scan order: by index when given, else serpentine order of (row, col).
     frames.sort(key=lambda f: (f.row, f.col if f.row % 2 == 0 else -f.col)
                 if f.index < 0 else (f.index,))

@@ -327,6 +327,31 @@ def test_each_frame_read_is_recorded_with_its_sha256_and_a_resumed_run_keeps_the
     assert again.metadata_check == first.metadata_check and first.metadata_check["events_read"]
 
 
+def test_a_frame_record_a_crash_tore_is_made_again_and_the_next_kept(clean_run, cart):
+    """A power cut as a frame's record was appended: the line ends torn, no newline. The frame
+    whose record it was is done again (its digest, note and leak ratios are the record's),
+    and the record appended next starts a line of its own (appended onto the torn one, it was
+    lost with it: frame_digests lacked two frames on every later rerun)."""
+    import json
+
+    from conftest import predict
+
+    from ctcnet.inference.frames import FRAME_RECORDS
+
+    first = predict(clean_run, cart)
+    journal = cart.parent / "out" / "parts" / FRAME_RECORDS
+    lines = journal.read_text().splitlines(keepends=True)
+    torn = json.loads(lines[-1])["frame"]
+    journal.write_text("".join(lines[:-1]) + lines[-1][:40])  # the last record cut short
+    again = predict(clean_run, cart)
+    assert again.frames.resumed_from_journal == 2 and again.frames.processed == 3
+    assert again.frame_digests == first.frame_digests and torn in again.frame_digests
+    *whole, broken, last = journal.read_text().splitlines()
+    assert [json.loads(line)["frame"] for line in [*whole, last]] == \
+        [json.loads(line)["frame"] for line in lines[:-1]] + [torn]
+    assert broken == lines[-1][:40]
+
+
 def test_the_frames_of_an_8_bit_export_are_counted_in_the_summary(clean_run, cart, tmp_path):
     """An 8-bit export is read with a warning, not a problem; summary.json counts its frames
     (``metadata_check.eight_bit_frames``), a resumed run's from its journal, so a study

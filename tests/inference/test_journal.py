@@ -775,3 +775,25 @@ def test_a_rescan_at_another_pixel_size_is_said_as_the_scan_not_the_settings():
                          {"scan_pixel_size_um": 0.52, "model": "m"})
     assert said == ("scan_pixel_size_um (0.64 then, 0.52 now: another scan of the sample, a "
                     "rescan, or a pixel size corrected)")
+
+
+def test_one_scan_under_two_sample_ids_is_marked_in_run_json_and_warned_of(clean_run, tmp_path,
+                                                                         caplog):
+    """The same frames run under two sample ids (an id corrected and run again, or a scan
+    copied into a second folder): each was counted as a blood draw of its own, said only by
+    samples.csv's same_scan_as. run.json's entries name each other and the run warns."""
+    import logging
+
+    from ctcnet.inference.run_index import write_run_index
+
+    summary = clean_run["clean"]
+    for name in ("P02_WK3", "P20_WK3"):
+        summary.write(tmp_path / "index" / name)
+    with caplog.at_level(logging.WARNING):
+        first, second = write_run_index(tmp_path / "index", ["P02_WK3", "P20_WK3"],
+                                        world_size=1)["outputs"]
+    assert first["same_scan_as"] == ["P20_WK3"] and second["same_scan_as"] == ["P02_WK3"]
+    assert f"P02_WK3, P20_WK3: one scan (the same frames, cartridge_id " \
+        f"{summary.cartridge_id}) under 2 sample ids" in caplog.text
+    (alone,) = write_run_index(tmp_path / "index", ["P02_WK3"], world_size=1)["outputs"]
+    assert "same_scan_as" not in alone

@@ -23,7 +23,11 @@ def test_frames_of_another_size_are_skipped_and_their_blood_not_counted(clean_ru
                                                                         caplog):
     """A 700 x 600 frame (another scan's) and a 40 x 40 one (a cut export) among 128 x 160
     frames: each skipped with its size named, the blood read that of the three real frames
-    over five positions (never five full frames' blood)."""
+    over five positions (never five full frames' blood). The grid cartridge.json states holds
+    them (a frame outside it is no frame of the scan, and not read)."""
+    info = json.loads((cart / "cartridge.json").read_text())
+    (cart / "cartridge.json").write_text(json.dumps({**info, "rows": 2, "columns": 3,
+                                                     "num_frames": 5}))
     tifffile.imwrite(cart / "r01c00.tif", _noise((5, 700, 600)), photometric="minisblack")
     tifffile.imwrite(cart / "r01c01.tif", _noise((5, 40, 40)), photometric="minisblack")
     opened = open_cartridge(cart)

@@ -398,7 +398,7 @@ def test_a_damaged_journal_part_is_done_again_not_a_stop_for_every_rerun(clean_r
     with caplog.at_level("WARNING"):
         again = predict(clean_run, cart, out)
     assert again.status == "ok" and again.frames.resumed_from_journal == 1
-    assert any("journal part(s) cannot be read" in r.getMessage() and "r00c01" in r.getMessage()
+    assert any("journal part(s) unreadable" in r.getMessage() and "r00c01" in r.getMessage()
                for r in caplog.records)
     pd.testing.assert_frame_equal(pd.read_parquet(out / "events.parquet"),
                                   pd.read_parquet(clean_run["root"] / "clean" / "events.parquet"))
@@ -897,3 +897,23 @@ def test_frames_named_from_r01c01_are_said_to_count_from_one(tmp_path, rng, capl
     with caplog.at_level("WARNING"):
         open_cartridge(tmp_path)
     assert "named from r01c01? Rows and columns count from r00c00" in caplog.text
+
+
+def test_a_frame_outside_the_stated_grid_is_not_read_into_the_sample(tmp_path, rng, caplog):
+    """Another scan's frame copied into a cartridge whose cartridge.json states its grid (1 x 2,
+    2 frames): read, its events were counted into this sample over its blood volume. It is
+    left out and named among the sample's problems (the sample reads partial)."""
+    panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"]})
+    for col in (0, 1, 3):
+        write_frame(tmp_path, 0, col, rng.integers(1, 999, (3, 16, 16), dtype=np.uint16), panel)
+    write_cartridge_info(tmp_path, panel, "S12", 2, rows=1, columns=2, frame_shape=(16, 16))
+    cartridge = open_cartridge(tmp_path)
+    assert [f.frame_id for f in cartridge.frames] == ["r00c00", "r00c01"]
+    (problem,) = cartridge.problems
+    assert "states a grid of 1 x 2 frames, and 1 frame(s) lie outside it (r00c03): not read" \
+        in problem
+    # Without num_frames the grid is the scan's whole all the same.
+    info = json.loads((tmp_path / "cartridge.json").read_text())
+    del info["num_frames"]
+    (tmp_path / "cartridge.json").write_text(json.dumps(info))
+    assert len(open_cartridge(tmp_path).frames) == 2
