@@ -158,10 +158,12 @@ def batch_line(results: dict, set_aside: int, out: Path, others: int = 0) -> str
             # operator reads this line, not the twenty above it.
             why = {n: partial_in_brief(results[n]) if status == "partial" else ""
                    for n in names[:5]}
+            joint = "; " if any(why.values()) else ", "
+            # (the rest as a sample count of its own: "and 1 more" after a reason read as it)
             named = "" if status in ("ok", "crop sets") else (
-                " (" + ("; " if any(why.values()) else ", ").join(
-                    f"{n}: {why[n]}" if why[n] else n for n in names[:5])
-                + (f" and {len(names) - 5} more" if len(names) > 5 else "") + ")")
+                " (" + joint.join(f"{n}: {why[n]}" if why[n] else n for n in names[:5])
+                + (f"{joint}and {len(names) - 5} more {status}" if len(names) > 5 else "")
+                + ")")
             parts.append(f"{len(names)} {status}{named}")
     parts += [f"{len(names)} {status}" for status, names in by_status.items()]
     if set_aside:

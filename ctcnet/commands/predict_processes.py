@@ -175,6 +175,16 @@ def shell_status(code: int) -> int:
     return 128 - code if code < 0 else code
 
 
+def _killed_by(code: int) -> str:
+    """What a status past 128 says of a process (a signal ended it), for its error line: a
+    SIGKILL nobody sent from ctcnet is most often the kernel's, out of memory."""
+    if code <= 128 or code - 128 not in {s.value for s in signal.Signals}:
+        return ""
+    name = signal.Signals(code - 128).name
+    return f" (killed by {name}" + (": out of memory? The system log says, dmesg"
+                                     if name == "SIGKILL" else "") + ")"
+
+
 def exit_status(codes: list[int], stopped_by: int | None = None) -> int:
     """The run's exit status from its children's (:func:`shell_status`): interrupted (130)
     first, then a child that failed or was killed (its share perhaps unfinished), then a
@@ -274,7 +284,8 @@ def run_in_processes(argv: list[str], shares: list[list[str]],
     if status not in STOPPED:  # (stopped by a signal the parent passed on: nothing to add)
         for k, code in enumerate(codes, 1):
             if code not in SHARE_DONE:
-                log.error("process %d of %d ended with status %d", k, len(codes), code)
+                log.error("process %d of %d ended with status %d%s", k, len(codes), code,
+                          _killed_by(code))
     return status
 
 

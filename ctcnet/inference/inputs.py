@@ -353,7 +353,11 @@ def check_writable(out: Path) -> None:
             # the machine's state (exit 4, docs/outputs.md), not a bad input (exit 2)
             raise type(err)(err.errno, f"cannot create output folder: {err.strerror}",
                             str(out)) from None
-        raise CtcnetError(f"cannot create output folder {out}: {err.strerror or err}") from None
+        # (a file where the folder or one above it would be: "File exists" read as a folder)
+        file = next((p for p in (whole, *whole.parents) if p.exists() and not p.is_dir()), None)
+        raise CtcnetError(f"cannot create output folder {out}: " + (
+            f"{file} is a file, not a folder" if file is not None else
+            f"{err.strerror or err}")) from None
     kept = Path(out) / SET_ASIDE_DIR  # a file there would end the run as it writes its index
     if kept.exists() and not kept.is_dir():
         raise CtcnetError(f"{kept} is not a folder: predict keeps a run's refusals there; move "

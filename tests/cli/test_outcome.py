@@ -102,8 +102,13 @@ def test_a_batchs_tally_names_what_is_not_ok_and_counts_the_review_lists():
     results = {"A": ok, "B": {**ok, "signoff": {"reviewer": "J"}},
                **{f"P{i}": {"status": "partial", "review_list": {"events": 3}} for i in range(7)}}
     assert batch_line(results, 1, Path("out")) == (
-        "10 inputs: 2 ok, 7 partial (P0, P1, P2, P3, P4 and 2 more), 1 set aside (below); 45 "
+        "10 inputs: 2 ok, 7 partial (P0, P1, P2, P3, P4, and 2 more partial), 1 set aside "
+        "(below); 45 "
         "event(s) on the review lists, 1 signed off; the table of them all: out/samples.csv")
+    # The rest after named reasons: a count of its own, not read as the last one's reason.
+    many = {f"Z{i}": {"status": "partial", "frames": {"processed": 2, "total": 2, "missing": 1}}
+            for i in range(6)}
+    assert "Z4: 2 of 3 frames read; and 1 more partial)" in batch_line(many, 0, Path("out"))
     # Each partial sample with why, where its summary says: the operator's line, not the
     # lines above it (a channel order in doubt is no frame short).
     why = {"B": {"status": "partial", "frames": {"processed": 4, "total": 4, "missing": 1}},

@@ -484,6 +484,10 @@ def test_out_pointing_at_a_file_gives_one_line(cart_and_model, cart, capsys):
     argv = predict_args(cart_and_model, cart)
     argv[argv.index("--out") + 1] = cart.parent / "afile"
     assert_one_line_error(*run_cli(capsys, *argv), "cannot create output folder")
+    # ... saying which path is the file ("File exists" read as the folder being there).
+    argv[argv.index("--out") + 1] = cart.parent / "afile" / "night"
+    assert_one_line_error(*run_cli(capsys, *argv),
+                          f"{(cart.parent / 'afile').absolute()} is a file, not a folder")
 
 
 def test_an_out_this_user_may_not_make_is_the_machines_state_exit_4(cart_and_model, cart,

@@ -236,6 +236,16 @@ def test_the_runs_status_puts_an_interrupt_then_a_failed_process_then_a_refusal_
     assert exit_status([0, 0], stopped_by=15) == 0  # both had finished: nothing stopped
 
 
+def test_a_process_a_signal_ended_is_said_so_in_its_error_line():
+    """A child the kernel killed for memory ended with status 137, and the console said only
+    that (and "its process failed: see above"): its line names the signal and where to look."""
+    from ctcnet.commands.predict_processes import _killed_by
+
+    assert _killed_by(137) == " (killed by SIGKILL: out of memory? The system log says, dmesg)"
+    assert _killed_by(143) == " (killed by SIGTERM)"
+    assert _killed_by(1) == _killed_by(3) == _killed_by(250) == ""
+
+
 def test_shares_are_dealt_by_frames_and_colliding_outputs_refused_before_any_process(
         scans, tmp_path):
     import shutil
