@@ -150,6 +150,11 @@ def find_samples(results: str | Path) -> dict[str, Path]:
             "`ctcnet crops` and `export-events` read cartridges' events" if crop_sets else "")
     if not samples:
         state = _index_state(results)
+        # The samples a run began (their journal there) and did not finish, by name.
+        begun = [p.name for p in sorted(results.iterdir())
+                 if p.is_dir() and (p / "parts").is_dir() and not (p / "summary.json").exists()]
+        said = (f"; begun and not finished: {', '.join(begun[:10])}"
+                f"{', ...' if len(begun) > 10 else ''}" if begun else "") + said
         raise InputError("no predict outputs here " + (
             "yet: run.json says a run is writing into this folder; start once its first "
             "sample is done (the review then serves the others as they finish)"

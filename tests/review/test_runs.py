@@ -62,6 +62,11 @@ def test_an_output_folder_without_a_finished_sample_says_how_its_run_ended(tmp_p
         (tmp_path / "run.json").write_text(json.dumps(index))
         with pytest.raises(InputError, match=said):
             find_samples(tmp_path)
+    # The samples it began (their journal written, no summary yet) are named.
+    (tmp_path / "sim21" / "parts").mkdir(parents=True)
+    (tmp_path / "run.json").write_text(json.dumps({"state": "stopped"}))
+    with pytest.raises(InputError, match="resumes it; begun and not finished: sim21"):
+        find_samples(tmp_path)
 
 
 def test_a_sample_folder_linked_from_elsewhere_is_not_read(tmp_path, caplog):
