@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import tifffile
 from conftest import edit_json, run_cli
 
 from ctcnet.cli import main
@@ -112,6 +113,11 @@ def test_a_run_keeps_its_log_in_out_with_utc_times_whatever_the_console(
     what ran, each sample's line and how it ended, each line with its UTC time. A refused run
     leaves no log (nor --out) behind."""
     scans, out = batch(cart_and_model, tmp_path)
+    # Two scans, not one under two sample ids (which the run warns of, on any console).
+    frame = sorted((scans / "b").glob("r*c*.tif"))[0]
+    pixels = tifffile.imread(frame)
+    pixels[0, 0, 0] += 1
+    tifffile.imwrite(frame, pixels, photometric="minisblack")
     status, err = run_cli(capsys, "predict", scans, "--out", out, "--quiet", "--no-report",
                           "--prior", "balanced", *options(cart_and_model))
     assert status == 0 and err == []
