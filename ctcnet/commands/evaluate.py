@@ -61,7 +61,8 @@ def add_network_calls_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--network-calls-only", action="store_true",
                         help="crop folders: the network's call alone (default: a clear CK+ "
                              "CD45- nucleated cell is called ctc and a CD45+ one never ctc, by "
-                             "the markers the guard measures, whatever the network says)")
+                             "the markers the guard measures, whatever the network says); the "
+                             "guard's flags still send crops to review")
 
 
 def _pixel_size_option(text: str):
