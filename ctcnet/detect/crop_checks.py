@@ -67,14 +67,18 @@ FRAME_LIKE_UM = 200.0
 class CropNotes:
     """What a crop set's read notices (see the module), for one pass over ``index``."""
 
-    def __init__(self, index: CropIndex):
-        self.index = index
+    def __init__(self, index: CropIndex, fitting: bool = False):
+        """``fitting``: the crops are read to fit a model (train, finetune, a recalibration):
+        :meth:`fitting_refusal` refuses what such a model would carry, and what could not be
+        checked of them is said."""
+        self.index, self.fitting = index, fitting
         self.panel = index.file_panel or index.panel  # the files' planes, as read
         self.marks: list[str] = []
         self.blank: list[int] = []
         self.dead: list[tuple[int, list[str]]] = []  # crop, its channels of one value
         self._saturated = self.panel.saturation_levels  # read per crop: computed once
-        self.rescaled = self.over = 0
+        self.over = 0
+        self.rescaled: list[int] = []  # float crops of fractions of their range (0-1?)
         self.eight_bit = 0  # raw crops (a scan's counts, not a composite) stored in 8 bits
         self.eight_bit_crops: list[int] = []  # the first few of them, to name
         self.over_in: set[int] = set()  # the channels some crop holds values above
@@ -129,7 +133,8 @@ class CropNotes:
                 self.eight_bit_crops.append(i)
         if crop.dtype.kind == "f" and not self.index.exported:
             # Display exports hold levels, not counts: never "rescaled".
-            self.rescaled += rescaled_counts(crop, self.panel.channels) is not None
+            if rescaled_counts(crop, self.panel.channels) is not None:
+                self.rescaled.append(i)
         if self._fixed_pixel_um and min(crop.shape[1:]) * self._fixed_pixel_um > FRAME_LIKE_UM:
             self.frame_like.append(i)
         digest = hashlib.blake2b(repr((crop.shape, crop.dtype.str)).encode(), digest_size=16)
@@ -231,16 +236,34 @@ class CropNotes:
                                              for k in sorted(over)) +
                 f"; panel.json's value_range), e.g. {named}")
 
-    def past_range_refusal(self) -> InputError | None:
+    def _rescaled(self) -> str:
+        """What is said of float crops holding only fractions of their channels' range."""
+        named = ", ".join(shown_in(self.index.paths[i], self.index.root)
+                          for i in self.rescaled[:3])
+        return (f"{len(self.rescaled)} of {len(self.index)} crops hold only fractions far below "
+                "their channels' range: rescaled (e.g. to 0-1)? ctcnet reads raw counts, and "
+                f"such cells read as faint specks (called debris); e.g. {named}")
+
+    def fitting_refusal(self) -> InputError | None:
         """The error a command that fits a model from the crops (train, finetune, a
-        recalibration) gives for crops past their stated range, or None: the guard's readings
-        it would fit (CK's leak into the exclusion markers, its reference) read those pixels
-        as saturated, and the model would carry them."""
-        if not self.over:
+        recalibration) gives, or None: for crops past their stated range (the guard's
+        readings it would fit, CK's leak into the exclusion markers and its reference, read
+        those pixels as saturated, and the model would carry them), and for crops rescaled to
+        fractions (a fine-tune on crops divided by 4095 was written, its held-out macro-F1
+        0.11: it learns faint specks as cells and calls camera counts wrong). None where the
+        crops are not read to fit a model."""
+        if not self.fitting:
             return None
-        return InputError(f"{self.past_range()}: a model fitted from them would carry marker "
-                          "readings that take their pixels for saturated. " + self._state_range(),
-                          self.index.root)
+        if self.over:
+            return InputError(f"{self.past_range()}: a model fitted from them would carry "
+                              "marker readings that take their pixels for saturated. "
+                              + self._state_range(), self.index.root)
+        if self.rescaled:
+            return InputError(f"{self._rescaled()}. A model fitted from them would learn the "
+                              "rescaled values and misread a camera's counts: export the "
+                              "camera's counts, or multiply the crops back by the range they "
+                              "were divided by", self.index.root)
+        return None
 
     def _state_range(self) -> str:
         over = min(self.over_in)
@@ -268,10 +291,7 @@ class CropNotes:
                         ", ".join(index.panel.channels[k].name
                                   for k in sorted(self.saturated_in)), 100 * SATURATED_SHARE)
         if self.rescaled:
-            log.warning("crop dataset %s: %d of %d crops hold only fractions far below their "
-                        "channels' range: rescaled (e.g. to 0-1)? ctcnet reads raw counts, and "
-                        "such cells read as faint specks (called debris)", index.root,
-                        self.rescaled, n)
+            log.warning("crop dataset %s: %s", index.root, self._rescaled())
         if self.subtracted:
             log.warning("crop dataset %s: %d of %d crops have their %s; e.g. %s", index.root,
                         len(self.subtracted), n, subtracted_note(
@@ -294,6 +314,10 @@ class CropNotes:
             log.warning("crop dataset %s: %s", index.root, order)
         for line in self.scan_signs.problems() if self.scan_signs is not None else ():
             log.warning("crop dataset %s: %s", index.root, line)
+        unjudged = self.scan_signs.order_unjudged() \
+            if self.fitting and self.scan_signs is not None else None
+        if unjudged:
+            log.warning("crop dataset %s: %s", index.root, unjudged)
         swapped = self.marker_labels.warning() if self.marker_labels is not None else None
         if swapped:
             # Other causes this set shows: glare lights a marker where it is not, 8 bits lose

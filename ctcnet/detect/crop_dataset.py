@@ -459,13 +459,13 @@ def crop_chunks(index: CropIndex, size: int | None = None,
     only to be named), and crops that had to be padded or cut, and what
     :class:`~ctcnet.detect.crop_checks.CropNotes` notices (copies, scale bars, values past
     their range, composite planes likely in another order) are logged, each once for the
-    whole index. ``fitting``: values past the channels' stated range are refused with the rest
-    (:meth:`~ctcnet.detect.crop_checks.CropNotes.past_range_refusal`), as a model fitted from
-    the crops would carry them.
+    whole index. ``fitting``: values past the channels' stated range, and crops rescaled to
+    fractions of it, are refused with the rest (:meth:`~ctcnet.detect.crop_checks.CropNotes.
+    fitting_refusal`), as a model fitted from the crops would carry them.
     """
     if size is not None and int(size) < 1:  # (0 read as "the first crop's")
         raise InputError(f"the crop size must be a whole number of pixels, got {size!r}")
-    errors, notes = [], CropNotes(index)
+    errors, notes = [], CropNotes(index, fitting)
     cut = padded = 0
     for start in range(0, len(index), chunk):
         out = None
@@ -492,7 +492,7 @@ def crop_chunks(index: CropIndex, size: int | None = None,
         if not errors and not notes.unusable:
             notes.scaled(out, start)
             yield start, out
-    refusal = notes.refusal(errors) or (notes.past_range_refusal() if fitting else None)
+    refusal = notes.refusal(errors) or notes.fitting_refusal()
     if refusal is not None:
         raise refusal
     report_fit(f"crop dataset {index.root}", len(index), cut, padded,

@@ -134,6 +134,10 @@ class ModelInfo:
                          f"{band['level']:.0%} ({band['confidence']:.0%} confidence; fresh "
                          f"family {fresh['misses']} of {fresh['cells']:,}), "
                          f"{fresh['shown']:.1%} of CTC-rich events shown")
+        if lines and ("fitted_for" in band or "finetune" in self.card):
+            # A fine-tune or a recalibration keeps its base's rule and band: the figures are
+            # the base network's, which this one's calls need not share.
+            lines = [f"{line} [the base model's, not measured on this model]" for line in lines]
         return lines
 
     def test_sizes(self) -> dict[str, int]:

@@ -28,6 +28,24 @@ def test_models_command(with_tiny3, capsys):
     assert main(["predict", "x", "--out", "y", "--model", "tiny5"]) == 2
 
 
+def test_a_fine_tunes_cartridge_figures_are_said_to_be_its_bases():
+    """A fine-tune keeps its base's cartridge rule and review band; `ctcnet models` listed
+    their figures as the lab model's own (its card said they were measured on the base)."""
+    from dataclasses import replace
+
+    from ctcnet.nn.registry import get_model
+
+    shipped = get_model("ctcnet-default")
+    assert shipped.cartridge_figures() and not any(
+        "base model" in line for line in shipped.cartridge_figures())
+    band = {**shipped.card["decision"]["review_band"], "fitted_for": "the base model ..."}
+    for card in ({**shipped.card, "finetune": {"base": {}}},
+                 {**shipped.card, "decision": {**shipped.card["decision"], "review_band": band}}):
+        lines = replace(shipped, card=card).cartridge_figures()
+        assert len(lines) == 2 and all(
+            line.endswith("[the base model's, not measured on this model]") for line in lines)
+
+
 def test_a_model_file_shows_its_card_or_says_it_has_none(with_tiny3, tmp_path, capsys):
     """A lab's fine-tuned model is shown by its file, as the refusal of a name advises; a
     file without a card beside it (ctcnet train's) shows the spec it carries."""
