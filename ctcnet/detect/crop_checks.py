@@ -308,6 +308,7 @@ class CropNotes:
         if self.frame_like:  # (all of them: refused)
             log.warning("crop dataset %s: %s", index.root, self._frames(some=True))
         warn_of_copies([g for g in self._first_of.values() if len(g) > 1], index)
+        warn_of_folder_labels(index)
         warn_of_marks(index.root, self.marks, n)
         order = self.planes.warning() if self.planes is not None else None
         if order:
@@ -328,6 +329,25 @@ class CropNotes:
                       "marker"] if self.eight_bit else []
             log.warning("crop dataset %s: %s%s", index.root, swapped,
                         f". Or it is {', or '.join(other)}" if other else "")
+
+
+def warn_of_folder_labels(index: CropIndex) -> None:
+    """Say which crops a manifest labels otherwise than the class folder they sit in
+    (``wbc/cell_7.tif`` labelled ``ctc``): one of the two is a slip, and a model fitted from
+    them learnt the manifest's without a word."""
+    classes = set(index.labels)
+    other = []
+    for path, label in zip(index.paths, index.labels):
+        try:
+            folder = path.relative_to(index.root).parts[0]
+        except ValueError:  # (a manifest's path outside the folder is refused elsewhere)
+            continue
+        if folder != label and folder in classes:
+            other.append(f"{path.relative_to(index.root)} ({label})")
+    if other:
+        log.warning("%s: %d crops are labelled otherwise than the class folder they sit in, "
+                    "one of the two a slip (the manifest's label is read): %s%s", index.root,
+                    len(other), "; ".join(other[:3]), " ..." if len(other) > 3 else "")
 
 
 def warn_of_copies(groups: list[list[int]], index: CropIndex) -> None:

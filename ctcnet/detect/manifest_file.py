@@ -43,7 +43,10 @@ def manifest_rows(manifest: Path) -> list[dict]:
             raise InputError(f"manifest.csv needs the columns {COLUMNS_TEXT}"
                              + (f" separated by commas; its header is {header[0]!r}, separated "
                                 "by semicolons (a spreadsheet's CSV in a European locale): "
-                                "save it with commas" if semicolons else ""), manifest)
+                                "save it with commas" if semicolons else
+                                f"; its header has {', '.join(header) or 'no columns'}: "
+                                "rename the columns that hold the crop files and their "
+                                "classes"), manifest)
         rows = []
         for row in reader:
             if None in row:  # fields past the header's: every column after them misread

@@ -69,6 +69,8 @@ def test_a_crop_whose_name_is_not_utf8_is_refused_by_name(crops):
     ("path,label,sample_id,split\nctc/a.tif,ctc,extra,s1,\n", "line 2 has 5 fields where its "
                                                               "header has 4"),
     ("path;label\nctc/a.tif;ctc\n", "separated by semicolons"),
+    ("filename,class\nctc/a.tif,ctc\n", "needs the columns path,label.*; its header has "
+                                         "filename, class: rename the columns"),
     ("path,label\nctc/caf\xe9.tif,ctc\n".encode("latin-1"), r"not UTF-8 \(line 2"),
 ])
 def test_a_manifest_slip_is_named_at_its_line(tmp_path, text, said):
@@ -110,3 +112,28 @@ def test_whole_frames_read_as_a_crop_folder_are_refused_and_some_said(crops, cap
         write_tiff(path, rng.integers(90, 400, (5, int(150 / um), int(150 / um)))
                    .astype(np.uint16))
     load_crops(index)
+
+
+def test_a_crop_labelled_otherwise_than_its_class_folder_is_named(tmp_path, rng, caplog):
+    """A manifest labelling a crop of the wbc folder ctc trained on the manifest's label
+    without a word; the folder and the label disagreeing means one is a slip."""
+    import logging
+
+    from ctcnet.detect.crop_writing import write_crop_dataset
+    from ctcnet.io.panel import load_panel
+
+    crops = rng.integers(100, 400, (4, 5, 32, 32)).astype(np.uint16)
+    root = write_crop_dataset(tmp_path / "ds", crops, ["ctc", "ctc", "wbc", "wbc"],
+                              load_panel(None))
+    with caplog.at_level(logging.WARNING):
+        load_crops(read_crop_index(root))
+    assert "labelled otherwise" not in caplog.text
+    manifest = root / "manifest.csv"
+    lines = manifest.read_text().splitlines()
+    wrong = next(i for i, line in enumerate(lines) if line.startswith("wbc/"))
+    lines[wrong] = lines[wrong].replace(",wbc", ",ctc", 1)
+    manifest.write_text("\n".join(lines) + "\n")
+    with caplog.at_level(logging.WARNING):
+        load_crops(read_crop_index(root))
+    assert "1 crops are labelled otherwise than the class folder they sit in" in caplog.text
+    assert f"{lines[wrong].split(',')[0]} (ctc)" in caplog.text
