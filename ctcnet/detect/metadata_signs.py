@@ -424,7 +424,9 @@ class CropFolderSigns:
         record = metadata_problems(self.signs, self.panel, self.pixel_size_um, "crops",
                                    whole_sample=False)[1]
         votes, names = record["nucleus_by_plane"], self.panel.names
-        if votes[names[dna]] >= MIN_NUCLEUS_VOTES:
+        # (a swap the nuclei already show is said by problems())
+        if votes[names[dna]] >= MIN_NUCLEUS_VOTES or _nucleus_elsewhere(
+                np.array([votes[n] for n in names]), self.panel, "crops") is not None:
             return None
         most, shown = max(votes, key=votes.get), votes[names[dna]]
         learnt = ("a model fitted from crops whose planes are named in another order learns "

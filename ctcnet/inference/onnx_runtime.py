@@ -90,6 +90,7 @@ def input_contract(reads_exports: bool) -> str:
     scanner counts, or a composite export's display levels for a model that reads exports."""
     return EXPORT_INPUT_CONTRACT if reads_exports else INPUT_CONTRACT
 
+
 def select_providers(available: Sequence[str] | None = None) -> list[str]:
     """CUDA when this onnxruntime build has it, always with the CPU as fallback."""
     available = list(ort.get_available_providers() if available is None else available)
