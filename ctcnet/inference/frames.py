@@ -325,14 +325,22 @@ def keep_frame_record(parts: Path, work: FrameWork, made_by: str = "") -> None:
                        "eight_bit": work.eight_bit, "subtracted": work.subtracted,
                        "seconds": {k: round(v, 4) for k, v in work.seconds.items()},
                        "made_by": made_by})
-    with open_own(parts / FRAME_RECORDS, "a+b") as fh:
-        # A line a killed run or a power cut tore (no newline at its end) stays a line of its
-        # own: this record appended onto it was lost with it (read as one broken line).
-        size = fh.seek(0, os.SEEK_END)
-        if size:
-            fh.seek(size - 1)
-        torn = bool(size) and fh.read(1) != b"\n"
-        fh.write(("\n" if torn else "").encode() + (line + "\n").encode("utf-8"))
+    with open_own(parts / FRAME_RECORDS, "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+
+
+def mended_frame_records(parts: Path) -> dict[str, dict]:
+    """:func:`journaled_frames`, once a last line a killed run or a power cut tore (no newline
+    at its end) is ended where it stops: the next record then starts a line of its own
+    (appended onto it, it was lost with it, read as one broken line). Made as a journal is
+    opened, before its run appends."""
+    path = Path(parts) / FRAME_RECORDS
+    if path.is_file() and path.stat().st_size:
+        with open_own(path, "a+b") as fh:
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                fh.write(b"\n")
+    return journaled_frames(parts)
 
 
 def journaled_frames(parts: Path) -> dict[str, dict]:

@@ -31,7 +31,7 @@ from ctcnet.detect.detection import DetectConfig
 from ctcnet.errors import OutputFolderError, SampleIdTakenError
 from ctcnet.inference.cluster_parts import SAME_CLUSTER_UM
 from ctcnet.inference.finished_runs import refuse_to_redo_finished
-from ctcnet.inference.frames import journaled_frames
+from ctcnet.inference.frames import journaled_frames, mended_frame_records
 from ctcnet.inference.guard import RULES, TABLE_MEASURES
 from ctcnet.inference.model_records import network_sha256
 from ctcnet.inference.summary import (
@@ -240,7 +240,7 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
                                                 cartridge_id, journal=manifest.exists())
     parts.mkdir(parents=True, exist_ok=True)
     changed = sorted(f for f in done if f in current and recorded.get(f) != current[f])
-    records = journaled_frames(parts)  # a part whose record a crash tore is done again
+    records = mended_frame_records(parts)  # a part without its record is done again
     damaged = sorted(f for f in done - set(changed)
                      if f not in records or not _part_readable(parts, f))
     if damaged:

@@ -25,7 +25,7 @@ from ctcnet.inference.distributed import env_info, stable_rank
 from ctcnet.inference.output_names import output_folder_of
 from ctcnet.inference.result_state import RESEARCH_USE
 from ctcnet.inference.run_entry import counted_at, output_entry, utc
-from ctcnet.inference.run_table import write_samples_csv
+from ctcnet.inference.run_table import others_of_scan, write_samples_csv
 from ctcnet.inference.summary import SUMMARY_FILE, kept_summaries
 from ctcnet.io.atomic import atomic_write_text, folder_is_held, open_own
 from ctcnet.io.cartridge_info import RUN_INDEX_FILE, SAMPLES_FILE, output_format
@@ -277,19 +277,18 @@ def _mark_same_scans(entries: list[dict]) -> None:
     """Give the outputs of one scan under two sample ids or more (one ``cartridge_id``: the
     same frames) ``same_scan_as``, the others' names, as samples.csv does, and warn: one
     blood draw was counted as two, and only a column of the table said so."""
-    by_scan: dict[str, list[dict]] = {}
-    for entry in entries:
-        if entry.get("cartridge_id"):
-            by_scan.setdefault(entry["cartridge_id"], []).append(entry)
-    for scan, group in by_scan.items():
-        names = [entry["name"] for entry in group]
-        if len(names) < 2:
+    said = set()
+    for entry, others in zip(entries, others_of_scan(entries)):
+        if not others:
             continue
-        for entry in group:
-            entry["same_scan_as"] = [name for name in names if name != entry["name"]]
-        log.warning("%s: one scan (the same frames, cartridge_id %s) under %d sample ids, each "
-                    "counted as a blood draw of its own; keep the output of the right id and "
-                    "move the other's out of the folder", ", ".join(names), scan, len(names))
+        entry["same_scan_as"] = others
+        names = sorted([entry["name"], *others])
+        if tuple(names) not in said:
+            said.add(tuple(names))
+            log.warning("%s: one scan (the same frames, cartridge_id %s) under %d sample ids, "
+                        "each counted as a blood draw of its own; keep the output of the right "
+                        "id and move the other's out of the folder", ", ".join(names),
+                        entry["cartridge_id"], len(names))
 
 
 # What a run's settings are in its fingerprint (ctcnet.inference.journal.run_fingerprint): the

@@ -147,18 +147,25 @@ def list_cell(values) -> str:
     return "; ".join(str(v).replace("; ", ", ") for v in values)
 
 
+def others_of_scan(items: Sequence[dict]) -> list[list[str]]:
+    """Per item (a run.json entry, a samples.csv row), the names of the others of its
+    ``cartridge_id``: one scan under two sample ids or more (an id corrected and run again,
+    a scan copied into a second folder), one blood draw."""
+    by_scan: dict[str, list[int]] = {}
+    for k, item in enumerate(items):
+        if item.get("cartridge_id"):
+            by_scan.setdefault(item["cartridge_id"], []).append(k)
+    return [[items[j]["name"] for j in by_scan.get(item.get("cartridge_id"), ()) if j != k]
+            for k, item in enumerate(items)]
+
+
 def samples_csv(entries: Sequence[dict]) -> str:
     """The CSV text of ``entries`` (run.json's ``outputs``), a row each."""
     rows = [sample_row(e) for e in entries]
-    # One scan under two sample ids (an id corrected and run again): each row names the
-    # other, or a spreadsheet counts one blood draw twice.
-    by_scan: dict[str, list[dict]] = {}
-    for row in rows:
-        if row.get("cartridge_id"):
-            by_scan.setdefault(row["cartridge_id"], []).append(row)
-    for row in rows:
-        row["same_scan_as"] = list_cell(r["name"] for r in by_scan.get(row.get("cartridge_id"),
-                                                                      ()) if r is not row) or None
+    # One scan under two sample ids: each row names the other, or a spreadsheet counts one
+    # blood draw twice.
+    for row, others in zip(rows, others_of_scan(rows)):
+        row["same_scan_as"] = list_cell(others) or None
     # The classes in the order the entries name them, the counted classes first; on a night
     # whose samples name none (every one failed or set aside), the default taxonomy's.
     named = [name for e in entries for key, _ in _PER_CLASS for name in (e.get(key) or {})]

@@ -81,6 +81,11 @@ def _numbered_from_one(frames: Sequence, expected: int | None) -> str | None:
             "are off); rename them from frame0")
 
 
+def _named_from_one(frames: Sequence) -> bool:
+    """Frames named from r01c01 (a scanner counting from 1): none in row 0 nor column 0."""
+    return bool(frames) and min(f.row for f in frames) >= 1 and min(f.col for f in frames) >= 1
+
+
 def frames_outside_grid(frames: Sequence, info: dict) -> tuple[list, str | None]:
     """(the frames within cartridge.json's grid of ``rows`` x ``columns``, the problem naming
     those outside it). A frame outside the stated grid is no frame of that scan (another
@@ -95,7 +100,7 @@ def frames_outside_grid(frames: Sequence, info: dict) -> tuple[list, str | None]
     if not (isinstance(rows, int) and isinstance(columns, int)) or not frames or \
             (listed is not None and listed != rows * columns):
         return list(frames), None
-    if min(f.row for f in frames) >= 1 and min(f.col for f in frames) >= 1:
+    if _named_from_one(frames):
         return list(frames), None
     # Named by its row and column (``index`` -1): a frame<k> file's place follows from its
     # number, which _numbered_from_one checks.
@@ -129,9 +134,7 @@ def stated_layout_notes(info: dict, frames: Sequence, shape: tuple[int, int] | N
     rows, columns = info.get("rows"), info.get("columns")
     if isinstance(rows, int) and isinstance(columns, int):
         outside = [f.frame_id for f in frames if f.row >= rows or f.col >= columns]
-        # Named from r01c01 (a scanner counting from 1): no frame in row 0 nor column 0.
-        from_one = bool(frames) and min(f.row for f in frames) >= 1 and \
-            min(f.col for f in frames) >= 1
+        from_one = _named_from_one(frames)
         if outside:
             say_once(root, f"cartridge.json states a grid of {rows} x {columns} frames, but "
                            f"{len(outside)} lie outside it ({', '.join(outside[:5])}): check "
