@@ -19,8 +19,7 @@ Crops are loaded at model scale through the one function every crop takes
 measured from their nuclei (:mod:`ctcnet.detect.pixel_size`): so crop folders join the pipeline
 here, in detect, where frames become crops, on top of io's file formats (images, panel). What
 the read notices in the pixels (blank crops, refused; copies, rescaled values, composite planes
-likely in another order, warned of) is :mod:`ctcnet.detect.crop_checks`.
-"""
+likely in another order, warned of) is :mod:`ctcnet.detect.crop_checks`."""
 
 from __future__ import annotations
 
@@ -43,7 +42,7 @@ from ctcnet.detect.crop_writing import (  # noqa: F401 (the layout's writers, re
 )
 from ctcnet.detect.cropping import report_fit, to_model_scale
 from ctcnet.detect.folder_kinds import is_predict_output, nested_scan, not_a_crop_folder
-from ctcnet.detect.manifest_file import manifest_path, manifest_rows
+from ctcnet.detect.manifest_file import manifest_path, manifest_rows, refuse_files_not_there
 from ctcnet.detect.pixel_size import (
     PIXEL_SIZE_AUTO,
     PIXEL_SIZE_FIT,
@@ -372,6 +371,7 @@ def _read_manifest(manifest: Path):
         samples.append((row.get("sample_id") or "").strip() or _sample_id_from_name(path))
         splits.append((row.get("split") or "").strip())
         patients.append((row.get("patient_id") or "").strip() or samples[-1])
+    refuse_files_not_there(first_line, manifest)
     # A patient column where any row names one (serial draws: a patient's samples together).
     named = any((row.get("patient_id") or "").strip() for row in rows)
     return paths, labels, samples, splits, patients if named else None

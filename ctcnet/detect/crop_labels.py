@@ -44,9 +44,8 @@ def unknown_labels_error(unknown: list[str], names: list[str], root: Path) -> In
     is misspelt (CTC, wcb; EMT-CTC is a class of its own, not ctc misspelt), and a CSV beside
     the crops that is not manifest.csv (a lab's labels.csv, which was passed over unsaid and
     its crops' folder read as a class)."""
-    meant = ", ".join(f"{name} -> {match[0]}" for name in unknown for match in
-                      [difflib.get_close_matches(name.lower(), names, 1)]
-                      if match and len(class_words(name)) == 1)
+    meant = ", ".join(f"{name} -> {match}" for name in unknown
+                      for match in [_class_meant(name, names)] if match)
     tables = sorted(p.name for p in Path(root).glob("*.csv") if p.name != "manifest.csv")
     unread = (f"; {', '.join(tables)} beside the crops is not read: labels come from class "
               "folders or from manifest.csv (columns path,label[,sample_id][,split], paths "
@@ -66,6 +65,25 @@ def unknown_labels_error(unknown: list[str], names: list[str], root: Path) -> In
                       "(training: `--data.taxonomy FILE.json`, docs/training.md; a model "
                       "trained so reads them elsewhere, and `ctcnet finetune --base` that "
                       f"model fine-tunes it on them){unread}", root)
+
+
+# What labs call the default classes, where the word is none of their names misspelt
+# (leukocytes is no misspelling of wbc).
+_OTHER_WORDS = {"wbc": {"leukocyte", "leucocyte", "white blood cell", "lymphocyte", "cd45"},
+                "ctc": {"tumour cell", "tumor cell", "cancer cell", "ck"},
+                "debris": {"artefact", "artifact", "junk", "dirt"},
+                "cluster": {"ctc cluster", "aggregate", "clump"}}
+
+
+def _class_meant(label: str, names: list[str]) -> str | None:
+    """The class of ``names`` a one-word ``label`` misspells, or that a lab's word for it
+    (plural or not) names; None where neither."""
+    words = " ".join(class_words(label))
+    for name, others in _OTHER_WORDS.items():
+        if name in names and (words in others or words.removesuffix("s") in others):
+            return name
+    match = difflib.get_close_matches(label.lower(), names, 1)
+    return match[0] if match and len(class_words(label)) == 1 else None
 
 
 def sample_class_layout(unknown: list[str], names: list[str], root: Path) -> str | None:

@@ -1,11 +1,13 @@
 """A crop folder's ``manifest.csv`` read into rows, or refused with the slip named at its line:
 a row with more fields than the header (its sample id and split would be read from the wrong
 columns: a patient named "extra"), a file a spreadsheet saved with semicolons (a European
-locale's CSV), one not in UTF-8 (a byte offset told nobody which line)."""
+locale's CSV), one not in UTF-8 (a byte offset told nobody which line), rows naming files
+that are not there."""
 
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 from pathlib import Path
 
@@ -58,3 +60,23 @@ def manifest_rows(manifest: Path) -> list[dict]:
     except csv.Error as err:
         raise InputError(f"cannot read manifest: {err}", manifest) from None
     return rows
+
+
+def refuse_files_not_there(first_line: dict[Path, int], manifest: Path) -> None:
+    """Refuse a manifest whose rows name files that are not there, each with its line (a file
+    renamed or left out of a copy was said as "file not found", no row named), and the
+    like-named file beside it where there is one (an extension or a case changed)."""
+    gone = [(n, path) for path, n in first_line.items() if not path.is_file()]
+    if not gone:
+        return
+    n, path = gone[0]
+    beside = ([p.name for p in path.parent.iterdir() if p.is_file()]
+              if path.parent.is_dir() else [])
+    near = difflib.get_close_matches(path.name, beside, 1, 0.8)
+    where = path.relative_to(manifest.parent.resolve())
+    raise InputError(f"line {n}: {where} is not there"
+                     + (f" ({near[0]} is, beside it)" if near else "")
+                     + (f"; nor are those of {len(gone) - 1} more row(s): line(s) "
+                        f"{', '.join(str(m) for m, _ in gone[1:6])}"
+                        f"{', ...' if len(gone) > 6 else ''}" if len(gone) > 1 else "")
+                     + ": correct the rows, or remove them", manifest)

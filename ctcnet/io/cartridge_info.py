@@ -44,7 +44,11 @@ def positive_number(info: dict, key: str, default: float, root: Path) -> float:
     value = info.get(key, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or \
             not math.isfinite(value) or value <= 0:
-        raise InputError(f"cartridge.json: {key} must be a positive number, got {value!r}", root)
+        unknown = (" (null: state it, or leave the key out"
+                   + (f" to read {default:g})" if default > 0 else ")")
+                   if value is None else "")
+        raise InputError(f"cartridge.json: {key} must be a positive number, got "
+                         f"{'null' if value is None else repr(value)}{unknown}", root)
     return value
 
 

@@ -203,6 +203,9 @@ def _manifest_lines(crops):
     (lambda lines: lines + ["../../outside.tif,ctc,p9,"], "outside the dataset folder"),
     (lambda lines: lines[:1], r"lists no crops \(its header alone\)"),
     (lambda lines: ["file,class"] + lines[1:], "needs the columns path,label"),
+    # a file renamed after the manifest was written: its row named, and the file beside it
+    (lambda lines: lines[:2] + [lines[2].replace(".tif", "_v2.tif", 1)] + lines[3:],
+     r"line 3: \S+_v2.tif is not there \(\S+.tif is, beside it\)"),
 ])
 def test_manifest_rows_that_would_miscount_are_refused(crops, edit, match):
     shutil.copy(next(crops.glob("ctc/*.tif")), crops.parent.parent / "outside.tif")
@@ -478,6 +481,10 @@ def test_a_class_folder_misspelt_is_refused_naming_the_class_meant_one_in_capita
     with pytest.raises(InputError) as refused:  # nothing near: no guess
         read_crop_index(root, taxonomy=default_taxonomy())
     assert "did you mean" not in str(refused.value)
+    root = write_crop_dataset(tmp_path / "words", crops, ["ctc", "Leukocytes", "debris"],
+                              default_panel())
+    with pytest.raises(InputError, match=r"\(did you mean Leukocytes -> wbc\?\)"):
+        read_crop_index(root, taxonomy=default_taxonomy())  # a lab's word, no misspelling
 
 
 def test_a_folder_of_samples_above_classes_is_refused_saying_to_swap_the_levels(tmp_path):

@@ -263,3 +263,16 @@ def test_a_sample_id_of_another_json_type_is_named_so_not_an_empty_name(tmp_path
     with pytest.raises(InputError, match="an empty name"):
         safe_sample_id("  ", tmp_path)
     assert safe_sample_id(17, tmp_path) == "17"
+
+
+def test_a_null_blood_volume_is_refused_saying_how_to_read_the_standard_tube(tmp_path):
+    """A LIMS writes null for a volume it lacks: refused (a rate per 7.5 mL over an unknown
+    volume is no figure), saying that a key left out reads the standard tube, as one is."""
+    from ctcnet.io.cartridge_info import positive_number
+
+    with pytest.raises(InputError, match=r"got null \(null: state it, or leave the key out "
+                                         r"to read 7.5\)"):
+        positive_number({"blood_volume_ml": None}, "blood_volume_ml", 7.5, tmp_path)
+    assert positive_number({}, "blood_volume_ml", 7.5, tmp_path) == 7.5
+    with pytest.raises(InputError, match=r"got 'abc'$"):
+        positive_number({"pixel_size_um": "abc"}, "pixel_size_um", 0.0, tmp_path)
