@@ -203,10 +203,14 @@ def _once(paths: list[Path], say: bool = False) -> list[Path]:
 def _say_what_is_not_read(folder: Path, cartridges: list[Path]) -> None:
     """Name the subfolders of a folder of cartridges that are no cartridge, so that a scan
     whose copy has not arrived yet (an empty folder) or lacks its frames is not passed over
-    without a word; hidden and system folders (:func:`_system_entry`) are left out."""
+    without a word; hidden and system folders (:func:`_system_entry`) are left out, and a
+    predict output (a night's ``--out`` kept beside its scans) is said only as a note."""
     others = sorted(p for p in folder.iterdir() if p.is_dir() and p not in cartridges
                     and not _system_entry(p.name))
     for sub in others:
+        if is_predict_output(sub):  # (a night's --out kept among its scans: no scan missing)
+            log.info("%s: a ctcnet predict output, not read", sub)
+            continue
         try:
             what = "empty" if not any(sub.iterdir()) else "no frames nor cartridge.json"
             if any(p.is_dir() and is_cartridge(p, unreadable=False) for p in sub.iterdir()):

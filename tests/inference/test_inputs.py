@@ -181,6 +181,8 @@ def test_a_folder_of_cartridges_names_its_subfolders_that_are_none(tmp_path, cap
     (scans / "notes").mkdir()
     (scans / "notes" / "run.txt").write_text("x")
     (scans / ".cache").mkdir()
+    (scans / "results").mkdir()  # the night's --out, kept among its scans: no scan missing
+    (scans / "results" / "run.json").write_text("{}")
     with caplog.at_level("WARNING"):
         assert resolve_inputs([scans]) == ([scans / "c1"], [])
     assert not caplog.records
