@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from ctcnet.core.printable import named_counts, printable, printable_name, unmeasured_text
-from ctcnet.inference.result_state import partial_in_brief
+from ctcnet.inference.result_state import partial_in_brief, signoff_holds
 from ctcnet.nn.calls import COUNTED_CLASSES
 
 
@@ -177,9 +177,14 @@ def batch_line(results: dict, set_aside: int, out: Path, others: int = 0) -> str
             listed["crop(s)" if "crops" in r else "event(s)"] += r["review_list"].get("events") or 0
     review = " and ".join(f"{n} {what}" for what, n in listed.items()
                           if n or (what == "event(s)" and not listed["crop(s)"]))
-    signed = sum(isinstance(r.get("signoff"), dict) for r in results.values())
+    # A sign-off the decisions or counts moved on from is no result signed: said apart.
+    signoffs = [r["signoff"] for r in results.values() if isinstance(r.get("signoff"), dict)]
+    signed = sum(signoff_holds({"signoff": s}) for s in signoffs)
+    stale = len(signoffs) - signed
     return (f"{len(results) + set_aside + others} inputs: {', '.join(parts)}; {review} "
-            f"on the review lists, {signed} signed off; the table of them all: "
+            f"on the review lists, {signed} signed off"
+            + (f" ({stale} more sign-off(s) no longer hold: sign off again)" if stale else "")
+            + "; the table of them all: "
             f"{out / 'samples.csv'}")
 
 

@@ -105,6 +105,10 @@ def test_a_batchs_tally_names_what_is_not_ok_and_counts_the_review_lists():
         "10 inputs: 2 ok, 7 partial (P0, P1, P2, P3, P4, and 2 more partial), 1 set aside "
         "(below); 45 "
         "event(s) on the review lists, 1 signed off; the table of them all: out/samples.csv")
+    # A sign-off the decisions moved on from is no sample signed off: said apart.
+    results["A"] = {**ok, "signoff": {"reviewer": "K", "status": "changed since"}}
+    assert "1 signed off (1 more sign-off(s) no longer hold: sign off again);" in \
+        batch_line(results, 1, Path("out"))
     # The rest after named reasons: a count of its own, not read as the last one's reason.
     many = {f"Z{i}": {"status": "partial", "frames": {"processed": 2, "total": 2, "missing": 1}}
             for i in range(6)}
