@@ -201,7 +201,7 @@ def calibrate_spec(spec, logits: np.ndarray, labels: np.ndarray, target: float =
                          f"hold only {names or 'none'}")
     temperature, threshold = fitted_calibration(logits, labels, target)
     summary = calibration_record(logits, labels, temperature, threshold, target,
-                                 spec.class_names)
+                                 spec.class_names, spec.taxonomy.reported_classes())
     metrics = {**spec.metrics, "calibration": summary}
     return spec.replace(temperature=temperature, review_threshold=threshold, metrics=metrics)
 
@@ -221,12 +221,13 @@ def fitted_calibration(logits: np.ndarray, labels: np.ndarray, target: float,
 
 
 def calibration_record(logits: np.ndarray, labels: np.ndarray, temperature: float,
-                       threshold: float, target: float, class_names) -> dict:
+                       threshold: float, target: float, class_names,
+                       counted=COUNTED_CLASSES) -> dict:
     """What ``spec.metrics["calibration"]`` records of a temperature and threshold, read on
     ``logits`` and ``labels`` (:func:`calibration_summary`, the review band they give, at the
-    balanced prior: as a crop folder is read)."""
+    balanced prior: as a crop folder is read; ``counted``: the model's reported classes)."""
     summary = calibration_summary(logits, labels, temperature)
     summary["review"] = review_band(softmax(logits, temperature), labels, threshold,
-                                    class_names)
+                                    class_names, counted=counted)
     summary["review"]["target_precision"] = float(target)
     return summary

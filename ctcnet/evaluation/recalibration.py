@@ -161,7 +161,7 @@ def recalibrate_spec(spec, logits: np.ndarray, labels: np.ndarray, target: float
     temperature, threshold = fitted_calibration(pool_logits, pool_labels, target, weights)
     # The figures of the fit are the lab's crops' own: the pool's would be the simulator's.
     summary = calibration_record(logits, labels, temperature, threshold, target,
-                                 spec.class_names)
+                                 spec.class_names, spec.taxonomy.reported_classes())
     summary.update(method="pooled", lab_crops=int(len(labels)),
                    reference_crops=int(len(ref_labels)),
                    lab_weight=round(float(weights[:len(labels)].sum() / weights.sum()), 4),
@@ -191,15 +191,18 @@ def lab_guarantee(spec, logits: np.ndarray, labels: np.ndarray,
     from ctcnet.nn.calls import calls_from_proba
 
     names = list(spec.class_names)
+    counted = spec.taxonomy.reported_classes()  # a lab's own (ctc, apoptotic) where it says
     labels = np.asarray(labels, np.int64)
     proba = softmax(logits, spec.temperature)
-    called, _, review, _ = calls_from_proba(proba, names, spec.review_threshold)
+    called, _, review, _ = calls_from_proba(proba, names, spec.review_threshold,
+                                            counted=counted)
     truth = np.asarray(names, dtype=object)[labels]
     auto = ~review
     wrong = int((auto & (called != truth)).sum())
-    n_counted, missed = missed_counted(truth, called, review)
+    n_counted, missed = missed_counted(truth, called, review, counted)
     n_auto = int(auto.sum())
     return {"confidence": float(confidence), "crops": int(len(labels)),
+            "counted_classes": list(counted),
             "reviewed_fraction": round(float(review.mean()), 4) if len(labels) else 0.0,
             "auto_calls": n_auto, "auto_wrong": wrong,
             "auto_error_bound": round(miss_upper_bound(wrong, n_auto, confidence), 4),
@@ -220,12 +223,22 @@ def describe(summary: dict) -> str:
            f"{summary['review']['threshold']:.3f} ({how})"
     g = summary.get("guarantee")
     if g:
-        line += (f"; on the lab's crops: {g['missed']} of {g['counted_cells']} CTCs and "
-                 f"clusters neither counted nor shown (at most {g['miss_bound']:.0%} with "
+        line += (f"; on the lab's crops: {g['missed']} of {g['counted_cells']} "
+                 f"{counted_cells_text(g)} neither counted nor shown (at most "
+                 f"{g['miss_bound']:.0%} with "
                  f"{g['confidence']:.0%} confidence; {g['cells_for_one_percent']} cells "
                  f"without a miss would state 1 %); {g['reviewed_fraction']:.0%} of the "
                  f"{g['crops']} calibration crops shown for the network's doubt (fitted on them)")
     return line
+
+
+def counted_cells_text(guarantee: dict) -> str:
+    """What a guarantee's cells are: "CTCs and clusters" for the shipped classes (and a
+    record that does not name its classes), else the model's counted classes by name."""
+    counted = guarantee.get("counted_classes") or ["ctc", "cluster"]
+    if counted == ["ctc", "cluster"]:
+        return "CTCs and clusters"
+    return "CTCs" if counted == ["ctc"] else f"cells of {', '.join(counted)}"
 
 
 def lab_guard(spec, index, crops: np.ndarray, labels: np.ndarray):

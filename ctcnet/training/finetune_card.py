@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ctcnet.evaluation.calibration import MIN_CALIBRATION_CROPS
 from ctcnet.evaluation.recalibration import REFERENCE_SEED as SIM_TEST_SEED
+from ctcnet.evaluation.recalibration import counted_cells_text
 from ctcnet.inference.spillover import MIN_LABELLED
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.nn.decision_rule import FUSION_NOT_KEPT
@@ -217,11 +218,12 @@ def _calibration_line(cal: dict, spec) -> str:
     g = cal.get("guarantee")
     if g:
         line += (f"\n- Guarantee on the lab's held-out crops (which also weighed in the fit): "
-                 f"{g['missed']} of {g['counted_cells']} CTCs and clusters neither counted nor "
-                 f"shown, so at most {g['miss_bound']:.1%} with {g['confidence']:.0%} confidence "
+                 f"{g['missed']} of {g['counted_cells']} {counted_cells_text(g)} neither "
+                 f"counted nor shown, so at most {g['miss_bound']:.1%} with "
+                 f"{g['confidence']:.0%} confidence "
                  f"(one-sided Clopper-Pearson); {g['auto_wrong']} of {g['auto_calls']} calls "
                  "not shown to a person wrong (predict's rule: a call under the threshold is "
                  "shown only where its doubt could change a count) (at most "
                  f"{g['auto_error_bound']:.1%}). A 1 % bound needs "
-                 f"{g['cells_for_one_percent']} CTCs and clusters with none missed")
+                 f"{g['cells_for_one_percent']} {counted_cells_text(g)} with none missed")
     return line

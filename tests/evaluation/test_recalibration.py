@@ -160,3 +160,24 @@ def test_crops_all_called_right_are_pooled_at_half_the_fit_not_run_to_the_bound(
     wrong = logits_for(y, 3.0, rng, wrong=[3, 50])
     assert recalibrate_spec(spec(), wrong, y, reference=reference).metrics[
         "calibration"]["method"] == "lab" and not drawn
+
+
+def test_the_guarantee_counts_the_models_own_counted_classes_and_names_them():
+    """A lab's taxonomy that counts ``apoptotic`` beside ``ctc`` (no cluster class): its
+    apoptotic cells are in the guarantee (they were left out, and a card stated 0 of 10 where
+    evaluate read 0 of 20), and the line names the classes, not "CTCs and clusters"."""
+    from ctcnet.io.taxonomy import load_taxonomy
+
+    lab = load_taxonomy({"classes": ["ctc", "apoptotic", "wbc", "debris"],
+                         "reported": ["ctc", "apoptotic"]})
+    s = ModelSpec("compact", load_panel(None), lab, crop_size=32, review_threshold=0.9)
+    y = np.repeat(np.arange(4), 10)
+    z = np.full((40, 4), -5.0)
+    z[np.arange(40), y] = 5.0
+    z[10] = [-5, -5, 5, -5]  # an apoptotic cell confidently called wbc: missed
+    g = lab_guarantee(s, z, y)
+    assert (g["counted_cells"], g["missed"]) == (20, 1)
+    assert g["counted_classes"] == ["ctc", "apoptotic"]
+    line = describe({"temperature": 1.0, "review": {"threshold": 0.9, "n": 40},
+                     "lab_crops": 40, "guarantee": g})
+    assert "1 of 20 cells of ctc, apoptotic neither counted nor shown" in line, line
