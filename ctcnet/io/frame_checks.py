@@ -6,8 +6,9 @@ a frame of another size than the cartridge's others (a frame of another scan, a 
 export), are kept in the frame list with the reason, so the run skips them and their blood is
 not counted as read. Read (:func:`check_frame_values`, :func:`saturation_note`,
 :func:`unfilled_note`): pixels that the panel does not describe are refused (the frame
-skipped); a frame largely at the top of its range (saturated), or an older file whose last rows
-are 0 (a copy cut short), is read, with a note that the run records as a problem.
+skipped); a frame largely at the top of its range (saturated), or an older file with whole rows
+of 0 (a copy cut short, a hole in it), is read, with a note that the run records as a
+problem.
 """
 
 from __future__ import annotations
@@ -181,15 +182,8 @@ def unfilled_rows(plane: np.ndarray) -> int:
     filled, or one whose copy broke off after its full size was written."""
     if plane[-UNFILLED_ROWS:].any():  # (the common case, at a row's cost)
         return 0
-    empty = ~plane.any(axis=1)
-    # The run of empty rows that ends the plane (a file is filled from its start).
-    n = int(np.argmin(empty[::-1])) if not empty.all() else plane.shape[0]
-    if n < UNFILLED_ROWS or n == plane.shape[0]:
-        return 0
-    elsewhere = plane[:plane.shape[0] - n]  # the rows filled
-    if np.count_nonzero(elsewhere == 0) > ZERO_ELSEWHERE * elsewhere.size:
-        return 0  # zeros are part of this plane's picture (an export's black background)
-    return n
+    n, _, at_end = zeroed_rows(plane)
+    return n if at_end else 0
 
 
 def _refuse_unfilled_rows(plane: np.ndarray, name: str, path) -> None:
@@ -202,20 +196,54 @@ def _refuse_unfilled_rows(plane: np.ndarray, name: str, path) -> None:
                          "frame is read again once it is whole", path)
 
 
+def zeroed_rows(plane: np.ndarray) -> tuple[int, int, bool]:
+    """(rows, first, at the end) of a plane's (H, W) runs of at least :data:`UNFILLED_ROWS`
+    whole rows exactly 0, anywhere, where its other rows (almost) never are 0: the rows in
+    them, the first of them, and whether they are one run that ends the plane (a file filled
+    from its start and cut short); (0, -1, False) where there is none. A run inside the plane
+    is a hole: a bad block, or a transfer broken off and resumed, which a camera never
+    writes."""
+    # A few pixels a row first (a frame's every pixel is read only where some row's are all
+    # 0): the check is made on every frame read.
+    if plane.ndim != 2 or plane[:, ::max(1, plane.shape[1] // 8)].any(axis=1).all():
+        return 0, -1, False
+    empty = ~plane.any(axis=1)
+    if not empty.any() or empty.all():
+        return 0, -1, False
+    edges = np.flatnonzero(np.diff(np.r_[0, empty.astype(np.int8), 0]))
+    runs = [(a, b) for a, b in zip(edges[::2], edges[1::2]) if b - a >= UNFILLED_ROWS]
+    if not runs:
+        return 0, -1, False
+    in_runs = np.zeros(len(empty), bool)
+    for a, b in runs:
+        in_runs[a:b] = True
+    elsewhere = plane[~in_runs]
+    if np.count_nonzero(elsewhere == 0) > ZERO_ELSEWHERE * elsewhere.size:
+        return 0, -1, False  # zeros are part of this plane's picture (an export's background)
+    return int(in_runs.sum()), int(runs[0][0]), bool(len(runs) == 1 and runs[0][1] == len(empty))
+
+
 def unfilled_note(frame: np.ndarray, channels) -> str | None:
-    """What to say of an older frame file's frame (C, H, W) whose channels end in
-    :func:`unfilled_rows` (None: none do): a copy that broke off after writing the file's full
-    size leaves such rows, and its cells there go uncounted, so the sample's count is not to be
-    trusted without a look. The frame is read as it is (a camera never writes such rows; a
-    container's tile, whose scene may be padded, is not judged so)."""
-    rows = {c.name: n for plane, c in zip(frame, channels) if (n := unfilled_rows(plane))}
+    """What to say of an older frame file's frame (C, H, W) whose channels hold
+    :func:`zeroed_rows` (None: none do): a copy that broke off after writing the file's full
+    size leaves such rows at its end, a bad block or a broken and resumed transfer inside it,
+    and its cells there go uncounted, so the sample's count is not to be trusted without a
+    look. The frame is read as it is (a camera never writes such rows; a container's tile,
+    whose scene may be padded, is not judged so)."""
+    rows = {c.name: z for plane, c in zip(frame, channels) if (z := zeroed_rows(plane))[0]}
     if not rows:
         return None
-    most = max(rows.values())
-    return (f"unfilled: its last {most} of {frame.shape[1]} rows are all 0 in "
-            f"{', '.join(rows)} where the rest never is: a copy cut short (its cells there "
-            "not counted, its blood counted as read) or a scene's padding; compare the file "
-            "with the scanner's and run again once it is whole")
+    most = max(n for n, _, _ in rows.values())
+    if all(at_end for _, _, at_end in rows.values()):
+        return (f"unfilled: its last {most} of {frame.shape[1]} rows are all 0 in "
+                f"{', '.join(rows)} where the rest never is: a copy cut short (its cells there "
+                "not counted, its blood counted as read) or a scene's padding; compare the file "
+                "with the scanner's and run again once it is whole")
+    first = min(f for _, f, _ in rows.values())
+    return (f"zeroed: {most} of its {frame.shape[1]} rows, from row {first}, are all 0 in "
+            f"{', '.join(rows)} where the rest never is: a hole in the file (a bad block, a "
+            "copy broken off and resumed; its cells there not counted, its blood counted as "
+            "read); compare the file with the scanner's and run again once it is whole")
 
 
 def _offset_said(values: np.ndarray, top: float) -> str:

@@ -198,6 +198,17 @@ def test_unfilled_rows_are_a_block_at_the_end_where_the_rest_is_never_0():
     said = unfilled_note(frame, load_panel(None).channels)
     assert said.startswith("unfilled: its last 10 of 50 rows are all 0 in DAPI, CK, CD45, "
                            "CD61, CD66b where the rest never is")
+    # A hole inside the file (a bad block, a copy broken off and resumed): whole rows of 0
+    # within it, in one channel or several runs, said as a hole (they read 'ok', counted as
+    # a background subtracted); a single dark row is none.
+    frame = np.full((5, 50, 40), 100, np.uint16)
+    frame[1, 20:28] = 0
+    frame[1, 33:36] = 0
+    frame[2, 5] = 0
+    said = unfilled_note(frame, load_panel(None).channels)
+    assert said.startswith("zeroed: 11 of its 50 rows, from row 20, are all 0 in CK where the "
+                           "rest never is: a hole in the file"), said
+    assert unfilled_rows(frame[1]) == 0  # (not read as unfilled: it is no file filling still)
 
 
 def test_an_8_bit_scan_is_said_to_lose_dim_cells_a_12_bit_one_is_not():
