@@ -36,6 +36,7 @@ from ctcnet.inference.summary import (
     keep_previous_summary,
     kept_summaries,
     previous_folder,
+    withdraw_report_page,
     withdraw_summary,
 )
 from ctcnet.inference.tables import SUMMARY_COLUMNS, write_tables
@@ -271,6 +272,10 @@ def tables_from_journal(out_dir: Path, parts: Path, cartridge, earlier: EarlierR
     # for them still, and a run stopped on the way leaves it.
     if counted_before is None:
         withdraw_summary(out_dir)
+        if not overwrite:  # (--overwrite withdrew the page as it opened the journal)
+            # (what it replaces is not named: kept only if the tables turn out to change)
+            withdraw_report_page(out_dir, None, "its frames changed since the run it "
+                                 "replaces, or that run did not finish")
     tables = journal_tables(parts, cartridge.frames)
     first = next(tables, None)
     if first is None:  # no events at all: the files still get every column

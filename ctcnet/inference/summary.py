@@ -392,12 +392,12 @@ def keep_previous_summary(out_dir: str | Path, keep_events: bool = False) -> Pat
     return kept
 
 
-def withdraw_report_page(out_dir: str | Path, kept: Path) -> None:
-    """Where ``--overwrite`` has withdrawn a sample's summary (kept as ``kept``), its
-    index.html says the sample is being run again, not the replaced run's counts: a run
-    stopped before it writes its own page must leave none that a reviewer reads as current."""
+def withdraw_report_page(out_dir: str | Path, kept: Path | None,
+                         why: str = "<code>ctcnet predict --overwrite</code>") -> None:
+    """Where a run withdrew a sample's summary (``why``: ``--overwrite``, a rerun whose tables
+    change; kept as ``kept``, if it was), its index.html says it is being run again, not the
+    replaced counts: a run stopped before its own page leaves none read as current."""
     import html
-
     page = Path(out_dir) / "index.html"
     if not page.exists():
         return
@@ -406,9 +406,10 @@ def withdraw_report_page(out_dir: str | Path, kept: Path) -> None:
     atomic_write_text(page, (
         f'<!doctype html><meta charset="utf-8"><title>{name}: being run again</title>'
         f'<p id="result-state" data-state="rerunning"><b>{name} is being run again</b> '
-        f"(<code>ctcnet predict --overwrite</code>, started {when}). The counts of the run it "
-        f"replaces are kept in <code>previous/{html.escape(kept.name)}</code>; this page is "
-        "drawn anew when the new run ends with its report (one run with "
+        f"({why}, started {when}). "
+        + (f"The counts of the run it replaces are kept in "
+           f"<code>previous/{html.escape(kept.name)}</code>; " if kept is not None else "")
+        + "this page is drawn anew when the new run ends with its report (one run with "
         "<code>--no-report</code> draws none). Where it stopped first, <code>run.json</code> "
         "beside the sample folders says why.</p>\n"))
 
@@ -452,10 +453,9 @@ def _keep_events_table(out_dir: Path, previous: Path, stamp: str, summary: dict)
 
 
 def withdraw_summary(out_dir: str | Path) -> None:
-    """Remove a cartridge folder's summary.json: before its tables are written again, and
-    when a write of its outputs failed. Predict writes the summary last, as the mark of a
-    finished sample: where a run stops on the way (a full disk), no summary from before calls
-    the sample done beside outputs this run changed; the rerun that finishes it writes one."""
+    """Remove a sample folder's summary.json before its tables are written again, and when a
+    write of its outputs failed: written last, it marks a finished sample, and a run stopped on
+    the way (a full disk) leaves none from before beside outputs it changed."""
     (Path(out_dir) / SUMMARY_FILE).unlink(missing_ok=True)
 
 

@@ -668,10 +668,14 @@ def test_a_finished_sample_run_again_keeps_its_summary_until_the_new_one(clean_r
     data = bytearray(frame.read_bytes())
     data[-2:] = bytes([data[-2] ^ 1, data[-1]])
     frame.write_bytes(bytes(data))
+    (out / "index.html").write_text("<p>ok, ctc 3</p>")  # the earlier run's page
     began = time.time_ns()
     with pytest.raises(KeyboardInterrupt):
         predict(clean_run, cart, out)
     assert not (out / "summary.json").exists()
+    # Nor is its page left showing the earlier counts as current (only --overwrite's was).
+    page = (out / "index.html").read_text()
+    assert "ctc 3" not in page and "being run again" in page
 
 
 def test_a_frame_made_by_the_same_model_file_under_other_code_is_no_other_models():
