@@ -267,7 +267,10 @@ def implausible_marker_balance(tally: Counts, ctc_classes: Sequence[str] = ("ctc
                 "no decision rule for cartridges), at which rare classes are called far more "
                 "often: state the cartridge's prior with --prior (or fit a rule, "
                 "scripts/fit_decision.py) and read the counts then; if they still read so, "
-                "check panel.json's channel order (CK and CD45 swapped?)")
+                # (not "channel order": those words put a report's counts in doubt, and
+                # the prior is the likelier cause: result_state.channel_order_doubt)
+                "check that panel.json lists the channels as the frames hold them (CK and "
+                "CD45 swapped?)")
     return (f"{said}; check panel.json's channel order and the channel files' names (CK and "
             "CD45 swapped? the DNA stain and CK? CK and a platelet or neutrophil marker, where "
             "clusters are many? metadata_check in summary.json says where the nuclei lie) "

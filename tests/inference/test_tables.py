@@ -101,6 +101,11 @@ def test_calls_that_look_like_a_swapped_ck_and_cd45_are_said():
     prior = implausible_marker_balance(tally(41, 91), at_training_prior=True)
     assert "balanced training prior" in prior and "--prior" in prior
     assert prior.index("--prior") < prior.index("swapped")
+    # ... and the prior the likelier cause, no report says its channel order is in doubt.
+    from ctcnet.inference.result_state import channel_order_doubt
+
+    assert not channel_order_doubt({"problems": [prior]})
+    assert channel_order_doubt({"problems": [implausible_marker_balance(tally(41, 91))]})
     # A lab's class checked as a CTC (ctc_emt) is counted with ctc's calls.
     events = pd.DataFrame({"class": ["ctc"] * 10 + ["ctc_emt"] * 15 + ["wbc"] * 91,
                            "review": False, "guard": ""})
