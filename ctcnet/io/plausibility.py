@@ -1,7 +1,7 @@
 """What a cartridge's metadata claim, checked against what scans and blood tubes can be: a
 pixel size no scan has or a volume more than a person's blood is refused; a volume more than
-a tube holds, or under a drop, and a pixel size in cartridge.json other than the one read,
-are the sample's problems (partial, saying so)."""
+a tube holds, or under a drop, and a pixel size or a list of channels in cartridge.json other
+than the one read are the sample's problems (partial, saying so)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ WHOLE_BLOOD_ML = 6000.0
 # for 7.5 mL made a cartridge's 15 CTCs 2,000 per 7.5 mL): the run goes on, partial and
 # saying so.
 DROP_OF_BLOOD_ML = 0.05
+# cartridge.json keys under which a scanner's or a lab's record lists the scan's channels. The
+# frames are read by panel.json's; a list here that names others, or the same in another
+# order, says one of the two is wrong (it was dropped without a word, and a swap in
+# panel.json with it).
+CHANNEL_LIST_KEYS = ("channels", "channel_names", "channel_order", "markers")
 
 
 def plausibility_problems(cartridge) -> list[str]:
@@ -64,4 +69,33 @@ def plausibility_problems(cartridge) -> list[str]:
         problems.append(f"cartridge.json states pixel_size_um {float(stated):g}, but the frames "
                         f"are read at {px:g} (panel.json or the files' metadata): check which "
                         "is right")
-    return problems
+    return problems + channel_list_problems(cartridge.info, cartridge.panel.names)
+
+
+def channel_list_problems(info: dict, names: list[str]) -> list[str]:
+    """A channel list cartridge.json states (:data:`CHANNEL_LIST_KEYS`: names, or entries with
+    a ``name``) that puts another known marker (or another of panel.json's channels) where
+    ``names`` (panel.json's, by which the frames are read) has one, compared as the one
+    channel check compares names (``CD45-APC`` is CD45): the problem to say. None where no
+    such list is stated, or it has another length or names the scanner's own (Ch1, Ch2: no
+    marker to compare)."""
+    from ctcnet.io.panel import marker_role
+
+    def key(name: str) -> str:
+        role = marker_role(name)
+        return role if role != "unknown" else name.strip().upper()
+
+    ours = [key(n) for n in names]
+    for key_name in CHANNEL_LIST_KEYS:
+        stated = info.get(key_name)
+        listed = [e.get("name") if isinstance(e, dict) else e
+                  for e in (stated if isinstance(stated, list) else [])]
+        if len(listed) != len(names) or not all(isinstance(n, str) for n in listed):
+            continue
+        if any(key(n) != mine and (marker_role(n) != "unknown" or key(n) in ours)
+               for n, mine in zip(listed, ours)):
+            return [f"cartridge.json lists the channels {listed} ({key_name}), but the frames "
+                    f"are read as panel.json's {list(names)}: check which is right; where "
+                    "panel.json is wrong, so is every count (its channel order corrected, run "
+                    "the sample again alone with --overwrite)"]
+    return []

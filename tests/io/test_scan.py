@@ -104,6 +104,27 @@ def test_a_pixel_size_in_cartridge_json_other_than_the_one_read_is_partial_and_s
         predict(clean_run, cart)
 
 
+def test_a_channel_list_in_cartridge_json_other_than_panel_jsons_is_partial_and_said(
+        clean_run, cart):
+    """cartridge.json's own list of the channels (a scanner's record) that puts another
+    marker where panel.json has one: the sample is partial, said, its counts read by
+    panel.json's as before (the list was dropped without a word); the same markers by other
+    names (CD45-APC, Hoechst) or the scanner's own names (Ch1) are no such."""
+    from ctcnet.io.plausibility import channel_list_problems
+
+    names = json.loads((cart / "panel.json").read_text())
+    names = [c["name"] if isinstance(c, dict) else c for c in names["channels"]]
+    swapped = [names[0], names[2], names[1], *names[3:]]
+    edit_json(cart / "cartridge.json", channels=swapped)
+    summary = predict(clean_run, cart)
+    assert summary.status == "partial" and summary.counts == clean_run["clean"].counts
+    assert [p for p in summary.problems if f"cartridge.json lists the channels {swapped}" in p]
+    assert channel_list_problems({"channels": [f"Ch{i}" for i in range(len(names))]},
+                                 names) == []
+    assert channel_list_problems({"markers": [{"name": "Hoechst 33342"}, *names[1:]]},
+                                 names) == []
+
+
 def test_a_full_tube_is_still_ok(clean_run, cart):
     edit_json(cart / "cartridge.json", blood_volume_ml=TUBE_VOLUME_ML)
     summary = predict(clean_run, cart)
