@@ -190,9 +190,10 @@ def _run(args, log) -> int:
         return _nothing_to_do(args, out, log)
     cartridges, datasets = resolve_inputs(inputs)
     if args.list_outputs:  # nothing read past the metadata, nothing written
-        from ctcnet.commands.predict_outputs import list_outputs
+        from ctcnet.commands.predict_outputs import list_outputs, model_panel
 
-        return list_outputs(out, cartridges, datasets, parse_shard(args.shard))
+        return list_outputs(out, cartridges, datasets, parse_shard(args.shard),
+                            model_panel(args, cartridges, datasets))
     refuse_out_in_crop_folders(out, datasets)
     _say_pixel_size_unused(args, cartridges)
     model = args.model if args.model is not None else \

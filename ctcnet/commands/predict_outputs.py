@@ -18,11 +18,13 @@ def output_names(cartridges, datasets) -> list[str]:
     return run_names([(output_name_and_frames(c)[0], c) for c in cartridges], datasets)
 
 
-def list_outputs(out, cartridges, datasets, shard: tuple[int, int] | None) -> int:
+def list_outputs(out, cartridges, datasets, shard: tuple[int, int] | None,
+                 panel=None) -> int:
     """``--list-outputs``: each input of this job (``--shard``: its share, by name as the run
     splits them) and its output folder, a line each (tab between), with a third column,
-    ``set aside: why``, for an input the run would refuse (its metadata, or a sample id
-    another input holds); exit 2 where there is one, as the run would."""
+    ``set aside: why``, for an input the run would refuse (its metadata, its channels against
+    the model's ``panel`` where given, or a sample id another input holds); exit 2 where
+    there is one, as the run would."""
     from ctcnet.inference.inputs import checked_cartridge
     from ctcnet.inference.output_names import output_folder_of
     from ctcnet.io.scan import open_cartridge
@@ -37,10 +39,33 @@ def list_outputs(out, cartridges, datasets, shard: tuple[int, int] | None) -> in
             why = "its sample id is another input's: their outputs would be one folder"
         elif path in cartridges:
             try:
-                checked_cartridge(open_cartridge(path))  # (a pixel size no scan has)
+                checked = checked_cartridge(open_cartridge(path))  # (a pixel size no scan has)
+                if panel is not None:  # (a 4-channel scan in a night of 5-channel ones)
+                    checked.conform(panel)
             except InputError as err:
                 why = str(err).removeprefix(f"{path}: ")
         refused += bool(why)
         print(f"{Path(path).absolute()}\t{(Path(out) / output_folder_of(name)).absolute()}"
               + (f"\tset aside: {why}" if why else ""))
     return 2 if refused else 0
+
+
+def model_panel(args, cartridges, datasets):
+    """The panel of the model a run would use (``--model``, or the shipped one the inputs'
+    channels choose, said on stderr alone: ``--list-outputs`` prints lines a workflow engine
+    parses), for the channel check an input is set aside by; None where none is chosen."""
+    from ctcnet.inference.model_choice import choose_for_inputs
+    from ctcnet.nn.registry import is_registry_name
+
+    try:
+        if args.model is None:
+            return choose_for_inputs(cartridges, datasets, args.pixel_size, "the input data").panel
+        if is_registry_name(args.model):
+            from ctcnet.nn.registry import get_model
+
+            return get_model(args.model).panel
+    except InputError:
+        return None
+    from ctcnet.inference.backends import load_backend
+
+    return load_backend(args.model, backend=args.backend, device="cpu").spec.panel

@@ -1060,4 +1060,13 @@ def test_list_outputs_lists_a_shards_share_and_says_what_the_run_would_set_aside
     assert "\tset aside: cartridge.json: sample_id ['x', 'y'] must be a plain name" in \
         said[str((scans / "c").absolute())]
     assert "set aside" not in said[str((scans / "d").absolute())]
+    # A scan without a channel the model reads (a night's odd panel): set aside, as the run
+    # sets it aside (listed as an output it would never write).
+    panel = json.loads((scans / "d" / "panel.json").read_text())
+    panel["channels"][-1] = "EpCAM"
+    (scans / "d" / "panel.json").write_text(json.dumps(panel))
+    assert main(["predict", str(scans), "--out", str(out), "--list-outputs", "--model",
+                 str(cart_and_model / "model.pt")]) == 2
+    said = dict(line.split("\t", 1) for line in capsys.readouterr().out.splitlines())
+    assert "\tset aside: channel mismatch" in said[str((scans / "d").absolute())]
     assert not out.exists()
