@@ -297,6 +297,10 @@ def check_one_patient(draws: list[Draw], patient_key: str | None) -> None:
                 draw.notes.append(f"its cartridge.json names no patient ({patient_key}), "
                                   f"the other draws {next(iter(named))}: not checked to be "
                                   "the same patient's")
+    elif len(draws) > 1 and patient_key:  # none named: every change unchecked
+        for draw in draws[1:]:
+            draw.notes.append(f"no draw's cartridge.json names a patient ({patient_key}): not "
+                              "checked to be the same patient's as the draws before it")
 
 
 def drawn_time(text: str | None) -> datetime | None:

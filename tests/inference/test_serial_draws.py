@@ -272,6 +272,16 @@ def test_draws_of_two_patients_are_refused_and_a_mistyped_key_is_suggested(clean
                                          r"draw\(s\) 1, 2; P02 in draw\(s\) 3\)"):
         compare_draws(folders)
     assert compare_draws(folders, patient_key=None)[0][2].patient is None  # not asked
+    assert not any("names a patient" in n for d in compare_draws(folders, patient_key=None)[0]
+                   for n in d.notes)
+    for folder in folders:  # none named: no draw checked to be one patient's, said
+        edit_json(folder / "summary.json", cartridge_info={"draw_date": "2026-04-19"})
+    draws, _ = compare_draws(folders)
+    assert not any("names a patient" in n for n in draws[0].notes) and all(
+        "no draw's cartridge.json names a patient (patient_id): not checked to be the same "
+        "patient's as the draws before it" in d.notes for d in draws[1:])
+    edit_json(folders[0] / "summary.json",
+              cartridge_info={"patient_id": "P01", "draw_date": "2026-04-19"})
     edit_json(folders[1] / "summary.json", cartridge_info={"draw_date": "2026-04-19"})
     draws, _ = compare_draws(folders[:2])  # one names no patient: said, not refused
     assert "its cartridge.json names no patient (patient_id), the other draws P01: not " \
