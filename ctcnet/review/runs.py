@@ -76,6 +76,17 @@ def load_sample(sample_dir: str | Path) -> tuple[pd.DataFrame, RunSummary]:
     return events, summary
 
 
+def check_sample_folder(sample_dir: str | Path) -> None:
+    """What :func:`load_sample` refuses of a sample folder without reading its events table:
+    no summary, one that does not read, or another sample's outputs (copied or renamed)."""
+    sample_dir = Path(sample_dir)
+    try:
+        summary = RunSummary.from_dict(json.loads((sample_dir / "summary.json").read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise InputError(f"cannot read the predict outputs: {err}", sample_dir) from None
+    _refuse_another_samples(sample_dir, summary)
+
+
 def _refuse_another_samples(sample_dir: Path, summary: RunSummary) -> None:
     """Refuse a batch's sample folder that holds another sample's outputs (copied or renamed):
     its review, crops and exports would file one patient's cells under another's name. (In a

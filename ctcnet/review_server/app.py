@@ -31,6 +31,7 @@ from ctcnet.inference.backends import TORCH_INSTALL, has_torch, load_backend
 from ctcnet.inference.summary import RunSummary
 from ctcnet.report.colours import DEFAULT_PALETTE
 from ctcnet.review import decisions as D
+from ctcnet.review.runs import check_sample_folder
 from ctcnet.review.signoff import HISTORY_FILE, SIGNOFF_FILE
 from ctcnet.review_server.sample import Sample
 from ctcnet.review_server.sample_states import (
@@ -229,6 +230,23 @@ class ReviewApp:
                 return []
         return [(self._tile_key(sample, e, False, saliency),
                  self._cutter(sample, e, False, saliency)) for e in order[start:start + AHEAD]]
+
+    def check_one_servable(self) -> None:
+        """Refuse a results folder none of whose samples can be served (each refused: a
+        folder renamed or copied from another sample's, a summary that does not read), as
+        ``crops`` and ``export-events`` refuse it, rather than serve a list whose every page
+        answers why it cannot be read. One that passes (its summary alone read: a sample is
+        read when its page asks) suffices."""
+        refused = []
+        for name, folder in self.folders.items():
+            try:
+                check_sample_folder(folder)
+                return
+            except InputError as err:
+                refused.append(f"{name}: {str(err).removeprefix(f'{self.folders[name]}: ')}")
+        if refused:
+            raise InputError(f"no sample here can be reviewed ({'; '.join(refused[:3])}"
+                             f"{'; ...' if len(refused) > 3 else ''})", self.results)
 
     def warm_up(self) -> None:
         """In the background, at start: each sample's display levels (read from its frames

@@ -471,6 +471,7 @@ def make_server(results: str | Path, port: int = 0, reviewer: str | None = None,
     gallery's has every tile cut from the frames. ``token``: requests must carry it
     (:mod:`access`; None: any local program is answered)."""
     app = ReviewApp(results, reviewer, saliency, scans, palette)
+    app.check_one_servable()
     app.token = token
     handler = type("BoundReviewHandler", (ReviewHandler,), {"app": app})
     try:

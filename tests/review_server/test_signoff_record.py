@@ -301,6 +301,13 @@ def test_a_sample_folder_copied_under_another_name_is_refused(folder, tmp_path):
     with pytest.raises(InputError, match="written into a folder named 'P001'"):
         Sample("P999", tmp_path / "alone" / "P999")
     Sample("P001", shutil.copytree(folder, tmp_path / "moved" / "P001"))  # moved, not renamed
+    # A results folder whose every sample is so: the server refuses to start, as crops and
+    # export-events refuse it (it served a list whose every page said why it could not).
+    from ctcnet.review_server.server import make_server
+
+    with pytest.raises(InputError, match=r"no sample here can be reviewed \(P002: the folder "
+                                         "holds the outputs of sample 'P001'"):
+        make_server(batch, port=0, reviewer="tester", warm_up=False)
 
 
 def test_the_list_of_samples_says_a_sign_off_no_longer_holds_where_files_cannot_be_written(
