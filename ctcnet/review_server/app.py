@@ -315,7 +315,7 @@ class ReviewApp:
         says (on read-only media, what the last command could write)."""
         sample = self.samples.get(name)
         if sample is not None and sample.is_current():
-            return _sample_line(folder, sample.summary_now)
+            return _sample_line(folder, sample.summary_now, len(sample.candidate_rows))
         stamp, listed = self.listed.get(name, (None, None))
         if listed is not None and stamp == events_stamp(folder):
             return listed if isinstance(listed, str) else _sample_line(folder, listed)
@@ -337,9 +337,12 @@ class ReviewApp:
             self.listed[name] = (sample.stamp, sample.summary_now)
 
 
-def _sample_line(folder: Path, summary: dict | None = None) -> str:
+def _sample_line(folder: Path, summary: dict | None = None,
+                 candidates: int | None = None) -> str:
     """A sample's line on the index: its result state, review list and decisions so far, from
-    ``summary`` or its summary.json (the sample itself is read when its page is opened)."""
+    ``summary`` or its summary.json (the sample itself is read when its page is opened), out
+    of the page's ``candidates`` where the sample was read (its list holds more than the
+    events sent to review: "14 sent to review, 14 decided" read as done with 28 to go)."""
     from ctcnet.inference.result_state import result_state, signoff_holds
     from ctcnet.inference.summary import SUMMARY_FILE
 
@@ -358,8 +361,9 @@ def _sample_line(folder: Path, summary: dict | None = None) -> str:
     # (its page also shows every counted-class call and a quality-control sample: more
     # candidates than the list sent to review)
     return f"{state}" + (f"; {listed} sent to review, beside every counted-class call and a "
-                         "quality-control sample" if listed is not None else "") + \
-        f"; {decided} decided"
+                         "quality-control sample" if listed is not None else "") + (
+        f"; {decided} of its page's {candidates} decided" if candidates is not None else
+        f"; {decided} decided (open it for how many its page lists)")
 
 
 def _levels_job(sample: Sample) -> Callable[[], bytes]:

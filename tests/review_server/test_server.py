@@ -1514,7 +1514,11 @@ def test_the_index_says_each_samples_state_review_list_and_decisions(tmp_path):
          "frames": {"total": 5, "processed": 4, "skipped": 1, "missing": 0},
          "review_list": {"events": 23}, "reviewed": {"reviewed": 5}}))
     assert _sample_line(partial) == ("partial; 23 sent to review, beside every counted-class "
-                                     "call and a quality-control sample; 5 decided")
+                                     "call and a quality-control sample; 5 decided (open it "
+                                     "for how many its page lists)")
+    # Read, the page's candidates are known: the decisions are out of them (a line of "14
+    # sent to review; 14 decided" read as done with 28 of its 42 still to go).
+    assert _sample_line(partial, None, 42).endswith("; 5 of its page's 42 decided")
     (partial / "summary.json").write_text("{ not json")
     assert _sample_line(partial).startswith("its summary.json cannot be read")
 
