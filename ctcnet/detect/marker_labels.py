@@ -1,5 +1,6 @@
 """Whether a labelled crop folder's CK and CD45 planes are the markers its ``panel.json``
-names: its crops labelled ``ctc`` light CK and those labelled ``wbc`` light CD45.
+names: its crops labelled ``ctc`` light CK and those labelled ``wbc`` light CD45, and not
+another plane of the panel instead (EpCAM, CD61 swapped with one of them).
 
 A folder gathered from two scanners may hold some files in another channel order; CK and CD45
 swapped read as a right folder would (a nucleus in the DNA plane, every plane lit), and a
@@ -44,6 +45,12 @@ COMPOSITE_SAMPLE_SHARE, COMPOSITE_SAMPLE_MIN = 0.7, 10
 # Crops read, spread over the folder's ctc and wbc crops (0.4 ms each): a folder of any size
 # is judged in a quarter of a second, and a swapped scanner's share is read as a share.
 SAMPLE_CROPS = 600
+# Another plane of the panel (EpCAM, a platelet or neutrophil marker) swapped with CD45 or
+# CK: crops labelled wbc light it and not CD45, or labelled ctc light it and not CK, past
+# this share. A right folder's simulated crops: up to 3.5 % of wbc crops light CD66b so (a
+# neutrophil's), 19 % of ctc crops EpCAM (a CTC's own); with CD45 swapped with CD61, CD66b,
+# EpCAM or CK, 60-95 % of wbc crops; with CK and EpCAM, 40 % of ctc crops.
+OTHER_PLANE_SHARE = 0.3
 
 
 class MarkerLabelVotes:
@@ -51,8 +58,13 @@ class MarkerLabelVotes:
     folder) read for which of CK and CD45 lights them, one at a time as a folder is read
     (``ck``, ``cd45``: the planes of those markers in the files)."""
 
-    def __init__(self, ck: int, cd45: int, labels, sample_ids, composite: bool = False):
+    def __init__(self, ck: int, cd45: int, labels, sample_ids, composite: bool = False,
+                 others: dict[str, list[tuple[int, str]]] | None = None):
         self.ck, self.cd45 = ck, cd45
+        # label -> the other planes (index, name) its crops are read for lighting instead of
+        # their own marker, and (label, plane name) -> the crops that do
+        self.others = others or {}
+        self.other_odd: Counter = Counter()
         # (the labels judged, and past which share: see COMPOSITE_ODD_SHARE)
         self.judged = ("ctc",) if composite else ("ctc", "wbc")
         self.share, self.sample_share, self.sample_min = (
@@ -73,19 +85,28 @@ class MarkerLabelVotes:
         ck, cd45 = panel.index_of_role("epithelial"), panel.index_of_role("leukocyte")
         if ck is None or cd45 is None or not {"ctc", "wbc"} & set(labels):
             return None
-        return cls(ck, cd45, labels, sample_ids, composite=bool(panel.composite))
+        rest = [(i, c.name) for i, c in enumerate(panel.channels)
+                if i not in (ck, cd45) and c.role != "nucleus"]
+        return cls(ck, cd45, labels, sample_ids, composite=bool(panel.composite),
+                   others={"wbc": rest, "ctc": rest})
 
     def add(self, i: int, crop: np.ndarray) -> None:
         """Read crop ``i`` (C, H, W, in the files' planes)."""
         if i not in self.picks:
             return
         label = self.labels[i]
-        background, noise, top = crop_statistics(crop[[self.ck, self.cd45]][None])
-        ck, cd45 = ((top - background) / np.maximum(noise, 1e-3))[0]
+        planes = [self.ck, self.cd45, *(k for k, _ in self.others.get(label, ()))]
+        background, noise, top = crop_statistics(crop[planes][None])
+        snr = ((top - background) / np.maximum(noise, 1e-3))[0]
+        ck, cd45 = snr[:2]
         bright, other = (cd45, ck) if label == "ctc" else (ck, cd45)
         self.by_sample[self.sample_ids[i], label, "read"] += 1
         if bright > MIN_SNR and bright > RATIO * max(other, 0.0):
             self.by_sample[self.sample_ids[i], label, "odd"] += 1
+        own = ck if label == "ctc" else cd45
+        for (_, name), lit in zip(self.others.get(label, ()), snr[2:]):
+            if lit > MIN_SNR and lit > RATIO * max(own, 0.0):
+                self.other_odd[label, name] += 1
 
     def _sums(self) -> tuple[Counter, Counter]:
         """The crops read and read the other way per (label, kind), and per (sample, kind)."""
@@ -106,8 +127,29 @@ class MarkerLabelVotes:
         return sorted(found, key=lambda sample: -per_sample[sample, "odd"])
 
     def warning(self) -> str | None:
-        """The swap in words, where both labels' crops read so past :data:`ODD_SHARE`, or a
-        sample's alone (:meth:`swapped_samples`)."""
+        """The swaps in words: another plane with CK or CD45 (:meth:`other_plane_warnings`),
+        first (CD45 swapped with EpCAM lights the CTCs' "CD45" too), then CK and CD45
+        (:meth:`ck_cd45_warning`); None where neither reads so."""
+        said = [w for w in (*self.other_plane_warnings(), self.ck_cd45_warning()) if w]
+        return "; ".join(said) or None
+
+    def other_plane_warnings(self) -> list[str]:
+        """Each other plane that crops labelled wbc light instead of CD45, or labelled ctc
+        instead of CK, on :data:`OTHER_PLANE_SHARE` of them or more (and :data:`MIN_ODD`)."""
+        per_label = self._sums()[0]
+        own = {"wbc": "CD45", "ctc": "CK"}
+        said = []
+        for (label, name), n in sorted(self.other_odd.items()):
+            read = per_label[label, "read"]
+            if n >= MIN_ODD and n >= OTHER_PLANE_SHARE * read:
+                said.append(f"{n} of {read} crops labelled {label} light {name} and not "
+                            f"{own[label]} (a folder of these markers shows a few %): are "
+                            f"{own[label]} and {name} swapped in panel.json or in some files?")
+        return said
+
+    def ck_cd45_warning(self) -> str | None:
+        """The CK and CD45 swap in words, where both labels' crops read so past
+        :data:`ODD_SHARE`, or a sample's alone (:meth:`swapped_samples`)."""
         per_label, per_sample = self._sums()
         folder = all(per_label[label, "read"] and per_label[label, "odd"] >= MIN_ODD
                      and per_label[label, "odd"] >= self.share * per_label[label, "read"]

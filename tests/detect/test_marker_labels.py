@@ -37,6 +37,32 @@ def test_a_folder_whose_ck_and_cd45_are_swapped_in_some_files_is_said(tmp_path, 
     assert len(said) == 1 and f"sample(s) {samples[1]} (" in said[0], said
 
 
+def test_cd45_or_ck_swapped_with_another_plane_of_the_panel_is_said(tmp_path, drawn, caplog):
+    """CD45 swapped with CD66b (or CD61, EpCAM) in every file, or CK with CD61: the crops of
+    the label whose marker moved light that plane instead, named (it was said of CK and CD45
+    alone, and such a swap read on without a word); a right folder says none."""
+    panel = load_panel(None)
+    names = panel.names
+    ck, cd45 = panel.index_of_role("epithelial"), panel.index_of_role("leukocyte")
+    said = {}
+    for own, other in ((cd45, names.index("CD66b")), (ck, names.index("CD61")), (None, None)):
+        images = drawn.images.copy()
+        if own is not None:
+            images[:, [own, other]] = images[:, [other, own]]
+        root = write_crop_dataset(tmp_path / f"swap{other}", images, drawn.labels, panel,
+                                  drawn.sample_ids)
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            load_crops(read_crop_index(root))
+        said[other] = " ".join(r.getMessage() for r in caplog.records if "swapped in" in
+                               r.getMessage())
+    assert "crops labelled wbc light CD66b and not CD45" in said[names.index("CD66b")]
+    assert "are CD45 and CD66b swapped in panel.json or in some files?" in \
+        said[names.index("CD66b")]
+    assert "crops labelled ctc light CD61 and not CK" in said[names.index("CD61")]
+    assert said[None] == ""
+
+
 def test_unlabelled_crops_or_a_panel_without_the_markers_cast_no_vote():
     from ctcnet.detect.marker_labels import MarkerLabelVotes
 
