@@ -273,7 +273,8 @@ def implausible_marker_balance(tally: Counts, ctc_classes: Sequence[str] = ("ctc
                 "CD45 swapped?)")
     return (f"{said}; check panel.json's channel order and the channel files' names (CK and "
             "CD45 swapped? the DNA stain and CK? CD45 and another marker, EpCAM? CK and a "
-            "platelet or neutrophil marker, where clusters are many? metadata_check in summary.json says where the nuclei lie) "
+            "platelet or neutrophil marker, where clusters are many? metadata_check in "
+            "summary.json says where the nuclei lie) "
             "before reading the counts (a spike-in experiment's cartridge can look alike: its "
             "counts stand); with panel.json corrected, run this sample again alone with "
             "--overwrite (a rerun into the same folder refuses the other channel order)")

@@ -122,14 +122,21 @@ def check_frame_values(frame: np.ndarray, channels, path, fresh: bool = False) -
     last rows of a channel are unfilled (:func:`_refuse_unfilled_rows`)."""
     flat = frame.reshape(frame.shape[0], -1)
     high, low = flat.max(axis=1), flat.min(axis=1)
+    # One value throughout at a channel's top is light that saturated it (a lamp left at
+    # full, a shutter open), not a frame left blank: each sends the user elsewhere.
+    tops = np.array([c.value_range[1] for c in channels], dtype=np.float64)
     if (high == low).all():
-        raise InputError("empty frame: every pixel has the same value (not exposed, or written "
-                         "blank): export it again from the scanner", path)
+        raise InputError("empty frame: every pixel has the same value " + (
+            f"({float(high[0]):g}, the top of the channels' range: saturated throughout, "
+            "overexposed or a shutter or lamp fault)" if (high >= tops).all() else
+            "(not exposed, or written blank)") + ": export it again from the scanner", path)
     for k, (channel, top, bottom) in enumerate(zip(channels, high, low)):
         if top == bottom:
             raise InputError(f"channel {channel.name} is empty (every pixel {float(top):g}): "
-                             "not exposed (lamp, filter) or not written; export the frame "
-                             "again from the scanner", path)
+                             + ("saturated throughout, at the top of its range (overexposed)"
+                                if top >= tops[k] else
+                                "not exposed (lamp, filter) or not written")
+                             + "; export the frame again from the scanner", path)
         if fresh and bottom == 0:  # only then unfilled (a scan's offset keeps it above 0)
             _refuse_unfilled_rows(frame[k], channel.name, path)
     # Every channel over its range named at once: a person fixing panel.json one channel a

@@ -243,3 +243,23 @@ def test_a_14_bit_scan_read_as_12_bit_is_told_its_bit_depth(clean_run, cart):
     panel["bit_depth"] = 14
     (cart / "panel.json").write_text(json.dumps(panel))
     assert not predict(clean_run, cart, overwrite=True).skipped_frames
+
+
+def test_a_frame_saturated_throughout_is_said_so_not_blank():
+    """A frame (or channel) at the top of its range everywhere is refused as saturated (a
+    lamp or shutter fault), not as "not exposed, or written blank", which sent the user to
+    the wrong fault; one value below the top stays a blank frame."""
+    from ctcnet.errors import InputError
+    from ctcnet.io.frame_checks import check_frame_values
+
+    channels = load_panel(None).channels
+    top = int(channels[0].value_range[1])
+    frame = np.full((5, 16, 16), top, np.uint16)
+    with pytest.raises(InputError, match="saturated throughout"):
+        check_frame_values(frame, channels, "f.tif")
+    frame = np.random.default_rng(0).integers(100, 900, (5, 16, 16)).astype(np.uint16)
+    frame[2] = top
+    with pytest.raises(InputError, match="channel CD45 is empty .*saturated throughout"):
+        check_frame_values(frame, channels, "f.tif")
+    with pytest.raises(InputError, match=r"not exposed, or written blank"):
+        check_frame_values(np.full((5, 16, 16), 7, np.uint16), channels, "f.tif")
