@@ -91,6 +91,12 @@ def not_found(path: Path, missing: str) -> InputError:
     import os
 
     if Path(path).is_symlink():
+        try:
+            os.path.realpath(path, strict=True)
+        except OSError as err:
+            if err.errno == errno.ELOOP:  # (a link to itself, or links in a ring)
+                return InputError(f"{missing}: it is a link that leads back to itself "
+                                  f"({os.readlink(path)}), never to a file", path)
         return InputError(f"{missing}: it is a link to {os.readlink(path)}, which is not there "
                           "(a share not mounted, or moved?)", path)
     return InputError(missing, path)

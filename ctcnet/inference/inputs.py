@@ -211,6 +211,11 @@ def _say_what_is_not_read(folder: Path, cartridges: list[Path]) -> None:
         if is_predict_output(sub):  # (a night's --out kept among its scans: no scan missing)
             log.info("%s: a ctcnet predict output, not read", sub)
             continue
+        if sub.is_symlink() and Path(os.path.realpath(sub)) in (
+                Path(os.path.realpath(folder)), *Path(os.path.realpath(folder)).parents):
+            # (passing it "too", as a folder of cartridges, would read the night twice)
+            log.warning("%s: a link to this folder or one above it, not read", sub)
+            continue
         try:
             what = "empty" if not any(sub.iterdir()) else "no frames nor cartridge.json"
             if any(p.is_dir() and is_cartridge(p, unreadable=False) for p in sub.iterdir()):

@@ -183,13 +183,15 @@ def test_a_folder_of_cartridges_names_its_subfolders_that_are_none(tmp_path, cap
     (scans / ".cache").mkdir()
     (scans / "results").mkdir()  # the night's --out, kept among its scans: no scan missing
     (scans / "results" / "run.json").write_text("{}")
+    (scans / "again").symlink_to(scans)  # a link to the folder itself: said, never "pass it"
     with caplog.at_level("WARNING"):
         assert resolve_inputs([scans]) == ([scans / "c1"], [])
     assert not caplog.records
     with caplog.at_level("WARNING"):
         assert resolve_inputs([scans], say_skipped=True) == ([scans / "c1"], [])
     said = [r.getMessage() for r in caplog.records]
-    assert said == [f"{scans / 'arriving'}: not a cartridge (empty), not read",
+    assert said == [f"{scans / 'again'}: a link to this folder or one above it, not read",
+                    f"{scans / 'arriving'}: not a cartridge (empty), not read",
                     f"{scans / 'notes'}: not a cartridge (no frames nor cartridge.json), "
                     "not read"], said
     # Its panel.json copied, its frames not yet: taken as a cartridge, to be set aside with
