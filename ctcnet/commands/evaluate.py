@@ -155,6 +155,7 @@ def _summary_lines(report: dict, calibrated_on: str | None = None) -> list[str]:
     evaluated model was calibrated on here, with --calibrate-on)."""
     cnn = report["cnn"]
     markers = cnn.get("marker_calls")
+    from ctcnet.evaluation.recalibration import counted_cells_text
     from ctcnet.report.crop_set_page import pixel_size_text
 
     # The size the crops were read at decides what the model sees (and which model a folder
@@ -200,8 +201,9 @@ def _summary_lines(report: dict, calibrated_on: str | None = None) -> list[str]:
         shown = (f"; predict shows {band['shown_fraction']:.1%} for the network's doubt "
                  "(what could change a reported count), the guard's flags aside"
                  if "shown_fraction" in band else "")
-        missed = (f"; CTCs and clusters neither counted nor shown {band['counted_missed']} "
-                  f"of {band['counted_cells']}" if band.get("counted_cells") else "")
+        missed = (f"; {counted_cells_text(band)} neither counted nor shown "
+                  f"{band['counted_missed']} of {band['counted_cells']}"
+                  if band.get("counted_cells") else "")
         lines.append(f"review band (the network's top p < {band['threshold']:.2f}): "
                      f"{band['reviewed_fraction']:.1%} of crops ({band['reviewed']} of "
                      f"{band['n']}), the calls above it {band['auto_precision']:.1%} precise "

@@ -153,6 +153,7 @@ def review_band(proba: np.ndarray, labels: np.ndarray | None, threshold: float,
         names = np.asarray(class_names, dtype=object)
         out["counted_cells"], out["counted_missed"] = missed_counted(
             names[labels], names[pred], shown, counted)
+        out["counted_classes"] = [c for c in counted if c in names]
     if class_names is not None:
         per_class = {}
         for k, name in enumerate(class_names):
