@@ -96,6 +96,21 @@ def opener(name: str) -> type:
     return _CLASSES[name]
 
 
+def checked_backend(backend, where: str = "backend"):
+    """``backend`` where it is a loaded model (:func:`ctcnet.load_backend`'s, whose ``spec``
+    is a model spec); otherwise the refusal naming what to pass: a model's name or file, or
+    the torch-free ``OnnxClassifier`` for instrument software (its spec a plain mapping),
+    failed deep inside with an AttributeError."""
+    spec = getattr(backend, "spec", None)
+    if spec is not None and hasattr(spec, "class_names"):
+        return backend
+    named = backend.path if type(backend).__name__ == "OnnxClassifier" else backend
+    what = ("ctcnet.OnnxClassifier, the runtime for software without ctcnet's pipeline"
+            if named is not backend else type(backend).__name__)
+    raise InputError(f"{where}: a loaded model, ctcnet.load_backend({str(named)!r}) (it opens "
+                     f"an ONNX file without torch too), not {what}")
+
+
 def default_batch_size(backend: str, device_type: str) -> int:
     """Crops per model call of ``backend`` on ``device_type`` (``cpu``, ``cuda``)."""
     return get_backend(backend).batch_size(device_type)

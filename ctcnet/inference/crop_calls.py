@@ -18,6 +18,7 @@ import pandas as pd
 
 from ctcnet.detect.crop_dataset import CHUNK_CROPS
 from ctcnet.errors import InputError
+from ctcnet.inference.backend_registry import checked_backend
 from ctcnet.inference.crop_sets import classify_chunks, crop_set_calls, first_pass
 from ctcnet.inference.guard import RULES
 from ctcnet.inference.options import spec_for_crop_set
@@ -62,10 +63,12 @@ def call_crops(crops, backend=None, *, sample_ids=None, prior: str | None = None
         from ctcnet.inference.backends import load_backend
 
         backend = load_backend()
-    spec, _ = spec_for_crop_set(backend.spec, prior)
+    spec, _ = spec_for_crop_set(checked_backend(backend).spec, prior)
     crops = checked_crops(crops, spec.panel.names, spec.crop_size)
     n = len(crops)
-    samples = np.asarray(["sample"] * n if sample_ids is None else list(sample_ids)).astype(str)
+    # (one text: every crop's sample, not a sample a character)
+    samples = np.asarray(["sample"] * n if sample_ids is None else [sample_ids] * n
+                         if isinstance(sample_ids, str) else list(sample_ids)).astype(str)
     if len(samples) != n:
         raise InputError(f"sample_ids names {len(samples)} crops, crops holds {n}")
     rules = RULES.for_crops(spec.reads_exports if exported is None else bool(exported))

@@ -51,6 +51,7 @@ import numpy as np
 
 from ctcnet.core.provenance import software_record
 from ctcnet.errors import FinishedEarlierError, InputError, OutputFolderError
+from ctcnet.inference.backend_registry import checked_backend
 from ctcnet.inference.batcher import CrossFrameBatcher
 from ctcnet.inference.crop_sets import predict_crop_dataset
 from ctcnet.inference.distributed import shard
@@ -165,9 +166,7 @@ def start_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | P
     last); the report is returned undrawn (:class:`PendingReport`, holding the folder's lock
     until it is drawn), for the caller to draw now or beside the next cartridge."""
     options = options or PredictOptions()
-    if not hasattr(backend, "spec"):  # a model's name or file, where a loaded one is meant
-        raise InputError(f"backend: a loaded model (ctcnet.load_backend({backend!r})), not "
-                         f"{type(backend).__name__}")
+    backend = checked_backend(backend)  # (a model's name or file, where a loaded one is meant)
     if not isinstance(cartridge, Cartridge):
         cartridge = open_cartridge(cartridge)
     cartridge = checked_cartridge(cartridge)

@@ -11,8 +11,7 @@ Data reach a model by channel *name*: :meth:`Panel.channel_indices` maps the mod
 the data's planes, so another plane order (an RGB composite with R = CK, G = CD45, B = DAPI) needs
 no conversion; data channels the model does not use are dropped with a logged note, missing ones
 are an error. ``"composite": "rgb"`` marks an 8-bit colour export whose R, G, B planes carry the
-three named channels (inferred when such a file is read, so it may be left out).
-"""
+three named channels (inferred when such a file is read, so it may be left out)."""
 
 from __future__ import annotations
 
@@ -357,12 +356,13 @@ class Panel:
 
 def check_channel_order(expected: Sequence[str], found: Sequence[str], what: str = "data",
                         source=None, expected_by: str = "the model") -> None:
-    """The one channel check: ``found`` must name ``expected``'s channels in the same order,
-    else :class:`PanelMismatchError` says which differ. A name matches its own (case aside)
-    or another name of the same well-known marker (:func:`marker_role`: ``CD45-APC`` for
-    CD45, Hoechst for DAPI, CD41 for CD61), as predict matches a scan's channels to a model.
-    Used for data against a model (torch and ONNX runtime alike) and for a file's stored
-    channel names against its panel."""
+    """The one channel check: ``found`` (a list, not one text) must name ``expected``'s
+    channels in order, else :class:`PanelMismatchError` says which differ. A name matches its
+    own (case aside) or another name of its well-known marker (:func:`marker_role`: CD45-APC
+    for CD45, Hoechst for DAPI), as predict matches a scan's channels to a model: data
+    against a model (torch and ONNX alike), a file's stored channel names against its panel."""
+    if isinstance(found, str):  # (read a character a channel: ['D', 'A', 'P', 'I', ...])
+        raise InputError(f"the {what}'s channels as one text {found!r}: give a list", source)
     mine = [_marker_key(n) for n in expected]
     theirs = [_marker_key(n) for n in found]
     if mine != theirs:

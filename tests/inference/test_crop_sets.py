@@ -372,3 +372,15 @@ def test_crops_in_memory_that_cannot_be_called_are_refused_by_name():
     with pytest.raises(InputError, match="sample_ids names 1 crops, crops holds 2"):
         call_crops(np.zeros((2, 5, 80, 80), np.uint16), backend, sample_ids=["a"])
     assert call_crops(np.zeros((0, 5, 80, 80), np.uint16), backend).empty
+    # A model's name, or the torch-free runtime for instrument software, where a loaded model
+    # is meant: refused naming ctcnet.load_backend (an AttributeError deep inside before).
+    from ctcnet import OnnxClassifier
+
+    for given in ("ctcnet-default", OnnxClassifier("ctcnet-default")):
+        with pytest.raises(InputError, match=r"a loaded model, ctcnet.load_backend\("):
+            call_crops(np.zeros((2, 5, 80, 80), np.uint16), given)
+    # One text of sample_ids is every crop's sample (it was read a character a crop).
+    one = call_crops(np.full((2, 5, 80, 80), 200, np.uint16), backend, sample_ids="P1")
+    assert one["sample_id"].tolist() == ["P1", "P1"]
+    with pytest.raises(InputError, match="channels as one text 'DAPI,CK'"):
+        OnnxClassifier("ctcnet-default").check_panel("DAPI,CK")
