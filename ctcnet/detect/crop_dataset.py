@@ -250,7 +250,8 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
     manifest = root / "manifest.csv"
     if manifest.exists():
         paths, labels, samples, splits, patients = _read_manifest(manifest)
-        _say_unlisted(root, paths)
+        _say_unlisted(root, paths)  # (which refuses a file name not in UTF-8 first)
+        refuse_files_not_there(paths, manifest)
     else:
         paths, labels, samples, splits, patients = [], [], [], [], None
         # Crops in class folders are labelled by them; crops in the folder itself are not.
@@ -371,7 +372,6 @@ def _read_manifest(manifest: Path):
         samples.append((row.get("sample_id") or "").strip() or _sample_id_from_name(path))
         splits.append((row.get("split") or "").strip())
         patients.append((row.get("patient_id") or "").strip() or samples[-1])
-    refuse_files_not_there(first_line, manifest)
     # A patient column where any row names one (serial draws: a patient's samples together).
     named = any((row.get("patient_id") or "").strip() for row in rows)
     return paths, labels, samples, splits, patients if named else None

@@ -62,11 +62,12 @@ def manifest_rows(manifest: Path) -> list[dict]:
     return rows
 
 
-def refuse_files_not_there(first_line: dict[Path, int], manifest: Path) -> None:
-    """Refuse a manifest whose rows name files that are not there, each with its line (a file
-    renamed or left out of a copy was said as "file not found", no row named), and the
-    like-named file beside it where there is one (an extension or a case changed)."""
-    gone = [(n, path) for path, n in first_line.items() if not path.is_file()]
+def refuse_files_not_there(paths: list[Path], manifest: Path) -> None:
+    """Refuse a manifest whose rows (``paths``, one a row, in order) name files that are not
+    there, each with its line (a file renamed or left out of a copy was said as "file not
+    found", no row named), and the like-named file beside it where there is one (an
+    extension or a case changed)."""
+    gone = [(n, path) for n, path in enumerate(paths, start=2) if not path.is_file()]
     if not gone:
         return
     n, path = gone[0]
