@@ -42,15 +42,20 @@ from ctcnet.detect.crop_writing import (  # noqa: F401 (the layout's writers, re
 )
 from ctcnet.detect.cropping import report_fit, to_model_scale
 from ctcnet.detect.folder_kinds import is_predict_output, nested_scan, not_a_crop_folder
-from ctcnet.detect.manifest_file import manifest_path, manifest_rows, refuse_files_not_there
+from ctcnet.detect.manifest_file import (
+    read_manifest,
+    refuse_files_not_there,
+    sample_id_from_name,
+)
 from ctcnet.detect.pixel_size import (
     PIXEL_SIZE_AUTO,
     PIXEL_SIZE_FIT,
     PIXEL_SIZE_OPTION,
     estimate_pixel_size,
     fitted_pixel_sizes,
+    pixel_size_option,
 )
-from ctcnet.errors import InputError, check_regular_file, folder_not_found
+from ctcnet.errors import InputError, folder_not_found
 from ctcnet.io.annotations import without_marks
 from ctcnet.io.images import (
     IMAGE_SUFFIXES,
@@ -101,9 +106,12 @@ class CropIndex:
         by a viewer on its own), as the files' panel says."""
         return bool((self.file_panel or self.panel).composite)
 
-    def conform(self, model_panel: Panel, what: str | None = None) -> CropIndex:
-        """This dataset seen through a model's channels (by name): ``panel`` becomes the model's
-        channel order (at the data's pixel size) and loading returns those channels only."""
+    def conform(self, model_panel: Panel | Sequence[str], what: str | None = None) -> CropIndex:
+        """This dataset seen through a model's channels (by name; its panel, or the names in
+        order): ``panel`` becomes the model's channel order (at the data's pixel size) and
+        loading returns those channels only."""
+        if not isinstance(model_panel, Panel):
+            model_panel = load_panel(model_panel)  # (its names and order are what is read)
         source = self.file_panel or self.panel
         indices = model_panel.channel_indices(source, what=what or f"crop dataset {self.root}")
         return replace(self, panel=source.subset(indices), file_panel=source,
@@ -195,10 +203,6 @@ def _refuse_links_out(root: Path, files: list[Path]) -> None:
                              f"link to {f.resolve()}): copy the crops into it", root)
 
 
-def _sample_id_from_name(path: Path) -> str:
-    return path.stem.split(SAMPLE_SEPARATOR, 1)[0]  # (the whole stem without a separator)
-
-
 # (PIXEL_SIZE_AUTO, PIXEL_SIZE_FIT: the option's words, from detect.pixel_size.)
 PLACEHOLDER_PIXEL_UM = 0.64  # replaced by the given or estimated pixel size, never used
 # The label of crops that lie in the dataset folder itself, not in a class folder.
@@ -246,10 +250,15 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
     each crop is fitted (a progress bar's step, :class:`ctcnet.inference.progress.StepBars`).
     """
     root = Path(root)
+    if pixel_size is not None:  # (the library's caller: the command line checked its own)
+        try:
+            pixel_size = pixel_size_option(pixel_size)
+        except ValueError as err:
+            raise InputError(f"{option}: {err}", root) from None
     panel = _crop_folder_panel(root, panel, pixel_size, option)
     manifest = root / "manifest.csv"
     if manifest.exists():
-        paths, labels, samples, splits, patients = _read_manifest(manifest)
+        paths, labels, samples, splits, patients = read_manifest(manifest)
         _say_unlisted(root, paths)  # (which refuses a file name not in UTF-8 first)
         refuse_files_not_there(paths, manifest)
     else:
@@ -265,7 +274,7 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
             _refuse_links_out(root, files)
             paths += files
             labels += [label] * len(files)
-            samples += [_sample_id_from_name(f) if f.parent == folder else
+            samples += [sample_id_from_name(f) if f.parent == folder else
                         f.relative_to(folder).parts[0] for f in files]
             splits += [""] * len(files)
         nested = nested_scan(root, paths, labels, (taxonomy or default_taxonomy()).names)
@@ -338,43 +347,6 @@ def estimated_pixel_size(index: CropIndex, sample: int = 400,
     picks = np.unique(np.linspace(0, len(index) - 1, min(sample, len(index))).astype(int))
     return estimate_pixel_size((read_crop(index.paths[i], index.panel) for i in picks), dna,
                                what=f"crop dataset {index.root}", option=option)
-
-
-def _read_manifest(manifest: Path):
-    check_regular_file(manifest, "manifest.csv")  # a FIFO would block, a device fill memory
-    try:
-        rows = manifest_rows(manifest)
-    except OSError as err:
-        raise InputError(f"cannot read manifest: {err}", manifest) from None
-    if not rows:
-        raise InputError("manifest.csv lists no crops (its header alone)", manifest)
-    root = manifest.parent.resolve()
-    paths, labels, samples, splits, patients = [], [], [], [], []
-    first_line: dict[Path, int] = {}
-    for n, row in enumerate(rows, start=2):
-        # (a NUL byte: no file has such a name)
-        if not row.get("path") or not row.get("label") or "\0" in row["path"]:
-            raise InputError(f"line {n}: empty path or label, or no file name", manifest)
-        path = manifest_path(root, row["path"])
-        if not path.is_relative_to(root):
-            link = root / row["path"]  # one inside that is a link is said as one
-            raise InputError(f"line {n}: path {row['path']!r} points outside the dataset folder"
-                             + (f" (a link to {link.readlink()})" if link.is_symlink() else ""),
-                             manifest)
-        if path in first_line:
-            # Counted twice it would weigh double in training and metrics; with two labels
-            # one of them is wrong.
-            raise InputError(f"line {n}: {row['path']} is already listed on line "
-                             f"{first_line[path]}", manifest)
-        first_line[path] = n
-        paths.append(path)
-        labels.append(row["label"].strip())
-        samples.append((row.get("sample_id") or "").strip() or _sample_id_from_name(path))
-        splits.append((row.get("split") or "").strip())
-        patients.append((row.get("patient_id") or "").strip() or samples[-1])
-    # A patient column where any row names one (serial draws: a patient's samples together).
-    named = any((row.get("patient_id") or "").strip() for row in rows)
-    return paths, labels, samples, splits, patients if named else None
 
 
 # A cell's crop is refused, before it is decoded, past this many pixels a plane: 4096 x 4096

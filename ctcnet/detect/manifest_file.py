@@ -11,7 +11,8 @@ import difflib
 import io
 from pathlib import Path
 
-from ctcnet.errors import InputError
+from ctcnet.detect.crop_writing import SAMPLE_SEPARATOR
+from ctcnet.errors import InputError, check_regular_file
 
 COLUMNS_TEXT = "path,label[,sample_id][,split][,patient_id]"
 
@@ -81,3 +82,49 @@ def refuse_files_not_there(paths: list[Path], manifest: Path) -> None:
                         f"{', '.join(str(m) for m, _ in gone[1:6])}"
                         f"{', ...' if len(gone) > 6 else ''}" if len(gone) > 1 else "")
                      + ": correct the rows, or remove them", manifest)
+
+
+def sample_id_from_name(path: Path) -> str:
+    """A crop's sample id where nothing states it: its file name up to the separator
+    crop folders are written with (``P017__cell_12.tif``), or its whole stem."""
+    return path.stem.split(SAMPLE_SEPARATOR, 1)[0]
+
+
+def read_manifest(manifest: Path):
+    """A crop folder's manifest as (paths, labels, sample ids, splits, patient ids or None
+    where no row names one), one a row, each row checked: a path and a label, inside the
+    folder, listed once."""
+    check_regular_file(manifest, "manifest.csv")  # a FIFO would block, a device fill memory
+    try:
+        rows = manifest_rows(manifest)
+    except OSError as err:
+        raise InputError(f"cannot read manifest: {err}", manifest) from None
+    if not rows:
+        raise InputError("manifest.csv lists no crops (its header alone)", manifest)
+    root = manifest.parent.resolve()
+    paths, labels, samples, splits, patients = [], [], [], [], []
+    first_line: dict[Path, int] = {}
+    for n, row in enumerate(rows, start=2):
+        # (a NUL byte: no file has such a name)
+        if not row.get("path") or not row.get("label") or "\0" in row["path"]:
+            raise InputError(f"line {n}: empty path or label, or no file name", manifest)
+        path = manifest_path(root, row["path"])
+        if not path.is_relative_to(root):
+            link = root / row["path"]  # one inside that is a link is said as one
+            raise InputError(f"line {n}: path {row['path']!r} points outside the dataset folder"
+                             + (f" (a link to {link.readlink()})" if link.is_symlink() else ""),
+                             manifest)
+        if path in first_line:
+            # Counted twice it would weigh double in training and metrics; with two labels
+            # one of them is wrong.
+            raise InputError(f"line {n}: {row['path']} is already listed on line "
+                             f"{first_line[path]}", manifest)
+        first_line[path] = n
+        paths.append(path)
+        labels.append(row["label"].strip())
+        samples.append((row.get("sample_id") or "").strip() or sample_id_from_name(path))
+        splits.append((row.get("split") or "").strip())
+        patients.append((row.get("patient_id") or "").strip() or samples[-1])
+    # A patient column where any row names one (serial draws: a patient's samples together).
+    named = any((row.get("patient_id") or "").strip() for row in rows)
+    return paths, labels, samples, splits, patients if named else None

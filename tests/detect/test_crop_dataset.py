@@ -596,3 +596,19 @@ def test_a_model_fitted_from_too_few_crops_to_check_their_channel_order_is_told(
         load_crops(read_crop_index(tmp_path / "ds"), fitting=True)
     assert "too few (20 are needed) to check the channel order by it, and a model fitted" \
         in caplog.text
+
+
+def test_the_library_checks_a_pixel_size_and_conforms_to_channel_names(crops):
+    """read_crop_index's pixel size is checked as the command line checks it (a text not a
+    number raised float()'s ValueError), and conform takes the model's channel names in
+    order as well as its panel."""
+    from ctcnet.io.panel import default_panel
+
+    with pytest.raises(InputError, match="--pixel-size: expected a number of um, 'auto' or "
+                                         "'fit', got 'big'"):
+        read_crop_index(crops, pixel_size="big")
+    names = default_panel().names
+    by_names = read_crop_index(crops).conform(names[::-1])
+    assert by_names.panel.names == names[::-1]
+    assert by_names.channels == read_crop_index(crops).conform(
+        default_panel().subset(list(range(len(names)))[::-1])).channels
