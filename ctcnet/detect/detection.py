@@ -200,12 +200,18 @@ def snr_maps(binned: np.ndarray, sigma_px: float, block_px: int,
 MIN_BINNED_SIDE = 4  # the background map needs at least one 4 x 4 block of working pixels
 
 
-def check_frame(frame: np.ndarray, factor: int) -> None:
-    """Refuse a frame detection cannot work on (wrong rank or type, too small), by name.
+def check_frame(frame: np.ndarray, factor: int, channels: int | None = None) -> None:
+    """Refuse a frame detection cannot work on (wrong rank or type, too small, another number
+    of planes than the panel's ``channels``: a channels-last array named so), by name.
     Values are checked after binning (``detect_events``): a pass over the binned frame is 9x
     cheaper, and NaN or overflowing counts show up there too."""
     if frame.ndim != 3:
         raise InputError(f"a frame is (channels, height, width), got shape {frame.shape}")
+    if channels is not None and frame.shape[0] != channels:
+        raise InputError(f"a frame is (channels, height, width) with the panel's {channels} "
+                         f"channels, got shape {frame.shape}" + (
+                             ": channels last? np.moveaxis(frame, -1, 0)"
+                             if frame.shape[-1] == channels else ""))
     if not np.issubdtype(frame.dtype, np.number) or np.issubdtype(frame.dtype, np.complexfloating):
         raise InputError(f"frame pixels must be numbers, got {frame.dtype}")
     check_frame_size(*frame.shape[1:], factor)
@@ -237,7 +243,7 @@ def detect_events(frame: np.ndarray, panel: Panel, config: DetectConfig | None =
     config = config or DetectConfig()
     frame = np.asarray(frame)
     factor = config.binning(float(panel.pixel_size_um))
-    check_frame(frame, factor)
+    check_frame(frame, factor, panel.num_channels)
     binned, snr = frame_maps(frame, panel, config)
     return events_from_maps(binned, snr, frame.shape[1:], panel, config, return_labels,
                             alternates, binned_planes(measured, factor))

@@ -552,3 +552,17 @@ def test_window_max_at_points_is_scipys_maximum_filter(seed, radius):
     for field in (image, seeds):
         want = ndimage.maximum_filter(field, size=size, mode="nearest")[ys, xs]
         assert np.array_equal(window_max_at(field, ys, xs, size), want)
+
+
+def test_a_frame_of_other_planes_than_the_panels_is_refused_channels_last_named():
+    """3 of a 5-channel panel's planes, or a channels-last array: refused by name (the first
+    ran and gave 3 channels' columns; the second read as a frame too small)."""
+    from ctcnet.errors import InputError
+    from ctcnet.io.panel import default_panel
+
+    panel = default_panel()
+    frame = np.full((5, 256, 256), 120, np.uint16)
+    with pytest.raises(InputError, match=r"panel's 5 channels, got shape \(3, 256, 256\)$"):
+        detect_events(frame[:3], panel)
+    with pytest.raises(InputError, match=r"channels last\? np.moveaxis\(frame, -1, 0\)"):
+        detect_events(np.moveaxis(frame, 0, -1), panel)
