@@ -40,6 +40,7 @@ from ctcnet.detect.crop_labels import as_class_names, sample_class_layout
 from ctcnet.inference.counts import count_events
 from ctcnet.inference.guard import (
     RULES,
+    TABLE_MEASURES,
     GuardRules,
     crop_set_measurements,
     guard_events,
@@ -60,7 +61,7 @@ from ctcnet.inference.tables import label_events, with_output_format
 from ctcnet.io.atomic import atomic_path, exclusive_folder
 from ctcnet.io.frame_checks import at_camera_tops
 from ctcnet.io.spilled import SpilledArray
-from ctcnet.nn.calls import decision_weights
+from ctcnet.nn.calls import FAILED_CLASS, decision_weights
 from ctcnet.nn.spec import ModelSpec
 
 # The most crops of a set whose CK leaks are checked against the guard's allowance when none
@@ -229,9 +230,16 @@ def crop_set_calls(table: pd.DataFrame, crops, outputs: np.ndarray, spec,
     the calls of the crops: each a cell someone chose, so its markers take part in the call
     (``guard.crop_set_calls``; ``marker_calls``: they may make it too), a leak read as a
     display export's where ``rules`` are an export's."""
-    return guard_events(label_events(table, outputs, spec), crops, outputs, spec,
-                        measured=measured, markers_decide=marker_calls, overrule=marker_calls,
-                        rules=rules)
+    table = guard_events(label_events(table, outputs, spec), crops, outputs, spec,
+                         measured=measured, markers_decide=marker_calls, overrule=marker_calls,
+                         rules=rules)
+    # A crop of NaN or infinite pixels was not read: its measurements are none, not a blank
+    # crop's (no_ck, a CK area of 0), and no flag stands on them.
+    failed = (table["class"] == FAILED_CLASS).to_numpy()
+    if failed.any():
+        table.loc[failed, [c for c in TABLE_MEASURES if c in table]] = np.nan
+        table.loc[failed, "guard"] = ""
+    return table
 
 
 def _finish(root, index, spec, prior, backend, out_dir: Path, options: PredictOptions, rules,

@@ -379,6 +379,13 @@ def test_crops_in_memory_that_cannot_be_called_are_refused_by_name():
     for given in ("ctcnet-default", OnnxClassifier("ctcnet-default")):
         with pytest.raises(InputError, match=r"a loaded model, ctcnet.load_backend\("):
             call_crops(np.zeros((2, 5, 80, 80), np.uint16), given)
+    # A crop of NaN pixels is not read: 'failed', shown, with no measurement or flag made up
+    # (it read as a blank crop's: no_ck, a CK area of 0).
+    nan = np.full((2, 5, 80, 80), 200, np.float32)
+    nan[1, 0, 3, 3] = np.nan
+    failed = call_crops(nan, backend).iloc[1]
+    assert failed["class"] == "failed" and failed["review"] and failed["guard"] == ""
+    assert np.isnan(failed["ck_peak"]) and np.isnan(failed["ck_area_um2"])
     # One text of sample_ids is every crop's sample (it was read a character a crop).
     one = call_crops(np.full((2, 5, 80, 80), 200, np.uint16), backend, sample_ids="P1")
     assert one["sample_id"].tolist() == ["P1", "P1"]
