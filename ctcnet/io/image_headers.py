@@ -101,11 +101,16 @@ def tiff_planes(path: str | Path) -> int | None:
     import tifffile
 
     try:
-        with TiffDamage(), tifffile.TiffFile(path) as tif:
+        with TiffDamage() as damage, tifffile.TiffFile(path) as tif:
             page = tif.pages.first
             if rows_of_channels(tif, page):
                 return int(page.imagewidth)
-            return int(page.samplesperpixel) if page.samplesperpixel > 1 else len(tif.pages)
+            pages = len(tif.pages)
+            # A file cut short holds the pages before the cut (a 5-channel frame read as 1
+            # plane, refusing its whole cartridge for panel.json's): its read says why.
+            if damage.messages:
+                return None
+            return int(page.samplesperpixel) if page.samplesperpixel > 1 else pages
     except (ImportError, MemoryError):  # this install or this machine, not the file
         raise
     except Exception:  # readers raise many types on damaged files: said when it is read

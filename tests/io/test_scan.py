@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from ctcnet.cli import main
 from ctcnet.errors import InputError
 from ctcnet.io.images import remove_cellsearch_offset
-from ctcnet.io.panel import Panel
+from ctcnet.io.panel import Panel, load_panel
 from ctcnet.io.plausibility import SCAN_PIXEL_SIZE_UM, TUBE_VOLUME_ML, plausibility_problems
 from ctcnet.io.scan import (
     open_cartridge,
@@ -941,3 +941,19 @@ def test_a_frame_outside_the_stated_grid_is_not_read_into_the_sample(tmp_path, r
     del info["num_frames"]
     (tmp_path / "cartridge.json").write_text(json.dumps(info))
     assert len(open_cartridge(tmp_path).frames) == 2
+
+
+def test_a_first_frame_cut_short_is_no_panel_with_another_number_of_planes(cart):
+    """The first frame's file cut short holds the pages before the cut: read as a frame of 1
+    plane, its whole cartridge was refused as "a channel missing from panel.json?" (exit 2,
+    no output) where the same cut on another frame skips that frame. Its header now says
+    nothing of the planes; the frame's read says why it is skipped."""
+    from ctcnet.inference.model_choice import choose_for_inputs
+    from ctcnet.io.scan import frame_planes
+
+    first = frames(cart)[0]
+    assert frame_planes(open_cartridge(cart).frames[0]) == 5
+    first.write_bytes(first.read_bytes()[:5000])
+    assert frame_planes(open_cartridge(cart).frames[0]) is None
+    choose_for_inputs([cart], [], None, "the input data")  # (refused before)
+    open_cartridge(cart).conform(load_panel(None))
