@@ -85,7 +85,8 @@ def add_prior_argument(parser: argparse.ArgumentParser) -> None:
                              "probability), or the data's class frequencies, e.g. "
                              "ctc=0.01,cluster=0.005 (classes not named share the rest). "
                              "Default: cartridge for cartridges, balanced for crop sets; "
-                             "summary.json / report.json record the prior used")
+                             "predict's summary.json and evaluate's report.json record "
+                             "the prior used")
 
 
 def add_baseline_arguments(parser: argparse.ArgumentParser) -> None:

@@ -132,8 +132,8 @@ class ModelInfo:
         if "level" in band and "misses" in fresh:
             lines.append(f"CTCs and clusters neither counted nor shown at most "
                          f"{band['level']:.0%} ({band['confidence']:.0%} confidence; fresh "
-                         f"family {fresh['misses']} of {fresh['cells']:,}), "
-                         f"{fresh['shown']:.1%} of CTC-rich events shown")
+                         f"family {fresh['misses']} of {fresh['cells']:,}, "
+                         f"{fresh['shown']:.1%} of its CTC-rich events shown)")
         if lines and ("fitted_for" in band or "finetune" in self.card):
             # A fine-tune or a recalibration keeps its base's rule and band: the figures are
             # the base network's, which this one's calls need not share.
