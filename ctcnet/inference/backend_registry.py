@@ -107,8 +107,9 @@ def checked_backend(backend, where: str = "backend"):
     named = backend.path if type(backend).__name__ == "OnnxClassifier" else backend
     what = ("ctcnet.OnnxClassifier, the runtime for software without ctcnet's pipeline"
             if named is not backend else type(backend).__name__)
-    raise InputError(f"{where}: a loaded model, ctcnet.load_backend({str(named)!r}) (it opens "
-                     f"an ONNX file without torch too), not {what}")
+    given = "" if named is None else repr(str(named))
+    raise InputError(f"{where}: a loaded model, ctcnet.load_backend({given}) (it opens an ONNX "
+                     f"file without torch too), not {what}")
 
 
 def default_batch_size(backend: str, device_type: str) -> int:
