@@ -105,7 +105,9 @@ def tiff_planes(path: str | Path) -> int | None:
             page = tif.pages.first
             if rows_of_channels(tif, page):
                 return int(page.imagewidth)
-            pages = len(tif.pages)
+            # (a reduced-resolution page, a thumbnail beside the planes, is no plane: the
+            # frame's read refuses it by name)
+            pages = sum(not getattr(p, "is_reduced", False) for p in tif.pages)
             # A file cut short holds the pages before the cut (a 5-channel frame read as 1
             # plane, refusing its whole cartridge for panel.json's): its read says why.
             if damage.messages:

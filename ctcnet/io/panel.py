@@ -3,9 +3,8 @@
 A panel is plain data (JSON or YAML). The smallest accepted form is
 ``{"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64}``; the full form gives each
 channel a value range and a normalisation. Channel names are matched case-insensitively and
-through a few well-known aliases (CD41 is the platelet marker like CD61, CD15 the neutrophil
-marker like CD66b), so that code which needs biology (the simulator, the marker gate) asks for a
-channel's *role* and never for a position.
+through well-known aliases (CD41 is the platelet marker like CD61, CD15 the neutrophil marker
+like CD66b), so code that needs biology (the simulator, the marker gate) asks for a role.
 
 Data reach a model by channel *name*: :meth:`Panel.channel_indices` maps the model's channels to
 the data's planes, so another plane order (an RGB composite with R = CK, G = CD45, B = DAPI) needs
@@ -35,9 +34,8 @@ from ctcnet.io.metadata_text import read_mapping
 log = logging.getLogger(__name__)
 
 MIN_CHANNELS, MAX_CHANNELS = 3, 6
-# Pixel sizes seen in practice run from ~0.02 um (a zoomed viewer export, one cell hundreds of
-# pixels across) to ~2 um (a 4x scan); the bounds leave a margin and still catch unit mix-ups
-# (nanometres or pixels per micrometre written as micrometres per pixel).
+# Pixel sizes seen run from ~0.02 um (a zoomed viewer export) to ~2 um (a 4x scan); the bounds
+# leave a margin and still catch unit mix-ups (nm, or pixels per um, written as um per pixel).
 PIXEL_SIZE_RANGE_UM = (0.01, 5.0)
 COMPOSITES = ("rgb",)
 RGB_PLANES = ("R", "G", "B")
@@ -59,13 +57,12 @@ CK_NEGATIVE_CTC_ROLES = ("mesenchymal", "epcam")
 
 # The channel drops already said (data, channels dropped, model's channels).
 _DROPS_SAID: set[tuple] = set()
-# The keys panel.json's object and each channel's are read by (``bit_depth``: the camera's,
-# which sets the value range of channels that state none).
+# The keys of panel.json and of each channel (``bit_depth``: the camera's, for a range unsaid).
 PANEL_KEYS = ("name", "pixel_size_um", "channels", "composite", "bit_depth")
 CHANNEL_KEYS = ("name", "value_range", "normalisation", "leaks_in", "bit_depth")
 MAX_COUNT = 3.4028234e38  # a value_range's top at most: float32's largest (a float scan's)
-# A pixel at or above this share of the top of its channel's value_range is saturated (clipped
-# by the camera or the export): the guard and the leak estimates leave it out of ratios.
+# A pixel at this share of its value_range's top or above is saturated (clipped): left out of
+# the guard's and the leak estimates' ratios.
 SATURATED_AT = 0.999
 
 # How raw counts become network input (ctcnet.nn.normalise). "snr": subtract a robust per-crop
@@ -118,21 +115,25 @@ class Channel:
 # A marker named with its dye, as scanners and OME files name channels ("CD61-FITC", "CD66b
 # AF647", "DAPI_405"): the marker before the first of these carries the role.
 _DYE_SEPARATORS = re.compile(r"[-_ /(]")
-_QUALIFIERS = {"ANTI", "HUMAN", "HU", "CANINE", "DOG", "FELINE", "CAT", "MURINE", "MOUSE",
-               "RAT", "EQUINE", "BOVINE", "PORCINE", "MACAQUE", "PRIMATE"}
+QUALIFIERS = {"ANTI", "HUMAN", "HU", "CANINE", "DOG", "FELINE", "CAT", "MURINE", "MOUSE",
+              "RAT", "EQUINE", "BOVINE", "PORCINE", "MACAQUE", "PRIMATE"}
+# A dye or wavelength word (APC, PE, AF647, Cy5, 405nm), after a marker or, as a conjugate is
+# also written (PE-CK, APC-CD45), before it: read past.
+DYE_WORD = re.compile(r"^(apc|pe|fitc|percp|bv\d+|bb\d+|af\d+|alexa\d*|cy\d+|dylight\d*|"
+                      r"atto\d*|\d+(nm)?)$", re.IGNORECASE)
 # DNA dyes sold by number (Hoechst 33342, DAPI's 405 nm): read with the number run on. Only
 # these: a CD's number is its identity (CD4 and CD45 are other markers).
 _NUMBERED_DYES = {"HOECHST", "DAPI"}
 
 
 def marker_role(name: str) -> str:
-    """The biological role of a channel name ('nucleus', 'epithelial', ...) or 'unknown': a
-    well-known marker name or alias, or one followed by its dye (``CD61-FITC``)."""
+    """The role of a well-known marker name or alias ('nucleus', ...; ``CD61-FITC``), else
+    'unknown'."""
     upper = name.strip().upper()
     words = [w for w in _DYE_SEPARATORS.split(upper) if w]
-    # A species or "anti" before the marker, as a lab names its antibody (canine CD45,
-    # anti-human CD45): the marker is the word after them.
-    while len(words) > 1 and words[0] in _QUALIFIERS:
+    # A species, "anti" or a dye before the marker, as a lab names its antibody (canine CD45,
+    # anti-human CD45, PE-CK): the marker is the word after them.
+    while len(words) > 1 and (words[0] in QUALIFIERS or DYE_WORD.match(words[0])):
         words = words[1:]
     if not words:
         return "unknown"
@@ -378,8 +379,7 @@ def check_channel_order(expected: Sequence[str], found: Sequence[str], what: str
 
 
 def _marker_key(name) -> str:
-    """What a channel name is compared by: its well-known marker's role, else the name (upper
-    case)."""
+    """What a channel name is compared by: its well-known marker's role, else the name."""
     role = marker_role(str(name))
     return f"role:{role}" if role != "unknown" else str(name).upper()
 

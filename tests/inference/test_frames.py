@@ -507,3 +507,21 @@ def test_the_frames_a_run_took_from_its_journal_are_in_its_record(clean_run, car
     assert (again["frames_read"], again["frames_resumed"]) == (3, 3)
     row = next(csv.DictReader(io.StringIO(samples_csv([{"name": "s", **again}]))))
     assert (row["frames_read"], row["frames_resumed"]) == ("3", "3")
+
+
+def test_a_thumbnail_page_is_no_plane_of_the_frame(tmp_path):
+    """Five channel pages and a reduced-resolution page (a scanner's thumbnail): five planes
+    (it was six, refusing the cartridge as "a channel missing from panel.json?"); the frame's
+    read refuses the thumbnail by name."""
+    import tifffile
+
+    from ctcnet.io.image_headers import tiff_planes
+
+    path = tmp_path / "r00c00.tif"
+    with tifffile.TiffWriter(path) as tif:
+        for _ in range(5):
+            tif.write(np.full((64, 64), 120, np.uint16), photometric="minisblack")
+        tif.write(np.full((16, 16), 120, np.uint16), photometric="minisblack", subfiletype=1)
+    assert tiff_planes(path) == 5
+    with pytest.raises(InputError, match="holds pages of 2 sizes"):
+        read_tiff(path)

@@ -63,13 +63,17 @@ def test_panel_yaml_and_aliases(tmp_path):
 
 
 def test_a_marker_named_with_its_dye_carries_the_markers_role():
-    """Scanners and OME files name channels with their dye: each maps to the model's channel
-    of that marker, as the bare name does; a dye alone, or a marker after it, does not."""
+    """Scanners and OME files name channels with their dye, after the marker or before it as
+    a conjugate is written (PE-CK): each maps to the model's channel of that marker, as the
+    bare name does (a dye-first label read as no marker let a swap in panel.json through); a
+    dye alone does not."""
     data = Panel.from_dict({"channels": ["DAPI_405", "CK-PE", "CD45 (APC)", "CD61-FITC",
                                          "CD66b AF647"]})
     assert data.roles() == ["nucleus", "epithelial", "leukocyte", "platelet", "neutrophil"]
     assert default_panel().channel_indices(data) == [0, 1, 2, 3, 4]
-    assert marker_role("FITC-CD61") == "unknown" and marker_role("PE") == "unknown"
+    assert marker_role("FITC-CD61") == "platelet" and marker_role("PE") == "unknown"
+    assert [marker_role(n) for n in ("PE-CK", "APC-CD45", "AF647 CD66b", "PE-Cy7")] == [
+        "epithelial", "leukocyte", "neutrophil", "unknown"]
     assert marker_role("Pan-CK") == "epithelial"
 
 

@@ -649,8 +649,13 @@ def test_a_marker_name_reads_past_its_dye_but_no_other_word(tmp_path, rng):
     panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45", "HER2"]})
     for marker, channel in (("HER2-FITC", 3), ("her2", 3), ("CD45.APC", 2), ("Hoechst 33342", 0),
                             ("CK_PE-Cy7", 1), ("Pan Cytokeratin", 1), ("CK_preview", None),
+                            ("anti-human CD45-APC", 2), ("human CK", 1), ("DAPI (405)", 0),
+                            ("PE-CK", 1),
                             ("CK_mask", None), ("overview", None)):
         assert marker_channel(marker, panel) == channel, marker
+    from ctcnet.io.sources.named import frame_stem  # (a wavelength in brackets in a file name)
+
+    assert frame_stem(Path("r00c00_DAPI (405).tif")) == ("r00c00", "DAPI (405)")
     # panel.json naming the plane with its dye, or with a slash no file name can hold: the
     # file of that name, separators and case aside, or of the marker alone, is its channel.
     dyed = Panel.from_dict({"channels": ["DAPI", "CK-PE", "CD45-APC", "HER2-FITC"]})

@@ -33,7 +33,7 @@ from ctcnet.io.images import (
     read_image,
     remove_cellsearch_offset,
 )
-from ctcnet.io.panel import MARKER_ROLES
+from ctcnet.io.panel import DYE_WORD, MARKER_ROLES, QUALIFIERS
 from ctcnet.io.sources.base import (
     FramePart,
     FrameRef,
@@ -49,7 +49,7 @@ FRAME_INDEX = re.compile(r"^frame[_-]?(?P<index>\d+)$", re.IGNORECASE)
 _CHANNEL_FILE = re.compile(r"^(?P<stem>.+)_c(?P<channel>\d+)$", re.IGNORECASE)
 # A frame's channel file named by its marker (r00c00_DAPI, frame3-CD45-APC): the frame stem,
 # then a name that starts with a letter.
-_MARKER_FILE = re.compile(r"^(?P<stem>r\d+c\d+|frame[_-]?\d+)[_-](?P<marker>[a-z][\w+ .-]*)$",
+_MARKER_FILE = re.compile(r"^(?P<stem>r\d+c\d+|frame[_-]?\d+)[_-](?P<marker>[a-z][\w+ .()-]*)$",
                           re.IGNORECASE)
 TIFF_SUFFIXES = tuple(s for s in IMAGE_SUFFIXES if s not in RASTER_SUFFIXES)
 
@@ -76,10 +76,9 @@ def frame_stem(path: Path) -> tuple[str | None, int | str | None]:
 
 
 # Words after a marker's name that name its dye or wavelength (CD45-APC, CK_PE, Vimentin-AF488,
-# PE-Cy7, Hoechst 33342, DAPI_405): read past. Any other word (CK_preview, CK_mask) makes the
-# file no channel's.
-_DYE_WORD = re.compile(r"^(apc|pe|fitc|percp|bv\d+|bb\d+|af\d+|alexa\d*|cy\d+|dylight\d*|"
-                       r"atto\d*|\d+(nm)?)$", re.IGNORECASE)
+# PE-Cy7, Hoechst 33342, DAPI_405; panel.DYE_WORD), or before it a dye, a species or "anti"
+# (PE-CK, anti-human CD45): read past. Any other word (CK_preview, CK_mask) makes the file no
+# channel's.
 
 
 def _marker_words(name: str) -> list[str]:
@@ -90,10 +89,13 @@ def _marker_words(name: str) -> list[str]:
 
 
 def _without_dye(words: list[str]) -> str:
-    """A marker's words with its dye or wavelength words read past, joined by ``-``."""
+    """A marker's words with its dye or wavelength words read past (and the dye, species or
+    "anti" before it), joined by ``-``."""
     words = list(words)
-    while len(words) > 1 and _DYE_WORD.match(words[-1]):
+    while len(words) > 1 and DYE_WORD.match(words[-1]):
         words.pop()
+    while len(words) > 1 and (words[0] in QUALIFIERS or DYE_WORD.match(words[0])):
+        words.pop(0)
     return "-".join(words)
 
 
@@ -112,7 +114,7 @@ def marker_channel(marker: str, panel) -> int | None:
     # HER2/neu); a dye alone for the one channel stained with it (FITC for HER2-FITC).
     for same in (lambda n: n == words, lambda n: _without_dye(n) == _without_dye(words),
                  lambda n: len(words) == 1 and n[0] == words[0],
-                 lambda n: len(words) == 1 and _DYE_WORD.match(words[0]) and words[0] in n[1:]):
+                 lambda n: len(words) == 1 and DYE_WORD.match(words[0]) and words[0] in n[1:]):
         found = [i for i, n in enumerate(names) if same(n)]
         if len(found) == 1:
             return found[0]
