@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ctcnet.errors import InputError
-from ctcnet.io.panel import Channel, Panel
+from ctcnet.io.panel import DYE_WORD, Channel, Panel
 from ctcnet.io.sources.base import same_pixel_size
 
 log = logging.getLogger(__name__)
@@ -41,11 +41,13 @@ class SceneInfo:
 
 def metadata_channel_names(names) -> tuple[str, ...] | None:
     """Channel names as a file's metadata give them, or None where the reader made them up
-    (``Channel:0:1``), left them empty or repeated one: then panel.json names the channels."""
+    (``Channel:0:1``), named a dye or a wavelength alone (``PE``, ``FITC``, ``488``: a
+    microscope's filter, no marker), left them empty or repeated one: then panel.json names
+    the channels."""
     if names is None:
         return None
     names = tuple(str(n).strip() for n in names)
-    if not names or any(_GENERIC_CHANNEL.match(n) for n in names) or \
+    if not names or any(_GENERIC_CHANNEL.match(n) or DYE_WORD.match(n) for n in names) or \
             len({n.upper() for n in names}) != len(names):
         return None
     return names
@@ -146,8 +148,10 @@ def _scene_names(scene: SceneInfo, stated: Panel | None, where: str) -> tuple[st
                              f"{scene.num_channels}")
         return names
     if stated is None:
-        raise InputError(f"{where}: the file does not name its channels and there is no "
-                         "panel.json to name them")
+        raise InputError(f"{where}: the file does not name its channels' markers (no names, "
+                         "made-up ones, or a dye or filter alone: PE, FITC, 488) and there is "
+                         "no panel.json to name them: write one naming them in the file's "
+                         "order")
     if stated.num_channels != scene.num_channels:
         raise InputError(f"{where}: {scene.num_channels} unnamed channels, panel.json "
                          f"names {stated.num_channels} ({stated.names})")

@@ -172,6 +172,9 @@ def test_a_new_source_plugs_into_the_registry(tmp_path):
     (["Ch1", "CK", "CD45"], None),
     (["DAPI", "", "CD45"], None),
     (["DAPI", "dapi", "CD45"], None),  # a repeated name cannot be matched
+    (["DAPI", "PE", "APC"], None),  # a microscope's dyes or filters: panel.json names them
+    (["405", "488nm", "647"], None),
+    (["DAPI", "PE-CK", "CD45 (APC)"], ("DAPI", "PE-CK", "CD45 (APC)")),
     ([], None),
     (None, None),
 ])
