@@ -32,6 +32,7 @@ from ctcnet.nn.nets import list_architectures, load_backbone_state
 from ctcnet.nn.registry import is_registry_name, resolve_model
 from ctcnet.nn.spec import SPEC_KEY, ModelSpec
 from ctcnet.training import lightning_noise  # noqa: F401  (Lightning's tips silenced)
+from ctcnet.training.schedules import lr_schedule
 
 log = logging.getLogger(__name__)
 
@@ -456,17 +457,8 @@ class CTCLitModule(L.LightningModule):
                 (decay if p.ndim > 1 else no_decay).append(p)
         optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": hp.weight_decay},
                                        {"params": no_decay, "weight_decay": 0.0}], lr=hp.lr)
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup = min(max(int(hp.warmup_fraction * total), 1), total)
-        if hp.schedule == "onecycle":
-            scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=hp.lr, total_steps=total,
-                pct_start=max(min(hp.warmup_fraction, 0.9), 0.01))
-        else:
-            scheduler = torch.optim.lr_scheduler.SequentialLR(optimizer, [
-                torch.optim.lr_scheduler.LinearLR(optimizer, 0.01, 1.0, total_iters=warmup),
-                torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(total - warmup, 1)),
-            ], milestones=[warmup])
+        scheduler = lr_schedule(optimizer, hp.schedule, hp.lr, hp.warmup_fraction,
+                                self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
