@@ -400,11 +400,19 @@ def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningC
     if getattr(rank_zero_only, "rank", 0) != 0:  # DDP: each warning said once, by rank 0
         logging.getLogger("ctcnet").setLevel(logging.ERROR)
     quiet_like_ctcnet()
-    cli = CTCLightningCLI(CTCLitModule, CTCDataModule, run=False, args=args,
-                          seed_everything_default=0,
-                          save_config_kwargs={"overwrite": True},
-                          parser_kwargs={"description": DESCRIPTION,
-                                         "prog": prog})
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        cli = CTCLightningCLI(CTCLitModule, CTCDataModule, run=False, args=args,
+                              seed_everything_default=0,
+                              save_config_kwargs={"overwrite": True},
+                              parser_kwargs={"description": DESCRIPTION,
+                                             "prog": prog})
+    except MisconfigurationException as err:  # (a GPU asked for where none is: one line)
+        hint = "" if torch.cuda.is_available() else (
+            ": this machine has no CUDA device; --trainer.accelerator cpu, or auto for a GPU "
+            "where there is one")
+        raise InputError(f"trainer: {err}{hint}") from None
     if getattr(cli.trainer, "max_epochs", None) == 0:
         raise InputError("trainer.max_epochs=0 trains nothing and writes no model; give 1 or "
                          "more (or -1: until stopped)")

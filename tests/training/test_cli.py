@@ -161,6 +161,11 @@ def test_a_mistyped_option_is_one_line_and_zero_epochs_are_refused(capsys, tmp_p
                           f"--trainer.default_root_dir={tmp_path}")
     assert status == 2 and "max_epochs=0 trains nothing" in err[-1]
     assert not any(tmp_path.iterdir())
+    if not torch.cuda.is_available():  # a GPU asked for where none is: one line, not a trace
+        status, err = run_cli(capsys, "train", "--config", smoke, "--trainer.accelerator=gpu",
+                              f"--trainer.default_root_dir={tmp_path}")
+        assert status == 2 and len(err) == 1 and "no CUDA device; --trainer.accelerator " \
+            "cpu" in err[0], err
 
 
 def test_a_resume_of_another_shape_is_refused(tmp_path):
