@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import difflib
 
+import yaml
+
 from ctcnet.errors import InputError
 
 # What CTCDataModule reads of ``simulate`` (its docstring says what each does).
 SIMULATE_KEYS = ("train", "val", "test", "seed", "num_samples", "randomisation", "overrides",
                  "fine")
+# Those of them that are numbers (or, for the splits, numbers a class).
+NUMBER_KEYS = ("train", "val", "test", "seed", "num_samples")
 
 
 def simulate_settings(simulate: dict | None) -> dict:
@@ -23,4 +27,12 @@ def simulate_settings(simulate: dict | None) -> dict:
             raise InputError(f"data.simulate: key {key!r} is not read"
                              + (f"; did you mean {close[0]!r}?" if close else "")
                              + f" (the keys: {', '.join(SIMULATE_KEYS)})")
+    # The command line gives a value as text (--data.simulate.train=60 is "60", where a YAML
+    # file's train: 60 is a number): read as YAML reads it, so the same crops are one run's
+    # data (its identity, the render cache) and the spec records numbers.
+    for key in NUMBER_KEYS:
+        if isinstance(settings.get(key), str):
+            read = yaml.safe_load(settings[key])
+            if isinstance(read, (int, float, dict)) and not isinstance(read, bool):
+                settings[key] = read
     return settings

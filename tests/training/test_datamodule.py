@@ -108,6 +108,19 @@ def test_a_misspelt_simulate_key_is_refused_not_read_over():
         CTCDataModule(simulate={"trian": 60, "val": 4})
 
 
+def test_simulate_numbers_given_as_text_on_the_command_line_are_the_same_data():
+    """--data.simulate.train=60 arrives as "60", a YAML file's train: 60 as 60: the same crops,
+    one data identity and one render-cache key (a resume from one to the other was refused
+    as "other crops", and the cache rendered them twice), numbers in the spec."""
+    from ctcnet.training.datamodule import CTCDataModule
+    from ctcnet.training.run_identity import data_identity
+
+    typed = CTCDataModule(simulate={"train": 6, "val": 2, "num_samples": 2})
+    given = CTCDataModule(simulate={"train": "6", "val": "2", "num_samples": "2"})
+    assert given.simulate == typed.simulate == {"train": 6, "val": 2, "num_samples": 2}
+    assert data_identity(given) == data_identity(typed)
+
+
 def test_a_class_named_as_a_ctc_but_not_reported_is_said_before_training_and_predicting(
         caplog):
     """A lab's emt_ctc without "reported": its calls are neither counted per 7.5 mL nor
