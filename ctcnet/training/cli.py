@@ -28,13 +28,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from lightning.pytorch import seed_everything
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LightningCLI
 
 from ctcnet.errors import InputError
 from ctcnet.io.atomic import refuse_overwriting_inputs
 from ctcnet.nn.classifier import load_model, save_model
 from ctcnet.nn.registry import is_registry_name, resolve_model
+from ctcnet.training.checkpoints import BestAndLastCheckpoint
 from ctcnet.training.datamodule import CTCDataModule
 from ctcnet.training.interrupts import SigtermWithoutBroadcast, fit_or_interrupt
 from ctcnet.training.lightning_noise import quiet_like_ctcnet
@@ -51,34 +52,6 @@ DESCRIPTION = ("Training from YAML: LightningCLI over the ctcnet model (CTCLitMo
 # A resumed run's seed: the run's own plus this many per epoch done (a prime, far from the
 # offsets the data's seeds use).
 RESUME_SEED_STEP = 7919
-
-
-class BestAndLastCheckpoint(ModelCheckpoint):
-    """A ModelCheckpoint whose ``last.ckpt`` is always the last epoch's state.
-
-    Lightning (2.6) writes ``last.ckpt`` only in a step that also wrote a best (top-k)
-    checkpoint, so an epoch that does not beat the best leaves ``last.ckpt`` at an older epoch:
-    ``--ckpt_path last`` then trains again epochs already done, and a run's final weights are
-    lost (a 3-epoch run kept its first epoch only, twice). Here the last state is written at
-    the end of every epoch whether or not it was the best."""
-
-    def on_validation_end(self, trainer, pl_module) -> None:
-        """Save as Lightning does, then ``last.ckpt`` if this validation left it out."""
-        super().on_validation_end(trainer, pl_module)
-        if not self._should_save_on_train_epoch_end(trainer):
-            self._save_last_if_left_out(trainer)
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        """Save as Lightning does, then ``last.ckpt`` if this epoch left it out."""
-        super().on_train_epoch_end(trainer, pl_module)
-        if self._should_save_on_train_epoch_end(trainer):
-            self._save_last_if_left_out(trainer)
-
-    def _save_last_if_left_out(self, trainer) -> None:
-        # Skipped when this step was saved already (the best, with last beside it), in a
-        # sanity check, outside fitting or in a fast dev run: Lightning's own rule.
-        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 class NewStreamsOnResume(Callback):
@@ -295,6 +268,17 @@ def check_fresh_run_dir(cli) -> None:
                             "this run's again)", stale, model.name)
 
 
+def _trained_steps(path: Path) -> tuple[int, int]:
+    """(global step, file time) of a checkpoint, to pick the furthest-trained of several
+    (-1 steps for one that does not read: the check of the one picked says why)."""
+    try:
+        step = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get(
+            "global_step", -1)
+    except Exception:  # noqa: BLE001 - any unreadable file ranks last
+        step = -1
+    return int(step) if isinstance(step, int) else -1, path.stat().st_mtime_ns
+
+
 def check_resume(ckpt_path: str | None, trainer, shape: dict | None = None,
                  data: dict | None = None) -> Path | None:
     """The checkpoint a resume starts from (None: no resume), refused where it cannot train:
@@ -304,9 +288,10 @@ def check_resume(ckpt_path: str | None, trainer, shape: dict | None = None,
     a learning-rate schedule planned over the old ones), or on other crops (``data``:
     :func:`~ctcnet.training.run_identity.data_identity` of this run).
 
-    ``last`` is the newest ``last*.ckpt`` of the checkpoint folder, as Lightning picks it (a
-    second run into the same folder writes ``last-v1.ckpt`` beside the first run's): the file
-    checked is the file resumed."""
+    ``last`` is the furthest-trained ``last*.ckpt`` of the checkpoint folder (its global
+    step, then its file time: a second run into the same folder writes ``last-v1.ckpt``
+    beside the first run's, and a copied folder's file times say nothing): the file checked
+    is the file resumed."""
     if not ckpt_path:
         return None
 
@@ -314,8 +299,7 @@ def check_resume(ckpt_path: str | None, trainer, shape: dict | None = None,
     if ckpt_path == "last":
         folder = Path(getattr(trainer.checkpoint_callback, "dirpath", None) or ".")
         candidates = [p for p in folder.glob("last*.ckpt") if p.is_file()]
-        path = max(candidates, key=lambda p: p.stat().st_mtime_ns) if candidates \
-            else folder / "last.ckpt"
+        path = max(candidates, key=_trained_steps) if candidates else folder / "last.ckpt"
     if not path.is_file():
         raise InputError("checkpoint to resume from not found", path)
     try:

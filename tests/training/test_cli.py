@@ -344,3 +344,34 @@ def test_a_run_refused_before_it_trained_leaves_no_empty_log_folder(tmp_path):
     with pytest.raises(InputError, match="apoptotic"):
         fit_or_interrupt(trainer, None)
     assert not version.exists()
+
+
+def test_a_run_folder_moved_or_copied_resumes_as_the_same_run(tmp_path):
+    """A run folder moved (or copied) since its checkpoint: its best score and kept
+    checkpoints are read under the new folder where the files are there (Lightning forgot
+    them and exported a worse epoch as the best); "last" is the furthest-trained last*.ckpt,
+    not the newest file (a copy's file times say nothing)."""
+    import os
+
+    from ctcnet.training.checkpoints import BestAndLastCheckpoint
+    from ctcnet.training.cli import _trained_steps
+
+    old, new = tmp_path / "old" / "checkpoints", tmp_path / "new" / "checkpoints"
+    new.mkdir(parents=True)
+    (new / "best-epoch=002.ckpt").write_bytes(b"kept")
+    best = str(old / "best-epoch=002.ckpt")
+    state = {"monitor": "val/macro_f1", "best_model_score": torch.tensor(0.99),
+             "best_model_path": best, "current_score": None, "dirpath": str(old),
+             "best_k_models": {best: torch.tensor(0.99)}, "kth_best_model_path": best,
+             "kth_value": torch.tensor(0.99), "last_model_path": str(old / "last.ckpt")}
+    callback = BestAndLastCheckpoint(dirpath=str(new), monitor="val/macro_f1", mode="max",
+                                     save_last=True)
+    callback.load_state_dict(state)
+    assert float(callback.best_model_score) == pytest.approx(0.99)
+    assert callback.best_model_path == str(new / "best-epoch=002.ckpt")
+    assert list(callback.best_k_models) == [str(new / "best-epoch=002.ckpt")]
+    torch.save({"global_step": 16, "epoch": 1}, new / "last.ckpt")
+    torch.save({"global_step": 8, "epoch": 0}, new / "last-v1.ckpt")
+    os.utime(new / "last.ckpt", (1, 1))  # the furthest-trained, with the older file time
+    assert max([new / "last-v1.ckpt", new / "last.ckpt"], key=_trained_steps).name == \
+        "last.ckpt"
