@@ -23,7 +23,8 @@ def test_models_command(with_tiny3, capsys):
     # stated miss rate (a model without a cartridge rule, tiny3, has none).
     assert "on simulated cartridges: CTCs counted 0.930 at 0.069 false CTC calls per 1,000 " \
         "events (40 cartridges of 10 frames" in out
-    assert "neither counted nor shown at most 1% (95% confidence; fresh family 3 of 509)" in out
+    assert "neither counted nor shown at most 1% (95% confidence; fresh family 3 of 509, " \
+        "4.7% of its CTC-rich events shown)" in out
     assert out.count("on simulated cartridges") == 2
     assert main(["predict", "x", "--out", "y", "--model", "tiny5"]) == 2
 
