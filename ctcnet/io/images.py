@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ctcnet.errors import InputError, check_regular_file
+from ctcnet.errors import InputError, WholeFileError, check_regular_file
 from ctcnet.io.atomic import atomic_path
 from ctcnet.io.image_headers import (
     MAX_CHANNELS_LAST,
@@ -265,18 +265,19 @@ def read_tiff(path: str | Path, max_plane_pixels: int | None = None
             # damage where the collector above does not listen.
             if tif.is_ome and len(tif.series) > 1:
                 # Reading the first alone would drop the others without a word.
-                raise InputError(f"holds {len(tif.series)} OME images; a frame or crop file "
-                                 "holds one (its channels as planes): save each image in a "
-                                 "file of its own", path)
+                # (whole-file refusals: no file still being written reads so)
+                raise WholeFileError(f"holds {len(tif.series)} OME images; a frame or crop "
+                                     "file holds one (its channels as planes): save each image "
+                                     "in a file of its own", path)
             if len(tif.series) == 1 or tif.is_ome:
                 arr = tif.series[0].asarray(maxworkers=1)
             else:  # plain multipage file: one page per channel
                 shapes = sorted({p.shape for p in pages})
                 if len(shapes) > 1:
-                    raise InputError(f"holds pages of {len(shapes)} sizes ({shapes}): a "
-                                     "second image or a thumbnail beside the channels? A frame "
-                                     "or crop file holds one page per channel, all one size",
-                                     path)
+                    raise WholeFileError(f"holds pages of {len(shapes)} sizes ({shapes}): "
+                                         "a second image or a thumbnail beside the channels? A "
+                                         "frame or crop file holds one page per channel, all "
+                                         "one size", path)
                 arr = np.stack([p.asarray(maxworkers=1) for p in pages])
         if damage.messages:
             raise InputError(f"corrupt or truncated TIFF ({damage.messages[0]}): export the "

@@ -523,5 +523,7 @@ def test_a_thumbnail_page_is_no_plane_of_the_frame(tmp_path):
             tif.write(np.full((64, 64), 120, np.uint16), photometric="minisblack")
         tif.write(np.full((16, 16), 120, np.uint16), photometric="minisblack", subfiletype=1)
     assert tiff_planes(path) == 5
-    with pytest.raises(InputError, match="holds pages of 2 sizes"):
+    from ctcnet.errors import WholeFileError  # (a whole file's: no "still being written?")
+
+    with pytest.raises(WholeFileError, match="holds pages of 2 sizes"):
         read_tiff(path)
