@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -250,8 +251,8 @@ def check_fresh_run_dir(cli) -> None:
         raise InputError(f"holds another training run's checkpoints ({', '.join(found[:3])}"
                          f"{', ...' if len(found) > 3 else ''}): resume it (--ckpt_path last), "
                          "give another --trainer.default_root_dir, or --overwrite=true (they "
-                         "are removed first with the model file's .onnx export, and the model "
-                         "file written over)",
+                         "are removed first with the model file's .onnx export and the run's "
+                         "lightning_logs, and the model file written over)",
                          Path(cli.trainer.default_root_dir))
     if cli.trainer.is_global_zero:
         for name in found:
@@ -266,6 +267,12 @@ def check_fresh_run_dir(cli) -> None:
                 stale.unlink()
                 log.warning("%s: removed, the export of the %s --overwrite replaces (export "
                             "this run's again)", stale, model.name)
+        # The replaced run's logs (its config.yaml and metrics.csv as version_0 beside this
+        # run's version_1 read as this run's): removed with its checkpoints.
+        logs = Path(cli.trainer.default_root_dir or ".") / "lightning_logs"
+        if logs.is_dir() and not logs.is_symlink():
+            shutil.rmtree(logs)
+            log.info("%s: removed, the logs of the run --overwrite replaces", logs)
 
 
 def _trained_steps(path: Path) -> tuple[int, int]:

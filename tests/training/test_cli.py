@@ -254,8 +254,10 @@ def test_a_mistyped_monitor_and_a_second_run_into_one_folder_are_refused_up_fron
                           "--overwrite=true")
     assert status == 0, err
     assert len(list((tmp_path / "run" / "checkpoints").glob("best*.ckpt"))) == 1
-    # The earlier model's export goes with it: beside the new model.pt it would read as its.
+    # The earlier model's export goes with it: beside the new model.pt it would read as its;
+    # so do its logs (its metrics.csv as version_0 beside the new run's version_1).
     assert not (tmp_path / "run" / "model.onnx").exists()
+    assert [p.name for p in (tmp_path / "run" / "lightning_logs").iterdir()] == ["version_0"]
 
 
 def test_a_partial_batch_is_kept_where_it_is_a_processs_only_one(monkeypatch):
