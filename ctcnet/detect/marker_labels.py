@@ -59,11 +59,11 @@ class MarkerLabelVotes:
     (``ck``, ``cd45``: the planes of those markers in the files)."""
 
     def __init__(self, ck: int, cd45: int, labels, sample_ids, composite: bool = False,
-                 others: dict[str, list[tuple[int, str]]] | None = None):
+                 others: list[tuple[int, str]] = ()):
         self.ck, self.cd45 = ck, cd45
-        # label -> the other planes (index, name) its crops are read for lighting instead of
-        # their own marker, and (label, plane name) -> the crops that do
-        self.others = others or {}
+        # The other planes (index, name) a crop is read for lighting instead of its own
+        # marker, and (label, plane name) -> the crops that do
+        self.others = list(others)
         self.other_odd: Counter = Counter()
         # (the labels judged, and past which share: see COMPOSITE_ODD_SHARE)
         self.judged = ("ctc",) if composite else ("ctc", "wbc")
@@ -88,14 +88,14 @@ class MarkerLabelVotes:
         rest = [(i, c.name) for i, c in enumerate(panel.channels)
                 if i not in (ck, cd45) and c.role != "nucleus"]
         return cls(ck, cd45, labels, sample_ids, composite=bool(panel.composite),
-                   others={"wbc": rest, "ctc": rest})
+                   others=rest)
 
     def add(self, i: int, crop: np.ndarray) -> None:
         """Read crop ``i`` (C, H, W, in the files' planes)."""
         if i not in self.picks:
             return
         label = self.labels[i]
-        planes = [self.ck, self.cd45, *(k for k, _ in self.others.get(label, ()))]
+        planes = [self.ck, self.cd45, *(k for k, _ in self.others)]
         background, noise, top = crop_statistics(crop[planes][None])
         snr = ((top - background) / np.maximum(noise, 1e-3))[0]
         ck, cd45 = snr[:2]
@@ -104,7 +104,7 @@ class MarkerLabelVotes:
         if bright > MIN_SNR and bright > RATIO * max(other, 0.0):
             self.by_sample[self.sample_ids[i], label, "odd"] += 1
         own = ck if label == "ctc" else cd45
-        for (_, name), lit in zip(self.others.get(label, ()), snr[2:]):
+        for (_, name), lit in zip(self.others, snr[2:]):
             if lit > MIN_SNR and lit > RATIO * max(own, 0.0):
                 self.other_odd[label, name] += 1
 

@@ -112,13 +112,11 @@ class Channel:
         return out
 
 
-# A marker named with its dye, as scanners and OME files name channels ("CD61-FITC", "CD66b
-# AF647", "DAPI_405"): the marker before the first of these carries the role.
+# A marker named with its dye ("CD61-FITC", "CD66b AF647", "DAPI_405"): words parted so.
 _DYE_SEPARATORS = re.compile(r"[-_ /(]")
 QUALIFIERS = {"ANTI", "HUMAN", "HU", "CANINE", "DOG", "FELINE", "CAT", "MURINE", "MOUSE",
               "RAT", "EQUINE", "BOVINE", "PORCINE", "MACAQUE", "PRIMATE"}
-# A dye or wavelength word (APC, PE, AF647, Cy5, 405nm), after a marker or, as a conjugate is
-# also written (PE-CK, APC-CD45), before it: read past.
+# A dye or wavelength word (APC, PE, AF647, Cy5, 405nm), after a marker or before it: read past.
 DYE_WORD = re.compile(r"^(apc|pe|fitc|percp|bv\d+|bb\d+|af\d+|alexa\d*|cy\d+|dylight\d*|"
                       r"atto\d*|\d+(nm)?)$", re.IGNORECASE)
 # DNA dyes sold by number (Hoechst 33342, DAPI's 405 nm): read with the number run on. Only
@@ -126,15 +124,17 @@ DYE_WORD = re.compile(r"^(apc|pe|fitc|percp|bv\d+|bb\d+|af\d+|alexa\d*|cy\d+|dyl
 _NUMBERED_DYES = {"HOECHST", "DAPI"}
 
 
-def marker_role(name: str) -> str:
-    """The role of a well-known marker name or alias ('nucleus', ...; ``CD61-FITC``), else
-    'unknown'."""
-    upper = name.strip().upper()
-    words = [w for w in _DYE_SEPARATORS.split(upper) if w]
-    # A species, "anti" or a dye before the marker, as a lab names its antibody (canine CD45,
-    # anti-human CD45, PE-CK): the marker is the word after them.
+def from_the_marker(words: list[str]) -> list[str]:
+    """A channel name's words from its marker on (canine CD45, anti-human CD45, PE-CK)."""
     while len(words) > 1 and (words[0] in QUALIFIERS or DYE_WORD.match(words[0])):
         words = words[1:]
+    return words
+
+
+def marker_role(name: str) -> str:
+    """The role of a well-known marker name or alias (``CD61-FITC``: 'platelet'), or 'unknown'."""
+    upper = name.strip().upper()
+    words = from_the_marker([w for w in _DYE_SEPARATORS.split(upper) if w])
     if not words:
         return "unknown"
     # A dye's number run on to its name (Hoechst33342, DAPI405): the name before the digits.
@@ -364,8 +364,8 @@ def check_channel_order(expected: Sequence[str], found: Sequence[str], what: str
     against a model (torch and ONNX alike), a file's stored channel names against its panel."""
     if isinstance(found, str):  # (read a character a channel: ['D', 'A', 'P', 'I', ...])
         raise InputError(f"the {what}'s channels as one text {found!r}: give a list", source)
-    mine = [_marker_key(n) for n in expected]
-    theirs = [_marker_key(n) for n in found]
+    mine = [marker_key(n) for n in expected]
+    theirs = [marker_key(n) for n in found]
     if mine != theirs:
         hint = ""
         if sorted(mine) == sorted(theirs):  # the side to correct: the data, or the panel
@@ -378,7 +378,7 @@ def check_channel_order(expected: Sequence[str], found: Sequence[str], what: str
                                  f"the {what} has {list(found)}{hint}", source)
 
 
-def _marker_key(name) -> str:
+def marker_key(name) -> str:
     """What a channel name is compared by: its well-known marker's role, else the name."""
     role = marker_role(str(name))
     return f"role:{role}" if role != "unknown" else str(name).upper()

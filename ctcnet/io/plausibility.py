@@ -79,20 +79,16 @@ def channel_list_problems(info: dict, names: list[str]) -> list[str]:
     channel check compares names (``CD45-APC`` is CD45): the problem to say. None where no
     such list is stated, or it has another length or names the scanner's own (Ch1, Ch2: no
     marker to compare)."""
-    from ctcnet.io.panel import marker_role
+    from ctcnet.io.panel import marker_key, marker_role
 
-    def key(name: str) -> str:
-        role = marker_role(name)
-        return role if role != "unknown" else name.strip().upper()
-
-    ours = [key(n) for n in names]
+    ours = [marker_key(n) for n in names]  # (as the one channel check compares names)
     for key_name in CHANNEL_LIST_KEYS:
         stated = info.get(key_name)
         listed = [e.get("name") if isinstance(e, dict) else e
                   for e in (stated if isinstance(stated, list) else [])]
         if len(listed) != len(names) or not all(isinstance(n, str) for n in listed):
             continue
-        if any(key(n) != mine and (marker_role(n) != "unknown" or key(n) in ours)
+        if any(marker_key(n) != mine and (marker_role(n) != "unknown" or marker_key(n) in ours)
                for n, mine in zip(listed, ours)):
             return [f"cartridge.json lists the channels {listed} ({key_name}), but the frames "
                     f"are read as panel.json's {list(names)}: check which is right; where "

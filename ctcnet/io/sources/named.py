@@ -33,7 +33,7 @@ from ctcnet.io.images import (
     read_image,
     remove_cellsearch_offset,
 )
-from ctcnet.io.panel import DYE_WORD, MARKER_ROLES, QUALIFIERS
+from ctcnet.io.panel import DYE_WORD, MARKER_ROLES, from_the_marker
 from ctcnet.io.sources.base import (
     FramePart,
     FrameRef,
@@ -94,9 +94,7 @@ def _without_dye(words: list[str]) -> str:
     words = list(words)
     while len(words) > 1 and DYE_WORD.match(words[-1]):
         words.pop()
-    while len(words) > 1 and (words[0] in QUALIFIERS or DYE_WORD.match(words[0])):
-        words.pop(0)
-    return "-".join(words)
+    return "-".join(from_the_marker(words))
 
 
 def marker_channel(marker: str, panel) -> int | None:
