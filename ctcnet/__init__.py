@@ -82,8 +82,10 @@ def __getattr__(name: str):
     if name in _AVAILABLE:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     if name in _EXPORTS:
-        raise ImportError(f"ctcnet.{name} needs torch, which this install lacks: pip install "
-                          "'ctcnet[all]' (the ONNX runtime, ctcnet.OnnxClassifier and "
+        from ctcnet.core.install_hint import install_command
+
+        raise ImportError(f"ctcnet.{name} needs torch, which this install lacks: "
+                          f"{install_command('all')} (the ONNX runtime, ctcnet.OnnxClassifier and "
                           "ctcnet.load_backend, runs without it)")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ctcnet import __version__
 from ctcnet.core.console_streams import console_kept_going, escape_unwritable_characters
+from ctcnet.core.install_hint import install_command
 from ctcnet.core.printable import PrintableFormatter, printable
 from ctcnet.core.run_log import note_exit
 from ctcnet.errors import MACHINE_ERRNOS, CtcnetError, Terminated
@@ -338,11 +339,11 @@ def _run_command(args: argparse.Namespace, lines, previous) -> int:
         if missing not in FULL_INSTALL_MODULES:
             raise
         if missing in PREDICT_MODULES and args._name in PREDICT_COMMANDS:
-            install = (": pip install 'ctcnet[predict]' (torch-free; 'ctcnet[all]' for every "
-                       "subcommand)")
+            install = (f": {install_command('predict')} (torch-free; "
+                       f"{install_command('all')} for every subcommand)")
         else:
-            install = (" (the base and predict installs run ONNX models only): pip install "
-                       "'ctcnet[all]'")
+            install = (" (the base and predict installs run ONNX models only): "
+                       f"{install_command('all')}")
         print(f"ctcnet {args._name}: needs {missing}, which this install lacks{install}",
               file=sys.stderr)
         return 2

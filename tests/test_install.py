@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ctcnet.core.install_hint import install_command
+
 # --- installs -----------------------------------------------------------------------------------
 
 def test_base_install_commands_without_torch():
@@ -22,10 +24,11 @@ def test_base_install_commands_without_torch():
     assert "ctcnet-default" in out.stdout
     # predict runs on the torch-free predict extra; export needs everything.
     assert out.stderr.strip().splitlines() == [
-        "ctcnet predict: needs pandas, which this install lacks: pip install 'ctcnet[predict]' "
-        "(torch-free; 'ctcnet[all]' for every subcommand)",
+        "ctcnet predict: needs pandas, which this install lacks: "
+        f"{install_command('predict')} (torch-free; {install_command('all')} for every "
+        "subcommand)",
         "ctcnet export: needs torch, which this install lacks (the base and predict installs "
-        "run ONNX models only): pip install 'ctcnet[all]'"]
+        f"run ONNX models only): {install_command('all')}"]
 
 
 def test_the_package_helps_and_star_imports_without_torch():
@@ -44,7 +47,7 @@ def test_the_package_helps_and_star_imports_without_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("ctcnet.load_model needs torch, which this install lacks: "
-                                 "pip install 'ctcnet[all]'")
+                                 f"{install_command('all')}")
 
 
 def test_base_dependencies_leave_torch_out():
@@ -62,3 +65,23 @@ def test_base_dependencies_leave_torch_out():
                                                                  "lightning"}
     torch_req = next(d for d in project["optional-dependencies"]["all"] if d.startswith("torch"))
     assert torch_req.startswith("torch>=") and "==" not in torch_req
+
+
+def test_install_hints_name_the_checkout_a_lab_installed_from(tmp_path):
+    """A hint to add an extra names where this install came from: a checkout (editable or
+    not) by its folder, so that pip does not fetch another package under the name; a wheel
+    from an index, a moved checkout or an unreadable record by the distribution's name."""
+    from ctcnet.core import install_hint
+
+    checkout = Path(__file__).resolve().parents[1]
+    assert install_command("all") == f"pip install -e '{checkout}[all]'"  # runs from here
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'ctcnet'\n")
+    folder = tmp_path.as_uri()
+    read = install_hint._from_direct_url
+    assert read(f'{{"url": "{folder}", "dir_info": {{"editable": true}}}}') == (str(tmp_path),
+                                                                                True)
+    assert read(f'{{"url": "{folder}", "dir_info": {{}}}}') == (str(tmp_path), False)
+    assert read(f'{{"url": "{(tmp_path / "gone").as_uri()}", "dir_info": {{}}}}') is None
+    assert read('{"url": "https://example.org/ctcnet-1.0-py3-none-any.whl", '
+                '"archive_info": {}}') is None
+    assert read("{not json") is None

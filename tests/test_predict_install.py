@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from ctcnet.cli import main
+from ctcnet.core.install_hint import install_command
 from ctcnet.io.panel import load_panel
 from ctcnet.nn.registry import get_model
 
@@ -136,7 +137,7 @@ def test_torch_backend_without_torch_says_what_to_install(data, tmp_path):
                     "--quiet"])
     assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
-    assert len(lines) == 1 and "pip install 'ctcnet[all]'" in lines[0], run.stderr
+    assert len(lines) == 1 and install_command("all") in lines[0], run.stderr
 
 
 def test_evaluate_without_torch_scores_cartridges_and_names_what_crops_need(data, tmp_path):
@@ -149,7 +150,7 @@ def test_evaluate_without_torch_scores_cartridges_and_names_what_crops_need(data
     assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "scoring labelled crops needs torch" in lines[0], run.stderr
-    assert "ctcnet[all]" in lines[0] and "--expected" in lines[0]
+    assert install_command("all") in lines[0] and "--expected" in lines[0]
     assert not (tmp_path / "crops").exists()
 
 

@@ -375,13 +375,14 @@ def refuse_crops_without_torch() -> None:
     """Scoring a labelled crop set needs the full install (torch for the checkpoint and the
     calibration, scikit-learn for the baselines and AUCs): said so, with what this install
     does evaluate, before any work."""
-    from ctcnet.inference.backends import TORCH_INSTALL, has_torch
+    from ctcnet.core.install_hint import install_command
+    from ctcnet.inference.backends import has_torch
 
     if not has_torch():
         raise CtcnetError("scoring labelled crops needs torch and scikit-learn, which this "
-                          f"install lacks: {TORCH_INSTALL}; this install evaluates simulated "
-                          "cartridges (ctcnet evaluate CARTRIDGES) and a run's counts "
-                          "(--expected)")
+                          f"install lacks: {install_command('all')}; this install evaluates "
+                          "simulated cartridges (ctcnet evaluate CARTRIDGES) and a run's "
+                          "counts (--expected)")
 
 
 # Options only a crop set's evaluation reads, with their defaults: given with cartridges they

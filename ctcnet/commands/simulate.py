@@ -230,11 +230,12 @@ def run(args) -> int:
     exit status."""
     import time
 
-    from ctcnet.inference.backends import TORCH_INSTALL, has_torch
+    from ctcnet.core.install_hint import install_command
+    from ctcnet.inference.backends import has_torch
 
     if not has_torch():  # before any folder is made: the refusal leaves nothing behind
         raise CtcnetError("the simulator draws its camera noise with torch, which this install "
-                          f"lacks: {TORCH_INSTALL}")
+                          f"lacks: {install_command('all')}")
     args.out = output_folder(args)
     panel = load_panel(args.panel)
     unknown = [c.name for c in panel.channels if c.role == "unknown"]

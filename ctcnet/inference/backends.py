@@ -26,6 +26,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ctcnet.core.install_hint import install_command
 from ctcnet.errors import CtcnetError, InputError, check_device_name
 from ctcnet.inference.backend_registry import (
     backend_class,
@@ -42,8 +43,6 @@ from ctcnet.nn.registry import DEFAULT_MODEL_NAME, get_model, is_registry_name, 
 
 log = logging.getLogger(__name__)
 
-# What to install for the torch backend, saliency maps and the rest (one line, as the CLI says).
-TORCH_INSTALL = "pip install 'ctcnet[all]'"
 
 
 def has_torch() -> bool:
@@ -102,7 +101,7 @@ class TorchBackend:
                  channels_last: bool = False):
         if not has_torch():
             raise CtcnetError("torch models (.pt, --backend torch) need torch, which this "
-                              f"install lacks: {TORCH_INSTALL}; without it, run an .onnx "
+                              f"install lacks: {install_command('all')}; without it, run an .onnx "
                               "export (a shipped model's, when --backend is left out)")
         # torch only for a torch model: the ONNX path runs without it.
         import torch
@@ -374,7 +373,7 @@ def _log_no_saliency() -> None:
     if not _told_no_saliency:
         _told_no_saliency = True
         log.warning("the review gallery has no saliency maps: they need torch, which this "
-                    "install lacks (%s adds them)", TORCH_INSTALL)
+                    "install lacks (%s adds them)", install_command("all"))
 
 
 # The cores a predict process takes as its own when it shares the machine with others: each
@@ -434,7 +433,7 @@ def _shipped_onnx_for_cpu(name: str, device: str, batch_size: int | None):
         if pt is not None and backend.source_checkpoint() != pt:
             log.warning("%s was not exported from the current %s; running it all the same, "
                         "as this install has no torch for the checkpoint (%s)", onnx.name,
-                        pt.name, TORCH_INSTALL)
+                        pt.name, install_command("all"))
         return backend
     if onnx is None or not runs_on_cpu(device):
         return None

@@ -3,8 +3,9 @@ the frames' dense work (numpy, or a torch device: the model's GPU with ``auto``)
 
 from __future__ import annotations
 
+from ctcnet.core.install_hint import install_command
 from ctcnet.errors import InputError
-from ctcnet.inference.backends import TORCH_INSTALL, cpu_cores, cpu_frame_workers, has_torch
+from ctcnet.inference.backends import cpu_cores, cpu_frame_workers, has_torch
 
 
 def default_workers(backend=None) -> int:
@@ -37,7 +38,7 @@ def resolve_frame_device(option: str | None, backend=None):
         return None
     if not has_torch():
         raise InputError(f"frame device {option!r} needs torch, which this install lacks: "
-                         f"{TORCH_INSTALL} (or --frame-device numpy)")
+                         f"{install_command('all')} (or --frame-device numpy)")
     try:
         import torch
 

@@ -28,6 +28,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ctcnet.core.install_hint import install_command
 from ctcnet.errors import CtcnetError
 
 ArchFactory = Callable[..., nn.Module]
@@ -136,7 +137,7 @@ def _resnet18(in_chans: int, num_classes: int, **kwargs) -> nn.Module:
     problem = torchvision_error()
     if problem is not None:
         raise CtcnetError("arch resnet18 needs torchvision built for this torch "
-                          f"({torch.__version__}): pip install 'ctcnet[resnet]' ({problem})")
+                          f"({torch.__version__}): {install_command('resnet')} ({problem})")
     from torchvision.models import resnet18
 
     net = resnet18(weights=None)

@@ -25,9 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, unquote
 
+from ctcnet.core.install_hint import install_command
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.exports.event_crops import check_scans_for
-from ctcnet.inference.backends import TORCH_INSTALL, has_torch, load_backend
+from ctcnet.inference.backends import has_torch, load_backend
 from ctcnet.inference.summary import RunSummary
 from ctcnet.report.colours import DEFAULT_PALETTE
 from ctcnet.review import decisions as D
@@ -71,7 +72,7 @@ class ReviewApp:
         self.saliency = saliency and has_torch()
         if saliency and not self.saliency:
             log.warning("tiles have no saliency row: it needs torch, which this install lacks "
-                        "(%s adds it)", TORCH_INSTALL)
+                        "(%s adds it)", install_command("all"))
         self.tiles = TileCutter()
         self._explain = {}
         self._explain_lock = threading.Lock()

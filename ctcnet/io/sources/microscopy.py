@@ -31,6 +31,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from ctcnet.core.install_hint import install_command
 from ctcnet.errors import InputError, check_regular_file
 from ctcnet.io.images import check_pixels, remove_cellsearch_offset
 from ctcnet.io.panel import Panel
@@ -108,7 +109,7 @@ class BioioContainer(FrameSource):
             reader = importlib.import_module(self.plugin).Reader
         except ImportError as err:
             raise InputError(f"reading {self.name} files needs bioio and its plugin "
-                             f"({err.name} is missing): pip install 'ctcnet[{self.extra}]'",
+                             f"({err.name} is missing): {install_command(self.extra)}",
                              path) from None
         try:
             return BioImage(path, reader=reader)
