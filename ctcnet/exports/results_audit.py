@@ -159,8 +159,15 @@ def audit_results(results: str | Path) -> list[dict]:
     """Each sample of ``results`` (a predict ``--out`` folder, or one sample's): ``{"sample",
     "folder", "signoff": its status or None, "problems": [...], "notes": [...]}``, problems
     being what differs from ctcnet's record (none: intact)."""
+    samples = find_samples(Path(results))
+    # A finished sample whose events table is gone is no sample the review or exports read,
+    # but it is one the audit must name: left out, the folder read as intact without it.
+    if not (Path(results) / "summary.json").is_file():
+        samples.update({p.name: p for p in Path(results).iterdir()
+                        if p.name not in samples and p.is_dir() and not p.is_symlink()
+                        and (p / "summary.json").is_file()})
     return [_audit_sample(name, Path(absolute(folder)))
-            for name, folder in sorted(find_samples(Path(results)).items())]
+            for name, folder in sorted(samples.items())]
 
 
 def _audit_sample(name: str, folder: Path) -> dict:

@@ -540,6 +540,22 @@ def test_verify_results_audits_an_archive_as_it_lies_and_writes_nothing(folder, 
     assert "its sign-off does not hold: edited since" in problems
 
 
+def test_verify_results_names_a_sample_whose_events_table_is_gone(folder, tmp_path, capsys):
+    """A results folder one of whose finished samples lost its events table: the folder's
+    audit said PASSED over the others, the sample left out without a word."""
+    import shutil
+
+    from ctcnet.cli import main
+
+    results = tmp_path / "night"
+    shutil.copytree(folder, results / "P001")
+    shutil.copytree(folder, results / "P002")
+    (results / "P002" / "events.parquet").unlink()
+    assert main(["verify", "--results", str(results)]) == 1
+    said = capsys.readouterr().out
+    assert "P001: intact" in said and "P002" in said and "events.parquet is missing" in said
+
+
 def test_verify_results_fails_a_folder_whose_run_did_not_finish(folder, tmp_path, capsys):
     """A night killed outright: each sample written is intact, but run.json still reads
     running with its process gone, and a sample holds a journal and no summary; the audit said
