@@ -44,7 +44,8 @@ def signoff_now(folder: Path, events: pd.DataFrame, summary, say: bool = True) -
     matched = load_decisions(folder, run)
     record = signoff_in(folder, run, matched,
                         reviewed_rates(folder, events, matched, summary, say),
-                        summary.model.sha256, summary.network_sha256)[1]
+                        summary.model.sha256, summary.network_sha256,
+                        summary.cartridge_info or {})[1]
     if say and record is not None and (record["status"] != CURRENT or record.get("unchecked")):
         log.warning("%s: %s", folder.name, signoff_text(record))  # said, not only in the file
     return record

@@ -40,6 +40,7 @@ from ctcnet.inference.summary import (
     withdraw_summary,
 )
 from ctcnet.inference.tables import SUMMARY_COLUMNS, write_tables
+from ctcnet.io.cartridge_info import unread_keys
 from ctcnet.io.digests import file_sha256
 from ctcnet.io.unread_planes import ck_plane, unread_planes
 
@@ -105,6 +106,9 @@ class EarlierRun:
     frame_sha256: dict[str, str] | None = None
     # The blood volume its rates per 7.5 mL were of (cartridge.json's, as it read it).
     blood_volume_ml: float | None = None
+    # cartridge.json's record of the sample as it read it (summary.json's cartridge_info: the
+    # patient, the draw's date, a lab's keys; {} where none); None: no summary.
+    cartridge_info: dict | None = None
     # When this run read it: journal parts written since are this run's.
     opened: float = field(default_factory=time.time)
     # What settle() found and kept: its table changed by hand; its summary kept in previous/.
@@ -133,9 +137,11 @@ class EarlierRun:
         sha = ({fid: r.get("sha256") for fid, r in digests.items() if isinstance(r, dict)}
                if isinstance(digests, dict) else None)
         volume = summary.get("blood_volume_ml")
+        info = summary.get("cartridge_info")
         return cls(float(counted) if isinstance(counted, (int, float)) else None, written,
                    frames, **text, frame_sha256=sha,
-                   blood_volume_ml=float(volume) if isinstance(volume, (int, float)) else None)
+                   blood_volume_ml=float(volume) if isinstance(volume, (int, float)) else None,
+                   cartridge_info=info if isinstance(info, dict) else {})
 
     def tables_change(self, parts: Path, frames: list[str], overwrite: bool = False) -> bool:
         """Whether the tables the journal in ``parts`` makes of ``frames`` (the scan's frame
@@ -178,6 +184,27 @@ class EarlierRun:
         # correction gave the earlier rate beside the summary's new one).
         retire_exports(folder, sample, f"carry the blood volume it read ({self.blood_volume_ml:g}"
                        f" mL), not the {volume_ml:g} mL now stated")
+
+    def keep_if_record_moved(self, folder: str | Path, sample: str, info: dict | None) -> None:
+        """Where cartridge.json's own record of the sample (``info``: its keys ctcnet does not
+        read, as summary.json carries them) reads otherwise than the earlier run read it (a
+        patient id or draw date corrected), keep the earlier summary in ``previous/`` and say
+        what moved: the same counts now stand under another patient or draw, and a LIMS that
+        filed them under the earlier one is to hear of it."""
+        now = info or {}
+        if self.cartridge_info is None or self.cartridge_info == now:
+            return
+        moved = sorted(k for k in set(self.cartridge_info) | set(now)
+                       if self.cartridge_info.get(k) != now.get(k))
+        kept = self.kept or keep_previous_summary(folder)
+        if kept is not None:
+            self.kept = kept
+        log.warning("%s: cartridge.json's record of the sample changed since the earlier run "
+                    "(%s): its result now stands under these%s", sample,
+                    "; ".join(f"{k} {self.cartridge_info.get(k)!r}, now {now.get(k)!r}"
+                              for k in moved),
+                    f"; the earlier summary is kept as {kept.relative_to(Path(folder))}"
+                    if kept is not None else "")
 
     def settle(self, folder: str | Path, sample: str, parts: Path, frames: list[str],
                overwrite: bool) -> float | None:
@@ -264,6 +291,7 @@ def tables_from_journal(out_dir: Path, parts: Path, cartridge, earlier: EarlierR
     what they replace is kept aside; the same tables: their counts' time stands.
     ``empty_table()``: the table of a sample without events (every column)."""
     earlier.keep_if_volume_moved(out_dir, cartridge.sample_id, cartridge.blood_volume_ml)
+    earlier.keep_if_record_moved(out_dir, cartridge.sample_id, unread_keys(cartridge.info))
     counted_before = earlier.settle(out_dir, out_dir.name, parts,
                                     [f.frame_id for f in cartridge.frames], overwrite)
     # Until this run's summary is written, last, none says the sample is done (a run stopped

@@ -67,6 +67,12 @@ COUNTS_CHANGED = "counts changed since"
 EDITED = "edited since"
 # Another model file made the calls since (their figures may be the same).
 MODEL_CHANGED = "model changed since"
+# cartridge.json's own record of the sample (its patient, when it was drawn, a lab's keys)
+# reads otherwise than when it was signed: a corrected patient id moved the result to another
+# patient.
+RECORD_CHANGED = "sample record changed since"
+# signoff_record's ``cartridge_info`` when the caller does not check it.
+UNCHECKED = object()
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,10 @@ class SignOff:
     # review did, not only where it ended.
     automatic_per_7_5_ml: dict | None = None
     changed: dict | None = None
+    # cartridge.json's keys ctcnet does not read as signed (summary.json's cartridge_info:
+    # the patient, the draw's date, a lab's own keys; {} where it had none; none: an older
+    # sign-off): what the signature vouches the result is of.
+    cartridge_info: dict | None = None
 
     def to_dict(self) -> dict:
         """The sign-off as plain data."""
@@ -172,6 +182,8 @@ def check_signoff(data) -> dict:
             isinstance(v, dict) and _is_count(v.get("bytes")) and isinstance(v.get("sha256"), str)
             for v in journals.values())):
         wrong.append("journals")
+    if data.get("cartridge_info") is not None and not isinstance(data["cartridge_info"], dict):
+        wrong.append("cartridge_info")
     if data.get("blood_volume_read_ml") is not None and \
             not _is_number(data["blood_volume_read_ml"]):
         wrong.append("blood_volume_read_ml")
@@ -380,7 +392,7 @@ def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int,
                    second_rows: int | None = None, folder: str | Path | None = None,
                    model_sha256: str | None = None,
                    network_sha256: str | None = None,
-                   decided: int | None = None) -> dict | None:
+                   decided: int | None = None, cartridge_info=UNCHECKED) -> dict | None:
     """What summary.json, index.html and the page show of ``signoff`` for the run ``run_id``
     (with the calls ``calls_id``) whose review.csv now holds ``journal_rows`` lines (and
     review-second.csv ``second_rows``, where known), whose
@@ -389,9 +401,11 @@ def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int,
     ``network_sha256`` (a checkpoint's fp32 ONNX export is the same network, and a sign-off
     of its calls holds for the checkpoint's same calls), and whose decisions that count are
     now ``decided`` (None: not checked; fewer than signed where one no longer attaches to
-    its cell, a frame changed since): the sign-off with
+    its cell, a frame changed since), and whose cartridge.json record is now
+    ``cartridge_info`` (summary.json's; not checked unless given): the sign-off with
     its ``status`` (``current``; ``edited since`` when its record in ``folder`` is not as
-    ctcnet left it, with the ``problem``; ``model changed since``; ``changed since`` once
+    ctcnet left it, with the ``problem``; ``model changed since``; ``sample record changed
+    since`` with the ``record_changed`` keys; ``changed since`` once
     decisions moved on; ``counts changed since`` once the same decisions add up to other
     figures than those signed); None without one, or for another run or other calls."""
     if signoff is None or signoff.run_id != run_id:
@@ -411,6 +425,9 @@ def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int,
     if signoff.model_sha256 and model_sha256 and signoff.model_sha256 != model_sha256 and \
             not same_network:
         return {**signoff.to_dict(), "status": MODEL_CHANGED, **note}
+    moved = record_moved(signoff.cartridge_info, cartridge_info)
+    if moved:
+        return {**signoff.to_dict(), "status": RECORD_CHANGED, "record_changed": moved, **note}
     # A decision of either reading since (the second's move the agreement it recorded).
     second_moved = (signoff.second_journal_rows is not None and second_rows is not None
                     and signoff.second_journal_rows != second_rows)
@@ -422,9 +439,18 @@ def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int,
     return {**signoff.to_dict(), "status": status, **note}
 
 
+def record_moved(signed: dict | None, now) -> list[str]:
+    """The keys of cartridge.json's record that read otherwise now than as signed (``now``:
+    summary.json's ``cartridge_info``; :data:`UNCHECKED` or an older sign-off: none)."""
+    if signed is None or now is UNCHECKED:
+        return []
+    now = now if isinstance(now, dict) else {}
+    return sorted(k for k in set(signed) | set(now) if signed.get(k) != now.get(k))
+
+
 def signoff_in(folder: str | Path, run, matched, per_7_5_ml: dict | None,
-               model_sha256: str | None, network_sha256: str | None = None
-               ) -> tuple[SignOff | None, dict | None]:
+               model_sha256: str | None, network_sha256: str | None = None,
+               cartridge_info=UNCHECKED) -> tuple[SignOff | None, dict | None]:
     """The sample folder's sign-off and the record of it as it holds now for ``run`` (a
     :class:`~ctcnet.review.runs.RunEvents`) and its review journal ``matched`` to it,
     checked against its record in ``folder``, as :func:`signoff_record` does: what a
@@ -433,7 +459,7 @@ def signoff_in(folder: str | Path, run, matched, per_7_5_ml: dict | None,
     return signed, signoff_record(signed, run.run_id, len(matched.table), run.calls_id,
                                   per_7_5_ml, folder=folder, model_sha256=model_sha256,
                                   network_sha256=network_sha256,
-                                  decided=matched.n_decisions)
+                                  decided=matched.n_decisions, cartridge_info=cartridge_info)
 
 
 def same_figures(signed: dict, now: dict) -> bool:

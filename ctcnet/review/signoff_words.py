@@ -6,7 +6,13 @@ exports and the console give), and what the decisions that count changed
 from __future__ import annotations
 
 from ctcnet.core.printable import utc_text
-from ctcnet.review.signoff import CHANGED, COUNTS_CHANGED, EDITED, MODEL_CHANGED
+from ctcnet.review.signoff import (
+    CHANGED,
+    COUNTS_CHANGED,
+    EDITED,
+    MODEL_CHANGED,
+    RECORD_CHANGED,
+)
 
 
 def _deciders(record: dict) -> str:
@@ -81,14 +87,21 @@ def signoff_text(record: dict | None) -> str:
                      "kappa " + ("n/a" if own_kappa is None else f"{own_kappa:.2f}"))
     if record.get("unchecked"):
         text += f"; {record['unchecked']}"
-    if record.get("status") == EDITED:
-        text += f"; its record was changed since: {record.get('problem')}"
-    elif record.get("status") == MODEL_CHANGED:
-        text += ("; another model file made the calls since the sign-off: sign it off again "
-                 "once checked")
-    elif record.get("status") == CHANGED:
-        text += "; decisions changed since the sign-off"
-    elif record.get("status") == COUNTS_CHANGED:
-        text += ("; the reviewed counts per 7.5 mL changed since the sign-off (the blood "
-                 "volume or the frames read): sign it off again once checked")
-    return text
+    return text + _why_not_holding(record)
+
+
+def _why_not_holding(record: dict) -> str:
+    """What the line adds where the sign-off no longer holds ("" where it does)."""
+    status = record.get("status")
+    if status == EDITED:
+        return f"; its record was changed since: {record.get('problem')}"
+    if status == RECORD_CHANGED:
+        return (f"; cartridge.json's {', '.join(record.get('record_changed') or [])} changed "
+                "since the sign-off (a patient or draw corrected?): sign it off again once "
+                "checked")
+    return {MODEL_CHANGED: "; another model file made the calls since the sign-off: sign it "
+                           "off again once checked",
+            CHANGED: "; decisions changed since the sign-off",
+            COUNTS_CHANGED: "; the reviewed counts per 7.5 mL changed since the sign-off (the "
+                            "blood volume or the frames read): sign it off again once "
+                            "checked"}.get(status, "")

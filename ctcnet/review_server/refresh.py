@@ -12,6 +12,7 @@ from ctcnet.review.signoff import (
     COUNTS_CHANGED,
     EDITED,
     MODEL_CHANGED,
+    RECORD_CHANGED,
     SIGNOFF_FILE,
     read_signoff,
 )
@@ -63,6 +64,14 @@ def refresh_reviewed(folder: str | Path) -> None:
                     "%s..., now %s...); it no longer holds: check the calls and sign it off "
                     "again", folder, signed.reviewer, signed.signed_at,
                     str(signed.model_sha256)[:12], str(sample.summary.model.sha256)[:12])
+    elif record is not None and record["status"] == RECORD_CHANGED:
+        signed_info = signed.cartridge_info or {}
+        now = sample.summary.cartridge_info or {}
+        log.warning("%s: the sign-off by %s on %s was of another record of the sample in "
+                    "cartridge.json (%s); it no longer holds: check the result is this "
+                    "sample's and sign it off again", folder, signed.reviewer, signed.signed_at,
+                    "; ".join(f"{k} {signed_info.get(k)!r}, now {now.get(k)!r}"
+                              for k in record["record_changed"]))
     elif record is not None and record["status"] == COUNTS_CHANGED:
         log.warning("%s: the sign-off by %s on %s signed other counts per 7.5 mL than the "
                     "same decisions give now (%s, now %s): the blood volume or the frames read "

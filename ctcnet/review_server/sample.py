@@ -338,7 +338,7 @@ class Sample(SampleImages):
                               reviewed.after_review_per_7_5_ml,
                               self.logs[SECOND].matched(self.run).n_rows, self.folder,
                               self.summary.model.sha256, self.summary.network_sha256,
-                              matched.n_decisions)
+                              matched.n_decisions, self.summary.cartridge_info or {})
 
     def sign_off(self, body, default_reviewer: str) -> dict:
         """Sign the sample off (:func:`parse_signoff`'s request: the run and the decisions'
@@ -392,7 +392,8 @@ class Sample(SampleImages):
                 decided_by={str(k): int(v) for k, v in
                             matched.decisions["reviewer"].value_counts().items()},
                 automatic_per_7_5_ml=dict(self.summary.per_7_5_ml or {}),
-                changed=decision_changes(matched.decisions, self.held_ids))
+                changed=decision_changes(matched.decisions, self.held_ids),
+                cartridge_info=dict(self.summary.cartridge_info or {}))
             write_signoff(self.folder, record)
         self.write_counts()
         return {"signoff": self.signoff(matched)}

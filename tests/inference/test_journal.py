@@ -637,6 +637,30 @@ def test_a_corrected_blood_volume_keeps_the_earlier_rates_on_record(clean_run, c
     assert len(list((out / "previous").glob("summary-*.json"))) == 1
 
 
+def test_a_corrected_patient_id_keeps_the_earlier_summary_and_says_what_moved(
+        clean_run, cart, tmp_path, caplog):
+    """cartridge.json's patient id corrected after a run: the rerun writes the same counts
+    under the other patient; the summary that filed them under the first one is kept in
+    previous/, and what moved is said (before, nothing: a LIMS kept the result under both)."""
+    import json
+    import logging
+
+    from conftest import edit_json
+
+    out = tmp_path / "out"
+    edit_json(cart / "cartridge.json", patient_id="PAT-001")
+    first = predict(clean_run, cart, out)
+    edit_json(cart / "cartridge.json", patient_id="PAT-002")
+    with caplog.at_level(logging.WARNING):
+        again = predict(clean_run, cart, out)
+    assert again.counts == first.counts
+    (kept,) = (out / "previous").glob("summary-*.json")
+    assert json.loads(kept.read_text())["cartridge_info"]["patient_id"] == "PAT-001"
+    assert "patient_id 'PAT-001', now 'PAT-002'" in caplog.text
+    assert json.loads((out / "summary.json").read_text())["cartridge_info"][
+        "patient_id"] == "PAT-002"
+
+
 def test_a_finished_sample_run_again_keeps_its_summary_until_the_new_one(clean_run, cart,
                                                                           tmp_path,
                                                                           monkeypatch):

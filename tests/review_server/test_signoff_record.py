@@ -179,6 +179,31 @@ def test_calls_of_another_model_file_say_the_sign_off_no_longer_holds(signed, tm
     assert file_sha256(kept) == signed_table
 
 
+def test_a_corrected_patient_id_says_the_sign_off_no_longer_holds(signed, tmp_path, caplog):
+    """A signed-off sample whose patient id is corrected in cartridge.json and run again: the
+    same calls and counts, now under another patient. The sign-off read "current" (a result
+    signed for one patient shown as signed for another)."""
+    from conftest import edit_json
+
+    from ctcnet.review.signoff import RECORD_CHANGED
+    from ctcnet.review.signoff_words import signoff_text
+
+    root, _ = signed
+    out, cart = tmp_path / "P001", tmp_path / "cart"
+    shutil.copytree(signed[1], out)
+    shutil.copytree(root / "cart", cart)
+    assert json.loads((out / "signoff.json").read_text())["cartridge_info"] == \
+        (json.loads((out / "summary.json").read_text())["cartridge_info"] or {})
+    edit_json(cart / "cartridge.json", patient_id="PAT-002")
+    with caplog.at_level(logging.WARNING):
+        predict_cartridge(cart, load_backend(root / "model.pt", device="cpu"), out,
+                          PredictOptions(**OPTIONS))
+    record = json.loads((out / "summary.json").read_text())["signoff"]
+    assert record["status"] == RECORD_CHANGED and record["record_changed"] == ["patient_id"]
+    assert "patient_id None, now 'PAT-002'" in caplog.text and "sign it off again" in caplog.text
+    assert "cartridge.json's patient_id changed since the sign-off" in signoff_text(record)
+
+
 def test_the_same_calls_by_the_checkpoints_onnx_export_keep_the_sign_off(signed, tmp_path):
     """A re-analysis with the ONNX export of the checkpoint signed (or resuming on its
     frames): one network, the same calls, so the sign-off holds; the summary names both."""
