@@ -46,10 +46,13 @@ def compare_readings(first: pd.DataFrame, second: pd.DataFrame) -> dict:
 
 def _decision_rows(matched, run_id: str) -> pd.DataFrame:
     """A reading's decisions on the events of the run ``run_id``, in the order they were
-    written (takes-back left out): event_id, reviewer_call, reviewer, model_call (the call the
-    reviewer saw) and when. A row a later one replaced attaches to no event in the match (its
-    ``target`` is -1): a row made on this run names its event by its id; one made on an
-    earlier run counts where it still attaches."""
+    written, of the events it holds a decision on now (an event whose last row takes its
+    decision back is no reader's call: counted, a decision undone read as the reader's own),
+    takes-back kept (``undone``: a call before one is not the reader's call from then on):
+    event_id, reviewer_call, reviewer, model_call (the call the reviewer saw), when and
+    ``undone``. A row a later one replaced attaches to no event in the match (its ``target``
+    is -1): a row made on this run names its event by its id; one made on an earlier run
+    counts where it still attaches."""
     from ctcnet.review.matching import UNDECIDED
 
     table = matched.table
@@ -58,14 +61,16 @@ def _decision_rows(matched, run_id: str) -> pd.DataFrame:
            else np.zeros(len(table), bool))
     event = np.where(matched.target >= 0, matched.target,
                      np.where(own, table["event_id"].to_numpy(np.int64), -1))
-    rows = np.flatnonzero((event >= 0) & (calls != UNDECIDED))
+    rows = np.flatnonzero(event >= 0)
     picked = table.iloc[rows]
     out = pd.DataFrame({column: picked[column].astype(str).to_numpy()
                         for column in ("reviewer_call", "reviewer", "model_call")})
     out.insert(0, "event_id", event[rows])
     out["time"] = pd.to_datetime(picked["time"], utc=True, errors="coerce").to_numpy() \
         if "time" in picked else pd.NaT
-    return out
+    out["undone"] = calls[rows] == UNDECIDED
+    standing = ~out.drop_duplicates("event_id", keep="last").set_index("event_id")["undone"]
+    return out[out["event_id"].map(standing).to_numpy(bool)]
 
 
 def _readings(first_matched, second_matched, run_id: str):
@@ -83,8 +88,10 @@ def _first_readers_own(first: pd.DataFrame, seen: pd.Series) -> pd.DataFrame:
     the second reader first decided it, else its first), as :func:`independent_decisions`
     reads them; the table's own index kept, so that what came after is told apart."""
     before = first[(first["time"] < seen).to_numpy()].drop_duplicates("event_id", keep="last")
-    after = first[~first["event_id"].isin(before["event_id"])].drop_duplicates(
-        "event_id", keep="first")
+    before = before[~before["undone"]]  # taken back before the second reader came: no call
+    later = first[~first["event_id"].isin(before["event_id"]) & ~first["undone"]
+                  & ~(first["time"] < seen).to_numpy()]
+    after = later.drop_duplicates("event_id", keep="first")
     return pd.concat([before, after]).sort_values("event_id", kind="stable")
 
 
@@ -92,8 +99,8 @@ def _own_calls(first: pd.DataFrame, second: pd.DataFrame, seen: pd.Series
                ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`independent_decisions` of the rows :func:`_readings` gives."""
     own = _first_readers_own(first, seen)
-    return (own.drop(columns="time").reset_index(drop=True),
-            second.drop_duplicates("event_id", keep="last").drop(columns="time")
+    return (own.drop(columns=["time", "undone"]).reset_index(drop=True),
+            second.drop_duplicates("event_id", keep="last").drop(columns=["time", "undone"])
             .reset_index(drop=True))
 
 
@@ -113,7 +120,8 @@ def _adjudicated(first: pd.DataFrame, seen: pd.Series) -> set[int]:
     is that reader's own call, not an adjudication: read as one, a disagreement nobody looked
     at again was listed as adjudicated, and the page's count of those to adjudicate missed it."""
     own = _first_readers_own(first, seen).index
-    later = (first["time"] > seen).to_numpy() & ~first.index.isin(own)
+    later = (first["time"] > seen).to_numpy() & ~first.index.isin(own) & \
+        ~first["undone"].to_numpy()
     return {int(e) for e in first["event_id"][later]}
 
 

@@ -509,3 +509,24 @@ def test_each_readers_own_call_is_their_correction_not_the_adjudication():
                      (3, "wbc", "ann", "2026-01-01T10:50:00+00:00")])
     assert adjudicated_events(again, early, "R") == {3}
     assert independent_agreement(again, early, "R")["disagreed"] == [3]
+    # A decision taken back is no reader's call: the second reader's undo of event 2 takes
+    # it out of the readers' own comparison, as of the decisions as they stand (it was
+    # counted as a disagreement in the record signed).
+    undone = journal([(1, "ctc", "bob", "2026-01-01T10:30:00+00:00"),
+                      (2, "ctc", "bob", "2026-01-01T10:30:01+00:00"),
+                      (2, "undecided", "bob", "2026-01-01T10:31:00+00:00")])
+    own_agreement = independent_agreement(first, undone, "R")
+    assert own_agreement["both"] == 1 and own_agreement["disagreed"] == []
+    # The first reader's decision taken back before the second reader came: neither that
+    # call nor, once nothing stands, the event counts; decided again afterwards, the new
+    # call is the reader's own.
+    taken = journal([(4, "wbc", "ann", "2026-01-01T10:00:00+00:00"),
+                     (4, "undecided", "ann", "2026-01-01T10:01:00+00:00"),
+                     (5, "wbc", "ann", "2026-01-01T10:00:00+00:00"),
+                     (5, "undecided", "ann", "2026-01-01T10:01:00+00:00"),
+                     (5, "ctc", "ann", "2026-01-01T11:00:00+00:00")])
+    blind5 = journal([(4, "ctc", "bob", "2026-01-01T10:30:00+00:00"),
+                      (5, "ctc", "bob", "2026-01-01T10:30:00+00:00")])
+    own, blind = independent_decisions(taken, blind5, "R")
+    assert own["event_id"].tolist() == [5] and own["reviewer_call"].tolist() == ["ctc"]
+    assert adjudicated_events(taken, blind5, "R") == set()
