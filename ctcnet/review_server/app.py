@@ -30,6 +30,7 @@ from ctcnet.errors import CtcnetError, InputError
 from ctcnet.exports.event_crops import check_scans_for
 from ctcnet.inference.backends import has_torch, load_backend
 from ctcnet.inference.summary import RunSummary
+from ctcnet.io.digests import file_sha256_cached
 from ctcnet.report.colours import DEFAULT_PALETTE
 from ctcnet.review import decisions as D
 from ctcnet.review.runs import check_sample_folder
@@ -174,14 +175,24 @@ class ReviewApp:
     def _explainer(self, sample: Sample):
         """The run's model's saliency function, loaded when a tile first asks for saliency
         (loading it imports torch: seconds, and hundreds of MB); None without torch or
-        model, or with saliency turned off."""
-        key = sample.summary.model.path
+        model, with saliency turned off, or where the file at the model's path is no longer
+        the one that made the calls (a fine-tune written again under its name: its saliency
+        beside the earlier network's calls would explain calls it did not make)."""
+        model = sample.summary.model
+        key = (model.path, model.sha256)
         with self._explain_lock:
             if key not in self._explain:
                 explain = None
-                if self.saliency and key is not None:  # None: a model given in memory
+                if self.saliency and model.path is not None:  # None: a model given in memory
                     try:
-                        explain = load_backend(key, device="cpu").explainer()
+                        now = file_sha256_cached(model.path)
+                        if model.sha256 and now != model.sha256:
+                            raise CtcnetError(
+                                f"{model.path} is not the model file that made {sample.name}'s "
+                                f"calls (SHA-256 {model.sha256[:12]}..., now {now[:12]}...: "
+                                "written again since?); put that file back to see its "
+                                "saliency")
+                        explain = load_backend(model.path, device="cpu").explainer()
                     except (CtcnetError, OSError, ImportError, RuntimeError) as err:
                         log.warning("no saliency on quality-control tiles: %s", err)
                 self._explain[key] = explain

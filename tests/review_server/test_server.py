@@ -1206,6 +1206,32 @@ def test_context_and_saliency_tiles(served):
     assert request(server, "GET", stale)[0] == 409
 
 
+def test_no_saliency_from_a_model_file_written_again_since_the_calls(results, tmp_path,
+                                                                      caplog):
+    """A fine-tune written again under the run's model path: its saliency beside the earlier
+    network's calls explained calls it did not make, without a word. Now none, said why."""
+    from types import SimpleNamespace
+
+    from ctcnet.io.digests import file_sha256
+    from ctcnet.review_server.app import ReviewApp
+
+    out = tmp_path / "results"
+    shutil.copytree(results / "results", out)
+    app = ReviewApp(out, saliency=True)
+    model = tmp_path / "lab.pt"
+    save_tiny_model(model, crop_size=48)
+    made = file_sha256(model)
+    sample = SimpleNamespace(name="P001", summary=SimpleNamespace(
+        model=SimpleNamespace(path=str(model), sha256=made)))
+    assert app._explainer(sample) is not None
+    save_tiny_model(model, crop_size=48, version="0.0.2")  # written again under its name
+    with caplog.at_level(logging.WARNING):
+        assert app._explainer(sample) is not None  # (the run that made them: as it was)
+        sample.summary.model.sha256 = "0" * 64
+        assert app._explainer(sample) is None
+    assert "is not the model file that made P001's calls" in caplog.text
+
+
 def test_state_since_catches_up_with_decisions_made_elsewhere(results, tmp_path):
     out = tmp_path / "results"
     shutil.copytree(results / "results", out)
