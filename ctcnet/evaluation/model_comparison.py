@@ -103,9 +103,10 @@ def paired_events(reference: Path, compared: Path) -> tuple[pd.DataFrame, int, i
     seen_new = set(zip(both["frame_id"], both["event_id"]))
     old_alone = old[[k not in seen_old for k in zip(old["frame_id"], old["event_id"])]]
     new_alone = new[[k not in seen_new for k in zip(new["frame_id"], new["event_id"])]]
+    # (its position under x_reference, y_reference alone: x, y are the compared run's, and a
+    # reader filtering those runs' events by position took the reference's for its find)
     alone = [old_alone.add_suffix("_reference").assign(
-                 frame_id=old_alone["frame_id"].to_numpy(), x=old_alone["x"].to_numpy(),
-                 y=old_alone["y"].to_numpy()), new_alone]
+                 frame_id=old_alone["frame_id"].to_numpy()), new_alone]
     both = pd.concat([both, *[a for a in alone if len(a)]], ignore_index=True)
     return both, len(old_alone), len(new_alone)
 

@@ -57,6 +57,8 @@ def test_a_ctc_one_run_found_alone_is_a_change_and_counts_in_mcnemar(tmp_path):
     assert summary["counted_ctc"]["reference_only"] == 1 and summary["calls_changed"] == 0
     assert summary["review_changed"] == 0  # an event found alone has no review to change
     assert table[["class_reference", "x_reference"]].values.tolist() == [["ctc", 10.0]]
+    # The compared run's columns stay empty: its position was the reference's.
+    assert table[["x", "y", "event_id"]].isna().all(axis=None)
 
 
 def test_changed_events_and_the_ctcs_counted_by_one_run_alone(tmp_path):
