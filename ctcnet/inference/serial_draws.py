@@ -281,13 +281,20 @@ def _refuse_shared_frames(draws: list[Draw]) -> None:
 def check_one_patient(draws: list[Draw], patient_key: str | None) -> None:
     """Refuse draws whose cartridge.json name other patients: a change from one patient's
     baseline to another's draw is no response."""
+    import unicodedata
+
+    # One patient's id as typed at two desks: spaces round it, an accent composed on one
+    # system and decomposed on another (a name copied through macOS) are the same patient.
     named: dict[str, list[int]] = {}
+    shown: dict[str, str] = {}
     for draw in draws:
         if draw.patient is not None:
-            named.setdefault(draw.patient, []).append(draw.draw)
+            key = unicodedata.normalize("NFC", draw.patient).strip()
+            named.setdefault(key, []).append(draw.draw)
+            shown.setdefault(key, draw.patient)
     if len(named) > 1:
-        which = "; ".join(f"{patient} in draw(s) {', '.join(map(str, places))}"
-                          for patient, places in named.items())
+        which = "; ".join(f"{shown[key]!r} in draw(s) {', '.join(map(str, places))}"
+                          for key, places in named.items())
         raise InputError(f"the draws name {len(named)} patients ({patient_key}: {which}): "
                          "`ctcnet draws` compares one patient's draws; give each patient's "
                          "apart")

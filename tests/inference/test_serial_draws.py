@@ -268,9 +268,23 @@ def test_draws_of_two_patients_are_refused_and_a_mistyped_key_is_suggested(clean
         folders.append(folder)
     draws, _ = compare_draws(folders[:2])
     assert [d.patient for d in draws] == ["P01", "P01"]
-    with pytest.raises(InputError, match=r"the draws name 2 patients \(patient_id: P01 in "
-                                         r"draw\(s\) 1, 2; P02 in draw\(s\) 3\)"):
+    with pytest.raises(InputError, match=r"the draws name 2 patients \(patient_id: 'P01' in "
+                                         r"draw\(s\) 1, 2; 'P02' in draw\(s\) 3\)"):
         compare_draws(folders)
+    # One patient's id typed with a space after it, or with its accent decomposed (a name
+    # copied through macOS), is that patient's: they were refused as two patients whose
+    # names the refusal showed alike.
+    for folder, patient in zip(folders[:2], ("Müller 01", "Mu\u0308ller 01 ")):
+        edit_json(folder / "summary.json",
+                  cartridge_info={"patient_id": patient, "draw_date": "2026-04-19"})
+    assert len(compare_draws(folders[:2])[0]) == 2
+    edit_json(folders[1] / "summary.json",
+              cartridge_info={"patient_id": "Muller 01", "draw_date": "2026-04-19"})
+    with pytest.raises(InputError, match="'Müller 01' in draw\\(s\\) 1; 'Muller 01' in"):
+        compare_draws(folders[:2])
+    for folder in folders[:2]:
+        edit_json(folder / "summary.json",
+                  cartridge_info={"patient_id": "P01", "draw_date": "2026-04-19"})
     assert compare_draws(folders, patient_key=None)[0][2].patient is None  # not asked
     assert not any("names a patient" in n for d in compare_draws(folders, patient_key=None)[0]
                    for n in d.notes)
