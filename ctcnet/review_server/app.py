@@ -82,6 +82,10 @@ class ReviewApp:
         # longer kept: its summary as its decisions made it then, or why it cannot be read,
         # with the events table it was of (another run on disk: summary.json says).
         self.listed: dict[str, tuple[tuple | None, dict | str]] = {}
+        # Of a sample read: its summary as last made here, with summary.json's time then;
+        # that file written since by another process (a second server on the folder) is
+        # newer than what this one holds.
+        self._now_seen: dict[str, tuple[dict, int | None]] = {}
         # Called after each decision or sign-off saved (``ctcnet review`` begins its log file
         # there: a look at an archive writes nothing).
         self.on_write = None
@@ -327,7 +331,14 @@ class ReviewApp:
         says (on read-only media, what the last command could write)."""
         sample = self.samples.get(name)
         if sample is not None and sample.is_current():
-            return _sample_line(folder, sample.summary_now, len(sample.candidate_rows))
+            written = _written_ns(folder / "summary.json")
+            seen = self._now_seen.get(name)
+            if seen is None or seen[0] is not sample.summary_now:
+                self._now_seen[name] = seen = (sample.summary_now, written)
+            # Another server's decision or sign-off since: its summary.json says it, not
+            # what this server last made (a sign-off listed as holding after it stopped).
+            now = sample.summary_now if written == seen[1] else None
+            return _sample_line(folder, now, len(sample.candidate_rows))
         stamp, listed = self.listed.get(name, (None, None))
         if listed is not None and stamp == events_stamp(folder):
             return listed if isinstance(listed, str) else _sample_line(folder, listed)
@@ -347,6 +358,14 @@ class ReviewApp:
                 self.listed[name] = (events_stamp(folder), f"cannot be read: {err}")
                 continue
             self.listed[name] = (sample.stamp, sample.summary_now)
+
+
+def _written_ns(path: Path) -> int | None:
+    """When ``path`` was last written (None: not there)."""
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def _sample_line(folder: Path, summary: dict | None = None,

@@ -1232,6 +1232,38 @@ def test_no_saliency_from_a_model_file_written_again_since_the_calls(results, tm
     assert "is not the model file that made P001's calls" in caplog.text
 
 
+def test_the_list_of_samples_hears_of_a_decision_made_on_another_server(results, tmp_path):
+    """Two servers on one folder: a decision on one voids the sign-off made on the other; the
+    other's list of samples kept saying "signed off" (its own last summary), though
+    summary.json said otherwise."""
+    import re
+
+    out = tmp_path / "results"
+    shutil.copytree(results / "results", out)
+    here, there = served_twice(out)
+    try:
+        state = json.loads(request(here, "GET", "/api/P001/state")[1])
+        status, data = request(here, "POST", "/api/P001/signoff", json.dumps(
+            {"reviewer": "ann", "run_id": state["run_id"], "stamp": state["stamp"],
+             "note": "the rest checked as called"}), {"Content-Type": "application/json"})
+        assert status == 200, data
+
+        def listed(server):  # (one sample: "/" leads to its page; the list is the same)
+            return re.sub(r"<[^>]*>", " ", server.app.index_html())
+
+        assert "signed off" in listed(here)
+        request(there, "GET", "/api/P001/state")
+        event = state["candidates"][0]
+        assert post_decision(there, event["event_id"], "debris")[0] == 200
+        assert json.loads((out / "P001" / "summary.json").read_text())["signoff"][
+            "status"] == "changed since"
+        assert "sign-off stale" in listed(here), listed(here)
+    finally:
+        for server in (here, there):
+            server.shutdown()
+            server.server_close()
+
+
 def test_state_since_catches_up_with_decisions_made_elsewhere(results, tmp_path):
     out = tmp_path / "results"
     shutil.copytree(results / "results", out)
