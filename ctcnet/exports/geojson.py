@@ -135,6 +135,12 @@ def events_geojson(events: pd.DataFrame, summary, where: Path,
                                      if v[j] is not None},
                     "metadata": metadata}})
         yield str(frame), {"type": "FeatureCollection", "features": features}
+    # A frame read with no event on it is a file too, empty: one missing could not be told
+    # from an export that failed, and a script importing each frame stopped on it.
+    have = set(map(str, frame_ids))
+    for frame in summary.events_by_frame or {}:
+        if str(frame) not in have:
+            yield str(frame), {"type": "FeatureCollection", "features": []}
 
 
 def write_geojson_folder(folder: Path, collections: Iterable[tuple[str, dict]],
@@ -143,6 +149,7 @@ def write_geojson_folder(folder: Path, collections: Iterable[tuple[str, dict]],
     ``done``; ``.geojson`` files of an earlier export that this one has no frame for are
     removed, so the folder holds this export alone. Returns the frames written."""
     written = set()
+    folder.mkdir(parents=True, exist_ok=True)  # (a sample of no frame read: said, and there)
     for frame_id, collection in collections:
         path = folder / f"{file_stem(frame_id)}.geojson"
         atomic_write_bytes(path, json.dumps(collection, allow_nan=False).encode("utf-8"))
@@ -151,7 +158,7 @@ def write_geojson_folder(folder: Path, collections: Iterable[tuple[str, dict]],
     if folder.is_dir():
         for stale in sorted(folder.glob("*.geojson")):
             if stale.name not in written:
-                log.info("removing %s: an earlier export's frame that this run has no "
-                         "events on", stale)
+                log.info("removing %s: an earlier export's frame that this run did not "
+                         "read", stale)
                 stale.unlink()
     return len(written)

@@ -294,6 +294,12 @@ def test_geojson_is_built_a_frame_at_a_time(run):
     assert [int(f["properties"]["metadata"]["event_id"]) for f in collection["features"]] == \
         events.loc[events["frame_id"] == first, "event_id"].tolist()
     assert [frame for frame, _ in built] == frames[1:]
+    # A frame read with no event on it gets its file too, empty (it had none: a missing
+    # file could not be told from a failed export, and a script importing each frame stopped).
+    alone = events[events["frame_id"].astype(str) == frames[0]]
+    assert [(frame, len(c["features"])) for frame, c in events_geojson(alone, summary,
+                                                                       run / SAMPLE)] == \
+        [(frames[0], len(alone)), (frames[1], 0)]
 
 
 def test_geojson_points_at_pixel_centres(run, tmp_path):
