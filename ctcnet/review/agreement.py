@@ -164,9 +164,12 @@ def readings_agreement(first_matched, second_matched, run_id: str) -> dict:
 
 
 def reader_key(name: str) -> str:
-    """A reviewer's name as the readings tell readers apart by: case and spacing aside ("tech
-    a" and "Tech A" are one person)."""
-    return " ".join(str(name).split()).casefold()
+    """A reviewer's name as the readings tell readers apart by: case, spaces and the width or
+    encoding of its letters aside ("tech a", "Tech A", "TechA" and full-width "ＴＥＣＨ Ａ" are
+    one person)."""
+    import unicodedata
+
+    return "".join(unicodedata.normalize("NFKC", str(name)).split()).casefold()
 
 
 def check_one_reading_each(reviewer: str, other_reading: Iterable[str], reading: str) -> None:

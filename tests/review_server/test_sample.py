@@ -270,11 +270,12 @@ def test_a_second_reading_is_kept_apart_and_compared(crowded, tmp_path, serve):
         assert status == 200, answer
     # One person reads one reading: the first reader deciding in the second (names told
     # apart by case and spacing alone are one) was counted as agreeing with themselves.
-    status, said = post(server, "decision", {"event_id": ids[5], "call": "confirm",
-                                             "run_id": run, "reviewer": " ANN ",
-                                             "reading": "second"})
-    assert status == 400 and "decided events of this sample in the first reading" in \
-        said["error"]
+    for same in (" ANN ", "A nn", "\uff21\uff2e\uff2e"):  # (full-width letters too)
+        status, said = post(server, "decision", {"event_id": ids[5], "call": "confirm",
+                                                 "run_id": run, "reviewer": same,
+                                                 "reading": "second"})
+        assert status == 400 and "decided events of this sample in the first reading" in \
+            said["error"], same
     status, said = post(server, "decision", {"event_id": ids[5], "call": "reject",
                                              "run_id": run, "reviewer": "bob"})
     assert status == 400 and "in the second reading: a first reading is another" in \
