@@ -384,7 +384,9 @@ def _say_left_out(report: dict, table: str = "spike_in.csv") -> None:
               f"problems): {', '.join(report['samples_without_rate'])}")
     if report["results_not_expected"]:
         print(f"{len(report['results_not_expected'])} result(s) the expected counts do not "
-              f"list, not scored: {', '.join(report['results_not_expected'][:10])}")
+              f"list, not scored: {', '.join(report['results_not_expected'][:10])}"
+              + (", ... (every one in the JSON file's results_not_expected)"
+                 if len(report["results_not_expected"]) > 10 else ""))
     if report["partial_samples"]:
         print(f"{report['partial_samples']} sample(s) not 'ok', scored as they stand "
               f"({table}: status, problems):")

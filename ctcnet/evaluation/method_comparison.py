@@ -121,12 +121,12 @@ def _bland_altman_intervals(agreement: dict) -> dict:
 EP09_SAMPLES = 40
 
 
-def passing_bablok(x, y) -> dict | None:
+def passing_bablok(x, y) -> dict:
     """The Passing-Bablok line of ``y`` on ``x`` (Passing and Bablok 1983): the slope the
     shifted median of the pairwise slopes (pairs of equal points left out, a slope of -1
     too; a pair with equal x a slope of +-inf by the sign of its y difference), the intercept
-    the median of y - slope x; 95 % intervals from the slopes' ranks. None without two
-    distinct slopes; no slope (None, with a ``note`` saying why) under 3 samples or where the
+    the median of y - slope x; 95 % intervals from the slopes' ranks. No slope (None, with a
+    ``note`` saying why) under 3 samples, without two distinct slopes or where the
     reference's rates do not spread, and a ``note`` under :data:`EP09_SAMPLES` samples."""
     from scipy.stats import norm
 
@@ -144,8 +144,10 @@ def passing_bablok(x, y) -> dict | None:
         slopes = np.where(dx == 0, np.sign(dy) * np.inf, dy / dx)
     slopes = np.sort(slopes[slopes != -1.0])
     count = slopes.size
-    if count < 2:
-        return None
+    if count < 2:  # (said, not null: a console said nothing of the missing line)
+        return {"n": int(n), "slope": None, "slope_ci95": None, "intercept": None,
+                "intercept_ci95": None, "note": "no line: the samples' rates give fewer than "
+                "two distinct slopes (every sample at the same pair of rates, all 0?)"}
     shift = int((slopes < -1).sum())  # K: makes the estimate unbiased under a slope near 1
 
     def at(rank: float) -> float:  # the 1-based rank'th slope after the shift, clipped

@@ -160,6 +160,10 @@ def test_the_passing_bablok_line_finds_a_factor_and_an_offset_and_holds_ties():
     assert few["note"] == "3 samples: too few for an interval (CLSI EP09 asks 40 or more)"
     assert "note" not in line
     assert "intervals of so few are wide" in passing_bablok(x[:12], x[:12] + 1)["note"]
+    # Three samples at one pair of rates: no two slopes; said (it was null, and the
+    # console said nothing of the missing line).
+    same = passing_bablok([2.0] * 3, [3.0] * 3)
+    assert same["slope"] is None and "fewer than two distinct slopes" in same["note"]
 
 
 def test_a_reference_of_blanks_alone_gives_no_line_and_the_report_stays_json():
