@@ -398,7 +398,9 @@ def count_report(cartridges: list[dict], class_names: Sequence[str],
         for name in counted_classes:
             g = {k: sum(c["guard"].get(name, {}).get(k, 0) for c in cartridges)
                  for k in ("wrong_calls", "wrong_held", "right_held")}
-            by_class[name] = {**g, "catch_share": g["wrong_held"] / max(g["wrong_calls"], 1)}
+            # (null where there was no wrong call to catch: 0.0 read "catches none")
+            by_class[name] = {**g, "catch_share": g["wrong_held"] / g["wrong_calls"]
+                              if g["wrong_calls"] else None}
         out["guard"] = {**by_class[positive],
                         "flag_share": sum(c["guard_flagged"] for c in cartridges) /
                         max(events, 1)}

@@ -215,6 +215,7 @@ def test_count_report_agrees_on_a_labs_reported_class():
     assert report["false_calls_per_1000_events"]["ctc_emt"] == pytest.approx(1 / 3 * 10)
     # The guard's work on each counted class, not on ctc's alone.
     assert report["guard"]["wrong_calls"] == 0
+    assert report["guard"]["catch_share"] is None  # no wrong call to catch: not "none caught"
     assert report["guard_by_class"]["ctc_emt"] == {"wrong_calls": 6, "wrong_held": 3,
                                                    "right_held": 3, "catch_share": 0.5}
 
