@@ -324,7 +324,7 @@ def drawn_time(text: str | None) -> datetime | None:
 def _say_dates_out_of_order(draws: list[Draw]) -> None:
     """A note on each draw dated before the draw given before it: the changes are computed
     in the order given (a shell's wildcard lists WK12 before WK3), so a fall would read as a
-    rise. Dates with and without a time zone are compared by their day."""
+    rise. Dates with and without a time zone are compared by the day each is written on."""
     read = [(d, drawn_time(d.drawn_at)) for d in draws]
     dated = [(d, t) for d, t in read if t is not None]
     for draw, when in read:  # beside dates read: its order against them unchecked, said
@@ -337,8 +337,18 @@ def _say_dates_out_of_order(draws: list[Draw]) -> None:
             draw.notes.append(f"its date {draw.drawn_at!r} {form}: its order against the "
                               "other draws is not checked")
     mixed = len({t.tzinfo is None for _, t in dated}) > 1
+    if mixed:
+        # Compared by the day each is written on (a draw at 23:30 -05:00 is that day's, not
+        # the next UTC day's); a time without a zone among zoned ones is checked by its day
+        # alone, said.
+        for draw, when in dated:
+            if when.tzinfo is None and "T" in str(draw.drawn_at).upper().replace(" ", "T"):
+                draw.notes.append(f"its time {draw.drawn_at!r} has no time zone, the other "
+                                  "draws' have: its order against them is checked by the day "
+                                  "alone")
+        dated = [(d, datetime.fromisoformat(str(d.drawn_at).strip()).date()) for d, _ in dated]
     for (before, t0), (draw, t1) in zip(dated, dated[1:]):
-        if (t1.date() < t0.date()) if mixed else (t1 < t0):
+        if t1 < t0:
             draw.notes.append(f"drawn before draw {before.draw} ({before.drawn_at}), given "
                               "after it: the changes are read in the order given; give the "
                               "draws in the order drawn")

@@ -167,6 +167,19 @@ def test_draws_given_out_of_the_order_their_dates_say_are_said(clean_run, tmp_pa
         edit_json(folders[1] / "summary.json", cartridge_info={"scan_date": when})
         assert said == any("given after it" in n
                            for n in compare_draws(folders[:2], date_key="scan_date")[0][1].notes)
+    # A day alone beside a time with an offset: compared by the day each is written on (the
+    # UTC day made 23:30 -05:00 the next day's, a false alarm, and 00:30 +02:00 the day
+    # before's, a miss); a time without a zone among zoned ones: checked by its day, said.
+    for first, then, said in (("2026-01-06T23:30:00-05:00", "2026-01-06", False),
+                              ("2026-01-07T00:30:00+02:00", "2026-01-06", True)):
+        edit_json(folders[0] / "summary.json", cartridge_info={"scan_date": first})
+        edit_json(folders[1] / "summary.json", cartridge_info={"scan_date": then})
+        assert said == any("given after it" in n
+                           for n in compare_draws(folders[:2], date_key="scan_date")[0][1].notes)
+    edit_json(folders[1] / "summary.json", cartridge_info={"scan_date": "2026-01-08T04:15:00"})
+    assert "its time '2026-01-08T04:15:00' has no time zone, the other draws' have: its order " \
+        "against them is checked by the day alone" in \
+        compare_draws(folders[:2], date_key="scan_date")[0][1].notes
 
 
 def test_a_results_folders_own_files_given_by_a_wildcard_are_passed_over(clean_run, tmp_path,
