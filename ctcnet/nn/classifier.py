@@ -127,6 +127,11 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         with open(path, "rb") as fh:
             archive = fh.read(4) == b"PK\x03\x04"
+        if not archive and path.suffix.lower() == ".onnx":  # (fine-tune's --base, export's)
+            raise InputError("an ONNX export, which runs as it is (predict, review, the ONNX "
+                             "runtime) but is not trained, fine-tuned or exported again: give "
+                             "the .pt checkpoint it was exported from (the ONNX metadata's "
+                             "ctcnet_export names it as source)", path) from None
         if not archive:  # torch's own format is a zip archive (one cut short: said below)
             raise InputError("not a ctcnet checkpoint: a .pt model is a torch archive of its "
                              "spec and weights, and this file is none (an ONNX export runs "

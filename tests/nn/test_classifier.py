@@ -41,6 +41,14 @@ def test_temperature_zero_model_is_refused(cart_and_model, tmp_path, capsys):
         load_model(tmp_path / "t0.pt")
 
 
+def test_an_onnx_export_given_as_a_checkpoint_names_the_checkpoint_to_give(tmp_path):
+    """finetune --base model.onnx said export's words ("it is not exported again")."""
+    export = tmp_path / "lab.onnx"
+    export.write_bytes(b"\x08\x09\x12\x07pytorch")  # (an ONNX protobuf's first bytes)
+    with pytest.raises(InputError, match="give the .pt checkpoint it was exported from"):
+        load_model(export)
+
+
 # 9. Crop datasets.
 
 def _edited_model(cart_and_model, tmp_path, edit):
