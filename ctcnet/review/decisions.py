@@ -117,15 +117,18 @@ class DecidedMeanwhile(CtcnetError):
 ANY = object()
 
 
-def _check_expected(decisions: DecisionLog, run: RunEvents, event_id: int, expect) -> None:
+def _check_expected(decisions: DecisionLog, run: RunEvents, event_id: int, expect,
+                    wanted: str | None) -> None:
     """Under the lock: refuse when event ``event_id``'s decision is not ``expect`` (None:
-    undecided), naming who decided it and when."""
+    undecided), naming who decided it and when; not where it is already ``wanted``, the
+    decision asked for (two reviewers confirming one event at once: nothing of either is
+    replaced unseen, and the second was told "not saved" of what the event holds)."""
     if expect is ANY:
         return
     table = decisions.matched(run).decisions
     row = table[table["event_id"].to_numpy(np.int64) == event_id]
     current = None if row.empty else str(row["reviewer_call"].iloc[-1])
-    if current != expect:
+    if current != expect and current != wanted:
         if current is None:  # never decided, or taken back: `was` names a decision read
             raise DecidedMeanwhile(f"event {event_id} is undecided now (taken back since, or "
                                    f"never decided), where the request read it {expect}: "
@@ -152,7 +155,7 @@ def record_decision(sample_dir: str | Path, run: RunEvents, event_id: int,
     event_id = _event_of_run(sample_dir, run, event_id)
     decisions = decisions or DecisionLog(sample_dir)
     with decisions_lock(sample_dir):
-        _check_expected(decisions, run, event_id, expect)
+        _check_expected(decisions, run, event_id, expect, reviewer_call)
         decisions.append(run, _decision_row(run, event_id, reviewer_call, reviewer, now))
     return decisions.matched(run)
 
@@ -195,7 +198,7 @@ def clear_decision(sample_dir: str | Path, run: RunEvents, event_id: int, review
     event_id = _event_of_run(sample_dir, run, event_id)
     decisions = decisions or DecisionLog(sample_dir)
     with decisions_lock(sample_dir):
-        _check_expected(decisions, run, event_id, expect)
+        _check_expected(decisions, run, event_id, expect, None)
         if event_id in decisions.matched(run).decisions["event_id"].to_numpy():
             decisions.append(run, _decision_row(run, event_id, UNDECIDED, reviewer, now))
     return decisions.matched(run)

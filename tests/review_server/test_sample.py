@@ -161,6 +161,10 @@ def test_a_grid_page_is_recorded_in_one_request(crowded, tmp_path, serve):
     assert post(server, "decision", {"event_id": debris[0], "call": "undecided",
                                      "reviewer": "ann", "run_id": state["run_id"],
                                      "was": "debris"})[0] == 409
+    # The same decision as the one made since (two reviewers confirming one event at once):
+    # nothing is replaced unseen, so it is saved, not answered "decide again".
+    assert post(server, "decision", {"event_id": debris[0], "call": "reject", "reviewer": "ann",
+                                     "run_id": state["run_id"], "was": None})[0] == 200
     assert post(server, "decision", {"event_id": debris[0], "call": "confirm", "reviewer": "ann",
                                      "run_id": state["run_id"], "was": "rejected"})[0] == 200
     assert post(server, "decision", {"event_id": debris[0], "call": "confirm",
