@@ -217,8 +217,32 @@ def _audit_sample(name: str, folder: Path) -> dict:
                         "(summary.json output_folder): renamed? The review server, crops and "
                         "export-events refuse it so; rename it back")
     status = _signoff_findings(folder, data, problems, notes)
+    problems += _review_counts_behind(folder, data)
     return {"sample": name, "folder": str(folder), "signoff": status, "problems": problems,
             "notes": notes}
+
+
+def _review_counts_behind(folder: Path, data: dict) -> list[str]:
+    """Where summary.json's counts after review are not those its review decisions give (a
+    review server killed between appending a decision and writing the summary left it one
+    decision behind, and the audit read the folder as intact)."""
+    from ctcnet.exports.sample_review import reviewed_rates
+    from ctcnet.review.decisions import load_decisions
+    from ctcnet.review.runs import RunEvents
+    from ctcnet.review.signoff import same_figures
+
+    try:
+        events, summary = pd.read_parquet(folder / "events.parquet"), RunSummary.from_dict(data)
+        matched = load_decisions(folder, RunEvents.of_sample(folder, events, summary))
+        now = reviewed_rates(folder, events, matched, summary, say=False)
+    except (OSError, ValueError, KeyError, InputError):
+        return []  # (a table missing or unreadable is said above)
+    copy = summary.reviewed.after_review_per_7_5_ml if summary.reviewed else None
+    if now is None or (copy is not None and same_figures(copy, now)):
+        return []
+    return [f"summary.json's counts after review per 7.5 mL ({copy}) are not those its "
+            f"review decisions give ({now}): a review stopped while writing it? Opening the "
+            "sample in ctcnet review writes it again"]
 
 
 def _signoff_findings(folder: Path, data: dict, problems: list, notes: list) -> str | None:

@@ -581,6 +581,25 @@ def test_verify_results_names_a_sample_whose_events_table_is_gone(folder, tmp_pa
     assert "P001: intact" in said and "P002" in said and "events.parquet is missing" in said
 
 
+def test_verify_results_says_counts_after_review_left_behind_their_decisions(folder, capsys):
+    """A review server killed between appending a decision and writing summary.json left its
+    counts after review one decision behind review.csv; the audit read the sample intact."""
+    from ctcnet.cli import main
+    from ctcnet.review import decisions as D
+
+    sample = Sample("P001", folder)
+    state = sample.state("ann")
+    other = next(c["event_id"] for c in state["candidates"] if c["call"] == "debris"
+                 and c["decision"] is None)
+    D.record_decision(folder, sample.run, other, "ctc", "ann")  # the journal alone
+    assert main(["verify", "--results", str(folder)]) == 1
+    said = capsys.readouterr().out
+    assert "summary.json's counts after review per 7.5 mL" in said and \
+        "are not those its review decisions give" in said
+    sample.write_counts()  # what opening it in the review does: written again, intact
+    assert main(["verify", "--results", str(folder)]) == 0
+
+
 def test_verify_results_fails_a_folder_whose_run_did_not_finish(folder, tmp_path, capsys):
     """A night killed outright: each sample written is intact, but run.json still reads
     running with its process gone, and a sample holds a journal and no summary; the audit said
