@@ -45,12 +45,17 @@ COMPOSITE_SAMPLE_SHARE, COMPOSITE_SAMPLE_MIN = 0.7, 10
 # Crops read, spread over the folder's ctc and wbc crops (0.4 ms each): a folder of any size
 # is judged in a quarter of a second, and a swapped scanner's share is read as a share.
 SAMPLE_CROPS = 600
-# Another plane of the panel (EpCAM, a platelet or neutrophil marker) swapped with CD45 or
-# CK: crops labelled wbc light it and not CD45, or labelled ctc light it and not CK, past
-# this share. A right folder's simulated crops: up to 3.5 % of wbc crops light CD66b so (a
-# neutrophil's), 19 % of ctc crops EpCAM (a CTC's own); with CD45 swapped with CD61, CD66b,
-# EpCAM or CK, 60-95 % of wbc crops; with CK and EpCAM, 40 % of ctc crops.
+# Another plane of the panel (EpCAM, a platelet or neutrophil marker) swapped with CK: crops
+# labelled ctc light it and not CK (RATIO times brighter) past this share. A right folder's
+# simulated crops: 19 % of ctc crops light EpCAM so (a CTC's own); with CK and EpCAM, 40 %.
 OTHER_PLANE_SHARE = 0.3
+# Swapped with CD45: crops labelled wbc light it while their CD45 is not lit at all (under
+# MIN_SNR), past this share. A neutrophil's CD66b outshines its CD45 by far, so "brighter
+# than CD45" read 38 % of a right cartridge's wbc crops as swapped; but every leukocyte
+# lights CD45. Right folders (simulated crops and cartridges, 5 seeds): 0-0.3 % of wbc
+# crops; CD45 swapped with CD66b, 12-52 % (the leukocytes without CD66b); with CD61 or
+# EpCAM, nearly all.
+WBC_OTHER_PLANE_SHARE = 0.08
 
 
 class MarkerLabelVotes:
@@ -105,7 +110,8 @@ class MarkerLabelVotes:
             self.by_sample[self.sample_ids[i], label, "odd"] += 1
         own = ck if label == "ctc" else cd45
         for (_, name), lit in zip(self.others, snr[2:]):
-            if lit > MIN_SNR and lit > RATIO * max(own, 0.0):
+            if lit > MIN_SNR and (own < MIN_SNR if label == "wbc" else
+                                  lit > RATIO * max(own, 0.0)):
                 self.other_odd[label, name] += 1
 
     def _sums(self) -> tuple[Counter, Counter]:
@@ -134,14 +140,16 @@ class MarkerLabelVotes:
         return "; ".join(said) or None
 
     def other_plane_warnings(self) -> list[str]:
-        """Each other plane that crops labelled wbc light instead of CD45, or labelled ctc
-        instead of CK, on :data:`OTHER_PLANE_SHARE` of them or more (and :data:`MIN_ODD`)."""
+        """Each other plane that crops labelled wbc light without CD45 (on
+        :data:`WBC_OTHER_PLANE_SHARE` of them or more), or labelled ctc instead of CK (on
+        :data:`OTHER_PLANE_SHARE`), and on :data:`MIN_ODD` crops at least."""
         per_label = self._sums()[0]
         own = {"wbc": "CD45", "ctc": "CK"}
         said = []
         for (label, name), n in sorted(self.other_odd.items()):
             read = per_label[label, "read"]
-            if n >= MIN_ODD and n >= OTHER_PLANE_SHARE * read:
+            share = WBC_OTHER_PLANE_SHARE if label == "wbc" else OTHER_PLANE_SHARE
+            if n >= MIN_ODD and n >= share * read:
                 said.append(f"{n} of {read} crops labelled {label} light {name} and not "
                             f"{own[label]} (a folder of these markers shows a few %): are "
                             f"{own[label]} and {name} swapped in panel.json or in some files?")

@@ -127,3 +127,28 @@ def test_a_display_exports_leukocytes_are_not_judged_its_ctcs_are():
     raw = MarkerLabelVotes.of(load_panel(None), ["ctc", "wbc"], ["s", "s"])
     raw.by_sample = Counter(right)
     assert raw.warning() is not None
+
+
+def test_neutrophils_whose_cd66b_outshines_their_cd45_are_no_swap():
+    """A leukocyte lighting CD66b far above its CD45 (a neutrophil) is no sign of a swap: a
+    right cartridge's crops were said to have CD45 and CD66b swapped; leukocytes without CD45
+    lit at all, lighting CD66b, still are."""
+    from ctcnet.detect.marker_labels import MarkerLabelVotes
+
+    panel = load_panel(None)
+    cd45, cd66b = panel.index_of_role("leukocyte"), panel.names.index("CD66b")
+    rng = np.random.default_rng(0)
+
+    def crops(cd45_level, cd66b_level, n=40):
+        out = rng.normal(100.0, 10.0, (n, panel.num_channels, 32, 32)).astype(np.float32)
+        out[:, cd45, 12:20, 12:20] += cd45_level
+        out[:, cd66b, 12:20, 12:20] += cd66b_level
+        return out
+
+    for images, swapped in ((crops(400.0, 1200.0), False), (crops(0.0, 400.0), True)):
+        votes = MarkerLabelVotes.of(panel, ["wbc"] * len(images), ["s"] * len(images))
+        for i, crop in enumerate(images):
+            votes.add(i, crop)
+        said = votes.other_plane_warnings()
+        assert bool(said) == swapped, said
+        assert not swapped or "light CD66b and not CD45" in said[0]
