@@ -163,15 +163,25 @@ def leaks_line(found: dict, spec, crops: str | None = None) -> str:
     ``crops``, where named), and what the guard allows for them."""
     from ctcnet.inference.guard import RULES
 
+    read = found.get("crops") if isinstance(found.get("crops"), dict) else {}
+    # A channel read but not measured (too few CTCs, or their ratios did not agree) is said
+    # with what the guard keeps there: left out, "no leak" and "not measured" read alike.
+    unmeasured = "; ".join(
+        f"{name} not measured ({n} CTC ratio(s), fewer than {MIN_LABELLED} or not agreeing: "
+        f"the guard keeps {RULES.leak_cap(spec.panel, spec.panel.index_of(name)):.1%})"
+        for name, n in read.items() if name not in found["leaks"]
+        and name in spec.panel.names)
     if not found["leaks"]:
         return (f"- Instrument's leaks: none measured (fewer than {MIN_LABELLED} labelled CTCs "
-                f"whose CK's copy in a channel agreed, of {found['crops']} read); the guard "
-                f"allows {RULES.max_leak:.0%} of a dye's counts in another channel")
+                "whose CK's copy in a channel agreed); the guard allows "
+                f"{RULES.max_leak:.0%} of a dye's counts in another channel"
+                + (f" ({unmeasured})" if unmeasured else ""))
     said = ", ".join(f"{name} {share:.1%} (the guard allows "
                      f"{RULES.leak_cap(spec.panel, spec.panel.index_of(name)):.1%})"
                      for name, share in found["leaks"].items())
     return (f"- Instrument's leaks of {found['source']}, measured on the labelled CTCs"
-            f"{f' of {crops}' if crops else ''}: {said}")
+            f"{f' of {crops}' if crops else ''}: {said}"
+            + (f"; {unmeasured}" if unmeasured else ""))
 
 
 def _worse_than_none(cal: dict) -> str:

@@ -553,3 +553,20 @@ def test_a_calibration_worse_than_none_on_the_lab_crops_is_said_on_the_card():
                                               "none (ECE 0.143 against 0.128 uncalibrated)")
     assert _worse_than_none({**worse, "calibrated": {"ece": 0.05}}) == ""
     assert _worse_than_none({}) == ""
+
+
+def test_the_cards_leak_line_names_a_channel_read_but_not_measured(tmp_path):
+    """CD45 read on 5 CTCs whose ratios did not agree was left off the card's line, which
+    then read as "no leak into CD45"; and with none measured the line printed the ratios'
+    dict as a number."""
+    from conftest import save_tiny_model
+
+    from ctcnet.training.finetune_card import leaks_line
+
+    spec = save_tiny_model(tmp_path / "m.pt")[1]
+    found = {"source": "CK", "leaks": {"CD66b": 0.044},
+             "crops": {"CD45": 5, "CD61": 0, "CD66b": 13}}
+    line = leaks_line(found, spec)
+    assert "CD66b 4.4%" in line and "CD45 not measured (5 CTC ratio(s)" in line
+    none = leaks_line({**found, "leaks": {}}, spec)
+    assert "none measured" in none and "{" not in none and "CD45 not measured" in none
