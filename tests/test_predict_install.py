@@ -158,5 +158,5 @@ def test_simulate_without_torch_says_so_and_leaves_no_folder(tmp_path):
     run = no_torch(["simulate", "cartridge", tmp_path / "cart", "--frames", "1"])
     assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
-    assert len(lines) == 1 and "needs torch" not in lines[0] and "ctcnet[all]" in lines[0]
+    assert len(lines) == 1 and "needs torch" not in lines[0] and install_command("all") in lines[0]
     assert "camera noise with torch" in lines[0] and not (tmp_path / "cart").exists()

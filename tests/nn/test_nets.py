@@ -149,7 +149,11 @@ def test_resnet18_without_torchvision_says_which_extra(monkeypatch):
     from ctcnet.nn import nets
 
     monkeypatch.setattr(nets, "torchvision_error", lambda: "ModuleNotFoundError: torchvision")
-    with pytest.raises(CtcnetError, match=r"ctcnet\[resnet\]"):
+    import re
+
+    from ctcnet.core.install_hint import install_command
+
+    with pytest.raises(CtcnetError, match=re.escape(install_command("resnet"))):
         create_model("resnet18", in_chans=5, num_classes=4)
 
 
