@@ -216,13 +216,18 @@ def _audit_sample(name: str, folder: Path) -> dict:
         problems.append(f"its folder is named {folder.name}, predict wrote it as {written} "
                         "(summary.json output_folder): renamed? The review server, crops and "
                         "export-events refuse it so; rename it back")
-    status = _signoff_findings(folder, data, problems, notes)
-    problems += _review_counts_behind(folder, data)
+    try:  # what the sign-off and the review's counts are checked on, read once for both
+        read = pd.read_parquet(folder / "events.parquet"), RunSummary.from_dict(data)
+    except (OSError, ValueError, InputError) as err:
+        read = err
+    status = _signoff_findings(folder, data, read, problems, notes)
+    if not isinstance(read, Exception):  # (a table missing or unreadable is said above)
+        problems += _review_counts_behind(folder, *read)
     return {"sample": name, "folder": str(folder), "signoff": status, "problems": problems,
             "notes": notes}
 
 
-def _review_counts_behind(folder: Path, data: dict) -> list[str]:
+def _review_counts_behind(folder: Path, events: pd.DataFrame, summary) -> list[str]:
     """Where summary.json's counts after review are not those its review decisions give (a
     review server killed between appending a decision and writing the summary left it one
     decision behind, and the audit read the folder as intact)."""
@@ -232,11 +237,10 @@ def _review_counts_behind(folder: Path, data: dict) -> list[str]:
     from ctcnet.review.signoff import same_figures
 
     try:
-        events, summary = pd.read_parquet(folder / "events.parquet"), RunSummary.from_dict(data)
         matched = load_decisions(folder, RunEvents.of_sample(folder, events, summary))
         now = reviewed_rates(folder, events, matched, summary, say=False)
     except (OSError, ValueError, KeyError, InputError):
-        return []  # (a table missing or unreadable is said above)
+        return []  # (a journal that cannot be read is said with the sign-off)
     copy = summary.reviewed.after_review_per_7_5_ml if summary.reviewed else None
     if now is None or (copy is not None and same_figures(copy, now)):
         return []
@@ -245,13 +249,16 @@ def _review_counts_behind(folder: Path, data: dict) -> list[str]:
             "sample in ctcnet review writes it again"]
 
 
-def _signoff_findings(folder: Path, data: dict, problems: list, notes: list) -> str | None:
+def _signoff_findings(folder: Path, data: dict, read, problems: list,
+                      notes: list) -> str | None:
     """The sign-off's status as its record and decisions hold now (None: never signed off),
     what of it is a problem (its record altered or gone) or a note (stale, unchecked seals,
-    candidates vouched for unseen) added to ``problems`` and ``notes``."""
+    candidates vouched for unseen) added to ``problems`` and ``notes``; ``read``: the
+    sample's (events, summary), or why they could not be read."""
     try:
-        record = signoff_now(folder, pd.read_parquet(folder / "events.parquet"),
-                             RunSummary.from_dict(data), say=False)  # (read once, above)
+        if isinstance(read, Exception):
+            raise read
+        record = signoff_now(folder, *read, say=False)
     except (OSError, ValueError, InputError) as err:
         record = {"status": f"not checked: {err}"}
     if not data.get("signoff"):  # its copy taken out of a summary whose run is signed off

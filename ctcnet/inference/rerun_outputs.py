@@ -40,7 +40,7 @@ from ctcnet.inference.summary import (
     withdraw_summary,
 )
 from ctcnet.inference.tables import SUMMARY_COLUMNS, write_tables
-from ctcnet.io.cartridge_info import unread_keys
+from ctcnet.io.cartridge_info import record_changes, record_changes_text, unread_keys
 from ctcnet.io.digests import file_sha256
 from ctcnet.io.unread_planes import ck_plane, unread_planes
 
@@ -191,18 +191,14 @@ class EarlierRun:
         patient id or draw date corrected), keep the earlier summary in ``previous/`` and say
         what moved: the same counts now stand under another patient or draw, and a LIMS that
         filed them under the earlier one is to hear of it."""
-        now = info or {}
-        if self.cartridge_info is None or self.cartridge_info == now:
+        if self.cartridge_info is None or not record_changes(self.cartridge_info, info):
             return
-        moved = sorted(k for k in set(self.cartridge_info) | set(now)
-                       if self.cartridge_info.get(k) != now.get(k))
         kept = self.kept or keep_previous_summary(folder)
         if kept is not None:
             self.kept = kept
         log.warning("%s: cartridge.json's record of the sample changed since the earlier run "
                     "(%s): its result now stands under these%s", sample,
-                    "; ".join(f"{k} {self.cartridge_info.get(k)!r}, now {now.get(k)!r}"
-                              for k in moved),
+                    record_changes_text(self.cartridge_info, info),
                     f"; the earlier summary is kept as {kept.relative_to(Path(folder))}"
                     if kept is not None else "")
 

@@ -22,6 +22,7 @@ import difflib
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -281,8 +282,6 @@ def _refuse_shared_frames(draws: list[Draw]) -> None:
 def check_one_patient(draws: list[Draw], patient_key: str | None) -> None:
     """Refuse draws whose cartridge.json name other patients: a change from one patient's
     baseline to another's draw is no response."""
-    import unicodedata
-
     # One patient's id as typed at two desks: spaces round it, an accent composed on one
     # system and decomposed on another (a name copied through macOS) are the same patient.
     named: dict[str, list[int]] = {}

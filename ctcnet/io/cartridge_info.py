@@ -192,6 +192,20 @@ def unread_keys(info: dict, most: int = 20) -> dict | None:
     return dict(list(kept.items())[:most]) or None
 
 
+def record_changes(before: dict | None, now: dict | None) -> list[str]:
+    """The keys of a sample's record (:func:`unread_keys`'; None: none) that read otherwise
+    ``now`` than ``before``: a patient id or a draw's date corrected."""
+    before, now = before or {}, now or {}
+    return sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+
+
+def record_changes_text(before: dict | None, now: dict | None) -> str:
+    """:func:`record_changes` in words: ``patient_id 'PAT-001', now 'PAT-002'; ...``."""
+    before, now = before or {}, now or {}
+    return "; ".join(f"{k} {before.get(k)!r}, now {now.get(k)!r}"
+                     for k in record_changes(before, now))
+
+
 # Words of a key naming a person or a patient's identifier (patient_name, dob, mrn,
 # hospital_number): copied into summary.json and the report's header like any other key.
 _PERSONAL_WORDS = re.compile(r"(^|_)(surname|firstname|lastname|forename|dob|birth|"

@@ -45,6 +45,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ctcnet.io.atomic import atomic_write_text, open_own
+from ctcnet.io.cartridge_info import record_changes
 from ctcnet.io.digests import file_sha256_cached
 from ctcnet.review.journal_seal import (
     changed_since,
@@ -444,8 +445,7 @@ def record_moved(signed: dict | None, now) -> list[str]:
     summary.json's ``cartridge_info``; :data:`UNCHECKED` or an older sign-off: none)."""
     if signed is None or now is UNCHECKED:
         return []
-    now = now if isinstance(now, dict) else {}
-    return sorted(k for k in set(signed) | set(now) if signed.get(k) != now.get(k))
+    return record_changes(signed, now if isinstance(now, dict) else {})
 
 
 def signoff_in(folder: str | Path, run, matched, per_7_5_ml: dict | None,

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from ctcnet.errors import CtcnetError
+from ctcnet.io.cartridge_info import record_changes_text
 from ctcnet.review.signoff import (
     COUNTS_CHANGED,
     EDITED,
@@ -65,13 +66,10 @@ def refresh_reviewed(folder: str | Path) -> None:
                     "again", folder, signed.reviewer, signed.signed_at,
                     str(signed.model_sha256)[:12], str(sample.summary.model.sha256)[:12])
     elif record is not None and record["status"] == RECORD_CHANGED:
-        signed_info = signed.cartridge_info or {}
-        now = sample.summary.cartridge_info or {}
         log.warning("%s: the sign-off by %s on %s was of another record of the sample in "
                     "cartridge.json (%s); it no longer holds: check the result is this "
                     "sample's and sign it off again", folder, signed.reviewer, signed.signed_at,
-                    "; ".join(f"{k} {signed_info.get(k)!r}, now {now.get(k)!r}"
-                              for k in record["record_changed"]))
+                    record_changes_text(signed.cartridge_info, sample.summary.cartridge_info))
     elif record is not None and record["status"] == COUNTS_CHANGED:
         log.warning("%s: the sign-off by %s on %s signed other counts per 7.5 mL than the "
                     "same decisions give now (%s, now %s): the blood volume or the frames read "
