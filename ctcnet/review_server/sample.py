@@ -34,10 +34,7 @@ from ctcnet.inference.unread_markers import after_review as unread_after_review
 from ctcnet.io.atomic import exclusive_folder
 from ctcnet.io.panel import Panel
 from ctcnet.report.colours import DEFAULT_PALETTE, overlay_legend
-from ctcnet.report.reasons import (
-    ranked_with_reasons,
-    reason_filter,
-)
+from ctcnet.report.reasons import ranked_with_reasons, reason_filter
 from ctcnet.report.report_page import write_summary_and_page
 from ctcnet.review import decisions as D
 from ctcnet.review.agreement import check_one_reading_each, readings_agreement
@@ -395,8 +392,9 @@ class Sample(SampleImages):
                 changed=decision_changes(matched.decisions, self.held_ids),
                 cartridge_info=dict(self.summary.cartridge_info or {}))
             write_signoff(self.folder, record)
+            answer = {"signoff": self.signoff(matched)}  # this one's: another may sign next
         self.write_counts()
-        return {"signoff": self.signoff(matched)}
+        return answer
 
     def write_counts(self) -> tuple[D.Matched, ReviewedCounts]:
         """summary.json (the tally, the reviewed counts once review.csv has a decision, the

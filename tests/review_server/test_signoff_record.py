@@ -511,6 +511,28 @@ def test_a_sign_off_names_who_made_the_decisions_it_signs(folder):
     assert "3 event(s) decided (2 by ann, 1 by bob)" in signoff_text(record)
 
 
+def test_each_of_two_sign_offs_at_once_is_answered_with_its_own(folder, monkeypatch):
+    """Two reviewers sign at the same moment: each answer is the sign-off its request made,
+    never the other's (the answer was read from signoff.json after the lock, so the first
+    signer was told the second had signed in their place); both stay in the history."""
+    sample, other = Sample("P001", folder), Sample("P001", folder)
+    run_id = sample.state("ann")["run_id"]
+    body = {"stamp": sample.decisions.stamp(), "note": "held calls checked", "run_id": run_id}
+    write_counts, answers = Sample.write_counts, []
+
+    def the_other_signs_meanwhile(self):
+        if self is sample and not answers:
+            answers.append(other.sign_off({**body, "reviewer": "bob"}, "bob"))
+        return write_counts(self)
+
+    monkeypatch.setattr(Sample, "write_counts", the_other_signs_meanwhile)
+    first = sample.sign_off({**body, "reviewer": "cy"}, "cy")
+    assert first["signoff"]["reviewer"] == "cy"
+    assert answers[0]["signoff"]["reviewer"] == "bob"
+    history = (folder / HISTORY_FILE).read_text().splitlines()
+    assert [json.loads(line)["reviewer"] for line in history[-2:]] == ["cy", "bob"]
+
+
 def test_a_sign_off_leaving_held_calls_undecided_says_why(folder):
     """A call the marker guard held is a possible count (a possible missed CTC among them):
     a sign-off that leaves any undecided needs a note saying why, from a script as from the
