@@ -356,8 +356,12 @@ def _table_not_signed(folder: Path, signoff: SignOff) -> str | None:
 
 
 def unsealed_journals(folder: str | Path, signoff: SignOff) -> list[str]:
-    """The journals the sign-off sealed whose seal file (``.<journal>.seal``) is gone."""
-    return [name for name in (signoff.journals or {})
+    """The journals the sign-off sealed whose seal file (``.<journal>.seal``) is gone, and
+    the sign-off history where its seal is (a sign-off that seals its journals seals it too:
+    without it, a name written over in every record reads as checked)."""
+    names = [*(signoff.journals or {}), *([HISTORY_FILE] if signoff.journals is not None
+                                          else [])]
+    return [name for name in names
             if (Path(folder) / name).exists() and last_seal(Path(folder) / name) is None]
 
 
@@ -421,7 +425,8 @@ def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int,
     # Said, not a status: an archive that dropped hidden files holds a valid record.
     note = {"unchecked": f"the seal of {', '.join(unsealed)} is missing (a copy or archive "
                          "without hidden files?): a journal cut back to the lines the sign-off "
-                         "saw cannot be told"} if unsealed else {}
+                         "saw, or a sign-off rewritten in every record, cannot be told"
+            } if unsealed else {}
     same_network = bool(signoff.network_sha256) and signoff.network_sha256 == network_sha256
     if signoff.model_sha256 and model_sha256 and signoff.model_sha256 != model_sha256 and \
             not same_network:

@@ -391,6 +391,25 @@ def test_a_journals_seal_lost_with_the_hidden_files_is_said_not_taken_for_an_edi
     assert "the seal of review.csv is missing" in caplog.text
 
 
+def test_the_sign_off_historys_seal_lost_is_said_unchecked(folder, capsys):
+    """A copy without hidden files, the signer's name then written over in every record: the
+    history's seal that would tell it is gone, and the audit says so (it said only
+    review.csv's, and read a name written over as checked)."""
+    from ctcnet.cli import main
+
+    for seal in folder.glob(".*.seal"):
+        seal.unlink()
+    for name in (SIGNOFF_FILE, HISTORY_FILE, "summary.json"):
+        path = folder / name
+        path.write_text(path.read_text().replace('"ann"', '"dr-smith"'))
+    record = shown(folder)
+    assert record["reviewer"] == "dr-smith" and record["status"] == "current"
+    assert HISTORY_FILE in record["unchecked"] and "review.csv" in record["unchecked"]
+    assert "rewritten" in record["unchecked"]
+    main(["verify", "--results", str(folder)])
+    assert f"the seal of review.csv, {HISTORY_FILE} is missing" in capsys.readouterr().out
+
+
 def test_summary_jsons_counts_edited_are_said_and_the_sign_off_read_on_the_events(folder,
                                                                                   caplog):
     """summary.json's counts after review edited by hand (a forged figure): the sign-off is
