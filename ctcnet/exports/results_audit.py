@@ -32,6 +32,7 @@ from ctcnet.review.decision_journal import read_decisions
 from ctcnet.review.decisions import REVIEW_FILE, SECOND_FILE, find_samples
 from ctcnet.review.journal_seal import JournalEdited, check_as_sealed
 from ctcnet.review.signoff import CURRENT, EDITED
+from ctcnet.review.signoff_words import why_not_holding
 
 log = logging.getLogger(__name__)
 
@@ -287,8 +288,10 @@ def _signoff_findings(folder: Path, data: dict, read, problems: list,
         problems.append(f"its sign-off does not hold: {status}" +
                         (f" ({record['problem']})" if record and record.get("problem") else ""))
     elif status != CURRENT:  # decided on since, a volume corrected: stale, not tampered
-        notes.append(f"its sign-off is stale ({status}): the review went on after it; sign "
-                     "off again")
+        # Why, in the words of the sign-off's line (a volume corrected, no decision since,
+        # read "the review went on after it").
+        notes.append(f"its sign-off is stale ({status})"
+                     + (f": {why[2:]}" if (why := why_not_holding(record)) else ""))
     if record and record.get("unchecked"):
         notes.append(record["unchecked"])
     if record and status == CURRENT and record.get("unreviewed"):  # vouched for unseen

@@ -87,11 +87,12 @@ def signoff_text(record: dict | None) -> str:
                      "kappa " + ("n/a" if own_kappa is None else f"{own_kappa:.2f}"))
     if record.get("unchecked"):
         text += f"; {record['unchecked']}"
-    return text + _why_not_holding(record)
+    return text + why_not_holding(record)
 
 
-def _why_not_holding(record: dict) -> str:
-    """What the line adds where the sign-off no longer holds ("" where it does)."""
+def why_not_holding(record: dict) -> str:
+    """What the sign-off's line adds where it no longer holds, "; " first ("" where it
+    holds)."""
     status = record.get("status")
     if status == EDITED:
         return f"; its record was changed since: {record.get('problem')}"
@@ -101,7 +102,7 @@ def _why_not_holding(record: dict) -> str:
                 "checked")
     return {MODEL_CHANGED: "; another model file made the calls since the sign-off: sign it "
                            "off again once checked",
-            CHANGED: "; decisions changed since the sign-off",
+            CHANGED: "; decisions changed since the sign-off: sign it off again once checked",
             COUNTS_CHANGED: "; the reviewed counts per 7.5 mL changed since the sign-off (the "
                             "blood volume or the frames read): sign it off again once "
                             "checked"}.get(status, "")

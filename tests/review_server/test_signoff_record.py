@@ -179,7 +179,8 @@ def test_calls_of_another_model_file_say_the_sign_off_no_longer_holds(signed, tm
     assert file_sha256(kept) == signed_table
 
 
-def test_a_corrected_patient_id_says_the_sign_off_no_longer_holds(signed, tmp_path, caplog):
+def test_a_corrected_patient_id_says_the_sign_off_no_longer_holds(signed, tmp_path, caplog,
+                                                                 capsys):
     """A signed-off sample whose patient id is corrected in cartridge.json and run again: the
     same calls and counts, now under another patient. The sign-off read "current" (a result
     signed for one patient shown as signed for another)."""
@@ -202,6 +203,12 @@ def test_a_corrected_patient_id_says_the_sign_off_no_longer_holds(signed, tmp_pa
     assert record["status"] == RECORD_CHANGED and record["record_changed"] == ["patient_id"]
     assert "patient_id None, now 'PAT-002'" in caplog.text and "sign it off again" in caplog.text
     assert "cartridge.json's patient_id changed since the sign-off" in signoff_text(record)
+    # An audit says why, not that the review went on after it (no decision was made).
+    from ctcnet.cli import main
+
+    main(["verify", "--results", str(out)])
+    said = capsys.readouterr().out
+    assert "stale (sample record changed since): cartridge.json's patient_id changed" in said
 
 
 def test_the_same_calls_by_the_checkpoints_onnx_export_keep_the_sign_off(signed, tmp_path):
@@ -732,11 +739,12 @@ def test_an_audit_tells_a_stale_sign_off_from_an_edit_and_keeps_who_checked(fold
     assert main(["verify", "--results", str(folder), "--out", str(out)]) == 0
     said = capsys.readouterr().out
     assert "P001: intact, sign-off stale (changed since)" in said and "PASSED" in said
+    assert "decisions changed since the sign-off: sign it off again" in said
     record = json.loads(out.read_text())
     assert {"checked_at", "host", "user", "software"} <= set(record)
     (entry,) = record["samples"]
     assert entry["folder"] == str(folder.resolve()) and not entry["problems"]
-    assert any("sign off again" in n for n in entry["notes"])
+    assert any("sign it off again" in n for n in entry["notes"])
     # A summary the review server found edited and wrote again: intact now, its past said.
     (folder / "previous").mkdir(exist_ok=True)
     (folder / "previous" / "summary-20261201T000000Z-not-as-written.json").write_text("{}")
