@@ -31,7 +31,7 @@ from ctcnet.inference.summary import RunSummary
 from ctcnet.review.decision_journal import read_decisions
 from ctcnet.review.decisions import REVIEW_FILE, SECOND_FILE, find_samples
 from ctcnet.review.journal_seal import JournalEdited, check_as_sealed
-from ctcnet.review.signoff import CURRENT, EDITED
+from ctcnet.review.signoff import CURRENT, EDITED, SIGNOFF_FILE, read_signoff
 from ctcnet.review.signoff_words import why_not_holding
 
 log = logging.getLogger(__name__)
@@ -275,7 +275,7 @@ def _signoff_findings(folder: Path, data: dict, read, problems: list,
     if strangers:
         problems.append(f"its sign-off credits {', '.join(strangers)} with decisions "
                         f"{REVIEW_FILE} does not name: edited by hand?")
-    status = record["status"] if record else "withdrawn (its record is gone)"
+    status = record["status"] if record else _not_this_runs(folder)
     # summary.json's copy of the record (what run.json, samples.csv and the report read)
     # against the record itself: a reviewer's name changed in the copy alone passed.
     copied = data["signoff"] if isinstance(data["signoff"], dict) else {}
@@ -298,6 +298,18 @@ def _signoff_findings(folder: Path, data: dict, read, problems: list,
         notes.append(f"signed off with {record['unreviewed']} candidate(s) left undecided"
                      + (f": \u201c{record['note']}\u201d" if record.get("note") else ""))
     return status
+
+
+def _not_this_runs(folder: Path) -> str:
+    """Why summary.json's sign-off has no record of this run's calls: gone, or the record
+    there signs another run's (a sign-off copied from another sample's folder read
+    "withdrawn, its record is gone")."""
+    signed = read_signoff(folder)
+    if signed is None:
+        return "withdrawn (its record is gone)"
+    return (f"not of this run's calls: its record ({SIGNOFF_FILE}) signs those of run "
+            f"{signed.run_id} of cartridge {signed.cartridge_id} (copied from another "
+            "folder?)")
 
 
 def _same_cell(cell: str, value) -> bool:

@@ -613,6 +613,24 @@ def test_verify_results_audits_an_archive_as_it_lies_and_writes_nothing(folder, 
     assert "its sign-off does not hold: edited since" in problems
 
 
+def test_verify_results_names_a_sign_off_of_another_runs_calls(folder, capsys):
+    """A sign-off copied in from another sample's folder, consistent in itself: the audit
+    names the run it signs, not "withdrawn (its record is gone)" beside a record there."""
+    from ctcnet.cli import main
+
+    signed = json.loads((folder / SIGNOFF_FILE).read_text())
+    (folder / ".signoff_history.jsonl.seal").unlink()
+    for name in (SIGNOFF_FILE, HISTORY_FILE):
+        path = folder / name
+        path.write_text(path.read_text().replace(signed["run_id"], "0123456789ab")
+                        .replace(signed["calls_id"], "feedc0ffee00"))
+    assert main(["verify", "--results", str(folder)]) == 1
+    said = capsys.readouterr().out
+    assert "withdrawn" not in said
+    assert "not of this run's calls: its record (signoff.json) signs those of run " \
+        "0123456789ab" in said
+
+
 def test_verify_results_names_a_sample_whose_events_table_is_gone(folder, tmp_path, capsys):
     """A results folder one of whose finished samples lost its events table: the folder's
     audit said PASSED over the others, the sample left out without a word."""
