@@ -19,7 +19,7 @@ as they are; the routing it would replace is the short table below. Routes:
   needs to catch up with decisions made elsewhere (another tab, another server): nothing
   (``"unchanged": true``) while the file is as it was, else every decision and the counts;
 * ``GET /api/<sample>/agreement`` the two readings compared: Cohen's kappa and the
-  disagreements, for adjudication (:mod:`ctcnet.review.agreement`);
+  disagreements, for adjudication (:mod:`ctcnet.review.agreement`), and the sign-off;
 * ``POST /api/<sample>/decision`` ``{"event_id", "call", "reviewer", "run_id", "reading"}``,
   saved at once (``call``: ``confirm``, ``reject``, a class name, or ``undecided`` to take a
   decision back; ``event_id`` a JSON integer); see :mod:`ctcnet.review.decisions`. A decision
@@ -367,7 +367,10 @@ class ReviewHandler(BaseHTTPRequestHandler):
         if parts[1] == "api" and len(parts) == 4 and parts[3] == "agreement":
             sample = self.app.sample(unquote(parts[2]))
             sample.check_run(run_id)
-            return self._json(200, sample.agreement())
+            # With the sign-off as it holds: a second reading's decision moves it on, and the
+            # first reader's page polls its own journal only.
+            return self._json(200, {**sample.agreement(), "signoff": sample.signoff(
+                sample.decisions.matched(sample.run))})
         tile = tile_route(parts[3]) if parts[1] == "api" and len(parts) == 4 else None
         if tile is not None:
             kind, event_id = tile

@@ -793,6 +793,29 @@ def test_sign_off_and_agreement_are_shown():
     assert got["rows"] == [2]
 
 
+def test_a_second_readings_decision_after_the_sign_off_reaches_the_first_readers_page():
+    """The first reader's page polls its own journal; a second reader's decision after the
+    sign-off left it green "signed off" until reloaded. The readings' comparison it fetches
+    now and then brings the sign-off as it holds."""
+    state = page_state(4)
+    state["signoff"] = {"reviewer": "ann", "signed_at": "2026-01-01T00:00:00+00:00",
+                        "status": "current"}
+    state["agreement"] = {"first": 0, "second": 0, "both": 0, "agree": 0, "kappa": None,
+                          "disagreements": []}
+    got = run_page("""
+        const before = page.document.getElementById("signoff-text").textContent;
+        routes.push(["/api/P001/agreement", {json: {...state.agreement, second: 1,
+          signoff: {...state.signoff, status: "changed since"}}}]);
+        for (let k = 0; k < 5; k++) {
+          page.timers.forEach((tick) => tick());
+          await page.settle();
+        }
+        return {before, after: page.document.getElementById("signoff-text").textContent};
+    """, state)
+    assert got["before"] == "signed off by ann on 2026-01-01T00:00:00+00:00"
+    assert got["after"].startswith(got["before"]) and "changed since" in got["after"]
+
+
 def test_the_page_prints_per_volume_figures_as_the_report_does():
     """A per-7.5 mL figure reads the same on the page, in index.html and on the console: ties
     such as 3 x 7.5 / 4 = 5.625 included (Python's own formatting rounds them to even)."""
