@@ -103,13 +103,19 @@ def parse_signoff(body) -> tuple[str | None, str, str, str | None]:
 REVIEWER_CHARS, NOTE_CHARS = 64, 500
 
 
-def reviewer_name(given: str | None, default: str) -> str:
-    """The name a decision or sign-off is recorded under: the one given, its control
-    characters (a newline would split review.csv's line for line-based tools) made spaces, a
-    leading ``= + - @`` kept from a spreadsheet's formulas by a ``'``, at most
+def reviewer_name(given: str | None, default: str, reading: str = FIRST) -> str:
+    """The name a decision or sign-off of ``reading`` is recorded under: the one given, its
+    control characters (a newline would split review.csv's line for line-based tools) made
+    spaces, a leading ``= + - @`` kept from a spreadsheet's formulas by a ``'``, at most
     :data:`REVIEWER_CHARS` (BadRequest past it); the server's ``--reviewer`` where none is
-    given."""
-    return one_line(given, REVIEWER_CHARS, "the reviewer's name") or default
+    given, but for a second reading (BadRequest): the server's name is usually the first
+    reader's, and a second reader's decisions filed under it were theirs in neither reading."""
+    name = one_line(given, REVIEWER_CHARS, "the reviewer's name")
+    if not name and reading == SECOND:
+        raise BadRequest("a second reading's decision needs its reader's own name (the "
+                         "page's reviewer box, a request's \"reviewer\"): the server's "
+                         "--reviewer is not taken for it")
+    return name or default
 
 
 def one_line(given: str | None, limit: int, what: str = "the note") -> str:

@@ -276,7 +276,7 @@ class Sample(SampleImages):
 
     def _reader(self, reviewer: str | None, default_reviewer: str, reading: str) -> str:
         """The decision's reviewer, refused where they decided in the other reading."""
-        name = reviewer_name(reviewer, default_reviewer)
+        name = reviewer_name(reviewer, default_reviewer, reading)
         other = self.logs[SECOND if reading == FIRST else FIRST].refresh()
         check_one_reading_each(name, other["reviewer"].astype(str), reading)
         return name

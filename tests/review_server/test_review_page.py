@@ -938,9 +938,14 @@ def test_a_mistyped_reading_is_refused_not_opened_as_the_first_and_the_second_is
     assert got["asked"] == ["/api/P001/state?reading=Second"]
     assert "reading must be 'first' or 'second'" in got["status"]
     second = run_page("""
-        return page.document.getElementById("static-link").style.display;
+        return [page.document.getElementById("static-link").style.display,
+                page.document.getElementById("reviewer").value];
     """, page_state(2), search="?reading=second")
-    assert second == "none"
+    # Nor the server's --reviewer in its name box (usually the first reader's): the second
+    # reader's decisions went in under it.
+    assert second == ["none", ""]
+    first = run_page('return page.document.getElementById("reviewer").value;', page_state(2))
+    assert first == "tester"
 
 
 def test_a_held_call_reads_held_not_counted_in_the_list():

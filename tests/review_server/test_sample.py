@@ -284,6 +284,13 @@ def test_a_second_reading_is_kept_apart_and_compared(crowded, tmp_path, serve):
                                              "run_id": run, "reviewer": "bob"})
     assert status == 400 and "in the second reading: a first reading is another" in \
         said["error"]
+    # Without a name, never under the server's --reviewer (usually the first reader's): a
+    # second reader's decisions went in under it, and that reader was refused their own.
+    for nameless in ({}, {"reviewer": "  "}):
+        status, said = post(server, "decision", {"event_id": ids[4], "call": "confirm",
+                                                 "run_id": run, "reading": "second",
+                                                 **nameless})
+        assert status == 400 and "needs its reader's own name" in said["error"]
     # The second reader's decisions are in their own journal, never counted.
     assert len(pd.read_csv(out / "P001" / "review.csv")) == 6
     second = pd.read_csv(out / "P001" / D.SECOND_FILE)
@@ -303,6 +310,7 @@ def test_a_second_reading_is_kept_apart_and_compared(crowded, tmp_path, serve):
     assert [(d["event_id"], d["first"], d["second"], d["second_reviewer"])
             for d in agreement["disagreements"]] == [(ids[2], "wbc", "rejected", "bob"),
                                                      (ids[3], "wbc", "ctc", "bob")]
+    assert agreement.pop("signoff") is None  # the sign-off beside it (none yet)
     assert get(server, "state")[1]["agreement"] == agreement
     # Adjudicated: the first reading decides the event again; it counts, and agrees.
     assert post(server, "decision", {"event_id": ids[2], "call": "reject", "run_id": run,
