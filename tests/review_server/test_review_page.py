@@ -466,6 +466,26 @@ def test_u_takes_back_the_last_decision_made_and_goes_back_to_its_event():
     assert got["status"] == "nothing to undo"
 
 
+def test_u_on_an_event_a_filter_now_hides_clears_the_filter_and_shows_it():
+    """Rejected under one class filter, then another chosen: u said "undone #0" while the
+    panel showed another event, which the next key decided in its place."""
+    got = run_page(f"""
+        page.key("n");                    // #0 (a ctc call) rejected
+        await page.settle();
+        const cls = page.document.getElementById("filter-class");
+        cls.value = "wbc";                // #0 no longer shown
+        cls.dispatchEvent({{type: "change"}});
+        page.key("u");
+        await page.settle();
+        return {{current: {CURRENT_ROW}, cls: cls.value,
+                panel: page.document.getElementById("info").textContent.split(" ")[1],
+                status: page.document.getElementById("status").textContent}};
+    """, page_state(6))
+    assert got["current"] == 0 and got["panel"] == "#0" and got["cls"] == ""
+    assert got["status"].startswith("undone #0: undecided again")
+    assert "filters cleared to show it" in got["status"]
+
+
 def test_u_waits_for_the_decision_it_takes_back_and_leaves_one_made_elsewhere():
     got = run_page(f"""
         page.key("y");
