@@ -418,6 +418,29 @@ def test_review_page_by_keyboard_in_chromium(served):
         int(first): first_call, int(second): target}
 
 
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed "
+                    "(apt-get install chromium)")
+def test_a_decision_not_saved_stays_in_sight_in_a_narrow_window(served):
+    """800 x 600: the page scrolled to the event, a refused decision's red line was 256 px
+    above the window, with the header."""
+    pytest.importorskip("websocket")
+    _, server = served
+    browser = Browser(server_url(server))
+    try:
+        browser.send("Emulation.setDeviceMetricsOverride", width=800, height=600,
+                     deviceScaleFactor=1, mobile=False)
+        browser.wait_for("document.body.getAttribute('data-ready') === 'yes'")
+        browser.js("window.scrollTo(0, document.body.scrollHeight); "
+                   "notSaved([state.candidates[0].event_id], 'refused here'); 1")
+        box = json.loads(browser.js("JSON.stringify((function () { var r = document"
+                                    ".getElementById('unsaved').getBoundingClientRect(); "
+                                    "return [r.top, r.bottom, window.scrollY]; })())"))
+        assert box[2] > 0, "the page did not scroll: the test shows nothing"
+        assert 0 <= box[0] < box[1] <= 600, box
+    finally:
+        browser.close()
+
+
 def filter_that_hides(candidates):
     """A filter (select id, value) and a candidate it hides, where the cursor must go to the
     first shown candidate after it, at another position in the filtered list than the hidden
