@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -37,6 +38,7 @@ from ctcnet.detect.crop_dataset import (
     read_crop_index,
 )
 from ctcnet.detect.crop_labels import as_class_names, sample_class_layout
+from ctcnet.errors import InputError
 from ctcnet.inference.counts import count_events
 from ctcnet.inference.guard import (
     RULES,
@@ -94,7 +96,24 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
     """
     # One writer per output folder, as for a cartridge's: taken before any work.
     with exclusive_folder(out_dir, "predict"):
+        _refuse_another_crop_folder(root, Path(out_dir))
         return _classified(root, backend, Path(out_dir), options or PredictOptions())
+
+
+def _refuse_another_crop_folder(root: str | Path, out_dir: Path) -> None:
+    """Refuse (InputError) an output folder holding the results of another crop folder that
+    is still there (siteA/crops and siteB/crops both write <out>/crops: the second replaced
+    the first's calls without a word). One moved since is taken as these crops moved."""
+    try:
+        earlier = json.loads((out_dir / SUMMARY_FILE).read_text(encoding="utf-8"))["dataset"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return
+    # (the same folder through a link is these crops)
+    if isinstance(earlier, str) and Path(earlier).is_dir() and \
+            not os.path.samefile(earlier, root):
+        raise InputError(f"{out_dir} holds the results of another crop folder ({earlier}) "
+                         f"of the name this one has ({absolute(root)}): give another --out, "
+                         "or move those results aside")
 
 
 def _classified(root: str | Path, backend, out_dir: Path, options: PredictOptions
@@ -296,13 +315,14 @@ def _finish(root, index, spec, prior, backend, out_dir: Path, options: PredictOp
 
 # What makes a crop set's calls, as its summary records it: another of these is another run.
 CALL_SETTINGS = ("model_sha256", "prior", "decision_log_weights", "markers_decide",
-                 "pixel_size_um")
+                 "pixel_size_um", "dataset")
 
 
 def _keep_one_of_other_settings(out_dir: Path, summary: CropRunSummary) -> None:
     """Where the folder holds a run of these crops made otherwise (another model, prior,
-    pixel size, or the markers taking part or not), its summary is kept in ``previous/`` as
-    a cartridge's is, and said: replaced without a word, its calls left no record."""
+    pixel size, the markers taking part or not, the folder read from elsewhere), its summary
+    is kept in ``previous/`` as a cartridge's is, and said: replaced without a word, its
+    calls left no record."""
     try:
         earlier = json.loads((out_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):

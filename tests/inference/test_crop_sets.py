@@ -321,6 +321,34 @@ def test_a_rerun_made_otherwise_keeps_the_summary_it_replaces(crop_set, tmp_path
     assert "made with another" not in caplog.text
 
 
+def test_another_crop_folder_of_the_same_name_is_refused_not_written_over(crop_set, tmp_path,
+                                                                            caplog):
+    """siteA/crops, then siteB/crops, into one --out: the second replaced the first's calls
+    without a word. Refused while the first folder is there, its results untouched; a folder
+    moved since is the same crops, its earlier summary kept and said."""
+    import logging
+    import shutil
+
+    out = tmp_path / "out"
+    _, first = _run(crop_set, out, "ctcnet-core3")
+    other = tmp_path / "siteB" / "crops"
+    shutil.copytree(crop_set, other)
+    before = (out / "predictions.csv").read_bytes()
+    with pytest.raises(InputError, match="holds the results of another crop folder"):
+        _run(other, out, "ctcnet-core3")
+    assert (out / "predictions.csv").read_bytes() == before
+    moved = tmp_path / "moved" / "crops"
+    shutil.copytree(crop_set, moved)
+    out2 = tmp_path / "out2"
+    _run(moved, out2, "ctcnet-core3")
+    shutil.rmtree(moved)
+    with caplog.at_level(logging.WARNING):
+        _, second = _run(other, out2, "ctcnet-core3")
+    assert second["dataset"] == str(other.resolve())
+    assert "made with another dataset" in caplog.text
+    assert len(list((out2 / "previous").glob("summary-*.json"))) == 1
+
+
 def test_class_folders_in_another_case_are_scored_as_their_classes(crop_set, tmp_path):
     """A lab's folders CTC, WBC, Cluster, Debris: predict left every crop out of its accuracy
     ("labelled with classes the model has not") where evaluate and train read them."""
