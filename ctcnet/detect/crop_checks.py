@@ -3,7 +3,8 @@
 (:class:`CropNotes`):
 
 * **blank** crops, every channel 0 (an export of an empty region, a file written before its
-  image was), and raw crops (not 8-bit) with a **dead channel**, one value throughout (no camera's
+  image was), and raw crops (not 8-bit) with a **dead channel** among those the model reads,
+  one value throughout (no camera's
   counts are: a channel that failed, or its plane left unwritten; a CD45 that shows nothing
   makes every leukocyte a CTC candidate, and the network calls such leukocytes ``ctc``):
   refused, named with the unreadable ones, in every command that reads crops (predict,
@@ -124,7 +125,10 @@ class CropNotes:
             low = flat.min(axis=1)
             dead = np.flatnonzero((flat.max(axis=1) == low) &
                                   (low < self._saturated[:len(low)]))
-            if len(dead):
+            # A plane the model does not read (one never acquired, named so in panel.json)
+            # refused every crop for nothing the calls use.
+            dead = [c for c in dead if self.index.channels is None or c in self.index.channels]
+            if dead:
                 self.dead.append((i, [self.panel.names[c] for c in dead]))
                 return False
         if crop.dtype == np.uint8 and not self.index.exported:

@@ -380,6 +380,14 @@ def test_a_raw_crop_with_a_dead_channel_is_refused_by_name(tmp_path, rng):
     with pytest.raises(InputError, match=r"2 of 6 crops cannot be used; 2 crop\(s\) with a "
                                          r"channel of one value throughout: delete them"):
         load_crops(read_crop_index(tmp_path / "two"))
+    # A plane the model does not read (never acquired): every crop was refused for it.
+    unread = _toy_crops(rng).astype(np.uint16)
+    unread[:, 4] = 0
+    write_crop_dataset(tmp_path / "unread", unread, ["wbc"] * 6, default_panel())
+    core3 = read_crop_index(tmp_path / "unread").conform(["DAPI", "CK", "CD45"])
+    assert load_crops(core3).shape[:2] == (6, 3)
+    with pytest.raises(InputError, match=r"channel of one value throughout"):
+        load_crops(read_crop_index(tmp_path / "unread"))
     from PIL import Image
 
     folder = tmp_path / "composites" / "ctc"
