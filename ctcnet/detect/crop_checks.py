@@ -4,9 +4,9 @@
 
 * **blank** crops, every channel 0 (an export of an empty region, a file written before its
   image was), and raw crops (not 8-bit) with a **dead channel** among those the model reads,
-  one value throughout (no camera's
-  counts are: a channel that failed, or its plane left unwritten; a CD45 that shows nothing
-  makes every leukocyte a CTC candidate, and the network calls such leukocytes ``ctc``):
+  one value throughout (no camera's counts are: a channel that failed, or its plane left
+  unwritten; a CD45 that shows nothing makes every leukocyte a CTC candidate, and the network
+  calls such leukocytes ``ctc``):
   refused, named with the unreadable ones, in every command that reads crops (predict,
   evaluate, robustness, train, finetune). Nothing in them is a cell to call, and any call made
   of one is noise in the figures and the training set; its file is left out by a person, not
