@@ -102,7 +102,11 @@ class MarkerLabelVotes:
         label = self.labels[i]
         planes = [self.ck, self.cd45, *(k for k, _ in self.others)]
         background, noise, top = crop_statistics(crop[planes][None])
-        snr = ((top - background) / np.maximum(noise, 1e-3))[0]
+        # Integer counts are not read finer than one level: on a flat background (8-bit
+        # counts, noise 0) a marker one level over it read as lit, and a right folder as
+        # swapped.
+        floor = 1.0 if np.issubdtype(crop.dtype, np.integer) else 1e-3
+        snr = ((top - background) / np.maximum(noise, floor))[0]
         ck, cd45 = snr[:2]
         bright, other = (cd45, ck) if label == "ctc" else (ck, cd45)
         self.by_sample[self.sample_ids[i], label, "read"] += 1

@@ -96,6 +96,20 @@ def test_raw_8_bit_crops_are_said_and_named_beside_a_swap(tmp_path, drawn, caplo
             (name == "eight"), swap
 
 
+def test_raw_8_bit_crops_in_their_right_order_are_no_swap(tmp_path, drawn, caplog):
+    """Counts stored in 8 bits, the channels in their order: a flat background (noise 0)
+    made a CD45 one level over it read as lit, and a right folder was asked whether CK was
+    swapped with CD45, CD61 and CD66b at once."""
+    panel = load_panel(None)
+    eight = (drawn.images // 16).astype(np.uint8)
+    root = write_crop_dataset(tmp_path / "eight", eight, drawn.labels, panel, drawn.sample_ids)
+    with caplog.at_level("WARNING"):
+        load_crops(read_crop_index(root))
+    said = [r.getMessage() for r in caplog.records]
+    assert not [m for m in said if "swapped" in m], said
+    assert [m for m in said if "crops are 8-bit (256 levels)" in m]
+
+
 def test_a_display_exports_leukocytes_are_not_judged_its_ctcs_are():
     """Per-sample scan thumbnails (8-bit RGB, one display range a sample) in their right order
     read "CK and not CD45" on half their wbc crops and a sample's 5 CTCs all the other way:
