@@ -373,15 +373,17 @@ def warn_of_copies(groups: list[list[int]], index: CropIndex) -> None:
 
 def _by_reason(errors: list[InputError]) -> str:
     """The crops' errors, those of one reason together (a set of the wrong panel fails every
-    crop alike: one line, with the count and the first crop, not ten paths saying the same),
-    up to ``BAD_CROPS_NAMED`` reasons, each crop named where its reason is its own."""
+    crop alike: one line with the count, not each path saying the same again), up to
+    ``BAD_CROPS_NAMED`` reasons and crops a reason: each file to mend or leave out named (six
+    truncated files named by the first alone took six runs to find)."""
     paths: dict[str, list[str]] = {}
     for err in errors:
         text, prefix = str(err), f"{err.path}: " if err.path else ""
         paths.setdefault(text[len(prefix):] if prefix and text.startswith(prefix) else text,
                          []).append(err.path or "")
     told = [f"{p[0]}: {reason}" if len(p) == 1 else
-            f"{reason} ({len(p)} crops, the first {p[0]})"
+            f"{reason} ({len(p)} crops: {', '.join(p[:BAD_CROPS_NAMED])}"
+            f"{', ...' if len(p) > BAD_CROPS_NAMED else ''})"
             for reason, p in list(paths.items())[:BAD_CROPS_NAMED]]
     rest = sum(len(p) for p in list(paths.values())[BAD_CROPS_NAMED:])
     return "; ".join(told) + (f"; and {rest} more" if rest else "")

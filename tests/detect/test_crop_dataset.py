@@ -189,6 +189,13 @@ def test_every_unreadable_crop_is_named_in_one_error(tmp_path, rng):
     with pytest.raises(InputError, match="2 of 5 crops cannot be read") as both:
         load_crops(index)
     assert bad[0].name in str(both.value) and "4 channels" in str(both.value)
+    # Several of one reason (truncated files): each named, not the first alone (a lab mended
+    # one per run); past BAD_CROPS_NAMED, the rest counted.
+    for path in index.paths:
+        path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(InputError, match="5 of 5 crops cannot be read") as every:
+        load_crops(index)
+    assert all(p.name in str(every.value) for p in index.paths), str(every.value)
 
 
 # 9. Crop datasets.
