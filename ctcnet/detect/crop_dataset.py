@@ -66,6 +66,7 @@ from ctcnet.io.images import (
 )
 from ctcnet.io.metadata_text import read_mapping
 from ctcnet.io.panel import PANEL_KEYS, Panel, load_panel, refuse_misspelt_keys
+from ctcnet.io.sources.base import refuse_other_ome_pixel_size
 from ctcnet.io.taxonomy import Taxonomy, default_taxonomy
 
 log = logging.getLogger(__name__)
@@ -255,7 +256,7 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
             pixel_size = pixel_size_option(pixel_size)
         except ValueError as err:
             raise InputError(f"{option}: {err}", root) from None
-    panel = _crop_folder_panel(root, panel, pixel_size, option)
+    given, panel = panel, _crop_folder_panel(root, panel, pixel_size, option)
     manifest = root / "manifest.csv"
     if manifest.exists():
         paths, labels, samples, splits, patients = read_manifest(manifest)
@@ -280,9 +281,8 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
         nested = nested_scan(root, paths, labels, (taxonomy or default_taxonomy()).names)
         if nested is not None:
             raise nested
-    if not paths:
-        raise InputError("no crops found (expected .tif, .png or .jpg crops, in class folders "
-                         "where they are labelled, or a manifest.csv)", root)
+    _some_crops(root, paths, panel.pixel_size_um if given is None and pixel_size is None
+                else None)
     if panel.composite is None and panel.num_channels == 3:
         # An 8-bit three-plane file is an RGB composite export: say so in what we record.
         first, _ = read_image(paths[0], MAX_CROP_PLANE_PIXELS)
@@ -315,6 +315,17 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
     elif pixel_size is not None:
         index = replace(index, panel=panel.with_pixel_size(float(pixel_size)))
     return index
+
+
+def _some_crops(root: Path, paths: list[Path], stated_um: float | None) -> None:
+    """Refuse a folder without crops, or whose crops' own OME metadata state another pixel
+    size than panel.json's (``stated_um``; None: given otherwise), as a frame's are: one of
+    the two is wrong, and the crops were read at panel.json's without a word."""
+    if not paths:
+        raise InputError("no crops found (expected .tif, .png or .jpg crops, in class folders "
+                         "where they are labelled, or a manifest.csv)", root)
+    if stated_um is not None:
+        refuse_other_ome_pixel_size(paths[0], stated_um, "crops'")
 
 
 def dataset_panel(path: Path, pixel_size: float | str | None, option: str) -> Panel:

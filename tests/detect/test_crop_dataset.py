@@ -174,6 +174,25 @@ def test_crop_dataset_errors(tmp_path, rng):
         read_crop(tmp_path / "small.tif", panel, min_size=64)
 
 
+def test_crops_whose_own_metadata_state_another_pixel_size_than_panel_json_are_refused(
+        tmp_path, rng):
+    """The crops' OME metadata say one pixel size, panel.json another: read at panel.json's
+    without a word (every cell sized wrongly); refused as a cartridge's frames are. A size
+    given (--pixel-size) is the user's word over both."""
+    import json
+
+    panel = default_panel()
+    root = write_crop_dataset(tmp_path / "ds", _toy_crops(rng), ["ctc"] * 6, panel)
+    stated = json.loads((root / "panel.json").read_text())
+    assert read_crop_index(root).panel.pixel_size_um == stated["pixel_size_um"]
+    (root / "panel.json").write_text(json.dumps({**stated, "pixel_size_um": 0.32}))
+    with pytest.raises(InputError, match=f"the crops' OME metadata say "
+                                         f"{stated['pixel_size_um']:g} um per pixel, "
+                                         "panel.json 0.32: correct one of them"):
+        read_crop_index(root)
+    assert read_crop_index(root, pixel_size=0.32).panel.pixel_size_um == 0.32
+
+
 def test_every_unreadable_crop_is_named_in_one_error(tmp_path, rng):
     """Two bad crops (a truncated file, one of 4 channels) among good ones: one error names
     both, with the count, so a set is mended in one pass; one bad crop keeps its own error."""

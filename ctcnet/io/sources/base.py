@@ -15,6 +15,7 @@ import numpy as np
 
 from ctcnet.core.paths import written_lately
 from ctcnet.errors import InputError
+from ctcnet.io.images import ome_pixel_size
 
 # Two stated pixel sizes within 1 % are one (rounding in metadata and panel.json).
 PIXEL_SIZE_RTOL = 0.01
@@ -23,6 +24,16 @@ PIXEL_SIZE_RTOL = 0.01
 def same_pixel_size(a: float, b: float) -> bool:
     """Whether two stated pixel sizes are the same one."""
     return math.isclose(a, b, rel_tol=PIXEL_SIZE_RTOL)
+
+
+def refuse_other_ome_pixel_size(path: Path, stated_um: float, whose: str = "frames'") -> None:
+    """Refuse (InputError) where the file's OME metadata state another pixel size than
+    panel.json's ``stated_um``: one of the two is wrong, and a wrong pixel size sizes every
+    cell wrongly (``whose``: the files', as the message names them)."""
+    said = ome_pixel_size(path)
+    if said is not None and not same_pixel_size(said, float(stated_um)):
+        raise InputError(f"the {whose} OME metadata say {said:g} um per pixel, panel.json "
+                         f"{stated_um:g}: correct one of them", path)
 
 
 @dataclass(frozen=True)

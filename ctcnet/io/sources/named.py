@@ -28,7 +28,6 @@ from ctcnet.io.image_headers import RASTER_SUFFIXES, image_shape
 from ctcnet.io.images import (
     IMAGE_SUFFIXES,
     check_channel_names,
-    ome_pixel_size,
     read_channel_file,
     read_image,
     remove_cellsearch_offset,
@@ -39,8 +38,8 @@ from ctcnet.io.sources.base import (
     FrameRef,
     FrameSource,
     frame_digest,
+    refuse_other_ome_pixel_size,
     register,
-    same_pixel_size,
     unreadable_reason,
 )
 
@@ -245,10 +244,7 @@ class MultipageTiff(NamedFrames):
         with it (as a container's must: one of the two is wrong, and a wrong pixel size sizes
         every event wrongly)."""
         panel = super().panel(parts, stated)
-        said = ome_pixel_size(parts[0].path)
-        if said is not None and not same_pixel_size(said, float(panel.pixel_size_um)):
-            raise InputError(f"the frames' OME metadata say {said:g} um per pixel, panel.json "
-                             f"{panel.pixel_size_um:g}: correct one of them", parts[0].path)
+        refuse_other_ome_pixel_size(parts[0].path, panel.pixel_size_um)
         return panel
 
 
