@@ -133,6 +133,11 @@ def _classified(root: str | Path, backend, out_dir: Path, options: PredictOption
         index = replace(index, labels=as_class_names(list(index.labels), spec.class_names,
                                                      Path(root)))
         spec = spec_read_as(spec, index.panel, wider_only=True)  # where pixels saturate
+        if spec.reads_exports and not index.exported:  # chosen by hand (auto never does)
+            log.warning("%s: the model reads 8-bit composite exports only (it was trained on "
+                        "them), and these crops are raw channels: its calls here are not what "
+                        "its card measured; read them with a model of scans (ctcnet models)",
+                        root)
         bars.total = len(index)
         rules = RULES.for_crops(index.exported)
         shape = (len(index), spec.panel.num_channels, spec.crop_size, spec.crop_size)

@@ -349,6 +349,15 @@ def test_another_crop_folder_of_the_same_name_is_refused_not_written_over(crop_s
     assert len(list((out2 / "previous").glob("summary-*.json"))) == 1
 
 
+def test_the_export_model_on_raw_crops_is_said(crop_set, tmp_path):
+    """ctcnet-core3-export reads 8-bit composite exports only: passed by hand on a folder of
+    raw 16-bit crops it read them without a word (fewer right, more sent to review)."""
+    _, summary = _run(crop_set, tmp_path / "out", "ctcnet-core3-export")
+    assert any("reads 8-bit composite exports only" in w for w in summary["warnings"])
+    _, summary = _run(crop_set, tmp_path / "out2", "ctcnet-core3")
+    assert not any("composite exports only" in w for w in summary["warnings"])
+
+
 def test_class_folders_in_another_case_are_scored_as_their_classes(crop_set, tmp_path):
     """A lab's folders CTC, WBC, Cluster, Debris: predict left every crop out of its accuracy
     ("labelled with classes the model has not") where evaluate and train read them."""
