@@ -286,8 +286,10 @@ def render_frame(rng, cfg: SimConfig, panel, draws, shape, events_per_frame, nam
         "subtype": np.where(cut, "edge_cut", subtypes[idx]),
         "bbox_x0": np.clip(np.floor(x0[idx]), 0, w - 1).astype(int),
         "bbox_y0": np.clip(np.floor(y0[idx]), 0, h - 1).astype(int),
-        "bbox_x1": np.clip(np.ceil(x1[idx]), 0, w - 1).astype(int),
-        "bbox_y1": np.clip(np.ceil(y1[idx]), 0, h - 1).astype(int),
+        # Half-open, as events.csv's boxes are: x1 one past the last column (IoU and border
+        # checks between truth and calls were one pixel off).
+        "bbox_x1": np.clip(np.ceil(x1[idx]), 0, w - 1).astype(int) + 1,
+        "bbox_y1": np.clip(np.ceil(y1[idx]), 0, h - 1).astype(int) + 1,
         "edge_cut": cut, "source_subtype": subtypes[idx]})
     return counts[0], truth
 

@@ -397,12 +397,13 @@ def test_cartridge_truth_matches_what_was_drawn(cartridge):
             / 0.757
         mask = np.zeros(frame.shape[1:], bool)
         for r in truth[truth["frame"] == f.index].itertuples():
-            assert r.bbox_x0 <= r.x <= r.bbox_x1 and r.bbox_y0 <= r.y <= r.bbox_y1
-            box = frame[:, r.bbox_y0:r.bbox_y1 + 1, r.bbox_x0:r.bbox_x1 + 1]
+            # half-open boxes, as events.csv's
+            assert r.bbox_x0 <= r.x < r.bbox_x1 and r.bbox_y0 <= r.y < r.bbox_y1
+            box = frame[:, r.bbox_y0:r.bbox_y1, r.bbox_x0:r.bbox_x1]
             excess = (box.max(axis=(1, 2)) - background) / noise
             assert excess.max() > 4, (r.subtype, excess)  # every truth box holds signal
             m = 4  # the glow of a saturated object reaches past its box
-            mask[max(r.bbox_y0 - m, 0):r.bbox_y1 + m + 1, max(r.bbox_x0 - m, 0):r.bbox_x1 + m + 1] \
+            mask[max(r.bbox_y0 - m, 0):r.bbox_y1 + m, max(r.bbox_x0 - m, 0):r.bbox_x1 + m] \
                 = True
         # ... and outside every box there is (nearly) nothing bright: no undeclared objects.
         outside = (frame[:, ~mask] - background[:, None]) / noise[:, None]
@@ -410,7 +411,7 @@ def test_cartridge_truth_matches_what_was_drawn(cartridge):
     cut = truth[truth["edge_cut"]]
     assert (cut["subtype"] == "edge_cut").all() and (cut["class"] == "debris").all()
     touches = ((cut["bbox_x0"] == 0) | (cut["bbox_y0"] == 0) |
-               (cut["bbox_x1"] == SMALL_FRAME[1] - 1) | (cut["bbox_y1"] == SMALL_FRAME[0] - 1))
+               (cut["bbox_x1"] == SMALL_FRAME[1]) | (cut["bbox_y1"] == SMALL_FRAME[0]))
     assert touches.all()
 
 
