@@ -79,8 +79,12 @@ def event_mixture(rare_rates: dict | None, panel, taxonomy, cfg: SimConfig):
                              "count")
     left = 1.0 - sum(float(v) for v in rates.values())
     if left < -1e-9:
-        raise InputError(f"rare_rates add up to more than 1: {rates}")
+        raise InputError(f"the rates (--rates) add up to more than 1: {rates}")
     open_common = {k: v for k, v in COMMON_RATES.items() if k not in rates}
+    if not open_common and left > 1e-9:  # nothing left to take the rest: it was rescaled
+        raise InputError(f"the rates (--rates) of every class add up to {1 - left:g}, not 1: "
+                         "each is a share of all events (ctc=0.01 draws 1 % CTCs); make "
+                         "them add up to 1, or leave wbc or debris out to take what is left")
     total_common = sum(open_common.values())
     for k, v in open_common.items():
         rates[k] = max(left, 0.0) * v / total_common

@@ -433,6 +433,12 @@ def test_cartridge_rejects_bad_arguments(tmp_path):
         simulate_cartridge_small(tmp_path, layout="jpeg")
     with pytest.raises(InputError, match="rare_rates"):
         simulate_cartridge_small(tmp_path, rare_rates={"unicorn": 0.1})
+    # Every class given, short of 1: each was rescaled without a word (ctc=0.01 drew 6.6 %).
+    with pytest.raises(InputError, match="of every class add up to 0.22, not 1"):
+        simulate_cartridge_small(tmp_path, rare_rates={"ctc": 0.01, "cluster": 0.01,
+                                                       "wbc": 0.1, "debris": 0.1})
+    with pytest.raises(InputError, match=r"the rates \(--rates\) add up to more than 1"):
+        simulate_cartridge_small(tmp_path, rare_rates={"ctc": 0.6, "wbc": 0.6})
 
 
 def test_cartridge_with_a_custom_taxonomy_keeps_tdevs_apart(tmp_path):
