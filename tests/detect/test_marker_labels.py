@@ -63,6 +63,34 @@ def test_cd45_or_ck_swapped_with_another_plane_of_the_panel_is_said(tmp_path, dr
     assert said[None] == ""
 
 
+def test_a_right_vimentin_folder_is_no_swap_a_swapped_one_is(tmp_path, caplog):
+    """A CTC that lost CK lights vimentin: a fifth of a right folder's ctc crops light VIM
+    and not CK, and a folder of 10 CTCs passed the 30 % of another plane by chance one time
+    in three ("are CK and VIM swapped?" on the simulator's own crops). Said where the share
+    is past that fifth beyond chance: CK and VIM swapped."""
+    from ctcnet.io.panel import Panel
+
+    panel = Panel.from_dict({"channels": ["CD45", "DAPI", "CK", "VIM"],
+                             "pixel_size_um": 0.8})
+    said = {}
+    for seed, ctcs in ((4, 10), (5, 10), (6, 40)):
+        drawn = simulate_crops({"ctc": ctcs, "wbc": 10}, panel, crop_size=48, seed=seed,
+                               num_samples=2)
+        for swap in (False, True):
+            images = drawn.images.copy()
+            if swap:
+                images[:, [2, 3]] = images[:, [3, 2]]
+            root = write_crop_dataset(tmp_path / f"{seed}{swap}", images, drawn.labels, panel,
+                                      drawn.sample_ids)
+            caplog.clear()
+            with caplog.at_level("WARNING"):
+                load_crops(read_crop_index(root))
+            said[seed, swap] = [r.getMessage() for r in caplog.records
+                                if "CK and VIM swapped" in r.getMessage()]
+    assert not said[4, False] and not said[5, False] and not said[6, False], said
+    assert said[6, True] and said[5, True], said  # (10 CTCs may not tell it: 4's do not)
+
+
 def test_unlabelled_crops_or_a_panel_without_the_markers_cast_no_vote():
     from ctcnet.detect.marker_labels import MarkerLabelVotes
 
