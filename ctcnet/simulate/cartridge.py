@@ -20,7 +20,9 @@ import scipy.fft
 
 from ctcnet.errors import InputError
 from ctcnet.io.atomic import atomic_write_text
+from ctcnet.io.cartridge_info import safe_sample_id
 from ctcnet.io.panel import load_panel
+from ctcnet.io.plausibility import SCAN_PIXEL_SIZE_UM
 from ctcnet.io.scan import serpentine_position, write_cartridge_info, write_frame
 from ctcnet.io.taxonomy import load_taxonomy
 from ctcnet.simulate.cells import SUBTYPE_NEEDS, SUBTYPES, build_events
@@ -167,11 +169,12 @@ def simulate_cartridge(out_dir, panel=None, taxonomy=None, num_frames: int = 6,
         raise InputError(f"unknown layout {layout!r}: use multipage, channels or png")
     if events_per_frame < 0:
         raise InputError(f"events_per_frame must be >= 0, got {events_per_frame}")
+    _readable_as_a_scan(panel, cfg)
+    sample_id = safe_sample_id(sample_id or f"sim{seed}", Path(out_dir), "--sample-id")
     rows, columns = frame_grid(num_frames, columns)
     names, probs = event_mixture(rare_rates, panel, taxonomy, cfg)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
     draws = draw_samples(rng, cfg, panel, 1)
-    sample_id = sample_id or f"sim{seed}"
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     eight_bit = layout == "png" or cfg.output_bits == 8
@@ -296,6 +299,21 @@ def render_frame(rng, cfg: SimConfig, panel, draws, shape, events_per_frame, nam
         "bbox_y1": np.clip(np.ceil(y1[idx]), 0, h - 1).astype(int) + 1,
         "edge_cut": cut, "source_subtype": subtypes[idx]})
     return counts[0], truth
+
+
+def _readable_as_a_scan(panel, cfg: SimConfig) -> None:
+    """Refuse a panel whose pixel size, times the scanners' spread the simulator draws
+    (``pixel_scale``), can fall outside what predict reads as a scan: simulate wrote such a
+    cartridge, and predict refused it."""
+    lo, hi = SCAN_PIXEL_SIZE_UM
+    px = float(panel.pixel_size_um)
+    drawn = (px * min(cfg.pixel_scale), px * max(cfg.pixel_scale))
+    if drawn[0] < lo or drawn[1] > hi:
+        raise InputError(f"the panel's pixel size {px:g} um is drawn at {drawn[0]:.3g}-"
+                         f"{drawn[1]:.3g} um per pixel (x pixel_scale {min(cfg.pixel_scale):g}-"
+                         f"{max(cfg.pixel_scale):g}: scanners differ), outside what predict "
+                         f"reads as a scan ({lo:g} to {hi:g}): give one within "
+                         f"{lo / min(cfg.pixel_scale):.3g}-{hi / max(cfg.pixel_scale):.3g} um")
 
 
 def _group(op, values, owner, n, init):

@@ -439,6 +439,15 @@ def test_cartridge_rejects_bad_arguments(tmp_path):
                                                        "wbc": 0.1, "debris": 0.1})
     with pytest.raises(InputError, match=r"the rates \(--rates\) add up to more than 1"):
         simulate_cartridge_small(tmp_path, rare_rates={"ctc": 0.6, "wbc": 0.6})
+    # What predict then refused: a pixel size drawn past a scan's, a sample id no folder or
+    # Windows share can carry.
+    from ctcnet.simulate import simulate_cartridge
+
+    with pytest.raises(InputError, match=r"drawn at 1.33-2.47 um per pixel.*within 0.0714-1.54"):
+        simulate_cartridge(tmp_path, PANEL5.with_pixel_size(1.9), num_frames=1)
+    for sample_id in ("../x", "CON"):
+        with pytest.raises(InputError, match="--sample-id .* must be a plain name"):
+            simulate_cartridge_small(tmp_path, sample_id=sample_id)
 
 
 def test_cartridge_with_a_custom_taxonomy_keeps_tdevs_apart(tmp_path):
