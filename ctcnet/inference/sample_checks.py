@@ -17,12 +17,7 @@ whole sample's events once its frames are done, each a ``problems`` entry (the s
 
 from __future__ import annotations
 
-# Detected events per mm^2 of frame over which a sample is a problem (partial): detection
-# merges and misses cells in crowds. On simulated scans (seed 11, 4 frames a density) leukocyte
-# recall was 0.97, 0.96, 0.92, 0.89 and 0.77 at about 500, 1,000, 1,700, 2,500 and 4,100
-# drawn cells per mm^2 (CTCs 1.0 up to 2,500, 0.86 at 4,100); the dense test family reads
-# about 1,400.
-CROWDED_PER_MM2 = 2000.0
+from ctcnet.io.plausibility import CROWDED_PER_MM2
 
 
 def events_per_mm2(events: int, frames: int, frame_shape, pixel_size_um: float | None

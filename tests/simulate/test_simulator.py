@@ -450,6 +450,22 @@ def test_cartridge_rejects_bad_arguments(tmp_path):
             simulate_cartridge_small(tmp_path, sample_id=sample_id)
 
 
+def test_a_cartridge_drawn_past_what_predict_reads_uncrowded_is_said(tmp_path, caplog):
+    """--events is per frame: at 0.3 um per pixel the defaults drew a sample predict then
+    marked partial as crowded, without a word here."""
+    from ctcnet.simulate import simulate_cartridge
+
+    with caplog.at_level("WARNING"):
+        simulate_cartridge(tmp_path / "fine", PANEL5.with_pixel_size(0.3), num_frames=1,
+                           frame_shape=SMALL_FRAME, events_per_frame=25, seed=1)
+    assert "predict reads a sample past 2000 as crowded" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        simulate_cartridge(tmp_path / "coarse", PANEL5, num_frames=1, frame_shape=SMALL_FRAME,
+                           events_per_frame=25, seed=1)
+    assert "crowded" not in caplog.text
+
+
 def test_cartridge_with_a_custom_taxonomy_keeps_tdevs_apart(tmp_path):
     from ctcnet.simulate import simulate_cartridge
 
