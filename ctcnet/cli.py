@@ -38,7 +38,8 @@ SUBCOMMANDS = ("simulate", "train", "predict", "evaluate", "robustness", "export
                "review", "crops", "finetune", "models", "export-events", "verify", "draws")
 # Modules of the `predict` extra (pyproject.toml), and the subcommands it runs without torch.
 PREDICT_MODULES = {"scipy", "skimage", "pandas", "pyarrow", "rich", "threadpoolctl"}
-PREDICT_COMMANDS = {"predict", "review", "crops", "export-events", "verify", "draws"}
+PREDICT_COMMANDS = {"predict", "review", "crops", "export-events", "verify", "draws",
+                    "evaluate"}  # (evaluate on simulated cartridges and --expected; crops: all)
 # Modules of the `all` extra: the base install (ONNX runtime side) lacks them.
 FULL_INSTALL_MODULES = PREDICT_MODULES | {"torch", "lightning", "torchmetrics", "jsonargparse",
                                           "albumentations", "onnx", "onnxscript", "sklearn",

@@ -18,6 +18,7 @@ def test_base_install_commands_without_torch():
             "from ctcnet.cli import main\n"
             "assert main(['models']) == 0\n"
             "assert main(['predict', 'scans', '--out', 'out']) == 2\n"
+            "assert main(['evaluate', 'results', '--expected', 'e.csv', '--out', 'o']) == 2\n"
             "sys.exit(main(['export', 'm.pt', '--out', 'm.onnx']))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 2, out.stderr
@@ -25,6 +26,10 @@ def test_base_install_commands_without_torch():
     # predict runs on the torch-free predict extra; export needs everything.
     assert out.stderr.strip().splitlines() == [
         "ctcnet predict: needs pandas, which this install lacks: "
+        f"{install_command('predict')} (torch-free; {install_command('all')} for every "
+        "subcommand)",
+        # evaluate --expected and on simulated cartridges runs on the predict extra too
+        f"ctcnet evaluate: needs scipy, which this install lacks: "
         f"{install_command('predict')} (torch-free; {install_command('all')} for every "
         "subcommand)",
         "ctcnet export: needs torch, which this install lacks (the base and predict installs "
