@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from datetime import UTC
 from pathlib import Path
 
 from ctcnet.commands.spike_in_console import say_spike_in, shown
@@ -234,12 +235,12 @@ def _provenance(source, name: str) -> dict:
     was made, the digest of the file it scored against (``<name>_sha256``: ``expected`` or
     ``reference``; the figures are of it as it was then; a reference run's models are named
     beside) and the software that scored it."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from ctcnet.core.provenance import software_record
     from ctcnet.io.digests import file_sha256
 
-    return {"written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    return {"written_at": datetime.now(UTC).isoformat(timespec="seconds"),
             **({f"{name}_sha256": file_sha256(source)} if Path(source).is_file() else {}),
             "software": software_record()}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 # Bidi embeddings, overrides and isolates: they reorder what follows them on screen.
 _BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
@@ -92,8 +92,8 @@ def utc_text(iso: str | None) -> str:
         when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
     except ValueError:
         return iso
-    when = when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def unmeasured_text(record: dict) -> str:

@@ -26,7 +26,7 @@ import time
 import warnings
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -193,7 +193,7 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, *,
         model_bytes = _with_metadata(chosen, spec, {
             "precision": precision, "opset": opset, "source": model_path.name,
             "source_sha256": file_sha256(model_path), "torch_version": torch.__version__,
-            "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "verification": verification, "int8": int8_info, "markers": markers_check},
             extra)
     atomic_write_bytes(out_path, model_bytes)
@@ -223,7 +223,7 @@ def restamp_onnx(onnx_path: str | Path, model_path: str | Path,
                          f"(re-export: ctcnet export {model_path})", onnx_path)
     _, spec = load_model(model_path)
     record.update(source=model_path.name, source_sha256=file_sha256(model_path),
-                  restamped_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                  restamped_at=datetime.now(UTC).isoformat(timespec="seconds"))
     extra = carried_markers(old.metadata, spec, onnx_path, model_path)
     atomic_write_bytes(onnx_path, _with_metadata(onnx_path, spec, record, extra))
     OnnxClassifier(onnx_path)  # the file as written must load and pass its own checks

@@ -51,7 +51,7 @@ import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -336,7 +336,7 @@ def events_fcs(events: pd.DataFrame, summary, where: Path, file_name: str = "",
         "CTCNET_BLOOD_VOLUME_ML": summary.blood_volume_processed_ml or summary.blood_volume_ml,
         # The file is a snapshot: when it was written, and the latest review decision its
         # after-review columns hold (a decision made since is not in them).
-        "CTCNET_EXPORTED_AT": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "CTCNET_EXPORTED_AT": datetime.now(UTC).isoformat(timespec="seconds"),
         "CTCNET_REVIEW_UPDATED": (summary.reviewed.updated or "") if summary.reviewed else "",
         # Whether the after-review columns were signed off, by whom and when, and whether the
         # sign-off held (its status) as the file was written.

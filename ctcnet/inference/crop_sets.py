@@ -17,7 +17,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -291,7 +291,7 @@ def _finish(root, index, spec, prior, backend, out_dir: Path, options: PredictOp
     summary = CropRunSummary(
         dataset=absolute(root), crops=len(table), backend=backend.name,
         software=software_record(),
-        written_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        written_at=datetime.now(UTC).isoformat(timespec="seconds"),
         device=backend.device_name, model=model_path(backend),
         decision_log_weights=decision_weights(spec.decision), prior=prior,
         pixel_size_um=float(index.panel.pixel_size_um),

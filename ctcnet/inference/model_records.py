@@ -9,7 +9,7 @@ backend, model file and software a journal records per frame).
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ctcnet.core.paths import absolute
 from ctcnet.errors import InputError
@@ -98,7 +98,7 @@ def scored_by(backend) -> dict:
     record = model_record(backend)
     return {"model": record["path"], "model_sha256": record["sha256"], "model_record": record,
             "software": software_record(),
-            "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "written_at": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
 def made_by(backend_name: str, software: dict, model_file_sha256: str | None = None) -> str:

@@ -25,7 +25,7 @@ import re
 import time
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ctcnet.errors import InputError
@@ -69,7 +69,7 @@ def retire_exports(folder: str | Path, sample: str,
     present = [p for p in in_folder_exports(Path(folder), sample) if p.exists()]
     if not present:
         return None
-    stamp = datetime.fromtimestamp(max(p.stat().st_mtime for p in present), timezone.utc)
+    stamp = datetime.fromtimestamp(max(p.stat().st_mtime for p in present), UTC)
     kept = previous_folder(folder) / f"exports-{stamp:%Y%m%dT%H%M%SZ}"
     for n in range(2, 1000):  # exports of the same second kept before: another folder
         if not kept.exists():

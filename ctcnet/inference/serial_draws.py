@@ -25,7 +25,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ctcnet.errors import InputError
@@ -317,7 +317,7 @@ def drawn_time(text: str | None) -> datetime | None:
         when = datetime.fromisoformat(str(text).strip())
     except ValueError:
         return None
-    return when.astimezone(timezone.utc) if when.tzinfo else when
+    return when.astimezone(UTC) if when.tzinfo else when
 
 
 def _say_dates_out_of_order(draws: list[Draw]) -> None:

@@ -22,7 +22,7 @@ import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ctcnet.core.json_text import strict_json
@@ -261,7 +261,7 @@ class RunSummary:
         """When the counts were made, in words (ISO 8601, UTC); empty where not recorded."""
         if self.counted_at is None:
             return ""
-        return datetime.fromtimestamp(self.counted_at, timezone.utc).isoformat(
+        return datetime.fromtimestamp(self.counted_at, UTC).isoformat(
             timespec="seconds")
 
     def write(self, out_dir: str | Path) -> None:
@@ -347,7 +347,7 @@ def keep_not_as_written(out_dir: str | Path, name: str, move: bool = False) -> P
     kept as the evidence, ``previous/<stem>-<now, UTC>-not-as-written<suffix>``, before
     ctcnet writes its own (``move``: the file itself moved there, else a copy). Returns it."""
     source = Path(out_dir) / name
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     kept = previous_folder(out_dir) / f"{source.stem}-{stamp}-not-as-written{source.suffix}"
     if move:
         source.replace(kept)
@@ -375,7 +375,7 @@ def keep_previous_summary(out_dir: str | Path, keep_events: bool = False) -> Pat
         counted = float(json.loads(text).get("counted_at"))
     except (ValueError, TypeError, AttributeError):
         counted = source.stat().st_mtime
-    stamp = datetime.fromtimestamp(counted, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.fromtimestamp(counted, UTC).strftime("%Y%m%dT%H%M%SZ")
     kept = previous_folder(out_dir) / f"summary-{stamp}.json"
     for n in range(2, 1000):  # another summary of the same counts' time (a volume corrected)
         if not kept.is_file() or kept.read_text(encoding="utf-8") == text:

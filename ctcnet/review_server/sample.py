@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
@@ -369,7 +369,7 @@ class Sample(SampleImages):
                 self.reported, open_disagreements(second, self.reported))
             record = SignOff(
                 reviewer=reviewer,
-                signed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                signed_at=datetime.now(UTC).isoformat(timespec="seconds"),
                 run_id=self.run.run_id, cartridge_id=self.run.cartridge_id,
                 decided=len(decided), unreviewed=int(left),
                 after_review_per_7_5_ml=reviewed.after_review_per_7_5_ml,

@@ -6,7 +6,7 @@ import multiprocessing
 import os
 import sys
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -103,7 +103,7 @@ def test_decisions_match_a_rerun_by_position_and_keep_the_rest(tmp_path):
     # re-run's event 2): the later one counts, the other is superseded; both stay in the file.
     table = pd.concat([table, table.iloc[[-1]].assign(
         run_id="another", event_id=9, x=76.5, reviewer_call="wbc",
-        time=(datetime.now(timezone.utc) + timedelta(minutes=5)).isoformat())],
+        time=(datetime.now(UTC) + timedelta(minutes=5)).isoformat())],
         ignore_index=True)
     table.loc[table["event_id"] == 3, "x"] = 66.5
     matched = D.match_decisions(table, rerun)
@@ -117,8 +117,8 @@ def test_old_review_csv_is_read_and_migrated(tmp_path):
     (tmp_path / "events.parquet").write_bytes(b"")  # its time is the run's
     written = (tmp_path / "events.parquet").stat().st_mtime
     run = D.RunEvents(events, 0.5, written_at=written)
-    later = datetime.fromtimestamp(written + 60, timezone.utc).isoformat(timespec="seconds")
-    earlier = datetime.fromtimestamp(written - 60, timezone.utc).isoformat(timespec="seconds")
+    later = datetime.fromtimestamp(written + 60, UTC).isoformat(timespec="seconds")
+    earlier = datetime.fromtimestamp(written - 60, UTC).isoformat(timespec="seconds")
     old = pd.DataFrame([[1, "ctc", "wbc", "a", later],        # this run: attaches
                         [2, "wbc", "wbc", "a", earlier],      # decided before this run
                         [3, "wbc", "wbc", "a", later],        # the call differs
