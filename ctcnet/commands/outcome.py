@@ -120,7 +120,7 @@ def outcome_lines(summaries, out, failed_reports: dict, set_aside: int = 0,
         if name in failed_reports:  # no summary.json written
             lines.append(f"{name}: no result, its report could not be written (below); the "
                          "same command resumes it")
-            results[name] = {"status": "failed"}
+            results[name] = {"status": "missing"}  # (run.json's word; "failed": no frame read)
             continue
         results[name] = _with_signoff(s.to_dict(), out / name)
         lines.append(outcome_line(name, results[name], out / name))
@@ -151,7 +151,7 @@ def batch_line(results: dict, set_aside: int, out: Path, others: int = 0) -> str
         status = "crop sets" if "crops" in summary else str(summary.get("status") or "failed")
         by_status.setdefault(status, []).append(name)
     parts = []
-    for status in ("ok", "partial", "failed", "crop sets"):
+    for status in ("ok", "partial", "failed", "missing", "crop sets"):
         names = by_status.pop(status, [])
         if names or status == "ok":
             # A partial sample with why (a frame short, a channel order in doubt): the

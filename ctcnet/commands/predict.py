@@ -462,14 +462,14 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
     if missing and status == 0:
         say_error(f"no output for {missing}", log)
         status = 1
-    if status not in STOPPED:  # (stopped: a rerun resumes every input)
-        def say(line: str) -> None:  # printed unless quiet, logged always
-            log.note(line)
-            if not args.quiet:
-                print(line)
+    def say(line: str) -> None:  # printed unless quiet, logged always
+        log.note(line)
+        if not args.quiet:
+            print(line)
 
-        say_outcome(index, out, say)
-    for name, reason in set_aside.items():  # refused before any process: 2, as in one
+    # Each input's outcome, then those refused (before any process or by one; stopped: none).
+    aside = {} if status in STOPPED else say_outcome(index, out, say)
+    for name, reason in {**aside, **set_aside}.items():
         say_error(f"{name} was set aside: {reason}", log)
     return 2 if set_aside and status == 0 else status
 

@@ -345,23 +345,25 @@ def done_watcher(out: Path, names: list[str], since: float) -> Callable[[], None
     return look
 
 
-def say_outcome(index: dict, out: Path, say=print) -> None:
+def say_outcome(index: dict, out: Path, say=print) -> dict[str, str]:
     """One line per input of the run, from its ``run.json`` index and each output's
     summary.json, in the words one process uses (:func:`ctcnet.commands.outcome.outcome_line`),
-    each handed to ``say``."""
+    each handed to ``say``. Returns the inputs set aside, each with why: said last, as one
+    process says them (the tally said "set aside (below)" over no line below)."""
     from ctcnet.commands.outcome import batch_line, outcome_line
 
+    set_aside = {e["name"]: str(e["set_aside"]) for e in index["outputs"] if "set_aside" in e}
     if all(e.get("missing") for e in index["outputs"]):
-        return  # every process failed before any work: its errors above say why
-    results, set_aside = {}, 0
+        return set_aside  # every process failed before any work: its errors above say why
+    results = {}
     for entry in index["outputs"]:
         name = entry["name"]
         if "set_aside" in entry:
-            set_aside += 1
-            continue  # the process that refused it said why
-        if entry.get("missing"):
-            say(f"{name}: no output (its process failed: see above) -> {out / name}")
-            results[name] = {"status": "failed"}
+            continue
+        if entry.get("missing"):  # not "failed" (no frame read): a rerun finishes it
+            say(f"{name}: no output (its process failed: see above; the same command "
+                f"resumes it) -> {out / name}")
+            results[name] = {"status": "missing"}
             continue
         try:  # the whole summary (skipped frames, time, prior); the index's figures if not
             summary = json.loads((out / entry["summary"]).read_text())
@@ -369,6 +371,7 @@ def say_outcome(index: dict, out: Path, say=print) -> None:
             summary = entry if "status" in entry else {**entry, "crops": entry.get("events")}
         results[name] = summary
         say(outcome_line(name, summary, out / name))
-    tally = batch_line(results, set_aside, out)
+    tally = batch_line(results, len(set_aside), out)
     if tally:
         say(tally)
+    return set_aside

@@ -83,16 +83,19 @@ def test_the_parent_reads_each_summary_and_falls_back_to_its_index(tmp_path, cap
         {"name": "a", "summary": "a/summary.json", "events": 10, "status": "ok"},
         {"name": "b", "summary": "b/summary.json", "events": 4, "counts": {"ctc": 1}},
         {"name": "c", "missing": True}]}
-    say_outcome(index, tmp_path)
+    index["outputs"].append({"name": "d", "set_aside": "4 of 4 crops cannot be read"})
+    assert say_outcome(index, tmp_path) == {"d": "4 of 4 crops cannot be read"}  # said last
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "a: ok, 10 events (ctc 0; per 7.5 mL: ctc 0.00), 1 frame(s) " \
         "skipped (once fixed, the same command reads them and keeps the rest), 1.0 s -> " \
         f"{tmp_path / 'a'}"
     assert lines[1] == f"b: 4 crops (ctc 1) -> {tmp_path / 'b'}"
-    assert lines[2].startswith("c: no output")
-    # The batch's tally last: what an operator reads before the lines above it.
-    assert lines[3] == f"3 inputs: 1 ok, 1 failed (c), 1 crop sets; 0 event(s) on the review " \
-        f"lists, 0 signed off; the table of them all: {tmp_path / 'samples.csv'}"
+    assert lines[2].startswith("c: no output") and "the same command resumes it" in lines[2]
+    # The batch's tally last: what an operator reads before the lines above it. An output
+    # its process did not write is missing (as run.json says), not failed (no frame read).
+    assert lines[3] == f"4 inputs: 1 ok, 1 missing (c), 1 crop sets, 1 set aside (below); 0 " \
+        f"event(s) on the review lists, 0 signed off; the table of them all: " \
+        f"{tmp_path / 'samples.csv'}"
 
 
 def test_a_batchs_tally_names_what_is_not_ok_and_counts_the_review_lists():
