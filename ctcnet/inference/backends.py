@@ -251,7 +251,8 @@ class OnnxBackend:
         # onnxruntime falls back to the CPU with at most a warning; a person who asked for the
         # GPU must hear that it is not there rather than wait at CPU speed.
         no_cuda = CtcnetError(f"--device {device} asked for, but onnxruntime cannot use CUDA "
-                              "here (no GPU, or the CPU-only onnxruntime package); use "
+                              "here (no GPU, or the CPU-only onnxruntime package: "
+                              "onnxruntime-gpu in its place runs the models on CUDA); use "
                               "--device cpu or auto")
         providers = None  # runtime picks CUDA when available
         if check_device_name(device) == "cpu":
