@@ -834,6 +834,12 @@ def test_a_second_readings_decision_after_the_sign_off_reaches_the_first_readers
     """, state)
     assert got["before"] == "signed off by ann on 2026-01-01T00:00:00+00:00"
     assert got["after"].startswith(got["before"]) and "changed since" in got["after"]
+    left = run_page('return page.document.getElementById("signoff-text").textContent;',
+                    {**state, "signoff": {**state["signoff"], "unreviewed": 25,
+                                          "held_undecided": 6}})
+    # All it left undecided, as the report says it (the page named the 6 held alone).
+    assert left == "signed off by ann on 2026-01-01T00:00:00+00:00 (25 candidate(s) left " \
+        "undecided, 6 of them held by the marker guard)"
 
 
 def test_the_page_prints_per_volume_figures_as_the_report_does():
