@@ -336,6 +336,9 @@ def _say_dates_out_of_order(draws: list[Draw]) -> None:
             draw.notes.append(f"its date {draw.drawn_at!r} {form}: its order against the "
                               "other draws is not checked")
     mixed = len({t.tzinfo is None for _, t in dated}) > 1
+    # Zoned draws are held to each other by the instant as well (one date without a time
+    # among them took the check to days, and two zoned draws out of order by hours passed).
+    zoned = [(d, t) for d, t in dated if t.tzinfo is not None] if mixed else []
     if mixed:
         # Compared by the day each is written on (a draw at 23:30 -05:00 is that day's, not
         # the next UTC day's); a time without a zone among zoned ones is checked by its day
@@ -346,11 +349,13 @@ def _say_dates_out_of_order(draws: list[Draw]) -> None:
                                   "draws' have: its order against them is checked by the day "
                                   "alone")
         dated = [(d, datetime.fromisoformat(str(d.drawn_at).strip()).date()) for d, _ in dated]
-    for (before, t0), (draw, t1) in zip(dated, dated[1:]):
-        if t1 < t0:
-            draw.notes.append(f"drawn before draw {before.draw} ({before.drawn_at}), given "
-                              "after it: the changes are read in the order given; give the "
-                              "draws in the order drawn")
+    for pairs in (zip(dated, dated[1:]), zip(zoned, zoned[1:])):
+        for (before, t0), (draw, t1) in pairs:
+            note = (f"drawn before draw {before.draw} ({before.drawn_at}), given after it: "
+                    "the changes are read in the order given; give the draws in the order "
+                    "drawn")
+            if t1 < t0 and note not in draw.notes:
+                draw.notes.append(note)
 
 
 # What a series of draws from other scanners is said with (a row's note; the console's once).

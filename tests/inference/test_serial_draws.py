@@ -180,6 +180,15 @@ def test_draws_given_out_of_the_order_their_dates_say_are_said(clean_run, tmp_pa
     assert "its time '2026-01-08T04:15:00' has no time zone, the other draws' have: its order " \
         "against them is checked by the day alone" in \
         compare_draws(folders[:2], date_key="scan_date")[0][1].notes
+    # Two zoned draws out of order by hours, a day alone beside them: still said (the day
+    # alone took every draw to days, and 02:00 +01:00 the next day passed after 23:30 -05:00).
+    for folder, when in zip(folders[:3], ("2026-01-05T23:30:00-05:00",
+                                          "2026-01-06T02:00:00+01:00", "2026-01-06")):
+        edit_json(folder / "summary.json", cartridge_info={"scan_date": when})
+    notes = compare_draws(folders[:3], date_key="scan_date")[0][1].notes
+    assert [n for n in notes if "given after it" in n] == [
+        "drawn before draw 1 (2026-01-05T23:30:00-05:00), given after it: the changes are "
+        "read in the order given; give the draws in the order drawn"]
 
 
 def test_a_results_folders_own_files_given_by_a_wildcard_are_passed_over(clean_run, tmp_path,
