@@ -73,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
                          "(<--out>/<sample>)")
     draws, differ = compare_draws(samples, args.class_name, cutoff, args.date_key,
                                   signoff_holds_now, args.patient_key)
+    patients = {d.patient for d in draws if d.patient is not None}  # (one: others refused)
+    if patients:  # whose draws these are, first, as draws.csv's column says it
+        lines.insert(0, f"patient {next(iter(patients))!r} ({args.patient_key})")
     if args.class_name != "ctc" and args.cutoff is None:
         lines.append(f"(the default cut-off, {cutoff:g}, is CellSearch's for CTCs: give "
                      f"--cutoff for {args.class_name})")

@@ -290,6 +290,10 @@ def test_draws_of_two_patients_are_refused_and_a_mistyped_key_is_suggested(clean
         folders.append(folder)
     draws, _ = compare_draws(folders[:2])
     assert [d.patient for d in draws] == ["P01", "P01"]
+    from ctcnet.cli import main
+
+    assert main(["draws", *map(str, folders[:2])]) == 0  # the console names whose they are
+    assert capsys.readouterr().out.startswith("patient 'P01' (patient_id)\n")
     with pytest.raises(InputError, match=r"the draws name 2 patients \(patient_id: 'P01' in "
                                          r"draw\(s\) 1, 2; 'P02' in draw\(s\) 3\)"):
         compare_draws(folders)
