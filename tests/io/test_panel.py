@@ -222,6 +222,12 @@ def test_a_pixel_size_in_nm_or_mm_is_said_in_um():
         load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.00064})
     with pytest.raises(ValueError, match=r"in nm\? that is 0\.64 um per pixel"):
         pixel_size_option("640")
+    # The option's bounds are panel.json's (it took 0.005, which panel.json then refused),
+    # and a decimal comma is named.
+    with pytest.raises(ValueError, match=r"not a plausible pixel size \(0\.01 to 5\)"):
+        pixel_size_option("0.005")
+    with pytest.raises(ValueError, match=r"\(a decimal point: 0\.64\?\)"):
+        pixel_size_option("0,64")
 
 
 @pytest.mark.parametrize("value_range", [[-100, 4095], [-32768, 32767], [0, 1e300]])
