@@ -54,9 +54,6 @@ MEASURE_THREADS = min(4, os.cpu_count() or 1)
 # The option's words: one scale for the set from its nuclei, or a scale per crop from its cell.
 PIXEL_SIZE_AUTO = "auto"
 PIXEL_SIZE_FIT = "fit"
-# A stated pixel size outside this (um/px) is a typo or another unit (nm), not a microscope's:
-# panel.json's bounds (two bounds took 0.005 here and refused it there).
-PLAUSIBLE_PIXEL_UM = PIXEL_SIZE_RANGE_UM
 # The option a crop set's pixel size is given by on the command line (``predict``, ``evaluate``,
 # ``robustness``, ``finetune``), named where a message asks for it; ``ctcnet train`` names its
 # own (``--data.pixel_size``).
@@ -76,7 +73,9 @@ def pixel_size_option(value: float | str) -> float | str:
             and value.count(",") == 1 else ""
         raise ValueError(f"expected a number of um, {PIXEL_SIZE_AUTO!r} or {PIXEL_SIZE_FIT!r}, "
                          f"got {value!r}{comma}") from None
-    low, high = PLAUSIBLE_PIXEL_UM
+    # panel.json's bounds: a stated size outside them is a typo or another unit (nm), not a
+    # microscope's (a bound of its own here took 0.005, which panel.json then refused)
+    low, high = PIXEL_SIZE_RANGE_UM
     if not low <= number <= high:  # (NaN fails it too)
         raise ValueError(f"{number} um per pixel is not a plausible pixel size ({low:g} to "
                          f"{high:g}){pixel_unit_hint(number)}")

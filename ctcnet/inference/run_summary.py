@@ -26,7 +26,6 @@ from ctcnet.inference.resources import children_peak_memory_mb, peak_memory_mb
 from ctcnet.inference.review_list import review_list_summary
 from ctcnet.inference.sample_checks import (
     crowding_problem,
-    events_per_mm2,
     faint_problem,
     review_load_problem,
     sparse_frames,
@@ -42,6 +41,7 @@ from ctcnet.inference.summary import (
 from ctcnet.inference.unread_markers import unread_marker_summary
 from ctcnet.io.cartridge_info import unread_keys
 from ctcnet.io.panel import CK_NEGATIVE_CTC_ROLES
+from ctcnet.io.plausibility import events_per_mm2
 from ctcnet.io.scan import Cartridge
 from ctcnet.io.unread_planes import ck_plane, unread_planes
 from ctcnet.nn.calls import BALANCED_PRIOR, CARTRIDGE_PRIOR, decision_weights

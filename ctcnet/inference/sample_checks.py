@@ -20,16 +20,6 @@ from __future__ import annotations
 from ctcnet.io.plausibility import CROWDED_PER_MM2
 
 
-def events_per_mm2(events: int, frames: int, frame_shape, pixel_size_um: float | None
-                   ) -> float | None:
-    """Detected events per mm^2 of the frames processed (None: no frame, no size known)."""
-    if not frames or not frame_shape or not pixel_size_um:
-        return None
-    height, width = frame_shape
-    area_mm2 = height * width * (float(pixel_size_um) / 1000.0) ** 2
-    return events / (frames * area_mm2) if area_mm2 > 0 else None
-
-
 def crowding_problem(density: float | None) -> str | None:
     """What to say of a sample crowded past what detection was checked on (None: nothing)."""
     if density is None or density <= CROWDED_PER_MM2:

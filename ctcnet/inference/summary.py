@@ -114,7 +114,7 @@ class RunSummary:
     # Whether cartridge.json stated the blood volume (False: the default tube's was assumed);
     # None in a summary written before it was recorded.
     blood_volume_stated: bool | None = None
-    # Detected events per mm^2 of the frames processed (sample_checks.CROWDED_PER_MM2 and over
+    # Detected events per mm^2 of the frames processed (io.plausibility.CROWDED_PER_MM2 and over
     # is a problem); None in a summary written before it was recorded.
     events_per_mm2: float | None = None
     # Detected events per frame read, by frame id: a frame far under its cartridge's others (a

@@ -19,6 +19,7 @@ SCAN_PIXEL_SIZE_UM = (0.05, 2.0)
 # about 500, 1,000, 1,700, 2,500 and 4,100 drawn cells per mm^2 (CTCs 1.0 up to 2,500, 0.86
 # at 4,100); the dense test family reads about 1,400.
 CROWDED_PER_MM2 = 2000.0
+
 # One blood tube holds at most 10 mL (CellSave tubes; CellSearch processes 7.5 mL of one).
 # More is possible (tubes pooled, a leukapheresis aliquot), so the run goes on, partial and
 # saying so. More than a person's whole blood (~5 L; 6 L leaves a margin) is a typo: refused.
@@ -33,6 +34,17 @@ DROP_OF_BLOOD_ML = 0.05
 # order, says one of the two is wrong (it was dropped without a word, and a swap in
 # panel.json with it).
 CHANNEL_LIST_KEYS = ("channels", "channel_names", "channel_order", "markers")
+
+
+def events_per_mm2(events: int, frames: int, frame_shape, pixel_size_um: float | None
+                   ) -> float | None:
+    """Events per mm^2 of ``frames`` frames of ``frame_shape`` (None: no frame, no size
+    known): a sample's detected ones (:data:`CROWDED_PER_MM2`), or a simulated scan's drawn."""
+    if not frames or not frame_shape or not pixel_size_um:
+        return None
+    height, width = frame_shape
+    area_mm2 = height * width * (float(pixel_size_um) / 1000.0) ** 2
+    return events / (frames * area_mm2) if area_mm2 > 0 else None
 
 
 def plausibility_problems(cartridge) -> list[str]:

@@ -22,7 +22,7 @@ from ctcnet.errors import InputError
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.cartridge_info import safe_sample_id
 from ctcnet.io.panel import load_panel
-from ctcnet.io.plausibility import CROWDED_PER_MM2, SCAN_PIXEL_SIZE_UM
+from ctcnet.io.plausibility import CROWDED_PER_MM2, SCAN_PIXEL_SIZE_UM, events_per_mm2
 from ctcnet.io.scan import serpentine_position, write_cartridge_info, write_frame
 from ctcnet.io.taxonomy import load_taxonomy
 from ctcnet.simulate.cells import SUBTYPE_NEEDS, SUBTYPES, build_events
@@ -207,8 +207,8 @@ def simulate_cartridge(out_dir, panel=None, taxonomy=None, num_frames: int = 6,
             replace(c, value_range=(0.0, 255.0)) for c in scan_panel.channels))
     placed = len(table) / max(num_frames, 1)
     # --events is per frame, not per area: at a fine pixel size a frame is a small field.
-    per_mm2 = placed / (h * w * float(draws.pixel_um[0]) ** 2 / 1e6)
-    if per_mm2 > CROWDED_PER_MM2:
+    per_mm2 = events_per_mm2(len(table), num_frames, (h, w), float(draws.pixel_um[0]))
+    if per_mm2 is not None and per_mm2 > CROWDED_PER_MM2:
         log.warning("%.0f events per mm^2 drawn (%.0f a %d x %d frame at %.3g um per pixel): "
                     "predict reads a sample past %.0f as crowded (partial); draw fewer "
                     "events a frame (--events)", per_mm2, placed, w, h,

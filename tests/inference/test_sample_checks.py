@@ -4,10 +4,10 @@ on, next to nothing detected, a review list of a tenth of its events."""
 from ctcnet.inference.sample_checks import (
     CROWDED_PER_MM2,
     crowding_problem,
-    events_per_mm2,
     review_load_problem,
     sparse_problem,
 )
+from ctcnet.io.plausibility import events_per_mm2
 
 
 def test_detected_events_per_mm2_of_the_frames_read():
