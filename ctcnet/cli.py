@@ -189,15 +189,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _raise_terminated(signum, frame):
-    raise Terminated("SIGTERM")
+    raise Terminated(signal.Signals(signum).name)
 
 
-def _stop_on_sigterm():
-    """Route SIGTERM to :class:`Terminated` while a command runs; the handler it replaced (None
-    where signals cannot be set: off the main thread)."""
+# SIGHUP too: a terminal closed or an ssh link dropped under a run killed it as SIGKILL would
+# (run.json left "running", nothing said); where it is ignored (nohup), it stays ignored.
+_STOPPING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _stop_on_sigterm() -> dict:
+    """Route SIGTERM and SIGHUP to :class:`Terminated` while a command runs; the handlers it
+    replaced, by signal (none where signals cannot be set: off the main thread)."""
     if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, _raise_terminated)
+        return {}
+    return {sig: signal.signal(sig, _raise_terminated) for sig in _STOPPING
+            if signal.getsignal(sig) is not signal.SIG_IGN}
 
 
 def _stdout_gone() -> bool:
@@ -354,9 +360,10 @@ def _run_command(args: argparse.Namespace, lines, previous) -> int:
                   "train": "; the same command with --ckpt_path last resumes it from its last "
                            "finished epoch (where none finished, no checkpoint was written: "
                            "run the command again as it was)"}.get(args._name, "")
-        _say_error(f"ctcnet {args._name}: {'stopped (SIGTERM)' if stopped else 'interrupted'}"
+        _say_error(f"ctcnet {args._name}: {f'stopped ({err})' if stopped else 'interrupted'}"
                    f"{resume}")
-        return 143 if stopped else 130
+        # 128 + the signal, as a shell reports a process it killed (143 for SIGTERM)
+        return 128 + getattr(signal, str(err), signal.SIGTERM) if stopped else 130
     except MemoryError as err:
         # The machine's state (other work beside this run), not the data: outputs are atomic,
         # so a rerun with memory free resumes where this one stopped.
@@ -384,34 +391,45 @@ def _run_command(args: argparse.Namespace, lines, previous) -> int:
         where = f" ({err.filename})" if err.filename else (
             f" (in the temporary folder {tempfile.gettempdir()}, TMPDIR, or the output's)"
             if err.errno in (errno.ENOSPC, errno.EDQUOT) else "")
-        if _unreadable_input(err, getattr(args, "out", None)):
+        blocker = _unreadable_input(err, getattr(args, "out", None))
+        if blocker is not None:
             # A file the run reads (a model, a reference) this user may not read: an input
             # to correct (exit 2), not a folder to make writable.
+            from ctcnet.core.file_modes import account_name, owner_and_mode
+
             _say_error(f"ctcnet {args._name}: error: {err.strerror or err}{where}: this user "
-                       "may not read it; give it read access (or use a copy this user can "
-                       "read)")
+                       f"({account_name()}) may not read it ({blocker} is "
+                       f"{owner_and_mode(blocker)}); give it read access (or use a copy this "
+                       "user can read)")
             return 2
         _say_error(f"ctcnet {args._name}: error: {err.strerror or err}{where}; nothing was left "
                    f"half written, {_DISK_ERRORS[err.errno]}")
         return MACHINE_STATUS
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)
 
 
-def _unreadable_input(err: OSError, out) -> bool:
-    """Whether a permission error is of an existing file outside ``--out`` that this user
-    may not read (what the run reads), not of a place it writes."""
+def _unreadable_input(err: OSError, out) -> Path | None:
+    """Where a permission error is of a file outside ``--out`` that this user may not read
+    (what the run reads), not of a place it writes: the file, or the folder above it that
+    this user may not enter (a reviewer's sample folder 0700 read by ``verify``); else None."""
     if err.errno not in (errno.EACCES, errno.EPERM) or not err.filename:
-        return False
+        return None
     path = Path(os.fsdecode(err.filename))
     try:
-        if not path.is_file() or os.access(path, os.R_OK):
-            return False
-        return out is None or not path.resolve().is_relative_to(Path(out).resolve())
+        if os.access(path, os.R_OK):
+            return None
+        # (is_file raises where a folder above may not be entered)
+        blocker = path if os.access(path, os.F_OK) else next(
+            (p for p in path.parents if p.exists() and not os.access(p, os.X_OK)), None)
+        if blocker is None or (out is not None and
+                               path.resolve().is_relative_to(Path(out).resolve())):
+            return None
+        return blocker
     except (OSError, TypeError, ValueError):
-        return False
-
+        return None
 
 if __name__ == "__main__":
     sys.exit(main())

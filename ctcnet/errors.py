@@ -60,9 +60,10 @@ class FinishedEarlierError(OutputFolderError):
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, as a scheduler stops a job (cron, SLURM, systemd, ``kill``), raised where the
-    command runs: it stops as on Ctrl-C (what is done stays done, predict's journal closed), says
-    so, and exits 143 as a process killed by the signal would."""
+    """SIGTERM, as a scheduler stops a job (cron, SLURM, systemd, ``kill``), or SIGHUP (the
+    terminal closed), raised where the command runs (its message: the signal's name): it stops
+    as on Ctrl-C (what is done stays done, predict's journal closed), says so, and exits 143
+    (129) as a process killed by the signal would."""
 
 
 class WholeFileError(InputError):

@@ -40,9 +40,9 @@ HELP = "Detect and classify every event of whole cartridges (or a crop dataset).
 EPILOG = ("exit status: 0 every input has an output (partial samples included); 2 bad "
           "arguments or an input refused (fix the input); 3 a sample failed, no frame "
           "readable; 4 the machine's state (a full disk, a folder it may not write, out of "
-          "memory: fix it and rerun, which resumes); 130 and 143 interrupted or terminated "
-          "(rerun to resume); 1 an input left without an output (--processes), else an unexpected "
-          "error. docs/outputs.md says each in full")
+          "memory: fix it and rerun, which resumes); 130, 143 and 129 interrupted, terminated "
+          "or hung up (rerun to resume); 1 an input left without an output (--processes), "
+          "else an unexpected error. docs/outputs.md says each in full")
 
 
 def add_arguments(parser) -> None:
@@ -418,6 +418,7 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
         plan_shares,
         run_in_processes,
         say_outcome,
+        stopped_by_words,
     )
 
     check_before_children(model, args.backend, out, args.prior)
@@ -438,8 +439,7 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
     # A process killed or failed leaves its share unfinished: the run failed, and its samples
     # without an output say why.
     failed = status not in STOPPED and status not in SHARE_DONE
-    stopped_by = ("SIGTERM" if status == STOPPED[1] else "an interrupt (Ctrl-C)") \
-        if status in STOPPED else None
+    stopped_by = stopped_by_words(status)
     index = write_run_index(
         out, names, len(shares), since=started,
         state="stopped" if stopped_by else "failed" if failed else "finished",

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ctcnet.core.file_modes import make_folder
 from ctcnet.core.processes import process_running
 from ctcnet.errors import InputError, check_regular_file
 
@@ -52,7 +53,18 @@ INPUTS_OPTION = "--process-inputs"
 # Seconds between looks at the children (and at which inputs are done) while they run.
 POLL_S = 1.0
 # The exit statuses of a run stopped by an interrupt or a termination (128 + the signal).
-STOPPED = (128 + signal.SIGINT, 128 + signal.SIGTERM)
+STOPPED = tuple(128 + getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                if hasattr(signal, name))
+
+
+def stopped_by_words(status: int) -> str | None:
+    """What stopped a run that ended with ``status``, in words (None: no signal of
+    :data:`STOPPED`)."""
+    if status not in STOPPED:
+        return None
+    return "an interrupt (Ctrl-C)" if status == STOPPED[0] else signal.Signals(status - 128).name
+
+
 # A child's statuses of a share done: finished, an input refused (2), a sample without a
 # readable frame (3). Any other is a process that failed or was killed, its share unfinished.
 SHARE_DONE = (0, 2, 3)
@@ -219,7 +231,7 @@ def _handed_over(shares: list[list[str]], folder: Path) -> list[str]:
             pid = stale.name.split("-")[1]
             if not (pid.isdigit() and process_running(int(pid))):
                 stale.unlink(missing_ok=True)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     files = []
     for share in shares:
         handle, name = tempfile.mkstemp(prefix=f"share-{os.getpid()}-", suffix=".json",
@@ -256,7 +268,9 @@ def run_in_processes(argv: list[str], shares: list[list[str]],
     # to the whole machine, N children's frame processes would ask for N times its cores.
     env = {**os.environ, CORES_ENV: str(max(1, cpu_cores() // len(shares))),
            PARENT_ENV: str(os.getpid())}
-    previous = {s: signal.signal(s, pass_on) for s in (signal.SIGINT, signal.SIGTERM)}
+    # (a hangup, the terminal closed, is passed on too, unless ignored: nohup)
+    previous = {signal.Signals(s - 128): signal.signal(s - 128, pass_on) for s in STOPPED
+                if signal.getsignal(s - 128) is not signal.SIG_IGN}
     try:
         log.info("running the inputs in %d processes", len(shares))
         for name in files:

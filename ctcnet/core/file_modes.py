@@ -1,5 +1,8 @@
-"""The permissions of a file ctcnet makes: the umask's, and no more open than its folder's
-(:func:`new_file_mode`), for the results' files and the runs' logs alike."""
+"""The permissions of a file or folder ctcnet makes: the umask's, and no more open than its
+folder's (:func:`new_file_mode`), for the results' files and the runs' logs alike; in a folder
+a group shares (setgid and group-writable), as open to that group as the folder is, whatever
+the umask of the account that writes it (the service account's run, each reviewer's
+decisions: one account's umask of 022 locked the others out of the review)."""
 
 from __future__ import annotations
 
@@ -20,13 +23,106 @@ def _current_umask() -> int:
     return umask
 
 
-def new_file_mode(path: str | Path) -> int:
-    """A new file's permissions: 0666 less the umask, and no more open than its folder's
-    (read and write bits; the owner's kept): a reviewer's umask of 022 made review.csv and
-    the sign-off 0644 in a sample folder predict wrote 0750 under a lab's umask of 027."""
-    mode = 0o666 & ~_current_umask()
+def _folder_mode(folder: Path) -> int | None:
     try:
-        folder = stat.S_IMODE(os.stat(Path(path).parent).st_mode)
-    except OSError:  # (its own write says why)
+        return os.stat(folder).st_mode
+    except OSError:  # (the write in it says why)
+        return None
+
+
+def is_group_shared(mode: int) -> bool:
+    """Whether a folder of ``mode`` is shared with its group: setgid (its files take its group)
+    and group-writable, the usual way a lab shares one area between accounts."""
+    return bool(mode & stat.S_ISGID) and bool(mode & stat.S_IWGRP)
+
+
+def new_file_mode(path: str | Path) -> int:
+    """A new file's permissions: 0666 less the umask, group read and write added in a folder
+    its group shares (:func:`is_group_shared`), and no more open than its folder (read and
+    write bits; the owner's kept): a reviewer's umask of 022 made review.csv and the sign-off
+    0644 in a sample folder predict wrote 0750 under a lab's umask of 027."""
+    mode = 0o666 & ~_current_umask()
+    folder = _folder_mode(Path(path).parent)
+    if folder is None:
         return mode
+    if is_group_shared(folder):
+        mode |= folder & (stat.S_IRGRP | stat.S_IWGRP)
     return mode & ((folder & 0o666) | 0o600)
+
+
+def rewritten_file_mode(path: str | Path, mode: int) -> int:
+    """The permissions of a file of ``mode`` written again (renamed over): its own, with group
+    read and write added in a folder its group shares: one written again by an account that
+    could not write it in place is then open to the group's other accounts."""
+    folder = _folder_mode(Path(path).parent)
+    if folder is not None and is_group_shared(folder):
+        mode |= folder & (stat.S_IRGRP | stat.S_IWGRP)
+    return mode
+
+
+def open_fd(path: str | Path, flags: int) -> int:
+    """``os.open(path, flags)``; a file it creates (``O_CREAT``) gets :func:`new_file_mode`
+    exactly: ``os.open``'s mode is cut by the umask again, which would take back the group
+    write that a shared folder gives."""
+    mode = new_file_mode(path)
+    if flags & os.O_CREAT and not flags & os.O_EXCL:
+        try:
+            fd = os.open(path, flags | os.O_EXCL, mode)
+        except FileExistsError:  # (or a link there: opened below, as the flags say)
+            return os.open(path, flags & ~os.O_CREAT, mode)
+    else:
+        fd = os.open(path, flags, mode)
+        if not flags & os.O_CREAT:
+            return fd
+    try:
+        os.fchmod(fd, mode)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def make_folder(path: str | Path) -> Path:
+    """``mkdir -p``; each folder made inside a folder its group shares is shared as it is
+    (group read, write and search, setgid), whatever the umask: a sample folder the service
+    account made 2750 under a umask of 027 would refuse every reviewer's decision."""
+    path = Path(path)
+    made = []
+    where = path
+    while not where.exists() and where != where.parent:
+        made.append(where)
+        where = where.parent
+    path.mkdir(parents=True, exist_ok=True)
+    for folder in reversed(made):  # the outermost first: its parent's mode is final
+        parent = _folder_mode(folder.parent)
+        if parent is None or not is_group_shared(parent):
+            continue
+        try:
+            mode = stat.S_IMODE(os.stat(folder).st_mode)
+            os.chmod(folder, mode | (parent & stat.S_IRWXG) | stat.S_ISGID)
+        except OSError:  # not ours (made meanwhile by another account): left as it is
+            pass
+    return path
+
+
+def owner_and_mode(path: str | Path) -> str:
+    """Whose ``path`` is and its permissions, as a refusal names them: "ann's, mode 0640"."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return "not to be read"
+    return f"{account_name(st.st_uid)}'s, mode {stat.S_IMODE(st.st_mode):04o}"
+
+
+def account_name(uid: int | None = None) -> str:
+    """The login name of ``uid`` (this process's effective one where None); the number where
+    it has none."""
+    uid = os.geteuid() if uid is None else uid
+    try:
+        import pwd
+    except ImportError:  # (no such accounts on this platform)
+        return str(uid)
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ctcnet.core.file_modes import new_file_mode
+from ctcnet.core.file_modes import make_folder, open_fd
 from ctcnet.core.printable import PrintableFormatter
 
 LOGS_DIR = "logs"
@@ -89,7 +89,7 @@ class RunLog(logging.Handler):
             self.path = None
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_folder(self.path.parent)
             self._file = self._new_file()
         except OSError as err:
             logging.getLogger("ctcnet").warning("no log file in %s (%s); the run goes on",
@@ -108,8 +108,7 @@ class RunLog(logging.Handler):
         for n in range(1, 100):
             try:  # no more open than its folder (a review's log was 0644 in a folder of 0700)
                 flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-                return os.fdopen(os.open(self.path, flags, new_file_mode(self.path)), "w",
-                                 encoding="utf-8")
+                return os.fdopen(open_fd(self.path, flags), "w", encoding="utf-8")
             except FileExistsError:
                 self.path = self.path.with_name(f"{stem}-{n + 1}.log")
         raise FileExistsError(f"{stem}: 99 logs of this name")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ctcnet.core.file_modes import make_folder
 from ctcnet.core.paths import absolute
 from ctcnet.detect.crop_writing import finish_crop_dataset, write_crop_files
 from ctcnet.detect.cropping import extract_crops
@@ -328,7 +329,7 @@ def check_room(out: Path, crops: int, channels: int, crop_size: int) -> None:
     """Refuse, before cutting, crops the disk under ``out`` cannot hold (float32, the most a
     crop takes, with a tenth more for the files' own bytes)."""
     need = int(crops * channels * crop_size * crop_size * 4 * 1.1)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     free = shutil.disk_usage(out).free
     if need > free:
         raise InputError(f"{crops:,} crops of {channels} x {crop_size} x {crop_size} need up to "

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ctcnet.core.file_modes import make_folder
 from ctcnet.exports.event_exports import (
     BOX_COLUMNS,
     REQUIRED_COLUMNS,
@@ -149,7 +150,7 @@ def write_geojson_folder(folder: Path, collections: Iterable[tuple[str, dict]],
     ``done``; ``.geojson`` files of an earlier export that this one has no frame for are
     removed, so the folder holds this export alone. Returns the frames written."""
     written = set()
-    folder.mkdir(parents=True, exist_ok=True)  # (a sample of no frame read: said, and there)
+    make_folder(folder)  # (a sample of no frame read: said, and there)
     for frame_id, collection in collections:
         path = folder / f"{file_stem(frame_id)}.geojson"
         atomic_write_bytes(path, json.dumps(collection, allow_nan=False).encode("utf-8"))

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ctcnet.core.file_modes import account_name, owner_and_mode
 from ctcnet.core.paths import absolute
 from ctcnet.errors import InputError
 from ctcnet.exports.sample_review import signoff_now
@@ -27,6 +28,7 @@ from ctcnet.inference.figures_seal import (
     provenance_edited,
     table_as_recorded,
 )
+from ctcnet.inference.rerun_outputs import unreadable_review
 from ctcnet.inference.summary import RunSummary
 from ctcnet.review.decision_journal import read_decisions
 from ctcnet.review.decisions import REVIEW_FILE, SECOND_FILE, find_samples
@@ -178,6 +180,10 @@ def _audit_sample(name: str, folder: Path) -> dict:
     except (OSError, ValueError) as err:
         return {"sample": name, "folder": str(folder), "signoff": None,
                 "problems": [f"summary.json cannot be read: {err}"], "notes": []}
+    for path in unreadable_review(folder):  # checked by nothing below: said, not passed
+        problems.append(f"{path.name} is {owner_and_mode(path)}, which this account "
+                        f"({account_name()}) cannot read: its review and sign-off are not "
+                        "checked")
     try:
         unsealed = check_figures_sealed(data, folder)
         notes += [unsealed] if unsealed else []

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
+from ctcnet.core.file_modes import make_folder
 from ctcnet.core.paths import HOME_NOT_EXPANDED, absolute, unexpanded_home
 from ctcnet.detect.crop_dataset import read_crop_index
 from ctcnet.detect.folder_kinds import is_predict_output
@@ -356,7 +357,7 @@ def check_writable(out: Path) -> None:
     whole = Path(out).absolute()
     made = [p for p in (whole, *whole.parents) if not p.exists()]
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        make_folder(out)
     except OSError as err:
         if err.errno in MACHINE_ERRNOS:  # a folder it may not write, a full or read-only disk:
             # the machine's state (exit 4, docs/outputs.md), not a bad input (exit 2)

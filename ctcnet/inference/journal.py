@@ -7,8 +7,7 @@ one skips the frames whose part exists.
 settings and the guard's levels); a journal of another model or other settings is refused
 rather than mixed in. ``parts/frames.json`` records each frame's files
 (:func:`frame_signatures`), so a frame replaced since its part was written is done again.
-Which events' crops are kept is the caller's choice, handed to :func:`write_part` as a
-function.
+Which events' crops are kept is the caller's choice (a function given to :func:`write_part`).
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ctcnet.core.file_modes import make_folder
 from ctcnet.core.paths import absolute
 from ctcnet.detect.detection import DetectConfig
 from ctcnet.errors import OutputFolderError, SampleIdTakenError
@@ -238,7 +238,7 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
     if not journal_agrees and not overwrite:
         _refuse_a_finished_run_of_another_model(out_dir, model_file_sha256, fingerprint,
                                                 cartridge_id, journal=manifest.exists())
-    parts.mkdir(parents=True, exist_ok=True)
+    make_folder(parts)
     changed = sorted(f for f in done if f in current and recorded.get(f) != current[f])
     records = mended_frame_records(parts)  # a part without its record is done again
     damaged = sorted(f for f in done - set(changed)

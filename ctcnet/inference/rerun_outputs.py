@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ctcnet.core.file_modes import account_name, make_folder, owner_and_mode
 from ctcnet.errors import InputError
 from ctcnet.inference.journal import journal_tables
 from ctcnet.inference.summary import (
@@ -47,6 +48,34 @@ from ctcnet.io.unread_planes import ck_plane, unread_planes
 log = logging.getLogger(__name__)
 
 GEOJSON_DIR = "geojson"
+# The review's records a rerun carries into the summary it writes: both readings' decisions
+# and the sign-off (the review's own names; a test holds them together).
+REVIEW_RECORDS = ("review.csv", "review-second.csv", "signoff.json", "signoff_history.jsonl")
+
+
+def unreadable_review(folder: str | Path) -> list[Path]:
+    """The review records of ``folder`` there that this account cannot read (a reviewer's,
+    made under a umask of 077)."""
+    found = []
+    for name in REVIEW_RECORDS:
+        try:
+            (Path(folder) / name).open("rb").close()
+        except PermissionError:
+            found.append(Path(folder) / name)
+        except OSError:  # not there (or said where it is read)
+            pass
+    return found
+
+
+def refuse_unreadable_review(folder: str | Path) -> None:
+    """Refuse a sample whose review records this account cannot read, before any work: its
+    rerun wrote the summary without the sign-off, saying "not signed off" of a signed-off
+    result."""
+    for path in unreadable_review(folder)[:1]:
+        raise InputError(f"is {owner_and_mode(path)}, which this account ({account_name()}) "
+                         "cannot read: a rerun would write the summary without the sample's "
+                         "review and sign-off; make it readable here (a folder shared by a "
+                         "group: docs/predict.md), then rerun", path)
 
 
 def file_stem(name: str) -> str:
@@ -75,11 +104,19 @@ def retire_exports(folder: str | Path, sample: str,
         if not kept.exists():
             break
         kept = kept.with_name(f"exports-{stamp:%Y%m%dT%H%M%SZ}-{n}")
+    moved: list[Path] = []
     try:
-        kept.mkdir(parents=True)
+        make_folder(kept)
         for path in present:
             path.rename(kept / path.name)
-    except OSError as err:  # previous/ on another disk, a read-only folder
+            moved.append(path)
+    except OSError as err:  # previous/ on another disk, a read-only folder, another's file
+        # All or none: exports moved in part read as edited by hand at the next rerun.
+        for path in moved:
+            with contextlib.suppress(OSError):
+                (kept / path.name).rename(path)
+        with contextlib.suppress(OSError):
+            kept.rmdir()
         raise InputError(f"cannot move the exports of the earlier tables ({err.strerror or err})"
                          f" into {kept}: move {', '.join(p.name for p in present)} away, then "
                          "rerun", Path(folder)) from None
@@ -120,7 +157,9 @@ class EarlierRun:
     def read(cls, folder: str | Path) -> EarlierRun:
         """The earlier run's summary in ``folder``; where it has none, the latest one kept in
         ``previous/`` (a run ``--overwrite`` replaced, stopped before it wrote its own: a rerun
-        writing the same tables keeps that run's counts' time, as it would have)."""
+        writing the same tables keeps that run's counts' time, as it would have). A sample
+        whose review this account cannot read is refused (:func:`refuse_unreadable_review`)."""
+        refuse_unreadable_review(folder)
         path = Path(folder) / SUMMARY_FILE
         if not path.exists():
             path = (kept_summaries(folder) or [path])[-1]

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
+from ctcnet.core.file_modes import make_folder
 from ctcnet.core.json_text import strict_json
 from ctcnet.core.run_log import ending_text
 from ctcnet.errors import InputError
@@ -27,7 +28,7 @@ from ctcnet.inference.result_state import RESEARCH_USE
 from ctcnet.inference.run_entry import counted_at, output_entry, utc
 from ctcnet.inference.run_table import others_of_scan, write_samples_csv
 from ctcnet.inference.summary import SUMMARY_FILE, kept_summaries
-from ctcnet.io.atomic import atomic_write_text, folder_is_held, open_own
+from ctcnet.io.atomic import atomic_write_text, folder_is_held, open_lock
 from ctcnet.io.cartridge_info import RUN_INDEX_FILE, SAMPLES_FILE, output_format
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def mark_run_started(out: Path, sample_ids: Sequence[str], started: float) -> No
     index's table, goes until this run's end writes it), and the process that runs them
     (``host``, ``pid``): a run killed outright (SIGKILL, the OOM killer, a power cut)
     cannot say so, and a ``running`` whose process is gone tells a monitor it was."""
-    Path(out).mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     # Under the index's lock: the review server writes a reviewed sample's entry again under
     # it, and must not write the finished index it read back over this one.
     with _index_lock(out):
@@ -156,8 +157,8 @@ def _index_lock(out: Path) -> Iterator[None]:
     except ImportError:  # no flock on this platform
         yield
         return
-    Path(out).mkdir(parents=True, exist_ok=True)
-    with open_own(Path(out) / ".run.json.lock", "a+") as fh:
+    make_folder(out)
+    with open_lock(Path(out) / ".run.json.lock") as fh:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
             locked = True

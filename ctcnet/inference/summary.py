@@ -4,9 +4,8 @@
 (:mod:`ctcnet.report.report_page`), the CLI and the benchmark read its fields by name, so a
 renamed or missing field fails where it is read, not as a ``KeyError`` deep in a report.
 ``to_dict()`` is the JSON written to ``summary.json``; ``RunSummary.read(folder)`` reads it back.
-:class:`CropRunSummary` is the same for a classified crop dataset. :func:`sample_status` and
-:func:`volume_read_ml` make two of its fields: whether the counts stand, and the blood volume
-they are of.
+:class:`CropRunSummary` is the same for a crop dataset. :func:`sample_status` and
+:func:`volume_read_ml` make two fields: whether the counts stand, and the volume they are of.
 
 The counts (``counts``, ``per_7_5_ml``, ``counts_confident``, ``review``) are the fields of
 one tally, ``tally`` (:class:`ctcnet.inference.counts.Counts`), kept under their own names for
@@ -25,6 +24,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ctcnet.core.file_modes import make_folder
 from ctcnet.core.json_text import strict_json
 from ctcnet.errors import InputError
 from ctcnet.inference.counts import Counts, ReviewedCounts
@@ -338,7 +338,7 @@ def previous_folder(out_dir: str | Path, make: bool = True) -> Path:
                          "a rerun keeps the summary and exports it replaces there; move it "
                          "away, then rerun", folder)
     if make:
-        folder.mkdir(exist_ok=True)
+        make_folder(folder)
     return folder
 
 

@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ctcnet.core.file_modes import new_file_mode
+from ctcnet.core.file_modes import make_folder, new_file_mode, open_fd, rewritten_file_mode
 from ctcnet.core.paths import HOME_NOT_EXPANDED, unexpanded_home
 from ctcnet.errors import FolderHeldError, InputError, OutputFolderError
 
@@ -40,7 +40,7 @@ def atomic_path(path: str | Path, like: str | Path | None = None) -> Iterator[Pa
     ``like``: a file whose permissions a new ``path`` takes (one file of a pair that is
     removed and written anew, beside one written over)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix,
                                dir=path.parent)
     os.close(fd)
@@ -115,7 +115,7 @@ def _mode_of(path: Path, like: str | Path | None) -> int:
         except OSError:  # not there yet (or not to be read: the rename says so)
             continue
         if stat.S_ISREG(found.st_mode):
-            return stat.S_IMODE(found.st_mode)
+            return rewritten_file_mode(path, stat.S_IMODE(found.st_mode))
     return new_file_mode(path)
 
 
@@ -140,18 +140,18 @@ def atomic_write_text(path: str | Path, text: str, like: str | Path | None = Non
 _OPEN_FLAGS = {"a": os.O_WRONLY | os.O_APPEND | os.O_CREAT,
                "a+": os.O_RDWR | os.O_APPEND | os.O_CREAT,
                "a+b": os.O_RDWR | os.O_APPEND | os.O_CREAT,
-               "r+b": os.O_RDWR, "rb": os.O_RDONLY}
+               "r+b": os.O_RDWR, "rb": os.O_RDONLY, "r": os.O_RDONLY}
 
 
 def open_own(path: str | Path, mode: str, encoding: str | None = None):
-    """``open(path, mode)`` (``a``, ``a+``, ``a+b``, ``r+b``, ``rb``) that never follows a symbolic
-    link at ``path``: a lock or journal file ctcnet writes in place, not by replacing it. A
+    """``open(path, mode)`` (``a``, ``a+``, ``a+b``, ``r+b``, ``rb``, ``r``) that never follows a
+    symbolic link at ``path``: a lock or journal file ctcnet writes in place, not by replacing it. A
     link planted there by anyone who may write the results folder (a shared, group-writable
     area) made ctcnet truncate and write the file it points to, with the rights of the
     account that runs it; it is refused, naming it (OutputFolderError)."""
     flags = _OPEN_FLAGS[mode] | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags, new_file_mode(path))
+        fd = open_fd(path, flags)
     except OSError as err:
         if err.errno != errno.ELOOP:
             raise
@@ -160,6 +160,34 @@ def open_own(path: str | Path, mode: str, encoding: str | None = None):
                                 "folder would have it overwrite the file it points to); "
                                 "remove the link", path) from None
     return os.fdopen(fd, mode, encoding=encoding if "b" not in mode else None)
+
+
+def append_synced(path: str | Path, data: bytes) -> None:
+    """Append ``data`` to the journal ``path`` and fsync it; where this account may not write
+    the file in place (another's, made under a umask of 022) but may write its folder, the
+    file is written again whole with ``data`` at its end, atomically. For journals appended
+    under their lock only: a rewrite would lose a line appended meanwhile."""
+    try:
+        with open_own(path, "a+b") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except PermissionError:
+        if not Path(path).is_file():
+            raise
+        atomic_write_bytes(path, Path(path).read_bytes() + data)
+
+
+def open_lock(path: str | Path):
+    """A lock file opened to ``flock`` (text, ``a+``): read-only where it is there and this
+    account may not write it (another reviewer's, made under a umask of 022), since a lock
+    needs no write; what a holder writes into it (its name) is then not written."""
+    try:
+        return open_own(path, "a+")
+    except PermissionError:
+        if not Path(path).is_file():
+            raise
+        return open_own(path, "r")
 
 
 @contextlib.contextmanager
@@ -177,13 +205,13 @@ def exclusive_folder(folder: str | Path, what: str = "run", wait_s: float = 0.0,
     """
     folder = Path(folder)
     created = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     try:
         import fcntl
     except ImportError:  # no flock on this platform: run unlocked rather than not at all
         yield
         return
-    with open_own(folder / ".ctcnet.lock", "a+") as fh:
+    with open_lock(folder / ".ctcnet.lock") as fh:
         deadline = time.monotonic() + wait_s
         while True:
             try:

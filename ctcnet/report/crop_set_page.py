@@ -26,6 +26,7 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
+from ctcnet.core.file_modes import make_folder
 from ctcnet.inference.summary import CropRunSummary
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.nn.spec import ModelSpec
@@ -118,7 +119,7 @@ def write_tile_pages(out_dir: Path, table: pd.DataFrame, crops: np.ndarray, spec
     channel order), at most ``limit`` crops a group; returns per group shown/total/pages and
     the ``files`` shown (``table``'s paths), in order."""
     gdir = Path(out_dir) / "gallery"
-    gdir.mkdir(parents=True, exist_ok=True)
+    make_folder(gdir)
     panel = spec.panel
     info = {}
     # Pages are drawn on threads, a few at a time, as the cartridge report's are; a page's

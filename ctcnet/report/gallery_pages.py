@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ctcnet.core.file_modes import make_folder
 from ctcnet.core.ordered import ordered_map
 from ctcnet.core.robust import median_and_mad_sigma
 from ctcnet.detect.detection import BOX_COLUMNS
@@ -305,7 +306,7 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
     Only the crops of the events shown are read from the journal, and tiles are drawn a page
     at a time, so memory does not grow with the cartridge."""
     gdir = out_dir / "gallery"
-    gdir.mkdir(parents=True, exist_ok=True)
+    make_folder(gdir)
     event_ids = journal_event_ids(events, gallery)
     journaled = [ids[~np.isnan(ids)] for ids in event_ids.values()]
     has_crop = set(np.concatenate(journaled).astype(np.int64).tolist()) if journaled else set()

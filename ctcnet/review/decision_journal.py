@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.errors import InputError
-from ctcnet.io.atomic import atomic_write_text, open_own
+from ctcnet.io.atomic import atomic_write_bytes, atomic_write_text, open_lock, open_own
 from ctcnet.review.journal_seal import check_as_sealed, write_seal
 from ctcnet.review.matching import Matched, extend_match, match_decisions
 from ctcnet.review.runs import RunEvents
@@ -183,7 +183,7 @@ def decisions_lock(sample_dir: str | Path) -> Iterator[None]:
         with _NO_FLOCK:
             yield
         return
-    with open_own(Path(sample_dir) / LOCK_FILE, "a+") as fh:
+    with open_lock(Path(sample_dir) / LOCK_FILE) as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
             yield
@@ -406,15 +406,18 @@ class DecisionLog:
         """Whole lines at the end, fsync'd before the decision is answered; an unfinished
         line a crashed writer left is cut off first, so the new line starts on its own.
         Returns where the line starts and whether a line was cut off."""
-        with open_own(self.path, "r+b") as fh:
+        try:
+            fh = open_own(self.path, "r+b")
+        except PermissionError:  # another reviewer's file, not group-writable
+            return self._append_by_rewrite(line)
+        with fh:
             end = fh.seek(0, os.SEEK_END)
             fh.seek(max(0, end - 1))
             cut = bool(end) and fh.read(1) != b"\n"
             if cut:
                 fh.seek(0)
                 keep = fh.read().rfind(b"\n") + 1
-                log.warning("%s: cut off an unfinished last line (%d bytes)", self.path,
-                            end - keep)
+                self._say_cut(end - keep)
                 fh.truncate(keep)
                 end = keep
             fh.seek(end)
@@ -422,4 +425,19 @@ class DecisionLog:
             fh.flush()
             os.fsync(fh.fileno())
             return end, cut
+
+    def _append_by_rewrite(self, line: bytes) -> tuple[int, bool]:
+        """:meth:`_append_line` where this account may not write review.csv in place (another
+        reviewer's, made under a umask of 022) but may write its folder: the file written
+        again whole with the line at its end, atomically (under the lock: nothing appended
+        meanwhile is lost)."""
+        data = self.path.read_bytes()
+        keep = data.rfind(b"\n") + 1
+        if keep != len(data):
+            self._say_cut(len(data) - keep)
+        atomic_write_bytes(self.path, data[:keep] + line)
+        return keep, keep != len(data)
+
+    def _say_cut(self, n_bytes: int) -> None:
+        log.warning("%s: cut off an unfinished last line (%d bytes)", self.path, n_bytes)
 

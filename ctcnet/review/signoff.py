@@ -39,12 +39,11 @@ import io
 import json
 import logging
 import math
-import os
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from pathlib import Path
 
-from ctcnet.io.atomic import atomic_write_text, open_own
+from ctcnet.io.atomic import append_synced, atomic_write_text
 from ctcnet.io.cartridge_info import record_changes
 from ctcnet.io.digests import file_sha256_cached
 from ctcnet.review.journal_seal import (
@@ -269,10 +268,8 @@ def write_signoff(folder: str | Path, signoff: SignOff) -> None:
     # Sealed as a journal is: a history edited by hand (a reviewer's name written over in
     # it, signoff.json and summary.json's copy alike) took no sign-off and read intact.
     check_as_sealed(Path(folder) / HISTORY_FILE)
-    with open_own(Path(folder) / HISTORY_FILE, "a", encoding="utf-8") as history:
-        history.write(line)
-        history.flush()
-        os.fsync(history.fileno())  # kept before the sign-off it records is shown
+    # fsync'd: kept before the sign-off it records is shown
+    append_synced(Path(folder) / HISTORY_FILE, line.encode("utf-8"))
     write_seal(Path(folder) / HISTORY_FILE)
     atomic_write_text(Path(folder) / SIGNOFF_FILE,
                       json.dumps(signoff.to_dict(), indent=2) + "\n")

@@ -66,10 +66,10 @@ from ctcnet.review_server.requests import (
 from ctcnet.review_server.sample_images import SampleImages
 from ctcnet.review_server.sample_states import (
     READ_ONLY_ERRNOS,
-    READ_ONLY_TEXT,
     DecisionsChanged,
     ResultsChanged,
     being_written,
+    cannot_write_text,
     events_stamp,
 )
 from ctcnet.review_server.signoff_checks import left_undecided, open_disagreements
@@ -449,7 +449,7 @@ class Sample(SampleImages):
             if getattr(err, "errno", None) in READ_ONLY_ERRNOS:  # an archive: said, no alarm
                 log.info("%s: %s; summary.json and index.html keep what the last command "
                          "wrote, this server's pages say the review and sign-off as they "
-                         "read now", self.folder, READ_ONLY_TEXT)
+                         "read now", self.folder, cannot_write_text(err))
             else:
                 log.warning("%s: cannot update summary.json and index.html with the review "
                             "counts: %s", self.folder, err)

@@ -66,9 +66,9 @@ from ctcnet.review_server.app import ReviewApp, UnknownSample
 from ctcnet.review_server.requests import BadRequest, parse_reading, saved_text
 from ctcnet.review_server.sample_states import (
     READ_ONLY_ERRNOS,
-    READ_ONLY_TEXT,
     ResultsBeingWritten,
     ResultsChanged,
+    cannot_write_text,
 )
 from ctcnet.review_server.tiles import ClientGone, client_connected
 
@@ -433,7 +433,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
             log.error("cannot save a %s in %s: %s", parts[3], sample.folder, err)
             if err.errno in READ_ONLY_ERRNOS:  # an archive read back, as it should be
                 return self._error(HTTPStatus.FORBIDDEN, f"cannot write the {parts[3]}: "
-                                   f"{READ_ONLY_TEXT} ({err.strerror or err})")
+                                   f"{cannot_write_text(err)} ({err.strerror or err})")
             return self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"cannot write the "
                                f"{parts[3]}: {err.strerror or err}")
         if self.app.on_write is not None:

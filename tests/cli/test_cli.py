@@ -275,7 +275,10 @@ def test_a_file_this_user_may_not_read_is_an_input_to_correct(tmp_path, monkeypa
     out.mkdir()
     inside = out / "part.parquet"
     inside.write_bytes(b"x")
-    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    real = os.access
+    # Nothing may be read; folders may be entered, and what is there is there.
+    monkeypatch.setattr(os, "access", lambda path, mode: mode == os.X_OK or (
+        mode == os.F_OK and real(path, mode)))
 
     def denied(path):
         return OSError(errno.EACCES, "Permission denied", str(path))
@@ -341,3 +344,41 @@ def test_simulate_draws_the_look_the_shipped_cards_were_measured_on(tmp_path):
     filled = SimConfig().with_filled_ctc_look()
     assert config["ctc_rim_share"] == filled.ctc_rim_share == 0.0
     assert config["cd45_bright_snr"] == filled.cd45_bright_snr != SimConfig().cd45_bright_snr
+
+
+def test_a_hangup_stops_a_command_as_sigterm_does_unless_ignored(monkeypatch, capsys):
+    """A terminal closed (or an ssh link dropped) under a run killed it as SIGKILL would:
+    run.json left "running", nothing said. SIGHUP now stops it as SIGTERM does (129); under
+    nohup, which ignores it, it stays ignored."""
+    import os
+    import signal
+
+    from ctcnet import cli
+    from ctcnet.commands import models as models_command
+    from ctcnet.errors import Terminated
+
+    previous = cli._stop_on_sigterm()
+    try:
+        assert signal.SIGHUP in previous
+        with pytest.raises(Terminated, match="SIGHUP"):
+            os.kill(os.getpid(), signal.SIGHUP)
+            signal.sigtimedwait([], 1.0)  # (the handler runs at the next bytecode anyway)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        previous = cli._stop_on_sigterm()
+        assert signal.SIGHUP not in previous  # (nohup's) kept
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        signal.signal(signal.SIGHUP, before)
+
+    def hung_up(args):
+        raise Terminated("SIGHUP")
+
+    monkeypatch.setattr(models_command, "run", hung_up)
+    assert cli.main(["models"]) == 129
+    assert "ctcnet models: stopped (SIGHUP)" in capsys.readouterr().err

@@ -360,7 +360,8 @@ def test_a_process_killed_before_its_share_is_done_fails_the_run_and_says_why(
     assert all(e["missing"] and "ended with status 137" in e["reason"] for e in run["outputs"])
 
 
-@pytest.mark.parametrize("status, by", [(130, "an interrupt (Ctrl-C)"), (143, "SIGTERM")])
+@pytest.mark.parametrize("status, by", [(130, "an interrupt (Ctrl-C)"), (143, "SIGTERM"),
+                                        (129, "SIGHUP")])
 def test_a_run_stopped_in_its_processes_says_what_stopped_it(scans, tmp_path, monkeypatch,
                                                            status, by):
     """Ctrl-C or a scheduler's SIGTERM while the processes run: run.json says the run was

@@ -1,6 +1,7 @@
 """ctcnet.io.atomic: one run per output folder."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -228,3 +229,62 @@ def test_an_output_path_too_long_for_the_files_under_it_is_refused_before_any_wo
     with pytest.raises(InputError, match=r"a folder name in it is 300 bytes long, past the 255"):
         check_output_path(tmp_path / ("y" * 300) / "out")
     check_output_path(tmp_path / "fine")
+
+
+def test_in_a_folder_a_group_shares_what_ctcnet_makes_is_the_groups(tmp_path):
+    """A results folder shared by a service account and reviewers (setgid, group-writable):
+    a reviewer under a umask of 022 made review.csv 0644, and the next reviewer's decision
+    was refused; a service account under 027 made sample folders no reviewer could write."""
+    from ctcnet.core.file_modes import make_folder
+    from ctcnet.io.atomic import atomic_write_text, open_own
+
+    shared, plain = tmp_path / "shared", tmp_path / "plain"
+    shared.mkdir()
+    plain.mkdir()
+    shared.chmod(0o2770)
+    plain.chmod(0o770)
+    before = os.umask(0o027)
+    try:
+        make_folder(shared / "S1" / "gallery")
+        make_folder(plain / "S1")
+        os.umask(0o022)
+        for folder in (shared / "S1", plain / "S1"):
+            atomic_write_text(folder / "signoff.json", "{}")
+            with open_own(folder / "review.csv", "a") as journal:
+                journal.write("x\n")
+    finally:
+        os.umask(before)
+    for folder in (shared / "S1", shared / "S1" / "gallery"):
+        assert folder.stat().st_mode & 0o2070 == 0o2070
+    assert (plain / "S1").stat().st_mode & 0o7777 == 0o750  # no group's: the umask's
+    for name in ("signoff.json", "review.csv"):
+        assert (shared / "S1" / name).stat().st_mode & 0o777 == 0o660
+        assert (plain / "S1" / name).stat().st_mode & 0o777 == 0o640
+
+
+def test_a_lock_or_journal_another_account_made_is_still_used(tmp_path, monkeypatch):
+    """One this account may not write (another reviewer's, 0640): the lock is taken on it
+    read-only, and a line is appended by writing the journal again whole."""
+    import fcntl
+
+    from ctcnet.io import atomic
+
+    real = atomic.open_own
+
+    def not_writable(path, mode, encoding=None):
+        if mode != "r" and Path(path).exists():
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, mode, encoding)
+
+    (tmp_path / ".lock").write_text("")
+    (tmp_path / "history.jsonl").write_bytes(b"one\n")
+    tmp_path.chmod(0o2770)
+    monkeypatch.setattr(atomic, "open_own", not_writable)
+    with atomic.open_lock(tmp_path / ".lock") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+    atomic.append_synced(tmp_path / "history.jsonl", b"two\n")
+    assert (tmp_path / "history.jsonl").read_bytes() == b"one\ntwo\n"
+    # Written again, it is the group's: the next account appends to it in place.
+    assert (tmp_path / "history.jsonl").stat().st_mode & 0o060 == 0o060
+    with atomic.open_lock(tmp_path / ".new.lock") as fh:  # one not there is made
+        assert fh.writable()

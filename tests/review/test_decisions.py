@@ -530,3 +530,27 @@ def test_each_readers_own_call_is_their_correction_not_the_adjudication():
     own, blind = independent_decisions(taken, blind5, "R")
     assert own["event_id"].tolist() == [5] and own["reviewer_call"].tolist() == ["ctc"]
     assert adjudicated_events(taken, blind5, "R") == set()
+
+
+def test_a_decision_is_saved_where_another_reviewer_made_review_csv(tmp_path, monkeypatch):
+    """review.csv of another account, not group-writable (a umask of 022): written again
+    whole, atomically, with the decision at its end; every earlier line kept."""
+    events, run = tiny_run()
+    D.record_decision(tmp_path, run, 1, "wbc", "ann")
+    path = tmp_path / D.REVIEW_FILE
+    before = path.read_bytes()
+    real = decision_journal.open_own
+
+    def not_writable(where, mode, encoding=None):
+        if where == path and mode == "r+b":
+            raise PermissionError(13, "Permission denied", str(where))
+        return real(where, mode, encoding)
+
+    monkeypatch.setattr(decision_journal, "open_own", not_writable)
+    log = decision_journal.DecisionLog(tmp_path)
+    D.record_decision(tmp_path, run, 2, D.REJECTED, "bob", decisions=log)
+    assert path.read_bytes().startswith(before)
+    table = D.read_decisions(tmp_path)
+    assert table["event_id"].tolist() == [1, 2]
+    assert table["reviewer"].tolist() == ["ann", "bob"]
+    assert log.matched(run).decisions["event_id"].tolist() == [1, 2]

@@ -1624,6 +1624,30 @@ def test_a_decision_on_read_only_media_is_refused_saying_so(served, monkeypatch)
     assert "cannot be written (read-only media, an archive?)" in json.loads(data)["error"]
 
 
+
+def test_a_decision_refused_by_another_accounts_file_names_it(served, monkeypatch):
+    """A reviewer's review.csv the next reviewer's account may not write was answered "read-only
+    media, an archive?": the 403 names the file, whose it is, its mode and the shared setup."""
+    from ctcnet.core.file_modes import account_name
+    from ctcnet.review_server.sample import Sample
+
+    out, server = served
+    journal = out / "P001" / "review.csv"
+    journal.write_text("")
+    journal.chmod(0o640)
+
+    def not_theirs(*_args, **_kwargs):
+        raise PermissionError(13, "Permission denied", str(journal))
+
+    monkeypatch.setattr(Sample, "decide", not_theirs)
+    state = json.loads(request(server, "GET", "/api/P001/state")[1])
+    status, data = post_decision(server, state["candidates"][0]["event_id"], "wbc",
+                                 run_id=state["run_id"])
+    error = json.loads(data)["error"]
+    assert status == 403 and "read-only media" not in error
+    assert f"{journal} is {account_name(journal.stat().st_uid)}'s, mode 0640" in error
+    assert "chmod it 2770" in error
+
 def test_a_body_shorter_than_its_length_is_a_400_not_a_server_error(served, monkeypatch):
     """A client that says 100 bytes and sends 10: let go after the handler's timeout with a
     400 naming the cause (it was a 500 "server error: timed out", logged as a traceback)."""

@@ -959,3 +959,46 @@ def test_summary_json_follows_the_sign_off_after_it_is_signed_again(folder):
     assert sample.state("ann")["signoff"]["status"] == "changed since"
     on_disk = json.loads((folder / "summary.json").read_text())["signoff"]
     assert on_disk["status"] == "changed since"
+
+
+def test_verify_names_the_review_records_and_folders_this_account_cannot_read(
+        folder, capsys, monkeypatch):
+    """A reviewer's signoff.json 0600 read "intact, not signed off" by the service account; a
+    sample folder 0700 gave exit 4 and "make the folder writable" to a command that writes
+    nothing. Each is named with its owner and mode."""
+    import os
+    import pathlib
+
+    from ctcnet.cli import main
+
+    real_open = pathlib.Path.open
+
+    def forbidden(self, *args, **kwargs):
+        if self.name == SIGNOFF_FILE:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "open", forbidden)
+    assert main(["verify", "--results", str(folder)]) == 1
+    said = capsys.readouterr().out
+    assert f"{SIGNOFF_FILE} is " in said and "cannot read: its review and sign-off are not " \
+        "checked" in said and "FAILED" in said
+    monkeypatch.undo()
+    real_access = os.access
+
+    def shut(path, mode, **kwargs):  # the folder may not be entered by this account
+        if pathlib.Path(path) == folder and mode == os.X_OK:
+            return False
+        if str(path).startswith(str(folder) + os.sep):
+            return False
+        return real_access(path, mode, **kwargs)
+
+    def unreadable(*_args, **_kwargs):
+        raise PermissionError(13, "Permission denied", str(folder / "summary.json"))
+
+    monkeypatch.setattr(os, "access", shut)
+    monkeypatch.setattr("ctcnet.exports.results_audit.audit_results", unreadable)
+    assert main(["verify", "--results", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert f"may not read it ({folder} is " in err and "mode 0" in err
+    assert "writable" not in err

@@ -1,0 +1,56 @@
+"""ctcnet.inference.rerun_outputs: what a rerun keeps of a sample's review and exports in a
+folder several accounts write (a service account's runs, reviewers' decisions)."""
+
+import pathlib
+
+import pytest
+
+from ctcnet.errors import InputError
+from ctcnet.inference import rerun_outputs as R
+
+
+def test_the_review_records_a_rerun_carries_are_the_reviews_own():
+    from ctcnet.review.decision_journal import REVIEW_FILE, SECOND_FILE
+    from ctcnet.review.signoff import HISTORY_FILE, SIGNOFF_FILE
+
+    assert set(R.REVIEW_RECORDS) == {REVIEW_FILE, SECOND_FILE, SIGNOFF_FILE, HISTORY_FILE}
+
+
+def test_a_sample_whose_sign_off_this_account_cannot_read_is_refused(tmp_path, monkeypatch):
+    """A reviewer's signoff.json 0600: the rerun wrote summary.json "not signed off" of a
+    signed-off result; it is refused before any work, naming the file and its owner."""
+    (tmp_path / "signoff.json").write_text("{}")
+    (tmp_path / "review.csv").write_text("")
+    real = pathlib.Path.open
+
+    def forbidden(self, *args, **kwargs):
+        if self.name == "signoff.json":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    R.EarlierRun.read(tmp_path)  # readable: read as before
+    monkeypatch.setattr(pathlib.Path, "open", forbidden)
+    assert R.unreadable_review(tmp_path) == [tmp_path / "signoff.json"]
+    with pytest.raises(InputError, match=r"signoff.json: is \S+'s, mode 0\d{3}, which this "
+                                         r"account \(\S+\) cannot read"):
+        R.EarlierRun.read(tmp_path)
+
+
+def test_exports_that_cannot_all_be_moved_are_all_left_in_place(tmp_path, monkeypatch):
+    """A reviewer's geojson/ folder the service account may not move: the FCS file moved
+    before it went back, so the next rerun does not read the exports as edited by hand."""
+    fcs, geojson = R.in_folder_exports(tmp_path, "S1")
+    fcs.write_bytes(b"FCS3.1")
+    geojson.mkdir()
+    real = pathlib.Path.rename
+
+    def refused(self, target):
+        if self.name == geojson.name:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, target)
+
+    monkeypatch.setattr(pathlib.Path, "rename", refused)
+    with pytest.raises(InputError, match="cannot move the exports"):
+        R.retire_exports(tmp_path, "S1")
+    assert fcs.read_bytes() == b"FCS3.1" and geojson.is_dir()
+    assert not list((tmp_path / "previous").glob("exports-*"))
