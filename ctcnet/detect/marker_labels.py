@@ -56,7 +56,12 @@ OTHER_PLANE_SHARE = 0.3
 # than CD45" read 38 % of a right cartridge's wbc crops as swapped; but every leukocyte
 # lights CD45. Right folders (simulated crops and cartridges, 5 seeds): 0-0.3 % of wbc
 # crops; CD45 swapped with CD66b, 12-52 % (the leukocytes without CD66b); with CD61 or
-# EpCAM, nearly all.
+# EpCAM, nearly all. But a look whose leukocytes' CD45 has a dim tail (the simulator's
+# filled-ctc look, which the default model was trained on) lights CD66b without CD45 on
+# 4-17 % of a right folder's wbc crops (8 folders of 100-150); there CD45 without CD66b is
+# lit on far more (31-61 %), where a swap turns that round (CD66b: 31-63 % against 0-17 %;
+# CD61: 47-85 % against 0-5 %). So a plane is said only where its crops outnumber CD45's
+# own, and of the planes said so, the one that does by most (CD45 is swapped with one).
 WBC_OTHER_PLANE_SHARE = 0.08
 # A plane that vouches for a CTC that lost CK (vimentin, EpCAM: CK_NEGATIVE_CTC_ROLES) lights
 # about a fifth of a right folder's ctc crops and not CK (the simulator's, 200 crops: VIM 20 %,
@@ -79,6 +84,8 @@ class MarkerLabelVotes:
         # marker, and (label, plane name) -> the crops that do
         self.others = list(others)
         self.other_odd: Counter = Counter()
+        # (wbc, plane name) -> the crops labelled wbc that light CD45 and not that plane
+        self.own_alone: Counter = Counter()
         # (the labels judged, and past which share: see COMPOSITE_ODD_SHARE)
         self.judged = ("ctc",) if composite else ("ctc", "wbc")
         self.share, self.sample_share, self.sample_min = (
@@ -127,6 +134,8 @@ class MarkerLabelVotes:
             if lit > MIN_SNR and (own < MIN_SNR if label == "wbc" else
                                   lit > RATIO * max(own, 0.0)):
                 self.other_odd[label, name] += 1
+            elif label == "wbc" and own > MIN_SNR and lit < MIN_SNR:
+                self.own_alone[label, name] += 1
 
     def _sums(self) -> tuple[Counter, Counter]:
         """The crops read and read the other way per (label, kind), and per (sample, kind)."""
@@ -154,20 +163,26 @@ class MarkerLabelVotes:
         return "; ".join(said) or None
 
     def other_plane_warnings(self) -> list[str]:
-        """Each other plane that crops labelled wbc light without CD45 (on
-        :data:`WBC_OTHER_PLANE_SHARE` of them or more), or labelled ctc instead of CK (on
-        :data:`OTHER_PLANE_SHARE`), and on :data:`MIN_ODD` crops at least."""
+        """The other plane that crops labelled wbc light without CD45 (on
+        :data:`WBC_OTHER_PLANE_SHARE` of them or more, and more of them than light CD45
+        without it), and each that crops labelled ctc light instead of CK (on
+        :data:`OTHER_PLANE_SHARE`), on :data:`MIN_ODD` crops at least."""
         from scipy.stats import binom  # (a folder's read, not the module's import)
 
         per_label = self._sums()[0]
         own = {"wbc": "CD45", "ctc": "CK"}
         said = []
+        # The wbc plane said, if any: the one whose crops outnumber CD45's own by most.
+        margins = {name: n - self.own_alone[label, name]
+                   for (label, name), n in self.other_odd.items() if label == "wbc"}
+        wbc_plane = max(margins, key=margins.get, default=None)
         for (label, name), n in sorted(self.other_odd.items()):
             read = per_label[label, "read"]
             share = WBC_OTHER_PLANE_SHARE if label == "wbc" else OTHER_PLANE_SHARE
             vouching = label == "ctc" and name in self.vouching
             if n < MIN_ODD or n < share * read or (vouching and binom.sf(
-                    n - 1, read, VOUCHING_SHARE) >= VOUCHING_CHANCE):
+                    n - 1, read, VOUCHING_SHARE) >= VOUCHING_CHANCE) or (
+                    label == "wbc" and (name != wbc_plane or margins[name] <= 0)):
                 continue
             right = (f"about a fifth of a right folder's do: a CTC that lost CK lights {name}"
                      if vouching else "a folder of these markers shows a few %")

@@ -194,3 +194,34 @@ def test_neutrophils_whose_cd66b_outshines_their_cd45_are_no_swap():
         said = votes.other_plane_warnings()
         assert bool(said) == swapped, said
         assert not swapped or "light CD66b and not CD45" in said[0]
+
+
+def test_a_dim_cd45_look_is_no_swap_and_a_swap_names_the_one_plane():
+    """The simulator's filled-ctc look (the default model's): leukocytes with a dim CD45 tail
+    lit CD66b without CD45 on 15 of 100 wbc crops, and a right folder was asked whether CD45
+    and CD66b were swapped. CD45 without CD66b is lit on more of them, as no swap leaves it.
+    Swapped with CD61, CD66b (a neutrophil's) reads so too; the plane named is CD61 alone."""
+    from ctcnet.detect.marker_labels import MarkerLabelVotes
+    from ctcnet.simulate.config import SimConfig
+
+    panel = load_panel(None)
+    cd45 = panel.index_of_role("leukocyte")
+    drawn = simulate_crops({"ctc": 1, "wbc": 100, "cluster": 1, "debris": 1}, panel, seed=0,
+                           config=SimConfig().with_filled_ctc_look())
+    wbc = drawn.images[np.array([label == "wbc" for label in drawn.labels])]
+
+    def said(swap: str | None) -> list[str]:
+        votes = MarkerLabelVotes.of(panel, ["wbc"] * len(wbc), ["s"] * len(wbc))
+        for i, crop in enumerate(wbc):
+            crop = crop.copy()
+            if swap:
+                other = panel.names.index(swap)
+                crop[[cd45, other]] = crop[[other, cd45]]
+            votes.add(i, crop)
+        return votes.other_plane_warnings()
+
+    assert said(None) == []
+    cd66b = said("CD66b")
+    assert len(cd66b) == 1 and "are CD45 and CD66b swapped" in cd66b[0]
+    cd61 = said("CD61")
+    assert len(cd61) == 1 and "are CD45 and CD61 swapped" in cd61[0]
