@@ -148,8 +148,12 @@ def checkout_modified() -> bool | None:
         return None
     try:
         # --no-optional-locks: a status refreshes and writes .git/index (index.lock): a run
-        # writes nothing outside --out.
-        done = subprocess.run([git, "-C", str(root), "--no-optional-locks", "status",
+        # writes nothing outside --out. safe.directory: git refuses a checkout another
+        # account owns ("dubious ownership": every other user read "modified: unknown"),
+        # although its owner already controls the code this process runs from it; no
+        # fsmonitor command of its config is run for that.
+        done = subprocess.run([git, "-c", f"safe.directory={root}", "-c", "core.fsmonitor=",
+                               "-C", str(root), "--no-optional-locks", "status",
                                "--porcelain", "--untracked-files=no", "--", "ctcnet"],
                               capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
