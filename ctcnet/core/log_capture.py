@@ -30,9 +30,21 @@ class _Keep(logging.Handler):
         if record.levelno >= self.said_from and not _said_elsewhere(record.name) and \
                 logging.lastResort is not None and record.levelno >= logging.lastResort.level:
             logging.lastResort.handle(record)
+        self.keep(text)
+
+    def keep(self, text: str) -> None:
         text = text if len(text) <= MAX_CHARS else text[:MAX_CHARS - 3] + "..."
         if text not in self.kept and len(self.kept) < MAX_KEPT:  # said once, kept once
             self.kept.append(text)
+
+
+def keep_unsaid(text: str, logger: str = "ctcnet") -> None:
+    """Give ``text`` to the record of each :func:`kept_warnings` block open on ``logger``
+    without saying it: a warning said once a run, before the block (a crop folder's dropped
+    vimentin plane, said as its inputs were checked), was missing from its summary."""
+    for handler in logging.getLogger(logger).handlers:
+        if isinstance(handler, _Keep):
+            handler.keep(text)
 
 
 @contextlib.contextmanager

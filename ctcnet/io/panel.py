@@ -1,16 +1,13 @@
 """The panel: which fluorescence channels a scan has, in which order, and how to normalise them.
 
-A panel is plain data (JSON or YAML). The smallest accepted form is
-``{"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64}``; the full form gives each
-channel a value range and a normalisation. Channel names are matched case-insensitively and
-through well-known aliases (CD41 is the platelet marker like CD61, CD15 the neutrophil marker
-like CD66b), so code that needs biology (the simulator, the marker gate) asks for a role.
-
-Data reach a model by channel *name*: :meth:`Panel.channel_indices` maps the model's channels to
-the data's planes, so another plane order (an RGB composite with R = CK, G = CD45, B = DAPI) needs
-no conversion; data channels the model does not use are dropped with a logged note, missing ones
-are an error. ``"composite": "rgb"`` marks an 8-bit colour export whose R, G, B planes carry the
-three named channels (inferred when such a file is read, so it may be left out)."""
+A panel is plain data (JSON or YAML), at least ``{"channels": ["DAPI", "CK", "CD45"],
+"pixel_size_um": 0.64}``; in full, each channel's value range and normalisation. Names match
+case-insensitively and through well-known aliases (CD41 the platelet marker like CD61, CD15
+the neutrophil marker like CD66b): code that needs biology (the simulator, the gate) asks
+for a role. Data reach a model by channel *name* (:meth:`Panel.channel_indices`), so another
+plane order (an RGB composite: R = CK, G = CD45, B = DAPI) needs no conversion; channels the
+model does not use are dropped with a note, missing ones are an error. ``"composite": "rgb"``
+marks an 8-bit colour export of three named channels (inferred when such a file is read)."""
 
 from __future__ import annotations
 
@@ -26,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ctcnet.core.log_capture import keep_unsaid
 from ctcnet.errors import InputError, PanelMismatchError
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.hand_edits import pixel_unit_hint
@@ -55,8 +53,7 @@ MARKER_ROLES = {
 # Markers that can vouch for a CTC that lost CK (the simulator's, the guard's no_ck, a drop).
 CK_NEGATIVE_CTC_ROLES = ("mesenchymal", "epcam")
 
-# The channel drops already said (data, channels dropped, model's channels).
-_DROPS_SAID: set[tuple] = set()
+_DROPS_SAID: set[tuple] = set()  # the drops said: (data, channels dropped, model's)
 # The keys of panel.json and of each channel (``bit_depth``: the camera's, for a range unsaid).
 PANEL_KEYS = ("name", "pixel_size_um", "channels", "composite", "bit_depth")
 CHANNEL_KEYS = ("name", "value_range", "normalisation", "leaks_in", "bit_depth")
@@ -304,9 +301,7 @@ class Panel:
             _DROPS_SAID.add(("aliases",) + said)
             log.info("%s: reading %s (by the marker's well-known name)", what,
                      ", ".join(aliased))
-        if extra and said not in _DROPS_SAID:
-            # Once per data and model: a run checks its inputs, then opens each again.
-            _DROPS_SAID.add(said)
+        if extra:
             # A marker that finds CK-negative CTCs (vimentin, EpCAM) the model cannot read:
             # those CTCs are not counted, which a count read beside the scanner's should say.
             vouching = [name for name in extra if marker_role(name) in CK_NEGATIVE_CTC_ROLES]
@@ -314,11 +309,16 @@ class Panel:
             # beside them, is the panel as designed: said in the log, not warned of nightly.
             level = logging.INFO if dropped_as and all(
                 marker_role(name) == "unknown" for name in extra) else logging.WARNING
-            log.log(level, "%s: dropping channel(s) %s, which the model (%s) does not use%s%s",
-                        what, extra, ", ".join(self.names), dropped_as,
-                        f"; CTCs that only {', '.join(vouching)} shows (CK-negative: EMT) are "
-                        "not counted by this model (a model trained with the channel reads "
-                        "them)" if vouching else "")
+            text = (f"{what}: dropping channel(s) {extra}, which the model "
+                    f"({', '.join(self.names)}) does not use{dropped_as}" +
+                    (f"; CTCs that only {', '.join(vouching)} shows (CK-negative: EMT) are "
+                     "not counted by this model (a model trained with the channel reads "
+                     "them)" if vouching else ""))
+            if said not in _DROPS_SAID:  # once per data and model: a run checks its inputs,
+                _DROPS_SAID.add(said)    # then opens each again
+                log.log(level, "%s", text)
+            elif level == logging.WARNING:  # (in the record of the work it is said for)
+                keep_unsaid(text)
         return [int(i) for i in indices]
 
     def subset(self, indices: list[int]) -> Panel:

@@ -62,6 +62,19 @@ def test_extra_channels_dropped_with_a_note_and_aliases_match(caplog):
     assert caplog.text.count("dropping channel(s) ['VIM']") == 1  # said once
     # ... and what it costs: the CTCs only vimentin shows are not counted.
     assert "CTCs that only VIM shows (CK-negative: EMT) are not counted" in caplog.text
+    # Said as the inputs were checked, it is kept in the record of the work that reads them
+    # (a crop set's summary.json lacked it), not said twice.
+    from ctcnet.core.log_capture import kept_warnings
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="ctcnet.io.panel"), kept_warnings() as said:
+        model.channel_indices(data, what="crop dataset x")
+        model.channel_indices(data, what="crop dataset x")
+    assert caplog.text.count("dropping channel(s)") == 1
+    assert len(said) == 1 and "dropping channel(s) ['VIM']" in said[0]
+    with kept_warnings() as said:
+        model.channel_indices(data, what="crop dataset x")
+    assert len(said) == 1 and "CTCs that only VIM shows" in said[0]
 
 
 def test_composite_panel_refuses_a_16bit_file(tmp_path, rng):
