@@ -440,4 +440,3 @@ class DecisionLog:
 
     def _say_cut(self, n_bytes: int) -> None:
         log.warning("%s: cut off an unfinished last line (%d bytes)", self.path, n_bytes)
-
