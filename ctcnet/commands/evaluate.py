@@ -236,6 +236,11 @@ def _share(entry: dict) -> str:
     return f"{entry['value']:.3f} ({entry['k']}/{entry['n']}, 95 % CI {low:.2f}-{high:.2f})"
 
 
+def _warnings_of(report: dict) -> list[str]:
+    """What the figures of ``report`` call for a word about (classes absent, few crops)."""
+    return [w for w in (absent_classes_warning(report), few_crops_warning(report)) if w]
+
+
 def absent_classes_warning(report: dict) -> str | None:
     """What a macro-F1 over a crop set that lacks some of the model's classes does not say."""
     absent = report["cnn"].get("absent_classes") or []
@@ -338,13 +343,20 @@ def run(args: argparse.Namespace) -> int:
     warnings = []
     if args.calibrate_on:
         model = calibrate(args, model, warnings)
+
+    def page(out_dir, table, crops, spec, report):  # the console's figures on the page too
+        report = {**report, "warnings": [*report.get("warnings", []), *warnings,
+                                         *_warnings_of(report)]}
+        return write_evaluation_page(out_dir, table, crops, spec, report,
+                                     figures=_summary_lines(report, args.calibrate_on))
+
     report = evaluate_dataset(args.data, model, args.out, with_baselines=not args.no_baselines,
                               baseline_train=args.baseline_train,
                               n_train_per_class=args.train_per_class, device=args.device,
                               batch_size=args.batch_size, compensate=args.compensate,
                               prior=args.prior, pixel_size=args.pixel_size,
                               markers_decide=not args.network_calls_only,
-                              splits=args.split, page=write_evaluation_page,
+                              splits=args.split, page=page,
                               # bars for a person at a terminal, not in a log or a pipe
                               progress=sys.stderr.isatty())
     if args.model is not None:  # (once read: a refusal is one line) two logs told apart
@@ -353,10 +365,9 @@ def run(args: argparse.Namespace) -> int:
         # The figures are the calibrated model's where --calibrate-on made one.
         say_model(args.save_model if args.calibrate_on else args.model,
                   calibrated_from=args.model if args.calibrate_on else None)
-    for said in (absent_classes_warning(report), few_crops_warning(report)):
-        if said:
-            log.warning("%s", said)
-            warnings.append(said)
+    for said in _warnings_of(report):
+        log.warning("%s", said)
+        warnings.append(said)
     if warnings:
         keep_warnings(report, warnings, args.out)
     if args.json:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -178,10 +179,13 @@ def write_crop_set_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray,
 
 
 def write_evaluation_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray,
-                          spec: ModelSpec, report: dict, limit: int = 200) -> dict:
+                          spec: ModelSpec, report: dict, limit: int = 200,
+                          figures: Sequence[str] = ()) -> dict:
     """``ctcnet evaluate``: the crops called other than their label, per (label, call) pair
-    (:func:`disagreement_groups`), beside the figures of ``report`` (report.json's), as
-    ``out_dir/index.html``; returns per group shown/total/pages."""
+    (:func:`disagreement_groups`), beside the figures of ``report`` (report.json's) and
+    ``figures``, lines as the console says them (per class with intervals, the review band,
+    the baselines: the page showed the macro-F1 alone), as ``out_dir/index.html``; returns
+    per group shown/total/pages."""
     info = write_tile_pages(out_dir, table, crops, spec, disagreement_groups(table, spec),
                             limit)
     cnn = report.get("cnn", {})
@@ -192,7 +196,10 @@ def write_evaluation_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray,
     overview += [(key.replace("_", " "), f"{cnn[key]:.4f}") for key in ("macro_f1", "accuracy")
                  if isinstance(cnn.get(key), float)]
     wrong = sum(g["total"] for g in info.values())
-    middle = (f"<p>{wrong} of {len(table)} crops called other than their label.</p>"
+    said = (f'<h2>Figures</h2><pre style="white-space: pre-wrap">'
+            f"{html.escape(chr(10).join(figures))}</pre>"
+            if figures else "")
+    middle = (f"{said}<p>{wrong} of {len(table)} crops called other than their label.</p>"
               "<p><a href=\"report.json\">report.json</a>, <a href=\"predictions.csv\">"
               "predictions.csv</a>, <a href=\"confusion.json\">confusion.json</a></p>"
               "<p><img src=\"confusion.png\" alt=\"confusion matrix\" style=\"width: "

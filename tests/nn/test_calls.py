@@ -68,6 +68,13 @@ def test_predict_and_evaluate_call_a_crop_folder_alike(setup, tmp_path, options,
     merged = predicted.merge(evaluated, on="path", suffixes=("_p", "_e"))
     assert len(merged) == len(predicted) == len(evaluated) == 40
     assert (merged["class_p"] == merged["class_e"]).all()
+    # The page holds the figures the console said (it held the macro-F1 alone): per class,
+    # with the counted recall's interval, and the review band.
+    page = (tmp_path / "e" / "index.html").read_text()
+    assert "<h2>Figures</h2>" in page and "as predict counts it" in page
+    assert "95 % CI" in page
+    assert ("review band (the network&#x27;s top p" in page) == (
+        report["cnn"]["review_band"].get("auto_precision") is not None)
     assert (merged["review_p"] >= merged["review_e"]).all()  # predict's guard may add reviews
     # Both record the prior and the weights they applied.
     assert summary["prior"] == report["prior"] == prior
