@@ -397,10 +397,16 @@ def _run_command(args: argparse.Namespace, lines, previous) -> int:
             # to correct (exit 2), not a folder to make writable.
             from ctcnet.core.file_modes import account_name, owner_and_mode
 
+            # Another account's (a service account's results read by a reviewer): the
+            # shared setup is the cure, not a chmod of each file.
+            shared = ("; a results folder several accounts read is shared through a group "
+                      "(docs/review.md, \"A results folder several accounts write\")"
+                      if "'s, mode" in owner_and_mode(blocker) and
+                      not owner_and_mode(blocker).startswith(f"{account_name()}'s") else "")
             _say_error(f"ctcnet {args._name}: error: {err.strerror or err}{where}: this user "
                        f"({account_name()}) may not read it ({blocker} is "
                        f"{owner_and_mode(blocker)}); give it read access (or use a copy this "
-                       "user can read)")
+                       f"user can read){shared}")
             return 2
         _say_error(f"ctcnet {args._name}: error: {err.strerror or err}{where}; nothing was left "
                    f"half written, {_DISK_ERRORS[err.errno]}")
