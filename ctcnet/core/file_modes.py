@@ -50,6 +50,24 @@ def new_file_mode(path: str | Path) -> int:
     return mode & ((folder & 0o666) | 0o600)
 
 
+def group_unshared_text(folder: str | Path) -> str | None:
+    """Why a group-writable folder would not share with its group what this account makes in
+    it (None where it would, or is not group-writable): without setgid, its files take this
+    account's own group, which the folder's other accounts cannot read (a service account's
+    results read by no reviewer)."""
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    if not st.st_mode & stat.S_IWGRP or is_group_shared(st.st_mode) or \
+            st.st_gid == os.getegid():
+        return None
+    return ("it is group-writable but not setgid: what ctcnet writes there takes this "
+            "account's group, not the folder's, and the folder's other accounts may not read "
+            "it; chmod g+s it to share it (docs/review.md, \"A results folder several "
+            "accounts write\")")
+
+
 def rewritten_file_mode(path: str | Path, mode: int) -> int:
     """The permissions of a file of ``mode`` written again (renamed over): its own, with group
     read and write added in a folder its group shares: one written again by an account that

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from ctcnet.core.file_modes import make_folder
+from ctcnet.core.file_modes import group_unshared_text, make_folder
 from ctcnet.core.paths import HOME_NOT_EXPANDED, absolute, unexpanded_home
 from ctcnet.detect.crop_dataset import read_crop_index
 from ctcnet.detect.folder_kinds import is_predict_output
@@ -368,6 +368,9 @@ def check_writable(out: Path) -> None:
         raise CtcnetError(f"cannot create output folder {out}: " + (
             f"{file} is a file, not a folder" if file is not None else
             f"{err.strerror or err}")) from None
+    unshared = group_unshared_text(out)
+    if unshared:
+        log.warning("--out %s: %s", out, unshared)
     kept = Path(out) / SET_ASIDE_DIR  # a file there would end the run as it writes its index
     if kept.exists() and not kept.is_dir():
         raise CtcnetError(f"{kept} is not a folder: predict keeps a run's refusals there; move "

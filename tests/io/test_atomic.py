@@ -288,3 +288,21 @@ def test_a_lock_or_journal_another_account_made_is_still_used(tmp_path, monkeypa
     assert (tmp_path / "history.jsonl").stat().st_mode & 0o060 == 0o060
     with atomic.open_lock(tmp_path / ".new.lock") as fh:  # one not there is made
         assert fh.writable()
+
+
+def test_a_group_writable_folder_without_setgid_is_said_to_share_nothing(tmp_path):
+    """A results folder 0770 of the lab's group, not setgid: the service account's files took
+    its own group and no reviewer could read them; predict says so, naming the cure."""
+    from ctcnet.core.file_modes import group_unshared_text
+
+    other = next((g for g in (65534, *os.getgroups()) if g != os.getegid()), None)
+    try:
+        os.chown(tmp_path, -1, other)
+    except (OSError, TypeError):
+        pytest.skip("no other group to give the folder to")
+    tmp_path.chmod(0o770)
+    assert "chmod g+s" in group_unshared_text(tmp_path)
+    tmp_path.chmod(0o2770)
+    assert group_unshared_text(tmp_path) is None  # shared: its files take its group
+    tmp_path.chmod(0o750)
+    assert group_unshared_text(tmp_path) is None  # not the group's to write
