@@ -174,6 +174,8 @@ def _parse_pairs(text: str, what: str, cast):
         if not sep or not name.strip():
             raise InputError(f"{what}: expected name=value pairs separated by commas, got "
                              f"{text!r}")
+        if name.strip() in out:  # (the last one silently won)
+            raise InputError(f"{what}: {name.strip()} is given twice in {text!r}")
         try:
             out[name.strip()] = cast(value)
         except ValueError:

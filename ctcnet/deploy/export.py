@@ -115,8 +115,8 @@ class ExportReport:
             out.append(f"  verify markers on {self.markers['batch']} crops: max |diff| {diffs}")
         if self.int8:
             q = self.int8
-            out.append(f"  int8 macro-F1 {100 * q['macro_f1_int8']:.2f} vs fp32 "
-                       f"{100 * q['macro_f1_fp32']:.2f} (drop {q['drop_points']:+.2f} points, "
+            out.append(f"  int8 macro-F1 {q['macro_f1_int8']:.4f} vs fp32 "
+                       f"{q['macro_f1_fp32']:.4f} (drop {q['drop_points']:+.2f} percentage points, "
                        f"limit {q['max_drop_points']}) on {q['eval_crops']} crops; "
                        f"fp32 agreement {q['agreement_with_fp32']:.1%}")
         return out

@@ -104,3 +104,14 @@ def test_a_marker_the_simulator_does_not_know_is_said_not_drawn_silently(tmp_pat
         assert main(["simulate", "crops", str(tmp_path / "known"), "--counts", "2",
                      "--crop-size", "32"]) == 0
     assert "knows no marker" not in caplog.text
+
+
+def test_a_class_given_twice_in_counts_or_rates_is_refused(tmp_path, capsys):
+    """``--counts ctc=5,ctc=10`` drew 10 CTCs without a word: the first was dropped."""
+    from conftest import one_line_refusal
+
+    one_line_refusal(capsys, ["simulate", "crops", str(tmp_path / "c"), "--counts",
+                              "ctc=5,ctc=10"], "ctc is given twice")
+    one_line_refusal(capsys, ["simulate", "cartridge", str(tmp_path / "k"), "--rates",
+                              "ctc=0.01,cluster=0.01,ctc=0.02"], "ctc is given twice")
+    assert not (tmp_path / "c").exists() and not (tmp_path / "k").exists()
