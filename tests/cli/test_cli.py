@@ -357,6 +357,7 @@ def test_a_hangup_stops_a_command_as_sigterm_does_unless_ignored(monkeypatch, ca
     from ctcnet.commands import models as models_command
     from ctcnet.errors import Terminated
 
+    hangup = signal.signal(signal.SIGHUP, signal.SIG_DFL)  # (as a terminal's run has it)
     previous = cli._stop_on_sigterm()
     try:
         assert signal.SIGHUP in previous
@@ -366,7 +367,7 @@ def test_a_hangup_stops_a_command_as_sigterm_does_unless_ignored(monkeypatch, ca
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         previous = cli._stop_on_sigterm()
         assert signal.SIGHUP not in previous  # (nohup's) kept
@@ -374,7 +375,7 @@ def test_a_hangup_stops_a_command_as_sigterm_does_unless_ignored(monkeypatch, ca
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        signal.signal(signal.SIGHUP, before)
+        signal.signal(signal.SIGHUP, hangup)
 
     def hung_up(args):
         raise Terminated("SIGHUP")

@@ -10,7 +10,7 @@ def test_evaluate_batch_size_zero_gives_one_line(crops, capsys):
 
 
 def test_the_summary_says_when_calibration_fits_worse_and_what_the_review_band_holds():
-    from ctcnet.commands.evaluate import _summary_lines
+    from ctcnet.commands.evaluate_figures import summary_lines as _summary_lines
 
     band = {"threshold": 0.8, "reviewed_fraction": 0.037, "auto_precision": 0.85577,
             "shown_fraction": 0.012, "reviewed": 4, "n": 108, "auto_right": 89,
@@ -46,7 +46,7 @@ def test_the_model_line_names_the_model_calibrated_here(capsys):
 def test_the_summary_says_the_pixel_size_the_crops_were_read_at():
     """A gallery's thumbnails read at a size they were not made at are called otherwise (and
     may get another model); the console named no size, the report page alone did."""
-    from ctcnet.commands.evaluate import _summary_lines
+    from ctcnet.commands.evaluate_figures import summary_lines as _summary_lines
 
     band = {"threshold": 0.8, "reviewed_fraction": 0.0, "auto_precision": 1.0,
             "reviewed": 0, "n": 8, "auto_right": 8, "auto_calls": 8}
@@ -63,7 +63,7 @@ def test_the_summary_says_the_pixel_size_the_crops_were_read_at():
 
 def test_a_macro_f1_resting_on_a_class_of_a_few_crops_is_said():
     """A held-out patient with one cluster: its F1 of 1.000 was a quarter of the macro-F1."""
-    from ctcnet.commands.evaluate import few_crops_warning
+    from ctcnet.commands.evaluate_figures import few_crops_warning
 
     per_class = {"ctc": {"support": 12}, "wbc": {"support": 30}, "cluster": {"support": 1},
                  "debris": {"support": 10}}

@@ -43,7 +43,7 @@ def test_each_sample_gets_its_accuracy_and_recall():
 
 
 def test_a_negative_controls_false_calls_are_said():
-    from ctcnet.commands.evaluate import absent_classes_warning
+    from ctcnet.commands.evaluate_figures import absent_classes_warning
 
     report = {"cnn": {"absent_classes": ["ctc"], "per_class": {"wbc": {}, "debris": {}},
                       "absent_predicted": {"ctc": 2}}}
