@@ -180,7 +180,8 @@ def _audit_sample(name: str, folder: Path) -> dict:
     except (OSError, ValueError) as err:
         return {"sample": name, "folder": str(folder), "signoff": None,
                 "problems": [f"summary.json cannot be read: {err}"], "notes": []}
-    for path in unreadable_review(folder):  # checked by nothing below: said, not passed
+    unreadable = unreadable_review(folder)  # said, and the review left unchecked (not passed,
+    for path in unreadable:                 # nor read as edited by hand)
         problems.append(f"{path.name} is {owner_and_mode(path)}, which this account "
                         f"({account_name()}) cannot read: its review and sign-off are not "
                         "checked")
@@ -203,12 +204,7 @@ def _audit_sample(name: str, folder: Path) -> dict:
         problems.append(f"{table} is not the table predict wrote (changed since: its SHA-256 "
                         f"is not summary.json's {key})" if (folder / table).is_file() else
                         f"{table} is missing (summary.json records its SHA-256)")
-    for journal in (REVIEW_FILE, SECOND_FILE):
-        try:
-            check_as_sealed(folder / journal)
-        except JournalEdited:
-            what = "was changed" if (folder / journal).exists() else "was removed"
-            problems.append(f"{journal} {what} since ctcnet last wrote it (its seal)")
+    problems += [] if unreadable else _journals_not_as_sealed(folder)
     kept = sorted(p.name for p in (folder / "previous").glob("*-not-as-written*"))
     if kept:  # as ctcnet wrote it now, but a copy found edited was written over (kept)
         notes.append(f"previous/ keeps {len(kept)} file(s) found not as ctcnet wrote them "
@@ -227,11 +223,26 @@ def _audit_sample(name: str, folder: Path) -> dict:
         read = pd.read_parquet(folder / "events.parquet"), RunSummary.from_dict(data)
     except (OSError, ValueError, InputError) as err:
         read = err
+    if unreadable:
+        return {"sample": name, "folder": str(folder), "signoff": "not checked",
+                "problems": problems, "notes": notes}
     status = _signoff_findings(folder, data, read, problems, notes)
     if not isinstance(read, Exception):  # (a table missing or unreadable is said above)
         problems += _review_counts_behind(folder, *read)
     return {"sample": name, "folder": str(folder), "signoff": status, "problems": problems,
             "notes": notes}
+
+
+def _journals_not_as_sealed(folder: Path) -> list[str]:
+    """The decision journals changed or removed since ctcnet last wrote them (their seals)."""
+    found = []
+    for journal in (REVIEW_FILE, SECOND_FILE):
+        try:
+            check_as_sealed(folder / journal)
+        except JournalEdited:
+            what = "was changed" if (folder / journal).exists() else "was removed"
+            found.append(f"{journal} {what} since ctcnet last wrote it (its seal)")
+    return found
 
 
 def _review_counts_behind(folder: Path, events: pd.DataFrame, summary) -> list[str]:

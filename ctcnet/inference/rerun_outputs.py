@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import json
 import logging
+import os
 import re
 import time
 import unicodedata
@@ -49,8 +50,12 @@ log = logging.getLogger(__name__)
 
 GEOJSON_DIR = "geojson"
 # The review's records a rerun carries into the summary it writes: both readings' decisions
-# and the sign-off (the review's own names; a test holds them together).
-REVIEW_RECORDS = ("review.csv", "review-second.csv", "signoff.json", "signoff_history.jsonl")
+# and the sign-off, the journals' lock and seals (the review's own names; a test holds them
+# together). One this account cannot read (another's, 0600) lost the sign-off or read as
+# edited by hand.
+REVIEW_RECORDS = ("review.csv", "review-second.csv", "signoff.json", "signoff_history.jsonl",
+                  ".review.csv.lock", ".review.csv.seal", ".review-second.csv.seal",
+                  ".signoff_history.jsonl.seal")
 
 
 def unreadable_review(folder: str | Path) -> list[Path]:
@@ -68,14 +73,21 @@ def unreadable_review(folder: str | Path) -> list[Path]:
 
 
 def refuse_unreadable_review(folder: str | Path) -> None:
-    """Refuse a sample whose review records this account cannot read, before any work: its
-    rerun wrote the summary without the sign-off, saying "not signed off" of a signed-off
-    result."""
+    """Refuse a sample whose review records this account cannot read, or whose exports it
+    could not move should its tables change, before any work: its rerun wrote the summary
+    without the sign-off (saying "not signed off" of a signed-off result), or stopped half
+    done, its new table beside the old exports."""
     for path in unreadable_review(folder)[:1]:
         raise InputError(f"is {owner_and_mode(path)}, which this account ({account_name()}) "
                          "cannot read: a rerun would write the summary without the sample's "
-                         "review and sign-off; make it readable here (a folder shared by a "
-                         "group: docs/predict.md), then rerun", path)
+                         "review and sign-off; give it group read and write (a folder shared "
+                         "by a group: docs/review.md), then rerun", path)
+    exports = Path(folder) / GEOJSON_DIR  # (moving a folder writes its own entry, "..")
+    if exports.is_dir() and not os.access(exports, os.W_OK):
+        raise InputError(f"is {owner_and_mode(exports)}, which this account "
+                         f"({account_name()}) cannot move into previous/ should the tables "
+                         "change: give it group write (a folder shared by a group: "
+                         "docs/review.md) or move it away, then rerun", exports)
 
 
 def file_stem(name: str) -> str:

@@ -143,6 +143,8 @@ def _read(path: Path) -> tuple[pd.DataFrame, bool]:
         data = path.read_bytes()
     except FileNotFoundError:
         return _empty_table(), False
+    except PermissionError:  # another account's: said with its owner and mode where caught
+        raise
     except OSError as err:
         raise InputError(f"cannot read the review decisions: {err}", path) from None
     return _parse(_complete_lines(data, path).decode("utf-8", "replace"), path)

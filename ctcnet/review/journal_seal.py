@@ -53,6 +53,8 @@ def last_seal(path: str | Path) -> dict | None:
         seal = json.loads(_seal_file(Path(path)).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
+    except PermissionError:  # another account's, kept from this one: said as such, no edit
+        raise
     except (OSError, ValueError):
         return {"bytes": -1, "sha256": ""}  # a seal that is no seal: the journal is not as sealed
     return seal if isinstance(seal, dict) else {"bytes": -1, "sha256": ""}
@@ -67,6 +69,8 @@ def changed_since(path: str | Path, sealed: dict) -> bool:
     try:
         with open(path, "rb") as fh:
             data = fh.read(size)
+    except PermissionError:  # (not read: not changed by all that is known)
+        raise
     except OSError:
         return size > 0
     return len(data) != size or hashlib.sha256(data).hexdigest() != sealed.get("sha256")

@@ -6,13 +6,13 @@ each saved decision bringing summary.json and index.html up to date; a second re
 (review-second.csv) is kept apart and compared, its disagreements adjudicated by deciding the
 event again in the first reading. Each reader reads one of them.
 
-Requests name the run they were made for (its numbering and calls): one made for a run the
-folder no longer holds (predict ran again since the page was loaded) raises
-:class:`~ctcnet.review_server.sample_states.ResultsChanged`, so a stale page never records a
-decision on another cell or call."""
+Requests name the run they were made for (its numbering and calls): one for a run the folder
+no longer holds (predict ran since the page was loaded) raises ``ResultsChanged``
+(:mod:`~ctcnet.review_server.sample_states`): a stale page records no decision on another cell."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 from dataclasses import replace
@@ -446,10 +446,11 @@ class Sample(SampleImages):
         except InputError as err:  # predict holds the folder
             log.info("%s: summary.json not updated now: %s", self.folder, err)
         except (OSError, ValueError, KeyError, TypeError) as err:
-            if getattr(err, "errno", None) in READ_ONLY_ERRNOS:  # an archive: said, no alarm
-                log.info("%s: %s; summary.json and index.html keep what the last command "
-                         "wrote, this server's pages say the review and sign-off as they "
-                         "read now", self.folder, cannot_write_text(err))
+            if getattr(err, "errno", None) in READ_ONLY_ERRNOS:  # (an archive's: no alarm)
+                log.log(logging.INFO if err.errno == errno.EROFS else logging.WARNING,
+                        "%s: %s; summary.json and index.html keep what the last command "
+                        "wrote, this server's pages say the review and sign-off as they "
+                        "read now", self.folder, cannot_write_text(err))
             else:
                 log.warning("%s: cannot update summary.json and index.html with the review "
                             "counts: %s", self.folder, err)

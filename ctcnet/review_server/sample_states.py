@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from ctcnet.core.file_modes import account_name, owner_and_mode
+from ctcnet.core.file_modes import account_name, is_group_shared, owner_and_mode
 from ctcnet.errors import CtcnetError
 from ctcnet.inference.figures_seal import table_as_recorded
 from ctcnet.io.atomic import folder_is_held
@@ -42,21 +42,29 @@ READ_ONLY_TEXT = ("the results folder cannot be written (read-only media, an arc
 
 
 def cannot_write_text(err: OSError) -> str:
-    """Why a file of the results folder cannot be written: read-only media (an archive), or a
-    file or folder this account may not write, named with its owner and permissions (one
-    reviewer's review.csv 0640 refused the next reviewer, who was told "read-only media")."""
+    """Why a file of the results folder cannot be used: read-only media (an archive), or a
+    file or folder this account may not read or write, named with its owner and permissions
+    (one reviewer's review.csv 0640 refused the next reviewer, who was told "read-only
+    media"), and the cure: the file's group permissions where its folder is shared already,
+    else the folder's sharing."""
     if err.errno == errno.EROFS or not err.filename:
         return READ_ONLY_TEXT
     path = Path(os.fsdecode(err.filename))
     held = [f"{where} is {owner_and_mode(where)}" for where in (path, path.parent)
             if where.exists()]
-    return (f"{path} cannot be written by this account ({account_name()}): "
-            f"{'; '.join(held) or 'it is not there'}. A results folder that several accounts "
-            "write (a service account's runs, reviewers' decisions) is shared through a group: "
-            "chgrp it and chmod it 2770 (setgid, group-writable; docs/review.md), and ctcnet "
-            "makes each file in it the group's; an archive is copied to writable storage to "
-            "be reviewed")
-
+    try:
+        shared = is_group_shared(path.parent.stat().st_mode)
+    except OSError:
+        shared = False
+    cure = (f"its folder is shared with its group: give {path.name} group read and write "
+            "(chmod g+rw)" if shared else
+            "a results folder that several accounts write (a service account's runs, "
+            "reviewers' decisions) is shared through a group: chgrp it and chmod it 2770 "
+            "(setgid, group-writable; docs/review.md), and ctcnet makes each file in it the "
+            "group's")
+    return (f"{path} may not be read or written by this account ({account_name()}): "
+            f"{'; '.join(held) or 'it is not there'}. {cure}; an archive is copied to "
+            "writable storage to be reviewed")
 
 
 def being_written(folder: Path) -> bool:

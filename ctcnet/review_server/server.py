@@ -294,6 +294,8 @@ class ReviewHandler(BaseHTTPRequestHandler):
             return self._error(HTTPStatus.NOT_FOUND, str(err))
         except LookupError:
             return self._error(HTTPStatus.NOT_FOUND)
+        except PermissionError as err:  # a file another account keeps from this one
+            return self._error(HTTPStatus.FORBIDDEN, cannot_write_text(err))
         except BadRequest as err:
             return self._error(HTTPStatus.BAD_REQUEST, str(err))
         except InputError as err:

@@ -10,10 +10,30 @@ from ctcnet.inference import rerun_outputs as R
 
 
 def test_the_review_records_a_rerun_carries_are_the_reviews_own():
-    from ctcnet.review.decision_journal import REVIEW_FILE, SECOND_FILE
+    from ctcnet.review.decision_journal import LOCK_FILE, REVIEW_FILE, SECOND_FILE
+    from ctcnet.review.journal_seal import _seal_file
     from ctcnet.review.signoff import HISTORY_FILE, SIGNOFF_FILE
 
-    assert set(R.REVIEW_RECORDS) == {REVIEW_FILE, SECOND_FILE, SIGNOFF_FILE, HISTORY_FILE}
+    journals = (REVIEW_FILE, SECOND_FILE, HISTORY_FILE)
+    assert set(R.REVIEW_RECORDS) == {*journals, SIGNOFF_FILE, LOCK_FILE,
+                                     *(_seal_file(pathlib.Path(j)).name for j in journals)}
+
+
+def test_a_geojson_export_this_account_could_not_move_is_refused_before_any_work(
+        tmp_path, monkeypatch):
+    """A reviewer's geojson/ folder 0755: a rerun whose tables changed rewrote the events,
+    withdrew the summary, then stopped on the move, leaving the old exports beside the new
+    table. It is refused before any work."""
+    import os
+
+    (tmp_path / R.GEOJSON_DIR).mkdir()
+    R.EarlierRun.read(tmp_path)  # movable: read as before
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if (
+        pathlib.Path(path).name == R.GEOJSON_DIR and mode == os.W_OK) else real(path, mode))
+    with pytest.raises(InputError, match=r"geojson: is \S+'s, mode 0\d{3}, which this account "
+                                         r"\(\S+\) cannot move into previous/"):
+        R.EarlierRun.read(tmp_path)
 
 
 def test_a_sample_whose_sign_off_this_account_cannot_read_is_refused(tmp_path, monkeypatch):

@@ -554,3 +554,30 @@ def test_a_decision_is_saved_where_another_reviewer_made_review_csv(tmp_path, mo
     assert table["event_id"].tolist() == [1, 2]
     assert table["reviewer"].tolist() == ["ann", "bob"]
     assert log.matched(run).decisions["event_id"].tolist() == [1, 2]
+
+
+def test_a_seal_another_account_keeps_from_this_one_is_no_edit(tmp_path, monkeypatch):
+    """A reviewer's .review.csv.seal 0600: the next account read review.csv as "changed other
+    than by ctcnet" (409, a sign-off made stale, advice to delete the seal); it is a
+    permission error, said as one (403 on the page, set aside by predict)."""
+    import pathlib
+
+    from ctcnet.review.journal_seal import JournalEdited, check_as_sealed
+
+    events, run = tiny_run()
+    D.record_decision(tmp_path, run, 1, "wbc", "bob")
+    real = pathlib.Path.read_text
+
+    def kept(self, *args, **kwargs):
+        if self.name == ".review.csv.seal":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "read_text", kept)
+    with pytest.raises(PermissionError):
+        check_as_sealed(tmp_path / D.REVIEW_FILE)
+    monkeypatch.undo()
+    check_as_sealed(tmp_path / D.REVIEW_FILE)  # readable: as sealed
+    with pytest.raises(JournalEdited):
+        (tmp_path / D.REVIEW_FILE).write_text("edited\n")
+        check_as_sealed(tmp_path / D.REVIEW_FILE)
