@@ -64,8 +64,8 @@ def group_unshared_text(folder: str | Path) -> str | None:
         return None
     return ("it is group-writable but not setgid: what ctcnet writes there takes this "
             "account's group, not the folder's, and the folder's other accounts may not read "
-            "it; chmod g+s it to share it (docs/review.md, \"A results folder several "
-            "accounts write\")")
+            "it; chmod g+s it, and give the group what it holds already, to share it "
+            "(docs/review.md, \"A results folder several accounts write\")")
 
 
 def rewritten_file_mode(path: str | Path, mode: int) -> int:

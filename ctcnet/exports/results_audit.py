@@ -33,6 +33,7 @@ from ctcnet.inference.summary import RunSummary
 from ctcnet.review.decision_journal import read_decisions
 from ctcnet.review.decisions import REVIEW_FILE, SECOND_FILE, find_samples
 from ctcnet.review.journal_seal import JournalEdited, check_as_sealed
+from ctcnet.review.runs import closed_folders
 from ctcnet.review.signoff import CURRENT, EDITED, SIGNOFF_FILE, read_signoff
 from ctcnet.review.signoff_words import why_not_holding
 
@@ -114,9 +115,12 @@ def _index_not_as_summaries(results: Path, index: dict) -> list[str]:
     from ctcnet.io.cartridge_info import SAMPLES_FILE
 
     problems, expected = [], {}
+    closed = closed_folders(results)
     for entry in index.get("outputs") or []:
         name = entry.get("name") if isinstance(entry, dict) else None
         path = results / str(name) / "summary.json"
+        if name and results / str(name) in closed:
+            continue  # (a folder this account may not enter: its own entry says so)
         if name and "summary" in entry and not path.is_file():
             problems.append(f"run.json lists {name}, whose summary.json is not there (its "
                             "folder renamed, moved or removed?)")
@@ -163,14 +167,22 @@ def audit_results(results: str | Path) -> list[dict]:
     "folder", "signoff": its status or None, "problems": [...], "notes": [...]}``, problems
     being what differs from ctcnet's record (none: intact)."""
     samples = find_samples(Path(results))
+    many = not (Path(results) / "summary.json").is_file()
+    # Folders this account may not enter may be samples: named, not passed over.
+    closed = closed_folders(results) if many else []
     # A finished sample whose events table is gone is no sample the review or exports read,
     # but it is one the audit must name: left out, the folder read as intact without it.
-    if not (Path(results) / "summary.json").is_file():
+    if many:
         samples.update({p.name: p for p in Path(results).iterdir()
-                        if p.name not in samples and p.is_dir() and not p.is_symlink()
-                        and (p / "summary.json").is_file()})
-    return [_audit_sample(name, Path(absolute(folder)))
-            for name, folder in sorted(samples.items())]
+                        if p.name not in samples and p not in closed and p.is_dir()
+                        and not p.is_symlink() and (p / "summary.json").is_file()})
+    unchecked = [{"sample": p.name, "folder": str(absolute(p)), "signoff": "not checked",
+                  "problems": [f"this account ({account_name()}) may not enter it "
+                               f"({owner_and_mode(p)}): not checked"], "notes": []}
+                 for p in closed]
+    return sorted([_audit_sample(name, Path(absolute(folder)))
+                   for name, folder in samples.items()] + unchecked,
+                  key=lambda s: s["sample"])
 
 
 def _audit_sample(name: str, folder: Path) -> dict:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ctcnet.core.file_modes import account_name, owner_and_mode
 from ctcnet.errors import InputError
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import folder_is_held
@@ -123,6 +124,7 @@ def _say_once(sample_dir: Path, summary: RunSummary) -> None:
 
 
 _LINKS_SAID: set = set()  # (results folder, linked sample folders) already said
+_CLOSED_SAID: set = set()  # (results folder, folders this account may not enter) said
 
 
 def find_samples(results: str | Path) -> dict[str, Path]:
@@ -141,9 +143,15 @@ def find_samples(results: str | Path) -> dict[str, Path]:
             "ctcnet predict is writing it; wait for it to finish" if folder_is_held(results)
             else "the run writing it stopped before it finished; the same predict command "
             "resumes it"), results)
+    closed = closed_folders(results)
     samples = {p.name: p for p in sorted(results.iterdir())
-               if p.is_dir() and (p / "summary.json").is_file()
-               and (p / "events.parquet").is_file()}
+               if p not in closed and _holds(p, "summary.json", "events.parquet")}
+    if closed and (str(results), tuple(closed)) not in _CLOSED_SAID:  # (said once a server)
+        _CLOSED_SAID.add((str(results), tuple(closed)))
+        log.warning("%s: %d folder(s) this account (%s) may not enter are left out (%s): a "
+                    "results folder several accounts read is shared through a group "
+                    "(docs/review.md)", results, len(closed), account_name(),
+                    "; ".join(f"{p.name}: {owner_and_mode(p)}" for p in closed[:3]))
     # A sample folder that is a link to one elsewhere (another batch's patient) is not read:
     # the review, crops and exports write into sample folders, never through a link.
     linked = sorted(name for name, p in samples.items() if p.is_symlink())
@@ -153,8 +161,7 @@ def find_samples(results: str | Path) -> dict[str, Path]:
                     "copy or move the sample's folder here instead", results, len(linked),
                     ", ".join(linked[:3]))
     samples = {name: p for name, p in samples.items() if name not in linked}
-    crop_sets = [p.name for p in sorted(results.iterdir())
-                 if p.is_dir() and (p / "predictions.parquet").is_file()]
+    crop_sets = [p.name for p in sorted(results.iterdir()) if _holds(p, "predictions.parquet")]
     said = (f"; {len(crop_sets)} crop folder output(s) ({', '.join(crop_sets[:3])}"
             f"{', ...' if len(crop_sets) > 3 else ''}) hold a crop set's calls, shown with their "
             "crops in each one's index.html (the table: predictions.csv): the review page, "
@@ -163,7 +170,7 @@ def find_samples(results: str | Path) -> dict[str, Path]:
         state = _index_state(results)
         # The samples a run began (their journal there) and did not finish, by name.
         begun = [p.name for p in sorted(results.iterdir())
-                 if p.is_dir() and (p / "parts").is_dir() and not (p / "summary.json").exists()]
+                 if _holds(p, "parts") and not _holds(p, "summary.json")]
         said = (f"; begun and not finished: {', '.join(begun[:10])}"
                 f"{', ...' if len(begun) > 10 else ''}" if begun else "") + said
         raise InputError("no predict outputs here " + (
@@ -177,6 +184,31 @@ def find_samples(results: str | Path) -> dict[str, Path]:
     if crop_sets:
         log.warning("%s: left out%s", results, said)
     return samples
+
+
+def _holds(folder: Path, *names: str) -> bool:
+    """Whether ``folder`` is a folder holding each of ``names``; False where this account
+    may not look into it (:func:`closed_folders` names those)."""
+    try:
+        return folder.is_dir() and all((folder / name).exists() for name in names)
+    except PermissionError:
+        return False
+
+
+def closed_folders(results: str | Path) -> list[Path]:
+    """The folders in ``results`` this account may not enter (another's, 0700), which may be
+    samples; ``logs/`` aside (the runs' logs, no sample). A service account's one folder so
+    refused every reviewer the whole results folder."""
+    return [p for p in sorted(Path(results).iterdir()) if p.name != "logs" and p.is_dir()
+            and not _enterable(p)]
+
+
+def _enterable(folder: Path) -> bool:
+    try:
+        (folder / "summary.json").exists()
+    except PermissionError:
+        return False
+    return True
 
 
 def _index_state(results: Path) -> str | None:

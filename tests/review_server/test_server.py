@@ -1688,3 +1688,31 @@ def test_the_server_says_at_its_start_what_its_pages_will_refuse(results, tmp_pa
     assert "the results folder cannot be written" in caplog.text
     assert f"the scans of 1 of 1 sample(s) are not where predict read them (e.g. {moved})" \
         in caplog.text
+
+
+def test_a_sample_folder_this_account_may_not_enter_is_left_out_and_named(results, tmp_path,
+                                                                          monkeypatch, caplog):
+    """A service account's sample folder 0700 beside the others: ``ctcnet review`` refused
+    the whole results folder (naming logs/ first), and verify stopped there. The review
+    serves the others, naming the folder left out; verify fails naming it."""
+    from pathlib import Path
+
+    from ctcnet.cli import main
+    from ctcnet.review.decisions import find_samples
+
+    out = tmp_path / "results"
+    shutil.copytree(results / "results", out)
+    shutil.copytree(out / "P001", out / "P002")
+    (out / "logs").mkdir()
+    real = Path.exists
+
+    def shut(self, *args, **kwargs):  # P002 and logs/ may not be entered
+        if self.parent.name in ("P002", "logs"):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "exists", shut)
+    with caplog.at_level("WARNING"):
+        assert list(find_samples(out)) == ["P001"]
+    assert "1 folder(s) this account" in caplog.text and "left out (P002: " in caplog.text
+    assert main(["verify", "--results", str(out)]) == 1
