@@ -40,6 +40,7 @@ from ctcnet.review_server.sample_states import (
     READ_ONLY_TEXT,
     ResultsBeingWritten,
     being_written,
+    cannot_write_text,
     events_stamp,
 )
 from ctcnet.review_server.tiles import TileCutter
@@ -274,6 +275,9 @@ class ReviewApp:
                 sample = self.sample(name)
             except (InputError, ResultsBeingWritten) as err:  # said when its page asks
                 log.warning("%s: not read ahead (%s)", name, err)
+                continue
+            except PermissionError as err:  # (another account's file: its page is 403)
+                log.warning("%s: not read ahead (%s)", name, cannot_write_text(err))
                 continue
             jobs.append((("levels", sample.name, sample.run.run_id), _levels_job(sample)))
             jobs += self._ahead(sample, None, False)

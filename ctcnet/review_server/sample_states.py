@@ -63,7 +63,7 @@ def cannot_write_text(err: OSError) -> str:
             "(setgid, group-writable; docs/review.md), and ctcnet makes each file in it the "
             "group's")
     return (f"{path} may not be read or written by this account ({account_name()}): "
-            f"{'; '.join(held) or 'it is not there'}. {cure}; an archive is copied to "
+            f"{'; '.join(held) or 'it is not there'}; {cure}; an archive is copied to "
             "writable storage to be reviewed")
 
 
