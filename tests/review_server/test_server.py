@@ -1716,3 +1716,34 @@ def test_a_sample_folder_this_account_may_not_enter_is_left_out_and_named(result
         assert list(find_samples(out)) == ["P001"]
     assert "1 folder(s) this account" in caplog.text and "left out (P002: " in caplog.text
     assert main(["verify", "--results", str(out)]) == 1
+
+
+def test_a_sample_with_a_file_another_account_keeps_is_403_and_the_server_starts(
+        results, tmp_path, monkeypatch):
+    """A reviewer's review.csv 0600: ``ctcnet review`` refused to start for every sample
+    (exit 2; so did a seal 0600); it starts, and that sample's page answers 403 naming the
+    file."""
+    from pathlib import Path
+
+    out = tmp_path / "results"
+    shutil.copytree(results / "results", out)
+    journal = out / "P001" / "review.csv"
+    journal.write_text("")
+    real = Path.read_bytes
+
+    def kept(self):
+        if self == journal:
+            raise PermissionError(13, "Permission denied", str(journal))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", kept)
+    server = make_server(out, port=0, reviewer="tester")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        status, data = request(server, "GET", "/api/P001/state")
+        assert status == 403, data
+        assert f"{journal} may not be read or written" in json.loads(data)["error"]
+    finally:
+        server.shutdown()
+        server.server_close()
