@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ctcnet.core.log_capture import keep_unsaid
 from ctcnet.detect.crop_checks import CropNotes, named_in_utf8
 from ctcnet.detect.crop_labels import as_class_names, unknown_labels_error
 from ctcnet.detect.crop_writing import (  # noqa: F401 (the layout's writers, read from here too)
@@ -70,6 +71,17 @@ from ctcnet.io.sources.base import refuse_other_ome_pixel_size
 from ctcnet.io.taxonomy import Taxonomy, default_taxonomy
 
 log = logging.getLogger(__name__)
+_SAID: set[str] = set()
+
+
+def _say_once(text: str) -> None:
+    """A warning of a folder said once a process (a run reads it more than once), and kept in
+    the record of each piece of work that reads it after (:func:`keep_unsaid`)."""
+    if text in _SAID:
+        keep_unsaid(text)
+        return
+    _SAID.add(text)
+    log.warning("%s", text)
 
 
 @dataclass
@@ -281,6 +293,11 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
         nested = nested_scan(root, paths, labels, (taxonomy or default_taxonomy()).names)
         if nested is not None:
             raise nested
+        tables = sorted(p.name for p in root.glob("*.csv"))
+        if taxonomy is None and tables and set(labels) == {UNLABELLED}:  # (read unsaid)
+            _say_once(f"{root}: {', '.join(tables)} beside the crops is not read: labels come "
+                      "from class folders or manifest.csv (columns path,label[,sample_id]"
+                      "[,split]); the crops are read unlabelled, so no accuracy is given")
     _some_crops(root, paths, panel.pixel_size_um if given is None and pixel_size is None
                 else None)
     if panel.composite is None and panel.num_channels == 3:

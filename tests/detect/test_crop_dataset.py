@@ -646,3 +646,24 @@ def test_the_library_checks_a_pixel_size_and_conforms_to_channel_names(crops):
     assert by_names.panel.names == names[::-1]
     assert by_names.channels == read_crop_index(crops).conform(
         default_panel().subset(list(range(len(names)))[::-1])).channels
+
+
+def test_a_labels_table_beside_unlabelled_crops_is_said_to_be_unread(tmp_path, rng, caplog):
+    """A lab's labels.csv beside a flat folder of crops was passed over without a word by
+    predict: its crops read unlabelled, no accuracy given. Said once, and kept in the record
+    of the work that reads the folder after."""
+    from ctcnet.core.log_capture import kept_warnings
+
+    write_crop_dataset(tmp_path / "ds", _toy_crops(rng), ["ctc"] * 6, default_panel())
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for crop in (tmp_path / "ds" / "ctc").glob("*.tif"):
+        shutil.copy(crop, flat / crop.name)
+    shutil.copy(tmp_path / "ds" / "panel.json", flat / "panel.json")
+    (flat / "labels.csv").write_text("file,label\n")
+    with caplog.at_level("WARNING", logger="ctcnet.detect.crop_dataset"):
+        read_crop_index(flat)
+        with kept_warnings() as kept:
+            read_crop_index(flat)
+    assert caplog.text.count("labels.csv beside the crops is not read") == 1
+    assert len(kept) == 1 and "no accuracy is given" in kept[0]
