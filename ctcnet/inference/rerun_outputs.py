@@ -156,7 +156,8 @@ class EarlierRun:
     # The blood volume its rates per 7.5 mL were of (cartridge.json's, as it read it).
     blood_volume_ml: float | None = None
     # cartridge.json's record of the sample as it read it (summary.json's cartridge_info: the
-    # patient, the draw's date, a lab's keys; {} where none); None: no summary.
+    # patient, the draw's date, a lab's keys; {} where none); None: no summary, or one of an
+    # earlier ctcnet that kept none (its record unknown: not compared, not "changed").
     cartridge_info: dict | None = None
     # When this run read it: journal parts written since are this run's.
     opened: float = field(default_factory=time.time)
@@ -192,7 +193,7 @@ class EarlierRun:
         return cls(float(counted) if isinstance(counted, (int, float)) else None, written,
                    frames, **text, frame_sha256=sha,
                    blood_volume_ml=float(volume) if isinstance(volume, (int, float)) else None,
-                   cartridge_info=info if isinstance(info, dict) else {})
+                   cartridge_info=info if isinstance(info, dict) else None)
 
     def tables_change(self, parts: Path, frames: list[str], overwrite: bool = False) -> bool:
         """Whether the tables the journal in ``parts`` makes of ``frames`` (the scan's frame

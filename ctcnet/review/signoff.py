@@ -268,6 +268,11 @@ def write_signoff(folder: str | Path, signoff: SignOff) -> None:
     # Sealed as a journal is: a history edited by hand (a reviewer's name written over in
     # it, signoff.json and summary.json's copy alike) took no sign-off and read intact.
     check_as_sealed(Path(folder) / HISTORY_FILE)
+    earlier = _signoff_file(Path(folder))
+    if earlier is not None and before_history(folder, earlier):
+        # The sign-off an earlier ctcnet made, which kept no history: its first line, so
+        # that signing again leaves who signed the result reported before, and when.
+        line = json.dumps(earlier.to_dict(), separators=(",", ":")) + "\n" + line
     # fsync'd: kept before the sign-off it records is shown
     append_synced(Path(folder) / HISTORY_FILE, line.encode("utf-8"))
     write_seal(Path(folder) / HISTORY_FILE)
@@ -280,6 +285,17 @@ def journal_seal(folder: str | Path, names) -> dict:
     one's size and SHA-256."""
     seals = {name: seal_of(Path(folder) / name) for name in names}
     return {name: seal for name, seal in seals.items() if seal is not None}
+
+
+def before_history(folder: str | Path, signoff: SignOff) -> bool:
+    """Whether ``signoff`` was made by a ctcnet that kept no sign-off history: none there (nor
+    its seal), and the sign-off lacks every field that came after the history (the sample's
+    status, the journals' seals). Read as not checked, not as edited by hand: every such
+    sign-off of an archive read "written by hand" after an upgrade."""
+    folder = Path(folder)
+    return (signoff.sample_status is None and signoff.journals is None
+            and not (folder / HISTORY_FILE).exists()
+            and not (folder / f".{HISTORY_FILE}.seal").exists())
 
 
 def _last_in_history(folder: Path) -> SignOff | None:
@@ -307,7 +323,7 @@ def edited_since(folder: str | Path, signoff: SignOff) -> str | None:
         return (f"{HISTORY_FILE} no longer holds what ctcnet wrote to it: lines changed or "
                 "removed, not appended to (edited by hand?)")
     last = _last_in_history(folder)
-    if last != signoff:
+    if last != signoff and not before_history(folder, signoff):
         recorded = (f"; the history's last is by {last.reviewer} on {last.signed_at}"
                     if last is not None else f"; {HISTORY_FILE} holds none")
         return (f"{SIGNOFF_FILE} (by {signoff.reviewer}) is not the last sign-off "
@@ -423,7 +439,10 @@ def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int,
     note = {"unchecked": f"the seal of {', '.join(unsealed)} is missing (a copy or archive "
                          "without hidden files?): a journal cut back to the lines the sign-off "
                          "saw, or a sign-off rewritten in every record, cannot be told"
-            } if unsealed else {}
+            } if unsealed else {"unchecked": "made by an earlier ctcnet, which kept no "
+                                "sign-off history nor seals: its record is not checked "
+                                "against them"} if folder is not None and before_history(
+                                    folder, signoff) else {}
     same_network = bool(signoff.network_sha256) and signoff.network_sha256 == network_sha256
     if signoff.model_sha256 and model_sha256 and signoff.model_sha256 != model_sha256 and \
             not same_network:

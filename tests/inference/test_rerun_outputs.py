@@ -74,3 +74,17 @@ def test_exports_that_cannot_all_be_moved_are_all_left_in_place(tmp_path, monkey
         R.retire_exports(tmp_path, "S1")
     assert fcs.read_bytes() == b"FCS3.1" and geojson.is_dir()
     assert not list((tmp_path / "previous").glob("exports-*"))
+
+
+def test_an_earlier_ctcnets_summary_without_a_record_reads_no_record_changed(tmp_path, caplog):
+    """A summary of a ctcnet that kept no cartridge_info: the rerun warned that the record
+    changed ("patient_id None, now 'P-001'"), which a lab reads as a patient id altered."""
+    import json
+
+    (tmp_path / "summary.json").write_text(json.dumps({"frames": {"processed": 2},
+                                                       "status": "ok"}))
+    earlier = R.EarlierRun.read(tmp_path)
+    assert earlier.cartridge_info is None
+    with caplog.at_level("WARNING"):
+        earlier.keep_if_record_moved(tmp_path, "S1", {"patient_id": "P-001"})
+    assert "record of the sample changed" not in caplog.text

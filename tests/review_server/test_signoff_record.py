@@ -1002,3 +1002,28 @@ def test_verify_names_the_review_records_and_folders_this_account_cannot_read(
     err = capsys.readouterr().err
     assert f"may not read it ({folder} is " in err and "mode 0" in err
     assert "writable" not in err
+
+
+def test_a_sign_off_of_a_ctcnet_that_kept_no_history_is_unchecked_and_kept_when_signed_again(
+        folder):
+    """An archive's sign-off by a ctcnet before the sign-off history (no history, no seals,
+    none of the fields that came after it) read "edited since ... written by hand" after an
+    upgrade, and signing again left no record of who had signed the result reported. It is
+    said not checked; signed again, it is the history's first line."""
+    old_fields = ("reviewer", "signed_at", "run_id", "cartridge_id", "decided", "unreviewed",
+                  "after_review_per_7_5_ml", "journal_rows", "second_reading", "calls_id")
+    record = json.loads((folder / SIGNOFF_FILE).read_text())
+    (folder / SIGNOFF_FILE).write_text(json.dumps({k: record[k] for k in old_fields}))
+    for name in (HISTORY_FILE, f".{HISTORY_FILE}.seal"):
+        (folder / name).unlink()
+    signed = shown(folder)
+    assert signed["status"] == "current", signed.get("problem")
+    assert "made by an earlier ctcnet" in signed["unchecked"]
+    sample = Sample("P001", folder)
+    state = sample.state("ann")
+    sample.sign_off({"stamp": sample.decisions.stamp(), "reviewer": "bob",
+                     "run_id": state["run_id"], "note": "again"}, "bob")
+    lines = [json.loads(line) for line in (folder / HISTORY_FILE).read_text().splitlines()]
+    assert [r["reviewer"] for r in lines] == ["ann", "bob"]
+    assert lines[0]["signed_at"] == record["signed_at"]
+    assert shown(folder)["status"] == "current" and "unchecked" not in shown(folder)
