@@ -1,12 +1,14 @@
 """Strict JSON for the files a laboratory's software reads: a float that is not finite (NaN,
 infinity: a recall over no cell, a bias over no cartridge) is written ``null``, as the docs say,
 never the bare ``NaN`` Python's ``json`` writes by default, which a strict reader (a
-browser's ``JSON.parse``, Jackson, ``jq``) refuses, losing the whole file where it mattered."""
+browser's ``JSON.parse``, Jackson, ``jq``) refuses, losing the whole file where it mattered.
+And a record read back keeps the keys its dataclass knows (:func:`known_fields`)."""
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import fields
 from typing import Any
 
 
@@ -25,3 +27,11 @@ def strict_json(value: Any, **dumps_options) -> str:
     """``json.dumps(value, **dumps_options)`` with non-finite floats as ``null``
     (:func:`finite_or_null`); anything else ``json`` cannot write still raises."""
     return json.dumps(finite_or_null(value), allow_nan=False, **dumps_options)
+
+
+def known_fields(record, data: dict) -> dict:
+    """The keys of the JSON object ``data`` that the dataclass ``record`` has: a file a later
+    ctcnet wrote, read by an earlier one (rolled back to), holds keys it does not know, and
+    one record that refused them refused the whole summary."""
+    names = {f.name for f in fields(record)}
+    return {k: v for k, v in data.items() if k in names}

@@ -29,11 +29,13 @@ import functools
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from ctcnet.core.json_text import known_fields
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -145,8 +147,7 @@ def _per_class(mask: np.ndarray, calls: np.ndarray, classes: Sequence[str]) -> d
 def _record_from_dict(cls, data: dict):
     """A frozen record from its JSON form: derived keys (per-7.5 mL) are left out, lists of
     class names become tuples again."""
-    known = {f.name for f in fields(cls)}
-    values = {k: v for k, v in data.items() if k in known}
+    values = known_fields(cls, data)
     for key in ("classes", "reported"):
         values[key] = tuple(values.get(key, ()))
     return cls(**values)

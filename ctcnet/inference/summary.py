@@ -20,12 +20,12 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ctcnet.core.file_modes import make_folder
-from ctcnet.core.json_text import strict_json
+from ctcnet.core.json_text import known_fields, strict_json
 from ctcnet.errors import InputError
 from ctcnet.inference.counts import Counts, ReviewedCounts
 from ctcnet.inference.figures_seal import figures_sha256, provenance_sha256, table_as_recorded
@@ -239,13 +239,13 @@ class RunSummary:
     def from_dict(cls, data: dict) -> RunSummary:
         """Read a summary back from :meth:`to_dict`'s output (keys it does not know are left
         out)."""
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
+        values = known_fields(cls, data)
         model = dict(data["model"])
         if model.get("path") == "None":  # a model given in memory, as older summaries say it
             model["path"] = None
-        values["model"] = ModelUsed(**model)
-        values["frames"] = FrameCounts(**data["frames"])
+        # (each record's keys it knows: a later ctcnet's, rolled back from, adds some)
+        values["model"] = ModelUsed(**known_fields(ModelUsed, model))
+        values["frames"] = FrameCounts(**known_fields(FrameCounts, data["frames"]))
         for key, record in (("tally", Counts), ("reviewed", ReviewedCounts)):
             if values.get(key) is not None:
                 values[key] = record.from_dict(values[key])

@@ -43,3 +43,16 @@ def test_a_crop_folder_read_by_a_model_given_in_memory(cart_and_model, crops, tm
     written = json.loads((out / "summary.json").read_text())
     assert written["model"] is None and written["model_sha256"] is None
     assert (out / "index.html").is_file()
+
+
+def test_a_summary_a_later_ctcnet_wrote_is_read_keys_unknown_aside(clean_run):
+    """Rolled back, a ctcnet stopped on a frame count it did not know ("unexpected keyword
+    argument 'expected_stated'"), and one such sample refused the whole review. Each record
+    of summary.json keeps the keys it knows."""
+    written = json.loads((clean_run["root"] / "clean" / "summary.json").read_text())
+    later = {**written, "a_later_key": 1, "frames": {**written["frames"], "a_later_count": 2},
+             "model": {**written["model"], "a_later_field": "x"}}
+    later["tally"] = {**later["tally"], "a_later_tally": 3}
+    read = RunSummary.from_dict(later)
+    assert read.frames == RunSummary.from_dict(written).frames
+    assert read.to_dict() == RunSummary.from_dict(written).to_dict()

@@ -88,3 +88,4 @@ def test_an_earlier_ctcnets_summary_without_a_record_reads_no_record_changed(tmp
     with caplog.at_level("WARNING"):
         earlier.keep_if_record_moved(tmp_path, "S1", {"patient_id": "P-001"})
     assert "record of the sample changed" not in caplog.text
+
