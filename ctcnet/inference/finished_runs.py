@@ -38,7 +38,8 @@ def refuse_to_redo_finished(out_dir: Path, differing: list[str] | None, done: se
     except (OSError, ValueError, KeyError, TypeError):
         return  # none, or unreadable: not a finished run to keep
     software = summary.software or {}
-    made = f"ctcnet {software.get('ctcnet', '(version not recorded)')}" + (
+    # (an earlier ctcnet's summary names its version in ctcnet_version alone)
+    made = f"ctcnet {software.get('ctcnet') or summary.ctcnet_version}" + (
         f", commit {software['commit'][:12]}" if software.get("commit") else "")
     raise FinishedEarlierError(
         f"finished by an earlier run ({made}), whose tables differ from this ctcnet's in "
