@@ -689,6 +689,7 @@ def test_grid_confirms_a_page_in_one_request_and_sets_the_exceptions_aside():
     got = run_page(GRID_ROUTE + """
         page.key("g");
         await page.settle();
+        const said = page.document.getElementById("status").textContent;
         const cells = () => page.document.getElementById("grid-cells").children;
         const first = cells().map((c) => +c.getAttribute("data-event-id"));
         cells()[2].click();                      // an exception
@@ -700,20 +701,22 @@ def test_grid_confirms_a_page_in_one_request_and_sets_the_exceptions_aside():
         const posts = page.requests.filter((r) => r.method === "POST");
         const next = cells().map((c) => +c.getAttribute("data-event-id"));
         page.key("g");
-        return {first, marked, posted: posts.map((r) => [r.url, JSON.parse(r.body)]), next,
+        return {first, said, marked, posted: posts.map((r) => [r.url, JSON.parse(r.body)]), next,
                 decided: page.document.body.getAttribute("data-grid-decided"),
                 grid: page.document.body.getAttribute("data-grid"),
                 rows: page.rows().filter((r) => r.getAttribute("data-decision")).length};
     """, page_state(400))
-    # page_state alternates ctc and wbc calls: a tie, and the grid opens on the first class.
-    ctc = [i for i in range(400) if i % 2 == 0]
-    assert got["first"] == ctc[:100] and got["marked"] == 1
+    # page_state alternates ctc and wbc calls: the grid opens on the uncounted one (a page
+    # of ctc calls confirmed by a y meant for one event held doubted CTC calls), and says so.
+    wbc = [i for i in range(400) if i % 2 == 1]
+    assert got["first"] == wbc[:100] and got["marked"] == 1
+    assert got["said"].startswith("grid shown: a page of 100 wbc call(s); y confirms them all")
     assert len(got["posted"]) == 1
     url, body = got["posted"][0]
     assert url == "/api/P001/decisions" and body["call"] == "confirm"
-    assert body["event_ids"] == [e for e in ctc[:100] if e != ctc[5]]
+    assert body["event_ids"] == [e for e in wbc[:100] if e != wbc[5]]
     assert got["decided"] == "99" and got["rows"] == 99
-    assert got["next"] == ctc[100:200]       # the exception is not put back on the page
+    assert got["next"] == wbc[100:200]       # the exception is not put back on the page
     assert got["grid"] == "off"
 
 
