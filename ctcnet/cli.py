@@ -395,14 +395,13 @@ def _run_command(args: argparse.Namespace, lines, previous) -> int:
         if blocker is not None:
             # A file the run reads (a model, a reference) this user may not read: an input
             # to correct (exit 2), not a folder to make writable.
-            from ctcnet.core.file_modes import account_name, owner_and_mode
+            from ctcnet.core.file_modes import account_name, owned_by_another, owner_and_mode
 
             # Another account's (a service account's results read by a reviewer): the
             # shared setup is the cure, not a chmod of each file.
             shared = ("; a results folder several accounts read is shared through a group "
                       "(docs/review.md, \"A results folder several accounts write\")"
-                      if "'s, mode" in owner_and_mode(blocker) and
-                      not owner_and_mode(blocker).startswith(f"{account_name()}'s") else "")
+                      if owned_by_another(blocker) else "")
             _say_error(f"ctcnet {args._name}: error: {err.strerror or err}{where}: this user "
                        f"({account_name()}) may not read it ({blocker} is "
                        f"{owner_and_mode(blocker)}); give it read access (or use a copy this "
@@ -436,6 +435,7 @@ def _unreadable_input(err: OSError, out) -> Path | None:
         return blocker
     except (OSError, TypeError, ValueError):
         return None
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -36,6 +36,12 @@ def is_group_shared(mode: int) -> bool:
     return bool(mode & stat.S_ISGID) and bool(mode & stat.S_IWGRP)
 
 
+def _group_share(folder: int) -> int:
+    """The group read and write bits a file in a folder of mode ``folder`` takes from it: the
+    folder's, where its group shares it (:func:`is_group_shared`); none elsewhere."""
+    return folder & (stat.S_IRGRP | stat.S_IWGRP) if is_group_shared(folder) else 0
+
+
 def new_file_mode(path: str | Path) -> int:
     """A new file's permissions: 0666 less the umask, group read and write added in a folder
     its group shares (:func:`is_group_shared`), and no more open than its folder (read and
@@ -45,9 +51,7 @@ def new_file_mode(path: str | Path) -> int:
     folder = _folder_mode(Path(path).parent)
     if folder is None:
         return mode
-    if is_group_shared(folder):
-        mode |= folder & (stat.S_IRGRP | stat.S_IWGRP)
-    return mode & ((folder & 0o666) | 0o600)
+    return (mode | _group_share(folder)) & ((folder & 0o666) | 0o600)
 
 
 def group_unshared_text(folder: str | Path) -> str | None:
@@ -73,9 +77,7 @@ def rewritten_file_mode(path: str | Path, mode: int) -> int:
     read and write added in a folder its group shares: one written again by an account that
     could not write it in place is then open to the group's other accounts."""
     folder = _folder_mode(Path(path).parent)
-    if folder is not None and is_group_shared(folder):
-        mode |= folder & (stat.S_IRGRP | stat.S_IWGRP)
-    return mode
+    return mode if folder is None else mode | _group_share(folder)
 
 
 def open_fd(path: str | Path, flags: int) -> int:
@@ -121,6 +123,15 @@ def make_folder(path: str | Path) -> Path:
         except OSError:  # not ours (made meanwhile by another account): left as it is
             pass
     return path
+
+
+def owned_by_another(path: str | Path) -> bool:
+    """Whether ``path`` belongs to another account than this process's (False where it cannot
+    be looked at)."""
+    try:
+        return os.lstat(path).st_uid != os.geteuid()
+    except OSError:
+        return False
 
 
 def owner_and_mode(path: str | Path) -> str:
