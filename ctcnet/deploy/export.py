@@ -367,7 +367,7 @@ def _with_metadata(onnx_file: Path, spec: ModelSpec, export_info: dict,
     proto = onnx.load(str(onnx_file))
     _lowest_ir_version(proto)
     proto.producer_name, proto.producer_version = "ctcnet", __version__
-    contract = input_contract(spec.reads_exports)
+    contract = input_contract(spec.reads_exports, markers=MARKERS_KEY in (extra or {}))
     proto.doc_string = f"ctcnet {spec.arch} classifier; {contract}"
     metadata = {
         SPEC_KEY: spec.to_json(),

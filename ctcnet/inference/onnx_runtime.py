@@ -85,10 +85,24 @@ EXPORT_INPUT_CONTRACT = ("raw: float32 (N, C, S, S) an 8-bit colour composite ex
                          "calibrated probabilities (N, K) in class order")
 
 
-def input_contract(reads_exports: bool) -> str:
+# What a file with the marker outputs adds: its measurements read levels, not only shapes.
+MARKERS_INPUT_CONTRACT = ("; the marker measurements read each channel on its value_range "
+                          "(metadata ctcnet_spec): scale a scanner of another range so that "
+                          "its top lands on value_range's top, which reads as saturated")
+EXPORT_MARKERS_INPUT_CONTRACT = ("; the marker measurements read a level as saturated only at "
+                                 "its channel's value_range top (metadata ctcnet_spec)")
+
+
+def input_contract(reads_exports: bool, markers: bool = False) -> str:
     """The one-line input contract of a model's file (``input_contract`` metadata): raw
-    scanner counts, or a composite export's display levels for a model that reads exports."""
-    return EXPORT_INPUT_CONTRACT if reads_exports else INPUT_CONTRACT
+    scanner counts, or a composite export's display levels for a model that reads exports;
+    with ``markers`` (an ``export --markers`` file) what its measurements need of the levels:
+    the network reads any scale alike, the measurements do not."""
+    if not markers:
+        return EXPORT_INPUT_CONTRACT if reads_exports else INPUT_CONTRACT
+    if reads_exports:
+        return EXPORT_INPUT_CONTRACT + EXPORT_MARKERS_INPUT_CONTRACT
+    return INPUT_CONTRACT.replace(", no preprocessing", "") + MARKERS_INPUT_CONTRACT
 
 
 def select_providers(available: Sequence[str] | None = None) -> list[str]:

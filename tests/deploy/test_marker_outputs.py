@@ -158,6 +158,9 @@ def test_runtime_exposes_the_marker_outputs(exported):
     _, onnx_path, folder, _ = exported
     clf = OnnxClassifier(onnx_path)
     assert clf.marker_columns == list(COLUMNS) and clf.has_fusion
+    # Its measurements read levels: the contract says on which range, not "no preprocessing".
+    contract = clf.metadata["input_contract"]
+    assert "value_range" in contract and "no preprocessing" not in contract
     panel = load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
     crops = np.asarray(simulate_crops(2, panel, crop_size=CROP, seed=4).images, np.float32)
     crops[1, 0, 3, 3] = np.nan
@@ -239,6 +242,7 @@ def test_plain_export_has_no_marker_outputs(tiny_model_file, tmp_path, caplog):
     export_onnx(path)
     clf = OnnxClassifier(path.with_suffix(".onnx"))
     assert clf.marker_columns is None and not clf.has_fusion and not clf.has_scan_fusion
+    assert "value_range" not in clf.metadata["input_contract"]
     # The calls alone need no fusion that decides only the review band: nothing to say.
     crops = np.zeros((2, len(clf.channels), clf.crop_size, clf.crop_size), np.float32)
     with caplog.at_level("WARNING"):
