@@ -222,6 +222,7 @@ function openPage(htmlPath, answer, pathname, search) {
     setTimeout: (fn) => { doc.later(fn); return 0; },
     clearTimeout: () => {}, clearInterval: () => {},
   };
+  context.addEventListener = () => {};  // the window's own events (resize) never come here
   context.window = context;
   vm.createContext(context);
   for (const [, source] of html.matchAll(/<script[^>]*>([\s\S]*?)<\/script>/g)) {

@@ -720,6 +720,49 @@ def test_grid_confirms_a_page_in_one_request_and_sets_the_exceptions_aside():
     assert got["grid"] == "off"
 
 
+def test_a_decided_grid_page_keeps_the_focus_and_its_menu_counts():
+    """The tile that had the focus is drawn away with its page: the focus went to the page's
+    top, and the call menu still said the counts of when the grid was opened."""
+    got = run_page(GRID_ROUTE + """
+        page.key("g");
+        await page.settle();
+        const cells = () => page.document.getElementById("grid-cells").children;
+        cells()[3].focus();
+        page.key("y", cells()[3]);
+        await page.settle();
+        const focused = page.document.activeElement;
+        const menu = page.document.getElementById("grid-call").children.map(
+          (o) => o.textContent);
+        return {tile: focused.getAttribute("data-event-id"), first: cells()[0] === focused,
+                menu};
+    """, page_state(400))
+    assert got["first"] and got["tile"] == "201"   # the next page's first wbc tile
+    assert "wbc (100 undecided)" in got["menu"] and "ctc (200 undecided)" in got["menu"]
+
+
+def test_escape_and_the_undo_button_give_the_focus_to_the_current_row():
+    """Escape out of a menu, and the undo button, dropped the focus on the page's body: a
+    screen reader then starts again at the top of the page."""
+    got = run_page("""
+        const rowFocused = () => page.document.activeElement.parentNode ===
+          page.document.getElementById("list");
+        const menu = page.document.getElementById("filter-class");
+        menu.focus();
+        page.key("Escape", menu);
+        const afterEscape = [rowFocused(), page.document.activeElement.getAttribute(
+          "data-event-id")];
+        page.key("y", page.document.activeElement);
+        await page.settle();
+        const undo = page.document.getElementById("undo-button");
+        undo.focus();
+        undo.click();
+        await page.settle();
+        return {afterEscape, afterUndo: [rowFocused(), page.document.activeElement.getAttribute(
+          "data-event-id")]};
+    """, page_state(3))
+    assert got == {"afterEscape": [True, "0"], "afterUndo": [True, "0"]}
+
+
 def test_a_grid_page_ends_what_u_takes_back():
     got = run_page(GRID_ROUTE + f"""
         page.key("y");                    // one at a time, then a grid page
@@ -1404,7 +1447,8 @@ def test_confirming_a_cluster_beside_a_counted_one_says_it_may_count_twice():
         return {status: page.document.getElementById("status").textContent,
                 info: page.document.getElementById("info").textContent};
     """, state)
-    assert got["status"] == "saved #0; #1 beside it counts as cluster too: one cluster " \
+    assert got["status"] == "saved #0: confirmed cluster; #1 beside it counts as cluster " \
+        "too: one cluster " \
         "counted twice? (two only if the tiles show two)"
     assert "#0 cluster, decided: confirmed, 9.2 um" in got["info"]  # the cursor on #1 now
     state["candidates"][1]["beside"][0]["counted"] = False
@@ -1414,7 +1458,20 @@ def test_confirming_a_cluster_beside_a_counted_one_says_it_may_count_twice():
         await page.settle();
         return page.document.getElementById("status").textContent;
     """, state)
-    assert got == "saved #0"
+    assert got == "saved #0: confirmed cluster"
+
+
+def test_the_status_line_says_which_decision_was_saved():
+    """"saved #0" alone left a screen reader's user unsure whether y or n was heard."""
+    got = run_page("""
+        var said = [];
+        page.key("y"); await page.settle();
+        said.push(page.document.getElementById("status").textContent);
+        page.key("n"); await page.settle();
+        said.push(page.document.getElementById("status").textContent);
+        return said;
+    """, page_state(3))
+    assert got[0].startswith("saved #0: confirmed ") and got[1] == "saved #1: rejected"
 
 
 def test_the_sign_off_preview_names_events_beside_each_other_both_counted():

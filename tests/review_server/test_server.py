@@ -437,6 +437,15 @@ def test_a_decision_not_saved_stays_in_sight_in_a_narrow_window(served):
                                     "return [r.top, r.bottom, window.scrollY]; })())"))
         assert box[2] > 0, "the page did not scroll: the test shows nothing"
         assert 0 <= box[0] < box[1] <= 600, box
+        # The focused row brought into view from above (as a move up the list does) stops
+        # below the line, not under it.
+        row = json.loads(browser.js(
+            "JSON.stringify((function () { var row = document.querySelector('#list .current');"
+            " window.scrollTo(0, row.getBoundingClientRect().bottom + window.scrollY + 5);"
+            " row.scrollIntoView({block: 'nearest'});"
+            " return [row.getBoundingClientRect().top,"
+            " document.getElementById('unsaved').getBoundingClientRect().bottom]; })())"))
+        assert row[0] >= row[1], row
     finally:
         browser.close()
 
