@@ -38,7 +38,7 @@ from ctcnet.report.gallery_pages import (
     remove_stale_pages,
     stretch_each_crop,
 )
-from ctcnet.report.page_frame import IMAGE_CHECK, page_start
+from ctcnet.report.page_frame import PAGE_END, page_start
 from ctcnet.report.reasons import call_text, caption_line, event_reasons, review_list_text
 from ctcnet.report.report_page import html_table, page_images
 
@@ -164,11 +164,12 @@ def write_crop_set_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray,
                          "label a few and fine-tune (docs/adapting.md)"))
     for line in s.warnings:  # the checks' warnings (a pixel size the nuclei belie)
         overview.append(("warning", line))
-    counts = "".join(f"<tr><td>{html.escape(c)}</td><td>{s.counts.get(c, 0)}</td>"
+    counts = "".join(f'<tr><th scope="row">{html.escape(c)}</th><td>{s.counts.get(c, 0)}</td>'
                      f"<td>{s.held.get(c, 0)}</td></tr>" for c in spec.class_names)
-    middle = ("<h2>Calls</h2><table><tr><th>class</th><th>counted</th><th>held by the guard"
-              f"</th></tr>{counts}</table><p>Tables: <a href=\"predictions.csv\">"
-              "predictions.csv</a>, <a href=\"predictions.parquet\">predictions.parquet</a>, "
+    middle = ('<h2>Calls</h2><table><tr><th scope="col">class</th><th scope="col">counted</th>'
+              f'<th scope="col">held by the guard</th></tr>{counts}</table>'
+              "<p>Tables: <a href=\"predictions.csv\">predictions.csv</a>, "
+              "<a href=\"predictions.parquet\">predictions.parquet</a>, "
               "<a href=\"summary.json\">summary.json</a></p>")
     titles = {g: ("held for a person by the marker guard (not counted)" if g == HELD
                   else f"{g} calls") for g in info}
@@ -259,6 +260,4 @@ scale for the crop (black its background, white its brightest marker), then the 
 in colour ({html.escape(legend)}); the ticks mark the crop's centre. Click a page to see it full
 size.</p>
 {''.join(sections)}
-{IMAGE_CHECK}
-</body></html>
-"""
+{PAGE_END}"""

@@ -9,7 +9,9 @@ import html
 
 
 def page_start(name: str, heading: str = "predictions") -> str:
-    """A page's HTML up to its title and the line that says whether its images loaded."""
+    """A page's HTML up to its title and the line that says whether its images loaded; the
+    page's content is its ``main`` landmark (a screen reader's "skip to main"), which
+    :data:`PAGE_END` closes."""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -45,6 +47,7 @@ img {{ max-width: 100%; image-rendering: pixelated; border: 1px solid #444; }}
 }}
 </style></head>
 <body>
+<main>
 <h1>ctcnet {html.escape(heading)}: {html.escape(name)}</h1>
 <p id="image-check">checking images...</p>"""
 
@@ -70,3 +73,5 @@ window.addEventListener("load", function () {
 });
 </script>
 """
+# A page's end: its main landmark closed, then the image check's script.
+PAGE_END = f"</main>\n{IMAGE_CHECK}</body></html>\n"

@@ -27,14 +27,15 @@ from ctcnet.inference.result_state import (
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.report.colours import overlay_legend
-from ctcnet.report.page_frame import IMAGE_CHECK, page_start
+from ctcnet.report.page_frame import PAGE_END, page_start
 from ctcnet.report.reasons import GUARD_FLAGS, counted_words, review_list_text
 from ctcnet.review.signoff_words import signoff_text
 
 
 def html_table(rows: list[tuple[str, object]]) -> str:
     """Rows of (heading, value) as an HTML table, both escaped."""
-    cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+    cells = "".join(f'<tr><th scope="row">{html.escape(str(k))}</th>'
+                    f"<td>{html.escape(str(v))}</td></tr>"
                     for k, v in rows)
     return f"<table>{cells}</table>"
 
@@ -139,17 +140,18 @@ def counts_table(tally: Counts, reviewed: ReviewedCounts | None, no_result: bool
     corrects, so the span is not given either (it read as a range a review could settle)."""
     columns = MODEL_COLUMNS + (REVIEWED_COLUMNS if reviewed is not None else [])
     values = {**tally.to_dict(), **(reviewed.to_dict() if reviewed is not None else {})}
-    head = "".join(f'<th title="{html.escape(COLUMN_MEANINGS.get(key, ""))}">'
+    head = "".join(f'<th scope="col" title="{html.escape(COLUMN_MEANINGS.get(key, ""))}">'
                    f"{html.escape(h)}</th>" if key in COLUMN_MEANINGS else
-                   f"<th>{html.escape(h)}</th>" for key, h in columns)
-    rows = [f"<tr><th>class</th>{head}</tr>"]
+                   f'<th scope="col">{html.escape(h)}</th>' for key, h in columns)
+    rows = [f'<tr><th scope="col">class</th>{head}</tr>']
     for name in tally.classes:
         # Per 7.5 mL is given for the reported classes only: the other cells stay empty.
         cells = "".join(f'<td data-col="{key}">{_class_cell(values[key], name, no_result)}</td>'
                         for key, _ in columns)
-        rows.append(f'<tr data-class="{html.escape(name)}"><th>{html.escape(name)}</th>'
+        rows.append(f'<tr data-class="{html.escape(name)}">'
+                    f'<th scope="row">{html.escape(name)}</th>'
                     f"{cells}</tr>")
-    rows.append(f'<tr data-row="held"><th>held by the guard (not counted)</th>'
+    rows.append(f'<tr data-row="held"><th scope="row">held by the guard (not counted)</th>'
                 f'<td colspan="{len(columns)}" data-col="held_total">'
                 f"{html.escape(held_text(tally))}</td></tr>")
     rates = tally.review_span_per_7_5_ml
@@ -161,13 +163,13 @@ def counts_table(tally: Counts, reviewed: ReviewedCounts | None, no_result: bool
     # decisions are taken the after-review column says where it stands (the span, of the
     # calls as predict made them, could then read 8 to 9 beside an after-review 6).
     if order_in_doubt and not no_result:
-        rows.append(f'<tr data-row="review_span"><th>the count after review</th>'
+        rows.append(f'<tr data-row="review_span"><th scope="row">the count after review</th>'
                     f'<td colspan="{len(columns)}">not what a review settles: the channel '
                     "order is in doubt (the problems below), and every count rests on it. "
                     "Correct panel.json, run this sample again with --overwrite, then "
                     "review</td></tr>")
     elif span and not no_result and not signed and reviewed is None:
-        rows.append(f'<tr data-row="review_span"><th>the count after review may be</th>'
+        rows.append(f'<tr data-row="review_span"><th scope="row">the count after review may be</th>'
                     f'<td colspan="{len(columns)}">{html.escape(span)} (from the calls on no '
                     "review list alone to those plus every listed event found to be one: "
                     "read the automatic count with this beside it until the review is "
@@ -176,7 +178,7 @@ def counts_table(tally: Counts, reviewed: ReviewedCounts | None, no_result: bool
         note = (f"{reviewed.reviewed} event(s) decided, {reviewed.rejected} rejected"
                 + (f"; {reviewed.unattached} decision(s) attach to no event of this run"
                    if reviewed.unattached else "") + f"; latest {utc_text(reviewed.updated)}")
-        rows.append(f'<tr data-row="reviewed"><th>review decisions</th>'
+        rows.append(f'<tr data-row="reviewed"><th scope="row">review decisions</th>'
                     f'<td colspan="{len(columns)}">{html.escape(note)}</td></tr>')
     # On paper a header's meaning (its tooltip on screen) is printed under the table.
     meanings = "".join(f"<dt>{html.escape(h)}</dt><dd>{html.escape(COLUMN_MEANINGS[key])}</dd>"
@@ -408,9 +410,7 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
 {display_note(s.panel, s.model.crop_size, s.model.pixel_size_um) if sections else ''}
 {''.join(sections)}
 <div class="screen-only"><h2>Timings</h2>{html_table(timings)}</div>
-{IMAGE_CHECK}
-</body></html>
-"""
+{PAGE_END}"""
     if durable:
         atomic_write_text(out_dir / "index.html", page)
     else:  # rewritten as decisions are saved: renamed into place, see write_summary_and_page

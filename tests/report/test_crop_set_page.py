@@ -75,6 +75,7 @@ def test_predict_on_a_crop_folder_writes_a_page_of_every_call_with_its_crop(
     folder = out / crops.name
     assert f"-> {folder}" in capsys.readouterr().out  # the line says where the page is
     page = (folder / "index.html").read_text()
+    assert page.count("<main>") == 1 and "<th>" not in page  # landmarks, headings' scopes
     images = re.findall(r'<img src="([^"]+)"', page)
     assert images and all((folder / src).is_file() for src in images)
     table = pd.read_csv(folder / "predictions.csv")

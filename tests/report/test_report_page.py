@@ -75,7 +75,8 @@ def test_each_count_column_says_what_it_means_over_its_heading():
     tally = count_events(events, ["ctc", "wbc", "cluster", "debris"], ["ctc", "cluster"], 7.5)
     table = counts_table(tally, None)
     for key, heading in MODEL_COLUMNS:
-        assert f'<th title="{html.escape(COLUMN_MEANINGS[key])}">{heading}</th>' in table
+        assert f'<th scope="col" title="{html.escape(COLUMN_MEANINGS[key])}">{heading}</th>' \
+            in table
 
 
 
@@ -157,8 +158,13 @@ def test_the_report_names_the_labs_own_record_of_the_scan(clean_run, tmp_path):
     data["cartridge_info"] = {"draw_date": "2026-11-30", "site": "<B>"}
     write_html(tmp_path, RunSummary.from_dict(data), gallery_info={})
     page = (tmp_path / "index.html").read_text()
-    assert "<th>draw_date</th><td>2026-11-30</td>" in page and "&lt;B&gt;" in page
-    assert page.index("draw_date") < page.index("<th>input</th>")
+    assert '<th scope="row">draw_date</th><td>2026-11-30</td>' in page and "&lt;B&gt;" in page
+    assert page.index("draw_date") < page.index('<th scope="row">input</th>')
+    # A screen reader's landmarks and table headings: the content in one main, each row
+    # and column heading saying which it heads.
+    assert page.count("<main>") == 1 and page.index("<h1>") < page.index("</main>") < \
+        page.index("<script>")
+    assert "<th>" not in page and '<th scope="col">class</th>' in page
     # A simulated cartridge (its truth beside the frames) says so where the sample is named.
     assert data["ground_truth"] and "(simulated: a ground truth lies beside its frames)" in page
     write_html(tmp_path, RunSummary.from_dict({**data, "ground_truth": None}), gallery_info={})

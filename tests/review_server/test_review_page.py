@@ -1243,6 +1243,24 @@ def test_the_skip_link_goes_to_the_decision_buttons():
     body = PAGE.read_text().split("<body", 1)[1]
     assert re.search(r"<(a|button|input|select)\b", body).group(0) == "<a"
     assert 'id="skip-link"' in body.split("<header>")[0]
+    # Headings a screen reader moves by: the page's and each pane's.
+    assert re.findall(r"<h2[^>]*>([^<]+)</h2>", body) == [
+        "candidates", "the event", "counts", "grid of one call"]
+
+
+def test_the_grid_and_the_counts_are_named_as_shown():
+    """A tile's name began "event 12" under its visible "#12": speech input could not say it;
+    the counts' headings said nothing of row or column."""
+    got = run_page(GRID_ROUTE + """
+        page.key("g");
+        await page.settle();
+        const cell = page.document.getElementById("grid-cells").children[0];
+        const ths = page.document.getElementById("summary").querySelectorAll("th");
+        return {label: cell.getAttribute("aria-label"), shown: cell.children[1].textContent,
+                scopes: ths.map((th) => th.getAttribute("scope"))};
+    """, page_state(4))
+    assert got["label"].startswith(got["shown"].split(" (")[0]), got
+    assert set(got["scopes"]) == {"col", "row"}
 
 
 @pytest.mark.parametrize("key, target, expected", [
