@@ -34,6 +34,7 @@ from ctcnet.inference.finished_runs import refuse_to_redo_finished
 from ctcnet.inference.frames import journaled_frames, mended_frame_records
 from ctcnet.inference.guard import RULES, TABLE_MEASURES
 from ctcnet.inference.model_records import network_sha256
+from ctcnet.inference.run_differences import differing_keys, overwrite_advice, what_differs
 from ctcnet.inference.summary import (
     SUMMARY_FILE,
     keep_previous_summary,
@@ -130,42 +131,6 @@ def frame_signatures(frames: list[FrameRef]) -> dict[str, list]:
     return out
 
 
-def _differing_keys(previous: dict, fingerprint: dict) -> list[str]:
-    """The fingerprint's entries an earlier run's (``previous``) differs in, sorted."""
-    # (an earlier ctcnet's journal recorded no input folder: no difference of the scan's)
-    return sorted(k for k in set(previous) | set(fingerprint)
-                  if previous.get(k) != fingerprint.get(k)
-                  and not (k == "input" and previous.get("input") is None))
-
-
-def _what_differs(previous, fingerprint: dict) -> str:
-    """The fingerprint's entries (and the settings within them) an earlier run's differs in."""
-    if not isinstance(previous, dict):
-        return "an unreadable record"
-    named = []
-    for key in _differing_keys(previous, fingerprint):
-        old, new = previous.get(key), fingerprint.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            inner = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-            named.append(f"{key} ({', '.join(inner)})")
-        elif key == SCAN_PIXEL_SIZE:  # the scan's, not a setting: both sizes said
-            named.append(f"{key} ({old} then, {new} now: another scan of the sample, a "
-                         "rescan, or a pixel size corrected)")
-        else:
-            named.append(key + WHAT_MOVES_IT.get(key, ""))
-    return ", ".join(named)
-
-
-SCAN_PIXEL_SIZE = "scan_pixel_size_um"
-
-
-# Fingerprint entries whose name alone does not say what changed them.
-WHAT_MOVES_IT = {"plane_order": ": which plane is read as which channel, panel.json's or the "
-                                "files' channel names",
-                 "decision": " (the rule the calls are made by: another --prior, or the "
-                             "model's own prior where one of the runs named another)"}
-
-
 def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
                  frames: list[FrameRef] = (), model_file_sha256: str | None = None,
                  cartridge_id: str | None = None,
@@ -215,23 +180,23 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
         journal_agrees = previous == fingerprint or _same_scan_moved(
             previous, fingerprint, done, recorded, current, parts)
         if not journal_agrees and done:
-            refuse_to_redo_finished(out_dir, isinstance(previous, dict) and _differing_keys(
+            refuse_to_redo_finished(out_dir, isinstance(previous, dict) and differing_keys(
                 previous, fingerprint), done, recorded, current)
             moved = _moved(previous, fingerprint)
             # Read from another folder, of other frames or another pixel size: another scan
             # with this sample id (the lab's matter), not the output folder's.
             another_scan = bool(moved) and (
                 any(recorded.get(f) != current.get(f) for f in done)
-                or "scan_pixel_size_um" in _differing_keys(previous, fingerprint))
+                or "scan_pixel_size_um" in differing_keys(previous, fingerprint))
             raise (SampleIdTakenError if another_scan else OutputFolderError)(
                 # (the error names out_dir before its words: "it", not the path again)
                 (f"it holds a run of this sample read from another folder{moved}"
                  if moved else
                  f"it holds a run with another model, other settings, another "
                  f"version's event columns or of another scan (it differs in "
-                 f"{_what_differs(previous, fingerprint)})")
+                 f"{what_differs(previous, fingerprint)})")
                 + "; use another --out or --overwrite (which redoes every input of the run: "
-                "give this one alone to redo it alone)", out_dir)
+                "give this one alone to redo it alone)" + overwrite_advice(out_dir), out_dir)
         # A journal of no frame (a run that read none: its cartridge renamed or gone as it
         # began) keeps no work apart: this run starts afresh, checked against a finished
         # run's summary as a folder without a journal is.
@@ -291,7 +256,7 @@ def _same_scan_moved(previous, fingerprint: dict, done: set[str], recorded: dict
     (``done``) is in the new folder by the same name, size and time (``recorded`` then,
     ``current`` now: :func:`frame_signatures`): the scan moved (a folder renamed as the
     scanner finished it, a share mounted elsewhere), resumed where it was. Said."""
-    if not isinstance(previous, dict) or _what_differs(previous, fingerprint) != "input":
+    if not isinstance(previous, dict) or what_differs(previous, fingerprint) != "input":
         return False
     if not done or any(f not in current or recorded.get(f) != current[f] for f in done):
         return False
@@ -308,9 +273,9 @@ def _moved(previous, fingerprint: dict) -> str:
     """Where the earlier run read another input folder (and its frames are not all there
     unchanged): what that may be (the same scan copied, or another scan of the sample id),
     with what else differs."""
-    if not isinstance(previous, dict) or "input" not in _differing_keys(previous, fingerprint):
+    if not isinstance(previous, dict) or "input" not in differing_keys(previous, fingerprint):
         return ""
-    others = _what_differs({**previous, "input": fingerprint.get("input")}, fingerprint)
+    others = what_differs({**previous, "input": fingerprint.get("input")}, fingerprint)
     before, now = str(previous.get("input")), str(fingerprint["input"])
     # Two names a screen shows alike: one accent composed (NFC), the other decomposed (NFD).
     alike = (" (the two names differ only in how their accents are encoded)"
@@ -353,21 +318,22 @@ def _refuse_a_finished_run_of_another_model(out_dir: Path, model_file_sha256: st
     reviewed = [name for name in ("review.csv", "signoff.json") if (out_dir / name).exists()]
     recorded = summary.get("run_fingerprint")
     if isinstance(recorded, dict) and fingerprint is not None:
-        keys = set(_differing_keys(recorded, fingerprint))
+        keys = set(differing_keys(recorded, fingerprint))
         other_scan = "input" in keys and summary.get("cartridge_id") and cartridge_id and \
             summary["cartridge_id"] != cartridge_id
         if "model_sha256" in keys or (reviewed and (keys - {"input"} or other_scan)):
-            what = (f"it differs in {_what_differs(recorded, fingerprint)}" if keys - {"input"}
+            what = (f"it differs in {what_differs(recorded, fingerprint)}" if keys - {"input"}
                     else f"another scan of the sample id, read from {recorded.get('input')}")
             raise OutputFolderError(f"{out_dir} holds the outputs of a run with another "
                                     f"model, other settings, another version's event columns "
                                     f"or another scan ({what}, {where}); use another --out or "
-                                    "--overwrite", out_dir)
+                                    f"--overwrite{overwrite_advice(out_dir)}", out_dir)
         return
     if before and model_file_sha256 and before != model_file_sha256:
         raise OutputFolderError(f"{out_dir} holds the outputs of a run with another model "
                                 f"file ({model.get('path')}, SHA-256 {before[:12]}..., "
-                                f"{where}); use another --out or --overwrite", out_dir)
+                                f"{where}); use another --out or --overwrite"
+                                f"{overwrite_advice(out_dir)}", out_dir)
     if reviewed and fingerprint is not None:
         version = (summary.get("software") or {}).get("ctcnet") or summary.get(
             "ctcnet_version", "an earlier version")
@@ -376,7 +342,7 @@ def _refuse_a_finished_run_of_another_model(out_dir: Path, model_file_sha256: st
                                 f"(ctcnet {version}; {where}): this run's calls may differ "
                                 "from those reviewed. Use another --out, or --overwrite (the "
                                 "decisions are carried over by position, and those made on "
-                                "other calls said)", out_dir)
+                                f"other calls said){overwrite_advice(out_dir)}", out_dir)
 
 
 def _part_readable(parts: Path, frame_id: str) -> bool:

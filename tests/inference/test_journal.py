@@ -291,6 +291,12 @@ def test_a_deleted_journal_still_refuses_another_run_over_a_finished_sample(clea
     with pytest.raises(InputError, match="reviewed outputs \\(review.csv\\) of a run whose "
                                          "settings"):
         predict(clean_run, cart, out)
+    # Signed off: the refusal says what --overwrite does to the sign-off.
+    (out / "signoff.json").write_text("{}")
+    with pytest.raises(InputError, match="signed off, and --overwrite makes its calls again: "
+                                         "that sign-off then no longer holds"):
+        predict(clean_run, cart, out)
+    (out / "signoff.json").unlink()
     assert predict(other, cart, out, overwrite=True).backend == "onnx"
     # The run --overwrite replaced stays on record beside the new one (as do those the runs
     # that did every frame again replaced: their tables changed).
@@ -717,13 +723,14 @@ def test_a_frame_made_by_the_same_model_file_under_other_code_is_no_other_models
 def test_an_earlier_journal_without_its_input_is_no_run_read_from_another_folder():
     """An earlier ctcnet's journal recorded no input folder: a rerun from the same scan is not
     said to read "from another folder: it read None"; what does differ is named."""
-    from ctcnet.inference.journal import _moved, _what_differs
+    from ctcnet.inference.journal import _moved
+    from ctcnet.inference.run_differences import what_differs
 
     previous = {"model_sha256": "a" * 64}
     now = {"model_sha256": "b" * 64, "input": "/scans/cartA"}
     for earlier in (previous, {**previous, "input": None}):  # not recorded, or recorded none
         assert _moved(earlier, now) == ""
-        assert _what_differs(earlier, now) == "model_sha256"
+        assert what_differs(earlier, now).startswith("model_sha256 (another model file")
     assert "it read /scans/old" in _moved({**previous, "input": "/scans/old"}, now)
 
 
@@ -797,9 +804,9 @@ def test_a_rescan_at_another_pixel_size_is_said_as_the_scan_not_the_settings():
     """A sample scanned again under its id into last night's folder: the refusal named "another
     model, other settings" and "scan_pixel_size_um", and --overwrite, which redoes every input
     of the run."""
-    from ctcnet.inference.journal import _what_differs
+    from ctcnet.inference.run_differences import what_differs
 
-    said = _what_differs({"scan_pixel_size_um": 0.64, "model": "m"},
+    said = what_differs({"scan_pixel_size_um": 0.64, "model": "m"},
                          {"scan_pixel_size_um": 0.52, "model": "m"})
     assert said == ("scan_pixel_size_um (0.64 then, 0.52 now: another scan of the sample, a "
                     "rescan, or a pixel size corrected)")
