@@ -400,12 +400,11 @@ class Sample(SampleImages):
         """summary.json (the tally, the reviewed counts once review.csv has a decision, the
         sign-off) and index.html brought up to date, under the decisions lock; never while
         predict holds the folder nor once another run is there; a folder that cannot be
-        written keeps its files. samples.csv follows where its review columns moved.
-        Returns the match counted and its counts."""
-        # What summary.json's sign-off says is written again here: the next look compares the
-        # sign-off with the file, not with what it showed before (a sign-off over a "changed
-        # since", then a decision appended by another hand, read "changed since" again and
-        # left summary.json "current").
+        written keeps its files. samples.csv follows where its review columns moved. Returns
+        the match counted and its counts (a folder this account cannot write: warned once)."""
+        # summary.json's sign-off is written again here: the next look compares it with the
+        # file, not with what it showed before (a sign-off over a "changed since", then a
+        # decision another hand appended, left summary.json "current").
         self.__dict__.pop("_signoff_seen", None)
         counted, row_moved, now = None, False, None
         try:
@@ -447,10 +446,13 @@ class Sample(SampleImages):
             log.info("%s: summary.json not updated now: %s", self.folder, err)
         except (OSError, ValueError, KeyError, TypeError) as err:
             if getattr(err, "errno", None) in READ_ONLY_ERRNOS:  # (an archive's: no alarm)
-                log.log(logging.INFO if err.errno == errno.EROFS else logging.WARNING,
-                        "%s: %s; summary.json and index.html keep what the last command "
-                        "wrote, this server's pages say the review and sign-off as they "
-                        "read now", self.folder, cannot_write_text(err))
+                said, before = cannot_write_text(err), self.__dict__.get("_said_unwritable")
+                # A warning once a sample and cause, not at every request that asks again.
+                log.log(logging.INFO if err.errno == errno.EROFS or said == before else
+                        logging.WARNING, "%s: %s; summary.json and index.html keep what the "
+                        "last command wrote, this server's pages say the review and sign-off "
+                        "as they read now", self.folder, said)
+                self._said_unwritable = said
             else:
                 log.warning("%s: cannot update summary.json and index.html with the review "
                             "counts: %s", self.folder, err)
@@ -459,8 +461,7 @@ class Sample(SampleImages):
         if counted is None:
             matched = self.decisions.matched(self.run)
             counted = matched, self.reviewed(matched)
-        # What the list of samples says: as written, or as it would be where the file could
-        # not be (a folder on read-only media keeps what the last command wrote).
+        # What the list of samples says: as written, or as it would be where it was not.
         self.summary_now = now if now is not None else self._summary_now(*counted)
         return counted
 

@@ -789,3 +789,24 @@ def test_a_pruned_gallery_leaves_its_events_tiles_to_the_server(results, tmp_pat
     after = Sample("P001", out / "P001").state("ann", False)["candidates"]
     assert not [c for c in after if c["tile"]["src"].startswith("/files/")]
     assert len(after) == len(before)
+
+
+def test_a_sample_this_account_cannot_update_is_warned_of_once(
+        results, tmp_path, caplog, monkeypatch):  # noqa: F811 (the imported fixture)
+    """Every request that counted the decisions warned again that summary.json could not be
+    written (another account's file): one warning a sample and cause, the rest at info."""
+    import ctcnet.review_server.sample as sample_module
+
+    out = tmp_path / "results"
+    shutil.copytree(results / "results", out)
+
+    def not_theirs(folder, *_args, **_kwargs):
+        raise PermissionError(13, "Permission denied", str(folder / "review.csv.lock"))
+
+    monkeypatch.setattr(sample_module.D, "decisions_lock", not_theirs)
+    sample = sample_module.Sample("P001", out / "P001")
+    with caplog.at_level("INFO", logger="ctcnet.review_server.sample"):
+        for _ in range(3):
+            sample.write_counts()
+    said = [r.levelname for r in caplog.records if "keep what the last command" in r.message]
+    assert len(said) >= 3 and said[0] == "WARNING" and set(said[1:]) == {"INFO"}, said
