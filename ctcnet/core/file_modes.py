@@ -6,11 +6,13 @@ decisions: one account's umask of 022 locked the others out of the review)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import threading
 from pathlib import Path
 
+log = logging.getLogger(__name__)
 _UMASK_LOCK = threading.Lock()
 
 
@@ -105,7 +107,10 @@ def open_fd(path: str | Path, flags: int) -> int:
 def make_folder(path: str | Path) -> Path:
     """``mkdir -p``; each folder made inside a folder its group shares is shared as it is
     (group read, write and search, setgid), whatever the umask: a sample folder the service
-    account made 2750 under a umask of 027 would refuse every reviewer's decision."""
+    account made 2750 under a umask of 027 would refuse every reviewer's decision. ``path``
+    itself, where it was there already, this account's and unshared in a folder shared
+    since, is shared so too (and given the folder's group), said: a sample folder the
+    service account made before the results folder was shared took no reviewer's decision."""
     path = Path(path)
     made = []
     where = path
@@ -114,15 +119,33 @@ def make_folder(path: str | Path) -> Path:
         where = where.parent
     path.mkdir(parents=True, exist_ok=True)
     for folder in reversed(made):  # the outermost first: its parent's mode is final
-        parent = _folder_mode(folder.parent)
-        if parent is None or not is_group_shared(parent):
-            continue
-        try:
-            mode = stat.S_IMODE(os.stat(folder).st_mode)
-            os.chmod(folder, mode | (parent & stat.S_IRWXG) | stat.S_ISGID)
-        except OSError:  # not ours (made meanwhile by another account): left as it is
-            pass
+        _share_like_parent(folder)
+    if not made and _share_like_parent(path):
+        log.info("%s: shared with its folder's group, as the folder is (made before the "
+                 "folder was shared)", path)
     return path
+
+
+def _share_like_parent(folder: Path) -> bool:
+    """Give this account's ``folder``, inside a folder its group shares, that folder's group,
+    group read, write and search, and setgid where it lacks them; whether it changed."""
+    try:
+        parent, own = os.stat(folder.parent), os.stat(folder)
+    except OSError:
+        return False
+    if not is_group_shared(parent.st_mode) or own.st_uid != os.geteuid():
+        return False  # (another account's: left as it is)
+    mode = stat.S_IMODE(own.st_mode)
+    wanted = mode | (parent.st_mode & stat.S_IRWXG) | stat.S_ISGID
+    if wanted == mode and own.st_gid == parent.st_gid:
+        return False
+    try:
+        if own.st_gid != parent.st_gid:  # (a group this account is in: it may)
+            os.chown(folder, -1, parent.st_gid)
+        os.chmod(folder, wanted)
+    except OSError:
+        return False
+    return True
 
 
 def owned_by_another(path: str | Path) -> bool:

@@ -262,6 +262,31 @@ def test_in_a_folder_a_group_shares_what_ctcnet_makes_is_the_groups(tmp_path):
         assert (plain / "S1" / name).stat().st_mode & 0o777 == 0o640
 
 
+def test_a_folder_made_before_its_folder_was_shared_is_shared_when_used_again(tmp_path,
+                                                                              caplog):
+    """The service account's sample folder, made 0755 before the lab shared the results
+    folder: the next run's make_folder shares it (and gives it the folder's group), said;
+    one already shared, or in a folder nobody shares, is left as it is."""
+    from ctcnet.core.file_modes import make_folder
+
+    shared, plain = tmp_path / "shared", tmp_path / "plain"
+    for root in (shared, plain):
+        (root / "S1").mkdir(parents=True)
+        (root / "S1").chmod(0o755)
+    shared.chmod(0o2770)  # shared since
+    with caplog.at_level("INFO", logger="ctcnet.core.file_modes"):
+        make_folder(shared / "S1")
+        make_folder(plain / "S1")
+    assert (shared / "S1").stat().st_mode & 0o7777 == 0o2775
+    assert (shared / "S1").stat().st_gid == shared.stat().st_gid
+    assert (plain / "S1").stat().st_mode & 0o7777 == 0o755
+    assert caplog.text.count("made before the folder was shared") == 1
+    caplog.clear()
+    with caplog.at_level("INFO", logger="ctcnet.core.file_modes"):
+        make_folder(shared / "S1")  # shared now: nothing to say
+    assert "made before" not in caplog.text
+
+
 def test_a_lock_or_journal_another_account_made_is_still_used(tmp_path, monkeypatch):
     """One this account may not write (another reviewer's, 0640): the lock is taken on it
     read-only, and a line is appended by writing the journal again whole."""
