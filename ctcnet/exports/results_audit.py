@@ -268,6 +268,8 @@ def _review_counts_behind(folder: Path, events: pd.DataFrame, summary) -> list[s
 
     try:
         matched = load_decisions(folder, RunEvents.of_sample(folder, events, summary))
+        if not matched.n_decisions:
+            return []  # (no copy to compare: summary.json keeps none without a decision)
         now = reviewed_rates(folder, events, matched, summary, say=False)
     except (OSError, ValueError, KeyError, InputError):
         return []  # (a journal that cannot be read is said with the sign-off)

@@ -53,13 +53,12 @@ def signoff_now(folder: Path, events: pd.DataFrame, summary, say: bool = True) -
 
 def reviewed_rates(folder: Path, events: pd.DataFrame, matched, summary,
                    say: bool = True) -> dict | None:
-    """The counts after review per 7.5 mL as the events and the decisions give them now,
-    which a sign-off is checked against (None without a decision: not checked); said where
-    summary.json's copy differs (edited by hand, or written by another ctcnet): a copy
-    edited to the signed figures must not read as a sign-off that holds, nor one edited away
-    from them as counts a volume correction moved."""
-    if not matched.n_decisions:
-        return None
+    """The counts after review per 7.5 mL as the events and the decisions give them now (the
+    automatic ones where nothing was decided), which a sign-off is checked against: one made
+    with no decision ("the rest as called") signed those, and a blood volume corrected since
+    moves them too; said where summary.json's copy differs (edited by hand, or written by
+    another ctcnet): a copy edited to the signed figures must not read as a sign-off that
+    holds, nor one edited away from them as counts a volume correction moved."""
     from ctcnet.inference.counts import count_events, count_reviewed
     from ctcnet.review.decisions import reported_classes
 

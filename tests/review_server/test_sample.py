@@ -683,6 +683,52 @@ def test_a_rerun_of_predict_keeps_the_review_counts_and_the_sign_off(tmp_path):
     assert "reviewed" not in json.loads((out / "summary.json").read_text())
 
 
+def test_a_sign_off_of_no_decision_is_stale_in_the_exports_once_the_volume_moves(tmp_path):
+    """Signed with nothing decided ("the rest as called"), then the blood volume corrected:
+    summary.json said "counts changed since", while verify --results and the FCS export read
+    the sign-off as current (no decision: its figures were never checked)."""
+    import pandas as pd
+    from conftest import save_tiny_model
+
+    from ctcnet.exports.results_audit import audit_results
+    from ctcnet.exports.sample_review import signoff_now
+    from ctcnet.inference.backends import load_backend
+    from ctcnet.inference.predict import PredictOptions, predict_cartridge
+    from ctcnet.inference.summary import RunSummary
+    from ctcnet.io.panel import load_panel
+    from ctcnet.report import run_report
+    from ctcnet.review_server.refresh import refresh_reviewed
+    from ctcnet.review_server.sample import Sample
+    from ctcnet.simulate import simulate_cartridge
+
+    simulate_cartridge(tmp_path / "cart", load_panel(None), num_frames=2,
+                       frame_shape=(256, 320), seed=5, events_per_frame=25, sample_id="P001")
+    save_tiny_model(tmp_path / "model.pt", crop_size=48)
+    backend = load_backend(tmp_path / "model.pt", device="cpu", batch_size=64)
+    options = PredictOptions(quiet=True, workers=0, gallery_limit=8, report=run_report,
+                             refresh_review=refresh_reviewed)
+    out = tmp_path / "results" / "P001"
+    predict_cartridge(tmp_path / "cart", backend, out, options)
+    sample = Sample("P001", out)
+    state = sample.state("ann")
+    sample.sign_off({"stamp": sample.decisions.stamp(), "note": "the rest as called",
+                     "reviewer": "ann", "run_id": state["run_id"]}, "ann")
+
+    def exported():
+        events = pd.read_parquet(out / "events.parquet")
+        return signoff_now(out, events, RunSummary.read(out), say=False)["status"]
+
+    assert exported() == "current"
+    info = tmp_path / "cart" / "cartridge.json"
+    info.write_text(json.dumps({**json.loads(info.read_text()), "blood_volume_ml": 5.0}))
+    predict_cartridge(tmp_path / "cart", backend, out, options)
+    assert json.loads((out / "summary.json").read_text())["signoff"]["status"] == \
+        "counts changed since"
+    assert exported() == "counts changed since"
+    (audited,) = audit_results(tmp_path / "results")
+    assert "counts changed since" in json.dumps(audited)
+
+
 def test_a_rerun_with_other_calls_says_the_sign_off_no_longer_holds(tmp_path, caplog):
     """predict --overwrite with another model: the same events, other calls. The decisions
     carry over; the sign-off was of the calls before and is no longer shown, which the run
