@@ -150,14 +150,10 @@ def reviewed_signoff(name: str, folder: Path, run: RunEvents, matched,
     with its source in dataset.json; a warning when there is none, or when the decisions
     (or the reviewed counts per 7.5 mL, ``per_7_5_ml``, as the events and decisions give them)
     changed since it."""
-    signoff, record = signoff_in(folder, run, matched, per_7_5_ml, model_sha256,
+    _, record = signoff_in(folder, run, matched, per_7_5_ml, model_sha256,
                                  network_sha256)
     if record is None and not matched.n_decisions:
         log.warning("%s: no review decisions; nothing of it is cut", name)
-    elif record is None and signoff is not None:  # of an earlier run, or of other calls
-        log.warning("%s: the review was signed off on an earlier run of this sample (predict "
-                    "ran again since); its decisions are cut as they are: sign off again on "
-                    "the review page once they are checked against the new calls", name)
     elif record is None:
         log.warning("%s: the review is not signed off (the review page's \"sign off\"); its "
                     "decisions are cut as they are", name)

@@ -13,8 +13,8 @@ journal only grows, so once a decision is made, changed or taken back (a line ap
 reads "changed since"; once the same decisions add up to other counts per 7.5 mL than those
 signed (the blood volume in cartridge.json corrected, frames read that were not) it reads
 "counts changed since"; and after predict ran again (another ``run_id``, or the same events
-with other calls: another model, rule or prior) it is not shown at all, as it was of another
-run.
+with other calls: another model, rule or prior) it reads "calls changed since": it was of
+the calls before (shown so, not dropped, which read as a sample never signed off).
 
 A sign-off also does not hold once its record was changed other than by ctcnet ("edited
 since"): signoff.json must be the last line of the history; review.csv and review-second.csv
@@ -71,6 +71,10 @@ MODEL_CHANGED = "model changed since"
 # reads otherwise than when it was signed: a corrected patient id moved the result to another
 # patient.
 RECORD_CHANGED = "sample record changed since"
+# predict ran again since and made other calls (another run: frames read again, another
+# model, rule or prior): the sign-off was of the calls before. Shown so, not dropped: a LIMS
+# that filed the sample as signed off read it as never reviewed.
+CALLS_CHANGED = "calls changed since"
 # signoff_record's ``cartridge_info`` when the caller does not check it.
 UNCHECKED = object()
 
@@ -425,15 +429,18 @@ def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int,
     ctcnet left it, with the ``problem``; ``model changed since``; ``sample record changed
     since`` with the ``record_changed`` keys; ``changed since`` once
     decisions moved on; ``counts changed since`` once the same decisions add up to other
-    figures than those signed); None without one, or for another run or other calls."""
-    if signoff is None or signoff.run_id != run_id:
+    figures than those signed; ``calls changed since`` for another run or other calls);
+    None without one."""
+    if signoff is None:
         return None
+    if signoff.run_id != run_id:
+        return {**signoff.to_dict(), "status": CALLS_CHANGED}
     # Before the calls are compared: a table changed by hand has other calls too.
     problem = edited_since(folder, signoff) if folder is not None else None
     if problem:
         return {**signoff.to_dict(), "status": EDITED, "problem": problem}
     if signoff.calls_id is not None and calls_id is not None and signoff.calls_id != calls_id:
-        return None
+        return {**signoff.to_dict(), "status": CALLS_CHANGED}
     unsealed = unsealed_journals(folder, signoff) if folder is not None else []
     # Said, not a status: an archive that dropped hidden files holds a valid record.
     note = {"unchecked": f"the seal of {', '.join(unsealed)} is missing (a copy or archive "

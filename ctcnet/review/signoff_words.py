@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ctcnet.core.printable import utc_text
 from ctcnet.review.signoff import (
+    CALLS_CHANGED,
     CHANGED,
     COUNTS_CHANGED,
     EDITED,
@@ -103,6 +104,8 @@ def why_not_holding(record: dict) -> str:
     return {MODEL_CHANGED: "; another model file made the calls since the sign-off: sign it "
                            "off again once checked",
             CHANGED: "; decisions changed since the sign-off: sign it off again once checked",
+            CALLS_CHANGED: "; predict ran again since the sign-off and made other calls (the "
+                           "decisions follow their cells): review them and sign it off again",
             COUNTS_CHANGED: "; the reviewed counts per 7.5 mL changed since the sign-off (the "
                             "blood volume or the frames read): sign it off again once "
                             "checked"}.get(status, "")

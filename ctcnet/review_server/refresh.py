@@ -10,6 +10,7 @@ from pathlib import Path
 from ctcnet.errors import CtcnetError
 from ctcnet.io.cartridge_info import record_changes_text
 from ctcnet.review.signoff import (
+    CALLS_CHANGED,
     COUNTS_CHANGED,
     EDITED,
     MODEL_CHANGED,
@@ -50,11 +51,11 @@ def refresh_reviewed(folder: str | Path) -> None:
                         "decided; check them on the review page", folder, other, len(decided))
     signed = read_signoff(folder)
     record = None if signed is None else sample.signoff(matched)
-    if signed is not None and record is None:
-        # The decisions carry over to the new calls; the signature does not, and would
-        # otherwise vanish from the report without a word.
-        log.warning("%s: the sign-off by %s on %s was of the calls before this run; it is not "
-                    "shown any more: review the sample again and sign it off", folder,
+    if record is not None and record["status"] == CALLS_CHANGED:
+        # The decisions carry over to the new calls; the signature does not: shown as of the
+        # calls before (summary.json, samples.csv: "sign-off stale"), and said.
+        log.warning("%s: the sign-off by %s on %s was of the calls before this run; it no "
+                    "longer holds: review the sample again and sign it off", folder,
                     signed.reviewer, signed.signed_at)
     elif record is not None and record["status"] == EDITED:
         log.warning("%s: the sign-off by %s on %s no longer holds: %s; review the sample and "

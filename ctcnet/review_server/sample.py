@@ -148,10 +148,6 @@ class Sample(SampleImages):
                "overlay": overlay_legend(self.panel.names, self.panel.roles(), self.palette)}
         if reading == FIRST:
             out["signoff"] = self.signoff(matched)
-            # One of the calls before predict ran again: said, not read as never signed.
-            earlier = read_signoff(self.folder) if out["signoff"] is None else None
-            out["earlier_signoff"] = earlier and {"reviewer": earlier.reviewer,
-                                                  "signed_at": earlier.signed_at}
             out["agreement"] = self.agreement()
             self._write_if_signoff_moved(out["signoff"])
         return out

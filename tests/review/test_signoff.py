@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from ctcnet.review.runs import calls_id, run_id
 from ctcnet.review.signoff import (
+    CALLS_CHANGED,
     CHANGED,
     COUNTS_CHANGED,
     CURRENT,
@@ -37,8 +38,12 @@ def test_a_sign_off_holds_for_the_calls_it_was_made_on():
                      calls_id=calls_id(events))
     assert signoff_record(signed, run_id(events), 1, calls_id(events))["status"] == CURRENT
     assert signoff_record(signed, run_id(events), 2, calls_id(events))["status"] == CHANGED
-    assert signoff_record(signed, run_id(events), 1, calls_id(other_calls)) is None
-    assert signoff_record(signed, "another run", 1, calls_id(events)) is None
+    # Of the calls before predict ran again: shown so, not dropped (read as never signed).
+    assert signoff_record(signed, run_id(events), 1, calls_id(other_calls))["status"] == \
+        CALLS_CHANGED
+    assert signoff_record(signed, "another run", 1, calls_id(events))["status"] == \
+        CALLS_CHANGED
+    assert signoff_record(None, "another run", 1, calls_id(events)) is None
     # The same decisions, other figures: the blood volume was corrected after the sign-off.
     assert signoff_record(signed, run_id(events), 1, calls_id(events),
                           {"ctc": 1.0})["status"] == CURRENT
@@ -155,8 +160,8 @@ def test_cutting_crops_says_a_sign_off_is_of_an_earlier_run(tmp_path, caplog):
     run = SimpleNamespace(run_id="this-run", calls_id=None)
     matched = SimpleNamespace(table=pd.DataFrame({"a": range(5)}), n_decisions=5)
     with caplog.at_level(logging.WARNING):
-        assert reviewed_signoff("S1", tmp_path, run, matched) is None
-    assert "signed off on an earlier run" in caplog.text
+        assert reviewed_signoff("S1", tmp_path, run, matched)["status"] == "calls changed since"
+    assert "predict ran again since the sign-off" in caplog.text
     assert "not signed off" not in caplog.text
 
 

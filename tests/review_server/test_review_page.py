@@ -586,13 +586,15 @@ def test_results_being_written_keep_the_page_asking_until_they_are_a_new_run():
 
 def test_a_sign_off_of_the_calls_before_a_rerun_is_said_not_read_as_never_signed():
     state = page_state(2)
-    state["signoff"] = None
-    state["earlier_signoff"] = {"reviewer": "ann", "signed_at": "2026-12-01T08:00:00+00:00"}
+    state["signoff"] = {"reviewer": "ann", "signed_at": "2026-12-01T08:00:00+00:00",
+                        "status": "calls changed since"}
     got = run_page("""
-        return page.document.getElementById("signoff-text").textContent;
+        const text = page.document.getElementById("signoff-text");
+        return [text.textContent, text.getAttribute("data-status")];
     """, state)
-    assert got.startswith("not signed off: the sign-off by ann on 2026-12-01T08:00:00+00:00 "
-                          "was of the calls before predict ran again")
+    assert got[0].startswith("signed off by ann on 2026-12-01T08:00:00+00:00 (of the calls "
+                             "before predict ran again, not of these")
+    assert got[1] == "calls changed since"
 
 
 def test_the_sign_off_preview_names_counted_calls_nobody_confirmed():

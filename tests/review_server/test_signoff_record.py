@@ -581,12 +581,17 @@ def test_a_sign_off_leaving_held_calls_undecided_says_why(folder):
 
 def test_a_sign_off_of_another_runs_calls_is_said_on_the_page_as_earlier(folder):
     """After predict ran again the page read "not signed off", as of a sample nobody had
-    signed: the state names the earlier sign-off."""
+    signed, and summary.json dropped it (a LIMS read a withdrawn sign-off as never
+    reviewed): the sign-off is shown as of the calls before, stale."""
     record = json.loads((folder / SIGNOFF_FILE).read_text())
     (folder / SIGNOFF_FILE).write_text(json.dumps({**record, "run_id": "another run"}))
     state = Sample("P001", folder).state("ann")
-    assert state["signoff"] is None
-    assert state["earlier_signoff"] == {"reviewer": "ann", "signed_at": record["signed_at"]}
+    assert state["signoff"]["reviewer"] == "ann"
+    assert state["signoff"]["signed_at"] == record["signed_at"]
+    assert state["signoff"]["status"] == "calls changed since"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["signoff"]["status"] == "calls changed since"
+    assert summary["result_state"]["state"] in ("sign-off stale", "partial")
 
 
 def test_verify_results_audits_an_archive_as_it_lies_and_writes_nothing(folder, capsys):
