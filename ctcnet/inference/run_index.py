@@ -122,9 +122,10 @@ def mark_run_started(out: Path, sample_ids: Sequence[str], started: float) -> No
         (Path(out) / SAMPLES_FILE).unlink(missing_ok=True)
         try:
             atomic_write_text(Path(out) / RUN_INDEX_FILE, json.dumps(
-                {**output_format(), "state": "running", "started_at": utc(started),
-                 "host": socket.gethostname(), "pid": os.getpid(),
-                 "inputs": list(sample_ids), "outputs": []}, indent=2) + "\n")
+                {**output_format(), "intended_use": RESEARCH_USE, "state": "running",
+                 "started_at": utc(started), "host": socket.gethostname(), "pid": os.getpid(),
+                 "inputs": list(sample_ids), "outputs": [],
+                 "world_size": env_info().world_size}, indent=2) + "\n")
         except OSError as err:
             # A disk full as the run starts: the earlier run's index ("finished", its counts)
             # stood as tonight's, and a script reading it saw a quiet night. Written over in

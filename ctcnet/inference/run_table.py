@@ -143,8 +143,10 @@ def sample_row(entry: dict) -> dict:
 def list_cell(values) -> str:
     """A list in one cell, its items joined by ``; ``; an item's own ``; `` becomes ``, `` so
     that splitting the cell at ``; `` gives the items back (a problem's text read "its default
-    was used in its place; correct the key", one item split in two)."""
-    return "; ".join(str(v).replace("; ", ", ") for v in values)
+    was used in its place; correct the key", one item split in two), each as a cell of its own
+    gives it (:func:`spreadsheet_cell`: a sample id "=1+2" is "'=1+2" in the ``name`` column
+    and in another row's ``same_scan_as`` alike, not escaped only where it came first)."""
+    return "; ".join(str(spreadsheet_cell(str(v))).replace("; ", ", ") for v in values)
 
 
 def others_of_scan(items: Sequence[dict]) -> list[list[str]]:

@@ -439,6 +439,8 @@ def test_run_json_says_the_runs_state_each_inputs_folder_and_why_a_sample_is_par
     assert run["error"] == "stopped by an interrupt (Ctrl-C)"
     import os
     assert seen[0]["pid"] == os.getpid() and seen[0]["host"]  # a monitor tells a killed run
+    # Every field outputs.md says is always written, in the running form too.
+    assert seen[0]["intended_use"] and seen[0]["world_size"] == 1
 
 
 def test_a_run_that_the_full_disk_ends_does_not_stay_running(cart_and_model, cart, capsys,

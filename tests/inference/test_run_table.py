@@ -169,6 +169,14 @@ def test_a_sample_id_a_spreadsheet_would_run_is_written_as_text():
     row = next(csv.DictReader(io.StringIO(samples_csv([{**CLEAN, "name": "=1+2"}]))))
     assert row["name"] == "'=1+2"
     assert next(csv.DictReader(io.StringIO(samples_csv([CLEAN]))))["name"] == "S1"
+    # In another row's list alike, each item as its own cell gives it: "'=1+2; -007"
+    # escaped the first item alone, and a reader matched neither list to the names.
+    ids = ["M\u00fcller", "=1+2", "-007"]
+    rows = list(csv.DictReader(io.StringIO(samples_csv(
+        [{**CLEAN, "name": n, "cartridge_id": "eab335047adfe691"} for n in ids]))))
+    names = {r["name"] for r in rows}
+    for row in rows:
+        assert set(row["same_scan_as"].split("; ")) == names - {row["name"]}
 
 
 def test_a_row_names_the_build_that_counted_it():
