@@ -71,9 +71,8 @@ MODEL_CHANGED = "model changed since"
 # reads otherwise than when it was signed: a corrected patient id moved the result to another
 # patient.
 RECORD_CHANGED = "sample record changed since"
-# predict ran again since and made other calls (another run: frames read again, another
-# model, rule or prior): the sign-off was of the calls before. Shown so, not dropped: a LIMS
-# that filed the sample as signed off read it as never reviewed.
+# predict made other calls since (frames read again, another rule or prior): shown so, not
+# dropped (a LIMS read a withdrawn sign-off as a sample never reviewed).
 CALLS_CHANGED = "calls changed since"
 # signoff_record's ``cartridge_info`` when the caller does not check it.
 UNCHECKED = object()
@@ -431,10 +430,8 @@ def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int,
     decisions moved on; ``counts changed since`` once the same decisions add up to other
     figures than those signed; ``calls changed since`` for another run or other calls);
     None without one."""
-    if signoff is None:
-        return None
-    if signoff.run_id != run_id:
-        return {**signoff.to_dict(), "status": CALLS_CHANGED}
+    if signoff is None or signoff.run_id != run_id:
+        return signoff and {**signoff.to_dict(), "status": CALLS_CHANGED}
     # Before the calls are compared: a table changed by hand has other calls too.
     problem = edited_since(folder, signoff) if folder is not None else None
     if problem:

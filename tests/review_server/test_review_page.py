@@ -1205,6 +1205,62 @@ def test_the_focus_stays_in_the_list_when_its_row_is_taken_out():
     assert got == {"rows": 3, "focused": "2", "current": 2}
 
 
+def test_deciding_the_last_row_of_a_list_keeps_the_focus_on_the_page():
+    """Under "undecided only" the last row decided left the focus on the body, with nothing
+    said: the end of a review, just before its sign-off."""
+    got = run_page("""
+        const open = page.document.getElementById("filter-open");
+        open.checked = true;
+        open.dispatchEvent({type: "change"});
+        const row = page.rows()[0];
+        row.focus();
+        row.dispatchEvent({type: "focusin"});
+        page.key("y", row);
+        await page.settle();
+        return {rows: page.rows().length, focused: page.document.activeElement.id,
+                status: page.document.getElementById("status").textContent};
+    """, page_state(1))
+    assert got["rows"] == 0 and got["focused"] == "viewer"
+    assert "no candidate left in this list" in got["status"]
+
+
+def test_the_grid_keys_act_on_its_page_alone_and_say_what_they_did():
+    """A row focused before the grid opened took y, which confirmed the grid's page; n, which
+    the grid's line names, did nothing; a marked tile's name did not say so."""
+    got = run_page(GRID_ROUTE + """
+        const row = page.rows()[0];
+        row.focus();
+        page.key("g", row);
+        await page.settle();
+        const inert = page.document.getElementById("list").inert;
+        const tiles = page.document.getElementById("grid-cells").children.length;
+        row.focus();  // back on the row (Shift+Tab, before the list was inert)
+        page.key("y", row);
+        await page.settle();
+        const onRow = [page.requests.filter((r) => r.method === "POST").length,
+                       page.document.getElementById("status").textContent];
+        const grid = page.document.getElementById("grid");
+        grid.focus();
+        page.key("n", grid);
+        await page.settle();
+        const nothing = page.document.getElementById("status").textContent;
+        const cell = page.document.getElementById("grid-cells").children[0];
+        cell.click();
+        const marked = [cell.getAttribute("aria-label"),
+                        page.document.getElementById("status").textContent];
+        page.key("n", grid);
+        await page.settle();
+        const posts = page.requests.filter((r) => r.method === "POST");
+        return {inert, tiles, onRow, nothing, marked, posted: JSON.parse(posts[0].body)};
+    """, page_state(10))
+    assert got["inert"] is True and got["tiles"] == 5
+    assert got["onRow"][0] == 0 and "not on the row" in got["onRow"][1]
+    assert got["nothing"].startswith("no tile is marked to reject")
+    assert got["marked"][0].endswith("marked: an exception, not confirmed")
+    assert "marked: left for one-by-one review" in got["marked"][1]
+    assert got["posted"]["call"] == "reject" and len(got["posted"]["event_ids"]) == 1
+
+
 def test_a_decision_made_by_a_button_leaves_the_focus_on_the_next_events_buttons():
     """The shortcuts off, a decision's button pressed left the focus on the page: ~35 Tabs to
     the next decision. It goes to the group of the next event's decision buttons (one Tab to
