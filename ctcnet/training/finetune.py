@@ -423,6 +423,12 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
     save_model(out, tuned, new_spec)
     write_card(out.with_suffix(".md"), out, record, new_spec)
     write_registry_card(out, record, new_spec)
+    # The replaced model's ONNX export (export's default place) would read as this model's,
+    # as train --overwrite says it too.
+    if out.with_suffix(".onnx").is_file():
+        out.with_suffix(".onnx").unlink()
+        log.warning("%s: removed, the export of the %s --overwrite replaced (export this "
+                    "model again)", out.with_suffix(".onnx"), out.name)
     log.info("fine-tuned %s -> %s in %.0f s; calibration: %s; %s", base, out,
              record["seconds"]["total"], "kept the base model's (" + calibration["skipped"] + ")"
              if calibration.get("skipped") else describe(calibration),

@@ -25,7 +25,9 @@ def write_registry_card(model_path: Path, record: dict, spec) -> None:
 
     card = {**model_entries(model_path.stem, model_path, spec),
             "decision": spec.decision.to_dict(),
-            "test_held_out_lab_crops": record["held_out"]["finetuned"],
+            # The calls predict makes (the markers taking part), the figure a lab reads and
+            # the card's first: the network's own read 0.944 beside calls at 0.698.
+            "test_held_out_lab_crops": record["held_out_calls"]["finetuned"],
             "finetune": {k: record[k] for k in ("base", "data", "options", "calibration")}}
     atomic_write_text(model_path.with_suffix(".json"),
                       json.dumps(card, indent=2, default=float) + "\n")

@@ -29,8 +29,11 @@ def test_finetune_refuses_an_existing_model_or_card(lab, tmp_path, capsys):
     card.write_text("the card of a model tuned earlier\n")
     refused(capsys, card, finetune_args(lab, tmp_path / "other.pt"))
     assert card.read_text() == "the card of a model tuned earlier\n"
+    out.with_suffix(".onnx").write_bytes(b"the export of the model tuned earlier")
     assert main(finetune_args(lab, out, "--overwrite")) == 0
     assert digest(out) != before and out.with_suffix(".md").exists()
+    # Its export, beside the new model, read as this one's (the old temperature, weights).
+    assert not out.with_suffix(".onnx").exists()
 
 
 def test_finetune_from_python_refuses_an_existing_model_before_training(lab, tmp_path):
