@@ -380,8 +380,15 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
     index = read_crop_index(val_data, taxonomy=spec.taxonomy).conform(spec.panel,
                                                                       "validation data")
     crops = load_crops(index, spec.crop_size, spec.pixel_size_um, fitting=True)
+    seen = crops_learnt_from(spec, crops)
+    if seen.any():  # a model is surer of crops it learnt from: a threshold set lower on them
+        log.warning("%s: %d of its %d calibration crops are, pixel for pixel, crops this model "
+                    "was trained or fine-tuned on: the temperature, the review threshold and "
+                    "the guarantee fitted on them are optimistic; calibrate on crops kept "
+                    "apart", val_data, int(seen.sum()), len(crops))
     logits = backend.predict_logits(crops)
     labels = index.label_indices(spec.taxonomy)
+
     def reference():  # the simulator's crops, drawn only where the lab's cannot fit alone
         images, ref_labels = reference_crops(spec)
         return backend.predict_logits(images), ref_labels

@@ -375,7 +375,7 @@ def test_a_split_by_hand_that_puts_a_patient_on_both_sides_is_said_and_carded(
 
 
 def test_evaluate_tells_the_crops_a_fine_tune_learnt_from_wherever_they_are_copied(
-        lab, tmp_path):
+        lab, tmp_path, caplog):
     """Scoring a fine-tuned model on its own lab crops (here a copy of the folder, under
     other names) is said in evaluate's warnings, with how many crops it learnt from; crops it
     never saw are not."""
@@ -415,6 +415,12 @@ def test_evaluate_tells_the_crops_a_fine_tune_learnt_from_wherever_they_are_copi
                  str(tmp_path / "ev2"), "--device", "cpu"]) == 0
     assert not any("trained or fine-tuned on" in w for w in json.loads(
         (tmp_path / "ev2" / "report.json").read_text()).get("warnings", []))
+    # Calibrated on them (--calibrate-on): a threshold fitted on crops it learnt from, said.
+    from ctcnet.evaluation.evaluate import calibrate_model_file
+
+    with caplog.at_level("WARNING"):
+        calibrate_model_file(out, tmp_path / "copy", tmp_path / "cal.pt", device="cpu")
+    assert f"{24 - held} of its 24 calibration crops are, pixel for pixel" in caplog.text
     # Fine-tuned again on other crops, it still knows the first fine-tune's.
     again = tmp_path / "again.pt"
     finetune(tmp_path / "fresh", again, out, TINY)
