@@ -308,6 +308,12 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
                     "training or an earlier fine-tune): its held-out figures, and the gain "
                     "over it, are of crops it was trained on; hold out crops it never saw",
                     data_dir, learnt, len(held.targets))
+    held_counts = held.class_counts(spec.class_names)
+    only_held = [n for n, k in counts.items() if k and k <= held_counts.get(n, 0)]
+    if only_held:  # e.g. one crop of a class, in the sample held out
+        log.warning("%s: every crop of %s is held out: the fine-tune learns %s from the "
+                    "simulator's crops alone, none of the lab's; add crops of it", data_dir,
+                    ", ".join(only_held), "it" if len(only_held) == 1 else "them")
     left_out = data.splits.get("test")
     if left_out is not None and len(left_out.targets):
         log.warning("%s: %d crops of the manifest's test split are left out of the fine-tune "

@@ -577,3 +577,26 @@ def test_the_cards_leak_line_names_a_channel_read_but_not_measured(tmp_path):
     assert "CD66b 4.4%" in line and "CD45 not measured (5 CTC ratio(s)" in line
     none = leaks_line({**found, "leaks": {}}, spec)
     assert "none measured" in none and "{" not in none and "CD45 not measured" in none
+
+
+def test_a_class_whose_every_crop_is_held_out_is_said(tmp_path, caplog):
+    """One crop of a class, in the sample held out: the fine-tune learnt the class from the
+    simulator's crops alone, and only "few crops of cluster (8)" was said."""
+    from ctcnet.simulate import simulate_crops
+
+    _, spec = save_tiny_model(tmp_path / "base.pt", crop_size=SIZE, width=8)
+    batch = simulate_crops(4, load_panel(None), crop_size=SIZE, seed=12, num_samples=2)
+    labels, samples = np.asarray(batch.labels), np.asarray(batch.sample_ids)
+    cluster = "cluster" if labels.dtype.kind in "UO" else spec.class_names.index("cluster")
+    said = {}
+    for sample in sorted(set(samples)):  # the one cluster crop in one sample, then the other
+        keep = (labels != cluster) | (samples == sample)
+        keep[np.flatnonzero((labels == cluster) & (samples == sample))[1:]] = False
+        folder = write_crop_dataset(tmp_path / f"crops-{sample}", np.asarray(batch.images)[keep],
+                                    labels[keep], load_panel(None), list(samples[keep]))
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            record = finetune(folder, tmp_path / f"t-{sample}.pt", tmp_path / "base.pt", TINY)
+        held = record["data"]["held_out"]["per_class"]["cluster"]
+        said[held] = "every crop of cluster is held out" in caplog.text
+    assert said == {0: False, 1: True}
