@@ -630,13 +630,11 @@ def test_reviewed_counts_kept_up_to_date_are_count_reviewed(tmp_path):
     assert matched.extends is not None  # brought up to date, not counted whole each time
 
 
-def test_a_rerun_of_predict_keeps_the_review_counts_and_the_sign_off(tmp_path):
-    """A nightly batch run again over a cartridge already done and reviewed rewrites its
-    summary.json and index.html: the decisions' counts and the sign-off of that same run are
-    written back into them once predict releases the folder (without the hook they are gone
-    until the review server starts)."""
-    from dataclasses import replace
 
+
+def _predicted(tmp_path):
+    """A 2-frame cartridge predicted into ``results/P001`` with a tiny model, the review's
+    counts written back by predict's hook: (backend, options, the sample's folder)."""
     from conftest import save_tiny_model
 
     from ctcnet.inference.backends import load_backend
@@ -644,7 +642,6 @@ def test_a_rerun_of_predict_keeps_the_review_counts_and_the_sign_off(tmp_path):
     from ctcnet.io.panel import load_panel
     from ctcnet.report import run_report
     from ctcnet.review_server.refresh import refresh_reviewed
-    from ctcnet.review_server.sample import Sample
     from ctcnet.simulate import simulate_cartridge
 
     simulate_cartridge(tmp_path / "cart", load_panel(None), num_frames=2,
@@ -655,6 +652,19 @@ def test_a_rerun_of_predict_keeps_the_review_counts_and_the_sign_off(tmp_path):
                              refresh_review=refresh_reviewed)
     out = tmp_path / "results" / "P001"
     predict_cartridge(tmp_path / "cart", backend, out, options)
+    return backend, options, out
+
+def test_a_rerun_of_predict_keeps_the_review_counts_and_the_sign_off(tmp_path):
+    """A nightly batch run again over a cartridge already done and reviewed rewrites its
+    summary.json and index.html: the decisions' counts and the sign-off of that same run are
+    written back into them once predict releases the folder (without the hook they are gone
+    until the review server starts)."""
+    from dataclasses import replace
+
+    from ctcnet.inference.predict import predict_cartridge
+    from ctcnet.review_server.sample import Sample
+
+    backend, options, out = _predicted(tmp_path)
     sample = Sample("P001", out)
     state = sample.state("ann")
     ids = [c["event_id"] for c in state["candidates"]][:2]
@@ -688,27 +698,14 @@ def test_a_sign_off_of_no_decision_is_stale_in_the_exports_once_the_volume_moves
     summary.json said "counts changed since", while verify --results and the FCS export read
     the sign-off as current (no decision: its figures were never checked)."""
     import pandas as pd
-    from conftest import save_tiny_model
 
     from ctcnet.exports.results_audit import audit_results
     from ctcnet.exports.sample_review import signoff_now
-    from ctcnet.inference.backends import load_backend
-    from ctcnet.inference.predict import PredictOptions, predict_cartridge
+    from ctcnet.inference.predict import predict_cartridge
     from ctcnet.inference.summary import RunSummary
-    from ctcnet.io.panel import load_panel
-    from ctcnet.report import run_report
-    from ctcnet.review_server.refresh import refresh_reviewed
     from ctcnet.review_server.sample import Sample
-    from ctcnet.simulate import simulate_cartridge
 
-    simulate_cartridge(tmp_path / "cart", load_panel(None), num_frames=2,
-                       frame_shape=(256, 320), seed=5, events_per_frame=25, sample_id="P001")
-    save_tiny_model(tmp_path / "model.pt", crop_size=48)
-    backend = load_backend(tmp_path / "model.pt", device="cpu", batch_size=64)
-    options = PredictOptions(quiet=True, workers=0, gallery_limit=8, report=run_report,
-                             refresh_review=refresh_reviewed)
-    out = tmp_path / "results" / "P001"
-    predict_cartridge(tmp_path / "cart", backend, out, options)
+    backend, options, out = _predicted(tmp_path)
     sample = Sample("P001", out)
     state = sample.state("ann")
     sample.sign_off({"stamp": sample.decisions.stamp(), "note": "the rest as called",
