@@ -954,10 +954,26 @@ def test_the_single_key_shortcuts_can_be_turned_off():
     assert got == {"posted": 0, "stored": "off"}
 
 
+def test_a_relabelled_row_reads_the_word_and_shows_the_arrow():
+    """A relabelled row's name ended "-> wbc", read out as "dash greater than wbc"."""
+    got = run_page("""
+        page.key("2");
+        await page.settle();
+        const verdict = page.rows()[0].lastChild;
+        page.key("k");
+        await page.settle();
+        return {shown: verdict.textContent, name: verdict.getAttribute("aria-label"),
+                info: page.document.getElementById("info").textContent};
+    """, page_state(3))
+    assert got["shown"] == "\u2192 wbc" and got["name"] == "relabelled wbc"
+    assert "reviewer: relabelled wbc" in got["info"]
+
+
 def test_with_the_shortcuts_off_the_list_and_the_buttons_do_what_the_keys_did():
     """A screen reader's user (keys off) moves with the list's rows (Enter on a focused row)
     and the previous/next buttons; the row shown says so (aria-current), not by colour
-    alone, and the event panel is announced (aria-live)."""
+    alone, and the event shown is said in the status line (the panel's paragraph, read out
+    whole at every move, was too much)."""
     got = run_page("""
         const box = page.document.getElementById("keys-on");
         box.checked = false;
@@ -973,13 +989,18 @@ def test_with_the_shortcuts_off_the_list_and_the_buttons_do_what_the_keys_did():
         await page.settle();
         return {afterRow, current, afterNext: page.document.getElementById("info").textContent,
                 live: page.document.getElementById("info").getAttribute("aria-live"),
+                said: page.document.getElementById("status").textContent,
+                pressed: buttons.filter((b) => b.getAttribute("aria-pressed") != null)
+                  .map((b) => [b.getAttribute("data-view"), b.getAttribute("aria-pressed")]),
                 tabindex: rows.map((r) => r.getAttribute("tabindex")),
                 views: buttons.map((b) => b.getAttribute("data-view")).filter(Boolean)};
     """, page_state(4))
     assert got["afterRow"].startswith("event #2 ") and got["afterNext"].startswith("event #3 ")
     assert got["current"] == [None, None, "true", None]
     # The list is one tab stop, the row shown (roving tabindex).
-    assert got["live"] == "polite" and got["tabindex"] == ["-1", "-1", "-1", "0"]
+    assert got["live"] is None and got["tabindex"] == ["-1", "-1", "-1", "0"]
+    assert got["said"] == "showing #3 (4 of 4): wbc"
+    assert got["pressed"] == [["zoom", "false"], ["saliency", "false"]]
     assert got["views"] == ["context", "zoom", "saliency", "previous", "next"]
 
 
@@ -1526,7 +1547,7 @@ def test_confirming_a_cluster_beside_a_counted_one_says_it_may_count_twice():
     assert got["status"] == "saved #0: confirmed cluster; #1 beside it counts as cluster " \
         "too: one cluster " \
         "counted twice? (two only if the tiles show two)"
-    assert "#0 cluster, decided: confirmed, 9.2 um" in got["info"]  # the cursor on #1 now
+    assert "#0 cluster, decided: confirmed cluster, 9.2 um" in got["info"]  # the cursor on #1 now
     state["candidates"][1]["beside"][0]["counted"] = False
     state["candidates"][0]["beside"][0]["counted"] = False
     got = run_page("""

@@ -450,6 +450,38 @@ def test_a_decision_not_saved_stays_in_sight_in_a_narrow_window(served):
         browser.close()
 
 
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed "
+                    "(apt-get install chromium)")
+def test_the_focused_row_and_its_event_stay_in_sight_at_200_percent_zoom(served):
+    """A 1366 x 768 laptop at 200 %: j moved the focus down the list while the page scrolled
+    to the event, leaving the focused row above the window."""
+    pytest.importorskip("websocket")
+    _, server = served
+    browser = Browser(server_url(server))
+    try:
+        browser.send("Emulation.setDeviceMetricsOverride", width=683, height=384,
+                     deviceScaleFactor=1, mobile=False)
+        browser.wait_for("document.body.getAttribute('data-ready') === 'yes'")
+        browser.js("document.querySelector('#list .current').focus(); 1")
+        for _ in range(3):
+            browser.key("j")
+        where = json.loads(browser.js(
+            "JSON.stringify((function () { var row = document.activeElement;"
+            " var r = row.getBoundingClientRect(), list = document.getElementById('list')"
+            ".getBoundingClientRect();"
+            " return {current: row.classList.contains('current'), top: r.top,"
+            " bottom: r.bottom, listBottom: list.bottom,"
+            " event: document.getElementById('info').getBoundingClientRect().top,"
+            " scrolled: window.scrollY}; })())"))
+        assert where["current"], where
+        assert where["scrolled"] > 0, f"the page did not scroll: the test shows nothing {where}"
+        assert 0 <= where["top"] < where["bottom"] <= min(384, where["listBottom"]), where
+        assert where["event"] < 384, where  # the event right below the list
+        assert where["bottom"] - where["top"] >= 24, where  # a target a hand hits (2.5.8)
+    finally:
+        browser.close()
+
+
 def filter_that_hides(candidates):
     """A filter (select id, value) and a candidate it hides, where the cursor must go to the
     first shown candidate after it, at another position in the filtered list than the hidden
