@@ -5,6 +5,7 @@ console and on its page alike (:func:`summary_lines`), and the warnings its figu
 from __future__ import annotations
 
 from ctcnet.core.printable import named_counts
+from ctcnet.detect.pixel_size import pixel_size_text
 
 SAMPLES_SHOWN = 12  # samples (patients) listed on the console; report.json has them all
 
@@ -15,7 +16,6 @@ def summary_lines(report: dict, calibrated_on: str | None = None) -> list[str]:
     cnn = report["cnn"]
     markers = cnn.get("marker_calls")
     from ctcnet.evaluation.recalibration import counted_cells_text
-    from ctcnet.report.crop_set_page import pixel_size_text
 
     # The size the crops were read at decides what the model sees (and which model a folder
     # of composites gets): said beside the crops, as the report page says it.

@@ -102,10 +102,12 @@ def _spec_text(path, spec) -> str:
     weights = rule.get("log_weights") or {}
     training = spec.training or {}
     splits = ((training.get("data") or {}).get("splits") or {})
-    trained = ", ".join(([f"{training['epochs_completed']} epochs"]
+    # (a checkpoint keeps the best epoch's weights: its card's epoch count is the run's)
+    trained = ", ".join(([f"the weights after epoch {training['epochs_completed']}"]
                          if "epochs_completed" in training else []) +
                         [f"{split} {record['crops']:,} crops" for split, record in splits.items()
                          if isinstance(record, dict) and "crops" in record])
+    adapted = _adapted_text(training, spec.metrics or {})
     return (f"{path} (no card beside it: the spec the file carries)\n"
             f"  channels {ranges} at {spec.pixel_size_um:g} um/px, {spec.crop_size} px crops\n"
             f"  classes {', '.join(spec.class_names)}; counted "
@@ -117,7 +119,27 @@ def _spec_text(path, spec) -> str:
                "  no decision rule for cartridges (calls at the balanced training prior: "
                "predict says so, and --prior states one)")
             + (f"\n  trained: {trained}" if trained else "")
+            + "".join(f"\n  {line}" for line in adapted)
             + f"\n  ctcnet {spec.version}")
+
+
+def _adapted_text(training: dict, metrics: dict) -> list[str]:
+    """What was done to the trained network since, as the spec records it: a fine-tune on a
+    lab's crops, a recalibration on them (``evaluate --save-model``). Without these lines a
+    lab's recalibrated file read as the shipped model it came from."""
+    lines = []
+    tuned = training.get("finetune") or {}
+    if tuned:
+        data = tuned.get("data") or {}
+        crops = sum((data.get("per_class") or {}).values())
+        lines.append(f"fine-tuned on {crops:,} crops of {data.get('path', '?')} "
+                     f"({(tuned.get('options') or {}).get('steps', '?')} steps)")
+    calibration = metrics.get("calibration") or {}
+    if calibration.get("method") in ("lab", "pooled") and not tuned:
+        lines.append(f"recalibrated on {calibration.get('lab_crops', '?')} lab crops" +
+                     (" pooled with simulated crops" if calibration["method"] == "pooled"
+                      else ""))
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,6 +13,8 @@ import os
 import sys
 from contextlib import contextmanager
 
+from ctcnet.core.log_capture import CONSOLE_ONLY
+
 log = logging.getLogger(__name__)
 
 
@@ -72,7 +74,8 @@ class KeptGoingStream:
         except (OSError, ValueError, AttributeError):
             pass
         log.warning("the console's %s cannot be written (%s): its lines are dropped, the "
-                    "run goes on (its record: run.json and logs/)", self._name, self.lost)
+                    "run goes on (its record: run.json and logs/)", self._name, self.lost,
+                    extra={CONSOLE_ONLY: True})
 
     def __getattr__(self, name):
         return getattr(self._stream, name)

@@ -10,6 +10,9 @@ from collections.abc import Iterator
 
 # Kept for a record: enough to name what went wrong, not a log file.
 MAX_KEPT, MAX_CHARS = 30, 500
+# A record's attribute (logging's ``extra``) that keeps it out of the kept warnings: a warning
+# about the console itself (its pipe closed) was seen by nobody and says nothing of the work.
+CONSOLE_ONLY = "ctcnet_console_only"
 
 
 class _Keep(logging.Handler):
@@ -19,6 +22,8 @@ class _Keep(logging.Handler):
         self.said_from = said_from  # the level the logger said records from, before the block
 
     def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, CONSOLE_ONLY, False):
+            return
         try:
             text = record.getMessage()
         except Exception:  # a malformed call is logging's to report, not the work's to fail

@@ -233,3 +233,12 @@ def fitted_pixel_sizes(crops: Iterable[np.ndarray], cell_um: float = FIT_CELL_UM
     log.info("%s: each crop scaled to fit its cell to %.0f um (median %.3f um/px)", what,
              cell_um, median)
     return np.where(found, scales, median)
+
+
+def pixel_size_text(um: float | None, source: str | None) -> str:
+    """The crops' pixel size as read: fitted per crop, the folder's median stands for them."""
+    if not um:
+        return str(source)
+    if source and "fitted" in source:
+        return f"{source} (median {um:.3g} um/px)"
+    return f"{um:.3g} um/px ({source})"

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.core.file_modes import make_folder
+from ctcnet.detect.pixel_size import pixel_size_text
 from ctcnet.inference.summary import CropRunSummary
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.nn.spec import ModelSpec
@@ -211,15 +212,6 @@ def write_evaluation_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray,
                       _page(Path(str(report.get("data"))), Path(out_dir), overview, middle, info,
                             titles, "most confident first", spec, heading="evaluation"))
     return info
-
-
-def pixel_size_text(um: float | None, source: str | None) -> str:
-    """The crops' pixel size as read: fitted per crop, the folder's median stands for them."""
-    if not um:
-        return str(source)
-    if source and "fitted" in source:
-        return f"{source} (median {um:.3g} um/px)"
-    return f"{um:.3g} um/px ({source})"
 
 
 def file_link(path: Path, page_dir: Path) -> str:

@@ -307,6 +307,8 @@ class CTCDataModule(L.LightningDataModule):
     def _load_folder(self) -> dict[str, SplitData]:
         index = folder_index(self.data_dir, self.panel, self.taxonomy, self.pixel_size,
                              self.pixel_size_option, self._index)
+        # The size read (auto: estimated; fit: each crop's median), for the records.
+        self.folder_pixel_size_um = float((index.file_panel or index.panel).pixel_size_um)
         composite = (index.file_panel or index.panel).composite is not None
         if self.view == "export" and not composite:
             raise InputError("data.view=export trains on exports: this folder holds scan crops "
@@ -419,6 +421,8 @@ class CTCDataModule(L.LightningDataModule):
             source["data_dir"] = str(Path(self.data_dir).resolve())  # evaluate compares it
             if self.pixel_size is not None:  # how its crops were scaled
                 source["pixel_size"] = self.pixel_size
+                if getattr(self, "folder_pixel_size_um", None):  # read (auto, fit) at
+                    source["pixel_size_um"] = round(self.folder_pixel_size_um, 4)
             if self.learnt_from is not None:
                 # evaluate tells these crops wherever they are copied (crop_fingerprints)
                 source["learnt_from"] = self.learnt_from

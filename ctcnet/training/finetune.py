@@ -41,7 +41,7 @@ import numpy as np
 
 from ctcnet.core.log_capture import kept_warnings
 from ctcnet.core.paths import absolute
-from ctcnet.detect.crop_dataset import PLACEHOLDER_PIXEL_UM, read_crop_index
+from ctcnet.detect.crop_dataset import PLACEHOLDER_PIXEL_UM, pixel_size_source, read_crop_index
 from ctcnet.detect.crop_fingerprints import merged
 from ctcnet.detect.crop_writing import dataset_record
 from ctcnet.detect.pixel_size import PIXEL_SIZE_OPTION
@@ -374,6 +374,9 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
                  **({"manifest_sha256": file_sha256(Path(data_dir) / "manifest.csv")}
                     if (Path(data_dir) / "manifest.csv").is_file() else {}),
                  "samples": len(set(index.sample_ids)), **made_by,
+                 # the size the crops were read at: "auto" or "fit" as measured
+                 "pixel_size_um": round(data.folder_pixel_size_um, 4),
+                 "pixel_size_from": pixel_size_source(opts.pixel_size),
                  "held_out": {"crops": int(len(labels)),
                               "samples": sorted(set(map(str, held.sample_ids))),
                               "per_class": held.class_counts(spec.class_names),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ctcnet.detect.pixel_size import pixel_size_text
 from ctcnet.evaluation.calibration import MIN_CALIBRATION_CROPS
 from ctcnet.evaluation.recalibration import REFERENCE_SEED as SIM_TEST_SEED
 from ctcnet.evaluation.recalibration import counted_cells_text
@@ -71,6 +72,13 @@ def _held_out_line(data: dict) -> str:
     return line
 
 
+def _read_at(data: dict) -> str:
+    """The size the lab's crops were read at, where the record has it (``--pixel-size auto``
+    recorded as the size estimated, not the word)."""
+    size = data.get("pixel_size_um")
+    return f", read at {pixel_size_text(size, data.get('pixel_size_from'))}" if size else ""
+
+
 def write_card(path: Path, model_path: Path, record: dict, spec) -> None:
     """A short model card: base, data, settings and the figures that decide whether to use it."""
     held, sim, cal = record["held_out"], record["simulated_test"], record["calibration"]
@@ -80,7 +88,8 @@ def write_card(path: Path, model_path: Path, record: dict, spec) -> None:
         f"- Base model: `{record['base']['path']}` (sha256 {record['base']['sha256'][:12]}..., "
         f"ctcnet {record['base']['version']})",
         f"- Data: `{data['path']}`: {sum(data['per_class'].values())} crops from "
-        f"{data['samples']} sample(s), per class {data['per_class']}" + _labels_said(data),
+        f"{data['samples']} sample(s), per class {data['per_class']}" + _read_at(data) +
+        _labels_said(data),
         _held_out_line(data),
         f"- Trained: {record['options']['steps']} steps, "
         + (f"the last {record['options']['train_blocks']} block(s) free"

@@ -68,6 +68,26 @@ def test_a_model_file_shows_its_card_or_says_it_has_none(with_tiny3, tmp_path, c
     assert "CD66b" in out and "decision rule at cartridge prevalence: log weights" in out
 
 
+def test_a_card_less_file_says_its_recalibration_and_the_epoch_its_weights_are_of(with_tiny3):
+    """A lab's `evaluate --save-model` file showed only its base's training, as "6 epochs"
+    (the best epoch kept) beside the base card's 8: read as the shipped model it came from."""
+    from ctcnet.commands.models import _carried_spec, _spec_text
+
+    spec = _carried_spec(with_tiny3 / "tiny3.pt")
+    spec = spec.replace(training={**(spec.training or {}), "epochs_completed": 6},
+                        metrics={**(spec.metrics or {}),
+                                 "calibration": {"method": "pooled", "lab_crops": 40}})
+    text = _spec_text(with_tiny3 / "tiny3.pt", spec)
+    assert "trained: the weights after epoch 6" in text
+    assert "recalibrated on 40 lab crops pooled with simulated crops" in text
+    tuned = spec.replace(training={**spec.training, "finetune": {
+        "data": {"path": "/lab/crops", "per_class": {"ctc": 5, "wbc": 5}},
+        "options": {"steps": 120}}})
+    text = _spec_text(with_tiny3 / "tiny3.pt", tuned)
+    assert "fine-tuned on 10 crops of /lab/crops (120 steps)" in text
+    assert "recalibrated" not in text  # the fine-tune's own calibration, said with it
+
+
 def test_a_listing_piped_into_a_reader_that_stops_ends_without_a_traceback(monkeypatch):
     """`ctcnet models | head -1`: the reader goes, the command ends as a shell tool does
     (141, nothing on stderr); a broken pipe that is not stdout's still raises."""

@@ -23,3 +23,22 @@ def test_the_process_own_stdout_escapes_what_its_encoding_lacks():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True,
                           env={**os.environ, "PYTHONIOENCODING": "ascii"})
     assert (done.returncode, done.stdout) == (0, b"M\\xfcller\n")
+
+
+class _ClosedPipe(io.StringIO):
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_console_lost_is_said_but_kept_out_of_a_records_warnings(caplog):
+    """A fine-tune piped into `head` kept "the console's stderr cannot be written" in its model
+    card's "Said while it was made": nobody saw it, and it says nothing of the model."""
+    import logging
+
+    from ctcnet.core.log_capture import kept_warnings
+
+    with caplog.at_level(logging.WARNING, logger="ctcnet"), kept_warnings() as said:
+        logging.getLogger("ctcnet.test").warning("a class of few crops")
+        KeptGoingStream(_ClosedPipe(), "stderr").write("a line\n")
+    assert said == ["a class of few crops"]
+    assert "the console's stderr cannot be written" in caplog.text

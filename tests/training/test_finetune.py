@@ -1,6 +1,7 @@
 """Fine-tuning a model on a lab's crops: frozen blocks, held-out figures, calibration, card."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -209,6 +210,16 @@ def test_finetune_command_and_bad_input(lab, tmp_path, capsys):
     write_crop_dataset(tmp_path / "px", batch.images, batch.labels, fine, batch.sample_ids)
     record = finetune(tmp_path / "px", tmp_path / "x.pt", lab / "base.pt", TINY)
     assert record["data"]["held_out"]["crops"] > 0 and (tmp_path / "x.pt").exists()
+    assert (record["data"]["pixel_size_um"], record["data"]["pixel_size_from"]) == (
+        0.32, "panel.json")
+    # --pixel-size auto is recorded as the size it estimated, not as the word.
+    record = finetune(tmp_path / "px", tmp_path / "auto.pt", lab / "base.pt",
+                      replace(TINY, pixel_size="auto"))
+    assert record["data"]["pixel_size_from"] == "estimated from the nuclei"
+    assert 0.2 < record["data"]["pixel_size_um"] < 0.5, record["data"]
+    card = (tmp_path / "auto.md").read_text()
+    assert f"read at {record['data']['pixel_size_um']:.3g} um/px (estimated from the " \
+        "nuclei)" in card
     four = load_panel({"channels": ["DAPI", "CK", "CD45", "CD61"]})
     write_crop_dataset(tmp_path / "four", np.zeros((8, 4, SIZE, SIZE), np.uint16),
                        ["ctc", "wbc"] * 4, four)
