@@ -4,7 +4,6 @@ crops; on simulated cartridges with ground truth, called versus true counts."""
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import re
 import sys
@@ -120,7 +119,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder: report.json, "
                         "predictions.csv, index.html and PNGs for crops; counts.json, "
                         "counts.png and each cartridge's run for cartridges")
-    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object "
+                        "(report.json's or counts.json's; of crops, with the network's "
+                        "macro_f1, accuracy, per_class and ece, cnn's, at its top too)")
     parser.add_argument("--split", metavar="NAME[,NAME]", type=_split_names,
                         help="score only the crops of these manifest.csv splits (e.g. test); "
                              "default: every crop but the split=train ones the baselines fit "
@@ -245,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
     if warnings:
         keep_warnings(report, warnings, args.out)
     if args.json:
-        print(json.dumps({"macro_f1": report["cnn"]["macro_f1"],
+        print(strict_json({"macro_f1": report["cnn"]["macro_f1"],
                           "accuracy": report["cnn"]["accuracy"],
                           "per_class": report["cnn"]["per_class"],
                           "ece": report["cnn"]["ece"], **report}))

@@ -355,6 +355,9 @@ class ReviewHandler(BaseHTTPRequestHandler):
                 self.app.look_again()
             if unquote(parts[2]) not in self.app.folders:
                 raise LookupError(parts[2])
+            # A reading the page would be refused its data for: refused here, with a 400 a
+            # script or monitor reads (not a page that opens to an error).
+            parse_reading(query_value(url.query, "reading"))
             return self._send(200, PAGE.read_bytes(), "text/html; charset=utf-8")
         if parts[1] == "api" and len(parts) == 4 and parts[3] == "state":
             sample = self.app.sample(unquote(parts[2]))

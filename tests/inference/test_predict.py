@@ -188,6 +188,23 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+# The first frame at its pace, every later one held until the run is stopped (at most a
+# minute): a loaded machine no longer finishes the run before the test's signal reaches it.
+_HELD_RUN = """
+import sys, time
+import ctcnet.inference.frame_workers as P
+original, seen = P.prepare_frame, []
+def held(*args, **kwargs):
+    seen.append(1)
+    if len(seen) > 1:
+        time.sleep(60)
+    return original(*args, **kwargs)
+P.prepare_frame = held
+from ctcnet.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_resume_after_kill(setup, tmp_path):
     out = tmp_path / "killed"
     cmd = [sys.executable, "-c", _SLOW_RUN, "predict", str(setup["cart"]), "--model",
@@ -226,7 +243,7 @@ def test_a_scheduler_stop_is_an_interrupt_said_and_resumed(setup, tmp_path):
     closed on the frames done, one line saying the same command resumes, exit 143; the rerun
     takes the frames done from the journal."""
     out = tmp_path / "stopped"
-    cmd = [sys.executable, "-c", _SLOW_RUN, "predict", str(setup["cart"]), "--model",
+    cmd = [sys.executable, "-c", _HELD_RUN, "predict", str(setup["cart"]), "--model",
            str(setup["model"]), "--out", str(out), "--device", "cpu", "--quiet",
            "--workers", "0", "--batch-size", "32"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -1108,6 +1108,15 @@ def test_malformed_decisions_get_400_and_a_json_error(served, body, complaint):
     assert request(server, "GET", "/api/P001/state")[0] == 200  # the server still answers
 
 
+def test_a_page_of_a_reading_that_is_neither_is_a_400(served):
+    """?reading=third answered 200 with a page whose data request was then refused: a script
+    or monitor that checks the page's status was told all is well."""
+    _, server = served
+    assert request(server, "GET", "/review/P001?reading=second")[0] == 200
+    status, data = request(server, "GET", "/review/P001?reading=third")
+    assert status == 400 and "reading must be 'first' or 'second'" in data.decode()
+
+
 def test_a_decision_can_be_taken_back(served):
     out, server = served
     cands = json.loads(request(server, "GET", "/api/P001/state")[1])["candidates"]
