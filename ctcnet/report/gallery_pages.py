@@ -410,6 +410,9 @@ def draw_page(path: Path, crops: np.ndarray, labels: list[str], header: list[str
     record = {"path": f"gallery/{path.name}", "width": image.width, "height": image.height}
     if ids is not None:
         record["event_ids"] = [int(e) for e in ids]
+        # The captions drawn into the image, as text: the report says them to a screen
+        # reader (and to a search) that cannot read them off the pixels.
+        record["captions"] = [str(label) for label in labels]
     return record
 
 

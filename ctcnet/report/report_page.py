@@ -44,10 +44,11 @@ def page_images(pages: list[dict], name: str) -> str:
     """Gallery pages (``path``, ``width``) as images, shown at twice their pixel size (crops
     are small), never wider than the window; each links to itself, to see it whole. Its
     text (a screen reader's) names the events it shows, top to bottom, where the page's
-    record has them."""
+    record has them, and the captions drawn into it follow as a list, folded."""
     return "".join(f'<p><a href="{html.escape(p["path"])}"><img src="'
                    f'{html.escape(p["path"])}" style="width: min(100%, {2 * p["width"]}px)" '
                    f'alt="{html.escape(_page_text(p, name, i))}"></a></p>'
+                   + _captions_list(p, name, i)
                    for i, p in enumerate(pages, 1))
 
 
@@ -56,9 +57,21 @@ def _page_text(page: dict, name: str, number: int) -> str:
     ids = page.get("event_ids") or []
     if not ids:
         return f"{name} page {number}"
+    where = ("their captions in words below the image" if page.get("captions") else
+             "each one's call, reasons and markers: events.csv, or the review page's list")
     return (f"{name} page {number}: events " + ", ".join(f"#{i}" for i in ids) +
-            ", top to bottom (each one's call, reasons and markers: events.csv, or the "
-            "review page's list)")
+            f", top to bottom ({where})")
+
+
+def _captions_list(page: dict, name: str, number: int) -> str:
+    """The captions drawn into a gallery page, as text (a page recorded before they were
+    kept has none)."""
+    captions = page.get("captions") or []
+    if not captions:
+        return ""
+    items = "".join(f"<li>{html.escape(c)}</li>" for c in captions)
+    return (f"<details><summary>{html.escape(name)} page {number}: its captions in words"
+            f"</summary><ol>{items}</ol></details>")
 
 
 # Says on the page whether every image loaded (and tells a headless browser in data-*).

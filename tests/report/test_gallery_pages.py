@@ -111,6 +111,11 @@ def test_gallery_pages_drawn_two_at_a_time_are_those_drawn_one_by_one(tmp_path, 
         drawn[threads] = (summary.gallery, pages)
     assert drawn[1] == drawn[2]
     assert max(len(g["pages"]) for g in drawn[2][0].values()) >= 3
+    # Each page's captions kept as text, one per tile, starting with its event.
+    for group in drawn[2][0].values():
+        for page in group["pages"]:
+            assert [c.split()[0] for c in page["captions"]] == [f"#{e}" for e in
+                                                                page["event_ids"]]
     # With its report drawn, the summary names the folder it was written into too (a copy
     # under another name is refused by it).
     assert json.loads((tmp_path / "threads2" / "summary.json").read_text())[

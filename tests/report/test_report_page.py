@@ -143,6 +143,13 @@ def test_a_gallery_page_names_its_events_in_words():
     page = page_images([{"path": "gallery/ctc_001.png", "width": 500,
                          "event_ids": [12, 40]}], "ctc")
     assert 'alt="ctc page 1: events #12, #40, top to bottom' in page
+    # The captions drawn into the tiles, where the record keeps them, in words below.
+    page = page_images([{"path": "gallery/ctc_001.png", "width": 500, "event_ids": [12, 40],
+                         "captions": ["#12 r00c00 ctc p=0.97 | CK<sup>", "#40 r00c01 ctc"]}],
+                       "ctc")
+    assert "their captions in words below the image" in page
+    assert "<ol><li>#12 r00c00 ctc p=0.97 | CK&lt;sup&gt;</li><li>#40 r00c01 ctc</li></ol>" \
+        in page
     assert 'alt="ctc page 1"' in page_images([{"path": "g.png", "width": 5}], "ctc")
 
 
