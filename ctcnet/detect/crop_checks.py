@@ -38,6 +38,7 @@ import numpy as np
 
 from ctcnet.core.paths import shown_in
 from ctcnet.detect.clipped_background import restore_clipped_background, subtracted_note
+from ctcnet.detect.manifest_file import name_in_folder
 from ctcnet.detect.marker_labels import MarkerLabelVotes
 from ctcnet.detect.metadata_signs import CropFolderSigns
 from ctcnet.detect.plane_order import PlaneVotes
@@ -342,12 +343,11 @@ def warn_of_folder_labels(index: CropIndex) -> None:
     classes = set(index.labels)
     other = []
     for path, label in zip(index.paths, index.labels):
-        try:
-            folder = path.relative_to(index.root).parts[0]
-        except ValueError:  # (a manifest's path outside the folder is refused elsewhere)
+        name = name_in_folder(path, index.root)
+        if name.is_absolute():  # (a manifest's path outside the folder is refused elsewhere)
             continue
-        if folder != label and folder in classes:
-            other.append(f"{path.relative_to(index.root)} ({label})")
+        if name.parts[0] != label and name.parts[0] in classes:
+            other.append(f"{name} ({label})")
     if other:
         log.warning("%s: %d crops are labelled otherwise than the class folder they sit in, "
                     "one of the two a slip (the manifest's label is read): %s%s", index.root,
@@ -362,7 +362,7 @@ def warn_of_copies(groups: list[list[int]], index: CropIndex) -> None:
         return
     relabelled = [g for g in groups if len({index.labels[i] for i in g}) > 1]
     shown = (relabelled or groups)[:3]
-    named = "; ".join(" = ".join(f"{index.paths[i].relative_to(index.root)} ({index.labels[i]})"
+    named = "; ".join(" = ".join(f"{name_in_folder(index.paths[i], index.root)} ({index.labels[i]})"
                                  for i in g) for g in shown)
     log.warning("%s: %d crops are pixel-identical copies of another, %d of them under another "
                 "class (one label is wrong): %s%s", index.root,

@@ -44,6 +44,7 @@ from ctcnet.detect.crop_writing import (  # noqa: F401 (the layout's writers, re
 from ctcnet.detect.cropping import report_fit, to_model_scale
 from ctcnet.detect.folder_kinds import is_predict_output, nested_scan, not_a_crop_folder
 from ctcnet.detect.manifest_file import (
+    name_in_folder,
     read_manifest,
     refuse_files_not_there,
     sample_id_from_name,
@@ -142,11 +143,7 @@ class CropIndex:
         predictions."""
         import pandas as pd  # a table only where one is written
 
-        # Both absolute: a root named relative (predict's argument) holds absolute paths too.
-        root = Path(self.root).absolute()
-        return pd.DataFrame({"path": [str(p.absolute().relative_to(root))
-                                      if p.absolute().is_relative_to(root) else str(p)
-                                      for p in self.paths],
+        return pd.DataFrame({"path": [str(name_in_folder(p, self.root)) for p in self.paths],
                              "label": self.labels, "sample_id": self.sample_ids})
 
     def class_counts(self) -> dict[str, int]:

@@ -240,6 +240,24 @@ def test_manifest_rows_that_would_miscount_are_refused(crops, edit, match):
         read_crop_index(crops)
 
 
+def test_a_copy_in_a_manifest_folder_named_relative_is_warned_of_not_a_traceback(
+        crops, caplog, monkeypatch):
+    """A manifest's paths are resolved and a folder typed relative is not: naming a copied
+    crop raised "is not in the subpath" (train, evaluate, finetune ended in a traceback)."""
+    ctc = sorted(crops.glob("ctc/*.tif"))[0]
+    shutil.copy(ctc, crops / "wbc" / "copied.tif")
+    (crops / "manifest.csv").write_text("\n".join(_manifest_lines(crops) +
+                                                  ["wbc/copied.tif,ctc,p9"]) + "\n")
+    monkeypatch.chdir(crops.parent)
+    with caplog.at_level("WARNING"):
+        index = read_crop_index(Path(crops.name))
+        load_crops(index)
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert "pixel-identical copies" in warned and f"ctc/{ctc.name} (ctc)" in warned, warned
+    assert "wbc/copied.tif (ctc)" in warned  # and its manifest label apart from its folder
+    assert index.table()["path"].tolist()[-1] == "wbc/copied.tif"
+
+
 def test_excel_bom_windows_separators_and_macos_resource_forks_are_accepted(crops):
     lines = [line.replace("/", "\\") for line in _manifest_lines(crops)]  # ctc\x.tif
     (crops / "manifest.csv").write_bytes(("\ufeff" + "\n".join(lines) + "\n").encode("utf-8"))
