@@ -478,7 +478,12 @@ def load_labelled_crops(source: str | Path | LabelledCrops, spec: ModelSpec,
             n = int(text.split(":", 1)[1]) if ":" in text else count
         except ValueError:
             raise InputError(f"calibration {text!r}: use 'simulate' or 'simulate:N'") from None
-        return simulated_crops(spec, n, seed + CALIBRATION_SEED_OFFSET)
+        try:
+            return simulated_crops(spec, n, seed + CALIBRATION_SEED_OFFSET)
+        except InputError as err:  # a class of the lab's own: the model's taxonomy is fixed
+            raise InputError(f"{err}; a trained model's taxonomy is its own: give the "
+                             "export labelled crops in its place (--int8 CROP_FOLDER, as "
+                             "evaluate reads them)") from None
 
     index = read_crop_index(source, taxonomy=spec.taxonomy).conform(
         spec.panel, what=f"calibration dataset {source}")

@@ -8,18 +8,13 @@ from __future__ import annotations
 
 import difflib
 import logging
-import re
 from pathlib import Path
 
 from ctcnet.errors import InputError
+from ctcnet.io.taxonomy import as_class_name, class_words
 
 log = logging.getLogger("ctcnet.detect.crop_dataset")  # said as the folder's other notes are
 _SAID: set = set()
-
-
-def class_words(label: str) -> list[str]:
-    """A label's words, lower case: folders and spreadsheets part them by -, _, . or spaces."""
-    return [w for w in re.split(r"[-_.\s]+", label.strip().lower()) if w]
 
 
 def as_class_names(labels: list[str], names: list[str], root: Path) -> list[str]:
@@ -28,9 +23,8 @@ def as_class_names(labels: list[str], names: list[str], root: Path) -> list[str]
     are."""
     read_as = {}
     for label in set(labels) - set(names):
-        name = "_".join(class_words(label))
-        if name in names:
-            read_as[label] = name
+        if as_class_name(label, names) in names:
+            read_as[label] = as_class_name(label, names)
     said = (str(root), tuple(sorted(read_as.items())))
     if read_as and said not in _SAID:  # once a folder (a run reads it more than once)
         _SAID.add(said)

@@ -76,7 +76,7 @@ from ctcnet.detect.pixel_size import (
     own_nucleus_diameter_of,
     smoothed_over_ring,
 )
-from ctcnet.detect.plane_order import nucleus_plane_of
+from ctcnet.detect.plane_order import nucleus_plane_of, samples_in_another_order
 from ctcnet.detect.plane_register import (
     REGISTER_UM,
     median_offsets,
@@ -383,6 +383,7 @@ class CropFolderSigns:
                          .tolist()) if total else set()
         self.sample_ids = sample_ids
         self.nuclei: dict[str, list[float]] = {}  # per sample, the nuclei measured (um)
+        self.nucleus_planes: dict[str, np.ndarray] = {}  # per sample, its crops' nuclei
         self.fields: list[float] = []  # the crops' narrower side, in um
 
     def add(self, i: int, crop: np.ndarray, pixel_size_um: float) -> None:
@@ -392,14 +393,22 @@ class CropFolderSigns:
             signs = frame_signs(crop[None], self.panel, pixel_size_um, 1)
             self.signs.append(signs)
             if signs is not None and self.sample_ids is not None:
-                self.nuclei.setdefault(self.sample_ids[i], []).extend(signs["nucleus_um"])
+                sample = self.sample_ids[i]
+                self.nuclei.setdefault(sample, []).extend(signs["nucleus_um"])
+                self.nucleus_planes[sample] = self.nucleus_planes.get(sample, 0) + \
+                    np.asarray(signs["nucleus"], int)
 
     def problems(self) -> list[str]:
         """:func:`metadata_problems` of the crops read, and the samples whose nuclei read at
         another scale than the folder's (:func:`samples_off_scale`)."""
-        found = metadata_problems(self.signs, self.panel, self.pixel_size_um, "crops",
-                                  whole_sample=False)[0]
+        found, record = metadata_problems(self.signs, self.panel, self.pixel_size_um, "crops",
+                                          whole_sample=False)
         apart = samples_off_scale(self.nuclei)
+        dna, names = _role(self.panel.roles(), "nucleus"), self.panel.names
+        if dna is not None and _nucleus_elsewhere(np.array(
+                [record["nucleus_by_plane"][n] for n in names]), self.panel, "crops") is None:
+            found += [line for line in [samples_in_another_order(
+                self.nucleus_planes, names, dna)] if line]
         # Crops narrower than a nucleus at the stated pixel size hold no whole one to measure:
         # a pixel size ten times too small read every crop as debris, unsaid.
         field = float(np.median(self.fields)) if self.fields else None

@@ -179,3 +179,36 @@ class PlaneVotes:
                 'order? panel.json\'s "channels" names the R, G, B planes in order; likely '
                 f"[{order}] (the nucleus's plane is told by the images; CK and CD45 are not "
                 "told apart here)")
+
+
+# A sample (a patient's crops, exported apart) whose nucleus lies in another plane: judged on
+# this many of its crops that show one, another plane holding it on at least SAMPLE_SHARE of
+# them and WINNER_RATIO times the DNA plane's. Stricter than a folder's judgement (fewer
+# votes); said only where the folder as a whole reads in order.
+SAMPLE_VOTES, SAMPLE_SHARE = 8, 0.5
+
+
+def samples_in_another_order(votes: dict[str, np.ndarray], names: list[str],
+                             dna: int) -> str | None:
+    """The samples whose crops show the nucleus in another plane than the DNA channel's
+    (``votes``: per sample, the crops whose nucleus lies in each plane), in words: one
+    patient's crops exported in another channel order under the folder's panel.json."""
+    off = {}
+    for sample, counts in votes.items():
+        counts = np.asarray(counts, int)
+        plane = int(np.argmax(counts))
+        if counts.sum() >= SAMPLE_VOTES and plane != dna and \
+                counts[plane] >= SAMPLE_SHARE * counts.sum() and \
+                counts[plane] >= WINNER_RATIO * counts[dna]:
+            off[sample] = (names[plane], int(counts[plane]), int(counts.sum()), int(counts[dna]))
+    if not off or len(off) == len(votes):
+        return None
+    named = "; ".join(f"{s}: in {plane} on {n} of {total}, in {names[dna]} on {own}"
+                      for s, (plane, n, total, own) in sorted(off.items())[:3])
+    return (f"the nucleus of {len(off)} of {len(votes)} samples lies in another plane than "
+            f"{names[dna]}'s, on their crops that show one ({named}"
+            f"{' ...' if len(off) > 3 else ''}), where the other samples show it in "
+            f"{names[dna]}'s: their crops exported in another channel order? panel.json "
+            "states one order for the folder: give those crops a folder of their own with "
+            "theirs, or export them again in this order; a model fitted from them learns the "
+            "planes so")

@@ -282,3 +282,15 @@ def default_taxonomy() -> Taxonomy:
     """The taxonomy shipped with ctcnet (``ctcnet/data/default_taxonomy.json``)."""
     text = resources.files("ctcnet.data").joinpath("default_taxonomy.json").read_text()
     return Taxonomy.from_dict(json.loads(text))
+
+
+def class_words(label: str) -> list[str]:
+    """A label's words, lower case: folders and spreadsheets part them by -, _, . or spaces."""
+    return [w for w in re.split(r"[-_.\s]+", label.strip().lower()) if w]
+
+
+def as_class_name(label: str, names) -> str:
+    """``label`` as the class of ``names`` it names but for its case and separators
+    (``EMT-CTC`` -> ``emt_ctc``); itself where it names none."""
+    name = "_".join(class_words(label))
+    return name if label not in names and name in names else label

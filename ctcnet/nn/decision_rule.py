@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ctcnet.errors import InputError
+from ctcnet.io.taxonomy import as_class_name
 
 DECISION_RULES = ("prior_shift",)
 # Named priors (``ctcnet.nn.calls.prior_rule``); anything else given as a prior is stated
@@ -345,7 +346,7 @@ def stated_prior(text: str, class_names: Sequence[str]) -> dict[str, float]:
     stated: dict[str, float] = {}
     for item in str(text).split(","):
         name, sep, value = item.partition("=")
-        name = name.strip()
+        name = as_class_name(name.strip(), class_names)  # EMT-CTC as a class folder reads
         if not sep or not name:
             raise InputError(f"prior (--prior) {text!r}: give {CARTRIDGE_PRIOR}, "
                              f"{BALANCED_PRIOR} or class frequencies as class=p pairs, e.g. "

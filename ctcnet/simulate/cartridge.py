@@ -71,7 +71,8 @@ def event_mixture(rare_rates: dict | None, panel, taxonomy, cfg: SimConfig):
     rates = {**DEFAULT_RARE_RATES, **(rare_rates or {})}
     for name, value in rates.items():
         if name not in COMMON_RATES and name not in DEFAULT_RARE_RATES:
-            raise InputError(f"rare_rates: unknown class {name!r}; use ctc, wbc, cluster, debris "
+            raise InputError(f"the rates (--rates): unknown class {name!r}; use ctc, wbc, "
+                             "cluster, debris "
                              "(the simulator's parent classes: a class of the taxonomy drawn "
                              "from some of their subtypes, by its 'includes', takes its share of "
                              "its parent's rate)")

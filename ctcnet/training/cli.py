@@ -308,7 +308,10 @@ def check_resume(ckpt_path: str | None, trainer, shape: dict | None = None,
         candidates = [p for p in folder.glob("last*.ckpt") if p.is_file()]
         path = max(candidates, key=_trained_steps) if candidates else folder / "last.ckpt"
     if not path.is_file():
-        raise InputError("checkpoint to resume from not found", path)
+        raise InputError("checkpoint to resume from not found" + (
+            ": none was saved (a run stopped before its first epoch ended saves none); run "
+            "the same command without --ckpt_path, which starts the run afresh"
+            if ckpt_path == "last" else ""), path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error

@@ -201,6 +201,18 @@ def test_verification_fails_above_tolerance(exported):
         verify_against_torch(model, path, synthetic_crops(spec, 7), "fp32")
 
 
+def test_simulated_calibration_for_a_labs_own_class_points_to_a_crop_folder(exported):
+    """A model of a class of the lab's own was told to edit its taxonomy (which a trained
+    model cannot take), not to give --int8 its labelled crops."""
+    from ctcnet.io.taxonomy import load_taxonomy
+
+    _, _, spec, _ = exported
+    own = spec.replace(taxonomy=load_taxonomy({"classes": ["ctc", "wbc", "cluster", "debris",
+                                                           "emt_ctc"]}))
+    with pytest.raises(InputError, match=r"emt_ctc.*--int8 CROP_FOLDER"):
+        load_labelled_crops("simulate:8", own)
+
+
 def test_calibration_from_crop_folder(exported, tmp_path):
     _, _, spec, _ = exported
     crops = synthetic_crops(spec, 12, seed=2)

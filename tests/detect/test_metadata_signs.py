@@ -395,6 +395,31 @@ def test_a_scanners_samples_at_another_scale_among_a_folders_are_named():
     assert samples_off_scale({"s0": [8.0] * 20, "s9": [25.0] * 3}) is None  # too few
 
 
+def test_one_sample_exported_in_another_channel_order_is_named(leukocytes, tmp_path, caplog):
+    """One patient's crops of a lab's folder written in another order (CD45, DAPI, CK ... for
+    DAPI, CK, CD45 ...): a fifth of the folder, too few for the folder's judgement; only a
+    CK/CD45 label warning said something was wrong, and named the wrong planes."""
+    import tifffile
+
+    from ctcnet.detect.crop_dataset import load_crops, read_crop_index
+
+    panel = load_panel(None).with_pixel_size(PX)
+    (tmp_path / "wbc").mkdir()
+    (tmp_path / "panel.json").write_text(json.dumps(panel.to_dict()))
+    for i, crop in enumerate(leukocytes):
+        sample = f"P{i % 5}"
+        if sample == "P4":
+            crop = crop[[2, 0, 1, 3, 4]]  # DAPI in the second plane, CD45 in the first
+        tifffile.imwrite(tmp_path / "wbc" / f"{sample}__{i:03d}.tif", crop.astype(np.uint16),
+                         metadata=None)
+    with caplog.at_level("WARNING", logger="ctcnet.detect.crop_dataset"):
+        load_crops(read_crop_index(tmp_path), SIDE)
+    said = [r.getMessage() for r in caplog.records if "another plane than" in r.getMessage()]
+    assert len(said) == 1 and "the nucleus of 1 of 5 samples" in said[0], said
+    assert "(P4: in CK on " in said[0]
+    assert not any("are DAPI and" in r.getMessage() for r in caplog.records)
+
+
 def test_a_frame_is_read_at_whole_cells_spread_over_it_not_at_its_first_event(leukocytes):
     """Detection lists a frame's events from its top, so its first is as a rule a cell the
     top border cuts: a cartridge of 175 frames reads one event a frame, in the middle of the

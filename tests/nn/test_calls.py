@@ -106,6 +106,9 @@ def test_stated_priors_are_checked_and_filled_in():
         {"ctc": 0.1, "wbc": 0.3, "cluster": 0.3, "debris": 0.3})
     assert stated_prior("ctc=0.1,wbc=0.1,cluster=0.1,debris=0.1", NAMES) == pytest.approx(
         dict.fromkeys(NAMES, 0.25))
+    # A class named as a lab's folders name it (EMT-CTC, Cluster) reads as the class.
+    assert stated_prior("CTC=0.1,Cluster=0.3", NAMES) == stated_prior("ctc=0.1,cluster=0.3",
+                                                                       NAMES)
     for bad in ("ctc", "tumour=0.1", "ctc=x", "ctc=0", "ctc=-1", "ctc=0.6,wbc=0.6",
                 "ctc=0.5,wbc=0.5", "ctc=nan"):
         with pytest.raises(InputError, match="--prior"):

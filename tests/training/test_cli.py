@@ -23,6 +23,11 @@ def test_resume_with_max_epochs_already_reached_is_refused(tmp_path):
                                          checkpoint_callback=trainer.checkpoint_callback))
     with pytest.raises(InputError, match="not found"):
         check_resume(str(tmp_path / "missing.ckpt"), trainer)
+    # `last` of a run stopped before its first epoch ended: none saved, and what to do.
+    (tmp_path / "none").mkdir()
+    with pytest.raises(InputError, match="none was saved .* without --ckpt_path"):
+        check_resume("last", SimpleNamespace(max_epochs=4, checkpoint_callback=SimpleNamespace(
+            dirpath=str(tmp_path / "none"))))
 
 
 @pytest.mark.parametrize("schedule", ["onecycle", "cosine"])
