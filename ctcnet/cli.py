@@ -30,7 +30,7 @@ from ctcnet.core.console_streams import console_kept_going, escape_unwritable_ch
 from ctcnet.core.install_hint import install_command
 from ctcnet.core.printable import PrintableFormatter, printable
 from ctcnet.core.run_log import note_exit
-from ctcnet.errors import MACHINE_ERRNOS, CtcnetError, Terminated
+from ctcnet.errors import MACHINE_ERRNOS, CtcnetError, Terminated, is_machine_state
 from ctcnet.io.atomic import check_output_path
 
 # The subcommands, in the order --help lists them; each module's HELP is its one line.
@@ -59,7 +59,13 @@ _DISK_ERRORS = {errno.ENOSPC: "free space and rerun to resume",
                 errno.EACCES: "make the folder writable (or write to another --out) and rerun "
                               "to resume",
                 errno.EPERM: "make the folder writable (or write to another --out) and rerun "
-                             "to resume"}
+                             "to resume",
+                errno.EMFILE: "raise the open-files limit (ulimit -n) or give fewer --workers, "
+                              "and rerun to resume",
+                errno.ENFILE: "end other jobs (the system's open files are all taken) and "
+                              "rerun to resume",
+                errno.ENOMEM: "free memory (fewer --workers, other jobs ended) and rerun to "
+                              "resume"}
 _LOG_HANDLER_NAME = "ctcnet-cli"
 
 
@@ -364,12 +370,16 @@ def _run_command(args: argparse.Namespace, lines, previous) -> int:
                    f"{resume}")
         # 128 + the signal, as a shell reports a process it killed (143 for SIGTERM)
         return 128 + getattr(signal, str(err), signal.SIGTERM) if stopped else 130
-    except MemoryError as err:
+    except (MemoryError, RuntimeError) as err:
         # The machine's state (other work beside this run), not the data: outputs are atomic,
-        # so a rerun with memory free resumes where this one stopped.
-        _say_error(f"ctcnet {args._name}: error: out of memory ({err or 'no detail'}); nothing "
-                   "was left half written: free memory (fewer --workers, other jobs ended) and "
-                   "rerun to resume")
+        # so a rerun with memory free resumes where this one stopped. (A RuntimeError only
+        # where no thread could be started: a memory or task limit.)
+        if not is_machine_state(err):
+            raise
+        what = f"out of memory ({err or 'no detail'})" if isinstance(err, MemoryError) else \
+            f"{err} (a limit on memory or threads, ulimit -v or -u)"
+        _say_error(f"ctcnet {args._name}: error: {what}; nothing was left half written: free "
+                   "memory (fewer --workers, other jobs ended) and rerun to resume")
         return MACHINE_STATUS
     except BrokenPipeError:
         # The reader of the output went away (`ctcnet models | head`): an ending, as for any
@@ -384,36 +394,43 @@ def _run_command(args: argparse.Namespace, lines, previous) -> int:
         # resumes.
         if err.errno not in MACHINE_ERRNOS:
             raise
-        # No file named (a library's temporary file): where it can be, the temporary folder
-        # beside the output (an export's graph is traced under TMPDIR).
-        import tempfile
-
-        where = f" ({err.filename})" if err.filename else (
-            f" (in the temporary folder {tempfile.gettempdir()}, TMPDIR, or the output's)"
-            if err.errno in (errno.ENOSPC, errno.EDQUOT) else "")
-        blocker = _unreadable_input(err, getattr(args, "out", None))
-        if blocker is not None:
-            # A file the run reads (a model, a reference) this user may not read: an input
-            # to correct (exit 2), not a folder to make writable.
-            from ctcnet.core.file_modes import account_name, owned_by_another, owner_and_mode
-
-            # Another account's (a service account's results read by a reviewer): the
-            # shared setup is the cure, not a chmod of each file.
-            shared = ("; a results folder several accounts read is shared through a group "
-                      "(docs/review.md, \"A results folder several accounts write\")"
-                      if owned_by_another(blocker) else "")
-            _say_error(f"ctcnet {args._name}: error: {err.strerror or err}{where}: this user "
-                       f"({account_name()}) may not read it ({blocker} is "
-                       f"{owner_and_mode(blocker)}); give it read access (or use a copy this "
-                       f"user can read){shared}")
-            return 2
-        _say_error(f"ctcnet {args._name}: error: {err.strerror or err}{where}; nothing was left "
-                   f"half written, {_DISK_ERRORS[err.errno]}")
-        return MACHINE_STATUS
+        return _machine_state_status(err, args)
     finally:
         for sig, handler in previous.items():
             if handler is not None:
                 signal.signal(sig, handler)
+
+
+def _machine_state_status(err: OSError, args: argparse.Namespace) -> int:
+    """Say a machine-state ``err`` (:data:`~ctcnet.errors.MACHINE_ERRNOS`) in one line and
+    return the exit status: 4, or 2 where it is a file the run reads that this user may not
+    read."""
+    # No file named (a library's temporary file): where it can be, the temporary folder
+    # beside the output (an export's graph is traced under TMPDIR).
+    import tempfile
+
+    where = f" ({err.filename})" if err.filename else (
+        f" (in the temporary folder {tempfile.gettempdir()}, TMPDIR, or the output's)"
+        if err.errno in (errno.ENOSPC, errno.EDQUOT) else "")
+    blocker = _unreadable_input(err, getattr(args, "out", None))
+    if blocker is not None:
+        # A file the run reads (a model, a reference) this user may not read: an input
+        # to correct (exit 2), not a folder to make writable.
+        from ctcnet.core.file_modes import account_name, owned_by_another, owner_and_mode
+
+        # Another account's (a service account's results read by a reviewer): the
+        # shared setup is the cure, not a chmod of each file.
+        shared = ("; a results folder several accounts read is shared through a group "
+                  "(docs/review.md, \"A results folder several accounts write\")"
+                  if owned_by_another(blocker) else "")
+        _say_error(f"ctcnet {args._name}: error: {err.strerror or err}{where}: this user "
+                   f"({account_name()}) may not read it ({blocker} is "
+                   f"{owner_and_mode(blocker)}); give it read access (or use a copy this "
+                   f"user can read){shared}")
+        return 2
+    _say_error(f"ctcnet {args._name}: error: {err.strerror or err}{where}; nothing was left "
+               f"half written, {_DISK_ERRORS[err.errno]}")
+    return MACHINE_STATUS
 
 
 def _unreadable_input(err: OSError, out) -> Path | None:

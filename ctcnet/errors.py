@@ -104,10 +104,27 @@ def not_found(path: Path, missing: str) -> InputError:
 
 
 # The machine's state, not the data or a bug: a full disk or quota, a file-size limit (ulimit
-# -f), a read-only file system, a folder the user may not write. The command line exits 4 on
-# them (ctcnet.cli) and checks say them so, never as a result that differs.
+# -f), a read-only file system, a folder the user may not write, the open-files limit (ulimit
+# -n), memory. The command line exits 4 on them (ctcnet.cli) and checks say them so, never as
+# a result that differs.
 MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS,
-                            errno.EACCES, errno.EPERM})
+                            errno.EACCES, errno.EPERM, errno.EMFILE, errno.ENFILE,
+                            errno.ENOMEM})
+# Of those, the ones a read meets that say nothing of the file read: a frame read then is not
+# a bad frame (skipped, its sample partial), but a run to stop and resume.
+RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
+
+
+def is_machine_state(err: BaseException) -> bool:
+    """Whether ``err`` is the machine's state (a full disk, memory, a limit), not the data's
+    or a bug's: what stops a run to be resumed, rather than one input's failure recorded and
+    passed over (a full disk fails every input after it alike)."""
+    if isinstance(err, MemoryError):
+        return True
+    if isinstance(err, OSError):
+        return err.errno in MACHINE_ERRNOS
+    # (threading's words where the process may start no more threads: a memory or task limit)
+    return isinstance(err, RuntimeError) and str(err).startswith("can't start new thread")
 
 
 # Files a command told to read crops may be given by mistake (a model in DATA's place).

@@ -42,7 +42,7 @@ from ctcnet.detect.metadata_signs import (
     metadata_problems,
     spread_rows,
 )
-from ctcnet.errors import InputError, WholeFileError
+from ctcnet.errors import RESOURCE_ERRNOS, InputError, WholeFileError
 from ctcnet.inference.guard import RULES, measure_for_guard_start
 from ctcnet.inference.model_records import frames_made_by, same_model_file
 from ctcnet.inference.options import spec_read_as
@@ -172,6 +172,8 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
             not isinstance(err, WholeFileError) else ""
         return FrameWork(frame, error=f"{err}{lately}", seconds={"read": time.perf_counter() - t0})
     except (OSError, ValueError) as err:  # e.g. a file that vanished mid-run
+        if isinstance(err, OSError) and err.errno in RESOURCE_ERRNOS:
+            raise  # the machine's (too many open files, no memory): not a bad frame
         return FrameWork(frame, error=f"{frame.stem}: cannot read: {err}",
                          seconds={"read": time.perf_counter() - t0})
     brightest = channel_maxima(pixels)

@@ -307,6 +307,26 @@ def test_a_full_disk_without_a_file_named_points_at_the_temporary_folder(monkeyp
     assert "No space left on device (in the temporary folder " in err and "TMPDIR" in err
 
 
+def test_no_thread_to_start_is_the_machines_state_not_a_traceback(monkeypatch, capsys):
+    """Under ulimit -v a report's threads could not start: a RuntimeError traceback, exit 1."""
+    from ctcnet import cli
+    from ctcnet.commands import models as models_command
+
+    def limited(args):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(models_command, "run", limited)
+    assert cli.main(["models"]) == cli.MACHINE_STATUS
+    assert "a limit on memory or threads" in capsys.readouterr().err
+
+    def bug(args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(models_command, "run", bug)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(["models"])
+
+
 def test_every_machine_state_has_its_advice():
     """The errnos that exit 4 (ctcnet.errors.MACHINE_ERRNOS, which checks such as verify read
     too) each have what to do said."""

@@ -151,6 +151,25 @@ def test_a_frame_whose_data_breaks_detection_is_still_skipped(setup, tmp_path, m
     assert "odd pixels" in summary.skipped_frames[0]["reason"]
 
 
+def test_too_many_open_files_stops_the_run_rather_than_skipping_a_frame(setup, tmp_path,
+                                                                         monkeypatch):
+    """ulimit -n 19 with 4 frame workers: a frame's read met EMFILE and the frame was skipped,
+    its sample reported `partial` at another count, the run exit 0; the machine's state stops
+    the run (exit 4) and a rerun reads the frame."""
+    import errno
+
+    import ctcnet.inference.frames as F
+    import ctcnet.inference.predict as P
+    from ctcnet.inference.backends import load_backend
+
+    error = OSError(errno.EMFILE, "Too many open files")
+    monkeypatch.setattr(F, "read_with_unread", _FailFirstCall(F.read_with_unread, error))
+    with pytest.raises(OSError, match="Too many open files"):
+        P.predict_cartridge(setup["cart"], load_backend(setup["onnx"], device="cpu"),
+                            tmp_path / "out", P.PredictOptions(quiet=True, workers=0,
+                                                               report=False))
+
+
 def test_a_failed_read_of_the_metadata_signs_costs_no_frame(clean_run, cart, monkeypatch):
     """The signs of the metadata (ctcnet.detect.metadata_signs) are a check beside the counts:
     where reading them fails on odd pixels, the frame's events are counted all the same and

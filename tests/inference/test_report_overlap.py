@@ -1,6 +1,7 @@
 """Several cartridges: each one's report drawn on a background thread while the next one runs
 (ctcnet.inference.report_overlap), with the same outputs as one after another."""
 
+import errno
 import json
 import os
 import re
@@ -186,6 +187,33 @@ def test_a_batch_goes_on_past_a_failed_report_when_failures_are_recorded(setup, 
         "report": "pending"}
     for sample in ("sim2", "sim3"):
         assert (out / sample / "index.html").is_file()
+
+
+class FullDiskReport(FailingReport):
+    def write_gallery(self, out_dir, *args, **kwargs):
+        if out_dir.name == self.sample:
+            raise OSError(errno.ENOSPC, "No space left on device", str(out_dir / "x.png"))
+        return run_report.write_gallery(out_dir, *args, **kwargs)
+
+
+def test_a_report_that_meets_a_full_disk_stops_the_batch_for_a_rerun(setup, tmp_path,
+                                                                     monkeypatch):
+    """A full disk fails every report after the first alike: it was recorded as the sample's
+    failure (exit 2, the input's code) and the batch went on into the next samples; now it
+    stops the run as the machine's state (exit 4), its report pending for the rerun."""
+    import ctcnet.inference.predict as predict
+
+    monkeypatch.setattr(predict, "report_worker",
+                        lambda *a: ReportWorker("thread", failed=a[3]))
+    out, failed = tmp_path / "run", {}
+    options = PredictOptions(**dict(REPORTED, report=FullDiskReport("sim1")))
+    with pytest.raises(OSError, match="No space left") as caught:
+        predict_inputs([setup["scans"]], out, setup["backend"], options,
+                       failed_reports=failed)
+    assert caught.value.errno == errno.ENOSPC and failed == {}
+    assert json.loads((out / "sim1" / "parts" / "report.json").read_text()) == {
+        "report": "pending"}
+    assert not (out / "sim3").exists()
 
 
 def test_the_overlap_is_on_by_default_and_can_be_turned_off():
