@@ -398,9 +398,8 @@ def _say_pixel_size_unused(args, cartridges) -> None:
 
 def _run_in_processes(args, cartridges, datasets, processes: int, out, model: str, log) -> int:
     """``--processes``: the inputs dealt out to child processes, each running ``model`` (the
-    one named, or chosen here for the whole batch); run.json once all have ended, a line for
-    each input; the run's exit status (1 where an input was left without an output by a
-    process that failed)."""
+    one named, or chosen here for the whole batch); run.json once all have ended; the exit
+    status (1 where a process that failed left an input without an output)."""
     import logging
     import sys
     import time
@@ -416,6 +415,7 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
         check_before_children,
         done_watcher,
         plan_shares,
+        processes_error,
         run_in_processes,
         say_outcome,
         stopped_by_words,
@@ -434,10 +434,10 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
     log.open()
     mark_run_started(out, names, started)
     note_set_aside(out, set_aside, started)  # run.json lists them with the children's
-    status = run_in_processes(args._argv, shares, watch,
-                              model if args.model is None else None, out) if shares else 0
-    # A process killed or failed leaves its share unfinished: the run failed, and its samples
-    # without an output say why.
+    endings: dict[int, str] = {}  # what ended each process that failed (its log's words)
+    status = run_in_processes(args._argv, shares, watch, model if args.model is None else None,
+                              out, endings) if shares else 0
+    # A process killed or failed leaves its share unfinished: the run failed, its samples say.
     failed = status not in STOPPED and status not in SHARE_DONE
     stopped_by = stopped_by_words(status)
     index = write_run_index(
@@ -447,7 +447,7 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
                        "log); the same command resumes it" if failed else
         f"the run was stopped before its output was written; {resume_text(args.overwrite)}"
         if stopped_by else None,
-        error=f"a process ended with status {status}" if failed else
+        error=processes_error(status, endings) if failed else
         f"stopped by {stopped_by}" if stopped_by else None)
     missing = [e["name"] for e in index["outputs"] if e.get("missing")]
     if stopped_by and not missing:

@@ -244,12 +244,15 @@ def _handed_over(shares: list[list[str]], folder: Path) -> list[str]:
 
 def run_in_processes(argv: list[str], shares: list[list[str]],
                      while_waiting: Callable[[], None] | None = None,
-                     model: str | None = None, out: str | Path = ".") -> int:
+                     model: str | None = None, out: str | Path = ".",
+                     endings: dict[int, str] | None = None) -> int:
     """Run ``argv`` (a ``ctcnet predict`` command line) as one child per share of its inputs
     and return the run's exit status once every child has ended; ``while_waiting`` is called
     every ``POLL_S`` seconds meanwhile (to say which inputs are done); ``model``: the model the
     parent chose, for a command line that names none (:func:`child_command`); ``out``: the
-    run's --out, where the shares are handed over (:data:`SHARES_DIR`)."""
+    run's --out, where the shares are handed over (:data:`SHARES_DIR`); ``endings``, given:
+    filled with what ended each process that failed (its number from 1: its log's last
+    error, :func:`child_ending`)."""
     folder = Path(out) / SHARES_DIR
     files = _handed_over(shares, folder)
     children: list[subprocess.Popen] = []
@@ -296,11 +299,53 @@ def run_in_processes(argv: list[str], shares: list[list[str]],
             folder.rmdir()  # (left where another run's share is in it)
     status = exit_status(codes, signalled[0] if signalled else None)
     if status not in STOPPED:  # (stopped by a signal the parent passed on: nothing to add)
-        for k, code in enumerate(codes, 1):
-            if code not in SHARE_DONE:
-                log.error("process %d of %d ended with status %d%s", k, len(codes), code,
-                          _killed_by(code))
+        _say_failed(codes, [child.pid for child in children], out, endings)
     return status
+
+
+def _say_failed(codes: list[int], pids: list[int], out, endings: dict | None) -> None:
+    """Say each process that failed, with what ended it (its log's word), kept in
+    ``endings`` where given."""
+    for k, (code, pid) in enumerate(zip(codes, pids), 1):
+        if code not in SHARE_DONE:
+            ending = child_ending(out, pid)
+            log.error("process %d of %d ended with status %d%s%s", k, len(codes), code,
+                      _killed_by(code), f": {ending}" if ending else "")
+            if endings is not None and ending:
+                endings[k] = ending
+
+
+def child_ending(out: str | Path, pid: int) -> str | None:
+    """What ended a child of a ``--processes`` run, as its own log (``logs/``, named by its
+    process id) last said it: the console's error line (``exit status 4: ...``), else the
+    error that ended its run; None where it left no log (killed before its run began)."""
+    from ctcnet.core.run_log import LOGS_DIR
+
+    folder = Path(out) / LOGS_DIR
+    logs = sorted([*folder.glob(f"predict-*-{pid}.log"), *folder.glob(f"predict-*-{pid}-*.log")],
+                  key=lambda p: p.stat().st_mtime_ns)
+    if not logs:
+        return None
+    try:
+        lines = logs[-1].read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        _, sep, said = line.partition(" ERROR ")
+        said = said.split(": ", 1)[-1] if sep else ""  # after the logger's name
+        if said.startswith("exit status "):
+            return said.split(": ", 1)[-1].removeprefix("ctcnet predict: error: ")
+        if said.startswith("ended after "):
+            return said.split(": ", 1)[-1]
+    return None
+
+
+def processes_error(status: int, endings: dict[int, str]) -> str:
+    """run.json's ``error`` of a ``--processes`` run a process failed: its status, and what
+    ended the first failed process where its log says (the cause lay in its log alone)."""
+    first = min(endings) if endings else None
+    return f"a process ended with status {status}" + (
+        f" (process {first}: {endings[first]})" if first is not None else "")
 
 
 # Linux's prctl option that gives a process a signal when its parent ends.

@@ -360,6 +360,37 @@ def test_a_process_killed_before_its_share_is_done_fails_the_run_and_says_why(
     assert all(e["missing"] and "ended with status 137" in e["reason"] for e in run["outputs"])
 
 
+def test_a_process_that_failed_is_said_with_what_its_log_says_ended_it(scans, tmp_path,
+                                                                       monkeypatch):
+    """A child ended by a full disk: run.json's error read "a process ended with status 4",
+    the cause in the child's own log alone."""
+    from ctcnet.commands import predict_processes
+
+    logs = tmp_path / "out" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "predict-20261205T010203Z-host-4242.log").write_text(
+        "2026-12-05T01:02:03.000Z INFO ctcnet.predict: ctcnet 0.1 on host, pid 4242\n"
+        "2026-12-05T01:02:09.000Z ERROR ctcnet.predict: ended after 6.0 s: OSError: [Errno "
+        "28] No space left on device\n"
+        "2026-12-05T01:02:09.000Z ERROR ctcnet: exit status 4: ctcnet predict: error: No "
+        "space left on device (out/S3/summary.json); nothing was left half written, free "
+        "space and rerun to resume\n")
+    ending = predict_processes.child_ending(tmp_path / "out", 4242)
+    assert ending == ("No space left on device (out/S3/summary.json); nothing was left half "
+                      "written, free space and rerun to resume")
+    assert predict_processes.child_ending(tmp_path / "out", 4243) is None  # no log of it
+
+    def failed(*args, **kwargs):
+        args[5][2] = ending  # the second process's, as run_in_processes fills it
+        return 4
+
+    base, model = scans
+    monkeypatch.setattr(predict_processes, "run_in_processes", failed)
+    assert main(_args(base, model, tmp_path / "out", "--processes", "2")) == 4
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["error"] == f"a process ended with status 4 (process 2: {ending})"
+
+
 @pytest.mark.parametrize("status, by", [(130, "an interrupt (Ctrl-C)"), (143, "SIGTERM"),
                                         (129, "SIGHUP")])
 def test_a_run_stopped_in_its_processes_says_what_stopped_it(scans, tmp_path, monkeypatch,
