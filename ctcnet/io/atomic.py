@@ -53,9 +53,11 @@ def atomic_path(path: str | Path, like: str | Path | None = None) -> Iterator[Pa
         yield tmp_path
         os.replace(tmp_path, path)
     except OSError as err:
-        # A write that failed without naming its file (a full disk, a file-size limit) is
+        # A write that failed without naming its file (a full disk, a file-size limit), or
+        # naming the temporary file beside it (a folder made read-only as the run wrote), is
         # named here: the error says which output it was.
-        if err.filename is None and err.errno is not None:
+        if err.errno is not None and (err.filename is None or
+                                      os.fsdecode(err.filename) == str(tmp_path)):
             raise OSError(err.errno, err.strerror, str(path)) from err
         raise
     finally:

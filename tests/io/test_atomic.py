@@ -169,6 +169,12 @@ def test_a_write_that_fails_without_a_file_name_is_named_and_leaves_nothing(tmp_
             raise OSError(errno.EFBIG, "File too large")
     assert info.value.errno == errno.EFBIG and info.value.filename == str(target)
     assert list(tmp_path.iterdir()) == []
+    # One naming the temporary file (a folder made read-only mid-run): named by its output,
+    # not by ".events.parquet.n95rrvv2.tmp.parquet".
+    with pytest.raises(OSError) as info:
+        with atomic_path(target) as tmp:
+            raise PermissionError(errno.EACCES, "Permission denied", str(tmp))
+    assert info.value.errno == errno.EACCES and info.value.filename == str(target)
 
 
 def test_outputs_written_together_are_taken_back_together(tmp_path):
