@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 from pathlib import Path
 
+from ctcnet.commands.predict_processes import PARENT_ENV
 from ctcnet.core.printable import named_counts, printable, printable_name, unmeasured_text
 from ctcnet.inference.result_state import partial_in_brief, signoff_holds
 from ctcnet.nn.calls import COUNTED_CLASSES
@@ -239,8 +241,15 @@ def run_outcome(summaries, lines: list[str], set_aside: dict, quiet: bool, faile
             if common:
                 say_error(f"{summary.sample_id}: every frame ({common[0]}) alike, the first: "
                           f"{common[1]}", log)
-    for name, reason in set_aside.items():  # refused input: 2, once the others have run
-        say_error(f"{printable_name(name)} was set aside: {reason}", log)
+    # A refused input: 2, once the others have run. A process of a --processes run keeps it
+    # to its log: the run says each input's ending once, at its end (said twice, before).
+    child = bool(os.environ.get(PARENT_ENV))
+    for name, reason in set_aside.items():
+        text = f"{printable_name(name)} was set aside: {reason}"
+        if child:
+            log.note(text, logging.ERROR)
+        else:
+            say_error(text, log)
     for reason in failed_reports.values():
         say_error(reason, log)
     return 2 if set_aside or failed_reports else 3 if failed else 0

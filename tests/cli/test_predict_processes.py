@@ -96,7 +96,8 @@ def _facts(said: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_an_input_refused_by_one_process_fails_the_run_and_the_others_finish(scans, tmp_path):
+def test_an_input_refused_by_one_process_fails_the_run_and_the_others_finish(scans, tmp_path,
+                                                                             capfd):
     import shutil
 
     base, model = scans
@@ -113,6 +114,8 @@ def test_an_input_refused_by_one_process_fails_the_run_and_the_others_finish(sca
     assert refused["input"].endswith("c2") and refused["name"] != "c2"
     assert {by_name["sample_0"]["status"], by_name["sample_1"]["status"]} <= {"ok", "partial"}
     assert "missing" not in by_name["sample_0"] and "missing" not in by_name["sample_1"]
+    # Said once, at the run's end, not by its process as well (the same line twice).
+    assert capfd.readouterr().err.count(" was set aside: ") == 1
 
 
 def test_processes_and_a_shard_are_one_or_the_other(scans, capsys):
