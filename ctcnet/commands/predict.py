@@ -432,7 +432,7 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
         watch = done_watcher(out, running, time.time())
     started = time.time()
     log.open()
-    mark_run_started(out, names, started)
+    mark_run_started(out, names, started, len(shares))
     note_set_aside(out, set_aside, started)  # run.json lists them with the children's
     endings: dict[int, str] = {}  # what ended each process that failed (its log's words)
     status = run_in_processes(args._argv, shares, watch, model if args.model is None else None,

@@ -107,12 +107,14 @@ def _replaced_since(folder: Path, since: float) -> tuple[dict, Path] | None:
 RUN_STATES = ("running", "finished", "stopped", "failed")
 
 
-def mark_run_started(out: Path, sample_ids: Sequence[str], started: float) -> None:
+def mark_run_started(out: Path, sample_ids: Sequence[str], started: float,
+                     world_size: int | None = None) -> None:
     """``run.json`` as a run begins: ``running``, the inputs it was given by output name, no
     outputs yet (what an earlier run left there is not this run's; its ``samples.csv``, the
     index's table, goes until this run's end writes it), and the process that runs them
     (``host``, ``pid``): a run killed outright (SIGKILL, the OOM killer, a power cut)
-    cannot say so, and a ``running`` whose process is gone tells a monitor it was."""
+    cannot say so, and a ``running`` whose process is gone tells a monitor it was.
+    ``world_size``: the processes that run it (``--processes``; None: torchrun's, or 1)."""
     make_folder(out)
     # Under the index's lock: the review server writes a reviewed sample's entry again under
     # it, and must not write the finished index it read back over this one.
@@ -125,7 +127,7 @@ def mark_run_started(out: Path, sample_ids: Sequence[str], started: float) -> No
                 {**output_format(), "intended_use": RESEARCH_USE, "state": "running",
                  "started_at": utc(started), "host": socket.gethostname(), "pid": os.getpid(),
                  "inputs": list(sample_ids), "outputs": [],
-                 "world_size": env_info().world_size}, indent=2) + "\n")
+                 "world_size": world_size or env_info().world_size}, indent=2) + "\n")
         except OSError as err:
             # A disk full as the run starts: the earlier run's index ("finished", its counts)
             # stood as tonight's, and a script reading it saw a quiet night. Written over in

@@ -383,7 +383,10 @@ def test_a_process_that_failed_is_said_with_what_its_log_says_ended_it(scans, tm
                       "written, free space and rerun to resume")
     assert predict_processes.child_ending(tmp_path / "out", 4243) is None  # no log of it
 
+    running = []
+
     def failed(*args, **kwargs):
+        running.append(json.loads((tmp_path / "out" / "run.json").read_text()))
         args[5][2] = ending  # the second process's, as run_in_processes fills it
         return 4
 
@@ -392,6 +395,8 @@ def test_a_process_that_failed_is_said_with_what_its_log_says_ended_it(scans, tm
     assert main(_args(base, model, tmp_path / "out", "--processes", "2")) == 4
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["error"] == f"a process ended with status 4 (process 2: {ending})"
+    # While it ran, run.json named the processes running it (it read 1).
+    assert running[0]["state"] == "running" and running[0]["world_size"] == 2
 
 
 @pytest.mark.parametrize("status, by", [(130, "an interrupt (Ctrl-C)"), (143, "SIGTERM"),
