@@ -428,9 +428,27 @@ def _machine_state_status(err: OSError, args: argparse.Namespace) -> int:
                    f"{owner_and_mode(blocker)}); give it read access (or use a copy this "
                    f"user can read){shared}")
         return 2
+    advice = _DISK_ERRORS[err.errno]
+    if _no_inodes(err):
+        where += " (no file left to make: its inodes are all used, df -i)"
+        advice = "remove files (or write to another file system) and rerun to resume"
     _say_error(f"ctcnet {args._name}: error: {err.strerror or err}{where}; nothing was left "
-               f"half written, {_DISK_ERRORS[err.errno]}")
+               f"half written, {advice}")
     return MACHINE_STATUS
+
+
+def _no_inodes(err: OSError) -> bool:
+    """Whether a full disk is one with space but no file left to make (its inodes, ``df
+    -i``): "free space" beside a ``df`` that shows free space misled."""
+    if err.errno != errno.ENOSPC or not err.filename:
+        return False
+    for folder in Path(os.fsdecode(err.filename)).absolute().parents:
+        try:
+            stats = os.statvfs(folder)
+        except OSError:
+            continue
+        return bool(stats.f_files and not stats.f_ffree and stats.f_bavail)
+    return False
 
 
 def _unreadable_input(err: OSError, out) -> Path | None:

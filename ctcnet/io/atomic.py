@@ -41,8 +41,11 @@ def atomic_path(path: str | Path, like: str | Path | None = None) -> Iterator[Pa
     removed and written anew, beside one written over)."""
     path = Path(path)
     make_folder(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix,
-                               dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix,
+                                   dir=path.parent)
+    except OSError as err:  # named by the output, not by the temporary name it tried
+        raise OSError(err.errno, err.strerror, str(path)) from err
     os.close(fd)
     # mkstemp creates 0600 files; outputs get the usual permissions (0666 less the umask), and
     # a file written again keeps its own: a folder a lab made private (umask 077) stays so

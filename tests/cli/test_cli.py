@@ -327,6 +327,26 @@ def test_no_thread_to_start_is_the_machines_state_not_a_traceback(monkeypatch, c
         cli.main(["models"])
 
 
+def test_a_disk_with_space_but_no_inode_left_says_so(monkeypatch, capsys, tmp_path):
+    """`df` showed free space beside "No space left on device ... free space"."""
+    import errno
+    import os
+    from types import SimpleNamespace
+
+    from ctcnet import cli
+    from ctcnet.commands import models as models_command
+
+    def full(args):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x.json"))
+
+    monkeypatch.setattr(models_command, "run", full)
+    monkeypatch.setattr(os, "statvfs", lambda p: SimpleNamespace(f_files=30, f_ffree=0,
+                                                                  f_bavail=1000))
+    assert cli.main(["models"]) == cli.MACHINE_STATUS
+    said = capsys.readouterr().err
+    assert "its inodes are all used, df -i" in said and "remove files" in said
+
+
 def test_every_machine_state_has_its_advice():
     """The errnos that exit 4 (ctcnet.errors.MACHINE_ERRNOS, which checks such as verify read
     too) each have what to do said."""
