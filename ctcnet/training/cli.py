@@ -181,6 +181,9 @@ class CTCLightningCLI(LightningCLI):
         line (and the tip to run --help), not eighty lines of every option first."""
         parser = super().init_parser(**kwargs)
         parser.print_usage = lambda file=None: None
+        error = parser.error
+        parser.error = lambda message, *args, **kw: error(meant_option(message, parser),
+                                                          *args, **kw)
         return parser
 
     def before_instantiate_classes(self) -> None:
@@ -375,6 +378,24 @@ def asked_steps(checkpoint: dict, trainer) -> int | None:
     if trainer.max_steps not in (None, -1):
         limits.append(trainer.max_steps)
     return min(limits) if limits else None
+
+
+def meant_option(message: str, parser) -> str:
+    """jsonargparse's refusal of a misspelt option (``Group 'trainer' does not accept option
+    'max_epoch'``, from a config file or the command line), with the option meant where one
+    is close (ctcnet's own refusals name it: a config typo read as a bare refusal)."""
+    import difflib
+    import re
+
+    found = re.search(r"Group '([\w.]+)' does not accept option '([\w.]+)'", str(message))
+    if not found:
+        return message
+    wrong = f"{found.group(1)}.{found.group(2)}"
+    known = [name[2:] for name in getattr(parser, "_option_string_actions", {})
+             if name.startswith("--")]
+    close = difflib.get_close_matches(wrong, known, n=1, cutoff=0.8)
+    return f"{message} (did you mean {close[0]}? in a --config file or on the command " \
+        "line)" if close else message
 
 
 def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningCLI:
