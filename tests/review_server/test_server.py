@@ -418,18 +418,25 @@ def test_review_page_by_keyboard_in_chromium(served):
         int(first): first_call, int(second): target}
 
 
+def _page_in_a_window(served, width: int, height: int) -> Browser:
+    """The served review page loaded in Chromium in a window of ``width`` x ``height`` CSS
+    px (a narrow one: a laptop's at 150 or 200 % zoom)."""
+    pytest.importorskip("websocket")
+    _, server = served
+    browser = Browser(server_url(server))
+    browser.send("Emulation.setDeviceMetricsOverride", width=width, height=height,
+                 deviceScaleFactor=1, mobile=False)
+    browser.wait_for("document.body.getAttribute('data-ready') === 'yes'")
+    return browser
+
+
 @pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed "
                     "(apt-get install chromium)")
 def test_a_decision_not_saved_stays_in_sight_in_a_narrow_window(served):
     """800 x 600: the page scrolled to the event, a refused decision's red line was 256 px
     above the window, with the header."""
-    pytest.importorskip("websocket")
-    _, server = served
-    browser = Browser(server_url(server))
+    browser = _page_in_a_window(served, 800, 600)
     try:
-        browser.send("Emulation.setDeviceMetricsOverride", width=800, height=600,
-                     deviceScaleFactor=1, mobile=False)
-        browser.wait_for("document.body.getAttribute('data-ready') === 'yes'")
         browser.js("window.scrollTo(0, document.body.scrollHeight); "
                    "notSaved([state.candidates[0].event_id], 'refused here'); 1")
         box = json.loads(browser.js("JSON.stringify((function () { var r = document"
@@ -455,13 +462,8 @@ def test_a_decision_not_saved_stays_in_sight_in_a_narrow_window(served):
 def test_the_focused_row_and_its_event_stay_in_sight_at_200_percent_zoom(served):
     """A 1366 x 768 laptop at 200 %: j moved the focus down the list while the page scrolled
     to the event, leaving the focused row above the window."""
-    pytest.importorskip("websocket")
-    _, server = served
-    browser = Browser(server_url(server))
+    browser = _page_in_a_window(served, 683, 384)
     try:
-        browser.send("Emulation.setDeviceMetricsOverride", width=683, height=384,
-                     deviceScaleFactor=1, mobile=False)
-        browser.wait_for("document.body.getAttribute('data-ready') === 'yes'")
         browser.js("document.querySelector('#list .current').focus(); 1")
         for _ in range(3):
             browser.key("j")
