@@ -118,9 +118,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clean", action="store_true",
                    help="one nominal scanner instead of the default randomisation ranges")
     p.add_argument("--look", choices=("default", "filled-ctc"), default="default",
-                   help="how cells look: the simulator's default, or filled-ctc, the look the "
-                        "shipped models' cards are measured on (CK-filled CTCs, CD45 floored "
-                        "at 5 noise units; SimConfig.with_filled_ctc_look)")
+                   help="how cells look: the simulator's default (the look the shipped "
+                        "models' cards are measured on), or filled-ctc, the look their first "
+                        "training stages drew (CK-filled CTCs, CD45 floored at 5 noise units; "
+                        "SimConfig.with_filled_ctc_look)")
     p.add_argument("--shift", action="append", default=[], metavar="NAME",
                    help="apply a named shift (repeatable): defocus, dim_ck, noise_2x, "
                         "pixel_size, small_cells, large_cells, elongated_ctcs, bleed_through, "

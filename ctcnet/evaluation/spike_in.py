@@ -302,8 +302,9 @@ def limit_of_detection(lob: float | None, low_rates: np.ndarray,
             "method": "EP17 parametric: LoB + c_p x SD of the lowest spiked level"
                       + ("; EP17 asks for 60 results" if n < 60 else "")
                       + (f"; raised to the Poisson floor of the counts ({floor:.2f}: a tube "
-                         "under it holds no more cells than a blank in over 5 % of draws, "
-                         "whatever the assay)" if floor > parametric else ""), **unverified}
+                         "under it holds no more cells than the limit of blank in over 5 % of "
+                         "draws, whatever the assay)" if floor > parametric else ""),
+            **unverified}
 
 
 def _lod_missing(no_blank: bool, results: int) -> str:

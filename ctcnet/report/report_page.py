@@ -212,6 +212,18 @@ def gallery_note(gallery: dict, tally: Counts, category: str) -> str:
     return note
 
 
+def _compensation_text(spillover: dict | None) -> str:
+    """Whether ``--compensate`` took CK's leak off the crops before the model, and how much:
+    it moves the calls and counts, and the page a person signs must say so."""
+    if not spillover:
+        return "off (the crops as scanned)"
+    leaks = ", ".join(f"{k} {v:.1%}" for k, v in (spillover.get("leaks") or {}).items())
+    return (f"on (--compensate): {spillover.get('source', 'CK')}'s leak taken off the crops "
+            f"before the model ({leaks or 'none measured'}; measured on "
+            f"{spillover.get('ck_events', '?')} {spillover.get('source', 'CK')}-bright events): "
+            "counts differ from a run without it")
+
+
 def _prior_text(prior: str | None) -> str:
     """The class prior a cartridge's calls were made at, in words."""
     if prior in (None, "cartridge"):
@@ -374,6 +386,7 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
                  + (f", SHA-256 {s.model.sha256[:16]}..." if s.model.sha256 else "") + ")"
                  + _made_by_text(s.frames_made_by)),
                 ("calls made at", _prior_text(s.model.prior)),
+                ("spillover compensation", _compensation_text(s.spillover)),
                 ("software", software_text(s.software, s.ctcnet_version)),
                 ("backend / device", f"{s.backend} / {s.device}"),
                 ("panel", ", ".join(c["name"] for c in s.panel["channels"])

@@ -226,3 +226,15 @@ def test_a_printed_report_has_its_figures_and_sample_on_every_page(clean_run, tm
     write_html(tmp_path, RunSummary.from_dict(data), gallery_info={},
                signoff=signed["signoff"])
     assert 'id="automatic-figures"' not in (tmp_path / "index.html").read_text()
+
+
+def test_the_report_says_whether_spillover_was_compensated():
+    """--compensate moved calls and counts, and the page a person reads and signs said
+    nothing of it (summary.json alone had it)."""
+    from ctcnet.report.report_page import _compensation_text
+
+    assert _compensation_text(None).startswith("off")
+    said = _compensation_text({"source": "CK", "leaks": {"CD45": 0.0856, "CD61": 0.1681},
+                               "frames": 4, "ck_events": 731})
+    assert said.startswith("on (--compensate): CK's leak taken off the crops before the model")
+    assert "CD45 8.6%, CD61 16.8%" in said and "731 CK-bright events" in said
