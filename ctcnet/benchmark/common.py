@@ -124,7 +124,7 @@ def machine_info() -> dict:
         mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError):
         mem_gib = None
-    info = {"cpu": cpu_name(), "cores": cpu_cores(),
+    info = {"cpu": cpu_name(), "cpu_model": cpu_model(), "cores": cpu_cores(),
             "memory_gib": round(mem_gib, 1) if mem_gib else None,
             "python": platform.python_version(), "platform": platform.platform(),
             "torch": torch.__version__, "torch_threads": torch.get_num_threads(),

@@ -27,19 +27,35 @@ SCRIPT_SECTIONS = ("report_overlap", "student", "crop_sets")
 log = logging.getLogger(__name__)
 
 
-def earlier_sections(out_dir: Path, sections, quick: bool) -> tuple[dict, dict]:
+def earlier_sections(out_dir: Path, sections, quick: bool,
+                     model_sha256: str | None = None) -> tuple[dict, dict]:
     """The sections of the record in ``out_dir`` that this run does not measure (and when they
-    were measured); none from a quick record, or into one."""
+    were measured, on which machine, of which model); none from a quick record, or into one,
+    and none of another model than ``model_sha256`` (a retrained network at the same path
+    read as this one's figures); a record that kept no digest is kept, said to be of the
+    model it names, its digest not recorded."""
     try:
         old = json.loads((out_dir / "benchmarks.json").read_text())
     except (OSError, ValueError):
         return {}, {}
     if quick or old.get("quick"):
         return {}, {}
+    if model_sha256 and old.get("model_sha256") not in (None, model_sha256):
+        dropped = [key for name, key in SECTIONS.items() if name not in sections and old.get(key)]
+        if dropped:
+            log.warning("%s: the earlier record's %s were measured with another model (%s): "
+                        "not kept beside this run's figures", out_dir / "benchmarks.json",
+                        ", ".join(dropped), Path(str(old.get("model"))).name)
+        return {key: old[key] for key in SCRIPT_SECTIONS if old.get(key)}, {}
     # Where the earlier run was made: a kept section may be of another machine than this run.
     machine = old.get("machine") or {}
-    made = f"{old.get('created')} on {machine.get('cpu') or 'an unrecorded CPU'}, " \
-           f"{machine.get('cores')} cores"
+    cpu = machine.get("cpu") or "an unrecorded CPU"
+    if machine.get("cpu_model"):  # two EPYC generations read alike by name alone
+        cpu += f" ({machine['cpu_model']})"
+    made = f"{old.get('created')} on {cpu}, {machine.get('cores')} cores" + (
+        f", model {Path(str(old['model'])).name}" + ("" if old.get("model_sha256") else
+                                                    " (its digest not recorded)")
+        if old.get("model") else "")
     kept, when = {}, {}
     for name, key in SECTIONS.items():
         if name not in sections and old.get(key):
@@ -66,18 +82,21 @@ def run_benchmark(model_path: Path, out_dir: Path, settings: BenchSettings,
                   workdir: Path | None = None, sections=("classify", "cartridge", "train"),
                   log: Callable[[str], None] = log.info) -> dict:
     """Measure ``sections`` of the model at ``model_path``; write the record to ``out_dir``."""
+    from ctcnet.io.digests import file_sha256
     from ctcnet.nn.classifier import load_model  # torch
 
     _, spec = load_model(model_path)
     out_dir = Path(out_dir)
-    kept, when = earlier_sections(out_dir, sections, settings.quick)
+    model_sha256 = file_sha256(model_path)
+    kept, when = earlier_sections(out_dir, sections, settings.quick, model_sha256)
     from ctcnet.core.provenance import software_record, software_text
 
     # The build measured and the model, named in the record and its page (one version is
     # every build of a release).
     record = {"created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
               "machine": machine_info(), "software": software_text(software_record()),
-              "load_average": load_average(), "model": str(model_path), "quick": settings.quick,
+              "load_average": load_average(), "model": str(model_path),
+              "model_sha256": model_sha256, "quick": settings.quick,
               "sections": list(sections), "settings": dict(vars(settings)), **kept}
     if when:
         record["kept_sections"] = when

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ctcnet.benchmark.common import STAGES
+from ctcnet.benchmark.common import STAGES, BenchSettings
 
 # predict's wall on a 175-frame cartridge, the report included, over the model floor measured in
 # the same run: the pace aimed for on a CPU (the one figure both of the page's lines state).
@@ -18,18 +18,31 @@ def _fmt(s: dict, digits: int = 0) -> str:
 
 
 def _arguments(record: dict) -> str:
-    """The command's options that shaped this record (sections and cartridge sizes)."""
+    """The command's options that shaped this record (sections, cartridge sizes, repeats):
+    those that differ from the defaults of its mode (``--quick``'s or the full record's)."""
     sections = record.get("sections")
     if not sections:
         return ""
+    settings = record.get("settings") or {}
+    default = BenchSettings.quick_settings() if record.get("quick") else BenchSettings()
     text = f" --sections {','.join(sections)}" if len(sections) < 3 else ""
-    frames = (record.get("settings") or {}).get("frame_counts")
-    if "cartridge" in sections and frames and list(frames) != [10, 175, 1000]:
+    frames = settings.get("frame_counts")
+    if "cartridge" in sections and frames and list(frames) != list(default.frame_counts):
         text += f" --frames {','.join(str(f) for f in frames)}"
-    repeats = (record.get("settings") or {}).get("cartridge_repeats")
-    if "cartridge" in sections and repeats and repeats != 3 and not record.get("quick"):
+    # (--repeats sets every section's count: the classification's tells it where that ran)
+    repeats = settings.get("repeats" if "classify" in sections else "cartridge_repeats")
+    if repeats and repeats != (default.repeats if "classify" in sections
+                               else default.cartridge_repeats):
         text += f" --repeats {repeats}"
     return text
+
+
+def _repeated(record: dict) -> str:
+    """How the figures were taken: medians over repeats, or single runs (--repeats 1)."""
+    settings = record.get("settings") or {}
+    if max(settings.get("repeats", 2), settings.get("cartridge_repeats", 2)) <= 1:
+        return "Single runs (--repeats 1): no spread, and no median to steady them."
+    return "Medians over repeated runs, spread (min-max) in brackets."
 
 
 def render_markdown(record: dict) -> str:
@@ -37,14 +50,15 @@ def render_markdown(record: dict) -> str:
     m = record["machine"]
     lines = ["# ctcnet benchmarks", "",
              f"Measured {record['created']} with `ctcnet benchmark"
-             f"{' --quick' if record['quick'] else ''}{_arguments(record)}` on: {m['cpu']}, "
+             f"{' --quick' if record['quick'] else ''}{_arguments(record)}` on: {m['cpu']}"
+             f"{' (' + m['cpu_model'] + ')' if m.get('cpu_model') else ''}, "
              f"{m['cores']} cores, "
              f"{m['memory_gib']} GiB; torch {m['torch']} ({m['torch_threads']} threads), "
              f"onnxruntime {m['onnxruntime']}; GPU: "
              f"{m['cuda']['device'] if m['cuda'] else 'none'}."
              + (f" Code: {record['software']}; model: {Path(record['model']).name}."
                 if record.get("software") else ""), "",
-             "Medians over repeated runs, spread (min-max) in brackets. Ratios compare engines "
+             f"{_repeated(record)} Ratios compare engines "
              "within this one run; absolute numbers move with the machine's load"
              + (f" (load average {' / '.join(f'{v:.1f}' for v in record['load_average'])} "
                 f"over 1 / 5 / 15 minutes when the run started, on {m['cores']} cores)"

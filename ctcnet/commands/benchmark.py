@@ -61,6 +61,13 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"unknown benchmark sections {sorted(unknown)}: give classify, "
                          "cartridge or train (comma-separated)" if unknown else
                          "--sections names none of classify, cartridge, train")
+    if args.frames and "cartridge" not in sections:  # said, not passed over
+        raise InputError("--frames sizes the cartridge section, which --sections leaves out")
+    if args.model and str(args.model).lower().endswith(".onnx"):
+        raise InputError("benchmark measures a model's checkpoint (.pt): it exports and times "
+                         "the fp32, fp16 and int8 ONNX files itself, beside torch; an ONNX "
+                         "file you deploy is timed by `ctcnet predict --model FILE.onnx` "
+                         "(each stage's seconds in summary.json, timings_s)", args.model)
     model = resolve_model(args.model, "torch") if args.model else default_model_path("torch")
     # Never docs/ unless asked: run in a checkout, that would replace the project's record.
     out = args.out or Path("benchmark-quick" if args.quick else "benchmark")

@@ -187,6 +187,38 @@ def test_a_run_of_some_sections_keeps_the_others(tmp_path):
     (out / "benchmarks.json").write_text(json.dumps(earlier))
     kept, _ = record_module.earlier_sections(out, ("classify", "cartridge", "train"), False)
     assert set(kept) == {"student"}
+    # A record of another model keeps none of its measured sections beside this model's:
+    # ctcnet-core3's page showed ctcnet-default's crops/s. One that kept no digest is kept,
+    # said so.
+    earlier["model"] = "ctcnet-default.pt"
+    (out / "benchmarks.json").write_text(json.dumps(earlier))
+    _, when = record_module.earlier_sections(out, ("cartridge",), False, "b" * 64)
+    assert when["training"].endswith("model ctcnet-default.pt (its digest not recorded)")
+    earlier["model_sha256"] = "a" * 64
+    earlier["machine"]["cpu_model"] = "family 25 model 17"
+    (out / "benchmarks.json").write_text(json.dumps(earlier))
+    kept, when = record_module.earlier_sections(out, ("cartridge",), False, "b" * 64)
+    assert set(kept) == {"student"} and when == {}
+    kept, when = record_module.earlier_sections(out, ("cartridge",), False, "a" * 64)
+    assert set(kept) == {"classification", "training", "student"}
+    assert when["training"] == "2026-01-01 00:00:00 UTC on Some CPU (family 25 model 17), " \
+        "2 cores, model ctcnet-default.pt"
+
+
+def test_the_page_states_the_command_that_made_it():
+    """`--sections classify --repeats 1` read `--sections classify` over "Medians over
+    repeated runs"; `--quick` read `--quick --frames 2,3`."""
+    from ctcnet.benchmark.common import BenchSettings
+    from ctcnet.benchmark.render import _arguments, _repeated
+
+    one = {"sections": ["classify"], "settings": {**vars(BenchSettings()), "repeats": 1,
+                                                  "cartridge_repeats": 1, "peer_repeats": 1}}
+    assert _arguments(one) == " --sections classify --repeats 1"
+    assert _repeated(one).startswith("Single runs")
+    quick = {"sections": ["classify", "cartridge", "train"], "quick": True,
+             "settings": vars(BenchSettings.quick_settings())}
+    assert _arguments(quick) == ""
+    assert _repeated(quick).startswith("Medians")
 
 
 def test_the_student_section_says_whether_a_narrower_network_halves_the_time():
@@ -377,5 +409,10 @@ def test_bad_benchmark_options_are_refused_before_any_measuring(tmp_path, capsys
     (tmp_path / "afile").write_text("")
     assert main(["benchmark", "--quick", "--out", str(tmp_path / "afile")]) == 2
     assert main(["benchmark", "--frames", "0", "--out", str(tmp_path / "o")]) == 2
+    # --frames with no cartridge section; an ONNX file (timed by predict, not here)
+    assert main(["benchmark", "--sections", "classify", "--frames", "3",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert main(["benchmark", "--model", str(tmp_path / "x.onnx"), "--out",
+                 str(tmp_path / "o")]) == 2
     assert not (tmp_path / "o").exists()
     assert "is not a folder" in capsys.readouterr().err
