@@ -10,8 +10,13 @@ apply from Python too), as ``ctcnet predict`` refuses another run's journal in i
 from __future__ import annotations
 
 import argparse
+import math
+from pathlib import Path
 
 from ctcnet.commands import arg_types
+from ctcnet.errors import InputError
+
+MAX_F1_DROP = 0.5  # points of macro-F1 an int8 export may lose (--max-f1-drop)
 
 
 def add_overwrite_argument(parser: argparse.ArgumentParser, what: str) -> None:
@@ -50,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     precision.add_argument("--int8", metavar="CALIB_DATA",
                            help="static int8: calibration crops from a crop dataset folder or "
                                 "'simulate[:N]'; refused if macro-F1 drops by the limit or more")
-    parser.add_argument("--max-f1-drop", type=float, default=0.5,
+    parser.add_argument("--max-f1-drop", type=float, default=MAX_F1_DROP,
                         help="largest macro-F1 drop (points) an int8 model may have (default 0.5)")
     parser.add_argument("--seed", type=arg_types.seed, default=0,
                         help="seed of the verification crops (default 0)")
@@ -72,6 +77,16 @@ def run(args: argparse.Namespace) -> int:
     # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.deploy.export import export_onnx
 
+    # Said before any work: the drop is checked at the end of an int8 export's minutes.
+    if args.max_f1_drop != MAX_F1_DROP and not args.int8:
+        raise InputError("--max-f1-drop limits an int8 export's drop (--int8 CALIB_DATA); "
+                         "the fp32 and fp16 files are checked against torch instead")
+    if not (math.isfinite(args.max_f1_drop) and args.max_f1_drop >= 0):
+        raise InputError(f"--max-f1-drop {args.max_f1_drop:g}: a drop in macro-F1 points, 0 "
+                         "or more (0: no drop at all)")
+    if args.out and Path(args.out).suffix.lower() != ".onnx":
+        raise InputError("--out names an ONNX file: give it the .onnx suffix (onnxruntime and "
+                         "ctcnet tell a model's kind by it)", args.out)
     # (A shipped model's name, or its checkpoint: exported into the current folder.)
     precision = "fp16" if args.fp16 else "int8" if args.int8 else "fp32"
     report = export_onnx(args.checkpoint, args.out, opset=args.opset, precision=precision,

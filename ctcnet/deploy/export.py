@@ -478,9 +478,13 @@ def load_labelled_crops(source: str | Path | LabelledCrops, spec: ModelSpec,
             n = int(text.split(":", 1)[1]) if ":" in text else count
         except ValueError:
             raise InputError(f"calibration {text!r}: use 'simulate' or 'simulate:N'") from None
+        if n < 1:
+            raise InputError(f"calibration {text!r}: simulate:N draws N crops, 1 or more")
         try:
             return simulated_crops(spec, n, seed + CALIBRATION_SEED_OFFSET)
         except InputError as err:  # a class of the lab's own: the model's taxonomy is fixed
+            if "cannot make class" not in str(err):
+                raise
             raise InputError(f"{err}; a trained model's taxonomy is its own: give the "
                              "export labelled crops in its place (--int8 CROP_FOLDER, as "
                              "evaluate reads them)") from None
