@@ -123,6 +123,32 @@ def _spec_text(path, spec) -> str:
             + f"\n  ctcnet {spec.version}")
 
 
+def _export_text(path) -> str:
+    """What an ONNX file's export record says of it: its precision, the checkpoint it came
+    from, and an int8 file's gate (the macro-F1 it kept); "" for a checkpoint."""
+    if path.suffix != ".onnx":
+        return ""
+    import json
+
+    from ctcnet.inference.onnx_runtime import OnnxClassifier
+
+    meta = OnnxClassifier(path).metadata
+    try:
+        export = json.loads(meta.get("ctcnet_export") or "{}")
+    except ValueError:
+        export = {}
+    text = (f"\n  ONNX {meta.get('precision', 'fp32')}, exported {export.get('exported_at', '?')} "
+            f"from {export.get('source', '?')} (SHA-256 "
+            f"{str(export.get('source_sha256', '?'))[:12]}...); its digest "
+            f"{str(meta.get('ctcnet_digest', '?'))[:12]}...")
+    gate = export.get("int8") or {}
+    if gate.get("macro_f1_int8") is not None:
+        text += (f"\n  int8 gate: macro-F1 {gate['macro_f1_int8']:.4f} against fp32 "
+                 f"{gate['macro_f1_fp32']:.4f} on {gate.get('eval_crops', '?')} crops of "
+                 f"{gate.get('source', '?')}")
+    return text
+
+
 def _adapted_text(training: dict, metrics: dict) -> list[str]:
     """What was done to the trained network since, as the spec records it: a fine-tune on a
     lab's crops, a recalibration on them (``evaluate --save-model``). Without these lines a
@@ -154,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
         if path.is_file() and path.suffix in (".pt", ".ckpt", ".onnx") and \
                 not path.with_suffix(".json").is_file():
             spec = _carried_spec(path)
-            print(json.dumps(spec.to_dict()) if args.json else _spec_text(path, spec))
+            print(json.dumps(spec.to_dict()) if args.json else
+                  _spec_text(path, spec) + _export_text(path))
             return 0
         info = get_model(args.name)
         if args.json:

@@ -199,7 +199,8 @@ def check_targets(matrix: dict, cnn: str = "cnn", gate: str = "marker_gate") -> 
             failures.append(f"{where}: {m['flip_rate']:.1%} flips > {MAX_FLIP_RATE:.0%}"
                             + (f" ({moves})" if moves else ""))
         if m["macro_f1"] < MIN_MACRO_F1:
-            failures.append(f"{where}: macro-F1 {m['macro_f1']:.3f} < {MIN_MACRO_F1}")
+            # (to 4 places: 0.96989 read "0.970 < 0.97" at 3)
+            failures.append(f"{where}: macro-F1 {m['macro_f1']:.4f} < {MIN_MACRO_F1}")
         if gate in c["methods"] and m["macro_f1"] < c["methods"][gate]["macro_f1"]:
             failures.append(f"{where}: CNN {m['macro_f1']:.3f} below the marker gate "
                             f"{c['methods'][gate]['macro_f1']:.3f}")

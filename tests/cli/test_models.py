@@ -66,6 +66,8 @@ def test_a_model_file_shows_its_card_or_says_it_has_none(with_tiny3, tmp_path, c
     assert main(["models", str(onnx)]) == 0
     out = capsys.readouterr().out
     assert "CD66b" in out and "decision rule at cartridge prevalence: log weights" in out
+    # Which precision the file is, and where it came from (an int8 file read as any other).
+    assert "ONNX fp32, exported " in out and "from ctcnet-default.pt (SHA-256 " in out
 
 
 def test_a_card_less_file_says_its_recalibration_and_the_epoch_its_weights_are_of(with_tiny3):
