@@ -299,16 +299,16 @@ def run_in_processes(argv: list[str], shares: list[list[str]],
             folder.rmdir()  # (left where another run's share is in it)
     status = exit_status(codes, signalled[0] if signalled else None)
     if status not in STOPPED:  # (stopped by a signal the parent passed on: nothing to add)
-        _say_failed(codes, [child.pid for child in children], out, endings)
+        _say_failed(codes, children, out, endings)
     return status
 
 
-def _say_failed(codes: list[int], pids: list[int], out, endings: dict | None) -> None:
+def _say_failed(codes: list[int], children: list, out, endings: dict | None) -> None:
     """Say each process that failed, with what ended it (its log's word), kept in
     ``endings`` where given."""
-    for k, (code, pid) in enumerate(zip(codes, pids), 1):
+    for k, (code, child) in enumerate(zip(codes, children), 1):
         if code not in SHARE_DONE:
-            ending = child_ending(out, pid)
+            ending = child_ending(out, child.pid)
             log.error("process %d of %d ended with status %d%s%s", k, len(codes), code,
                       _killed_by(code), f": {ending}" if ending else "")
             if endings is not None and ending:

@@ -65,7 +65,9 @@ def test_a_sample_folder_made_read_only_is_set_aside_and_the_others_run(
 def test_a_report_a_full_disk_stopped_is_no_ok_line_and_run_json_says_why(
         cart_and_model, tmp_path, capsys, monkeypatch):
     """Drawn beside the next cartridge (a thread here, so the test reaches it), the report
-    fails and the batch goes on: the sample has no summary.json, so no result."""
+    meets a full disk: the machine's state, which every later report would meet alike, so the
+    run stops (exit 4, not 2, the input's code: it went on into the next samples before) and
+    run.json says why; the sample has no summary.json, so no result, and a rerun draws it."""
     import ctcnet.inference.predict as predicting
     import ctcnet.report.run_report as report
     from ctcnet.inference.report_overlap import ReportWorker
@@ -84,13 +86,17 @@ def test_a_report_a_full_disk_stopped_is_no_ok_line_and_run_json_says_why(
     status = main([str(a) for a in ("predict", scans, "--out", out,
                                     *options(cart_and_model))])
     printed = capsys.readouterr()
-    assert status == 2
-    lines = [line for line in printed.out.splitlines() if line.startswith("S_a")]
-    assert lines and all("ok" not in line for line in lines), lines
-    assert "no result" in lines[0]
+    assert status == 4
+    assert not [line for line in printed.out.splitlines() if line.startswith("S_a")]
+    assert "No space left on device" in printed.err and "free space and rerun" in printed.err
+    index = json.loads((out / "run.json").read_text())
+    assert index["state"] == "failed" and "No space left on device" in index["error"]
+    assert not (out / "S_a" / "summary.json").exists()
+    monkeypatch.setattr(report, "write_gallery", real)  # space freed: the rerun finishes
+    assert main([str(a) for a in ("predict", scans, "--out", out,
+                                  *options(cart_and_model))]) == 0
     run = outputs(out)
-    assert run["S_a"]["missing"] is True and "No space left on device" in run["S_a"]["reason"]
-    assert run["S_b"]["status"] == "ok"
+    assert run["S_a"]["status"] == "ok" and run["S_b"]["status"] == "ok"
 
 
 def test_a_sample_another_run_finished_or_holds_is_no_refusal_of_this_one():

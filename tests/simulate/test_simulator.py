@@ -431,7 +431,7 @@ def test_cartridge_is_deterministic_and_png_layout_is_8bit(tmp_path, cartridge):
 def test_cartridge_rejects_bad_arguments(tmp_path):
     with pytest.raises(InputError, match="layout"):
         simulate_cartridge_small(tmp_path, layout="jpeg")
-    with pytest.raises(InputError, match="rare_rates"):
+    with pytest.raises(InputError, match=r"the rates \(--rates\): unknown class"):
         simulate_cartridge_small(tmp_path, rare_rates={"unicorn": 0.1})
     # Every class given, short of 1: each was rescaled without a word (ctc=0.01 drew 6.6 %).
     with pytest.raises(InputError, match="of every class add up to 0.22, not 1"):
