@@ -114,6 +114,8 @@ def render_markdown(record: dict) -> str:
             lines += ["", "The shipped model's training run (from its card): "
                       + ", ".join(f"{k}: {v}" for k, v in shipped.items()
                                   if isinstance(v, (int, float, str))) + "."]
+        if t.get("note"):  # what has changed since (the record's word, kept with it)
+            lines += ["", f"({t['note']})"]
         lines.append("")
     o = record.get("report_overlap")
     if o:
