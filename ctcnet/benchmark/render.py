@@ -94,29 +94,8 @@ def render_markdown(record: dict) -> str:
     k = record.get("cartridges")
     if k:
         lines += render_cartridges(k)
-    t = record.get("training")
-    if t:
-        lines += ["## Training", "",
-                  f"{t['arch']} at {t['crop_size']} px, batch {t['batch_size']}, on "
-                  f"{t['device']} ({t['threads']} threads), augmentation "
-                  f"{'on' if t['augment'] else 'off'}: {_fmt(t['crops_per_s'])} crops/s."]
-        if t.get("augment_crops_per_s") and t.get("step_crops_per_s"):
-            aug, step = t["augment_crops_per_s"]["median"], t["step_crops_per_s"]["median"]
-            parts = (f"The parts alone: augmentation {_fmt(t['augment_crops_per_s'])} crops/s "
-                     f"on one core (one data-loader worker), the training step "
-                     f"{_fmt(t['step_crops_per_s'])} crops/s")
-            if t["device"].startswith("cuda"):  # on a CPU the workers and the step share cores
-                parts += (f"; so about {math.ceil(step / aug)} workers (`--data.num_workers`) "
-                          "keep the GPU busy")
-            lines += ["", parts + "."]
-        shipped = t.get("shipped_model")
-        if shipped:
-            lines += ["", "The shipped model's training run (from its card): "
-                      + ", ".join(f"{k}: {v}" for k, v in shipped.items()
-                                  if isinstance(v, (int, float, str))) + "."]
-        if t.get("note"):  # what has changed since (the record's word, kept with it)
-            lines += ["", f"({t['note']})"]
-        lines.append("")
+    if record.get("training"):
+        lines += render_training(record["training"])
     o = record.get("report_overlap")
     if o:
         lines += render_report_overlap(o)
@@ -153,6 +132,32 @@ def render_crop_sets(s: dict) -> list[str]:
                       f"{last['peak_rss_mb'] / first['peak_rss_mb']:.2f}x, time per crop "
                       f"{(last['wall_s'] / last['crops']) / (first['wall_s'] / first['crops']):.2f}"
                       "x." + (f" {c['note']}" if c.get("note") else ""), ""]
+    return lines
+
+
+def render_training(t: dict) -> list[str]:
+    """The training section: the pace, its parts, the shipped model's own run."""
+    lines = ["## Training", "",
+             f"{t['arch']} at {t['crop_size']} px, batch {t['batch_size']}, on "
+             f"{t['device']} ({t['threads']} threads), augmentation "
+             f"{'on' if t['augment'] else 'off'}: {_fmt(t['crops_per_s'])} crops/s."]
+    if t.get("augment_crops_per_s") and t.get("step_crops_per_s"):
+        aug, step = t["augment_crops_per_s"]["median"], t["step_crops_per_s"]["median"]
+        parts = (f"The parts alone: augmentation {_fmt(t['augment_crops_per_s'])} crops/s "
+                 f"on one core (one data-loader worker), the training step "
+                 f"{_fmt(t['step_crops_per_s'])} crops/s")
+        if t["device"].startswith("cuda"):  # on a CPU the workers and the step share cores
+            parts += (f"; so about {math.ceil(step / aug)} workers (`--data.num_workers`) "
+                      "keep the GPU busy")
+        lines += ["", parts + "."]
+    shipped = t.get("shipped_model")
+    if shipped:
+        lines += ["", "The shipped model's training run (from its card): "
+                  + ", ".join(f"{k}: {v}" for k, v in shipped.items()
+                              if isinstance(v, (int, float, str))) + "."]
+    if t.get("note"):  # what has changed since (the record's word, kept with it)
+        lines += ["", f"({t['note']})"]
+    lines.append("")
     return lines
 
 
