@@ -115,6 +115,27 @@ MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS
 RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
 
 
+def is_resource_error(err: BaseException) -> bool:
+    """Whether ``err`` is the process's resources running out (open files, memory): never a
+    file's fault, so never said as a file that cannot be read."""
+    return isinstance(err, MemoryError) or (isinstance(err, OSError) and
+                                            err.errno in RESOURCE_ERRNOS)
+
+
+# Of the machine's errors, those every later output meets alike (space, a size limit, open
+# files, memory), where one folder made read-only or another account's is that output's own.
+RUN_WIDE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG}) | RESOURCE_ERRNOS
+
+
+def fails_every_output(err: BaseException) -> bool:
+    """Whether ``err`` would fail every output written after it alike (a full disk, no
+    memory, no thread to start): a run stops on it for a rerun, rather than recording one
+    sample's failure and going on into the next."""
+    if isinstance(err, OSError):
+        return err.errno in RUN_WIDE_ERRNOS
+    return is_machine_state(err)
+
+
 def is_machine_state(err: BaseException) -> bool:
     """Whether ``err`` is the machine's state (a full disk, memory, a limit), not the data's
     or a bug's: what stops a run to be resumed, rather than one input's failure recorded and

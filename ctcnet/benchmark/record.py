@@ -16,7 +16,7 @@ from pathlib import Path
 from ctcnet.benchmark.cartridges import bench_cartridges
 from ctcnet.benchmark.classification import bench_classification
 from ctcnet.benchmark.common import BenchSettings, load_average, machine_info
-from ctcnet.benchmark.render import render_markdown
+from ctcnet.benchmark.render import command_arguments, render_markdown
 from ctcnet.benchmark.training import bench_training
 from ctcnet.io.atomic import atomic_write_text
 
@@ -52,7 +52,8 @@ def earlier_sections(out_dir: Path, sections, quick: bool,
     cpu = machine.get("cpu") or "an unrecorded CPU"
     if machine.get("cpu_model"):  # two EPYC generations read alike by name alone
         cpu += f" ({machine['cpu_model']})"
-    made = f"{old.get('created')} on {cpu}, {machine.get('cores')} cores" + (
+    made = f"{old.get('created')} (`ctcnet benchmark{command_arguments(old)}`) on {cpu}, " \
+        f"{machine.get('cores')} cores" + (
         f", model {Path(str(old['model'])).name}" + ("" if old.get("model_sha256") else
                                                     " (its digest not recorded)")
         if old.get("model") else "")

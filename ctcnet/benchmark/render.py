@@ -17,7 +17,7 @@ def _fmt(s: dict, digits: int = 0) -> str:
     return f"{s['median']:,.{digits}f} ({s['min']:,.{digits}f}-{s['max']:,.{digits}f})"
 
 
-def _arguments(record: dict) -> str:
+def command_arguments(record: dict) -> str:
     """The command's options that shaped this record (sections, cartridge sizes, repeats):
     those that differ from the defaults of its mode (``--quick``'s or the full record's)."""
     sections = record.get("sections")
@@ -29,11 +29,10 @@ def _arguments(record: dict) -> str:
     frames = settings.get("frame_counts")
     if "cartridge" in sections and frames and list(frames) != list(default.frame_counts):
         text += f" --frames {','.join(str(f) for f in frames)}"
-    # (--repeats sets every section's count: the classification's tells it where that ran)
-    repeats = settings.get("repeats" if "classify" in sections else "cartridge_repeats")
-    if repeats and repeats != (default.repeats if "classify" in sections
-                               else default.cartridge_repeats):
-        text += f" --repeats {repeats}"
+    # (--repeats sets every section's count alike: given where either differs from its mode's)
+    counts = (settings.get("repeats"), settings.get("cartridge_repeats"))
+    if None not in counts and counts != (default.repeats, default.cartridge_repeats):
+        text += f" --repeats {counts[1] if 'cartridge' in sections else counts[0]}"
     return text
 
 
@@ -50,7 +49,7 @@ def render_markdown(record: dict) -> str:
     m = record["machine"]
     lines = ["# ctcnet benchmarks", "",
              f"Measured {record['created']} with `ctcnet benchmark"
-             f"{' --quick' if record['quick'] else ''}{_arguments(record)}` on: {m['cpu']}"
+             f"{' --quick' if record['quick'] else ''}{command_arguments(record)}` on: {m['cpu']}"
              f"{' (' + m['cpu_model'] + ')' if m.get('cpu_model') else ''}, "
              f"{m['cores']} cores, "
              f"{m['memory_gib']} GiB; torch {m['torch']} ({m['torch_threads']} threads), "

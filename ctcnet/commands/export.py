@@ -55,8 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     precision.add_argument("--int8", metavar="CALIB_DATA",
                            help="static int8: calibration crops from a crop dataset folder or "
                                 "'simulate[:N]'; refused if macro-F1 drops by the limit or more")
-    parser.add_argument("--max-f1-drop", type=float, default=MAX_F1_DROP,
-                        help="largest macro-F1 drop (points) an int8 model may have (default 0.5)")
+    parser.add_argument("--max-f1-drop", type=float, default=None,
+                        help=f"largest macro-F1 drop (points) an int8 model may have (default "
+                             f"{MAX_F1_DROP})")
     parser.add_argument("--seed", type=arg_types.seed, default=0,
                         help="seed of the verification crops (default 0)")
     parser.add_argument("--markers", action="store_true",
@@ -78,9 +79,11 @@ def run(args: argparse.Namespace) -> int:
     from ctcnet.deploy.export import export_onnx
 
     # Said before any work: the drop is checked at the end of an int8 export's minutes.
-    if args.max_f1_drop != MAX_F1_DROP and not args.int8:
+    if args.max_f1_drop is not None and not args.int8:
         raise InputError("--max-f1-drop limits an int8 export's drop (--int8 CALIB_DATA); "
                          "the fp32 and fp16 files are checked against torch instead")
+    if args.max_f1_drop is None:
+        args.max_f1_drop = MAX_F1_DROP
     if not (math.isfinite(args.max_f1_drop) and args.max_f1_drop >= 0):
         raise InputError(f"--max-f1-drop {args.max_f1_drop:g}: a drop in macro-F1 points, 0 "
                          "or more (0: no drop at all)")

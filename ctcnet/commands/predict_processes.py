@@ -274,6 +274,7 @@ def run_in_processes(argv: list[str], shares: list[list[str]],
     # (a hangup, the terminal closed, is passed on too, unless ignored: nohup)
     previous = {signal.Signals(s - 128): signal.signal(s - 128, pass_on) for s in STOPPED
                 if signal.getsignal(s - 128) is not signal.SIG_IGN}
+    started = time.time()  # (a second's slack below: file times may round down)
     try:
         log.info("running the inputs in %d processes", len(shares))
         for name in files:
@@ -299,33 +300,44 @@ def run_in_processes(argv: list[str], shares: list[list[str]],
             folder.rmdir()  # (left where another run's share is in it)
     status = exit_status(codes, signalled[0] if signalled else None)
     if status not in STOPPED:  # (stopped by a signal the parent passed on: nothing to add)
-        _say_failed(codes, children, out, endings)
+        _say_failed(codes, children, out, endings, started - 1.0)
     return status
 
 
-def _say_failed(codes: list[int], children: list, out, endings: dict | None) -> None:
-    """Say each process that failed, with what ended it (its log's word), kept in
-    ``endings`` where given."""
+def _say_failed(codes: list[int], children: list, out, endings: dict | None,
+                since: float) -> None:
+    """Say each process that failed, with what ended it (its log's word, of a log written
+    since the processes started), kept in ``endings`` where given."""
     for k, (code, child) in enumerate(zip(codes, children), 1):
         if code not in SHARE_DONE:
-            ending = child_ending(out, child.pid)
+            ending = child_ending(out, child.pid, since)
             log.error("process %d of %d ended with status %d%s%s", k, len(codes), code,
                       _killed_by(code), f": {ending}" if ending else "")
             if endings is not None and ending:
                 endings[k] = ending
 
 
-def child_ending(out: str | Path, pid: int) -> str | None:
-    """What ended a child of a ``--processes`` run, as its own log (``logs/``, named by its
-    process id) last said it: the console's error line (``exit status 4: ...``), else the
-    error that ended its run; None where it left no log (killed before its run began)."""
-    from ctcnet.core.run_log import LOGS_DIR
+def child_ending(out: str | Path, pid: int, since: float = 0.0) -> str | None:
+    """What ended a child of a ``--processes`` run, as its own log (``logs/``, named by this
+    host and its process id, written since ``since``) last said it: the console's error line
+    (``exit status 4: ...``), else the error that ended its run; None where it left no log
+    (killed before its run began): never an earlier night's log of a process that had the
+    same id, nor another host's."""
+    import re
 
-    folder = Path(out) / LOGS_DIR
-    logs = sorted([*folder.glob(f"predict-*-{pid}.log"), *folder.glob(f"predict-*-{pid}-*.log")],
-                  key=lambda p: p.stat().st_mtime_ns)
+    from ctcnet.core.run_log import LOGS_DIR, log_host
+
+    named = re.compile(rf"predict-\d{{8}}T\d{{6}}Z-{re.escape(log_host())}-{pid}(-\d+)?\.log")
+    logs = []
+    for path in (Path(out) / LOGS_DIR).glob("predict-*.log"):
+        try:
+            if named.fullmatch(path.name) and path.stat().st_mtime >= since:
+                logs.append((path.stat().st_mtime_ns, path))
+        except OSError:  # gone meanwhile
+            continue
     if not logs:
         return None
+    logs = [path for _, path in sorted(logs)]
     try:
         lines = logs[-1].read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:

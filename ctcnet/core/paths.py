@@ -47,16 +47,22 @@ def name_key(name: str) -> str:
     return unicodedata.normalize("NFC", name).casefold()
 
 
+def name_in_folder(path: str | os.PathLike, root: str | os.PathLike) -> Path:
+    """``path`` as named inside the folder ``root`` (itself where it lies outside): compared
+    as both are named, then absolute, then resolved (a manifest's paths are resolved, a
+    folder typed relative or given by a link is not)."""
+    path, root = Path(path), Path(root)
+    for inside, named in ((root, path), (root.absolute(), path.absolute()),
+                          (root.resolve(), path.resolve())):
+        if named.is_relative_to(inside):
+            return named.relative_to(inside)
+    return path
+
+
 def shown_in(path: str | os.PathLike, root: str | os.PathLike) -> str:
-    """``path`` as a folder's own (relative to ``root``, as given or resolved: a folder given
-    by a link lists its files through it), else whole: how a file of a folder is named in
-    what is said of it."""
-    for base in (Path(root), Path(root).resolve()):
-        try:
-            return str(Path(path).relative_to(base))
-        except ValueError:
-            continue
-    return str(path)
+    """``path`` as a folder's own (:func:`name_in_folder`), else whole: how a file of a
+    folder is named in what is said of it."""
+    return str(name_in_folder(path, root))
 
 
 # What "lately" is: a scan's copy or a scanner's writing of one cartridge takes minutes.

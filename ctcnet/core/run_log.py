@@ -162,6 +162,11 @@ def note_exit(status: int, said: str | None = None) -> None:
             file.write(_UtcFormatter(_FORMAT).format(record) + "\n")
 
 
+def log_host() -> str:
+    """This host's name as a log file's name carries it (letters, digits, - and . kept)."""
+    return "".join(c if c.isalnum() or c in "-." else "_" for c in socket.gethostname())[:40]
+
+
 @contextlib.contextmanager
 def run_log(folder: str | Path, command: str, argv: Sequence[str] | None = None,
             logger: str = "ctcnet") -> Iterator[RunLog]:
@@ -172,8 +177,7 @@ def run_log(folder: str | Path, command: str, argv: Sequence[str] | None = None,
     target = logging.getLogger(logger)
     started = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     # The host too: jobs of an array start in the same second, and in containers each is pid 1.
-    host = "".join(c if c.isalnum() or c in "-." else "_" for c in socket.gethostname())[:40]
-    log = RunLog(Path(folder) / LOGS_DIR / f"{command}-{started}-{host}-{os.getpid()}.log",
+    log = RunLog(Path(folder) / LOGS_DIR / f"{command}-{started}-{log_host()}-{os.getpid()}.log",
                  command)
     # The file wants INFO; the console keeps its threshold, now on its own handlers.
     before = target.level

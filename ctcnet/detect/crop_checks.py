@@ -36,9 +36,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ctcnet.core.paths import shown_in
+from ctcnet.core.paths import name_in_folder, shown_in
 from ctcnet.detect.clipped_background import restore_clipped_background, subtracted_note
-from ctcnet.detect.manifest_file import name_in_folder
 from ctcnet.detect.marker_labels import MarkerLabelVotes
 from ctcnet.detect.metadata_signs import CropFolderSigns
 from ctcnet.detect.plane_order import PlaneVotes
@@ -362,7 +361,7 @@ def warn_of_copies(groups: list[list[int]], index: CropIndex) -> None:
         return
     relabelled = [g for g in groups if len({index.labels[i] for i in g}) > 1]
     shown = (relabelled or groups)[:3]
-    named = "; ".join(" = ".join(f"{name_in_folder(index.paths[i], index.root)} ({index.labels[i]})"
+    named = "; ".join(" = ".join(f"{shown_in(index.paths[i], index.root)} ({index.labels[i]})"
                                  for i in g) for g in shown)
     log.warning("%s: %d crops are pixel-identical copies of another, %d of them under another "
                 "class (one label is wrong): %s%s", index.root,

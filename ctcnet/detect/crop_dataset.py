@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ctcnet.core.log_capture import keep_unsaid
+from ctcnet.core.paths import shown_in
 from ctcnet.detect.crop_checks import CropNotes, named_in_utf8
 from ctcnet.detect.crop_labels import as_class_names, unknown_labels_error
 from ctcnet.detect.crop_writing import (  # noqa: F401 (the layout's writers, read from here too)
@@ -44,7 +45,6 @@ from ctcnet.detect.crop_writing import (  # noqa: F401 (the layout's writers, re
 from ctcnet.detect.cropping import report_fit, to_model_scale
 from ctcnet.detect.folder_kinds import is_predict_output, nested_scan, not_a_crop_folder
 from ctcnet.detect.manifest_file import (
-    name_in_folder,
     read_manifest,
     refuse_files_not_there,
     sample_id_from_name,
@@ -143,7 +143,7 @@ class CropIndex:
         predictions."""
         import pandas as pd  # a table only where one is written
 
-        return pd.DataFrame({"path": [str(name_in_folder(p, self.root)) for p in self.paths],
+        return pd.DataFrame({"path": [shown_in(p, self.root) for p in self.paths],
                              "label": self.labels, "sample_id": self.sample_ids})
 
     def class_counts(self) -> dict[str, int]:

@@ -128,15 +128,3 @@ def read_manifest(manifest: Path):
     # A patient column where any row names one (serial draws: a patient's samples together).
     named = any((row.get("patient_id") or "").strip() for row in rows)
     return paths, labels, samples, splits, patients if named else None
-
-
-def name_in_folder(path: Path, root: Path | str) -> Path:
-    """A crop's ``path`` as named inside its dataset folder ``root`` (itself where it lies
-    outside): a manifest's paths are resolved, a folder named relative (as typed) is not,
-    and the two are compared as both are named, then absolute, then resolved."""
-    path, root = Path(path), Path(root)
-    for inside, named in ((root, path), (root.absolute(), path.absolute()),
-                          (root.resolve(), path.resolve())):
-        if named.is_relative_to(inside):
-            return named.relative_to(inside)
-    return path

@@ -202,8 +202,8 @@ def check_targets(matrix: dict, cnn: str = "cnn", gate: str = "marker_gate") -> 
             # (to 4 places: 0.96989 read "0.970 < 0.97" at 3)
             failures.append(f"{where}: macro-F1 {m['macro_f1']:.4f} < {MIN_MACRO_F1}")
         if gate in c["methods"] and m["macro_f1"] < c["methods"][gate]["macro_f1"]:
-            failures.append(f"{where}: CNN {m['macro_f1']:.3f} below the marker gate "
-                            f"{c['methods'][gate]['macro_f1']:.3f}")
+            failures.append(f"{where}: CNN {m['macro_f1']:.4f} below the marker gate "
+                            f"{c['methods'][gate]['macro_f1']:.4f}")
     double_positive = double_positive_counted = None
     epithelial = matrix.get("epithelial_channel")
     for c in ends:

@@ -195,6 +195,8 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
     try:
         record = frame_record(frame.files, pixels, not container, before)
     except OSError as err:  # read a moment ago, gone or changed now
+        if err.errno in RESOURCE_ERRNOS:
+            raise  # the machine's, as in reading it
         return FrameWork(frame, error=f"{frame.stem}: cannot read: {err}",
                          seconds={"read": time.perf_counter() - t0})
     t1 = time.perf_counter()

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ctcnet.errors import CtcnetError, is_machine_state
+from ctcnet.errors import CtcnetError, fails_every_output
 from ctcnet.inference.backends import portable_explainer
 from ctcnet.inference.journal import mark_report
 from ctcnet.inference.summary import RunSummary
@@ -265,8 +265,9 @@ class ReportWorker:
             raise
         except BaseException as err:
             running.release()
-            if is_machine_state(err):  # a full disk or no memory fails every report after
-                raise                  # it alike: the run stops (exit 4) and a rerun resumes
+            if fails_every_output(err):  # a full disk or no memory fails every report
+                raise                    # after it alike: the run stops (exit 4), a rerun
+            # resumes; one sample's folder made read-only is that sample's alone
             failure = ReportError(running.sample_id, running.out_dir, err)
             if self.failed is None:
                 raise failure from err

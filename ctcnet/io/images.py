@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ctcnet.errors import InputError, WholeFileError, check_regular_file
+from ctcnet.errors import InputError, WholeFileError, check_regular_file, is_resource_error
 from ctcnet.io.atomic import atomic_path
 from ctcnet.io.image_headers import (
     MAX_CHANNELS_LAST,
@@ -163,7 +163,9 @@ def ome_pixel_size(path: str | Path) -> float | None:
     try:
         with TiffDamage(), tifffile.TiffFile(path) as tif:  # the pixels' read says damage
             pixels = _ome_pixels(tif)
-    except Exception:  # an unreadable file says so when its pixels are read
+    except Exception as err:  # an unreadable file says so when its pixels are read
+        if is_resource_error(err):  # (not a file without a size: the machine's)
+            raise
         return None
     if pixels is None:
         return None
@@ -284,9 +286,10 @@ def read_tiff(path: str | Path, max_plane_pixels: int | None = None
                              "file again", path)
     except InputError:
         raise
-    except (ImportError, MemoryError):  # this install or this machine, not the file
-        raise
     except Exception as err:  # tifffile raises many types on corrupt/truncated files
+        # This install or this machine (too many open files, no memory), not the file.
+        if isinstance(err, ImportError) or is_resource_error(err):
+            raise
         # Its own errors say what is wrong; others (IndexError, struct.error ...) come from
         # deep inside the parser and would only puzzle whoever reads them.
         said = f": {err}" if isinstance(err, (tifffile.TiffFileError, ValueError)) else ""
@@ -350,6 +353,8 @@ def _open_raster(path: Path, max_plane_pixels: int | None = None) -> np.ndarray:
     except (ImportError, InputError):  # this install, not the file; or said already
         raise
     except Exception as err:  # Pillow raises many types on corrupt/truncated files
+        if is_resource_error(err):  # too many open files, no memory: not a corrupt file
+            raise
         raise InputError(f"not a readable {kind} (corrupt or truncated?): {err}", path) from None
     if wide:
         arr = _turned(_sixteen_bit_png(path), turn)

@@ -354,6 +354,8 @@ def stated_prior(text: str, class_names: Sequence[str]) -> dict[str, float]:
         if name not in class_names:
             raise InputError(f"prior (--prior): {name!r} is not a class of the model "
                              f"{list(class_names)}")
+        if name in stated:  # (CTC and ctc are one class: the second given is not the one)
+            raise InputError(f"prior (--prior): {name} is given twice in {text!r}")
         try:
             p = float(value)
         except ValueError:

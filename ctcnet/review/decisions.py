@@ -76,7 +76,7 @@ __all__ = [
     "default_reviewer", "extend_match", "find_samples", "load_decisions", "load_sample",
     "match_decisions", "migrate_decisions", "read_decisions", "record_decision",
     "record_decisions", "reported_classes", "reviewed_labels", "run_id", "select_candidates",
-    "superseded_rows", "warn_set_aside",
+    "second_reading_rows", "superseded_rows", "warn_set_aside",
 ]
 
 log = logging.getLogger(__name__)
@@ -275,6 +275,12 @@ def _keys_changed(before: pd.DataFrame, after: pd.DataFrame) -> bool:
 def load_decisions(sample_dir: str | Path, run: RunEvents) -> Matched:
     """A sample's review.csv matched to its current run."""
     return match_decisions(read_decisions(sample_dir), run)
+
+
+def second_reading_rows(sample_dir: str | Path, run: RunEvents) -> int:
+    """The lines of a sample's review-second.csv matched to its current run, as a sign-off
+    recorded them (a second reading's decision since moves the agreement it signed)."""
+    return match_decisions(read_decisions(sample_dir, SECOND_FILE), run).n_rows
 
 
 

@@ -137,8 +137,7 @@ class SignOff:
 
     @classmethod
     def from_dict(cls, data: dict) -> SignOff:
-        """Read a sign-off back from :meth:`to_dict`'s output (keys it does not know are left
-        out)."""
+        """Read a sign-off back from :meth:`to_dict`'s output (unknown keys left out)."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -475,16 +474,16 @@ def record_moved(signed: dict | None, now) -> list[str]:
 
 def signoff_in(folder: str | Path, run, matched, per_7_5_ml: dict | None,
                model_sha256: str | None, network_sha256: str | None = None,
-               cartridge_info=UNCHECKED) -> tuple[SignOff | None, dict | None]:
+               cartridge_info=UNCHECKED, second_rows: int | None = None
+               ) -> tuple[SignOff | None, dict | None]:
     """The sample folder's sign-off and the record of it as it holds now for ``run`` (a
-    :class:`~ctcnet.review.runs.RunEvents`) and its review journal ``matched`` to it,
-    checked against its record in ``folder``, as :func:`signoff_record` does: what a
-    command that reads a sign-off without the review server (crops, exports) reports."""
+    :class:`~ctcnet.review.runs.RunEvents`), its review journal ``matched`` to it and the
+    second reading's ``second_rows``, checked against its record in ``folder``, as
+    :func:`signoff_record` does: what a command without the review server reports."""
     signed = read_signoff(folder)
     return signed, signoff_record(signed, run.run_id, len(matched.table), run.calls_id,
-                                  per_7_5_ml, folder=folder, model_sha256=model_sha256,
-                                  network_sha256=network_sha256,
-                                  decided=matched.n_decisions, cartridge_info=cartridge_info)
+                                  per_7_5_ml, second_rows, folder, model_sha256,
+                                  network_sha256, matched.n_decisions, cartridge_info)
 
 
 def same_figures(signed: dict, now: dict) -> bool:

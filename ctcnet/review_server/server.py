@@ -112,9 +112,9 @@ def _printable(text: str) -> str:
                    for ch in text)
 
 
-def query_value(query: str, name: str) -> str | None:
-    """Parameter ``name`` of a request's query (its first value), or None."""
-    values = parse_qs(query).get(name)
+def query_value(query: str, name: str, keep_blank: bool = False) -> str | None:
+    """Parameter ``name`` of a query (its first value; "" if empty, ``keep_blank``), or None."""
+    values = parse_qs(query, keep_blank_values=keep_blank).get(name)
     return values[0] if values else None
 
 
@@ -357,12 +357,12 @@ class ReviewHandler(BaseHTTPRequestHandler):
                 raise LookupError(parts[2])
             # A reading the page would be refused its data for: refused here, with a 400 a
             # script or monitor reads (not a page that opens to an error).
-            parse_reading(query_value(url.query, "reading"))
+            parse_reading(query_value(url.query, "reading", True))
             return self._send(200, PAGE.read_bytes(), "text/html; charset=utf-8")
         if parts[1] == "api" and len(parts) == 4 and parts[3] == "state":
             sample = self.app.sample(unquote(parts[2]))
             since = query_value(url.query, "since")
-            reading = parse_reading(query_value(url.query, "reading"))
+            reading = parse_reading(query_value(url.query, "reading", True))
             if since is None:  # (with where the static report is: its pages send no cookie)
                 return self._json(200, {**sample.state(self.app.reviewer, self.app.saliency,
                                                        reading),

@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 
 from ctcnet.detect.crop_dataset import read_crop_index
-from ctcnet.detect.manifest_file import name_in_folder
 
 # The checkpoint key of :func:`data_identity`.
 RUN_DATA = "ctcnet_run_data"
@@ -35,12 +34,13 @@ def data_identity(datamodule) -> dict:
         return {"settings": _digest(chosen)}
     chosen["data_dir"] = str(Path(data_dir).resolve())
     index = read_crop_index(data_dir)
+    root = Path(index.root)
     listing = hashlib.sha256()
     for path, label, sample, split in zip(index.paths, index.labels, index.sample_ids,
                                           index.splits):
         path = Path(path)
         size = path.stat().st_size if path.is_file() else -1
-        name = name_in_folder(path, index.root)
+        name = path.relative_to(root) if path.is_relative_to(root) else path
         listing.update(f"{name}\t{size}\t{label}\t{sample}\t{split}\n".encode())
     return {"settings": _digest(chosen), "data_dir": chosen["data_dir"], "crops": len(index),
             "crops_sha256": listing.hexdigest()}

@@ -179,7 +179,7 @@ def test_a_run_of_some_sections_keeps_the_others(tmp_path):
     (out / "benchmarks.json").write_text(json.dumps(earlier))
     kept, when = record_module.earlier_sections(out, ("cartridge",), quick=False)
     assert set(kept) == {"classification", "training"}
-    made = "2026-01-01 00:00:00 UTC on Some CPU, 2 cores"
+    made = "2026-01-01 00:00:00 UTC (`ctcnet benchmark`) on Some CPU, 2 cores"
     assert when == {"classification": made, "training": made}
     assert record_module.earlier_sections(out, ("cartridge",), quick=True) == ({}, {})
     # Sections that scripts record (dated in themselves) are kept by every run.
@@ -201,23 +201,27 @@ def test_a_run_of_some_sections_keeps_the_others(tmp_path):
     assert set(kept) == {"student"} and when == {}
     kept, when = record_module.earlier_sections(out, ("cartridge",), False, "a" * 64)
     assert set(kept) == {"classification", "training", "student"}
-    assert when["training"] == "2026-01-01 00:00:00 UTC on Some CPU (family 25 model 17), " \
-        "2 cores, model ctcnet-default.pt"
+    assert when["training"] == "2026-01-01 00:00:00 UTC (`ctcnet benchmark`) on Some CPU " \
+        "(family 25 model 17), 2 cores, model ctcnet-default.pt"
 
 
 def test_the_page_states_the_command_that_made_it():
     """`--sections classify --repeats 1` read `--sections classify` over "Medians over
     repeated runs"; `--quick` read `--quick --frames 2,3`."""
     from ctcnet.benchmark.common import BenchSettings
-    from ctcnet.benchmark.render import _arguments, _repeated
+    from ctcnet.benchmark.render import _repeated, command_arguments
 
     one = {"sections": ["classify"], "settings": {**vars(BenchSettings()), "repeats": 1,
                                                   "cartridge_repeats": 1, "peer_repeats": 1}}
-    assert _arguments(one) == " --sections classify --repeats 1"
+    assert command_arguments(one) == " --sections classify --repeats 1"
     assert _repeated(one).startswith("Single runs")
     quick = {"sections": ["classify", "cartridge", "train"], "quick": True,
              "settings": vars(BenchSettings.quick_settings())}
-    assert _arguments(quick) == ""
+    assert command_arguments(quick) == ""
+    # --repeats 5: the classification's default, not the cartridges' (3), which ran 5 times
+    five = {"sections": ["classify", "cartridge"],
+            "settings": {**vars(BenchSettings()), "repeats": 5, "cartridge_repeats": 5}}
+    assert command_arguments(five) == " --sections classify,cartridge --repeats 5"
     assert _repeated(quick).startswith("Medians")
 
 

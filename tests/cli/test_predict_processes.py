@@ -161,6 +161,32 @@ def test_a_child_is_the_parents_command_with_its_share_put_after_the_subcommand(
                             "share.json", "--model"] and chosen[12] == "ctcnet-core3"
 
 
+def test_a_failed_process_is_said_with_its_own_logs_last_error(monkeypatch, tmp_path):
+    """run_in_processes reads what ended a failed process from the log it wrote this run."""
+    from ctcnet.commands import predict_processes
+    from ctcnet.core.run_log import log_host
+
+    class Child:
+        def __init__(self, command, env=None, **kwargs):
+            self.pid = 4242
+            (tmp_path / "logs").mkdir(exist_ok=True)
+            (tmp_path / "logs" / f"predict-20261205T010203Z-{log_host()}-4242.log").write_text(
+                "2026-12-05T01:02:09.000Z ERROR ctcnet: exit status 4: ctcnet predict: error: "
+                "File too large (S1/events.parquet); nothing was left half written\n")
+
+        def poll(self):
+            return 4
+
+        def wait(self):
+            return 4
+
+    monkeypatch.setattr(predict_processes.subprocess, "Popen", Child)
+    endings = {}
+    assert predict_processes.run_in_processes(["predict", "x"], [["a"]], out=tmp_path,
+                                              endings=endings) == 4
+    assert endings == {1: "File too large (S1/events.parquet); nothing was left half written"}
+
+
 def test_each_process_takes_its_share_of_the_cores(monkeypatch):
     """N processes on a machine of C cores: each sizes its frame workers and model threads
     to C / N (CTCNET_CORES), not to the whole machine."""
@@ -172,6 +198,7 @@ def test_each_process_takes_its_share_of_the_cores(monkeypatch):
     class Child:
         def __init__(self, command, env=None, **kwargs):
             started.append(env)
+            self.pid = 0
 
         def poll(self):
             return 0
@@ -367,11 +394,15 @@ def test_a_process_that_failed_is_said_with_what_its_log_says_ended_it(scans, tm
                                                                        monkeypatch):
     """A child ended by a full disk: run.json's error read "a process ended with status 4",
     the cause in the child's own log alone."""
+    import time
+
     from ctcnet.commands import predict_processes
+    from ctcnet.core.run_log import log_host
 
     logs = tmp_path / "out" / "logs"
     logs.mkdir(parents=True)
-    (logs / "predict-20261205T010203Z-host-4242.log").write_text(
+    host = log_host()
+    (logs / f"predict-20261205T010203Z-{host}-4242.log").write_text(
         "2026-12-05T01:02:03.000Z INFO ctcnet.predict: ctcnet 0.1 on host, pid 4242\n"
         "2026-12-05T01:02:09.000Z ERROR ctcnet.predict: ended after 6.0 s: OSError: [Errno "
         "28] No space left on device\n"
@@ -382,6 +413,13 @@ def test_a_process_that_failed_is_said_with_what_its_log_says_ended_it(scans, tm
     assert ending == ("No space left on device (out/S3/summary.json); nothing was left half "
                       "written, free space and rerun to resume")
     assert predict_processes.child_ending(tmp_path / "out", 4243) is None  # no log of it
+    # Never an earlier night's log of a process of the same id, nor another host's whose
+    # name ends in the same digits.
+    assert predict_processes.child_ending(tmp_path / "out", 4242, time.time() + 60) is None
+    other = logs / "predict-20261205T010203Z-ip-10-0-7-21-999.log"
+    other.write_text("2026-12-05T01:02:09.000Z ERROR ctcnet: exit status 4: MemoryError\n")
+    assert predict_processes.child_ending(tmp_path / "out", 7) is None
+    assert predict_processes.child_ending(tmp_path / "out", 21) is None
 
     running = []
 

@@ -259,8 +259,8 @@ def test_bad_requests(exported, tmp_path):
     # Refused before any work, not after an int8 export's minutes (or silently passed over).
     model, onnx = str(root / "tiny.pt"), str(tmp_path / "y.onnx")
     for args in (["--out", str(tmp_path / "x.txt")],
-                 ["--out", onnx, "--max-f1-drop", "1"],
-                 ["--out", onnx, "--int8", "simulate", "--max-f1-drop", "-1"],
+                 ["--out", onnx, "--max-f1-drop", "0.5"],  # the default, given: said too
+                 ["--out", onnx, "--int8", "simulate", "--max-f1-drop", "-1"],  # (at once)
                  ["--out", onnx, "--int8", "simulate:0"]):
         assert main(["export", model, *args]) == 2, args
     assert not (tmp_path / "y.onnx").exists() and not (tmp_path / "x.txt").exists()

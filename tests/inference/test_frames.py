@@ -158,16 +158,32 @@ def test_too_many_open_files_stops_the_run_rather_than_skipping_a_frame(setup, t
     the run (exit 4) and a rerun reads the frame."""
     import errno
 
+    import tifffile
+
     import ctcnet.inference.frames as F
     import ctcnet.inference.predict as P
     from ctcnet.inference.backends import load_backend
+    from ctcnet.io.images import read_tiff
 
     error = OSError(errno.EMFILE, "Too many open files")
-    monkeypatch.setattr(F, "read_with_unread", _FailFirstCall(F.read_with_unread, error))
-    with pytest.raises(OSError, match="Too many open files"):
-        P.predict_cartridge(setup["cart"], load_backend(setup["onnx"], device="cpu"),
-                            tmp_path / "out", P.PredictOptions(quiet=True, workers=0,
-                                                               report=False))
+    # Where a frame's file is opened: the TIFF reader took any error for a corrupt file.
+    frame = next(iter(sorted(setup["cart"].glob("*.tif"))))
+
+    def no_file_left(*args, **kwargs):
+        raise error
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tifffile, "TiffFile", no_file_left)
+        with pytest.raises(OSError, match="Too many open files"):
+            read_tiff(frame)
+    # Reading, and opening the frame's files again for its digest: the run stops.
+    backend = load_backend(setup["onnx"], device="cpu")
+    for name in ("read_with_unread", "frame_record"):
+        with monkeypatch.context() as patch:
+            patch.setattr(F, name, _FailFirstCall(getattr(F, name), error))
+            with pytest.raises(OSError, match="Too many open files"):
+                P.predict_cartridge(setup["cart"], backend, tmp_path / name,
+                                    P.PredictOptions(quiet=True, workers=0, report=False))
 
 
 def test_a_failed_read_of_the_metadata_signs_costs_no_frame(clean_run, cart, monkeypatch):

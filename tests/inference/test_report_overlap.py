@@ -190,9 +190,13 @@ def test_a_batch_goes_on_past_a_failed_report_when_failures_are_recorded(setup, 
 
 
 class FullDiskReport(FailingReport):
+    def __init__(self, sample, number=errno.ENOSPC):
+        super().__init__(sample)
+        self.number = number
+
     def write_gallery(self, out_dir, *args, **kwargs):
         if out_dir.name == self.sample:
-            raise OSError(errno.ENOSPC, "No space left on device", str(out_dir / "x.png"))
+            raise OSError(self.number, os.strerror(self.number), str(out_dir / "x.png"))
         return run_report.write_gallery(out_dir, *args, **kwargs)
 
 
@@ -214,6 +218,13 @@ def test_a_report_that_meets_a_full_disk_stops_the_batch_for_a_rerun(setup, tmp_
     assert json.loads((out / "sim1" / "parts" / "report.json").read_text()) == {
         "report": "pending"}
     assert not (out / "sim3").exists()
+    # One sample's folder made read-only (or another account's) is that sample's alone: its
+    # failure is recorded and the batch goes on.
+    out, failed = tmp_path / "run2", {}
+    options = PredictOptions(**dict(REPORTED, report=FullDiskReport("sim1", errno.EACCES)))
+    summaries = predict_inputs([setup["scans"]], out, setup["backend"], options,
+                               failed_reports=failed)
+    assert len(summaries) == 3 and list(failed) == ["sim1"]
 
 
 def test_the_overlap_is_on_by_default_and_can_be_turned_off():

@@ -109,8 +109,8 @@ def test_stated_priors_are_checked_and_filled_in():
     # A class named as a lab's folders name it (EMT-CTC, Cluster) reads as the class.
     assert stated_prior("CTC=0.1,Cluster=0.3", NAMES) == stated_prior("ctc=0.1,cluster=0.3",
                                                                        NAMES)
-    for bad in ("ctc", "tumour=0.1", "ctc=x", "ctc=0", "ctc=-1", "ctc=0.6,wbc=0.6",
-                "ctc=0.5,wbc=0.5", "ctc=nan"):
+    for bad in ("ctc", "tumour=0.1", "ctc=x", "CTC=0.1,ctc=0.2", "ctc=0", "ctc=-1",
+                "ctc=0.6,wbc=0.6", "ctc=0.5,wbc=0.5", "ctc=nan"):
         with pytest.raises(InputError, match="--prior"):
             stated_prior(bad, NAMES)
     # A balanced statement is no reweighting at all; the named priors resolve as documented.

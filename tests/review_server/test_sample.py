@@ -349,6 +349,14 @@ def test_a_second_reading_is_kept_apart_and_compared(crowded, tmp_path, serve):
     assert json.loads((out / "P001" / "summary.json").read_text())["signoff"]["status"] == \
         "changed since"
     assert 'data-signoff="changed since"' in (out / "P001" / "index.html").read_text()
+    # ... and so do the commands that check a sign-off without the server (verify
+    # --results, crops, export-events): they said "current".
+    from ctcnet.exports.sample_review import signoff_now
+    from ctcnet.inference.summary import RunSummary
+
+    summary = RunSummary.from_dict(json.loads((out / "P001" / "summary.json").read_text()))
+    assert signoff_now(out / "P001", pd.read_parquet(out / "P001" / "events.parquet"),
+                       summary, say=False)["status"] == "changed since"
     # The blind reader's own correction is their call (their last): a mis-key put right
     # (ids[3]: ctc, then reject by mistake, then ctc again) leaves the figure as it was.
     for call in ("reject", "ctc"):

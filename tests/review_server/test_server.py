@@ -424,9 +424,13 @@ def _page_in_a_window(served, width: int, height: int) -> Browser:
     pytest.importorskip("websocket")
     _, server = served
     browser = Browser(server_url(server))
-    browser.send("Emulation.setDeviceMetricsOverride", width=width, height=height,
-                 deviceScaleFactor=1, mobile=False)
-    browser.wait_for("document.body.getAttribute('data-ready') === 'yes'")
+    try:
+        browser.send("Emulation.setDeviceMetricsOverride", width=width, height=height,
+                     deviceScaleFactor=1, mobile=False)
+        browser.wait_for("document.body.getAttribute('data-ready') === 'yes'")
+    except BaseException:  # (the caller's own try has not begun: no browser left behind)
+        browser.close()
+        raise
     return browser
 
 
@@ -1117,6 +1121,9 @@ def test_a_page_of_a_reading_that_is_neither_is_a_400(served):
     assert request(server, "GET", "/review/P001?reading=second")[0] == 200
     status, data = request(server, "GET", "/review/P001?reading=third")
     assert status == 400 and "reading must be 'first' or 'second'" in data.decode()
+    # Given empty, it opened the counted first reading, decisions and sign-off shown.
+    for path in ("/review/P001?reading=", "/api/P001/state?reading="):
+        assert request(server, "GET", path)[0] == 400, path
 
 
 def test_a_decision_can_be_taken_back(served):

@@ -163,13 +163,14 @@ def test_a_mistyped_option_is_one_line_and_zero_epochs_are_refused(capsys, tmp_p
     assert stop.value.code == 2 and len(err) == 2, err
     assert "unrecognized arguments: --data.bogus=1" in err[-1] and "--help" in err[0]
     # A config file's typo gets the option meant, as ctcnet's own refusals do.
-    typo = tmp_path.parent / "typo.yaml"
+    typo = tmp_path / "typo.yaml"
     typo.write_text(Path(smoke).read_text().replace("\ntrainer:\n",
                                                     "\ntrainer:\n  max_epoch: 2\n", 1))
     with pytest.raises(SystemExit):
         main(["train", "--config", str(typo)])
     err = capsys.readouterr().err
     assert "does not accept option 'max_epoch' (did you mean trainer.max_epochs?" in err, err
+    typo.unlink()  # (the folder must hold nothing a refused run wrote, below)
     status, err = run_cli(capsys, "train", "--config", smoke, "--trainer.max_epochs=0",
                           f"--trainer.default_root_dir={tmp_path}")
     assert status == 2 and "max_epochs=0 trains nothing" in err[-1]

@@ -32,7 +32,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from ctcnet.core.install_hint import install_command
-from ctcnet.errors import InputError, check_regular_file
+from ctcnet.errors import InputError, check_regular_file, is_resource_error
 from ctcnet.io.images import check_pixels, remove_cellsearch_offset
 from ctcnet.io.panel import Panel
 from ctcnet.io.sources.base import (
@@ -114,6 +114,8 @@ class BioioContainer(FrameSource):
         try:
             return BioImage(path, reader=reader)
         except Exception as err:  # readers raise many types on damaged or foreign files
+            if is_resource_error(err):  # too many open files, no memory: not the file's
+                raise
             raise InputError(f"not a readable {self.name} file: {err}", path) from None
 
     def scenes(self, path: Path) -> list[SceneInfo]:
@@ -224,6 +226,8 @@ class BioioContainer(FrameSource):
         except InputError:
             raise
         except Exception as err:  # readers raise many types on damaged files
+            if is_resource_error(err):  # too many open files, no memory: not the file's
+                raise
             raise InputError(f"{frame.stem}: cannot read scene {frame.scene}: {err}",
                              path) from None
         arr = check_pixels(arr, path)
