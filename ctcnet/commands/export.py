@@ -28,8 +28,7 @@ def add_overwrite_argument(parser: argparse.ArgumentParser, what: str) -> None:
 def refuse_non_checkpoint_name(path, option: str) -> None:
     """Refuse an ONNX name for a torch checkpoint: the file written would fail later as "not
     a loadable ONNX model". A checkpoint is ``.pt``; ``ctcnet export`` writes its ONNX file."""
-    from pathlib import Path
-
+    
     from ctcnet.errors import InputError
 
     if Path(path).suffix.lower() == ".onnx":
@@ -87,9 +86,6 @@ def run(args: argparse.Namespace) -> int:
     if not (math.isfinite(args.max_f1_drop) and args.max_f1_drop >= 0):
         raise InputError(f"--max-f1-drop {args.max_f1_drop:g}: a drop in macro-F1 points, 0 "
                          "or more (0: no drop at all)")
-    if args.out and Path(args.out).suffix.lower() != ".onnx":
-        raise InputError("--out names an ONNX file: give it the .onnx suffix (onnxruntime and "
-                         "ctcnet tell a model's kind by it)", args.out)
     # (A shipped model's name, or its checkpoint: exported into the current folder.)
     precision = "fp16" if args.fp16 else "int8" if args.int8 else "fp32"
     report = export_onnx(args.checkpoint, args.out, opset=args.opset, precision=precision,

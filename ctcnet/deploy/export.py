@@ -164,7 +164,7 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, *,
                          "or newer (runs on onnxruntime 1.14 and later; ctcnet asks for 1.19)")
     model_path, out_path = export_paths(model_path, out_path)
     refuse_overwriting_inputs(out_path, [model_path])
-    check_output_file(out_path, example="model.onnx")
+    check_output_file(out_path, example="model.onnx", suffix=".onnx")
     refuse_existing([out_path], overwrite)
     model, spec = load_model(model_path)
     crops, crops_source = verification_crops(spec, max(VERIFY_BATCHES), seed)

@@ -409,16 +409,18 @@ def on_disk(path: Path) -> bytes:
 
 
 def check_output_file(path: str | Path, where: str = "--out", example: str = "model.pt",
-                      earlier: str | None = None) -> None:
+                      earlier: str | None = None, suffix: str | None = None) -> None:
     """Refuse, before any work, an output file that could not be written at the end: a folder
     (or FIFO, device) at that path, or a folder for it that is not a folder or not writable.
     A long run that fails only when it saves its result loses all of it (``example``: a name
     the refusal offers inside a folder given). Missing folders are fine: :func:`atomic_path`
     makes them, so the nearest one that exists must be writable. ``earlier``: what a file
     already there would be (the command's ``--overwrite`` not given): it is refused, named so,
-    and kept."""
+    and kept. ``suffix``: the one its kind is told by (``.onnx``), refused otherwise."""
     path = Path(path)
     check_output_path(path, where)
+    if suffix and path.suffix.lower() != suffix:  # (a tool tells a model's kind by it)
+        raise InputError(f"{where} names a {suffix} file: give it the {suffix} suffix", path)
     if earlier is not None and path.is_file():
         raise InputError(f"exists: {earlier}? choose another {where}, or pass --overwrite to "
                          "write over it", path)
