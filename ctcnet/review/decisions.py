@@ -279,7 +279,10 @@ def load_decisions(sample_dir: str | Path, run: RunEvents) -> Matched:
 
 def second_reading_rows(sample_dir: str | Path, run: RunEvents) -> int:
     """The lines of a sample's review-second.csv matched to its current run, as a sign-off
-    recorded them (a second reading's decision since moves the agreement it signed)."""
+    recorded them (a second reading's decision since moves the agreement it signed); 0
+    where there is no second reading."""
+    if not (Path(sample_dir) / SECOND_FILE).exists():
+        return 0
     return match_decisions(read_decisions(sample_dir, SECOND_FILE), run).n_rows
 
 
