@@ -396,9 +396,10 @@ def plan_exports(results: str | Path, fcs: bool, geojson: bool,
     return plans
 
 
-def _load(plan: SampleExport, geometry: str):
+def _load(plan: SampleExport, geometry: str, decisions: bool = True):
     """A sample's events and summary, checked before anything is written: one bad sample of
-    several stops the export with nothing half done."""
+    several stops the export with nothing half done; ``decisions``: with its reviewer calls
+    (what is said of them said once, as it is exported)."""
     events, summary = load_sample(plan.folder)
     where = plan.folder / "events.parquet"
     check_events(events, where, geometry if plan.geojson else None)
@@ -409,7 +410,7 @@ def _load(plan: SampleExport, geometry: str):
                          f"{summary.events}: the events table and the summary disagree (the "
                          "table changed since predict wrote it?); nothing was exported: rerun "
                          "ctcnet predict on this sample to write both again", where)
-    return with_reviewer_calls(plan.folder, events, summary), summary
+    return (with_reviewer_calls(plan.folder, events, summary) if decisions else events), summary
 
 
 def export_events(results: str | Path, fcs: bool = True, geojson: bool = False,
@@ -459,7 +460,7 @@ def _export(results, fcs: bool, geojson: bool, out, overwrite: bool, geometry: s
     say_unfinished(Path(results))
     # Every sample checked first, its table let go before the next is read (a night of large
     # samples held at once took gigabytes), then each read again as it is written.
-    failed = [_load(plan, geometry)[1].status == "failed" for plan in plans]
+    failed = [_load(plan, geometry, decisions=False)[1].status == "failed" for plan in plans]
     if all(failed):
         raise InputError("nothing to export: the run of every sample failed (no frame was "
                          "read)", results)
