@@ -323,23 +323,11 @@ def child_ending(out: str | Path, pid: int, since: float = 0.0) -> str | None:
     (``exit status 4: ...``), else the error that ended its run; None where it left no log
     (killed before its run began): never an earlier night's log of a process that had the
     same id, nor another host's."""
-    import re
+    from ctcnet.core.run_log import latest_log_of
 
-    from ctcnet.core.run_log import LOGS_DIR, log_host
-
-    named = re.compile(rf"predict-\d{{8}}T\d{{6}}Z-{re.escape(log_host())}-{pid}(-\d+)?\.log")
-    logs = []
-    for path in (Path(out) / LOGS_DIR).glob("predict-*.log"):
-        try:
-            if named.fullmatch(path.name) and path.stat().st_mtime >= since:
-                logs.append((path.stat().st_mtime_ns, path))
-        except OSError:  # gone meanwhile
-            continue
-    if not logs:
-        return None
-    logs = [path for _, path in sorted(logs)]
+    path = latest_log_of(out, "predict", pid, since)
     try:
-        lines = logs[-1].read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path else []
     except OSError:
         return None
     for line in reversed(lines):

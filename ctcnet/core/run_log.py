@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import socket
 import sys
 import time
@@ -165,6 +166,24 @@ def note_exit(status: int, said: str | None = None) -> None:
 def log_host() -> str:
     """This host's name as a log file's name carries it (letters, digits, - and . kept)."""
     return "".join(c if c.isalnum() or c in "-." else "_" for c in socket.gethostname())[:40]
+
+
+def latest_log_of(folder: str | Path, command: str, pid: int, since: float = 0.0
+                  ) -> Path | None:
+    """The newest log :func:`run_log` wrote in ``folder`` for ``command`` run by process
+    ``pid`` of this host, modified since ``since`` (its name's -2, -3 ... included); None
+    where there is none: never another host's, nor an earlier run's of a reused pid."""
+    named = re.compile(rf"{re.escape(command)}-\d{{8}}T\d{{6}}Z-{re.escape(log_host())}-"
+                       rf"{pid}(-\d+)?\.log")
+    found = []
+    for path in (Path(folder) / LOGS_DIR).glob(f"{command}-*.log"):
+        try:
+            modified = path.stat().st_mtime_ns
+        except OSError:  # gone meanwhile
+            continue
+        if named.fullmatch(path.name) and modified >= since * 1e9:
+            found.append((modified, path))
+    return max(found)[1] if found else None
 
 
 @contextlib.contextmanager

@@ -33,7 +33,6 @@ from ctcnet.review.decisions import (
     load_decisions,
     load_sample,
     reviewed_labels,
-    second_reading_rows,
     warn_set_aside,
 )
 from ctcnet.review.signoff import CURRENT, signoff_in
@@ -151,8 +150,7 @@ def reviewed_signoff(name: str, folder: Path, run: RunEvents, matched,
     with its source in dataset.json; a warning when there is none, or when the decisions
     (or the reviewed counts per 7.5 mL, ``per_7_5_ml``, as the events and decisions give them)
     changed since it."""
-    _, record = signoff_in(folder, run, matched, per_7_5_ml, model_sha256, network_sha256,
-                           second_rows=second_reading_rows(folder, run))
+    _, record = signoff_in(folder, run, matched, per_7_5_ml, model_sha256, network_sha256)
     if record is None and not matched.n_decisions:
         log.warning("%s: no review decisions; nothing of it is cut", name)
     elif record is None:

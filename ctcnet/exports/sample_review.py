@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ctcnet.review.decisions import REVIEW_FILE, RunEvents, load_decisions, second_reading_rows
+from ctcnet.review.decisions import REVIEW_FILE, RunEvents, load_decisions
 from ctcnet.review.signoff import (
     CURRENT,
     HISTORY_FILE,
@@ -45,7 +45,7 @@ def signoff_now(folder: Path, events: pd.DataFrame, summary, say: bool = True) -
     record = signoff_in(folder, run, matched,
                         reviewed_rates(folder, events, matched, summary, say),
                         summary.model.sha256, summary.network_sha256,
-                        summary.cartridge_info or {}, second_reading_rows(folder, run))[1]
+                        summary.cartridge_info or {})[1]
     if say and record is not None and (record["status"] != CURRENT or record.get("unchecked")):
         log.warning("%s: %s", folder.name, signoff_text(record))  # said, not only in the file
     return record

@@ -42,7 +42,7 @@ from ctcnet.detect.metadata_signs import (
     metadata_problems,
     spread_rows,
 )
-from ctcnet.errors import RESOURCE_ERRNOS, InputError, WholeFileError
+from ctcnet.errors import InputError, WholeFileError, is_resource_error
 from ctcnet.inference.guard import RULES, measure_for_guard_start
 from ctcnet.inference.model_records import frames_made_by, same_model_file
 from ctcnet.inference.options import spec_read_as
@@ -172,7 +172,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
             not isinstance(err, WholeFileError) else ""
         return FrameWork(frame, error=f"{err}{lately}", seconds={"read": time.perf_counter() - t0})
     except (OSError, ValueError) as err:  # e.g. a file that vanished mid-run
-        if isinstance(err, OSError) and err.errno in RESOURCE_ERRNOS:
+        if is_resource_error(err):
             raise  # the machine's (too many open files, no memory): not a bad frame
         return FrameWork(frame, error=f"{frame.stem}: cannot read: {err}",
                          seconds={"read": time.perf_counter() - t0})
@@ -195,7 +195,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
     try:
         record = frame_record(frame.files, pixels, not container, before)
     except OSError as err:  # read a moment ago, gone or changed now
-        if err.errno in RESOURCE_ERRNOS:
+        if is_resource_error(err):
             raise  # the machine's, as in reading it
         return FrameWork(frame, error=f"{frame.stem}: cannot read: {err}",
                          seconds={"read": time.perf_counter() - t0})

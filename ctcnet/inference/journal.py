@@ -34,7 +34,12 @@ from ctcnet.inference.finished_runs import refuse_to_redo_finished
 from ctcnet.inference.frames import journaled_frames, mended_frame_records
 from ctcnet.inference.guard import RULES, TABLE_MEASURES
 from ctcnet.inference.model_records import network_sha256
-from ctcnet.inference.run_differences import differing_keys, overwrite_advice, what_differs
+from ctcnet.inference.run_differences import (
+    SCAN_PIXEL_SIZE,
+    differing_keys,
+    overwrite_advice,
+    what_differs,
+)
 from ctcnet.inference.summary import (
     SUMMARY_FILE,
     keep_previous_summary,
@@ -187,7 +192,7 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
             # with this sample id (the lab's matter), not the output folder's.
             another_scan = bool(moved) and (
                 any(recorded.get(f) != current.get(f) for f in done)
-                or "scan_pixel_size_um" in differing_keys(previous, fingerprint))
+                or SCAN_PIXEL_SIZE in differing_keys(previous, fingerprint))
             raise (SampleIdTakenError if another_scan else OutputFolderError)(
                 # (the error names out_dir before its words: "it", not the path again)
                 (f"it holds a run of this sample read from another folder{moved}"

@@ -46,6 +46,7 @@ from pathlib import Path
 from ctcnet.io.atomic import append_synced, atomic_write_text
 from ctcnet.io.cartridge_info import record_changes
 from ctcnet.io.digests import file_sha256_cached
+from ctcnet.review.decisions import second_reading_rows
 from ctcnet.review.journal_seal import (
     changed_since,
     check_as_sealed,
@@ -474,16 +475,16 @@ def record_moved(signed: dict | None, now) -> list[str]:
 
 def signoff_in(folder: str | Path, run, matched, per_7_5_ml: dict | None,
                model_sha256: str | None, network_sha256: str | None = None,
-               cartridge_info=UNCHECKED, second_rows: int | None = None
-               ) -> tuple[SignOff | None, dict | None]:
+               cartridge_info=UNCHECKED) -> tuple[SignOff | None, dict | None]:
     """The sample folder's sign-off and the record of it as it holds now for ``run`` (a
-    :class:`~ctcnet.review.runs.RunEvents`), its review journal ``matched`` to it and the
-    second reading's ``second_rows``, checked against its record in ``folder``, as
-    :func:`signoff_record` does: what a command without the review server reports."""
+    :class:`~ctcnet.review.runs.RunEvents`), its review journal ``matched`` to it and its
+    second reading's, checked against its record in ``folder``, as :func:`signoff_record`
+    does: what a command without the review server reports."""
     signed = read_signoff(folder)
     return signed, signoff_record(signed, run.run_id, len(matched.table), run.calls_id,
-                                  per_7_5_ml, second_rows, folder, model_sha256,
-                                  network_sha256, matched.n_decisions, cartridge_info)
+                                  per_7_5_ml, second_reading_rows(folder, run), folder,
+                                  model_sha256, network_sha256, matched.n_decisions,
+                                  cartridge_info)
 
 
 def same_figures(signed: dict, now: dict) -> bool:
