@@ -189,7 +189,7 @@ def counts_table(tally: Counts, reviewed: ReviewedCounts | None, no_result: bool
                     "done)</td></tr>")
     if reviewed is not None:
         note = (f"{reviewed.reviewed} event(s) decided, {reviewed.rejected} rejected"
-                + (f"; {reviewed.unattached} decision(s) attach to no event of this run"
+                + (f"; {reviewed.unattached} decision(s) count for no event of this run"
                    if reviewed.unattached else "") + f"; latest {utc_text(reviewed.updated)}")
         rows.append(f'<tr data-row="reviewed"><th scope="row">review decisions</th>'
                     f'<td colspan="{len(columns)}">{html.escape(note)}</td></tr>')

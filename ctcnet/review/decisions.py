@@ -76,7 +76,7 @@ __all__ = [
     "default_reviewer", "extend_match", "find_samples", "load_decisions", "load_sample",
     "match_decisions", "migrate_decisions", "read_decisions", "record_decision",
     "record_decisions", "reported_classes", "reviewed_labels", "run_id", "select_candidates",
-    "second_reading_rows", "superseded_rows", "warn_set_aside",
+    "second_reading_rows", "superseded_rows", "warn_not_counted", "warn_set_aside",
 ]
 
 log = logging.getLogger(__name__)
@@ -240,12 +240,19 @@ def migrate_decisions(sample_dir: str | Path, run: RunEvents) -> Matched:
             log.warning("%s: cannot rewrite review.csv in the current layout (%s); it is read "
                         "as it is", sample_dir, err.strerror or err)
     warn_set_aside(sample_dir, matched)
+    warn_not_counted(sample_dir, matched)
+    return matched
+
+
+def warn_not_counted(sample_dir: str | Path, matched: Matched, file: str = REVIEW_FILE) -> None:
+    """One warning naming the decisions of ``file`` that count for no event of this run, each
+    with why: no event where it was made, or a rejection of a call the event no longer has
+    (the event is there, called otherwise)."""
     if len(matched.unattached):
-        log.warning("%s: %d decision(s) in review.csv attach to no event of this run (kept "
-                    "in the file, not counted): %s", sample_dir, len(matched.unattached),
+        log.warning("%s: %d decision(s) in %s count for no event of this run (kept in the "
+                    "file, not counted): %s", sample_dir, len(matched.unattached), file,
                     "; ".join(f"event {e}: {r}" for e, r in zip(
                         matched.unattached["event_id"][:5], matched.unattached["reason"][:5])))
-    return matched
 
 
 # An older layout's review.csv, as it was before the rewrite: an earlier ctcnet (a second

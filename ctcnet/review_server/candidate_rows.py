@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ctcnet.report.reasons import GUARD_PREFIX, described, own_calls
 from ctcnet.review.neighbours import events_beside
 from ctcnet.review_server.signoff_checks import could_be_counted
@@ -61,6 +63,15 @@ def candidate_rows(sample) -> list[dict]:
         if event_id in beside:  # one cell or cluster read as two events: decided together
             rows[-1]["beside"] = beside[event_id]
     return rows
+
+
+def listed_in_reading(candidates, decided) -> np.ndarray:
+    """Which of ``candidates`` a reading's page lists, ``decided`` being the event ids its own
+    decisions are on: every one but those only another reading's decision brings onto the list
+    (``why`` decided): a blind second reader's page neither shows which events the first
+    reader decided beyond the list nor loses those the second reader decided."""
+    return (candidates["why"] != "decided").to_numpy() | \
+        candidates["event_id"].isin(list(decided)).to_numpy()
 
 
 def _unread_planes(sample) -> dict[str, set | None]:

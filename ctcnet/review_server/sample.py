@@ -49,7 +49,7 @@ from ctcnet.review.signoff import (
 )
 from ctcnet.review.signoff_words import decision_changes
 from ctcnet.review.tally import ReviewTally
-from ctcnet.review_server.candidate_rows import candidate_rows
+from ctcnet.review_server.candidate_rows import candidate_rows, listed_in_reading
 from ctcnet.review_server.requests import (
     CONFIRM,
     FIRST,
@@ -103,9 +103,12 @@ class Sample(SampleImages):
         self.panel = Panel.from_dict(self.summary.panel)
         self.tally = count_events(  # of the events shown, whatever summary.json says
             self.events, self.classes, self.reported, self.summary.volume_read_ml)
+        # Each reading's decisions bring their events onto its own page (listed_in_reading).
+        second = self.logs[SECOND].matched(self.run)
+        D.warn_not_counted(folder, second, READING_FILES[SECOND])
+        decided = {*matched.decisions["event_id"], *second.decisions["event_id"]}
         candidates = D.select_candidates(self.events, self.reported,
-                                         self.summary.sample_id or name,
-                                         decided=matched.decisions["event_id"])
+                                         self.summary.sample_id or name, decided=decided)
         self.candidates = ranked_with_reasons(candidates, self.reported)
         self.candidate_ids = frozenset(self.candidates["event_id"].astype(int).tolist())
         self.by_id = self.events.set_index("event_id", drop=False)
@@ -134,12 +137,15 @@ class Sample(SampleImages):
         matched = log_.matched(self.run)
         decided = matched.decisions
         calls = dict(zip(decided["event_id"].astype(int), decided["reviewer_call"]))
-        rows = [{**r, "decision": calls.get(r["event_id"])} for r in self.candidate_rows]
+        listed = listed_in_reading(self.candidates, calls)
+        rows = [{**r, "decision": calls.get(r["event_id"])}
+                for r, shown in zip(self.candidate_rows, listed) if shown]
         out = {"sample": self.name, "run_id": self.run.token, "reviewer": reviewer,
                "reading": reading, "classes": self.classes, "reported": self.reported,
                "review_threshold": self.threshold,
                "channels": [c["name"] for c in self.summary.panel["channels"]],
-               "reasons": self.reason_options, "candidates": rows,
+               "reasons": reason_filter(self.candidates["reasons"][listed].tolist(),
+                                        self.reported), "candidates": rows,
                "counts": self.counts(matched, reading=reading), "stamp": log_.read_stamp,
                "saliency": bool(saliency), "unattached": self.unattached(matched),
                # What the scan was (failed, partial: estimated rates), above the candidates.
@@ -162,11 +168,6 @@ class Sample(SampleImages):
         """The events whose call the guard held: not counted until a person decides."""
         held = ~guard_passed(self.events)
         return frozenset(self.events["event_id"].to_numpy()[held].astype(int).tolist())
-
-    @cached_property
-    def reason_options(self) -> list[dict]:
-        """The page's filter options: each reason the candidates have, with its count."""
-        return reason_filter(self.candidates["reasons"].tolist(), self.reported)
 
     def unattached(self, matched: D.Matched) -> list[dict]:
         """The decisions that attach to no event of this run, as the page lists them."""
@@ -360,7 +361,8 @@ class Sample(SampleImages):
             # as its page did before the second press); those needing a note refused without.
             second = self.agreement()
             left, held = left_undecided(
-                self.candidates, decided, one_line(note, NOTE_CHARS),
+                self.candidates[listed_in_reading(self.candidates, decided)], decided,
+                one_line(note, NOTE_CHARS),
                 (self.summary.counted_as or {}).get("not_guarded_classes") or (),
                 self.reported, open_disagreements(second, self.reported))
             record = SignOff(

@@ -480,7 +480,8 @@ def test_each_readers_own_call_is_their_correction_not_the_adjudication():
     def journal(rows):
         table = pd.DataFrame(rows, columns=["event_id", "reviewer_call", "reviewer", "time"])
         table = table.assign(run_id="R", model_call="ctc")
-        return SimpleNamespace(table=table, target=np.full(len(table), -1))
+        return SimpleNamespace(table=table, target=np.full(len(table), -1),
+                               unattached=table.iloc[:0])
 
     first = journal([(1, "rejected", "ann", "2026-01-01T10:00:00+00:00"),   # mis-key
                      (1, "ctc", "ann", "2026-01-01T10:00:05+00:00"),        # put right
@@ -581,3 +582,26 @@ def test_a_seal_another_account_keeps_from_this_one_is_no_edit(tmp_path, monkeyp
     with pytest.raises(JournalEdited):
         (tmp_path / D.REVIEW_FILE).write_text("edited\n")
         check_as_sealed(tmp_path / D.REVIEW_FILE)
+
+
+def test_readers_own_agreement_leaves_out_rejections_a_rerun_set_aside(tmp_path):
+    """Both readers rejected a ctc call that a rerun with other calls (the same numbering) now
+    calls wbc: their rejections say nothing of the new call and are set aside in the match,
+    so the readers' own agreement compares no more events than the decisions as they stand
+    (it read 2 of 1: the set-aside rows still counted, by their event id)."""
+    from ctcnet.review.agreement import readings_agreement
+
+    events, run = tiny_run()
+    second = decision_journal.DecisionLog(tmp_path, D.SECOND_FILE)
+    for reader, log_ in (("ann", None), ("bob", second)):
+        D.record_decision(tmp_path, run, 0, D.REJECTED, reader, decisions=log_)
+        D.record_decision(tmp_path, run, 1, "ctc", reader, decisions=log_)
+    rerun = D.RunEvents(events.assign(**{"class": ["wbc", "ctc", "wbc", "ctc"]}), 0.5)
+    assert rerun.run_id == run.run_id
+    first_now = D.match_decisions(D.read_decisions(tmp_path), rerun)
+    second_now = D.match_decisions(D.read_decisions(tmp_path, D.SECOND_FILE), rerun)
+    assert first_now.decisions["event_id"].tolist() == [1]
+    agreement = readings_agreement(first_now, second_now, rerun.run_id)
+    assert agreement["both"] == 1
+    assert agreement["independent"]["both"] == 1
+    assert agreement["independent"]["agree"] == 1

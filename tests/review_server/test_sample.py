@@ -373,6 +373,47 @@ def test_a_second_reading_is_kept_apart_and_compared(crowded, tmp_path, serve):
 # ---------------------------------------------------------------------------------------------
 # The sign-off.
 
+def test_each_reading_lists_the_events_its_own_decisions_bring_in(crowded, tmp_path, serve,
+                                                                 caplog):
+    """Events off the review list that a decision brings in (``decided``: decided on an
+    earlier run that called them otherwise): each reading's page lists its own. The blind
+    second reader's page listed the first reader's (telling what they decided) and not its
+    own (decisions that counted in the agreement, off their reader's page)."""
+    out = fresh(crowded, tmp_path)
+    events = pd.read_parquet(out / "P001" / "events.parquet")
+    copied = events["event_id"] > events["event_id"].max() / 6  # confident wbc: most unlisted
+    write_events(out / "P001", events.assign(review=events["review"] & ~copied,
+                                             confidence=events["confidence"].where(~copied,
+                                                                                   0.99)),
+                 index=False)
+    listed = {c["event_id"] for c in get(serve(out), "state")[1]["candidates"]}
+    events, summary = D.load_sample(out / "P001")
+    run = D.RunEvents.of_sample(out / "P001", events, summary)
+    first_only, second_only = [int(e) for e in events["event_id"] if int(e) not in listed][:2]
+    D.record_decision(out / "P001", run, first_only, "wbc", "ann")
+    second = decision_journal.DecisionLog(out / "P001", D.SECOND_FILE)
+    D.record_decision(out / "P001", run, second_only, "debris", "bob", decisions=second)
+    # A rejection of a call a rerun changed (the same numbering): said of either journal.
+    rejected = int(events.loc[events["class"] == "wbc", "event_id"].iloc[0])
+    D.record_decision(out / "P001", run, rejected, D.REJECTED, "bob", decisions=second)
+    write_events(out / "P001", events.assign(**{"class": events["class"].where(
+        events["event_id"] != rejected, "debris")}), index=False)
+    caplog.clear()
+    server = serve(out)
+    for reading, own, other in (("first", first_only, second_only),
+                                ("second", second_only, first_only)):
+        state = get(server, f"state?reading={reading}")[1]
+        rows = {c["event_id"]: c for c in state["candidates"]}
+        assert own in rows and other not in rows, reading
+        assert rows[own]["why"] == "decided" and rows[own]["decision"] is not None
+        assert set(rows) == listed | {own}
+        decided = [r for r in state["reasons"] if r["code"] == "decided"]
+        assert [r["count"] for r in decided] == [1], state["reasons"]
+    assert f"1 decision(s) in {D.SECOND_FILE} count for no event of this run" in caplog.text
+    assert f"event {rejected}: rejected a wbc call; this run calls the event debris" in \
+        caplog.text
+
+
 def test_a_sign_off_with_no_decision_brings_the_run_index_up_to_date(crowded, tmp_path, serve):
     """A person who reviewed the list and changed nothing signs off: samples.csv (the file a
     study reads) and run.json (the one a laboratory system reads) say signed off at once, the
