@@ -134,12 +134,21 @@ def _class_cell(values: dict, name: str, no_result: bool) -> str:
 
 
 def held_text(tally: Counts) -> str:
-    """The guard-held calls in a line: how many, by flag and by call."""
+    """The calls the guard held or flagged in a line: how many, by flag, and by call: those of
+    a counted class (held from the count) apart from the others (flagged)."""
     # The flags in the words of the page's review line and the gallery's captions.
     flags = ", ".join(f"{GUARD_FLAGS.get(k, (k.replace('_', ' '),))[0]} {v}"
                       for k, v in tally.held_by_flag.items())
-    calls = ", ".join(f"{k} {v}" for k, v in tally.held.items() if v)
-    return f"{tally.held_total}" + (f" ({flags}; called {calls})" if tally.held_total else "")
+    # A counted class's call is held out of its count; another call the guard flags (debris
+    # with a CTC's markers) is shown to a person, nothing held back: said apart, as the
+    # console says them.
+    parts = [flags] if flags else []
+    for words, classes in (("held from the count", True), ("flagged, not a counted call",
+                                                           False)):
+        calls = ", ".join(f"{k} {v}" for k, v in tally.held.items()
+                          if v and (k in tally.reported) == classes)
+        parts += [f"{words}: {calls}"] if calls else []
+    return f"{tally.held_total}" + (f" ({'; '.join(parts)})" if tally.held_total else "")
 
 
 def counts_table(tally: Counts, reviewed: ReviewedCounts | None, no_result: bool = False,
@@ -164,7 +173,7 @@ def counts_table(tally: Counts, reviewed: ReviewedCounts | None, no_result: bool
         rows.append(f'<tr data-class="{html.escape(name)}">'
                     f'<th scope="row">{html.escape(name)}</th>'
                     f"{cells}</tr>")
-    rows.append(f'<tr data-row="held"><th scope="row">held by the guard (not counted)</th>'
+    rows.append(f'<tr data-row="held"><th scope="row">held or flagged by the guard</th>'
                 f'<td colspan="{len(columns)}" data-col="held_total">'
                 f"{html.escape(held_text(tally))}</td></tr>")
     rates = tally.review_span_per_7_5_ml

@@ -238,3 +238,23 @@ def test_the_report_says_whether_spillover_was_compensated():
                                "frames": 4, "ck_events": 731})
     assert said.startswith("on (--compensate): CK's leak taken off the crops before the model")
     assert "CD45 8.6%, CD61 16.8%" in said and "731 CK-bright events" in said
+
+
+def test_the_held_row_says_held_calls_apart_from_flagged_ones():
+    """The report's row of the guard's calls: a ctc call held out of the count is said apart
+    from a debris call the guard flagged (nothing held back), as the console says them."""
+    from ctcnet.inference.counts import Counts
+    from ctcnet.report.report_page import held_text
+
+    classes = ("ctc", "wbc", "cluster", "debris")
+    zero = dict.fromkeys(classes, 0)
+    tally = Counts(classes=classes, reported=("ctc", "cluster"), counted=zero,
+                   held={**zero, "ctc": 14, "debris": 6}, review=zero, confident=zero,
+                   events=100, review_events=20, failed=0, blood_volume_ml=7.5,
+                   held_by_flag={"possible_ctc": 20})
+    text = held_text(tally)
+    assert text.startswith("20 (") and text.endswith(
+        "; held from the count: ctc 14; flagged, not a counted call: debris 6)")
+    assert held_text(Counts(classes=classes, reported=("ctc", "cluster"), counted=zero,
+                            held=zero, review=zero, confident=zero, events=1, review_events=0,
+                            failed=0, blood_volume_ml=7.5)) == "0"

@@ -1069,6 +1069,22 @@ def test_a_held_call_decided_is_said_in_the_held_row():
     assert got == "1; 1 of them decided, counted after review as decided"
 
 
+def test_the_held_row_says_held_calls_apart_from_flagged_ones():
+    """A counted class's call the guard holds is out of its count; a debris call it flags is
+    only shown: the row said "held by the guard (not counted)" of both together."""
+    state = page_state(2)
+    state["counts"]["model"].update(held={"ctc": 2, "wbc": 0, "cluster": 0, "debris": 1},
+                                    held_total=3, held_by_flag={"possible_ctc": 3})
+    got = run_page("""
+        const row = page.document.querySelectorAll("#summary tr")
+          .filter((tr) => tr.getAttribute("data-row") === "held")[0];
+        return [row.children[0].textContent, row.children[1].textContent];
+    """, state)
+    assert got[0] == "held or flagged by the guard"
+    assert got[1].startswith("3 (") and \
+        "held from the count: ctc 2; flagged, not a counted call: debris 1)" in got[1]
+
+
 def test_a_refused_sign_off_takes_back_its_press_again_line():
     state = page_state(2)
     state["signoff"] = None
