@@ -221,7 +221,7 @@ def gallery_note(gallery: dict, tally: Counts, category: str) -> str:
     return note
 
 
-def _compensation_text(spillover: dict | None) -> str:
+def compensation_text(spillover: dict | None) -> str:
     """Whether ``--compensate`` took CK's leak off the crops before the model, and how much:
     it moves the calls and counts, and the page a person signs must say so."""
     if not spillover:
@@ -395,7 +395,7 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
                  + (f", SHA-256 {s.model.sha256[:16]}..." if s.model.sha256 else "") + ")"
                  + _made_by_text(s.frames_made_by)),
                 ("calls made at", _prior_text(s.model.prior)),
-                ("spillover compensation", _compensation_text(s.spillover)),
+                ("spillover compensation", compensation_text(s.spillover)),
                 ("software", software_text(s.software, s.ctcnet_version)),
                 ("backend / device", f"{s.backend} / {s.device}"),
                 ("panel", ", ".join(c["name"] for c in s.panel["channels"])

@@ -35,7 +35,7 @@ from ctcnet.io.atomic import exclusive_folder
 from ctcnet.io.panel import Panel
 from ctcnet.report.colours import DEFAULT_PALETTE, overlay_legend
 from ctcnet.report.reasons import ranked_with_reasons, reason_filter
-from ctcnet.report.report_page import write_summary_and_page
+from ctcnet.report.report_page import compensation_text, write_summary_and_page
 from ctcnet.review import decisions as D
 from ctcnet.review.agreement import check_one_reading_each, readings_agreement
 from ctcnet.review.journal_seal import check_as_sealed
@@ -151,7 +151,8 @@ class Sample(SampleImages):
                # What the scan was (failed, partial: estimated rates), above the candidates.
                "scan_state": self.scan_state, "research_use": RESEARCH_USE,
                "tile_um": self.summary.model.crop_size * self.summary.model.pixel_size_um,
-               "overlay": overlay_legend(self.panel.names, self.panel.roles(), self.palette)}
+               "overlay": overlay_legend(self.panel.names, self.panel.roles(), self.palette),
+               "compensation": self.summary.spillover and compensation_text(self.summary.spillover)}
         if reading == FIRST:
             out["signoff"] = self.signoff(matched)
             out["agreement"] = self.agreement()

@@ -231,10 +231,10 @@ def test_a_printed_report_has_its_figures_and_sample_on_every_page(clean_run, tm
 def test_the_report_says_whether_spillover_was_compensated():
     """--compensate moved calls and counts, and the page a person reads and signs said
     nothing of it (summary.json alone had it)."""
-    from ctcnet.report.report_page import _compensation_text
+    from ctcnet.report.report_page import compensation_text
 
-    assert _compensation_text(None).startswith("off")
-    said = _compensation_text({"source": "CK", "leaks": {"CD45": 0.0856, "CD61": 0.1681},
+    assert compensation_text(None).startswith("off")
+    said = compensation_text({"source": "CK", "leaks": {"CD45": 0.0856, "CD61": 0.1681},
                                "frames": 4, "ck_events": 731})
     assert said.startswith("on (--compensate): CK's leak taken off the crops before the model")
     assert "CD45 8.6%, CD61 16.8%" in said and "731 CK-bright events" in said

@@ -820,6 +820,21 @@ def test_a_tile_carries_a_scale_bar_and_the_page_says_the_panels_width(gallery):
         in got["legend"]
 
 
+def test_the_page_says_the_calls_were_made_on_compensated_crops():
+    """``--compensate`` moves calls and counts; the report said so, the page a reviewer
+    decides on did not (its tiles are as scanned)."""
+    state = page_state(2)
+    state["compensation"] = "on (--compensate): CK's leak taken off the crops before the model"
+    got = run_page("""
+        return page.document.getElementById("overlay-legend").textContent;
+    """, state)
+    assert "Spillover compensation on (--compensate): CK's leak taken off the crops before " \
+        "the model; the tiles show the channels as scanned." in got
+    assert "compensation" not in run_page("""
+        return page.document.getElementById("overlay-legend").textContent;
+    """, page_state(2))
+
+
 def test_sign_off_and_agreement_are_shown():
     state = page_state(4)
     state["signoff"] = None
