@@ -30,7 +30,13 @@ from ctcnet.core.console_streams import console_kept_going, escape_unwritable_ch
 from ctcnet.core.install_hint import install_command
 from ctcnet.core.printable import PrintableFormatter, printable
 from ctcnet.core.run_log import note_exit
-from ctcnet.errors import MACHINE_ERRNOS, CtcnetError, Terminated, is_machine_state
+from ctcnet.errors import (
+    MACHINE_ERRNO_ADVICE,
+    MACHINE_ERRNOS,
+    CtcnetError,
+    Terminated,
+    is_machine_state,
+)
 from ctcnet.io.atomic import check_output_path
 
 # The subcommands, in the order --help lists them; each module's HELP is its one line.
@@ -51,21 +57,6 @@ FULL_INSTALL_MODULES = PREDICT_MODULES | {"torch", "lightning", "torchmetrics", 
 # (and running out of memory) exits MACHINE_STATUS, not 2: whoever runs the job frees space or
 # memory and reruns, which resumes, where a 2 is an input or an option to correct.
 MACHINE_STATUS = 4
-# What to do of each of ctcnet.errors.MACHINE_ERRNOS (a test holds the two to one set).
-_DISK_ERRORS = {errno.ENOSPC: "free space and rerun to resume",
-                errno.EDQUOT: "free space and rerun to resume",
-                errno.EFBIG: "raise the file-size limit (ulimit -f) and rerun to resume",
-                errno.EROFS: "write to another folder (--out)",
-                errno.EACCES: "make the folder writable (or write to another --out) and rerun "
-                              "to resume",
-                errno.EPERM: "make the folder writable (or write to another --out) and rerun "
-                             "to resume",
-                errno.EMFILE: "raise the open-files limit (ulimit -n) or give fewer --workers, "
-                              "and rerun to resume",
-                errno.ENFILE: "end other jobs (the system's open files are all taken) and "
-                              "rerun to resume",
-                errno.ENOMEM: "free memory (fewer --workers, other jobs ended) and rerun to "
-                              "resume"}
 _LOG_HANDLER_NAME = "ctcnet-cli"
 
 
@@ -428,7 +419,7 @@ def _machine_state_status(err: OSError, args: argparse.Namespace) -> int:
                    f"{owner_and_mode(blocker)}); give it read access (or use a copy this "
                    f"user can read){shared}")
         return 2
-    advice = _DISK_ERRORS[err.errno]
+    advice = MACHINE_ERRNO_ADVICE[err.errno]
     if _no_inodes(err):
         where += " (no file left to make: its inodes are all used, df -i)"
         advice = "remove files (or write to another file system) and rerun to resume"

@@ -105,11 +105,20 @@ def not_found(path: Path, missing: str) -> InputError:
 
 # The machine's state, not the data or a bug: a full disk or quota, a file-size limit (ulimit
 # -f), a read-only file system, a folder the user may not write, the open-files limit (ulimit
-# -n), memory. The command line exits 4 on them (ctcnet.cli) and checks say them so, never as
-# a result that differs.
-MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS,
-                            errno.EACCES, errno.EPERM, errno.EMFILE, errno.ENFILE,
-                            errno.ENOMEM})
+# -n), memory; each with what to do. The command line exits 4 on them (ctcnet.cli) and checks
+# say them so, never as a result that differs.
+MACHINE_ERRNO_ADVICE = {
+    errno.ENOSPC: "free space and rerun to resume",
+    errno.EDQUOT: "free space and rerun to resume",
+    errno.EFBIG: "raise the file-size limit (ulimit -f) and rerun to resume",
+    errno.EROFS: "write to another folder (--out)",
+    errno.EACCES: "make the folder writable (or write to another --out) and rerun to resume",
+    errno.EPERM: "make the folder writable (or write to another --out) and rerun to resume",
+    errno.EMFILE: "raise the open-files limit (ulimit -n) or give fewer --workers, and rerun "
+                  "to resume",
+    errno.ENFILE: "end other jobs (the system's open files are all taken) and rerun to resume",
+    errno.ENOMEM: "free memory (fewer --workers, other jobs ended) and rerun to resume"}
+MACHINE_ERRNOS = frozenset(MACHINE_ERRNO_ADVICE)
 # Of those, the ones a read meets that say nothing of the file read: a frame read then is not
 # a bad frame (skipped, its sample partial), but a run to stop and resume.
 RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})

@@ -2,7 +2,8 @@
 infinity: a recall over no cell, a bias over no cartridge) is written ``null``, as the docs say,
 never the bare ``NaN`` Python's ``json`` writes by default, which a strict reader (a
 browser's ``JSON.parse``, Jackson, ``jq``) refuses, losing the whole file where it mattered.
-And a record read back keeps the keys its dataclass knows (:func:`known_fields`)."""
+And a record read back keeps the keys its dataclass knows (:func:`known_fields`); one read
+strictly refuses those bare constants too (:func:`strict_loads`)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,16 @@ def strict_json(value: Any, **dumps_options) -> str:
     """``json.dumps(value, **dumps_options)`` with non-finite floats as ``null``
     (:func:`finite_or_null`); anything else ``json`` cannot write still raises."""
     return json.dumps(finite_or_null(value), allow_nan=False, **dumps_options)
+
+
+def _no_json_constant(name: str):
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def strict_loads(text: str | bytes, **loads_options) -> Any:
+    """``json.loads(text, **loads_options)`` refusing ``NaN``, ``Infinity`` and
+    ``-Infinity``, which Python's parser takes and no strict reader does (ValueError)."""
+    return json.loads(text, parse_constant=_no_json_constant, **loads_options)
 
 
 def known_fields(record, data: dict) -> dict:

@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from pathlib import Path
 
+from ctcnet.core.json_text import strict_loads
 from ctcnet.io.atomic import append_synced, atomic_write_text
 from ctcnet.io.cartridge_info import record_changes
 from ctcnet.io.digests import file_sha256_cached
@@ -158,10 +159,6 @@ def _is_number(value) -> bool:
             and math.isfinite(value))
 
 
-def _no_json_constants(name: str):
-    raise ValueError(f"{name} is not a JSON value")
-
-
 def check_signoff(data) -> dict:
     """``data`` (a signoff.json as parsed) when it is a sign-off, else ValueError saying what
     is wrong: every field :func:`signoff_record` and ``signoff_words.signoff_text`` read, of
@@ -233,7 +230,7 @@ def _signoff_file(folder: Path, warn: bool = False) -> SignOff | None:
     or is not a sign-off."""
     path = folder / SIGNOFF_FILE
     try:
-        data = json.loads(path.read_text(), parse_constant=_no_json_constants)
+        data = strict_loads(path.read_text())
         return SignOff.from_dict(check_signoff(data))
     except FileNotFoundError:
         return None

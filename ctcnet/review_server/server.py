@@ -60,6 +60,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from ctcnet.core.json_text import strict_loads
+from ctcnet.core.printable import printable_name
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.review_server import access
 from ctcnet.review_server.app import ReviewApp, UnknownSample
@@ -82,10 +84,6 @@ GZIP_FROM_BYTES = 65536  # a JSON answer this long or longer goes compressed whe
 POSTS = {"decision": "decide", "decisions": "decide_many", "signoff": "sign_off"}
 
 
-def _no_json_constants(name: str):
-    raise ValueError(f"{name} is not a JSON value")
-
-
 def _no_repeated_keys(pairs: list) -> dict:
     keys = [k for k, _ in pairs]
     repeated = sorted({k for k in keys if keys.count(k) > 1})
@@ -97,19 +95,13 @@ def _no_repeated_keys(pairs: list) -> dict:
 def parse_json(raw: bytes):
     """A request body as JSON; NaN and Infinity (which Python's parser takes) are refused, and
     so is a key given twice in one object (which it takes as the last)."""
-    return json.loads(raw, parse_constant=_no_json_constants, object_pairs_hook=_no_repeated_keys)
+    return strict_loads(raw, object_pairs_hook=_no_repeated_keys)
 
 
 def _loopback(host: str) -> bool:
     """Whether a host name (of a Host header or an Origin, brackets and all) is loopback."""
     host = host.strip("[]")
     return host in LOOPBACK_HOSTS or host == "::1"
-
-
-def _printable(text: str) -> str:
-    """``text`` with its control characters escaped (``\\x1b``), for a log line."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
-                   for ch in text)
 
 
 def query_value(query: str, name: str, keep_blank: bool = False) -> str | None:
@@ -171,7 +163,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):  # the library logs; no lines on stderr per request
         """Send the request line to the debug log instead of stderr, control characters
         escaped (a request line cannot write on the reviewer's terminal)."""
-        log.debug("%s %s", self.address_string(), _printable(fmt % args))
+        log.debug("%s %s", self.address_string(), printable_name(fmt % args))
 
     def _send(self, status: int, body: bytes, content_type: str,
               sandboxed: bool = False, encoding: str | None = None) -> None:
@@ -303,7 +295,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
         except CtcnetError as err:
             return self._error(HTTPStatus.CONFLICT, str(err))
         except Exception as err:  # a bug: said to the page, logged with its traceback
-            log.exception("review server: %s %s failed", self.command, _printable(self.path))
+            log.exception("review server: %s %s failed", self.command, printable_name(self.path))
             return self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"server error: {err}")
 
     def do_HEAD(self):

@@ -440,7 +440,9 @@ def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningC
         check_fresh_run_dir(cli)
     cli.trainer.callbacks += [NewStreamsOnResume(), RunShapeInCheckpoint(data),
                               SigtermWithoutBroadcast()]
-    fit_or_interrupt(cli.trainer, cli.model, datamodule=cli.datamodule, ckpt_path=resume)
+    # (the checkpoint holds plain data only, as check_resume read it: no unpickling needed)
+    fit_or_interrupt(cli.trainer, cli.model, datamodule=cli.datamodule, ckpt_path=resume,
+                     weights_only=True)
     return cli
 
 

@@ -347,15 +347,6 @@ def test_a_disk_with_space_but_no_inode_left_says_so(monkeypatch, capsys, tmp_pa
     assert "its inodes are all used, df -i" in said and "remove files" in said
 
 
-def test_every_machine_state_has_its_advice():
-    """The errnos that exit 4 (ctcnet.errors.MACHINE_ERRNOS, which checks such as verify read
-    too) each have what to do said."""
-    from ctcnet import cli
-    from ctcnet.errors import MACHINE_ERRNOS
-
-    assert set(cli._DISK_ERRORS) == MACHINE_ERRNOS
-
-
 def test_predict_help_gives_every_exit_status_the_docs_table_does(capsys):
     """A workflow engine's retry policy reads the exit status: `predict --help` names each
     code of docs/outputs.md's table, not only the docs."""

@@ -201,12 +201,8 @@ def test_detection_recall_matches_per_frame():
 
 
 def test_recall_on_simulated_cartridge(tmp_path):
-    sim = pytest.importorskip("ctcnet.simulate")
-    try:
-        simulate_cartridge = sim.simulate_cartridge
-    except (AttributeError, ImportError):
-        pytest.skip("the simulator has no cartridge writer yet")
     from ctcnet.io.scan import read_frame
+    from ctcnet.simulate import simulate_cartridge
 
     panel = load_panel(None)
     truth = simulate_cartridge(tmp_path / "cart", panel, num_frames=2, frame_shape=(512, 640),

@@ -625,7 +625,8 @@ def _fit(crop_dir, root, epochs=1, ckpt_path=None, panel=None, extra_callbacks=(
                         devices=1, default_root_dir=str(root),
                         callbacks=[checkpoint, *extra_callbacks],
                         logger=False, enable_progress_bar=False, enable_model_summary=False)
-    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    # As train resumes: the checkpoint must load without unpickling anything but plain data.
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
     return module, trainer, checkpoint
 
 
