@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 
 from ctcnet.commands import arg_types
-from ctcnet.commands.evaluate import add_pixel_size_argument, shipped_model_for_crops
 from ctcnet.commands.export import add_overwrite_argument, refuse_non_checkpoint_name
+from ctcnet.commands.shared_options import add_pixel_size_argument, shipped_model_for_crops
 from ctcnet.errors import InputError
 
 HELP = ("Fine-tune a model on a lab's labelled crops; recalibrates (pooled with simulated "

@@ -12,12 +12,6 @@ from __future__ import annotations
 
 import argparse
 
-from ctcnet.commands.evaluate import (
-    add_compensate_argument,
-    add_network_calls_argument,
-    add_pixel_size_argument,
-    add_prior_argument,
-)
 from ctcnet.commands.models import say_model
 from ctcnet.commands.outcome import outcome_lines, retallied, run_outcome, say_error
 from ctcnet.commands.predict_index import index_at_the_end, index_of_an_ended_run, resume_text
@@ -25,6 +19,12 @@ from ctcnet.commands.predict_processes import (
     AUTO_PROCESS_MEMORY_GIB,
     INPUTS_OPTION,
     MAX_AUTO_PROCESSES,
+)
+from ctcnet.commands.shared_options import (
+    add_compensate_argument,
+    add_network_calls_argument,
+    add_pixel_size_argument,
+    add_prior_argument,
 )
 from ctcnet.errors import InputError, check_device_name
 from ctcnet.inference.backend_registry import list_backends

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ctcnet.commands import arg_types
-from ctcnet.commands.evaluate import (
+from ctcnet.commands.shared_options import (
     add_baseline_arguments,
     add_compensate_argument,
     add_pixel_size_argument,
