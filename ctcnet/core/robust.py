@@ -193,11 +193,17 @@ def _counted_linear(counts: np.ndarray, lowest: np.ndarray, highest: np.ndarray,
     span = int((highest - lowest).max()) + 1
     offsets = np.arange(n_rows, dtype=np.int64) * span - lowest
     cumulated = np.bincount((rows + offsets[:, None]).ravel(), minlength=n_rows * span) \
-        .reshape(n_rows, span).cumsum(axis=1)
-    found = [(cumulated <= r).sum(axis=1) + lowest for r in (*below.tolist(),
-                                                               *above.tolist())]
-    a = np.stack(found[:len(qs)]).astype(np.float64)
-    b = np.stack(found[len(qs):]).astype(np.float64)
+        .cumsum()
+    # Row i's running counts are cumulated[i * span:(i + 1) * span] less the i * n values of
+    # the rows before it, so "values of row i up to v" exceeds rank r first at the first place
+    # the whole run exceeds i * n + r: one binary search for every rank of every row (counting
+    # the places at or under each rank took a pass over every row's span per rank).
+    ranks = np.concatenate([below, above]).astype(np.int64)
+    targets = np.arange(n_rows, dtype=np.int64)[None, :] * n + ranks[:, None]
+    found = np.searchsorted(cumulated, targets, side="right") \
+        - np.arange(n_rows, dtype=np.int64)[None, :] * span + lowest[None, :]
+    a = found[:len(qs)].astype(np.float64)
+    b = found[len(qs):].astype(np.float64)
     result = _lerp(a, b, gamma).reshape(len(qs), *shape)
     return (result, lowest.astype(np.float64).reshape(shape),
             highest.astype(np.float64).reshape(shape))

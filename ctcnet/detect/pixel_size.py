@@ -33,6 +33,10 @@ from ctcnet.io.panel import PIXEL_SIZE_RANGE_UM
 
 log = logging.getLogger(__name__)
 
+# scipy.ndimage.label's default structure (4-connected in 2-D), made once: label makes it
+# anew on every call otherwise, a quarter of its time on a crop's plane.
+CROSS = np.array([[False, True, False], [True, True, True], [False, True, False]])
+
 # The median nucleus (diameter at half maximum) of a crop set. On balanced simulated sets of
 # CTCs, leukocytes, clusters and debris the measure gives 7.5 um on 16-bit scan crops at 0.64
 # um/px, 7.0 um rendered at 0.2 um/px, and 5.6 um on tight 8-bit exports (their black point,
@@ -107,7 +111,7 @@ def central_part(mask: np.ndarray, reach: float | None = None) -> np.ndarray | N
     mask is empty, or (``reach``, px) when no part comes that close to the centre."""
     from scipy import ndimage
 
-    labels, n = ndimage.label(mask)
+    labels, n = ndimage.label(mask, CROSS)
     if n == 0:
         return None
     h, w = mask.shape
@@ -204,9 +208,14 @@ def filled_holes(mask: np.ndarray) -> np.ndarray:
     the background instead of its repeated dilations (a third of the time on 200 px crops)."""
     from scipy import ndimage
 
-    labels, _ = ndimage.label(~mask)
-    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    return ~np.isin(labels, edge[edge > 0])
+    labels, n = ndimage.label(~mask, CROSS)
+    # The labels of the background parts that reach the edge, looked up (np.isin sorted the
+    # labels of every pixel, half of this function's time).
+    reaches_edge = np.zeros(n + 1, bool)
+    reaches_edge[labels[0]] = reaches_edge[labels[-1]] = True
+    reaches_edge[labels[:, 0]] = reaches_edge[labels[:, -1]] = True
+    reaches_edge[0] = False  # the mask itself
+    return ~reaches_edge[labels]
 
 
 def fitted_pixel_sizes(crops: Iterable[np.ndarray], cell_um: float = FIT_CELL_UM,

@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from ctcnet.detect.pixel_size import CROSS
+
 # Each plane's centre against the DNA plane's, on events lit in both (within this radius of
 # the event's centre: the cell, not a neighbour): judged on this many events of a plane at
 # least, a plane whose median offset is this far (um) is out of register (in register the
@@ -50,7 +52,7 @@ def offsets_from_dna(above: np.ndarray, noise: np.ndarray, dna: int, near: np.nd
         if top <= lit_noise * max(float(noise[p]), 1e-6):
             return None
         weight = np.where(part > 0.5 * top, part, 0.0)
-        labels, n = ndimage.label(weight > 0)
+        labels, n = ndimage.label(weight > 0, CROSS)
         centres = np.asarray(ndimage.center_of_mass(weight, labels, range(1, n + 1)))[:, ::-1]
         return centres[np.argmin(np.hypot(*(centres - np.asarray(at)).T))]
 
