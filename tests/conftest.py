@@ -22,11 +22,11 @@ def ctcnet_log_level_restored():
     """An in-process CLI run sets the ``ctcnet`` logger's level (``--quiet``: errors only);
     later tests that read warnings through caplog must not depend on which test ran before;
     nor on which said a channel drop first (said once per process)."""
-    from ctcnet.io import panel
+    from ctcnet.core.said_once import forget_said
 
     yield
     logging.getLogger("ctcnet").setLevel(logging.NOTSET)
-    panel._DROPS_SAID.clear()
+    forget_said()
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ import numpy as np
 
 from ctcnet.core.log_capture import keep_unsaid
 from ctcnet.core.paths import shown_in
+from ctcnet.core.said_once import first_time
 from ctcnet.detect.crop_checks import CropNotes, named_in_utf8
 from ctcnet.detect.crop_labels import as_class_names, unknown_labels_error
 from ctcnet.detect.crop_writing import (  # noqa: F401 (the layout's writers, read from here too)
@@ -72,17 +73,15 @@ from ctcnet.io.sources.base import refuse_other_ome_pixel_size
 from ctcnet.io.taxonomy import Taxonomy, default_taxonomy
 
 log = logging.getLogger(__name__)
-_SAID: set[str] = set()
 
 
 def _say_once(text: str) -> None:
     """A warning of a folder said once a process (a run reads it more than once), and kept in
     the record of each piece of work that reads it after (:func:`keep_unsaid`)."""
-    if text in _SAID:
+    if first_time(__name__, text):
+        log.warning("%s", text)
+    else:
         keep_unsaid(text)
-        return
-    _SAID.add(text)
-    log.warning("%s", text)
 
 
 @dataclass
@@ -169,9 +168,6 @@ class CropIndex:
                        patient_ids=self.patient_ids and [self.patient_ids[i] for i in keep])
 
 
-_UNLISTED_SAID: set[tuple[str, int]] = set()
-
-
 def _say_unlisted(root: Path, listed: list[Path]) -> None:
     """Warn of crops under ``root`` that its manifest.csv does not list: the manifest is the
     dataset, so a class folder added beside it (more CTCs, a class the model lacks) is not
@@ -179,8 +175,8 @@ def _say_unlisted(root: Path, listed: list[Path]) -> None:
     known, base = set(listed), root.resolve()  # (the manifest's paths are resolved already)
     unlisted = [f for f in _crop_files(root, recursive=True)
                 if base / f.relative_to(root) not in known]
-    if unlisted and (str(root), len(unlisted)) not in _UNLISTED_SAID:
-        _UNLISTED_SAID.add((str(root), len(unlisted)))  # a run reads the index more than once
+    # (a run reads the index more than once)
+    if unlisted and first_time(__name__, "unlisted", str(root), len(unlisted)):
         shown = ", ".join(str(f.relative_to(root)) for f in unlisted[:3])
         log.warning("%s: %d image file(s) there are not in its manifest.csv and are not read "
                     "(e.g. %s): the manifest lists the dataset; add them to it, or remove "

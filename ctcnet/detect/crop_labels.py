@@ -10,11 +10,11 @@ import difflib
 import logging
 from pathlib import Path
 
+from ctcnet.core.said_once import first_time
 from ctcnet.errors import InputError
 from ctcnet.io.taxonomy import as_class_name, class_words
 
 log = logging.getLogger("ctcnet.detect.crop_dataset")  # said as the folder's other notes are
-_SAID: set = set()
 
 
 def as_class_names(labels: list[str], names: list[str], root: Path) -> list[str]:
@@ -25,9 +25,8 @@ def as_class_names(labels: list[str], names: list[str], root: Path) -> list[str]
     for label in set(labels) - set(names):
         if as_class_name(label, names) in names:
             read_as[label] = as_class_name(label, names)
-    said = (str(root), tuple(sorted(read_as.items())))
-    if read_as and said not in _SAID:  # once a folder (a run reads it more than once)
-        _SAID.add(said)
+    # once a folder (a run reads it more than once)
+    if read_as and first_time(__name__, str(root), tuple(sorted(read_as.items()))):
         log.warning("%s: labels read as the model's class names: %s", root,
                     ", ".join(f"{k} as {v}" for k, v in sorted(read_as.items())))
     return [read_as.get(label, label) for label in labels]

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,6 +31,7 @@ import pandas as pd
 
 from ctcnet.core.ordered import ordered_map
 from ctcnet.core.paths import written_lately
+from ctcnet.core.said_once import first_time
 from ctcnet.detect.clipped_background import restore_clipped_background, subtracted_note
 from ctcnet.detect.cropping import extract_crops
 from ctcnet.detect.detection import DetectConfig, detect_events
@@ -79,10 +79,6 @@ SPILLOVER_FRAMES = 12
 LEAK_CHECK_EVENTS = 400
 
 log = logging.getLogger(__name__)
-
-# What was said of a cartridge's frames in this process, once a cartridge: (root, kind).
-_SAID: set = set()
-_SAID_LOCK = threading.Lock()
 
 
 @dataclass
@@ -265,10 +261,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
 def _say_once(cartridge: Cartridge, frame: FrameRef, kind: str, text: str) -> None:
     """Warn of ``text``, of a ``kind`` every frame of a cartridge may show, once a cartridge
     (naming the first frame met): every frame's is kept in its record, not said."""
-    with _SAID_LOCK:  # frame threads read a cartridge's frames side by side
-        first = (cartridge.root, kind) not in _SAID
-        _SAID.add((cartridge.root, kind))
-    if first:
+    if first_time(__name__, cartridge.root, kind):
         log.warning("%s: frame %s (the first such read): %s", cartridge.sample_id,
                     frame.frame_id, text)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ctcnet.core.paths import written_lately
 from ctcnet.core.run_log import LOGS_DIR
+from ctcnet.core.said_once import first_time
 from ctcnet.errors import InputError
 from ctcnet.io.hand_edits import json_error_text
 from ctcnet.io.metadata_text import read_metadata_text
@@ -27,14 +28,10 @@ from ctcnet.io.sources import claim
 log = logging.getLogger(__name__)
 
 
-_SAID: set[tuple[str, str]] = set()  # (path, what): said once, however often it is opened
-
-
 def say_once(path: Path, message: str) -> None:
     """Warn of a cartridge's metadata once per process: a run opens a cartridge several times
     (its channels looked at, then checked, then read)."""
-    if (str(path), message) not in _SAID:
-        _SAID.add((str(path), message))
+    if first_time(__name__, str(path), message):
         log.warning("%s: %s", path, message)
 
 

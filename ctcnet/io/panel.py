@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ctcnet.core.log_capture import keep_unsaid
+from ctcnet.core.said_once import first_time
 from ctcnet.errors import InputError, PanelMismatchError
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.hand_edits import pixel_unit_hint
@@ -53,7 +54,6 @@ MARKER_ROLES = {
 # Markers that can vouch for a CTC that lost CK (the simulator's, the guard's no_ck, a drop).
 CK_NEGATIVE_CTC_ROLES = ("mesenchymal", "epcam")
 
-_DROPS_SAID: set[tuple] = set()  # the drops said: (data, channels dropped, model's)
 # The keys of panel.json and of each channel (``bit_depth``: the camera's, for a range unsaid).
 PANEL_KEYS = ("name", "pixel_size_um", "channels", "composite", "bit_depth")
 CHANNEL_KEYS = ("name", "value_range", "normalisation", "leaks_in", "bit_depth")
@@ -297,8 +297,7 @@ class Panel:
         said = (what, tuple(extra), tuple(self.names))
         aliased = [f"{data.names[i]} as {c.name}" for c, i in zip(self.channels, indices)
                    if data.names[i].upper() != c.name.upper()]
-        if aliased and ("aliases",) + said not in _DROPS_SAID:
-            _DROPS_SAID.add(("aliases",) + said)
+        if aliased and first_time(__name__, "aliases", *said):
             log.info("%s: reading %s (by the marker's well-known name)", what,
                      ", ".join(aliased))
         if extra:
@@ -314,8 +313,8 @@ class Panel:
                     (f"; CTCs that only {', '.join(vouching)} shows (CK-negative: EMT) are "
                      "not counted by this model (a model trained with the channel reads "
                      "them)" if vouching else ""))
-            if said not in _DROPS_SAID:  # once per data and model: a run checks its inputs,
-                _DROPS_SAID.add(said)    # then opens each again
+            # once per data and model: a run checks its inputs, then opens each again
+            if first_time(__name__, "drops", *said):
                 log.log(level, "%s", text)
             elif level == logging.WARNING:  # (in the record of the work it is said for)
                 keep_unsaid(text)

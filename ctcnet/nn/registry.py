@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ctcnet.core.said_once import first_time
 from ctcnet.errors import InputError, PanelMismatchError
 from ctcnet.io.panel import Panel
 from ctcnet.nn.decision_rule import DecisionRule
@@ -172,13 +173,9 @@ class ModelInfo:
                 "files": [str(p) for p in (self.checkpoint, self.onnx) if p is not None]}
 
 
-_warned: set[tuple[Path, str]] = set()
-
-
 def _warn_once(path: Path, message: str) -> None:
     """Log a warning about ``path`` once per process: models are listed several times a run."""
-    if (path, message) not in _warned:
-        _warned.add((path, message))
+    if first_time(__name__, path, message):
         log.warning("%s: %s", path, message)
 
 

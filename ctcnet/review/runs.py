@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.core.file_modes import account_name, owner_and_mode
+from ctcnet.core.said_once import first_time
 from ctcnet.errors import InputError
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import folder_is_held
@@ -106,17 +107,12 @@ def _refuse_another_samples(sample_dir: Path, summary: RunSummary) -> None:
                          "was), or run ctcnet predict for the sample id you mean", sample_dir)
 
 
-_said: set[str] = set()  # the folders whose notes were said (the server reads a sample often)
-
-
 def _say_once(sample_dir: Path, summary: RunSummary) -> None:
     """What a reader of a sample folder should know of its record, once a folder: a summary
     that records no digest of its events table (an earlier ctcnet's, or the field removed:
     the table is not checked)."""
-    key = str(sample_dir.resolve())
-    if key in _said:
+    if not first_time(__name__, str(sample_dir.resolve())):  # (the server reads it often)
         return
-    _said.add(key)
     if not summary.events_sha256:
         log.warning("%s: summary.json records no digest of events.parquet (written by an "
                     "earlier ctcnet, or the field removed): the table is not checked against "

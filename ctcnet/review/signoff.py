@@ -44,6 +44,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ctcnet.core.json_text import strict_loads
+from ctcnet.core.said_once import first_time
 from ctcnet.io.atomic import append_synced, atomic_write_text
 from ctcnet.io.cartridge_info import record_changes
 from ctcnet.io.digests import file_sha256_cached
@@ -241,9 +242,6 @@ def _signoff_file(folder: Path, warn: bool = False) -> SignOff | None:
         return None
 
 
-_warned: set[tuple] = set()  # the damaged files said already, as they were then
-
-
 def _warn_once(path: Path, err: Exception) -> None:
     # The review server reads the sign-off on every decision: one warning per damaged file
     # (until it changes), not one per request.
@@ -252,9 +250,8 @@ def _warn_once(path: Path, err: Exception) -> None:
         key = (str(path), seen.st_mtime_ns, seen.st_size)
     except OSError:
         key = (str(path), None, None)
-    if key in _warned:
+    if not first_time(__name__, *key):
         return
-    _warned.add(key)
     log.warning("%s: cannot read the sign-off (%s); until it is signed off again, the "
                 "sign-off shown is the last %s records, marked edited since (with none "
                 "there, the sample reads as not signed off)", path, err, HISTORY_FILE)
