@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ctcnet.io.plausibility import CELLSEARCH_FRAME_SHAPE
+
 # The stages of one predict run, in the order a frame meets them (``summary.json``'s
 # ``timings_s``): read, detect, crop and the guard's measurements in the frame workers; classify,
 # write (labels, the guard's call checks, the journal and the tables) and the report after them.
@@ -25,7 +27,7 @@ class BenchSettings:
     repeats: int = 5
     frame_counts: tuple[int, ...] = (10, 175, 1000)
     cartridge_repeats: int = 3          # for the middle (175-frame) size; others run once
-    frame_shape: tuple[int, int] = (1036, 1384)
+    frame_shape: tuple[int, int] = CELLSEARCH_FRAME_SHAPE
     events_per_frame: int = 290         # ~50,000 events in 175 frames
     # Frames whose stage floors are measured in isolation (distinct simulated frames: the
     # larger cartridges repeat these by hard links, so more would measure the same pixels).

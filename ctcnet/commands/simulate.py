@@ -16,6 +16,7 @@ from ctcnet.core.printable import named_counts
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.io.atomic import check_output_folder, existing_outputs, refuse_existing
 from ctcnet.io.panel import load_panel
+from ctcnet.io.plausibility import CELLSEARCH_FRAME_SHAPE
 from ctcnet.io.taxonomy import load_taxonomy
 
 HELP = "Simulate realistic scans: a crop dataset, a whole cartridge, or a gallery."
@@ -69,8 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cart.add_argument("--frames", type=arg_types.whole_at_least(1), default=6,
                       help="number of frames (default 6; a whole CellSearch cartridge is "
                            "175 = 5 x 35)")
-    cart.add_argument("--frame-shape", default="1036x1384",
-                      help="HxW in pixels (default 1036x1384)")
+    frame = "x".join(map(str, CELLSEARCH_FRAME_SHAPE))
+    cart.add_argument("--frame-shape", default=frame,
+                      help=f"HxW in pixels (default {frame}, a CellSearch frame)")
     cart.add_argument("--events", type=arg_types.not_negative, default=300,
                       help="mean events per frame (default 300)")
     cart.add_argument("--layout", choices=("multipage", "channels", "png"), default="multipage",

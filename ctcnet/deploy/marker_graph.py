@@ -53,7 +53,7 @@ from ctcnet.inference.guard.leaks import COPY_MISMATCH, box_least_squares
 from ctcnet.inference.guard.masks import box_with_margin, disk_core
 from ctcnet.inference.guard.rules import CTC_DYE_ROLES, EXCLUSION_ROLES, RULES, GuardRules
 from ctcnet.inference.marker_fusion import LEAST_PROBA, MEASURES, check_fusion
-from ctcnet.inference.spillover import CLIPPED_NOISE_SHARE
+from ctcnet.inference.spillover import CLIPPED_NOISE_SHARE, NOISE_FLOOR, SAMPLE_STEP
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +65,6 @@ COLUMNS = (*MEASURES, "partner_um2", "cd45_peak", "area_unfinished")
 # The widest box of the disk a row of which packs into an int64's bits (the top one left
 # clear: a step's shift to the left must not turn the sign).
 MAX_PACKED_WIDTH = 62
-# The robust background's sampling step (spillover.robust_background's default).
-SAMPLE_STEP = 2
-NOISE_FLOOR = 0.5
 # Leak fit sweeps: box_least_squares's default, read from its signature so the two stay one.
 SWEEPS = box_least_squares.__defaults__[0]
 

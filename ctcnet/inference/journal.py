@@ -47,6 +47,7 @@ from ctcnet.inference.summary import (
     withdraw_report_page,
 )
 from ctcnet.io.atomic import atomic_path, atomic_write_text
+from ctcnet.io.panel import DEFAULT_VALUE_RANGE
 from ctcnet.io.scan import Cartridge, FrameRef
 from ctcnet.nn.spec import ModelSpec
 
@@ -108,7 +109,8 @@ def run_fingerprint(backend, cartridge: Cartridge, spec: ModelSpec, *, detect: D
               and cartridge.file_panel.names != cartridge.panel.names else {})
     # The value ranges (a panel.json corrected since makes other calls), off 12 bits only.
     ranges = [list(c.value_range) for c in cartridge.panel.channels]
-    ranges = {"value_ranges": ranges} if any(r != [0.0, 4095.0] for r in ranges) else {}
+    ranges = {"value_ranges": ranges} if any(r != list(DEFAULT_VALUE_RANGE) for r in ranges) \
+        else {}
     # The guard's levels decide flags and the markers' call: frames made under other levels
     # must not be mixed into one count. The scan folder too: another cartridge of the same
     # sample id, into the same --out, is another run to refuse, not frames "changed since".

@@ -42,7 +42,7 @@ from ctcnet.errors import InputError, check_regular_file
 from ctcnet.inference.backend_registry import default_batch_size
 from ctcnet.inference.marker_fusion import scan_fusion_role
 from ctcnet.inference.onnx_digest import DIGEST_KEY, model_digest  # noqa: F401 (API)
-from ctcnet.io.panel import check_channel_order
+from ctcnet.io.panel import DEFAULT_VALUE_RANGE, check_channel_order
 from ctcnet.nn.calls import (  # noqa: F401 (API)
     BALANCED_PRIOR,
     CARTRIDGE_PRIOR,
@@ -62,7 +62,7 @@ from ctcnet.nn.crop_input import (  # noqa: F401 (API)
 )
 
 # torch-free: ctcnet.nn.spec imports only the standard library, ctcnet.io and ctcnet.nn.calls
-from ctcnet.nn.spec import SPEC_FORMAT, SPEC_KEY, ModelSpec  # noqa: F401 (API)
+from ctcnet.nn.spec import DEFAULT_REVIEW_THRESHOLD, SPEC_FORMAT, SPEC_KEY, ModelSpec  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ class OnnxClassifier:
         # Whether a file without the model's cartridge fusion has said so (once a classifier),
         # and what the crops' values were said to be amiss in, against the channels' tops.
         self._said_no_scan_fusion, self._said = False, set()
-        self._tops = [float(c.get("value_range", (0, 4095))[1])
+        self._tops = [float(c.get("value_range", DEFAULT_VALUE_RANGE)[1])
                       for c in self.spec["panel"]["channels"]]
         device_type = "cuda" if "CUDAExecutionProvider" in self.providers else "cpu"
         self.batch_size = int(batch_size or default_batch_size("onnx", device_type))
@@ -236,7 +236,7 @@ class OnnxClassifier:
     @property
     def review_threshold(self) -> float:
         """Top probability below which a call goes to review (0.9 when the spec has none)."""
-        return float(self.spec.get("review_threshold", 0.9))
+        return float(self.spec.get("review_threshold", DEFAULT_REVIEW_THRESHOLD))
 
     @property
     def precision(self) -> str:

@@ -87,9 +87,15 @@ TARGET_ROLES = ("leukocyte", "platelet", "neutrophil")
 # brightest channel's bright end (its 99th percentile above background): on tight exports
 # (auto-contrasted, black background) a CTC's CD45 residue then reads as what it is, a trace.
 CLIPPED_NOISE_SHARE = 0.02
+# The robust background's sampling step (every second pixel) and the least noise sd a channel
+# is given (counts): the guard's noise units, which its measurements in the model's graph
+# (ctcnet.deploy.marker_graph) read alike.
+SAMPLE_STEP = 2
+NOISE_FLOOR = 0.5
 
 
-def robust_background(crops: np.ndarray, step: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def robust_background(crops: np.ndarray, step: int = SAMPLE_STEP
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """(N, C) background and noise sd of (N, C, H, W) crops from the 10th/30th percentiles,
     read as the model's normalisation reads them (``nearest`` ranks of
     :func:`ctcnet.core.robust.percentiles`): the guard's and the compensation's noise units are
@@ -101,7 +107,7 @@ def robust_background(crops: np.ndarray, step: int = 2) -> tuple[np.ndarray, np.
     # channel at its minimum) leaves no noise to measure, and a few counts of residue would
     # read as many noise sd. Such channels get a noise of CLIPPED_NOISE_SHARE of the crop's
     # brightest channel (one unit for all clipped channels of a crop, so their ratios stay).
-    floor = np.full(q_high.shape, 0.5, np.float32)
+    floor = np.full(q_high.shape, NOISE_FLOOR, np.float32)
     clipped = q_high <= sample.min(axis=-1)
     if clipped.any():
         bright = percentiles(sample, (99,))[0].astype(np.float32) - q_high  # (N, C)

@@ -57,6 +57,7 @@ CK_NEGATIVE_CTC_ROLES = ("mesenchymal", "epcam")
 # The keys of panel.json and of each channel (``bit_depth``: the camera's, for a range unsaid).
 PANEL_KEYS = ("name", "pixel_size_um", "channels", "composite", "bit_depth")
 CHANNEL_KEYS = ("name", "value_range", "normalisation", "leaks_in", "bit_depth")
+DEFAULT_VALUE_RANGE = (0.0, 4095.0)  # a channel that states no range nor bit depth: 12 bits
 MAX_COUNT = 3.4028234e38  # a value_range's top at most: float32's largest (a float scan's)
 # A pixel at this share of its value_range's top or above is saturated (clipped): left out of
 # the guard's and the leak estimates' ratios.
@@ -91,7 +92,7 @@ class Channel:
     """
 
     name: str
-    value_range: tuple[float, float] = (0.0, 4095.0)
+    value_range: tuple[float, float] = DEFAULT_VALUE_RANGE
     normalisation: dict = field(default_factory=lambda: dict(DEFAULT_NORMALISATION))
     leaks_in: dict = field(default_factory=dict)
 
@@ -435,7 +436,7 @@ def _bit_depth(data: dict, what: str, source) -> int | None:
 def _channel_from(entry: Any, source, bits: int | None = None) -> Channel:
     """A channel from its entry: a name, or a mapping; ``bits``: the panel's ``bit_depth``,
     the value range of a channel that states neither its own nor its bit depth."""
-    default_range = (0, 2 ** bits - 1) if bits else (0, 4095)
+    default_range = (0, 2 ** bits - 1) if bits else DEFAULT_VALUE_RANGE
     if isinstance(entry, str):
         return Channel(entry, value_range=tuple(float(v) for v in default_range))
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):

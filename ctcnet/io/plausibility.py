@@ -13,6 +13,8 @@ from ctcnet.errors import InputError
 # which would size every event wrongly. Wider than the model crop's own range on purpose: a
 # scan is resampled to the model's pixel size.
 SCAN_PIXEL_SIZE_UM = (0.05, 2.0)
+# A CellSearch frame (H, W px): what the simulator draws and the benchmark measures by default.
+CELLSEARCH_FRAME_SHAPE = (1036, 1384)
 # Detected events per mm^2 of frame over which a sample is a problem (partial,
 # ctcnet.inference.sample_checks): detection merges and misses cells in crowds. On simulated
 # scans (seed 11, 4 frames a density) leukocyte recall was 0.97, 0.96, 0.92, 0.89 and 0.77 at

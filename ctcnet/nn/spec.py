@@ -21,6 +21,8 @@ from ctcnet.nn.decision_rule import DecisionRule
 SPEC_FORMAT = 1
 # Where the spec lives: the checkpoint dict key and the ONNX metadata key.
 SPEC_KEY = "ctcnet_spec"
+# The top probability below which a call goes to review, for a spec that states none.
+DEFAULT_REVIEW_THRESHOLD = 0.9
 # Test-time symmetries (``ctcnet.nn.symmetry``) and how many views of a crop each averages over.
 SYMMETRIES = {"none": 1, "rot4": 4, "d4": 8}
 
@@ -70,7 +72,7 @@ class ModelSpec:
     # Softmax temperature fitted on validation data (calibration); 1.0 = uncalibrated.
     temperature: float = 1.0
     # Top-probability threshold below which a call goes to human review.
-    review_threshold: float = 0.9
+    review_threshold: float = DEFAULT_REVIEW_THRESHOLD
     # The decision rule at deployment prevalence (``ctcnet.nn.calls``): per-class log weights
     # added to the log probabilities before the call, fitted on simulated cartridges by
     # ``scripts/fit_decision.py``; balanced = the most probable class (balanced training).
@@ -165,7 +167,8 @@ class ModelSpec:
                 taxonomy=Taxonomy.from_dict(data["taxonomy"], source, stored=True),
                 crop_size=int(data.get("crop_size", 80)),
                 temperature=float(data.get("temperature", 1.0)),
-                review_threshold=float(data.get("review_threshold", 0.9)),
+                review_threshold=float(data.get("review_threshold",
+                                                DEFAULT_REVIEW_THRESHOLD)),
                 symmetry=str(data.get("symmetry", "none")),
                 training=dict(data.get("training", {})),
                 metrics=dict(data.get("metrics", {})),

@@ -22,7 +22,12 @@ from ctcnet.errors import InputError
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.cartridge_info import safe_sample_id
 from ctcnet.io.panel import load_panel
-from ctcnet.io.plausibility import CROWDED_PER_MM2, SCAN_PIXEL_SIZE_UM, events_per_mm2
+from ctcnet.io.plausibility import (
+    CELLSEARCH_FRAME_SHAPE,
+    CROWDED_PER_MM2,
+    SCAN_PIXEL_SIZE_UM,
+    events_per_mm2,
+)
 from ctcnet.io.scan import serpentine_position, write_cartridge_info, write_frame
 from ctcnet.io.taxonomy import load_taxonomy
 from ctcnet.simulate.cells import SUBTYPE_NEEDS, SUBTYPES, build_events
@@ -146,7 +151,7 @@ def place_events(rng, radius_px: np.ndarray, shape: tuple[int, int], gap_px: flo
 
 
 def simulate_cartridge(out_dir, panel=None, taxonomy=None, num_frames: int = 6,
-                       frame_shape: tuple[int, int] = (1036, 1384), seed: int = 0,
+                       frame_shape: tuple[int, int] = CELLSEARCH_FRAME_SHAPE, seed: int = 0,
                        config: SimConfig | None = None, events_per_frame: float = 300,
                        layout: str = "multipage", rare_rates: dict | None = None,
                        sample_id: str | None = None, columns: int | None = None):

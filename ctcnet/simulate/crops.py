@@ -18,6 +18,7 @@ import scipy.fft
 from ctcnet.detect.crop_dataset import write_crop_dataset
 from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel, load_panel
+from ctcnet.io.plausibility import CELLSEARCH_FRAME_SHAPE
 from ctcnet.io.taxonomy import Taxonomy, load_taxonomy
 from ctcnet.simulate.cells import SUBTYPE_NEEDS, SUBTYPES, build_events
 from ctcnet.simulate.config import SimConfig, at_panel_ceiling, draw
@@ -35,7 +36,7 @@ from ctcnet.simulate.scanner import draw_samples, make_context, threaded_map
 
 CHUNK = 192  # crops rendered together: bounds memory (~100 MB) while keeping numpy busy
 _PAD_UM = 7.0  # rendered margin around a crop: room for blur and for neighbours' glow
-_FRAME = (1036, 1384)  # crops come from random places of a CellSearch-sized frame
+_FRAME = CELLSEARCH_FRAME_SHAPE  # crops come from random places of a CellSearch frame
 _BACKGROUND_CORRELATION_UM = 25.0
 
 

@@ -68,7 +68,7 @@ def test_each_count_column_says_what_it_means_over_its_heading():
     import pandas as pd
 
     from ctcnet.inference.counts import count_events
-    from ctcnet.report.report_page import COLUMN_MEANINGS, MODEL_COLUMNS, counts_table
+    from ctcnet.report.counts_table import COLUMN_MEANINGS, MODEL_COLUMNS, counts_table
 
     events = pd.DataFrame({"class": ["ctc", "wbc", "ctc"], "guard": ["", "", "no_ck"],
                            "review": [True, False, True]})
@@ -86,7 +86,7 @@ def test_the_page_says_how_far_a_review_may_move_each_reported_count():
     import pandas as pd
 
     from ctcnet.inference.counts import count_events
-    from ctcnet.report.report_page import counts_table
+    from ctcnet.report.counts_table import counts_table
 
     calls = ["ctc"] * 5 + ["debris"] * 12 + ["wbc"] * 3 + ["ctc"]
     review = [True] * 4 + [False] + [True] * 10 + [False] * 2 + [True] + [False] * 2 + [True]
@@ -244,7 +244,7 @@ def test_the_held_row_says_held_calls_apart_from_flagged_ones():
     """The report's row of the guard's calls: a ctc call held out of the count is said apart
     from a debris call the guard flagged (nothing held back), as the console says them."""
     from ctcnet.inference.counts import Counts
-    from ctcnet.report.report_page import held_text
+    from ctcnet.report.counts_table import held_text
 
     classes = ("ctc", "wbc", "cluster", "debris")
     zero = dict.fromkeys(classes, 0)
