@@ -123,7 +123,7 @@ def _model_comparison(reference_runs, summaries: dict, read_from: dict) -> dict 
     each scan both read (the same ``cartridge_id``) whose call, count or review changed."""
     if reference_runs is None:
         return None
-    from ctcnet.evaluation.model_comparison import event_changes, made_by
+    from ctcnet.evaluation.model_comparison import event_changes, makers_of
 
     both = [key for key in summaries if key in reference_runs]
     same = [key for key in both if summaries[key].get("cartridge_id") and
@@ -133,8 +133,8 @@ def _model_comparison(reference_runs, summaries: dict, read_from: dict) -> dict 
     # A sample scanned again between the runs: its counts differ by the scan as much as by
     # the model, said beside the figures that pool it.
     changes["other_scans"] = [key for key in both if key not in same]
-    return {"models": made_by(summaries[k] for k in both),
-            "reference_models": made_by(s for _, s in reference_runs.values()),
+    return {"models": makers_of(summaries[k] for k in both),
+            "reference_models": makers_of(s for _, s in reference_runs.values()),
             "event_changes": changes, "_table": table}
 
 

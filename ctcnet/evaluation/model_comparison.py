@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.inference.guard import counted
+from ctcnet.inference.model_records import model_file_of
 
 # Events of two runs of one scan that are each other's nearest, at most this far apart (px,
 # about 2 um), are one cell. Their ids need not agree: a model of other channels detects on
@@ -41,7 +42,7 @@ def reference_rates(summaries: dict[str, dict], positive: str = POSITIVE) -> pd.
     return pd.DataFrame({"reference": list(rates.values())}, index=list(rates))
 
 
-def made_by(summaries: Iterable[dict]) -> list[dict]:
+def makers_of(summaries: Iterable[dict]) -> list[dict]:
     """The models (file path and SHA-256, network digest), ctcnet builds (the version, and
     ``software`` in words: the commit, a modified checkout's code digest; one version is every
     build of a release) and frame devices that made ``summaries``, each once."""
@@ -49,10 +50,10 @@ def made_by(summaries: Iterable[dict]) -> list[dict]:
 
     seen = []
     for summary in summaries:
-        model = summary.get("model") if isinstance(summary.get("model"), dict) else {}
+        path, sha256 = model_file_of(summary)
         fingerprint = summary.get("run_fingerprint") or {}
         software = summary.get("software") if isinstance(summary.get("software"), dict) else {}
-        entry = {"path": model.get("path"), "sha256": model.get("sha256"),
+        entry = {"path": path, "sha256": sha256,
                  "network_sha256": fingerprint.get("model_sha256"),
                  "ctcnet": software.get("ctcnet", summary.get("ctcnet_version")),
                  "software": software_text(software, summary.get("ctcnet_version")),

@@ -45,6 +45,7 @@ import pandas as pd
 from ctcnet.core.provenance import software_text
 from ctcnet.errors import InputError
 from ctcnet.evaluation import recovery
+from ctcnet.inference.model_records import model_file_of
 from ctcnet.inference.run_entry import scan_pixel_size
 from ctcnet.inference.summary import signoff_holds
 
@@ -204,16 +205,14 @@ def _review_complete(summary: dict) -> bool:
 
 def _model_name(summary: dict) -> str | None:
     """The model file's name a summary gives (a cartridge's ``model`` record's path)."""
-    model = summary.get("model")
-    path = model.get("path") if isinstance(model, dict) else summary.get("model")
+    path = model_file_of(summary)[0]
     return Path(str(path)).name if path else None
 
 
 def _model_sha256(summary: dict) -> str | None:
     """The model file a summary names (a cartridge's ``model`` record; a crop set's
     ``model_sha256`` beside its path)."""
-    model = summary.get("model")
-    return model.get("sha256") if isinstance(model, dict) else summary.get("model_sha256")
+    return model_file_of(summary)[1]
 
 
 def made_by_several(rows: pd.DataFrame) -> list[str]:

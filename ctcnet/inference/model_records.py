@@ -3,7 +3,8 @@ its network (a checkpoint's digest, shared by its fp32 ONNX export), its card's 
 fine-tune's base (:func:`model_record`), the fields an evaluation's reports carry
 (:func:`scored_by`), the line a log gives it, the check of a model a lab pinned by its
 digest (:func:`check_model_digest`), and what made a frame's calls (:func:`made_by`: the
-backend, model file and software a journal records per frame).
+backend, model file and software a journal records per frame); and the model file a
+summary.json names, in either of its layouts (:func:`model_file_of`).
 """
 
 from __future__ import annotations
@@ -99,6 +100,15 @@ def scored_by(backend) -> dict:
     return {"model": record["path"], "model_sha256": record["sha256"], "model_record": record,
             "software": software_record(),
             "written_at": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
+def model_file_of(summary: dict) -> tuple[str | None, str | None]:
+    """(path, SHA-256) of the model file a summary.json (as parsed) names: a cartridge's
+    ``model`` record, or a crop set's ``model`` path beside its ``model_sha256``."""
+    model = summary.get("model")
+    if isinstance(model, dict):
+        return model.get("path"), model.get("sha256")
+    return model, summary.get("model_sha256")
 
 
 def made_by(backend_name: str, software: dict, model_file_sha256: str | None = None) -> str:

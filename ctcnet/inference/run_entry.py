@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ctcnet.core.provenance import software_text
+from ctcnet.inference.model_records import model_file_of
 from ctcnet.inference.result_state import result_state, reviewed_figures
 from ctcnet.inference.summary import signoff_holds
 
@@ -38,8 +39,7 @@ def _made_by(summary: dict, path: Path) -> dict:
     SHA-256) and when the counts were made (UTC), so that one index of a folder holding
     samples of two models, or of runs months apart, tells them apart."""
     model = summary.get("model")
-    named = ({"path": model.get("path"), "sha256": model.get("sha256")}
-             if isinstance(model, dict) else {"path": model, "sha256": summary.get("model_sha256")})
+    named = dict(zip(("path", "sha256"), model_file_of(summary)))
     # What else makes serial counts comparable: the decision rule's prior, spillover
     # compensation, the ctcnet that counted, and the scan itself (one scan under two sample
     # ids, a corrected one, is one blood draw).
