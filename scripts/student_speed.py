@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -47,16 +49,16 @@ def main(argv=None) -> int:
     from ctcnet.benchmark.common import load_average, machine_info
     from ctcnet.benchmark.record import record_script_section
     from ctcnet.benchmark.render import render_student
-    from ctcnet.benchmark.workers import synthetic_crops
     from ctcnet.deploy.export import export_onnx
     from ctcnet.inference.onnx_runtime import OnnxClassifier
     from ctcnet.nn.classifier import build_classifier, load_model, save_model
+    from ctcnet.nn.crop_input import synthetic_crops
     from ctcnet.nn.registry import resolve_model
 
     _, spec = load_model(resolve_model(args.model))
     if spec.arch != "compact":
         raise SystemExit(f"{args.model} is a {spec.arch!r} network; this compares compact widths")
-    crops = synthetic_crops(spec, args.crops)
+    crops = synthetic_crops(spec, args.crops).astype(np.float32)
     load, info = load_average() or [0.0, 0.0, 0.0], machine_info()
     seconds: dict[tuple[int, int], list[float]] = {}
     flops = {}

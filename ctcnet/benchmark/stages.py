@@ -35,11 +35,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ctcnet.benchmark.common import STAGES, cpu_model, cpu_name, load_average
 from ctcnet.benchmark.peer import around_network
-from ctcnet.benchmark.workers import synthetic_crops
 from ctcnet.inference.backends import cpu_cores
 from ctcnet.io.atomic import atomic_write_text
+from ctcnet.nn.crop_input import synthetic_crops
 
 TOLERANCE = 1.5
 MIN_RATIO = 0.25
@@ -109,7 +111,7 @@ def measure_ratios(model: Path, settings: StageCheckSettings, workdir: Path) -> 
         summary = predict_cartridge(cart, engine, workdir / "out", options)
         events = summary.events
         if crops is None:
-            crops = synthetic_crops(engine.spec, max(events, 1))
+            crops = synthetic_crops(engine.spec, max(events, 1)).astype(np.float32)
         t0 = time.perf_counter()
         engine.predict_proba(crops)
         model_s = time.perf_counter() - t0

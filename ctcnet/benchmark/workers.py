@@ -23,6 +23,7 @@ from ctcnet.inference.resources import (
     single_threaded_blas,
 )
 from ctcnet.io.scan import open_cartridge, read_frame
+from ctcnet.nn.crop_input import synthetic_crops
 
 
 def worker_predict(cartridge: str, model: str, out: str, backend: str, *flags: str) -> dict:
@@ -61,13 +62,6 @@ def worker_predict(cartridge: str, model: str, out: str, backend: str, *flags: s
             "write_floor": written}
 
 
-def synthetic_crops(spec, count: int) -> np.ndarray:
-    """Raw-count crops of the model's shape (the model's time does not depend on content)."""
-    rng = np.random.default_rng(0)
-    crops = rng.poisson(200, (count, spec.in_chans, spec.crop_size, spec.crop_size))
-    return crops.astype(np.float32)
-
-
 def worker_model(model: str, backend: str, count: str, repeats: str) -> dict:
     """The classification floor: the model alone on ``count`` crops, crops/s over ``repeats``
     runs at predict's batch size, and the best batch size (the floor the stages are compared
@@ -75,7 +69,8 @@ def worker_model(model: str, backend: str, count: str, repeats: str) -> dict:
     from ctcnet.benchmark.floors import model_floor  # scipy, the guard: not for this worker
 
     engine = load_backend(model, backend, device="auto")
-    crops = synthetic_crops(engine.spec, int(count))
+    # float32, as predict hands crops to the model
+    crops = synthetic_crops(engine.spec, int(count)).astype(np.float32)
     samples = time_repeated(lambda: engine.predict_proba(crops), int(repeats))
     # The batch sweep on a quarter of the crops (at least 256): enough to rank batch sizes.
     sweep = model_floor(engine, crops[:max(256, len(crops) // 4)], int(repeats))

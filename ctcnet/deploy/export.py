@@ -453,19 +453,6 @@ def stratified_order(labels: np.ndarray) -> np.ndarray:
     return np.lexsort((labels, rank))
 
 
-def synthetic_crops(spec: ModelSpec, count: int, seed: int = 0) -> np.ndarray:
-    """Raw-count-like crops without the simulator: background + noise + one blurred blob."""
-    rng = np.random.default_rng(seed)
-    c, s = spec.in_chans, spec.crop_size
-    yy, xx = np.mgrid[:s, :s] - (s - 1) / 2
-    radius = rng.uniform(3, 10, (count, 1, 1, 1))
-    blob = np.exp(-(yy ** 2 + xx ** 2) / (2 * radius ** 2))
-    background = rng.uniform(50, 400, (count, c, 1, 1))
-    signal = rng.uniform(0, 1500, (count, c, 1, 1)) * blob
-    counts = rng.poisson(background + signal) + rng.normal(0, 5, (count, c, s, s))
-    return np.clip(np.rint(counts), 0, 65535).astype(np.uint16)
-
-
 def load_labelled_crops(source: str | Path | LabelledCrops, spec: ModelSpec,
                         count: int = CALIBRATION_CROPS + EVALUATION_CROPS, seed: int = 0
                         ) -> LabelledCrops:

@@ -1,7 +1,8 @@
 """What a model takes: raw crops (N, C, S, S) of an accepted dtype in its channel order and
 crop size, checked so by every backend (:func:`checked_crops`), and their values looked at for
-what no error catches (:func:`crop_value_warning`). numpy alone: the torch-free ONNX runtime
-and the torch backend share it."""
+what no error catches (:func:`crop_value_warning`); and stand-in crops of a model's shape
+(:func:`synthetic_crops`). numpy alone: the torch-free ONNX runtime and the torch backend
+share it."""
 
 from __future__ import annotations
 
@@ -92,3 +93,18 @@ def say_crop_values(raw: np.ndarray, tops: Sequence[float], said: set[str]) -> N
     if text is not None and text not in said:
         said.add(text)
         log.warning("%s", text)
+
+
+def synthetic_crops(spec, count: int, seed: int = 0) -> np.ndarray:
+    """``count`` raw-count-like uint16 crops of a model's shape (``spec``: its ``in_chans`` and
+    ``crop_size``) without the simulator: background, noise and one blurred blob each. For
+    timing a model (its time does not depend on the content) and checking its backends agree."""
+    rng = np.random.default_rng(seed)
+    c, s = spec.in_chans, spec.crop_size
+    yy, xx = np.mgrid[:s, :s] - (s - 1) / 2
+    radius = rng.uniform(3, 10, (count, 1, 1, 1))
+    blob = np.exp(-(yy ** 2 + xx ** 2) / (2 * radius ** 2))
+    background = rng.uniform(50, 400, (count, c, 1, 1))
+    signal = rng.uniform(0, 1500, (count, c, 1, 1)) * blob
+    counts = rng.poisson(background + signal) + rng.normal(0, 5, (count, c, s, s))
+    return np.clip(np.rint(counts), 0, 65535).astype(np.uint16)

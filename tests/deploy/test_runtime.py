@@ -10,10 +10,11 @@ import onnx
 import pytest
 from conftest import save_tiny_model
 
-from ctcnet.deploy.export import export_onnx, synthetic_crops
+from ctcnet.deploy.export import export_onnx
 from ctcnet.deploy.runtime import OnnxClassifier, select_providers
 from ctcnet.errors import InputError, PanelMismatchError
 from ctcnet.nn.classifier import save_model
+from ctcnet.nn.crop_input import synthetic_crops
 
 CHANNELS = ["DAPI", "CK", "CD45", "CD61"]
 

@@ -61,10 +61,11 @@ def test_a_bad_rule_in_a_spec_is_refused(decision, message):
 
 
 def test_rule_round_trips_through_checkpoint_onnx_and_runtime(tmp_path, tiny_model_file):
-    from ctcnet.deploy.export import export_onnx, restamp_onnx, synthetic_crops
+    from ctcnet.deploy.export import export_onnx, restamp_onnx
     from ctcnet.deploy.runtime import OnnxClassifier
     from ctcnet.inference.backends import OnnxBackend
     from ctcnet.nn.classifier import load_model, save_model
+    from ctcnet.nn.crop_input import synthetic_crops
 
     pt, spec = tiny_model_file(tmp_path / "m.pt", crop_size=40, width=8)
     export_onnx(pt)

@@ -135,10 +135,11 @@ def test_a_bad_prior_stops_predict_before_any_work(setup, tmp_path):
 
 
 def test_onnx_runtime_calls_at_the_prior_asked_for(setup, tmp_path):
-    from ctcnet.deploy.export import export_onnx, synthetic_crops
+    from ctcnet.deploy.export import export_onnx
     from ctcnet.deploy.runtime import OnnxClassifier
     from ctcnet.nn.calls import prior_rule
     from ctcnet.nn.classifier import load_model
+    from ctcnet.nn.crop_input import synthetic_crops
 
     export_onnx(setup["model"], tmp_path / "m.onnx")
     clf = OnnxClassifier(tmp_path / "m.onnx")

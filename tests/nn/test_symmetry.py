@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from ctcnet.deploy.export import export_onnx, synthetic_crops
+from ctcnet.deploy.export import export_onnx
 from ctcnet.deploy.runtime import OnnxClassifier
 from ctcnet.errors import InputError
 from ctcnet.io.panel import load_panel
 from ctcnet.io.taxonomy import default_taxonomy
 from ctcnet.nn.classifier import build_classifier, load_model, save_model
+from ctcnet.nn.crop_input import synthetic_crops
 from ctcnet.nn.nets import create_model
 from ctcnet.nn.spec import ModelSpec
 from ctcnet.nn.symmetry import SYMMETRIES, symmetric_logits, symmetric_views
