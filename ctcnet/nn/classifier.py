@@ -108,6 +108,21 @@ def nonfinite_weights(state: dict) -> list[str]:
             if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
 
 
+def _damaged_entry(path: Path) -> str | None:
+    """The first part of a torch archive whose bytes fail the CRC-32 the archive records for
+    them, or None: torch reads the parts without checking, so a flipped bit in a weight
+    loaded as another model (a bias of 0.10 read as 1.64, calls moved, nothing said)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+        # (named within the archive: its first folder is the name torch saved it under)
+        return damaged and damaged.split("/", 1)[-1]
+    except (zipfile.BadZipFile, OSError, EOFError):  # torch read it: its own reader decides
+        return None
+
+
 def load_model(path: str | Path, map_location: str | torch.device = "cpu"
                ) -> tuple[CTCClassifier, ModelSpec]:
     """Load a ctcnet ``.pt`` model or Lightning ``.ckpt`` (or a shipped model by its name,
@@ -145,6 +160,11 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"
                              "by ctcnet (ctcnet train, finetune)", path) from None
         raise InputError(f"not a loadable ctcnet checkpoint (weights only; a damaged file or "
                          f"not a torch file?): {first[:300]}", path) from None
+    damaged = _damaged_entry(path)
+    if damaged:
+        raise InputError(f"damaged: its part {damaged} does not match the checksum the archive "
+                         "records for it (a copy altered or cut in transit, a bad disk); copy "
+                         "it again from where it was made", path)
     if not isinstance(blob, dict) or SPEC_KEY not in blob:
         raise InputError("checkpoint has no ctcnet model spec", path)
     spec = ModelSpec.from_dict(blob[SPEC_KEY], str(path))

@@ -33,6 +33,27 @@ def test_a_model_file_with_nan_weights_is_refused_when_loaded(cart_and_model, ca
     assert_one_line_error(status, err, f"{nan}: weights hold NaN or infinite values")
 
 
+def test_a_model_file_with_a_bit_flipped_in_a_weight_is_refused(cart_and_model, tmp_path):
+    """torch reads an archive's parts without their CRC-32: a copy with one bit flipped in a
+    weight loaded as another model and called (a bias of 0.10 read as 1.64), nothing said."""
+    import struct
+    import zipfile
+
+    source = cart_and_model / "model.pt"
+    with zipfile.ZipFile(source) as archive:
+        part = next(i for i in archive.infolist() if "/data/" in i.filename and i.file_size)
+    data = bytearray(source.read_bytes())
+    name, extra = struct.unpack("<HH", data[part.header_offset + 26:part.header_offset + 30])
+    data[part.header_offset + 30 + name + extra] ^= 0x02  # the part's first byte (stored)
+    flipped = tmp_path / "flipped.pt"
+    flipped.write_bytes(bytes(data))
+    torch.load(flipped, weights_only=True)  # torch itself reads it
+    inside = part.filename.split("/", 1)[1]
+    with pytest.raises(InputError, match=f"damaged: its part {inside} does not match"):
+        load_model(flipped)
+    load_model(source)  # the file as saved loads
+
+
 def test_temperature_zero_model_is_refused(cart_and_model, tmp_path, capsys):
     blob = torch.load(cart_and_model / "model.pt", weights_only=True)
     blob["ctcnet_spec"]["temperature"] = 0.0
