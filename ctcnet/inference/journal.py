@@ -216,8 +216,9 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
     damaged = sorted(f for f in done - set(changed)
                      if f not in records or not _part_readable(parts, f))
     if damaged:
-        log.warning("%s: %d journal part(s) unreadable or without their frame's record "
-                    "(a crash?), done again: %s", out_dir, len(damaged), ", ".join(damaged[:10]))
+        log.warning("%s: %d journal part(s) unreadable, of another frame or without their "
+                    "frame's record (a crash, a file copied?), done again: %s", out_dir,
+                    len(damaged), ", ".join(damaged[:10]))
     changed = sorted({*changed, *damaged})
     for frame_id in changed:
         for stale in (parts / f"{frame_id}.parquet", parts / f"{frame_id}.gallery.npz"):
@@ -353,10 +354,15 @@ def _refuse_a_finished_run_of_another_model(out_dir: Path, model_file_sha256: st
 
 
 def _part_readable(parts: Path, frame_id: str) -> bool:
-    """Whether a frame's journal part (its table's footer, its gallery's index) can be read:
-    a power cut can leave a part named but empty, which would stop every resume of it."""
+    """Whether a frame's journal part (its table's footer, its gallery's index) can be read,
+    and its rows are that frame's: a power cut can leave a part named but empty, which would
+    stop every resume of it; a part copied over another frame's counted one frame twice and
+    lost the other."""
     try:
-        pq.read_metadata(parts / f"{frame_id}.parquet")
+        part = pq.ParquetFile(parts / f"{frame_id}.parquet")
+        if "frame_id" in part.schema_arrow.names and part.metadata.num_rows and \
+                set(part.read(columns=["frame_id"]).column(0).to_pylist()) != {frame_id}:
+            return False
         gallery = parts / f"{frame_id}.gallery.npz"
         if gallery.exists():
             with np.load(gallery) as blob:

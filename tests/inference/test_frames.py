@@ -387,6 +387,28 @@ def test_a_frame_record_a_crash_tore_is_made_again_and_the_next_kept(clean_run, 
     assert broken == lines[-1][:40]
 
 
+def test_a_journal_part_holding_another_frames_events_is_done_again(clean_run, cart, caplog):
+    """A readable part whose rows are another frame's (a file copied over it): resumed as it
+    was, one frame's events were counted twice and the other's lost, the sample ``ok``."""
+    import shutil
+
+    import pandas as pd
+    from conftest import predict
+
+    first = predict(clean_run, cart)
+    out = cart.parent / "out"
+    before = pd.read_parquet(out / "events.parquet")["frame_id"].value_counts().to_dict()
+    parts = sorted((out / "parts").glob("r*.parquet"))
+    shutil.copy(parts[0], parts[1])
+    again = predict(clean_run, cart)
+    assert again.frames.resumed_from_journal == 2 and again.frames.processed == 3
+    assert pd.read_parquet(out / "events.parquet")["frame_id"].value_counts().to_dict() == \
+        before
+    assert again.per_7_5_ml == first.per_7_5_ml
+    assert f"1 journal part(s) unreadable, of another frame or without their frame's record " \
+        f"(a crash, a file copied?), done again: {parts[1].stem}" in caplog.text
+
+
 def test_the_frames_of_an_8_bit_export_are_counted_in_the_summary(clean_run, cart, tmp_path):
     """An 8-bit export is read with a warning, not a problem; summary.json counts its frames
     (``metadata_check.eight_bit_frames``), a resumed run's from its journal, so a study
