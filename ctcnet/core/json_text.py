@@ -43,6 +43,10 @@ def strict_loads(text: str | bytes, **loads_options) -> Any:
 def known_fields(record, data: dict) -> dict:
     """The keys of the JSON object ``data`` that the dataclass ``record`` has: a file a later
     ctcnet wrote, read by an earlier one (rolled back to), holds keys it does not know, and
-    one record that refused them refused the whole summary."""
+    one record that refused them refused the whole summary. ValueError where ``data`` is no
+    object (a file replaced by a JSON list: a traceback where a one-line error belongs)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"a JSON {type(data).__name__} where a record ({record.__name__}: "
+                         "an object of fields) belongs")
     names = {f.name for f in fields(record)}
     return {k: v for k, v in data.items() if k in names}

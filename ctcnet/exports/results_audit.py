@@ -130,6 +130,8 @@ def _index_not_as_summaries(results: Path, index: dict) -> list[str]:
             summary = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue  # (the sample's own audit says so)
+        if not isinstance(summary, dict):
+            continue  # (likewise)
         expected[name] = {**output_entry(name, summary, path), **review_entry(summary)}
         moved = [k for k in INDEX_KEYS if entry.get(k) != expected[name].get(k)]
         if moved:
@@ -189,6 +191,8 @@ def _audit_sample(name: str, folder: Path) -> dict:
     problems, notes = [], []
     try:
         data = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"it holds a JSON {type(data).__name__}, not a run's record")
     except (OSError, ValueError) as err:
         return {"sample": name, "folder": str(folder), "signoff": None,
                 "problems": [f"summary.json cannot be read: {err}"], "notes": []}

@@ -85,11 +85,12 @@ def _set_aside_since(out: Path, name: str, summary: Path, read: dict | None) -> 
 
 
 def _read_summary(summary: Path) -> dict | None:
-    """A summary.json as read, or None (no file, or not readable)."""
+    """A summary.json as read, or None (no file, not readable, or no JSON object)."""
     try:
-        return json.loads(summary.read_text())
+        read = json.loads(summary.read_text())
     except (OSError, ValueError):
         return None
+    return read if isinstance(read, dict) else None
 
 
 def _replaced_since(folder: Path, since: float) -> tuple[dict, Path] | None:

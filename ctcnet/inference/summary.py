@@ -238,7 +238,7 @@ class RunSummary:
     @classmethod
     def from_dict(cls, data: dict) -> RunSummary:
         """Read a summary back from :meth:`to_dict`'s output (keys it does not know are left
-        out)."""
+        out; ValueError where ``data`` is no JSON object: :func:`known_fields`)."""
         values = known_fields(cls, data)
         model = dict(data["model"])
         if model.get("path") == "None":  # a model given in memory, as older summaries say it

@@ -1032,3 +1032,20 @@ def test_a_sign_off_of_a_ctcnet_that_kept_no_history_is_unchecked_and_kept_when_
     assert [r["reviewer"] for r in lines] == ["ann", "bob"]
     assert lines[0]["signed_at"] == record["signed_at"]
     assert shown(folder)["status"] == "current" and "unchecked" not in shown(folder)
+
+
+def test_a_summary_json_that_is_no_object_is_one_line_everywhere(folder, capsys):
+    """A summary.json replaced by valid JSON that is no object (``[]``): verify, export-events
+    and crops ended in a traceback (exit 1); each says so of the sample."""
+    from ctcnet.cli import main
+
+    (folder / "summary.json").write_text("[]")
+    assert main(["verify", "--results", str(folder.parent)]) == 1
+    assert "P001: summary.json cannot be read: it holds a JSON list, not a run's record" in \
+        capsys.readouterr().out
+    for command in (["export-events", str(folder.parent), "--fcs", "--out",
+                     str(folder.parent / "x")],
+                    ["crops", str(folder.parent), "--out", str(folder.parent / "y")]):
+        assert main(command) == 2
+        assert "a JSON list where a record (RunSummary: an object of fields) belongs" in \
+            capsys.readouterr().err
