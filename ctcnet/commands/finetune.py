@@ -34,21 +34,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "as the other commands name it, is the same; default: the "
                              "shipped model whose channels the crops have, as predict "
                              "chooses)")
-    parser.add_argument("--steps", type=int, default=d.steps,
+    parser.add_argument("--steps", type=arg_types.whole_at_least(1), default=d.steps,
                         help=f"optimiser steps (default {d.steps})")
-    parser.add_argument("--train-blocks", type=int, default=0,
+    parser.add_argument("--train-blocks", type=arg_types.whole_at_least(0), default=0,
                         help="train only the last N backbone blocks (default 0: all)")
-    parser.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate "
+    parser.add_argument("--lr", type=arg_types.positive, default=d.lr, help=f"peak learning rate "
                                                                f"(default {d.lr})")
     parser.add_argument("--batch-size", type=int, default=d.batch_size,
                         help=f"crops per optimiser step (default {d.batch_size})")
-    parser.add_argument("--simulated-per-class", type=int, default=d.simulated_per_class,
+    parser.add_argument("--simulated-per-class", type=arg_types.whole_at_least(0),
+                        default=d.simulated_per_class,
                         help="simulated crops per class mixed into training (default: as "
                              "many as the data's mean per class, at most 100; 0: none)")
     parser.add_argument("--holdout", type=float, default=d.holdout,
                         help=f"share of the crops held out for figures and calibration "
                              f"(default {d.holdout})")
-    parser.add_argument("--sim-check-per-class", type=int, default=d.sim_check_per_class,
+    parser.add_argument("--sim-check-per-class", type=arg_types.whole_at_least(0),
+                        default=d.sim_check_per_class,
                         help="simulated test crops per class to check nothing was forgotten "
                              f"(default {d.sim_check_per_class}; 0: skip)")
     parser.add_argument("--seed", type=arg_types.seed, default=d.seed,
@@ -67,8 +69,7 @@ def run(args: argparse.Namespace) -> int:
     # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.training.finetune import FinetuneOptions, finetune
 
-    for bad, says in ((args.steps < 1, f"--steps must be at least 1, got {args.steps}"),
-                      (args.batch_size < 2,
+    for bad, says in ((args.batch_size < 2,
                        f"--batch-size must be at least 2, got {args.batch_size}"),
                       (not 0 < args.holdout < 1,
                        f"--holdout must be a share between 0 and 1, got {args.holdout}")):

@@ -108,6 +108,15 @@ def nonfinite_weights(state: dict) -> list[str]:
             if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
 
 
+def refuse_nonfinite_weights(state: dict, source, why: str) -> None:
+    """InputError naming the tensors of ``state`` that hold NaN or infinite values, with
+    ``why`` (what such a model is, what to do), said of ``source``."""
+    broken = nonfinite_weights(state)
+    if broken:
+        raise InputError(f"weights hold NaN or infinite values ({', '.join(broken[:3])}"
+                         f"{', ...' if len(broken) > 3 else ''}): {why}", source)
+
+
 def _damaged_entry(path: Path) -> str | None:
     """The first part of a torch archive whose bytes fail the CRC-32 the archive records for
     them, or None: torch reads the parts without checking, so a flipped bit in a weight
@@ -177,13 +186,10 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"
     missing = keys - set(state)
     if missing:
         raise InputError(f"checkpoint lacks weights for {sorted(missing)[:5]}...", path)
-    broken = nonfinite_weights({k: state[k] for k in keys})
-    if broken:
-        # Such a model calls nothing (every probability NaN): refused here, by file, rather
-        # than found later as every event of a run 'failed'.
-        raise InputError(f"weights hold NaN or infinite values ({', '.join(broken[:3])}"
-                         f"{', ...' if len(broken) > 3 else ''}): a diverged or damaged model; "
-                         "use an earlier checkpoint", path)
+    # Such a model calls nothing (every probability NaN): refused here, by file, rather than
+    # found later as every event of a run 'failed'.
+    refuse_nonfinite_weights({k: state[k] for k in keys}, path,
+                             "a diverged or damaged model; use an earlier checkpoint")
     try:
         model.load_state_dict({k: state[k] for k in keys})
     except RuntimeError as err:  # weight shapes that do not fit the spec's architecture

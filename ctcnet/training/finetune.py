@@ -201,9 +201,7 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
     """Fine-tune ``base`` (default: the shipped model) on a crop dataset; write ``out`` and
     its card beside it (``.md``), refused before the training if either exists, unless
     ``overwrite``. The warnings said while it reads and trains are kept in its record.
-
-    Returns the record stored in the model's spec (``training["finetune"]``).
-    """
+    Returns the record stored in the model's spec (``training["finetune"]``)."""
     with kept_warnings() as said:
         return _finetune(data_dir, out, base, options, overwrite, said)
 
@@ -238,7 +236,7 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
     import lightning as L
     import torch
 
-    from ctcnet.nn.classifier import load_model, save_model, select_device
+    from ctcnet.nn.classifier import load_model, refuse_nonfinite_weights, save_model, select_device
     from ctcnet.training.datamodule import CTCDataModule
     from ctcnet.training.interrupts import fit_or_interrupt
     from ctcnet.training.lit import FEW_FROM_A_MODEL, CTCLitModule, check_training_classes
@@ -338,7 +336,9 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
                  MIN_CALIBRATION_CROPS)
     fit_or_interrupt(trainer, module, datamodule=data)
     train_seconds = time.perf_counter() - t0
-    tuned = module.model.cpu().eval()
+    tuned = module.model.cpu().eval()  # (diverged, its figures ended in a traceback:)
+    refuse_nonfinite_weights(tuned.state_dict(), data_dir, f"the fine-tune diverged at --lr "
+                             f"{opts.lr:g}; lower it")
 
     # Figures on the held-out lab crops, then calibration on the same crops.
     labels = held.targets

@@ -123,12 +123,32 @@ def test_without_base_the_shipped_model_with_the_crops_channels_is_started_from(
 def test_finetune_names_the_option_whose_value_is_refused(lab, tmp_path, capsys):
     from conftest import assert_one_line_error, run_cli
 
-    for option, value, says in (("--steps", "0", "--steps must be at least 1, got 0"),
-                                ("--batch-size", "1", "--batch-size must be at least 2, got 1"),
+    for option, value, says in (("--steps", "0", "argument --steps: a whole number, 1 or more, "
+                                                 "not 0"),
+                                ("--lr", "inf", "argument --lr: a number over 0, not inf"),
+                                ("--simulated-per-class", "-5", "argument --simulated-per-class:"
+                                                                " a whole number, 0 or more, "
+                                                                "not -5")):
+        with pytest.raises(SystemExit) as stop:  # argparse's refusal, naming the option
+            run_cli(capsys, *finetune_args(lab, tmp_path / "m.pt", option, value))
+        assert stop.value.code == 2 and says in capsys.readouterr().err
+    for option, value, says in (("--batch-size", "1", "--batch-size must be at least 2, got 1"),
                                 ("--holdout", "1.5", "--holdout must be a share between 0 and 1"
                                                      ", got 1.5")):
         assert_one_line_error(*run_cli(capsys, *finetune_args(lab, tmp_path / "m.pt", option,
                                                              value)), says)
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_a_diverged_fine_tune_is_one_line_and_writes_nothing(lab, tmp_path, capsys):
+    """A learning rate that makes the weights NaN: its figures ended in scikit-learn's
+    "Input contains NaN" traceback (exit 1)."""
+    from conftest import run_cli
+
+    status, err = run_cli(capsys, *finetune_args(lab, tmp_path / "m.pt", "--lr", "1e30",
+                                                 "--steps", "2"))
+    assert status == 2 and "the fine-tune diverged at --lr 1e+30; lower it" in err[-1]
+    assert not any("Traceback" in line for line in err)
     assert not (tmp_path / "m.pt").exists()
 
 
