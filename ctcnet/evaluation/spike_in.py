@@ -83,6 +83,9 @@ def read_expected(path: str | Path) -> pd.DataFrame:
     column = REFERENCE_COLUMN if reference else "spiked"
     # A row with nothing in it (what a spreadsheet leaves under its table) is no tube.
     table = table[table.notna().any(axis=1)]  # (its index: the file's rows, for their lines)
+    if table.empty:  # (a header alone: every figure after it was of no tube)
+        raise InputError("the expected counts list no tube (a header and no row under it)",
+                         path)
     spiked = pd.to_numeric(table[column], errors="coerce")
     # Compared as stripped: "L1 " typed beside "L1" is the same tube, not a second one.
     ids = table["sample_id"].str.strip()

@@ -34,7 +34,10 @@ def test_the_expected_counts_are_read_or_refused_naming_the_line(tmp_path):
                        ("sample_id,spiked\nA,five\n", "line 2"),
                        ("sample_id,spiked\nA,5\nA,6\n", "'A' is listed twice"),
                        # A trailing space typed beside the id is the same tube.
-                       ("sample_id,spiked\nA,5\nA ,6\n", "'A' is listed twice")):
+                       ("sample_id,spiked\nA,5\nA ,6\n", "'A' is listed twice"),
+                       # A header alone (a KeyError of the results' rows, exit 1).
+                       ("sample_id,spiked\n", "list no tube"),
+                       ("sample_id,reference_per_7_5_ml\n,\n", "list no tube")):
         path.write_text(text)
         with pytest.raises(InputError, match=said):
             read_expected(path)
