@@ -27,6 +27,7 @@ from ctcnet.inference.review_list import review_list_summary
 from ctcnet.inference.sample_checks import (
     crowding_problem,
     faint_problem,
+    repeated_frames_problem,
     review_load_problem,
     sparse_frames,
     sparse_problem,
@@ -81,8 +82,8 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
     said = [p for p in (implausible, crowding_problem(density),
                         sparse_problem(len(events), total - skips, density),
                         review_load_problem(review_list, len(events)),
-                        faint_problem(events["peak_snr"] if "peak_snr" in events else ())
-                        ) if p]
+                        faint_problem(events["peak_snr"] if "peak_snr" in events else ()),
+                        repeated_frames_problem(events)) if p]
     problems = list(cartridge.problems) + said
     for problem in said:  # said at once too: the console's reader is often the batch's operator
         log.warning("%s: %s", cartridge.sample_id, problem)

@@ -10,6 +10,9 @@ whole sample's events once its frames are done, each a ``problems`` entry (the s
 * **An oversized review list** (:func:`review_load_problem`): a sample whose list holds a
   tenth of its events (platelet clumps, debris, a look the model was not trained on) is
   one the model reads poorly; its automatic counts are not to be reported without that list.
+* **A tile counted twice** (:func:`repeated_frames_problem`): two frames holding the same
+  events at the same places are one tile under two names; one written in another encoding
+  (zlib, float) passes the listing's byte check and its cells were counted twice, unsaid.
 * **Faint** (:func:`faint_problem`): events whose median peak stands fewer noise units above
   the background than on any scan the model was checked on (a dim stain, an old tube, a
   noisy camera): dim CTCs read as debris, unshown.
@@ -134,3 +137,32 @@ def sparse_frames(events_by_frame: dict[str, int]) -> str | None:
             f"({median:.0f}): {', '.join(low[:5])}{', ...' if len(low) > 5 else ''} (a bubble, "
             "a blank or blurred area?): their blood is counted as read; check them "
             "(summary.json events_by_frame)")
+
+
+# A frame with fewer events than this is not compared (two nearly empty frames may agree).
+REPEATED_MIN_EVENTS = 3
+
+
+def repeated_frames_problem(events) -> str | None:
+    """What to say of frames whose events are another frame's exactly (each event's place to
+    the subpixel, and what of its reading the table holds: the network's confidence, its
+    peak): the same pixels under two names, whose cells are counted twice (None: no such
+    frames). Two tiles of a scan never agree so on three events."""
+    import pandas as pd
+
+    columns = [c for c in ("x", "y", "area_px", "confidence", "peak_snr") if c in events]
+    if len(events) < 2 * REPEATED_MIN_EVENTS or not {"frame_id", "x", "y"} <= set(events):
+        return None
+    sizes = events.groupby("frame_id", sort=False).size()
+    kept = events[events["frame_id"].isin(sizes.index[sizes >= REPEATED_MIN_EVENTS])]
+    # One digest a frame, of its events in their order (the events of one tile come in one).
+    digests = pd.util.hash_pandas_object(kept[columns], index=False).groupby(
+        kept["frame_id"].to_numpy(), sort=False).agg(lambda h: hash(tuple(h)))
+    twins = digests[digests.duplicated(keep=False)]
+    if twins.empty:
+        return None
+    pairs = [", ".join(sorted(group.index)) for _, group in twins.groupby(twins)]
+    return (f"frames holding the same events at the same places: {'; '.join(pairs[:3])}"
+            f"{'; ...' if len(pairs) > 3 else ''} (one tile under two names, one of them "
+            "written in another encoding?): its cells are counted under each name; remove the "
+            "copy and run again")

@@ -92,3 +92,29 @@ def test_frames_far_under_their_cartridges_median_are_said():
                            "frame (290): r00c03, r00c07")
     assert sparse_frames(dict(list(frames.items())[:4])) is None  # too few frames to say
     assert sparse_frames({f"f{i}": 3 for i in range(12)} | {"f0": 0}) is None  # too sparse
+
+
+def test_one_tile_under_two_names_in_another_encoding_is_said(tmp_path):
+    """The same pixels written again under another frame's name, zlib-compressed: the
+    listing's byte check passes it, and its cells were counted twice, the sample ok."""
+    import tifffile
+    from conftest import save_tiny_model
+
+    from ctcnet.inference.backends import load_backend
+    from ctcnet.inference.predict import PredictOptions, predict_cartridge
+    from ctcnet.io.panel import load_panel
+    from ctcnet.simulate import simulate_cartridge
+
+    simulate_cartridge(tmp_path / "cart", load_panel(None), num_frames=3,
+                       frame_shape=(200, 260), seed=3, events_per_frame=20, sample_id="D")
+    save_tiny_model(tmp_path / "model.pt", crop_size=32)
+    backend = load_backend(tmp_path / "model.pt", device="cpu")
+    options = PredictOptions(quiet=True, workers=0, report=False)
+    clean = predict_cartridge(tmp_path / "cart", backend, tmp_path / "clean", options)
+    assert not any("same events at the same places" in p for p in clean.problems)
+    frames = sorted((tmp_path / "cart").glob("r*.tif"))
+    tifffile.imwrite(frames[2], tifffile.imread(frames[0]), compression="zlib")
+    copied = predict_cartridge(tmp_path / "cart", backend, tmp_path / "copied", options)
+    assert copied.status == "partial"
+    (said,) = [p for p in copied.problems if "same events at the same places" in p]
+    assert f"{frames[0].stem}, {frames[2].stem}" in said
