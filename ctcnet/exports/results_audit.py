@@ -26,6 +26,7 @@ from ctcnet.inference.figures_seal import (
     TABLE_DIGESTS,
     check_figures_sealed,
     provenance_edited,
+    seal_edited,
     table_as_recorded,
 )
 from ctcnet.inference.rerun_outputs import unreadable_review
@@ -187,6 +188,25 @@ def audit_results(results: str | Path) -> list[dict]:
                   key=lambda s: s["sample"])
 
 
+def _seal_lines(data: dict) -> tuple[list[str], list[str]]:
+    """(problems, notes) of a summary's seals of what made its figures and of the blood read
+    (:data:`~ctcnet.inference.figures_seal.SEALS`)."""
+    problems, notes = [], []
+    edited = provenance_edited(data)
+    if edited:
+        problems.append("what made its figures (summary.json's model, software, panel, the "
+                        "scan's and frames' digests, settings) was changed since ctcnet wrote "
+                        "it (its seal, provenance_sha256): edited by hand?")
+    elif edited is None and "figures_sha256" in data:
+        notes.append("summary.json written before ctcnet sealed what made its figures (an "
+                     "earlier version's): its model, software and inputs' digests unchecked")
+    if seal_edited(data, "reading_sha256"):  # (absent in an earlier ctcnet's: unchecked)
+        problems.append("what its blood read rests on (summary.json's frames read and skipped, "
+                        "their events, the events per mm^2) was changed since ctcnet wrote it "
+                        "(its seal, reading_sha256): edited by hand?")
+    return problems, notes
+
+
 def _audit_sample(name: str, folder: Path) -> dict:
     problems, notes = [], []
     try:
@@ -206,14 +226,9 @@ def _audit_sample(name: str, folder: Path) -> dict:
         notes += [unsealed] if unsealed else []
     except InputError as err:
         problems.append(str(err).removeprefix(f"{folder}: "))
-    edited = provenance_edited(data)
-    if edited:
-        problems.append("what made its figures (summary.json's model, software, panel, the "
-                        "scan's and frames' digests, settings) was changed since ctcnet wrote "
-                        "it (its seal, provenance_sha256): edited by hand?")
-    elif edited is None and "figures_sha256" in data:
-        notes.append("summary.json written before ctcnet sealed what made its figures (an "
-                     "earlier version's): its model, software and inputs' digests unchecked")
+    more, said = _seal_lines(data)
+    problems += more
+    notes += said
     for table, key in TABLE_DIGESTS.items():
         if table_as_recorded(folder, data, table) is not False:
             continue  # as recorded, or written before it was recorded

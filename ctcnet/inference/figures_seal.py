@@ -21,12 +21,17 @@ FIGURE_FIELDS = ("sample_id", "status", "counts", "held", "per_7_5_ml", "blood_v
                  "blood_volume_processed_ml", "tally", "reviewed", "events_sha256", "problems")
 
 
+def _seal(data: dict, keys: tuple[str, ...]) -> str:
+    """A checksum of ``data``'s ``keys`` as its JSON holds them."""
+    sealed = finite_or_null({key: data.get(key) for key in keys})
+    text = json.dumps(sealed, sort_keys=True, allow_nan=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def figures_sha256(data: dict) -> str:
     """The seal of a summary's figures (:data:`FIGURE_FIELDS`, as its JSON holds them): a
     checksum that tells an edit by hand, not a signature."""
-    figures = finite_or_null({key: data.get(key) for key in FIGURE_FIELDS})
-    text = json.dumps(figures, sort_keys=True, allow_nan=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return _seal(data, FIGURE_FIELDS)
 
 
 # What made the figures: the model file and network, the software, the scan's and its frames'
@@ -37,19 +42,30 @@ PROVENANCE_FIELDS = ("model", "software", "ctcnet_version", "cartridge_id", "fra
                      "panel", "run_fingerprint")
 
 
-def provenance_sha256(data: dict) -> str:
-    """The seal of what made a summary's figures (:data:`PROVENANCE_FIELDS`): a checksum, as
-    :func:`figures_sha256` is."""
-    made_by = finite_or_null({key: data.get(key) for key in PROVENANCE_FIELDS})
-    text = json.dumps(made_by, sort_keys=True, allow_nan=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+# How much blood was read and how: the frames read and skipped (and why), the events of each,
+# the crowding. Sealed apart too (``reading_sha256``): a skipped frame edited away read as a
+# whole sample, and the audit passed it.
+READING_FIELDS = ("frames", "skipped_frames", "events_per_mm2", "events_by_frame")
+# Each seal written beside the figures' and what it seals; one an earlier ctcnet did not
+# write is absent, and such a summary still reads.
+SEALS = {"provenance_sha256": PROVENANCE_FIELDS, "reading_sha256": READING_FIELDS}
+
+
+def record_seals(data: dict) -> dict[str, str]:
+    """Every seal of :data:`SEALS` of a summary's ``data``, by its key."""
+    return {name: _seal(data, keys) for name, keys in SEALS.items()}
+
+
+def seal_edited(data: dict, name: str) -> bool | None:
+    """Whether what the seal ``name`` (of :data:`SEALS`) seals is not as ctcnet sealed it;
+    None where no such seal was written (an earlier ctcnet's summary)."""
+    seal = data.get(name)
+    return None if seal is None else seal != _seal(data, SEALS[name])
 
 
 def provenance_edited(data: dict) -> bool | None:
-    """Whether what made a summary's figures is not as ctcnet sealed it; None where no seal
-    was written (an earlier ctcnet's summary)."""
-    seal = data.get("provenance_sha256")
-    return None if seal is None else seal != provenance_sha256(data)
+    """:func:`seal_edited` of what made a summary's figures."""
+    return seal_edited(data, "provenance_sha256")
 
 
 # A note for a summary without a seal, written before ctcnet sealed its figures.

@@ -28,7 +28,7 @@ from ctcnet.core.file_modes import make_folder
 from ctcnet.core.json_text import known_fields, strict_json
 from ctcnet.errors import InputError
 from ctcnet.inference.counts import Counts, ReviewedCounts
-from ctcnet.inference.figures_seal import figures_sha256, provenance_sha256, table_as_recorded
+from ctcnet.inference.figures_seal import figures_sha256, record_seals, table_as_recorded
 from ctcnet.inference.result_state import RESEARCH_USE, result_state, signoff_holds  # noqa: F401
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.io.cartridge_info import output_format
@@ -232,7 +232,7 @@ class RunSummary:
         # written beside it, decides it again: report_page.write_summary_and_page).
         out["result_state"] = result_state(out)
         out["figures_sha256"] = figures_sha256(out)
-        out["provenance_sha256"] = provenance_sha256(out)
+        out.update(record_seals(out))
         return {**output_format(), "intended_use": RESEARCH_USE, **out}
 
     @classmethod

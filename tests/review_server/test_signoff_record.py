@@ -886,6 +886,32 @@ def test_verify_results_tells_what_made_the_figures_edited_by_hand(folder, capsy
                "provenance_sha256" in p for p in sample["problems"]), sample["problems"]
 
 
+@pytest.mark.parametrize("edit", [
+    lambda s: s.update(skipped_frames=[{"frame": "r00c01", "reason": "unreadable"}]),
+    lambda s: s["frames"].update(processed=1),
+    lambda s: s.update(events_per_mm2=1.0),
+    lambda s: s["events_by_frame"].update({next(iter(s["events_by_frame"])): 0}),
+])
+def test_an_edit_of_the_blood_read_fails_the_audit(folder, capsys, edit):
+    """The frames read and skipped edited (a skipped frame edited away read as a whole
+    sample), the crowding: outside the figures' and the provenance's seals, such edits read
+    "intact"."""
+    from ctcnet.cli import main
+
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["reading_sha256"]
+    edit(summary)
+    (folder / "summary.json").write_text(json.dumps(summary))
+    assert main(["verify", "--results", str(folder), "--json"]) == 1
+    (sample,) = json.loads(capsys.readouterr().out)["samples"]
+    assert any(p.startswith("what its blood read rests on") and "reading_sha256" in p
+               for p in sample["problems"]), sample["problems"]
+    del summary["reading_sha256"]  # an earlier ctcnet's summary: read, unchecked
+    (folder / "summary.json").write_text(json.dumps(summary))
+    assert main(["verify", "--results", str(folder), "--json"]) == 0
+    capsys.readouterr()
+
+
 def test_a_summary_sealed_before_its_provenance_was_reads_with_a_note(folder, capsys):
     """An earlier ctcnet's summary (figures sealed, provenance not) is read, with a note."""
     from ctcnet.cli import main
