@@ -127,8 +127,10 @@ def check_frame_values(frame: np.ndarray, channels, path, fresh: bool = False) -
     tops = np.array([c.value_range[1] for c in channels], dtype=np.float64)
     if (high == low).all():
         raise InputError("empty frame: every pixel has the same value " + (
-            f"({float(high[0]):g}, the top of the channels' range: saturated throughout, "
-            "overexposed or a shutter or lamp fault)" if (high >= tops).all() else
+            f"({float(high[0]):g}, " + ("the top of the channels' range" if (high == tops).all()
+                                        else "past the top of the channels' range") +
+            ": saturated throughout, overexposed or a shutter or lamp fault)"
+            if (high >= tops).all() else
             "(not exposed, or written blank)") + ": export it again from the scanner", path)
     for k, (channel, top, bottom) in enumerate(zip(channels, high, low)):
         if top == bottom:

@@ -42,7 +42,8 @@ PSEUDO_12BIT_MAX = 4095
 
 
 def check_pixels(arr: np.ndarray, path: str | Path, ndim: int = 3) -> np.ndarray:
-    """Validate dtype, shape and finiteness of pixel data read from ``path``."""
+    """Validate dtype, shape and finiteness of pixel data read from ``path``: a file still
+    being written reads as zeros or cut short, never so (WholeFileError), but an empty one."""
     if arr.dtype == np.float64:
         arr = arr.astype(np.float32)
     if arr.dtype.kind in "iu" and arr.dtype.type not in SUPPORTED_DTYPES and arr.size:
@@ -50,22 +51,22 @@ def check_pixels(arr: np.ndarray, path: str | Path, ndim: int = 3) -> np.ndarray
         # counts all the same; a negative one is no camera's.
         low, high = int(arr.min()), int(arr.max())
         if low < 0:
-            raise InputError(f"{arr.dtype} pixels down to {low}: a camera's counts are 0 or "
+            raise WholeFileError(f"{arr.dtype} pixels down to {low}: a camera's counts are 0 or "
                              "more (a signed export that wrapped past 32767? save it as "
                              "uint16)", path)
         arr = arr.astype(np.uint16 if high <= np.iinfo(np.uint16).max else np.float32)
     if arr.dtype.type not in SUPPORTED_DTYPES:
-        raise InputError(f"unsupported pixel type {arr.dtype}; use uint8, uint16, float32 or "
+        raise WholeFileError(f"unsupported pixel type {arr.dtype}; use uint8, uint16, float32 or "
                          "float64", path)
     if arr.ndim == 2 and ndim == 3:
         arr = arr[None]
     if arr.ndim != ndim:
-        raise InputError(f"expected a {'(C, H, W)' if ndim == 3 else '(H, W)'} image, "
+        raise WholeFileError(f"expected a {'(C, H, W)' if ndim == 3 else '(H, W)'} image, "
                          f"got shape {arr.shape}", path)
     if arr.size == 0 or min(arr.shape[-2:]) == 0:
         raise InputError(f"empty image (shape {arr.shape})", path)
     if arr.dtype == np.float32 and not np.isfinite(arr).all():
-        raise InputError("image contains NaN or infinite values (damaged, or made so by a "
+        raise WholeFileError("image contains NaN or infinite values (damaged, or made so by a "
                          "conversion): export it again from the scanner", path)
     return arr
 

@@ -255,8 +255,12 @@ def test_a_frame_saturated_throughout_is_said_so_not_blank():
     channels = load_panel(None).channels
     top = int(channels[0].value_range[1])
     frame = np.full((5, 16, 16), top, np.uint16)
-    with pytest.raises(InputError, match="saturated throughout"):
+    with pytest.raises(InputError, match=f"\\({top}, the top of the channels' range: "
+                                         "saturated throughout"):
         check_frame_values(frame, channels, "f.tif")
+    # 65535 in a 12-bit panel lies past its top, not at it.
+    with pytest.raises(InputError, match="65535, past the top of the channels' range"):
+        check_frame_values(np.full((5, 16, 16), 65535, np.uint16), channels, "f.tif")
     frame = np.random.default_rng(0).integers(100, 900, (5, 16, 16)).astype(np.uint16)
     frame[2] = top
     with pytest.raises(InputError, match="channel CD45 is empty .*saturated throughout"):
