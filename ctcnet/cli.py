@@ -31,11 +31,11 @@ from ctcnet.core.install_hint import install_command
 from ctcnet.core.printable import PrintableFormatter, printable
 from ctcnet.core.run_log import note_exit
 from ctcnet.errors import (
-    MACHINE_ERRNO_ADVICE,
     MACHINE_ERRNOS,
     CtcnetError,
     Terminated,
     is_machine_state,
+    machine_advice,
 )
 from ctcnet.io.atomic import check_output_path
 
@@ -57,6 +57,9 @@ FULL_INSTALL_MODULES = PREDICT_MODULES | {"torch", "lightning", "torchmetrics", 
 # (and running out of memory) exits MACHINE_STATUS, not 2: whoever runs the job frees space or
 # memory and reruns, which resumes, where a 2 is an input or an option to correct.
 MACHINE_STATUS = 4
+# The commands that go on where a run stopped (predict's journal, a training's last
+# checkpoint): the others are run again whole.
+RESUMING_COMMANDS = {"predict", "train"}
 _LOG_HANDLER_NAME = "ctcnet-cli"
 
 
@@ -369,8 +372,10 @@ def _run_command(args: argparse.Namespace, lines, previous) -> int:
             raise
         what = f"out of memory ({err or 'no detail'})" if isinstance(err, MemoryError) else \
             f"{err} (a limit on memory or threads, ulimit -v or -u)"
-        _say_error(f"ctcnet {args._name}: error: {what}; nothing was left half written: free "
-                   "memory (fewer --workers, other jobs ended) and rerun to resume")
+        advice = machine_advice(errno.ENOMEM, args._name.split()[0] in RESUMING_COMMANDS,
+                                hasattr(args, "workers"))
+        _say_error(f"ctcnet {args._name}: error: {what}; nothing was left half written: "
+                   f"{advice}")
         return MACHINE_STATUS
     except BrokenPipeError:
         # The reader of the output went away (`ctcnet models | head`): an ending, as for any
@@ -419,10 +424,12 @@ def _machine_state_status(err: OSError, args: argparse.Namespace) -> int:
                    f"{owner_and_mode(blocker)}); give it read access (or use a copy this "
                    f"user can read){shared}")
         return 2
-    advice = MACHINE_ERRNO_ADVICE[err.errno]
+    resumes = args._name.split()[0] in RESUMING_COMMANDS
+    advice = machine_advice(err.errno, resumes, hasattr(args, "workers"))
     if _no_inodes(err):
         where += " (no file left to make: its inodes are all used, df -i)"
-        advice = "remove files (or write to another file system) and rerun to resume"
+        advice = ("remove files (or write to another file system) and "
+                  + ("rerun to resume" if resumes else "run it again"))
     _say_error(f"ctcnet {args._name}: error: {err.strerror or err}{where}; nothing was left "
                f"half written, {advice}")
     return MACHINE_STATUS

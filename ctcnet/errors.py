@@ -105,20 +105,30 @@ def not_found(path: Path, missing: str) -> InputError:
 
 # The machine's state, not the data or a bug: a full disk or quota, a file-size limit (ulimit
 # -f), a read-only file system, a folder the user may not write, the open-files limit (ulimit
-# -n), memory; each with what to do. The command line exits 4 on them (ctcnet.cli) and checks
-# say them so, never as a result that differs.
+# -n), memory; each with what to do (:func:`machine_advice`). The command line exits 4 on them
+# (ctcnet.cli) and checks say them so, never as a result that differs.
 MACHINE_ERRNO_ADVICE = {
-    errno.ENOSPC: "free space and rerun to resume",
-    errno.EDQUOT: "free space and rerun to resume",
-    errno.EFBIG: "raise the file-size limit (ulimit -f) and rerun to resume",
+    errno.ENOSPC: "free space and {again}",
+    errno.EDQUOT: "free space and {again}",
+    errno.EFBIG: "raise the file-size limit (ulimit -f) and {again}",
     errno.EROFS: "write to another folder (--out)",
-    errno.EACCES: "make the folder writable (or write to another --out) and rerun to resume",
-    errno.EPERM: "make the folder writable (or write to another --out) and rerun to resume",
-    errno.EMFILE: "raise the open-files limit (ulimit -n) or give fewer --workers, and rerun "
-                  "to resume",
-    errno.ENFILE: "end other jobs (the system's open files are all taken) and rerun to resume",
-    errno.ENOMEM: "free memory (fewer --workers, other jobs ended) and rerun to resume"}
+    errno.EACCES: "make the folder writable (or write to another --out) and {again}",
+    errno.EPERM: "make the folder writable (or write to another --out) and {again}",
+    errno.EMFILE: "raise the open-files limit (ulimit -n){or_fewer_workers}, and {again}",
+    errno.ENFILE: "end other jobs (the system's open files are all taken) and {again}",
+    errno.ENOMEM: "free memory ({fewer_workers}other jobs ended) and {again}"}
 MACHINE_ERRNOS = frozenset(MACHINE_ERRNO_ADVICE)
+
+
+def machine_advice(errno_: int, resumes: bool, workers: bool) -> str:
+    """What to do of the machine's ``errno_``, for a command that ``resumes`` where it
+    stopped (predict's journal, a training's last checkpoint) or is run again whole, and has
+    ``--workers`` or not (a simulate told to "rerun to resume" with fewer --workers had
+    neither)."""
+    return MACHINE_ERRNO_ADVICE[errno_].format(
+        again="rerun to resume" if resumes else "run it again",
+        or_fewer_workers=" or give fewer --workers" if workers else "",
+        fewer_workers="fewer --workers, " if workers else "")
 # Of those, the ones a read meets that say nothing of the file read: a frame read then is not
 # a bad frame (skipped, its sample partial), but a run to stop and resume.
 RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})

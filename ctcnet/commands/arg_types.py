@@ -40,13 +40,13 @@ seed = whole_at_least(0, "a seed is a whole number")
 
 
 def not_negative(text: str) -> float:
-    """A number of 0 or more (events a frame)."""
+    """A finite number of 0 or more (events a frame)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"a number, 0 or more, not {text!r}") from None
-    if not value >= 0:  # NaN too
-        raise argparse.ArgumentTypeError(f"a number, 0 or more, not {text}")
+    if not 0 <= value < float("inf"):  # NaN and infinity too
+        raise argparse.ArgumentTypeError(f"a finite number, 0 or more, not {text}")
     return value
 
 

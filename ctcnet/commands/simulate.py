@@ -1,19 +1,22 @@
 """``ctcnet simulate crops|cartridge|gallery``: simulated training data, scans and a gallery.
 
 An existing output is refused by name unless ``--overwrite`` is given. With it, a crop set or
-cartridge folder is replaced whole (removed first, so no frame or crop of the earlier run stays
-mixed in with the new ones), and only when it is an earlier ``ctcnet simulate`` output (its
-``dataset.json`` or ``cartridge.json`` says so): ``--overwrite`` never deletes a real scan or a
-lab's crops. A gallery's ``gallery_<class>.png`` files are replaced one by one.
+cartridge folder is replaced whole (set aside while the new one is written, so no frame or crop
+of the earlier run stays mixed in with the new ones, and put back should the run fail or be
+stopped, which leaves nothing of its own), and only when it is an earlier ``ctcnet simulate``
+output (its ``dataset.json`` or ``cartridge.json`` says so): ``--overwrite`` never deletes a
+real scan or a lab's crops. A gallery's ``gallery_<class>.png`` files are replaced one by one.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 
 from ctcnet.commands import arg_types
 from ctcnet.core.printable import named_counts
-from ctcnet.errors import CtcnetError, InputError
+from ctcnet.errors import MACHINE_ERRNOS, CtcnetError, InputError
 from ctcnet.io.atomic import check_output_folder, existing_outputs, refuse_existing
 from ctcnet.io.panel import load_panel
 from ctcnet.io.plausibility import CELLSEARCH_FRAME_SHAPE
@@ -147,9 +150,12 @@ def _simulated_by_us(out, what: str) -> bool:
     return isinstance(data, dict) and check(data)
 
 
-def prepare_output(args, taxonomy) -> None:
-    """Refuse an existing output unless --overwrite; with it, clear what will be replaced.
-    Runs before any simulation."""
+@contextlib.contextmanager
+def output_replaced(args, taxonomy):
+    """Refuse an existing output unless --overwrite; with it, set the earlier one aside (a
+    hidden folder beside it) while the new one is written: removed once it is whole, put
+    back where the run fails or is stopped (an option refused deep in the simulator deleted
+    the earlier output and wrote nothing). A run that fails leaves no part of its own."""
     import shutil
     from pathlib import Path
 
@@ -158,16 +164,40 @@ def prepare_output(args, taxonomy) -> None:
     if args.what == "gallery":  # files in a folder that may hold other things
         refuse_existing([out / f"gallery_{name}.png" for name in taxonomy.names],
                         args.overwrite, "OUT folder")
+        _made(out)
+        yield
         return
-    if not existing_outputs([out]):
-        return
-    # A folder simulate did not make is never offered --overwrite, which would refuse it too.
-    if not out.is_dir() or not _simulated_by_us(out, args.what):
-        raise InputError(f"exists and is not an earlier ctcnet simulate {args.what} output "
-                         "(which --overwrite would replace); remove it yourself or choose "
-                         "another OUT folder", out)
-    refuse_existing([out], args.overwrite, "OUT folder")
-    shutil.rmtree(out)
+    aside = None
+    if existing_outputs([out]):
+        # A folder simulate did not make is never offered --overwrite, which would refuse it.
+        if not out.is_dir() or not _simulated_by_us(out, args.what):
+            raise InputError(f"exists and is not an earlier ctcnet simulate {args.what} "
+                             "output (which --overwrite would replace); remove it yourself or "
+                             "choose another OUT folder", out)
+        refuse_existing([out], args.overwrite, "OUT folder")
+        aside = out.with_name(f".{out.name}.replaced-{os.getpid()}")
+        out.rename(aside)
+    try:
+        _made(out)
+        yield
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        if aside is not None:
+            aside.rename(out)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside)
+
+
+def _made(out) -> None:
+    """Make the output folder, or say in one line why it cannot be made (a file in its path,
+    a place no folder can be made): a traceback before."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        if err.errno in MACHINE_ERRNOS:  # (a full or read-only disk: the machine's, exit 4)
+            raise
+        raise InputError(f"cannot make the output folder here: {err.strerror}", out) from None
 
 
 def _parse_pairs(text: str, what: str, cast):
@@ -230,6 +260,29 @@ def _config(args):
     return cfg.with_shift(*args.shift) if args.shift else cfg
 
 
+def _write_crops(args, batch, panel, rendered, export_um, quality) -> None:
+    """A simulated crop batch written as ``--export`` asks: 16-bit crops (tiff), tight
+    exports or RGB JPEG composites."""
+    # the library: imported when the command runs (see ctcnet.commands)
+    from ctcnet.simulate import write_crop_batch
+
+    if args.export == "tight":
+        from ctcnet.simulate.export import write_tight_export_dataset
+
+        write_tight_export_dataset(batch, args.out, rendered,
+                                   [p.strip() for p in args.planes.split(",")], export_um,
+                                   args.image_format, quality, seed=args.seed,
+                                   ck_copy=args.ck_copy)
+    elif args.export == "rgb-jpeg":
+        from ctcnet.simulate.export import write_rgb_jpeg_dataset
+
+        write_rgb_jpeg_dataset(batch, args.out, panel,
+                               [p.strip() for p in args.planes.split(",")], quality,
+                               args.export_pixel_size, seed=args.seed)
+    else:
+        write_crop_batch(batch, args.out, panel)
+
+
 def run(args) -> int:
     """Run ``ctcnet simulate``: write a simulated crop dataset, cartridge or gallery; returns the
     exit status."""
@@ -258,7 +311,7 @@ def run(args) -> int:
     start = time.perf_counter()
     if args.what == "crops":
         # the library: imported when the command runs (see ctcnet.commands)
-        from ctcnet.simulate import simulate_crops, write_crop_batch
+        from ctcnet.simulate import simulate_crops
         from ctcnet.simulate.export import check_ck_copy
 
         counts = (int(args.counts) if args.counts.strip().isdigit()
@@ -270,25 +323,11 @@ def run(args) -> int:
         if args.ck_copy and args.export != "tight":
             raise InputError("--ck-copy draws the copy on tight exports: add --export tight")
         check_ck_copy(args.ck_copy)  # before anything is written, as the other options
-        prepare_output(args, taxonomy)  # after the options are read: a typo there deletes nothing
-        batch = simulate_crops(counts, rendered, taxonomy, crop_size, args.seed, cfg,
-                               args.samples)
-        made = time.perf_counter() - start
-        if args.export == "tight":
-            from ctcnet.simulate.export import write_tight_export_dataset
-
-            write_tight_export_dataset(batch, args.out, rendered,
-                                       [p.strip() for p in args.planes.split(",")], export_um,
-                                       args.image_format, quality, seed=args.seed,
-                                       ck_copy=args.ck_copy)
-        elif args.export == "rgb-jpeg":
-            from ctcnet.simulate.export import write_rgb_jpeg_dataset
-
-            write_rgb_jpeg_dataset(batch, args.out, panel,
-                                   [p.strip() for p in args.planes.split(",")], quality,
-                                   args.export_pixel_size, seed=args.seed)
-        else:
-            write_crop_batch(batch, args.out, panel)
+        with output_replaced(args, taxonomy):
+            batch = simulate_crops(counts, rendered, taxonomy, crop_size, args.seed, cfg,
+                                   args.samples)
+            made = time.perf_counter() - start
+            _write_crops(args, batch, panel, rendered, export_um, quality)
         print(f"simulated {len(batch)} crops in {made:.1f} s; wrote {args.out}")
         drawn = batch.pixel_size_um  # (an export writes its own pixel size, said there)
         if args.export == "tiff" and len(drawn) and (drawn.min() != drawn.max() or
@@ -308,17 +347,18 @@ def run(args) -> int:
             raise InputError(f"--frame-shape must look like 1036x1384, got "
                              f"{args.frame_shape!r}") from None
         rates = _parse_pairs(args.rates, "--rates", float) if args.rates else None
-        prepare_output(args, taxonomy)
-        truth = simulate_cartridge(args.out, panel, taxonomy, args.frames, (h, w), args.seed,
-                                   cfg, args.events, args.layout, rates, args.sample_id)
+        with output_replaced(args, taxonomy):
+            truth = simulate_cartridge(args.out, panel, taxonomy, args.frames, (h, w),
+                                       args.seed, cfg, args.events, args.layout, rates,
+                                       args.sample_id)
         counts = named_counts(truth["class"].value_counts().to_dict())
         print(f"wrote {args.frames} frames and {len(truth):,} events ({counts}) to {args.out} in "
               f"{time.perf_counter() - start:.1f} s")
     else:
         from ctcnet.simulate.gallery import write_simulated_gallery
 
-        prepare_output(args, taxonomy)
-        paths = write_simulated_gallery(args.out, panel, taxonomy, args.per_class,
-                                        args.crop_size, args.seed, cfg)
+        with output_replaced(args, taxonomy):
+            paths = write_simulated_gallery(args.out, panel, taxonomy, args.per_class,
+                                            args.crop_size, args.seed, cfg)
         print("wrote " + ", ".join(str(p) for p in paths))
     return 0

@@ -173,8 +173,11 @@ def simulate_cartridge(out_dir, panel=None, taxonomy=None, num_frames: int = 6,
         raise InputError(f"frame_shape {frame_shape} is too small (at least 64 x 64)")
     if layout not in ("multipage", "channels", "png"):
         raise InputError(f"unknown layout {layout!r}: use multipage, channels or png")
-    if events_per_frame < 0:
-        raise InputError(f"events_per_frame must be >= 0, got {events_per_frame}")
+    # (a cell takes tens of pixels, and the frame holds what fits: a count past one a 2 x 2
+    # pixel square is a slip of the keyboard, and drawing it ran out of memory)
+    if not 0 <= events_per_frame <= h * w / 4:
+        raise InputError(f"events per frame (--events) must be 0 to {h * w // 4} for a {h} x "
+                         f"{w} frame (one a 2 x 2 pixel square), got {events_per_frame}")
     _readable_as_a_scan(panel, cfg)
     sample_id = safe_sample_id(sample_id or f"sim{seed}", Path(out_dir), "--sample-id")
     rows, columns = frame_grid(num_frames, columns)

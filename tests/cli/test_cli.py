@@ -347,6 +347,28 @@ def test_a_disk_with_space_but_no_inode_left_says_so(monkeypatch, capsys, tmp_pa
     assert "its inodes are all used, df -i" in said and "remove files" in said
 
 
+@pytest.mark.parametrize("raised", [MemoryError("no room"), OSError(12, "Cannot allocate memory")])
+def test_the_machines_advice_fits_the_command(monkeypatch, capsys, raised):
+    """A simulate out of memory was told to give "fewer --workers" (it has none) and "rerun
+    to resume" (it does not resume); predict's advice stays its own."""
+    from ctcnet import cli
+    from ctcnet.commands import predict as predict_command
+    from ctcnet.commands import simulate as simulate_command
+
+    def short(args):
+        raise raised
+
+    for module in (simulate_command, predict_command):
+        monkeypatch.setattr(module, "run", short)
+    assert cli.main(["simulate", "cartridge", "x"]) == cli.MACHINE_STATUS
+    said = capsys.readouterr().err
+    assert said.rstrip().endswith("free memory (other jobs ended) and run it again"), said
+    assert cli.main(["predict", "x", "--out", "y"]) == cli.MACHINE_STATUS
+    said = capsys.readouterr().err
+    assert said.rstrip().endswith("free memory (fewer --workers, other jobs ended) and rerun "
+                                  "to resume"), said
+
+
 def test_predict_help_gives_every_exit_status_the_docs_table_does(capsys):
     """A workflow engine's retry policy reads the exit status: `predict --help` names each
     code of docs/outputs.md's table, not only the docs."""

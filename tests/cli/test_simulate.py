@@ -48,6 +48,41 @@ def test_simulate_refuses_an_existing_output_and_overwrite_replaces_it_whole(tmp
     assert tree(gallery) != before
 
 
+def test_an_overwrite_refused_deep_in_the_simulator_keeps_the_earlier_output(tmp_path, capsys):
+    """Options the simulator itself refuses (a rate over 1, unknown classes of --counts):
+    --overwrite had deleted the earlier output before, and wrote nothing. A run that fails
+    leaves nothing of its own, and no folder set aside."""
+    from conftest import assert_one_line_error, run_cli
+
+    cart = tmp_path / "cart"
+    small = ["--frames", "1", "--frame-shape", "96x128", "--events", "4", "--clean"]
+    assert main(["simulate", "cartridge", str(cart), *small]) == 0
+    before = tree(cart)
+    assert_one_line_error(*run_cli(capsys, "simulate", "cartridge", cart, *small,
+                                   "--rates", "ctc=1.5", "--overwrite"), "the rate of ctc (1.5)")
+    assert tree(cart) == before
+    crops = tmp_path / "crops"
+    args = ["simulate", "crops", str(crops), "--crop-size", "32"]
+    assert main([*args, "--counts", "2"]) == 0
+    before = tree(crops)
+    assert run_cli(capsys, *args, "--counts", "foo=3", "--overwrite")[0] == 2
+    assert tree(crops) == before
+    assert run_cli(capsys, "simulate", "cartridge", tmp_path / "new", *small, "--rates",
+                   "ctc=1.5")[0] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cart", "crops"]
+    # A folder that cannot be made, an infinite --events: one line each, not a traceback.
+    (tmp_path / "afile").write_text("")
+    assert_one_line_error(*run_cli(capsys, "simulate", "cartridge", tmp_path / "afile" / "sub",
+                                   *small), "cannot make the output folder here: Not a "
+                                            "directory")
+    with pytest.raises(SystemExit):
+        run_cli(capsys, "simulate", "cartridge", tmp_path / "inf", "--events", "inf")
+    assert "argument --events: a finite number, 0 or more, not inf" in capsys.readouterr().err
+    assert_one_line_error(*run_cli(capsys, "simulate", "cartridge", tmp_path / "many",
+                                   "--frames", "1", "--frame-shape", "64x64", "--events", "1e9"),
+                          "events per frame (--events) must be 0 to 1024 for a 64 x 64 frame")
+
+
 def test_simulate_overwrite_never_deletes_what_simulate_did_not_write(tmp_path, capsys):
     """A real scan (or a lab's crops) given as OUT by mistake: --overwrite refuses too."""
     scan = tmp_path / "scan"
