@@ -296,6 +296,12 @@ def run(args) -> int:
                           f"lacks: {install_command('all')}")
     args.out = output_folder(args)
     panel = load_panel(args.panel)
+    if "nucleus" not in {c.role for c in panel.channels}:
+        # Every cell it draws has a nucleus (a CTC is DAPI+): unseen, its truth listed bare
+        # nuclei nobody could see, and predict refused the scan.
+        raise InputError("the panel has no nucleus channel (DAPI, Hoechst): the simulator "
+                         "draws every cell with its nucleus, and a scan without one is none "
+                         "predict reads; add the channel", args.panel)
     unknown = [c.name for c in panel.channels if c.role == "unknown"]
     if unknown:
         import logging

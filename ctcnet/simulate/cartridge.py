@@ -72,9 +72,11 @@ def frame_grid(num_frames: int, columns: int | None = None) -> tuple[int, int]:
 def event_mixture(rare_rates: dict | None, panel, taxonomy, cfg: SimConfig):
     """(subtypes, probabilities) of a random event. ``rare_rates`` gives fractions per parent
     class (ctc, wbc, cluster, debris), over the defaults; wbc and debris, unless given, share
-    what is left 40:60."""
-    rates = {**DEFAULT_RARE_RATES, **(rare_rates or {})}
-    for name, value in rates.items():
+    what is left 40:60. A rare class left out keeps its default where the rates given leave
+    room for it, else it is not drawn (``ctc=1`` or ``wbc=0.5,debris=0.5`` were refused as
+    adding up past 1 with a cluster rate nobody typed)."""
+    given = dict(rare_rates or {})
+    for name, value in given.items():
         if name not in COMMON_RATES and name not in DEFAULT_RARE_RATES:
             raise InputError(f"the rates (--rates): unknown class {name!r}; use ctc, wbc, "
                              "cluster, debris "
@@ -85,13 +87,19 @@ def event_mixture(rare_rates: dict | None, panel, taxonomy, cfg: SimConfig):
             raise InputError(f"the rate of {name} ({value}) is a share of the events, a "
                              "fraction in 0..1 (--rates ctc=0.002: one event in 500), not a "
                              "count")
+    if sum(float(v) for v in given.values()) > 1 + 1e-9:
+        raise InputError(f"the rates (--rates) add up to more than 1: {given}")
+    defaults = {k: v for k, v in DEFAULT_RARE_RATES.items() if k not in given}
+    room = sum(float(v) for v in given.values()) + sum(defaults.values()) <= 1 + 1e-9
+    rates = {**DEFAULT_RARE_RATES, **given}  # (in this order: a seed's draws stay as they were)
+    rates.update({} if room else dict.fromkeys(defaults, 0.0))
     left = 1.0 - sum(float(v) for v in rates.values())
-    if left < -1e-9:
-        raise InputError(f"the rates (--rates) add up to more than 1: {rates}")
     open_common = {k: v for k, v in COMMON_RATES.items() if k not in rates}
     if not open_common and left > 1e-9:  # nothing left to take the rest: it was rescaled
-        raise InputError(f"the rates (--rates) of every class add up to {1 - left:g}, not 1: "
-                         "each is a share of all events (ctc=0.01 draws 1 % CTCs); make "
+        kept = ", ".join(f"{k} {v:g}" for k, v in defaults.items() if rates[k])
+        raise InputError(f"the rates (--rates) of every class add up to {1 - left:g}, not 1"
+                         + (f" (with {kept}, the defaults of those left out)" if kept else "")
+                         + ": each is a share of all events (ctc=0.01 draws 1 % CTCs); make "
                          "them add up to 1, or leave wbc or debris out to take what is left")
     total_common = sum(open_common.values())
     for k, v in open_common.items():

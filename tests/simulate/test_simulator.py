@@ -439,6 +439,10 @@ def test_cartridge_rejects_bad_arguments(tmp_path):
                                                        "wbc": 0.1, "debris": 0.1})
     with pytest.raises(InputError, match=r"the rates \(--rates\) add up to more than 1"):
         simulate_cartridge_small(tmp_path, rare_rates={"ctc": 0.6, "wbc": 0.6})
+    with pytest.raises(InputError, match=r"add up to 0.905, not 1 \(with ctc 0.004, cluster "
+                                         r"0.001, the defaults of those left out\)"):
+        simulate_cartridge_small(tmp_path, rare_rates={"wbc": 0.5, "debris": 0.4})
+
     # What predict then refused: a pixel size drawn past a scan's, a sample id no folder or
     # Windows share can carry.
     from ctcnet.simulate import simulate_cartridge
@@ -448,6 +452,29 @@ def test_cartridge_rejects_bad_arguments(tmp_path):
     for sample_id in ("../x", "CON"):
         with pytest.raises(InputError, match="--sample-id .* must be a plain name"):
             simulate_cartridge_small(tmp_path, sample_id=sample_id)
+
+
+def test_rates_that_fill_the_events_leave_the_rare_defaults_out():
+    """The docs' "classes left out share what is left": ctc=1, or wbc and debris adding up to
+    1, were refused as adding past 1 with the cluster rate nobody typed."""
+    from ctcnet.io.taxonomy import load_taxonomy
+    from ctcnet.simulate.cartridge import event_mixture
+
+    def drawn(rates):
+        names, probs = event_mixture(rates, PANEL5, load_taxonomy(None), SimConfig())
+        parents = {}
+        for name, p in zip(names, probs):
+            parent = SUBTYPES[name]
+            parents[parent] = parents.get(parent, 0.0) + p
+        return {k: round(v, 6) for k, v in parents.items() if v}
+
+    assert drawn({"ctc": 1.0}) == {"ctc": 1.0}
+    assert drawn({"wbc": 0.5, "debris": 0.5}) == {"wbc": 0.5, "debris": 0.5}
+    assert drawn({"ctc": 0.5, "wbc": 0.2, "debris": 0.3}) == {"ctc": 0.5, "wbc": 0.2,
+                                                              "debris": 0.3}
+    # Where they fit, the defaults stay: the rest is shared by wbc and debris.
+    assert drawn({"ctc": 0.01})["cluster"] == 0.001
+
 
 
 def test_a_cartridge_drawn_past_what_predict_reads_uncrowded_is_said(tmp_path, caplog):
