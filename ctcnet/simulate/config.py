@@ -245,8 +245,10 @@ def at_panel_ceiling(cfg: SimConfig, panel) -> SimConfig:
     """``cfg`` with the camera's ceiling at ``panel``'s: the lowest top of its channels'
     value ranges (a 14-bit scanner's 16383), where the config keeps the 12-bit default. The
     counts are drawn as before (the same exposure), but no longer clip at 4095 in files whose
-    panel.json says they reach 16383; an 8-bit export keeps its own scale."""
+    panel.json says they reach 16383; an 8-bit export keeps its own scale, and an 8-bit panel
+    is drawn as one (the counts shown on 0-255: drawn at the 12-bit exposure and cut at 255,
+    nine tenths of a channel's pixels were at its top)."""
     top = min(float(c.value_range[1]) for c in panel.channels)
     if cfg.saturation != SimConfig.saturation or cfg.output_bits == 8 or top == cfg.saturation:
         return cfg
-    return replace(cfg, saturation=top)
+    return replace(cfg, output_bits=8) if top <= 255 else replace(cfg, saturation=top)

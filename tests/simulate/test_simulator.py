@@ -754,3 +754,26 @@ def test_the_camera_ceiling_is_the_panels_so_14_bit_files_are_not_clipped_at_409
     assert at_panel_ceiling(SimConfig(), fourteen).saturation == 16383.0
     assert at_panel_ceiling(SimConfig(saturation=9000.0), fourteen).saturation == 9000.0
     assert at_panel_ceiling(SimConfig(output_bits=8), fourteen).saturation == 4095.0
+
+
+def test_an_8_bit_panel_is_drawn_on_its_own_scale_not_clipped(tmp_path):
+    """Counts drawn at a 12-bit camera's exposure and cut at an 8-bit panel's 255 left nine
+    tenths of a channel's pixels at its top: predict counted none of 26 CTCs."""
+    import tifffile
+
+    from ctcnet.simulate import simulate_cartridge
+
+    path = tmp_path / "panel.json"
+    path.write_text(json.dumps({"channels": ["DAPI", "CK", "CD45", "CD61"],
+                                "pixel_size_um": 0.64, "bit_depth": 8}))
+    simulate_cartridge(tmp_path / "cart", load_panel(path), num_frames=1,
+                       frame_shape=SMALL_FRAME, events_per_frame=25, seed=3)
+    frame = tifffile.imread(tmp_path / "cart" / "r00c00.tif")
+    assert frame.max() <= 255
+    assert max(float((plane == 255).mean()) for plane in frame) < 0.02
+    written = json.loads((tmp_path / "cart" / "panel.json").read_text())
+    assert all(c["value_range"] == [0.0, 255.0] for c in written["channels"])
+    # Crops likewise.
+    batch = simulate_crops(4, load_panel(path), crop_size=32, seed=1)
+    assert batch.images.max() <= 255
+    assert float((batch.images == 255).mean()) < 0.05  # (a bright core at the top, as shown)
