@@ -335,14 +335,15 @@ def run(args) -> int:
             made = time.perf_counter() - start
             _write_crops(args, batch, panel, rendered, export_um, quality)
         print(f"simulated {len(batch)} crops in {made:.1f} s; wrote {args.out}")
-        drawn = batch.pixel_size_um  # (an export writes its own pixel size, said there)
-        if args.export == "tiff" and len(drawn) and (drawn.min() != drawn.max() or
-                                                   drawn[0] != panel.pixel_size_um):
+        drawn = batch.pixel_size_um  # (a tight export draws at its own pixel size)
+        if args.export != "tight" and len(drawn) and (drawn.min() != drawn.max() or
+                                                      drawn[0] != panel.pixel_size_um):
             # The scale varies by sample on purpose (scanners and cells differ): a test set
             # read at panel.json's one size reads each sample a little off it.
+            key = "pixel_size_um" if args.export == "tiff" else "drawn_pixel_size_um"
             print(f"drawn at {drawn.min():.2f}-{drawn.max():.2f} um/px a sample (the panel's "
                   f"{panel.pixel_size_um:g} x the simulator's pixel_scale; each crop's in "
-                  "dataset.json pixel_size_um; --clean draws at the panel's), written as the "
+                  f"dataset.json {key}; --clean draws at the panel's), written as the "
                   "panel's")
     elif args.what == "cartridge":
         from ctcnet.simulate import simulate_cartridge

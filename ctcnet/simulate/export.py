@@ -209,7 +209,11 @@ def write_rgb_jpeg_dataset(batch, out_dir: str | Path, panel: Panel | None = Non
     extra = {"generator": "ctcnet.simulate (rgb-jpeg export)", "seed": batch.seed,
              "export_seed": seed, "num_crops": len(batch), "planes": list(planes),
              "pixel_size_um": composite.pixel_size_um,
-             "simulated_pixel_size_um": panel.pixel_size_um, "jpeg_quality": [lo_q, hi_q],
+             "simulated_pixel_size_um": panel.pixel_size_um,
+             # Each crop's truth: drawn at its sample's scale (the panel's x pixel_scale) and
+             # resized as if at the panel's, so it lies at this size, not the stated one.
+             "drawn_pixel_size_um": [round(float(v) / factor, 4) for v in batch.pixel_size_um],
+             "jpeg_quality": [lo_q, hi_q],
              "class_counts": dict(sorted(counts.items())), "subtypes": batch.subtypes,
              "qualities": qualities, "subsampling": subsamplings, "display": display,
              "config": batch.config}

@@ -35,6 +35,9 @@ def test_rgb_jpeg_export_is_a_readable_crop_dataset(tmp_path):
     assert arr.dtype == np.uint8 and arr.shape == (3, 2 * TINY_CROP, 2 * TINY_CROP)
     info = json.loads((tmp_path / "x" / "dataset.json").read_text())
     assert all(70 <= q <= 80 for q in info["qualities"])
+    # Each crop's truth: drawn at its sample's scale, resized as if at the panel's (0.64 to
+    # 0.32: twice as many pixels), so it lies at half its drawn size (recorded as 0.64).
+    assert info["drawn_pixel_size_um"] == [round(float(v) / 2, 4) for v in batch.pixel_size_um]
     # Highlights clip (display maximum below the bright end) and chroma subsampling is real.
     assert max(int(index.read(i).max()) for i in range(len(index))) == 255
     rgb = np.ascontiguousarray(arr.transpose(1, 2, 0))
