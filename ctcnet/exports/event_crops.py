@@ -184,7 +184,7 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
     samples = find_samples(results)
     check_scans_for(samples, scans, results, every=True)
     check_one_scale(samples)
-    labels, rows, sources, manifest, patients = [], [], [], [], []
+    labels, rows, sources, manifest, patients, undecided_signed = [], [], [], [], [], []
     panel = model = None
     out = Path(out)
     for name, folder in samples.items():
@@ -197,9 +197,11 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
             signed = reviewed_signoff(name, folder, run, matched,
                                       reviewed_rates(folder, events, matched, summary),
                                       summary.model.sha256, summary.network_sha256)
+            if signed is not None and not matched.n_decisions:
+                undecided_signed.append(name)
             unattached = len(matched.unattached)
             if unattached:
-                log.warning("%s: %d decision(s) in review.csv attach to no event of the run "
+                log.warning("%s: %d decision(s) in review.csv count for no event of the run "
                             "in this folder (predict ran again?); left out: %s", name,
                             unattached, "; ".join(matched.unattached["reason"][:3]))
             decided = reviewed_labels(matched.decisions)
@@ -257,9 +259,13 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
                         **({"decisions": kinds} if reviewed else {}),
                         **({"signoff": signed} if reviewed else {})})
     if not manifest:
-        raise InputError("no events to cut" + (" (nothing confirmed or relabelled yet: run "
-                                               "ctcnet review first)" if reviewed else ""),
-                         results)
+        # A signed-off sample with no decision read: its journal went, not its review.
+        raise InputError("no events to cut" + (
+            f" (no decision in review.csv, though {', '.join(undecided_signed[:3])} "
+            "is signed off: its review.csv removed or replaced? the sign-off's line above "
+            "says what changed)" if undecided_signed else
+            " (nothing confirmed or relabelled yet: run ctcnet review first)" if reviewed
+            else ""), results)
     counts = {k: labels.count(k) for k in sorted(set(labels))}
     info = {"labels": "reviewer" if reviewed else "model", "sources": sources,
             "class_counts": counts, "crops": rows}

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ctcnet.core.said_once import first_time
 from ctcnet.errors import InputError
 from ctcnet.io.atomic import atomic_write_bytes, atomic_write_text, open_lock, open_own
 from ctcnet.review.journal_seal import check_as_sealed, write_seal
@@ -76,7 +77,8 @@ def _complete_lines(data: bytes, path: Path) -> bytes:
     """``data`` up to its last newline: a last line without one was left unfinished (a writer
     stopped mid-line), so it is no decision (the writer never answered "saved")."""
     end = data.rfind(b"\n") + 1
-    if end < len(data):
+    # (said once a file as it lies: an audit reads a journal several times)
+    if end < len(data) and first_time(__name__, "unfinished", str(path), len(data)):
         log.warning("%s: an unfinished last line (%d bytes) is ignored", path, len(data) - end)
     return data[:end]
 

@@ -1075,3 +1075,16 @@ def test_a_summary_json_that_is_no_object_is_one_line_everywhere(folder, capsys)
         assert main(command) == 2
         assert "a JSON list where a record (RunSummary: an object of fields) belongs" in \
             capsys.readouterr().err
+
+
+def test_cutting_a_signed_off_sample_whose_review_csv_went_says_so(folder, capsys):
+    """review.csv deleted beside its sign-off: `crops` said "nothing confirmed or relabelled
+    yet: run ctcnet review first" of a sample reviewed and signed off."""
+    from ctcnet.cli import main
+
+    (folder / "review.csv").unlink()
+    assert main(["crops", str(folder.parent), "--reviewed", "--out",
+                 str(folder.parent / "cut")]) == 2
+    said = capsys.readouterr().err
+    assert "no decision in review.csv, though P001 is signed off: its review.csv removed or " \
+        "replaced?" in said, said
