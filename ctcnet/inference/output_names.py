@@ -16,7 +16,7 @@ from ctcnet.core.paths import absolute, name_key
 from ctcnet.core.printable import printable_name
 from ctcnet.errors import FolderHeldError, InputError, OutputFolderError, SampleIdTakenError
 from ctcnet.io.atomic import check_output_path
-from ctcnet.io.cartridge_info import OUTPUT_NAMES, safe_sample_id, unopened_sample_id
+from ctcnet.io.cartridge_info import RESERVED_OUT_NAMES, safe_sample_id, unopened_sample_id
 from ctcnet.io.scan import open_cartridge
 
 log = logging.getLogger("ctcnet.inference.inputs")  # the inputs' checks: one logger for them
@@ -124,8 +124,8 @@ def colliding_outputs(named: list[tuple[str, str]]) -> dict[str, list[str]]:
 
 def refuse_colliding_outputs(named: list[tuple[str, str]]) -> None:
     """Refuse inputs (as (output name, path)) of which two would write one output folder, or
-    one a file a run writes at the top of --out (:data:`OUTPUT_NAMES`), naming them."""
-    taken = sorted({name for name, _ in named if name.lower() in OUTPUT_NAMES})
+    one a file a run writes at the top of --out (:data:`RESERVED_OUT_NAMES`), naming them."""
+    taken = sorted({name for name, _ in named if name.lower() in RESERVED_OUT_NAMES})
     if taken:
         raise InputError(f"an input would write its output folder as {taken[0]!r}, a file of "
                          "that name a run writes at the top of --out: rename the crop folder "

@@ -85,7 +85,7 @@ MAX_SAMPLE_ID_BYTES = 200
 # folder may take their names.
 RUN_INDEX_FILE = "run.json"
 SAMPLES_FILE = "samples.csv"
-OUTPUT_NAMES = (RUN_INDEX_FILE, SAMPLES_FILE, LOGS_DIR)
+RESERVED_OUT_NAMES = (RUN_INDEX_FILE, SAMPLES_FILE, LOGS_DIR)
 # The layout of what predict writes (run.json, samples.csv, summary.json, the events and
 # predictions tables), recorded in each as ``format_version``: raised when a field is removed
 # or renamed, or changes its meaning, type or unit; a field added leaves it (a reader keyed on
@@ -150,7 +150,7 @@ def safe_sample_id(value, root: Path, source: str = "cartridge.json: sample_id")
         problem = "no leading '.' (a hidden folder)"
     elif len(sid.encode("utf-8")) > MAX_SAMPLE_ID_BYTES:
         problem = f"at most {MAX_SAMPLE_ID_BYTES} bytes (file systems allow 255 per name)"
-    elif sid.lower() in OUTPUT_NAMES:
+    elif sid.lower() in RESERVED_OUT_NAMES:
         problem = f"not {sid!r}: a batch's --out holds a file or folder of that name"
     elif any(c in WINDOWS_FORBIDDEN for c in sid) or sid.endswith("."):
         problem = (f"none of {' '.join(WINDOWS_FORBIDDEN)} and no trailing '.' (Windows cannot "

@@ -68,7 +68,7 @@ from ctcnet.review.runs import (
     select_candidates,
 )
 
-# What this module hands on from the pieces: what callers used to find here.
+# The decisions' API, gathered from the modules that make it (matching, the journal, runs).
 __all__ = [
     "COLUMNS", "LEGACY_COLUMNS", "LOCK_FILE", "POSITION_COLUMNS", "POSITION_TOLERANCE_UM",
     "QC_FRACTION", "QC_MIN", "REJECTED", "REVIEW_FILE", "SECOND_FILE", "UNDECIDED",
