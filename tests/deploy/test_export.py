@@ -25,7 +25,6 @@ from ctcnet.deploy.export import (
     export_onnx,
     load_labelled_crops,
     stratified_order,
-    synthetic_crops,
     verification_crops,
     verify_against_torch,
     write_spec,
@@ -39,6 +38,7 @@ from ctcnet.inference.tables import label_events
 from ctcnet.io.panel import load_panel
 from ctcnet.io.taxonomy import Taxonomy
 from ctcnet.nn.classifier import build_classifier, load_model, save_model
+from ctcnet.nn.crop_input import synthetic_crops
 from ctcnet.nn.decision_rule import DecisionRule
 from ctcnet.nn.spec import ModelSpec
 from ctcnet.simulate import simulate_crops
