@@ -15,6 +15,7 @@ import argparse
 from pathlib import Path
 
 from ctcnet.errors import check_device_name
+from ctcnet.inference.backend_registry import list_backends
 
 HELP = ("Check this installation: the shipped models' checksums, and a reference cartridge "
         "predicted here against its recorded calls.")
@@ -25,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto",
                         help="auto, cpu, cuda or cuda:N: where the reference is predicted, as "
                              "predict would run there (default auto)")
-    parser.add_argument("--backend", choices=["torch", "onnx"], default=None,
+    parser.add_argument("--backend", choices=list_backends(), default=None,
                         help="the backend the reference runs with (default: the one predict "
                              "picks here); verify each one the lab's nights use")
     parser.add_argument("--results", metavar="RESULTS", default=None,
