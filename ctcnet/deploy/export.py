@@ -64,7 +64,7 @@ from ctcnet.io.atomic import (
 )
 from ctcnet.io.digests import file_sha256
 from ctcnet.nn.classifier import CTCClassifier, load_model, save_model
-from ctcnet.nn.registry import PACKAGE_MODELS, is_registry_name, resolve_model
+from ctcnet.nn.registry import PACKAGE_MODELS, is_registry_name, is_shipped_file, resolve_model
 from ctcnet.nn.spec import SPEC_KEY, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,10 @@ def export_paths(model: str | Path, out: str | Path | None) -> tuple[Path, Path]
     shipped ONNX file, checksummed, which an export must never be invited to replace)."""
     named = is_registry_name(model)
     model = resolve_model(model, "torch") if named else Path(model)
+    if out and is_shipped_file(Path(out)):
+        # (--overwrite too: a shipped file replaced fails ctcnet verify's checksums)
+        raise InputError("is a shipped model file, which ctcnet verify checks against its "
+                         "checksum: export elsewhere", out)
     if out:
         return model, Path(out)
     if named or model.resolve().parent == PACKAGE_MODELS.resolve():

@@ -100,13 +100,19 @@ def checked_backend(backend, where: str = "backend"):
     """``backend`` where it is a loaded model (:func:`ctcnet.load_backend`'s, whose ``spec``
     is a model spec); otherwise the refusal naming what to pass: a model's name or file, or
     the torch-free ``OnnxClassifier`` for instrument software (its spec a plain mapping),
-    failed deep inside with an AttributeError."""
+    failed deep inside with an AttributeError; and the network ``ctcnet.load_model`` gives
+    (a spec of its own, but no crops' checks nor batches: said to take a tensor)."""
     spec = getattr(backend, "spec", None)
-    if spec is not None and hasattr(spec, "class_names"):
+    network = type(backend).__name__ == "CTCClassifier"  # (torch's: not imported here)
+    if spec is not None and hasattr(spec, "class_names") and not network:
         return backend
-    named = backend.path if type(backend).__name__ == "OnnxClassifier" else backend
-    what = ("ctcnet.OnnxClassifier, the runtime for software without ctcnet's pipeline"
-            if named is not backend else type(backend).__name__)
+    if network:
+        named, what = None, "the network ctcnet.load_model gives (for training and export)"
+    elif type(backend).__name__ == "OnnxClassifier":
+        named = backend.path
+        what = "ctcnet.OnnxClassifier, the runtime for software without ctcnet's pipeline"
+    else:
+        named, what = backend, type(backend).__name__
     given = "" if named is None else repr(str(named))
     raise InputError(f"{where}: a loaded model, ctcnet.load_backend({given}) (it opens an ONNX "
                      f"file without torch too), not {what}")

@@ -478,8 +478,10 @@ def load_backend(model_path: str | Path | None = None, backend: str | None = Non
 
     ``model_path`` may also be a shipped model's name (None: the default model); a shipped model
     runs as its ONNX export on a CPU when that export is current (without torch: always),
-    else as the checkpoint.
-    """
+    else as the checkpoint. ``batch_size``: crops per model call (None: the device's)."""
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(
+            batch_size, int | np.integer) or batch_size < 1):  # (-3 failed in the first call)
+        raise InputError(f"batch_size is a whole number >= 1 or None, got {batch_size!r}")
     if backend is None and is_registry_name(model_path):
         chosen = _shipped_onnx_for_cpu(str(model_path or DEFAULT_MODEL_NAME), device,
                                        batch_size)

@@ -39,13 +39,14 @@ from ctcnet.detect.detection import DetectConfig
 from ctcnet.inference.backends import cpu_cores
 from ctcnet.inference.finishing import Finishing, finish_frame
 from ctcnet.inference.frames import FrameWork, prepare_frame
+from ctcnet.inference.options import FRAME_POOLS
 from ctcnet.inference.worker_processes import spawned_pool, starting_children
 from ctcnet.io.scan import Cartridge, FrameRef
 from ctcnet.nn.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
-POOLS = ("auto", "threads", "processes")
+POOLS = FRAME_POOLS
 # "auto" prepares a cartridge's frames in processes on a machine of this many cores or more
 # (a GPU server: there frame threads and the finishing thread take turns at one interpreter's
 # lock, and most cores wait), from this many frames to prepare (or once the run's processes are

@@ -50,6 +50,9 @@ class RunReport(Protocol):
         """Write a crop folder's gallery and ``index.html``: every call with its crop."""
 
 
+# Where the frame workers run (PredictOptions.frame_pool, ctcnet.inference.frame_workers).
+FRAME_POOLS = ("auto", "threads", "processes")
+
 @dataclass
 class PredictOptions:
     """How a run behaves; the defaults suit a 2-core CPU and scale up on a GPU node.
@@ -167,6 +170,17 @@ class PredictOptions:
                     value < least:
                 raise InputError(f"PredictOptions.{name} is a whole number >= {least}"
                                  f"{' or None' if may_be_none else ''}, got {value!r}")
+        # A string where a switch belongs ("no") is true, and a class name typed otherwise
+        # than the model's turned the border rule off: each changed counts unsaid.
+        for name, kinds, what in (("compensate", (bool, type(None)), "True, False or None"),
+                                  ("marker_calls", (bool,), "True or False"),
+                                  ("edge_cut_as", (str, type(None)), "a class name or None")):
+            if not isinstance(getattr(self, name), kinds):
+                raise InputError(f"PredictOptions.{name} is {what}, got "
+                                 f"{getattr(self, name)!r}")
+        if self.frame_pool not in FRAME_POOLS:
+            raise InputError(f"PredictOptions.frame_pool is one of {', '.join(FRAME_POOLS)}, "
+                             f"got {self.frame_pool!r}")
 
 
 def spec_at_prior(spec: ModelSpec, prior: str | None, default: str) -> tuple[ModelSpec, str]:
@@ -264,6 +278,11 @@ def spec_read_as(spec: ModelSpec, data: Panel, wider_only: bool = False) -> Mode
 
 
 def edge_cut_class(spec: ModelSpec, options: PredictOptions) -> str | None:
-    """The class edge-cut events are filed under, if the option is on and the class exists."""
+    """The class edge-cut events are filed under, if the option is on and the class exists;
+    a class the model lacks is refused, but for the default's (a lab's class set without
+    ``debris`` keeps the model's call on a cut cell)."""
     name = options.edge_cut_as
+    if name and name not in spec.class_names and name != PredictOptions.edge_cut_as:
+        raise InputError(f"PredictOptions.edge_cut_as {name!r} is none of the model's classes "
+                         f"({', '.join(spec.class_names)}) nor None")
     return name if name and name in spec.class_names else None

@@ -179,6 +179,18 @@ def _warn_once(path: Path, message: str) -> None:
         log.warning("%s: %s", path, message)
 
 
+def is_shipped_file(path: Path) -> bool:
+    """Whether ``path`` is one of the shipped models' files (listed in their SHA256SUMS,
+    which ``ctcnet verify`` checks them against)."""
+    if path.resolve().parent != PACKAGE_MODELS.resolve():
+        return False
+    try:
+        listed = (PACKAGE_MODELS / "SHA256SUMS").read_text(encoding="utf-8").split()
+    except OSError:
+        return False
+    return path.name in listed
+
+
 def model_dirs() -> list[Path]:
     """Folders searched for models, in order: the package's, then ``$CTCNET_MODELS``'s (a
     name is the first folder's: :func:`list_models`).

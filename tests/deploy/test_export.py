@@ -469,3 +469,17 @@ def test_cropping_record_pads_a_crop_folders_small_crop_as_predict_does(exported
     assert "a crop folder is called at the balanced prior" in record["decision_applies"]
     assert "10-80 % of whose pixels" in record["clipped_background"]
     assert set(MEASUREMENT_UNITS) == set(COLUMNS)
+
+
+def test_an_export_over_a_shipped_model_file_is_refused_whatever_overwrite_says(tmp_path):
+    """export_onnx(..., overwrite=True) into the package's models folder replaced the shipped,
+    checksummed ONNX file (ctcnet verify then failed); the docs say never."""
+    from ctcnet.nn.registry import PACKAGE_MODELS, is_shipped_file
+
+    shipped = PACKAGE_MODELS / "ctcnet-default.onnx"
+    before = shipped.read_bytes()
+    with pytest.raises(InputError, match="is a shipped model file"):
+        export_onnx("ctcnet-default", shipped, overwrite=True)
+    assert shipped.read_bytes() == before
+    assert is_shipped_file(shipped) and not is_shipped_file(tmp_path / "ctcnet-default.onnx")
+    assert not is_shipped_file(PACKAGE_MODELS / "lab.onnx")  # a lab's own, beside them

@@ -416,6 +416,18 @@ def test_crops_in_memory_that_cannot_be_called_are_refused_by_name():
     for given in ("ctcnet-default", OnnxClassifier("ctcnet-default")):
         with pytest.raises(InputError, match=r"a loaded model, ctcnet.load_backend\("):
             call_crops(np.zeros((2, 5, 80, 80), np.uint16), given)
+    # The network load_model gives (its spec looked like a backend's: "takes a tensor" said
+    # of fine crops, and predict_cartridge's AttributeError 'gpu').
+    from ctcnet import load_model, predict_cartridge
+
+    network = load_model("ctcnet-default")[0]
+    for call in (lambda: call_crops(np.zeros((2, 5, 80, 80), np.uint16), network),
+                 lambda: predict_cartridge("scan", network, "out")):
+        with pytest.raises(InputError, match=r"ctcnet.load_backend\(\) .*not the network "
+                                             "ctcnet.load_model gives"):
+            call()
+    with pytest.raises(InputError, match="batch_size is a whole number >= 1 or None, got -3"):
+        load_backend("ctcnet-default", batch_size=-3)
     # A crop of NaN pixels is not read: 'failed', shown, with no measurement or flag made up
     # (it read as a blank crop's: no_ck, a CK area of 0).
     nan = np.full((2, 5, 80, 80), 200, np.float32)

@@ -48,3 +48,33 @@ def test_a_model_of_exports_given_a_cartridge_is_said_to_read_exports_only(caplo
         with caplog.at_level("WARNING"):
             assert say_if_a_model_of_exports_reads_scans(spec) is warned
         assert ("reads 8-bit composite exports only" in caplog.text) is warned
+
+
+def test_options_a_notebook_gets_wrong_are_refused_not_read_as_something_else():
+    """A string where a switch belongs ("no" is true: compensation turned on), a class name
+    typed otherwise than the model's (the border rule turned off: cut cells counted), an
+    unknown frame pool (a ValueError as the run started): each changed counts or failed
+    late, unsaid."""
+    import pytest
+
+    from ctcnet.errors import InputError
+    from ctcnet.inference.options import PredictOptions, edge_cut_class
+    from ctcnet.io.taxonomy import Taxonomy
+    from ctcnet.nn.classifier import load_model
+    from ctcnet.nn.registry import get_model
+
+    for given, said in (({"compensate": "no"}, "compensate is True, False or None"),
+                        ({"marker_calls": "no"}, "marker_calls is True or False"),
+                        ({"edge_cut_as": 0}, "edge_cut_as is a class name or None"),
+                        ({"frame_pool": "bogus"}, "frame_pool is one of auto, threads, "
+                                                  "processes")):
+        with pytest.raises(InputError, match=said):
+            PredictOptions(**given)
+    spec = load_model(get_model("ctcnet-default").checkpoint)[1]
+    with pytest.raises(InputError, match="edge_cut_as 'Debris' is none of the model's classes"):
+        edge_cut_class(spec, PredictOptions(edge_cut_as="Debris"))
+    assert edge_cut_class(spec, PredictOptions()) == "debris"
+    assert edge_cut_class(spec, PredictOptions(edge_cut_as=None)) is None
+    no_debris = spec.replace(taxonomy=Taxonomy.from_dict({"classes": ["ctc", "wbc",
+                                                                     "cluster"]}))
+    assert edge_cut_class(no_debris, PredictOptions()) is None  # the default, not refused
