@@ -6,9 +6,11 @@ sample already run and reviewed under that id.
 each exported sample needs one, codes are unique and file-name safe. The FCS file and GeoJSON
 folder are named by the code, which stands for the sample id in the FCS keywords (``$SRC``,
 ``$FIL``, ``CTCNET_SAMPLE_ID``) and every GeoJSON feature, whose ids derive from it, not the
-cartridge's digest (which would link the copy to a plain export); the sign-off keeps its
-status and time, not its reviewer's name; the model is named by its file's name and digest,
-not its path. What the exports never held (the scan's path, cartridge.json's keys) stays out.
+cartridge's digest (which would link the copy to a plain export), nor the times a sample's
+counts and review were made to the second (they linked it as well: the counts' and the last
+decision's are left out, the sign-off's kept as its day); the sign-off keeps its status, not
+its reviewer's name; the model is named by its file's name and digest, not its path. What
+the exports never held (the scan's path, cartridge.json's keys) stays out.
 """
 
 from __future__ import annotations
@@ -70,11 +72,14 @@ def check_codes(codes: dict[str, str], samples: list[str], out) -> None:
 def coded(summary, signoff: dict | None, code: str):
     """``summary`` and ``signoff`` as a coded export writes them: the code for the sample id,
     no cartridge digest (the GeoJSON features' ids are then the code's), the model file's
-    name for its path, the sign-off without its reviewer's name."""
+    name for its path, the sign-off without its reviewer's name, no time to the second."""
     model = summary.model
-    # (the cartridge's digest too: the same in a plain export, it would link the two)
-    summary = replace(summary, sample_id=code, cartridge_id=None,
-                      model=replace(model, path=Path(model.path).name if model.path else None))
+    # (the cartridge's digest and the times to the second too: the same in a plain export,
+    # they would link the two)
+    summary = replace(summary, sample_id=code, cartridge_id=None, counted_at=None,
+                      model=replace(model, path=Path(model.path).name if model.path else None),
+                      reviewed=summary.reviewed and replace(summary.reviewed, updated=None))
     if isinstance(signoff, dict):
-        signoff = {**signoff, "reviewer": "(coded)"}
+        signoff = {**signoff, "reviewer": "(coded)",
+                   "signed_at": str(signoff.get("signed_at") or "")[:10]}
     return summary, signoff

@@ -910,6 +910,15 @@ def test_a_coded_copy_names_each_sample_by_its_code_and_leaves_out_who_and_where
     assert keywords["$FIL"] == "SITE03-P017.fcs"
     assert keywords["CTCNET_MODEL"] == "model.pt"  # its name, not where it lies
     assert not keywords.get("CTCNET_CARTRIDGE_ID")  # (a plain export's would link the two)
+    # Nor a time to the second: the counts' and the last decision's linked it as well.
+    plain = tmp_path / "plain"
+    assert main(["export-events", str(results), "--fcs", "--out", str(plain)]) == 0
+    raw_plain = (plain / "S1.fcs").read_bytes()
+    mine = text_keywords(raw_plain, *header_fields(raw_plain)[:2])
+    assert mine["CTCNET_COUNTED_AT"] and not keywords.get("CTCNET_COUNTED_AT")
+    assert not keywords.get("CTCNET_REVIEW_UPDATED")
+    signed = keywords.get("CTCNET_SIGNOFF", "")
+    assert not signed or len(signed.rsplit("; ", 1)[1]) == 10  # (the day it was signed)
     every = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
     assert b"S1" not in every.replace(b"SITE03", b"") and str(tmp_path).encode() not in every
     feature = json.loads(next((out / "SITE03-P017_geojson").glob("*.geojson")).read_text())[
