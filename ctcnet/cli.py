@@ -300,7 +300,29 @@ def main(argv: list[str] | None = None) -> int:
         command.error(f"unrecognized arguments: {' '.join(unknown)}" + (
             f" (a results folder is given as {takes[0]} {folder})" if takes and folder else ""))
     args._argv = argv  # for a command that runs itself again in child processes
-    setup_logging(args.verbose, args.log_quiet)
+    # Put back once the command ends: a notebook's main(["--quiet", ...]) left ctcnet's
+    # warnings silenced (and a handler on stderr) for every later call of its library.
+    with _logging_put_back():
+        setup_logging(args.verbose, args.log_quiet)
+        return _main_after_logging(parser, args)
+
+
+@contextlib.contextmanager
+def _logging_put_back():
+    """The ``ctcnet`` and ``tifffile`` loggers' level, handlers and propagation, as
+    :func:`setup_logging` finds them, put back once the block ends."""
+    ours, tiff = logging.getLogger("ctcnet"), logging.getLogger("tifffile")
+    level, handlers, propagate, tiff_handlers = \
+        ours.level, list(ours.handlers), tiff.propagate, list(tiff.handlers)
+    try:
+        yield
+    finally:
+        ours.setLevel(level)
+        ours.handlers[:], tiff.handlers[:], tiff.propagate = handlers, tiff_handlers, propagate
+
+
+def _main_after_logging(parser, args: argparse.Namespace) -> int:
+    """:func:`main` once the command's logging is set up."""
     # torch's own deprecation inside its export and pickling (its LeafSpec, copied by copyreg),
     # about no code of ours: a line of noise in every export and fine-tune.
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`",

@@ -436,3 +436,17 @@ def test_a_hangup_stops_a_command_as_sigterm_does_unless_ignored(monkeypatch, ca
     monkeypatch.setattr(models_command, "run", hung_up)
     assert cli.main(["models"]) == 129
     assert "ctcnet models: stopped (SIGHUP)" in capsys.readouterr().err
+
+
+def test_a_command_run_in_process_puts_the_loggers_back(capsys):
+    """main(["--quiet", ...]) in a notebook left ctcnet's logger at ERROR with a handler on
+    stderr: every later library warning (a crop of NaN, a scale of 0-1) went unsaid."""
+    import logging
+
+    from ctcnet import cli
+
+    ours, tiff = logging.getLogger("ctcnet"), logging.getLogger("tifffile")
+    before = ours.level, list(ours.handlers), tiff.propagate, list(tiff.handlers)
+    assert cli.main(["--quiet", "models"]) == 0
+    assert (ours.level, list(ours.handlers), tiff.propagate, list(tiff.handlers)) == before
+    capsys.readouterr()
