@@ -59,7 +59,9 @@ def _parameter_range(values: np.ndarray, upper: float = 0.0) -> str:
     """$PnR of a float parameter: its scale's top (``upper``, or the largest value if higher,
     rounded up) plus one. Readers take a parameter's range as [0, $PnR - 1], as for integer
     data (FlowCal does, and its saturation gate drops events at that top), and FlowJo ends its
-    linear axis there: every value is inside, and one sample plots as the next."""
+    linear axis there: no value lies above it, and one sample plots as the next. Values below
+    0 (a negative signal-to-noise, the -1 of a missing value) lie under it (docs/outputs.md:
+    a gate's low bound)."""
     finite = values[np.isfinite(values)]
     top = max(float(upper), float(finite.max()) if finite.size else 0.0, 0.0)
     return str(math.ceil(top) + 1)
