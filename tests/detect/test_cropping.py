@@ -132,3 +132,22 @@ def test_load_crops_refuses_a_crop_size_of_zero(crops):
 
     with pytest.raises(InputError, match="crop size must be"):
         load_crops(read_crop_index(crops), 0)
+
+
+def test_a_crop_request_that_cuts_nothing_sensible_is_refused_in_words():
+    """extract_crops, a step of docs/python.md, took a channels-last frame (1036 planes of
+    crops), a NaN position (a crop of anywhere) and x, y of other lengths (a broadcast
+    error) without a word of its own."""
+    from ctcnet.detect.cropping import extract_crops
+    from ctcnet.errors import InputError
+
+    frame = np.zeros((5, 120, 140), np.uint16)
+    x, y = np.array([60.0, 70.0]), np.array([50.0, 40.0])
+    assert extract_crops(frame, x, y, 32)[0].shape == (2, 5, 32, 32)
+    assert extract_crops(frame, 60.0, 50.0, 32)[0].shape == (1, 5, 32, 32)
+    for args, said in (((np.moveaxis(frame, 0, -1), x, y), "channels last?"),
+                       ((frame[0], x, y), r"a frame is \(channels, height, width\)"),
+                       ((frame, np.array([np.nan, 1.0]), y), "not finite"),
+                       ((frame, np.arange(5.0), y), r"got shapes \(5,\) and \(2,\)")):
+        with pytest.raises(InputError, match=said):
+            extract_crops(*args, 32)
