@@ -116,7 +116,7 @@ class Cartridge:
         source = self.file_panel or self.panel
         try:
             indices = model_panel.channel_indices(
-                source, what=f"cartridge {self.sample_id}",
+                source, what=f"cartridge {self.sample_id} ({self.root.name})",
                 dropped_as=" as an input: each event's mean over its object in them is measured "
                            "(events table: mean_<channel>; summary.json: unread_markers)")
         except PanelMismatchError as err:

@@ -74,3 +74,23 @@ def test_the_leukocyte_markers_light_in_a_dropped_plane_is_said(tmp_path):
     said = dropped_plane_problems(open_cartridge(swapped).conform(CORE3), SPEC, DetectConfig())
     assert any("FITC, a plane this model does not read, lights" in s and
                "the leukocyte marker's light lies in a dropped plane" in s for s in said), said
+
+
+def test_two_scans_of_one_sample_id_each_say_their_dropped_plane(tmp_path, caplog):
+    """The warning of a plane the model does not read is said once a scan, not once a sample
+    id: a second scan under the same id (another draw, a rescan) lost it in a notebook."""
+    from ctcnet.io.panel import load_panel
+    from ctcnet.io.scan import open_cartridge
+    from ctcnet.simulate import simulate_cartridge
+
+    six = load_panel({"channels": ["DAPI", "CK", "CD45", "CD61", "CD66b", "VIM"],
+                      "pixel_size_um": 0.64})
+    model = load_panel(None)
+    for name in ("first", "second"):
+        simulate_cartridge(tmp_path / name, six, num_frames=1, frame_shape=(96, 128),
+                           events_per_frame=4, seed=1, sample_id="S1")
+    with caplog.at_level("INFO"):
+        for name in ("first", "second", "first"):
+            open_cartridge(tmp_path / name).conform(model)
+    said = [r.getMessage() for r in caplog.records if "VIM" in r.getMessage()]
+    assert len(said) == 2 and "(first)" in said[0] and "(second)" in said[1], said
