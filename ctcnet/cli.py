@@ -57,9 +57,9 @@ FULL_INSTALL_MODULES = PREDICT_MODULES | {"torch", "lightning", "torchmetrics", 
 # (and running out of memory) exits MACHINE_STATUS, not 2: whoever runs the job frees space or
 # memory and reruns, which resumes, where a 2 is an input or an option to correct.
 MACHINE_STATUS = 4
-# The commands that go on where a run stopped (predict's journal, a training's last
-# checkpoint): the others are run again whole.
-RESUMING_COMMANDS = {"predict", "train"}
+# The commands a plain rerun goes on with where a run stopped (predict's journal): the others
+# are run again whole (a training resumes only when told, --ckpt_path last).
+RESUMING_COMMANDS = {"predict"}
 _LOG_HANDLER_NAME = "ctcnet-cli"
 
 

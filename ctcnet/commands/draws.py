@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from ctcnet.inference.counts import interval_text, per_volume_text
     from ctcnet.inference.serial_draws import DEFAULT_CUTOFF, OTHER_SCANNERS, compare_draws
     from ctcnet.io.atomic import atomic_write_text, check_output_file
-    from ctcnet.io.cartridge_info import OUTPUT_NAMES
+    from ctcnet.io.cartridge_info import RESERVED_OUT_NAMES
 
     cutoff = DEFAULT_CUTOFF if args.cutoff is None else args.cutoff
     if args.out:  # refused before the draws are read
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
                           earlier=None if args.overwrite else "another series' table")
     lines = []
     # `draws results/*`: the --out folder's own files passed over, said (not sample folders)
-    own = [s for s in args.samples if Path(s).name.lower() in OUTPUT_NAMES
+    own = [s for s in args.samples if Path(s).name.lower() in RESERVED_OUT_NAMES
            and not (Path(s) / "summary.json").is_file()]
     if own:
         lines.append(f"(passed over: {', '.join(map(str, own))}, the results folder's own "

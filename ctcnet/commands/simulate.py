@@ -171,11 +171,19 @@ def output_replaced(args, taxonomy):
     if existing_outputs([out]):
         # A folder simulate did not make is never offered --overwrite, which would refuse it.
         if not out.is_dir() or not _simulated_by_us(out, args.what):
+            # (one a killed run set aside, its pid gone, lies beside it: said, not lost)
+            kept = sorted(out.resolve().parent.glob(f".{out.resolve().name}.replaced-*"))
             raise InputError(f"exists and is not an earlier ctcnet simulate {args.what} "
                              "output (which --overwrite would replace); remove it yourself or "
-                             "choose another OUT folder", out)
+                             "choose another OUT folder" + (
+                                 f" (the output a killed run set aside lies in {kept[0]}: "
+                                 "move it back)" if kept else ""), out)
         refuse_existing([out], args.overwrite, "OUT folder")
-        aside = out.with_name(f".{out.name}.replaced-{os.getpid()}")
+        if out.resolve() in (Path.cwd(), *Path.cwd().parents):  # (set aside, it'd be written)
+            raise InputError("is the folder this command runs in (or holds it): --overwrite "
+                             "sets a folder aside while it writes anew; run it from elsewhere",
+                             out)
+        aside = out.resolve().with_name(f".{out.resolve().name}.replaced-{os.getpid()}")
         out.rename(aside)
     try:
         _made(out)
@@ -340,11 +348,14 @@ def run(args) -> int:
                                                       drawn[0] != panel.pixel_size_um):
             # The scale varies by sample on purpose (scanners and cells differ): a test set
             # read at panel.json's one size reads each sample a little off it.
-            key = "pixel_size_um" if args.export == "tiff" else "drawn_pixel_size_um"
+            key, stated = ("pixel_size_um", panel.pixel_size_um) if args.export == "tiff" \
+                else ("drawn_pixel_size_um", args.export_pixel_size or panel.pixel_size_um)
+            # (resized as if at the panel's: at the size stated, each lies at this share)
+            drawn = drawn * stated / panel.pixel_size_um
             print(f"drawn at {drawn.min():.2f}-{drawn.max():.2f} um/px a sample (the panel's "
                   f"{panel.pixel_size_um:g} x the simulator's pixel_scale; each crop's in "
-                  f"dataset.json {key}; --clean draws at the panel's), written as the "
-                  "panel's")
+                  f"dataset.json {key}; --clean draws at the panel's), written as "
+                  f"{stated:g} um/px")
     elif args.what == "cartridge":
         from ctcnet.simulate import simulate_cartridge
 

@@ -1,8 +1,8 @@
 """Warnings said once a process however often their cause is met: a run opens a cartridge
 several times (its channels looked at, then checked, then read), reads a crop folder's index
 more than once, and the review server reads a sample on every request. One set of what was
-said, for every module, guarded by a lock (frame threads read a cartridge's frames side by
-side)."""
+said, for the modules that say a warning once a process, guarded by a lock (frame threads
+read a cartridge's frames side by side)."""
 
 from __future__ import annotations
 

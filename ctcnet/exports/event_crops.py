@@ -197,7 +197,7 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
             signed = reviewed_signoff(name, folder, run, matched,
                                       reviewed_rates(folder, events, matched, summary),
                                       summary.model.sha256, summary.network_sha256)
-            if signed is not None and not matched.n_decisions:
+            if signed is not None and signed.get("decided") and not matched.n_decisions:
                 undecided_signed.append(name)
             unattached = len(matched.unattached)
             if unattached:

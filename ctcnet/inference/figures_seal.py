@@ -63,6 +63,18 @@ def seal_edited(data: dict, name: str) -> bool | None:
     return None if seal is None else seal != _seal(data, SEALS[name])
 
 
+def refuse_broken_seals(data: dict) -> None:
+    """ValueError naming the seals of :data:`SEALS` of a summary's ``data`` that no longer
+    hold (an edit by hand where the counts, which the review writes again from the events,
+    are not what changed): written over, the edit would be sealed as ctcnet's."""
+    broken = [name for name in SEALS if seal_edited(data, name)]
+    if broken:
+        raise ValueError(f"what its seal(s) {', '.join(broken)} seal was changed since ctcnet "
+                         "wrote it (edited by hand?): not written over, which would seal the "
+                         "edit as ctcnet's; ctcnet verify --results names it, and predict run "
+                         "again writes the summary anew")
+
+
 def provenance_edited(data: dict) -> bool | None:
     """:func:`seal_edited` of what made a summary's figures."""
     return seal_edited(data, "provenance_sha256")

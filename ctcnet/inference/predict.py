@@ -172,6 +172,7 @@ def start_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | P
     cartridge = checked_cartridge(cartridge)
     # A cartridge is called at cartridge prevalence unless another prior is asked for.
     spec, prior = spec_at_prior(backend.spec, options.prior, CARTRIDGE_PRIOR)
+    edge_cut_class(spec, options)  # a class the model lacks: refused before the folder is touched
     cartridge = cartridge.conform(spec.panel)  # the model's channels, by name
     out_dir = Path(out_dir)
     refuse_alike_output(out_dir)

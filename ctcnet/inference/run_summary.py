@@ -83,7 +83,9 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
                         sparse_problem(len(events), total - skips, density),
                         review_load_problem(review_list, len(events)),
                         faint_problem(events["peak_snr"] if "peak_snr" in events else ()),
-                        repeated_frames_problem(events)) if p]
+                        # (a benchmark's frames repeat on purpose, as cartridge.json says)
+                        None if (cartridge.info or {}).get("repeated_frames") is True
+                        else repeated_frames_problem(events)) if p]
     problems = list(cartridge.problems) + said
     for problem in said:  # said at once too: the console's reader is often the batch's operator
         log.warning("%s: %s", cartridge.sample_id, problem)

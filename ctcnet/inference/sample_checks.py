@@ -161,7 +161,7 @@ def repeated_frames_problem(events) -> str | None:
     twins = digests[digests.duplicated(keep=False)]
     if twins.empty:
         return None
-    pairs = [", ".join(sorted(group.index)) for _, group in twins.groupby(twins)]
+    pairs = [", ".join(sorted(map(str, group.index))) for _, group in twins.groupby(twins)]
     return (f"frames holding the same events at the same places: {'; '.join(pairs[:3])}"
             f"{'; ...' if len(pairs) > 3 else ''} (one tile under two names, one of them "
             "written in another encoding?): its cells are counted under each name; remove the "

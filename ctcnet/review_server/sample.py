@@ -24,7 +24,7 @@ from ctcnet.errors import InputError
 from ctcnet.exports.event_exports import REVIEWER_CALL
 from ctcnet.exports.event_exports import after_review as events_after_review
 from ctcnet.inference.counts import ReviewedCounts, count_events
-from ctcnet.inference.figures_seal import figures_edited
+from ctcnet.inference.figures_seal import figures_edited, refuse_broken_seals
 from ctcnet.inference.guard import counted as guard_passed
 from ctcnet.inference.result_state import RESEARCH_USE, result_state
 from ctcnet.inference.run_entry import review_entry
@@ -415,6 +415,7 @@ class Sample(SampleImages):
                     self.summary_now = self._summary_now(*counted)
                     return counted
                 on_disk = json.loads((self.folder / "summary.json").read_text())
+                refuse_broken_seals(on_disk)  # (said below, the file left as it lies)
                 summary = RunSummary.from_dict(on_disk)
                 fields = RunSummary.count_fields(self.tally)
                 edited = (f"its counts {summary.counts} are not its events' "

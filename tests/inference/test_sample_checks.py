@@ -118,3 +118,9 @@ def test_one_tile_under_two_names_in_another_encoding_is_said(tmp_path):
     assert copied.status == "partial"
     (said,) = [p for p in copied.problems if "same events at the same places" in p]
     assert f"{frames[0].stem}, {frames[2].stem}" in said
+    # A benchmark's cartridge repeats its frames on purpose, and its cartridge.json says so.
+    from ctcnet.benchmark.cartridges import linked_cartridge
+
+    linked_cartridge(tmp_path / "cart", tmp_path / "linked", 4)
+    linked = predict_cartridge(tmp_path / "linked", backend, tmp_path / "bench", options)
+    assert not any("same events at the same places" in p for p in linked.problems)

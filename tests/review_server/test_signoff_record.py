@@ -906,6 +906,14 @@ def test_an_edit_of_the_blood_read_fails_the_audit(folder, capsys, edit):
     (sample,) = json.loads(capsys.readouterr().out)["samples"]
     assert any(p.startswith("what its blood read rests on") and "reading_sha256" in p
                for p in sample["problems"]), sample["problems"]
+    # The review server does not write the edit over, sealing it as ctcnet's.
+    from ctcnet.review_server.sample import Sample
+
+    edited = (folder / "summary.json").read_bytes()
+    sample = Sample("P001", folder)
+    event = int(sample.candidates["event_id"].iloc[0])
+    sample.decide({"event_id": event, "call": "reject", "run_id": sample.run.token}, "ann")
+    assert (folder / "summary.json").read_bytes() == edited
     del summary["reading_sha256"]  # an earlier ctcnet's summary: read, unchecked
     (folder / "summary.json").write_text(json.dumps(summary))
     assert main(["verify", "--results", str(folder), "--json"]) == 0
