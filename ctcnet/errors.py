@@ -122,13 +122,15 @@ MACHINE_ERRNOS = frozenset(MACHINE_ERRNO_ADVICE)
 
 def machine_advice(errno_: int, resumes: bool, workers: bool) -> str:
     """What to do of the machine's ``errno_``, for a command that ``resumes`` where it
-    stopped (predict's journal, a training's last checkpoint) or is run again whole, and has
+    stopped on a plain rerun (predict's journal) or is run again whole, and has
     ``--workers`` or not (a simulate told to "rerun to resume" with fewer --workers had
     neither)."""
     return MACHINE_ERRNO_ADVICE[errno_].format(
         again="rerun to resume" if resumes else "run it again",
         or_fewer_workers=" or give fewer --workers" if workers else "",
         fewer_workers="fewer --workers, " if workers else "")
+
+
 # Of those, the ones a read meets that say nothing of the file read: a frame read then is not
 # a bad frame (skipped, its sample partial), but a run to stop and resume.
 RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
