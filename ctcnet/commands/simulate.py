@@ -185,11 +185,13 @@ def output_replaced(args, taxonomy):
                              out)
         aside = out.resolve().with_name(f".{out.resolve().name}.replaced-{os.getpid()}")
         out.rename(aside)
+    made = not out.exists()  # (an empty folder the user made stays)
     try:
         _made(out)
         yield
     except BaseException:
-        shutil.rmtree(out, ignore_errors=True)
+        if made:
+            shutil.rmtree(out, ignore_errors=True)
         if aside is not None:
             aside.rename(out)
         raise
