@@ -382,7 +382,7 @@ def extract_crops(frame: np.ndarray, x: np.ndarray, y: np.ndarray, crop_size: in
     """
     frame = np.asarray(frame)
     x, y = (np.atleast_1d(np.asarray(v, np.float64)) for v in (x, y))
-    if frame.ndim != 3 or frame.shape[0] > min(frame.shape[1:]):
+    if frame.ndim != 3 or frame.shape[-1] <= 8 < frame.shape[0]:  # (a panel: 3-6 planes)
         raise InputError(f"a frame is (channels, height, width), got shape {frame.shape}" +
                          (": channels last? np.moveaxis(frame, -1, 0)" if frame.ndim == 3 else ""))
     if x.ndim != 1 or x.shape != y.shape:
