@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ctcnet.commands.predict_processes import PARENT_ENV
 from ctcnet.core.printable import named_counts, printable, printable_name, unmeasured_text
+from ctcnet.inference.counts import held_apart
 from ctcnet.inference.result_state import partial_in_brief, signoff_holds
 from ctcnet.nn.calls import COUNTED_CLASSES
 
@@ -63,8 +64,7 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
     # The guard holds a counted class's call out of the count; another call it flags (a
     # possible missed CTC, one unlike the training data) is shown, nothing held back.
     reported = (summary.get("tally") or {}).get("reported") or COUNTED_CLASSES
-    counted_held = {k: v for k, v in held.items() if k in reported}
-    flagged = {k: v for k, v in held.items() if k not in reported}
+    counted_held, flagged = held_apart(held, reported)
     if counted_held:
         facts.append(f"held for review by the guard ({named_counts(counted_held)})")
     if flagged:

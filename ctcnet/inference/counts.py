@@ -153,6 +153,15 @@ def _record_from_dict(cls, data: dict):
     return cls(**values)
 
 
+
+def held_apart(held: dict, reported: Sequence[str]) -> tuple[dict, dict]:
+    """The guard's calls by class (``held``, none of 0) split as a person reads them: those
+    of a ``reported`` class, held out of its count, and the others, only flagged for a look
+    (nothing held back: debris with a CTC's markers)."""
+    held = {k: v for k, v in held.items() if v}
+    return ({k: v for k, v in held.items() if k in reported},
+            {k: v for k, v in held.items() if k not in reported})
+
 @dataclass(frozen=True)
 class Counts:
     """Per class: calls counted, calls the guard held apart, events sent to review."""

@@ -7,8 +7,14 @@ from __future__ import annotations
 
 import html
 
-from ctcnet.core.printable import utc_text
-from ctcnet.inference.counts import Counts, ReviewedCounts, interval_text, per_volume_text
+from ctcnet.core.printable import named_counts, utc_text
+from ctcnet.inference.counts import (
+    Counts,
+    ReviewedCounts,
+    held_apart,
+    interval_text,
+    per_volume_text,
+)
 from ctcnet.report.reasons import GUARD_FLAGS
 
 # The counts table's columns: (key of Counts.to_dict / ReviewedCounts.to_dict, heading). The
@@ -77,11 +83,9 @@ def held_text(tally: Counts) -> str:
     # with a CTC's markers) is shown to a person, nothing held back: said apart, as the
     # console says them.
     parts = [flags] if flags else []
-    for words, classes in (("held from the count", True), ("flagged, not a counted call",
-                                                           False)):
-        calls = ", ".join(f"{k} {v}" for k, v in tally.held.items()
-                          if v and (k in tally.reported) == classes)
-        parts += [f"{words}: {calls}"] if calls else []
+    for words, calls in zip(("held from the count", "flagged, not a counted call"),
+                            held_apart(tally.held, tally.reported)):
+        parts += [f"{words}: {named_counts(calls)}"] if calls else []
     return f"{tally.held_total}" + (f" ({'; '.join(parts)})" if tally.held_total else "")
 
 
