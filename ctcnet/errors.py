@@ -8,6 +8,7 @@ PIL or onnxruntime are caught at the boundary and re-raised as one of these.
 from __future__ import annotations
 
 import errno
+import numbers
 from pathlib import Path
 
 from ctcnet.core.printable import printable_name
@@ -196,3 +197,14 @@ def check_regular_file(path: str | Path, what: str = "a file",
                 "socket" if stat.S_ISSOCK(mode) else "device")
         raise InputError(f"not a regular file: a {kind} where {what} is meant", path)
     return path
+
+
+def check_whole_number(value, least: int, name: str, may_be_none: bool = False) -> None:
+    """InputError unless ``value`` (the option ``name``) is a whole number, not a bool, of
+    ``least`` or more, or None where ``may_be_none``: a caller's -1 workers or 0 batch size
+    ran as if nothing were wrong, or failed at the first model call."""
+    if value is None and may_be_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        raise InputError(f"{name} is a whole number >= {least}"
+                         f"{' or None' if may_be_none else ''}, got {value!r}")

@@ -27,7 +27,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ctcnet.core.install_hint import install_command
-from ctcnet.errors import CtcnetError, InputError, check_device_name
+from ctcnet.errors import CtcnetError, InputError, check_device_name, check_whole_number
 from ctcnet.inference.backend_registry import (
     backend_class,
     backend_for_path,
@@ -479,9 +479,7 @@ def load_backend(model_path: str | Path | None = None, backend: str | None = Non
     ``model_path`` may also be a shipped model's name (None: the default model); a shipped model
     runs as its ONNX export on a CPU when that export is current (without torch: always),
     else as the checkpoint. ``batch_size``: crops per model call (None: the device's)."""
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(
-            batch_size, int | np.integer) or batch_size < 1):  # (-3 failed in the first call)
-        raise InputError(f"batch_size is a whole number >= 1 or None, got {batch_size!r}")
+    check_whole_number(batch_size, 1, "batch_size", may_be_none=True)
     if backend is None and is_registry_name(model_path):
         chosen = _shipped_onnx_for_cpu(str(model_path or DEFAULT_MODEL_NAME), device,
                                        batch_size)

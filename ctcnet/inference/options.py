@@ -6,14 +6,13 @@ asked for (:func:`spec_at_prior`). Used by the cartridge and crop-set entry poin
 from __future__ import annotations
 
 import logging
-import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ctcnet.detect.detection import DetectConfig
-from ctcnet.errors import InputError
+from ctcnet.errors import InputError, check_whole_number
 from ctcnet.io.panel import Panel
 from ctcnet.nn.calls import (
     BALANCED_PRIOR,
@@ -158,18 +157,12 @@ class PredictOptions:
     on_frame_done: Callable[[str], None] | None = None
 
     def __post_init__(self):
-        # A caller's -1 workers or 0 batch size ran as if nothing were wrong.
         for name, least, may_be_none in (("batch_size", 1, True), ("workers", 0, True),
                                          ("prefetch", 1, False),
                                          ("gallery_per_frame", 0, False),
                                          ("gallery_limit", 0, False)):
-            value = getattr(self, name)
-            if value is None and may_be_none:
-                continue
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or \
-                    value < least:
-                raise InputError(f"PredictOptions.{name} is a whole number >= {least}"
-                                 f"{' or None' if may_be_none else ''}, got {value!r}")
+            check_whole_number(getattr(self, name), least, f"PredictOptions.{name}",
+                               may_be_none)
         # A string where a switch belongs ("no") is true, and a class name typed otherwise
         # than the model's turned the border rule off: each changed counts unsaid.
         for name, kinds, what in (("compensate", (bool, type(None)), "True, False or None"),
