@@ -87,10 +87,11 @@ def event_mixture(rare_rates: dict | None, panel, taxonomy, cfg: SimConfig):
             raise InputError(f"the rate of {name} ({value}) is a share of the events, a "
                              "fraction in 0..1 (--rates ctc=0.002: one event in 500), not a "
                              "count")
-    if sum(float(v) for v in given.values()) > 1 + 1e-9:
+    asked = sum(float(v) for v in given.values())
+    if asked > 1 + 1e-9:
         raise InputError(f"the rates (--rates) add up to more than 1: {given}")
     defaults = {k: v for k, v in DEFAULT_RARE_RATES.items() if k not in given}
-    room = sum(float(v) for v in given.values()) + sum(defaults.values()) <= 1 + 1e-9
+    room = asked + sum(defaults.values()) <= 1 + 1e-9
     rates = {**DEFAULT_RARE_RATES, **given}  # (in this order: a seed's draws stay as they were)
     rates.update({} if room else dict.fromkeys(defaults, 0.0))
     left = 1.0 - sum(float(v) for v in rates.values())
