@@ -7,7 +7,7 @@ import re
 
 import pytest
 from conftest import FUZZ, JSON_VALUES
-from hypothesis import given
+from hypothesis import given, reject
 from hypothesis import strategies as st
 
 from ctcnet.errors import InputError, PanelMismatchError
@@ -125,18 +125,29 @@ CHANNEL = st.one_of(
     JSON_VALUES)
 
 
+GOOD_PANELS = st.fixed_dictionaries({
+    "channels": st.lists(st.sampled_from(["CK", "CD45", "CD61", "VIM"]), min_size=2, max_size=4,
+                         unique=True).map(lambda others: ["DAPI", *others]),
+    "pixel_size_um": st.floats(0.2, 2.0)})
+FUZZED = {"channels": st.lists(CHANNEL, min_size=0, max_size=5) | JSON_VALUES,
+          "pixel_size_um": JSON_VALUES | st.floats(0.01, 10), "name": JSON_VALUES}
+
+
 @FUZZ
-@given(st.fixed_dictionaries({"channels": st.lists(CHANNEL, min_size=0, max_size=5) |
-                              JSON_VALUES},
-                             optional={"pixel_size_um": JSON_VALUES | st.floats(0.01, 10),
-                                       "name": JSON_VALUES}))
+@given(st.one_of(
+    st.fixed_dictionaries({"channels": FUZZED["channels"]},
+                          optional={k: FUZZED[k] for k in ("pixel_size_um", "name")}),
+    # a good panel, or one with a value fuzzed: some are read, so not every input is refused
+    st.tuples(GOOD_PANELS, st.sampled_from(sorted(FUZZED)).flatmap(
+        lambda key: st.fixed_dictionaries({}, optional={key: FUZZED[key]}))).map(
+            lambda good_fuzzed: {**good_fuzzed[0], **good_fuzzed[1]})))
 def test_panel_json_values_are_checked(tmp_path_factory, data):
     path = tmp_path_factory.mktemp("panel") / "panel.json"
     path.write_text(json.dumps(data))
     try:
         panel = load_panel(path)
     except InputError:
-        return
+        reject()  # (hypothesis fails a test whose inputs are all refused)
     assert 3 <= panel.num_channels <= 6
     lo_um, hi_um = PIXEL_SIZE_RANGE_UM
     assert lo_um <= panel.pixel_size_um <= hi_um
