@@ -176,15 +176,16 @@ def one_line_refusal(capsys, args, match) -> str:
 
 
 def edit_json(path, **changes):
-    """``changes`` into a JSON file; a summary.json's seal of its figures made again, as
-    ctcnet's own writes make it (a test sets up a run's outcome; ``refuse_edits`` tests a
-    change by hand)."""
-    from ctcnet.inference.figures_seal import figures_sha256
+    """``changes`` into a JSON file; a summary.json's seals (of its figures and the others
+    beside them) made again, as ctcnet's own writes make them (a test sets up a run's
+    outcome; ``refuse_edits`` tests a change by hand)."""
+    from ctcnet.inference.figures_seal import figures_sha256, record_seals
 
     data = json.loads(path.read_text())
     data.update(changes)
-    if "figures_sha256" in data and "figures_sha256" not in changes:
-        data["figures_sha256"] = figures_sha256(data)
+    seals = {"figures_sha256": figures_sha256(data), **record_seals(data)}
+    data.update({name: seal for name, seal in seals.items()
+                 if name in data and name not in changes})
     path.write_text(json.dumps(data))
 
 

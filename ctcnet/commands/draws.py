@@ -36,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patient-key", default="patient_id", metavar="KEY",
                         help="the cartridge.json key naming the patient (default patient_id): "
                              "draws naming other patients are refused")
-    parser.add_argument("--out", metavar="CSV", help="also write the table to this file")
+    parser.add_argument("--out", metavar="CSV",
+                        help="also write the table to this file (-: to standard output, the "
+                             "lines then on standard error)")
     parser.add_argument("--overwrite", action="store_true",
                         help="write over an existing --out file (refused otherwise)")
     # ``ctcnet --quiet`` sets it: the lines are then kept off the console only where --out
@@ -46,20 +48,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``ctcnet draws``; returns 0."""
-    import csv
-    import io
+    import sys
     from pathlib import Path
 
-    from ctcnet.core.printable import spreadsheet_cell
     from ctcnet.inference.counts import interval_text, per_volume_text
     from ctcnet.inference.serial_draws import DEFAULT_CUTOFF, OTHER_SCANNERS, compare_draws
-    from ctcnet.io.atomic import atomic_write_text, check_output_file
     from ctcnet.io.cartridge_info import RESERVED_OUT_NAMES
 
     cutoff = DEFAULT_CUTOFF if args.cutoff is None else args.cutoff
-    if args.out:  # refused before the draws are read
-        check_output_file(args.out, example="draws.csv",
-                          earlier=None if args.overwrite else "another series' table")
+    to_stdout = args.out == "-"
+    if args.out and not to_stdout:  # refused before the draws are read
+        _check_out(args.out, args.samples, args.overwrite)
     lines = []
     # `draws results/*`: the --out folder's own files passed over, said (not sample folders)
     own = [s for s in args.samples if Path(s).name.lower() in RESERVED_OUT_NAMES
@@ -98,22 +97,57 @@ def run(args: argparse.Namespace) -> int:
     lines += shared  # of the series, said once
     if differ:
         lines.append(f"NOT COMPARABLE as they stand: the draws were counted by other models or "
-                     f"at other settings ({', '.join(differ)}; each summary.json's "
-                     "run_fingerprint says which): run them again with one model and settings")
+                     f"at other settings ({'; '.join(differ)}; each summary.json's "
+                     "run_fingerprint holds them): run them again with one model and settings")
+    dated = next((d.keys_near["date"] for d in draws if "date" in d.keys_near), None)
+    if dated and len(draws) > 1:  # (the order given is not checked without it)
+        lines.append(f"(the draws' order is taken as given: their cartridge.json has "
+                     f"{dated!r}; --date-key {dated} shows each draw's date and checks the "
+                     "order)")
     if len(draws) > 1:
         lines.append("p: exact test of one rate in both draws (the blood sampled, not the "
                      "calls); the intervals are each draw's alone")
     if not (args.quiet and args.out):
-        print("\n".join(lines))
+        print("\n".join(lines), file=sys.stderr if to_stdout else sys.stdout)
     if args.out:
-        rows = [d.row() for d in draws]
-        text = io.StringIO()
-        writer = csv.DictWriter(text, list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows({k: "" if v is None else spreadsheet_cell(v) for k, v in r.items()}
-                         for r in rows)
-        atomic_write_text(Path(args.out), text.getvalue())
+        _write_table([d.row() for d in draws], None if to_stdout else Path(args.out))
     return 0
+
+
+def _check_out(out: str, samples: list[str], overwrite: bool) -> None:
+    """Refuse an ``--out`` that is not a file to write, is another table (without
+    ``--overwrite``) or lies in a draw's own output folder (written over its summary.json)."""
+    from pathlib import Path
+
+    from ctcnet.io.atomic import check_output_file
+
+    check_output_file(out, example="draws.csv",
+                      earlier=None if overwrite else "another series' table")
+    inside = [s for s in samples
+              if Path(s).is_dir() and Path(out).resolve().is_relative_to(Path(s).resolve())]
+    if inside:
+        raise InputError(f"--out lies in the draw's output folder {inside[0]}, whose files the "
+                         "draws are read from: write the table outside it", out)
+
+
+def _write_table(rows: list[dict], path) -> None:
+    """The draws' rows as CSV to ``path``, written whole at once, or to standard output."""
+    import csv
+    import io
+    import sys
+
+    from ctcnet.core.printable import spreadsheet_cell
+    from ctcnet.io.atomic import atomic_write_text
+
+    text = io.StringIO()
+    writer = csv.DictWriter(text, list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: "" if v is None else spreadsheet_cell(v) for k, v in r.items()}
+                     for r in rows)
+    if path is None:
+        sys.stdout.write(text.getvalue())
+    else:
+        atomic_write_text(path, text.getvalue())
 
 
 def signoff_holds_now(folder) -> bool:
@@ -128,7 +162,8 @@ def signoff_holds_now(folder) -> bool:
 
     try:
         events = pd.read_parquet(folder / "events.parquet")
-        record = signoff_now(folder, events, RunSummary.read(folder))
+        # (said quietly: the draw's note says a sign-off that no longer holds, in its words)
+        record = signoff_now(folder, events, RunSummary.read(folder), say=False)
     except (OSError, ValueError, InputError):
         return False  # (its table unreadable: no sign-off of it holds)
     return record is not None and record["status"] == CURRENT

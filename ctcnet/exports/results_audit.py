@@ -204,6 +204,10 @@ def _seal_lines(data: dict) -> tuple[list[str], list[str]]:
         problems.append("what its blood read rests on (summary.json's frames read and skipped, "
                         "their events, the events per mm^2) was changed since ctcnet wrote it "
                         "(its seal, reading_sha256): edited by hand?")
+    if seal_edited(data, "sample_record_sha256"):
+        problems.append("its sample's record (summary.json's cartridge_info: the patient, the "
+                        "draw's date; whether the blood volume was stated) was changed since "
+                        "ctcnet wrote it (its seal, sample_record_sha256): edited by hand?")
     return problems, notes
 
 

@@ -46,9 +46,14 @@ PROVENANCE_FIELDS = ("model", "software", "ctcnet_version", "cartridge_id", "fra
 # the crowding. Sealed apart too (``reading_sha256``): a skipped frame edited away read as a
 # whole sample, and the audit passed it.
 READING_FIELDS = ("frames", "skipped_frames", "events_per_mm2", "events_by_frame")
+# Whose blood and how much of it was stated: cartridge.json's record as predict read it (a
+# patient id, a draw's date) and whether the tube's volume was stated. Sealed apart too
+# (``sample_record_sha256``): another patient's id edited in read as one patient's draws.
+SAMPLE_RECORD_FIELDS = ("cartridge_info", "blood_volume_stated")
 # Each seal written beside the figures' and what it seals; one an earlier ctcnet did not
 # write is absent, and such a summary still reads.
-SEALS = {"provenance_sha256": PROVENANCE_FIELDS, "reading_sha256": READING_FIELDS}
+SEALS = {"provenance_sha256": PROVENANCE_FIELDS, "reading_sha256": READING_FIELDS,
+         "sample_record_sha256": SAMPLE_RECORD_FIELDS}
 
 
 def record_seals(data: dict) -> dict[str, str]:

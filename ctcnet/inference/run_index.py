@@ -323,16 +323,43 @@ def settings_that_differ(fingerprints: Sequence[dict]) -> list[str]:
             if len({json.dumps(f.get(key), sort_keys=True) for f in fingerprints}) > 1]
 
 
+def how_settings_differ(made_with: dict[str, dict], models: dict[str, str] | None = None
+                        ) -> list[str]:
+    """Each setting the runs (a label each: its fingerprint) differ in, with how: the
+    settings of a group that differ (``guard (cd45_level)``), or each value of one setting
+    with the runs that hold it (the model by its network digest's first 12 hex digits, after
+    its name in ``models``, a label's model file, where given)."""
+    said = []
+    for key in settings_that_differ(list(made_with.values())):
+        values = {label: f.get(key) for label, f in made_with.items()}
+        if all(isinstance(v, dict) or v is None for v in values.values()):
+            inner = sorted({k for v in values.values() if v for k in v
+                            if len({json.dumps((w or {}).get(k), sort_keys=True)
+                                    for w in values.values()}) > 1})
+            said.append(f"{key} ({', '.join(inner[:4])}{', ...' if len(inner) > 4 else ''})")
+            continue
+        by_value: dict[str, list[str]] = {}  # (a night's folder: a value's runs named once)
+        for label, v in values.items():
+            text = (f"{(models or {}).get(label, '')} {str(v)[:12]}".strip()
+                    if key == "model_sha256" else json.dumps(v)[:40])
+            by_value.setdefault(text, []).append(str(label))
+        said.append(f"{key} (" + "; ".join(
+            f"{text} in {', '.join(labels[:3])}" + (f" and {len(labels) - 3} more"
+                                                    if len(labels) > 3 else "")
+            for text, labels in by_value.items()) + ")")
+    return said
+
+
 def _warn_of_mixed_settings(out: Path, made_with: dict[str, dict]) -> None:
     """Say where the folder's outputs (name: its summary's run fingerprint; this run's and
     those an earlier run left) were made by other models or at other settings (jobs of one
     array run with other options into one --out, a sample added to a night's folder and
     given another model): their counts are not comparable."""
-    differ = settings_that_differ(list(made_with.values()))
+    differ = how_settings_differ(made_with)
     if differ:
         log.warning("%s: the folder's outputs were made by other models or settings (they "
                     "differ in %s; each summary.json's run_fingerprint says which, samples.csv's "
-                    "model_path too): their counts are not comparable", out, ", ".join(differ))
+                    "model_path too): their counts are not comparable", out, "; ".join(differ))
 
 
 def _share_text(name: str, world_size: int) -> str:

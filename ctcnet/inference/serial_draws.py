@@ -30,9 +30,10 @@ from pathlib import Path
 
 from ctcnet.errors import InputError
 from ctcnet.inference.counts import per_7_5_ml, per_volume_text, rate_interval
-from ctcnet.inference.figures_seal import check_figures_sealed
+from ctcnet.inference.figures_seal import SEALS, check_figures_sealed, seal_edited
+from ctcnet.inference.journal import PARTS_DIR
 from ctcnet.inference.result_state import result_state, reviewed_figures, signoff_holds
-from ctcnet.inference.run_index import settings_that_differ
+from ctcnet.inference.run_index import how_settings_differ, settings_that_differ
 from ctcnet.inference.run_table import list_cell
 from ctcnet.inference.summary import SUMMARY_FILE
 from ctcnet.io.cartridge_info import PATIENT_KEY, RUN_INDEX_FILE
@@ -89,23 +90,32 @@ class Draw:
     cartridge_id: str | None = None  # the scan: one scan is one blood draw
     pixel_size_um: float | None = None  # the scanner's
     network_sha256: str | None = None  # what counted it
+    model: str | None = None           # the model file's name
     not_comparable: str = ""        # the settings the draws' runs differ in ("": none)
     notes: list[str] = field(default_factory=list)
+    # Keys of its cartridge.json the options may have meant (not a column): "patient", one
+    # like the patient key where that is absent; "date", one that reads as a date where no
+    # --date-key was given.
+    keys_near: dict[str, str] = field(default_factory=dict, repr=False)
 
     def row(self) -> dict:
         """The draw as a flat row (notes joined by ``; ``: :func:`.run_table.list_cell`)."""
         out = asdict(self)
+        del out["keys_near"]
         out["notes"] = list_cell(self.notes)
         if self.per_7_5_ml is not None:  # to 4 decimals, as its interval's ends
             out["per_7_5_ml"] = round(self.per_7_5_ml, 4)
         return out
 
 
-def _decided_so_far(summary: dict, class_name: str) -> str | None:
+def _decided_so_far(summary: dict, class_name: str, cutoff: float,
+                    automatic: float | None) -> str | None:
     """A review under way, not signed off, as its decisions stand (summary.json's
-    ``reviewed``), or None before any decision. The span a review could move the count to
-    is said beside it as what it is, of the calls as predict made them: a confident call
-    relabelled goes past it (2.14-3.21 stated beside an after-review 4.29)."""
+    ``reviewed``), or None before any decision; where they stand on the other side of
+    ``cutoff`` from the ``automatic`` rate, that the review decides the side. The span a
+    review could move the count to is said beside it as what it is, of the calls as predict
+    made them: a confident call relabelled goes past it (2.14-3.21 stated beside an
+    after-review 4.29)."""
     reviewed = summary.get("reviewed")
     if not isinstance(reviewed, dict) or not reviewed.get("reviewed"):
         return None
@@ -114,13 +124,20 @@ def _decided_so_far(summary: dict, class_name: str) -> str | None:
     so_far = "" if count is None else (
         f", {class_name} {count} after review so far"
         + ("" if rate is None else f" ({per_volume_text(rate)} per 7.5 mL)"))
+    if rate is not None and automatic is not None and (rate >= cutoff) != (automatic >= cutoff):
+        so_far += (f", {'at or above' if rate >= cutoff else 'below'} the cut-off of "
+                   f"{cutoff:g} where the automatic count is not: the review decides which "
+                   "side")
     return (f"under review, not signed off: {reviewed['reviewed']} event(s) decided{so_far}; "
             "the figure above is the automatic count until the review is signed off")
 
 
 def _what_folder(folder: Path) -> str:
-    """What a folder given as a draw is instead, where it tells: a whole --out folder, or a
-    scan."""
+    """What a folder given as a draw is instead, where it tells: a sample predict began and
+    did not finish, a whole --out folder, or a scan."""
+    if (folder / PARTS_DIR).is_dir():
+        return ("; predict began this sample and did not finish it (stopped?): the same "
+                "predict command resumes it")
     if (folder / RUN_INDEX_FILE).is_file():
         return (f"; {folder} is a whole --out folder of several samples: give its sample "
                 f"folders ({folder}/<sample>)")
@@ -150,6 +167,12 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
     if not isinstance(summary, dict) or "crops" in summary:
         raise InputError("not a cartridge's output (a crop folder has no blood volume)", folder)
     unsealed = check_figures_sealed(summary, folder)
+    broken = [name for name in SEALS if seal_edited(summary, name)]
+    if broken:  # (another patient's id edited in read as one patient's draw)
+        raise InputError(f"what summary.json's seal(s) {', '.join(broken)} seal was changed "
+                         "since ctcnet wrote it (edited by hand?): not read; ctcnet verify "
+                         "--results names it, and predict run again writes the summary anew",
+                         folder)
     state = result_state(summary)
     # (a partial scan signed off too: its state is partial)
     signed = signoff_holds(summary) and (signoff_check is None or signoff_check(folder))
@@ -177,7 +200,8 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
             notes.append(f"partial scan: a rate of the blood read ({volume} mL of {tube}), "
                          "not of a whole tube")
         notes += [f"partial: {problem}" for problem in summary.get("problems") or []]
-    decided = _decided_so_far(summary, class_name) if not signed and not failed else None
+    decided = _decided_so_far(summary, class_name, cutoff, rate) if not signed and not failed \
+        else None
     if summary.get("signoff") and not signed:
         notes.append("its sign-off no longer holds: the automatic count, until it is signed "
                      "off again")
@@ -205,10 +229,16 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
                      "cartridge_info; added since: rerun predict, which keeps the counts)"
                      + (f"; it has {close[0]!r}: --date-key {close[0]}?" if close else ""))
     patient = info.get(patient_key) if patient_key else None
+    near = {"patient": _near_key(patient_key, info) if patient_key and patient is None
+            else None,
+            "date": None if date_key else next(
+                (str(k) for k in info if re.search(r"date|drawn|collected", str(k), re.I)),
+                None)}
     against = "n/a" if rate is None else "at or above" if rate >= cutoff else "below"
     fingerprint = summary.get("run_fingerprint")
     fingerprint = fingerprint if isinstance(fingerprint, dict) else {}
     panel = summary.get("panel") if isinstance(summary.get("panel"), dict) else {}
+    model = summary.get("model") if isinstance(summary.get("model"), dict) else {}
     draw = Draw(draw=place, name=str(summary.get("sample_id") or folder.name),
                 folder=str(folder), result_state=state.get("state"),
                 status=summary.get("status"), figure="after review" if signed else "automatic",
@@ -221,8 +251,21 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
                 patient=None if patient is None else str(patient),
                 cartridge_id=summary.get("cartridge_id"),
                 pixel_size_um=panel.get("pixel_size_um"),
-                network_sha256=fingerprint.get("model_sha256"), notes=notes)
+                network_sha256=fingerprint.get("model_sha256"),
+                model=Path(str(model["path"])).name if model.get("path") else None, notes=notes,
+                keys_near={what: key for what, key in near.items() if key})
     return draw, fingerprint
+
+
+def _near_key(key: str, info: dict) -> str | None:
+    """A key of ``info`` that is ``key`` mistyped (``patientid``, ``PatientID`` for
+    ``patient_id``): letters and digits alike but for one or two; None if none is."""
+    def bare(text):
+        return re.sub(r"[^0-9a-z]", "", str(text).lower())
+
+    near = [k for k in info if str(k) != key and
+            difflib.SequenceMatcher(None, bare(k), bare(key)).ratio() >= 0.85]
+    return str(near[0]) if near else None
 
 
 def compare_draws(folders, class_name: str = "ctc", cutoff: float = DEFAULT_CUTOFF,
@@ -230,9 +273,10 @@ def compare_draws(folders, class_name: str = "ctc", cutoff: float = DEFAULT_CUTO
                   signoff_check: Callable[[Path], bool] | None = None,
                   patient_key: str | None = PATIENT_KEY) -> tuple[list[Draw], list[str]]:
     """The draws of ``folders`` (in draw order), each compared with the one before and the
-    first (:func:`rate_change_p`), and what makes them not comparable (settings that differ
-    between the runs that counted them; ``signoff_check``: as :func:`read_draw`'s). Draws
-    naming other patients (cartridge.json's ``patient_key``) are refused."""
+    first (:func:`rate_change_p`), and what makes them not comparable (each setting that
+    differs between the runs that counted them, with how: :func:`.how_settings_differ`;
+    ``signoff_check``: as :func:`read_draw`'s). Draws naming other patients (cartridge.json's
+    ``patient_key``) are refused."""
     read = [read_draw(f, i + 1, class_name, cutoff, date_key, signoff_check, patient_key)
             for i, f in enumerate(folders)]
     draws = [d for d, _ in read]
@@ -251,12 +295,14 @@ def compare_draws(folders, class_name: str = "ctc", cutoff: float = DEFAULT_CUTO
         _compare(draw, draws[0], "change_from_first", "p_from_first")
     _say_dates_out_of_order(draws)
     differ = settings_that_differ([f for _, f in read])
+    how = how_settings_differ({f"draw {d.draw}": f for d, f in read},
+                              {f"draw {d.draw}": d.model for d in draws if d.model})
     scanners = sorted({d.pixel_size_um for d in draws if d.pixel_size_um is not None})
     for draw in draws:  # said in every row too: a table travels without the console
         draw.not_comparable = ", ".join(differ)
         if len(scanners) > 1:
             draw.notes.append(OTHER_SCANNERS.format(", ".join(f"{p:g}" for p in scanners)))
-    return draws, differ
+    return draws, how
 
 
 def _refuse_shared_frames(draws: list[Draw]) -> None:
@@ -304,6 +350,12 @@ def check_one_patient(draws: list[Draw], patient_key: str | None) -> None:
                                   f"the other draws {next(iter(named))}: not checked to be "
                                   "the same patient's")
     elif len(draws) > 1 and patient_key:  # none named: every change unchecked
+        near = next((d for d in draws if "patient" in d.keys_near), None)
+        if near is not None:  # a key mistyped turns the check off: refused, not a note
+            key = near.keys_near["patient"]
+            raise InputError(f"no draw's cartridge.json names a patient by {patient_key!r}; "
+                             f"draw {near.draw}'s has {key!r}: --patient-key {key}? "
+                             "(--patient-key '' compares the draws unchecked)")
         for draw in draws[1:]:
             draw.notes.append(f"no draw's cartridge.json names a patient ({patient_key}): not "
                               "checked to be the same patient's as the draws before it")
@@ -326,8 +378,8 @@ def _say_dates_out_of_order(draws: list[Draw]) -> None:
     rise. Dates with and without a time zone are compared by the day each is written on."""
     read = [(d, drawn_time(d.drawn_at)) for d in draws]
     dated = [(d, t) for d, t in read if t is not None]
-    for draw, when in read:  # beside dates read: its order against them unchecked, said
-        if when is None and draw.drawn_at and dated:
+    for draw, when in read:  # its order against the other draws unchecked, said
+        if when is None and draw.drawn_at and len(draws) > 1:
             # An ISO form of a day no calendar has (2026-02-30) is said as such, not as another
             # form.
             form = ("is no date (an ISO 8601 form of a day no calendar has)"

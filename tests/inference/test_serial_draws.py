@@ -53,8 +53,17 @@ def test_draws_are_read_against_the_cutoff_and_each_other(clean_run, tmp_path):
     third = _draw(clean_run, tmp_path, "wk7", 5, 7.5)
     fingerprint = json.loads((third / "summary.json").read_text())["run_fingerprint"]
     edit_json(third / "summary.json", run_fingerprint={**fingerprint, "model_sha256": "0" * 64})
+    edit_json(third / "summary.json", run_fingerprint={**fingerprint, "model_sha256": "0" * 64,
+                                                       "edge_cut_as": "wbc"})
     draws, differ = compare_draws([first, second, third])
-    assert differ == ["model_sha256"]
+    model = draws[0].model
+    sha = fingerprint["model_sha256"][:12]
+    assert model and differ == [  # said with how: the models by name, the values by draw
+        f"model_sha256 ({model} {sha} in draw 1, draw 2; {model} {'0' * 12} in draw 3)",
+        'edge_cut_as ("debris" in draw 1, draw 2; "wbc" in draw 3)']
+    edit_json(third / "summary.json", run_fingerprint={**fingerprint, "model_sha256": "0" * 64})
+    draws, differ = compare_draws([first, second, third])
+    assert len(differ) == 1 and differ[0].startswith("model_sha256 (")
     assert all(d.row()["not_comparable"] == "model_sha256" for d in draws)  # the CSV says it
     panel = json.loads((third / "summary.json").read_text())["panel"]
     edit_json(third / "summary.json", panel={**panel, "pixel_size_um": 0.45})
@@ -86,6 +95,17 @@ def test_draws_are_read_against_the_cutoff_and_each_other(clean_run, tmp_path):
             "3.00-11.00 per 7.5 mL (a confident call relabelled goes past that); that crosses "
             "the cut-off of 5: the review decides which side") in notes
     assert compare_draws([first, second])[0][0].count == 13
+    # Decisions that put a draw on the other side of the cut-off: the review decides the side,
+    # said though the span of the calls as predict made them does not cross it.
+    edit_json(first / "summary.json",
+              tally={**tally, "review_span_per_7_5_ml": {"ctc": [12.0, 13.0], "cluster": None}},
+              reviewed={"reviewed": 9, "reported": ["ctc", "cluster"],
+                        "after_review": {"ctc": 4, "cluster": 0},
+                        "after_review_per_7_5_ml": {"ctc": 4.0, "cluster": 0.0}})
+    (decided,) = [n for n in compare_draws([first, second])[0][0].notes
+                  if n.startswith("under review")]
+    assert ("ctc 4 after review so far (4.00 per 7.5 mL), below the cut-off of 5 where the "
+            "automatic count is not: the review decides which side") in decided
     # One scan given twice (before and after a volume correction) is no second draw.
     with pytest.raises(InputError, match="are one scan"):
         compare_draws([first, first])
@@ -346,3 +366,96 @@ def test_draws_of_two_patients_are_refused_and_a_mistyped_key_is_suggested(clean
     assert status == 2 and "exists" in err[0] and "--overwrite" in err[0]
     assert main(["draws", str(folders[0]), "--out", str(out), "--overwrite"]) == 0
     assert len(out.read_text().splitlines()) == 2
+
+
+def test_a_patient_key_mistyped_is_refused_not_a_check_turned_off(clean_run, tmp_path, capsys):
+    """`--patient-key patientid` found no draw naming a patient and compared two patients'
+    draws, with a note that none named one; a key like it in cartridge.json is suggested."""
+    folders = []
+    for name, patient in (("p01_d0", "P01"), ("p02_d0", "P02")):
+        folders.append(_draw(clean_run, tmp_path, name, 4, 7.5))
+        edit_json(folders[-1] / "summary.json",
+                  cartridge_info={"PatientID": patient, "patient_age": 61})
+    with pytest.raises(InputError, match=r"no draw's cartridge.json names a patient by "
+                                         r"'patient_id'; draw 1's has 'PatientID': "
+                                         r"--patient-key PatientID\?"):
+        compare_draws(folders)
+    with pytest.raises(InputError, match="the draws name 2 patients"):
+        compare_draws(folders, patient_key="PatientID")
+    for folder in folders:  # a key merely sharing a word is no suggestion: a note, as before
+        edit_json(folder / "summary.json", cartridge_info={"patient_age": 61})
+    draws, _ = compare_draws(folders)
+    assert any("no draw's cartridge.json names a patient" in n for n in draws[1].notes)
+    # Without --date-key, a key that reads as the draw's date is pointed to: the order given
+    # is otherwise unchecked.
+    for folder, when in zip(folders, ("2026-06-14", "2026-04-19")):
+        edit_json(folder / "summary.json", cartridge_info={"draw_date": when})
+    from ctcnet.cli import main
+
+    assert main(["draws", *map(str, folders)]) == 0
+    assert "their cartridge.json has 'draw_date'; --date-key draw_date shows each draw's date " \
+        "and checks the order" in capsys.readouterr().out
+
+
+def test_dates_of_another_form_are_said_unchecked_though_no_draw_is_iso(clean_run, tmp_path):
+    """Day-first dates alone: the order was checked against nothing and said nothing, so a
+    fall given in the wrong order read as a rise without a note."""
+    folders = []
+    for name, when in (("wk12", "30.03.2026"), ("wk3", "26.01.2026")):
+        folders.append(_draw(clean_run, tmp_path, name, 4, 7.5))
+        edit_json(folders[-1] / "summary.json", cartridge_info={"scan_date": when})
+    draws, _ = compare_draws(folders, date_key="scan_date")
+    assert all(any("is not ISO 8601 (a date written as YYYY-MM-DD): its order against the "
+                   "other draws is not checked" in n for n in d.notes) for d in draws)
+    assert not any("ISO" in n for n in compare_draws(folders[:1], date_key="scan_date")[0][0]
+                   .notes)  # one draw: no order to check
+
+
+def test_a_sample_record_edited_in_summary_json_is_not_read(clean_run, tmp_path, capsys):
+    """Another patient's draw with its patient id edited in summary.json read as the same
+    patient's; a volume said stated where it was assumed dropped the note."""
+    from ctcnet.cli import main
+
+    first = _draw(clean_run, tmp_path, "d0", 4, 7.5)
+    second = _draw(clean_run, tmp_path, "wk3", 3, 7.5)
+    assert json.loads((second / "summary.json").read_text())["sample_record_sha256"]
+    stated = json.loads((second / "summary.json").read_text())["blood_volume_stated"]
+    for edit in ({"cartridge_info": {"patient_id": "P01"}}, {"blood_volume_stated": not stated}):
+        summary = json.loads((second / "summary.json").read_text())
+        (second / "summary.json").write_text(json.dumps({**summary, **edit}))  # by hand
+        with pytest.raises(InputError, match="seal.s. sample_record_sha256 seal was changed"):
+            compare_draws([first, second])
+        assert main(["verify", "--results", str(second), "--json"]) == 1
+        (sample,) = json.loads(capsys.readouterr().out)["samples"]
+        assert any("sample_record_sha256" in p for p in sample["problems"])
+        (second / "summary.json").write_text(json.dumps(summary))
+
+
+def test_the_table_is_never_written_into_a_draw_and_goes_to_standard_output_with_a_dash(
+        clean_run, tmp_path, capsys):
+    """`--out WK12/summary.json --overwrite` wrote the CSV over the draw's own summary; `--out
+    -` wrote a file named `-`."""
+    import pandas as pd
+
+    from ctcnet.cli import main
+
+    first = _draw(clean_run, tmp_path, "d0", 13, 7.5)
+    second = _draw(clean_run, tmp_path, "wk3", 2, 7.5)
+    before = (second / "summary.json").read_bytes()
+    status, err = run_cli(capsys, "draws", first, second, "--out", second / "summary.json",
+                          "--overwrite")
+    assert status == 2 and "--out lies in the draw's output folder" in err[0]
+    assert (second / "summary.json").read_bytes() == before
+    assert main(["draws", str(first), str(second), "--out", "-"]) == 0
+    out, err = capsys.readouterr()
+    table = pd.read_csv(__import__("io").StringIO(out))
+    assert list(table["count"]) == [13, 2] and "model" in table.columns
+    assert "2. wk3: ctc 2" in err and not (tmp_path / "-").exists()
+
+
+def test_a_sample_predict_did_not_finish_is_said_so(clean_run, tmp_path, capsys):
+    first = _draw(clean_run, tmp_path, "d0", 4, 7.5)
+    stopped = tmp_path / "stopped"
+    (stopped / "parts").mkdir(parents=True)
+    status, err = run_cli(capsys, "draws", first, stopped)
+    assert status == 2 and "predict began this sample and did not finish it" in err[0]
