@@ -69,6 +69,9 @@ def composite_record() -> dict:
                  f"{annotations.FRAME_FILL:g} of an edge line) is filled from the pixels "
                  f"inside it, then burnt-in scale bars (every plane at least {white}, within "
                  f"{spread}) and their labels are filled from the pixels round them "
-                 f"(ctcnet.io.annotations.without_marks), before anything reads the crop",
+                 f"(ctcnet.io.annotations.without_marks), before anything reads the crop: "
+                 f"each pixel of a mark takes the planes of the nearest pixel that is none "
+                 f"(Euclidean distance, the indices scipy.ndimage.distance_transform_edt "
+                 f"returns)",
         "resize": "then as cropping.crop_folder, from the crop's stated pixel size",
     }

@@ -248,8 +248,10 @@ def cropping_contract() -> dict:
         },
         # A crop folder's crops are no windows of a frame: resized alike, then fitted.
         "crop_folder": {
-            "resize": "as resize above, m from the crop's own sides (each side * its pixel "
-                      "size / pixel_size_um)",
+            "resize": "to max(1, round_half_even(h * its pixel size / pixel_size_um)) rows "
+                      "and likewise w columns, the kernel as resize above, without resize's "
+                      "max with crop_size (a crop that comes out smaller is fitted as smaller "
+                      "says)",
             "larger": "centre-cut: rows and columns (m - crop_size) // 2 on",
             "smaller": f"placed at row (crop_size - h) // 2, column (crop_size - w) // 2 of a "
                        f"crop_size x crop_size crop; the margin filled as border_fill, measured "
