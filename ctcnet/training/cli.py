@@ -21,6 +21,7 @@ Multi-GPU and multi-node training is Lightning's: ``--trainer.devices=4
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -34,14 +35,15 @@ from lightning.pytorch.cli import LightningCLI
 
 from ctcnet.errors import InputError
 from ctcnet.io.atomic import refuse_overwriting_inputs
-from ctcnet.nn.classifier import load_model, save_model
+from ctcnet.nn.classifier import load_model, refuse_nonfinite_weights, save_model
 from ctcnet.nn.registry import is_registry_name, resolve_model
 from ctcnet.training.checkpoints import BestAndLastCheckpoint
 from ctcnet.training.datamodule import CTCDataModule
 from ctcnet.training.interrupts import SigtermWithoutBroadcast, fit_or_interrupt
 from ctcnet.training.lightning_noise import quiet_like_ctcnet
 from ctcnet.training.lit import CTCLitModule
-from ctcnet.training.run_identity import RUN_DATA, changed_data, data_identity
+from ctcnet.training.resume import RUN_SHAPE, check_resume, run_shape
+from ctcnet.training.run_identity import RUN_DATA, data_identity
 from ctcnet.training.splits import RANK_SEED_STEP
 
 log = logging.getLogger(__name__)
@@ -89,16 +91,6 @@ class RunShapeInCheckpoint(Callback):
         checkpoint[RUN_SHAPE] = run_shape(trainer, getattr(trainer, "datamodule", None))
         if self.data is not None:
             checkpoint[RUN_DATA] = self.data
-
-
-RUN_SHAPE = "ctcnet_run_shape"
-
-
-def run_shape(trainer, datamodule) -> dict:
-    """What sets a run's steps per epoch beside its data: processes, batch size, accumulation."""
-    return {"processes": int(trainer.world_size),
-            "batch_size": int(getattr(datamodule, "batch_size", 0) or 0),
-            "accumulate_grad_batches": int(getattr(trainer, "accumulate_grad_batches", 1))}
 
 
 # The metrics a run logs while it trains (``lit.CTCClassifier``'s training and validation
@@ -207,6 +199,11 @@ def export_best(trainer, export_name: str | None, run: dict | None = None) -> Pa
     best = getattr(callback, "best_model_path", "") or getattr(callback, "last_model_path", "")
     if not best:
         return None
+    state = torch.load(best, map_location="cpu", weights_only=True).get("state_dict", {})
+    # (the file's own check advises an earlier checkpoint, which a run diverged from its
+    # first steps has none of)
+    refuse_nonfinite_weights(state, best, "the training diverged (a learning rate too high "
+                             "for it?); train again with a lower --model.lr, --overwrite=true")
     model, spec = load_model(best)
     if run:
         spec = spec.replace(training={**(spec.training or {}), **run})
@@ -219,8 +216,6 @@ def run_record(cli) -> dict:
     """What made a training run, for its model file: the whole configuration as the run
     read it (``config``: seed, trainer, model and data settings, as config.yaml holds them)
     and the software (ctcnet's version and commit, the libraries)."""
-    import json
-
     from ctcnet.core.provenance import software_record
 
     config = json.loads(json.dumps(cli.config.as_dict(), default=str))
@@ -278,108 +273,6 @@ def check_fresh_run_dir(cli) -> None:
             log.info("%s: removed, the logs of the run --overwrite replaces", logs)
 
 
-def _trained_steps(path: Path) -> tuple[int, int]:
-    """(global step, file time) of a checkpoint, to pick the furthest-trained of several
-    (-1 steps for one that does not read: the check of the one picked says why)."""
-    try:
-        step = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get(
-            "global_step", -1)
-    except Exception:  # noqa: BLE001 - any unreadable file ranks last
-        step = -1
-    return int(step) if isinstance(step, int) else -1, path.stat().st_mtime_ns
-
-
-def check_resume(ckpt_path: str | None, trainer, shape: dict | None = None,
-                 data: dict | None = None) -> Path | None:
-    """The checkpoint a resume starts from (None: no resume), refused where it cannot train:
-    missing, ``max_epochs`` already reached by it (Lightning would stop at once and export
-    the old model as if new), or a run of another shape (``shape``: :func:`run_shape` of this
-    run; processes, batch size or accumulation changed: the steps of an epoch with them, under
-    a learning-rate schedule planned over the old ones), or on other crops (``data``:
-    :func:`~ctcnet.training.run_identity.data_identity` of this run).
-
-    ``last`` is the furthest-trained ``last*.ckpt`` of the checkpoint folder (its global
-    step, then its file time: a second run into the same folder writes ``last-v1.ckpt``
-    beside the first run's, and a copied folder's file times say nothing): the file checked
-    is the file resumed."""
-    if not ckpt_path:
-        return None
-
-    path = Path(ckpt_path)
-    if ckpt_path == "last":
-        folder = Path(getattr(trainer.checkpoint_callback, "dirpath", None) or ".")
-        candidates = [p for p in folder.glob("last*.ckpt") if p.is_file()]
-        path = max(candidates, key=_trained_steps) if candidates else folder / "last.ckpt"
-    if not path.is_file():
-        raise InputError("checkpoint to resume from not found" + (
-            ": none was saved (a run stopped before its first epoch ended saves none); run "
-            "the same command without --ckpt_path, which starts the run afresh"
-            if ckpt_path == "last" else ""), path)
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
-        raise InputError(f"checkpoint to resume from is not readable: "
-                         f"{str(err).splitlines()[0][:200]}", path) from None
-    epoch, max_epochs = checkpoint.get("epoch"), trainer.max_epochs
-    longer = (f"a resume finishes the run its checkpoint began; to train on, start a new run "
-              f"from its weights (--model.init_from={path})")
-    if isinstance(epoch, int) and max_epochs is not None and 0 <= max_epochs <= epoch + 1:
-        raise InputError(f"the checkpoint has finished {epoch + 1} epoch(s); "
-                         f"trainer.max_epochs={max_epochs} would train nothing: {longer}", path)
-    before = checkpoint.get(RUN_SHAPE)
-    if isinstance(before, dict) and shape is not None and before != shape:
-        changed = ", ".join(f"{k} {before.get(k)} -> {v}" for k, v in shape.items()
-                            if before.get(k) != v)
-        raise InputError(f"the checkpoint's run had another shape ({changed}; "
-                         "trainer.devices, data.batch_size, trainer.accumulate_grad_batches): "
-                         "its epochs had other steps, and the learning-rate schedule resumed "
-                         f"with it would end early or fail; resume with the same, or {longer}",
-                         path)
-    other_data = changed_data(checkpoint.get(RUN_DATA), data)
-    if other_data:  # the model written would name the crops of the run's start
-        raise InputError(f"the checkpoint's run trained on other crops ({other_data}): "
-                         f"{longer}", path)
-    planned, asked = planned_steps(checkpoint), asked_steps(checkpoint, trainer)
-    if planned is not None and asked is not None and planned != asked:
-        # The learning-rate schedule is restored with the run: planned over its own length,
-        # it would fail past its end (one-cycle) or restart its warm-up (cosine).
-        raise InputError(f"the checkpoint's learning-rate schedule was planned over {planned} "
-                         f"steps and this run asks for {asked} (trainer.max_epochs or "
-                         f"max_steps changed): {longer}", path)
-    return path
-
-
-def planned_steps(checkpoint: dict) -> int | None:
-    """The steps the checkpoint's learning-rate schedule was planned over (one-cycle's total,
-    or the warm-up plus cosine's length), None where it cannot be read."""
-    schedulers = checkpoint.get("lr_schedulers") or []
-    if len(schedulers) != 1 or not isinstance(schedulers[0], dict):
-        return None
-    state = schedulers[0]
-    if isinstance(state.get("total_steps"), int):
-        return state["total_steps"]
-    parts, milestones = state.get("_schedulers"), state.get("_milestones")
-    if isinstance(parts, list) and len(parts) == 2 and isinstance(milestones, list) and \
-            isinstance(parts[1], dict) and isinstance(parts[1].get("T_max"), int):
-        return int(milestones[0]) + parts[1]["T_max"]
-    return None
-
-
-def asked_steps(checkpoint: dict, trainer) -> int | None:
-    """The steps this run's limits come to, at the checkpoint's steps per epoch (a checkpoint
-    of whole epochs; None where they cannot be told)."""
-    epoch, step = checkpoint.get("epoch"), checkpoint.get("global_step")
-    if not isinstance(epoch, int) or not isinstance(step, int) or step <= 0:
-        return None
-    per_epoch, extra = divmod(step, epoch + 1)
-    if extra or not per_epoch:  # saved mid-epoch: the steps of an epoch are not known here
-        return None
-    limits = [trainer.max_epochs * per_epoch] if trainer.max_epochs not in (None, -1) else []
-    if trainer.max_steps not in (None, -1):
-        limits.append(trainer.max_steps)
-    return min(limits) if limits else None
-
-
 def meant_option(message: str, parser) -> str:
     """jsonargparse's refusal of a misspelt option (``Group 'trainer' does not accept option
     'max_epoch'``, from a config file or the command line), with the option meant where one
@@ -433,8 +326,12 @@ def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningC
                          "more (or -1: until stopped)")
     check_monitored(cli.trainer, cli.model.spec.class_names)
     data = data_identity(cli.datamodule)
+    model_file = Path(cli.trainer.default_root_dir or ".") / cli.config.export \
+        if cli.config.export else None
     resume = check_resume(cli.config.ckpt_path, cli.trainer,
-                          run_shape(cli.trainer, cli.datamodule), data)
+                          run_shape(cli.trainer, cli.datamodule), data,
+                          dict(cli.model.hparams),
+                          model_file is not None and not model_file.exists())
     check_export_path(cli)
     if resume is None:
         check_fresh_run_dir(cli)

@@ -12,7 +12,7 @@ from ctcnet.errors import InputError
 def test_resume_with_max_epochs_already_reached_is_refused(tmp_path):
     from types import SimpleNamespace
 
-    from ctcnet.training.cli import check_resume
+    from ctcnet.training.resume import check_resume
 
     torch.save({"epoch": 2, "state_dict": {}}, tmp_path / "last.ckpt")
     trainer = SimpleNamespace(max_epochs=3, checkpoint_callback=SimpleNamespace(
@@ -30,6 +30,66 @@ def test_resume_with_max_epochs_already_reached_is_refused(tmp_path):
             dirpath=str(tmp_path / "none"))))
 
 
+def test_a_finished_run_stopped_before_its_model_file_resumes_to_write_it(tmp_path):
+    """SIGTERM as the last epoch's model file was written: the advised resume was refused as
+    training nothing, and a rerun as a folder holding checkpoints; it now writes the file."""
+    from types import SimpleNamespace
+
+    from ctcnet.training.resume import check_resume
+
+    torch.save({"epoch": 2, "state_dict": {}}, tmp_path / "last.ckpt")
+    trainer = SimpleNamespace(max_epochs=3, checkpoint_callback=SimpleNamespace(
+        dirpath=str(tmp_path)))
+    assert check_resume("last", trainer, model_file_missing=True) == tmp_path / "last.ckpt"
+    with pytest.raises(InputError, match="would train nothing"):  # fewer epochs: not that run
+        check_resume("last", SimpleNamespace(max_epochs=2, checkpoint_callback=SimpleNamespace(
+            dirpath=str(tmp_path))), model_file_missing=True)
+
+
+def test_a_resume_with_other_model_settings_is_refused_by_name(tmp_path):
+    """A new learning rate had no effect (the optimiser is restored) while the model file
+    recorded it; another loss changed the run midway; the classes in another order trained
+    the head on other labels; another width ended in a traceback."""
+    from types import SimpleNamespace
+
+    from ctcnet.training.resume import check_resume
+
+    settings = {"lr": 0.003, "loss": "focal", "arch_kwargs": {"width": 8},
+                "taxonomy": {"classes": [{"name": n} for n in ("ctc", "wbc", "debris")]},
+                "channels_last": True, "_instantiator": "x"}
+    torch.save({"epoch": 0, "state_dict": {}, "hyper_parameters": settings},
+               tmp_path / "last.ckpt")
+    trainer = SimpleNamespace(max_epochs=3, checkpoint_callback=SimpleNamespace(
+        dirpath=str(tmp_path)))
+    assert check_resume("last", trainer, model_settings=dict(settings)) == \
+        tmp_path / "last.ckpt"
+    # (how the weights lie in memory may change)
+    assert check_resume("last", trainer, model_settings={**settings, "channels_last": False})
+    for changed, said in (({"lr": 0.1}, r"\(lr 0.003 -> 0.1\)"),
+                          ({"loss": "ce"}, r'\(loss "focal" -> "ce"\)'),
+                          ({"arch_kwargs": {"width": 16}},
+                           r'\(arch_kwargs \{"width": 8\} -> \{"width": 16\}\)'),
+                          ({"taxonomy": {"classes": [{"name": n}
+                                                     for n in ("wbc", "ctc", "debris")]}},
+                           r"\(taxonomy\)")):
+        with pytest.raises(InputError, match=r"run was made with other model settings "
+                                             + said + ".*--model.init_from="):
+            check_resume("last", trainer, model_settings={**settings, **changed})
+
+
+def test_a_diverged_run_is_said_so_not_sent_to_an_earlier_checkpoint(tmp_path):
+    from types import SimpleNamespace
+
+    from ctcnet.training.cli import export_best
+
+    torch.save({"state_dict": {"w": torch.tensor([float("nan")])}}, tmp_path / "best.ckpt")
+    trainer = SimpleNamespace(is_global_zero=True, default_root_dir=str(tmp_path),
+                              checkpoint_callback=SimpleNamespace(
+                                  best_model_path=str(tmp_path / "best.ckpt")))
+    with pytest.raises(InputError, match=r"the training diverged .* lower --model.lr"):
+        export_best(trainer, "model.pt")
+
+
 @pytest.mark.parametrize("schedule", ["onecycle", "cosine"])
 def test_a_resume_that_would_outrun_its_learning_rate_schedule_is_refused(tmp_path, schedule):
     """A run planned over 3 epochs of 8 steps, stopped after 2: resumed with its own limits it
@@ -37,7 +97,7 @@ def test_a_resume_that_would_outrun_its_learning_rate_schedule_is_refused(tmp_pa
     warm-up, so it is refused in one line that says how to train on."""
     from types import SimpleNamespace
 
-    from ctcnet.training.cli import check_resume
+    from ctcnet.training.resume import check_resume
 
     optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
     if schedule == "onecycle":
@@ -64,7 +124,7 @@ def test_resume_from_last_checks_the_file_lightning_resumes(tmp_path):
     import os
     from types import SimpleNamespace
 
-    from ctcnet.training.cli import check_resume
+    from ctcnet.training.resume import check_resume
 
     torch.save({"epoch": 2, "state_dict": {}}, tmp_path / "last.ckpt")  # finished: 3 of 3
     torch.save({"epoch": 0, "state_dict": {}}, tmp_path / "last-v1.ckpt")  # stopped after 1
@@ -89,7 +149,7 @@ def test_ctrl_c_in_training_exits_130(monkeypatch, capsys, tmp_path):
     trainer = SimpleNamespace(interrupted=False, fit=interrupted_fit, callbacks=[],
                               world_size=1, accumulate_grad_batches=1, is_global_zero=True,
                               default_root_dir=str(tmp_path))
-    model = SimpleNamespace(spec=SimpleNamespace(class_names=["ctc", "wbc"]))
+    model = SimpleNamespace(spec=SimpleNamespace(class_names=["ctc", "wbc"]), hparams={})
     fake = SimpleNamespace(trainer=trainer, model=model, datamodule=None,
                            config=SimpleNamespace(ckpt_path=None, export=None, overwrite=False))
     monkeypatch.setattr(T, "CTCLightningCLI", lambda *a, **k: fake)
@@ -312,7 +372,7 @@ def test_a_resume_on_other_crops_is_refused(tmp_path, crops):
     import shutil
     from types import SimpleNamespace
 
-    from ctcnet.training.cli import check_resume
+    from ctcnet.training.resume import check_resume
     from ctcnet.training.run_identity import RUN_DATA, data_identity
 
     def identity(folder):
@@ -370,7 +430,7 @@ def test_a_run_folder_moved_or_copied_resumes_as_the_same_run(tmp_path):
     import os
 
     from ctcnet.training.checkpoints import BestAndLastCheckpoint
-    from ctcnet.training.cli import _trained_steps
+    from ctcnet.training.resume import _trained_steps
 
     old, new = tmp_path / "old" / "checkpoints", tmp_path / "new" / "checkpoints"
     new.mkdir(parents=True)
