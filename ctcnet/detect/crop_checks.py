@@ -81,7 +81,7 @@ class CropNotes:
         self.over = 0
         self.rescaled: list[int] = []  # float crops of fractions of their range (0-1?)
         self.eight_bit = 0  # raw crops (a scan's counts, not a composite) stored in 8 bits
-        self.eight_bit_crops: list[int] = []  # the first few of them, to name
+        self.eight_bit_crops: list[int] = []  # each of them (the first few named)
         self.over_in: set[int] = set()  # the channels some crop holds values above
         self.over_crops: list[int] = []  # the first crops that do (named in what is said)
         self.saturated = 0
@@ -133,8 +133,7 @@ class CropNotes:
                 return False
         if crop.dtype == np.uint8 and not self.index.exported:
             self.eight_bit += 1
-            if len(self.eight_bit_crops) < 3:
-                self.eight_bit_crops.append(i)
+            self.eight_bit_crops.append(i)
         if crop.dtype.kind == "f" and not self.index.exported:
             # Display exports hold levels, not counts: never "rescaled".
             if rescaled_counts(crop, self.panel.channels) is not None:
@@ -306,9 +305,10 @@ class CropNotes:
             log.warning("crop dataset %s: %d of %d crops are 8-bit (256 levels) where a scan's "
                         "counts are read: dim markers fall between the levels and are lost or "
                         "read as negative; export the crops at the camera's depth (12 or 16 "
-                        "bits) where the scanner can; e.g. %s", index.root, self.eight_bit, n,
+                        "bits) where the scanner can; e.g. %s%s", index.root, self.eight_bit, n,
                         ", ".join(shown_in(index.paths[i], index.root)
-                                  for i in self.eight_bit_crops))
+                                  for i in self.eight_bit_crops[:3]),
+                        depth_by_class(index.labels, self.eight_bit_crops))
         if self.frame_like:  # (all of them: refused)
             log.warning("crop dataset %s: %s", index.root, self._frames(some=True))
         warn_of_copies([g for g in self._first_of.values() if len(g) > 1], index)
@@ -333,6 +333,25 @@ class CropNotes:
                       "marker"] if self.eight_bit else []
             log.warning("crop dataset %s: %s%s", index.root, swapped,
                         f". Or it is {', or '.join(other)}" if other else "")
+
+
+def depth_by_class(labels, eight_bit: list[int]) -> str:
+    """Where the 8-bit crops of a labelled set are (nearly) all of some classes and (nearly)
+    none of the others, a clause saying so: the depth then tells the class, and a model
+    learns it in place of the markers (exports from two sources merged, one class from each);
+    "" otherwise."""
+    labels = list(labels or [])
+    if not labels or not eight_bit or not all(labels):
+        return ""
+    chosen = np.zeros(len(labels), bool)
+    chosen[eight_bit] = True
+    share = {c: chosen[[lab == c for lab in labels]].mean() for c in sorted(set(labels))}
+    most = [c for c, f in share.items() if f >= 0.9]
+    if not most or len(most) == len(share) or any(0.1 < f < 0.9 for f in share.values()):
+        return ""
+    return (f"; they are the {', '.join(most)} crops and (nearly) none of the others: the "
+            "depth tells the class, which a model learns in place of the markers; bring "
+            "every class to one depth")
 
 
 def warn_of_folder_labels(index: CropIndex) -> None:

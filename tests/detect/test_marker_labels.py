@@ -225,3 +225,28 @@ def test_a_dim_cd45_look_is_no_swap_and_a_swap_names_the_one_plane():
     assert len(cd66b) == 1 and "are CD45 and CD66b swapped" in cd66b[0]
     cd61 = said("CD61")
     assert len(cd61) == 1 and "are CD45 and CD61 swapped" in cd61[0]
+
+
+def test_8_bit_crops_of_one_class_alone_are_said_to_tell_the_class(tmp_path, drawn, caplog):
+    """Exports from two sources merged, every CTC from one at 8 bits: the depth tells the
+    class, which a model learns in place of the markers; said as such, not only as 8 bits."""
+    import tifffile
+
+    from ctcnet.detect.crop_checks import depth_by_class
+
+    panel = load_panel(None)
+    root = write_crop_dataset(tmp_path / "mixed", drawn.images, drawn.labels, panel,
+                              drawn.sample_ids)
+    index = read_crop_index(root)
+    for path, label in zip(index.paths, index.labels):
+        if label == "ctc":
+            tifffile.imwrite(path, (tifffile.imread(path) // 16).astype(np.uint8))
+    with caplog.at_level("WARNING"):
+        load_crops(read_crop_index(root))
+    (eight,) = [r.getMessage() for r in caplog.records if "crops are 8-bit" in r.getMessage()]
+    assert "they are the ctc crops and (nearly) none of the others: the depth tells the " \
+        "class" in eight
+    # Spread over the classes, or of every class: no such clause.
+    assert depth_by_class(["ctc", "wbc", "ctc", "wbc"], [0, 1]) == ""
+    assert depth_by_class(["ctc", "wbc"], [0, 1]) == ""
+    assert depth_by_class(["ctc", "wbc", "wbc"], [0]).startswith("; they are the ctc crops")
