@@ -26,6 +26,7 @@ from ctcnet.io.cartridge_info import PATIENT_KEY
 from ctcnet.io.panel import Panel
 from ctcnet.io.scan import Cartridge, is_cartridge, open_cartridge
 from ctcnet.io.spilled import size_text
+from ctcnet.review.decision_journal import REVIEW_FILE
 from ctcnet.review.decisions import (
     REJECTED,
     RunEvents,
@@ -183,7 +184,9 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
     """
     samples = find_samples(results)
     check_scans_for(samples, scans, results, every=True)
-    check_one_scale(samples)
+    # (with --reviewed, a sample nobody decided on gives no crop: its scan is not weighed)
+    check_one_scale({name: folder for name, folder in samples.items()
+                     if not reviewed or (folder / REVIEW_FILE).is_file()})
     labels, rows, sources, manifest, patients, undecided_signed = [], [], [], [], [], []
     panel = model = None
     out = Path(out)
@@ -300,12 +303,16 @@ def check_one_scale(samples: dict[str, Path]) -> None:
         ranges = tuple((c.name, tuple(c.value_range)) for c in panel.channels)
         stated.setdefault(ranges, []).append(name)
     if len(stated) > 1:
+        # Other channels (a three-channel scan beside five) said as such: their ranges may
+        # read alike.
+        channels = len({tuple(c for c, _ in ranges) for ranges in stated}) > 1
         said = "; ".join(f"{', '.join(names[:3])}{', ...' if len(names) > 3 else ''}: "
-                         f"{_ranges_text(ranges)}" for ranges, names in stated.items())
-        raise InputError(f"the samples' scans state other value ranges ({said}): one crop "
-                         "dataset states one range for all its crops; cut each sample into a "
-                         "dataset of its own (its folder as RESULTS)",
-                         next(iter(samples.values())).parent)
+                         + (", ".join(c for c, _ in ranges) if channels else
+                            _ranges_text(ranges)) for ranges, names in stated.items())
+        what = "hold other channels" if channels else "state other value ranges"
+        raise InputError(f"the samples' scans {what} ({said}): one crop dataset states one "
+                         "panel and range for all its crops; cut each sample into a dataset of "
+                         "its own (its folder as RESULTS)", next(iter(samples.values())).parent)
 
 
 def _ranges_text(ranges: tuple) -> str:

@@ -31,3 +31,35 @@ def test_every_channel_of_the_scan_is_cut_when_asked(clean_run, cart, tmp_path):
     a, b = model.read(0), every.read(0)
     assert b.shape[0] == a.shape[0] + 1
     assert np.array_equal(b[every.panel.names.index("CK")], a[model.panel.names.index("CK")])
+
+
+def test_samples_of_other_channels_are_said_so_and_unreviewed_ones_not_weighed(
+        clean_run, tmp_path):
+    """A three-channel sample beside five-channel ones was refused as stating "other value
+    ranges" while the ranges it named read alike; and under --reviewed a sample nobody
+    decided on, which gives no crop, was weighed too."""
+    import shutil
+
+    import pytest
+    from conftest import edit_json
+
+    from ctcnet.errors import InputError
+    from ctcnet.exports.event_crops import check_one_scale
+
+    folders = {}
+    for name in ("five", "three"):
+        folders[name] = tmp_path / name
+        shutil.copytree(clean_run["root"] / "clean", folders[name])
+        edit_json(folders[name] / "summary.json", output_folder=name)  # (its own, not copied)
+    summary = json.loads((folders["three"] / "summary.json").read_text())
+    panel = summary["panel"]
+    edit_json(folders["three"] / "summary.json",
+              panel={**panel, "channels": panel["channels"][:3]})
+    with pytest.raises(InputError, match=r"scans hold other channels \(five: DAPI, CK, CD45, "
+                                         r".*; three: DAPI, CK, CD45\)"):
+        check_one_scale(folders)
+    # Under --reviewed, the three-channel sample without a decision is not weighed.
+    (folders["five"] / "review.csv").write_text("")
+    with pytest.raises(InputError) as refused:
+        write_event_dataset(tmp_path, tmp_path / "crops", reviewed=True)
+    assert "other channels" not in str(refused.value), refused.value
