@@ -275,20 +275,28 @@ def check_fresh_run_dir(cli) -> None:
 
 def meant_option(message: str, parser) -> str:
     """jsonargparse's refusal of a misspelt option (``Group 'trainer' does not accept option
-    'max_epoch'``, from a config file or the command line), with the option meant where one
+    'max_epoch'``, ``Option 'dat.data_dir' is not accepted``, from a config file or the
+    command line), with the option meant where one
     is close (ctcnet's own refusals name it: a config typo read as a bare refusal)."""
     import difflib
     import re
 
     found = re.search(r"Group '([\w.]+)' does not accept option '([\w.]+)'", str(message))
-    if not found:
+    # (a group's own name mistyped, ``dat:`` for ``data:``, is refused as a whole option)
+    whole = re.search(r"Option '([\w.]+)' is not accepted", str(message))
+    if not found and not whole:
         return message
-    wrong = f"{found.group(1)}.{found.group(2)}"
+    wrong = f"{found.group(1)}.{found.group(2)}" if found else whole.group(1)
     known = [name[2:] for name in getattr(parser, "_option_string_actions", {})
              if name.startswith("--")]
-    close = difflib.get_close_matches(wrong, known, n=1, cutoff=0.8)
-    return f"{message} (did you mean {close[0]}? in a --config file or on the command " \
-        "line)" if close else message
+    parts = wrong.split(".")
+    for k in range(len(parts), 0, -1):  # (dat.simulate.train: data.simulate's key train)
+        close = difflib.get_close_matches(".".join(parts[:k]), known, n=1, cutoff=0.8)
+        if close and close[0] != ".".join(parts[:k]):  # (a part as typed: no suggestion)
+            meant = ".".join([close[0], *parts[k:]])
+            return f"{message} (did you mean {meant}? in a --config file or on the command " \
+                "line)"
+    return message
 
 
 def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningCLI:

@@ -230,6 +230,12 @@ def test_a_mistyped_option_is_one_line_and_zero_epochs_are_refused(capsys, tmp_p
         main(["train", "--config", str(typo)])
     err = capsys.readouterr().err
     assert "does not accept option 'max_epoch' (did you mean trainer.max_epochs?" in err, err
+    # A group's own name mistyped: the option meant, too.
+    typo.write_text(Path(smoke).read_text().replace("\ndata:\n", "\ndat:\n", 1))
+    with pytest.raises(SystemExit):
+        main(["train", "--config", str(typo)])
+    err = capsys.readouterr().err
+    assert "Option 'dat." in err and "is not accepted (did you mean data." in err, err
     typo.unlink()  # (the folder must hold nothing a refused run wrote, below)
     status, err = run_cli(capsys, "train", "--config", smoke, "--trainer.max_epochs=0",
                           f"--trainer.default_root_dir={tmp_path}")
