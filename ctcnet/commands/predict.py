@@ -275,7 +275,7 @@ def _run(args, log) -> int:
 
 def _model_for_inputs(args, inputs, cartridges, datasets) -> str:
     """The shipped model whose channels the data has, by name (said unless quiet)."""
-    from ctcnet.inference.model_choice import choose_for_inputs
+    from ctcnet.inference.model_choice import choose_for_inputs, choose_for_most
 
     try:
         chosen = choose_for_inputs(cartridges, datasets, args.pixel_size, "the input data")
@@ -285,9 +285,9 @@ def _model_for_inputs(args, inputs, cartridges, datasets) -> str:
 
         if not is_batch(inputs, cartridges, datasets):
             raise
-        # No input of the batch opens: each is set aside, under the default model (none
-        # runs), and run.json says why of each.
-        chosen = get_model(DEFAULT_MODEL_NAME)
+        # The model that fits most inputs; where none opens or fits, the default (run.json says why)
+        chosen = choose_for_most(cartridges, datasets, args.pixel_size) or \
+            get_model(DEFAULT_MODEL_NAME)
     if not args.quiet:
         say_model(None, chosen.name)
     return chosen.name

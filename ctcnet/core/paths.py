@@ -69,13 +69,16 @@ def shown_in(path: str | os.PathLike, root: str | os.PathLike) -> str:
 WRITTEN_LATELY_S = 900.0
 
 
-def written_lately(files, within_s: float = WRITTEN_LATELY_S) -> bool:
+def written_lately(files, within_s: float = WRITTEN_LATELY_S, arrived: bool = False) -> bool:
     """Whether any of ``files`` was modified in the last ``within_s`` seconds (a frame or a
-    scan's metadata that may still be being written)."""
+    scan's metadata that may still be being written); with ``arrived``, or came to be where it
+    is (its inode changed: ``cp -p``, ``rsync -a`` keep a copy's modification time from its
+    source, but its change time is the copy's own; a rename or a chmod reads so too)."""
     now = time.time()
     for path in files:
         try:
-            if now - Path(path).stat().st_mtime < within_s:
+            st = Path(path).stat()
+            if now - (max(st.st_mtime, st.st_ctime) if arrived else st.st_mtime) < within_s:
                 return True
         except OSError:
             continue

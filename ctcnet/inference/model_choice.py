@@ -63,6 +63,48 @@ def choose_for_inputs(cartridges: list[Path], datasets: list[Path],
     return chosen
 
 
+def choose_for_most(cartridges: list[Path], datasets: list[Path],
+                    pixel_size: float | str | None):
+    """Where no shipped model fits every input of a batch: the one that fits the most of
+    them (on a tie, the default model), said with the inputs it cannot read and the model
+    that reads each, if any. One input no model reads made the whole batch fall back to the
+    default model, and a three-channel cartridge ``ctcnet-core3`` reads was set aside with
+    it, its counts one night's and not the next's. None where no input opens or no model
+    fits any."""
+    from ctcnet.errors import PanelMismatchError
+    from ctcnet.nn.registry import DEFAULT_MODEL_NAME, choose_model, list_models, missing_channels
+
+    try:
+        named = _named_panels(cartridges, _crop_indices(datasets, pixel_size))
+    except InputError:  # no input opens
+        return None
+    reads: dict[str, str | None] = {}
+    for name, panel in named:
+        try:
+            reads[name] = choose_model([panel], cartridges=bool(cartridges)).name
+        except (PanelMismatchError, InputError):
+            reads[name] = None
+    models = {m.name: m for m in list_models() if m.name in reads.values()}
+    if not models:
+        return None
+
+    def fits(model, panel) -> bool:
+        return not missing_channels(model.panel, panel)
+
+    best = max(models.values(), key=lambda m: (sum(fits(m, p) for _, p in named),
+                                               m.name == DEFAULT_MODEL_NAME))
+    left = [f"{name} ({reads[name] + ' reads it' if reads[name] else 'no shipped model reads it'})"
+            for name, panel in named if not fits(best, panel)]
+    fewer = [f"{name} ({reads[name]})" for name, panel in named
+             if fits(best, panel) and reads[name] not in (None, best.name)]
+    log.warning("no shipped model fits every input: %s runs the %d it fits; it cannot read %s%s: "
+                "run each apart with the model named (--model), or every night with one",
+                best.name, len(named) - len(left), "; ".join(left),
+                f"; alone, some would get another, reading more of their channels: "
+                f"{'; '.join(fewer)}" if fewer else "")
+    return best
+
+
 def _say_a_mixed_batch(named: list[tuple[str, Panel]], chosen, **choice) -> None:
     """Warn where one model for the whole batch leaves some inputs channels another model
     would read: a batch of three- and five-channel cartridges runs on the three-channel

@@ -266,12 +266,12 @@ def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge
         problems.append(f"cartridge.json {said} {expected} frames but {len(frames)} are present "
                         f"({why}){missing_positions(info, frames, expected, root)}"
                         + prefixed_frames_hint(root))
-    elif expected is None and written_lately([p for f in frames for p in f.files]):
-        # Nothing says how many frames the scan holds: a scan still being written reads as
-        # whole, its rate per 7.5 mL over the stated volume (a run started at 4 of 6 frames
-        # read 'ok' with 20 CTCs of 28). A problem (said as the run's problems are), so the
-        # sample reads partial, not 'ok' on a warning only a log holds; the same command run
-        # once the scan is complete reads it whole.
+    elif expected is None and written_lately([p for f in frames for p in f.files],
+                                             arrived=True):
+        # Nothing says how many frames the scan holds: a scan still being written (or copied:
+        # ``cp -p`` keeps old modification times) reads as whole at the stated volume (4 of 6
+        # frames read 'ok', 20 CTCs of 28). A problem, so the sample reads partial, not 'ok'
+        # on a log's warning; the same command run once the scan is complete reads it whole.
         problems.append("no num_frames stated (cartridge.json), and frames were written in the "
                         f"last {WRITTEN_LATELY_S / 60:.0f} minutes: if the scan is still being "
                         "written, the frames present "

@@ -492,6 +492,29 @@ def test_a_batch_of_panels_that_differ_says_which_inputs_another_model_would_rea
     assert "ctcnet-default for A_P01, A_P02" in caplog.text  # which inputs, by name
 
 
+def test_a_batch_no_model_fits_whole_runs_on_the_model_that_fits_most(monkeypatch, caplog):
+    """One cartridge no shipped model reads (DAPI, CK, VIM) made a batch fall back to the
+    default model, and a three-channel cartridge ctcnet-core3 reads was set aside with it:
+    its counts one night's and not the next's. Now the model that fits most runs, said with
+    what it cannot read and what reads it."""
+    from ctcnet.inference import model_choice
+
+    five = load_panel(None)
+    three = load_panel({"channels": ["DAPI", "CK", "CD45"]})
+    vim = load_panel({"channels": ["DAPI", "CK", "VIM"]})
+    named = [("c02", three), ("c07", vim), ("c12", five)]
+    monkeypatch.setattr(model_choice, "_named_panels", lambda cartridges, indices: named)
+    monkeypatch.setattr(model_choice, "_crop_indices", lambda datasets, size: [])
+    with caplog.at_level(logging.WARNING, logger="ctcnet.inference.model_choice"):
+        chosen = model_choice.choose_for_most([Path("c02"), Path("c07"), Path("c12")], [], None)
+    assert chosen.name == "ctcnet-core3"
+    assert "no shipped model fits every input: ctcnet-core3 runs the 2 it fits; it cannot " \
+        "read c07 (no shipped model reads it); alone, some would get another, reading more " \
+        "of their channels: c12 (ctcnet-default)" in caplog.text
+    named[:] = [("c07", vim)]
+    assert model_choice.choose_for_most([Path("c07")], [], None) is None
+
+
 def test_a_panel_naming_fewer_channels_than_its_frames_hold_chooses_no_model(cart, tmp_path):
     """One cartridge of a night whose panel.json lost a channel (4 named, 5 planes): every
     other cartridge of the batch ran on the three-channel model every input fitted, their
@@ -664,3 +687,22 @@ def test_a_measured_plane_of_no_known_marker_is_said_in_the_log_not_warned(caplo
     levels = {r.getMessage().split(":")[0]: r.levelname for r in caplog.records
               if "dropping channel" in r.getMessage()}
     assert levels == {"cartridge H": "INFO", "cartridge P": "WARNING"}
+
+
+def test_a_scan_copied_with_its_old_file_times_and_no_frame_count_is_not_read_whole(tmp_path):
+    """`cp -p` (or rsync -a) of half a scan, its frames' modification times hours old and no
+    num_frames stated: read 'ok' at a whole tube's volume. The copy's change times are its
+    own: the frames arrived lately, and the sample reads partial."""
+    import os
+
+    from ctcnet.core.paths import written_lately
+    from ctcnet.io.scan import open_cartridge, write_cartridge_info, write_frame
+
+    panel = load_panel({"channels": CORE3, "pixel_size_um": 0.64})
+    write_cartridge_info(tmp_path / "c", panel, "S9", 1, 1, 1, (16, 16))
+    (tmp_path / "c" / "cartridge.json").write_text(json.dumps({"sample_id": "S9"}))
+    (frame,) = write_frame(tmp_path / "c", 0, 0, np.full((3, 16, 16), 100, np.uint16), panel)
+    hours_ago = frame.stat().st_mtime - 3 * 3600
+    os.utime(frame, (hours_ago, hours_ago))
+    assert not written_lately([frame]) and written_lately([frame], arrived=True)
+    assert any("no num_frames stated" in p for p in open_cartridge(tmp_path / "c").problems)
