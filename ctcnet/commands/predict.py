@@ -220,8 +220,7 @@ def _run(args, log) -> int:
         started = time.time()  # what a sample set aside now is older than
         set_aside: dict[str, str] = {}  # a night's batch runs on past one bad cartridge
         failed_reports: dict[str, str] = {}  # ... and past one report that failed
-        # run.json says "running" while this run is (not under a job array's shares, which
-        # end at their own times and each leave the index as it stands then).
+        # run.json says "running" while this run is (not a job array's shares: each leaves it)
         indexing = info.is_main and not child
         names = output_names(cartridges, datasets)
         began = []  # the checks passed (a refusal writes no index): the index to leave
@@ -239,6 +238,7 @@ def _run(args, log) -> int:
                                        failed_reports=failed_reports, share_of_several=child,
                                        on_start=mark_started)
         except BaseException as err:  # a signal, or an error that ends the run: what is done
+            note_set_aside(out, set_aside, started)  # (a --processes child's, for the index)
             if began:  # (a job of an array too: its time limit's SIGTERM)
                 mine = names if shard is None else \
                     split(names, rank, world_size, key=str)  # as the inputs were split

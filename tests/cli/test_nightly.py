@@ -168,6 +168,30 @@ def test_a_stopped_run_says_so_in_run_json_and_its_log(cart_and_model, tmp_path,
         log.read_text()
 
 
+def test_a_process_stopped_keeps_the_refusals_it_made(cart_and_model, tmp_path, capsys,
+                                                      monkeypatch):
+    """A --processes child stopped by SIGTERM had refused an input (its channels): the
+    refusal was not kept, and run.json read it "missing: the same command resumes it", which
+    no rerun does."""
+    import ctcnet.inference.predict as predicting
+
+    scans, out = batch(cart_and_model, tmp_path)
+
+    def stopped(*args, on_start, set_aside, **kwargs):
+        on_start()
+        set_aside["S_b"] = "channel mismatch: the model needs more"
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(predicting, "predict_inputs", stopped)
+    share = tmp_path / "share.json"
+    share.write_text(json.dumps([str(scans / "a"), str(scans / "b")]))
+    status, _ = run_cli(capsys, "predict", "--processes", "1", "--quiet", "--process-inputs",
+                        share, "--out", out, *options(cart_and_model), scans)
+    assert status == 130
+    kept = json.loads((out / ".set_aside" / "S_b.json").read_text())
+    assert kept["reason"] == "channel mismatch: the model needs more"
+
+
 def test_a_rerun_that_completes_a_partial_sample_pages_nobody(cart_and_model, tmp_path,
                                                               capsys):
     """A frame still being copied at night, whole by morning: the rerun that completes the
