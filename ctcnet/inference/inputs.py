@@ -75,7 +75,8 @@ def resolve_inputs(inputs: Iterable[str | Path], say_skipped: bool = False
     subfolders that are none are named.
     """
     cartridges, datasets = [], []
-    for given in expand_list_files(inputs):  # list files read, a list naming itself refused
+    given_inputs = expand_list_files(inputs)  # list files read, a list naming itself refused
+    for given in given_inputs:
         # Absolute: what run.json and a night's log say of a frame (skipped_because) names a
         # file whoever reads the alert can find, not one of the job's working folder.
         path = Path(absolute(given))
@@ -88,6 +89,11 @@ def resolve_inputs(inputs: Iterable[str | Path], say_skipped: bool = False
             raise InputError(f"input not found: {HOME_NOT_EXPANDED}" if unexpanded_home(given)
                              else "input not found (a cartridge folder, a folder of "
                              "cartridges, a list file, or a crop dataset)", path)
+        elif len(given_inputs) > 1 and (_metadata_alone(path) or _holds_no_scan(path)):
+            # One of a night's folders (incoming/*) holding nothing of a scan yet (a copy not
+            # begun, or its panel.json alone): set aside with its reason in run.json as a
+            # cartridge would be, and the others run (it refused the whole night).
+            cartridges.append(path)
         elif (path / "manifest.csv").exists() or (
                 (path / "panel.json").exists() and not _beside_cartridges(path, say_skipped)):
             datasets.append(path)

@@ -720,3 +720,25 @@ def test_a_frame_cut_short_as_it_is_written_is_told_to_wait_not_to_be_exported_a
     run_cli(capsys, *args)
     (why,) = json.loads((out / "S_a" / "summary.json").read_text())["skipped_frames"]
     assert "once whole" not in why["reason"]
+
+
+def test_a_nights_empty_or_panel_only_folder_given_by_a_wildcard_is_set_aside(
+        cart_and_model, tmp_path, capsys):
+    """`predict incoming/*` with a folder a copy has only made, or one holding its panel.json
+    alone: the whole night was refused, nothing run and no run.json. Now each is set aside
+    with its reason, as a cartridge is, and the others run."""
+    scans, out = batch(cart_and_model, tmp_path)
+    (scans / "c15").mkdir()
+    (scans / "c16").mkdir()
+    shutil.copy(scans / "a" / "panel.json", scans / "c16" / "panel.json")
+    status, err = run_cli(capsys, "predict", *sorted(scans.iterdir()), "--out", out, "--quiet",
+                          *options(cart_and_model))
+    assert status == 2
+    entries = outputs(out)
+    assert entries["S_a"]["status"] == entries["S_b"]["status"] == "ok"
+    assert "an empty folder, no cartridge yet (a copy not begun?)" in entries["c15"]["set_aside"]
+    assert "no frames found" in entries["c16"]["set_aside"]
+    # One folder given alone is still refused as no input.
+    status, err = run_cli(capsys, "predict", scans / "c15", "--out", tmp_path / "o2", "--quiet",
+                          *options(cart_and_model))
+    assert status == 2 and "neither a cartridge" in err[-1]

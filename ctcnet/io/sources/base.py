@@ -147,6 +147,13 @@ def no_panel_json(folder: Path) -> InputError:
     """The refusal of a cartridge folder without a panel.json, pointing at one beside it (a
     site's, for all its scans), which a cartridge does not read."""
     beside = Path(folder).parent / "panel.json"
+    try:
+        empty = not any(Path(folder).iterdir())
+    except OSError:
+        empty = False
+    if empty:  # (one of a night's folders, incoming/*, made before its copy began)
+        return InputError("an empty folder, no cartridge yet (a copy not begun?): run again "
+                          "once the scan is in it", folder)
     hint = (f" (the one in {beside.parent} is not read: each cartridge reads its own; copy it "
             "into each cartridge's folder)") if beside.is_file() else ""
     if not hint and _written_lately_in(Path(folder)):  # a scan still being copied or written
