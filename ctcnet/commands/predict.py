@@ -14,7 +14,12 @@ import argparse
 
 from ctcnet.commands.models import say_model
 from ctcnet.commands.outcome import outcome_lines, retallied, run_outcome, say_error
-from ctcnet.commands.predict_index import index_at_the_end, index_of_an_ended_run, resume_text
+from ctcnet.commands.predict_index import (
+    index_at_the_end,
+    index_of_an_ended_run,
+    own_share,
+    resume_text,
+)
 from ctcnet.commands.predict_processes import (
     AUTO_PROCESS_MEMORY_GIB,
     INPUTS_OPTION,
@@ -247,20 +252,11 @@ def _run(args, log) -> int:
                                        args.overwrite)
             raise
         note_set_aside(out, set_aside, started)  # for the rank or job that writes run.json
-    if shard is not None and not summaries and not set_aside:
-        # Not an error: a split by name leaves some shares of a small batch empty, and a job
-        # array's task that fails would hold up the jobs that wait for the array. But said,
-        # so that a job that did nothing is not read as one that did its share.
-        import logging
-
-        logging.getLogger(__name__).warning(
-            "--shard %s: none of the %d input(s) falls to this share (they are split by a hash "
-            "of each sample's name, so a share may hold none); this job ran nothing",
-            args.shard, len(cartridges) + len(datasets))
     # One index of every output of the run: under torchrun once all ranks have finished; each
-    # shard of a job array rewrites it as it ends (outputs still running read "missing"), so
-    # the last shard to end leaves the whole index.
-    tally = indexing and shard is None and info.world_size == 1
+    # shard of a job array rewrites it as it ends, the last leaving the whole index.
+    set_aside = own_share(set_aside, names, shard and split(names, rank, world_size, key=str),
+                          summaries, args.shard)
+    tally = indexing and info.world_size == 1  # (of a job array's share, its own)
     lines = outcome_lines(summaries, out, failed_reports, len(set_aside), tally=tally)
     for line in lines:  # in the log first: an index a full disk refuses loses none of them
         log.note(line)

@@ -4,12 +4,15 @@ that finished, or of one a signal or an error ended, with what it did said."""
 from __future__ import annotations
 
 import contextlib
+import logging
 
 from ctcnet.inference.run_index import (
     mark_run_ended_in_place,
     refusals_that_stand,
     write_run_index,
 )
+
+log = logging.getLogger(__name__)
 
 
 def index_at_the_end(out, names, world_size, set_aside, started, failed_reports,
@@ -24,6 +27,25 @@ def index_at_the_end(out, names, world_size, set_aside, started, failed_reports,
             mark_run_ended_in_place(out, "failed", err)
         raise
     return refusals_that_stand(index, set_aside, several=len(names) > 1)
+
+
+def own_share(set_aside: dict, names, mine, summaries, shard_text) -> dict:
+    """Of a job array's share's refusals (name: reason), those of its own inputs (``mine``, of
+    the run's ``names``; None: not a job of an array, all of them) and those it cannot tell
+    the share of (a name none of its inputs gives): every job checks every input before the
+    split, and each said the others' refusals and ended with exit status 2 for them. A share
+    that ran nothing and refused nothing is said (not an error: a split by name leaves some
+    shares of a small batch empty, and a task that fails would hold up the jobs that wait
+    for the array; but a job that did nothing is not read as one that did its share)."""
+    if mine is None:
+        return set_aside
+    theirs = set(names) - set(mine)
+    own = {name: reason for name, reason in set_aside.items() if name not in theirs}
+    if not summaries and not own:
+        log.warning("--shard %s: none of the %d input(s) falls to this share (they are split by "
+                    "a hash of each sample's name, so a share may hold none); this job ran "
+                    "nothing", shard_text, len(names))
+    return own
 
 
 def resume_text(overwrite: bool) -> str:

@@ -742,3 +742,31 @@ def test_a_nights_empty_or_panel_only_folder_given_by_a_wildcard_is_set_aside(
     status, err = run_cli(capsys, "predict", scans / "c15", "--out", tmp_path / "o2", "--quiet",
                           *options(cart_and_model))
     assert status == 2 and "neither a cartridge" in err[-1]
+
+
+def test_a_job_of_an_array_says_its_own_refusals_and_tally_not_the_others(
+        cart_and_model, tmp_path, capsys):
+    """Every job checks every input: a cartridge no model reads made both jobs say its
+    refusal and end with exit status 2, though it falls to one; neither said a tally."""
+    from ctcnet.inference.distributed import stable_rank
+
+    scans, out = batch(cart_and_model, tmp_path)
+    shutil.copytree(scans / "a", scans / "bad")
+    edit_json(scans / "bad" / "cartridge.json", sample_id="S_bad")
+    panel = json.loads((scans / "bad" / "panel.json").read_text())
+    panel["channels"] = ["DAPI", "VIM"] + panel["channels"][2:]
+    (scans / "bad" / "panel.json").write_text(json.dumps(panel))
+    owner = stable_rank("S_bad", 2) + 1
+    from ctcnet.cli import main
+
+    said = {}
+    for job in (1, 2):
+        status = main([str(a) for a in ("predict", scans, "--out", out, "--shard", f"{job}/2",
+                                        *options(cart_and_model))])
+        printed = capsys.readouterr()
+        said[job] = (status, printed.err + printed.out)
+    assert said[owner][0] == 2 and "error: S_bad was set aside" in said[owner][1]
+    other = 3 - owner  # (its check of every input notes the refusal; the job's end is its own)
+    assert said[other][0] == 0 and "error: S_bad" not in said[other][1], said[other][1]
+    assert "2 inputs: 2 ok" in said[other][1]  # the tally of its share
+    assert outputs(out)["S_bad"]["set_aside"]
