@@ -29,7 +29,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ctcnet.detect.splitting import LabelRuns, pair_saddles, window_max_at
+from ctcnet.detect.splitting import LabelRuns, nonzero_2d, pair_saddles, window_max_at
 from ctcnet.io.panel import Panel
 
 # A member reads as a CTC by its own markers: CK and DNA over detection's core threshold, and
@@ -176,14 +176,14 @@ def marker_seeds(snr: np.ndarray, mask: np.ndarray, channels: tuple, seed_radius
     # the ring round it is lit (a dim CTC beside a CK+ neutrophil, the demo's seed, had CK 4
     # over its DNA peak of 13 and 6-8 a working pixel off), so there CK is read within one.
     ck_at = np.where(nucleated & (ck >= threshold_snr), ck, 0.0)
-    ys, xs = np.nonzero(nucleated & (ck < threshold_snr))
+    ys, xs = nonzero_2d(nucleated & (ck < threshold_snr))
     ck_at[ys, xs] = window_max_at(ck, ys, xs, 3)
     candidates = nucleated & (ck_at >= threshold_snr)
     if leukocyte is not None:
         candidates &= snr[leukocyte] < CTC_CD45_SHARE * ck_at
     if not candidates.any():
         return candidates
-    ys, xs = np.nonzero(candidates)
+    ys, xs = nonzero_2d(candidates)
     size = 2 * seed_radius + 1
     # CK's maxima, and DNA's: a CTC's CK on the slope of a brighter CK neighbour's (a CK+
     # blob) has no maximum of its own, its nucleus still has one. Read at the candidates

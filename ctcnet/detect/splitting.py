@@ -45,6 +45,15 @@ class LabelRuns:
         return out
 
 
+def nonzero_2d(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero`` of a 2-D bool array, the same (rows, cols) index arrays in the same
+    order, from its flat indices: numpy's 1-D nonzero is about 3 times faster than its 2-D
+    one (0.25 against 0.8 ms on a binned frame of 518 x 692 px)."""
+    if not mask.size:
+        return np.nonzero(mask)
+    return np.divmod(np.flatnonzero(mask), mask.shape[1])
+
+
 def max_per_label(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
     """Maximum of ``values`` per label 0..n (label 0 and empty labels get -inf)."""
     return LabelRuns(labels, n).max(values)
@@ -72,6 +81,25 @@ def window_max_at(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: i
     return out
 
 
+def window_max(image: np.ndarray, radius: int) -> np.ndarray:
+    """``ndimage.maximum_filter(image, size=2 * radius + 1, mode="nearest")`` of a 2-D image:
+    the same numbers (a maximum is exact in any order), by elementwise maxima of the
+    edge-padded image shifted along each axis in turn. For the 5-7 px windows of a seed
+    distance, 4-5 times faster than scipy's filter (its per-line buffering dominates).
+    For a finite image (detection's are checked so): with NaN the order would matter."""
+    out = image
+    for axis in (0, 1):  # rows, then columns: the window is separable
+        n = out.shape[axis]
+        padded = np.pad(out, [(radius, radius) if a == axis else (0, 0) for a in (0, 1)],
+                        mode="edge")
+        shifted = [padded[k:k + n] if axis == 0 else padded[:, k:k + n]
+                   for k in range(2 * radius + 1)]  # (views: no copies)
+        out = shifted[0].copy()
+        for view in shifted[1:]:
+            np.maximum(out, view, out=out)
+    return out
+
+
 def group_max(values: np.ndarray, groups: np.ndarray, size: int) -> np.ndarray:
     """(size,) float64 maximum of ``values`` per group id 0..size-1 (-inf for an empty group):
     ``np.maximum.at``'s numbers, by sorting the ids and reducing each run of them (3 times
@@ -96,16 +124,24 @@ def adjacent_saddles(pieces: np.ndarray, height: np.ndarray, *more: np.ndarray
     is the highest such value: how far down one must go to pass from one piece to the other.
     Returns ``(a, b, saddle, *more_saddles)``, the pairs sorted.
     """
-    heights = (height, *more)
+    heights = [np.asarray(h).ravel() for h in (height, *more)]
+    flat = pieces.ravel()
+    w = pieces.shape[1]
     a_parts, b_parts, v_parts = [], [], [[] for _ in heights]
-    for sl_a, sl_b in (((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
-                       ((slice(None, -1), slice(None)), (slice(1, None), slice(None)))):
-        a, b = pieces[sl_a], pieces[sl_b]
+    # Over flat indices: pixel i and its right neighbour i + 1 (not across a row's end), then
+    # i and the pixel below, i + w: the pairs of the 2-D slices, in the same order, but each
+    # border's pixels found once by a 1-D nonzero instead of a 2-D mask indexed four times.
+    for step, across_rows in ((1, True), (w, False)):
+        a, b = flat[:-step], flat[step:]
         edge = (a > 0) & (b > 0) & (a != b)
-        a_parts.append(np.minimum(a[edge], b[edge]))
-        b_parts.append(np.maximum(a[edge], b[edge]))
+        if across_rows:
+            edge[w - 1::w] = False  # the last pixel of a row and the first of the next
+        at = np.flatnonzero(edge)
+        a, b = a[at], b[at]
+        a_parts.append(np.minimum(a, b))
+        b_parts.append(np.maximum(a, b))
         for v, h in zip(v_parts, heights):
-            v.append(np.minimum(h[sl_a][edge], h[sl_b][edge]))
+            v.append(np.minimum(h[at], h[at + step]))
     a, b = np.concatenate(a_parts), np.concatenate(b_parts)
     values = [np.concatenate(v) for v in v_parts]
     if not len(a):
@@ -142,9 +178,9 @@ def split_and_merge(mask: np.ndarray, height: np.ndarray, seed_radius: int,
     from skimage.segmentation import watershed
 
     size = 2 * seed_radius + 1
-    peaks = (height == ndimage.maximum_filter(height, size=size, mode="nearest")) & mask
+    peaks = (height == window_max(height, seed_radius)) & mask
     if extra_seeds is not None:  # only where the detection image has no seed near
-        ys, xs = np.nonzero(extra_seeds & mask)
+        ys, xs = nonzero_2d(extra_seeds & mask)
         alone = ~window_max_at(peaks, ys, xs, size)
         peaks[ys[alone], xs[alone]] = True
     seeds, _ = ndimage.label(peaks)  # a flat-topped maximum is one seed, not several

@@ -129,8 +129,7 @@ def import_frame_modules(cartridge: Cartridge, spec: ModelSpec, device=None) -> 
     from scipy.sparse import coo_matrix  # noqa: F401 - splitting.split_and_merge
     from scipy.sparse.csgraph import connected_components  # noqa: F401
 
-    # scikit-image loads these submodules lazily, on first attribute access.
-    from skimage.filters import apply_hysteresis_threshold  # noqa: F401
+    # scikit-image loads its submodules lazily, on first attribute access.
     from skimage.segmentation import watershed  # noqa: F401
 
     Image.preinit()  # the PNG and JPEG plugins, which Image.open would import on first use
