@@ -95,8 +95,10 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
     # first reason in words, the rest in summary.json.
     problems = summary.get("problems") or []
     if problems:
-        more = f" (and {len(problems) - 1} more in summary.json)" if len(problems) > 1 else ""
-        facts.append(f"{problems[0]}{more}")
+        lead = problem_lead(problems[0])
+        more = f"; {len(problems) - 1} more" if len(problems) > 1 else ""
+        facts.append(lead + (f" (whole in summary.json{more})" if lead != problems[0] or more
+                             else ""))
     seconds = (summary.get("timings_s") or {}).get("total")
     if seconds is not None:
         facts.append(f"{seconds:.1f} s")
@@ -107,6 +109,16 @@ def say_error(text: str, log) -> None:
     """An error line of the run's end, on stderr and in its log."""
     print(f"ctcnet predict: error: {printable(text)}", file=sys.stderr)
     log.note(text, logging.ERROR)
+
+
+def problem_lead(text: str, room: int = 160) -> str:
+    """A problem's lead, up to its first aside (`` (``, ``; ``) past its first words, where it
+    runs past ``room`` characters: a crowded sample's 600-character reason, said in full by
+    its warning and in summary.json, was a third time in its outcome line."""
+    if len(text) <= room:
+        return text
+    cuts = [i for i in (text.find(" (", 20), text.find("; ", 20)) if 0 < i <= room]
+    return text[:min(cuts)] if cuts else text[:room].rsplit(" ", 1)[0] + " ..."
 
 
 def outcome_lines(summaries, out, failed_reports: dict, set_aside: int = 0,

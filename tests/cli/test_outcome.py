@@ -36,8 +36,15 @@ def test_a_cartridges_line_says_its_counts_holds_skipped_frames_and_time():
                "problems": ["cartridge.json lists 3 frames but 2 are present (truncated "
                             "cartridge?); missing: r00c02", "a second reason"]}
     assert ("2 of 3 frame(s) from an earlier run's journal, cartridge.json lists 3 frames but "
-            "2 are present (truncated cartridge?); missing: r00c02 (and 1 more in "
-            "summary.json), 12.3 s") in outcome_line("s1", resumed, Path("o"))
+            "2 are present (truncated cartridge?); missing: r00c02 (whole in summary.json; 1 "
+            "more), 12.3 s") in outcome_line("s1", resumed, Path("o"))
+    # A long reason, said whole by its warning and summary.json, by its lead (a crowded
+    # sample's 600 characters were in the line a third time).
+    crowded = {**summary, "problems": [
+        "crowded: 2,224 detected events per mm^2 of frame, more than the 2,000 detection was "
+        "checked to (in simulated crowds it misses and merges cells: " + "x" * 400 + ")"]}
+    assert ", crowded: 2,224 detected events per mm^2 of frame, more than the 2,000 detection "\
+        "was checked to (whole in summary.json), 12.3 s" in outcome_line("s1", crowded, Path("o"))
 
 
 def test_a_signed_off_samples_line_says_the_figures_signed_and_whether_they_hold():
