@@ -231,9 +231,8 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
     patient = info.get(patient_key) if patient_key else None
     near = {"patient": _near_key(patient_key, info) if patient_key and patient is None
             else None,
-            "date": None if date_key else next(
-                (str(k) for k in info if re.search(r"date|drawn|collected", str(k), re.I)),
-                None)}
+            "date": None if date_key else next((str(k) for k in info if _reads_as_date(k)),
+                                               None)}
     against = "n/a" if rate is None else "at or above" if rate >= cutoff else "below"
     fingerprint = summary.get("run_fingerprint")
     fingerprint = fingerprint if isinstance(fingerprint, dict) else {}
@@ -255,6 +254,13 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
                 model=Path(str(model["path"])).name if model.get("path") else None, notes=notes,
                 keys_near={what: key for what, key in near.items() if key})
     return draw, fingerprint
+
+
+def _reads_as_date(key) -> bool:
+    """Whether a cartridge.json key names a date by its words (``draw_date``, ``DrawDate``,
+    ``collected``; not ``updated_at``)."""
+    words = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(key)).lower()
+    return bool(re.search(r"(^|[_\W])date($|[_\W])|drawn|collected", words))
 
 
 def _near_key(key: str, info: dict) -> str | None:
