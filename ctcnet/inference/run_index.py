@@ -332,10 +332,10 @@ def how_settings_differ(made_with: dict[str, dict], models: dict[str, str] | Non
     said = []
     for key in settings_that_differ(list(made_with.values())):
         values = {label: f.get(key) for label, f in made_with.items()}
-        if all(isinstance(v, dict) or v is None for v in values.values()):
-            inner = sorted({k for v in values.values() if v for k in v
-                            if len({json.dumps((w or {}).get(k), sort_keys=True)
-                                    for w in values.values()}) > 1})
+        inner = sorted({k for v in values.values() if isinstance(v, dict) for k in v
+                        if len({json.dumps(w.get(k) if isinstance(w, dict) else None,
+                                           sort_keys=True) for w in values.values()}) > 1})
+        if inner and all(isinstance(v, dict) for v in values.values()):
             said.append(f"{key} ({', '.join(inner[:4])}{', ...' if len(inner) > 4 else ''})")
             continue
         by_value: dict[str, list[str]] = {}  # (a night's folder: a value's runs named once)

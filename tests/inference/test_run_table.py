@@ -253,3 +253,20 @@ def test_run_json_gives_a_cartridges_density_beside_what_its_rates_rest_on():
                "events_per_mm2": 1032.1}
     assert _denominator(summary)["events_per_mm2"] == 1032.1
     assert _denominator({**summary, "events_per_mm2": None})["events_per_mm2"] is None
+
+
+def test_settings_that_differ_are_said_with_how():
+    """A group of settings by the ones that differ, a setting by its values and the runs that
+    hold each; a setting present in one run alone by its values too (it read "decision ()")."""
+    from ctcnet.inference.run_index import how_settings_differ
+
+    assert how_settings_differ({"a": {"guard": {"x": 1, "y": 2}},
+                                "b": {"guard": {"x": 1, "y": 3}}}) == ["guard (y)"]
+    assert how_settings_differ({"a": {"decision": None}, "b": {"decision": {}}}) == \
+        ["decision (null in a; {} in b)"]
+    assert how_settings_differ({n: {"edge_cut_as": v} for n, v in
+                                (("a", "debris"), ("b", "wbc"), ("c", "wbc"))}) == \
+        ['edge_cut_as ("debris" in a; "wbc" in b, c)']
+    assert how_settings_differ({"a": {"model_sha256": "1" * 64}, "b": {"model_sha256": "2" * 64}},
+                               {"a": "m.pt"}) == [f"model_sha256 (m.pt {'1' * 12} in a; "
+                                                  f"{'2' * 12} in b)"]
