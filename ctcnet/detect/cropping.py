@@ -239,7 +239,9 @@ def cropping_contract() -> dict:
                         "draw": "standard_normal((side, side)).astype(float32)"},
         },
         "resize": {
-            "size": "m = max(crop_size, round_half_even(side * scanner_um / pixel_size_um))",
+            "size": "m = max(crop_size, round_half_even(side * r)), r = scanner_um / "
+                    "pixel_size_um computed first (float64: the product rounds otherwise at "
+                    "exact halves)",
             "kernel": "bilinear, half-pixel centres (align_corners=False); when shrinking "
                       "the tent widened by side / m and renormalised (antialias)",
             "keep": "rows and columns (m - crop_size) // 2 to (m - crop_size) // 2 + "
@@ -248,10 +250,10 @@ def cropping_contract() -> dict:
         },
         # A crop folder's crops are no windows of a frame: resized alike, then fitted.
         "crop_folder": {
-            "resize": "to max(1, round_half_even(h * its pixel size / pixel_size_um)) rows "
-                      "and likewise w columns, the kernel as resize above, without resize's "
-                      "max with crop_size (a crop that comes out smaller is fitted as smaller "
-                      "says)",
+            "resize": "to max(1, round_half_even(h * r)) rows and likewise w columns, r = "
+                      "its pixel size / pixel_size_um computed first as above, the kernel as "
+                      "resize above, without resize's max with crop_size (a crop that comes "
+                      "out smaller is fitted as smaller says)",
             "larger": "centre-cut: rows and columns (m - crop_size) // 2 on",
             "smaller": f"placed at row (crop_size - h) // 2, column (crop_size - w) // 2 of a "
                        f"crop_size x crop_size crop; the margin filled as border_fill, measured "

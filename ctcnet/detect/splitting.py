@@ -87,6 +87,8 @@ def window_max(image: np.ndarray, radius: int) -> np.ndarray:
     edge-padded image shifted along each axis in turn. For the 5-7 px windows of a seed
     distance, 4-5 times faster than scipy's filter (its per-line buffering dominates).
     For a finite image (detection's are checked so): with NaN the order would matter."""
+    if not image.size:  # (nothing to pad from)
+        return image.copy()
     out = image
     for axis in (0, 1):  # rows, then columns: the window is separable
         n = out.shape[axis]
@@ -128,6 +130,9 @@ def adjacent_saddles(pieces: np.ndarray, height: np.ndarray, *more: np.ndarray
     flat = pieces.ravel()
     w = pieces.shape[1]
     a_parts, b_parts, v_parts = [], [], [[] for _ in heights]
+    if not flat.size:  # no pixel, no border (a step of 0 columns below)
+        empty = np.zeros(0, flat.dtype)
+        return (empty, empty, *(np.zeros(0, h.dtype) for h in heights))
     # Over flat indices: pixel i and its right neighbour i + 1 (not across a row's end), then
     # i and the pixel below, i + w: the pairs of the 2-D slices, in the same order, but each
     # border's pixels found once by a 1-D nonzero instead of a 2-D mask indexed four times.

@@ -69,8 +69,8 @@ def choose_for_most(cartridges: list[Path], datasets: list[Path],
     them (on a tie, the default model), said with the inputs it cannot read and the model
     that reads each, if any. One input no model reads made the whole batch fall back to the
     default model, and a three-channel cartridge ``ctcnet-core3`` reads was set aside with
-    it, its counts one night's and not the next's. None where no input opens or no model
-    fits any."""
+    it, its counts one night's and not the next's. None where no input opens, no model fits
+    any, or one fits every input (the choice failed on something else)."""
     from ctcnet.errors import PanelMismatchError
     from ctcnet.nn.registry import DEFAULT_MODEL_NAME, choose_model, list_models, missing_channels
 
@@ -95,6 +95,8 @@ def choose_for_most(cartridges: list[Path], datasets: list[Path],
                                                m.name == DEFAULT_MODEL_NAME))
     left = [f"{name} ({reads[name] + ' reads it' if reads[name] else 'no shipped model reads it'})"
             for name, panel in named if not fits(best, panel)]
+    if not left:  # (the choice failed on something else than channels: not this one's to make)
+        return None
     fewer = [f"{name} ({reads[name]})" for name, panel in named
              if fits(best, panel) and reads[name] not in (None, best.name)]
     log.warning("no shipped model fits every input: %s runs the %d it fits; it cannot read %s%s: "

@@ -358,7 +358,7 @@ def _warn_of_mixed_settings(out: Path, made_with: dict[str, dict]) -> None:
     differ = how_settings_differ(made_with)
     if differ:
         log.warning("%s: the folder's outputs were made by other models or settings (they "
-                    "differ in %s; each summary.json's run_fingerprint says which, samples.csv's "
+                    "differ in %s; each summary.json's run_fingerprint holds them, samples.csv's "
                     "model_path too): their counts are not comparable", out, "; ".join(differ))
 
 

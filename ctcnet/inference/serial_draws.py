@@ -257,10 +257,13 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
 
 
 def _reads_as_date(key) -> bool:
-    """Whether a cartridge.json key names a date by its words (``draw_date``, ``DrawDate``,
-    ``collected``; not ``updated_at``)."""
+    """Whether a cartridge.json key names a draw's date by its words (``draw_date``,
+    ``DrawDate``, ``collected_on``; not ``updated_at``, ``date_of_birth``, ``collected_by``)."""
     words = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(key)).lower()
-    return bool(re.search(r"(^|[_\W])date($|[_\W])|drawn|collected", words))
+    if re.search(r"birth|dob|born", words):  # the patient's, never the draw's
+        return False
+    return bool(re.search(r"(^|[_\W])date($|[_\W])|drawn|collected_(on|at|date|time)",
+                          words))
 
 
 def _near_key(key: str, info: dict) -> str | None:

@@ -42,7 +42,7 @@ from ctcnet.training.datamodule import CTCDataModule
 from ctcnet.training.interrupts import SigtermWithoutBroadcast, fit_or_interrupt
 from ctcnet.training.lightning_noise import quiet_like_ctcnet
 from ctcnet.training.lit import CTCLitModule
-from ctcnet.training.resume import RUN_SHAPE, check_resume, run_shape
+from ctcnet.training.resume import RUN_SHAPE, check_resume, run_shape, setting_defaults
 from ctcnet.training.run_identity import RUN_DATA, data_identity
 from ctcnet.training.splits import RANK_SEED_STEP
 
@@ -339,7 +339,8 @@ def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningC
     resume = check_resume(cli.config.ckpt_path, cli.trainer,
                           run_shape(cli.trainer, cli.datamodule), data,
                           dict(cli.model.hparams),
-                          model_file is not None and not model_file.exists())
+                          model_file is not None and not model_file.exists(),
+                          setting_defaults(type(cli.model)))
     check_export_path(cli)
     if resume is None:
         check_fresh_run_dir(cli)

@@ -36,8 +36,7 @@ ADVICE = (r"Starting from v1\.9\.0, `tensorboardX` has been removed as a depende
 
 
 def drop_lightning_advice() -> None:
-    """Filter :data:`ADVICE` out of the warnings (done on import; again inside a scope whose
-    filters were reset)."""
+    """Filter :data:`ADVICE` out of the warnings (done on import)."""
     for message in ADVICE:
         warnings.filterwarnings("ignore", message=message)
 

@@ -42,7 +42,8 @@ def _trained_steps(path: Path) -> tuple[int, int]:
 
 def check_resume(ckpt_path: str | None, trainer, shape: dict | None = None,
                  data: dict | None = None, model_settings: dict | None = None,
-                 model_file_missing: bool = False) -> Path | None:
+                 model_file_missing: bool = False,
+                 setting_defaults: dict | None = None) -> Path | None:
     """The checkpoint a resume starts from (None: no resume), refused where it cannot train:
     missing, ``max_epochs`` already reached by it (Lightning would stop at once and export
     the old model as if new; but where the run's model file is missing, ``model_file_missing``,
@@ -51,7 +52,8 @@ def check_resume(ckpt_path: str | None, trainer, shape: dict | None = None,
     an epoch with them, under a learning-rate schedule planned over the old ones), or on other
     crops (``data``: :func:`~ctcnet.training.run_identity.data_identity` of this run), or with
     other model settings (``model_settings``: the model's hyperparameters, against those the
-    checkpoint holds).
+    checkpoint holds; ``setting_defaults``: the model's defaults, for a setting a checkpoint
+    of an earlier ctcnet lacks).
 
     ``last`` is the furthest-trained ``last*.ckpt`` of the checkpoint folder (its global
     step, then its file time: a second run into the same folder writes ``last-v1.ckpt``
@@ -95,7 +97,8 @@ def check_resume(ckpt_path: str | None, trainer, shape: dict | None = None,
                          "its epochs had other steps, and the learning-rate schedule resumed "
                          f"with it would end early or fail; resume with the same, or {longer}",
                          path)
-    other_settings = changed_model_settings(checkpoint.get("hyper_parameters"), model_settings)
+    other_settings = changed_model_settings(checkpoint.get("hyper_parameters"), model_settings,
+                                            setting_defaults)
     if other_settings:  # the run went on otherwise than its model file would record
         raise InputError(f"the checkpoint's run was made with other model settings "
                          f"({other_settings}): {longer}", path)
@@ -118,13 +121,22 @@ def check_resume(ckpt_path: str | None, trainer, shape: dict | None = None,
 RESUME_MAY_CHANGE = ("_instantiator", "channels_last", "init_from")
 
 
-def changed_model_settings(before, now) -> str | None:
+def setting_defaults(module_class) -> dict:
+    """The defaults of a LightningModule's settings (its ``__init__``'s keyword defaults)."""
+    import inspect
+
+    return {name: p.default for name, p in inspect.signature(module_class.__init__)
+            .parameters.items() if p.default is not inspect.Parameter.empty}
+
+
+def changed_model_settings(before, now, defaults: dict | None = None) -> str | None:
     """What differs between a checkpoint's model hyperparameters and this run's, in words
     (``lr 0.003 -> 0.1``; a long value by its name: ``taxonomy``); None where they agree or
     either is unknown. The optimiser and schedule are restored as they were, so a new
     learning rate had no effect while the model file recorded it; another loss changed the
     run midway; another taxonomy (its classes in another order) trained the head's outputs
-    on other labels; another width failed to load."""
+    on other labels; another width failed to load. A setting the checkpoint lacks (one a
+    later ctcnet added) at its default (``defaults``) is no change: the run went on as it."""
     if not isinstance(before, dict) or not isinstance(now, dict):
         return None
 
@@ -134,6 +146,9 @@ def changed_model_settings(before, now) -> str | None:
     changed = []
     for key in sorted(set(before) | set(now)):
         if key in RESUME_MAY_CHANGE or text(before.get(key)) == text(now.get(key)):
+            continue
+        if key not in before and key in (defaults or {}) and \
+                text(defaults[key]) == text(now.get(key)):
             continue
         old, new = text(before.get(key)), text(now.get(key))
         changed.append(f"{key} {old} -> {new}" if len(old) + len(new) <= 60 else key)

@@ -513,6 +513,8 @@ def test_a_batch_no_model_fits_whole_runs_on_the_model_that_fits_most(monkeypatc
         "of their channels: c12 (ctcnet-default)" in caplog.text
     named[:] = [("c07", vim)]
     assert model_choice.choose_for_most([Path("c07")], [], None) is None
+    named[:] = [("c02", three), ("c12", five)]  # every one fits: not a choice of channels
+    assert model_choice.choose_for_most([Path("c02"), Path("c12")], [], None) is None
 
 
 def test_a_panel_naming_fewer_channels_than_its_frames_hold_chooses_no_model(cart, tmp_path):

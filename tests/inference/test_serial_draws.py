@@ -388,8 +388,10 @@ def test_a_patient_key_mistyped_is_refused_not_a_check_turned_off(clean_run, tmp
     assert any("no draw's cartridge.json names a patient" in n for n in draws[1].notes)
     # Without --date-key, a key that reads as the draw's date is pointed to: the order given
     # is otherwise unchecked.
-    for folder, when in zip(folders, ("2026-06-14", "2026-04-19")):
-        edit_json(folder / "summary.json", cartridge_info={"draw_date": when})
+    for folder, when in zip(folders, ("2026-06-14", "2026-04-19")):  # (a birth date is none)
+        edit_json(folder / "summary.json", cartridge_info={"date_of_birth": "1961-02-03",
+                                                           "collected_by": "ann",
+                                                           "draw_date": when})
     from ctcnet.cli import main
 
     assert main(["draws", *map(str, folders)]) == 0

@@ -75,6 +75,16 @@ def test_a_resume_with_other_model_settings_is_refused_by_name(tmp_path):
         with pytest.raises(InputError, match=r"run was made with other model settings "
                                              + said + ".*--model.init_from="):
             check_resume("last", trainer, model_settings={**settings, **changed})
+    # A setting an earlier ctcnet's checkpoint lacks, at its default: the run went on as it.
+    from ctcnet.training.lit import CTCLitModule
+    from ctcnet.training.resume import setting_defaults
+
+    defaults = setting_defaults(CTCLitModule)
+    added = {**settings, "symmetry": defaults["symmetry"]}
+    assert check_resume("last", trainer, model_settings=added, setting_defaults=defaults)
+    with pytest.raises(InputError, match=r"symmetry null -> \"rot4\""):
+        check_resume("last", trainer, model_settings={**added, "symmetry": "rot4"},
+                     setting_defaults=defaults)
 
 
 def test_a_diverged_run_is_said_so_not_sent_to_an_earlier_checkpoint(tmp_path):
