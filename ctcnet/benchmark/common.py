@@ -120,7 +120,7 @@ def machine_info() -> dict:
     import onnxruntime
     import torch
 
-    from ctcnet.inference.backends import cpu_cores
+    from ctcnet.inference.resources import cpu_cores
 
     try:
         mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30

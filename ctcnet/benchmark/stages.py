@@ -39,7 +39,7 @@ import numpy as np
 
 from ctcnet.benchmark.common import STAGES, cpu_model, cpu_name, load_average
 from ctcnet.benchmark.peer import around_network
-from ctcnet.inference.backends import cpu_cores
+from ctcnet.inference.resources import cpu_cores
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.nn.crop_input import synthetic_crops
 

@@ -15,9 +15,10 @@ import numpy as np
 
 from ctcnet.benchmark.common import stats, time_repeated
 from ctcnet.benchmark.peer import worker_peer
-from ctcnet.inference.backends import cpu_cores, load_backend
+from ctcnet.inference.backends import load_backend
 from ctcnet.inference.resources import (
     children_peak_memory_mb,
+    cpu_cores,
     one_malloc_arena,
     peak_memory_mb,
     single_threaded_blas,

@@ -174,8 +174,7 @@ def _run(args, log) -> int:
     import time
     from pathlib import Path
 
-    from ctcnet.inference.backends import cpu_cores
-    from ctcnet.inference.resources import one_malloc_arena
+    from ctcnet.inference.resources import cpu_cores, one_malloc_arena
 
     one_malloc_arena(cpu_cores())  # before the model or any thread allocates
     # the library: imported when the command runs (see ctcnet.commands)
@@ -489,7 +488,8 @@ def _processes(args, shard, inputs: int) -> int:
     if split_elsewhere or getattr(args, "_argv", None) is None or inputs < 2:
         return 1
     if asked is None:
-        from ctcnet.inference.backends import cpu_cores, runs_on_cpu
+        from ctcnet.inference.backends import runs_on_cpu
+        from ctcnet.inference.resources import cpu_cores
 
         return auto_processes(inputs, not runs_on_cpu(args.device), cpu_cores(),
                               available_memory_gib())

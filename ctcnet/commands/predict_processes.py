@@ -265,7 +265,7 @@ def run_in_processes(argv: list[str], shares: list[list[str]],
             if child.poll() is None:
                 child.send_signal(signum)
 
-    from ctcnet.inference.backends import CORES_ENV, cpu_cores
+    from ctcnet.inference.resources import CORES_ENV, cpu_cores
 
     # Each child sizes its frame workers and model threads to its share of the cores: sized
     # to the whole machine, N children's frame processes would ask for N times its cores.

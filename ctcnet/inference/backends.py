@@ -19,7 +19,6 @@ import functools
 import hashlib
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -27,7 +26,13 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ctcnet.core.install_hint import install_command
-from ctcnet.errors import CtcnetError, InputError, check_device_name, check_whole_number
+from ctcnet.errors import (
+    CtcnetError,
+    InputError,
+    check_device_name,
+    check_regular_file,
+    check_whole_number,
+)
 from ctcnet.inference.backend_registry import (
     backend_class,
     backend_for_path,
@@ -36,6 +41,7 @@ from ctcnet.inference.backend_registry import (
     opener,
 )
 from ctcnet.inference.onnx_runtime import OnnxClassifier, select_providers
+from ctcnet.inference.resources import cpu_model_threads
 from ctcnet.io.digests import file_sha256
 from ctcnet.nn.calls import finite_crops
 from ctcnet.nn.crop_input import checked_crops, say_crop_values, say_not_finite
@@ -377,42 +383,6 @@ def _log_no_saliency() -> None:
                     "install lacks (%s adds them)", install_command("all"))
 
 
-# The cores a predict process takes as its own when it shares the machine with others: each
-# process of ``ctcnet predict --processes N`` is given its share (the machine's cores / N),
-# so that its frame workers and model threads are sized to it, not to the whole machine.
-CORES_ENV = "CTCNET_CORES"
-
-
-def cpu_cores() -> int:
-    """Cores this process may run on (the affinity mask, as a container or taskset sets it),
-    at most ``CTCNET_CORES`` where that is set."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
-        (os.cpu_count() or 1)
-    share = os.environ.get(CORES_ENV, "")
-    if share.strip().isdigit() and int(share) > 0:
-        cores = min(cores, int(share))
-    return max(1, cores)
-
-
-def cpu_frame_workers(cores: int | None = None) -> int:
-    """Frame threads (read, detect, crop, the guard's measurements) beside a CPU model: one per
-    four cores, at least one, and two on a 2-3 core machine. There the frame work is the larger
-    part (175 frames: ~36 s of CPU against the model's ~23 s), so with one frame thread the
-    model's core waits; with two the OS keeps both cores busy (2 cores, 175 frames,
-    ``--no-report``: 35.5 against 38.8 s, medians of 4 alternating runs; ~150 MB more peak
-    memory; docs/benchmarks.md)."""
-    cores = cpu_cores() if cores is None else cores
-    if cores in (2, 3):
-        return 2
-    return max(1, min(4, cores // 4))
-
-
-def cpu_model_threads(cores: int | None = None) -> int:
-    """Intra-op threads of a CPU model: the cores the frame workers leave, at least one."""
-    cores = cpu_cores() if cores is None else cores
-    return max(1, cores - cpu_frame_workers(cores))
-
-
 def default_model_path(backend: str | None = None) -> Path:
     """The shipped default model's checkpoint (or its ``.onnx`` export for the ONNX backend)."""
     return resolve_model(None, backend)
@@ -495,4 +465,6 @@ def load_backend(model_path: str | Path | None = None, backend: str | None = Non
             raise InputError("--backend onnx needs an exported .onnx model (ctcnet export CKPT "
                              "--out model.onnx)", path)
         raise InputError(f"{path.suffix} models run with --backend {implied}", path)
+    # (found before the backend opens it: a torch install's lack was said of a file not there)
+    check_regular_file(path, "a model file", missing="model file not found")
     return opener(backend)(path, device=device, batch_size=batch_size)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from ctcnet.core.install_hint import install_command
 from ctcnet.errors import InputError
-from ctcnet.inference.backends import cpu_cores, cpu_frame_workers, has_torch
+from ctcnet.inference.backends import has_torch
+from ctcnet.inference.resources import cpu_cores, cpu_frame_workers
 
 
 def default_workers(backend=None) -> int:

@@ -36,10 +36,10 @@ import numpy as np
 from ctcnet.core import shared_pickle
 from ctcnet.core.ordered import ordered_map
 from ctcnet.detect.detection import DetectConfig
-from ctcnet.inference.backends import cpu_cores
 from ctcnet.inference.finishing import Finishing, finish_frame
 from ctcnet.inference.frames import FrameWork, prepare_frame
 from ctcnet.inference.options import FRAME_POOLS
+from ctcnet.inference.resources import cpu_cores
 from ctcnet.inference.worker_processes import spawned_pool, starting_children
 from ctcnet.io.scan import Cartridge, FrameRef
 from ctcnet.nn.spec import ModelSpec

@@ -4,7 +4,7 @@ frame workers (threads or processes, :mod:`ctcnet.inference.frame_workers`) a fe
 of the classifier, on numpy or on the model's GPU (:func:`resolve_frame_device`).
 
 On a 2-core CPU two frame workers feed one model thread (:func:`default_workers`,
-``ctcnet.inference.backends.cpu_frame_workers``): the frame work outweighs the model's, so the
+``ctcnet.inference.resources.cpu_frame_workers``): the frame work outweighs the model's, so the
 second frame worker fills the model core's idle time.
 With spillover compensation, :func:`measure_scan_leaks` measures CK's spillover of the scan
 from a few frames first, and every frame's model crops are compensated with it.

@@ -2,12 +2,15 @@
 model (:func:`single_threaded_blas`), one heap for all its threads (:func:`one_malloc_arena`),
 freed memory kept for the frame loop (:func:`keep_frame_buffers`) and handed back to the
 system between the run's later stages (:func:`release_free_memory`), and the peak memory it
-reports (:func:`peak_memory_mb`, its worker processes' :func:`children_peak_memory_mb`).
+reports (:func:`peak_memory_mb`, its worker processes' :func:`children_peak_memory_mb`);
+and the cores it may run on (:func:`cpu_cores`), shared between its frame workers and a CPU
+model's threads.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import resource
 import sys
 from pathlib import Path
@@ -163,3 +166,39 @@ def _status_kb(pid: str) -> dict[str, int]:
         if name.startswith(("Vm", "Rss")):
             fields[name] = int(value.split()[0])
     return fields
+
+
+# The cores a predict process takes as its own when it shares the machine with others: each
+# process of ``ctcnet predict --processes N`` is given its share (the machine's cores / N),
+# so that its frame workers and model threads are sized to it, not to the whole machine.
+CORES_ENV = "CTCNET_CORES"
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on (the affinity mask, as a container or taskset sets it),
+    at most ``CTCNET_CORES`` where that is set."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        (os.cpu_count() or 1)
+    share = os.environ.get(CORES_ENV, "")
+    if share.strip().isdigit() and int(share) > 0:
+        cores = min(cores, int(share))
+    return max(1, cores)
+
+
+def cpu_frame_workers(cores: int | None = None) -> int:
+    """Frame threads (read, detect, crop, the guard's measurements) beside a CPU model: one per
+    four cores, at least one, and two on a 2-3 core machine. There the frame work is the larger
+    part (175 frames: ~36 s of CPU against the model's ~23 s), so with one frame thread the
+    model's core waits; with two the OS keeps both cores busy (2 cores, 175 frames,
+    ``--no-report``: 35.5 against 38.8 s, medians of 4 alternating runs; ~150 MB more peak
+    memory; docs/benchmarks.md)."""
+    cores = cpu_cores() if cores is None else cores
+    if cores in (2, 3):
+        return 2
+    return max(1, min(4, cores // 4))
+
+
+def cpu_model_threads(cores: int | None = None) -> int:
+    """Intra-op threads of a CPU model: the cores the frame workers leave, at least one."""
+    cores = cpu_cores() if cores is None else cores
+    return max(1, cores - cpu_frame_workers(cores))

@@ -191,7 +191,7 @@ def test_each_process_takes_its_share_of_the_cores(monkeypatch):
     """N processes on a machine of C cores: each sizes its frame workers and model threads
     to C / N (CTCNET_CORES), not to the whole machine."""
     from ctcnet.commands import predict_processes
-    from ctcnet.inference import backends
+    from ctcnet.inference import resources
 
     started = []
 
@@ -207,17 +207,17 @@ def test_each_process_takes_its_share_of_the_cores(monkeypatch):
             return 0
 
     monkeypatch.setattr(predict_processes.subprocess, "Popen", Child)
-    monkeypatch.setattr(backends, "cpu_cores", lambda: 16)
+    monkeypatch.setattr(resources, "cpu_cores", lambda: 16)
     assert predict_processes.run_in_processes(["predict", "x"], [["a"], ["b"], ["c"]]) == 0
-    assert [env[backends.CORES_ENV] for env in started] == ["5"] * 3
+    assert [env[resources.CORES_ENV] for env in started] == ["5"] * 3
     monkeypatch.undo()
     # What a child then reads as its cores: its share, or fewer where its affinity says so.
-    monkeypatch.setenv(backends.CORES_ENV, "1")
-    assert backends.cpu_cores() == 1
-    monkeypatch.setenv(backends.CORES_ENV, "100000")
-    assert backends.cpu_cores() == len(os.sched_getaffinity(0))
-    monkeypatch.setenv(backends.CORES_ENV, "many")
-    assert backends.cpu_cores() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv(resources.CORES_ENV, "1")
+    assert resources.cpu_cores() == 1
+    monkeypatch.setenv(resources.CORES_ENV, "100000")
+    assert resources.cpu_cores() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv(resources.CORES_ENV, "many")
+    assert resources.cpu_cores() == len(os.sched_getaffinity(0))
 
 
 def test_a_missing_model_or_a_bad_prior_is_refused_once_before_any_process_starts(scans, capsys):

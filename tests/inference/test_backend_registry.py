@@ -56,3 +56,16 @@ def test_the_registry_imports_neither_torch_nor_onnxruntime():
             "heavy = [m for m in ('torch', 'onnxruntime') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_model_file_not_there_is_said_so_before_its_backend_is_opened(tmp_path, monkeypatch):
+    """A predict install (no torch) said of a missing .pt that torch models need torch."""
+    import pytest
+
+    from ctcnet.errors import InputError
+    from ctcnet.inference import backends
+
+    monkeypatch.setattr(backends, "has_torch", lambda: False)
+    for name in ("nope.pt", "nope.onnx"):
+        with pytest.raises(InputError, match="model file not found"):
+            backends.load_backend(tmp_path / name)

@@ -942,7 +942,7 @@ def test_the_predict_command_asks_for_one_heap_before_it_loads_the_model(cart_an
 
     monkeypatch.setattr(resources, "_libc", lambda: RecordingLibc(calls))
     monkeypatch.setattr(backends, "load_backend", recorded)
-    monkeypatch.setattr(backends, "cpu_cores", lambda: 2)
+    monkeypatch.setattr(resources, "cpu_cores", lambda: 2)
     assert run_cli(capsys, *predict_args(cart_and_model, cart))[0] == 0
     assert calls[0] == ("mallopt", resources._M_ARENA_MAX, 1)
     assert ("load",) in calls
