@@ -403,9 +403,28 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
     if spec.decision is not None:  # the band was measured on the base's calibrated calls
         spec = spec.replace(decision=spec.decision.with_band_kept(
             Path(model_path).stem, "a recalibration on a lab's crops", drop_fusion=False))
+    spec = spec.replace(training={**(spec.training or {}), "recalibration": recalibration_record(
+        model_path, val_data, crops)})
     model.spec = spec
     save_model(out_path, model.cpu(), spec)
     return spec
+
+
+def recalibration_record(model_path, val_data, crops: np.ndarray) -> dict:
+    """What a recalibrated model file records of its making: the model it was made from (by
+    digest), the crop folder and its crops (``learnt_from``: their fingerprints, so that a
+    model scored on its own calibration crops is warned of, as one scored on its training
+    crops is), the software and when."""
+    from datetime import UTC, datetime
+
+    from ctcnet.core.provenance import software_record
+    from ctcnet.detect.crop_fingerprints import crop_fingerprints, packed
+    from ctcnet.io.digests import file_sha256
+
+    return {"from": Path(model_path).name, "from_sha256": file_sha256(model_path),
+            "data_dir": str(Path(val_data).resolve()), "crops": int(len(crops)),
+            "learnt_from": packed(crop_fingerprints(crops)), "software": software_record(),
+            "at": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
 def robustness_report(backend, shifts=DEFAULT_SHIFTS, n_per_class: int = 100,

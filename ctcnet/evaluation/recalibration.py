@@ -143,7 +143,7 @@ def recalibrate_spec(spec, logits: np.ndarray, labels: np.ndarray, target: float
         new = calibrate_spec(spec, logits, labels, target)
         summary = dict(new.metrics["calibration"])
         summary.update(method="lab", lab_crops=int(len(labels)), lab_weight=1.0)
-        summary["guarantee"] = lab_guarantee(new, logits, labels)
+        summary["guarantee"] = in_sample_guarantee(spec, new, logits, labels)
         return new.replace(metrics={**spec.metrics, "calibration": summary})
     reference = reference() if callable(reference) else reference
     if reference is None or not len(reference[1]):
@@ -167,8 +167,18 @@ def recalibrate_spec(spec, logits: np.ndarray, labels: np.ndarray, target: float
                    lab_weight=round(float(weights[:len(labels)].sum() / weights.sum()), 4),
                    **({"note": note} if note else {}))
     new = spec.replace(temperature=temperature, review_threshold=threshold)
-    summary["guarantee"] = lab_guarantee(new, logits, labels)
+    summary["guarantee"] = in_sample_guarantee(spec, new, logits, labels)
     return new.replace(metrics={**spec.metrics, "calibration": summary})
+
+
+def in_sample_guarantee(base, fitted, logits: np.ndarray, labels: np.ndarray) -> dict:
+    """:func:`lab_guarantee` of the ``fitted`` spec on the crops it was fitted to, marked so
+    (``in_sample``), with the ``base`` spec's misses on them (``missed_before_fit``): the
+    review threshold is set just above their most confident miss, so "0 missed" is true of
+    them by construction and its bound holds for crops the fit did not see, not these (4 of
+    30 CTCs missed before a fit read "0 of 30, at most 10 %")."""
+    return {**lab_guarantee(fitted, logits, labels), "in_sample": True,
+            "missed_before_fit": lab_guarantee(base, logits, labels)["missed"]}
 
 
 # Why a set of crops alone cannot calibrate (:func:`recalibrate_spec`).
@@ -223,12 +233,14 @@ def describe(summary: dict) -> str:
            f"{summary['review']['threshold']:.3f} ({how})"
     g = summary.get("guarantee")
     if g:
-        line += (f"; on the lab's crops: {g['missed']} of {g['counted_cells']} "
-                 f"{counted_cells_text(g)} neither counted nor shown (at most "
-                 f"{g['miss_bound']:.0%} with "
-                 f"{g['confidence']:.0%} confidence; {g['cells_for_one_percent']} cells "
-                 f"without a miss would state 1 %); {g['reviewed_fraction']:.0%} of the "
-                 f"{g['crops']} calibration crops shown for the network's doubt (fitted on them)")
+        before = g.get("missed_before_fit")
+        line += (f"; on the lab's crops it was fitted to: {g['missed']} of {g['counted_cells']} "
+                 f"{counted_cells_text(g)} neither counted nor shown"
+                 + ("" if before is None else f" ({before} before the fit)")
+                 + " (in-sample: no bound for other crops; score crops set apart with ctcnet "
+                 f"evaluate for one, {g['cells_for_one_percent']} cells without a miss stating "
+                 f"1 %); {g['reviewed_fraction']:.0%} of the {g['crops']} calibration crops "
+                 "shown for the network's doubt")
     return line
 
 

@@ -152,9 +152,11 @@ def labelled_test_set(data, spec: ModelSpec, with_baselines: bool = True, baseli
 
 
 def _learnt_from(spec: ModelSpec) -> list[str]:
-    """The fingerprints of the crops the model's training and fine-tune recorded."""
+    """The fingerprints of the crops the model's training, fine-tune and recalibration
+    recorded."""
     training = spec.training or {}
-    return [record["learnt_from"] for record in (training.get("data"), training.get("finetune"))
+    return [record["learnt_from"] for record in (training.get(key) for key in (
+        "data", "finetune", "recalibration"))
             if isinstance(record, dict) and isinstance(record.get("learnt_from"), str)]
 
 
@@ -200,5 +202,5 @@ def own_training_data_warning(spec: ModelSpec, data: str | Path,
     if not seen.any():
         return None
     return (f"{int(seen.sum())} of {len(crops)} crops of {data} are, pixel for pixel, crops "
-            "this model was trained or fine-tuned on (predictions.csv's learnt_from column "
-            "names them): their figures are optimistic; evaluate on crops kept apart")
+            "this model was trained, fine-tuned or calibrated on (predictions.csv's learnt_from "
+            "column names them): their figures are optimistic; evaluate on crops kept apart")

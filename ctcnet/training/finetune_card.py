@@ -238,11 +238,14 @@ def _calibration_line(cal: dict, spec) -> str:
             + _worse_than_none(cal))
     g = cal.get("guarantee")
     if g:
-        line += (f"\n- Guarantee on the lab's held-out crops (which also weighed in the fit): "
+        before = g.get("missed_before_fit")
+        line += (f"\n- On the lab's held-out crops, which the calibration was fitted to: "
                  f"{g['missed']} of {g['counted_cells']} {counted_cells_text(g)} neither "
-                 f"counted nor shown, so at most {g['miss_bound']:.1%} with "
-                 f"{g['confidence']:.0%} confidence "
-                 f"(one-sided Clopper-Pearson); {g['auto_wrong']} of {g['auto_calls']} calls "
+                 f"counted nor shown" + ("" if before is None else f" ({before} before the fit)")
+                 + f"; as a count on crops the fit did not see it would bound the share by "
+                 f"{g['miss_bound']:.1%} with {g['confidence']:.0%} confidence (one-sided "
+                 f"Clopper-Pearson), which these, in-sample, do not; {g['auto_wrong']} of "
+                 f"{g['auto_calls']} calls "
                  "not shown to a person wrong (predict's rule: a call under the threshold is "
                  "shown only where its doubt could change a count) (at most "
                  f"{g['auto_error_bound']:.1%}). A 1 % bound needs "

@@ -1,5 +1,7 @@
 """ctcnet.evaluation.calibration: one class or crops under the floor refused; few pooled."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import assert_one_line_error, run_cli
@@ -77,3 +79,25 @@ def test_a_recalibrated_model_says_its_review_band_was_measured_on_the_base(cart
     assert record["level"] == 0.01 and record["reads"] == "fused"
     assert record["fitted_for"] == ("the base model banded (kept by a recalibration on a lab's "
                                     "crops, not measured again on this model)")
+
+
+def test_a_recalibrated_model_records_its_making_and_its_crops_are_told(cart_and_model, crops,
+                                                                       tmp_path):
+    """A recalibrated file named neither its base, its crops, the software nor when; scored on
+    its own calibration crops it gave no warning ("0 of 30 missed" on the crops fitted to)."""
+    from ctcnet.evaluation.evaluate import calibrate_model_file
+    from ctcnet.evaluation.test_set import crops_learnt_from
+    from ctcnet.io.digests import file_sha256
+    from ctcnet.nn.classifier import load_model
+
+    calibrate_model_file(cart_and_model / "model.pt", crops, tmp_path / "c.pt")
+    spec = load_model(tmp_path / "c.pt")[1]
+    made = spec.training["recalibration"]
+    assert made["from_sha256"] == file_sha256(cart_and_model / "model.pt")
+    assert made["data_dir"] == str(Path(crops).resolve()) and made["crops"] > 0
+    assert made["software"] and made["at"]
+    from ctcnet.detect.crop_dataset import load_crops, read_crop_index
+
+    index = read_crop_index(crops, taxonomy=spec.taxonomy).conform(spec.panel, "crops")
+    images = load_crops(index, spec.crop_size, spec.pixel_size_um, fitting=True)
+    assert crops_learnt_from(spec, images).all()

@@ -77,6 +77,10 @@ def test_few_lab_crops_are_pooled_and_the_card_figures_are_the_labs():
     assert cal["review"]["n"] == 12  # figures of the lab's crops, not of the pool
     g = cal["guarantee"]
     assert g["crops"] == 12 and g["counted_cells"] == 6  # ctc and cluster
+    # Fitted on these crops: in-sample, said so, with the base model's misses on them beside.
+    assert g["in_sample"] and isinstance(g["missed_before_fit"], int)
+    assert "(in-sample: no bound for other crops;" in describe(cal)
+    assert f"({g['missed_before_fit']} before the fit)" in describe(cal)
     assert "pooled: 12 lab crops (12% of the fit) with 400 simulated crops" in describe(cal)
     # The review load is of the held-out crops, not of the CTCs and clusters before it.
     assert f"{g['reviewed_fraction']:.0%} of the 12 calibration crops shown" in describe(cal)
