@@ -41,6 +41,14 @@ def software_record() -> dict:
             "libraries": library_versions()}
 
 
+def made_now() -> dict:
+    """What made a file and when, for a model file's record of its making (a fine-tune, a
+    recalibration): :func:`software_record` and the UTC time."""
+    from datetime import UTC, datetime
+
+    return {"software": software_record(), "at": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
 def check_record() -> dict:
     """Who checked, where, when and with what (a qualification's or an audit's evidence):
     ``checked_at`` (UTC), ``host``, ``user`` (None for a container's nameless uid) and

@@ -415,16 +415,13 @@ def recalibration_record(model_path, val_data, crops: np.ndarray) -> dict:
     digest), the crop folder and its crops (``learnt_from``: their fingerprints, so that a
     model scored on its own calibration crops is warned of, as one scored on its training
     crops is), the software and when."""
-    from datetime import UTC, datetime
-
-    from ctcnet.core.provenance import software_record
+    from ctcnet.core.provenance import made_now
     from ctcnet.detect.crop_fingerprints import crop_fingerprints, packed
     from ctcnet.io.digests import file_sha256
 
     return {"from": Path(model_path).name, "from_sha256": file_sha256(model_path),
             "data_dir": str(Path(val_data).resolve()), "crops": int(len(crops)),
-            "learnt_from": packed(crop_fingerprints(crops)), "software": software_record(),
-            "at": datetime.now(UTC).isoformat(timespec="seconds")}
+            "learnt_from": packed(crop_fingerprints(crops)), **made_now()}
 
 
 def robustness_report(backend, shifts=DEFAULT_SHIFTS, n_per_class: int = 100,

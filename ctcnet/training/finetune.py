@@ -41,6 +41,7 @@ import numpy as np
 
 from ctcnet.core.log_capture import kept_warnings
 from ctcnet.core.paths import absolute
+from ctcnet.core.provenance import made_now
 from ctcnet.detect.crop_dataset import PLACEHOLDER_PIXEL_UM, pixel_size_source, read_crop_index
 from ctcnet.detect.crop_fingerprints import merged
 from ctcnet.detect.crop_writing import dataset_record
@@ -367,7 +368,7 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
     new_spec, leaks = lab_guard(new_spec, index,
                                 np.concatenate([train.images[:own], held.images]),
                                 np.concatenate([train.targets[:own], held.targets]))
-    record = {
+    record = {**made_now(),  # (the software and when: the card's version is the base's)
         "base": {"path": absolute(base), "sha256": file_sha256(base), "version": spec.version,
                  "temperature": spec.temperature, "review_threshold": spec.review_threshold},
         "data": {"path": absolute(data_dir), "per_class": counts,

@@ -60,6 +60,8 @@ def test_finetune_frees_the_last_blocks_and_recalibrates_few_crops_pooled(
     assert any(changed)
     info = spec.training["finetune"]
     assert info["base"]["path"] == str(lab / "base.pt")
+    # What made it and when (the card's version was the base's alone)
+    assert info["software"]["ctcnet"] and info["at"].endswith("+00:00")
     assert info["data"]["samples"] == 2 and info["data"]["held_out"]["unit"] == "sample"
     assert 0 < info["data"]["held_out"]["crops"] < 24
     assert info["data"]["train"]["crops"] == 24 - info["data"]["held_out"]["crops"] + 4 * 6
@@ -412,7 +414,7 @@ def test_evaluate_tells_the_crops_a_fine_tune_learnt_from_wherever_they_are_copi
     assert report["model_record"]["path"] == str(out.absolute())
     assert report["model_record"]["finetuned_from"]["sha256"] == file_sha256(lab / "base.pt")
     # the 24 crops but the held-out ones: those it was not trained on
-    assert any(f"{24 - held} of 24 crops" in w and "trained or fine-tuned on" in w
+    assert any(f"{24 - held} of 24 crops" in w and "trained, fine-tuned or calibrated on" in w
                for w in warnings), warnings
     # ... and which: predictions.csv names them
     table = pd.read_csv(tmp_path / "ev" / "predictions.csv")
@@ -424,7 +426,7 @@ def test_evaluate_tells_the_crops_a_fine_tune_learnt_from_wherever_they_are_copi
                        fresh.sample_ids)
     assert main(["evaluate", str(tmp_path / "fresh"), "--model", str(out), "--out",
                  str(tmp_path / "ev2"), "--device", "cpu"]) == 0
-    assert not any("trained or fine-tuned on" in w for w in json.loads(
+    assert not any("trained, fine-tuned or calibrated on" in w for w in json.loads(
         (tmp_path / "ev2" / "report.json").read_text()).get("warnings", []))
     # Calibrated on them (--calibrate-on): a threshold fitted on crops it learnt from, said.
     from ctcnet.evaluation.evaluate import calibrate_model_file
