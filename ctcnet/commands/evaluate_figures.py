@@ -67,6 +67,10 @@ def summary_lines(report: dict, calibrated_on: str | None = None) -> list[str]:
                      f"{band['reviewed_fraction']:.1%} of crops ({band['reviewed']} of "
                      f"{band['n']}), the calls above it {band['auto_precision']:.1%} precise "
                      f"({band['auto_right']} of {band['auto_calls']}){shown}{missed}")
+    listed = cnn.get("review_list")
+    if listed:  # (the band's share above is the network's doubt alone)
+        lines.append(f"review list as predict makes it on these crops (the guard's flags "
+                     f"included): {listed['fraction']:.1%} ({listed['shown']} of {listed['n']})")
     prior = report.get("prior", "balanced")
     lines.append(f"calls above at prior {prior}" + (" (the most probable class)"
                                                      if prior == "balanced" else ""))

@@ -336,6 +336,10 @@ def _write_evaluation(report: dict, table, data: str, backend, out_dir: Path,
         table["learnt_from"] = report["_learnt_from"]  # crops the model was trained on
     with atomic_path(out_dir / "predictions.csv") as tmp:
         spreadsheet_table(table).to_csv(tmp, index=False, float_format="%.5g")
+    if "review" in table:  # the list a lab faces: predict's on this folder, the guard's included
+        shown = int(table["review"].astype(bool).sum())
+        report["cnn"]["review_list"] = {"shown": shown, "n": int(len(table)),
+                                        "fraction": round(shown / max(1, len(table)), 4)}
     names = spec.class_names
     confusion_png(report["cnn"]["confusion"], names, out_dir / "confusion.png",
                   "CNN confusion matrix")

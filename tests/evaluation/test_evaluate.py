@@ -657,6 +657,12 @@ def test_evaluates_rows_are_predicts_for_the_same_crops(tmp_path, toy, tiny_mode
     pr = pd.read_csv(tmp_path / "pr" / "data" / "predictions.csv", keep_default_na=False)
     for column in ("path", "class", "review", "guard", "markers_vouch"):
         assert ev[column].tolist() == pr[column].tolist(), column
+    # The list a lab faces, as predict makes it, in the report (its band's share is the
+    # network's doubt alone).
+    listed = json.loads((tmp_path / "ev" / "report.json").read_text())["cnn"]["review_list"]
+    summary = json.loads((tmp_path / "pr" / "data" / "summary.json").read_text())
+    assert listed["shown"] == int(ev["review"].astype(str).eq("True").sum()) == \
+        summary["review_list"]["events"] and listed["n"] == len(ev)
 
 
 def test_crops_labelled_by_a_models_calls_are_said_to_measure_agreement(tmp_path):
