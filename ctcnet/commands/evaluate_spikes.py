@@ -58,7 +58,8 @@ def _cutoffs(text: str) -> tuple[float, ...]:
 
 def run_spike_in(args: argparse.Namespace) -> int:
     """Score predict's outputs in ``args.data`` against ``args.expected``; exit status 0."""
-    from ctcnet.evaluation.spike_in import read_expected, rows_csv, sample_rows, spike_report
+    from ctcnet.evaluation.expected_file import read_expected
+    from ctcnet.evaluation.spike_in import rows_csv, sample_rows, spike_report
     from ctcnet.io.atomic import atomic_write_text
     from ctcnet.review.runs import find_samples
 

@@ -33,7 +33,7 @@ _PAIRED = ("class", "counted", "review", "p_ctc")
 
 
 def reference_rates(summaries: dict[str, dict], positive: str = POSITIVE) -> pd.DataFrame:
-    """The reference run's rates as :func:`ctcnet.evaluation.spike_in.read_expected` gives a
+    """The reference run's rates as :func:`ctcnet.evaluation.expected_file.read_expected` gives a
     reference method's (a ``reference`` column by sample id): each sample's automatic count of
     ``positive`` per 7.5 mL; a failed sample (no rate) is left out."""
     rates = {sample: (summary.get("per_7_5_ml") or {}).get(positive)

@@ -8,12 +8,13 @@ import pandas as pd
 import pytest
 
 from ctcnet.errors import InputError
+from ctcnet.evaluation.expected_file import read_expected
 from ctcnet.evaluation.method_comparison import (
     comparison_csv,
     comparison_report,
     passing_bablok,
 )
-from ctcnet.evaluation.spike_in import read_expected, sample_rows
+from ctcnet.evaluation.spike_in import sample_rows
 
 
 def summary(rate: float, volume: float = 7.5, status: str = "ok") -> dict:

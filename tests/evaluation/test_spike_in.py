@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from ctcnet.errors import InputError
+from ctcnet.evaluation.expected_file import read_expected
 from ctcnet.evaluation.spike_in import (
     limit_of_blank,
     limit_of_detection,
-    read_expected,
     sample_rows,
     spike_report,
 )
@@ -37,10 +37,28 @@ def test_the_expected_counts_are_read_or_refused_naming_the_line(tmp_path):
                        ("sample_id,spiked\nA,5\nA ,6\n", "'A' is listed twice"),
                        # A header alone (a KeyError of the results' rows, exit 1).
                        ("sample_id,spiked\n", "list no tube"),
-                       ("sample_id,reference_per_7_5_ml\n,\n", "list no tube")):
+                       ("sample_id,reference_per_7_5_ml\n,\n", "list no tube"),
+                       # A column read but for its case: the grouping was dropped unsaid.
+                       ("sample_id,spiked,Level\nA,5,x\n", r"'Level' is not read \(did you "
+                                                            r"mean 'level'\?\)"),
+                       # Another locale's spreadsheet, or a tab-separated export.
+                       ("sample_id;spiked\nA;4,5\n", r"separated by ';'\?"),
+                       ("sample_id;spiked\nA;5\n", r"separated by ';'\?"),
+                       ("sample_id\tspiked\nA\t5\n", r"separated by '\\t'\?")):
         path.write_text(text)
         with pytest.raises(InputError, match=said):
             read_expected(path)
+
+
+def test_a_column_not_read_is_said(tmp_path, caplog):
+    """A blood_volume_ml column (the volumes are summary.json's) or a note: dropped unsaid."""
+    path = tmp_path / "expected.csv"
+    path.write_text("sample_id,spiked,blood_volume_ml,note\nA,5,5.0,x\n")
+    with caplog.at_level("WARNING"):
+        assert read_expected(path)["spiked"].tolist() == [5.0]
+    said = caplog.text
+    assert "column 'blood_volume_ml' is not read (the blood volumes are each sample's " \
+        "summary.json's" in said and "column 'note' is not read" in said
 
 
 def test_rates_and_recovery_are_per_7_5_ml_of_the_tubes_stated_volume():
