@@ -190,6 +190,10 @@ def check_targets(matrix: dict, cnn: str = "cnn", gate: str = "marker_gate") -> 
     and double-positive leukocytes (nonspecific CK) called ctc. Lists every failing cell."""
     names = matrix["class_names"]
     failures = []
+    clean = ((matrix.get("clean") or {}).get(cnn) or {}).get("macro_f1")
+    if clean is not None and clean < MIN_MACRO_F1:  # said first: no perturbation made it so
+        failures.append(f"clean (no perturbation): macro-F1 {clean:.4f} < {MIN_MACRO_F1}; "
+                        "range ends no worse than it are not listed")
     ends = [c for c in matrix["cells"] if c["range_end"] and cnn in c["methods"]]
     for c in ends:
         m = c["methods"][cnn]
@@ -198,7 +202,8 @@ def check_targets(matrix: dict, cnn: str = "cnn", gate: str = "marker_gate") -> 
             moves = flip_summary(m, names)
             failures.append(f"{where}: {m['flip_rate']:.1%} flips > {MAX_FLIP_RATE:.0%}"
                             + (f" ({moves})" if moves else ""))
-        if m["macro_f1"] < MIN_MACRO_F1:
+        if m["macro_f1"] < MIN_MACRO_F1 and (clean is None or clean >= MIN_MACRO_F1
+                                             or m["macro_f1"] < clean):
             # (to 4 places: 0.96989 read "0.970 < 0.97" at 3)
             failures.append(f"{where}: macro-F1 {m['macro_f1']:.4f} < {MIN_MACRO_F1}")
         if gate in c["methods"] and m["macro_f1"] < c["methods"][gate]["macro_f1"]:

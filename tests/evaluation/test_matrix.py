@@ -91,6 +91,23 @@ def test_check_targets_sees_double_positive_leukocytes_and_the_gate():
     assert len(check["failures"]) == 2
 
 
+def test_a_clean_figure_under_the_target_is_said_first_not_each_unchanged_range_end():
+    """Clean macro-F1 0.931: range ends with no flip and the clean figure were listed as
+    failures one by one, the clean figure itself not named."""
+    names = ["ctc", "wbc"]
+
+    def cell(label, f1):
+        return {"family": "stain", "name": "CD61", "label": label, "range_end": True,
+                "methods": {"cnn": {"flip_rate": 0.0, "macro_f1": f1,
+                                    "confusion": [[5, 0], [0, 5]]}}}
+
+    check = check_targets({"class_names": names, "clean": {"cnn": {"macro_f1": 0.931}},
+                           "cells": [cell("0.25x", 0.931), cell("4x", 0.90)]})
+    assert check["failures"] == [
+        "clean (no perturbation): macro-F1 0.9310 < 0.97; range ends no worse than it are not "
+        "listed", "CD61 4x: macro-F1 0.9000 < 0.97"]
+
+
 def test_matrix_png_draws_any_number_of_methods(tmp_path):
     cell = {"name": "x", "label": "1x", "range_end": True,
             "methods": {m: {"flip_rate": 0.1, "macro_f1": 0.9} for m in ("cnn", "a", "b")}}
