@@ -69,8 +69,8 @@ def summary_lines(report: dict, calibrated_on: str | None = None) -> list[str]:
                      f"({band['auto_right']} of {band['auto_calls']}){shown}{missed}")
     listed = cnn.get("review_list")
     if listed:  # (the band's share above is the network's doubt alone)
-        lines.append(f"review list as predict makes it on these crops (the guard's flags "
-                     f"included): {listed['fraction']:.1%} ({listed['shown']} of {listed['n']})")
+        lines.append(f"review list as predict makes it of these crops (the guard's flags "
+                     f"included): {listed['share']:.1%} ({listed['events']} of {listed['n']})")
     prior = report.get("prior", "balanced")
     lines.append(f"calls above at prior {prior}" + (" (the most probable class)"
                                                      if prior == "balanced" else ""))

@@ -336,10 +336,11 @@ def _write_evaluation(report: dict, table, data: str, backend, out_dir: Path,
         table["learnt_from"] = report["_learnt_from"]  # crops the model was trained on
     with atomic_path(out_dir / "predictions.csv") as tmp:
         spreadsheet_table(table).to_csv(tmp, index=False, float_format="%.5g")
-    if "review" in table:  # the list a lab faces: predict's on this folder, the guard's included
-        shown = int(table["review"].astype(bool).sum())
-        report["cnn"]["review_list"] = {"shown": shown, "n": int(len(table)),
-                                        "fraction": round(shown / max(1, len(table)), 4)}
+    if "guard" in table:  # the list a lab faces: predict's of this folder, by reason (as its
+        # summary.json has it; with the network's calls only the guard has not run here)
+        from ctcnet.inference.review_list import review_list_summary
+
+        report["cnn"]["review_list"] = {**review_list_summary(table, spec), "n": len(table)}
     names = spec.class_names
     confusion_png(report["cnn"]["confusion"], names, out_dir / "confusion.png",
                   "CNN confusion matrix")
@@ -387,9 +388,9 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
     seen = crops_learnt_from(spec, crops)
     if seen.any():  # a model is surer of crops it learnt from: a threshold set lower on them
         log.warning("%s: %d of its %d calibration crops are, pixel for pixel, crops this model "
-                    "was trained or fine-tuned on: the temperature, the review threshold and "
-                    "the guarantee fitted on them are optimistic; calibrate on crops kept "
-                    "apart", val_data, int(seen.sum()), len(crops))
+                    "was trained, fine-tuned or calibrated on: the temperature, the review "
+                    "threshold and the guarantee fitted on them are optimistic; calibrate on "
+                    "crops kept apart", val_data, int(seen.sum()), len(crops))
     logits = backend.predict_logits(crops)
     labels = index.label_indices(spec.taxonomy)
 
@@ -407,8 +408,9 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
     if spec.decision is not None:  # the band was measured on the base's calibrated calls
         spec = spec.replace(decision=spec.decision.with_band_kept(
             Path(model_path).stem, "a recalibration on a lab's crops", drop_fusion=False))
-    spec = spec.replace(training={**(spec.training or {}), "recalibration": recalibration_record(
-        model_path, val_data, crops)})
+    made = recalibration_record(model_path, val_data, crops)
+    spec = spec.replace(training={**(spec.training or {}), "recalibration": made},
+                        version=made["software"]["ctcnet"])  # (the spec's writer: this ctcnet)
     model.spec = spec
     save_model(out_path, model.cpu(), spec)
     return spec
@@ -423,8 +425,8 @@ def recalibration_record(model_path, val_data, crops: np.ndarray) -> dict:
     from ctcnet.detect.crop_fingerprints import crop_fingerprints, packed
     from ctcnet.io.digests import file_sha256
 
-    return {"from": Path(model_path).name, "from_sha256": file_sha256(model_path),
-            "data_dir": str(Path(val_data).resolve()), "crops": int(len(crops)),
+    return {"from": absolute(model_path), "from_sha256": file_sha256(model_path),
+            "data_dir": absolute(val_data), "crops": int(len(crops)),
             "learnt_from": packed(crop_fingerprints(crops)), **made_now()}
 
 

@@ -86,11 +86,12 @@ def _say_columns_not_read(columns, counted: str, path: Path) -> None:
     """Refuse a column that is one read but for its case or spaces (``Level``: the grouping was
     dropped, each cell count its own level, and no detection limit); warn of the others, which
     are not read (a ``blood_volume_ml`` column: the volumes are each summary.json's)."""
-    read = ("sample_id", counted, "level")
+    # (a method comparison reads no level: refused by name below, not suggested)
+    read = ("sample_id", counted) + (("level",) if counted == "spiked" else ())
     for column in columns:
         name = str(column)
-        if name in read:
-            continue
+        if name in read or name == "level" or name.startswith("Unnamed:"):
+            continue  # (Unnamed: a spreadsheet's trailing comma, a column with no name)
         meant = next((r for r in read if name.strip().lower() == r), None)
         if meant is not None:
             raise InputError(f"column {name!r} is not read (did you mean {meant!r}?)", path)

@@ -173,7 +173,8 @@ def recalibrate_spec(spec, logits: np.ndarray, labels: np.ndarray, target: float
 
 def in_sample_guarantee(base, fitted, logits: np.ndarray, labels: np.ndarray) -> dict:
     """:func:`lab_guarantee` of the ``fitted`` spec on the crops it was fitted to, marked so
-    (``in_sample``), with the ``base`` spec's misses on them (``missed_before_fit``): the
+    (``in_sample``), with the misses at the ``base`` spec's calibration (its temperature and
+    threshold, on the same network's ``logits``: ``missed_before_fit``): the
     review threshold is set just above their most confident miss, so "0 missed" is true of
     them by construction and its bound holds for crops the fit did not see, not these (4 of
     30 CTCs missed before a fit read "0 of 30, at most 10 %")."""

@@ -161,8 +161,8 @@ def _learnt_from(spec: ModelSpec) -> list[str]:
 
 
 def crops_learnt_from(spec: ModelSpec, crops: np.ndarray) -> np.ndarray:
-    """Which of ``crops`` (at model scale) are, pixel for pixel, crops the model was trained or
-    fine-tuned on (the fingerprints its training and fine-tune recorded, ``learnt_from``)."""
+    """Which of ``crops`` (at model scale) are, pixel for pixel, crops the model was trained,
+    fine-tuned or calibrated on (the fingerprints each recorded, ``learnt_from``)."""
     recorded = _learnt_from(spec)
     return seen_in(crops, recorded) if recorded else np.zeros(len(crops), bool)
 

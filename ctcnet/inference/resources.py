@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import os
-import resource
 import sys
 from pathlib import Path
 
@@ -127,6 +126,8 @@ def peak_memory_mb() -> float:
     try:
         return _status_kb("self")["VmHWM"] / 1024.0
     except (OSError, ValueError, IndexError, KeyError):
+        import resource  # (Unix's only: imported where read, so the module imports anywhere)
+
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 

@@ -393,8 +393,7 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
                            "lab_samples": len(set(train.sample_ids[:own])),
                            "simulated_crops": int(len(train.targets) - own)}},
         "options": {**asdict(opts), "simulated_per_class": int(n_sim)},
-        # The lab's crops it learnt from, as evaluate tells them wherever they are copied.
-        # (and those the base model's own fine-tunes learnt from: it holds what they taught)
+        # The lab's crops it learnt from (and its base's fine-tunes'), as evaluate tells them
         "learnt_from": merged(data.learnt_from,
                               (spec.training.get("finetune") or {}).get("learnt_from")),
         # What a person was told while it was made (copies, classes missing, files left out).
@@ -427,9 +426,10 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
     # kept under "base", beside the fine-tune's own; what the calls use stays where it is.
     used = {k: v for k, v in new_spec.metrics.items() if k in METRICS_IN_USE}
     figures = {k: v for k, v in spec.metrics.items() if k not in METRICS_IN_USE}
-    new_spec = new_spec.replace(training={**spec.training, "finetune": json.loads(
-        json.dumps(record, default=float))}, metrics={**used, "base": figures, "finetune": {
-            k: record[k] for k in ("held_out", "simulated_test")}})
+    shown = {k: record[k] for k in ("held_out", "simulated_test")}
+    new_spec = new_spec.replace(training={**spec.training, "finetune": json.loads(json.dumps(
+        record, default=float))}, version=record["software"]["ctcnet"], metrics={
+            **used, "base": figures, "finetune": shown})
     save_model(out, tuned, new_spec)
     write_card(out.with_suffix(".md"), out, record, new_spec)
     write_registry_card(out, record, new_spec)

@@ -661,8 +661,9 @@ def test_evaluates_rows_are_predicts_for_the_same_crops(tmp_path, toy, tiny_mode
     # network's doubt alone).
     listed = json.loads((tmp_path / "ev" / "report.json").read_text())["cnn"]["review_list"]
     summary = json.loads((tmp_path / "pr" / "data" / "summary.json").read_text())
-    assert listed["shown"] == int(ev["review"].astype(str).eq("True").sum()) == \
+    assert listed["events"] == int(ev["review"].astype(str).eq("True").sum()) == \
         summary["review_list"]["events"] and listed["n"] == len(ev)
+    assert listed["by_reason"] == summary["review_list"]["by_reason"]
 
 
 def test_crops_labelled_by_a_models_calls_are_said_to_measure_agreement(tmp_path):
