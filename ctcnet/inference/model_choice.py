@@ -71,19 +71,14 @@ def choose_for_most(cartridges: list[Path], datasets: list[Path],
     default model, and a three-channel cartridge ``ctcnet-core3`` reads was set aside with
     it, its counts one night's and not the next's. None where no input opens, no model fits
     any, or one fits every input (the choice failed on something else)."""
-    from ctcnet.errors import PanelMismatchError
-    from ctcnet.nn.registry import DEFAULT_MODEL_NAME, choose_model, list_models, missing_channels
+    from ctcnet.nn.registry import DEFAULT_MODEL_NAME, list_models, missing_channels
 
     try:
         named = _named_panels(cartridges, _crop_indices(datasets, pixel_size))
     except InputError:  # no input opens
         return None
-    reads: dict[str, str | None] = {}
-    for name, panel in named:
-        try:
-            reads[name] = choose_model([panel], cartridges=bool(cartridges)).name
-        except (PanelMismatchError, InputError):
-            reads[name] = None
+    reads = dict(zip((name for name, _ in named), _models_alone(named,
+                                                                  cartridges=bool(cartridges))))
     models = {m.name: m for m in list_models() if m.name in reads.values()}
     if not models:
         return None
@@ -112,22 +107,10 @@ def _say_a_mixed_batch(named: list[tuple[str, Panel]], chosen, **choice) -> None
     would read: a batch of three- and five-channel cartridges runs on the three-channel
     model, whose calls on the five-channel ones lose their platelet and neutrophil markers
     (counts that depend on what else was in the batch). Names the inputs."""
-    from ctcnet.errors import PanelMismatchError
-    from ctcnet.nn.registry import choose_model
-
     if len({tuple(p.names) for _, p in named}) < 2:
         return
-    # One choice per kind of panel (its channels, composite or not), not per input.
-    best: dict[tuple, str | None] = {}
-    for _, panel in named:
-        key = (tuple(panel.names), panel.composite)
-        if key not in best:
-            best[key] = None
-            with contextlib.suppress(PanelMismatchError, InputError):
-                best[key] = choose_model([panel], **choice).name
     alone: dict[str, list[str]] = {}
-    for name, panel in named:
-        model = best[(tuple(panel.names), panel.composite)]
+    for (name, _), model in zip(named, _models_alone(named, **choice)):
         if model is not None and model != chosen.name:
             alone.setdefault(model, []).append(name)
     if alone:
@@ -138,6 +121,23 @@ def _say_a_mixed_batch(named: list[tuple[str, Panel]], chosen, **choice) -> None
                     "alone, some would get another (more of their channels read): %s. Their "
                     "counts then depend on the rest of the batch: run them apart, or pass "
                     "--model every night", chosen.name, said)
+
+
+def _models_alone(named: list[tuple[str, Panel]], **choice) -> list[str | None]:
+    """The shipped model each input of ``named`` (name, panel) would get alone
+    (:func:`ctcnet.nn.registry.choose_model`), None where none fits it; one choice per kind
+    of panel (its channels, composite or not), not per input."""
+    from ctcnet.errors import PanelMismatchError
+    from ctcnet.nn.registry import choose_model
+
+    best: dict[tuple, str | None] = {}
+    for _, panel in named:
+        key = (tuple(panel.names), panel.composite)
+        if key not in best:
+            best[key] = None
+            with contextlib.suppress(PanelMismatchError, InputError):
+                best[key] = choose_model([panel], **choice).name
+    return [best[(tuple(panel.names), panel.composite)] for _, panel in named]
 
 
 def field_um(index) -> float:

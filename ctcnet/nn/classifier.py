@@ -139,12 +139,14 @@ def _damaged_entry(path: Path) -> str | None:
     return None
 
 
-def load_model(path: str | Path, map_location: str | torch.device = "cpu"
+def load_model(path: str | Path, map_location: str | torch.device = "cpu",
+               diverged: str = "a diverged or damaged model; use an earlier checkpoint"
                ) -> tuple[CTCClassifier, ModelSpec]:
     """Load a ctcnet ``.pt`` model or Lightning ``.ckpt`` (or a shipped model by its name,
     ``ctcnet models``); returns (model in eval mode, spec). The model is the network itself,
     for training, fine-tuning and export; :func:`ctcnet.load_backend` classifies numpy crops
-    with every input check."""
+    with every input check. Weights that are not finite are refused, saying ``diverged``
+    (what such a file is and what to do, as its caller knows it)."""
     from ctcnet.nn.registry import is_registry_name, resolve_model
 
     if path is not None and is_registry_name(path):  # "ctcnet-default": its checkpoint
@@ -195,8 +197,7 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"
         raise InputError(f"checkpoint lacks weights for {sorted(missing)[:5]}...", path)
     # Such a model calls nothing (every probability NaN): refused here, by file, rather than
     # found later as every event of a run 'failed'.
-    refuse_nonfinite_weights({k: state[k] for k in keys}, path,
-                             "a diverged or damaged model; use an earlier checkpoint")
+    refuse_nonfinite_weights({k: state[k] for k in keys}, path, diverged)
     try:
         model.load_state_dict({k: state[k] for k in keys})
     except RuntimeError as err:  # weight shapes that do not fit the spec's architecture

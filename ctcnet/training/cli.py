@@ -35,7 +35,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from ctcnet.errors import InputError
 from ctcnet.io.atomic import refuse_overwriting_inputs
-from ctcnet.nn.classifier import load_model, refuse_nonfinite_weights, save_model
+from ctcnet.nn.classifier import load_model, save_model
 from ctcnet.nn.registry import is_registry_name, resolve_model
 from ctcnet.training.checkpoints import BestAndLastCheckpoint
 from ctcnet.training.datamodule import CTCDataModule
@@ -199,12 +199,9 @@ def export_best(trainer, export_name: str | None, run: dict | None = None) -> Pa
     best = getattr(callback, "best_model_path", "") or getattr(callback, "last_model_path", "")
     if not best:
         return None
-    state = torch.load(best, map_location="cpu", weights_only=True).get("state_dict", {})
-    # (the file's own check advises an earlier checkpoint, which a run diverged from its
-    # first steps has none of)
-    refuse_nonfinite_weights(state, best, "the training diverged (a learning rate too high "
+    # (not "use an earlier checkpoint": a run diverged from its first steps has none)
+    model, spec = load_model(best, diverged="the training diverged (a learning rate too high "
                              "for it?); train again with a lower --model.lr, --overwrite=true")
-    model, spec = load_model(best)
     if run:
         spec = spec.replace(training={**(spec.training or {}), **run})
     out = Path(trainer.default_root_dir) / export_name

@@ -90,9 +90,15 @@ def test_a_resume_with_other_model_settings_is_refused_by_name(tmp_path):
 def test_a_diverged_run_is_said_so_not_sent_to_an_earlier_checkpoint(tmp_path):
     from types import SimpleNamespace
 
+    from conftest import save_tiny_model
+
     from ctcnet.training.cli import export_best
 
-    torch.save({"state_dict": {"w": torch.tensor([float("nan")])}}, tmp_path / "best.ckpt")
+    save_tiny_model(tmp_path / "best.ckpt", width=4)
+    blob = torch.load(tmp_path / "best.ckpt", weights_only=True)
+    first = next(k for k, v in blob["state_dict"].items() if v.is_floating_point())
+    blob["state_dict"][first] = torch.full_like(blob["state_dict"][first], float("nan"))
+    torch.save(blob, tmp_path / "best.ckpt")
     trainer = SimpleNamespace(is_global_zero=True, default_root_dir=str(tmp_path),
                               checkpoint_callback=SimpleNamespace(
                                   best_model_path=str(tmp_path / "best.ckpt")))
