@@ -42,6 +42,7 @@ from ctcnet.core.robust import (
     background_from_percentiles,
     percentiles_and_range,
 )
+from ctcnet.detect.crop_request import checked_request
 from ctcnet.detect.resampling import (
     antialias_matrix,
     bilinear,
@@ -380,24 +381,15 @@ def extract_crops(frame: np.ndarray, x: np.ndarray, y: np.ndarray, crop_size: in
 
     With both pixel sizes given and different, a window covering the model's field of view is
     cut and brought to model scale as :func:`to_model_scale` does (:func:`resampled_crops`:
-    the same numbers up to float rounding, batched over the frame's events). A frame that is
-    not (C, H, W) or positions that are not one finite pair an event are refused in words
-    (a channels-last frame cut 1036 planes of crops; a NaN position, a crop of anywhere).
+    the same numbers up to float rounding, batched over the frame's events). A request that
+    would make crops up (a frame not (C, H, W), positions not finite or off the frame, one
+    pixel size alone) is refused in words (:func:`~ctcnet.detect.crop_request.checked_request`).
     """
-    frame = np.asarray(frame)
-    x, y = (np.atleast_1d(np.asarray(v, np.float64)) for v in (x, y))
-    if frame.ndim != 3 or frame.shape[-1] <= 8 < frame.shape[0]:  # (a panel: 3-6 planes)
-        raise InputError(f"a frame is (channels, height, width), got shape {frame.shape}" +
-                         (": channels last? np.moveaxis(frame, -1, 0)" if frame.ndim == 3 else ""))
-    if x.ndim != 1 or x.shape != y.shape:
-        raise InputError(f"x and y are one position an event, of one length: got shapes "
-                         f"{x.shape} and {y.shape}")
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise InputError("x and y hold a position that is not finite: no window to cut there")
+    frame, x, y = checked_request(frame, x, y, model_pixel_um, scan_pixel_um)
     window = window_size(crop_size, model_pixel_um, scan_pixel_um)
     along = window_weights(window, scale_factor(scan_pixel_um, model_pixel_um), int(crop_size))
     if along is not None:
-        return resampled_crops(np.asarray(frame), x, y, along)
+        return resampled_crops(frame, x, y, along)
     windows, padded = extract_windows(frame, x, y, window)
     crops, _, _ = to_model_scale(windows, scan_pixel_um, model_pixel_um, crop_size)
     return crops, padded

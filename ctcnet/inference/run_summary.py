@@ -20,6 +20,7 @@ from ctcnet.inference.counts import (
 )
 from ctcnet.inference.frame_device import default_workers
 from ctcnet.inference.guard import cluster_partners, guard_summary
+from ctcnet.inference.guard.planes import missing_guard_planes
 from ctcnet.inference.model_records import model_path, model_sha256
 from ctcnet.inference.options import PredictOptions, edge_cut_class, unguarded_classes
 from ctcnet.inference.resources import children_peak_memory_mb, peak_memory_mb
@@ -185,11 +186,19 @@ def count_definition(spec: ModelSpec) -> dict:
                    "A cell without CK is not counted as a CTC (the CellSearch definition: CK+, "
                    "a nucleus, CD45-): the guard holds a ctc call without CK for a person, and "
                    "the model reads no marker (vimentin, EpCAM) that could vouch for one.")
+    # A plane named by no marker the guard knows: it reads none, and holds nothing for it.
+    missing = missing_guard_planes(spec.panel)
+    unguarded = (f"The model's channels ({', '.join(spec.panel.names)}) name no "
+                 f"{' and no '.join(missing)}: the marker guard checks no call by that "
+                 "marker, and holds none for it." if missing else "")
+    if spec.panel.index_of_role("epithelial") is None:
+        ck_negative = "With no CK plane, a ctc call is counted as the network makes it."
     reported = spec.taxonomy.reported_classes()
     others = unguarded_classes(spec)  # a lab's class checked as neither ctc nor cluster
     return {"classes": {c.name: c.description for c in spec.taxonomy.classes
                         if c.name in reported},
             "ck_negative": ck_negative,
+            **({"unguarded_planes": unguarded} if unguarded else {}),
             **({"not_guarded_classes": others} if others else {}),
             **({"not_guarded": f"{', '.join(others)} calls are counted, listed for review and "
                                "queued where the network doubts them, but the marker guard "

@@ -438,7 +438,9 @@ def leak_check(leaks: np.ndarray, panel, rules, what: str, crops: int | None = N
     source, targets = leak_channels(panel)
     allowance = {t: rules.leak_cap(panel, t) for t in targets}
     check = {"source": None if source is None else panel.names[source],
-             "leaks": {panel.names[t]: round(float(leaks[t]), 4) for t in targets},
+             # (null where the panel names no CK: nothing was measured, not a leak of 0)
+             "leaks": {panel.names[t]: None if source is None else round(float(leaks[t]), 4)
+                       for t in targets},
              "allowance": {panel.names[t]: round(float(allowance[t]), 4) for t in targets},
              "beyond": [panel.names[t] for t in targets
                         if leaks[t] > CLEARLY_BEYOND * allowance[t]],

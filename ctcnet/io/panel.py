@@ -44,8 +44,9 @@ RGB_PLANES = ("R", "G", "B")
 MARKER_ROLES = {
     "DAPI": "nucleus", "HOECHST": "nucleus", "DNA": "nucleus",
     "CK": "epithelial", "CYTOKERATIN": "epithelial", "PANCK": "epithelial", "PAN-CK": "epithelial",
-    "PANCYTOKERATIN": "epithelial", "PAN-CYTOKERATIN": "epithelial",
-    "CD45": "leukocyte", "PTPRC": "leukocyte",  # (PTPRC: the gene of CD45)
+    "PANCYTOKERATIN": "epithelial", "PAN-CYTOKERATIN": "epithelial", "KRT": "epithelial",
+    "KERATIN": "epithelial", "PAN-KERATIN": "epithelial", "PANKERATIN": "epithelial",
+    "CD45": "leukocyte", "PTPRC": "leukocyte", "CD45RA": "leukocyte", "CD45RO": "leukocyte",
     "CD61": "platelet", "CD41": "platelet",
     "CD66B": "neutrophil", "CD15": "neutrophil",
     "VIM": "mesenchymal", "VIMENTIN": "mesenchymal",
@@ -88,8 +89,7 @@ class Channel:
     share of the source's counts}, as measured on a lab's labelled crops (``ctcnet finetune``):
     the marker guard lets a leak that large be taken off before what is left counts as the
     channel's own marker (:meth:`ctcnet.inference.guard.GuardRules.leak_cap`). Empty: the
-    spillover of the training ranges.
-    """
+    spillover of the training ranges."""
 
     name: str
     value_range: tuple[float, float] = DEFAULT_VALUE_RANGE
@@ -117,9 +117,9 @@ QUALIFIERS = {"ANTI", "HUMAN", "HU", "CANINE", "DOG", "FELINE", "CAT", "MURINE",
 # A dye or wavelength word (APC, PE, AF647, Cy5, 405nm), after a marker or before it: read past.
 DYE_WORD = re.compile(r"^(apc|pe|fitc|percp|bv\d+|bb\d+|af\d+|alexa\d*|cy\d+|dylight\d*|"
                       r"atto\d*|\d+(nm)?)$", re.IGNORECASE)
-# DNA dyes sold by number (Hoechst 33342, DAPI's 405 nm): read with the number run on. Only
-# these: a CD's number is its identity (CD4 and CD45 are other markers).
-_NUMBERED_DYES = {"HOECHST", "DAPI"}
+# DNA dyes sold by number (Hoechst 33342, DAPI's 405 nm) and keratins (CK8/18, CK19, KRT19:
+# each a cytokeratin): read with the number run on. Only these: a CD's number is its identity.
+_NUMBERED_DYES = {"HOECHST", "DAPI", "CK", "KRT"}
 
 
 def from_the_marker(words: list[str]) -> list[str]:
@@ -158,9 +158,9 @@ class Panel:
         if not MIN_CHANNELS <= len(self.channels) <= MAX_CHANNELS:
             raise InputError(f"a panel needs {MIN_CHANNELS} to {MAX_CHANNELS} channels, "
                              f"got {len(self.channels)}: {self.names}")
-        upper = [c.name.upper() for c in self.channels]
-        if len(set(upper)) != len(upper):
-            raise InputError(f"panel channel names must be unique, got {self.names}")
+        upper = [c.name.strip().upper() for c in self.channels]
+        if len(set(upper)) != len(upper) or "" in upper:  # (a blank name made a column "mean_")
+            raise InputError(f"panel channel names must be unique and not blank, got {self.names}")
         lo_um, hi_um = PIXEL_SIZE_RANGE_UM
         if not lo_um <= float(self.pixel_size_um) <= hi_um:
             raise InputError(f"pixel_size_um={self.pixel_size_um} is not a plausible pixel size "

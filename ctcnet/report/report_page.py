@@ -351,8 +351,8 @@ def _counted_as(counted_as: dict) -> str:
     classes = "; ".join(f"{name}: {text.rstrip('.')}" if text else
                         f"{name} (no description in the model's taxonomy)"
                         for name, text in (counted_as.get("classes") or {}).items())
-    note = " ".join(counted_as.get(key) or "" for key in ("ck_negative", "not_guarded",
-                                                          "not_reported")).strip()
+    note = " ".join(counted_as.get(key) or "" for key in ("unguarded_planes", "ck_negative",
+                                                          "not_guarded", "not_reported")).strip()
     return f"{classes}. {note}".strip() if classes else note
 
 

@@ -156,6 +156,18 @@ def parse_decision(body) -> tuple[int, str, str | None, str, str]:
         raise InputError(f"{err}; {DECISION_FORM}") from None
 
 
+def shown_decision(body: dict, decisions, absent):
+    """The decision a request says its page showed (``"was"``): ``absent`` where it says none,
+    else null (undecided) or one of ``decisions``; InputError otherwise (a word no decision
+    is would never match: a 409 "read again" that a script retries for ever)."""
+    was = body.get("was", absent)
+    if was is not absent and was is not None and was not in decisions:
+        raise InputError(f"was must be the decision the page showed: one of "
+                         f"{', '.join(map(repr, decisions))} or null, not "
+                         f"{json.dumps(was)[:40]}")
+    return was
+
+
 def parse_batch(body) -> tuple[list[int], str, str | None, str, str]:
     """(event ids, call, reviewer, run id, reading) of a request deciding several events at
     once (a grid's page); InputError when malformed, repeated or too many."""

@@ -62,6 +62,7 @@ from ctcnet.review_server.requests import (
     parse_decision,
     parse_signoff,
     reviewer_name,
+    shown_decision,
 )
 from ctcnet.review_server.sample_images import SampleImages
 from ctcnet.review_server.sample_states import (
@@ -236,9 +237,7 @@ class Sample(SampleImages):
         reviewer = self._reader(reviewer, default_reviewer, reading)
         # The decision the page showed, when it says (a page's own): another reviewer's made
         # since is not replaced unseen (409, naming it).
-        expect = body.get("was", D.ANY)
-        if expect is not D.ANY and expect is not None and not isinstance(expect, str):
-            raise InputError("was must be the decision the page showed (a string) or null")
+        expect = shown_decision(body, (*self.classes, D.REJECTED), D.ANY)
         log_ = self.logs[reading]
         before = log_.stamp()
         log_.forget_append()

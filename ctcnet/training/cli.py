@@ -34,6 +34,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LightningCLI
 
 from ctcnet.errors import InputError
+from ctcnet.inference.guard.planes import warn_unguarded
 from ctcnet.io.atomic import refuse_overwriting_inputs
 from ctcnet.nn.classifier import load_model, save_model
 from ctcnet.nn.registry import is_registry_name, resolve_model
@@ -330,6 +331,7 @@ def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningC
         raise InputError("trainer.max_epochs=0 trains nothing and writes no model; give 1 or "
                          "more (or -1: until stopped)")
     check_monitored(cli.trainer, cli.model.spec.class_names)
+    warn_unguarded(cli.model.spec.panel, "the model trained")
     data = data_identity(cli.datamodule)
     model_file = Path(cli.trainer.default_root_dir or ".") / cli.config.export \
         if cli.config.export else None

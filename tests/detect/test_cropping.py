@@ -33,9 +33,10 @@ def frame_with_spots(shape=(3, 150, 170), dtype=np.uint16, seed=0):
     return np.clip(rng.poisson(frame), 0, 4095).astype(dtype)
 
 
-# Centres well inside, near every border, past it, and on a non-square frame's far corner.
-X = np.array([85.0, 60.3, 2.2, 168.4, 40.0, 120.7, -3.0, 171.0, 99.5])
-Y = np.array([75.0, 30.8, 70.0, 100.2, 1.4, 148.9, -2.0, 152.0, 0.0])
+# Centres well inside, near every border, on its outer edge, and on a non-square frame's far
+# corner.
+X = np.array([85.0, 60.3, 2.2, 168.4, 40.0, 120.7, -0.5, 169.5, 99.5])
+Y = np.array([75.0, 30.8, 70.0, 100.2, 1.4, 148.9, -0.4, 149.5, 0.0])
 
 
 def per_window(frame, x, y, crop, model_um, scan_um):
@@ -152,3 +153,22 @@ def test_a_crop_request_that_cuts_nothing_sensible_is_refused_in_words():
                        ((frame, np.arange(5.0), y), r"got shapes \(5,\) and \(2,\)")):
         with pytest.raises(InputError, match=said):
             extract_crops(*args, 32)
+
+
+def test_a_crop_request_that_would_make_crops_up_is_refused():
+    """A position off the frame gave a crop of background alone, called debris at 0.99
+    without a word; one pixel size alone was ignored: the crop cut at the scan's scale, the
+    cell read 36 % too large at 0.47 um/px."""
+    from ctcnet.detect.cropping import extract_crops
+    from ctcnet.errors import InputError
+
+    frame = np.zeros((5, 120, 140), np.uint16)
+    edges = extract_crops(frame, np.array([-0.5, 139.5]), np.array([119.5, -0.5]), 32)
+    assert edges[0].shape == (2, 5, 32, 32) and edges[1].all()  # on the border: padded
+    for x, y, said in ((5000.0, 60.0, "1 of the 1 positions lie off the 140 x 120 frame"),
+                       (60.0, 120.0, "y 120"), (-0.6, 10.0, "x -0.6")):
+        with pytest.raises(InputError, match=said):
+            extract_crops(frame, x, y, 32)
+    for sizes in ({"model_pixel_um": 0.64}, {"scan_pixel_um": 0.47}):
+        with pytest.raises(InputError, match="give both model_pixel_um and scan_pixel_um"):
+            extract_crops(frame, 60.0, 50.0, 32, **sizes)

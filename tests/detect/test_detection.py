@@ -473,14 +473,20 @@ def test_crops_have_the_model_size_and_stay_finite(frame, crop, model_px):
 
 
 @FUZZ
-@given(st.integers(-3, 3), st.integers(-3, 3), st.integers(1, 40), st.integers(1, 40))
-def test_crops_anywhere_around_tiny_frames(dy, dx, h, w):
-    """Windows far larger than the frame, centred anywhere near it: filled, never a crash."""
+@given(st.floats(0, 1), st.floats(0, 1), st.integers(1, 40), st.integers(1, 40),
+       st.integers(-3, 3), st.integers(-3, 3))
+def test_crops_anywhere_around_tiny_frames(fy, fx, h, w, dy, dx):
+    """Windows far larger than the frame, centred anywhere on it: filled, never a crash; a
+    centre off it is refused (its crop would be background alone)."""
     frame = np.arange(2 * h * w, dtype=np.float32).reshape(2, h, w)
-    crops, padded = extract_crops(frame, np.array([w / 2 + dx * w]), np.array([h / 2 + dy * h]),
-                                  24)
+    x, y = np.array([fx * w - 0.5 + dx * (w + 1)]), np.array([fy * h - 0.5 + dy * (h + 1)])
+    if dx or dy:
+        with pytest.raises(InputError, match="off the"):
+            extract_crops(frame, x, y, 24)
+        return
+    crops, padded = extract_crops(frame, x, y, 24)
     assert crops.shape == (1, 2, 24, 24) and np.isfinite(crops).all()
-    if 24 > min(h, w) or dx or dy:  # the window cannot fit: it must be reported as padded
+    if 24 > min(h, w):  # the window cannot fit: it must be reported as padded
         assert padded[0]
 
 

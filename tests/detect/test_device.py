@@ -99,9 +99,9 @@ def test_same_events_as_numpy(seed, device):
 def test_same_crops_as_numpy(scan_um, device):
     frame = frame_with_cells(3)
     h, w = frame.shape[1:]
-    # Centres inside, at the border and past it (windows filled with background).
-    x = np.array([150.0, 3.2, w - 1.0, 40.7, -2.0, w + 3.0])
-    y = np.array([120.0, 100.4, 5.0, h - 2.5, -4.0, h + 1.0])
+    # Centres inside, at the border and on its outer edge (windows filled with background).
+    x = np.array([150.0, 3.2, w - 1.0, 40.7, -0.5, w - 0.5])
+    y = np.array([120.0, 100.4, 5.0, h - 2.5, -0.5, h - 0.6])
     expected, padded = extract_crops(frame, x, y, 48, 0.64, scan_um)
     got, got_padded = on_device.extract_crops(on_device.upload(frame, device), x, y, 48, 0.64,
                                               scan_um)

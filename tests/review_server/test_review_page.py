@@ -486,6 +486,46 @@ def test_u_on_an_event_a_filter_now_hides_clears_the_filter_and_shows_it():
     assert "filters cleared to show it" in got["status"]
 
 
+def test_u_under_undecided_only_clears_it_and_stays_on_the_event():
+    """Under "undecided only" the event taken back is decided (until the undo is saved, and
+    for good where the undo brings back an earlier decision): u said "undone #0" with the
+    cursor on another event, which a key pressed meanwhile decided unseen."""
+    got = run_page(f"""
+        page.key("y");                    // #0 confirmed, the cursor on #1
+        await page.settle();
+        page.key("k");                    // back to #0, relabelled: its decision now wbc
+        page.key("2");
+        await page.settle();
+        const open = page.document.getElementById("filter-open");
+        open.checked = true;              // #0 no longer shown
+        open.dispatchEvent({{type: "change"}});
+        page.key("u");
+        const during = {CURRENT_ROW};      // before the undo is answered
+        await page.settle();
+        return {{during, current: {CURRENT_ROW}, open: open.checked,
+                status: page.document.getElementById("status").textContent}};
+    """, page_state(6))
+    assert got["during"] == 0 and got["current"] == 0 and not got["open"]
+    assert got["status"].startswith("undone #0: ctc again")
+    assert '"undecided only" cleared to show it' in got["status"]
+
+
+def test_the_undo_button_in_the_grid_leaves_the_grid_as_u_does():
+    """The header's button took a decision back while the grid stayed up: the event taken
+    back was drawn in a hidden panel."""
+    got = run_page(GRID_ROUTE + """
+        page.key("y");                    // #0 confirmed one at a time
+        await page.settle();
+        page.key("g");
+        await page.settle();
+        page.document.getElementById("undo-button").click();
+        await page.settle();
+        return {grid: page.document.body.getAttribute("data-grid"),
+                status: page.document.getElementById("status").textContent};
+    """, page_state(10))
+    assert got["grid"] == "off" and got["status"].startswith("undone #0: undecided again")
+
+
 def test_u_waits_for_the_decision_it_takes_back_and_leaves_one_made_elsewhere():
     got = run_page(f"""
         page.key("y");

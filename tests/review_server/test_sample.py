@@ -169,6 +169,10 @@ def test_a_grid_page_is_recorded_in_one_request(crowded, tmp_path, serve):
                                      "run_id": state["run_id"], "was": "rejected"})[0] == 200
     assert post(server, "decision", {"event_id": debris[0], "call": "confirm",
                                      "run_id": state["run_id"], "was": 5})[0] == 400
+    # A word no decision is would never match: malformed (400), not "read again" (409).
+    status, answer = post(server, "decision", {"event_id": debris[0], "call": "confirm",
+                                               "run_id": state["run_id"], "was": "banana"})
+    assert status == 400 and "'rejected' or null" in answer["error"], answer
     # A name with a newline would split review.csv's line: recorded on one line.
     post(server, "decision", {"event_id": debris[1], "call": "reject", "reviewer": "x\ny",
                               "run_id": state["run_id"]})

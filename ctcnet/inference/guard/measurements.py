@@ -31,6 +31,7 @@ from ctcnet.inference.guard.masks import (
     touching_parts,
 )
 from ctcnet.inference.guard.nuclei import count_nuclei
+from ctcnet.inference.guard.planes import warn_unguarded
 from ctcnet.inference.guard.rules import (
     EXCLUSION_ROLES,
     RULES,
@@ -244,6 +245,8 @@ class _Batch:
         x = x[:, :, y0:y1, x0:x1]
         signal = mean3x3(x, background[:, :, None, None])
         ck, dna, cd45 = (panel.index_of_role(r) for r in ("epithelial", "nucleus", "leukocyte"))
+        if None in (ck, dna, cd45):
+            warn_unguarded(panel)
         batch = cls(x, background, noise, signal, signal / noise[:, :, None, None],
                     full_disk[y0:y1, x0:x1], radius_px, ((y0, y1), (x0, x1)),
                     (h_full, w_full), pixel_size_um, panel, rules, ck, dna, cd45)
