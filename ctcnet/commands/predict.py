@@ -199,7 +199,6 @@ def _run(args, log) -> int:
         return list_outputs(out, cartridges, datasets, parse_shard(args.shard),
                             model_panel(args, cartridges, datasets))
     refuse_out_in_crop_folders(out, datasets)
-    _say_pixel_size_unused(args, cartridges)
     model = args.model if args.model is not None else \
         _model_for_inputs(args, inputs, cartridges, datasets)
     shard = parse_shard(args.shard)
@@ -377,18 +376,6 @@ def predict_options(args):
                              marker_calls=not args.network_calls_only,
                              refresh_review=refresh_reviewed)
     return options
-
-
-def _say_pixel_size_unused(args, cartridges) -> None:
-    """Warn that ``--pixel-size`` does not apply to the cartridges among the inputs."""
-    if args.pixel_size is not None and cartridges:
-        import logging
-
-        logging.getLogger(__name__).warning(
-            "--pixel-size is for crop folders; a cartridge's pixel size is its panel.json's "
-            "(%d cartridge(s) read at their own; what its nuclei read at that size, and the "
-            "size they suggest where they read far out of the band nuclei have: summary.json "
-            "metadata_check, nucleus_median_um)", len(cartridges))
 
 
 def _run_in_processes(args, cartridges, datasets, processes: int, out, model: str, log) -> int:

@@ -67,10 +67,16 @@ def call_crops(crops, backend=None, *, sample_ids=None, prior: str | None = None
     crops = checked_crops(crops, spec.panel.names, spec.crop_size)
     n = len(crops)
     # (one text: every crop's sample, not a sample a character)
-    samples = np.asarray(["sample"] * n if sample_ids is None else [sample_ids] * n
-                         if isinstance(sample_ids, str) else list(sample_ids)).astype(str)
-    if len(samples) != n:
-        raise InputError(f"sample_ids names {len(samples)} crops, crops holds {n}")
+    given = ["sample"] * n if sample_ids is None else [sample_ids] * n \
+        if isinstance(sample_ids, str) else list(sample_ids)
+    if len(given) != n:
+        raise InputError(f"sample_ids names {len(given)} crops, crops holds {n}")
+    # A gap in a table's column (None, NaN) read as a sample named "None" or "nan" of its own.
+    gaps = [i for i, s in enumerate(given) if s is None or (isinstance(s, float) and s != s)]
+    if gaps:
+        raise InputError(f"sample_ids has no sample for {len(gaps)} crop(s) (the first: crop "
+                         f"{gaps[0]}, {given[gaps[0]]!r}): name each crop's sample")
+    samples = np.asarray(given).astype(str)
     rules = RULES.for_crops(spec.reads_exports if exported is None else bool(exported))
 
     def chunks():  # float32 a chunk at a time, as a folder's crops are read

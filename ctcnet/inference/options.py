@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from ctcnet.core.said_once import first_time
 from ctcnet.detect.detection import DetectConfig
+from ctcnet.detect.pixel_size import pixel_size_option
 from ctcnet.errors import InputError, check_whole_number
 from ctcnet.io.panel import Panel
 from ctcnet.nn.calls import (
@@ -171,6 +173,11 @@ class PredictOptions:
             if not isinstance(getattr(self, name), kinds):
                 raise InputError(f"PredictOptions.{name} is {what}, got "
                                  f"{getattr(self, name)!r}")
+        if self.pixel_size is not None:  # (an impossible 50 um went unsaid on a cartridge)
+            try:
+                pixel_size_option(self.pixel_size)
+            except ValueError as err:
+                raise InputError(f"PredictOptions.pixel_size: {err}") from None
         if self.frame_pool not in FRAME_POOLS:
             raise InputError(f"PredictOptions.frame_pool is one of {', '.join(FRAME_POOLS)}, "
                              f"got {self.frame_pool!r}")
@@ -279,3 +286,17 @@ def edge_cut_class(spec: ModelSpec, options: PredictOptions) -> str | None:
         raise InputError(f"PredictOptions.edge_cut_as {name!r} is none of the model's classes "
                          f"({', '.join(spec.class_names)}) nor None")
     return name if name and name in spec.class_names else None
+
+
+def check_cartridge_options(spec: ModelSpec, options: PredictOptions) -> None:
+    """Options a cartridge cannot take, before its folder is touched: an edge-cut class the
+    model lacks (refused: :func:`edge_cut_class`); a crop folder's ``pixel_size`` (said once a
+    process: a cartridge is read at its panel.json's, and a size given to correct a wrong
+    panel.json went unused without a word)."""
+    edge_cut_class(spec, options)
+    if options.pixel_size is not None and first_time("pixel size unused on cartridges"):
+        log.warning("--pixel-size (PredictOptions.pixel_size) is for crop folders; a "
+                    "cartridge's pixel size is its panel.json's (each cartridge read at its "
+                    "own; what its nuclei read at that size, and the size they suggest where "
+                    "they read far out of the band nuclei have: summary.json metadata_check, "
+                    "nucleus_median_um)")

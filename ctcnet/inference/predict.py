@@ -80,6 +80,7 @@ from ctcnet.inference.journal import (
 from ctcnet.inference.model_records import made_by, model_sha256
 from ctcnet.inference.options import (
     PredictOptions,
+    check_cartridge_options,
     edge_cut_class,
     say_if_a_model_of_exports_reads_scans,
     say_if_no_cartridge_rule,
@@ -126,8 +127,7 @@ SKIPS_LOGGED = 10
 def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | Path,
                       options: PredictOptions | None = None) -> RunSummary:
     """Detect and classify every event of one cartridge, and draw its report when
-    ``options.report`` is given (``from ctcnet.report import run_report``); returns its
-    summary.
+    ``options.report`` is given (``from ctcnet.report import run_report``); its summary.
 
     ``out_dir`` is this cartridge's own output folder. The summary holds counts, per-7.5 mL
     figures, skipped frames with reasons and ``timings_s`` (read, digest, detect, crop: summed
@@ -172,7 +172,7 @@ def start_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | P
     cartridge = checked_cartridge(cartridge)
     # A cartridge is called at cartridge prevalence unless another prior is asked for.
     spec, prior = spec_at_prior(backend.spec, options.prior, CARTRIDGE_PRIOR)
-    edge_cut_class(spec, options)  # a class the model lacks: refused before the folder is touched
+    check_cartridge_options(spec, options)  # before the folder is touched
     cartridge = cartridge.conform(spec.panel)  # the model's channels, by name
     out_dir = Path(out_dir)
     refuse_alike_output(out_dir)
@@ -440,7 +440,7 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
     Returns
     -------
     list of RunSummary or CropRunSummary
-        One per input this rank ran, in the order run.
+        One per input this rank ran, in the order run: cartridges first, then crop folders.
     """
     options = options or PredictOptions()
     spec_at_prior(backend.spec, options.prior, CARTRIDGE_PRIOR)  # a bad --prior: before any work

@@ -37,8 +37,13 @@ def checked_crops(raw, channels: Sequence[str], crop_size: int) -> np.ndarray:
     counts of an accepted dtype (another byte order brought to this machine's), else refused
     by name. Every backend checks its crops so: a network with global pooling takes crops of
     any size and runs, and 100 px crops read at 0.87 accuracy against 0.997."""
-    raw = np.asarray(raw)
     c, s = len(channels), int(crop_size)
+    if raw is None or not hasattr(raw, "__len__") and not hasattr(raw, "__array__"):
+        # (a generator, or None: an array of one object, "got shape ()")
+        raise InputError(f"crops must be an array (N, {c}, {s}, {s}) or a list of crops, got "
+                         f"{type(raw).__name__}" + (": np.stack(list(...))" if hasattr(
+                             raw, "__iter__") else ""))
+    raw = np.asarray(raw)
     if raw.size == 0 and raw.ndim < 4:  # no crops at all (an empty list): nothing to call
         raw = np.zeros((0, c, s, s), np.float32)
     if raw.dtype.kind in "uf" and not raw.dtype.isnative:  # another byte order, same counts

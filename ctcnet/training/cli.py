@@ -125,7 +125,10 @@ def check_monitored(trainer, class_names) -> None:
         if not isinstance(monitor, str) or monitor in logged or \
                 monitor.startswith(LR_MONITOR_PREFIX):
             continue
-        near = difflib.get_close_matches(monitor, sorted(logged), n=1)
+        # The same metric of another stage first (val/acc: train/acc), not a look-alike name
+        # (val/f1_ctc was offered for it).
+        near = [m for m in sorted(logged) if m.rsplit("/", 1)[-1] == monitor.rsplit(
+            "/", 1)[-1]][:1] or difflib.get_close_matches(monitor, sorted(logged), n=1)
         raise InputError(f"{type(callback).__name__} monitors {monitor!r}, which the run "
                          "does not log" + (f" (did you mean {near[0]!r}?)" if near else "")
                          + f"; it logs {', '.join(LOGGED)}, val/precision_<class>, "

@@ -687,7 +687,8 @@ def test_pixel_size_given_for_a_cartridge_is_said_to_be_unused(cart_and_model, c
     silently, and reads the cartridge at its panel.json's pixel size."""
     status, err = run_cli(capsys, *predict_args(cart_and_model, cart, "--pixel-size", "0.5"))
     assert status == 0
-    assert any("--pixel-size is for crop folders" in line for line in err)
+    assert any("--pixel-size (PredictOptions.pixel_size) is for crop folders" in line
+               for line in err)
 
 
 def test_the_global_quiet_leaves_only_errors(cart_and_model, cart, capsys):

@@ -408,6 +408,10 @@ def test_crops_in_memory_that_cannot_be_called_are_refused_by_name():
         call_crops(np.zeros((2, 80, 80, 5), np.uint16), backend)
     with pytest.raises(InputError, match="sample_ids names 1 crops, crops holds 2"):
         call_crops(np.zeros((2, 5, 80, 80), np.uint16), backend, sample_ids=["a"])
+    # A table column with gaps: each gap was a sample of its own, "None" or "nan".
+    for gap in (None, float("nan")):
+        with pytest.raises(InputError, match="no sample for 1 crop.*crop 1"):
+            call_crops(np.zeros((2, 5, 80, 80), np.uint16), backend, sample_ids=["a", gap])
     assert call_crops(np.zeros((0, 5, 80, 80), np.uint16), backend).empty
     # A model's name, or the torch-free runtime for instrument software, where a loaded model
     # is meant: refused naming ctcnet.load_backend (an AttributeError deep inside before).

@@ -52,10 +52,14 @@ def test_a_plane_the_guard_cannot_find_is_said_once_and_recorded(rng, caplog):
     with caplog.at_level(logging.WARNING):
         measure(np.stack([ctc(rng)]), own, 0.64)
         measure(np.stack([ctc(rng)]), own, 0.64)
-        assert warn_unguarded(own)
+        warn_unguarded(own)
+        warn_unguarded(load_panel({"channels": ["DAPI", "CK", "CD45", "pan-CK"]}), "train")
     said = [r.getMessage() for r in caplog.records if "marker guard" in r.getMessage()]
     assert len(said) == 1 and "DAPI, KeratinMix, CD45" in said[0]
     assert "none of them CK (cytokeratin)" in said[0]
+    assert [r.getMessage() for r in caplog.records if "all read as" in r.getMessage()] == [
+        "train reads the channels DAPI, CK, CD45, pan-CK: CK and pan-CK all read as CK "
+        "(cytokeratin) (the guard reads CK); name each plane by what it holds"]
     spec = ModelSpec(arch="compact", panel=own, taxonomy=default_taxonomy(), crop_size=SIZE)
     counted_as = count_definition(spec)
     assert "name no CK (cytokeratin)" in counted_as["unguarded_planes"]

@@ -67,7 +67,10 @@ def test_options_a_notebook_gets_wrong_are_refused_not_read_as_something_else():
                         ({"marker_calls": "no"}, "marker_calls is True or False"),
                         ({"edge_cut_as": 0}, "edge_cut_as is a class name or None"),
                         ({"frame_pool": "bogus"}, "frame_pool is one of auto, threads, "
-                                                  "processes")):
+                                                  "processes"),
+                        ({"pixel_size": 50.0}, "pixel_size: 50.0 um per pixel is not a "
+                                               "plausible"),
+                        ({"pixel_size": "Auto"}, "pixel_size: expected a number of um")):
         with pytest.raises(InputError, match=said):
             PredictOptions(**given)
     spec = load_model(get_model("ctcnet-default").checkpoint)[1]
@@ -78,3 +81,24 @@ def test_options_a_notebook_gets_wrong_are_refused_not_read_as_something_else():
     no_debris = spec.replace(taxonomy=Taxonomy.from_dict({"classes": ["ctc", "wbc",
                                                                      "cluster"]}))
     assert edge_cut_class(no_debris, PredictOptions()) is None  # the default, not refused
+    for fine in (0.5, "auto", "fit", None):
+        assert PredictOptions(pixel_size=fine).pixel_size == fine
+
+
+def test_a_pixel_size_given_for_a_cartridge_is_said_unused_once(caplog):
+    """From Python the size went unused without a word (the command line said so)."""
+    import logging
+
+    from ctcnet.core.said_once import forget_said
+    from ctcnet.inference.options import PredictOptions, check_cartridge_options
+    from ctcnet.nn.classifier import load_model
+    from ctcnet.nn.registry import get_model
+
+    spec = load_model(get_model("ctcnet-default").checkpoint)[1]
+    forget_said()
+    with caplog.at_level(logging.WARNING):
+        check_cartridge_options(spec, PredictOptions())
+        assert "is for crop folders" not in caplog.text
+        check_cartridge_options(spec, PredictOptions(pixel_size=0.5))
+        check_cartridge_options(spec, PredictOptions(pixel_size=0.5))
+    assert caplog.text.count("is for crop folders") == 1

@@ -98,3 +98,15 @@ def test_a_crops_shape_that_is_almost_right_is_said_with_what_brings_it():
         with pytest.raises(InputError, match=re.escape(said)):
             checked_crops(np.zeros(shape, np.uint16), names, 32)
     assert checked_crops(np.zeros((2, 3, 32, 32), np.uint16), names, 32).shape == (2, 3, 32, 32)
+
+
+def test_crops_that_are_no_array_are_said_so():
+    """A generator or None read as "got shape ()"; a list of crops stays welcome."""
+    from ctcnet.nn.crop_input import checked_crops
+
+    names, crop = ["DAPI", "CK", "CD45"], np.zeros((3, 8, 8), np.uint16)
+    with pytest.raises(InputError, match=r"or a list of crops, got generator: np.stack"):
+        checked_crops((c for c in [crop]), names, 8)
+    with pytest.raises(InputError, match="or a list of crops, got NoneType$"):
+        checked_crops(None, names, 8)
+    assert checked_crops([crop, crop], names, 8).shape == (2, 3, 8, 8)

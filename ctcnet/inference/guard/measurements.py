@@ -245,8 +245,7 @@ class _Batch:
         x = x[:, :, y0:y1, x0:x1]
         signal = mean3x3(x, background[:, :, None, None])
         ck, dna, cd45 = (panel.index_of_role(r) for r in ("epithelial", "nucleus", "leukocyte"))
-        if None in (ck, dna, cd45):
-            warn_unguarded(panel)
+        warn_unguarded(panel)  # (once a panel: one lacking a plane, or naming one twice)
         batch = cls(x, background, noise, signal, signal / noise[:, :, None, None],
                     full_disk[y0:y1, x0:x1], radius_px, ((y0, y1), (x0, x1)),
                     (h_full, w_full), pixel_size_um, panel, rules, ck, dna, cd45)
