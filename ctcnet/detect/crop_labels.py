@@ -79,6 +79,13 @@ def _class_meant(label: str, names: list[str]) -> str | None:
     return match[0] if match and len(class_words(label)) == 1 else None
 
 
+def names_a_class(label: str, names: list[str]) -> bool:
+    """Whether a folder's name reads as a class of ``names``: as one but for case and
+    separators (``CTC``), misspelt (``wcb``) or in a lab's word for it (``Leukocytes``), as a
+    crop folder's class folders are named."""
+    return as_class_name(label, names) in names or _class_meant(label, names) is not None
+
+
 def sample_class_layout(unknown: list[str], names: list[str], root: Path) -> str | None:
     """A folder of ``unknown`` whose subfolders name classes of ``names`` (read as the model's
     names are, :func:`class_words`), as ``P017/ctc``: a layout of samples above classes, where

@@ -37,7 +37,11 @@ from ctcnet.detect.crop_dataset import (
     pixel_size_source,
     read_crop_index,
 )
-from ctcnet.detect.crop_labels import as_class_names, sample_class_layout
+from ctcnet.detect.crop_labels import (
+    as_class_names,
+    sample_class_layout,
+    unknown_labels_error,
+)
 from ctcnet.errors import InputError
 from ctcnet.inference.counts import count_events
 from ctcnet.inference.guard import (
@@ -132,6 +136,11 @@ def _classified(root: str | Path, backend, out_dir: Path, options: PredictOption
         # as evaluate and train read them: the accuracy left them out.
         index = replace(index, labels=as_class_names(list(index.labels), spec.class_names,
                                                      Path(root)))
+        other = sorted(set(index.labels) - set(spec.class_names) - {UNLABELLED})
+        if sample_class_layout(other, spec.class_names, Path(root)):  # P017/ctc/...: refused,
+            # as evaluate and train refuse it (the samples read as labels, the classes as
+            # samples: the guard's per-sample comparisons made within a class)
+            raise unknown_labels_error(other, spec.class_names, Path(root))
         spec = spec_read_as(spec, index.panel, wider_only=True)  # where pixels saturate
         if spec.reads_exports and not index.exported:  # chosen by hand (auto never does)
             log.warning("%s: the model reads 8-bit composite exports only (it was trained on "
@@ -281,12 +290,9 @@ def _finish(root, index, spec, prior, backend, out_dir: Path, options: PredictOp
     known = table["label"].isin(spec.class_names)
     other = table["label"][~known & (table["label"] != UNLABELLED)].value_counts()
     if len(other):  # labelled, but with a class the model has not: said, not scored silently
-        flipped = sample_class_layout(list(other.index), spec.class_names, Path(root))
         log.warning("%s: %d crop(s) labelled with classes the model has not (%s) are left out "
-                    "of the accuracy; the model's classes are %s%s", root, int(other.sum()),
-                    ", ".join(f"{k} {v}" for k, v in other.items()), spec.class_names,
-                    f" (the folder is laid out sample/class, {flipped}: a crop folder's first "
-                    "level names the class, its subfolders the samples)" if flipped else "")
+                    "of the accuracy; the model's classes are %s", root, int(other.sum()),
+                    ", ".join(f"{k} {v}" for k, v in other.items()), spec.class_names)
     tally = count_events(table, spec.class_names, (), None)  # a crop set has no blood volume
     summary = CropRunSummary(
         dataset=absolute(root), crops=len(table), backend=backend.name,

@@ -19,6 +19,7 @@ from pathlib import Path
 from ctcnet.core.file_modes import group_unshared_text, make_folder
 from ctcnet.core.paths import HOME_NOT_EXPANDED, absolute, unexpanded_home
 from ctcnet.detect.crop_dataset import read_crop_index
+from ctcnet.detect.crop_labels import names_a_class
 from ctcnet.detect.folder_kinds import is_predict_output
 from ctcnet.errors import MACHINE_ERRNOS, CtcnetError, InputError
 from ctcnet.inference.output_names import (
@@ -104,10 +105,27 @@ def resolve_inputs(inputs: Iterable[str | Path], say_skipped: bool = False
                           or _out_of_reach(p))
             if not subs:
                 raise _not_an_input(path)
+            _refuse_class_folders_as_scans(path, subs)
             if say_skipped:
                 _say_what_is_not_read(path, subs)
             cartridges += subs
     return _once(cartridges, say_skipped), _once(datasets, say_skipped)
+
+
+def _refuse_class_folders_as_scans(folder: Path, subs: list[Path]) -> None:
+    """Refuse a folder whose subfolders would be read as scans though they are a crop
+    folder's class folders: crops exported as OME-TIFFs (each a scan's container to the
+    reader) or named as frames, in folders named as classes, with no metadata of a scan (a
+    panel.json or cartridge.json of their own). Each class was read as a scan, each crop as a
+    frame, and rates per 7.5 mL reported of the crops' cells."""
+    names = default_taxonomy().names
+    classes = [s.name for s in subs if s.is_dir() and names_a_class(s.name, names)]
+    if classes and not any((s / "panel.json").exists() or (s / "cartridge.json").exists()
+                           for s in subs):
+        raise InputError(f"its folders {', '.join(classes[:4])} are named as classes, and no "
+                         "scan's metadata is in them: a crop folder needs a panel.json beside "
+                         "its class folders (docs/data-formats.md); a folder of scans, each "
+                         "scan's panel.json or cartridge.json in its own folder", folder)
 
 
 def _metadata_alone(folder: Path) -> bool:
@@ -153,7 +171,7 @@ def _holds_a_scan(folder: Path) -> bool:
                    and claim(entry) is not None for entry in folder.iterdir()):
             return False
         return (folder / "panel.json").exists() or \
-            folder.name.casefold() not in {name.casefold() for name in default_taxonomy().names}
+            not names_a_class(folder.name, default_taxonomy().names)
     return False
 
 

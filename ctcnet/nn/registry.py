@@ -363,9 +363,9 @@ def choose_model(panels: Sequence[Panel], what: str = "the data",
                           for m in models)
         raise PanelMismatchError(f"no shipped model fits {what} (channels {have}): {needs}. "
                                  + _alike_planes(panels) +
-                                 "Where a channel is one of those under another name (CK8/18 "
-                                 "for CK), name it so in panel.json; else train a model for "
-                                 "this panel (see README) and pass --model")
+                                 "Where a channel is one of those under another name (a "
+                                 "lab's own word for CK), name it so in panel.json; else "
+                                 "train a model for this panel (see README) and pass --model")
     composite = bool(panels) and all(p.composite for p in panels)
     if not composite:
         fitting = [m for m in fitting if not m.reads_exports]

@@ -228,15 +228,14 @@ def test_crops_labelled_with_a_class_the_model_lacks_are_said_left_out_of_the_ac
     assert summary["accuracy_of"] == 26 and summary["crops"] == 40
     assert "14 crop(s) labelled with classes the model has not (tumour 14)" in caplog.text
     assert "laid out sample/class" not in caplog.text
-    # A patient's folder above its class folders: the levels said to be swapped.
+    # A patient's folder above its class folders: refused before any work, as evaluate and
+    # train refuse it (it was read with the patient as the label and the class as the sample).
     (root / "P017").mkdir()
     (root / "tumour").rename(root / "P017" / "CTC")
-    caplog.clear()
-    with caplog.at_level("WARNING"):
+    with pytest.raises(InputError, match=r"the folder is laid out sample/class "
+                                         r"\(P017/CTC/\.\.\.\)"):
         _run(root, tmp_path / "flipped", "ctcnet-default")
-    assert "(P017 14) are left out" in caplog.text
-    assert "(the folder is laid out sample/class, P017/CTC/...: a crop folder's first level " \
-        "names the class, its subfolders the samples)" in caplog.text
+    assert not (tmp_path / "flipped").exists()
 
 
 def test_crops_stored_at_16_times_their_counts_get_the_guard_readings_of_their_counts(

@@ -245,6 +245,19 @@ def test_a_sites_folder_with_one_panel_json_beside_its_cartridges_is_a_folder_of
     (crops / "wbc").mkdir()
     (crops / "wbc" / "frame_0000.tif").write_bytes(b"II*\x00")  # an image sequence's names
     assert resolve_inputs([crops]) == ([], [crops])
+    # A class folder named in a lab's word or misspelt is a class folder still (the whole
+    # folder, ctc/ too, was read as scans, each crop a frame, with rates per 7.5 mL): read as
+    # crops, where the label is said.
+    for odd in ("Leukocytes", "leukocyte", "wcb"):
+        (crops / "wbc").rename(crops / odd)
+        assert resolve_inputs([crops]) == ([], [crops]), odd
+        (crops / odd).rename(crops / "wbc")
+    # Without the panel.json: no crop folder, and no folder of scans either.
+    (crops / "panel.json").unlink()
+    with pytest.raises(InputError, match="its folders ctc, wbc are named as classes, and no "
+                                         "scan's metadata is in them: a crop folder needs a "
+                                         "panel.json"):
+        resolve_inputs([crops])
     # Cartridges without a cartridge.json (it is optional): told by their frames' names.
     bare = tmp_path / "siteC"
     for name in ("C_P01", "C_P02"):
