@@ -21,11 +21,11 @@ import logging
 import os
 import signal
 import sys
-import threading
 import warnings
 from pathlib import Path
 
 from ctcnet import __version__
+from ctcnet.commands.stop_signals import run_module, stop_on_sigterm
 from ctcnet.core.console_streams import console_kept_going, escape_unwritable_characters
 from ctcnet.core.install_hint import install_command
 from ctcnet.core.printable import PrintableFormatter, printable
@@ -188,24 +188,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _raise_terminated(signum, frame):
-    raise Terminated(signal.Signals(signum).name)
-
-
-# SIGHUP too: a terminal closed or an ssh link dropped under a run killed it as SIGKILL would
-# (run.json left "running", nothing said); where it is ignored (nohup), it stays ignored.
-_STOPPING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-def _stop_on_sigterm() -> dict:
-    """Route SIGTERM and SIGHUP to :class:`Terminated` while a command runs; the handlers it
-    replaced, by signal (none where signals cannot be set: off the main thread)."""
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    return {sig: signal.signal(sig, _raise_terminated) for sig in _STOPPING
-            if signal.getsignal(sig) is not signal.SIG_IGN}
-
-
 def _stdout_gone() -> bool:
     """Whether stdout is a pipe whose reader has gone (its end polls as an error)."""
     import select
@@ -332,7 +314,7 @@ def _main_after_logging(parser, args: argparse.Namespace) -> int:
         parser.print_help(sys.stderr)
         print("ctcnet: error: a command is required (the list above)", file=sys.stderr)
         return 2
-    previous = _stop_on_sigterm()
+    previous = stop_on_sigterm()
     # A console that cannot be written (a dead logger's pipe, a full disk under a cron log)
     # does not stop the work; a command whose printed lines are the answer still ends
     # with the pipe its reader closed (`ctcnet models | head`: 141).
@@ -359,7 +341,7 @@ def _run_command(args: argparse.Namespace, lines, previous) -> int:
         if isinstance(getattr(args, "out", None), str):  # before a log or any work goes there
             check_output_path(args.out)
         with lines:
-            return int(args._module.run(args) or 0)
+            return run_module(args)
     except CtcnetError as err:
         _say_error(f"ctcnet {args._name}: error: {printable(str(err))}")
         return 2

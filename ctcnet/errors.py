@@ -67,6 +67,20 @@ class Terminated(KeyboardInterrupt):
     (129) as a process killed by the signal would."""
 
 
+def stop_within(err: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or stop signal (:class:`Terminated`) an error was raised from, if any: a
+    signal that lands while a compiled extension is first imported (scipy's, matplotlib's)
+    surfaces as that import's ImportError, caused by the signal, and a stopped run read as
+    failed (exit 1, run.json "failed")."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, KeyboardInterrupt):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
 class WholeFileError(InputError):
     """A file read whole that its panel does not describe (its channels' names or count,
     values past their range or rescaled): no file still being written reads so, unlike one

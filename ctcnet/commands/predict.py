@@ -31,7 +31,7 @@ from ctcnet.commands.shared_options import (
     add_pixel_size_argument,
     add_prior_argument,
 )
-from ctcnet.errors import InputError, check_device_name
+from ctcnet.errors import InputError, check_device_name, stop_within
 from ctcnet.inference.backend_registry import list_backends
 from ctcnet.inference.distributed import distributed_context, env_info
 from ctcnet.inference.distributed import shard as split
@@ -214,12 +214,6 @@ def _run(args, log) -> int:
         return _run_in_processes(args, cartridges, datasets, processes, out, model, log)
     with distributed_context(args.device) as (info, device):
         rank, world_size = shard or (info.rank, info.world_size)
-        backend = load_backend(model, args.backend, device, args.batch_size)
-        if args.model_sha256 is not None:  # before any output: a refusal writes nothing
-            check_model_digest(backend, args.model_sha256)
-        log.note(model_line(backend))  # the log names the model as the summaries do
-        if args.model is not None and not args.quiet and info.is_main and not child:
-            say_model(args.model, spec=backend.spec)
         started = time.time()  # what a sample set aside now is older than
         set_aside: dict[str, str] = {}  # a night's batch runs on past one bad cartridge
         failed_reports: dict[str, str] = {}  # ... and past one report that failed
@@ -236,17 +230,25 @@ def _run(args, log) -> int:
                 began.append(True)
 
         try:
+            backend = load_backend(model, args.backend, device, args.batch_size)
+            if args.model_sha256 is not None:  # before any output: a refusal writes nothing
+                check_model_digest(backend, args.model_sha256)
+            log.note(model_line(backend))  # the log names the model as the summaries do
+            if args.model is not None and not args.quiet and info.is_main and not child:
+                say_model(args.model, spec=backend.spec)
             summaries = predict_inputs(inputs, out, backend, options, rank, world_size,
                                        split_by_name=shard is not None, set_aside=set_aside,
                                        failed_reports=failed_reports, share_of_several=child,
                                        on_start=mark_started)
         except BaseException as err:  # a signal, or an error that ends the run: what is done
             note_set_aside(out, set_aside, started)  # (a --processes child's, for the index)
-            if began:  # (a job of an array too: its time limit's SIGTERM)
+            ended = stop_within(err) or err  # (a signal inside an import's error: stopped)
+            if began or _stopped_over_an_index(ended, out, indexing and shard is None
+                                               and info.world_size == 1):
                 mine = names if shard is None else \
                     split(names, rank, world_size, key=str)  # as the inputs were split
                 index_of_an_ended_run(out, names, world_size, set_aside, started,
-                                       failed_reports, err, log, mine, shard is not None,
+                                       failed_reports, ended, log, mine, shard is not None,
                                        args.overwrite)
             raise
         note_set_aside(out, set_aside, started)  # for the rank or job that writes run.json
@@ -265,6 +267,19 @@ def _run(args, log) -> int:
                           len(standing), tally)
         set_aside = standing
     return run_outcome(summaries, lines, set_aside, args.quiet, failed_reports, log)
+
+
+def _stopped_over_an_index(err: BaseException, out, indexing: bool) -> bool:
+    """Whether a run stopped by a signal (Ctrl-C, SIGTERM) before its checks had passed
+    leaves an index to say so: where an earlier run's is in ``--out``, which read "finished"
+    beside an exit of 143 and a line saying "stopped" (a wrapper took last night's results
+    for tonight's)."""
+    from pathlib import Path
+
+    from ctcnet.io.cartridge_info import RUN_INDEX_FILE
+
+    return indexing and isinstance(err, KeyboardInterrupt) and \
+        (Path(out) / RUN_INDEX_FILE).is_file()
 
 
 def _model_for_inputs(args, inputs, cartridges, datasets) -> str:

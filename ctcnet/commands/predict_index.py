@@ -50,9 +50,13 @@ def own_share(set_aside: dict, names, mine, summaries, shard_text) -> dict:
 
 def resume_text(overwrite: bool) -> str:
     """How a run that ended before a sample's output was written is resumed: with
-    ``--overwrite`` the same command would start every sample afresh."""
-    return ("the same command without --overwrite resumes it (with it, each sample starts "
-            "afresh)" if overwrite else "the same command resumes it")
+    ``--overwrite`` the same command would start every sample afresh, and without it a sample
+    the run did not reach still holds its earlier output (``kept_output``), refused where
+    that was made with other settings."""
+    return ("the same command without --overwrite resumes it where this run began it (with "
+            "it, each sample starts afresh); one with an earlier output kept (kept_output), "
+            "which this run did not reach, is replaced only with --overwrite: give those "
+            "inputs alone" if overwrite else "the same command resumes it")
 
 
 def index_of_an_ended_run(out, names, world_size, set_aside, started, failed_reports,

@@ -51,7 +51,7 @@ def audit_run(results: str | Path) -> list[str]:
 
     from ctcnet.core.processes import process_running
     from ctcnet.inference.run_index import unfinished_outputs
-    from ctcnet.io.cartridge_info import RUN_INDEX_FILE
+    from ctcnet.io.cartridge_info import RUN_INDEX_FILE, SAMPLES_FILE
 
     index_file = Path(results) / RUN_INDEX_FILE
     if not index_file.is_file():
@@ -85,6 +85,9 @@ def audit_run(results: str | Path) -> list[str]:
                                                                           index)]
     if isinstance(index, dict) and state == "finished":
         problems += _index_not_as_summaries(Path(results), index)
+        if not (Path(results) / SAMPLES_FILE).is_file():  # (each run writes it with run.json)
+            problems.append(f"{RUN_INDEX_FILE} reads finished, but {SAMPLES_FILE} is not "
+                            "there: running its command again writes it")
     return problems
 
 

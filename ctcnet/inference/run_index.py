@@ -267,14 +267,18 @@ def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missi
              **({"other_outputs": others} if others else {}),
              **({"unfinished_outputs": unfinished} if unfinished else {}),
              "world_size": env_info().world_size if world_size is None else world_size}
-    atomic_write_text(Path(out) / RUN_INDEX_FILE, strict_json(index, indent=2) + "\n")
+    # The table first, the index last: a run killed between the two (out of memory, a power
+    # cut) left run.json "finished" without samples.csv, which verify --results passed;
+    # now its index still says "running".
     try:
         _write_samples_table(out, entries, others, unfinished, since)
     except PermissionError as err:  # a spreadsheet holding it open (a lock on a share)
+        atomic_write_text(Path(out) / RUN_INDEX_FILE, strict_json(index, indent=2) + "\n")
         raise InputError(f"cannot replace {SAMPLES_FILE} ({err.strerror}): is it open in "
                          "another program (a spreadsheet locks it on a share)? Close it and "
                          f"rerun the same command; {RUN_INDEX_FILE} is written, the table "
                          "is not", Path(out) / SAMPLES_FILE) from None
+    atomic_write_text(Path(out) / RUN_INDEX_FILE, strict_json(index, indent=2) + "\n")
     return index
 
 

@@ -408,10 +408,11 @@ def test_a_hangup_stops_a_command_as_sigterm_does_unless_ignored(monkeypatch, ca
 
     from ctcnet import cli
     from ctcnet.commands import models as models_command
+    from ctcnet.commands.stop_signals import stop_on_sigterm
     from ctcnet.errors import Terminated
 
     hangup = signal.signal(signal.SIGHUP, signal.SIG_DFL)  # (as a terminal's run has it)
-    previous = cli._stop_on_sigterm()
+    previous = stop_on_sigterm()
     try:
         assert signal.SIGHUP in previous
         with pytest.raises(Terminated, match="SIGHUP"):
@@ -422,7 +423,7 @@ def test_a_hangup_stops_a_command_as_sigterm_does_unless_ignored(monkeypatch, ca
             signal.signal(sig, handler)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
-        previous = cli._stop_on_sigterm()
+        previous = stop_on_sigterm()
         assert signal.SIGHUP not in previous  # (nohup's) kept
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     finally:
@@ -436,6 +437,16 @@ def test_a_hangup_stops_a_command_as_sigterm_does_unless_ignored(monkeypatch, ca
     monkeypatch.setattr(models_command, "run", hung_up)
     assert cli.main(["models"]) == 129
     assert "ctcnet models: stopped (SIGHUP)" in capsys.readouterr().err
+
+    def import_stopped(args):  # a stop inside a compiled extension's first import
+        try:
+            raise Terminated("SIGTERM")
+        except Terminated as stop:
+            raise ImportError("initialization failed") from stop
+
+    monkeypatch.setattr(models_command, "run", import_stopped)
+    assert cli.main(["models"]) == 143  # was 1, a failure
+    assert "ctcnet models: stopped (SIGTERM)" in capsys.readouterr().err
 
 
 def test_a_command_run_in_process_puts_the_loggers_back(capsys):

@@ -166,6 +166,47 @@ def test_a_stopped_run_says_so_in_run_json_and_its_log(cart_and_model, tmp_path,
     (log,) = (out / "logs").glob("predict-*.log")
     assert "ERROR" in log.read_text().splitlines()[-1] and "stopped by an interrupt" in \
         log.read_text()
+    # A SIGTERM that lands as a compiled extension is first imported surfaces as that
+    # import's error: stopped all the same (it read "failed", exit 1).
+    from ctcnet.errors import Terminated
+
+    def stopped_in_an_import(*args, on_start, **kwargs):
+        on_start()
+        try:
+            raise Terminated("SIGTERM")
+        except Terminated as stop:
+            raise ImportError("initialization failed") from stop
+
+    monkeypatch.setattr(predicting, "predict_inputs", stopped_in_an_import)
+    status, _ = run_cli(capsys, "predict", scans, "--out", out, "--quiet",
+                        *options(cart_and_model))
+    index = json.loads((out / "run.json").read_text())
+    assert status == 143 and index["state"] == "stopped", index
+
+
+def test_a_run_stopped_before_its_checks_passed_leaves_no_finished_index(
+        cart_and_model, tmp_path, capsys, monkeypatch):
+    """Stopped as the model loaded, a rerun over last night's folder exited 143 saying
+    "stopped" while run.json still read "finished" beside last night's samples.csv: a wrapper
+    took last night's results for tonight's. Where no index was there, none is made."""
+    import ctcnet.inference.backends as backends
+
+    scans, out = batch(cart_and_model, tmp_path)
+    assert run_cli(capsys, "predict", scans, "--out", out, "--quiet",
+                   *options(cart_and_model))[0] == 0
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(backends, "load_backend", stopped)
+    status, _ = run_cli(capsys, "predict", scans, "--out", out, "--quiet",
+                        *options(cart_and_model))
+    index = json.loads((out / "run.json").read_text())
+    assert status == 130 and index["state"] == "stopped"
+    assert all(entry.get("missing") and "kept_output" in entry for entry in index["outputs"])
+    status, _ = run_cli(capsys, "predict", scans, "--out", tmp_path / "fresh", "--quiet",
+                        *options(cart_and_model))
+    assert status == 130 and not (tmp_path / "fresh" / "run.json").exists()
 
 
 def test_a_process_stopped_keeps_the_refusals_it_made(cart_and_model, tmp_path, capsys,

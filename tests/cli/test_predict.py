@@ -398,7 +398,9 @@ def test_a_shard_stopped_on_its_own_input_says_it_stopped(cart_and_model, cart, 
                                               "--shard", f"{own}/2", "--overwrite"))
     (entry,) = json.loads((cart.parent / "out" / "run.json").read_text())["outputs"]
     assert status == 130 and entry["reason"].endswith(
-        "the same command without --overwrite resumes it (with it, each sample starts afresh)")
+        "the same command without --overwrite resumes it where this run began it (with it, "
+        "each sample starts afresh); one with an earlier output kept (kept_output), which "
+        "this run did not reach, is replaced only with --overwrite: give those inputs alone")
 
 def test_run_json_says_the_runs_state_each_inputs_folder_and_why_a_sample_is_partial(
         cart_and_model, cart, capsys, monkeypatch):

@@ -832,3 +832,29 @@ def test_one_scan_under_two_sample_ids_is_marked_in_run_json_and_warned_of(clean
         f"{summary.cartridge_id}) under 2 sample ids" in caplog.text
     (alone,) = write_run_index(tmp_path / "index", ["P02_WK3"], world_size=1)["outputs"]
     assert "same_scan_as" not in alone
+
+
+def test_the_run_index_is_written_after_the_samples_table(tmp_path, monkeypatch):
+    """A run killed between the two (out of memory, a power cut) left run.json "finished"
+    without samples.csv; the table is written first, so run.json still says "running"."""
+    import json
+
+    import pytest
+
+    from ctcnet.inference import run_index
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps({"state": "running"}))
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_index, "_write_samples_table", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_index.write_run_index(out, [], world_size=1)
+    assert json.loads((out / "run.json").read_text())["state"] == "running"
+    monkeypatch.undo()
+    run_index.write_run_index(out, [], world_size=1)
+    assert json.loads((out / "run.json").read_text())["state"] == "finished"
+    assert (out / "samples.csv").is_file()

@@ -715,6 +715,7 @@ def test_verify_results_fails_a_folder_whose_run_did_not_finish(folder, tmp_path
              **review_entry(summary)}
     (results / "run.json").write_text(json.dumps({"format_version": 1, "state": "finished",
                                                   "outputs": [entry]}))
+    (results / "samples.csv").write_text("name\nP001\n")  # (written with run.json)
     shutil.rmtree(results / "P002")
     assert main(["verify", "--results", str(results), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["run"] == []
@@ -827,6 +828,11 @@ def test_verify_results_holds_summarys_sign_off_and_folder_name_to_their_records
                for p in audit["problems"])
     assert any("run.json lists P001, whose summary.json is not there" in p
                for p in audit_run(results))
+    # A run killed as it ended once left run.json "finished" without samples.csv: said.
+    assert "run.json reads finished, but samples.csv is not there: running its command " \
+        "again writes it" in audit_run(results)
+    (results / "samples.csv").write_text("name\nP001\n")
+    assert not any("samples.csv" in p for p in audit_run(results))
 
 
 def test_verify_results_finds_a_name_written_over_in_every_copy_and_a_copy_removed(folder):
@@ -964,6 +970,7 @@ def test_verify_results_names_an_earlier_output_removed_but_still_indexed(folder
 
     results = tmp_path / "results"
     shutil.copytree(folder, results / "P001")
+    (results / "samples.csv").write_text("name\nP001\n")  # (written with run.json)
     summary = json.loads((results / "P001" / "summary.json").read_text())
     entry = {**output_entry("P001", summary, results / "P001" / "summary.json"),
              **review_entry(summary)}
