@@ -68,22 +68,29 @@ _OTHER_WORDS = {"wbc": {"leukocyte", "leucocyte", "white blood cell", "lymphocyt
                 "cluster": {"ctc cluster", "aggregate", "clump"}}
 
 
-def _class_meant(label: str, names: list[str]) -> str | None:
-    """The class of ``names`` a one-word ``label`` misspells, or that a lab's word for it
-    (plural or not) names; None where neither."""
+def _lab_word_class(label: str, names: list[str]) -> str | None:
+    """The class of ``names`` a lab's word for it (plural or not) names; None where none."""
     words = " ".join(class_words(label))
     for name, others in _OTHER_WORDS.items():
         if name in names and (words in others or words.removesuffix("s") in others):
             return name
+    return None
+
+
+def _class_meant(label: str, names: list[str]) -> str | None:
+    """The class of ``names`` a one-word ``label`` misspells, or that a lab's word for it
+    (plural or not) names; None where neither."""
+    if (named := _lab_word_class(label, names)) is not None:
+        return named
     match = difflib.get_close_matches(label.lower(), names, 1)
     return match[0] if match and len(class_words(label)) == 1 else None
 
 
 def names_a_class(label: str, names: list[str]) -> bool:
     """Whether a folder's name reads as a class of ``names``: as one but for case and
-    separators (``CTC``), misspelt (``wcb``) or in a lab's word for it (``Leukocytes``), as a
-    crop folder's class folders are named."""
-    return as_class_name(label, names) in names or _class_meant(label, names) is not None
+    separators (``CTC``), or in a lab's word for it (``Leukocytes``), as a crop folder's class
+    folders are named. Not a look-alike: scans are named ``CTC1`` or ``WBC01`` too."""
+    return as_class_name(label, names) in names or _lab_word_class(label, names) is not None
 
 
 def sample_class_layout(unknown: list[str], names: list[str], root: Path) -> str | None:
@@ -95,7 +102,7 @@ def sample_class_layout(unknown: list[str], names: list[str], root: Path) -> str
         if not folder.is_dir():
             continue
         inside = sorted(p.name for p in folder.iterdir() if p.is_dir()
-                        and "_".join(class_words(p.name)) in names)
+                        and as_class_name(p.name, names) in names)
         if inside:
             return f"{label}/{inside[0]}/..."
     return None

@@ -385,7 +385,8 @@ def extract_crops(frame: np.ndarray, x: np.ndarray, y: np.ndarray, crop_size: in
     would make crops up (a frame not (C, H, W), positions not finite or off the frame, one
     pixel size alone) is refused in words (:func:`~ctcnet.detect.crop_request.checked_request`).
     """
-    frame, x, y = checked_request(frame, x, y, model_pixel_um, scan_pixel_um)
+    frame = np.asarray(frame)
+    x, y = checked_request(frame.shape, x, y, model_pixel_um, scan_pixel_um)
     window = window_size(crop_size, model_pixel_um, scan_pixel_um)
     along = window_weights(window, scale_factor(scan_pixel_um, model_pixel_um), int(crop_size))
     if along is not None:

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ctcnet.core.robust import median, median_and_mad_sigma
+from ctcnet.detect.crop_request import checked_request
 from ctcnet.detect.cropping import (
     background_fill,
     border_gather,
@@ -194,7 +195,8 @@ def extract_crops(frame: torch.Tensor, x: np.ndarray, y: np.ndarray, crop_size: 
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Model-ready float32 crops on the host and ``padded``, cut from an uploaded frame
     (:func:`ctcnet.detect.cropping.extract_crops`: the same windows, filled with background
-    past the border, and the same resampling)."""
+    past the border, and the same resampling; a request refused alike)."""
+    x, y = checked_request(frame.shape, x, y, model_pixel_um, scan_pixel_um)
     _, h, w = frame.shape
     window = window_size(crop_size, model_pixel_um, scan_pixel_um)
     top, left, padded = place_windows(x, y, window, h, w)

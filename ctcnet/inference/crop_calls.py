@@ -72,7 +72,7 @@ def call_crops(crops, backend=None, *, sample_ids=None, prior: str | None = None
     if len(given) != n:
         raise InputError(f"sample_ids names {len(given)} crops, crops holds {n}")
     # A gap in a table's column (None, NaN) read as a sample named "None" or "nan" of its own.
-    gaps = [i for i, s in enumerate(given) if s is None or (isinstance(s, float) and s != s)]
+    gaps = [i for i, s in enumerate(given) if pd.api.types.is_scalar(s) and pd.isna(s)]
     if gaps:
         raise InputError(f"sample_ids has no sample for {len(gaps)} crop(s) (the first: crop "
                          f"{gaps[0]}, {given[gaps[0]]!r}): name each crop's sample")

@@ -122,10 +122,16 @@ def _refuse_class_folders_as_scans(folder: Path, subs: list[Path]) -> None:
     classes = [s.name for s in subs if s.is_dir() and names_a_class(s.name, names)]
     if classes and not any((s / "panel.json").exists() or (s / "cartridge.json").exists()
                            for s in subs):
+        others = [s.name for s in subs if s.name not in classes]
+        # (with its panel.json there, a folder named otherwise read as a scan beside them)
+        need = (f"a crop folder's class folders are named by its classes (ctc, wbc, cluster, "
+                f"debris), and {', '.join(others[:4])} is none" if others and
+                (folder / "panel.json").exists() else
+                "a crop folder needs a panel.json beside its class folders")
         raise InputError(f"its folders {', '.join(classes[:4])} are named as classes, and no "
-                         "scan's metadata is in them: a crop folder needs a panel.json beside "
-                         "its class folders (docs/data-formats.md); a folder of scans, each "
-                         "scan's panel.json or cartridge.json in its own folder", folder)
+                         f"scan's metadata is in them: {need} (docs/data-formats.md); a "
+                         "folder of scans, each scan's panel.json or cartridge.json in its "
+                         "own folder", folder)
 
 
 def _metadata_alone(folder: Path) -> bool:

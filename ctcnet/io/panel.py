@@ -44,8 +44,9 @@ RGB_PLANES = ("R", "G", "B")
 MARKER_ROLES = {
     "DAPI": "nucleus", "HOECHST": "nucleus", "DNA": "nucleus",
     "CK": "epithelial", "CYTOKERATIN": "epithelial", "PANCK": "epithelial", "PAN-CK": "epithelial",
-    "PANCYTOKERATIN": "epithelial", "PAN-CYTOKERATIN": "epithelial", "KRT": "epithelial",
-    "KERATIN": "epithelial", "PAN-KERATIN": "epithelial", "PANKERATIN": "epithelial",
+    "PANCYTOKERATIN": "epithelial", "PAN-CYTOKERATIN": "epithelial", "KERATIN": "epithelial",
+    "PAN-KERATIN": "epithelial", "PANKERATIN": "epithelial", **dict.fromkeys(  # CellSearch's:
+        ("CK8", "CK18", "CK19", "KRT8", "KRT18", "KRT19"), "epithelial"),  # (CK20, CK7: apart)
     "CD45": "leukocyte", "PTPRC": "leukocyte", "CD45RA": "leukocyte", "CD45RO": "leukocyte",
     "CD61": "platelet", "CD41": "platelet",
     "CD66B": "neutrophil", "CD15": "neutrophil",
@@ -60,8 +61,7 @@ PANEL_KEYS = ("name", "pixel_size_um", "channels", "composite", "bit_depth")
 CHANNEL_KEYS = ("name", "value_range", "normalisation", "leaks_in", "bit_depth")
 DEFAULT_VALUE_RANGE = (0.0, 4095.0)  # a channel that states no range nor bit depth: 12 bits
 MAX_COUNT = 3.4028234e38  # a value_range's top at most: float32's largest (a float scan's)
-# A pixel at this share of its value_range's top or above is saturated (clipped): left out of
-# the guard's and the leak estimates' ratios.
+# A pixel at this share of its value_range's top or above is saturated (clipped): out of ratios.
 SATURATED_AT = 0.999
 
 # How raw counts become network input (ctcnet.nn.normalise). "snr": subtract a robust per-crop
@@ -117,9 +117,9 @@ QUALIFIERS = {"ANTI", "HUMAN", "HU", "CANINE", "DOG", "FELINE", "CAT", "MURINE",
 # A dye or wavelength word (APC, PE, AF647, Cy5, 405nm), after a marker or before it: read past.
 DYE_WORD = re.compile(r"^(apc|pe|fitc|percp|bv\d+|bb\d+|af\d+|alexa\d*|cy\d+|dylight\d*|"
                       r"atto\d*|\d+(nm)?)$", re.IGNORECASE)
-# DNA dyes sold by number (Hoechst 33342, DAPI's 405 nm) and keratins (CK8/18, CK19, KRT19:
-# each a cytokeratin): read with the number run on. Only these: a CD's number is its identity.
-_NUMBERED_DYES = {"HOECHST", "DAPI", "CK", "KRT"}
+# DNA dyes sold by number (Hoechst 33342, DAPI's 405 nm): read with the number run on. Only
+# these: a CD's number is its identity (CD4 and CD45 are other markers), as a keratin's is.
+_NUMBERED_DYES = {"HOECHST", "DAPI"}
 
 
 def from_the_marker(words: list[str]) -> list[str]:

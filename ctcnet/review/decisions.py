@@ -72,7 +72,7 @@ from ctcnet.review.runs import (
 __all__ = [
     "COLUMNS", "LEGACY_COLUMNS", "LOCK_FILE", "POSITION_COLUMNS", "POSITION_TOLERANCE_UM",
     "QC_FRACTION", "QC_MIN", "REJECTED", "REVIEW_FILE", "SECOND_FILE", "UNDECIDED",
-    "DecisionLog", "Matched", "RunEvents", "clear_decision", "decisions_lock",
+    "DecisionLog", "Matched", "RunEvents", "clear_decision", "decision_of", "decisions_lock",
     "default_reviewer", "extend_match", "find_samples", "load_decisions", "load_sample",
     "match_decisions", "migrate_decisions", "read_decisions", "record_decision",
     "record_decisions", "reported_classes", "reviewed_labels", "run_id", "select_candidates",
@@ -117,6 +117,14 @@ class DecidedMeanwhile(CtcnetError):
 ANY = object()
 
 
+def decision_of(decisions: DecisionLog, run: RunEvents, event_id: int
+                ) -> tuple[str | None, pd.DataFrame]:
+    """Event ``event_id``'s decision in ``run`` (None: undecided), and its journal rows."""
+    table = decisions.matched(run).decisions
+    row = table[table["event_id"].to_numpy(np.int64) == event_id]
+    return (None if row.empty else str(row["reviewer_call"].iloc[-1])), row
+
+
 def _check_expected(decisions: DecisionLog, run: RunEvents, event_id: int, expect,
                     wanted: str | None) -> None:
     """Under the lock: refuse when event ``event_id``'s decision is not ``expect`` (None:
@@ -125,9 +133,7 @@ def _check_expected(decisions: DecisionLog, run: RunEvents, event_id: int, expec
     replaced unseen, and the second was told "not saved" of what the event holds)."""
     if expect is ANY:
         return
-    table = decisions.matched(run).decisions
-    row = table[table["event_id"].to_numpy(np.int64) == event_id]
-    current = None if row.empty else str(row["reviewer_call"].iloc[-1])
+    current, row = decision_of(decisions, run, event_id)
     if current != expect and current != wanted:
         if current is None:  # never decided, or taken back: `was` names a decision read
             raise DecidedMeanwhile(f"event {event_id} is undecided now (taken back since, or "

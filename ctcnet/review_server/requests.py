@@ -156,12 +156,15 @@ def parse_decision(body) -> tuple[int, str, str | None, str, str]:
         raise InputError(f"{err}; {DECISION_FORM}") from None
 
 
-def shown_decision(body: dict, decisions, absent):
+def shown_decision(body: dict, decisions, absent, decided):
     """The decision a request says its page showed (``"was"``): ``absent`` where it says none,
-    else null (undecided) or one of ``decisions``; InputError otherwise (a word no decision
-    is would never match: a 409 "read again" that a script retries for ever)."""
+    else null (undecided), one of ``decisions``, or the event's decision as it stands
+    (``decided()``: one made under another model's classes, which the page shows as it is);
+    InputError otherwise (a word no decision is would never match: a 409 "read again" that a
+    script retries for ever)."""
     was = body.get("was", absent)
-    if was is not absent and was is not None and was not in decisions:
+    if was is not absent and was is not None and was not in decisions and \
+            (not isinstance(was, str) or was != decided()):
         raise InputError(f"was must be the decision the page showed: one of "
                          f"{', '.join(map(repr, decisions))} or null, not "
                          f"{json.dumps(was)[:40]}")

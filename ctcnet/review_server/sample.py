@@ -237,7 +237,8 @@ class Sample(SampleImages):
         reviewer = self._reader(reviewer, default_reviewer, reading)
         # The decision the page showed, when it says (a page's own): another reviewer's made
         # since is not replaced unseen (409, naming it).
-        expect = shown_decision(body, (*self.classes, D.REJECTED), D.ANY)
+        expect = shown_decision(body, (*self.classes, D.REJECTED), D.ANY, lambda: D.decision_of(
+            self.logs[reading], self.run, event_id)[0])
         log_ = self.logs[reading]
         before = log_.stamp()
         log_.forget_append()

@@ -125,12 +125,19 @@ def check_monitored(trainer, class_names) -> None:
         if not isinstance(monitor, str) or monitor in logged or \
                 monitor.startswith(LR_MONITOR_PREFIX):
             continue
-        # The same metric of another stage first (val/acc: train/acc), not a look-alike name
-        # (val/f1_ctc was offered for it).
-        near = [m for m in sorted(logged) if m.rsplit("/", 1)[-1] == monitor.rsplit(
-            "/", 1)[-1]][:1] or difflib.get_close_matches(monitor, sorted(logged), n=1)
+        # The same metric of validation where there is one (train/macro_f1: val/macro_f1),
+        # not a look-alike name (val/f1_ctc was offered for val/acc); a training figure (acc,
+        # train/ alone) is said, and validation's own offered: a best model picked on training
+        # accuracy is the most overfit one.
+        leaf = monitor.rsplit("/", 1)[-1]
+        same = sorted(m for m in logged if m.rsplit("/", 1)[-1] == leaf)
+        val = [m for m in same if m.startswith("val/")]
+        near = val[:1] or (["val/macro_f1"] if same else
+                           difflib.get_close_matches(monitor, sorted(logged), n=1))
+        trained = f"; {same[0]} is training's" if same and not val else ""
         raise InputError(f"{type(callback).__name__} monitors {monitor!r}, which the run "
-                         "does not log" + (f" (did you mean {near[0]!r}?)" if near else "")
+                         "does not log" + (f" (did you mean {near[0]!r}?{trained})"
+                                           if near else "")
                          + f"; it logs {', '.join(LOGGED)}, val/precision_<class>, "
                          "val/recall_<class>, val/f1_<class> and "
                          "val/confusion/<class>_as_<class>")

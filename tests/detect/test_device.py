@@ -111,6 +111,8 @@ def test_same_crops_as_numpy(scan_um, device):
     # The background filled past the border: the numpy path rounds it to the frame's integer
     # counts, the device (float32 frame) does not.
     np.testing.assert_allclose(got[padded], expected[padded], rtol=1e-5, atol=0.5)
+    with pytest.raises(InputError, match="positions lie off the"):  # as the numpy path
+        on_device.extract_crops(on_device.upload(frame, device), x - 2, y, 48, 0.64, scan_um)
     empty, empty_padded = on_device.extract_crops(on_device.upload(frame, device), x[:0], y[:0],
                                                   48, 0.64, scan_um)
     assert empty.shape == (0, 3, 48, 48) and empty_padded.shape == (0,)

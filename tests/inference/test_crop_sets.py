@@ -408,7 +408,7 @@ def test_crops_in_memory_that_cannot_be_called_are_refused_by_name():
     with pytest.raises(InputError, match="sample_ids names 1 crops, crops holds 2"):
         call_crops(np.zeros((2, 5, 80, 80), np.uint16), backend, sample_ids=["a"])
     # A table column with gaps: each gap was a sample of its own, "None" or "nan".
-    for gap in (None, float("nan")):
+    for gap in (None, float("nan"), np.float32("nan"), pd.NA):
         with pytest.raises(InputError, match="no sample for 1 crop.*crop 1"):
             call_crops(np.zeros((2, 5, 80, 80), np.uint16), backend, sample_ids=["a", gap])
     assert call_crops(np.zeros((0, 5, 80, 80), np.uint16), backend).empty

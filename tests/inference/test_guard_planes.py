@@ -32,10 +32,19 @@ def ctc(rng) -> np.ndarray:
 @pytest.mark.parametrize("name, role", [("CK8/18", "epithelial"), ("CK19", "epithelial"),
                                         ("KRT18-PE", "epithelial"), ("pan-keratin", "epithelial"),
                                         ("CD45RA", "leukocyte"), ("CD45RO-APC", "leukocyte"),
-                                        ("CD4", "unknown"), ("CKX", "unknown")])
+                                        ("CD4", "unknown"), ("CKX", "unknown"),
+                                        ("CK20", "unknown"), ("KRT7", "unknown")])
 def test_a_labs_names_for_ck_and_cd45_are_read(name, role):
-    """CK8/18, the CellSearch kit's keratins, read as no marker: the guard went without CK."""
+    """CK8/18, the CellSearch kit's keratins, read as no marker: the guard went without CK. A
+    keratin a panel reads beside its CK (CK20 in a colorectal panel) is a marker apart."""
     assert marker_role(name) == role
+
+
+def test_a_ck20_plane_beside_the_ck_leaves_the_ck_the_models():
+    model = load_panel({"channels": ["DAPI", "CK", "CD45"]})
+    for scan in (["DAPI", "CK-PE", "CD45-APC", "CK20-FITC"], ["Hoechst", "panCK", "CD45",
+                                                             "KRT20"]):
+        assert model.match_channels(load_panel({"channels": scan}))[0] == [0, 1, 2]
 
 
 def test_a_ck_plane_named_by_its_keratins_is_measured(rng):

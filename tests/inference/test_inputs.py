@@ -248,16 +248,33 @@ def test_a_sites_folder_with_one_panel_json_beside_its_cartridges_is_a_folder_of
     # A class folder named in a lab's word or misspelt is a class folder still (the whole
     # folder, ctc/ too, was read as scans, each crop a frame, with rates per 7.5 mL): read as
     # crops, where the label is said.
-    for odd in ("Leukocytes", "leukocyte", "wcb"):
+    for odd in ("Leukocytes", "leukocyte", "WBC"):
         (crops / "wbc").rename(crops / odd)
         assert resolve_inputs([crops]) == ([], [crops]), odd
         (crops / odd).rename(crops / "wbc")
+    # A class folder of its own word beside them: said as such, not as a panel.json missing.
+    (crops / "tumour").mkdir()
+    (crops / "tumour" / "cell_02.ome.tif").write_bytes(b"II*\x00")
+    with pytest.raises(InputError, match=r"class folders are named by its classes \(ctc, wbc, "
+                                         r"cluster, debris\), and tumour is none"):
+        resolve_inputs([crops])
+    shutil.rmtree(crops / "tumour")
     # Without the panel.json: no crop folder, and no folder of scans either.
     (crops / "panel.json").unlink()
     with pytest.raises(InputError, match="its folders ctc, wbc are named as classes, and no "
                                          "scan's metadata is in them: a crop folder needs a "
                                          "panel.json"):
         resolve_inputs([crops])
+    # Scans named like classes but for a number (a spike-in series, a patient's draws) are
+    # scans, with a panel.json beside them or with none (OME-TIFFs describe themselves).
+    for name, panel in (("spikes", True), ("omes", False)):
+        for scan in ("CTC1", "CTC2", "WBC01"):
+            (tmp_path / name / scan).mkdir(parents=True)
+            (tmp_path / name / scan / "scan.ome.tif").write_bytes(b"II*\x00")
+        if panel:
+            (tmp_path / name / "panel.json").write_text("{}")
+        assert resolve_inputs([tmp_path / name])[0] == [
+            tmp_path / name / s for s in ("CTC1", "CTC2", "WBC01")], name
     # Cartridges without a cartridge.json (it is optional): told by their frames' names.
     bare = tmp_path / "siteC"
     for name in ("C_P01", "C_P02"):

@@ -508,6 +508,19 @@ def test_u_under_undecided_only_clears_it_and_stays_on_the_event():
     assert got["during"] == 0 and got["current"] == 0 and not got["open"]
     assert got["status"].startswith("undone #0: ctc again")
     assert '"undecided only" cleared to show it' in got["status"]
+    # u at once after y, its save not yet answered: the filter cleared all the same (the
+    # answer hid #0, the cursor on #1 until the undo was saved).
+    got = run_page(f"""
+        const open = page.document.getElementById("filter-open");
+        open.checked = true;
+        open.dispatchEvent({{type: "change"}});
+        await page.settle();
+        page.key("y");
+        page.key("u");
+        await page.settle();
+        return {{current: {CURRENT_ROW}, open: open.checked}};
+    """, page_state(6))
+    assert got == {"current": 0, "open": False}
 
 
 def test_the_undo_button_in_the_grid_leaves_the_grid_as_u_does():

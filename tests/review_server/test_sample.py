@@ -908,3 +908,30 @@ def test_a_sample_this_account_cannot_update_is_warned_of_once(
             sample.write_counts()
     said = [r.levelname for r in caplog.records if "keep what the last command" in r.message]
     assert len(said) >= 3 and said[0] == "WARNING" and set(said[1:]) == {"INFO"}, said
+
+
+def test_a_decision_of_another_models_class_is_taken_back_as_the_page_shows_it(
+        results, serve):  # noqa: F811 (the imported fixture, used)
+    """A decision carried from a run of another model (its class, ctc_emt, none of this
+    model's) is shown on the page, which sends it back as "was": refused as malformed, the
+    page could not change it; a word no decision is stays refused (400, not "read again")."""
+    out = results / "results"
+    state = get(serve(out), "state")[1]
+    first = state["candidates"][0]["event_id"]
+    server = serve(out)
+    assert post(server, "decision", {"event_id": first, "call": "confirm",
+                                     "run_id": state["run_id"], "was": None})[0] == 200
+    path = out / "P001" / "review.csv"
+    table = pd.read_csv(path)
+    table.loc[table.index[-1], "reviewer_call"] = "ctc_emt"
+    table.to_csv(path, index=False)
+    (path.parent / ".review.csv.seal").unlink(missing_ok=True)
+    server = serve(out)
+    shown = {c["event_id"]: c["decision"] for c in get(server, "state")[1]["candidates"]}
+    assert shown[first] == "ctc_emt"
+    status, answer = post(server, "decision", {"event_id": first, "call": "reject",
+                                               "run_id": state["run_id"], "was": "banana"})
+    assert status == 400 and "or null, not \"banana\"" in answer["error"], answer
+    status, answer = post(server, "decision", {"event_id": first, "call": "reject",
+                                               "run_id": state["run_id"], "was": "ctc_emt"})
+    assert status == 200, answer

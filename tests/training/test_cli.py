@@ -305,10 +305,12 @@ def test_the_monitorable_metrics_are_those_the_run_logs():
 
     for fine in ("val/confusion/wbc_as_ctc", "lr-AdamW/pg1", "train/acc"):
         check_monitored(trainer(fine), ["ctc", "wbc"])
-    # The same metric of the other stage is the one meant (val/f1_ctc was offered for val/acc).
-    for wrong, meant in (("val/acc", "train/acc"), ("train/macro_f1", "val/macro_f1")):
+    # Validation's figure is the one meant (val/f1_ctc was offered for val/acc, and the same
+    # name of training's is the most overfit pick).
+    for wrong, meant in (("val/acc", r"'val/macro_f1'\?; train/acc is training's"),
+                         ("train/macro_f1", r"'val/macro_f1'\?\)")):
         with pytest.raises(InputError, match=f"which the run does not log \\(did you mean "
-                                             f"'{meant}'"):
+                                             f"{meant}"):
             check_monitored(trainer(wrong), ["ctc", "wbc"])
 
 
