@@ -41,7 +41,7 @@ from ctcnet.evaluation.calibration import (
     missed_counted,
     softmax,
 )
-from ctcnet.inference.spillover import labelled_leaks
+from ctcnet.inference.labelled_leaks import labelled_leaks
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ def lab_guard(spec, index, crops: np.ndarray, labels: np.ndarray):
 def with_instrument_leaks(spec, index):
     """(spec, record): ``spec`` with CK's leaks into the exclusion markers' channels measured
     on the crops of ``index`` (a conformed crop index) labelled ``ctc``
-    (:func:`ctcnet.inference.spillover.labelled_leaks`) in its panel's ``leaks_in``, where
+    (:func:`ctcnet.inference.labelled_leaks.labelled_leaks`) in its panel's ``leaks_in``, where
     enough of them show one; the guard then allows that leak
     (:meth:`ctcnet.inference.guard.GuardRules.leak_cap`)."""
     # The conformed crops hold the model's channels in its order, under the lab's names for

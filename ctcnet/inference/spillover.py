@@ -23,7 +23,7 @@ How (:func:`estimate_leaks`):
   CK+CD45+ leukocytes look like CTCs; so the marker guard keeps measuring the crops as the
   scanner wrote them, with its own allowance, and only the network sees them compensated: a
   wrong estimate cannot blind it. Only a leak measured on CTCs a person labelled raises that
-  allowance (:func:`labelled_leaks`).
+  allowance (:func:`ctcnet.inference.labelled_leaks.labelled_leaks`).
 
 Targets are the leukocyte, platelet and neutrophil markers, which tdEVs and CTCs lack; not the
 nucleus, which sits under every CTC's cytoplasm (DAPI over CK is biology in the very events
@@ -31,8 +31,8 @@ that would show the leak). :func:`compensate` takes ``leak x CK signal`` off eac
 
 Every predict run also checks the leak it measures against the marker guard's allowance
 (:func:`leak_check`: past it, CTCs read as CD45-positive), and a lab's labelled CTCs give its
-instrument's leak directly (:func:`labelled_leaks`), which ``ctcnet finetune`` writes into the
-model's panel for the guard to allow.
+instrument's leak directly (:mod:`ctcnet.inference.labelled_leaks`), which ``ctcnet
+finetune`` writes into the model's panel for the guard to allow.
 
 Used by ``ctcnet predict|evaluate|robustness`` with ``--compensate`` or for a model trained on
 compensated crops (``data.compensate``; per cartridge from a sample of its frames, per
@@ -243,9 +243,11 @@ def central_half(crops: np.ndarray) -> np.ndarray:
     return crops[..., h // 4:h - h // 4, w // 4:w - w // 4]
 
 
-def lowest_mode(ratio: np.ndarray, sd: np.ndarray, min_weight: float = MIN_WEIGHT) -> float:
+def lowest_mode(ratio: np.ndarray, sd: np.ndarray, min_weight: float = MIN_WEIGHT,
+                plausible: float | None = None) -> float:
     """The leak among one target's per-crop ratios (see the module docstring); 0.0 when the
-    ratios show none (no mode of ``min_weight`` crops' worth)."""
+    ratios show none (no mode of ``min_weight`` crops' worth at ``plausible`` or under;
+    default ``PLAUSIBLE_LEAK``)."""
     ok = np.isfinite(ratio) & np.isfinite(sd)
     ratio, sd = ratio[ok], sd[ok]
     if ratio.size < min_weight:
@@ -254,7 +256,7 @@ def lowest_mode(ratio: np.ndarray, sd: np.ndarray, min_weight: float = MIN_WEIGH
     padded = np.concatenate([[-np.inf], density, [-np.inf]])
     peaks = np.flatnonzero((density >= min_weight) & (density >= padded[:-2])
                            & (density >= padded[2:]))
-    if not peaks.size or GRID[peaks[0]] > PLAUSIBLE_LEAK:
+    if not peaks.size or GRID[peaks[0]] > (PLAUSIBLE_LEAK if plausible is None else plausible):
         return 0.0
     peak = peaks[0]
     leak = float(GRID[peak])
@@ -295,47 +297,6 @@ def leaks_from_ratios(ratio: np.ndarray, sd: np.ndarray, panel) -> np.ndarray:
 def estimate_leaks(crops: np.ndarray, panel) -> np.ndarray:
     """(C,) CK's leak into each channel, measured on one scan's crops (or one sample's)."""
     return leaks_from_ratios(*scan_ratios(crops, panel), panel)
-
-
-# What :func:`labelled_leaks` measures a leak from: as on a scan, the lowest mode of the
-# labelled CTCs' ratios (each a Gaussian of its uncertainty), here of LABELLED_WEIGHT crops'
-# worth: two CTCs whose ratios agree within their uncertainties. A leak is the floor every CTC
-# shows; what lies above it is a neighbour's CD45 in the ratio (1.55 against 0.31 for its
-# peers on the simulated new scanner of scripts/adaptation_curve.py) or a CTC's own signal in
-# the channel. The median of the ratios was read before: on 22 labelled CTCs of a simulated
-# scanner leaking 0.75 % of CK into CD45, whose ratios spread from 0.008 to 4.2 (CK showing in
-# the CD45 of dim CTCs), it read 11.5 % and raised the guard's CD45 allowance to 13.8 %; their
-# floor reads 2.7 %, under the allowance. One ratio alone, or two that disagree, measure
-# nothing; 2-5 of a lab's first 5 CTCs keep a ratio (the brightest clip, or share a crop).
-MIN_LABELLED = 2
-LABELLED_WEIGHT = 1.5
-
-
-def labelled_leaks(crops, panel) -> dict:
-    """CK's leak into each target channel measured on crops a person labelled CTCs (a
-    sequence of (C, H, W) arrays, of any sizes). A CTC carries no CD45, CD61 or CD66b of its
-    own, so the CK-shaped signal those channels show over its CK is, at its floor, the
-    instrument's leak: {"source", "leaks": {channel: the ratios' lowest mode}, "crops":
-    {channel: ratios}}; a channel whose ratios show no such mode (``LABELLED_WEIGHT``) is left
-    out."""
-    source, targets = leak_channels(panel)
-    found = {t: ([], []) for t in targets}
-    by_shape: dict[tuple, list] = {}
-    for crop in crops:
-        by_shape.setdefault(np.shape(crop), []).append(crop)
-    for same in by_shape.values() if source is not None else ():
-        ratio, sd = leak_ratios(np.stack(same).astype(np.float32), source, targets,
-                                panel.saturation_levels)
-        for t in targets:
-            kept = np.isfinite(ratio[:, t])
-            found[t][0].extend(ratio[kept, t].tolist())
-            found[t][1].extend(sd[kept, t].tolist())
-    leaks = {t: lowest_mode(np.asarray(r), np.asarray(sd), LABELLED_WEIGHT)
-             for t, (r, sd) in found.items() if len(r) >= MIN_LABELLED}
-    agreed = [t for t, m in leaks.items() if 0 < m <= PLAUSIBLE_LEAK]
-    return {"source": None if source is None else panel.names[source],
-            "leaks": {panel.names[t]: round(leaks[t], 4) for t in agreed},
-            "crops": {panel.names[t]: len(r) for t, (r, _) in found.items()}}
 
 
 def leak_record(leaks: np.ndarray, panel, **extra) -> dict:

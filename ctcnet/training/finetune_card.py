@@ -11,7 +11,7 @@ from ctcnet.detect.pixel_size import pixel_size_text
 from ctcnet.evaluation.calibration import MIN_CALIBRATION_CROPS
 from ctcnet.evaluation.recalibration import REFERENCE_SEED as SIM_TEST_SEED
 from ctcnet.evaluation.recalibration import counted_cells_text
-from ctcnet.inference.spillover import MIN_LABELLED
+from ctcnet.inference.labelled_leaks import MIN_LABELLED
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.nn.decision_rule import FUSION_NOT_KEPT
 
@@ -175,16 +175,22 @@ def leaks_line(found: dict, spec, crops: str | None = None) -> str:
     from ctcnet.inference.guard import RULES
 
     read = found.get("crops") if isinstance(found.get("crops"), dict) else {}
+    beyond = found.get("beyond_plausible") or {}
     # A channel read but not measured (too few CTCs, or their ratios did not agree) is said
-    # with what the guard keeps there: left out, "no leak" and "not measured" read alike.
+    # with what the guard keeps there: left out, "no leak" and "not measured" read alike; one
+    # whose CTCs agree on more than a leak can be is said so (it read "not agreeing").
     unmeasured = "; ".join(
-        f"{name} not measured ({n} CTC ratio(s), fewer than {MIN_LABELLED} or not agreeing: "
-        f"the guard keeps {RULES.leak_cap(spec.panel, spec.panel.index_of(name)):.1%})"
+        (f"{name} not taken in ({n} CTC ratio(s) agree on {beyond[name]:.1%}, more than a "
+         "leak can be: check panel.json's channel order" if name in beyond else
+         f"{name} not measured ({n} CTC ratio(s), fewer than {MIN_LABELLED} or not agreeing")
+        + f": the guard keeps {RULES.leak_cap(spec.panel, spec.panel.index_of(name)):.1%})"
         for name, n in read.items() if name not in found["leaks"]
         and name in spec.panel.names)
     if not found["leaks"]:
-        return (f"- Instrument's leaks: none measured (fewer than {MIN_LABELLED} labelled CTCs "
-                "whose CK's copy in a channel agreed); the guard allows "
+        return ("- Instrument's leaks: " + ("none taken in" if beyond else
+                                            f"none measured (fewer than {MIN_LABELLED} "
+                                            "labelled CTCs whose CK's copy in a channel "
+                                            "agreed)") + "; the guard allows "
                 f"{RULES.max_leak:.0%} of a dye's counts in another channel"
                 + (f" ({unmeasured})" if unmeasured else ""))
     said = ", ".join(f"{name} {share:.1%} (the guard allows "

@@ -9,6 +9,7 @@ import pytest
 from scipy.ndimage import uniform_filter
 
 from ctcnet.inference import spillover
+from ctcnet.inference.labelled_leaks import labelled_leaks
 from ctcnet.io.panel import Panel, load_panel
 from ctcnet.simulate import SimConfig, simulate_crops
 
@@ -416,17 +417,36 @@ def test_labelled_ctcs_give_the_instruments_leak():
     crops = list(scan(rng, 6, 0, {CD45: 0.3}))
     crops += [np.pad(c, ((0, 0), (4, 4), (4, 4)), mode="edge") for c in scan(rng, 3, 0,
                                                                            {CD45: 0.3})]
-    found = spillover.labelled_leaks(crops, PANEL)
+    found = labelled_leaks(crops, PANEL)
     assert found["source"] == "CK" and found["crops"]["CD45"] == 9
     assert found["leaks"]["CD45"] == pytest.approx(0.3, abs=0.01)
     assert "CD61" not in found["leaks"]  # no leak: ratios scattered round zero
     # One ratio, or two that disagree (a neighbour's CD45 in one), measure nothing.
-    assert "CD45" not in spillover.labelled_leaks(crops[:1], PANEL)["leaks"]
+    assert "CD45" not in labelled_leaks(crops[:1], PANEL)["leaks"]
     odd = scan(rng, 1, 0, {CD45: 0.9})
-    assert "CD45" not in spillover.labelled_leaks([crops[0], odd[0]], PANEL)["leaks"]
-    assert spillover.labelled_leaks([crops[0], crops[1], odd[0]], PANEL)["leaks"]["CD45"] == \
+    assert "CD45" not in labelled_leaks([crops[0], odd[0]], PANEL)["leaks"]
+    assert labelled_leaks([crops[0], crops[1], odd[0]], PANEL)["leaks"]["CD45"] == \
         pytest.approx(0.3, abs=0.01)
-    assert spillover.labelled_leaks([], PANEL)["leaks"] == {}
+    assert labelled_leaks([], PANEL)["leaks"] == {}
+
+
+def test_labelled_ctcs_agreeing_on_more_than_a_leak_are_said_so(caplog):
+    """CTCs of an instrument passing half of CK into CD45 agreed on 0.55: dropped without a
+    word, and the card said their ratios "did not agree"; the guard then held them as wbc."""
+    from types import SimpleNamespace
+
+    from ctcnet.training.finetune_card import leaks_line
+
+    rng = np.random.default_rng(4)
+    with caplog.at_level("WARNING"):
+        found = labelled_leaks(list(scan(rng, 6, 0, {CD45: 0.55})), PANEL)
+    assert "CD45" not in found["leaks"]
+    assert found["beyond_plausible"]["CD45"] == pytest.approx(0.55, abs=0.02)
+    assert "the labelled CTCs' CK reads 55% of its counts in CD45, more than a leak" in \
+        caplog.text and "channel order" in caplog.text
+    line = leaks_line(found, SimpleNamespace(panel=PANEL))
+    assert line.startswith("- Instrument's leaks: none taken in; the guard allows")
+    assert "CD45 not taken in (6 CTC ratio(s) agree on 5" in line
 
 
 def test_labelled_ctcs_leak_is_their_floor_not_their_median():
@@ -437,7 +457,7 @@ def test_labelled_ctcs_leak_is_their_floor_not_their_median():
     crops = list(scan(rng, 3, 0, {CD45: 0.02}))
     for share in (0.12, 0.2, 0.3, 0.45):
         crops += list(scan(rng, 1, 0, {CD45: share}))
-    found = spillover.labelled_leaks(crops, PANEL)
+    found = labelled_leaks(crops, PANEL)
     assert found["crops"]["CD45"] == 7
     assert found["leaks"]["CD45"] == pytest.approx(0.02, abs=0.005)
 
