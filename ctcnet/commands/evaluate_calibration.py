@@ -94,7 +94,8 @@ def calibrate(args: argparse.Namespace, model, warnings: list[str]):
         warnings.append(overlap)
     try:
         spec = calibrate_model_file(model, args.calibrate_on, args.save_model,
-                                    args.review_precision, args.device, args.batch_size)
+                                    args.review_precision, args.device, args.batch_size,
+                                    args.pixel_size)
     except InputError as err:
         if err.path is not None:
             raise

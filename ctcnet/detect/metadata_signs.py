@@ -189,7 +189,11 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int,
     h, w = crops.shape[2:]
     yy, xx = np.mgrid[:h, :w].astype(np.float32)
     from_centre = np.hypot(yy - (h - 1) / 2, xx - (w - 1) / 2) * pixel_size_um
-    centre, cell = from_centre <= CENTRE_UM, from_centre <= REGISTER_UM
+    # (at least the pixels nearest the centre: a crop read at 10 um/px, a speck of debris
+    # fitted to one size, had none within CENTRE_UM, and the run ended in a traceback)
+    nearest = float(from_centre.min())
+    centre, cell = (from_centre <= max(CENTRE_UM, nearest),
+                    from_centre <= max(REGISTER_UM, nearest))
 
     def read(which) -> None:
         for i in which:

@@ -368,10 +368,13 @@ def _write_evaluation(report: dict, table, data: str, backend, out_dir: Path,
 
 
 def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
-                         device: str = "auto", batch_size: int = 256) -> ModelSpec:
+                         device: str = "auto", batch_size: int = 256,
+                         pixel_size: float | str | None = None) -> ModelSpec:
     """Fit temperature and review threshold on a validation crop folder; save the model. Under
     100 crops the fit is pooled with simulated crops (:mod:`ctcnet.evaluation.recalibration`),
-    and what the crops guarantee is recorded in ``spec.metrics["calibration"]``."""
+    and what the crops guarantee is recorded in ``spec.metrics["calibration"]``.
+    ``pixel_size``: the crops' where their panel.json does not state it (as ``--pixel-size``:
+    um per pixel, ``auto`` or ``fit``)."""
     from ctcnet.evaluation.recalibration import (
         lab_guard,
         recalibrate_spec,
@@ -382,8 +385,8 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
     refuse_overwriting_inputs(out_path, [model_path], "--save-model")
     backend = TorchBackend(model_path, device=device, batch_size=batch_size)
     model, spec = backend.model, backend.spec
-    index = read_crop_index(val_data, taxonomy=spec.taxonomy).conform(spec.panel,
-                                                                      "validation data")
+    index = read_crop_index(val_data, taxonomy=spec.taxonomy, pixel_size=pixel_size).conform(
+        spec.panel, "validation data")
     crops = load_crops(index, spec.crop_size, spec.pixel_size_um, fitting=True)
     seen = crops_learnt_from(spec, crops)
     if seen.any():  # a model is surer of crops it learnt from: a threshold set lower on them

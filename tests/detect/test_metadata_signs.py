@@ -476,3 +476,11 @@ def test_a_dna_stains_bleed_into_cd66b_is_no_swap(every_event_read):
     swapped = frame_signs(crops[:, [0, 1, 4, 3, 2]], panel, PX, 1)
     assert (swapped["neutrophil_alone"], swapped["leukocyte_alone"]) == (20, 0)
     assert "are CD45 and CD66b swapped?" in metadata_problems([swapped], panel, PX)[0][0]
+
+
+def test_crops_read_at_a_coarse_pixel_size_have_a_centre_to_read():
+    """A speck of debris fitted to one size (--pixel-size fit) was read at 10.6 um/px: no
+    pixel lay within the centre's radius, and predict ended in a traceback."""
+    crops = np.random.default_rng(0).normal(100, 3, (2, 5, 8, 8)).astype(np.float32)
+    signs = metadata_signs.frame_signs(crops, load_panel(None), 10.6, 1)
+    assert signs is not None and signs["read"] >= 1

@@ -101,3 +101,25 @@ def test_a_recalibrated_model_records_its_making_and_its_crops_are_told(cart_and
     index = read_crop_index(crops, taxonomy=spec.taxonomy).conform(spec.panel, "crops")
     images = load_crops(index, spec.crop_size, spec.pixel_size_um, fitting=True)
     assert crops_learnt_from(spec, images).all()
+
+
+def test_calibration_crops_without_a_stated_pixel_size_take_the_one_given(cart_and_model,
+                                                                          crops, tmp_path):
+    """--calibrate-on refused crops whose panel.json states no pixel size, telling the user
+    to pass --pixel-size, which it then did not read."""
+    import json
+    import shutil
+
+    from ctcnet.errors import InputError
+    from ctcnet.evaluation.evaluate import calibrate_model_file
+
+    unstated = tmp_path / "unstated"
+    shutil.copytree(crops, unstated)
+    panel = json.loads((unstated / "panel.json").read_text())
+    panel.pop("pixel_size_um")
+    (unstated / "panel.json").write_text(json.dumps(panel))
+    with pytest.raises(InputError, match="pixel"):
+        calibrate_model_file(cart_and_model / "model.pt", unstated, tmp_path / "a.pt")
+    calibrate_model_file(cart_and_model / "model.pt", unstated, tmp_path / "b.pt",
+                         pixel_size=0.64)
+    assert (tmp_path / "b.pt").is_file()

@@ -613,3 +613,19 @@ def test_a_class_whose_every_crop_is_held_out_is_said(tmp_path, caplog):
         held = record["data"]["held_out"]["per_class"]["cluster"]
         said[held] = "every crop of cluster is held out" in caplog.text
     assert said == {0: False, 1: True}
+
+
+def test_a_held_out_part_of_one_class_gives_no_headline_figure():
+    """10 wbc and 3 ctc in two samples held out the wbc sample alone: `ctcnet models` and
+    the card's first row read "held-out macro-F1 1.000", wbc's alone."""
+    from ctcnet.training.finetune_card import _calls_rows, _one_class_held_out
+
+    def record(per_class):
+        return {"data": {"held_out": {"per_class": per_class}}}
+
+    assert _one_class_held_out(record({"ctc": 0, "wbc": 8, "cluster": 0, "debris": 0}))
+    assert not _one_class_held_out(record({"ctc": 2, "wbc": 8, "cluster": 0, "debris": 0}))
+    calls = {"base": {"macro_f1": 1.0, "accuracy": 1.0},
+             "finetuned": {"macro_f1": 1.0, "accuracy": 1.0}}
+    assert "held-out lab crops (one class), the calls" in _calls_rows(calls, True)[0]
+    assert "(one class)" not in _calls_rows(calls)[0]
