@@ -72,10 +72,12 @@ def run(args: argparse.Namespace) -> int:
     # into the same --out meanwhile finds it taken, not mixed with its own.
     target = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        # The folder keeps the access it had (a lab group's 2775, say), not mkdtemp's 0700:
+        # before any file is written, as a new file is no more open than its folder (the
+        # manifest, panel.json and dataset.json were 0600 beside 0644 crops).
+        target.chmod(stat.S_IMODE(out.stat().st_mode))
         info = write_event_dataset(args.results, target, reviewed=args.reviewed,
                                    scans=args.scans, every_channel=args.all_channels)
-        # The folder keeps the access it had (a lab group's 2775, say), not mkdtemp's 0700.
-        target.chmod(stat.S_IMODE(out.stat().st_mode))
         _put_in_place(target, out, replacing)
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)

@@ -468,7 +468,11 @@ def _export(results, fcs: bool, geojson: bool, out, overwrite: bool, geometry: s
     # One export: a write that fails (a full disk) takes back the files written before it.
     folders = [out] if out is not None else []
     folders += [plan.geojson for plan in plans if plan.geojson is not None]
-    with written_together(folders) as written:
+    # An earlier export --overwrite replaces is put back if this one fails.
+    earlier = [plan.fcs for plan in plans if plan.fcs is not None]
+    earlier += [f for plan in plans if plan.geojson is not None and plan.geojson.is_dir()
+                for f in plan.geojson.glob("*.geojson")]
+    with written_together(folders, earlier) as written:
         for plan, was_failed in zip(plans, failed):
             if was_failed:
                 log.warning("%s: its run failed (no frame was read); nothing exported",

@@ -88,14 +88,19 @@ def remove_stale_temporaries(folder: str | Path) -> int:
 
 
 @contextlib.contextmanager
-def written_together(folders: Iterable[str | Path] = ()) -> Iterator[list[Path]]:
+def written_together(folders: Iterable[str | Path] = (),
+                     replacing: Iterable[str | Path] = ()) -> Iterator[list[Path]]:
     """Several outputs written as one (every file of an export): yields a list to which the
     block adds each file once written. If the block fails (the disk fills at the third file),
     the files it wrote are removed, and so are those of ``folders`` that it made and left
     empty: a rerun finds nothing of the failed try, so it needs no ``--overwrite`` for it, and
-    nobody takes half an export for a whole one."""
+    nobody takes half an export for a whole one. ``replacing``: the files of an earlier
+    output the block may write over or remove (``--overwrite``), kept aside (a hard link, as
+    a temporary file) and put back if it fails: a failed rerun took the earlier export with
+    it, and left half of one."""
     made = sorted((Path(f) for f in folders if not Path(f).exists()),
                   key=lambda f: len(f.parts), reverse=True)  # the deepest first
+    kept = {Path(p): _kept_aside(Path(p)) for p in replacing if Path(p).is_file()}
     written: list[Path] = []
     try:
         yield written
@@ -103,10 +108,33 @@ def written_together(folders: Iterable[str | Path] = ()) -> Iterator[list[Path]]
         for path in written:
             with contextlib.suppress(OSError):
                 path.unlink()
+        for path, aside in kept.items():
+            with contextlib.suppress(OSError):
+                if path.exists() and os.path.samefile(path, aside):
+                    aside.unlink()  # never replaced (a rename onto its own link does nothing)
+                else:
+                    os.replace(aside, path)
         for folder in made:
             with contextlib.suppress(OSError):  # not empty (another's files), or gone
                 folder.rmdir()
         raise
+    for aside in kept.values():
+        with contextlib.suppress(OSError):
+            aside.unlink()
+
+
+def _kept_aside(path: Path) -> Path:
+    """A copy of ``path`` beside it under a temporary file's name (:data:`_TEMPORARY`, so a
+    run killed before it is put back or removed leaves what remove_stale_temporaries takes):
+    a hard link where the file system has them (no bytes copied), else a copy."""
+    aside = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp{path.suffix}")
+    try:
+        os.link(path, aside)
+    except OSError:
+        import shutil
+
+        shutil.copy2(path, aside)
+    return aside
 
 
 def _mode_of(path: Path, like: str | Path | None) -> int:

@@ -68,6 +68,9 @@ def test_crops_again_into_the_same_folder_replaces_them_with_overwrite(clean_run
     out.chmod(0o2775)  # shared with a lab group
     assert run_cli(capsys, "crops", cart.parent / "results", "--out", out, "--overwrite")[0] == 0
     assert oct(out.stat().st_mode & 0o7777) == oct(0o2775)
+    # Every file as open as the crops, the dataset's own files too (they were 0600).
+    modes = {oct(p.stat().st_mode & 0o777) for p in out.rglob("*") if p.is_file()}
+    assert len(modes) == 1 and modes != {oct(0o600)}, modes
     assert sorted(p.name for p in out.rglob("*") if p.is_file()) == first  # the note went too
     assert not [p for p in cart.parent.iterdir() if p.name.startswith(".cut.")]
     other = cart.parent / "other"

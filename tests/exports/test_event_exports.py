@@ -677,6 +677,21 @@ def test_a_write_that_fails_takes_back_the_exports_before_it(run, tmp_path, caps
     monkeypatch.undo()
     assert main(["export-events", str(results), "--fcs", "--geojson", "--out", str(out)]) == 0
     assert (out / f"{SAMPLE}.fcs").is_file() and len(list(out.rglob("*.geojson"))) == 2
+    # --overwrite failing midway: the earlier export is put back whole (it was removed, with
+    # half of an older one's frames left beside it).
+    def files():  # (not the lock each export holds the folder by)
+        return {p.relative_to(out): p.read_bytes() for p in out.rglob("*")
+                if p.is_file() and p.name != ".ctcnet.lock"}
+
+    before = files()
+    (out / f"{SAMPLE}.fcs").write_bytes(b"earlier")  # the earlier export, told apart
+    before[Path(f"{SAMPLE}.fcs")] = b"earlier"
+    writes.clear()
+    monkeypatch.setattr(geojson, "atomic_write_bytes", fills)
+    status, err = run_cli(capsys, "export-events", results, "--fcs", "--geojson", "--out", out,
+                          "--overwrite")
+    assert_one_line_error(status, err, "No space left on device", code=4)
+    assert files() == before
 
 
 def test_failed_sample_is_skipped_beside_good_ones(run, tmp_path, caplog):

@@ -196,6 +196,27 @@ def test_outputs_written_together_are_taken_back_together(tmp_path):
     assert (made / "a.geojson").read_text() == "{}"
 
 
+def test_an_earlier_output_being_replaced_is_put_back_whole_when_the_block_fails(tmp_path):
+    """One file written over, one removed, one left alone, then a failure: each as it was,
+    and nothing kept aside left behind; on success the copies aside are gone."""
+    folder = tmp_path / "geojson"
+    folder.mkdir()
+    for name in "abc":
+        (folder / f"{name}.geojson").write_text(f"old {name}")
+    earlier = sorted(folder.glob("*.geojson"))
+    with pytest.raises(OSError, match="No space"):
+        with written_together([folder], earlier) as written:
+            atomic_write_text(folder / "a.geojson", "new")
+            written.append(folder / "a.geojson")
+            (folder / "c.geojson").unlink()  # an earlier export's frame this one lacks
+            raise OSError(28, "No space left on device")
+    assert {p.name: p.read_text() for p in folder.iterdir()} == {
+        "a.geojson": "old a", "b.geojson": "old b", "c.geojson": "old c"}
+    with written_together([folder], earlier) as written:
+        atomic_write_text(folder / "a.geojson", "new")
+    assert sorted(p.name for p in folder.iterdir()) == ["a.geojson", "b.geojson", "c.geojson"]
+
+
 def test_a_lock_or_journal_planted_as_a_link_is_refused_and_its_target_untouched(tmp_path):
     """A symbolic link at a results folder's .ctcnet.lock (anyone who may write a shared
     results area could plant one) had the lock truncate and write the file it points to."""
