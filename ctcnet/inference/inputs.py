@@ -124,8 +124,8 @@ def _refuse_class_folders_as_scans(folder: Path, subs: list[Path]) -> None:
                            for s in subs):
         others = [s.name for s in subs if s.name not in classes]
         # (with its panel.json there, a folder named otherwise read as a scan beside them)
-        need = (f"a crop folder's class folders are named by its classes (ctc, wbc, cluster, "
-                f"debris), and {', '.join(others[:4])} is none" if others and
+        need = (f"a crop folder's class folders are named by its classes ({', '.join(names)}),"
+                f" and {', '.join(others[:4])} is none" if others and
                 (folder / "panel.json").exists() else
                 "a crop folder needs a panel.json beside its class folders")
         raise InputError(f"its folders {', '.join(classes[:4])} are named as classes, and no "

@@ -165,7 +165,10 @@ def test_ctrl_c_in_training_exits_130(monkeypatch, capsys, tmp_path):
     trainer = SimpleNamespace(interrupted=False, fit=interrupted_fit, callbacks=[],
                               world_size=1, accumulate_grad_batches=1, is_global_zero=True,
                               default_root_dir=str(tmp_path))
-    model = SimpleNamespace(spec=SimpleNamespace(class_names=["ctc", "wbc"]), hparams={})
+    from ctcnet.io.panel import default_panel
+
+    model = SimpleNamespace(spec=SimpleNamespace(class_names=["ctc", "wbc"],
+                                                 panel=default_panel()), hparams={})
     fake = SimpleNamespace(trainer=trainer, model=model, datamodule=None,
                            config=SimpleNamespace(ckpt_path=None, export=None, overwrite=False))
     monkeypatch.setattr(T, "CTCLightningCLI", lambda *a, **k: fake)
