@@ -455,7 +455,8 @@ def check_channel_names(found: Sequence[str] | None, expected: Sequence[str], pa
         raise PanelMismatchError(
             f"channel mismatch: the file labels its planes {list(found)} (ImageJ labels or "
             f"TIFF page names) but the panel names them {list(expected)}: put panel.json's "
-            "channels in the file's order", path)
+            "channels in the file's order where every file labels them so; where this file "
+            "alone does, export it again in the others' order", path)
 
 
 def content_uuid(arr: np.ndarray, channel_names=None, pixel_size_um=None) -> str:

@@ -656,6 +656,11 @@ def test_a_marker_name_reads_past_its_dye_but_no_other_word(tmp_path, rng):
     from ctcnet.io.sources.named import frame_stem  # (a wavelength in brackets in a file name)
 
     assert frame_stem(Path("r00c00_DAPI (405).tif")) == ("r00c00", "DAPI (405)")
+    # A word processor's dashes and spaces (CK–PE, an en dash): the file was no channel's,
+    # and every frame skipped as missing its CK.
+    for typeset in ("r00c00_CK\u2013PE.tif", "r00c00_CK\u2010PE.tif", "r00c00_CK\u00a0PE.tif"):
+        stem, marker = frame_stem(Path(typeset))
+        assert stem == "r00c00" and marker_channel(marker, panel) == 1, typeset
     # panel.json naming the plane with its dye, or with a slash no file name can hold: the
     # file of that name, separators and case aside, or of the marker alone, is its channel.
     dyed = Panel.from_dict({"channels": ["DAPI", "CK-PE", "CD45-APC", "HER2-FITC"]})

@@ -58,11 +58,19 @@ def is_frame_stem(stem: str) -> bool:
     return bool(FRAME_RC.match(stem) or FRAME_INDEX.match(stem))
 
 
+# Dashes and spaces a word processor or a spreadsheet writes for "-" and " " (en and em dash,
+# Unicode hyphens, the minus sign; no-break and thin spaces): r00c00_CK–PE.tif was no
+# channel's file, and every frame was skipped as missing its CK.
+_TYPESET = str.maketrans({**dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"),
+                          **dict.fromkeys("\u00a0\u2007\u2009\u202f", " ")})
+
+
 def frame_stem(path: Path) -> tuple[str | None, int | str | None]:
     """(frame stem, channel) of a file name: the channel's index (``_c<k>``), its marker's
     name as written (``_DAPI``: matched to panel.json's channels once the panel is known,
-    :func:`resolve_marker_files`) or None (a whole frame); (None, None) if not a frame."""
-    stem, channel = path.stem, None
+    :func:`resolve_marker_files`; typeset dashes and spaces read as plain ones) or None (a
+    whole frame); (None, None) if not a frame."""
+    stem, channel = path.stem.translate(_TYPESET), None
     m = _CHANNEL_FILE.match(stem)
     if m and is_frame_stem(m["stem"]):
         return m["stem"], int(m["channel"])
