@@ -68,10 +68,15 @@ class Terminated(KeyboardInterrupt):
 
 
 def stop_within(err: BaseException) -> KeyboardInterrupt | None:
-    """The Ctrl-C or stop signal (:class:`Terminated`) an error was raised from, if any: a
-    signal that lands while a compiled extension is first imported (scipy's, matplotlib's)
-    surfaces as that import's ImportError, caused by the signal, and a stopped run read as
-    failed (exit 1, run.json "failed")."""
+    """The Ctrl-C or stop signal (:class:`Terminated`) an import's error was raised from, if
+    any: a signal that lands while a compiled extension is first imported (scipy's,
+    matplotlib's) surfaces as that import's ImportError, caused by the signal, and a stopped
+    run read as failed (exit 1, run.json "failed"). Other errors raised while a stop was
+    handled (a full disk as the run's work was put away) stay what they are."""
+    if isinstance(err, KeyboardInterrupt):
+        return err
+    if not isinstance(err, ImportError):
+        return None
     seen = set()
     while err is not None and id(err) not in seen:
         if isinstance(err, KeyboardInterrupt):

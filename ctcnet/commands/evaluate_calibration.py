@@ -66,6 +66,20 @@ def calibration_overlap_warning(data, calibrate_on, splits=None) -> str | None:
             "kept apart")
 
 
+def _states_pixel_size(folder) -> bool:
+    """Whether a crop folder's panel.json states its pixel size: ``--pixel-size`` is then the
+    evaluated crops' alone, and the calibration crops are read at their own (``fit`` over a
+    lab's stated 0.64 fitted the temperature on crops read unlike its scans)."""
+    import json
+    from pathlib import Path
+
+    try:
+        stated = json.loads((Path(folder) / "panel.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(stated, dict) and "pixel_size_um" in stated
+
+
 def check_save_model(args: argparse.Namespace, model) -> None:
     """``--save-model`` before any work: given, writable, not the model read, not an
     existing file unless ``--overwrite``."""
@@ -95,7 +109,8 @@ def calibrate(args: argparse.Namespace, model, warnings: list[str]):
     try:
         spec = calibrate_model_file(model, args.calibrate_on, args.save_model,
                                     args.review_precision, args.device, args.batch_size,
-                                    args.pixel_size)
+                                    None if _states_pixel_size(args.calibrate_on)
+                                    else args.pixel_size)
     except InputError as err:
         if err.path is not None:
             raise

@@ -19,6 +19,7 @@ from ctcnet.commands.predict_index import (
     index_of_an_ended_run,
     own_share,
     resume_text,
+    stopped_over_an_index,
 )
 from ctcnet.commands.predict_processes import (
     AUTO_PROCESS_MEMORY_GIB,
@@ -243,7 +244,7 @@ def _run(args, log) -> int:
         except BaseException as err:  # a signal, or an error that ends the run: what is done
             note_set_aside(out, set_aside, started)  # (a --processes child's, for the index)
             ended = stop_within(err) or err  # (a signal inside an import's error: stopped)
-            if began or _stopped_over_an_index(ended, out, indexing and shard is None
+            if began or stopped_over_an_index(ended, out, indexing and shard is None
                                                and info.world_size == 1):
                 mine = names if shard is None else \
                     split(names, rank, world_size, key=str)  # as the inputs were split
@@ -267,19 +268,6 @@ def _run(args, log) -> int:
                           len(standing), tally)
         set_aside = standing
     return run_outcome(summaries, lines, set_aside, args.quiet, failed_reports, log)
-
-
-def _stopped_over_an_index(err: BaseException, out, indexing: bool) -> bool:
-    """Whether a run stopped by a signal (Ctrl-C, SIGTERM) before its checks had passed
-    leaves an index to say so: where an earlier run's is in ``--out``, which read "finished"
-    beside an exit of 143 and a line saying "stopped" (a wrapper took last night's results
-    for tonight's)."""
-    from pathlib import Path
-
-    from ctcnet.io.cartridge_info import RUN_INDEX_FILE
-
-    return indexing and isinstance(err, KeyboardInterrupt) and \
-        (Path(out) / RUN_INDEX_FILE).is_file()
 
 
 def _model_for_inputs(args, inputs, cartridges, datasets) -> str:

@@ -59,6 +59,30 @@ def resume_text(overwrite: bool) -> str:
             "inputs alone" if overwrite else "the same command resumes it")
 
 
+def stopped_over_an_index(err: BaseException, out, indexing: bool) -> bool:
+    """Whether a run stopped by a signal (Ctrl-C, SIGTERM) before its checks had passed
+    leaves an index to say so: where an earlier run's is in ``--out``, which read "finished"
+    beside an exit of 143 and a line saying "stopped" (a wrapper took last night's results
+    for tonight's)."""
+    import json
+    import socket
+    from pathlib import Path
+
+    from ctcnet.core.processes import process_running
+    from ctcnet.io.cartridge_info import RUN_INDEX_FILE
+
+    if not (indexing and isinstance(err, KeyboardInterrupt)):
+        return False
+    try:
+        index = json.loads((Path(out) / RUN_INDEX_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    # Another run writing the same --out now keeps its own "running" index.
+    return not (isinstance(index, dict) and index.get("state") == "running"
+                and index.get("host") == socket.gethostname()
+                and isinstance(index.get("pid"), int) and process_running(index["pid"]))
+
+
 def index_of_an_ended_run(out, names, world_size, set_aside, started, failed_reports,
                            err: BaseException, log, mine, sharded: bool,
                            overwrite: bool = False) -> None:

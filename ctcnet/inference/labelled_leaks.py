@@ -60,12 +60,13 @@ def labelled_leaks(crops, panel) -> dict:
              for t, (r, sd) in found.items() if len(r) >= MIN_LABELLED}
     agreed = [t for t, m in leaks.items() if 0 < m <= PLAUSIBLE_LEAK]
     beyond = {panel.names[t]: round(m, 4) for t, m in leaks.items() if m > PLAUSIBLE_LEAK}
-    for name, share in beyond.items():
-        log.warning("the labelled CTCs' %s reads %.0f%% of its counts in %s, more than a leak "
+    for name, share in beyond.items():  # (the grid's top, 1.0, stands for that or more)
+        log.warning("the labelled CTCs' %s reads %s of its counts in %s, more than a leak "
                     "(%.0f%% at most; a filter set passing half a dye is broken): not taken "
                     "in, so the guard reads it as the CTCs' own %s and holds such calls. "
                     "First check panel.json's channel order (%s and %s in each other's "
-                    "place?) and the channels' gains", panel.names[source], 100 * share, name,
+                    "place?) and the channels' gains", panel.names[source],
+                    "all or more" if share >= MAX_LEAK else f"{share:.0%}", name,
                     100 * PLAUSIBLE_LEAK, name, panel.names[source], name)
     return {"source": None if source is None else panel.names[source],
             "leaks": {panel.names[t]: round(leaks[t], 4) for t in agreed},

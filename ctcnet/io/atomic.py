@@ -100,9 +100,13 @@ def written_together(folders: Iterable[str | Path] = (),
     it, and left half of one."""
     made = sorted((Path(f) for f in folders if not Path(f).exists()),
                   key=lambda f: len(f.parts), reverse=True)  # the deepest first
-    kept = {Path(p): _kept_aside(Path(p)) for p in replacing if Path(p).is_file()}
     written: list[Path] = []
+    kept: dict[Path, Path] = {}
     try:
+        for path in map(Path, replacing):
+            aside = _kept_aside(path) if path.is_file() else None
+            if aside is not None:
+                kept[path] = aside
         yield written
     except BaseException:
         for path in written:
@@ -123,17 +127,25 @@ def written_together(folders: Iterable[str | Path] = (),
             aside.unlink()
 
 
-def _kept_aside(path: Path) -> Path:
-    """A copy of ``path`` beside it under a temporary file's name (:data:`_TEMPORARY`, so a
-    run killed before it is put back or removed leaves what remove_stale_temporaries takes):
-    a hard link where the file system has them (no bytes copied), else a copy."""
-    aside = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp{path.suffix}")
+def _kept_aside(path: Path) -> Path | None:
+    """A copy of ``path`` beside it under a hidden temporary name (``.<name>.<hex>.tmp``, of
+    no output's suffix: a sweep of an export's ``*.geojson`` passes it by): a hard link where
+    the file system allows one (no bytes copied), else a copy; None, said, where neither can
+    be made (the file is then not put back if the block fails)."""
+    aside = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
     try:
-        os.link(path, aside)
-    except OSError:
-        import shutil
+        try:
+            os.link(path, aside)
+        except OSError:
+            import shutil
 
-        shutil.copy2(path, aside)
+            shutil.copy2(path, aside)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            aside.unlink()
+        log.warning("%s: could not be kept aside (%s): if this write fails it is not put back",
+                    path, err.strerror or err)
+        return None
     return aside
 
 

@@ -207,6 +207,16 @@ def test_a_run_stopped_before_its_checks_passed_leaves_no_finished_index(
     status, _ = run_cli(capsys, "predict", scans, "--out", tmp_path / "fresh", "--quiet",
                         *options(cart_and_model))
     assert status == 130 and not (tmp_path / "fresh" / "run.json").exists()
+    # Another run writing the same --out now (its index "running", its process alive) keeps
+    # its index: this one's stop is not written over it.
+    import os
+    import socket
+
+    live = {"state": "running", "host": socket.gethostname(), "pid": os.getpid()}
+    (out / "run.json").write_text(json.dumps(live))
+    assert run_cli(capsys, "predict", scans, "--out", out, "--quiet",
+                   *options(cart_and_model))[0] == 130
+    assert json.loads((out / "run.json").read_text()) == live
 
 
 def test_a_process_stopped_keeps_the_refusals_it_made(cart_and_model, tmp_path, capsys,

@@ -123,3 +123,8 @@ def test_calibration_crops_without_a_stated_pixel_size_take_the_one_given(cart_a
     calibrate_model_file(cart_and_model / "model.pt", unstated, tmp_path / "b.pt",
                          pixel_size=0.64)
     assert (tmp_path / "b.pt").is_file()
+    # The command gives its --pixel-size to calibration crops that state none, never over
+    # the size a folder states (--pixel-size fit was the evaluated crops' alone).
+    from ctcnet.commands.evaluate_calibration import _states_pixel_size
+
+    assert _states_pixel_size(crops) and not _states_pixel_size(unstated)

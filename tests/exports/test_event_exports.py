@@ -692,6 +692,28 @@ def test_a_write_that_fails_takes_back_the_exports_before_it(run, tmp_path, caps
                           "--overwrite")
     assert_one_line_error(status, err, "No space left on device", code=4)
     assert files() == before
+    # Two samples, the second's FCS file failing once the first's GeoJSON is written: the
+    # first's earlier GeoJSON was swept away with its copy kept aside, and lost.
+    from ctcnet.exports import event_exports
+
+    monkeypatch.undo()
+    another_sample(results, "S2")
+    assert main(["export-events", str(results), "--fcs", "--geojson", "--out", str(out),
+                 "--overwrite"]) == 0
+    before = files()
+    fcs_writes = []
+
+    def second_fills(path, *args, **kwargs):
+        fcs_writes.append(path)
+        if len(fcs_writes) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        write_fcs(path, *args, **kwargs)
+
+    monkeypatch.setattr(event_exports, "write_fcs", second_fills)
+    status, err = run_cli(capsys, "export-events", results, "--fcs", "--geojson", "--out", out,
+                          "--overwrite")
+    assert_one_line_error(status, err, "No space left on device", code=4)
+    assert len(fcs_writes) == 2 and files() == before
 
 
 def test_failed_sample_is_skipped_beside_good_ones(run, tmp_path, caplog):

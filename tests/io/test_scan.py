@@ -661,6 +661,10 @@ def test_a_marker_name_reads_past_its_dye_but_no_other_word(tmp_path, rng):
     for typeset in ("r00c00_CK\u2013PE.tif", "r00c00_CK\u2010PE.tif", "r00c00_CK\u00a0PE.tif"):
         stem, marker = frame_stem(Path(typeset))
         assert stem == "r00c00" and marker_channel(marker, panel) == 1, typeset
+    # ... and panel.json pasted from the same spreadsheet, its names typeset alike.
+    pasted = Panel.from_dict({"channels": ["DAPI", "CK\u2013PE", "CD45\u2013APC", "HER2"]})
+    for typeset, channel in (("r00c00_CK\u2013PE.tif", 1), ("r00c00_CD45-APC.tif", 2)):
+        assert marker_channel(frame_stem(Path(typeset))[1], pasted) == channel, typeset
     # panel.json naming the plane with its dye, or with a slash no file name can hold: the
     # file of that name, separators and case aside, or of the marker alone, is its channel.
     dyed = Panel.from_dict({"channels": ["DAPI", "CK-PE", "CD45-APC", "HER2-FITC"]})

@@ -92,7 +92,7 @@ def _marker_words(name: str) -> list[str]:
     """A marker's name as words, upper case: a file's ``-``, ``_``, space or ``.`` and a
     panel name's ``/`` or brackets (``HER2/neu``, which no file name can hold; ``HER2
     (FITC)``) all part them alike."""
-    return [w.upper() for w in re.split(r"[-_ ./()]+", name.strip()) if w]
+    return [w.upper() for w in re.split(r"[-_ ./()]+", name.translate(_TYPESET).strip()) if w]
 
 
 def _without_dye(words: list[str]) -> str:
