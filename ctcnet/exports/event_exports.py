@@ -471,7 +471,7 @@ def _export(results, fcs: bool, geojson: bool, out, overwrite: bool, geometry: s
     # An earlier export --overwrite replaces is put back if this one fails.
     earlier = [plan.fcs for plan in plans if plan.fcs is not None]
     earlier += [f for plan in plans if plan.geojson is not None and plan.geojson.is_dir()
-                for f in plan.geojson.glob("*.geojson") if not f.name.startswith(".")]
+                for f in plan.geojson.glob("*.geojson")]
     with written_together(folders, earlier) as written:
         for plan, was_failed in zip(plans, failed):
             if was_failed:

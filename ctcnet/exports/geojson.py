@@ -158,7 +158,7 @@ def write_geojson_folder(folder: Path, collections: Iterable[tuple[str, dict]],
         written.add(path.name)
     if folder.is_dir():
         for stale in sorted(folder.glob("*.geojson")):
-            if stale.name not in written and not stale.name.startswith("."):
+            if stale.name not in written:
                 log.info("removing %s: an earlier export's frame that this run did not "
                          "read", stale)
                 stale.unlink()
