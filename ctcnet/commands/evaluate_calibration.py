@@ -70,12 +70,13 @@ def _states_pixel_size(folder) -> bool:
     """Whether a crop folder's panel.json states its pixel size: ``--pixel-size`` is then the
     evaluated crops' alone, and the calibration crops are read at their own (``fit`` over a
     lab's stated 0.64 fitted the temperature on crops read unlike its scans)."""
-    import json
     from pathlib import Path
 
-    try:
-        stated = json.loads((Path(folder) / "panel.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    from ctcnet.io.metadata_text import read_mapping
+
+    try:  # (the reader every panel.json goes through; one it cannot read is refused later)
+        stated = read_mapping(Path(folder) / "panel.json")
+    except (OSError, InputError):
         return False
     return isinstance(stated, dict) and "pixel_size_um" in stated
 

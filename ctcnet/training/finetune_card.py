@@ -91,6 +91,7 @@ def write_card(path: Path, model_path: Path, record: dict, spec) -> None:
     """A short model card: base, data, settings and the figures that decide whether to use it."""
     held, sim, cal = record["held_out"], record["simulated_test"], record["calibration"]
     data = record["data"]
+    one_class = _one_class_held_out(record)
     lines = [
         f"# Model card: {model_path.name} (fine-tuned)", "",
         f"- Base model: `{record['base']['path']}` (sha256 {record['base']['sha256'][:12]}..., "
@@ -112,9 +113,9 @@ def write_card(path: Path, model_path: Path, record: dict, spec) -> None:
                                              if record["leaks"]["leaks"] else ""),
         *_cartridge_rule_lines(spec), "",
         "| figure | base | fine-tuned |", "|---|---|---|",
-        *_calls_rows(record.get("held_out_calls"), _one_class_held_out(record)),
-        f"| macro-F1, held-out lab crops{' (one class)' if _one_class_held_out(record) else ''}"
-        ", the network's own calls | "
+        *_calls_rows(record.get("held_out_calls"), one_class),
+        f"| macro-F1, held-out lab crops{' (one class)' if one_class else ''}, the network's "
+        "own calls | "
         f"{held['base']['macro_f1']:.4f} | {held['finetuned']['macro_f1']:.4f} |",
         f"| accuracy, held-out lab crops, the network's own calls | "
         f"{held['base']['accuracy']:.4f} | "
