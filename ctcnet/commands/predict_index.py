@@ -65,10 +65,9 @@ def stopped_over_an_index(err: BaseException, out, indexing: bool) -> bool:
     beside an exit of 143 and a line saying "stopped" (a wrapper took last night's results
     for tonight's)."""
     import json
-    import socket
     from pathlib import Path
 
-    from ctcnet.core.processes import process_running
+    from ctcnet.core.processes import recorded_process_alive
     from ctcnet.io.cartridge_info import RUN_INDEX_FILE
 
     if not (indexing and isinstance(err, KeyboardInterrupt)):
@@ -79,8 +78,7 @@ def stopped_over_an_index(err: BaseException, out, indexing: bool) -> bool:
         return False
     # Another run writing the same --out now keeps its own "running" index.
     return not (isinstance(index, dict) and index.get("state") == "running"
-                and index.get("host") == socket.gethostname()
-                and isinstance(index.get("pid"), int) and process_running(index["pid"]))
+                and recorded_process_alive(index) is True)
 
 
 def index_of_an_ended_run(out, names, world_size, set_aside, started, failed_reports,

@@ -17,3 +17,15 @@ def process_running(pid: int) -> bool:
     except PermissionError:  # there, another user's
         return True
     return True
+
+
+def recorded_process_alive(record: dict) -> bool | None:
+    """Whether the process a record names (run.json's ``host`` and ``pid``) still runs: True
+    or False on this machine; None where it was on another host, or names none (it cannot be
+    asked from here)."""
+    import socket
+
+    pid = record.get("pid")
+    if record.get("host") != socket.gethostname() or not isinstance(pid, int):
+        return None
+    return process_running(pid)

@@ -49,7 +49,7 @@ def audit_run(results: str | Path) -> list[str]:
     recorded them while the night is incomplete: a killed run's folder passed as intact."""
     import socket
 
-    from ctcnet.core.processes import process_running
+    from ctcnet.core.processes import recorded_process_alive
     from ctcnet.inference.run_index import unfinished_outputs
     from ctcnet.io.cartridge_info import RUN_INDEX_FILE, SAMPLES_FILE
 
@@ -65,7 +65,7 @@ def audit_run(results: str | Path) -> list[str]:
     alive = False
     if state == "running":
         here = index.get("host") == socket.gethostname()
-        alive = here and isinstance(index.get("pid"), int) and process_running(index["pid"])
+        alive = recorded_process_alive(index) is True
         problems.append(f"{RUN_INDEX_FILE} reads running: " + (
             "a run is writing the folder now; audit it once it ends" if alive else
             "its run was killed outright (its process is gone); running its command again "

@@ -211,9 +211,7 @@ def _index_state(results: Path) -> str | None:
     """What the folder's run.json says of the run writing into it: ``running`` (its process
     alive, or on another host), how it ended where it did ("was stopped", "failed", "was
     killed": a running one whose process on this host is gone), or None (no index, finished)."""
-    import socket
-
-    from ctcnet.core.processes import process_running
+    from ctcnet.core.processes import recorded_process_alive
 
     try:
         index = json.loads((results / "run.json").read_text(encoding="utf-8"))
@@ -221,11 +219,7 @@ def _index_state(results: Path) -> str | None:
     except (OSError, ValueError, AttributeError):
         return None
     if state == "running":
-        pid = index.get("pid")
-        if index.get("host") == socket.gethostname() and isinstance(pid, int) and \
-                not process_running(pid):
-            return "was killed"
-        return "running"
+        return "was killed" if recorded_process_alive(index) is False else "running"
     return {"stopped": "was stopped", "failed": "failed"}.get(state)
 
 
