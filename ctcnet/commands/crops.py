@@ -14,7 +14,7 @@ import shutil
 import stat
 import tempfile
 
-from ctcnet.core.printable import named_counts
+from ctcnet.core.printable import named_counts, printable_name
 from ctcnet.errors import InputError
 from ctcnet.io.atomic import check_output_folder
 
@@ -79,10 +79,14 @@ def run(args: argparse.Namespace) -> int:
         info = write_event_dataset(args.results, target, reviewed=args.reviewed,
                                    scans=args.scans, every_channel=args.all_channels)
         _put_in_place(target, out, replacing)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(target, ignore_errors=True)
         if created and out.is_dir() and not any(out.iterdir()):  # no empty folder left
             out.rmdir()
+        if isinstance(err, InputError) and err.path == str(target):
+            # Said of --out, not of the hidden folder the crops were written into (gone now).
+            message = str(err).removeprefix(f"{printable_name(err.path)}: ")
+            raise type(err)(message, out) from None
         raise
     counts = named_counts(info["class_counts"])
     kinds = [s["decisions"] for s in info["sources"] if "decisions" in s]

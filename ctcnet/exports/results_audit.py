@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import unicodedata
 from pathlib import Path
 
 import pandas as pd
@@ -109,6 +110,20 @@ INDEX_KEYS = ("status", "events", "counts", "per_7_5_ml", "after_review",
               "after_review_per_7_5_ml", "signed_off", "model", "software", "cartridge_id")
 
 
+def _nfc(name: str) -> str:
+    return unicodedata.normalize("NFC", name)
+
+
+def _sample_folder(results: Path, name: str) -> Path:
+    """``results / name``, or the folder there named with the same letters in another Unicode
+    form (a copy through macOS decomposes the accents of ``Pâtient``: the same sample, which
+    run.json names as predict wrote it)."""
+    path = results / name
+    if path.exists() or not results.is_dir():
+        return path
+    return next((p for p in results.iterdir() if _nfc(p.name) == _nfc(name)), path)
+
+
 def _index_not_as_summaries(results: Path, index: dict) -> list[str]:
     """Where ``run.json``'s entries, or ``samples.csv``'s rows, give a sample's figures
     otherwise than its ``summary.json`` gives them (an index edited by hand)."""
@@ -122,8 +137,8 @@ def _index_not_as_summaries(results: Path, index: dict) -> list[str]:
     closed = closed_folders(results)
     for entry in index.get("outputs") or []:
         name = entry.get("name") if isinstance(entry, dict) else None
-        path = results / str(name) / "summary.json"
-        if name and results / str(name) in closed:
+        path = _sample_folder(results, str(name)) / "summary.json"
+        if name and path.parent in closed:
             continue  # (a folder this account may not enter: its own entry says so)
         if name and "summary" in entry and not path.is_file():
             problems.append(f"run.json lists {name}, whose summary.json is not there (its "
@@ -144,7 +159,8 @@ def _index_not_as_summaries(results: Path, index: dict) -> list[str]:
     # The folder's earlier outputs it lists: one removed since (a clean-up) is still a row
     # a billing or laboratory system reads, until the next run drops it.
     gone = [name for name in index.get("other_outputs") or []
-            if isinstance(name, str) and not (results / name / "summary.json").is_file()]
+            if isinstance(name, str) and not (_sample_folder(results, name)
+                                              / "summary.json").is_file()]
     if gone:
         problems.append(f"run.json lists {', '.join(gone[:5])} among the folder's earlier "
                         f"outputs, whose summary.json is not there (removed since? "
@@ -253,7 +269,9 @@ def _audit_sample(name: str, folder: Path) -> dict:
                      "the one its summary names (" + "; ".join(f"{k}: {n}" for k, n in
                                                               made.items()) + ")")
     written = data.get("output_folder")
-    if isinstance(written, str) and written != folder.name:  # (a copy's other parent is fine)
+    # (A copy's other parent is fine, and so is the name's other Unicode form: a copy through
+    # macOS decomposes its accents, and the review, crops and exports take it as the same.)
+    if isinstance(written, str) and _nfc(written) != _nfc(folder.name):
         problems.append(f"its folder is named {folder.name}, predict wrote it as {written} "
                         "(summary.json output_folder): renamed? The review server, crops and "
                         "export-events refuse it so; rename it back")

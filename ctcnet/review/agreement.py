@@ -2,10 +2,12 @@
 (review.csv, the ones counted) and a second reader's (review-second.csv, kept apart), and the
 events they disagree on, listed for adjudication.
 
-Only events both readers decided are compared; a label is the reviewer's call as recorded (a
-class name, or ``rejected``). Adjudicating is deciding the event again in the first reading,
-whose decisions are the ones counted: the kappa is of the decisions as they stand, which
-adjudication moves toward agreement. The readers' own agreement is therefore also measured on
+The kappa compares the events both readers decided; a label is the reviewer's call as
+recorded (a class name, or ``rejected``). An event the second reader called otherwise than the
+model where the first reading holds no decision is listed among the disagreements too
+(:func:`left_as_called`): the first reading counts the model's call on it. Adjudicating is
+deciding the event again in the first reading, whose decisions are the ones counted: the kappa
+is of the decisions as they stand, which adjudication moves toward agreement. The readers' own agreement is therefore also measured on
 each reader's own call on each event before any adjudication (``independent``,
 :func:`independent_decisions`: a reader's own corrections count, the adjudication does not):
 that is the inter-reader figure an audit reads.
@@ -44,11 +46,13 @@ def compare_readings(first: pd.DataFrame, second: pd.DataFrame) -> dict:
                 differ["reviewer_second"])]}
 
 
-def _decision_rows(matched, run_id: str) -> pd.DataFrame:
+def _decision_rows(matched, run_id: str, standing: bool = True) -> pd.DataFrame:
     """A reading's decisions on the events of the run ``run_id``, in the order they were
-    written, of the events it holds a decision on now (an event whose last row takes its
-    decision back is no reader's call: counted, a decision undone read as the reader's own),
-    takes-back kept (``undone``: a call before one is not the reader's call from then on):
+    written, where ``standing`` of the events it holds a decision on now only (the second
+    reader's call taken back is no call: counted, a decision undone read as the reader's
+    own; the first reader's own call stays that reader's call once the second reader read the
+    event, whatever is taken back later: taking back is not adjudicating), takes-back kept
+    (``undone``: a call before one is not the reader's call from then on):
     event_id, reviewer_call, reviewer, model_call (the call the reviewer saw), when and
     ``undone``. A row a later one replaced attaches to no event in the match (its ``target``
     is -1): a row made on this run names its event by its id; one made on an earlier run
@@ -71,15 +75,18 @@ def _decision_rows(matched, run_id: str) -> pd.DataFrame:
     out["time"] = pd.to_datetime(picked["time"], utc=True, errors="coerce").to_numpy() \
         if "time" in picked else pd.NaT
     out["undone"] = calls[rows] == UNDECIDED
-    standing = ~out.drop_duplicates("event_id", keep="last").set_index("event_id")["undone"]
-    return out[out["event_id"].map(standing).to_numpy(bool)]
+    if not standing:
+        return out
+    stands = ~out.drop_duplicates("event_id", keep="last").set_index("event_id")["undone"]
+    return out[out["event_id"].map(stands).to_numpy(bool)]
 
 
 def _readings(first_matched, second_matched, run_id: str):
     """Both readings' decision rows and, per first-reading row, when the second reader first
     decided its event (NaT: never): what the readers' own calls and the adjudication are
     read from, built once."""
-    first, second = (_decision_rows(m, run_id) for m in (first_matched, second_matched))
+    first = _decision_rows(first_matched, run_id, standing=False)
+    second = _decision_rows(second_matched, run_id)
     seen = pd.to_datetime(first["event_id"].map(second.groupby("event_id")["time"].min()),
                           utc=True)
     return first, second, seen
@@ -120,11 +127,15 @@ def _adjudicated(first: pd.DataFrame, seen: pd.Series) -> set[int]:
     decision after its reader's own call and after the second reader decided the event. The
     first reader's one decision made after the second reader's (two readers at work at once)
     is that reader's own call, not an adjudication: read as one, a disagreement nobody looked
-    at again was listed as adjudicated, and the page's count of those to adjudicate missed it."""
+    at again was listed as adjudicated, and the page's count of those to adjudicate missed it.
+    An event whose decision is taken back at the last is adjudicated by nobody: the model's
+    call stands on it."""
     own = _first_readers_own(first, seen).index
     later = (first["time"] > seen).to_numpy() & ~first.index.isin(own) & \
         ~first["undone"].to_numpy()
-    return {int(e) for e in first["event_id"][later]}
+    last = first.drop_duplicates("event_id", keep="last")
+    taken_back = set(last["event_id"][last["undone"].to_numpy(bool)].astype(int))
+    return {int(e) for e in first["event_id"][later]} - taken_back
 
 
 def independent_decisions(first_matched, second_matched, run_id: str
@@ -162,7 +173,27 @@ def readings_agreement(first_matched, second_matched, run_id: str) -> dict:
     done = _adjudicated(first, seen)
     for entry in out["disagreements"]:
         entry["adjudicated"] = entry["event_id"] in done
-    return {**out, "independent": _agreement_of(_own_calls(first, second, seen))}
+    out["disagreements"] = sorted(
+        out["disagreements"] + left_as_called(first_matched.decisions, second_matched.decisions),
+        key=lambda d: d["event_id"])
+    return {**out, "independent": _agreement_of(_own_calls(first, second, seen)),
+            "second_readers": list(dict.fromkeys(
+                second_matched.decisions["reviewer"].astype(str)))}
+
+
+def left_as_called(first: pd.DataFrame, second: pd.DataFrame) -> list[dict]:
+    """The events the second reader called otherwise than the model where the first reading
+    holds no decision (each a match's ``decisions``): the first reading counts the model's
+    call on them, so they are disagreements as the decisions stand (``first``: the model's
+    call, ``as_called``), none adjudicated: a second reader's ``ctc`` on a ``wbc`` the first
+    reader left as called is a possible missed CTC, which a sign-off took without a word."""
+    alone = second[~second["event_id"].isin(first["event_id"])]
+    alone = alone[alone["reviewer_call"].astype(str) != alone["model_call"].astype(str)]
+    return [{"event_id": int(e), "model_call": str(m), "first": str(m), "second": str(c),
+             "first_reviewer": "", "second_reviewer": str(r), "as_called": True,
+             "adjudicated": False}
+            for e, m, c, r in zip(alone["event_id"], alone["model_call"],
+                                  alone["reviewer_call"], alone["reviewer"])]
 
 
 def reader_key(name: str) -> str:

@@ -70,13 +70,16 @@ def signoff_text(record: dict | None) -> str:
     if record.get("sample_status") not in (None, "ok"):
         text += f"; signed on a {record['sample_status']} sample"
     second = record.get("second_reading")
-    if second and second.get("both"):
+    disagreements = (second or {}).get("disagreements")
+    open_ = sum(1 for d in disagreements if isinstance(d, dict) and not d.get("adjudicated")) \
+        if isinstance(disagreements, list) else 0
+    if second and (second.get("both") or open_):
         kappa = second.get("kappa")
-        text += (f"; second reading: {second['agree']} of {second['both']} agree, kappa "
+        readers = second.get("second_readers")
+        by = f" by {', '.join(map(str, readers))}" if isinstance(readers, list) and readers \
+            else ""
+        text += (f"; second reading{by}: {second['agree']} of {second['both']} agree, kappa "
                  + ("n/a" if kappa is None else f"{kappa:.2f}"))
-        disagreements = second.get("disagreements")
-        open_ = sum(1 for d in disagreements if isinstance(d, dict) and not d.get("adjudicated")) \
-            if isinstance(disagreements, list) else 0
         if open_:  # signed with the readers apart on these: said, not hidden in the record
             text += f" ({open_} disagreement(s) not adjudicated)"
         own = second.get("independent")

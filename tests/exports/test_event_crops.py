@@ -63,3 +63,21 @@ def test_samples_of_other_channels_are_said_so_and_unreviewed_ones_not_weighed(
     with pytest.raises(InputError) as refused:
         write_event_dataset(tmp_path, tmp_path / "crops", reviewed=True)
     assert "other channels" not in str(refused.value), refused.value
+
+
+def test_crops_without_room_are_refused_naming_the_folder_asked_for(clean_run, tmp_path,
+                                                                   monkeypatch, capsys):
+    """A full disk was said of the hidden folder the crops are written into first (gone by
+    the time the line is read), not of the --out given."""
+    import shutil
+    from collections import namedtuple
+
+    from ctcnet import cli
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
+    out = tmp_path / "lab crops"
+    assert cli.main(["crops", str(clean_run["root"] / "clean"), "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert f"{out}: " in error and "is free there" in error, error
+    assert f"{tmp_path}/." not in error and not out.exists()

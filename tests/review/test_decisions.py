@@ -533,6 +533,49 @@ def test_each_readers_own_call_is_their_correction_not_the_adjudication():
     assert adjudicated_events(taken, blind5, "R") == set()
 
 
+def test_a_first_readers_call_taken_back_after_the_second_read_is_still_a_disagreement():
+    """Taking back is not adjudicating: the first reader's wbc, the second reader's ctc, then
+    the first reader's take-back left the model's wbc standing, and the readers' own
+    disagreement, the list to adjudicate and the sign-off's need of a note all lost it (a
+    sign-off went through without a word on a possible missed CTC). A second reader's call on
+    an event the first reading left as called is a disagreement with the call that counts."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pandas as pd
+
+    from ctcnet.review.agreement import readings_agreement
+    from ctcnet.review_server.signoff_checks import open_disagreements
+
+    def journal(rows):
+        table = pd.DataFrame(rows, columns=["event_id", "reviewer_call", "reviewer", "time"])
+        table = table.assign(run_id="R", model_call="wbc")
+        last = table.drop_duplicates("event_id", keep="last")
+        decisions = last[last["reviewer_call"] != "undecided"][
+            ["event_id", "reviewer_call", "reviewer", "model_call"]].reset_index(drop=True)
+        return SimpleNamespace(table=table, target=np.full(len(table), -1),
+                               unattached=table.iloc[:0], decisions=decisions)
+
+    first = journal([(61, "wbc", "ann", "2026-01-01T10:00:00+00:00"),
+                     (61, "undecided", "ann", "2026-01-01T10:40:00+00:00"),
+                     (62, "wbc", "ann", "2026-01-01T10:00:00+00:00"),
+                     (62, "ctc", "ann", "2026-01-01T10:41:00+00:00"),      # adjudicated...
+                     (62, "undecided", "ann", "2026-01-01T10:42:00+00:00")])  # ...taken back
+    second = journal([(61, "ctc", "bob", "2026-01-01T10:30:00+00:00"),
+                      (62, "ctc", "bob", "2026-01-01T10:30:00+00:00"),
+                      (63, "ctc", "bob", "2026-01-01T10:30:00+00:00"),   # never first-read
+                      (64, "wbc", "bob", "2026-01-01T10:30:00+00:00")])  # agrees as called
+    got = readings_agreement(first, second, "R")
+    assert got["independent"]["disagreed"] == [61, 62]
+    assert [(d["event_id"], d["first"], d["second"], d["adjudicated"])
+            for d in got["disagreements"]] == [(61, "wbc", "ctc", False),
+                                               (62, "wbc", "ctc", False),
+                                               (63, "wbc", "ctc", False)]
+    assert got["both"] == 0 and got["second_readers"] == ["bob"]
+    assert "3 disagreement(s) of the two readers on a counted class not adjudicated " \
+        "(event(s) 61, 62, 63)" == open_disagreements(got, ["ctc", "cluster"])
+
+
 def test_a_decision_is_saved_where_another_reviewer_made_review_csv(tmp_path, monkeypatch):
     """review.csv of another account, not group-writable (a umask of 022): written again
     whole, atomically, with the decision at its end; every earlier line kept."""

@@ -179,6 +179,21 @@ def test_a_sign_off_says_the_readers_disagreements_left_open():
     assert "not adjudicated" not in signoff_text(record)
 
 
+def test_a_sign_off_names_the_second_reader_and_a_disagreement_with_the_call_left_standing():
+    """A second reader's ctc on a wbc the first reading left as called: no event both decided,
+    but an open disagreement the line says (it said nothing), with the second reader named."""
+    from ctcnet.review.signoff_words import signoff_text
+
+    record = {**GOOD, "decided": 3, "unreviewed": 0,
+              "second_reading": {"first": 3, "second": 1, "both": 0, "agree": 0, "kappa": None,
+                                 "second_readers": ["bob"],
+                                 "disagreements": [{"event_id": 61, "first": "wbc",
+                                                    "second": "ctc", "as_called": True,
+                                                    "adjudicated": False}]}}
+    assert "second reading by bob: 0 of 0 agree, kappa n/a (1 disagreement(s) not " \
+        "adjudicated)" in signoff_text(record)
+
+
 def test_what_a_review_changed_names_each_call_overturned_and_each_held_one_counted():
     """A sign-off's automatic 28 and after-review 34 with "changed wbc -> ctc 1": the five
     held CTC calls confirmed into the count were not said, so the figures did not add up."""

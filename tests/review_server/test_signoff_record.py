@@ -835,6 +835,28 @@ def test_verify_results_holds_summarys_sign_off_and_folder_name_to_their_records
     assert not any("samples.csv" in p for p in audit_run(results))
 
 
+def test_verify_results_takes_a_sample_folder_copied_through_macos_as_itself(folder, tmp_path):
+    """A copy through macOS decomposes the accents of a sample's folder name: the same
+    sample, which the review, crops and exports take; the audit failed it as renamed (two
+    names printed alike) and said run.json's entry had no summary."""
+    import unicodedata
+
+    from ctcnet.exports.results_audit import audit_results, audit_run
+
+    name = "P\u00e2tient \u00fc 01"
+    data = json.loads((folder / "summary.json").read_text())
+    data["output_folder"] = name
+    (folder / "summary.json").write_text(json.dumps(data))
+    results = tmp_path / "copied"
+    results.mkdir()
+    shutil.copytree(folder, results / unicodedata.normalize("NFD", name))
+    (results / "run.json").write_text(json.dumps({"state": "finished", "outputs": [
+        {"name": name, "summary": f"{name}/summary.json"}], "other_outputs": [name]}))
+    (audit,) = audit_results(results)
+    assert not any("its folder is named" in p for p in audit["problems"]), audit
+    assert not any("summary.json is not there" in p for p in audit_run(results))
+
+
 def test_verify_results_finds_a_name_written_over_in_every_copy_and_a_copy_removed(folder):
     """The reviewer's name replaced in signoff.json, its history and summary.json alike
     passed as intact (review.csv, sealed, names who decided); summary.json's sign-off taken
