@@ -7,10 +7,10 @@ recorded (a class name, or ``rejected``). An event the second reader called othe
 model where the first reading holds no decision is listed among the disagreements too
 (:func:`left_as_called`): the first reading counts the model's call on it. Adjudicating is
 deciding the event again in the first reading, whose decisions are the ones counted: the kappa
-is of the decisions as they stand, which adjudication moves toward agreement. The readers' own agreement is therefore also measured on
-each reader's own call on each event before any adjudication (``independent``,
-:func:`independent_decisions`: a reader's own corrections count, the adjudication does not):
-that is the inter-reader figure an audit reads.
+is of the decisions as they stand, which adjudication moves toward agreement. The readers'
+own agreement is therefore also measured on each reader's own call on each event before any
+adjudication (``independent``, :func:`independent_decisions`: a reader's own corrections
+count, the adjudication does not): that is the inter-reader figure an audit reads.
 """
 
 from __future__ import annotations

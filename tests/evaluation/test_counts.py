@@ -145,6 +145,22 @@ def test_one_tally_counts_guard_held_calls_apart_per_volume_read():
     assert c["automatic_per_7_5_ml"]["ctc"] == tally.per_7_5_ml["ctc"]
 
 
+def test_a_rate_exactly_at_the_cut_off_reads_at_it_from_a_share_of_the_tube():
+    """5.4 mL, 5 of 6 frames read: 4.5 mL of blood, and 3 CTCs in it are 5.00 per 7.5 mL.
+    In floating point the volume read 4.500000000000001 and the rate 4.999999999999999,
+    printed 4.99 and below a cut-off of 5 in every table, draw and comparison."""
+    from ctcnet.inference.counts import per_7_5_ml, per_volume_text
+    from ctcnet.inference.summary import volume_read_ml
+
+    assert volume_read_ml(5.4, 6, 1) == 4.5 and volume_read_ml(8.4, 140, 15) == 7.5
+    for tube, frames, skipped, ctcs in [(5.4, 6, 1, 3), (8.4, 140, 15, 5), (8.4, 140, 15, 3)]:
+        rate = per_7_5_ml(ctcs, volume_read_ml(tube, frames, skipped))
+        assert rate == (5.0 if tube == 5.4 else ctcs), rate
+        assert per_volume_text(rate) == f"{rate:.2f}"
+    # A rate truly just under a whole number stays under it (4 CTCs in 6.004 mL).
+    assert per_volume_text(per_7_5_ml(4, 6.004)) == "4.99" and per_7_5_ml(4, 6.004) < 5
+
+
 def test_reviewed_tally_applies_each_decision_to_the_automatic_count():
     events = _tallied()
     tally = count_events(events, NAMES, ["ctc", "cluster"], 2.5)
