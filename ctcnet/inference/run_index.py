@@ -27,6 +27,7 @@ from ctcnet.inference.output_names import output_folder_of
 from ctcnet.inference.result_state import RESEARCH_USE
 from ctcnet.inference.run_entry import counted_at, output_entry, utc
 from ctcnet.inference.run_table import others_of_scan, write_samples_csv
+from ctcnet.inference.setting_differences import how_settings_differ
 from ctcnet.inference.summary import SUMMARY_FILE, kept_summaries
 from ctcnet.io.atomic import atomic_write_text, folder_is_held, open_lock
 from ctcnet.io.cartridge_info import RUN_INDEX_FILE, SAMPLES_FILE, output_format
@@ -300,12 +301,6 @@ def _mark_same_scans(entries: list[dict]) -> None:
                         entry["cartridge_id"], len(names))
 
 
-# What a run's settings are in its fingerprint (ctcnet.inference.journal.run_fingerprint): the
-# same for every sample of one batch, unlike its input and panel.
-_BATCH_SETTINGS = ("model_sha256", "detect", "edge_cut_as", "compensate", "decision", "guard",
-                   "same_cluster_um", "frame_device")
-
-
 def _fingerprints(out: Path, names: list[str]) -> dict[str, dict]:
     """The run fingerprints of the samples ``names`` an earlier run left in ``out`` (those
     whose summary records one)."""
@@ -317,41 +312,6 @@ def _fingerprints(out: Path, names: list[str]) -> dict[str, dict]:
             if isinstance(fingerprint, dict):
                 found[name] = fingerprint
     return found
-
-
-def settings_that_differ(fingerprints: Sequence[dict]) -> list[str]:
-    """The batch settings (model, detection, guard, prior...) in which runs' fingerprints
-    (``summary.json``'s ``run_fingerprint``) differ: counts made otherwise are not
-    comparable."""
-    return [key for key in _BATCH_SETTINGS
-            if len({json.dumps(f.get(key), sort_keys=True) for f in fingerprints}) > 1]
-
-
-def how_settings_differ(made_with: dict[str, dict], models: dict[str, str] | None = None
-                        ) -> list[str]:
-    """Each setting the runs (a label each: its fingerprint) differ in, with how: the
-    settings of a group that differ (``guard (cd45_level)``), or each value of one setting
-    with the runs that hold it (the model by its network digest's first 12 hex digits, after
-    its name in ``models``, a label's model file, where given)."""
-    said = []
-    for key in settings_that_differ(list(made_with.values())):
-        values = {label: f.get(key) for label, f in made_with.items()}
-        inner = sorted({k for v in values.values() if isinstance(v, dict) for k in v
-                        if len({json.dumps(w.get(k) if isinstance(w, dict) else None,
-                                           sort_keys=True) for w in values.values()}) > 1})
-        if inner and all(isinstance(v, dict) for v in values.values()):
-            said.append(f"{key} ({', '.join(inner[:4])}{', ...' if len(inner) > 4 else ''})")
-            continue
-        by_value: dict[str, list[str]] = {}  # (a night's folder: a value's runs named once)
-        for label, v in values.items():
-            text = (f"{(models or {}).get(label, '')} {str(v)[:12]}".strip()
-                    if key == "model_sha256" else json.dumps(v)[:40])
-            by_value.setdefault(text, []).append(str(label))
-        said.append(f"{key} (" + "; ".join(
-            f"{text} in {', '.join(labels[:3])}" + (f" and {len(labels) - 3} more"
-                                                    if len(labels) > 3 else "")
-            for text, labels in by_value.items()) + ")")
-    return said
 
 
 def _warn_of_mixed_settings(out: Path, made_with: dict[str, dict]) -> None:

@@ -33,8 +33,8 @@ from ctcnet.inference.counts import per_7_5_ml, per_volume_text, rate_interval
 from ctcnet.inference.figures_seal import SEALS, check_figures_sealed, seal_edited
 from ctcnet.inference.journal import PARTS_DIR
 from ctcnet.inference.result_state import result_state, reviewed_figures, signoff_holds
-from ctcnet.inference.run_index import how_settings_differ, settings_that_differ
 from ctcnet.inference.run_table import list_cell
+from ctcnet.inference.setting_differences import how_settings_differ, settings_that_differ
 from ctcnet.inference.summary import SUMMARY_FILE
 from ctcnet.io.cartridge_info import PATIENT_KEY, RUN_INDEX_FILE
 from ctcnet.io.scan import is_cartridge
@@ -97,6 +97,7 @@ class Draw:
     # like the patient key where that is absent; "date", one that reads as a date where no
     # --date-key was given.
     keys_near: dict[str, str] = field(default_factory=dict, repr=False)
+    near_patient: str | None = field(default=None, repr=False)  # the value under keys_near's
 
     def row(self) -> dict:
         """The draw as a flat row (notes joined by ``; ``: :func:`.run_table.list_cell`)."""
@@ -252,7 +253,9 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
                 pixel_size_um=panel.get("pixel_size_um"),
                 network_sha256=fingerprint.get("model_sha256"),
                 model=Path(str(model["path"])).name if model.get("path") else None, notes=notes,
-                keys_near={what: key for what, key in near.items() if key})
+                keys_near={what: key for what, key in near.items() if key},
+                near_patient=None if near["patient"] is None or info.get(near["patient"]) is None
+                else str(info[near["patient"]]))
     return draw, fingerprint
 
 
@@ -339,13 +342,27 @@ def check_one_patient(draws: list[Draw], patient_key: str | None) -> None:
     baseline to another's draw is no response."""
     # One patient's id as typed at two desks: spaces round it, an accent composed on one
     # system and decomposed on another (a name copied through macOS) are the same patient.
+    def same(patient: str) -> str:
+        return unicodedata.normalize("NFC", patient).strip()
+
     named: dict[str, list[int]] = {}
     shown: dict[str, str] = {}
     for draw in draws:
         if draw.patient is not None:
-            key = unicodedata.normalize("NFC", draw.patient).strip()
+            key = same(draw.patient)
             named.setdefault(key, []).append(draw.draw)
             shown.setdefault(key, draw.patient)
+    # A draw naming its patient under a key like the others' (PatientID beside patient_id)
+    # is checked by it: another patient's there was compared as one patient's fall.
+    other = next((d for d in draws if d.patient is None and d.near_patient is not None
+                  and named and same(d.near_patient) not in named), None)
+    if other is not None:
+        raise InputError(f"draw {other.draw}'s cartridge.json names no patient by "
+                         f"{patient_key!r} but {other.near_patient!r} by "
+                         f"{other.keys_near['patient']!r}, where the other draws name "
+                         f"{', '.join(map(repr, shown.values()))}: `ctcnet draws` compares one "
+                         "patient's draws; give each patient's apart, or correct its "
+                         "cartridge.json")
     if len(named) > 1:
         which = "; ".join(f"{shown[key]!r} in draw(s) {', '.join(map(str, places))}"
                           for key, places in named.items())
@@ -354,7 +371,11 @@ def check_one_patient(draws: list[Draw], patient_key: str | None) -> None:
                          "apart")
     if named:  # the others' patient unchecked, said where a table travels without the console
         for draw in draws:
-            if draw.patient is None:
+            if draw.patient is None and draw.near_patient is not None:
+                draw.notes.append(f"its cartridge.json names the patient by "
+                                  f"{draw.keys_near['patient']!r}, not {patient_key!r}: the "
+                                  "same patient as the other draws")
+            elif draw.patient is None:
                 draw.notes.append(f"its cartridge.json names no patient ({patient_key}), "
                                   f"the other draws {next(iter(named))}: not checked to be "
                                   "the same patient's")

@@ -258,12 +258,13 @@ def test_run_json_gives_a_cartridges_density_beside_what_its_rates_rest_on():
 def test_settings_that_differ_are_said_with_how():
     """A group of settings by the ones that differ, a setting by its values and the runs that
     hold each; a setting present in one run alone by its values too (it read "decision ()")."""
-    from ctcnet.inference.run_index import how_settings_differ
+    from ctcnet.inference.setting_differences import how_settings_differ
 
     assert how_settings_differ({"a": {"guard": {"x": 1, "y": 2}},
                                 "b": {"guard": {"x": 1, "y": 3}}}) == ["guard (y)"]
     assert how_settings_differ({"a": {"decision": None}, "b": {"decision": {}}}) == \
-        ["decision (null in a; {} in b)"]
+        ["decision rule (--prior) (the model's own in a; none, the most probable class "
+         "(--prior balanced) in b)"]  # (it read "decision (null in a; {} in b)")
     assert how_settings_differ({n: {"edge_cut_as": v} for n, v in
                                 (("a", "debris"), ("b", "wbc"), ("c", "wbc"))}) == \
         ['edge_cut_as ("debris" in a; "wbc" in b, c)']

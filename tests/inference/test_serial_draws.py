@@ -386,6 +386,19 @@ def test_a_patient_key_mistyped_is_refused_not_a_check_turned_off(clean_run, tmp
         edit_json(folder / "summary.json", cartridge_info={"patient_age": 61})
     draws, _ = compare_draws(folders)
     assert any("no draw's cartridge.json names a patient" in n for n in draws[1].notes)
+    # One draw naming its patient by the key, another under a key like it: that draw's
+    # patient is checked by it (another patient's was compared as one patient's fall, with a
+    # note that it named none); the same patient's is said so.
+    edit_json(folders[0] / "summary.json", cartridge_info={"patient_id": "P01"})
+    edit_json(folders[1] / "summary.json", cartridge_info={"PatientID": "P02"})
+    with pytest.raises(InputError, match=r"draw 2's cartridge.json names no patient by "
+                                         r"'patient_id' but 'P02' by 'PatientID', where the "
+                                         r"other draws name 'P01'"):
+        compare_draws(folders)
+    edit_json(folders[1] / "summary.json", cartridge_info={"PatientID": " P01"})
+    draws, _ = compare_draws(folders)
+    assert "its cartridge.json names the patient by 'PatientID', not 'patient_id': the same " \
+        "patient as the other draws" in draws[1].notes
     # Without --date-key, a key that reads as the draw's date is pointed to: the order given
     # is otherwise unchecked.
     for folder, when in zip(folders, ("2026-06-14", "2026-04-19")):  # (a birth date is none)

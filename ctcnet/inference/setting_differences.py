@@ -1,0 +1,61 @@
+"""The settings in which runs differ, said with how: a night's folder or a patient's draws
+counted by other models or at other settings (``summary.json``'s ``run_fingerprint``: the
+model, detection, guard, prior...) are not comparable, and a person is told which setting
+differs and its value in each run."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+# What a run's settings are in its fingerprint (ctcnet.inference.journal.run_fingerprint): the
+# same for every sample of one batch, unlike its input and panel.
+_BATCH_SETTINGS = ("model_sha256", "detect", "edge_cut_as", "compensate", "decision", "guard",
+                   "same_cluster_um", "frame_device")
+
+
+def settings_that_differ(fingerprints: Sequence[dict]) -> list[str]:
+    """The batch settings (model, detection, guard, prior...) in which runs' fingerprints
+    (``summary.json``'s ``run_fingerprint``) differ: counts made otherwise are not
+    comparable."""
+    return [key for key in _BATCH_SETTINGS
+            if len({json.dumps(f.get(key), sort_keys=True) for f in fingerprints}) > 1]
+
+
+def how_settings_differ(made_with: dict[str, dict], models: dict[str, str] | None = None
+                        ) -> list[str]:
+    """Each setting the runs (a label each: its fingerprint) differ in, with how: the
+    settings of a group that differ (``guard (cd45_level)``), or each value of one setting
+    with the runs that hold it (the model by its network digest's first 12 hex digits, after
+    its name in ``models``, a label's model file, where given)."""
+    said = []
+    for key in settings_that_differ(list(made_with.values())):
+        values = {label: f.get(key) for label, f in made_with.items()}
+        inner = sorted({k for v in values.values() if isinstance(v, dict) for k in v
+                        if len({json.dumps(w.get(k) if isinstance(w, dict) else None,
+                                           sort_keys=True) for w in values.values()}) > 1})
+        if inner and all(isinstance(v, dict) for v in values.values()):
+            said.append(f"{key} ({', '.join(inner[:4])}{', ...' if len(inner) > 4 else ''})")
+            continue
+        by_value: dict[str, list[str]] = {}  # (a night's folder: a value's runs named once)
+        for label, v in values.items():
+            text = (f"{(models or {}).get(label, '')} {str(v)[:12]}".strip()
+                    if key == "model_sha256" else _decision_text(v) if key == "decision"
+                    else json.dumps(v)[:40])
+            by_value.setdefault(text, []).append(str(label))
+        said.append(f"{'decision rule (--prior)' if key == 'decision' else key} (" + "; ".join(
+            f"{text} in {', '.join(labels[:3])}" + (f" and {len(labels) - 3} more"
+                                                    if len(labels) > 3 else "")
+            for text, labels in by_value.items()) + ")")
+    return said
+
+
+def _decision_text(rule) -> str:
+    """A run's decision rule as a person names it: the fingerprint holds one only where the
+    run's prior made it other than the model's own (``{}``: no weights, ``--prior
+    balanced``); "null" against "{}" said nothing of the prior."""
+    if rule is None:
+        return "the model's own"
+    if rule == {}:
+        return "none, the most probable class (--prior balanced)"
+    return json.dumps(rule)[:60]
