@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             f"{per_volume_text(d.per_7_5_ml)} (95 % {interval_text(d.low, d.high, '-')})")
         line = f"{d.draw}. {d.name}" + (f" ({d.drawn_at})" if d.drawn_at else "") + (
             ": no result" if d.count is None else
-            f": {args.class_name} {d.count} in {d.blood_volume_read_ml} mL, {rate} per "
+            f": {args.class_name} {d.count} in {_ml(d.blood_volume_read_ml)} mL, {rate} per "
             f"7.5 mL, {d.figure}; {d.against_cutoff} {cutoff:g}"
             + (" (the interval spans it)" if d.interval_spans_cutoff else ""))
         for what, ratio, p in (("previous", d.change_from_previous, d.p_from_previous),
@@ -173,3 +173,8 @@ def _p_text(p: float) -> str:
     """A p-value as a report gives it: three significant figures, never ``p = 0`` (a p under
     1e-10 is said to be so, beyond what the sums' rounding can tell)."""
     return "p < 1e-10" if p < 1e-10 else f"p = {p:.3g}"
+
+
+def _ml(volume: float | None) -> str:
+    """A blood volume read as the console says it: 4.5, 5.333 (not 5.333333333333)."""
+    return "n/a" if volume is None else f"{volume:.4g}"

@@ -198,9 +198,16 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
     if summary.get("status") == "partial":  # why, in its own words (a count may be no count)
         tube = summary.get("blood_volume_ml")
         if volume is not None and tube is not None and volume < tube:
-            notes.append(f"partial scan: a rate of the blood read ({volume} mL of {tube}), "
-                         "not of a whole tube")
+            notes.append(f"partial scan: a rate of the blood read ({volume:.4g} mL of "
+                         f"{tube:g}), not of a whole tube")
         notes += [f"partial: {problem}" for problem in summary.get("problems") or []]
+        # The frames refused, each with its reason: a draw read short must say why.
+        skipped = [s for s in summary.get("skipped_frames") or [] if isinstance(s, dict)]
+        notes += [f"partial: frame {s.get('frame')} skipped: {s.get('reason')}"
+                  for s in skipped[:5]]
+        if len(skipped) > 5:
+            notes.append(f"partial: {len(skipped) - 5} more frame(s) skipped (summary.json's "
+                         "skipped_frames)")
     decided = _decided_so_far(summary, class_name, cutoff, rate) if not signed and not failed \
         else None
     if summary.get("signoff") and not signed:
@@ -216,10 +223,12 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
                 if spans and span[0] < cutoff <= span[1] else "")
     if decided:  # (the span is of the calls as predict made them: a relabel goes past it)
         notes.append(decided + (f"; before the review, its calls held or in doubt could move "
-                                f"it to {span[0]:.2f}-{span[1]:.2f} per 7.5 mL (a confident "
-                                f"call relabelled goes past that){crossing}" if spans else ""))
+                                f"it to {per_volume_text(span[0])}-"
+                                f"{per_volume_text(span[1])} per 7.5 mL (a confident call "
+                                f"relabelled goes past that){crossing}" if spans else ""))
     elif spans:  # what a review could still move it to
-        notes.append(f"its review could move it to {span[0]:.2f}-{span[1]:.2f} per 7.5 mL "
+        notes.append(f"its review could move it to {per_volume_text(span[0])}-"
+                     f"{per_volume_text(span[1])} per 7.5 mL "
                      f"(calls held or in doubt){crossing}")
     info = summary.get("cartridge_info") if isinstance(summary.get("cartridge_info"), dict) \
         else {}

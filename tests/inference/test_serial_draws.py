@@ -39,15 +39,18 @@ def _draw(clean_run, tmp_path, name, ctc, volume, **changes):
 def test_draws_are_read_against_the_cutoff_and_each_other(clean_run, tmp_path):
     first = _draw(clean_run, tmp_path, "d0", 13, 7.5)
     second = _draw(clean_run, tmp_path, "wk3", 3, 6.0, status="partial", blood_volume_ml=7.5,
-                   problems=["cartridge.json lists 5 frames but 4 are present"])
+                   problems=["cartridge.json lists 5 frames but 4 are present"],
+                   skipped_frames=[{"frame": "r00c01", "reason": "r00c01.tif: empty file"}])
     draws, differ = compare_draws([first, second])
     assert [d.against_cutoff for d in draws] == ["at or above", "below"]
     assert draws[1].per_7_5_ml == pytest.approx(3.75) and draws[1].interval_spans_cutoff
     assert draws[1].p_from_previous == pytest.approx(rate_change_p(13, 7.5, 3, 6.0), rel=1e-3)
     assert draws[1].p_from_previous < 0.05  # the intervals overlap; the counts differ
     assert draws[1].high > draws[0].low
-    assert any("of the blood read (6.0 mL of 7.5)" in n for n in draws[1].notes)
+    assert any("of the blood read (6 mL of 7.5)" in n for n in draws[1].notes)
     assert "partial: cartridge.json lists 5 frames but 4 are present" in draws[1].notes
+    # A frame refused is named with its reason (only the blood read short was said).
+    assert "partial: frame r00c01 skipped: r00c01.tif: empty file" in draws[1].notes
     assert all(d.figure == "automatic" for d in draws) and not differ
     # Counted by another model: said not comparable.
     third = _draw(clean_run, tmp_path, "wk7", 5, 7.5)
