@@ -4,8 +4,9 @@ An existing output is refused by name unless ``--overwrite`` is given. With it, 
 cartridge folder is replaced whole (set aside while the new one is written, so no frame or crop
 of the earlier run stays mixed in with the new ones, and put back should the run fail or be
 stopped, which leaves nothing of its own), and only when it is an earlier ``ctcnet simulate``
-output (its ``dataset.json`` or ``cartridge.json`` says so): ``--overwrite`` never deletes a
-real scan or a lab's crops. A gallery's ``gallery_<class>.png`` files are replaced one by one.
+output (its ``dataset.json`` or ``cartridge.json`` says so) holding nothing simulate did not
+write: ``--overwrite`` never deletes a real scan, a lab's crops, or notes and crops added to
+a simulated set. A gallery's ``gallery_<class>.png`` files are replaced one by one.
 """
 
 from __future__ import annotations
@@ -132,7 +133,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "pixel_size, small_cells, large_cells, elongated_ctcs, bleed_through, "
                         "display_8bit")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace an earlier simulate output in OUT (default: refuse, naming it)")
+                   help="replace an earlier simulate output in OUT, whole (default: refuse, "
+                   "naming it; refused too where it holds files simulate did not write)")
 
 
 def _simulated_by_us(out, what: str) -> bool:
@@ -148,6 +150,37 @@ def _simulated_by_us(out, what: str) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(data, dict) and check(data)
+
+
+# What an earlier output of each kind holds besides its crops or frames, and a file a
+# desktop leaves in any folder it shows (no one's work).
+_OWN_FILES = {"crops": {"manifest.csv", "panel.json", "dataset.json"},
+              "cartridge": {"cartridge.json", "panel.json", "ground_truth.csv"}}
+_DESKTOP_FILES = {".DS_Store", "Thumbs.db", "desktop.ini"}
+
+
+def _not_simulated(out, what: str) -> list[str]:
+    """The files of an earlier simulate output ``out`` that simulate did not write (paths
+    relative to it): not its crops (manifest.csv's), frames or its own records."""
+    import csv
+    import re
+
+    own = set(_OWN_FILES[what])
+    if what == "crops":
+        try:
+            with open(out / "manifest.csv", newline="", encoding="utf-8") as f:
+                own.update(row.get("path") or "" for row in csv.DictReader(f))
+        except (OSError, UnicodeDecodeError, csv.Error):
+            pass
+    frame = re.compile(r"r\d+c\d+(_c\d+)?\.(tif|png)")
+    found = []
+    for path in sorted(p for p in out.rglob("*") if p.is_file() or p.is_symlink()):
+        name = path.relative_to(out).as_posix()
+        if name in own or path.name in _DESKTOP_FILES or \
+                (what == "cartridge" and "/" not in name and frame.fullmatch(name)):
+            continue
+        found.append(name)
+    return found
 
 
 @contextlib.contextmanager
@@ -179,6 +212,12 @@ def output_replaced(args, taxonomy):
                                  f" (the output a killed run set aside lies in {kept[0]}: "
                                  "move it back)" if kept else ""), out)
         refuse_existing([out], args.overwrite, "OUT folder")
+        others = _not_simulated(out, args.what)
+        if others:  # a lab's notes or hand-added crops would go with the earlier output
+            raise InputError(f"holds {len(others)} file(s) ctcnet simulate did not write "
+                             f"({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}): "
+                             "--overwrite replaces the whole folder; move them out first",
+                             out)
         if out.resolve() in (Path.cwd(), *Path.cwd().parents):  # (set aside, it'd be written)
             raise InputError("is the folder this command runs in (or holds it): --overwrite "
                              "sets a folder aside while it writes anew; run it from elsewhere",

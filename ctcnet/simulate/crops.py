@@ -9,7 +9,7 @@ bleed-through, background, illumination and camera noise run on the whole (n, C,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -243,6 +243,11 @@ def write_crop_batch(batch: CropBatch, out_dir: str | Path, panel=None) -> Path:
     if batch.images.shape[1] != panel.num_channels:
         raise InputError(f"the crops have {batch.images.shape[1]} channels, the panel "
                          f"{panel.names} has {panel.num_channels}")
+    if (batch.config or {}).get("output_bits") == 8:
+        # A display export's channels span 0-255 and its panel.json says so, as a
+        # cartridge's does: read as 12-bit counts, its clipped highlights went unsaid.
+        panel = replace(panel, channels=tuple(replace(c, value_range=(0.0, 255.0))
+                                              for c in panel.channels))
     counts: dict[str, int] = {}
     for label in batch.labels:
         counts[label] = counts.get(label, 0) + 1

@@ -98,6 +98,24 @@ def test_simulate_overwrite_never_deletes_what_simulate_did_not_write(tmp_path, 
         assert "is not an earlier ctcnet simulate cartridge output" in err
         assert "pass --overwrite" not in err
     assert tree(scan) == before
+    # An earlier simulate output a researcher added files to (notes, a hand-cut crop):
+    # --overwrite refuses, naming them (it removed them with the earlier output, unsaid);
+    # a desktop's own files are nobody's work.
+    crops = tmp_path / "crops"
+    args = ["simulate", "crops", str(crops), "--counts", "1", "--crop-size", "32"]
+    assert main(args) == 0
+    (crops / "README_lab.txt").write_text("keep")
+    (crops / "ctc" / "hand_crop.tif").write_bytes(b"mine")
+    (crops / ".DS_Store").write_bytes(b"")
+    before = tree(crops)
+    capsys.readouterr()
+    assert main([*args, "--seed", "2", "--overwrite"]) == 2
+    assert "holds 2 file(s) ctcnet simulate did not write (README_lab.txt, " \
+        "ctc/hand_crop.tif)" in capsys.readouterr().err
+    assert tree(crops) == before
+    (crops / "README_lab.txt").unlink()
+    (crops / "ctc" / "hand_crop.tif").unlink()
+    assert main([*args, "--seed", "2", "--overwrite"]) == 0
     # An empty folder holds nothing to lose: written without --overwrite.
     (tmp_path / "empty").mkdir()
     assert main(["simulate", "cartridge", str(tmp_path / "empty"), "--frames", "1",

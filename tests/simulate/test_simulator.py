@@ -269,8 +269,20 @@ def test_named_shifts_change_what_they_claim():
     assert 0.4 < ratio < 0.6
     noise = noise_sd(make("noise_2x").images, 3).mean() / noise_sd(base.images, 3).mean()
     assert 1.6 < noise < 2.4
-    eight = make("display_8bit").images
-    assert eight.max() <= 255 and (eight == 255).any()
+    eight = make("display_8bit")
+    assert eight.images.max() <= 255 and (eight.images == 255).any()
+    # Written, its panel.json says 0-255, as a cartridge's does (it said 0-4095, and the
+    # clipped highlights read as counts far under a 12-bit ceiling went unsaid).
+    import tempfile
+    from pathlib import Path
+
+    from ctcnet.simulate import write_crop_batch
+
+    with tempfile.TemporaryDirectory() as folder:
+        write_crop_batch(eight, folder, PANEL5)
+        ranges = {tuple(c["value_range"]) for c in
+                  json.loads((Path(folder) / "panel.json").read_text())["channels"]}
+    assert ranges == {(0.0, 255.0)}
     def steepest(images):  # the steepest DAPI edge, on 3x3 means (not the pixel noise's)
         from scipy.ndimage import uniform_filter
 
