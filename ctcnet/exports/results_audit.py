@@ -124,6 +124,12 @@ def _sample_folder(results: Path, name: str) -> Path:
     return next((p for p in results.iterdir() if _nfc(p.name) == _nfc(name)), path)
 
 
+def _why_no_output(entry: dict) -> str:
+    """How run.json's entry without an output names why it has none."""
+    return "set aside" if "set_aside" in entry else "missing" if entry.get("missing") \
+        else "without an output"
+
+
 def _index_not_as_summaries(results: Path, index: dict) -> list[str]:
     """Where ``run.json``'s entries, or ``samples.csv``'s rows, give a sample's figures
     otherwise than its ``summary.json`` gives them (an index edited by hand)."""
@@ -143,6 +149,13 @@ def _index_not_as_summaries(results: Path, index: dict) -> list[str]:
         if name and "summary" in entry and not path.is_file():
             problems.append(f"run.json lists {name}, whose summary.json is not there (its "
                             "folder renamed, moved or removed?)")
+        if name and "summary" not in entry and "kept_output" not in entry and path.is_file():
+            # Shards' folders combined by hand: the last index copied calls the others'
+            # finished samples missing, and a laboratory system reads no result for them.
+            problems.append(f"run.json lists {name} as {_why_no_output(entry)}, but its "
+                            "folder holds a finished output (folders combined by hand?): "
+                            "predict over all the inputs into this folder writes its index "
+                            "from the journals, without reading a frame again")
         if not name or "summary" not in entry or not path.is_file():
             continue
         try:

@@ -857,6 +857,29 @@ def test_verify_results_takes_a_sample_folder_copied_through_macos_as_itself(fol
     assert not any("summary.json is not there" in p for p in audit_run(results))
 
 
+def test_verify_results_fails_an_index_calling_a_finished_sample_missing(folder, tmp_path):
+    """Shards run into separate folders, copied together by hand: the last run.json copied
+    called the other shards' finished samples missing (no result tonight, for a laboratory
+    system), and the audit passed the folder."""
+    from ctcnet.exports.results_audit import audit_run
+
+    results = tmp_path / "combined"
+    results.mkdir()
+    shutil.copytree(folder, results / "P001")
+    (results / "samples.csv").write_text("name\nP001\n")
+    for entry, said in (({"name": "P001", "missing": True, "reason": "it falls to --shard "
+                          "1/3"}, "missing"),
+                        ({"name": "P001", "set_aside": "held"}, "set aside")):
+        (results / "run.json").write_text(json.dumps({"state": "finished",
+                                                      "outputs": [entry]}))
+        assert any(f"run.json lists P001 as {said}, but its folder holds a finished output"
+                   in p for p in audit_run(results)), audit_run(results)
+    # Set aside with the earlier output it kept, as run.json records one: as ctcnet wrote it.
+    (results / "run.json").write_text(json.dumps({"state": "finished", "outputs": [
+        {"name": "P001", "set_aside": "held", "kept_output": {}}]}))
+    assert not any("holds a finished output" in p for p in audit_run(results))
+
+
 def test_verify_results_finds_a_name_written_over_in_every_copy_and_a_copy_removed(folder):
     """The reviewer's name replaced in signoff.json, its history and summary.json alike
     passed as intact (review.csv, sealed, names who decided); summary.json's sign-off taken
