@@ -23,6 +23,7 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import quote, unquote
 
 from ctcnet.core.install_hint import install_command
@@ -80,9 +81,11 @@ class ReviewApp:
         self._explain_lock = threading.Lock()
         self._load_lock = threading.Lock()
         # What the list of samples says of a sample read since the server started and no
-        # longer kept: its summary as its decisions made it then, or why it cannot be read,
-        # with the events table it was of (another run on disk: summary.json says).
-        self.listed: dict[str, tuple[tuple | None, dict | str]] = {}
+        # longer kept (:class:`Listed`): its summary as its decisions made it then, or why it
+        # cannot be read, with the events table it was of (another run on disk: summary.json
+        # says), summary.json's time then (written since by another server: it says) and
+        # its page's candidates (the same run's, whoever decided since).
+        self.listed: dict[str, Listed] = {}
         # Of a sample read: its summary as last made here, with summary.json's time then;
         # that file written since by another process (a second server on the folder) is
         # newer than what this one holds.
@@ -146,7 +149,7 @@ class ReviewApp:
             try:
                 fresh = Sample(name, folder, self.scans, self.palette)
             except InputError as err:
-                self.listed[name] = (events_stamp(folder), f"cannot be read: {err}")
+                self.listed[name] = Listed(events_stamp(folder), f"cannot be read: {err}")
                 if sample is None:
                     raise
                 raise ResultsBeingWritten(f"cannot read the results of {name} now: "
@@ -158,7 +161,7 @@ class ReviewApp:
             self.samples.move_to_end(name)
             while len(self.samples) > KEEP_SAMPLES:
                 gone, kept = self.samples.popitem(last=False)
-                self.listed[gone] = (kept.stamp, kept.summary_now)
+                self.listed[gone] = Listed.of(kept)
             return fresh
 
     def file_path(self, name: str, relative: str) -> Path | None:
@@ -343,10 +346,14 @@ class ReviewApp:
             # what this server last made (a sign-off listed as holding after it stopped).
             now = sample.summary_now if written == seen[1] else None
             return _sample_line(folder, now, len(sample.candidate_rows))
-        stamp, listed = self.listed.get(name, (None, None))
-        if listed is not None and stamp == events_stamp(folder):
-            return listed if isinstance(listed, str) else _sample_line(folder, listed)
-        return _sample_line(folder)
+        listed = self.listed.get(name)
+        if listed is None or listed.stamp != events_stamp(folder):
+            return _sample_line(folder)
+        if isinstance(listed.summary, str):
+            return listed.summary
+        # Another server's decision or sign-off since it was last read here: summary.json's.
+        now = listed.summary if _written_ns(folder / "summary.json") == listed.written else None
+        return _sample_line(folder, now, listed.candidates)
 
     def check_signed(self) -> None:
         """Every signed-off sample not yet read, read once (one at a time, not kept), so the
@@ -359,9 +366,27 @@ class ReviewApp:
             try:
                 sample = Sample(name, folder, self.scans, self.palette)
             except (CtcnetError, OSError, ValueError) as err:
-                self.listed[name] = (events_stamp(folder), f"cannot be read: {err}")
+                self.listed[name] = Listed(events_stamp(folder), f"cannot be read: {err}")
                 continue
-            self.listed[name] = (sample.stamp, sample.summary_now)
+            self.listed[name] = Listed.of(sample, candidates=False)  # (read for its sign-off)
+
+
+class Listed(NamedTuple):
+    """What the list of samples keeps of a sample read and no longer kept: the events table
+    it was of (:func:`events_stamp`), its summary as made here (or why it cannot be read),
+    summary.json's time then and its page's candidates."""
+
+    stamp: tuple | None
+    summary: dict | str
+    written: int | None = None
+    candidates: int | None = None
+
+    @classmethod
+    def of(cls, sample: Sample, candidates: bool = True) -> Listed:
+        """``sample`` as read now (``candidates``: its page's, where they were made)."""
+        return cls(sample.stamp, sample.summary_now,
+                   _written_ns(Path(sample.folder) / "summary.json"),
+                   len(sample.candidate_rows) if candidates else None)
 
 
 def _written_ns(path: Path) -> int | None:

@@ -1102,11 +1102,15 @@ def test_a_mistyped_reading_is_refused_not_opened_as_the_first_and_the_second_is
     assert "reading must be 'first' or 'second'" in got["status"]
     second = run_page("""
         return [page.document.getElementById("static-link").style.display,
+                page.document.getElementById("samples-link").style.display,
                 page.document.getElementById("reviewer").value];
     """, page_state(2), search="?reading=second")
     # Nor the server's --reviewer in its name box (usually the first reader's): the second
-    # reader's decisions went in under it.
-    assert second == ["none", ""]
+    # reader's decisions went in under it. Nor a link to the list of samples (the first
+    # reading's decided counts), which the first reader's page has, to move on to the next.
+    assert second == ["none", "none", ""]
+    assert run_page('return page.document.getElementById("samples-link").style.display;',
+                    page_state(2)) != "none"
     first = run_page('return page.document.getElementById("reviewer").value;', page_state(2))
     assert first == "tester"
 

@@ -1587,6 +1587,29 @@ def test_samples_are_read_when_asked_for_and_few_are_kept(results, tmp_path, mon
         server.server_close()
 
 
+def test_the_index_of_a_sample_no_longer_kept_reads_another_servers_decisions(
+        results, tmp_path, monkeypatch):
+    """Two servers on one folder: a sample this one read and let go, decided by the other
+    since, was listed as this one last made it ("0 decided"), and every sample let go lost
+    its page's count of candidates."""
+    from ctcnet.review_server import app as app_module
+    from ctcnet.review_server.app import ReviewApp
+
+    out = tmp_path / "results"
+    for k in range(2):
+        as_sample(results, out / f"S{k}")
+    monkeypatch.setattr(app_module, "KEEP_SAMPLES", 1)
+    here, there = ReviewApp(out, saliency=False), ReviewApp(out, saliency=False)
+    pages = len(here.sample("S0").candidate_rows)
+    here.sample("S1")  # S0 let go
+    assert "S0" not in here.samples
+    assert f"0 of its page&#x27;s {pages} decided" in here.index_html()
+    other = there.sample("S0")
+    event = other.candidate_rows[0]["event_id"]
+    other.decide({"event_id": event, "call": "reject", "run_id": other.run.token}, "bob")
+    assert f"1 of its page&#x27;s {pages} decided" in here.index_html()
+
+
 def test_samples_a_running_batch_finishes_later_are_served_without_a_restart(results, tmp_path):
     """The review started while the night's batch was still writing: a sample finished
     since is listed and served, not 404 until someone restarts the server."""
