@@ -45,10 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "tight: single-cell RGB exports as published figures show a cell "
                             "(cut round it, each channel auto-contrasted, black background), "
                             "from cells rendered at --render-pixel-size")
-    crops.add_argument("--planes", default="CK,CD45,DAPI",
+    crops.add_argument("--planes", default=None,
                        help="rgb-jpeg, tight: the markers shown as R,G,B (default "
                             "CK,CD45,DAPI)")
-    crops.add_argument("--jpeg-quality", default="60-95",
+    crops.add_argument("--jpeg-quality", default=None,
                        help="rgb-jpeg: JPEG quality range drawn per crop (default 60-95; "
                             "chroma subsampling 4:4:4, 4:2:2 or 4:2:0 is drawn too); tight "
                             "with --image-format jpg: the same range, 4:2:0")
@@ -60,10 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="tight: pixel size the cells are rendered at before the export "
                             "(default 0.2: finer than a scan's, as a microscope images one cell; "
                             "the crop side follows, so the field of view is the panel's)")
-    crops.add_argument("--image-format", choices=("png", "jpg"), default="png",
+    crops.add_argument("--image-format", choices=("png", "jpg"), default=None,
                        help="tight: PNG (lossless, default) or JPEG (quality from "
                             "--jpeg-quality)")
-    crops.add_argument("--ck-copy", type=float, default=0.0, metavar="SHARE",
+    crops.add_argument("--ck-copy", type=float, default=None, metavar="SHARE",
                        help="tight: the share of exports (of every class) whose CD45 plane "
                             "shows a copy of CK at 15-30 %% of its level, as published dim-CK "
                             "CTCs do (CK's dye seen through the CD45 filter; default 0)")
@@ -309,6 +309,29 @@ def _config(args):
     return cfg.with_shift(*args.shift) if args.shift else cfg
 
 
+# The crop options of one --export or another (the option, its attribute, the exports that
+# read it, its default): given to another, each did nothing, unsaid.
+_EXPORT_OPTIONS = (("--planes", "planes", ("rgb-jpeg", "tight"), "CK,CD45,DAPI"),
+                   ("--jpeg-quality", "jpeg_quality", ("rgb-jpeg", "tight"), "60-95"),
+                   ("--export-pixel-size", "export_pixel_size", ("rgb-jpeg", "tight"), None),
+                   ("--render-pixel-size", "render_pixel_size", ("tight",), None),
+                   ("--image-format", "image_format", ("tight",), "png"),
+                   ("--ck-copy", "ck_copy", ("tight",), 0.0))
+
+
+def _export_options(args) -> None:
+    """Refuse a crop option of another ``--export`` than the one asked for (a 0.2 um export
+    asked of 16-bit TIFF crops wrote them at the panel's 0.64 without a word); then each
+    option not given takes its default."""
+    for flag, attr, exports, default in _EXPORT_OPTIONS:
+        if getattr(args, attr) is not None and args.export not in exports:
+            raise InputError(f"{flag} is an option of --export {' or '.join(exports)}, not of "
+                             f"--export {args.export}: add --export {exports[-1]}, or leave "
+                             "it out")
+        if getattr(args, attr) is None:
+            setattr(args, attr, default)
+
+
 def _write_crops(args, batch, panel, rendered, export_um, quality) -> None:
     """A simulated crop batch written as ``--export`` asks: 16-bit crops (tiff), tight
     exports or RGB JPEG composites."""
@@ -371,12 +394,11 @@ def run(args) -> int:
 
         counts = (int(args.counts) if args.counts.strip().isdigit()
                   else _parse_pairs(args.counts, "--counts", int))
+        _export_options(args)
         quality = _parse_range(args.jpeg_quality, "--jpeg-quality")
         rendered, crop_size, export_um = panel, args.crop_size, args.export_pixel_size
         if args.export == "tight":
             rendered, crop_size, cfg, export_um = _tight_rendering(panel, args, cfg)
-        if args.ck_copy and args.export != "tight":
-            raise InputError("--ck-copy draws the copy on tight exports: add --export tight")
         check_ck_copy(args.ck_copy)  # before anything is written, as the other options
         with output_replaced(args, taxonomy):
             batch = simulate_crops(counts, rendered, taxonomy, crop_size, args.seed, cfg,

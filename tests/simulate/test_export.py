@@ -49,6 +49,24 @@ def test_rgb_jpeg_export_is_a_readable_crop_dataset(tmp_path):
                  "32", "--export", "rgb-jpeg", "--jpeg-quality", "high"]) == 2
 
 
+def test_an_option_of_another_export_is_refused_not_passed_over(tmp_path, capsys):
+    """--export-pixel-size 0.2 asked of the default TIFF crops wrote them at the panel's 0.64
+    um/px without a word, as did --image-format, --jpeg-quality and --render-pixel-size."""
+    from ctcnet.cli import main
+
+    base = ["simulate", "crops", str(tmp_path / "out"), "--counts", "1", "--crop-size", "32"]
+    for extra, said in ((["--export-pixel-size", "0.2"], "--export-pixel-size is an option of "
+                         "--export rgb-jpeg or tight, not of --export tiff"),
+                        (["--image-format", "jpg", "--export", "rgb-jpeg"], "--image-format is "
+                         "an option of --export tight, not of --export rgb-jpeg"),
+                        (["--render-pixel-size", "0.2"], "--render-pixel-size"),
+                        (["--ck-copy", "0.5"], "--ck-copy is an option of --export tight")):
+        assert main([*base, *extra]) == 2
+        assert said in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    assert main([*base, "--export", "rgb-jpeg", "--planes", "CK,CD45,DAPI"]) == 0
+
+
 def test_rgb_jpeg_display_per_image_stretches_each_crop_on_its_own(tmp_path):
     """A gallery's export shows a sample's crops in one display range, so a dim crop stays
     dim; exported one by one, each crop is stretched to its own bright end."""
