@@ -213,7 +213,8 @@ def simulate_cartridge(out_dir, panel=None, taxonomy=None, num_frames: int = 6,
 
     tables = threaded_map(one_frame, num_frames)
     table = pd.concat(tables, ignore_index=True)
-    classes = [taxonomy.class_for_subtype(s, SUBTYPES[s]) for s in table["subtype"]]
+    classes = [_truth_class(taxonomy, s, source)
+               for s, source in zip(table["subtype"], table["source_subtype"])]
     table.insert(5, "class", classes)
     table = table[TRUTH_COLUMNS]
     atomic_write_text(out_dir / "ground_truth.csv", table.to_csv(index=False))
@@ -324,6 +325,18 @@ def render_frame(rng, cfg: SimConfig, panel, draws, shape, events_per_frame, nam
         "bbox_y1": np.clip(np.ceil(y1[idx]), 0, h - 1).astype(int) + 1,
         "edge_cut": cut, "source_subtype": subtypes[idx]})
     return counts[0], truth
+
+
+def _truth_class(taxonomy, subtype: str, source: str) -> str:
+    """The class the ground truth files an object under: an object the frame border cuts is
+    debris, or, in a class set without one (``ctc``, ``wbc``), its own cell's class (it
+    stopped the whole cartridge, after a warning that debris would not be drawn)."""
+    if subtype == "edge_cut":
+        try:
+            return taxonomy.class_for_subtype(subtype, SUBTYPES[subtype])
+        except InputError:
+            subtype = source
+    return taxonomy.class_for_subtype(subtype, SUBTYPES[subtype])
 
 
 def _readable_as_a_scan(panel, cfg: SimConfig) -> None:

@@ -454,6 +454,23 @@ def test_crops_too_narrow_for_a_cell_at_the_stated_pixel_size_are_said():
         assert any("too narrow to hold a cell" in line for line in signs.problems()) == said
 
 
+def test_crops_too_narrow_to_read_say_so_not_that_no_nucleus_lies_in_dna():
+    """48 px crops at 0.3 um/px, 14.4 um across, are too narrow for the nuclei's check, so
+    none was read: "0 of the crops read show a nucleus in DAPI's plane" sent a researcher
+    looking for a swap in a panel in order."""
+    from ctcnet.detect.metadata_signs import CropFolderSigns
+    from ctcnet.io.panel import default_panel
+
+    crops = np.full((30, 5, 48, 48), 100, np.float32)
+    signs = CropFolderSigns(default_panel(), len(crops), 0.3)
+    for i, crop in enumerate(crops):
+        signs.add(i, crop, 0.3)
+    said = signs.order_unjudged()
+    assert said.startswith("the crops are 14.4 um across (median), too narrow to read a "
+                           "nucleus inside its cell (at least 20 um)"), said
+    assert "0 of the crops read" not in said
+
+
 def test_a_dna_stains_bleed_into_cd66b_is_no_swap(every_event_read):
     """A DNA stain leaking 8 % into CD66b lit it on every nucleus: CTCs and bare nuclei read
     "CD66b without CD45", lymphocytes lost "CD45 alone", and a CTC-rich simulated cartridge

@@ -530,6 +530,13 @@ def test_a_class_set_without_clusters_draws_a_cartridge_without_them(tmp_path, c
         simulate_cartridge(tmp_path / "b", PANEL5, taxonomy, num_frames=1,
                            frame_shape=SMALL_FRAME, events_per_frame=40, seed=3,
                            rare_rates={"cluster": 0.01})
+    # The minimal class set of the docs, ctc and wbc: objects the frame border cuts are
+    # filed as their own cell's class (it warned that debris would not be drawn, then
+    # stopped: no class for the subtype edge_cut).
+    truth = simulate_cartridge(tmp_path / "c", PANEL5, {"classes": ["ctc", "wbc"]},
+                               num_frames=1, frame_shape=SMALL_FRAME, events_per_frame=40,
+                               seed=3)
+    assert truth["edge_cut"].any() and set(truth["class"]) <= {"ctc", "wbc"}
 
 
 # --------------------------------------------------------------------------------------------
