@@ -216,7 +216,8 @@ def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missi
         if ended_early and refused is not None and float(refused.get("at", 0)) < since:
             refused = None  # an earlier run's refusal: this one did not reach the input
         why = (failed_reports or {}).get(name) or missing_reason or (
-            _share_text(name, world_size) if sharded and world_size else None)
+            _share_text(name, world_size, Path(out) / name) if sharded and world_size
+            else None)
         if refused is not None and refused.get("kind") == "held" and \
                 not folder_is_held(Path(out) / name):
             # The run that held it ended without finishing it (killed): nobody will.
@@ -326,11 +327,18 @@ def _warn_of_mixed_settings(out: Path, made_with: dict[str, dict]) -> None:
                     "model_path too): their counts are not comparable", out, "; ".join(differ))
 
 
-def _share_text(name: str, world_size: int) -> str:
-    """Why a sample of a job array has no output yet: the share it falls to."""
-    return (f"it falls to --shard {stable_rank(name, world_size) + 1}/{world_size}: that job "
-            "has not run or is still running, or the scan arrived after it ran (run that "
-            "share again)")
+def _share_text(name: str, world_size: int, folder: Path) -> str:
+    """Why a sample of a job array has no output yet: the share it falls to, and where that
+    share began it (its journal, no summary), that it is writing it or was stopped in it."""
+    from ctcnet.inference.journal import PARTS_DIR  # pandas: not where the base install reads
+
+    share = f"it falls to --shard {stable_rank(name, world_size) + 1}/{world_size}"
+    if (folder / PARTS_DIR).exists():
+        return (f"{share}, which is writing it now" if folder_is_held(folder) else
+                f"{share}, which began it and ended before finishing it (killed or "
+                "preempted): run that share again; it resumes from its journal")
+    return (f"{share}: that job has not run or is still running, or the scan arrived after "
+            "it ran (run that share again)")
 
 
 def refusals_that_stand(index: dict, set_aside: dict, several: bool = True) -> dict:

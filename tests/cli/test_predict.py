@@ -365,7 +365,18 @@ def test_a_shard_that_holds_no_input_says_so(cart_and_model, cart, capsys):
     run = json.loads((cart.parent / "out" / "run.json").read_text())
     (entry,) = run["outputs"]
     assert entry["name"] == "S1" and entry["missing"]
-    assert f"it falls to --shard {3 - empty}/2" in entry["reason"]
+    assert f"it falls to --shard {3 - empty}/2: that job has not run" in entry["reason"]
+    # The share that holds it killed while writing it (its journal, no summary): said so,
+    # not as a job that has not run.
+    from ctcnet.inference.journal import PARTS_DIR
+
+    (cart.parent / "out" / "S1" / PARTS_DIR).mkdir(parents=True)
+    run_cli(capsys, *predict_args(cart_and_model, cart, "--prior", "balanced", "--shard",
+                                  f"{empty}/2"))
+    (entry,) = json.loads((cart.parent / "out" / "run.json").read_text())["outputs"]
+    assert f"it falls to --shard {3 - empty}/2, which began it and ended before finishing it " \
+        "(killed or preempted)" in entry["reason"], entry
+    shutil.rmtree(cart.parent / "out" / "S1")
     status, err = run_cli(capsys, *predict_args(cart_and_model, cart, "--prior", "balanced",
                                                 "--shard", f"{3 - empty}/2"))
     assert status == 0 and err == []  # the share that holds it: no such line
