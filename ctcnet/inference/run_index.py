@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ctcnet.core.file_modes import make_folder
 from ctcnet.core.json_text import strict_json
+from ctcnet.core.processes import process_start
 from ctcnet.core.run_log import ending_text
 from ctcnet.errors import InputError
 from ctcnet.inference.distributed import env_info, stable_rank
@@ -128,6 +129,8 @@ def mark_run_started(out: Path, sample_ids: Sequence[str], started: float,
             atomic_write_text(Path(out) / RUN_INDEX_FILE, json.dumps(
                 {**output_format(), "intended_use": RESEARCH_USE, "state": "running",
                  "started_at": utc(started), "host": socket.gethostname(), "pid": os.getpid(),
+                 **({"pid_started": begun} if (begun := process_start(os.getpid())) is not None
+                    else {}),
                  "inputs": list(sample_ids), "outputs": [],
                  "world_size": world_size or env_info().world_size}, indent=2) + "\n")
         except OSError as err:
