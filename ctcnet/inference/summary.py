@@ -493,9 +493,8 @@ def volume_read_ml(volume_ml: float, frames_total: int, frames_skipped: int,
     cover equal areas of the cartridge (``frames_scanned``: the frames the volume spreads over,
     more than ``frames_total`` when some are missing); 0 when none was processed."""
     spread = max(frames_total, frames_scanned or 0)
-    # The share read first: every frame read is the stated volume itself (6.9 mL, not
-    # 6.9 * 6 / 6 = 6.900000000000001 in every table). To 12 decimals only, the float's own
-    # noise (5.4 mL, 5 of 6 frames: 4.500000000000001): the rates are divided by it (6 CTCs in
-    # 2 of 3 frames of 4 mL read 16.874998 per 7.5 mL from 2.666667 mL, shown 16.87 where the
-    # rate is 16.875), and each rate is taken to 9 decimals (counts.per_7_5_ml).
+    # The share read first: every frame read is the stated volume itself (not 6.900000000000001
+    # in every table); to 12 decimals, the float's noise alone (5 of 6 frames of 5.4 mL: 4.5,
+    # not 4.500000000000001): rates are divided by it (to 6, 16.875 per 7.5 mL read 16.874998
+    # and showed 16.87), each rate then taken to 9 decimals (counts.per_7_5_ml).
     return round(volume_ml * ((frames_total - frames_skipped) / spread), 12) if spread else 0.0

@@ -43,6 +43,7 @@ from ctcnet.review_server.sample_states import (
     being_written,
     cannot_write_text,
     events_stamp,
+    written_ns,
 )
 from ctcnet.review_server.tiles import TileCutter
 
@@ -86,10 +87,6 @@ class ReviewApp:
         # says), summary.json's time then (written since by another server: it says) and
         # its page's candidates (the same run's, whoever decided since).
         self.listed: dict[str, Listed] = {}
-        # Of a sample read: its summary as last made here, with summary.json's time then;
-        # that file written since by another process (a second server on the folder) is
-        # newer than what this one holds.
-        self._now_seen: dict[str, tuple[dict, int | None]] = {}
         # Called after each decision or sign-off saved (``ctcnet review`` begins its log file
         # there: a look at an archive writes nothing).
         self.on_write = None
@@ -338,13 +335,10 @@ class ReviewApp:
         says (on read-only media, what the last command could write)."""
         sample = self.samples.get(name)
         if sample is not None and sample.is_current():
-            written = _written_ns(folder / "summary.json")
-            seen = self._now_seen.get(name)
-            if seen is None or seen[0] is not sample.summary_now:
-                self._now_seen[name] = seen = (sample.summary_now, written)
             # Another server's decision or sign-off since: its summary.json says it, not
             # what this server last made (a sign-off listed as holding after it stopped).
-            now = sample.summary_now if written == seen[1] else None
+            written = written_ns(folder / "summary.json")
+            now = sample.summary_now if written == sample.summary_written else None
             return _sample_line(folder, now, len(sample.candidate_rows))
         listed = self.listed.get(name)
         if listed is None or listed.stamp != events_stamp(folder):
@@ -352,7 +346,7 @@ class ReviewApp:
         if isinstance(listed.summary, str):
             return listed.summary
         # Another server's decision or sign-off since it was last read here: summary.json's.
-        now = listed.summary if _written_ns(folder / "summary.json") == listed.written else None
+        now = listed.summary if written_ns(folder / "summary.json") == listed.written else None
         return _sample_line(folder, now, listed.candidates)
 
     def check_signed(self) -> None:
@@ -384,17 +378,8 @@ class Listed(NamedTuple):
     @classmethod
     def of(cls, sample: Sample, candidates: bool = True) -> Listed:
         """``sample`` as read now (``candidates``: its page's, where they were made)."""
-        return cls(sample.stamp, sample.summary_now,
-                   _written_ns(Path(sample.folder) / "summary.json"),
+        return cls(sample.stamp, sample.summary_now, sample.summary_written,
                    len(sample.candidate_rows) if candidates else None)
-
-
-def _written_ns(path: Path) -> int | None:
-    """When ``path`` was last written (None: not there)."""
-    try:
-        return path.stat().st_mtime_ns
-    except OSError:
-        return None
 
 
 def _sample_line(folder: Path, summary: dict | None = None,

@@ -6,9 +6,8 @@ each saved decision bringing summary.json and index.html up to date; a second re
 (review-second.csv) is kept apart and compared, its disagreements adjudicated by deciding the
 event again in the first reading. Each reader reads one of them.
 
-Requests name the run they were made for (its numbering and calls): one for a run the folder
-no longer holds (predict ran since the page was loaded) raises ``ResultsChanged``
-(:mod:`~ctcnet.review_server.sample_states`): a stale page records no decision on another cell."""
+A request for a run the folder no longer holds (predict ran since the page was loaded) raises
+``ResultsChanged``: a stale page records no decision on another cell."""
 
 from __future__ import annotations
 
@@ -72,6 +71,7 @@ from ctcnet.review_server.sample_states import (
     being_written,
     cannot_write_text,
     events_stamp,
+    written_ns,
 )
 from ctcnet.review_server.signoff_checks import left_undecided, open_disagreements
 from ctcnet.review_server.tiles import FrameSource
@@ -83,11 +83,12 @@ READING_FILES = {FIRST: D.REVIEW_FILE, SECOND: D.SECOND_FILE}
 
 class Sample(SampleImages):
     """One cartridge's predict outputs, read once per run (``stamp``: the events table it was
-    read from; :meth:`ReviewApp.sample` reads it again when predict has written another).
-    Decisions are read from the readings' journals on each request (another server may write
-    them too: only the lines appended since are read, :class:`~ctcnet.review.decision_journal.
-    DecisionLog`) and written under their file lock. The run's frames (``frames``) and display
-    levels are read when a tile first needs them."""
+    read from). Decisions are read from the readings' journals on each request (another server
+    may write them too: the lines appended since, :class:`~ctcnet.review.decision_journal.
+    DecisionLog`) and written under their file lock; frames and display levels when a tile
+    first needs them."""
+
+    summary_written: int | None = None  # summary.json's time as summary_now was made of it
 
     def __init__(self, name: str, folder: Path, scans: str | Path | None = None,
                  palette: str = DEFAULT_PALETTE):
@@ -119,15 +120,13 @@ class Sample(SampleImages):
         self.write_counts()
 
     def is_current(self) -> bool:
-        """Whether the events table on disk is still the one this sample read, its summary
-        beside it (a rerun that stopped after withdrawing it left the table it read: a
-        decision or sign-off would be of a sample half replaced)."""
+        """Whether the events table on disk is still the one this sample read, its summary beside
+        it (not a rerun's that stopped after withdrawing it: a sample half replaced)."""
         return events_stamp(self.folder) == self.stamp and not being_written(self.folder)
 
     @cached_property
     def candidate_rows(self) -> list[dict]:
-        """What the page shows of each candidate but its decision (:func:`candidate_rows`):
-        the same for the whole run, so made once."""
+        """What the page shows of each candidate but its decision (made once a run)."""
         return candidate_rows(self)
 
     def state(self, reviewer: str, saliency: bool = False, reading: str = FIRST) -> dict:
@@ -197,8 +196,7 @@ class Sample(SampleImages):
 
     def _write_if_signoff_moved(self, shown: dict | None) -> None:
         """summary.json, index.html and samples.csv written again where the sign-off reads
-        otherwise than summary.json says (a journal edited by hand since, read here): not
-        "signed off" there while this page says "edited since". Read once a change."""
+        otherwise than summary.json says (a journal edited by hand since): once a change."""
         status = (shown or {}).get("status")
         if self.__dict__.get("_signoff_seen", "unread") == status:
             return
@@ -255,8 +253,7 @@ class Sample(SampleImages):
 
     def decide_many(self, body, default_reviewer: str) -> dict:
         """Record one call on several events at once (:func:`parse_batch`'s request: a grid's
-        page confirmed, or its exceptions rejected), appended together. ``confirm`` confirms
-        each event's own call."""
+        page confirmed, or its exceptions rejected); ``confirm`` confirms each one's call."""
         ids, call, reviewer, run_id, reading = parse_batch(body)
         self.check_run(run_id)
         for event_id in ids:
@@ -415,6 +412,7 @@ class Sample(SampleImages):
                     self.summary_now = self._summary_now(*counted)
                     return counted
                 on_disk = json.loads((self.folder / "summary.json").read_text())
+                self.summary_written = written_ns(self.folder / "summary.json")
                 refuse_broken_seals(on_disk)  # (said below, the file left as it lies)
                 summary = RunSummary.from_dict(on_disk)
                 fields = RunSummary.count_fields(self.tally)
@@ -441,7 +439,10 @@ class Sample(SampleImages):
                                         "and decisions, the file found kept as %s",
                                         self.folder, edited, kept.relative_to(self.folder))
                         write_summary_and_page(self.folder, updated, signed)
-                        row_moved = review_entry(on_disk) != review_entry(now)
+                        self.summary_written = written_ns(self.folder / "summary.json")
+                        # (the rates too: one written at another precision moves the row)
+                        row_moved = review_entry(on_disk) != review_entry(now) or \
+                            on_disk.get("per_7_5_ml") != now.get("per_7_5_ml")
         except InputError as err:  # predict holds the folder
             log.info("%s: summary.json not updated now: %s", self.folder, err)
         except (OSError, ValueError, KeyError, TypeError) as err:
@@ -476,8 +477,8 @@ class Sample(SampleImages):
         return {**now.to_dict(), "signoff": self.signoff(matched, reviewed)}
 
     def unread_now(self, unread: dict | None, matched: D.Matched, decided) -> dict | None:
-        """summary.json's figures of the planes the model does not read, with those of the
-        CTCs counted after the review where it has decisions (:func:`after_review`)."""
+        """summary.json's figures of the unread planes, with the CTCs' counted after the
+        review where it has decisions (:func:`after_review`)."""
         if not unread:
             return unread
         base = {k: v for k, v in unread.items() if k != "after_review"}
@@ -490,10 +491,9 @@ class Sample(SampleImages):
         return unread_after_review(base, self.events, *events_after_review(events))
 
     def _refresh_run_index(self) -> None:
-        """The folder's run.json and samples.csv (predict's index and table: what a
-        laboratory system and a study read the reviewed figures from) with this sample's
-        review as it is now. Only as its row moves (a confirmed call moves none): it reads
-        every sample's summary. A failure is said, the decision stands."""
+        """The folder's run.json and samples.csv with this sample's review as it is now (only
+        as its row moves: it reads every sample's summary). A failure is said, the decision
+        stands."""
         try:
             refresh_run_index(self.folder.parent)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:

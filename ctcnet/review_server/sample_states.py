@@ -94,6 +94,14 @@ def _summary_names_the_table(folder: str, stamp, summary_time: int) -> bool:
     return table_as_recorded(folder, summary) is True
 
 
+def written_ns(path: Path) -> int | None:
+    """When ``path`` was last written (None: not there)."""
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
 def events_stamp(folder: Path) -> tuple[int, int, int] | None:
     """What identifies the events table on disk: predict replaces it whole (a new file) on
     every run, so a changed stamp means another run."""

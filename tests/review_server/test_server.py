@@ -3,6 +3,7 @@ tiles cut on demand and dropped when their page went away, decisions made elsewh
 tab, another server) caught up with, a re-run of predict noticed, the page in Chromium, and
 reviewed events cut into a crop dataset. review.csv itself: tests/review/test_decisions.py."""
 
+import dataclasses
 import http.client
 import json
 import logging
@@ -1608,6 +1609,41 @@ def test_the_index_of_a_sample_no_longer_kept_reads_another_servers_decisions(
     event = other.candidate_rows[0]["event_id"]
     other.decide({"event_id": event, "call": "reject", "run_id": other.run.token}, "bob")
     assert f"1 of its page&#x27;s {pages} decided" in here.index_html()
+    # Decided elsewhere while still kept here, then let go: the list reads the decision too
+    # (it took the file's time as it let the sample go, not as its summary was made).
+    here.sample("S0")
+    event = other.candidate_rows[1]["event_id"]
+    other.decide({"event_id": event, "call": "reject", "run_id": other.run.token}, "bob")
+    here.sample("S1")
+    assert "S0" not in here.samples
+    assert f"2 of its page&#x27;s {pages} decided" in here.index_html()
+
+
+def test_a_summary_whose_rates_are_written_again_brings_the_index_with_it(results, tmp_path):
+    """A summary written at another precision (an earlier ctcnet's 1.0869565217391304 per
+    7.5 mL, now 1.086956522) is written again as the review opens it: run.json and
+    samples.csv kept the earlier figure, and the audit called the index edited."""
+    from ctcnet.exports.results_audit import audit_run
+    from ctcnet.inference.run_index import refresh_run_index
+    from ctcnet.inference.summary import RunSummary
+    from ctcnet.review_server.app import ReviewApp
+
+    out = tmp_path / "results"
+    folder = as_sample(results, out / "S0")
+    summary = RunSummary.read(folder)
+    rates = {k: (None if v is None else v + 1e-12) for k, v in summary.per_7_5_ml.items()}
+    (folder / "summary.json").write_text(json.dumps(
+        {**json.loads((folder / "summary.json").read_text()),
+         **{k: v for k, v in dataclasses.replace(summary, per_7_5_ml=rates).to_dict().items()
+            if k in ("per_7_5_ml", "figures_sha256")}}))
+    (out / "run.json").write_text(json.dumps({"state": "finished", "outputs": [
+        {"name": "S0", "summary": "S0/summary.json"}]}))
+    refresh_run_index(out)  # (the entry as that run wrote it)
+    assert json.loads((out / "run.json").read_text())["outputs"][0]["per_7_5_ml"] == rates
+    assert audit_run(out) == []
+    ReviewApp(out, saliency=False).sample("S0")  # opened: its rates written again
+    assert RunSummary.read(folder).per_7_5_ml != rates
+    assert audit_run(out) == []
 
 
 def test_samples_a_running_batch_finishes_later_are_served_without_a_restart(results, tmp_path):
