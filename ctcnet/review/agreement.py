@@ -89,6 +89,12 @@ def _readings(first_matched, second_matched, run_id: str):
     second = _decision_rows(second_matched, run_id)
     seen = pd.to_datetime(first["event_id"].map(second.groupby("event_id")["time"].min()),
                           utc=True)
+    # Where the second reader's first call differs from the model's, the first reader's page
+    # lists the event as disputed from then on (:func:`left_as_called`): a first decision
+    # made after it is made knowing the other call, an adjudication, not a blind own call.
+    opening = second.drop_duplicates("event_id", keep="first").set_index("event_id")
+    disputed = set(opening.index[opening["reviewer_call"] != opening["model_call"]])
+    first["disputed"] = first["event_id"].isin(disputed).to_numpy(bool)
     return first, second, seen
 
 
@@ -99,7 +105,7 @@ def _first_readers_own(first: pd.DataFrame, seen: pd.Series) -> pd.DataFrame:
     before = first[(first["time"] < seen).to_numpy()].drop_duplicates("event_id", keep="last")
     before = before[~before["undone"]]  # taken back before the second reader came: no call
     later = first[~first["event_id"].isin(before["event_id"]) & ~first["undone"]
-                  & ~(first["time"] < seen).to_numpy()]
+                  & ~(first["time"] < seen).to_numpy() & ~first["disputed"]]
     after = later.drop_duplicates("event_id", keep="first")
     return pd.concat([before, after]).sort_values("event_id", kind="stable")
 
@@ -108,7 +114,7 @@ def _own_calls(first: pd.DataFrame, second: pd.DataFrame, seen: pd.Series
                ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`independent_decisions` of the rows :func:`_readings` gives."""
     own = _first_readers_own(first, seen)
-    return (own.drop(columns=["time", "undone"]).reset_index(drop=True),
+    return (own.drop(columns=["time", "undone", "disputed"]).reset_index(drop=True),
             second.drop_duplicates("event_id", keep="last").drop(columns=["time", "undone"])
             .reset_index(drop=True))
 
@@ -126,8 +132,10 @@ def _adjudicated(first: pd.DataFrame, seen: pd.Series) -> set[int]:
     """:func:`adjudicated_events` of the rows :func:`_readings` gives: a first-reading
     decision after its reader's own call and after the second reader decided the event. The
     first reader's one decision made after the second reader's (two readers at work at once)
-    is that reader's own call, not an adjudication: read as one, a disagreement nobody looked
-    at again was listed as adjudicated, and the page's count of those to adjudicate missed it.
+    is that reader's own call, not an adjudication, where the second reader's call was the
+    model's (nothing disputed was shown: read as one, a disagreement nobody looked at again
+    was listed as adjudicated); where it differed, the page listed the event as disputed,
+    and that decision settles it.
     An event whose decision is taken back at the last is adjudicated by nobody: the model's
     call stands on it."""
     own = _first_readers_own(first, seen).index

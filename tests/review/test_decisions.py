@@ -500,16 +500,24 @@ def test_each_readers_own_call_is_their_correction_not_the_adjudication():
     assert adjudicated_events(first, second, "R") == {2}
     assert adjudicated_events(first, journal([]), "R") == set()
     # Two readers at work at once: the first reader's one decision made after the second
-    # reader's is their own call, not an adjudication (it was listed as adjudicated, and the
+    # reader's is their own call, not an adjudication, where the second reader kept the
+    # model's call, so nothing disputed was shown (it was listed as adjudicated, and the
     # page's count of disagreements to adjudicate missed it); decided again, it is one, and
     # the readers' own disagreement stays listed after it took the second reader's call.
-    early = journal([(3, "wbc", "bob", "2026-01-01T10:35:00+00:00")])
-    late = journal([(3, "ctc", "ann", "2026-01-01T10:40:00+00:00")])
+    early = journal([(3, "ctc", "bob", "2026-01-01T10:35:00+00:00")])
+    late = journal([(3, "wbc", "ann", "2026-01-01T10:40:00+00:00")])
     assert adjudicated_events(late, early, "R") == set()
-    again = journal([(3, "ctc", "ann", "2026-01-01T10:40:00+00:00"),
-                     (3, "wbc", "ann", "2026-01-01T10:50:00+00:00")])
+    again = journal([(3, "wbc", "ann", "2026-01-01T10:40:00+00:00"),
+                     (3, "ctc", "ann", "2026-01-01T10:50:00+00:00")])
     assert adjudicated_events(again, early, "R") == {3}
     assert independent_agreement(again, early, "R")["disagreed"] == [3]
+    # Where the second reader's call differs from the model's, the first reader's page lists
+    # the event as disputed: the first decision made after it, keeping either call, is the
+    # adjudication (it was read as a blind own call, and the disagreement stayed open).
+    disputing = journal([(3, "wbc", "bob", "2026-01-01T10:35:00+00:00")])
+    keeps = journal([(3, "ctc", "ann", "2026-01-01T10:40:00+00:00")])
+    assert adjudicated_events(keeps, disputing, "R") == {3}
+    assert independent_agreement(keeps, disputing, "R")["both"] == 0
     # A decision taken back is no reader's call: the second reader's undo of event 2 takes
     # it out of the readers' own comparison, as of the decisions as they stand (it was
     # counted as a disagreement in the record signed).
@@ -574,6 +582,13 @@ def test_a_first_readers_call_taken_back_after_the_second_read_is_still_a_disagr
     assert got["both"] == 0 and got["second_readers"] == ["bob"]
     assert "3 disagreement(s) of the two readers on a counted class not adjudicated " \
         "(event(s) 61, 62, 63)" == open_disagreements(got, ["ctc", "cluster"])
+    # The first reader then keeps the model's wbc on 63, with the dispute on the page: that
+    # settles it (it was read as a blind own call, the disagreement still open).
+    settled = journal([*first.table[["event_id", "reviewer_call", "reviewer", "time"]]
+                       .itertuples(index=False, name=None),
+                       (63, "wbc", "ann", "2026-01-01T11:00:00+00:00")])
+    got = readings_agreement(settled, second, "R")
+    assert [d["event_id"] for d in got["disagreements"] if not d["adjudicated"]] == [61, 62]
 
 
 def test_a_decision_is_saved_where_another_reviewer_made_review_csv(tmp_path, monkeypatch):
