@@ -83,10 +83,12 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(target, ignore_errors=True)
         if created and out.is_dir() and not any(out.iterdir()):  # no empty folder left
             out.rmdir()
+        # Said of --out, not of the hidden folder the crops were written into (gone now).
         if isinstance(err, InputError) and err.path == str(target):
-            # Said of --out, not of the hidden folder the crops were written into (gone now).
             message = str(err).removeprefix(f"{printable_name(err.path)}: ")
             raise type(err)(message, out) from None
+        if isinstance(err, OSError) and str(err.filename or "").startswith(str(target)):
+            raise OSError(err.errno, err.strerror, str(out)) from None  # (a full disk)
         raise
     counts = named_counts(info["class_counts"])
     kinds = [s["decisions"] for s in info["sources"] if "decisions" in s]

@@ -81,3 +81,19 @@ def test_crops_without_room_are_refused_naming_the_folder_asked_for(clean_run, t
     error = capsys.readouterr().err
     assert f"{out}: " in error and "is free there" in error, error
     assert f"{tmp_path}/." not in error and not out.exists()
+
+    # A disk that fills while the crops are written: the machine's error names --out too.
+    import errno
+
+    import ctcnet.exports.event_crops as event_crops
+
+    monkeypatch.undo()
+
+    def full(folder, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(folder / "ctc" / "x.tif"))
+
+    monkeypatch.setattr(event_crops, "write_crop_files", full)
+    assert cli.main(["crops", str(clean_run["root"] / "clean"), "--out", str(out)]) == 4
+    error = capsys.readouterr().err
+    assert str(out) in error and f"{tmp_path}/." not in error, error
+    assert not out.exists()
