@@ -104,8 +104,10 @@ def _first_readers_own(first: pd.DataFrame, seen: pd.Series) -> pd.DataFrame:
     reads them; the table's own index kept, so that what came after is told apart."""
     before = first[(first["time"] < seen).to_numpy()].drop_duplicates("event_id", keep="last")
     before = before[~before["undone"]]  # taken back before the second reader came: no call
+    # (made in the second the second reader decided, it could not have been shown the call)
     later = first[~first["event_id"].isin(before["event_id"]) & ~first["undone"]
-                  & ~(first["time"] < seen).to_numpy() & ~first["disputed"]]
+                  & ~(first["time"] < seen).to_numpy()
+                  & (~first["disputed"] | (first["time"] <= seen).to_numpy())]
     after = later.drop_duplicates("event_id", keep="first")
     return pd.concat([before, after]).sort_values("event_id", kind="stable")
 

@@ -5,9 +5,13 @@ could read a sample's state and tiles through it (past the results folder's own 
 and post decisions or a sign-off under any reviewer's name. ``ctcnet review`` starts it with a
 random token (:func:`new_token`) and opens the page at an address that carries it
 (``?token=``), through a file only its own account can read (:func:`opening_page`), so that the
-token is on no process's command line. The first request that carries the token gets it back
-as a cookie of this server's port; every page, state, tile and decision after it carries the
-cookie. Requests without it are refused (403). The static report's files are asked for by
+token is on no process's command line. The first request that carries the token is sent on to
+the same page under the server's session path (:func:`session_prefix`, ``/s/<key>/``, a key
+made from the token) with the token as a cookie of that path; every page, state, tile and
+decision after it carries the cookie. A browser sends a cookie of 127.0.0.1 to every port
+there, so a cookie of ``/`` reached any page another account serves on another port, which
+then held the token: kept to a path no one else knows, it goes to this server's pages alone.
+Requests without it are refused (403). The static report's files are asked for by
 its own pages too, which are served sandboxed (an origin of their own: a planted page cannot
 post as the reviewer) and so send no cookie; they are served under a key made from the token
 (:func:`files_prefix`, ``/files/<key>/<sample>/...``), which the review page links to and
@@ -22,7 +26,6 @@ import hmac
 import os
 import secrets
 import tempfile
-from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 
 TOKEN_QUERY = "token"
@@ -43,6 +46,16 @@ def files_prefix(token: str | None) -> str:
     return f"/files/{key}/"
 
 
+def session_prefix(token: str | None) -> str:
+    """The path every page, state, tile and decision of a server with ``token`` is served
+    under, ``/s/<key>`` (a key made from the token), which its cookie is kept to; "" where
+    the server has no token."""
+    if token is None:
+        return ""
+    key = hmac.new(token.encode(), b"ctcnet review session", "sha256").hexdigest()[:32]
+    return f"/s/{key}"
+
+
 def cookie_name(port: int) -> str:
     """The cookie of the server on ``port``: two servers on one host keep their own."""
     return f"ctcnet_review_{int(port)}"
@@ -55,21 +68,31 @@ def admitted(token: str | None, port: int, cookie_header: str | None,
     ``token`` query value ``given`` (the page's first address: its answer sets the cookie)."""
     if token is None:
         return True, False
-    try:
-        held = SimpleCookie(cookie_header or "").get(cookie_name(port))
-    except CookieError:
-        held = None
-    if held is not None and hmac.compare_digest(held.value, token):
+    held = cookie_value(cookie_header, cookie_name(port))
+    if held is not None and hmac.compare_digest(held, token):
         return True, False
     if given is not None and hmac.compare_digest(given, token):
         return True, True
     return False, False
 
 
+def cookie_value(header: str | None, name: str) -> str | None:
+    """The value of cookie ``name`` in a ``Cookie`` header, read pair by pair: a cookie of
+    another program on 127.0.0.1 that the standard parser refuses (a JSON value, a space, an
+    accent) before this one made the parser give up on the whole header, and every request
+    was refused."""
+    for pair in (header or "").split(";"):
+        key, sep, value = pair.strip().partition("=")
+        if sep and key.strip() == name:
+            return value.strip().strip('"')
+    return None
+
+
 def set_cookie(token: str, port: int) -> str:
     """The ``Set-Cookie`` value that admits the page's later requests (never to scripts of a
-    page, never sent by another site's)."""
-    return f"{cookie_name(port)}={token}; HttpOnly; SameSite=Strict; Path=/"
+    page, never sent by another site's, nor to another path than the session's)."""
+    return (f"{cookie_name(port)}={token}; HttpOnly; SameSite=Strict; "
+            f"Path={session_prefix(token)}/")
 
 
 def opening_page(url: str) -> Path:

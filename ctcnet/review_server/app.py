@@ -313,7 +313,8 @@ class ReviewApp:
         from ctcnet.exports.results_audit import audit_run
 
         self.look_again()
-        links = "".join(f'<li><a href="/review/{html.escape(quote(n, safe=""))}">'
+        # (relative: the list is served under the session's path, :mod:`access`)
+        links = "".join(f'<li><a href="review/{html.escape(quote(n, safe=""))}">'
                         f'{html.escape(n)}</a>: {html.escape(self._line(n, folder))}</li>'
                         for n, folder in self.folders.items())
         # A night killed or stopped: the samples it did not finish or begin are in no list

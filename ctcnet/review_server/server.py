@@ -58,13 +58,14 @@ import mimetypes
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from ctcnet.core.json_text import strict_loads
 from ctcnet.core.printable import printable_name
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.review_server import access
 from ctcnet.review_server.app import ReviewApp, UnknownSample
+from ctcnet.review_server.request_gate import RequestGate, query_value
 from ctcnet.review_server.requests import BadRequest, parse_reading, saved_text
 from ctcnet.review_server.sample_states import (
     READ_ONLY_ERRNOS,
@@ -77,7 +78,6 @@ from ctcnet.review_server.tiles import ClientGone, client_connected
 log = logging.getLogger(__name__)
 
 PAGE = Path(__file__).with_name("review_page.html")
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost"}
 MAX_BODY = 65536  # bytes: a grid page's 500 event ids fit many times over
 GZIP_FROM_BYTES = 65536  # a JSON answer this long or longer goes compressed where asked
 # POST /api/<sample>/<name>: the Sample method that answers it.
@@ -96,18 +96,6 @@ def parse_json(raw: bytes):
     """A request body as JSON; NaN and Infinity (which Python's parser takes) are refused, and
     so is a key given twice in one object (which it takes as the last)."""
     return strict_loads(raw, object_pairs_hook=_no_repeated_keys)
-
-
-def _loopback(host: str) -> bool:
-    """Whether a host name (of a Host header or an Origin, brackets and all) is loopback."""
-    host = host.strip("[]")
-    return host in LOOPBACK_HOSTS or host == "::1"
-
-
-def query_value(query: str, name: str, keep_blank: bool = False) -> str | None:
-    """Parameter ``name`` of a query (its first value; "" if empty, ``keep_blank``), or None."""
-    values = parse_qs(query, keep_blank_values=keep_blank).get(name)
-    return values[0] if values else None
 
 
 def run_of(query: str) -> str | None:
@@ -150,7 +138,7 @@ NOT_ADMITTED = ("this review server answers the page it opened (the address `ctc
                 "server since restarted holds the old token: open the new address")
 
 
-class ReviewHandler(BaseHTTPRequestHandler):
+class ReviewHandler(RequestGate, BaseHTTPRequestHandler):
     """Answers the review page's requests (pages, tiles, JSON, decisions) from the server's app,
     on loopback host names only."""
     app: ReviewApp  # set on the subclass that make_server builds
@@ -204,51 +192,6 @@ class ReviewHandler(BaseHTTPRequestHandler):
         """Every error is JSON, ``{"error": message}`` (and ``"stale": true`` when the page
         shows a run the folder no longer holds), so the page can say what went wrong."""
         self._json(status, {"error": message or status.phrase, **extra})
-
-    def _host_ok(self) -> bool:
-        return _loopback((self.headers.get("Host") or "").rsplit(":", 1)[0])
-
-    def _admitted(self) -> bool:
-        """Whether the request comes from the page the server opened (its token, as the
-        port's cookie or the first address's query: :mod:`access`), or asks for the static
-        report's files under the token's key (:func:`access.files_prefix`)."""
-        port = self.server.server_address[1]
-        ok, self._new_cookie = access.admitted(
-            self.app.token, port, self.headers.get("Cookie"),
-            query_value(urlsplit(self.path).query, access.TOKEN_QUERY))
-        return ok or (self.command != "POST" and urlsplit(self.path).path.startswith(
-            access.files_prefix(self.app.token)))
-
-    def _cookie(self) -> None:
-        """The token's cookie on the answer to the request that carried it in its query."""
-        if getattr(self, "_new_cookie", False):
-            self.send_header("Set-Cookie", access.set_cookie(self.app.token,
-                                                             self.server.server_address[1]))
-
-    def _origin_ok(self) -> bool:
-        """A request a browser sends from a page says its origin: only this server's own
-        pages (loopback, this port: a page another local program serves on another port is
-        another origin) may post (a browser's preflight stops the others already; this does
-        not rest on it). A request without one (a script, curl) is not a page's."""
-        origin = self.headers.get("Origin")
-        if origin is None:
-            return True
-        try:
-            parts = urlsplit(origin)
-            port = parts.port  # (a port that is no number raises: no page's origin)
-        except ValueError:
-            return False
-        return parts.scheme == "http" and _loopback(parts.hostname or "") and \
-            port == self.server.server_address[1]
-
-    def _fetched_from_elsewhere(self) -> bool:
-        """Whether a browser fetches this for another site's page (``Sec-Fetch-Site``
-        cross-site or same-site: another port of this host too) other than by navigating to
-        it: an ``<img>`` of a tile answered 200 or 404 would tell that page whether a sample
-        id (often a record number) is served here."""
-        site = self.headers.get("Sec-Fetch-Site")
-        return site in ("cross-site", "same-site") and \
-            self.headers.get("Sec-Fetch-Mode") != "navigate"
 
     def handle(self):
         """Handle one connection; a client that hung up is logged, not raised."""
@@ -316,13 +259,19 @@ class ReviewHandler(BaseHTTPRequestHandler):
             return self._error(HTTPStatus.FORBIDDEN, "only loopback host names are served")
         if self._fetched_from_elsewhere():
             return self._error(HTTPStatus.FORBIDDEN, "served to the review's own pages only")
-        if not self._admitted():
+        in_session = self._session()
+        if not self._admitted(in_session):
             if self.headers.get("Sec-Fetch-Mode") == "navigate" or \
                     "text/html" in (self.headers.get("Accept") or ""):  # a person's page
                 return self._send(HTTPStatus.FORBIDDEN, (
                     "<!doctype html><title>ctcnet review</title><p>" + NOT_ADMITTED +
                     ".</p>\n").encode(), "text/html; charset=utf-8")
             return self._error(HTTPStatus.FORBIDDEN, NOT_ADMITTED)
+        # The first address, a page: on to the session's path (a script's ?token= on each
+        # request is answered where it asks).
+        page = urlsplit(self.path).path
+        if self._new_cookie and not in_session and (page == "/" or page.startswith("/review/")):
+            return self._to_session()
         self._answer(self._get, HTTPStatus.CONFLICT)
 
     def _get(self):
@@ -336,7 +285,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
             self.app.look_again()  # samples a running batch finished since
             if len(self.app.folders) == 1:
                 self.send_response(HTTPStatus.FOUND)
-                self.send_header("Location",
+                self.send_header("Location", access.session_prefix(self.app.token) +
                                  f"/review/{quote(next(iter(self.app.folders)), safe='')}")
                 self.send_header("Content-Length", "0")
                 self._cookie()
@@ -397,7 +346,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
             return self._error(HTTPStatus.FORBIDDEN, "only loopback host names are served")
         if not self._origin_ok():
             return self._error(HTTPStatus.FORBIDDEN, "only the review's own pages may post")
-        if not self._admitted():
+        if not self._admitted(self._session()):
             return self._error(HTTPStatus.FORBIDDEN, NOT_ADMITTED)
         self._answer(self._post, HTTPStatus.BAD_REQUEST)
 

@@ -582,7 +582,11 @@ def test_grid_confirms_a_page_of_100_tiles_in_one_action_in_chromium(crowded, tm
                          ".slice(0, 4).every(i => i.complete && i.naturalWidth > 0)")
         browser.key("y")                            # the whole page, in one action
         browser.wait_for("document.body.getAttribute('data-grid-decided') === '100'")
-        assert json.loads(browser.js("JSON.stringify(posts)")) == ["/api/P001/decisions"]
+        # (under the session's path the token's cookie is kept to)
+        from ctcnet.review_server.access import session_prefix
+
+        assert json.loads(browser.js("JSON.stringify(posts)")) == [
+            f"{session_prefix('page-token')}/api/P001/decisions"]
         table = pd.read_csv(out / "P001" / "review.csv")
         assert table["event_id"].tolist() == page and set(table["reviewer_call"]) == {"wbc"}
         # The next page: two tiles picked as exceptions, the rest confirmed.

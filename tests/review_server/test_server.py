@@ -1153,7 +1153,7 @@ def test_a_server_with_a_token_answers_its_own_page_alone(results, tmp_path):
     folder's permissions, and posted decisions and a sign-off under any reviewer's name. With
     the token ctcnet review gives it, a request must carry it (the first address's query, then
     the port's cookie it sets); the static report's files are the folder's own."""
-    from ctcnet.review_server.access import cookie_name
+    from ctcnet.review_server.access import cookie_name, session_prefix
 
     out = tmp_path / "results"
     shutil.copytree(results / "results", out)
@@ -1170,26 +1170,41 @@ def test_a_server_with_a_token_answers_its_own_page_alone(results, tmp_path):
         assert request(server, "GET", "/api/P001/state?token=wrong")[0] == 403
         host, port = server.server_address[:2]
         conn = http.client.HTTPConnection(host, port, timeout=60)
-        conn.request("GET", "/review/P001?token=s3cret-token")
+        conn.request("GET", "/review/P001?token=s3cret-token&reading=first")
         answer = conn.getresponse()
         answer.read()
-        assert answer.status == 200
+        # On to the same page under the session's path, the cookie kept to that path: a
+        # browser sends a cookie of 127.0.0.1 to every port there, and one of "/" reached
+        # another account's server on another port, which then held the token.
+        session = session_prefix("s3cret-token")
+        assert answer.status == 302 and session.startswith("/s/") and "s3cret" not in session
+        assert answer.getheader("Location") == f"{session}/review/P001?reading=first"
         cookie = answer.getheader("Set-Cookie")
         assert cookie.startswith(f"{cookie_name(port)}=s3cret-token;") and "HttpOnly" in cookie
+        assert f"Path={session}/" in cookie
         held = {"Cookie": f"{cookie_name(port)}=s3cret-token"}
-        status, data = request(server, "GET", "/api/P001/state", headers=held)
+        assert request(server, "GET", f"{session}/review/P001", headers=held)[0] == 200
+        status, data = request(server, "GET", f"{session}/api/P001/state", headers=held)
         assert status == 200
+        # The cookie answers under the session's path alone (no browser sends it elsewhere).
+        assert request(server, "GET", "/api/P001/state", headers=held)[0] == 403
+        # Another program's cookie the standard parser refuses, sent before this one (a
+        # JSON value): read past, not every request refused.
+        messy = {"Cookie": 'prefs={"theme":"dark"}; session=abc def; ' + held["Cookie"]}
+        assert request(server, "GET", f"{session}/api/P001/state", headers=messy)[0] == 200
         event = json.loads(data)["candidates"][0]["event_id"]
         body = json.dumps({"event_id": event, "call": "reject",
                            "run_id": server.app.sample("P001").run.token})
-        assert request(server, "POST", "/api/P001/decision", body,
+        assert request(server, "POST", f"{session}/api/P001/decision", body,
                        {**held, "Content-Type": "application/json"})[0] == 200
         # The results' own files too (another account read a folder kept to its owner
         # through them): with the cookie, or under the token's key, which the sandboxed
         # report's own links keep and the page is told.
         assert request(server, "GET", "/files/P001/summary.json")[0] == 403
-        assert request(server, "GET", "/files/P001/summary.json", headers=held)[0] == 200
-        keyed = json.loads(request(server, "GET", "/api/P001/state", headers=held)[1])["files"]
+        assert request(server, "GET", f"{session}/files/P001/summary.json",
+                       headers=held)[0] == 200
+        keyed = json.loads(request(server, "GET", f"{session}/api/P001/state",
+                                   headers=held)[1])["files"]
         assert keyed.startswith("/files/") and keyed != "/files/" and "s3cret" not in keyed
         assert request(server, "GET", keyed + "P001/summary.json")[0] == 200
         assert request(server, "GET", keyed + "P001/index.html")[0] == 200
@@ -1656,14 +1671,14 @@ def test_samples_a_running_batch_finishes_later_are_served_without_a_restart(res
     app = ReviewApp(out, saliency=False)
     assert list(app.folders) == ["P001"]
     as_sample(results, out / "P002")
-    assert "/review/P002" in app.index_html()
+    assert "review/P002" in app.index_html()
     assert app.sample("P002").name == "P002"
     # --scans naming one cartridge fits one sample: a second one finished later is not
     # served (said), and the one served stays so, not every request refused.
     shutil.rmtree(out / "P002")
     single = ReviewApp(out, saliency=False, scans=results / "cart")
     as_sample(results, out / "P002")
-    assert "/review/P001" in single.index_html() and "P002" not in single.folders
+    assert "review/P001" in single.index_html() and "P002" not in single.folders
 
 
 def test_a_sample_named_with_accents_decomposed_is_the_one_composed(results, tmp_path):
