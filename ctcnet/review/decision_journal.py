@@ -142,7 +142,8 @@ _TYPED = _empty_table().dtypes  # the column types _parse_typed gives
 def _read(path: Path) -> tuple[pd.DataFrame, bool]:
     """review.csv in the current layout, and whether the file had an older one."""
     try:
-        data = path.read_bytes()
+        with open_own(path, "rb") as fh:  # (never through a link, as it is written)
+            data = fh.read()
     except FileNotFoundError:
         return _empty_table(), False
     except PermissionError:  # another account's: said with its owner and mode where caught
@@ -291,7 +292,9 @@ class DecisionLog:
             return
         stamp = self._stat_stamp(st)
         if stamp != self._stamp:
-            with open(self.path, "rb") as fh:
+            # (never through a link: decisions read from a file outside the folder were shown
+            # and signed off, where recording one refused the link)
+            with open_own(self.path, "rb") as fh:
                 if not self._read_appended(fh, st):
                     self._read_whole(fh)
             self._stamp = stamp

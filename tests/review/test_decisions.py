@@ -663,3 +663,24 @@ def test_readers_own_agreement_leaves_out_rejections_a_rerun_set_aside(tmp_path)
     assert agreement["both"] == 1
     assert agreement["independent"]["both"] == 1
     assert agreement["independent"]["agree"] == 1
+
+
+def test_a_journal_planted_as_a_link_is_neither_read_nor_signed(tmp_path):
+    """review.csv a link to a file outside the results folder: recording a decision refused
+    it, but its decisions were read, shown and signed off (the sign-off sealing the file it
+    points to)."""
+    import pytest
+
+    from ctcnet.errors import InputError
+
+    events, run = tiny_run()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    D.record_decision(elsewhere, run, 0, "ctc", "mallory")
+    folder = tmp_path / "sample"
+    folder.mkdir()
+    (folder / D.REVIEW_FILE).symlink_to(elsewhere / D.REVIEW_FILE)
+    with pytest.raises(InputError, match="is a symbolic link"):
+        D.read_decisions(folder)
+    with pytest.raises(InputError, match="is a symbolic link"):
+        D.DecisionLog(folder, D.REVIEW_FILE).matched(run)

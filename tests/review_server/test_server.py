@@ -1860,16 +1860,18 @@ def test_a_sample_with_a_file_another_account_keeps_is_403_and_the_server_starts
 
     out = tmp_path / "results"
     shutil.copytree(results / "results", out)
+    import ctcnet.review.decision_journal as journals
+
     journal = out / "P001" / "review.csv"
     journal.write_text("")
-    real = Path.read_bytes
+    real = journals.open_own
 
-    def kept(self):
-        if self == journal:
+    def kept(path, mode, *args, **kwargs):  # (the account running tests may read anything)
+        if Path(path) == journal:
             raise PermissionError(13, "Permission denied", str(journal))
-        return real(self)
+        return real(path, mode, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", kept)
+    monkeypatch.setattr(journals, "open_own", kept)
     server = make_server(out, port=0, reviewer="tester")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
