@@ -126,7 +126,9 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
         blood_volume_stated="blood_volume_ml" in (cartridge.info or {}),
         events_per_mm2=None if density is None else round(density, 1),
         events_by_frame=by_frame,
-        frame_shape=[int(v) for v in cartridge.frame_shape] if cartridge.frame_shape else None,
+        # (null where no frame was read, as documented: the headers' size is no frame read)
+        frame_shape=[int(v) for v in cartridge.frame_shape]
+        if cartridge.frame_shape and total > skips else None,
         status=sample_status(total, skips, tally.failed, len(problems)),
         frames=FrameCounts(total=total, processed=total - skips, skipped=skips,
                            resumed_from_journal=resumed,

@@ -156,6 +156,7 @@ def test_a_sample_with_no_readable_frame_is_failed_not_negative(cart_and_model, 
     summary = json.loads((cart.parent / "out" / "S1" / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["frames"]["processed"] == 0
     assert all(v is None for v in summary["per_7_5_ml"].values())
+    assert summary["frame_shape"] is None  # (no frame read: not the headers' size)
 
 
 # 6.-7. Missing or bad metadata: one line, exit 2.
