@@ -89,13 +89,34 @@ def _readings(first_matched, second_matched, run_id: str):
     second = _decision_rows(second_matched, run_id)
     seen = pd.to_datetime(first["event_id"].map(second.groupby("event_id")["time"].min()),
                           utc=True)
-    # Where the second reader's first call differs from the model's, the first reader's page
-    # lists the event as disputed from then on (:func:`left_as_called`): a first decision
-    # made after it is made knowing the other call, an adjudication, not a blind own call.
-    opening = second.drop_duplicates("event_id", keep="first").set_index("event_id")
-    disputed = set(opening.index[opening["reviewer_call"] != opening["model_call"]])
-    first["disputed"] = first["event_id"].isin(disputed).to_numpy(bool)
+    first["disputed"] = _shown_disputed(first, _decision_rows(second_matched, run_id,
+                                                               standing=False))
     return first, second, seen
+
+
+# How long before a first-reading decision the second reader's call must have stood for the
+# first reader's page to have shown it: the page reads the agreement every 5 polls of 4 s.
+SHOWN_AFTER = pd.Timedelta(seconds=30)
+
+
+def _shown_disputed(first: pd.DataFrame, second_rows: pd.DataFrame) -> np.ndarray:
+    """(len(first),) bool: whether, when each first-reading decision was made, the first
+    reader's page had listed its event as disputed (:func:`left_as_called`): the second
+    reader's call standing ``SHOWN_AFTER`` before it differed from the model's. A decision
+    made then knows the other call (an adjudication, whichever it keeps), not a blind own
+    call; made sooner, or after the second reader came round to the model's call, it is."""
+    out = np.zeros(len(first), bool)
+    timed = first["time"].notna().to_numpy() & first["event_id"].isin(second_rows["event_id"])
+    if not timed.any() or not len(second_rows):
+        return out
+    asked = pd.DataFrame({"row": np.flatnonzero(timed), "event_id": first["event_id"][timed]
+                          .to_numpy(), "time": (first["time"][timed] - SHOWN_AFTER).to_numpy()})
+    calls = second_rows[second_rows["time"].notna()].assign(
+        differs=lambda t: ~t["undone"] & (t["reviewer_call"] != t["model_call"]))
+    standing = pd.merge_asof(asked.sort_values("time"), calls[["event_id", "time", "differs"]]
+                             .sort_values("time"), on="time", by="event_id")
+    out[standing["row"].to_numpy()] = standing["differs"].fillna(False).to_numpy(bool)
+    return out
 
 
 def _first_readers_own(first: pd.DataFrame, seen: pd.Series) -> pd.DataFrame:
@@ -104,10 +125,8 @@ def _first_readers_own(first: pd.DataFrame, seen: pd.Series) -> pd.DataFrame:
     reads them; the table's own index kept, so that what came after is told apart."""
     before = first[(first["time"] < seen).to_numpy()].drop_duplicates("event_id", keep="last")
     before = before[~before["undone"]]  # taken back before the second reader came: no call
-    # (made in the second the second reader decided, it could not have been shown the call)
     later = first[~first["event_id"].isin(before["event_id"]) & ~first["undone"]
-                  & ~(first["time"] < seen).to_numpy()
-                  & (~first["disputed"] | (first["time"] <= seen).to_numpy())]
+                  & ~(first["time"] < seen).to_numpy() & ~first["disputed"]]
     after = later.drop_duplicates("event_id", keep="first")
     return pd.concat([before, after]).sort_values("event_id", kind="stable")
 
@@ -134,10 +153,9 @@ def _adjudicated(first: pd.DataFrame, seen: pd.Series) -> set[int]:
     """:func:`adjudicated_events` of the rows :func:`_readings` gives: a first-reading
     decision after its reader's own call and after the second reader decided the event. The
     first reader's one decision made after the second reader's (two readers at work at once)
-    is that reader's own call, not an adjudication, where the second reader's call was the
-    model's (nothing disputed was shown: read as one, a disagreement nobody looked at again
-    was listed as adjudicated); where it differed, the page listed the event as disputed,
-    and that decision settles it.
+    is that reader's own call, not an adjudication, unless the page had shown the event as
+    disputed by then (:func:`_shown_disputed`): read as one, a disagreement nobody looked at
+    again was listed as adjudicated.
     An event whose decision is taken back at the last is adjudicated by nobody: the model's
     call stands on it."""
     own = _first_readers_own(first, seen).index

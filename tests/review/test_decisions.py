@@ -518,6 +518,19 @@ def test_each_readers_own_call_is_their_correction_not_the_adjudication():
     keeps = journal([(3, "ctc", "ann", "2026-01-01T10:40:00+00:00")])
     assert adjudicated_events(keeps, disputing, "R") == {3}
     assert independent_agreement(keeps, disputing, "R")["both"] == 0
+    # ...made before the page could show it (it reads the agreement every 20 s or so), it
+    # is a blind own call, and the disagreement stays open.
+    soon = journal([(3, "ctc", "ann", "2026-01-01T10:35:05+00:00")])
+    assert adjudicated_events(soon, disputing, "R") == set()
+    assert independent_agreement(soon, disputing, "R")["disagreed"] == [3]
+    # The call standing when the page was read counts, not the second reader's first: one
+    # come round to the model's call showed nothing disputed; one that left it, did.
+    round_ = journal([(3, "wbc", "bob", "2026-01-01T10:00:00+00:00"),
+                      (3, "ctc", "bob", "2026-01-01T10:10:00+00:00")])
+    assert adjudicated_events(keeps, round_, "R") == set()
+    left = journal([(3, "ctc", "bob", "2026-01-01T10:00:00+00:00"),
+                    (3, "wbc", "bob", "2026-01-01T10:10:00+00:00")])
+    assert adjudicated_events(keeps, left, "R") == {3}
     # A decision taken back is no reader's call: the second reader's undo of event 2 takes
     # it out of the readers' own comparison, as of the decisions as they stand (it was
     # counted as a disagreement in the record signed).
