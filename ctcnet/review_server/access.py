@@ -91,7 +91,11 @@ def cookie_value(header: str | None, name: str) -> str | None:
 def set_cookie(token: str, port: int) -> str:
     """The ``Set-Cookie`` value that admits the page's later requests (never to scripts of a
     page, never sent by another site's, nor to another path than the session's)."""
-    return (f"{cookie_name(port)}={token}; HttpOnly; SameSite=Strict; "
+    # Lax, not Strict: the page is opened from a file (``opening_page``), a navigation from
+    # another site, which a Strict cookie is not sent on (every first page was a 403); the
+    # path keeps it from other sites' pages all the same (they know no session path), and
+    # posts are refused from any other origin (:mod:`request_gate`).
+    return (f"{cookie_name(port)}={token}; HttpOnly; SameSite=Lax; "
             f"Path={session_prefix(token)}/")
 
 

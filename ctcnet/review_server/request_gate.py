@@ -84,6 +84,19 @@ class RequestGate:
             return True
         return False
 
+    def _to_session_folder(self) -> bool:
+        """The session's path without its closing slash (typed, or cut short) sent on to
+        it: the cookie is kept to the folder, so it was refused."""
+        prefix = access.session_prefix(self.app.token)
+        url = urlsplit(self.path)
+        if not prefix or url.path != prefix:
+            return False
+        self.send_response(HTTPStatus.MOVED_PERMANENTLY)
+        self.send_header("Location", prefix + "/" + (f"?{url.query}" if url.query else ""))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        return True
+
     def _to_session(self) -> None:
         """The first address (the token in its query) sent on to the same page under the
         session's path, with the cookie kept to that path (:mod:`access`)."""

@@ -135,7 +135,8 @@ def inline_images(html: bytes, resolve) -> bytes:
 
 NOT_ADMITTED = ("this review server answers the page it opened (the address `ctcnet review` "
                 "printed, with its ?token=), not other programs or accounts; a page of a "
-                "server since restarted holds the old token: open the new address")
+                "server since restarted holds the old token, and a bookmark of a page "
+                "without it none: open the address printed")
 
 
 class ReviewHandler(RequestGate, BaseHTTPRequestHandler):
@@ -167,6 +168,9 @@ class ReviewHandler(RequestGate, BaseHTTPRequestHandler):
         # results folder's own files run in an origin of their own, so a page planted there
         # cannot post decisions as the reviewer.
         self.send_header("X-Frame-Options", "DENY")
+        # The session's path in no Referer (a report page served here, or any it links to,
+        # would read it: with it, a page on another port is sent the cookie).
+        self.send_header("Referrer-Policy", "no-referrer")
         self.send_header("Content-Security-Policy", "frame-ancestors 'none'"
                          # (downloads allowed: the report's events.csv link is one, which a
                          # sandbox refuses without a word)
@@ -259,6 +263,8 @@ class ReviewHandler(RequestGate, BaseHTTPRequestHandler):
             return self._error(HTTPStatus.FORBIDDEN, "only loopback host names are served")
         if self._fetched_from_elsewhere():
             return self._error(HTTPStatus.FORBIDDEN, "served to the review's own pages only")
+        if self._to_session_folder():
+            return
         in_session = self._session()
         if not self._admitted(in_session):
             if self.headers.get("Sec-Fetch-Mode") == "navigate" or \

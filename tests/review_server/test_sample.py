@@ -567,6 +567,29 @@ def review_page(crowded, tmp_path, serve):
 
 
 @needs_chromium
+def test_the_page_ctcnet_review_opens_from_its_file_loads_with_its_tiles(crowded, tmp_path,
+                                                                        serve):
+    """As ctcnet review opens it: a file that sends the browser to the token's address (a
+    navigation from another site), on to the session's path. A Strict cookie was not sent on
+    it (every first page a 403), and tiles asked for outside the session's path were 403s."""
+    from ctcnet.review_server.access import opening_page
+
+    pytest.importorskip("websocket")
+    out = fresh(crowded, tmp_path)
+    server = serve(out, token="page-token")
+    opener = opening_page(server_url(server) + "?token=page-token")
+    browser = Browser(opener.as_uri())
+    try:
+        browser.wait_for("document.body.getAttribute('data-ready') === 'yes'")
+        assert "/s/" in browser.js("location.pathname")
+        browser.wait_for("Array.from(document.querySelectorAll('#tile img'))"
+                         ".some(i => i.complete && i.naturalWidth > 0)")
+    finally:
+        browser.close()
+        opener.unlink()
+
+
+@needs_chromium
 def test_grid_confirms_a_page_of_100_tiles_in_one_action_in_chromium(crowded, tmp_path, serve):
     with review_page(crowded, tmp_path, serve) as (out, server, browser):
         # Count the requests that record decisions.
@@ -642,11 +665,15 @@ def test_sliders_sign_off_and_a_second_reading_in_chromium(crowded, tmp_path, se
         assert browser.js(f"document.querySelectorAll('{sliders}')[1].value") == "10"
         # The static report the page links to shows its gallery (sandboxed, its images are
         # cross-site requests: refused, "3 of 3 images failed to load").
-        browser.send("Page.navigate", url=server_url(server) + "files/P001/index.html")
+        # (the page's own link to it, and to the second reading, under the session's path,
+        # where the cookie is sent)
+        here = browser.js("location.href")
+        report = browser.js("document.getElementById('static-link').href")
+        browser.send("Page.navigate", url=report)
         browser.wait_for("document.body.hasAttribute('data-images-ok')")
         assert browser.js("document.body.getAttribute('data-images-ok')") == "yes"
         # A second reader's page: blind, its decisions in their own journal.
-        browser.send("Page.navigate", url=server_url(server) + "review/P001?reading=second")
+        browser.send("Page.navigate", url=here.split("?")[0] + "?reading=second")
         browser.wait_for("document.body.getAttribute('data-ready') === 'yes' && "
                          "reading === 'second'")
         assert "second reading" in browser.js("document.title")

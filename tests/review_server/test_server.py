@@ -1164,7 +1164,8 @@ def test_a_server_with_a_token_answers_its_own_page_alone(results, tmp_path):
         assert status == 403 and b"answers the page it opened" in data
         # A person's browser without the token (a bookmark, a restarted server) reads a page.
         status, data = request(server, "GET", "/review/P001", headers={"Accept": "text/html"})
-        assert status == 403 and data.startswith(b"<!doctype html>") and b"new address" in data
+        assert status == 403 and data.startswith(b"<!doctype html>")
+        assert b"open the address printed" in data
         assert post_decision(server, 1, "reject")[0] == 403
         assert not (out / "P001" / "review.csv").exists()
         assert request(server, "GET", "/api/P001/state?token=wrong")[0] == 403
@@ -1181,7 +1182,19 @@ def test_a_server_with_a_token_answers_its_own_page_alone(results, tmp_path):
         assert answer.getheader("Location") == f"{session}/review/P001?reading=first"
         cookie = answer.getheader("Set-Cookie")
         assert cookie.startswith(f"{cookie_name(port)}=s3cret-token;") and "HttpOnly" in cookie
-        assert f"Path={session}/" in cookie
+        assert f"Path={session}/" in cookie and "SameSite=Lax" in cookie
+        # The session's path without its closing slash is sent on to it (the cookie is kept
+        # to the folder); no answer names the session's path in a Referer.
+        bare = http.client.HTTPConnection(host, port, timeout=60)
+        bare.request("GET", session)
+        moved = bare.getresponse()
+        moved.read()
+        assert moved.status == 301 and moved.getheader("Location") == f"{session}/"
+        bare.request("GET", f"{session}/review/P001",
+                     headers={"Cookie": f"{cookie_name(port)}=s3cret-token"})
+        page = bare.getresponse()
+        page.read()
+        assert page.status == 200 and page.getheader("Referrer-Policy") == "no-referrer"
         held = {"Cookie": f"{cookie_name(port)}=s3cret-token"}
         assert request(server, "GET", f"{session}/review/P001", headers=held)[0] == 200
         status, data = request(server, "GET", f"{session}/api/P001/state", headers=held)
