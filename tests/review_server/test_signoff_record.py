@@ -880,6 +880,19 @@ def test_verify_results_fails_an_index_calling_a_finished_sample_missing(folder,
     assert not any("holds a finished output" in p for p in audit_run(results))
 
 
+def test_verify_results_names_a_journal_planted_as_a_link_and_goes_on(folder, tmp_path):
+    """review.csv a link to a file outside the folder: the audit of the whole folder ended in
+    one error; the sample is failed, saying why, and the audit goes on."""
+    from ctcnet.exports.results_audit import audit_results
+
+    outside = tmp_path / "outside.csv"
+    outside.write_bytes((folder / "review.csv").read_bytes())
+    (folder / "review.csv").unlink()
+    (folder / "review.csv").symlink_to(outside)
+    (audit,) = audit_results(folder)
+    assert any("is a symbolic link" in p for p in audit["problems"]), audit
+
+
 def test_verify_results_finds_a_name_written_over_in_every_copy_and_a_copy_removed(folder):
     """The reviewer's name replaced in signoff.json, its history and summary.json alike
     passed as intact (review.csv, sealed, names who decided); summary.json's sign-off taken
