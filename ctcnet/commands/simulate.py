@@ -323,6 +323,11 @@ def _export_options(args) -> None:
     """Refuse a crop option of another ``--export`` than the one asked for (a 0.2 um export
     asked of 16-bit TIFF crops wrote them at the panel's 0.64 without a word); then each
     option not given takes its default."""
+    if args.ck_copy == 0:  # (no copy drawn: nothing asked of any export)
+        args.ck_copy = None
+    if args.export == "tight" and args.jpeg_quality is not None and args.image_format != "jpg":
+        raise InputError("--jpeg-quality sets tight exports' JPEG quality: add --image-format "
+                         "jpg, or leave it out (PNG is lossless)")
     for flag, attr, exports, default in _EXPORT_OPTIONS:
         if getattr(args, attr) is not None and args.export not in exports:
             raise InputError(f"{flag} is an option of --export {' or '.join(exports)}, not of "

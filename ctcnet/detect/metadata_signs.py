@@ -444,11 +444,11 @@ class CropFolderSigns:
         most, shown = max(votes, key=votes.get), votes[names[dna]]
         learnt = ("a model fitted from crops whose planes are named in another order learns "
                   "them so: check panel.json's channel order on a few crops by eye")
-        field = float(np.median(self.fields)) if self.fields else None
+        field = max(self.fields) if self.fields else None
         if field is not None and field < MIN_FIELD_UM:
             # Too narrow to hold a cell with background round it: no crop was read, which is
             # no sign of the order ("0 of the crops read show a nucleus" read as a swap).
-            return (f"the crops are {field:.1f} um across (median), too narrow to read a "
+            return (f"the crops are {field:.1f} um across at most, too narrow to read a "
                     f"nucleus inside its cell (at least {MIN_FIELD_UM:g} um), so the channel "
                     f"order is not checked by the nuclei, and {learnt}")
         if most != names[dna] and votes[most] > shown:

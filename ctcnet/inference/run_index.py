@@ -338,8 +338,9 @@ def _share_text(name: str, world_size: int, folder: Path) -> str:
     share = f"it falls to --shard {stable_rank(name, world_size) + 1}/{world_size}"
     if (folder / PARTS_DIR).exists():
         return (f"{share}, which is writing it now" if folder_is_held(folder) else
-                f"{share}, which began it and ended before finishing it (killed or "
-                "preempted): run that share again; it resumes from its journal")
+                f"{share}; a run began it and ended before finishing it (that share's, "
+                "killed or preempted, or an earlier one's): run that share again; it "
+                "resumes from its journal")
     return (f"{share}: that job has not run or is still running, or the scan arrived after "
             "it ran (run that share again)")
 

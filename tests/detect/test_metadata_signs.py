@@ -466,7 +466,7 @@ def test_crops_too_narrow_to_read_say_so_not_that_no_nucleus_lies_in_dna():
     for i, crop in enumerate(crops):
         signs.add(i, crop, 0.3)
     said = signs.order_unjudged()
-    assert said.startswith("the crops are 14.4 um across (median), too narrow to read a "
+    assert said.startswith("the crops are 14.4 um across at most, too narrow to read a "
                            "nucleus inside its cell (at least 20 um)"), said
     assert "0 of the crops read" not in said
 

@@ -64,7 +64,10 @@ def test_an_option_of_another_export_is_refused_not_passed_over(tmp_path, capsys
         assert main([*base, *extra]) == 2
         assert said in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
-    assert main([*base, "--export", "rgb-jpeg", "--planes", "CK,CD45,DAPI"]) == 0
+    assert main([*base, "--export", "tight", "--jpeg-quality", "60-90"]) == 2  # PNG
+    assert "add --image-format jpg" in capsys.readouterr().err
+    assert main([*base, "--export", "rgb-jpeg", "--planes", "CK,CD45,DAPI", "--ck-copy",
+                 "0"]) == 0
 
 
 def test_rgb_jpeg_display_per_image_stretches_each_crop_on_its_own(tmp_path):
