@@ -697,3 +697,6 @@ def test_a_journal_planted_as_a_link_is_neither_read_nor_signed(tmp_path):
         D.read_decisions(folder)
     with pytest.raises(InputError, match="is a symbolic link"):
         D.DecisionLog(folder, D.REVIEW_FILE).matched(run)
+    (elsewhere / D.REVIEW_FILE).unlink()  # a link to nothing: refused too, not read as empty
+    with pytest.raises(InputError, match="is a symbolic link"):
+        D.DecisionLog(folder, D.REVIEW_FILE).matched(run)
