@@ -350,6 +350,12 @@ def _signoff_findings(folder: Path, data: dict, read, problems: list,
         record = signoff_now(folder, *read, say=False)
     except (OSError, ValueError, InputError) as err:
         record = {"status": f"not checked: {err}"}
+    try:  # (signed off or not: a journal that cannot be read is this sample's problem)
+        named = {str(r) for journal in (REVIEW_FILE, SECOND_FILE)
+                 for r in read_decisions(folder, journal)["reviewer"]}
+    except (OSError, InputError) as err:  # (a link planted there: this sample's, not all's)
+        problems.append(f"its review decisions cannot be read: {err}")
+        named = set()
     if not data.get("signoff"):  # its copy taken out of a summary whose run is signed off
         if record and record.get("status") == CURRENT:
             problems.append("summary.json names no sign-off, but signoff.json holds this "
@@ -357,12 +363,6 @@ def _signoff_findings(folder: Path, data: dict, read, problems: list,
         return None
     # The names the sign-off credits with its decisions are review.csv's (sealed, checked
     # above): one name written over in every copy of the record passed as intact.
-    try:
-        named = {str(r) for journal in (REVIEW_FILE, SECOND_FILE)
-                 for r in read_decisions(folder, journal)["reviewer"]}
-    except (OSError, InputError) as err:  # (a link planted there: this sample's, not all's)
-        problems.append(f"its review decisions cannot be read: {err}")
-        named = set()
     strangers = sorted(set((record or {}).get("decided_by") or {}) - named)
     if strangers:
         problems.append(f"its sign-off credits {', '.join(strangers)} with decisions "

@@ -72,8 +72,10 @@ def _decision_rows(matched, run_id: str, standing: bool = True) -> pd.DataFrame:
     out = pd.DataFrame({column: picked[column].astype(str).to_numpy()
                         for column in ("reviewer_call", "reviewer", "model_call")})
     out.insert(0, "event_id", event[rows])
-    out["time"] = pd.to_datetime(picked["time"], utc=True, errors="coerce").to_numpy() \
-        if "time" in picked else pd.NaT
+    # (each as ISO 8601 says, in one unit: a row of another form was NaT, and two journals in
+    # two units could not be set against each other)
+    out["time"] = pd.to_datetime(picked["time"], utc=True, errors="coerce", format="ISO8601")\
+        .dt.as_unit("ns").to_numpy() if "time" in picked else pd.NaT
     out["undone"] = calls[rows] == UNDECIDED
     if not standing:
         return out
@@ -113,8 +115,10 @@ def _shown_disputed(first: pd.DataFrame, second_rows: pd.DataFrame) -> np.ndarra
                           .to_numpy(), "time": (first["time"][timed] - SHOWN_AFTER).to_numpy()})
     calls = second_rows[second_rows["time"].notna()].assign(
         differs=lambda t: ~t["undone"] & (t["reviewer_call"] != t["model_call"]))
-    standing = pd.merge_asof(asked.sort_values("time"), calls[["event_id", "time", "differs"]]
-                             .sort_values("time"), on="time", by="event_id")
+    # (stable: two calls of one second stand in the journal's order, the later one last)
+    standing = pd.merge_asof(asked.sort_values("time", kind="stable"),
+                             calls[["event_id", "time", "differs"]].sort_values(
+                                 "time", kind="stable"), on="time", by="event_id")
     out[standing["row"].to_numpy()] = standing["differs"].fillna(False).to_numpy(bool)
     return out
 
@@ -126,8 +130,11 @@ def _first_readers_own(first: pd.DataFrame, seen: pd.Series) -> pd.DataFrame:
     before = first[(first["time"] < seen).to_numpy()].drop_duplicates("event_id", keep="last")
     before = before[~before["undone"]]  # taken back before the second reader came: no call
     later = first[~first["event_id"].isin(before["event_id"]) & ~first["undone"]
-                  & ~(first["time"] < seen).to_numpy() & ~first["disputed"]]
+                  & ~(first["time"] < seen).to_numpy()]
+    # The first decision after the second reader's; made with the dispute shown, it was an
+    # adjudication, and none after it is a blind call.
     after = later.drop_duplicates("event_id", keep="first")
+    after = after[~after["disputed"]]
     return pd.concat([before, after]).sort_values("event_id", kind="stable")
 
 

@@ -531,6 +531,20 @@ def test_each_readers_own_call_is_their_correction_not_the_adjudication():
     left = journal([(3, "ctc", "bob", "2026-01-01T10:00:00+00:00"),
                     (3, "wbc", "bob", "2026-01-01T10:10:00+00:00")])
     assert adjudicated_events(keeps, left, "R") == {3}
+    # Two calls of one second stand in the journal's order, the later one last, on many
+    # events too (a sort that was not stable read 173 of 200 come-round ones as disputes).
+    many = range(10, 210)
+    mis_key = journal([row for e in many for row in ((e, "wbc", "bob", "2026-01-01T10:00:00Z"),
+                                                     (e, "ctc", "bob", "2026-01-01T10:00:00Z"))])
+    later = journal([(e, "ctc", "ann", "2026-01-01T10:05:00Z") for e in many])
+    assert adjudicated_events(later, mis_key, "R") == set()
+    # A decision after an adjudication is no blind call, whatever the second reader did then.
+    back = journal([(3, "wbc", "bob", "2026-01-01T10:00:00+00:00"),
+                    (3, "ctc", "bob", "2026-01-01T10:40:00+00:00")])
+    twice = journal([(3, "wbc", "ann", "2026-01-01T10:35:00+00:00"),
+                     (3, "ctc", "ann", "2026-01-01T11:30:00+00:00")])
+    assert adjudicated_events(twice, back, "R") == {3}
+    assert independent_agreement(twice, back, "R")["both"] == 0
     # A decision taken back is no reader's call: the second reader's undo of event 2 takes
     # it out of the readers' own comparison, as of the decisions as they stand (it was
     # counted as a disagreement in the record signed).

@@ -891,6 +891,12 @@ def test_verify_results_names_a_journal_planted_as_a_link_and_goes_on(folder, tm
     (folder / "review.csv").symlink_to(outside)
     (audit,) = audit_results(folder)
     assert any("is a symbolic link" in p for p in audit["problems"]), audit
+    # Not signed off: said all the same (it was silent).
+    data = json.loads((folder / "summary.json").read_text())
+    (folder / "summary.json").write_text(json.dumps({**data, "signoff": None}))
+    (folder / "signoff.json").unlink()
+    (audit,) = audit_results(folder)
+    assert any("is a symbolic link" in p for p in audit["problems"]), audit
 
 
 def test_verify_results_finds_a_name_written_over_in_every_copy_and_a_copy_removed(folder):
