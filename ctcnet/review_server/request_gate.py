@@ -91,8 +91,11 @@ class RequestGate:
         url = urlsplit(self.path)
         if not prefix or url.path != prefix:
             return False
-        self.send_response(HTTPStatus.MOVED_PERMANENTLY)
-        self.send_header("Location", prefix + "/" + (f"?{url.query}" if url.query else ""))
+        # (not permanent, nor with a token in it: no browser keeps the address)
+        query = urlencode([(k, v) for k, v in parse_qsl(url.query, keep_blank_values=True)
+                           if k != access.TOKEN_QUERY])
+        self.send_response(HTTPStatus.FOUND)
+        self.send_header("Location", prefix + "/" + (f"?{query}" if query else ""))
         self.send_header("Content-Length", "0")
         self.end_headers()
         return True
