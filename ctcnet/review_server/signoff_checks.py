@@ -80,10 +80,13 @@ def left_undecided(candidates: pd.DataFrame, decided: set[int], note: str,
                  counted := left(set(reported) - unchecked)) else "",
              f"{could_be} other call(s) that could be {' or '.join(sorted(reported))} "
              "(a possible missed count: in the review band, the likeliest class, or cut by "
-             "the border)" if could_be else "", disagreements]
+             "the border)" if could_be else ""]
     needs = [n for n in needs if n]
-    if needs and not note:
-        raise InputError(f"{'; '.join(needs)}: left undecided; confirm, relabel or reject "
-                         "them (adjudicate a disagreement on the first reading's page), or "
-                         "say in the sign-off's note why they are signed as they stand")
+    if (needs or disagreements) and not note:
+        said = [f"{'; '.join(needs)}: left undecided; confirm, relabel or reject them"] \
+            if needs else []
+        said += [f"{disagreements}: adjudicate each on the first reading's page (decide it "
+                 "again)"] if disagreements else []
+        raise InputError(f"{'; '.join(said)}; or say in the sign-off's note why they are "
+                         "signed as they stand")
     return sum(open_), held

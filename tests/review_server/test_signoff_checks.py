@@ -64,3 +64,17 @@ def test_another_call_that_could_be_counted_needs_a_note_a_qc_sample_none():
                           reported) == (2, 0)
     # The quality-control sample of confident calls alone needs no word.
     assert left_undecided(listed, {1, 2, 3, 5}, "", [], reported) == (1, 0)
+
+
+def test_readers_disagreements_are_said_apart_from_what_is_left_undecided():
+    """Events both readers decided and disagree on were called "left undecided" in the
+    refusal; they are named as disagreements to adjudicate."""
+    text = "3 disagreement(s) of the two readers on a counted class not adjudicated (event(s) " \
+        "44, 87, 95)"
+    with pytest.raises(InputError) as refused:
+        left_undecided(candidates(), {1, 2, 3, 4}, "", ["tdev"], disagreements=text)
+    said = str(refused.value)
+    assert said.startswith(f"{text}: adjudicate each on the first reading's page")
+    assert "left undecided" not in said
+    assert left_undecided(candidates(), {1, 2, 3, 4}, "as read", ["tdev"],
+                          disagreements=text) == (0, 0)
