@@ -595,11 +595,15 @@ def test_grid_confirms_a_page_of_100_tiles_in_one_action_in_chromium(crowded, tm
         # Count the requests that record decisions.
         browser.js("window.posts = []; var f0 = window.fetch; window.fetch = function (u, o) {"
                    " if (o && o.method === 'POST') posts.push(u); return f0(u, o); }; 1")
+        # A channel brightened for the event view is brightened on the grid's tiles too.
+        browser.js("var i = document.querySelectorAll('#display-controls input[type=range]')"
+                   "[1]; i.value = 10; i.dispatchEvent(new Event('input')); 1")
         browser.key("g")
         browser.wait_for("document.body.getAttribute('data-grid') === 'on'")
         browser.js("var s = document.getElementById('grid-call'); s.value = 'wbc'; "
                    "s.dispatchEvent(new Event('change')); 1")
         assert browser.js("document.querySelectorAll('#grid-cells .cell').length") == 100
+        assert browser.js("document.querySelectorAll('#grid-cells .cell .gain').length") == 100
         page = json.loads(browser.js("JSON.stringify(grid.page.map(c => c.event_id))"))
         browser.wait_for("Array.from(document.querySelectorAll('#grid-cells img'))"
                          ".slice(0, 4).every(i => i.complete && i.naturalWidth > 0)")
