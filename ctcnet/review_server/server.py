@@ -263,6 +263,9 @@ class ReviewHandler(RequestGate, BaseHTTPRequestHandler):
             return self._error(HTTPStatus.FORBIDDEN, "only loopback host names are served")
         if self._fetched_from_elsewhere():
             return self._error(HTTPStatus.FORBIDDEN, "served to the review's own pages only")
+        if urlsplit(self.path).path == "/favicon.ico":  # (a browser's own ask: no 403 said)
+            self.send_response(HTTPStatus.NO_CONTENT)
+            return self.end_headers()
         if self._to_session_folder():
             return
         in_session = self._session()
