@@ -25,6 +25,13 @@ def query_value(query: str, name: str, keep_blank: bool = False) -> str | None:
     return values[0] if values else None
 
 
+def _without_token(query: str) -> str:
+    """A query without the token: an address sent on to is one a browser keeps in its
+    history."""
+    return urlencode([(k, v) for k, v in parse_qsl(query, keep_blank_values=True)
+                      if k != access.TOKEN_QUERY])
+
+
 class RequestGate:
     """The checks a request passes before it is routed (see the module)."""
 
@@ -91,9 +98,7 @@ class RequestGate:
         url = urlsplit(self.path)
         if not prefix or url.path != prefix:
             return False
-        # (not permanent, nor with a token in it: no browser keeps the address)
-        query = urlencode([(k, v) for k, v in parse_qsl(url.query, keep_blank_values=True)
-                           if k != access.TOKEN_QUERY])
+        query = _without_token(url.query)  # (and not permanent: no browser keeps it)
         self.send_response(HTTPStatus.FOUND)
         self.send_header("Location", prefix + "/" + (f"?{query}" if query else ""))
         self.send_header("Content-Length", "0")
@@ -104,8 +109,7 @@ class RequestGate:
         """The first address (the token in its query) sent on to the same page under the
         session's path, with the cookie kept to that path (:mod:`access`)."""
         url = urlsplit(self.path)
-        query = urlencode([(k, v) for k, v in parse_qsl(url.query, keep_blank_values=True)
-                           if k != access.TOKEN_QUERY])
+        query = _without_token(url.query)
         self.send_response(HTTPStatus.FOUND)
         self.send_header("Location", access.session_prefix(self.app.token) + url.path
                          + (f"?{query}" if query else ""))
