@@ -50,7 +50,9 @@ def main(argv=None) -> int:
         code = ctcnet(["simulate", "crops", str(args.out / half), "--panel", str(panel),
                        "--counts", args.counts, "--samples", str(args.samples),
                        "--seed", str(args.seed + offset), "--export", "tight",
-                       "--image-format", image_format, "--jpeg-quality", "80-95"])
+                       "--image-format", image_format,
+                       # (a quality is a JPEG's alone: asked of the PNG half, it is refused)
+                       *(["--jpeg-quality", "80-95"] if image_format == "jpg" else [])])
         if code:
             return code
         with open(args.out / half / "manifest.csv", newline="") as f:
