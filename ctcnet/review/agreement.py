@@ -46,13 +46,10 @@ def compare_readings(first: pd.DataFrame, second: pd.DataFrame) -> dict:
                 differ["reviewer_second"])]}
 
 
-def _decision_rows(matched, run_id: str, standing: bool = True) -> pd.DataFrame:
+def _decision_rows(matched, run_id: str) -> pd.DataFrame:
     """A reading's decisions on the events of the run ``run_id``, in the order they were
-    written, where ``standing`` of the events it holds a decision on now only (the second
-    reader's call taken back is no call: counted, a decision undone read as the reader's
-    own; the first reader's own call stays that reader's call once the second reader read the
-    event, whatever is taken back later: taking back is not adjudicating), takes-back kept
-    (``undone``: a call before one is not the reader's call from then on):
+    written, takes-back kept (``undone``: a call before one is not the reader's call from
+    then on; :func:`_standing` keeps the events it holds a decision on now):
     event_id, reviewer_call, reviewer, model_call (the call the reviewer saw), when and
     ``undone``. A row a later one replaced attaches to no event in the match (its ``target``
     is -1): a row made on this run names its event by its id; one made on an earlier run
@@ -77,22 +74,28 @@ def _decision_rows(matched, run_id: str, standing: bool = True) -> pd.DataFrame:
     out["time"] = pd.to_datetime(picked["time"], utc=True, errors="coerce", format="ISO8601")\
         .dt.as_unit("ns").to_numpy() if "time" in picked else pd.NaT
     out["undone"] = calls[rows] == UNDECIDED
-    if not standing:
-        return out
-    stands = ~out.drop_duplicates("event_id", keep="last").set_index("event_id")["undone"]
-    return out[out["event_id"].map(stands).to_numpy(bool)]
+    return out
+
+
+def _standing(rows: pd.DataFrame) -> pd.DataFrame:
+    """:func:`_decision_rows` of the events whose last row is a decision, not a take-back:
+    the second reader's call taken back is no call (counted, a decision undone read as the
+    reader's own). The first reader's rows are read whole: that reader's own call stays
+    theirs once the second reader read the event, whatever is taken back later (taking back
+    is not adjudicating)."""
+    stands = ~rows.drop_duplicates("event_id", keep="last").set_index("event_id")["undone"]
+    return rows[rows["event_id"].map(stands).to_numpy(bool)]
 
 
 def _readings(first_matched, second_matched, run_id: str):
     """Both readings' decision rows and, per first-reading row, when the second reader first
     decided its event (NaT: never): what the readers' own calls and the adjudication are
     read from, built once."""
-    first = _decision_rows(first_matched, run_id, standing=False)
-    second = _decision_rows(second_matched, run_id)
+    first, every_second = (_decision_rows(m, run_id) for m in (first_matched, second_matched))
+    second = _standing(every_second)
     seen = pd.to_datetime(first["event_id"].map(second.groupby("event_id")["time"].min()),
                           utc=True)
-    first["disputed"] = _shown_disputed(first, _decision_rows(second_matched, run_id,
-                                                               standing=False))
+    first["disputed"] = _shown_disputed(first, every_second)
     return first, second, seen
 
 

@@ -88,7 +88,7 @@ class Sample(SampleImages):
     DecisionLog`) and written under their file lock; frames and display levels when a tile
     first needs them."""
 
-    summary_written: int | None = None  # summary.json's time as summary_now was made of it
+    summary_written: int | None = None  # summary.json's time, taken before summary_now read it
 
     def __init__(self, name: str, folder: Path, scans: str | Path | None = None,
                  palette: str = DEFAULT_PALETTE):
@@ -411,8 +411,8 @@ class Sample(SampleImages):
                 if not self.is_current():  # another run: the next request reads it
                     self.summary_now = self._summary_now(*counted)
                     return counted
-                on_disk = json.loads((self.folder / "summary.json").read_text())
                 self.summary_written = written_ns(self.folder / "summary.json")
+                on_disk = json.loads((self.folder / "summary.json").read_text())
                 refuse_broken_seals(on_disk)  # (said below, the file left as it lies)
                 summary = RunSummary.from_dict(on_disk)
                 fields = RunSummary.count_fields(self.tally)
