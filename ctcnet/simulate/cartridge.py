@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +33,7 @@ from ctcnet.simulate.cells import SUBTYPE_NEEDS, SUBTYPES, build_events
 from ctcnet.simulate.config import SimConfig, at_panel_ceiling, draw
 from ctcnet.simulate.optics import (
     camera,
+    display_8bit_panel,
     gaussian_blur,
     mix_channels,
     render,
@@ -221,9 +221,8 @@ def simulate_cartridge(out_dir, panel=None, taxonomy=None, num_frames: int = 6,
     # The scanner's own pixel size goes into panel.json, as a real scanner records it, so
     # inference resamples to the model's pixel size.
     scan_panel = panel.with_pixel_size(round(float(draws.pixel_um[0]), 4))
-    if eight_bit:  # a display export's channels span 0-255, and its panel.json says so
-        scan_panel = replace(scan_panel, channels=tuple(
-            replace(c, value_range=(0.0, 255.0)) for c in scan_panel.channels))
+    if eight_bit:
+        scan_panel = display_8bit_panel(scan_panel)
     placed = len(table) / max(num_frames, 1)
     # --events is per frame, not per area: at a fine pixel size a frame is a small field.
     per_mm2 = events_per_mm2(len(table), num_frames, (h, w), float(draws.pixel_um[0]))

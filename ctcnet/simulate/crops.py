@@ -9,7 +9,7 @@ bleed-through, background, illumination and camera noise run on the whole (n, C,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from ctcnet.simulate.cells import SUBTYPE_NEEDS, SUBTYPES, build_events
 from ctcnet.simulate.config import SimConfig, at_panel_ceiling, draw
 from ctcnet.simulate.optics import (
     camera,
+    display_8bit_panel,
     gaussian_blur,
     mix_channels,
     render,
@@ -243,11 +244,8 @@ def write_crop_batch(batch: CropBatch, out_dir: str | Path, panel=None) -> Path:
     if batch.images.shape[1] != panel.num_channels:
         raise InputError(f"the crops have {batch.images.shape[1]} channels, the panel "
                          f"{panel.names} has {panel.num_channels}")
-    if (batch.config or {}).get("output_bits") == 8:
-        # A display export's channels span 0-255 and its panel.json says so, as a
-        # cartridge's does: read as 12-bit counts, its clipped highlights went unsaid.
-        panel = replace(panel, channels=tuple(replace(c, value_range=(0.0, 255.0))
-                                              for c in panel.channels))
+    if (batch.config or {}).get("output_bits") == 8:  # (as a cartridge's panel.json says)
+        panel = display_8bit_panel(panel)
     counts: dict[str, int] = {}
     for label in batch.labels:
         counts[label] = counts.get(label, 0) + 1

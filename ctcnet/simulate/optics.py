@@ -242,3 +242,12 @@ def to_display_8bit(counts: np.ndarray, offset: np.ndarray, display_max: np.ndar
     scaled = (counts - np.asarray(offset, np.float32).reshape(n, 1, 1, 1)) * (
         255.0 / np.asarray(display_max, np.float32).reshape(n, c, 1, 1))
     return np.clip(np.rint(scaled), 0, 255)
+
+
+def display_8bit_panel(panel):
+    """``panel`` of an 8-bit display export (:func:`to_display_8bit`): each channel spans
+    0-255, as its panel.json says (read as 12-bit counts, clipped highlights go unsaid)."""
+    from dataclasses import replace
+
+    return replace(panel, channels=tuple(replace(c, value_range=(0.0, 255.0))
+                                         for c in panel.channels))
