@@ -47,6 +47,13 @@ def name_key(name: str) -> str:
     return unicodedata.normalize("NFC", name).casefold()
 
 
+def same_name(a: str, b: str) -> bool:
+    """Whether two names are one name written in two Unicode forms: macOS (and a copy
+    through it) writes "Pa\u0302tient" where Linux wrote "P\u00e2tient". Case still counts
+    (unlike :func:`name_key`): these are the names a run recorded, compared as written."""
+    return unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b)
+
+
 def name_in_folder(path: str | os.PathLike, root: str | os.PathLike) -> Path:
     """``path`` as named inside the folder ``root`` (itself where it lies outside): compared
     as both are named, then absolute, then resolved (a manifest's paths are resolved, a

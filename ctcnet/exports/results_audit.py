@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
-import unicodedata
 from pathlib import Path
 
 import pandas as pd
 
 from ctcnet.core.file_modes import account_name, owner_and_mode
-from ctcnet.core.paths import absolute
+from ctcnet.core.paths import absolute, same_name
 from ctcnet.errors import InputError
 from ctcnet.exports.sample_review import signoff_now
 from ctcnet.inference.figures_seal import (
@@ -110,10 +109,6 @@ INDEX_KEYS = ("status", "events", "counts", "per_7_5_ml", "after_review",
               "after_review_per_7_5_ml", "signed_off", "model", "software", "cartridge_id")
 
 
-def _nfc(name: str) -> str:
-    return unicodedata.normalize("NFC", name)
-
-
 def _sample_folder(results: Path, name: str) -> Path:
     """``results / name``, or the folder there named with the same letters in another Unicode
     form (a copy through macOS decomposes the accents of ``Pâtient``: the same sample, which
@@ -121,7 +116,7 @@ def _sample_folder(results: Path, name: str) -> Path:
     path = results / name
     if path.exists() or not results.is_dir():
         return path
-    return next((p for p in results.iterdir() if _nfc(p.name) == _nfc(name)), path)
+    return next((p for p in results.iterdir() if same_name(p.name, name)), path)
 
 
 def _why_no_output(entry: dict) -> str:
@@ -284,7 +279,7 @@ def _audit_sample(name: str, folder: Path) -> dict:
     written = data.get("output_folder")
     # (A copy's other parent is fine, and so is the name's other Unicode form: a copy through
     # macOS decomposes its accents, and the review, crops and exports take it as the same.)
-    if isinstance(written, str) and _nfc(written) != _nfc(folder.name):
+    if isinstance(written, str) and not same_name(written, folder.name):
         problems.append(f"its folder is named {folder.name}, predict wrote it as {written} "
                         "(summary.json output_folder): renamed? The review server, crops and "
                         "export-events refuse it so; rename it back")

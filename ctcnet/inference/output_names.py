@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
-import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
-from ctcnet.core.paths import absolute, name_key
+from ctcnet.core.paths import absolute, name_key, same_name
 from ctcnet.core.printable import printable_name
 from ctcnet.errors import FolderHeldError, InputError, OutputFolderError, SampleIdTakenError
 from ctcnet.io.atomic import check_output_path
@@ -20,10 +19,6 @@ from ctcnet.io.cartridge_info import RESERVED_OUT_NAMES, safe_sample_id, unopene
 from ctcnet.io.scan import open_cartridge
 
 log = logging.getLogger("ctcnet.inference.inputs")  # the inputs' checks: one logger for them
-
-
-def _nfc(name: str) -> str:
-    return unicodedata.normalize("NFC", name)
 
 
 def refuse_alike_output(out_dir: Path) -> None:
@@ -44,7 +39,7 @@ def refuse_alike_output(out_dir: Path) -> None:
         # A name that differs in its accents' encoding alone is this sample's own folder as a
         # file system that decomposes names (macOS, a ZFS or SMB share) lists it.
         alike = sorted(p.name for p in out_dir.parent.iterdir()
-                       if _nfc(p.name) != _nfc(out_dir.name)
+                       if not same_name(p.name, out_dir.name)
                        and name_key(p.name) == name_key(out_dir.name) and p.is_dir())
     except OSError:  # --out not there yet, or not listable: its own check says so
         return
@@ -68,7 +63,7 @@ def refuse_another_samples_folder(out_dir: Path, sample_id: str, overwrite: bool
     except (OSError, ValueError):
         return
     other = held.get("sample_id") if isinstance(held, dict) else None
-    if overwrite or not isinstance(other, str) or _nfc(other) == _nfc(sample_id):
+    if overwrite or not isinstance(other, str) or same_name(other, sample_id):
         return
     raise OutputFolderError(f"it holds the output of sample {other!r}, not of {sample_id!r}: "
                             "give each cartridge a folder of its own (a sample's output folder; "

@@ -19,7 +19,6 @@ import getpass
 import hashlib
 import json
 import logging
-import unicodedata
 import zlib
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.core.file_modes import account_name, owner_and_mode
+from ctcnet.core.paths import same_name
 from ctcnet.core.said_once import first_time
 from ctcnet.errors import InputError
 from ctcnet.inference.summary import RunSummary
@@ -94,12 +94,12 @@ def _refuse_another_samples(sample_dir: Path, summary: RunSummary) -> None:
     its review, crops and exports would file one patient's cells under another's name. (In a
     batch's --out each folder is its sample id; a run into a folder of the caller's choosing,
     by the Python API, may be named anything.)"""
-    name = unicodedata.normalize("NFC", sample_dir.resolve().name)
+    name = sample_dir.resolve().name
     # The folder predict wrote it into, where the summary records it (any run, a batch's or
     # the Python API's); else a batch's, whose folder is its sample id.
     recorded = summary.output_folder or (
         summary.sample_id if (sample_dir.parent / "run.json").exists() else None)
-    if recorded and name != unicodedata.normalize("NFC", recorded):
+    if recorded and not same_name(name, recorded):
         raise InputError(f"the folder holds the outputs of sample {summary.sample_id!r}, "
                          f"written into a folder named {recorded!r} (copied or renamed?): "
                          "its cells would be filed under another sample's name; rename it "

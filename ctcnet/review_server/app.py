@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import threading
-import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import NamedTuple
 from urllib.parse import quote, unquote
 
 from ctcnet.core.install_hint import install_command
+from ctcnet.core.paths import same_name
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.exports.event_crops import check_scans_for
 from ctcnet.inference.backends import has_torch, load_backend
@@ -121,8 +121,7 @@ class ReviewApp:
         accents written decomposed (as macOS writes them) is the sample composed."""
         if name not in self.folders:
             self.look_again()  # a night's batch may have finished it since the server began
-            name = next((known for known in self.folders if unicodedata.normalize(
-                "NFC", known) == unicodedata.normalize("NFC", name)), name)
+            name = next((known for known in self.folders if same_name(known, name)), name)
         if name not in self.folders:
             known = sorted(self.folders)
             raise UnknownSample(f"no sample {name!r} in {self.results} (its samples: "
