@@ -212,11 +212,14 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
             chosen = events.set_index("event_id", drop=False).loc[decided["event_id"]]
             chosen_labels = decided["reviewer_call"].tolist()
             reviewers = decided["reviewer"].tolist()
+            # The call each crop's event had when the reviewer decided it, beside its label: a
+            # relabel is told from the file (a rerun of predict that calls the event as the
+            # reviewer did has not made their relabel a confirmation).
+            calls = decided["decided_call"].astype(str).tolist()
         else:
             chosen, chosen_labels = events, events["class"].tolist()
             reviewers = [""] * len(events)
-        # The call each crop's event had, beside its label: a relabel is told from the file.
-        calls = chosen["class"].astype(str).tolist()
+            calls = chosen["class"].astype(str).tolist()
         if not len(chosen):
             log.info("%s: no %s events", name, "reviewed" if reviewed else "")
             continue
@@ -279,11 +282,11 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
 
 
 def decision_kinds(decisions: pd.DataFrame) -> dict[str, int]:
-    """How many of the decisions that count confirmed the call, relabelled it, or rejected
-    it (the crops leave rejected events out)."""
+    """How many of the decisions that count confirmed the call the reviewer saw, relabelled
+    it, or rejected it (the crops leave rejected events out)."""
     calls = decisions["reviewer_call"].astype(str)
     rejected = calls == REJECTED
-    confirmed = ~rejected & (calls == decisions["model_call"].astype(str))
+    confirmed = ~rejected & (calls == decisions["decided_call"].astype(str))
     return {"confirmed": int(confirmed.sum()), "relabelled": int((~rejected & ~confirmed).sum()),
             "rejected": int(rejected.sum())}
 

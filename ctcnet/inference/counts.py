@@ -375,7 +375,7 @@ class ReviewedCounts:
     automatic count has them, so a guard-held call counts once a person confirms it).
     ``decided``: the model's calls of each class a person decided. ``unattached``: rows of
     review.csv that attach to no event of this run (never counted). ``updated``: when the
-    latest decision was made.
+    latest decision was made or taken back (a take-back changes the counts too).
     """
 
     classes: tuple[str, ...]
@@ -426,10 +426,12 @@ class ReviewedCounts:
 
 
 def count_reviewed(events: pd.DataFrame, decisions: pd.DataFrame, model: Counts,
-                   unattached: int = 0) -> ReviewedCounts:
+                   unattached: int = 0, updated: str | None = None) -> ReviewedCounts:
     """The reviewed tally of ``events`` (the run ``model`` was counted on); ``decisions``: one
     per event (``event_id``, ``model_call``, ``reviewer_call``, ``time``: the
-    ``Matched.decisions`` of ``ctcnet.review.decisions``)."""
+    ``Matched.decisions`` of ``ctcnet.review.decisions``). ``updated``: when the decisions
+    last changed (``Matched.latest``, which a take-back moves too); by default the latest of
+    ``decisions``."""
     import pandas as pd
 
     from ctcnet.inference.guard import counted  # pandas, scipy: see count_events
@@ -454,4 +456,4 @@ def count_reviewed(events: pd.DataFrame, decisions: pd.DataFrame, model: Counts,
         decided={c: int((model_calls == c).sum()) for c in classes},
         reviewed=int(len(decisions)), rejected=int((said == REJECTED).sum()),
         unattached=int(unattached), blood_volume_ml=model.blood_volume_ml,
-        updated=str(times.max()) if len(times) else None)
+        updated=updated or (str(times.max()) if len(times) else None))

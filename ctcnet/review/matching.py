@@ -46,7 +46,9 @@ class Matched:
     ``serial``: this match's own number; ``extends``: (the serial of the match it extends,
     the events whose decision the new rows changed), when :func:`extend_match` made it, so
     counts can be brought up to date from those events alone; ``changed``: then, the
-    decisions that count for those events now (none for an event taken back).
+    decisions that count for those events now (none for an event taken back). ``latest``: the
+    time of the latest row that attaches to an event of the run, a take-back included (when the
+    review last changed: an export made before a take-back is out of date too).
 
     A match that :func:`extend_match` made keeps the earlier match's table and decisions and
     the rows appended since apart, and joins them only when ``table`` or ``decisions`` is
@@ -60,8 +62,9 @@ class Matched:
                  unattached: pd.DataFrame, superseded: int, other_cartridge: int = 0,
                  replaced: np.ndarray | None = None, serial: int | None = None,
                  extends: tuple[int, tuple[int, ...]] | None = None,
-                 changed: pd.DataFrame | None = None):
+                 changed: pd.DataFrame | None = None, latest: str | None = None):
         self._parts = [table]
+        self.latest = latest
         self._n_rows = len(table)
         self.target, self.unattached = target, unattached
         self.superseded, self.other_cartridge, self.replaced = \
@@ -242,7 +245,7 @@ def match_decisions(table: pd.DataFrame, run: RunEvents) -> Matched:
     unattached = table[loose].assign(reason=reason[loose])
     return Matched(table, target, decisions, unattached,
                    int(replaced.sum() + attached.sum() - len(rows)), int((aside & loose).sum()),
-                   replaced)
+                   replaced, latest=_later(None, table["time"].astype(str)[attached]))
 
 
 def extend_match(matched: Matched, rows: pd.DataFrame, run: RunEvents) -> Matched:
@@ -279,7 +282,17 @@ def extend_match(matched: Matched, rows: pd.DataFrame, run: RunEvents) -> Matche
         target=target, unattached=unattached, superseded=superseded,
         other_cartridge=matched.other_cartridge,
         replaced=np.append(before | newly, np.zeros(m, bool)),
-        extends=(matched.serial, tuple(events.tolist())), changed=changed)
+        extends=(matched.serial, tuple(events.tolist())), changed=changed,
+        latest=_later(matched.latest, rows["time"].astype(str)))
+
+
+def _later(latest: str | None, times: pd.Series) -> str | None:
+    """The later of ``latest`` and the latest of ``times`` (ISO 8601 UTC, compared as text,
+    as :func:`ctcnet.inference.counts.count_reviewed` compares them)."""
+    times = times[times != ""]
+    if not len(times):
+        return latest
+    return str(times.max()) if latest is None else max(latest, str(times.max()))
 
 
 def _replaced_by_rows(parts: list[pd.DataFrame], rows: pd.DataFrame,

@@ -36,7 +36,8 @@ class ReviewTally:
         self._serial = None
 
     def counts(self, matched: Matched) -> ReviewedCounts:
-        """``count_reviewed(events, matched.decisions, tally, len(matched.unattached))``."""
+        """``count_reviewed(events, matched.decisions, tally, len(matched.unattached),
+        matched.latest)``."""
         with self._lock:
             if matched.serial != self._serial:
                 extends = matched.extends
@@ -45,18 +46,16 @@ class ReviewTally:
                 else:
                     self._rebuild(matched)
                 self._serial = matched.serial
-            return self._result(len(matched.unattached))
+            return self._result(len(matched.unattached), matched.latest)
 
     def _rebuild(self, matched: Matched) -> None:
         d = matched.decisions
         self.decided: dict[int, tuple] = {}
-        self.confirmed, self.by_model, self.times = Counter(), Counter(), Counter()
+        self.confirmed, self.by_model = Counter(), Counter()
         self.after = Counter(v for v in self.automatic.values() if v is not None)
         self.rejected = 0
-        self.latest = None
         for row in zip(d["event_id"].tolist(), d["reviewer_call"].astype(object).tolist(),
-                       d["model_call"].astype(object).tolist(),
-                       d["time"].astype(str).tolist()):
+                       d["model_call"].astype(object).tolist()):
             self._add(*row)
 
     def _update(self, matched: Matched, events) -> None:
@@ -65,38 +64,31 @@ class ReviewTally:
         d = matched.changed if matched.changed is not None else matched.decisions
         wanted = {int(e) for e in events}
         now = {int(e): row for e, *row in zip(
-            d["event_id"].tolist(), d["reviewer_call"].tolist(), d["model_call"].tolist(),
-            d["time"].tolist()) if int(e) in wanted}
+            d["event_id"].tolist(), d["reviewer_call"].tolist(), d["model_call"].tolist())
+            if int(e) in wanted}
         for event in events:
             event = int(event)
             if event in self.decided:
                 self._remove(event)
             if event in now:
-                said, model_call, when = now[event]
-                self._add(event, str(said), str(model_call), str(when))
+                said, model_call = now[event]
+                self._add(event, str(said), str(model_call))
 
-    def _add(self, event: int, said: str, model_call: str, when: str) -> None:
+    def _add(self, event: int, said: str, model_call: str) -> None:
         if event not in self.automatic:  # a decision on no event of the run counts nowhere
             return
-        self.decided[event] = (said, model_call, when)
+        self.decided[event] = (said, model_call)
         self.confirmed[said] += 1
         self.by_model[model_call] += 1
         self.rejected += said == REJECTED
         self._move(self.automatic[event], None if said == REJECTED else said)
-        self.times[when] += 1
-        self.latest = when if self.latest is None else max(self.latest, when)
 
     def _remove(self, event: int) -> None:
-        said, model_call, when = self.decided.pop(event)
+        said, model_call = self.decided.pop(event)
         self.confirmed[said] -= 1
         self.by_model[model_call] -= 1
         self.rejected -= said == REJECTED
         self._move(None if said == REJECTED else said, self.automatic[event])
-        self.times[when] -= 1
-        if not self.times[when]:
-            del self.times[when]
-            if when == self.latest:
-                self.latest = max(self.times) if self.times else None
 
     def _move(self, old: str | None, new: str | None) -> None:
         if old is not None:
@@ -104,7 +96,7 @@ class ReviewTally:
         if new is not None:
             self.after[new] += 1
 
-    def _result(self, unattached: int) -> ReviewedCounts:
+    def _result(self, unattached: int, updated: str | None) -> ReviewedCounts:
         classes, tally = self.tally.classes, self.tally
         return ReviewedCounts(
             classes=classes, reported=tally.reported,
@@ -112,4 +104,4 @@ class ReviewTally:
             after_review={c: self.after[c] for c in classes},
             decided={c: self.by_model[c] for c in classes},
             reviewed=len(self.decided), rejected=int(self.rejected), unattached=int(unattached),
-            blood_volume_ml=tally.blood_volume_ml, updated=self.latest)
+            blood_volume_ml=tally.blood_volume_ml, updated=updated)

@@ -744,6 +744,33 @@ def test_help(capsys):
     assert "usage: ctcnet export-events" in capsys.readouterr().out
 
 
+def test_a_relabel_stays_a_relabel_when_a_rerun_calls_the_cell_as_the_reviewer_did(
+        run, tmp_path):
+    """A reviewer relabelled a debris call ctc; predict run again calls the cell ctc. The
+    reviewed crops counted the decision "confirmed", and gave the crop the new run's call as
+    the one the event had: the relabel could no longer be told from dataset.json."""
+    from ctcnet.exports.event_crops import write_event_dataset
+    from ctcnet.inference.summary import RunSummary
+    from ctcnet.review import decisions as D
+
+    results = copy_run(run, tmp_path / "results")
+    sample = results / SAMPLE
+    events = events_of(results)
+    summary = RunSummary.read(sample)
+    event, now = int(events["event_id"].iloc[0]), str(events["class"].iloc[0])
+    # Decided when this run's events table called the cell debris (as an earlier run did).
+    seen = events.assign(**{"class": events["class"].astype(object)})
+    seen.loc[seen["event_id"] == event, "class"] = "debris" if now != "debris" else "wbc"
+    before = str(seen.loc[seen["event_id"] == event, "class"].iloc[0])
+    D.record_decisions(sample, D.RunEvents.of_sample(sample, seen, summary), {event: now}, "ann")
+    write_event_dataset(results, tmp_path / "crops", reviewed=True)
+    written = json.loads((tmp_path / "crops" / "dataset.json").read_text())
+    [source] = written["sources"]
+    assert source["decisions"] == {"confirmed": 0, "relabelled": 1, "rejected": 0}
+    [crop] = written["crops"]
+    assert (crop["event_id"], crop["label"], crop["model_call"]) == (event, now, before)
+
+
 def test_a_reviewed_samples_exports_carry_the_reviewers_calls(run, tmp_path, monkeypatch):
     """Decisions in review.csv reach the exports: FCS ``reviewer_call`` by the class codes
     (``rejected`` given one, -1 where nothing was decided) and the class and count after

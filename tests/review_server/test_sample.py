@@ -714,8 +714,36 @@ def test_reviewed_counts_kept_up_to_date_are_count_reviewed(tmp_path):
                               "a", decisions=log)
         matched = log.matched(run)
         assert counter.counts(matched) == count_reviewed(events, matched.decisions, tally,
-                                                         len(matched.unattached)), step
+                                                         len(matched.unattached),
+                                                         matched.latest), step
     assert matched.extends is not None  # brought up to date, not counted whole each time
+
+
+def test_a_take_back_moves_when_the_review_last_changed(tmp_path):
+    """An export stamped with the latest decision (FCS CTCNET_REVIEW_UPDATED) is out of date
+    once a later decision is taken back: reviewed.updated moves on, never back."""
+    from datetime import UTC, datetime
+
+    from ctcnet.inference.counts import count_events, count_reviewed
+    from ctcnet.review.tally import ReviewTally
+
+    events, run = tiny_run(classes=["ctc", "ctc", "wbc"])
+    events = events.assign(review=False, confidence=0.9, guard="", edge_cut=False)
+    tally = count_events(events, ["ctc", "wbc"], ["ctc"], 7.5)
+    counter, log = ReviewTally(events, tally), D.DecisionLog(tmp_path)
+    at = [datetime(2026, 12, 6, 10, 49, s, tzinfo=UTC) for s in (37, 39, 46)]
+    D.record_decision(tmp_path, run, 0, "ctc", "a", now=at[0], decisions=log)
+    D.record_decision(tmp_path, run, 1, D.REJECTED, "a", now=at[1], decisions=log)
+    assert counter.counts(log.matched(run)).updated == "2026-12-06T10:49:39+00:00"
+    D.clear_decision(tmp_path, run, 1, "a", now=at[2], decisions=log)
+    matched = log.matched(run)
+    assert matched.extends is not None
+    kept = counter.counts(matched)
+    assert kept.updated == "2026-12-06T10:49:46+00:00"
+    assert kept.after_review["ctc"] == 2
+    whole = D.match_decisions(D.read_decisions(tmp_path), run)  # the file read afresh
+    assert whole.latest == kept.updated
+    assert count_reviewed(events, whole.decisions, tally, updated=whole.latest) == kept
 
 
 
