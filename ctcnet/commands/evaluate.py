@@ -16,6 +16,7 @@ from ctcnet.commands.evaluate_calibration import (
 )
 from ctcnet.commands.evaluate_figures import summary_lines, warnings_of
 from ctcnet.commands.evaluate_spikes import add_expected_arguments
+from ctcnet.commands.report_folders import report_replaced
 from ctcnet.commands.shared_options import (
     add_baseline_arguments,
     add_compensate_argument,
@@ -97,18 +98,22 @@ def _note_chosen(args: argparse.Namespace, name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``ctcnet evaluate``: score a model on a labelled crop dataset or on simulated
-    cartridges and write the report; returns the exit status."""
-
-    # the library: imported when the command runs (see ctcnet.commands)
-    from ctcnet.evaluation.evaluate import evaluate_dataset
-    from ctcnet.report.crop_set_page import write_evaluation_page
-
+    cartridges and write the report (an earlier one in ``--out`` kept until then, with
+    ``--overwrite``); returns the exit status."""
     check_device_name(args.device)
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     check_baseline_arguments(args)
+    with report_replaced(args.out, args.overwrite):  # an earlier report kept until then
+        return _evaluate(args)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    # the library: imported when the command runs (see ctcnet.commands)
+    from ctcnet.evaluation.evaluate import evaluate_dataset
     from ctcnet.inference.inputs import resolve_inputs
     from ctcnet.inference.model_choice import choose_for_inputs
+    from ctcnet.report.crop_set_page import write_evaluation_page
 
     if args.expected:  # a predict output folder scored against the cells spiked
         from ctcnet.commands.evaluate_spikes import run_spike_in

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ctcnet.commands import arg_types
+from ctcnet.commands.report_folders import report_replaced
 from ctcnet.commands.shared_options import (
     add_baseline_arguments,
     add_compensate_argument,
@@ -42,10 +43,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``ctcnet robustness``: score a model on perturbed copies of a crop dataset and write
     the matrix; returns the exit status."""
+    check_baseline_arguments(args)
+    with report_replaced(args.out, args.overwrite):  # an earlier report kept until then
+        return _robustness(args)
+
+
+def _robustness(args: argparse.Namespace) -> int:
     # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.evaluation.matrix import matrix_table, review_lines, robustness_dataset
 
-    check_baseline_arguments(args)
     model = args.model or shipped_model_for_crops(args.data, pixel_size=args.pixel_size)
     matrix = robustness_dataset(args.data, model, args.out,
                                 with_baselines=not args.no_baselines,
