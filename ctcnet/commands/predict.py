@@ -198,7 +198,7 @@ def _run(args, log) -> int:
         from ctcnet.commands.predict_outputs import list_outputs, model_panel
 
         return list_outputs(out, cartridges, datasets, parse_shard(args.shard),
-                            model_panel(args, cartridges, datasets))
+                            model_panel(args, cartridges, datasets), args.pixel_size)
     refuse_out_in_crop_folders(out, datasets)
     model = args.model if args.model is not None else \
         _model_for_inputs(args, inputs, cartridges, datasets)

@@ -19,14 +19,17 @@ def output_names(cartridges, datasets) -> list[str]:
 
 
 def list_outputs(out, cartridges, datasets, shard: tuple[int, int] | None,
-                 panel=None) -> int:
+                 panel=None, pixel_size=None) -> int:
     """``--list-outputs``: each input of this job (``--shard``: its share, by name as the run
     splits them) and its output folder, a line each (tab between), with a third column,
-    ``set aside: why``, for an input the run would refuse (its metadata, its channels against
-    the model's ``panel`` where given, or a sample id another input holds); exit 2 where
-    there is one, as the run would."""
-    from ctcnet.inference.inputs import checked_cartridge
+    ``set aside: why``, for an input the run would refuse (its metadata, a crop folder's crops
+    as listed, its channels against the model's ``panel`` where given, an output name another
+    input holds or a run writes at the top of --out; ``pixel_size``: ``--pixel-size``); exit 2
+    where there is one, as the run would."""
+    from ctcnet.detect.crop_dataset import read_crop_index
+    from ctcnet.inference.inputs import checked_cartridge, stated_pixel_size
     from ctcnet.inference.output_names import output_folder_of
+    from ctcnet.io.cartridge_info import RESERVED_OUT_NAMES
     from ctcnet.io.scan import open_cartridge
 
     pairs = list(zip([*cartridges, *datasets], output_names(cartridges, datasets)))
@@ -36,12 +39,20 @@ def list_outputs(out, cartridges, datasets, shard: tuple[int, int] | None,
     for path, name in pairs:
         why = ""
         if name != output_folder_of(name):  # "S1 (/its/folder)": another input's id
-            why = "its sample id is another input's: their outputs would be one folder"
-        elif path in cartridges:
+            why = ("its sample id" if path in cartridges else "its name") + \
+                " is another input's: their outputs would be one folder"
+        elif name.lower() in RESERVED_OUT_NAMES:  # (a cartridge's id is refused as it opens)
+            why = f"a run writes {name!r} at the top of --out: rename the crop folder"
+        else:
             try:
-                checked = checked_cartridge(open_cartridge(path))  # (a pixel size no scan has)
-                if panel is not None:  # (a 4-channel scan in a night of 5-channel ones)
-                    checked.conform(panel)
+                if path in cartridges:
+                    checked = checked_cartridge(open_cartridge(path))  # (a pixel size no scan
+                    if panel is not None:  # has; a 4-channel scan in a night of 5-channel)
+                        checked.conform(panel)
+                else:  # its crops' channels and the files named, as the run reads them first
+                    index = read_crop_index(path, pixel_size=stated_pixel_size(pixel_size))
+                    if panel is not None:
+                        index.conform(panel)
             except InputError as err:
                 why = str(err).removeprefix(f"{path}: ")
         refused += bool(why)

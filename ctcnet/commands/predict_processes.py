@@ -111,8 +111,8 @@ def available_memory_gib() -> float | None:
 def plan_shares(cartridges: Sequence[Path], datasets: Sequence[Path], processes: int
                 ) -> tuple[list[str], list[list[str]], dict[str, str]]:
     """The inputs' output names (in input order), each process's share of the input paths,
-    balanced by frames, and the cartridges set aside before any process starts: those sharing
-    a sample id (``output_names.set_aside_colliding``; the batch's others run), name: reason. A
+    balanced by frames, and the inputs set aside before any process starts: those sharing an
+    output name (``output_names.set_aside_colliding``; the batch's others run), name: reason. A
     cartridge whose metadata cannot be read weighs one frame and goes by its folder's name
     (its process sets it aside, as one process would)."""
     from ctcnet.core.paths import absolute
@@ -128,9 +128,9 @@ def plan_shares(cartridges: Sequence[Path], datasets: Sequence[Path], processes:
     named = [(name, path) for path, name, _ in jobs]
     names = run_names(named, datasets)
     set_aside: dict[str, str] = {}
-    aside = set_aside_colliding(named, set_aside, {Path(d).name for d in datasets})
+    aside = set_aside_colliding(named, set_aside, datasets)
     jobs = [j for j in jobs if absolute(j[0]) not in aside]
-    jobs += [(str(d), Path(d).name, 1) for d in datasets]
+    jobs += [(str(d), Path(d).name, 1) for d in datasets if absolute(d) not in aside]
     refuse_colliding_outputs([(name, path) for path, name, _ in jobs])
     shares = [[path for path, _, _ in shard(jobs, k, processes, weight=lambda j: j[2])]
               for k in range(processes)]

@@ -355,12 +355,12 @@ def checked_inputs(inputs: Iterable[str | Path], panel: Panel,
     if record is not None:  # before their own checks, as output names are told (run.json)
         aside = set_aside_colliding([(c.sample_id, c.root) for c in opened]
                                     + [(unopened_sample_id(path), path) for path, _ in unread],
-                                    record,
-                                    {Path(d).name for d in datasets},
+                                    record, datasets,
                                     {absolute(path): f"its metadata cannot be read: {err}"
                                      for path, err in unread})
         opened = [c for c in opened if absolute(c.root) not in aside]
         unread = [(path, err) for path, err in unread if absolute(path) not in aside]
+        datasets = [d for d in datasets if absolute(d) not in aside]
     for path, err in unread:
         set_aside_or_raise(err, unopened_sample_id(path), record, path)
     for cartridge in opened:
@@ -370,9 +370,15 @@ def checked_inputs(inputs: Iterable[str | Path], panel: Panel,
             set_aside_or_raise(err, cartridge.sample_id, record, cartridge.root)
     refuse_colliding_outputs([(c.sample_id, str(c.root)) for c in cartridges]
                              + [(Path(d).name, str(d)) for d in datasets])
+    readable = []
     for d in datasets:
-        read_crop_index(d, pixel_size=stated_pixel_size(pixel_size)).conform(panel)
-    return cartridges, datasets
+        try:
+            read_crop_index(d, pixel_size=stated_pixel_size(pixel_size)).conform(panel)
+        except InputError as err:  # (as a cartridge refused on its own: the others run)
+            set_aside_or_raise(err, Path(d).name, record, d)
+            continue
+        readable.append(d)
+    return cartridges, readable
 
 
 def stated_pixel_size(pixel_size: float | str | None) -> float | None:

@@ -120,17 +120,21 @@ def colliding_outputs(named: list[tuple[str, str]]) -> dict[str, list[str]]:
 def refuse_colliding_outputs(named: list[tuple[str, str]]) -> None:
     """Refuse inputs (as (output name, path)) of which two would write one output folder, or
     one a file a run writes at the top of --out (:data:`RESERVED_OUT_NAMES`), naming them."""
-    taken = sorted({name for name, _ in named if name.lower() in RESERVED_OUT_NAMES})
+    taken = sorted((name, path) for name, path in named if name.lower() in RESERVED_OUT_NAMES)
     if taken:
-        raise InputError(f"an input would write its output folder as {taken[0]!r}, a file of "
-                         "that name a run writes at the top of --out: rename the crop folder "
-                         "(or the cartridge's sample id)")
+        raise InputError(_reserved_text(taken[0][0]), taken[0][1])
     clashes = colliding_outputs(named)
     if clashes:
         raise InputError("; ".join(f"{' and '.join(paths)} would all write the output folder "
                                    f"{name!r}" for name, paths in sorted(clashes.items()))
                          + " (cartridges of one sample id, or crop folders of one name): "
                          "rename one, or run them into another --out")
+
+
+def _reserved_text(name: str) -> str:
+    return (f"it would write its output folder as {name!r}, a file or folder of that name a "
+            "run writes at the top of --out: rename the crop folder (or the cartridge's "
+            "sample id)")
 
 
 def colliding_name(sample_id: str, root: str | Path) -> str:
@@ -140,13 +144,13 @@ def colliding_name(sample_id: str, root: str | Path) -> str:
 
 def run_names(named: list[tuple[str, str | Path]], datasets) -> list[str]:
     """Each input's name in run.json, in input order: of cartridges as (output name, folder),
-    their output names, but those sharing one (not a crop folder's) each with its folder
-    (:func:`colliding_name`: the cartridges :func:`set_aside_colliding` sets aside); then the
-    crop folders' names."""
-    left = {name_key(Path(d).name) for d in datasets}
-    shared = {name_key(n) for n in colliding_outputs([(n, absolute(p)) for n, p in named])}
-    return [colliding_name(n, p) if name_key(n) in shared - left else n for n, p in named] + \
-        [Path(d).name for d in datasets]
+    their output names, then the crop folders' names; an input that shares its output name
+    with another (a cartridge's sample id, a crop folder's name) with its folder
+    (:func:`colliding_name`: the inputs :func:`set_aside_colliding` sets aside)."""
+    every = [(n, absolute(p)) for n, p in named] + [(Path(d).name, absolute(d))
+                                                    for d in datasets]
+    shared = {name_key(n) for n in colliding_outputs(every)}
+    return [colliding_name(n, p) if name_key(n) in shared else n for n, p in every]
 
 
 def output_folder_of(name: str) -> str:
@@ -159,35 +163,45 @@ def output_folder_of(name: str) -> str:
     return name
 
 
-def set_aside_colliding(named: list[tuple[str, str | Path]], record: dict,
-                        left: set[str] = frozenset(), notes: dict[str, str] | None = None
-                        ) -> set[str]:
-    """Of cartridges as (sample id, folder), those whose sample id another has too, set aside
-    in ``record`` (each as :func:`colliding_name`, naming the others, and what ``notes`` says
-    of its folder, absolute: its own refusal): which of them the lab meant no run can tell,
-    and the batch's other inputs still run. Returns their folders (absolute). A clash with a
-    name in ``left`` (a crop folder's) is left to :func:`refuse_colliding_outputs`."""
-    own = {absolute(p): n for n, p in named}
-    clashes = colliding_outputs([(n, absolute(p)) for n, p in named])
-    left_keys = {name_key(n) for n in left}
+def set_aside_colliding(named: list[tuple[str, str | Path]], record: dict | None,
+                        datasets=(), notes: dict[str, str] | None = None) -> set[str]:
+    """Of the inputs, cartridges as (sample id, folder) and the crop folders ``datasets``,
+    those that would write one output folder (a sample id another has too, a crop folder's
+    name), set aside in ``record`` (each as :func:`colliding_name`, naming the others, and
+    what ``notes`` says of its folder, absolute: its own refusal): which of them the lab meant
+    no run can tell, and the batch's other inputs still run. A crop folder named as a file a
+    run writes at the top of --out (run.json, samples.csv, logs) is set aside too. Returns
+    their folders (absolute). With no ``record`` the first is refused (raised)."""
+    crops = {absolute(d) for d in datasets}
+    own = {absolute(p): n for n, p in named} | {absolute(d): Path(d).name for d in datasets}
     aside = set()
-    for name, folders in sorted(clashes.items()):
-        if name_key(name) in left_keys:
-            continue
+    for folder in sorted(crops):
+        if own[folder].lower() in RESERVED_OUT_NAMES:
+            set_aside_or_raise(InputError(_reserved_text(own[folder]), Path(folder)),
+                               own[folder], record, folder)
+            aside.add(folder)
+    clashes = colliding_outputs([(n, f) for f, n in own.items() if f not in aside])
+    for _, folders in sorted(clashes.items()):
         for folder in folders:
-            others = [f if own[f] == own[folder] else f"{f} (sample id {own[f]!r})"
+            others = [f if own[f] == own[folder] else f"{f} ({_named(f, own, crops)})"
                       for f in folders if f != folder]
             alike = ("" if all(own[f] == own[folder] for f in folders) else
                      ", on a share that tells no case apart (Windows, macOS)")
             note = (notes or {}).get(folder)
+            fix = ("rename the crop folder" if folder in crops else
+                   "give each its own sample id (cartridge.json)")
             set_aside_or_raise(InputError(
-                f"its sample id {own[folder]!r} is that of {' and '.join(others)} too: their "
-                f"outputs would be one folder{alike}; give each its own sample id "
-                "(cartridge.json), or run them into another --out"
-                + (f"; and {note}" if note else ""), Path(folder)),
+                f"its {_named(folder, own, crops)} is that of {' and '.join(others)} too: "
+                f"their outputs would be one folder{alike}; {fix}, or run them into another "
+                "--out" + (f"; and {note}" if note else ""), Path(folder)),
                 colliding_name(own[folder], folder), record, folder)
             aside.add(folder)
     return aside
+
+
+def _named(folder: str, own: dict[str, str], crops: set[str]) -> str:
+    """What names an input's output folder: a crop folder's name, a cartridge's sample id."""
+    return f"{'name' if folder in crops else 'sample id'} {own[folder]!r}"
 
 
 def set_aside_record(set_aside: dict | None, inputs: int, share_of_several: bool = False

@@ -297,11 +297,14 @@ def test_shares_are_dealt_by_frames_and_colliding_outputs_refused_before_any_pro
     assert sorted(aside) == sorted([names[0], names[3]])
     assert f"is that of {again} too" in aside[names[0]]
     assert sorted(p for share in shares for p in share) == sorted(map(str, folders[1:]))
-    # A crop folder named as a cartridge's sample id is still refused before any work.
+    # A crop folder named as a cartridge's sample id: both set aside, as two cartridges are.
     (tmp_path / "sample_1").mkdir()
     (tmp_path / "sample_1" / "manifest.csv").write_text("path,label\n")
-    with pytest.raises(InputError, match="would all write the output folder 'sample_1'"):
-        plan_shares(folders, [tmp_path / "sample_1"], 2)
+    names, shares, aside = plan_shares(folders, [tmp_path / "sample_1"], 2)
+    assert sorted(aside) == sorted([f"sample_1 ({folders[1]})", f"sample_1 ({tmp_path})"
+                                    .replace(f"({tmp_path})", f"({tmp_path / 'sample_1'})")])
+    assert names[1] == f"sample_1 ({folders[1]})"
+    assert sorted(p for share in shares for p in share) == sorted(map(str, folders[::2]))
 
 
 def _children(pid: int) -> list[int]:

@@ -316,21 +316,45 @@ def test_unlabelled_crops_in_the_folder_itself_are_predicted(with_tiny3, tmp_pat
     assert summary["crops"] == 3
 
 
-def test_inputs_that_would_write_one_output_folder_are_refused_before_any_work(with_tiny3,
-                                                                               tmp_path, rng,
-                                                                               capsys):
-    """Two sites' folders both named "crops" (or a crop folder named as a cartridge's sample
-    id) would write one out/<name>, the second replacing the first with exit 0."""
-    for site in ("siteA", "siteB"):
+def test_inputs_that_would_write_one_output_folder_are_set_aside_and_the_others_run(
+        with_tiny3, tmp_path, rng, capsys):
+    """Two sites' folders both named "crops" would write one out/<name>, the second replacing
+    the first: both are set aside, each naming the other, and the batch's others run (the
+    whole night was refused for them); so is a crop folder named as a file a run writes at
+    the top of --out (logs). Alone, such a folder is refused."""
+    for site in ("siteA", "siteB", "siteC"):
         _rgb_dataset(tmp_path / site / "crops", rng, sizes=((40, 52), (36, 30)),
                      labels=("ctc", "wbc"))
-    args = [str(tmp_path / "siteA" / "crops"), str(tmp_path / "siteB" / "crops"), "--out",
-            str(tmp_path / "p"), "--device", "cpu", "--quiet"]
+    shutil.move(tmp_path / "siteC" / "crops", tmp_path / "siteC" / "logs")
+    _rgb_dataset(tmp_path / "good", rng, sizes=((40, 52), (36, 30)), labels=("ctc", "wbc"))
+    a, b = tmp_path / "siteA" / "crops", tmp_path / "siteB" / "crops"
+    args = [str(a), str(b), str(tmp_path / "siteC" / "logs"), str(tmp_path / "good"),
+            "--out", str(tmp_path / "p"), "--device", "cpu", "--quiet"]
+    # Declared so before the job too (it listed all four as outputs, exit 0).
+    assert main(["predict", *args, "--list-outputs"]) == 2
+    said = dict(line.split("\t", 1) for line in capsys.readouterr().out.splitlines())
+    for site in (a, b):
+        assert said[str(site)].endswith("\tset aside: its name is another input's: their "
+                                        "outputs would be one folder")
+    assert "\tset aside: a run writes 'logs' at the top of --out" in \
+        said[str(tmp_path / "siteC" / "logs")]
+    assert "set aside" not in said[str(tmp_path / "good")]
+    assert not (tmp_path / "p").exists()
     assert main(["predict", *args]) == 2
     err = capsys.readouterr().err
-    assert f"{tmp_path / 'siteA' / 'crops'} and {tmp_path / 'siteB' / 'crops'} would all " \
-        "write the output folder 'crops'" in err
+    assert f"its name 'crops' is that of {b} too" in err
+    assert "would write its output folder as 'logs'" in err
     assert not (tmp_path / "p" / "crops").exists()
+    assert (tmp_path / "p" / "good" / "summary.json").is_file()
+    index = json.loads((tmp_path / "p" / "run.json").read_text())
+    aside = {e["name"]: e for e in index["outputs"] if "set_aside" in e}
+    assert sorted(aside) == sorted([f"crops ({a})", f"crops ({b})", "logs"])
+    assert aside["logs"]["input"] == str(tmp_path / "siteC" / "logs")
+    assert [e["name"] for e in index["outputs"] if "set_aside" not in e] == ["good"]
+    assert len(index["outputs"]) == 4  # each input once: none listed missing beside
+    assert main(["predict", str(tmp_path / "siteC" / "logs"), "--out", str(tmp_path / "q"),
+                 "--device", "cpu", "--quiet"]) == 2
+    assert "would write its output folder as 'logs'" in capsys.readouterr().err
 
 
 def test_a_crop_set_output_folder_has_one_writer(with_tiny3, tmp_path, rng):
