@@ -36,7 +36,12 @@ from ctcnet.errors import InputError, check_device_name, stop_within
 from ctcnet.inference.backend_registry import list_backends
 from ctcnet.inference.distributed import distributed_context, env_info
 from ctcnet.inference.distributed import shard as split
-from ctcnet.inference.run_index import mark_run_started, note_set_aside, write_run_index
+from ctcnet.inference.run_index import (
+    mark_run_started,
+    note_set_aside,
+    refusals_that_stand,
+    write_run_index,
+)
 from ctcnet.io.input_lists import expand_list_files
 
 HELP = "Detect and classify every event of whole cartridges (or a crop dataset)."
@@ -267,6 +272,10 @@ def _run(args, log) -> int:
         lines = retallied(lines, summaries, out, failed_reports, len(set_aside),
                           len(standing), tally)
         set_aside = standing
+    elif child:  # the parent's index says each; one another run holds is no refusal of this
+        # run's to report (exit 2) where the run has several inputs: that run finishes it
+        set_aside = {name: reason for name, reason in set_aside.items()
+                     if getattr(reason, "kind", None) != "held"}
     return run_outcome(summaries, lines, set_aside, args.quiet, failed_reports, log)
 
 
@@ -454,6 +463,8 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
 
     # Each input's outcome, then those refused (before any process or by one; stopped: none).
     aside = {} if status in STOPPED else say_outcome(index, out, say)
+    # (as one process says them: one another run holds, or finished since, is a note)
+    aside = refusals_that_stand(index, aside, several=len(names) > 1)
     for name, reason in {**aside, **set_aside}.items():
         say_error(f"{name} was set aside: {reason}", log)
     return 2 if set_aside and status == 0 else status

@@ -310,6 +310,29 @@ def test_a_sample_another_run_is_writing_is_that_runs_and_pages_nobody(
     assert status == 0 and outputs(out)["S_a"]["status"] == "ok"
 
 
+def test_a_sample_another_run_is_writing_pages_nobody_under_processes_either(
+        cart_and_model, tmp_path, capsys):
+    """A --processes run beside another run of the batch (a nightly cron beside a rerun by
+    hand): each process's held sample made it exit 2, which the run passed on, every sample
+    ok; and the run said the held one as an error."""
+    from ctcnet.io.atomic import exclusive_folder
+
+    scans, out = batch(cart_and_model, tmp_path)
+    share = tmp_path / "share.json"
+    share.write_text(json.dumps([str(scans / "a"), str(scans / "b")]))
+    with exclusive_folder(out / "S_a", "predict"):  # the other run, at work on S_a
+        # one process of a --processes run, as its parent starts it
+        status, err = run_cli(capsys, "predict", "--processes", "1", "--quiet",
+                              "--process-inputs", share, "--out", out, "--no-report",
+                              "--prior", "balanced", *options(cart_and_model), scans)
+        assert status == 0, err
+        status, err = run_cli(capsys, "predict", scans, "--out", out, "--processes", "2",
+                              "--no-report", "--prior", "balanced", *options(cart_and_model))
+    assert status == 0 and not [line for line in err if "ERROR" in line or "error:" in line]
+    run = outputs(out)
+    assert run["S_a"]["set_aside_kind"] == "held" and run["S_b"]["status"] == "ok"
+
+
 def test_a_full_disk_at_the_last_index_leaves_no_running_run_json(cart_and_model, tmp_path,
                                                                   capsys, monkeypatch):
     import ctcnet.commands.predict_index as C
