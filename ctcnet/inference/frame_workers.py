@@ -168,14 +168,16 @@ def _finish_shared(job: Finishing, packed: shared_pickle.Packed, proba: np.ndarr
 @contextlib.contextmanager
 def _said_if_broken(workers: int):
     """A frame process that died (the pool broken) said in one line, the pool let go: the
-    next cartridge starts another."""
+    next cartridge starts another. Said as the machine's state (a MemoryError: the command
+    line's exit 4, a run stopped to be resumed, not a bug's traceback): the system's
+    out-of-memory killer is what ends a frame process on a night's server."""
     try:
         yield
     except BrokenProcessPool as err:
         _drop_pool(workers)
-        raise RuntimeError("a frame process ended before its frame was done (out of memory? "
-                           "killed?); the frames done are journaled: rerunning resumes"
-                           ) from err
+        raise MemoryError("a frame process ended before its frame was done: killed, by the "
+                          "system for want of memory or by hand; the frames done are "
+                          "journaled") from err
 
 
 def _in_processes(frames: list[FrameRef], job: FrameJob, workers: int, ahead: int

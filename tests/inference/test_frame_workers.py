@@ -81,7 +81,7 @@ def test_a_frame_process_that_dies_is_said_plainly_and_the_next_run_starts_anew(
     dying = DyingCartridge(**{f.name: getattr(cartridge, f.name)
                               for f in dataclasses.fields(Cartridge)})
     spec = clean_run["backend"].spec
-    with pytest.raises(RuntimeError, match="a frame process ended before its frame was done"):
+    with pytest.raises(MemoryError, match="a frame process ended before its frame was done"):
         list(frame_workers.prepared_frames(dying.frames, dying, spec,
                                            frame_workers.DetectConfig(), None, None, 2, 2,
                                            "processes"))
