@@ -30,6 +30,7 @@ from ctcnet.inference.figures_seal import (
     table_as_recorded,
 )
 from ctcnet.inference.rerun_outputs import unreadable_review
+from ctcnet.inference.result_state import result_state
 from ctcnet.inference.summary import RunSummary
 from ctcnet.review.decision_journal import read_decisions
 from ctcnet.review.decisions import REVIEW_FILE, SECOND_FILE, find_samples
@@ -105,8 +106,15 @@ def _inputs_not_begun(results: Path, index: dict) -> list[str]:
 
 # What a laboratory system reads of each sample in run.json and samples.csv: held to the
 # sample's summary.json, which the seals check (an edit of the indices alone passed as intact).
+# Each is compared where the entry lacks it too (its absence is a change); every other key both
+# hold is compared as well (a key one lacks: written by another ctcnet version).
 INDEX_KEYS = ("status", "events", "counts", "per_7_5_ml", "after_review",
-              "after_review_per_7_5_ml", "signed_off", "model", "software", "cartridge_id")
+              "after_review_per_7_5_ml", "signed_off", "model", "software", "cartridge_id",
+              "result_state", "signed_off_by", "signed_off_at", "blood_volume_read_ml")
+# samples.csv's cells of a sign-off, empty where the summary has none that holds: a row
+# reading "signed off, by Dr X" of a sample nobody reviewed passed as intact.
+SIGNOFF_CELLS = ("signed_off", "signed_off_by", "signed_off_at", "signoff_status", "decided",
+                 "left_undecided", "held_undecided")
 
 
 def _sample_folder(results: Path, name: str) -> Path:
@@ -160,7 +168,8 @@ def _index_not_as_summaries(results: Path, index: dict) -> list[str]:
         if not isinstance(summary, dict):
             continue  # (likewise)
         expected[name] = {**output_entry(name, summary, path), **review_entry(summary)}
-        moved = [k for k in INDEX_KEYS if entry.get(k) != expected[name].get(k)]
+        moved = [k for k in dict.fromkeys([*INDEX_KEYS, *(set(entry) & set(expected[name]))])
+                 if entry.get(k) != expected[name].get(k)]
         if moved:
             problems.append(f"run.json's entry of {name} is not its summary.json's in "
                             f"{', '.join(moved)} (the index edited?)")
@@ -183,9 +192,11 @@ def _index_not_as_summaries(results: Path, index: dict) -> list[str]:
         return problems + [f"{SAMPLES_FILE} cannot be read: {err}"]
     for row in rows:
         want = sample_row(expected[row["name"]]) if row.get("name") in expected else None
-        moved = [k for k, v in (want or {}).items() if k in row and not k.startswith("signoff")
-                 and (k.startswith(("count_", "per_7_5_ml", "after_review", "held_"))
-                      or k in ("status", "events")) and not _same_cell(row[k], v)]
+        if want is None:
+            continue
+        # (a sign-off's note is free text, written escaped against a spreadsheet's formulas)
+        moved = [k for k in dict.fromkeys([*want, *SIGNOFF_CELLS]) if k in row
+                 and k != "signoff_note" and not _same_cell(row[k], want.get(k))]
         if moved:
             problems.append(f"{SAMPLES_FILE}'s row of {row['name']} is not its summary.json's "
                             f"in {', '.join(moved[:5])} (the table edited?)")
@@ -263,9 +274,19 @@ def _audit_sample(name: str, folder: Path) -> dict:
     for table, key in TABLE_DIGESTS.items():
         if table_as_recorded(folder, data, table) is not False:
             continue  # as recorded, or written before it was recorded
-        problems.append(f"{table} is not the table predict wrote (changed since: its SHA-256 "
-                        f"is not summary.json's {key})" if (folder / table).is_file() else
-                        f"{table} is missing (summary.json records its SHA-256)")
+        path = folder / table
+        problems.append(
+            f"{table} is missing (summary.json records its SHA-256)" if not path.is_file() else
+            f"{table} is {owner_and_mode(path)}, which this account ({account_name()}) cannot "
+            "read: not checked" if not _readable(path) else
+            f"{table} is not the table predict wrote (changed since: its SHA-256 is not "
+            f"summary.json's {key})")
+    state = data.get("result_state")
+    if isinstance(state, dict) and state.get("state") != result_state(data)["state"]:
+        # (not sealed with the figures: the review's sign-off decides it after predict)
+        problems.append(f"summary.json's result_state says {state.get('state')!r}, its "
+                        f"figures and sign-off make it {result_state(data)['state']!r} "
+                        "(edited?)")
     problems += [] if unreadable else _journals_not_as_sealed(folder)
     kept = sorted(p.name for p in (folder / "previous").glob("*-not-as-written*"))
     if kept:  # as ctcnet wrote it now, but a copy found edited was written over (kept)
@@ -295,6 +316,14 @@ def _audit_sample(name: str, folder: Path) -> dict:
         problems += _review_counts_behind(folder, *read)
     return {"sample": name, "folder": str(folder), "signoff": status, "problems": problems,
             "notes": notes}
+
+
+def _readable(path: Path) -> bool:
+    try:
+        with open(path, "rb"):
+            return True
+    except OSError:
+        return False
 
 
 def _journals_not_as_sealed(folder: Path) -> list[str]:

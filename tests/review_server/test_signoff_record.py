@@ -735,6 +735,56 @@ def test_verify_results_fails_a_folder_whose_run_did_not_finish(folder, tmp_path
     assert json.loads(capsys.readouterr().out)["run"] == [
         "run.json's entry of P001 is not its summary.json's in model, software (the index "
         "edited?)"]
+    # A forged sign-off and blood volume in the indices (what a laboratory system reads)
+    # passed: only the counts, rates and status of samples.csv were compared.
+    from ctcnet.inference.run_table import samples_csv
+
+    entry = {**output_entry("P001", summary, results / "P001" / "summary.json"),
+             **review_entry(summary)}
+    forged = {**entry, "blood_volume_read_ml": entry["blood_volume_read_ml"] / 2}
+    (results / "run.json").write_text(json.dumps({"format_version": 1, "state": "finished",
+                                                  "outputs": [forged]}))
+    (results / "samples.csv").write_text(samples_csv([{
+        **entry, "signed_off": not entry.get("signed_off"), "signed_off_by": "Dr X"}]))
+    assert main(["verify", "--results", str(results), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["run"] == [
+        "run.json's entry of P001 is not its summary.json's in blood_volume_read_ml (the "
+        "index edited?)", "samples.csv's row of P001 is not its summary.json's in "
+        "signed_off, signed_off_by (the table edited?)"]
+    (results / "run.json").write_text(json.dumps({"format_version": 1, "state": "finished",
+                                                  "outputs": [entry]}))
+    (results / "samples.csv").write_text(samples_csv([entry]))
+    assert main(["verify", "--results", str(results)]) == 0
+    capsys.readouterr()
+    # ...and summary.json's own state, which no seal covers.
+    path = results / "P001" / "summary.json"
+    path.write_text(json.dumps({**summary, "result_state": {"state": "signed off",
+                                                            "text": "SIGNED OFF"}}))
+    assert main(["verify", "--results", str(results)]) == 1
+    assert "P001: summary.json's result_state says 'signed off', its figures and sign-off " \
+        f"make it {summary['result_state']['state']!r} (edited?)" in capsys.readouterr().out
+
+
+def test_an_events_table_this_account_cannot_read_is_said_so_not_read_as_edited(
+        folder, capsys, monkeypatch):
+    """chmod 000 on events.csv read "not the table predict wrote (changed since)": a
+    permission, recorded by an auditor as tampering."""
+    import builtins
+
+    from ctcnet.cli import main
+
+    real = builtins.open
+
+    def denied(path, *args, **kwargs):  # (as root no mode keeps a file from being read)
+        if str(path).endswith("events.csv"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", denied)
+    assert main(["verify", "--results", str(folder)]) == 1
+    said = capsys.readouterr().out
+    assert "events.csv is " in said and "cannot read: not checked" in said
+    assert "not the table predict wrote" not in said
 
 
 def test_a_look_at_a_sample_leaves_its_files_as_they_lie(folder):
