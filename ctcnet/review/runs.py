@@ -78,6 +78,11 @@ def load_sample(sample_dir: str | Path) -> tuple[pd.DataFrame, RunSummary]:
     return events, summary
 
 
+# Where a crop folder's calls are read, for a command that reads a cartridge's events.
+CROP_SET_CALLS = ("shown with the crops in {page} (the table: predictions.csv): the review "
+                  "page, `ctcnet crops` and `export-events` read cartridges' events")
+
+
 def check_sample_folder(sample_dir: str | Path) -> None:
     """What :func:`load_sample` refuses of a sample folder without reading its events table:
     no summary, one that does not read, or another sample's outputs (copied or renamed)."""
@@ -131,6 +136,10 @@ def find_samples(results: str | Path) -> dict[str, Path]:
                          f"{results.parent})", results)
     if not results.is_dir():
         raise InputError("results folder not found", results)
+    if (results / "summary.json").is_file() and _holds(results, "predictions.parquet") \
+            and not _holds(results, "events.parquet"):
+        raise InputError("a crop folder's output: its calls are " +
+                         CROP_SET_CALLS.format(page="its index.html"), results)
     if (results / "summary.json").is_file():
         return {results.resolve().name: results}
     if (results / "parts").is_dir() or (results / "events.parquet").is_file():
@@ -159,9 +168,8 @@ def find_samples(results: str | Path) -> dict[str, Path]:
     samples = {name: p for name, p in samples.items() if name not in linked}
     crop_sets = [p.name for p in sorted(results.iterdir()) if _holds(p, "predictions.parquet")]
     said = (f"; {len(crop_sets)} crop folder output(s) ({', '.join(crop_sets[:3])}"
-            f"{', ...' if len(crop_sets) > 3 else ''}) hold a crop set's calls, shown with their "
-            "crops in each one's index.html (the table: predictions.csv): the review page, "
-            "`ctcnet crops` and `export-events` read cartridges' events" if crop_sets else "")
+            f"{', ...' if len(crop_sets) > 3 else ''}) hold a crop set's calls, "
+            + CROP_SET_CALLS.format(page="each one's index.html") if crop_sets else "")
     if not samples:
         state = _index_state(results)
         # The samples a run began (their journal there) and did not finish, by name.

@@ -19,6 +19,12 @@ def test_a_results_folder_names_the_crop_set_outputs_it_leaves_out(tmp_path, cap
     with caplog.at_level("WARNING"):
         assert list(find_samples(tmp_path)) == ["P001"]
     assert "crops1" in caplog.text and "index.html" in caplog.text  # where its calls are shown
+    # The crop folder's output given itself (as `review RESULTS/<sample>` takes a sample's):
+    # said so, not "dictionary update sequence element #0 has length 1".
+    (tmp_path / "crops1" / "summary.json").write_text('{"dataset": "crops1", "crops": 2}')
+    with pytest.raises(InputError, match=r"a crop folder's output: its calls are shown with "
+                       r"the crops in its index\.html"):
+        find_samples(tmp_path / "crops1")
 
 
 def test_a_folder_a_run_is_still_writing_says_so_not_that_it_holds_no_outputs(tmp_path):
