@@ -30,10 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ctcnet.core.log_capture import keep_unsaid
 from ctcnet.core.paths import shown_in
-from ctcnet.core.said_once import first_time
-from ctcnet.detect.crop_checks import CropNotes, named_in_utf8
+from ctcnet.detect.crop_checks import CropNotes
+from ctcnet.detect.crop_files import crop_files, refuse_links_out, say_not_read, say_unlisted
 from ctcnet.detect.crop_labels import as_class_names, unknown_labels_error
 from ctcnet.detect.crop_writing import (  # noqa: F401 (the layout's writers, read from here too)
     MANIFEST_COLUMNS,
@@ -61,7 +60,6 @@ from ctcnet.detect.pixel_size import (
 from ctcnet.errors import InputError, folder_not_found
 from ctcnet.io.annotations import without_marks
 from ctcnet.io.images import (
-    IMAGE_SUFFIXES,
     check_channel_names,
     is_rgb_composite,
     read_image,
@@ -73,15 +71,6 @@ from ctcnet.io.sources.base import refuse_other_ome_pixel_size
 from ctcnet.io.taxonomy import Taxonomy, default_taxonomy
 
 log = logging.getLogger(__name__)
-
-
-def _say_once(text: str) -> None:
-    """A warning of a folder said once a process (a run reads it more than once), and kept in
-    the record of each piece of work that reads it after (:func:`keep_unsaid`)."""
-    if first_time(__name__, text):
-        log.warning("%s", text)
-    else:
-        keep_unsaid(text)
 
 
 @dataclass
@@ -168,47 +157,6 @@ class CropIndex:
                        patient_ids=self.patient_ids and [self.patient_ids[i] for i in keep])
 
 
-def _say_unlisted(root: Path, listed: list[Path]) -> None:
-    """Warn of crops under ``root`` that its manifest.csv does not list: the manifest is the
-    dataset, so a class folder added beside it (more CTCs, a class the model lacks) is not
-    read, and a count that leaves it out must not pass for the folder's."""
-    known, base = set(listed), root.resolve()  # (the manifest's paths are resolved already)
-    unlisted = [f for f in _crop_files(root, recursive=True)
-                if base / f.relative_to(root) not in known]
-    # (a run reads the index more than once)
-    if unlisted and first_time(__name__, "unlisted", str(root), len(unlisted)):
-        shown = ", ".join(str(f.relative_to(root)) for f in unlisted[:3])
-        log.warning("%s: %d image file(s) there are not in its manifest.csv and are not read "
-                    "(e.g. %s): the manifest lists the dataset; add them to it, or remove "
-                    "it to read the class folders", root, len(unlisted), shown)
-
-
-def _crop_files(folder: Path, recursive: bool, refuse_links: bool = False) -> list[Path]:
-    """The image files in ``folder`` (and, ``recursive``, its subfolders'), sorted, hidden ones
-    left out (macOS writes a "._name.tif" resource fork beside each file on foreign disks)."""
-    found = list(folder.rglob("*") if recursive else folder.iterdir())
-    # A subfolder that is a link is not walked into: its crops were left out without a word.
-    linked = [f for f in found if f.is_symlink() and f.is_dir()]
-    if linked and refuse_links and recursive:  # (a linked class folder: its crops, below)
-        raise InputError(f"{linked[0].relative_to(folder.parent)} is a link to a folder "
-                         f"({linked[0].resolve()}): its crops are not read; copy them into "
-                         "the dataset folder", folder.parent)
-    kept = sorted(f for f in found if f.suffix.lower() in IMAGE_SUFFIXES and not f.is_dir()
-                  and not any(part.startswith(".") for part in f.relative_to(folder).parts))
-    return named_in_utf8(kept, folder)
-
-
-def _refuse_links_out(root: Path, files: list[Path]) -> None:
-    """Refuse crops that are links (or lie in a class folder that is one) to a file outside
-    the dataset folder, as a manifest's path outside it is: a class folder linked elsewhere
-    was read without a word, and a crop linked to a system file was opened."""
-    inside = root.resolve()
-    for f in files:
-        if not f.resolve().is_relative_to(inside):
-            raise InputError(f"{f.relative_to(root)} points outside the dataset folder (a "
-                             f"link to {f.resolve()}): copy the crops into it", root)
-
-
 # (PIXEL_SIZE_AUTO, PIXEL_SIZE_FIT: the option's words, from detect.pixel_size.)
 PLACEHOLDER_PIXEL_UM = 0.64  # replaced by the given or estimated pixel size, never used
 # The label of crops that lie in the dataset folder itself, not in a class folder.
@@ -265,7 +213,7 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
     manifest = root / "manifest.csv"
     if manifest.exists():
         paths, labels, samples, splits, patients = read_manifest(manifest)
-        _say_unlisted(root, paths)  # (which refuses a file name not in UTF-8 first)
+        say_unlisted(root, paths)  # (which refuses a file name not in UTF-8 first)
         refuse_files_not_there(paths, manifest)
     else:
         paths, labels, samples, splits, patients = [], [], [], [], None
@@ -276,8 +224,8 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
             # A class folder's subfolders hold its crops too, each subfolder one sample
             # (``ctc/P017/cell_12.tif``: a patient's crops); the dataset folder's own
             # subfolders are the class folders.
-            files = _crop_files(folder, recursive=label != UNLABELLED, refuse_links=True)
-            _refuse_links_out(root, files)
+            files = crop_files(folder, recursive=label != UNLABELLED, refuse_links=True)
+            refuse_links_out(root, files)
             paths += files
             labels += [label] * len(files)
             samples += [sample_id_from_name(f) if f.parent == folder else
@@ -286,11 +234,7 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
         nested = nested_scan(root, paths, labels, (taxonomy or default_taxonomy()).names)
         if nested is not None:
             raise nested
-        tables = sorted(p.name for p in root.glob("*.csv"))
-        if taxonomy is None and tables and set(labels) == {UNLABELLED}:  # (read unsaid)
-            _say_once(f"{root}: {', '.join(tables)} beside the crops is not read: labels come "
-                      "from class folders or manifest.csv (columns path,label[,sample_id]"
-                      "[,split]); the crops are read unlabelled, so no accuracy is given")
+        say_not_read(root, taxonomy is None and UNLABELLED in labels)
     _some_crops(root, paths, panel.pixel_size_um if given is None and pixel_size is None
                 else None)
     if panel.composite is None and panel.num_channels == 3:

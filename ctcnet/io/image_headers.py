@@ -14,6 +14,10 @@ import threading
 from pathlib import Path
 
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg")  # read with Pillow; everything else is TIFF
+# Images ctcnet does not read (other raster formats, microscopes' own files): a crop folder's
+# files of these are named as unread, not passed over as a note or a sidecar is.
+UNREAD_IMAGE_SUFFIXES = (".bmp", ".gif", ".webp", ".jp2", ".j2k", ".heic", ".heif", ".czi",
+                         ".nd2", ".lif", ".svs", ".vsi", ".ims", ".lsm", ".dcm")
 ORIENTATION = 0x0112  # the EXIF tag
 MAX_PLANE_PIXELS = 2**26  # 8192 x 8192
 # The most channels an image stored channels last ((H, W, C), as image software and tifffile

@@ -365,6 +365,22 @@ def test_crops_beside_a_manifest_that_does_not_list_them_are_said(crops, caplog)
     assert "not in its manifest.csv" not in caplog.text
 
 
+def test_images_of_a_format_not_read_and_a_table_beside_loose_crops_are_said(crops, caplog):
+    """A .bmp or .webp among the crops was dropped without a word (the count fell); a lab's
+    labels.csv beside crops in the folder itself went unsaid where class folders were there."""
+    (crops / "manifest.csv").unlink()
+    (crops / "ctc" / "odd.bmp").write_bytes(b"BM")
+    (crops / "ctc" / "odd.webp").write_bytes(b"RIFF")
+    shutil.copy(next(crops.glob("wbc/*.tif")), crops / "loose.tif")
+    (crops / "labels.csv").write_text("file,label\nloose.tif,wbc\n")
+    with caplog.at_level("WARNING"):
+        index = read_crop_index(crops)
+    assert sorted(set(index.labels)) == ["ctc", "debris", "unlabelled", "wbc"]
+    assert "2 image(s) of a format ctcnet does not read are not read (e.g. ctc/odd." \
+        in caplog.text
+    assert "labels.csv beside the crops is not read" in caplog.text
+
+
 def test_a_crop_of_one_channel_per_file_is_told_a_crop_holds_every_channel(tmp_path):
     """One PNG a channel is how a cartridge's frames may come, not a crop: the refusal says a
     crop is one file of every channel instead of only counting channels."""
