@@ -433,6 +433,37 @@ def test_evaluate_names_the_classes_its_labels_lack(tmp_path, toy, capsys, caplo
     report = json.loads((tmp_path / "e2" / "report.json").read_text())
     assert report["cnn"]["absent_classes"] == [] and "warnings" not in report
     assert "note:" not in capsys.readouterr().out
+    # Crops the manifest does not list, left out of the figures: the validation record says
+    # so, as the console did (report.json named the whole folder, scored on fewer crops).
+    import shutil
+
+    (tmp_path / "all" / "more").mkdir()
+    shutil.copy(next((tmp_path / "all").glob("ctc/*.tif")), tmp_path / "all" / "more" / "x.tif")
+    assert main(["evaluate", str(tmp_path / "all"), "--out", str(tmp_path / "e3"), *args]) == 0
+    report = json.loads((tmp_path / "e3" / "report.json").read_text())
+    assert [w for w in report["warnings"] if "not in its manifest.csv" in w] == [
+        f"{tmp_path / 'all'}: 1 image file(s) there are not in its manifest.csv and are not "
+        "read (e.g. more/x.tif): the manifest lists the dataset; add them to it, or remove it "
+        "to read the class folders"]
+    assert "not in its manifest.csv" in (tmp_path / "e3" / "index.html").read_text()
+
+
+def test_options_a_crop_set_would_not_read_are_refused(tmp_path, capsys, tiny_model_file):
+    """--save-model without --calibrate-on wrote no model and said nothing (a user who forgot
+    --calibrate-on believed a calibrated model saved); --cutoffs was ignored alike."""
+    x, y = toy_crops(2, seed=3)
+    write_crop_dataset(tmp_path / "data", x.astype(np.uint16), [CLASSES[k] for k in y],
+                       default_panel())
+    tiny_model_file(tmp_path / "m.pt", crop_size=SIZE)
+    args = ["evaluate", str(tmp_path / "data"), "--model", str(tmp_path / "m.pt"), "--out",
+            str(tmp_path / "ev"), "--no-baselines", "--device", "cpu"]
+    assert main([*args, "--save-model", str(tmp_path / "c.pt")]) == 2
+    assert "--save-model (where --calibrate-on writes its model); drop it" in \
+        capsys.readouterr().err
+    assert main([*args, "--cutoffs", "5", "--review-precision", "0.9"]) == 2
+    err = capsys.readouterr().err
+    assert "--cutoffs (cartridges' and a comparison's); --review-precision" in err
+    assert not (tmp_path / "ev" / "report.json").exists() and not (tmp_path / "c.pt").exists()
 
 
 def test_calibrating_on_the_evaluated_crops_is_said_to_be_optimistic(tmp_path, capsys, caplog,
