@@ -239,7 +239,12 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int,
         # its lymphocytes beside CD45 (10 alone against 1 of 43 read: "swapped?").
         peaks = np.asarray(peaks)
         own = lit & (peaks > BLEED_SHARE * np.maximum(peaks[:, [dna]], 0))
-        nucleated = lit[:, dna]
+        # Leukocytes alone: an event whose CK outshines both leukocyte markers is a CTC, whose
+        # CD66b a leak or a sticky antibody lights (a folder of CTC candidates read
+        # "swapped?"); a leukocyte's faint CK stays under its CD45.
+        ck = _role(roles, "epithelial")
+        nucleated = lit[:, dna] & (True if ck is None else ~(
+            lit[:, ck] & (peaks[:, ck] > peaks[:, [leukocyte, neutrophil]].max(axis=1))))
         signs["neutrophil_alone"] = int((nucleated & own[:, neutrophil] & ~own[:, leukocyte])
                                         .sum())
         signs["leukocyte_alone"] = int((nucleated & own[:, leukocyte] & ~own[:, neutrophil])

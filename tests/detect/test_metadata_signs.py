@@ -59,6 +59,27 @@ def every_event_read(monkeypatch):
     monkeypatch.setattr(metadata_signs, "CHECK_SHARE", 1.0)
 
 
+def test_ctcs_whose_cd66b_a_leak_lights_are_no_sign_of_swapped_leukocyte_markers(
+        leukocytes, every_event_read):
+    """A folder of CTC candidates (CK bright, no CD45, CD66b lit faintly by a leak or a sticky
+    antibody) read "12 nucleated crops are lit in CD66b without CD45 ... swapped?", and a lab
+    that "fixed" panel.json would have broken every call."""
+    rng = np.random.default_rng(1)
+    ctcs = []
+    for _ in range(40):
+        planes = np.zeros((5, SIDE, SIDE))
+        planes[0] = _disc(4.0, 900.0)
+        planes[1] = _disc(7.0, 1500.0)
+        planes[4] = _disc(7.0, 250.0)  # CD66b: a sixth of CK's
+        ctcs.append(planes + 100.0 + rng.normal(0, 4.0, planes.shape))
+    panel = load_panel(None)
+    signs = frame_signs(np.concatenate([np.stack(ctcs), leukocytes[:3]]).astype(np.float32),
+                        panel, PX, 1)
+    assert signs["lit"][4] >= 40  # the CTCs light CD66b...
+    assert signs["neutrophil_alone"] == 0  # ...and are not read as lone neutrophils
+    assert metadata_problems([signs], panel, PX, "crops", whole_sample=False)[0] == []
+
+
 def test_signs_of_a_frame_in_its_order_and_swapped(leukocytes, every_event_read):
     panel = load_panel(None)
     assert panel.names == ["DAPI", "CK", "CD45", "CD61", "CD66b"]
