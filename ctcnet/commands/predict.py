@@ -467,7 +467,7 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
     aside = refusals_that_stand(index, aside, several=len(names) > 1)
     for name, reason in {**aside, **set_aside}.items():
         say_error(f"{name} was set aside: {reason}", log)
-    return 2 if set_aside and status == 0 else status
+    return 2 if (set_aside or aside) and status == 0 else status
 
 
 def _processes(args, shard, inputs: int) -> int:

@@ -107,10 +107,10 @@ def _inputs_not_begun(results: Path, index: dict) -> list[str]:
 # What a laboratory system reads of each sample in run.json and samples.csv: held to the
 # sample's summary.json, which the seals check (an edit of the indices alone passed as intact).
 # Each is compared where the entry lacks it too (its absence is a change); every other key both
-# hold is compared as well (a key one lacks: written by another ctcnet version).
+# hold is compared as well (the sign-off's reviewer and time, the result's state, the blood
+# read: a key one lacks was written by another ctcnet version).
 INDEX_KEYS = ("status", "events", "counts", "per_7_5_ml", "after_review",
-              "after_review_per_7_5_ml", "signed_off", "model", "software", "cartridge_id",
-              "result_state", "signed_off_by", "signed_off_at", "blood_volume_read_ml")
+              "after_review_per_7_5_ml", "signed_off", "model", "software", "cartridge_id")
 # samples.csv's cells of a sign-off, empty where the summary has none that holds: a row
 # reading "signed off, by Dr X" of a sample nobody reviewed passed as intact.
 SIGNOFF_CELLS = ("signed_off", "signed_off_by", "signed_off_at", "signoff_status", "decided",

@@ -175,10 +175,14 @@ def set_aside_colliding(named: list[tuple[str, str | Path]], record: dict | None
     crops = {absolute(d) for d in datasets}
     own = {absolute(p): n for n, p in named} | {absolute(d): Path(d).name for d in datasets}
     aside = set()
+    # (named in run.json as run_names names them: with its folder where another shares it)
+    shared = {name_key(n) for n in colliding_outputs([(n, f) for f, n in own.items()])}
     for folder in sorted(crops):
         if own[folder].lower() in RESERVED_OUT_NAMES:
             set_aside_or_raise(InputError(_reserved_text(own[folder]), Path(folder)),
-                               own[folder], record, folder)
+                               colliding_name(own[folder], folder)
+                               if name_key(own[folder]) in shared else own[folder],
+                               record, folder)
             aside.add(folder)
     clashes = colliding_outputs([(n, f) for f, n in own.items() if f not in aside])
     for _, folders in sorted(clashes.items()):

@@ -416,18 +416,22 @@ def test_a_job_arrays_index_names_each_missing_samples_share_and_mixed_settings(
     assert status == 2 and "WORLD_SIZE is set" in err[-1]
 
 
+@pytest.mark.parametrize("processes", ["1", "2"])
 def test_a_sample_whose_holder_died_is_a_refusal_that_pages(cart_and_model, tmp_path, capsys,
-                                                             monkeypatch):
+                                                             monkeypatch, processes):
     """The run that held a sample was killed before it finished it: nobody will, so it is
-    not "held" but a refusal of this run's (exit 2), saying to run it again."""
+    not "held" but a refusal of this run's (exit 2), saying to run it again (a --processes
+    run said so, and exited 0)."""
     import ctcnet.inference.run_index as run_index
     from ctcnet.io.atomic import exclusive_folder
 
     scans, out = batch(cart_and_model, tmp_path)
     with exclusive_folder(out / "S_a", "predict"):
-        monkeypatch.setattr(run_index, "folder_is_held", lambda folder: False)  # gone by then
+        # gone by the time the index is written (by the run, or a --processes run's parent)
+        monkeypatch.setattr(run_index, "folder_is_held", lambda folder: False)
         status, err = run_cli(capsys, "predict", scans, "--out", out, "--quiet",
-                              "--no-report", "--prior", "balanced", *options(cart_and_model))
+                              "--processes", processes, "--no-report", "--prior", "balanced",
+                              *options(cart_and_model))
     assert status == 2
     entry = outputs(out)["S_a"]
     assert entry["set_aside_kind"] == "output" and "ended without finishing it" in \

@@ -762,3 +762,17 @@ def test_a_scan_copied_with_its_old_file_times_and_no_frame_count_is_not_read_wh
     os.utime(frame, (hours_ago, hours_ago))
     assert not written_lately([frame]) and written_lately([frame], arrived=True)
     assert any("no num_frames stated" in p for p in open_cartridge(tmp_path / "c").problems)
+
+
+def test_inputs_set_aside_are_named_as_run_json_names_them(tmp_path):
+    """Two crop folders both named logs (a name a run writes) were set aside under 'logs',
+    the one overwriting the other, while run.json named them with their folders: their
+    entries read missing."""
+    from ctcnet.inference.output_names import run_names, set_aside_colliding
+
+    folders = [tmp_path / "d1" / "logs", tmp_path / "d2" / "logs", tmp_path / "d3" / "Run.json",
+               tmp_path / "d4" / "run.json", tmp_path / "d5" / "other"]
+    record = {}
+    aside = set_aside_colliding([], record, folders)
+    assert sorted(record) == sorted(run_names([], folders)[:4])
+    assert aside == {str(f) for f in folders[:4]} and "other" in run_names([], folders)
