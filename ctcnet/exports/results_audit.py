@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from ctcnet.core.file_modes import account_name, owner_and_mode
-from ctcnet.core.paths import absolute, same_name
+from ctcnet.core.paths import absolute, name_key, same_name
 from ctcnet.errors import InputError
 from ctcnet.exports.sample_review import signoff_now
 from ctcnet.inference.figures_seal import (
@@ -55,8 +55,10 @@ def audit_run(results: str | Path) -> list[str]:
     from ctcnet.io.cartridge_info import RUN_INDEX_FILE, SAMPLES_FILE
 
     index_file = Path(results) / RUN_INDEX_FILE
-    if not index_file.is_file():
-        return []
+    if not index_file.is_file():  # (a sample's folder, a Python API's run: no index)
+        return [f"{SAMPLES_FILE} is there but {RUN_INDEX_FILE}, the run's index written with "
+                "it, is not (removed?): running its command again writes it"] \
+            if (Path(results) / SAMPLES_FILE).is_file() else []
     problems = []
     try:
         index = json.loads(index_file.read_text(encoding="utf-8"))
@@ -86,9 +88,35 @@ def audit_run(results: str | Path) -> list[str]:
                                                                           index)]
     if isinstance(index, dict) and state == "finished":
         problems += _index_not_as_summaries(Path(results), index)
+        problems += _outputs_the_index_lacks(Path(results), index)
         if not (Path(results) / SAMPLES_FILE).is_file():  # (each run writes it with run.json)
             problems.append(f"{RUN_INDEX_FILE} reads finished, but {SAMPLES_FILE} is not "
                             "there: running its command again writes it")
+    return problems
+
+
+def _outputs_the_index_lacks(results: Path, index: dict) -> list[str]:
+    """What a finished index does not account for: an input it lists as missing whose output
+    is not in the folder (a job array's share archived alone, its other jobs' samples
+    missing), and a finished sample folder it lists nowhere (moved in from another run: the
+    laboratory system reading run.json and samples.csv never sees it)."""
+    from ctcnet.inference.output_names import output_folder_of
+    from ctcnet.inference.summary import SUMMARY_FILE
+
+    entries = [e for e in index.get("outputs") or [] if isinstance(e, dict)]
+    problems = [f"run.json lists {e.get('name')} as missing ({e.get('reason') or 'no output'}): "
+                "its output is not in this folder" for e in entries if e.get("missing")
+                and not (_sample_folder(results, output_folder_of(str(e.get("name"))))
+                         / SUMMARY_FILE).is_file()]
+    listed = {output_folder_of(str(e.get("name"))) for e in entries} | {
+        n for n in index.get("other_outputs") or [] if isinstance(n, str)}
+    listed = {name_key(n) for n in listed}
+    closed = closed_folders(results)
+    strays = [p.name for p in sorted(results.iterdir()) if p not in closed and p.is_dir()
+              and name_key(p.name) not in listed and (p / SUMMARY_FILE).is_file()]
+    problems += [f"{name} holds a finished output run.json lists nowhere (moved in from "
+                 "another run?): a laboratory system reading run.json and samples.csv does "
+                 "not see it" for name in strays]
     return problems
 
 

@@ -848,3 +848,35 @@ def test_a_job_of_an_array_says_its_own_refusals_and_tally_not_the_others(
     assert said[other][0] == 0 and "error: S_bad" not in said[other][1], said[other][1]
     assert "2 inputs: 2 ok" in said[other][1]  # the tally of its share
     assert outputs(out)["S_bad"]["set_aside"]
+
+
+def test_verify_fails_a_folder_whose_index_does_not_account_for_its_samples(
+        cart_and_model, tmp_path, capsys):
+    """An archive audit passed a sample moved in from another run (in neither run.json nor
+    samples.csv: the laboratory system never sees it), a run.json removed, and a job array's
+    share archived alone (its other job's sample listed missing)."""
+    import shutil
+
+    scans, out = batch(cart_and_model, tmp_path)
+    args = ["--no-report", "--quiet", "--prior", "balanced", *options(cart_and_model)]
+    assert run_cli(capsys, "predict", scans, "--out", out, *args)[0] == 0
+    assert run_cli(capsys, "verify", "--results", out)[0] == 0
+    alone = tmp_path / "alone"
+    assert run_cli(capsys, "predict", scans / "a", "--out", alone, *args)[0] == 0
+    shutil.move(out / "S_b", alone / "S_b")
+    capsys.readouterr()
+    assert main(["verify", "--results", str(alone)]) == 1
+    assert "run: S_b holds a finished output run.json lists nowhere (moved in from another " \
+        "run?)" in capsys.readouterr().out
+    shutil.rmtree(alone / "S_b")
+    (alone / "run.json").unlink()
+    assert main(["verify", "--results", str(alone)]) == 1
+    assert "run: samples.csv is there but run.json, the run's index written with it, is not" \
+        in capsys.readouterr().out
+    shutil.copytree(scans / "a", scans / "c")  # (split by a hash of the names: S_c, 1 of 2)
+    edit_json(scans / "c" / "cartridge.json", sample_id="S_c")
+    share = tmp_path / "share"
+    assert run_cli(capsys, "predict", scans, "--out", share, "--shard", "1/2", *args)[0] == 0
+    assert [p.parent.name for p in share.glob("S_*/summary.json")] == ["S_c"]
+    assert main(["verify", "--results", str(share)]) == 1
+    assert "run: run.json lists S_a as missing (it falls to --shard 2/2" in capsys.readouterr().out

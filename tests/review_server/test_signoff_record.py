@@ -885,7 +885,10 @@ def test_verify_results_holds_summarys_sign_off_and_folder_name_to_their_records
     assert "run.json reads finished, but samples.csv is not there: running its command " \
         "again writes it" in audit_run(results)
     (results / "samples.csv").write_text("name\nP001\n")
-    assert not any("samples.csv" in p for p in audit_run(results))
+    assert not any("samples.csv is not there" in p for p in audit_run(results))
+    # (and the renamed folder is one the index lists nowhere: a laboratory system's reading)
+    assert any("SITE03-P017 holds a finished output run.json lists nowhere" in p
+               for p in audit_run(results))
 
 
 def test_verify_results_takes_a_sample_folder_copied_through_macos_as_itself(folder, tmp_path):
