@@ -200,8 +200,12 @@ def _cartridge_panel(cartridge: Cartridge) -> Panel:
     holds another number of planes than the panel names, or its channel files are numbered
     past the channels the panel names: not its frames' panel, it must not
     choose the model of a batch (one such made the others run on a three-channel model)."""
-    planes, named = frame_planes(cartridge.frames[0]), cartridge.panel.num_channels
-    if planes not in (None, named):
+    named = cartridge.panel.num_channels
+    # The first frames' plane counts: one odd frame (an extra plane) is that frame's to skip
+    # with its reason, not the cartridge's panel refused.
+    counts = [frame_planes(frame) for frame in cartridge.frames[:3]]
+    planes = counts[0]
+    if planes not in (None, named) and counts.count(planes) > counts.count(named):
         raise InputError(f"its frames hold {planes} planes where panel.json names {named} "
                          "channels: a channel missing from panel.json?", cartridge.root)
     past = [p for p in cartridge.problems if p.startswith(CHANNELS_PAST_PANEL)]

@@ -111,7 +111,10 @@ def tiff_planes(path: str | Path) -> int | None:
                 return int(page.imagewidth)
             # (a reduced-resolution page, a thumbnail beside the planes, is no plane: the
             # frame's read refuses it by name)
-            pages = sum(not getattr(p, "is_reduced", False) for p in tif.pages)
+            kept = [p for p in tif.pages if not getattr(p, "is_reduced", False)]
+            pages = len(kept)
+            if not tif.is_ome and not _one_stack_of_planes(tif, kept):
+                return None
             # A file cut short holds the pages before the cut (a 5-channel frame read as 1
             # plane, refusing its whole cartridge for panel.json's): its read says why.
             if damage.messages:
@@ -121,3 +124,14 @@ def tiff_planes(path: str | Path) -> int | None:
         raise
     except Exception:  # readers raise many types on damaged files: said when it is read
         return None
+
+
+def _one_stack_of_planes(tif, pages) -> bool:
+    """Whether a plain multipage TIFF's ``pages`` are one stack of channel planes: not pages
+    of several sizes, nor an ImageJ stack of slices or time points (a thumbnail read as a
+    sixth plane refused its cartridge as missing a channel in panel.json; the frame's read
+    refuses such a file with what it holds). (Its series say nothing: a page written at a
+    time is a series of its own.)"""
+    stacked = (tif.imagej_metadata or {}) if tif.is_imagej else {}
+    return len({(p.imagelength, p.imagewidth) for p in pages}) == 1 and \
+        all(stacked.get(k, 1) <= 1 for k in ("slices", "frames"))

@@ -986,3 +986,33 @@ def test_a_first_frame_cut_short_is_no_panel_with_another_number_of_planes(cart)
     assert frame_planes(open_cartridge(cart).frames[0]) is None
     choose_for_inputs([cart], [], None, "the input data")  # (refused before)
     open_cartridge(cart).conform(load_panel(None))
+
+
+@pytest.mark.parametrize("odd", ["thumbnail", "extra plane", "two images", "imagej slices"])
+def test_a_first_frame_holding_more_than_its_channels_is_that_frames_to_skip(cart, odd):
+    """A thumbnail page (unflagged), a second image or an ImageJ stack of slices in the first
+    frame, or a plane too many in it alone: the whole cartridge was refused as "its frames hold
+    6 planes ...: a channel missing from panel.json?" when run alone (in a batch it ran, the
+    frame skipped): the frame's read says what it holds, and it is skipped."""
+    import tifffile
+
+    from ctcnet.inference.model_choice import choose_for_inputs
+    from ctcnet.io.scan import frame_planes
+
+    first = frames(cart)[0]
+    planes = tifffile.imread(first)
+    if odd == "thumbnail":
+        tifffile.imwrite(first, planes)
+        tifffile.imwrite(first, planes[0][::4, ::4], append=True)
+    elif odd == "extra plane":
+        tifffile.imwrite(first, np.concatenate([planes, planes[:1]]))
+    elif odd == "two images":
+        with tifffile.TiffWriter(first) as tif:
+            tif.write(planes)
+            tif.write(planes[:2])
+    else:
+        tifffile.imwrite(first, np.stack([planes, planes]), imagej=True,
+                         metadata={"axes": "ZCYX"})
+    if odd in ("thumbnail", "imagej slices"):  # (no count of channels: the read says why;
+        assert frame_planes(open_cartridge(cart).frames[0]) is None  # else the frames differ)
+    choose_for_inputs([cart], [], None, "the input data")  # (refused before)
