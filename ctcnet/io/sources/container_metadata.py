@@ -99,7 +99,7 @@ def metadata_panel(scene: SceneInfo, stated: Panel | None, where: str) -> Panel:
     """The panel of one scene: the metadata's channel names and pixel size first; panel.json
     (``stated``) names the channels where the metadata do not (by position), gives the pixel
     size where the metadata do not, and gives each channel it names (matched by name or a
-    well-known alias) its value range and normalisation."""
+    well-known alias) its name, value range and normalisation."""
     names = _scene_names(scene, stated, where)
     pixel_size = _scene_pixel_size(scene, stated, where)
     channels = []
@@ -107,8 +107,10 @@ def metadata_panel(scene: SceneInfo, stated: Panel | None, where: str) -> Panel:
         match = stated.index_of(name) if stated is not None else None
         if match is None:
             channels.append(Channel(name, dtype_range(scene.dtype, scene.significant_bits)))
-        else:
-            channels.append(Channel(name, stated.channels[match].value_range,
+        else:  # named as panel.json names it: a file's alias (PanCK-PE) is the lab's CK, and
+            # the events' columns (mean_CK) one name whatever container the frames came in
+            channels.append(Channel(stated.channels[match].name,
+                                    stated.channels[match].value_range,
                                     dict(stated.channels[match].normalisation)))
     panel = Panel(tuple(channels), pixel_size_um=float(pixel_size),
                   name=stated.name if stated is not None else "metadata")

@@ -219,9 +219,9 @@ def test_metadata_panel_matches_panel_json_by_name_not_position():
     stated = Panel((Channel("CD45", (0, 1000)), Channel("CK", (0, 2000)),
                     Channel("DAPI", (0, 3000))), pixel_size_um=0.65)
     panel = metadata_panel(_scene(names=("DAPI", "CK-PE", "CD45")), stated, "f")
-    # The file's order; each channel's range from the panel.json channel of its name (or
-    # alias: CK-PE carries CK).
-    assert panel.names == ["DAPI", "CK-PE", "CD45"]
+    # The file's order; each channel's name and range from the panel.json channel of its
+    # name (or alias: CK-PE is the lab's CK, its events' column mean_CK in any container).
+    assert panel.names == ["DAPI", "CK", "CD45"]
     assert [c.value_range for c in panel.channels] == [(0, 3000), (0, 2000), (0, 1000)]
 
 
