@@ -380,6 +380,9 @@ class DecisionLog:
         before a line was appended, its bytes before it was written whole, None where there
         was none); then read again. A failure here is said, not raised (the one that stopped
         the decision is)."""
+        if self._as_it_was(was):  # the write failed before the file changed (a read-only
+            self.refresh()        # archive's): nothing to take back, nothing to say
+            return
         try:
             if was is None:
                 self.path.unlink(missing_ok=True)
@@ -392,6 +395,17 @@ class DecisionLog:
             log.error("%s: a decision not saved may stand in the file (%s): check it on the "
                       "review page", self.path, err)
         self.refresh()
+
+    def _as_it_was(self, was: bytes | int | None) -> bool:
+        """Whether the file is as it was before a write (``was``: as for :meth:`_take_back`)."""
+        try:
+            if was is None:
+                return not self.path.exists()
+            if isinstance(was, int):
+                return self.path.stat().st_size == was
+            return self.path.read_bytes() == was
+        except OSError:
+            return False
 
     def _append_row(self, run: RunEvents, row: pd.DataFrame) -> None:
         # One write and one fsync for every row: a grid's page costs about what one does.

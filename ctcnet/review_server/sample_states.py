@@ -6,6 +6,7 @@ a new events table from the one read.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import json
@@ -50,6 +51,10 @@ def cannot_write_text(err: OSError) -> str:
     if err.errno == errno.EROFS or not err.filename:
         return READ_ONLY_TEXT
     path = Path(os.fsdecode(err.filename))
+    with contextlib.suppress(OSError):  # a folder nobody may write (chmod -R a-w): an archive
+        if not path.parent.stat().st_mode & 0o222:  # frozen, not a sharing to mend
+            return (f"{path.parent} is {owner_and_mode(path.parent)}, which no account may "
+                    f"write: {READ_ONLY_TEXT}")
     held = [f"{where} is {owner_and_mode(where)}" for where in (path, path.parent)
             if where.exists()]
     try:

@@ -714,3 +714,35 @@ def test_a_journal_planted_as_a_link_is_neither_read_nor_signed(tmp_path):
     (elsewhere / D.REVIEW_FILE).unlink()  # a link to nothing: refused too, not read as empty
     with pytest.raises(InputError, match="is a symbolic link"):
         D.DecisionLog(folder, D.REVIEW_FILE).matched(run)
+
+
+def test_a_decision_refused_before_the_file_changed_says_no_false_alarm(tmp_path, caplog,
+                                                                      monkeypatch):
+    """A read-only archive refused the write before any byte changed, and the log said "a
+    decision not saved may stand in the file ... check it on the review page" all the same;
+    the review server's refusal advised making an archive group-writable."""
+    from ctcnet.review_server.sample_states import cannot_write_text
+
+    _, run = tiny_run()
+    log = D.DecisionLog(tmp_path)
+    D.record_decision(tmp_path, run, 0, "ctc", "ann", decisions=log)
+    before = (tmp_path / D.REVIEW_FILE).read_bytes()
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / D.REVIEW_FILE))
+
+    monkeypatch.setattr(log, "_append_row", refused)
+    monkeypatch.setattr(decision_journal, "open_own", refused)  # (nor is the file opened)
+    with caplog.at_level("ERROR"), pytest.raises(PermissionError):
+        D.record_decision(tmp_path, run, 1, "wbc", "ann", decisions=log)
+    assert "may stand in the file" not in caplog.text
+    assert (tmp_path / D.REVIEW_FILE).read_bytes() == before
+    # A folder nobody may write (chmod -R a-w): said as an archive, not a sharing to mend.
+    err = PermissionError(13, "Permission denied", str(tmp_path / D.REVIEW_FILE))
+    tmp_path.chmod(0o555)
+    try:
+        said = cannot_write_text(err)
+    finally:
+        tmp_path.chmod(0o755)
+    assert "which no account may write: the results folder cannot be written" in said
+    assert "chgrp" not in said
