@@ -10,6 +10,7 @@ free for it, so a generator of large items (a frame, a page of crops) never has 
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -39,8 +40,14 @@ def ordered_map(work: Callable[[Item], Result], items: Iterable[Item], workers: 
     if pool is not None:
         yield from _in_order(pool, work, items, ahead)
         return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as threads:
+    threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+    try:
         yield from _in_order(threads, work, items, ahead)
+    finally:
+        # Closed from one of its own threads (a generator let go there as a second Ctrl-C
+        # unwinds the run), the pool cannot wait for itself: "cannot join current thread"
+        # was printed as an ignored exception; its threads end with their items.
+        threads.shutdown(wait=not threading.current_thread().name.startswith(f"{name}_"))
 
 
 def _in_order(pool: Executor, work: Callable[[Item], Result], items: Iterable[Item],

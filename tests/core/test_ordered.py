@@ -62,3 +62,32 @@ def test_a_pool_the_caller_keeps_runs_the_work_and_stays_open():
         assert list(ordered_map(work, range(6), workers=2, pool=pool)) == [0, -1, -2, -3, -4, -5]
         assert names and all(n.startswith("kept") for n in names)
         assert pool.submit(int, "7").result() == 7  # still the caller's to use
+
+
+def test_a_map_closed_from_one_of_its_own_threads_lets_go_without_joining_itself():
+    """A second Ctrl-C unwinding a run let go of a frame generator in one of its pool's
+    threads: closing it there joined the thread to itself ("RuntimeError: cannot join current
+    thread", printed as an ignored exception)."""
+    import threading
+    import time
+
+    handed, said = threading.Event(), []
+
+    def work(i):
+        if i == 1:  # at work in the pool while the map waits at its first result
+            handed.wait(10)
+            try:
+                results.close()
+                said.append("closed")
+            except Exception as err:  # noqa: BLE001 (what the closing raised, kept)
+                said.append(repr(err))
+        return i
+
+    results = ordered_map(work, range(4), workers=2)
+    assert next(results) == 0
+    handed.set()
+    for _ in range(200):
+        if said:
+            break
+        time.sleep(0.05)
+    assert said == ["closed"]
