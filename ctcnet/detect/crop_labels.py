@@ -38,7 +38,7 @@ def unknown_labels_error(unknown: list[str], names: list[str], root: Path) -> In
     the crops that is not manifest.csv (a lab's labels.csv, which was passed over unsaid and
     its crops' folder read as a class)."""
     meant = ", ".join(f"{name} -> {match}" for name in unknown
-                      for match in [_class_meant(name, names)] if match)
+                      for match in [class_meant(name, names)] if match)
     tables = sorted(p.name for p in Path(root).glob("*.csv") if p.name != "manifest.csv")
     unread = (f"; {', '.join(tables)} beside the crops is not read: labels come from class "
               "folders or from manifest.csv (columns path,label[,sample_id][,split], paths "
@@ -77,7 +77,7 @@ def _lab_word_class(label: str, names: list[str]) -> str | None:
     return None
 
 
-def _class_meant(label: str, names: list[str]) -> str | None:
+def class_meant(label: str, names: list[str]) -> str | None:
     """The class of ``names`` a one-word ``label`` misspells, or that a lab's word for it
     (plural or not) names; None where neither."""
     if (named := _lab_word_class(label, names)) is not None:

@@ -357,6 +357,20 @@ def test_the_export_model_on_raw_crops_is_said(crop_set, tmp_path):
     assert not any("composite exports only" in w for w in summary["warnings"])
 
 
+def test_a_misspelt_class_folder_is_refused_naming_the_class_meant(crop_set, tmp_path):
+    """wcb/ and Leukocytes/ were classified with their crops left out of the accuracy, the
+    class meant unnamed, where evaluate and train refuse them naming it (as the docs say)."""
+    import shutil
+
+    root = tmp_path / "crops"
+    shutil.copytree(crop_set, root)
+    (root / "manifest.csv").unlink()
+    (root / "wbc").rename(root / "wcb")
+    with pytest.raises(InputError, match=r"did you mean wcb -> wbc\?"):
+        _run(root, tmp_path / "out", "ctcnet-default")
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
 def test_class_folders_in_another_case_are_scored_as_their_classes(crop_set, tmp_path):
     """A lab's folders CTC, WBC, Cluster, Debris: predict left every crop out of its accuracy
     ("labelled with classes the model has not") where evaluate and train read them."""
