@@ -134,9 +134,31 @@ def labelled_index(data, spec: ModelSpec, with_baselines: bool = True, baseline_
             training_seed, scored_apart=fit_on is not None)
         index = rest if fit_on is None else index
         if train_crops is not None:
+            _say_what_the_baselines_lack(train_labels, index, spec, source)
             baselines = fit_baselines(train_crops, train_labels, spec.panel, spec.class_names,
                                       fit_seed)
     return index, baselines, source
+
+
+# Fewer labelled crops of a class than this fit a baseline that says little of it.
+FEW_TO_FIT = 10
+
+
+def _say_what_the_baselines_lack(labels, index, spec: ModelSpec, source: str) -> None:
+    """Warn where the baselines' training crops lack a class the scored crops hold (they never
+    call it: their F1 on it is 0 by construction) or hold few of one: the CNN's margin over
+    them is then the training set's, not the method's."""
+    held = np.bincount(np.asarray(labels, np.int64), minlength=len(spec.class_names))
+    scored = set(index.label_indices(spec.taxonomy).tolist())
+    lacked = [spec.class_names[k] for k in sorted(scored) if held[k] == 0]
+    few = [f"{spec.class_names[k]} {held[k]}" for k in sorted(scored)
+           if 0 < held[k] < FEW_TO_FIT]
+    if lacked or few:
+        log.warning("baselines: their training crops (%s) %s: their figures, and the CNN's "
+                    "margin over them, say that much of the training set, not of the method",
+                    source, "; ".join(filter(None, [
+                        f"hold no {', '.join(lacked)}, which they never call" if lacked else "",
+                        f"hold few of {', '.join(few)}" if few else ""])))
 
 
 def labelled_test_set(data, spec: ModelSpec, with_baselines: bool = True, baseline_train=None,

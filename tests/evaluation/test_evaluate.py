@@ -170,6 +170,30 @@ def test_baselines_on_a_taxonomy_subset(toy):
     assert (clf.predict_proba(f)[:, 2] == 0).all()  # never trained on, never predicted
 
 
+def test_the_feature_classifier_fits_on_a_labs_few_crops():
+    """Under 40 training crops sklearn's trees could not split (20 events a leaf): every crop
+    called one class, and the report gave the CNN a +0.90 margin over nothing."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 6)  # a lab's 24 crops, 6 a class
+    feats = {"a": y * 10.0 + rng.normal(0, 0.5, len(y)), "b": rng.normal(0, 1, len(y))}
+    clf = FeatureClassifier(CLASSES, max_iter=50).fit(feats, y)
+    assert macro_f1(y, clf.predict(feats), 4) > 0.9
+
+
+def test_the_baselines_say_a_class_their_training_crops_lack(caplog):
+    from types import SimpleNamespace
+
+    from ctcnet.evaluation.test_set import _say_what_the_baselines_lack
+    from ctcnet.io.taxonomy import default_taxonomy
+
+    spec = SimpleNamespace(class_names=CLASSES, taxonomy=default_taxonomy())
+    scored = SimpleNamespace(label_indices=lambda taxonomy: np.array([0, 1, 2, 3]))
+    with caplog.at_level("WARNING"):
+        _say_what_the_baselines_lack(np.array([0] * 12 + [1] * 3 + [3] * 12), scored, spec,
+                                     "folder")
+    assert "hold no cluster, which they never call; hold few of wbc 3" in caplog.text
+
+
 def test_a_gates_record_lists_the_thresholds_its_panel_and_classes_read():
     """A four-channel panel without CD66b or CD61, a model without a cluster class: those
     thresholds decide nothing, so its record does not list them."""
