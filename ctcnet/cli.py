@@ -361,6 +361,10 @@ def _run_command(args: argparse.Namespace, lines, previous) -> int:
     except KeyboardInterrupt as err:
         stopped = isinstance(err, Terminated)
         resume = {"predict": "; the same command resumes where it stopped",
+                  "finetune": "; nothing was written (a model it would replace is kept): the "
+                              "same command starts it again",
+                  "evaluate": "; an earlier report in --out is kept as it was",
+                  "robustness": "; an earlier report in --out is kept as it was",
                   "train": "; the same command with --ckpt_path last resumes it from its last "
                            "finished epoch (where none finished, no checkpoint was written: "
                            "run the command again as it was)"}.get(args._name, "")

@@ -173,19 +173,21 @@ def labelled_test_set(data, spec: ModelSpec, with_baselines: bool = True, baseli
     return load_crops(index, spec.crop_size, spec.pixel_size_um), index, baselines, source
 
 
-def _learnt_from(spec: ModelSpec) -> list[str]:
+def _learnt_from(spec: ModelSpec, calibrated: bool = True) -> list[str]:
     """The fingerprints of the crops the model's training, fine-tune and recalibration
-    recorded."""
+    recorded (``calibrated``: a fine-tune's held-out crops it was calibrated on too)."""
     training = spec.training or {}
-    return [record["learnt_from"] for record in (training.get(key) for key in (
-        "data", "finetune", "recalibration"))
-            if isinstance(record, dict) and isinstance(record.get("learnt_from"), str)]
+    fields = ("learnt_from", "calibrated_on") if calibrated else ("learnt_from",)
+    return [record[field] for record in (training.get(key) for key in (
+        "data", "finetune", "recalibration")) if isinstance(record, dict)
+            for field in fields if isinstance(record.get(field), str)]
 
 
-def crops_learnt_from(spec: ModelSpec, crops: np.ndarray) -> np.ndarray:
+def crops_learnt_from(spec: ModelSpec, crops: np.ndarray, calibrated: bool = True
+                      ) -> np.ndarray:
     """Which of ``crops`` (at model scale) are, pixel for pixel, crops the model was trained,
-    fine-tuned or calibrated on (the fingerprints each recorded, ``learnt_from``)."""
-    recorded = _learnt_from(spec)
+    fine-tuned or (``calibrated``) calibrated on (the fingerprints each recorded)."""
+    recorded = _learnt_from(spec, calibrated)
     return seen_in(crops, recorded) if recorded else np.zeros(len(crops), bool)
 
 

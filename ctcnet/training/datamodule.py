@@ -188,7 +188,7 @@ class CTCDataModule(L.LightningDataModule):
             "compensate": self.compensate, "compensate_share": self.compensate_share,
             "view": self.view, "pixel_size": self.pixel_size})
         self.splits: dict[str, SplitData] = {}
-        self.learnt_from: str | None = None  # the folder's training crops (crop_fingerprints)
+        self.fingerprints: dict[str, str] = {}  # the folder's crops a split (crop_fingerprints)
         self.fine_train: SplitData | None = None  # simulate.fine's crops, at their pixel size
 
     def _fine_config(self, fine) -> dict | None:
@@ -239,10 +239,11 @@ class CTCDataModule(L.LightningDataModule):
             return
         if self.data_dir is not None:
             self.splits = self._load_folder()
-            # The folder's own crops lead the training split (finetune reads them apart).
+            # The folder's own crops lead the training split (finetune reads them apart), each
+            # split fingerprinted as read, before compensation: as evaluate reads a copy.
             self.folder_train_size = len(self.splits["train"].targets)
-            # Fingerprinted as read, before compensation: as evaluate reads a copy of them.
-            self.learnt_from = packed(crop_fingerprints(self.splits["train"].images))
+            self.fingerprints = {name: packed(crop_fingerprints(split.images))
+                                 for name, split in self.splits.items()}
             if self.simulate.get("train"):
                 self._mix_simulated()
         else:
@@ -423,9 +424,9 @@ class CTCDataModule(L.LightningDataModule):
                 source["pixel_size"] = self.pixel_size
                 if getattr(self, "folder_pixel_size_um", None):  # read (auto, fit) at
                     source["pixel_size_um"] = round(self.folder_pixel_size_um, 4)
-            if self.learnt_from is not None:
+            if "train" in self.fingerprints:
                 # evaluate tells these crops wherever they are copied (crop_fingerprints)
-                source["learnt_from"] = self.learnt_from
+                source["learnt_from"] = self.fingerprints["train"]
         if self.simulate:  # alone, or mixed into the folder's training split
             source["simulated"] = {k: v for k, v in self.simulate.items()}
         return {

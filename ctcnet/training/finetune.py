@@ -66,6 +66,7 @@ from ctcnet.io.atomic import (
 from ctcnet.io.digests import file_sha256
 from ctcnet.nn.registry import resolve_model
 from ctcnet.training.finetune_card import leaks_line, write_card, write_registry_card
+from ctcnet.training.held_out import held_out_learnt, held_out_unit, say_the_held_out_share
 from ctcnet.training.lightning_noise import quiet_like_ctcnet
 
 log = logging.getLogger(__name__)
@@ -299,14 +300,7 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
     if held is None or not len(held.targets):
         raise InputError("no crops left to hold out; lower --holdout or add crops", data_dir)
     say_the_held_out_share(data_dir, index, held, opts.holdout)
-    from ctcnet.evaluation.test_set import crops_learnt_from  # (the simulator, scipy)
-
-    learnt = int(crops_learnt_from(spec, held.images).sum())
-    if learnt:  # said before the training, so that a person can hold out others
-        log.warning("%s: %d of the %d held-out crops are crops the base model learnt from (its "
-                    "training or an earlier fine-tune): its held-out figures, and the gain "
-                    "over it, are of crops it was trained on; hold out crops it never saw",
-                    data_dir, learnt, len(held.targets))
+    learnt, copied = held_out_learnt(data_dir, spec, held, data.fingerprints)
     held_counts = held.class_counts(spec.class_names)
     only_held = [n for n, k in counts.items() if k and k <= held_counts.get(n, 0)]
     if only_held:  # e.g. one crop of a class, in the sample held out
@@ -385,7 +379,7 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
                               # patients both trained on and held out (a split by hand)
                               "samples_also_trained_on": len(
                                   set(held.sample_ids) & set(train.sample_ids[:own])),
-                              "learnt_by_base": learnt},
+                              "learnt_by_base": learnt, "copies_trained_on": copied},
                  **({"left_out_test_crops": len(left_out.targets)}
                     if left_out is not None and len(left_out.targets) else {}),
                  # the training split, the simulated crops mixed in said apart from the lab's
@@ -394,8 +388,12 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
                            "simulated_crops": int(len(train.targets) - own)}},
         "options": {**asdict(opts), "simulated_per_class": int(n_sim)},
         # The lab's crops it learnt from (and its base's fine-tunes'), as evaluate tells them
-        "learnt_from": merged(data.learnt_from,
+        "learnt_from": merged(data.fingerprints.get("train"),
                               (spec.training.get("finetune") or {}).get("learnt_from")),
+        # ...and the held-out crops its temperature and review threshold were fitted on: an
+        # evaluation of them is in-sample for those, and says so
+        **({} if "skipped" in calibration else
+           {"calibrated_on": data.fingerprints.get("val")}),
         # What a person was told while it was made (copies, classes missing, files left out).
         "warnings": list(said),
         # The network's own calls (argmax), and the calls predict makes (the markers taking
@@ -461,40 +459,3 @@ def crops_made_by(data_dir) -> dict:
               for s in sources if isinstance(s, dict) and s.get("sample_id")}
     return {**({"labels": labels} if labels else {}),
             **({"signoff_status": signed} if labels == "reviewer" else {})}
-
-
-def say_the_held_out_share(data_dir, index, held, asked: float) -> None:
-    """Warn where whole samples held out (a split by sample) are a share of the lab's crops
-    far from ``--holdout``: with two samples, one of them may be most of the labels."""
-    if any(bool(s) for s in index.splits):  # placed by hand (manifest.csv's split column)
-        return
-    lab = len(index.sample_ids)
-    share = len(held.targets) / max(lab, 1)
-    if lab and (share > 1.5 * asked or share < asked / 1.5):
-        samples = sorted(set(map(str, held.sample_ids)))
-        log.warning("%s: %d of its %d crops (%.0f %%) are held out, where --holdout asked "
-                    "%.0f %%: whole samples (patients) are held out (%s), and the fine-tune "
-                    "learns from "
-                    "the other %d; add samples, or place the crops by hand (manifest.csv's "
-                    "split column)", data_dir, len(held.targets), lab, 100 * share,
-                    100 * asked, ", ".join(samples[:5]), lab - len(held.targets))
-
-
-NO_SAMPLE_IDS = "crop, no sample ids"
-
-
-def held_out_unit(index, train, held) -> str:
-    """How the held-out crops were chosen: ``manifest`` (its ``split`` column), ``sample``
-    (whole samples), ``patient`` (whole patients, each with every draw of theirs: the crops
-    name them), ``crop`` (one sample's crops split) or ``crop, no sample ids`` (every
-    crop its own sample: files that name no patient, whose "split by sample" was one by
-    crop); ``manifest, the rest by ...`` where the column places only some crops."""
-    rest = "sample" if not set(held.sample_ids) & set(train.sample_ids) else "crop"
-    if rest == "sample" and len(set(index.sample_ids)) == len(index.sample_ids) > 1:
-        rest = NO_SAMPLE_IDS
-    elif rest == "sample" and any(index.patient_ids or ()):
-        rest = "patient"  # the crops name their patients: a patient's draws kept together
-    placed = [bool(s) for s in index.splits]
-    if all(placed):
-        return "manifest"
-    return f"manifest, the rest by {rest}" if any(placed) else rest

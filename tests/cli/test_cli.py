@@ -1,6 +1,7 @@
 """ctcnet.cli: every subcommand listed with its help; no command writes over the model it reads."""
 
 
+import importlib
 import json
 
 import pytest
@@ -461,3 +462,21 @@ def test_a_command_run_in_process_puts_the_loggers_back(capsys):
     assert cli.main(["--quiet", "models"]) == 0
     assert (ours.level, list(ours.handlers), tiff.propagate, list(tiff.handlers)) == before
     capsys.readouterr()
+
+
+@pytest.mark.parametrize("command, said", [
+    ("finetune", "nothing was written (a model it would replace is kept): the same command "
+                 "starts it again"),
+    ("evaluate", "an earlier report in --out is kept as it was")])
+def test_a_command_interrupted_says_what_it_left(monkeypatch, capsys, tmp_path, command, said):
+    """A fine-tune stopped by Ctrl-C said "interrupted" alone: whether it resumes (it does
+    not: it starts again) or what it left was for the user to guess."""
+    module = importlib.import_module(f"ctcnet.commands.{command}")
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "run", interrupted)
+    args = [str(tmp_path / "crops"), "--out", str(tmp_path / "out")]
+    assert main([command, *args]) == 130
+    assert capsys.readouterr().err.strip() == f"ctcnet {command}: interrupted; {said}"

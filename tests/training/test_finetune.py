@@ -413,12 +413,16 @@ def test_evaluate_tells_the_crops_a_fine_tune_learnt_from_wherever_they_are_copi
     assert report["model_record"]["name"] == "tuned"
     assert report["model_record"]["path"] == str(out.absolute())
     assert report["model_record"]["finetuned_from"]["sha256"] == file_sha256(lab / "base.pt")
-    # the 24 crops but the held-out ones: those it was not trained on
-    assert any(f"{24 - held} of 24 crops" in w and "trained, fine-tuned or calibrated on" in w
+    # the 24 crops but the held-out ones, those it was not trained on; the held-out ones too
+    # where its calibration was fitted on them (an evaluation of them is in-sample for it)
+    seen = 24 if "calibrated_on" in learnt else 24 - held
+    assert ("calibrated_on" in learnt) == ("skipped" not in load_model(out)[1].training[
+        "finetune"]["calibration"])
+    assert any(f"{seen} of 24 crops" in w and "trained, fine-tuned or calibrated on" in w
                for w in warnings), warnings
     # ... and which: predictions.csv names them
     table = pd.read_csv(tmp_path / "ev" / "predictions.csv")
-    assert int(table["learnt_from"].sum()) == 24 - held
+    assert int(table["learnt_from"].sum()) == seen
     from ctcnet.simulate import simulate_crops
 
     fresh = simulate_crops(3, load_panel(None), crop_size=SIZE, seed=99, num_samples=1)
@@ -433,13 +437,14 @@ def test_evaluate_tells_the_crops_a_fine_tune_learnt_from_wherever_they_are_copi
 
     with caplog.at_level("WARNING"):
         calibrate_model_file(out, tmp_path / "copy", tmp_path / "cal.pt", device="cpu")
-    assert f"{24 - held} of its 24 calibration crops are, pixel for pixel" in caplog.text
+    assert f"{seen} of its 24 calibration crops are, pixel for pixel" in caplog.text
     # Fine-tuned again on other crops, it still knows the first fine-tune's.
     again = tmp_path / "again.pt"
     finetune(tmp_path / "fresh", again, out, TINY)
     assert main(["evaluate", str(tmp_path / "copy"), "--model", str(again), "--out",
                  str(tmp_path / "ev3"), "--device", "cpu"]) == 0
     warnings = json.loads((tmp_path / "ev3" / "report.json").read_text()).get("warnings", [])
+    # (what it learnt from, not the crops the first was calibrated on: it was calibrated anew)
     assert any(f"{24 - held} of 24 crops" in w for w in warnings), warnings
 
 
@@ -450,7 +455,8 @@ def test_a_crop_sets_labels_and_held_out_share_are_said_and_recorded(tmp_path, c
     import json
     from types import SimpleNamespace
 
-    from ctcnet.training.finetune import crops_made_by, say_the_held_out_share
+    from ctcnet.training.finetune import crops_made_by
+    from ctcnet.training.held_out import say_the_held_out_share
 
     (tmp_path / "dataset.json").write_text(json.dumps({"labels": "model", "sources": []}))
     with caplog.at_level("WARNING"):
@@ -492,7 +498,7 @@ def test_crops_that_name_no_sample_are_said_to_be_split_by_crop():
     patients the held-out crops may share with the training ones."""
     from types import SimpleNamespace
 
-    from ctcnet.training.finetune import held_out_unit
+    from ctcnet.training.held_out import held_out_unit
     from ctcnet.training.finetune_card import _held_out_line
 
     index = SimpleNamespace(sample_ids=[f"cell_{i:04d}" for i in range(8)], splits=[""] * 8,
@@ -508,6 +514,28 @@ def test_crops_that_name_no_sample_are_said_to_be_split_by_crop():
                             patient_ids=None)
     assert held_out_unit(index, SimpleNamespace(sample_ids=["P1"] * 4),
                          SimpleNamespace(sample_ids=["P2"] * 4)) == "sample"
+
+
+def test_held_out_crops_copied_into_the_training_part_are_said_and_recorded(
+        lab, tmp_path, caplog):
+    """Every held-out crop copied, under another name, into a sample trained on: the card
+    gave held-out figures of 1.000 as kept apart (only "pixel-identical copies" was said)."""
+    import shutil
+
+    crops = tmp_path / "crops"
+    shutil.copytree(lab / "crops", crops)
+    (crops / "manifest.csv").unlink(missing_ok=True)
+    samples = sorted({p.name.split("__")[0] for p in crops.glob("*/*.tif")})
+    for path in list(crops.glob("*/*.tif")):  # each crop also in every other sample
+        for other in samples:
+            if not path.name.startswith(other + "__"):
+                shutil.copy(path, path.with_name(f"{other}__copy{path.name}"))
+    with caplog.at_level("WARNING"):
+        finetune(crops, tmp_path / "dup.pt", lab / "base.pt", TINY)
+    held = load_model(tmp_path / "dup.pt")[1].training["finetune"]["data"]["held_out"]
+    assert held["copies_trained_on"] == held["crops"] > 0
+    assert f"{held['crops']} of the {held['crops']} held-out crops are, pixel for pixel, " \
+        "crops it trains on too" in caplog.text
 
 
 def test_held_out_crops_the_base_model_learnt_from_are_said_and_carded(lab, tmp_path, caplog):
@@ -553,7 +581,7 @@ def test_the_held_out_unit_names_patients_where_the_crops_name_them():
     """Two draws of one patient held out together: the card said "split by sample"."""
     from types import SimpleNamespace as NS
 
-    from ctcnet.training.finetune import held_out_unit
+    from ctcnet.training.held_out import held_out_unit
 
     samples = ["P01_D0", "P01_WK3", "P02_D0", "P02_D0"]
     held, train = NS(sample_ids=samples[:2]), NS(sample_ids=samples[2:])
