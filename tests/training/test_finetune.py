@@ -498,8 +498,8 @@ def test_crops_that_name_no_sample_are_said_to_be_split_by_crop():
     patients the held-out crops may share with the training ones."""
     from types import SimpleNamespace
 
-    from ctcnet.training.held_out import held_out_unit
     from ctcnet.training.finetune_card import _held_out_line
+    from ctcnet.training.held_out import held_out_unit
 
     index = SimpleNamespace(sample_ids=[f"cell_{i:04d}" for i in range(8)], splits=[""] * 8,
                             patient_ids=None)
