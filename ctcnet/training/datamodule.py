@@ -239,9 +239,8 @@ class CTCDataModule(L.LightningDataModule):
             return
         if self.data_dir is not None:
             self.splits = self._load_folder()
-            # The folder's own crops lead the training split (finetune reads them apart), each
-            # split fingerprinted as read, before compensation: as evaluate reads a copy.
-            self.folder_train_size = len(self.splits["train"].targets)
+            # (the folder's crops lead the training split; fingerprinted as read, as evaluate
+            self.folder_train_size = len(self.splits["train"].targets)  # reads a copy of them)
             self.fingerprints = {name: packed(crop_fingerprints(split.images))
                                  for name, split in self.splits.items()}
             if self.simulate.get("train"):
