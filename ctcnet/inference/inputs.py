@@ -320,6 +320,13 @@ def _not_an_input(path: Path) -> InputError:
                           f"{', ...' if len(sites) > 5 else ''}), not cartridges: pass those "
                           "folders (e.g. " + " ".join(f"{path / s}" for s in sites[:2])
                           + "), or a list file naming them", path)
+    # Crop folders side by side (parentfolder/A/panel.json): each is an input of its own.
+    crop_folders = sorted(p.name for p in subs if (p / "panel.json").is_file())
+    if crop_folders:
+        return InputError(f"holds crop folders ({', '.join(crop_folders[:5])}"
+                          f"{', ...' if len(crop_folders) > 5 else ''}), not crops: pass each "
+                          "(e.g. " + " ".join(f"{path / s}" for s in crop_folders[:2])
+                          + f", or {path}/*), or a list file naming them", path)
     # Crops in class folders, or in a class folder's sample folders (ctc/P017/cell.tif).
     if images(path) or any(images(p) for p in subs) or any(
             images(q) for p in subs for q in p.iterdir() if q.is_dir()):

@@ -776,3 +776,15 @@ def test_inputs_set_aside_are_named_as_run_json_names_them(tmp_path):
     aside = set_aside_colliding([], record, folders)
     assert sorted(record) == sorted(run_names([], folders)[:4])
     assert aside == {str(f) for f in folders[:4]} and "other" in run_names([], folders)
+
+
+def test_a_folder_of_crop_folders_is_told_to_pass_each(tmp_path, rng, capsys):
+    """parent/A and parent/B, each a crop folder with its panel.json: the refusal said parent
+    "holds images but no panel.json", and one written there was refused as laid out
+    sample/class."""
+    for name in ("A", "B"):
+        _rgb_dataset(tmp_path / "parent" / name, rng, sizes=((40, 52),), labels=("ctc",))
+    assert main(["predict", str(tmp_path / "parent"), "--out", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err
+    assert "holds crop folders (A, B), not crops: pass each (e.g. " in err
+    assert "no panel.json" not in err
