@@ -84,7 +84,10 @@ def tile_captions(rows: pd.DataFrame, spec: ModelSpec) -> list[str]:
     out = []
     for path, call, model, p, label, codes in zip(rows["path"], rows["class"], models,
                                                   rows["confidence"], rows["label"], reasons):
-        name = Path(str(path)).name
+        # As the table names it, less the class folder its label says (ctc/P1/cell_0.tif and
+        # ctc/P2/cell_0.tif were two tiles both captioned cell_0.tif).
+        parts = Path(str(path)).parts
+        name = "/".join(parts[1:] if len(parts) > 1 and parts[0] == label else parts)
         name = name if len(name) <= NAME_CHARS else "..." + name[-(NAME_CHARS - 3):]
         text = f"{name} {call_text(call, model, p, after='')}"  # (at the set's own prior)
         if label in spec.class_names and label != call:

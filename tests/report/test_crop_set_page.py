@@ -55,6 +55,11 @@ def test_a_caption_names_the_file_the_call_a_disagreeing_label_and_the_guards_wh
     assert first == "b.png ctc (network: wbc p=0.70)" and why.startswith("held: ")
     assert "(label wbc)" in captions[3] and "(label" not in captions[2]
     assert "(label ctc)" in captions[4]
+    # Two patients' files of one name, told apart by their sample folders.
+    table = _table().assign(path=["ctc/P1/cell_0.tif", "ctc/P2/cell_0.tif", "wbc/c.png",
+                                  "wbc/d.png", "ctc/e.png"])
+    named = [c.split(" ")[0] for c in tile_captions(table, _spec())]
+    assert named[:2] == ["P1/cell_0.tif", "P2/cell_0.tif"]
 
 
 def test_a_faint_copy_in_one_channel_stays_faint_beside_the_bright_one():
