@@ -69,8 +69,9 @@ def _robustness(args: argparse.Namespace) -> int:
     if check.get("clean_below_target") is not None:  # before any perturbation: said first
         print(f"unperturbed: macro-F1 {check['clean_below_target']:.4f} under the target "
               f"{check['targets']['min_macro_f1']}; range ends no worse than it are not listed")
-    verdict = "all robustness targets met" if check["passed"] else \
-        f"{len(check['failures'])} target(s) missed at range ends"
+    verdict = ("all robustness targets met" if check["passed"] else
+               f"{len(check['failures'])} target(s) missed at range ends") + (
+        " (on too few crops to tell: the note above)" if check.get("too_few_crops") else "")
     print(f"{verdict}; report: {args.out}/robustness.json, {args.out}/robustness.png")
     for failure in check["failures"]:  # with the commonest flips: which marker misled it
         print(f"  - {failure}")

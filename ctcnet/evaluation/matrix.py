@@ -465,6 +465,13 @@ def robustness_dataset(data: str | Path, model_path: str | Path | None, out_dir:
         matrix["notes"].append(f"the labels hold no {', '.join(absent)}: every macro-F1 here "
                                "averages the other classes only, and says nothing of how "
                                f"{'it is' if len(absent) == 1 else 'they are'} told apart")
+    if 3 / max(len(labels), 1) > MAX_FLIP_RATE:  # (0 flips of n: the rate under 3/n, 95 %)
+        matrix["check"]["too_few_crops"] = True
+        matrix["notes"].append(
+            f"{len(labels)} crops cannot resolve the {MAX_FLIP_RATE:.0%} flip target: one flip "
+            f"is {1 / max(len(labels), 1):.1%} of them, and none bounds the rate only under "
+            f"{3 / max(len(labels), 1):.1%} (95 %); a verdict on the targets needs "
+            f"{int(np.ceil(3 / MAX_FLIP_RATE))} crops at least")
     matrix.update({"data": absolute(data), **scored_by(backend),
                    "pixel_size_um": float(index.panel.pixel_size_um),
                    "pixel_size_from": pixel_size_source(pixel_size), "seed": seed,

@@ -219,6 +219,12 @@ def test_robustness_compensate_shows_the_cnn_the_compensated_crops_and_the_flags
                                              tmp_path / "out2", with_baselines=False,
                                              families=["crop"], device="cpu")
     assert plain["compensated"] is False and len(measured) == 1 + len(report["cells"])
+    # 12 crops: one flip is 8 %, none bounds it under 25 %; "all targets met" was read as a
+    # verdict on the 2 % target.
+    assert plain["check"]["too_few_crops"] is True
+    assert any(n.startswith("12 crops cannot resolve the 2% flip target: one flip is 8.3% of "
+                            "them, and none bounds the rate only under 25.0% (95 %); a verdict "
+                            "on the targets needs 150 crops at least") for n in plain["notes"])
 
 
 def test_an_export_model_reads_every_cell_exported_and_so_does_its_guard(
