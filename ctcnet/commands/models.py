@@ -40,10 +40,14 @@ def say_model(given: str | None, name: str | None = None, spec=None,
 
 
 def _line(info) -> str:
-    sizes = info.test_sizes()
-    figures = ", ".join(f"{k.removeprefix('test_')} {v:.3f}"
-                        + (f" ({sizes[k]:,} crops)" if k in sizes else "")
-                        for k, v in info.figures().items())
+    sizes, absent = info.test_sizes(), info.test_absent_classes()
+
+    def figure(k: str, v: float) -> str:  # with the crops it was measured on, and what they lack
+        about = ([f"{sizes[k]:,} crops"] if k in sizes else []) + (
+            [f"no {', '.join(absent[k])}"] if k in absent else [])
+        return f"{k.removeprefix('test_')} {v:.3f}" + (f" ({'; '.join(about)})" if about else "")
+
+    figures = ", ".join(figure(k, v) for k, v in info.figures().items())
     files = ", ".join(p.name for p in (info.checkpoint, info.onnx) if p is not None)
     return (f"{info.name}\n  channels {', '.join(info.channels)} at {info.panel.pixel_size_um:g} "
             f"um/px, {info.crop_size} px crops\n  classes {', '.join(info.classes)}\n"

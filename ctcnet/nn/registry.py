@@ -147,6 +147,11 @@ class ModelInfo:
         return {name: int(value["n"]) for name, value in self._tests().items()
                 if isinstance(value.get("n"), int)}
 
+    def test_absent_classes(self) -> dict[str, list[str]]:
+        """The classes each held-out figure's crops lacked (where the card says)."""
+        return {name: list(value["absent_classes"]) for name, value in self._tests().items()
+                if value.get("absent_classes")}
+
     def _tests(self) -> dict[str, dict]:
         # A test made on exports (an export model's card) is named for what it read.
         return {("test_tight_exports" if value.get("export") else key): value

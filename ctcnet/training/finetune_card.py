@@ -27,8 +27,13 @@ def write_registry_card(model_path: Path, record: dict, spec) -> None:
     # The calls predict makes (the markers taking part), the figure a lab reads and the
     # card's first: the network's own read 0.944 beside calls at 0.698. Not of one class held
     # out: a macro-F1 of wbc alone read 1.000 in `ctcnet models`.
-    figure = {} if _one_class_held_out(record) else {
-        "test_held_out_lab_crops": record["held_out_calls"]["finetuned"]}
+    # The classes the held-out crops lack named beside it: 1.000 on ctc and debris alone
+    # read in the listing as a perfect score on all four.
+    lacking = [name for name, n in (record["data"]["held_out"].get("per_class") or {}).items()
+               if not n]
+    figure = {} if _one_class_held_out(record) else {"test_held_out_lab_crops": {
+        **record["held_out_calls"]["finetuned"],
+        **({"absent_classes": lacking} if lacking else {})}}
     card = {**model_entries(model_path.stem, model_path, spec),
             "decision": spec.decision.to_dict(), **figure,
             "finetune": {k: record[k] for k in ("base", "data", "options", "calibration")}}

@@ -144,6 +144,17 @@ def test_a_fine_tuned_model_joins_the_models_of_its_folder(lab, tmp_path, monkey
         record["held_out_calls"]["finetuned"]["macro_f1"])
     _, spec = load_model(out)
     assert info.classes == spec.class_names and info.crop_size == spec.crop_size
+    # A held-out part lacking classes: its figure says so in the listing (1.000 on ctc and
+    # debris alone read as a perfect score on all four).
+    import json
+
+    from ctcnet.commands.models import _line
+
+    card = json.loads(out.with_suffix(".json").read_text())
+    card["test_held_out_lab_crops"]["absent_classes"] = ["wbc", "cluster"]
+    out.with_suffix(".json").write_text(json.dumps(card))
+    assert "held_out_lab_crops" in _line(get_model("lab-tuned")) and \
+        "crops; no wbc, cluster)" in _line(get_model("lab-tuned"))
 
 
 def test_finetune_recalibrates_on_enough_held_out_crops(tmp_path, lab):
