@@ -20,7 +20,9 @@ def _earlier_report(out):
 
 
 def _held(out) -> dict:
-    return {p.name: p.read_text() for p in out.iterdir() if p.is_file()}
+    """The folder's files (its lock, hidden, left out), with what they hold."""
+    return {p.name: p.read_text() for p in out.iterdir()
+            if p.is_file() and not p.name.startswith(".")}
 
 
 def test_an_earlier_report_is_refused_and_replaced_once_the_new_one_is_written(tmp_path):
@@ -64,11 +66,14 @@ def test_a_run_that_fails_or_writes_no_report_puts_the_earlier_one_back_whole(tm
 
 def test_a_run_killed_outright_leaves_the_earlier_report_aside_for_the_next_to_put_back(
         tmp_path):
+    import os
+
     out = tmp_path / "eval"
     _earlier_report(out)
     before = _held(out)
-    replacing = report_replaced(out, overwrite=True)
-    replacing.__enter__()  # ...and killed: its exit never runs
+    (out / EARLIER_DIR).mkdir()  # as a run left it, killed as it wrote its own report
+    for name in EARLIER:
+        os.link(out / name, out / EARLIER_DIR / name)
     atomic_write_text(out / "predictions.csv", "half a run")
     (out / "report.json").unlink()
     with pytest.raises(InputError, match="report.json already exists"):
@@ -100,3 +105,55 @@ def test_a_refused_rerun_of_the_command_keeps_the_earlier_report(tmp_path, comma
                  "--model", "ctcnet-defualt"]) == 2
     assert capsys.readouterr().err.count("\n") == 1  # one line says why
     assert _held(out) == before
+
+
+def test_a_second_evaluation_into_the_folder_is_refused_and_touches_nothing(tmp_path):
+    """A second run's check put the first run's set-aside back while the first was writing:
+    its new table went, and its end failed."""
+    out = tmp_path / "eval"
+    _earlier_report(out)
+    with report_replaced(out, overwrite=True):
+        atomic_write_text(out / "predictions.csv", "new")
+        with pytest.raises(InputError, match="another ctcnet|is writing|held"):
+            prepare_report_folder(out, overwrite=False)
+        atomic_write_text(out / "report.json", "new")
+    assert _held(out)["predictions.csv"] == "new" and _held(out)["report.json"] == "new"
+
+
+def test_a_set_aside_half_made_or_a_clearing_cut_short_is_settled_by_the_next_run(tmp_path):
+    """Killed while the earlier files were being linked aside: the next run put back the few
+    linked and deleted the rest; killed while clearing after a finished report: it put the
+    earlier report back over the new one."""
+    import os
+
+    from ctcnet.commands.report_folders import CLEARING, TAKING
+
+    out = tmp_path / "eval"
+    _earlier_report(out)
+    before = _held(out)
+    (out / TAKING).mkdir()
+    os.link(out / "report.json", out / TAKING / "report.json")  # ...and killed
+    with pytest.raises(InputError, match="report.json already exists"):
+        prepare_report_folder(out, overwrite=False)
+    assert _held(out) == before and not (out / TAKING).exists()
+    (out / CLEARING).mkdir()  # a finished run, killed as it cleared the earlier files away
+    for name in EARLIER:
+        os.link(out / name, out / CLEARING / name)
+    atomic_write_text(out / "report.json", "new")
+    atomic_write_text(out / "predictions.csv", "new")
+    with pytest.raises(InputError, match="report.json already exists"):
+        prepare_report_folder(out, overwrite=False)
+    assert _held(out) == {"report.json": "new", "predictions.csv": "new",
+                          "notes.txt": "a lab's notes"}
+
+
+def test_the_pages_gallery_is_kept_aside_and_put_back_with_it(tmp_path):
+    out = tmp_path / "eval"
+    _earlier_report(out)
+    (out / "gallery").mkdir()
+    (out / "gallery" / "ctc_1.png").write_text("earlier")
+    with pytest.raises(KeyboardInterrupt), report_replaced(out, overwrite=True):
+        (out / "gallery" / "ctc_1.png").unlink()  # (the new page's stale pages removed)
+        atomic_write_text(out / "gallery" / "wbc_1.png", "half a run")
+        raise KeyboardInterrupt
+    assert sorted(p.name for p in (out / "gallery").iterdir()) == ["ctc_1.png"]
