@@ -83,7 +83,20 @@ def class_meant(label: str, names: list[str]) -> str | None:
     if (named := _lab_word_class(label, names)) is not None:
         return named
     match = difflib.get_close_matches(label.lower(), names, 1)
-    return match[0] if match and len(class_words(label)) == 1 else None
+    # A slip of the keys: letters swapped (wcb) or one more or fewer (debri, clusters); not
+    # one letter for another, which names other cells (rbc, cec: red and endothelial cells).
+    return match[0] if match and len(class_words(label)) == 1 and \
+        _one_slip(label.lower(), match[0]) else None
+
+
+def _one_slip(typed: str, meant: str) -> bool:
+    """Whether ``typed`` is ``meant`` with its letters in another order, or one letter added
+    or left out."""
+    if len(typed) == len(meant):
+        return sorted(typed) == sorted(meant)
+    short, long = sorted((typed, meant), key=len)
+    return len(long) - len(short) == 1 and any(long[:k] + long[k + 1:] == short
+                                               for k in range(len(long)))
 
 
 def names_a_class(label: str, names: list[str]) -> bool:
