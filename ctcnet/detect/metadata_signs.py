@@ -184,7 +184,7 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int,
     leukocyte, neutrophil = _role(roles, "leukocyte"), _role(roles, "neutrophil")
     rows = list(spread_rows(np.arange(n), events, whole))
     votes = np.zeros(panel.num_channels, int)
-    lit, peaks, diameters, own, offsets = [], [], [], [], []
+    lit, peaks, snrs, diameters, own, offsets = [], [], [], [], [], []
     # Where each crop is read (one shape for a frame's crops): its centre and its cell.
     h, w = crops.shape[2:]
     yy, xx = np.mgrid[:h, :w].astype(np.float32)
@@ -204,7 +204,8 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int,
             if plane is not None:
                 votes[plane] += 1
             peaks.append(above[:, centre].max(axis=1))
-            lit.append(peaks[-1] > LIT_NOISE * np.maximum(noise, 1e-6))
+            snrs.append(peaks[-1] / np.maximum(noise, 1e-6))
+            lit.append(snrs[-1] > LIT_NOISE)
             if dna is not None:
                 diameters.append(nucleus_diameter_of(above[dna], float(noise[dna]))
                                  * pixel_size_um)
@@ -239,12 +240,11 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int,
         # its lymphocytes beside CD45 (10 alone against 1 of 43 read: "swapped?").
         peaks = np.asarray(peaks)
         own = lit & (peaks > BLEED_SHARE * np.maximum(peaks[:, [dna]], 0))
-        # Leukocytes alone: an event whose CK outshines both leukocyte markers is a CTC, whose
-        # CD66b a leak or a sticky antibody lights (a folder of CTC candidates read
-        # "swapped?"); a leukocyte's faint CK stays under its CD45.
-        ck = _role(roles, "epithelial")
-        nucleated = lit[:, dna] & (True if ck is None else ~(
-            lit[:, ck] & (peaks[:, ck] > peaks[:, [leukocyte, neutrophil]].max(axis=1))))
+        # Not an event whose CK outshines both leukocyte markers over their noise: a CTC, its
+        # CD66b lit by a leak (CTC candidates read "swapped?"); a leukocyte's CK stays under.
+        ck, snrs = _role(roles, "epithelial"), np.asarray(snrs)
+        nucleated = lit[:, dna] & (True if ck is None else
+                                   snrs[:, ck] <= snrs[:, [leukocyte, neutrophil]].max(axis=1))
         signs["neutrophil_alone"] = int((nucleated & own[:, neutrophil] & ~own[:, leukocyte])
                                         .sum())
         signs["leukocyte_alone"] = int((nucleated & own[:, leukocyte] & ~own[:, neutrophil])

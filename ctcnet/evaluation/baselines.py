@@ -158,9 +158,8 @@ class FeatureClassifier:
         labels = np.asarray(labels, np.int64)
         # sklearn's leaves hold 20 events at least: under 40 a tree cannot split, and the
         # classifier called every crop one class (a lab's 24 crops: "CNN +0.90" over nothing).
-        # A leaf of a fifth of the smallest class's events, 20 at most, lets it fit.
-        counts = np.bincount(labels)
-        leaf = int(np.clip(counts[counts > 0].min() // 5, 1, 20)) if len(labels) else 20
+        # A leaf of a fortieth of the events, 20 from 800 on as before, lets a few fit.
+        leaf = int(np.clip(len(labels) // 40, 1, 20))
         self.model = HistGradientBoostingClassifier(max_iter=self.max_iter, learning_rate=0.1,
                                                     min_samples_leaf=leaf,
                                                     early_stopping=False, random_state=self.seed)

@@ -104,16 +104,22 @@ def _outputs_the_index_lacks(results: Path, index: dict) -> list[str]:
     from ctcnet.inference.summary import SUMMARY_FILE
 
     entries = [e for e in index.get("outputs") or [] if isinstance(e, dict)]
-    problems = [f"run.json lists {e.get('name')} as missing ({e.get('reason') or 'no output'}): "
-                "its output is not in this folder" for e in entries if e.get("missing")
-                and not (_sample_folder(results, output_folder_of(str(e.get("name"))))
-                         / SUMMARY_FILE).is_file()]
+    closed = closed_folders(results)  # (a folder this account may not enter: said apart)
+
+    def finished(folder: Path) -> bool:
+        return folder not in closed and (folder / SUMMARY_FILE).is_file()
+
+    missing = {str(e.get("name")): (e.get("reason") or "no output",
+                                    _sample_folder(results, output_folder_of(str(e.get("name")))))
+               for e in entries if e.get("missing")}
+    problems = [f"run.json lists {name} as missing ({why}): its output is not in this folder"
+                for name, (why, folder) in missing.items()
+                if folder not in closed and not finished(folder)]
     listed = {output_folder_of(str(e.get("name"))) for e in entries} | {
         n for n in index.get("other_outputs") or [] if isinstance(n, str)}
     listed = {name_key(n) for n in listed}
-    closed = closed_folders(results)
-    strays = [p.name for p in sorted(results.iterdir()) if p not in closed and p.is_dir()
-              and name_key(p.name) not in listed and (p / SUMMARY_FILE).is_file()]
+    strays = [p.name for p in sorted(results.iterdir()) if p.is_dir()
+              and name_key(p.name) not in listed and finished(p)]
     problems += [f"{name} holds a finished output run.json lists nowhere (moved in from "
                  "another run?): a laboratory system reading run.json and samples.csv does "
                  "not see it" for name in strays]

@@ -203,8 +203,8 @@ def _cartridge_panel(cartridge: Cartridge) -> Panel:
     named = cartridge.panel.num_channels
     # The first frames' plane counts: one odd frame (an extra plane) is that frame's to skip
     # with its reason, not the cartridge's panel refused.
-    counts = [frame_planes(frame) for frame in cartridge.frames[:3]]
-    planes = counts[0]
+    counts = [c for c in (frame_planes(frame) for frame in cartridge.frames[:3]) if c]
+    planes = max(counts, key=counts.count) if counts else None  # (the commonest)
     if planes not in (None, named) and counts.count(planes) > counts.count(named):
         raise InputError(f"its frames hold {planes} planes where panel.json names {named} "
                          "channels: a channel missing from panel.json?", cartridge.root)

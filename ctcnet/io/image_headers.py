@@ -128,10 +128,12 @@ def tiff_planes(path: str | Path) -> int | None:
 
 def _one_stack_of_planes(tif, pages) -> bool:
     """Whether a plain multipage TIFF's ``pages`` are one stack of channel planes: not pages
-    of several sizes, nor an ImageJ stack of slices or time points (a thumbnail read as a
-    sixth plane refused its cartridge as missing a channel in panel.json; the frame's read
-    refuses such a file with what it holds). (Its series say nothing: a page written at a
-    time is a series of its own.)"""
+    of several sizes, nor an ImageJ hyperstack of channels by slices or time points (a
+    thumbnail read as a sixth plane refused its cartridge as missing a channel in
+    panel.json; the frame's read refuses such a file with what it holds). (Its series say
+    nothing: a page written at a time is a series of its own.)"""
     stacked = (tif.imagej_metadata or {}) if tif.is_imagej else {}
-    return len({(p.imagelength, p.imagewidth) for p in pages}) == 1 and \
-        all(stacked.get(k, 1) <= 1 for k in ("slices", "frames"))
+    # (a stack of slices alone, Fiji's "Images to Stack", is read as the channels it holds)
+    hyperstack = stacked.get("channels", 1) > 1 and any(
+        stacked.get(k, 1) > 1 for k in ("slices", "frames"))
+    return len({(p.imagelength, p.imagewidth) for p in pages}) == 1 and not hyperstack

@@ -1016,3 +1016,15 @@ def test_a_first_frame_holding_more_than_its_channels_is_that_frames_to_skip(car
     if odd in ("thumbnail", "imagej slices"):  # (no count of channels: the read says why;
         assert frame_planes(open_cartridge(cart).frames[0]) is None  # else the frames differ)
     choose_for_inputs([cart], [], None, "the input data")  # (refused before)
+
+
+def test_a_stack_of_slices_alone_is_read_as_its_channels_and_still_counted(tmp_path):
+    """Fiji's "Images to Stack" saves the planes as slices: read as the channels they are,
+    so a frame of 6 such planes still refuses a panel.json that names 5 (it was no count)."""
+    import tifffile
+
+    from ctcnet.io.image_headers import tiff_planes
+
+    tifffile.imwrite(tmp_path / "z.tif", np.zeros((6, 32, 32), np.uint16), imagej=True,
+                     metadata={"axes": "ZYX"})
+    assert tiff_planes(tmp_path / "z.tif") == 6
