@@ -86,6 +86,7 @@ class CropNotes:
         self.over_crops: list[int] = []  # the first crops that do (named in what is said)
         self.saturated = 0
         self.saturated_in: set[int] = set()  # the channels some crop is saturated in
+        self.saturated_crops: list[int] = []  # the first of them (named: which to look at)
         self.subtracted: list[int] = []  # raw crops whose background was clipped at 0
         self.subtracted_in: set[int] = set()  # (their channels so)
         self._first_of: dict[bytes, list[int]] = {}
@@ -187,6 +188,8 @@ class CropNotes:
         at_top = (crops >= (top * np.float32(1 - RESAMPLING_ROUNDING))[:, :, None, None]) \
             .mean(axis=(2, 3)) > SATURATED_SHARE
         self.saturated += int(at_top.any(axis=1).sum())
+        if len(self.saturated_crops) < 3:
+            self.saturated_crops += (start + np.flatnonzero(at_top.any(axis=1))[:3]).tolist()
         self.saturated_in.update(np.flatnonzero(at_top.any(axis=0)).tolist())
 
     def refusal(self, errors: list[InputError]) -> InputError | None:
@@ -289,10 +292,12 @@ class CropNotes:
             log.warning("crop dataset %s: %d of %d crops are saturated in %s over more than "
                         "%.0f%% of their pixels (at the top of what the camera records: "
                         "overexposed, or glare?): their markers' readings, and the calls "
-                        "and checks made of them, are not to be trusted without a look",
-                        index.root, self.saturated, n,
+                        "and checks made of them, are not to be trusted without a look; e.g. "
+                        "%s", index.root, self.saturated, n,
                         ", ".join(index.panel.channels[k].name
-                                  for k in sorted(self.saturated_in)), 100 * SATURATED_SHARE)
+                                  for k in sorted(self.saturated_in)), 100 * SATURATED_SHARE,
+                        ", ".join(shown_in(index.paths[i], index.root)
+                                  for i in self.saturated_crops[:3]))
         if self.rescaled:
             log.warning("crop dataset %s: %s", index.root, self._rescaled())
         if self.subtracted:

@@ -115,6 +115,8 @@ def test_saturated_crops_are_said_at_the_top_their_camera_records(tmp_path, rng,
             load_crops(read_crop_index(tmp_path / name))
         said = "2 of 6 crops are saturated in CK over more than 5% of their pixels"
         assert (said in caplog.text) == (name != "calm"), name
+        if name != "calm":  # ...and which: the first named, as a person is to look at them
+            assert "not to be trusted without a look; e.g. ctc/" in caplog.text
 
 
 def test_crops_at_the_top_of_their_range_brought_to_model_scale_are_not_said(tmp_path, rng,
