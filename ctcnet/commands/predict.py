@@ -477,6 +477,7 @@ def _processes(args, shard, inputs: int) -> int:
         auto_processes,
         available_memory_gib,
         parse_processes,
+        said_past_cores,
     )
     from ctcnet.inference.distributed import env_info
 
@@ -494,4 +495,4 @@ def _processes(args, shard, inputs: int) -> int:
 
         return auto_processes(inputs, not runs_on_cpu(args.device), cpu_cores(),
                               available_memory_gib())
-    return min(asked, inputs)
+    return said_past_cores(min(asked, inputs))

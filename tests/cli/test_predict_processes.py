@@ -535,3 +535,16 @@ def test_the_shares_are_handed_over_in_the_out_folder_and_a_killed_runs_taken_aw
     assert (folder / f"share-{os.getppid()}-y.json").exists()
     assert [json.loads(open(f).read()) for f in files] == [["/scans/a"], ["/scans/b"]]
     assert all(str(f).startswith(str(folder)) for f in files)
+
+
+def test_more_processes_than_cores_are_said(monkeypatch, caplog):
+    """--processes 64 on 2 cores started one process an input, 2.2 GB, without a word."""
+    import ctcnet.inference.resources as resources
+    from ctcnet.commands.predict_processes import said_past_cores
+
+    monkeypatch.setattr(resources, "cpu_cores", lambda: 2)
+    with caplog.at_level("WARNING"):
+        assert said_past_cores(2) == 2
+        assert "--processes" not in caplog.text
+        assert said_past_cores(5) == 5
+    assert "--processes 5 on 2 cores: the processes share them" in caplog.text
