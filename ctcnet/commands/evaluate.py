@@ -16,7 +16,7 @@ from ctcnet.commands.evaluate_calibration import (
 )
 from ctcnet.commands.evaluate_figures import summary_lines, warnings_of
 from ctcnet.commands.evaluate_spikes import add_expected_arguments
-from ctcnet.commands.report_folders import report_replaced
+from ctcnet.commands.report_folders import file_kept_aside, report_replaced
 from ctcnet.commands.shared_options import (
     add_baseline_arguments,
     add_compensate_argument,
@@ -138,8 +138,6 @@ def _evaluate(args: argparse.Namespace) -> int:
         check_calibration_crops(args.calibrate_on)
     _note_chosen(args, name)
     warnings = []
-    if args.calibrate_on:
-        model = calibrate(args, model, warnings)
 
     def page(out_dir, table, crops, spec, report):  # the console's figures on the page too
         report = {**report, "warnings": list(dict.fromkeys(
@@ -147,9 +145,13 @@ def _evaluate(args: argparse.Namespace) -> int:
         return write_evaluation_page(out_dir, table, crops, spec, report,
                                      figures=summary_lines(report, args.calibrate_on))
 
-    # What the crops' reading warned of is kept in the report and on its page, as predict keeps
-    # it: a validation record scored 21 of a folder's 24 crops, the 3 named on the console alone.
-    with kept_warnings() as said:
+    # What reading the crops (the calibration's too) warned of is kept in the report and on its
+    # page, as predict keeps it: a record scored 21 of a folder's 24 crops, 3 named on the
+    # console alone. A --save-model replaced is put back where the evaluation does not finish.
+    with kept_warnings() as said, file_kept_aside(args.save_model if args.calibrate_on
+                                                  else None):
+        if args.calibrate_on:
+            model = calibrate(args, model, warnings)
         report = evaluate_dataset(
             args.data, model, args.out, with_baselines=not args.no_baselines,
             baseline_train=args.baseline_train, n_train_per_class=args.train_per_class,

@@ -89,6 +89,15 @@ def check_save_model(args: argparse.Namespace, model) -> None:
     if not args.save_model:
         raise InputError("--calibrate-on needs --save-model (never overwrite a model in place)")
     refuse_non_checkpoint_name(args.save_model, "--save-model")
+    from pathlib import Path
+
+    from ctcnet.commands.report_folders import EVALUATION
+
+    saved = Path(args.save_model).absolute()
+    if saved.parent == Path(args.out).absolute() and saved.name in (*EVALUATION.reports,
+                                                                    *EVALUATION.files):
+        raise InputError(f"--save-model {saved.name} is a file of the report written into "
+                         "--out: the model would be written over by it; give it a .pt name")
     atomic.refuse_overwriting_inputs(args.save_model, [model], "--save-model")
     atomic.check_output_file(args.save_model, "--save-model")
     atomic.refuse_existing([args.save_model], args.overwrite, "--save-model")

@@ -1,96 +1,164 @@
 """The ``--out`` folder of an evaluation (``ctcnet evaluate``, ``ctcnet robustness``): a report
-an earlier run wrote there is refused unless ``--overwrite``, as other commands refuse their
-outputs. With it, the earlier report (its files and its page's ``gallery/``) is kept aside
-until the new report is written: hard links in ``.earlier-report/`` (a copy where the disk has
-none), the folder named so only once whole. Then the earlier files the new run did not write
-again go, so that no figure of the earlier run (a baseline's confusion matrix) stays beside a
-report that has none; a run that fails or is stopped puts the earlier report back whole, and a
-run killed outright leaves it aside, put back by the next run into the folder (or, killed as
-it cleared the earlier files away, the clearing finished). One evaluation writes a folder at a
-time (a lock, as predict's). Other files in the folder (a lab's notes, a predict output's)
-are left alone; a cartridge evaluation's per-sample runs are made again by each run."""
+of the command's own kind an earlier run wrote there is refused unless ``--overwrite``, as other
+commands refuse their outputs (another command's report beside it is left alone: a robustness
+matrix and an evaluation share a folder). With it, the earlier report (its files and its page's
+``gallery/``) is kept aside until the new report is written: hard links in ``.earlier-report/``
+(a copy where the disk has none), the folder named so only once whole. Then the earlier files
+the new run did not write again go, so that no figure of the earlier run (a baseline's
+confusion matrix) stays beside a report that has none; a run that fails or is stopped puts the
+earlier report back whole, and a run killed outright leaves it aside, put back by the next run
+into the folder (or, killed as it cleared the earlier files away, the clearing finished). A
+first run into the folder that does not finish leaves none of its files (a killed one's are
+taken away by the next run). One evaluation writes a folder at a time (a lock, as predict's).
+A predict output is no evaluation's folder; other files (a lab's notes) are left alone."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from ctcnet.io.atomic import check_output_folder, exclusive_folder, refuse_existing
+from ctcnet.errors import InputError
+from ctcnet.io.atomic import (
+    atomic_write_text,
+    check_output_folder,
+    exclusive_folder,
+    refuse_existing,
+)
 
-# What an evaluation writes into its folder, by the report that marks it.
-REPORTS = ("report.json", "counts.json", "robustness.json", "spike_in.json", "comparison.json")
-FIGURES_AND_TABLES = ("confusion.json", "predictions.csv", "index.html", "confusion.png",
-                      "reliability.png", "counts.png", "robustness.png", "spike_in.csv",
-                      "comparison.csv", "changed_events.csv")
+
+@dataclass(frozen=True)
+class ReportKind:
+    """What one command writes into its folder: the reports that mark it, the other files
+    (figures, tables, a page), and whether a page's ``gallery/`` is among them."""
+
+    reports: tuple[str, ...]
+    files: tuple[str, ...]
+    patterns: tuple[str, ...] = ()
+    page: bool = False
+
+    def mark(self, what: str) -> str:
+        """The name of this kind's hidden file or folder ``what`` (each kind's settled apart,
+        whichever command comes next)."""
+        return f".{Path(self.reports[0]).stem}-{what}"
+
+
+EVALUATION = ReportKind(
+    reports=("report.json", "counts.json", "spike_in.json", "comparison.json"),
+    files=("confusion.json", "predictions.csv", "index.html", "confusion.png",
+           "reliability.png", "counts.png", "spike_in.csv", "comparison.csv",
+           "changed_events.csv"), patterns=("confusion_*.png",), page=True)
+ROBUSTNESS = ReportKind(reports=("robustness.json",), files=("robustness.png",))
 PAGE_DIR = "gallery"
-EARLIER_DIR = ".earlier-report"  # whole: put back where a run did not finish
-TAKING = ".earlier-report-taking"  # being filled: the earlier report is still in place
-CLEARING = ".earlier-report-cleared"  # the new report whole: its earlier files to clear
+# The hidden names of a kind's (ReportKind.mark): the earlier report set aside whole, put back
+# where a run did not finish; being filled (the earlier report still in place); the new report
+# whole, its earlier files to clear; a first run at work (the files there before it).
+EARLIER, TAKING, CLEARING, UNFINISHED = "earlier", "taking", "cleared", "unfinished"
 
 
-def prepare_report_folder(out: str | Path, overwrite: bool) -> None:
-    """Refuse ``out`` where it is no folder, or holds an earlier evaluation's report and
-    ``overwrite`` is not given (an earlier report a killed run left aside put back first)."""
+def prepare_report_folder(out: str | Path, overwrite: bool,
+                          kind: ReportKind = EVALUATION) -> None:
+    """Refuse ``out`` where it is no folder, a predict output, or holds an earlier report of
+    ``kind`` and ``overwrite`` is not given (what a killed run left settled first)."""
     out = Path(out)
     check_output_folder(out)
+    if (out / "summary.json").is_file() or (out / "run.json").is_file():
+        raise InputError("is a ctcnet predict output (its summary.json or run.json): an "
+                         "evaluation would write over its page and table; give another --out",
+                         out)
     if out.is_dir():
         with exclusive_folder(out, "evaluate"):
             _settle(out)
-    refuse_existing([out / name for name in REPORTS], overwrite, "--out")
+    refuse_existing([out / name for name in kind.reports], overwrite, "--out")
 
 
 @contextlib.contextmanager
-def report_replaced(out: str | Path, overwrite: bool) -> Iterator[None]:
+def report_replaced(out: str | Path, overwrite: bool,
+                    kind: ReportKind = EVALUATION) -> Iterator[None]:
     """Run an evaluation into ``out`` (refused as :func:`prepare_report_folder` refuses it),
-    an earlier report there kept aside until the new one is written (the module's words)."""
+    an earlier report of ``kind`` there kept aside until the new one is written (the module's
+    words)."""
+    prepare_report_folder(out, overwrite, kind)
     out = Path(out)
-    check_output_folder(out)
     with exclusive_folder(out, "evaluate"):  # (a second evaluation into it: refused)
         _settle(out)
-        refuse_existing([out / name for name in REPORTS], overwrite, "--out")
-        earlier = {p: _stamp(p) for p in _report_files(out)} if overwrite and any(
-            (out / name).is_file() for name in REPORTS) else {}
-        if not earlier:
-            yield
+        refuse_existing([out / name for name in kind.reports], overwrite, "--out")
+        earlier = {p: _stamp(p) for p in _report_files(out, kind)}
+        if not any((out / name).is_file() for name in kind.reports):
+            yield from _first_report(out, kind, earlier)
             return
-        taking = out / TAKING
+        taking = out / kind.mark(TAKING)
         taking.mkdir()
         for path in earlier:
             _link_or_copy(path, taking / path.relative_to(out))
-        os.replace(taking, out / EARLIER_DIR)  # whole now: what a failure puts back
+        os.replace(taking, out / kind.mark(EARLIER))  # whole now: what a failure puts back
         try:
             yield
         except BaseException:
-            _put_back(out)  # (a signal too: the earlier report whole again)
+            _put_back(out, kind)  # (a signal too: the earlier report whole again)
             raise
         if not any((out / name).is_file() and _stamp(out / name) != earlier.get(out / name)
-                   for name in REPORTS):
-            _put_back(out)  # ended without a report: the earlier one stands whole
+                   for name in kind.reports):
+            _put_back(out, kind)  # ended without a report: the earlier one stands whole
             return
-        os.replace(out / EARLIER_DIR, out / CLEARING)
-        _clear(out)
+        os.replace(out / kind.mark(EARLIER), out / kind.mark(CLEARING))
+        _clear(out, kind)
+
+
+def _first_report(out: Path, kind: ReportKind, before: dict) -> Iterator[None]:
+    """The block of a run with no earlier report in ``out``: what it wrote taken away where it
+    does not finish with a report (a killed run's, by the next run: :data:`UNFINISHED`)."""
+    atomic_write_text(out / kind.mark(UNFINISHED), json.dumps(sorted(str(p.relative_to(out))
+                                                          for p in before)))
+    try:
+        yield
+    except BaseException:
+        _take_away_unfinished(out, kind)
+        raise
+    if not any((out / name).is_file() for name in kind.reports):
+        _take_away_unfinished(out, kind)
+        return
+    (out / kind.mark(UNFINISHED)).unlink()
+
+
+def _take_away_unfinished(out: Path, kind: ReportKind) -> None:
+    """The files of ``kind`` an unfinished first run wrote (not there before it: the marker
+    names those), removed with the marker."""
+    try:
+        kept = set(json.loads((out / kind.mark(UNFINISHED)).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        kept = set()
+    for path in _report_files(out, kind):
+        if str(path.relative_to(out)) not in kept:
+            path.unlink()
+    (out / kind.mark(UNFINISHED)).unlink(missing_ok=True)
 
 
 def _settle(out: Path) -> None:
-    """What a run killed outright left: a set-aside half made (the earlier report still in
-    place: dropped), one whole (put back), or a clearing begun (finished)."""
-    if (out / TAKING).is_dir():
-        shutil.rmtree(out / TAKING)
-    if (out / EARLIER_DIR).is_dir():
-        _put_back(out)
-    if (out / CLEARING).is_dir():
-        _clear(out)
+    """What a run of either kind killed outright left: a first run's files, a set-aside half
+    made (the earlier report still in place: dropped), one whole (put back), or a clearing
+    begun (finished)."""
+    for kind in (EVALUATION, ROBUSTNESS):
+        if (out / kind.mark(UNFINISHED)).is_file():
+            _take_away_unfinished(out, kind)
+        if (out / kind.mark(TAKING)).is_dir():
+            shutil.rmtree(out / kind.mark(TAKING))
+        if (out / kind.mark(EARLIER)).is_dir():
+            _put_back(out, kind)
+        if (out / kind.mark(CLEARING)).is_dir():
+            _clear(out, kind)
 
 
-def _report_files(out: Path) -> list[Path]:
-    """The files of a report in ``out``, its page's gallery among them."""
-    named = [*(out / n for n in (*REPORTS, *FIGURES_AND_TABLES)),
-             *sorted(out.glob("confusion_*.png"))]
+def _report_files(out: Path, kind: ReportKind) -> list[Path]:
+    """The files of a report of ``kind`` in ``out``, its page's gallery among them."""
+    named = [*(out / n for n in (*kind.reports, *kind.files)),
+             *(p for pattern in kind.patterns for p in sorted(out.glob(pattern)))]
     page = sorted(p for p in (out / PAGE_DIR).rglob("*") if p.is_file()) \
-        if (out / PAGE_DIR).is_dir() else []
+        if kind.page and (out / PAGE_DIR).is_dir() else []
     return [p for p in named if p.is_file()] + page
 
 
@@ -107,11 +175,11 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def _put_back(out: Path) -> None:
+def _put_back(out: Path, kind: ReportKind) -> None:
     """The earlier report kept aside, put back whole in place of whatever a run that did not
     finish wrote of its own report."""
-    aside = out / EARLIER_DIR
-    for path in _report_files(out):
+    aside = out / kind.mark(EARLIER)
+    for path in _report_files(out, kind):
         path.unlink()
     for kept in sorted(p for p in aside.rglob("*") if p.is_file()):
         target = out / kept.relative_to(aside)
@@ -120,10 +188,10 @@ def _put_back(out: Path) -> None:
     shutil.rmtree(aside)
 
 
-def _clear(out: Path) -> None:
+def _clear(out: Path, kind: ReportKind) -> None:
     """The earlier report's files the new run did not write again, removed (each is still
     the file kept aside: the same inode), then the set-aside."""
-    cleared = out / CLEARING
+    cleared = out / kind.mark(CLEARING)
     for kept in (p for p in cleared.rglob("*") if p.is_file()):
         path = out / kept.relative_to(cleared)
         with contextlib.suppress(OSError):  # (a copy, where no hard link was made: its time
@@ -132,3 +200,29 @@ def _clear(out: Path) -> None:
                                                               kept.stat().st_size):
                 path.unlink()
     shutil.rmtree(cleared)
+
+
+@contextlib.contextmanager
+def file_kept_aside(path: str | Path | None) -> Iterator[None]:
+    """A file the block writes over (``evaluate --calibrate-on``'s ``--save-model``, replaced
+    before the evaluation runs) kept aside beside it, hidden, and put back where the block
+    does not finish: a restored earlier report named the model file by a digest it no longer
+    had. None: nothing to keep."""
+    if path is None:
+        yield
+        return
+    path = Path(path)
+    kept = path.with_name(f".{path.name}.earlier")
+    if kept.is_file():  # a run killed in the block: its earlier file back first
+        os.replace(kept, path)
+    if not path.is_file():
+        yield
+        return
+    _link_or_copy(path, kept)
+    try:
+        yield
+    except BaseException:
+        os.replace(kept, path)
+        raise
+    kept.unlink()
+

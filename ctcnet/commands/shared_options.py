@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 
-from ctcnet.commands.report_folders import prepare_report_folder
 from ctcnet.errors import InputError
 
 
@@ -83,9 +82,8 @@ def add_baseline_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_baseline_arguments(args: argparse.Namespace) -> None:
     """Refuse, before any work, a baseline training set too small to fit the feature
-    classifier on, and an ``--out`` that is no folder or holds an earlier report (which the
-    command's :func:`~ctcnet.commands.report_folders.report_replaced` replaces)."""
-    prepare_report_folder(args.out, args.overwrite)
+    classifier on (the ``--out`` folder is the command's
+    :func:`~ctcnet.commands.report_folders.report_replaced`'s to check)."""
     if args.train_per_class < 10:
         raise InputError(f"--train-per-class must be at least 10, got {args.train_per_class}")
 

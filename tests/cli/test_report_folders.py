@@ -4,17 +4,24 @@ run that fails, is stopped or killed leaves it whole."""
 
 import pytest
 
-from ctcnet.commands.report_folders import EARLIER_DIR, prepare_report_folder, report_replaced
+from ctcnet.commands.report_folders import (
+    EARLIER,
+    EVALUATION,
+    ROBUSTNESS,
+    file_kept_aside,
+    prepare_report_folder,
+    report_replaced,
+)
 from ctcnet.errors import InputError
 from ctcnet.io.atomic import atomic_write_text
 
-EARLIER = ("report.json", "confusion.png", "confusion_logistic.png", "index.html",
+EARLIER_FILES = ("report.json", "confusion.png", "confusion_logistic.png", "index.html",
            "predictions.csv")
 
 
 def _earlier_report(out):
     out.mkdir()
-    for name in EARLIER:
+    for name in EARLIER_FILES:
         (out / name).write_text("earlier")
     (out / "notes.txt").write_text("a lab's notes")
 
@@ -32,12 +39,12 @@ def test_an_earlier_report_is_refused_and_replaced_once_the_new_one_is_written(t
     with pytest.raises(InputError, match="report.json already exists; pass --overwrite"):
         prepare_report_folder(out, overwrite=False)
     with report_replaced(out, overwrite=True):
-        assert set(_held(out)) == {*EARLIER, "notes.txt"}
+        assert set(_held(out)) == {*EARLIER_FILES, "notes.txt"}
         atomic_write_text(out / "predictions.csv", "new")
         atomic_write_text(out / "report.json", "new")  # (no baselines: no logistic figure)
     assert _held(out) == {"predictions.csv": "new", "report.json": "new",
                           "notes.txt": "a lab's notes"}
-    assert not (out / EARLIER_DIR).exists()
+    assert not (out / EVALUATION.mark(EARLIER)).exists()
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="not a folder"):
         prepare_report_folder(tmp_path / "file", overwrite=True)
@@ -54,7 +61,7 @@ def test_a_run_that_fails_or_writes_no_report_puts_the_earlier_one_back_whole(tm
         atomic_write_text(out / "predictions.csv", "half a run")
         atomic_write_text(out / "reliability.png", "half a run")
         raise InputError("no shipped model called 'ctcnet-defualt'")
-    assert _held(out) == before and not (out / EARLIER_DIR).exists()
+    assert _held(out) == before and not (out / EVALUATION.mark(EARLIER)).exists()
     with pytest.raises(KeyboardInterrupt), report_replaced(out, overwrite=True):
         atomic_write_text(out / "predictions.csv", "half a run")
         raise KeyboardInterrupt
@@ -71,27 +78,73 @@ def test_a_run_killed_outright_leaves_the_earlier_report_aside_for_the_next_to_p
     out = tmp_path / "eval"
     _earlier_report(out)
     before = _held(out)
-    (out / EARLIER_DIR).mkdir()  # as a run left it, killed as it wrote its own report
-    for name in EARLIER:
-        os.link(out / name, out / EARLIER_DIR / name)
+    (out / EVALUATION.mark(EARLIER)).mkdir()  # as a run left it, killed as it wrote its own report
+    for name in EARLIER_FILES:
+        os.link(out / name, out / EVALUATION.mark(EARLIER) / name)
     atomic_write_text(out / "predictions.csv", "half a run")
     (out / "report.json").unlink()
     with pytest.raises(InputError, match="report.json already exists"):
         prepare_report_folder(out, overwrite=False)  # the next run: the earlier report back
-    assert _held(out) == before and not (out / EARLIER_DIR).exists()
+    assert _held(out) == before and not (out / EVALUATION.mark(EARLIER)).exists()
 
 
-def test_files_of_no_report_are_left_alone(tmp_path):
-    """--out pointed at a crop folder's predict output (its index.html and predictions.csv,
-    no report): they went once the evaluation wrote its report."""
+def test_a_predict_output_is_refused_and_another_commands_report_left_alone(tmp_path):
+    """--out pointed at a crop folder's predict output: its page and table were written over
+    and its gallery emptied. robustness --overwrite into an evaluation's folder deleted the
+    evaluation (and evaluate a robustness matrix)."""
+    predicted = tmp_path / "P"
+    predicted.mkdir()
+    (predicted / "summary.json").write_text("{}")
+    with pytest.raises(InputError, match="is a ctcnet predict output"), \
+            report_replaced(predicted, overwrite=True):
+        pass
+    out = tmp_path / "eval"
+    _earlier_report(out)
+    before = _held(out)
+    with report_replaced(out, overwrite=False, kind=ROBUSTNESS):  # none of its own there
+        atomic_write_text(out / "robustness.json", "new")
+        atomic_write_text(out / "robustness.png", "new")
+    with report_replaced(out, overwrite=True, kind=ROBUSTNESS):
+        atomic_write_text(out / "robustness.json", "again")
+    assert _held(out) == {**before, "robustness.json": "again"}
+    with report_replaced(out, overwrite=True):
+        atomic_write_text(out / "report.json", "new")
+    assert _held(out)["robustness.json"] == "again"
+
+
+def test_a_first_run_that_does_not_finish_leaves_none_of_its_files(tmp_path):
+    """Killed or failed before its report, a first run left its table and a baseline's
+    figure, which the next run (no --overwrite needed) took for its own."""
+    import os
+
     out = tmp_path / "eval"
     out.mkdir()
-    for name in ("index.html", "predictions.csv", "counts.png"):
-        (out / name).write_text("predict's")
-    with report_replaced(out, overwrite=True):
-        atomic_write_text(out / "robustness.json", "new")
-    assert _held(out) == {"index.html": "predict's", "predictions.csv": "predict's",
-                          "counts.png": "predict's", "robustness.json": "new"}
+    (out / "notes.txt").write_text("a lab's notes")
+    with pytest.raises(OSError), report_replaced(out, overwrite=False):
+        atomic_write_text(out / "predictions.csv", "half a run")
+        raise OSError(28, "No space left on device")
+    assert _held(out) == {"notes.txt": "a lab's notes"}
+    marker = out / EVALUATION.mark("unfinished")  # as a run killed outright leaves it
+    marker.write_text("[\"notes.txt\"]")
+    atomic_write_text(out / "confusion_marker_gate.png", "killed")
+    prepare_report_folder(out, overwrite=False)
+    assert _held(out) == {"notes.txt": "a lab's notes"} and not marker.exists()
+    assert not any(p.name.startswith(".report") for p in out.iterdir() if p.is_dir())
+    assert sorted(os.listdir(out)) == [".ctcnet.lock", "notes.txt"]
+
+
+def test_a_save_model_replaced_by_a_run_that_fails_is_put_back(tmp_path):
+    """--calibrate-on --save-model M --overwrite writes M before the evaluation: a run that
+    then failed put the earlier report back naming M by a digest it no longer had."""
+    model = tmp_path / "cal.pt"
+    model.write_text("earlier")
+    with pytest.raises(KeyboardInterrupt), file_kept_aside(model):
+        atomic_write_text(model, "calibrated anew")
+        raise KeyboardInterrupt
+    assert model.read_text() == "earlier" and not list(tmp_path.glob(".cal.pt*"))
+    with file_kept_aside(model):
+        atomic_write_text(model, "calibrated anew")
+    assert model.read_text() == "calibrated anew" and not list(tmp_path.glob(".cal.pt*"))
 
 
 @pytest.mark.parametrize("command", ["evaluate", "robustness"])
@@ -131,14 +184,15 @@ def test_a_set_aside_half_made_or_a_clearing_cut_short_is_settled_by_the_next_ru
     out = tmp_path / "eval"
     _earlier_report(out)
     before = _held(out)
-    (out / TAKING).mkdir()
-    os.link(out / "report.json", out / TAKING / "report.json")  # ...and killed
+    (out / EVALUATION.mark(TAKING)).mkdir()
+    os.link(out / "report.json", out / EVALUATION.mark(TAKING) / "report.json")  # ...and killed
     with pytest.raises(InputError, match="report.json already exists"):
         prepare_report_folder(out, overwrite=False)
-    assert _held(out) == before and not (out / TAKING).exists()
-    (out / CLEARING).mkdir()  # a finished run, killed as it cleared the earlier files away
-    for name in EARLIER:
-        os.link(out / name, out / CLEARING / name)
+    assert _held(out) == before and not (out / EVALUATION.mark(TAKING)).exists()
+    # A finished run, killed as it cleared the earlier files away:
+    (out / EVALUATION.mark(CLEARING)).mkdir()
+    for name in EARLIER_FILES:
+        os.link(out / name, out / EVALUATION.mark(CLEARING) / name)
     atomic_write_text(out / "report.json", "new")
     atomic_write_text(out / "predictions.csv", "new")
     with pytest.raises(InputError, match="report.json already exists"):
