@@ -138,13 +138,9 @@ def _classified(root: str | Path, backend, out_dir: Path, options: PredictOption
         index = replace(index, labels=as_class_names(list(index.labels), spec.class_names,
                                                      Path(root)))
         other = sorted(set(index.labels) - set(spec.class_names) - {UNLABELLED})
-        if sample_class_layout(other, spec.class_names, Path(root)) or any(
-                class_meant(name, spec.class_names) for name in other):
-            # P017/ctc/...: refused, as evaluate and train refuse it (the samples read as
-            # labels, the classes as samples: the guard's per-sample comparisons made within a
-            # class); and a misspelt class folder (wcb, Leukocytes), whose crops were left out
-            # of the accuracy without naming the class meant. (A class of another taxonomy,
-            # emt_ctc, is said below and left out.)
+        if sample_class_layout(other, spec.class_names, Path(root)):  # P017/ctc/...: refused,
+            # as evaluate and train refuse it (the samples read as labels, the classes as
+            # samples: the guard's per-sample comparisons made within a class)
             raise unknown_labels_error(other, spec.class_names, Path(root))
         spec = spec_read_as(spec, index.panel, wider_only=True)  # where pixels saturate
         if spec.reads_exports and not index.exported:  # chosen by hand (auto never does)
@@ -295,9 +291,14 @@ def _finish(root, index, spec, prior, backend, out_dir: Path, options: PredictOp
     known = table["label"].isin(spec.class_names)
     other = table["label"][~known & (table["label"] != UNLABELLED)].value_counts()
     if len(other):  # labelled, but with a class the model has not: said, not scored silently
+        # (predict needs no labels, so a lab's CTCs/ or wcb/ folder classifies all the same;
+        # the class it may mean is named, as evaluate and train, which refuse it, name it)
+        meant = [f"{k} -> {m}" for k in other.index if (m := class_meant(k, spec.class_names))]
         log.warning("%s: %d crop(s) labelled with classes the model has not (%s) are left out "
-                    "of the accuracy; the model's classes are %s", root, int(other.sum()),
-                    ", ".join(f"{k} {v}" for k, v in other.items()), spec.class_names)
+                    "of the accuracy%s; the model's classes are %s", root, int(other.sum()),
+                    ", ".join(f"{k} {v}" for k, v in other.items()),
+                    f" (did you mean {', '.join(meant)}? rename the folders to score them)"
+                    if meant else "", spec.class_names)
     tally = count_events(table, spec.class_names, (), None)  # a crop set has no blood volume
     summary = CropRunSummary(
         dataset=absolute(root), crops=len(table), backend=backend.name,
