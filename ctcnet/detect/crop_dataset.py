@@ -214,6 +214,7 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
     if manifest.exists():
         paths, labels, samples, splits, patients = read_manifest(manifest)
         say_unlisted(root, paths)  # (which refuses a file name not in UTF-8 first)
+        say_not_read(root, False)  # (a .bmp there is no crop the manifest can list)
         refuse_files_not_there(paths, manifest)
     else:
         paths, labels, samples, splits, patients = [], [], [], [], None

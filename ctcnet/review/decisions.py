@@ -86,7 +86,7 @@ def _decision_rows(run: RunEvents, event_ids, reviewer_calls, reviewer: str,
                    now: datetime | None) -> pd.DataFrame:
     """review.csv rows for decisions on ``event_ids`` of ``run`` (a call per event)."""
     events = run.events.loc[list(event_ids)]
-    when = (now or datetime.now(UTC)).isoformat(timespec="seconds")
+    when = (now or datetime.now(UTC)).isoformat()
     n = len(events)
     def text(values) -> pd.Series:  # Python strings, as journal rows read back hold them
         return pd.Series(list(values), dtype=object)

@@ -383,6 +383,14 @@ def test_images_of_a_format_not_read_and_a_table_beside_loose_crops_are_said(cro
     assert "labels.csv beside the crops is not read" in caplog.text
 
 
+def test_an_image_of_a_format_not_read_beside_a_manifest_is_said(crops, caplog):
+    (crops / "ctc" / "odd.bmp").write_bytes(b"BM")
+    with caplog.at_level("WARNING"):
+        read_crop_index(crops)
+    assert "1 image(s) of a format ctcnet does not read are not read (e.g. ctc/odd.bmp)" \
+        in caplog.text
+
+
 def test_a_crop_of_one_channel_per_file_is_told_a_crop_holds_every_channel(tmp_path):
     """One PNG a channel is how a cartridge's frames may come, not a crop: the refusal says a
     crop is one file of every channel instead of only counting channels."""
