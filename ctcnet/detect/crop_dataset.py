@@ -60,7 +60,7 @@ from ctcnet.detect.pixel_size import (
 from ctcnet.errors import InputError, folder_not_found
 from ctcnet.io.annotations import without_marks
 from ctcnet.io.images import (
-    check_channel_names,
+    in_panel_order,
     is_rgb_composite,
     read_image,
     remove_cellsearch_offset,
@@ -350,7 +350,7 @@ def read_crop(path: str | Path, panel: Panel, min_size: int = 0,
                     "or frame<k>_CK.tif)")
         raise InputError(f"crop has {arr.shape[0]} channels, the panel {panel.names} has "
                          f"{panel.num_channels}{hint}", path)
-    check_channel_names(names, panel.names, path)
+    arr = in_panel_order(arr, names, panel.names, path)
     if min(arr.shape[1:]) < min_size:
         raise InputError(f"crop is {arr.shape[1]}x{arr.shape[2]} px, smaller than the model "
                          f"input {min_size}x{min_size}", path)

@@ -31,7 +31,7 @@ from ctcnet.io.image_headers import (
     TiffDamage,
     rows_of_channels,
 )
-from ctcnet.io.panel import PanelMismatchError, check_channel_order, marker_role
+from ctcnet.io.panel import PanelMismatchError, check_channel_order, marker_key, marker_role
 
 log = logging.getLogger(__name__)
 
@@ -457,6 +457,25 @@ def check_channel_names(found: Sequence[str] | None, expected: Sequence[str], pa
             f"TIFF page names) but the panel names them {list(expected)}: put panel.json's "
             "channels in the file's order where every file labels them so; where this file "
             "alone does, export it again in the others' order", path)
+
+
+def in_panel_order(arr: np.ndarray, found: Sequence[str] | None, expected: Sequence[str],
+                   path) -> np.ndarray:
+    """The planes of a file read in the panel's order: an OME file that names the panel's
+    channels in another order has its planes taken by name, as a container's are (its names
+    are the writer's own record of each plane; a frame of a cartridge exported in another
+    order refused the whole cartridge). Any other disagreement is refused as
+    :func:`check_channel_names` says; viewers' labels are never reordered by."""
+    if found is not None and getattr(found, "strict", True) and len(found) == len(expected) \
+            and not isinstance(found, str):
+        mine = [marker_key(n) for n in expected]
+        theirs = [marker_key(n) for n in found]
+        if mine != theirs and sorted(mine) == sorted(theirs) and len(set(mine)) == len(mine):
+            log.info("%s stores its channels as %s: read by name in the panel's order %s",
+                     path, list(found), list(expected))
+            return arr[[theirs.index(key) for key in mine]]
+    check_channel_names(found, expected, path)
+    return arr
 
 
 def content_uuid(arr: np.ndarray, channel_names=None, pixel_size_um=None) -> str:

@@ -520,6 +520,29 @@ def test_cartridge_round_trip(tmp_path, rng, layout):
         assert np.array_equal(read_frame(f, panel), frames[(f.row, f.col)].astype(np.float32))
 
 
+def test_an_ome_frame_naming_the_panels_channels_in_another_order_is_read_by_name(tmp_path,
+                                                                                   rng):
+    """An OME frame stores which plane holds which channel: a frame exported in another order
+    than panel.json's is read by its names (it was refused, skipping the frame); names that
+    do not name the panel's channels are still refused, and a frame in the panel's order is
+    read as it is."""
+    from ctcnet.errors import PanelMismatchError
+    from ctcnet.io.images import write_tiff
+
+    panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45", "CD61"]})
+    frames = [rng.integers(1, 999, (4, 16, 16)).astype(np.uint16) for _ in range(3)]
+    write_frame(tmp_path, 0, 0, frames[0], panel)
+    order = [1, 3, 0, 2]
+    write_tiff(tmp_path / "r00c01.tif", frames[1][order], ["PanCK-PE", "CD61", "Hoechst", "CD45"])
+    write_tiff(tmp_path / "r00c02.tif", frames[2][order], ["CK", "CD61", "DAPI", "EpCAM"])
+    write_cartridge_info(tmp_path, panel, "S3", 3, rows=1, columns=3, frame_shape=(16, 16))
+    cart = open_cartridge(tmp_path)
+    assert np.array_equal(read_frame(cart.frames[0], panel), frames[0].astype(np.float32))
+    assert np.array_equal(read_frame(cart.frames[1], panel), frames[1].astype(np.float32))
+    with pytest.raises(PanelMismatchError, match="channel mismatch"):
+        read_frame(cart.frames[2], panel)
+
+
 def test_truncated_cartridge_and_bad_frames(tmp_path, rng):
     panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"]})
     write_frame(tmp_path, 0, 0, rng.integers(1, 999, (3, 16, 16), dtype=np.uint16), panel)

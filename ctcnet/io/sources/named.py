@@ -27,7 +27,7 @@ from ctcnet.errors import InputError, WholeFileError, check_regular_file
 from ctcnet.io.image_headers import RASTER_SUFFIXES, image_shape
 from ctcnet.io.images import (
     IMAGE_SUFFIXES,
-    check_channel_names,
+    in_panel_order,
     read_channel_file,
     read_image,
     remove_cellsearch_offset,
@@ -220,7 +220,7 @@ class NamedFrames(FrameSource):
 
     def read(self, frame: FrameRef, panel, keep: list[int]) -> list[np.ndarray]:
         """The whole file is decoded (one file holds every channel), its stored channel
-        names (OME) checked against the panel."""
+        names (OME) read in the panel's order or checked against it."""
         path = frame.files[0]
         arr, names = read_image(path)
         if arr.shape[0] != panel.num_channels:
@@ -233,7 +233,7 @@ class NamedFrames(FrameSource):
                             "the files do not hold; one frame alone: a file cut short, "
                             "or still being written?)"
                             if arr.shape[0] < panel.num_channels else ""), path)
-        check_channel_names(names, panel.names, path)
+        arr = in_panel_order(arr, names, panel.names, path)
         return [remove_cellsearch_offset(arr[c], path) for c in keep]
 
     def shape(self, frame: FrameRef) -> tuple[int, int] | None:
