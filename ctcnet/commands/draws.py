@@ -9,6 +9,7 @@ not a cartridge's, or cannot be read.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ctcnet.errors import InputError
 
@@ -49,7 +50,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``ctcnet draws``; returns 0."""
     import sys
-    from pathlib import Path
 
     from ctcnet.inference.counts import interval_text, per_volume_text
     from ctcnet.inference.serial_draws import DEFAULT_CUTOFF, OTHER_SCANNERS, compare_draws
@@ -60,12 +60,13 @@ def run(args: argparse.Namespace) -> int:
     if args.out and not to_stdout:  # refused before the draws are read
         _check_out(args.out, args.samples, args.overwrite)
     lines = []
-    # `draws results/*`: the --out folder's own files passed over, said (not sample folders)
+    # `draws results/*`: the --out folder's own files (and a draws table written there)
+    # passed over, said (not sample folders)
     own = [s for s in args.samples if Path(s).name.lower() in RESERVED_OUT_NAMES
-           and not (Path(s) / "summary.json").is_file()]
+           and not (Path(s) / "summary.json").is_file() or _readable_table(Path(s))]
     if own:
         lines.append(f"(passed over: {', '.join(map(str, own))}, the results folder's own "
-                     "files, not samples)")
+                     "files or a draws table, not samples)")
     samples = [s for s in args.samples if s not in own]
     if not samples:
         raise InputError("no sample folder among the inputs: give each draw's output folder "
@@ -117,17 +118,46 @@ def run(args: argparse.Namespace) -> int:
 def _check_out(out: str, samples: list[str], overwrite: bool) -> None:
     """Refuse an ``--out`` that is not a file to write, is another table (without
     ``--overwrite``) or lies in a draw's own output folder (written over its summary.json)."""
-    from pathlib import Path
-
     from ctcnet.io.atomic import check_output_file
 
-    check_output_file(out, example="draws.csv",
-                      earlier=None if overwrite else "another series' table")
+    check_output_file(out, example="draws.csv")
+    table = None
+    if Path(out).is_file():  # --overwrite replaces a draws table, never a frame or a record
+        try:
+            table = is_draws_table(Path(out))
+        except OSError as err:
+            raise InputError(f"cannot be read to check it is a draws table: {err}", out) from None
+        if table and not overwrite:
+            check_output_file(out, example="draws.csv", earlier="another series' table")
     inside = [s for s in samples
               if Path(s).is_dir() and Path(out).resolve().is_relative_to(Path(s).resolve())]
     if inside:
         raise InputError(f"--out lies in the draw's output folder {inside[0]}, whose files the "
                          "draws are read from: write the table outside it", out)
+    if table is False:
+        raise InputError("exists and is not a draws table (its first line is not one's "
+                         "header): --overwrite writes over an earlier draws table only; "
+                         "choose another --out", out)
+
+
+# How a draws table's header begins: --overwrite writes over such a file, never another.
+TABLE_HEADER = "draw,name,folder,result_state,"
+
+
+def is_draws_table(path: Path) -> bool:
+    """Whether ``path`` is a file holding a draws table (its header); OSError if unreadable."""
+    if not path.is_file():
+        return False
+    with open(path, encoding="utf-8", errors="replace") as file:
+        return file.readline(4096).startswith(TABLE_HEADER)
+
+
+def _readable_table(path) -> bool:
+    """Whether ``path`` is a draws table (one unreadable is none: its error comes later)."""
+    try:
+        return is_draws_table(path)
+    except OSError:
+        return False
 
 
 def _write_table(rows: list[dict], path) -> None:

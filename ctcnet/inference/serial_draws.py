@@ -43,6 +43,10 @@ from ctcnet.io.scan import is_cartridge
 # (colorectal: 3): per 7.5 mL of blood.
 DEFAULT_CUTOFF = 5.0
 
+# The least p-value a draws table holds: one too small for a float sums to 0.0 (each of its
+# few thousand terms under 1e-308), and is under this bound, never 0.
+P_FLOOR = 1e-300
+
 
 def rate_change_p(k1: int, v1: float, k2: int, v2: float) -> float:
     """The exact two-sided p-value of two counts ``k1``, ``k2`` (of blood volumes ``v1``,
@@ -58,8 +62,7 @@ def rate_change_p(k1: int, v1: float, k2: int, v2: float) -> float:
                + (i * math.log(p) if i else 0.0) + ((n - i) * math.log1p(-p) if n - i else 0.0)
                for i in range(n + 1)]
     seen = log_pmf[int(k1)]
-    # A relative tolerance, as exact tests use, so that a split as likely as the one seen is
-    # not left out by rounding.
+    # A relative tolerance, as exact tests use: a split as likely as the one seen is kept.
     return min(1.0, sum(math.exp(lp) for lp in log_pmf if lp <= seen + 1e-7))
 
 
@@ -97,12 +100,12 @@ class Draw:
     # like the patient key where that is absent; "date", one that reads as a date where no
     # --date-key was given.
     keys_near: dict[str, str] = field(default_factory=dict, repr=False)
-    near_patient: str | None = field(default=None, repr=False)  # the value under keys_near's
+    near_patient: str | None = field(default=None, repr=False)  # keys_near's value (not a column)
 
     def row(self) -> dict:
         """The draw as a flat row (notes joined by ``; ``: :func:`.run_table.list_cell`)."""
         out = asdict(self)
-        del out["keys_near"]
+        del out["keys_near"], out["near_patient"]
         out["notes"] = list_cell(self.notes)
         if self.per_7_5_ml is not None:  # to 4 decimals, as its interval's ends
             out["per_7_5_ml"] = round(self.per_7_5_ml, 4)
@@ -147,17 +150,16 @@ def _what_folder(folder: Path) -> str:
     return ""
 
 
-def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
-              cutoff: float = DEFAULT_CUTOFF, date_key: str | None = None,
-              signoff_check: Callable[[Path], bool] | None = None,
-              patient_key: str | None = PATIENT_KEY) -> tuple[Draw, dict]:
-    """A predict output folder as a :class:`Draw` of ``class_name``, and its run fingerprint
-    (``patient_key``: the cartridge.json key naming the patient, kept as ``patient``).
-    ``signoff_check``: whether the sample's sign-off holds as its record and decisions are
-    now (summary.json's copy is as fresh as the last command that wrote it: a review.csv or
-    signoff.json changed since read as signed); the review's, handed in from above."""
-    folder = Path(folder)
+def _draw_summary(folder: Path) -> tuple[dict, str | None]:
+    """A draw's summary.json, read and held to its seals, and what its figures' seal leaves
+    unchecked (None: nothing); a folder that is no sample's output is refused, said what it
+    is instead."""
     path = folder / SUMMARY_FILE
+    if not folder.is_dir():  # (a typo, a sample set aside, a file listed by a wildcard)
+        raise InputError("is a file, not a sample's output folder: give the folder of one "
+                         "sample's predict output (<--out>/<sample>)" if folder.exists() else
+                         "no such folder: give the folder of one sample's predict output "
+                         "(<--out>/<sample>)", folder)
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -174,6 +176,20 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
                          "since ctcnet wrote it (edited by hand?): not read; ctcnet verify "
                          "--results names it, and predict run again writes the summary anew",
                          folder)
+    return summary, unsealed
+
+
+def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
+              cutoff: float = DEFAULT_CUTOFF, date_key: str | None = None,
+              signoff_check: Callable[[Path], bool] | None = None,
+              patient_key: str | None = PATIENT_KEY) -> tuple[Draw, dict]:
+    """A predict output folder as a :class:`Draw` of ``class_name``, and its run fingerprint
+    (``patient_key``: the cartridge.json key naming the patient, kept as ``patient``).
+    ``signoff_check``: whether the sample's sign-off holds as its record and decisions are
+    now (summary.json's copy is as fresh as the last command that wrote it: a review.csv or
+    signoff.json changed since read as signed); the review's, handed in from above."""
+    folder = Path(folder)
+    summary, unsealed = _draw_summary(folder)
     state = result_state(summary)
     # (a partial scan signed off too: its state is partial)
     signed = signoff_holds(summary) and (signoff_check is None or signoff_check(folder))
@@ -248,8 +264,11 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
     fingerprint = fingerprint if isinstance(fingerprint, dict) else {}
     panel = summary.get("panel") if isinstance(summary.get("panel"), dict) else {}
     model = summary.get("model") if isinstance(summary.get("model"), dict) else {}
+    shown_state = state.get("state")
+    if shown_state == "signed off" and not signed:  # a decision or record moved on since
+        shown_state = "sign-off stale"
     draw = Draw(draw=place, name=str(summary.get("sample_id") or folder.name),
-                folder=str(folder), result_state=state.get("state"),
+                folder=str(folder), result_state=shown_state,
                 status=summary.get("status"), figure="after review" if signed else "automatic",
                 count=count, blood_volume_read_ml=volume, per_7_5_ml=rate,
                 low=bounds[0] if bounds else None, high=bounds[1] if bounds else None,
@@ -459,6 +478,11 @@ def _compare(draw: Draw, ref: Draw, ratio_key: str, p_key: str) -> None:
     the exact test's p-value to four significant figures (None where a count or volume is
     missing, or where neither draw holds a cell: nothing to test, said in a note)."""
     if None in (draw.count, ref.count, draw.blood_volume_read_ml, ref.blood_volume_read_ml):
+        which = "previous" if ratio_key == "change_from_previous" else "first"
+        if draw.count is not None and ref.count is None and (which == "previous"
+                                                              or draw.draw > 2):
+            draw.notes.append(f"the {which} draw ({ref.draw}) has no result: no change from "
+                              "it to test")
         return
     if draw.count == ref.count == 0:
         which = "previous" if ratio_key == "change_from_previous" else "first"
@@ -469,4 +493,5 @@ def _compare(draw: Draw, ref: Draw, ratio_key: str, p_key: str) -> None:
         setattr(draw, ratio_key, round(draw.per_7_5_ml / ref.per_7_5_ml, 4))
     # Significant figures, not decimals: a p of 4.6e-07 rounded to 6 places read p = 0.
     p = rate_change_p(ref.count, ref.blood_volume_read_ml, draw.count, draw.blood_volume_read_ml)
-    setattr(draw, p_key, float(f"{p:.4g}"))
+    # A p past a float's reach (thousands of cells against none) is written as its bound.
+    setattr(draw, p_key, float(f"{max(p, P_FLOOR):.4g}"))

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ctcnet.core.printable import utc_text
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.inference.counts import REJECTED
 from ctcnet.review.decision_journal import (
@@ -86,7 +87,9 @@ def _decision_rows(run: RunEvents, event_ids, reviewer_calls, reviewer: str,
                    now: datetime | None) -> pd.DataFrame:
     """review.csv rows for decisions on ``event_ids`` of ``run`` (a call per event)."""
     events = run.events.loc[list(event_ids)]
-    when = (now or datetime.now(UTC)).isoformat()
+    # Always six digits: isoformat() leaves the fraction out on a whole second, and a
+    # reader's fixed format (%S.%f) would fail on that row.
+    when = (now or datetime.now(UTC)).isoformat(timespec="microseconds")
     n = len(events)
     def text(values) -> pd.Series:  # Python strings, as journal rows read back hold them
         return pd.Series(list(values), dtype=object)
@@ -140,7 +143,8 @@ def _check_expected(decisions: DecisionLog, run: RunEvents, event_id: int, expec
                                    f"never decided), where the request read it {expect}: "
                                    "`was` names the decision read, null for an undecided "
                                    "event, never the model's call; read the state again")
-        said = f"decided {current} by {row['reviewer'].iloc[-1]} at {row['time'].iloc[-1]}"
+        said = (f"decided {current} by {row['reviewer'].iloc[-1]} at "
+                f"{utc_text(row['time'].iloc[-1])}")
         raise DecidedMeanwhile(f"event {event_id} was {said} since this page (or script) "
                                f"read it {expect or 'undecided'}: the page now shows it (a "
                                "script: read the state again); decide again if yours should "

@@ -226,7 +226,8 @@ def test_a_results_folders_own_files_given_by_a_wildcard_are_passed_over(clean_r
     assert main(["draws", str(first), str(tmp_path / "logs"), str(second),
                  str(tmp_path / "run.json")]) == 0
     said = capsys.readouterr().out
-    assert "(passed over: " in said and "the results folder's own files, not samples)" in said
+    assert "(passed over: " in said
+    assert "the results folder's own files or a draws table, not samples)" in said
     assert "2. wk3" in said
 
 
@@ -477,3 +478,57 @@ def test_a_sample_predict_did_not_finish_is_said_so(clean_run, tmp_path, capsys)
     (stopped / "parts").mkdir(parents=True)
     status, err = run_cli(capsys, "draws", first, stopped)
     assert status == 2 and "predict began this sample and did not finish it" in err[0]
+
+
+def test_a_sign_off_that_no_longer_holds_is_stale_in_the_row_and_a_draw_without_result_said(
+        clean_run, tmp_path):
+    """A row read `signed off` beside the automatic figure where the sign-off no longer held
+    (a decision made since); a draw after a failed one had no change and no word of why."""
+    failed = _draw(clean_run, tmp_path, "d0", 0, 7.5, status="failed")
+    second = _draw(clean_run, tmp_path, "wk3", 6, 7.5)
+    third = _draw(clean_run, tmp_path, "wk6", 2, 7.5,
+                  signoff={"reviewer": "ann", "signed_at": "2026-12-01", "status": "current"},
+                  reviewed={"reviewed": 2, "reported": ["ctc", "cluster"],
+                            "after_review": {"ctc": 4, "cluster": 0},
+                            "after_review_per_7_5_ml": {"ctc": 4.0, "cluster": 0.0}})
+    draws, _ = compare_draws([failed, second, third])
+    assert draws[2].result_state == "signed off" and draws[2].figure == "after review"
+    assert "the previous draw (1) has no result: no change from it to test" in draws[1].notes
+    assert "the first draw (1) has no result: no change from it to test" in draws[2].notes
+    assert not any("has no result" in n for n in draws[0].notes)
+    draws, _ = compare_draws([failed, second, third], signoff_check=lambda folder: False)
+    assert draws[2].result_state == "sign-off stale" and draws[2].figure == "automatic"
+    assert "near_patient" not in draws[2].row()
+
+
+def test_a_p_past_a_floats_reach_is_written_as_its_bound_never_0(clean_run, tmp_path):
+    assert rate_change_p(2000, 7.5, 0, 7.5) == 0.0  # the sum underflows
+    many = _draw(clean_run, tmp_path, "b", 2000, 7.5)
+    none = _draw(clean_run, tmp_path, "z", 0, 7.5)
+    draws, _ = compare_draws([many, none])
+    assert draws[1].p_from_previous == 1e-300
+
+
+def test_overwrite_writes_over_a_draws_table_only_and_stray_files_are_said(clean_run, tmp_path,
+                                                                          capsys):
+    """`--out <a scan's frame> --overwrite` wrote the CSV over the frame; a draws table
+    written into the results folder stopped `draws results/*` with an OS error."""
+    from ctcnet.cli import main
+
+    first = _draw(clean_run, tmp_path, "d0", 13, 7.5)
+    second = _draw(clean_run, tmp_path, "wk3", 2, 7.5)
+    frame = tmp_path / "r00c00.tif"
+    frame.write_bytes(b"II*\x00frame")
+    status, err = run_cli(capsys, "draws", first, second, "--out", frame, "--overwrite")
+    assert status == 2 and "is not a draws table" in err[0]
+    assert frame.read_bytes() == b"II*\x00frame"
+    table = tmp_path / "draws.csv"
+    assert main(["draws", str(first), str(second), "--out", str(table)]) == 0
+    assert main(["draws", str(first), str(second), str(table), "--out", str(table),
+                 "--overwrite"]) == 0
+    said = capsys.readouterr().out
+    assert f"(passed over: {table}" in said and "2. wk3" in said
+    status, err = run_cli(capsys, "draws", first, frame)
+    assert status == 2 and "is a file, not a sample's output folder" in err[0]
+    status, err = run_cli(capsys, "draws", first, tmp_path / "nope")
+    assert status == 2 and "no such folder" in err[0]

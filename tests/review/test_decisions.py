@@ -746,3 +746,19 @@ def test_a_decision_refused_before_the_file_changed_says_no_false_alarm(tmp_path
         tmp_path.chmod(0o755)
     assert "which no account may write: the results folder cannot be written" in said
     assert "chgrp" not in said
+
+
+def test_a_decision_on_a_whole_second_keeps_its_six_digits_and_a_clash_reads_the_time_plainly(
+        tmp_path):
+    """review.csv's times are to the microsecond (docs/outputs.md, Times): isoformat() left
+    the fraction out on a whole second, which a reader's fixed format fails on. The clash a
+    page is told of gives the time as pages give times, not the journal's digits."""
+    events, run = tiny_run()
+    whole = datetime(2026, 12, 6, 15, 0, 0, tzinfo=UTC)
+    D.record_decision(tmp_path, run, 1, "wbc", "ann", now=whole)
+    times = pd.read_csv(tmp_path / D.REVIEW_FILE)["time"].tolist()
+    assert times == ["2026-12-06T15:00:00.000000+00:00"]
+    datetime.strptime(times[0], "%Y-%m-%dT%H:%M:%S.%f%z")
+    with pytest.raises(D.DecidedMeanwhile) as said:
+        D.record_decision(tmp_path, run, 1, D.REJECTED, "bob", expect=None)
+    assert "decided wbc by ann at 2026-12-06 15:00:00 UTC since" in str(said.value)

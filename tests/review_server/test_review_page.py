@@ -645,9 +645,27 @@ def test_a_sign_off_of_the_calls_before_a_rerun_is_said_not_read_as_never_signed
         const text = page.document.getElementById("signoff-text");
         return [text.textContent, text.getAttribute("data-status")];
     """, state)
-    assert got[0].startswith("signed off by ann on 2026-12-01T08:00:00+00:00 (of the calls "
+    assert got[0].startswith("sign-off no longer holds: signed off by ann on "
+                             "2026-12-01T08:00:00+00:00 (of the calls "
                              "before predict ran again, not of these")
     assert got[1] == "calls changed since"
+
+
+def test_a_sign_off_that_decisions_changed_since_says_first_that_it_no_longer_holds():
+    """The page's line led with "signed off by" and ended "(decisions changed since)": read at
+    a glance as signed, where the report's box says it no longer holds."""
+    state = page_state(2)
+    state["signoff"] = {"reviewer": "ann", "signed_at": "2026-12-01T08:00:00+00:00",
+                        "status": "changed since"}
+    got = run_page("""
+        return page.document.getElementById("signoff-text").textContent;
+    """, state)
+    assert got.startswith("sign-off no longer holds: signed off by ann")
+    assert got.endswith("(decisions changed since: sign off again)")
+    state["signoff"]["status"] = "current"
+    assert run_page("""
+        return page.document.getElementById("signoff-text").textContent;
+    """, state) == "signed off by ann on 2026-12-01T08:00:00+00:00"
 
 
 def test_the_sign_off_preview_names_counted_calls_nobody_confirmed():
@@ -949,7 +967,8 @@ def test_a_second_readings_decision_after_the_sign_off_reaches_the_first_readers
         return {before, after: page.document.getElementById("signoff-text").textContent};
     """, state)
     assert got["before"] == "signed off by ann on 2026-01-01T00:00:00+00:00"
-    assert got["after"].startswith(got["before"]) and "changed since" in got["after"]
+    assert got["after"] == "sign-off no longer holds: " + got["before"] + \
+        " (decisions changed since: sign off again)"
     left = run_page('return page.document.getElementById("signoff-text").textContent;',
                     {**state, "signoff": {**state["signoff"], "unreviewed": 25,
                                           "held_undecided": 6}})

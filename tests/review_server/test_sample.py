@@ -734,12 +734,12 @@ def test_a_take_back_moves_when_the_review_last_changed(tmp_path):
     at = [datetime(2026, 12, 6, 10, 49, s, tzinfo=UTC) for s in (37, 39, 46)]
     D.record_decision(tmp_path, run, 0, "ctc", "a", now=at[0], decisions=log)
     D.record_decision(tmp_path, run, 1, D.REJECTED, "a", now=at[1], decisions=log)
-    assert counter.counts(log.matched(run)).updated == "2026-12-06T10:49:39+00:00"
+    assert counter.counts(log.matched(run)).updated == "2026-12-06T10:49:39.000000+00:00"
     D.clear_decision(tmp_path, run, 1, "a", now=at[2], decisions=log)
     matched = log.matched(run)
     assert matched.extends is not None
     kept = counter.counts(matched)
-    assert kept.updated == "2026-12-06T10:49:46+00:00"
+    assert kept.updated == "2026-12-06T10:49:46.000000+00:00"
     assert kept.after_review["ctc"] == 2
     whole = D.match_decisions(D.read_decisions(tmp_path), run)  # the file read afresh
     assert whole.latest == kept.updated
