@@ -60,7 +60,6 @@ from ctcnet.detect.pixel_size import (
 from ctcnet.errors import InputError, folder_not_found
 from ctcnet.io.annotations import without_marks
 from ctcnet.io.images import (
-    in_panel_order,
     is_rgb_composite,
     read_image,
     remove_cellsearch_offset,
@@ -68,6 +67,7 @@ from ctcnet.io.images import (
 from ctcnet.io.metadata_text import read_mapping
 from ctcnet.io.panel import PANEL_KEYS, Panel, load_panel, refuse_misspelt_keys
 from ctcnet.io.sources.base import refuse_other_ome_pixel_size
+from ctcnet.io.stored_names import in_panel_order
 from ctcnet.io.taxonomy import Taxonomy, default_taxonomy
 
 log = logging.getLogger(__name__)

@@ -302,7 +302,7 @@ def test_planes_labelled_by_a_viewer_or_scanner_are_checked_where_they_name_mark
     import tifffile
 
     from ctcnet.errors import PanelMismatchError
-    from ctcnet.io.images import check_channel_names
+    from ctcnet.io.stored_names import check_channel_names
 
     arr = rng.integers(100, 4000, (4, 24, 24)).astype(np.uint16)
 

@@ -27,7 +27,6 @@ from ctcnet.errors import InputError, WholeFileError, check_regular_file
 from ctcnet.io.image_headers import RASTER_SUFFIXES, image_shape
 from ctcnet.io.images import (
     IMAGE_SUFFIXES,
-    in_panel_order,
     read_channel_file,
     read_image,
     remove_cellsearch_offset,
@@ -42,6 +41,7 @@ from ctcnet.io.sources.base import (
     register,
     unreadable_reason,
 )
+from ctcnet.io.stored_names import in_panel_order
 
 FRAME_RC = re.compile(r"^r(?P<row>\d+)c(?P<col>\d+)$", re.IGNORECASE)
 FRAME_INDEX = re.compile(r"^frame[_-]?(?P<index>\d+)$", re.IGNORECASE)
