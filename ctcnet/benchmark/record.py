@@ -30,15 +30,20 @@ log = logging.getLogger(__name__)
 def earlier_sections(out_dir: Path, sections, quick: bool,
                      model_sha256: str | None = None) -> tuple[dict, dict]:
     """The sections of the record in ``out_dir`` that this run does not measure (and when they
-    were measured, on which machine, of which model); none from a quick record, or into one,
-    and none of another model than ``model_sha256`` (a retrained network at the same path
-    read as this one's figures); a record that kept no digest is kept, said to be of the
-    model it names, its digest not recorded."""
+    were measured, on which machine, of which model); none from a quick record into a full
+    one or the other way round (said), and none of another model than ``model_sha256`` (a
+    retrained network at the same path read as this one's figures); a record that kept no
+    digest is kept, said to be of the model it names, its digest not recorded."""
     try:
         old = json.loads((out_dir / "benchmarks.json").read_text())
     except (OSError, ValueError):
         return {}, {}
-    if quick or old.get("quick"):
+    if bool(quick) != bool(old.get("quick")):  # tiny inputs' figures beside real ones: never
+        dropped = [key for name, key in SECTIONS.items() if name not in sections and old.get(key)]
+        if dropped:
+            log.warning("%s: the earlier record's %s were measured %s: not kept beside this "
+                        "run's", out_dir / "benchmarks.json", ", ".join(dropped),
+                        "in full" if quick else "with --quick (tiny inputs)")
         return {}, {}
     if model_sha256 and old.get("model_sha256") not in (None, model_sha256):
         dropped = [key for name, key in SECTIONS.items() if name not in sections and old.get(key)]

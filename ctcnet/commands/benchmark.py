@@ -72,6 +72,14 @@ def run(args: argparse.Namespace) -> int:
     # Never docs/ unless asked: run in a checkout, that would replace the project's record.
     out = args.out or Path("benchmark-quick" if args.quick else "benchmark")
     check_output_folder(out)  # before the measuring, not after it
+    if args.workdir is not None:
+        check_output_folder(args.workdir, "--workdir")
+    if args.quick and _holds_a_full_record(out):
+        # A quick run's record replaces the folder's whole: a full record's sections (and
+        # the scripts' ones, which only their scripts make again) would be lost unsaid.
+        raise InputError("holds a full benchmark record, which a --quick run would replace "
+                         "(its figures are never kept beside a quick run's): give another "
+                         "--out", out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -79,3 +87,14 @@ def run(args: argparse.Namespace) -> int:
     run_benchmark(Path(model), out, settings, args.workdir, sections)
     print(f"wrote {out / 'benchmarks.md'} and {out / 'benchmarks.json'}")
     return 0
+
+
+def _holds_a_full_record(out: Path) -> bool:
+    """Whether ``out`` holds a benchmark record made without ``--quick``."""
+    import json
+
+    try:
+        record = json.loads((out / "benchmarks.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and not record.get("quick")

@@ -34,6 +34,30 @@ def test_a_quick_check_never_replaces_the_record_and_shipped_names_are_models(tm
     assert calls[1][1] == Path("benchmark")
 
 
+def test_a_quick_run_into_a_full_record_and_a_workdir_that_is_a_file_are_refused(
+        tmp_path, monkeypatch, capsys):
+    """`--quick --out docs` replaced the project's full record with a quick one, its other
+    sections (the scripts' too) dropped unsaid; a --workdir naming a file was a traceback."""
+    import ctcnet.benchmark as benchmark
+
+    calls = []
+    monkeypatch.setattr(benchmark, "run_benchmark", lambda *a: calls.append(a))
+    out = tmp_path / "docs"
+    out.mkdir()
+    record = out / "benchmarks.json"
+    record.write_text(json.dumps({"created": "then", "quick": False, "training": {}}))
+    assert main(["benchmark", "--quick", "--sections", "train", "--out", str(out)]) == 2
+    assert "holds a full benchmark record, which a --quick run would replace" in \
+        capsys.readouterr().err
+    assert json.loads(record.read_text())["quick"] is False and not calls
+    record.write_text(json.dumps({"created": "then", "quick": True}))
+    assert main(["benchmark", "--quick", "--sections", "train", "--out", str(out)]) == 0
+    (tmp_path / "afile").write_text("")
+    assert main(["benchmark", "--quick", "--sections", "train", "--out", str(out),
+                 "--workdir", str(tmp_path / "afile")]) == 2
+    assert "--workdir" in capsys.readouterr().err and len(calls) == 1
+
+
 def test_quick_benchmark_writes_record(tmp_path, tiny_model):
     out, work = tmp_path / "docs", tmp_path / "work"
     # A workdir kept from an earlier run, with another model's files: they are replaced.
@@ -182,6 +206,13 @@ def test_a_run_of_some_sections_keeps_the_others(tmp_path):
     made = "2026-01-01 00:00:00 UTC (`ctcnet benchmark`) on Some CPU, 2 cores"
     assert when == {"classification": made, "training": made}
     assert record_module.earlier_sections(out, ("cartridge",), quick=True) == ({}, {})
+    # A quick record's other sections are kept by a quick run (they were dropped unsaid).
+    quick = {**earlier, "quick": True}
+    (out / "benchmarks.json").write_text(json.dumps(quick))
+    kept, _ = record_module.earlier_sections(out, ("cartridge",), quick=True)
+    assert set(kept) == {"classification", "training"}
+    assert record_module.earlier_sections(out, ("cartridge",), quick=False) == ({}, {})
+    (out / "benchmarks.json").write_text(json.dumps(earlier))
     # Sections that scripts record (dated in themselves) are kept by every run.
     earlier["student"] = {"rows": []}
     (out / "benchmarks.json").write_text(json.dumps(earlier))

@@ -1223,3 +1223,19 @@ def test_cutting_a_signed_off_sample_whose_review_csv_went_says_so(folder, capsy
     said = capsys.readouterr().err
     assert "no decision in review.csv, though P001 is signed off: its review.csv removed or " \
         "replaced?" in said, said
+
+
+def test_a_crop_folders_summary_is_not_said_to_be_an_earlier_versions(tmp_path):
+    """No ctcnet seals a crop folder's summary.json: the audit said every fresh one was
+    written by "an earlier version"."""
+    from ctcnet.exports.results_audit import _audit_sample
+
+    (tmp_path / "crops").mkdir()
+    (tmp_path / "crops" / "summary.json").write_text(json.dumps({"crops": 3, "counts": {}}))
+    (tmp_path / "scan").mkdir()
+    (tmp_path / "scan" / "summary.json").write_text(json.dumps({"counts": {}}))
+    crops = _audit_sample("crops", tmp_path / "crops")
+    assert crops["notes"] == ["a crop folder's summary.json, which ctcnet does not seal: its "
+                              "figures unchecked"] and not crops["problems"]
+    scan = _audit_sample("scan", tmp_path / "scan")
+    assert any("an earlier version's" in note for note in scan["notes"])
