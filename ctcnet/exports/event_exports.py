@@ -69,6 +69,7 @@ from ctcnet.exports.sample_review import (  # noqa: F401 (read here by callers)
     signoff_now,
     with_reviewer_calls,
 )
+from ctcnet.exports.unasked_exports import say_unasked_stale
 from ctcnet.inference.cluster_parts import SAME_CLUSTER
 from ctcnet.inference.counts import REJECTED
 from ctcnet.inference.guard import FLAGS, counted
@@ -494,5 +495,6 @@ def _export(results, fcs: bool, geojson: bool, out, overwrite: bool, geometry: s
 
                 plan.frames = write_geojson_folder(
                     plan.geojson, events_geojson(events, summary, where, geometry), written)
+            say_unasked_stale(plan.name, plan.folder, plan.fcs, plan.geojson)
             done.append(plan)
     return done

@@ -840,6 +840,47 @@ def test_a_scan_that_is_not_there_is_named_with_what_to_do(tmp_path, monkeypatch
         open_scanned_cartridge(relative)
 
 
+def test_a_one_format_export_after_a_review_says_the_other_is_behind_it(run, tmp_path,
+                                                                        caplog):
+    """`--fcs --overwrite` after a decision left the GeoJSON beside it as an earlier export
+    wrote it (QuPath showing calls the FCS file no longer holds), without a word."""
+    import logging
+    import os
+
+    from ctcnet.inference.summary import RunSummary
+    from ctcnet.review import decisions as D
+
+    results = copy_run(run, tmp_path / "results")
+    sample = results / SAMPLE
+    events = events_of(results)
+    summary = RunSummary.read(sample)
+    export_events(results, fcs=True, geojson=True)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        export_events(results, fcs=True, overwrite=True)  # nothing decided: nothing said
+    assert "left as it was" not in caplog.text
+    D.record_decision(sample, D.RunEvents.of_sample(sample, events, summary),
+                      int(events["event_id"].iloc[0]), D.REJECTED, "ann")
+    old = (sample / "review.csv").stat().st_mtime - 60  # the GeoJSON a minute before it
+    for path in [sample / "geojson", *(sample / "geojson").iterdir()]:
+        os.utime(path, (old, old))
+    with caplog.at_level(logging.WARNING):
+        export_events(results, fcs=True, overwrite=True)
+    assert f"{sample / 'geojson'} was exported at" in caplog.text
+    assert "export it again with --geojson --overwrite" in caplog.text
+    caplog.clear()
+    out = tmp_path / "side"
+    export_events(results, fcs=True, geojson=True, out=out)
+    with caplog.at_level(logging.WARNING):
+        export_events(results, geojson=True, fcs=False, out=out, overwrite=True)
+    assert "left as it was" not in caplog.text  # written after the decision
+    fcs = out / f"{SAMPLE}.fcs"
+    os.utime(fcs, (old, old))
+    with caplog.at_level(logging.WARNING):
+        export_events(results, geojson=True, fcs=False, out=out, overwrite=True)
+    assert f"{fcs} was exported at" in caplog.text and "with --fcs --overwrite" in caplog.text
+
+
 def test_export_names_keep_a_sample_ids_letters():
     """"Müller" exports as Müller.fcs (composed, as a Mac's decomposed id too), not M_ller.fcs;
     a separator or control character never reaches the path."""
