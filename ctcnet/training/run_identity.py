@@ -33,7 +33,12 @@ def data_identity(datamodule) -> dict:
     if not data_dir:
         return {"settings": _digest(chosen)}
     chosen["data_dir"] = str(Path(data_dir).resolve())
-    index = read_crop_index(data_dir)
+    # The folder's index as the data module read it (its pixel size measured), else read as
+    # it reads it: a folder stating no pixel size is read at data.pixel_size's.
+    index = getattr(datamodule, "_index", None)
+    if index is None:
+        index = read_crop_index(data_dir, pixel_size=getattr(datamodule, "pixel_size", None),
+                                option=getattr(datamodule, "pixel_size_option", "--pixel-size"))
     root = Path(index.root)
     listing = hashlib.sha256()
     for path, label, sample, split in zip(index.paths, index.labels, index.sample_ids,

@@ -45,10 +45,16 @@ def test_crops_without_a_pixel_size_name_train_s_own_option_and_take_it(tmp_path
         CTCDataModule(data_dir=str(crops), crop_size=32)
     dm = CTCDataModule(data_dir=str(crops), crop_size=32, pixel_size=0.5)
     assert dm.panel.pixel_size_um == 0.5
+    # The run's identity (ctcnet train reads it before training) reads the folder as the data
+    # module does: it refused the folder, naming predict's --pixel-size.
+    from ctcnet.training.run_identity import data_identity
+
+    assert data_identity(dm)["crops"] == 16
     dm.setup("fit")
     assert dm.summary()["pixel_size"] == 0.5
     fitted = CTCDataModule(data_dir=str(crops), crop_size=32, pixel_size="fit")
     assert 0.05 < fitted.panel.pixel_size_um < 5  # the crops' median scale: the model's
+    assert data_identity(fitted)["crops"] == 16
     fitted.setup("fit")
     assert sum(len(s.targets) for s in fitted.splits.values()) == 16
     with pytest.raises(InputError, match="data.pixel_size: expected a number of um, 'auto' "
