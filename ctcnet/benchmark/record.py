@@ -30,28 +30,32 @@ log = logging.getLogger(__name__)
 def earlier_sections(out_dir: Path, sections, quick: bool,
                      model_sha256: str | None = None) -> tuple[dict, dict]:
     """The sections of the record in ``out_dir`` that this run does not measure (and when they
-    were measured, on which machine, of which model); none from a quick record into a full
-    one or the other way round (said), and none of another model than ``model_sha256`` (a
+    were measured, on which machine, of which model; the scripts' sections always); none
+    from a quick record into a full one or the other way round (said), and none of another
+    model than ``model_sha256`` (a
     retrained network at the same path read as this one's figures); a record that kept no
     digest is kept, said to be of the model it names, its digest not recorded."""
     try:
         old = json.loads((out_dir / "benchmarks.json").read_text())
     except (OSError, ValueError):
         return {}, {}
+    if not isinstance(old, dict):  # no record: replaced, as one unreadable
+        return {}, {}
+    scripts = {key: old[key] for key in SCRIPT_SECTIONS if old.get(key)}  # dated in themselves
     if bool(quick) != bool(old.get("quick")):  # tiny inputs' figures beside real ones: never
         dropped = [key for name, key in SECTIONS.items() if name not in sections and old.get(key)]
         if dropped:
             log.warning("%s: the earlier record's %s were measured %s: not kept beside this "
                         "run's", out_dir / "benchmarks.json", ", ".join(dropped),
                         "in full" if quick else "with --quick (tiny inputs)")
-        return {}, {}
+        return scripts, {}
     if model_sha256 and old.get("model_sha256") not in (None, model_sha256):
         dropped = [key for name, key in SECTIONS.items() if name not in sections and old.get(key)]
         if dropped:
             log.warning("%s: the earlier record's %s were measured with another model (%s): "
                         "not kept beside this run's figures", out_dir / "benchmarks.json",
                         ", ".join(dropped), Path(str(old.get("model"))).name)
-        return {key: old[key] for key in SCRIPT_SECTIONS if old.get(key)}, {}
+        return scripts, {}
     # Where the earlier run was made: a kept section may be of another machine than this run.
     machine = old.get("machine") or {}
     cpu = machine.get("cpu") or "an unrecorded CPU"
@@ -67,10 +71,7 @@ def earlier_sections(out_dir: Path, sections, quick: bool,
         if name not in sections and old.get(key):
             kept[key] = old[key]
             when[key] = (old.get("kept_sections") or {}).get(key, made)
-    for script_made in SCRIPT_SECTIONS:  # recorded by scripts, dated in themselves
-        if old.get(script_made):
-            kept[script_made] = old[script_made]
-    return kept, when
+    return {**kept, **scripts}, when
 
 
 def record_script_section(out_dir: str | Path, key: str, section: dict) -> None:

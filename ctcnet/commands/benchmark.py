@@ -97,4 +97,7 @@ def _holds_a_full_record(out: Path) -> bool:
         record = json.loads((out / "benchmarks.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(record, dict) and not record.get("quick")
+    from ctcnet.benchmark.record import SCRIPT_SECTIONS, SECTIONS
+
+    return isinstance(record, dict) and record.get("quick") is not True and any(
+        record.get(key) for key in (*SECTIONS.values(), *SCRIPT_SECTIONS))

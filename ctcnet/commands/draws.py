@@ -124,7 +124,7 @@ def _check_out(out: str, samples: list[str], overwrite: bool) -> None:
     table = None
     if Path(out).is_file():  # --overwrite replaces a draws table, never a frame or a record
         try:
-            table = is_draws_table(Path(out))
+            table = is_draws_table(Path(out), empty=True)
         except OSError as err:
             raise InputError(f"cannot be read to check it is a draws table: {err}", out) from None
         if table and not overwrite:
@@ -144,12 +144,14 @@ def _check_out(out: str, samples: list[str], overwrite: bool) -> None:
 TABLE_HEADER = "draw,name,folder,result_state,"
 
 
-def is_draws_table(path: Path) -> bool:
-    """Whether ``path`` is a file holding a draws table (its header); OSError if unreadable."""
+def is_draws_table(path: Path, empty: bool = False) -> bool:
+    """Whether ``path`` is a file holding a draws table (its header, a spreadsheet's byte
+    order mark or quotes aside; ``empty``: an empty file too); OSError if unreadable."""
     if not path.is_file():
         return False
-    with open(path, encoding="utf-8", errors="replace") as file:
-        return file.readline(4096).startswith(TABLE_HEADER)
+    with open(path, encoding="utf-8-sig", errors="replace") as file:
+        first = file.readline(4096)
+    return (empty and not first) or first.replace('"', "").lstrip().startswith(TABLE_HEADER)
 
 
 def _readable_table(path) -> bool:

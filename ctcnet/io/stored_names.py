@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ctcnet.io.panel import PanelMismatchError, check_channel_order, marker_key, marker_role
+from ctcnet.io.panel import PanelMismatchError, check_channel_order, marker_role
 
 log = logging.getLogger(__name__)
 
@@ -35,20 +35,61 @@ def check_channel_names(found: Sequence[str] | None, expected: Sequence[str], pa
             "alone does, export it again in the others' order", path)
 
 
+def planes_by_name(found: Sequence[str], expected: Sequence[str]) -> list[int] | None:
+    """For each of the panel's channels (``expected``), the file's plane that names it: by its
+    own name (case aside) first, else the one plane left whose well-known marker is its
+    marker's alone (Hoechst for DAPI; never CD15 for CD66b, two of one role); None where a
+    channel is named by no plane, or by two."""
+    if len(found) != len(expected):
+        return None
+    upper = [str(n).upper() for n in found]
+    planes: list[int | None] = [upper.index(str(e).upper()) if str(e).upper() in upper
+                                and upper.count(str(e).upper()) == 1 else None
+                                for e in expected]
+    left = [i for i in range(len(found)) if i not in planes]
+    for j, name in enumerate(expected):
+        role = marker_role(str(name))
+        if planes[j] is not None or role == "unknown":
+            continue
+        alike = [i for i in left if marker_role(str(found[i])) == role]
+        rivals = [e for k, e in enumerate(expected) if planes[k] is None
+                  and marker_role(str(e)) == role]
+        if len(alike) == 1 and len(rivals) == 1:
+            planes[j] = alike[0]
+            left.remove(alike[0])
+    return None if None in planes or len(set(planes)) != len(planes) else planes
+
+
+_ORDERS_SAID: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
+
+
+def say_other_order(read: Sequence[str], stated: Sequence[str], where) -> None:
+    """Say, once per pair of orders, that files name panel.json's channels in another order
+    and that their names are read: where they are right that is as it should be; where the
+    software that wrote them swapped the labels every call is wrong, so a person should know
+    which of the two was believed."""
+    key = (tuple(read), tuple(stated))
+    if key[0] != key[1] and key not in _ORDERS_SAID:
+        _ORDERS_SAID.add(key)
+        log.warning("%s: the file names its channels in another order (%s) than panel.json "
+                    "(%s); the file's names are read, panel.json's order is not used",
+                    where, ", ".join(read), ", ".join(stated))
+
+
 def in_panel_order(arr: np.ndarray, found: Sequence[str] | None, expected: Sequence[str],
                    path) -> np.ndarray:
     """The planes of a file read in the panel's order: an OME file that names the panel's
-    channels in another order has its planes taken by name, as a container's are (its names
-    are the writer's own record of each plane; a frame of a cartridge exported in another
-    order refused the whole cartridge). Any other disagreement is refused as
-    :func:`check_channel_names` says; viewers' labels are never reordered by."""
-    if found is not None and getattr(found, "strict", True) and len(found) == len(expected) \
-            and not isinstance(found, str):
-        mine = [marker_key(n) for n in expected]
-        theirs = [marker_key(n) for n in found]
-        if mine != theirs and sorted(mine) == sorted(theirs) and len(set(mine)) == len(mine):
-            log.info("%s stores its channels as %s: read by name in the panel's order %s",
-                     path, list(found), list(expected))
-            return arr[[theirs.index(key) for key in mine]]
+    channels in another order has its planes taken by name (:func:`planes_by_name`), as a
+    container's are (its names are the writer's own record of each plane; a frame of a
+    cartridge exported in another order was skipped), said once per pair of orders. Any
+    other disagreement is refused as :func:`check_channel_names` says; viewers' labels are
+    never reordered by."""
+    if found is not None and getattr(found, "strict", True) and not isinstance(found, str):
+        planes = planes_by_name(found, expected)
+        if planes is not None and planes != list(range(len(planes))):
+            # (the panel's names in the file's order: Hoechst read as DAPI)
+            say_other_order([str(expected[planes.index(i)]) for i in range(len(planes))],
+                            [str(e) for e in expected], path)
+            return arr[planes]
     check_channel_names(found, expected, path)
     return arr

@@ -259,7 +259,7 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
     counts = {n: int(index.class_counts().get(n, 0)) for n in spec.class_names}
     if sum(counts.values()) < 8:
         raise InputError(f"only {sum(counts.values())} crops: too few to fine-tune and hold "
-                         "some out: at least 8 are needed, a few of each class (docs/adapting.md)",
+                         "some out: at least 8 are needed, a few of each class",
                          data_dir)
     undrawn, opts = _without_the_simulator(spec, opts, data_dir)
     n_sim = opts.simulated_per_class

@@ -45,13 +45,17 @@ def test_a_quick_run_into_a_full_record_and_a_workdir_that_is_a_file_are_refused
     out = tmp_path / "docs"
     out.mkdir()
     record = out / "benchmarks.json"
-    record.write_text(json.dumps({"created": "then", "quick": False, "training": {}}))
+    record.write_text(json.dumps({"created": "then", "quick": False, "training": {"arch": "x"}}))
     assert main(["benchmark", "--quick", "--sections", "train", "--out", str(out)]) == 2
     assert "holds a full benchmark record, which a --quick run would replace" in \
         capsys.readouterr().err
     assert json.loads(record.read_text())["quick"] is False and not calls
     record.write_text(json.dumps({"created": "then", "quick": True}))
     assert main(["benchmark", "--quick", "--sections", "train", "--out", str(out)]) == 0
+    for holding_nothing in ({}, []):  # nothing a quick run would lose
+        record.write_text(json.dumps(holding_nothing))
+        assert main(["benchmark", "--quick", "--sections", "train", "--out", str(out)]) == 0
+    del calls[1:]
     (tmp_path / "afile").write_text("")
     assert main(["benchmark", "--quick", "--sections", "train", "--out", str(out),
                  "--workdir", str(tmp_path / "afile")]) == 2
@@ -212,6 +216,13 @@ def test_a_run_of_some_sections_keeps_the_others(tmp_path):
     kept, _ = record_module.earlier_sections(out, ("cartridge",), quick=True)
     assert set(kept) == {"classification", "training"}
     assert record_module.earlier_sections(out, ("cartridge",), quick=False) == ({}, {})
+    # The scripts' sections (dated in themselves) are kept across it; a record that is JSON
+    # but no object is replaced, as an unreadable one (it was an AttributeError).
+    (out / "benchmarks.json").write_text(json.dumps({**quick, "student": {"rows": [1]}}))
+    assert record_module.earlier_sections(out, ("cartridge",), quick=False)[0] == {
+        "student": {"rows": [1]}}
+    (out / "benchmarks.json").write_text("[]")
+    assert record_module.earlier_sections(out, ("cartridge",), quick=True) == ({}, {})
     (out / "benchmarks.json").write_text(json.dumps(earlier))
     # Sections that scripts record (dated in themselves) are kept by every run.
     earlier["student"] = {"rows": []}

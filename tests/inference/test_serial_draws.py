@@ -528,6 +528,15 @@ def test_overwrite_writes_over_a_draws_table_only_and_stray_files_are_said(clean
                  "--overwrite"]) == 0
     said = capsys.readouterr().out
     assert f"(passed over: {table}" in said and "2. wk3" in said
+    # A table a spreadsheet saved again (a byte order mark, quoted header, CRLF) is one; an
+    # empty file (made by touch) may be written over.
+    table.write_bytes(b'\xef\xbb\xbf"draw","name","folder","result_state","status"\r\n1,a\r\n')
+    assert main(["draws", str(first), str(second), str(table), "--out", str(table),
+                 "--overwrite"]) == 0
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert main(["draws", str(first), "--out", str(empty), "--overwrite"]) == 0
+    assert empty.read_text().startswith("draw,name,folder,result_state,")
     status, err = run_cli(capsys, "draws", first, frame)
     assert status == 2 and "is a file, not a sample's output folder" in err[0]
     status, err = run_cli(capsys, "draws", first, tmp_path / "nope")

@@ -6,7 +6,7 @@ import pytest
 import tifffile
 from conftest import rgb_planes, save_rgb
 
-from ctcnet.errors import InputError
+from ctcnet.errors import InputError, PanelMismatchError
 from ctcnet.io.image_headers import image_shape
 from ctcnet.io.images import read_channel_file, read_image, read_tiff, write_tiff
 
@@ -348,3 +348,41 @@ def test_the_cellsearch_offset_taken_off_is_noted_once_a_folder(tmp_path, caplog
     # 16-bit counts past 32767 that are no such export are left as they are.
     wide = np.array([[100, 40000]], np.uint16)
     assert remove_cellsearch_offset(wide, tmp_path / "x" / "a.tif").tolist() == [[100, 40000]]
+
+
+def test_an_ome_files_planes_are_taken_by_their_own_names_then_by_a_unique_marker(caplog):
+    """Two channels of one role (CD15 and CD66b, CK8 and CK19) were matched by role alone:
+    swapped planes were read in the file's order, and a CK/CD45 swap in such a panel was
+    refused. The order read is said once, as a container's."""
+    import logging
+
+    from ctcnet.io import stored_names
+    from ctcnet.io.images import StoredNames
+    from ctcnet.io.stored_names import in_panel_order, planes_by_name
+
+    six = ["DAPI", "CK", "CD45", "CD61", "CD15", "CD66b"]
+    assert planes_by_name(["DAPI", "CK", "CD45", "CD61", "CD66b", "CD15"], six) == \
+        [0, 1, 2, 3, 5, 4]
+    assert planes_by_name(["DAPI", "CD45", "CK", "CD61", "CD15", "CD66b"], six) == \
+        [0, 2, 1, 3, 4, 5]
+    assert planes_by_name(["DAPI", "CK19", "CK8", "CD45"], ["DAPI", "CK8", "CK19", "CD45"]) \
+        == [0, 2, 1, 3]
+    # Aliases where a marker's role is its own; never between two of one role.
+    assert planes_by_name(["PanCK-PE", "Hoechst", "CD45-APC"], ["DAPI", "CK", "CD45"]) == \
+        [1, 0, 2]
+    assert planes_by_name(["DAPI", "CK", "CD45", "CD61", "CD66b-FITC", "CD15-PE"], six) is None
+    assert planes_by_name(["DAPI", "DAPI", "CD45"], ["DAPI", "CK", "CD45"]) is None
+    arr = np.arange(6)[:, None, None] * np.ones((1, 2, 2))
+    stored_names._ORDERS_SAID.clear()
+    with caplog.at_level(logging.WARNING, logger="ctcnet.io"):
+        for _ in range(2):
+            got = in_panel_order(arr, ["DAPI", "CK", "CD45", "CD61", "CD66b", "CD15"], six,
+                                 "f.tif")
+            assert got[:, 0, 0].tolist() == [0, 1, 2, 3, 5, 4]
+    assert caplog.text.count("the file names its channels in another order") == 1
+    assert "(DAPI, CK, CD45, CD61, CD66b, CD15) than panel.json" in caplog.text
+    # A viewer's labels are never reordered by.
+    labels = StoredNames(["PanCK-PE", "Hoechst", "CD45-APC"])
+    labels.strict = False
+    with pytest.raises(PanelMismatchError):
+        in_panel_order(arr[:3], labels, ["DAPI", "CK", "CD45"], "f.tif")

@@ -18,6 +18,7 @@ import numpy as np
 from ctcnet.errors import InputError
 from ctcnet.io.panel import DYE_WORD, Channel, Panel
 from ctcnet.io.sources.base import same_pixel_size
+from ctcnet.io.stored_names import say_other_order
 
 log = logging.getLogger(__name__)
 
@@ -123,22 +124,13 @@ def metadata_panel(scene: SceneInfo, stated: Panel | None, where: str) -> Panel:
     return panel
 
 
-_ORDERS_WARNED: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
-
-
 def _warn_other_order(panel: Panel, stated: Panel, where: str) -> None:
-    """Say (once per pair of orders) that the file names the channels panel.json names in
-    another order: the metadata's is read, as it should be where they are right; where they
-    are wrong (labels swapped by the software that wrote them) every call is, so a person
-    should know which of the two was believed."""
+    """Say (once per pair of orders, :func:`.stored_names.say_other_order`) that the file
+    names the channels panel.json names in another order: the metadata's is read."""
     order = tuple(c.name for c in stated.channels if panel.index_of(c.name) is not None)
     read = tuple(stated.channels[stated.index_of(c.name)].name for c in panel.channels
                  if stated.index_of(c.name) is not None)
-    if order != read and (order, read) not in _ORDERS_WARNED:
-        _ORDERS_WARNED.add((order, read))
-        log.warning("%s: the file names its channels in another order (%s) than panel.json "
-                    "(%s); the file's names are read, panel.json's order is not used",
-                    where, ", ".join(read), ", ".join(order))
+    say_other_order(read, order, where)
 
 
 def _scene_names(scene: SceneInfo, stated: Panel | None, where: str) -> tuple[str, ...]:

@@ -46,7 +46,6 @@ from ctcnet.io.sources.base import (
 
 # The metadata mapping lives in its own module; what callers imported from here stays.
 from ctcnet.io.sources.container_metadata import (  # noqa: F401
-    _ORDERS_WARNED,
     UM_PER_UNIT,
     SceneInfo,
     dtype_range,

@@ -64,9 +64,9 @@ def test_metadata_naming_the_channels_in_another_order_than_panel_json_is_said(t
     but a person is told, once, that the two disagree: labels swapped by the writing software
     would change every call."""
     pytest.importorskip("bioio_ome_tiff")
-    from ctcnet.io.sources import microscopy
+    from ctcnet.io import stored_names
 
-    microscopy._ORDERS_WARNED.clear()
+    stored_names._ORDERS_SAID.clear()
     swapped = [NAMES[0], NAMES[2], NAMES[1], *NAMES[3:]]
     folder = write_ome_tiff(twin, tmp_path / "ome", names=swapped)
     (folder / "panel.json").write_text(json.dumps({"channels": NAMES,
