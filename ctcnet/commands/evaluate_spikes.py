@@ -93,17 +93,17 @@ def run_spike_in(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "spike_in.csv", rows_csv(rows, report))
-    atomic_write_text(out / "spike_in.json", strict_json(
-        {**report, "results": absolute(args.data), "expected": absolute(args.expected),
-         **_provenance(args.expected, "expected")}, indent=2) + "\n")
-    if args.json:
-        print(strict_json(report))
+    record = {**report, "results": absolute(args.data), "expected": absolute(args.expected),
+              **_provenance(args.expected, "expected")}
+    atomic_write_text(out / "spike_in.json", strict_json(record, indent=2) + "\n")
+    if args.json:  # the record as written, its provenance too (a pipeline keeps stdout)
+        print(strict_json(record))
         return 0
     if len(nights) > 1:
         print(f"pooled {len(nights)} predict output folders: "
               + ", ".join(p.name for p in nights))
     say_spike_in(report)
-    _say_left_out(report)
+    _say_left_out(report, summaries=summaries)
     print(f"report: {out}/spike_in.json, {out}/spike_in.csv")
     return 0
 
@@ -159,12 +159,12 @@ def _run_comparison(args: argparse.Namespace, rows, summaries: dict, expected,
         report.update({k: v for k, v in models.items() if not k.startswith("_")})
         atomic_write_text(out / "changed_events.csv",
                           models["_table"].to_csv(index=False, float_format="%.5g"))
-    atomic_write_text(out / "comparison.json", strict_json(
-        {**report, "results": absolute(args.data), "reference": absolute(args.expected),
-         **_provenance(args.expected, "reference")}, indent=2) + "\n")
+    record = {**report, "results": absolute(args.data), "reference": absolute(args.expected),
+              **_provenance(args.expected, "reference")}
+    atomic_write_text(out / "comparison.json", strict_json(record, indent=2) + "\n")
     _warn_comparison(report, args.expected, args.data)
-    if args.json:
-        print(strict_json(report))
+    if args.json:  # the record as written, its provenance too (a pipeline keeps stdout)
+        print(strict_json(record))
         return 0
     print(f"{'sample':16s} {'reference':>9s} {'ctcnet':>7s} {'difference':>10s} "
           f"{'after review':>12s}  status   (CTCs per 7.5 mL)")
@@ -178,7 +178,7 @@ def _run_comparison(args: argparse.Namespace, rows, summaries: dict, expected,
     _say_comparison(report, "ctcnet")
     if report["after_review"]:
         _say_comparison(report["after_review"], "after review")
-    _say_left_out(report, "comparison.csv")
+    _say_left_out(report, "comparison.csv", summaries)
     if models is not None:
         _say_models(report)
     print(f"report: {out}/comparison.json, {out}/comparison.csv"
@@ -375,10 +375,12 @@ def _summaries(results: dict[str, list], listed) -> tuple[dict, dict]:
     return summaries, where
 
 
-def _say_left_out(report: dict, table: str = "spike_in.csv") -> None:
+def _say_left_out(report: dict, table: str = "spike_in.csv", summaries: dict | None = None
+                  ) -> None:
     """What the figures leave out or rest on, on the console: samples without a rate,
     results not listed, samples not ok, the review, and counts made by several (``table``:
-    the per-sample table that says more)."""
+    the per-sample table that says more; ``summaries``: the scored samples', to say how
+    their settings differ)."""
     # Printed with the figures, not logged: what they leave out is part of them (--quiet
     # keeps the figures, so it keeps this too).
     if report["samples_without_rate"]:
@@ -406,6 +408,19 @@ def _say_left_out(report: dict, table: str = "spike_in.csv") -> None:
     if report["made_by_several"]:
         log.warning("the samples' counts were made by more than one %s: the figures above "
                     "pool them", "; and more than one ".join(report["made_by_several"]))
+        if summaries is not None and any(m.startswith("setting") for m in
+                                         report["made_by_several"]):
+            from ctcnet.inference.setting_differences import how_settings_differ
+
+            fingerprints = {sample: summaries[sample].get("run_fingerprint") or {}
+                            for sample in summaries}
+            log.warning("the runs' settings differ in: %s",
+                        "; ".join(how_settings_differ(fingerprints)))
+    if report.get("blood_volume_assumed"):
+        log.warning("%s: cartridge.json stated no blood volume, 7.5 mL assumed: the rates per "
+                    "7.5 mL (the limits, linearity, a comparison's rates) rest on it "
+                    "(%s: blood_volume_stated)", ", ".join(report["blood_volume_assumed"][:10])
+                    + (", ..." if len(report["blood_volume_assumed"]) > 10 else ""), table)
 
 
 def _samples_of_nights(data: Path, find_samples) -> tuple[dict[str, Path], list[Path]]:

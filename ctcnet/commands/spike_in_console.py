@@ -43,11 +43,15 @@ def say_table(reading: dict, positive: str = "ctc", said: str = "") -> None:
         print(f"{said}spiked tubes with no {name} found: {named}; a spike that did not "
               "happen, or a blank labelled as spiked? (its review page shows its events)")
     line = reading["linearity"]
-    if line:
+    if line:  # (an R^2 of calls all alike is none; an interval's ends apart by "to")
         print(f"linearity over {line['samples']} spiked samples: called = "
-              f"{line['slope']:.3f} (95 % CI {line['slope_ci95'][0]:.3f}-"
-              f"{line['slope_ci95'][1]:.3f}) x expected {line['intercept']:+.2f}, "
-              f"R^2 {line['r2']:.3f}")
+              f"{line['slope']:.3f} (95 % CI {shown(line['slope_ci95'][0], '.3f')} to "
+              f"{shown(line['slope_ci95'][1], '.3f')}) x expected {line['intercept']:+.2f}, "
+              f"R^2 {shown(line['r2'], '.3f')}"
+              + (" (every spiked tube called alike: no line to fit)"
+                 if shown(line["r2"], ".3f") == "-" else ""))
+    else:
+        print("linearity: none (it needs 3 or more spiked tubes over 2 or more levels)")
     lob, lod = reading["limit_of_blank_per_7_5_ml"], reading["limit_of_detection_per_7_5_ml"]
     results = f"{lod['results']} result{'' if lod['results'] == 1 else 's'}"
     print("limit of blank: " + ("-" if lob["value"] is None else f"{lob['value']:.2f}")
@@ -93,4 +97,4 @@ def cells_text(cells: float) -> str:
 
 def shown(value, spec: str) -> str:
     """A figure as the console shows it, ``-`` where there is none."""
-    return "-" if value is None else format(value, spec)
+    return "-" if value is None or value != value else format(value, spec)

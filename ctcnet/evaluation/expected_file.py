@@ -30,7 +30,10 @@ def read_expected(path: str | Path) -> pd.DataFrame:
     anything else."""
     path = Path(path)
     try:
-        table = pd.read_csv(path, dtype={"sample_id": str}, encoding="utf-8-sig")
+        # Every cell as written (a tube named NA, None or null is that tube, never "no
+        # id"); counts are read as numbers below, an empty level as none.
+        table = pd.read_csv(path, dtype={"sample_id": str}, encoding="utf-8-sig",
+                            keep_default_na=False, na_values={"level": [""]})
     except (OSError, ValueError, UnicodeDecodeError) as err:
         raise InputError(f"cannot read the expected counts: {str(err).strip()}"
                          + _separator_hint(path), path) from None
@@ -46,7 +49,8 @@ def read_expected(path: str | Path) -> pd.DataFrame:
         raise InputError("level groups spiked tubes; a method comparison has none", path)
     column = REFERENCE_COLUMN if reference else "spiked"
     # A row with nothing in it (what a spreadsheet leaves under its table) is no tube.
-    table = table[table.notna().any(axis=1)]  # (its index: the file's rows, for their lines)
+    blank = table.apply(lambda cells: cells.isna() | (cells.astype(str).str.strip() == ""))
+    table = table[~blank.all(axis=1)]  # (its index: the file's rows, for their lines)
     if table.empty:  # (a header alone: every figure after it was of no tube)
         raise InputError("the expected counts list no tube (a header and no row under it)",
                          path)
@@ -57,6 +61,7 @@ def read_expected(path: str | Path) -> pd.DataFrame:
     if len(bad):
         what = "a reference rate" if reference else "a spiked number of cells"
         row = table.loc[bad[0], ["sample_id", column]].fillna("").to_dict()
+        row = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
         raise InputError(f"line {int(bad[0]) + 2}: a sample id and {what} (0 or more) are "
                          f"needed, not {row}", path)
     twice = ids[ids.duplicated()]

@@ -33,7 +33,9 @@ alone, and the report gives each level's Poisson share of the CV beside the meas
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import logging
 import math
 from collections.abc import Sequence
@@ -110,7 +112,10 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
                      "model_sha256": _model_sha256(summary),
                      "model_name": _model_name(summary),
                      "software": software_text(summary.get("software"),
-                                               summary.get("ctcnet_version"))})
+                                               summary.get("ctcnet_version")),
+                     # ... and one setting of what decides the calls (prior, guard, detection)
+                     "settings": settings_digest(summary),
+                     "blood_volume_stated": summary.get("blood_volume_stated") is not False})
     table = pd.DataFrame(rows)
     table["level"] = (expected["level"].to_numpy() if "level" in expected
                       else table["spiked"].map(lambda v: f"{v:g}"))
@@ -153,7 +158,9 @@ def made_by_several(rows: pd.DataFrame) -> list[str]:
     assay's."""
     out = []
     for column, what, shown in (("model_sha256", "model", "model_name"),
-                                ("software", "software", "software")):
+                                ("software", "software", "software"),
+                                ("settings", "setting of the run (prior, guard, detection: "
+                                 "summary.json's run_fingerprint)", "settings")):
         if column not in rows or rows[column].nunique(dropna=False) < 2:
             continue
         # A model by its file's name, else its digest's first 12 characters; two files of
@@ -166,6 +173,18 @@ def made_by_several(rows: pd.DataFrame) -> list[str]:
                   for _, g in rows.groupby(rows[column].fillna(""), sort=False)]
         out.append(f"{what} ({len(makers)} different: {'; '.join(makers)})")
     return out
+
+
+def settings_digest(summary: dict) -> str | None:
+    """The first 12 hex digits of a digest of the settings that decide a run's calls beside
+    its model (``run_fingerprint``: prior, guard, detection, edge cut...); None where the
+    summary records none (an earlier ctcnet's, a crop set's)."""
+    fingerprint = summary.get("run_fingerprint")
+    if not isinstance(fingerprint, dict):
+        return None
+    settings = {k: v for k, v in fingerprint.items() if k != "model_sha256"}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()
+                          ).hexdigest()[:12]
 
 
 def _number(value) -> float:
@@ -299,7 +318,11 @@ def report_header(rows: pd.DataFrame, positive: str = "ctc") -> tuple[dict, pd.D
         "reviewed_samples": int(complete.sum()),
         # Those whose review is not final (not signed off, or candidates left undecided).
         "samples_not_reviewed": rows.loc[~complete, "sample_id"].astype(str).tolist(),
-        "signed_off_samples": int(rows["signed_off"].fillna(False).astype(bool).sum())}, rows
+        "signed_off_samples": int(rows["signed_off"].fillna(False).astype(bool).sum()),
+        # Rates per 7.5 mL of a tube whose volume cartridge.json did not state (7.5 assumed).
+        "blood_volume_assumed": (rows.loc[~rows["blood_volume_stated"].astype(bool), "sample_id"]
+                                 .astype(str).tolist() if "blood_volume_stated" in rows
+                                 else [])}, rows
 
 
 def _figures(rows: pd.DataFrame, mode: str) -> dict:

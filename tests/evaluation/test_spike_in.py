@@ -476,3 +476,54 @@ def _as_documented(column: str) -> str:
     import re
 
     return re.sub(r"_at_or_over_[0-9_]+$", "_at_or_over_<c>", column)
+
+
+def test_runs_under_other_settings_or_an_assumed_volume_are_said_and_json_keeps_provenance(
+        tmp_path, capsys, caplog):
+    """Nights run under another prior were pooled without a word; a tube whose volume was
+    assumed went unsaid, though its rates per 7.5 mL rest on it; --json left out which
+    expected counts were scored; a tube named NA read as no id."""
+    import logging
+
+    from ctcnet.cli import main
+
+    rates = {"b1": 0.0, "NA": 1.0, "l1": 4.0, "l2": 3.0}
+    results = tmp_path / "results"
+    for name, rate in rates.items():
+        (results / name).mkdir(parents=True)
+        prior = "cartridge" if name in ("b1", "l1") else "balanced"
+        (results / name / "summary.json").write_text(json.dumps(
+            {**summary(rate), "sample_id": name, "blood_volume_stated": name != "l2",
+             "run_fingerprint": {"model_sha256": "ab", "decision": {"prior": prior}}}))
+        pd.DataFrame({"event_id": [0]}).to_parquet(results / name / "events.parquet")
+    (tmp_path / "expected.csv").write_text("sample_id,spiked\nb1,0\nNA,0\nl1,5\nl2,5\n")
+    assert read_expected(tmp_path / "expected.csv").index.tolist() == ["b1", "NA", "l1", "l2"]
+    with caplog.at_level(logging.WARNING):
+        assert main(["evaluate", str(results), "--expected", str(tmp_path / "expected.csv"),
+                     "--out", str(tmp_path / "out")]) == 0
+    assert "more than one setting of the run" in caplog.text
+    assert "the runs' settings differ in: decision (prior)" in caplog.text
+    assert "l2: cartridge.json stated no blood volume, 7.5 mL assumed" in caplog.text
+    report = json.loads((tmp_path / "out" / "spike_in.json").read_text())
+    assert report["blood_volume_assumed"] == ["l2"]
+    table = pd.read_csv(tmp_path / "out" / "spike_in.csv", keep_default_na=False)
+    assert table["settings"].nunique() == 2
+    assert table.set_index("sample_id")["blood_volume_stated"].to_dict()["l2"] in (False,
+                                                                                   "False")
+    capsys.readouterr()
+    assert main(["evaluate", str(results), "--expected", str(tmp_path / "expected.csv"),
+                 "--out", str(tmp_path / "out"), "--overwrite", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["expected_sha256"] == report["expected_sha256"] and printed["results"]
+    # Two spiked tubes at one level: no line, said (nothing was printed).
+    assert main(["evaluate", str(results), "--expected", str(tmp_path / "expected.csv"),
+                 "--out", str(tmp_path / "out"), "--overwrite"]) == 0
+    assert "linearity: none (it needs 3 or more spiked tubes" in capsys.readouterr().out
+
+
+def test_a_line_of_calls_all_alike_prints_no_nan():
+    from ctcnet.commands.spike_in_console import shown
+    from ctcnet.evaluation.spike_in import linearity
+
+    line = linearity(np.array([5.0, 5.0, 50.0, 50.0]), np.zeros(4))
+    assert np.isnan(line["r2"]) and shown(line["r2"], ".3f") == "-"
