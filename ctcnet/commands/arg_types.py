@@ -59,3 +59,17 @@ def positive(text: str) -> float:
     if not 0.0 < value < float("inf"):  # NaN and infinity too
         raise argparse.ArgumentTypeError(f"a number over 0, not {text}")
     return value
+
+
+def pixel_size_um(text: str) -> float:
+    """A plausible pixel size in um (panel.json's bounds): 0 read as "not given" wrote a
+    crop set at the panel's size nobody asked for."""
+    from ctcnet.detect.pixel_size import PIXEL_SIZE_AUTO, PIXEL_SIZE_FIT, pixel_size_option
+
+    try:
+        value = pixel_size_option(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if value in (PIXEL_SIZE_AUTO, PIXEL_SIZE_FIT):
+        raise argparse.ArgumentTypeError(f"a number of um, not {text!r}")
+    return float(value)

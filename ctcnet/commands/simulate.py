@@ -52,11 +52,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="rgb-jpeg: JPEG quality range drawn per crop (default 60-95; "
                             "chroma subsampling 4:4:4, 4:2:2 or 4:2:0 is drawn too); tight "
                             "with --image-format jpg: the same range, 4:2:0")
-    crops.add_argument("--export-pixel-size", type=float, default=None, metavar="UM",
+    crops.add_argument("--export-pixel-size", type=arg_types.pixel_size_um, default=None,
+                       metavar="UM",
                        help="rgb-jpeg, tight: pixel size of the exported images in um "
                             "(default: the panel's for rgb-jpeg, 0.1 for tight); crops are "
                             "resized to it, as a viewer's zoom does")
-    crops.add_argument("--render-pixel-size", type=float, default=None, metavar="UM",
+    crops.add_argument("--render-pixel-size", type=arg_types.pixel_size_um, default=None,
+                       metavar="UM",
                        help="tight: pixel size the cells are rendered at before the export "
                             "(default 0.2: finer than a scan's, as a microscope images one cell; "
                             "the crop side follows, so the field of view is the panel's)")
@@ -137,10 +139,28 @@ def _common(p: argparse.ArgumentParser) -> None:
                    "naming it; refused too where it holds files simulate did not write)")
 
 
+# Beside a simulate output being written (the kind, crops or cartridge): a run killed before
+# its output was whole left files --overwrite refused as nobody's.
+UNFINISHED_MARK = ".ctcnet-simulate-unfinished"
+
+
+def _unfinished(out, what: str) -> bool:
+    """Whether ``out`` is a ``simulate what`` run's output that was killed before it was whole
+    (its folder made empty by that run, so every file in it is the run's)."""
+    try:
+        return (out / UNFINISHED_MARK).read_text(encoding="utf-8").strip() == what
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def _simulated_by_us(out, what: str) -> bool:
     """Whether folder ``out`` is an earlier ``ctcnet simulate crops|cartridge`` output, by the
-    marker its writer leaves: dataset.json's ``generator``, cartridge.json's ``simulated``."""
+    marker its writer leaves: dataset.json's ``generator``, cartridge.json's ``simulated``;
+    or one a killed run left (:data:`UNFINISHED_MARK`)."""
     import json
+
+    if _unfinished(out, what):
+        return True
 
     marker, check = {"crops": ("dataset.json", lambda d: str(d.get("generator", ""))
                                .startswith("ctcnet.simulate")),
@@ -165,6 +185,8 @@ def _not_simulated(out, what: str) -> list[str]:
     import csv
     import re
 
+    if _unfinished(out, what):  # (a folder its run made or found empty: all of it the run's)
+        return []
     own = set(_OWN_FILES[what])
     if what == "crops":
         try:
@@ -227,7 +249,11 @@ def output_replaced(args, taxonomy):
     made = not out.exists()  # (an empty folder the user made stays)
     try:
         _made(out)
+        # A run killed outright (SIGKILL, the machine's memory) leaves its files without
+        # the record that names them simulate's: this mark does, until the output is whole.
+        (out / UNFINISHED_MARK).write_text(args.what + "\n", encoding="utf-8")
         yield
+        (out / UNFINISHED_MARK).unlink(missing_ok=True)
     except BaseException:
         if made:
             shutil.rmtree(out, ignore_errors=True)

@@ -37,6 +37,26 @@ def test_simulate_refuses_an_existing_output_and_overwrite_replaces_it_whole(tmp
     assert tree(crops) == before
     assert main([*args, "--seed", "4", "--overwrite"]) == 0
     assert json.loads((crops / "dataset.json").read_text())["seed"] == 4
+    # A finished output holds no mark of a run at work.
+    assert not any(p.name.startswith(".ctcnet-simulate") for p in [*crops.iterdir(),
+                                                                   *cart.iterdir()])
+    # A run killed outright (SIGKILL) left its frames without cartridge.json: --overwrite
+    # refused them as nobody's; they were its own, marked so.
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / "r00c00.tif").write_bytes(b"half a run")
+    (killed / ".ctcnet-simulate-unfinished").write_text("cartridge\n")
+    refused(capsys, killed, ["simulate", "cartridge", str(killed), "--frames", "1", *small])
+    assert main(["simulate", "cartridge", str(killed), "--frames", "1", *small,
+                 "--overwrite"]) == 0
+    assert (killed / "cartridge.json").is_file()
+    assert not (killed / ".ctcnet-simulate-unfinished").exists()
+    # ... its mark is of that kind of output alone: a killed crops run is no cartridge's.
+    (killed / ".ctcnet-simulate-unfinished").write_text("crops\n")
+    (killed / "cartridge.json").unlink()
+    assert main(["simulate", "cartridge", str(killed), "--frames", "1", *small,
+                 "--overwrite"]) == 2
+    assert "is not an earlier ctcnet simulate cartridge output" in capsys.readouterr().err
 
     gallery = tmp_path / "gallery"
     args = ["simulate", "gallery", str(gallery), "--per-class", "1", "--crop-size", "32"]

@@ -193,8 +193,13 @@ def test_simulate_crops_writes_tight_exports_of_cells_rendered_at_fine_pixels(tm
         assert rgb.dtype == np.uint8 and np.median(rgb[:, [0, 0, -1, -1], [0, -1, 0, -1]]) <= 10
         # A cell of ~8-20 um at 0.16 um/px: far more pixels than the 40 px scan crop.
         assert min(rgb.shape[1:]) > 40
-    assert main(["simulate", "crops", str(tmp_path / "bad"), "--export", "tight",
-                 "--render-pixel-size", "0"]) == 2
+    # 0 read as "not given" wrote rgb-jpeg crops at the panel's size, nobody's asked for:
+    # refused as the option is read.
+    for option, export in (("--render-pixel-size", "tight"), ("--export-pixel-size", "rgb-jpeg")):
+        with pytest.raises(SystemExit) as refused:
+            main(["simulate", "crops", str(tmp_path / "bad"), "--export", export, option, "0",
+                  "--counts", "ctc=1"])
+        assert refused.value.code == 2 and not (tmp_path / "bad").exists()
     copied = tmp_path / "copied"
     assert main(["simulate", "crops", str(copied), "--counts", "ctc=2", "--panel", str(panel),
                  "--crop-size", "40", "--export", "tight", "--render-pixel-size", "0.32",
