@@ -146,8 +146,15 @@ class CropIndex:
         return np.array([taxonomy.index(label) for label in self.labels], dtype=np.int64)
 
     def subset(self, mask: Sequence[bool] | np.ndarray) -> CropIndex:
-        """The crops where ``mask`` is true, every per-crop list cut alike."""
-        keep = np.flatnonzero(np.asarray(mask))
+        """The crops where ``mask`` (one boolean a crop) is true, every per-crop list cut
+        alike; crop numbers, or a mask of another length, are refused (numbers read as a
+        mask picked other crops without a word)."""
+        mask = np.asarray(mask)
+        if mask.shape != (len(self.paths),) or (mask.dtype != bool and mask.size):
+            raise InputError(f"subset takes a mask of one boolean per crop ({len(self.paths)}),"
+                             f" not {mask.dtype} of shape {mask.shape}: for crop numbers "
+                             "give np.isin(np.arange(len(index)), numbers)", self.root)
+        keep = np.flatnonzero(mask)
         return replace(self, paths=[self.paths[i] for i in keep],
                        labels=[self.labels[i] for i in keep],
                        sample_ids=[self.sample_ids[i] for i in keep],
@@ -370,6 +377,8 @@ def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float 
     (:func:`crop_chunks`, whose checks and warnings it makes). ``fitting``: the crops are to
     fit a model (train, finetune, a recalibration), and crops past their stated range are
     refused, not only said."""
+    if not len(index):  # (no crop: none to check, an empty batch as a model takes it)
+        return np.zeros((0, index.panel.num_channels, size or 0, size or 0), np.float32)
     # One chunk, the whole index (read to the end: the checks come after the last chunk).
     chunks = list(crop_chunks(index, size, model_pixel_um, min_size, max(len(index), 1),
                               fitting=fitting))

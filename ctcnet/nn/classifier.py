@@ -152,6 +152,8 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu",
     if path is not None and is_registry_name(path):  # "ctcnet-default": its checkpoint
         path = resolve_model(path, "torch")
     path = check_regular_file(path, "a model file", missing="model file not found")
+    if str(map_location).startswith("cuda"):  # (a machine without one: said so, never read
+        select_device(str(map_location))     # as a damaged file)
     try:
         with warnings.catch_warnings():  # (torch's note on a legacy pickle: refused below)
             warnings.filterwarnings("ignore", message="Detected pickle protocol")

@@ -43,7 +43,11 @@ def checked_crops(raw, channels: Sequence[str], crop_size: int) -> np.ndarray:
         raise InputError(f"crops must be an array (N, {c}, {s}, {s}) or a list of crops, got "
                          f"{type(raw).__name__}" + (": np.stack(list(...))" if hasattr(
                              raw, "__iter__") else ""))
-    raw = np.asarray(raw)
+    try:
+        raw = np.asarray(raw)
+    except ValueError:  # (crops of other sizes in a list: "an array element with a sequence")
+        raise InputError(f"crops of different shapes: each must be ({c}, {s}, {s}), one array "
+                         "(N, C, H, W) or a list of such crops") from None
     if raw.size == 0 and raw.ndim < 4:  # no crops at all (an empty list): nothing to call
         raw = np.zeros((0, c, s, s), np.float32)
     if raw.dtype.kind in "uf" and not raw.dtype.isnative:  # another byte order, same counts

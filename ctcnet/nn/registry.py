@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ctcnet.core.said_once import first_time
-from ctcnet.errors import InputError, PanelMismatchError
+from ctcnet.errors import MODEL_SUFFIXES, InputError, PanelMismatchError
 from ctcnet.io.panel import Panel
 from ctcnet.nn.decision_rule import DecisionRule
 
@@ -306,16 +306,18 @@ def get_model(name: str) -> ModelInfo:
 def resolve_model(model: str | Path | None, backend: str | None = None) -> Path:
     """``--model`` as a file: an existing path is used as given, else a registry name (None is
     the default model)."""
-    if model is not None and (Path(model).exists() or Path(model).suffix in WEIGHT_SUFFIXES):
+    # (a model file's suffix: a path mistyped is a file not found, never a name unknown)
+    if model is not None and (Path(model).exists() or
+                              Path(model).suffix.lower() in MODEL_SUFFIXES):
         return Path(model)
     return get_model(str(model or DEFAULT_MODEL_NAME)).file(backend)
 
 
 def is_registry_name(model: str | Path | None) -> bool:
     """Whether ``model`` names a shipped model (None: the default) rather than a file."""
-    return model is None or (not Path(model).exists() and Path(model).suffix not in
-                             WEIGHT_SUFFIXES and any(m.name == str(model)
-                                                     for m in list_models()))
+    return model is None or (not Path(model).exists() and Path(model).suffix.lower() not in
+                             MODEL_SUFFIXES and any(m.name == str(model)
+                                                    for m in list_models()))
 
 
 def missing_channels(model: Panel, data: Panel) -> list[str]:

@@ -716,3 +716,19 @@ def test_a_labels_table_beside_unlabelled_crops_is_said_to_be_unread(tmp_path, r
             read_crop_index(flat)
     assert caplog.text.count("labels.csv beside the crops is not read") == 1
     assert len(kept) == 1 and "no accuracy is given" in kept[0]
+
+
+def test_a_subset_takes_a_mask_of_one_boolean_a_crop_never_crop_numbers(tmp_path, rng):
+    """Crop numbers [3, 5, 7] read as a mask picked crops 0, 1 and 2 without a word; a
+    mask of another length was cut short."""
+    write_crop_dataset(tmp_path / "ds", _toy_crops(rng, n=8), ["ctc", "wbc"] * 4,
+                       default_panel())
+    index = read_crop_index(tmp_path / "ds", taxonomy=default_taxonomy())
+    wanted = np.isin(np.arange(len(index)), [3, 5, 7])
+    assert index.subset(wanted).paths == [index.paths[i] for i in (3, 5, 7)]
+    for wrong in ([3, 5, 7], [True] * 3, np.ones(9, bool)):
+        with pytest.raises(InputError, match="a mask of one boolean per crop"):
+            index.subset(wrong)
+    empty = index.subset(np.zeros(len(index), bool))
+    assert len(empty) == 0 and load_crops(empty, 32, 0.64).shape == (0, 5, 32, 32)
+

@@ -110,3 +110,14 @@ def test_crops_that_are_no_array_are_said_so():
     with pytest.raises(InputError, match="or a list of crops, got NoneType$"):
         checked_crops(None, names, 8)
     assert checked_crops([crop, crop], names, 8).shape == (2, 3, 8, 8)
+
+
+def test_a_list_of_crops_of_different_sizes_is_refused_by_what_it_is():
+    """numpy's "setting an array element with a sequence" came through bare."""
+    import ctcnet
+
+    backend = ctcnet.load_backend("ctcnet-default")
+    c, s = backend.spec.in_chans, backend.spec.crop_size
+    crops = [np.zeros((c, s, s), np.float32), np.zeros((c, s - 10, s - 10), np.float32)]
+    with pytest.raises(InputError, match=rf"crops of different shapes: each must be \({c}, "):
+        backend.predict_proba(crops)

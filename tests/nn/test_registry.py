@@ -294,3 +294,28 @@ def test_no_model_fitting_planes_alike_by_a_marker_names_them():
                                                  r"\(epithelial\): name each plane by what it "
                                                  r"holds"):
         choose_model([panel], "cartridge X", cartridges=True)
+
+
+def test_a_mistyped_checkpoint_path_is_a_file_not_found_not_an_unknown_model():
+    """A .ckpt path mistyped read as "no shipped model called ..." (.pt and .onnx said the
+    file was not found)."""
+    from ctcnet.nn.registry import is_registry_name, resolve_model
+
+    for name in ("runs/x/lst.ckpt", "runs/x/LST.CKPT", "runs/x/m.pt"):
+        assert resolve_model(name) == Path(name) and not is_registry_name(name)
+    import ctcnet
+
+    with pytest.raises(InputError, match="model file not found"):
+        ctcnet.load_backend("runs/x/lst.ckpt")
+
+
+def test_a_model_mapped_to_cuda_where_there_is_none_is_said_so_not_damaged(monkeypatch):
+    import torch
+
+    from ctcnet.errors import CtcnetError
+    from ctcnet.nn.classifier import load_model
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(CtcnetError, match="no CUDA device is available") as said:
+        load_model("ctcnet-default", map_location="cuda")
+    assert "damaged" not in str(said.value)
