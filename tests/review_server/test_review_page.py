@@ -793,6 +793,61 @@ def test_grid_confirms_a_page_in_one_request_and_sets_the_exceptions_aside():
     assert got["grid"] == "off"
 
 
+def test_grid_exceptions_stay_set_aside_after_a_reload_and_marks_across_a_call_switch():
+    """Tiles marked "not what the call says" came back on a grid page unmarked after a reload
+    (or a switch to another call and back), for y to confirm; a page of exceptions alone
+    set nothing aside."""
+    state = page_state(40)
+    wbc = [i for i in range(40) if i % 2 == 1]
+    left = run_page(GRID_ROUTE + """
+        page.key("g");
+        await page.settle();
+        const cells = () => page.document.getElementById("grid-cells").children;
+        cells()[0].click();
+        cells()[3].click();
+        const select = page.document.getElementById("grid-call");
+        select.value = "ctc";
+        select.dispatchEvent({type: "change"});
+        select.value = "wbc";
+        select.dispatchEvent({type: "change"});
+        const kept = cells().filter((c) => c.className === "cell marked").map(
+          (c) => +c.getAttribute("data-event-id"));
+        page.key("y");
+        await page.settle();
+        return {kept, stored: page.context.localStorage.getItem("ctcnet-set-aside-P001")};
+    """, state)
+    assert left["kept"] == [wbc[0], wbc[3]]
+    assert json.loads(left["stored"]) == {"run": state["run_id"], "ids": [wbc[0], wbc[3]]}
+    before = ("page.context.localStorage.setItem('ctcnet-set-aside-P001', "
+              f"{json.dumps(left['stored'])});")
+    reloaded = """
+        page.key("g");
+        await page.settle();
+        return page.document.getElementById("grid-cells").children.map(
+          (c) => +c.getAttribute("data-event-id"));
+    """
+    shown = run_page(GRID_ROUTE + reloaded, state, before=before)
+    assert wbc[0] not in shown and wbc[3] not in shown and shown[0] == wbc[1]
+    # Another run's memory sets nothing aside.
+    other = json.dumps(json.dumps({"run": "another", "ids": [wbc[0]]}))
+    assert run_page(GRID_ROUTE + reloaded, state, before="page.context.localStorage.setItem("
+                    f"'ctcnet-set-aside-P001', {other});")[0] == wbc[0]
+    # A page of exceptions alone: set aside, the next page follows, nothing posted.
+    got = run_page(GRID_ROUTE + """
+        page.key("g");
+        await page.settle();
+        const cells = () => page.document.getElementById("grid-cells").children;
+        cells().forEach((c) => c.click());
+        page.key("y");
+        await page.settle();
+        return {posts: page.requests.filter((r) => r.method === "POST").length,
+                said: page.document.getElementById("status").textContent,
+                shown: cells().length};
+    """, state)
+    assert got["posts"] == 0 and got["shown"] == 0
+    assert got["said"].startswith("20 exception(s) left for one-by-one review")
+
+
 def test_a_decided_grid_page_keeps_the_focus_and_its_menu_counts():
     """The tile that had the focus is drawn away with its page: the focus went to the page's
     top, and the call menu still said the counts of when the grid was opened."""
