@@ -232,7 +232,8 @@ def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge
     sample_id = safe_sample_id(info["sample_id"], root) if "sample_id" in info else \
         safe_sample_id(name_as_sample_id(root), root,
                        "the folder's name, the sample id without one in cartridge.json,")
-    say_if_mistyped(sample_id, root)
+    if info.get("simulated") is not True:  # (simulate names its own: sim<seed>, no slip)
+        say_if_mistyped(sample_id, root)
 
     parts = _frame_parts(root)
     if not parts:

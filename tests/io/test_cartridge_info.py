@@ -276,3 +276,17 @@ def test_a_null_blood_volume_is_refused_saying_how_to_read_the_standard_tube(tmp
     assert positive_number({}, "blood_volume_ml", 7.5, tmp_path) == 7.5
     with pytest.raises(InputError, match=r"got 'abc'$"):
         positive_number({"pixel_size_um": "abc"}, "pixel_size_um", 0.0, tmp_path)
+
+
+def test_a_simulated_cartridges_own_sample_id_is_no_slip(tmp_path, caplog):
+    """simulate names its sample sim<seed>: a folder named s101 read "a slip in one of
+    them?" on a newcomer's first cartridge."""
+    from ctcnet.io.panel import load_panel
+    from ctcnet.io.scan import open_cartridge
+    from ctcnet.simulate import simulate_cartridge
+
+    simulate_cartridge(tmp_path / "s101", load_panel(None), num_frames=1,
+                       frame_shape=(96, 128), seed=101, events_per_frame=4)
+    with caplog.at_level("WARNING"):
+        open_cartridge(tmp_path / "s101")
+    assert "a slip in one of them" not in caplog.text
