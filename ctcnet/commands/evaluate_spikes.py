@@ -413,7 +413,8 @@ def _say_left_out(report: dict, table: str = "spike_in.csv", summaries: dict | N
             from ctcnet.inference.setting_differences import how_settings_differ
 
             fingerprints = {sample: summaries[sample].get("run_fingerprint") or {}
-                            for sample in summaries}
+                            for sample in summaries
+                            if sample not in report["samples_without_rate"]}
             log.warning("the runs' settings differ in: %s",
                         "; ".join(how_settings_differ(fingerprints)))
     if report.get("blood_volume_assumed"):

@@ -185,9 +185,10 @@ def _not_simulated(out, what: str) -> list[str]:
     import csv
     import re
 
-    if _unfinished(out, what):  # (a folder its run made or found empty: all of it the run's)
-        return []
-    own = set(_OWN_FILES[what])
+    own = set(_OWN_FILES[what]) | {UNFINISHED_MARK}
+    # A run killed before its record was written: its crops named as simulate names them
+    # (<class>/<sample>__<number>.<format>); anything else is someone's.
+    crop = re.compile(r"[^/]+/[^/]+__\d+\.(tif|png|jpg)") if _unfinished(out, what) else None
     if what == "crops":
         try:
             with open(out / "manifest.csv", newline="", encoding="utf-8") as f:
@@ -199,7 +200,8 @@ def _not_simulated(out, what: str) -> list[str]:
     for path in sorted(p for p in out.rglob("*") if p.is_file() or p.is_symlink()):
         name = path.relative_to(out).as_posix()
         if name in own or path.name in _DESKTOP_FILES or \
-                (what == "cartridge" and "/" not in name and frame.fullmatch(name)):
+                (what == "cartridge" and "/" not in name and frame.fullmatch(name)) or \
+                (crop is not None and crop.fullmatch(name)):
             continue
         found.append(name)
     return found
@@ -257,6 +259,8 @@ def output_replaced(args, taxonomy):
     except BaseException:
         if made:
             shutil.rmtree(out, ignore_errors=True)
+        else:  # (a folder the user made: the run's files stay as before, no mark of it)
+            (out / UNFINISHED_MARK).unlink(missing_ok=True)
         if aside is not None:
             aside.rename(out)
         raise

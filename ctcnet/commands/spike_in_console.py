@@ -51,7 +51,8 @@ def say_table(reading: dict, positive: str = "ctc", said: str = "") -> None:
               + (" (every spiked tube called alike: no line to fit)"
                  if shown(line["r2"], ".3f") == "-" else ""))
     else:
-        print("linearity: none (it needs 3 or more spiked tubes over 2 or more levels)")
+        print("linearity: none (it needs 3 or more spiked tubes of 2 or more expected "
+              "rates)")
     lob, lod = reading["limit_of_blank_per_7_5_ml"], reading["limit_of_detection_per_7_5_ml"]
     results = f"{lod['results']} result{'' if lod['results'] == 1 else 's'}"
     print("limit of blank: " + ("-" if lob["value"] is None else f"{lob['value']:.2f}")

@@ -49,6 +49,7 @@ from ctcnet.errors import InputError
 from ctcnet.evaluation import recovery
 from ctcnet.inference.model_records import model_file_of
 from ctcnet.inference.run_entry import scan_pixel_size
+from ctcnet.inference.setting_differences import batch_settings
 from ctcnet.inference.summary import signoff_holds
 
 log = logging.getLogger(__name__)
@@ -176,13 +177,16 @@ def made_by_several(rows: pd.DataFrame) -> list[str]:
 
 
 def settings_digest(summary: dict) -> str | None:
-    """The first 12 hex digits of a digest of the settings that decide a run's calls beside
-    its model (``run_fingerprint``: prior, guard, detection, edge cut...); None where the
-    summary records none (an earlier ctcnet's, a crop set's)."""
+    """The first 12 hex digits of a digest of the batch settings that decide a run's calls
+    beside its model (``run_fingerprint``'s: prior, guard, detection, edge cut...,
+    :func:`.setting_differences.batch_settings`); None where the summary records none (an
+    earlier ctcnet's, a crop set's)."""
     fingerprint = summary.get("run_fingerprint")
     if not isinstance(fingerprint, dict):
         return None
-    settings = {k: v for k, v in fingerprint.items() if k != "model_sha256"}
+    # The batch's settings alone (each sample's input and panel differ; the model and the
+    # software are columns of their own).
+    settings = {k: v for k, v in batch_settings(fingerprint).items() if k != "model_sha256"}
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()
                           ).hexdigest()[:12]
 

@@ -1,8 +1,8 @@
 """The export of the other format, left as it was: ``export-events --fcs --overwrite`` after a
 review changed writes the FCS file anew and leaves the GeoJSON detections beside it as an
 earlier export wrote them (and the other way round), so that QuPath would show calls the
-FCS file no longer holds. Said where that export is older than the sample's latest review
-decision or sign-off; nothing is written or moved."""
+FCS file no longer holds. Said where that export is older than what it holds of the sample's
+review (its latest decision; an FCS file's sign-off too); nothing is written or moved."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from ctcnet.inference.rerun_outputs import in_folder_exports
 
 log = logging.getLogger(__name__)
 
-# What in a sample's folder moves when its review does: the decisions, the sign-off.
-REVIEW_RECORDS = ("review.csv", "signoff.json")
+# What in a sample's folder an export of each format holds: the decisions (both), the
+# sign-off (the FCS file's keywords alone; a GeoJSON detection has none).
+REVIEW_RECORDS = {"--fcs": ("review.csv", "signoff.json"), "--geojson": ("review.csv",)}
 
 
 def unasked_export(name: str, folder: Path, fcs: Path | None, geojson: Path | None
@@ -42,14 +43,15 @@ def _written_at(path: Path) -> float:
 
 
 def say_unasked_stale(name: str, folder: Path, fcs: Path | None, geojson: Path | None) -> bool:
-    """Warn where the other format's earlier export is older than the sample's latest review
-    decision or sign-off; returns whether it was said."""
+    """Warn where the other format's earlier export is older than what it holds of the
+    sample's review (its latest decision; for an FCS file, its sign-off too); returns
+    whether it was said."""
     other = unasked_export(name, folder, fcs, geojson)
     if other is None or not other[0].exists():
         return False
     path, option = other
     try:
-        reviewed = max((folder / r).stat().st_mtime for r in REVIEW_RECORDS
+        reviewed = max((folder / r).stat().st_mtime for r in REVIEW_RECORDS[option]
                        if (folder / r).is_file())
         written = _written_at(path)
     except (OSError, ValueError):  # no review record: nothing it could be behind
@@ -57,8 +59,9 @@ def say_unasked_stale(name: str, folder: Path, fcs: Path | None, geojson: Path |
     if written >= reviewed:
         return False
     when = datetime.fromtimestamp(written, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    log.warning("%s: %s was exported at %s, before the review's latest decision or sign-off, "
-                "and is left as it was: it holds calls this export no longer does; export it "
-                "again with %s --overwrite", name, path, when, option)
+    log.warning("%s: %s was exported at %s, before the review's latest %s, and is left as "
+                "it was: it holds a review this export no longer does; export it again with "
+                "%s --overwrite", name, path, when,
+                "decision or sign-off" if option == "--fcs" else "decision", option)
     return True
 

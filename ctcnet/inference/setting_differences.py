@@ -14,6 +14,12 @@ _BATCH_SETTINGS = ("model_sha256", "detect", "edge_cut_as", "compensate", "decis
                    "same_cluster_um", "frame_device")
 
 
+def batch_settings(fingerprint: dict) -> dict:
+    """The settings of a run's fingerprint that are one batch's (not its input, panel or
+    table's columns): what makes two runs' counts one assay's."""
+    return {key: fingerprint.get(key) for key in _BATCH_SETTINGS}
+
+
 def settings_that_differ(fingerprints: Sequence[dict]) -> list[str]:
     """The batch settings (model, detection, guard, prior...) in which runs' fingerprints
     (``summary.json``'s ``run_fingerprint``) differ: counts made otherwise are not

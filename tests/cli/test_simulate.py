@@ -51,6 +51,21 @@ def test_simulate_refuses_an_existing_output_and_overwrite_replaces_it_whole(tmp
                  "--overwrite"]) == 0
     assert (killed / "cartridge.json").is_file()
     assert not (killed / ".ctcnet-simulate-unfinished").exists()
+    # A killed crops run's crops are its own; a file someone added beside them is not.
+    crops_killed = tmp_path / "crops_killed"
+    (crops_killed / "ctc").mkdir(parents=True)
+    (crops_killed / "ctc" / "sim0-s000__0000003.tif").write_bytes(b"half")
+    (crops_killed / "notes.txt").write_text("mine")
+    (crops_killed / ".ctcnet-simulate-unfinished").write_text("crops\n")
+    assert main(["simulate", "crops", str(crops_killed), "--counts", "1", "--crop-size", "32",
+                 "--overwrite"]) == 2
+    assert "holds 1 file(s) ctcnet simulate did not write (notes.txt)" in \
+        capsys.readouterr().err
+    # A run that fails in a folder the user made leaves no mark there.
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    assert main(["simulate", "crops", str(mine), "--counts", "platypus=1"]) == 2
+    assert list(mine.iterdir()) == []
     # ... its mark is of that kind of output alone: a killed crops run is no cartridge's.
     (killed / ".ctcnet-simulate-unfinished").write_text("crops\n")
     (killed / "cartridge.json").unlink()

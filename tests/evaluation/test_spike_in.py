@@ -494,7 +494,9 @@ def test_runs_under_other_settings_or_an_assumed_volume_are_said_and_json_keeps_
         prior = "cartridge" if name in ("b1", "l1") else "balanced"
         (results / name / "summary.json").write_text(json.dumps(
             {**summary(rate), "sample_id": name, "blood_volume_stated": name != "l2",
-             "run_fingerprint": {"model_sha256": "ab", "decision": {"prior": prior}}}))
+             # (each sample's own input and panel, as every run's: no setting)
+             "run_fingerprint": {"model_sha256": "ab", "decision": {"prior": prior},
+                                 "input": f"/scans/{name}", "table_columns": [name]}}))
         pd.DataFrame({"event_id": [0]}).to_parquet(results / name / "events.parquet")
     (tmp_path / "expected.csv").write_text("sample_id,spiked\nb1,0\nNA,0\nl1,5\nl2,5\n")
     assert read_expected(tmp_path / "expected.csv").index.tolist() == ["b1", "NA", "l1", "l2"]
@@ -503,6 +505,7 @@ def test_runs_under_other_settings_or_an_assumed_volume_are_said_and_json_keeps_
                      "--out", str(tmp_path / "out")]) == 0
     assert "more than one setting of the run" in caplog.text
     assert "the runs' settings differ in: decision (prior)" in caplog.text
+    assert "(2 different: " in caplog.text  # two settings, not one a sample
     assert "l2: cartridge.json stated no blood volume, 7.5 mL assumed" in caplog.text
     report = json.loads((tmp_path / "out" / "spike_in.json").read_text())
     assert report["blood_volume_assumed"] == ["l2"]
@@ -518,7 +521,8 @@ def test_runs_under_other_settings_or_an_assumed_volume_are_said_and_json_keeps_
     # Two spiked tubes at one level: no line, said (nothing was printed).
     assert main(["evaluate", str(results), "--expected", str(tmp_path / "expected.csv"),
                  "--out", str(tmp_path / "out"), "--overwrite"]) == 0
-    assert "linearity: none (it needs 3 or more spiked tubes" in capsys.readouterr().out
+    assert "linearity: none (it needs 3 or more spiked tubes of 2 or more expected rates)" \
+        in capsys.readouterr().out
 
 
 def test_a_line_of_calls_all_alike_prints_no_nan():

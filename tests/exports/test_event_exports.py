@@ -858,7 +858,12 @@ def test_a_one_format_export_after_a_review_says_the_other_is_behind_it(run, tmp
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         export_events(results, fcs=True, overwrite=True)  # nothing decided: nothing said
+    # A sign-off alone is no change to the GeoJSON, which holds none.
+    (sample / "signoff.json").write_text("{}")
+    with caplog.at_level(logging.WARNING):
+        export_events(results, fcs=True, overwrite=True)
     assert "left as it was" not in caplog.text
+    (sample / "signoff.json").unlink()
     D.record_decision(sample, D.RunEvents.of_sample(sample, events, summary),
                       int(events["event_id"].iloc[0]), D.REJECTED, "ann")
     old = (sample / "review.csv").stat().st_mtime - 60  # the GeoJSON a minute before it
