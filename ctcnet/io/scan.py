@@ -210,9 +210,8 @@ def open_cartridge(root: str | Path, panel: Panel | str | Path | None = None) ->
 
 
 def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge:
-    """:func:`open_cartridge`'s work."""
-    # One file holding the whole scan, or a container store given alone (its cartridge.json
-    # and panel.json beside it, as a file's: a store holding them is its own folder).
+    """:func:`open_cartridge`'s work (a scan in one file, or a store given alone, has its
+    cartridge.json and panel.json beside it; a store holding them is its own folder)."""
     single = is_container_file(root) or (root.is_dir() and _container(root) and not any(
         (root / name).exists() for name in ("cartridge.json", "panel.json")))
     if not root.is_dir() and not single:
