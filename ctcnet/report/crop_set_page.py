@@ -29,6 +29,7 @@ import pandas as pd
 
 from ctcnet.core.file_modes import make_folder
 from ctcnet.detect.pixel_size import pixel_size_text
+from ctcnet.inference.result_state import RESEARCH_USE
 from ctcnet.inference.summary import CropRunSummary
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.nn.spec import ModelSpec
@@ -248,6 +249,7 @@ def _page(root: Path, page_dir: Path, overview: list, middle: str, groups: dict,
                         f"{_file_list(g['files'], root, page_dir)}</section>")
     legend = overlay_legend(spec.panel.names, spec.panel.roles())
     return f"""{page_start(name, heading)}
+<p class="ruo" id="research-use">{html.escape(RESEARCH_USE)}</p>
 {html_table(overview)}
 {middle}
 <p>Tiles: each crop as the model reads it (brought to its scale), each marker in grey on one

@@ -28,9 +28,10 @@ from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.report.colours import overlay_legend
 from ctcnet.report.counts_table import counts_table
+from ctcnet.report.gallery_pages import LABEL_HEIGHT
 from ctcnet.report.page_frame import PAGE_END, page_start
 from ctcnet.report.reasons import counted_words, review_list_text
-from ctcnet.review.signoff_words import signoff_text
+from ctcnet.review.signoff_words import changes_text, signoff_text
 
 
 def html_table(rows: list[tuple[str, object]]) -> str:
@@ -46,11 +47,42 @@ def page_images(pages: list[dict], name: str) -> str:
     are small), never wider than the window; each links to itself, to see it whole. Its
     text (a screen reader's) names the events it shows, top to bottom, where the page's
     record has them, and the captions drawn into it follow as a list, folded."""
-    return "".join(f'<p><a href="{html.escape(p["path"])}"><img src="'
-                   f'{html.escape(p["path"])}" style="width: min(100%, {2 * p["width"]}px)" '
+    return "".join(f'<p class="{"screen-only" if _slices(p) else ""}"><a href="'
+                   f'{html.escape(p["path"])}"><img src="{html.escape(p["path"])}" '
+                   f'style="width: min(100%, {2 * p["width"]}px)" '
                    f'alt="{html.escape(_page_text(p, name, i))}"></a></p>'
-                   + _captions_list(p, name, i)
+                   + _printed_slices(p) + _captions_list(p, name, i)
                    for i, p in enumerate(pages, 1))
+
+
+# Tiles a printed slice of a gallery page holds: one slice at the page's width fits a Letter
+# page (a 20-tile page fitted to one sheet printed its captions as specks).
+TILES_PER_SLICE = 4
+
+
+def _slices(page: dict) -> list[tuple[int, int]]:
+    """A gallery page's rows in pixel bands of whole tiles, for print (the first with the
+    channel header); none where its record does not say how many tiles it holds."""
+    n, height = len(page.get("event_ids") or []), int(page.get("height") or 0)
+    if not n or height <= LABEL_HEIGHT:
+        return []
+    row = (height - LABEL_HEIGHT) / n
+    cuts = [0] + [round(LABEL_HEIGHT + k * row) for k in range(TILES_PER_SLICE, n,
+                                                                 TILES_PER_SLICE)] + [height]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def _printed_slices(page: dict) -> str:
+    """On paper, a gallery page as slices of whole tiles at the page's width, each kept on
+    one sheet: the same image, shifted in a box of its band's shape (a margin in percent is
+    of the width, as the image's scale is)."""
+    width = int(page.get("width") or 0)
+    if not width:
+        return ""
+    path = html.escape(page["path"])
+    return "".join(f'<div class="print-only print-slice" style="aspect-ratio: {width} / '
+                   f'{bottom - top}"><img src="{path}" alt="" style="margin-top: '
+                   f'-{100 * top / width:.4f}%"></div>' for top, bottom in _slices(page))
 
 
 def _page_text(page: dict, name: str, number: int) -> str:
@@ -71,8 +103,12 @@ def _captions_list(page: dict, name: str, number: int) -> str:
     if not captions:
         return ""
     items = "".join(f"<li>{html.escape(c)}</li>" for c in captions)
-    return (f"<details><summary>{html.escape(name)} page {number}: its captions in words"
-            f"</summary><ol>{items}</ol></details>")
+    # Folded on a screen; on paper a folded list prints its summary alone, so it is printed
+    # open (a record's PDF held the line "its captions in words" and none of them).
+    return (f'<details class="screen-only"><summary>{html.escape(name)} page {number}: its '
+            f"captions in words</summary><ol>{items}</ol></details>"
+            f'<div class="print-only"><p>{html.escape(name)} page {number}, its captions in '
+            f"words:</p><ol>{items}</ol></div>")
 
 
 # Says on the page whether every image loaded (and tells a headless browser in data-*).
@@ -206,15 +242,27 @@ def state_html(state: dict) -> str:
             f'<p class="ruo" id="research-use">{html.escape(RESEARCH_USE)}</p>')
 
 
-def automatic_figures_html(summary: RunSummary, state: dict) -> str:
+def automatic_figures_html(summary: RunSummary, state: dict, signed: bool = False) -> str:
     """Before a sign-off, the automatic counts with their intervals just under the headline
     (``automatic-figures``): a printed page 1 ended above the counts table; '' once signed off
-    (the headline gives the figures to report) or for a failed sample (no count)."""
-    if state["state"] in ("signed off", "failed"):
+    (``signed``: a partial sample's too, whose state stays partial: the headline gives the
+    figures to report) or for a failed sample (no count)."""
+    if signed or state["state"] in ("signed off", "failed"):
         return ""
     text = figures_text(automatic_figures(summary.to_dict()))
     return (f'<p id="automatic-figures"><b>Automatic counts</b> (not signed off; per class '
             f"below): {html.escape(text)}</p>" if text else "")
+
+
+def reviewed_galleries_html(record: dict | None) -> str:
+    """Above the galleries of a signed-off sample, what its review changed of the calls they
+    show (the record's ``changed``): a gallery showed a call a person rejected as a counted
+    one, beside a headline giving the count after review."""
+    if not record or not record.get("changed"):
+        return ""
+    return ('<p id="reviewed-galleries"><b>The galleries show the calls as predict made '
+            "them;</b> the signed-off review changed "
+            f"{html.escape(changes_text(record['changed'], shown=1000))}.</p>")
 
 
 def signoff_html(record: dict | None) -> str:
@@ -297,7 +345,7 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
     state = result_state({**s.to_dict(), "signoff": signoff})
     page = f"""{page_start(s.sample_id)}
 {state_html(state)}
-{automatic_figures_html(s, state)}
+{automatic_figures_html(s, state, signoff_holds({"signoff": signoff}))}
 {html_table(overview)}
 <h2>Counts</h2>
 {counts_table(s.tally, s.reviewed, no_result=s.status == "failed",
@@ -311,6 +359,7 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
 {f'<h2>Skipped frames</h2><ul>{skipped}</ul>' if skipped else ''}
 {f'<h2>Problems found in the scan folder</h2><ul>{problems}</ul>' if problems else ''}
 {display_note(s.panel, s.model.crop_size, s.model.pixel_size_um) if sections else ''}
+{reviewed_galleries_html(signoff) if sections else ''}
 {''.join(sections)}
 <div class="screen-only"><h2>Timings</h2>{html_table(timings)}</div>
 {PAGE_END}"""

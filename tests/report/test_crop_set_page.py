@@ -81,6 +81,8 @@ def test_predict_on_a_crop_folder_writes_a_page_of_every_call_with_its_crop(
     assert f"-> {folder}" in capsys.readouterr().out  # the line says where the page is
     page = (folder / "index.html").read_text()
     assert page.count("<main>") == 1 and "<th>" not in page  # landmarks, headings' scopes
+    # The statement summary.json's intended_use says the page shows (a cartridge's did).
+    assert '<p class="ruo" id="research-use">Research use only' in page
     images = re.findall(r'<img src="([^"]+)"', page)
     assert images and all((folder / src).is_file() for src in images)
     table = pd.read_csv(folder / "predictions.csv")

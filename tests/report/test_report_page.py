@@ -226,6 +226,29 @@ def test_a_printed_report_has_its_figures_and_sample_on_every_page(clean_run, tm
     write_html(tmp_path, RunSummary.from_dict(data), gallery_info={},
                signoff=signed["signoff"])
     assert 'id="automatic-figures"' not in (tmp_path / "index.html").read_text()
+    # A partial sample signed off stays partial: its page gave the automatic counts "not
+    # signed off" under the headline that gave the ones to report.
+    write_html(tmp_path, RunSummary.from_dict({**data, "status": "partial"}), gallery_info={},
+               signoff=signed["signoff"])
+    assert 'id="automatic-figures"' not in (tmp_path / "index.html").read_text()
+    # What the signed-off review changed is said above the galleries (they show predict's
+    # calls: two rejected CTCs stood among "ctc calls" as counted ones).
+    page_record = {"path": "gallery/ctc_001.png", "width": 504, "height": 14 + 8 * 110,
+                   "event_ids": list(range(8)), "captions": [f"#{i}" for i in range(8)]}
+    changed = {**signed["signoff"], "changed": {"ctc -> rejected": [64, 70],
+                                                "debris -> ctc": [85]}}
+    write_html(tmp_path, RunSummary.from_dict(data), signoff=changed,
+               gallery_info={"ctc": {"total": 8, "shown": 8, "pages": [page_record]}})
+    page = (tmp_path / "index.html").read_text()
+    assert ("the signed-off review changed ctc -&gt; rejected 2 (#64, #70), debris -&gt; "
+            "ctc 1 (#85).") in page
+    # On paper a gallery page prints in slices of whole tiles at the page's width (fitted to
+    # one sheet, its captions were specks), its captions listed (a folded list printed its
+    # summary alone).
+    assert page.count('class="print-only print-slice" style="aspect-ratio: 504 / ') == 2
+    assert 'aspect-ratio: 504 / 454"' in page and "margin-top: -90.0794%" in page
+    assert '<details class="screen-only">' in page and \
+        '<div class="print-only"><p>ctc page 1, its captions in words:</p><ol><li>#0' in page
 
 
 def test_the_report_says_whether_spillover_was_compensated():
