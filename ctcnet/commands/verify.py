@@ -64,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"shipped files: {files['files'] - len(files['differ']) - len(files['missing'])} of "
           f"{files['files']} as shipped" + "".join(
               f"\n  differs: {name}" for name in files["differ"]) + "".join(
-              f"\n  missing: {name}" for name in files["missing"]))
+              f"\n  missing: {name}" for name in files["missing"]) + "".join(
+              f"\n  not shipped: {name} (a model of your own belongs in a folder named in "
+              f"$CTCNET_MODELS)" for name in files.get("unlisted", [])))
     print(f"reference cartridge ({reference['backend']}, {reference['device']}): "
           f"{reference['events']} events, " + (
               "every call, flag and position as recorded at the balanced prior and at the "

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.core.provenance import check_record
-from ctcnet.errors import MACHINE_ERRNOS
+from ctcnet.errors import MACHINE_ERRNOS, MODEL_SUFFIXES
 from ctcnet.io.digests import file_sha256
 from ctcnet.nn.registry import PACKAGE_MODELS
 
@@ -87,8 +87,9 @@ def event_differences(got: pd.DataFrame, want: pd.DataFrame) -> list[str]:
 
 
 def check_shipped_files(checksums: Path = CHECKSUMS) -> dict:
-    """Each file ``checksums`` lists (paths relative to its folder) against its SHA-256:
-    ``{"files": n, "differ": [...], "missing": [...], "passed": bool}``."""
+    """Each file ``checksums`` lists (paths relative to its folder) against its SHA-256, and the
+    model files, cards and reference files there it does not list: ``{"files": n, "differ":
+    [...], "missing": [...], "unlisted": [...], "passed": bool}``."""
     folder = checksums.parent
     differ, missing, n = [], [], 0
     try:
@@ -105,8 +106,16 @@ def check_shipped_files(checksums: Path = CHECKSUMS) -> dict:
             missing.append(name)
         elif file_sha256(path) != digest:
             differ.append(name)
-    return {"files": n, "differ": differ, "missing": missing,
-            "passed": not differ and not missing}
+    # A file in the shipped folder the list does not name (a lab's model dropped in) is
+    # offered as a shipped model: an installation qualified so is not the one shipped.
+    named = {line.split(maxsplit=1)[1].strip() for line in listed if line.strip()}
+    unlisted = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                      if p.is_file() and p.name != checksums.name
+                      and (p.suffix.lower() in (*MODEL_SUFFIXES, ".json", ".md")
+                           or p.relative_to(folder).parts[0] == "reference")
+                      and p.relative_to(folder).as_posix() not in named)
+    return {"files": n, "differ": differ, "missing": missing, "unlisted": unlisted,
+            "passed": not differ and not missing and not unlisted}
 
 
 def predict_reference(backend, prior_rule, workers: int = 1,

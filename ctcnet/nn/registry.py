@@ -259,9 +259,11 @@ def list_models() -> list[ModelInfo]:
         for card in sorted(folder.glob("*.json")):
             info = _read_card(card)
             if info is None:
-                if folder != PACKAGE_MODELS and _is_orphan_card(card):
+                if _is_orphan_card(card):  # (a shipped one's: this installation is damaged)
                     _warn_once(card, f"a model card with no {card.stem}.pt or {card.stem}.onnx "
-                               "beside it, so no model by name (its weights moved or deleted?)")
+                               "beside it, so no model by name (its weights moved or deleted?"
+                               + (" ctcnet verify names the shipped files missing)"
+                                  if folder == PACKAGE_MODELS else ")"))
                 continue
             if card.stem in found:
                 if found[card.stem].folder.resolve() != folder.resolve():
@@ -298,6 +300,10 @@ def get_model(name: str) -> ModelInfo:
         if info.name == name:
             return info
     names = [m.name for m in list_models()]
+    if any(_is_orphan_card(d / f"{name}.json") for d in model_dirs() if d.is_dir()):
+        raise InputError(f"the model {name!r} has its card but not its weights ({name}.pt, "
+                         f"{name}.onnx) in {[str(d) for d in model_dirs()]}: moved or deleted? "
+                         "(ctcnet verify names the shipped files missing)")
     raise InputError(f"no shipped model called {name!r} (shipped: {names or 'none'}; "
                      f"folders searched: {[str(d) for d in model_dirs()]}); a model of your "
                      f"own is passed as its file, or by name with its folder in ${MODELS_ENV}")

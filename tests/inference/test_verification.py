@@ -41,6 +41,13 @@ def test_a_changed_file_or_call_fails_with_what_differs(tmp_path, monkeypatch, c
     checked = check_shipped_files(models / "SHA256SUMS")
     assert not checked["passed"] and checked["differ"] == ["reference/events.parquet"]
     assert "ctcnet-default.onnx" in checked["missing"]
+    # A lab's model (and its card) dropped into the shipped folder is offered as shipped:
+    # named, and the installation fails (it passed, "as shipped").
+    (models / "lab.pt").write_bytes(b"weights")
+    (models / "lab.json").write_text("{}")
+    (models / "notes.txt").write_text("a lab's note, no model")
+    assert check_shipped_files(models / "SHA256SUMS")["unlisted"] == ["lab.json", "lab.pt"]
+    assert check_shipped_files()["unlisted"] == []  # the shipped folder as shipped
     # a call and a position moved: named, with the events
     want = pd.read_parquet(verification.REFERENCE_EVENTS)
     got = want.copy()

@@ -1,5 +1,5 @@
-"""models/SHA256SUMS: the published checksum of every shipped model file and of the reference
-``ctcnet verify`` predicts, kept true.
+"""models/SHA256SUMS: the published checksum of every shipped model file, its card and the
+reference ``ctcnet verify`` predicts, kept true.
 
 An embedder compares a file's SHA-256 with this list to know it is the file shipped (the
 ONNX files' own digest is a checksum against accidents, which anyone who edits a file can
@@ -16,11 +16,15 @@ def test_every_shipped_model_file_is_listed_with_its_sha256():
     for line in (MODELS / "SHA256SUMS").read_text().splitlines():
         digest, name = line.split()
         listed[name] = digest
-    files = sorted([p.name for p in MODELS.iterdir() if p.suffix in (".pt", ".onnx")]
+    # The cards too: a card's panel, reads and decision rule choose the model predict runs,
+    # and an edited card passed verify while it changed which model counted a night.
+    files = sorted([p.name for p in MODELS.iterdir()
+                    if p.suffix in (".pt", ".onnx", ".json", ".md")]
                    + [p.relative_to(MODELS).as_posix()
                       for p in (MODELS / "reference").rglob("*") if p.is_file()])
     assert sorted(listed) == files, ("update models/SHA256SUMS: `sha256sum *.onnx *.pt "
-                                     "reference/events.parquet reference/cartridge/*`")
+                                     "*.json *.md reference/events.parquet "
+                                     "reference/cartridge/*`")
     for name, digest in listed.items():
         assert hashlib.sha256((MODELS / name).read_bytes()).hexdigest() == digest, name
 

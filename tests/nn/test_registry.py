@@ -319,3 +319,25 @@ def test_a_model_mapped_to_cuda_where_there_is_none_is_said_so_not_damaged(monke
     with pytest.raises(CtcnetError, match="no CUDA device is available") as said:
         load_model("ctcnet-default", map_location="cuda")
     assert "damaged" not in str(said.value)
+
+
+def test_a_shipped_models_weights_missing_are_said_not_an_unknown_name(tmp_path, monkeypatch,
+                                                                      caplog):
+    """A shipped card whose weights went vanished from `ctcnet models` without a word, and
+    --model NAME said no such model was shipped."""
+    import shutil
+
+    package = tmp_path / "models"
+    package.mkdir()
+    for suffix in (".json", ".pt"):
+        shutil.copy(registry.PACKAGE_MODELS / f"ctcnet-default{suffix}", package)
+    shutil.copy(registry.PACKAGE_MODELS / "ctcnet-core3.json", package)
+    monkeypatch.setattr(registry, "PACKAGE_MODELS", package)
+    monkeypatch.delenv(registry.MODELS_ENV, raising=False)
+    with caplog.at_level("WARNING"):
+        names = [m.name for m in registry.list_models()]
+    assert names == ["ctcnet-default"]
+    assert "ctcnet-core3.json: a model card with no ctcnet-core3.pt or ctcnet-core3.onnx" in \
+        caplog.text and "ctcnet verify names the shipped files missing" in caplog.text
+    with pytest.raises(InputError, match="'ctcnet-core3' has its card but not its weights"):
+        registry.get_model("ctcnet-core3")
