@@ -450,7 +450,8 @@ def load_backend(model_path: str | Path | None = None, backend: str | None = Non
     runs as its ONNX export on a CPU when that export is current (without torch: always),
     else as the checkpoint. ``batch_size``: crops per model call (None: the device's)."""
     check_whole_number(batch_size, 1, "batch_size", may_be_none=True)
-    if backend is None and is_registry_name(model_path):
+    named = is_registry_name(model_path)
+    if backend is None and named:
         chosen = _shipped_onnx_for_cpu(str(model_path or DEFAULT_MODEL_NAME), device,
                                        batch_size)
         if chosen is not None:
@@ -467,4 +468,20 @@ def load_backend(model_path: str | Path | None = None, backend: str | None = Non
         raise InputError(f"{path.suffix} models run with --backend {implied}", path)
     # (found before the backend opens it: a torch install's lack was said of a file not there)
     check_regular_file(path, "a model file", missing="model file not found")
-    return opener(backend)(path, device=device, batch_size=batch_size)
+    opened = opener(backend)(path, device=device, batch_size=batch_size)
+    if backend == "onnx" and named:
+        _refuse_a_stale_export(opened, str(model_path or DEFAULT_MODEL_NAME))
+    return opened
+
+
+def _refuse_a_stale_export(backend, name: str) -> None:
+    """A model asked for by name with ``--backend onnx`` whose export is of another network
+    than the checkpoint beside it (re-fine-tuned, the export forgotten) is refused: it ran
+    the earlier network without a word where its card is the later one's."""
+    pt = get_model(name).checkpoint
+    if pt is not None and backend.source_checkpoint() != pt:
+        onnx = backend.model_path
+        raise InputError(f"{onnx.name} was not exported from the current {pt.name} beside it "
+                         f"(the model its card describes): export it again (ctcnet export "
+                         f"{pt} --out {onnx} --overwrite), or give the file itself as --model "
+                         "to run it as it is", onnx)

@@ -341,3 +341,27 @@ def test_a_shipped_models_weights_missing_are_said_not_an_unknown_name(tmp_path,
         caplog.text and "ctcnet verify names the shipped files missing" in caplog.text
     with pytest.raises(InputError, match="'ctcnet-core3' has its card but not its weights"):
         registry.get_model("ctcnet-core3")
+
+
+def test_a_named_model_whose_onnx_export_is_of_an_older_checkpoint_is_refused_on_onnx(
+        tmp_path, monkeypatch):
+    """Re-fine-tuned, the export forgotten: --backend onnx --model NAME ran the earlier
+    network without a word (the torch path says it and runs the checkpoint)."""
+    import shutil
+
+    from conftest import save_tiny_model
+
+    import ctcnet
+    from ctcnet.deploy.export import export_onnx
+
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    save_tiny_model(lab / "lab.pt", width=4, seed=0)
+    export_onnx(lab / "lab.pt", lab / "lab.onnx")
+    shutil.copy(registry.PACKAGE_MODELS / "ctcnet-default.json", lab / "lab.json")
+    monkeypatch.setenv(registry.MODELS_ENV, str(lab))
+    assert type(ctcnet.load_backend("lab", backend="onnx")).__name__ == "OnnxBackend"
+    save_tiny_model(lab / "lab.pt", width=4, seed=1)  # fine-tuned again
+    with pytest.raises(InputError, match="lab.onnx was not exported from the current lab.pt"):
+        ctcnet.load_backend("lab", backend="onnx")
+    ctcnet.load_backend(str(lab / "lab.onnx"))  # the file itself: run as it is
