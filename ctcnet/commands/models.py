@@ -66,11 +66,10 @@ def _problems(info) -> list[str]:
     than its card records (cut short, replaced), or a network no architecture of this install
     builds where no ONNX export stands in (a lab's own, its package not installed here)."""
     problems = []
-    recorded, checkpoint = info.card.get("size_bytes"), info.checkpoint
-    if checkpoint is not None and info.card.get("file") == checkpoint.name and \
-            isinstance(recorded, int) and checkpoint.stat().st_size != recorded:
-        problems.append(f"{checkpoint.name} is {checkpoint.stat().st_size:,} bytes, its card "
-                        f"records {recorded:,}: cut short or replaced?")
+    checkpoint = info.checkpoint
+    unlike = info.unlike_its_card()
+    if unlike:
+        problems.append(unlike)
     arch = info.card.get("arch")
     if info.onnx is None and checkpoint is not None and isinstance(arch, str):
         try:

@@ -16,6 +16,7 @@ from ctcnet.evaluation.card_markdown import render_card
 from ctcnet.evaluation.held_out import TARGETS
 from ctcnet.evaluation.matrix import flip_summary, review_lines
 from ctcnet.io.atomic import atomic_write_text
+from ctcnet.io.digests import file_sha256
 
 
 def normalisation_text(spec) -> str:
@@ -50,6 +51,8 @@ def model_entries(name: str, model_path, spec) -> dict:
         "name": name,
         "file": model_path.name,
         "size_bytes": model_path.stat().st_size,
+        # (the file's own: a run's summary.json model.sha256 is tied to its card by it)
+        "sha256": file_sha256(model_path),
         "arch": spec.arch,
         "panel": spec.panel.to_dict(),
         "classes": spec.class_names,
@@ -102,6 +105,8 @@ def update_card(card_path, **entries) -> None:
     model_file = card_path.with_name(str(card.get("file", "")))
     if card.get("file") and model_file.is_file():
         card["size_bytes"] = model_file.stat().st_size
+        if "sha256" in card:
+            card["sha256"] = file_sha256(model_file)
     atomic_write_text(card_path, json.dumps(card, indent=2, default=float) + "\n")
     if "finetune" not in card:
         atomic_write_text(card_path.with_suffix(".md"), render_card(card))

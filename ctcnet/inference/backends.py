@@ -471,6 +471,10 @@ def load_backend(model_path: str | Path | None = None, backend: str | None = Non
     opened = opener(backend)(path, device=device, batch_size=batch_size)
     if backend == "onnx" and named:
         _refuse_a_stale_export(opened, str(model_path or DEFAULT_MODEL_NAME))
+    elif named:  # a lab's checkpoint replaced under its card: said, as `ctcnet models` says it
+        unlike = get_model(str(model_path or DEFAULT_MODEL_NAME)).unlike_its_card()
+        if unlike:
+            log.warning("%s", unlike)
     return opened
 
 

@@ -83,6 +83,24 @@ class ModelInfo:
         """Bytes on disk of the weight files (checkpoint and ONNX export)."""
         return sum(p.stat().st_size for p in (self.checkpoint, self.onnx) if p is not None)
 
+    def unlike_its_card(self) -> str | None:
+        """Where the checkpoint is not the file its card describes (the SHA-256 a lab card
+        records, else its size: cut short or replaced), what differs, in words; else None. A
+        shipped model's are checked by ``ctcnet verify``."""
+        from ctcnet.io.digests import file_sha256
+
+        pt = self.checkpoint
+        if pt is None or self.card.get("file") != pt.name:
+            return None
+        recorded, size = self.card.get("sha256"), self.card.get("size_bytes")
+        if isinstance(recorded, str) and file_sha256(pt) != recorded:
+            return (f"{pt.name}'s SHA-256 is not the one its card records ({recorded[:12]}...): "
+                    "replaced? The card's figures are not this file's")
+        if isinstance(size, int) and pt.stat().st_size != size:
+            return (f"{pt.name} is {pt.stat().st_size:,} bytes, its card records {size:,}: cut "
+                    "short or replaced?")
+        return None
+
     @property
     def reads_exports(self) -> bool:
         """Trained on 8-bit composite exports only (``ModelSpec.reads_exports``)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_tiny_model
+from conftest import make_tiny_model, save_tiny_model
 from PIL import Image
 
 from ctcnet.cli import main
@@ -349,8 +349,6 @@ def test_a_named_model_whose_onnx_export_is_of_an_older_checkpoint_is_refused_on
     network without a word (the torch path says it and runs the checkpoint)."""
     import shutil
 
-    from conftest import save_tiny_model
-
     import ctcnet
     from ctcnet.deploy.export import export_onnx
 
@@ -365,3 +363,28 @@ def test_a_named_model_whose_onnx_export_is_of_an_older_checkpoint_is_refused_on
     with pytest.raises(InputError, match="lab.onnx was not exported from the current lab.pt"):
         ctcnet.load_backend("lab", backend="onnx")
     ctcnet.load_backend(str(lab / "lab.onnx"))  # the file itself: run as it is
+
+
+def test_a_lab_checkpoint_replaced_under_its_card_is_said_where_it_runs(tmp_path, monkeypatch,
+                                                                        caplog):
+    """A fine-tune's card recorded its file's size alone and predict said nothing of a file
+    swapped under it: the card's SHA-256 of its own file ties summary.json's model.sha256 to
+    it, and a file that is not it is said by `ctcnet models` and where it runs."""
+    import ctcnet
+    from ctcnet.io.digests import file_sha256
+
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    save_tiny_model(lab / "lab.pt", width=4, seed=0)
+    card = json.loads((registry.PACKAGE_MODELS / "ctcnet-default.json").read_text())
+    card.update(file="lab.pt", sha256=file_sha256(lab / "lab.pt"),
+                size_bytes=(lab / "lab.pt").stat().st_size)
+    (lab / "lab.json").write_text(json.dumps(card))
+    monkeypatch.setenv(registry.MODELS_ENV, str(lab))
+    assert registry.get_model("lab").unlike_its_card() is None
+    save_tiny_model(lab / "lab.pt", width=4, seed=1)  # same size, another network
+    assert "lab.pt's SHA-256 is not the one its card records" in \
+        registry.get_model("lab").unlike_its_card()
+    with caplog.at_level("WARNING"):
+        ctcnet.load_backend("lab", backend="torch")
+    assert "lab.pt's SHA-256 is not the one its card records" in caplog.text
