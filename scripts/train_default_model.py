@@ -49,7 +49,7 @@ import yaml
 from ctcnet.evaluation.calibration import calibrate_spec
 from ctcnet.evaluation.card_markdown import render_card
 from ctcnet.evaluation.held_out import TEST_SEED, card_tests
-from ctcnet.evaluation.model_card import build_card, headline
+from ctcnet.evaluation.model_card import build_card, headline, say_if_listed
 from ctcnet.inference.backends import TorchBackend
 from ctcnet.inference.guard import fit_reference
 from ctcnet.io.atomic import atomic_write_text
@@ -158,6 +158,7 @@ def test_and_write(args: argparse.Namespace, model, spec, data: dict, training: 
     card.update(keep or {})
     atomic_write_text(out / f"{args.name}.json", json.dumps(card, indent=2) + "\n")
     atomic_write_text(out / f"{args.name}.md", render_card(card))
+    say_if_listed(out / f"{args.name}.json")  # (a shipped model's: SHA256SUMS lists it)
     print(json.dumps({k: card["test_default_randomisation"][k]
                       for k in ("macro_f1", "ctc_recall", "wbc_called_ctc_rate")}, indent=2))
     return 0

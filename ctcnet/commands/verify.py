@@ -65,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
           f"{files['files']} as shipped" + "".join(
               f"\n  differs: {name}" for name in files["differ"]) + "".join(
               f"\n  missing: {name}" for name in files["missing"]) + "".join(
-              f"\n  not shipped: {name} (a model of your own belongs in a folder named in "
-              f"$CTCNET_MODELS)" for name in files.get("unlisted", [])))
+              f"\n  not shipped: {name}" for name in files.get("unlisted", []))
+          + ("\n  (a model of your own belongs in a folder named in $CTCNET_MODELS; the "
+             "shipped folder holds the shipped files alone)" if files.get("unlisted") else ""))
     print(f"reference cartridge ({reference['backend']}, {reference['device']}): "
           f"{reference['events']} events, " + (
               "every call, flag and position as recorded at the balanced prior and at the "

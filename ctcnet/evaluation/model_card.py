@@ -11,12 +11,15 @@ it again.
 from __future__ import annotations
 
 import json
+import logging
 
 from ctcnet.evaluation.card_markdown import render_card
 from ctcnet.evaluation.held_out import TARGETS
 from ctcnet.evaluation.matrix import flip_summary, review_lines
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.digests import file_sha256
+
+log = logging.getLogger(__name__)
 
 
 def normalisation_text(spec) -> str:
@@ -110,6 +113,20 @@ def update_card(card_path, **entries) -> None:
     atomic_write_text(card_path, json.dumps(card, indent=2, default=float) + "\n")
     if "finetune" not in card:
         atomic_write_text(card_path.with_suffix(".md"), render_card(card))
+    say_if_listed(card_path)
+
+
+def say_if_listed(card_path) -> None:
+    """A shipped card rewritten (the scripts that refit a shipped model): models/SHA256SUMS
+    lists it, which `ctcnet verify` and the tests hold it to, so its line is to be updated."""
+    from pathlib import Path
+
+    from ctcnet.nn.registry import PACKAGE_MODELS
+
+    card_path = Path(card_path)
+    if card_path.resolve().parent == PACKAGE_MODELS.resolve():
+        log.warning("%s and its .md are listed in models/SHA256SUMS: update their lines "
+                    "(sha256sum *.json *.md in the models folder)", card_path.name)
 
 
 def refresh_decision(card_path, decision: dict, per_crop: dict | None = None) -> None:

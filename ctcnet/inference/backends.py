@@ -483,9 +483,14 @@ def _refuse_a_stale_export(backend, name: str) -> None:
     than the checkpoint beside it (re-fine-tuned, the export forgotten) is refused: it ran
     the earlier network without a word where its card is the later one's."""
     pt = get_model(name).checkpoint
-    if pt is not None and backend.source_checkpoint() != pt:
+    try:  # (by the source's digest, whatever its name: a pair renamed together is current)
+        recorded = json.loads(backend.classifier.metadata.get("ctcnet_export", "{}"))
+    except ValueError:
+        recorded = {}
+    source = recorded.get("source_sha256") if isinstance(recorded, dict) else None
+    if pt is not None and source and source != file_sha256(pt):
         onnx = backend.model_path
         raise InputError(f"{onnx.name} was not exported from the current {pt.name} beside it "
                          f"(the model its card describes): export it again (ctcnet export "
-                         f"{pt} --out {onnx} --overwrite), or give the file itself as --model "
-                         "to run it as it is", onnx)
+                         f"{pt} --out {onnx} --overwrite, with the options it was exported "
+                         "with), or give the file itself as --model to run it as it is", onnx)

@@ -106,16 +106,33 @@ def check_shipped_files(checksums: Path = CHECKSUMS) -> dict:
             missing.append(name)
         elif file_sha256(path) != digest:
             differ.append(name)
-    # A file in the shipped folder the list does not name (a lab's model dropped in) is
-    # offered as a shipped model: an installation qualified so is not the one shipped.
     named = {line.split(maxsplit=1)[1].strip() for line in listed if line.strip()}
-    unlisted = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
-                      if p.is_file() and p.name != checksums.name
-                      and (p.suffix.lower() in (*MODEL_SUFFIXES, ".json", ".md")
-                           or p.relative_to(folder).parts[0] == "reference")
-                      and p.relative_to(folder).as_posix() not in named)
+    unlisted = sorted(_unlisted(folder, named))
     return {"files": n, "differ": differ, "missing": missing, "unlisted": unlisted,
             "passed": not differ and not missing and not unlisted}
+
+
+# What an operating system or a desktop leaves in a folder it shows: nobody's model.
+_DESKTOP_FILES = {"thumbs.db", "desktop.ini"}
+
+
+def _unlisted(folder: Path, named: set[str]) -> list[str]:
+    """The model files and cards of the shipped folder, and the reference's files, that its
+    list does not name: a lab's model dropped in is offered as a shipped one, and an
+    installation qualified so is not the one shipped. Hidden files (a Mac's ``._`` copies,
+    ``.DS_Store``) and a desktop's own files are no one's model."""
+    found = []
+    for path in folder.rglob("*"):
+        name = path.relative_to(folder).as_posix()
+        if not path.is_file() or name in named or path.name.startswith(".") or \
+                path.name.lower() in _DESKTOP_FILES:
+            continue
+        model = path.suffix.lower() in MODEL_SUFFIXES or (
+            path.suffix.lower() in (".json", ".md") and
+            any(path.with_suffix(s).exists() for s in MODEL_SUFFIXES))
+        if model or path.relative_to(folder).parts[0] == "reference":
+            found.append(name)
+    return found
 
 
 def predict_reference(backend, prior_rule, workers: int = 1,

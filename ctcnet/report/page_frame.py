@@ -41,13 +41,10 @@ img {{ max-width: 100%; image-rendering: pixelated; border: 1px solid #444; }}
   h1, h2, h3 {{ break-after: avoid; }}
   table, .state, dl {{ break-inside: avoid; }}
   th, td {{ padding: 1px 5px; }}
-  /* A gallery starts a page, with its heading; an image fits a Letter page, and a gallery
-     page (a column of tiles) is printed in slices of whole tiles at the page's width. */
+  /* A gallery starts a page, with its heading; one gallery image fits a Letter page (its
+     captions are printed in words below it). */
   section.gallery {{ break-before: page; }}
   img {{ max-height: 215mm; width: auto !important; max-width: 100%; break-inside: avoid; }}
-  .print-slice {{ overflow: hidden; width: 100%; break-inside: avoid; margin-bottom: 2mm; }}
-  .print-slice img {{ display: block; width: 100% !important; max-width: none;
-    max-height: none; }}
 }}
 </style></head>
 <body>

@@ -28,7 +28,6 @@ from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.report.colours import overlay_legend
 from ctcnet.report.counts_table import counts_table
-from ctcnet.report.gallery_pages import LABEL_HEIGHT
 from ctcnet.report.page_frame import PAGE_END, page_start
 from ctcnet.report.reasons import counted_words, review_list_text
 from ctcnet.review.signoff_words import changes_text, signoff_text
@@ -47,42 +46,11 @@ def page_images(pages: list[dict], name: str) -> str:
     are small), never wider than the window; each links to itself, to see it whole. Its
     text (a screen reader's) names the events it shows, top to bottom, where the page's
     record has them, and the captions drawn into it follow as a list, folded."""
-    return "".join(f'<p class="{"screen-only" if _slices(p) else ""}"><a href="'
-                   f'{html.escape(p["path"])}"><img src="{html.escape(p["path"])}" '
-                   f'style="width: min(100%, {2 * p["width"]}px)" '
+    return "".join(f'<p><a href="{html.escape(p["path"])}"><img src="'
+                   f'{html.escape(p["path"])}" style="width: min(100%, {2 * p["width"]}px)" '
                    f'alt="{html.escape(_page_text(p, name, i))}"></a></p>'
-                   + _printed_slices(p) + _captions_list(p, name, i)
+                   + _captions_list(p, name, i)
                    for i, p in enumerate(pages, 1))
-
-
-# Tiles a printed slice of a gallery page holds: one slice at the page's width fits a Letter
-# page (a 20-tile page fitted to one sheet printed its captions as specks).
-TILES_PER_SLICE = 4
-
-
-def _slices(page: dict) -> list[tuple[int, int]]:
-    """A gallery page's rows in pixel bands of whole tiles, for print (the first with the
-    channel header); none where its record does not say how many tiles it holds."""
-    n, height = len(page.get("event_ids") or []), int(page.get("height") or 0)
-    if not n or height <= LABEL_HEIGHT:
-        return []
-    row = (height - LABEL_HEIGHT) / n
-    cuts = [0] + [round(LABEL_HEIGHT + k * row) for k in range(TILES_PER_SLICE, n,
-                                                                 TILES_PER_SLICE)] + [height]
-    return list(zip(cuts[:-1], cuts[1:]))
-
-
-def _printed_slices(page: dict) -> str:
-    """On paper, a gallery page as slices of whole tiles at the page's width, each kept on
-    one sheet: the same image, shifted in a box of its band's shape (a margin in percent is
-    of the width, as the image's scale is)."""
-    width = int(page.get("width") or 0)
-    if not width:
-        return ""
-    path = html.escape(page["path"])
-    return "".join(f'<div class="print-only print-slice" style="aspect-ratio: {width} / '
-                   f'{bottom - top}"><img src="{path}" alt="" style="margin-top: '
-                   f'-{100 * top / width:.4f}%"></div>' for top, bottom in _slices(page))
 
 
 def _page_text(page: dict, name: str, number: int) -> str:
@@ -258,8 +226,8 @@ def reviewed_galleries_html(record: dict | None) -> str:
     """Above the galleries of a signed-off sample, what its review changed of the calls they
     show (the record's ``changed``): a gallery showed a call a person rejected as a counted
     one, beside a headline giving the count after review."""
-    if not record or not record.get("changed"):
-        return ""
+    if not record or not record.get("changed") or not signoff_holds({"signoff": record}):
+        return ""  # (a sign-off no longer holding: the headline says to review again)
     return ('<p id="reviewed-galleries"><b>The galleries show the calls as predict made '
             "them;</b> the signed-off review changed "
             f"{html.escape(changes_text(record['changed'], shown=1000))}.</p>")

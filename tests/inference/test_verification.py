@@ -46,7 +46,13 @@ def test_a_changed_file_or_call_fails_with_what_differs(tmp_path, monkeypatch, c
     (models / "lab.pt").write_bytes(b"weights")
     (models / "lab.json").write_text("{}")
     (models / "notes.txt").write_text("a lab's note, no model")
-    assert check_shipped_files(models / "SHA256SUMS")["unlisted"] == ["lab.json", "lab.pt"]
+    (models / "README.md").write_text("a lab's note, no card")  # (no model beside it)
+    for junk in (".DS_Store", "._lab.json", "Thumbs.db"):  # an OS's, a desktop's
+        (models / junk).write_bytes(b"")
+        (models / "reference" / junk).write_bytes(b"")
+    (models / "reference" / "events_old.parquet").write_bytes(b"x")
+    assert check_shipped_files(models / "SHA256SUMS")["unlisted"] == [
+        "lab.json", "lab.pt", "reference/events_old.parquet"]
     assert check_shipped_files()["unlisted"] == []  # the shipped folder as shipped
     # a call and a position moved: named, with the events
     want = pd.read_parquet(verification.REFERENCE_EVENTS)

@@ -26,7 +26,9 @@ def test_every_shipped_model_file_is_listed_with_its_sha256():
                                      "*.json *.md reference/events.parquet "
                                      "reference/cartridge/*`")
     for name, digest in listed.items():
-        assert hashlib.sha256((MODELS / name).read_bytes()).hexdigest() == digest, name
+        assert hashlib.sha256((MODELS / name).read_bytes()).hexdigest() == digest, (
+            f"{name} changed: update its line in models/SHA256SUMS (sha256sum {name}, in the "
+            "models folder; a card a script refreshed is listed too)")
 
 
 def test_the_shipped_onnx_files_say_what_predict_does_beside_the_graph_today():

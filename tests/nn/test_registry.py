@@ -388,3 +388,18 @@ def test_a_lab_checkpoint_replaced_under_its_card_is_said_where_it_runs(tmp_path
     with caplog.at_level("WARNING"):
         ctcnet.load_backend("lab", backend="torch")
     assert "lab.pt's SHA-256 is not the one its card records" in caplog.text
+
+
+def test_a_model_pair_renamed_together_is_current_on_onnx(tmp_path, monkeypatch):
+    """The export records its source's name and digest: a .pt/.onnx pair copied under another
+    name was refused as stale."""
+    import shutil
+
+    import ctcnet
+
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    for suffix in (".pt", ".onnx", ".json"):
+        shutil.copy(registry.PACKAGE_MODELS / f"ctcnet-core3{suffix}", lab / f"mylab{suffix}")
+    monkeypatch.setenv(registry.MODELS_ENV, str(lab))
+    assert type(ctcnet.load_backend("mylab", backend="onnx")).__name__ == "OnnxBackend"
