@@ -26,6 +26,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ctcnet.core.install_hint import install_command
+from ctcnet.core.said_once import first_time
 from ctcnet.errors import (
     CtcnetError,
     InputError,
@@ -473,7 +474,7 @@ def load_backend(model_path: str | Path | None = None, backend: str | None = Non
         _refuse_a_stale_export(opened, str(model_path or DEFAULT_MODEL_NAME))
     elif named:  # a lab's checkpoint replaced under its card: said, as `ctcnet models` says it
         unlike = get_model(str(model_path or DEFAULT_MODEL_NAME)).unlike_its_card()
-        if unlike:
+        if unlike and first_time(__name__, unlike):  # (a run opens its model more than once)
             log.warning("%s", unlike)
     return opened
 

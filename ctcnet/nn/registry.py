@@ -318,10 +318,12 @@ def get_model(name: str) -> ModelInfo:
         if info.name == name:
             return info
     names = [m.name for m in list_models()]
-    if any(_is_orphan_card(d / f"{name}.json") for d in model_dirs() if d.is_dir()):
+    orphans = [d for d in model_dirs() if d.is_dir() and _is_orphan_card(d / f"{name}.json")]
+    if orphans:
         raise InputError(f"the model {name!r} has its card but not its weights ({name}.pt, "
-                         f"{name}.onnx) in {[str(d) for d in model_dirs()]}: moved or deleted? "
-                         "(ctcnet verify names the shipped files missing)")
+                         f"{name}.onnx) in {orphans[0]}: moved or deleted?"
+                         + (" (ctcnet verify names the shipped files missing)"
+                            if orphans[0] == PACKAGE_MODELS else ""))
     raise InputError(f"no shipped model called {name!r} (shipped: {names or 'none'}; "
                      f"folders searched: {[str(d) for d in model_dirs()]}); a model of your "
                      f"own is passed as its file, or by name with its folder in ${MODELS_ENV}")
