@@ -54,7 +54,7 @@ def model_entries(name: str, model_path, spec) -> dict:
         "name": name,
         "file": model_path.name,
         "size_bytes": model_path.stat().st_size,
-        # (the file's own: a run's summary.json model.sha256 is tied to its card by it)
+        # (the file's own: a run on it records it as summary.json model.sha256)
         "sha256": file_sha256(model_path),
         "arch": spec.arch,
         "panel": spec.panel.to_dict(),
@@ -121,11 +121,11 @@ def say_if_listed(card_path) -> None:
     lists it, which `ctcnet verify` and the tests hold it to, so its line is to be updated."""
     from pathlib import Path
 
-    from ctcnet.nn.registry import PACKAGE_MODELS
+    from ctcnet.nn.registry import is_shipped_file
 
     card_path = Path(card_path)
-    if card_path.resolve().parent == PACKAGE_MODELS.resolve():
-        log.warning("%s and its .md are listed in models/SHA256SUMS: update their lines "
+    if is_shipped_file(card_path):
+        log.warning("%s is listed in models/SHA256SUMS (its .md too): update their lines "
                     "(sha256sum *.json *.md in the models folder)", card_path.name)
 
 

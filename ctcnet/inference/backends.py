@@ -309,31 +309,37 @@ class OnnxBackend:
         options = self.classifier.session.get_provider_options().get("CUDAExecutionProvider", {})
         return f"cuda:{int(options.get('device_id', 0))}"
 
+    def export_record(self) -> dict:
+        """The graph's ``ctcnet_export`` record (its source's name and SHA-256, precision)."""
+        try:
+            record = json.loads(self.classifier.metadata.get("ctcnet_export", "{}"))
+        except ValueError:
+            return {}
+        return record if isinstance(record, dict) else {}
+
     def model_identity(self) -> str:
         """What the calls follow: an fp32 graph makes the calls of the checkpoint it was
         exported from (up to float rounding), so it is that checkpoint's digest, and a run
         resumed on the other copy of one shipped model (torch on a GPU node, ONNX on a CPU
         one) resumes; a quantised graph, or one without its record, is its own file's."""
-        try:
-            source = json.loads(self.classifier.metadata.get("ctcnet_export", "{}"))
-        except ValueError:
-            source = {}
+        source = self.export_record()
         if source.get("precision") == "fp32" and source.get("source_sha256"):
             return str(source["source_sha256"])
         return file_sha256(self.model_path)
 
     def source_checkpoint(self) -> Path | None:
-        """The torch checkpoint this graph was exported from, if it lies beside it unchanged."""
-        try:
-            source = json.loads(self.classifier.metadata.get("ctcnet_export", "{}"))
-        except ValueError:
+        """The torch checkpoint this graph was exported from, if it lies beside it unchanged:
+        by the name the export records, else the .pt of the graph's own name (a pair copied
+        under another name together), each held to the recorded SHA-256."""
+        source = self.export_record()
+        digest = source.get("source_sha256")
+        if not digest:
             return None
-        path = self.model_path.parent / str(source.get("source", ""))
-        if not source.get("source") or not path.is_file():
-            return None
-        if source.get("source_sha256") != file_sha256(path):
-            return None
-        return path
+        for path in (self.model_path.parent / str(source.get("source") or ""),
+                     self.model_path.with_suffix(".pt")):
+            if path.is_file() and path != self.model_path and file_sha256(path) == digest:
+                return path
+        return None
 
     def explainer(self):
         """Saliency needs gradients: taken from the unchanged source checkpoint when it is
@@ -452,6 +458,10 @@ def load_backend(model_path: str | Path | None = None, backend: str | None = Non
     else as the checkpoint. ``batch_size``: crops per model call (None: the device's)."""
     check_whole_number(batch_size, 1, "batch_size", may_be_none=True)
     named = is_registry_name(model_path)
+    if named:  # a lab's file replaced under its card: said whichever file then runs
+        unlike = get_model(str(model_path or DEFAULT_MODEL_NAME)).unlike_its_card()
+        if unlike and first_time(__name__, unlike):  # (a run opens its model more than once)
+            log.warning("%s", unlike)
     if backend is None and named:
         chosen = _shipped_onnx_for_cpu(str(model_path or DEFAULT_MODEL_NAME), device,
                                        batch_size)
@@ -472,24 +482,17 @@ def load_backend(model_path: str | Path | None = None, backend: str | None = Non
     opened = opener(backend)(path, device=device, batch_size=batch_size)
     if backend == "onnx" and named:
         _refuse_a_stale_export(opened, str(model_path or DEFAULT_MODEL_NAME))
-    elif named:  # a lab's checkpoint replaced under its card: said, as `ctcnet models` says it
-        unlike = get_model(str(model_path or DEFAULT_MODEL_NAME)).unlike_its_card()
-        if unlike and first_time(__name__, unlike):  # (a run opens its model more than once)
-            log.warning("%s", unlike)
     return opened
 
 
 def _refuse_a_stale_export(backend, name: str) -> None:
     """A model asked for by name with ``--backend onnx`` whose export is of another network
     than the checkpoint beside it (re-fine-tuned, the export forgotten) is refused: it ran
-    the earlier network without a word where its card is the later one's."""
+    the earlier network without a word where its card is the later one's. (A graph that
+    records no source runs as it is; a pair renamed together is current.)"""
     pt = get_model(name).checkpoint
-    try:  # (by the source's digest, whatever its name: a pair renamed together is current)
-        recorded = json.loads(backend.classifier.metadata.get("ctcnet_export", "{}"))
-    except ValueError:
-        recorded = {}
-    source = recorded.get("source_sha256") if isinstance(recorded, dict) else None
-    if pt is not None and source and source != file_sha256(pt):
+    if pt is not None and backend.export_record().get("source_sha256") and \
+            backend.source_checkpoint() != pt:
         onnx = backend.model_path
         raise InputError(f"{onnx.name} was not exported from the current {pt.name} beside it "
                          f"(the model its card describes): export it again (ctcnet export "

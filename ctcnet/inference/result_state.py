@@ -207,10 +207,10 @@ def _volume_notes(summary: dict) -> list[str]:
         return [f"Blood volume not stated in cartridge.json: {volume:g} mL assumed, so the "
                 "rates per 7.5 mL rest on that assumption."]
     if volume and read and float(read) < float(volume) - 1e-9:  # part of the tube read
-        # (to 4 figures: 1.125 shown as 1.12 did not give the rate beside it by hand)
-        return [f"The rates per 7.5 mL are the counts scaled by {PER_ML / float(read):.4g} "
+        # (to 5 figures: 1.125 shown as 1.12 did not give the rate beside it by hand)
+        return [f"The rates per 7.5 mL are the counts scaled by {PER_ML / float(read):.5g} "
                 f"(7.5 / {float(read):.4g} mL read)."]
     if volume and abs(float(volume) - PER_ML) > 0.5:
         return [f"Blood volume {volume:g} mL: the rates per 7.5 mL are the counts scaled by "
-                f"{PER_ML / float(volume):.4g}."]
+                f"{PER_ML / float(volume):.5g}."]
     return []

@@ -84,14 +84,16 @@ class ModelInfo:
         return sum(p.stat().st_size for p in (self.checkpoint, self.onnx) if p is not None)
 
     def unlike_its_card(self) -> str | None:
-        """Where the checkpoint is not the file its card describes (the SHA-256 a lab card
+        """Where the file a card names is not the one it describes (the SHA-256 a lab card
         records, else its size: cut short or replaced), what differs, in words; else None. A
         shipped model's are checked by ``ctcnet verify``."""
         from ctcnet.io.digests import file_sha256
 
-        pt = self.checkpoint
-        if pt is None or self.card.get("file") != pt.name:
+        named = [f for f in (self.checkpoint, self.onnx)
+                 if f is not None and self.card.get("file") == f.name]
+        if not named:
             return None
+        pt = named[0]  # (the file the card describes: its .pt, or an ONNX-only model's .onnx)
         recorded, size = self.card.get("sha256"), self.card.get("size_bytes")
         if isinstance(recorded, str) and file_sha256(pt) != recorded:
             return (f"{pt.name}'s SHA-256 is not the one its card records ({recorded[:12]}...): "
@@ -278,10 +280,11 @@ def list_models() -> list[ModelInfo]:
             info = _read_card(card)
             if info is None:
                 if _is_orphan_card(card):  # (a shipped one's: this installation is damaged)
-                    _warn_once(card, f"a model card with no {card.stem}.pt or {card.stem}.onnx "
-                               "beside it, so no model by name (its weights moved or deleted?"
-                               + (" ctcnet verify names the shipped files missing)"
-                                  if folder == PACKAGE_MODELS else ")"))
+                    _warn_once(card.resolve(), f"a model card with no {card.stem}.pt or "
+                               f"{card.stem}.onnx beside it, so no model by name (its weights "
+                               "moved or deleted?" + (" ctcnet verify names the shipped files "
+                                                      "missing)" if is_shipped_file(card)
+                                                      else ")"))
                 continue
             if card.stem in found:
                 if found[card.stem].folder.resolve() != folder.resolve():
@@ -323,7 +326,7 @@ def get_model(name: str) -> ModelInfo:
         raise InputError(f"the model {name!r} has its card but not its weights ({name}.pt, "
                          f"{name}.onnx) in {orphans[0]}: moved or deleted?"
                          + (" (ctcnet verify names the shipped files missing)"
-                            if orphans[0] == PACKAGE_MODELS else ""))
+                            if is_shipped_file(orphans[0] / f"{name}.json") else ""))
     raise InputError(f"no shipped model called {name!r} (shipped: {names or 'none'}; "
                      f"folders searched: {[str(d) for d in model_dirs()]}); a model of your "
                      f"own is passed as its file, or by name with its folder in ${MODELS_ENV}")

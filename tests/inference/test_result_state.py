@@ -81,12 +81,12 @@ def test_a_volume_not_stated_or_not_a_tube_is_said():
     assumed = result_state(summary(blood_volume_stated=False))
     assert assumed["state"] == "preliminary" and "7.5 mL assumed" in assumed["text"]
     short = result_state(summary(blood_volume_ml=4.0, blood_volume_processed_ml=4.0))
-    assert "scaled by 1.875" in short["text"]  # (to 4 figures: 1.88 gave no rate by hand)
+    assert "scaled by 1.875" in short["text"]  # (to 5 figures: 1.88 gave no rate by hand)
     # Part of the tube read: scaled by the volume read, as the rates are (2 of 3 frames of
     # 4 mL: by 2.81, not by the tube's 1.88).
     part = result_state(summary(status="partial", blood_volume_ml=4.0,
                                 blood_volume_processed_ml=4.0 * 2 / 3))["text"]
-    assert "scaled by 2.812 (7.5 / 2.667 mL read)" in part and "1.875" not in part
+    assert "scaled by 2.8125 (7.5 / 2.667 mL read)" in part and "1.875" not in part
     assert "scaled" not in result_state(summary(blood_volume_ml=7.2))["text"]
     assert "research use only" in RESEARCH_USE.lower()
 

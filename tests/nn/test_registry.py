@@ -332,6 +332,7 @@ def test_a_shipped_models_weights_missing_are_said_not_an_unknown_name(tmp_path,
     for suffix in (".json", ".pt"):
         shutil.copy(registry.PACKAGE_MODELS / f"ctcnet-default{suffix}", package)
     shutil.copy(registry.PACKAGE_MODELS / "ctcnet-core3.json", package)
+    shutil.copy(registry.PACKAGE_MODELS / "SHA256SUMS", package)  # (it lists the card)
     monkeypatch.setattr(registry, "PACKAGE_MODELS", package)
     monkeypatch.delenv(registry.MODELS_ENV, raising=False)
     with caplog.at_level("WARNING"):
@@ -371,6 +372,7 @@ def test_a_lab_checkpoint_replaced_under_its_card_is_said_where_it_runs(tmp_path
     swapped under it: the card's SHA-256 of its own file ties summary.json's model.sha256 to
     it, and a file that is not it is said by `ctcnet models` and where it runs."""
     import ctcnet
+    from ctcnet.deploy.export import export_onnx
     from ctcnet.io.digests import file_sha256
 
     lab = tmp_path / "lab"
@@ -388,6 +390,13 @@ def test_a_lab_checkpoint_replaced_under_its_card_is_said_where_it_runs(tmp_path
     with caplog.at_level("WARNING"):
         ctcnet.load_backend("lab", backend="torch")
     assert "lab.pt's SHA-256 is not the one its card records" in caplog.text
+    # An ONNX-only model's card names its .onnx: that file is held to it.
+    (lab / "lab.pt").unlink()
+    export_onnx(registry.PACKAGE_MODELS / "ctcnet-core3.pt", lab / "lab.onnx")
+    card.update(file="lab.onnx")
+    (lab / "lab.json").write_text(json.dumps(card))
+    assert "lab.onnx's SHA-256 is not the one its card records" in \
+        registry.get_model("lab").unlike_its_card()
 
 
 def test_a_model_pair_renamed_together_is_current_on_onnx(tmp_path, monkeypatch):
