@@ -32,9 +32,9 @@ def earlier_sections(out_dir: Path, sections, quick: bool,
     """The sections of the record in ``out_dir`` that this run does not measure (and when they
     were measured, on which machine, of which model; the scripts' sections always); none
     from a quick record into a full one or the other way round (said), and none of another
-    model than ``model_sha256`` (a
-    retrained network at the same path read as this one's figures); a record that kept no
-    digest is kept, said to be of the model it names, its digest not recorded."""
+    model than ``model_sha256`` (a retrained network at the same path read as this one's
+    figures); a record that kept no digest is kept, said to be of the model it names, its
+    digest not recorded."""
     try:
         old = json.loads((out_dir / "benchmarks.json").read_text())
     except (OSError, ValueError):
