@@ -427,8 +427,12 @@ def run(args) -> int:
         from ctcnet.simulate import simulate_crops
         from ctcnet.simulate.export import check_ck_copy
 
-        counts = (int(args.counts) if args.counts.strip().isdigit()
+        # (a number alone, signed too: -3 is refused as a count, not as "name=value pairs")
+        counts = (int(args.counts) if args.counts.strip().lstrip("+-").isdigit()
                   else _parse_pairs(args.counts, "--counts", int))
+        if isinstance(counts, int) and counts < 0:
+            raise InputError(f"--counts: {counts} crops a class; give 0 or more (or "
+                             "name=count pairs)")
         _export_options(args)
         quality = _parse_range(args.jpeg_quality, "--jpeg-quality")
         rendered, crop_size, export_um = panel, args.crop_size, args.export_pixel_size

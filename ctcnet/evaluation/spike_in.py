@@ -33,6 +33,7 @@ alone, and the report gives each level's Poisson share of the CV beside the meas
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import io
 import json
@@ -69,8 +70,14 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
     missing = [s for s in expected.index if s not in summaries]
     if missing:
         lower = {k.lower(): k for k in summaries}
-        named = [s + (f" (results hold {lower[s.lower()]!r})" if s.lower() in lower else "")
-                 for s in missing]
+
+        def held(sample: str) -> str:  # (case aside, or a slip of the keys: LI for L1)
+            if sample.lower() in lower:
+                return f" (results hold {lower[sample.lower()]!r})"
+            near = difflib.get_close_matches(sample, list(summaries), n=1, cutoff=0.5)
+            return f" ({near[0]!r} mistyped?)" if near else ""
+
+        named = [s + held(s) for s in missing]
         raise InputError(f"{len(missing)} sample(s) of the expected counts have no predict "
                          f"output here: {', '.join(named[:10])}"
                          + (f", ... ({len(missing) - 10} more)" if len(missing) > 10 else "")

@@ -54,7 +54,7 @@ from ctcnet.inference.guard import (
     guard_summary,
 )
 from ctcnet.inference.model_records import model_path, model_sha256
-from ctcnet.inference.options import PredictOptions, spec_for_crop_set, spec_read_as
+from ctcnet.inference.options import PredictOptions, as_options, spec_for_crop_set, spec_read_as
 from ctcnet.inference.progress import StepBars, progress_bar
 from ctcnet.inference.review_list import review_list_summary
 from ctcnet.inference.spillover import (
@@ -102,7 +102,7 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
     # One writer per output folder, as for a cartridge's: taken before any work.
     with exclusive_folder(out_dir, "predict"):
         _refuse_another_crop_folder(root, Path(out_dir))
-        return _classified(root, backend, Path(out_dir), options or PredictOptions())
+        return _classified(root, backend, Path(out_dir), as_options(options))
 
 
 def _refuse_another_crop_folder(root: str | Path, out_dir: Path) -> None:

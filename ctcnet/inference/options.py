@@ -183,6 +183,27 @@ class PredictOptions:
                              f"got {self.frame_pool!r}")
 
 
+def as_options(options) -> PredictOptions:
+    """``options`` as :class:`PredictOptions`: None is the defaults, a dict its fields (a
+    script's ``{"report": None}``); anything else, or a field no option has, is refused by
+    name (an AttributeError deep in the run before)."""
+    import dataclasses
+
+    if options is None:
+        return PredictOptions()
+    if isinstance(options, PredictOptions):
+        return options
+    fields = [f.name for f in dataclasses.fields(PredictOptions)]
+    if isinstance(options, dict):
+        unknown = sorted(str(k) for k in options if k not in fields)
+        if unknown:
+            raise InputError(f"options: {', '.join(unknown)} is no field of PredictOptions "
+                             f"({', '.join(fields)})")
+        return PredictOptions(**options)
+    raise InputError(f"options must be a PredictOptions (or a dict of its fields), not "
+                     f"{type(options).__name__}")
+
+
 def spec_at_prior(spec: ModelSpec, prior: str | None, default: str) -> tuple[ModelSpec, str]:
     """The model's spec with the decision rule of ``prior`` (``PredictOptions.prior``; None:
     ``default``, the input's own), and the prior's name for summary.json."""

@@ -80,6 +80,7 @@ from ctcnet.inference.journal import (
 from ctcnet.inference.model_records import made_by, model_sha256
 from ctcnet.inference.options import (
     PredictOptions,
+    as_options,
     check_cartridge_options,
     edge_cut_class,
     say_if_a_model_of_exports_reads_scans,
@@ -147,7 +148,7 @@ def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str |
     out_dir : str or Path
         This cartridge's output folder. A journal left there by an interrupted run of the same
         model and settings is resumed unless ``options.overwrite``.
-    options : PredictOptions, optional
+    options : PredictOptions (or a dict of its fields), optional
         Threads, batch size, detection settings, prior, report; the defaults otherwise.
 
     Returns
@@ -165,7 +166,7 @@ def start_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | P
     ``summary.json`` when there is no report to draw; otherwise drawing it writes the summary
     last); the report is returned undrawn (:class:`PendingReport`, holding the folder's lock
     until it is drawn), for the caller to draw now or beside the next cartridge."""
-    options = options or PredictOptions()
+    options = as_options(options)
     backend = checked_backend(backend)  # (a model's name or file, where a loaded one is meant)
     if not isinstance(cartridge, Cartridge):
         cartridge = open_cartridge(cartridge)
@@ -238,8 +239,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     fingerprint = run_fingerprint(backend, cartridge, spec, detect=options.detect,
                                   edge_cut_as=options.edge_cut_as, compensated=compensated,
                                   frame_device=device_name)
-    # What the tables are compared with once written: read before the journal opens, which
-    # takes the summary of a run --overwrite replaces out of the folder.
+    # Read before the journal opens, which takes a replaced run's summary out of the folder.
     earlier = EarlierRun.read(out_dir)
     model_file = model_sha256(backend)
     done = open_journal(out_dir, fingerprint, options.overwrite, cartridge.frames,
@@ -442,7 +442,7 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
     list of RunSummary or CropRunSummary
         One per input this rank ran, in the order run: cartridges first, then crop folders.
     """
-    options = options or PredictOptions()
+    options = as_options(options)
     spec_at_prior(backend.spec, options.prior, CARTRIDGE_PRIOR)  # a bad --prior: before any work
     resolve_frame_device(options.frame_device, backend)  # one this install lacks: the run's
     cartridges, datasets = checked_inputs(inputs, backend.spec.panel, options.pixel_size,

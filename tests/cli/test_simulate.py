@@ -202,4 +202,7 @@ def test_a_class_given_twice_in_counts_or_rates_is_refused(tmp_path, capsys):
                               "ctc=5,ctc=10"], "ctc is given twice")
     one_line_refusal(capsys, ["simulate", "cartridge", str(tmp_path / "k"), "--rates",
                               "ctc=0.01,cluster=0.01,ctc=0.02"], "ctc is given twice")
+    # A negative count alone was read as "every class count is 0".
+    one_line_refusal(capsys, ["simulate", "crops", str(tmp_path / "c"), "--counts", "-3"],
+                     "--counts: -3 crops a class; give 0 or more")
     assert not (tmp_path / "c").exists() and not (tmp_path / "k").exists()

@@ -76,6 +76,9 @@ def test_rates_and_recovery_are_per_7_5_ml_of_the_tubes_stated_volume():
     # Another case is named as what the results hold.
     with pytest.raises(InputError, match=r"blank \(results hold 'Blank'\)"):
         sample_rows({"five": summary(12.0), "Blank": summary(0.0)}, expected)
+    # A slip of the keys is offered (LI for L1 was refused without a hint).
+    with pytest.raises(InputError, match=r"blank \('blanc' mistyped\?\)"):
+        sample_rows({"five": summary(12.0), "blanc": summary(0.0)}, expected)
 
 
 def test_limit_of_blank_is_ep17s_rank_and_the_detection_limit_adds_the_low_levels_sd():

@@ -1153,3 +1153,17 @@ def test_a_sample_folder_or_logs_planted_as_a_link_is_not_written_through(clean_
     with caplog.at_level("WARNING"), run_log(tmp_path / "results", "predict") as log:
         log.open()
     assert "it is a link to" in caplog.text and list(elsewhere.iterdir()) == []
+
+
+def test_options_given_as_a_dict_are_read_and_a_stranger_refused_by_name():
+    """`predict_cartridge(..., {"report": None})` ended in an AttributeError deep in the run."""
+    from ctcnet.errors import InputError
+    from ctcnet.inference.options import PredictOptions, as_options
+
+    assert as_options(None) == PredictOptions()
+    assert as_options({"report": None, "quiet": True}) == PredictOptions(report=None,
+                                                                          quiet=True)
+    with pytest.raises(InputError, match="options: repot is no field of PredictOptions"):
+        as_options({"repot": None})
+    with pytest.raises(InputError, match="must be a PredictOptions .*not list"):
+        as_options([("report", None)])
