@@ -64,16 +64,22 @@ def prepare_report_folder(out: str | Path, overwrite: bool,
                           kind: ReportKind = EVALUATION) -> None:
     """Refuse ``out`` where it is no folder, a predict output, or holds an earlier report of
     ``kind`` and ``overwrite`` is not given (what a killed run left settled first)."""
+    out = _refuse_no_report_folder(out)
+    if out.is_dir():
+        with exclusive_folder(out, "evaluate"):
+            _settle(out)
+    refuse_existing([out / name for name in kind.reports], overwrite, "--out")
+
+
+def _refuse_no_report_folder(out: str | Path) -> Path:
+    """``out`` as a path, refused where it is no folder to write or a predict output."""
     out = Path(out)
     check_output_folder(out)
     if (out / "summary.json").is_file() or (out / "run.json").is_file():
         raise InputError("is a ctcnet predict output (its summary.json or run.json): an "
                          "evaluation would write over its page and table; give another --out",
                          out)
-    if out.is_dir():
-        with exclusive_folder(out, "evaluate"):
-            _settle(out)
-    refuse_existing([out / name for name in kind.reports], overwrite, "--out")
+    return out
 
 
 @contextlib.contextmanager
@@ -82,8 +88,7 @@ def report_replaced(out: str | Path, overwrite: bool,
     """Run an evaluation into ``out`` (refused as :func:`prepare_report_folder` refuses it),
     an earlier report of ``kind`` there kept aside until the new one is written (the module's
     words)."""
-    prepare_report_folder(out, overwrite, kind)
-    out = Path(out)
+    out = _refuse_no_report_folder(out)  # (settled and refused under the lock, once)
     with exclusive_folder(out, "evaluate"):  # (a second evaluation into it: refused)
         _settle(out)
         refuse_existing([out / name for name in kind.reports], overwrite, "--out")

@@ -72,6 +72,15 @@ def shown_in(path: str | os.PathLike, root: str | os.PathLike) -> str:
     return str(name_in_folder(path, root))
 
 
+# What a share, a desktop or a copy leaves in any folder it shows: no one's work, no scan.
+DESKTOP_FILES = frozenset({"thumbs.db", "desktop.ini", ".ds_store"})
+
+
+def desktop_file(name: str) -> bool:
+    """Whether a file of this name is one a desktop or a share leaves (case aside)."""
+    return name.casefold() in DESKTOP_FILES
+
+
 # What "lately" is: a scan's copy or a scanner's writing of one cartridge takes minutes.
 WRITTEN_LATELY_S = 900.0
 

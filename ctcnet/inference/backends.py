@@ -458,8 +458,9 @@ def load_backend(model_path: str | Path | None = None, backend: str | None = Non
     else as the checkpoint. ``batch_size``: crops per model call (None: the device's)."""
     check_whole_number(batch_size, 1, "batch_size", may_be_none=True)
     named = is_registry_name(model_path)
-    if named:  # a lab's file replaced under its card: said whichever file then runs
-        unlike = get_model(str(model_path or DEFAULT_MODEL_NAME)).unlike_its_card()
+    info = get_model(str(model_path or DEFAULT_MODEL_NAME)) if named else None
+    if info is not None:  # a lab's file replaced under its card: said whichever file runs
+        unlike = info.unlike_its_card()
         if unlike and first_time(__name__, unlike):  # (a run opens its model more than once)
             log.warning("%s", unlike)
     if backend is None and named:
@@ -480,17 +481,16 @@ def load_backend(model_path: str | Path | None = None, backend: str | None = Non
     # (found before the backend opens it: a torch install's lack was said of a file not there)
     check_regular_file(path, "a model file", missing="model file not found")
     opened = opener(backend)(path, device=device, batch_size=batch_size)
-    if backend == "onnx" and named:
-        _refuse_a_stale_export(opened, str(model_path or DEFAULT_MODEL_NAME))
+    if backend == "onnx" and info is not None:
+        _refuse_a_stale_export(opened, info.checkpoint)
     return opened
 
 
-def _refuse_a_stale_export(backend, name: str) -> None:
+def _refuse_a_stale_export(backend, pt: Path | None) -> None:
     """A model asked for by name with ``--backend onnx`` whose export is of another network
     than the checkpoint beside it (re-fine-tuned, the export forgotten) is refused: it ran
     the earlier network without a word where its card is the later one's. (A graph that
-    records no source runs as it is; a pair renamed together is current.)"""
-    pt = get_model(name).checkpoint
+    records no source runs as it is; a pair renamed together is current.) ``pt``: its card's."""
     if pt is not None and backend.export_record().get("source_sha256") and \
             backend.source_checkpoint() != pt:
         onnx = backend.model_path

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ctcnet.core.file_modes import group_unshared_text, make_folder
-from ctcnet.core.paths import HOME_NOT_EXPANDED, absolute, unexpanded_home
+from ctcnet.core.paths import HOME_NOT_EXPANDED, absolute, desktop_file, unexpanded_home
 from ctcnet.detect.crop_dataset import read_crop_index
 from ctcnet.detect.crop_labels import names_a_class
 from ctcnet.detect.folder_kinds import is_predict_output
@@ -256,16 +256,12 @@ def _say_what_is_not_read(folder: Path, cartridges: list[Path]) -> None:
         log.warning("%s: not a cartridge (%s), not read", sub, what)
 
 
-# What a share or a copy leaves in a folder that holds no scan: never a scan's file.
-NOT_A_SCAN_FILES = {"thumbs.db", "desktop.ini", ".ds_store"}
-
-
 def _holds_no_scan(path: Path) -> bool:
     """Whether a folder holds nothing that could be a scan or part of one: no image or
     scanner file and no metadata in it or its subfolders (empty ones a scanner made before
     copying, a share's Thumbs.db, a transfer log, a README are not scans)."""
     def scan_like(entry: Path) -> bool:
-        if _system_entry(entry.name) or entry.name.casefold() in NOT_A_SCAN_FILES:
+        if _system_entry(entry.name) or desktop_file(entry.name):
             return False
         if entry.is_dir():
             return is_cartridge(entry, unreadable=True) or \

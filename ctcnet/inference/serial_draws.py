@@ -477,16 +477,15 @@ def _compare(draw: Draw, ref: Draw, ratio_key: str, p_key: str) -> None:
     """The change of ``draw``'s rate from ``ref``'s: their ratio (None from a rate of 0) and
     the exact test's p-value to four significant figures (None where a count or volume is
     missing, or where neither draw holds a cell: nothing to test, said in a note)."""
+    which = "previous" if ratio_key == "change_from_previous" else "first"
+    said = which == "previous" or draw.draw > 2  # (the first is the previous of draw 2)
     if None in (draw.count, ref.count, draw.blood_volume_read_ml, ref.blood_volume_read_ml):
-        which = "previous" if ratio_key == "change_from_previous" else "first"
-        if draw.count is not None and ref.count is None and (which == "previous"
-                                                              or draw.draw > 2):
+        if draw.count is not None and ref.count is None and said:
             draw.notes.append(f"the {which} draw ({ref.draw}) has no result: no change from "
                               "it to test")
         return
     if draw.count == ref.count == 0:
-        which = "previous" if ratio_key == "change_from_previous" else "first"
-        if which == "previous" or draw.draw > 2:
+        if said:
             draw.notes.append(f"none counted in this draw or the {which}: no change to test")
         return
     if ref.per_7_5_ml:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ctcnet.core.paths import desktop_file
 from ctcnet.core.provenance import check_record
 from ctcnet.errors import MACHINE_ERRNOS, MODEL_SUFFIXES
 from ctcnet.io.digests import file_sha256
@@ -112,10 +113,6 @@ def check_shipped_files(checksums: Path = CHECKSUMS) -> dict:
             "passed": not differ and not missing and not unlisted}
 
 
-# What an operating system or a desktop leaves in a folder it shows: nobody's model.
-_DESKTOP_FILES = {"thumbs.db", "desktop.ini"}
-
-
 def _unlisted(folder: Path, named: set[str]) -> list[str]:
     """The model files and cards of the shipped folder, and the reference's files, that its
     list does not name: a lab's model dropped in is offered as a shipped one, and an
@@ -125,7 +122,7 @@ def _unlisted(folder: Path, named: set[str]) -> list[str]:
     for path in folder.rglob("*"):
         name = path.relative_to(folder).as_posix()
         if not path.is_file() or name in named or path.name.startswith(".") or \
-                path.name.lower() in _DESKTOP_FILES:
+                desktop_file(path.name):
             continue
         model = path.suffix.lower() in MODEL_SUFFIXES or (
             path.suffix.lower() in (".json", ".md") and

@@ -1,7 +1,8 @@
 """A file's stored channel names held to its panel: an OME file's names (the writer's own
 record of each plane) take its planes in the panel's order; labels a viewer or scanner wrote
-(ImageJ ``Labels``, TIFF ``PageName``s) are compared where they name well-known markers. Read
-by :mod:`ctcnet.io.images` (which finds the names) for frames and crops alike."""
+(ImageJ ``Labels``, TIFF ``PageName``s) are compared where they name well-known markers. The
+names are what :mod:`ctcnet.io.images` reads from a file; frames (:mod:`ctcnet.io.sources.named`)
+and crops (:mod:`ctcnet.detect.crop_dataset`) alike are held to them here."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from ctcnet.detect.crop_dataset import read_crop_index
+from ctcnet.detect.pixel_size import PIXEL_SIZE_OPTION
 
 # The checkpoint key of :func:`data_identity`.
 RUN_DATA = "ctcnet_run_data"
@@ -38,7 +39,8 @@ def data_identity(datamodule) -> dict:
     index = getattr(datamodule, "_index", None)
     if index is None:
         index = read_crop_index(data_dir, pixel_size=getattr(datamodule, "pixel_size", None),
-                                option=getattr(datamodule, "pixel_size_option", "--pixel-size"))
+                                option=getattr(datamodule, "pixel_size_option",
+                                               PIXEL_SIZE_OPTION))
     root = Path(index.root)
     listing = hashlib.sha256()
     for path, label, sample, split in zip(index.paths, index.labels, index.sample_ids,
