@@ -16,6 +16,7 @@ import contextlib
 import os
 
 from ctcnet.commands import arg_types
+from ctcnet.core.paths import desktop_file
 from ctcnet.core.printable import named_counts
 from ctcnet.errors import MACHINE_ERRNOS, CtcnetError, InputError
 from ctcnet.io.atomic import check_output_folder, existing_outputs, refuse_existing
@@ -172,11 +173,9 @@ def _simulated_by_us(out, what: str) -> bool:
     return isinstance(data, dict) and check(data)
 
 
-# What an earlier output of each kind holds besides its crops or frames, and a file a
-# desktop leaves in any folder it shows (no one's work).
+# What an earlier output of each kind holds besides its crops or frames.
 _OWN_FILES = {"crops": {"manifest.csv", "panel.json", "dataset.json"},
               "cartridge": {"cartridge.json", "panel.json", "ground_truth.csv"}}
-_DESKTOP_FILES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 
 
 def _not_simulated(out, what: str) -> list[str]:
@@ -199,7 +198,8 @@ def _not_simulated(out, what: str) -> list[str]:
     found = []
     for path in sorted(p for p in out.rglob("*") if p.is_file() or p.is_symlink()):
         name = path.relative_to(out).as_posix()
-        if name in own or path.name in _DESKTOP_FILES or \
+        # A file a desktop leaves in any folder it shows is no one's work.
+        if name in own or desktop_file(path.name) or \
                 (what == "cartridge" and "/" not in name and frame.fullmatch(name)) or \
                 (crop is not None and crop.fullmatch(name)):
             continue

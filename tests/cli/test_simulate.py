@@ -135,13 +135,14 @@ def test_simulate_overwrite_never_deletes_what_simulate_did_not_write(tmp_path, 
     assert tree(scan) == before
     # An earlier simulate output a researcher added files to (notes, a hand-cut crop):
     # --overwrite refuses, naming them (it removed them with the earlier output, unsaid);
-    # a desktop's own files are nobody's work.
+    # a desktop's own files are nobody's work, in whatever case a share writes their names.
     crops = tmp_path / "crops"
     args = ["simulate", "crops", str(crops), "--counts", "1", "--crop-size", "32"]
     assert main(args) == 0
     (crops / "README_lab.txt").write_text("keep")
     (crops / "ctc" / "hand_crop.tif").write_bytes(b"mine")
     (crops / ".DS_Store").write_bytes(b"")
+    (crops / "ctc" / "THUMBS.DB").write_bytes(b"")
     before = tree(crops)
     capsys.readouterr()
     assert main([*args, "--seed", "2", "--overwrite"]) == 2
