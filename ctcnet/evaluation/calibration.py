@@ -106,7 +106,9 @@ def review_threshold_for_precision(proba: np.ndarray, labels: np.ndarray,
     at_group_end = np.r_[top[1:] != top[:-1], True]
     ok = np.flatnonzero((precision >= target) & at_group_end)
     if ok.size == 0:
-        return float(np.nextafter(top[0], np.inf)) if top.size else 1.0
+        # Above every probability as deployment compares them too, in float32: a float64 step
+        # past a float32 probability rounds back onto it there, and its call went unreviewed.
+        return float(np.nextafter(np.float32(top[0]), np.float32(np.inf))) if top.size else 1.0
     return float(top[ok[-1]])
 
 

@@ -252,6 +252,19 @@ def test_review_threshold_reaches_target_precision():
     assert review_band(proba, y, lower)["auto_precision"] < 0.99
 
 
+def test_a_threshold_no_call_reaches_reviews_every_call_in_float32_too():
+    # No prefix is precise enough: the threshold lies above every probability, for the float64
+    # fit and for the float32 posteriors deployment compares (a float64 step past 0.6 rounds
+    # back onto float32(0.6), and the one wrong CTC call went out unreviewed).
+    names = ["ctc", "wbc", "cluster", "debris"]
+    proba = np.array([[0.6, 0.2, 0.1, 0.1]])
+    t = review_threshold_for_precision(proba, np.array([1]), 0.99)
+    assert t > 0.6 and np.float32(t) > np.float32(0.6)
+    assert review_band(proba, np.array([1]), t)["reviewed"] == 1
+    assert review_band(proba, np.array([1]), t, names)["reviewed"] == 1
+    assert calls_from_proba(proba.astype(np.float32), names, t)[2].tolist() == [True]
+
+
 def test_review_band_says_what_predict_shows_beside_what_is_under_the_threshold():
     names = ["ctc", "wbc", "cluster", "debris"]
     proba = np.array([[0.01, 0.58, 0.01, 0.40],   # leukocyte or debris: no count can change
