@@ -88,6 +88,12 @@ class ScanFusionHead(nn.Module):
         # NaN (no CK area to read CD45 over) compares false: no CD45 read, nothing taken.
         positive = rows & (measured[:, self.column["cd45_over_ck"]] > self.cd45_level)
         is_ctc = torch.arange(out.shape[1], device=out.device) == self.ctc
-        out = torch.where(positive[:, None] & is_ctc[None], torch.zeros_like(out), out)
+        zeros = torch.zeros_like(out)
+        out = torch.where(positive[:, None] & is_ctc[None], zeros, out)
+        # A row the markers gave to CTC alone (the rest underflowed): the network's other
+        # classes, failing those all alike, as predict's fuse; a row of zeros is called ctc.
+        for fallback in (proba.float(), torch.ones_like(out)):
+            empty = positive & (out.sum(dim=1) <= 0)
+            out = torch.where(empty[:, None], torch.where(is_ctc[None], zeros, fallback), out)
         total = out.sum(dim=1, keepdim=True)
         return torch.where(positive[:, None] & (total > 0), out / total, out)

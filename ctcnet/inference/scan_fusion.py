@@ -144,10 +144,24 @@ def fuse(proba: np.ndarray, measured: pd.DataFrame, class_names, fusion: dict,
         with np.errstate(invalid="ignore"):  # NaN: no CK area to read CD45 over
             positive = rows & (measured["cd45_over_ck"].to_numpy(np.float64) > rules.cd45_level)
         if positive.any():
-            out[positive, names.index("ctc")] = 0.0
-            total = out[positive].sum(axis=1, keepdims=True)
-            out[positive] /= np.where(total > 0, total, 1.0)
+            out[positive] = _without_ctc(out[positive], np.asarray(proba)[positive],
+                                         names.index("ctc"))
     return out
+
+
+def _without_ctc(fused: np.ndarray, network: np.ndarray, ctc: int) -> np.ndarray:
+    """Rows of ``fused`` with no CTC probability, renormalised over the other classes. A row
+    the markers gave to CTC alone (the rest underflowed float32) takes the network's other
+    classes, and failing those all of them alike: never a row of zeros, which is called
+    ``ctc`` (the first class) as if the CTC probability had been kept."""
+    out = np.array(fused, np.float64, copy=True)
+    for fallback in (network, np.ones_like(out)):
+        out[:, ctc] = 0.0
+        empty = out.sum(axis=1) <= 0
+        out[empty] = np.asarray(fallback, np.float64)[empty]
+    out[:, ctc] = 0.0
+    total = out.sum(axis=1, keepdims=True)
+    return (out / np.where(total > 0, total, 1.0)).astype(np.float32)
 
 
 def apply_scan_fusion(proba: np.ndarray, crops: np.ndarray | None,

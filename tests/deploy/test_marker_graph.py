@@ -125,3 +125,13 @@ def test_cartridge_fusion_head_is_predicts():
     assert rows.all() and np.isnan(measured["dna_own_structure"][bare]) and \
         np.isfinite(graph[bare, COLUMNS.index("dna_own_structure")].item())
     np.testing.assert_allclose(got, want, atol=1e-4)
+    # CD45 over every CK area, and a fusion so sure of CTC that the rest underflows float32:
+    # no CTC probability, and a distribution still (a row of zeros is called ctc).
+    sure = {**fusion, "weights": np.zeros((4, len(features))).tolist(),
+            "bias": [110.0, 0.0, 0.0, 0.0]}
+    positive = graph.clone()
+    positive[:, COLUMNS.index("cd45_over_ck")] = 50.0
+    with torch.inference_mode():
+        got = ScanFusionHead(sure, CLASSES, panel)(torch.from_numpy(proba), positive).numpy()
+    assert (got[:, 0] == 0).all()
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-5)

@@ -102,6 +102,13 @@ def test_a_cd45_positive_event_is_never_called_ctc_whatever_the_fusion_says(rng,
     assert out["class"].iloc[1] != "ctc" and out["p_ctc"].iloc[1] == 0.0
     np.testing.assert_allclose(out[[f"p_{c}" for c in spec.class_names]].sum(axis=1), 1.0,
                                rtol=1e-5)
+    # A fusion so sure of CTC that the other classes underflow float32: the CD45+ event
+    # takes the network's other classes (a row of zeros was called ctc, the first class).
+    sure = {**says_ctc, "bias": [110.0, 0.0, 0.0, 0.0]}
+    out = called(events, crops, proba, spec.replace(metrics={SCAN_FUSION: sure}))
+    assert out["class"].iloc[1] != "ctc" and out["p_ctc"].iloc[1] == 0.0
+    np.testing.assert_allclose(out[[f"p_{c}" for c in spec.class_names]].iloc[1].sum(), 1.0,
+                               rtol=1e-5)
 
 
 def test_without_a_scan_fusion_a_cartridge_is_called_as_before(rng, spec):
