@@ -116,7 +116,8 @@ def counts_table(tally: Counts, reviewed: ReviewedCounts | None, no_result: bool
                 f"{html.escape(held_text(tally))}</td></tr>")
     rates = tally.review_span_per_7_5_ml
     span = ", ".join(f"{name} {low} to {high}" + (
-        f" ({rates[name][0]:.2f} to {rates[name][1]:.2f} per 7.5 mL)"
+        f" ({per_volume_text(rates[name][0])} to {per_volume_text(rates[name][1])} per "
+        "7.5 mL)"
         if rates.get(name) and tally.blood_volume_ml != 7.5 else "")
         for name, (low, high) in tally.review_span.items() if high > low)
     # How far the count may move: a clinician's first question before anyone decided. Once

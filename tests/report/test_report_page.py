@@ -116,6 +116,16 @@ def test_the_page_says_how_far_a_review_may_move_each_reported_count():
                         ["ctc", "wbc", "cluster", "debris"], ["ctc", "cluster"], 5.0)
     assert "ctc 1 to 17 (1.50 to 25.50 per 7.5 mL)" in counts_table(half, None)
     assert half.review_span_per_7_5_ml["ctc"] == [1.5, 25.5]
+    # Said as every other output says a rate: a count a hair under a cut-off of 5 reads 4.99
+    # here as in its row above (it read 5.00, at the cut-off); a tie rounds up (13.13).
+    near = count_events(pd.DataFrame({"class": ["ctc"] * 5 + ["wbc"] * 2,
+                                      "review": [False] * 5 + [True] * 2, "guard": [""] * 7}),
+                        ["ctc", "wbc", "cluster", "debris"], ["ctc", "cluster"], 7.503)
+    assert "(4.99 to " in counts_table(near, None)
+    tie = count_events(pd.DataFrame({"class": ["ctc"] * 5 + ["wbc"] * 2,
+                                     "review": [False] * 5 + [True] * 2, "guard": [""] * 7}),
+                       ["ctc", "wbc", "cluster", "debris"], ["ctc", "cluster"], 4.0)
+    assert "(9.38 to 13.13 per 7.5 mL)" in counts_table(tie, None)
 
 
 def test_a_gallery_of_calls_the_guard_held_some_of_says_how_many_are_counted():
