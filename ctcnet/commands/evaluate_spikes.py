@@ -16,7 +16,7 @@ import logging
 from datetime import UTC
 from pathlib import Path
 
-from ctcnet.commands.spike_in_console import say_spike_in, shown
+from ctcnet.commands.spike_in_console import rate_shown, say_spike_in, shown
 from ctcnet.core.json_text import strict_json
 from ctcnet.core.paths import absolute
 from ctcnet.core.printable import named_counts
@@ -169,11 +169,10 @@ def _run_comparison(args: argparse.Namespace, rows, summaries: dict, expected,
     print(f"{'sample':16s} {'reference':>9s} {'ctcnet':>7s} {'difference':>10s} "
           f"{'after review':>12s}  status   (CTCs per 7.5 mL)")
     for r in rows.itertuples():
-        after = "-" if r.after_review_per_7_5_ml != r.after_review_per_7_5_ml else \
-            f"{r.after_review_per_7_5_ml:12.2f}"
-        print(f"{str(r.sample_id)[:16]:16s} {r.expected_per_7_5_ml:9.2f} "
-              f"{shown(_rate(r.called_per_7_5_ml), '7.2f'):>7s} "
-              f"{shown(_rate(r.called_per_7_5_ml - r.expected_per_7_5_ml), '+10.2f'):>10s} "
+        after = rate_shown(r.after_review_per_7_5_ml)
+        print(f"{str(r.sample_id)[:16]:16s} {rate_shown(r.expected_per_7_5_ml):>9s} "
+              f"{rate_shown(r.called_per_7_5_ml):>7s} "
+              f"{shown(r.called_per_7_5_ml - r.expected_per_7_5_ml, '+10.2f'):>10s} "
               f"{after:>12s}  {r.status}")
     _say_comparison(report, "ctcnet")
     if report["after_review"]:
@@ -246,11 +245,6 @@ def _provenance(source, name: str) -> dict:
             "software": software_record()}
 
 
-def _rate(value):
-    """A rate, None where there is none (a failed run's)."""
-    return None if value is None or value != value else value
-
-
 def _say_comparison(reading: dict, who: str) -> None:
     """One reading's agreement with the reference, on the console."""
     from ctcnet.evaluation.counts import share_ci
@@ -285,8 +279,9 @@ def _say_comparison(reading: dict, who: str) -> None:
                 parts.append(f"{kind} {share:.0%}{share_ci({'ci95': cut[f'{kind}_ci95']})}")
         if cut.get("kappa") is not None:
             parts.append(f"Cohen's kappa {cut['kappa']:.2f}")
-        apart = ", ".join(f"{d['sample_id']} (reference {d['reference_per_7_5_ml']:.2f}, "
-                          f"{who} {d['called_per_7_5_ml']:.2f})" for d in cut["discordant"])
+        apart = ", ".join(f"{d['sample_id']} (reference {rate_shown(d['reference_per_7_5_ml'])}"
+                          f", {who} {rate_shown(d['called_per_7_5_ml'])})"
+                          for d in cut["discordant"])
         print(f"  at >= {cut['cutoff']:g}: " + ", ".join(parts)
               + (f"; on opposite sides: {apart}" if apart else ""))
 

@@ -30,7 +30,7 @@ def say_table(reading: dict, positive: str = "ctc", said: str = "") -> None:
     for level in reading["levels"]:
         mean, cv = level["mean_called_per_7_5_ml"], level["cv"]
         print(f"{level['level'][:8]:>8s} {cells_text(level['spiked']):>12s} {level['samples']:7d} "
-              f"{level['mean_expected_per_7_5_ml']:19.2f} {shown(mean, '.2f'):>18s} "
+              f"{rate_shown(level['mean_expected_per_7_5_ml']):>19s} {rate_shown(mean):>18s} "
               f"{shown(cv, '.0%'):>6s} {shown(level['poisson_cv'], '.0%'):>10s}  "
               f"{recovery_text(level)}")
     empty = [(level, tube) for level in reading["levels"]
@@ -55,11 +55,11 @@ def say_table(reading: dict, positive: str = "ctc", said: str = "") -> None:
               "rates)")
     lob, lod = reading["limit_of_blank_per_7_5_ml"], reading["limit_of_detection_per_7_5_ml"]
     results = f"{lod['results']} result{'' if lod['results'] == 1 else 's'}"
-    print("limit of blank: " + ("-" if lob["value"] is None else f"{lob['value']:.2f}")
+    print("limit of blank: " + rate_shown(lob["value"])
           + f" per 7.5 mL, {lob['method']}")
     if lob.get("blanks_with_calls"):
         print(f"  {_blanks_text(lob['blanks_with_calls'], positive)}")
-    print("limit of detection: " + ("-" if lod["value"] is None else f"{lod['value']:.2f}")
+    print("limit of detection: " + rate_shown(lod["value"])
           + f" per 7.5 mL from {results}, {lod['method']}"
           + (f"; NOT VERIFIED: {lod['warning']}" if lod.get("warning") else ""))
     for finding in reading.get("suspect_tubes", ()):
@@ -85,7 +85,7 @@ def _blanks_text(blanks: list[dict], positive: str) -> str:
     name = "CTC" if positive == "ctc" else f"{positive} call"
     named = ", ".join(f"{b['sample_id']} {b['cells_called']} {name}"
                       f"{'' if b['cells_called'] == 1 else 's'} "
-                      f"({b['called_per_7_5_ml']:.2f} per 7.5 mL)" for b in blanks)
+                      f"({rate_shown(b['called_per_7_5_ml'])} per 7.5 mL)" for b in blanks)
     return (f"blanks with calls: {named}; false calls, or a spiked tube labelled as a blank? "
             "(its review page shows the calls)")
 
@@ -99,3 +99,11 @@ def cells_text(cells: float) -> str:
 def shown(value, spec: str) -> str:
     """A figure as the console shows it, ``-`` where there is none."""
     return "-" if value is None or value != value else format(value, spec)
+
+
+def rate_shown(value) -> str:
+    """A rate per 7.5 mL as every output says it (4.998 reads 4.99, never 5.00 on a cut-off
+    of 5: :func:`ctcnet.inference.counts.per_volume_text`), ``-`` where there is none."""
+    from ctcnet.inference.counts import per_volume_text
+
+    return "-" if value is None or value != value else per_volume_text(value)

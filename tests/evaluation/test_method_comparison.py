@@ -138,6 +138,26 @@ def test_evaluate_expected_with_a_reference_compares_the_methods(tmp_path, capsy
               "--cutoffs", "0,5"])
 
 
+def test_the_console_says_a_rate_as_every_output_does(tmp_path, capsys):
+    # 5 CTCs in 7.503 mL: 4.998 per 7.5 mL reads 4.99, under the cut-off of 5 it is counted
+    # under (it read 5.00 against a reference of 5.00, "on opposite sides").
+    from ctcnet.cli import main
+
+    results = tmp_path / "results"
+    for name, rate in (("P1", 5 * 7.5 / 7.503), ("P2", 8.0)):
+        (results / name).mkdir(parents=True)
+        (results / name / "summary.json").write_text(json.dumps(
+            {**summary(rate, volume=7.503), "sample_id": name, "review_list": {"events": 0}}))
+        pd.DataFrame({"event_id": [0]}).to_parquet(results / name / "events.parquet")
+    reference = tmp_path / "cellsearch.csv"
+    reference.write_text("sample_id,reference_per_7_5_ml\nP1,5\nP2,8\n")
+    assert main(["evaluate", str(results), "--expected", str(reference), "--out",
+                 str(tmp_path / "out"), "--cutoffs", "5"]) == 0
+    said = capsys.readouterr().out
+    assert "P1 (reference 5.00, ctcnet 4.99)" in said
+    assert any(line.split()[:3] == ["P1", "5.00", "4.99"] for line in said.splitlines())
+
+
 def test_the_passing_bablok_line_finds_a_factor_and_an_offset_and_holds_ties():
     """y = 2x + 1 exactly: slope 2, intercept 1. Counts tie often (many tubes at 0): equal
     points are left out, equal x with other y are infinite slopes, and the line still reads
