@@ -335,6 +335,23 @@ def _say_error(text: str) -> None:
     print(text, file=sys.stderr)
 
 
+def _resume_advice(args: argparse.Namespace) -> str:
+    """What a command stopped by Ctrl-C or a signal leaves, and how to go on."""
+    if args._name == "predict" and getattr(args, "overwrite", False):
+        # The same command with --overwrite starts every sample afresh, the finished too.
+        from ctcnet.commands.predict_index import resume_text
+
+        return f"; {resume_text(True)}"
+    return {"predict": "; the same command resumes where it stopped",
+            "finetune": "; nothing was written (a model it would replace is kept): the "
+                        "same command starts it again",
+            "evaluate": "; an earlier report in --out is kept as it was",
+            "robustness": "; an earlier report in --out is kept as it was",
+            "train": "; the same command with --ckpt_path last resumes it from its last "
+                     "finished epoch (where none finished, no checkpoint was written: "
+                     "run the command again as it was)"}.get(args._name, "")
+
+
 def _run_command(args: argparse.Namespace, lines, previous) -> int:
     """Run the parsed command; its errors as one line and an exit status (main's)."""
     try:
@@ -360,14 +377,7 @@ def _run_command(args: argparse.Namespace, lines, previous) -> int:
         return 2
     except KeyboardInterrupt as err:
         stopped = isinstance(err, Terminated)
-        resume = {"predict": "; the same command resumes where it stopped",
-                  "finetune": "; nothing was written (a model it would replace is kept): the "
-                              "same command starts it again",
-                  "evaluate": "; an earlier report in --out is kept as it was",
-                  "robustness": "; an earlier report in --out is kept as it was",
-                  "train": "; the same command with --ckpt_path last resumes it from its last "
-                           "finished epoch (where none finished, no checkpoint was written: "
-                           "run the command again as it was)"}.get(args._name, "")
+        resume = _resume_advice(args)
         _say_error(f"ctcnet {args._name}: {f'stopped ({err})' if stopped else 'interrupted'}"
                    f"{resume}")
         # 128 + the signal, as a shell reports a process it killed (143 for SIGTERM)

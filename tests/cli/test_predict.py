@@ -445,7 +445,9 @@ def test_run_json_says_the_runs_state_each_inputs_folder_and_why_a_sample_is_par
     monkeypatch.setattr(P, "predict_inputs", stopped)
     status, err = run_cli(capsys, *predict_args(cart_and_model, cart, "--prior", "balanced",
                                                 "--overwrite"))
-    assert status == 130 and err[-1].endswith("the same command resumes where it stopped")
+    # The same command, with --overwrite, would start every sample again: without it resumes.
+    assert status == 130 and "; the same command without --overwrite resumes it where this " \
+        "run began it (with it, each sample starts afresh)" in err[-1]
     assert seen[0]["state"] == "running" and seen[0]["outputs"] == [] and \
         seen[0]["inputs"] == ["S1"] and seen[1] is False
     run = json.loads((out / "run.json").read_text())
