@@ -41,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "reads markers the shipped ones do not (vimentin, EpCAM)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the crops an earlier `ctcnet crops` wrote in --out (its "
-                             "dataset.json); the old ones stay until the new ones are written "
+                             "dataset.json; refused where the folder holds what that cut did "
+                             "not write); the old ones stay until the new ones are written "
                              "(default: refuse a folder that is not empty)")
 
 
@@ -64,6 +65,13 @@ def run(args: argparse.Namespace) -> int:
     if replacing and not (out / DATASET_FILE).is_file():
         raise InputError(f"--overwrite replaces only a crop dataset ctcnet wrote (its "
                          f"{DATASET_FILE}); this folder holds other files", out)
+    added = _not_cut_here(out) if replacing else []
+    if added:
+        raise InputError(f"--overwrite would delete what the earlier `ctcnet crops` did not "
+                         f"write here: {', '.join(added[:5])}"
+                         f"{f' and {len(added) - 5} more' if len(added) > 5 else ''}; move "
+                         "them out first (and back into the new cut after), or choose "
+                         "another --out", out)
     refuse_changed_frames(args.results, args.scans)  # the run read (and refused) first
     created = not out.exists()
     check_writable(out)  # before any crop is cut (made here, empty until the crops go in)
@@ -99,6 +107,39 @@ def run(args: argparse.Namespace) -> int:
              f"{decided['relabelled']} relabelled, {decided['rejected']} rejected (left out)"
              if decided else "") + f" -> {out}")
     return 0
+
+
+def _not_cut_here(out) -> list[str]:
+    """What an earlier ``ctcnet crops`` output ``out`` holds that the cut did not write (its
+    dataset.json lists every crop it cut, with its label): files added to it (a lab's own
+    labelled crops) and manifest.csv lines added or changed (a crop placed by hand in a
+    split, a label corrected). Empty where nothing was."""
+    import csv
+    import json
+
+    from ctcnet.core.paths import desktop_file
+
+    try:
+        record = json.loads((out / DATASET_FILE).read_text(encoding="utf-8"))
+        cut = {str(row["path"]): str(row["label"]) for row in record["crops"]}
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError):
+        return [f"{DATASET_FILE} (unreadable: which crops it cut cannot be told)"]
+    own = set(cut) | {DATASET_FILE, "manifest.csv", "panel.json"}
+    found = [p.relative_to(out).as_posix() for p in sorted(out.rglob("*"))
+             if (p.is_file() or p.is_symlink()) and not desktop_file(p.name)]
+    found = [name for name in found if name not in own]
+    try:
+        with open(out / "manifest.csv", newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        rows = []
+    listed = {row.get("path") for row in rows}
+    edited = sum(cut.get(row.get("path") or "") != row.get("label") or bool(row.get("split"))
+                 for row in rows) + sum(path not in listed for path in cut)
+    if edited:
+        found.append(f"manifest.csv ({edited} line(s) added, changed or removed since the "
+                     "cut)")
+    return found
 
 
 def _put_in_place(target, out, replacing: bool) -> None:

@@ -64,14 +64,38 @@ def test_crops_again_into_the_same_folder_replaces_them_with_overwrite(clean_run
     first = sorted(p.name for p in out.rglob("*") if p.is_file())
     status, err = run_cli(capsys, "crops", cart.parent / "results", "--out", out)
     assert_one_line_error(status, err, "not empty; choose a new one (or --overwrite")
+    # A lab's own work added to the cut (a note, its own labelled crop with its manifest
+    # line, a crop placed by hand in a split): --overwrite refuses, naming it (it deleted
+    # them with the earlier cut, unsaid); a desktop's files are nobody's work.
     (out / "note.txt").write_text("kept by a refusal\n")
+    label = next(p.parent.name for p in out.rglob("*.tif"))
+    (out / label / "own_1.tif").write_bytes(b"mine")
+    manifest = (out / "manifest.csv").read_text()
+    (out / "manifest.csv").write_text(manifest + f"{label}/own_1.tif,{label},lab,\n")
+    (out / ".DS_Store").write_bytes(b"")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    status, err = run_cli(capsys, "crops", cart.parent / "results", "--out", out,
+                          "--overwrite")
+    assert_one_line_error(status, err, "--overwrite would delete what the earlier `ctcnet "
+                          f"crops` did not write here: {label}/own_1.tif, note.txt, "
+                          "manifest.csv (1 line(s) added, changed or removed since the cut)")
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    (out / "note.txt").unlink()
+    (out / label / "own_1.tif").unlink()
+    lines = manifest.splitlines(keepends=True)
+    (out / "manifest.csv").write_text(lines[0] + lines[1].rstrip("\n") + "val\n"
+                                      + "".join(lines[2:]))
+    status, err = run_cli(capsys, "crops", cart.parent / "results", "--out", out,
+                          "--overwrite")
+    assert_one_line_error(status, err, "manifest.csv (1 line(s) added, changed or removed")
+    (out / "manifest.csv").write_text(manifest)
     out.chmod(0o2775)  # shared with a lab group
     assert run_cli(capsys, "crops", cart.parent / "results", "--out", out, "--overwrite")[0] == 0
     assert oct(out.stat().st_mode & 0o7777) == oct(0o2775)
     # Every file as open as the crops, the dataset's own files too (they were 0600).
     modes = {oct(p.stat().st_mode & 0o777) for p in out.rglob("*") if p.is_file()}
     assert len(modes) == 1 and modes != {oct(0o600)}, modes
-    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == first  # the note went too
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == first
     assert not [p for p in cart.parent.iterdir() if p.name.startswith(".cut.")]
     other = cart.parent / "other"
     other.mkdir()
