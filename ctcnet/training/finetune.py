@@ -41,6 +41,7 @@ import numpy as np
 
 from ctcnet.core.log_capture import kept_warnings
 from ctcnet.core.paths import absolute
+from ctcnet.core.printable import named_counts
 from ctcnet.core.provenance import made_now
 from ctcnet.detect.crop_dataset import PLACEHOLDER_PIXEL_UM, pixel_size_source, read_crop_index
 from ctcnet.detect.crop_fingerprints import merged
@@ -268,7 +269,7 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
             1 for v in counts.values() if v)))))
     check_training_classes(counts, f"the crops of {data_dir}", _absent_note(n_sim),
                            few=FEW_FROM_A_MODEL)
-    made_by = crops_made_by(data_dir)
+    made_by = crops_made_by(data_dir, index)
     L.seed_everything(opts.seed, workers=True, verbose=False)
     simulate = None
     if n_sim > 0:
@@ -445,11 +446,13 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
     return record
 
 
-def crops_made_by(data_dir) -> dict:
+def crops_made_by(data_dir, index=None) -> dict:
     """What ``ctcnet crops`` recorded of a crop set's labels (its ``dataset.json``):
     ``labels`` (``reviewer``: a person's decisions; ``model``: the model's own calls, said in
-    a warning, a fine-tune on them learning its mistakes) and, per sample, whether its
-    sign-off held as the crops were cut. Empty for crops ctcnet did not cut."""
+    a warning, a fine-tune on them learning its mistakes), per sample whether its sign-off
+    held as the crops were cut, and, of ``index`` (the crops read), those the cut did not
+    write per sample (``added_crops``: a lab's own added to the folder, whose labels the cut's
+    record does not vouch for). Empty for crops ctcnet did not cut."""
     info = dataset_record(data_dir)
     labels, sources = info.get("labels"), info.get("sources") or []
     if labels == "model":
@@ -458,5 +461,29 @@ def crops_made_by(data_dir) -> dict:
                     "mistakes; cut the crops with --reviewed after a review", data_dir)
     signed = {str(s.get("sample_id")): (s.get("signoff") or {}).get("status", "not signed off")
               for s in sources if isinstance(s, dict) and s.get("sample_id")}
+    added = _added_to_the_cut(info, index) if labels else {}
+    if added:
+        log.warning("%s: %d crop(s) are not from the `ctcnet crops` cut its dataset.json "
+                    "records (%s): their labels are whoever added them, and the model card "
+                    "says so", data_dir, sum(added.values()), named_counts(added))
     return {**({"labels": labels} if labels else {}),
-            **({"signoff_status": signed} if labels == "reviewer" else {})}
+            **({"signoff_status": signed} if labels == "reviewer" else {}),
+            **({"added_crops": added} if added else {})}
+
+
+def _added_to_the_cut(record: dict, index) -> dict[str, int]:
+    """Per sample, the crops of ``index`` that the cut ``record`` (dataset.json) does not
+    list."""
+    rows = record.get("crops")
+    if index is None or not isinstance(rows, list):
+        return {}
+    cut = {str(row.get("path")) for row in rows if isinstance(row, dict)}
+    added: dict[str, int] = {}
+    for path, sample in zip(index.paths, index.sample_ids):
+        try:
+            name = Path(path).relative_to(index.root).as_posix()
+        except ValueError:
+            name = str(path)
+        if name not in cut:
+            added[str(sample)] = added.get(str(sample), 0) + 1
+    return added

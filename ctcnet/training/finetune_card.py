@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ctcnet.core.printable import named_counts
 from ctcnet.detect.pixel_size import pixel_size_text
 from ctcnet.evaluation.calibration import MIN_CALIBRATION_CROPS
 from ctcnet.evaluation.recalibration import REFERENCE_SEED as SIM_TEST_SEED
@@ -139,14 +140,17 @@ def write_card(path: Path, model_path: Path, record: dict, spec) -> None:
 def _labels_said(data: dict) -> str:
     """Whose labels the crops carry, where ``ctcnet crops`` recorded it: a person's, and
     which samples' sign-offs did not hold as they were cut; or the model's own calls."""
+    added = data.get("added_crops") or {}
+    beside = (f"; {sum(added.values())} crop(s) added to the cut, not from it "
+              f"({named_counts(added)}): labelled by whoever added them" if added else "")
     if data.get("labels") == "model":
-        return "; labelled by the model's own calls, not a person's"
+        return "; labelled by the model's own calls, not a person's" + beside
     unsigned = sorted(k for k, v in (data.get("signoff_status") or {}).items()
                       if v != "current")
     if data.get("labels") == "reviewer":
         return "; a reviewer's decisions" + (
             f", not signed off (or no longer) on {', '.join(unsigned)}" if unsigned else
-            ", every sample signed off")
+            ", every sample signed off") + beside
     return ""
 
 

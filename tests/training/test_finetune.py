@@ -488,6 +488,29 @@ def test_a_crop_sets_labels_and_held_out_share_are_said_and_recorded(tmp_path, c
         "; a reviewer's decisions, not signed off (or no longer) on B, C")
     assert _labels_said({"labels": "model"}).endswith("not a person's")
     assert crops_made_by(tmp_path / "elsewhere") == {}  # crops ctcnet did not cut
+    # Crops a lab added to the cut are not the cut's: said, and the card says whose they are
+    # (it said "every sample signed off" of 113 crops, 20 of them added by hand).
+    record = {"labels": "reviewer", "sources": [{"sample_id": "A",
+                                                 "signoff": {"status": "current"}}],
+              "crops": [{"path": "ctc/A__0000000.tif"}, {"path": "wbc/A__0000001.tif"}]}
+    (tmp_path / "dataset.json").write_text(json.dumps(record))
+    read = SimpleNamespace(root=tmp_path, sample_ids=["A", "A", "lab", "lab"], paths=[
+        tmp_path / "ctc/A__0000000.tif", tmp_path / "wbc/A__0000001.tif",
+        tmp_path / "ctc/own_1.tif", tmp_path / "wbc/own_2.tif"])
+    with caplog.at_level("WARNING"):
+        made = crops_made_by(tmp_path, read)
+    assert made["added_crops"] == {"lab": 2}
+    assert "2 crop(s) are not from the `ctcnet crops` cut its dataset.json records" \
+        in caplog.text
+    assert _labels_said(made) == ("; a reviewer's decisions, every sample signed off; 2 "
+                                  "crop(s) added to the cut, not from it (lab 2): labelled "
+                                  "by whoever added them")
+    read.sample_ids, read.paths = read.sample_ids[:2], read.paths[:2]
+    assert "added_crops" not in crops_made_by(tmp_path, read)
+    caplog.clear()
+    (tmp_path / "dataset.json").write_text(json.dumps({"labels": "reviewer", "sources": [
+        {"sample_id": "A", "signoff": {"status": "current"}},
+        {"sample_id": "B", "signoff": {"status": "changed since"}}, {"sample_id": "C"}]}))
     index = SimpleNamespace(sample_ids=["A"] * 36 + ["B"] * 26, splits=[""] * 62)
     held = SimpleNamespace(targets=[0] * 36, sample_ids=["A"] * 36)
     with caplog.at_level("WARNING"):
