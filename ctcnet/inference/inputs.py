@@ -37,6 +37,7 @@ from ctcnet.io.input_lists import expand_list_files
 from ctcnet.io.panel import Panel
 from ctcnet.io.plausibility import plausibility_problems
 from ctcnet.io.scan import (
+    FRAME_POSITION,
     Cartridge,
     claim,
     is_cartridge,
@@ -81,8 +82,8 @@ def resolve_inputs(inputs: Iterable[str | Path], say_skipped: bool = False
         # Absolute: what run.json and a night's log say of a frame (skipped_because) names a
         # file whoever reads the alert can find, not one of the job's working folder.
         path = Path(absolute(given))
-        if is_cartridge(path):  # a folder, or one container file holding a whole scan
-            cartridges.append(path)
+        if is_cartridge(path) and not _one_frame_of_several(path):
+            cartridges.append(path)  # a folder, or one container file holding a whole scan
         elif path.is_file() and claim(path) is not None:
             raise InputError("one frame of a cartridge: pass the cartridge folder holding it",
                              path)
@@ -110,6 +111,20 @@ def resolve_inputs(inputs: Iterable[str | Path], say_skipped: bool = False
                 _say_what_is_not_read(path, subs)
             cartridges += subs
     return _once(cartridges, say_skipped), _once(datasets, say_skipped)
+
+
+def _one_frame_of_several(path: Path) -> bool:
+    """Whether ``path`` is a file named as a frame is (``r00c01.ome.tif``) beside other scan
+    files: one frame of a cartridge of OME-TIFF frames, not a scan of its own (read alone it
+    was counted as the whole tube, its rate per 7.5 mL from a share of the blood)."""
+    if not path.is_file() or not FRAME_POSITION.search(path.name):
+        return False
+    for other in path.parent.iterdir():
+        if other != path and not other.name.startswith("."):
+            with contextlib.suppress(InputError, OSError):
+                if claim(other) is not None:
+                    return True
+    return False
 
 
 def _refuse_class_folders_as_scans(folder: Path, subs: list[Path]) -> None:

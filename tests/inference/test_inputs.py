@@ -527,6 +527,29 @@ def test_one_frame_file_alone_is_refused_in_one_line(clean_run, cart, capsys):
                      "one frame of a cartridge: pass the cartridge folder holding it")
 
 
+def test_one_ome_tiff_frame_of_a_cartridge_of_them_is_refused_as_a_frame(clean_run, cart,
+                                                                         capsys):
+    """A cartridge of OME-TIFF frames (r00c00.ome.tif, r00c01.ome.tif): one of them given
+    alone is a frame, not a scan (it was counted as the whole tube, its rate per 7.5 mL from
+    half the blood); a scan file named otherwise beside another is still a scan."""
+    pytest.importorskip("bioio_ome_tiff")
+    from conftest import one_line_refusal, predict_args
+
+    from ctcnet.inference.inputs import resolve_inputs
+
+    frame = _one_ome_tiff(cart, cart.parent / "omes" / "r00c00.ome.tif")
+    (frame.parent / "r00c01.ome.tif").write_bytes(frame.read_bytes())
+    one_line_refusal(capsys, predict_args(clean_run["root"], frame),
+                     "one frame of a cartridge: pass the cartridge folder holding it")
+    assert resolve_inputs([frame.parent]) == ([frame.parent], [])
+    scan = frame.rename(frame.with_name("patient_17.ome.tif"))
+    assert resolve_inputs([scan]) == ([scan], [])
+    # Alone in its folder, a file named as a frame is the scan it holds.
+    (frame.parent / "r00c01.ome.tif").unlink()
+    alone = scan.rename(frame)
+    assert resolve_inputs([alone]) == ([alone], [])
+
+
 def test_a_batch_of_panels_that_differ_says_which_inputs_another_model_would_read(
         with_tiny3, caplog):
     from ctcnet.inference.model_choice import _say_a_mixed_batch
