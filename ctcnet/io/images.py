@@ -31,6 +31,7 @@ from ctcnet.io.image_headers import (
     TiffDamage,
     rows_of_channels,
 )
+from ctcnet.io.stored_names import check_channel_file_name
 
 log = logging.getLogger(__name__)
 
@@ -401,8 +402,10 @@ def read_raster(path: str | Path, max_plane_pixels: int | None = None) -> np.nda
     return check_pixels(arr, path)
 
 
-def read_channel_file(path: str | Path) -> np.ndarray:
-    """Read a file that holds one channel (a per-channel frame file) as (H, W).
+def read_channel_file(path: str | Path, expected_name: str | None = None) -> np.ndarray:
+    """Read a file that holds one channel (a per-channel frame file) as (H, W); a TIFF that
+    names its channel another marker than ``expected_name`` (the panel's channel its file name
+    places it as) is refused (:func:`ctcnet.io.stored_names.check_channel_file_name`).
 
     A colour PNG or JPEG whose planes are all equal is an RGB export of a grey channel and is
     read as that channel; one with differing planes is refused (it is a composite, not one
@@ -410,10 +413,12 @@ def read_channel_file(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     if path.suffix.lower() not in RASTER_SUFFIXES:
-        arr, _ = read_tiff(path)
+        arr, names = read_tiff(path)
         if arr.shape[0] != 1:
             raise InputError(f"a per-channel file must hold one channel, found {arr.shape[0]}",
                              path)
+        if expected_name is not None:
+            check_channel_file_name(names, expected_name, path)
         return arr[0]
     arr = _open_raster(path)
     if arr.ndim == 3:

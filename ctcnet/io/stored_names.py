@@ -36,6 +36,25 @@ def check_channel_names(found: Sequence[str] | None, expected: Sequence[str], pa
             "alone does, export it again in the others' order", path)
 
 
+def check_channel_file_name(found: Sequence[str] | None, expected: str, path) -> None:
+    """Refuse a per-channel file (``r00c00_c1.tif``) whose one stored channel name is a
+    well-known marker of another role than the panel's channel its file name places it as:
+    CD45's plane stored as ``_c1``, named "CD45" where panel.json's channel 1 is CK, was
+    read as CK and called 182 CTCs on a sample of 1. Names of no well-known marker pass (a
+    dye, a scanner's own)."""
+    if not found or len(found) != 1:
+        return
+    stored = str(found[0])
+    role, wanted = marker_role(stored), marker_role(str(expected))
+    if stored.upper() == str(expected).upper() or "unknown" in (role, wanted) or role == wanted:
+        return
+    raise PanelMismatchError(
+        f"channel mismatch: the file names its channel {stored!r}, but a channel file of its "
+        f"name holds panel.json's {expected!r} (files _c0, _c1, ... in panel.json's order): "
+        "rename the channel files to the channels they hold, or put panel.json's channels "
+        "in the files' order", path)
+
+
 def planes_by_name(found: Sequence[str], expected: Sequence[str]) -> list[int] | None:
     """For each of the panel's channels (``expected``), the file's plane that names it: by its
     own name (case aside) first, else the one plane left whose well-known marker is its

@@ -131,6 +131,21 @@ def test_jpeg_crops_read_as_composites(tmp_path, rng):
     assert np.array_equal(read_channel_file(tmp_path / "grey.png"), planes[0])
 
 
+def test_a_channel_file_naming_another_marker_than_its_place_is_refused(tmp_path, rng):
+    """``r00c00_c1.tif`` holds panel.json's channel 1 (CK): one whose OME name says CD45 is
+    refused (read as CK it called 182 CTCs on a sample of 1); its own name, a name in
+    another case, a dye's name of the same marker or a name of no well-known marker pass."""
+    plane = rng.integers(0, 4000, (1, 20, 24), dtype=np.uint16)
+    write_tiff(tmp_path / "r00c00_c1.tif", plane, ["CD45"], 0.64)
+    with pytest.raises(PanelMismatchError, match="names its channel 'CD45', but a channel "
+                       "file of its name holds panel.json's 'CK'"):
+        read_channel_file(tmp_path / "r00c00_c1.tif", "CK")
+    assert np.array_equal(read_channel_file(tmp_path / "r00c00_c1.tif"), plane[0])
+    for name in ("CK", "ck", "PanCK-PE", "Marker6"):
+        write_tiff(tmp_path / "r00c00_c1.tif", plane, [name], 0.64)
+        assert np.array_equal(read_channel_file(tmp_path / "r00c00_c1.tif", "CK"), plane[0])
+
+
 # --- what a file says of itself: orientation, bit depth, several images --------------------------
 
 def test_a_colour_file_is_read_as_its_orientation_tag_turns_it(tmp_path, rng):

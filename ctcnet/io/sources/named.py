@@ -275,7 +275,7 @@ class ChannelFiles(NamedFrames):
         channel whose file the frame lacks (:attr:`FrameRef.missing`) reads as None."""
         present = [c for c in range(panel.num_channels) if c not in frame.missing]
         files = dict(zip(present, frame.files))
-        planes = [remove_cellsearch_offset(read_channel_file(files[c]), files[c])
+        planes = [remove_cellsearch_offset(read_channel_file(files[c], panel.names[c]), files[c])
                   if c in files else None for c in keep]
         shapes = [p.shape for p in planes if p is not None]
         if len(set(shapes)) > 1:
