@@ -23,6 +23,10 @@ MAX_PLANE_PIXELS = 2**26  # 8192 x 8192
 # The most channels an image stored channels last ((H, W, C), as image software and tifffile
 # write an array as it is) is read with: a panel's channels, never a plane's width.
 MAX_CHANNELS_LAST = 6
+# Micrometres per unit of the OME lengths a pixel size is stated in (OME's own symbols), for
+# a TIFF's OME header and a container's metadata alike.
+UM_PER_UNIT = {"pm": 1e-6, "Å": 1e-4, "nm": 1e-3, "µm": 1.0, "um": 1.0, "mm": 1e3, "cm": 1e4,
+               "m": 1e6, "in": 25400.0}
 
 
 class TiffDamage(logging.Filter):

@@ -28,6 +28,7 @@ from ctcnet.io.image_headers import (
     MAX_PLANE_PIXELS,
     ORIENTATION,
     RASTER_SUFFIXES,
+    UM_PER_UNIT,
     TiffDamage,
     rows_of_channels,
 )
@@ -152,10 +153,6 @@ def _page_labels(tif, pages) -> StoredNames | None:
     return names
 
 
-# Micrometres per unit an OME file may state its pixel size in (OME's default: µm).
-_OME_UM_PER_UNIT = {"nm": 1e-3, "µm": 1.0, "um": 1.0, "mm": 1e3}
-
-
 def ome_pixel_size(path: str | Path) -> float | None:
     """The pixel size (um) a TIFF's OME metadata state (PhysicalSizeX), None where they state
     none, in a unit not listed, or the file has no OME metadata. Reads the header only."""
@@ -171,10 +168,10 @@ def ome_pixel_size(path: str | Path) -> float | None:
     if pixels is None:
         return None
     size, unit = pixels.get("PhysicalSizeX"), str(pixels.get("PhysicalSizeXUnit", "µm"))
-    if size is None or unit not in _OME_UM_PER_UNIT:
+    if size is None or unit not in UM_PER_UNIT:
         return None
     try:
-        value = float(size) * _OME_UM_PER_UNIT[unit]
+        value = float(size) * UM_PER_UNIT[unit]
     except (TypeError, ValueError):
         return None
     return value if value > 0 and np.isfinite(value) else None

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ctcnet.errors import InputError
+from ctcnet.io.image_headers import UM_PER_UNIT
 from ctcnet.io.panel import DYE_WORD, Channel, Panel
 from ctcnet.io.sources.base import same_pixel_size
 from ctcnet.io.stored_names import say_other_order
@@ -54,9 +55,6 @@ def metadata_channel_names(names) -> tuple[str, ...] | None:
     return names
 
 
-# Micrometres per unit of the OME lengths a pixel size is stated in.
-UM_PER_UNIT = {"pm": 1e-6, "Å": 1e-4, "nm": 1e-3, "µm": 1.0, "um": 1.0, "mm": 1e3, "cm": 1e4,
-               "m": 1e6}
 
 
 def in_um(value, unit) -> float | None:

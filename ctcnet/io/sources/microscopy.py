@@ -151,7 +151,13 @@ class BioioContainer(FrameSource):
         panels = {}
         for part in parts:
             source = _source_of(part)
-            for scene in source.scenes(part.path):
+            try:
+                scenes = source.scenes(part.path)
+            except InputError as err:
+                if err.path is not None:
+                    raise
+                raise InputError(str(err), part.path) from None  # (a unit not read) its file
+            for scene in scenes:
                 where = f"{part.path.name} scene {scene.name}"
                 if scene.planes != 1:
                     raise InputError(f"scene {scene.name} holds {scene.planes} planes per channel "
@@ -166,11 +172,16 @@ class BioioContainer(FrameSource):
                     raise InputError(f"{err} (scene {scene.name})", part.path) from None
         first_where, first = next(iter(panels.items()))
         for where, other in panels.items():
-            if [n.upper() for n in other.names] != [n.upper() for n in first.names] or \
+            names, firsts = [n.upper() for n in other.names], [n.upper() for n in first.names]
+            if names != firsts or \
                     not same_pixel_size(other.pixel_size_um, first.pixel_size_um):
+                # The same channels in another order: a writer's, which one export settles.
+                order = (": the same channels in another order; export every file in one "
+                         "order" if names != firsts and sorted(names) == sorted(firsts) else "")
                 raise InputError(f"{where} ({other.names}, {other.pixel_size_um:g} um) and "
                                  f"{first_where} ({first.names}, {first.pixel_size_um:g} um) "
-                                 "differ: one cartridge is one panel", parts[0].path.parent)
+                                 f"differ: one cartridge is one panel{order}",
+                                 parts[0].path.parent)
         return first
 
     def frames(self, parts: list[FramePart], info: dict, panel: Panel) -> list[FrameRef]:

@@ -233,6 +233,11 @@ class NamedFrames(FrameSource):
                             "the files do not hold; one frame alone: a file cut short, "
                             "or still being written?)"
                             if arr.shape[0] < panel.num_channels else ""), path)
+        if path.suffix.lower() in TIFF_SUFFIXES:
+            # A pixel size a frame's OME metadata state: each one's, not the first's alone,
+            # held to panel.json's (a frame of 0.32 um among 0.64 um ones was read at 0.64,
+            # unsaid). Its header again: a tenth of the frame's read.
+            refuse_other_ome_pixel_size(path, panel.pixel_size_um)
         arr = in_panel_order(arr, names, panel.names, path)
         return [remove_cellsearch_offset(arr[c], path) for c in keep]
 
@@ -269,6 +274,15 @@ class ChannelFiles(NamedFrames):
     name = "channel-files"
     suffixes = IMAGE_SUFFIXES
     per_channel = True
+
+    def panel(self, parts: list[FramePart], stated):
+        """panel.json's panel; a pixel size the first TIFF's OME metadata state must agree
+        with it, as a multipage frame's must (channel files of 0.32 um were read at 0.64)."""
+        panel = super().panel(parts, stated)
+        tiff = next((p.path for p in parts if p.path.suffix.lower() in TIFF_SUFFIXES), None)
+        if tiff is not None:
+            refuse_other_ome_pixel_size(tiff, panel.pixel_size_um)
+        return panel
 
     def read(self, frame: FrameRef, panel, keep: list[int]) -> list[np.ndarray | None]:
         """The kept channels' files only: files of channels not kept are never read. A

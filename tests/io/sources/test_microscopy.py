@@ -47,7 +47,7 @@ def write_ome_tiff(twin, dst: Path, unit: str = "µm", names=NAMES) -> Path:
     channel names, pixel size (in ``unit``) and 12 significant bits in the OME metadata, no
     panel.json."""
     root, cart, frames = twin
-    px = cart.panel.pixel_size_um / {"µm": 1.0, "nm": 1e-3, "mm": 1e3}[unit]
+    px = cart.panel.pixel_size_um / {"µm": 1.0, "nm": 1e-3, "mm": 1e3, "in": 25400.0}[unit]
     _cartridge_json(root, dst)
     with tifffile.TiffWriter(dst / "scan.ome.tif", ome=True) as tw:
         for frame_id, frame in frames.items():
@@ -78,6 +78,25 @@ def test_metadata_naming_the_channels_in_another_order_than_panel_json_is_said(t
     assert len(said) == 1 and ", ".join(swapped) in said[0]
 
 
+def test_scan_files_naming_the_same_channels_in_other_orders_say_so(twin, tmp_path):
+    """One cartridge is one panel: OME frame files naming the channels in two orders are
+    refused, saying it is an order (a writer's), not another panel."""
+    pytest.importorskip("bioio_ome_tiff")
+    _, cart, frames = twin
+    folder = tmp_path / "orders"
+    folder.mkdir()
+    swapped = [NAMES[0], NAMES[2], NAMES[1], *NAMES[3:]]
+    px = cart.panel.pixel_size_um
+    for (frame_id, frame), names in zip(list(frames.items())[:2], (NAMES, swapped)):
+        tifffile.imwrite(folder / f"{frame_id}.ome.tif", frame, ome=True,
+                         photometric="minisblack", metadata={
+                             "axes": "CYX", "Channel": {"Name": names},
+                             "PhysicalSizeX": px, "PhysicalSizeY": px})
+    with pytest.raises(InputError, match="one cartridge is one panel: the same channels in "
+                                         "another order; export every file in one order"):
+        open_cartridge(folder)
+
+
 def test_a_pixel_size_no_scan_has_in_the_metadata_names_the_file(twin, tmp_path):
     """OME stating 0.5 m per pixel (a unit mix-up): refused, naming the file that says so."""
     pytest.importorskip("bioio_ome_tiff")
@@ -88,9 +107,14 @@ def test_a_pixel_size_no_scan_has_in_the_metadata_names_the_file(twin, tmp_path)
     scan.write_bytes(data)
     with pytest.raises(InputError, match=r"scan.ome.tif: .*not a plausible pixel size"):
         open_cartridge(folder)
+    # A unit of length no pixel is measured in: refused, naming the file (it named none).
+    scan.write_bytes(data.replace(b'PhysicalSizeXUnit="m" ', b'PhysicalSizeXUnit="mi"')
+                     .replace(b'PhysicalSizeYUnit="m" ', b'PhysicalSizeYUnit="mi"'))
+    with pytest.raises(InputError, match=r"scan.ome.tif: pixel size stated in 'mi'"):
+        open_cartridge(folder)
 
 
-@pytest.mark.parametrize("unit", ["nm", "mm"])
+@pytest.mark.parametrize("unit", ["nm", "mm", "in"])
 def test_an_ome_pixel_size_in_another_unit_is_read_in_um(twin, tmp_path, unit):
     """OME states the pixel size with its unit (591.3 nm is 0.5913 um); the reader hands
     the number on as written."""

@@ -108,7 +108,9 @@ def test_frames_record_the_source_that_reads_them(tmp_path, rng):
 
 @pytest.mark.parametrize("stated, unit, refused", [(0.64, "µm", False), (0.6432, "µm", False),
                                                    (0.45, "µm", True), (640.0, "nm", False),
-                                                   (450.0, "nm", True)])
+                                                   (450.0, "nm", True),
+                                                   (0.000064, "cm", False),
+                                                   (0.000045, "cm", True)])
 def test_a_plain_tiff_frames_ome_pixel_size_must_agree_with_panel_json(tmp_path, rng, stated,
                                                                       unit, refused):
     from ctcnet.io.images import write_tiff
@@ -123,13 +125,41 @@ def test_a_plain_tiff_frames_ome_pixel_size_must_agree_with_panel_json(tmp_path,
                      metadata={"axes": "CYX", "PhysicalSizeX": stated,
                                "PhysicalSizeXUnit": unit, "PhysicalSizeY": stated,
                                "PhysicalSizeYUnit": unit})
-    in_um = stated / (1000 if unit == "nm" else 1)
+    in_um = stated * {"µm": 1, "nm": 1e-3, "cm": 1e4}[unit]
     if refused:
         with pytest.raises(InputError, match=f"OME metadata say {in_um:g} um per pixel, "
                                              "panel.json 0.64"):
             open_cartridge(tmp_path)
     else:
         assert open_cartridge(tmp_path).panel.pixel_size_um == 0.64
+
+
+def test_each_frames_ome_pixel_size_is_held_to_panel_json_and_channel_files_too(tmp_path,
+                                                                               rng):
+    """A second frame stating 0.32 um among frames of 0.64 is not read at 0.64 (only the
+    first frame's was held to panel.json); channel files stating another size are refused
+    as a multipage frame is."""
+    import tifffile
+
+    def ome(path, pixels, px):
+        tifffile.imwrite(path, pixels, ome=True, photometric="minisblack", metadata={
+            "axes": "CYX"[-pixels.ndim:], "PhysicalSizeX": px, "PhysicalSizeY": px})
+
+    frame = rng.integers(1, 999, (3, 16, 16), dtype=np.uint16)
+    (tmp_path / "panel.json").write_text(json.dumps(PANEL.to_dict()))
+    ome(tmp_path / "r00c00.tif", frame, 0.64)
+    ome(tmp_path / "r00c01.tif", frame, 0.32)
+    cart = open_cartridge(tmp_path)
+    assert read_frame(cart.frames[0], PANEL).shape == (3, 16, 16)
+    with pytest.raises(InputError, match="r00c01.tif: the frames' OME metadata say 0.32 um"):
+        read_frame(cart.frames[1], PANEL)
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "panel.json").write_text(json.dumps(PANEL.to_dict()))
+    for c in range(3):
+        ome(files / f"r00c00_c{c}.tif", frame[c], 0.32)
+    with pytest.raises(InputError, match="r00c00_c0.tif: the frames' OME metadata say 0.32"):
+        open_cartridge(files)
 
 
 def test_named_frames_and_containers_in_one_folder_are_refused(tmp_path, rng):
