@@ -161,6 +161,9 @@ class EarlierRun:
     cartridge_info: dict | None = None
     # When this run read it: journal parts written since are this run's.
     opened: float = field(default_factory=time.time)
+    # Read from previous/ (no summary.json: a run that replaced it was stopped before it
+    # wrote its own): the tables beside it are that run's, not the kept summary's to check.
+    from_kept: bool = False
     # What settle() found and kept: its table changed by hand; its summary kept in previous/.
     edited: bool = field(default=False, init=False)
     volume_moved: bool = field(default=False, init=False)  # its summary kept for that
@@ -174,7 +177,8 @@ class EarlierRun:
         whose review this account cannot read is refused (:func:`refuse_unreadable_review`)."""
         refuse_unreadable_review(folder)
         path = Path(folder) / SUMMARY_FILE
-        if not path.exists():
+        from_kept = not path.exists()
+        if from_kept:
             path = (kept_summaries(folder) or [path])[-1]
         try:
             written = path.stat().st_mtime
@@ -193,7 +197,7 @@ class EarlierRun:
         return cls(float(counted) if isinstance(counted, (int, float)) else None, written,
                    frames, **text, frame_sha256=sha,
                    blood_volume_ml=float(volume) if isinstance(volume, (int, float)) else None,
-                   cartridge_info=info if isinstance(info, dict) else None)
+                   cartridge_info=info if isinstance(info, dict) else None, from_kept=from_kept)
 
     def tables_change(self, parts: Path, frames: list[str], overwrite: bool = False) -> bool:
         """Whether the tables the journal in ``parts`` makes of ``frames`` (the scan's frame
@@ -263,14 +267,17 @@ class EarlierRun:
         written. Where they do not change, the earlier counts' time, which stands."""
         folder = Path(folder)
         table = folder / "events.parquet"
-        self.edited = bool(self.events_sha256 and table.is_file()
+        # Tables beside a summary kept in previous/ are a stopped run's, written after it
+        # withdrew its summary.json: not the kept summary's, and no one's edit.
+        self.edited = bool(not self.from_kept and self.events_sha256 and table.is_file()
                            and file_sha256(table) != self.events_sha256)
         if self.edited:
             log.warning("%s: events.parquet was changed since predict wrote it (its SHA-256 is "
                         "not the one summary.json records: edited by hand?); this run writes "
                         "its own", sample)
             keep_previous_summary(folder, keep_events=True)  # the evidence, kept aside
-        self._keep_an_edited_csv(folder, sample)
+        if not self.from_kept:
+            self._keep_an_edited_csv(folder, sample)
         if not self.tables_change(parts, frames, overwrite):
             return self.counted_at
         if not overwrite and self.written is not None:

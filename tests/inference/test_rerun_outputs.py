@@ -89,3 +89,34 @@ def test_an_earlier_ctcnets_summary_without_a_record_reads_no_record_changed(tmp
         earlier.keep_if_record_moved(tmp_path, "S1", {"patient_id": "P-001"})
     assert "record of the sample changed" not in caplog.text
 
+
+
+def test_tables_of_a_run_stopped_before_its_summary_are_no_edit(tmp_path, caplog):
+    """A run that replaced a summary (kept in previous/) and was killed after writing its
+    tables, before its summary.json: the rerun read those tables against the kept summary's
+    digests and warned "edited by hand", kept events.csv as not-as-written, and verify said
+    so for ever after. A summary.json beside other tables is an edit still."""
+    import json
+
+    from ctcnet.inference.summary import keep_previous_summary
+
+    (tmp_path / "summary.json").write_text(json.dumps({
+        "frames": {"processed": 1}, "status": "ok", "counted_at": 1.0e9,
+        "events_sha256": "a" * 64, "events_csv_sha256": "b" * 64}))
+    keep_previous_summary(tmp_path)
+    (tmp_path / "events.parquet").write_bytes(b"the stopped run's table")
+    (tmp_path / "events.csv").write_text("the stopped run's table\n")
+    kept = sorted(p.name for p in (tmp_path / "previous").iterdir())
+    with_summary = R.EarlierRun.read(tmp_path)
+    (tmp_path / "summary.json").unlink()
+    earlier = R.EarlierRun.read(tmp_path)
+    assert earlier.from_kept and earlier.events_sha256 == "a" * 64
+    with caplog.at_level("WARNING"):
+        earlier.settle(tmp_path, "S1", tmp_path / "parts", ["r00c00"], False)
+    assert "changed since predict wrote it" not in caplog.text and not earlier.edited
+    assert sorted(p.name for p in (tmp_path / "previous").iterdir()) == kept
+    assert (tmp_path / "events.csv").is_file()
+    (tmp_path / "summary.json").write_text((tmp_path / "previous" / kept[0]).read_text())
+    with caplog.at_level("WARNING"):
+        with_summary.settle(tmp_path, "S1", tmp_path / "parts", ["r00c00"], False)
+    assert with_summary.edited and "events.csv was changed since predict wrote it" in caplog.text
