@@ -50,7 +50,8 @@ def list_outputs(out, cartridges, datasets, shard: tuple[int, int] | None,
                     if panel is not None:  # has; a 4-channel scan in a night of 5-channel)
                         checked.conform(panel)
                 else:  # its crops' channels and the files named, as the run reads them first
-                    index = read_crop_index(path, pixel_size=stated_pixel_size(pixel_size))
+                    index = read_crop_index(path, pixel_size=stated_pixel_size(pixel_size),
+                                            look_ahead=True)
                     if panel is not None:
                         index.conform(panel)
             except InputError as err:

@@ -391,7 +391,8 @@ def checked_inputs(inputs: Iterable[str | Path], panel: Panel,
     readable = []
     for d in datasets:
         try:
-            read_crop_index(d, pixel_size=stated_pixel_size(pixel_size)).conform(panel)
+            read_crop_index(d, pixel_size=stated_pixel_size(pixel_size),
+                            look_ahead=True).conform(panel)
         except InputError as err:  # (as a cartridge refused on its own: the others run)
             set_aside_or_raise(err, Path(d).name, record, d)
             continue

@@ -168,7 +168,8 @@ def input_panels(cartridges: Iterable[Path], datasets: Iterable[Path],
 
 def _crop_indices(datasets: Iterable[Path], pixel_size: float | str | None) -> list:
     """Each crop dataset's index, read for its panel (a stated ``pixel_size`` applied)."""
-    return [read_crop_index(d, pixel_size=stated_pixel_size(pixel_size)) for d in datasets]
+    return [read_crop_index(d, pixel_size=stated_pixel_size(pixel_size), look_ahead=True)
+            for d in datasets]
 
 
 def _panels(cartridges: Iterable[Path], indices: list) -> list[Panel]:
