@@ -30,6 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("fit_decision")
 FIT_SEED = 62000  # count evaluation 61000, training 0, validation 1000, test 424242
 CHECK_SEED = 72000  # the balanced crops on which the card records the rule's per-crop cost
+# The least a rule is fitted on: 2 cartridges of 2 frames (26 CTCs, one cartridge without)
+# wrote a weight of -0.25 over the shipped -3.00 into the model, its card reading recall 1.000.
+MIN_CARTRIDGES = 10
+MIN_CTCS = 100
 
 
 def kept_review_band(before, rule):
@@ -93,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=ROOT / "fit_decision_output",
                         help="fitting cartridges and predictions (kept: a re-run reuses them)")
     args = parser.parse_args(argv)
+    if args.cartridges < MIN_CARTRIDGES:
+        parser.error(f"--cartridges {args.cartridges}: at least {MIN_CARTRIDGES} (a rule fitted "
+                     "on fewer reads its figures from a handful of CTCs)")
+    if not args.model.is_file():
+        parser.error(f"--model {args.model}: model file not found")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     import pandas as pd
@@ -138,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         truth = truth_of_processed_frames(cart, read_truth(path),
                                           RunSummary.read(run).skipped_frames)
         parts.append((cart.sample_id, pd.read_parquet(run / "events.parquet"), truth))
+    ctcs = sum(int((truth["class"] == "ctc").sum()) for _, _, truth in parts)
+    if ctcs < MIN_CTCS:
+        raise SystemExit(f"fit_decision.py: the fitting cartridges hold {ctcs} CTCs, fewer than "
+                         f"the {MIN_CTCS} a rule is fitted on: more --cartridges or --frames; "
+                         "nothing written")
     table = FitTable.build(parts, spec.class_names, spec.pixel_size_um)
     fitted, curves = fit_decision(table, spec, positives=args.classes.split(","),
                                   events=args.deployment_events)
@@ -146,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
                               frames=args.frames,
                               command="python scripts/fit_decision.py --model MODEL "
                                       f"--cartridges {args.cartridges} --frames {args.frames} "
-                                      f"--seed {args.seed}"
+                                      f"--seed {args.seed} --events-per-frame "
+                                      f"{args.events_per_frame:g} --check-per-class "
+                                      f"{args.check_per_class}"
                                       + {True: " --compensate", False: " --no-compensate",
                                          None: ""}[args.compensate])
     rule = DecisionRule.from_dict(decision, spec.class_names)
