@@ -227,3 +227,15 @@ def check_whole_number(value, least: int, name: str, may_be_none: bool = False) 
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
         raise InputError(f"{name} is a whole number >= {least}"
                          f"{' or None' if may_be_none else ''}, got {value!r}")
+
+
+def run_script(main, name: str):
+    """Run a script's ``main`` and exit with its status; a refusal (:class:`CtcnetError`)
+    ends in one line, as ctcnet's commands give it, not a traceback."""
+    import sys
+
+    try:
+        status = main()
+    except CtcnetError as err:
+        sys.exit(f"{name}: {err}")
+    sys.exit(status)

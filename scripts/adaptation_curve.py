@@ -362,4 +362,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from ctcnet.errors import run_script
+
+    run_script(main, "adaptation_curve.py")

@@ -145,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                              "default: as the model was trained)")
     parser.add_argument("--out", type=Path, default=ROOT / "cartridge_counts_output")
     args = parser.parse_args(argv)
+    if args.cartridges < 1 or args.frames < 1:
+        parser.error("--cartridges and --frames: at least 1")
 
     import pandas as pd
 
@@ -201,4 +203,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from ctcnet.errors import run_script
+
+    run_script(main, "cartridge_counts.py")

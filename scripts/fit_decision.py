@@ -199,4 +199,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from ctcnet.errors import run_script
+
+    run_script(main, "fit_decision.py")

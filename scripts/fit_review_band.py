@@ -166,4 +166,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from ctcnet.errors import run_script
+
+    run_script(main, "fit_review_band.py")

@@ -200,9 +200,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from ctcnet.errors import CtcnetError
+    from ctcnet.errors import run_script
 
-    try:
-        raise SystemExit(main())
-    except CtcnetError as err:  # a refusal: one line, as ctcnet's commands give it
-        raise SystemExit(f"refit_guard.py: {err}") from None
+    run_script(main, "refit_guard.py")

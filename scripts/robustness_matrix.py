@@ -37,6 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # Far from training (0), validation (1000), model-card tests (424242), the perturbation
 # table's crops (4243) and the baselines' training set (7919).
 MATRIX_SEED = 52021
+TRAIN_PER_CLASS = 300
+# The fewest crops a card's matrix is measured on: 3 / the 2 % flip target (no flip among
+# fewer bounds the rate under it; ctcnet.evaluation.matrix says so of a smaller one).
+CARD_CROPS = 150
 
 
 def perturbation_rows(panel) -> list[tuple[str, object]]:
@@ -94,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--model", help="model file (default: the shipped model)")
     parser.add_argument("--per-class", type=int, default=250)
-    parser.add_argument("--train-per-class", type=int, default=300,
+    parser.add_argument("--train-per-class", type=int, default=TRAIN_PER_CLASS,
                         help="baseline training crops per class (simulated, other seed)")
     parser.add_argument("--seed", type=int, default=MATRIX_SEED)
     parser.add_argument("--out", type=Path, default=ROOT / "robustness_output")
@@ -111,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--card", action="store_true",
                         help="also record the range ends in the model's card (<model>.json/.md)")
     args = parser.parse_args(argv)
+    if args.per_class < 1 or args.train_per_class < 1:
+        parser.error("--per-class and --train-per-class: at least 1")
+    if args.card and (args.families or args.table_data):
+        parser.error("--card records the whole matrix: drop --families / --table-data")
     logging.basicConfig(level=logging.WARNING)
 
     from ctcnet.evaluation.baselines import fit_baselines
@@ -129,6 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     backend = load_backend(args.model, device=args.device)
     spec = backend.spec
+    if args.card and args.per_class * spec.num_classes < CARD_CROPS:
+        parser.error(f"--card: a card's matrix is measured on {CARD_CROPS} crops at least "
+                     f"(--per-class {-(-CARD_CROPS // spec.num_classes)}): one flip among "
+                     "fewer is more than the 2 % target (a card's 1000-crop matrix was "
+                     "replaced by one of 40 crops)")
     if args.table_data is not None:
         from ctcnet.evaluation.test_set import labelled_test_set
 
@@ -170,7 +183,10 @@ def main(argv: list[str] | None = None) -> int:
 
         card = backend.model_path.with_suffix(".json")
         command = (f"python scripts/robustness_matrix.py --model models/{card.stem}.pt "
-                   f"--per-class {args.per_class} --seed {args.seed} --card")
+                   f"--per-class {args.per_class} --seed {args.seed}"
+                   + (f" --train-per-class {args.train_per_class}"
+                      if args.train_per_class != TRAIN_PER_CLASS else "")
+                   + (" --no-baselines" if args.no_baselines else "") + " --card")
         update_card(card, robustness_matrix=matrix_summary(matrix, command))
         print(f"recorded in {card} and {card.with_suffix('.md')}")
     atomic_write_text(args.out / "perturbation_table.json", json.dumps(table, indent=2) + "\n")
@@ -217,4 +233,6 @@ def print_perturbation_table(table: list[dict]) -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from ctcnet.errors import run_script
+
+    run_script(main, "robustness_matrix.py")

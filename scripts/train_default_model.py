@@ -40,7 +40,6 @@ import argparse
 import json
 import logging
 import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -253,4 +252,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from ctcnet.errors import run_script
+
+    run_script(main, "train_default_model.py")
