@@ -81,10 +81,8 @@ from ctcnet.io.atomic import (
     written_together,
 )
 from ctcnet.nn.calls import FAILED_CLASS
-from ctcnet.review.decisions import (
-    find_samples,
-    load_sample,
-)
+from ctcnet.review.decisions import find_samples, load_sample
+from ctcnet.review.records_read import review_records_read
 
 log = logging.getLogger(__name__)
 
@@ -479,10 +477,12 @@ def _export(results, fcs: bool, geojson: bool, out, overwrite: bool, geometry: s
                 log.warning("%s: its run failed (no frame was read); nothing exported",
                             plan.name)
                 continue
-            events, summary = _load(plan, geometry)
+            # The decisions, sign-off and summary of one moment, a review going on or not.
+            with review_records_read(plan.folder):
+                events, summary = _load(plan, geometry)
+                signoff = signoff_now(plan.folder, events, summary) if plan.fcs else None
             where = plan.folder / "events.parquet"
             plan.events = len(events)
-            signoff = signoff_now(plan.folder, events, summary) if plan.fcs else None
             if codes is not None:
                 summary, signoff = coded(summary, signoff, codes[plan.name])
             if plan.fcs is not None:

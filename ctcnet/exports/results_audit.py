@@ -35,6 +35,7 @@ from ctcnet.inference.summary import RunSummary
 from ctcnet.review.decision_journal import read_decisions
 from ctcnet.review.decisions import REVIEW_FILE, SECOND_FILE, find_samples
 from ctcnet.review.journal_seal import JournalEdited, check_as_sealed
+from ctcnet.review.records_read import review_records_read
 from ctcnet.review.runs import closed_folders
 from ctcnet.review.signoff import CALLS_CHANGED, CURRENT, EDITED, SIGNOFF_FILE, read_signoff
 from ctcnet.review.signoff_words import why_not_holding
@@ -255,9 +256,17 @@ def audit_results(results: str | Path) -> list[dict]:
                   "problems": [f"this account ({account_name()}) may not enter it "
                                f"({owner_and_mode(p)}): not checked"], "notes": []}
                  for p in closed]
-    return sorted([_audit_sample(name, Path(absolute(folder)))
+    return sorted([_audit_settled(name, Path(absolute(folder)))
                    for name, folder in samples.items()] + unchecked,
                   key=lambda s: s["sample"])
+
+
+def _audit_settled(name: str, folder: Path) -> dict:
+    """:func:`_audit_sample` on the review records of one moment, a review going on or not:
+    read apart, a decision beside the summary before it failed a healthy folder ("edited by
+    hand?")."""
+    with review_records_read(folder):
+        return _audit_sample(name, folder)
 
 
 def _seal_lines(data: dict) -> tuple[list[str], list[str]]:

@@ -164,19 +164,29 @@ def read_decisions(sample_dir: str | Path, file: str = REVIEW_FILE) -> pd.DataFr
 # ---------------------------------------------------------------------------------------------
 # Writing: one read-modify-write at a time per folder, across threads and processes.
 
-_NO_FLOCK = threading.Lock()
+_NO_FLOCK = threading.RLock()
 _warned_no_flock = False
+# The sample folders this thread holds the lock of: a reader that holds it over all its reads
+# (review_records_read) may call what takes it again. A second flock of the same file from
+# this process waits for the first: it would wait for ever.
+_HELD = threading.local()
 
 
 @contextlib.contextmanager
 def decisions_lock(sample_dir: str | Path) -> Iterator[None]:
-    """Hold the exclusive lock on a sample's review.csv (blocks until it is free).
+    """Hold the exclusive lock on a sample's review.csv (blocks until it is free); held by
+    this thread already, it is held on.
 
     ``flock`` on a lock file that is never deleted (deleting it would let a waiter lock the
     old file while a newcomer locks a new one); the kernel releases it when a holder dies.
     Where there is no ``flock``, a lock of this process only, with a warning.
     """
     global _warned_no_flock
+    key = os.path.realpath(sample_dir)
+    held = _HELD.__dict__.setdefault("folders", set())
+    if key in held:
+        yield
+        return
     try:
         import fcntl
     except ImportError:
@@ -186,14 +196,21 @@ def decisions_lock(sample_dir: str | Path) -> Iterator[None]:
                         "folder")
             _warned_no_flock = True
         with _NO_FLOCK:
-            yield
+            held.add(key)
+            try:
+                yield
+            finally:
+                held.discard(key)
         return
     with open_lock(Path(sample_dir) / LOCK_FILE) as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        held.add(key)
         try:
             yield
         finally:
+            held.discard(key)
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
 
 
 def _write(sample_dir: Path, table: pd.DataFrame) -> None:

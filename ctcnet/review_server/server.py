@@ -63,6 +63,7 @@ from urllib.parse import quote, unquote, urlsplit
 from ctcnet.core.json_text import strict_loads
 from ctcnet.core.printable import printable_name
 from ctcnet.errors import CtcnetError, InputError
+from ctcnet.review.records_read import review_records_read
 from ctcnet.review_server import access
 from ctcnet.review_server.app import ReviewApp, UnknownSample
 from ctcnet.review_server.request_gate import RequestGate, query_value
@@ -313,19 +314,25 @@ class ReviewHandler(RequestGate, BaseHTTPRequestHandler):
             sample = self.app.sample(unquote(parts[2]))
             since = query_value(url.query, "since")
             reading = parse_reading(query_value(url.query, "reading", True))
-            if since is None:  # (with where the static report is: its pages send no cookie)
-                return self._json(200, {**sample.state(self.app.reviewer, self.app.saliency,
-                                                       reading),
-                                        "files": access.files_prefix(self.app.token)})
-            sample.check_run(run_id)  # a page of another run must reload, not merge
-            return self._json(200, sample.changes(since, reading))
+            # The records of one moment (another server's sign-off, read between its history
+            # and its record, read "edited since"); sent once the lock is let go.
+            with review_records_read(sample.folder, wait_s=0.0):
+                if since is None:  # (with where the static report is: no cookie there)
+                    body = {**sample.state(self.app.reviewer, self.app.saliency, reading),
+                            "files": access.files_prefix(self.app.token)}
+                else:
+                    sample.check_run(run_id)  # a page of another run must reload, not merge
+                    body = sample.changes(since, reading)
+            return self._json(200, body)
         if parts[1] == "api" and len(parts) == 4 and parts[3] == "agreement":
             sample = self.app.sample(unquote(parts[2]))
             sample.check_run(run_id)
             # With the sign-off as it holds: a second reading's decision moves it on, and the
             # first reader's page polls its own journal only.
-            return self._json(200, {**sample.agreement(), "signoff": sample.signoff(
-                sample.decisions.matched(sample.run))})
+            with review_records_read(sample.folder, wait_s=0.0):
+                body = {**sample.agreement(), "signoff": sample.signoff(
+                    sample.decisions.matched(sample.run))}
+            return self._json(200, body)
         tile = tile_route(parts[3]) if parts[1] == "api" and len(parts) == 4 else None
         if tile is not None:
             kind, event_id = tile
