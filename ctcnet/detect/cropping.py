@@ -309,7 +309,9 @@ def centre_fit(crops, size: int) -> tuple:
         inside = np.zeros((hh, ww), bool)
         inside[top:top + h, left:left + w] = True
         ring = inside.copy()
-        r = min(_RING_PX, h // 2, w // 2)
+        # At least 1: a crop 1 px thin has a ring of none at 0, and its margin was filled
+        # at the zeros placed round it (a speck on black), not at its own background.
+        r = max(1, min(_RING_PX, h // 2, w // 2))
         ring[top + r:top + h - r, left + r:left + w - r] = False
         n = len(crops)
         crops = background_fill(placed, np.broadcast_to(inside, (n, hh, ww)),
