@@ -61,6 +61,14 @@ def resample(crops, factor: float):
     t = as_float32(crops)
     if len(t) == 0:  # CUDA's antialiased interpolation refuses an empty batch
         return t.new_zeros((*t.shape[:2], *size))
+    if min(h, w) == 1:
+        # torch's antialiased kernel gives every output the first value from a side of one
+        # pixel (a 1 px strip): the same weights, as the numpy path applies them.
+        import torch
+
+        rows, cols = (torch.from_numpy(antialias_matrix(n, m)).to(t.device)
+                      for n, m in ((h, size[0]), (w, size[1])))
+        return torch.einsum("nchw,yh,xw->ncyx", t, rows, cols)
     return F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 

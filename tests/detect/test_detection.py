@@ -572,3 +572,19 @@ def test_a_frame_of_other_planes_than_the_panels_is_refused_channels_last_named(
         detect_events(frame[:3], panel)
     with pytest.raises(InputError, match=r"channels last\? np.moveaxis\(frame, -1, 0\)"):
         detect_events(np.moveaxis(frame, 0, -1), panel)
+
+
+def test_a_strip_one_pixel_wide_resamples_alike_as_tensor_and_array():
+    """torch's antialiased kernel gave every output the first value from a side of one pixel
+    ([0.43, 0.43, 0.43] for [0.43, 4.44, 13.0]): tensors of such crops take the numpy path's
+    weights."""
+    import torch
+
+    from ctcnet.detect.resampling import resample
+
+    for shape in ((1, 1, 5, 1), (2, 3, 1, 7)):
+        crops = (np.arange(np.prod(shape), dtype=np.float32) ** 2).reshape(shape)
+        want = resample(crops, 0.6)
+        got = resample(torch.from_numpy(crops), 0.6).numpy()
+        assert len(np.unique(want)) > 1
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
