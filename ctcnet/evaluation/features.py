@@ -120,8 +120,10 @@ def _shape_moments(mask: np.ndarray, px_um: float) -> tuple[np.ndarray, np.ndarr
     spread = np.sqrt(((syy - sxx) / 2) ** 2 + sxy ** 2)
     major = (syy + sxx) / 2 + spread
     minor = np.maximum((syy + sxx) / 2 - spread, 1e-3)
-    elongation = np.where(mask.any(axis=(1, 2)), np.sqrt(major / minor), 1.0)
-    offset = np.hypot(cy - (h - 1) / 2, cx - (w - 1) / 2) * px_um
+    found = mask.any(axis=(1, 2))
+    elongation = np.where(found, np.sqrt(major / minor), 1.0)
+    # No object has no offset (its centroid, (0, 0) by default, read as one at the corner).
+    offset = np.where(found, np.hypot(cy - (h - 1) / 2, cx - (w - 1) / 2) * px_um, 0.0)
     return elongation, offset
 
 

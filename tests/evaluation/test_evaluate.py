@@ -82,6 +82,16 @@ def toy():
 
 # --- features ------------------------------------------------------------------------------------
 
+def test_a_crop_without_an_object_has_no_centre_offset():
+    """No object read as one at the crop's corner (35.8 um off centre at 80 px)."""
+    from ctcnet.evaluation.features import _shape_moments
+
+    mask = np.zeros((2, 80, 80), bool)
+    mask[1, 10:20, 10:20] = True
+    elongation, offset = _shape_moments(mask, 0.64)
+    assert elongation[0] == 1.0 and offset[0] == 0.0 and offset[1] > 10
+
+
 def test_features_taken_a_chunk_at_a_time_are_those_of_one_batch(toy, monkeypatch):
     from ctcnet.evaluation import features
 

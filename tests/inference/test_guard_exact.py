@@ -31,3 +31,14 @@ def test_fired_names_joins_each_rows_flags(rng):
     names = np.array(FLAGS, dtype=object)
     assert fired_names(fired) == ["+".join(names[row]) for row in fired]
     assert fired_names(np.zeros((0, len(FLAGS)), bool)) == []
+
+
+def test_a_group_with_no_values_has_no_median_whatever_the_least_asked():
+    """min_events 0 (a caller's GuardRules(min_reference_events=0)): a group of no included
+    value read another group's median, or an IndexError."""
+    from ctcnet.inference.guard.reference import group_median
+
+    got = group_median([1.0, 5.0, 9.0], [False, True, True], ["a", "b", "b"], 0)
+    assert np.isnan(got[0]) and got[1:].tolist() == [7.0, 7.0]
+    got = group_median([1.0, 5.0, 9.0], [True, False, False], ["a", "b", "b"], 0)
+    assert got[0] == 1.0 and np.isnan(got[1:]).all()

@@ -44,7 +44,7 @@ def group_median(values: np.ndarray, included: np.ndarray, groups: np.ndarray | 
     kept, owner = kept[order], owner[order]
     size = np.bincount(owner, minlength=len(keys))
     start = np.cumsum(size) - size
-    enough = np.flatnonzero(size >= min_events)
+    enough = np.flatnonzero((size >= min_events) & (size > 0))  # (a group of none: NaN)
     low = kept[start[enough] + (size[enough] - 1) // 2]
     high = kept[start[enough] + size[enough] // 2]
     median = np.full(len(keys), np.nan)
