@@ -416,6 +416,9 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
                         version=made["software"]["ctcnet"])  # (the spec's writer: this ctcnet)
     model.spec = spec
     save_model(out_path, model.cpu(), spec)
+    from ctcnet.evaluation.recalibration_card import write_recalibration_card
+
+    write_recalibration_card(out_path, spec)  # (the card an earlier model there had replaced)
     return spec
 
 

@@ -300,8 +300,9 @@ def list_models() -> list[ModelInfo]:
             for model in sorted(f for f in folder.iterdir() if f.suffix in WEIGHT_SUFFIXES):
                 if not model.with_suffix(".json").exists():
                     _warn_once(model, f"has no card ({model.stem}.json) beside it, so it is not "
-                               "offered by name: scripts/train_default_model.py and ctcnet "
-                               "finetune write one; --model takes the file itself")
+                               "offered by name: scripts/train_default_model.py, ctcnet "
+                               "finetune and ctcnet evaluate --save-model write one; --model "
+                               "takes the file itself")
     return sorted(found.values(), key=lambda m: (m.name != DEFAULT_MODEL_NAME, m.name))
 
 
@@ -312,8 +313,9 @@ def get_model(name: str) -> ModelInfo:
     if path.suffix in WEIGHT_SUFFIXES and path.is_file():
         info = _read_card(path.with_suffix(".json"))
         if info is None:
-            raise InputError(f"has no card ({path.stem}.json) beside it: ctcnet finetune and "
-                             "scripts/train_default_model.py write one, ctcnet train does not "
+            raise InputError(f"has no card ({path.stem}.json) beside it: ctcnet finetune, "
+                             "evaluate --save-model and scripts/train_default_model.py write "
+                             "one, ctcnet train does not "
                              "(its run folder's checkpoints hold the model's spec); predict "
                              "and evaluate take the file itself with --model", path)
         return info

@@ -96,6 +96,18 @@ def test_a_recalibrated_model_records_its_making_and_its_crops_are_told(cart_and
     assert made["from_sha256"] == file_sha256(cart_and_model / "model.pt")
     assert made["data_dir"] == str(Path(crops).resolve()) and made["crops"] > 0
     assert made["software"] and made["at"]
+    # With its card beside it: offered by name with its own digest (a card-less file was
+    # warned of everywhere, sent to finetune for a card), the base's figures said as the base's.
+    import json
+
+    from ctcnet.nn.registry import get_model
+
+    card = json.loads((tmp_path / "c.json").read_text())
+    assert card["sha256"] == file_sha256(tmp_path / "c.pt")
+    assert card["recalibration"]["from_sha256"] == made["from_sha256"]
+    assert get_model(str(tmp_path / "c.pt")).name == "c"
+    text = (tmp_path / "c.md").read_text()
+    assert "(recalibrated)" in text and "are the base's" in text and "temperature" in text
     from ctcnet.detect.crop_dataset import load_crops, read_crop_index
 
     index = read_crop_index(crops, taxonomy=spec.taxonomy).conform(spec.panel, "crops")
