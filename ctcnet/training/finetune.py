@@ -323,10 +323,16 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
                                  "simulated crops to pool them with")
     if skipped:
         skipped = f"held-out part too small: {skipped}"
+        # Of one class, a whole sample held out (--holdout takes whole samples where there are
+        # two or more, and cannot mend it): crops placed by hand.
+        one_class = sum(1 for n in held.class_counts(spec.class_names).values() if n) < 2 \
+            and len(set(index.sample_ids)) > 1
         log.warning("%s: %s; the fine-tuned model keeps the base model's calibration "
-                    "(temperature %.3f, review threshold %.3f); hold out more (--holdout) or "
-                    "add crops to recalibrate", data_dir, skipped, spec.temperature,
-                    spec.review_threshold)
+                    "(temperature %.3f, review threshold %.3f); %s to recalibrate", data_dir,
+                    skipped, spec.temperature, spec.review_threshold,
+                    "place crops of the other classes in the val split (manifest.csv's split "
+                    "column: samples are held out whole)" if one_class else
+                    "hold out more (--holdout) or add crops")
     elif method == "pooled":
         log.info("%s: %d held-out crops, under %d: temperature and review threshold are "
                  "fitted on them pooled with simulated crops", data_dir, len(held.targets),

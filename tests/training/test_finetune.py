@@ -127,6 +127,15 @@ def test_finetune_under_the_floor_keeps_the_base_calibration_and_says_so(lab, tm
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("keeps the base model's calibration" in m and "--holdout" in m for m in warned)
     assert "Calibration: **skipped**" in out.with_suffix(".md").read_text()
+    # Two samples, the one held out whole of one class: --holdout cannot mend it (it said so).
+    caplog.clear()
+    write_crop_dataset(tmp_path / "two", images, ["wbc"] * 4 + ["ctc"] * 4, load_panel(None),
+                       ["s1"] * 4 + ["s2"] * 4)
+    finetune(tmp_path / "two", tmp_path / "two.pt", lab / "base.pt", TINY)
+    warned = [r.getMessage() for r in caplog.records if "keeps the base model's" in
+              r.getMessage()]
+    assert warned and "place crops of the other classes in the val split" in warned[0]
+    assert "--holdout" not in warned[0]
 
 
 def test_a_fine_tuned_model_joins_the_models_of_its_folder(lab, tmp_path, monkeypatch):
