@@ -121,19 +121,22 @@ def _not_cut_here(out) -> list[str]:
 
     try:
         record = json.loads((out / DATASET_FILE).read_text(encoding="utf-8"))
-        cut = {str(row["path"]): str(row["label"]) for row in record["crops"]}
-    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError):
-        return [f"{DATASET_FILE} (unreadable: which crops it cut cannot be told)"]
-    own = set(cut) | {DATASET_FILE, "manifest.csv", "panel.json"}
-    found = [p.relative_to(out).as_posix() for p in sorted(out.rglob("*"))
-             if (p.is_file() or p.is_symlink()) and not desktop_file(p.name)]
-    found = [name for name in found if name not in own]
+    except (OSError, UnicodeDecodeError, ValueError):
+        return [f"{DATASET_FILE} (unreadable: which crops the cut wrote cannot be told)"]
     try:
         with open(out / "manifest.csv", newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
     except (OSError, UnicodeDecodeError, csv.Error):
         rows = []
     listed = {row.get("path") for row in rows}
+    try:
+        cut = {str(row["path"]): str(row["label"]) for row in record["crops"]}
+    except (TypeError, KeyError):  # a cut that listed no crops of its own: its manifest's
+        cut = {str(row.get("path")): str(row.get("label")) for row in rows}
+    own = set(cut) | {DATASET_FILE, "manifest.csv", "panel.json"}
+    found = [p.relative_to(out).as_posix() for p in sorted(out.rglob("*"))
+             if (p.is_file() or p.is_symlink()) and not desktop_file(p.name)]
+    found = [name for name in found if name not in own]
     edited = sum(cut.get(row.get("path") or "") != row.get("label") or bool(row.get("split"))
                  for row in rows) + sum(path not in listed for path in cut)
     if edited:

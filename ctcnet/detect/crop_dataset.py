@@ -304,11 +304,14 @@ def _say_a_stated_size_set_aside(index: CropIndex, pixel_size: float | str, opti
     other = {k: v for k, v in stated.items() if isinstance(pixel_size, str)
              or not same_pixel_size(float(pixel_size), float(v))}
     if other:
-        log.warning("%s: %s %s reads the crops at another pixel size than %s state%s (%s um): "
-                    "one of the two is wrong, and a wrong pixel size costs CTC calls; leave "
-                    "%s out to read them as stated", index.root, option, pixel_size,
-                    " and ".join(other), "" if len(other) > 1 else "s",
-                    ", ".join(f"{v:g}" for v in other.values()), option)
+        said = (f"{' and '.join(other)} state{'' if len(other) > 1 else 's'} "
+                f"({', '.join(f'{v:g}' for v in other.values())} um)")
+        how = (f"reads the crops at another pixel size than {said}: one of the two is wrong, "
+               "and a wrong pixel size costs CTC calls" if not isinstance(pixel_size, str) else
+               f"sets aside the pixel size {said} for "
+               + ("its estimate" if pixel_size == PIXEL_SIZE_AUTO else "a scale per crop"))
+        log.warning("%s: %s %s %s; leave %s out to read them as stated", index.root, option,
+                    pixel_size, how, option)
     clusters = sum(label == "cluster" for label in index.labels)
     if pixel_size == PIXEL_SIZE_FIT and clusters:
         log.warning("%s: %s fit brings every crop's object to one cell's size, but %d crop(s) "

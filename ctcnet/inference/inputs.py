@@ -119,8 +119,12 @@ def _one_frame_of_several(path: Path) -> bool:
     was counted as the whole tube, its rate per 7.5 mL from a share of the blood)."""
     if not path.is_file() or not FRAME_POSITION.search(path.name):
         return False
+    # A frame's name but for its position (r00c00.ome.tif beside r00c01.ome.tif): scans
+    # named otherwise (donor7_r1c2.ome.tif beside donor8.ome.tif) are scans of their own.
+    rest = FRAME_POSITION.sub("", path.name).lower()
     for other in path.parent.iterdir():
-        if other != path and not other.name.startswith("."):
+        if other != path and FRAME_POSITION.search(other.name) and \
+                FRAME_POSITION.sub("", other.name).lower() == rest:
             with contextlib.suppress(InputError, OSError):
                 if claim(other) is not None:
                     return True

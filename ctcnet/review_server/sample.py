@@ -156,7 +156,6 @@ class Sample(SampleImages):
         if reading == FIRST:
             out["signoff"] = self.signoff(matched)
             out["agreement"] = self.agreement()
-            self._write_if_signoff_moved(out["signoff"])
         return out
 
     @cached_property
@@ -191,12 +190,13 @@ class Sample(SampleImages):
                "unattached": self.unattached(matched)}
         if reading == FIRST:  # decisions made elsewhere may have outdated the sign-off
             out["signoff"] = self.signoff(matched)
-            self._write_if_signoff_moved(out["signoff"])
         return out
 
-    def _write_if_signoff_moved(self, shown: dict | None) -> None:
-        """summary.json, index.html and samples.csv written again where the sign-off reads
-        otherwise than summary.json says (a journal edited by hand since): once a change."""
+    def write_if_signoff_moved(self, shown: dict | None) -> None:
+        """summary.json, index.html and samples.csv written again where the sign-off a page
+        was shown (:meth:`state`, :meth:`changes`) reads otherwise than summary.json says (a
+        journal edited by hand since): once a change; after the records' read let go of
+        the lock (the run index's refresh is slow work)."""
         status = (shown or {}).get("status")
         if self.__dict__.get("_signoff_seen", "unread") == status:
             return

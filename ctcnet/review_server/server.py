@@ -284,6 +284,24 @@ class ReviewHandler(RequestGate, BaseHTTPRequestHandler):
             return self._to_session()
         self._answer(self._get, HTTPStatus.CONFLICT)
 
+    def _state(self, sample, query: str, run_id: str | None) -> dict:
+        """A sample's state for its page (``since``: what changed since that stamp): its
+        records read as one moment's, under the decisions lock (another server's sign-off,
+        read between its history and its record, read "edited since"); summary.json brought
+        up to a sign-off that moved once the lock is let go."""
+        since = query_value(query, "since")
+        reading = parse_reading(query_value(query, "reading", True))
+        with review_records_read(sample.folder, wait_s=0.0):
+            if since is None:  # (with where the static report is: no cookie there)
+                body = {**sample.state(self.app.reviewer, self.app.saliency, reading),
+                        "files": access.files_prefix(self.app.token)}
+            else:
+                sample.check_run(run_id)  # a page of another run must reload, not merge
+                body = sample.changes(since, reading)
+        if "signoff" in body:
+            sample.write_if_signoff_moved(body["signoff"])
+        return body
+
     def _get(self):
         url = urlsplit(self.path)
         path, run_id = url.path, run_of(url.query)
@@ -311,19 +329,8 @@ class ReviewHandler(RequestGate, BaseHTTPRequestHandler):
             parse_reading(query_value(url.query, "reading", True))
             return self._send(200, PAGE.read_bytes(), "text/html; charset=utf-8")
         if parts[1] == "api" and len(parts) == 4 and parts[3] == "state":
-            sample = self.app.sample(unquote(parts[2]))
-            since = query_value(url.query, "since")
-            reading = parse_reading(query_value(url.query, "reading", True))
-            # The records of one moment (another server's sign-off, read between its history
-            # and its record, read "edited since"); sent once the lock is let go.
-            with review_records_read(sample.folder, wait_s=0.0):
-                if since is None:  # (with where the static report is: no cookie there)
-                    body = {**sample.state(self.app.reviewer, self.app.saliency, reading),
-                            "files": access.files_prefix(self.app.token)}
-                else:
-                    sample.check_run(run_id)  # a page of another run must reload, not merge
-                    body = sample.changes(since, reading)
-            return self._json(200, body)
+            return self._json(200, self._state(self.app.sample(unquote(parts[2])), url.query,
+                                               run_id))
         if parts[1] == "api" and len(parts) == 4 and parts[3] == "agreement":
             sample = self.app.sample(unquote(parts[2]))
             sample.check_run(run_id)

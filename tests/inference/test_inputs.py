@@ -544,6 +544,10 @@ def test_one_ome_tiff_frame_of_a_cartridge_of_them_is_refused_as_a_frame(clean_r
     assert resolve_inputs([frame.parent]) == ([frame.parent], [])
     scan = frame.rename(frame.with_name("patient_17.ome.tif"))
     assert resolve_inputs([scan]) == ([scan], [])
+    # A scan named with a plate's well beside another scan: a scan of its own.
+    well = scan.rename(scan.with_name("donor7_r1c2.ome.tif"))
+    assert resolve_inputs([well]) == ([well], [])
+    scan = well.rename(scan)
     # Alone in its folder, a file named as a frame is the scan it holds.
     (frame.parent / "r00c01.ome.tif").unlink()
     alone = scan.rename(frame)

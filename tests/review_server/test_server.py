@@ -1895,3 +1895,31 @@ def test_a_sample_with_a_file_another_account_keeps_is_403_and_the_server_starts
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_poll_brings_summary_json_up_to_a_sign_off_a_hand_edit_voided(results, tmp_path):
+    """The page's poll reads the records under the decisions lock, then writes summary.json
+    where the sign-off moved (a review.csv edited by hand): summary.json says so."""
+    out = tmp_path / "results"
+    shutil.copytree(results / "results", out)
+    here, there = served_twice(out)
+    try:
+        state = json.loads(request(here, "GET", "/api/P001/state")[1])
+        assert post_decision(here, state["candidates"][0]["event_id"], "debris")[0] == 200
+        state = json.loads(request(here, "GET", "/api/P001/state")[1])
+        status, data = request(here, "POST", "/api/P001/signoff", json.dumps(
+            {"reviewer": "ann", "run_id": state["run_id"], "stamp": state["stamp"],
+             "note": "the rest checked as called"}), {"Content-Type": "application/json"})
+        assert status == 200, data
+        stamp = json.loads(request(here, "GET", "/api/P001/state")[1])["stamp"]
+        journal = out / "P001" / "review.csv"
+        journal.write_text(journal.read_text().replace(",debris,", ",ctc,", 1))
+        polled = json.loads(request(here, "GET", f"/api/P001/state?since={stamp}&run="
+                                    f"{state['run_id']}")[1])
+        assert polled["signoff"]["status"] != "current"
+        assert json.loads((out / "P001" / "summary.json").read_text())["signoff"][
+            "status"] == polled["signoff"]["status"]
+    finally:
+        for server in (here, there):
+            server.shutdown()
+            server.server_close()

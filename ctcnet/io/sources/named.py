@@ -289,6 +289,9 @@ class ChannelFiles(NamedFrames):
         channel whose file the frame lacks (:attr:`FrameRef.missing`) reads as None."""
         present = [c for c in range(panel.num_channels) if c not in frame.missing]
         files = dict(zip(present, frame.files))
+        tiff = next((f for f in frame.files if f.suffix.lower() in TIFF_SUFFIXES), None)
+        if tiff is not None:  # each frame's stated pixel size, as a multipage frame's
+            refuse_other_ome_pixel_size(tiff, panel.pixel_size_um)
         planes = [remove_cellsearch_offset(read_channel_file(files[c], panel.names[c]), files[c])
                   if c in files else None for c in keep]
         shapes = [p.shape for p in planes if p is not None]

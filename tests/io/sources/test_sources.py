@@ -160,6 +160,14 @@ def test_each_frames_ome_pixel_size_is_held_to_panel_json_and_channel_files_too(
         ome(files / f"r00c00_c{c}.tif", frame[c], 0.32)
     with pytest.raises(InputError, match="r00c00_c0.tif: the frames' OME metadata say 0.32"):
         open_cartridge(files)
+    # The first frame's files as stated, a later frame's not: that frame is refused when read.
+    for c in range(3):
+        ome(files / f"r00c00_c{c}.tif", frame[c], 0.64)
+        ome(files / f"r00c01_c{c}.tif", frame[c], 0.32)
+    cart = open_cartridge(files)
+    assert read_frame(cart.frames[0], PANEL).shape == (3, 16, 16)
+    with pytest.raises(InputError, match="r00c01_c0.tif: the frames' OME metadata say 0.32"):
+        read_frame(cart.frames[1], PANEL)
 
 
 def test_named_frames_and_containers_in_one_folder_are_refused(tmp_path, rng):
