@@ -51,6 +51,16 @@ def overwrite_advice(out_dir: str | Path) -> str:
     sign-off history) and the sample is reviewed and signed off again. Empty elsewhere."""
     if not (Path(out_dir) / "signoff.json").exists():
         return ""
+    import json
+
+    try:  # a sign-off that no longer holds already is not called "signed off"
+        status = (json.loads((Path(out_dir) / "summary.json").read_text(encoding="utf-8"))
+                  .get("signoff") or {}).get("status")
+    except (OSError, ValueError, AttributeError):
+        status = None
+    if status not in (None, "current"):
+        return (f"; its sign-off no longer holds already ({status}), and --overwrite makes "
+                "its calls again: review and sign it off again after")
     return ("; the sample is signed off, and --overwrite makes its calls again: that sign-off "
             "then no longer holds (it stays in signoff_history.jsonl) until the sample is "
             "reviewed and signed off again")

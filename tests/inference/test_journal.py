@@ -858,3 +858,20 @@ def test_the_run_index_is_written_after_the_samples_table(tmp_path, monkeypatch)
     run_index.write_run_index(out, [], world_size=1)
     assert json.loads((out / "run.json").read_text())["state"] == "finished"
     assert (out / "samples.csv").is_file()
+
+
+def test_a_refusal_says_a_stale_sign_off_as_stale(tmp_path):
+    """A sample whose sign-off no longer holds (calls changed since) was called "signed off"
+    by the refusal that names --overwrite."""
+    import json
+
+    from ctcnet.inference.run_differences import overwrite_advice
+
+    assert overwrite_advice(tmp_path) == ""
+    (tmp_path / "signoff.json").write_text("{}")
+    (tmp_path / "summary.json").write_text(json.dumps({"signoff": {"status": "current"}}))
+    assert "the sample is signed off" in overwrite_advice(tmp_path)
+    (tmp_path / "summary.json").write_text(json.dumps(
+        {"signoff": {"status": "calls changed since"}}))
+    said = overwrite_advice(tmp_path)
+    assert "no longer holds already (calls changed since)" in said and "is signed off" not in said
