@@ -207,8 +207,10 @@ def _cartridge_panel(cartridge: Cartridge) -> Panel:
     counts = [c for c in (frame_planes(frame) for frame in cartridge.frames[:3]) if c]
     planes = max(counts, key=counts.count) if counts else None  # (the commonest)
     if planes not in (None, named) and counts.count(planes) > counts.count(named):
+        stack = (f"; or {planes // named} planes a channel (focal planes or time points: "
+                 "export one plane or a projection)" if planes % named == 0 else "")
         raise InputError(f"its frames hold {planes} planes where panel.json names {named} "
-                         "channels: a channel missing from panel.json?", cartridge.root)
+                         f"channels: a channel missing from panel.json?{stack}", cartridge.root)
     past = [p for p in cartridge.problems if p.startswith(CHANNELS_PAST_PANEL)]
     if past:  # one file a channel, numbered past what panel.json names: as above
         raise InputError(past[0], cartridge.root)

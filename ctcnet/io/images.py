@@ -62,8 +62,12 @@ def check_pixels(arr: np.ndarray, path: str | Path, ndim: int = 3) -> np.ndarray
     if arr.ndim == 2 and ndim == 3:
         arr = arr[None]
     if arr.ndim != ndim:
+        # A stack (focal planes or time points: an ImageJ hyperstack, (Z, C, H, W)) says so.
+        stack = (": planes of several focal planes or time points, it seems; a frame is one "
+                 "plane per channel: export one plane or a projection"
+                 if arr.ndim == ndim + 1 else "")
         raise WholeFileError(f"expected a {'(C, H, W)' if ndim == 3 else '(H, W)'} image, "
-                         f"got shape {arr.shape}", path)
+                             f"got shape {arr.shape}{stack}", path)
     if arr.size == 0 or min(arr.shape[-2:]) == 0:
         raise InputError(f"empty image (shape {arr.shape})", path)
     if arr.dtype == np.float32 and not np.isfinite(arr).all():

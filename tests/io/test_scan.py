@@ -946,6 +946,27 @@ def test_a_channel_left_out_of_panel_json_is_named_by_the_frames_planes(tmp_path
         open_cartridge(tmp_path).conform(Panel.from_dict({"channels": ["DAPI", "CK", "CD45"]}))
 
 
+def test_frames_holding_a_whole_number_of_planes_a_channel_name_a_stack_too(tmp_path, rng):
+    """A z-stack saved as a plain TIFF (3 focal planes of 3 channels, 9 pages): the hint was a
+    channel missing from panel.json alone, which the user followed; a hyperstack read as one
+    names the stack too."""
+    from ctcnet.inference.model_choice import choose_for_inputs
+    from ctcnet.io.images import check_pixels
+
+    three = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
+    write_frame(tmp_path, 0, 0, rng.integers(1, 999, (3, 24, 32), dtype=np.uint16), three)
+    write_cartridge_info(tmp_path, three, "S1", 1, rows=1, columns=1, frame_shape=(24, 32))
+    (path,) = tmp_path.glob("r00c00*.tif")
+    tifffile.imwrite(path, rng.integers(1, 999, (9, 24, 32), dtype=np.uint16))
+    (tmp_path / "panel.json").write_text(json.dumps(three.to_dict()))
+    with pytest.raises(InputError, match=r"hold 9 planes where panel.json names 3 channels: a "
+                                         r"channel missing from panel.json\?; or 3 planes a "
+                                         "channel"):
+        choose_for_inputs([tmp_path], [], None, "the input data")
+    with pytest.raises(InputError, match="focal planes or time points"):
+        check_pixels(np.zeros((3, 2, 8, 8), np.uint16), path)
+
+
 def test_a_stated_frame_size_or_grid_the_frames_do_not_have_is_warned_of(tmp_path, rng, caplog):
     """A hand-written cartridge.json with height and width swapped, or a grid too small for
     its frames: a record only, but said (the file may be wrong where it counts too)."""
