@@ -54,6 +54,21 @@ def same_name(a: str, b: str) -> bool:
     return unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b)
 
 
+def as_listed(path: str | os.PathLike) -> Path:
+    """``path``, or where it is not there, the entry of its folder named so in another Unicode
+    form (a folder copied through macOS, or unzipped from its archive, has its accents
+    decomposed: "Mu\u0308ller 7" for "M\u00fcller 7"): on Linux those are two names, and a
+    rerun wrote a second, unreviewed "M\u00fcller 7" beside the signed one."""
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        return path
+    try:
+        return next((entry for entry in path.parent.iterdir()
+                     if same_name(entry.name, path.name)), path)
+    except OSError:  # (its folder not there, or not listable: the path as given)
+        return path
+
+
 def name_in_folder(path: str | os.PathLike, root: str | os.PathLike) -> Path:
     """``path`` as named inside the folder ``root`` (itself where it lies outside): compared
     as both are named, then absolute, then resolved (a manifest's paths are resolved, a

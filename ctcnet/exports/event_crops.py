@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.core.file_modes import make_folder
-from ctcnet.core.paths import absolute
+from ctcnet.core.paths import absolute, as_listed
 from ctcnet.detect.crop_writing import finish_crop_dataset, write_crop_files
 from ctcnet.detect.cropping import extract_crops
 from ctcnet.errors import InputError
@@ -69,7 +69,8 @@ def check_scans_for(samples: dict[str, Path], scans: str | Path | None,
             wanted[name] = Path(RunSummary.read(folder).input).name
         except (InputError, OSError, KeyError, TypeError, ValueError):
             continue  # said where the sample is read
-    lacking = {name: scan for name, scan in wanted.items() if not (scans / scan).exists()}
+    lacking = {name: scan for name, scan in wanted.items()
+               if not as_listed(scans / scan).exists()}
     if wanted and (len(lacking) == len(wanted) or every and lacking):
         looked = ", ".join(sorted(set(lacking.values()))[:5])
         which = "none of these samples' scans" if len(lacking) == len(wanted) else \
@@ -92,7 +93,7 @@ def open_scanned_cartridge(summary: RunSummary, scans: str | Path | None = None,
     too: a lab's vimentin, for a model of its own)."""
     root = Path(scans) if scans is not None else Path(summary.input)
     if scans is not None and root.is_dir() and not is_cartridge(root, unreadable=False):
-        inside = root / Path(summary.input).name
+        inside = as_listed(root / Path(summary.input).name)  # (its accents decomposed)
         if not inside.exists():
             raise InputError(f"neither the scan of sample {summary.sample_id} nor a folder of "
                              f"cartridges holding it by its name ({Path(summary.input).name}, "

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ctcnet.core.log_capture import kept_warnings
-from ctcnet.core.paths import absolute
+from ctcnet.core.paths import absolute, as_listed
 from ctcnet.core.printable import spreadsheet_table
 from ctcnet.core.provenance import software_record
 from ctcnet.detect.crop_dataset import (
@@ -100,6 +100,7 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
         What ``summary.json`` holds.
     """
     # One writer per output folder, as for a cartridge's: taken before any work.
+    out_dir = as_listed(out_dir)  # (its accents decomposed by a copy through macOS: it)
     with exclusive_folder(out_dir, "predict"):
         _refuse_another_crop_folder(root, Path(out_dir))
         return _classified(root, backend, Path(out_dir), as_options(options))

@@ -13,13 +13,11 @@ Pipeline per cartridge (``predict_cartridge``):
 * The **main thread** pools crops across frames into batches and classifies them
   (:mod:`ctcnet.inference.batcher`; torch, on CUDA with pinned memory and fp16 autocast, or
   the ONNX runtime). A **finishing thread** (:mod:`ctcnet.inference.finishing`) then labels
-  each frame's event table with array operations
-  (:func:`ctcnet.inference.tables.label_events`); the marker guard
-  (``ctcnet.inference.guard``) sends CTC and cluster calls that the measured markers
-  contradict, and events unlike the training data, to review (``guard`` column,
+  each frame's event table with array operations (:func:`ctcnet.inference.tables.label_events`);
+  the marker guard (``ctcnet.inference.guard``) sends CTC and cluster calls that the measured
+  markers contradict, and events unlike the training data, to review (``guard`` column,
   ``RunSummary.guard``). Events cut by the frame border are filed as debris (not intact;
-  ``--keep-edge-calls`` keeps the model's call), the model's own call stays in
-  ``model_class``.
+  ``--keep-edge-calls`` keeps the model's call), the model's own call in ``model_class``.
 * **Model**: a ``.pt`` checkpoint (torch) or an ``.onnx`` export (ONNX Runtime). Without one,
   the shipped model; on a CPU its ONNX export when that was made from the current checkpoint
   (same weights, faster on a CPU: docs/benchmarks.md); a stale export is logged and skipped.
@@ -49,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ctcnet.core.paths import as_listed
 from ctcnet.core.provenance import software_record
 from ctcnet.errors import FinishedEarlierError, InputError, OutputFolderError
 from ctcnet.inference.backend_registry import checked_backend
@@ -175,7 +174,7 @@ def start_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | P
     spec, prior = spec_at_prior(backend.spec, options.prior, CARTRIDGE_PRIOR)
     check_cartridge_options(spec, options)  # before the folder is touched
     cartridge = cartridge.conform(spec.panel)  # the model's channels, by name
-    out_dir = Path(out_dir)
+    out_dir = as_listed(out_dir)  # (its accents decomposed by a copy through macOS: it)
     refuse_alike_output(out_dir)
     refuse_another_samples_folder(out_dir, cartridge.sample_id, options.overwrite)
     lock = contextlib.ExitStack()

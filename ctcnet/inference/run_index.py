@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ctcnet.core.file_modes import make_folder
 from ctcnet.core.json_text import strict_json
+from ctcnet.core.paths import as_listed, same_name
 from ctcnet.core.processes import process_start
 from ctcnet.core.run_log import ending_text
 from ctcnet.errors import InputError
@@ -211,7 +212,8 @@ def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missi
     # each writing the index of all: there every earlier output stands).
     ended_early = state in ("stopped", "failed") and since is not None and not sharded
     for name in sample_ids:
-        path = Path(out) / name / "summary.json"
+        # (as its folder lists it: a copy through macOS decomposed its accents)
+        path = as_listed(Path(out) / name) / "summary.json"
         read = _read_summary(path)  # once, for the set-aside date and the entry
         if isinstance(read, dict) and isinstance(read.get("run_fingerprint"), dict):
             made_with[name] = read["run_fingerprint"]
@@ -259,7 +261,7 @@ def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missi
     # a row each in samples.csv (the folder's table, not this run's alone).
     ours = set(sample_ids)
     others = sorted(p.parent.name for p in Path(out).glob("*/summary.json")
-                    if p.parent.name not in ours)
+                    if not any(same_name(p.parent.name, name) for name in ours))
     unfinished = unfinished_outputs(out, ours)
     for name, why in unfinished.items():  # none of this run's, but none has a result either
         log.warning("%s (in %s, not an input of this run): %s", name, out, why)
@@ -386,7 +388,7 @@ def refresh_run_index(out: Path) -> None:
                 entries.append(entry)
                 continue
             name = entry["name"]
-            path = Path(out) / str(name) / "summary.json"
+            path = as_listed(Path(out) / str(name)) / "summary.json"
             read = _read_summary(path) if "summary" in entry or "kept_output" in entry \
                 else None
             if read is None:
@@ -417,7 +419,8 @@ def unfinished_outputs(out: Path, ours=()) -> dict[str, str]:
     found = {}
     for parts in sorted(Path(out).glob(f"*/{PARTS_DIR}")):
         folder = parts.parent
-        if folder.name in ours or (folder / SUMMARY_FILE).exists():
+        if any(same_name(folder.name, name) for name in ours) or \
+                (folder / SUMMARY_FILE).exists():
             continue
         found[folder.name] = (
             "another ctcnet predict is writing it now; it lists it when it ends"

@@ -8,7 +8,7 @@ import json
 import logging
 from pathlib import Path
 
-from ctcnet.core.paths import absolute
+from ctcnet.core.paths import absolute, same_name
 from ctcnet.io.scan import Cartridge
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def warn_of_the_same_scans_under_other_names(out: Path, cartridges) -> None:
             continue
         by_folder = folders.get(absolute(folder)) if isinstance(folder, str) else None
         name = ours.get(identity) or by_folder
-        if name is not None and name != summary.parent.name:
+        if name is not None and not same_name(name, summary.parent.name):
             reviewed = (summary.parent / "review.csv").exists()
             what = (f"this scan (cartridge {identity})" if identity in ours else
                     f"this scan's folder ({folder}, read then with other frames: still being "

@@ -815,3 +815,39 @@ def test_a_folder_of_crop_folders_is_told_to_pass_each(tmp_path, rng, capsys):
     err = capsys.readouterr().err
     assert "holds crop folders (A, B), not crops: pass each (e.g. " in err
     assert "no panel.json" not in err
+
+
+def test_a_sample_folder_whose_accents_a_copy_decomposed_is_the_samples_own(clean_run, cart,
+                                                                            capsys):
+    """A results folder copied through macOS ("Mu\u0308ller 7" for "M\u00fcller 7"): a rerun
+    resumes in it, as every other command reads it; it wrote a second, unreviewed folder
+    beside the signed one, and the run index listed the sample twice. --scans finds a scan
+    folder so renamed too."""
+    import json
+    import shutil
+    import unicodedata
+
+    from conftest import predict_args, run_cli
+
+    from ctcnet.exports.event_crops import open_scanned_cartridge
+    from ctcnet.inference.summary import RunSummary
+
+    scan = cart.parent / "scans" / "K\u00e4rtchen"
+    shutil.copytree(cart, scan)
+    info = json.loads((scan / "cartridge.json").read_text())
+    (scan / "cartridge.json").write_text(json.dumps({**info, "sample_id": "M\u00fcller 7"}))
+    out = scan.parent / "out"
+    assert run_cli(capsys, *predict_args(clean_run["root"], scan))[0] == 0
+    decomposed = out / unicodedata.normalize("NFD", "M\u00fcller 7")
+    (out / "M\u00fcller 7").rename(decomposed)
+    assert run_cli(capsys, *predict_args(clean_run["root"], scan))[0] == 0
+    assert sorted(p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")
+                  and p.name != "logs") == [decomposed.name]
+    run = json.loads((out / "run.json").read_text())
+    assert [e.get("status") for e in run["outputs"]] == ["ok"] and "other_outputs" not in run
+    assert len((out / "samples.csv").read_text().splitlines()) == 2  # (a row, not two)
+    moved = cart.parent / "moved"
+    moved.mkdir()
+    scan.rename(moved / unicodedata.normalize("NFD", scan.name))
+    found = open_scanned_cartridge(RunSummary.read(decomposed), moved)
+    assert unicodedata.normalize("NFC", found.root.name) == "K\u00e4rtchen"
