@@ -124,6 +124,12 @@ def reproduce_command(args: argparse.Namespace, extra: list[str]) -> str:
         flags += ["--baseline-train-per-class", str(args.baseline_train_per_class)]
     if args.rgb_test_per_class:
         flags += ["--rgb-test-per-class", str(args.rgb_test_per_class)]
+    # Where it goes, always: --out's default is the shipped models' folder, and a card's line
+    # followed from there wrote over the shipped model; a reproduction goes beside it.
+    out = Path(args.out).resolve()
+    if out == (ROOT / "models").resolve():
+        out = ROOT / "runs" / args.name
+    flags += ["--out", str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out)]
     return " ".join(["python scripts/train_default_model.py", shlex.join(flags),
                      *map(shlex.quote, extra)])
 

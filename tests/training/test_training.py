@@ -933,6 +933,11 @@ def test_default_model_script_runs_the_recipe_and_writes_the_card(tmp_path):
     assert card["training"]["epochs"] == 1 and card["data"]["train_val"]["splits"]["train"][
         "crops"] == 8 * 4  # smoke.yaml: 4 crops per class, x2
     assert "--train-scale 2.0" in card["reproduce"]
+    # Where it went, named: followed from the checkout, a line without --out wrote into the
+    # shipped models' folder; one for the shipped folder goes beside it.
+    assert f"--out {tmp_path / 'm'}" in card["reproduce"]
+    args, extra = script.parse_args(["--config", "configs/smoke.yaml"])
+    assert "--out runs/ctcnet-default" in script.reproduce_command(args, extra)
     assert "## Robustness" in (tmp_path / "m" / "ctcnet-default.md").read_text()
     from ctcnet.nn.classifier import load_model
 
