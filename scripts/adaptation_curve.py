@@ -204,7 +204,11 @@ def run_curve(args) -> None:
                        "base_sha256": base_sha256, "seed": seed, "n": n,
                        "steps": options.steps, "train_blocks": options.train_blocks,
                        "lr": options.lr, "simulated_per_class": options.simulated_per_class}
-                if any(all(r.get(k) == v for k, v in key.items()) for r in runs):
+                # Measured on a test of this size too (a run at 100 a class stood for one at
+                # 250, and the table mixed them): its rows record their test's crops.
+                tested = args.test_per_class * spec.num_classes
+                if any(all(r.get(k) == v for k, v in key.items())
+                       and r.get("test_crops", tested) == tested for r in runs):
                     continue
                 if pool is None:
                     pool, test, test_labels, test_folder = _draw(args, spec, cfg, seed, work)
@@ -325,7 +329,10 @@ def report(args) -> None:
             if r["n"] == n and (n == 0 or r.get("train_blocks") == blocks)]) else None
             for n in ns]
     low = min(v for ys in series.values() for v in ys if v is not None)
-    curve_png(ns, series, ROOT / "docs" / "adapting.png", "Adapting to a new scanner",
+    # The plot beside the runs it draws (docs/adapting.png for the docs' own runs only: a
+    # report of another --out replaced the plot the docs show).
+    curve_png(ns, series, ROOT / "docs" / "adapting.png" if args.out == RUNS
+              else args.out.with_suffix(".png"), "Adapting to a new scanner",
               "labelled crops per class (N)", "macro-F1",
               y_range=(min(0.5, np.floor(low * 10) / 10), 1.0), target=0.97)
     print("\n".join(rows))

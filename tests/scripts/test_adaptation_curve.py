@@ -48,3 +48,22 @@ def test_the_before_model_is_the_tuned_network_with_the_base_calibration(curve, 
     assert (kept_spec.temperature, kept_spec.review_threshold) == (0.5, 0.42)
     for x, y in zip(tuned.state_dict().values(), model.state_dict().values()):
         assert np.array_equal(x.numpy(), y.numpy())
+
+
+def test_a_report_of_other_runs_draws_its_plot_beside_them(curve, tmp_path, capsys):
+    """--report of runs kept in another --out replaced docs/adapting.png, the plot the docs
+    show of their own runs; it goes beside the runs it draws."""
+    import json
+    from argparse import Namespace
+
+    runs = tmp_path / "runs.jsonl"
+    rows = [{"scanner": curve.scanner_digest(), "base_sha256": "abc", "seed": 0, "n": n,
+             "steps": 150, "train_blocks": None, "lr": 1e-4, "simulated_per_class": None,
+             "macro_f1": 0.9 + n / 1000, "seconds": 1.0, "test_crops": 40} for n in (0, 10)]
+    runs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    shown = curve.ROOT / "docs" / "adapting.png"
+    before = shown.stat().st_mtime_ns
+    curve.report(Namespace(out=runs, base_digest="abc", base=None, steps=150, lr=1e-4,
+                           simulated_per_class=None, train_blocks=0))
+    assert (tmp_path / "runs.png").is_file() and shown.stat().st_mtime_ns == before
+    assert "| 10 |" in capsys.readouterr().out
