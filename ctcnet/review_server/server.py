@@ -55,6 +55,7 @@ import gzip
 import json
 import logging
 import mimetypes
+import os
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -70,6 +71,7 @@ from ctcnet.review_server.request_gate import RequestGate, query_value
 from ctcnet.review_server.requests import BadRequest, parse_reading, saved_text
 from ctcnet.review_server.sample_states import (
     READ_ONLY_ERRNOS,
+    READ_ONLY_TEXT,
     ResultsBeingWritten,
     ResultsChanged,
     cannot_write_text,
@@ -294,7 +296,10 @@ class ReviewHandler(RequestGate, BaseHTTPRequestHandler):
         with review_records_read(sample.folder, wait_s=0.0):
             if since is None:  # (with where the static report is: no cookie there)
                 body = {**sample.state(self.app.reviewer, self.app.saliency, reading),
-                        "files": access.files_prefix(self.app.token)}
+                        "files": access.files_prefix(self.app.token),
+                        # Said on the page before a first decision is refused.
+                        "read_only": None if os.access(sample.folder, os.W_OK)
+                        else READ_ONLY_TEXT}
             else:
                 sample.check_run(run_id)  # a page of another run must reload, not merge
                 body = sample.changes(since, reading)

@@ -998,3 +998,23 @@ def test_a_decision_of_another_models_class_is_taken_back_as_the_page_shows_it(
     status, answer = post(server, "decision", {"event_id": first, "call": "reject",
                                                "run_id": state["run_id"], "was": "ctc_emt"})
     assert status == 200, answer
+
+
+@needs_chromium
+def test_the_page_says_a_folder_it_cannot_write_before_a_decision_is_refused(
+        crowded, tmp_path, serve, monkeypatch):
+    """Read-only media (an archive): the page opened as any other, and a reviewer learnt that
+    nothing could be recorded from the first decision's refusal."""
+    import os
+
+    from ctcnet.review_server import server as served
+    from ctcnet.review_server.sample_states import READ_ONLY_TEXT
+
+    real = os.access
+    monkeypatch.setattr(served.os, "access", lambda path, mode, **kw: False
+                        if mode == os.W_OK and "P001" in str(path) else real(path, mode, **kw))
+    with review_page(crowded, tmp_path, serve) as (_, _, browser):
+        assert browser.js("document.getElementById('read-only').textContent") == READ_ONLY_TEXT
+    monkeypatch.setattr(served.os, "access", real)
+    with review_page(crowded, tmp_path / "again", serve) as (_, _, browser):
+        assert browser.js("document.getElementById('read-only').textContent") == ""
