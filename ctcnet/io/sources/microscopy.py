@@ -124,6 +124,11 @@ class BioioContainer(FrameSource):
         for index, scene in enumerate(image.scenes):
             image.set_scene(index)
             dims = image.dims
+            samples = int(getattr(dims, "S", 1) or 1)
+            if samples > 1:  # (it read as a panel of one channel, the first's name)
+                raise InputError(f"scene {scene} stores {samples} channels interleaved, as one "
+                                 "plane's samples (channels last): export one plane per "
+                                 "channel (OME's planar layout)", path)
             out.append(SceneInfo(
                 name=self.scene_name(image, index, scene),
                 channel_names=metadata_channel_names(image.channel_names),

@@ -286,3 +286,15 @@ def test_each_format_predicts_the_events_of_its_tiff_twin(twin, tmp_path):
         compared.append(fmt)
     if not compared:
         pytest.skip("no container format's writer and plugin are installed")
+
+
+def test_channels_stored_interleaved_are_said_so(tmp_path):
+    """An OME-TIFF of channels last (SamplesPerPixel 5) read as a panel of one channel ("a
+    panel needs 3 to 6 channels, got 1: ['DAPI']")."""
+    pytest.importorskip("bioio_ome_tiff")
+    tifffile.imwrite(tmp_path / "scan.ome.tif", np.zeros((32, 32, 5), np.uint16), ome=True,
+                     photometric="minisblack", planarconfig="contig",
+                     metadata={"axes": "YXC", "Channel": {"Name": NAMES},
+                               "PhysicalSizeX": 0.64, "PhysicalSizeY": 0.64})
+    with pytest.raises(InputError, match="stores 5 channels interleaved"):
+        open_cartridge(tmp_path / "scan.ome.tif")
