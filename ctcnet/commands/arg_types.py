@@ -19,17 +19,19 @@ def share(text: str) -> float:
     return value
 
 
-def whole_at_least(least: int, what: str = "a whole number"):
-    """A whole number of ``least`` or more (a count of frames, crops, pixels); anything else
-    refused as "``what``, ``least`` or more, not ..."."""
+def whole_at_least(least: int, what: str = "a whole number", most: int | None = None):
+    """A whole number of ``least`` or more (a count of frames, crops, pixels), and at most
+    ``most`` where given (a count past any machine's memory: refused before the work, not
+    killed midway); anything else refused as "``what``, ``least`` or more, not ..."."""
+    bounds = f"{least} or more" if most is None else f"{least} to {most:,}"
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{what}, {least} or more, not {text!r}") \
-                from None
-        if value < least:
-            raise argparse.ArgumentTypeError(f"{what}, {least} or more, not {value}")
+            raise argparse.ArgumentTypeError(f"{what}, {bounds}, not {text!r}") from None
+        if value < least or (most is not None and value > most):
+            raise argparse.ArgumentTypeError(f"{what}, {bounds}, not {value}")
         return value
     parse.__name__ = f"whole number of {least} or more"  # argparse names the type so
     return parse

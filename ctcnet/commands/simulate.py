@@ -35,9 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _out(crops)
     crops.add_argument("--counts", default="500",
                        help="crops per class: one number, or class=n,class=n (default 500)")
-    crops.add_argument("--crop-size", type=arg_types.whole_at_least(16), default=80,
-                       help="crop side in pixels (default 80)")
-    crops.add_argument("--samples", type=int, default=8,
+    crops.add_argument("--crop-size", type=arg_types.whole_at_least(16, most=MAX_CROP_SIDE),
+                       default=80, help="crop side in pixels (default 80)")
+    crops.add_argument("--samples", type=arg_types.whole_at_least(1, most=MAX_SAMPLES),
+                       default=8,
                        help="simulated samples (patients), each its own scanner and stain "
                             "(default 8)")
     crops.add_argument("--export", choices=("tiff", "rgb-jpeg", "tight"), default="tiff",
@@ -172,6 +173,11 @@ def _simulated_by_us(out, what: str) -> bool:
         return False
     return isinstance(data, dict) and check(data)
 
+
+# What one run draws at most (its crops held in memory whole: a count past the machine's was
+# killed midway, the output --overwrite set aside gone with it), and a frame a camera takes.
+MAX_SIMULATED_CROPS, MAX_SAMPLES, MAX_CROP_SIDE = 200_000, 10_000, 1024
+MIN_FRAME_SIDE, MAX_FRAME_SIDE = 64, 16_384
 
 # What an earlier output of each kind holds besides its crops or frames.
 _OWN_FILES = {"crops": {"manifest.csv", "panel.json", "dataset.json"},
@@ -433,6 +439,12 @@ def run(args) -> int:
         if isinstance(counts, int) and counts < 0:
             raise InputError(f"--counts: {counts} crops a class; give 0 or more (or "
                              "name=count pairs)")
+        total = counts * len(taxonomy.names) if isinstance(counts, int) else \
+            sum(counts.values())
+        if total > MAX_SIMULATED_CROPS:  # held in memory whole: refused, not killed midway
+            raise InputError(f"--counts: {total:,} crops in all, more than the "
+                             f"{MAX_SIMULATED_CROPS:,} one run draws: draw them in several "
+                             "runs (another --seed each)")
         _export_options(args)
         quality = _parse_range(args.jpeg_quality, "--jpeg-quality")
         rendered, crop_size, export_um = panel, args.crop_size, args.export_pixel_size
@@ -466,6 +478,9 @@ def run(args) -> int:
         except ValueError:
             raise InputError(f"--frame-shape must look like 1036x1384, got "
                              f"{args.frame_shape!r}") from None
+        if not (MIN_FRAME_SIDE <= min(h, w) and max(h, w) <= MAX_FRAME_SIDE):
+            raise InputError(f"--frame-shape: sides of {MIN_FRAME_SIDE} to {MAX_FRAME_SIDE:,} "
+                             f"pixels, not {h}x{w}")
         rates = _parse_pairs(args.rates, "--rates", float) if args.rates else None
         with output_replaced(args, taxonomy):
             truth = simulate_cartridge(args.out, panel, taxonomy, args.frames, (h, w),

@@ -207,3 +207,24 @@ def test_a_class_given_twice_in_counts_or_rates_is_refused(tmp_path, capsys):
     one_line_refusal(capsys, ["simulate", "crops", str(tmp_path / "c"), "--counts", "-3"],
                      "--counts: -3 crops a class; give 0 or more")
     assert not (tmp_path / "c").exists() and not (tmp_path / "k").exists()
+
+
+def test_a_draw_past_any_machine_is_refused_before_anything_is_set_aside(tmp_path, capsys):
+    """--counts 99999999999 or --samples 99999 was killed by the kernel midway (exit 137),
+    the crop set --overwrite had set aside gone with it; a frame or crop of absurd sides ran
+    out of memory with "free memory and run it again"."""
+    crops = tmp_path / "crops"
+    assert main(["simulate", "crops", str(crops), "--counts", "1", "--crop-size", "32"]) == 0
+    before = sorted(p.name for p in crops.rglob("*"))
+    for extra, said in ((["--counts", "99999999999"], "crops in all, more than the 200,000"),
+                        (["--counts", "2", "--samples", "99999"], "1 to 10,000"),
+                        (["--counts", "2", "--crop-size", "99999"], "16 to 1,024")):
+        try:
+            status = main(["simulate", "crops", str(crops), "--overwrite", *extra])
+        except SystemExit as stop:  # (argparse's refusal of a bad value)
+            status = stop.code
+        assert status == 2 and said in capsys.readouterr().err
+        assert sorted(p.name for p in crops.rglob("*")) == before
+    assert main(["simulate", "cartridge", str(tmp_path / "c"), "--frame-shape",
+                 "99999999x99999999"]) == 2
+    assert "--frame-shape: sides of 64 to 16,384 pixels" in capsys.readouterr().err
