@@ -16,7 +16,11 @@ from ctcnet.commands.evaluate_calibration import (
 )
 from ctcnet.commands.evaluate_figures import summary_lines, warnings_of
 from ctcnet.commands.evaluate_spikes import add_expected_arguments
-from ctcnet.commands.report_folders import file_kept_aside, report_replaced
+from ctcnet.commands.report_folders import (
+    file_kept_aside,
+    refuse_output_in_data,
+    report_replaced,
+)
 from ctcnet.commands.shared_options import (
     add_baseline_arguments,
     add_compensate_argument,
@@ -105,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     check_baseline_arguments(args)
+    refuse_output_in_data(args.out, [args.data, args.calibrate_on])
     with report_replaced(args.out, args.overwrite):  # an earlier report kept until then
         return _evaluate(args)
 

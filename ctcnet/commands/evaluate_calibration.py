@@ -91,7 +91,7 @@ def check_save_model(args: argparse.Namespace, model) -> None:
     refuse_non_checkpoint_name(args.save_model, "--save-model")
     from pathlib import Path
 
-    from ctcnet.commands.report_folders import EVALUATION
+    from ctcnet.commands.report_folders import EVALUATION, refuse_output_in_data
 
     saved = Path(args.save_model).absolute()
     if saved.parent == Path(args.out).absolute() and saved.name in (*EVALUATION.reports,
@@ -99,6 +99,7 @@ def check_save_model(args: argparse.Namespace, model) -> None:
         raise InputError(f"--save-model {saved.name} is a file of the report written into "
                          "--out: the model would be written over by it; give it a .pt name")
     atomic.refuse_overwriting_inputs(args.save_model, [model], "--save-model")
+    refuse_output_in_data(args.save_model, [args.data, args.calibrate_on], "--save-model")
     atomic.check_output_file(args.save_model, "--save-model")
     atomic.refuse_existing([args.save_model], args.overwrite, "--save-model")
 

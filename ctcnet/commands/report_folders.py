@@ -60,6 +60,23 @@ PAGE_DIR = "gallery"
 EARLIER, TAKING, CLEARING, UNFINISHED = "earlier", "taking", "cleared", "unfinished"
 
 
+def refuse_output_in_data(path: str | Path | None, data, option: str = "--out") -> None:
+    """Refuse an output (``option``'s ``path``) that is a folder read (``data``: a crop folder,
+    results, several), or lies in one: its files were read as the data by the next run (a
+    report's class-named folders as classes, its gallery as crops)."""
+    if not path:
+        return
+    here = Path(path).absolute().resolve()
+    for folder in [data] if isinstance(data, (str, Path)) else data or ():
+        if not folder:
+            continue
+        read = Path(folder).absolute().resolve()
+        if read.is_dir() and here.is_relative_to(read):
+            raise InputError(f"{option} {'is' if here == read else 'lies in'} {folder}, which "
+                             "this command reads: its files would be read as data by the next "
+                             f"run; choose {option} outside it", path)
+
+
 def prepare_report_folder(out: str | Path, overwrite: bool,
                           kind: ReportKind = EVALUATION) -> None:
     """Refuse ``out`` where it is no folder, a predict output, or holds an earlier report of

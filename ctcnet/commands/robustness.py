@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ctcnet.commands import arg_types
-from ctcnet.commands.report_folders import ROBUSTNESS, report_replaced
+from ctcnet.commands.report_folders import ROBUSTNESS, refuse_output_in_data, report_replaced
 from ctcnet.commands.shared_options import (
     add_baseline_arguments,
     add_compensate_argument,
@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``ctcnet robustness``: score a model on perturbed copies of a crop dataset and write
     the matrix; returns the exit status."""
     check_baseline_arguments(args)
+    refuse_output_in_data(args.out, args.data)
     with report_replaced(args.out, args.overwrite, ROBUSTNESS):  # the earlier kept till then
         return _robustness(args)
 

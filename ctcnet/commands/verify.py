@@ -48,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
     from ctcnet.io.atomic import check_output_file
 
     check_device_name(args.device)
+    if args.results is not None:  # (a record over a sample's summary.json, or run.json)
+        from ctcnet.commands.report_folders import refuse_output_in_data
+
+        refuse_output_in_data(args.out, args.results)
     if args.out:  # refused before the checks, not after them
         check_output_file(args.out, example="verify.json",
                           earlier=None if args.overwrite else "an earlier record (another "

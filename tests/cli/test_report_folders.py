@@ -211,3 +211,26 @@ def test_the_pages_gallery_is_kept_aside_and_put_back_with_it(tmp_path):
         atomic_write_text(out / "gallery" / "wbc_1.png", "half a run")
         raise KeyboardInterrupt
     assert sorted(p.name for p in (out / "gallery").iterdir()) == ["ctc_1.png"]
+
+
+def test_an_output_inside_the_data_a_command_reads_is_refused(tmp_path, capsys):
+    """evaluate and robustness wrote their reports into the crop folder they read (its class
+    folders then held "ev", refused the next run); --save-model into it; verify --out over a
+    sample's summary.json (it then failed with a traceback). Refused before any work."""
+    from ctcnet.cli import main
+
+    crops = tmp_path / "crops"
+    assert main(["simulate", "crops", str(crops), "--counts", "2", "--crop-size", "32"]) == 0
+    before = sorted(p.relative_to(crops) for p in crops.rglob("*"))
+    for argv, said in (
+            (["evaluate", crops, "--out", crops / "ev", "--no-baselines"], "--out lies in"),
+            (["robustness", crops, "--out", crops, "--no-baselines"], "--out is"),
+            (["evaluate", crops, "--out", tmp_path / "ev", "--calibrate-on", crops,
+              "--save-model", crops / "m.pt"], "--save-model lies in"),
+            (["verify", "--results", crops, "--out", crops / "summary.json", "--overwrite"],
+             "--out lies in")):
+        capsys.readouterr()
+        assert main([str(a) for a in argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert said in err and "which this command reads" in err, err
+        assert sorted(p.relative_to(crops) for p in crops.rglob("*")) == before
