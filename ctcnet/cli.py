@@ -25,6 +25,7 @@ import warnings
 from pathlib import Path
 
 from ctcnet import __version__
+from ctcnet.commands.arg_types import refuse_empty_paths
 from ctcnet.commands.stop_signals import run_module, stop_on_sigterm
 from ctcnet.core.console_streams import console_kept_going, escape_unwritable_characters
 from ctcnet.core.install_hint import install_command
@@ -355,6 +356,7 @@ def _resume_advice(args: argparse.Namespace) -> str:
 def _run_command(args: argparse.Namespace, lines, previous) -> int:
     """Run the parsed command; its errors as one line and an exit status (main's)."""
     try:
+        refuse_empty_paths(args)
         if isinstance(getattr(args, "out", None), str):  # before a log or any work goes there
             check_output_path(args.out)
         with lines:

@@ -75,3 +75,22 @@ def pixel_size_um(text: str) -> float:
     if value in (PIXEL_SIZE_AUTO, PIXEL_SIZE_FIT):
         raise argparse.ArgumentTypeError(f"a number of um, not {text!r}")
     return float(value)
+
+
+# The paths a command reads or writes: an empty one ('' from a script's unset variable) was
+# read as the working folder (predict ran every scan there; --out wrote into it), and
+# --int8 '' exported fp32.
+PATH_ARGUMENTS = ("inputs", "results", "samples", "data", "checkpoint", "out", "scans",
+                  "calibrate_on", "save_model", "expected", "int8")
+
+
+def refuse_empty_paths(args: argparse.Namespace) -> None:
+    """Refuse (InputError) a path given as an empty name, naming the argument."""
+    from ctcnet.errors import InputError
+
+    for name in PATH_ARGUMENTS:
+        value = getattr(args, name, None)
+        if any(isinstance(v, str) and not v.strip()
+               for v in (value if isinstance(value, list) else [value])):
+            raise InputError(f"{name.replace('_', ' ')}: an empty name (an unset variable in "
+                             "a script?): give the path")

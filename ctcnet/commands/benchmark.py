@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from ctcnet.nn.registry import resolve_model
 
     settings = BenchSettings.quick_settings() if args.quick else BenchSettings()
-    if args.frames:
+    if args.frames is not None:  # ('' is no size: it ran the whole default benchmark)
         try:
             settings.frame_counts = tuple(int(v) for v in args.frames.split(","))
         except ValueError:

@@ -48,9 +48,10 @@ def f1_drop_points(f1_reference: float, f1_candidate: float) -> float:
 
 def check_f1_gate(f1_fp32: float, f1_int8: float, max_drop_points: float = MAX_F1_DROP_POINTS
                   ) -> None:
-    """Refuse an int8 model whose macro-F1 drops by ``max_drop_points`` or more."""
+    """Refuse an int8 model whose macro-F1 drops by more than ``max_drop_points`` (0: any
+    drop at all; it refused even none)."""
     drop = f1_drop_points(f1_fp32, f1_int8)
-    if drop >= max_drop_points:
+    if drop > max_drop_points:
         raise CtcnetError(f"int8 model refused: macro-F1 {f1_int8:.4f} vs fp32 "
                           f"{f1_fp32:.4f} is a drop of {drop:.2f} percentage points (limit "
                           f"{max_drop_points}); ship the fp32 (or fp16) model instead")

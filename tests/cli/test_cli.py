@@ -480,3 +480,23 @@ def test_a_command_interrupted_says_what_it_left(monkeypatch, capsys, tmp_path, 
     args = [str(tmp_path / "crops"), "--out", str(tmp_path / "out")]
     assert main([command, *args]) == 130
     assert capsys.readouterr().err.strip() == f"ctcnet {command}: interrupted; {said}"
+
+
+@pytest.mark.parametrize("argv", [
+    ["predict", "", "--out", "OUT"], ["predict", "IN", "--out", ""],
+    ["crops", "", "--out", "OUT"], ["verify", "--results", ""], ["export", ""],
+    ["export", "ctcnet-default", "--int8", ""], ["export-events", "IN", "--fcs", "--out", ""],
+    ["benchmark", "--frames=", "--out", "OUT"]])
+def test_an_empty_path_is_refused_not_read_as_the_working_folder(argv, tmp_path, monkeypatch,
+                                                                 capsys):
+    """'' (a script's unset variable) was the working folder: predict ran every scan in it,
+    --out wrote into it, --int8 '' exported fp32, export '' failed with a traceback and
+    benchmark --frames= ran the whole default benchmark."""
+    from ctcnet.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "IN").mkdir()
+    assert main(list(argv)) == 2
+    err = capsys.readouterr().err
+    assert "an empty name" in err or "got ''" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["IN"]

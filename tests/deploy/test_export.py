@@ -185,6 +185,10 @@ def test_f1_gate_and_metric():
                                           r"percentage points"):
         check_f1_gate(0.900, 0.894)
     assert f1_drop_points(0.9, 0.91) == pytest.approx(-1.0)
+    # A limit of 0 ("no drop at all") keeps a model that drops none (it refused 1.0 vs 1.0).
+    check_f1_gate(1.0, 1.0, 0.0)
+    with pytest.raises(CtcnetError, match="drop of 0.10"):
+        check_f1_gate(1.0, 0.999, 0.0)
     y = np.array([0, 0, 1, 1, 2, 2])
     assert macro_f1(y, y, 4) == 1.0
     # Class 2 never predicted (F1 0); classes 0 and 1 each gain one false positive (F1 0.8);
@@ -261,8 +265,10 @@ def test_bad_requests(exported, tmp_path):
     for args in (["--out", str(tmp_path / "x.txt")],
                  ["--out", onnx, "--max-f1-drop", "0.5"],  # the default, given: said too
                  ["--out", onnx, "--int8", "simulate", "--max-f1-drop", "-1"],  # (at once)
-                 ["--out", onnx, "--int8", "simulate:0"]):
+                 ["--out", onnx, "--int8", "simulate:0"],
+                 ["--out", onnx, "--int8", ""]):  # (it wrote fp32, said so, exit 0)
         assert main(["export", model, *args]) == 2, args
+    assert main(["export", ""]) == 2  # (a traceback: '.' has an empty name)
     assert not (tmp_path / "y.onnx").exists() and not (tmp_path / "x.txt").exists()
 
 
