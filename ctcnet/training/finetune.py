@@ -347,6 +347,9 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
     labels = held.targets
     base_logits = model_logits(base_model, held.images)
     tuned_logits = model_logits(tuned, held.images)
+    if not np.isfinite(tuned_logits).all():  # weights finite but past float32 (--lr 1e12)
+        raise InputError(f"the fine-tune diverged at --lr {opts.lr:g} (its calls on the "
+                         "held-out crops are not finite numbers); lower it", data_dir)
     # One simulated set serves the forgetting check and, when the held-out crops are few,
     # the calibration pool (temperature changes no call, so the check's macro-F1 is its own).
     per_class = opts.sim_check_per_class or (REFERENCE_PER_CLASS if method == "pooled" else 0)

@@ -700,3 +700,15 @@ def test_a_held_out_part_of_one_class_gives_no_headline_figure():
              "finetuned": {"macro_f1": 1.0, "accuracy": 1.0}}
     assert "held-out lab crops (one class), the calls" in _calls_rows(calls, True)[0]
     assert "(one class)" not in _calls_rows(calls)[0]
+
+
+def test_a_fine_tune_that_diverges_is_said_in_one_line_and_writes_nothing(lab, tmp_path):
+    """--lr 1e12: its weights stayed finite but its calls did not (a traceback from the
+    held-out figures' ROC AUC: "Input contains NaN")."""
+    from dataclasses import replace
+
+    from ctcnet.errors import InputError
+
+    with pytest.raises(InputError, match="diverged at --lr 1e\\+12"):
+        finetune(lab / "crops", tmp_path / "d.pt", lab / "base.pt", replace(TINY, lr=1e12))
+    assert not (tmp_path / "d.pt").exists()
