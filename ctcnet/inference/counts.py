@@ -254,24 +254,28 @@ IMPLAUSIBLE_CTC_MIN = 20
 
 
 def implausible_marker_balance(tally: Counts, ctc_classes: Sequence[str] = ("ctc",),
-                               at_training_prior: bool = False) -> str | None:
+                               at_training_prior: bool = False,
+                               wbc_classes: Sequence[str] = ("wbc",)) -> str | None:
     """What to say when a cartridge's calls are not what blood looks like: as many CTCs (the
     calls of ``ctc_classes``: ``ctc``, and a lab's class checked as one, ``ctc_emt``; or the
     cluster classes, judged so on their own) as a quarter of its leukocytes, the sign of a
     channel-order mistake (None: nothing); or, for
     calls made ``at_training_prior`` (a model without a decision rule for cartridges, as
-    ``ctcnet train`` makes one), first of that prior."""
+    ``ctcnet train`` makes one), first of that prior. ``wbc_classes``: the leukocyte classes
+    (a lab's ``leukocyte``, checked as ``wbc``: named otherwise, it was never checked)."""
     kinds = [k for k in ctc_classes if k in tally.classes]
-    if not kinds or "wbc" not in tally.classes:
+    leukocytes = [k for k in wbc_classes if k in tally.classes]
+    if not kinds or not leukocytes:
         return None
     ctc = sum(tally.counted[k] + tally.held[k] for k in kinds)
-    wbc = tally.counted["wbc"] + tally.held["wbc"]
+    wbc = sum(tally.counted[k] + tally.held[k] for k in leukocytes)
     if ctc < IMPLAUSIBLE_CTC_MIN or ctc < IMPLAUSIBLE_CTC_SHARE * wbc:
         return None
     # The calls, held ones included: the counts a summary gives leave those out (418 counted
     # there beside 422 called here read as two figures of one thing).
-    held = sum(tally.held[k] for k in [*kinds, "wbc"])
-    said = f"{ctc} events called {' or '.join(kinds)} against {wbc} called wbc" + (
+    held = sum(tally.held[k] for k in [*kinds, *leukocytes])
+    said = f"{ctc} events called {' or '.join(kinds)} against {wbc} called " \
+        f"{' or '.join(leukocytes)}" + (
         f" ({held} of them held for review)" if held else "") + \
         f": more CTCs{' (alone or in clusters)' if 'cluster' in tally.classes else ''} " \
         "than blood holds beside its leukocytes"
@@ -305,20 +309,21 @@ IMPLAUSIBLE_FRAME_P = 1e-6
 FRAMES_NAMED = 3
 
 
-def implausible_frames(events: pd.DataFrame, ctc_classes: Sequence[str] = ("ctc",)
-                       ) -> str | None:
+def implausible_frames(events: pd.DataFrame, ctc_classes: Sequence[str] = ("ctc",),
+                       wbc_classes: Sequence[str] = ("wbc",)) -> str | None:
     """What to say of the frames whose CTC calls (``ctc_classes``, counted or held) stand out
-    against their leukocyte calls as no other frame's do (None: none; or no ``frame_id``)."""
+    against their leukocyte calls (``wbc_classes``) as no other frame's do (None: none; or no
+    ``frame_id``)."""
     # (scipy.special, not scipy.stats: the torch-free install's predict imports no stats)
     from scipy.special import bdtrc
 
     kinds = list(ctc_classes)
-    if not len(events) or "frame_id" not in events or not kinds:
-        return None
+    if not len(events) or "frame_id" not in events or not kinds or not list(wbc_classes):
+        return None  # (no leukocyte class: nothing to weigh the CTC calls against)
     calls = events["class"].astype(object).to_numpy()
     frames, which = np.unique(events["frame_id"].astype(str).to_numpy(), return_inverse=True)
     ctc = np.bincount(which, np.isin(calls, kinds), len(frames)).astype(int)
-    wbc = np.bincount(which, calls == "wbc", len(frames)).astype(int)
+    wbc = np.bincount(which, np.isin(calls, list(wbc_classes)), len(frames)).astype(int)
     candidates = (ctc >= IMPLAUSIBLE_FRAME_MIN) & (ctc >= IMPLAUSIBLE_CTC_SHARE * wbc)
     said = []
     for i in np.flatnonzero(candidates):
@@ -330,7 +335,8 @@ def implausible_frames(events: pd.DataFrame, ctc_classes: Sequence[str] = ("ctc"
                          int(rest_wbc)))
     if not said:
         return None
-    named = "; ".join(f"frame {f}: {c} called {' or '.join(kinds)} against {w} called wbc "
+    named = "; ".join(f"frame {f}: {c} called {' or '.join(kinds)} against {w} called "
+                      f"{' or '.join(wbc_classes)} "
                       f"(the other frames {rc} against {rw})"
                       for f, c, w, rc, rw in said[:FRAMES_NAMED])
     more = f" and {len(said) - FRAMES_NAMED} more frames" if len(said) > FRAMES_NAMED else ""

@@ -74,9 +74,11 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
     # (a lab's class checked as a CTC is one here too)
     # One frame's files swapped hides under the cartridge's share: said by the frame.
     ctc_kinds, balanced = spec.taxonomy.of_kind("ctc"), prior == BALANCED_PRIOR
-    implausible = implausible_marker_balance(tally, ctc_kinds, balanced) or \
-        implausible_marker_balance(tally, spec.taxonomy.of_kind("cluster"), balanced) or \
-        implausible_frames(events, ctc_kinds)
+    wbc_kinds = spec.taxonomy.of_kind("wbc")  # (a lab's "leukocyte" is checked as one)
+    implausible = implausible_marker_balance(tally, ctc_kinds, balanced, wbc_kinds) or \
+        implausible_marker_balance(tally, spec.taxonomy.of_kind("cluster"), balanced,
+                                   wbc_kinds) or \
+        implausible_frames(events, ctc_kinds, wbc_kinds)
     density = events_per_mm2(len(events), total - skips, cartridge.frame_shape,
                              cartridge.panel.pixel_size_um)
     review_list = review_list_summary(events, spec)

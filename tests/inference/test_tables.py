@@ -88,6 +88,18 @@ def test_calls_that_look_like_a_swapped_ck_and_cd45_are_said():
     clusters = count_events(pd.DataFrame({"class": calls, "review": False, "guard": ""}),
                             ["ctc", "wbc", "cluster", "debris"], ["ctc", "cluster"], 7.5)
     assert implausible_marker_balance(clusters) is None  # CTCs alone: none
+    # A lab's leukocyte class named otherwise (checked as wbc): it was never checked.
+    lab = count_events(pd.DataFrame({"class": ["tumour"] * 41 + ["leukocyte"] * 91,
+                                     "review": False, "guard": ""}),
+                       ["tumour", "leukocyte", "junk"], ["tumour"], 7.5)
+    assert "41 events called tumour against 91 called leukocyte" in implausible_marker_balance(
+        lab, ["tumour"], wbc_classes=["leukocyte"])
+    from ctcnet.inference.counts import implausible_frames
+
+    frames = pd.DataFrame({"class": ["tumour"] * 30 + ["leukocyte"] * 960,
+                           "frame_id": ["r00c07"] * 90 + ["r00c01"] * 900})
+    assert "frame r00c07: 30 called tumour against 60 called leukocyte (the other frames 0 " \
+        "against 900)" in implausible_frames(frames, ["tumour"], ["leukocyte"])
     said = implausible_marker_balance(clusters, ["cluster"])
     assert "63 events called cluster against 225 called wbc" in said and "platelet" in said
     # Each kind on its own: 15 CTCs and 10 clusters against 25 leukocytes (a rich reference
