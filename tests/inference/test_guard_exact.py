@@ -42,3 +42,26 @@ def test_a_group_with_no_values_has_no_median_whatever_the_least_asked():
     assert np.isnan(got[0]) and got[1:].tolist() == [7.0, 7.0]
     got = group_median([1.0, 5.0, 9.0], [True, False, False], ["a", "b", "b"], 0)
     assert got[0] == 1.0 and np.isnan(got[1:]).all()
+
+
+def test_the_markers_call_a_labs_classes_by_their_kinds_whatever_their_names():
+    """A taxonomy of tumour, leukocyte, tumour_cluster, junk (checked as ctc, wbc, cluster,
+    debris): a leukocyte call with a CTC's markers stayed a leukocyte, a CD45+ tumour call a
+    tumour, and no junk or leukocyte call was ever the markers' CTC on a cartridge."""
+    import pandas as pd
+
+    from ctcnet.inference.guard import marker_calls, markers_overrule
+    from ctcnet.inference.guard.rules import MARKERS_CTC
+
+    names = ["tumour", "leukocyte", "tumour_cluster", "junk"]
+    kinds = ["ctc", "wbc", "cluster", "debris"]
+    proba = np.array([[0.4, 0.5, 0.05, 0.05], [0.7, 0.2, 0.05, 0.05], [0.8, 0.0, 0.0, 0.2]])
+    flags = pd.DataFrame({MARKERS_CTC: [True, False, True],
+                          "cd45_positive": [False, True, False]})
+    called = np.array(["leukocyte", "tumour", "junk"], object)
+    assert marker_calls(called, flags, names, kinds, proba).tolist() == [
+        "tumour", "leukocyte", "tumour"]
+    overruled = markers_overrule(called, flags[MARKERS_CTC], proba, names, kinds=kinds)
+    assert overruled.tolist() == [False, False, True]  # (0.4 < 0.5: the network disagrees)
+    proba[0] = [0.5, 0.4, 0.05, 0.05]
+    assert markers_overrule(called, flags[MARKERS_CTC], proba, names, kinds=kinds)[0]

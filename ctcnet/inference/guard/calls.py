@@ -47,12 +47,16 @@ def marker_calls(called: np.ndarray, flags: pd.DataFrame, class_names,
     ``guard_kinds()``; default: each its own) with CD45 over its CK area (``cd45_positive``)
     becomes ``wbc``. Both stay flagged for review."""
     out = np.asarray(called, dtype=object).copy()
+    # The classes by their kinds, whatever a lab names them (its "leukocyte" was never made
+    # a CTC's, nor a CD45+ "tumour" call a leukocyte's).
+    missed = [n for kind in MISSED_CTC_CALLS for n in _of_kind(kind, class_names, kinds)]
     if _of_kind("ctc", class_names, kinds):
-        made = flags[MARKERS_CTC].to_numpy(bool) & np.isin(out, MISSED_CTC_CALLS)
+        made = flags[MARKERS_CTC].to_numpy(bool) & np.isin(out, missed)
         out[made] = markers_call(proba, class_names, kinds, len(out), reported)[made]
-    if "wbc" in class_names:
+    leukocytes = _of_kind("wbc", class_names, kinds)
+    if leukocytes:
         out[flags["cd45_positive"].to_numpy(bool) &
-            np.isin(out, _of_kind("ctc", class_names, kinds))] = "wbc"
+            np.isin(out, _of_kind("ctc", class_names, kinds))] = leukocytes[0]
     return out
 
 
@@ -113,15 +117,16 @@ def markers_overrule(model_class: np.ndarray, markers_ctc: np.ndarray, proba: np
     # only where the guard found neither (``one_cell``). A cluster call already holds the CTC
     # the network saw; a wbc or debris call, where the network finds a CTC or a cluster as
     # likely as its call.
-    likelier = model_class == "cluster"
-    # (a lab's classes checked as a CTC or a cluster, ``kinds``, bear one too)
+    likelier = np.isin(model_class, _of_kind("cluster", names, kinds))
+    # (a lab's classes checked as a CTC or a cluster, ``kinds``, bear one too; and its
+    # classes checked as wbc or debris, whatever their names, are those calls)
     bearing = [names.index(c) for kind in ("ctc", "cluster")
                for c in _of_kind(kind, names, kinds, reported)]
-    for call in MISSED_CTC_CALLS:
-        if call in names:
+    for kind in MISSED_CTC_CALLS:
+        for call in _of_kind(kind, names, kinds):
             with np.errstate(invalid="ignore"):  # a row not finite has no call ("failed")
                 agrees = (proba[:, bearing] >= proba[:, [names.index(call)]]).any(axis=1)
-                if call == "debris":  # the network itself sure of a CTC or a cluster
+                if kind == "debris":  # the network itself sure of a CTC or a cluster
                     agrees &= (proba[:, bearing] >= MARKERS_DEBRIS_CTC).any(axis=1)
                 likelier |= (model_class == call) & agrees
     out = likelier & (filed == model_class) & np.asarray(markers_ctc, bool)
@@ -169,7 +174,8 @@ def crop_set_calls(called: np.ndarray, flags: pd.DataFrame, crops: np.ndarray,
     # call stays: an edge-cut cell or a blob can show the same markers.) On the shape-swap
     # family this moves CTC-vs-rest by at most 0.003 either way; on hand-drawn composites the
     # fused core3 calls 83 % of CTCs with it, 74 % without (scripts/drawn_composites.py).
-    made = finite & (out == "wbc") & flags[MARKERS_CTC].to_numpy(bool)
+    made = finite & np.isin(out, _of_kind("wbc", names, kinds)) & \
+        flags[MARKERS_CTC].to_numpy(bool)
     if _of_kind("ctc", names, kinds):
         out[made] = markers_call(proba, names, kinds, reported=reported)[made]
     return out
