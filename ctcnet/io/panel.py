@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -28,6 +27,15 @@ from ctcnet.core.said_once import first_time
 from ctcnet.errors import InputError, PanelMismatchError
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.hand_edits import pixel_unit_hint
+from ctcnet.io.marker_names import (  # noqa: F401 (the panel's vocabulary, read from here too)
+    CK_NEGATIVE_CTC_ROLES,
+    DYE_WORD,
+    MARKER_ROLES,
+    from_the_marker,
+    marker_core,
+    marker_key,
+    marker_role,
+)
 from ctcnet.io.metadata_text import read_mapping
 
 log = logging.getLogger(__name__)
@@ -39,22 +47,6 @@ PIXEL_SIZE_RANGE_UM = (0.01, 5.0)
 COMPOSITES = ("rgb",)
 RGB_PLANES = ("R", "G", "B")
 
-# Marker name (upper case) -> biological role. Roles are what the simulator renders and what the
-# marker gate reads; a name not listed here is a channel of unknown role (rendered as background).
-MARKER_ROLES = {
-    "DAPI": "nucleus", "HOECHST": "nucleus", "DNA": "nucleus",
-    "CK": "epithelial", "CYTOKERATIN": "epithelial", "PANCK": "epithelial", "PAN-CK": "epithelial",
-    "PANCYTOKERATIN": "epithelial", "PAN-CYTOKERATIN": "epithelial", "KERATIN": "epithelial",
-    "PAN-KERATIN": "epithelial", "PANKERATIN": "epithelial", **dict.fromkeys(  # CellSearch's:
-        ("CK8", "CK18", "CK19", "KRT8", "KRT18", "KRT19"), "epithelial"),  # (CK20, CK7: apart)
-    "CD45": "leukocyte", "PTPRC": "leukocyte", "CD45RA": "leukocyte", "CD45RO": "leukocyte",
-    "CD61": "platelet", "CD41": "platelet",
-    "CD66B": "neutrophil", "CD15": "neutrophil",
-    "VIM": "mesenchymal", "VIMENTIN": "mesenchymal",
-    "EPCAM": "epcam", "CD326": "epcam",
-}
-# Markers that can vouch for a CTC that lost CK (the simulator's, the guard's no_ck, a drop).
-CK_NEGATIVE_CTC_ROLES = ("mesenchymal", "epcam")
 
 # The keys of panel.json and of each channel (``bit_depth``: the camera's, for a range unsaid).
 PANEL_KEYS = ("name", "pixel_size_um", "channels", "composite", "bit_depth")
@@ -108,41 +100,6 @@ class Channel:
         if self.leaks_in:
             out["leaks_in"] = {k: float(v) for k, v in self.leaks_in.items()}
         return out
-
-
-# A marker named with its dye ("CD61-FITC", "CD66b AF647", "DAPI_405"): words parted so.
-_DYE_SEPARATORS = re.compile(r"[-_ /(]")
-QUALIFIERS = {"ANTI", "HUMAN", "HU", "CANINE", "DOG", "FELINE", "CAT", "MURINE", "MOUSE",
-              "RAT", "EQUINE", "BOVINE", "PORCINE", "MACAQUE", "PRIMATE"}
-# A dye or wavelength word (APC, PE, AF647, Cy5, 405nm), after a marker or before it: read past.
-DYE_WORD = re.compile(r"^(apc|pe|fitc|percp|bv\d+|bb\d+|af\d+|alexa\d*|cy\d+|dylight\d*|"
-                      r"atto\d*|\d+(nm)?)$", re.IGNORECASE)
-# DNA dyes sold by number (Hoechst 33342, DAPI's 405 nm): read with the number run on. Only
-# these: a CD's number is its identity (CD4 and CD45 are other markers), as a keratin's is.
-_NUMBERED_DYES = {"HOECHST", "DAPI"}
-
-
-def from_the_marker(words: list[str]) -> list[str]:
-    """A channel name's words from its marker on (canine CD45, anti-human CD45, PE-CK)."""
-    while len(words) > 1 and (words[0] in QUALIFIERS or DYE_WORD.match(words[0])):
-        words = words[1:]
-    return words
-
-
-def marker_role(name: str) -> str:
-    """The role of a well-known marker name or alias (``CD61-FITC``: 'platelet'), or 'unknown'."""
-    upper = name.strip().upper()
-    words = from_the_marker([w for w in _DYE_SEPARATORS.split(upper) if w])
-    if not words:
-        return "unknown"
-    # A dye's number run on to its name (Hoechst33342, DAPI405): the name before the digits.
-    run_on = re.fullmatch(r"([A-Z]+)\d+", words[0])
-    # The whole name, its first word, or its first two as one (pan-CK-PE, Pan Cytokeratin).
-    for key in (upper, words[0], "-".join(words[:2]),
-                run_on[1] if run_on and run_on[1] in _NUMBERED_DYES else None):
-        if key in MARKER_ROLES:
-            return MARKER_ROLES[key]
-    return "unknown"
 
 
 @dataclass(frozen=True)
@@ -215,6 +172,11 @@ class Panel:
         names = [n.upper() for n in self.names]
         if name.upper() in names:
             return names.index(name.upper())
+        # Its marker with a dye or "anti" round it (HER2-FITC for HER2): a marker no alias
+        # names has no role to be found by.
+        core = [i for i, n in enumerate(self.names) if marker_core(n) == marker_core(name)]
+        if len(core) == 1:
+            return core[0]
         role = marker_role(name) if role is None else role
         same_role = [i for i, c in enumerate(self.channels)
                      if role != "unknown" and c.role == role]
@@ -376,12 +338,6 @@ def check_channel_order(expected: Sequence[str], found: Sequence[str], what: str
                     "file's order)")
         raise PanelMismatchError(f"channel mismatch: {expected_by} expects {list(expected)} but "
                                  f"the {what} has {list(found)}{hint}", source)
-
-
-def marker_key(name) -> str:
-    """What a channel name is compared by: its well-known marker's role, else the name."""
-    role = marker_role(str(name))
-    return f"role:{role}" if role != "unknown" else str(name).upper()
 
 
 def _check_leaks(channel: Channel, names: list[str]) -> None:

@@ -75,6 +75,14 @@ def test_a_marker_named_with_its_dye_carries_the_markers_role():
     assert [marker_role(n) for n in ("PE-CK", "APC-CD45", "AF647 CD66b", "PE-Cy7")] == [
         "epithelial", "leukocyte", "neutrophil", "unknown"]
     assert marker_role("Pan-CK") == "epithelial"
+    # A marker no alias names (a lab's HER2) is found past its dye and "anti" too: the model's
+    # HER2 lacked from a cartridge holding HER2-FITC.
+    lab = Panel.from_dict({"channels": ["DAPI", "CK", "CD45", "HER2"]})
+    for named in ("HER2-FITC", "HER2_PE", "PE-HER2", "anti-HER2", "her2"):
+        scan = Panel.from_dict({"channels": ["DAPI", "CK", "CD45", named]})
+        assert lab.channel_indices(scan) == [0, 1, 2, 3], named
+    assert Panel.from_dict({"channels": ["DAPI", "CK", "HER2-PE", "HER2-FITC"]}).index_of(
+        "HER2") is None  # (two: which one, no name says)
 
 
 @pytest.mark.parametrize("bad", [

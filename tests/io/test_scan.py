@@ -304,7 +304,7 @@ def test_calls_that_look_like_a_channel_swap_are_a_problem_of_the_sample(clean_r
 
     said = "12 events called ctc against 30 called wbc: ... (CK and CD45 swapped?)"
     monkeypatch.setattr(run_summary, "implausible_marker_balance",
-                        lambda tally, kinds, at_training_prior: said)
+                        lambda tally, kinds, at_training_prior, wbc_kinds: said)
     summary = predict(clean_run, cart)
     assert summary.status == "partial" and said in summary.problems
     assert summary.counts == clean_run["clean"].counts  # its counts stand
