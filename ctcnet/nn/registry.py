@@ -329,6 +329,12 @@ def get_model(name: str) -> ModelInfo:
                          f"{name}.onnx) in {orphans[0]}: moved or deleted?"
                          + (" (ctcnet verify names the shipped files missing)"
                             if is_shipped_file(orphans[0] / f"{name}.json") else ""))
+    cardless = [d / f"{name}{suffix}" for d in model_dirs() if d.is_dir()
+                for suffix in WEIGHT_SUFFIXES if (d / f"{name}{suffix}").is_file()]
+    if cardless:  # (it read "no shipped model", the folder named in $CTCNET_MODELS searched)
+        raise InputError(f"{cardless[0]} has no card ({name}.json) beside it, so it is not "
+                         f"offered by name: pass the file with --model {cardless[0]}, or give it "
+                         "a card (ctcnet finetune and evaluate --save-model write one)")
     raise InputError(f"no shipped model called {name!r} (shipped: {names or 'none'}; "
                      f"folders searched: {[str(d) for d in model_dirs()]}); a model of your "
                      f"own is passed as its file, or by name with its folder in ${MODELS_ENV}")

@@ -50,6 +50,14 @@ def test_a_model_file_without_its_card_is_said_not_skipped_silently(with_tiny3, 
     assert "trained" not in names
     assert "trained.pt: has no card (trained.json)" in caplog.text
     assert "tiny3.pt" not in caplog.text  # a model with its card is no news
+    # Asked for by name: the file named, not "no shipped model" (its folder was searched).
+    trained.write_bytes((with_tiny3 / "tiny3.pt").read_bytes())
+    try:
+        with pytest.raises(InputError, match=r"trained.pt has no card \(trained.json\) beside "
+                                             r"it, so it is not offered by name: pass the file"):
+            registry.get_model("trained")
+    finally:
+        trained.unlink()
 
 
 def test_shipped_models_are_found_without_the_override(monkeypatch):
