@@ -333,9 +333,15 @@ def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningC
                               parser_kwargs={"description": DESCRIPTION,
                                              "prog": prog})
     except MisconfigurationException as err:  # (a GPU asked for where none is: one line)
-        hint = "" if torch.cuda.is_available() else (
+        # The device's hint where the trainer asked for one, not beside every other mistake.
+        asked = any(word in str(err).lower() for word in ("gpu", "cuda", "accelerator",
+                                                          "device"))
+        hint = "" if torch.cuda.is_available() or not asked else (
             ": this machine has no CUDA device; --trainer.accelerator cpu, or auto for a GPU "
             "where there is one")
+        if "enable_checkpointing" in str(err):  # (its model is written from its checkpoints)
+            hint = ": ctcnet train writes the model from its checkpoints; leave " \
+                   "--trainer.enable_checkpointing on"
         raise InputError(f"trainer: {err}{hint}") from None
     if getattr(cli.trainer, "max_epochs", None) == 0:
         raise InputError("trainer.max_epochs=0 trains nothing and writes no model; give 1 or "

@@ -215,6 +215,11 @@ class CTCLitModule(L.LightningModule):
         if not lr > 0 or not weight_decay >= 0:
             raise InputError(f"lr must be > 0 and weight_decay >= 0 (got lr={lr}, "
                              f"weight_decay={weight_decay})")
+        # (2 ended in a traceback at the first batch; -1 and a focal gamma of -1 trained)
+        if not (0 <= label_smoothing < 1 and focal_gamma >= 0 and 0 <= warmup_fraction < 1):
+            raise InputError(f"label_smoothing and warmup_fraction are shares, 0 up to 1, and "
+                             f"focal_gamma 0 or more (got label_smoothing={label_smoothing}, "
+                             f"warmup_fraction={warmup_fraction}, focal_gamma={focal_gamma})")
         if arch not in list_architectures():
             raise InputError(f"arch {arch!r} is not one of {list_architectures()} (a lab's "
                              "own: its package's ctcnet.architectures entry point)")

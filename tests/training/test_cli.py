@@ -265,6 +265,19 @@ def test_a_mistyped_option_is_one_line_and_zero_epochs_are_refused(capsys, tmp_p
                               f"--trainer.default_root_dir={tmp_path}")
         assert status == 2 and len(err) == 1 and "no CUDA device; --trainer.accelerator " \
             "cpu" in err[0], err
+    # Another trainer mistake: its own fix, not the device's (every one read "no CUDA").
+    status, err = run_cli(capsys, "train", "--config", smoke,
+                          "--trainer.enable_checkpointing=false",
+                          f"--trainer.default_root_dir={tmp_path}")
+    assert status == 2 and "leave --trainer.enable_checkpointing on" in err[-1] and \
+        "CUDA" not in err[-1], err
+    # Shares and a focal gamma out of range: one line, before any work (2 was a traceback at
+    # the first batch; -1 trained).
+    for option in ("--model.label_smoothing=2", "--model.label_smoothing=-1",
+                   "--model.focal_gamma=-1", "--model.warmup_fraction=2"):
+        status, err = run_cli(capsys, "train", "--config", smoke, option,
+                              f"--trainer.default_root_dir={tmp_path}")
+        assert status == 2 and "are shares, 0 up to 1" in err[-1], (option, err)
 
 
 def test_a_resume_of_another_shape_is_refused(tmp_path):
