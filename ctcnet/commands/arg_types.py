@@ -80,17 +80,21 @@ def pixel_size_um(text: str) -> float:
 # The paths a command reads or writes: an empty one ('' from a script's unset variable) was
 # read as the working folder (predict ran every scan there; --out wrote into it), and
 # --int8 '' exported fp32.
-PATH_ARGUMENTS = ("inputs", "results", "samples", "data", "checkpoint", "out", "scans",
-                  "calibrate_on", "save_model", "expected", "int8")
+# (dest -> as the command line names it; a model '' fell back to the shipped one unsaid)
+PATH_ARGUMENTS = {"inputs": "INPUT", "results": "RESULTS", "samples": "SAMPLE",
+                  "data": "DATA", "checkpoint": "CHECKPOINT", "out": "--out",
+                  "out_option": "--out", "scans": "--scans", "calibrate_on": "--calibrate-on",
+                  "save_model": "--save-model", "expected": "--expected", "int8": "--int8",
+                  "model": "--model", "base": "--base"}
 
 
 def refuse_empty_paths(args: argparse.Namespace) -> None:
     """Refuse (InputError) a path given as an empty name, naming the argument."""
     from ctcnet.errors import InputError
 
-    for name in PATH_ARGUMENTS:
+    for name, said in PATH_ARGUMENTS.items():
         value = getattr(args, name, None)
         if any(isinstance(v, str) and not v.strip()
                for v in (value if isinstance(value, list) else [value])):
-            raise InputError(f"{name.replace('_', ' ')}: an empty name (an unset variable in "
-                             "a script?): give the path")
+            raise InputError(f"{said}: an empty name (an unset variable in a script?): give "
+                             "the path")

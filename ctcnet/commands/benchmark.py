@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None,
                         help="model to measure: a shipped model's name or a file (default: "
                              "the shipped default model)")
-    parser.add_argument("--out", type=Path, default=None,
+    parser.add_argument("--out", default=None,  # (as typed: '' is refused, not Path('.'))
                         help="folder for benchmarks.md and benchmarks.json (default: "
                              "benchmark; with --quick, benchmark-quick; the project's record "
                              "is --out docs)")
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
                          "(each stage's seconds in summary.json, timings_s)", args.model)
     model = resolve_model(args.model, "torch") if args.model else default_model_path("torch")
     # Never docs/ unless asked: run in a checkout, that would replace the project's record.
-    out = args.out or Path("benchmark-quick" if args.quick else "benchmark")
+    out = Path(args.out) if args.out else Path("benchmark-quick" if args.quick else "benchmark")
     check_output_folder(out)  # before the measuring, not after it
     if args.workdir is not None:
         check_output_folder(args.workdir, "--workdir")

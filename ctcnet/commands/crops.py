@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from ctcnet.inference.inputs import check_writable
 
     out = Path(args.out)
-    refuse_output_in_data(out, [args.results, args.scans])  # (read as a sample, or a scan)
+    refuse_output_in_data(out, args.results)  # (its crops read as a sample's next time)
     check_output_folder(out)
     replacing = out.exists() and any(out.iterdir())
     if replacing and not args.overwrite:

@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     check_baseline_arguments(args)
-    refuse_output_in_data(args.out, [args.data, args.calibrate_on])
+    refuse_output_in_data(args.out, [args.data, args.calibrate_on, args.expected])
     with report_replaced(args.out, args.overwrite):  # an earlier report kept until then
         return _evaluate(args)
 

@@ -94,14 +94,19 @@ def check_save_model(args: argparse.Namespace, model) -> None:
     from ctcnet.commands.report_folders import EVALUATION, refuse_output_in_data
 
     saved = Path(args.save_model).absolute()
-    if saved.parent == Path(args.out).absolute() and saved.name in (*EVALUATION.reports,
-                                                                    *EVALUATION.files):
-        raise InputError(f"--save-model {saved.name} is a file of the report written into "
-                         "--out: the model would be written over by it; give it a .pt name")
+    # The model and its card (.json, .md) beside it: none a file of the report, none over
+    # another file unasked (report.pt's card was the report's report.json).
+    written = [saved, saved.with_suffix(".json"), saved.with_suffix(".md")]
+    clash = [p.name for p in written if p.parent == Path(args.out).absolute()
+             and p.name in (*EVALUATION.reports, *EVALUATION.files)]
+    if clash:
+        raise InputError(f"--save-model {saved.name}: its {clash[0]} is a file of the report "
+                         "written into --out, and one would be written over by the other; "
+                         "give the model another name")
     atomic.refuse_overwriting_inputs(args.save_model, [model], "--save-model")
     refuse_output_in_data(args.save_model, [args.data, args.calibrate_on], "--save-model")
     atomic.check_output_file(args.save_model, "--save-model")
-    atomic.refuse_existing([args.save_model], args.overwrite, "--save-model")
+    atomic.refuse_existing(written, args.overwrite, "--save-model")
 
 
 def calibrate(args: argparse.Namespace, model, warnings: list[str]):

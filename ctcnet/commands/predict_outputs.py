@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ctcnet.core.paths import as_listed
 from ctcnet.errors import InputError
 from ctcnet.inference.distributed import shard as split
 
@@ -57,7 +58,7 @@ def list_outputs(out, cartridges, datasets, shard: tuple[int, int] | None,
             except InputError as err:
                 why = str(err).removeprefix(f"{path}: ")
         refused += bool(why)
-        print(f"{Path(path).absolute()}\t{(Path(out) / output_folder_of(name)).absolute()}"
+        print(f"{Path(path).absolute()}\t{as_listed(Path(out) / output_folder_of(name)).absolute()}"
               + (f"\tset aside: {why}" if why else ""))
     return 2 if refused else 0
 

@@ -36,6 +36,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ctcnet.core.file_modes import make_folder
+from ctcnet.core.paths import as_listed
 from ctcnet.core.processes import process_running
 from ctcnet.errors import InputError, check_regular_file
 
@@ -406,7 +407,7 @@ def done_watcher(out: Path, names: list[str], since: float) -> Callable[[], None
             if name in said:
                 continue
             try:
-                written = (out / name / "summary.json").stat().st_mtime
+                written = (as_listed(out / name) / "summary.json").stat().st_mtime
             except OSError:
                 continue
             if written >= since:

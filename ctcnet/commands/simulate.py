@@ -174,14 +174,13 @@ def _simulated_by_us(out, what: str) -> bool:
     return isinstance(data, dict) and check(data)
 
 
-# What one run draws at most (its crops held in memory whole: a count past the machine's was
-# killed midway, the output --overwrite set aside gone with it), and a frame a camera takes.
-MAX_SIMULATED_CROPS, MAX_SAMPLES, MAX_CROP_SIDE = 200_000, 10_000, 1024
-MIN_FRAME_SIDE, MAX_FRAME_SIDE = 64, 16_384
+# What one run draws at most (held in memory whole: more was killed midway, the output
+# --overwrite set aside gone with it), and a frame a camera takes.
+MAX_SIMULATED_CROPS, MAX_SIMULATED_PIXELS = 200_000, 2_000_000_000  # (4 GB of 16-bit counts)
+MAX_SAMPLES, MAX_CROP_SIDE, MIN_FRAME_SIDE, MAX_FRAME_SIDE = 10_000, 1024, 64, 16_384
 
-# What an earlier output of each kind holds besides its crops or frames.
-_OWN_FILES = {"crops": {"manifest.csv", "panel.json", "dataset.json"},
-              "cartridge": {"cartridge.json", "panel.json", "ground_truth.csv"}}
+_OWN_FILES = {"crops": {"manifest.csv", "panel.json", "dataset.json"},  # (beside its crops
+              "cartridge": {"cartridge.json", "panel.json", "ground_truth.csv"}}  # or frames)
 
 
 def _not_simulated(out, what: str) -> list[str]:
@@ -441,10 +440,12 @@ def run(args) -> int:
                              "name=count pairs)")
         total = counts * len(taxonomy.names) if isinstance(counts, int) else \
             sum(counts.values())
-        if total > MAX_SIMULATED_CROPS:  # held in memory whole: refused, not killed midway
-            raise InputError(f"--counts: {total:,} crops in all, more than the "
-                             f"{MAX_SIMULATED_CROPS:,} one run draws: draw them in several "
-                             "runs (another --seed each)")
+        pixels = total * args.crop_size ** 2 * panel.num_channels  # (held whole: refused)
+        if total > MAX_SIMULATED_CROPS or pixels > MAX_SIMULATED_PIXELS:
+            raise InputError(f"--counts: {total:,} crops of {args.crop_size} px in all, more "
+                             f"than one run draws ({MAX_SIMULATED_CROPS:,} crops, "
+                             f"{MAX_SIMULATED_PIXELS:,} pixels): draw them in several runs "
+                             "(another --seed each)")
         _export_options(args)
         quality = _parse_range(args.jpeg_quality, "--jpeg-quality")
         rendered, crop_size, export_um = panel, args.crop_size, args.export_pixel_size

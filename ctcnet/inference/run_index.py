@@ -224,7 +224,7 @@ def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missi
             _share_text(name, world_size, Path(out) / name) if sharded and world_size
             else None)
         if refused is not None and refused.get("kind") == "held" and \
-                not folder_is_held(Path(out) / name):
+                not folder_is_held(path.parent):
             # The run that held it ended without finishing it (killed): nobody will.
             refused = {**refused, "kind": "output",
                        "reason": f"{refused.get('reason')}; the run that held it ended "

@@ -47,7 +47,9 @@ def marker_core(name: str) -> str:
     """A channel name without the dye and qualifiers round its marker (``HER2-FITC``,
     ``anti-HER2``, ``PE HER2``: ``HER2``), for markers no alias names."""
     words = from_the_marker([w for w in _DYE_SEPARATORS.split(name.strip().upper()) if w])
-    while len(words) > 1 and DYE_WORD.match(words[-1]):
+    # A dye's name after the marker, never a bare number: IL-6 and IL-8, Ki-67, CD-45 and
+    # CD-61 are other markers, not one marker at two wavelengths.
+    while len(words) > 1 and DYE_WORD.match(words[-1]) and not words[-1].isdigit():
         words = words[:-1]
     return "-".join(words)
 

@@ -486,7 +486,10 @@ def test_a_command_interrupted_says_what_it_left(monkeypatch, capsys, tmp_path, 
     ["predict", "", "--out", "OUT"], ["predict", "IN", "--out", ""],
     ["crops", "", "--out", "OUT"], ["verify", "--results", ""], ["export", ""],
     ["export", "ctcnet-default", "--int8", ""], ["export-events", "IN", "--fcs", "--out", ""],
-    ["benchmark", "--frames=", "--out", "OUT"]])
+    ["benchmark", "--frames=", "--out", "OUT"], ["benchmark", "--out", ""],
+    ["simulate", "crops", "--out", "", "--counts", "2"], ["robustness", "IN", "--out", "OUT",
+                                                          "--model", ""],
+    ["finetune", "IN", "--out", "m.pt", "--base", ""]])
 def test_an_empty_path_is_refused_not_read_as_the_working_folder(argv, tmp_path, monkeypatch,
                                                                  capsys):
     """'' (a script's unset variable) was the working folder: predict ran every scan in it,

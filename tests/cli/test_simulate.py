@@ -216,7 +216,8 @@ def test_a_draw_past_any_machine_is_refused_before_anything_is_set_aside(tmp_pat
     crops = tmp_path / "crops"
     assert main(["simulate", "crops", str(crops), "--counts", "1", "--crop-size", "32"]) == 0
     before = sorted(p.name for p in crops.rglob("*"))
-    for extra, said in ((["--counts", "99999999999"], "crops in all, more than the 200,000"),
+    for extra, said in ((["--counts", "99999999999"], "crops of 80 px in all, more than one"),
+                        (["--counts", "2000", "--crop-size", "1024"], "2,000,000,000 pixels"),
                         (["--counts", "2", "--samples", "99999"], "1 to 10,000"),
                         (["--counts", "2", "--crop-size", "99999"], "16 to 1,024")):
         try:

@@ -39,6 +39,18 @@ def test_calibrating_on_too_few_crops_is_refused_before_any_work(cart_and_model,
     assert_one_line_error(status, err, f"{three}: recalibration needs labelled crops of at "
                                        "least two classes; these are 3 (ctc 3)")
     assert not (tmp_path / "c.pt").exists() and not (tmp_path / "ev").exists()
+    # The model's card is written beside it: one of the report's names (report.pt's card is
+    # report.json, which the report replaced), or a file there already, is refused.
+    status, err = run_cli(capsys, "evaluate", crops, "--model", cart_and_model / "model.pt",
+                          "--out", tmp_path / "ev", "--no-baselines", "--device", "cpu",
+                          "--calibrate-on", crops, "--save-model", tmp_path / "ev" / "report.pt")
+    assert_one_line_error(status, err, "its report.json is a file of the report")
+    (tmp_path / "c.md").write_text("a lab's notes on c")
+    status, err = run_cli(capsys, "evaluate", crops, "--model", cart_and_model / "model.pt",
+                          "--out", tmp_path / "ev", "--no-baselines", "--device", "cpu",
+                          "--calibrate-on", crops, "--save-model", tmp_path / "c.pt")
+    assert_one_line_error(status, err, "c.md already exists")
+    assert (tmp_path / "c.md").read_text() == "a lab's notes on c"
 
 
 def test_calibrating_on_few_crops_pools_them_with_simulated_crops(cart_and_model, crops,

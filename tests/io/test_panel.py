@@ -83,6 +83,11 @@ def test_a_marker_named_with_its_dye_carries_the_markers_role():
         assert lab.channel_indices(scan) == [0, 1, 2, 3], named
     assert Panel.from_dict({"channels": ["DAPI", "CK", "HER2-PE", "HER2-FITC"]}).index_of(
         "HER2") is None  # (two: which one, no name says)
+    # A number after a marker's name is its identity, not a wavelength: IL-8 is no IL-6.
+    for model, data in (("IL-6", "IL-8"), ("Ki-67", "Ki-76"), ("CD-45", "CD-61")):
+        lab = Panel.from_dict({"channels": ["DAPI", "CK", "CD66b", model]})
+        scan = Panel.from_dict({"channels": ["DAPI", "CK", "CD66b", data]})
+        assert lab.index_of(data) is None and scan.index_of(model) is None, (model, data)
 
 
 @pytest.mark.parametrize("bad", [
