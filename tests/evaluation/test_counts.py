@@ -279,7 +279,7 @@ def test_evaluate_command_on_simulated_cartridges(tmp_path, capsys, caplog):
     assert report["software"]["ctcnet"] and report["written_at"]
     # Crop-set options given with cartridges are refused by name, before any work: a
     # calibrated model that would never be written, a baseline folder never read.
-    for extra, named in ((["--calibrate-on", str(tmp_path), "--save-model", "cal.pt"],
+    for extra, named in ((["--calibrate-on", str(tmp_path / "carts"), "--save-model", "cal.pt"],
                           "--calibrate-on, --save-model: crop-set options"),
                          (["--batch-size", "4"], "--batch-size: crop-set option,"),
                          (["--baseline-train", "nosuch"], "--baseline-train: crop-set option,")):
