@@ -51,14 +51,12 @@ def run(args: argparse.Namespace) -> int:
     into a crop dataset; returns the exit status."""
     from pathlib import Path
 
-    from ctcnet.commands.report_folders import refuse_output_in_data
     from ctcnet.exports.event_crops import write_event_dataset
 
     # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.inference.inputs import check_writable
 
     out = Path(args.out)
-    refuse_output_in_data(out, args.results)  # (its crops read as a sample's next time)
     check_output_folder(out)
     replacing = out.exists() and any(out.iterdir())
     if replacing and not args.overwrite:
