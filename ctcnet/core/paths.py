@@ -47,11 +47,17 @@ def name_key(name: str) -> str:
     return unicodedata.normalize("NFC", name).casefold()
 
 
+def composed(name: str) -> str:
+    """A name in its composed Unicode form (NFC), the one :func:`same_name` compares: a set
+    of these is looked up once a name, not compared pair by pair."""
+    return unicodedata.normalize("NFC", name)
+
+
 def same_name(a: str, b: str) -> bool:
     """Whether two names are one name written in two Unicode forms: macOS (and a copy
     through it) writes "Pa\u0302tient" where Linux wrote "P\u00e2tient". Case still counts
     (unlike :func:`name_key`): these are the names a run recorded, compared as written."""
-    return unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b)
+    return composed(a) == composed(b)
 
 
 def as_listed(path: str | os.PathLike) -> Path:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ctcnet.core.file_modes import make_folder
 from ctcnet.core.json_text import strict_json
-from ctcnet.core.paths import as_listed, same_name
+from ctcnet.core.paths import as_listed, composed
 from ctcnet.core.processes import process_start
 from ctcnet.core.run_log import ending_text
 from ctcnet.errors import InputError
@@ -259,9 +259,9 @@ def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missi
     # Samples an earlier run left in --out that this one did not run: named, so that the
     # index of a partial rerun or another batch into the same folder does not hide them, and
     # a row each in samples.csv (the folder's table, not this run's alone).
-    ours = set(sample_ids)
+    ours = {composed(name) for name in sample_ids}  # (a folder named so in another form too)
     others = sorted(p.parent.name for p in Path(out).glob("*/summary.json")
-                    if not any(same_name(p.parent.name, name) for name in ours))
+                    if composed(p.parent.name) not in ours)
     unfinished = unfinished_outputs(out, ours)
     for name, why in unfinished.items():  # none of this run's, but none has a result either
         log.warning("%s (in %s, not an input of this run): %s", name, out, why)
@@ -416,11 +416,10 @@ def unfinished_outputs(out: Path, ours=()) -> dict[str, str]:
     names them, so that its index does not read as the whole night's."""
     from ctcnet.inference.journal import PARTS_DIR  # pandas: not where the base install reads
 
-    found = {}
+    found, ours = {}, {composed(name) for name in ours}
     for parts in sorted(Path(out).glob(f"*/{PARTS_DIR}")):
         folder = parts.parent
-        if any(same_name(folder.name, name) for name in ours) or \
-                (folder / SUMMARY_FILE).exists():
+        if composed(folder.name) in ours or (folder / SUMMARY_FILE).exists():
             continue
         found[folder.name] = (
             "another ctcnet predict is writing it now; it lists it when it ends"

@@ -55,8 +55,6 @@ def metadata_channel_names(names) -> tuple[str, ...] | None:
     return names
 
 
-
-
 def in_um(value, unit) -> float | None:
     """An OME length in um (None: not stated); a unit no pixel is measured in is refused."""
     if value is None:

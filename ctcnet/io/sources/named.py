@@ -233,11 +233,7 @@ class NamedFrames(FrameSource):
                             "the files do not hold; one frame alone: a file cut short, "
                             "or still being written?)"
                             if arr.shape[0] < panel.num_channels else ""), path)
-        if path.suffix.lower() in TIFF_SUFFIXES:
-            # A pixel size a frame's OME metadata state: each one's, not the first's alone,
-            # held to panel.json's (a frame of 0.32 um among 0.64 um ones was read at 0.64,
-            # unsaid). Its header again: a tenth of the frame's read.
-            refuse_other_ome_pixel_size(path, panel.pixel_size_um)
+        held_to_stated_size([path], panel)
         arr = in_panel_order(arr, names, panel.names, path)
         return [remove_cellsearch_offset(arr[c], path) for c in keep]
 
@@ -257,7 +253,7 @@ class MultipageTiff(NamedFrames):
         with it (as a container's must: one of the two is wrong, and a wrong pixel size sizes
         every event wrongly)."""
         panel = super().panel(parts, stated)
-        refuse_other_ome_pixel_size(parts[0].path, panel.pixel_size_um)
+        held_to_stated_size([parts[0].path], panel)
         return panel
 
 
@@ -279,9 +275,7 @@ class ChannelFiles(NamedFrames):
         """panel.json's panel; a pixel size the first TIFF's OME metadata state must agree
         with it, as a multipage frame's must (channel files of 0.32 um were read at 0.64)."""
         panel = super().panel(parts, stated)
-        tiff = next((p.path for p in parts if p.path.suffix.lower() in TIFF_SUFFIXES), None)
-        if tiff is not None:
-            refuse_other_ome_pixel_size(tiff, panel.pixel_size_um)
+        held_to_stated_size([p.path for p in parts], panel)
         return panel
 
     def read(self, frame: FrameRef, panel, keep: list[int]) -> list[np.ndarray | None]:
@@ -289,9 +283,7 @@ class ChannelFiles(NamedFrames):
         channel whose file the frame lacks (:attr:`FrameRef.missing`) reads as None."""
         present = [c for c in range(panel.num_channels) if c not in frame.missing]
         files = dict(zip(present, frame.files))
-        tiff = next((f for f in frame.files if f.suffix.lower() in TIFF_SUFFIXES), None)
-        if tiff is not None:  # each frame's stated pixel size, as a multipage frame's
-            refuse_other_ome_pixel_size(tiff, panel.pixel_size_um)
+        held_to_stated_size(frame.files, panel)  # (each frame's, as a multipage frame's)
         planes = [remove_cellsearch_offset(read_channel_file(files[c], panel.names[c]), files[c])
                   if c in files else None for c in keep]
         shapes = [p.shape for p in planes if p is not None]
@@ -305,6 +297,16 @@ class ChannelFiles(NamedFrames):
                              f"{common[0]} x {common[1]} as the others are "
                              f"({sorted(set(shapes))})", frame.files[0])
         return planes
+
+
+def held_to_stated_size(files, panel) -> None:
+    """The pixel size the first TIFF of ``files`` states in its OME metadata held to
+    panel.json's (:func:`refuse_other_ome_pixel_size`), each frame's and not the first's
+    alone: a frame of 0.32 um among 0.64 um ones was read at 0.64, unsaid. Its header read
+    once more: a tenth of a frame's read."""
+    tiff = next((Path(f) for f in files if Path(f).suffix.lower() in TIFF_SUFFIXES), None)
+    if tiff is not None:
+        refuse_other_ome_pixel_size(tiff, panel.pixel_size_um)
 
 
 def refuse_ambiguity(position: tuple[int, int], files: list[FramePart], root: Path) -> None:
