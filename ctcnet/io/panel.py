@@ -47,7 +47,6 @@ PIXEL_SIZE_RANGE_UM = (0.01, 5.0)
 COMPOSITES = ("rgb",)
 RGB_PLANES = ("R", "G", "B")
 
-
 # The keys of panel.json and of each channel (``bit_depth``: the camera's, for a range unsaid).
 PANEL_KEYS = ("name", "pixel_size_um", "channels", "composite", "bit_depth")
 CHANNEL_KEYS = ("name", "value_range", "normalisation", "leaks_in", "bit_depth")

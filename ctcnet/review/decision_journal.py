@@ -164,7 +164,7 @@ def read_decisions(sample_dir: str | Path, file: str = REVIEW_FILE) -> pd.DataFr
 # ---------------------------------------------------------------------------------------------
 # Writing: one read-modify-write at a time per folder, across threads and processes.
 
-_NO_FLOCK = threading.RLock()
+_NO_FLOCK = threading.Lock()  # (held on by its holder through _HELD, as the flock is)
 _warned_no_flock = False
 # The sample folders this thread holds the lock of: a reader that holds it over all its reads
 # (review_records_read) may call what takes it again. A second flock of the same file from
@@ -210,7 +210,6 @@ def decisions_lock(sample_dir: str | Path) -> Iterator[None]:
         finally:
             held.discard(key)
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
 
 
 def _write(sample_dir: Path, table: pd.DataFrame) -> None:
