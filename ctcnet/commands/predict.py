@@ -36,6 +36,7 @@ from ctcnet.errors import InputError, check_device_name, stop_within
 from ctcnet.inference.backend_registry import list_backends
 from ctcnet.inference.distributed import distributed_context, env_info
 from ctcnet.inference.distributed import shard as split
+from ctcnet.inference.output_names import output_folder_of
 from ctcnet.inference.run_index import (
     mark_run_started,
     note_set_aside,
@@ -251,8 +252,8 @@ def _run(args, log) -> int:
             ended = stop_within(err) or err  # (a signal inside an import's error: stopped)
             if began or stopped_over_an_index(ended, out, indexing and shard is None
                                                and info.world_size == 1):
-                mine = names if shard is None else \
-                    split(names, rank, world_size, key=str)  # as the inputs were split
+                mine = names if shard is None else split(  # as the inputs were split
+                    names, rank, world_size, key=output_folder_of)
                 index_of_an_ended_run(out, names, world_size, set_aside, started,
                                        failed_reports, ended, log, mine, shard is not None,
                                        args.overwrite)
@@ -260,8 +261,8 @@ def _run(args, log) -> int:
         note_set_aside(out, set_aside, started)  # for the rank or job that writes run.json
     # One index of every output of the run: under torchrun once all ranks have finished; each
     # shard of a job array rewrites it as it ends, the last leaving the whole index.
-    set_aside = own_share(set_aside, names, shard and split(names, rank, world_size, key=str),
-                          summaries, args.shard)
+    mine = shard and split(names, rank, world_size, key=output_folder_of)  # as list-outputs
+    set_aside = own_share(set_aside, names, mine, summaries, args.shard)
     tally = indexing and info.world_size == 1  # (of a job array's share, its own)
     lines = outcome_lines(summaries, out, failed_reports, len(set_aside), tally=tally)
     for line in lines:  # in the log first: an index a full disk refuses loses none of them

@@ -85,8 +85,9 @@ def extract_windows(frame: np.ndarray, x: np.ndarray, y: np.ndarray, window: int
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Cut (N, C, window, window) windows centred on (x, y) from a (C, H, W) frame.
 
-    Returns the windows (frame dtype) and a bool (N,) array: True where the window reached past
-    the frame border and that part was filled with background (:func:`background_fill`).
+    Returns the windows (float32 for an integer frame, else the frame's dtype) and a bool (N,)
+    array: True where the window reached past the frame border and that part was filled with
+    background (:func:`background_fill`).
     """
     frame = np.asarray(frame)
     top, left, padded = place_windows(x, y, window, *frame.shape[1:])
@@ -96,9 +97,9 @@ def extract_windows(frame: np.ndarray, x: np.ndarray, y: np.ndarray, window: int
 def cut_windows(frame: np.ndarray, top: np.ndarray, left: np.ndarray, window: int
                 ) -> np.ndarray:
     """(N, C, window, window) windows with top-left corners (top, left) in a (C, H, W) frame,
-    the part of a window past the frame border filled with background (frame dtype)."""
+    the part of a window past the frame border filled with background (:func:`window_dtype`)."""
     c, h, w = frame.shape
-    out = np.empty((len(top), c, window, window), dtype=frame.dtype)
+    out = np.empty((len(top), c, window, window), dtype=window_dtype(frame.dtype))
     # One slice copy per window: half the time of a fancy-index gather over a sliding-window
     # view (7 against 12-16 ms for 290 windows of 67 px on a CellSearch frame). Python ints:
     # numpy scalars would make each slice several times slower to set up.
@@ -108,6 +109,13 @@ def cut_windows(frame: np.ndarray, top: np.ndarray, left: np.ndarray, window: in
         else:
             out[i] = border_window(frame, t, lf, window)
     return out
+
+
+def window_dtype(dtype) -> np.dtype:
+    """The dtype of windows cut from a frame of ``dtype``: float32 for integer counts, so that
+    a frame's border fill is the same numbers whether the frame came as uint16 (tifffile, a
+    notebook) or float32 (a cartridge's reader, a device), not rounded to whole counts."""
+    return np.dtype(np.float32) if np.issubdtype(dtype, np.integer) else np.dtype(dtype)
 
 
 def border_window(frame: np.ndarray, top: int, left: int, window: int) -> np.ndarray:
@@ -120,10 +128,11 @@ def border_window(frame: np.ndarray, top: int, left: int, window: int) -> np.nda
     if r0 >= r1 or c0 >= c1:  # wholly outside (never from detection): the general fill
         rows, cols, inside = border_gather(np.array([top]), np.array([left]), window, h, w)
         gathered = frame[:, rows[:, :, None], cols[:, None, :]].transpose(1, 0, 2, 3)
-        return background_fill(gathered, inside)[0]
+        return background_fill(gathered.astype(window_dtype(frame.dtype), copy=False),
+                               inside)[0]
     part = frame[:, r0:r1, c0:c1]
     levels = fill_levels(part.reshape(c, -1).astype(np.float32, copy=False))
-    out = np.empty((c, window, window), frame.dtype)
+    out = np.empty((c, window, window), window_dtype(frame.dtype))
     inside = (r0 - top, r1 - top, c0 - left, c1 - left)
     out[:, inside[0]:inside[1], inside[2]:inside[3]] = part
     # Only the bands round the part are drawn (what fill_values would draw there): drawing
@@ -133,7 +142,7 @@ def border_window(frame: np.ndarray, top: int, left: int, window: int) -> np.nda
         if out.dtype == np.float32:  # fill_block's numbers, made in place
             _fill_into(out[:, rows, cols], levels, pattern[rows, cols])
         else:
-            out[:, rows, cols] = fill_block(levels, pattern[rows, cols], frame.dtype)
+            out[:, rows, cols] = fill_block(levels, pattern[rows, cols], out.dtype)
     return out
 
 

@@ -1051,6 +1051,27 @@ def test_list_outputs_names_each_inputs_output_folder_and_writes_nothing(
     assert not out.exists()
 
 
+def test_a_shard_refuses_the_inputs_its_list_outputs_set_aside(cart_and_model, tmp_path,
+                                                              capsys):
+    """Two scans of one sample id: the job of the array whose --list-outputs sets them aside
+    (exit 2) is the job whose run refuses them, whatever folders they lie in (the run had
+    split its refusals by a hash of the name and the folder, list-outputs by the name)."""
+    from ctcnet.cli import main
+
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    for name, sample in zip("abcdef", ("S_p", "S_p", "S_q", "S_q", "S_r", "S_r")):
+        shutil.copytree(cart_and_model / "cart", scans / name)
+        edit_json(scans / name / "cartridge.json", sample_id=sample)
+    model = str(cart_and_model / "model.pt")
+    for k in (1, 2):
+        listed = main(["predict", str(scans), "--out", str(out), "--list-outputs",
+                       "--shard", f"{k}/2"])
+        ran = main(["predict", str(scans), "--out", str(out), "--model", model,
+                    "--shard", f"{k}/2", "--quiet"])
+        assert listed == ran, f"share {k}/2"
+    capsys.readouterr()
+
+
 def test_list_outputs_lists_a_shards_share_and_says_what_the_run_would_set_aside(
         cart_and_model, tmp_path, capsys):
     """A job array's job declares its share alone (--shard), as the run splits the inputs by

@@ -57,6 +57,17 @@ def test_frame_crops_are_the_per_window_crops(scan_um, dtype):
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=2e-3)
 
 
+@pytest.mark.parametrize("scan_um", [0.64, 0.45])
+def test_a_frame_of_counts_crops_alike_as_uint16_and_float32(scan_um):
+    """A notebook's uint16 frame (tifffile) and a cartridge reader's float32 copy of it give
+    the same crops, border windows included: their fill is not rounded to whole counts."""
+    frame = frame_with_spots(dtype=np.uint16)
+    as_counts, padded = extract_crops(frame, X, Y, 32, 0.64, scan_um)
+    as_float, _ = extract_crops(frame.astype(np.float32), X, Y, 32, 0.64, scan_um)
+    assert padded.any()
+    np.testing.assert_array_equal(as_counts, as_float)
+
+
 def test_no_events_give_no_crops():
     frame = frame_with_spots()
     for scan_um in (0.45, 0.64, 0.78):
@@ -75,8 +86,8 @@ def test_border_windows_are_the_general_background_fill(dtype):
     got = cut_windows(frame, top, left, 41)
     rows, cols, inside = border_gather(top[padded], left[padded], 41, h, w)
     gathered = frame[:, rows[:, :, None], cols[:, None, :]].transpose(1, 0, 2, 3)
-    assert got.dtype == frame.dtype
-    assert np.array_equal(got[padded], background_fill(gathered, inside))
+    assert got.dtype == np.float32
+    assert np.array_equal(got[padded], background_fill(gathered.astype(np.float32), inside))
     for i in np.flatnonzero(~padded):
         assert np.array_equal(got[i], frame[:, top[i]:top[i] + 41, left[i]:left[i] + 41])
 
@@ -95,14 +106,14 @@ def test_a_border_window_is_the_general_fill_wherever_it_lies(dtype, seed, windo
     assume(inside.any() and not inside.all())
     gathered = frame[:, rows[:, :, None], cols[:, None, :]].transpose(1, 0, 2, 3)
     got = border_window(frame, top, left, window)
-    assert got.dtype == frame.dtype
-    assert np.array_equal(got, background_fill(gathered, inside)[0])
+    assert got.dtype == np.float32
+    assert np.array_equal(got, background_fill(gathered.astype(np.float32), inside)[0])
 
 
 def test_a_window_wholly_outside_is_background():
     frame = frame_with_spots()
     crop = cut_windows(frame, np.array([-60]), np.array([-70]), 20)[0]
-    assert crop.shape == (3, 20, 20) and crop.dtype == frame.dtype
+    assert crop.shape == (3, 20, 20) and crop.dtype == np.float32
     assert (crop >= frame.min()).all() and (crop <= frame.max()).all()
 
 
