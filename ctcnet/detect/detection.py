@@ -26,6 +26,7 @@ as well as nucleated cells. Steps, all vectorised over the frame:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -36,8 +37,13 @@ from ctcnet.detect.members import LABEL, marker_channels, marker_seeds, with_mar
 from ctcnet.detect.resampling import two_tap_matrix
 from ctcnet.detect.splitting import group_max, split_and_merge
 from ctcnet.errors import InputError
-from ctcnet.io.frame_checks import holds_eight_bit_values
-from ctcnet.io.panel import Panel
+from ctcnet.io.frame_checks import (
+    FRACTION_SPAN,
+    SCALED_SHARE,
+    holds_eight_bit_values,
+    rescaled_counts,
+)
+from ctcnet.io.panel import Panel, load_panel
 
 
 @dataclass(frozen=True)
@@ -245,7 +251,8 @@ def check_frame_size(h: int, w: int, factor: int) -> None:
 def detect_events(frame: np.ndarray, panel: Panel, config: DetectConfig | None = None,
                   return_labels: bool = False, alternates: bool = False,
                   measured: dict[str, np.ndarray] | None = None):
-    """Find the events of one (C, H, W) frame of raw counts.
+    """Find the events of one (C, H, W) frame of raw counts (``panel``: its Panel, or the path
+    of its panel.json).
 
     Returns a DataFrame with one row per event: ``x, y`` (centre, frame pixels), ``bbox_x0,
     bbox_y0, bbox_x1, bbox_y1`` (exclusive ends), ``area_px``, ``area_um2``, ``peak_snr``,
@@ -259,11 +266,35 @@ def detect_events(frame: np.ndarray, panel: Panel, config: DetectConfig | None =
     """
     config = config or DetectConfig()
     frame = np.asarray(frame)
+    if isinstance(panel, (str, Path)):
+        panel = load_panel(panel)
+    elif not isinstance(panel, Panel):
+        raise InputError("panel must be the frame's Panel (ctcnet.load_panel(path)) or the path "
+                         f"of its panel.json, got {type(panel).__name__}")
     factor = config.binning(float(panel.pixel_size_um))
     check_frame(frame, factor, panel.num_channels)
     binned, snr = frame_maps(frame, panel, config)
+    refuse_fractions(frame, binned, panel)
     return events_from_maps(binned, snr, frame.shape[1:], panel, config, return_labels,
                             alternates, binned_planes(measured, factor))
+
+
+def refuse_fractions(frame: np.ndarray, binned: np.ndarray, panel: Panel) -> None:
+    """Refuse a floating-point frame scaled to fractions (0-1, as ``skimage.img_as_float``
+    gives), as a scan's reader refuses one (:func:`ctcnet.io.frame_checks.rescaled_counts`):
+    detection's thresholds are set in counts, and it found no event in such a frame without a
+    word. Looked for on the binned frame's brightest first, the whole frame for a dim one."""
+    if frame.dtype.kind != "f":
+        return
+    span = max(hi - lo for lo, hi in (c.value_range for c in panel.channels))
+    if span >= FRACTION_SPAN and float(binned.max()) >= SCALED_SHARE * span:
+        return
+    rescaled = rescaled_counts(frame.reshape(len(frame), -1), panel.channels)
+    if rescaled is not None:
+        raise InputError(f"the frame's values reach only {rescaled[0]:.3g}, with fractions, "
+                         f"against the panel's value_range of {rescaled[1]:g} counts: scaled "
+                         "(e.g. to 0-1)? detection reads the scanner's raw counts and would "
+                         "find no cells in it; give the counts as read from the image files")
 
 
 def binned_planes(measured: dict[str, np.ndarray] | None, factor: int

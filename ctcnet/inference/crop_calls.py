@@ -25,6 +25,9 @@ from ctcnet.inference.options import spec_for_crop_set
 from ctcnet.inference.spillover import leak_check
 from ctcnet.nn.crop_input import checked_crops
 
+# The calls' columns of names (a class, the guard's flags, a cluster's partner).
+TEXT_COLUMNS = ("sample_id", "model_class", "class", "guard", "cluster_partner")
+
 
 def call_crops(crops, backend=None, *, sample_ids=None, prior: str | None = None,
                exported: bool | None = None, marker_calls: bool = True,
@@ -88,4 +91,7 @@ def call_crops(crops, backend=None, *, sample_ids=None, prior: str | None = None
                                            leaks.leaks() if compensated else None, rules)
     leak_check(leaks.pooled(), spec.panel, rules, "crops")  # (warns of a leak past the guard's)
     table = pd.DataFrame({"crop": np.arange(n), "sample_id": samples})
-    return crop_set_calls(table, crops, outputs, spec, measured, marker_calls, rules)
+    table = crop_set_calls(table, crops, outputs, spec, measured, marker_calls, rules)
+    # Text columns as text whatever the rows (no rows, calls made as numpy names): a notebook's
+    # batches concatenated or checked against a schema see one dtype, as events.parquet has.
+    return table.astype({c: "str" for c in TEXT_COLUMNS if c in table})

@@ -85,6 +85,22 @@ def test_finds_every_kind_including_dapi_negative_and_nothing_else():
     assert np.allclose(events.area_um2, events.area_px * 0.64 ** 2)
 
 
+def test_a_frame_scaled_to_fractions_is_refused_not_read_as_empty(tmp_path):
+    """A notebook's frame scaled to 0-1 (skimage.img_as_float) found no event, without a
+    word: refused in words as a scan's reader refuses it; the same counts as float32 are
+    read, and a panel may be given as its panel.json's path."""
+    frame = draw_frame(grid_objects(list(KINDS)))
+    path = tmp_path / "panel.json"
+    path.write_text('{"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64}')
+    assert len(detect_events(frame, str(path))) == len(detect_events(frame, PANEL)) > 0
+    for top in (4095.0, 65535.0):
+        with pytest.raises(InputError, match="scaled .e.g. to 0-1"):
+            detect_events(frame / top, PANEL)
+    assert len(detect_events(np.zeros_like(frame), PANEL)) == 0  # dark, not fractions
+    with pytest.raises(InputError, match="panel must be the frame's Panel"):
+        detect_events(frame, None)
+
+
 def test_pure_noise_gives_no_events():
     frame = draw_frame([], seed=3)
     assert len(detect_events(frame, PANEL)) == 0

@@ -428,7 +428,12 @@ def test_crops_in_memory_that_cannot_be_called_are_refused_by_name():
     for gap in (None, float("nan"), np.float32("nan"), pd.NA):
         with pytest.raises(InputError, match="no sample for 1 crop.*crop 1"):
             call_crops(np.zeros((2, 5, 80, 80), np.uint16), backend, sample_ids=["a", gap])
-    assert call_crops(np.zeros((0, 5, 80, 80), np.uint16), backend).empty
+    none = call_crops(np.zeros((0, 5, 80, 80), np.uint16), backend)
+    some = call_crops(np.full((2, 5, 80, 80), 200, np.uint16), backend)
+    assert none.empty
+    # One dtype a column whatever the rows, names as text: batches concatenate alike.
+    assert none.dtypes.astype(str).to_dict() == some.dtypes.astype(str).to_dict()
+    assert {str(some[c].dtype) for c in ("class", "model_class", "guard")} == {"str"}
     # A model's name, or the torch-free runtime for instrument software, where a loaded model
     # is meant: refused naming ctcnet.load_backend (an AttributeError deep inside before).
     from ctcnet import OnnxClassifier
