@@ -112,9 +112,8 @@ def cut_windows(frame: np.ndarray, top: np.ndarray, left: np.ndarray, window: in
 
 
 def window_dtype(dtype) -> np.dtype:
-    """The dtype of windows cut from a frame of ``dtype``: float32 for integer counts, so that
-    a frame's border fill is the same numbers whether the frame came as uint16 (tifffile, a
-    notebook) or float32 (a cartridge's reader, a device), not rounded to whole counts."""
+    """Windows' dtype from a frame of ``dtype``: float32 for counts, whose border fill is so the
+    same for a uint16 frame (a notebook's) as for its float32 copy (a reader's, a device's)."""
     return np.dtype(np.float32) if np.issubdtype(dtype, np.integer) else np.dtype(dtype)
 
 
@@ -301,21 +300,24 @@ _RING_PX = 2
 def centre_fit(crops, size: int) -> tuple:
     """Centre-cut or background-pad (N, C, H, W) crops to (N, C, size, size).
 
-    The margin of a crop smaller than ``size`` is filled with the background of its outer
-    ring of pixels (:func:`background_fill`). Returns the crops and the pixels cut and padded
-    (summed over both axes).
+    A side longer than ``size`` is centre-cut first (an export long one way and short the
+    other too); then a shorter side's margin is filled with the background of the cut crop's
+    outer ring (:func:`background_fill`, its pattern of side ``size``), as the ONNX file's
+    ``cropping.crop_folder`` tells a port. Returns the crops, pixels cut, pixels padded.
     """
     h, w = crops.shape[-2:]
-    ph, pw = max(0, size - h), max(0, size - w)
+    cut = max(0, h - size) + max(0, w - size)
+    crops = crops[..., max(0, (h - size) // 2):, max(0, (w - size) // 2):][..., :size, :size]
+    h, w = crops.shape[-2:]
+    ph, pw = size - h, size - w
     if (ph or pw) and is_tensor(crops):  # only crop datasets pad, and they come as numpy
         raise ValueError("padding is done on numpy crops only")
     if ph or pw:
         crops = np.asarray(crops, np.float32)
-        hh, ww = h + ph, w + pw
-        placed = np.zeros((*crops.shape[:2], hh, ww), np.float32)
+        placed = np.zeros((*crops.shape[:2], size, size), np.float32)
         top, left = ph // 2, pw // 2
         placed[..., top:top + h, left:left + w] = crops
-        inside = np.zeros((hh, ww), bool)
+        inside = np.zeros((size, size), bool)
         inside[top:top + h, left:left + w] = True
         ring = inside.copy()
         # At least 1: a crop 1 px thin has a ring of none at 0, and its margin was filled
@@ -323,11 +325,9 @@ def centre_fit(crops, size: int) -> tuple:
         r = max(1, min(_RING_PX, h // 2, w // 2))
         ring[top + r:top + h - r, left + r:left + w - r] = False
         n = len(crops)
-        crops = background_fill(placed, np.broadcast_to(inside, (n, hh, ww)),
-                                np.broadcast_to(ring, (n, hh, ww)))
-    hh, ww = crops.shape[-2:]
-    top, left = (hh - size) // 2, (ww - size) // 2
-    return crops[..., top:top + size, left:left + size], (hh - size) + (ww - size), ph + pw
+        crops = background_fill(placed, np.broadcast_to(inside, (n, size, size)),
+                                np.broadcast_to(ring, (n, size, size)))
+    return crops, cut, ph + pw
 
 
 def to_model_scale(crops, data_pixel_um: float | None, model_pixel_um: float | None,

@@ -9,6 +9,7 @@ from ctcnet.detect.cropping import (
     background_fill,
     border_gather,
     border_window,
+    centre_fit,
     cut_windows,
     extract_crops,
     extract_windows,
@@ -66,6 +67,23 @@ def test_a_frame_of_counts_crops_alike_as_uint16_and_float32(scan_um):
     as_float, _ = extract_crops(frame.astype(np.float32), X, Y, 32, 0.64, scan_um)
     assert padded.any()
     np.testing.assert_array_equal(as_counts, as_float)
+
+
+@pytest.mark.parametrize("shape", [(60, 100), (100, 57), (33, 81)])
+def test_a_crop_long_one_way_and_short_the_other_is_cut_then_padded(shape):
+    """The ONNX file's crop_folder contract: the longer side centre-cut, then the margin of
+    the shorter filled from the cut crop's ring with a pattern of side crop_size, so a port
+    that follows it matches predict to 1e-4 (padding first, on the uncut crop's ring and a
+    pattern of its size, put a port 0.1 apart on real exports)."""
+    rng = np.random.default_rng(1)
+    crops = (rng.random((2, 3, *shape)) * 400 + 100).astype(np.float32)
+    h, w = shape
+    cut = crops[..., max(0, (h - 80) // 2):, max(0, (w - 80) // 2):][..., :80, :80]
+    got, pixels_cut, pixels_padded = centre_fit(crops, 80)
+    want, _, _ = centre_fit(np.ascontiguousarray(cut), 80)
+    assert got.shape == (2, 3, 80, 80) and np.array_equal(got, want)
+    assert pixels_cut == max(0, h - 80) + max(0, w - 80)
+    assert pixels_padded == max(0, 80 - h) + max(0, 80 - w)
 
 
 def test_no_events_give_no_crops():
