@@ -336,6 +336,13 @@ def _say_error(text: str) -> None:
     print(text, file=sys.stderr)
 
 
+def _say_stopped(args: argparse.Namespace, how: str) -> None:
+    """Say a command stopped (``how``) and how to go on, once: a DDP run's other processes
+    (RANK, LOCAL_RANK) stop with its first."""
+    if all(os.environ.get(name, "0") in ("", "0") for name in ("RANK", "LOCAL_RANK")):
+        _say_error(f"ctcnet {args._name}: {how}{_resume_advice(args)}")
+
+
 def _resume_advice(args: argparse.Namespace) -> str:
     """What a command stopped by Ctrl-C or a signal leaves, and how to go on."""
     if args._name == "predict" and getattr(args, "overwrite", False):
@@ -379,9 +386,7 @@ def _run_command(args: argparse.Namespace, lines, previous) -> int:
         return 2
     except KeyboardInterrupt as err:
         stopped = isinstance(err, Terminated)
-        resume = _resume_advice(args)
-        _say_error(f"ctcnet {args._name}: {f'stopped ({err})' if stopped else 'interrupted'}"
-                   f"{resume}")
+        _say_stopped(args, f"stopped ({err})" if stopped else "interrupted")
         # 128 + the signal, as a shell reports a process it killed (143 for SIGTERM)
         return 128 + getattr(signal, str(err), signal.SIGTERM) if stopped else 130
     except (MemoryError, RuntimeError) as err:

@@ -44,7 +44,7 @@ from ctcnet.training.interrupts import SigtermWithoutBroadcast, fit_or_interrupt
 from ctcnet.training.lightning_noise import quiet_like_ctcnet
 from ctcnet.training.lit import CTCLitModule
 from ctcnet.training.resume import RUN_SHAPE, check_resume, run_shape, setting_defaults
-from ctcnet.training.run_identity import RUN_DATA, data_identity
+from ctcnet.training.run_identity import RUN_DATA, RUN_RECIPE, data_identity, run_recipe
 from ctcnet.training.splits import RANK_SEED_STEP
 
 log = logging.getLogger(__name__)
@@ -84,14 +84,17 @@ class RunShapeInCheckpoint(Callback):
     schedule restored with the run, planned over the old steps (it failed past its end, or
     never finished: :func:`check_resume` refuses it)."""
 
-    def __init__(self, data: dict | None = None):
+    def __init__(self, data: dict | None = None, recipe: dict | None = None):
         self.data = data  # the run's data_identity, read once as it began
+        self.recipe = recipe  # and its run_recipe
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
-        """Add ``ctcnet_run_shape`` (and what the run trains on) to the checkpoint."""
+        """Add ``ctcnet_run_shape`` (and what the run trains on, and how) to the checkpoint."""
         checkpoint[RUN_SHAPE] = run_shape(trainer, getattr(trainer, "datamodule", None))
         if self.data is not None:
             checkpoint[RUN_DATA] = self.data
+        if self.recipe is not None:
+            checkpoint[RUN_RECIPE] = self.recipe
 
 
 # The metrics a run logs while it trains (``lit.CTCClassifier``'s training and validation
@@ -349,17 +352,19 @@ def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningC
     check_monitored(cli.trainer, cli.model.spec.class_names)
     warn_unguarded(cli.model.spec.panel, "the model trained")
     data = data_identity(cli.datamodule)
+    recipe = run_recipe(getattr(cli.config, "seed_everything", None), cli.trainer,
+                        cli.datamodule)
     model_file = Path(cli.trainer.default_root_dir or ".") / cli.config.export \
         if cli.config.export else None
     resume = check_resume(cli.config.ckpt_path, cli.trainer,
                           run_shape(cli.trainer, cli.datamodule), data,
                           dict(cli.model.hparams),
                           model_file is not None and not model_file.exists(),
-                          setting_defaults(type(cli.model)))
+                          setting_defaults(type(cli.model)), recipe)
     check_export_path(cli)
     if resume is None:
         check_fresh_run_dir(cli)
-    cli.trainer.callbacks += [NewStreamsOnResume(), RunShapeInCheckpoint(data),
+    cli.trainer.callbacks += [NewStreamsOnResume(), RunShapeInCheckpoint(data, recipe),
                               SigtermWithoutBroadcast()]
     # (the checkpoint holds plain data only, as check_resume read it: no unpickling needed)
     fit_or_interrupt(cli.trainer, cli.model, datamodule=cli.datamodule, ckpt_path=resume,

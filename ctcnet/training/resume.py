@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ctcnet.errors import InputError
-from ctcnet.training.run_identity import RUN_DATA, changed_data
+from ctcnet.training.run_identity import RUN_DATA, RUN_RECIPE, changed_data, changed_recipe
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,8 @@ def _trained_steps(path: Path) -> tuple[int, int]:
 def check_resume(ckpt_path: str | None, trainer, shape: dict | None = None,
                  data: dict | None = None, model_settings: dict | None = None,
                  model_file_missing: bool = False,
-                 setting_defaults: dict | None = None) -> Path | None:
+                 setting_defaults: dict | None = None, recipe: dict | None = None
+                 ) -> Path | None:
     """The checkpoint a resume starts from (None: no resume), refused where it cannot train:
     missing, ``max_epochs`` already reached by it (Lightning would stop at once and export
     the old model as if new; but where the run's model file is missing, ``model_file_missing``,
@@ -53,7 +54,9 @@ def check_resume(ckpt_path: str | None, trainer, shape: dict | None = None,
     crops (``data``: :func:`~ctcnet.training.run_identity.data_identity` of this run), or with
     other model settings (``model_settings``: the model's hyperparameters, against those the
     checkpoint holds; ``setting_defaults``: the model's defaults, for a setting a checkpoint
-    of an earlier ctcnet lacks).
+    of an earlier ctcnet lacks), or trained otherwise (``recipe``:
+    :func:`~ctcnet.training.run_identity.run_recipe` of this run: the seed, the crops'
+    compensation and augmentation, the gradient clip, precision, the best model's monitor).
 
     ``last`` is the furthest-trained ``last*.ckpt`` of the checkpoint folder (its global
     step, then its file time: a second run into the same folder writes ``last-v1.ckpt``
@@ -106,6 +109,10 @@ def check_resume(ckpt_path: str | None, trainer, shape: dict | None = None,
     if other_data:  # the model written would name the crops of the run's start
         raise InputError(f"the checkpoint's run trained on other crops ({other_data}): "
                          f"{longer}", path)
+    otherwise = changed_recipe(checkpoint.get(RUN_RECIPE), recipe)
+    if otherwise:  # the model file would record the change as the whole run's
+        raise InputError(f"the checkpoint's run was trained otherwise ({otherwise}): resume "
+                         f"with its settings, or {longer}", path)
     planned, asked = planned_steps(checkpoint), asked_steps(checkpoint, trainer)
     if planned is not None and asked is not None and planned != asked:
         # The learning-rate schedule is restored with the run: planned over its own length,

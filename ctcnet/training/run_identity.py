@@ -69,3 +69,37 @@ def changed_data(before: dict | None, now: dict | None) -> str | None:
                 f"{now.get('crops')} crops, or their files, labels, samples or splits)")
     return "the data settings (data.simulate, val_fraction, split_seed, split_unit, view, " \
            "crop_size or pixel_size)"
+
+
+RUN_RECIPE = "ctcnet_run_recipe"
+
+
+def run_recipe(seed, trainer, datamodule) -> dict:
+    """How a run trains beside its model settings, shape and crops: the crops' reading and
+    augmentation (data.augment, compensate, compensate_share), the seed, the gradient clip,
+    the precision and what picks its best model. A resume that changed one went on otherwise
+    than its model file says: the file recorded the change as the whole run's (a model trained
+    its last epochs on compensated crops, its spec saying none). Plain data, by option name."""
+    settings = dict(getattr(datamodule, "hparams", {}) or {})
+    chosen = getattr(trainer, "checkpoint_callback", None)
+    recipe = {f"data.{key}": settings.get(key)
+              for key in ("augment", "compensate", "compensate_share")}
+    recipe.update({"seed_everything": seed,
+                   "trainer.gradient_clip_val": getattr(trainer, "gradient_clip_val", None),
+                   "trainer.gradient_clip_algorithm": getattr(trainer,
+                                                              "gradient_clip_algorithm", None),
+                   "trainer.precision": getattr(trainer, "precision", None),
+                   "checkpoint.monitor": getattr(chosen, "monitor", None),
+                   "checkpoint.mode": getattr(chosen, "mode", None)})
+    return json.loads(json.dumps(recipe, sort_keys=True, default=str))
+
+
+def changed_recipe(before: dict | None, now: dict | None) -> str | None:
+    """What differs between a checkpoint's :func:`run_recipe` and this run's, in words
+    (``data.compensate false -> true``); None where they agree or either is unknown (a
+    checkpoint written before runs recorded it)."""
+    if not isinstance(before, dict) or not isinstance(now, dict):
+        return None
+    changed = [f"{key} {json.dumps(before.get(key))} -> {json.dumps(now.get(key))}"
+               for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)]
+    return ", ".join(changed) or None

@@ -177,6 +177,10 @@ def test_ctrl_c_in_training_exits_130(monkeypatch, capsys, tmp_path):
                                      "--ckpt_path last resumes it from its last finished epoch "
                                      "(where none finished, no checkpoint was written: run the "
                                      "command again as it was)"]
+    # A DDP run's other processes stop with its first, which says it once.
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    status, err = run_cli(capsys, "train", "--trainer.max_epochs=1")
+    assert status == 130 and err == []
 
 
 def test_fit_or_interrupt_tells_a_ctrl_c_from_a_sigterm_and_a_failure():
@@ -300,6 +304,40 @@ def test_a_resume_of_another_shape_is_refused(tmp_path):
         check_resume("last", trainer, {**shape, "batch_size": 1})
     torch.save({"epoch": 1, "state_dict": {}}, tmp_path / "last.ckpt")
     assert check_resume("last", trainer, {**shape, "processes": 1}) == tmp_path / "last.ckpt"
+
+
+def test_a_resume_that_trains_otherwise_is_refused_by_name(tmp_path):
+    """Resumed with the crops compensated, another seed, gradient clip, precision or best
+    model's monitor, a run went on otherwise and its model file recorded the change as the
+    whole run's (its spec still said no compensation): refused naming each; the same recipe
+    resumes, and a checkpoint that recorded none (an earlier ctcnet's) as before."""
+    from types import SimpleNamespace
+
+    from ctcnet.training.resume import check_resume
+    from ctcnet.training.run_identity import RUN_RECIPE, run_recipe
+
+    def recipe(seed=0, compensate=False, clip=None, monitor="val/macro_f1"):
+        trainer = SimpleNamespace(gradient_clip_val=clip, gradient_clip_algorithm="norm",
+                                  precision="32-true", checkpoint_callback=SimpleNamespace(
+                                      monitor=monitor, mode="max"))
+        data = SimpleNamespace(hparams={"augment": {"flip": True}, "compensate": compensate,
+                                        "compensate_share": 1.0})
+        return run_recipe(seed, trainer, data)
+
+    torch.save({"epoch": 1, "state_dict": {}, RUN_RECIPE: recipe()}, tmp_path / "last.ckpt")
+    trainer = SimpleNamespace(max_epochs=6, max_steps=-1,
+                              checkpoint_callback=SimpleNamespace(dirpath=str(tmp_path)))
+    assert check_resume("last", trainer, recipe=recipe()) == tmp_path / "last.ckpt"
+    for changed, said in (({"compensate": True}, "data.compensate false -> true"),
+                          ({"seed": 5}, "seed_everything 0 -> 5"),
+                          ({"clip": 0.5}, "trainer.gradient_clip_val null -> 0.5"),
+                          ({"monitor": "val/loss"},
+                           'checkpoint.monitor "val/macro_f1" -> "val/loss"')):
+        with pytest.raises(InputError, match=r"run was trained otherwise \(" + re.escape(said)
+                                             + r"\).*--model.init_from="):
+            check_resume("last", trainer, recipe=recipe(**changed))
+    torch.save({"epoch": 1, "state_dict": {}}, tmp_path / "last.ckpt")
+    assert check_resume("last", trainer, recipe=recipe(seed=5)) == tmp_path / "last.ckpt"
 
 
 def test_the_monitorable_metrics_are_those_the_run_logs():
