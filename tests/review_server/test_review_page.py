@@ -508,8 +508,9 @@ def test_u_under_undecided_only_clears_it_and_stays_on_the_event():
     assert got["during"] == 0 and got["current"] == 0 and not got["open"]
     assert got["status"].startswith("undone #0: ctc again")
     assert '"undecided only" cleared to show it' in got["status"]
-    # u at once after y, its save not yet answered: the filter cleared all the same (the
-    # answer hid #0, the cursor on #1 until the undo was saved).
+    # u at once after y, its save not yet answered: #0 is undecided again once undone, so
+    # "undecided only" stays (clearing it lost the reviewer's filter) and #0 is kept in the
+    # list while the undo is saved (the answer hid it, the cursor on #1 meanwhile).
     got = run_page(f"""
         const open = page.document.getElementById("filter-open");
         open.checked = true;
@@ -517,10 +518,12 @@ def test_u_under_undecided_only_clears_it_and_stays_on_the_event():
         await page.settle();
         page.key("y");
         page.key("u");
+        const during = {CURRENT_ROW};
         await page.settle();
-        return {{current: {CURRENT_ROW}, open: open.checked}};
+        return {{during, current: {CURRENT_ROW}, open: open.checked,
+                rows: page.rows().map((r) => +r.dataset.eventId)}};
     """, page_state(6))
-    assert got == {"current": 0, "open": False}
+    assert got == {"during": 0, "current": 0, "open": True, "rows": [0, 1, 2, 3, 4, 5]}
 
 
 def test_the_undo_button_in_the_grid_leaves_the_grid_as_u_does():
@@ -1774,3 +1777,84 @@ def test_the_server_gives_each_candidate_its_unread_planes_and_whether_it_is_abo
                                                        "line": 186.0, "above": False}
     # A held candidate is no automatic CTC: not "not above", but not counted at all.
     assert _unread_value(sample, 2, "HER2", {4}, 11)["above"] is None
+
+
+def test_an_event_decided_elsewhere_under_its_reviewers_eyes_stays_shown_and_said():
+    """Under "undecided only", another reviewer's decision on the event in front of her took
+    its row away at the next poll: the cursor went to the next event, unsaid, and her next y
+    confirmed that one unseen. It stays, with their decision, said in the status line; the
+    next key decides the event she sees, knowing their decision ("was")."""
+    got = run_page("""
+        const open = page.document.getElementById("filter-open");
+        open.checked = true;
+        open.dispatchEvent({type: "change"});
+        page.run("setCursor(2)");
+        routes.push(["/api/P001/state?since=s1", {json: {stamp: "s2", counts: state.counts,
+                     decisions: [[2, "rejected"]]}}]);
+        page.timers.forEach((tick) => tick());
+        await page.settle();
+        const after = {current: CURRENT_ROW, rows: page.rows().map((r) => +r.dataset.eventId),
+                       status: page.document.getElementById("status").textContent};
+        page.key("y");
+        await page.settle();
+        return {after, posted: POSTED_BODIES};
+    """.replace("CURRENT_ROW", CURRENT_ROW).replace(
+        "POSTED_BODIES", """page.requests.filter((r) => r.url === "/api/P001/decision")
+                              .map((r) => JSON.parse(r.body))"""), page_state(6))
+    assert got["after"]["current"] == 2 and got["after"]["rows"] == [0, 1, 2, 3, 4, 5]
+    assert got["after"]["status"] == ("#2 was decided elsewhere meanwhile: rejected; still "
+                                      "shown here")
+    assert [(b["event_id"], b["was"]) for b in got["posted"]] == [(2, "rejected")]
+
+
+def test_a_refused_decision_looks_for_the_one_made_elsewhere_at_once():
+    """A 409 says "the page now shows it": the decision made elsewhere is looked for at once,
+    not at the next poll seconds later."""
+    got = run_page("""
+        routes.push(["/api/P001/decision", {status: 409, json: {
+          error: "event 0 was decided debris by bob: the page now shows it"}}]);
+        routes.push(["/api/P001/state?since=s1", {json: {stamp: "s2", counts: state.counts,
+                     decisions: [[0, "rejected"]]}}]);
+        page.key("y");
+        await page.settle();
+        return {decision: page.rows()[0].getAttribute("data-decision"),
+                polls: page.requests.filter((r) => r.url.includes("since=")).length};
+    """, page_state(4))
+    assert got == {"decision": "rejected", "polls": 1}
+
+
+def test_a_grid_page_decided_by_its_button_leaves_the_focus_on_the_next_pages_tile():
+    """Enter on "confirm the unmarked" kept the focus on the button: a second Enter confirmed
+    the next page, unseen. The grid opens with the focus on its first tile too."""
+    got = run_page(GRID_ROUTE + """
+        page.key("g");
+        await page.settle();
+        const cells = () => page.document.getElementById("grid-cells").children;
+        const opened = page.document.activeElement === cells()[0];
+        const button = page.document.getElementById("grid-confirm");
+        button.focus();
+        button.click();
+        await page.settle();
+        return {opened, onTile: page.document.activeElement === cells()[0],
+                posts: page.requests.filter((r) => r.method === "POST").length};
+    """, page_state(400))
+    assert got == {"opened": True, "onTile": True, "posts": 1}
+
+
+def test_the_ends_of_the_list_are_said():
+    """j on the last event and k on the first did nothing and said nothing; y on the last
+    left the cursor on it, unsaid."""
+    got = run_page("""
+        page.key("k");
+        const first = page.document.getElementById("status").textContent;
+        page.key("End");
+        page.run("setCursor(3)");
+        page.key("j");
+        const last = page.document.getElementById("status").textContent;
+        page.key("y");
+        await page.settle();
+        return {first, last, saved: page.document.getElementById("status").textContent};
+    """, page_state(4))
+    assert got["first"] == "the first event of this list (#0, 1 of 4)"
+    assert got["last"] == "the last event of this list (#3, 4 of 4)"
+    assert got["saved"].endswith("; no event after it in this list")
