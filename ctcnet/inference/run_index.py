@@ -265,7 +265,7 @@ def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missi
     unfinished = unfinished_outputs(out, ours)
     for name, why in unfinished.items():  # none of this run's, but none has a result either
         log.warning("%s (in %s, not an input of this run): %s", name, out, why)
-    _warn_of_mixed_settings(out, {**_fingerprints(out, others), **made_with})
+    differ = _warn_of_mixed_settings(out, {**_fingerprints(out, others), **made_with})
     index = {**output_format(), "intended_use": RESEARCH_USE, "state": state,
              "written_at": utc(time.time()),
              **({"error": ending_text(error)} if error is not None else {}),
@@ -273,6 +273,7 @@ def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missi
              "outputs": entries,
              **({"other_outputs": others} if others else {}),
              **({"unfinished_outputs": unfinished} if unfinished else {}),
+             **({"not_comparable": differ} if differ else {}),
              "world_size": env_info().world_size if world_size is None else world_size}
     # The table first, the index last: a run killed between the two (out of memory, a power
     # cut) left run.json "finished" without samples.csv, which verify --results passed;
@@ -320,16 +321,18 @@ def _fingerprints(out: Path, names: list[str]) -> dict[str, dict]:
     return found
 
 
-def _warn_of_mixed_settings(out: Path, made_with: dict[str, dict]) -> None:
+def _warn_of_mixed_settings(out: Path, made_with: dict[str, dict]) -> list[str]:
     """Say where the folder's outputs (name: its summary's run fingerprint; this run's and
     those an earlier run left) were made by other models or at other settings (jobs of one
     array run with other options into one --out, a sample added to a night's folder and
-    given another model): their counts are not comparable."""
+    given another model): their counts are not comparable. Returns how they differ, for the
+    index (a wrapper that reads run.json, not the console, is told too)."""
     differ = how_settings_differ(made_with)
     if differ:
         log.warning("%s: the folder's outputs were made by other models or settings (they "
                     "differ in %s; each summary.json's run_fingerprint holds them, samples.csv's "
                     "model_path too): their counts are not comparable", out, "; ".join(differ))
+    return differ
 
 
 def _share_text(name: str, world_size: int, folder: Path) -> str:

@@ -384,11 +384,15 @@ def test_a_sample_added_to_a_nights_folder_at_other_settings_is_said(cart_and_mo
     with caplog.at_level("WARNING"):
         assert run_cli(capsys, *common, scans / "b", "--prior", "balanced")[0] == 0
     assert "other models or settings" not in caplog.text
+    assert "not_comparable" not in json.loads((Path(out) / "run.json").read_text())
     with caplog.at_level("WARNING"):
         assert run_cli(capsys, *common, scans / "b", "--prior", "ctc=0.01,cluster=0.005",
                        "--overwrite")[0] == 0
     assert "the folder's outputs were made by other models or settings (they differ in " \
         "decision" in caplog.text
+    # In run.json too, for a wrapper that reads the index, not the console.
+    differ = json.loads((Path(out) / "run.json").read_text())["not_comparable"]
+    assert differ and differ[0].startswith("decision")
 
 
 def test_a_job_arrays_index_names_each_missing_samples_share_and_mixed_settings(
