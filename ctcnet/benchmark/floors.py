@@ -119,12 +119,13 @@ def _one_frame(ref, panel, spec, window: int, repeats: int) -> tuple[dict, int]:
     sigma = config.smoothing_px(work_px)[0]
     times = {"read": median_seconds(lambda: read_frame(ref, panel), repeats)}
     pixels = read_frame(ref, panel)
-    table = detect_events(pixels, panel, config)
+    table = detect_events(pixels, panel, config, counts_checked=True)  # as predict reads it
     if not len(table):
         return times, 0
     x, y = table["x"].to_numpy(), table["y"].to_numpy()
     times["detect"] = median_seconds(lambda: bin_and_smooth(pixels, factor, sigma), repeats)
-    times["detect_alone"] = median_seconds(lambda: detect_events(pixels, panel, config), repeats)
+    times["detect_alone"] = median_seconds(lambda: detect_events(pixels, panel, config,
+                                                                counts_checked=True), repeats)
     top, left, padded = place_windows(x, y, window, *pixels.shape[1:])
     inside = ~padded
     # Border windows are filled by the library, not gathered: the floor gathers the inside

@@ -250,7 +250,7 @@ def check_frame_size(h: int, w: int, factor: int) -> None:
 
 def detect_events(frame: np.ndarray, panel: Panel, config: DetectConfig | None = None,
                   return_labels: bool = False, alternates: bool = False,
-                  measured: dict[str, np.ndarray] | None = None):
+                  measured: dict[str, np.ndarray] | None = None, counts_checked: bool = False):
     """Find the events of one (C, H, W) frame of raw counts (``panel``: its Panel, or the path
     of its panel.json).
 
@@ -262,7 +262,10 @@ def detect_events(frame: np.ndarray, panel: Panel, config: DetectConfig | None =
     whose own markers read as a CTC's, as rows of their own (:func:`with_marker_parts`).
     ``measured``: (H, W) planes by name that take no part in finding events, each event's mean
     over its object in them given as ``mean_<name>`` too (a scan's planes the model does not
-    read: :mod:`ctcnet.io.unread_planes`).
+    read: :mod:`ctcnet.io.unread_planes`). A floating-point frame scaled to fractions (0-1) is
+    refused (:func:`refuse_fractions`), unless ``counts_checked``: a scan's reader checked the
+    frame as read (:func:`ctcnet.io.frame_checks.check_frame_values`), and a background it
+    drew again below a clip at 0 holds fractions of its own.
     """
     config = config or DetectConfig()
     frame = np.asarray(frame)
@@ -274,7 +277,8 @@ def detect_events(frame: np.ndarray, panel: Panel, config: DetectConfig | None =
     factor = config.binning(float(panel.pixel_size_um))
     check_frame(frame, factor, panel.num_channels)
     binned, snr = frame_maps(frame, panel, config)
-    refuse_fractions(frame, binned, panel)
+    if not counts_checked:
+        refuse_fractions(frame, binned, panel)
     return events_from_maps(binned, snr, frame.shape[1:], panel, config, return_labels,
                             alternates, binned_planes(measured, factor))
 
@@ -291,10 +295,13 @@ def refuse_fractions(frame: np.ndarray, binned: np.ndarray, panel: Panel) -> Non
         return
     rescaled = rescaled_counts(frame.reshape(len(frame), -1), panel.channels)
     if rescaled is not None:
-        raise InputError(f"the frame's values reach only {rescaled[0]:.3g}, with fractions, "
-                         f"against the panel's value_range of {rescaled[1]:g} counts: scaled "
-                         "(e.g. to 0-1)? detection reads the scanner's raw counts and would "
-                         "find no cells in it; give the counts as read from the image files")
+        brightest, span = rescaled
+        stated = (f"a value_range of {span:g} stated to match (fractions, not counts)"
+                  if span < FRACTION_SPAN else f"the panel's value_range of {span:g} counts")
+        raise InputError(f"the frame's values reach only {brightest:.3g}, with fractions, "
+                         f"against {stated}: scaled (e.g. to 0-1)? detection reads the "
+                         "scanner's raw counts and would find no cells in it; give the counts "
+                         "as read from the image files")
 
 
 def binned_planes(measured: dict[str, np.ndarray] | None, factor: int

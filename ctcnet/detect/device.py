@@ -176,11 +176,12 @@ def frame_maps(frame: torch.Tensor, panel: Panel, config: DetectConfig
 
 
 def detect_events(frame: torch.Tensor, panel: Panel, config: DetectConfig | None = None,
-                  alternates: bool = False, measured: dict[str, np.ndarray] | None = None
-                  ) -> pd.DataFrame:
+                  alternates: bool = False, measured: dict[str, np.ndarray] | None = None,
+                  counts_checked: bool = True) -> pd.DataFrame:
     """The events of an uploaded frame (:func:`upload`), as
     :func:`ctcnet.detect.detection.detect_events` finds them (``measured``: host planes
-    measured over the events' objects, binned on the host)."""
+    measured over the events' objects, binned on the host). A frame is uploaded as a scan's
+    reader gave it, its counts checked there (``counts_checked``: taken as the host's is)."""
     config = config or DetectConfig()
     factor = config.binning(float(panel.pixel_size_um))
     check_frame_size(*frame.shape[1:], factor)

@@ -61,7 +61,8 @@ def dropped_plane_problems(cartridge: Cartridge, spec, config) -> list[str]:
         try:
             pixels = read_frame(frame, source)  # every plane, in the files' order
             # The events predict reads: detected on the model's planes.
-            events = detect_events(pixels[list(cartridge.channels)], cartridge.panel, config)
+            events = detect_events(pixels[list(cartridge.channels)], cartridge.panel, config,
+                                   counts_checked=True)
             crops, padded = extract_crops(pixels, events["x"].to_numpy(),
                                           events["y"].to_numpy(), spec.crop_size,
                                           spec.pixel_size_um, source.pixel_size_um)

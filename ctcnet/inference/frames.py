@@ -211,7 +211,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
             detect, cut = on_device.detect_events, on_device.extract_crops
         events = detect(pixels, cartridge.panel, config,
                         alternates=alternates and config.offer_members,
-                        measured=measured_planes)
+                        measured=measured_planes, counts_checked=True)  # (by the reader)
         t2 = time.perf_counter()
         crops, padded = cut(pixels, events["x"].to_numpy(), events["y"].to_numpy(),
                             spec.crop_size, spec.pixel_size_um, cartridge.panel.pixel_size_um)

@@ -99,6 +99,17 @@ def test_a_frame_scaled_to_fractions_is_refused_not_read_as_empty(tmp_path):
     assert len(detect_events(np.zeros_like(frame), PANEL)) == 0  # dark, not fractions
     with pytest.raises(InputError, match="panel must be the frame's Panel"):
         detect_events(frame, None)
+    # A dim scan's background subtracted and clipped at 0, drawn again as predict draws it:
+    # fractions below 0 of its own, not a scaling; predict's reader checked its counts.
+    from ctcnet.detect.clipped_background import restore_clipped_background
+
+    wide = load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64,
+                       "bit_depth": 16})
+    offsets = np.array([140.0, 125.0, 130.0], np.float32)[:, None, None]
+    dim = np.clip(draw_frame(grid_objects(["ctc"]), gradient=False) - offsets, 0, None).round()
+    restored, drawn = restore_clipped_background(dim)
+    assert drawn == [0, 1, 2] and float(restored.max()) < 0.01 * 65535
+    assert len(detect_events(restored, wide, counts_checked=True)) > 0
 
 
 def test_pure_noise_gives_no_events():

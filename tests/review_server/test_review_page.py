@@ -524,6 +524,21 @@ def test_u_under_undecided_only_clears_it_and_stays_on_the_event():
                 rows: page.rows().map((r) => +r.dataset.eventId)}};
     """, page_state(6))
     assert got == {"during": 0, "current": 0, "open": True, "rows": [0, 1, 2, 3, 4, 5]}
+    # Decided again once undone, it goes: no decided row is left under "undecided only".
+    got = run_page(f"""
+        const open = page.document.getElementById("filter-open");
+        open.checked = true;
+        open.dispatchEvent({{type: "change"}});
+        await page.settle();
+        page.key("y");
+        await page.settle();
+        page.key("u");
+        await page.settle();
+        page.key("y");
+        await page.settle();
+        return {{current: {CURRENT_ROW}, rows: page.rows().map((r) => +r.dataset.eventId)}};
+    """, page_state(6))
+    assert got == {"current": 1, "rows": [1, 2, 3, 4, 5]}
 
 
 def test_the_undo_button_in_the_grid_leaves_the_grid_as_u_does():
@@ -1797,7 +1812,11 @@ def test_an_event_decided_elsewhere_under_its_reviewers_eyes_stays_shown_and_sai
                        status: page.document.getElementById("status").textContent};
         page.key("y");
         await page.settle();
-        return {after, posted: POSTED_BODIES};
+        // Decided here, it goes as "undecided only" says, and the cursor does not come back.
+        const rows = page.rows().map((r) => +r.dataset.eventId);
+        page.key("k");
+        page.key("k");
+        return {after, posted: POSTED_BODIES, rows, back: CURRENT_ROW};
     """.replace("CURRENT_ROW", CURRENT_ROW).replace(
         "POSTED_BODIES", """page.requests.filter((r) => r.url === "/api/P001/decision")
                               .map((r) => JSON.parse(r.body))"""), page_state(6))
@@ -1805,6 +1824,7 @@ def test_an_event_decided_elsewhere_under_its_reviewers_eyes_stays_shown_and_sai
     assert got["after"]["status"] == ("#2 was decided elsewhere meanwhile: rejected; still "
                                       "shown here")
     assert [(b["event_id"], b["was"]) for b in got["posted"]] == [(2, "rejected")]
+    assert got["rows"] == [0, 1, 3, 4, 5] and got["back"] == 0
 
 
 def test_a_refused_decision_looks_for_the_one_made_elsewhere_at_once():
