@@ -337,9 +337,10 @@ def _say_error(text: str) -> None:
 
 
 def _say_stopped(args: argparse.Namespace, how: str) -> None:
-    """Say a command stopped (``how``) and how to go on, once: a DDP run's other processes
-    (RANK, LOCAL_RANK) stop with its first."""
-    if all(os.environ.get(name, "0") in ("", "0") for name in ("RANK", "LOCAL_RANK")):
+    """Say a command stopped (``how``) and how to go on, once: a DDP run's other ranks stop."""
+    ranks = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+    several = any(os.environ.get(n, "1") not in ("", "1") for n in ("WORLD_SIZE", "SLURM_NTASKS"))
+    if not several or all(os.environ.get(name, "0") in ("", "0") for name in ranks):
         _say_error(f"ctcnet {args._name}: {how}{_resume_advice(args)}")
 
 

@@ -158,6 +158,13 @@ def _on_cuda(accelerator) -> bool:
 class CTCLightningCLI(LightningCLI):
     """LightningCLI with ctcnet's links, checkpointing, precision choice and export."""
 
+    def parse_arguments(self, parser, args) -> None:
+        """Parse, and keep the seed and precision as asked (:func:`run_recipe`): Lightning then
+        draws a seed for ``true`` and the precision is chosen for the machine."""
+        super().parse_arguments(parser, args)
+        self.asked = {"seed_everything": self.config.get("seed_everything"),
+                      "trainer.precision": self.config.get("trainer", {}).get("precision")}
+
     def add_arguments_to_parser(self, parser) -> None:
         """Add the checkpoint callback's options and link channels, classes and crop size from
         the data section to the model."""
@@ -352,8 +359,7 @@ def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningC
     check_monitored(cli.trainer, cli.model.spec.class_names)
     warn_unguarded(cli.model.spec.panel, "the model trained")
     data = data_identity(cli.datamodule)
-    recipe = run_recipe(getattr(cli.config, "seed_everything", None), cli.trainer,
-                        cli.datamodule)
+    recipe = run_recipe(getattr(cli, "asked", {}), cli.trainer, cli.datamodule)
     model_file = Path(cli.trainer.default_root_dir or ".") / cli.config.export \
         if cli.config.export else None
     resume = check_resume(cli.config.ckpt_path, cli.trainer,

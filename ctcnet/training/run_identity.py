@@ -74,23 +74,36 @@ def changed_data(before: dict | None, now: dict | None) -> str | None:
 RUN_RECIPE = "ctcnet_run_recipe"
 
 
-def run_recipe(seed, trainer, datamodule) -> dict:
+def run_recipe(asked: dict, trainer, datamodule) -> dict:
     """How a run trains beside its model settings, shape and crops: the crops' reading and
     augmentation (data.augment, compensate, compensate_share), the seed, the gradient clip,
     the precision and what picks its best model. A resume that changed one went on otherwise
     than its model file says: the file recorded the change as the whole run's (a model trained
-    its last epochs on compensated crops, its spec saying none). Plain data, by option name."""
+    its last epochs on compensated crops, its spec saying none). Plain data, by option name,
+    each as it acts: the seed and precision as the command asked them (``asked``; ``true``, a
+    seed drawn anew at each launch; none, a precision chosen for the machine, bf16 on a GPU
+    and fp32 on the CPU: a run may resume on another machine), the augmentation with its
+    defaults filled in, the clip's algorithm and the compensated share only where they act."""
+    from ctcnet.simulate.augment_options import augment_config
+
     settings = dict(getattr(datamodule, "hparams", {}) or {})
     chosen = getattr(trainer, "checkpoint_callback", None)
-    recipe = {f"data.{key}": settings.get(key)
-              for key in ("augment", "compensate", "compensate_share")}
-    recipe.update({"seed_everything": seed,
-                   "trainer.gradient_clip_val": getattr(trainer, "gradient_clip_val", None),
-                   "trainer.gradient_clip_algorithm": getattr(trainer,
-                                                              "gradient_clip_algorithm", None),
-                   "trainer.precision": getattr(trainer, "precision", None),
-                   "checkpoint.monitor": getattr(chosen, "monitor", None),
-                   "checkpoint.mode": getattr(chosen, "mode", None)})
+    augment = settings.get("augment", True)
+    clip = getattr(trainer, "gradient_clip_val", None) or None  # (0: no clip, as none)
+    compensate = bool(settings.get("compensate", False))
+    precision = asked.get("trainer.precision")
+    recipe = {"data.augment": augment_config(None if augment is True else augment).to_dict()
+              if augment is not False else False,
+              "data.compensate": compensate,
+              "data.compensate_share": settings.get("compensate_share") if compensate else None,
+              "seed_everything": asked.get("seed_everything"),
+              "trainer.gradient_clip_val": clip,
+              "trainer.gradient_clip_algorithm": getattr(trainer, "gradient_clip_algorithm",
+                                                         None) if clip else None,
+              # (asked: as the trainer reads it, "32" and "32-true" alike)
+              "trainer.precision": None if precision is None else str(trainer.precision),
+              "checkpoint.monitor": getattr(chosen, "monitor", None),
+              "checkpoint.mode": getattr(chosen, "mode", None)}
     return json.loads(json.dumps(recipe, sort_keys=True, default=str))
 
 
@@ -100,6 +113,9 @@ def changed_recipe(before: dict | None, now: dict | None) -> str | None:
     checkpoint written before runs recorded it)."""
     if not isinstance(before, dict) or not isinstance(now, dict):
         return None
+    # A precision left to the machine (none) is any: one asked on the other side may be it.
     changed = [f"{key} {json.dumps(before.get(key))} -> {json.dumps(now.get(key))}"
-               for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)]
+               for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)
+               and not (key == "trainer.precision" and None in (before.get(key),
+                                                                 now.get(key)))]
     return ", ".join(changed) or None

@@ -180,7 +180,13 @@ def test_ctrl_c_in_training_exits_130(monkeypatch, capsys, tmp_path):
     # A DDP run's other processes stop with its first, which says it once.
     monkeypatch.setenv("LOCAL_RANK", "1")
     status, err = run_cli(capsys, "train", "--trainer.max_epochs=1")
+    assert status == 130 and len(err) == 1  # a rank left from elsewhere, a world of one
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    status, err = run_cli(capsys, "train", "--trainer.max_epochs=1")
     assert status == 130 and err == []
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("SLURM_PROCID", "1")  # srun's second task
+    assert run_cli(capsys, "train", "--trainer.max_epochs=1")[1] == []
 
 
 def test_fit_or_interrupt_tells_a_ctrl_c_from_a_sigterm_and_a_failure():
@@ -310,32 +316,54 @@ def test_a_resume_that_trains_otherwise_is_refused_by_name(tmp_path):
     """Resumed with the crops compensated, another seed, gradient clip, precision or best
     model's monitor, a run went on otherwise and its model file recorded the change as the
     whole run's (its spec still said no compensation): refused naming each; the same recipe
-    resumes, and a checkpoint that recorded none (an earlier ctcnet's) as before."""
+    resumes, and a checkpoint that recorded none (an earlier ctcnet's) as before. Settings
+    that act alike are alike: a seed drawn anew (true), a precision chosen for the machine,
+    the augmentation's defaults given or not, no clip as 0 or none."""
     from types import SimpleNamespace
 
     from ctcnet.training.resume import check_resume
     from ctcnet.training.run_identity import RUN_RECIPE, run_recipe
 
-    def recipe(seed=0, compensate=False, clip=None, monitor="val/macro_f1"):
-        trainer = SimpleNamespace(gradient_clip_val=clip, gradient_clip_algorithm="norm",
-                                  precision="32-true", checkpoint_callback=SimpleNamespace(
+    def recipe(seed=0, compensate=False, clip=None, monitor="val/macro_f1", precision=None,
+               resolved="32-true", augment=True, algorithm="norm"):
+        trainer = SimpleNamespace(gradient_clip_val=clip, gradient_clip_algorithm=algorithm,
+                                  precision=resolved, checkpoint_callback=SimpleNamespace(
                                       monitor=monitor, mode="max"))
-        data = SimpleNamespace(hparams={"augment": {"flip": True}, "compensate": compensate,
+        data = SimpleNamespace(hparams={"augment": augment, "compensate": compensate,
                                         "compensate_share": 1.0})
-        return run_recipe(seed, trainer, data)
+        return run_recipe({"seed_everything": seed, "trainer.precision": precision}, trainer,
+                          data)
 
     torch.save({"epoch": 1, "state_dict": {}, RUN_RECIPE: recipe()}, tmp_path / "last.ckpt")
     trainer = SimpleNamespace(max_epochs=6, max_steps=-1,
                               checkpoint_callback=SimpleNamespace(dirpath=str(tmp_path)))
     assert check_resume("last", trainer, recipe=recipe()) == tmp_path / "last.ckpt"
-    for changed, said in (({"compensate": True}, "data.compensate false -> true"),
+    for alike in ({"resolved": "bf16-mixed"}, {"augment": {"flips": True}}, {"clip": 0},
+                  {"algorithm": None}):
+        assert check_resume("last", trainer, recipe=recipe(**alike)), alike
+    for changed, said in (({"compensate": True},
+                           "data.compensate false -> true, data.compensate_share null -> 1.0"),
                           ({"seed": 5}, "seed_everything 0 -> 5"),
-                          ({"clip": 0.5}, "trainer.gradient_clip_val null -> 0.5"),
+                          ({"clip": 0.5}, 'trainer.gradient_clip_algorithm null -> "norm", '
+                                          "trainer.gradient_clip_val null -> 0.5"),
+
+                          ({"augment": False}, "data.augment {"),
                           ({"monitor": "val/loss"},
                            'checkpoint.monitor "val/macro_f1" -> "val/loss"')):
         with pytest.raises(InputError, match=r"run was trained otherwise \(" + re.escape(said)
-                                             + r"\).*--model.init_from="):
+                                             + r".*--model.init_from="):
             check_resume("last", trainer, recipe=recipe(**changed))
+    # A precision asked on one side only may be the one the machine chose on the other.
+    assert check_resume("last", trainer, recipe=recipe(precision="16-mixed",
+                                                       resolved="16-mixed"))
+    torch.save({"epoch": 1, "state_dict": {}, RUN_RECIPE: recipe(precision="bf16-mixed",
+                                                                 resolved="bf16-mixed")},
+               tmp_path / "last.ckpt")
+    with pytest.raises(InputError, match=r'trainer.precision "bf16-mixed" -> "16-mixed"'):
+        check_resume("last", trainer, recipe=recipe(precision="16-mixed", resolved="16-mixed"))
+    torch.save({"epoch": 1, "state_dict": {}, RUN_RECIPE: recipe(seed=True)},
+               tmp_path / "last.ckpt")
+    assert check_resume("last", trainer, recipe=recipe(seed=True))  # a seed drawn anew
     torch.save({"epoch": 1, "state_dict": {}}, tmp_path / "last.ckpt")
     assert check_resume("last", trainer, recipe=recipe(seed=5)) == tmp_path / "last.ckpt"
 
