@@ -82,6 +82,7 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
                          f"output here: {', '.join(named[:10])}"
                          + (f", ... ({len(missing) - 10} more)" if len(missing) > 10 else "")
                          + " (a study's nights: score the folder that holds them all)")
+    _refuse_one_scan_twice({sample: summaries[sample] for sample in expected.index})
     rows = []
     reference = "reference" in expected  # another method's rate: taken as it is stated
     for sample, spiked in expected["reference" if reference else "spiked"].items():
@@ -91,9 +92,11 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
             spiked * 7.5 / volume if volume > 0 else math.nan
         called = (summary.get("per_7_5_ml") or {}).get(positive)
         reviewed = summary.get("reviewed") or {}
-        after = ((reviewed.get("after_review_per_7_5_ml") or {}).get(positive)
-                 if reviewed.get("reviewed") else None)
         complete = _review_complete(summary)
+        # Only a final review gives a figure after review (a sign-off gone stale, or decisions
+        # not yet signed: none, as the tables say).
+        after = ((reviewed.get("after_review_per_7_5_ml") or {}).get(positive)
+                 if reviewed.get("reviewed") and complete else None)
         if complete and after is None:  # signed off with no decision: as called
             after = called
         rows.append({"sample_id": sample, "spiked": math.nan if reference else spiked,
@@ -198,6 +201,21 @@ def settings_digest(summary: dict) -> str | None:
                           ).hexdigest()[:12]
 
 
+def _refuse_one_scan_twice(summaries: dict[str, dict]) -> None:
+    """Refuse samples of the study that are one scan (the same frames run under two sample
+    ids, ``cartridge_id`` alike): scored as two tubes, a precision study read the same cells
+    twice (a CV of 0) and a recovery counted them twice."""
+    by_scan: dict[str, list[str]] = {}
+    for sample, summary in summaries.items():
+        if summary.get("cartridge_id"):
+            by_scan.setdefault(str(summary["cartridge_id"]), []).append(sample)
+    for scan, samples in by_scan.items():
+        if len(samples) > 1:
+            raise InputError(f"samples {' and '.join(samples)} are one scan (cartridge_id "
+                             f"{scan}: the same frames under two sample ids): one scan is one "
+                             "tube; list one of them in the expected counts")
+
+
 def _number(value) -> float:
     return math.nan if value is None else float(value)
 
@@ -231,9 +249,12 @@ def poisson_floor(lob: float, tube_ml: float = 7.5) -> float:
 
 
 def limit_of_detection(lob: float | None, low_rates: np.ndarray,
-                       tube_ml: float = 7.5, suspect: Sequence[str] = ()) -> dict:
+                       tube_ml: float | Sequence[float] = 7.5, suspect: Sequence[str] = ()
+                       ) -> dict:
     """EP17's parametric limit of detection from the lowest spiked level's called rates, never
-    under the counts' own Poisson floor (:func:`poisson_floor` of tubes of ``tube_ml``): the
+    under the counts' own Poisson floor (:func:`poisson_floor` of each of its tubes' volumes,
+    ``tube_ml``, the highest: the floor of a tube of the median volume lay under every real
+    tube's, which then exceeded the limit of blank in 84 % of draws, not 95 %): the
     parametric figure takes the results as Gaussian, which counts of one to three cells are
     not (1.88 per 7.5 mL read as a limit where a tube at that level holds no cell 15 % of the
     time). ``suspect``: the level's tubes that look mislabelled, named in its warning."""
@@ -255,7 +276,9 @@ def limit_of_detection(lob: float | None, low_rates: np.ndarray,
                               "of blank, where EP17 asks 95 % or more: that level is under "
                               "the limit of detection, which it does not establish "
                               f"({remedy})"} if over < 0.95 * n else {})
-    parametric, floor = float(lob + c_p * sd), poisson_floor(lob, tube_ml)
+    volumes = [tube_ml] if isinstance(tube_ml, (int, float)) else list(tube_ml) or [7.5]
+    parametric = float(lob + c_p * sd)
+    floor = max(poisson_floor(lob, float(v)) for v in volumes)
     return {"value": max(parametric, floor), "results": n, "sd": sd, "c_p": c_p,
             "parametric": parametric, "poisson_floor": floor,
             "results_over_limit_of_blank": over,
@@ -390,13 +413,13 @@ def _figures(rows: pd.DataFrame, mode: str) -> dict:
             "suspect_tubes": suspect}
 
 
-def _tube_ml(spiked: pd.DataFrame, lowest: dict | None) -> float:
-    """The lowest level's tubes' median blood volume (7.5 mL where none is stated)."""
+def _tube_ml(spiked: pd.DataFrame, lowest: dict | None) -> list[float]:
+    """The lowest level's tubes' blood volumes (7.5 mL where none is stated)."""
     if lowest is None or "blood_volume_ml" not in spiked:
-        return 7.5
+        return [7.5]
     volumes = spiked.loc[spiked["level"] == lowest["level"], "blood_volume_ml"].to_numpy(float)
     volumes = volumes[np.isfinite(volumes) & (volumes > 0)]
-    return float(np.median(volumes)) if len(volumes) else 7.5
+    return volumes.tolist() if len(volumes) else [7.5]
 
 
 def rows_csv(rows: pd.DataFrame, report: dict | None = None) -> str:

@@ -534,3 +534,40 @@ def test_a_line_of_calls_all_alike_prints_no_nan():
 
     line = linearity(np.array([5.0, 5.0, 50.0, 50.0]), np.zeros(4))
     assert np.isnan(line["r2"]) and shown(line["r2"], ".3f") == "-"
+
+
+def test_one_scan_under_two_sample_ids_is_no_two_tubes():
+    """The same frames run under two sample ids were scored as two replicate tubes: a CV of
+    0, the same cells counted twice in the pooled recovery. Refused, naming both."""
+    expected = pd.DataFrame({"spiked": [0.0, 5.0, 5.0]}, index=["b", "l1", "l1b"])
+    summaries = {name: {**summary(rate), "cartridge_id": scan}
+                 for name, rate, scan in (("b", 0.0, "c0"), ("l1", 4.0, "c1"),
+                                          ("l1b", 4.0, "c1"))}
+    with pytest.raises(InputError, match=r"samples l1 and l1b are one scan \(cartridge_id c1"):
+        sample_rows(summaries, expected)
+    summaries["l1b"]["cartridge_id"] = "c2"
+    assert len(sample_rows(summaries, expected)) == 3
+
+
+def test_a_figure_after_review_is_given_only_for_a_final_review():
+    """A sample reviewed but not signed off (or its sign-off gone stale) had its figure
+    after review filled in beside review_complete False, read by a LIMS as final."""
+    expected = pd.DataFrame({"spiked": [5.0, 5.0]}, index=["a", "b"])
+    stale = summary(4.0, after=3.0)
+    stale["signoff"] = {"status": "changed since"}
+    rows = sample_rows({"a": stale, "b": summary(4.0, after=3.0)}, expected)
+    rows = rows.set_index("sample_id")
+    assert not rows.loc["a", "review_complete"] and np.isnan(rows.loc["a",
+                                                                      "after_review_per_7_5_ml"])
+    assert rows.loc["b", "after_review_per_7_5_ml"] == 3.0
+
+
+def test_the_poisson_floor_is_that_of_the_least_favourable_tube():
+    """Tubes of 7.5 and 6 mL at the lowest level: the floor of a median 6.75 mL tube (3.33)
+    lay under both tubes' own (4.74, 3.74); the limit is the highest of the tubes'."""
+    from ctcnet.evaluation.spike_in import poisson_floor
+
+    lod = limit_of_detection(1.0, np.array([4.0, 5.0]), [7.5, 6.0])
+    assert lod["poisson_floor"] == pytest.approx(max(poisson_floor(1.0, 7.5),
+                                                     poisson_floor(1.0, 6.0)))
+    assert lod["poisson_floor"] == pytest.approx(4.74, abs=0.01)
