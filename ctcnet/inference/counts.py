@@ -293,8 +293,9 @@ def implausible_marker_balance(tally: Counts, ctc_classes: Sequence[str] = ("ctc
             "platelet or neutrophil marker, where clusters are many? metadata_check in "
             "summary.json says where the nuclei lie) "
             "before reading the counts (a spike-in experiment's cartridge can look alike: its "
-            "counts stand); with panel.json corrected, run this sample again alone with "
-            "--overwrite (a rerun into the same folder refuses the other channel order)")
+            "order checked and right, its counts stand); with panel.json corrected, run this "
+            "sample again alone with --overwrite (a rerun into the same folder refuses the "
+            "other channel order)")
 
 
 # One frame's channel files swapped (a technician's renaming, a frame re-exported in another

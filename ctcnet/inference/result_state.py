@@ -162,7 +162,7 @@ def partial_in_brief(summary: dict) -> str:
     channel order in doubt first, then the frames read, the events not classified; empty
     where none of these says it (its problems do)."""
     if channel_order_doubt(summary):
-        return "channel order in doubt, its counts not to be reported"
+        return "channel order in doubt, its counts not to be reported until it is checked"
     problems = [str(p) for p in summary.get("problems") or []]
     # (sample_checks' problems, by their first words)
     if any(p.startswith("almost nothing detected") for p in problems):

@@ -131,7 +131,7 @@ def test_a_batchs_tally_names_what_is_not_ok_and_counts_the_review_lists():
                  "frames": {"processed": 5, "total": 5}}}
     assert batch_line({"A": ok, **why}, 0, Path("out")).startswith(
         "3 inputs: 1 ok, 2 partial (B: 4 of 5 frames read; C: channel order in doubt, its "
-        "counts not to be reported); 12 event(s)")
+        "counts not to be reported until it is checked); 12 event(s)")
     empty = {"status": "partial", "problems": ["almost nothing detected: 0 event(s) in 3 "
                                                "frame(s) read, ..."]}
     assert "1 partial (E: almost nothing detected, its zeros no negative)" in batch_line(
