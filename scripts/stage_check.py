@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 from ctcnet.benchmark.stages import TOLERANCE, StageCheckSettings, run_check
+from ctcnet.commands.arg_types import whole_at_least
 from ctcnet.inference.backends import default_model_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", type=Path, default=ROOT / "docs" / "benchmarks-stages.json")
     parser.add_argument("--model", type=Path, default=None,
                         help="ONNX model (default: the shipped model's export)")
-    parser.add_argument("--runs", type=int, default=StageCheckSettings.runs,
+    parser.add_argument("--runs", type=whole_at_least(1, "timed runs"),
+                        default=StageCheckSettings.runs,
                         help="timed runs after the warm-up (medians over them)")
     parser.add_argument("--tolerance", type=float, default=TOLERANCE)
     parser.add_argument("--record", action="store_true",
@@ -47,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
                              "(a machine is held to its own CPU's record)")
     parser.add_argument("--add-ratios", action="store_true",
                         help="with --record: add only the ratios this machine's record lacks")
-    parser.add_argument("--peer-runs", type=int, default=StageCheckSettings.peer_runs,
+    parser.add_argument("--peer-runs", type=whole_at_least(0, "peer runs"),
+                        default=StageCheckSettings.peer_runs,
                         help="timed runs the classic gate is timed after (0: none)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

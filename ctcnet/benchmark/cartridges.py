@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ctcnet.benchmark.common import STAGES, BenchSettings, load_average, stats
 from ctcnet.benchmark.peer import bench_peer, bench_predict_processes, gpu_lines, peer_ratios
+from ctcnet.errors import InputError
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.scan import open_cartridge, serpentine_position, write_cartridge_info
 
@@ -44,11 +45,21 @@ def simulate_base_cartridge(root: Path, frames: int, settings: BenchSettings, se
         same = False
     if not same:
         if root.exists():
+            _own_or_refused(root, stamp.exists())
             shutil.rmtree(root)
         simulate_cartridge(root, num_frames=frames, frame_shape=settings.frame_shape, seed=seed,
                            events_per_frame=settings.events_per_frame)
         atomic_write_text(stamp, json.dumps(asked) + "\n")
     return root
+
+
+def _own_or_refused(folder: Path, ours: bool) -> None:
+    """Refuse to replace ``folder`` of the work folder where the benchmark did not make it
+    (``ours``: its stamp): a --workdir given by hand may hold a lab's cartridge of the name."""
+    if not ours:
+        raise InputError("--workdir holds this folder, which the benchmark did not make "
+                         "(no stamp of its own) and would replace: move it, or give another "
+                         "--workdir", folder)
 
 
 def linked_cartridge(base: Path, target: Path, frames: int, columns: int = 35, first: int = 0,
@@ -71,6 +82,7 @@ def linked_cartridge(base: Path, target: Path, frames: int, columns: int = 35, f
                 atomic_write_text(info_path, json.dumps({**info, "repeated_frames": True},
                                                         indent=2) + "\n")
             return target
+        _own_or_refused(target, "made_of" in info)
         shutil.rmtree(target)
     source = open_cartridge(base)
     target.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 """One benchmark run: the sections asked for, measured one after another, and the record
 (``benchmarks.json``) and its table (``benchmarks.md``) rewritten after each, so a run stopped
 part-way keeps what it measured. A run of some sections keeps the others from the record it
-replaces, each labelled with the run it came from."""
+replaces, each labelled with the run it came from; a section it measures again keeps its
+earlier record until the new one is whole (the new one's part beside it, ``unfinished``)."""
 
 from __future__ import annotations
 
@@ -107,14 +108,37 @@ def run_benchmark(model_path: Path, out_dir: Path, settings: BenchSettings,
               "sections": list(sections), "settings": dict(vars(settings)), **kept}
     if when:
         record["kept_sections"] = when
+    # The earlier record of each section measured again stays until this run's is whole: a
+    # run stopped part-way (after its 10-frame cartridge) wiped an hour's 175- and 1,000-frame
+    # figures. Meanwhile this run's part stands beside it, under "unfinished".
+    again, again_when = earlier_sections(
+        out_dir, [name for name in SECTIONS if name not in sections], settings.quick,
+        model_sha256)
+    again = {key: again[key] for key in again_when if key in again}
+    if again:
+        log("benchmark: the earlier record's " + ", ".join(again) + " stay in "
+            f"{out_dir / 'benchmarks.json'} until this run has measured them whole")
+        record.update(again)
+        record.setdefault("kept_sections", {}).update(again_when)
     own_workdir = workdir is None
     workdir = Path(workdir or tempfile.mkdtemp(prefix="ctcnet-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
 
-    def save(**update) -> None:
+    def save(whole: bool = True, **update) -> None:
         # Written after every section and cartridge size: a run stopped part-way (a time
-        # limit, Ctrl-C) leaves what it measured, marked incomplete.
-        record.update(update)
+        # limit, Ctrl-C) leaves what it measured, marked incomplete (a section's part beside
+        # its earlier whole record, where there is one).
+        for key, section in update.items():
+            if whole or key not in again:
+                record[key] = section
+                (record.get("kept_sections") or {}).pop(key, None)
+                again.pop(key, None)
+                (record.get("unfinished") or {}).pop(key, None)
+            else:
+                record.setdefault("unfinished", {})[key] = section
+        for empty in ("kept_sections", "unfinished"):
+            if empty in record and not record[empty]:
+                del record[empty]
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out_dir / "benchmarks.json",
                           json.dumps(record, indent=2, default=str) + "\n")
@@ -127,15 +151,19 @@ def run_benchmark(model_path: Path, out_dir: Path, settings: BenchSettings,
             save(classification=bench_classification(model_path, settings, workdir))
         if "cartridge" in sections:
             log("benchmark: whole cartridges")
-            save(cartridges=bench_cartridges(model_path, settings, workdir,
-                                             on_progress=lambda part: save(cartridges=part)))
+            save(cartridges=bench_cartridges(
+                model_path, settings, workdir,
+                on_progress=lambda part: save(whole=False, cartridges=part)))
         if "train" in sections:
             log("benchmark: training throughput")
-            record["training"] = bench_training(settings, spec)
+            training = bench_training(settings, spec)
             card = Path(model_path).with_suffix(".json")
             if card.exists():
-                record["training"]["shipped_model"] = json.loads(card.read_text()).get("training")
-        save(complete=True)
+                training["shipped_model"] = json.loads(card.read_text()).get("training")
+            record["training"] = training  # (saved whole with the rest, below)
+            (record.get("kept_sections") or {}).pop("training", None)
+        record["complete"] = True
+        save()
     finally:
         if own_workdir:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -41,7 +41,13 @@ def _repeated(record: dict) -> str:
     settings = record.get("settings") or {}
     if max(settings.get("repeats", 2), settings.get("cartridge_repeats", 2)) <= 1:
         return "Single runs (--repeats 1): no spread, and no median to steady them."
-    return "Medians over repeated runs, spread (min-max) in brackets."
+    # A section kept from a run of single runs: its figures have no spread (said, where the
+    # page's header spoke of medians over every section).
+    single = [key for key, made in (record.get("kept_sections") or {}).items()
+              if "--repeats 1`" in str(made) or "--repeats 1 " in str(made)]
+    return "Medians over repeated runs, spread (min-max) in brackets" + (
+        f"; the {' and '.join(single)} section{'s' if len(single) > 1 else ''}: single runs "
+        "(kept from a run with --repeats 1), no spread there." if single else ".")
 
 
 def render_markdown(record: dict) -> str:
@@ -447,9 +453,8 @@ def render_stage_floors(k: dict) -> list[str]:
               "`docs/benchmarks-stages.json` (that of a machine of the same CPU, name and "
               "model, else the largest any record of its CPU name measured, else the "
               "largest any recorded machine measured: machines differ in how numpy's speed "
-              "compares with onnxruntime's, the same code reading the guard at 0.71x the model "
-              "on an AMD EPYC and 0.98x on an Intel Xeon, and cropping at 0.47x and 0.75-0.81x on "
-              "two AMD EPYCs of other models). It holds two more ratios the same way: the "
+              "compares with onnxruntime's, so each is held to its own CPU's record, which the "
+              "file keeps a machine each, dated). It holds two more ratios the same way: the "
               "work around the network over the network's own time (inline: the total less "
               "classify and the report, over classify), and predict's time per event over the "
               "classic "

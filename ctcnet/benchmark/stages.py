@@ -167,12 +167,17 @@ def report_lines(result: dict, baseline: dict | None) -> list[str]:
              f"{result['model_per_event_ms']:.3f} ms per crop (batch {result['batch_size']}), "
              f"load average {result['load_average']}",
              f"{'stage':<9}{'ms/event':>10}{'x model':>9}{'recorded':>10}"]
+    earlier = set(result.get("earlier_attempt", ()))
     for stage, ratio in result["ratios"].items():
         if stage in PEER_RATIOS:
             continue
         old = recorded.get(stage)
         lines.append(f"{stage:<9}{result['per_event_ms'][stage]:>10.3f}{ratio:>9.3f}"
-                     + (f"{old:>10.3f}" if old is not None else f"{'-':>10}"))
+                     + (f"{old:>10.3f}" if old is not None else f"{'-':>10}")
+                     + (" *" if stage in earlier else ""))
+    if earlier & set(result["ratios"]) - set(PEER_RATIOS):
+        lines.append("* an earlier attempt's measurement, lower: its ms/event against that "
+                     "attempt's own model floor, not the one above")
     if "peer" in result["per_event_ms"]:
         lines.append(f"classic gate {result['per_event_ms']['peer']:.3f} ms/event")
     for name, what in PEER_RATIOS.items():
@@ -185,12 +190,13 @@ def report_lines(result: dict, baseline: dict | None) -> list[str]:
 
 def with_machine(baseline: dict, result: dict) -> dict:
     """A record of ``result``'s machine beside those of ``baseline`` (``machines``; one of the
-    same CPU, name and model, is replaced), its top-level multiples each stage's largest.
-    Machines differ in how numpy's speed compares with onnxruntime's: the same code measured
-    the guard at 0.71x the model on an AMD EPYC and 0.98x on an Intel Xeon of this project's
-    2-core kind, most stages 1.3-1.7x apart (classify and report about 1.1x), and cropping
-    at 0.47x and 0.75-0.81x on two AMD EPYCs, so one machine's record fails the other's
-    unchanged code."""
+    same CPU, name and model, is replaced), its top-level multiples each stage's largest (its
+    top-level times per event and model floor stay the machine's just measured: they do not
+    divide into those multiples). Machines differ in how numpy's speed compares with
+    onnxruntime's: the code of 27 Nov measured the guard at 0.71x the model on an AMD EPYC and
+    0.98x on an Intel Xeon of this project's 2-core kind, most stages 1.3-1.7x apart
+    (classify and report about 1.1x), and cropping at 0.47x and 0.75-0.81x on two AMD EPYCs,
+    so one machine's record fails the other's unchanged code."""
     machines = baseline.get("machines") or [
         {k: baseline[k] for k in ("machine", "measured", "ratios") if k in baseline}]
     machines = [m for m in machines if _cpu(m) != _cpu(result)] + \
@@ -273,11 +279,14 @@ def run_check(model: Path, baseline_path: Path, settings: StageCheckSettings | N
         with tempfile.TemporaryDirectory(prefix="ctcnet-stage-check-") as tmp:
             latest = measure_ratios(model, settings, Path(tmp))
         if result is not None:  # each stage's least disturbed measurement
+            earlier = set(result.get("earlier_attempt", ()))
             for stage, ratio in result["ratios"].items():
                 if latest["ratios"].get(stage, ratio) > ratio:
                     latest["ratios"][stage] = ratio
+                    earlier.add(stage)  # (its ms/event at that attempt's model floor)
                     if stage in result["per_event_ms"]:  # the peer ratios have none
                         latest["per_event_ms"][stage] = result["per_event_ms"][stage]
+            latest["earlier_attempt"] = sorted(earlier)
         result = latest
         for line in report_lines(result, baseline):
             log.info("%s", line)

@@ -80,10 +80,11 @@ def worker_model(model: str, backend: str, count: str, repeats: str) -> dict:
     best_samples = time_repeated(lambda: engine.predict_proba(crops), int(repeats))
     at_predict = stats([int(count) / t for t in samples])
     at_best = stats([int(count) / t for t in best_samples])
-    # The floor is the fastest run at either batch size: other work on the machine only ever
-    # adds time, so the fastest run is the model's own pace most nearly.
+    # The floor is the fastest rate measured, the batch sweep's included: other work on the
+    # machine only ever adds time, so the fastest run is the model's own pace most nearly
+    # (a sweep's rate above the floor read stages faster than their own floor).
     floor_batch, floor = max((sweep["predict_batch"], at_predict["max"]), (best, at_best["max"]),
-                             key=lambda pair: pair[1])
+                             *sweep["crops_per_s_by_batch"].items(), key=lambda pair: pair[1])
     return {"crops_per_s": at_predict, "batch_size": sweep["predict_batch"],
             "device": engine.device_name, "best_batch": best, "best_crops_per_s": at_best,
             "floor_crops_per_s": floor, "floor_batch": floor_batch,

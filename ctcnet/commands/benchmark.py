@@ -31,9 +31,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=None, help="repeats per timed run of the classification, "
                         "cartridge and peer measurements (the training section's are fixed)")
     parser.add_argument("--sections", default="classify,cartridge,train",
-                        help="comma-separated subset of classify,cartridge,train")
+                        help="comma-separated subset of classify,cartridge,train (the "
+                             "benchmark's own processes peak at about 5 GB of memory, "
+                             "classify's with every ONNX precision loaded: ten times predict's "
+                             "peaks it reports; a machine sized for predict alone needs less)")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="keep simulated cartridges here between runs (default: a temp dir)")
+
+
+# The largest cartridge the benchmark makes (hard links to one simulated cartridge's frames).
+MAX_FRAMES = 10_000
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,6 +60,12 @@ def run(args: argparse.Namespace) -> int:
                              ) from None
         if min(settings.frame_counts) < 1:  # before any work, not after the first section
             raise InputError(f"--frames: a cartridge needs at least 1 frame, got {args.frames}")
+        if max(settings.frame_counts) > MAX_FRAMES:  # (linked from one cartridge's frames)
+            raise InputError(f"--frames: at most {MAX_FRAMES:,} frames a cartridge (a scan's "
+                             f"are hundreds), got {max(settings.frame_counts):,}")
+        # Smallest first, each once: the flatness and pace lines read the first, middle and
+        # last sizes as the smallest, middle and largest.
+        settings.frame_counts = tuple(sorted(set(settings.frame_counts)))
     if args.repeats:
         settings.repeats = settings.cartridge_repeats = settings.peer_repeats = args.repeats
     sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())
@@ -84,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise InputError(f"cannot create the output folder: {err.strerror or err}", out) from None
+    for name in ("benchmarks.json", "benchmarks.md"):  # before the measuring, not after it
+        if (out / name).exists() and not (out / name).is_file():
+            raise InputError(f"{name} there is no file (a folder?): it would not be written "
+                             "after the measuring; give another --out", out)
     run_benchmark(Path(model), out, settings, args.workdir, sections)
     print(f"wrote {out / 'benchmarks.md'} and {out / 'benchmarks.json'}")
     return 0

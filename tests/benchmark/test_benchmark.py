@@ -9,6 +9,7 @@ import pytest
 from conftest import edit_json
 
 from ctcnet.cli import main
+from ctcnet.errors import InputError
 from ctcnet.io.scan import open_cartridge
 
 
@@ -60,6 +61,50 @@ def test_a_quick_run_into_a_full_record_and_a_workdir_that_is_a_file_are_refused
     assert main(["benchmark", "--quick", "--sections", "train", "--out", str(out),
                  "--workdir", str(tmp_path / "afile")]) == 2
     assert "--workdir" in capsys.readouterr().err and len(calls) == 1
+
+
+def test_cartridge_sizes_are_read_smallest_first_and_bounded_and_outputs_checked_first(
+        tmp_path, monkeypatch, capsys):
+    """--frames 175,10 read its first and last sizes as the smallest and largest (flatness
+    "from 175 to 10 frames"); a size past any scan's was taken; a benchmarks.json that is a
+    folder failed after the measuring, a traceback, its figures lost."""
+    import ctcnet.benchmark as benchmark
+
+    calls = []
+    monkeypatch.setattr(benchmark, "run_benchmark",
+                        lambda model, out, settings, *a: calls.append(settings.frame_counts))
+    out = tmp_path / "bench"
+    assert main(["benchmark", "--sections", "cartridge", "--frames", "175,10,175",
+                 "--out", str(out)]) == 0
+    assert calls == [(10, 175)]
+    assert main(["benchmark", "--sections", "cartridge", "--frames", "10,100000",
+                 "--out", str(out)]) == 2
+    assert "at most 10,000 frames" in capsys.readouterr().err
+    (out / "benchmarks.json").unlink(missing_ok=True)
+    (out / "benchmarks.json").mkdir()
+    assert main(["benchmark", "--sections", "cartridge", "--frames", "2",
+                 "--out", str(out)]) == 2
+    assert "benchmarks.json there is no file" in capsys.readouterr().err and len(calls) == 1
+
+
+def test_a_workdir_folder_the_benchmark_did_not_make_is_not_replaced(tmp_path):
+    """A --workdir given by hand holding a lab's cartridge-5/ (or sim-N/) had it deleted."""
+    from ctcnet.benchmark.cartridges import linked_cartridge, simulate_base_cartridge
+    from ctcnet.benchmark.common import BenchSettings
+
+    lab = tmp_path / "work" / "cartridge-5"
+    lab.mkdir(parents=True)
+    (lab / "cartridge.json").write_text('{"sample_id": "patient-42"}')
+    (lab / "r00c00_DAPI.tif").write_text("precious")
+    with pytest.raises(InputError, match="the benchmark did not make"):
+        linked_cartridge(tmp_path / "work" / "sim-3", lab, 5)
+    sim = tmp_path / "work" / "sim-3"
+    sim.mkdir()
+    (sim / "ground_truth.csv").write_text("a lab's truth")
+    with pytest.raises(InputError, match="the benchmark did not make"):
+        simulate_base_cartridge(sim, 3, BenchSettings.quick_settings())
+    assert (lab / "r00c00_DAPI.tif").read_text() == "precious" and (sim / "ground_truth.csv"
+                                                                     ).exists()
 
 
 def test_quick_benchmark_writes_record(tmp_path, tiny_model):
@@ -191,6 +236,43 @@ def test_a_stopped_run_keeps_what_it_measured(tmp_path, tiny_model, monkeypatch)
     assert [r["frames"] for r in record["cartridges"]["rows"]] == [10]
     text = (out / "benchmarks.md").read_text()
     assert "Incomplete" in text and "| 10 |" in text
+
+
+def test_a_section_measured_again_keeps_its_earlier_record_until_whole(tiny_model, tmp_path,
+                                                                       monkeypatch):
+    """A rerun stopped after its first cartridge size wiped the earlier record's whole
+    cartridge section (an hour's 175- and 1,000-frame figures): it stays until the new one
+    is whole, the new part beside it."""
+    import ctcnet.benchmark as bench
+    import ctcnet.benchmark.record as record_module
+
+    out = tmp_path / "docs"
+    out.mkdir()
+    shape = {"frame_shape": [1036, 1384], "events_per_frame": 290, "device": "cpu"}
+    old = {"rows": [], **shape, "runs": 1}
+    (out / "benchmarks.json").write_text(json.dumps(
+        {"created": "2026-01-01 00:00:00 UTC", "quick": True, "cartridges": old}))
+    part = {"rows": [], **shape, "runs": 2}
+
+    def stopped(model_path, settings, workdir, on_progress=None):
+        on_progress(part)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(record_module, "bench_cartridges", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        bench.run_benchmark(tiny_model, out, bench.BenchSettings(quick=True),
+                            workdir=tmp_path / "work", sections=("cartridge",),
+                            log=lambda _: None)
+    record = json.loads((out / "benchmarks.json").read_text())
+    assert record["cartridges"] == old and record["unfinished"]["cartridges"] == part
+    assert "cartridges" in record["kept_sections"] and record["complete"] is False
+    whole = {"rows": [], **shape, "runs": 3}
+    monkeypatch.setattr(record_module, "bench_cartridges", lambda *a, **k: whole)
+    bench.run_benchmark(tiny_model, out, bench.BenchSettings(quick=True),
+                        workdir=tmp_path / "work", sections=("cartridge",), log=lambda _: None)
+    record = json.loads((out / "benchmarks.json").read_text())
+    assert record["cartridges"] == whole and record["complete"] is True
+    assert "unfinished" not in record and "kept_sections" not in record
 
 
 def test_a_run_of_some_sections_keeps_the_others(tmp_path):
