@@ -2,6 +2,7 @@
 --overwrite replaces only what simulate wrote."""
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import digest, refused
@@ -66,6 +67,22 @@ def test_simulate_refuses_an_existing_output_and_overwrite_replaces_it_whole(tmp
     mine.mkdir()
     assert main(["simulate", "crops", str(mine), "--counts", "platypus=1"]) == 2
     assert list(mine.iterdir()) == []
+    # ... nor any of its files where it was stopped midway (`mkdir -p OUT` first, then a
+    # Ctrl-C: half its frames stayed, a folder --overwrite then refused as nobody's).
+    import ctcnet.simulate as simulator
+
+    def stopped(out, *args, **kwargs):
+        (Path(out) / "r00c00.tif").write_bytes(b"half a run")
+        (Path(out) / "sub").mkdir()
+        raise KeyboardInterrupt
+
+    real = simulator.simulate_cartridge
+    simulator.simulate_cartridge = stopped
+    try:
+        assert main(["simulate", "cartridge", str(mine), "--frames", "1", *small]) == 130
+    finally:
+        simulator.simulate_cartridge = real
+    assert mine.is_dir() and list(mine.iterdir()) == []
     # ... its mark is of that kind of output alone: a killed crops run is no cartridge's.
     (killed / ".ctcnet-simulate-unfinished").write_text("crops\n")
     (killed / "cartridge.json").unlink()
