@@ -12,6 +12,7 @@ a simulated set. A gallery's ``gallery_<class>.png`` files are replaced one by o
 from __future__ import annotations
 
 import argparse
+import os
 
 from ctcnet.commands import arg_types
 from ctcnet.commands.simulate_output import output_replaced
@@ -94,9 +95,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     gallery = sub.add_parser("gallery", help="write gallery_<class>.png montages to look at")
     _out(gallery)
-    gallery.add_argument("--per-class", type=arg_types.whole_at_least(1), default=8,
+    gallery.add_argument("--per-class", type=arg_types.whole_at_least(1, most=MAX_GALLERY),
+                         default=8,
                          help="crops shown per class (default 8)")
-    gallery.add_argument("--crop-size", type=arg_types.whole_at_least(16), default=80,
+    gallery.add_argument("--crop-size", type=arg_types.whole_at_least(16, most=MAX_CROP_SIDE),
+                         default=80,
                          help="crop side in pixels (default 80)")
     _common(gallery)
 
@@ -142,6 +145,22 @@ def _common(p: argparse.ArgumentParser) -> None:
 # --overwrite set aside gone with it), and a frame a camera takes.
 MAX_SIMULATED_CROPS, MAX_SIMULATED_PIXELS = 200_000, 2_000_000_000  # (4 GB of 16-bit counts)
 MAX_SAMPLES, MAX_CROP_SIDE, MIN_FRAME_SIDE, MAX_FRAME_SIDE = 10_000, 1024, 64, 16_384
+MAX_GALLERY = 1_000  # crops a class on one montage
+# What a run holds a pixel of a channel it draws, in bytes, measured: a 4,096 x 4,096 frame
+# of 5 channels peaked at 3.0 GB (two frames are drawn at once), 160 crops of 512 px at 7.2.
+FRAME_BYTES, CROP_BYTES = 36, 34
+
+
+def _refuse_past_memory(needed: float, what: str) -> None:
+    """Refuse, before any work, a run that needs more memory than the machine has: it was
+    killed midway, or told to free memory and run again, which could not help."""
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # (a system that does not say)
+        return
+    if needed > total:
+        raise InputError(f"{what} needs about {needed / 2**30:,.0f} GiB of memory, more than "
+                         f"this machine's {total / 2**30:,.0f} GiB: draw less at a time")
 
 def _parse_pairs(text: str, what: str, cast):
     out = {}
@@ -300,6 +319,8 @@ def run(args) -> int:
         total = counts * len(taxonomy.names) if isinstance(counts, int) else \
             sum(counts.values())
         pixels = total * args.crop_size ** 2 * panel.num_channels  # (held whole: refused)
+        _refuse_past_memory(pixels * CROP_BYTES, f"--counts: {total:,} crops of "
+                            f"{args.crop_size} px")
         if total > MAX_SIMULATED_CROPS or pixels > MAX_SIMULATED_PIXELS:
             raise InputError(f"--counts: {total:,} crops of {args.crop_size} px in all, more "
                              f"than one run draws ({MAX_SIMULATED_CROPS:,} crops, "
@@ -341,6 +362,8 @@ def run(args) -> int:
         if not (MIN_FRAME_SIDE <= min(h, w) and max(h, w) <= MAX_FRAME_SIDE):
             raise InputError(f"--frame-shape: sides of {MIN_FRAME_SIDE} to {MAX_FRAME_SIDE:,} "
                              f"pixels, not {h}x{w}")
+        _refuse_past_memory(h * w * panel.num_channels * FRAME_BYTES * min(2, args.frames),
+                            f"--frame-shape {h}x{w}")
         rates = _parse_pairs(args.rates, "--rates", float) if args.rates else None
         with output_replaced(args, taxonomy):
             truth = simulate_cartridge(args.out, panel, taxonomy, args.frames, (h, w),
@@ -352,6 +375,8 @@ def run(args) -> int:
     else:
         from ctcnet.simulate.gallery import write_simulated_gallery
 
+        _refuse_past_memory(args.per_class * len(taxonomy.names) * args.crop_size ** 2
+                            * panel.num_channels * CROP_BYTES, "--per-class and --crop-size")
         with output_replaced(args, taxonomy):
             paths = write_simulated_gallery(args.out, panel, taxonomy, args.per_class,
                                             args.crop_size, args.seed, cfg)

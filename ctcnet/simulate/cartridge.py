@@ -229,12 +229,12 @@ def simulate_cartridge(out_dir, panel=None, taxonomy=None, num_frames: int = 6,
     if per_mm2 is not None and per_mm2 > CROWDED_PER_MM2:
         log.warning("%.0f events per mm^2 drawn (%.0f a %d x %d frame at %.3g um per pixel): "
                     "predict reads a sample past %.0f as crowded (partial); draw fewer "
-                    "events a frame (--events)", per_mm2, placed, w, h,
+                    "events a frame (--events)", per_mm2, placed, h, w,
                     float(draws.pixel_um[0]), CROWDED_PER_MM2)
     if num_frames and placed < 0.8 * events_per_frame:
         # A frame holds so many cells of these sizes side by side: the rest found no room.
         log.warning("%d events a frame asked for, %.0f placed: a %d x %d frame has no room "
-                    "for more cells of these sizes", round(events_per_frame), placed, w, h)
+                    "for more cells of these sizes", round(events_per_frame), placed, h, w)
     write_cartridge_info(out_dir, scan_panel, sample_id, num_frames, rows, columns, (h, w), extra={
         "simulated": True, "seed": int(seed), "layout": layout,
         "events_per_frame": float(events_per_frame),

@@ -246,3 +246,23 @@ def test_a_draw_past_any_machine_is_refused_before_anything_is_set_aside(tmp_pat
     assert main(["simulate", "cartridge", str(tmp_path / "c"), "--frame-shape",
                  "99999999x99999999"]) == 2
     assert "--frame-shape: sides of 64 to 16,384 pixels" in capsys.readouterr().err
+
+
+def test_a_run_past_the_machines_memory_is_refused_before_any_work(tmp_path, monkeypatch,
+                                                                   capsys):
+    """A 16,384 px frame or 1,024 px crops by the hundred were accepted, then killed midway
+    or told to free memory and run again, which could not help; a gallery had no bounds."""
+    import os
+
+    pages = {"SC_PHYS_PAGES": (4 << 30) // 4096, "SC_PAGE_SIZE": 4096}  # a 4 GiB machine
+    monkeypatch.setattr(os, "sysconf", lambda name: pages[name])
+    out = tmp_path / "big"
+    assert main(["simulate", "cartridge", str(out), "--frames", "2", "--frame-shape",
+                 "8192x8192", "--events", "0"]) == 2
+    assert "needs about 22 GiB of memory, more than this machine's 4 GiB" in \
+        capsys.readouterr().err
+    assert main(["simulate", "crops", str(out), "--crop-size", "512", "--counts", "40"]) == 2
+    assert "crops of 512 px needs about" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["simulate", "gallery", str(out), "--crop-size", "100000"])
+    assert not out.exists()
