@@ -248,6 +248,10 @@ def _export_options(args) -> None:
                              "it out")
         if getattr(args, attr) is None:
             setattr(args, attr, default)
+    planes = [p.strip() for p in args.planes.split(",")] if args.planes else []
+    if args.export in ("rgb-jpeg", "tight") and len(planes) != 3:  # (a panel's error before)
+        raise InputError(f"--planes names the 3 planes of an RGB export, red first, got "
+                         f"{len(planes)}: {args.planes!r}")
 
 
 def _write_crops(args, batch, panel, rendered, export_um, quality) -> None:

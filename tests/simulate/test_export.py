@@ -66,6 +66,8 @@ def test_an_option_of_another_export_is_refused_not_passed_over(tmp_path, capsys
     assert not (tmp_path / "out").exists()
     assert main([*base, "--export", "tight", "--jpeg-quality", "60-90"]) == 2  # PNG
     assert "add --image-format jpg" in capsys.readouterr().err
+    assert main([*base, "--export", "rgb-jpeg", "--planes", "CK,CD45"]) == 2  # (a panel's)
+    assert "--planes names the 3 planes of an RGB export" in capsys.readouterr().err
     assert main([*base, "--export", "rgb-jpeg", "--planes", "CK,CD45,DAPI", "--ck-copy",
                  "0"]) == 0
 
