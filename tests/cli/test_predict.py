@@ -1063,12 +1063,19 @@ def test_a_shard_refuses_the_inputs_its_list_outputs_set_aside(cart_and_model, t
         shutil.copytree(cart_and_model / "cart", scans / name)
         edit_json(scans / name / "cartridge.json", sample_id=sample)
     model = str(cart_and_model / "model.pt")
+    statuses = []
     for k in (1, 2):
         listed = main(["predict", str(scans), "--out", str(out), "--list-outputs",
                        "--shard", f"{k}/2"])
         ran = main(["predict", str(scans), "--out", str(out), "--model", model,
                     "--shard", f"{k}/2", "--quiet"])
         assert listed == ran, f"share {k}/2"
+        statuses.append(ran)
+    # Each pair falls to the share of its sample id: one share at least refuses a pair.
+    from ctcnet.inference.distributed import stable_rank
+
+    assert statuses == [2 if any(stable_rank(i, 2) == k for i in ("S_p", "S_q", "S_r")) else 0
+                        for k in (0, 1)]
     capsys.readouterr()
 
 
