@@ -222,15 +222,19 @@ def automatic_figures_html(summary: RunSummary, state: dict, signed: bool = Fals
             f"below): {html.escape(text)}</p>" if text else "")
 
 
-def reviewed_galleries_html(record: dict | None) -> str:
-    """Above the galleries of a signed-off sample, what its review changed of the calls they
-    show (the record's ``changed``): a gallery showed a call a person rejected as a counted
-    one, beside a headline giving the count after review."""
-    if not record or not record.get("changed") or not signoff_holds({"signoff": record}):
-        return ""  # (a sign-off no longer holding: the headline says to review again)
+def reviewed_galleries_html(record: dict | None, so_far: dict | None = None) -> str:
+    """Above the galleries, what the review changed of the calls they show: a signed-off
+    sample's (the record's ``changed``), else the decisions' so far (``so_far``, under review
+    or its sign-off no longer holding): a gallery showed a call a person rejected as a
+    counted one, beside a headline giving the count after review."""
+    holds = bool(record) and signoff_holds({"signoff": record})
+    changed = record.get("changed") if holds else so_far
+    if not changed:
+        return ""
+    whose = "the signed-off review" if holds else "the review so far (" + (
+        "its sign-off no longer holds" if record else "not signed off") + ")"
     return ('<p id="reviewed-galleries"><b>The galleries show the calls as predict made '
-            "them;</b> the signed-off review changed "
-            f"{html.escape(changes_text(record['changed'], shown=1000))}.</p>")
+            f"them;</b> {whose} changed {html.escape(changes_text(changed, shown=1000))}.</p>")
 
 
 def signoff_html(record: dict | None) -> str:
@@ -241,12 +245,14 @@ def signoff_html(record: dict | None) -> str:
 
 
 def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = None,
-               signoff: dict | None = None, durable: bool = True) -> None:
+               signoff: dict | None = None, durable: bool = True,
+               changed: dict | None = None) -> None:
     """index.html: summary, counts (the tally's, and the reviewed ones once there are
     decisions, with the sign-off: ``signoff``, a record of
     :func:`ctcnet.review.signoff.signoff_record`, shown once there are decisions), skipped
     frames, timings and the gallery pages (``gallery_info``: the summary's own by
-    default). ``durable``: fsync'd before it is renamed into place."""
+    default; ``changed``: what the decisions so far changed of their calls, where the review
+    is not signed off). ``durable``: fsync'd before it is renamed into place."""
     s = summary
     gallery_info = (s.gallery or {}) if gallery_info is None else gallery_info
     frames = s.frames
@@ -327,7 +333,7 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
 {f'<h2>Skipped frames</h2><ul>{skipped}</ul>' if skipped else ''}
 {f'<h2>Problems found in the scan folder</h2><ul>{problems}</ul>' if problems else ''}
 {display_note(s.panel, s.model.crop_size, s.model.pixel_size_um) if sections else ''}
-{reviewed_galleries_html(signoff) if sections else ''}
+{reviewed_galleries_html(signoff, changed) if sections else ''}
 {''.join(sections)}
 <div class="screen-only"><h2>Timings</h2>{html_table(timings)}</div>
 {PAGE_END}"""
@@ -374,16 +380,17 @@ def _counted_as(counted_as: dict) -> str:
 
 
 def write_summary_and_page(out_dir: str | Path, summary: RunSummary,
-                           signoff: dict | None = None) -> None:
+                           signoff: dict | None = None, changed: dict | None = None) -> None:
     """summary.json and, where the run wrote one, index.html again from ``summary`` (the review
     server, as decisions are saved), with the sample's sign-off (``signoff``:
-    :func:`ctcnet.review.signoff.signoff_record`'s) under ``"signoff"`` beside the counts:
+    :func:`ctcnet.review.signoff.signoff_record`'s) under ``"signoff"`` beside the counts
+    (``changed``: the decisions' changes of the calls, said above the galleries):
     the page first, so a summary.json newer than the events table means a finished write.
     A page whose gallery the summary does not list (written before summaries recorded it) is
     left as it is rather than rewritten without it."""
     out_dir = Path(out_dir)
     if (out_dir / "index.html").exists() and summary.gallery is not None:
-        write_html(out_dir, summary, signoff=signoff, durable=False)
+        write_html(out_dir, summary, signoff=signoff, durable=False, changed=changed)
     data = summary.to_dict()
     if signoff is not None:  # RunSummary leaves keys it does not know alone on reading
         data["signoff"] = signoff

@@ -394,10 +394,10 @@ class Sample(SampleImages):
 
     def write_counts(self) -> tuple[D.Matched, ReviewedCounts]:
         """summary.json (the tally, the reviewed counts once review.csv has a decision, the
-        sign-off) and index.html brought up to date, under the decisions lock; never while
-        predict holds the folder nor once another run is there; a folder that cannot be
-        written keeps its files. samples.csv follows where its review columns moved. Returns
-        the match counted and its counts (a folder this account cannot write: warned once)."""
+        sign-off) and index.html (what the decisions changed) brought up to date, under the
+        decisions lock; never while predict holds the folder nor once another run is there;
+        samples.csv follows where its review columns moved. Returns the match counted and its
+        counts (a folder this account cannot write keeps its files: warned once)."""
         # summary.json's sign-off is written again here: the next look compares it with the
         # file, not with what it showed before (a sign-off over a "changed since", then a
         # decision another hand appended, left summary.json "current").
@@ -438,7 +438,8 @@ class Sample(SampleImages):
                             log.warning("%s: summary.json: %s: written again from the events "
                                         "and decisions, the file found kept as %s",
                                         self.folder, edited, kept.relative_to(self.folder))
-                        write_summary_and_page(self.folder, updated, signed)
+                        write_summary_and_page(self.folder, updated, signed, decision_changes(
+                            matched.decisions, self.held_ids))
                         self.summary_written = written_ns(self.folder / "summary.json")
                         # (the rates too: one written at another precision moves the row)
                         row_moved = review_entry(on_disk) != review_entry(now) or \
@@ -492,8 +493,7 @@ class Sample(SampleImages):
 
     def _refresh_run_index(self) -> None:
         """The folder's run.json and samples.csv with this sample's review as it is now (only
-        as its row moves: it reads every sample's summary). A failure is said, the decision
-        stands."""
+        as its row moves: it reads every sample's summary); a failure said, the decision kept."""
         try:
             refresh_run_index(self.folder.parent)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:

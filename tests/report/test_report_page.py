@@ -255,6 +255,15 @@ def test_a_printed_report_has_its_figures_and_sample_on_every_page(clean_run, tm
     write_html(tmp_path, RunSummary.from_dict(data), signoff={**changed, "status": "stale"},
                gallery_info={"ctc": {"total": 8, "shown": 8, "pages": [page_record]}})
     assert 'id="reviewed-galleries"' not in (tmp_path / "index.html").read_text()
+    # Under review, or its sign-off no longer holding: the decisions so far, said so (a
+    # rejected CTC stood among the counted ones with nothing to tell it).
+    so_far = {"ctc -> rejected": [72]}
+    for record, whose in ((None, "not signed off"),
+                          ({**changed, "status": "stale"}, "its sign-off no longer holds")):
+        write_html(tmp_path, RunSummary.from_dict(data), signoff=record, changed=so_far,
+                   gallery_info={"ctc": {"total": 8, "shown": 8, "pages": [page_record]}})
+        assert (f"the review so far ({whose}) changed ctc -&gt; rejected 1 (#72)." in
+                (tmp_path / "index.html").read_text())
     # On paper a gallery page's captions are listed in words (a folded list printed its
     # summary alone, and the image fitted to one sheet holds them as specks).
     assert '<details class="screen-only">' in page and \
