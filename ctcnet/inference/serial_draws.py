@@ -25,11 +25,11 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from ctcnet.errors import InputError
 from ctcnet.inference.counts import per_7_5_ml, per_volume_text, rate_interval
+from ctcnet.inference.draw_dates import say_dates_out_of_order
 from ctcnet.inference.figures_seal import SEALS, check_figures_sealed, seal_edited
 from ctcnet.inference.journal import PARTS_DIR
 from ctcnet.inference.result_state import result_state, reviewed_figures, signoff_holds
@@ -333,7 +333,7 @@ def compare_draws(folders, class_name: str = "ctc", cutoff: float = DEFAULT_CUTO
     for i, draw in enumerate(draws[1:], start=1):
         _compare(draw, draws[i - 1], "change_from_previous", "p_from_previous")
         _compare(draw, draws[0], "change_from_first", "p_from_first")
-    _say_dates_out_of_order(draws)
+    say_dates_out_of_order(draws)
     differ = settings_that_differ([f for _, f in read])
     how = how_settings_differ({f"draw {d.draw}": f for d, f in read},
                               {f"draw {d.draw}": d.model for d in draws if d.model})
@@ -417,55 +417,6 @@ def check_one_patient(draws: list[Draw], patient_key: str | None) -> None:
         for draw in draws[1:]:
             draw.notes.append(f"no draw's cartridge.json names a patient ({patient_key}): not "
                               "checked to be the same patient's as the draws before it")
-
-
-def drawn_time(text: str | None) -> datetime | None:
-    """A draw's date or time as an ISO 8601 text states it (``2026-04-19``, with a time, with
-    an offset or ``Z``), as UTC where an offset is given; None where it is not such a text
-    (a day-first ``19.04.2026`` is shown as written, never guessed at)."""
-    try:
-        when = datetime.fromisoformat(str(text).strip())
-    except ValueError:
-        return None
-    return when.astimezone(UTC) if when.tzinfo else when
-
-
-def _say_dates_out_of_order(draws: list[Draw]) -> None:
-    """A note on each draw dated before the draw given before it: the changes are computed
-    in the order given (a shell's wildcard lists WK12 before WK3), so a fall would read as a
-    rise. Dates with and without a time zone are compared by the day each is written on."""
-    read = [(d, drawn_time(d.drawn_at)) for d in draws]
-    dated = [(d, t) for d, t in read if t is not None]
-    for draw, when in read:  # its order against the other draws unchecked, said
-        if when is None and draw.drawn_at and len(draws) > 1:
-            # An ISO form of a day no calendar has (2026-02-30) is said as such, not as another
-            # form.
-            form = ("is no date (an ISO 8601 form of a day no calendar has)"
-                    if re.fullmatch(r"\d{4}-\d{2}-\d{2}([T ].*)?", str(draw.drawn_at).strip())
-                    else "is not ISO 8601 (a date written as YYYY-MM-DD)")
-            draw.notes.append(f"its date {draw.drawn_at!r} {form}: its order against the "
-                              "other draws is not checked")
-    mixed = len({t.tzinfo is None for _, t in dated}) > 1
-    # Zoned draws are held to each other by the instant as well (one date without a time
-    # among them took the check to days, and two zoned draws out of order by hours passed).
-    zoned = [(d, t) for d, t in dated if t.tzinfo is not None] if mixed else []
-    if mixed:
-        # Compared by the day each is written on (a draw at 23:30 -05:00 is that day's, not
-        # the next UTC day's); a time without a zone among zoned ones is checked by its day
-        # alone, said.
-        for draw, when in dated:
-            if when.tzinfo is None and "T" in str(draw.drawn_at).upper().replace(" ", "T"):
-                draw.notes.append(f"its time {draw.drawn_at!r} has no time zone, the other "
-                                  "draws' have: its order against them is checked by the day "
-                                  "alone")
-        dated = [(d, datetime.fromisoformat(str(d.drawn_at).strip()).date()) for d, _ in dated]
-    for pairs in (zip(dated, dated[1:]), zip(zoned, zoned[1:])):
-        for (before, t0), (draw, t1) in pairs:
-            note = (f"drawn before draw {before.draw} ({before.drawn_at}), given after it: "
-                    "the changes are read in the order given; give the draws in the order "
-                    "drawn")
-            if t1 < t0 and note not in draw.notes:
-                draw.notes.append(note)
 
 
 # What a series of draws from other scanners is said with (a row's note; the console's once).

@@ -212,6 +212,16 @@ def test_draws_given_out_of_the_order_their_dates_say_are_said(clean_run, tmp_pa
     assert [n for n in notes if "given after it" in n] == [
         "drawn before draw 1 (2026-01-05T23:30:00-05:00), given after it: the changes are "
         "read in the order given; give the draws in the order drawn"]
+    # No zone anywhere: a day alone is no midnight (it read as drawn before that day's
+    # 10:00), and two draws of one day cannot be put in order by their dates: said.
+    for then, said in (("2026-03-01", "dated the day of draw 1 (2026-03-01T10:00)"),
+                       ("2026-03-01T09:00", "drawn before draw 1"),
+                       ("2026-03-01T11:00", None), ("2026-03-02", None)):
+        edit_json(folders[0] / "summary.json", cartridge_info={"scan_date": "2026-03-01T10:00"})
+        edit_json(folders[1] / "summary.json", cartridge_info={"scan_date": then})
+        notes = [n for n in compare_draws(folders[:2], date_key="scan_date")[0][1].notes
+                 if "draw 1 (" in n]
+        assert [n[:len(said)] for n in notes] == ([said] if said else []), then
 
 
 def test_a_results_folders_own_files_given_by_a_wildcard_are_passed_over(clean_run, tmp_path,
