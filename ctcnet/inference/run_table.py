@@ -55,7 +55,7 @@ _LAST = ("clusters_by_partner", "unread_ctcs_above", "unread_ctcs_above_after_re
          "decided", "signed_off", "signed_off_by",
          "signed_off_at", "held_undecided", "left_undecided", "signoff_note",
          "signoff_status", "readers_both", "readers_agree", "readers_kappa",
-         "readers_own_agree", "readers_own_kappa", "frames_skipped",
+         "readers_own_both", "readers_own_agree", "readers_own_kappa", "frames_skipped",
          "skipped_because", "frames_missing", "problems", "set_aside", "missing", "reason",
          "earlier_run", "earlier_status")
 # A row of no result of tonight's: its result_state says why (a set-aside input keeping an

@@ -215,6 +215,15 @@ def test_a_signed_double_reading_gives_the_agreement_a_month_pools():
         ("30", "25", "0.7664")
     stale = review_entry({**summary, "signoff": {**summary["signoff"], "status": "changed since"}})
     assert "readers_both" not in stale
+    # The readers' own calls are of their own events (a call taken back, one adjudicated):
+    # pooled over readers_both, 7 of 11 read 7 of 9. Given as they were, also where none
+    # of the decisions as they stand is both readers'.
+    own = {"both": 11, "agree": 7, "kappa": 0.5368}
+    for both in (9, 0):
+        entry = review_entry({**summary, "signoff": {**summary["signoff"], "second_reading": {
+            "both": both, "agree": 5, "kappa": 0.4, "independent": own}}})
+        assert (entry["readers_own_both"], entry["readers_own_agree"]) == (11, 7)
+        assert ("readers_both" in entry) == bool(both)
 
 
 def test_a_row_gives_the_clusters_by_partner_and_the_unread_planes_ctcs_above():
