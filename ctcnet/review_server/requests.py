@@ -28,7 +28,7 @@ FIRST, SECOND = "first", "second"
 # an adjudication was answered 200 and recorded nowhere; a sign-off's "reading" ignored).
 DECISION_KEYS = {"event_id", "call", "reviewer", "run_id", "reading", "was"}
 BATCH_KEYS = {"event_ids", "call", "reviewer", "run_id", "reading", "undecided_only"}
-SIGNOFF_KEYS = {"reviewer", "run_id", "stamp", "note"}
+SIGNOFF_KEYS = {"reviewer", "run_id", "stamp", "note", "second_stamp"}
 
 
 def _known_keys(body: dict, keys: set[str], what: str) -> None:
@@ -73,9 +73,10 @@ def reviewer_and_run(body) -> tuple[str | None, str | None]:
 
 
 SIGNOFF_FORM = ('a sign-off is {"reviewer": NAME, "run_id": RUN, "stamp": STAMP, "note": '
-                'TEXT}: the run and the decisions it signs (the run_id and stamp of the state '
-                'the signer read; the review page sends those it shows), the note needed where '
-                'counted or held calls are left undecided')
+                'TEXT, "second_stamp": STAMP}: the run and the decisions it signs (the run_id '
+                'and stamp of the state the signer read, and where a second reading was made '
+                'the second_stamp of the agreement read; the review page sends those it '
+                'shows), the note needed where counted or held calls are left undecided')
 
 
 def parse_signoff(body) -> tuple[str | None, str, str, str | None]:
@@ -95,6 +96,8 @@ def parse_signoff(body) -> tuple[str | None, str, str, str | None]:
         raise InputError(SIGNOFF_FORM)
     if note is not None and not isinstance(note, str):
         raise InputError("note must be a string")
+    if not isinstance(body.get("second_stamp", ""), str):
+        raise InputError("second_stamp must be a string (the agreement's)")
     return reviewer, run_id, stamp, note
 
 

@@ -73,7 +73,11 @@ from ctcnet.review_server.sample_states import (
     events_stamp,
     written_ns,
 )
-from ctcnet.review_server.signoff_checks import left_undecided, open_disagreements
+from ctcnet.review_server.signoff_checks import (
+    left_undecided,
+    open_disagreements,
+    refuse_unread_second,
+)
 from ctcnet.review_server.tiles import FrameSource
 
 log = logging.getLogger(__name__)
@@ -155,7 +159,7 @@ class Sample(SampleImages):
                "compensation": self.summary.spillover and compensation_text(self.summary.spillover)}
         if reading == FIRST:
             out["signoff"] = self.signoff(matched)
-            out["agreement"] = self.agreement()
+            out["agreement"] = self.agreement(stamped=True)
         return out
 
     @cached_property
@@ -193,10 +197,9 @@ class Sample(SampleImages):
         return out
 
     def write_if_signoff_moved(self, shown: dict | None) -> None:
-        """summary.json, index.html and samples.csv written again where the sign-off a page
-        was shown (:meth:`state`, :meth:`changes`) reads otherwise than summary.json says (a
-        journal edited by hand since): once a change; after the records' read let go of
-        the lock (the run index's refresh is slow work)."""
+        """summary.json, index.html and samples.csv written again where the sign-off a page was
+        shown (:meth:`state`, :meth:`changes`) reads otherwise than summary.json (a journal
+        edited by hand since): once a change, after the records' read let go of the lock."""
         status = (shown or {}).get("status")
         if self.__dict__.get("_signoff_seen", "unread") == status:
             return
@@ -270,9 +273,10 @@ class Sample(SampleImages):
                 "skipped": skipped, **self._saved(reading, log_, before)}
 
     def _reader(self, reviewer: str | None, default_reviewer: str, reading: str) -> str:
-        """The decision's reviewer, refused where they decided in the other reading."""
+        """The decision's reviewer, refused where a decision of theirs stands in the other
+        reading (one taken back locked its reviewer out of the sample)."""
         name = reviewer_name(reviewer, default_reviewer, reading)
-        other = self.logs[SECOND if reading == FIRST else FIRST].refresh()
+        other = self.logs[SECOND if reading == FIRST else FIRST].matched(self.run).decisions
         check_one_reading_each(name, other["reviewer"].astype(str), reading)
         return name
 
@@ -313,10 +317,11 @@ class Sample(SampleImages):
         reviewed = reviewed if reviewed is not None else self.reviewed(matched, reading)
         return {"model": self.tally.to_dict(), "reviewed": reviewed.to_dict()}
 
-    def agreement(self) -> dict:
-        """The readings' agreement (:func:`readings_agreement`)."""
-        return readings_agreement(*(self.logs[r].matched(self.run) for r in (FIRST, SECOND)),
-                                  self.run.run_id)
+    def agreement(self, stamped: bool = False) -> dict:
+        """The readings' agreement; ``stamped``: with the second journal's stamp (read first)."""
+        stamp = {"second_stamp": self.logs[SECOND].stamp()} if stamped else {}
+        return {**readings_agreement(*(self.logs[r].matched(self.run) for r in (FIRST, SECOND)),
+                                     self.run.run_id), **stamp}
 
     def signoff(self, matched: D.Matched, reviewed: ReviewedCounts | None = None) -> dict | None:
         """The sample's sign-off as shown now (:func:`ctcnet.review.signoff.signoff_record`),
@@ -350,6 +355,7 @@ class Sample(SampleImages):
                     "script; or not a stamp the state gave): the counts it would sign are not "
                     "those read; read the state again (the page does within seconds) and sign "
                     "off again")
+            refuse_unread_second(self.name, self.logs[SECOND].stamp(), body.get("second_stamp"))
             for name in READING_FILES.values():  # its seal would sign a hand edit as ctcnet's
                 check_as_sealed(self.folder / name)
             matched = self.decisions.matched(self.run)
@@ -364,24 +370,19 @@ class Sample(SampleImages):
                 (self.summary.counted_as or {}).get("not_guarded_classes") or (),
                 self.reported, open_disagreements(second, self.reported))
             record = SignOff(
-                reviewer=reviewer,
-                signed_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                reviewer=reviewer, signed_at=datetime.now(UTC).isoformat(timespec="seconds"),
                 run_id=self.run.run_id, cartridge_id=self.run.cartridge_id,
-                decided=len(decided), unreviewed=int(left),
+                decided=len(decided), unreviewed=int(left), held_undecided=int(held),
                 after_review_per_7_5_ml=reviewed.after_review_per_7_5_ml,
                 after_review_per_7_5_ml_interval=reviewed.after_review_per_7_5_ml_interval,
-                journal_rows=matched.n_rows,
-                second_reading=second if second["second"] else None,
-                calls_id=self.run.calls_id,
+                journal_rows=matched.n_rows, second_reading=second if second["second"] else None,
+                calls_id=self.run.calls_id, sample_status=self.summary.status,
                 second_journal_rows=self.logs[SECOND].matched(self.run).n_rows,
-                sample_status=self.summary.status,
                 blood_volume_read_ml=self.summary.volume_read_ml,
-                model_sha256=self.summary.model.sha256, held_undecided=int(held),
-                note=one_line(note, NOTE_CHARS) or None,
+                model_sha256=self.summary.model.sha256, note=one_line(note, NOTE_CHARS) or None,
                 journals=journal_seal(self.folder, READING_FILES.values()),
-                events_sha256=self.summary.events_sha256,
+                events_sha256=self.summary.events_sha256, counted_at=self.summary.counted_at,
                 network_sha256=self.summary.network_sha256,
-                counted_at=self.summary.counted_at,
                 decided_by={str(k): int(v) for k, v in
                             matched.decisions["reviewer"].value_counts().items()},
                 automatic_per_7_5_ml=dict(self.summary.per_7_5_ml or {}),
@@ -468,8 +469,7 @@ class Sample(SampleImages):
         return counted
 
     def _summary_now(self, matched: D.Matched, reviewed: ReviewedCounts) -> dict:
-        """summary.json as this sample's decisions and sign-off make it now, from the summary
-        this sample read."""
+        """summary.json as the decisions and sign-off make it now, from the summary read."""
         decided = matched.n_decisions or len(matched.unattached)
         now = replace(self.summary, **RunSummary.count_fields(self.tally),
                       reviewed=reviewed if decided else None,

@@ -342,7 +342,7 @@ class ReviewHandler(RequestGate, BaseHTTPRequestHandler):
             # With the sign-off as it holds: a second reading's decision moves it on, and the
             # first reader's page polls its own journal only.
             with review_records_read(sample.folder, wait_s=0.0):
-                body = {**sample.agreement(), "signoff": sample.signoff(
+                body = {**sample.agreement(stamped=True), "signoff": sample.signoff(
                     sample.decisions.matched(sample.run))}
             return self._json(200, body)
         tile = tile_route(parts[3]) if parts[1] == "api" and len(parts) == 4 else None

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ctcnet.errors import InputError
 from ctcnet.report.reasons import GUARD_PREFIX
+from ctcnet.review_server.sample_states import DecisionsChanged
 
 # The reasons that put another call on the list for a count it could change.
 COULD_BE_COUNTED = ("low_confidence", "counted_likeliest", "cut_by_border")
@@ -90,3 +91,16 @@ def left_undecided(candidates: pd.DataFrame, decided: set[int], note: str,
         raise InputError(f"{'; '.join(said)}; or say in the sign-off's note why they are "
                          "signed as they stand")
     return sum(open_), held
+
+
+def refuse_unread_second(name: str, now: str, read: str | None) -> None:
+    """Refuse a sign-off of sample ``name`` that did not read the second reading as it is
+    ``now`` (its journal's stamp; "none": no second reading): ``read``, the agreement's
+    ``second_stamp`` it names. A second reader's ``ctc`` on an event the first left
+    undecided, made after the signer looked, was signed under a note that never saw it."""
+    if now != "none" and read != now:
+        raise DecisionsChanged(
+            f"{name}: the second reading has decisions this sign-off did not read (its "
+            "second_stamp is not the one the agreement gives now): a disagreement it leaves "
+            "might be one its note never saw; read the agreement again (the page does as "
+            "sign off is first pressed) and sign off again")

@@ -39,9 +39,11 @@ def get(server, path, sample="P001"):
 
 
 def sign(server, body, sample="P001"):
-    """A sign-off as the page sends it: with the stamp of the decisions it read (and a note,
-    for the held calls these tests leave undecided)."""
-    return post(server, "signoff", {"stamp": get(server, "state", sample)[1]["stamp"],
+    """A sign-off as the page sends it: with the stamps of the decisions it read, the second
+    reading's too (and a note, for the held calls these tests leave undecided)."""
+    state = get(server, "state", sample)[1]
+    second = (state.get("agreement") or {}).get("second_stamp")
+    return post(server, "signoff", {"stamp": state["stamp"], "second_stamp": second,
                                     "note": "held calls checked on the frames", **body},
                 sample)
 
@@ -341,6 +343,19 @@ def test_a_second_reading_is_kept_apart_and_compared(crowded, tmp_path, serve):
     status, said = sign(server, {"reviewer": "bob", "run_id": run})
     assert status == 400 and "decided events of this sample in the second reading" in \
         said["error"]
+    # A second reader's decision after the signer read the agreement (a possible missed CTC
+    # on an event the first left undecided) was signed under a note that never saw it.
+    state = get(server, "state")[1]
+    post(server, "decision", {"event_id": ids[5], "call": "ctc", "run_id": run,
+                              "reviewer": "bob", "reading": "second"})
+    for named in ({"second_stamp": state["agreement"]["second_stamp"]}, {}):
+        status, said = post(server, "signoff", {"reviewer": "lead", "run_id": run,
+                                                "stamp": state["stamp"], "note": "seen",
+                                                **named})
+        assert status == 409 and "the second reading has decisions this sign-off did not " \
+            "read" in said["error"]
+    post(server, "decision", {"event_id": ids[5], "call": "undecided", "run_id": run,
+                              "reviewer": "bob", "reading": "second"})
     # Signed off, then a second-reading decision: the sign-off's agreement no longer stands.
     signed = sign(server, {"reviewer": "lead", "run_id": run})[1]["signoff"]
     assert signed["status"] == "current"
@@ -372,10 +387,18 @@ def test_a_second_reading_is_kept_apart_and_compared(crowded, tmp_path, serve):
     history = [json.loads(line) for line in
                (out / "P001" / "signoff_history.jsonl").read_text().splitlines()]
     assert [h["reviewer"] for h in history] == ["lead", "lead2"]
+    # A decision in the other reading taken back leaves its reviewer free (one misclick on
+    # the second reading's link barred the lab's lead from the sample for good).
+    for call in ("confirm", "undecided"):
+        assert post(server, "decision", {"event_id": ids[5], "call": call, "run_id": run,
+                                         "reviewer": "fay", "reading": "second"})[0] == 200
+    assert post(server, "decision", {"event_id": ids[5], "call": "undecided", "run_id": run,
+                                     "reviewer": "fay"})[0] == 200
 
 
 # ---------------------------------------------------------------------------------------------
 # The sign-off.
+
 
 def test_each_reading_lists_the_events_its_own_decisions_bring_in(crowded, tmp_path, serve,
                                                                  caplog):
