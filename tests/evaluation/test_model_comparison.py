@@ -10,8 +10,10 @@ import pytest
 from ctcnet.evaluation.model_comparison import event_changes, mcnemar_exact, paired_events
 
 
-def run(folder, sample, events, rate, model, cartridge="c0ffee"):
-    """A sample's predict output as the comparison reads it: events.parquet and summary.json."""
+def run(folder, sample, events, rate, model, cartridge=None):
+    """A sample's predict output as the comparison reads it: events.parquet and summary.json
+    (its scan's cartridge_id the sample's own unless given: one scan is one tube)."""
+    cartridge = cartridge or f"scan-{sample}"
     path = folder / sample
     path.mkdir(parents=True)
     pd.DataFrame(events).to_parquet(path / "events.parquet")
