@@ -96,8 +96,8 @@ def parse_signoff(body) -> tuple[str | None, str, str, str | None]:
         raise InputError(SIGNOFF_FORM)
     if note is not None and not isinstance(note, str):
         raise InputError("note must be a string")
-    if not isinstance(body.get("second_stamp", ""), str):
-        raise InputError("second_stamp must be a string (the agreement's)")
+    if not isinstance(body.get("second_stamp") or "", str):  # (null: none read)
+        raise InputError("second_stamp must be a string (the agreement's) or null")
     return reviewer, run_id, stamp, note
 
 

@@ -355,7 +355,7 @@ class Sample(SampleImages):
                     "script; or not a stamp the state gave): the counts it would sign are not "
                     "those read; read the state again (the page does within seconds) and sign "
                     "off again")
-            refuse_unread_second(self.name, self.logs[SECOND].stamp(), body.get("second_stamp"))
+            refuse_unread_second(self.name, self.logs[SECOND], self.run, body.get("second_stamp"))
             for name in READING_FILES.values():  # its seal would sign a hand edit as ctcnet's
                 check_as_sealed(self.folder / name)
             matched = self.decisions.matched(self.run)

@@ -93,14 +93,20 @@ def left_undecided(candidates: pd.DataFrame, decided: set[int], note: str,
     return sum(open_), held
 
 
-def refuse_unread_second(name: str, now: str, read: str | None) -> None:
-    """Refuse a sign-off of sample ``name`` that did not read the second reading as it is
-    ``now`` (its journal's stamp; "none": no second reading): ``read``, the agreement's
-    ``second_stamp`` it names. A second reader's ``ctc`` on an event the first left
-    undecided, made after the signer looked, was signed under a note that never saw it."""
-    if now != "none" and read != now:
-        raise DecisionsChanged(
-            f"{name}: the second reading has decisions this sign-off did not read (its "
-            "second_stamp is not the one the agreement gives now): a disagreement it leaves "
-            "might be one its note never saw; read the agreement again (the page does as "
-            "sign off is first pressed) and sign off again")
+def refuse_unread_second(name: str, second, run, read: str | None) -> None:
+    """Refuse a sign-off of sample ``name`` that did not read the second reading (``second``:
+    its journal, of which the run ``run``'s rows count) as it is now: ``read``, the
+    agreement's ``second_stamp`` it names (None: none named). A second reader's ``ctc`` on an
+    event the first left undecided, made after the signer looked, was signed under a note
+    that never saw it. A journal holding no row of this run (none, or an earlier run's) is
+    no second reading of it."""
+    now = second.stamp()
+    if now == "none" or read == now or not second.matched(run).n_rows:
+        return
+    raise DecisionsChanged(
+        f"{name}: " + ("a second reading of this run was made, and the sign-off names none "
+                       "as read (its second_stamp, which the agreement gives)" if read is None
+                       else "the second reading has decisions this sign-off did not read (its "
+                       "second_stamp is not the one the agreement gives now)") +
+        ": a disagreement it leaves might be one its note never saw; read the agreement again "
+        "(the page does as sign off is first pressed) and sign off again")

@@ -78,3 +78,24 @@ def test_readers_disagreements_are_said_apart_from_what_is_left_undecided():
     assert "left undecided" not in said
     assert left_undecided(candidates(), {1, 2, 3, 4}, "as read", ["tdev"],
                           disagreements=text) == (0, 0)
+
+
+def test_a_sign_off_names_the_second_reading_it_read_where_one_of_this_run_was_made():
+    """The second journal as it is now against the agreement's second_stamp the sign-off
+    names; one holding no row of this run (none, an earlier run's, a header) asks for none."""
+    from types import SimpleNamespace
+
+    from ctcnet.review_server.sample_states import DecisionsChanged
+    from ctcnet.review_server.signoff_checks import refuse_unread_second
+
+    def journal(stamp, rows):
+        return SimpleNamespace(stamp=lambda: stamp, matched=lambda run: SimpleNamespace(
+            n_rows=rows))
+
+    for second, read in ((journal("none", 0), None), (journal("s1", 0), None),
+                         (journal("s1", 0), "s0"), (journal("s2", 3), "s2")):
+        refuse_unread_second("P1", second, "run", read)
+    with pytest.raises(DecisionsChanged, match="names none as read"):
+        refuse_unread_second("P1", journal("s2", 3), "run", None)
+    with pytest.raises(DecisionsChanged, match="has decisions this sign-off did not read"):
+        refuse_unread_second("P1", journal("s3", 4), "run", "s2")
