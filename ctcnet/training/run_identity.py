@@ -72,6 +72,9 @@ def changed_data(before: dict | None, now: dict | None) -> str | None:
 
 
 RUN_RECIPE = "ctcnet_run_recipe"
+# The form of a recorded recipe: one of another form (written while the recipe was being
+# settled) is not compared, as a checkpoint that recorded none.
+RECIPE_FORM = 2
 
 
 def run_recipe(asked: dict, trainer, datamodule) -> dict:
@@ -92,7 +95,8 @@ def run_recipe(asked: dict, trainer, datamodule) -> dict:
     clip = getattr(trainer, "gradient_clip_val", None) or None  # (0: no clip, as none)
     compensate = bool(settings.get("compensate", False))
     precision = asked.get("trainer.precision")
-    recipe = {"data.augment": augment_config(None if augment is True else augment).to_dict()
+    recipe = {"recipe": RECIPE_FORM,
+              "data.augment": augment_config(None if augment is True else augment).to_dict()
               if augment is not False else False,
               "data.compensate": compensate,
               "data.compensate_share": settings.get("compensate_share") if compensate else None,
@@ -109,13 +113,31 @@ def run_recipe(asked: dict, trainer, datamodule) -> dict:
 
 def changed_recipe(before: dict | None, now: dict | None) -> str | None:
     """What differs between a checkpoint's :func:`run_recipe` and this run's, in words
-    (``data.compensate false -> true``); None where they agree or either is unknown (a
-    checkpoint written before runs recorded it)."""
-    if not isinstance(before, dict) or not isinstance(now, dict):
+    (``data.compensate false -> true``, ``data.augment.blur_p 0.25 -> 0.5``); None where they
+    agree or either is unknown (a checkpoint written before runs recorded it, or in another
+    form). A precision left to the machine (none) is any, and a seed drawn anew (``true``)
+    any seed: a resume from the run's saved config.yaml names the seed Lightning drew. An
+    augmentation option one side has not (an option a later ctcnet added) is passed over."""
+    if not isinstance(before, dict) or not isinstance(now, dict) or \
+            before.get("recipe") != now.get("recipe"):
         return None
-    # A precision left to the machine (none) is any: one asked on the other side may be it.
-    changed = [f"{key} {json.dumps(before.get(key))} -> {json.dumps(now.get(key))}"
-               for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)
-               and not (key == "trainer.precision" and None in (before.get(key),
-                                                                 now.get(key)))]
+    was, is_ = _flat(before), _flat(now)
+    changed = []
+    for key in sorted(set(was) | set(is_)):
+        old, new = was.get(key), is_.get(key)
+        if old == new or (key == "trainer.precision" and None in (old, new)) or \
+                (key == "seed_everything" and old is True and isinstance(new, int)) or \
+                (key.startswith("data.augment.") and (key not in was or key not in is_)):
+            continue
+        changed.append(f"{key} {json.dumps(old)} -> {json.dumps(new)}")
     return ", ".join(changed) or None
+
+
+def _flat(recipe: dict) -> dict:
+    """A recipe with its augmentation's options each a key of its own (``data.augment.<option>``),
+    so a change names the option, not every option twice."""
+    out = dict(recipe)
+    if isinstance(out.get("data.augment"), dict):  # (on: its options; off is false)
+        out.update({f"data.augment.{k}": v for k, v in out["data.augment"].items()})
+        out["data.augment"] = True
+    return out

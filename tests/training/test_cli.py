@@ -347,7 +347,8 @@ def test_a_resume_that_trains_otherwise_is_refused_by_name(tmp_path):
                           ({"clip": 0.5}, 'trainer.gradient_clip_algorithm null -> "norm", '
                                           "trainer.gradient_clip_val null -> 0.5"),
 
-                          ({"augment": False}, "data.augment {"),
+                          ({"augment": False}, "data.augment true -> false"),
+                          ({"augment": {"blur_p": 0.5}}, "data.augment.blur_p 0.25 -> 0.5"),
                           ({"monitor": "val/loss"},
                            'checkpoint.monitor "val/macro_f1" -> "val/loss"')):
         with pytest.raises(InputError, match=r"run was trained otherwise \(" + re.escape(said)
@@ -364,6 +365,18 @@ def test_a_resume_that_trains_otherwise_is_refused_by_name(tmp_path):
     torch.save({"epoch": 1, "state_dict": {}, RUN_RECIPE: recipe(seed=True)},
                tmp_path / "last.ckpt")
     assert check_resume("last", trainer, recipe=recipe(seed=True))  # a seed drawn anew
+    # ... also named as drawn: the run's saved config.yaml holds the seed Lightning drew.
+    assert check_resume("last", trainer, recipe=recipe(seed=1234))
+    # A recipe of another form (recorded while it was settled) is not compared; an option
+    # one side has not (a later ctcnet's) is passed over.
+    torch.save({"epoch": 1, "state_dict": {}, RUN_RECIPE: {"data.augment": True,
+                                                            "seed_everything": 1234}},
+               tmp_path / "last.ckpt")
+    assert check_resume("last", trainer, recipe=recipe(seed=5))
+    newer = recipe()
+    newer["data.augment"] = {**newer["data.augment"], "a_later_option": 0.3}
+    torch.save({"epoch": 1, "state_dict": {}, RUN_RECIPE: newer}, tmp_path / "last.ckpt")
+    assert check_resume("last", trainer, recipe=recipe())
     torch.save({"epoch": 1, "state_dict": {}}, tmp_path / "last.ckpt")
     assert check_resume("last", trainer, recipe=recipe(seed=5)) == tmp_path / "last.ckpt"
 
