@@ -162,8 +162,7 @@ class _CommandParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``ctcnet`` parser: global logging options and one subparser per command in
-    ``SUBCOMMANDS``."""
+    """The ``ctcnet`` parser: global logging options, a subparser per ``SUBCOMMANDS``."""
     parser = argparse.ArgumentParser(
         prog="ctcnet",
         description="Find and type circulating tumour cells in multichannel fluorescence scans.")
@@ -264,8 +263,7 @@ def address_space_refusal() -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse ``argv`` (default: the command line), set up logging and run the chosen command;
-    returns the exit status."""
+    """Parse ``argv`` (default: the command line), set up logging, run the command: its status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     refusal = address_space_refusal()  # before the libraries load: they hang under it
     if refusal:
@@ -338,9 +336,11 @@ def _say_error(text: str) -> None:
 
 def _say_stopped(args: argparse.Namespace, how: str) -> None:
     """Say a command stopped (``how``) and how to go on, once: a DDP run's other ranks stop."""
-    ranks = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
-    several = any(os.environ.get(n, "1") not in ("", "1") for n in ("WORLD_SIZE", "SLURM_NTASKS"))
-    if not several or all(os.environ.get(name, "0") in ("", "0") for name in ranks):
+    train = args._name == "train"  # (srun's tasks of another command each run on their own)
+    ranks = ("RANK", "LOCAL_RANK", "NODE_RANK") + (("SLURM_PROCID",) if train else ())
+    sizes = ("WORLD_SIZE",) + (("SLURM_NTASKS",) if train else ())
+    several = any(os.environ.get(n, "1") not in ("", "1") for n in sizes)
+    if not several or all(os.environ.get(n, "0") in ("", "0") for n in ranks):
         _say_error(f"ctcnet {args._name}: {how}{_resume_advice(args)}")
 
 

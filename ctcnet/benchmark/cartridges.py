@@ -47,10 +47,18 @@ def simulate_base_cartridge(root: Path, frames: int, settings: BenchSettings, se
         if root.exists():
             _own_or_refused(root, stamp.exists())
             shutil.rmtree(root)
+        # Stamped as the benchmark's before it is drawn: a run stopped while drawing it left
+        # a folder the next one refused as nobody's.
+        root.mkdir(parents=True)
+        atomic_write_text(stamp, json.dumps({"being_drawn": asked}) + "\n")
         simulate_cartridge(root, num_frames=frames, frame_shape=settings.frame_shape, seed=seed,
                            events_per_frame=settings.events_per_frame)
         atomic_write_text(stamp, json.dumps(asked) + "\n")
     return root
+
+
+# Inside a linked cartridge being made: a run stopped while linking left the benchmark's own.
+LINKING_MARK = ".ctcnet-bench-linking"
 
 
 def _own_or_refused(folder: Path, ours: bool) -> None:
@@ -84,8 +92,12 @@ def linked_cartridge(base: Path, target: Path, frames: int, columns: int = 35, f
             return target
         _own_or_refused(target, "made_of" in info)
         shutil.rmtree(target)
+    elif target.exists():  # a run stopped while linking it (marked), or a lab's folder
+        _own_or_refused(target, (target / LINKING_MARK).exists())
+        shutil.rmtree(target)
     source = open_cartridge(base)
-    target.mkdir(parents=True, exist_ok=True)
+    target.mkdir(parents=True)
+    (target / LINKING_MARK).touch()
     for index in range(frames):
         ref = source.frames[(first + index) % len(source.frames)]
         row, col = serpentine_position(index, columns)
@@ -102,6 +114,7 @@ def linked_cartridge(base: Path, target: Path, frames: int, columns: int = 35, f
                          columns,
                          (int(info.get("frame_height", 0)), int(info.get("frame_width", 0))),
                          extra={"repeated_frames": True, "made_of": made_of})
+    (target / LINKING_MARK).unlink()  # (whole: its cartridge.json says what made it)
     return target
 
 

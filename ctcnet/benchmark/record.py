@@ -29,13 +29,13 @@ log = logging.getLogger(__name__)
 
 
 def earlier_sections(out_dir: Path, sections, quick: bool,
-                     model_sha256: str | None = None) -> tuple[dict, dict]:
+                     model_sha256: str | None = None, say: bool = True) -> tuple[dict, dict]:
     """The sections of the record in ``out_dir`` that this run does not measure (and when they
     were measured, on which machine, of which model; the scripts' sections always); none
     from a quick record into a full one or the other way round (said), and none of another
     model than ``model_sha256`` (a retrained network at the same path read as this one's
     figures); a record that kept no digest is kept, said to be of the model it names, its
-    digest not recorded."""
+    digest not recorded. ``say``: warn of the sections not kept."""
     try:
         old = json.loads((out_dir / "benchmarks.json").read_text())
     except (OSError, ValueError):
@@ -45,14 +45,14 @@ def earlier_sections(out_dir: Path, sections, quick: bool,
     scripts = {key: old[key] for key in SCRIPT_SECTIONS if old.get(key)}  # dated in themselves
     if bool(quick) != bool(old.get("quick")):  # tiny inputs' figures beside real ones: never
         dropped = [key for name, key in SECTIONS.items() if name not in sections and old.get(key)]
-        if dropped:
+        if dropped and say:
             log.warning("%s: the earlier record's %s were measured %s: not kept beside this "
                         "run's", out_dir / "benchmarks.json", ", ".join(dropped),
                         "in full" if quick else "with --quick (tiny inputs)")
         return scripts, {}
     if model_sha256 and old.get("model_sha256") not in (None, model_sha256):
         dropped = [key for name, key in SECTIONS.items() if name not in sections and old.get(key)]
-        if dropped:
+        if dropped and say:
             log.warning("%s: the earlier record's %s were measured with another model (%s): "
                         "not kept beside this run's figures", out_dir / "benchmarks.json",
                         ", ".join(dropped), Path(str(old.get("model"))).name)
@@ -113,7 +113,7 @@ def run_benchmark(model_path: Path, out_dir: Path, settings: BenchSettings,
     # figures. Meanwhile this run's part stands beside it, under "unfinished".
     again, again_when = earlier_sections(
         out_dir, [name for name in SECTIONS if name not in sections], settings.quick,
-        model_sha256)
+        model_sha256, say=False)
     again = {key: again[key] for key in again_when if key in again}
     if again:
         log("benchmark: the earlier record's " + ", ".join(again) + " stay in "

@@ -71,10 +71,16 @@ def render_markdown(record: dict) -> str:
     if record.get("quick"):
         lines += ["**Quick mode: tiny inputs, to check the benchmark runs. These numbers mean "
                   "nothing.**", ""]
-    kept = record.get("kept_sections")
+    unfinished = record.get("unfinished") or {}
+    kept = {k: v for k, v in (record.get("kept_sections") or {}).items() if k not in unfinished}
     if kept:
         lines += ["Sections not measured in this run are kept from the earlier record: "
                   + "; ".join(f"{name} from {when}" for name, when in kept.items()) + ".", ""]
+    for name, part in unfinished.items():  # (measured again, stopped: the earlier one shown)
+        sizes = ", ".join(str(r.get("frames")) for r in part.get("rows") or []) or "none"
+        lines += [f"**{name.capitalize()}: measured again, stopped after the sizes {sizes} "
+                  f"(in benchmarks.json, `unfinished`); shown: the earlier record's, from "
+                  f"{record['kept_sections'].get(name)}.**", ""]
     if record.get("complete") is False:
         lines += ["**Incomplete: the run stopped before it finished; below is what it had "
                   "measured by then.**", ""]
@@ -466,7 +472,6 @@ def _k(per_event_s: dict, key: str) -> float | None:
     """Seconds per event as milliseconds."""
     v = per_event_s.get(key)
     return 1e3 * v if v is not None else None
-
 
 
 def render_targets(k: dict) -> list[str]:

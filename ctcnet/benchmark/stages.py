@@ -279,11 +279,11 @@ def run_check(model: Path, baseline_path: Path, settings: StageCheckSettings | N
         with tempfile.TemporaryDirectory(prefix="ctcnet-stage-check-") as tmp:
             latest = measure_ratios(model, settings, Path(tmp))
         if result is not None:  # each stage's least disturbed measurement
-            earlier = set(result.get("earlier_attempt", ()))
-            for stage, ratio in result["ratios"].items():
+            earlier = set()  # (the stages kept from an earlier attempt, marked: their ms/event
+            for stage, ratio in result["ratios"].items():  # at that attempt's model floor)
                 if latest["ratios"].get(stage, ratio) > ratio:
                     latest["ratios"][stage] = ratio
-                    earlier.add(stage)  # (its ms/event at that attempt's model floor)
+                    earlier.add(stage)
                     if stage in result["per_event_ms"]:  # the peer ratios have none
                         latest["per_event_ms"][stage] = result["per_event_ms"][stage]
             latest["earlier_attempt"] = sorted(earlier)

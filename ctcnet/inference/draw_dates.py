@@ -61,10 +61,10 @@ def say_dates_out_of_order(draws: list[Draw]) -> None:
             note = (f"drawn before draw {before.draw} ({before.drawn_at}), given after it: "
                     "the changes are read in the order given; give the draws in the order "
                     "drawn") if second < first else (
-                f"dated the day of draw {before.draw} ({before.drawn_at}): which was drawn "
-                "first, and so the change between them, cannot be told from the dates (one "
-                "tube given twice, or a date mistyped?)") if second == first and \
-                not by_instant else None
+                f"dated the {'time' if by_instant else 'day'} of draw {before.draw} "
+                f"({before.drawn_at}): which was drawn first, and so the change between them, "
+                "cannot be told from the dates (one tube given twice, or a date mistyped?)"
+            ) if second == first else None
             if note and note not in draw.notes:
                 draw.notes.append(note)
 

@@ -105,6 +105,14 @@ def test_a_workdir_folder_the_benchmark_did_not_make_is_not_replaced(tmp_path):
         simulate_base_cartridge(sim, 3, BenchSettings.quick_settings())
     assert (lab / "r00c00_DAPI.tif").read_text() == "precious" and (sim / "ground_truth.csv"
                                                                      ).exists()
+    # ... but one a stopped run left (its mark) is the benchmark's own, made again.
+    half = tmp_path / "work" / "cartridge-7"
+    half.mkdir()
+    (half / ".ctcnet-bench-linking").touch()
+    (half / "r00c00.tif").write_text("half linked")
+    from ctcnet.benchmark.cartridges import _own_or_refused
+
+    _own_or_refused(half, (half / ".ctcnet-bench-linking").exists())  # (no refusal)
 
 
 def test_quick_benchmark_writes_record(tmp_path, tiny_model):
@@ -266,6 +274,9 @@ def test_a_section_measured_again_keeps_its_earlier_record_until_whole(tiny_mode
     record = json.loads((out / "benchmarks.json").read_text())
     assert record["cartridges"] == old and record["unfinished"]["cartridges"] == part
     assert "cartridges" in record["kept_sections"] and record["complete"] is False
+    page = (out / "benchmarks.md").read_text()
+    assert "**Cartridges: measured again, stopped after the sizes none" in page
+    assert "Sections not measured in this run" not in page
     whole = {"rows": [], **shape, "runs": 3}
     monkeypatch.setattr(record_module, "bench_cartridges", lambda *a, **k: whole)
     bench.run_benchmark(tiny_model, out, bench.BenchSettings(quick=True),
@@ -440,6 +451,27 @@ def test_stage_check_verdict_from_a_recorded_file(tmp_path, monkeypatch, caplog)
                     {**measured, "ratios": dict(ratios), "per_event_ms": dict(ratios)}])
     monkeypatch.setattr(stages, "measure_ratios", lambda *a, **k: next(answers))
     assert stages.run_check(tmp_path / "m.onnx", baseline) == 0
+    # A stage kept from an earlier attempt is marked, its row read at that attempt's floor;
+    # one a later attempt measured lower again is the later one's, unmarked.
+    answers = iter([{**measured, "ratios": {**ratios, "crop": 2.0, "guard": 0.4}},
+                    {**measured, "ratios": {**ratios, "crop": 2.0, "guard": 0.45},
+                     "model_per_event_ms": 2.0}])
+    monkeypatch.setattr(stages, "measure_ratios", lambda *a, **k: next(answers))
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert stages.run_check(tmp_path / "m.onnx", baseline) == 1
+    assert "* an earlier attempt's measurement" in caplog.text
+    marked = [line for line in caplog.text.splitlines() if line.rstrip().endswith(" *")]
+    assert len(marked) == 1 and "guard" in marked[0]
+    answers = iter([{**measured, "ratios": {**ratios, "crop": 2.0, "guard": 0.4}},
+                    {**measured, "ratios": {**ratios, "crop": 2.0, "guard": 0.45}},
+                    {**measured, "ratios": {**ratios, "crop": 2.0, "guard": 0.3}}])
+    monkeypatch.setattr(stages, "measure_ratios", lambda *a, **k: next(answers))
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        stages.run_check(tmp_path / "m.onnx", baseline, attempts=3)
+    last = caplog.text.split("measuring again")[-1]
+    assert not [line for line in last.splitlines() if line.rstrip().endswith(" *")]
 
 
 def test_a_benchmark_cartridge_repeats_its_frames_on_purpose(clean_run, tmp_path):

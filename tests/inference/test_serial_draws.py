@@ -216,7 +216,8 @@ def test_draws_given_out_of_the_order_their_dates_say_are_said(clean_run, tmp_pa
     # 10:00), and two draws of one day cannot be put in order by their dates: said.
     for then, said in (("2026-03-01", "dated the day of draw 1 (2026-03-01T10:00)"),
                        ("2026-03-01T09:00", "drawn before draw 1"),
-                       ("2026-03-01T11:00", None), ("2026-03-02", None)):
+                       ("2026-03-01T11:00", None), ("2026-03-02", None),
+                       ("2026-03-01T10:00", "dated the time of draw 1 (2026-03-01T10:00)")):
         edit_json(folders[0] / "summary.json", cartridge_info={"scan_date": "2026-03-01T10:00"})
         edit_json(folders[1] / "summary.json", cartridge_info={"scan_date": then})
         notes = [n for n in compare_draws(folders[:2], date_key="scan_date")[0][1].notes

@@ -187,6 +187,13 @@ def test_ctrl_c_in_training_exits_130(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("LOCAL_RANK", "0")
     monkeypatch.setenv("SLURM_PROCID", "1")  # srun's second task
     assert run_cli(capsys, "train", "--trainer.max_epochs=1")[1] == []
+    # srun's tasks of another command each run on their own: each says it stopped.
+    monkeypatch.setenv("SLURM_NTASKS", "4")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    from ctcnet.cli import _say_stopped
+
+    _say_stopped(SimpleNamespace(_name="predict", overwrite=False), "interrupted")
+    assert "ctcnet predict: interrupted" in capsys.readouterr().err
 
 
 def test_fit_or_interrupt_tells_a_ctrl_c_from_a_sigterm_and_a_failure():
