@@ -188,7 +188,7 @@ def write_tables(out_dir: Path, tables: Iterable[pa.Table | pd.DataFrame],
             if writer is None:
                 schema = parquet_schema(pending[0])
                 writer = pq.ParquetWriter(parquet_tmp, schema)
-                csv.write((",".join(schema.names) + "\n").encode())
+                csv.write(csv_header(schema.names))
             # Frames may differ in a column's string type (pandas object or str): one schema.
             block = pa.concat_tables([table.cast(writer.schema) for table in pending])
             writer.write_table(block)
@@ -255,6 +255,17 @@ def with_output_format(schema: pa.Schema) -> pa.Schema:
 # (rounded to 5 digits, y 287.497 read 287.5 and rounded to the next pixel: 16 of 844 events
 # of a cartridge cut a pixel off, their probabilities 0.16 apart).
 CSV_EXACT_COLUMNS = ("x", "y")
+
+
+def csv_header(names: Sequence[str]) -> bytes:
+    """events.csv's header line: each column's name quoted where it must be, as its values
+    are (a plane named ``HER2 (clone 4D5, lot 7)`` made a header of more fields than its
+    rows, and every column after it read under another's name)."""
+    import csv as csv_module
+
+    line = io.StringIO()
+    csv_module.writer(line, lineterminator="\n").writerow(names)
+    return line.getvalue().encode()
 
 
 def write_csv_rows(csv: BinaryIO, block: pa.Table) -> None:

@@ -166,3 +166,15 @@ def test_frames_of_other_columns_are_written_as_the_first_and_said_once(tmp_path
     assert list(written.columns) == ["event_id", "x", "class"] and len(written) == 3
     assert kept["x"].tolist() == [1.0, 2.0, 2.0]
     assert caplog.text.count("column(s) ['mean_HER2'] of some frames left out") == 1
+
+
+def test_a_column_named_with_a_comma_keeps_its_place_in_events_csv(tmp_path):
+    """A plane named `HER2 (clone 4D5, lot 7)` made the header's line of more fields than
+    its rows: every column after it read under another's name."""
+    name = 'mean_HER2 (clone 4D5, lot 7, "bright")'
+    table = pd.DataFrame({"frame_id": ["r00c00", "r00c01"], "x": [1.5, 2.5],
+                          name: [10.0, 20.0], "class": ["wbc", "ctc"]})
+    T.write_tables(tmp_path, [table])
+    read = pd.read_csv(tmp_path / "events.csv")
+    assert list(read.columns) == list(pd.read_parquet(tmp_path / "events.parquet").columns)
+    assert read[name].tolist() == [10.0, 20.0] and read["class"].tolist() == ["wbc", "ctc"]
