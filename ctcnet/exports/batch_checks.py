@@ -17,9 +17,13 @@ from ctcnet.io.cartridge_info import RUN_INDEX_FILE
 log = logging.getLogger("ctcnet.exports.event_exports")
 
 
-def refuse_another_samples_files(plans) -> None:
+def refuse_another_samples_files(plans, codes: dict[str, str] | None = None,
+                                 out: Path | None = None) -> None:
     """Refuse an export whose FCS file exists and holds another sample's events (its
-    ``CTCNET_SAMPLE_ID``): under one ``--out`` two sample ids may make one file name."""
+    ``CTCNET_SAMPLE_ID``; a coded copy's, the sample's code in ``codes``): under one ``--out``
+    two sample ids may make one file name; and a coded copy beside exports it does not write
+    (:func:`refuse_uncoded_beside`)."""
+    refuse_uncoded_beside(plans, out, codes)
     for plan in plans:
         if plan.fcs is None or not plan.fcs.is_file():
             continue
@@ -28,10 +32,27 @@ def refuse_another_samples_files(plans) -> None:
                 "sample_id"]
         except (OSError, ValueError, KeyError, TypeError):
             continue  # (the sample's own read says what is wrong with it)
+        # (a coded copy holds the code: refreshed with --overwrite, never refused so)
+        mine = codes.get(mine, mine) if codes else mine
         other = fcs_keyword(plan.fcs, "CTCNET_SAMPLE_ID")
         if other is not None and other != mine:
             raise InputError(f"holds the export of sample {other!r}, not of {mine!r} (their "
                              "ids make one file name): export into another --out", plan.fcs)
+
+
+def refuse_uncoded_beside(plans, out: Path | None, codes: dict[str, str] | None) -> None:
+    """Refuse a coded copy (``codes``) into an ``--out`` holding exports it does not write
+    (a plain export's, named by sample ids and carrying them; an earlier copy's under other
+    codes): the sponsor's folder would hold them beside the coded files, unsaid."""
+    if not codes or out is None or not Path(out).is_dir():
+        return
+    planned = {p for plan in plans for p in (plan.fcs, plan.geojson) if p is not None}
+    others = sorted(p.name for p in Path(out).iterdir() if p not in planned and (
+        p.suffix.lower() == ".fcs" or (p.is_dir() and p.name.endswith("_geojson"))))
+    if others:
+        raise InputError(f"holds {len(others)} export(s) this coded copy does not write "
+                         f"({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}): a "
+                         "coded copy for a sponsor goes into a folder of its own", out)
 
 
 def say_unfinished(results: Path) -> None:

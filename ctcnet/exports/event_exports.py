@@ -60,7 +60,7 @@ import pandas as pd
 from ctcnet import __version__
 from ctcnet.detect.detection import BOX_COLUMNS
 from ctcnet.errors import InputError
-from ctcnet.exports.batch_checks import refuse_another_samples_files, say_unfinished
+from ctcnet.exports import batch_checks
 from ctcnet.exports.coded import check_codes, coded
 from ctcnet.exports.fcs import MISSING_VALUE, fcs_matrix, write_fcs
 from ctcnet.exports.levels import sample_levels
@@ -455,8 +455,8 @@ def _export(results, fcs: bool, geojson: bool, out, overwrite: bool, geometry: s
             if path is not None and (path.is_symlink() or (path.exists() and not ok(path))):
                 raise InputError(f"is not an export's {kind}: move it away, then export",
                                  path)
-    refuse_another_samples_files(plans)
-    say_unfinished(Path(results))
+    batch_checks.refuse_another_samples_files(plans, codes, out)
+    batch_checks.say_unfinished(Path(results))
     # Every sample checked first, its table let go before the next is read (a night of large
     # samples held at once took gigabytes), then each read again as it is written.
     failed = [_load(plan, geometry, decisions=False)[1].status == "failed" for plan in plans]

@@ -1052,6 +1052,16 @@ def test_a_coded_copy_names_each_sample_by_its_code_and_leaves_out_who_and_where
     assert main(["export-events", str(results), "--fcs", "--out", str(tmp_path / "y"),
                  "--codes", str(tmp_path / "case.csv")]) == 2
     assert "give them codes that differ in more than case" in capsys.readouterr().err
+    # A coded copy refreshed with --overwrite (its file holds the code, not the id: it was
+    # refused for good); one into a folder holding a plain export is refused.
+    coded_args = ["export-events", str(results / "S1"), "--fcs", "--geojson", "--out",
+                  str(out), "--codes", str(tmp_path / "codes.csv")]
+    assert main([*coded_args, "--overwrite"]) == 0
+    assert main(["export-events", str(results / "S1"), "--fcs", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main([*coded_args, "--overwrite"]) == 2
+    assert "holds 1 export(s) this coded copy does not write (S1.fcs)" in \
+        capsys.readouterr().err
 
 
 def test_class_codes_hold_rejected_in_one_place_whatever_a_journal_holds():
