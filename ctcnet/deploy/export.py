@@ -129,15 +129,18 @@ def export_paths(model: str | Path, out: str | Path | None) -> tuple[Path, Path]
     shipped ONNX file, checksummed, which an export must never be invited to replace)."""
     named = is_registry_name(model)
     model = resolve_model(model, "torch") if named else Path(model)
-    if out and is_shipped_file(Path(out)):
-        # (--overwrite too: a shipped file replaced fails ctcnet verify's checksums)
-        raise InputError("is a shipped model file, which ctcnet verify checks against its "
-                         "checksum: export elsewhere", out)
     if out:
-        return model, Path(out)
-    if named or model.resolve().parent == PACKAGE_MODELS.resolve():
-        return model, Path(f"{model.stem}.onnx")
-    return model, model.with_suffix(".onnx")
+        path = Path(out)
+    elif named or model.resolve().parent == PACKAGE_MODELS.resolve():
+        path = Path(f"{model.stem}.onnx")
+    else:
+        path = model.with_suffix(".onnx")
+    # Also where the default lands on one (the command run in the shipped models' folder),
+    # --overwrite too: a shipped file replaced fails ctcnet verify's checksums.
+    if is_shipped_file(path):
+        raise InputError("is a shipped model file, which ctcnet verify checks against its "
+                         "checksum: export elsewhere" + ("" if out else " (--out)"), path)
+    return model, path
 
 
 def export_onnx(model_path: str | Path, out_path: str | Path | None = None, *,
@@ -174,6 +177,12 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, *,
     crops, crops_source = verification_crops(spec, max(VERIFY_BATCHES), seed)
     # Bad calibration input should fail before the slow export, not after it.
     labelled = load_labelled_crops(calibration, spec, seed=seed) if precision == "int8" else None
+    if labelled is not None and not len(labelled.split(CALIBRATION_CROPS, seed)[1].images):
+        # (before the export's work: the gate had nothing to compare, passed on 0 crops, and
+        # wrote an agreement of NaN into the file's metadata)
+        raise InputError(f"int8: {len(labelled.images)} labelled crop(s) leave none held out "
+                         "for the gate that compares int8 with fp32 (half are calibration "
+                         "crops): give more (a crop folder, or 'simulate')", calibration)
 
     with tempfile.TemporaryDirectory() as tmp:
         chosen = Path(tmp) / f"{precision}.onnx"

@@ -399,6 +399,14 @@ def test_a_shipped_model_exports_into_the_working_folder_from_python_too(tmp_pat
     assert export_paths(shipped, None) == (shipped, Path("ctcnet-default.onnx"))
     assert export_paths(tmp_path / "lab.pt", None) == (tmp_path / "lab.pt", tmp_path / "lab.onnx")
     assert export_paths("ctcnet-default", "x.onnx")[1] == Path("x.onnx")
+    # Run in the shipped models' folder, the default lands on the shipped ONNX file: refused
+    # (overwrite=True wrote over it, and ctcnet verify failed).
+    from ctcnet.errors import InputError
+
+    monkeypatch.chdir(PACKAGE_MODELS)
+    for model in ("ctcnet-default", shipped):
+        with pytest.raises(InputError, match="is a shipped model file"):
+            export_paths(model, None)
 
 
 def test_cropping_record_rebuilds_predicts_border_crop(exported):
@@ -489,3 +497,15 @@ def test_an_export_over_a_shipped_model_file_is_refused_whatever_overwrite_says(
     assert shipped.read_bytes() == before
     assert is_shipped_file(shipped) and not is_shipped_file(tmp_path / "ctcnet-default.onnx")
     assert not is_shipped_file(PACKAGE_MODELS / "lab.onnx")  # a lab's own, beside them
+
+
+def test_an_int8_export_with_no_crop_held_out_for_its_gate_is_refused_before_the_work(
+        tmp_path, capsys):
+    """One calibration crop left none for the gate: it passed on 0 crops (macro-F1 0 against
+    0) and wrote an agreement of NaN, no JSON, into the file's metadata."""
+    from ctcnet.cli import main
+
+    assert main(["export", "ctcnet-default", "--out", str(tmp_path / "x.onnx"), "--int8",
+                 "simulate:1"]) == 2
+    assert "leave none held out for the gate" in capsys.readouterr().err
+    assert not (tmp_path / "x.onnx").exists()
