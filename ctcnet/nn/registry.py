@@ -185,7 +185,8 @@ class ModelInfo:
                                                     (self.onnx if backend is None else None))
         if path is None:
             kind = "ONNX export" if backend == "onnx" else "checkpoint"
-            raise InputError(f"shipped model {self.name} has no {kind} in {self.folder}")
+            raise InputError(f"{'shipped ' if self.shipped else ''}model {self.name} has no "
+                             f"{kind} in {self.folder}")
         return path
 
     def to_dict(self) -> dict:
