@@ -74,8 +74,12 @@ from ctcnet.inference.cluster_parts import SAME_CLUSTER
 from ctcnet.inference.counts import REJECTED
 from ctcnet.inference.guard import FLAGS, counted
 from ctcnet.inference.rerun_outputs import file_stem, in_folder_exports
-from ctcnet.io.atomic import check_output_folder, exclusive_folder, refuse_existing
-from ctcnet.io.written_together import JOURNAL, take_back_stopped, written_together
+from ctcnet.io.atomic import (
+    check_output_folder,
+    exclusive_folder,
+    refuse_existing,
+    written_together,
+)
 from ctcnet.nn.calls import FAILED_CLASS
 from ctcnet.review.decisions import find_samples, load_sample
 from ctcnet.review.records_read import review_records_read
@@ -437,8 +441,6 @@ def export_events(results: str | Path, fcs: bool = True, geojson: bool = False,
 def _export(results, fcs: bool, geojson: bool, out, overwrite: bool, geometry: str,
             codes: dict[str, str] | None) -> list[SampleExport]:
     """:func:`export_events` once its options are checked (and its ``--out`` held)."""
-    journal = Path(out if out is not None else results) / JOURNAL  # (one stopped outright:
-    take_back_stopped(journal)  # its files taken back before they are read as an export's)
     plans = plan_exports(results, fcs, geojson, out, codes)
     if out is None:  # beside each sample: an archive on read-only media cannot take them
         for plan in plans:
@@ -469,7 +471,7 @@ def _export(results, fcs: bool, geojson: bool, out, overwrite: bool, geometry: s
     earlier = [plan.fcs for plan in plans if plan.fcs is not None]
     earlier += [f for plan in plans if plan.geojson is not None and plan.geojson.is_dir()
                 for f in plan.geojson.glob("*.geojson")]
-    with written_together(folders, earlier, journal) as written:
+    with written_together(folders, earlier) as written:
         for plan, was_failed in zip(plans, failed):
             if was_failed:
                 log.warning("%s: its run failed (no frame was read); nothing exported",

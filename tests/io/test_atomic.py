@@ -6,8 +6,7 @@ from pathlib import Path
 import pytest
 
 from ctcnet.errors import InputError
-from ctcnet.io.atomic import atomic_write_text, exclusive_folder
-from ctcnet.io.written_together import written_together
+from ctcnet.io.atomic import atomic_write_text, exclusive_folder, written_together
 
 
 def test_a_second_run_on_one_output_folder_is_refused(tmp_path):
@@ -359,35 +358,3 @@ def test_a_group_writable_folder_without_setgid_is_said_to_share_nothing(tmp_pat
     assert group_unshared_text(tmp_path) is None  # shared: its files take its group
     tmp_path.chmod(0o750)
     assert group_unshared_text(tmp_path) is None  # not the group's to write
-
-
-def test_a_block_stopped_outright_is_taken_back_by_the_next(tmp_path):
-    """An export killed outright (SIGKILL) left its first file beside the rest of the earlier
-    export, which read as whole, and hidden copies of the earlier files for good: the next
-    block into the place takes its files back and puts the earlier ones back first."""
-    import subprocess
-    import sys
-
-    folder = tmp_path / "out"
-    folder.mkdir()
-    (folder / "a.fcs").write_text("earlier a")
-    script = f"""
-import os
-from pathlib import Path
-from ctcnet.io.written_together import written_together
-
-folder = Path({str(folder)!r})
-with written_together([folder], [folder / "a.fcs"], folder / ".journal") as written:
-    (folder / "new.tmp").write_text("new a")
-    os.replace(folder / "new.tmp", folder / "a.fcs")  # (as outputs are written: renamed)
-    written.append(folder / "a.fcs")
-    (folder / "b.fcs").write_text("new b")
-    written.append(folder / "b.fcs")
-    os._exit(9)
-"""
-    assert subprocess.run([sys.executable, "-c", script]).returncode == 9
-    assert (folder / "b.fcs").exists() and (folder / ".journal").exists()
-    with written_together([folder], [], folder / ".journal"):
-        pass
-    assert (folder / "a.fcs").read_text() == "earlier a"
-    assert sorted(p.name for p in folder.iterdir()) == ["a.fcs"]
