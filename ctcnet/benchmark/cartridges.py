@@ -46,7 +46,7 @@ def simulate_base_cartridge(root: Path, frames: int, settings: BenchSettings, se
     if not same:
         if root.exists():
             _own_or_refused(root, stamp.exists())
-            shutil.rmtree(root)
+            _remove(root)
         # Stamped as the benchmark's before it is drawn: a run stopped while drawing it left
         # a folder the next one refused as nobody's.
         root.mkdir(parents=True)
@@ -59,6 +59,14 @@ def simulate_base_cartridge(root: Path, frames: int, settings: BenchSettings, se
 
 # Inside a linked cartridge being made: a run stopped while linking left the benchmark's own.
 LINKING_MARK = ".ctcnet-bench-linking"
+
+
+def _remove(folder: Path) -> None:
+    """Remove a folder of the benchmark's own, renamed hidden first: removed in place, a stop
+    partway could take its mark before its frames, leaving a folder refused as nobody's."""
+    gone = folder.with_name(f".{folder.name}.removing-{os.getpid()}")
+    folder.rename(gone)
+    shutil.rmtree(gone)
 
 
 def _own_or_refused(folder: Path, ours: bool) -> None:
@@ -91,10 +99,10 @@ def linked_cartridge(base: Path, target: Path, frames: int, columns: int = 35, f
                                                         indent=2) + "\n")
             return target
         _own_or_refused(target, "made_of" in info)
-        shutil.rmtree(target)
+        _remove(target)
     elif target.exists():  # a run stopped while linking it (marked), or a lab's folder
         _own_or_refused(target, (target / LINKING_MARK).exists())
-        shutil.rmtree(target)
+        _remove(target)
     source = open_cartridge(base)
     target.mkdir(parents=True)
     (target / LINKING_MARK).touch()

@@ -6,6 +6,7 @@ file name, and the first's export was replaced without a word)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -47,8 +48,19 @@ def refuse_uncoded_beside(plans, out: Path | None, codes: dict[str, str] | None)
     if not codes or out is None or not Path(out).is_dir():
         return
     planned = {p for plan in plans for p in (plan.fcs, plan.geojson) if p is not None}
+    mine = set(codes.values())  # (an earlier batch's copy under these codes is this copy's)
+
+    def coded_here(path: Path) -> bool:
+        if path.is_dir():
+            return path.name.removesuffix("_geojson") in mine
+        with contextlib.suppress(OSError, ValueError):
+            return fcs_keyword(path, "CTCNET_SAMPLE_ID") in mine
+        return False
+
     others = sorted(p.name for p in Path(out).iterdir() if p not in planned and (
-        p.suffix.lower() == ".fcs" or (p.is_dir() and p.name.endswith("_geojson"))))
+        not p.name.startswith(".")) and (  # (a write's hidden temporary file, a desktop's)
+        p.suffix.lower() == ".fcs" or (p.is_dir() and p.name.endswith("_geojson"))) and
+        not coded_here(p))
     if others:
         raise InputError(f"holds {len(others)} export(s) this coded copy does not write "
                          f"({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}): a "

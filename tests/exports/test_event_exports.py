@@ -1062,6 +1062,15 @@ def test_a_coded_copy_names_each_sample_by_its_code_and_leaves_out_who_and_where
     assert main([*coded_args, "--overwrite"]) == 2
     assert "holds 1 export(s) this coded copy does not write (S1.fcs)" in \
         capsys.readouterr().err
+    # ... but its own files are this copy's: another batch's under the same codes, a GeoJSON
+    # refresh beside its FCS, a write's hidden temporary file.
+    (out / "S1.fcs").unlink()
+    (out / ".SITE03-P017.fcs.k3j4h5g6.tmp.fcs").write_bytes(b"a killed write's")
+    (tmp_path / "more.csv").write_text("sample_id,code\nS1,SITE03-P017\nS9,SITE03-P099\n")
+    (out / "SITE03-P099.fcs").write_bytes((out / "SITE03-P017.fcs").read_bytes().replace(
+        b"SITE03-P017", b"SITE03-P099"))
+    assert main(["export-events", str(results / "S1"), "--geojson", "--out", str(out),
+                 "--codes", str(tmp_path / "more.csv"), "--overwrite"]) == 0
 
 
 def test_class_codes_hold_rejected_in_one_place_whatever_a_journal_holds():
