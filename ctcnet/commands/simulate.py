@@ -323,13 +323,13 @@ def run(args) -> int:
         total = counts * len(taxonomy.names) if isinstance(counts, int) else \
             sum(counts.values())
         pixels = total * args.crop_size ** 2 * panel.num_channels  # (held whole: refused)
-        _refuse_past_memory(pixels * CROP_BYTES, f"--counts: {total:,} crops of "
-                            f"{args.crop_size} px")
         if total > MAX_SIMULATED_CROPS or pixels > MAX_SIMULATED_PIXELS:
             raise InputError(f"--counts: {total:,} crops of {args.crop_size} px in all, more "
                              f"than one run draws ({MAX_SIMULATED_CROPS:,} crops, "
                              f"{MAX_SIMULATED_PIXELS:,} pixels): draw them in several runs "
                              "(another --seed each)")
+        _refuse_past_memory(pixels * CROP_BYTES, f"--counts: {total:,} crops of "
+                            f"{args.crop_size} px")
         _export_options(args)
         quality = _parse_range(args.jpeg_quality, "--jpeg-quality")
         rendered, crop_size, export_um = panel, args.crop_size, args.export_pixel_size

@@ -37,12 +37,7 @@ from ctcnet.detect.members import LABEL, marker_channels, marker_seeds, with_mar
 from ctcnet.detect.resampling import two_tap_matrix
 from ctcnet.detect.splitting import group_max, split_and_merge
 from ctcnet.errors import InputError
-from ctcnet.io.frame_checks import (
-    FRACTION_SPAN,
-    SCALED_SHARE,
-    holds_eight_bit_values,
-    rescaled_counts,
-)
+from ctcnet.io.frame_checks import holds_eight_bit_values
 from ctcnet.io.panel import Panel, load_panel
 
 
@@ -284,24 +279,19 @@ def detect_events(frame: np.ndarray, panel: Panel, config: DetectConfig | None =
 
 
 def refuse_fractions(frame: np.ndarray, binned: np.ndarray, panel: Panel) -> None:
-    """Refuse a floating-point frame scaled to fractions (0-1, as ``skimage.img_as_float``
-    gives), as a scan's reader refuses one (:func:`ctcnet.io.frame_checks.rescaled_counts`):
-    detection's thresholds are set in counts, and it found no event in such a frame without a
-    word. Looked for on the binned frame's brightest first, the whole frame for a dim one."""
-    if frame.dtype.kind != "f":
+    """Refuse a floating-point frame scaled to 0-1 (as ``skimage.img_as_float`` gives: its
+    brightest at most 1, with fractions), whatever the panel's range: detection's thresholds
+    are set in counts, and it found no event in such a frame without a word. Looked for on
+    the binned frame's brightest first, the whole frame only where that is at most 1 (a dim
+    frame of counts in floating point, its values a few counts with fractions, is read)."""
+    if frame.dtype.kind != "f" or not frame.size or float(np.nanmax(binned)) > 1.0:
         return
-    span = max(hi - lo for lo, hi in (c.value_range for c in panel.channels))
-    if span >= FRACTION_SPAN and float(binned.max()) >= SCALED_SHARE * span:
-        return
-    rescaled = rescaled_counts(frame.reshape(len(frame), -1), panel.channels)
-    if rescaled is not None:
-        brightest, span = rescaled
-        stated = (f"a value_range of {span:g} stated to match (fractions, not counts)"
-                  if span < FRACTION_SPAN else f"the panel's value_range of {span:g} counts")
-        raise InputError(f"the frame's values reach only {brightest:.3g}, with fractions, "
-                         f"against {stated}: scaled (e.g. to 0-1)? detection reads the "
-                         "scanner's raw counts and would find no cells in it; give the counts "
-                         "as read from the image files")
+    brightest = float(np.nanmax(frame))
+    if 0.0 < brightest <= 1.0 and bool((frame != np.round(frame)).any()):
+        raise InputError(f"the frame's values lie within 0-1 (the brightest {brightest:.3g}), "
+                         "with fractions: scaled (e.g. skimage's img_as_float)? detection "
+                         "reads the scanner's raw counts and would find no cells in it; give "
+                         "the counts as read from the image files")
 
 
 def binned_planes(measured: dict[str, np.ndarray] | None, factor: int
