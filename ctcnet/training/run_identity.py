@@ -125,7 +125,8 @@ def changed_recipe(before: dict | None, now: dict | None) -> str | None:
     changed = []
     for key in sorted(set(was) | set(is_)):
         old, new = was.get(key), is_.get(key)
-        if old == new or (key == "trainer.precision" and None in (old, new)) or \
+        if json.dumps(old) == json.dumps(new) or (  # (true is no seed 1, false no seed 0)
+                key == "trainer.precision" and None in (old, new)) or \
                 (key == "seed_everything" and old is True and isinstance(new, int)) or \
                 (key.startswith("data.augment.") and (key not in was or key not in is_)):
             continue
