@@ -1825,6 +1825,23 @@ def test_an_event_decided_elsewhere_under_its_reviewers_eyes_stays_shown_and_sai
                                       "shown here")
     assert [(b["event_id"], b["was"]) for b in got["posted"]] == [(2, "rejected")]
     assert got["rows"] == [0, 1, 3, 4, 5] and got["back"] == 0
+    # Left with j instead: its row goes, the count of rows shown and the status line with it.
+    got = run_page("""
+        const open = page.document.getElementById("filter-open");
+        open.checked = true;
+        open.dispatchEvent({type: "change"});
+        page.run("setCursor(2)");
+        routes.push(["/api/P001/state?since=s1", {json: {stamp: "s2", counts: state.counts,
+                     decisions: [[2, "rejected"]]}}]);
+        page.timers.forEach((tick) => tick());
+        await page.settle();
+        page.key("j");
+        return {rows: page.rows().map((r) => +r.dataset.eventId),
+                progress: page.document.getElementById("progress-text").textContent,
+                status: page.document.getElementById("status").textContent};
+    """, page_state(6))
+    assert got["rows"] == [0, 1, 3, 4, 5] and got["progress"].endswith("(5 shown)")
+    assert "still shown here" not in got["status"]
 
 
 def test_a_refused_decision_looks_for_the_one_made_elsewhere_at_once():
