@@ -120,12 +120,10 @@ def machine_info() -> dict:
     import onnxruntime
     import torch
 
-    from ctcnet.inference.resources import cpu_cores
+    from ctcnet.inference.resources import cpu_cores, physical_memory_bytes
 
-    try:
-        mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError):
-        mem_gib = None
+    memory = physical_memory_bytes()
+    mem_gib = memory / 2**30 if memory is not None else None
     info = {"cpu": cpu_name(), "cpu_model": cpu_model(), "cores": cpu_cores(),
             "memory_gib": round(mem_gib, 1) if mem_gib else None,
             "python": platform.python_version(), "platform": platform.platform(),

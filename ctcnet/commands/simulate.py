@@ -12,7 +12,6 @@ a simulated set. A gallery's ``gallery_<class>.png`` files are replaced one by o
 from __future__ import annotations
 
 import argparse
-import os
 
 from ctcnet.commands import arg_types
 from ctcnet.commands.simulate_output import output_replaced
@@ -154,11 +153,10 @@ FRAME_BYTES, CROP_BYTES = 36, 34
 def _refuse_past_memory(needed: float, what: str) -> None:
     """Refuse, before any work, a run that needs more memory than the machine has: it was
     killed midway, or told to free memory and run again, which could not help."""
-    try:
-        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # (a system that does not say)
-        return
-    if needed > total:
+    from ctcnet.inference.resources import physical_memory_bytes
+
+    total = physical_memory_bytes()
+    if total is not None and needed > total:
         raise InputError(f"{what} needs about {needed / 2**30:,.0f} GiB of memory, more than "
                          f"this machine's {total / 2**30:,.0f} GiB: draw less at a time")
 

@@ -50,6 +50,7 @@ from ctcnet.errors import InputError
 from ctcnet.evaluation import recovery
 from ctcnet.inference.model_records import model_file_of
 from ctcnet.inference.run_entry import scan_pixel_size
+from ctcnet.inference.run_table import others_of_scan
 from ctcnet.inference.setting_differences import batch_settings
 from ctcnet.inference.summary import signoff_holds
 
@@ -205,15 +206,14 @@ def _refuse_one_scan_twice(summaries: dict[str, dict]) -> None:
     """Refuse samples of the study that are one scan (the same frames run under two sample
     ids, ``cartridge_id`` alike): scored as two tubes, a precision study read the same cells
     twice (a CV of 0) and a recovery counted them twice."""
-    by_scan: dict[str, list[str]] = {}
-    for sample, summary in summaries.items():
-        if summary.get("cartridge_id"):
-            by_scan.setdefault(str(summary["cartridge_id"]), []).append(sample)
-    for scan, samples in by_scan.items():
-        if len(samples) > 1:
-            raise InputError(f"samples {' and '.join(samples)} are one scan (cartridge_id "
-                             f"{scan}: the same frames under two sample ids): one scan is one "
-                             "tube; list one of them in the expected counts")
+    items = [{"name": sample, "cartridge_id": summary.get("cartridge_id")}
+             for sample, summary in summaries.items()]
+    for item, others in zip(items, others_of_scan(items)):
+        if others:
+            raise InputError(f"samples {' and '.join([item['name'], *others])} are one scan "
+                             f"(cartridge_id {item['cartridge_id']}: the same frames under two "
+                             "sample ids): one scan is one tube; list one of them in the "
+                             "expected counts")
 
 
 def _number(value) -> float:

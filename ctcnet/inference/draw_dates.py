@@ -25,9 +25,10 @@ def drawn_time(text: str | None) -> datetime | None:
 
 
 def say_dates_out_of_order(draws: list[Draw]) -> None:
-    """A note on each draw dated before the draw given before it: the changes are computed
-    in the order given (a shell's wildcard lists WK12 before WK3), so a fall would read as a
-    rise. Dates with and without a time zone are compared by the day each is written on."""
+    """A note on each draw dated before the draw given before it (the changes are computed
+    in the order given: a shell's wildcard lists WK12 before WK3, so a fall would read as a
+    rise), or dated the same day or time as it (which came first cannot be told). Compared as
+    instants where both carry a time, zoned alike, else by the day each is written on."""
     read = [(d, drawn_time(d.drawn_at)) for d in draws]
     dated = [(d, t) for d, t in read if t is not None]
     for draw, when in read:  # its order against the other draws unchecked, said
@@ -58,14 +59,18 @@ def say_dates_out_of_order(draws: list[Draw]) -> None:
             by_instant = _has_time(before) and _has_time(draw) and \
                 (t0.tzinfo is None) == (t1.tzinfo is None)
             first, second = (t0, t1) if by_instant else (_day(before), _day(draw))
-            note = (f"drawn before draw {before.draw} ({before.drawn_at}), given after it: "
-                    "the changes are read in the order given; give the draws in the order "
-                    "drawn") if second < first else (
-                f"dated the {'time' if by_instant else 'day'} of draw {before.draw} "
-                f"({before.drawn_at}): which was drawn first, and so the change between them, "
-                "cannot be told from the dates (one tube given twice, or a date mistyped?)"
-            ) if second == first else None
-            if note and note not in draw.notes:
+            if second < first:
+                note = (f"drawn before draw {before.draw} ({before.drawn_at}), given after it: "
+                        "the changes are read in the order given; give the draws in the order "
+                        "drawn")
+            elif second == first:
+                note = (f"dated the {'time' if by_instant else 'day'} of draw {before.draw} "
+                        f"({before.drawn_at}): which was drawn first, and so the change "
+                        "between them, cannot be told from the dates (one tube given twice, "
+                        "or a date mistyped?)")
+            else:
+                continue
+            if note not in draw.notes:
                 draw.notes.append(note)
 
 

@@ -3,8 +3,8 @@ model (:func:`single_threaded_blas`), one heap for all its threads (:func:`one_m
 freed memory kept for the frame loop (:func:`keep_frame_buffers`) and handed back to the
 system between the run's later stages (:func:`release_free_memory`), and the peak memory it
 reports (:func:`peak_memory_mb`, its worker processes' :func:`children_peak_memory_mb`);
-and the cores it may run on (:func:`cpu_cores`), shared between its frame workers and a CPU
-model's threads.
+the machine's memory (:func:`physical_memory_bytes`) and the cores it may run on
+(:func:`cpu_cores`), shared between its frame workers and a CPU model's threads.
 """
 
 from __future__ import annotations
@@ -173,6 +173,14 @@ def _status_kb(pid: str) -> dict[str, int]:
 # process of ``ctcnet predict --processes N`` is given its share (the machine's cores / N),
 # so that its frame workers and model threads are sized to it, not to the whole machine.
 CORES_ENV = "CTCNET_CORES"
+
+
+def physical_memory_bytes() -> int | None:
+    """The machine's physical memory in bytes, None where the system does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def cpu_cores() -> int:

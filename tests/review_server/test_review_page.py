@@ -1794,12 +1794,8 @@ def test_the_server_gives_each_candidate_its_unread_planes_and_whether_it_is_abo
     assert _unread_value(sample, 2, "HER2", {4}, 11)["above"] is None
 
 
-def test_an_event_decided_elsewhere_under_its_reviewers_eyes_stays_shown_and_said():
-    """Under "undecided only", another reviewer's decision on the event in front of her took
-    its row away at the next poll: the cursor went to the next event, unsaid, and her next y
-    confirmed that one unseen. It stays, with their decision, said in the status line; the
-    next key decides the event she sees, knowing their decision ("was")."""
-    got = run_page("""
+# Under "undecided only", the cursor on #2, which another reviewer rejects (the next poll).
+DECIDED_ELSEWHERE = """
         const open = page.document.getElementById("filter-open");
         open.checked = true;
         open.dispatchEvent({type: "change"});
@@ -1808,6 +1804,15 @@ def test_an_event_decided_elsewhere_under_its_reviewers_eyes_stays_shown_and_sai
                      decisions: [[2, "rejected"]]}}]);
         page.timers.forEach((tick) => tick());
         await page.settle();
+"""
+
+
+def test_an_event_decided_elsewhere_under_its_reviewers_eyes_stays_shown_and_said():
+    """Under "undecided only", another reviewer's decision on the event in front of her took
+    its row away at the next poll: the cursor went to the next event, unsaid, and her next y
+    confirmed that one unseen. It stays, with their decision, said in the status line; the
+    next key decides the event she sees, knowing their decision ("was")."""
+    got = run_page(DECIDED_ELSEWHERE + """
         const after = {current: CURRENT_ROW, rows: page.rows().map((r) => +r.dataset.eventId),
                        status: page.document.getElementById("status").textContent};
         page.key("y");
@@ -1826,15 +1831,7 @@ def test_an_event_decided_elsewhere_under_its_reviewers_eyes_stays_shown_and_sai
     assert [(b["event_id"], b["was"]) for b in got["posted"]] == [(2, "rejected")]
     assert got["rows"] == [0, 1, 3, 4, 5] and got["back"] == 0
     # Left with j instead: its row goes, the count of rows shown and the status line with it.
-    got = run_page("""
-        const open = page.document.getElementById("filter-open");
-        open.checked = true;
-        open.dispatchEvent({type: "change"});
-        page.run("setCursor(2)");
-        routes.push(["/api/P001/state?since=s1", {json: {stamp: "s2", counts: state.counts,
-                     decisions: [[2, "rejected"]]}}]);
-        page.timers.forEach((tick) => tick());
-        await page.settle();
+    got = run_page(DECIDED_ELSEWHERE + """
         page.key("j");
         return {rows: page.rows().map((r) => +r.dataset.eventId),
                 progress: page.document.getElementById("progress-text").textContent,
