@@ -56,6 +56,8 @@ import json
 import logging
 import mimetypes
 import os
+import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -430,11 +432,36 @@ class ReviewServer(ThreadingHTTPServer):
         # The app is set before the socket is bound: a failed bind (a port another server
         # holds) calls server_close from within the base constructor, which needs it.
         self.app = app
+        self._requests: list[threading.Thread] = []
+        self._requests_lock = threading.Lock()
         super().__init__(address, handler)
 
+    # How long a stop waits for the requests in progress (a decision's journal line, its
+    # seal and the summary it updates): socketserver joins no daemon thread, so a Ctrl-C in
+    # a burst of decisions ended the process between those writes (a summary behind the
+    # journal, a saved decision never answered). Daemon threads still, so a client that
+    # holds its connection open cannot hold the stop for longer than this.
+    stop_wait_s = 10.0
+
+    def process_request(self, request, client_address) -> None:
+        """Handle the request in a daemon thread of its own, kept until the stop has waited
+        for it (``ThreadingMixIn.process_request``, with the thread kept)."""
+        thread = threading.Thread(target=self.process_request_thread,
+                                  args=(request, client_address), daemon=True)
+        with self._requests_lock:
+            self._requests = [t for t in self._requests if t.is_alive()]
+            self._requests.append(thread)
+        thread.start()
+
     def server_close(self) -> None:
-        """Close the socket and stop the tiles being cut ahead."""
+        """Close the socket, let the requests in progress finish (at most ``stop_wait_s``)
+        and stop the tiles being cut ahead."""
         super().server_close()
+        deadline = time.monotonic() + self.stop_wait_s
+        with self._requests_lock:
+            running = list(self._requests)
+        for thread in running:
+            thread.join(max(0.0, deadline - time.monotonic()))
         self.app.tiles.close()
 
 

@@ -1923,3 +1923,39 @@ def test_a_poll_brings_summary_json_up_to_a_sign_off_a_hand_edit_voided(results,
         for server in (here, there):
             server.shutdown()
             server.server_close()
+
+
+def test_a_stop_waits_for_the_decisions_in_progress(results, tmp_path, monkeypatch):
+    """Closing the server lets a decision being saved finish (its journal line and the
+    summary it updates) before the command ends: socketserver joins no daemon thread, and a
+    Ctrl-C in a burst of decisions left the summary behind the journal."""
+    from ctcnet.review_server.sample import Sample
+
+    out = tmp_path / "results"
+    shutil.copytree(results / "results", out)
+    server = make_server(out, port=0, reviewer="tester", warm_up=False)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    started = threading.Event()
+    decide = Sample.decide
+
+    def slow_decide(self, body, default_reviewer):
+        started.set()
+        time.sleep(0.5)  # the request is in progress as the stop comes
+        return decide(self, body, default_reviewer)
+
+    monkeypatch.setattr(Sample, "decide", slow_decide)
+    event_id = server.app.sample("P001").state("x")["candidates"][0]["event_id"]
+    answers = []
+    poster = threading.Thread(
+        target=lambda: answers.append(post_decision(server, event_id, "confirm")[0]))
+    poster.start()
+    assert started.wait(30)
+    server.shutdown()
+    server.server_close()
+    table = pd.read_csv(out / "P001" / "review.csv")
+    assert event_id in set(table["event_id"])
+    summary = json.loads((out / "P001" / "summary.json").read_text())
+    assert summary["reviewed"]["reviewed"] == 1
+    poster.join(30)
+    assert answers == [200]
