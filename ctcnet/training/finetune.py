@@ -488,9 +488,10 @@ def _added_to_the_cut(record: dict, index) -> dict[str, int]:
         return {}
     cut = {str(row.get("path")) for row in rows if isinstance(row, dict)}
     added: dict[str, int] = {}
+    root = Path(index.root).absolute()  # (a folder named relatively holds absolute paths)
     for path, sample in zip(index.paths, index.sample_ids):
         try:
-            name = Path(path).relative_to(index.root).as_posix()
+            name = Path(path).absolute().relative_to(root).as_posix()
         except ValueError:
             name = str(path)
         if name not in cut:

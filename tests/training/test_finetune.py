@@ -468,7 +468,8 @@ def test_evaluate_tells_the_crops_a_fine_tune_learnt_from_wherever_they_are_copi
     assert any(f"{24 - held} of 24 crops" in w for w in warnings), warnings
 
 
-def test_a_crop_sets_labels_and_held_out_share_are_said_and_recorded(tmp_path, caplog):
+def test_a_crop_sets_labels_and_held_out_share_are_said_and_recorded(tmp_path, caplog,
+                                                                    monkeypatch):
     """Crops of the model's own calls (ctcnet crops without --reviewed) are said in a warning
     and recorded as such; a reviewed set records each sample's sign-off; whole samples held
     out far from --holdout's share are said, naming them."""
@@ -516,6 +517,12 @@ def test_a_crop_sets_labels_and_held_out_share_are_said_and_recorded(tmp_path, c
                                   "by whoever added them")
     read.sample_ids, read.paths = read.sample_ids[:2], read.paths[:2]
     assert "added_crops" not in crops_made_by(tmp_path, read)
+    # The folder named relatively (`ctcnet finetune lab_crops/`): its index's root is
+    # relative, its paths absolute; every crop of the cut was called added.
+    monkeypatch.chdir(tmp_path.parent)
+    read.root = type(tmp_path)(tmp_path.name)
+    assert "added_crops" not in crops_made_by(read.root, read)
+    read.root = tmp_path
     caplog.clear()
     (tmp_path / "dataset.json").write_text(json.dumps({"labels": "reviewer", "sources": [
         {"sample_id": "A", "signoff": {"status": "current"}},
