@@ -66,7 +66,7 @@ from ctcnet.io.atomic import (
 )
 from ctcnet.io.digests import file_sha256
 from ctcnet.nn.registry import resolve_model
-from ctcnet.training.finetune_card import leaks_line, write_card, write_registry_card
+from ctcnet.training.finetune_card import leaks_line, write_model_and_cards
 from ctcnet.training.held_out import held_out_learnt, held_out_unit, say_the_held_out_share
 from ctcnet.training.lightning_noise import quiet_like_ctcnet
 
@@ -239,7 +239,7 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
     import lightning as L
     import torch
 
-    from ctcnet.nn.classifier import load_model, refuse_nonfinite_weights, save_model, select_device
+    from ctcnet.nn.classifier import load_model, refuse_nonfinite_weights, select_device
     from ctcnet.training.datamodule import CTCDataModule
     from ctcnet.training.interrupts import fit_or_interrupt
     from ctcnet.training.lit import FEW_FROM_A_MODEL, CTCLitModule, check_training_classes
@@ -439,15 +439,7 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
     new_spec = new_spec.replace(training={**spec.training, "finetune": json.loads(json.dumps(
         record, default=float))}, version=record["software"]["ctcnet"], metrics={
             **used, "base": figures, "finetune": shown})
-    save_model(out, tuned, new_spec)
-    write_card(out.with_suffix(".md"), out, record, new_spec)
-    write_registry_card(out, record, new_spec)
-    # The replaced model's ONNX export (export's default place) would read as this model's,
-    # as train --overwrite says it too.
-    if out.with_suffix(".onnx").is_file():
-        out.with_suffix(".onnx").unlink()
-        log.warning("%s: removed, the export of the %s --overwrite replaced (export this "
-                    "model again)", out.with_suffix(".onnx"), out.name)
+    write_model_and_cards(out, tuned, new_spec, record)
     log.info("fine-tuned %s -> %s in %.0f s; calibration: %s; %s", base, out,
              record["seconds"]["total"], "kept the base model's (" + calibration["skipped"] + ")"
              if calibration.get("skipped") else describe(calibration),

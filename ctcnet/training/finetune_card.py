@@ -1,10 +1,12 @@
 """The fine-tuned model's cards: ``<name>.md`` for a person (base, data, settings, the figures
 that decide whether to use it, what was said while it was made) and ``<name>.json`` for the
-model registry (:func:`write_registry_card`)."""
+model registry (:func:`write_registry_card`), written with the model as one
+(:func:`write_model_and_cards`)."""
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from ctcnet.core.printable import named_counts
@@ -13,8 +15,35 @@ from ctcnet.evaluation.calibration import MIN_CALIBRATION_CROPS
 from ctcnet.evaluation.recalibration import REFERENCE_SEED as SIM_TEST_SEED
 from ctcnet.evaluation.recalibration import counted_cells_text
 from ctcnet.inference.labelled_leaks import MIN_LABELLED
-from ctcnet.io.atomic import atomic_write_text
+from ctcnet.io.atomic import atomic_write_text, written_together
 from ctcnet.nn.decision_rule import FUSION_NOT_KEPT
+
+log = logging.getLogger(__name__)
+
+
+def write_model_and_cards(out: Path, tuned, spec, record: dict) -> None:
+    """The fine-tuned model (``tuned``, ``spec``) and its cards at ``out``, as one: a stop or
+    an error among them puts back the model they replace, whole (a Ctrl-C as they were
+    written left the new weights beside the earlier model's card, and "nothing was written"
+    said). The replaced model's ONNX export (export's default place) would read as this
+    model's: removed, as train --overwrite does."""
+    from ctcnet.nn.classifier import save_model
+
+    exported = out.with_suffix(".onnx")
+    cards = [out.with_suffix(".md"), out.with_suffix(".json")]
+    with written_together(replacing=[out, *cards, exported]) as written:
+        save_model(out, tuned, spec)
+        written.append(out)
+        write_card(cards[0], out, record, spec)
+        written.append(cards[0])
+        write_registry_card(out, record, spec)
+        written.append(cards[1])
+        removed = exported.is_file()
+        if removed:
+            exported.unlink()
+    if removed:
+        log.warning("%s: removed, the export of the %s --overwrite replaced (export this "
+                    "model again)", exported, out.name)
 
 
 def write_registry_card(model_path: Path, record: dict, spec) -> None:

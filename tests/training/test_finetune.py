@@ -719,3 +719,26 @@ def test_a_fine_tune_that_diverges_is_said_in_one_line_and_writes_nothing(lab, t
     with pytest.raises(InputError, match="diverged at --lr 1e\\+12"):
         finetune(lab / "crops", tmp_path / "d.pt", lab / "base.pt", replace(TINY, lr=1e12))
     assert not (tmp_path / "d.pt").exists()
+
+
+def test_a_stop_as_the_model_is_written_keeps_the_model_it_would_replace(lab, tmp_path,
+                                                                          monkeypatch):
+    """The model, its cards and the removal of its old export are one write: a Ctrl-C among
+    them puts the earlier model back whole, as the command's message says (the new weights
+    stood beside the earlier model's card)."""
+    import ctcnet.training.finetune_card as cards
+
+    out = tmp_path / "lab.pt"
+    finetune(lab / "crops", out, lab / "base.pt", TINY)
+    out.with_suffix(".onnx").write_bytes(b"the earlier model's export")
+    names = [out, out.with_suffix(".md"), out.with_suffix(".json"), out.with_suffix(".onnx")]
+    before = {p: p.read_bytes() for p in names}
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cards, "write_registry_card", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(lab / "crops", out, lab / "base.pt", replace(TINY, seed=7), overwrite=True)
+    assert {p: p.read_bytes() for p in names} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in names)
