@@ -49,8 +49,7 @@ PREDICT_COMMANDS = {"predict", "review", "crops", "export-events", "verify", "dr
                     "evaluate"}  # (evaluate on simulated cartridges and --expected; crops: all)
 # Modules of the `all` extra: the base install (ONNX runtime side) lacks them.
 FULL_INSTALL_MODULES = PREDICT_MODULES | {"torch", "lightning", "torchmetrics", "jsonargparse",
-                                          "albumentations", "onnx", "onnxscript", "sklearn",
-                                          "cv2"}
+                                          "albumentations", "onnx", "onnxscript", "sklearn", "cv2"}
 
 
 # The machine's state, not a bug, each with what to do: a full disk or quota, a file-size
@@ -354,7 +353,8 @@ def _resume_advice(args: argparse.Namespace) -> str:
     return {"predict": "; the same command resumes where it stopped",
             "finetune": "; nothing was written (a model it would replace is kept): the "
                         "same command starts it again",
-            "evaluate": "; an earlier report in --out is kept as it was",
+            "evaluate": "; an earlier report in --out is kept as it was (cartridges: "
+                        "the same command resumes each one's run beside it)",
             "robustness": "; an earlier report in --out is kept as it was",
             "train": "; the same command with --ckpt_path last resumes it from its last "
                      "finished epoch (where none finished, no checkpoint was written: "

@@ -204,7 +204,8 @@ def refuse_crops_without_torch() -> None:
 
 # Options only a crop set's evaluation reads, with their defaults: given with cartridges they
 # would be ignored (a calibrated model never written, a baseline folder never read).
-# (--overwrite is read by both: a cartridge's outputs are made again in any case.)
+# (--overwrite is read by both: with cartridges, a cartridge's folder holding another run's
+# outputs is done again; one of the same run is resumed either way.)
 CROP_ONLY_OPTIONS = {"calibrate_on": None, "save_model": None,
                      "review_precision": 0.99, "pixel_size": None, "network_calls_only": False,
                      "batch_size": 256, "no_baselines": False, "baseline_train": None,
@@ -260,7 +261,7 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
 
     report = evaluate_cartridges(cartridges, args.model, args.out, device=args.device,
                                  compensate=args.compensate, prior=args.prior,
-                                 cutoffs=args.cutoffs)
+                                 cutoffs=args.cutoffs, overwrite=args.overwrite)
     if args.json:
         print(strict_json(report))
         return 0

@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str = "auto",
                         workers: int | None = None, quiet: bool = True, compensate: bool |
-                        None = None, prior: str | None = None, cutoffs=None) -> dict:
+                        None = None, prior: str | None = None, cutoffs=None,
+                        overwrite: bool = True) -> dict:
     """Cartridge-level evaluation: predict every cartridge and compare its automatic and
     after-review counts with its ground truth (of the frames read: a partial one's status).
 
@@ -38,6 +39,11 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
         As ``ctcnet predict`` takes them; the prior defaults to cartridge prevalence.
     cutoffs : sequence of float, optional
         CTCs per 7.5 mL whose agreement is given (default ``counts.CUTOFFS``).
+    overwrite : bool
+        A cartridge's folder holding the run of another model or other settings is done
+        again; not given, such a folder is refused, as predict refuses it. A run of the same
+        model and settings there is resumed, as predict resumes it: an evaluation stopped
+        part-way goes on where it stopped.
 
     Returns
     -------
@@ -52,7 +58,7 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
     from ctcnet.inference.options import say_if_no_cartridge_rule
     from ctcnet.inference.options import say_what_other_reported_classes_lack as say_others
     from ctcnet.inference.output_names import set_aside_colliding
-    from ctcnet.inference.predict import PredictOptions, predict_cartridge, spec_at_prior
+    from ctcnet.inference.predict import PredictOptions, spec_at_prior
 
     backend = load_backend(model_path, device=device)
     names = backend.spec.class_names
@@ -71,9 +77,9 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
     reported = backend.spec.taxonomy.reported_classes()
     rows = []
     for cart in opened:
-        summary = predict_cartridge(cart, backend, out_dir / cart.sample_id, PredictOptions(
-            quiet=quiet, report=None, overwrite=True, workers=workers, compensate=compensate,
-            prior=prior))
+        summary = _predicted(cart, backend, out_dir / cart.sample_id, PredictOptions(
+            quiet=quiet, report=None, workers=workers, compensate=compensate, prior=prior),
+            overwrite)
         events = pd.read_parquet(out_dir / cart.sample_id / "events.parquet")
         truth = truth_by_taxonomy(read_truth(cart.root), backend.spec.taxonomy)
         truth = truth_of_processed_frames(cart, truth, summary.skipped_frames)
@@ -89,6 +95,27 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
     counts_png(report, out_dir / "counts.png")
     atomic_write_text(out_dir / "counts.json", strict_json(report, indent=2) + "\n")
     return report
+
+
+def _predicted(cart, backend, out_dir: Path, options, overwrite: bool):
+    """The summary of ``cart``'s predict run into ``out_dir``: resumed where the folder holds
+    a run of the same model and settings (an evaluation stopped part-way redid every
+    cartridge, the finished ones too), done again where it holds another's and
+    ``overwrite``, else refused as predict refuses it."""
+    from dataclasses import replace
+
+    from ctcnet.errors import FinishedEarlierError, OutputFolderError
+    from ctcnet.inference.finished_runs import kept_finished
+    from ctcnet.inference.predict import predict_cartridge
+
+    try:
+        return predict_cartridge(cart, backend, out_dir, options)
+    except FinishedEarlierError as err:  # an earlier version's finished run: kept, as predict
+        return kept_finished(err, cart.sample_id)
+    except OutputFolderError:
+        if not overwrite:
+            raise
+    return predict_cartridge(cart, backend, out_dir, replace(options, overwrite=True))
 
 
 def _say_one_scan_twice(opened) -> None:

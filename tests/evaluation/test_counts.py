@@ -319,6 +319,35 @@ def test_evaluate_command_on_simulated_cartridges(tmp_path, capsys, caplog):
     assert "are one scan (the same frames, cartridge_id alike)" in caplog.text
 
 
+def test_an_evaluation_stopped_part_way_resumes_each_cartridges_run(tmp_path, capsys):
+    """The same command after a stop resumes each cartridge's run where it stopped (it redid
+    every cartridge, the finished ones too); a folder of another model's run is refused
+    without --overwrite and run again with it."""
+    from ctcnet.simulate import simulate_cartridge
+
+    simulate_cartridge(tmp_path / "carts" / "c1", num_frames=2, frame_shape=(256, 320), seed=1,
+                       events_per_frame=25, rare_rates={"ctc": 0.2})
+    command = ["evaluate", str(tmp_path / "carts"), "--out", str(tmp_path / "out"),
+               "--device", "cpu"]
+    assert main(command) == 0
+    first = json.loads((tmp_path / "out" / "counts.json").read_text())
+    (tmp_path / "out" / "counts.json").unlink()  # stopped before its report was written
+    assert main(command) == 0
+    summary = json.loads((tmp_path / "out" / "sim1" / "summary.json").read_text())
+    assert summary["frames"]["resumed_from_journal"] == 2
+    again = json.loads((tmp_path / "out" / "counts.json").read_text())
+    assert again["cartridges"] == first["cartridges"]
+    (tmp_path / "out" / "counts.json").unlink()
+    capsys.readouterr()
+    other = [*command, "--model", "ctcnet-core3"]
+    assert main(other) == 2
+    assert "holds a run with another model" in capsys.readouterr().err
+    assert main([*other, "--overwrite"]) == 0
+    summary = json.loads((tmp_path / "out" / "sim1" / "summary.json").read_text())
+    assert summary["model"]["path"].endswith("ctcnet-core3.onnx")
+    assert summary["frames"]["resumed_from_journal"] == 0
+
+
 def test_the_crop_only_options_refused_for_cartridges_are_evaluates_own_defaults():
     """The defaults the refusal compares with are the parser's: a changed default must not
     make every cartridge evaluation refuse (or let a given option pass unseen)."""
