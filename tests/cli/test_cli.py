@@ -467,7 +467,8 @@ def test_a_command_run_in_process_puts_the_loggers_back(capsys):
 @pytest.mark.parametrize("command, said", [
     ("finetune", "nothing was written (a model it would replace is kept): the same command "
                  "starts it again"),
-    ("evaluate", "an earlier report in --out is kept as it was")])
+    ("evaluate", "an earlier report in --out is kept as it was (cartridges: the same command "
+                 "resumes each one's run beside it)")])
 def test_a_command_interrupted_says_what_it_left(monkeypatch, capsys, tmp_path, command, said):
     """A fine-tune stopped by Ctrl-C said "interrupted" alone: whether it resumes (it does
     not: it starts again) or what it left was for the user to guess."""
