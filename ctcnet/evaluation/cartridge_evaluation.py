@@ -68,7 +68,7 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
     # Refuse before any work: truth present, the model's channels there (by name).
     opened = [open_cartridge(c).conform(backend.spec.panel) for c in cartridges]
     for cart in opened:
-        read_truth(cart.root)
+        _say_frames_without_truth(cart, read_truth(cart.root))
     # Two of one sample id would be one output folder, the second's run replacing the first's
     # (simulate names each cartridge sim<seed>: a shifted copy of a seed is its namesake).
     set_aside_colliding([(cart.sample_id, cart.root) for cart in opened], None)
@@ -116,6 +116,19 @@ def _predicted(cart, backend, out_dir: Path, options, overwrite: bool):
         if not overwrite:
             raise
     return predict_cartridge(cart, backend, out_dir, replace(options, overwrite=True))
+
+
+def _say_frames_without_truth(cart, truth) -> None:
+    """Warn of frames ``truth`` (ground_truth.csv) holds no cell of: each is scored as a frame
+    of no cells, its events as false calls; a file cut short at a row's end loses its last
+    frames so."""
+    drawn = set(zip(truth["row"].astype(int), truth["col"].astype(int)))
+    empty = [f.frame_id for f in cart.frames if (f.row, f.col) not in drawn]
+    if empty and len(empty) < len(cart.frames):
+        log.warning("%s: ground_truth.csv holds no cell of %d of its %d frames (%s%s): each is "
+                    "scored as a frame of none, its events as false calls (a file cut short "
+                    "loses its last frames so)", cart.sample_id, len(empty), len(cart.frames),
+                    ", ".join(empty[:5]), ", ..." if len(empty) > 5 else "")
 
 
 def _say_one_scan_twice(opened) -> None:

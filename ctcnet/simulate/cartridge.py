@@ -359,11 +359,39 @@ def _group(op, values, owner, n, init):
     return out
 
 
+# What scoring reads of each drawn cell: its frame (row, col), its centre and its class.
+SCORED_COLUMNS = ("row", "col", "x", "y", "class")
+
+
 def read_truth(root) -> object:
-    """The ground-truth table of a simulated cartridge folder."""
+    """The ground-truth table of a simulated cartridge folder, refused by name where it is cut
+    short or lacks what scoring reads (a file cut mid-row had its last frames' cells scored as
+    missing calls, without a word)."""
     import pandas as pd
 
     path = Path(root) / "ground_truth.csv"
     if not path.exists():
         raise InputError("no ground_truth.csv: not a simulated cartridge", root)
-    return pd.read_csv(path)
+    again = "; simulate the cartridge again, or copy it whole"
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        if fh.tell() and (fh.seek(-1, 2), fh.read(1))[1] != b"\n":
+            raise InputError(f"ends within a row: the file was cut short{again}", path)
+    try:
+        truth = pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError) as err:  # (pandas' parser errors among them)
+        raise InputError(f"cannot be read as a table: {err}{again}", path) from None
+    missing = [c for c in SCORED_COLUMNS if c not in truth.columns]
+    if missing:
+        raise InputError(f"lacks the column(s) {', '.join(missing)}, which scoring reads "
+                         f"(it holds {', '.join(map(str, truth.columns))}){again}", path)
+    words = [c for c in SCORED_COLUMNS[:4] if not pd.api.types.is_numeric_dtype(truth[c])]
+    if words:
+        raise InputError(f"column(s) {', '.join(words)} hold text where numbers belong{again}",
+                         path)
+    incomplete = truth[list(SCORED_COLUMNS)].isna().any(axis=1).to_numpy()
+    if incomplete.any():
+        lines = [str(i + 2) for i in np.flatnonzero(incomplete)[:5]]  # (line 1: the header)
+        raise InputError(f"line(s) {', '.join(lines)} lack a value of {', '.join(SCORED_COLUMNS)}"
+                         f"{again}", path)
+    return truth

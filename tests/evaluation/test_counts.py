@@ -1,6 +1,7 @@
 """Count-level truth: matching, after-review counts, Bland-Altman, cut-offs, the command."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -447,3 +448,34 @@ def test_a_cluster_read_twice_is_matched_to_its_counted_event_not_the_held_repea
     assert match_events(events, truth, 0.64).tolist() == [-1, 0]
     # Without a guard column (or both counted) the nearer is the match, as before.
     assert match_events(events.drop(columns="guard"), truth, 0.64).tolist() == [0, -1]
+
+
+def test_a_damaged_ground_truth_is_refused_by_name_and_a_frame_it_lacks_is_said(tmp_path,
+                                                                                caplog):
+    """A ground_truth.csv cut short was read without a word (its last frames' cells scored as
+    missed, a row cut mid-way as a cell), and one without its class column was a KeyError."""
+    from ctcnet.errors import InputError
+    from ctcnet.evaluation.cartridge_evaluation import _say_frames_without_truth
+    from ctcnet.io.scan import open_cartridge
+    from ctcnet.simulate import simulate_cartridge
+    from ctcnet.simulate.cartridge import read_truth
+
+    simulate_cartridge(tmp_path / "c", num_frames=2, frame_shape=(256, 320), seed=1,
+                       events_per_frame=25)
+    path = tmp_path / "c" / "ground_truth.csv"
+    whole = path.read_text()
+    truth = read_truth(tmp_path / "c")
+    for damaged, said in ((whole[:len(whole) // 2 + 3], "ends within a row"),
+                          (whole.replace("class", "klass", 1), "lacks the column(s) class"),
+                          (whole + "0,0,0,,1\n", "line(s) " + str(len(truth) + 2) + " lack"),
+                          (whole.replace("\n0,0,0,", "\n0,zero,0,", 1), "column(s) row hold text")):
+        path.write_text(damaged)
+        with pytest.raises(InputError, match=re.escape(said)):
+            read_truth(tmp_path / "c")
+    path.write_text(whole)
+    cartridge = open_cartridge(tmp_path / "c")
+    with caplog.at_level("WARNING"):
+        _say_frames_without_truth(cartridge, truth)
+        assert not caplog.text
+        _say_frames_without_truth(cartridge, truth[truth["frame_id"] == "r00c00"])
+    assert "holds no cell of 1 of its 2 frames (r00c01)" in caplog.text
