@@ -81,6 +81,25 @@ def _baseline_training(index, spec: ModelSpec, baseline_train, n_per_class: int,
     return crops, labels, index, "simulated"
 
 
+def _refuse_train_misspelt(index) -> None:
+    """Refuse a manifest split value that reads like ``train`` but is not (``trian``,
+    ``training``): by default every row but split=train is scored, so its crops, which a model
+    trained on the manifest may have learnt from, were scored without a word (finetune and
+    train refuse values other than train, val and test; evaluate scores a lab's own splits)."""
+    import difflib
+
+    values = sorted({s for s in index.splits if s and s.lower() != "train"})
+    like = [v for v in values if difflib.get_close_matches(v.lower(), ["train"], cutoff=0.6)]
+    if like:
+        counts = {v: sum(s == v for s in index.splits) for v in like}
+        raise InputError(
+            "manifest split value(s) " + ", ".join(f"{v!r} ({n} crops)" for v, n in
+                                                   counts.items())
+            + " read like train, whose crops are left out of the figures, but are not it: "
+            "they would be scored. Correct them in manifest.csv, or name the splits to score "
+            "with --split", index.root)
+
+
 def chosen_splits(index, splits) -> np.ndarray:
     """Which rows of ``index`` are of the manifest splits named in ``splits`` (``--split``):
     refused, with the splits the folder has, where a name picks no row."""
@@ -109,15 +128,18 @@ def labelled_index(data, spec: ModelSpec, with_baselines: bool = True, baseline_
                             progress=progress).conform(spec.panel)
     baselines, source, fit_on = None, None, None
     is_train = np.array([s.lower() == "train" for s in index.splits], bool)
+    if not splits:
+        _refuse_train_misspelt(index)
     if not splits and is_train.any() and not is_train.all():
         # The train rows are what a model trained on this manifest learnt from: left out of
         # every figure whether the baselines fit on them or not (with --no-baselines or
         # --baseline-train they were scored, two thirds of a tour's "held-out" figures).
+        scored = sorted({s or "none" for s, train in zip(index.splits, is_train) if not train})
         log.warning("%s: the %d crops of split=train are left out of every figure%s, which "
-                    "are of the other %d (the val and test rows; --split picks the rows "
-                    "scored)", index.root, int(is_train.sum()),
+                    "are of the other %d (split %s; --split picks the rows scored)",
+                    index.root, int(is_train.sum()),
                     " and fit the baselines" if with_baselines and baseline_train is None
-                    else "", int((~is_train).sum()))
+                    else "", int((~is_train).sum()), ", ".join(scored))
         fit_on, index = index.subset(is_train), index.subset(~is_train)
     elif splits:
         # The baselines fit on rows not scored (their split=train rows), never on those scored.

@@ -643,8 +643,32 @@ def test_train_rows_are_scored_in_no_figure_whatever_fits_the_baselines(
                                   else None)
     assert report["n"] == len(xt)
     said = f"the {len(x)} crops of split=train are left out of every figure, which are of " \
-        f"the other {len(xt)}"
+        f"the other {len(xt)} (split test;"
     assert said in caplog.text
+
+
+def test_a_split_that_reads_like_train_is_refused_unless_the_splits_scored_are_named(
+        tmp_path, toy):
+    """Training crops under a misspelt split ("trian") were scored as test crops without a
+    word (training refuses the value); a lab's own split names are scored as before."""
+    from ctcnet.errors import InputError
+    from ctcnet.evaluation.test_set import labelled_index
+
+    (x, y), _ = toy
+    n = len(x)
+    spec = ModelSpec("compact", default_panel(), default_taxonomy(), crop_size=SIZE)
+    for value, refused in (("trian", True), ("training", True), ("holdout", False)):
+        folder = tmp_path / value
+        write_crop_dataset(folder, x.astype(np.uint16), [CLASSES[k] for k in y],
+                           default_panel(), splits=[value] * (n // 2) + ["test"] * (n - n // 2))
+        if refused:
+            with pytest.raises(InputError, match=f"'{value}' \\({n // 2} crops\\) read like "
+                                                 "train"):
+                labelled_index(folder, spec, with_baselines=False)
+        else:
+            assert len(labelled_index(folder, spec, with_baselines=False)[0]) == n
+        index = labelled_index(folder, spec, with_baselines=False, splits=["test"])[0]
+        assert len(index) == n - n // 2
 
 
 def test_a_patient_in_two_splits_is_named_when_one_split_is_scored(tmp_path, toy, caplog):
