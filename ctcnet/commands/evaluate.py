@@ -261,7 +261,8 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
 
     report = evaluate_cartridges(cartridges, args.model, args.out, device=args.device,
                                  compensate=args.compensate, prior=args.prior,
-                                 cutoffs=args.cutoffs, overwrite=args.overwrite)
+                                 cutoffs=args.cutoffs, resume=True,
+                                 overwrite=args.overwrite)
     if args.json:
         print(strict_json(report))
         return 0

@@ -74,12 +74,15 @@ def run(args: argparse.Namespace) -> int:
         try:
             server.serve_forever()
         except KeyboardInterrupt:
-            print("ctcnet review: stopped; decisions are in each sample's review.csv")
-            log.ended(0)
+            pass
         finally:
-            server.server_close()
-            if opening is not None:
-                opening.unlink(missing_ok=True)
+            try:  # (the decisions being saved finish first: a second Ctrl-C ends the wait)
+                server.server_close()
+            finally:
+                if opening is not None:
+                    opening.unlink(missing_ok=True)
+        print("ctcnet review: stopped; decisions are in each sample's review.csv")
+        log.ended(0)
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from typing import Any
 
 
@@ -44,9 +44,16 @@ def known_fields(record, data: dict) -> dict:
     """The keys of the JSON object ``data`` that the dataclass ``record`` has: a file a later
     ctcnet wrote, read by an earlier one (rolled back to), holds keys it does not know, and
     one record that refused them refused the whole summary. ValueError where ``data`` is no
-    object (a file replaced by a JSON list: a traceback where a one-line error belongs)."""
+    object (a file replaced by a JSON list: a traceback where a one-line error belongs), or
+    where it lacks a field the record cannot do without."""
     if not isinstance(data, dict):
         raise ValueError(f"a JSON {type(data).__name__} where a record ({record.__name__}: "
                          "an object of fields) belongs")
     names = {f.name for f in fields(record)}
+    # A field with no default that the object lacks (a summary edited by hand): ValueError
+    # naming it, as the callers catch, where the record's own TypeError named its __init__.
+    lacking = [f.name for f in fields(record) if f.name not in data and f.init
+               and f.default is MISSING and f.default_factory is MISSING]
+    if lacking:
+        raise ValueError(f"a {record.__name__} record lacking {', '.join(map(repr, lacking))}")
     return {k: v for k, v in data.items() if k in names}

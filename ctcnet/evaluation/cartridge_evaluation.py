@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str = "auto",
                         workers: int | None = None, quiet: bool = True, compensate: bool |
                         None = None, prior: str | None = None, cutoffs=None,
-                        overwrite: bool = True) -> dict:
+                        resume: bool = False, overwrite: bool = True) -> dict:
     """Cartridge-level evaluation: predict every cartridge and compare its automatic and
     after-review counts with its ground truth (of the frames read: a partial one's status).
 
@@ -39,11 +39,12 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
         As ``ctcnet predict`` takes them; the prior defaults to cartridge prevalence.
     cutoffs : sequence of float, optional
         CTCs per 7.5 mL whose agreement is given (default ``counts.CUTOFFS``).
-    overwrite : bool
-        A cartridge's folder holding the run of another model or other settings is done
-        again; not given, such a folder is refused, as predict refuses it. A run of the same
-        model and settings there is resumed, as predict resumes it: an evaluation stopped
-        part-way goes on where it stopped.
+    resume, overwrite : bool
+        ``resume``: a run of the same model and settings in a cartridge's folder is resumed,
+        as predict resumes it (an evaluation stopped part-way goes on where it stopped), and
+        one of another model or settings is done again with ``overwrite``, else refused as
+        predict refuses it. Not ``resume``: every cartridge is predicted afresh (the scripts
+        that measure a change of the code: the run's record does not tell code apart).
 
     Returns
     -------
@@ -78,8 +79,8 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
     rows = []
     for cart in opened:
         summary = _predicted(cart, backend, out_dir / cart.sample_id, PredictOptions(
-            quiet=quiet, report=None, workers=workers, compensate=compensate, prior=prior),
-            overwrite)
+            quiet=quiet, report=None, workers=workers, compensate=compensate, prior=prior,
+            overwrite=not resume), overwrite)
         events = pd.read_parquet(out_dir / cart.sample_id / "events.parquet")
         truth = truth_by_taxonomy(read_truth(cart.root), backend.spec.taxonomy)
         truth = truth_of_processed_frames(cart, truth, summary.skipped_frames)
@@ -98,22 +99,25 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
 
 
 def _predicted(cart, backend, out_dir: Path, options, overwrite: bool):
-    """The summary of ``cart``'s predict run into ``out_dir``: resumed where the folder holds
-    a run of the same model and settings (an evaluation stopped part-way redid every
-    cartridge, the finished ones too), done again where it holds another's and
-    ``overwrite``, else refused as predict refuses it."""
+    """The summary of ``cart``'s predict run into ``out_dir`` (``options.overwrite``: afresh;
+    else resumed where the folder holds a run of the same model and settings: an evaluation
+    stopped part-way redid every cartridge, the finished ones too). A refusal that
+    ``--overwrite`` answers (another model's or settings' run, an earlier version's) is run
+    afresh with ``overwrite``, as predict's ``--overwrite`` runs it; others stand (the folder
+    held by another process, or not writable)."""
     from dataclasses import replace
 
-    from ctcnet.errors import FinishedEarlierError, OutputFolderError
+    from ctcnet.errors import FinishedEarlierError, FolderHeldError, OutputFolderError
     from ctcnet.inference.finished_runs import kept_finished
     from ctcnet.inference.predict import predict_cartridge
 
     try:
         return predict_cartridge(cart, backend, out_dir, options)
     except FinishedEarlierError as err:  # an earlier version's finished run: kept, as predict
-        return kept_finished(err, cart.sample_id)
-    except OutputFolderError:
         if not overwrite:
+            return kept_finished(err, cart.sample_id)
+    except OutputFolderError as err:
+        if not overwrite or isinstance(err, FolderHeldError) or "--overwrite" not in str(err):
             raise
     return predict_cartridge(cart, backend, out_dir, replace(options, overwrite=True))
 

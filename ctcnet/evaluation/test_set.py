@@ -82,22 +82,28 @@ def _baseline_training(index, spec: ModelSpec, baseline_train, n_per_class: int,
 
 
 def _refuse_train_misspelt(index) -> None:
-    """Refuse a manifest split value that reads like ``train`` but is not (``trian``,
-    ``training``): by default every row but split=train is scored, so its crops, which a model
-    trained on the manifest may have learnt from, were scored without a word (finetune and
-    train refuse values other than train, val and test; evaluate scores a lab's own splits)."""
-    import difflib
-
+    """Refuse a manifest split value that reads like ``train`` but is not: ``train`` with more
+    after it (``training``, ``trainval``, ``train2``) or a letter dropped or two swapped
+    (``trian``, ``tran``). By default every row but split=train is scored, so its crops, which
+    a model trained on the manifest may have learnt from, were scored without a word
+    (finetune and train refuse values other than train, val and test; evaluate scores a
+    lab's own split names, ``main`` or ``spain`` among them)."""
     values = sorted({s for s in index.splits if s and s.lower() != "train"})
-    like = [v for v in values if difflib.get_close_matches(v.lower(), ["train"], cutoff=0.6)]
+    like = [v for v in values if v.lower().startswith("train") or v.lower() in _TRAIN_SLIPS]
     if like:
         counts = {v: sum(s == v for s in index.splits) for v in like}
         raise InputError(
             "manifest split value(s) " + ", ".join(f"{v!r} ({n} crops)" for v, n in
                                                    counts.items())
             + " read like train, whose crops are left out of the figures, but are not it: "
-            "they would be scored. Correct them in manifest.csv, or name the splits to score "
-            "with --split", index.root)
+            "they would be scored. Correct them in manifest.csv (or, with ctcnet evaluate, "
+            "name the splits to score with --split)", index.root)
+
+
+# "train" with one letter dropped or two neighbours swapped (a substitution makes words:
+# brain, trail, grain).
+_TRAIN_SLIPS = {"train"[:i] + "train"[i + 1:] for i in range(5)} | {
+    "train"[:i] + "train"[i + 1] + "train"[i] + "train"[i + 2:] for i in range(4)}
 
 
 def chosen_splits(index, splits) -> np.ndarray:

@@ -16,12 +16,16 @@ import json
 import logging
 from pathlib import Path
 
-import pandas as pd
-
 from ctcnet.core.file_modes import account_name, owner_and_mode
 from ctcnet.core.paths import absolute, name_key, same_name
 from ctcnet.errors import InputError
 from ctcnet.exports.sample_review import signoff_now
+from ctcnet.exports.summary_checks import (
+    EDITED_RECORD,
+    events_and_summary,
+    result_state_not_its_own,
+    review_counts_behind,
+)
 from ctcnet.inference.figures_seal import (
     TABLE_DIGESTS,
     check_figures_sealed,
@@ -30,8 +34,6 @@ from ctcnet.inference.figures_seal import (
     table_as_recorded,
 )
 from ctcnet.inference.rerun_outputs import unreadable_review
-from ctcnet.inference.result_state import result_state
-from ctcnet.inference.summary import RunSummary
 from ctcnet.review.decision_journal import read_decisions
 from ctcnet.review.decisions import REVIEW_FILE, SECOND_FILE, find_samples
 from ctcnet.review.journal_seal import JournalEdited, check_as_sealed
@@ -198,11 +200,9 @@ def _index_not_as_summaries(results: Path, index: dict) -> list[str]:
             continue
         try:
             summary = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue  # (the sample's own audit says so)
-        if not isinstance(summary, dict):
-            continue  # (likewise)
-        expected[name] = {**output_entry(name, summary, path), **review_entry(summary)}
+            expected[name] = {**output_entry(name, summary, path), **review_entry(summary)}
+        except EDITED_RECORD:  # (not a record, or not one as predict writes it: the sample's
+            continue           # own audit says so)
         moved = [k for k in dict.fromkeys([*INDEX_KEYS, *(set(entry) & set(expected[name]))])
                  if entry.get(k) != expected[name].get(k)]
         if moved:
@@ -327,12 +327,7 @@ def _audit_sample(name: str, folder: Path) -> dict:
             "read: not checked" if not _readable(path) else
             f"{table} is not the table predict wrote (changed since: its SHA-256 is not "
             f"summary.json's {key})")
-    state = data.get("result_state")
-    if isinstance(state, dict) and state.get("state") != result_state(data)["state"]:
-        # (not sealed with the figures: the review's sign-off decides it after predict)
-        problems.append(f"summary.json's result_state says {state.get('state')!r}, its "
-                        f"figures and sign-off make it {result_state(data)['state']!r} "
-                        "(edited?)")
+    problems += result_state_not_its_own(data)
     problems += [] if unreadable else _journals_not_as_sealed(folder)
     kept = sorted(p.name for p in (folder / "previous").glob("*-not-as-written*"))
     if kept:  # as ctcnet wrote it now, but a copy found edited was written over (kept)
@@ -350,16 +345,12 @@ def _audit_sample(name: str, folder: Path) -> dict:
         problems.append(f"its folder is named {folder.name}, predict wrote it as {written} "
                         "(summary.json output_folder): renamed? The review server, crops and "
                         "export-events refuse it so; rename it back")
-    try:  # what the sign-off and the review's counts are checked on, read once for both
-        read = pd.read_parquet(folder / "events.parquet"), RunSummary.from_dict(data)
-    except (OSError, ValueError, InputError) as err:
-        read = err
+    read = events_and_summary(folder, data, problems)
     if unreadable:
         return {"sample": name, "folder": str(folder), "signoff": "not checked",
                 "problems": problems, "notes": notes}
     status = _signoff_findings(folder, data, read, problems, notes)
-    if not isinstance(read, Exception):  # (a table missing or unreadable is said above)
-        problems += _review_counts_behind(folder, *read)
+    problems += review_counts_behind(folder, read)
     return {"sample": name, "folder": str(folder), "signoff": status, "problems": problems,
             "notes": notes}
 
@@ -384,30 +375,6 @@ def _journals_not_as_sealed(folder: Path) -> list[str]:
     return found
 
 
-def _review_counts_behind(folder: Path, events: pd.DataFrame, summary) -> list[str]:
-    """Where summary.json's counts after review are not those its review decisions give (a
-    review server killed between appending a decision and writing the summary left it one
-    decision behind, and the audit read the folder as intact)."""
-    from ctcnet.exports.sample_review import reviewed_rates
-    from ctcnet.review.decisions import load_decisions
-    from ctcnet.review.runs import RunEvents
-    from ctcnet.review.signoff import same_figures
-
-    try:
-        matched = load_decisions(folder, RunEvents.of_sample(folder, events, summary))
-        if not matched.n_decisions:
-            return []  # (no copy to compare: summary.json keeps none without a decision)
-        now = reviewed_rates(folder, events, matched, summary, say=False)
-    except (OSError, ValueError, KeyError, InputError):
-        return []  # (a journal that cannot be read is said with the sign-off)
-    copy = summary.reviewed.after_review_per_7_5_ml if summary.reviewed else None
-    if now is None or (copy is not None and same_figures(copy, now)):
-        return []
-    return [f"summary.json's counts after review per 7.5 mL ({copy}) are not those its "
-            f"review decisions give ({now}): a review stopped while writing it? Opening the "
-            "sample in ctcnet review writes it again"]
-
-
 def _signoff_findings(folder: Path, data: dict, read, problems: list,
                       notes: list) -> str | None:
     """The sign-off's status as its record and decisions hold now (None: never signed off),
@@ -418,7 +385,7 @@ def _signoff_findings(folder: Path, data: dict, read, problems: list,
         if isinstance(read, Exception):
             raise read
         record = signoff_now(folder, *read, say=False)
-    except (OSError, ValueError, InputError) as err:
+    except EDITED_RECORD as err:
         record = {"status": f"not checked: {err}"}
     try:  # (signed off or not: a journal that cannot be read is this sample's problem)
         named = {str(r) for journal in (REVIEW_FILE, SECOND_FILE)

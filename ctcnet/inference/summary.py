@@ -111,17 +111,16 @@ class RunSummary:
     status: str = "ok"
     failed_events: int = 0           # events whose model output was not finite
     blood_volume_processed_ml: float | None = None
-    # Whether cartridge.json stated the blood volume (False: the default tube's was assumed);
-    # None in a summary written before it was recorded.
+    # Whether cartridge.json stated the blood volume (False: the default tube's assumed); None
+    # in a summary written before it was recorded.
     blood_volume_stated: bool | None = None
     # Detected events per mm^2 of the frames processed (io.plausibility.CROWDED_PER_MM2 and over
     # is a problem); None in a summary written before it was recorded.
     events_per_mm2: float | None = None
-    # Detected events per frame read, by frame id: a frame far under its cartridge's others (a
-    # bubble, a blank or blurred area) stands out; None in a summary written before it was.
+    # Detected events per frame read, by frame id: a frame far under the others (a bubble, a
+    # blank or blurred area) stands out; None in a summary written before it was.
     events_by_frame: dict | None = None
-    # (height, width) of the scan's frames (most of them); None in a summary written before it
-    # was recorded.
+    # (height, width) of the scan's frames (most of them); None in a summary written before.
     frame_shape: list[int] | None = None
     guard: dict | None = None         # calls the marker guard sent to review, by flag and call
     # Counted cluster calls by the partners their markers read (neutrophil, leukocyte,
@@ -142,19 +141,17 @@ class RunSummary:
     # ctcnet.detect.metadata_signs); each sign pointing to a wrong description is a problem.
     metadata_check: dict | None = None
     # The scanned cartridge's identity (``Cartridge.identity``: a digest of its frame list):
-    # review decisions carry it, so none attaches to another cartridge with this sample id.
-    # None in a summary written before it was recorded.
+    # review decisions carry it, so none attaches to another scan of the id. None: unrecorded.
     cartridge_id: str | None = None
     # Every count above, from one tally of the events (None in a summary written before it).
     tally: Counts | None = None
-    # When predict made these counts (seconds since the epoch; a rerun that writes the same
-    # tables keeps the earlier run's), and when a run last finished the sample: what a later
-    # refusal of the sample is dated against (the file's time moves with every review
-    # decision saved). None in a summary written before each was recorded.
+    # When predict made these counts (seconds since the epoch; a rerun writing the same tables
+    # keeps the earlier run's) and when a run last finished the sample, which a later refusal
+    # is dated against (the file's time moves with each review decision). None: unrecorded.
     counted_at: float | None = None
     finished_at: float | None = None
-    # The SHA-256 of events.parquet as predict wrote it: a table changed since (by hand) is
-    # told from the run's own (None in a summary written before it was recorded).
+    # events.parquet's SHA-256 as predict wrote it: a table changed since (by hand) is told
+    # from the run's own (None in a summary written before it was recorded).
     events_sha256: str | None = None
     # events.csv's likewise: a spreadsheet's save over it is told, and kept on a rerun.
     events_csv_sha256: str | None = None
@@ -253,8 +250,11 @@ class RunSummary:
 
     @classmethod
     def read(cls, out_dir: str | Path) -> RunSummary:
-        """The summary.json in ``out_dir``."""
-        return cls.from_dict(json.loads((Path(out_dir) / SUMMARY_FILE).read_text()))
+        """The summary.json in ``out_dir`` (a ValueError names the file; the caller the folder)."""
+        try:
+            return cls.from_dict(json.loads((Path(out_dir) / SUMMARY_FILE).read_text()))
+        except ValueError as err:
+            raise ValueError(f"{SUMMARY_FILE}: {err}") from None
 
     @property
     def counted_at_utc(self) -> str:

@@ -437,11 +437,12 @@ class ReviewServer(ThreadingHTTPServer):
         super().__init__(address, handler)
 
     # How long a stop waits for the requests in progress (a decision's journal line, its
-    # seal and the summary it updates): socketserver joins no daemon thread, so a Ctrl-C in
-    # a burst of decisions ended the process between those writes (a summary behind the
-    # journal, a saved decision never answered). Daemon threads still, so a client that
-    # holds its connection open cannot hold the stop for longer than this.
-    stop_wait_s = 10.0
+    # seal and the summary it updates take a tenth of a second): socketserver joins no
+    # daemon thread, so a Ctrl-C in a burst of decisions ended the process between those
+    # writes (a summary behind the journal, a saved decision never answered). Daemon
+    # threads still, so a connection a browser opened ahead and left idle holds the stop no
+    # longer than this.
+    stop_wait_s = 3.0
 
     def process_request(self, request, client_address) -> None:
         """Handle the request in a daemon thread of its own, kept until the stop has waited
@@ -454,15 +455,15 @@ class ReviewServer(ThreadingHTTPServer):
         thread.start()
 
     def server_close(self) -> None:
-        """Close the socket, let the requests in progress finish (at most ``stop_wait_s``)
-        and stop the tiles being cut ahead."""
+        """Close the socket, stop the tiles being cut ahead and let the requests in progress
+        finish (at most ``stop_wait_s``)."""
         super().server_close()
+        self.app.tiles.close()
         deadline = time.monotonic() + self.stop_wait_s
         with self._requests_lock:
             running = list(self._requests)
         for thread in running:
             thread.join(max(0.0, deadline - time.monotonic()))
-        self.app.tiles.close()
 
 
 def make_server(results: str | Path, port: int = 0, reviewer: str | None = None,

@@ -385,7 +385,8 @@ def read_truth(root) -> object:
     if missing:
         raise InputError(f"lacks the column(s) {', '.join(missing)}, which scoring reads "
                          f"(it holds {', '.join(map(str, truth.columns))}){again}", path)
-    words = [c for c in SCORED_COLUMNS[:4] if not pd.api.types.is_numeric_dtype(truth[c])]
+    words = [c for c in SCORED_COLUMNS[:4] if len(truth)  # (no cell drawn: columns of text)
+             and not pd.api.types.is_numeric_dtype(truth[c])]
     if words:
         raise InputError(f"column(s) {', '.join(words)} hold text where numbers belong{again}",
                          path)

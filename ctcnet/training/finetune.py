@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ctcnet.core.log_capture import kept_warnings
-from ctcnet.core.paths import absolute
+from ctcnet.core.paths import absolute, name_in_folder
 from ctcnet.core.printable import named_counts
 from ctcnet.core.provenance import made_now
 from ctcnet.detect.crop_dataset import PLACEHOLDER_PIXEL_UM, pixel_size_source, read_crop_index
@@ -480,12 +480,9 @@ def _added_to_the_cut(record: dict, index) -> dict[str, int]:
         return {}
     cut = {str(row.get("path")) for row in rows if isinstance(row, dict)}
     added: dict[str, int] = {}
-    root = Path(index.root).absolute()  # (a folder named relatively holds absolute paths)
     for path, sample in zip(index.paths, index.sample_ids):
-        try:
-            name = Path(path).absolute().relative_to(root).as_posix()
-        except ValueError:
-            name = str(path)
+        # (a folder named relatively, or by a link, holds resolved paths)
+        name = name_in_folder(path, index.root).as_posix()
         if name not in cut:
             added[str(sample)] = added.get(str(sample), 0) + 1
     return added

@@ -472,6 +472,8 @@ def test_a_damaged_ground_truth_is_refused_by_name_and_a_frame_it_lacks_is_said(
         path.write_text(damaged)
         with pytest.raises(InputError, match=re.escape(said)):
             read_truth(tmp_path / "c")
+    path.write_text(whole.splitlines()[0] + "\n")  # a cartridge of no cell: read, empty
+    assert len(read_truth(tmp_path / "c")) == 0
     path.write_text(whole)
     cartridge = open_cartridge(tmp_path / "c")
     with caplog.at_level("WARNING"):
@@ -479,3 +481,39 @@ def test_a_damaged_ground_truth_is_refused_by_name_and_a_frame_it_lacks_is_said(
         assert not caplog.text
         _say_frames_without_truth(cartridge, truth[truth["frame_id"] == "r00c00"])
     assert "holds no cell of 1 of its 2 frames (r00c01)" in caplog.text
+
+
+def test_evaluate_runs_afresh_only_what_overwrite_answers(monkeypatch, tmp_path):
+    """With --overwrite, a refusal --overwrite answers is run afresh (an earlier version's
+    finished run too: it was kept, its events scored); a folder held by another process, or
+    not writable, stands (the retry threw away a resumable journal)."""
+    import ctcnet.inference.predict as predicting
+    from ctcnet.errors import FinishedEarlierError, FolderHeldError, OutputFolderError
+    from ctcnet.evaluation.cartridge_evaluation import _predicted
+    from ctcnet.inference.predict import PredictOptions
+
+    class Cart:
+        sample_id = "s"
+
+    def refusing(error):
+        def predict(cart, backend, out_dir, options):
+            if options.overwrite:
+                return "afresh"
+            raise error
+        return predict
+
+    other = OutputFolderError("it holds a run with another model; use another --out or "
+                              "--overwrite", tmp_path)
+    earlier = FinishedEarlierError("finished by an earlier run (--overwrite redoes it)",
+                                   tmp_path, summary="kept")
+    for error, overwrite, got in ((other, True, "afresh"), (earlier, True, "afresh"),
+                                  (earlier, False, "kept")):
+        monkeypatch.setattr(predicting, "predict_cartridge", refusing(error))
+        assert _predicted(Cart(), None, tmp_path, PredictOptions(), overwrite) == got
+    for error, overwrite in ((other, False), (FolderHeldError("held by another run", tmp_path),
+                                               True),
+                             (OutputFolderError("cannot write its output folder", tmp_path),
+                              True)):
+        monkeypatch.setattr(predicting, "predict_cartridge", refusing(error))
+        with pytest.raises(OutputFolderError):
+            _predicted(Cart(), None, tmp_path, PredictOptions(), overwrite)

@@ -657,7 +657,8 @@ def test_a_split_that_reads_like_train_is_refused_unless_the_splits_scored_are_n
     (x, y), _ = toy
     n = len(x)
     spec = ModelSpec("compact", default_panel(), default_taxonomy(), crop_size=SIZE)
-    for value, refused in (("trian", True), ("training", True), ("holdout", False)):
+    for value, refused in (("trian", True), ("training", True), ("holdout", False),
+                           ("spain", False)):
         folder = tmp_path / value
         write_crop_dataset(folder, x.astype(np.uint16), [CLASSES[k] for k in y],
                            default_panel(), splits=[value] * (n // 2) + ["test"] * (n - n // 2))

@@ -1959,3 +1959,38 @@ def test_a_stop_waits_for_the_decisions_in_progress(results, tmp_path, monkeypat
     assert summary["reviewed"]["reviewed"] == 1
     poster.join(30)
     assert answers == [200]
+
+
+@pytest.mark.parametrize("edit, said", [
+    (lambda d: (d.pop("counts"), d.pop("per_7_5_ml")), "lacking 'counts', 'per_7_5_ml'"),
+    (lambda d: d.__setitem__("blood_volume_ml", "7.5 mL"), "result state cannot be worked out"),
+    (lambda d: d.__setitem__("panel", None), "its review's counts not checked")])
+def test_verify_says_a_summary_edited_by_hand_is_not_a_runs_record(results, tmp_path, capsys,
+                                                                   edit, said):
+    """verify --results, the audit meant to catch hand edits, ended in a traceback on a
+    summary.json lacking its counts, with a volume in words or a panel of null."""
+    from ctcnet.cli import main
+
+    out = tmp_path / "results"
+    shutil.copytree(results / "results", out)
+    assert post_decision_offline(out) is None
+    path = out / "P001" / "summary.json"
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["verify", "--results", str(out)]) == 1
+    text = capsys.readouterr().out
+    assert said in text and "FAILED: 1 of 1 sample(s)" in text
+
+
+def post_decision_offline(out):
+    """One decision on the sample, as a reviewer's (so the review's counts are checked)."""
+    server = make_server(out, port=0, reviewer="tester", warm_up=False)
+    try:
+        event_id = server.app.sample("P001").state("x")["candidates"][0]["event_id"]
+        server.app.sample("P001").decide({"event_id": event_id, "call": "confirm",
+                                          "run_id": server.app.sample("P001").run.token},
+                                         "tester")
+    finally:
+        server.server_close()

@@ -520,8 +520,11 @@ def test_a_crop_sets_labels_and_held_out_share_are_said_and_recorded(tmp_path, c
     # The folder named relatively (`ctcnet finetune lab_crops/`): its index's root is
     # relative, its paths absolute; every crop of the cut was called added.
     monkeypatch.chdir(tmp_path.parent)
-    read.root = type(tmp_path)(tmp_path.name)
-    assert "added_crops" not in crops_made_by(read.root, read)
+    (tmp_path.parent / "linked").unlink(missing_ok=True)
+    (tmp_path.parent / "linked").symlink_to(tmp_path)
+    for named in (tmp_path.name, f"../{tmp_path.parent.name}/{tmp_path.name}", "linked"):
+        read.root = type(tmp_path)(named)
+        assert "added_crops" not in crops_made_by(read.root, read), named
     read.root = tmp_path
     caplog.clear()
     (tmp_path / "dataset.json").write_text(json.dumps({"labels": "reviewer", "sources": [
