@@ -283,12 +283,6 @@ def _finish(root, index, spec, prior, backend, out_dir: Path, options: PredictOp
     t0 = time.perf_counter()
     table = crop_set_calls(index.table(), crops, reading.outputs, spec, reading.measured,
                            options.marker_calls, rules)
-    with atomic_path(out_dir / "predictions.parquet") as tmp:
-        arrow = pa.Table.from_pandas(table, preserve_index=False)
-        pq.write_table(arrow.replace_schema_metadata(with_output_format(arrow.schema).metadata),
-                       tmp)
-    with atomic_path(out_dir / "predictions.csv") as tmp:
-        spreadsheet_table(table).to_csv(tmp, index=False, float_format="%.5g")
     known = table["label"].isin(spec.class_names)
     other = table["label"][~known & (table["label"] != UNLABELLED)].value_counts()
     if len(other):  # labelled, but with a class the model has not: said, not scored silently
@@ -324,10 +318,20 @@ def _finish(root, index, spec, prior, backend, out_dir: Path, options: PredictOp
         timings_s={**reading.timings_s, "calls": time.perf_counter() - t0,
                    "total": sum(reading.timings_s.values()) + time.perf_counter() - t0})
     _keep_one_of_other_settings(out_dir, summary)
-    summary.write(out_dir)
-    if options.report is not None:  # the counts are on disk first, as for a cartridge
+    # summary.json last, as a cartridge's: the sample is done once it is there. An earlier
+    # run's goes first (a Ctrl-C as the tables were written left it beside this run's calls,
+    # and one as the page was drawn called the sample done without its page).
+    (out_dir / SUMMARY_FILE).unlink(missing_ok=True)
+    with atomic_path(out_dir / "predictions.parquet") as tmp:
+        arrow = pa.Table.from_pandas(table, preserve_index=False)
+        pq.write_table(arrow.replace_schema_metadata(with_output_format(arrow.schema).metadata),
+                       tmp)
+    with atomic_path(out_dir / "predictions.csv") as tmp:
+        spreadsheet_table(table).to_csv(tmp, index=False, float_format="%.5g")
+    if options.report is not None:
         options.report.write_crop_set_page(out_dir, table, crops, spec, summary,
                                            options.gallery_limit)
+    summary.write(out_dir)
     return summary
 
 

@@ -320,6 +320,26 @@ def test_a_rerun_made_otherwise_keeps_the_summary_it_replaces(crop_set, tmp_path
     assert "made with another" not in caplog.text
 
 
+def test_a_crop_sets_summary_is_written_last_and_an_earlier_one_goes_first(crop_set, tmp_path,
+                                                                          monkeypatch):
+    """A stop as the page is drawn leaves no summary calling the sample done (it stood with
+    one tile of the page); one as another model's calls were written left the earlier run's
+    summary and page beside the new predictions."""
+    from ctcnet.report import run_report
+
+    out = tmp_path / "out"
+    _run(crop_set, out, "ctcnet-default", report=run_report)
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_report, "write_crop_set_page", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        _run(crop_set, out, "ctcnet-core3", report=run_report)
+    assert not (out / "summary.json").exists()
+    assert (out / "previous").is_dir()  # the earlier run's summary, kept as it is replaced
+
+
 def test_another_crop_folder_of_the_same_name_is_refused_not_written_over(crop_set, tmp_path,
                                                                             caplog):
     """siteA/crops, then siteB/crops, into one --out: the second replaced the first's calls
