@@ -174,7 +174,8 @@ def match_decisions(table: pd.DataFrame, run: RunEvents) -> Matched:
     keys = table["run_id"].to_numpy(dtype=object)
     legacy = keys == ""
     aside = _other_cartridge(table, run, reason)
-    made_here = (keys == run.run_id) & known & ~aside
+    foreign = _not_a_call_of(table, run, reason)
+    made_here = (keys == run.run_id) & known & ~aside & ~foreign
     this_run = made_here & ~replaced
     target[this_run] = table["event_id"].to_numpy()[this_run]
     # Old layout: the event with its id, if the decision is younger than this run's events
@@ -186,7 +187,7 @@ def match_decisions(table: pd.DataFrame, run: RunEvents) -> Matched:
         after = after.to_numpy(dtype=bool)
         current = run.events["class"].reindex(table["event_id"]).to_numpy(dtype=object)
         same_call = table["model_call"].to_numpy(dtype=object) == current
-        ok = legacy & known & after & same_call & ~aside & ~replaced
+        ok = legacy & known & after & same_call & ~aside & ~replaced & ~foreign
         target[ok] = table["event_id"].to_numpy()[ok]
         reason[legacy & ~known] = "old layout, no such event in this run"
         reason[legacy & known & ~after] = ("old layout, decided before this run's events "
@@ -211,7 +212,7 @@ def match_decisions(table: pd.DataFrame, run: RunEvents) -> Matched:
     # Another run of this cartridge (or a row of this one whose id is gone): by position.
     frames = table["frame_id"].to_numpy(dtype=object)
     xs, ys = table["x"].to_numpy(np.float64), table["y"].to_numpy(np.float64)
-    for i in np.flatnonzero(~legacy & ~made_here & ~aside & ~replaced):
+    for i in np.flatnonzero(~legacy & ~made_here & ~aside & ~replaced & ~foreign):
         target[i] = run.nearest(frames[i], xs[i], ys[i])
         if target[i] < 0:
             reason[i] = (f"no event within {POSITION_TOLERANCE_UM:g} um of x {xs[i]:g}, "
@@ -246,6 +247,21 @@ def match_decisions(table: pd.DataFrame, run: RunEvents) -> Matched:
     return Matched(table, target, decisions, unattached,
                    int(replaced.sum() + attached.sum() - len(rows)), int((aside & loose).sum()),
                    replaced, latest=_later(None, table["time"].astype(str)[attached]))
+
+
+def _not_a_call_of(table: pd.DataFrame, run: RunEvents, reason: np.ndarray) -> np.ndarray:
+    """The rows whose call is none of the run's model's classes, nor a rejection or a
+    take-back (a journal edited by hand, or another model's): not counted, each said in
+    ``reason``. The server refuses such a call; read from the file, it was counted as a
+    class of its own ("tumour 1"), and cut into a crop folder of that name."""
+    calls = table["reviewer_call"].astype(str).to_numpy(dtype=object)
+    if run.classes is None:
+        return np.zeros(len(table), bool)
+    foreign = ~np.isin(calls, [*run.classes, REJECTED, UNDECIDED])
+    for i in np.flatnonzero(foreign):
+        reason[i] = (f"its call {calls[i]!r} is none of the model's classes "
+                     f"({', '.join(run.classes)}) nor a rejection: not counted")
+    return foreign
 
 
 def extend_match(matched: Matched, rows: pd.DataFrame, run: RunEvents) -> Matched:

@@ -295,11 +295,14 @@ class RunEvents:
     an earlier run) and the cartridge it scanned (``cartridge_id``; None for a run written
     before cartridges were identified: decisions are then matched as they were), and the
     digest of each frame's pixels (``frame_digests``, frame id: SHA-256, as summary.json's
-    ``frame_digests`` records them; empty for a run written before they were)."""
+    ``frame_digests`` records them; empty for a run written before they were), and the
+    model's classes (``classes``: a decision's call is one of them, or a rejection; None:
+    not checked)."""
 
     def __init__(self, events: pd.DataFrame, pixel_size_um: float,
                  written_at: float | None = None, cartridge_id: str | None = None,
-                 frame_digests: dict | None = None):
+                 frame_digests: dict | None = None, classes=None):
+        self.classes = None if classes is None else tuple(map(str, classes))
         self.run_id = run_id(events)
         self.calls_id = calls_id(events)
         self.cartridge_id = cartridge_id or None
@@ -322,7 +325,7 @@ class RunEvents:
         except OSError:
             written = None
         return cls(events, summary.panel["pixel_size_um"], written, summary.cartridge_id,
-                   summary.frame_digests)
+                   summary.frame_digests, summary.model.classes)
 
     @property
     def token(self) -> str:

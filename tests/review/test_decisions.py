@@ -72,6 +72,27 @@ def test_decisions_replace_and_count(tmp_path):
         D.read_decisions(tmp_path)
 
 
+def test_a_call_that_is_no_class_of_the_model_counts_for_nothing_and_is_said(tmp_path):
+    """A journal row with a call the server refuses ("tumour": edited by hand, or another
+    model's) was counted as a class of its own and cut into a crop folder of that name."""
+    events, plain = tiny_run()
+    run = D.RunEvents(events, 0.5, classes=("ctc", "wbc", "cluster", "debris"))
+    D.record_decision(tmp_path, run, 1, "wbc", "a")
+    D.record_decision(tmp_path, run, 2, D.REJECTED, "a")
+    line = (tmp_path / "review.csv").read_text().splitlines()[1]
+    with open(tmp_path / "review.csv", "a") as fh:
+        fh.write(line.replace(",wbc,a,", ",tumour,a,").replace(f",{events['x'][1]:g},",
+                                                               f",{events['x'][0]:g},")
+                 .replace(f"{run.run_id},,1,", f"{run.run_id},,0,") + "\n")
+    matched = D.load_decisions(tmp_path, run)
+    assert matched.decisions["reviewer_call"].tolist() == ["wbc", "rejected"]
+    (said,) = matched.unattached["reason"]
+    assert said == ("its call 'tumour' is none of the model's classes (ctc, wbc, cluster, "
+                    "debris) nor a rejection: not counted")
+    # Unchecked where the run names no classes (a caller's own table).
+    assert "tumour" in D.load_decisions(tmp_path, plain).decisions["reviewer_call"].tolist()
+
+
 def test_decisions_match_a_rerun_by_position_and_keep_the_rest(tmp_path):
     events, run = tiny_run()
     D.record_decision(tmp_path, run, 0, "ctc", "a")
