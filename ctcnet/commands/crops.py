@@ -10,6 +10,7 @@ is refused by name.
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import stat
 import tempfile
@@ -17,6 +18,8 @@ import tempfile
 from ctcnet.core.printable import named_counts, printable_name
 from ctcnet.errors import InputError
 from ctcnet.io.atomic import check_output_folder
+
+log = logging.getLogger(__name__)
 
 # What `ctcnet crops` writes beside the crops (exports.event_crops): the mark of its output.
 DATASET_FILE = "dataset.json"
@@ -78,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     # The crops go to a folder beside it, put in place once all are written: a refusal or an
     # interruption leaves the earlier crops as they were (or no folder), and a second run
     # into the same --out meanwhile finds it taken, not mixed with its own.
-    target = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    _remove_killed_runs_cuts(out)
+    target = Path(tempfile.mkdtemp(prefix=_cut_prefix(out.name), dir=out.parent))
     try:
         # The folder keeps the access it had (a lab group's 2775, say), not mkdtemp's 0700:
         # before any file is written, as a new file is no more open than its folder (the
@@ -143,6 +147,36 @@ def _not_cut_here(out) -> list[str]:
         found.append(f"manifest.csv ({edited} line(s) added, changed or removed since the "
                      "cut)")
     return found
+
+
+def _cut_prefix(name: str, pid: int | None = None) -> str:
+    """The start of the hidden folder beside ``--out`` (``name``) that a run cuts its crops
+    into: the run's process and machine in it, so that a later run can tell one a killed
+    run left (a folder of crops as large as the cut) from one a run is filling."""
+    import os
+    import re
+    import socket
+
+    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40]
+    return f".{name}.cut{os.getpid() if pid is None else pid}@{host}."
+
+
+def _remove_killed_runs_cuts(out) -> None:
+    """Remove the folders beside ``out`` that runs on this machine, killed outright (SIGKILL,
+    a power cut), left as they cut their crops (and their ``.old`` swap): each as large as a
+    cut, never cleaned and never said. Another machine's, or a running process's, stay."""
+    import glob
+
+    from ctcnet.core.processes import process_running
+
+    for left in out.parent.glob(f".{glob.escape(out.name)}.cut*@*"):
+        pid = left.name[len(f".{out.name}.cut"):].split("@", 1)[0]
+        if not (pid.isdigit() and left.name.startswith(_cut_prefix(out.name, int(pid)))):
+            continue  # (another machine's, or not of this form)
+        if left.is_dir() and not left.is_symlink() and not process_running(int(pid)):
+            shutil.rmtree(left, ignore_errors=True)
+            log.info("%s: removed %s, which a killed run left as it cut its crops", out,
+                     left.name)
 
 
 def _put_in_place(target, out, replacing: bool) -> None:

@@ -65,6 +65,31 @@ def test_samples_of_other_channels_are_said_so_and_unreviewed_ones_not_weighed(
     assert "other channels" not in str(refused.value), refused.value
 
 
+def test_the_cut_a_killed_run_left_beside_out_is_removed_by_the_next(clean_run, tmp_path):
+    """SIGKILL as the crops were cut left a hidden folder beside --out as large as the cut,
+    never cleaned and never said; each kill added one. A running one's, and another
+    machine's, stay."""
+    import subprocess
+    import sys
+
+    from ctcnet import cli
+    from ctcnet.commands.crops import _cut_prefix
+
+    out = tmp_path / "crops"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    killed = tmp_path / f"{_cut_prefix('crops', int(dead))}abcd1234"
+    swapped = tmp_path / f"{killed.name}.old"
+    running = tmp_path / f"{_cut_prefix('crops')}efgh5678"  # this process's
+    elsewhere = tmp_path / ".crops.cut1@another-host.ijkl9012"
+    for folder in (killed, swapped, running, elsewhere):
+        (folder / "ctc").mkdir(parents=True)
+    assert cli.main(["crops", str(clean_run["root"] / "clean"), "--out", str(out)]) == 0
+    assert not killed.exists() and not swapped.exists()
+    assert running.exists() and elsewhere.exists()
+    assert (out / "dataset.json").is_file()
+
+
 def test_crops_without_room_are_refused_naming_the_folder_asked_for(clean_run, tmp_path,
                                                                    monkeypatch, capsys):
     """A full disk was said of the hidden folder the crops are written into first (gone by
