@@ -6,11 +6,14 @@ user made for it), and one killed outright leaves a mark naming its files simula
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 
 from ctcnet.core.paths import desktop_file
 from ctcnet.errors import MACHINE_ERRNOS, InputError
 from ctcnet.io.atomic import check_output_folder, existing_outputs, refuse_existing
+
+log = logging.getLogger(__name__)
 
 # Beside a simulate output being written (the kind, crops or cartridge): a run killed before
 # its output was whole left files --overwrite refused as nobody's.
@@ -95,6 +98,7 @@ def output_replaced(args, taxonomy):
         _made(out)
         yield
         return
+    _settle_killed_replacements(out, args.what)
     aside = None
     if existing_outputs([out]):
         # A folder simulate did not make is never offered --overwrite, which would refuse it.
@@ -143,6 +147,36 @@ def output_replaced(args, taxonomy):
         raise
     if aside is not None:
         shutil.rmtree(aside)
+
+
+def _settle_killed_replacements(out, what: str) -> None:
+    """What an ``--overwrite`` run killed outright (SIGKILL, the machine's memory) left: the
+    earlier output it set aside, ``.<OUT>.replaced-<pid>``, its process gone. Put back where
+    ``OUT`` is that run's unfinished output or gone (the rerun then finds the earlier output
+    in place, as a run stopped any other way leaves it), removed where ``OUT`` is whole (the
+    run was killed as it cleared it away); said either way. It lay hidden for good, as large
+    as a cartridge, and no rerun named it."""
+    import shutil
+
+    from ctcnet.core.processes import process_running
+
+    name = out.resolve().name
+    for aside in sorted(out.resolve().parent.glob(f".{name}.replaced-*")):
+        pid = aside.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or process_running(int(pid)) or not aside.is_dir():
+            continue
+        if out.is_dir() and not (out / UNFINISHED_MARK).is_file() and \
+                _simulated_by_us(out, what):
+            shutil.rmtree(aside, ignore_errors=True)
+            log.info("%s: removed %s, the earlier output a killed --overwrite run had "
+                     "replaced", out, aside.name)
+            continue
+        if out.is_dir() and (out / UNFINISHED_MARK).is_file():
+            shutil.rmtree(out)
+        if not out.exists():
+            aside.rename(out)
+            log.warning("%s: put back the earlier output that an --overwrite run, killed "
+                        "before it finished, had set aside (%s)", out, aside.name)
 
 
 def _made(out) -> None:

@@ -100,6 +100,34 @@ def test_simulate_refuses_an_existing_output_and_overwrite_replaces_it_whole(tmp
     assert tree(gallery) != before
 
 
+def test_the_earlier_output_a_killed_overwrite_set_aside_is_put_back_or_cleared(tmp_path,
+                                                                                 capsys):
+    """An --overwrite run killed outright left the earlier output hidden beside OUT for good
+    (.OUT.replaced-<pid>, as large as a cartridge): no rerun put it back or named it."""
+    import shutil
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    cart = tmp_path / "cart"
+    small = ["--frame-shape", "96x128", "--events", "4", "--clean"]
+    assert main(["simulate", "cartridge", str(cart), "--frames", "2", *small]) == 0
+    before = tree(cart)
+    aside = tmp_path / f".cart.replaced-{dead}"
+    # Killed while it wrote: the earlier output aside, its own half beside it, marked.
+    cart.rename(aside)
+    cart.mkdir()
+    (cart / "r00c00.tif").write_bytes(b"half a run")
+    (cart / ".ctcnet-simulate-unfinished").write_text("cartridge\n")
+    refused(capsys, cart, ["simulate", "cartridge", str(cart), "--frames", "1", *small])
+    assert tree(cart) == before and not aside.exists()
+    # Killed as it cleared the earlier output away: its own whole, the earlier one removed.
+    shutil.copytree(cart, aside)
+    refused(capsys, cart, ["simulate", "cartridge", str(cart), "--frames", "1", *small])
+    assert tree(cart) == before and not aside.exists()
+
+
 def test_an_overwrite_refused_deep_in_the_simulator_keeps_the_earlier_output(tmp_path, capsys):
     """Options the simulator itself refuses (a rate over 1, unknown classes of --counts):
     --overwrite had deleted the earlier output before, and wrote nothing. A run that fails
