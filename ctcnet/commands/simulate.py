@@ -6,7 +6,8 @@ of the earlier run stays mixed in with the new ones, and put back should the run
 stopped, which leaves nothing of its own), and only when it is an earlier ``ctcnet simulate``
 output (its ``dataset.json`` or ``cartridge.json`` says so) holding nothing simulate did not
 write: ``--overwrite`` never deletes a real scan, a lab's crops, or notes and crops added to
-a simulated set. A gallery's ``gallery_<class>.png`` files are replaced one by one.
+a simulated set. A gallery's ``gallery_<class>.png`` files are written as one: a run stopped
+part-way leaves none of its own and puts back those it replaced.
 """
 
 from __future__ import annotations

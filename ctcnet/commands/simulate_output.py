@@ -11,7 +11,12 @@ import os
 
 from ctcnet.core.paths import desktop_file
 from ctcnet.errors import MACHINE_ERRNOS, InputError
-from ctcnet.io.atomic import check_output_folder, existing_outputs, refuse_existing
+from ctcnet.io.atomic import (
+    check_output_folder,
+    existing_outputs,
+    refuse_existing,
+    written_together,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +98,16 @@ def output_replaced(args, taxonomy):
     out = Path(args.out)
     check_output_folder(out, "OUT folder")
     if args.what == "gallery":  # files in a folder that may hold other things
-        refuse_existing([out / f"gallery_{name}.png" for name in taxonomy.names],
-                        args.overwrite, "OUT folder")
+        files = [out / f"gallery_{name}.png" for name in taxonomy.names]
+        refuse_existing(files, args.overwrite, "OUT folder")
         _made(out)
-        yield
+        # As one: a run stopped after two classes' images left them, and its rerun was
+        # refused for them; the earlier images an --overwrite replaced are put back.
+        with written_together(replacing=files) as written:
+            try:
+                yield
+            finally:
+                written.extend(f for f in files if f.exists())
         return
     _settle_killed_replacements(out, args.what)
     aside = None

@@ -98,6 +98,27 @@ def test_simulate_refuses_an_existing_output_and_overwrite_replaces_it_whole(tmp
     assert tree(gallery) == before
     assert main([*args, "--seed", "2", "--overwrite"]) == 0
     assert tree(gallery) != before
+    # Stopped after its first class's image: none of its own left, the earlier ones back.
+    import ctcnet.simulate.gallery as drawing
+
+    replaced = tree(gallery)
+    real = drawing.write_simulated_gallery
+
+    def stopped(out, *a, **kw):  # (each image written whole, as the gallery's are)
+        from ctcnet.io.atomic import atomic_write_bytes
+
+        atomic_write_bytes(Path(out) / "gallery_ctc.png", b"a first class's image")
+        raise KeyboardInterrupt
+
+    drawing.write_simulated_gallery = stopped
+    try:
+        assert main([*args, "--seed", "3", "--overwrite"]) == 130
+        assert tree(gallery) == replaced
+        fresh = tmp_path / "fresh"
+        assert main(["simulate", "gallery", str(fresh), "--per-class", "1"]) == 130
+        assert not fresh.exists() or not any(fresh.iterdir())
+    finally:
+        drawing.write_simulated_gallery = real
 
 
 def test_the_earlier_output_a_killed_overwrite_set_aside_is_put_back_or_cleared(tmp_path,
