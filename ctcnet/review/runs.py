@@ -62,12 +62,13 @@ def load_sample(sample_dir: str | Path) -> tuple[pd.DataFrame, RunSummary]:
     if not summary_path.is_file() or not events_path.is_file():
         raise InputError("not a predict output folder (no summary.json / events.parquet)",
                          sample_dir)
+    summary = _summary_of(sample_dir)
     try:
-        summary = RunSummary.from_dict(json.loads(summary_path.read_text()))
         edited = summary.events_sha256 and file_sha256(events_path) != summary.events_sha256
         events = pd.read_parquet(events_path)
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise InputError(f"cannot read the predict outputs: {err}", sample_dir) from None
+        raise InputError(f"cannot read the predict outputs: events.parquet: {err}",
+                         sample_dir) from None
     if edited:  # the calls a review, an export or a crop cut would read are not the run's
         raise InputError("events.parquet was changed since predict wrote it (its SHA-256 is "
                          "not the one summary.json records: edited by hand?); rerun ctcnet "
@@ -87,11 +88,24 @@ def check_sample_folder(sample_dir: str | Path) -> None:
     """What :func:`load_sample` refuses of a sample folder without reading its events table:
     no summary, one that does not read, or another sample's outputs (copied or renamed)."""
     sample_dir = Path(sample_dir)
+    _refuse_another_samples(sample_dir, _summary_of(sample_dir))
+
+
+def _summary_of(sample_dir: Path) -> RunSummary:
+    """A sample folder's summary.json, refused naming it where it does not read as a run's
+    record (a hand edit: a field missing, a panel of null, a text where a number belongs
+    were tracebacks, or errors naming no file, in the review, crops and exports)."""
     try:
-        summary = RunSummary.from_dict(json.loads((sample_dir / "summary.json").read_text()))
-    except (OSError, ValueError, KeyError, TypeError) as err:
+        summary = RunSummary.read(sample_dir)  # (its errors name the file)
+        if not isinstance(summary.panel, dict) or not isinstance(
+                summary.panel.get("pixel_size_um"), (int, float)):
+            raise ValueError("summary.json: its panel is not a panel's record")
+        for name in ("blood_volume_ml", "blood_volume_processed_ml"):
+            if not isinstance(getattr(summary, name, None), (int, float, type(None))):
+                raise ValueError(f"summary.json: {name} is not a number")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise InputError(f"cannot read the predict outputs: {err}", sample_dir) from None
-    _refuse_another_samples(sample_dir, summary)
+    return summary
 
 
 def _refuse_another_samples(sample_dir: Path, summary: RunSummary) -> None:

@@ -1982,6 +1982,11 @@ def test_verify_says_a_summary_edited_by_hand_is_not_a_runs_record(results, tmp_
     assert main(["verify", "--results", str(out)]) == 1
     text = capsys.readouterr().out
     assert said in text and "FAILED: 1 of 1 sample(s)" in text
+    # The review, crops and exports refuse it in one line naming the file (a traceback, or
+    # an error naming none).
+    assert main(["crops", str(out), "--out", str(tmp_path / "crops")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "cannot read the predict outputs: summary.json: " in line, line
 
 
 def post_decision_offline(out):
