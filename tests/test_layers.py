@@ -24,3 +24,23 @@ def test_no_module_is_over_500_lines():
     long = {str(p.relative_to(REPO)): n for p in sorted((REPO / "ctcnet").rglob("*.py"))
             if (n := len(p.read_text().splitlines())) > 500}
     assert not long, f"modules over 500 lines: {long}"
+
+
+def test_every_text_file_ctcnet_reads_or_writes_names_its_encoding():
+    """Path.read_text/write_text without an encoding take the machine's locale's: under a
+    Latin-1 or ASCII locale a sign-off by "Zoë" was answered as saved but never reached
+    summary.json or index.html. The kernel's own /proc files are the exception."""
+    import ast
+
+    unnamed = []
+    for path in sorted((REPO / "ctcnet").rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        for node in ast.walk(ast.parse(source)):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("read_text", "write_text")):
+                continue
+            given = len(node.args) > (0 if node.func.attr == "read_text" else 1) or any(
+                k.arg == "encoding" for k in node.keywords)
+            if not given and "/proc" not in ast.get_source_segment(source, node.func.value):
+                unnamed.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert not unnamed, f"text read or written in the locale's encoding: {unnamed}"

@@ -40,7 +40,7 @@ def simulate_base_cartridge(root: Path, frames: int, settings: BenchSettings, se
     asked = {"frames": frames, "frame_shape": list(settings.frame_shape), "seed": seed,
              "events_per_frame": settings.events_per_frame}
     try:
-        same = marker.exists() and json.loads(stamp.read_text()) == asked
+        same = marker.exists() and json.loads(stamp.read_text(encoding="utf-8")) == asked
     except (OSError, ValueError):
         same = False
     if not same:
@@ -90,9 +90,9 @@ def linked_cartridge(base: Path, target: Path, frames: int, columns: int = 35, f
     # What it is made of: a --workdir kept between runs of other settings holds a cartridge of
     # this name made of another base's frames (a quick run's small ones), made again then.
     stamp = base / "simulated_with.json"
-    made_of = [str(base), stamp.read_text() if stamp.exists() else None]
+    made_of = [str(base), stamp.read_text(encoding="utf-8") if stamp.exists() else None]
     if info_path.exists():  # kept from an earlier run, perhaps from before the flag
-        info = json.loads(info_path.read_text())
+        info = json.loads(info_path.read_text(encoding="utf-8"))
         if info.get("made_of") == made_of:
             if info.get("repeated_frames") is not True:
                 atomic_write_text(info_path, json.dumps({**info, "repeated_frames": True},

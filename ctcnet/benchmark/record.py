@@ -37,7 +37,7 @@ def earlier_sections(out_dir: Path, sections, quick: bool,
     figures); a record that kept no digest is kept, said to be of the model it names, its
     digest not recorded. ``say``: warn of the sections not kept."""
     try:
-        old = json.loads((out_dir / "benchmarks.json").read_text())
+        old = json.loads((out_dir / "benchmarks.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}, {}
     if not isinstance(old, dict):  # no record: replaced, as one unreadable
@@ -80,7 +80,7 @@ def record_script_section(out_dir: str | Path, key: str, section: dict) -> None:
     ``out_dir/benchmarks.json``, which :func:`run_benchmark` keeps, and rewrite its
     ``benchmarks.md``."""
     out_dir = Path(out_dir)
-    whole = json.loads((out_dir / "benchmarks.json").read_text())
+    whole = json.loads((out_dir / "benchmarks.json").read_text(encoding="utf-8"))
     whole[key] = section
     atomic_write_text(out_dir / "benchmarks.json", json.dumps(whole, indent=2, default=str) + "\n")
     atomic_write_text(out_dir / "benchmarks.md", render_markdown(whole))
@@ -159,7 +159,8 @@ def run_benchmark(model_path: Path, out_dir: Path, settings: BenchSettings,
             training = bench_training(settings, spec)
             card = Path(model_path).with_suffix(".json")
             if card.exists():
-                training["shipped_model"] = json.loads(card.read_text()).get("training")
+                training["shipped_model"] = json.loads(
+                    card.read_text(encoding="utf-8")).get("training")
             record["training"] = training  # (saved whole with the rest, below)
             (record.get("kept_sections") or {}).pop("training", None)
         record["complete"] = True

@@ -266,7 +266,8 @@ def run_check(model: Path, baseline_path: Path, settings: StageCheckSettings | N
     work on a shared machine seldom hits the same stage twice. Each stage keeps its lowest
     multiple over the attempts."""
     settings = settings or StageCheckSettings()
-    baseline = json.loads(baseline_path.read_text()) if baseline_path.exists() else None
+    baseline = json.loads(baseline_path.read_text(encoding="utf-8")) \
+        if baseline_path.exists() else None
     if not record and baseline is None:
         log.error("stage check: no record at %s (make one with --record)", baseline_path)
         return 1

@@ -191,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(info.to_dict()))
             return 0
         card = info.folder / f"{info.name}.md"
-        print(card.read_text() if card.is_file() else _line(info))
+        print(card.read_text(encoding="utf-8") if card.is_file() else _line(info))
         return 0
     models = list_models()
     if args.json:

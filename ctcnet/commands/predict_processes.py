@@ -391,7 +391,7 @@ def die_with_parent() -> None:
 def read_share(path: str) -> list[str]:
     """A child's share of the inputs, as its parent wrote it."""
     try:
-        share = json.loads(Path(path).read_text())
+        share = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise InputError(f"cannot read this process's share of the inputs: {err}", path) from None
     return [str(p) for p in share]
@@ -438,7 +438,7 @@ def say_outcome(index: dict, out: Path, say=print) -> dict[str, str]:
             results[name] = {"status": "missing"}
             continue
         try:  # the whole summary (skipped frames, time, prior); the index's figures if not
-            summary = json.loads((out / entry["summary"]).read_text())
+            summary = json.loads((out / entry["summary"]).read_text(encoding="utf-8"))
         except (OSError, ValueError, KeyError):  # (a crop set's entry has no status)
             summary = entry if "status" in entry else {**entry, "crops": entry.get("events")}
         results[name] = summary

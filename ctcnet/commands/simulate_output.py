@@ -47,7 +47,7 @@ def _simulated_by_us(out, what: str) -> bool:
                                .startswith("ctcnet.simulate")),
                      "cartridge": ("cartridge.json", lambda d: d.get("simulated") is True)}[what]
     try:
-        data = json.loads((out / marker).read_text())
+        data = json.loads((out / marker).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     return isinstance(data, dict) and check(data)

@@ -138,7 +138,7 @@ def checkout_commit() -> str | None:
     git = root / ".git"
     if git.is_file():  # a worktree: "gitdir: <its folder in the main repository>"
         try:
-            text = git.read_text().strip()
+            text = git.read_text(encoding="utf-8").strip()
         except OSError:
             return None
         if not text.startswith("gitdir: "):
@@ -174,16 +174,16 @@ def _head_commit(git: Path) -> str | None:
     common = git
     try:
         if (git / "commondir").is_file():
-            common = (git / (git / "commondir").read_text().strip()).resolve()
-        head = (git / "HEAD").read_text().strip()
+            common = (git / (git / "commondir").read_text(encoding="utf-8").strip()).resolve()
+        head = (git / "HEAD").read_text(encoding="utf-8").strip()
         if not head.startswith("ref: "):
             return head or None  # a detached HEAD holds the commit itself
         ref = head[len("ref: "):]
         loose = common / ref
         if loose.is_file():
-            return loose.read_text().strip() or None
+            return loose.read_text(encoding="utf-8").strip() or None
         packed = common / "packed-refs"
-        for line in packed.read_text().splitlines() if packed.is_file() else ():
+        for line in packed.read_text(encoding="utf-8").splitlines() if packed.is_file() else ():
             commit, _, name = line.partition(" ")
             if name.strip() == ref:
                 return commit

@@ -102,7 +102,7 @@ def update_card(card_path, **entries) -> None:
     from pathlib import Path
 
     card_path = Path(card_path)
-    card = json.loads(card_path.read_text())
+    card = json.loads(card_path.read_text(encoding="utf-8"))
     card.update(entries)
     # The refits that call this rewrite the checkpoint beside the card: its size is read again.
     model_file = card_path.with_name(str(card.get("file", "")))

@@ -171,7 +171,7 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
         if parts.exists():
             shutil.rmtree(parts)
     try:
-        recorded = json.loads(signatures_file.read_text())
+        recorded = json.loads(signatures_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         recorded = {}
     current = frame_signatures(list(frames))
@@ -181,7 +181,7 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
     journal_agrees = False
     if manifest.exists():
         try:
-            previous = json.loads(manifest.read_text())
+            previous = json.loads(manifest.read_text(encoding="utf-8"))
         except ValueError:
             previous = None
         journal_agrees = previous == fingerprint or _same_scan_moved(
@@ -471,7 +471,7 @@ def mark_report(parts: Path, state: str) -> str | None:
     does no frame again."""
     path = parts / REPORT_STATE
     try:
-        before = json.loads(path.read_text()).get("report")
+        before = json.loads(path.read_text(encoding="utf-8")).get("report")
     except (OSError, ValueError, AttributeError):
         before = None
     if state != before:

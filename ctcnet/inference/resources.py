@@ -146,7 +146,7 @@ def children_peak_memory_mb() -> float:
     pids = set()
     for task in tasks:
         try:
-            pids.update((task / "children").read_text().split())
+            pids.update((task / "children").read_text(encoding="ascii").split())
         except OSError:
             continue
     for pid in pids:

@@ -76,7 +76,7 @@ def _set_aside_since(out: Path, name: str, summary: Path, read: dict | None) -> 
     file's time for a summary without either, which a review decision saved since moves): an
     output a run finished after the refusal is that run's."""
     try:
-        record = json.loads(_set_aside_file(out, name).read_text())
+        record = json.loads(_set_aside_file(out, name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     # Finished since it was refused, or (held by another run) since that run took it: that
@@ -90,7 +90,7 @@ def _set_aside_since(out: Path, name: str, summary: Path, read: dict | None) -> 
 def _read_summary(summary: Path) -> dict | None:
     """A summary.json as read, or None (no file, not readable, or no JSON object)."""
     try:
-        read = json.loads(summary.read_text())
+        read = json.loads(summary.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return read if isinstance(read, dict) else None
@@ -240,7 +240,7 @@ def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missi
         elif path.exists():
             # (one that cannot be read is read again, so that its error is raised)
             entry = output_entry(name, read if read is not None
-                                  else json.loads(path.read_text()), path)
+                                  else json.loads(path.read_text(encoding="utf-8")), path)
             if ended_early and counted_at(path, read, "finished_at") < since:
                 # Not reached tonight: missing, the earlier output kept beside (marked so).
                 entries.append({"name": name, "missing": True,

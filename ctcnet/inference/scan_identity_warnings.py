@@ -20,7 +20,7 @@ def warn_of_decisions_on_another_cartridge(out_dir: Path, cartridge: Cartridge) 
     that changed will be set aside (``ctcnet.review.decisions``); said now, while the person
     who ran it can still pick another ``--out``."""
     try:
-        earlier = json.loads((out_dir / "summary.json").read_text())
+        earlier = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
         before, digests = earlier.get("cartridge_id"), earlier.get("frame_digests") or {}
     except (OSError, ValueError, AttributeError):
         return

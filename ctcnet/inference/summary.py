@@ -252,7 +252,7 @@ class RunSummary:
     def read(cls, out_dir: str | Path) -> RunSummary:
         """The summary.json in ``out_dir`` (a ValueError names the file; the caller the folder)."""
         try:
-            return cls.from_dict(json.loads((Path(out_dir) / SUMMARY_FILE).read_text()))
+            return cls.from_dict(json.loads((Path(out_dir) / SUMMARY_FILE).read_bytes()))
         except ValueError as err:
             raise ValueError(f"{SUMMARY_FILE}: {err}") from None
 

@@ -451,5 +451,5 @@ def save_panel(panel: Panel, path: str | Path) -> None:
 
 def default_panel() -> Panel:
     """The panel shipped with ctcnet (``ctcnet/data/default_panel.json``)."""
-    text = resources.files("ctcnet.data").joinpath("default_panel.json").read_text()
+    text = resources.files("ctcnet.data").joinpath("default_panel.json").read_text(encoding="utf-8")
     return Panel.from_dict(json.loads(text))

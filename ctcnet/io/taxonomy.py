@@ -280,7 +280,7 @@ def load_taxonomy(source: str | Path | dict | list | Taxonomy | None = None, *,
 
 def default_taxonomy() -> Taxonomy:
     """The taxonomy shipped with ctcnet (``ctcnet/data/default_taxonomy.json``)."""
-    text = resources.files("ctcnet.data").joinpath("default_taxonomy.json").read_text()
+    text = resources.files("ctcnet.data").joinpath("default_taxonomy.json").read_text("utf-8")
     return Taxonomy.from_dict(json.loads(text))
 
 

@@ -251,7 +251,7 @@ def _read_card(path: Path) -> ModelInfo | None:
             not any((path.parent / f"{name}{s}").is_file() for s in WEIGHT_SUFFIXES):
         return None  # no card (a model file of a lab's own): nothing to warn of
     try:
-        card = json.loads(path.read_text())
+        card = json.loads(path.read_text(encoding="utf-8"))
         panel = Panel.from_dict(card["panel"], path)
         return ModelInfo(name, path.parent, panel, [str(c) for c in card["classes"]],
                          int(card["crop_size"]), card)
@@ -265,7 +265,7 @@ def _is_orphan_card(path: Path) -> bool:
     if any(path.with_suffix(s).exists() for s in WEIGHT_SUFFIXES) or not path.is_file():
         return False
     try:
-        card = json.loads(path.read_text())
+        card = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     return isinstance(card, dict) and "panel" in card and "classes" in card

@@ -341,7 +341,7 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
         atomic_write_text(out_dir / "index.html", page)
     else:  # rewritten as decisions are saved: renamed into place, see write_summary_and_page
         with atomic_path(out_dir / "index.html") as tmp:
-            tmp.write_text(page)
+            tmp.write_text(page, encoding="utf-8")
 
 
 def _made_by_text(made: dict | None) -> str:
@@ -398,4 +398,4 @@ def write_summary_and_page(out_dir: str | Path, summary: RunSummary,
     # Renamed into place, not fsync'd: review.csv (fsync'd per decision) is the record, and
     # these are made from it again at the next decision or server start.
     with atomic_path(out_dir / "summary.json") as tmp:
-        tmp.write_text(strict_json(data, indent=2) + "\n")
+        tmp.write_text(strict_json(data, indent=2) + "\n", encoding="utf-8")

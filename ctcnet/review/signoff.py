@@ -231,7 +231,7 @@ def _signoff_file(folder: Path, warn: bool = False) -> SignOff | None:
     or is not a sign-off."""
     path = folder / SIGNOFF_FILE
     try:
-        data = strict_loads(path.read_text())
+        data = strict_loads(path.read_text(encoding="utf-8"))
         return SignOff.from_dict(check_signoff(data))
     except FileNotFoundError:
         return None

@@ -205,7 +205,7 @@ class Sample(SampleImages):
             return
         self._signoff_seen = status
         try:
-            on_disk = json.loads((self.folder / "summary.json").read_text()).get("signoff")
+            on_disk = json.loads((self.folder / "summary.json").read_bytes()).get("signoff")
         except (OSError, ValueError):
             return  # said when the folder is read or written
         if (on_disk or {}).get("status") != status:
@@ -413,7 +413,7 @@ class Sample(SampleImages):
                     self.summary_now = self._summary_now(*counted)
                     return counted
                 self.summary_written = written_ns(self.folder / "summary.json")
-                on_disk = json.loads((self.folder / "summary.json").read_text())
+                on_disk = json.loads((self.folder / "summary.json").read_bytes())
                 refuse_broken_seals(on_disk)  # (said below, the file left as it lies)
                 summary = RunSummary.from_dict(on_disk)
                 fields = RunSummary.count_fields(self.tally)
