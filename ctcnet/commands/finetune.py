@@ -117,7 +117,8 @@ def result_line(record: dict, out) -> str:
         line += (f"; simulated test {sim['base']['macro_f1']:.4f} -> "
                  f"{sim['finetuned']['macro_f1']:.4f}")
     if record["calibration"].get("skipped"):
-        line += "; calibration skipped, the base model's kept (too few held-out crops)"
+        # (its own reason: too few held-out crops, or crops all called right already)
+        line += f"; calibration skipped, the base model's kept ({record['calibration']['skipped']})"
     elif record["calibration"]:
         from ctcnet.evaluation.recalibration import describe
 

@@ -622,10 +622,14 @@ def test_the_result_line_says_the_classes_held_out_lack_and_a_worse_model_is_war
     record = {"held_out": {"base": {"macro_f1": 0.8}, "finetuned": {"macro_f1": 0.7}},
               "held_out_calls": {"base": {"macro_f1": 0.7879}, "finetuned": {"macro_f1": 0.6667}},
               "data": {"held_out": {"per_class": {"ctc": 0, "emt_ctc": 20, "wbc": 0}}},
-              "simulated_test": {}, "calibration": {"skipped": "too few"}}
+              "simulated_test": {}, "calibration": {"skipped": "the crops are all called right"}}
     with caplog.at_level("WARNING"):
         line = result_line(record, "lab.pt")
     assert "0.7879 -> 0.6667" in line and "(the held-out crops hold no ctc, wbc)" in line
+    # The calibration's own reason, as the card and the warning give it ("too few held-out
+    # crops" whatever it was).
+    assert line.endswith("calibration skipped, the base model's kept (the crops are all "
+                         "called right)")
     assert "lab.pt: the fine-tuned model reads the held-out crops worse than its base " \
         "(0.7879 -> 0.6667)" in caplog.text
 
