@@ -62,13 +62,15 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
         # Decisions made, none signed: the counts above stay the model's until a sign-off.
         facts.append(f"{summary['reviewed']['reviewed']} event(s) decided, not signed off")
     # The guard holds a counted class's call out of the count; another call it flags (a
-    # possible missed CTC, one unlike the training data) is shown, nothing held back.
+    # possible missed CTC, one unlike the training data) is shown, nothing held back, and
+    # said beside the calls above, which do not hold it (summary.json's held and counts).
     reported = (summary.get("tally") or {}).get("reported") or COUNTED_CLASSES
     counted_held, flagged = held_apart(held, reported)
     if counted_held:
         facts.append(f"held for review by the guard ({named_counts(counted_held)})")
     if flagged:
-        facts.append(f"flagged for review by the guard ({named_counts(flagged)})")
+        facts.append("flagged for review by the guard, not in the calls above "
+                     f"({named_counts(flagged)})")
     # A therapy plane's figure (HER2), which the report and samples.csv carry: said here too.
     planes = (summary.get("unread_markers") or {}).get("planes") or {}
     above = [f"{name} {r['counted_ctcs_above']} of {r['counted_ctcs']}{unmeasured_text(r)}"

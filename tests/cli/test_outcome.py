@@ -72,7 +72,8 @@ def test_a_crop_sets_line_says_its_prior_and_no_status(tmp_path):
         "(ctc 1), 0.2 s -> out/imgs")
     # A debris call the guard flags (a possible missed CTC) is shown, not held from a count.
     flagged = {**summary, "held": {"ctc": 1, "debris": 3}}
-    assert "held for review by the guard (ctc 1), flagged for review by the guard (debris 3)," \
+    assert "held for review by the guard (ctc 1), flagged for review by the guard, not in " \
+        "the calls above (debris 3)," \
         in outcome_line("imgs", flagged, Path("out/imgs"))
     # --pixel-size auto: the scale the crops were read at, said where it is decided.
     estimated = {**summary, "pixel_size_um": 0.5303, "pixel_size_from": "estimated from the "
