@@ -45,6 +45,7 @@ import pandas as pd
 from ctcnet.core.said_once import first_time
 from ctcnet.errors import InputError
 from ctcnet.io.atomic import atomic_write_bytes, atomic_write_text, open_lock, open_own
+from ctcnet.review.decision_clock import dated_in_order
 from ctcnet.review.journal_seal import check_as_sealed, write_seal
 from ctcnet.review.matching import Matched, extend_match, match_decisions
 from ctcnet.review.runs import RunEvents
@@ -369,6 +370,7 @@ class DecisionLog:
             row = row[COLUMNS].reset_index(drop=True)
             if not row.dtypes.equals(_TYPED):  # rows made here are typed already
                 row = _parse_typed(row, self.path)
+            row = dated_in_order(row, self._table, self.path)
             # The file as it was, to go back to where its seal cannot be written (a full disk):
             # a decision answered "not saved" must not stand in the file all the same.
             rewrite = self._stamp == "none" or self._older or self._header != HEADER

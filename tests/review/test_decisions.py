@@ -93,6 +93,33 @@ def test_a_call_that_is_no_class_of_the_model_counts_for_nothing_and_is_said(tmp
     assert "tumour" in D.load_decisions(tmp_path, plain).decisions["reviewer_call"].tolist()
 
 
+def test_a_machine_clock_set_back_dates_no_decision_before_those_it_follows(tmp_path,
+                                                                             caplog):
+    """A review server a day behind dated its decisions before the journal's latest line and
+    the sign-off, and the sign-off's check then read ctcnet's own lines as added by hand:
+    each is dated no earlier than the latest, and the clock is said."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    events, run = tiny_run()
+    now = datetime(2026, 12, 7, 0, 41, 54, tzinfo=UTC)
+    D.record_decision(tmp_path, run, 1, "wbc", "a", now=now)
+    with caplog.at_level("WARNING"):
+        D.record_decision(tmp_path, run, 2, D.REJECTED, "a", now=now - timedelta(days=1))
+    assert D.read_decisions(tmp_path)["time"].tolist() == [now.isoformat(
+        timespec="microseconds")] * 2
+    assert "this machine's clock reads 2026-12-06T00:41:54" in caplog.text
+    signed = now + timedelta(seconds=1)
+    (tmp_path / "signoff.json").write_text(json.dumps({"signed_at": signed.isoformat()}))
+    D.record_decision(tmp_path, run, 3, "ctc", "a", now=now)
+    assert D.read_decisions(tmp_path)["time"].tolist()[-1] == signed.isoformat(
+        timespec="microseconds")
+    later = now + timedelta(minutes=5)  # a clock that is right: as it reads
+    D.record_decision(tmp_path, run, 0, "ctc", "a", now=later)
+    assert D.read_decisions(tmp_path)["time"].tolist()[-1] == later.isoformat(
+        timespec="microseconds")
+
+
 def test_decisions_match_a_rerun_by_position_and_keep_the_rest(tmp_path):
     events, run = tiny_run()
     D.record_decision(tmp_path, run, 0, "ctc", "a")
