@@ -13,7 +13,9 @@ closer than :data:`SAME_CLUSTER_UM` touch, and are one aggregate.
 :func:`hold_cluster_repeats` keeps the most confident of such a group in the count and holds
 the others for a person, with the guard's flag :data:`SAME_CLUSTER` (counted apart, on the
 review list beside the call it repeats, at the same place): a reviewer who finds two clusters
-after all confirms it, and it counts.
+after all confirms it, and it counts. So is a part of the cluster the network read as one more
+than as a CTC and the cartridge's prior filed as a CTC (the cluster counted, and its CTC again
+beside it).
 """
 
 from __future__ import annotations
@@ -30,14 +32,23 @@ SAME_CLUSTER = "same_cluster"
 def hold_cluster_repeats(events: pd.DataFrame, pixel_size_um: float | None,
                          reach_um: float = SAME_CLUSTER_UM) -> pd.DataFrame:
     """A labelled, guarded frame table (``class``, ``confidence``, ``guard``, ``review``,
-    ``x``, ``y``) with the counted cluster calls that repeat a more confident one nearer than
-    ``reach_um`` held (``guard`` :data:`SAME_CLUSTER`, ``review`` True); the table as it is
-    without a pixel size or two such calls."""
+    ``x``, ``y``; ``p_ctc``, ``p_cluster``) with the counted cluster calls that repeat a more
+    confident one nearer than ``reach_um`` held (``guard`` :data:`SAME_CLUSTER`, ``review``
+    True), and the counted ``ctc`` calls to which the network gives a cluster more than a CTC
+    that near a counted cluster; the table as it is without a pixel size or such calls."""
     if not pixel_size_um or "guard" not in events or not len(events):
         return events
     guard = events["guard"].fillna("").astype(str).to_numpy(object)
-    clusters = np.flatnonzero((events["class"].to_numpy(object) == "cluster") & (guard == ""))
-    if clusters.size < 2:
+    calls = events["class"].to_numpy(object)
+    clusters = np.flatnonzero((calls == "cluster") & (guard == ""))
+    # A part of a cluster the prior filed as a CTC (the network gives it a cluster more than
+    # a CTC): counted beside the cluster, one cluster gave a cluster and a CTC.
+    if {"p_ctc", "p_cluster"} <= set(events.columns):
+        seen = events["p_cluster"].to_numpy(np.float64) > events["p_ctc"].to_numpy(np.float64)
+    else:
+        seen = np.zeros(len(events), bool)
+    parts = np.flatnonzero((calls == "ctc") & seen & (guard == ""))
+    if clusters.size < 2 and not (clusters.size and parts.size):
         return events
     confidence = np.nan_to_num(events["confidence"].to_numpy(np.float64)[clusters], nan=-1.0)
     order = clusters[np.argsort(-confidence, kind="stable")]
@@ -49,6 +60,8 @@ def hold_cluster_repeats(events: pd.DataFrame, pixel_size_um: float | None,
             repeats.append(row)
         else:
             kept.append(row)
+    repeats += [row for row in parts
+                if any(np.hypot(*(xy[row] - xy[k])) < reach_um for k in kept)]
     if not repeats:
         return events
     events = events.copy()

@@ -31,3 +31,18 @@ def test_only_counted_cluster_calls_are_one_cluster():
     assert hold_cluster_repeats(events, 0.5)["guard"].tolist() == ["", "", "one_cell"]
     pair = frame([100.0, 110.0], ["cluster"] * 2, [0.9, 0.99])
     assert hold_cluster_repeats(pair, None) is pair
+
+
+def test_a_part_of_a_cluster_the_prior_filed_as_a_ctc_is_held_beside_it():
+    """A CTC-neutrophil cluster detected as two events: one called cluster, the other, to
+    which the network gave a cluster 0.99, filed as a CTC by the cartridge's prior and
+    counted beside it (one cluster, one CTC). Held as the cluster read again; a CTC the
+    network finds a CTC, or one far from any counted cluster, stays counted."""
+    events = frame([100.0, 123.0, 110.0, 300.0], ["cluster", "ctc", "ctc", "ctc"],
+                   [0.9, 0.6, 0.8, 0.6])
+    events["p_cluster"] = [0.95, 0.99, 0.1, 0.99]
+    events["p_ctc"] = [0.04, 0.01, 0.9, 0.01]
+    held = hold_cluster_repeats(events, 0.5)
+    assert held["guard"].tolist() == ["", SAME_CLUSTER, "", ""]
+    assert counted(held).tolist() == [True, False, True, True]
+    assert held["review"].tolist() == [False, True, False, False]

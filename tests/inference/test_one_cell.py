@@ -192,6 +192,27 @@ def test_on_a_cartridge_a_cluster_seen_on_one_cell_with_a_ctcs_markers_is_counte
     assert guard_events(cut, crops, proba, spec)["class"].eq("debris").all()
 
 
+def test_a_cluster_the_network_saw_is_one_ctc_only_on_one_cell_whatever_its_ctc(rng, spec):
+    """A wbc call the cartridge's prior made of a cluster the network gave 0.997 (a CTC 0.002,
+    a leukocyte 0.0007): the CTC "as likely as the call" spared the one-cell reading, and five
+    CTCs in one cluster were counted as one CTC. Two CTCs touching stay the prior's call
+    (shown as a possible CTC); one CTC alone is counted by its markers."""
+    from ctcnet.inference.guard import MARKERS_CTC, counted, guard_events
+
+    crops = np.stack([crop(rng, [((-7, 0), 7.5, 7, 0.0), ((7, 0), 7.5, 7, 0.0)]),
+                      crop(rng, [((0, 0), 8, 7.5, 0.0)])])
+    order = ["ctc", "wbc", "cluster", "debris"]
+    rows = [[0.0019, 0.00068, 0.997, 0.00042]] * 2
+    proba = np.array(rows)[:, [order.index(n) for n in spec.class_names]]
+    calls = ["wbc", "wbc"]
+    events = pd.DataFrame({"model_class": calls, "class": calls,
+                           "edge_cut": np.zeros(2, bool), "review": np.zeros(2, bool)})
+    out = guard_events(events, crops, proba, spec)
+    assert out["class"].tolist() == ["wbc", "ctc"]
+    assert out[MARKERS_CTC].tolist() == [False, True]
+    assert counted(out).tolist() == [False, True] and out["guard"].iloc[0] == "possible_ctc"
+
+
 def test_a_ctc_beside_a_bright_nucleus_is_not_taken_for_out_of_focus(rng, spec):
     """The focus check reads how wide a nucleus's edge is against the frame's leukocytes'. A
     CTC read whole with a brighter nucleus beside it (a neighbour pressed to it) reads a wide

@@ -336,13 +336,6 @@ class Evidence:
             return out | (self.is_kind(MISSED_CTC_CALLS) & (cluster >= self._proba_of_call) &
                           (cluster > self._proba_of("ctc")))
 
-    @cached_property
-    def ctc_as_likely(self) -> np.ndarray:
-        """The network gives a CTC at least the probability of the call (what
-        ``markers_overrule`` asks of a ``wbc`` or ``debris`` call its markers make a CTC)."""
-        with np.errstate(invalid="ignore"):
-            return self._proba_of("ctc") >= self._proba_of_call
-
     def _proba_of(self, name: str) -> np.ndarray:
         """The network's probability of class ``name`` per event (-inf: no such class)."""
         names = list(self.spec.class_names)
@@ -367,12 +360,13 @@ class Evidence:
     def markers_ctc(self, possible_ctc: np.ndarray, cd45: str | None = None) -> np.ndarray:
         """The CellSearch definition read off the markers (``marker_calls``): the first
         route's evidence on a ``wbc`` or ``debris`` call, which no network output enters; where
-        the network saw a cluster (:attr:`cluster_seen`) and no CTC as likely as its call,
-        the markers must also find one cell (:meth:`lone_ctc_cell`: a CTC beside a CD45-dim
-        lymphocyte the network took for a pair is not one CTC). ``cd45``: what more it asks
-        of CD45 over the CK area where the markers make a call (:data:`MARKERS_CD45`)."""
-        with np.errstate(invalid="ignore"):
-            first = possible_ctc & self.marker_route & (self.ctc_as_likely | ~self.cluster_seen)
+        the network saw a cluster (:attr:`cluster_seen`), the markers must also find one cell
+        (:meth:`lone_ctc_cell`: a CTC beside a CD45-dim lymphocyte the network took for a pair
+        is not one CTC, nor is a cluster of CTCs one). The network's CTC as likely as its call
+        once spared that: where it gave a cluster 0.997, a CTC 0.002 and a leukocyte 0.001,
+        five CTCs in one cluster were counted as one CTC. ``cd45``: what more it asks of CD45
+        over the CK area where the markers make a call (:data:`MARKERS_CD45`)."""
+        first = possible_ctc & self.marker_route & ~self.cluster_seen
         return (first | self.lone_ctc_cell()) & self._markers_call(cd45)
 
     def ctc_call_on_markers(self) -> np.ndarray:
