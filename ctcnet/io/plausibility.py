@@ -89,16 +89,31 @@ def plausibility_problems(cartridge) -> list[str]:
         problems.append(f"cartridge.json states pixel_size_um {float(stated):g}, but the frames "
                         f"are read at {px:g} (panel.json or the files' metadata): check which "
                         "is right")
-    return problems + channel_list_problems(cartridge.info, cartridge.panel.names)
+    return problems + channel_list_problems(cartridge.info, cartridge.panel.names,
+                                            by_file_name=_read_by_file_names(cartridge))
 
 
-def channel_list_problems(info: dict, names: list[str]) -> list[str]:
+def _read_by_file_names(cartridge) -> bool:
+    """Whether the cartridge's planes are files named by their markers (r00c00_CK.tif): read
+    by name, in whatever order panel.json lists them."""
+    from pathlib import Path
+
+    from ctcnet.io.sources.named import frame_stem
+
+    files = cartridge.frames[0].files if cartridge.frames else ()
+    return len(files) > 1 and all(isinstance(frame_stem(Path(f))[1], str) for f in files)
+
+
+def channel_list_problems(info: dict, names: list[str], by_file_name: bool = False
+                          ) -> list[str]:
     """A channel list cartridge.json states (:data:`CHANNEL_LIST_KEYS`: names, or entries with
     a ``name``) that puts another known marker (or another of panel.json's channels) where
     ``names`` (panel.json's, by which the frames are read) has one, compared as the one
     channel check compares names (``CD45-APC`` is CD45): the problem to say. None where no
     such list is stated, or it has another length or names the scanner's own (Ch1, Ch2: no
-    marker to compare)."""
+    marker to compare). ``by_file_name``: the planes are files named by their markers, read
+    by name: the lists' orders do not matter, only the markers they name (a correct sample
+    was made partial, its every count called in doubt)."""
     from ctcnet.io.panel import marker_key, marker_role
 
     ours = [marker_key(n) for n in names]  # (as the one channel check compares names)
@@ -108,8 +123,14 @@ def channel_list_problems(info: dict, names: list[str]) -> list[str]:
                   for e in (stated if isinstance(stated, list) else [])]
         if len(listed) != len(names) or not all(isinstance(n, str) for n in listed):
             continue
+        if by_file_name:  # (the same markers in another order: compared as sets)
+            listed_keys = [marker_key(n) for n in listed]
+            order = sorted(range(len(listed)), key=lambda i: listed_keys[i])
+            listed, ours_now = [listed[i] for i in order], sorted(ours)
+        else:
+            ours_now = ours
         if any(marker_key(n) != mine and (marker_role(n) != "unknown" or marker_key(n) in ours)
-               for n, mine in zip(listed, ours)):
+               for n, mine in zip(listed, ours_now)):
             return [f"cartridge.json lists the channels {listed} ({key_name}), but the frames "
                     f"are read as panel.json's {list(names)}: check which is right; where "
                     "panel.json is wrong, so is every count (its channel order corrected, run "

@@ -123,6 +123,20 @@ def test_a_channel_list_in_cartridge_json_other_than_panel_jsons_is_partial_and_
                                  names) == []
     assert channel_list_problems({"markers": [{"name": "Hoechst 33342"}, *names[1:]]},
                                  names) == []
+    # Planes in files named by their markers are read by name: another order is no problem
+    # (a correct sample was made partial), another marker still is.
+    from types import SimpleNamespace
+
+    from ctcnet.io.plausibility import _read_by_file_names
+
+    assert channel_list_problems({"channels": swapped}, names, by_file_name=True) == []
+    other = [*names[:-1], "EpCAM"]
+    assert channel_list_problems({"channels": other}, names, by_file_name=True)
+    named = SimpleNamespace(frames=[SimpleNamespace(files=["r00c00_Hoechst.tif",
+                                                           "r00c00_PanCK-PE.tif"])])
+    numbered = SimpleNamespace(frames=[SimpleNamespace(files=["r00c00_c0.tif",
+                                                              "r00c00_c1.tif"])])
+    assert _read_by_file_names(named) and not _read_by_file_names(numbered)
 
 
 def test_a_full_tube_is_still_ok(clean_run, cart):
