@@ -55,13 +55,14 @@ GUARD_FLAGS = {
               "marker of its own beyond what DAPI and CK leak into it)"),
     "out_of_focus": ("out of focus", "the nucleus's edge is blurred wider than the frame's "
                      "leukocytes' (out of the focal plane)"),
-    "one_cell": ("one cell", "a cluster call with one nucleus and no CD45, CD61 or CD66b "
-                 "attached: a single cell (a CTC taken for two?)"),
+    "one_cell": ("one cell", "a cluster call with one nucleus and no partner attached (no "
+                 "leukocyte or platelet marker of the panel round it): a single cell (a CTC "
+                 "taken for two?)"),
     "unusual": ("unlike training", "unlike the events the model was trained on"),
-    "same_cluster": ("same cluster again", "a cluster call within 20 um of a more confident "
-                     "one (the review page names it beside this one): one cluster that "
-                     "detection read twice, counted once (confirm it if these are two "
-                     "clusters)"),
+    "same_cluster": ("same cluster again", "a cluster call, or a CTC call the network read "
+                     "as a cluster more than a CTC, within 20 um of a more confident cluster "
+                     "(the review page names it beside this one): one cluster that detection "
+                     "read twice, counted once (confirm it if these are two)"),
     "possible_ctc": ("possible missed CTC", "a possible missed CTC (the markers of a CTC, or "
                      "the network still gives a CTC "
                      f"{100 * RULES.possible_ctc_proba:g} % or more)"),
