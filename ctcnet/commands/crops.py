@@ -157,23 +157,37 @@ def _cut_prefix(name: str, pid: int | None = None) -> str:
     import re
     import socket
 
-    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40]
+    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:24]
     return f".{name}.cut{os.getpid() if pid is None else pid}@{host}."
+
+
+# A cut no file was added to for this long, its process gone from this machine, is a killed
+# run's (a cut adds a crop every few milliseconds; a run in another container with this
+# machine's name, whose process this one cannot see, is still adding them).
+STALE_CUT_S = 15 * 60
 
 
 def _remove_killed_runs_cuts(out) -> None:
     """Remove the folders beside ``out`` that runs on this machine, killed outright (SIGKILL,
-    a power cut), left as they cut their crops (and their ``.old`` swap): each as large as a
-    cut, never cleaned and never said. Another machine's, or a running process's, stay."""
+    a power cut), left as they cut their crops: each as large as a cut, never cleaned and
+    never said. Another machine's, a running process's and a recent one stay; so does the
+    earlier ``--out`` a killed swap took out (``.old``: said, the only copy of those crops)."""
     import glob
+    import time
 
     from ctcnet.core.processes import process_running
 
     for left in out.parent.glob(f".{glob.escape(out.name)}.cut*@*"):
         pid = left.name[len(f".{out.name}.cut"):].split("@", 1)[0]
-        if not (pid.isdigit() and left.name.startswith(_cut_prefix(out.name, int(pid)))):
-            continue  # (another machine's, or not of this form)
-        if left.is_dir() and not left.is_symlink() and not process_running(int(pid)):
+        if not (pid.isdigit() and left.name.startswith(_cut_prefix(out.name, int(pid)))) \
+                or not left.is_dir() or left.is_symlink() or process_running(int(pid)):
+            continue  # (another machine's, not of this form, or its run at work)
+        if left.name.endswith(".old"):
+            log.warning("%s: %s holds the crops an interrupted --overwrite took out of it: "
+                        "move it back, or remove it", out, left)
+            continue
+        folders = [left, *(p for p in left.iterdir() if p.is_dir() and not p.is_symlink())]
+        if time.time() - max(f.stat().st_mtime for f in folders) > STALE_CUT_S:
             shutil.rmtree(left, ignore_errors=True)
             log.info("%s: removed %s, which a killed run left as it cut its crops", out,
                      left.name)

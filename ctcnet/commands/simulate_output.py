@@ -109,7 +109,7 @@ def output_replaced(args, taxonomy):
             finally:
                 written.extend(f for f in files if f.exists())
         return
-    _settle_killed_replacements(out, args.what)
+    _say_killed_replacements(out)
     aside = None
     if existing_outputs([out]):
         # A folder simulate did not make is never offered --overwrite, which would refuse it.
@@ -160,34 +160,22 @@ def output_replaced(args, taxonomy):
         shutil.rmtree(aside)
 
 
-def _settle_killed_replacements(out, what: str) -> None:
-    """What an ``--overwrite`` run killed outright (SIGKILL, the machine's memory) left: the
-    earlier output it set aside, ``.<OUT>.replaced-<pid>``, its process gone. Put back where
-    ``OUT`` is that run's unfinished output or gone (the rerun then finds the earlier output
-    in place, as a run stopped any other way leaves it), removed where ``OUT`` is whole (the
-    run was killed as it cleared it away); said either way. It lay hidden for good, as large
-    as a cartridge, and no rerun named it."""
-    import shutil
+def _say_killed_replacements(out) -> None:
+    """Say the earlier output an ``--overwrite`` run killed outright (SIGKILL, the machine's
+    memory) set aside, ``.<OUT>.replaced-<pid>``, its process gone from this machine: it lay
+    hidden for good, as large as a cartridge, and no rerun named it. Said, not moved: a run
+    on another machine sharing the folder (or in another container) may still be writing."""
+    import glob
 
     from ctcnet.core.processes import process_running
 
     name = out.resolve().name
-    for aside in sorted(out.resolve().parent.glob(f".{name}.replaced-*")):
+    for aside in sorted(out.resolve().parent.glob(f".{glob.escape(name)}.replaced-*")):
         pid = aside.name.rsplit("-", 1)[-1]
-        if not pid.isdigit() or process_running(int(pid)) or not aside.is_dir():
-            continue
-        if out.is_dir() and not (out / UNFINISHED_MARK).is_file() and \
-                _simulated_by_us(out, what):
-            shutil.rmtree(aside, ignore_errors=True)
-            log.info("%s: removed %s, the earlier output a killed --overwrite run had "
-                     "replaced", out, aside.name)
-            continue
-        if out.is_dir() and (out / UNFINISHED_MARK).is_file():
-            shutil.rmtree(out)
-        if not out.exists():
-            aside.rename(out)
-            log.warning("%s: put back the earlier output that an --overwrite run, killed "
-                        "before it finished, had set aside (%s)", out, aside.name)
+        if pid.isdigit() and aside.is_dir() and not process_running(int(pid)):
+            log.warning("%s: %s holds the earlier output an --overwrite run set aside and did "
+                        "not finish replacing (killed?): move it back to %s, or remove it",
+                        out, aside, out.name)
 
 
 def _made(out) -> None:

@@ -317,11 +317,14 @@ def _finish(root, index, spec, prior, backend, out_dir: Path, options: PredictOp
         warnings=list(said),
         timings_s={**reading.timings_s, "calls": time.perf_counter() - t0,
                    "total": sum(reading.timings_s.values()) + time.perf_counter() - t0})
-    _keep_one_of_other_settings(out_dir, summary)
-    # summary.json last, as a cartridge's: the sample is done once it is there. An earlier
-    # run's goes first (a Ctrl-C as the tables were written left it beside this run's calls,
-    # and one as the page was drawn called the sample done without its page).
-    (out_dir / SUMMARY_FILE).unlink(missing_ok=True)
+    # summary.json last, as a cartridge's: a first run's sample is done once it is there (a
+    # Ctrl-C as the page was drawn called it done without its page). An earlier run of other
+    # settings, kept in previous/, goes first with its page (a Ctrl-C as the tables were
+    # written left its summary and page beside this run's calls); one of the same settings
+    # holds for the same calls until this one replaces it.
+    if _keep_one_of_other_settings(out_dir, summary):
+        for name in (SUMMARY_FILE, "index.html"):
+            (out_dir / name).unlink(missing_ok=True)
     with atomic_path(out_dir / "predictions.parquet") as tmp:
         arrow = pa.Table.from_pandas(table, preserve_index=False)
         pq.write_table(arrow.replace_schema_metadata(with_output_format(arrow.schema).metadata),
@@ -340,15 +343,15 @@ CALL_SETTINGS = ("model_sha256", "prior", "decision_log_weights", "markers_decid
                  "pixel_size_um", "dataset")
 
 
-def _keep_one_of_other_settings(out_dir: Path, summary: CropRunSummary) -> None:
+def _keep_one_of_other_settings(out_dir: Path, summary: CropRunSummary) -> bool:
     """Where the folder holds a run of these crops made otherwise (another model, prior,
     pixel size, the markers taking part or not, the folder read from elsewhere), its summary
-    is kept in ``previous/`` as a cartridge's is, and said: replaced without a word, its
-    calls left no record."""
+    is kept in ``previous/`` as a cartridge's is, and said (replaced without a word, its
+    calls left no record); whether it was."""
     try:
         earlier = json.loads((out_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return
+        return False
     mine = summary.to_dict()
     differ = [k for k in CALL_SETTINGS if isinstance(earlier, dict) and k in earlier
               and earlier[k] != mine.get(k)]
@@ -357,3 +360,4 @@ def _keep_one_of_other_settings(out_dir: Path, summary: CropRunSummary) -> None:
         log.warning("%s: replaces a run of these crops made with another %s; its summary is "
                     "kept as %s", out_dir, ", ".join(differ),
                     kept.relative_to(out_dir) if kept else "nothing")
+    return bool(differ)

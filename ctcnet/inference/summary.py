@@ -253,7 +253,7 @@ class RunSummary:
         """The summary.json in ``out_dir`` (a ValueError names the file; the caller the folder)."""
         try:
             return cls.from_dict(json.loads((Path(out_dir) / SUMMARY_FILE).read_bytes()))
-        except ValueError as err:
+        except (ValueError, TypeError, KeyError, AttributeError) as err:  # (a field edited)
             raise ValueError(f"{SUMMARY_FILE}: {err}") from None
 
     @property

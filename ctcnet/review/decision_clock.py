@@ -17,9 +17,10 @@ log = logging.getLogger(__name__)
 
 def dated_in_order(rows: pd.DataFrame, journal: pd.DataFrame, path: Path) -> pd.DataFrame:
     """``rows`` (review.csv's columns, about to be appended to the journal at ``path``, whose
-    lines so far are ``journal``) with a ``time`` before the latest of the journal's lines or
-    the sign-off beside it (``signoff.json``'s ``signed_at``) moved up to that latest time,
-    said in a warning that names the machine's clock."""
+    last lines are ``journal``: lines are appended in time order, so its latest time is among
+    them) with a ``time`` before the latest of those lines or the sign-off beside it
+    (``signoff.json``'s ``signed_at``) moved up to that latest time, said in a warning that
+    names the machine's clock."""
     if not len(rows):
         return rows
     times = [_parsed(journal["time"]).max() if len(journal) else pd.NaT,

@@ -370,7 +370,9 @@ class DecisionLog:
             row = row[COLUMNS].reset_index(drop=True)
             if not row.dtypes.equals(_TYPED):  # rows made here are typed already
                 row = _parse_typed(row, self.path)
-            row = dated_in_order(row, self._table, self.path)
+            # (the journal's last lines: its latest time, without joining its parts whole)
+            row = dated_in_order(row, pd.concat([p.tail(1000) for p in self._parts]),
+                                 self.path)
             # The file as it was, to go back to where its seal cannot be written (a full disk):
             # a decision answered "not saved" must not stand in the file all the same.
             rewrite = self._stamp == "none" or self._older or self._header != HEADER

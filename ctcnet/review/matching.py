@@ -168,13 +168,16 @@ def match_decisions(table: pd.DataFrame, run: RunEvents) -> Matched:
     target = np.full(n, -1, np.int64)
     reason = np.full(n, "", dtype=object)
     table = table.reset_index(drop=True)  # a copy; rows are addressed by position
-    # History: rows a later row replaced attach to nothing and are reported as nothing.
-    replaced = superseded_rows(table, run.tolerance_px)
+    foreign = _not_a_call_of(table, run, reason)
+    # History: rows a later row replaced attach to nothing and are reported as nothing (a
+    # row whose call counts for nothing replaces none: it took a decision back unsaid).
+    replaced = np.zeros(n, bool)
+    replaced[~foreign] = superseded_rows(table[~foreign].reset_index(drop=True),
+                                         run.tolerance_px)
     known = table["event_id"].isin(run.events.index).to_numpy()
     keys = table["run_id"].to_numpy(dtype=object)
     legacy = keys == ""
     aside = _other_cartridge(table, run, reason)
-    foreign = _not_a_call_of(table, run, reason)
     made_here = (keys == run.run_id) & known & ~aside & ~foreign
     this_run = made_here & ~replaced
     target[this_run] = table["event_id"].to_numpy()[this_run]

@@ -67,10 +67,12 @@ def test_samples_of_other_channels_are_said_so_and_unreviewed_ones_not_weighed(
 
 def test_the_cut_a_killed_run_left_beside_out_is_removed_by_the_next(clean_run, tmp_path):
     """SIGKILL as the crops were cut left a hidden folder beside --out as large as the cut,
-    never cleaned and never said; each kill added one. A running one's, and another
-    machine's, stay."""
+    never cleaned and never said; each kill added one. A running one's, another machine's,
+    one added to lately and the earlier crops a killed swap took out stay."""
+    import os
     import subprocess
     import sys
+    import time
 
     from ctcnet import cli
     from ctcnet.commands.crops import _cut_prefix
@@ -82,11 +84,16 @@ def test_the_cut_a_killed_run_left_beside_out_is_removed_by_the_next(clean_run, 
     swapped = tmp_path / f"{killed.name}.old"
     running = tmp_path / f"{_cut_prefix('crops')}efgh5678"  # this process's
     elsewhere = tmp_path / ".crops.cut1@another-host.ijkl9012"
-    for folder in (killed, swapped, running, elsewhere):
+    recent = tmp_path / f"{_cut_prefix('crops', int(dead))}mnop3456"  # (another container's?)
+    for folder in (killed, swapped, running, elsewhere, recent):
         (folder / "ctc").mkdir(parents=True)
+    hour_ago = time.time() - 3600
+    for folder in (killed, killed / "ctc"):
+        os.utime(folder, (hour_ago, hour_ago))
     assert cli.main(["crops", str(clean_run["root"] / "clean"), "--out", str(out)]) == 0
-    assert not killed.exists() and not swapped.exists()
-    assert running.exists() and elsewhere.exists()
+    assert not killed.exists()
+    # The earlier crops an interrupted swap took out stay (said): their only copy.
+    assert swapped.exists() and running.exists() and elsewhere.exists() and recent.exists()
     assert (out / "dataset.json").is_file()
 
 

@@ -336,8 +336,12 @@ def test_a_crop_sets_summary_is_written_last_and_an_earlier_one_goes_first(crop_
     monkeypatch.setattr(run_report, "write_crop_set_page", stopped)
     with pytest.raises(KeyboardInterrupt):
         _run(crop_set, out, "ctcnet-core3", report=run_report)
-    assert not (out / "summary.json").exists()
+    assert not (out / "summary.json").exists() and not (out / "index.html").exists()
     assert (out / "previous").is_dir()  # the earlier run's summary, kept as it is replaced
+    # A first run stopped as its page is drawn leaves no summary calling it done.
+    with pytest.raises(KeyboardInterrupt):
+        _run(crop_set, tmp_path / "first", "ctcnet-default", report=run_report)
+    assert not (tmp_path / "first" / "summary.json").exists()
 
 
 def test_another_crop_folder_of_the_same_name_is_refused_not_written_over(crop_set, tmp_path,

@@ -87,6 +87,13 @@ def test_a_call_that_is_no_class_of_the_model_counts_for_nothing_and_is_said(tmp
     matched = D.load_decisions(tmp_path, run)
     assert matched.decisions["reviewer_call"].tolist() == ["wbc", "rejected"]
     (said,) = matched.unattached["reason"]
+    # On the event decided: the earlier decision stands (the row took it back unsaid).
+    with open(tmp_path / "review.csv", "a") as fh:
+        fh.write(line.replace(",wbc,a,", ",tumour,a,") + "\n")
+    matched = D.load_decisions(tmp_path, run)
+    assert matched.decisions.set_index("event_id")["reviewer_call"].to_dict() == {
+        1: "wbc", 2: "rejected"}
+    assert len(matched.unattached) == 2
     assert said == ("its call 'tumour' is none of the model's classes (ctc, wbc, cluster, "
                     "debris) nor a rejection: not counted")
     # Unchecked where the run names no classes (a caller's own table).

@@ -105,8 +105,9 @@ def markers_overrule(model_class: np.ndarray, markers_ctc: np.ndarray, proba: np
     (0.75) or more before the prior (a cluster only where the markers read one cell,
     :meth:`~.evidence.Evidence.lone_ctc_cell`: a cluster is a CTC with a partner or a second
     cell): on full-size cartridges 41 of the 49 debris calls those markers make CTCs were bare
-    nuclei and CK+ blobs, most at lower p(ctc). The other calls with those markers stay
-    possible CTCs for a person."""
+    nuclei and CK+ blobs, most at lower p(ctc). Where the network gives a cluster more than a
+    CTC, ``markers_ctc`` already asks for one cell (:meth:`~.evidence.Evidence.markers_ctc`).
+    The other calls with those markers stay possible CTCs for a person."""
     names = list(class_names)
     if not _of_kind("ctc", names, kinds) or not len(model_class):
         return np.zeros(len(model_class), bool)
