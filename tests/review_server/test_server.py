@@ -1973,7 +1973,7 @@ def test_verify_says_a_summary_edited_by_hand_is_not_a_runs_record(results, tmp_
 
     out = tmp_path / "results"
     shutil.copytree(results / "results", out)
-    assert post_decision_offline(out) is None
+    decide_one_offline(out)
     path = out / "P001" / "summary.json"
     data = json.loads(path.read_text())
     edit(data)
@@ -1989,7 +1989,7 @@ def test_verify_says_a_summary_edited_by_hand_is_not_a_runs_record(results, tmp_
     assert "cannot read the predict outputs: summary.json: " in line, line
 
 
-def post_decision_offline(out):
+def decide_one_offline(out):
     """One decision on the sample, as a reviewer's (so the review's counts are checked)."""
     server = make_server(out, port=0, reviewer="tester", warm_up=False)
     try:
