@@ -6,7 +6,6 @@ still, so an export read as current what it lacked."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -44,9 +43,9 @@ def _parsed(times: pd.Series) -> pd.Series:
 
 
 def _signed_at(folder: Path) -> str | None:
-    """signoff.json's ``signed_at`` (None where there is none, or it does not read)."""
-    try:
-        signed = json.loads((folder / "signoff.json").read_bytes()).get("signed_at")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return signed if isinstance(signed, str) else None
+    """The sample's latest sign-off's ``signed_at`` (None where it has none)."""
+    # (here, not at the top: the sign-off's module reads the decisions this one dates)
+    from ctcnet.review.signoff import read_signoff
+
+    signed = read_signoff(folder)
+    return None if signed is None else signed.signed_at

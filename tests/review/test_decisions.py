@@ -105,7 +105,6 @@ def test_a_machine_clock_set_back_dates_no_decision_before_those_it_follows(tmp_
     """A review server a day behind dated its decisions before the journal's latest line and
     the sign-off, and the sign-off's check then read ctcnet's own lines as added by hand:
     each is dated no earlier than the latest, and the clock is said."""
-    import json
     from datetime import UTC, datetime, timedelta
 
     events, run = tiny_run()
@@ -117,7 +116,11 @@ def test_a_machine_clock_set_back_dates_no_decision_before_those_it_follows(tmp_
         timespec="microseconds")] * 2
     assert "this machine's clock reads 2026-12-06T00:41:54" in caplog.text
     signed = now + timedelta(seconds=1)
-    (tmp_path / "signoff.json").write_text(json.dumps({"signed_at": signed.isoformat()}))
+    from ctcnet.review.signoff import SignOff, write_signoff
+
+    write_signoff(tmp_path, SignOff(reviewer="a", signed_at=signed.isoformat(),
+                                    run_id=run.run_id, cartridge_id=None, decided=2,
+                                    unreviewed=0, after_review_per_7_5_ml={}, journal_rows=2))
     D.record_decision(tmp_path, run, 3, "ctc", "a", now=now)
     assert D.read_decisions(tmp_path)["time"].tolist()[-1] == signed.isoformat(
         timespec="microseconds")
