@@ -96,16 +96,15 @@ def _summary_of(sample_dir: Path) -> RunSummary:
     record (a hand edit: a field missing, a panel of null, a text where a number belongs
     were tracebacks, or errors naming no file, in the review, crops and exports)."""
     try:
-        summary = RunSummary.from_dict(json.loads((sample_dir / "summary.json").read_bytes()))
+        summary = RunSummary.read(sample_dir)  # (its errors name the file)
         if not isinstance(summary.panel, dict) or not isinstance(
                 summary.panel.get("pixel_size_um"), (int, float)):
-            raise ValueError("its panel is not a panel's record")
+            raise ValueError("summary.json: its panel is not a panel's record")
         for name in ("blood_volume_ml", "blood_volume_processed_ml"):
             if not isinstance(getattr(summary, name, None), (int, float, type(None))):
-                raise ValueError(f"{name} is not a number")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-        raise InputError(f"cannot read the predict outputs: summary.json: {err}",
-                         sample_dir) from None
+                raise ValueError(f"summary.json: {name} is not a number")
+    except (OSError, ValueError) as err:
+        raise InputError(f"cannot read the predict outputs: {err}", sample_dir) from None
     return summary
 
 

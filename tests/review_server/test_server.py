@@ -1826,8 +1826,9 @@ def test_the_server_says_at_its_start_what_its_pages_will_refuse(results, tmp_pa
     assert os.path.exists(summary["input"])
     monkeypatch.setattr(app_module.os, "access", lambda path, mode: False)
     moved = tmp_path / "moved"
+    read = app_module.RunSummary.read
     monkeypatch.setattr(app_module.RunSummary, "read", classmethod(
-        lambda cls, folder: type("S", (), {"input": str(moved)})()))
+        lambda cls, folder: dataclasses.replace(read(folder), input=str(moved))))
     with caplog.at_level("WARNING"):
         server = make_server(out, 0, warm_up=False)
         server.server_close()
