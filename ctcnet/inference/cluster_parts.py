@@ -55,13 +55,13 @@ def hold_cluster_repeats(events: pd.DataFrame, pixel_size_um: float | None,
     xy = events[["x", "y"]].to_numpy(np.float64) * float(pixel_size_um)
     kept: list[int] = []
     repeats: list[int] = []
+
+    def near_a_kept_cluster(row: int) -> bool:
+        return any(np.hypot(*(xy[row] - xy[k])) < reach_um for k in kept)
+
     for row in order:
-        if any(np.hypot(*(xy[row] - xy[k])) < reach_um for k in kept):
-            repeats.append(row)
-        else:
-            kept.append(row)
-    repeats += [row for row in parts
-                if any(np.hypot(*(xy[row] - xy[k])) < reach_um for k in kept)]
+        (repeats if near_a_kept_cluster(row) else kept).append(row)
+    repeats += [row for row in parts if near_a_kept_cluster(row)]
     if not repeats:
         return events
     events = events.copy()
