@@ -280,8 +280,10 @@ def run_check(model: Path, baseline_path: Path, settings: StageCheckSettings | N
         with tempfile.TemporaryDirectory(prefix="ctcnet-stage-check-") as tmp:
             latest = measure_ratios(model, settings, Path(tmp))
         if result is not None:  # each stage's least disturbed measurement
-            earlier = set()  # (the stages kept from an earlier attempt, marked: their ms/event
-            for stage, ratio in result["ratios"].items():  # at that attempt's model floor)
+            # The stages kept from an earlier attempt, marked: their ms/event are at that
+            # attempt's model floor.
+            earlier = set()
+            for stage, ratio in result["ratios"].items():
                 if latest["ratios"].get(stage, ratio) > ratio:
                     latest["ratios"][stage] = ratio
                     earlier.add(stage)
