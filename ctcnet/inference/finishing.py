@@ -32,6 +32,7 @@ from ctcnet.inference.guard import guard_events
 from ctcnet.inference.journal import write_part
 from ctcnet.inference.marker_fusion import scan_fusion_role
 from ctcnet.inference.scan_fusion import fused_labels, marked_fused
+from ctcnet.inference.scan_leak_hold import with_leak_needed
 from ctcnet.inference.tables import empty_frame_table, label_events
 from ctcnet.io.scan import Cartridge
 from ctcnet.nn.spec import ModelSpec
@@ -52,7 +53,8 @@ class Finishing:
 def finish_frame(job: Finishing, work, proba) -> tuple[int, float, float]:
     """A classified frame finished: its events labelled with the calls (the model's scan
     fusion taking part), the marker guard's flags, merged objects' members resolved, a cluster
-    read twice counted once (:mod:`ctcnet.inference.cluster_parts`), its part
+    read twice counted once (:mod:`ctcnet.inference.cluster_parts`), the CK leak each counted
+    CTC's CD45 needs (:mod:`ctcnet.inference.scan_leak_hold`), its part
     written to the journal and its record kept beside it. ``work``: the frame's
     :class:`~ctcnet.inference.frames.FrameWork`; ``proba``: its events' probabilities.
     Returns (events, the guard's seconds, writing's seconds)."""
@@ -64,6 +66,8 @@ def finish_frame(job: Finishing, work, proba) -> tuple[int, float, float]:
                           start=work.guard_start)
     events, crop_rows = resolve_alternates(events, job.spec.taxonomy.reported_classes())
     events = hold_cluster_repeats(events, job.pixel_size_um)
+    # What CK leak each counted CTC's CD45 needs: held once the scan's leak is known.
+    events = with_leak_needed(events, work.guard_start, crop_rows)
     t1 = time.perf_counter()
     # The events whose crops the review gallery may show: a capped share per category.
     write_part(job.parts, work.frame.frame_id, events, work.crops,
@@ -81,8 +85,9 @@ def no_events_table(cartridge: Cartridge, spec: ModelSpec, edge_class: str | Non
     role = scan_fusion_role(spec)
     events = label_events(empty_frame_table(cartridge), proba, spec, edge_class,
                           band_proba=proba if role == "review" else None)
-    events = guard_events(marked_fused(events, np.zeros(0, bool) if role else None), None,
-                          proba, spec)
+    events = with_leak_needed(guard_events(
+        marked_fused(events, np.zeros(0, bool) if role else None), None, proba, spec),
+        None, None)
     # An empty object column has no type in Arrow; a frame's calls and flags are strings.
     return events.astype({c: "str" for c in events if events[c].dtype == object})
 

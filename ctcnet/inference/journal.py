@@ -40,6 +40,7 @@ from ctcnet.inference.run_differences import (
     overwrite_advice,
     what_differs,
 )
+from ctcnet.inference.scan_leak_hold import LEAK_NEEDED
 from ctcnet.inference.summary import (
     SUMMARY_FILE,
     keep_previous_summary,
@@ -57,7 +58,7 @@ PARTS_DIR = "parts"
 # earlier ctcnet) is refused, not mixed in: the events files are assembled from every part
 # under one schema.
 TABLE_COLUMNS = ["filed_by_prior", "guard", "markers_ctc", "markers_vouch",
-                 "cluster_partner", *TABLE_MEASURES]
+                 "cluster_partner", *TABLE_MEASURES, LEAK_NEEDED]
 
 log = logging.getLogger(__name__)
 

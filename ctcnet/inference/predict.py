@@ -107,6 +107,7 @@ from ctcnet.inference.scan_identity_warnings import (
     warn_of_decisions_on_another_cartridge,
     warn_of_the_same_scans_under_other_names,
 )
+from ctcnet.inference.scan_leak_hold import ScanLeakHold, ctc_cd45_allowance
 from ctcnet.inference.spillover import wants_compensation
 from ctcnet.inference.summary import SUMMARY_FILE, CropRunSummary, RunSummary, drop_stale_summary
 from ctcnet.io.atomic import exclusive_folder, remove_stale_temporaries
@@ -194,8 +195,7 @@ def start_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | P
     except BaseException as err:
         if isinstance(err, OSError):  # a write that failed (a refusal changed nothing):
             with contextlib.suppress(OSError):  # (a read-only disk: its own error goes first)
-                # No earlier "ok" stays beside tables this run changed; one of the tables
-                # still there stands.
+                # No earlier "ok" stays beside tables this run changed (one still there stands).
                 drop_stale_summary(out_dir)
         lock.close()
         if isinstance(err, OSError) and err.errno in _NOT_WRITABLE + _BLOCKED and \
@@ -323,17 +323,18 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
                          f"{', ...' if len(lost) > 3 else ''}) vanished while the run went on "
                          "(the output folder deleted or moved?); nothing was counted without "
                          "them: rerun to redo them", out_dir)
+    # The frames' digests, and their notes (saturation) as problems: the sample is partial.
+    cartridge, digests, checked, signs, made, journal_s = with_frame_records(
+        cartridge, parts, skipped, spec, job.made_by, read_now={f.frame_id for f in todo})
+    hold = ScanLeakHold(ctc_cd45_allowance(checked, spec.panel))  # CTC calls CD45 shows
     t0 = time.perf_counter()
     events, events_sha256, counted_before = tables_from_journal(
         out_dir, parts, cartridge, earlier, options.overwrite,
-        lambda: no_events_table(cartridge, spec, job.edge_class))
+        lambda: no_events_table(cartridge, spec, job.edge_class), hold)
     gallery = journal_gallery(parts, cartridge.frames)
     release_free_memory()  # what reading the journal and writing the tables left in the heap
     seconds["write"] += time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - t_start  # (this run's: see journal_timings_s)
-    # The frames' digests, and their notes (saturation) as problems: the sample is partial.
-    cartridge, digests, checked, signs, made, journal_s = with_frame_records(
-        cartridge, parts, skipped, spec, job.made_by, read_now={f.frame_id for f in todo})
     cartridge = with_dropped_plane_problems(cartridge, spec, options.detect)
     summary = build_summary(cartridge, backend, events, skipped, len(cartridge.frames) - len(todo),
                             seconds, options, spec, prior, new_events=n_events,
@@ -342,7 +343,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
         spillover, digests, journal_s
     summary.frame_device, summary.frames_made_by = device_name, made
     summary.frame_pool = "processes" if in_processes else "threads" if workers else "inline"
-    summary.leak_check, summary.metadata_check = checked, signs
+    summary.leak_check, summary.metadata_check = {**checked, **hold.record()}, signs
     summary.ground_truth = compare_with_ground_truth(cartridge, events, spec, skipped)
     summary.run_fingerprint = fingerprint  # the journal's, as open_journal recorded it
     summary.events_sha256, summary.output_folder = events_sha256, out_dir.name

@@ -340,11 +340,13 @@ def _forget_kept(folder: Path, kept: Path) -> None:
 
 
 def tables_from_journal(out_dir: Path, parts: Path, cartridge, earlier: EarlierRun,
-                        overwrite: bool, empty_table) -> tuple:
+                        overwrite: bool, empty_table, held=None) -> tuple:
     """The sample's events tables written from its journal: (events, their SHA-256, the
     earlier counts' time where the tables are the earlier run's, else None). New tables:
     what they replace is kept aside; the same tables: their counts' time stands.
-    ``empty_table()``: the table of a sample without events (every column)."""
+    ``empty_table()``: the table of a sample without events (every column); ``held``: what
+    each frame's journaled table is passed through first (the calls its scan holds:
+    :class:`~ctcnet.inference.scan_leak_hold.ScanLeakHold`)."""
     earlier.keep_if_volume_moved(out_dir, cartridge.sample_id, cartridge.blood_volume_ml)
     earlier.keep_if_record_moved(out_dir, cartridge.sample_id, unread_keys(cartridge.info))
     counted_before = earlier.settle(out_dir, out_dir.name, parts,
@@ -360,6 +362,7 @@ def tables_from_journal(out_dir: Path, parts: Path, cartridge, earlier: EarlierR
             withdraw_report_page(out_dir, None, "its frames changed since the run it "
                                  "replaces, or that run did not finish")
     tables = journal_tables(parts, cartridge.frames)
+    tables = tables if held is None else map(held, tables)
     first = next(tables, None)
     if first is None:  # no events at all: the files still get every column
         first = empty_table()

@@ -152,6 +152,32 @@ def test_resume_after_interruption_loses_and_duplicates_nothing(setup, tmp_path)
     assert setup["ref"].leak_check["beyond"] == []
 
 
+def test_ctc_calls_needing_more_leak_than_the_scan_allows_are_held_not_counted(
+        setup, tmp_path, monkeypatch):
+    """Every counted ``ctc`` call carries the CK leak its CD45 needs; with the scan's allowance
+    under it, the call is held as ``cd45_positive``: shown, out of the count, said in the
+    summary's leak check. (The reference run holds none it should not.)"""
+    ref = read_events(setup["ref_dir"])
+    allowance = setup["ref"].leak_check["ctc_cd45_allowance"]
+    counted = ref[(ref["class"] == "ctc") & (ref["guard"] == "")]
+    assert len(counted) and counted["cd45_leak_needed"].notna().all()
+    assert ref.loc[ref["cd45_leak_needed"].notna(), "class"].eq("ctc").all()
+    if allowance is not None:
+        assert (counted["cd45_leak_needed"] <= allowance).all()
+    monkeypatch.setattr("ctcnet.inference.predict.ctc_cd45_allowance",
+                        lambda checked, panel: -1.0)  # (every reading over it)
+    summary = predict_cartridge(setup["cart"], setup["backend"], tmp_path / "run",
+                                PredictOptions(**QUIET))
+    events = read_events(tmp_path / "run")
+    held = events["guard"].eq("cd45_positive") & events["cd45_leak_needed"].notna()
+    assert held.sum() == len(counted) == summary.leak_check["ctc_held_over_leak"]
+    assert events.loc[held, "review"].all() and events.loc[held, "class"].eq("ctc").all()
+    assert summary.counts["ctc"] == 0 < setup["ref"].counts["ctc"]
+    assert summary.leak_check["ctc_cd45_allowance"] == -1.0
+    on_disk = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert on_disk["counts"]["ctc"] == 0
+
+
 def test_a_scan_whose_ck_leaks_past_the_guards_allowance_is_warned_of(setup, tmp_path,
                                                                        caplog):
     """An instrument whose CK leaks 30 % into CD45 (the guard allows 12 %): the run measures

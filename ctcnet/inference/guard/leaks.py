@@ -30,7 +30,8 @@ def marker_excess(signal: np.ndarray, noise: np.ndarray, clipped: np.ndarray,
     ``noise`` units, (N, C)) once leaks are taken off.
 
     A dye may leak into a target channel as a copy of its own pattern at up to ``max_leaks``
-    of its counts (one per target: a share, or (N,) shares per crop): fit the target over the
+    of its counts (one per target: a share, (N,) shares per crop, or (N, K) per crop and
+    source, where one source's leak is known apart from the others'): fit the target over the
     disk as a sum of the ``sources`` channels (least squares, each share clipped to [0, that
     allowance]) and keep what is left beyond ``COPY_MISMATCH`` of the fitted copy. A real CD45
     membrane has its own pattern (or, on a CK+CD45+ leukocyte, a ratio no leak has). The
@@ -45,8 +46,8 @@ def marker_excess(signal: np.ndarray, noise: np.ndarray, clipped: np.ndarray,
         + 1e-6
     wanted = [signal[:, t][:, disk] * usable[:, 0] for t in targets]  # (N, P) each
     rhs = np.concatenate([np.einsum("nip,np->ni", leaking, w) for w in wanted])
-    n = len(signal)
-    high = np.concatenate([np.broadcast_to(np.asarray(m, rhs.dtype), n) for m in max_leaks])
+    n, k = len(signal), len(sources)
+    high = np.concatenate([_per_source(np.asarray(m, rhs.dtype), n, k) for m in max_leaks])
     shares = box_least_squares(np.concatenate([gram] * len(targets)), rhs, 0.0, high)
     excess = []
     for j, (target, target_wanted) in enumerate(zip(targets, wanted)):
@@ -54,6 +55,11 @@ def marker_excess(signal: np.ndarray, noise: np.ndarray, clipped: np.ndarray,
         residual = beyond_mismatch(target_wanted - copy, copy)
         excess.append((residual / noise[:, target, None]).astype(np.float32))
     return excess
+
+
+def _per_source(allowance: np.ndarray, n: int, k: int) -> np.ndarray:
+    """(N, K) shares from one share, (N,) per crop or (N, K) per crop and source."""
+    return np.broadcast_to(allowance[:, None] if allowance.ndim == 1 else allowance, (n, k))
 
 
 def beyond_mismatch(residual: np.ndarray, copy: np.ndarray) -> np.ndarray:
@@ -66,7 +72,8 @@ def beyond_mismatch(residual: np.ndarray, copy: np.ndarray) -> np.ndarray:
 def box_least_squares(gram: np.ndarray, rhs: np.ndarray, low: float,
                       high: float | np.ndarray, sweeps: int = 60) -> np.ndarray:
     """Per row, ``argmin_s |A s - t|^2`` with every ``s_i`` in ``[low, high]`` (``high``: one
-    bound, or (N,) bounds per row), from the normal equations (``gram`` = A'A (N, K, K),
+    bound, (N,) bounds per row or (N, K) per row and share), from the normal equations
+    (``gram`` = A'A (N, K, K),
     ``rhs`` = A't (N, K)); cyclic coordinate descent, all rows at once.
 
     Solving unconstrained and clipping afterwards is not this: the nucleus and the cytoplasm
@@ -74,25 +81,25 @@ def box_least_squares(gram: np.ndarray, rhs: np.ndarray, low: float,
     other wrong (a bright CTC's 10 % CK leak then reads as CD45).
     """
     n, k = rhs.shape
-    high = np.broadcast_to(np.asarray(high, rhs.dtype), (n,))
+    high = _per_source(np.asarray(high, rhs.dtype), n, k)
     diag = np.maximum(np.einsum("nii->ni", gram), 1e-12)
-    share = np.clip(rhs / diag, low, high[:, None])
+    share = np.clip(rhs / diag, low, high)
     # The loop runs sweeps x K times on a frame's few rows, so its cost is numpy's per-call
     # overhead: each coordinate's columns are taken out once, and each step works in place.
-    own = [(gram[:, i], gram[:, i, i].copy(), rhs[:, i].copy(), diag[:, i].copy())
-           for i in range(k)]
+    own = [(gram[:, i], gram[:, i, i].copy(), rhs[:, i].copy(), diag[:, i].copy(),
+            np.ascontiguousarray(high[:, i])) for i in range(k)]
     before, bits = np.empty_like(share), f"i{share.dtype.itemsize}"
     for sweep in range(sweeps):
         check = sweep % CONVERGED_CHECK == CONVERGED_CHECK - 1
         if check:
             np.copyto(before, share)
-        for i, (row, gram_ii, rhs_i, diag_i) in enumerate(own):
+        for i, (row, gram_ii, rhs_i, diag_i, high_i) in enumerate(own):
             rest = np.einsum("nj,nj->n", row, share)
             rest -= gram_ii * share[:, i]
             np.subtract(rhs_i, rest, out=rest)
             rest /= diag_i
             np.maximum(rest, low, out=rest)
-            np.minimum(rest, high, out=share[:, i])
+            np.minimum(rest, high_i, out=share[:, i])
         # A sweep that leaves every share bit for bit as it was reads the same shares in every
         # sweep after it, so they would change nothing: the same numbers, sooner (a third of
         # a frame's fits settle within 30 sweeps). Bits, not ==: -0.0 == 0.0.

@@ -183,6 +183,20 @@ class GuardRules:
         ``max_leak`` (:meth:`leak_cap`). 1.2: on a simulated scanner whose CK leaks 30 % into
         CD45 (``scripts/adaptation_curve.py``), the per-CTC ratios read 0.29-0.36 (10th to
         90th percentile, median 0.31) and its CK+ leukocytes' 0.42 and more (median 1.5).
+    scan_leak_margin
+        On a scan whose CK leak into CD45 was measured (``spillover.leak_check``), a counted
+        ``ctc`` call whose CD45 needs more than this multiple of that leak to read negative
+        (``cd45_leak_needed``) is held as ``cd45_positive``
+        (:mod:`ctcnet.inference.scan_leak_hold`). 1.3: on the 20 counting cartridges (10
+        frames, measured leaks 0.001-0.097) every counted true CTC needs at most 0.97x its
+        scan's leak; the measured leak reads 0.88x the true one at worst over 0.01, while
+        CK+CD45+ cells painted into scans need 1.4-6x.
+    scan_leak_floor
+        ... and never less than this share of CK's counts: under a leak of 1-2 % the measured
+        leak may read half the true one (0.0027 for 0.0067).
+    scan_leak_min_events
+        The fewest CK-bright events the scan's leak must be read on for that hold; with fewer,
+        ``max_leak`` alone holds.
     cd45_copy_structure
         The shape of its own under which CD45 over the CK area counts as a copy of CK. The
         hand-drawn copies read 0.16-1.25 (median 0.4, as DAPI copies of CK sit at 0.0-0.4:
@@ -363,6 +377,9 @@ class GuardRules:
     copy_leak: float = 0.0
     export_copy_leak: float = 0.4
     known_leak_margin: float = 1.2
+    scan_leak_margin: float = 1.3
+    scan_leak_floor: float = 0.02
+    scan_leak_min_events: int = 50
     cd45_copy_structure: float = 0.5
     possible_ctc_min_area_um2: float = 12.5
     possible_ctc_ck_peak: float = 10.0

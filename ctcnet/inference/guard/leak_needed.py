@@ -1,0 +1,58 @@
+"""How much of CK's leak into CD45 a call's CD45 needs to be no marker (pure numpy).
+
+The guard reads CD45 over a CTC call's CK area once every other dye's leak is taken off, each
+up to its allowance (``GuardRules.max_leak``, 12 % of its counts): no filter set's spillover
+is given, so the allowance covers the worst. On a CK-bright cell that allowance also takes a
+leukocyte's CD45 off: CK at 5x a CTC's with CD45 at a leukocyte's level is 10 % of CK's counts,
+under 12 %, and such CK+CD45+ cells painted into a scan were counted as CTCs. A scan measures
+its own CK leak, at the end of the run (``spillover.leak_check``, from the CK-bright events of
+every frame). :func:`cd45_leak_needed` gives each call the least share of CK's counts that a
+leak into CD45 must carry for its CD45 to read under ``GuardRules.cd45_level`` (the other dyes'
+leaks still at their allowance), so that the run can compare it with the scan's leak once it
+is known (:mod:`ctcnet.inference.scan_leak_hold`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ctcnet.inference.guard.around import over_area
+from ctcnet.inference.guard.leaks import marker_excess
+
+# The shares of CK's counts tried (the guard's allowance is the last step): read to the step, a
+# CTC's need sits at or under its scan's leak (on the 20 counting cartridges, 184 of 185
+# counted CTCs at most 1.28x it; the other, beside a leukocyte, 0.10 for a leak of 0.008).
+STEPS = (0.0, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.045, 0.05, 0.06, 0.07,
+         0.08, 0.09, 0.1, 0.11)
+
+
+def cd45_leak_needed(batch, rows: np.ndarray) -> np.ndarray:
+    """(len(rows),) float32 for the crops ``rows`` of a guard ``batch`` (what the guard's
+    measurements of a frame's crops, as the scanner wrote them, started from:
+    ``measure_for_guard_start``): the least of :data:`STEPS` (and the guard's allowance into
+    CD45 after them) at which CD45 over the CK area reads under the batch's
+    ``rules.cd45_level`` with CK's leak allowed that share and every other dye's its
+    allowance; inf where CD45 reads positive even at the allowance (the guard's
+    ``cd45_positive``); NaN without a CK area (or one all saturated), a CD45 or a CK
+    channel."""
+    rows = np.asarray(rows, np.int64)
+    need = np.full(len(rows), np.nan, np.float32)
+    if not len(rows) or batch.ck is None or batch.cd45 is None:
+        return need
+    rules, n = batch.rules, len(rows)
+    cap = rules.leak_cap(batch.panel, batch.cd45)
+    steps = np.array([s for s in STEPS if s < cap] + [cap], np.float32)
+    sources = [i for i in range(batch.signal.shape[1]) if i != batch.cd45]
+    each = np.tile(rows, len(steps))  # step by step, every crop in each
+    allowed = np.full((len(each), len(sources)), cap, np.float32)
+    allowed[:, sources.index(batch.ck)] = np.repeat(steps, n)
+    excess, = marker_excess(batch.signal[each], batch.noise[each], batch.clipped[each],
+                            batch.disk, [batch.cd45], sources, [allowed])
+    has_area = batch.ck_area[each] > 0
+    _, upper = over_area(excess, batch.clipped[each], batch.disk, batch.area[each], has_area)
+    upper = upper.reshape(len(steps), n)
+    negative = upper < rules.cd45_level
+    need[:] = np.where(negative.any(axis=0), steps[negative.argmax(axis=0)], np.inf)
+    # (a CK area all saturated holds no ratio: CD45 unread there, as the guard reads it)
+    need[(batch.ck_area[rows] == 0) | np.isnan(upper).all(axis=0)] = np.nan
+    return need
