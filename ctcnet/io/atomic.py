@@ -211,12 +211,23 @@ def append_synced(path: str | Path, data: bytes) -> None:
     """Append ``data`` to the journal ``path`` and fsync it; where this account may not write
     the file in place (another's, made under a umask of 022) but may write its folder, the
     file is written again whole with ``data`` at its end, atomically. For journals appended
-    under their lock only: a rewrite would lose a line appended meanwhile."""
+    under their lock only: a rewrite would lose a line appended meanwhile. A write cut short (a
+    full disk) is taken back: no half line for the next to join (a sign-off history read its
+    next sign-off as edited since); after a line a killed writer left unended, a new line."""
     try:
         with open_own(path, "a+b") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            fd = fh.fileno()  # (written unbuffered: nothing is left to write on closing)
+            end = os.lseek(fd, 0, os.SEEK_END)
+            data = data if not end or os.pread(fd, 1, end - 1) == b"\n" else b"\n" + data
+            try:
+                left = memoryview(data)
+                while left:
+                    left = left[os.write(fd, left):]
+                os.fsync(fd)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, end)
+                raise
     except PermissionError:
         if not Path(path).is_file():
             raise
@@ -224,9 +235,8 @@ def append_synced(path: str | Path, data: bytes) -> None:
 
 
 def open_lock(path: str | Path):
-    """A lock file opened to ``flock`` (text, ``a+``): read-only where it is there and this
-    account may not write it (another reviewer's, made under a umask of 022), since a lock
-    needs no write; what a holder writes into it (its name) is then not written."""
+    """A lock file opened to ``flock`` (text, ``a+``): read-only where this account may not
+    write it (another reviewer's, made under a umask of 022): a lock needs no write."""
     try:
         return open_own(path, "a+")
     except PermissionError:

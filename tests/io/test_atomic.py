@@ -358,3 +358,33 @@ def test_a_group_writable_folder_without_setgid_is_said_to_share_nothing(tmp_pat
     assert group_unshared_text(tmp_path) is None  # shared: its files take its group
     tmp_path.chmod(0o750)
     assert group_unshared_text(tmp_path) is None  # not the group's to write
+
+
+def test_an_append_cut_short_is_taken_back_and_a_torn_last_line_kept_apart(tmp_path,
+                                                                            monkeypatch):
+    """A full disk (or a file-size limit) cutting a journal's append leaves the journal as it
+    was: no half line that the next append would join (a sign-off history so read its next
+    sign-off as edited since). A last line a killed writer left unended gets the next one on
+    a line of its own."""
+    import errno
+
+    from ctcnet.io import atomic
+
+    history = tmp_path / "history.jsonl"
+    history.write_bytes(b'{"one":1}\n')
+    real_write = os.write
+
+    def disk_fills(fd, data):
+        real_write(fd, data[:5])
+        raise OSError(errno.EFBIG, "File too large")
+
+    monkeypatch.setattr(atomic.os, "write", disk_fills)
+    with pytest.raises(OSError, match="too large"):
+        atomic.append_synced(history, b'{"two":2}\n')
+    assert history.read_bytes() == b'{"one":1}\n'
+    monkeypatch.setattr(atomic.os, "write", real_write)
+    atomic.append_synced(history, b'{"two":2}\n')
+    assert history.read_bytes() == b'{"one":1}\n{"two":2}\n'
+    history.write_bytes(b'{"one":1}\n{"tw')  # a writer killed in its line
+    atomic.append_synced(history, b'{"three":3}\n')
+    assert history.read_bytes().splitlines()[-1] == b'{"three":3}'
