@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ctcnet.core.file_modes import make_folder, new_file_mode, open_fd, rewritten_file_mode
-from ctcnet.core.paths import HOME_NOT_EXPANDED, unexpanded_home
+from ctcnet.core.paths import HOME_NOT_EXPANDED, absolute, unexpanded_home
 from ctcnet.errors import FolderHeldError, InputError, OutputFolderError
 
 log = logging.getLogger(__name__)
@@ -41,9 +41,9 @@ def atomic_path(path: str | Path, like: str | Path | None = None) -> Iterator[Pa
     removed and written anew, beside one written over)."""
     path = Path(path)
     make_folder(path.parent)
-    try:
+    try:  # (beside it as the disk reads the path: mkstemp reads `link/..` as text)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix,
-                                   dir=path.parent)
+                                   dir=absolute(path.parent))
     except OSError as err:  # named by the output, not by the temporary name it tried
         raise OSError(err.errno, err.strerror, str(path)) from err
     os.close(fd)

@@ -388,3 +388,14 @@ def test_an_append_cut_short_is_taken_back_and_a_torn_last_line_kept_apart(tmp_p
     history.write_bytes(b'{"one":1}\n{"tw')  # a writer killed in its line
     atomic.append_synced(history, b'{"three":3}\n')
     assert history.read_bytes().splitlines()[-1] == b'{"three":3}'
+
+
+def test_a_path_through_a_link_and_up_is_written_where_the_disk_reads_it(tmp_path):
+    """`link/..` is the folder above the link's target, as the kernel reads it; the temporary
+    file was made where the text reads it (beside the link, in a folder not there: predict
+    --out "$SCANS/../results", with $SCANS a link to a share, ended in a traceback)."""
+    (tmp_path / "share" / "scans").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "share" / "scans")
+    atomic_write_text(tmp_path / "link" / ".." / "results" / "run.json", "{}\n")
+    assert (tmp_path / "share" / "results" / "run.json").read_text() == "{}\n"
+    assert not (tmp_path / "results").exists()
