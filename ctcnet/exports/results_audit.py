@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 from ctcnet.core.file_modes import account_name, owner_and_mode
@@ -256,6 +257,16 @@ def audit_results(results: str | Path) -> list[dict]:
                   "problems": [f"this account ({account_name()}) may not enter it "
                                f"({owner_and_mode(p)}): not checked"], "notes": []}
                  for p in closed]
+    # A sample folder that is a link to one elsewhere (moved to other storage, the link left
+    # behind): the review and exports do not read it so, and a folder passed without it read
+    # as intact whatever the sample held.
+    unchecked += [{"sample": p.name, "folder": str(absolute(p)), "signoff": "not checked",
+                   "problems": [f"a link to {os.path.realpath(p)}: not checked here; check it "
+                                "where it lies (ctcnet verify --results on that folder)"],
+                   "notes": []}
+                  for p in (sorted(Path(results).iterdir()) if many else [])
+                  if p.name not in samples and p.is_symlink() and p.is_dir()
+                  and (p / "summary.json").is_file()]
     return sorted([_audit_settled(name, Path(absolute(folder)))
                    for name, folder in samples.items()] + unchecked,
                   key=lambda s: s["sample"])
@@ -340,9 +351,11 @@ def _audit_sample(name: str, folder: Path) -> dict:
                                                               made.items()) + ")")
     written = data.get("output_folder")
     # (A copy's other parent is fine, and so is the name's other Unicode form: a copy through
-    # macOS decomposes its accents, and the review, crops and exports take it as the same.)
-    if isinstance(written, str) and not same_name(written, folder.name):
-        problems.append(f"its folder is named {folder.name}, predict wrote it as {written} "
+    # macOS decomposes its accents, and the review, crops and exports take it as the same; a
+    # link to the folder is read by the folder's name, as the review reads it.)
+    named = folder.resolve().name
+    if isinstance(written, str) and not same_name(written, named):
+        problems.append(f"its folder is named {named}, predict wrote it as {written} "
                         "(summary.json output_folder): renamed? The review server, crops and "
                         "export-events refuse it so; rename it back")
     read = events_and_summary(folder, data, problems)
@@ -350,7 +363,9 @@ def _audit_sample(name: str, folder: Path) -> dict:
         return {"sample": name, "folder": str(folder), "signoff": "not checked",
                 "problems": problems, "notes": notes}
     status = _signoff_findings(folder, data, read, problems, notes)
-    problems += review_counts_behind(folder, read)
+    behind, unchecked = review_counts_behind(folder, read)
+    problems += behind
+    notes += unchecked
     return {"sample": name, "folder": str(folder), "signoff": status, "problems": problems,
             "notes": notes}
 

@@ -34,34 +34,42 @@ def events_and_summary(folder: Path, data: dict, problems: list):
         return err
 
 
-def review_counts_behind(folder: Path, read) -> list[str]:
-    """Where summary.json's counts after review are not those its review decisions give (a
-    review server killed between appending a decision and writing the summary left it one
-    decision behind, and the audit read the folder as intact); ``read``: as
-    :func:`events_and_summary` gives it."""
+def review_counts_behind(folder: Path, read) -> tuple[list[str], list[str]]:
+    """(problems, notes): where summary.json's counts after review are not those its review
+    decisions give (a review server killed between appending a decision and writing the
+    summary left it one decision behind, and the audit read the folder as intact); a note
+    where it holds none (an earlier ctcnet kept none there: what it guards is not checked);
+    ``read``: as :func:`events_and_summary` gives it."""
     from ctcnet.exports.sample_review import reviewed_rates
     from ctcnet.review.decisions import load_decisions
     from ctcnet.review.runs import RunEvents
     from ctcnet.review.signoff import same_figures
 
     if isinstance(read, Exception):
-        return []
+        return [], []
     events, summary = read
     try:
         matched = load_decisions(folder, RunEvents.of_sample(folder, events, summary))
         if not matched.n_decisions:
-            return []  # (no copy to compare: summary.json keeps none without a decision)
+            return [], []  # (no copy to compare: summary.json keeps none without a decision)
         now = reviewed_rates(folder, events, matched, summary, say=False)
     except (OSError, ValueError, KeyError, InputError):
-        return []  # (a journal that cannot be read is said with the sign-off)
+        return [], []  # (a journal that cannot be read is said with the sign-off)
     except (TypeError, AttributeError) as err:  # (a field edited by hand: a panel of null)
-        return [f"its review's counts not checked: {type(err).__name__}: {err}"]
-    copy = summary.reviewed.after_review_per_7_5_ml if summary.reviewed else None
-    if now is None or (copy is not None and same_figures(copy, now)):
-        return []
+        return [f"its review's counts not checked: {type(err).__name__}: {err}"], []
+    if now is None:
+        return [], []
+    if summary.reviewed is None:
+        # (as an earlier ctcnet's review left it, or one stopped before its first summary)
+        return [], [f"summary.json holds no counts after review beside {matched.n_decisions} "
+                    "review decision(s) (an earlier ctcnet kept none there): they are not "
+                    "checked; opening the sample in ctcnet review writes them"]
+    copy = summary.reviewed.after_review_per_7_5_ml
+    if copy is not None and same_figures(copy, now):
+        return [], []
     return [f"summary.json's counts after review per 7.5 mL ({copy}) are not those its "
             f"review decisions give ({now}): a review stopped while writing it? Opening the "
-            "sample in ctcnet review writes it again"]
+            "sample in ctcnet review writes it again"], []
 
 
 def result_state_not_its_own(data: dict) -> list[str]:

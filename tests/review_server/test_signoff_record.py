@@ -673,6 +673,43 @@ def test_verify_results_says_counts_after_review_left_behind_their_decisions(fol
     assert main(["verify", "--results", str(folder)]) == 0
 
 
+def test_verify_results_notes_reviewed_counts_an_earlier_ctcnet_did_not_keep(folder, capsys):
+    """An earlier ctcnet's review kept no counts after review in summary.json: its decisions
+    are not checked against them (a note), not read as a review stopped while writing them
+    (every reviewed sample of that time failed its audit)."""
+    from ctcnet.cli import main
+
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary.pop("reviewed")
+    (folder / "summary.json").write_text(json.dumps(summary))
+    main(["verify", "--results", str(folder), "--json"])
+    (sample,) = json.loads(capsys.readouterr().out)["samples"]
+    assert not any("counts after review per 7.5 mL" in p for p in sample["problems"])
+    assert any("holds no counts after review beside" in n and "not checked" in n
+               for n in sample["notes"]), sample["notes"]
+
+
+def test_verify_results_names_a_sample_folder_that_is_a_link_elsewhere(folder, tmp_path,
+                                                                       capsys):
+    """A sample moved to other storage with a link left behind: the folder's audit said
+    PASSED without reading it (the review and exports do not read a sample through a link);
+    through a link to the sample itself, it is the sample's folder, not one renamed."""
+    import shutil
+
+    from ctcnet.cli import main
+
+    results = tmp_path / "night"
+    shutil.copytree(folder, results / "P001")
+    shutil.copytree(folder, tmp_path / "archive" / "P002")
+    (results / "P002").symlink_to(tmp_path / "archive" / "P002")
+    assert main(["verify", "--results", str(results)]) == 1
+    said = capsys.readouterr().out
+    assert "P002" in said and "a link to " in said and "not checked here" in said
+    (tmp_path / "one").symlink_to(results / "P001")
+    assert main(["verify", "--results", str(tmp_path / "one")]) == 0
+    assert "renamed" not in capsys.readouterr().out
+
+
 def test_verify_results_fails_a_folder_whose_run_did_not_finish(folder, tmp_path, capsys):
     """A night killed outright: each sample written is intact, but run.json still reads
     running with its process gone, and a sample holds a journal and no summary; the audit said
