@@ -15,8 +15,8 @@ from ctcnet.io.atomic import (
     check_output_folder,
     existing_outputs,
     refuse_existing,
-    written_together,
 )
+from ctcnet.io.written_together import written_together
 
 log = logging.getLogger(__name__)
 

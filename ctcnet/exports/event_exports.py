@@ -78,8 +78,8 @@ from ctcnet.io.atomic import (
     check_output_folder,
     exclusive_folder,
     refuse_existing,
-    written_together,
 )
+from ctcnet.io.written_together import written_together
 from ctcnet.nn.calls import FAILED_CLASS
 from ctcnet.review.decisions import find_samples, load_sample
 from ctcnet.review.records_read import review_records_read

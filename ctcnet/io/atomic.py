@@ -3,11 +3,11 @@
 Every output ctcnet writes (tables, JSON, images, checkpoints) goes to a temporary file in the
 same folder and is renamed into place, so a killed run never leaves a truncated file that a
 resumed run would trust; outputs made as one (an export's files) are removed together when
-one of them fails (:func:`written_together`). And a named output that exists is not replaced
-unless asked (:func:`refuse_existing`): the commands' ``--overwrite``, the library's
-``overwrite=True``; one that is a file the command reads is never replaced
-(:func:`refuse_overwriting_inputs`), and one that could not be written at the end is refused
-before the work (:func:`check_output_file`, :func:`check_output_folder`).
+one of them fails (:func:`ctcnet.io.written_together.written_together`). And a named output
+that exists is not replaced unless asked (:func:`refuse_existing`): the commands'
+``--overwrite``, the library's ``overwrite=True``; one that is a file the command reads is
+never replaced (:func:`refuse_overwriting_inputs`), and one that could not be written at the
+end is refused before the work (:func:`check_output_file`, :func:`check_output_folder`).
 """
 
 from __future__ import annotations
@@ -62,10 +62,17 @@ def atomic_path(path: str | Path, like: str | Path | None = None) -> Iterator[Pa
         if err.errno is not None and (err.filename is None or
                                       os.fsdecode(err.filename) == str(tmp_path)):
             raise OSError(err.errno, err.strerror, str(path)) from err
+        if err.errno is None and _SHORT_WRITE.search(str(err)):  # (numpy's tofile, unnumbered)
+            raise OSError(errno.ENOSPC, f"a write cut short ({err}): no space left on the "
+                          "disk, or a file-size limit", str(path)) from err
         raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+# How numpy says a write was cut short (a full disk, a file-size limit), with no error number.
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
 
 
 # What :func:`atomic_path` names its temporary files: ".<name>.<8 random characters>.tmp<suffix>".
@@ -85,68 +92,6 @@ def remove_stale_temporaries(folder: str | Path) -> int:
             except OSError:
                 pass
     return removed
-
-
-@contextlib.contextmanager
-def written_together(folders: Iterable[str | Path] = (),
-                     replacing: Iterable[str | Path] = ()) -> Iterator[list[Path]]:
-    """Several outputs written as one (every file of an export): yields a list to which the
-    block adds each file once written. If the block fails (the disk fills at the third file),
-    the files it wrote are removed, and so are those of ``folders`` that it made and left
-    empty: a rerun finds nothing of the failed try, so it needs no ``--overwrite`` for it, and
-    nobody takes half an export for a whole one. ``replacing``: the files of an earlier
-    output the block may write over or remove (``--overwrite``), kept aside (a hard link, as
-    a temporary file) and put back if it fails: a failed rerun took the earlier export with
-    it, and left half of one."""
-    made = sorted((Path(f) for f in folders if not Path(f).exists()),
-                  key=lambda f: len(f.parts), reverse=True)  # the deepest first
-    written: list[Path] = []
-    kept: dict[Path, Path] = {}
-    try:
-        for path in map(Path, replacing):
-            aside = _kept_aside(path) if path.is_file() else None
-            if aside is not None:
-                kept[path] = aside
-        yield written
-    except BaseException:
-        for path in written:
-            with contextlib.suppress(OSError):
-                path.unlink()
-        for path, aside in kept.items():
-            with contextlib.suppress(OSError):
-                if path.exists() and os.path.samefile(path, aside):
-                    aside.unlink()  # never replaced (a rename onto its own link does nothing)
-                else:
-                    os.replace(aside, path)
-        for folder in made:
-            with contextlib.suppress(OSError):  # not empty (another's files), or gone
-                folder.rmdir()
-        raise
-    for aside in kept.values():
-        with contextlib.suppress(OSError):
-            aside.unlink()
-
-
-def _kept_aside(path: Path) -> Path | None:
-    """A copy of ``path`` beside it under a hidden temporary name (``.<name>.<hex>.tmp``, of
-    no output's suffix: a sweep of an export's ``*.geojson`` passes it by): a hard link where
-    the file system allows one (no bytes copied), else a copy; None, said, where neither can
-    be made (the file is then not put back if the block fails)."""
-    aside = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
-    try:
-        try:
-            os.link(path, aside)
-        except OSError:
-            import shutil
-
-            shutil.copy2(path, aside)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            aside.unlink()
-        log.warning("%s: could not be kept aside (%s): if this write fails it is not put back",
-                    path, err.strerror or err)
-        return None
-    return aside
 
 
 def _mode_of(path: Path, like: str | Path | None) -> int:

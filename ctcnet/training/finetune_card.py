@@ -15,7 +15,8 @@ from ctcnet.evaluation.calibration import MIN_CALIBRATION_CROPS
 from ctcnet.evaluation.recalibration import REFERENCE_SEED as SIM_TEST_SEED
 from ctcnet.evaluation.recalibration import counted_cells_text
 from ctcnet.inference.labelled_leaks import MIN_LABELLED
-from ctcnet.io.atomic import atomic_write_text, written_together
+from ctcnet.io.atomic import atomic_write_text
+from ctcnet.io.written_together import written_together
 from ctcnet.nn.decision_rule import FUSION_NOT_KEPT
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from ctcnet.errors import InputError
-from ctcnet.io.atomic import atomic_write_text, exclusive_folder, written_together
+from ctcnet.io.atomic import atomic_write_text, exclusive_folder
+from ctcnet.io.written_together import written_together
 
 
 def test_a_second_run_on_one_output_folder_is_refused(tmp_path):
@@ -399,3 +400,18 @@ def test_a_path_through_a_link_and_up_is_written_where_the_disk_reads_it(tmp_pat
     atomic_write_text(tmp_path / "link" / ".." / "results" / "run.json", "{}\n")
     assert (tmp_path / "share" / "results" / "run.json").read_text() == "{}\n"
     assert not (tmp_path / "results").exists()
+
+
+def test_a_write_cut_short_without_an_error_number_is_said_as_the_disk_full(tmp_path):
+    """numpy's tofile (tifffile's writer) says a write cut short by a full disk or a file-size
+    limit with no error number ("32000 requested and 12744 written"): crops and simulate ended
+    in a traceback there, where a numbered one is the machine's state, said in one line."""
+    import errno
+
+    from ctcnet.io.atomic import atomic_path
+
+    with pytest.raises(OSError) as raised, atomic_path(tmp_path / "crop.tif"):
+        raise OSError("32000 requested and 12744 written")
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(
+        tmp_path / "crop.tif")
+    assert "cut short" in str(raised.value) and not list(tmp_path.iterdir())
