@@ -45,6 +45,7 @@ from pathlib import Path
 
 from ctcnet.core.json_text import strict_loads
 from ctcnet.core.said_once import first_time
+from ctcnet.errors import is_resource_error
 from ctcnet.io.atomic import append_synced, atomic_write_text
 from ctcnet.io.cartridge_info import record_changes
 from ctcnet.io.digests import file_sha256_cached
@@ -237,6 +238,8 @@ def _signoff_file(folder: Path, warn: bool = False) -> SignOff | None:
         return None
     # UnicodeDecodeError is a ValueError; RecursionError: JSON nested thousands deep
     except (OSError, ValueError, TypeError, RecursionError) as err:
+        if is_resource_error(err):
+            raise  # the machine's (open files, memory): no sign-off to read as damaged
         if warn:
             _warn_once(path, err)
         return None
@@ -300,7 +303,9 @@ def _last_in_history(folder: Path) -> SignOff | None:
         lines = (folder / HISTORY_FILE).read_text(encoding="utf-8").splitlines()
         return SignOff.from_dict(json.loads(next(line for line in reversed(lines)
                                                  if line.strip())))
-    except (OSError, ValueError, TypeError, StopIteration):
+    except (OSError, ValueError, TypeError, StopIteration) as err:
+        if is_resource_error(err):
+            raise
         return None
 
 

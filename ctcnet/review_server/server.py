@@ -65,7 +65,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from ctcnet.core.json_text import strict_loads
 from ctcnet.core.printable import printable_name
-from ctcnet.errors import CtcnetError, InputError
+from ctcnet.errors import CtcnetError, InputError, is_resource_error
 from ctcnet.review.records_read import review_records_read
 from ctcnet.review_server import access
 from ctcnet.review_server.app import ReviewApp, UnknownSample
@@ -219,10 +219,9 @@ class ReviewHandler(RequestGate, BaseHTTPRequestHandler):
 
     def _answer(self, route, input_status: HTTPStatus) -> None:
         """Run ``route`` and answer what it raises: stale runs 409 / 503, unknown names 404,
-        an InputError ``input_status`` (a malformed request's 400; on a GET, whose address is
-        all it sends, a problem of the results, such as a scan that moved: 409), anything
-        unforeseen 500 (logged), so no request is left without an answer; a client that went
-        away gets none."""
+        an InputError ``input_status`` (a malformed request's 400; on a GET, a problem of the
+        results, such as a scan that moved: 409), the machine's resources 503, anything
+        unforeseen 500 (logged): no request is left without an answer but a gone client's."""
         try:
             return route()
         except (ClientGone, BrokenPipeError, ConnectionResetError) as err:
@@ -247,6 +246,10 @@ class ReviewHandler(RequestGate, BaseHTTPRequestHandler):
         except CtcnetError as err:
             return self._error(HTTPStatus.CONFLICT, str(err))
         except Exception as err:  # a bug: said to the page, logged with its traceback
+            if is_resource_error(err):  # the machine's (open files, memory): no file's fault
+                log.warning("review server: %s", err)
+                return self._error(HTTPStatus.SERVICE_UNAVAILABLE, "the server ran out of "
+                                   f"resources ({err}): raise ulimit -n, or free memory")
             log.exception("review server: %s %s failed", self.command, printable_name(self.path))
             return self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"server error: {err}")
 

@@ -1280,3 +1280,25 @@ def test_a_crop_folders_summary_is_not_said_to_be_an_earlier_versions(tmp_path):
                               "figures unchecked"] and not crops["problems"]
     scan = _audit_sample("scan", tmp_path / "scan")
     assert any("an earlier version's" in note for note in scan["notes"])
+
+
+def test_a_sign_off_read_without_open_files_left_is_the_machines_error(folder, monkeypatch):
+    """The review server out of file descriptors read a signed-off sample as not signed off
+    or "edited since", and warned of signoff.json as damaged: the machine's state is raised,
+    never read as a sign-off's."""
+    import errno
+    from pathlib import Path
+
+    from ctcnet.review.signoff import read_signoff
+
+    assert read_signoff(folder) is not None
+    real = Path.read_text
+
+    def no_files_left(self, *args, **kwargs):
+        if self.name in (SIGNOFF_FILE, HISTORY_FILE):
+            raise OSError(errno.EMFILE, "Too many open files", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", no_files_left)
+    with pytest.raises(OSError, match="Too many open files"):
+        read_signoff(folder)
