@@ -419,6 +419,23 @@ def test_the_sign_off_historys_seal_lost_is_said_unchecked(folder, capsys):
     assert f"the seal of review.csv, {HISTORY_FILE} is missing" in capsys.readouterr().out
 
 
+def test_a_sign_off_of_a_ctcnet_that_sealed_no_history_names_that_version_too(folder):
+    """A sign-off made by a ctcnet that sealed its journals but not yet its history (before
+    it recorded the automatic figures): the history's seal missing was said as an archive
+    that dropped hidden files, of every such sign-off after an upgrade."""
+    record = json.loads((folder / SIGNOFF_FILE).read_text())
+    assert record.pop("automatic_per_7_5_ml") is not None
+    line = json.dumps(record, separators=(",", ":"))
+    (folder / SIGNOFF_FILE).write_text(json.dumps(record, indent=2))
+    (folder / HISTORY_FILE).write_text(line + "\n")
+    (folder / f".{HISTORY_FILE}.seal").unlink()
+    signed = shown(folder)
+    assert signed["status"] == "current", signed.get("problem")
+    assert "made by an earlier ctcnet, which sealed no sign-off history" in signed["unchecked"]
+    (folder / ".review.csv.seal").unlink()  # a journal's seal lost too: an archive's doing
+    assert "made by an earlier" not in shown(folder)["unchecked"]
+
+
 def test_summary_jsons_counts_edited_are_said_and_the_sign_off_read_on_the_events(folder,
                                                                                   caplog):
     """summary.json's counts after review edited by hand (a forged figure): the sign-off is
