@@ -239,7 +239,7 @@ def _parser_before_work() -> argparse.ArgumentParser:
 # they use (numpy's OpenBLAS a buffer per core, onnxruntime's and torch's arenas). Measured on
 # a 2-core machine: under 400 MB OpenBLAS retried its allocation for ever as scipy loaded
 # (SIGTERM unheard: only SIGKILL stopped it), at 500-850 MB a library failed to load, at
-# 700 MB-1 GB predict ran out of memory, at 2 GB it ran.
+# 700 MB-1 GB and at 2 GB (the second of two cartridges) predict ran out of memory; at 2.02 ran.
 MIN_ADDRESS_SPACE = 2 * 1024 ** 3
 
 
@@ -252,11 +252,11 @@ def address_space_refusal() -> str | None:
         limit = resource.getrlimit(resource.RLIMIT_AS)[0]
     except (ImportError, OSError, ValueError):  # no such limit here (Windows)
         return None
-    if limit == resource.RLIM_INFINITY or limit >= MIN_ADDRESS_SPACE:
+    if limit == resource.RLIM_INFINITY or limit > MIN_ADDRESS_SPACE:
         return None
     return (f"the address-space limit (ulimit -v) is {limit / 1024 ** 2:.0f} MB: the "
             "libraries ctcnet runs on reserve far more address space than they use, and "
-            f"under {MIN_ADDRESS_SPACE / 1024 ** 3:.0f} GB they fail or hang as they load; "
+            f"up to {MIN_ADDRESS_SPACE / 1024 ** 3:.0f} GB they fail or hang as they load; "
             "lift it (ulimit -v unlimited) and limit resident memory instead (a cgroup: "
             "systemd-run -p MemoryMax=2G, or a scheduler's memory request)")
 

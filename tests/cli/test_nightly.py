@@ -677,6 +677,11 @@ def test_an_address_space_limit_the_libraries_hang_under_is_refused_before_they_
     assert main(["models"]) == 2
     said = capsys.readouterr().err
     assert "address-space limit (ulimit -v) is 400 MB" in said and "MemoryMax" in said
+    # At exactly 2 GB a batch of two cartridges ran out of memory on the second.
+    two = 2 * 1024 ** 3
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (two, two)
+                        if which == resource.RLIMIT_AS else (resource.RLIM_INFINITY,) * 2)
+    assert main(["models"]) == 2 and "is 2048 MB" in capsys.readouterr().err
     monkeypatch.setattr(resource, "getrlimit", lambda which: (resource.RLIM_INFINITY,) * 2)
     assert main(["models"]) == 0
 
