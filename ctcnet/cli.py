@@ -239,7 +239,7 @@ def _parser_before_work() -> argparse.ArgumentParser:
 # they use (numpy's OpenBLAS a buffer per core, onnxruntime's and torch's arenas). Measured on
 # a 2-core machine: under 400 MB OpenBLAS retried its allocation for ever as scipy loaded
 # (SIGTERM unheard: only SIGKILL stopped it), at 500-850 MB a library failed to load, at
-# 700 MB-1 GB and at 2 GB (the second of two cartridges) predict ran out of memory; at 2.02 ran.
+# 700 MB-1 GB and 2 GB (the second of two cartridges) predict ran out of memory, 2.02 GB ran.
 MIN_ADDRESS_SPACE = 2 * 1024 ** 3
 
 
