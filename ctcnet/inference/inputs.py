@@ -424,8 +424,12 @@ def check_writable(out: Path) -> None:
                             str(out)) from None
         # (a file where the folder or one above it would be: "File exists" read as a folder)
         file = next((p for p in (whole, *whole.parents) if p.exists() and not p.is_dir()), None)
+        dangling = next((p for p in (whole, *whole.parents)
+                         if p.is_symlink() and not p.exists()), None)
         raise CtcnetError(f"cannot create output folder {out}: " + (
             f"{file} is a file, not a folder" if file is not None else
+            f"{dangling} is a link to {os.readlink(dangling)}, which is not there (a share not "
+            "mounted, or moved?)" if dangling is not None else
             f"{err.strerror or err}")) from None
     unshared = group_unshared_text(out)
     if unshared:

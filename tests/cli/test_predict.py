@@ -506,6 +506,11 @@ def test_out_pointing_at_a_file_gives_one_line(cart_and_model, cart, capsys):
     argv[argv.index("--out") + 1] = cart.parent / "afile" / "night"
     assert_one_line_error(*run_cli(capsys, *argv),
                           f"{(cart.parent / 'afile').absolute()} is a file, not a folder")
+    # ... or which is a link to nothing there ("File exists" too: a share not mounted).
+    (cart.parent / "gone").symlink_to(cart.parent / "unmounted" / "results")
+    argv[argv.index("--out") + 1] = cart.parent / "gone"
+    assert_one_line_error(*run_cli(capsys, *argv), "gone is a link to "
+                          f"{cart.parent / 'unmounted' / 'results'}, which is not there")
 
 
 def test_an_out_this_user_may_not_make_is_the_machines_state_exit_4(cart_and_model, cart,
