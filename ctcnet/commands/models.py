@@ -98,7 +98,8 @@ def _carried_spec(path):
 
 
 def _spec_text(path, spec) -> str:
-    """What a card-less model file's spec says: what it reads, what it calls, how it decides."""
+    """What a card-less model file's spec says: what it reads, what it calls, how it decides
+    (its Markdown card first where an earlier ctcnet wrote that alone beside it)."""
     ranges = ", ".join(f"{c.name} [{c.value_range[0]:g}, {c.value_range[1]:g}]"
                        for c in spec.panel.channels)
     rule = spec.decision.to_dict() if spec.decision is not None else {}
@@ -111,7 +112,11 @@ def _spec_text(path, spec) -> str:
                         [f"{split} {record['crops']:,} crops" for split, record in splits.items()
                          if isinstance(record, dict) and "crops" in record])
     adapted = _adapted_text(training, spec.metrics or {})
-    return (f"{path} (no card beside it: the spec the file carries)\n"
+    card = path.with_suffix(".md")
+    header = (card.read_text(encoding="utf-8") + f"\n{path} (its card above, without the JSON "
+              "card ctcnet reads figures from: the spec the file carries)\n"
+              if card.is_file() else f"{path} (no card beside it: the spec the file carries)\n")
+    return (header +
             f"  channels {ranges} at {spec.pixel_size_um:g} um/px, {spec.crop_size} px crops\n"
             f"  classes {', '.join(spec.class_names)}; counted "
             f"{', '.join(spec.taxonomy.reported_classes()) or 'none'}\n"

@@ -60,6 +60,12 @@ def test_a_model_file_shows_its_card_or_says_it_has_none(with_tiny3, tmp_path, c
     assert "channels DAPI [0, 4095], CK [0, 4095], CD45 [0, 4095] at 0.64 um/px" in out
     assert main(["models", str(bare), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["panel"]["channels"][0]["name"] == "DAPI"
+    # An earlier ctcnet's fine-tune wrote its Markdown card alone: shown, not "no card".
+    bare.with_suffix(".md").write_text("# lab_nov\n\nFine-tuned on 40 crops.\n")
+    assert main(["models", str(bare)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# lab_nov") and "no card beside it" not in out
+    assert "(its card above, without the JSON card" in out and "channels DAPI" in out
     # An ONNX export's metadata, read without torch's checkpoint.
     onnx = tmp_path / "export.onnx"
     onnx.write_bytes((tmp_path / "shipped" / "ctcnet-default.onnx").read_bytes())
