@@ -12,7 +12,7 @@ from pathlib import Path
 from ctcnet.core.provenance import software_text
 from ctcnet.inference.model_records import model_file_of
 from ctcnet.inference.result_state import result_state, reviewed_figures
-from ctcnet.inference.summary import signoff_holds
+from ctcnet.inference.summary import PREVIOUS_DIR, signoff_holds
 
 # Skipped frames whose reasons run.json repeats per sample (summary.json lists them all).
 SKIP_REASONS_SHOWN = 5
@@ -152,8 +152,11 @@ def utc(seconds: float) -> str:
 
 def output_entry(name: str, summary: dict, path: Path) -> dict:
     """``run.json``'s entry of a sample with an output: its main counts, status, what made
-    them, its review and why it is partial."""
-    return {"name": name, "summary": f"{name}/summary.json",
+    them, its review and why it is partial. ``path``: its summary's file (one a failed
+    ``--overwrite`` kept in ``previous/``: named there)."""
+    kept = Path(path).parent.name == PREVIOUS_DIR
+    return {"name": name, "summary": f"{name}/{PREVIOUS_DIR}/{Path(path).name}" if kept
+            else f"{name}/summary.json",
             "events": summary.get("events", summary.get("crops")),
             "counts": summary.get("counts", {}),
             # the calls the guard held for a person, counted apart: counts and held together

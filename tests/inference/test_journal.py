@@ -604,6 +604,9 @@ def test_an_overwrite_stopped_before_its_summary_leaves_the_sample_missing(clean
     assert entry["missing"] and "status" not in entry
     # The output it replaced, kept in previous/ by this run, marked as the earlier one.
     assert entry["kept_output"]["events"] == first.events
+    # ... named where it lies now (it named S1/summary.json, which is not there).
+    assert entry["kept_output"]["summary"] == f"S1/previous/{kept.name}"
+    assert (out / entry["kept_output"]["summary"]).is_file()
     again = predict(clean_run, cart, out / "S1")
     assert again.counts == first.counts and (out / "S1" / "summary.json").is_file()
     # The same tables as the run it replaced: that run's counts' time stands (read from the
