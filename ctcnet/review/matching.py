@@ -435,6 +435,10 @@ def _neighbour_pairs(table: pd.DataFrame, tolerance_px: float) -> tuple[np.ndarr
     return unique // n, unique % n
 
 
+# The reason of a decision made on another run by a ctcnet that did not yet name its cartridge.
+_NO_CARTRIDGE = "made on another run before decisions named their cartridge"
+
+
 def _other_cartridge(table: pd.DataFrame, run: RunEvents, reason: np.ndarray) -> np.ndarray:
     """Rows that must not attach to ``run``'s events, as made on another cartridge (``reason``
     filled in for them): one whose ``cartridge_id`` is not the run's, unless it was made on
@@ -457,17 +461,27 @@ def _other_cartridge(table: pd.DataFrame, run: RunEvents, reason: np.ndarray) ->
                      f"this run's is {run.cartridge_id}), or on this frame before its files "
                      "changed (repaired, exported again)")
     for i in np.flatnonzero(unknown):
-        reason[i] = ("made on another run before decisions named their cartridge: nothing says "
-                     f"it was on this cartridge ({run.cartridge_id})")
+        reason[i] = (f"{_NO_CARTRIDGE}: nothing says it was on this cartridge "
+                     f"({run.cartridge_id})")
     aside[other | unknown] = True
     return aside
 
 
 def warn_set_aside(sample_dir: str | Path, matched: Matched) -> None:
-    """One warning naming how many decisions were set aside as made on another cartridge."""
-    if matched.other_cartridge:
+    """A warning naming how many decisions were set aside as made on another cartridge, and
+    one for those an earlier ctcnet made without naming their cartridge (its review.csv
+    rewritten in this layout): nothing says which scan they were made on."""
+    reasons = matched.unattached.get("reason", pd.Series(dtype=object)).astype(str)
+    unnamed = int(reasons.str.startswith(_NO_CARTRIDGE).sum())
+    if matched.other_cartridge - unnamed > 0:
         log.warning("%s: %d decision(s) in review.csv were made on another cartridge with this "
                     "sample id (predict --overwrite with another scan?), or on frames of this "
                     "one whose files changed since (repaired, exported again): set aside, kept "
-                    "in the file, not counted", sample_dir, matched.other_cartridge)
+                    "in the file, not counted", sample_dir, matched.other_cartridge - unnamed)
+    if unnamed:
+        log.warning("%s: %d decision(s) in review.csv were made on an earlier run by a ctcnet "
+                    "that did not record which cartridge they were made on: nothing ties them "
+                    "to this run's scan, so they are set aside, kept in the file, not counted; "
+                    "where it is the same scan, decide those events again in ctcnet review "
+                    "(the earlier calls stay in review.csv)", sample_dir, unnamed)
 

@@ -311,7 +311,7 @@ def test_decisions_on_a_frame_unchanged_attach_when_another_frame_of_the_cartrid
     assert D.load_decisions(tmp_path, on_b).decisions["event_id"].tolist() == [11]
 
 
-def test_decisions_recorded_before_cartridges_were_named(tmp_path):
+def test_decisions_recorded_before_cartridges_were_named(tmp_path, caplog):
     """A file without cartridge_id: a row attaches to the run it was made in (and is given
     its cartridge when the file is rewritten); from another run it is set aside."""
     events, run = tiny_run()
@@ -327,6 +327,14 @@ def test_decisions_recorded_before_cartridges_were_named(tmp_path):
     written = pd.read_csv(tmp_path / "review.csv", keep_default_na=False)
     assert list(written.columns) == D.COLUMNS
     assert written["cartridge_id"].tolist() == ["cartA", ""]
+    # Said as what it is: not "made on another cartridge (another scan?)", which an upgrade
+    # followed by predict --overwrite of the same scan read as its decisions' scan replaced.
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        D.warn_set_aside(tmp_path, matched)
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "did not record which cartridge" in said[0], said
 
 # ---------------------------------------------------------------------------------------------
 # review.csv grows by a line per decision; readers take the last decision per event.
