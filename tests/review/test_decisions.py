@@ -331,6 +331,7 @@ def test_decisions_recorded_before_cartridges_were_named(tmp_path, caplog):
     # followed by predict --overwrite of the same scan read as its decisions' scan replaced.
     import logging
 
+    caplog.clear()
     with caplog.at_level(logging.WARNING):
         D.warn_set_aside(tmp_path, matched)
     said = [r.getMessage() for r in caplog.records]
