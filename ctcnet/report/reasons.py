@@ -44,8 +44,9 @@ HELD_CAPTION = "held: "
 HELD_NOT_COUNTED = "held, not counted: "  # a counted class's call the guard holds
 # Each guard flag: (caption, what it means). The guard's module docstring has the full rules.
 GUARD_FLAGS = {
-    "cd45_positive": ("CD45 over CK", "CD45 over the CK area, or over the cell without one "
-                      "(a CTC is CD45 negative)"),
+    "cd45_positive": ("CD45 over CK", "CD45 over the CK area, or over the cell without one, "
+                      "or more CD45 than the scan's own leak of CK into it explains (a CTC is "
+                      "CD45 negative)"),
     "no_dna": ("no DNA in CK", "no DAPI inside the CK area (no nucleus: a fragment?)"),
     "dna_copies_ck": ("DAPI copies CK", "the DAPI inside the CK area is only a copy of CK, or "
                       "the two are one body lit in both (a leak or autofluorescence, not a "
