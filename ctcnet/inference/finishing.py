@@ -52,10 +52,10 @@ class Finishing:
 
 def finish_frame(job: Finishing, work, proba) -> tuple[int, float, float]:
     """A classified frame finished: its events labelled with the calls (the model's scan
-    fusion taking part), the marker guard's flags, merged objects' members resolved, a cluster
-    read twice counted once (:mod:`ctcnet.inference.cluster_parts`), the CK leak each counted
-    CTC's CD45 needs (:mod:`ctcnet.inference.scan_leak_hold`), its part
-    written to the journal and its record kept beside it. ``work``: the frame's
+    fusion taking part), the marker guard's flags, the CK leak each counted CTC's CD45 needs
+    (:mod:`ctcnet.inference.scan_leak_hold`), merged objects' members resolved, a cluster read
+    twice counted once (:mod:`ctcnet.inference.cluster_parts`), its part written to the
+    journal and its record kept beside it. ``work``: the frame's
     :class:`~ctcnet.inference.frames.FrameWork`; ``proba``: its events' probabilities.
     Returns (events, the guard's seconds, writing's seconds)."""
     t0 = time.perf_counter()
@@ -64,10 +64,10 @@ def finish_frame(job: Finishing, work, proba) -> tuple[int, float, float]:
     events, proba, measured = fused_labels(work, proba, job.spec, job.edge_class)
     events = guard_events(events, work.crops, proba, job.spec, measured,
                           start=work.guard_start)
+    # What CK leak each counted CTC's CD45 needs: held once the scan's leak is known.
+    events = with_leak_needed(events, work.guard_start, job.spec.taxonomy.of_kind("ctc"))
     events, crop_rows = resolve_alternates(events, job.spec.taxonomy.reported_classes())
     events = hold_cluster_repeats(events, job.pixel_size_um)
-    # What CK leak each counted CTC's CD45 needs: held once the scan's leak is known.
-    events = with_leak_needed(events, work.guard_start, crop_rows)
     t1 = time.perf_counter()
     # The events whose crops the review gallery may show: a capped share per category.
     write_part(job.parts, work.frame.frame_id, events, work.crops,
@@ -87,7 +87,7 @@ def no_events_table(cartridge: Cartridge, spec: ModelSpec, edge_class: str | Non
                           band_proba=proba if role == "review" else None)
     events = with_leak_needed(guard_events(
         marked_fused(events, np.zeros(0, bool) if role else None), None, proba, spec),
-        None, None)
+        None, ())
     # An empty object column has no type in Arrow; a frame's calls and flags are strings.
     return events.astype({c: "str" for c in events if events[c].dtype == object})
 

@@ -326,7 +326,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     # The frames' digests, and their notes (saturation) as problems: the sample is partial.
     cartridge, digests, checked, signs, made, journal_s = with_frame_records(
         cartridge, parts, skipped, spec, job.made_by, read_now={f.frame_id for f in todo})
-    hold = ScanLeakHold(ctc_cd45_allowance(checked, spec.panel))  # CTC calls CD45 shows
+    hold = ScanLeakHold(ctc_cd45_allowance(checked, spec.panel), spec.taxonomy.of_kind("ctc"))
     t0 = time.perf_counter()
     events, events_sha256, counted_before = tables_from_journal(
         out_dir, parts, cartridge, earlier, options.overwrite,

@@ -25,12 +25,14 @@ leaks 1-2 %, as most do, the allowance is 2 %.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from ctcnet.core.columns import with_columns
+from ctcnet.detect.members import GROUP, PART
 from ctcnet.inference.guard.leak_needed import cd45_leak_needed
 from ctcnet.inference.guard.rules import RULES, GuardRules
 
@@ -40,19 +42,25 @@ LEAK_NEEDED = "cd45_leak_needed"
 HELD_FLAG = "cd45_positive"
 
 
-def with_leak_needed(events: pd.DataFrame, guard_start, crop_rows: np.ndarray | None
+def with_leak_needed(events: pd.DataFrame, guard_start, ctc_classes: Sequence[str]
                      ) -> pd.DataFrame:
-    """A guarded frame table with :data:`LEAK_NEEDED` (:func:`cd45_leak_needed`) on its counted
-    ``ctc`` calls (``class`` ctc, no ``guard`` flag), NaN elsewhere. ``guard_start``: what
-    the guard's measurements of the frame's crops started from (None: no guard, nothing
-    read); ``crop_rows``: each event's row among those crops (None: its own)."""
+    """A guarded frame table, one row per crop (before a split object's reading is chosen),
+    with :data:`LEAK_NEEDED` (:func:`cd45_leak_needed`) on its counted calls of
+    ``ctc_classes`` (those the guard checks as a CTC; no ``guard`` flag), NaN elsewhere.
+    ``guard_start``: what the guard's measurements of the frame's crops started from (None:
+    no guard, nothing read). Not on a split object's whole whose members were offered
+    (:mod:`ctcnet.inference.alternates`): that reading is chosen by the frame's calls, and a
+    whole held afterwards would take its members' CTC with it (a CTC touching a leukocyte,
+    read whole, needs the leukocyte's CD45)."""
     need = np.full(len(events), np.nan, np.float32)
     if guard_start is not None and len(events):
-        counted = np.flatnonzero((events["class"].to_numpy(object) == "ctc")
-                                 & (events["guard"].fillna("").to_numpy(object) == ""))
-        if counted.size:
-            need[counted] = cd45_leak_needed(
-                guard_start, counted if crop_rows is None else crop_rows[counted])
+        counted = np.isin(events["class"].to_numpy(object), list(ctc_classes)) \
+            & (events["guard"].fillna("").to_numpy(object) == "")
+        if GROUP in events:
+            counted &= (events[GROUP].to_numpy(np.int64) < 0) | events[PART].to_numpy(bool)
+        rows = np.flatnonzero(counted)
+        if rows.size:
+            need[rows] = cd45_leak_needed(guard_start, rows)
     return with_columns(events, {LEAK_NEEDED: need})
 
 
@@ -75,12 +83,12 @@ def ctc_cd45_allowance(checked: dict | None, panel, rules: GuardRules = RULES
 
 
 class ScanLeakHold:
-    """Holds, table by table, the counted ``ctc`` calls whose CD45 needs more CK leak than
-    ``allowance`` (None: none held) with :data:`HELD_FLAG` and sends them to review; counts
-    them in ``held``."""
+    """Holds, table by table, the counted calls of ``ctc_classes`` whose CD45 needs more CK
+    leak than ``allowance`` (None: none held) with :data:`HELD_FLAG` and sends them to
+    review; counts them in ``held``."""
 
-    def __init__(self, allowance: float | None):
-        self.allowance = allowance
+    def __init__(self, allowance: float | None, ctc_classes: Sequence[str] = ("ctc",)):
+        self.allowance, self.ctc_classes = allowance, list(ctc_classes)
         self.held = 0
 
     def __call__(self, table: pa.Table) -> pa.Table:
@@ -91,7 +99,7 @@ class ScanLeakHold:
         guard = np.asarray(table.column("guard").to_pylist(), object)
         calls = np.asarray(table.column("class").to_pylist(), object)
         with np.errstate(invalid="ignore"):
-            held = (calls == "ctc") & ((guard == "") | pd.isna(guard)) & \
+            held = np.isin(calls, self.ctc_classes) & ((guard == "") | pd.isna(guard)) & \
                 (need > np.float32(self.allowance))
         if not held.any():
             return table

@@ -45,6 +45,8 @@ GUARD_MEASURES = {"ck_peak": "CK peak", "ck_area_um2": "CK area um2",
                   "exclusion_around_ck": "exclusion around CK",
                   "dna_own_structure": "DAPI structure", "dna_edge_um": "nucleus edge um"}
 assert set(GUARD_MEASURES) == set(TABLE_MEASURES)
+# ... and shown beside them: what a scan-leak hold (cd45_positive) compares with the scan's leak.
+SHOWN_MEASURES = {**GUARD_MEASURES, "cd45_leak_needed": "CK leak CD45 needs"}
 
 
 def levels_from_statistics(channels, background: np.ndarray, noise: np.ndarray,
@@ -117,9 +119,9 @@ def measure_texts(means: np.ndarray | None, peaks: np.ndarray | None) -> list[li
 
 def guard_measures(events: pd.DataFrame) -> list[dict[str, float]]:
     """Per event, the guard's measurements the events table holds (finite ones, rounded)."""
-    present = [c for c in GUARD_MEASURES if c in events]
+    present = [c for c in SHOWN_MEASURES if c in events]
     if not present:
         return [{} for _ in range(len(events))]
     values = events[present].to_numpy(np.float64)
-    return [{GUARD_MEASURES[c]: round(float(v), 2) for c, v in zip(present, row)
-             if math.isfinite(v)} for row in values]
+    return [{SHOWN_MEASURES[c]: round(float(v), 3 if c == "cd45_leak_needed" else 2)
+             for c, v in zip(present, row) if math.isfinite(v)} for row in values]

@@ -20,7 +20,7 @@ and ``homotypic`` on its CTC doublet); its ``review`` column gained its one ``ct
 cut by the frame edge (p 0.89, filed as debris) when predict began showing the CTC and
 cluster calls the border cuts; the guard's measurements (``TABLE_MEASURES``: ``ck_peak`` to
 ``dna_edge_um``) were added when predict began writing them, every other column then
-unchanged; its ``cd45_leak_needed`` column (on its counted ``ctc`` calls, 0-0.005 against the
+unchanged; its ``cd45_leak_needed`` column (on its counted ``ctc`` calls, 0-0.003 against the
 scan's measured leak of 0.0097: none held) was added when predict began holding the CTC calls
 whose CD45 needs more leak than the scan shows, every other column then unchanged; every
 other column is as first written.

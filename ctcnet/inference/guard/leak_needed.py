@@ -29,8 +29,9 @@ STEPS = (0.0, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.045, 0.05, 0
 def cd45_leak_needed(batch, rows: np.ndarray) -> np.ndarray:
     """(len(rows),) float32 for the crops ``rows`` of a guard ``batch`` (what the guard's
     measurements of a frame's crops, as the scanner wrote them, started from:
-    ``measure_for_guard_start``): the least of :data:`STEPS` (and the guard's allowance into
-    CD45 after them) at which CD45 over the CK area reads under the batch's
+    ``measure_for_guard_start``): the least share of CK's counts (read on :data:`STEPS` and
+    the guard's allowance into CD45 after them, and between two steps where CD45's upper
+    quartile crosses the level) at which CD45 over the CK area reads under the batch's
     ``rules.cd45_level`` with CK's leak allowed that share and every other dye's its
     allowance; inf where CD45 reads positive even at the allowance (the guard's
     ``cd45_positive``); NaN without a CK area (or one all saturated), a CD45 or a CK
@@ -52,7 +53,17 @@ def cd45_leak_needed(batch, rows: np.ndarray) -> np.ndarray:
     _, upper = over_area(excess, batch.clipped[each], batch.disk, batch.area[each], has_area)
     upper = upper.reshape(len(steps), n)
     negative = upper < rules.cd45_level
-    need[:] = np.where(negative.any(axis=0), steps[negative.argmax(axis=0)], np.inf)
+    # Between the last step CD45 reads positive at and the first it reads negative at, where
+    # its upper quartile crosses the level (read to the step, a need of 6.1 % read 7 %).
+    first = negative.argmax(axis=0)
+    before = np.maximum(first - 1, 0)
+    cols = np.arange(n)
+    high, low = upper[before, cols], upper[first, cols]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.clip((high - rules.cd45_level) / (high - low), 0.0, 1.0)
+    share = np.where(np.isfinite(share), share, 1.0)
+    crossed = steps[before] + share * (steps[first] - steps[before])
+    need[:] = np.where(~negative.any(axis=0), np.inf, np.where(first == 0, 0.0, crossed))
     # (a CK area all saturated holds no ratio: CD45 unread there, as the guard reads it)
     need[(batch.ck_area[rows] == 0) | np.isnan(upper).all(axis=0)] = np.nan
     return need
