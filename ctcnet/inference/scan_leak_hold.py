@@ -17,8 +17,8 @@ CD45 0.2-10 %): every counted true CTC needs at most 0.97x its scan's measured l
 185), so none is held and no count changes. CK+CD45+ cells painted into a simulated scan whose
 CK leaks 5.7 % into CD45 (measured 5.55 %; the painted cells carry the scan's spillover), CK
 1-5x a CTC's and CD45 0.25-1x a leukocyte's: the guard counted 13 of them as CTCs; 9 need
-0.08-0.12 (1.4-2.2x the leak) and are held, 4 (CK 5x a CTC's, CD45 a quarter to half a
-leukocyte's) need 0.06-0.07, within what such a leak can carry, and stay counted. Where a scan
+0.077-0.114 (1.4-2.1x the leak) and are held, 4 (CK 5x a CTC's, CD45 a quarter to half a
+leukocyte's) need 0.051-0.069, within what such a leak can carry, and stay counted. Where a scan
 leaks 1-2 %, as most do, the allowance is 2 %.
 """
 

@@ -190,7 +190,7 @@ class GuardRules:
         (:mod:`ctcnet.inference.scan_leak_hold`). 1.3: on the 20 counting cartridges (10
         frames, measured leaks 0.001-0.097) every counted true CTC needs at most 0.97x its
         scan's leak, and the measured leak reads 0.88x the true one at worst over 0.01; the
-        CK+CD45+ cells painted into a scan leaking 5.7 % that it holds need 1.4-2.2x.
+        CK+CD45+ cells painted into a scan leaking 5.7 % that it holds need 1.4-2.1x.
     scan_leak_floor
         ... and never less than this share of CK's counts: under a leak of 1-2 % the measured
         leak may read half the true one (0.0027 for 0.0067).
