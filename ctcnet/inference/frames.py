@@ -40,14 +40,13 @@ from ctcnet.detect.metadata_signs import (
     NUCLEUS_UM,
     frame_signs,
     metadata_problems,
-    spread_rows,
 )
 from ctcnet.errors import InputError, WholeFileError, is_resource_error
 from ctcnet.inference.guard import RULES, measure_for_guard_start
+from ctcnet.inference.leak_sample import frame_leak_ratios, leak_carriers, leak_share
 from ctcnet.inference.model_records import frames_made_by, same_model_file
 from ctcnet.inference.options import spec_read_as
 from ctcnet.inference.spillover import (
-    LEVEL,
     compensate,
     leak_check,
     leak_record,
@@ -70,13 +69,6 @@ from ctcnet.nn.spec import ModelSpec
 # Frames (spread over the cartridge) whose events measure its spillover, with compensation on:
 # 12 frames hold ~3,400 events, ~1,000 of them CK+ (docs/robustness_matrix.md).
 SPILLOVER_FRAMES = 12
-# CK-bright events of a cartridge, spread over its frames, whose CK leak ratios are kept for
-# the run's check of its leaks against the guard's allowance (spillover.leak_check): the
-# lowest mode needs a few hundred. On a simulated cartridge of 8 frames whose CK leaks 30 %
-# into CD45 (2 % CTCs, most CK-bright events leukocytes with unspecific CK), 100 read no leak
-# into CD45 and 74 % into CD66b, 200-800 read 0.31; on a standard one 0.00-0.05. Each costs
-# about 0.25 ms (0.1 s a cartridge).
-LEAK_CHECK_EVENTS = 400
 
 log = logging.getLogger(__name__)
 
@@ -225,8 +217,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
         read_as = spec_read_as(spec, at_camera_tops(cartridge.panel, brightest))
         measured, guard_start = (measure_for_guard_start(crops, read_as) if guard and len(crops)
                                  else (None, None))
-        leak_ratios = frame_leak_ratios(crops, measured, read_as.panel,
-                                        -(-LEAK_CHECK_EVENTS // len(cartridge.frames)))
+        leak_ratios = frame_leak_ratios(crops, measured, read_as.panel, leak_share(cartridge))
     except InputError as err:
         return FrameWork(frame, error=f"{frame.stem}: {err}",
                          seconds={"read": t1 - t0, "detect": time.perf_counter() - t1})
@@ -276,36 +267,6 @@ def _metadata_signs(crops: np.ndarray, cartridge: Cartridge, spec: ModelSpec,
     except FRAME_DATA_ERRORS:
         log.debug("frame signs of %s not read", cartridge.sample_id, exc_info=True)
         return None
-
-
-def leak_carriers(measured: pd.DataFrame) -> np.ndarray:
-    """The events (rows of their guard ``measured`` table) whose CK can show CK's leak: CK
-    over LEVEL / 3 noise units (a 3x3 peak), and clearly so (over LEVEL) where a nucleus lies
-    under it."""
-    # DAPI's own leak into the CK channel lights a bare nucleus's "CK" at 3-7 units, with none
-    # of CK's leak into CD45 to show, and such events set the floor at no leak. On simulated
-    # 24-frame cartridges (leaks of 0, 10 and 30 % into CD45, two seeds each) one whose CK
-    # leaks 30 % read no leak without this (and was not warned of), 0.287 with it; the others
-    # the same within 0.006. Dim CK events without a nucleus (tdEVs) are kept: on a cartridge
-    # of few frames they carry the floor.
-    peak = measured["ck_peak"].to_numpy()
-    on_nucleus = measured["dna_in_ck"].to_numpy() >= RULES.dna_level
-    return np.flatnonzero((peak > LEVEL) | ((peak > LEVEL / 3) & ~on_nucleus))
-
-
-def frame_leak_ratios(crops: np.ndarray, measured: pd.DataFrame | None, panel,
-                      events: int) -> list | None:
-    """CK's per-crop leak ratios (:func:`~ctcnet.inference.spillover.scan_ratios`) of up to
-    ``events`` of a frame's :func:`leak_carriers`, spread over them
-    (:func:`~ctcnet.detect.metadata_signs.spread_rows`: not the frame's first and last, as a
-    rule cells its borders cut), as JSON-able lists (the frame's journal line keeps them, so a
-    resumed run checks every frame's). A cut cell's ratio is read as a whole one's: CK's leak
-    is a copy of the pixels there are, and a cartridge of few frames needs every carrier."""
-    if measured is None or not len(measured):
-        return None
-    rows = spread_rows(leak_carriers(measured), events)
-    ratio, sd = scan_ratios(crops[rows], panel, central=True)
-    return [np.round(ratio, 5).tolist(), np.round(sd, 5).tolist()]
 
 
 # Appended to by the finishing thread as each frame is journaled: the frames' records and notes
@@ -385,10 +346,14 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
                      "again once the scan is complete")
     for line in notes:
         log.warning("%s: %s", cartridge.sample_id, line)
-    kept = [e["leak_ratios"] for e in done.values() if e.get("leak_ratios")]
+    # Each frame's share as a run of these frames from the start reads it (a frame journaled
+    # when fewer had arrived read more), the crops without a ratio left out.
+    kept, share = [e["leak_ratios"] for e in done.values() if e.get("leak_ratios")], \
+        leak_share(cartridge)
     width = spec.panel.num_channels
-    ratio, sd = (np.asarray([row for k in kept for row in k[i]], np.float64).reshape(-1, width)
-                 for i in (0, 1))
+    ratio, sd = (np.asarray([row for k in kept for row in k[i][:share]], np.float64)
+                 .reshape(-1, width) for i in (0, 1))
+    ratio, sd = (a[np.isfinite(ratio).any(axis=1)] for a in (ratio, sd))
     checked = leak_check(leaks_from_ratios(ratio, sd, spec.panel), spec.panel, RULES,
                          cartridge.sample_id, crops=len(ratio))
     # A leak past the guard's allowance makes CTCs read CD45-positive: the CTC count is not

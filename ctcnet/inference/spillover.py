@@ -270,17 +270,18 @@ def lowest_mode(ratio: np.ndarray, sd: np.ndarray, min_weight: float = MIN_WEIGH
     return leak
 
 
-def scan_ratios(crops: np.ndarray, panel, central: bool = False
+def scan_ratios(crops: np.ndarray, panel, central: bool = False, every: bool = False
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-crop CK ratios and uncertainties (:func:`leak_ratios`; ``central``: over each
     crop's central half, as a scan's crops are read) of the panel's targets, only the crops
-    that have any: what :func:`leaks_from_ratios` pools over a scan's frames."""
+    that have any (``every``: every crop, a row of NaN where it has none): what
+    :func:`leaks_from_ratios` pools over a scan's frames."""
     source, targets = leak_channels(panel)
     if source is None:
         empty = np.zeros((0, panel.num_channels))
         return empty, empty
     ratio, sd = leak_ratios(crops, source, targets, central=central)
-    rows = np.isfinite(ratio).any(axis=1)
+    rows = np.isfinite(ratio).any(axis=1) | every
     return ratio[rows], sd[rows]
 
 

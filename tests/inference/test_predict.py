@@ -152,6 +152,32 @@ def test_resume_after_interruption_loses_and_duplicates_nothing(setup, tmp_path)
     assert setup["ref"].leak_check["beyond"] == []
 
 
+def test_a_scan_copied_in_a_frame_at_a_time_reads_the_leak_of_a_scan_copied_whole(
+        setup, tmp_path, monkeypatch):
+    """A scan copied in while the nightly job ran: frames journaled when fewer had arrived
+    read a larger share of their CK-bright events, and the leak check (with the CTC calls a
+    scan's leak holds) read more of them than a run of the whole scan; it reads the same
+    ones now."""
+    import shutil
+
+    # (a few events a frame: this small scan's frames hold fewer CK-bright ones than a share)
+    monkeypatch.setattr("ctcnet.inference.leak_sample.LEAK_CHECK_EVENTS", 6)
+    whole = predict_cartridge(setup["cart"], setup["backend"], tmp_path / "whole",
+                              PredictOptions(**QUIET))
+    staged = tmp_path / "staged"
+    shutil.copytree(setup["cart"], staged)
+    later = sorted(staged.glob("r*.tif"))[1:]
+    for frame in later:
+        frame.rename(tmp_path / frame.name)
+    predict_cartridge(staged, setup["backend"], tmp_path / "run", PredictOptions(**QUIET))
+    for frame in later:
+        (tmp_path / frame.name).rename(staged / frame.name)
+    again = predict_cartridge(staged, setup["backend"], tmp_path / "run",
+                              PredictOptions(**QUIET))
+    assert again.frames.resumed_from_journal == 1
+    assert again.leak_check == whole.leak_check and whole.leak_check["measured_on"] > 0
+
+
 def test_ctc_calls_needing_more_leak_than_the_scan_allows_are_held_not_counted(
         setup, tmp_path, monkeypatch):
     """Every counted ``ctc`` call carries the CK leak its CD45 needs; with the scan's allowance

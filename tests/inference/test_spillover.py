@@ -511,7 +511,7 @@ def test_a_frames_leak_is_read_on_ck_spread_over_it_not_dapis_leak_on_bare_nucle
     without a nucleus (a tdEV) and a clearly CK-bright cell are."""
     import pandas as pd
 
-    from ctcnet.inference.frames import frame_leak_ratios
+    from ctcnet.inference.leak_sample import frame_leak_ratios
 
     rng = np.random.default_rng(11)
     crops = scan(rng, 9, 0, {CD45: 0.05})
