@@ -26,7 +26,6 @@ import pandas as pd
 
 from ctcnet.inference.alternates import resolve_alternates
 from ctcnet.inference.cluster_parts import hold_cluster_repeats
-from ctcnet.inference.ctc_repeats import hold_ctc_repeats
 from ctcnet.inference.frames import keep_frame_record
 from ctcnet.inference.gallery import gallery_rows
 from ctcnet.inference.guard import guard_events
@@ -55,9 +54,8 @@ def finish_frame(job: Finishing, work, proba) -> tuple[int, float, float]:
     """A classified frame finished: its events labelled with the calls (the model's scan
     fusion taking part), the marker guard's flags, the CK leak each counted CTC's CD45 needs
     (:mod:`ctcnet.inference.scan_leak_hold`), merged objects' members resolved, a cluster read
-    twice counted once (:mod:`ctcnet.inference.cluster_parts`) and so a CTC
-    (:mod:`ctcnet.inference.ctc_repeats`), its part written to the journal and its record
-    kept beside it. ``work``: the frame's
+    twice counted once (:mod:`ctcnet.inference.cluster_parts`), its part written to the
+    journal and its record kept beside it. ``work``: the frame's
     :class:`~ctcnet.inference.frames.FrameWork`; ``proba``: its events' probabilities.
     Returns (events, the guard's seconds, writing's seconds)."""
     t0 = time.perf_counter()
@@ -70,7 +68,6 @@ def finish_frame(job: Finishing, work, proba) -> tuple[int, float, float]:
     events = with_leak_needed(events, work.guard_start, job.spec.taxonomy.of_kind("ctc"))
     events, crop_rows = resolve_alternates(events, job.spec.taxonomy.reported_classes())
     events = hold_cluster_repeats(events, job.pixel_size_um)
-    events = hold_ctc_repeats(events, job.pixel_size_um, job.spec.taxonomy.of_kind("ctc"))
     t1 = time.perf_counter()
     # The events whose crops the review gallery may show: a capped share per category.
     write_part(job.parts, work.frame.frame_id, events, work.crops,
