@@ -24,7 +24,6 @@ leaks 1-2 %, as most do, the allowance is 2 %.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -35,8 +34,6 @@ from ctcnet.core.columns import with_columns
 from ctcnet.detect.members import GROUP, PART
 from ctcnet.inference.guard.leak_needed import cd45_leak_needed
 from ctcnet.inference.guard.rules import RULES, GuardRules
-
-log = logging.getLogger(__name__)
 
 LEAK_NEEDED = "cd45_leak_needed"
 HELD_FLAG = "cd45_positive"

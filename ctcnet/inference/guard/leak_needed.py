@@ -31,8 +31,8 @@ def cd45_leak_needed(batch, rows: np.ndarray) -> np.ndarray:
     measurements of a frame's crops, as the scanner wrote them, started from:
     ``measure_for_guard_start``): the least share of CK's counts (read on :data:`STEPS` and
     the guard's allowance into CD45 after them, and between two steps where CD45's upper
-    quartile crosses the level) at which CD45 over the CK area reads under the batch's
-    ``rules.cd45_level`` with CK's leak allowed that share and every other dye's its
+    quartile crosses the level) at which CD45 over the CK area reads no more than the
+    batch's ``rules.cd45_level`` with CK's leak allowed that share and every other dye's its
     allowance; inf where CD45 reads positive even at the allowance (the guard's
     ``cd45_positive``); NaN without a CK area (or one all saturated), a CD45 or a CK
     channel."""
@@ -52,7 +52,7 @@ def cd45_leak_needed(batch, rows: np.ndarray) -> np.ndarray:
     has_area = batch.ck_area[each] > 0
     _, upper = over_area(excess, batch.clipped[each], batch.disk, batch.area[each], has_area)
     upper = upper.reshape(len(steps), n)
-    negative = upper < rules.cd45_level
+    negative = upper <= rules.cd45_level  # (the flag fires over the level)
     # Between the last step CD45 reads positive at and the first it reads negative at, where
     # its upper quartile crosses the level (read to the step, a need of 6.1 % read 7 %).
     first = negative.argmax(axis=0)
