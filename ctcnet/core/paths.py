@@ -110,13 +110,21 @@ def written_lately(files, within_s: float = WRITTEN_LATELY_S, arrived: bool = Fa
     """Whether any of ``files`` was modified in the last ``within_s`` seconds (a frame or a
     scan's metadata that may still be being written); with ``arrived``, or came to be where it
     is (its inode changed: ``cp -p``, ``rsync -a`` keep a copy's modification time from its
-    source, but its change time is the copy's own; a rename or a chmod reads so too)."""
+    source, but its change time is the copy's own; a rename or a chmod reads so too). A
+    modification time ahead of this machine's clock (a scanner's clock ahead) is read as the
+    change time: a day ahead, a scan copied in long ago read as written lately all day."""
     now = time.time()
     for path in files:
         try:
             st = Path(path).stat()
-            if now - (max(st.st_mtime, st.st_ctime) if arrived else st.st_mtime) < within_s:
+            modified = st.st_mtime if st.st_mtime <= now + CLOCK_SLACK_S else st.st_ctime
+            if now - (max(modified, st.st_ctime) if arrived else modified) < within_s:
                 return True
         except OSError:
             continue
     return False
+
+
+# How far ahead of this machine's clock a file's time may read and still be its own (clocks of
+# machines in one lab drift by seconds).
+CLOCK_SLACK_S = 60.0

@@ -155,7 +155,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
         pixels, measured_planes = read_with_unread(cartridge, frame)
     except InputError as err:  # (a file written lately may be a frame still being written)
         lately = " (written in the last minutes: if it is still being written, the next run " \
-            "reads it once whole)" if written_lately(frame.files) and \
+            "reads it once whole)" if written_lately(frame.files, arrived=True) and \
             not isinstance(err, WholeFileError) else ""
         return FrameWork(frame, error=f"{err}{lately}", seconds={"read": time.perf_counter() - t0})
     except (OSError, ValueError) as err:  # e.g. a file that vanished mid-run

@@ -448,7 +448,7 @@ def read_frame_and(frame: FrameRef, panel: Panel, channels=None, also=()
     else:  # numpy's error names the sizes
         out = np.stack(planes).astype(np.float32, copy=False)
     check_frame_values(out, [panel.channels[c] for c in keep], frame.files[0],
-                       fresh=written_lately(frame.files))
+                       fresh=written_lately(frame.files, arrived=True))
     return out, others
 
 

@@ -29,3 +29,23 @@ def test_dot_dot_after_a_link_is_read_as_the_disk_reads_it(tmp_path, monkeypatch
     assert os.path.samefile(absolute("L/../cartY"), "L/../cartY")
     assert absolute("L/./x") == str(tmp_path / "L" / "x")  # a link's own name is kept
     assert absolute("real/inner/../../new/out") == str(tmp_path.resolve() / "new" / "out")
+
+
+def test_a_file_dated_ahead_of_this_clock_is_read_as_when_it_came_here(tmp_path, monkeypatch):
+    """A scanner's clock a day ahead: its files' modification times are tomorrow's, and every
+    scan copied in read as "written in the last 15 minutes" all day (partial, "run again once
+    the scan is complete"). Such a time is read as the file's arrival here; one copied in a
+    moment ago is still written lately, in either reading."""
+    import time
+
+    import ctcnet.core.paths as paths
+    from ctcnet.core.paths import written_lately
+
+    path = tmp_path / "r00c00.tif"
+    path.write_bytes(b"x")
+    tomorrow = time.time() + 86_400
+    os.utime(path, (tomorrow, tomorrow))
+    assert written_lately([path]) and written_lately([path], arrived=True)
+    later = time.time() + 20 * 60
+    monkeypatch.setattr(paths, "time", type("Clock", (), {"time": staticmethod(lambda: later)}))
+    assert not written_lately([path]) and not written_lately([path], arrived=True)

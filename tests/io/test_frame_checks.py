@@ -3,6 +3,7 @@ reason and their blood not counted; a frame largely saturated is read, with a no
 records as a problem (a count that stands only once a person has looked)."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -133,7 +134,7 @@ def test_a_simulated_8_bit_cartridge_states_its_0_255_range(tmp_path):
 
 
 def test_a_frame_read_before_it_was_filled_is_skipped_and_an_older_one_read_and_said(
-        clean_run, cart):
+        clean_run, cart, monkeypatch):
     """A file written to its full size and filled after (a Windows copy, a scanner that
     preallocates), read minutes after it was written with its last rows still 0 where a
     camera's offset keeps every pixel above: the frame is skipped with the reason, and the
@@ -153,6 +154,15 @@ def test_a_frame_read_before_it_was_filled_is_skipped_and_an_older_one_read_and_
     assert "still being written" in summary.skipped_frames[0]["reason"]
     long_ago = 1_000_000_000
     os.utime(path, (long_ago, long_ago))
+    # Its modification time kept from the scanner's (cp -p, rsync -a), but arrived a moment
+    # ago: still skipped (it was read as an old file and journaled, and no rerun read it
+    # again once it was whole).
+    copied = predict(clean_run, cart)
+    assert copied.frames.skipped == 1 and "still being written" in str(copied.skipped_frames)
+    import ctcnet.core.paths as paths
+
+    later = time.time() + 20 * 60  # once it came here long ago as well
+    monkeypatch.setattr(paths, "time", type("Clock", (), {"time": staticmethod(lambda: later)}))
     again = predict(clean_run, cart)
     assert again.frames.skipped == 0 and "r00c01" not in str(again.skipped_frames)
     rows = pixels.shape[1] - pixels.shape[1] * 2 // 5
