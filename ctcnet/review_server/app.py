@@ -309,8 +309,6 @@ class ReviewApp:
         """The page listing the samples to review, each with whether its result may be read
         (partial, failed, signed off...), its review list and how much of it is decided: a
         morning's work read before a sample is opened."""
-        from ctcnet.exports.results_audit import audit_run
-
         self.look_again()
         # (relative: the list is served under the session's path, :mod:`access`)
         links = "".join(f'<li><a href="review/{html.escape(quote(n, safe=""))}">'
@@ -318,7 +316,7 @@ class ReviewApp:
                         for n, folder in self.folders.items())
         # A night killed or stopped: the samples it did not finish or begin are in no list
         # below (a morning's reader saw three samples and no word of the other two).
-        undone = audit_run(self.results)
+        undone = self.run_undone()
         run = ("<p id='run-undone'>The run that wrote these results did not finish all of "
                "them, or its index is not theirs:</p><ul>"
                + "".join(f"<li>{html.escape(p)}</li>" for p in undone) + "</ul>"
@@ -328,6 +326,13 @@ class ReviewApp:
                 "<title>ctcnet review</title></head><body><h1>Samples to review</h1>"
                 f"{run}<ul>{links}</ul></body></html>")
 
+
+    def run_undone(self) -> list[str]:
+        """What the run that wrote the results left undone (samples it did not finish or
+        begin, an index not theirs), in words; [] where nothing."""
+        from ctcnet.exports.results_audit import audit_run
+
+        return audit_run(self.results)
 
     def _line(self, name: str, folder: Path) -> str:
         """Sample ``name``'s line on the index: as its decisions and sign-off read when the

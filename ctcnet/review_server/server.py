@@ -321,7 +321,7 @@ class ReviewHandler(RequestGate, BaseHTTPRequestHandler):
         parts = path.split("/", 3)  # '', head, sample, rest (still URL-encoded)
         if path == "/":
             self.app.look_again()  # samples a running batch finished since
-            if len(self.app.folders) == 1:
+            if len(self.app.folders) == 1 and not self.app.run_undone():  # (or the list says)
                 self.send_response(HTTPStatus.FOUND)
                 self.send_header("Location", access.session_prefix(self.app.token) +
                                  f"/review/{quote(next(iter(self.app.folders)), safe='')}")

@@ -2000,3 +2000,31 @@ def decide_one_offline(out):
                                          "tester")
     finally:
         server.server_close()
+
+
+def test_a_lone_finished_sample_of_a_night_left_undone_opens_on_the_list(results, tmp_path):
+    """A night killed while it ran its second sample: the one finished sample was opened
+    straight away, and its page said nothing of the other (the list names it); opened now
+    on the list. A lone sample of a finished run still opens straight away."""
+    out = tmp_path / "night"
+    out.mkdir()
+    as_sample(results, out / "P001")
+    (out / "P002" / "parts").mkdir(parents=True)  # begun, not finished
+    import socket
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (out / "run.json").write_text(json.dumps(
+        {"format_version": 1, "state": "running", "host": socket.gethostname(),
+         "pid": gone.pid, "inputs": ["P001", "P002"], "outputs": []}))
+    server = make_server(out, port=0, reviewer="tester")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        status, data = request(server, "GET", "/")
+        assert status == 200 and b"P002" in data and b"did not finish all of" in data
+        shutil.rmtree(out / "P002")
+        (out / "run.json").unlink()
+        assert request(server, "GET", "/")[0] == 302
+    finally:
+        server.shutdown()
+        server.server_close()
