@@ -188,12 +188,12 @@ class GuardRules:
         ``ctc`` call whose CD45 needs more than this multiple of that leak to read negative
         (``cd45_leak_needed``) is held as ``cd45_positive``
         (:mod:`ctcnet.inference.scan_leak_hold`). 1.3: on the 20 counting cartridges (10
-        frames, measured leaks 0.001-0.097) every counted true CTC needs at most 0.97x its
-        scan's leak, and the measured leak reads 0.88x the true one at worst over 0.01; the
+        frames, measured leaks 0-0.097) every counted true CTC needs at most 0.97x its scan's
+        leak, and the measured leak reads 0.84x the true one at worst over 0.01; the
         CK+CD45+ cells painted into a scan leaking 5.7 % that it holds need 1.4-2.1x.
     scan_leak_floor
         ... and never less than this share of CK's counts: under a leak of 1-2 % the measured
-        leak may read half the true one (0.0027 for 0.0067).
+        leak may read half the true one (0.0052 for 0.0064), or none (then nothing is held).
     scan_leak_min_events
         The fewest CK-bright events the scan's leak must be read on for that hold; with fewer,
         ``max_leak`` alone holds.
