@@ -13,8 +13,8 @@ the scan's leak is known the calls that need more than it allows
 person, not counted.
 
 Measured (scripts/cartridge_counts.py's 20 cartridges, 10 frames each, true CK leaks into
-CD45 0.2-10 %): every counted true CTC needs at most 0.97x its scan's measured leak (185 of
-185), so none is held and no count changes (two scans leaking 0.2 and 0.7 % read no leak:
+CD45 0.2-10 %): every counted CTC call needs at most 0.88x its scan's measured leak (183
+read), so none is held and no count changes (two scans leaking 0.2 and 0.7 % read no leak:
 nothing is held there). CK+CD45+ cells painted into a simulated scan whose
 CK leaks 5.7 % into CD45 (measured 5.55 %; the painted cells carry the scan's spillover), CK
 1-5x a CTC's and CD45 0.25-1x a leukocyte's: the guard counted 13 of them as CTCs; 9 need

@@ -21,7 +21,7 @@ from ctcnet.inference.guard.leaks import marker_excess
 
 # The shares of CK's counts tried (the guard's allowance is the last step), about a tenth
 # apart at a leak of 5 %: read to the step, a CTC's need sits at or under its scan's leak (on
-# the 20 counting cartridges every counted CTC's at most 0.97x it).
+# the 20 counting cartridges every counted CTC call's at most 0.88x it).
 STEPS = (0.0, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.045, 0.05, 0.06, 0.07,
          0.08, 0.09, 0.1, 0.11)
 

@@ -188,7 +188,7 @@ class GuardRules:
         ``ctc`` call whose CD45 needs more than this multiple of that leak to read negative
         (``cd45_leak_needed``) is held as ``cd45_positive``
         (:mod:`ctcnet.inference.scan_leak_hold`). 1.3: on the 20 counting cartridges (10
-        frames, measured leaks 0-0.097) every counted true CTC needs at most 0.97x its scan's
+        frames, measured leaks 0-0.097) every counted CTC call needs at most 0.88x its scan's
         leak, and the measured leak reads 0.84x the true one at worst over 0.01; the
         CK+CD45+ cells painted into a scan leaking 5.7 % that it holds need 1.4-2.1x.
     scan_leak_floor
