@@ -28,8 +28,9 @@ from ctcnet.inference.distributed import env_info, stable_rank
 from ctcnet.inference.output_names import output_folder_of
 from ctcnet.inference.result_state import RESEARCH_USE
 from ctcnet.inference.run_entry import counted_at, output_entry, utc
-from ctcnet.inference.run_table import others_of_scan, write_samples_csv
+from ctcnet.inference.run_table import write_samples_csv
 from ctcnet.inference.setting_differences import how_settings_differ
+from ctcnet.inference.shared_scans import mark_same_scans, mark_shared_frames
 from ctcnet.inference.summary import SUMMARY_FILE, kept_summaries
 from ctcnet.io.atomic import atomic_write_text, folder_is_held, open_lock
 from ctcnet.io.cartridge_info import RUN_INDEX_FILE, SAMPLES_FILE, output_format
@@ -206,7 +207,7 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
 def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missing_reason,
                      failed_reports, error, sharded) -> dict:
     note_set_aside(out, set_aside or {}, since)
-    entries, made_with = [], {}
+    entries, made_with, digests = [], {}, {}
     # A run that ended early on one machine: what it left of a sample from before it began (an
     # earlier run's output, or its refusal) is not tonight's (a job array's jobs begin apart,
     # each writing the index of all: there every earlier output stands).
@@ -217,6 +218,8 @@ def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missi
         read = _read_summary(path)  # once, for the set-aside date and the entry
         if isinstance(read, dict) and isinstance(read.get("run_fingerprint"), dict):
             made_with[name] = read["run_fingerprint"]
+        if isinstance(read, dict) and isinstance(read.get("frame_digests"), dict):
+            digests[name] = read["frame_digests"]
         refused = _set_aside_since(out, name, path, read)
         if ended_early and refused is not None and float(refused.get("at", 0)) < since:
             refused = None  # an earlier run's refusal: this one did not reach the input
@@ -255,7 +258,8 @@ def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missi
             entries.append({"name": name, "missing": True, **({"reason": why} if why else {}),
                             **({"kept_output": output_entry(name, *replaced)}
                                if replaced else {})})
-    _mark_same_scans(entries)
+    mark_same_scans(entries)
+    mark_shared_frames(entries, digests)
     # Samples an earlier run left in --out that this one did not run: named, so that the
     # index of a partial rerun or another batch into the same folder does not hide them, and
     # a row each in samples.csv (the folder's table, not this run's alone).
@@ -288,24 +292,6 @@ def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missi
                          "is not", Path(out) / SAMPLES_FILE) from None
     atomic_write_text(Path(out) / RUN_INDEX_FILE, strict_json(index, indent=2) + "\n")
     return index
-
-
-def _mark_same_scans(entries: list[dict]) -> None:
-    """Give the outputs of one scan under two sample ids or more (one ``cartridge_id``: the
-    same frames) ``same_scan_as``, the others' names, as samples.csv does, and warn: one
-    blood draw was counted as two, and only a column of the table said so."""
-    said = set()
-    for entry, others in zip(entries, others_of_scan(entries)):
-        if not others:
-            continue
-        entry["same_scan_as"] = others
-        names = sorted([entry["name"], *others])
-        if tuple(names) not in said:
-            said.add(tuple(names))
-            log.warning("%s: one scan (the same frames, cartridge_id %s) under %d sample ids, "
-                        "each counted as a blood draw of its own; keep the output of the right "
-                        "id and move the other's out of the folder", ", ".join(names),
-                        entry["cartridge_id"], len(names))
 
 
 def _fingerprints(out: Path, names: list[str]) -> dict[str, dict]:

@@ -1122,3 +1122,26 @@ def test_list_outputs_lists_a_shards_share_and_says_what_the_run_would_set_aside
     said = dict(line.split("\t", 1) for line in capsys.readouterr().out.splitlines())
     assert "\tset aside: channel mismatch" in said[str((scans / "d").absolute())]
     assert not out.exists()
+
+
+def test_a_frame_read_into_two_samples_is_named_in_each(cart_and_model, cart, tmp_path,
+                                                         capsys):
+    """A frame's file copied (or linked) into another patient's folder: both samples came
+    out ok, the frame's cells counted in each, without a word (one scan under two ids was
+    said; one frame was not). run.json names the frames in each, and the run warns."""
+    from ctcnet.io.panel import load_panel
+    from ctcnet.simulate import simulate_cartridge
+
+    batch = tmp_path / "batch"
+    shutil.copytree(cart, batch / "S1")
+    simulate_cartridge(batch / "S2", load_panel(None), num_frames=3, frame_shape=(128, 160),
+                       seed=6, events_per_frame=8, sample_id="S2")
+    shutil.copyfile(batch / "S1" / "r00c00.tif", batch / "S2" / "r00c01.tif")
+    argv = predict_args(cart_and_model, batch)
+    argv[argv.index("--out") + 1] = tmp_path / "out"
+    status, err = run_cli(capsys, *argv)
+    entries = {e["name"]: e for e in
+               json.loads((tmp_path / "out" / "run.json").read_text())["outputs"]}
+    assert entries["S1"]["frames_shared_with"] == {"S2": ["r00c01"]}
+    assert entries["S2"]["frames_shared_with"] == {"S1": ["r00c00"]}
+    assert any("read as frames of S2 too" in line for line in err), err
