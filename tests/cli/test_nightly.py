@@ -119,11 +119,12 @@ def test_a_run_keeps_its_log_in_out_with_utc_times_whatever_the_console(
     what ran, each sample's line and how it ended, each line with its UTC time. A refused run
     leaves no log (nor --out) behind."""
     scans, out = batch(cart_and_model, tmp_path)
-    # Two scans, not one under two sample ids (which the run warns of, on any console).
-    frame = sorted((scans / "b").glob("r*c*.tif"))[0]
-    pixels = tifffile.imread(frame)
-    pixels[0, 0, 0] += 1
-    tifffile.imwrite(frame, pixels, photometric="minisblack")
+    # Two scans, not one under two sample ids nor sharing a frame (which the run warns of, on
+    # any console).
+    for frame in sorted((scans / "b").glob("r*c*.tif")):
+        pixels = tifffile.imread(frame)
+        pixels[0, 0, 0] += 1
+        tifffile.imwrite(frame, pixels, photometric="minisblack")
     status, err = run_cli(capsys, "predict", scans, "--out", out, "--quiet", "--no-report",
                           "--prior", "balanced", *options(cart_and_model))
     assert status == 0 and err == []
@@ -790,7 +791,7 @@ def test_a_frame_rewritten_after_it_was_read_makes_the_sample_partial(
 
 
 def test_a_frame_cut_short_as_it_is_written_is_told_to_wait_not_to_be_exported_again(
-        cart_and_model, tmp_path, capsys):
+        cart_and_model, tmp_path, capsys, monkeypatch):
     """A frame file cut short seconds ago is a scanner still writing it: its skip says the next
     run reads it once whole (it said only "export the file again")."""
     import os
@@ -804,6 +805,16 @@ def test_a_frame_cut_short_as_it_is_written_is_told_to_wait_not_to_be_exported_a
     (why,) = json.loads((out / "S_a" / "summary.json").read_text())["skipped_frames"]
     assert "the next run reads it once whole" in why["reason"]
     os.utime(frame, (1e9, 1e9))  # an old file cut short: a copy that broke off
+    run_cli(capsys, *args)
+    # (as it arrived here: a moment ago, with its source's time kept, as cp -p keeps it)
+    (why,) = json.loads((out / "S_a" / "summary.json").read_text())["skipped_frames"]
+    assert "once whole" in why["reason"]
+    import time
+
+    import ctcnet.core.paths as paths
+
+    later = time.time() + 20 * 60  # ... and long ago
+    monkeypatch.setattr(paths, "time", type("Clock", (), {"time": staticmethod(lambda: later)}))
     run_cli(capsys, *args)
     (why,) = json.loads((out / "S_a" / "summary.json").read_text())["skipped_frames"]
     assert "once whole" not in why["reason"]
