@@ -91,9 +91,16 @@ def _audit(args: argparse.Namespace) -> int:
     """``ctcnet verify --results``: a line per sample, the record as JSON where asked."""
     from ctcnet.core.paths import absolute
     from ctcnet.core.provenance import check_record
+    from ctcnet.errors import InputError
     from ctcnet.exports.results_audit import audit_results, audit_run
 
-    samples, run = audit_results(args.results), audit_run(args.results)
+    run = audit_run(args.results)
+    try:
+        samples = audit_results(args.results)
+    except InputError:
+        if not run:
+            raise
+        samples = []  # a run killed before its first sample: the night failed, not the input
     failed = [s["sample"] for s in samples if s["problems"]]
     record = {"results": absolute(args.results), "passed": not failed and not run,
               **check_record(), "run": run, "samples": samples}

@@ -1319,3 +1319,27 @@ def test_a_sign_off_read_without_open_files_left_is_the_machines_error(folder, m
     monkeypatch.setattr(Path, "read_text", no_files_left)
     with pytest.raises(OSError, match="Too many open files"):
         read_signoff(folder)
+
+
+def test_verify_results_fails_a_night_killed_before_its_first_sample(tmp_path, capsys):
+    """A run killed outright before it wrote any sample: its --out holds run.json (running, its
+    process gone) and no sample; the audit ended in an error (exit 2, as for a bad input)
+    where a morning check must read FAILED."""
+    import socket
+    import subprocess
+    import sys
+
+    from ctcnet.cli import main
+
+    night = tmp_path / "night"
+    night.mkdir()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (night / "run.json").write_text(json.dumps(
+        {"format_version": 1, "state": "running", "host": socket.gethostname(),
+         "pid": gone.pid, "inputs": ["P001"], "outputs": []}))
+    assert main(["verify", "--results", str(night)]) == 1
+    said = capsys.readouterr().out
+    assert "run: run.json reads running: its run was killed outright" in said
+    assert "FAILED: 0 sample(s)" in said
+    assert main(["verify", "--results", str(tmp_path / "empty")]) == 2  # no such folder
