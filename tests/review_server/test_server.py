@@ -1460,6 +1460,7 @@ def test_a_client_that_hangs_up_is_no_error(served, caplog):
     handler.wfile, handler.command, handler.path = HungUp(), "GET", "/api/P001/state"
     handler.request_version, handler.requestline = "HTTP/1.1", "GET /api/P001/state HTTP/1.1"
     handler.client_address, handler.close_connection = ("127.0.0.1", 1), False
+    handler.headers = {}  # (the request's: none asked for)
     with caplog.at_level("DEBUG", logger="ctcnet"):
         handler._answer(handler._get, HTTPStatus.CONFLICT)
     assert handler.close_connection  # said to nobody, and logged as no error
