@@ -62,8 +62,9 @@ def review_counts_behind(folder: Path, read) -> tuple[list[str], list[str]]:
     if summary.reviewed is None:
         # (as an earlier ctcnet's review left it, or one stopped before its first summary)
         return [], [f"summary.json holds no counts after review beside {matched.n_decisions} "
-                    "review decision(s) (an earlier ctcnet kept none there): they are not "
-                    "checked; opening the sample in ctcnet review writes them"]
+                    "review decision(s) (an earlier ctcnet kept none there, or a review stopped "
+                    "before it first wrote them): they are not checked; opening the sample in "
+                    "ctcnet review writes them"]
     copy = summary.reviewed.after_review_per_7_5_ml
     if copy is not None and same_figures(copy, now):
         return [], []
