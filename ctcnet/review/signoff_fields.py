@@ -23,7 +23,7 @@ def _is_number(value) -> bool:
 
 def check_signoff(data) -> dict:
     """``data`` (a signoff.json as parsed) when it is a sign-off, else ValueError saying what
-    is wrong: every field :func:`signoff_record` and ``signoff_words.signoff_text`` read, of
+    is wrong: every field ``signoff.signoff_record`` and ``signoff_words.signoff_text`` read, of
     its type, so a damaged file cannot fail the summary, the page or dataset.json later on."""
     if not isinstance(data, dict):
         kind = {list: "list", str: "string", bool: "boolean", type(None): "null"}.get(
