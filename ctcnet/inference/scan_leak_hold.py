@@ -33,6 +33,7 @@ import pyarrow as pa
 
 from ctcnet.core.columns import with_columns
 from ctcnet.detect.members import GROUP, PART
+from ctcnet.inference.guard.calls import counted as guard_counted
 from ctcnet.inference.guard.leak_needed import cd45_leak_needed
 from ctcnet.inference.guard.rules import RULES, GuardRules
 
@@ -53,7 +54,7 @@ def with_leak_needed(events: pd.DataFrame, guard_start, ctc_classes: Sequence[st
     need = np.full(len(events), np.nan, np.float32)
     if guard_start is not None and len(events):
         counted = np.isin(events["class"].to_numpy(object), list(ctc_classes)) \
-            & (events["guard"].fillna("").to_numpy(object) == "")
+            & guard_counted(events)
         if GROUP in events:
             counted &= (events[GROUP].to_numpy(np.int64) < 0) | events[PART].to_numpy(bool)
         rows = np.flatnonzero(counted)

@@ -39,14 +39,17 @@ def mark_shared_frames(entries: list[dict], digests: dict[str, dict]) -> None:
             sha = record.get("sha256") if isinstance(record, dict) else None
             if sha:
                 by_bytes.setdefault(sha, []).append((name, frame_id))
+    # Once over the frames read more than once: each reader gets the others' frame ids.
+    read_as: dict[str, dict[str, list[str]]] = {}
+    for readers in by_bytes.values():
+        for name, _ in readers if len(readers) > 1 else ():
+            for other, frame_id in readers:
+                if other != name:
+                    read_as.setdefault(name, {}).setdefault(other, []).append(frame_id)
     for entry in entries:
         scan = entry.get("same_scan_as") or []
-        shared: dict[str, list[str]] = {}
-        for readers in by_bytes.values():
-            if entry["name"] in (n for n, _ in readers):
-                for other, frame_id in readers:
-                    if other != entry["name"] and other not in scan:
-                        shared.setdefault(other, []).append(frame_id)
+        shared = {other: ids for other, ids in read_as.get(entry["name"], {}).items()
+                  if other not in scan}
         if shared:
             entry["frames_shared_with"] = shared
             log.warning("%s: %d frame(s) read as frames of %s too (the same file's bytes: a "
