@@ -180,8 +180,9 @@ def append_synced(path: str | Path, data: bytes) -> None:
 
 
 def open_lock(path: str | Path):
-    """A lock file opened to ``flock`` (text, ``a+``): read-only where this account may not
-    write it (another reviewer's, made under a umask of 022): a lock needs no write."""
+    """A lock file opened to ``flock`` (text, ``a+``): read-only where it is there and this
+    account may not write it (another reviewer's, made under a umask of 022), since a lock
+    needs no write; what a holder writes into it (its name) is then not written."""
     try:
         return open_own(path, "a+")
     except PermissionError:

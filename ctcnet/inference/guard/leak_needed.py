@@ -7,9 +7,9 @@ leukocyte's CD45 off: CK at 5x a CTC's with CD45 at a leukocyte's level is 10 % 
 under 12 %, and such CK+CD45+ cells painted into a scan were counted as CTCs. A scan measures
 its own CK leak, at the end of the run (``spillover.leak_check``, from the CK-bright events of
 every frame). :func:`cd45_leak_needed` gives each call the least share of CK's counts that a
-leak into CD45 must carry for its CD45 to read under ``GuardRules.cd45_level`` (the other dyes'
-leaks still at their allowance), so that the run can compare it with the scan's leak once it
-is known (:mod:`ctcnet.inference.scan_leak_hold`).
+leak into CD45 must carry for its CD45 to read no more than ``GuardRules.cd45_level`` (the
+other dyes' leaks still at their allowance), so that the run can compare it with the scan's
+leak once it is known (:mod:`ctcnet.inference.scan_leak_hold`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from ctcnet.inference.guard.around import over_area
 from ctcnet.inference.guard.leaks import marker_excess
 
 # The shares of CK's counts tried (the guard's allowance is the last step), about a tenth
-# apart at a leak of 5 %: read to the step, a CTC's need sits at or under its scan's leak (on
-# the 20 counting cartridges every counted CTC call's at most 0.88x it).
+# apart at a leak of 5 %, the need read between two of them: a CTC's sits under its scan's
+# leak (on the 20 counting cartridges every counted CTC call's at most 0.88x it).
 STEPS = (0.0, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.045, 0.05, 0.06, 0.07,
          0.08, 0.09, 0.1, 0.11)
 
