@@ -13,18 +13,18 @@ journal only grows, so once a decision is made, changed or taken back (a line ap
 reads "changed since"; once the same decisions add up to other counts per 7.5 mL than those
 signed (the blood volume in cartridge.json corrected, frames read that were not) it reads
 "counts changed since"; and after predict ran again (another ``run_id``, or the same events
-with other calls: another model, rule or prior) it reads "calls changed since": it was of
-the calls before (shown so, not dropped, which read as a sample never signed off).
+with other calls: another rule or prior) it reads "calls changed since": it was of the calls
+before (shown so, not dropped, which read as a sample never signed off).
 
 A sign-off also does not hold once its record was changed other than by ctcnet ("edited
 since"): signoff.json must be the last line of the history; review.csv and review-second.csv
 must still begin with the bytes they held when it was made (``journals``: their sizes and
 SHA-256 then) and with those ctcnet last wrote (:mod:`ctcnet.review.journal_seal`: a journal
 cut back to what the sign-off saw is told), and hold no decision added since that is dated
-before it. It reads "model changed since" once another model file made the calls, even the
-same calls. These checks find edits by hand and files copied from another folder; anyone who
-may write the folder can still rewrite every record and seal consistently, which only the
-file system's permissions (or write-once storage) prevent.
+before it. It reads "model changed since" once another model file made the calls, the same
+calls or other ones. These checks find edits by hand and files copied from another folder;
+anyone who may write the folder can still rewrite every record and seal consistently, which
+only the file system's permissions (or write-once storage) prevent.
 
 A signoff.json that is not a sign-off (cut short, not JSON, a list, a field of the wrong type)
 is said in one warning naming the file and read as no sign-off, by ``ctcnet review``,
@@ -356,16 +356,24 @@ def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int,
     ctcnet left it, with the ``problem``; ``model changed since``; ``sample record changed
     since`` with the ``record_changed`` keys; ``changed since`` once
     decisions moved on; ``counts changed since`` once the same decisions add up to other
-    figures than those signed; ``calls changed since`` for another run or other calls);
+    figures than those signed; ``calls changed since`` for another run or other calls, but
+    ``model changed since`` where another model file made them);
     None without one."""
-    if signoff is None or signoff.run_id != run_id:
-        return signoff and {**signoff.to_dict(), "status": CALLS_CHANGED}
+    if signoff is None:
+        return None
+    same_network = bool(signoff.network_sha256) and signoff.network_sha256 == network_sha256
+    model_changed = bool(signoff.model_sha256 and model_sha256 and
+                         signoff.model_sha256 != model_sha256 and not same_network)
+    if signoff.run_id != run_id:  # other events: another run of the scan's detection
+        return {**signoff.to_dict(), "status": CALLS_CHANGED}
     # Before the calls are compared: a table changed by hand has other calls too.
     problem = edited_since(folder, signoff) if folder is not None else None
     if problem:
         return {**signoff.to_dict(), "status": EDITED, "problem": problem}
     if signoff.calls_id is not None and calls_id is not None and signoff.calls_id != calls_id:
-        return {**signoff.to_dict(), "status": CALLS_CHANGED}
+        # The same events' other calls by another model file are said as the model's change:
+        # what a reader acts on (another model's calls to check), as for the same calls.
+        return {**signoff.to_dict(), "status": MODEL_CHANGED if model_changed else CALLS_CHANGED}
     unsealed = unsealed_journals(folder, signoff) if folder is not None else []
     # Said, not a status: an archive that dropped hidden files holds a valid record.
     # (a sign-off older than its automatic figures: its ctcnet may have sealed no history)
@@ -379,9 +387,7 @@ def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int,
                                 "sign-off history nor seals: its record is not checked "
                                 "against them"} if folder is not None and before_history(
                                     folder, signoff) else {}
-    same_network = bool(signoff.network_sha256) and signoff.network_sha256 == network_sha256
-    if signoff.model_sha256 and model_sha256 and signoff.model_sha256 != model_sha256 and \
-            not same_network:
+    if model_changed:
         return {**signoff.to_dict(), "status": MODEL_CHANGED, **note}
     moved = record_moved(signoff.cartridge_info, cartridge_info)
     if moved:

@@ -181,6 +181,22 @@ def test_calls_of_another_model_file_say_the_sign_off_no_longer_holds(signed, tm
     assert file_sha256(kept) == signed_table
 
 
+def test_other_calls_of_another_model_file_say_the_model_changed(signed, tmp_path, caplog):
+    """Another network's other calls on the same events: the sign-off names the model's
+    change, as docs/review.md says (it read "calls changed since", as a rerun of the same
+    model with another rule or prior does)."""
+    root, _ = signed
+    out = tmp_path / "P001"
+    shutil.copytree(signed[1], out)
+    before = json.loads((out / "summary.json").read_text())
+    save_tiny_model(tmp_path / "other.pt", crop_size=48, seed=3)
+    predict_cartridge(root / "cart", load_backend(tmp_path / "other.pt", device="cpu"), out,
+                      PredictOptions(**OPTIONS, overwrite=True))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counts"] != before["counts"]  # other calls (the case this is about)
+    assert summary["signoff"]["status"] == MODEL_CHANGED
+
+
 def test_a_corrected_patient_id_says_the_sign_off_no_longer_holds(signed, tmp_path, caplog,
                                                                  capsys):
     """A signed-off sample whose patient id is corrected in cartridge.json and run again: the
