@@ -65,6 +65,19 @@ def candidate_rows(sample) -> list[dict]:
     return rows
 
 
+def decided_on_other_calls(decided) -> dict[int, str]:
+    """Per event whose decision was made looking at another call than this run's (another
+    model, rule or prior since: the decisions follow their cells), the call the reviewer saw:
+    the page says a confirmation of a ``ctc`` call now on a ``wbc`` one as that, not as a
+    relabelling to ``ctc``."""
+    if "decided_call" not in decided or not len(decided):
+        return {}
+    saw, now = decided["decided_call"].astype(str), decided["model_call"].astype(str)
+    other = (saw != now).to_numpy() & decided["decided_call"].notna().to_numpy()
+    return dict(zip(decided["event_id"].to_numpy()[other].astype(int).tolist(),
+                    saw.to_numpy()[other].tolist()))
+
+
 def listed_in_reading(candidates, decided) -> np.ndarray:
     """Which of ``candidates`` a reading's page lists, ``decided`` being the event ids its own
     decisions are on: every one but those only another reading's decision brings onto the list

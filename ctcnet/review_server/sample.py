@@ -48,7 +48,11 @@ from ctcnet.review.signoff import (
 )
 from ctcnet.review.signoff_words import decision_changes
 from ctcnet.review.tally import ReviewTally
-from ctcnet.review_server.candidate_rows import candidate_rows, listed_in_reading
+from ctcnet.review_server.candidate_rows import (
+    candidate_rows,
+    decided_on_other_calls,
+    listed_in_reading,
+)
 from ctcnet.review_server.requests import (
     CONFIRM,
     FIRST,
@@ -142,8 +146,9 @@ class Sample(SampleImages):
         decided = matched.decisions
         calls = dict(zip(decided["event_id"].astype(int), decided["reviewer_call"]))
         listed = listed_in_reading(self.candidates, calls)
-        rows = [{**r, "decision": calls.get(r["event_id"])}
-                for r, shown in zip(self.candidate_rows, listed) if shown]
+        seen = decided_on_other_calls(decided)
+        rows = [{**r, "decision": calls.get(r["event_id"]),
+                 "decided_on": seen.get(r["event_id"])} for r, shown in zip(self.candidate_rows, listed) if shown]
         out = {"sample": self.name, "run_id": self.run.token, "reviewer": reviewer,
                "reading": reading, "classes": self.classes, "reported": self.reported,
                "review_threshold": self.threshold,

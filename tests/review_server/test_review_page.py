@@ -123,6 +123,8 @@ QC = {"call": "debris", "held": False, "decision": "debris", "reasons": [{"code"
     (QC, {"reason": "qc", "open": True}, False),                # decided: hidden
     (HELD, {"reason": "low_confidence", "cls": "ctc"}, False),  # another call
     (HELD, {"reason": "low_confidence", "cls": "wbc", "open": True}, True),
+    (HELD, {"reason": "decided_on"}, False),
+    ({**QC, "decided_on": "ctc"}, {"reason": "decided_on"}, True),  # decided on another call
 ])
 def test_filter_by_reason_class_and_decision(candidate, filters, expected):
     got = run_js(f"ReviewLogic.shows({json.dumps(candidate)}, {json.dumps(filters)})")
@@ -1127,6 +1129,37 @@ def test_a_relabelled_row_reads_the_word_and_shows_the_arrow():
     """, page_state(3))
     assert got["shown"] == "\u2192 wbc" and got["name"] == "relabelled wbc"
     assert "reviewer: relabelled wbc" in got["info"]
+
+
+def test_a_decision_carried_from_another_call_reads_against_the_call_it_was_made_on():
+    """Another model called the event ``wbc`` where the reviewer confirmed a ``ctc`` call: the
+    row read "-> ctc" (relabelled) and nothing found such decisions. It now says the call it
+    was made on, a reason filter lists them, and a decision made here reads as usual."""
+    state = page_state(3)
+    state["candidates"][1].update(call="wbc", decision="ctc", decided_on="ctc")
+    state["candidates"][2].update(call="ctc", decision="ctc")
+    got = run_page("""
+        const verdict = page.rows()[1].lastChild;
+        const reason = page.document.getElementById("reason-decided_on");
+        const carried = {shown: verdict.textContent, name: verdict.getAttribute("aria-label"),
+                         option: reason && reason.textContent};
+        const select = page.document.getElementById("filter-reason");
+        select.value = "decided_on";
+        select.dispatchEvent({type: "change"});
+        await page.settle();
+        carried.listed = page.rows().length;
+        select.value = "";
+        select.dispatchEvent({type: "change"});
+        await page.settle();
+        page.key("2");  // the cursor on the event the filter showed: decided here, wbc
+        await page.settle();
+        carried.after = page.rows()[1].lastChild.textContent;
+        return carried;
+    """, state)
+    assert got["shown"] == "confirmed on ctc"
+    assert got["name"] == "confirmed ctc (decided on a ctc call; the call is now wbc)"
+    assert got["option"] == "decided on another call (1)" and got["listed"] == 1
+    assert got["after"] == "confirmed"  # decided here on this run's wbc call
 
 
 def test_with_the_shortcuts_off_the_list_and_the_buttons_do_what_the_keys_did():

@@ -868,8 +868,9 @@ def test_a_sign_off_of_no_decision_is_stale_in_the_exports_once_the_volume_moves
 
 def test_a_rerun_with_other_calls_says_the_sign_off_no_longer_holds(tmp_path, caplog):
     """predict --overwrite with another model: the same events, other calls. The decisions
-    carry over; the sign-off was of the calls before and is no longer shown, which the run
-    says rather than leave it to vanish from the report."""
+    carry over; the sign-off was of another model's calls and no longer holds, which the run
+    says rather than leave it to vanish from the report. The page says each carried decision
+    against the call it was made on (a confirmed ctc call read as "relabelled ctc")."""
     from conftest import save_tiny_model
 
     from ctcnet.inference.backends import load_backend
@@ -904,12 +905,18 @@ def test_a_rerun_with_other_calls_says_the_sign_off_no_longer_holds(tmp_path, ca
     assert calls[0] != calls[1]
     # Shown as of the calls before, not dropped: a LIMS read it as never reviewed.
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["signoff"]["status"] == "calls changed since"
+    assert summary["signoff"]["status"] == "model changed since"
     assert "the sign-off by ann" in caplog.text and "sign it off" in caplog.text
     # The decisions carried onto other calls are said as such.
     changed = sum(a != b for a, b in zip(calls[0], calls[1]))
     assert f"{changed} of the {len(calls[0])} decision(s) in review.csv were made on other " \
         "calls" in caplog.text
+    rows = Sample("P001", out).state("ann")["candidates"]
+    seen = dict(enumerate(calls[0]))
+    assert {r["event_id"]: r["decided_on"] for r in rows if r["decided_on"]} == {
+        r["event_id"]: seen[r["event_id"]] for r in rows
+        if r["decision"] and seen[r["event_id"]] != r["call"]}
+    assert any(r["decided_on"] for r in rows)
 
 
 def test_a_summary_edited_by_hand_is_said_as_it_is_written_again_from_the_events(
