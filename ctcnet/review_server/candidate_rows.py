@@ -65,6 +65,17 @@ def candidate_rows(sample) -> list[dict]:
     return rows
 
 
+def decided_rows(rows: list[dict], candidates, decided) -> tuple[list[dict], np.ndarray]:
+    """The rows a reading's page lists (:func:`listed_in_reading`), each with its decision
+    (``decided``: the reading's decisions that count) and the call that decision was made on
+    where it is not this run's (:func:`decided_on_other_calls`); and which were listed."""
+    calls = dict(zip(decided["event_id"].astype(int), decided["reviewer_call"]))
+    listed = listed_in_reading(candidates, calls)
+    seen = decided_on_other_calls(decided)
+    return [{**r, "decision": calls.get(r["event_id"]), "decided_on": seen.get(r["event_id"])}
+            for r, shown in zip(rows, listed) if shown], listed
+
+
 def decided_on_other_calls(decided) -> dict[int, str]:
     """Per event whose decision was made looking at another call than this run's (another
     model, rule or prior since: the decisions follow their cells), the call the reviewer saw:

@@ -48,11 +48,7 @@ from ctcnet.review.signoff import (
 )
 from ctcnet.review.signoff_words import decision_changes
 from ctcnet.review.tally import ReviewTally
-from ctcnet.review_server.candidate_rows import (
-    candidate_rows,
-    decided_on_other_calls,
-    listed_in_reading,
-)
+from ctcnet.review_server.candidate_rows import candidate_rows, decided_rows, listed_in_reading
 from ctcnet.review_server.requests import (
     CONFIRM,
     FIRST,
@@ -144,11 +140,7 @@ class Sample(SampleImages):
         log_ = self.logs[reading]
         matched = log_.matched(self.run)
         decided = matched.decisions
-        calls = dict(zip(decided["event_id"].astype(int), decided["reviewer_call"]))
-        listed = listed_in_reading(self.candidates, calls)
-        seen = decided_on_other_calls(decided)
-        rows = [{**r, "decision": calls.get(r["event_id"]),
-                 "decided_on": seen.get(r["event_id"])} for r, shown in zip(self.candidate_rows, listed) if shown]
+        rows, listed = decided_rows(self.candidate_rows, self.candidates, decided)
         out = {"sample": self.name, "run_id": self.run.token, "reviewer": reviewer,
                "reading": reading, "classes": self.classes, "reported": self.reported,
                "review_threshold": self.threshold,
