@@ -400,6 +400,12 @@ def _say_left_out(report: dict, table: str = "spike_in.csv", summaries: dict | N
             "signed off)")
         print(f"{reviewed} of {report['samples']} samples signed off{wait} ({table}: "
               "after_review_per_7_5_ml, review_complete)")
+    undecided = report.get("samples_decided_not_final") or []
+    if undecided:  # a review under way reads as none in the figures: said, not left silent
+        print(f"{len(undecided)} sample(s) hold review decisions not signed off (or whose "
+              "sign-off no longer holds), scored by their automatic counts: "
+              + ", ".join(undecided[:10]) + (", ..." if len(undecided) > 10 else "")
+              + f" ({table}: review_decisions, review_complete)")
     if report["made_by_several"]:
         log.warning("the samples' counts were made by more than one %s: the figures above "
                     "pool them", "; and more than one ".join(report["made_by_several"]))

@@ -120,6 +120,9 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
                                                summary.get("skipped_frames") or []]),
                      "signed_off": signoff_holds(summary),
                      "review_complete": complete,
+                     # Decisions made (a review under way or gone stale): not in a figure
+                     # until signed off, which the console says.
+                     "review_decisions": int(reviewed.get("reviewed") or 0),
                      # What made the counts: a study pools one model and one software.
                      "model_sha256": _model_sha256(summary),
                      "model_name": _model_name(summary),
@@ -353,6 +356,10 @@ def report_header(rows: pd.DataFrame, positive: str = "ctc") -> tuple[dict, pd.D
         # Those whose review is not final (not signed off, or candidates left undecided).
         "samples_not_reviewed": rows.loc[~complete, "sample_id"].astype(str).tolist(),
         "signed_off_samples": int(rows["signed_off"].fillna(False).astype(bool).sum()),
+        # Those with review decisions whose figures are still the automatic counts.
+        "samples_decided_not_final": (
+            rows.loc[~complete & (rows["review_decisions"] > 0), "sample_id"].astype(str)
+            .tolist() if "review_decisions" in rows else []),
         # Rates per 7.5 mL of a tube whose volume cartridge.json did not state (7.5 assumed).
         "blood_volume_assumed": (rows.loc[~rows["blood_volume_stated"].astype(bool), "sample_id"]
                                  .astype(str).tolist() if "blood_volume_stated" in rows

@@ -562,6 +562,25 @@ def test_a_figure_after_review_is_given_only_for_a_final_review():
     assert rows.loc["b", "after_review_per_7_5_ml"] == 3.0
 
 
+def test_samples_with_decisions_not_signed_off_are_named(capsys):
+    """A review under way (decisions, no sign-off) read as none: the figures were the
+    automatic counts and nothing on the console said a decision was left out of them."""
+    from ctcnet.commands.evaluate_spikes import _say_left_out
+
+    expected = pd.DataFrame({"spiked": [5.0, 5.0, 5.0]}, index=["a", "b", "c"])
+    under_way = summary(4.0, after=3.0)
+    under_way["signoff"] = None
+    unopened = summary(4.0)
+    unopened["signoff"], unopened["reviewed"] = None, {"reviewed": 0}
+    rows = sample_rows({"a": under_way, "b": summary(4.0, after=3.0), "c": unopened},
+                       expected)
+    assert rows.set_index("sample_id")["review_decisions"].gt(0).tolist() == [True, True, False]
+    report = spike_report(rows)
+    assert report["samples_decided_not_final"] == ["a"]
+    _say_left_out({**report, "results_not_expected": []})
+    assert "1 sample(s) hold review decisions not signed off" in capsys.readouterr().out
+
+
 def test_the_poisson_floor_is_that_of_the_least_favourable_tube():
     """Tubes of 7.5 and 6 mL at the lowest level: the floor of a median 6.75 mL tube (3.33)
     lay under both tubes' own (4.74, 3.74); the limit is the highest of the tubes'."""
