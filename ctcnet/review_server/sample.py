@@ -141,6 +141,7 @@ class Sample(SampleImages):
         matched = log_.matched(self.run)
         decided = matched.decisions
         rows, listed = decided_rows(self.candidate_rows, self.candidates, decided)
+        model = self.summary.model
         out = {"sample": self.name, "run_id": self.run.token, "reviewer": reviewer,
                "reading": reading, "classes": self.classes, "reported": self.reported,
                "review_threshold": self.threshold,
@@ -153,7 +154,9 @@ class Sample(SampleImages):
                "scan_state": self.scan_state, "research_use": RESEARCH_USE,
                "tile_um": self.summary.model.crop_size * self.summary.model.pixel_size_um,
                "overlay": overlay_legend(self.panel.names, self.panel.roles(), self.palette),
-               "compensation": self.summary.spillover and compensation_text(self.summary.spillover)}
+               "compensation": self.summary.spillover and compensation_text(self.summary.spillover),
+               # Which model file's calls are reviewed (and signed): named on the page.
+               "model": {"name": model.path and Path(model.path).name, "sha256": model.sha256}}
         if reading == FIRST:
             out["signoff"] = self.signoff(matched)
             out["agreement"] = self.agreement(stamped=True)

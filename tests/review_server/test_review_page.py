@@ -1162,6 +1162,15 @@ def test_a_decision_carried_from_another_call_reads_against_the_call_it_was_made
     assert got["after"] == "confirmed"  # decided here on this run's wbc call
 
 
+def test_the_page_names_the_model_file_whose_calls_it_shows():
+    """After a rerun with another model the page did not say whose calls it showed."""
+    state = {**page_state(1), "model": {"name": "lab.pt", "sha256": "ab12" * 16}}
+    got = run_page("""
+        return page.document.getElementById("overlay-legend").textContent;
+    """, state)
+    assert got.startswith("Calls by lab.pt (SHA-256 ab12ab12ab12...). ")
+
+
 def test_with_the_shortcuts_off_the_list_and_the_buttons_do_what_the_keys_did():
     """A screen reader's user (keys off) moves with the list's rows (Enter on a focused row)
     and the previous/next buttons; the row shown says so (aria-current), not by colour

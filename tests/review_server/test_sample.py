@@ -911,7 +911,9 @@ def test_a_rerun_with_other_calls_says_the_sign_off_no_longer_holds(tmp_path, ca
     changed = sum(a != b for a, b in zip(calls[0], calls[1]))
     assert f"{changed} of the {len(calls[0])} decision(s) in review.csv were made on other " \
         "calls" in caplog.text
-    rows = Sample("P001", out).state("ann")["candidates"]
+    state = Sample("P001", out).state("ann")
+    assert state["model"]["name"] == "m1.pt"  # the page names whose calls it shows
+    rows = state["candidates"]
     seen = dict(enumerate(calls[0]))
     assert {r["event_id"]: r["decided_on"] for r in rows if r["decided_on"]} == {
         r["event_id"]: seen[r["event_id"]] for r in rows
