@@ -39,8 +39,15 @@ from ctcnet.review.decision_journal import read_decisions
 from ctcnet.review.decisions import REVIEW_FILE, SECOND_FILE, find_samples
 from ctcnet.review.journal_seal import JournalEdited, check_as_sealed
 from ctcnet.review.records_read import review_records_read
-from ctcnet.review.runs import closed_folders
-from ctcnet.review.signoff import CALLS_CHANGED, CURRENT, EDITED, SIGNOFF_FILE, read_signoff
+from ctcnet.review.runs import closed_folders, run_id
+from ctcnet.review.signoff import (
+    CALLS_CHANGED,
+    CURRENT,
+    EDITED,
+    MODEL_CHANGED,
+    SIGNOFF_FILE,
+    read_signoff,
+)
 from ctcnet.review.signoff_words import why_not_holding
 
 log = logging.getLogger(__name__)
@@ -425,7 +432,11 @@ def _signoff_findings(folder: Path, data: dict, read, problems: list,
     copied = data["signoff"] if isinstance(data["signoff"], dict) else {}
     differs = sorted(k for k in copied.keys() & (record or {}).keys()
                      if k not in ("status", "problem", "unchecked") and copied[k] != record[k])
-    if differs and status == CALLS_CHANGED:  # a record of another run's calls put there
+    # A record of another run's calls put there (of another model's: a new numbering too).
+    other_run = status == CALLS_CHANGED or (
+        status == MODEL_CHANGED and not isinstance(read, Exception)
+        and (record or {}).get("run_id") != run_id(read[0]))
+    if differs and other_run:
         problems.append(_not_this_runs(folder))
     elif differs:
         problems.append(f"summary.json's sign-off is not its record's (signoff.json) in "

@@ -364,15 +364,15 @@ def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int,
     same_network = bool(signoff.network_sha256) and signoff.network_sha256 == network_sha256
     model_changed = bool(signoff.model_sha256 and model_sha256 and
                          signoff.model_sha256 != model_sha256 and not same_network)
-    if signoff.run_id != run_id:  # other events: another run of the scan's detection
-        return {**signoff.to_dict(), "status": CALLS_CHANGED}
+    if signoff.run_id != run_id:  # other events (another model's can be: a new numbering)
+        return {**signoff.to_dict(), "status": MODEL_CHANGED if model_changed else CALLS_CHANGED}
     # Before the calls are compared: a table changed by hand has other calls too.
     problem = edited_since(folder, signoff) if folder is not None else None
     if problem:
         return {**signoff.to_dict(), "status": EDITED, "problem": problem}
     if signoff.calls_id is not None and calls_id is not None and signoff.calls_id != calls_id:
-        # The same events' other calls by another model file are said as the model's change:
-        # what a reader acts on (another model's calls to check), as for the same calls.
+        # Other calls by another model file are said as the model's change (above too): what
+        # a reader acts on (another model's calls to check), as for the same calls.
         return {**signoff.to_dict(), "status": MODEL_CHANGED if model_changed else CALLS_CHANGED}
     unsealed = unsealed_journals(folder, signoff) if folder is not None else []
     # Said, not a status: an archive that dropped hidden files holds a valid record.

@@ -18,6 +18,7 @@ from ctcnet.review.signoff import (
     SIGNOFF_FILE,
     read_signoff,
 )
+from ctcnet.review_server.candidate_rows import decided_on_other_calls
 from ctcnet.review_server.sample import READING_FILES, Sample
 
 log = logging.getLogger(__name__)
@@ -40,15 +41,15 @@ def refresh_reviewed(folder: str | Path) -> None:
         return
     matched = sample.decisions.matched(sample.run)
     decided = matched.decisions
-    if "decided_call" in decided and len(decided):
-        # Decisions follow their cells into a run of other calls (another model, rule or
-        # prior): each stands as decided, but was made looking at another call.
-        other = int((decided["decided_call"].astype(str) != decided["model_call"].astype(str))
-                    .sum())
-        if other:
-            log.warning("%s: %d of the %d decision(s) in review.csv were made on other calls "
-                        "than this run's (another model, rule or prior): they stand as "
-                        "decided; check them on the review page", folder, other, len(decided))
+    # Decisions follow their cells into a run of other calls (another model, rule or prior):
+    # each stands as decided, but was made looking at another call (the page's "decided on
+    # another call").
+    other = len(decided_on_other_calls(decided))
+    if other:
+        log.warning("%s: %d of the %d decision(s) in review.csv were made on other calls than "
+                    "this run's (another model, rule or prior): they stand as decided; check "
+                    "them on the review page (\"decided on another call\")", folder, other,
+                    len(decided))
     signed = read_signoff(folder)
     record = None if signed is None else sample.signoff(matched)
     if record is not None and record["status"] == CALLS_CHANGED:

@@ -1154,12 +1154,14 @@ def test_a_decision_carried_from_another_call_reads_against_the_call_it_was_made
         page.key("2");  // the cursor on the event the filter showed: decided here, wbc
         await page.settle();
         carried.after = page.rows()[1].lastChild.textContent;
+        carried.left = reason.textContent;
         return carried;
     """, state)
     assert got["shown"] == "confirmed on ctc"
     assert got["name"] == "confirmed ctc (decided on a ctc call; the call is now wbc)"
     assert got["option"] == "decided on another call (1)" and got["listed"] == 1
     assert got["after"] == "confirmed"  # decided here on this run's wbc call
+    assert got["left"] == "decided on another call (0)"
 
 
 def test_the_page_names_the_model_file_whose_calls_it_shows():

@@ -195,6 +195,14 @@ def test_other_calls_of_another_model_file_say_the_model_changed(signed, tmp_pat
     summary = json.loads((out / "summary.json").read_text())
     assert summary["counts"] != before["counts"]  # other calls (the case this is about)
     assert summary["signoff"]["status"] == MODEL_CHANGED
+    # Another model's calls on other events (a new numbering) read so too.
+    from ctcnet.review.signoff import read_signoff, signoff_record
+
+    signed = read_signoff(signed[1])
+    assert signoff_record(signed, "another-numbering", 0, "x", model_sha256="f" * 64,
+                          network_sha256="f" * 64)["status"] == MODEL_CHANGED
+    assert signoff_record(signed, "another-numbering", 0, "x", model_sha256=signed.model_sha256,
+                          network_sha256=signed.network_sha256)["status"] != MODEL_CHANGED
 
 
 def test_a_corrected_patient_id_says_the_sign_off_no_longer_holds(signed, tmp_path, caplog,
