@@ -70,7 +70,7 @@ from ctcnet.exports.sample_review import (  # noqa: F401 (read here by callers)
     with_reviewer_calls,
 )
 from ctcnet.exports.unasked_exports import say_unasked_stale
-from ctcnet.inference.cluster_parts import SAME_CLUSTER
+from ctcnet.inference.cluster_parts import HELD_REPEATS
 from ctcnet.inference.counts import REJECTED
 from ctcnet.inference.guard import FLAGS, counted
 from ctcnet.inference.rerun_outputs import file_stem, in_folder_exports
@@ -126,7 +126,7 @@ class EventCodes:
         if REVIEWER_CALL in events:  # "rejected" gets a code; "" (not decided) none
             seen |= set(events[REVIEWER_CALL].astype(str)) - {""}
         classes += sorted(seen - set(classes))
-        flags = [*FLAGS, SAME_CLUSTER]  # the guard's and the cluster repeats' hold
+        flags = [*FLAGS, *HELD_REPEATS]  # the guard's and the repeats' holds
         if "guard" in events:
             flags += sorted({f for v in events["guard"] for f in _flags(v)} - set(flags))
         return cls(classes, flags)

@@ -27,6 +27,10 @@ import pandas as pd
 SAME_CLUSTER_UM = 20.0
 # The guard's flag on the repeats held apart.
 SAME_CLUSTER = "same_cluster"
+# ...and on a CTC the markers read twice (:mod:`ctcnet.inference.ctc_repeats`): the flags of a
+# cell or cluster read twice, held beside the marker guard's.
+SAME_CTC = "same_ctc"
+HELD_REPEATS = (SAME_CLUSTER, SAME_CTC)
 
 
 def hold_cluster_repeats(events: pd.DataFrame, pixel_size_um: float | None,

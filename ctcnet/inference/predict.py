@@ -53,6 +53,7 @@ from ctcnet.errors import FinishedEarlierError, InputError, OutputFolderError
 from ctcnet.inference.backend_registry import checked_backend
 from ctcnet.inference.batcher import CrossFrameBatcher
 from ctcnet.inference.crop_sets import predict_crop_dataset
+from ctcnet.inference.ctc_repeats import RunHolds
 from ctcnet.inference.distributed import shard
 from ctcnet.inference.dropped_planes import with_dropped_plane_problems
 from ctcnet.inference.finished_runs import kept_finished
@@ -107,7 +108,6 @@ from ctcnet.inference.scan_identity_warnings import (
     warn_of_decisions_on_another_cartridge,
     warn_of_the_same_scans_under_other_names,
 )
-from ctcnet.inference.scan_leak_hold import ScanLeakHold, ctc_cd45_allowance
 from ctcnet.inference.spillover import wants_compensation
 from ctcnet.inference.summary import SUMMARY_FILE, CropRunSummary, RunSummary, drop_stale_summary
 from ctcnet.io.atomic import exclusive_folder, remove_stale_temporaries
@@ -326,7 +326,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     # The frames' digests, and their notes (saturation) as problems: the sample is partial.
     cartridge, digests, checked, signs, made, journal_s = with_frame_records(
         cartridge, parts, skipped, spec, job.made_by, read_now={f.frame_id for f in todo})
-    hold = ScanLeakHold(ctc_cd45_allowance(checked, spec.panel), spec.taxonomy.of_kind("ctc"))
+    hold = RunHolds(checked, spec, cartridge.panel.pixel_size_um)
     t0 = time.perf_counter()
     events, events_sha256, counted_before = tables_from_journal(
         out_dir, parts, cartridge, earlier, options.overwrite,

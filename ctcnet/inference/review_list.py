@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ctcnet.inference.cluster_parts import SAME_CLUSTER
+from ctcnet.inference.cluster_parts import HELD_REPEATS
 from ctcnet.inference.guard import FLAGS, MARKERS_VOUCH
 from ctcnet.inference.tables import cut_counted_of, filed_by_prior_of
 from ctcnet.nn.calls import COUNTED_CLASSES, FAILED_CLASS, as_rule
@@ -109,7 +109,7 @@ def review_list_summary(events: pd.DataFrame, spec) -> dict:
             "counted_class_likeliest": int(likeliest.sum()),
             "counted_class_cut_by_border": int(cut_counted_of(events, counted).sum()),
             **{f"guard:{f}": int(guard.str.contains(f, regex=False).sum())
-               for f in (*FLAGS, SAME_CLUSTER)},
+               for f in (*FLAGS, *HELD_REPEATS)},
             "failed": int(failed.sum())},
         "uncounted_doubt_not_queued": int(left_off.sum()),
         "counted_on_markers_doubt_not_queued": int((vouched & ~review & (doubted | by_prior))

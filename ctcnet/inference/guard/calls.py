@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.core.columns import with_columns
-from ctcnet.inference.cluster_parts import SAME_CLUSTER
+from ctcnet.inference.cluster_parts import HELD_REPEATS
 from ctcnet.inference.guard.flags import FLAG_RULES, TABLE_MEASURES, review_flags
 from ctcnet.inference.guard.measurements import (
     READ_CHUNK,
@@ -386,8 +386,8 @@ def counted(events: pd.DataFrame) -> np.ndarray:
 
 def guard_summary(events: pd.DataFrame, spec) -> dict:
     """Counts for summary.json: events the guard sent to review, per flag and per call."""
-    # Beside the marker guard's flags, the repeats of a cluster held apart (cluster_parts).
-    flags = (*FLAGS, SAME_CLUSTER)
+    # Beside the marker guard's flags, the repeats of a cluster or a CTC held apart.
+    flags = (*FLAGS, *HELD_REPEATS)
     if "guard" not in events or not len(events):
         return {"flagged": 0, "by_flag": {f: 0 for f in flags}, "by_call": {}}
     guard = events["guard"].fillna("").astype(str)

@@ -1,0 +1,117 @@
+"""One CTC, one count: a CTC call its markers made beside a counted CTC or cluster the network
+called itself is that cell read twice (numpy and Arrow).
+
+A lymphocyte or a tdEV touching a CTC is an event of its own, and its crop holds the CTC's CK
+within the core the marker guard reads: its markers then read a CTC (``markers_ctc``, the
+network having called it ``wbc`` or ``debris``), and the one CTC was counted twice (3 of 24
+CTC-lymphocyte pairs painted 1.5-2.5 um apart into simulated scans; a tdEV 9 um from its CTC
+on 10 dense simulated cartridges). The markers' call is held (:data:`SAME_CTC`: shown beside
+the call it repeats, not counted; a reviewer who finds two cells confirms it) where a counted
+call of the network's own, of a CTC or a cluster, lies nearer than :data:`SAME_CTC_UM`; of
+two such markers' calls with no network call between them, the more confident counts.
+
+Held as the events tables are written from the journal (:class:`RunHolds`), after the scan's
+leak hold (:mod:`ctcnet.inference.scan_leak_hold`): a network call that hold takes from the
+count is no count the markers' call repeats, so a touching pair never loses both. A resumed
+run and a fresh one hold alike; re-scoring under another rule keeps the flag where the
+network's call is unchanged (``evaluation.decision.rescore``), as for the guard's flags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from ctcnet.inference.cluster_parts import SAME_CTC
+from ctcnet.inference.scan_leak_hold import ScanLeakHold, ctc_cd45_allowance
+
+# A markers' CTC call whose centre lies nearer than this to a counted call of the network's is
+# that cell again: a CTC is 12-15 um across, so a neighbour centred this near touches it.
+SAME_CTC_UM = 14.0
+
+
+def repeated_ctcs(calls: np.ndarray, standing: np.ndarray, by_markers: np.ndarray,
+                  xy_um: np.ndarray, p_ctc: np.ndarray, ctc_classes: Sequence[str],
+                  counted: Sequence[str], reach_um: float = SAME_CTC_UM) -> np.ndarray:
+    """(N,) bool: the calls of ``ctc_classes`` the markers made (``by_markers``), standing
+    (no guard flag), that repeat a counted call: one of ``counted`` the network made itself,
+    standing, nearer than ``reach_um`` (``xy_um``: (N, 2) centres in micrometres), or, where
+    no such call is near, a markers' call that near which the network gives a CTC more
+    (``p_ctc``)."""
+    made = standing & by_markers & np.isin(calls, list(ctc_classes))
+    if not made.any():
+        return made
+    own = standing & ~by_markers & np.isin(calls, list(counted))
+    distance = np.hypot(*(xy_um[:, None, :] - xy_um[None, :, :]).transpose(2, 0, 1))
+    near = distance < reach_um
+    out = made & (near[:, own].any(axis=1) if own.any() else False)
+    kept: list[int] = []
+    for row in np.flatnonzero(made & ~out)[np.argsort(-np.nan_to_num(
+            p_ctc[made & ~out], nan=-1.0), kind="stable")]:
+        if near[row, kept].any():
+            out[row] = True
+        else:
+            kept.append(int(row))
+    return out
+
+
+class CtcRepeatHold:
+    """Holds, table by table, the markers' CTC calls that repeat a counted one
+    (:func:`repeated_ctcs`, at ``pixel_size_um``) with :data:`SAME_CTC` and sends them to
+    review; counts them in ``held``."""
+
+    def __init__(self, pixel_size_um: float | None, ctc_classes: Sequence[str],
+                 counted: Sequence[str]):
+        self.pixel_size_um, self.ctc_classes, self.counted = pixel_size_um, ctc_classes, counted
+        self.held = 0
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        """``table`` (a frame's journaled events) with its repeated markers' calls held."""
+        if not self.pixel_size_um or "markers_ctc" not in table.column_names or not len(table):
+            return table
+        by_markers = np.asarray(table.column("markers_ctc").fill_null(False)
+                                .to_numpy(zero_copy_only=False), bool)
+        if not by_markers.any():  # (most frames: nothing to read further)
+            return table
+        guard = np.asarray(table.column("guard").to_pylist(), object)
+        standing = np.asarray([not g for g in guard], bool)  # "" or None: no flag
+        xy = np.stack([table.column(c).to_numpy(zero_copy_only=False) for c in ("x", "y")], 1)
+        # The network's CTC probability (of any class it checks as a CTC) ranks markers' calls.
+        p_ctc = np.max([np.asarray(table.column(f"p_{c}").to_numpy(zero_copy_only=False),
+                                   np.float64) for c in self.ctc_classes
+                        if f"p_{c}" in table.column_names] or [np.zeros(len(table))], axis=0)
+        held = repeated_ctcs(np.asarray(table.column("class").to_pylist(), object), standing,
+                             by_markers, xy.astype(np.float64) * float(self.pixel_size_um),
+                             p_ctc, self.ctc_classes, self.counted)
+        if not held.any():
+            return table
+        self.held += int(held.sum())
+        guard = np.where(held, SAME_CTC, guard)
+        review = table.column("review").to_numpy(zero_copy_only=False) | held
+        table = table.set_column(table.schema.get_field_index("guard"), "guard",
+                                 pa.array(guard.tolist(), table.schema.field("guard").type))
+        return table.set_column(table.schema.get_field_index("review"), "review",
+                                pa.array(review, pa.bool_()))
+
+
+class RunHolds:
+    """What a run holds of each frame's journaled table as its events tables are written, in
+    order: the calls the scan's own CK leak does not clear (:class:`ScanLeakHold`, from the
+    leak check ``checked``), then the markers' calls that repeat a counted one
+    (:class:`CtcRepeatHold`)."""
+
+    def __init__(self, checked: dict | None, spec, pixel_size_um: float | None):
+        ctc = spec.taxonomy.of_kind("ctc")
+        self.leak = ScanLeakHold(ctc_cd45_allowance(checked, spec.panel), ctc)
+        self.repeats = CtcRepeatHold(pixel_size_um, ctc, spec.taxonomy.reported_classes())
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        """``table`` (a frame's journaled events) with both holds applied."""
+        return self.repeats(self.leak(table))
+
+    def record(self) -> dict:
+        """What summary.json's ``leak_check`` says of the leak hold (the repeats held are
+        ``guard.by_flag``'s :data:`SAME_CTC`)."""
+        return self.leak.record()
