@@ -1782,6 +1782,25 @@ def test_confirming_a_cluster_beside_a_counted_one_says_it_may_count_twice():
     assert got == "saved #0: confirmed cluster"
 
 
+def test_a_ctc_confirmed_beside_a_counted_cluster_says_it_may_count_twice():
+    """A cluster's CTC read as an event of its own (held as same_cluster) and confirmed counted
+    the one cluster as a cluster and a CTC, unsaid: only neighbours of one class were
+    compared."""
+    state = _cluster_read_twice(page_state(2), counted=(False, True))
+    state["candidates"][0]["call"] = state["candidates"][0]["model_call"] = "ctc"
+    state["signoff"] = None
+    got = run_page("""
+        page.key("y");
+        await page.settle();
+        const status = page.document.getElementById("status").textContent;
+        page.document.getElementById("signoff-button").click();
+        return {status, preview: page.document.getElementById("signoff-text").textContent};
+    """, state)
+    assert got["status"] == "saved #0: confirmed ctc; #1 beside it counts as cluster: one " \
+        "cell or cluster counted twice? (two only if the tiles show two)"
+    assert "events beside each other both counted: #0 and #1 ctc and cluster" in got["preview"]
+
+
 def test_the_status_line_says_which_decision_was_saved():
     """"saved #0" alone left a screen reader's user unsure whether y or n was heard."""
     got = run_page("""
@@ -1805,7 +1824,7 @@ def test_the_sign_off_preview_names_events_beside_each_other_both_counted():
         return page.document.getElementById("signoff-text").textContent;
     """
     got = run_page(preview, state)
-    assert "events beside each other both counted as one class: #0 and #1 cluster (one cell " \
+    assert "events beside each other both counted: #0 and #1 cluster (one cell " \
         "or cluster counted twice?)" in got
     state["candidates"][1]["decision"] = "rejected"
     assert "beside each other" not in run_page(preview, state)
