@@ -8,7 +8,10 @@ CTC-lymphocyte pairs painted 1.5-2.5 um apart into simulated scans; a tdEV 9 um 
 on 10 dense simulated cartridges). The markers' call is held (:data:`SAME_CTC`: shown beside
 the call it repeats, not counted; a reviewer who finds two cells confirms it) where a counted
 call of the network's own, of a CTC or a cluster, lies nearer than :data:`SAME_CTC_UM`; of
-two such markers' calls with no network call between them, the more confident counts.
+two such markers' calls with no network call between them, the more confident counts. Where
+the markers did not make the call but flag the event a possible missed CTC (held, not
+counted), its flag there reads :data:`SAME_CTC` too: a reviewer relabelling "a possible
+missed CTC" beside a counted CTC counted the one CTC twice.
 
 Held as the events tables are written from the journal (:class:`RunHolds`), after the scan's
 leak hold (:mod:`ctcnet.inference.scan_leak_hold`): a network call that hold takes from the
@@ -24,6 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
+from ctcnet.inference.alternates import POSSIBLE_CTC
 from ctcnet.inference.cluster_parts import SAME_CTC
 from ctcnet.inference.scan_leak_hold import ScanLeakHold, ctc_cd45_allowance
 
@@ -43,10 +47,8 @@ def repeated_ctcs(calls: np.ndarray, standing: np.ndarray, by_markers: np.ndarra
     made = standing & by_markers & np.isin(calls, list(ctc_classes))
     if not made.any():
         return made
-    own = standing & ~by_markers & np.isin(calls, list(counted))
-    distance = np.hypot(*(xy_um[:, None, :] - xy_um[None, :, :]).transpose(2, 0, 1))
-    near = distance < reach_um
-    out = made & (near[:, own].any(axis=1) if own.any() else False)
+    near = _near(xy_um, reach_um)
+    out = made & beside_counted(calls, standing, by_markers, xy_um, counted, reach_um, near)
     kept: list[int] = []
     for row in np.flatnonzero(made & ~out)[np.argsort(-np.nan_to_num(
             p_ctc[made & ~out], nan=-1.0), kind="stable")]:
@@ -55,6 +57,24 @@ def repeated_ctcs(calls: np.ndarray, standing: np.ndarray, by_markers: np.ndarra
         else:
             kept.append(int(row))
     return out
+
+
+def beside_counted(calls: np.ndarray, standing: np.ndarray, by_markers: np.ndarray,
+                   xy_um: np.ndarray, counted: Sequence[str], reach_um: float = SAME_CTC_UM,
+                   near: np.ndarray | None = None) -> np.ndarray:
+    """(N,) bool: the events nearer than ``reach_um`` to a counted call (of ``counted``,
+    standing) the network made itself (not ``by_markers``); ``near``: their distances under
+    it, where already read."""
+    own = standing & ~by_markers & np.isin(calls, list(counted))
+    if not own.any():
+        return np.zeros(len(calls), bool)
+    near = _near(xy_um, reach_um) if near is None else near
+    return near[:, own].any(axis=1) & ~own  # (not itself: its own centre is no neighbour)
+
+
+def _near(xy_um: np.ndarray, reach_um: float) -> np.ndarray:
+    """(N, N) bool: the pairs of centres nearer than ``reach_um``."""
+    return np.hypot(*(xy_um[:, None, :] - xy_um[None, :, :]).transpose(2, 0, 1)) < reach_um
 
 
 class CtcRepeatHold:
@@ -73,22 +93,30 @@ class CtcRepeatHold:
             return table
         by_markers = np.asarray(table.column("markers_ctc").fill_null(False)
                                 .to_numpy(zero_copy_only=False), bool)
-        if not by_markers.any():  # (most frames: nothing to read further)
-            return table
         guard = np.asarray(table.column("guard").to_pylist(), object)
+        possible = np.asarray([POSSIBLE_CTC in (g or "") for g in guard], bool)
+        if not by_markers.any() and not possible.any():  # (most frames: nothing further)
+            return table
         standing = np.asarray([not g for g in guard], bool)  # "" or None: no flag
         xy = np.stack([table.column(c).to_numpy(zero_copy_only=False) for c in ("x", "y")], 1)
         # The network's CTC probability (of any class it checks as a CTC) ranks markers' calls.
         p_ctc = np.max([np.asarray(table.column(f"p_{c}").to_numpy(zero_copy_only=False),
                                    np.float64) for c in self.ctc_classes
                         if f"p_{c}" in table.column_names] or [np.zeros(len(table))], axis=0)
-        held = repeated_ctcs(np.asarray(table.column("class").to_pylist(), object), standing,
-                             by_markers, xy.astype(np.float64) * float(self.pixel_size_um),
-                             p_ctc, self.ctc_classes, self.counted)
-        if not held.any():
+        calls = np.asarray(table.column("class").to_pylist(), object)
+        xy_um = xy.astype(np.float64) * float(self.pixel_size_um)
+        held = repeated_ctcs(calls, standing, by_markers, xy_um, p_ctc, self.ctc_classes,
+                             self.counted)
+        # A possible missed CTC (held, not counted) beside a counted call of the network's is
+        # that CTC's neighbour as a rule, its crop holding the CTC's CK: said as the same CTC
+        # again, as a markers' call there is, not as a CTC missed (relabelled so, the one CTC
+        # counted twice).
+        again = possible & beside_counted(calls, standing, by_markers, xy_um, self.counted)
+        if not held.any() and not again.any():
             return table
         self.held += int(held.sum())
         guard = np.where(held, SAME_CTC, guard)
+        guard[again] = [g.replace(POSSIBLE_CTC, SAME_CTC) for g in guard[again]]
         review = table.column("review").to_numpy(zero_copy_only=False) | held
         table = table.set_column(table.schema.get_field_index("guard"), "guard",
                                  pa.array(guard.tolist(), table.schema.field("guard").type))

@@ -64,10 +64,11 @@ GUARD_FLAGS = {
                      "as a cluster more than a CTC, within 20 um of a more confident cluster "
                      "(the review page names it beside this one): one cluster that detection "
                      "read twice, counted once (confirm it if these are two)"),
-    "same_ctc": ("same CTC again", "a CTC call its markers made (the network called it "
-                 "otherwise) within 14 um of a counted call the network made itself: a "
-                 "neighbour whose crop holds that CTC's CK, one CTC read twice, counted once "
-                 "(confirm it if these are two cells)"),
+    "same_ctc": ("same CTC again", "a CTC its markers read (a ctc call they made where the "
+                 "network called it otherwise, or a possible missed CTC) within 14 um of a "
+                 "counted call the network made itself: a neighbour whose crop holds that "
+                 "CTC's CK, one CTC read twice, counted once (call it a CTC only if these "
+                 "are two cells)"),
     "possible_ctc": ("possible missed CTC", "a possible missed CTC (the markers of a CTC, or "
                      "the network still gives a CTC "
                      f"{100 * RULES.possible_ctc_proba:g} % or more)"),

@@ -40,6 +40,21 @@ def test_a_markers_ctc_beside_a_counted_call_of_the_network_is_held(calls, marke
     assert hold.held == sum(held)
 
 
+def test_a_possible_missed_ctc_beside_a_counted_ctc_reads_as_the_same_ctc_again():
+    """A lymphocyte beside a counted CTC, flagged a possible missed CTC (its crop holds the
+    CTC's CK): relabelled ctc as that flag invites, the one CTC counted twice. Beside a
+    counted call it reads as a repeat; apart from one, as it was."""
+    hold = CtcRepeatHold(0.5, ["ctc"], ["ctc", "cluster"])
+    table = frame(["ctc", "wbc", "wbc"], [False, False, False], [0, 24, 200],
+                  guard=["", "unusual+possible_ctc", "possible_ctc"])
+    table = table.set_column(table.schema.get_field_index("review"), "review",
+                             pa.array([False, True, True]))
+    out = hold(table)
+    assert out.column("guard").to_pylist() == ["", "unusual+same_ctc", "possible_ctc"]
+    assert out.column("review").to_pylist() == [False, True, True]
+    assert hold.held == 0  # nothing more held: it counted for nothing before either
+
+
 def test_of_two_markers_calls_with_no_network_call_near_the_likelier_ctc_counts():
     out = repeated_ctcs(np.array(["ctc", "ctc", "ctc"], object), np.ones(3, bool),
                         np.ones(3, bool), np.array([[0, 0], [10, 0], [40, 0]], float),
