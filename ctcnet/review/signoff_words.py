@@ -58,7 +58,10 @@ def signoff_text(record: dict | None) -> str:
     if record.get("held_undecided"):
         text += f" ({record['held_undecided']} of them held by the marker guard)"
     if record.get("changed"):
-        text += "; changed " + changes_text(record["changed"])
+        # Of a run whose events were numbered otherwise (a rerun since): said, beside the
+        # review so far in this run's numbers.
+        text += "; changed " + ("(event numbers of the run it signed) " if record.get(
+            "status") in (CALLS_CHANGED, MODEL_CHANGED) else "") + changes_text(record["changed"])
         automatic = record.get("automatic_per_7_5_ml") or {}
         after = record.get("after_review_per_7_5_ml") or {}
         moved = [f"{k} {automatic[k]:.2f} -> {after[k]:.2f}" for k in automatic

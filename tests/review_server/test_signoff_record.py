@@ -201,8 +201,13 @@ def test_other_calls_of_another_model_file_say_the_model_changed(signed, tmp_pat
     signed = read_signoff(signed[1])
     assert signoff_record(signed, "another-numbering", 0, "x", model_sha256="f" * 64,
                           network_sha256="f" * 64)["status"] == MODEL_CHANGED
-    assert signoff_record(signed, "another-numbering", 0, "x", model_sha256=signed.model_sha256,
-                          network_sha256=signed.network_sha256)["status"] != MODEL_CHANGED
+    record = signoff_record(signed, "another-numbering", 0, "x",
+                            model_sha256=signed.model_sha256,
+                            network_sha256=signed.network_sha256)
+    assert record["status"] != MODEL_CHANGED
+    # Its changes name the events as the run it signed numbered them, said so beside the
+    # review of this run (its numbers then another event's).
+    assert "; changed (event numbers of the run it signed) " in signoff_text(record)
 
 
 def test_a_corrected_patient_id_says_the_sign_off_no_longer_holds(signed, tmp_path, caplog,
