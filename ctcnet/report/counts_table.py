@@ -127,8 +127,9 @@ def counts_table(tally: Counts, reviewed: ReviewedCounts | None, no_result: bool
         rows.append(f'<tr data-row="review_span"><th scope="row">the count after review</th>'
                     f'<td colspan="{len(columns)}">not what a review settles: the channel '
                     "order is in doubt (the problems below), and every count rests on it. "
-                    "Correct panel.json, run this sample again with --overwrite, then "
-                    "review</td></tr>")
+                    "If the tiles show CK and CD45 swapped, correct panel.json, run this "
+                    "sample again with --overwrite, then review; a sample rich in CTCs (a "
+                    "spike-in) reads alike, and its counts then stand</td></tr>")
     elif span and not no_result and not signed and reviewed is None:
         rows.append(f'<tr data-row="review_span"><th scope="row">the count after review may be</th>'
                     f'<td colspan="{len(columns)}">{html.escape(span)} (from the calls on no '
