@@ -40,7 +40,7 @@ from ctcnet.inference.finishing import Finishing, finish_frame
 from ctcnet.inference.frames import FrameWork, prepare_frame
 from ctcnet.inference.options import FRAME_POOLS
 from ctcnet.inference.resources import cpu_cores
-from ctcnet.inference.worker_processes import spawned_pool, starting_children
+from ctcnet.inference.worker_processes import NoProcessPool, spawned_pool, starting_children
 from ctcnet.io.scan import Cartridge, FrameRef
 from ctcnet.nn.spec import ModelSpec
 
@@ -83,7 +83,7 @@ def prepared_frames(frames: list[FrameRef], cartridge: Cartridge, spec: ModelSpe
     order, by ``workers`` frame threads or processes (``pool``: :data:`POOLS`; 0 workers:
     inline), at most ``ahead`` at work or waiting. Frames with a torch ``device`` are prepared
     in threads whatever ``pool`` says."""
-    if uses_processes(pool, workers, device, len(frames)):
+    if uses_processes(pool, workers, device, len(frames)) and _pool_started(workers):
         yield from _in_processes(frames, FrameJob(cartridge, spec, config, leaks, os.getpid()),
                                  workers, ahead)
         return
@@ -222,6 +222,23 @@ def _pool(workers: int) -> tuple:
         ring = shared_pickle.SlotRing(_slots(workers))
         _pools[workers] = (pool, ring)
         return pool, ring
+
+
+def _pool_started(workers: int) -> bool:
+    """Whether the frame processes run (:func:`_pool`); where they cannot be started, said once
+    a run, and the frames are prepared in threads: the same results."""
+    try:
+        _pool(workers)
+    except NoProcessPool as err:
+        if workers not in _said_no_pool:
+            _said_no_pool.add(workers)
+            log.warning("frames prepared in threads, not in processes: %s (the same results; "
+                        "give the machine's /dev/shm room, e.g. docker run --shm-size 1g)", err)
+        return False
+    return True
+
+
+_said_no_pool: set[int] = set()
 
 
 def _drop_pool(workers: int) -> None:

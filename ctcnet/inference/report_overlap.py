@@ -50,7 +50,7 @@ from ctcnet.errors import CtcnetError, fails_every_output
 from ctcnet.inference.backends import portable_explainer
 from ctcnet.inference.journal import mark_report
 from ctcnet.inference.summary import RunSummary
-from ctcnet.inference.worker_processes import spawned_pool, starting_children
+from ctcnet.inference.worker_processes import NoProcessPool, spawned_pool, starting_children
 from ctcnet.io.panel import Panel
 from ctcnet.nn.spec import ModelSpec
 
@@ -219,8 +219,13 @@ class ReportWorker:
             from concurrent.futures import ThreadPoolExecutor
 
             if self.kind == "process":
-                self._pool = spawned_pool(1)
-            else:
+                try:
+                    self._pool = spawned_pool(1)
+                except NoProcessPool as err:
+                    log.warning("the reports are drawn in a thread, not in a process: %s "
+                                "(the same reports)", err)
+                    self.kind = "thread"
+            if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="report")
         self._running = pending
         if self.kind == "process":

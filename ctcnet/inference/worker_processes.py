@@ -25,15 +25,29 @@ from ctcnet.inference.resources import (
 )
 
 
+class NoProcessPool(Exception):
+    """Worker processes that cannot be started: their pool's locks are made in ``/dev/shm``,
+    which is full, read-only or not writable here (a container's is 64 MB, often shared)."""
+
+    def __init__(self, err: OSError):
+        super().__init__(f"{err.strerror or err} where the process pool's locks are made "
+                         "(/dev/shm)")
+
+
 def spawned_pool(workers: int, frame_buffers: bool = False):
     """A ``ProcessPoolExecutor`` of ``workers`` spawned processes started as this module says
     (:func:`start_worker`; ``frame_buffers``: for frame work). Its processes start with the
-    first submissions: submit within :func:`starting_children`."""
+    first submissions: submit within :func:`starting_children`. :class:`NoProcessPool` where
+    its locks cannot be made (the caller works in threads instead: the same results)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=start_worker, initargs=(os.getpid(), frame_buffers))
+    try:
+        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=start_worker,
+                                   initargs=(os.getpid(), frame_buffers))
+    except OSError as err:  # (a night's batch stopped on it, said as the temporary folder)
+        raise NoProcessPool(err) from err
 
 
 @contextlib.contextmanager

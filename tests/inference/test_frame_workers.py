@@ -52,6 +52,37 @@ def test_frames_in_processes_give_the_events_and_calls_of_threads(clean_run, car
     pd.testing.assert_frame_equal(events(tmp_path / "threads"), events(tmp_path / "again"))
 
 
+def test_a_full_dev_shm_prepares_frames_in_threads(clean_run, cart_and_model,
+                                                               tmp_path, monkeypatch, caplog):
+    """A process pool's locks are made in /dev/shm: full (a container's), the night stopped,
+    said as the temporary folder being full. Now the frames are prepared in threads, the same
+    results, and the cause said once (the reports' worker: test_report_overlap)."""
+    import concurrent.futures
+    import errno
+
+    from ctcnet.report import run_report
+
+    cart = cart_and_model / "cart"
+    threads = run(clean_run, cart, tmp_path / "threads", "threads")
+
+    def no_room(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", no_room)
+    monkeypatch.setattr(frame_workers, "_pools", {})
+    monkeypatch.setattr(frame_workers, "_said_no_pool", set())
+    with caplog.at_level("WARNING"):
+        processes = predict_cartridge(cart, clean_run["backend"], tmp_path / "processes",
+                                      PredictOptions(quiet=True, report=run_report, workers=2,
+                                                     frame_pool="processes"))
+    pd.testing.assert_frame_equal(events(tmp_path / "threads"),
+                                  events(tmp_path / "processes"))
+    assert processes.counts == threads.counts
+    assert "frames prepared in threads, not in processes: No space left on device where " \
+        "the process pool's locks are made (/dev/shm)" in caplog.text
+    assert (tmp_path / "processes" / "index.html").exists()
+
+
 def test_a_bad_frame_is_skipped_with_its_reason_in_a_frame_process(clean_run, cart, tmp_path):
     frames = sorted(cart.glob("r*c*.tif"))
     data = frames[1].read_bytes()

@@ -78,15 +78,25 @@ class RecordingReport:
         run_report.write_html(out_dir, summary)
 
 
-@pytest.mark.parametrize("kind", ["process", "thread"])
+@pytest.mark.parametrize("kind", ["process", "thread", "no /dev/shm"])
 def test_overlapped_reports_write_what_the_sequential_run_writes(setup, tmp_path, monkeypatch,
                                                                    kind, caplog):
+    import errno
+
     import ctcnet.inference.predict as predict
+    from ctcnet.inference import report_overlap
+    from ctcnet.inference.worker_processes import NoProcessPool
 
     # The test model runs on the CPU from a .pt file: its reports go to a process.
     assert report_worker(setup["backend"], True, True).kind == "process"
     if kind == "thread":  # as for a model on a GPU
         monkeypatch.setattr(predict, "report_worker", lambda *a: ReportWorker("thread"))
+    if kind == "no /dev/shm":  # a full one (a container's): a thread, not a stopped night
+
+        def no_room(*args):
+            raise NoProcessPool(OSError(errno.ENOSPC, "No space left on device"))
+
+        monkeypatch.setattr(report_overlap, "spawned_pool", no_room)
     drawn = tmp_path / "drawn.txt"
     with caplog.at_level("INFO", logger="ctcnet.inference.report_overlap"):
         summaries = predict_inputs([setup["scans"]], tmp_path / "ovl", setup["backend"],
@@ -102,6 +112,8 @@ def test_overlapped_reports_write_what_the_sequential_run_writes(setup, tmp_path
     if kind == "process":
         assert {int(w[1]) for w in where} != {os.getpid()} and len({w[1] for w in where}) == 1
     else:
+        assert kind == "thread" or "the reports are drawn in a thread, not in a process: No " \
+            "space left on device where the process pool's locks are made" in caplog.text
         assert all(int(w[1]) == os.getpid() and w[2].startswith("report") for w in where)
     seq, ovl = outputs(setup["seq"]), outputs(tmp_path / "ovl")
     assert set(seq) == set(ovl) and any(p.endswith(".png") for p in seq)
