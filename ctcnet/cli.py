@@ -27,7 +27,7 @@ from pathlib import Path
 from ctcnet import __version__
 from ctcnet.commands.arg_types import refuse_empty_paths
 from ctcnet.commands.stop_signals import run_module, stop_on_sigterm
-from ctcnet.core.console_streams import console_kept_going, escape_unwritable_characters
+from ctcnet.core.console_streams import console_kept_going, console_ready
 from ctcnet.core.install_hint import install_command
 from ctcnet.core.printable import PrintableFormatter, printable
 from ctcnet.core.run_log import note_exit
@@ -264,11 +264,11 @@ def address_space_refusal() -> str | None:
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default: the command line), set up logging, run the command: its status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    console_ready()  # closed descriptors on the null device; Müller on an ASCII console
     refusal = address_space_refusal()  # before the libraries load: they hang under it
     if refusal:
         print(f"ctcnet: error: {refusal}", file=sys.stderr)
         return 2
-    escape_unwritable_characters()  # a sample named Müller on an ASCII console
     parser = _parser_before_work()
     _CommandParser.line = argv
     args, unknown = parser.parse_known_args(argv)

@@ -88,6 +88,27 @@ def escaped_for(stream, text: str) -> str:
     return text.encode(encoding, "backslashreplace").decode(encoding)
 
 
+def console_ready() -> None:
+    """The process's console made safe to run under: a standard descriptor closed at start
+    (``>&-``, ``2>&-``: Python then has no ``sys.stdout``, and the run's first line raised, or
+    its last flush did after the run) is opened on the null device, so that no file the run
+    opens takes its number (a spawned worker's output would go into it); then
+    :func:`escape_unwritable_characters`."""
+    for descriptor, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(descriptor)
+            continue
+        except OSError:  # closed
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != descriptor:
+                os.dup2(null, descriptor)
+                os.close(null)
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(descriptor, "r" if descriptor == 0 else "w",  # noqa: SIM115
+                                    closefd=False, encoding="utf-8", errors="backslashreplace"))
+    escape_unwritable_characters()
+
+
 def escape_unwritable_characters() -> None:
     """The process's own stdout written as Python writes its stderr: a character its encoding
     lacks as an escape (``M\\xfcller`` under an ASCII locale or a legacy code page), where the

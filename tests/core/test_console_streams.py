@@ -42,3 +42,18 @@ def test_a_console_lost_is_said_but_kept_out_of_a_records_warnings(caplog):
         KeptGoingStream(_ClosedPipe(), "stderr").write("a line\n")
     assert said == ["a class of few crops"]
     assert "the console's stderr cannot be written" in caplog.text
+
+
+def test_a_console_closed_at_start_is_the_null_device_not_a_failed_command(tmp_path):
+    """``>&-`` / ``2>&-`` (a cron line's): Python starts with no sys.stdout, and a command's
+    first or last line raised (exit 1 after a finished run, or no run at all); a file the run
+    opened could take the closed descriptor's number. The descriptors are opened on the null
+    device: the command runs, and its output goes nowhere."""
+    code = ("import os, sys; from ctcnet.cli import main; status = main(['models']); "
+            "open(sys.argv[1], 'w').write(f'{status} {os.readlink(\"/proc/self/fd/1\")} '"
+            "f'{os.readlink(\"/proc/self/fd/2\")}')")
+    result = tmp_path / "result.txt"
+    done = subprocess.run(["bash", "-c", f'"$0" -c "$1" "$2" >&- 2>&-', sys.executable, code,
+                           str(result)], capture_output=True)
+    assert done.returncode == 0, done
+    assert result.read_text() == f"0 {os.devnull} {os.devnull}"
