@@ -313,10 +313,10 @@ def _main_after_logging(parser, args: argparse.Namespace) -> int:
         print("ctcnet: error: a command is required (the list above)", file=sys.stderr)
         return 2
     previous = stop_on_sigterm()
-    # A console that cannot be written (a dead logger's pipe, a full disk under a cron log)
-    # does not stop the work; a command whose printed lines are the answer still ends
-    # with the pipe its reader closed (`ctcnet models | head`: 141).
-    with console_kept_going(stdout=args.command not in (*ANSWER_COMMANDS, "draws", "verify")):
+    # A console that cannot be written (a dead logger's pipe, a full disk under a cron log) does
+    # not stop the work; one whose lines are the answer ends with its reader's (141, exit 4).
+    answers = args.command in (*ANSWER_COMMANDS, "draws", "verify")
+    with console_kept_going(stdout=not (answers or getattr(args, "list_outputs", False))):
         status = _run_command(args, lines, previous)
     note_exit(status, _SAID[-1] if _SAID else None)  # the run's log ends as the console did
     _SAID.clear()

@@ -1056,6 +1056,19 @@ def test_list_outputs_names_each_inputs_output_folder_and_writes_nothing(
     assert not out.exists()
 
 
+def test_list_outputs_that_cannot_be_written_fail_the_command(cart, tmp_path):
+    """Its printed lines are the command's whole result: written to a full device (or a
+    closed pipe), the list was dropped as a run's progress is and the command exited 0, a
+    workflow engine declaring no outputs."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(f'"{sys.executable}" -m ctcnet predict "{cart}" --out '
+                          f'"{tmp_path / "out"}" --list-outputs > /dev/full', shell=True,
+                          capture_output=True, text=True)
+    assert done.returncode == 4 and "No space left on device" in done.stderr
+
+
 def test_a_shard_refuses_the_inputs_its_list_outputs_set_aside(cart_and_model, tmp_path,
                                                               capsys):
     """Two scans of one sample id: the job of the array whose --list-outputs sets them aside

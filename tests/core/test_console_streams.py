@@ -53,7 +53,7 @@ def test_a_console_closed_at_start_is_the_null_device_not_a_failed_command(tmp_p
             "open(sys.argv[1], 'w').write(f'{status} {os.readlink(\"/proc/self/fd/1\")} '"
             "f'{os.readlink(\"/proc/self/fd/2\")}')")
     result = tmp_path / "result.txt"
-    done = subprocess.run(["bash", "-c", f'"$0" -c "$1" "$2" >&- 2>&-', sys.executable, code,
+    done = subprocess.run(["bash", "-c", '"$0" -c "$1" "$2" >&- 2>&-', sys.executable, code,
                            str(result)], capture_output=True)
     assert done.returncode == 0, done
     assert result.read_text() == f"0 {os.devnull} {os.devnull}"
