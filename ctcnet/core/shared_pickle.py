@@ -42,6 +42,26 @@ SHM_DIR = Path("/dev/shm")
 PREFIX = "ctcnet-"
 log = logging.getLogger(__name__)
 
+
+def _pid_namespace() -> str:
+    """This process's PID namespace as a file name's field (``n`` and the inode of
+    ``/proc/self/ns/pid``; "" where it cannot be read): containers sharing one /dev/shm
+    (``docker run --ipc=host``) number their processes apart, so a file's process id is read
+    only in the namespace that wrote it (a second container's run swept a live run's files
+    as a killed run's, and that run failed on the next frame)."""
+    try:
+        return f"n{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return ""
+
+
+NAMESPACE = _pid_namespace()
+
+
+def _file_name(pid: int) -> str:
+    """A new shared-memory file's name: ``ctcnet-<pid>-<namespace>-<random>``."""
+    return f"{PREFIX}{pid}-{NAMESPACE + '-' if NAMESPACE else ''}{uuid.uuid4().hex}"
+
 # Buffers under this size travel in the pickle: a file's mapping costs more than copying them.
 OUT_OF_BAND_BYTES = 1 << 16
 # Each buffer starts on a cache line in the file (aligned arrays for numpy's fast paths).
@@ -86,8 +106,8 @@ def pack(obj, parent_pid: int | None = None, slot: str | None = None) -> Packed:
             _write_slot(slot, buffers, spans, offset)
             return Packed(data, slot, tuple(spans), slot=True)
         pid = os.getppid() if parent_pid is None else parent_pid
-        return Packed(data, _write_file(SHM_DIR / f"{PREFIX}{pid}-{uuid.uuid4().hex}",
-                                        buffers, spans, offset), tuple(spans))
+        return Packed(data, _write_file(SHM_DIR / _file_name(pid), buffers, spans, offset),
+                      tuple(spans))
     except OSError as err:
         if err.errno not in (errno.ENOSPC, errno.ENOMEM):
             raise
@@ -186,7 +206,7 @@ class SlotRing:
         if not SHM_DIR.is_dir():
             return
         for _ in range(slots):
-            path = str(SHM_DIR / f"{PREFIX}{os.getpid()}-{uuid.uuid4().hex}")
+            path = str(SHM_DIR / _file_name(os.getpid()))
             os.close(_private_file(path))
             self._paths.append(path)
         self._free = list(self._paths)
@@ -255,13 +275,15 @@ def room() -> int:
 
 def sweep(pid: int | None = None) -> int:
     """Remove the shared-memory files packed for ``pid`` (default: any process no longer
-    running), e.g. those of a run that was killed; returns how many."""
+    running), e.g. those of a run that was killed; returns how many. Only this PID
+    namespace's (:func:`_pid_namespace`) and those named before namespaces were."""
     if not SHM_DIR.is_dir():
         return 0
     removed = 0
     for path in SHM_DIR.glob(f"{PREFIX}*-*"):
-        owner = path.name[len(PREFIX):].split("-", 1)[0]
-        if not owner.isdigit():
+        owner, _, rest = path.name[len(PREFIX):].partition("-")
+        space = rest.split("-", 1)[0] if rest.count("-") else ""
+        if not owner.isdigit() or (space.startswith("n") and space != NAMESPACE):
             continue
         if (int(owner) == pid) if pid is not None else not process_running(int(owner)):
             with contextlib.suppress(OSError):

@@ -115,3 +115,21 @@ def test_with_no_room_left_in_dev_shm_the_result_travels_in_its_pickle(rng, monk
         assert_same(sent, ring.unpack(packed))
     assert ours() == []
     assert shared_pickle.room() > 0
+
+
+def test_a_sweep_reads_process_ids_only_in_its_own_pid_namespace(tmp_path, monkeypatch):
+    """Two containers sharing /dev/shm number their processes apart: a run in one swept the
+    other's live files as a killed run's (its process id not running here), and that run
+    failed on its next frame. Another namespace's files are left; this one's and those named
+    before namespaces were are swept as before."""
+    monkeypatch.setattr(shared_pickle, "SHM_DIR", tmp_path)
+    dead = 2 ** 22 + 12345  # over any pid_max: no such process here
+    ours = tmp_path / shared_pickle._file_name(dead)
+    theirs = tmp_path / f"{shared_pickle.PREFIX}{dead}-n1-{'0' * 32}"
+    older = tmp_path / f"{shared_pickle.PREFIX}{dead}-{'0' * 32}"
+    for path in (ours, theirs, older):
+        path.write_bytes(b"x")
+    assert shared_pickle.NAMESPACE.startswith("n") and shared_pickle.NAMESPACE != "n1"
+    assert shared_pickle.sweep() == 2
+    assert theirs.exists() and not ours.exists() and not older.exists()
+    assert shared_pickle.sweep(dead) == 0  # (this run's own at its end: the same rule)
