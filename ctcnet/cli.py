@@ -24,9 +24,9 @@ import sys
 import warnings
 from pathlib import Path
 
-from ctcnet import __version__
 from ctcnet.commands.arg_types import refuse_empty_paths
 from ctcnet.commands.stop_signals import run_module, stop_on_sigterm
+from ctcnet.commands.version_action import VersionAction
 from ctcnet.core.console_streams import console_kept_going, console_ready
 from ctcnet.core.install_hint import install_command
 from ctcnet.core.printable import PrintableFormatter, printable
@@ -108,18 +108,6 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
     tiff.addHandler(detail)
 
 
-class _Version(argparse.Action):
-    """``--version``: the version, and what names the code beside it (its commit, or its
-    digest where none names it: an installed package, whose version two builds share), as
-    every summary.json records it (``software``); read only when asked (git, the files)."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        from ctcnet.core.provenance import software_record, software_text
-
-        print(software_text(software_record(), __version__))
-        parser.exit()
-
-
 def _load_command(name: str):
     # export-events: export_events.py
     return importlib.import_module(f"ctcnet.commands.{name.replace('-', '_')}")
@@ -165,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ctcnet",
         description="Find and type circulating tumour cells in multichannel fluorescence scans.")
-    parser.add_argument("--version", action=_Version, nargs=0,
+    parser.add_argument("--version", action=VersionAction, nargs=0,
                         help="show ctcnet's version, and the commit or build of its code")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log progress notes (-vv: debug detail) to stderr")

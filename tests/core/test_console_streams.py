@@ -57,3 +57,15 @@ def test_a_console_closed_at_start_is_the_null_device_not_a_failed_command(tmp_p
                            str(result)], capture_output=True)
     assert done.returncode == 0, done
     assert result.read_text() == f"0 {os.devnull} {os.devnull}"
+
+
+def test_a_version_that_cannot_be_written_is_one_line_and_exit_4():
+    """``ctcnet --version > /dev/full`` ended in a traceback: its line is the answer."""
+    done = subprocess.run(f'"{sys.executable}" -m ctcnet --version > /dev/full', shell=True,
+                          capture_output=True, text=True)
+    assert done.returncode == 4
+    assert done.stderr == "ctcnet: error: the version cannot be written to stdout (No space " \
+        "left on device)\n"
+    shown = subprocess.run([sys.executable, "-m", "ctcnet", "--version"], capture_output=True,
+                           text=True)
+    assert shown.returncode == 0 and shown.stdout.startswith("ctcnet ")
