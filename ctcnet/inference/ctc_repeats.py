@@ -47,34 +47,41 @@ def repeated_ctcs(calls: np.ndarray, standing: np.ndarray, by_markers: np.ndarra
     made = standing & by_markers & np.isin(calls, list(ctc_classes))
     if not made.any():
         return made
-    near = _near(xy_um, reach_um)
-    out = made & beside_counted(calls, standing, by_markers, xy_um, counted, reach_um, near)
+    out = made & beside_counted(calls, standing, by_markers, xy_um, counted, reach_um, made)
+    left = np.flatnonzero(made & ~out)
+    left = left[np.argsort(-np.nan_to_num(p_ctc[left], nan=-1.0), kind="stable")]
+    near = _near(xy_um[left], xy_um[left], reach_um)  # (a frame's few markers' calls)
     kept: list[int] = []
-    for row in np.flatnonzero(made & ~out)[np.argsort(-np.nan_to_num(
-            p_ctc[made & ~out], nan=-1.0), kind="stable")]:
-        if near[row, kept].any():
+    for k, row in enumerate(left):
+        if near[k, kept].any():
             out[row] = True
         else:
-            kept.append(int(row))
+            kept.append(k)
     return out
 
 
 def beside_counted(calls: np.ndarray, standing: np.ndarray, by_markers: np.ndarray,
                    xy_um: np.ndarray, counted: Sequence[str], reach_um: float = SAME_CTC_UM,
-                   near: np.ndarray | None = None) -> np.ndarray:
-    """(N,) bool: the events nearer than ``reach_um`` to a counted call (of ``counted``,
-    standing) the network made itself (not ``by_markers``); ``near``: their distances under
-    it, where already read."""
+                   asked: np.ndarray | None = None) -> np.ndarray:
+    """(N,) bool: which of the ``asked`` events (default: all) lie nearer than ``reach_um``
+    to a counted call (of ``counted``, standing) the network made itself (not
+    ``by_markers``), other than themselves."""
     own = standing & ~by_markers & np.isin(calls, list(counted))
-    if not own.any():
-        return np.zeros(len(calls), bool)
-    near = _near(xy_um, reach_um) if near is None else near
-    return near[:, own].any(axis=1) & ~own  # (not itself: its own centre is no neighbour)
+    rows = np.flatnonzero(np.ones(len(calls), bool) if asked is None else asked)
+    out = np.zeros(len(calls), bool)
+    if not own.any() or not rows.size:
+        return out
+    # Read between the events asked of and the counted calls only: a dense frame holds
+    # thousands of events, of which a few are asked of.
+    near = _near(xy_um[rows], xy_um[own], reach_um)
+    near &= rows[:, None] != np.flatnonzero(own)[None, :]  # (its own centre is no neighbour)
+    out[rows] = near.any(axis=1)
+    return out
 
 
-def _near(xy_um: np.ndarray, reach_um: float) -> np.ndarray:
-    """(N, N) bool: the pairs of centres nearer than ``reach_um``."""
-    return np.hypot(*(xy_um[:, None, :] - xy_um[None, :, :]).transpose(2, 0, 1)) < reach_um
+def _near(a_um: np.ndarray, b_um: np.ndarray, reach_um: float) -> np.ndarray:
+    """(len(a), len(b)) bool: the pairs of centres nearer than ``reach_um``."""
+    return np.hypot(*(a_um[:, None, :] - b_um[None, :, :]).transpose(2, 0, 1)) < reach_um
 
 
 class CtcRepeatHold:
@@ -111,7 +118,8 @@ class CtcRepeatHold:
         # that CTC's neighbour as a rule, its crop holding the CTC's CK: said as the same CTC
         # again, as a markers' call there is, not as a CTC missed (relabelled so, the one CTC
         # counted twice).
-        again = possible & beside_counted(calls, standing, by_markers, xy_um, self.counted)
+        again = beside_counted(calls, standing, by_markers, xy_um, self.counted,
+                               asked=possible)
         if not held.any() and not again.any():
             return table
         self.held += int(held.sum())
