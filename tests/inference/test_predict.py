@@ -191,7 +191,7 @@ def test_ctc_calls_needing_more_leak_than_the_scan_allows_are_held_not_counted(
     assert ref.loc[ref["cd45_leak_needed"].notna(), "class"].eq("ctc").all()
     if allowance is not None:
         assert (counted["cd45_leak_needed"] <= allowance).all()
-    monkeypatch.setattr("ctcnet.inference.predict.ctc_cd45_allowance",
+    monkeypatch.setattr("ctcnet.inference.ctc_repeats.ctc_cd45_allowance",
                         lambda checked, panel: -1.0)  # (every reading over it)
     summary = predict_cartridge(setup["cart"], setup["backend"], tmp_path / "run",
                                 PredictOptions(**QUIET))
