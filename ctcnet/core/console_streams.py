@@ -81,6 +81,38 @@ class KeptGoingStream:
         return getattr(self._stream, name)
 
 
+class AnswerStream:
+    """A command's stdout whose lines are its answer (``models``, ``--list-outputs``): a write
+    that fails still ends the command, its error naming stdout (an error without a file was
+    said as the temporary folder's: ``ctcnet models > /dev/full``)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        """Write ``text``; an error names stdout."""
+        with _naming_stdout():
+            return self._stream.write(text)
+
+    def flush(self) -> None:
+        """Flush the stream; an error names stdout."""
+        with _naming_stdout():
+            self._stream.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def _naming_stdout():
+    try:
+        yield
+    except OSError as err:
+        if not err.filename:
+            err.filename = "stdout, the command's answer"
+        raise
+
+
 def escaped_for(stream, text: str) -> str:
     """``text`` with the characters ``stream``'s encoding cannot write as Python escapes
     (``M\\xfcller``)."""
@@ -125,12 +157,15 @@ def escape_unwritable_characters() -> None:
 @contextmanager
 def console_kept_going(stdout: bool = True):
     """While the context runs, ``sys.stderr`` (and ``sys.stdout`` where ``stdout``) as
-    :class:`KeptGoingStream`; the streams they were after it."""
+    :class:`KeptGoingStream`, ``sys.stdout`` otherwise as :class:`AnswerStream`; the streams
+    they were after it."""
     saved = sys.stdout, sys.stderr
     if not isinstance(sys.stderr, KeptGoingStream):
         sys.stderr = KeptGoingStream(sys.stderr, "stderr")
     if stdout and not isinstance(sys.stdout, KeptGoingStream):
         sys.stdout = KeptGoingStream(sys.stdout, "stdout")
+    elif not stdout and not isinstance(sys.stdout, (KeptGoingStream, AnswerStream)):
+        sys.stdout = AnswerStream(sys.stdout)
     try:
         yield
     finally:
