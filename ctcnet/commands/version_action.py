@@ -4,6 +4,7 @@ records it (``software``)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ctcnet import __version__
@@ -23,6 +24,9 @@ class VersionAction(argparse.Action):
         try:
             print(software_text(software_record(), __version__))
             sys.stdout.flush()
+        except BrokenPipeError:  # its reader went away (`| head -c0`): as any tool, 141
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (exit's flush)
+            parser.exit(141)
         except OSError as err:
             parser.exit(4, f"ctcnet: error: the version cannot be written to stdout "
                            f"({err.strerror or err})\n")

@@ -87,7 +87,8 @@ def _near(a_um: np.ndarray, b_um: np.ndarray, reach_um: float) -> np.ndarray:
 class CtcRepeatHold:
     """Holds, table by table, the markers' CTC calls that repeat a counted one
     (:func:`repeated_ctcs`, at ``pixel_size_um``) with :data:`SAME_CTC` and sends them to
-    review; counts them in ``held``."""
+    review, counting them in ``held``; a possible missed CTC beside such a counted call (held
+    already) has its flag read :data:`SAME_CTC` too."""
 
     def __init__(self, pixel_size_um: float | None, ctc_classes: Sequence[str],
                  counted: Sequence[str]):
@@ -139,9 +140,13 @@ class RunHolds:
     (:class:`CtcRepeatHold`)."""
 
     def __init__(self, checked: dict | None, spec, pixel_size_um: float | None):
-        ctc = spec.taxonomy.of_kind("ctc")
+        ctc, taxonomy = spec.taxonomy.of_kind("ctc"), spec.taxonomy
         self.leak = ScanLeakHold(ctc_cd45_allowance(checked, spec.panel), ctc)
-        self.repeats = CtcRepeatHold(pixel_size_um, ctc, spec.taxonomy.reported_classes())
+        # A counted call a markers' CTC repeats: one checked as a CTC or a cluster (a lab's
+        # reported class checked as neither is counted whatever its markers: no CTC's repeat).
+        counted = [c for c in taxonomy.reported_classes()
+                   if c in (*ctc, *taxonomy.of_kind("cluster"))]
+        self.repeats = CtcRepeatHold(pixel_size_um, ctc, counted)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         """``table`` (a frame's journaled events) with both holds applied."""

@@ -83,7 +83,7 @@ def prepared_frames(frames: list[FrameRef], cartridge: Cartridge, spec: ModelSpe
     order, by ``workers`` frame threads or processes (``pool``: :data:`POOLS`; 0 workers:
     inline), at most ``ahead`` at work or waiting. Frames with a torch ``device`` are prepared
     in threads whatever ``pool`` says."""
-    if uses_processes(pool, workers, device, len(frames)) and _pool_started(workers):
+    if frames_in_processes(pool, workers, device, len(frames)):
         yield from _in_processes(frames, FrameJob(cartridge, spec, config, leaks, os.getpid()),
                                  workers, ahead)
         return
@@ -214,14 +214,24 @@ def _pool(workers: int) -> tuple:
             return kept
         sweep_killed_runs()
         pool = spawned_pool(workers, frame_buffers=True)
-        # All started now, ignoring Ctrl-C (a spawned process starts within a submission), not
-        # waited for: the first frames queue meanwhile.
-        with starting_children():
-            for _ in range(workers):
-                pool.submit(os.getpid)
-        ring = shared_pickle.SlotRing(_slots(workers))
+        try:
+            # All started now, ignoring Ctrl-C (a spawned process starts within a submission),
+            # not waited for: the first frames queue meanwhile.
+            with starting_children():
+                for _ in range(workers):
+                    pool.submit(os.getpid)
+            ring = shared_pickle.SlotRing(_slots(workers))
+        except OSError as err:  # a process not started (a container's process limit, memory)
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise NoProcessPool(err) from err
         _pools[workers] = (pool, ring)
         return pool, ring
+
+
+def frames_in_processes(pool: str, workers: int, device=None, frames: int = 0) -> bool:
+    """Whether ``frames`` frames are prepared in processes (:func:`uses_processes`), their
+    pool started (:func:`_pool_started`: where none can be, threads)."""
+    return uses_processes(pool, workers, device, frames) and _pool_started(workers)
 
 
 def _pool_started(workers: int) -> bool:

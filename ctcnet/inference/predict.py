@@ -61,9 +61,9 @@ from ctcnet.inference.finishing import Finishing, FrameFinisher, no_events_table
 from ctcnet.inference.frame_device import default_workers, frame_device_name, resolve_frame_device
 from ctcnet.inference.frame_workers import (
     finished,
+    frames_in_processes,
     prepared_frames,
     sweep_killed_runs,
-    uses_processes,
 )
 from ctcnet.inference.frames import import_frame_modules, measure_scan_leaks, with_frame_records
 from ctcnet.inference.ground_truth import compare_with_ground_truth
@@ -261,7 +261,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
                     made_by(backend.name, software_record(), model_file),
                     cartridge.panel.pixel_size_um)
     # Frame processes finish the frames they prepared too, as many at once as there are.
-    in_processes = uses_processes(options.frame_pool, workers, device, len(todo))
+    in_processes = frames_in_processes(options.frame_pool, workers, device, len(todo))
     n_events = 0
     # The finishing threads' own stage times (the guard's flags, writing), kept apart from the
     # frame stages this thread adds up and added to them when every frame is finished.

@@ -230,12 +230,23 @@ class ReportWorker:
         self._running = pending
         if self.kind == "process":
             job = pending.job
+            here = job.explainer
             if job.explainer is not None:  # the backend's method: made again over there
                 job.explainer = self.explainer
-            with starting_children(outlive_sigterm=True):  # spawned by the submit
-                self._future = self._pool.submit(draw_report, job)
-        else:
-            self._future = self._pool.submit(pending.draw)
+            try:
+                with starting_children(outlive_sigterm=True):  # spawned by the submit
+                    self._future = self._pool.submit(draw_report, job)
+                return
+            except OSError as err:  # its process not started (a container's process limit)
+                job.explainer = here  # (drawn here after all)
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                log.warning("the reports are drawn in a thread, not in a process: %s (the "
+                            "same reports)", NoProcessPool(err))
+                self.kind = "thread"
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="report")
+        self._future = self._pool.submit(pending.draw)
 
     def wait(self, stopping: bool = False) -> None:
         """Wait for the report in progress; if it failed, raise :class:`ReportError`, or record

@@ -27,11 +27,12 @@ from ctcnet.inference.resources import (
 
 class NoProcessPool(Exception):
     """Worker processes that cannot be started: their pool's locks are made in ``/dev/shm``,
-    which is full, read-only or not writable here (a container's is 64 MB, often shared)."""
+    which may be full, read-only or not writable here (a container's is 64 MB, often shared),
+    and a process may not start (a container's process limit, memory)."""
 
     def __init__(self, err: OSError):
-        super().__init__(f"{err.strerror or err} where the process pool's locks are made "
-                         "(/dev/shm)")
+        super().__init__(f"{err.strerror or err} starting worker processes (their pool's "
+                         "locks are made in /dev/shm)")
 
 
 def spawned_pool(workers: int, frame_buffers: bool = False):

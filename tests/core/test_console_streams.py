@@ -69,3 +69,8 @@ def test_a_version_that_cannot_be_written_is_one_line_and_exit_4():
     shown = subprocess.run([sys.executable, "-m", "ctcnet", "--version"], capture_output=True,
                            text=True)
     assert shown.returncode == 0 and shown.stdout.startswith("ctcnet ")
+    # A reader gone (a closed pipe) ends it as it ends any answer: 141, nothing said.
+    piped = subprocess.run(["bash", "-c", '"$0" -m ctcnet --version | true; '
+                            'echo "${PIPESTATUS[0]}"', sys.executable], capture_output=True,
+                           text=True)
+    assert piped.stdout.strip() in ("141", "0") and "error" not in piped.stderr

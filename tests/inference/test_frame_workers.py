@@ -77,10 +77,28 @@ def test_a_full_dev_shm_prepares_frames_in_threads(clean_run, cart_and_model,
                                                      frame_pool="processes"))
     pd.testing.assert_frame_equal(events(tmp_path / "threads"),
                                   events(tmp_path / "processes"))
-    assert processes.counts == threads.counts
-    assert "frames prepared in threads, not in processes: No space left on device where " \
-        "the process pool's locks are made (/dev/shm)" in caplog.text
+    assert processes.counts == threads.counts and processes.frame_pool == "threads"
+    assert "frames prepared in threads, not in processes: No space left on device starting " \
+        "worker processes (their pool's locks are made in /dev/shm)" in caplog.text
     assert (tmp_path / "processes" / "index.html").exists()
+
+
+def test_a_frame_process_that_cannot_start_prepares_frames_in_threads(clean_run, cart,
+                                                                       tmp_path, monkeypatch):
+    """The pool made, its processes not started (a container's process limit: EAGAIN as a
+    process is spawned): a traceback, exit 1, the pool left behind. Now threads, as for a
+    pool that cannot be made."""
+    import errno
+    import multiprocessing.context
+
+    def no_process(self):
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(multiprocessing.context.SpawnProcess, "start", no_process)
+    monkeypatch.setattr(frame_workers, "_pools", {})
+    monkeypatch.setattr(frame_workers, "_said_no_pool", set())
+    summary = run(clean_run, cart, tmp_path / "out", "processes")
+    assert summary.frame_pool == "threads" and frame_workers._pools == {}
 
 
 def test_a_bad_frame_is_skipped_with_its_reason_in_a_frame_process(clean_run, cart, tmp_path):

@@ -78,7 +78,7 @@ class RecordingReport:
         run_report.write_html(out_dir, summary)
 
 
-@pytest.mark.parametrize("kind", ["process", "thread", "no /dev/shm"])
+@pytest.mark.parametrize("kind", ["process", "thread", "no /dev/shm", "no process"])
 def test_overlapped_reports_write_what_the_sequential_run_writes(setup, tmp_path, monkeypatch,
                                                                    kind, caplog):
     import errno
@@ -97,6 +97,13 @@ def test_overlapped_reports_write_what_the_sequential_run_writes(setup, tmp_path
             raise NoProcessPool(OSError(errno.ENOSPC, "No space left on device"))
 
         monkeypatch.setattr(report_overlap, "spawned_pool", no_room)
+    if kind == "no process":  # a container's process limit: none starts (EAGAIN)
+        import multiprocessing.context
+
+        def no_process(self):
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+        monkeypatch.setattr(multiprocessing.context.SpawnProcess, "start", no_process)
     drawn = tmp_path / "drawn.txt"
     with caplog.at_level("INFO", logger="ctcnet.inference.report_overlap"):
         summaries = predict_inputs([setup["scans"]], tmp_path / "ovl", setup["backend"],
@@ -112,8 +119,9 @@ def test_overlapped_reports_write_what_the_sequential_run_writes(setup, tmp_path
     if kind == "process":
         assert {int(w[1]) for w in where} != {os.getpid()} and len({w[1] for w in where}) == 1
     else:
-        assert kind == "thread" or "the reports are drawn in a thread, not in a process: No " \
-            "space left on device where the process pool's locks are made" in caplog.text
+        assert kind == "thread" or "the reports are drawn in a thread, not in a process: " \
+            f"{'No space left on device' if kind == 'no /dev/shm' else 'Resource temporarily'}" \
+            in caplog.text
         assert all(int(w[1]) == os.getpid() and w[2].startswith("report") for w in where)
     seq, ovl = outputs(setup["seq"]), outputs(tmp_path / "ovl")
     assert set(seq) == set(ovl) and any(p.endswith(".png") for p in seq)
