@@ -40,6 +40,7 @@ import pandas as pd
 from scipy import stats
 
 from ctcnet.evaluation.counts import ABS_TOLERANCE, REL_TOLERANCE, match_events, patient_counts
+from ctcnet.inference.ctc_repeats import held_again
 from ctcnet.inference.guard import (
     MARKERS_CTC,
     MARKERS_VOUCH,
@@ -83,7 +84,8 @@ def rescore(events: pd.DataFrame, spec, decision: DecisionRule | None,
     -------
     DataFrame
         The table with the calls, review flags and guard flags re-made (the guard's where the
-        model's call is unchanged; a ``wbc`` call the markers overrule, ``ctc``).
+        model's call is unchanged; a ``wbc`` call the markers overrule, ``ctc``; a markers'
+        call repeating a counted one read again, ``ctcnet.inference.ctc_repeats``).
     """
     names = spec.class_names
     proba = events[[f"p_{n}" for n in names]].to_numpy(np.float32)
@@ -104,6 +106,10 @@ def rescore(events: pd.DataFrame, spec, decision: DecisionRule | None,
                                      else None, kinds, reported)
         out.loc[overruled, "class"] = markers_call(proba, names, kinds,
                                                    reported=reported)[overruled]
+    # One CTC, one count, read afresh: whether a markers' call repeats a counted one depends
+    # on the calls beside it, which the rule may have changed (kept as it was, a CTC held
+    # beside a network call the rule took away counted nowhere).
+    out = held_again(out, spec.taxonomy)
     # What the guard's reading shows, as predict shows it (guarded_review): a ctc call whose
     # doubt the markers settle (as predict read them, on the same call) is not queued for it;
     # a call predict did not make has no such reading.
@@ -135,7 +141,7 @@ class FitTable:
               class_names: Sequence[str], pixel_size_um: float) -> FitTable:
         """From (sample id, events, truth of the processed frames) per cartridge."""
         events, true_class, cart, counts, sizes = [], [], [], [], []
-        for k, (_, ev, truth) in enumerate(parts):
+        for k, (sample, ev, truth) in enumerate(parts):
             truth = truth.reset_index(drop=True)
             idx = match_events(ev, truth, pixel_size_um)
             tc = np.where(idx >= 0, truth["class"].to_numpy(object)[np.maximum(idx, 0)],
@@ -145,7 +151,8 @@ class FitTable:
             rare = [f"p_{n}" for n in class_names if n in RARE_CLASSES and f"p_{n}" in ev]
             keep = (ev[rare] > CANDIDATE_P).any(axis=1).to_numpy() if rare else \
                 np.ones(len(ev), bool)
-            events.append(ev[keep].reset_index(drop=True))
+            # (its sample named: re-scoring reads a frame's events together, frame by frame)
+            events.append(ev[keep].reset_index(drop=True).assign(sample_id=sample))
             true_class.append(tc[keep].astype(object))
             cart.append(np.full(int(keep.sum()), k))
             sizes.append(len(ev))

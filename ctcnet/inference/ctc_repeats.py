@@ -16,8 +16,9 @@ missed CTC" beside a counted CTC counted the one CTC twice.
 Held as the events tables are written from the journal (:class:`RunHolds`), after the scan's
 leak hold (:mod:`ctcnet.inference.scan_leak_hold`): a network call that hold takes from the
 count is no count the markers' call repeats, so a touching pair never loses both. A resumed
-run and a fresh one hold alike; re-scoring under another rule keeps the flag where the
-network's call is unchanged (``evaluation.decision.rescore``), as for the guard's flags.
+run and a fresh one hold alike; re-scoring under another rule (``evaluation.decision.rescore``)
+reads the repeats afresh (:func:`held_again`), the calls beside a markers' call being the
+rule's.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from ctcnet.inference.alternates import POSSIBLE_CTC
@@ -84,9 +86,56 @@ def _near(a_um: np.ndarray, b_um: np.ndarray, reach_um: float) -> np.ndarray:
     return np.hypot(*(a_um[:, None, :] - b_um[None, :, :]).transpose(2, 0, 1)) < reach_um
 
 
+def repeat_flags(calls: np.ndarray, guard: np.ndarray, by_markers: np.ndarray,
+                 xy_um: np.ndarray, p_ctc: np.ndarray, ctc_classes: Sequence[str],
+                 counted: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """A frame's ``guard`` flags (object array; "" or None: none) with its repeated markers'
+    calls held (:func:`repeated_ctcs`) and a possible missed CTC beside a counted call of the
+    network's said as a repeat, and which were held ((N,) bool); ``guard`` itself where
+    neither is found."""
+    standing = np.asarray([not isinstance(g, str) or not g for g in guard], bool)
+    possible = np.asarray([isinstance(g, str) and POSSIBLE_CTC in g for g in guard], bool)
+    held = repeated_ctcs(calls, standing, by_markers, xy_um, p_ctc, ctc_classes, counted)
+    # A possible missed CTC (held, not counted) beside a counted call of the network's is that
+    # CTC's neighbour as a rule, its crop holding the CTC's CK: said as the same CTC again, as
+    # a markers' call there is, not as a CTC missed (relabelled so, the one CTC counted twice).
+    again = beside_counted(calls, standing, by_markers, xy_um, counted, asked=possible)
+    if not held.any() and not again.any():
+        return guard, held
+    guard = np.where(held, SAME_CTC, guard)
+    guard[again] = [g.replace(POSSIBLE_CTC, SAME_CTC) for g in guard[again]]
+    return guard, held
+
+
+def before_repeats(guard: np.ndarray, by_markers: np.ndarray) -> np.ndarray:
+    """``guard`` as it was before :func:`repeat_flags`: a held markers' call standing again,
+    a possible missed CTC said as one (re-scoring reads them again under another rule, whose
+    calls beside them may differ)."""
+    out = np.asarray(guard, object).copy()
+    for k in np.flatnonzero([isinstance(g, str) and SAME_CTC in g for g in out]):
+        out[k] = "" if by_markers[k] else out[k].replace(SAME_CTC, POSSIBLE_CTC)
+    return out
+
+
+def repeat_classes(taxonomy) -> tuple[list[str], list[str]]:
+    """The classes a markers' CTC call may be of (checked as a CTC), and the counted calls it
+    may repeat: reported, checked as a CTC or a cluster (a lab's reported class checked as
+    neither is counted whatever its markers: no CTC's repeat)."""
+    ctc = taxonomy.of_kind("ctc")
+    return ctc, [c for c in taxonomy.reported_classes()
+                 if c in (*ctc, *taxonomy.of_kind("cluster"))]
+
+
+def p_ctc_of(column, names, ctc_classes: Sequence[str], n: int) -> np.ndarray:
+    """The network's CTC probability (of any class it checks as a CTC) per event, which ranks
+    markers' calls (``column(name)``: a table's column as an array; ``names``: its columns)."""
+    found = [np.asarray(column(f"p_{c}"), np.float64) for c in ctc_classes if f"p_{c}" in names]
+    return np.max(found, axis=0) if found else np.zeros(n)
+
+
 class CtcRepeatHold:
     """Holds, table by table, the markers' CTC calls that repeat a counted one
-    (:func:`repeated_ctcs`, at ``pixel_size_um``) with :data:`SAME_CTC` and sends them to
+    (:func:`repeat_flags`, at ``pixel_size_um``) with :data:`SAME_CTC` and sends them to
     review, counting them in ``held``; a possible missed CTC beside such a counted call (held
     already) has its flag read :data:`SAME_CTC` too."""
 
@@ -102,35 +151,56 @@ class CtcRepeatHold:
         by_markers = np.asarray(table.column("markers_ctc").fill_null(False)
                                 .to_numpy(zero_copy_only=False), bool)
         guard = np.asarray(table.column("guard").to_pylist(), object)
-        possible = np.asarray([POSSIBLE_CTC in (g or "") for g in guard], bool)
-        if not by_markers.any() and not possible.any():  # (most frames: nothing further)
+        if not by_markers.any() and not any(isinstance(g, str) and POSSIBLE_CTC in g
+                                            for g in guard):  # (most frames: nothing further)
             return table
-        standing = np.asarray([not g for g in guard], bool)  # "" or None: no flag
-        xy = np.stack([table.column(c).to_numpy(zero_copy_only=False) for c in ("x", "y")], 1)
-        # The network's CTC probability (of any class it checks as a CTC) ranks markers' calls.
-        p_ctc = np.max([np.asarray(table.column(f"p_{c}").to_numpy(zero_copy_only=False),
-                                   np.float64) for c in self.ctc_classes
-                        if f"p_{c}" in table.column_names] or [np.zeros(len(table))], axis=0)
-        calls = np.asarray(table.column("class").to_pylist(), object)
-        xy_um = xy.astype(np.float64) * float(self.pixel_size_um)
-        held = repeated_ctcs(calls, standing, by_markers, xy_um, p_ctc, self.ctc_classes,
-                             self.counted)
-        # A possible missed CTC (held, not counted) beside a counted call of the network's is
-        # that CTC's neighbour as a rule, its crop holding the CTC's CK: said as the same CTC
-        # again, as a markers' call there is, not as a CTC missed (relabelled so, the one CTC
-        # counted twice).
-        again = beside_counted(calls, standing, by_markers, xy_um, self.counted,
-                               asked=possible)
-        if not held.any() and not again.any():
+        column = lambda name: table.column(name).to_numpy(zero_copy_only=False)  # noqa: E731
+        xy_um = np.stack([column("x"), column("y")], 1).astype(np.float64) * \
+            float(self.pixel_size_um)
+        flags, held = repeat_flags(
+            np.asarray(table.column("class").to_pylist(), object), guard, by_markers, xy_um,
+            p_ctc_of(column, table.column_names, self.ctc_classes, len(table)),
+            self.ctc_classes, self.counted)
+        if flags is guard:
             return table
         self.held += int(held.sum())
-        guard = np.where(held, SAME_CTC, guard)
-        guard[again] = [g.replace(POSSIBLE_CTC, SAME_CTC) for g in guard[again]]
-        review = table.column("review").to_numpy(zero_copy_only=False) | held
-        table = table.set_column(table.schema.get_field_index("guard"), "guard",
-                                 pa.array(guard.tolist(), table.schema.field("guard").type))
+        review = np.asarray(table.column("review").fill_null(False)
+                            .to_numpy(zero_copy_only=False), bool) | held
+        kind = table.schema.field("guard").type  # (the journal's: one schema for every frame)
+        table = table.set_column(table.schema.get_field_index("guard"), "guard", pa.array(
+            flags.tolist(), pa.string() if pa.types.is_null(kind) else kind))
         return table.set_column(table.schema.get_field_index("review"), "review",
                                 pa.array(review, pa.bool_()))
+
+
+def held_again(events: pd.DataFrame, taxonomy) -> pd.DataFrame:
+    """An events table (of one cartridge or several: ``frame_id`` and ``sample_id`` where
+    present group its frames) with :func:`repeat_flags` read afresh per frame, at each event's
+    own pixel size (``area_um2`` over ``area_px``), its flags first as they were before them
+    (:func:`before_repeats`): re-scoring under another rule, whose calls beside a markers' call
+    may differ. The table as it is without positions, sizes or ``markers_ctc``."""
+    need = {"x", "y", "area_um2", "area_px", "markers_ctc", "guard", "class"}
+    if not need <= set(events.columns) or not len(events):
+        return events
+    ctc, counted = repeat_classes(taxonomy)
+    by_markers = events["markers_ctc"].fillna(False).to_numpy(bool)
+    guard = before_repeats(events["guard"].fillna("").astype(str).to_numpy(object), by_markers)
+    calls = events["class"].to_numpy(object)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        px = np.sqrt(events["area_um2"].to_numpy(np.float64) /
+                     events["area_px"].to_numpy(np.float64))
+    xy_um = events[["x", "y"]].to_numpy(np.float64) * px[:, None]
+    p_ctc = p_ctc_of(lambda name: events[name].to_numpy(), events.columns, ctc, len(events))
+    held = np.zeros(len(events), bool)
+    keys = [k for k in ("sample_id", "frame_id") if k in events]
+    for rows in (events.groupby(keys, sort=False).indices.values() if keys
+                 else [np.arange(len(events))]):
+        guard[rows], held[rows] = repeat_flags(calls[rows], guard[rows].copy(),
+                                               by_markers[rows], xy_um[rows], p_ctc[rows],
+                                               ctc, counted)
+    out = events.copy()
+    out["guard"] = pd.Series(guard, index=events.index, dtype=object)
+    return out
 
 
 class RunHolds:
@@ -140,12 +210,8 @@ class RunHolds:
     (:class:`CtcRepeatHold`)."""
 
     def __init__(self, checked: dict | None, spec, pixel_size_um: float | None):
-        ctc, taxonomy = spec.taxonomy.of_kind("ctc"), spec.taxonomy
+        ctc, counted = repeat_classes(spec.taxonomy)
         self.leak = ScanLeakHold(ctc_cd45_allowance(checked, spec.panel), ctc)
-        # A counted call a markers' CTC repeats: one checked as a CTC or a cluster (a lab's
-        # reported class checked as neither is counted whatever its markers: no CTC's repeat).
-        counted = [c for c in taxonomy.reported_classes()
-                   if c in (*ctc, *taxonomy.of_kind("cluster"))]
         self.repeats = CtcRepeatHold(pixel_size_um, ctc, counted)
 
     def __call__(self, table: pa.Table) -> pa.Table:

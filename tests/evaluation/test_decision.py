@@ -238,3 +238,24 @@ def test_guard_flagged_calls_are_counted_apart(rng):
     assert c["false_calls"]["ctc"] == 0
     assert c["guard"]["ctc"] == {"wrong_calls": 1, "wrong_held": 1, "right_held": 0}
     assert c["after_review"]["ctc"] == 1 and c["after_review"]["wbc"] == 2
+
+
+def test_rescoring_reads_one_ctc_one_count_again_under_the_new_rule():
+    """A markers' CTC held beside a network ctc call (same_ctc): under a rule that takes the
+    network's call away, the flag was kept and the one CTC counted nowhere; it stands again.
+    Under the rule predict used, the hold is as predict wrote it."""
+    from ctcnet.inference.guard import counted
+
+    spec = spec_with()
+    events = pd.DataFrame({
+        "p_ctc": [0.6, 0.6], "p_wbc": [0.4, 0.4], "p_cluster": 0.0, "p_debris": 0.0,
+        "model_class": ["ctc", "wbc"], "class": ["ctc", "ctc"], "guard": ["", "same_ctc"],
+        "edge_cut": False, "markers_ctc": [False, True], "review": [False, True],
+        "x": [0.0, 24.0], "y": [0.0, 0.0], "area_um2": [100.0, 100.0],
+        "area_px": [400.0, 400.0]})  # 0.5 um/px: 12 um apart
+    out = rescore(events, spec, RULE)
+    assert out["model_class"].tolist() == ["wbc", "wbc"]
+    assert out["guard"].tolist() == ["", ""] and int(((out["class"] == "ctc") &
+                                                       counted(out)).sum()) == 1
+    same = rescore(events, spec, None)
+    assert same["guard"].tolist() == ["", "same_ctc"] and same["review"].tolist()[1]
