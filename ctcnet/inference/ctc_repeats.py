@@ -31,7 +31,11 @@ import pyarrow as pa
 
 from ctcnet.inference.alternates import POSSIBLE_CTC
 from ctcnet.inference.cluster_parts import SAME_CTC
-from ctcnet.inference.scan_leak_hold import ScanLeakHold, ctc_cd45_allowance
+from ctcnet.inference.scan_leak_hold import (
+    ScanLeakHold,
+    ctc_cd45_allowance,
+    with_guard_and_review,
+)
 
 # A markers' CTC call whose centre lies nearer than this to a counted call of the network's is
 # that cell again: a CTC is 12-15 um across, so a neighbour centred this near touches it.
@@ -164,13 +168,8 @@ class CtcRepeatHold:
         if flags is guard:
             return table
         self.held += int(held.sum())
-        review = np.asarray(table.column("review").fill_null(False)
-                            .to_numpy(zero_copy_only=False), bool) | held
-        kind = table.schema.field("guard").type  # (the journal's: one schema for every frame)
-        table = table.set_column(table.schema.get_field_index("guard"), "guard", pa.array(
-            flags.tolist(), pa.string() if pa.types.is_null(kind) else kind))
-        return table.set_column(table.schema.get_field_index("review"), "review",
-                                pa.array(review, pa.bool_()))
+        return with_guard_and_review(table, flags, np.asarray(
+            table.column("review").fill_null(False).to_numpy(zero_copy_only=False), bool) | held)
 
 
 def held_again(events: pd.DataFrame, taxonomy) -> pd.DataFrame:

@@ -216,17 +216,13 @@ class ReportWorker:
             pending.draw()
             return
         if self._pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
             if self.kind == "process":
                 try:
                     self._pool = spawned_pool(1)
                 except NoProcessPool as err:
-                    log.warning("the reports are drawn in a thread, not in a process: %s "
-                                "(the same reports)", err)
-                    self.kind = "thread"
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(1, thread_name_prefix="report")
+                    self._in_thread(err)
+            else:
+                self._in_thread(None)
         self._running = pending
         if self.kind == "process":
             job = pending.job
@@ -240,13 +236,19 @@ class ReportWorker:
             except OSError as err:  # its process not started (a container's process limit)
                 job.explainer = here  # (drawn here after all)
                 self._pool.shutdown(wait=False, cancel_futures=True)
-                log.warning("the reports are drawn in a thread, not in a process: %s (the "
-                            "same reports)", NoProcessPool(err))
-                self.kind = "thread"
-                from concurrent.futures import ThreadPoolExecutor
-
-                self._pool = ThreadPoolExecutor(1, thread_name_prefix="report")
+                self._in_thread(NoProcessPool(err))
         self._future = self._pool.submit(pending.draw)
+
+    def _in_thread(self, err: NoProcessPool | None) -> None:
+        """The reports drawn in a thread from now on: asked so (``err`` None), or no worker
+        process could be started (``err``, said: the same reports)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if err is not None:
+            log.warning("the reports are drawn in a thread, not in a process: %s (the same "
+                        "reports)", err)
+            self.kind = "thread"
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="report")
 
     def wait(self, stopping: bool = False) -> None:
         """Wait for the report in progress; if it failed, raise :class:`ReportError`, or record

@@ -81,6 +81,17 @@ def ctc_cd45_allowance(checked: dict | None, panel, rules: GuardRules = RULES
     return float(min(cap, max(rules.scan_leak_floor, rules.scan_leak_margin * leak)))
 
 
+def with_guard_and_review(table: pa.Table, guard: np.ndarray, review: np.ndarray) -> pa.Table:
+    """A frame's journaled ``table`` with its ``guard`` flags and ``review`` column replaced,
+    each of the type the journal wrote (one schema for every frame's table; a guard column of
+    nulls alone written as strings)."""
+    kind = table.schema.field("guard").type
+    table = table.set_column(table.schema.get_field_index("guard"), "guard", pa.array(
+        guard.tolist(), pa.string() if pa.types.is_null(kind) else kind))
+    return table.set_column(table.schema.get_field_index("review"), "review",
+                            pa.array(review, pa.bool_()))
+
+
 class ScanLeakHold:
     """Holds, table by table, the counted calls of ``ctc_classes`` whose CD45 needs more CK
     leak than ``allowance`` (None: none held) with :data:`HELD_FLAG` and sends them to
@@ -103,12 +114,8 @@ class ScanLeakHold:
         if not held.any():
             return table
         self.held += int(held.sum())
-        guard = np.where(held, HELD_FLAG, guard)
-        review = table.column("review").to_numpy(zero_copy_only=False) | held
-        table = table.set_column(table.schema.get_field_index("guard"), "guard",
-                                 pa.array(guard.tolist(), table.schema.field("guard").type))
-        return table.set_column(table.schema.get_field_index("review"), "review",
-                                pa.array(review, pa.bool_()))
+        return with_guard_and_review(table, np.where(held, HELD_FLAG, guard),
+                                     table.column("review").to_numpy(zero_copy_only=False) | held)
 
     def record(self) -> dict:
         """What summary.json's ``leak_check`` says of the hold."""
