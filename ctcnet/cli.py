@@ -27,7 +27,7 @@ from pathlib import Path
 from ctcnet.commands.arg_types import refuse_empty_paths
 from ctcnet.commands.stop_signals import run_module, stop_on_sigterm
 from ctcnet.commands.version_action import VersionAction
-from ctcnet.core.console_streams import console_kept_going, console_ready
+from ctcnet.core.console_streams import console_kept_going, console_ready, on_null_device
 from ctcnet.core.install_hint import install_command
 from ctcnet.core.printable import PrintableFormatter, printable
 from ctcnet.core.run_log import note_exit
@@ -396,7 +396,7 @@ def _run_command(args: argparse.Namespace, lines, previous) -> int:
         # command-line tool, not a traceback. Only where stdout is the pipe that broke.
         if not _stdout_gone():
             raise
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # for exit's flush
+        on_null_device(sys.stdout.fileno())  # for exit's flush
         return 141  # 128 + SIGPIPE, as the shell reports a tool the pipe stopped
     except OSError as err:
         # A full, read-only or forbidden disk is the machine's state, not a bug: one line, not

@@ -4,10 +4,10 @@ records it (``software``)."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from ctcnet import __version__
+from ctcnet.core.console_streams import on_null_device
 
 
 class VersionAction(argparse.Action):
@@ -25,7 +25,7 @@ class VersionAction(argparse.Action):
             print(software_text(software_record(), __version__))
             sys.stdout.flush()
         except BrokenPipeError:  # its reader went away (`| head -c0`): as any tool, 141
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (exit's flush)
+            on_null_device(sys.stdout.fileno())  # (exit's flush)
             parser.exit(141)
         except OSError as err:
             parser.exit(4, f"ctcnet: error: the version cannot be written to stdout "

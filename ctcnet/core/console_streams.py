@@ -67,9 +67,7 @@ class KeptGoingStream:
         try:  # what the process's stdout or stderr still holds goes to the null device
             descriptor = self._stream.fileno()
             if descriptor in (1, 2):  # never another file an in-process caller gave
-                null = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(null, descriptor)
-                os.close(null)
+                on_null_device(descriptor)
                 self._stream.flush()
         except (OSError, ValueError, AttributeError):
             pass
@@ -120,6 +118,15 @@ def escaped_for(stream, text: str) -> str:
     return text.encode(encoding, "backslashreplace").decode(encoding)
 
 
+def on_null_device(descriptor: int) -> None:
+    """Point ``descriptor`` (0, 1 or 2) at the null device: what is written to it from now on,
+    a flush at exit among it, goes nowhere."""
+    null = os.open(os.devnull, os.O_RDWR)
+    if null != descriptor:  # (a closed one is the lowest free number: the null device's own)
+        os.dup2(null, descriptor)
+        os.close(null)
+
+
 def console_ready() -> None:
     """The process's console made safe to run under: a standard descriptor closed at start
     (``>&-``, ``2>&-``: Python then has no ``sys.stdout``, and the run's first line raised, or
@@ -131,10 +138,7 @@ def console_ready() -> None:
             os.fstat(descriptor)
             continue
         except OSError:  # closed
-            null = os.open(os.devnull, os.O_RDWR)
-            if null != descriptor:
-                os.dup2(null, descriptor)
-                os.close(null)
+            on_null_device(descriptor)
         if getattr(sys, name) is None:
             setattr(sys, name, open(descriptor, "r" if descriptor == 0 else "w",  # noqa: SIM115
                                     closefd=False, encoding="utf-8", errors="backslashreplace"))
