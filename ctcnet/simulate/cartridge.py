@@ -239,7 +239,8 @@ def simulate_cartridge(out_dir, panel=None, taxonomy=None, num_frames: int = 6,
         "simulated": True, "seed": int(seed), "layout": layout,
         "events_per_frame": float(events_per_frame),
         "events_placed_per_frame": round(placed, 1),
-        "pixel_size_um": float(draws.pixel_um[0]), "config": cfg.summary(),
+        # panel.json's, by which the frames are read: one pixel size for the scan, not two
+        "pixel_size_um": scan_panel.pixel_size_um, "config": cfg.summary(),
         # Ground truth for spillover estimates: [t][s], counts in t per count of s's own dye.
         "spillover": np.round(draws.spillover[0], 5).tolist()})
     return table

@@ -373,6 +373,15 @@ def simulate_cartridge_small(root, seed=7, **kw):
     return simulate_cartridge(root, PANEL5, seed=seed, **kw)
 
 
+def test_a_cartridge_states_one_pixel_size(cartridge):
+    """cartridge.json states the pixel size panel.json reads the frames at (the simulator's
+    draw, rounded once), not a second, unrounded one a port would have to choose between."""
+    root, _ = cartridge
+    info = json.loads((root / "cartridge.json").read_text())
+    panel = json.loads((root / "panel.json").read_text())
+    assert info["pixel_size_um"] == panel["pixel_size_um"] != 0.64
+
+
 def test_cartridge_layout_and_truth_columns(cartridge):
     from ctcnet.io.scan import open_cartridge, read_frame
 
