@@ -11,6 +11,7 @@ many machines, with no process group; ``--processes N`` between processes on thi
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 from ctcnet.commands.models import say_model
 from ctcnet.commands.outcome import outcome_lines, retallied, run_outcome, say_error
@@ -25,6 +26,7 @@ from ctcnet.commands.predict_processes import (
     AUTO_PROCESS_MEMORY_GIB,
     INPUTS_OPTION,
     MAX_AUTO_PROCESSES,
+    processes_to_run,
 )
 from ctcnet.commands.shared_options import (
     add_compensate_argument,
@@ -38,6 +40,7 @@ from ctcnet.inference.distributed import distributed_context, env_info
 from ctcnet.inference.distributed import shard as split
 from ctcnet.inference.output_names import output_folder_of
 from ctcnet.inference.run_index import (
+    mark_run_ended_in_place,
     mark_run_started,
     note_set_aside,
     refusals_that_stand,
@@ -213,7 +216,7 @@ def _run(args, log) -> int:
         raise InputError("--shard splits the inputs between separate jobs, but WORLD_SIZE is "
                          "set (torchrun, or a job template's leftover): under torchrun the "
                          "processes split them already; unset WORLD_SIZE for a job array")
-    processes = 1 if child else _processes(args, shard, len(cartridges) + len(datasets))
+    processes = 1 if child else processes_to_run(args, shard, len(cartridges) + len(datasets))
     if processes > 1:
         # What one process says of its inputs as it lists them (a folder named twice, a
         # folder of cartridges' other subfolders): the children get the paths alone.
@@ -247,8 +250,12 @@ def _run(args, log) -> int:
                                        split_by_name=shard is not None, set_aside=set_aside,
                                        failed_reports=failed_reports, share_of_several=child,
                                        on_start=mark_started)
+            note_set_aside(out, set_aside, started)  # for the rank or job that writes run.json
         except BaseException as err:  # a signal, or an error that ends the run: what is done
-            note_set_aside(out, set_aside, started)  # (a --processes child's, for the index)
+            # (a --processes child's, for the index; a folder gone read-only refuses it, and
+            # the error that ended the run is told, run.json not left reading "running")
+            with contextlib.suppress(OSError):
+                note_set_aside(out, set_aside, started)
             ended = stop_within(err) or err  # (a signal inside an import's error: stopped)
             if began or stopped_over_an_index(ended, out, indexing and shard is None
                                                and info.world_size == 1):
@@ -258,7 +265,6 @@ def _run(args, log) -> int:
                                        failed_reports, ended, log, mine, shard is not None,
                                        args.overwrite)
             raise
-        note_set_aside(out, set_aside, started)  # for the rank or job that writes run.json
     # One index of every output of the run: under torchrun once all ranks have finished; each
     # shard of a job array rewrites it as it ends, the last leaving the whole index.
     mine = shard and split(names, rank, world_size, key=output_folder_of)  # as list-outputs
@@ -435,15 +441,20 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
     # A process killed or failed leaves its share unfinished: the run failed, its samples say.
     failed = status not in STOPPED and status not in SHARE_DONE
     stopped_by = stopped_by_words(status)
-    index = write_run_index(
-        out, names, len(shares), since=started,
-        state="stopped" if stopped_by else "failed" if failed else "finished",
-        missing_reason=f"its process ended with status {status} before writing it (see the "
-                       "log); the same command resumes it" if failed else
-        f"the run was stopped before its output was written; {resume_text(args.overwrite)}"
-        if stopped_by else None,
-        error=processes_error(status, endings) if failed else
-        f"stopped by {stopped_by}" if stopped_by else None)
+    try:
+        index = write_run_index(
+            out, names, len(shares), since=started,
+            state="stopped" if stopped_by else "failed" if failed else "finished",
+            missing_reason=f"its process ended with status {status} before writing it (see the "
+                           "log); the same command resumes it" if failed else
+            f"the run was stopped before its output was written; {resume_text(args.overwrite)}"
+            if stopped_by else None,
+            error=processes_error(status, endings) if failed else
+            f"stopped by {stopped_by}" if stopped_by else None)
+    except OSError as err:  # a folder gone read-only, a full disk: not left "running"
+        with contextlib.suppress(Exception):
+            mark_run_ended_in_place(out, "stopped" if stopped_by else "failed", err)
+        raise
     missing = [e["name"] for e in index["outputs"] if e.get("missing")]
     if stopped_by and not missing:
         # The signal came as the last inputs were finished (a process ends on it after its
@@ -469,31 +480,3 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
     for name, reason in {**aside, **set_aside}.items():
         say_error(f"{name} was set aside: {reason}", log)
     return 2 if (set_aside or aside) and status == 0 else status
-
-
-def _processes(args, shard, inputs: int) -> int:
-    """How many processes run this job's ``inputs`` (``--processes``; 1 under torchrun, with
-    ``--shard`` or when the command line is not known, as when ``run`` is called directly)."""
-    from ctcnet.commands.predict_processes import (
-        auto_processes,
-        available_memory_gib,
-        parse_processes,
-        said_past_cores,
-    )
-    from ctcnet.inference.distributed import env_info
-
-    asked = parse_processes(args.processes)
-    split_elsewhere = shard is not None or env_info().world_size > 1
-    if asked is not None and asked > 1 and split_elsewhere:
-        raise InputError("--processes shares one job's inputs between processes on this "
-                         "machine; with --shard or under torchrun the inputs are split already: "
-                         "give one or the other")
-    if split_elsewhere or getattr(args, "_argv", None) is None or inputs < 2:
-        return 1
-    if asked is None:
-        from ctcnet.inference.backends import runs_on_cpu
-        from ctcnet.inference.resources import cpu_cores
-
-        return auto_processes(inputs, not runs_on_cpu(args.device), cpu_cores(),
-                              available_memory_gib())
-    return said_past_cores(min(asked, inputs))

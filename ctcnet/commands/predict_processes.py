@@ -121,6 +121,28 @@ def said_past_cores(processes: int) -> int:
     return processes
 
 
+def processes_to_run(args, shard, inputs: int) -> int:
+    """How many processes run this job's ``inputs`` (``--processes``; 1 under torchrun, with
+    ``--shard`` or when the command line is not known, as when ``run`` is called directly)."""
+    from ctcnet.inference.distributed import env_info
+
+    asked = parse_processes(args.processes)
+    split_elsewhere = shard is not None or env_info().world_size > 1
+    if asked is not None and asked > 1 and split_elsewhere:
+        raise InputError("--processes shares one job's inputs between processes on this "
+                         "machine; with --shard or under torchrun the inputs are split already: "
+                         "give one or the other")
+    if split_elsewhere or getattr(args, "_argv", None) is None or inputs < 2:
+        return 1
+    if asked is None:
+        from ctcnet.inference.backends import runs_on_cpu
+        from ctcnet.inference.resources import cpu_cores
+
+        return auto_processes(inputs, not runs_on_cpu(args.device), cpu_cores(),
+                              available_memory_gib())
+    return said_past_cores(min(asked, inputs))
+
+
 def plan_shares(cartridges: Sequence[Path], datasets: Sequence[Path], processes: int
                 ) -> tuple[list[str], list[list[str]], dict[str, str]]:
     """The inputs' output names (in input order), each process's share of the input paths,

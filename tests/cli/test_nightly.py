@@ -900,3 +900,29 @@ def test_verify_fails_a_folder_whose_index_does_not_account_for_its_samples(
     assert [p.parent.name for p in share.glob("S_*/summary.json")] == ["S_c"]
     assert main(["verify", "--results", str(share)]) == 1
     assert "run: run.json lists S_a as missing (it falls to --shard 2/2" in capsys.readouterr().out
+
+
+def test_an_output_folder_gone_read_only_leaves_no_running_run_json(
+        cart_and_model, tmp_path, capsys, monkeypatch):
+    """The output folder made read-only as the run ends (its set-aside record refused): the
+    run's own error is told and run.json reads failed, not running, as if it had been killed;
+    with --processes the parent's index alike."""
+    import ctcnet.commands.predict as P
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "out"))
+
+    scans, out = batch(cart_and_model, tmp_path)
+    common = ["predict", scans, "--out", out, "--quiet", "--no-report", "--prior", "balanced",
+              *options(cart_and_model)]
+    with monkeypatch.context() as patch:
+        patch.setattr(P, "note_set_aside", read_only)
+        status, _ = run_cli(capsys, *common)
+    assert status == 4
+    run = json.loads((out / "run.json").read_text())
+    assert run["state"] == "failed" and "Permission denied" in run["error"]
+    monkeypatch.setattr(P, "write_run_index", read_only)
+    status, _ = run_cli(capsys, *common, "--processes", "2", "--overwrite")
+    assert status == 4
+    run = json.loads((out / "run.json").read_text())
+    assert run["state"] == "failed" and "Permission denied" in run["error"]
