@@ -98,11 +98,7 @@ from ctcnet.inference.output_names import (
 from ctcnet.inference.progress import progress_bar, skipped_note
 from ctcnet.inference.report_overlap import PendingReport, ReportJob, report_worker
 from ctcnet.inference.rerun_outputs import EarlierRun, tables_from_journal
-from ctcnet.inference.resources import (
-    keep_frame_buffers,
-    release_free_memory,
-    single_threaded_blas,
-)
+from ctcnet.inference.resources import keep_frame_buffers, release_free_memory, single_threaded_blas
 from ctcnet.inference.run_summary import build_summary
 from ctcnet.inference.scan_identity_warnings import (
     warn_of_decisions_on_another_cartridge,
@@ -112,6 +108,7 @@ from ctcnet.inference.spillover import wants_compensation
 from ctcnet.inference.summary import SUMMARY_FILE, CropRunSummary, RunSummary, drop_stale_summary
 from ctcnet.io.atomic import exclusive_folder, remove_stale_temporaries
 from ctcnet.io.digests import file_sha256
+from ctcnet.io.frame_checks import skipped_entry
 from ctcnet.io.scan import Cartridge, open_cartridge
 from ctcnet.nn.calls import CARTRIDGE_PRIOR
 from ctcnet.nn.spec import ModelSpec
@@ -297,7 +294,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
             for stage, s in work.seconds.items():
                 seconds[stage] += s
             if work.error is not None:
-                skipped.append({"frame": work.frame.frame_id, "reason": work.error})
+                skipped.append(skipped_entry(work.frame, work.error, skipped))
                 if len(skipped) <= SKIPS_LOGGED:
                     log.warning("%s: frame %s skipped: %s", cartridge.sample_id,
                                 work.frame.frame_id, work.error)

@@ -68,11 +68,24 @@ def mark_copies(frames: list[FrameRef]) -> list[FrameRef]:
             f = replace(f, problem=f"same bytes as frame {original.frame_id} "
                                    f"({original.files[0].name}): the same tile written twice "
                                    f"under two names? Its bytes count at most once, as "
-                                   f"{original.frame_id}")
+                                   f"{original.frame_id}", copy_of=original.frame_id)
             log.info("%s holds the same bytes as %s: skipped", f.files[0].name,
                      original.files[0].name)
         out.append(f)
     return out
+
+
+def skipped_entry(frame: FrameRef, reason: str, skipped: list[dict]) -> dict:
+    """The ``skipped_frames`` entry of ``frame``, skipped for ``reason``: a copy of a frame
+    skipped before it for a reason of its own (``skipped``) is skipped for that reason, said
+    as such, not as a tile written twice: frames left blank hold the same bytes alike, and
+    the first was never counted."""
+    first = next((s for s in skipped if frame.copy_of and s["frame"] == frame.copy_of), None)
+    if first is not None:
+        where = frame.files[0] if frame.files else frame.frame_id
+        reason = f"{where}: the same bytes as frame {frame.copy_of}, itself skipped: " \
+                 f"{first['reason']}"
+    return {"frame": frame.frame_id, "reason": reason}
 
 
 def frame_shape(frame: FrameRef) -> tuple[int, int] | None:

@@ -310,6 +310,21 @@ def test_empty_and_unreadable_frames_are_skipped_with_their_reasons_not_as_copie
     assert summary.status == "failed"  # no frame of the three left to read
 
 
+def test_frames_written_blank_alike_are_each_skipped_as_empty(clean_run, cart):
+    """Frames left blank hold the same bytes: the second is skipped as the first was, for an
+    empty frame (said as the first's bytes), not as a tile written twice under two names."""
+    import tifffile
+
+    blank = np.zeros_like(tifffile.imread(cart / "r00c00.tif"))
+    for name in ("r00c01.tif", "r00c02.tif"):
+        tifffile.imwrite(cart / name, blank)
+    summary = predict(clean_run, cart)
+    reasons = {s["frame"]: s["reason"] for s in summary.skipped_frames}
+    assert "empty frame" in reasons["r00c01"] and "empty frame" in reasons["r00c02"]
+    assert "r00c02.tif: the same bytes as frame r00c01, itself skipped" in reasons["r00c02"]
+    assert not any("written twice" in r for r in reasons.values())
+
+
 def test_calls_that_look_like_a_channel_swap_are_a_problem_of_the_sample(clean_run, cart,
                                                                          monkeypatch):
     """The warning of a swapped CK and CD45 also lands in summary.json's problems and makes the

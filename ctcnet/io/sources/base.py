@@ -54,6 +54,7 @@ class FrameRef:
     # channel order). Their ``problem`` says so until a model's channels are known: a plane
     # the model does not read is only measured, and its file's absence costs no frame.
     missing: tuple[int, ...] = ()
+    copy_of: str | None = None  # the frame whose bytes it holds (``problem`` says so)
 
     @property
     def frame_id(self) -> str:
