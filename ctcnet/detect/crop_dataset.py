@@ -69,7 +69,11 @@ from ctcnet.io.images import (
 )
 from ctcnet.io.metadata_text import read_mapping
 from ctcnet.io.panel import PANEL_KEYS, Panel, load_panel, refuse_misspelt_keys
-from ctcnet.io.sources.base import refuse_other_ome_pixel_size, same_pixel_size
+from ctcnet.io.sources.base import (
+    refuse_another_crops_pixel_size,
+    refuse_other_ome_pixel_size,
+    same_pixel_size,
+)
 from ctcnet.io.stored_names import in_panel_order
 from ctcnet.io.taxonomy import Taxonomy, default_taxonomy
 
@@ -92,6 +96,7 @@ class CropIndex:
     # ``--pixel-size fit``: each crop's own pixel size (um/px), overriding the panel's.
     crop_pixel_um: tuple[float, ...] | None = None
     patient_ids: list[str] | None = None  # a manifest's patient_id column (None: none)
+    first_crop_um: float | None = None  # the first crop's OME pixel size: each held to it
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -125,7 +130,8 @@ class CropIndex:
     def read(self, i: int, min_size: int = 0, marks: list[str] | None = None) -> np.ndarray:
         """Crop ``i`` as (C, H, W) in ``self.panel``'s channel order, its stored dtype
         (``marks``: see :func:`read_crop`)."""
-        arr = read_crop(self.paths[i], self.file_panel or self.panel, min_size, marks)
+        arr = read_crop(self.paths[i], self.file_panel or self.panel, min_size, marks,
+                        self.first_crop_um)
         return arr if self.channels is None else arr[list(self.channels)]
 
     def table(self):
@@ -268,7 +274,8 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
                              "leave them out of the set this command scores", root)
         if unknown:
             raise unknown_labels_error(unknown, taxonomy.names, root)
-    index = CropIndex(root, panel, paths, labels, samples, splits, patient_ids=patients)
+    index = CropIndex(root, panel, paths, labels, samples, splits, patient_ids=patients,
+                      first_crop_um=ome_pixel_size(paths[0]))
     if pixel_size is not None and given is None and not look_ahead and \
             first_time("crop-size-set-aside", root.resolve(), option, str(pixel_size)):
         _say_a_stated_size_set_aside(index, pixel_size, option)
@@ -369,15 +376,17 @@ MAX_CROP_PLANE_PIXELS = 4096 * 4096
 
 
 def read_crop(path: str | Path, panel: Panel, min_size: int = 0,
-              marks: list[str] | None = None) -> np.ndarray:
+              marks: list[str] | None = None, first_um: float | None = None) -> np.ndarray:
     """Read one crop, checked against the panel; returns (C, H, W) in its stored dtype.
 
     A colour composite's white or grey frame at its edges (a panel's border) and its burnt-in
     scale bar and label are filled from the pixels round them
     (:func:`ctcnet.io.annotations.without_marks`); ``marks``, when given, gets the name of each
-    kind of mark a crop had (``"frame"``, ``"scale bar"``).
+    kind of mark a crop had (``"frame"``, ``"scale bar"``); ``first_um``: the pixel size the
+    folder's first crop's OME metadata state, which a crop's own may not contradict.
     """
     arr, names = read_image(path, MAX_CROP_PLANE_PIXELS)
+    refuse_another_crops_pixel_size(names, first_um, path)
     if panel.composite == "rgb" and not is_rgb_composite(arr):
         raise InputError(f"panel.json says the crops are RGB composites, but this file holds "
                          f"{arr.shape[0]} plane(s) of {arr.dtype}", path)
@@ -458,7 +467,8 @@ def crop_chunks(index: CropIndex, size: int | None = None,
         out = None
         for i in range(start, min(start + chunk, len(index))):
             try:
-                planes = read_crop(index.paths[i], notes.panel, min_size, notes.marks)
+                planes = read_crop(index.paths[i], notes.panel, min_size, notes.marks,
+                                   index.first_crop_um)
             except InputError as err:  # read on: every bad crop is named at once, not one a run
                 errors.append(err)
                 continue

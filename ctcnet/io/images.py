@@ -120,7 +120,8 @@ def _ome_pixels(tif) -> dict | None:
     return pixels if isinstance(pixels, dict) else None
 
 
-def _ome_channel_names(tif) -> list[str] | None:
+def _ome_channel_names(tif) -> StoredNames | None:
+    """An OME file's channel names, with the pixel size its metadata state beside them."""
     pixels = _ome_pixels(tif)
     if pixels is None:
         return None
@@ -128,9 +129,10 @@ def _ome_channel_names(tif) -> list[str] | None:
     if isinstance(channels, dict):
         channels = [channels]
     try:
-        names = [str(c.get("Name", "")) for c in channels]
+        names = StoredNames(str(c.get("Name", "")) for c in channels)
     except AttributeError:  # not a list of records
         return None
+    names.pixel_size_um = _ome_size_um(pixels)
     return names if names and all(names) else None
 
 
@@ -138,9 +140,11 @@ class StoredNames(list):
     """The names a file stores for its planes. ``strict``: an OME file's channel names, each
     compared with the panel's; else labels (ImageJ's ``Labels``, TIFF ``PageName`` tags) a
     viewer or scanner wrote, which may name filters or nothing of the marker: compared only
-    where both name a well-known marker."""
+    where both name a well-known marker. ``pixel_size_um``: what an OME file's metadata
+    state (None: nothing)."""
 
     strict = True
+    pixel_size_um: float | None = None
 
 
 def _page_labels(tif, pages) -> StoredNames | None:
@@ -169,8 +173,11 @@ def ome_pixel_size(path: str | Path) -> float | None:
         if is_resource_error(err):  # (not a file without a size: the machine's)
             raise
         return None
-    if pixels is None:
-        return None
+    return None if pixels is None else _ome_size_um(pixels)
+
+
+def _ome_size_um(pixels: dict) -> float | None:
+    """The pixel size (um) an OME ``Pixels`` record states (:func:`ome_pixel_size`)."""
     size, unit = pixels.get("PhysicalSizeX"), str(pixels.get("PhysicalSizeXUnit", "µm"))
     if size is None or unit not in UM_PER_UNIT:
         return None

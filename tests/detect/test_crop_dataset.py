@@ -200,6 +200,24 @@ def test_crops_whose_own_metadata_state_another_pixel_size_than_panel_json_are_r
     assert read_crop_index(root, pixel_size=0.32).panel.pixel_size_um == 0.32
 
 
+def test_a_crop_of_another_pixel_size_among_a_folders_crops_is_refused(tmp_path, rng):
+    """A second scanner's crop (its OME metadata: 0.4 um) copied into a folder of 0.64 um
+    crops: read at 0.64 it was called debris, unsaid. Each crop is held to the first crop's
+    size, as read, whatever size the folder is read at."""
+    panel = default_panel()
+    root = write_crop_dataset(tmp_path / "ds", _toy_crops(rng), ["ctc"] * 6, panel)
+    odd = sorted((root / "ctc").glob("*.tif"))[-1]
+    write_tiff(odd, tifffile.imread(odd), panel.names, pixel_size_um=0.4)
+    for given in (None, 0.5):
+        index = read_crop_index(root, pixel_size=given)
+        with pytest.raises(InputError, match=f"{odd.name}: the crop's OME metadata say 0.4 um "
+                                             "per pixel, the folder's first crop's 0.64"):
+            load_crops(index)
+        with pytest.raises(InputError, match="two pixel sizes"):
+            index.read(len(index) - 1)
+    assert read_crop_index(root).read(0).shape[0] == panel.num_channels  # the first reads
+
+
 def test_a_pixel_size_given_over_what_the_crops_state_is_said_once(tmp_path, rng, caplog):
     """--pixel-size 0.32 (or auto, fit) over crops whose panel.json and OME metadata state
     0.64: read as given, and said once (a fine-tune at 0.32 read held-out macro-F1 0.35,
