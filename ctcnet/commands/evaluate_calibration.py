@@ -152,7 +152,7 @@ def _say_leaks(spec, crops) -> None:
     (report.json's ``leak_check`` reads the evaluated crops, not these)."""
     import sys
 
-    from ctcnet.training.finetune_card import leaks_line
+    from ctcnet.evaluation.recalibration import leaks_line
 
     found = spec.metrics.get("leaks") or {}
     if not found:

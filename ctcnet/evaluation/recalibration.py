@@ -41,7 +41,7 @@ from ctcnet.evaluation.calibration import (
     missed_counted,
     softmax,
 )
-from ctcnet.inference.labelled_leaks import labelled_leaks
+from ctcnet.inference.labelled_leaks import MIN_LABELLED, labelled_leaks
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,11 @@ def describe(summary: dict) -> str:
                  + " (in-sample: no bound for other crops; score crops set apart with ctcnet "
                  f"evaluate for one, {g['cells_for_one_percent']} cells without a miss stating "
                  f"1 %); {g['reviewed_fraction']:.0%} of the {g['crops']} calibration crops "
-                 "shown for the network's doubt")
+                 "shown for the network's doubt"
+                 + (f"; {g['auto_wrong']} of {g['auto_calls']} calls not shown to a person "
+                    f"wrong (one-sided Clopper-Pearson bound {g['auto_error_bound']:.1%} at "
+                    f"{g['confidence']:.0%}, in-sample alike)" if "auto_error_bound" in g
+                    else ""))
     return line
 
 
@@ -296,3 +300,35 @@ def with_instrument_leaks(spec, index):
         log.info("CK's leaks measured on the labelled CTCs: %s (%s ratios)", found["leaks"],
                  found["crops"])
     return spec, found
+
+
+def leaks_line(found: dict, spec, crops: str | None = None) -> str:
+    """The card's line on the instrument's leaks measured on the lab's CTCs (those of
+    ``crops``, where named), and what the guard allows for them."""
+    from ctcnet.inference.guard import RULES
+
+    read = found.get("crops") if isinstance(found.get("crops"), dict) else {}
+    beyond = found.get("beyond_plausible") or {}
+    # A channel read but not measured (too few CTCs, or their ratios did not agree) is said
+    # with what the guard keeps there: left out, "no leak" and "not measured" read alike; one
+    # whose CTCs agree on more than a leak can be is said so (it read "not agreeing").
+    unmeasured = "; ".join(
+        (f"{name} not taken in ({n} CTC ratio(s) agree on {beyond[name]:.1%}, more than a "
+         "leak can be: check panel.json's channel order" if name in beyond else
+         f"{name} not measured ({n} CTC ratio(s), fewer than {MIN_LABELLED} or not agreeing")
+        + f": the guard keeps {RULES.leak_cap(spec.panel, spec.panel.index_of(name)):.1%})"
+        for name, n in read.items() if name not in found["leaks"]
+        and name in spec.panel.names)
+    if not found["leaks"]:
+        return ("- Instrument's leaks: " + ("none taken in" if beyond else
+                                            f"none measured (fewer than {MIN_LABELLED} "
+                                            "labelled CTCs whose CK's copy in a channel "
+                                            "agreed)") + "; the guard allows "
+                f"{RULES.max_leak:.0%} of a dye's counts in another channel"
+                + (f" ({unmeasured})" if unmeasured else ""))
+    said = ", ".join(f"{name} {share:.1%} (the guard allows "
+                     f"{RULES.leak_cap(spec.panel, spec.panel.index_of(name)):.1%})"
+                     for name, share in found["leaks"].items())
+    return (f"- Instrument's leaks of {found['source']}, measured on the labelled CTCs"
+            f"{f' of {crops}' if crops else ''}: {said}"
+            + (f"; {unmeasured}" if unmeasured else ""))

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from ctcnet.evaluation.model_card import model_entries
-from ctcnet.evaluation.recalibration import describe
+from ctcnet.evaluation.recalibration import describe, leaks_line
 from ctcnet.io.atomic import atomic_write_text
 
 
@@ -37,6 +37,9 @@ def write_recalibration_card(model_path, spec) -> None:
         f"- Calibration crops: `{made.get('data_dir')}`, {made.get('crops')} crops",
         f"- Calibration: {describe(calibration)}" if calibration else
         "- Calibration: the base model's, kept",
+        # the marker guard made the lab's: its leaks, and its reference pooled with the crops
+        leaks_line(spec.metrics["leaks"], spec, "the calibration crops")
+        if spec.metrics.get("leaks") else "",
         "- Cartridge rule and review band: the base's, kept (a lab's crops hold no cartridge "
         "to fit or check them on)" if spec.decision is not None and spec.decision.weights
         else "",

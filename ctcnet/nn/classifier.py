@@ -10,6 +10,7 @@ whose weights are not finite.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
@@ -89,6 +90,19 @@ def save_model(path: str | Path, model: CTCClassifier, spec: ModelSpec | None = 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
         torch.save({SPEC_KEY: spec.to_dict(), "state_dict": state}, tmp)
+
+
+def drop_stale_export(model_path: str | Path, replaced_by: str) -> None:
+    """Remove the ONNX export beside a model file just written over (``ctcnet export``'s
+    default place), said: beside the new model it would read as its export, and an install
+    without torch would run it with the replaced model's calibration and guard.
+    ``replaced_by``: what wrote the model over, as the warning names it."""
+    exported = Path(model_path).with_suffix(".onnx")
+    if exported.is_file():
+        exported.unlink()
+        logging.getLogger(__name__).warning(
+            "%s: removed, the export of the %s %s replaced (export this model again)",
+            exported, Path(model_path).name, replaced_by)
 
 
 def _strip_prefix(state: dict, keys: set[str]) -> dict:

@@ -36,7 +36,7 @@ from lightning.pytorch.cli import LightningCLI
 from ctcnet.errors import InputError
 from ctcnet.inference.guard.planes import warn_unguarded
 from ctcnet.io.atomic import refuse_overwriting_inputs
-from ctcnet.nn.classifier import load_model, save_model
+from ctcnet.nn.classifier import drop_stale_export, load_model, save_model
 from ctcnet.nn.registry import is_registry_name, resolve_model
 from ctcnet.training.checkpoints import BestAndLastCheckpoint
 from ctcnet.training.datamodule import CTCDataModule
@@ -277,12 +277,8 @@ def check_fresh_run_dir(cli) -> None:
         # beside the new one it would read as this run's. Without a model file (--export
         # null) the earlier one stays, and so does its export.
         if cli.config.export:
-            model = Path(cli.trainer.default_root_dir or ".") / cli.config.export
-            stale = model.with_suffix(".onnx")
-            if stale.is_file():
-                stale.unlink()
-                log.warning("%s: removed, the export of the %s --overwrite replaces (export "
-                            "this run's again)", stale, model.name)
+            drop_stale_export(Path(cli.trainer.default_root_dir or ".") / cli.config.export,
+                              "--overwrite")
         # The replaced run's logs (its config.yaml and metrics.csv as version_0 beside this
         # run's version_1 read as this run's): removed with its checkpoints.
         logs = Path(cli.trainer.default_root_dir or ".") / "lightning_logs"

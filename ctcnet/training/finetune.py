@@ -56,6 +56,7 @@ from ctcnet.evaluation.recalibration import (
     calibration_method,
     describe,
     lab_guard,
+    leaks_line,
     recalibrate_spec,
     reference_crops,
 )
@@ -66,7 +67,7 @@ from ctcnet.io.atomic import (
 )
 from ctcnet.io.digests import file_sha256
 from ctcnet.nn.registry import resolve_model
-from ctcnet.training.finetune_card import leaks_line, write_model_and_cards
+from ctcnet.training.finetune_card import write_model_and_cards
 from ctcnet.training.held_out import held_out_learnt, held_out_unit, say_the_held_out_share
 from ctcnet.training.lightning_noise import quiet_like_ctcnet
 
@@ -252,9 +253,10 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
     base_model, spec = load_model(base)
     # Files, labels and channels, checked before the training; the crops' scale ("auto",
     # "fit") is measured once, by the data module that reads them.
+    # (a placeholder size: a look ahead, which says nothing of the size the data module reads)
     index = read_crop_index(data_dir, taxonomy=spec.taxonomy, pixel_size=None if
-                            opts.pixel_size is None else PLACEHOLDER_PIXEL_UM).conform(
-        spec.panel, what=f"crop dataset {data_dir}")
+                            opts.pixel_size is None else PLACEHOLDER_PIXEL_UM,
+                            look_ahead=True).conform(spec.panel, what=f"crop dataset {data_dir}")
     # Crops at another pixel size are brought to the model's scale by the data module
     # (ctcnet.detect.cropping.to_model_scale), as on every other path.
     counts = {n: int(index.class_counts().get(n, 0)) for n in spec.class_names}

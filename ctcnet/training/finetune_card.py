@@ -6,20 +6,16 @@ model registry (:func:`write_registry_card`), written with the model as one
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 from ctcnet.core.printable import named_counts
 from ctcnet.detect.pixel_size import pixel_size_text
 from ctcnet.evaluation.calibration import MIN_CALIBRATION_CROPS
 from ctcnet.evaluation.recalibration import REFERENCE_SEED as SIM_TEST_SEED
-from ctcnet.evaluation.recalibration import counted_cells_text
-from ctcnet.inference.labelled_leaks import MIN_LABELLED
+from ctcnet.evaluation.recalibration import counted_cells_text, leaks_line
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.written_together import written_together
 from ctcnet.nn.decision_rule import FUSION_NOT_KEPT
-
-log = logging.getLogger(__name__)
 
 
 def write_model_and_cards(out: Path, tuned, spec, record: dict) -> None:
@@ -28,23 +24,17 @@ def write_model_and_cards(out: Path, tuned, spec, record: dict) -> None:
     written left the new weights beside the earlier model's card, and "nothing was written"
     said). The replaced model's ONNX export (export's default place) would read as this
     model's: removed, as train --overwrite does."""
-    from ctcnet.nn.classifier import save_model
+    from ctcnet.nn.classifier import drop_stale_export, save_model
 
-    exported = out.with_suffix(".onnx")
     cards = [out.with_suffix(".md"), out.with_suffix(".json")]
-    with written_together(replacing=[out, *cards, exported]) as written:
+    with written_together(replacing=[out, *cards, out.with_suffix(".onnx")]) as written:
         save_model(out, tuned, spec)
         written.append(out)
         write_card(cards[0], out, record, spec)
         written.append(cards[0])
         write_registry_card(out, record, spec)
         written.append(cards[1])
-        removed = exported.is_file()
-        if removed:
-            exported.unlink()
-    if removed:
-        log.warning("%s: removed, the export of the %s --overwrite replaced (export this "
-                    "model again)", exported, out.name)
+        drop_stale_export(out, "--overwrite")
 
 
 def write_registry_card(model_path: Path, record: dict, spec) -> None:
@@ -218,38 +208,6 @@ def _cartridge_rule_lines(spec) -> list[str]:
     return [f"- Cartridge rule (log weights {weights}): the base model's, kept{said}.{fusion} "
             "Check the counts on a cartridge of your own (`ctcnet evaluate` on a labelled or "
             "simulated cartridge) before relying on them."]
-
-
-def leaks_line(found: dict, spec, crops: str | None = None) -> str:
-    """The card's line on the instrument's leaks measured on the lab's CTCs (those of
-    ``crops``, where named), and what the guard allows for them."""
-    from ctcnet.inference.guard import RULES
-
-    read = found.get("crops") if isinstance(found.get("crops"), dict) else {}
-    beyond = found.get("beyond_plausible") or {}
-    # A channel read but not measured (too few CTCs, or their ratios did not agree) is said
-    # with what the guard keeps there: left out, "no leak" and "not measured" read alike; one
-    # whose CTCs agree on more than a leak can be is said so (it read "not agreeing").
-    unmeasured = "; ".join(
-        (f"{name} not taken in ({n} CTC ratio(s) agree on {beyond[name]:.1%}, more than a "
-         "leak can be: check panel.json's channel order" if name in beyond else
-         f"{name} not measured ({n} CTC ratio(s), fewer than {MIN_LABELLED} or not agreeing")
-        + f": the guard keeps {RULES.leak_cap(spec.panel, spec.panel.index_of(name)):.1%})"
-        for name, n in read.items() if name not in found["leaks"]
-        and name in spec.panel.names)
-    if not found["leaks"]:
-        return ("- Instrument's leaks: " + ("none taken in" if beyond else
-                                            f"none measured (fewer than {MIN_LABELLED} "
-                                            "labelled CTCs whose CK's copy in a channel "
-                                            "agreed)") + "; the guard allows "
-                f"{RULES.max_leak:.0%} of a dye's counts in another channel"
-                + (f" ({unmeasured})" if unmeasured else ""))
-    said = ", ".join(f"{name} {share:.1%} (the guard allows "
-                     f"{RULES.leak_cap(spec.panel, spec.panel.index_of(name)):.1%})"
-                     for name, share in found["leaks"].items())
-    return (f"- Instrument's leaks of {found['source']}, measured on the labelled CTCs"
-            f"{f' of {crops}' if crops else ''}: {said}"
-            + (f"; {unmeasured}" if unmeasured else ""))
 
 
 def _worse_than_none(cal: dict) -> str:

@@ -70,7 +70,16 @@ def test_calibrating_on_few_crops_pools_them_with_simulated_crops(cart_and_model
     assert cal["guarantee"]["crops"] == 4 and cal["guarantee"]["counted_cells"] == 2
     line = [x for x in err if x.startswith("calibrated:")]
     assert line and "pooled: 4 lab crops (4% of the fit) with 400 simulated crops" in line[0]
-    assert "neither counted nor shown" in line[0]
+    assert "neither counted nor shown" in line[0] and "calls not shown to a person" in line[0]
+    # Recalibrated again over it (--overwrite), the export of the model it replaces goes: it
+    # would read as the new model's, its calibration the old one's.
+    (tmp_path / "c.onnx").write_bytes(b"the export of the model calibrated earlier")
+    status, err = run_cli(capsys, "evaluate", crops, "--model", cart_and_model / "model.pt",
+                          "--out", tmp_path / "ev", "--no-baselines", "--device", "cpu",
+                          "--calibrate-on", crops, "--save-model", tmp_path / "c.pt",
+                          "--overwrite")
+    assert status == 0 and not (tmp_path / "c.onnx").exists()
+    assert [x for x in err if "c.onnx: removed, the export of the c.pt" in x]
 
 
 def test_a_recalibrated_model_says_its_review_band_was_measured_on_the_base(cart_and_model,
@@ -120,6 +129,8 @@ def test_a_recalibrated_model_records_its_making_and_its_crops_are_told(cart_and
     assert get_model(str(tmp_path / "c.pt")).name == "c"
     text = (tmp_path / "c.md").read_text()
     assert "(recalibrated)" in text and "are the base's" in text and "temperature" in text
+    # What it did to the marker guard, as a fine-tune's card says it: the instrument's leaks.
+    assert "- Instrument's leaks" in text and "the guard allows" in text
     from ctcnet.detect.crop_dataset import load_crops, read_crop_index
 
     index = read_crop_index(crops, taxonomy=spec.taxonomy).conform(spec.panel, "crops")

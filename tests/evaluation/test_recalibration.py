@@ -84,6 +84,9 @@ def test_few_lab_crops_are_pooled_and_the_card_figures_are_the_labs():
     assert "pooled: 12 lab crops (12% of the fit) with 400 simulated crops" in describe(cal)
     # The review load is of the held-out crops, not of the CTCs and clusters before it.
     assert f"{g['reviewed_fraction']:.0%} of the 12 calibration crops shown" in describe(cal)
+    # The calls not shown, with their bound, as the fine-tune's card says them.
+    assert (f"{g['auto_wrong']} of {g['auto_calls']} calls not shown to a person wrong "
+            f"(one-sided Clopper-Pearson bound {g['auto_error_bound']:.1%}") in describe(cal)
     with pytest.raises(ValueError, match="reference crops"):
         recalibrate_spec(spec(), lab_z, lab_y)
 

@@ -435,7 +435,7 @@ def test_labelled_ctcs_agreeing_on_more_than_a_leak_are_said_so(caplog):
     word, and the card said their ratios "did not agree"; the guard then held them as wbc."""
     from types import SimpleNamespace
 
-    from ctcnet.training.finetune_card import leaks_line
+    from ctcnet.evaluation.recalibration import leaks_line
 
     rng = np.random.default_rng(4)
     with caplog.at_level("WARNING"):

@@ -1,6 +1,7 @@
 """Fine-tuning a model on a lab's crops: frozen blocks, held-out figures, calibration, card."""
 
 import json
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -242,6 +243,13 @@ def test_finetune_command_and_bad_input(lab, tmp_path, capsys):
     card = (tmp_path / "auto.md").read_text()
     assert f"read at {record['data']['pixel_size_um']:.3g} um/px (estimated from the " \
         "nuclei)" in card
+    # Nothing said of a size nobody gave (the folder's look ahead read the crops at a
+    # placeholder of 0.64 and said so, into the card for good), nor with the stated size given.
+    assert "--pixel-size 0.64" not in card
+    shutil.copytree(tmp_path / "px", tmp_path / "px2")
+    finetune(tmp_path / "px2", tmp_path / "given.pt", lab / "base.pt",
+             replace(TINY, pixel_size=0.32))
+    assert "0.64" not in (tmp_path / "given.md").read_text()
     four = load_panel({"channels": ["DAPI", "CK", "CD45", "CD61"]})
     write_crop_dataset(tmp_path / "four", np.zeros((8, 4, SIZE, SIZE), np.uint16),
                        ["ctc", "wbc"] * 4, four)
@@ -666,7 +674,7 @@ def test_the_cards_leak_line_names_a_channel_read_but_not_measured(tmp_path):
     dict as a number."""
     from conftest import save_tiny_model
 
-    from ctcnet.training.finetune_card import leaks_line
+    from ctcnet.evaluation.recalibration import leaks_line
 
     spec = save_tiny_model(tmp_path / "m.pt")[1]
     found = {"source": "CK", "leaks": {"CD66b": 0.044},
