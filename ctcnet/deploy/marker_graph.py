@@ -51,9 +51,10 @@ from ctcnet.core.robust import (
 )
 from ctcnet.inference.guard.leaks import COPY_MISMATCH, box_least_squares
 from ctcnet.inference.guard.masks import box_with_margin, disk_core
-from ctcnet.inference.guard.rules import CTC_DYE_ROLES, EXCLUSION_ROLES, RULES, GuardRules
+from ctcnet.inference.guard.rules import CTC_DYE_ROLES, RULES, GuardRules
 from ctcnet.inference.marker_fusion import LEAST_PROBA, MEASURES, check_fusion
 from ctcnet.inference.spillover import CLIPPED_NOISE_SHARE, NOISE_FLOOR, SAMPLE_STEP
+from ctcnet.io.marker_names import EXCLUSION_ROLES
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ctcnet.detect.splitting import LabelRuns, nonzero_2d, pair_saddles, window_max_at
+from ctcnet.io.marker_names import EXCLUSION_ROLES
 from ctcnet.io.panel import Panel
 
 # A member reads as a CTC by its own markers: CK and DNA over detection's core threshold, and
@@ -39,6 +40,16 @@ from ctcnet.io.panel import Panel
 # event showed their neighbour's CD45 at 0.3-0.9 of their CK there). A CTC beside a leukocyte
 # showed CD45 at 0.11 of its CK, the leukocyte 1.6x and a bright aggregate 0.6x.
 CTC_CD45_SHARE = 0.3
+# A member lit in every exclusion marker (CD45, a platelet's CD61, a neutrophil's CD66b) at
+# this share of its CK or more is an aggregate or a fibre, bright in every channel, not a CTC:
+# a fibre showed CD45 at 0.26 of its CK, CD61 at 0.29 and CD66b at 0.40, passed the CD45 test
+# alone, read as one cell with the CTC it touched, and that CTC was lost inside its event
+# (exported-style cells placed into scans). One lit marker is a neighbour's blur or a leak (a
+# CTC beside a platelet-coated cell showed CD61 at 0.35 of its CK, one with a bright nucleus
+# CD66b at 0.51: DAPI leaks into the free channels), so all must be, of two or more. Each is
+# read where the member's CK peaks and where its DNA peaks, the lower standing: that CTC's CK
+# peaked on its border with the fibre (all three over 0.2 there), its nucleus showed none.
+AGGREGATE_SHARE = 0.2
 # Two CTC-like members are one cell when both the CK and the DNA between them stay at this
 # share of the lower of their peaks (a CTC cut at two CK maxima, a lobed nucleus); a lower
 # saddle in either is a gap between two cells (a CTC beside a CK+ blob or a second CTC, its
@@ -59,24 +70,30 @@ PART = "alternate_part"
 
 
 def ctc_like(peaks: np.ndarray, nucleus: int, epithelial: int, leukocyte: int | None,
-             threshold_snr: float, cd45_peak: np.ndarray | None = None) -> np.ndarray:
+             threshold_snr: float, cd45_peak: np.ndarray | None = None,
+             exclusion: np.ndarray | None = None) -> np.ndarray:
     """Per piece: do its own markers read as a CTC's (CK of its own and DNA shown, CD45
-    low)? ``peaks``: per piece and channel, the peak signal-to-noise; in the leukocyte
-    channel, the level where the piece's CK peaks; ``cd45_peak``: the leukocyte channel's
-    own peak per piece, if read."""
+    low, not lit in every exclusion marker)? ``peaks``: per piece and channel, the peak
+    signal-to-noise; in the leukocyte channel, the level where the piece's CK peaks;
+    ``cd45_peak``: the leukocyte channel's own peak per piece, if read; ``exclusion``: per
+    piece, each exclusion marker's level where its CK or its DNA peaks, the lower (columns:
+    the panel's exclusion markers; :data:`AGGREGATE_SHARE`), if read."""
     ck, dna = peaks[:, epithelial], peaks[:, nucleus]
     like = (ck >= threshold_snr) & (dna >= threshold_snr) & (ck > CK_DNA_SHARE * dna)
     if leukocyte is not None:
         like &= peaks[:, leukocyte] < CTC_CD45_SHARE * ck
         if cd45_peak is not None:
             like &= cd45_peak < CD45_OUTSHINES * ck
+    if exclusion is not None and exclusion.shape[1] >= 2:
+        like &= ~(exclusion >= AGGREGATE_SHARE * ck[:, None]).all(axis=1)
     return like
 
 
 def marker_parts(labels: np.ndarray, pieces: np.ndarray, pairs: tuple[np.ndarray, np.ndarray],
                  peaks: np.ndarray, channels: tuple[int, int, int | None],
                  threshold_snr: float, saddles: tuple | None = None,
-                 cd45_peak: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 cd45_peak: np.ndarray | None = None,
+                 exclusion: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The alternate members of merged objects that hold a CTC-like member and another.
 
     ``labels``: the objects (after merging); ``pieces``: the watershed's pieces they were
@@ -85,7 +102,7 @@ def marker_parts(labels: np.ndarray, pieces: np.ndarray, pairs: tuple[np.ndarray
     (nucleus, epithelial, leukocyte or None) channel positions; ``saddles``: per pair, the
     highest CK and the highest DNA along its border
     (:func:`ctcnet.detect.splitting.adjacent_saddles`), if read;
-    ``cd45_peak``: see :func:`ctc_like`.
+    ``cd45_peak``, ``exclusion``: see :func:`ctc_like`.
     Returns a label image of the parts (0 elsewhere) and, per part label 0..k, the object
     label it came from (0 for none). Neighbouring pieces that are not CTC-like form one part;
     CTC-like ones do where the CK and the DNA between them stay high (``SAME_CELL_RATIO``;
@@ -97,7 +114,7 @@ def marker_parts(labels: np.ndarray, pieces: np.ndarray, pairs: tuple[np.ndarray
     if n < 2:
         return empty
     nucleus, epithelial, leukocyte = channels
-    like = ctc_like(peaks, nucleus, epithelial, leukocyte, threshold_snr, cd45_peak)
+    like = ctc_like(peaks, nucleus, epithelial, leukocyte, threshold_snr, cd45_peak, exclusion)
     # Each piece's object (every pixel of a piece lies in one object).
     owner = np.zeros(n + 1, np.int64)
     fg = pieces > 0
@@ -200,6 +217,11 @@ def marker_channels(panel: Panel) -> tuple:
     return tuple(panel.index_of_role(r) for r in ("nucleus", "epithelial", "leukocyte"))
 
 
+def exclusion_channels(panel: Panel) -> list[int]:
+    """The positions of ``panel``'s exclusion markers (CD45, platelets', neutrophils')."""
+    return [i for i, role in enumerate(panel.roles()) if role in EXCLUSION_ROLES]
+
+
 LABEL = "_label"  # an object's label in a label image, while alternates are attached
 
 
@@ -218,6 +240,11 @@ def with_marker_parts(events: pd.DataFrame, labels: np.ndarray, pieces: np.ndarr
     runs = LabelRuns(pieces, n)  # one sort of the pieces' pixels for every reduction below
     peaks = np.stack([runs.max(c) for c in snr], axis=1)
     nucleus, epithelial, leukocyte = channels
+    # Each exclusion marker where each piece's CK peaks and where its DNA does, the lower
+    # (AGGREGATE_SHARE); read before the CD45 column below is replaced.
+    exclusion = np.stack([np.fmin(runs.at_max(snr[c], snr[epithelial]),
+                                  runs.at_max(snr[c], snr[nucleus]))
+                          for c in exclusion_channels(panel)] or [np.zeros(n + 1)], axis=1)
     cd45_peak = None
     if leukocyte is not None:  # CD45 where each piece's CK peaks (members.CTC_CD45_SHARE)
         cd45_peak = peaks[:, leukocyte].copy()
@@ -225,6 +252,6 @@ def with_marker_parts(events: pd.DataFrame, labels: np.ndarray, pieces: np.ndarr
     a, b = pairs
     saddles = pair_saddles(pieces, [snr[epithelial], snr[nucleus]], a, b) if len(a) else None
     parts, parent = marker_parts(labels, pieces, pairs, peaks, channels, config.threshold_snr,
-                                 saddles, cd45_peak)
+                                 saddles, cd45_peak, exclusion)
     found = table(parts) if len(parent) > 1 else events.iloc[:0]
     return attach_parts(events, found, parent, LABEL)

@@ -23,6 +23,9 @@ MARKER_ROLES = {
 }
 # Markers that can vouch for a CTC that lost CK (the simulator's, the guard's no_ck, a drop).
 CK_NEGATIVE_CTC_ROLES = ("mesenchymal", "epcam")
+# The markers a lone CTC lacks: one lit means a leukocyte, platelet or granulocyte is there
+# (read so by the marker guard and by detection's members).
+EXCLUSION_ROLES = ("leukocyte", "platelet", "neutrophil")
 
 # A marker named with its dye ("CD61-FITC", "CD66b AF647", "DAPI_405"): words parted so.
 _DYE_SEPARATORS = re.compile(r"[-_ /(]")

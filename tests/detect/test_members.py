@@ -5,6 +5,7 @@ import numpy as np
 
 from ctcnet.detect.detection import detect_events
 from ctcnet.detect.members import GROUP, PART, ctc_like
+from ctcnet.io.panel import load_panel
 from tests.detect.test_detection import CD45, CK, DAPI, KINDS, PANEL, draw_frame
 
 PX = 0.64
@@ -114,3 +115,38 @@ def test_a_nucleus_whose_own_ck_dips_inside_a_lit_ring_seeds_its_member():
     assert ctc[8, 5] and ctc.sum() == 1
     leukocyte = marker_seeds(maps(5.0), np.ones((13, 11), bool), (0, 1, 2), 2, 5.0)
     assert not leukocyte[7:10, 4:7].any()
+
+
+def test_a_ctc_touching_a_fibre_bright_in_every_channel_is_offered_alone():
+    """A fibre lit in every channel (CK, DNA, and CD45, CD61 and CD66b at a quarter to two
+    fifths of its CK) touching a CTC: the fibre is no CTC, lit in every exclusion marker; the
+    CTC is one (read where its nucleus peaks: its CK peaks on the fibre's border), and it is
+    offered as a member of its own rather than lost inside the fibre's event."""
+    panel = load_panel({"channels": ["DAPI", "CK", "CD45", "CD61", "CD66b"],
+                        "pixel_size_um": PX})
+    h, w = 200, 240
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:h, 0:w] * PX
+    frame = np.zeros((5, h, w)) + np.array([40.0, 25.0, 30.0, 30.0, 30.0])[:, None, None]
+    # the fibre: a ridge from (20, 30) um to (62, 50) um, 1.5 um wide
+    start, end = np.array([20.0, 30.0]), np.array([62.0, 50.0])
+    along = ((xx - start[0]) * (end - start)[0] + (yy - start[1]) * (end - start)[1]) / \
+        np.sum((end - start) ** 2)
+    t = np.clip(along, 0.0, 1.0)
+    d2 = (xx - start[0] - t * (end - start)[0]) ** 2 + (yy - start[1] - t * (end - start)[1]) ** 2
+    ridge = np.exp(-d2 / (2 * 1.5 ** 2))
+    for channel, amplitude in enumerate([70.0, 400.0, 100.0, 110.0, 160.0]):
+        frame[channel] += amplitude * ridge
+    # the CTC, its nucleus 7 um past the fibre's end
+    r2 = (xx - 66.0) ** 2 + (yy - 56.0) ** 2
+    frame[0] += 500.0 * np.exp(-r2 / (2 * 3.0 ** 2))
+    frame[1] += 120.0 * np.exp(-r2 / (2 * 5.0 ** 2))
+    frame = np.clip(rng.poisson(frame) + rng.normal(100.0, 3.0, frame.shape), 0, 4095)
+    events = detect_events(frame.astype(np.float32), panel, alternates=True)
+    wholes = events[~events[PART]]
+    x, y = 66 / PX, 56 / PX
+    inside = (wholes.bbox_x0 <= x) & (x < wholes.bbox_x1) & (wholes.bbox_y0 <= y) & \
+        (y < wholes.bbox_y1)
+    assert len(wholes) == 1 and inside.all(), "the fibre and the CTC read as one object"
+    ctc = near(events, 66, 56)
+    assert len(ctc) == 1 and bool(ctc[PART].iloc[0]), "the CTC is offered as a member"

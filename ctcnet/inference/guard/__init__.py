@@ -61,7 +61,6 @@ from ctcnet.inference.guard.rules import (
     CTC_DYE_ROLES,
     DOUBTED_CALLS,
     EDGE_LEVELS,
-    EXCLUSION_ROLES,
     FLAGS,
     GUARDED_CLASSES,
     MARKER_FLAGS,
@@ -73,6 +72,7 @@ from ctcnet.inference.guard.rules import (
     GuardRules,
     leak_allowance,
 )
+from ctcnet.io.marker_names import EXCLUSION_ROLES
 
 __all__ = [
     "CLUSTER_PARTNER", "CTC_DYE_ROLES", "DOUBTED_CALLS", "EDGE_LEVELS", "EXCLUSION_ROLES", "FLAGS",

@@ -13,7 +13,8 @@ import numpy as np
 from ctcnet.core.robust import percentiles
 from ctcnet.inference.guard.leaks import marker_excess
 from ctcnet.inference.guard.masks import grown
-from ctcnet.inference.guard.rules import CTC_DYE_ROLES, EXCLUSION_ROLES
+from ctcnet.inference.guard.rules import CTC_DYE_ROLES
+from ctcnet.io.marker_names import EXCLUSION_ROLES
 from ctcnet.io.panel import CK_NEGATIVE_CTC_ROLES
 
 

@@ -16,10 +16,10 @@ from ctcnet.inference.guard.measurements import REGISTERED_COLUMNS
 from ctcnet.inference.guard.reference import group_shift, leukocyte_reference, ood_distance
 from ctcnet.inference.guard.rules import (
     DOUBTED_CALLS,
-    EXCLUSION_ROLES,
     MISSED_CTC_CALLS,
     GuardRules,
 )
+from ctcnet.io.marker_names import EXCLUSION_ROLES
 from ctcnet.io.panel import CK_NEGATIVE_CTC_ROLES
 
 # What ``MARKERS_CTC`` asks of CD45 over the CK area beyond the route's ``cd45_level``, by

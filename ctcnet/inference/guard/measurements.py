@@ -32,13 +32,10 @@ from ctcnet.inference.guard.masks import (
 )
 from ctcnet.inference.guard.nuclei import count_nuclei
 from ctcnet.inference.guard.planes import warn_unguarded
-from ctcnet.inference.guard.rules import (
-    EXCLUSION_ROLES,
-    RULES,
-    GuardRules,
-)
+from ctcnet.inference.guard.rules import RULES, GuardRules
 from ctcnet.inference.guard.shapes import best_move, edge_width, own_structure
 from ctcnet.inference.spillover import mean3x3, robust_background
+from ctcnet.io.marker_names import EXCLUSION_ROLES
 
 # The columns read only on the rows that need them: CD45 and the other exclusion markers and
 # CK's own shape (the costly leak fits and shape comparisons), and the nuclei an object holds

@@ -47,12 +47,11 @@ MISSED_CTC_CALLS = ("wbc", "debris")
 MARKERS_DEBRIS_CTC = 0.75
 # Calls the network's own doubt may turn into a possible CTC.
 DOUBTED_CALLS = ("wbc", "debris", "cluster")
-# The markers a lone CTC lacks (one lit means a leukocyte, platelet or granulocyte is there),
-# and the dyes it carries, whose leaks are all that may show in those channels. Fitting the
+# The markers a lone CTC lacks (``EXCLUSION_ROLES``, from the marker names) and the dyes it
+# carries, whose leaks are all that may show in those channels. Fitting the
 # leaks of the others too would explain a neutrophil's dim CD45 away as a copy of its own
 # CD66b (or of unspecific CK): in a simulated cartridge whose leukocytes carry CK, half the
 # neutrophils were flagged possible_ctc that way (4,400 events; docs/robustness_matrix.md).
-EXCLUSION_ROLES = ("leukocyte", "platelet", "neutrophil")
 CTC_DYE_ROLES = ("epithelial", "nucleus")
 # The DNA and focus references: leukocyte calls of the same frame (or sample).
 REFERENCE_CLASS = "wbc"
