@@ -164,10 +164,6 @@ def _evaluate(args: argparse.Namespace) -> int:
             prior=args.prior, pixel_size=args.pixel_size,
             markers_decide=not args.network_calls_only, splits=args.split, page=page,
             progress=sys.stderr.isatty())  # bars for a person at a terminal, not in a pipe
-    if args.calibrate_on and args.save_model:  # the replaced model's export: not the new one's
-        from ctcnet.nn.classifier import drop_stale_export
-
-        drop_stale_export(args.save_model, "--calibrate-on")
     warnings += [w for w in said if w not in warnings]
     if args.model is not None:  # (once read: a refusal is one line) two logs told apart
         from ctcnet.commands.models import say_model

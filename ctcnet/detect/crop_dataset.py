@@ -46,11 +46,7 @@ from ctcnet.detect.crop_writing import (  # noqa: F401 (the layout's writers, re
 )
 from ctcnet.detect.cropping import report_fit, to_model_scale
 from ctcnet.detect.folder_kinds import is_predict_output, nested_scan, not_a_crop_folder
-from ctcnet.detect.manifest_file import (
-    read_manifest,
-    refuse_files_not_there,
-    sample_id_from_name,
-)
+from ctcnet.detect.manifest_file import read_manifest, refuse_files_not_there, sample_id_from_name
 from ctcnet.detect.pixel_size import (
     PIXEL_SIZE_AUTO,
     PIXEL_SIZE_FIT,
@@ -96,7 +92,7 @@ class CropIndex:
     # ``--pixel-size fit``: each crop's own pixel size (um/px), overriding the panel's.
     crop_pixel_um: tuple[float, ...] | None = None
     patient_ids: list[str] | None = None  # a manifest's patient_id column (None: none)
-    first_crop_um: float | None = None  # the first crop's OME pixel size: each held to it
+    stated_crop_um: float | None = None  # the crops' stated size, held to (read_crop_index)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -131,7 +127,7 @@ class CropIndex:
         """Crop ``i`` as (C, H, W) in ``self.panel``'s channel order, its stored dtype
         (``marks``: see :func:`read_crop`)."""
         arr = read_crop(self.paths[i], self.file_panel or self.panel, min_size, marks,
-                        self.first_crop_um)
+                        self.stated_crop_um)
         return arr if self.channels is None else arr[list(self.channels)]
 
     def table(self):
@@ -274,8 +270,12 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
                              "leave them out of the set this command scores", root)
         if unknown:
             raise unknown_labels_error(unknown, taxonomy.names, root)
+    # The size the crops state (the first's OME metadata, else panel.json's), each crop's own
+    # held to it; not where each is read at its own scale (fit)
+    stated = None if pixel_size == PIXEL_SIZE_FIT else ome_pixel_size(paths[0]) or (
+        panel.pixel_size_um if pixel_size is None and given is None else None)
     index = CropIndex(root, panel, paths, labels, samples, splits, patient_ids=patients,
-                      first_crop_um=ome_pixel_size(paths[0]))
+                      stated_crop_um=stated)
     if pixel_size is not None and given is None and not look_ahead and \
             first_time("crop-size-set-aside", root.resolve(), option, str(pixel_size)):
         _say_a_stated_size_set_aside(index, pixel_size, option)
@@ -376,17 +376,17 @@ MAX_CROP_PLANE_PIXELS = 4096 * 4096
 
 
 def read_crop(path: str | Path, panel: Panel, min_size: int = 0,
-              marks: list[str] | None = None, first_um: float | None = None) -> np.ndarray:
+              marks: list[str] | None = None, stated_um: float | None = None) -> np.ndarray:
     """Read one crop, checked against the panel; returns (C, H, W) in its stored dtype.
 
     A colour composite's white or grey frame at its edges (a panel's border) and its burnt-in
     scale bar and label are filled from the pixels round them
     (:func:`ctcnet.io.annotations.without_marks`); ``marks``, when given, gets the name of each
-    kind of mark a crop had (``"frame"``, ``"scale bar"``); ``first_um``: the pixel size the
-    folder's first crop's OME metadata state, which a crop's own may not contradict.
+    kind of mark a crop had (``"frame"``, ``"scale bar"``); ``stated_um``: the size the folder's
+    crops state (``CropIndex.stated_crop_um``), which a crop's own may not contradict.
     """
     arr, names = read_image(path, MAX_CROP_PLANE_PIXELS)
-    refuse_another_crops_pixel_size(names, first_um, path)
+    refuse_another_crops_pixel_size(names, stated_um, path)
     if panel.composite == "rgb" and not is_rgb_composite(arr):
         raise InputError(f"panel.json says the crops are RGB composites, but this file holds "
                          f"{arr.shape[0]} plane(s) of {arr.dtype}", path)
@@ -468,7 +468,7 @@ def crop_chunks(index: CropIndex, size: int | None = None,
         for i in range(start, min(start + chunk, len(index))):
             try:
                 planes = read_crop(index.paths[i], notes.panel, min_size, notes.marks,
-                                   index.first_crop_um)
+                                   index.stated_crop_um)
             except InputError as err:  # read on: every bad crop is named at once, not one a run
                 errors.append(err)
                 continue

@@ -417,8 +417,10 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
     model.spec = spec
     save_model(out_path, model.cpu(), spec)
     from ctcnet.evaluation.recalibration_card import write_recalibration_card
+    from ctcnet.nn.classifier import drop_stale_export
 
     write_recalibration_card(out_path, spec)  # (the card an earlier model there had replaced)
+    drop_stale_export(out_path, "recalibration")  # ... and its export, not this model's
     return spec
 
 

@@ -202,20 +202,31 @@ def test_crops_whose_own_metadata_state_another_pixel_size_than_panel_json_are_r
 
 def test_a_crop_of_another_pixel_size_among_a_folders_crops_is_refused(tmp_path, rng):
     """A second scanner's crop (its OME metadata: 0.4 um) copied into a folder of 0.64 um
-    crops: read at 0.64 it was called debris, unsaid. Each crop is held to the first crop's
-    size, as read, whatever size the folder is read at."""
+    crops: read at 0.64 it was called debris, unsaid. Each crop is held to the size the
+    folder's crops state (the first's), its channel names written or not, at a size stated or
+    given; not where each is read at its own scale (fit)."""
     panel = default_panel()
     root = write_crop_dataset(tmp_path / "ds", _toy_crops(rng), ["ctc"] * 6, panel)
     odd = sorted((root / "ctc").glob("*.tif"))[-1]
-    write_tiff(odd, tifffile.imread(odd), panel.names, pixel_size_um=0.4)
-    for given in (None, 0.5):
-        index = read_crop_index(root, pixel_size=given)
-        with pytest.raises(InputError, match=f"{odd.name}: the crop's OME metadata say 0.4 um "
-                                             "per pixel, the folder's first crop's 0.64"):
-            load_crops(index)
-        with pytest.raises(InputError, match="two pixel sizes"):
-            index.read(len(index) - 1)
+    for names in (panel.names, None):  # (an OME file without channel names states it too)
+        write_tiff(odd, tifffile.imread(odd), names, pixel_size_um=0.4)
+        for given in (None, 0.5):
+            index = read_crop_index(root, pixel_size=given)
+            with pytest.raises(InputError, match=f"{odd.name}: the crop's OME metadata say 0.4 "
+                                                 "um per pixel, the folder's crops 0.64"):
+                load_crops(index)
+            with pytest.raises(InputError, match="two pixel sizes"):
+                index.read(len(index) - 1)
     assert read_crop_index(root).read(0).shape[0] == panel.num_channels  # the first reads
+    # Each crop read at its own fitted scale: what any crop states is set aside alike.
+    from ctcnet.simulate import simulate_crops
+
+    cells = simulate_crops({"ctc": 3, "wbc": 3}, panel, crop_size=48, seed=3)
+    root = write_crop_dataset(tmp_path / "cells", cells.images, cells.labels, panel)
+    odd = sorted((root / "wbc").glob("*.tif"))[-1]
+    write_tiff(odd, tifffile.imread(odd), panel.names, pixel_size_um=0.4)
+    fitted = read_crop_index(root, pixel_size="fit")
+    assert fitted.stated_crop_um is None and len(load_crops(fitted)) == 6
 
 
 def test_a_pixel_size_given_over_what_the_crops_state_is_said_once(tmp_path, rng, caplog):

@@ -36,16 +36,21 @@ def refuse_other_ome_pixel_size(path: Path, stated_um: float, whose: str = "fram
                          f"{stated_um:g}: correct one of them", path)
 
 
-def refuse_another_crops_pixel_size(names, first_um: float | None, path: Path) -> None:
-    """Refuse (InputError) a crop whose OME metadata (``names``, as the file's read gave them:
-    :class:`~ctcnet.io.images.StoredNames`) state another pixel size than the folder's first
-    crop's (``first_um``): crops of two scanners in one folder, read at one size (a 0.4 um
-    crop among 0.64 um ones read at 0.64: its CTCs called debris, unsaid)."""
-    said = getattr(names, "pixel_size_um", None)
-    if said is not None and first_um is not None and not same_pixel_size(said, first_um):
+def refuse_another_crops_pixel_size(names, stated_um: float | None, path: Path) -> None:
+    """Refuse (InputError) a crop whose OME metadata state another pixel size than its
+    folder's crops state (``stated_um``: the first's, or panel.json's; None: nothing held):
+    crops of two scanners in one folder, read at one size (a 0.4 um crop among 0.64 um ones
+    read at 0.64: its CTCs called debris, unsaid). ``names``: the file's channel names as its
+    read gave them, which carry an OME file's size (:class:`~ctcnet.io.images.StoredNames`);
+    an OME TIFF without channel names has its header read again for it."""
+    if stated_um is None:
+        return
+    said = getattr(names, "pixel_size_um", None) if names is not None else \
+        ome_pixel_size(path) if Path(path).suffix.lower() in (".tif", ".tiff") else None
+    if said is not None and not same_pixel_size(said, stated_um):
         raise InputError(f"the crop's OME metadata say {said:g} um per pixel, the folder's "
-                         f"first crop's {first_um:g}: crops of two pixel sizes (two "
-                         "scanners?) are read at one; keep each in a folder of its own", path)
+                         f"crops {stated_um:g}: crops of two pixel sizes (two scanners?) are "
+                         "read at one; keep each in a folder of its own", path)
 
 
 @dataclass(frozen=True)
