@@ -18,8 +18,10 @@ from ctcnet.commands.outcome import outcome_lines, retallied, run_outcome, say_e
 from ctcnet.commands.predict_index import (
     index_at_the_end,
     index_of_an_ended_run,
+    index_or_ended_in_place,
     own_share,
     resume_text,
+    say_done_before_the_end,
     stopped_over_an_index,
 )
 from ctcnet.commands.predict_processes import (
@@ -40,7 +42,6 @@ from ctcnet.inference.distributed import distributed_context, env_info
 from ctcnet.inference.distributed import shard as split
 from ctcnet.inference.output_names import output_folder_of
 from ctcnet.inference.run_index import (
-    mark_run_ended_in_place,
     mark_run_started,
     note_set_aside,
     refusals_that_stand,
@@ -441,30 +442,30 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
     # A process killed or failed leaves its share unfinished: the run failed, its samples say.
     failed = status not in STOPPED and status not in SHARE_DONE
     stopped_by = stopped_by_words(status)
-    try:
-        index = write_run_index(
-            out, names, len(shares), since=started,
-            state="stopped" if stopped_by else "failed" if failed else "finished",
-            missing_reason=f"its process ended with status {status} before writing it (see the "
-                           "log); the same command resumes it" if failed else
-            f"the run was stopped before its output was written; {resume_text(args.overwrite)}"
-            if stopped_by else None,
-            error=processes_error(status, endings) if failed else
-            f"stopped by {stopped_by}" if stopped_by else None)
-    except OSError as err:  # a folder gone read-only, a full disk: not left "running"
-        with contextlib.suppress(Exception):
-            mark_run_ended_in_place(out, "stopped" if stopped_by else "failed", err)
-        raise
+    index = index_or_ended_in_place(
+        out, "stopped" if stopped_by else "failed", names, len(shares), since=started,
+        state="stopped" if stopped_by else "failed" if failed else "finished",
+        missing_reason=f"its process ended with status {status} before writing it (see the "
+                       "log); the same command resumes it" if failed else
+        f"the run was stopped before its output was written; {resume_text(args.overwrite)}"
+        if stopped_by else None,
+        error=processes_error(status, endings) if failed else
+        f"stopped by {stopped_by}" if stopped_by else None)
     missing = [e["name"] for e in index["outputs"] if e.get("missing")]
     if stopped_by and not missing:
         # The signal came as the last inputs were finished (a process ends on it after its
         # last output is written): every input has its output, so the night is complete and
         # said so, each input's outcome listed, not "stopped" beside a full set of results.
-        index = write_run_index(out, names, len(shares), since=started)
+        index = index_or_ended_in_place(out, "stopped", names, len(shares), since=started)
         done = f"stopped by {stopped_by} once every input was done: nothing is left to resume"
         print(f"ctcnet predict: {done}", file=sys.stderr)
         log.note(done, logging.WARNING)
         status = 0
+    elif stopped_by:  # the processes' shares say nothing of it: said once, here
+        say_done_before_the_end(index, names, log)
+        said = f"stopped ({stopped_by}); {resume_text(args.overwrite)}"
+        print(f"ctcnet predict: {said}", file=sys.stderr)
+        log.note(said, logging.WARNING)
     if missing and status == 0:
         say_error(f"no output for {missing}", log)
         status = 1

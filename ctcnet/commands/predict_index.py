@@ -19,14 +19,22 @@ def index_at_the_end(out, names, world_size, set_aside, started, failed_reports,
                       sharded: bool) -> dict:
     """run.json of a run that ended as it should; returns the refusals that stand (those
     another run did not finish or hold). A full disk leaves it ``failed``, not ``running``."""
+    index = index_or_ended_in_place(out, "failed", names, world_size, set_aside, started,
+                                    failed_reports=failed_reports, sharded=sharded)
+    return refusals_that_stand(index, set_aside, several=len(names) > 1)
+
+
+def index_or_ended_in_place(out, ended: str, *args, **kwargs) -> dict:
+    """``write_run_index(out, *args, **kwargs)``; where it cannot be written (a full disk, a
+    folder gone read-only) run.json is written over in place with the state ``ended``
+    (``failed``, ``stopped``) and the error, not left reading ``running``, and the error
+    raised."""
     try:
-        index = write_run_index(out, names, world_size, set_aside, started,
-                                failed_reports=failed_reports, sharded=sharded)
+        return write_run_index(out, *args, **kwargs)
     except OSError as err:
         with contextlib.suppress(Exception):
-            mark_run_ended_in_place(out, "failed", err)
+            mark_run_ended_in_place(out, ended, err)
         raise
-    return refusals_that_stand(index, set_aside, several=len(names) > 1)
 
 
 def own_share(set_aside: dict, names, mine, summaries, shard_text) -> dict:
@@ -103,11 +111,18 @@ def index_of_an_ended_run(out, names, world_size, set_aside, started, failed_rep
         with contextlib.suppress(Exception):
             mark_run_ended_in_place(out, ended, err)
         return
+    say_done_before_the_end(index, mine, log)
+
+
+def say_done_before_the_end(index: dict, mine, log) -> None:
+    """Name the samples of ``mine`` (this run's, or a job's share) whose output the run index
+    of a run that ended early lists as done: in the log, and on the console, which an operator
+    reads before any file."""
     done = [entry["name"] for entry in index["outputs"]
             if "summary" in entry and entry["name"] in mine]
     for name in done:
         log.note(f"{name}: done before the run ended")
-    if done:  # on the console too: an operator reads it before any file
+    if done:
         import sys
 
         print(f"ctcnet predict: {len(done)} sample(s) done before the run ended: "

@@ -921,7 +921,9 @@ def test_an_output_folder_gone_read_only_leaves_no_running_run_json(
     assert status == 4
     run = json.loads((out / "run.json").read_text())
     assert run["state"] == "failed" and "Permission denied" in run["error"]
-    monkeypatch.setattr(P, "write_run_index", read_only)
+    import ctcnet.commands.predict_index as C
+
+    monkeypatch.setattr(C, "write_run_index", read_only)  # the --processes parent's index
     status, _ = run_cli(capsys, *common, "--processes", "2", "--overwrite")
     assert status == 4
     run = json.loads((out / "run.json").read_text())

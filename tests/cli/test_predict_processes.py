@@ -369,6 +369,8 @@ def test_a_signal_to_the_parent_alone_stops_every_process_and_the_rerun_resumes(
     assert parent.poll() is None and len(children) == 2, parent.communicate()
     parent.send_signal(signal.SIGINT if how == "interrupt" else signal.SIGTERM)
     assert parent.wait(timeout=60) == (130 if how == "interrupt" else 143), parent.stderr.read()
+    said = [line for line in parent.stderr.read().splitlines() if "stopped (" in line]
+    assert len(said) == 1, said  # the parent's, not one a process
     assert not [pid for pid in children if _running(pid)]
     assert len(list(out.glob("*/summary.json"))) < 3  # stopped part-way
     assert main(_args(base, model, out, "--processes", "2", "--quiet")) == 0
@@ -443,14 +445,17 @@ def test_a_process_that_failed_is_said_with_what_its_log_says_ended_it(scans, tm
 @pytest.mark.parametrize("status, by", [(130, "an interrupt (Ctrl-C)"), (143, "SIGTERM"),
                                         (129, "SIGHUP")])
 def test_a_run_stopped_in_its_processes_says_what_stopped_it(scans, tmp_path, monkeypatch,
-                                                           status, by):
+                                                           capsys, status, by):
     """Ctrl-C or a scheduler's SIGTERM while the processes run: run.json says the run was
-    stopped, by what, and why each sample has no output, as one process's run does."""
+    stopped, by what, and why each sample has no output, as one process's run does; the
+    console says it once (the processes, which said it each, leave it to the parent)."""
     from ctcnet.commands import predict_processes
 
     base, model = scans
     monkeypatch.setattr(predict_processes, "run_in_processes", lambda *a, **k: status)
     assert main(_args(base, model, tmp_path / "out", "--processes", "2")) == status
+    said = [line for line in capsys.readouterr().err.splitlines() if "stopped (" in line]
+    assert said == [f"ctcnet predict: stopped ({by}); the same command resumes it"]
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["state"] == "stopped" and run["error"] == f"stopped by {by}"
     assert all(e["missing"] and "stopped before its output was written" in e["reason"]
