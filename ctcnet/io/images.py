@@ -151,6 +151,8 @@ def _page_labels(tif, pages) -> StoredNames | None:
     """The planes' labels of a plain (not OME) TIFF: ImageJ's ``Labels``, else a
     ``PageName`` on every page; None without them."""
     labels = (tif.imagej_metadata or {}).get("Labels") if tif.is_imagej else None
+    if isinstance(labels, str):  # one plane's label, as tifffile reads a single-plane file's
+        labels = [labels]
     if not isinstance(labels, list):
         tags = [page.tags.get("PageName") for page in pages]
         labels = [tag.value for tag in tags] if all(tags) else None

@@ -345,6 +345,18 @@ def test_planes_labelled_by_a_viewer_or_scanner_are_checked_where_they_name_mark
     check_channel_names(names, panel, path)
 
 
+def test_a_single_plane_files_imagej_label_is_read(tmp_path, rng):
+    """One channel a file, labelled by ImageJ: tifffile reads a single plane's Labels back as
+    a string, not a list, and the label was dropped unread (a CD45 file in CK's place read as
+    CK: a cartridge's CTC calls 24 -> 41)."""
+    import tifffile
+
+    path = tmp_path / "r00c00_c1.tif"
+    tifffile.imwrite(path, rng.integers(100, 4000, (24, 24)).astype(np.uint16), imagej=True,
+                     metadata={"axes": "YX", "Labels": ["CD45"]})
+    assert read_tiff(path)[1] == ["CD45"]
+
+
 def test_the_cellsearch_offset_taken_off_is_noted_once_a_folder(tmp_path, caplog):
     """Exports holding counts of 12 bits with 2^15 added to some read as the counts: said in
     the run's log, once a folder, where nothing said what was assumed of the data."""

@@ -904,6 +904,26 @@ def test_a_layout_read_wrong_without_a_word_is_a_problem_of_the_sample(tmp_path,
                                                     "r00c01": "frame1"})).problems == []
 
 
+def test_frames_numbered_without_columns_are_said_to_lie_in_one_row(tmp_path, rng, caplog):
+    """frame0..frame3 of a 2 x 2 scan with no columns in cartridge.json: placed in one row
+    (r00c00..r00c03), not on the scanner's grid, without a word; said now."""
+    panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"]})
+    for k in range(4):
+        write_frame(tmp_path, 0, k, rng.integers(1, 999, (3, 16, 16), dtype=np.uint16), panel)
+        (tmp_path / f"r00c0{k}.tif").rename(tmp_path / f"frame{k}.tif")
+    (tmp_path / "panel.json").write_text(json.dumps(panel.to_dict()))
+    with caplog.at_level("WARNING"):
+        ids = [f.frame_id for f in open_cartridge(tmp_path).frames]
+    assert ids == ["r00c00", "r00c01", "r00c02", "r00c03"]
+    assert any("no columns in cartridge.json" in r.getMessage() for r in caplog.records)
+    (tmp_path / "cartridge.json").write_text('{"columns": 2}')
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        ids = [f.frame_id for f in open_cartridge(tmp_path).frames]
+    assert sorted(ids) == ["r00c00", "r00c01", "r01c00", "r01c01"]
+    assert not any("no columns" in r.getMessage() for r in caplog.records)
+
+
 def test_a_panel_without_a_pixel_size_is_refused_naming_the_one_cartridge_json_states(
         tmp_path, rng):
     panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.53})

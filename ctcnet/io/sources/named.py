@@ -208,6 +208,13 @@ class NamedFrames(FrameSource):
             raise InputError("no frames found: the files named like a frame's channel name no "
                              f"channel of panel.json ({', '.join(panel.names)}), e.g. "
                              f"{unnamed[0]}{hint}", root)
+        if not columns and any(FRAME_INDEX.match(part.stem) for part in parts):
+            from ctcnet.io.cartridge_info import say_once
+
+            say_once(root, "frames numbered frame<k> and no columns in cartridge.json: they "
+                           "are placed in one row (r00c00, r00c01, ...), not on the scanner's "
+                           "grid; state columns (frames per row) for the events' and the "
+                           "review's positions to be the scanner's")
         by_position: dict[tuple[int, int], list[FramePart]] = {}
         indices = {}
         for part in parts:
