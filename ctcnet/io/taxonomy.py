@@ -157,7 +157,15 @@ class Taxonomy:
 
     def unreported_note(self) -> str | None:
         """What :meth:`unreported_ctc_like` means (a lab's EMT class dropped out of the counts
-        and the guard unsaid), or None."""
+        and the guard unsaid), or that the taxonomy reports no class at all (a lab's own
+        classes under the default "reported", ctc and cluster, which it has not: a model that
+        counts nothing, unsaid), or None."""
+        if not self.reported_classes():
+            return (f"the taxonomy reports none of its classes ({', '.join(self.names)}; "
+                    "\"reported\" names none of them, by default ctc and cluster): predict "
+                    "counts nothing per 7.5 mL (a sample's figure is n/a); name the classes "
+                    "to count in \"reported\", with \"checked_as\": \"ctc\" for a kind of CTC "
+                    "(docs/data-formats.md)")
         unreported = self.unreported_ctc_like()
         if not unreported:
             return None

@@ -152,3 +152,27 @@ def test_a_class_named_as_a_ctc_but_not_reported_is_said_before_training_and_pre
     said = load_taxonomy({"classes": [c if c != "emt_ctc" else {"name": c, "checked_as": "ctc"}
                                       for c in classes], "reported": ["ctc", "emt_ctc"]})
     assert said.checking_notes() == [] and said.unreported_note() is None
+
+
+def test_a_taxonomy_that_reports_none_of_its_classes_is_said_before_training_and_predicting(
+        caplog):
+    """A lab's own classes (tumour, leuko, other) under the default "reported" (ctc and
+    cluster, which it has not): the model counted nothing, every sample's figure n/a, and
+    neither train nor predict said a word."""
+    from ctcnet.inference.options import say_what_other_reported_classes_lack
+    from ctcnet.io.taxonomy import load_taxonomy
+    from ctcnet.training.datamodule import CTCDataModule
+
+    classes = ["tumour", "leuko", "other"]
+    with caplog.at_level("WARNING"):
+        CTCDataModule(taxonomy={"classes": classes}, simulate={"train": {"tumour": 4}})
+    assert "the taxonomy reports none of its classes (tumour, leuko, other" in caplog.text
+    caplog.clear()
+
+    class Spec:  # what the predict-time warning reads of a model
+        taxonomy = load_taxonomy({"classes": classes})
+
+    with caplog.at_level("WARNING"):
+        say_what_other_reported_classes_lack(Spec())
+    assert "predict counts nothing per 7.5 mL" in caplog.text
+    assert load_taxonomy({"classes": classes, "reported": ["tumour"]}).unreported_note() is None
