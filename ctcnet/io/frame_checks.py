@@ -162,9 +162,10 @@ def check_frame_values(frame: np.ndarray, channels, path, fresh: bool = False) -
         k, channel, top = over[0]
         lo, hi = channel.value_range
         named = ", ".join(f"{c.name} up to {float(t):g}" for _, c, t in over)
-        if all(t == c.value_range[1] + 1 for _, c, t in over):  # 0-4096 for 0-4095
-            remedy = (f": one count past the top, as frames rescaled to 0-{hi + 1:g} instead "
-                      f"of 0-{hi:g} are; clip them at {hi:g}, or state value_range "
+        if all(t <= c.value_range[1] + 1 for _, c, t in over):  # 0-4096 for 0-4095
+            remedy = (f": up to one count past the top, as frames rescaled to 0-{hi + 1:g} "
+                      f"instead of 0-{hi:g} are, or counts in floating point a flat-field "
+                      f"correction moved; clip them at {hi:g}, or state value_range "
                       f"[{lo:g}, {hi + 1:g}] in panel.json")
         else:
             x16 = all(t <= 65535 and not np.any(np.mod(flat[j], 16)) for j, _, t in over)
@@ -173,9 +174,9 @@ def check_frame_values(frame: np.ndarray, channels, path, fresh: bool = False) -
             bits = next((b for b in (14, 16) if max(t for _, _, t in over) <= 2 ** b - 1
                          and 2 ** b - 1 > hi and not x16), 16)
             remedy = (": state the scan's range in panel.json "
-                      f'("bit_depth": {bits} for a {bits}-bit camera, [0, {2 ** bits - 1}] for '
-                      'every channel; or one channel\'s own, {"name": '
-                      f'"{channel.name}", "value_range": [0, {2 ** bits - 1}]}})'
+                      f'("bit_depth": {bits} for a {bits}-bit camera: [0, {2 ** bits - 1}] for '
+                      "every channel; the marker guard compares counts across channels, so "
+                      "a channel alone at another scale is read wrong)"
                       + ("; every value is a multiple of 16, as a 12-bit camera's counts "
                          "stored x16 (to 65520) are" if x16 else
                          ", or the frame is damaged" + _offset_said(flat[k], hi)))

@@ -7,7 +7,9 @@ and crops (:mod:`ctcnet.detect.crop_dataset`) alike are held to them here."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -48,11 +50,16 @@ def check_channel_file_name(found: Sequence[str] | None, expected: str, path) ->
     role, wanted = marker_role(stored), marker_role(str(expected))
     if stored.upper() == str(expected).upper() or "unknown" in (role, wanted) or role == wanted:
         return
-    raise PanelMismatchError(
-        f"channel mismatch: the file names its channel {stored!r}, but a channel file of its "
-        f"name holds panel.json's {expected!r} (files _c0, _c1, ... in panel.json's order): "
-        "rename the channel files to the channels they hold, or put panel.json's channels "
-        "in the files' order", path)
+    if re.search(r"_c\d+$", Path(path).stem, re.IGNORECASE):  # numbered in panel.json's order
+        raise PanelMismatchError(
+            f"channel mismatch: the file names its channel {stored!r}, but a channel file of "
+            f"its name holds panel.json's {expected!r} (files _c0, _c1, ... in panel.json's "
+            "order): rename the channel files to the channels they hold, or put panel.json's "
+            "channels in the files' order", path)
+    raise PanelMismatchError(  # a file named for its marker (r00c00_CK.tif)
+        f"channel mismatch: the file names its channel {stored!r}, but its file name says "
+        f"{expected!r}: one of the two is wrong; rename the file to the channel it holds, or "
+        "export it again", path)
 
 
 def planes_by_name(found: Sequence[str], expected: Sequence[str]) -> list[int] | None:

@@ -355,6 +355,17 @@ def test_a_single_plane_files_imagej_label_is_read(tmp_path, rng):
     tifffile.imwrite(path, rng.integers(100, 4000, (24, 24)).astype(np.uint16), imagej=True,
                      metadata={"axes": "YX", "Labels": ["CD45"]})
     assert read_tiff(path)[1] == ["CD45"]
+    # Read as panel.json's CK: refused, the advice by how the files are named (a file named
+    # for its marker was told to renumber _c0, _c1 ... or reorder panel.json).
+    from ctcnet.errors import PanelMismatchError
+    from ctcnet.io.images import read_channel_file
+
+    with pytest.raises(PanelMismatchError, match=r"files _c0, _c1, \.\.\. in panel.json's"):
+        read_channel_file(path, "CK")
+    named = path.rename(tmp_path / "r00c00_CK.tif")
+    with pytest.raises(PanelMismatchError, match="'CD45', but its file name says 'CK': one of "
+                                                 "the two is wrong"):
+        read_channel_file(named, "CK")
 
 
 def test_the_cellsearch_offset_taken_off_is_noted_once_a_folder(tmp_path, caplog):

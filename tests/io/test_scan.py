@@ -207,6 +207,13 @@ def test_a_frame_rescaled_one_count_past_12_bits_is_told_so():
     with pytest.raises(InputError, match=r"channels DAPI up to 4096, CK up to 4096, CD45 up to "
                                          r"4096: .*one count past the top.*clip them at 4095"):
         check_frame_values(frame, panel.channels, "f.tif")
+    # Counts in floating point a flat-field correction moved a fraction past the top: the same
+    # remedy (it was sent to a 14-bit camera's range).
+    floats = frame.astype(np.float32) + 0.5
+    floats[:, 0, 0] = 4095.99
+    with pytest.raises(InputError, match=r"up to one count past the top.*flat-field correction "
+                                         r"moved; clip them at 4095"):
+        check_frame_values(floats, panel.channels, "f.tif")
 
 
 def test_a_panel_that_states_16_bits_reads_16_bit_values(clean_run, cart):
