@@ -107,7 +107,10 @@ def _spec_text(path, spec) -> str:
     training = spec.training or {}
     splits = ((training.get("data") or {}).get("splits") or {})
     # (a checkpoint keeps the best epoch's weights: its card's epoch count is the run's)
-    trained = ", ".join(([f"the weights after epoch {training['epochs_completed']}"]
+    resumed = training.get("resumed") or []
+    trained = ", ".join(([f"the weights after epoch {training['epochs_completed']}"
+                          + "".join(f" (resumed after epoch {r['epoch_index'] + 1})"
+                                    for r in resumed)]
                          if "epochs_completed" in training else []) +
                         [f"{split} {record['crops']:,} crops" for split, record in splits.items()
                          if isinstance(record, dict) and "crops" in record])

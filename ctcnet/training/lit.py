@@ -32,6 +32,7 @@ from ctcnet.nn.nets import list_architectures, load_backbone_state
 from ctcnet.nn.registry import is_registry_name, resolve_model
 from ctcnet.nn.spec import SPEC_KEY, ModelSpec
 from ctcnet.training import lightning_noise  # noqa: F401  (Lightning's tips silenced)
+from ctcnet.training.resume import resumed_record
 from ctcnet.training.schedules import lr_schedule
 
 log = logging.getLogger(__name__)
@@ -477,7 +478,8 @@ class CTCLitModule(L.LightningModule):
                     "epochs_completed": int(self.current_epoch) + 1,
                     "global_step": int(self.global_step),
                     "processes": int(getattr(getattr(self, "_trainer", None), "world_size", 1)),
-                    "loss_weights": [round(w, 4) for w in self.loss_weights.tolist()]}
+                    "loss_weights": [round(w, 4) for w in self.loss_weights.tolist()],
+                    **({"resumed": self.resumed} if getattr(self, "resumed", None) else {})}
         return self.spec.replace(training=training, metrics=_plain(self.last_metrics))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -495,3 +497,4 @@ class CTCLitModule(L.LightningModule):
             self.spec.panel.check_matches(Panel.from_dict(spec["panel"]), "checkpoint")
             self.data_summary = spec.get("training", {}).get("data", {})
             self.last_metrics = spec.get("metrics", {})
+            self.resumed = resumed_record(checkpoint, spec)

@@ -21,6 +21,15 @@ log = logging.getLogger(__name__)
 RUN_SHAPE = "ctcnet_run_shape"
 
 
+def resumed_record(checkpoint: dict, spec: dict) -> list[dict]:
+    """A resumed run's record of the checkpoints it went on from (a resume of a resume keeps
+    the first's): each one's epoch index and step, as the model file's ``training.resumed``
+    says them."""
+    return [*(spec.get("training") or {}).get("resumed", []),
+            {"epoch_index": int(checkpoint.get("epoch", -1)),
+             "global_step": int(checkpoint.get("global_step", -1))}]
+
+
 def run_shape(trainer, datamodule) -> dict:
     """What sets a run's steps per epoch beside its data: processes, batch size, accumulation."""
     return {"processes": int(trainer.world_size),

@@ -683,6 +683,12 @@ def test_resume_from_last_continues(crop_dir, tmp_path):
     # Only the missing epoch ran, and the step count (hence the LR schedule) went on.
     assert record.started == [1]
     assert trainer.current_epoch == 2 and trainer.global_step == 2 * steps
+    # The checkpoints written since say where the run went on from (another model than an
+    # uninterrupted run's: the file alone says how it was made); the first run's say nothing.
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["ctcnet_spec"]["training"]["resumed"] == [{"epoch_index": 0,
+                                                           "global_step": steps}]
+    assert "resumed" not in first.current_spec().training
 
 
 class RecordFirstBatches(Callback):
