@@ -57,9 +57,10 @@ def summary_lines(report: dict, calibrated_on: str | None = None) -> list[str]:
                      "cnn.by_sample)")
     band = cnn["review_band"]
     if band.get("auto_precision") is not None:
-        shown = (f"; predict shows {band['shown_fraction']:.1%} for the network's doubt "
-                 "(what could change a reported count), the guard's flags aside"
-                 if "shown_fraction" in band else "")
+        shown = (f"; {band['shown_fraction']:.1%} of crops the network's doubt that could "
+                 "change a reported count (before the markers' word and the guard's flags: "
+                 "what predict shows is the review list below)" if "shown_fraction" in band
+                 else "")
         missed = (f"; {counted_cells_text(band)} neither counted nor shown "
                   f"{band['counted_missed']} of {band['counted_cells']}"
                   if band.get("counted_cells") else "")
@@ -116,7 +117,9 @@ def absent_classes_warning(report: dict) -> str | None:
                       called.items() if n)
     return (f"the labels hold no {', '.join(absent)}: macro-F1 {over} and says nothing of how "
             f"{'that class is' if len(absent) == 1 else 'those classes are'} told apart"
-            + (f" ({wrong}: a negative control's false calls)" if wrong else ""))
+            + (f" ({wrong}: in a negative control, its false calls; in a folder of "
+               "those classes, its labels, panel.json's channel order or its pixel size "
+               "misread)" if wrong else ""))
 
 
 # A class scored on fewer crops than this weighs in the macro-F1 as much as any other.

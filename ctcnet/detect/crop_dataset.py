@@ -388,8 +388,9 @@ def read_crop(path: str | Path, panel: Panel, min_size: int = 0,
     arr, names = read_image(path, MAX_CROP_PLANE_PIXELS)
     refuse_another_crops_pixel_size(names, stated_um, path)
     if panel.composite == "rgb" and not is_rgb_composite(arr):
-        raise InputError(f"panel.json says the crops are RGB composites, but this file holds "
-                         f"{arr.shape[0]} plane(s) of {arr.dtype}", path)
+        raise InputError(f"the folder's crops are RGB composites (as panel.json or its first "
+                         f"crop says), but this file holds {arr.shape[0]} plane(s) of "
+                         f"{arr.dtype}: keep other crops in a folder of their own", path)
     if panel.composite is None and panel.num_channels == 3 and is_rgb_composite(arr):
         # Its planes are R, G, B display levels, in the composite's order, not the panel's.
         raise InputError("an 8-bit colour composite among crops of raw counts (the folder's "

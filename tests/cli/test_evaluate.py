@@ -21,9 +21,10 @@ def test_the_summary_says_when_calibration_fits_worse_and_what_the_review_band_h
     assert any("fits these crops worse than none: --calibrate-on" in line for line in lines)
     # Each share with what it is of, and the figure a card's guarantee states.
     assert any("3.7% of crops (4 of 108), the calls above it 85.6% precise (89 of 104); "
-               "predict shows 1.2% for the network's doubt (what could change a reported "
-               "count), the guard's flags aside; CTCs and clusters neither counted nor shown "
-               "3 of 13" in line for line in lines)
+               "1.2% of crops the network's doubt that could change a reported count (before "
+               "the markers' word and the guard's flags: what predict shows is the review list "
+               "below); CTCs and clusters neither counted nor shown 3 of 13" in line
+               for line in lines)
     lines = _summary_lines({"n": 108, "class_counts": {}, "cnn": {**cnn, "ece": 0.05}})
     assert not any("fits these crops worse" in line for line in lines)
     # Calibrated here: not told to take the step just taken.

@@ -84,7 +84,7 @@ def test_composite_panel_refuses_a_16bit_file(tmp_path, rng):
                      photometric="minisblack")
     (root / "panel.json").write_text(json.dumps({"channels": RGB_ORDER, "composite": "rgb",
                                                      "pixel_size_um": 0.1}))
-    with pytest.raises(InputError, match="says the crops are RGB composites"):
+    with pytest.raises(InputError, match="the folder's crops are RGB composites"):
         read_crop_index(root).read(0)
 
 
