@@ -167,6 +167,11 @@ def own_nucleus_diameter_of(above: np.ndarray, noise: float) -> float:
     return _central_diameter((above > 0.5 * peak) & own)
 
 
+# Nuclei of one folder this many times apart (90th over 10th percentile) are crops at different
+# scales: a lymphocyte's and a large CTC's nucleus at one scale are 2-2.5x apart.
+SCALES_APART = 4.0
+
+
 def estimate_pixel_size(crops: Iterable[np.ndarray], dna: int,
                         reference_um: float = REFERENCE_NUCLEUS_UM, what: str = "crop set",
                         option: str = PIXEL_SIZE_OPTION) -> float:
@@ -183,6 +188,12 @@ def estimate_pixel_size(crops: Iterable[np.ndarray], dna: int,
     estimate = reference_um / float(np.median(found))
     log.info("%s: pixel size estimated at %.3f um/px from %d nuclei (median %.1f px)", what,
              estimate, len(found), float(np.median(found)))
+    low, high = np.percentile(found, [10, 90])
+    if high > SCALES_APART * low:  # one pixel size reads most of such a folder wrong
+        log.warning("%s: the crops' nuclei span %.0f-%.0f px (10th-90th percentile): crops at "
+                    "very different scales (each scaled to fit its cell?), which one pixel "
+                    "size (%.3f um/px) reads wrong; %s fit reads each at its own", what, low,
+                    high, estimate, option)
     return estimate
 
 
