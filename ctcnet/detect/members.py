@@ -64,12 +64,6 @@ CK_DNA_SHARE = 0.1
 # low (a lymphocyte's CD45 peaked at 4x the CK blur it took in), while a dim CTC's member
 # takes in a neighbour's CD45 blur up to about its own CK.
 CD45_OUTSHINES = 2.0
-# A piece smaller than a cell (under this many um across, its area a disk's) is no member of
-# its own: it joins a neighbour in its object (of its kind where one is). A CTC is over 4 um
-# (CellSearch), and on detection's grid a cell's piece takes in its blur; a granular CTC's
-# CK granule (12.5 um2), offered alone, was called ctc on its crop (the whole cell) and
-# counted beside the cell, and a cluster's 9.6 um2 edge piece likewise.
-MIN_MEMBER_UM = 4.5
 # The columns an event table with alternates carries (:func:`attach_parts`).
 GROUP = "alternate_group"
 PART = "alternate_part"
@@ -99,8 +93,7 @@ def marker_parts(labels: np.ndarray, pieces: np.ndarray, pairs: tuple[np.ndarray
                  peaks: np.ndarray, channels: tuple[int, int, int | None],
                  threshold_snr: float, saddles: tuple | None = None,
                  cd45_peak: np.ndarray | None = None,
-                 exclusion: np.ndarray | None = None,
-                 min_pixels: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                 exclusion: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The alternate members of merged objects that hold a CTC-like member and another.
 
     ``labels``: the objects (after merging); ``pieces``: the watershed's pieces they were
@@ -109,8 +102,7 @@ def marker_parts(labels: np.ndarray, pieces: np.ndarray, pairs: tuple[np.ndarray
     (nucleus, epithelial, leukocyte or None) channel positions; ``saddles``: per pair, the
     highest CK and the highest DNA along its border
     (:func:`ctcnet.detect.splitting.adjacent_saddles`), if read;
-    ``cd45_peak``, ``exclusion``: see :func:`ctc_like`; ``min_pixels``: a piece of fewer
-    pixels is part of its largest neighbour in its object (:data:`MIN_MEMBER_UM`).
+    ``cd45_peak``, ``exclusion``: see :func:`ctc_like`.
     Returns a label image of the parts (0 elsewhere) and, per part label 0..k, the object
     label it came from (0 for none). Neighbouring pieces that are not CTC-like form one part;
     CTC-like ones do where the CK and the DNA between them stay high (``SAME_CELL_RATIO``;
@@ -136,8 +128,7 @@ def marker_parts(labels: np.ndarray, pieces: np.ndarray, pairs: tuple[np.ndarray
         one_cell = (saddles[0] >= SAME_CELL_RATIO * np.minimum(ck[a], ck[b])) & \
             (saddles[1] >= SAME_CELL_RATIO * np.minimum(dna[a], dna[b]))
         same &= ~like[a] | one_cell
-    a, b = _with_small_pieces_joined(pieces, owner, like, a, b, same, min_pixels)
-    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(n + 1, n + 1))
+    graph = coo_matrix((np.ones(int(same.sum())), (a[same], b[same])), shape=(n + 1, n + 1))
     _, component = connected_components(graph, directed=False)
     # Objects holding a CTC-like member and another member (of the other kind, or a second
     # CTC-like one across a CK gap) are split; the rest are left alone.
@@ -179,36 +170,6 @@ def attach_parts(wholes: pd.DataFrame, parts: pd.DataFrame, parent: np.ndarray,
     columns[GROUP] = np.concatenate([np.where(split, whole_label, -1), parent_of[keep]])
     columns[PART] = np.arange(len(whole_label) + int(keep.sum())) >= len(whole_label)
     return pd.DataFrame(columns)
-
-
-def _with_small_pieces_joined(pieces: np.ndarray, owner: np.ndarray, like: np.ndarray,
-                              a: np.ndarray, b: np.ndarray, same: np.ndarray,
-                              min_pixels: float) -> tuple[np.ndarray, np.ndarray]:
-    """The member graph's edges (the pairs ``a``, ``b`` where ``same``), each piece of fewer
-    than ``min_pixels`` pixels joined to one neighbour in its object instead of by its kind:
-    the largest of its own kind (a CTC's granule to the CTC), else the largest (taking that
-    one's kind in ``like``, changed in place); never bridging two others. A piece with no
-    neighbour in its object stays as it is."""
-    if min_pixels <= 0 or not len(a):
-        return a[same], b[same]
-    area = np.bincount(pieces.ravel(), minlength=len(owner))
-    small = area < min_pixels
-    small[0] = False
-    if not small.any():
-        return a[same], b[same]
-    keep = same & ~small[a] & ~small[b]
-    # Each small piece's neighbours in its object, both ways, its kind's largest last
-    pa, pb = np.concatenate([a, b]), np.concatenate([b, a])
-    mine = small[pa] & (owner[pa] == owner[pb]) & (pb > 0)
-    pa, pb = pa[mine], pb[mine]
-    order = np.lexsort((area[pb], like[pb] == like[pa], pa))
-    pa, pb = pa[order], pb[order]
-    last = np.r_[pa[1:] != pa[:-1], True] if len(pa) else np.zeros(0, bool)
-    host_of = dict(zip(pa[last].tolist(), pb[last].tolist()))
-    for piece, host in host_of.items():
-        like[piece] = like[host]
-    joined = np.array(list(host_of.items()), np.int64).reshape(-1, 2)
-    return (np.concatenate([a[keep], joined[:, 0]]), np.concatenate([b[keep], joined[:, 1]]))
 
 
 def marker_seeds(snr: np.ndarray, mask: np.ndarray, channels: tuple, seed_radius: int,
@@ -290,9 +251,7 @@ def with_marker_parts(events: pd.DataFrame, labels: np.ndarray, pieces: np.ndarr
         peaks[:, leukocyte] = runs.at_max(snr[leukocyte], snr[epithelial])
     a, b = pairs
     saddles = pair_saddles(pieces, [snr[epithelial], snr[nucleus]], a, b) if len(a) else None
-    work_px = config.work_grid(panel.pixel_size_um)[1]
     parts, parent = marker_parts(labels, pieces, pairs, peaks, channels, config.threshold_snr,
-                                 saddles, cd45_peak, exclusion,
-                                 np.pi * (MIN_MEMBER_UM / 2) ** 2 / work_px ** 2)
+                                 saddles, cd45_peak, exclusion)
     found = table(parts) if len(parent) > 1 else events.iloc[:0]
     return attach_parts(events, found, parent, LABEL)

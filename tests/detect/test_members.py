@@ -150,26 +150,3 @@ def test_a_ctc_touching_a_fibre_bright_in_every_channel_is_offered_alone():
     assert len(wholes) == 1 and inside.all(), "the fibre and the CTC read as one object"
     ctc = near(events, 66, 56)
     assert len(ctc) == 1 and bool(ctc[PART].iloc[0]), "the CTC is offered as a member"
-
-
-def test_a_piece_smaller_than_a_cell_is_no_member_of_its_own():
-    """A granular CTC's CK granule (a watershed piece of a few pixels, its CK saddle to the
-    cell low) was offered as a member alone, called ctc on its crop (the whole cell) and
-    counted beside the cell. A piece under a cell's size joins its largest neighbour in its
-    object: the CTC and the leukocyte beside it are still offered apart."""
-    from ctcnet.detect.members import marker_parts
-
-    pieces = np.zeros((6, 12), np.int64)
-    pieces[:, 0:5] = 1      # the CTC's body
-    pieces[2:4, 5] = 2      # a CK granule of 2 pixels on its edge
-    pieces[:, 6:12] = 3     # a leukocyte beside it
-    labels = (pieces > 0).astype(np.int64)  # one merged object
-    a, b = np.array([1, 2, 1]), np.array([2, 3, 3])
-    peaks = np.array([[0, 0, 0], [40, 60, 2], [30, 80, 3], [50, 4, 60]], float)  # DNA, CK, CD45
-    saddles = (np.array([10.0, 4.0, 3.0]), np.array([5.0, 2.0, 10.0]))  # CK, DNA gaps
-    parts, parent = marker_parts(labels, pieces, (a, b), peaks, (0, 1, 2), 5.0, saddles)
-    assert len(parent) == 4  # (before: the granule offered alone)
-    parts, parent = marker_parts(labels, pieces, (a, b), peaks, (0, 1, 2), 5.0, saddles,
-                                 min_pixels=4)
-    assert len(parent) == 3 and (parts[pieces == 2] == parts[pieces == 1][0]).all()
-    assert parts[pieces == 3][0] != parts[pieces == 1][0]
