@@ -6,7 +6,6 @@ than the one read are the sample's problems (partial, saying so)."""
 from __future__ import annotations
 
 from ctcnet.errors import InputError
-from ctcnet.io.marker_names import EXCLUSION_ROLES
 
 # Scans that image CTCs run from ~0.1 um per pixel (a 63x objective) to ~1.3 um (a 4x-5x or
 # binned 10x scan; CellSearch 0.64, other platforms 0.3-0.7). Beyond these bounds a 4 um CTC is
@@ -90,24 +89,8 @@ def plausibility_problems(cartridge) -> list[str]:
         problems.append(f"cartridge.json states pixel_size_um {float(stated):g}, but the frames "
                         f"are read at {px:g} (panel.json or the files' metadata): check which "
                         "is right")
-    return problems + scale_problems(cartridge.panel) + channel_list_problems(
-        cartridge.info, cartridge.panel.names, by_file_name=_read_by_file_names(cartridge))
-
-
-def scale_problems(panel) -> list[str]:
-    """The marker channels (DNA, CK and the exclusion markers) stated at different value
-    ranges: the marker guard compares counts across channels (CK's leak into CD45 as a share
-    of CK's counts), so a CD45 stored at 16x CK's scale read as CD45 on CTCs (1 of a
-    cartridge's 20 counted, 16 held as CD45-positive, its status ok)."""
-    tops = {c.name: float(c.value_range[1]) for c, role in zip(panel.channels, panel.roles())
-            if role in ("nucleus", "epithelial", *EXCLUSION_ROLES)}
-    if len(set(tops.values())) < 2:
-        return []
-    said = ", ".join(f"{name} 0-{top:g}" for name, top in tops.items())
-    return [f"panel.json states the marker channels at different value ranges ({said}): the "
-            "marker guard compares counts across channels (CK's leak into CD45 as a share of "
-            "CK's counts) and reads channels of other scales wrong (CTCs held as "
-            "CD45-positive): store the channels' counts at one scale, under one range"]
+    return problems + channel_list_problems(cartridge.info, cartridge.panel.names,
+                                            by_file_name=_read_by_file_names(cartridge))
 
 
 def _read_by_file_names(cartridge) -> bool:

@@ -174,25 +174,6 @@ def test_a_blood_volume_under_a_drop_is_a_problem_of_the_sample(cart_and_model, 
     assert plausibility_problems(open_cartridge(cart)) == []
 
 
-def test_marker_channels_at_different_scales_are_a_problem_of_the_sample():
-    """One channel stored x16 with its own range, as panel.json allows: the guard's leak
-    checks compare counts across channels: 1 CTC of a cartridge's 20 was counted, 16 held as
-    CD45-positive, the sample 'ok'. Said as a problem (partial); one range for all, or a
-    channel the guard does not read at another, is none."""
-    from ctcnet.io.panel import Panel
-    from ctcnet.io.plausibility import scale_problems
-
-    def panel(*ranges):
-        return Panel.from_dict({"channels": [
-            {"name": n, "value_range": [0, top]}
-            for n, top in zip(["DAPI", "CK", "CD45", "FITC"], ranges)], "pixel_size_um": 0.64})
-
-    (said,) = scale_problems(panel(4095, 4095, 65535, 4095))
-    assert "different value ranges (DAPI 0-4095, CK 0-4095, CD45 0-65535)" in said
-    assert scale_problems(panel(65535, 65535, 65535, 65535)) == []
-    assert scale_problems(panel(4095, 4095, 4095, 65535)) == []  # (FITC: no marker it reads)
-
-
 def test_a_labs_own_keys_travel_only_as_json_any_reader_parses():
     """cartridge.json written by Python may hold Infinity or NaN (its json writes them):
     carried into summary.json they would make it unreadable to a strict parser (a LIMS's,
