@@ -272,11 +272,10 @@ class CropNotes:
         return None
 
     def _state_range(self) -> str:
-        over = min(self.over_in)
         return ("A camera writing 16-bit values (or 12-bit counts stored x16, to 65520) is read "
-                "as such once panel.json states its range: "
-                f'{{"name": "{self.index.panel.channels[over].name}", '
-                '"value_range": [0, 65535]}, ...; '
+                'as such once panel.json states its range for every channel ("bit_depth": 16; '
+                "one channel stored x16 beside the others' 12 bits is divided by 16 first: the "
+                "guard weighs one channel's counts against another's); "
                 "crops past a range that is the camera's were changed after it (a "
                 "flat-field correction, a rescale): leave those out, or export them as the "
                 "camera's counts")

@@ -173,13 +173,20 @@ def check_frame_values(frame: np.ndarray, channels, path, fresh: bool = False) -
             # (to 16383) were pointed at 16 bits, which reads its saturation too late.
             bits = next((b for b in (14, 16) if max(t for _, _, t in over) <= 2 ** b - 1
                          and 2 ** b - 1 > hi and not x16), 16)
-            remedy = (": state the scan's range in panel.json "
-                      f'("bit_depth": {bits} for a {bits}-bit camera: [0, {2 ** bits - 1}] for '
-                      "every channel; the marker guard compares counts across channels, so "
-                      "a channel alone at another scale is read wrong)"
-                      + ("; every value is a multiple of 16, as a 12-bit camera's counts "
-                         "stored x16 (to 65520) are" if x16 else
-                         ", or the frame is damaged" + _offset_said(flat[k], hi)))
+            # Those channels alone x16, the others not: no range reads them right (the
+            # marker guard weighs one channel's counts against another's).
+            alone = x16 and any(np.any(np.mod(flat[j], 16)) for j in range(len(flat))
+                                if j not in {i for i, _, _ in over})
+            remedy = ((": every value of it is a multiple of 16, the other channels' not: it "
+                       "alone is stored x16; divide it by 16 before ctcnet reads it (no range "
+                       "in panel.json reads it right: the marker guard weighs one channel's "
+                       "counts against another's)") if alone else
+                      (": state the scan's range in panel.json "
+                       f'("bit_depth": {bits} for a {bits}-bit camera, [0, {2 ** bits - 1}] '
+                       "for every channel)"
+                       + ("; every value is a multiple of 16, as a 12-bit camera's counts "
+                          "stored x16 (to 65520) are" if x16 else
+                          ", or the frame is damaged" + _offset_said(flat[k], hi))))
         raise WholeFileError(f"channel{'s' if len(over) > 1 else ''} {named}: out of the panel's "
                          f"value_range [{lo:g}, {hi:g}] (0-4095, a 12-bit scan's, unless "
                          "panel.json states one; an OME file's SignificantBits, where it "

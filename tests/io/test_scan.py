@@ -179,7 +179,8 @@ def test_values_above_the_panels_range_skip_the_frame(clean_run, cart):
     assert skip["frame"] == "r00c00"
     assert "channel CK up to 65535: out of the panel's value_range [0, 4095]" \
         in skip["reason"]
-    assert '{"name": "CK", "value_range": [0, 65535]}' in skip["reason"]  # how to state it
+    # how to state it: every channel's (one channel alone at another scale reads wrong)
+    assert '"bit_depth": 16 for a 16-bit camera, [0, 65535] for every channel' in skip["reason"]
     assert summary.blood_volume_processed_ml == pytest.approx(7.5 * 2 / 3)
 
 
@@ -193,6 +194,26 @@ def test_a_12_bit_scan_stored_x16_under_a_12_bit_panel_is_told_what_it_is(clean_
         skip["reason"] and "damaged" not in skip["reason"]
     # Every channel over the range named at once, not one a run.
     assert "channels DAPI up to " in skip["reason"] and ", CK up to " in skip["reason"]
+
+
+def test_one_channel_stored_x16_is_told_to_be_divided_not_restated():
+    """CD45 alone stored x16 beside 12-bit DAPI and CK: stating a 16-bit range (for it, or for
+    every channel) reads it past the guard (a cartridge so read counted 1 of 20 CTCs, 16
+    held as CD45-positive); told to divide it by 16. Every channel x16: state the range."""
+    import numpy as np
+
+    from ctcnet.io.frame_checks import check_frame_values
+
+    panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"]})
+    frame = np.random.default_rng(0).integers(100, 4000, (3, 16, 16)).astype(np.uint16)
+    alone = frame.copy()
+    alone[2] *= 16
+    with pytest.raises(InputError, match=r"channel CD45 up to .*it alone is stored x16; divide "
+                                         r"it by 16"):
+        check_frame_values(alone, panel.channels, "f.tif")
+    with pytest.raises(InputError, match=r'"bit_depth": 16 .*for every channel\); every value '
+                                         r"is a multiple of 16"):
+        check_frame_values(frame * 16, panel.channels, "f.tif")
 
 
 def test_a_frame_rescaled_one_count_past_12_bits_is_told_so():
