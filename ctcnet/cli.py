@@ -327,8 +327,9 @@ def _say_stopped(args: argparse.Namespace, how: str) -> None:
     ranks = ("RANK", "LOCAL_RANK", "NODE_RANK") + (("SLURM_PROCID",) if train else ())
     sizes = ("WORLD_SIZE",) + (("SLURM_NTASKS",) if train else ())
     several = any(os.environ.get(n, "1") not in ("", "1") for n in sizes)
-    if os.environ.get("CTCNET_PARENT_PID"):  # a --processes share's: its parent says it
-        return
+    parent = os.environ.get("CTCNET_PARENT_PID", "")
+    if getattr(args, "process_inputs", None) is not None and parent == str(os.getppid()):
+        return  # a --processes share's, its parent alive: the parent says it once
     if not several or all(os.environ.get(n, "0") in ("", "0") for n in ranks):
         _say_error(f"ctcnet {args._name}: {how}{_resume_advice(args)}")
 
