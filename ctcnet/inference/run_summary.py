@@ -208,7 +208,8 @@ def count_definition(spec: ModelSpec) -> dict:
                                "queued where the network doubts them, but the marker guard "
                                "does not check their markers (a CD45+ cell so called is "
                                "counted): review every one."} if others else {}),
-            # A class named as a CTC the taxonomy does not report (a lab's emt_ctc): its
-            # calls have no rate and no guard, which the report's table alone left unsaid.
+            # A class named as a CTC the taxonomy does not report (a lab's emt_ctc), or none
+            # of its classes reported: calls with no rate and no guard, which the report's
+            # table alone left unsaid.
             **({"not_reported": f"{note[0].upper()}{note[1:]}."}
                if (note := spec.taxonomy.unreported_note()) else {})}
