@@ -198,6 +198,9 @@ def folder_not_found(path: Path, what: str = "crop dataset folder") -> InputErro
     if Path(path).is_file() and Path(path).suffix.lower() in MODEL_SUFFIXES:
         return InputError(f"a model file, not a {what} (a model is given with --model, or "
                           "finetune's --base)", path)
+    if Path(path).exists():  # a file where the folder is meant: it is there, not "not found"
+        return InputError(f"a file, not a {what}: pass the folder (for this file, "
+                          f"{Path(path).parent})", path)
     return InputError(f"{what} not found", path)
 
 

@@ -18,6 +18,10 @@ from ctcnet.errors import InputError
 from ctcnet.io.metadata_text import read_metadata_text
 from ctcnet.io.sources import claim
 
+# The files of a scan folder or of a run's outputs, never a list of inputs (cartridge.json,
+# panel.json, summary.json, events.parquet ...): given alone, their folder was meant.
+NOT_LISTS = (".json", ".parquet", ".fcs", ".html", ".npz", ".geojson")
+
 
 def _is_frame_file(path: Path) -> bool:
     """Whether a frame source reads ``path`` (an OME-TIFF holding a whole scan, a frame file):
@@ -38,6 +42,9 @@ def read_list_file(path: str | Path) -> list[Path]:
     path = Path(path)
     not_a_list = InputError("not a list of cartridge folders (a text file, one path per line); "
                             "pass the cartridge folder itself", path)
+    if path.suffix.lower() in NOT_LISTS:  # a scan's or a run's own file, given for its folder
+        raise InputError(f"a {path.suffix} file, no list of inputs: pass the folder holding "
+                         f"it ({path.parent})", path)
     try:
         # As the metadata files are read: a list saved by Notepad (a byte-order mark, UTF-16,
         # an accented name in Windows-1252) reads as its author wrote it.

@@ -669,6 +669,12 @@ def test_a_list_file_naming_nothing_or_no_path_is_refused_by_line(cart_and_model
         status, err = run_cli(capsys, *argv)
         assert_one_line_error(status, err, says)
         assert str(lists / name) in err[0]
+    # A scan's own file given for its folder (cartridge.json): said so, not read as a list.
+    argv = predict_args(cart_and_model, cart)
+    argv[1] = cart / "cartridge.json"
+    status, err = run_cli(capsys, *argv)
+    assert_one_line_error(status, err, f"a .json file, no list of inputs: pass the folder "
+                                       f"holding it ({cart})")
     assert not (cart.parent / "out").exists()
 
 

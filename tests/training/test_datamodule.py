@@ -14,6 +14,10 @@ def test_training_on_crops_without_panel_json_is_refused(tmp_path):
         CTCDataModule(data_dir=str(tmp_path))
     with pytest.raises(InputError, match="crop dataset folder not found"):
         CTCDataModule(data_dir=str(tmp_path / "missing"))
+    (tmp_path / "run.json").write_text("{}")  # a file where the folder is meant: not "missing"
+    with pytest.raises(InputError, match=r"a file, not a crop dataset folder: pass the folder "
+                                         r"\(for this file, "):
+        CTCDataModule(data_dir=str(tmp_path / "run.json"))
 
 
 def _lab_crops(root, n=4, pixel_size=True):
