@@ -87,15 +87,18 @@ def bench_classification(model_path: Path, settings: BenchSettings, workdir: Pat
     rows = []
     for batch_size in settings.batch_sizes:
         batch = crops[:batch_size]
-        # Small batches are timed over several calls so each sample lasts long enough to time.
-        calls = max(1, 256 // batch_size) if not settings.quick else 1
+        # Small batches are timed over several calls so each sample lasts long enough to time
+        # (--quick too: one call of 8 crops, a few ms, read torch eager at 15 crops/s beside
+        # channels_last's 641 on a busy machine, and every ratio to it 42x).
+        calls = max(1, (64 if settings.quick else 256) // batch_size)
         base = None
         for name, engine in engines.items():
             sync = torch.cuda.synchronize if "CUDA" in name else None
             engine.batch_size = batch_size
+            # (two untimed calls: a new batch shape costs the first one or two their kernels)
             samples = time_repeated(lambda e=engine, b=batch, k=calls: [e.predict_logits(b)
                                                                         for _ in range(k)],
-                                    settings.repeats, sync=sync)
+                                    settings.repeats, warmup=2, sync=sync)
             rates = [calls * batch_size / s for s in samples]
             row = {"engine": name, "batch": batch_size, "crops_per_s": stats(rates),
                    "macro_f1": accuracy[name]}
