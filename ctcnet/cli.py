@@ -265,8 +265,14 @@ def main(argv: list[str] | None = None) -> int:
         # A folder given bare to a command that takes it by option (`verify results`).
         takes = [o for a in command._actions for o in a.option_strings if o == "--results"]
         folder = next((u for u in unknown if not u.startswith("-") and Path(u).is_dir()), None)
+        import difflib
+
+        known = [o for a in command._actions for o in a.option_strings]
+        meant = [m[0] for u in unknown if u.startswith("--")
+                 and (m := difflib.get_close_matches(u.split("=")[0], known, 1, 0.6))]
         command.error(f"unrecognized arguments: {' '.join(unknown)}" + (
-            f" (a results folder is given as {takes[0]} {folder})" if takes and folder else ""))
+            f" (a results folder is given as {takes[0]} {folder})" if takes and folder else "")
+            + (f" (did you mean {', '.join(meant)}?)" if meant else ""))
     args._argv = argv  # for a command that runs itself again in child processes
     # Put back once the command ends: a notebook's main(["--quiet", ...]) left ctcnet's
     # warnings silenced (and a handler on stderr) for every later call of its library.

@@ -231,6 +231,7 @@ def test_a_misspelt_option_is_refused_with_its_commands_usage(capsys):
     err = capsys.readouterr().err
     assert stop.value.code == 2 and "ctcnet predict: error: unrecognized arguments: --qiet" in err
     assert "usage: ctcnet predict" in err
+    assert "(did you mean --quiet?)" in err  # the spelling meant, named
 
 
 def test_ctrl_c_while_the_commands_load_ends_with_a_line_not_a_traceback(monkeypatch, capsys):
