@@ -11,7 +11,7 @@ def say_spike_in(report: dict) -> None:
     counts after review, each with the tubes out of line; then what the columns mean."""
     say_table(report, report["class"])
     if report["after_review"]:
-        print("after review (every sample reviewed):")
+        print("after review (every sample signed off, its undecided calls as called):")
         say_table(report["after_review"], report["class"], "after review: ")
     print(f"recovery: {report['recovery_method']}")
     print("Poisson CV: " + (
