@@ -204,19 +204,19 @@ def _run(args, log) -> int:
     if not inputs:  # (--allow-empty, and no input holds a cartridge)
         return _nothing_to_do(args, out, log)
     cartridges, datasets = resolve_inputs(inputs)
+    shard = parse_shard(args.shard)  # (refused before a model is chosen and named)
     if args.list_outputs:  # nothing read past the metadata, nothing written
         from ctcnet.commands.predict_outputs import list_outputs, model_panel
 
-        return list_outputs(out, cartridges, datasets, parse_shard(args.shard),
+        return list_outputs(out, cartridges, datasets, shard,
                             model_panel(args, cartridges, datasets), args.pixel_size)
     refuse_out_in_crop_folders(out, datasets)
-    model = args.model if args.model is not None else \
-        _model_for_inputs(args, inputs, cartridges, datasets)
-    shard = parse_shard(args.shard)
     if shard and env_info().world_size > 1:  # before a process group is waited for
         raise InputError("--shard splits the inputs between separate jobs, but WORLD_SIZE is "
                          "set (torchrun, or a job template's leftover): under torchrun the "
                          "processes split them already; unset WORLD_SIZE for a job array")
+    model = args.model if args.model is not None else \
+        _model_for_inputs(args, inputs, cartridges, datasets)
     processes = 1 if child else processes_to_run(args, shard, len(cartridges) + len(datasets))
     if processes > 1:
         # What one process says of its inputs as it lists them (a folder named twice, a

@@ -1165,3 +1165,12 @@ def test_a_frame_read_into_two_samples_is_named_in_each(cart_and_model, cart, tm
     assert entries["S1"]["frames_shared_with"] == {"S2": ["r00c01"]}
     assert entries["S2"]["frames_shared_with"] == {"S1": ["r00c00"]}
     assert any("read as frames of S2 too" in line for line in err), err
+
+
+def test_a_bad_shard_is_refused_before_a_model_is_chosen_and_named(cart, capsys):
+    """--shard 3/2 with the model left to predict's choice: the model was chosen and named on
+    the console before the refusal, two lines where a slip gets one."""
+    status, err = run_cli(capsys, "predict", cart, "--out", cart.parent / "out", "--shard",
+                          "3/2")
+    assert_one_line_error(status, err, "--shard is K/N with 1 <= K <= N")
+    assert not (cart.parent / "out").exists()
