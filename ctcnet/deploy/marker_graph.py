@@ -115,8 +115,8 @@ class MarkerGraph(nn.Module):
         roles = panel.roles()
         self.ck, self.dna, self.cd45 = (panel.index_of_role(r)
                                         for r in ("epithelial", "nucleus", "leukocyte"))
-        self.exclusion = [i for i, r in enumerate(roles) if r in EXCLUSION_ROLES]
-        self.own = [i for i, r in enumerate(roles) if r in CTC_DYE_ROLES]
+        self.exclusion = panel.indices_of_roles(EXCLUSION_ROLES)
+        self.own = panel.indices_of_roles(CTC_DYE_ROLES)
         self.others = [i for i in range(len(roles)) if i != self.cd45]
         # Each channel's leak allowance (the panel's known leaks raise it), fixed in the graph.
         self.caps = [rules.leak_cap(panel, i) for i in range(len(roles))]

@@ -217,11 +217,6 @@ def marker_channels(panel: Panel) -> tuple:
     return tuple(panel.index_of_role(r) for r in ("nucleus", "epithelial", "leukocyte"))
 
 
-def exclusion_channels(panel: Panel) -> list[int]:
-    """The positions of ``panel``'s exclusion markers (CD45, platelets', neutrophils')."""
-    return [i for i, role in enumerate(panel.roles()) if role in EXCLUSION_ROLES]
-
-
 LABEL = "_label"  # an object's label in a label image, while alternates are attached
 
 
@@ -241,14 +236,15 @@ def with_marker_parts(events: pd.DataFrame, labels: np.ndarray, pieces: np.ndarr
     peaks = np.stack([runs.max(c) for c in snr], axis=1)
     nucleus, epithelial, leukocyte = channels
     # Each exclusion marker where each piece's CK peaks and where its DNA does, the lower
-    # (AGGREGATE_SHARE); read before the CD45 column below is replaced.
-    exclusion = np.stack([np.fmin(runs.at_max(snr[c], snr[epithelial]),
-                                  runs.at_max(snr[c], snr[nucleus]))
-                          for c in exclusion_channels(panel)] or [np.zeros(n + 1)], axis=1)
+    # (AGGREGATE_SHARE); CD45 where CK peaks is also CTC_CD45_SHARE's reading, below.
+    at_ck = {c: runs.at_max(snr[c], snr[epithelial])
+             for c in panel.indices_of_roles(EXCLUSION_ROLES)}
+    exclusion = np.stack([np.fmin(level, runs.at_max(snr[c], snr[nucleus]))
+                          for c, level in at_ck.items()] or [np.zeros(n + 1)], axis=1)
     cd45_peak = None
     if leukocyte is not None:  # CD45 where each piece's CK peaks (members.CTC_CD45_SHARE)
         cd45_peak = peaks[:, leukocyte].copy()
-        peaks[:, leukocyte] = runs.at_max(snr[leukocyte], snr[epithelial])
+        peaks[:, leukocyte] = at_ck[leukocyte]
     a, b = pairs
     saddles = pair_saddles(pieces, [snr[epithelial], snr[nucleus]], a, b) if len(a) else None
     parts, parent = marker_parts(labels, pieces, pairs, peaks, channels, config.threshold_snr,

@@ -188,6 +188,11 @@ class Panel:
         return SATURATED_AT * np.array([high for _, high in
                                          (c.value_range for c in self.channels)], np.float32)
 
+    def indices_of_roles(self, roles) -> list[int]:
+        """Positions of the channels whose role is one of ``roles`` (the exclusion markers',
+        a CTC's dyes'), in channel order."""
+        return [i for i, c in enumerate(self.channels) if c.role in roles]
+
     def index_of_role(self, role: str) -> int | None:
         """Position of the first channel with this role, or None if the panel lacks it."""
         for i, c in enumerate(self.channels):

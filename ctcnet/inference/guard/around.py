@@ -25,7 +25,7 @@ def around_columns(batch, rows: np.ndarray, out: dict) -> None:
     attached at one side light a tenth or a fifth of the rim, which its upper quartile never
     reads; ``partner_um2_<role>``, how much the markers of each role light (which partner)."""
     panel, rules, disk = batch.panel, batch.rules, batch.disk
-    exclusion = [i for i, role in enumerate(panel.roles()) if role in EXCLUSION_ROLES]
+    exclusion = panel.indices_of_roles(EXCLUSION_ROLES)
     if not exclusion:
         return
     signal, noise, clipped = batch.signal[rows], batch.noise[rows], batch.clipped[rows]
