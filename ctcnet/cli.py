@@ -31,13 +31,7 @@ from ctcnet.core.console_streams import console_kept_going, console_ready, on_nu
 from ctcnet.core.install_hint import install_command
 from ctcnet.core.printable import PrintableFormatter, printable
 from ctcnet.core.run_log import note_exit
-from ctcnet.errors import (
-    MACHINE_ERRNOS,
-    CtcnetError,
-    Terminated,
-    is_machine_state,
-    machine_advice,
-)
+from ctcnet.errors import MACHINE_ERRNOS, CtcnetError, Terminated, is_machine_state, machine_advice
 from ctcnet.io.atomic import check_output_path
 
 # The subcommands, in the order --help lists them; each module's HELP is its one line.
@@ -135,17 +129,27 @@ class _CommandParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         if message.startswith("the following arguments are required"):
-            known = [o for action in self._actions for o in action.option_strings]
+            known = _options_of(self)
             typed = [a.split("=")[0] for a in self.line if a.startswith("--")
                      and a.split("=")[0] not in known]
             if typed:
-                import difflib
-
                 message += "; " + ", ".join(
-                    f"{t} is no option here" + (f" (did you mean {m[0]}?)" if (
-                        m := difflib.get_close_matches(t, known, 1, 0.6)) else "")
-                    for t in typed)
+                    f"{t} is no option here" + (f" (did you mean {m}?)" if (
+                        m := _option_meant(self, t)) else "") for t in typed)
         super().error(message)
+
+
+def _options_of(parser: argparse.ArgumentParser) -> list[str]:
+    """Every option string ``parser`` takes."""
+    return [o for action in parser._actions for o in action.option_strings]
+
+
+def _option_meant(parser: argparse.ArgumentParser, typed: str) -> str | None:
+    """The option of ``parser`` a mistyped ``typed`` (``--ot``, ``--qiet=1``) likely meant."""
+    import difflib
+
+    close = difflib.get_close_matches(typed.split("=")[0], _options_of(parser), 1, 0.6)
+    return close[0] if close else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -263,13 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:  # a misspelt option: refused with its command's usage, not ctcnet's own
         command = getattr(args, "_parser", parser)
         # A folder given bare to a command that takes it by option (`verify results`).
-        takes = [o for a in command._actions for o in a.option_strings if o == "--results"]
+        takes = [o for o in _options_of(command) if o == "--results"]
         folder = next((u for u in unknown if not u.startswith("-") and Path(u).is_dir()), None)
-        import difflib
-
-        known = [o for a in command._actions for o in a.option_strings]
-        meant = [m[0] for u in unknown if u.startswith("--")
-                 and (m := difflib.get_close_matches(u.split("=")[0], known, 1, 0.6))]
+        meant = [m for u in unknown if u.startswith("--") and (m := _option_meant(command, u))]
         command.error(f"unrecognized arguments: {' '.join(unknown)}" + (
             f" (a results folder is given as {takes[0]} {folder})" if takes and folder else "")
             + (f" (did you mean {', '.join(meant)}?)" if meant else ""))
