@@ -131,20 +131,16 @@ def test_simulate_numbers_given_as_text_on_the_command_line_are_the_same_data():
     assert data_identity(given) == data_identity(typed)
 
 
-def test_a_class_named_as_a_ctc_but_not_reported_is_said_before_training_and_predicting(
-        caplog):
-    """A lab's emt_ctc without "reported": its calls are neither counted per 7.5 mL nor
-    checked by the guard; said when the data are set up and when predict runs (it dropped out
-    of the counts unsaid), not once it is reported and checked as a CTC."""
+def _said_of_a_taxonomy(caplog, classes: list[str], simulated: str) -> tuple[str, str]:
+    """What is warned of a taxonomy of ``classes`` as the data are set up (``simulated``
+    crops drawn to train on) and as predict runs a model of it."""
     from ctcnet.inference.options import say_what_other_reported_classes_lack
     from ctcnet.io.taxonomy import load_taxonomy
     from ctcnet.training.datamodule import CTCDataModule
 
-    classes = ["ctc", "emt_ctc", "wbc", "junk"]
     with caplog.at_level("WARNING"):
-        CTCDataModule(taxonomy={"classes": classes}, simulate={"train": {"ctc": 4}})
-    assert ("the taxonomy's emt_ctc, named as a kind of CTC, is not reported (reported: ctc): "
-            "neither counted per 7.5 mL nor listed for review") in caplog.text
+        CTCDataModule(taxonomy={"classes": classes}, simulate={"train": {simulated: 4}})
+    training = caplog.text
     caplog.clear()
 
     class Spec:  # what the predict-time warning reads of a model
@@ -152,7 +148,21 @@ def test_a_class_named_as_a_ctc_but_not_reported_is_said_before_training_and_pre
 
     with caplog.at_level("WARNING"):
         say_what_other_reported_classes_lack(Spec())
-    assert "emt_ctc, named as a kind of CTC, is not reported" in caplog.text
+    return training, caplog.text
+
+
+def test_a_class_named_as_a_ctc_but_not_reported_is_said_before_training_and_predicting(
+        caplog):
+    """A lab's emt_ctc without "reported": its calls are neither counted per 7.5 mL nor
+    checked by the guard; said when the data are set up and when predict runs (it dropped out
+    of the counts unsaid), not once it is reported and checked as a CTC."""
+    from ctcnet.io.taxonomy import load_taxonomy
+
+    classes = ["ctc", "emt_ctc", "wbc", "junk"]
+    training, predicting = _said_of_a_taxonomy(caplog, classes, "ctc")
+    assert ("the taxonomy's emt_ctc, named as a kind of CTC, is not reported (reported: ctc): "
+            "neither counted per 7.5 mL nor listed for review") in training
+    assert "emt_ctc, named as a kind of CTC, is not reported" in predicting
     said = load_taxonomy({"classes": [c if c != "emt_ctc" else {"name": c, "checked_as": "ctc"}
                                       for c in classes], "reported": ["ctc", "emt_ctc"]})
     assert said.checking_notes() == [] and said.unreported_note() is None
@@ -163,20 +173,10 @@ def test_a_taxonomy_that_reports_none_of_its_classes_is_said_before_training_and
     """A lab's own classes (tumour, leuko, other) under the default "reported" (ctc and
     cluster, which it has not): the model counted nothing, every sample's figure n/a, and
     neither train nor predict said a word."""
-    from ctcnet.inference.options import say_what_other_reported_classes_lack
     from ctcnet.io.taxonomy import load_taxonomy
-    from ctcnet.training.datamodule import CTCDataModule
 
     classes = ["tumour", "leuko", "other"]
-    with caplog.at_level("WARNING"):
-        CTCDataModule(taxonomy={"classes": classes}, simulate={"train": {"tumour": 4}})
-    assert "the taxonomy reports none of its classes (tumour, leuko, other" in caplog.text
-    caplog.clear()
-
-    class Spec:  # what the predict-time warning reads of a model
-        taxonomy = load_taxonomy({"classes": classes})
-
-    with caplog.at_level("WARNING"):
-        say_what_other_reported_classes_lack(Spec())
-    assert "predict counts nothing per 7.5 mL" in caplog.text
+    training, predicting = _said_of_a_taxonomy(caplog, classes, "tumour")
+    assert "the taxonomy reports none of its classes (tumour, leuko, other" in training
+    assert "predict counts nothing per 7.5 mL" in predicting
     assert load_taxonomy({"classes": classes, "reported": ["tumour"]}).unreported_note() is None
