@@ -83,8 +83,10 @@ def software_text(software: dict | None, version: str | None = None) -> str:
 
 
 # The package's files that make its numbers and pages (not caches, not the models, which
-# carry digests of their own).
+# carry digests of their own, nor the training configs: links in a checkout, files in a wheel,
+# they would give the same code two digests).
 CODE_SUFFIXES = (".py", ".html", ".json", ".yaml")
+LINKED_FOLDERS = ("models", "configs")
 
 
 @lru_cache(maxsize=1)
@@ -97,8 +99,8 @@ def code_digest() -> str:
     package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
     for path in sorted(p for p in package.rglob("*") if p.suffix in CODE_SUFFIXES and
-                       "__pycache__" not in p.parts and "models" not in
-                       p.relative_to(package).parts[:1]):
+                       "__pycache__" not in p.parts and
+                       p.relative_to(package).parts[0] not in LINKED_FOLDERS):
         digest.update(path.relative_to(package).as_posix().encode() + b"\0")
         try:
             digest.update(path.read_bytes())

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,7 @@ from ctcnet.training.lightning_noise import quiet_like_ctcnet
 from ctcnet.training.lit import CTCLitModule
 from ctcnet.training.resume import RUN_SHAPE, check_resume, run_shape, setting_defaults
 from ctcnet.training.run_identity import RUN_DATA, RUN_RECIPE, data_identity, run_recipe
+from ctcnet.training.shipped_configs import with_shipped_configs
 from ctcnet.training.splits import RANK_SEED_STEP
 
 log = logging.getLogger(__name__)
@@ -332,6 +334,7 @@ def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningC
     quiet_like_ctcnet()
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
+    args = with_shipped_configs(sys.argv[1:] if args is None else list(args))
     try:
         cli = CTCLightningCLI(CTCLitModule, CTCDataModule, run=False, args=args,
                               seed_everything_default=0,

@@ -579,3 +579,35 @@ def test_a_run_folder_moved_or_copied_resumes_as_the_same_run(tmp_path):
     os.utime(new / "last.ckpt", (1, 1))  # the furthest-trained, with the older file time
     assert max([new / "last-v1.ckpt", new / "last.ckpt"], key=_trained_steps).name == \
         "last.ckpt"
+
+
+def test_a_shipped_config_is_found_by_its_docs_name_outside_a_checkout(capsys, tmp_path,
+                                                                          monkeypatch):
+    """A lab that installed ctcnet trains in a folder of its own: the docs' --config
+    configs/smoke.yaml read "File does not exist" there; it reads the shipped config, a lab's
+    own file of that path wins, and a name ctcnet does not ship is refused with those it
+    does."""
+    from ctcnet.training.shipped_configs import SHIPPED_CONFIGS, with_shipped_configs
+
+    monkeypatch.chdir(tmp_path)
+    shipped = str(SHIPPED_CONFIGS / "smoke.yaml")
+    for given in (["--config", "configs/smoke.yaml"], ["--config", "smoke"],
+                  ["--config=smoke.yaml"]):
+        assert shipped in " ".join(with_shipped_configs(given + ["--trainer.max_epochs=1"]))
+    # Not ours: a lab's own path elsewhere, an inline YAML, a following option.
+    for given in (["--config", "mine/smoke.yaml"], ["--config", "{trainer: {}}"],
+                  ["--config", "--print_config"]):
+        assert with_shipped_configs(given) == given
+    # The whole command: the shipped config read (the zero epochs refused, not the file).
+    status, err = run_cli(capsys, "train", "--config", "configs/smoke.yaml",
+                          "--trainer.max_epochs=0", f"--trainer.default_root_dir={tmp_path}")
+    assert status == 2 and "max_epochs=0 trains nothing" in err[-1], err
+    status, err = run_cli(capsys, "train", "--config", "configs/smoke-typo.yaml")
+    assert status == 2 and len(err) == 1 and "ships no config of that name" in err[0] and \
+        "smoke" in err[0], err
+    # A lab's own configs/smoke.yaml is the one read.
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "smoke.yaml").write_text("trainer:\n  max_epoch: 2\n")
+    with pytest.raises(SystemExit):
+        run_cli(capsys, "train", "--config", "configs/smoke.yaml")
+    assert "max_epoch" in capsys.readouterr().err
