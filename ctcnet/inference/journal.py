@@ -142,7 +142,8 @@ def frame_signatures(frames: list[FrameRef]) -> dict[str, list]:
 def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
                  frames: list[FrameRef] = (), model_file_sha256: str | None = None,
                  cartridge_id: str | None = None,
-                 read: Callable[[FrameRef], np.ndarray] | None = None) -> set[str]:
+                 read: Callable[[FrameRef], np.ndarray] | None = None,
+                 stated: dict | None = None) -> set[str]:
     """Prepare ``out_dir/parts``; return the frame ids already done by an earlier run.
 
     A part whose frame's files changed since it was written (or whose files were not recorded)
@@ -153,7 +154,9 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
     ``previous/``. An earlier run of another model is refused (without ``overwrite``), from
     its journal or, where the journal was deleted, from what its summary.json records
     (``model_file_sha256``: this run's model file; ``fingerprint``: this run's;
-    ``cartridge_id``: the scan's identity, ``Cartridge.identity``)."""
+    ``cartridge_id``: the scan's identity, ``Cartridge.identity``; ``stated``: what
+    cartridge.json states of the sample, as :func:`~ctcnet.inference.finished_runs.
+    refuse_to_redo_finished` compares it)."""
     parts = out_dir / PARTS_DIR
     manifest = parts / "run.json"
     previous_folder(out_dir, make=False)  # refused before any frame, not once they are done
@@ -189,7 +192,7 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
             previous, fingerprint, done, recorded, current, parts)
         if not journal_agrees and done:
             refuse_to_redo_finished(out_dir, isinstance(previous, dict) and differing_keys(
-                previous, fingerprint), done, recorded, current)
+                previous, fingerprint), done, recorded, current, stated)
             moved = _moved(previous, fingerprint)
             # Read from another folder, of other frames or another pixel size: another scan
             # with this sample id (the lab's matter), not the output folder's.

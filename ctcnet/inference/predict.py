@@ -56,7 +56,7 @@ from ctcnet.inference.crop_sets import predict_crop_dataset
 from ctcnet.inference.ctc_repeats import RunHolds
 from ctcnet.inference.distributed import shard
 from ctcnet.inference.dropped_planes import with_dropped_plane_problems
-from ctcnet.inference.finished_runs import kept_finished
+from ctcnet.inference.finished_runs import kept_finished, stated_of
 from ctcnet.inference.finishing import Finishing, FrameFinisher, no_events_table
 from ctcnet.inference.frame_device import default_workers, frame_device_name, resolve_frame_device
 from ctcnet.inference.frame_workers import (
@@ -239,7 +239,8 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     earlier = EarlierRun.read(out_dir)
     model_file = model_sha256(backend)
     done = open_journal(out_dir, fingerprint, options.overwrite, cartridge.frames,
-                        model_file, cartridge.identity or None, cartridge.read)
+                        model_file, cartridge.identity or None, cartridge.read,
+                        stated_of(cartridge))
     parts = out_dir / PARTS_DIR
     done -= drop_unreadable_parts(parts, cartridge.frames)
     todo = [f for f in cartridge.frames if f.frame_id not in done]

@@ -44,3 +44,27 @@ def test_a_finished_sample_of_other_settings_is_still_refused(clean_run, cart, t
     assert predict_inputs([cart], out, backend,
                           PredictOptions(**QUIET), set_aside=set_aside) == []
     assert "another version's event columns" in set_aside[first[0].sample_id]
+
+
+@pytest.mark.parametrize("change", ["frame removed", "volume corrected", "record corrected"])
+def test_an_earlier_versions_sample_is_not_kept_once_its_scan_or_record_moved(
+        clean_run, cart, tmp_path, change):
+    """A frame removed from the scan, a tube's volume or a patient id corrected after an
+    earlier version finished: keeping its summary kept the removed frame's cells counted, the
+    earlier rates and the earlier patient, as "ok"; it is set aside for --overwrite instead,
+    as a run of changed frames is."""
+    backend, out = clean_run["backend"], tmp_path / "out"
+    first = predict_inputs([cart], out, backend, PredictOptions(**QUIET))
+    _journal_as_written_by(out / first[0].sample_id, table_columns=["guard"])
+    record = json.loads((cart / "cartridge.json").read_text())
+    if change == "frame removed":
+        sorted(cart.glob("r*c*.tif"))[-1].unlink()
+    elif change == "volume corrected":
+        record["blood_volume_ml"] = 5.0
+    else:
+        record["patient_id"] = "P-corrected"
+    (cart / "cartridge.json").write_text(json.dumps(record))
+    set_aside = {}
+    assert predict_inputs([cart], out, backend, PredictOptions(**QUIET),
+                          set_aside=set_aside) == []
+    assert "--overwrite" in set_aside[first[0].sample_id]
