@@ -19,6 +19,7 @@ from ctcnet.commands.predict_index import (
     index_at_the_end,
     index_of_an_ended_run,
     index_or_ended_in_place,
+    index_said_stopped_as_it_begins,
     own_share,
     resume_text,
     say_done_before_the_end,
@@ -200,24 +201,30 @@ def _run(args, log) -> int:
 
     out = Path(args.out)
     child = args.process_inputs is not None  # one process of a --processes run
-    inputs = _inputs(args, child, log)
-    if not inputs:  # (--allow-empty, and no input holds a cartridge)
-        return _nothing_to_do(args, out, log)
-    cartridges, datasets = resolve_inputs(inputs)
-    shard = parse_shard(args.shard)  # (refused before a model is chosen and named)
-    if args.list_outputs:  # nothing read past the metadata, nothing written
-        from ctcnet.commands.predict_outputs import list_outputs, model_panel
+    # A stop before the run has checked its inputs and written its own index: the earlier
+    # run's index is not left reading "finished".
+    with index_said_stopped_as_it_begins(out, not child and args.shard is None
+                                          and env_info().world_size == 1):
+        inputs = _inputs(args, child, log)
+        if not inputs:  # (--allow-empty, and no input holds a cartridge)
+            return _nothing_to_do(args, out, log)
+        cartridges, datasets = resolve_inputs(inputs)
+        shard = parse_shard(args.shard)  # (refused before a model is chosen and named)
+        if args.list_outputs:  # nothing read past the metadata, nothing written
+            from ctcnet.commands.predict_outputs import list_outputs, model_panel
 
-        return list_outputs(out, cartridges, datasets, shard,
-                            model_panel(args, cartridges, datasets), args.pixel_size)
-    refuse_out_in_crop_folders(out, datasets)
-    if shard and env_info().world_size > 1:  # before a process group is waited for
-        raise InputError("--shard splits the inputs between separate jobs, but WORLD_SIZE is "
-                         "set (torchrun, or a job template's leftover): under torchrun the "
-                         "processes split them already; unset WORLD_SIZE for a job array")
-    model = args.model if args.model is not None else \
-        _model_for_inputs(args, inputs, cartridges, datasets)
-    processes = 1 if child else processes_to_run(args, shard, len(cartridges) + len(datasets))
+            return list_outputs(out, cartridges, datasets, shard,
+                                model_panel(args, cartridges, datasets), args.pixel_size)
+        refuse_out_in_crop_folders(out, datasets)
+        if shard and env_info().world_size > 1:  # before a process group is waited for
+            raise InputError("--shard splits the inputs between separate jobs, but WORLD_SIZE "
+                             "is set (torchrun, or a job template's leftover): under torchrun "
+                             "the processes split them already; unset WORLD_SIZE for a job "
+                             "array")
+        model = args.model if args.model is not None else \
+            _model_for_inputs(args, inputs, cartridges, datasets)
+        processes = 1 if child else processes_to_run(args, shard,
+                                                     len(cartridges) + len(datasets))
     if processes > 1:
         # What one process says of its inputs as it lists them (a folder named twice, a
         # folder of cartridges' other subfolders): the children get the paths alone.

@@ -89,6 +89,25 @@ def stopped_over_an_index(err: BaseException, out, indexing: bool) -> bool:
                 and recorded_process_alive(index) is True)
 
 
+@contextlib.contextmanager
+def index_said_stopped_as_it_begins(out, indexing: bool):
+    """Around what a run does before its checks have passed (its inputs listed and read, its
+    model chosen): a signal there, where an earlier run's index is in ``--out``
+    (:func:`stopped_over_an_index`), leaves it reading ``stopped``
+    (:func:`~ctcnet.inference.run_index.mark_run_stopped_as_it_began`), not "finished"."""
+    from ctcnet.errors import stop_within
+    from ctcnet.inference.run_index import mark_run_stopped_as_it_began
+
+    try:
+        yield
+    except BaseException as err:
+        ended = stop_within(err) or err
+        if stopped_over_an_index(ended, out, indexing):
+            with contextlib.suppress(Exception):  # the signal is told, not this
+                mark_run_stopped_as_it_began(out, ended)
+        raise
+
+
 def index_of_an_ended_run(out, names, world_size, set_aside, started, failed_reports,
                            err: BaseException, log, mine, sharded: bool,
                            overwrite: bool = False) -> None:

@@ -157,6 +157,28 @@ def mark_run_ended_in_place(out: Path, state: str, error: BaseException) -> None
         index.write(text)
 
 
+def mark_run_stopped_as_it_began(out: Path, error: BaseException) -> None:
+    """``run.json`` of a run a signal stopped before it had checked its inputs and written its
+    own ``running`` index: the earlier run's index, left as it was, read "finished" beside an
+    exit of 143 and a line saying "stopped" (a wrapper took last night's results for
+    tonight's). It now reads ``stopped``, with the error, the outputs it lists said to be the
+    earlier run's; its table (``samples.csv``) goes, as when a run starts."""
+    with _index_lock(out):
+        path = Path(out) / RUN_INDEX_FILE
+        try:
+            earlier = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if not isinstance(earlier, dict):
+            return
+        (Path(out) / SAMPLES_FILE).unlink(missing_ok=True)
+        atomic_write_text(path, json.dumps(
+            {**earlier, "state": "stopped", "written_at": utc(time.time()),
+             "error": ending_text(error),
+             "note": "a run stopped as it began, before it had checked its inputs: the "
+                     "outputs listed are those of the run before it"}, indent=2) + "\n")
+
+
 @contextlib.contextmanager
 def _index_lock(out: Path) -> Iterator[None]:
     """Index writers one at a time (the jobs of an array end together): each reads the

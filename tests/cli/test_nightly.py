@@ -208,6 +208,21 @@ def test_a_run_stopped_before_its_checks_passed_leaves_no_finished_index(
     status, _ = run_cli(capsys, "predict", scans, "--out", tmp_path / "fresh", "--quiet",
                         *options(cart_and_model))
     assert status == 130 and not (tmp_path / "fresh" / "run.json").exists()
+    # Stopped earlier still, as the inputs were read (a night's batch reads every cartridge's
+    # metadata first): the index read "finished" there too.
+    monkeypatch.undo()
+    assert run_cli(capsys, "predict", scans, "--out", out, "--quiet",
+                   *options(cart_and_model))[0] == 0
+    import ctcnet.inference.inputs as inputs
+
+    monkeypatch.setattr(inputs, "resolve_inputs", stopped)
+    status, _ = run_cli(capsys, "predict", scans, "--out", out, "--quiet",
+                        *options(cart_and_model))
+    index = json.loads((out / "run.json").read_text())
+    assert status == 130 and index["state"] == "stopped" and "before it had checked" in \
+        index["note"], index
+    assert not (out / "samples.csv").exists()
+    monkeypatch.setattr(backends, "load_backend", stopped)
     # Another run writing the same --out now (its index "running", its process alive) keeps
     # its index: this one's stop is not written over it.
     import os
