@@ -27,6 +27,7 @@ from ctcnet.exports.summary_checks import (
     result_state_not_its_own,
     review_counts_behind,
 )
+from ctcnet.exports.table_audit import table_not_as_index
 from ctcnet.inference.figures_seal import (
     TABLE_DIGESTS,
     check_figures_sealed,
@@ -156,10 +157,6 @@ def _inputs_not_begun(results: Path, index: dict) -> list[str]:
 # read: a key one lacks was written by another ctcnet version).
 INDEX_KEYS = ("status", "events", "counts", "per_7_5_ml", "after_review",
               "after_review_per_7_5_ml", "signed_off", "model", "software", "cartridge_id")
-# samples.csv's cells of a sign-off, empty where the summary has none that holds: a row
-# reading "signed off, by Dr X" of a sample nobody reviewed passed as intact.
-SIGNOFF_CELLS = ("signed_off", "signed_off_by", "signed_off_at", "signoff_status", "decided",
-                 "left_undecided", "held_undecided")
 
 
 def _sample_folder(results: Path, name: str) -> Path:
@@ -181,10 +178,8 @@ def _why_no_output(entry: dict) -> str:
 def _index_not_as_summaries(results: Path, index: dict) -> list[str]:
     """Where ``run.json``'s entries, or ``samples.csv``'s rows, give a sample's figures
     otherwise than its ``summary.json`` gives them (an index edited by hand)."""
-    import csv
 
     from ctcnet.inference.run_entry import output_entry, review_entry
-    from ctcnet.inference.run_table import sample_row
     from ctcnet.io.cartridge_info import SAMPLES_FILE
 
     problems, expected = [], {}
@@ -226,24 +221,7 @@ def _index_not_as_summaries(results: Path, index: dict) -> list[str]:
                         f"outputs, whose summary.json is not there (removed since? "
                         f"{SAMPLES_FILE} still has {'its row' if len(gone) == 1 else 'their rows'}"
                         "; the next predict run into the folder drops them)")
-    table = results / SAMPLES_FILE
-    if not table.is_file() or not expected:
-        return problems
-    try:
-        rows = list(csv.DictReader(table.read_text(encoding="utf-8").splitlines()))
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        return problems + [f"{SAMPLES_FILE} cannot be read: {err}"]
-    for row in rows:
-        want = sample_row(expected[row["name"]]) if row.get("name") in expected else None
-        if want is None:
-            continue
-        # (a sign-off's note is free text, written escaped against a spreadsheet's formulas)
-        moved = [k for k in dict.fromkeys([*want, *SIGNOFF_CELLS]) if k in row
-                 and k != "signoff_note" and not _same_cell(row[k], want.get(k))]
-        if moved:
-            problems.append(f"{SAMPLES_FILE}'s row of {row['name']} is not its summary.json's "
-                            f"in {', '.join(moved[:5])} (the table edited?)")
-    return problems
+    return problems + table_not_as_index(results / SAMPLES_FILE, index, expected)
 
 
 def audit_results(results: str | Path) -> list[dict]:
@@ -467,18 +445,3 @@ def _not_this_runs(folder: Path) -> str:
     return (f"not of this run's calls: its record ({SIGNOFF_FILE}) signs those of run "
             f"{signed.run_id} of cartridge {signed.cartridge_id} (copied from another "
             "folder?)")
-
-
-def _same_cell(cell: str, value) -> bool:
-    """Whether a samples.csv cell says ``value``: a rate within the hundredth its rounding
-    takes (a table written by an earlier ctcnet wrote 8.0 for 8.00, and an interval's end
-    rounded to nearest), anything else as written."""
-    if value is None:
-        return cell == ""
-    if isinstance(value, str) and value.replace(".", "", 1).isdigit() or \
-            isinstance(value, float):
-        try:
-            return abs(float(cell) - float(value)) <= 0.011
-        except ValueError:
-            return False
-    return cell == str(value)

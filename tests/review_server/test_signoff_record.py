@@ -836,6 +836,21 @@ def test_verify_results_fails_a_folder_whose_run_did_not_finish(folder, tmp_path
         "run.json's entry of P001 is not its summary.json's in blood_volume_read_ml (the "
         "index edited?)", "samples.csv's row of P001 is not its summary.json's in "
         "signed_off, signed_off_by (the table edited?)"]
+    # The same table saved again by a spreadsheet (a byte-order mark first) was not read at
+    # all; a row removed or renamed passed.
+    (results / "run.json").write_text(json.dumps({"format_version": 1, "state": "finished",
+                                                  "outputs": [entry]}))
+    edited = samples_csv([{**entry, "signed_off_by": "Dr X"}])
+    for table, problem in [
+            ("\ufeff" + edited, "samples.csv's row of P001 is not its summary.json's in "
+             "signed_off_by (the table edited?)"),
+            (edited.split("\n")[0] + "\n", "samples.csv has no row of P001, which run.json "
+             "lists (the table edited?)"),
+            (edited.replace("\nP001,", "\nP009,"), "samples.csv has no row of P001, which "
+             "run.json lists (the table edited?)")]:
+        (results / "samples.csv").write_text(table, encoding="utf-8")
+        assert main(["verify", "--results", str(results), "--json"]) == 1
+        assert problem in json.loads(capsys.readouterr().out)["run"]
     # An entry an earlier ctcnet wrote, without the keys added since: as it was written.
     older = {k: v for k, v in entry.items() if k not in (
         "signed_off_by", "signed_off_at", "result_state", "blood_volume_read_ml")}
