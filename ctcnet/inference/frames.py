@@ -56,9 +56,11 @@ from ctcnet.inference.spillover import (
 from ctcnet.io.atomic import open_own
 from ctcnet.io.digests import file_marks, file_stats, frame_record
 from ctcnet.io.frame_checks import (
+    at_another_depth,
     at_camera_tops,
     channel_maxima,
     eight_bit_note,
+    frame_background,
     saturation_note,
     unfilled_note,
 )
@@ -91,6 +93,7 @@ class FrameWork:
     leak_ratios: list | None = None  # CK's ratios of some CK-bright events ([ratios, sds])
     signs: dict | None = None  # what a few events say of the metadata (detect.metadata_signs)
     eight_bit: bool = False  # its values fit 8 bits (an export; io.frame_checks.eight_bit_note)
+    background: list | None = None  # per channel (io.frame_checks.frame_background)
     subtracted: list = field(default_factory=list)  # channels whose clipped background was drawn
     # Prepared in a frame process: where its results lie in shared memory, for finishing there
     # too (ctcnet.inference.frame_workers.finished).
@@ -245,7 +248,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
                      model_crops=model_crops, measured=measured,
                      guard_start=guard_start, record=record, note=note,
                      leak_ratios=leak_ratios, signs=signs, eight_bit=eight_bit is not None,
-                     subtracted=subtracted)
+                     background=frame_background(pixels), subtracted=subtracted)
 
 
 def _say_once(cartridge: Cartridge, frame: FrameRef, kind: str, text: str) -> None:
@@ -279,7 +282,8 @@ def keep_frame_record(parts: Path, work: FrameWork, made_by: str = "") -> None:
     (``made_by``: :func:`made_by`) to ``parts/frames_read.jsonl``."""
     line = json.dumps({"frame": work.frame.frame_id, "record": work.record, "note": work.note,
                        "leak_ratios": work.leak_ratios, "signs": work.signs,
-                       "eight_bit": work.eight_bit, "subtracted": work.subtracted,
+                       "eight_bit": work.eight_bit, "background": work.background,
+                       "subtracted": work.subtracted,
                        "seconds": {k: round(v, 4) for k, v in work.seconds.items()},
                        "made_by": made_by})
     with open_own(parts / FRAME_RECORDS, "a", encoding="utf-8") as fh:
@@ -376,9 +380,13 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
     signs["eight_bit_frames"] = sum(bool(e.get("eight_bit")) for e in done.values())
     signs["subtracted_frames"] = sum(bool(e.get("subtracted")) for e in done.values())
     # Some frames a display's among counts: an export mixed from two settings. (Only those
-    # with cells lit in them: a camera's frame of nothing but background may read under 256.)
+    # with cells lit in them and a background under the others': a camera's frame of nothing
+    # but background, or of a few dim cells, may read under 256.)
+    counts_backgrounds = [e["background"] for e in done.values()
+                          if not e.get("eight_bit") and e.get("background")]
     eight = [fid for fid, e in done.items() if e.get("eight_bit")
-             and sum((e.get("signs") or {}).get("lit", ())) > 0]
+             and sum((e.get("signs") or {}).get("lit", ())) > 0
+             and at_another_depth(e.get("background"), counts_backgrounds)]
     if eight and signs["eight_bit_frames"] < len(done):
         said.append(f"frame(s) {', '.join(eight[:5])}{' ...' * (len(eight) > 5)} hold no value "
                     f"above 255 where the other {len(done) - signs['eight_bit_frames']} hold "

@@ -331,6 +331,34 @@ def eight_bit_note(frame: np.ndarray, brightest: list[float]) -> str | None:
             "or a frame with nothing bright in it (an empty cartridge)")
 
 
+# A frame whose background lies this many times under the counts frames' (in any channel) is
+# at another scale: a 12-bit scan's 8-bit copy (counts / 16) reads its background 16 times
+# lower, a display export's black point lower still. A sparse camera frame of few dim cells
+# holds no value above 255 as well, its background where the others' is (a cartridge of
+# 96 px frames read "frames exported at another bit depth" and was marked partial).
+DEPTH_BACKGROUND_RATIO = 4.0
+
+
+def frame_background(frame: np.ndarray) -> list[float]:
+    """Each channel's background of a (C, H, W) frame, as :func:`at_another_depth` compares
+    them: the median of every 8th pixel each way (a few thousand pixels, a millisecond)."""
+    return [round(float(np.median(plane[::8, ::8])), 2) for plane in frame]
+
+
+def at_another_depth(background: list | None, counts_backgrounds: list) -> bool:
+    """Whether an 8-bit frame of ``background`` (:func:`frame_background`) among frames of
+    counts (their backgrounds ``counts_backgrounds``) is at another scale than they are: its
+    background ``DEPTH_BACKGROUND_RATIO`` times under theirs (their median) in some channel.
+    Without backgrounds to compare (a journal an earlier ctcnet wrote): True, as it was
+    read."""
+    if not background or not counts_backgrounds:
+        return True
+    typical = np.median(np.asarray(counts_backgrounds, np.float64), axis=0)
+    own = np.asarray(background, np.float64)
+    return typical.shape == own.shape and bool(
+        ((typical + 1) >= DEPTH_BACKGROUND_RATIO * (own + 1)).any())
+
+
 def check_plane_depths(planes: list[np.ndarray], names: list[str], paths: list) -> None:
     """Refuse a frame whose channel files are integers of different widths (one 8-bit file
     among 16-bit ones: a channel exported at a display's depth, its counts squeezed into 256

@@ -435,6 +435,16 @@ def test_the_frames_of_an_8_bit_export_are_counted_in_the_summary(clean_run, car
     said = [p for p in summary.problems if "hold no value above 255" in p]
     assert len(said) == 1 and said[0].startswith(f"frame(s) {frames(cart)[1].stem} ")
     assert "where the other 2 hold counts" in said[0]
+    # A camera frame of dim cells alone holds no value above 255 either, its background where
+    # the others' is: not another depth (a sparse cartridge was marked partial so).
+    dim = tmp_path / "dim"
+    shutil.copytree(clean_run["root"] / "cart", dim)
+    path = frames(dim)[1]
+    pixels, names = read_tiff(path)
+    write_tiff(path, np.minimum(pixels, 255).astype(pixels.dtype), names)
+    summary = predict(clean_run, dim, out=tmp_path / "dim_out")
+    assert summary.metadata_check["eight_bit_frames"] == 1
+    assert not [p for p in summary.problems if "255" in p], summary.problems
 
 
 def test_frames_whose_background_was_subtracted_are_read_as_the_cameras_counts(
