@@ -101,7 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gallery.add_argument("--crop-size", type=arg_types.whole_at_least(16, most=MAX_CROP_SIDE),
                          default=80,
                          help="crop side in pixels (default 80)")
-    _common(gallery)
+    _common(gallery, gallery=True)
 
 
 def _out(p: argparse.ArgumentParser) -> None:
@@ -119,7 +119,7 @@ def output_folder(args) -> str:
     return given.pop()
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, gallery: bool = False) -> None:
     p.add_argument("--panel", default=None, help="panel JSON/YAML (default: 5-channel "
                                                   "CellSearch-like DAPI, CK, CD45, CD61, CD66b)")
     p.add_argument("--taxonomy", default=None, help="taxonomy JSON/YAML (default: 4 classes)")
@@ -137,7 +137,10 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "pixel_size, small_cells, large_cells, elongated_ctcs, bleed_through, "
                         "display_8bit")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace an earlier simulate output in OUT, whole (default: refuse, "
+                   help="replace the gallery images (gallery_<class>.png) in OUT, the "
+                   "folder's other files left as they are (default: refuse, naming them)"
+                   if gallery else
+                   "replace an earlier simulate output in OUT, whole (default: refuse, "
                    "naming it; refused too where it holds files simulate did not write)")
 
 

@@ -74,13 +74,15 @@ def _not_simulated(out, what: str) -> list[str]:
         except (OSError, UnicodeDecodeError, csv.Error):
             pass
     frame = re.compile(r"r\d+c\d+(_c\d+)?\.(tif|png)")
+    # (a gallery drawn into the folder later: simulate's too, as gallery_<class>.png)
+    gallery = re.compile(r"gallery_[^/]+\.png")
     found = []
     for path in sorted(p for p in out.rglob("*") if p.is_file() or p.is_symlink()):
         name = path.relative_to(out).as_posix()
         # A file a desktop leaves in any folder it shows is no one's work.
         if name in own or desktop_file(path.name) or \
                 (what == "cartridge" and "/" not in name and frame.fullmatch(name)) or \
-                (crop is not None and crop.fullmatch(name)):
+                (crop is not None and crop.fullmatch(name)) or gallery.fullmatch(name):
             continue
         found.append(name)
     return found

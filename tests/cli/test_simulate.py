@@ -98,6 +98,14 @@ def test_simulate_refuses_an_existing_output_and_overwrite_replaces_it_whole(tmp
     assert tree(gallery) == before
     assert main([*args, "--seed", "2", "--overwrite"]) == 0
     assert tree(gallery) != before
+    # A gallery drawn into a simulated cartridge's folder is simulate's too: the cartridge's
+    # --overwrite was refused as holding "files ctcnet simulate did not write".
+    drawn = tmp_path / "drawn"
+    assert main(["simulate", "cartridge", str(drawn), "--frames", "1", *small]) == 0
+    assert main(["simulate", "gallery", str(drawn), "--per-class", "1", "--crop-size",
+                 "32"]) == 0
+    assert main(["simulate", "cartridge", str(drawn), "--frames", "1", *small,
+                 "--overwrite"]) == 0, capsys.readouterr().err
     # Stopped after its first class's image: none of its own left, the earlier ones back.
     import ctcnet.simulate.gallery as drawing
 
