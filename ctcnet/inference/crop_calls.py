@@ -13,6 +13,8 @@ reading's part, the network's and the markers' are the crop folder's own code
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
@@ -21,9 +23,11 @@ from ctcnet.errors import InputError
 from ctcnet.inference.backend_registry import checked_backend
 from ctcnet.inference.crop_sets import classify_chunks, crop_set_calls, first_pass
 from ctcnet.inference.guard import RULES
-from ctcnet.inference.options import spec_for_crop_set
+from ctcnet.inference.options import spec_for_crop_set, spec_read_as
 from ctcnet.inference.spillover import leak_check
 from ctcnet.nn.crop_input import checked_crops
+
+log = logging.getLogger(__name__)
 
 # The calls' columns of names (a class, the guard's flags, a cluster's partner).
 TEXT_COLUMNS = ("sample_id", "model_class", "class", "guard", "cluster_partner")
@@ -31,7 +35,7 @@ TEXT_COLUMNS = ("sample_id", "model_class", "class", "guard", "cluster_partner")
 
 def call_crops(crops, backend=None, *, sample_ids=None, prior: str | None = None,
                exported: bool | None = None, marker_calls: bool = True,
-               compensate: bool | None = None) -> pd.DataFrame:
+               compensate: bool | None = None, panel=None) -> pd.DataFrame:
     """The calls of ``crops`` as ``ctcnet predict`` makes a crop folder's: one row a crop
     (``crop``, its row in ``crops``; ``sample_id``), then the columns of ``predictions.csv``
     after ``label`` (``model_class``, ``class``, ``p_<class>``, ``confidence``, ``review``,
@@ -61,13 +65,23 @@ def call_crops(crops, backend=None, *, sample_ids=None, prior: str | None = None
     compensate : bool, optional
         Take each sample's measured spillover off before the network reads it (default: as
         the model was trained), as ``--compensate``.
+    panel : Panel, optional
+        The crops' own panel (``index.panel`` of :func:`ctcnet.read_crop_index`, or
+        :func:`ctcnet.load_panel` of their panel.json): the value ranges it states, where
+        they reach higher than the model's (counts stored x16 in 16-bit files, stated
+        0-65535), are those the guard reads saturation by, as predict reads a folder's.
+        Without it, crops past the model's range are said to need it.
     """
     if backend is None:
         from ctcnet.inference.backends import load_backend
 
         backend = load_backend()
     spec, _ = spec_for_crop_set(checked_backend(backend).spec, prior)
+    if panel is not None:  # (where pixels saturate: the crops' range, not the model's)
+        spec = spec_read_as(spec, panel, wider_only=True)
     crops = checked_crops(crops, spec.panel.names, spec.crop_size)
+    if panel is None:
+        _say_past_range(crops, spec.panel)
     n = len(crops)
     # (one text: every crop's sample, not a sample a character)
     given = ["sample"] * n if sample_ids is None else [sample_ids] * n \
@@ -95,3 +109,22 @@ def call_crops(crops, backend=None, *, sample_ids=None, prior: str | None = None
     # Text columns as text whatever the rows (no rows, calls made as numpy names): a notebook's
     # batches concatenated or checked against a schema see one dtype, as events.parquet has.
     return table.astype({c: "str" for c in TEXT_COLUMNS if c in table})
+
+
+def _say_past_range(crops: np.ndarray, panel) -> None:
+    """Warn where ``crops`` hold values above ``panel``'s value ranges (the model's): read
+    so, the guard takes those pixels as saturated and the markers as unreadable (12-bit
+    counts stored x16: 11 of 15 CTCs called ``wbc``, their CD45 over CK unread), where a
+    crop folder stating its range is read right."""
+    if not len(crops):
+        return
+    tops = np.asarray([c.value_range[1] for c in panel.channels], np.float64)
+    highest = np.nanmax(crops, axis=(0, 2, 3)).astype(np.float64)
+    past = [i for i in range(len(tops)) if highest[i] > tops[i]]
+    if past:
+        log.warning("the crops hold values above the model's value range (%s): the marker "
+                    "guard reads such pixels as saturated; give call_crops their panel "
+                    "(panel=index.panel, or ctcnet.load_panel of a panel.json stating their "
+                    "value_range), as predict reads a crop folder's",
+                    ", ".join(f"{panel.names[i]} up to {highest[i]:g}, the model's "
+                              f"{tops[i]:g}" for i in past[:3]))

@@ -2,6 +2,7 @@
 leaks of one read of it all, and never holds more than a chunk of crops."""
 
 import json
+import logging
 
 import numpy as np
 import pandas as pd
@@ -239,7 +240,7 @@ def test_crops_labelled_with_a_class_the_model_lacks_are_said_left_out_of_the_ac
 
 
 def test_crops_stored_at_16_times_their_counts_get_the_guard_readings_of_their_counts(
-        tmp_path):
+        tmp_path, caplog):
     """A crop set exported from a camera that stores 12-bit counts x16 in 16-bit files,
     panel.json stating 0-65535: the same calls, guard flags, review list and marker readings
     as the counts themselves, in predict and in ``ctcnet evaluate`` (its "as predict counts
@@ -266,6 +267,20 @@ def test_crops_stored_at_16_times_their_counts_get_the_guard_readings_of_their_c
     sixteen, _ = _run(scaled, tmp_path / "sixteen", "ctcnet-default")
     for column in ("class", "guard", "review", "markers_vouch", "cluster_partner"):
         assert one[column].astype(str).equals(sixteen[column].astype(str)), column
+    # The same crops in memory, with their folder's panel: the folder's calls (without it,
+    # the guard read them saturated, CTCs called wbc, and nothing was said); without it, said.
+    from ctcnet import call_crops, load_crops, read_crop_index
+
+    backend = load_backend("ctcnet-default", device="cpu")
+    index = read_crop_index(scaled).conform(backend.spec.panel)
+    crops = load_crops(index, backend.spec.crop_size, backend.spec.pixel_size_um)
+    calls = call_crops(crops, backend, sample_ids=index.sample_ids, panel=index.panel)
+    for column in ("class", "guard", "review"):
+        assert calls[column].fillna("").astype(str).tolist() == \
+            sixteen[column].fillna("").astype(str).tolist(), column
+    with caplog.at_level(logging.WARNING):
+        call_crops(crops, backend, sample_ids=index.sample_ids)
+    assert "values above the model's value range" in caplog.text and "panel=" in caplog.text
     reports = [evaluate_dataset(root, "ctcnet-default", tmp_path / f"ev_{root.name}",
                                 device="cpu", with_baselines=False)["cnn"]["counted"]
                for root in (counts, scaled)]
