@@ -16,10 +16,14 @@ CONSOLE_ONLY = "ctcnet_console_only"
 
 
 class _Keep(logging.Handler):
-    def __init__(self, kept: list[str], said_from: int):
+    def __init__(self, kept: list[str], said_from: int, relay: logging.Logger | None = None):
         super().__init__(logging.WARNING)
         self.kept = kept
         self.said_from = said_from  # the level the logger said records from, before the block
+        # Where the block stopped the logger's records propagating (it opened the logger to
+        # warnings it had held back): the ancestor they reach, at the level they reached it
+        # (a notebook's basicConfig at WARNING said what the logger was set to quiet).
+        self.relay = relay
 
     def emit(self, record: logging.LogRecord) -> None:
         if getattr(record, CONSOLE_ONLY, False):
@@ -32,9 +36,12 @@ class _Keep(logging.Handler):
         # With no handler of the caller's on the way (a script or notebook that set up no
         # logging), logging says a warning through its last resort (stderr); this handler
         # being there would silence it, so it is said through it here.
-        if record.levelno >= self.said_from and not _said_elsewhere(record.name) and \
-                logging.lastResort is not None and record.levelno >= logging.lastResort.level:
-            logging.lastResort.handle(record)
+        if record.levelno >= self.said_from:
+            relayed = self.relay is not None and _handled_from(self.relay, record)
+            if not relayed and not _said_elsewhere(record.name) and \
+                    logging.lastResort is not None and \
+                    record.levelno >= logging.lastResort.level:
+                logging.lastResort.handle(record)
         self.keep(text)
 
     def keep(self, text: str) -> None:
@@ -60,22 +67,47 @@ def kept_warnings(logger: str = "ctcnet") -> Iterator[list[str]]:
     logger is opened to warnings for the block, and its own handlers keep their threshold."""
     kept: list[str] = []
     target = logging.getLogger(logger)
-    level = target.getEffectiveLevel()
-    handler = _Keep(kept, level)
-    raised = [(h, h.level) for h in target.handlers] if level > logging.WARNING else []
+    # (inside another block on the logger: the level it was set to before that one opened it)
+    outer = [h for h in target.handlers if isinstance(h, _Keep)]
+    level = outer[0].said_from if outer else target.getEffectiveLevel()
+    opened = level > logging.WARNING
+    # Opened to warnings, the logger's records would reach its ancestors' handlers (a
+    # notebook's root handler) below the level it was set to: they are passed on from here,
+    # at that level alone, instead.
+    relay = target.parent if opened and target.propagate else None
+    handler = _Keep(kept, level, relay)
+    raised = [(h, h.level) for h in target.handlers if not isinstance(h, _Keep)] \
+        if opened else []
     for existing, _ in raised:  # the console says no more than it would have
         existing.setLevel(max(existing.level, level))
     target.addHandler(handler)
-    if level > logging.WARNING:
+    if opened:
         target.setLevel(logging.WARNING)
+        target.propagate = relay is None and target.propagate
     try:
         yield kept
     finally:
         target.removeHandler(handler)
-        if level > logging.WARNING:
+        if opened:
             target.setLevel(level)
+            target.propagate = target.propagate or relay is not None
         for existing, was in raised:
             existing.setLevel(was)
+
+
+def _handled_from(logger: logging.Logger, record: logging.LogRecord) -> bool:
+    """Give ``record`` to the handlers of ``logger`` and its ancestors, as logging's
+    propagation would (each handler's own level, up to a logger that does not propagate);
+    whether any handler was met."""
+    met = False
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            met = True
+            if record.levelno >= handler.level:
+                handler.handle(record)
+        current = current.parent if current.propagate else None
+    return met
 
 
 def _said_elsewhere(name: str) -> bool:

@@ -49,3 +49,31 @@ def test_a_script_without_logging_set_up_still_sees_the_warnings():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stderr.splitlines() == ["1 of 200 crops saturated"]
+
+
+def test_a_quietened_logger_stays_quiet_under_a_callers_own_logging():
+    """docs/python.md's ``logging.getLogger("ctcnet").setLevel(logging.ERROR)`` beside a
+    notebook's ``basicConfig``: opening the logger to keep warnings sent them to the root's
+    handler (a crop folder's saturation warning said); errors still reach it, once, and
+    a block inside another keeps what it is given without saying it."""
+    import subprocess
+    import sys
+
+    code = ("import logging\n"
+            "from ctcnet.core.log_capture import kept_warnings\n"
+            "logging.basicConfig(level=logging.WARNING, format='%(message)s')\n"
+            "logging.getLogger('ctcnet').setLevel(logging.ERROR)\n"
+            "log = logging.getLogger('ctcnet.detect.example')\n"
+            "with kept_warnings() as said:\n"
+            "    log.warning('kept, not said')\n"
+            "    with kept_warnings() as inner:\n"
+            "        log.warning('inner, not said')\n"
+            "    log.error('an error, said')\n"
+            "assert said == ['kept, not said', 'inner, not said', 'an error, said'], said\n"
+            "assert inner == ['inner, not said'], inner\n"
+            "root = logging.getLogger('ctcnet')\n"
+            "assert root.level == logging.ERROR and root.propagate and not root.handlers\n"
+            "log.warning('after: not said')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.splitlines() == ["an error, said"]
