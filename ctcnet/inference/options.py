@@ -181,6 +181,17 @@ class PredictOptions:
         if self.frame_pool not in FRAME_POOLS:
             raise InputError(f"PredictOptions.frame_pool is one of {', '.join(FRAME_POOLS)}, "
                              f"got {self.frame_pool!r}")
+        # What draws the report, or is called back: refused here, not once a whole cartridge
+        # has run ("html" or True failed at its report, the sample left without a summary).
+        lacking = [m for m in ("write_gallery", "write_html")
+                   if not callable(getattr(self.report, m, None))]
+        if self.report is not None and lacking:
+            raise InputError(f"PredictOptions.report is a RunReport (ctcnet.report.run_report) "
+                             f"or None, got {self.report!r} (without {', '.join(lacking)})")
+        for name in ("refresh_review", "on_frame_done"):
+            if getattr(self, name) is not None and not callable(getattr(self, name)):
+                raise InputError(f"PredictOptions.{name} is a function or None, got "
+                                 f"{getattr(self, name)!r}")
 
 
 def as_options(options) -> PredictOptions:

@@ -70,7 +70,11 @@ def test_options_a_notebook_gets_wrong_are_refused_not_read_as_something_else():
                                                   "processes"),
                         ({"pixel_size": 50.0}, "pixel_size: 50.0 um per pixel is not a "
                                                "plausible"),
-                        ({"pixel_size": "Auto"}, "pixel_size: expected a number of um")):
+                        ({"pixel_size": "Auto"}, "pixel_size: expected a number of um"),
+                        # (failed at the report, once a whole cartridge had run)
+                        ({"report": "html"}, "report is a RunReport"),
+                        ({"report": True}, "report is a RunReport"),
+                        ({"on_frame_done": "log"}, "on_frame_done is a function or None")):
         with pytest.raises(InputError, match=said):
             PredictOptions(**given)
     spec = load_model(get_model("ctcnet-default").checkpoint)[1]
@@ -83,6 +87,9 @@ def test_options_a_notebook_gets_wrong_are_refused_not_read_as_something_else():
     assert edge_cut_class(no_debris, PredictOptions()) is None  # the default, not refused
     for fine in (0.5, "auto", "fit", None):
         assert PredictOptions(pixel_size=fine).pixel_size == fine
+    from ctcnet.report import run_report
+
+    assert PredictOptions(report=run_report).report is run_report
 
 
 def test_a_pixel_size_given_for_a_cartridge_is_said_unused_once(caplog):
