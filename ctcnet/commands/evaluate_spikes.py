@@ -202,13 +202,22 @@ def _warn_comparison(report: dict, reference, data) -> None:
                     "with itself")
 
 
+def _made_by_text(made_by) -> str:
+    """A resumed run's makers of its frames, where another build or model file made some: the
+    calls are theirs, not the finishing run's build named before it."""
+    if not made_by:
+        return ""
+    return " [its frames made by " + "; ".join(
+        f"{maker}: {count}" for maker, count in dict(made_by).items()) + "]"
+
+
 def _say_models(report: dict) -> None:
     """What made each side, and the events whose call, count or review changed."""
     def named(models: list[dict]) -> str:
         return "; ".join(f"{Path(m['path'] or 'a model in memory').name} (SHA-256 "
                          f"{(m['sha256'] or '?')[:12]}..., {m['software']}"
                          + (f", frames on {m['frame_device']}" if m.get("frame_device") else "")
-                         + ")" for m in models)
+                         + ")" + _made_by_text(m.get("frames_made_by")) for m in models)
 
     print(f"reference: {named(report['reference_models'])}")
     print(f"ctcnet:    {named(report['models'])}")

@@ -45,7 +45,10 @@ def reference_rates(summaries: dict[str, dict], positive: str = POSITIVE) -> pd.
 def makers_of(summaries: Iterable[dict]) -> list[dict]:
     """The models (file path and SHA-256, network digest), ctcnet builds (the version, and
     ``software`` in words: the commit, a modified checkout's code digest; one version is every
-    build of a release) and frame devices that made ``summaries``, each once."""
+    build of a release) and frame devices that made ``summaries``, each once; where a run
+    resumed frames another build, backend or model file made, ``frames_made_by`` (as
+    summary.json's: frames per maker), for ``software`` and ``path`` name the run that
+    finished it, not the one that made its calls."""
     from ctcnet.core.provenance import software_text
 
     seen = []
@@ -58,6 +61,8 @@ def makers_of(summaries: Iterable[dict]) -> list[dict]:
                  "ctcnet": software.get("ctcnet", summary.get("ctcnet_version")),
                  "software": software_text(software, summary.get("ctcnet_version")),
                  "frame_device": summary.get("frame_device")}
+        if summary.get("frames_made_by"):
+            entry["frames_made_by"] = summary["frames_made_by"]
         if entry not in seen:
             seen.append(entry)
     return seen

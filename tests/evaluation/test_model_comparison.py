@@ -127,3 +127,24 @@ def test_evaluate_expected_with_another_models_run_names_both_and_lists_the_chan
 
     assert {n for row, _ in doc_tables()["changed_events.csv"] for n in row} == \
         set(changed.columns)
+
+
+def test_a_reference_resumed_from_another_builds_frames_names_the_builds_that_made_them(
+        tmp_path, capsys):
+    """A reference run finished by an upgraded ctcnet from its journal: the comparison named
+    the finishing build alone, though the earlier one made every call."""
+    from ctcnet.cli import main
+
+    path = run(tmp_path / "old", "P1", events(["ctc", "wbc"]), 7.5, "a")
+    summary = json.loads((path / "summary.json").read_text())
+    made = {"onnx (file 999999999999), ctcnet 0.1.0 (eeeeeeeeeeee)": 3}
+    (path / "summary.json").write_text(json.dumps({**summary, "frames_made_by": made}))
+    run(tmp_path / "new", "P1", events(["ctc", "wbc"]), 7.5, "b")
+    out = tmp_path / "out"
+    assert main(["evaluate", str(tmp_path / "new"), "--expected", str(tmp_path / "old"),
+                 "--out", str(out)]) == 0
+    assert "[its frames made by onnx (file 999999999999), ctcnet 0.1.0 (eeeeeeeeeeee): 3]" \
+        in capsys.readouterr().out
+    report = json.loads((out / "comparison.json").read_text())
+    assert report["reference_models"][0]["frames_made_by"] == made
+    assert "frames_made_by" not in report["models"][0]
