@@ -323,8 +323,9 @@ class EarlierRun:
             repair = self.status in ("partial", "failed") and not any(
                 (folder / name).exists() for name in ("review.csv", "signoff.json"))
             log.log(logging.INFO if repair else logging.WARNING,
-                    "%s: frames done or gone since the earlier run change its tables; its "
-                    "summary is kept as %s", sample, kept.relative_to(folder))
+                    "%s: the tables differ from the earlier run's (frames done, changed or "
+                    "gone since, or, where its journal was gone, another model or other "
+                    "settings); its summary is kept as %s", sample, kept.relative_to(folder))
         return None
 
 
