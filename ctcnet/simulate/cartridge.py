@@ -239,6 +239,9 @@ def simulate_cartridge(out_dir, panel=None, taxonomy=None, num_frames: int = 6,
         "simulated": True, "seed": int(seed), "layout": layout,
         "events_per_frame": float(events_per_frame),
         "events_placed_per_frame": round(placed, 1),
+        # the class shares asked for (None: the defaults): cartridges drawn at other rates
+        # told apart without counting their ground truth
+        "rates": {str(k): float(v) for k, v in rare_rates.items()} if rare_rates else None,
         # panel.json's, by which the frames are read: one pixel size for the scan, not two
         "pixel_size_um": scan_panel.pixel_size_um, "config": cfg.summary(),
         # Ground truth for spillover estimates: [t][s], counts in t per count of s's own dye.
