@@ -244,9 +244,26 @@ def simulate_cartridge(out_dir, panel=None, taxonomy=None, num_frames: int = 6,
         "rates": {str(k): float(v) for k, v in rare_rates.items()} if rare_rates else None,
         # panel.json's, by which the frames are read: one pixel size for the scan, not two
         "pixel_size_um": scan_panel.pixel_size_um, "config": cfg.summary(),
-        # Ground truth for spillover estimates: [t][s], counts in t per count of s's own dye.
-        "spillover": np.round(draws.spillover[0], 5).tolist()})
+        # Ground truth for spillover estimates: [t][s], counts in t per count of s's own dye,
+        # in the units of the files written: an 8-bit export shows each channel on 0-255 at
+        # its own display top (read at the counts', a png cartridge's true CK leak into CD45
+        # read 0.057 beside the 0.20 its files hold), so its matrix is in display levels,
+        # and the tops are recorded.
+        "spillover": np.round(_in_written_units(draws.spillover[0], draws.display_max[0]
+                                                if eight_bit else None), 5).tolist(),
+        **({"display_max": np.round(draws.display_max[0], 1).tolist()} if eight_bit else {})})
     return table
+
+
+def _in_written_units(spillover: np.ndarray, display_max: np.ndarray | None) -> np.ndarray:
+    """A spillover matrix ``[t][s]`` of counts in the units a cartridge's files hold: as it is
+    for counts; for an 8-bit display export whose channels show their counts over the
+    offset at 255 / ``display_max`` levels a count, each entry scaled by
+    ``display_max[s] / display_max[t]``."""
+    if display_max is None:
+        return spillover
+    top = np.asarray(display_max, np.float64)
+    return np.asarray(spillover, np.float64) * top[None, :] / top[:, None]
 
 
 def _extents(prims, reach: np.ndarray, px: float, n: int) -> tuple[np.ndarray, ...]:

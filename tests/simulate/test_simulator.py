@@ -447,6 +447,17 @@ def test_cartridge_is_deterministic_and_png_layout_is_8bit(tmp_path, cartridge):
     cart = open_cartridge(tmp_path / "png")
     frame = read_frame(cart.frames[0], cart.panel)
     assert frame.max() <= 255 and len(cart.frames[0].files) == 5 and len(png) > 0
+    # Its true spillover in the levels its files hold (each channel shown at its own top),
+    # not in the counts they were made from: a png cartridge read 0.20 where 0.057 stood.
+    counts = simulate_cartridge_small(tmp_path / "counts", seed=7, num_frames=1)
+    assert counts.equals(png)
+    record, shown = (json.loads((tmp_path / name / "cartridge.json").read_text())
+                     for name in ("counts", "png"))
+    top = np.asarray(shown["display_max"])
+    assert "display_max" not in record and len(top) == 5
+    np.testing.assert_allclose(np.asarray(shown["spillover"]),
+                               np.asarray(record["spillover"]) * top[None, :] / top[:, None],
+                               rtol=2e-3, atol=2e-5)
 
 
 def test_cartridge_rejects_bad_arguments(tmp_path):
