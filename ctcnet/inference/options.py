@@ -185,9 +185,10 @@ class PredictOptions:
         # has run ("html" or True failed at its report, the sample left without a summary).
         lacking = [m for m in ("write_gallery", "write_html")
                    if not callable(getattr(self.report, m, None))]
-        if self.report is not None and lacking:
+        if self.report is not None and self.report is not False and lacking:
             raise InputError(f"PredictOptions.report is a RunReport (ctcnet.report.run_report) "
-                             f"or None, got {self.report!r} (without {', '.join(lacking)})")
+                             f"or None (False: none too), got {self.report!r} (without "
+                             f"{', '.join(lacking)})")
         for name in ("refresh_review", "on_frame_done"):
             if getattr(self, name) is not None and not callable(getattr(self, name)):
                 raise InputError(f"PredictOptions.{name} is a function or None, got "
