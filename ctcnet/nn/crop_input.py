@@ -28,7 +28,8 @@ def _shape_hint(shape: tuple, c: int, s: int) -> str:
                 f"(np.moveaxis({take}, -1, -3))")
     if len(shape) == 4 and shape[1] == c and shape[2] == shape[3] and shape[2] != s:
         return (f": crops of {shape[2]} px, the model reads {s} px cut at its pixel size "
-                "(ctcnet.load_crops brings a crop folder to its scale)")
+                "(ctcnet.load_crops brings a crop folder to its scale, "
+                "ctcnet.detect.cropping.to_model_scale an array of crops)")
     return ""
 
 
