@@ -406,11 +406,16 @@ def choose_model(panels: Sequence[Panel], what: str = "the data",
         needs = "; ".join(f"{m.name} needs {m.channels} (missing "
                           f"{sorted({c for p in panels for c in missing_channels(m.panel, p)})})"
                           for m in models)
-        raise PanelMismatchError(f"no shipped model fits {what} (channels {have}): {needs}. "
-                                 + _alike_planes(panels) +
-                                 "Where a channel is one of those under another name (a "
-                                 "lab's own word for CK), name it so in panel.json; else "
-                                 "train a model for this panel (see README) and pass --model")
+        # Planes read as one marker lead: that, not a missing channel, is then the fix
+        # (PTPRC and CD45RA led with "missing CD45", the cause said after every model's needs).
+        alike = _alike_planes(panels)
+        raise PanelMismatchError(
+            f"no shipped model fits {what} (channels {have}): " +
+            (f"{alike}Each model's needs: {needs}; or train a model for this panel (see "
+             "README) and pass --model" if alike else
+             f"{needs}. Where a channel is one of those under another name (a lab's own word "
+             "for CK), name it so in panel.json; else train a model for this panel (see "
+             "README) and pass --model"))
     composite = bool(panels) and all(p.composite for p in panels)
     if not composite:
         fitting = [m for m in fitting if not m.reads_exports]

@@ -300,8 +300,12 @@ def test_no_model_fitting_planes_alike_by_a_marker_names_them():
                         "pixel_size_um": 0.64})
     with pytest.raises(PanelMismatchError, match=r"CK-PE and CK-FITC both read as one marker "
                                                  r"\(epithelial\): name each plane by what it "
-                                                 r"holds"):
+                                                 r"holds") as refused:
         choose_model([panel], "cartridge X", cartridges=True)
+    # Said first, as the fix, before each model's needs (not after "missing CK" and the
+    # advice to name a channel CK).
+    assert str(refused.value).index("both read as one") < str(refused.value).index("missing")
+    assert "name it so in panel.json" not in str(refused.value)
 
 
 def test_a_mistyped_checkpoint_path_is_a_file_not_found_not_an_unknown_model():
