@@ -98,8 +98,8 @@ def _carried_spec(path):
 
 
 def _spec_text(path, spec) -> str:
-    """What a model file's spec says: what it reads, what it calls, how it decides (its
-    Markdown card first where there is one beside it)."""
+    """What a card-less model file's spec says: what it reads, what it calls, how it decides
+    (its Markdown card first where an earlier ctcnet wrote that alone beside it)."""
     ranges = ", ".join(f"{c.name} [{c.value_range[0]:g}, {c.value_range[1]:g}]"
                        for c in spec.panel.channels)
     rule = spec.decision.to_dict() if spec.decision is not None else {}
@@ -116,14 +116,9 @@ def _spec_text(path, spec) -> str:
                          if isinstance(record, dict) and "crops" in record])
     adapted = _adapted_text(training, spec.metrics or {})
     card = path.with_suffix(".md")
-    header = (card.read_text(encoding="utf-8") + f"\n{path} (its card above" +
-              ("" if path.with_suffix(".json").is_file() else
-               ", without the JSON card ctcnet reads figures from") +
-              ": the spec the file carries)\n"
-              if card.is_file() else f"{path} (" + (
-                  f"its JSON card {card.with_suffix('.json').name} beside it, no Markdown one"
-                  if card.with_suffix(".json").is_file() else "no card beside it") +
-              ": the spec the file carries)\n")
+    header = (card.read_text(encoding="utf-8") + f"\n{path} (its card above, without the JSON "
+              "card ctcnet reads figures from: the spec the file carries)\n"
+              if card.is_file() else f"{path} (no card beside it: the spec the file carries)\n")
     return (header +
             f"  channels {ranges} at {spec.pixel_size_um:g} um/px, {spec.crop_size} px crops\n"
             f"  classes {', '.join(spec.class_names)}; counted "
@@ -193,11 +188,8 @@ def run(args: argparse.Namespace) -> int:
         from pathlib import Path
 
         path = Path(args.name)
-        # A model file (not a shipped name): its card, then the spec it carries (a lab's
-        # fine-tuned file's card names neither its channels nor its classes: a plane it
-        # dropped showed only among the warnings said as it was made).
         if path.is_file() and path.suffix in (".pt", ".ckpt", ".onnx") and \
-                not (args.json and path.with_suffix(".json").is_file()):
+                not path.with_suffix(".json").is_file():
             spec = _carried_spec(path)
             print(json.dumps(spec.to_dict()) if args.json else
                   _spec_text(path, spec) + _export_text(path))
@@ -207,7 +199,11 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(info.to_dict()))
             return 0
         card = info.folder / f"{info.name}.md"
-        print(card.read_text(encoding="utf-8") if card.is_file() else _line(info))
+        # A model file given by its path: its card, then what its JSON card says it reads and
+        # calls (a lab's fine-tuned file's card names neither its channels nor its classes:
+        # a plane it dropped showed only among the warnings said as it was made).
+        print(card.read_text(encoding="utf-8") + (f"\n{_line(info)}" if path.is_file() else "")
+              if card.is_file() else _line(info))
         return 0
     models = list_models()
     if args.json:

@@ -16,10 +16,14 @@ CONSOLE_ONLY = "ctcnet_console_only"
 
 
 class _Keep(logging.Handler):
-    def __init__(self, kept: list[str], said_from: int, relay: logging.Logger | None = None):
+    def __init__(self, kept: list[str], said_from: int, relay: logging.Logger | None = None,
+                 says: bool = True):
         super().__init__(logging.WARNING)
         self.kept = kept
         self.said_from = said_from  # the level the logger said records from, before the block
+        # Whether this handler sees a record said (not a block inside another: the outer one
+        # does, once).
+        self.says = says
         # Where the block stopped the logger's records propagating (it opened the logger to
         # warnings it had held back): the ancestor they reach, at the level they reached it
         # (a notebook's basicConfig at WARNING said what the logger was set to quiet).
@@ -36,7 +40,7 @@ class _Keep(logging.Handler):
         # With no handler of the caller's on the way (a script or notebook that set up no
         # logging), logging says a warning through its last resort (stderr); this handler
         # being there would silence it, so it is said through it here.
-        if record.levelno >= self.said_from:
+        if self.says and record.levelno >= self.said_from:
             relayed = self.relay is not None and _handled_from(self.relay, record)
             if not relayed and not _said_elsewhere(record.name) and \
                     logging.lastResort is not None and \
@@ -67,17 +71,26 @@ def kept_warnings(logger: str = "ctcnet") -> Iterator[list[str]]:
     logger is opened to warnings for the block, and its own handlers keep their threshold."""
     kept: list[str] = []
     target = logging.getLogger(logger)
-    # (inside another block on the logger: the level it was set to before that one opened it)
-    outer = [h for h in target.handlers if isinstance(h, _Keep)]
-    level = outer[0].said_from if outer else target.getEffectiveLevel()
+    outer = next((h for h in target.handlers if isinstance(h, _Keep)), None)
+    if outer is not None:
+        # Inside another block on the logger: that one opened it and says what the logger's
+        # level lets through; this one keeps its warnings and changes nothing (setting the
+        # level back as it closed quietened the outer block's rest; each said errors).
+        handler = _Keep(kept, outer.said_from, says=False)
+        target.addHandler(handler)
+        try:
+            yield kept
+        finally:
+            target.removeHandler(handler)
+        return
+    level = target.getEffectiveLevel()
     opened = level > logging.WARNING
     # Opened to warnings, the logger's records would reach its ancestors' handlers (a
     # notebook's root handler) below the level it was set to: they are passed on from here,
     # at that level alone, instead.
     relay = target.parent if opened and target.propagate else None
     handler = _Keep(kept, level, relay)
-    raised = [(h, h.level) for h in target.handlers if not isinstance(h, _Keep)] \
-        if opened else []
+    raised = [(h, h.level) for h in target.handlers] if opened else []
     for existing, _ in raised:  # the console says no more than it would have
         existing.setLevel(max(existing.level, level))
     target.addHandler(handler)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from ctcnet.core.printable import FORMULA_STARTS
 from ctcnet.inference.run_table import sample_row
 from ctcnet.io.cartridge_info import SAMPLES_FILE
 
@@ -34,10 +35,13 @@ def table_not_as_index(table: Path, index: dict, expected: dict) -> list[str]:
         return problems + [f"{SAMPLES_FILE} cannot be read: {err}"]
     # A row a table is a view of run.json's entries, one each: a row removed is a sample a
     # laboratory system never sees, a row renamed its counts filed under another sample.
+    # (its other rows: the samples an earlier run left in the folder, and those a run began
+    # and did not finish)
     listed = [e.get("name") for e in index.get("outputs") or [] if isinstance(e, dict)]
-    named = [row.get("name") for row in rows]
+    others = [*(index.get("other_outputs") or []), *(index.get("unfinished_outputs") or {})]
+    named = [cell_text(row.get("name")) for row in rows]
     lost = [str(name) for name in listed if name not in named]
-    added = [str(name) for name in named if name not in listed]
+    added = [str(name) for name in named if name not in listed and name not in others]
     if lost:
         problems.append(f"{SAMPLES_FILE} has no row of {', '.join(lost[:5])}, which run.json "
                         "lists (the table edited?)")
@@ -45,16 +49,25 @@ def table_not_as_index(table: Path, index: dict, expected: dict) -> list[str]:
         problems.append(f"{SAMPLES_FILE} has a row of {', '.join(added[:5])}, which run.json "
                         "does not list (the table edited?)")
     for row in rows:
-        want = sample_row(expected[row["name"]]) if row.get("name") in expected else None
+        name = cell_text(row.get("name"))
+        want = sample_row(expected[name]) if name in expected else None
         if want is None:
             continue
         # (a sign-off's note is free text, written escaped against a spreadsheet's formulas)
         moved = [k for k in dict.fromkeys([*want, *SIGNOFF_CELLS]) if k in row
                  and k != "signoff_note" and not same_cell(row[k], want.get(k))]
         if moved:
-            problems.append(f"{SAMPLES_FILE}'s row of {row['name']} is not its summary.json's "
+            problems.append(f"{SAMPLES_FILE}'s row of {name} is not its summary.json's "
                             f"in {', '.join(moved[:5])} (the table edited?)")
     return problems
+
+
+def cell_text(cell):
+    """A cell as the text it holds: a sample id written so that a spreadsheet shows it as text
+    (``'+PC``, :func:`~ctcnet.core.printable.spreadsheet_cell`) read as the id (``+PC``)."""
+    if isinstance(cell, str) and cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS):
+        return cell[1:]
+    return cell
 
 
 def same_cell(cell: str, value) -> bool:
@@ -69,4 +82,4 @@ def same_cell(cell: str, value) -> bool:
             return abs(float(cell) - float(value)) <= 0.011
         except ValueError:
             return False
-    return cell == str(value)
+    return cell == str(value) or cell_text(cell) == str(value)

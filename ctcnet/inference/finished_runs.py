@@ -70,7 +70,10 @@ def restated(summary: RunSummary, stated: dict) -> bool:
     volume = stated.get("blood_volume_ml")
     moved = volume is not None and summary.blood_volume_ml is not None and \
         abs(float(summary.blood_volume_ml) - float(volume)) >= 1e-9
-    return moved or bool(record_changes(summary.cartridge_info, stated.get("cartridge_info")))
+    # (a summary of a ctcnet that kept no record of the sample: not compared, not "changed",
+    # as a same-version rerun reads it: rerun_outputs.EarlierRun.keep_if_record_moved)
+    return moved or (summary.cartridge_info is not None and bool(
+        record_changes(summary.cartridge_info, stated.get("cartridge_info"))))
 
 
 def kept_finished(err: FinishedEarlierError, name: str) -> RunSummary:

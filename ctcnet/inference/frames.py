@@ -176,6 +176,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
     # Every frame's kept (summary.json's metadata_check counts them), said once a cartridge:
     # a warning, not a problem.
     eight_bit = eight_bit_note(pixels, brightest)
+    background = frame_background(pixels)  # (numpy, as read: before any upload to a device)
     if eight_bit:  # (the first met named: a frame of a mixed export is said apart, at the end)
         _say_once(cartridge, frame, "eight_bit", eight_bit)
     t_read = time.perf_counter()
@@ -248,7 +249,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
                      model_crops=model_crops, measured=measured,
                      guard_start=guard_start, record=record, note=note,
                      leak_ratios=leak_ratios, signs=signs, eight_bit=eight_bit is not None,
-                     background=frame_background(pixels), subtracted=subtracted)
+                     background=background, subtracted=subtracted)
 
 
 def _say_once(cartridge: Cartridge, frame: FrameRef, kind: str, text: str) -> None:

@@ -68,12 +68,15 @@ def test_a_quietened_logger_stays_quiet_under_a_callers_own_logging():
             "    log.warning('kept, not said')\n"
             "    with kept_warnings() as inner:\n"
             "        log.warning('inner, not said')\n"
+            "        log.error('an inner error, said once')\n"
+            "    log.warning('after the inner block, kept')\n"
             "    log.error('an error, said')\n"
-            "assert said == ['kept, not said', 'inner, not said', 'an error, said'], said\n"
-            "assert inner == ['inner, not said'], inner\n"
+            "assert said == ['kept, not said', 'inner, not said', 'an inner error, said once', "
+            "'after the inner block, kept', 'an error, said'], said\n"
+            "assert inner == ['inner, not said', 'an inner error, said once'], inner\n"
             "root = logging.getLogger('ctcnet')\n"
             "assert root.level == logging.ERROR and root.propagate and not root.handlers\n"
             "log.warning('after: not said')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert out.stderr.splitlines() == ["an error, said"]
+    assert out.stderr.splitlines() == ["an inner error, said once", "an error, said"]

@@ -68,3 +68,19 @@ def test_an_earlier_versions_sample_is_not_kept_once_its_scan_or_record_moved(
     assert predict_inputs([cart], out, backend, PredictOptions(**QUIET),
                           set_aside=set_aside) == []
     assert "--overwrite" in set_aside[first[0].sample_id]
+
+
+def test_an_earlier_versions_summary_without_a_record_of_the_sample_is_kept(clean_run, cart,
+                                                                             tmp_path):
+    """A summary written before ctcnet kept cartridge.json's record of the sample: read as
+    "not recorded", not as a record since changed (it was set aside)."""
+    backend, out = clean_run["backend"], tmp_path / "out"
+    first = predict_inputs([cart], out, backend, PredictOptions(**QUIET))
+    sample = out / first[0].sample_id
+    _journal_as_written_by(sample, table_columns=["guard"])
+    summary = json.loads((sample / "summary.json").read_text())
+    assert summary.pop("cartridge_info")  # (the simulator's keys: its seed, its layout...)
+    (sample / "summary.json").write_text(json.dumps(summary))
+    set_aside = {}
+    again = predict_inputs([cart], out, backend, PredictOptions(**QUIET), set_aside=set_aside)
+    assert not set_aside and [s.sample_id for s in again] == [first[0].sample_id]

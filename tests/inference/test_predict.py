@@ -514,8 +514,17 @@ def test_onnx_and_torch_backends_give_the_same_classes(setup, tmp_path):
     assert (a["class"][clear] == b["class"][clear]).all()
 
 
-def test_torch_frame_path_gives_the_same_events_and_calls(setup, tmp_path):
+def test_torch_frame_path_gives_the_same_events_and_calls(setup, tmp_path, monkeypatch):
     # The GPU path's detection and cropping (ctcnet.detect.device), run on CPU tensors.
+    import ctcnet.inference.frames as frames
+
+    measured = frames.frame_background
+
+    def numpy_only(pixels):  # (a CUDA tensor has no numpy view: every frame failed on a GPU)
+        assert isinstance(pixels, np.ndarray), type(pixels)
+        return measured(pixels)
+
+    monkeypatch.setattr(frames, "frame_background", numpy_only)
     summary = predict_cartridge(setup["cart"], setup["backend"], tmp_path / "torch-frames",
                                 PredictOptions(**QUIET, report=False, frame_device="cpu"))
     a, b = read_events(setup["ref_dir"]), read_events(tmp_path / "torch-frames")

@@ -851,6 +851,19 @@ def test_verify_results_fails_a_folder_whose_run_did_not_finish(folder, tmp_path
         (results / "samples.csv").write_text(table, encoding="utf-8")
         assert main(["verify", "--results", str(results), "--json"]) == 1
         assert problem in json.loads(capsys.readouterr().out)["run"]
+    # Its rows of the samples a run began and did not finish (or an earlier run left) are
+    # no edit; nor is a sample id a spreadsheet would read as a formula, written as text.
+    (results / "run.json").write_text(json.dumps({"format_version": 1, "state": "finished",
+                                                  "outputs": [entry], "unfinished_outputs":
+                                                  {"P000": "its journal, no summary"}}))
+    earlier = samples_csv([entry, {**entry, "name": "P000"}])
+    (results / "samples.csv").write_text(earlier, encoding="utf-8")
+    assert main(["verify", "--results", str(results), "--json"]) == 0, capsys.readouterr().out
+    capsys.readouterr()
+    from ctcnet.exports.table_audit import cell_text, same_cell
+
+    assert cell_text("'+PC") == "+PC" and cell_text("'note") == "'note"
+    assert same_cell("'=1+2", "=1+2") and not same_cell("'=1+2", "=1+3")
     # An entry an earlier ctcnet wrote, without the keys added since: as it was written.
     older = {k: v for k, v in entry.items() if k not in (
         "signed_off_by", "signed_off_at", "result_state", "blood_volume_read_ml")}
