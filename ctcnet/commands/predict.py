@@ -204,6 +204,7 @@ def _run(args, log) -> int:
     # A stop before the run has checked its inputs and written its own index: the earlier
     # run's index is not left reading "finished".
     with index_said_stopped_as_it_begins(out, not child and args.shard is None
+                                          and not args.list_outputs
                                           and env_info().world_size == 1):
         inputs = _inputs(args, child, log)
         if not inputs:  # (--allow-empty, and no input holds a cartridge)
@@ -345,11 +346,16 @@ def _nothing_to_do(args, out, log) -> int:
 
     from ctcnet.inference.inputs import check_writable
 
+    said = (f"nothing to do: {', '.join(str(p) for p in args.inputs)} holds no cartridge "
+            "(--allow-empty)")
+    if args.list_outputs:  # a dry run lists nothing and writes nothing (it made --out and
+        # wrote a finished index over the night's, its samples read as earlier outputs)
+        if not args.quiet:
+            print(said, file=sys.stderr)
+        return 0
     check_writable(out)
     log.open()
     write_run_index(out, [], 1, since=time.time())
-    said = (f"nothing to do: {', '.join(str(p) for p in args.inputs)} holds no cartridge "
-            "(--allow-empty)")
     log.note(said)
     if not args.quiet:
         print(said, file=sys.stderr)

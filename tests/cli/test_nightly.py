@@ -222,6 +222,15 @@ def test_a_run_stopped_before_its_checks_passed_leaves_no_finished_index(
     assert status == 130 and index["state"] == "stopped" and "before it had checked" in \
         index["note"], index
     assert not (out / "samples.csv").exists()
+    # A dry run (--list-outputs) stopped so writes nothing, the index as it was.
+    import ctcnet.commands.predict_outputs as listing
+
+    monkeypatch.undo()
+    monkeypatch.setattr(listing, "list_outputs", stopped)
+    before = (out / "run.json").read_bytes()
+    status, _ = run_cli(capsys, "predict", scans, "--out", out, "--quiet", "--list-outputs",
+                        *options(cart_and_model))
+    assert status == 130 and (out / "run.json").read_bytes() == before
     monkeypatch.setattr(backends, "load_backend", stopped)
     # Another run writing the same --out now (its index "running", its process alive) keeps
     # its index: this one's stop is not written over it.
@@ -294,6 +303,15 @@ def test_a_night_without_scans_is_nothing_to_do_with_allow_empty(cart_and_model,
     args = ["predict", tonight, "--out", out, "--prior", "balanced", *options(cart_and_model)]
     status, err = run_cli(capsys, *args)
     assert status == 2 and "neither a cartridge" in err[-1] and "--allow-empty" in err[-1]
+    # A workflow engine's dry run of the same writes nothing (it wrote a finished index over
+    # the night's, its samples read as earlier outputs; a fresh --out was made).
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    status, err = run_cli(capsys, *args, "--allow-empty", "--list-outputs")
+    assert status == 0 and "nothing to do" in err[-1]
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    status, _ = run_cli(capsys, *args[:3], tmp_path / "fresh", *args[4:], "--allow-empty",
+                        "--list-outputs")
+    assert status == 0 and not (tmp_path / "fresh").exists()
     status, err = run_cli(capsys, *args, "--allow-empty")
     assert status == 0 and "nothing to do" in err[-1]
     run = json.loads((out / "run.json").read_text())
