@@ -61,10 +61,16 @@ def makers_of(summaries: Iterable[dict]) -> list[dict]:
                  "ctcnet": software.get("ctcnet", summary.get("ctcnet_version")),
                  "software": software_text(software, summary.get("ctcnet_version")),
                  "frame_device": summary.get("frame_device")}
-        if summary.get("frames_made_by"):
-            entry["frames_made_by"] = summary["frames_made_by"]
-        if entry not in seen:
+        same = next((e for e in seen if {k: v for k, v in e.items()
+                                         if k != "frames_made_by"} == entry), None)
+        if same is None:
             seen.append(entry)
+            same = entry
+        # (each maker once, its frames over the samples it made them for)
+        made = summary.get("frames_made_by")
+        for maker, frames in (made.items() if isinstance(made, dict) else ()):
+            counts = same.setdefault("frames_made_by", {})
+            counts[maker] = counts.get(maker, 0) + int(frames)
     return seen
 
 

@@ -99,11 +99,16 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
     CropRunSummary
         What ``summary.json`` holds.
     """
+    options = as_options(options)
+    if options.report and not callable(getattr(options.report, "write_crop_set_page", None)):
+        # (a report made for cartridges alone failed once every crop had been read)
+        raise InputError(f"PredictOptions.report {options.report!r} draws no crop folder's "
+                         "page (write_crop_set_page): give ctcnet.report.run_report, or None")
     # One writer per output folder, as for a cartridge's: taken before any work.
     out_dir = as_listed(out_dir)  # (its accents decomposed by a copy through macOS: it)
     with exclusive_folder(out_dir, "predict"):
         _refuse_another_crop_folder(root, Path(out_dir))
-        return _classified(root, backend, Path(out_dir), as_options(options))
+        return _classified(root, backend, Path(out_dir), options)
 
 
 def _refuse_another_crop_folder(root: str | Path, out_dir: Path) -> None:

@@ -45,7 +45,7 @@ def with_shipped_configs(args: list[str]) -> list[str]:
     exist". Every other argument as given."""
     out = list(args)
     for i, arg in enumerate(out):
-        if arg == "--config" and i + 1 < len(out):
+        if arg in ("--config", "-c") and i + 1 < len(out):  # (-c: LightningCLI's short form)
             at, value, prefix = i + 1, out[i + 1], ""
         elif arg.startswith("--config="):
             at, value, prefix = i, arg[len("--config="):], "--config="

@@ -592,7 +592,7 @@ def test_a_shipped_config_is_found_by_its_docs_name_outside_a_checkout(capsys, t
     monkeypatch.chdir(tmp_path)
     shipped = str(SHIPPED_CONFIGS / "smoke.yaml")
     for given in (["--config", "configs/smoke.yaml"], ["--config", "smoke"],
-                  ["--config=smoke.yaml"]):
+                  ["--config=smoke.yaml"], ["-c", "configs/smoke.yaml"]):
         assert shipped in " ".join(with_shipped_configs(given + ["--trainer.max_epochs=1"]))
     # Not ours: a lab's own path elsewhere, an inline YAML, a following option.
     for given in (["--config", "mine/smoke.yaml"], ["--config", "{trainer: {}}"],
