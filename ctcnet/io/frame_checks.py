@@ -351,12 +351,13 @@ def at_another_depth(background: list | None, counts_backgrounds: list) -> bool:
     background ``DEPTH_BACKGROUND_RATIO`` times under theirs (their median) in some channel.
     Without backgrounds to compare (a journal an earlier ctcnet wrote): True, as it was
     read."""
-    if not background or not counts_backgrounds:
+    # (the frames of as many channels: a journal's records all are, but none is assumed)
+    alike = [b for b in counts_backgrounds if len(b) == len(background or ())]
+    if not background or not alike:
         return True
-    typical = np.median(np.asarray(counts_backgrounds, np.float64), axis=0)
+    typical = np.median(np.asarray(alike, np.float64), axis=0)
     own = np.asarray(background, np.float64)
-    return typical.shape == own.shape and bool(
-        ((typical + 1) >= DEPTH_BACKGROUND_RATIO * (own + 1)).any())
+    return bool(((typical + 1) >= DEPTH_BACKGROUND_RATIO * (own + 1)).any())
 
 
 def check_plane_depths(planes: list[np.ndarray], names: list[str], paths: list) -> None:

@@ -277,3 +277,19 @@ def test_a_frame_saturated_throughout_is_said_so_not_blank():
         check_frame_values(frame, channels, "f.tif")
     with pytest.raises(InputError, match=r"not exposed, or written blank"):
         check_frame_values(np.full((5, 16, 16), 7, np.uint16), channels, "f.tif")
+
+
+def test_an_8_bit_frame_is_at_another_depth_only_where_its_background_is_far_lower():
+    """A camera frame of a few dim cells holds no value above 255 with its background where
+    the others' is; an 8-bit copy of counts / 16 reads its background 16 times lower."""
+    from ctcnet.io.frame_checks import at_another_depth, frame_background
+
+    counts = [[150.0, 160.0, 170.0], [148.0, 158.0, 175.0]]
+    assert not at_another_depth([152.0, 161.0, 168.0], counts)
+    assert at_another_depth([9.0, 10.0, 11.0], counts)
+    assert at_another_depth([150.0, 160.0, 2.0], counts)  # one channel squeezed is enough
+    # Nothing to compare with (a journal an earlier ctcnet wrote; frames of other channels):
+    # as it was read before.
+    assert at_another_depth(None, counts) and at_another_depth([150.0, 160.0], counts)
+    frame = np.full((2, 64, 64), 200, np.uint16)
+    assert frame_background(frame) == [200.0, 200.0]
