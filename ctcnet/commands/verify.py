@@ -98,9 +98,11 @@ def _audit(args: argparse.Namespace) -> int:
     try:
         samples = audit_results(args.results)
     except InputError:
-        if not run:
+        if not run and not _a_night_without_scans(args.results):
             raise
-        samples = []  # a run killed before its first sample: the night failed, not the input
+        # A run killed before its first sample (the night failed, not the input), or one
+        # --allow-empty finished with nothing to do: an audit of the index alone.
+        samples = []
     failed = [s["sample"] for s in samples if s["problems"]]
     record = {"results": absolute(args.results), "passed": not failed and not run,
               **check_record(), "run": run, "samples": samples}
@@ -119,6 +121,22 @@ def _audit(args: argparse.Namespace) -> int:
           f"FAILED: {len(samples)} sample(s) as ctcnet recorded them, but not the folder as a "
           "whole: its run unfinished or its index not its samples' (run: above)")
     return 0 if record["passed"] else 1
+
+
+def _a_night_without_scans(results) -> bool:
+    """Whether ``results``' run.json is a finished run without an output (predict
+    ``--allow-empty`` over a night without scans, exit 0): a folder to audit, not a wrong
+    path (a nightly "predict, then verify" failed on every such night)."""
+    import json
+
+    from ctcnet.io.cartridge_info import RUN_INDEX_FILE
+
+    try:
+        index = json.loads((Path(results) / RUN_INDEX_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(index, dict) and index.get("state") == "finished" and \
+        not index.get("outputs") and not index.get("unfinished_outputs")
 
 
 def _kept(record: dict, args: argparse.Namespace) -> bool:

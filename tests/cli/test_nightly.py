@@ -312,6 +312,10 @@ def test_a_night_without_scans_is_nothing_to_do_with_allow_empty(cart_and_model,
     status, _ = run_cli(capsys, *args[:3], tmp_path / "fresh", *args[4:], "--allow-empty",
                         "--list-outputs")
     assert status == 0 and not (tmp_path / "fresh").exists()
+    # The night run into a folder of its own: its audit passes (it was refused as "no predict
+    # outputs here", and a nightly "predict, then verify" failed every night without scans).
+    assert run_cli(capsys, *args[:3], tmp_path / "fresh", *args[4:], "--allow-empty")[0] == 0
+    assert run_cli(capsys, "verify", "--results", tmp_path / "fresh")[0] == 0
     status, err = run_cli(capsys, *args, "--allow-empty")
     assert status == 0 and "nothing to do" in err[-1]
     run = json.loads((out / "run.json").read_text())
