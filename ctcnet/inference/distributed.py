@@ -100,6 +100,13 @@ def distributed_context(device: str = "auto") -> Iterator[tuple[DistInfo, str]]:
     if info.world_size <= 1:
         yield info, device
         return
+    # A launcher sets them all; WORLD_SIZE without them is a leftover, which torch's
+    # rendezvous met with a traceback ("environment variable RANK expected, but not set").
+    unset = [name for name in ("RANK", "MASTER_ADDR", "MASTER_PORT") if not os.environ.get(name)]
+    if unset:
+        raise InputError(f"WORLD_SIZE={info.world_size} without {', '.join(unset)}: not set by "
+                         "torchrun (a job template's leftover?); unset WORLD_SIZE, or run under "
+                         "torchrun")
     import torch
     import torch.distributed as dist
 

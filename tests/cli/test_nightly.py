@@ -532,6 +532,12 @@ def test_a_torchrun_variable_set_empty_is_one_line(cart_and_model, tmp_path, cap
     monkeypatch.setenv("WORLD_SIZE", "")
     status, err = run_cli(capsys, "predict", scans, "--out", out, *options(cart_and_model))
     assert status == 2 and "WORLD_SIZE='' is no whole number" in err[-1]
+    # WORLD_SIZE alone, without the rest torchrun sets: one line, not torch's traceback.
+    for name in ("RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    status, err = run_cli(capsys, "predict", scans, "--out", out, *options(cart_and_model))
+    assert status == 2 and "WORLD_SIZE=2 without RANK, MASTER_ADDR, MASTER_PORT" in err[-1], err
 
 
 def test_a_nights_scans_moved_together_are_found_by_their_folder_names(cart_and_model,
