@@ -86,10 +86,10 @@ from ctcnet.detect.plane_register import (
 
 # Events a cartridge's check reads, spread over its frames (at least one a frame), and at most
 # this share of a frame's events (about 3 ms each: 0.5 s of a 175-frame cartridge's 66 s of
-# CPU; the share keeps a small cartridge's check as small beside its other work); where a
-# frame's nucleus lies more often in another plane than the DNA channel's, up to this many a
-# cartridge, enough for the nucleus's votes (MIN_NUCLEUS_VOTES): at 3 % a 5-frame cartridge
-# read 45 events, 25 with a nucleus, and DAPI and CK swapped went unsaid.
+# CPU; the share keeps a small cartridge's check small beside its other work) but for the
+# least a cartridge reads, enough to judge a dark plane (MIN_READ) and the nucleus's votes
+# (MIN_NUCLEUS_VOTES): at 3 % a 5-frame cartridge read 45 events, 25 with a nucleus, and DAPI
+# and CK swapped went unsaid; a 3-frame one 27, and a dark CK plane went unsaid.
 CHECK_EVENTS = 150
 CHECK_SHARE = 0.03
 CHECK_MIN_EVENTS = 100
@@ -163,8 +163,8 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int,
                 whole: np.ndarray | None = None) -> dict | None:
     """The signs of one frame's ``crops`` ((N, C, H, W), ``panel``'s channel order, at
     ``pixel_size_um``) of a cartridge of ``frames`` frames, read on its share of
-    ``CHECK_EVENTS`` (``CHECK_SHARE`` of the frame's at most; ``CHECK_MIN_EVENTS`` a cartridge
-    where the nucleus lies elsewhere than in the DNA plane) spread over it, as JSON-able data:
+    ``CHECK_EVENTS`` (``CHECK_SHARE`` of the frame's at most, but ``CHECK_MIN_EVENTS`` a
+    cartridge at least) spread over it, as JSON-able data:
     ``read``, the events read; ``lit``, per plane those it lights at their centre; ``nucleus``,
     per plane the events whose nucleus lies there; ``nucleus_um``, the diameters of the DNA
     channel's nuclei measured; ``offset_um``, [plane, dx, dy] of each lit plane's centre from
@@ -178,7 +178,11 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int,
     if not n or min(crops.shape[2:]) * pixel_size_um < MIN_FIELD_UM:
         return None
     frames = max(frames, 1)
-    events = min(-(-CHECK_EVENTS // frames), int(np.ceil(CHECK_SHARE * n)))
+    # (CHECK_MIN_EVENTS a cartridge at least, where its frames hold them: at 3 % a 3-frame
+    # cartridge read 24-30 events, too few to judge a plane dark (MIN_READ) or the leukocyte
+    # markers (MIN_ALONE), and one whose CK lamp had failed counted 0 of 30 CTCs, "ok")
+    events = min(-(-CHECK_EVENTS // frames),
+                 max(int(np.ceil(CHECK_SHARE * n)), -(-CHECK_MIN_EVENTS // frames)))
     roles = panel.roles()
     dna = _role(roles, "nucleus")
     leukocyte, neutrophil = _role(roles, "leukocyte"), _role(roles, "neutrophil")
@@ -215,19 +219,6 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int,
                                                 pixel_size_um, LIT_NOISE))
 
     read(rows)
-    # The nucleus read in another plane than the DNA channel's more often, as a swap's would
-    # be (NUCLEUS_RATIO times, twice at least): on a short cartridge its share of events
-    # gives too few votes to judge, so more are read (only then: a scan in its order reads
-    # more only where a frame's few events show that by chance).
-    more = min(-(-CHECK_EVENTS // frames), -(-CHECK_MIN_EVENTS // frames))
-    elsewhere = int(np.delete(votes, dna).max()) if dna is not None and len(votes) > 1 else 0
-    if dna is not None and more > len(rows) and \
-            elsewhere >= max(2, NUCLEUS_RATIO * votes[dna]):
-        seen = set(rows)
-        extra = [int(i) for i in spread_rows(np.arange(n), more, whole)
-                 if int(i) not in seen][:more - len(rows)]
-        read(extra)
-        rows += extra
     lit = np.asarray(lit)
     signs = {"read": len(rows), "lit": lit.sum(axis=0).astype(int).tolist(),
              "nucleus": votes.tolist(),
