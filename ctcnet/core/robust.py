@@ -57,6 +57,11 @@ NORMAL_QUANTILES = {10.0: -1.2815516, 30.0: -0.5244005, 50.0: 0.0}
 # sd of a Gaussian per median absolute deviation.
 MAD_TO_SIGMA = 1.4826
 METHODS = ("linear", "nearest", "lower")
+# The shares of a channel's pixels at 0 read as a background subtracted and clipped: from
+# where the 10th percentile the normalisation reads is at the clip, to where too little
+# background is left above it to read its noise from (a crop folder's or a frame's reading
+# draws it again, ctcnet.detect.clipped_background; an array of crops is said to hold one).
+CLIPPED_SHARES = (0.10, 0.80)
 
 
 def _is_tensor(x) -> bool:

@@ -33,12 +33,8 @@ import functools
 
 import numpy as np
 
-from ctcnet.core.robust import percentiles
+from ctcnet.core.robust import CLIPPED_SHARES, percentiles
 
-# The shares of a channel's pixels at 0 read as a clipped background: from where the 10th
-# percentile the normalisation reads is at the clip, to where too little background is left
-# above it to read its noise from.
-CLIPPED_SHARES = (0.10, 0.80)
 # Where over the clip the background's spread is read: these shares of the pixels over it.
 SPANS = (0.1, 0.45)
 # The pixels the background is read from (every second one, as the normalisation reads).

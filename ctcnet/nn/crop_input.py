@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ctcnet.core.robust import CLIPPED_SHARES
 from ctcnet.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -67,20 +68,36 @@ def checked_crops(raw, channels: Sequence[str], crop_size: int) -> np.ndarray:
 def crop_value_warning(raw: np.ndarray, tops: Sequence[float]) -> str | None:
     """What ``raw`` crops' values say is amiss where no error stops them, or None: float crops
     scaled to 0-1 (``skimage.img_as_float``) for a model of counts (``tops``: its channels'
-    value_range tops, above 1), which read as nearly empty, every call debris. A look at every
+    value_range tops, above 1), which read as nearly empty, every call debris; for a model of
+    a camera's counts (tops above 255), channels whose background was subtracted and clipped
+    at 0 (a folder's reading draws it again; an array is read as given). A look at every
     8th pixel each way of at most 64 crops spread over the array: a scaling of the whole
     array shows in any of them (a look at every crop of a 1,024-crop batch took as long as a
     GPU's network on it)."""
-    if raw.dtype.kind != "f" or not raw.size or not min(tops, default=0) > 1.0:
+    if not raw.size or not min(tops, default=0) > 1.0:
         return None
     sample = raw[::-(-len(raw) // 64), :, ::8, ::8]
-    with np.errstate(invalid="ignore"):
-        highest = float(np.nan_to_num(sample, nan=0.0, posinf=0.0).max())
-    if not 0 < highest <= 1.0:
+    if raw.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            highest = float(np.nan_to_num(sample, nan=0.0, posinf=0.0).max())
+        if 0 < highest <= 1.0:
+            return ("the crops' values lie within 0-1: the model reads raw scanner counts "
+                    "(normalised inside it), and crops scaled to 0-1 read as nearly empty; "
+                    "give the counts as read from the image files")
+    if min(tops) <= 255:  # (a composite's black background is its own: display levels)
         return None
-    return ("the crops' values lie within 0-1: the model reads raw scanner counts (normalised "
-            "inside it), and crops scaled to 0-1 read as nearly empty; give the counts as read "
-            "from the image files")
+    # A background subtracted and clipped at 0 (an export so made, or a notebook's own
+    # step): a crop folder's is drawn again as it is read, an array here is read as given,
+    # and its calls moved by up to 0.85 without a word.
+    zero = (np.nan_to_num(sample, nan=1.0) == 0).mean(axis=(0, 2, 3))
+    clipped = int(((zero >= CLIPPED_SHARES[0]) & (zero <= CLIPPED_SHARES[1])).sum())
+    if not clipped:
+        return None
+    return (f"{clipped} channel(s) of the crops read as background subtracted and clipped at "
+            f"0 ({CLIPPED_SHARES[0]:.0%}-{CLIPPED_SHARES[1]:.0%} of their pixels at 0): the "
+            "model reads a camera's counts, background included; ctcnet.load_crops draws such "
+            "a background again as it reads a folder (ctcnet.detect.clipped_background), an "
+            "array given here is read as it is")
 
 
 # What a crop with a NaN or infinite pixel is where the network's calls are asked for.

@@ -28,6 +28,12 @@ def test_float_crops_scaled_to_0_1_are_said_counts_and_integers_are_not():
     many = np.repeat(counts, 500, axis=0)
     assert "within 0-1" in crop_value_warning(many / 4095, tops)
     assert crop_value_warning(many, tops) is None
+    # A background subtracted and clipped at 0 (each crop less its median): said, as an array
+    # is read as given (a folder's reading draws it again); its calls had moved without a word.
+    subtracted = np.clip(counts - np.median(counts, axis=(2, 3), keepdims=True), 0, None)
+    assert "3 channel(s) of the crops read as background subtracted" in \
+        crop_value_warning(subtracted.astype(np.uint16), tops)
+    assert crop_value_warning(subtracted.astype(np.uint8), [255.0] * 3) is None  # a composite
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
