@@ -53,6 +53,15 @@ def composed(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 
 
+def typed_id(text) -> str:
+    """An identifier as two desks type it alike: spaces round it and the Unicode form of its
+    accents aside (a patient id "Müller" typed on Linux and copied through macOS). One
+    patient's serial draws are told by it wherever they meet: ``ctcnet draws``, the crop
+    folder ``ctcnet crops`` writes and a training split (which, reading them as two
+    patients, trained on one draw and held out the other)."""
+    return composed(str(text)).strip()
+
+
 def same_name(a: str, b: str) -> bool:
     """Whether two names are one name written in two Unicode forms: macOS (and a copy
     through it) writes "Pa\u0302tient" where Linux wrote "P\u00e2tient". Case still counts

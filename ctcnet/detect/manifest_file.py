@@ -11,6 +11,7 @@ import difflib
 import io
 from pathlib import Path
 
+from ctcnet.core.paths import typed_id
 from ctcnet.detect.crop_writing import SAMPLE_SEPARATOR
 from ctcnet.errors import InputError, check_regular_file
 
@@ -124,7 +125,7 @@ def read_manifest(manifest: Path):
         labels.append(row["label"].strip())
         samples.append((row.get("sample_id") or "").strip() or sample_id_from_name(path))
         splits.append((row.get("split") or "").strip())
-        patients.append((row.get("patient_id") or "").strip() or samples[-1])
+        patients.append(typed_id(row.get("patient_id") or "") or samples[-1])
     # A patient column where any row names one (serial draws: a patient's samples together).
     named = any((row.get("patient_id") or "").strip() for row in rows)
     return paths, labels, samples, splits, patients if named else None

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.core.file_modes import make_folder
-from ctcnet.core.paths import absolute, as_listed
+from ctcnet.core.paths import absolute, as_listed, typed_id
 from ctcnet.detect.crop_writing import finish_crop_dataset, write_crop_files
 from ctcnet.detect.cropping import extract_crops
 from ctcnet.errors import InputError
@@ -237,7 +237,7 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
         sample_id = summary.sample_id or name
         # The patient cartridge.json names (serial draws): training keeps a patient's draws
         # on one side of its split.
-        patient = str((summary.cartridge_info or {}).get(PATIENT_KEY) or "").strip()
+        patient = typed_id((summary.cartridge_info or {}).get(PATIENT_KEY) or "")
         check_room(out, len(chosen), panel.num_channels, model.crop_size)
         at_model_scale = panel.with_pixel_size(model.pixel_size_um)
         ids, frame_ids = chosen["event_id"].to_numpy(), chosen["frame_id"].astype(str).to_numpy()

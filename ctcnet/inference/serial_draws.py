@@ -22,11 +22,11 @@ import difflib
 import json
 import math
 import re
-import unicodedata
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ctcnet.core.paths import typed_id
 from ctcnet.errors import InputError
 from ctcnet.inference.counts import per_7_5_ml, per_volume_text, rate_interval
 from ctcnet.inference.draw_dates import say_dates_out_of_order
@@ -370,9 +370,7 @@ def check_one_patient(draws: list[Draw], patient_key: str | None) -> None:
     baseline to another's draw is no response."""
     # One patient's id as typed at two desks: spaces round it, an accent composed on one
     # system and decomposed on another (a name copied through macOS) are the same patient.
-    def same(patient: str) -> str:
-        return unicodedata.normalize("NFC", patient).strip()
-
+    same = typed_id
     named: dict[str, list[int]] = {}
     shown: dict[str, str] = {}
     for draw in draws:

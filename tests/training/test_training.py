@@ -307,6 +307,19 @@ def test_a_patients_serial_draws_stay_on_one_side_of_the_split(tmp_path):
     finish_crop_dataset(tmp_path, rows, load_panel(None),
                         patient_ids=[d.split("-")[0] for d in draws])
     assert read_crop_index(tmp_path).patient_ids == [d.split("-")[0] for d in draws]
+    # One patient's id as typed at two desks (an accent decomposed, spaces round it) is one
+    # patient, as ctcnet draws reads it: read as two, one draw was trained on and the other
+    # held out.
+    import unicodedata
+
+    manifest = tmp_path / "manifest.csv"
+    text = manifest.read_text(encoding="utf-8")
+    typed = text.replace(",P0\n", ",Mü\n", 1).replace(  # (patient_id: the last column)
+        ",P0\n", f", {unicodedata.normalize('NFD', 'Mü')} \n")
+    assert unicodedata.normalize("NFD", "Mü") in typed and ",Mü\n" in typed
+    manifest.write_text(typed, encoding="utf-8")
+    assert {p for p in read_crop_index(tmp_path).patient_ids if p.startswith("M")} == {"Mü"}
+    manifest.write_text(text, encoding="utf-8")
     dm = CTCDataModule(data_dir=str(tmp_path), crop_size=SIZE, val_fraction=0.4)
     dm.setup("fit")
     patients = {name: {s.split("-")[0] for s in split.sample_ids}
