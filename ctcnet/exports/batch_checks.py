@@ -67,10 +67,10 @@ def refuse_uncoded_beside(plans, out: Path | None, codes: dict[str, str] | None)
                          "coded copy for a sponsor goes into a folder of its own", out)
 
 
-def say_unfinished(results: Path) -> None:
-    """Warn of the samples of a batch folder that have no output to export: those its run.json
-    lists as missing (a run stopped before them) and those a run began and did not finish. An
-    export of the rest reads as the night's unless said."""
+def say_unfinished(results: Path, what: str = "to export") -> None:
+    """Warn of the samples of a batch folder that have no output ``what`` (to export, to cut
+    crops from): those its run.json lists as missing (a run stopped before them) and those a
+    run began and did not finish. An export of the rest reads as the night's unless said."""
     from ctcnet.inference.run_index import unfinished_outputs
 
     try:
@@ -81,7 +81,7 @@ def say_unfinished(results: Path) -> None:
         return  # one sample's folder, or no index: nothing to say
     left = sorted({*missing, *unfinished_outputs(results)})
     if left:
-        log.warning("%s: %d sample(s) have no output to export (%s%s; run.json: %s): the "
-                    "predict command that ran them finishes them, then export again",
-                    results, len(left), ", ".join(left[:5]), ", ..." if len(left) > 5 else "",
+        log.warning("%s: %d sample(s) have no output %s (%s%s; run.json: %s): the predict "
+                    "command that ran them finishes them, then run this again", results,
+                    len(left), what, ", ".join(left[:5]), ", ..." if len(left) > 5 else "",
                     index.get("state", "not finished"))

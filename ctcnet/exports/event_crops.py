@@ -20,6 +20,7 @@ from ctcnet.core.paths import absolute, as_listed, typed_id
 from ctcnet.detect.crop_writing import finish_crop_dataset, write_crop_files
 from ctcnet.detect.cropping import extract_crops
 from ctcnet.errors import InputError
+from ctcnet.exports.batch_checks import say_unfinished
 from ctcnet.exports.sample_review import reviewed_rates
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.cartridge_info import PATIENT_KEY
@@ -184,6 +185,8 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
     event.
     """
     samples = find_samples(results)
+    # (a night's samples a run did not finish are left out, as an export leaves them: said)
+    say_unfinished(Path(results), "to cut crops from")
     check_scans_for(samples, scans, results, every=True)
     # (with --reviewed, a sample nobody decided on gives no crop: its scan is not weighed)
     check_one_scale({name: folder for name, folder in samples.items()

@@ -908,6 +908,12 @@ def test_an_export_of_a_stopped_batch_names_the_samples_it_lacks(run, tmp_path, 
     with caplog.at_level("WARNING"):
         assert main(["export-events", str(results), "--fcs"]) == 0
     assert "2 sample(s) have no output to export (S3, S4; run.json: stopped)" in caplog.text
+    # ... and so do the crops cut from it (a crop folder of the rest, silently, exit 0).
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(["crops", str(results), "--out", str(tmp_path / "cut")]) == 0
+    assert "2 sample(s) have no output to cut crops from (S3, S4; run.json: stopped)" in \
+        caplog.text
 
 
 def test_a_geometry_without_geojson_is_refused(run, tmp_path, capsys):
