@@ -30,7 +30,11 @@ from ctcnet.evaluation.baselines import baseline_probabilities
 from ctcnet.evaluation.metrics import confusion_matrix, macro_f1
 from ctcnet.evaluation.perturb import Cell, perturbation_catalogue
 from ctcnet.evaluation.plots import BLACK, GREY, WHITE, _font, _save
-from ctcnet.evaluation.test_set import BASELINE_TRAIN_SEED, labelled_test_set
+from ctcnet.evaluation.test_set import (
+    BASELINE_TRAIN_SEED,
+    labelled_test_set,
+    model_labels_warning,
+)
 from ctcnet.inference.backends import load_backend
 from ctcnet.inference.options import spec_read_as
 from ctcnet.inference.spillover import network_view, wants_compensation
@@ -460,6 +464,11 @@ def robustness_dataset(data: str | Path, model_path: str | Path | None, out_dir:
     from ctcnet.detect.crop_dataset import pixel_size_source
     from ctcnet.inference.model_records import scored_by
 
+    # Labels that are a model's own calls (ctcnet crops without --reviewed): the matrix
+    # measures agreement with them, not accuracy, as evaluate says of the same folder.
+    if (circular := model_labels_warning(data)) is not None:
+        log.warning("%s", circular)
+        matrix["notes"].append(circular)
     absent = [n for k, n in enumerate(spec.class_names) if not (labels == k).any()]
     if absent:  # macro-F1 over fewer classes than the targets were set for
         matrix["notes"].append(f"the labels hold no {', '.join(absent)}: every macro-F1 here "
