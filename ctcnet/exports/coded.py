@@ -21,11 +21,31 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+from ctcnet.core.paths import composed
 from ctcnet.errors import InputError
 from ctcnet.io.metadata_text import read_metadata_text
 
 # A code is a file's name as it stands: letters, digits and . _ + = - (no path, no space).
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$")
+
+
+class SampleCodes(dict):
+    """``sample_id -> code``, a sample id found in either Unicode form of its accents: a codes
+    file typed on a Mac ("Patie\u0308nt") names the sample a run wrote as "Pati\u00ebnt", and the
+    refusal named an id that looked the same as the one given."""
+
+    def __setitem__(self, sample, code):
+        super().__setitem__(composed(sample), code)
+
+    def __getitem__(self, sample):
+        return super().__getitem__(composed(sample))
+
+    def __contains__(self, sample):
+        return isinstance(sample, str) and super().__contains__(composed(sample))
+
+    def get(self, sample, default=None):
+        """The code of ``sample`` (either form), or ``default``."""
+        return super().get(composed(sample), default) if isinstance(sample, str) else default
 
 
 def read_codes(path: str | Path) -> dict[str, str]:
@@ -41,7 +61,7 @@ def read_codes(path: str | Path) -> dict[str, str]:
     if not {"sample_id", "code"} <= set(rows.fieldnames or ()):
         raise InputError(f"--codes needs the columns sample_id,code (it has "
                          f"{','.join(rows.fieldnames or ()) or 'none'})", path)
-    codes: dict[str, str] = {}
+    codes = SampleCodes()
     for line, row in enumerate(rows, start=2):
         sample, code = (row.get("sample_id") or "").strip(), (row.get("code") or "").strip()
         if not sample or not code:

@@ -1052,6 +1052,11 @@ def test_a_coded_copy_names_each_sample_by_its_code_and_leaves_out_who_and_where
         assert said in capsys.readouterr().err
     assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
     assert read_codes(tmp_path / "codes.csv") == {"S1": "SITE03-P017"}
+    # A sample id typed on a Mac (its accent decomposed) codes the sample a run wrote
+    # composed: "gives no code for Patiënt", the id it named looking as the one given.
+    (tmp_path / "mac.csv").write_text("sample_id,code\nPatie\u0308nt 1,C8\n", encoding="utf-8")
+    mac = read_codes(tmp_path / "mac.csv")
+    assert "Pati\u00ebnt 1" in mac and mac["Pati\u00ebnt 1"] == mac.get("Pati\u00ebnt 1") == "C8"
     # Two samples whose codes differ in case alone would be one file on a lab's share.
     another_sample(results, "S2")
     (tmp_path / "case.csv").write_text("sample_id,code\nS1,P017\nS2,p017\n")
