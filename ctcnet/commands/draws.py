@@ -112,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(lines), file=sys.stderr if to_stdout else sys.stdout)
     if args.out:
         _write_table([d.row() for d in draws], None if to_stdout else Path(args.out))
+        if not to_stdout and not args.quiet:  # (as crops, export-events and predict end)
+            print(f"table: {len(draws)} draw(s) -> {args.out}")
     return 0
 
 

@@ -56,6 +56,21 @@ SEALS = {"provenance_sha256": PROVENANCE_FIELDS, "reading_sha256": READING_FIELD
          "sample_record_sha256": SAMPLE_RECORD_FIELDS}
 
 
+# What each seal keeps, in words for a refusal (its key alone read "what summary.json's
+# seal(s) sample_record_sha256 seal was changed").
+SEALED_WORDS = {"provenance_sha256": "what made its figures (model, software, scan, settings)",
+                "reading_sha256": "the frames it read",
+                "sample_record_sha256": "cartridge.json's record of the sample (patient, draw "
+                                        "date) and whether the volume was stated"}
+
+
+def edited_text(broken: list[str], where: str = "summary.json's") -> str:
+    """``where`` + what the ``broken`` seals keep, said changed since ctcnet wrote it."""
+    return (f"{where} " + "; ".join(f"{SEALED_WORDS.get(name, name)} ({name})"
+                                    for name in broken)
+            + " changed since ctcnet wrote it (edited by hand?)")
+
+
 def record_seals(data: dict) -> dict[str, str]:
     """Every seal of :data:`SEALS` of a summary's ``data``, by its key."""
     return {name: _seal(data, keys) for name, keys in SEALS.items()}
@@ -74,10 +89,9 @@ def refuse_broken_seals(data: dict) -> None:
     are not what changed): written over, the edit would be sealed as ctcnet's."""
     broken = [name for name in SEALS if seal_edited(data, name)]
     if broken:
-        raise ValueError(f"what its seal(s) {', '.join(broken)} seal was changed since ctcnet "
-                         "wrote it (edited by hand?): not written over, which would seal the "
-                         "edit as ctcnet's; ctcnet verify --results names it, and predict run "
-                         "again writes the summary anew")
+        raise ValueError(edited_text(broken, "its") + ": not written over, which would seal "
+                         "the edit as ctcnet's; ctcnet verify --results names it, and predict "
+                         "run again writes the summary anew")
 
 
 def provenance_edited(data: dict) -> bool | None:

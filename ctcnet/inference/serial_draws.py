@@ -30,7 +30,12 @@ from ctcnet.core.paths import typed_id
 from ctcnet.errors import InputError
 from ctcnet.inference.counts import per_7_5_ml, per_volume_text, rate_interval
 from ctcnet.inference.draw_dates import say_dates_out_of_order
-from ctcnet.inference.figures_seal import SEALS, check_figures_sealed, seal_edited
+from ctcnet.inference.figures_seal import (
+    SEALS,
+    check_figures_sealed,
+    edited_text,
+    seal_edited,
+)
 from ctcnet.inference.journal import PARTS_DIR
 from ctcnet.inference.result_state import result_state, reviewed_figures, signoff_holds
 from ctcnet.inference.run_table import list_cell
@@ -172,10 +177,8 @@ def _draw_summary(folder: Path) -> tuple[dict, str | None]:
     unsealed = check_figures_sealed(summary, folder)
     broken = [name for name in SEALS if seal_edited(summary, name)]
     if broken:  # (another patient's id edited in read as one patient's draw)
-        raise InputError(f"what summary.json's seal(s) {', '.join(broken)} seal was changed "
-                         "since ctcnet wrote it (edited by hand?): not read; ctcnet verify "
-                         "--results names it, and predict run again writes the summary anew",
-                         folder)
+        raise InputError(edited_text(broken) + ": not read; ctcnet verify --results names "
+                         "it, and predict run again writes the summary anew", folder)
     return summary, unsealed
 
 
@@ -251,8 +254,9 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
     drawn_at = info.get(date_key) if date_key else None
     if date_key and drawn_at is None:
         close = difflib.get_close_matches(date_key, [str(k) for k in info], n=1)
-        notes.append(f"cartridge.json had no {date_key!r} as predict read it (summary.json's "
-                     "cartridge_info; added since: rerun predict, which keeps the counts)"
+        notes.append(f"cartridge.json had no {date_key!r}, or an empty one, as predict read "
+                     "it (summary.json's cartridge_info; given since: rerun predict, which "
+                     "keeps the counts)"
                      + (f"; it has {close[0]!r}: --date-key {close[0]}?" if close else ""))
     patient = info.get(patient_key) if patient_key else None
     near = {"patient": _near_key(patient_key, info) if patient_key and patient is None

@@ -255,6 +255,7 @@ def test_the_command_prints_the_draws_writes_the_table_and_refuses_no_sample(
         "(the interval spans it); from the previous: x0.15, p = 0.00739" in printed
     assert "the automatic count: not reviewed and signed off" in printed
     assert "p: exact test" in printed
+    assert printed.rstrip().endswith(f"table: 2 draw(s) -> {tmp_path / 'draws.csv'}")
     table = (tmp_path / "draws.csv").read_text().splitlines()
     assert table[0].startswith("draw,name,folder,result_state") and len(table) == 3
     assert ",2,7.5,2.0," in table[2] and ",3.0,below," in table[2]
@@ -453,7 +454,9 @@ def test_a_sample_record_edited_in_summary_json_is_not_read(clean_run, tmp_path,
     for edit in ({"cartridge_info": {"patient_id": "P01"}}, {"blood_volume_stated": not stated}):
         summary = json.loads((second / "summary.json").read_text())
         (second / "summary.json").write_text(json.dumps({**summary, **edit}))  # by hand
-        with pytest.raises(InputError, match="seal.s. sample_record_sha256 seal was changed"):
+        with pytest.raises(InputError, match=r"record of the sample \(patient, draw date\) "
+                           r"and whether the volume was stated \(sample_record_sha256\) "
+                           r"changed since"):
             compare_draws([first, second])
         assert main(["verify", "--results", str(second), "--json"]) == 1
         (sample,) = json.loads(capsys.readouterr().out)["samples"]
