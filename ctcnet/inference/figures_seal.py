@@ -71,6 +71,18 @@ def edited_text(broken: list[str], where: str = "summary.json's") -> str:
             + " changed since ctcnet wrote it (edited by hand?)")
 
 
+def sample_record_of(summary: dict) -> dict | None:
+    """cartridge.json's record of the sample as a summary.json (parsed) kept it: its
+    ``cartridge_info``; {} where the summary seals a record (``sample_record_sha256``) but
+    holds none (cartridge.json had no key of its own then); None where it predates the record
+    (an earlier ctcnet's: not known, so not compared). A record given since, to a cartridge
+    that had none, read as "not known" and was never said."""
+    info = summary.get("cartridge_info")
+    if isinstance(info, dict):
+        return info
+    return {} if "sample_record_sha256" in summary else None
+
+
 def record_seals(data: dict) -> dict[str, str]:
     """Every seal of :data:`SEALS` of a summary's ``data``, by its key."""
     return {name: _seal(data, keys) for name, keys in SEALS.items()}

@@ -12,11 +12,13 @@ this version).
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 from ctcnet.errors import FinishedEarlierError
-from ctcnet.inference.summary import RunSummary
+from ctcnet.inference.figures_seal import sample_record_of
+from ctcnet.inference.summary import SUMMARY_FILE, RunSummary
 from ctcnet.io.cartridge_info import record_changes, unread_keys
 
 log = logging.getLogger(__name__)
@@ -41,9 +43,11 @@ def refuse_to_redo_finished(out_dir: Path, differing: list[str] | None, done: se
         return
     try:
         summary = RunSummary.read(out_dir)
-    except (OSError, ValueError, KeyError, TypeError):
+        record = sample_record_of(json.loads((Path(out_dir) / SUMMARY_FILE).read_text(
+            encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return  # none, or unreadable: not a finished run to keep
-    if stated is not None and restated(summary, stated):
+    if stated is not None and restated(summary.blood_volume_ml, record, stated):
         return  # a tube or a patient record corrected: not the sample's result as it stands
     software = summary.software or {}
     # (an earlier ctcnet's summary names its version in ctcnet_version alone)
@@ -62,18 +66,19 @@ def stated_of(cartridge) -> dict:
             "cartridge_info": unread_keys(cartridge.info)}
 
 
-def restated(summary: RunSummary, stated: dict) -> bool:
+def restated(volume_ml: float | None, record: dict | None, stated: dict) -> bool:
     """Whether cartridge.json now states another blood volume or another record of the sample
-    (``stated``) than ``summary`` was made from: its rates, or the patient or draw its counts
-    stand under, are no longer the sample's (a same-version rerun keeps the earlier summary
-    in ``previous/`` and says so; an earlier version's is not kept as finished)."""
+    (``stated``) than a summary was made from (``volume_ml``, ``record``:
+    :func:`~ctcnet.inference.figures_seal.sample_record_of`): its rates, or the patient or draw
+    its counts stand under, are no longer the sample's (a same-version rerun keeps the earlier
+    summary in ``previous/`` and says so; an earlier version's is not kept as finished)."""
     volume = stated.get("blood_volume_ml")
-    moved = volume is not None and summary.blood_volume_ml is not None and \
-        abs(float(summary.blood_volume_ml) - float(volume)) >= 1e-9
+    moved = volume is not None and volume_ml is not None and \
+        abs(float(volume_ml) - float(volume)) >= 1e-9
     # (a summary of a ctcnet that kept no record of the sample: not compared, not "changed",
     # as a same-version rerun reads it: rerun_outputs.EarlierRun.keep_if_record_moved)
-    return moved or (summary.cartridge_info is not None and bool(
-        record_changes(summary.cartridge_info, stated.get("cartridge_info"))))
+    return moved or (record is not None and bool(
+        record_changes(record, stated.get("cartridge_info"))))
 
 
 def kept_finished(err: FinishedEarlierError, name: str) -> RunSummary:

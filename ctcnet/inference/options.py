@@ -183,11 +183,13 @@ class PredictOptions:
                              f"got {self.frame_pool!r}")
         # What draws the report, or is called back: refused here, not once a whole cartridge
         # has run ("html" or True failed at its report, the sample left without a summary).
+        if self.report is False:  # (no report, as scripts and verification write it)
+            self.report = None
         lacking = [m for m in ("write_gallery", "write_html")
                    if not callable(getattr(self.report, m, None))]
-        if self.report is not None and self.report is not False and lacking:
+        if self.report is not None and lacking:
             raise InputError(f"PredictOptions.report is a RunReport (ctcnet.report.run_report) "
-                             f"or None (False: none too), got {self.report!r} (without "
+                             f"or None (or False), got {self.report!r} (without "
                              f"{', '.join(lacking)})")
         for name in ("refresh_review", "on_frame_done"):
             if getattr(self, name) is not None and not callable(getattr(self, name)):

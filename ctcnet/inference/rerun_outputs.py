@@ -31,6 +31,7 @@ from pathlib import Path
 
 from ctcnet.core.file_modes import account_name, make_folder, owner_and_mode
 from ctcnet.errors import InputError
+from ctcnet.inference.figures_seal import sample_record_of
 from ctcnet.inference.journal import journal_tables
 from ctcnet.inference.summary import (
     SUMMARY_FILE,
@@ -193,11 +194,10 @@ class EarlierRun:
         sha = ({fid: r.get("sha256") for fid, r in digests.items() if isinstance(r, dict)}
                if isinstance(digests, dict) else None)
         volume = summary.get("blood_volume_ml")
-        info = summary.get("cartridge_info")
         return cls(float(counted) if isinstance(counted, (int, float)) else None, written,
                    frames, **text, frame_sha256=sha,
                    blood_volume_ml=float(volume) if isinstance(volume, (int, float)) else None,
-                   cartridge_info=info if isinstance(info, dict) else None, from_kept=from_kept)
+                   cartridge_info=sample_record_of(summary), from_kept=from_kept)
 
     def tables_change(self, parts: Path, frames: list[str], overwrite: bool = False) -> bool:
         """Whether the tables the journal in ``parts`` makes of ``frames`` (the scan's frame

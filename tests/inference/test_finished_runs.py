@@ -80,7 +80,30 @@ def test_an_earlier_versions_summary_without_a_record_of_the_sample_is_kept(clea
     _journal_as_written_by(sample, table_columns=["guard"])
     summary = json.loads((sample / "summary.json").read_text())
     assert summary.pop("cartridge_info")  # (the simulator's keys: its seed, its layout...)
+    assert summary.pop("sample_record_sha256")  # (and the seal of the record, as it then was)
     (sample / "summary.json").write_text(json.dumps(summary))
     set_aside = {}
     again = predict_inputs([cart], out, backend, PredictOptions(**QUIET), set_aside=set_aside)
     assert not set_aside and [s.sample_id for s in again] == [first[0].sample_id]
+
+
+def test_a_record_given_to_a_cartridge_that_had_none_is_a_record_moved(clean_run, cart,
+                                                                        tmp_path):
+    """cartridge.json with none of its own keys when an earlier version finished the sample
+    (summary.json sealing an empty record), then given a patient id: the sample was kept as
+    finished with no patient, which ctcnet draws and a training split then never saw."""
+    from ctcnet.io.cartridge_info import CARTRIDGE_KEYS
+
+    record = json.loads((cart / "cartridge.json").read_text())
+    bare = {k: v for k, v in record.items() if k in CARTRIDGE_KEYS}
+    (cart / "cartridge.json").write_text(json.dumps(bare))
+    backend, out = clean_run["backend"], tmp_path / "out"
+    first = predict_inputs([cart], out, backend, PredictOptions(**QUIET))
+    summary = json.loads((out / first[0].sample_id / "summary.json").read_text())
+    assert "cartridge_info" not in summary and "sample_record_sha256" in summary
+    _journal_as_written_by(out / first[0].sample_id, table_columns=["guard"])
+    (cart / "cartridge.json").write_text(json.dumps({**bare, "patient_id": "P-7"}))
+    set_aside = {}
+    assert predict_inputs([cart], out, backend, PredictOptions(**QUIET),
+                          set_aside=set_aside) == []
+    assert "--overwrite" in set_aside[first[0].sample_id]

@@ -90,6 +90,7 @@ def test_options_a_notebook_gets_wrong_are_refused_not_read_as_something_else():
     from ctcnet.report import run_report
 
     assert PredictOptions(report=run_report).report is run_report
+    assert PredictOptions(report=False).report is None  # (a crop folder's end read False's)
 
 
 def test_a_pixel_size_given_for_a_cartridge_is_said_unused_once(caplog):
