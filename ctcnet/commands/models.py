@@ -179,6 +179,21 @@ def _adapted_text(training: dict, metrics: dict) -> list[str]:
     return lines
 
 
+def _card_of(path):
+    """The registry's record of a model file with its JSON card beside it, None where it has
+    none the registry reads (a Lightning .ckpt beside a .json, a .json that is no card: the
+    file was refused as "no shipped model called ...", not shown as the spec it carries)."""
+    from ctcnet.errors import InputError
+    from ctcnet.nn.registry import WEIGHT_SUFFIXES
+
+    if path.suffix not in WEIGHT_SUFFIXES or not path.with_suffix(".json").is_file():
+        return None
+    try:
+        return get_model(str(path))
+    except InputError:
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``ctcnet models``: list the shipped models, or show one's card; returns the exit
     status."""
@@ -188,13 +203,13 @@ def run(args: argparse.Namespace) -> int:
         from pathlib import Path
 
         path = Path(args.name)
-        if path.is_file() and path.suffix in (".pt", ".ckpt", ".onnx") and \
-                not path.with_suffix(".json").is_file():
+        model_file = path.is_file() and path.suffix in (".pt", ".ckpt", ".onnx")
+        info = _card_of(path) if model_file else get_model(args.name)
+        if info is None:  # a model file without a card ctcnet reads: the spec it carries
             spec = _carried_spec(path)
             print(json.dumps(spec.to_dict()) if args.json else
                   _spec_text(path, spec) + _export_text(path))
             return 0
-        info = get_model(args.name)
         if args.json:
             print(json.dumps(info.to_dict()))
             return 0

@@ -252,6 +252,8 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
     info = summary.get("cartridge_info") if isinstance(summary.get("cartridge_info"), dict) \
         else {}
     drawn_at = info.get(date_key) if date_key else None
+    if isinstance(drawn_at, str) and not drawn_at.strip():
+        drawn_at = None  # (an empty date, as cartridge.json's record keeps it: none given)
     if date_key and drawn_at is None:
         close = difflib.get_close_matches(date_key, [str(k) for k in info], n=1)
         notes.append(f"cartridge.json had no {date_key!r}, or an empty one, as predict read "

@@ -63,6 +63,11 @@ def test_a_model_file_shows_its_card_or_says_it_has_none(with_tiny3, tmp_path, c
     out = capsys.readouterr().out
     assert out.startswith("# tiny3") and "\ntiny3\n  channels DAPI" in out and \
         "\n  classes " in out
+    # A Lightning checkpoint beside a JSON (which the registry reads for .pt and .onnx alone):
+    # the spec it carries, not "no shipped model called ...".
+    (carded / "tiny3.pt").rename(carded / "tiny3.ckpt")
+    assert main(["models", str(carded / "tiny3.ckpt")]) == 0
+    assert "channels DAPI [0, 4095]" in capsys.readouterr().out
     bare = tmp_path / "model.pt"
     bare.write_bytes((with_tiny3 / "tiny3.pt").read_bytes())
     assert main(["models", str(bare)]) == 0

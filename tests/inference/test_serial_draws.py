@@ -185,6 +185,10 @@ def test_draws_given_out_of_the_order_their_dates_say_are_said(clean_run, tmp_pa
         compare_draws(folders, date_key="scan_date")[0][3].notes
     in_order, _ = compare_draws([folders[0], folders[2], folders[1]], date_key="scan_date")
     assert not any("given after it" in n for d in in_order for n in d.notes)
+    # An empty date is none given, said so (it went unsaid, the draw's order unchecked).
+    edit_json(folders[3] / "summary.json", cartridge_info={**info, "scan_date": " "})
+    assert any("had no 'scan_date', or an empty one" in n
+               for n in compare_draws(folders, date_key="scan_date")[0][3].notes)
     # Times with offsets are compared as instants: 01:30+01:00 is 00:30 UTC.
     for when, said in (("2026-03-29T00:40:00Z", False), ("2026-03-29T00:20:00Z", True)):
         edit_json(folders[1] / "summary.json", cartridge_info={"scan_date": when})
