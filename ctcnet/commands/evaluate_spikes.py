@@ -207,7 +207,7 @@ def _made_by_text(made_by) -> str:
     calls are theirs, not the finishing run's build named before it."""
     if not made_by:
         return ""
-    return " [its frames made by " + "; ".join(
+    return " [its resumed samples' frames made by " + "; ".join(
         f"{maker}: {count}" for maker, count in dict(made_by).items()) + "]"
 
 

@@ -89,7 +89,7 @@ from ctcnet.detect.plane_register import (
 # CPU; the share keeps a small cartridge's check small beside its other work) but for the
 # least a cartridge reads, enough to judge a dark plane (MIN_READ) and the nucleus's votes
 # (MIN_NUCLEUS_VOTES): at 3 % a 5-frame cartridge read 45 events, 25 with a nucleus, and DAPI
-# and CK swapped went unsaid; a 3-frame one 27, and a dark CK plane went unsaid.
+# and CK swapped went unsaid; 3-frame ones 21-33, and a dark CK plane went unsaid.
 CHECK_EVENTS = 150
 CHECK_SHARE = 0.03
 CHECK_MIN_EVENTS = 100
@@ -179,7 +179,7 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int,
         return None
     frames = max(frames, 1)
     # (CHECK_MIN_EVENTS a cartridge at least, where its frames hold them: at 3 % a 3-frame
-    # cartridge read 24-30 events, too few to judge a plane dark (MIN_READ) or the leukocyte
+    # cartridge read 21-33 events, too few to judge a plane dark (MIN_READ) or the leukocyte
     # markers (MIN_ALONE), and one whose CK lamp had failed counted 0 of 30 CTCs, "ok")
     events = min(-(-CHECK_EVENTS // frames),
                  max(int(np.ceil(CHECK_SHARE * n)), -(-CHECK_MIN_EVENTS // frames)))

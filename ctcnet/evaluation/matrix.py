@@ -465,9 +465,9 @@ def robustness_dataset(data: str | Path, model_path: str | Path | None, out_dir:
     from ctcnet.inference.model_records import scored_by
 
     # Labels that are a model's own calls (ctcnet crops without --reviewed): the matrix
-    # measures agreement with them, not accuracy, as evaluate says of the same folder.
+    # measures agreement with them, not accuracy, as evaluate says of the same folder (a
+    # note, which the command says with the others).
     if (circular := model_labels_warning(data)) is not None:
-        log.warning("%s", circular)
         matrix["notes"].append(circular)
     absent = [n for k, n in enumerate(spec.class_names) if not (labels == k).any()]
     if absent:  # macro-F1 over fewer classes than the targets were set for

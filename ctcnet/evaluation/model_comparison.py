@@ -47,8 +47,8 @@ def makers_of(summaries: Iterable[dict]) -> list[dict]:
     ``software`` in words: the commit, a modified checkout's code digest; one version is every
     build of a release) and frame devices that made ``summaries``, each once; where a run
     resumed frames another build, backend or model file made, ``frames_made_by`` (as
-    summary.json's: frames per maker), for ``software`` and ``path`` name the run that
-    finished it, not the one that made its calls."""
+    summary.json's: frames per maker, summed over the resumed samples), for ``software`` and
+    ``path`` name the run that finished it, not the one that made its calls."""
     from ctcnet.core.provenance import software_text
 
     seen = []
@@ -66,11 +66,13 @@ def makers_of(summaries: Iterable[dict]) -> list[dict]:
         if same is None:
             seen.append(entry)
             same = entry
-        # (each maker once, its frames over the samples it made them for)
+        # (each maker once, its frames summed over the resumed samples, the only ones whose
+        # summaries say which made them: a sample made by one run has none)
         made = summary.get("frames_made_by")
         for maker, frames in (made.items() if isinstance(made, dict) else ()):
-            counts = same.setdefault("frames_made_by", {})
-            counts[maker] = counts.get(maker, 0) + int(frames)
+            if isinstance(frames, int) and not isinstance(frames, bool):
+                counts = same.setdefault("frames_made_by", {})
+                counts[maker] = counts.get(maker, 0) + frames
     return seen
 
 

@@ -29,8 +29,10 @@ from ctcnet.exports.summary_checks import (
 )
 from ctcnet.exports.table_audit import table_not_as_index
 from ctcnet.inference.figures_seal import (
+    SEALS,
     TABLE_DIGESTS,
     check_figures_sealed,
+    edited_text,
     provenance_edited,
     seal_edited,
     table_as_recorded,
@@ -270,21 +272,11 @@ def _seal_lines(data: dict) -> tuple[list[str], list[str]]:
     (:data:`~ctcnet.inference.figures_seal.SEALS`)."""
     problems, notes = [], []
     edited = provenance_edited(data)
-    if edited:
-        problems.append("what made its figures (summary.json's model, software, panel, the "
-                        "scan's and frames' digests, settings) was changed since ctcnet wrote "
-                        "it (its seal, provenance_sha256): edited by hand?")
-    elif edited is None and "figures_sha256" in data:
+    if edited is None and "figures_sha256" in data:
         notes.append("summary.json written before ctcnet sealed what made its figures (an "
                      "earlier version's): its model, software and inputs' digests unchecked")
-    if seal_edited(data, "reading_sha256"):  # (absent in an earlier ctcnet's: unchecked)
-        problems.append("what its blood read rests on (summary.json's frames read and skipped, "
-                        "their events, the events per mm^2) was changed since ctcnet wrote it "
-                        "(its seal, reading_sha256): edited by hand?")
-    if seal_edited(data, "sample_record_sha256"):
-        problems.append("its sample's record (summary.json's cartridge_info: the patient, the "
-                        "draw's date; whether the blood volume was stated) was changed since "
-                        "ctcnet wrote it (its seal, sample_record_sha256): edited by hand?")
+    # (a seal absent, an earlier ctcnet's summary: unchecked)
+    problems += [edited_text([name]) for name in SEALS if seal_edited(data, name)]
     return problems, notes
 
 

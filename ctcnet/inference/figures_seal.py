@@ -56,19 +56,21 @@ SEALS = {"provenance_sha256": PROVENANCE_FIELDS, "reading_sha256": READING_FIELD
          "sample_record_sha256": SAMPLE_RECORD_FIELDS}
 
 
-# What each seal keeps, in words for a refusal (its key alone read "what summary.json's
-# seal(s) sample_record_sha256 seal was changed").
-SEALED_WORDS = {"provenance_sha256": "what made its figures (model, software, scan, settings)",
-                "reading_sha256": "the frames it read",
-                "sample_record_sha256": "cartridge.json's record of the sample (patient, draw "
-                                        "date) and whether the volume was stated"}
+# What each seal keeps, in words for an audit's line or a refusal (its key alone read "what
+# summary.json's seal(s) sample_record_sha256 seal was changed").
+SEALED_WORDS = {
+    "provenance_sha256": "what made its figures (summary.json's model, software, panel, the "
+                         "scan's and frames' digests, settings)",
+    "reading_sha256": "what its blood read rests on (summary.json's frames read and skipped, "
+                      "their events, the events per mm^2)",
+    "sample_record_sha256": "its sample's record (summary.json's cartridge_info: the patient, "
+                            "the draw's date; whether the blood volume was stated)"}
 
 
-def edited_text(broken: list[str], where: str = "summary.json's") -> str:
-    """``where`` + what the ``broken`` seals keep, said changed since ctcnet wrote it."""
-    return (f"{where} " + "; ".join(f"{SEALED_WORDS.get(name, name)} ({name})"
-                                    for name in broken)
-            + " changed since ctcnet wrote it (edited by hand?)")
+def edited_text(broken: list[str]) -> str:
+    """What each of the ``broken`` seals keeps, said changed since ctcnet wrote it."""
+    return "; ".join(f"{SEALED_WORDS.get(name, name)} was changed since ctcnet wrote it (its "
+                     f"seal, {name}; edited by hand?)" for name in broken)
 
 
 def sample_record_of(summary: dict) -> dict | None:
@@ -101,9 +103,9 @@ def refuse_broken_seals(data: dict) -> None:
     are not what changed): written over, the edit would be sealed as ctcnet's."""
     broken = [name for name in SEALS if seal_edited(data, name)]
     if broken:
-        raise ValueError(edited_text(broken, "its") + ": not written over, which would seal "
-                         "the edit as ctcnet's; ctcnet verify --results names it, and predict "
-                         "run again writes the summary anew")
+        raise ValueError(edited_text(broken) + ": not written over, which would seal the "
+                         "edit as ctcnet's; ctcnet verify --results names it, and predict run "
+                         "again writes the summary anew")
 
 
 def provenance_edited(data: dict) -> bool | None:

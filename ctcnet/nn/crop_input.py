@@ -89,15 +89,18 @@ def crop_value_warning(raw: np.ndarray, tops: Sequence[float]) -> str | None:
     # A background subtracted and clipped at 0 (an export so made, or a notebook's own
     # step): a crop folder's is drawn again as it is read, an array here is read as given,
     # and its calls moved by up to 0.85 without a word.
-    zero = (np.nan_to_num(sample, nan=1.0) == 0).mean(axis=(0, 2, 3))
-    clipped = int(((zero >= CLIPPED_SHARES[0]) & (zero <= CLIPPED_SHARES[1])).sum())
-    if not clipped:
+    # Each crop's channels judged on their own, as a folder's reading judges them (a crop
+    # clipped past the band is not drawn again, nor averaged with unclipped ones into it).
+    zero = (np.nan_to_num(sample, nan=1.0) == 0).mean(axis=(2, 3))  # (crops looked at, C)
+    clipped = (zero >= CLIPPED_SHARES[0]) & (zero <= CLIPPED_SHARES[1])
+    if not clipped.any():
         return None
-    return (f"{clipped} channel(s) of the crops read as background subtracted and clipped at "
-            f"0 ({CLIPPED_SHARES[0]:.0%}-{CLIPPED_SHARES[1]:.0%} of their pixels at 0): the "
-            "model reads a camera's counts, background included; ctcnet.load_crops draws such "
-            "a background again as it reads a folder (ctcnet.detect.clipped_background), an "
-            "array given here is read as it is")
+    return (f"{int(clipped.any(axis=1).sum())} of {len(sample)} crops looked at read as "
+            f"background subtracted and clipped at 0 in {int(clipped.any(axis=0).sum())} "
+            f"channel(s) ({CLIPPED_SHARES[0]:.0%}-{CLIPPED_SHARES[1]:.0%} of its pixels at 0): "
+            "the model reads a camera's counts, background included; ctcnet.load_crops draws "
+            "such a background again as it reads a folder (ctcnet.detect.clipped_background), "
+            "crops handed over as an array are read as they are")
 
 
 # What a crop with a NaN or infinite pixel is where the network's calls are asked for.

@@ -143,13 +143,14 @@ def test_a_reference_resumed_from_another_builds_frames_names_the_builds_that_ma
     out = tmp_path / "out"
     assert main(["evaluate", str(tmp_path / "new"), "--expected", str(tmp_path / "old"),
                  "--out", str(out)]) == 0
-    assert "[its frames made by onnx (file 999999999999), ctcnet 0.1.0 (eeeeeeeeeeee): 3]" \
-        in capsys.readouterr().out
+    assert "[its resumed samples' frames made by onnx (file 999999999999), ctcnet 0.1.0 " \
+        "(eeeeeeeeeeee): 3]" in capsys.readouterr().out
     report = json.loads((out / "comparison.json").read_text())
     assert report["reference_models"][0]["frames_made_by"] == made
     assert "frames_made_by" not in report["models"][0]
     # Each maker once, its frames summed over the samples (one entry a sample before).
     from ctcnet.evaluation.model_comparison import makers_of
 
-    makers = makers_of([{**summary, "frames_made_by": {"x": n}} for n in (3, 5)] + [summary])
+    makers = makers_of([{**summary, "frames_made_by": {"x": n}} for n in (3, 5)] + [summary]
+                       + [{**summary, "frames_made_by": {"y": None}}])
     assert len(makers) == 1 and makers[0]["frames_made_by"] == {"x": 8}

@@ -458,9 +458,10 @@ def test_a_sample_record_edited_in_summary_json_is_not_read(clean_run, tmp_path,
     for edit in ({"cartridge_info": {"patient_id": "P01"}}, {"blood_volume_stated": not stated}):
         summary = json.loads((second / "summary.json").read_text())
         (second / "summary.json").write_text(json.dumps({**summary, **edit}))  # by hand
-        with pytest.raises(InputError, match=r"record of the sample \(patient, draw date\) "
-                           r"and whether the volume was stated \(sample_record_sha256\) "
-                           r"changed since"):
+        with pytest.raises(InputError, match=r"^[^:]*: its sample's record \(summary.json's "
+                           r"cartridge_info: the patient, the draw's date; whether the blood "
+                           r"volume was stated\) was changed since ctcnet wrote it \(its "
+                           r"seal, sample_record_sha256; edited by hand\?\): not read"):
             compare_draws([first, second])
         assert main(["verify", "--results", str(second), "--json"]) == 1
         (sample,) = json.loads(capsys.readouterr().out)["samples"]
