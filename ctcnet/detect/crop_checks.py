@@ -38,8 +38,8 @@ import numpy as np
 
 from ctcnet.core.paths import name_in_folder, shown_in
 from ctcnet.detect.clipped_background import restore_clipped_background, subtracted_note
+from ctcnet.detect.crop_folder_signs import CropFolderSigns
 from ctcnet.detect.marker_labels import MarkerLabelVotes
-from ctcnet.detect.metadata_signs import CropFolderSigns
 from ctcnet.detect.plane_order import PlaneVotes
 from ctcnet.errors import InputError
 from ctcnet.io.annotations import warn_of_marks

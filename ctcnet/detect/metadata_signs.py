@@ -16,7 +16,7 @@ They are read on a few events of every frame (:func:`frame_signs`, about ``CHECK
 cartridge spread over its frames and at least one a frame, whole cells where the frame has
 any; the frame's journal keeps them, so a resumed run judges every frame's), and judged over
 the cartridge (:func:`metadata_problems`); a folder of raw scan crops is read the same way
-(:class:`CropFolderSigns`):
+(:class:`~ctcnet.detect.crop_folder_signs.CropFolderSigns`):
 
 * **The nucleus's plane.** In a cell the nucleus is a compact object inside the cell another
   marker lights (CK's cytoplasm round a CTC's, CD45's membrane round a leukocyte's): the plane
@@ -76,7 +76,7 @@ from ctcnet.detect.pixel_size import (
     own_nucleus_diameter_of,
     smoothed_over_ring,
 )
-from ctcnet.detect.plane_order import nucleus_plane_of, samples_in_another_order
+from ctcnet.detect.plane_order import nucleus_plane_of
 from ctcnet.detect.plane_register import (
     REGISTER_UM,
     median_offsets,
@@ -86,10 +86,10 @@ from ctcnet.detect.plane_register import (
 
 # Events a cartridge's check reads, spread over its frames (at least one a frame), and at most
 # this share of a frame's events (about 3 ms each: 0.5 s of a 175-frame cartridge's 66 s of
-# CPU; the share keeps a small cartridge's check small beside its other work) but for the
-# least a cartridge reads, enough to judge a dark plane (MIN_READ) and the nucleus's votes
-# (MIN_NUCLEUS_VOTES): at 3 % a 5-frame cartridge read 45 events, 25 with a nucleus, and DAPI
-# and CK swapped went unsaid; 3-frame ones 21-33, and a dark CK plane went unsaid.
+# CPU; the share keeps a small cartridge's check small beside its other work); where a
+# frame's first events look as another description's would (frame_signs), up to this many a
+# cartridge, enough to judge a dark plane (MIN_READ) and the nucleus's votes
+# (MIN_NUCLEUS_VOTES).
 CHECK_EVENTS = 150
 CHECK_SHARE = 0.03
 CHECK_MIN_EVENTS = 100
@@ -163,8 +163,9 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int,
                 whole: np.ndarray | None = None) -> dict | None:
     """The signs of one frame's ``crops`` ((N, C, H, W), ``panel``'s channel order, at
     ``pixel_size_um``) of a cartridge of ``frames`` frames, read on its share of
-    ``CHECK_EVENTS`` (``CHECK_SHARE`` of the frame's at most, but ``CHECK_MIN_EVENTS`` a
-    cartridge at least) spread over it, as JSON-able data:
+    ``CHECK_EVENTS`` (``CHECK_SHARE`` of the frame's at most; ``CHECK_MIN_EVENTS`` a
+    cartridge where the first look as another description's would) spread over it, as
+    JSON-able data:
     ``read``, the events read; ``lit``, per plane those it lights at their centre; ``nucleus``,
     per plane the events whose nucleus lies there; ``nucleus_um``, the diameters of the DNA
     channel's nuclei measured; ``offset_um``, [plane, dx, dy] of each lit plane's centre from
@@ -178,11 +179,7 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int,
     if not n or min(crops.shape[2:]) * pixel_size_um < MIN_FIELD_UM:
         return None
     frames = max(frames, 1)
-    # (CHECK_MIN_EVENTS a cartridge at least, where its frames hold them: at 3 % a 3-frame
-    # cartridge read 21-33 events, too few to judge a plane dark (MIN_READ) or the leukocyte
-    # markers (MIN_ALONE), and one whose CK lamp had failed counted 0 of 30 CTCs, "ok")
-    events = min(-(-CHECK_EVENTS // frames),
-                 max(int(np.ceil(CHECK_SHARE * n)), -(-CHECK_MIN_EVENTS // frames)))
+    events = min(-(-CHECK_EVENTS // frames), int(np.ceil(CHECK_SHARE * n)))
     roles = panel.roles()
     dna = _role(roles, "nucleus")
     leukocyte, neutrophil = _role(roles, "leukocyte"), _role(roles, "neutrophil")
@@ -218,29 +215,63 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int,
                 offsets.extend(offsets_from_dna(above, noise, dna, cell, (xx, yy),
                                                 pixel_size_um, LIT_NOISE))
 
-    read(rows)
-    lit = np.asarray(lit)
-    signs = {"read": len(rows), "lit": lit.sum(axis=0).astype(int).tolist(),
-             "nucleus": votes.tolist(),
-             "nucleus_um": [round(d, 2) for d in diameters if np.isfinite(d)],
-             "own_nucleus_um": [round(d, 2) for d in own if np.isfinite(d)],
-             "offset_um": offsets}
-    if None not in (dna, leukocyte, neutrophil):
+    def alone() -> dict:
+        """The nucleated events read lit in one leukocyte marker without the other."""
+        if None in (dna, leukocyte, neutrophil) or not lit:
+            return {}
         # A leukocyte marker lit past what DNA's bleed into it can carry: a DNA stain leaking
         # 8 % into CD66b lit it alone on a CTC-rich cartridge's CTCs and bare nuclei, and on
         # its lymphocytes beside CD45 (10 alone against 1 of 43 read: "swapped?").
-        peaks = np.asarray(peaks)
-        own = lit & (peaks > BLEED_SHARE * np.maximum(peaks[:, [dna]], 0))
+        shown, bright, over = np.asarray(lit), np.asarray(peaks), np.asarray(snrs)
+        marked = shown & (bright > BLEED_SHARE * np.maximum(bright[:, [dna]], 0))
         # Not an event whose CK outshines both leukocyte markers over their noise: a CTC, its
         # CD66b lit by a leak (CTC candidates read "swapped?"); a leukocyte's CK stays under.
-        ck, snrs = _role(roles, "epithelial"), np.asarray(snrs)
-        nucleated = lit[:, dna] & (True if ck is None else
-                                   snrs[:, ck] <= snrs[:, [leukocyte, neutrophil]].max(axis=1))
-        signs["neutrophil_alone"] = int((nucleated & own[:, neutrophil] & ~own[:, leukocyte])
-                                        .sum())
-        signs["leukocyte_alone"] = int((nucleated & own[:, leukocyte] & ~own[:, neutrophil])
-                                       .sum())
-    return signs
+        ck = _role(roles, "epithelial")
+        nucleated = shown[:, dna] & (True if ck is None else
+                                     over[:, ck] <= over[:, [leukocyte, neutrophil]].max(axis=1))
+        return {"neutrophil_alone": int((nucleated & marked[:, neutrophil]
+                                         & ~marked[:, leukocyte]).sum()),
+                "leukocyte_alone": int((nucleated & marked[:, leukocyte]
+                                        & ~marked[:, neutrophil]).sum())}
+
+    read(rows)
+    # A short cartridge's share of its events is too few to judge a plane dark (MIN_READ),
+    # the leukocyte markers (MIN_ALONE) or the nucleus's plane (MIN_NUCLEUS_VOTES): at 3 %, 5
+    # frames read 45 events and DAPI and CK swapped went unsaid; 3 frames 21-33, and a CK lamp
+    # that had failed (0 of 30 CTCs counted) and CD45 and CD66b swapped (31-45 CTCs for 18-30)
+    # read "ok". Where the frame's first events look so (the nucleus in another plane 1.5 times
+    # as often, twice at least; a plane every sample lights lit on too few; CD66b alone as often
+    # as CD45 alone), more are read, CHECK_MIN_EVENTS a cartridge; a frame that looks as a scan
+    # in its order reads no more (a short cartridge's 0.3 s, the guard's stage 2x its floor).
+    more = min(-(-CHECK_EVENTS // frames), -(-CHECK_MIN_EVENTS // frames))
+    if more > len(rows) and _looks_described_otherwise(votes, dna, np.asarray(lit), alone(),
+                                                        panel):
+        seen = set(rows)
+        extra = [int(i) for i in spread_rows(np.arange(n), more, whole)
+                 if int(i) not in seen][:more - len(rows)]
+        read(extra)
+        rows += extra
+    shown = np.asarray(lit)
+    return {"read": len(rows), "lit": shown.sum(axis=0).astype(int).tolist(),
+            "nucleus": votes.tolist(),
+            "nucleus_um": [round(d, 2) for d in diameters if np.isfinite(d)],
+            "own_nucleus_um": [round(d, 2) for d in own if np.isfinite(d)],
+            "offset_um": offsets, **alone()}
+
+
+def _looks_described_otherwise(votes: np.ndarray, dna: int | None, lit: np.ndarray,
+                               alone: dict, panel) -> bool:
+    """Whether a frame's first events read (``votes`` of the nucleus's plane, ``lit`` (events,
+    planes), :func:`frame_signs`' leukocyte markers ``alone``) look as another description's
+    would: the nucleus elsewhere than in the DNA plane, a plane every blood sample lights lit
+    on too few of them (as :func:`_dark_planes` judges, without its least number read), or
+    the neutrophil marker alone as often as the leukocyte marker alone."""
+    elsewhere = int(np.delete(votes, dna).max()) if dna is not None and len(votes) > 1 else 0
+    if dna is not None and elsewhere >= max(2, NUCLEUS_RATIO * votes[dna]):
+        return True
+    if len(lit) and _dark_planes(lit.sum(axis=0), len(lit), panel, least=1):
+        return True
+    return bool(alone) and 0 < alone["neutrophil_alone"] >= alone["leukocyte_alone"]
 
 
 def metadata_problems(signs: list[dict | None], panel, pixel_size_um: float | None,
@@ -297,10 +328,10 @@ def metadata_problems(signs: list[dict | None], panel, pixel_size_um: float | No
     return problems, record
 
 
-def _dark_planes(lit: np.ndarray, read: int, panel) -> list[int]:
+def _dark_planes(lit: np.ndarray, read: int, panel, least: int = MIN_READ) -> list[int]:
     """The planes of the markers every blood sample lights that light fewer of the events
-    read than ``DARK_SHARE`` asks of their role."""
-    if read < MIN_READ:
+    read than ``DARK_SHARE`` asks of their role (judged on ``least`` events read at least)."""
+    if read < least:
         return []
     roles = panel.roles()
     at = {role: _role(roles, role) for role in DARK_SHARE}
@@ -367,122 +398,6 @@ def _off_scale(median: float | None, measured: int, stated: float | None, what: 
             f"that pixel size right ({where})? The nuclei suggest {'at least ' * (median < low)}"
             f"about {stated * SCAN_NUCLEUS_UM / median:.2g} ({hint}); cells read at the wrong "
             "scale are called by the wrong sizes")
-
-
-class CropFolderSigns:
-    """The signs read over a folder of raw scan crops (counts, not a composite's display
-    levels), crop by crop as they are read: on up to ``CHECK_EVENTS`` crops spread over its
-    ``total``, each at its pixel size, judged as a cartridge's (:func:`metadata_problems`):
-    a crop folder's planes are markers, and its pixels micrometres, by ``panel.json``'s word as
-    a scan's are. ``pixel_size_um``: the folder's (None where each crop has its own)."""
-
-    def __init__(self, panel, total: int, pixel_size_um: float | None,
-                 sample_ids: list[str] | None = None):
-        self.panel, self.pixel_size_um, self.signs = panel, pixel_size_um, []
-        self.picks = set(np.linspace(0, total - 1, min(CHECK_EVENTS, total)).astype(int)
-                         .tolist()) if total else set()
-        self.sample_ids = sample_ids
-        self.nuclei: dict[str, list[float]] = {}  # per sample, the nuclei measured (um)
-        self.nucleus_planes: dict[str, np.ndarray] = {}  # per sample, its crops' nuclei
-        self.fields: list[float] = []  # the crops' narrower side, in um
-
-    def add(self, i: int, crop: np.ndarray, pixel_size_um: float) -> None:
-        """Read crop ``i`` ((C, H, W) in the panel's planes) if it is one of the sample."""
-        if i in self.picks:
-            self.fields.append(min(crop.shape[1:]) * float(pixel_size_um))
-            signs = frame_signs(crop[None], self.panel, pixel_size_um, 1)
-            self.signs.append(signs)
-            if signs is not None and self.sample_ids is not None:
-                sample = self.sample_ids[i]
-                self.nuclei.setdefault(sample, []).extend(signs["nucleus_um"])
-                self.nucleus_planes[sample] = self.nucleus_planes.get(sample, 0) + \
-                    np.asarray(signs["nucleus"], int)
-
-    def problems(self) -> list[str]:
-        """:func:`metadata_problems` of the crops read, and the samples whose nuclei read at
-        another scale than the folder's (:func:`samples_off_scale`)."""
-        found, record = metadata_problems(self.signs, self.panel, self.pixel_size_um, "crops",
-                                          whole_sample=False)
-        apart = samples_off_scale(self.nuclei)
-        dna, names = _role(self.panel.roles(), "nucleus"), self.panel.names
-        if dna is not None and _nucleus_elsewhere(np.array(
-                [record["nucleus_by_plane"][n] for n in names]), self.panel, "crops") is None:
-            found += [line for line in [samples_in_another_order(
-                self.nucleus_planes, names, dna)] if line]
-        # Crops narrower than a nucleus at the stated pixel size hold no whole one to measure:
-        # a pixel size ten times too small read every crop as debris, unsaid.
-        field = float(np.median(self.fields)) if self.fields else None
-        narrow = [f"the crops are {field:.1f} um across (median) at the stated pixel size "
-                  f"of {self.pixel_size_um:g} um, too narrow to hold a cell (a nucleus alone "
-                  f"is {NUCLEUS_UM[0]:g}-{NUCLEUS_UM[1]:g} um): is that pixel size right "
-                  "(panel.json's pixel_size_um, or --pixel-size)? Cells read at the wrong "
-                  "scale are called by the wrong sizes"] if field is not None and \
-            field < CELL_MIN_UM and self.pixel_size_um is not None else []
-        return found + ([apart] if apart else []) + narrow
-
-    def order_unjudged(self) -> str | None:
-        """What a command fitting a model from the crops says where too few of those read
-        show a nucleus in the DNA stain's plane (``MIN_NUCLEUS_VOTES``) for the channel order
-        to be judged by it (another plane holding it on more is named): silent, a fine-tune
-        on 8 crops a class with DAPI and CK swapped in panel.json (the nucleus in the CK
-        plane on 17 of 26, too few to be called a swap) was written, reading its held-out
-        crops at 0.77 against 1.00 in order."""
-        dna = _role(self.panel.roles(), "nucleus")
-        if dna is None:
-            return None
-        record = metadata_problems(self.signs, self.panel, self.pixel_size_um, "crops",
-                                   whole_sample=False)[1]
-        votes, names = record["nucleus_by_plane"], self.panel.names
-        # (a swap the nuclei already show is said by problems())
-        if votes[names[dna]] >= MIN_NUCLEUS_VOTES or _nucleus_elsewhere(
-                np.array([votes[n] for n in names]), self.panel, "crops") is not None:
-            return None
-        most, shown = max(votes, key=votes.get), votes[names[dna]]
-        learnt = ("a model fitted from crops whose planes are named in another order learns "
-                  "them so: check panel.json's channel order on a few crops by eye")
-        field = max(self.fields) if self.fields else None
-        if field is not None and field < MIN_FIELD_UM:
-            # Too narrow to hold a cell with background round it: no crop was read, which is
-            # no sign of the order ("0 of the crops read show a nucleus" read as a swap).
-            return (f"the crops are {field:.1f} um across at most, too narrow to read a "
-                    f"nucleus inside its cell (at least {MIN_FIELD_UM:g} um), so the channel "
-                    f"order is not checked by the nuclei, and {learnt}")
-        if most != names[dna] and votes[most] > shown:
-            return (f"the nucleus lies in the {most} plane on {votes[most]} of the "
-                    f"{record['events_with_a_nucleus']} crops read that show one, in "
-                    f"{names[dna]}'s on {shown}: are {names[dna]} and {most} swapped? Too few "
-                    f"to be sure ({MIN_NUCLEUS_VOTES} are needed), and {learnt}")
-        return (f"{shown} of the crops read show a nucleus in {names[dna]}'s plane, too few "
-                f"({MIN_NUCLEUS_VOTES} are needed) to check the channel order by it, and "
-                f"{learnt}")
-
-
-# A sample's nuclei (SAMPLE_NUCLEI or more measured) whose median differs from the folder's
-# by this factor or more: a folder merged from two scanners under one panel.json's pixel size
-# (one scanner's crops enlarged 3x read 24-26 um nuclei beside the others' 9), where the
-# folder's median, of the others, reads right. On simulated folders of five looks (8 samples
-# of 40 crops each) a sample's median differed from the folder's by 1.38x at most; a frame
-# binned 2 x 2 differs by 2x. A sample of large cells alone (CTCs) may read 1.5x.
-SAMPLE_NUCLEI, SAMPLE_SCALE = 5, 1.8
-
-
-def samples_off_scale(nuclei: dict[str, list[float]]) -> str | None:
-    """The samples whose nuclei read at another scale than the folder's, in words."""
-    medians = {s: float(np.median(d)) for s, d in nuclei.items() if len(d) >= SAMPLE_NUCLEI}
-    if len(medians) < 2:
-        return None
-    folder = float(np.median([d for s in medians for d in nuclei[s]]))
-    off = {s: m for s, m in medians.items()
-           if max(m, folder) / max(min(m, folder), 1e-6) >= SAMPLE_SCALE}
-    if not off or len(off) == len(medians):
-        return None
-    named = ", ".join(f"{s} ({m:.1f} um)" for s, m in sorted(off.items(), key=lambda x: -x[1])
-                      [:3])
-    return (f"the nuclei of {len(off)} of {len(medians)} samples read at another scale than "
-            f"the folder's {folder:.1f} um: {named}{' ...' if len(off) > 3 else ''}; crops of "
-            "another scanner or objective at another pixel size? panel.json states one for "
-            "the folder (a manifest cannot state one a crop): give each scanner's crops a "
-            "folder of their own")
 
 
 def _role(roles: list[str], role: str) -> int | None:

@@ -131,18 +131,23 @@ def test_signs_of_a_frame_in_its_order_and_swapped(leukocytes, every_event_read)
     assert frame_signs(leukocytes[:0], panel, PX, 1) is None
 
 
-def test_a_frame_reads_its_share_of_the_cartridges_events(leukocytes):
-    # About CHECK_EVENTS a cartridge spread over its frames, one a frame at least (a full
-    # cartridge's check stays small beside its work)...
+def test_a_frame_reads_its_share_unless_its_first_events_look_described_otherwise(
+        leukocytes):
+    # About CHECK_EVENTS a cartridge spread over its frames, one a frame at least, and
+    # CHECK_SHARE of a frame's events at most, where they look as a scan in its order does (a
+    # short cartridge's check stays small: 0.3 s more doubled the guard's stage)...
     panel = load_panel(None)
     assert frame_signs(leukocytes, panel, PX, 175)["read"] == 1
-    assert frame_signs(leukocytes, panel, PX, 60)["read"] == \
+    lit_ck = leukocytes.copy()
+    lit_ck[:, 1] += _disc(7.0, 1500.0)  # (CK lit on every event, as some of a sample's are)
+    assert frame_signs(lit_ck, panel, PX, 5)["read"] == \
         int(np.ceil(metadata_signs.CHECK_SHARE * 60))
-    # ... but CHECK_MIN_EVENTS in all on a short cartridge, enough to judge a dark plane and
-    # the leukocyte markers (at 3 %, 3 frames read 21-33 events: a dark CK plane went unsaid,
-    # CD45 and CD66b swapped too), in its order or not.
+    # ... but CHECK_MIN_EVENTS a cartridge where the first look otherwise: CK lit on none (a
+    # lamp that failed: 3 frames read 21-33 events, and 0 of 30 CTCs counted read "ok"), the
+    # nucleus in another plane (at 3 %, 5 frames read 45 events and DAPI and CK swapped went
+    # unsaid); CD66b alone as often as CD45 alone too (tested on cartridges).
     assert frame_signs(leukocytes, panel, PX, 5)["read"] == metadata_signs.CHECK_MIN_EVENTS // 5
-    swapped = leukocytes[:, [1, 0, 2, 3, 4]]
+    swapped = lit_ck[:, [1, 0, 2, 3, 4]]
     signs = frame_signs(swapped, panel, PX, 5)
     assert signs["read"] == metadata_signs.CHECK_MIN_EVENTS // 5 and signs["nucleus"][1] > 10
     assert frame_signs(swapped, panel, PX, 1)["read"] == 60  # all it holds
@@ -407,7 +412,7 @@ def test_a_scanners_samples_at_another_scale_among_a_folders_are_named():
     """One panel.json's pixel size for crops of two scanners: the samples whose nuclei read
     at another scale than the folder's are named; samples alike in scale, or too few nuclei,
     name none."""
-    from ctcnet.detect.metadata_signs import samples_off_scale
+    from ctcnet.detect.crop_folder_signs import samples_off_scale
 
     rng = np.random.default_rng(0)
     nuclei = {f"s{k}": list(rng.normal(8.5, 1.0, 20)) for k in range(4)}
@@ -466,7 +471,7 @@ def test_a_frame_is_read_at_whole_cells_spread_over_it_not_at_its_first_event(le
 def test_crops_too_narrow_for_a_cell_at_the_stated_pixel_size_are_said():
     """panel.json's pixel size ten times too small (0.064 for 0.64): 80 px crops read 5 um
     across, no nucleus whole in them to measure, and every crop was called debris unsaid."""
-    from ctcnet.detect.metadata_signs import CropFolderSigns
+    from ctcnet.detect.crop_folder_signs import CropFolderSigns
     from ctcnet.io.panel import default_panel
 
     crops = np.full((30, 5, 80, 80), 100, np.float32)
@@ -481,7 +486,7 @@ def test_crops_too_narrow_to_read_say_so_not_that_no_nucleus_lies_in_dna():
     """48 px crops at 0.3 um/px, 14.4 um across, are too narrow for the nuclei's check, so
     none was read: "0 of the crops read show a nucleus in DAPI's plane" sent a researcher
     looking for a swap in a panel in order."""
-    from ctcnet.detect.metadata_signs import CropFolderSigns
+    from ctcnet.detect.crop_folder_signs import CropFolderSigns
     from ctcnet.io.panel import default_panel
 
     crops = np.full((30, 5, 48, 48), 100, np.float32)
