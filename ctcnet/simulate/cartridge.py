@@ -188,7 +188,9 @@ def simulate_cartridge(out_dir, panel=None, taxonomy=None, num_frames: int = 6,
         raise InputError(f"events per frame (--events) must be 0 to {h * w // 4} for a {h} x "
                          f"{w} frame (one a 2 x 2 pixel square), got {events_per_frame}")
     _readable_as_a_scan(panel, cfg)
-    sample_id = safe_sample_id(sample_id or f"sim{seed}", Path(out_dir), "--sample-id")
+    # (an empty --sample-id is refused as one, not taken for the default)
+    sample_id = safe_sample_id(f"sim{seed}" if sample_id is None else sample_id, Path(out_dir),
+                               "--sample-id")
     rows, columns = frame_grid(num_frames, columns)
     names, probs = event_mixture(rare_rates, panel, taxonomy, cfg)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))

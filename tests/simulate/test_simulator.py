@@ -481,7 +481,7 @@ def test_cartridge_rejects_bad_arguments(tmp_path):
 
     with pytest.raises(InputError, match=r"drawn at 1.33-2.47 um per pixel.*within 0.0714-1.54"):
         simulate_cartridge(tmp_path, PANEL5.with_pixel_size(1.9), num_frames=1)
-    for sample_id in ("../x", "CON"):
+    for sample_id in ("../x", "CON", ""):  # (an empty one was taken for the default)
         with pytest.raises(InputError, match="--sample-id .* must be a plain name"):
             simulate_cartridge_small(tmp_path, sample_id=sample_id)
 
