@@ -196,6 +196,8 @@ class ModelInfo:
                 "size_bytes": self.size_bytes, "symmetry": self.symmetry,
                 "reads": "exports" if self.reads_exports else "scans",
                 "figures": self.figures(),
+                # (what the listing says of simulated cartridges: its --json left them out)
+                "cartridge_figures": self.cartridge_figures(),
                 "files": [str(p) for p in (self.checkpoint, self.onnx) if p is not None]}
 
 

@@ -14,6 +14,8 @@ def test_models_command(with_tiny3, capsys):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["name"] for r in rows] == ["ctcnet-default", "tiny3"]
     assert rows[0]["channels"] == ["DAPI", "CK", "CD45", "CD61", "CD66b"]
+    # The scan path's figures, as the listing below gives them (--json left them out).
+    assert len(rows[0]["cartridge_figures"]) == 2 and rows[1]["cartridge_figures"] == []
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "tiny3" in out and "DAPI, CK, CD45 at 0.64 um/px" in out and "MB on disk" in out
