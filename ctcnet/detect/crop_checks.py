@@ -53,6 +53,14 @@ log = logging.getLogger("ctcnet.detect.crop_dataset")
 # The share by which a resampled pixel may pass the values it was resampled from.
 RESAMPLING_ROUNDING = 1e-4
 
+
+def past_stated_top(peak: np.ndarray, stated: np.ndarray) -> np.ndarray:
+    """Where pixel values ``peak`` (of crops at model scale, per channel) pass their channels'
+    stated tops ``stated`` (``value_range``): resampling's weights sum to 1 only up to float
+    rounding, so a 4095 pixel brought to model scale may read 4095.0005, which is the top,
+    not past it."""
+    return np.asarray(peak) > np.asarray(stated, np.float32) * np.float32(1 + RESAMPLING_ROUNDING)
+
 # Unreadable or blank crops named in the one error that lists them (the count covers the rest).
 BAD_CROPS_NAMED = 10
 BLANK = "blank: every channel is 0 (an empty or failed export)"
@@ -174,10 +182,8 @@ class CropNotes:
         if not len(crops) or self.index.exported:  # display levels (a model's order drops
             return                                   # the panel's composite word)
         stated = np.array([c.value_range[1] for c in self.index.panel.channels], np.float32)
-        # Resampling's weights sum to 1 only up to float rounding: a 4095 pixel brought to
-        # model scale may read 4095.0005, which is the top, not past it.
         peak = crops.max(axis=(2, 3))
-        above = peak > stated * np.float32(1 + RESAMPLING_ROUNDING)
+        above = past_stated_top(peak, stated)
         self.over += int(above.any(axis=1).sum())
         if len(self.over_crops) < 3:
             self.over_crops += (start + np.flatnonzero(above.any(axis=1))[:3]).tolist()

@@ -244,19 +244,22 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int,
     # as CD45 alone), more are read, CHECK_MIN_EVENTS a cartridge; a frame that looks as a scan
     # in its order reads no more (a short cartridge's 0.3 s, the guard's stage 2x its floor).
     more = min(-(-CHECK_EVENTS // frames), -(-CHECK_MIN_EVENTS // frames))
-    if more > len(rows) and _looks_described_otherwise(votes, dna, np.asarray(lit), alone(),
+    markers = alone()
+    if more > len(rows) and _looks_described_otherwise(votes, dna, np.asarray(lit), markers,
                                                         panel):
         seen = set(rows)
         extra = [int(i) for i in spread_rows(np.arange(n), more, whole)
                  if int(i) not in seen][:more - len(rows)]
-        read(extra)
-        rows += extra
+        if extra:
+            read(extra)
+            rows += extra
+            markers = alone()
     shown = np.asarray(lit)
     return {"read": len(rows), "lit": shown.sum(axis=0).astype(int).tolist(),
             "nucleus": votes.tolist(),
             "nucleus_um": [round(d, 2) for d in diameters if np.isfinite(d)],
             "own_nucleus_um": [round(d, 2) for d in own if np.isfinite(d)],
-            "offset_um": offsets, **alone()}
+            "offset_um": offsets, **markers}
 
 
 def _looks_described_otherwise(votes: np.ndarray, dna: int | None, lit: np.ndarray,

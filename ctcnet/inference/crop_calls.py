@@ -18,6 +18,7 @@ import logging
 import numpy as np
 import pandas as pd
 
+from ctcnet.detect.crop_checks import past_stated_top
 from ctcnet.detect.crop_dataset import CHUNK_CROPS
 from ctcnet.errors import InputError
 from ctcnet.inference.backend_registry import checked_backend
@@ -120,7 +121,8 @@ def _say_past_range(crops: np.ndarray, panel) -> None:
         return
     tops = np.asarray([c.value_range[1] for c in panel.channels], np.float64)
     highest = np.nanmax(crops, axis=(0, 2, 3)).astype(np.float64)
-    past = [i for i in range(len(tops)) if highest[i] > tops[i]]
+    # (as a crop folder's reading judges them: a pixel at the top, resampled, is not past it)
+    past = np.flatnonzero(past_stated_top(highest, tops)).tolist()
     if past:
         log.warning("the crops hold values above the model's value range (%s): the marker "
                     "guard reads such pixels as saturated; give call_crops their panel "

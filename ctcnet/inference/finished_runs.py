@@ -42,9 +42,8 @@ def refuse_to_redo_finished(out_dir: Path, differing: list[str] | None, done: se
         # counted, the sample "ok") or changed since: the run is not the scan's as it is.
         return
     try:
-        summary = RunSummary.read(out_dir)
-        record = sample_record_of(json.loads((Path(out_dir) / SUMMARY_FILE).read_text(
-            encoding="utf-8")))
+        data = json.loads((Path(out_dir) / SUMMARY_FILE).read_bytes())  # (read once: both)
+        summary, record = RunSummary.from_dict(data), sample_record_of(data)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return  # none, or unreadable: not a finished run to keep
     if stated is not None and restated(summary.blood_volume_ml, record, stated):
