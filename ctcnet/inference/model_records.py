@@ -115,18 +115,17 @@ def made_by(backend_name: str, software: dict, model_file_sha256: str | None = N
     """What computed a frame, as its record keeps it: the backend (a model's ``.pt`` and its
     ``.onnx`` resume each other's runs: their numbers agree to about 1e-6) and the model
     file's SHA-256 (its first 12 digits: another file of the same network, a run resumed on a
-    re-exported or altered copy, is said), ctcnet's version and commit (said modified where
-    the checkout's code differed from it), and the code's digest where no unmodified commit
-    names it."""
-    # A commit names the code, but not where it was edited since or where there is none (an
-    # installed package, whose version two builds share): the code's own digest does there.
+    re-exported or altered copy, is said), ctcnet's version and the code's digest (its first
+    12 digits), or the commit where a record holds no digest."""
+    # The code's digest names what ran wherever it came from: a commit differs for code that
+    # does not (a docs-only commit between a run's start and its resume is the same build) and
+    # misses an edited checkout or an installed package, whose version two builds share.
     commit, code = software.get("commit"), software.get("code_sha256")
-    named = [commit[:12] + (" modified" if software.get("modified") else "")] if commit else []
-    if code and (not commit or software.get("modified")):
-        named.append(f"code {code[:12]}")
+    named = (f"code {code[:12]}" if code else
+             commit[:12] + (" modified" if software.get("modified") else "") if commit else None)
     model = f" (file {model_file_sha256[:12]})" if model_file_sha256 else ""
     return f"{backend_name}{model}, ctcnet {software.get('ctcnet')}" + \
-        (f" ({', '.join(named)})" if named else "")
+        (f" ({named})" if named else "")
 
 
 def frames_made_by(entries, this_run: str | None = None) -> dict[str, int] | None:

@@ -209,7 +209,7 @@ def test_a_worktrees_commit_and_a_checkouts_edits_are_read(tmp_path, monkeypatch
     provenance.checkout_modified.cache_clear()
 
 
-def test_the_code_that_counted_is_named_where_no_commit_names_it(tmp_path, monkeypatch):
+def test_the_code_that_counted_is_named_by_its_digest(tmp_path, monkeypatch):
     """An installed package has no commit and every build between releases one version: a
     night resumed by another build read as made by one ctcnet. The code's digest names it,
     and changes with any of its files."""
@@ -236,9 +236,15 @@ def test_the_code_that_counted_is_named_where_no_commit_names_it(tmp_path, monke
     assert frames_made_by([{"made_by": old}, {"made_by": new}], new) == {old: 1, new: 1}
     assert provenance.software_text({**installed, "code_sha256": second}) == \
         f"ctcnet 0.1.0, code {second[:12]}"
-    # A commit names the code where nothing was edited since.
-    assert made_by("onnx", {"ctcnet": "0.1.0", "commit": "ab" * 20, "modified": False,
-                            "code_sha256": first}) == "onnx, ctcnet 0.1.0 (abababababab)"
+    # The code's digest names it under a commit too: two commits of the same code (a
+    # docs-only commit between a run's start and its resume) are one build, said so.
+    at_commits = [made_by("onnx", {"ctcnet": "0.1.0", "commit": c * 20, "modified": False,
+                                   "code_sha256": first}) for c in ("ab", "cd")]
+    assert at_commits == [f"onnx, ctcnet 0.1.0 (code {first[:12]})"] * 2
+    assert frames_made_by([{"made_by": m} for m in at_commits], at_commits[1]) is None
+    # A record without a digest is named by its commit.
+    assert made_by("onnx", {"ctcnet": "0.1.0", "commit": "ab" * 20, "modified": True}) == \
+        "onnx, ctcnet 0.1.0 (abababababab modified)"
     assert made_by("onnx", installed, "cd" * 32) == "onnx (file cdcdcdcdcdcd), ctcnet 0.1.0"
 
 
