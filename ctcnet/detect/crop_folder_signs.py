@@ -15,10 +15,10 @@ from ctcnet.detect.metadata_signs import (
     MIN_FIELD_UM,
     MIN_NUCLEUS_VOTES,
     NUCLEUS_UM,
-    _nucleus_elsewhere,
-    _role,
     frame_signs,
     metadata_problems,
+    nucleus_elsewhere,
+    single_role,
 )
 from ctcnet.detect.plane_order import samples_in_another_order
 
@@ -58,8 +58,8 @@ class CropFolderSigns:
         found, record = metadata_problems(self.signs, self.panel, self.pixel_size_um, "crops",
                                           whole_sample=False)
         apart = samples_off_scale(self.nuclei)
-        dna, names = _role(self.panel.roles(), "nucleus"), self.panel.names
-        if dna is not None and _nucleus_elsewhere(np.array(
+        dna, names = single_role(self.panel.roles(), "nucleus"), self.panel.names
+        if dna is not None and nucleus_elsewhere(np.array(
                 [record["nucleus_by_plane"][n] for n in names]), self.panel, "crops") is None:
             found += [line for line in [samples_in_another_order(
                 self.nucleus_planes, names, dna)] if line]
@@ -81,14 +81,14 @@ class CropFolderSigns:
         on 8 crops a class with DAPI and CK swapped in panel.json (the nucleus in the CK
         plane on 17 of 26, too few to be called a swap) was written, reading its held-out
         crops at 0.77 against 1.00 in order."""
-        dna = _role(self.panel.roles(), "nucleus")
+        dna = single_role(self.panel.roles(), "nucleus")
         if dna is None:
             return None
         record = metadata_problems(self.signs, self.panel, self.pixel_size_um, "crops",
                                    whole_sample=False)[1]
         votes, names = record["nucleus_by_plane"], self.panel.names
         # (a swap the nuclei already show is said by problems())
-        if votes[names[dna]] >= MIN_NUCLEUS_VOTES or _nucleus_elsewhere(
+        if votes[names[dna]] >= MIN_NUCLEUS_VOTES or nucleus_elsewhere(
                 np.array([votes[n] for n in names]), self.panel, "crops") is not None:
             return None
         most, shown = max(votes, key=votes.get), votes[names[dna]]

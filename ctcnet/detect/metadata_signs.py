@@ -181,8 +181,8 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int,
     frames = max(frames, 1)
     events = min(-(-CHECK_EVENTS // frames), int(np.ceil(CHECK_SHARE * n)))
     roles = panel.roles()
-    dna = _role(roles, "nucleus")
-    leukocyte, neutrophil = _role(roles, "leukocyte"), _role(roles, "neutrophil")
+    dna = single_role(roles, "nucleus")
+    leukocyte, neutrophil = single_role(roles, "leukocyte"), single_role(roles, "neutrophil")
     rows = list(spread_rows(np.arange(n), events, whole))
     votes = np.zeros(panel.num_channels, int)
     lit, peaks, snrs, diameters, own, offsets = [], [], [], [], [], []
@@ -226,7 +226,7 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int,
         marked = shown & (bright > BLEED_SHARE * np.maximum(bright[:, [dna]], 0))
         # Not an event whose CK outshines both leukocyte markers over their noise: a CTC, its
         # CD66b lit by a leak (CTC candidates read "swapped?"); a leukocyte's CK stays under.
-        ck = _role(roles, "epithelial")
+        ck = single_role(roles, "epithelial")
         nucleated = shown[:, dna] & (True if ck is None else
                                      over[:, ck] <= over[:, [leukocyte, neutrophil]].max(axis=1))
         return {"neutrophil_alone": int((nucleated & marked[:, neutrophil]
@@ -315,7 +315,7 @@ def metadata_problems(signs: list[dict | None], panel, pixel_size_um: float | No
               # unjudged, and nothing said so (a wrong size read only as "crowded").
               "pixel_size_judged": pixel_size_um is not None and len(diameters) >= MIN_NUCLEI,
               "median_offset_um": median_offsets(offsets, names)}
-    elsewhere = _nucleus_elsewhere(votes, panel, what)
+    elsewhere = nucleus_elsewhere(votes, panel, what)
     swapped = _markers_swapped(alone, panel, what)
     # A dark plane is said as such. A dark CD45 leaves every neutrophil lit in CD66b alone: not
     # the swap that says (CD66b in CD45's place still lights the neutrophils). A dark DNA
@@ -324,9 +324,9 @@ def metadata_problems(signs: list[dict | None], panel, pixel_size_um: float | No
     dark = _dark_planes(lit, read if whole_sample else 0, panel)
     problems = [p for p in (
         _dark_said(dark, lit, read, panel, what) if dark else None, elsewhere,
-        None if _role(panel.roles(), "leukocyte") in dark else swapped,
+        None if single_role(panel.roles(), "leukocyte") in dark else swapped,
         _off_scale(median, len(diameters), pixel_size_um, what, own_median),
-        out_of_register(record["median_offset_um"], names, _role(panel.roles(), "nucleus"),
+        out_of_register(record["median_offset_um"], names, single_role(panel.roles(), "nucleus"),
                          what)) if p]
     return problems, record
 
@@ -337,7 +337,7 @@ def _dark_planes(lit: np.ndarray, read: int, panel, least: int = MIN_READ) -> li
     if read < least:
         return []
     roles = panel.roles()
-    at = {role: _role(roles, role) for role in DARK_SHARE}
+    at = {role: single_role(roles, role) for role in DARK_SHARE}
     return [i for role, i in at.items() if i is not None and lit[i] <= DARK_SHARE[role] * read]
 
 
@@ -350,9 +350,9 @@ def _dark_said(dark: list[int], lit: np.ndarray, read: int, panel, what: str) ->
             "order: the counts read the markers by them")
 
 
-def _nucleus_elsewhere(votes: np.ndarray, panel, what: str) -> str | None:
+def nucleus_elsewhere(votes: np.ndarray, panel, what: str) -> str | None:
     """The nucleus in another plane than the DNA channel's (see the module), said."""
-    names, dna = panel.names, _role(panel.roles(), "nucleus")
+    names, dna = panel.names, single_role(panel.roles(), "nucleus")
     if dna is None or votes.sum() < MIN_NUCLEUS_VOTES:
         return None
     plane = int(np.argmax(votes))
@@ -368,7 +368,7 @@ def _nucleus_elsewhere(votes: np.ndarray, panel, what: str) -> str | None:
 def _markers_swapped(alone: dict, panel, what: str) -> str | None:
     """The neutrophil marker lit alone more often than the leukocyte marker, said."""
     roles, names = panel.roles(), panel.names
-    leukocyte, neutrophil = _role(roles, "leukocyte"), _role(roles, "neutrophil")
+    leukocyte, neutrophil = single_role(roles, "leukocyte"), single_role(roles, "neutrophil")
     if None in (leukocyte, neutrophil) or len(alone) < 2 or \
             alone["neutrophil_alone"] < MIN_ALONE or \
             alone["neutrophil_alone"] < ALONE_RATIO * alone["leukocyte_alone"]:
@@ -403,7 +403,7 @@ def _off_scale(median: float | None, measured: int, stated: float | None, what: 
             "scale are called by the wrong sizes")
 
 
-def _role(roles: list[str], role: str) -> int | None:
+def single_role(roles: list[str], role: str) -> int | None:
     """The channel of ``role``, where the panel has exactly one."""
     at = [i for i, r in enumerate(roles) if r == role]
     return at[0] if len(at) == 1 else None
