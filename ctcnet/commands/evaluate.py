@@ -255,7 +255,7 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
     """Cartridge-level evaluation: counts per class, automatic and after review."""
     # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.evaluation.cartridge_evaluation import evaluate_cartridges
-    from ctcnet.evaluation.counts import agreement_text, share_ci
+    from ctcnet.evaluation.counts import POORLY_MATCHED_SHARE, agreement_text, share_ci
     from ctcnet.inference.counts import per_volume_text
     from ctcnet.nn.calls import COUNTED_CLASSES
 
@@ -303,6 +303,12 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
     print("by subtype (counted / true, + shown): " + ", ".join(
         f"{k} {v['counted']}/{v['true']}" + (f" +{v['shown']}" if v["shown"] else "")
         for k, v in report.get("by_subtype", {}).items()))
+    match = report.get("detection") or {}
+    if match.get("true"):
+        print(f"true cells within {match['radius_um']:g} um of an event: {match['matched']}/"
+              f"{match['true']} ({match['share']:.0%})"
+              + (f"; under {POORLY_MATCHED_SHARE:.0%} in {', '.join(match['poorly_matched'])}:"
+                 " truth and frames do not line up there" if match["poorly_matched"] else ""))
     false = report.get("false_calls_per_1000_events", {})
     print("false calls per 1,000 events: " + ", ".join(f"{k} {v:.3f}"
                                                         for k, v in false.items()))

@@ -37,6 +37,16 @@ def _crop_files(folder, splits=None) -> set:
             if not splits or split in splits}
 
 
+def _scored_classes(data, splits=None) -> list[str] | None:
+    """The labels the crops to be scored hold (of the manifest ``splits`` alone where given),
+    or None where the set cannot be indexed here."""
+    index = _crop_index(data)
+    if index is None:
+        return None
+    return sorted({label for label, split in zip(index.labels, index.splits)
+                   if not splits or split in splits})
+
+
 def check_calibration_crops(calibrate_on) -> None:
     """Refuse, before any work, calibration crops too few to fit on even pooled with simulated
     crops (:mod:`ctcnet.evaluation.recalibration`)."""
@@ -126,14 +136,23 @@ def calibrate(args: argparse.Namespace, model, warnings: list[str]):
         spec = calibrate_model_file(model, args.calibrate_on, args.save_model,
                                     args.review_precision, args.device, args.batch_size,
                                     None if _states_pixel_size(args.calibrate_on)
-                                    else args.pixel_size)
+                                    else args.pixel_size,
+                                    _scored_classes(args.data, args.split))
     except InputError as err:
         if err.path is not None:
             raise
         # An error that names no file is about the calibration crops: name them.
         raise InputError(str(err), args.calibrate_on) from None
-    from ctcnet.evaluation.recalibration import describe
+    from ctcnet.evaluation.recalibration import MIN_CALIBRATION_PER_CLASS, describe
 
+    filled = spec.metrics["calibration"].get("filled_from_reference")
+    if filled:
+        said = (f"{args.calibrate_on}: under {MIN_CALIBRATION_PER_CLASS} calibration crops of "
+                f"{', '.join(filled)}, which the evaluated crops hold: the simulator's crops of "
+                f"{'it' if len(filled) == 1 else 'them'} stand in for the lab's in the fit; "
+                "calibrate on crops of every class scored")
+        log.warning("%s", said)
+        warnings.append(said)
     print(f"calibrated: {describe(spec.metrics['calibration'])} -> {args.save_model}",
           file=sys.stderr)
     band = spec.decision.review_band_record if spec.decision is not None else None

@@ -25,24 +25,33 @@ def summary_lines(report: dict, calibrated_on: str | None = None) -> list[str]:
     lines = [f"{report['n']} crops {report['class_counts']}{read_at}",
              ("calls (network and markers)" if markers else "CNN") +
              f": macro-F1 {cnn['macro_f1']:.3f}  accuracy {cnn['accuracy']:.3f}  "
-             f"ECE {cnn['ece']:.3f} (uncalibrated {cnn['ece_uncalibrated']:.3f}; of the "
-             "network's probabilities)"]
+             f"ECE {cnn['ece']:.3f} (uncalibrated {cnn['ece_uncalibrated']:.3f}"
+             + (f", under the calibration it replaced {cnn['ece_before_recalibration']:.3f}"
+                if cnn.get("ece_before_recalibration") is not None else "")
+             + "; of the network's probabilities)"]
     if markers:
         changes = named_counts(markers["by_change"])
         lines.append(f"  the markers changed {markers['changed']} of the network's calls "
                      f"({changes}); the network alone: accuracy "
                      f"{markers['network_accuracy']:.3f}")
-    if cnn["ece"] > cnn["ece_uncalibrated"] and calibrated_on:
+    before = cnn.get("ece_before_recalibration")
+    if calibrated_on and (cnn["ece"] > cnn["ece_uncalibrated"] or
+                          (before is not None and cnn["ece"] > before)):
         # (the advice below is the step just taken: a temperature from a few crops a class
         # is noisy, and crops unlike these fit it for another look)
+        worse = ("none" if cnn["ece"] > cnn["ece_uncalibrated"] else
+                 "the one it replaced")
         lines.append(f"  the temperature fitted here on {calibrated_on} fits these crops worse "
-                     "than none: its crops are few or unlike these (more labelled crops of "
+                     f"than {worse}: its crops are few or unlike these (more labelled crops of "
                      "this look refit it better)")
     elif cnn["ece"] > cnn["ece_uncalibrated"]:
         lines.append("  the model's temperature (its calibration) fits these crops worse than "
                      "none: --calibrate-on VAL_CROPS --save-model refits it on crops like them")
+    called = _calls_into(cnn)
     for name, pc in cnn["per_class"].items():
-        lines.append(f"  {name:10s} P {pc['precision']:.3f}  R {pc['recall']:.3f}  "
+        # A class never called has no precision (0/0): report.json keeps sklearn's 0.0.
+        precision = f"{pc['precision']:.3f}" if called.get(name, 1) else "n/a (never called)"
+        lines.append(f"  {name:10s} P {precision}  R {pc['recall']:.3f}  "
                      f"F1 {pc['f1']:.3f}  n {pc['support']}")
     for name, entry in cnn.get("counted", {}).items():
         lines.append(f"  {name:10s} as predict counts it: {entry['held']} held by the guard; "
@@ -137,3 +146,11 @@ def few_crops_warning(report: dict) -> str | None:
             f"weighs each class alike, so 1/{len(report['cnn']['per_class'])} of it rests on "
             f"{'that class' if len(few) == 1 else 'each of them'}; read the per-class figures "
             "with their n")
+
+
+def _calls_into(cnn: dict) -> dict[str, int]:
+    """The crops called each class (the confusion matrix's columns), where the report has it."""
+    names, confusion = cnn.get("class_names"), cnn.get("confusion")
+    if not names or not confusion:
+        return {}
+    return {name: int(sum(row[k] for row in confusion)) for k, name in enumerate(names)}

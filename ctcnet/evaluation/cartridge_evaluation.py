@@ -54,7 +54,8 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
     """
     import pandas as pd  # cartridges only
 
-    from ctcnet.evaluation.counts import CUTOFFS, cartridge_counts, count_report, counts_png
+    from ctcnet.evaluation.counts import CUTOFFS, cartridge_counts, count_report
+    from ctcnet.evaluation.counts_figure import counts_png
     from ctcnet.inference.ground_truth import truth_by_taxonomy, truth_of_processed_frames
     from ctcnet.inference.options import say_if_no_cartridge_rule
     from ctcnet.inference.options import say_what_other_reported_classes_lack as say_others
@@ -89,6 +90,13 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
                                summary.volume_read_ml, counted_classes=reported)
         rows.append({"sample_id": cart.sample_id, "status": summary.status, **row})
     report = count_report(rows, names, cutoffs=cutoffs or CUTOFFS, reported=reported)
+    for row in rows:
+        if row["sample_id"] in report["detection"]["poorly_matched"]:
+            log.warning("%s: only %d of its %d true cells lie within %g um of an event: the "
+                        "truth's positions or the pixel size do not fit its frames, and its "
+                        "misses and false calls may be positions off, not calls", row["sample_id"],
+                        row["true_matched"], row["true_events"],
+                        report["detection"]["radius_um"])
     report.update(**scored_by(backend), prior=prior_name, review_flags=(
         "review column of events: sent to a person where the doubt could change a count (a "
         "counted class in doubt or within the review band, or the marker guard's flags); "

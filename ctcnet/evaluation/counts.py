@@ -13,12 +13,12 @@ CTC count per 7.5 mL and whether it reaches a cut-off, so this module compares c
   called and true counts over many cartridges (pure numpy); :func:`share_interval` the 95 %
   interval of such a share (14 of 20 cartridges is anything from 48 to 85 %: two models an
   evaluation of 20 cartridges tells apart differ by more than a cartridge or two);
-* :func:`count_report`: all of it for a list of cartridges, and :func:`counts_png` its figure.
+* :func:`count_report`: all of it for a list of cartridges (its figure:
+  :mod:`ctcnet.evaluation.counts_figure`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,7 +27,6 @@ import pandas as pd
 
 from ctcnet.core.kappa import cohen_kappa
 from ctcnet.detect.truth_matching import MATCH_RADIUS_UM, match_to_truth
-from ctcnet.evaluation.plots import BLACK, BLUE, GREY, LIGHT, ORANGE, WHITE, _font, _save
 from ctcnet.inference.counts import count_events, per_7_5_ml
 from ctcnet.inference.guard import counted
 from ctcnet.nn.calls import COUNTED_CLASSES
@@ -142,6 +141,7 @@ def cartridge_counts(events: pd.DataFrame, truth: pd.DataFrame, class_names: Seq
                                                "counted": int(hit.sum()),
                                                "shown": int((mine & ~hit & flags).sum())}
     return {"events": int(len(events)), "true_events": int(len(truth)),
+            "true_matched": int(len(np.unique(matches[matches >= 0]))),
             "by_subtype": by_subtype,
             "false_calls": false_calls, "missed_calls": missed,
             "called_or_flagged": called_or_flagged,
@@ -332,7 +332,7 @@ def _recall_and_precision(cartridges: list[dict], name: str) -> dict:
             "counted_or_shown": share(seen, true)}
 
 
-def _has_rates(cartridge: dict) -> bool:
+def has_rates(cartridge: dict) -> bool:
     """Whether a cartridge's counts have rates per 7.5 mL (some blood was read)."""
     return all(v is not None for v in cartridge["true_per_7_5_ml"].values())
 
@@ -352,8 +352,8 @@ def count_report(cartridges: list[dict], class_names: Sequence[str],
     counted_classes = [positive, *(c for c in reported if c != positive and c in class_names)]
     out = {"cartridges": cartridges, "positive_class": positive,
            "counted_classes": counted_classes, "per_class": {},
-           "left_out": [c["sample_id"] for c in cartridges if not _has_rates(c)]}
-    cartridges = [c for c in cartridges if _has_rates(c)]
+           "left_out": [c["sample_id"] for c in cartridges if not has_rates(c)]}
+    cartridges = [c for c in cartridges if has_rates(c)]
     for name in class_names:
         true = [c["true_per_7_5_ml"][name] for c in cartridges]
         entry = {"true_total": int(sum(c["true"][name] for c in cartridges))}
@@ -388,6 +388,7 @@ def count_report(cartridges: list[dict], class_names: Sequence[str],
             for what in total:
                 total[what] += got[what]
     out["by_subtype"] = dict(sorted(subtypes.items()))
+    out["detection"] = detection_match(cartridges)
     out["flagged_share"] = (sum(c["flagged"] for c in cartridges) /
                             max(sum(c["events"] for c in cartridges), 1))
     if all("guard" in c for c in cartridges):
@@ -408,80 +409,21 @@ def count_report(cartridges: list[dict], class_names: Sequence[str],
     return out
 
 
-def _even_top(value: float) -> float:
-    """The even whole number at or above ``value``: an axis from 0 (or -it) to it has whole
-    numbers at its ends and middle."""
-    return float(2 * math.ceil(value / 2))
+# Under this share of a cartridge's true cells (of at least POORLY_MATCHED_MIN) within the
+# matching radius of an event, its truth and its frames are said not to line up: every miss and
+# false call it scores may be a position off, not a call.
+POORLY_MATCHED_SHARE, POORLY_MATCHED_MIN = 0.8, 10
 
 
-def counts_png(report: dict, path: str | Path, title: str = "CTC counts per 7.5 mL") -> Path:
-    """Two panels for the positive class: called against true counts (automatic and after
-    review, identity line), and Bland-Altman (difference against mean, bias and limits)."""
-    from PIL import Image, ImageDraw
-
-    name = report["positive_class"]
-    carts = [c for c in report["cartridges"] if _has_rates(c)]  # those with blood read
-    true = np.array([c["true_per_7_5_ml"][name] for c in carts], np.float64)
-    modes = {"automatic": BLUE, "after_review": ORANGE}
-    called = {m: np.array([c[f"{m}_per_7_5_ml"][name] for c in carts], np.float64)
-              for m in modes}
-    size, left, top, gap = 300, 55, 50, 80
-    width, height = left + 2 * size + gap + 20, top + size + 70
-    image = Image.new("RGB", (width, height), WHITE)
-    draw = ImageDraw.Draw(image)
-    font = _font(11)
-    draw.text((10, 8), f"{title}  ({len(carts)} cartridges; blue automatic, orange after "
-                       "review)", fill=BLACK, font=_font(13))
-    # Axis ends whose halves are whole counts, so every label reads exactly (an axis ending at
-    # 11.55 labelled "12" put a +1 difference at about +0.85).
-    hi = _even_top(max(1.0, true.max(initial=0), *(v.max(initial=0) for v in called.values()))
-                   * 1.05)
-
-    def panel(x0, xs_range, ys_range, xlabel, ylabel):
-        draw.rectangle([x0, top, x0 + size, top + size], outline=BLACK)
-        draw.text((x0, top + size + 22), xlabel, fill=BLACK, font=font)
-        draw.text((x0, top - 16), ylabel, fill=BLACK, font=font)
-        for f in (0.0, 0.5, 1.0):
-            xv = xs_range[0] + f * (xs_range[1] - xs_range[0])
-            yv = ys_range[0] + f * (ys_range[1] - ys_range[0])
-            draw.text((x0 + f * size - 8, top + size + 4), f"{xv:g}", fill=BLACK, font=font)
-            draw.text((x0 - 40, top + (1 - f) * size - 6), f"{yv:+g}" if yv < 0 else f"{yv:g}",
-                      fill=BLACK, font=font)
-
-        def to_px(x, y):
-            return (x0 + (x - xs_range[0]) / (xs_range[1] - xs_range[0]) * size,
-                    top + (1 - (y - ys_range[0]) / (ys_range[1] - ys_range[0])) * size)
-        return to_px
-
-    to_a = panel(left, (0, hi), (0, hi), "true count", "called count")
-    draw.line([*to_a(0, 0), *to_a(hi, hi)], fill=GREY, width=1)
-    # The clinical cut-offs across both axes: a point off the quadrants' diagonal pair is a
-    # sample the cut-off calls otherwise than the truth.
-    for cut in report["per_class"][name]["automatic"].get("cutoffs", ()):
-        c = cut["cutoff"]
-        if 0 < c < hi:
-            draw.line([*to_a(c, 0), *to_a(c, hi)], fill=LIGHT, width=1)
-            draw.line([*to_a(0, c), *to_a(hi, c)], fill=LIGHT, width=1)
-            draw.text(to_a(c, hi), f" >= {c:g}", fill=GREY, font=font)
-    for m, colour in modes.items():
-        for x, y in zip(true, called[m]):
-            cx, cy = to_a(x, y)
-            draw.ellipse([cx - 3, cy - 3, cx + 3, cy + 3], outline=colour, width=2)
-    diffs = {m: called[m] - true for m in modes}
-    span = _even_top(max(2.0, *(np.abs(d).max(initial=0) for d in diffs.values())) * 1.2)
-    to_b = panel(left + size + gap, (0, hi), (-span, span), "mean of called and true",
-                 "called - true")
-    draw.line([*to_b(0, 0), *to_b(hi, 0)], fill=GREY)
-    for m, colour in modes.items():
-        ba = report["per_class"][name][m]["bland_altman"]
-        if ba["n"]:
-            for key in ("bias", "lower", "upper"):
-                if ba[key] is None:  # one cartridge: no limits
-                    continue
-                y = float(np.clip(ba[key], -span, span))
-                draw.line([*to_b(0, y), *to_b(hi, y)], fill=colour,
-                          width=2 if key == "bias" else 1)
-        for mean, d in zip((called[m] + true) / 2, diffs[m]):
-            cx, cy = to_b(mean, d)
-            draw.ellipse([cx - 3, cy - 3, cx + 3, cy + 3], outline=colour, width=2)
-    return _save(image, path)
+def detection_match(cartridges: list[dict]) -> dict:
+    """Of the true cells (``cartridge_counts``' ``true_events``), those matched to an event
+    within :data:`MATCH_RADIUS_UM`, pooled, and the cartridges where under
+    :data:`POORLY_MATCHED_SHARE` of them were (``poorly_matched``: truth whose positions or
+    pixel size do not fit its frames; each of its misses and false calls may be that)."""
+    true = sum(c.get("true_events", 0) for c in cartridges)
+    matched = sum(c.get("true_matched", 0) for c in cartridges)
+    poor = [c["sample_id"] for c in cartridges
+            if c.get("true_events", 0) >= POORLY_MATCHED_MIN
+            and c.get("true_matched", 0) < POORLY_MATCHED_SHARE * c["true_events"]]
+    return {"radius_um": MATCH_RADIUS_UM, "true": int(true), "matched": int(matched),
+            "share": matched / true if true else None, "poorly_matched": poor}

@@ -167,6 +167,10 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
             cnn["recall_by_subtype"] = recall_by_group(y, called.argmax(axis=1), subtypes)
     cnn["ece_uncalibrated"] = classification_report(y, softmax(logits), names,
                                                     with_auc=False)["ece"]
+    recalibration = (spec.training or {}).get("recalibration") or {}
+    if recalibration.get("from_temperature"):  # the same network under its base's calibration
+        cnn["ece_before_recalibration"] = classification_report(
+            y, softmax(logits, recalibration["from_temperature"]), names, with_auc=False)["ece"]
     if spec.decision:
         cnn["deployment_rule"] = rule_cost(proba, y, spec)
     if sample_ids is not None and len(set(sample_ids)) > 1:
@@ -176,6 +180,7 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
     report = {"n": int(len(y)), "class_counts": {names[k]: int((y == k).sum())
                                                  for k in np.unique(y)},
               "temperature": float(spec.temperature), "cnn": cnn,
+              **({"recalibrated": recalibrated_record(spec)} if recalibration else {}),
               "_proba": proba, "_labels": y, "_calls": calls,
               "_flags": flags if markers_decide else None}
     if baselines:
@@ -369,12 +374,14 @@ def _write_evaluation(report: dict, table, data: str, backend, out_dir: Path,
 
 def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
                          device: str = "auto", batch_size: int = 256,
-                         pixel_size: float | str | None = None) -> ModelSpec:
+                         pixel_size: float | str | None = None,
+                         expected: list[str] | None = None) -> ModelSpec:
     """Fit temperature and review threshold on a validation crop folder; save the model. Under
     100 crops the fit is pooled with simulated crops (:mod:`ctcnet.evaluation.recalibration`),
     and what the crops guarantee is recorded in ``spec.metrics["calibration"]``.
     ``pixel_size``: the crops' where their panel.json does not state it (as ``--pixel-size``:
-    um per pixel, ``auto`` or ``fit``)."""
+    um per pixel, ``auto`` or ``fit``); ``expected``: the classes the crops to be scored hold
+    (a class of them the calibration crops hold too few of is pooled, however many they are)."""
     from ctcnet.evaluation.recalibration import (
         lab_guard,
         recalibrate_spec,
@@ -402,7 +409,7 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
         return backend.predict_logits(images), ref_labels
 
     try:
-        spec = recalibrate_spec(spec, logits, labels, target, reference)
+        spec = recalibrate_spec(spec, logits, labels, target, reference, expected)
     except ValueError as err:  # under the floor (the command refuses that before any work), or
         # crops all called right that no pool bounds
         raise InputError(str(err), val_data) from None
@@ -411,7 +418,7 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
     if spec.decision is not None:  # the band was measured on the base's calibrated calls
         spec = spec.replace(decision=spec.decision.with_band_kept(
             Path(model_path).stem, "a recalibration on a lab's crops", drop_fusion=False))
-    made = recalibration_record(model_path, val_data, crops)
+    made = recalibration_record(model_path, val_data, crops, backend.spec.temperature)
     spec = spec.replace(training={**(spec.training or {}), "recalibration": made},
                         version=made["software"]["ctcnet"])  # (the spec's writer: this ctcnet)
     model.spec = spec
@@ -424,9 +431,11 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
     return spec
 
 
-def recalibration_record(model_path, val_data, crops: np.ndarray) -> dict:
+def recalibration_record(model_path, val_data, crops: np.ndarray,
+                         from_temperature: float | None = None) -> dict:
     """What a recalibrated model file records of its making: the model it was made from (by
-    digest), the crop folder and its crops (``learnt_from``: their fingerprints, so that a
+    digest) and its temperature (the same network's: its calibration is scored beside the
+    new one), the crop folder and its crops (``learnt_from``: their fingerprints, so that a
     model scored on its own calibration crops is warned of, as one scored on its training
     crops is), the software and when."""
     from ctcnet.core.provenance import made_now
@@ -434,8 +443,25 @@ def recalibration_record(model_path, val_data, crops: np.ndarray) -> dict:
     from ctcnet.io.digests import file_sha256
 
     return {"from": absolute(model_path), "from_sha256": file_sha256(model_path),
+            **({"from_temperature": float(from_temperature)}
+               if from_temperature is not None else {}),
             "data_dir": absolute(val_data), "crops": int(len(crops)),
             "learnt_from": packed(crop_fingerprints(crops)), **made_now()}
+
+
+def recalibrated_record(spec) -> dict:
+    """What a report says of a recalibrated model's making: the model it was made from, the
+    crops it was calibrated on, and how (``spec.metrics["calibration"]``'s method, weights and
+    figures on those crops)."""
+    made = spec.training["recalibration"]
+    calibration = spec.metrics.get("calibration") or {}
+    return {"from": made.get("from"), "from_sha256": made.get("from_sha256"),
+            "from_temperature": made.get("from_temperature"),
+            "calibrated_on": made.get("data_dir"), "crops": made.get("crops"),
+            "at": made.get("at"),
+            **{k: calibration[k] for k in ("method", "lab_crops", "reference_crops",
+                                           "lab_weight", "filled_from_reference", "guarantee")
+               if k in calibration}}
 
 
 def robustness_report(backend, shifts=DEFAULT_SHIFTS, n_per_class: int = 100,

@@ -6,7 +6,10 @@ needs to fit a temperature and a review threshold on its crops alone. With fewer
 shipped models' validation crops are, read through the same model) together weigh what the
 lab's crops fall short of :data:`MIN_CALIBRATION_CROPS`. The simulator's crops are a prior
 worth 100 crops, which the lab's outweigh as they grow: 10 lab crops fit 10 % of the pool, 50
-half of it, 100 or more all of it (then the fit is the lab's alone, exactly as before). Under
+half of it, 100 or more all of it (then the fit is the lab's alone),
+except that a class the data holds and the lab's crops hold under
+:data:`MIN_CALIBRATION_PER_CLASS` of is always pooled: the simulator's crops of it weigh what
+the lab's fall short of that (a threshold fitted on no cluster lets clusters through). Under
 a floor (crops of at least two classes, :data:`FEW_CALIBRATION_CROPS` or more) nothing is
 refitted, and the caller keeps the model's calibration and says so.
 
@@ -34,6 +37,7 @@ import numpy as np
 
 from ctcnet.evaluation.calibration import (
     MIN_CALIBRATION_CROPS,
+    MIN_CALIBRATION_PER_CLASS,
     calibrate_spec,
     calibration_record,
     calibration_shortfall,
@@ -110,12 +114,23 @@ def reference_crops(spec, per_class: int = REFERENCE_PER_CLASS, seed: int = REFE
     return images, np.array([spec.taxonomy.index(k) for k in batch.labels], np.int64)
 
 
-def pooled_weights(n_lab: int, n_reference: int) -> np.ndarray:
+def pooled_weights(lab_labels: np.ndarray, ref_labels: np.ndarray, short=()) -> np.ndarray:
     """Per crop of the pool (the lab's first): 1 each, the reference's sharing what the lab's
-    fall short of :data:`MIN_CALIBRATION_CROPS`."""
+    fall short of :data:`MIN_CALIBRATION_CROPS`; and the reference crops of each class index in
+    ``short`` (a class the data holds that the lab's crops hold under
+    :data:`MIN_CALIBRATION_PER_CLASS` of) at least what that class falls short of it, however
+    many lab crops there are: a threshold fitted on crops with no cluster says nothing of the
+    clusters it then lets through."""
+    lab_labels, ref_labels = np.asarray(lab_labels), np.asarray(ref_labels)
+    n_lab, n_reference = len(lab_labels), len(ref_labels)
     rest = max(0, MIN_CALIBRATION_CROPS - n_lab)
-    ref = rest / n_reference if n_reference else 0.0
-    return np.r_[np.ones(n_lab), np.full(n_reference, ref)]
+    ref = np.full(n_reference, rest / n_reference if n_reference else 0.0)
+    for k in short:
+        of_class = ref_labels == k
+        missing = MIN_CALIBRATION_PER_CLASS - int((lab_labels == k).sum())
+        if of_class.any() and missing > 0:
+            ref[of_class] = np.maximum(ref[of_class], missing / int(of_class.sum()))
+    return np.r_[np.ones(n_lab), ref]
 
 
 def recalibrate_spec(spec, logits: np.ndarray, labels: np.ndarray, target: float = 0.99,
@@ -153,7 +168,10 @@ def recalibrate_spec(spec, logits: np.ndarray, labels: np.ndarray, target: float
     pool_logits = np.concatenate([np.asarray(logits, np.float64),
                                   np.asarray(ref_logits, np.float64)])
     pool_labels = np.r_[labels, np.asarray(ref_labels, np.int64)]
-    weights = pooled_weights(len(labels), len(ref_labels))
+    short = [k for k, name in enumerate(spec.class_names)
+             if expected is not None and name in expected
+             and counts[name] < MIN_CALIBRATION_PER_CLASS]
+    weights = pooled_weights(labels, ref_labels, short)
     if note:  # the simulator's crops weigh at least as much as the lab's
         weights[len(labels):] = np.maximum(weights[len(labels):], len(labels) / len(ref_labels))
     if all_right(pool_logits, pool_labels):
@@ -165,6 +183,8 @@ def recalibrate_spec(spec, logits: np.ndarray, labels: np.ndarray, target: float
     summary.update(method="pooled", lab_crops=int(len(labels)),
                    reference_crops=int(len(ref_labels)),
                    lab_weight=round(float(weights[:len(labels)].sum() / weights.sum()), 4),
+                   **({"filled_from_reference": [spec.class_names[k] for k in short]}
+                      if short else {}),
                    **({"note": note} if note else {}))
     new = spec.replace(temperature=temperature, review_threshold=threshold)
     summary["guarantee"] = in_sample_guarantee(spec, new, logits, labels)
@@ -227,7 +247,10 @@ def describe(summary: dict) -> str:
     if summary.get("method") == "pooled":
         how = (f"pooled: {summary['lab_crops']} lab crops ({summary['lab_weight']:.0%} of the "
                f"fit) with {summary['reference_crops']} simulated crops"
-               + (", the lab's all called right" if summary.get("note") else ""))
+               + (", the lab's all called right" if summary.get("note") else "")
+               + (f", its {', '.join(summary['filled_from_reference'])} standing in for the "
+                  f"lab's (under {MIN_CALIBRATION_PER_CLASS} crops)"
+                  if summary.get("filled_from_reference") else ""))
     else:
         how = f"on {summary.get('lab_crops', summary.get('review', {}).get('n'))} lab crops alone"
     line = f"temperature {summary['temperature']:.3f}, review threshold " \

@@ -32,6 +32,28 @@ def test_the_summary_says_when_calibration_fits_worse_and_what_the_review_band_h
     assert any("the temperature fitted here on lab_cal fits these crops worse than none: its "
                "crops are few or unlike these" in line for line in lines)
     assert not any("--calibrate-on" in line for line in lines)
+    # Against the calibration it replaced, not only none: T=1 read 0.033 where the model's
+    # own read 0.017 beside the new 0.014.
+    refit = {**cnn, "ece": 0.02, "ece_uncalibrated": 0.033, "ece_before_recalibration": 0.017}
+    lines = _summary_lines({"n": 108, "class_counts": {}, "cnn": refit}, calibrated_on="lab")
+    assert "ECE 0.020 (uncalibrated 0.033, under the calibration it replaced 0.017; of the " \
+           "network's probabilities)" in lines[1]
+    assert any("fits these crops worse than the one it replaced" in line for line in lines)
+
+
+def test_a_class_never_called_has_no_precision_on_the_console():
+    """0/0 read "P 0.000" beside "counted P n/a (0/0)" in the same report."""
+    from ctcnet.commands.evaluate_figures import summary_lines as _summary_lines
+
+    band = {"threshold": 0.8, "reviewed_fraction": 0.0, "auto_precision": 0.833,
+            "reviewed": 0, "n": 30, "auto_right": 25, "auto_calls": 30}
+    cnn = {"macro_f1": 0.45, "accuracy": 0.83, "ece": 0.1, "ece_uncalibrated": 0.1,
+           "review_band": band, "class_names": ["ctc", "wbc"], "confusion": [[25, 0], [5, 0]],
+           "per_class": {"ctc": {"precision": 0.833, "recall": 1.0, "f1": 0.909, "support": 25},
+                         "wbc": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 5}}}
+    lines = _summary_lines({"n": 30, "class_counts": {}, "cnn": cnn})
+    assert "  wbc        P n/a (never called)  R 0.000  F1 0.000  n 5" in lines
+    assert "  ctc        P 0.833  R 1.000  F1 0.909  n 25" in lines
 
 
 def test_the_model_line_names_the_model_calibrated_here(capsys):

@@ -9,18 +9,19 @@ import pandas as pd
 import pytest
 
 from ctcnet.cli import main
+from ctcnet.detect.truth_matching import MATCH_RADIUS_UM
 from ctcnet.evaluation.counts import (
     agreement_text,
     bland_altman,
     cartridge_counts,
     count_report,
-    counts_png,
     cutoff_agreement,
     share_ci,
     share_interval,
     truth_class_of_events,
     within_tolerance,
 )
+from ctcnet.evaluation.counts_figure import counts_png
 from ctcnet.inference.counts import Counts, ReviewedCounts, count_events, count_reviewed
 from ctcnet.inference.guard import counted
 
@@ -113,6 +114,20 @@ def test_cartridge_counts_automatic_and_after_review():
     lab = cartridge_counts(events, dims, NAMES, pixel_size_um=0.2,
                            counted_classes=("ctc", "wbc"))["by_subtype"]
     assert "wbc/lymphocyte" in lab and "wbc/lymphocyte" not in by
+
+
+def test_truth_that_does_not_line_up_with_its_frames_is_said():
+    """Truth moved 9 um off its frames scored 7 of 10 CTCs missed and 7 false, with every count
+    "within tolerance" and no word that the positions, not the calls, were wrong."""
+    events, truth = _tables()
+    c = cartridge_counts(events, truth, NAMES, pixel_size_um=0.2)
+    assert (c["true_events"], c["true_matched"]) == (5, 3)  # the far CTC, the other frame's
+    many = [{"sample_id": "lined_up", **c, "true_events": 20, "true_matched": 19},
+            {"sample_id": "moved", **c, "true_events": 20, "true_matched": 9},
+            {"sample_id": "few", **c, "true_events": 5, "true_matched": 0}]
+    report = count_report(many, NAMES)
+    assert report["detection"] == {"radius_um": MATCH_RADIUS_UM, "true": 45, "matched": 28,
+                                   "share": 28 / 45, "poorly_matched": ["moved"]}
 
 
 def _tallied():

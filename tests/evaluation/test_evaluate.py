@@ -452,7 +452,17 @@ def test_evaluate_command_on_a_class_subset(tmp_path, toy, capsys, tiny_model_fi
     # The guard made the lab's as finetune makes it (recalibration.lab_guard): what its CTCs
     # showed of CK's leaks is recorded.
     assert set(calibrated.metrics["leaks"]) == {"source", "leaks", "crops"}
-    assert json.loads(capsys.readouterr().out)["temperature"] == calibrated.temperature
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["temperature"] == calibrated.temperature
+    # The report says what the model was calibrated from and on, and scores the calibration
+    # it replaced (the same network's) beside the new one and none.
+    from ctcnet.io.digests import file_sha256
+
+    made = printed["recalibrated"]
+    assert made["from_sha256"] == file_sha256(tmp_path / "m.pt")
+    assert made["calibrated_on"] == str((tmp_path / "val").absolute())
+    assert made["crops"] == len(yv) and made["method"] in ("lab", "pooled")
+    assert "ece_before_recalibration" in printed["cnn"]
 
 
 def test_evaluate_names_the_classes_its_labels_lack(tmp_path, toy, capsys, caplog,

@@ -6,6 +6,7 @@ import pytest
 
 from ctcnet.evaluation.calibration import (
     MIN_CALIBRATION_CROPS,
+    MIN_CALIBRATION_PER_CLASS,
     calibrate_spec,
     fit_temperature,
     review_threshold_for_precision,
@@ -37,10 +38,39 @@ def logits_for(labels, margin, rng, wrong=()):
 
 
 def test_the_pool_weighs_the_lab_crops_one_each_and_the_simulated_ones_the_rest():
-    w = pooled_weights(10, 360)
+    ref = np.repeat(np.arange(4), 90)
+    w = pooled_weights(np.zeros(10), ref)
     assert w[:10].tolist() == [1.0] * 10
     assert w[10:].sum() == pytest.approx(MIN_CALIBRATION_CROPS - 10)
-    assert pooled_weights(150, 360)[150:].sum() == 0.0  # enough lab crops: theirs alone
+    assert pooled_weights(np.zeros(150), ref)[150:].sum() == 0.0  # enough: theirs alone
+    # A class the scored data holds that the lab's crops hold too few of is filled from the
+    # simulator's crops of it, however many lab crops there are.
+    lab = np.r_[np.zeros(148), [2, 2]]
+    w = pooled_weights(lab, ref, short=[2, 3])[150:]
+    assert w[ref == 2].sum() == pytest.approx(MIN_CALIBRATION_PER_CLASS - 2)
+    assert w[ref == 3].sum() == pytest.approx(MIN_CALIBRATION_PER_CLASS)
+    assert w[ref < 2].sum() == 0.0
+
+
+def test_calibration_crops_without_a_class_the_scored_crops_hold_are_pooled_for_it():
+    """120 lab crops with no cluster fitted alone gave a threshold that let every cluster of
+    the scored set through unshown; the simulator's clusters now stand in for the lab's."""
+    rng = np.random.default_rng(3)
+    lab_y = np.repeat([0, 1, 3], 40)                    # ctc, wbc, debris: no cluster
+    lab_z = logits_for(lab_y, 4.0, rng, wrong=[3])
+    ref_y = np.repeat(np.arange(4), 100)
+    ref_z = logits_for(ref_y, 2.0, rng, wrong=np.flatnonzero(ref_y == 2)[:20])
+    names = list(spec().class_names)
+    alone = recalibrate_spec(spec(), lab_z, lab_y, reference=(ref_z, ref_y))
+    assert alone.metrics["calibration"]["method"] == "lab"  # nothing says a class is missing
+    new = recalibrate_spec(spec(), lab_z, lab_y, reference=(ref_z, ref_y), expected=names)
+    cal = new.metrics["calibration"]
+    assert cal["method"] == "pooled" and cal["filled_from_reference"] == ["cluster"]
+    assert cal["lab_weight"] == pytest.approx(120 / 125)
+    assert "its cluster standing in for the lab's (under 5 crops)" in describe(cal)
+    # The simulator's clusters take part in the fit.
+    assert (new.temperature, new.review_threshold) != (alone.temperature,
+                                                       alone.review_threshold)
 
 
 def test_weights_move_the_temperature_and_the_review_threshold():
