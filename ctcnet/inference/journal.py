@@ -42,12 +42,13 @@ from ctcnet.inference.run_differences import (
 )
 from ctcnet.inference.scan_leak_hold import LEAK_NEEDED
 from ctcnet.inference.summary import (
+    GALLERY_DIR,
     SUMMARY_FILE,
     keep_previous_summary,
     previous_folder,
     withdraw_report_page,
 )
-from ctcnet.io.atomic import atomic_path, atomic_write_text
+from ctcnet.io.atomic import atomic_path, atomic_write_text, refuse_not_a_folder
 from ctcnet.io.panel import DEFAULT_VALUE_RANGE
 from ctcnet.io.scan import Cartridge, FrameRef
 from ctcnet.nn.spec import ModelSpec
@@ -160,6 +161,8 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
     parts = out_dir / PARTS_DIR
     manifest = parts / "run.json"
     previous_folder(out_dir, make=False)  # refused before any frame, not once they are done
+    refuse_not_a_folder(parts, "the run's journal (deleted and rewritten)")  # (and rmtree'd)
+    refuse_not_a_folder(out_dir / GALLERY_DIR, "the report's tiles (stale ones deleted)")
     signatures_file = parts / "frames.json"
     if overwrite:
         # The run replaced stays on record (its counts, model, software and sign-off), kept

@@ -24,13 +24,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ctcnet.core.file_modes import make_folder
 from ctcnet.core.json_text import known_fields, strict_json
 from ctcnet.errors import InputError
 from ctcnet.inference.counts import Counts, ReviewedCounts
 from ctcnet.inference.figures_seal import figures_sha256, record_seals, table_as_recorded
 from ctcnet.inference.result_state import RESEARCH_USE, result_state, signoff_holds  # noqa: F401
-from ctcnet.io.atomic import atomic_path, atomic_write_text
+from ctcnet.io.atomic import atomic_path, atomic_write_text, own_folder, refuse_not_a_folder
 from ctcnet.io.cartridge_info import output_format
 
 log = logging.getLogger(__name__)
@@ -326,6 +325,7 @@ class CropRunSummary:
 
 
 PREVIOUS_DIR = "previous"
+GALLERY_DIR = "gallery"  # the report's tiles
 
 
 def previous_folder(out_dir: str | Path, make: bool = True) -> Path:
@@ -333,13 +333,8 @@ def previous_folder(out_dir: str | Path, make: bool = True) -> Path:
     replaces is kept; refused (one line, the sample set aside: nothing is replaced) where it
     is a file or a link, which would take them elsewhere (outside ``--out``) or lose them."""
     folder = Path(out_dir) / PREVIOUS_DIR
-    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
-        raise InputError(f"is {'a link' if folder.is_symlink() else 'a file'}, not a folder: "
-                         "a rerun keeps the summary and exports it replaces there; move it "
-                         "away, then rerun", folder)
-    if make:
-        make_folder(folder)
-    return folder
+    what = "the summary and exports a rerun replaces"
+    return own_folder(folder, what) if make else (refuse_not_a_folder(folder, what) or folder)
 
 
 def keep_not_as_written(out_dir: str | Path, name: str, move: bool = False) -> Path:

@@ -34,12 +34,31 @@ log = logging.getLogger(__name__)
 _HELD = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
 
 
+def refuse_not_a_folder(folder: str | Path, what: str) -> None:
+    """Refuse (one line naming it) a link or a file standing at ``folder``, a folder ctcnet
+    writes and deletes in (``what`` it keeps there): through a link planted there, the ctcnet
+    account would overwrite and delete files outside the results folder."""
+    folder = Path(folder)
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise InputError(f"is {'a link' if folder.is_symlink() else 'a file'}, not a folder: "
+                         f"ctcnet keeps {what} there; move it away, then rerun", folder)
+
+
+def own_folder(folder: str | Path, what: str) -> Path:
+    """:func:`refuse_not_a_folder`, then the folder made where missing."""
+    refuse_not_a_folder(folder, what)
+    return make_folder(folder)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, like: str | Path | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.
     ``like``: a file whose permissions a new ``path`` takes (one file of a pair that is
     removed and written anew, beside one written over)."""
     path = Path(path)
+    if path.is_dir() and not path.is_symlink():  # (renamed over, a link is replaced itself)
+        raise InputError("is a folder where ctcnet writes a file: move it away, then rerun",
+                         path)
     make_folder(path.parent)
     try:  # (beside it as the disk reads the path: mkstemp reads `link/..` as text)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix,

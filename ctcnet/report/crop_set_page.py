@@ -27,11 +27,10 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
-from ctcnet.core.file_modes import make_folder
 from ctcnet.detect.pixel_size import pixel_size_text
 from ctcnet.inference.result_state import RESEARCH_USE
-from ctcnet.inference.summary import CropRunSummary
-from ctcnet.io.atomic import atomic_write_text
+from ctcnet.inference.summary import GALLERY_DIR, CropRunSummary
+from ctcnet.io.atomic import atomic_write_text, own_folder
 from ctcnet.nn.spec import ModelSpec
 from ctcnet.report.colours import overlay_legend
 from ctcnet.report.gallery_pages import (
@@ -124,8 +123,7 @@ def write_tile_pages(out_dir: Path, table: pd.DataFrame, crops: np.ndarray, spec
     positions, in the order shown; ``crops``: (N, C, S, S) at model scale in the model's
     channel order), at most ``limit`` crops a group; returns per group shown/total/pages and
     the ``files`` shown (``table``'s paths), in order."""
-    gdir = Path(out_dir) / "gallery"
-    make_folder(gdir)
+    gdir = own_folder(Path(out_dir) / GALLERY_DIR, "the report's tiles (stale ones deleted)")
     panel = spec.panel
     info = {}
     # Pages are drawn on threads, a few at a time, as the cartridge report's are; a page's

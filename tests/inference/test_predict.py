@@ -1217,6 +1217,34 @@ def test_a_sample_folder_or_logs_planted_as_a_link_is_not_written_through(clean_
     assert "it is a link to" in caplog.text and list(elsewhere.iterdir()) == []
 
 
+@pytest.mark.parametrize("name", ["parts", "gallery"])
+def test_a_link_planted_at_a_samples_journal_or_gallery_is_not_written_through(
+        clean_run, cart, tmp_path, name):
+    """A link planted at a sample's parts/ had its journal written where it pointed (a
+    run.json there overwritten), and one at gallery/ had the tiles there deleted as stale,
+    both ok and unsaid; with --overwrite, parts/ as a link ended the batch in a traceback
+    (rmtree on a link): refused by name before any work, nothing there touched."""
+    from conftest import predict
+
+    from ctcnet.errors import InputError
+
+    out = tmp_path / "out"
+    predict(clean_run, cart, out)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    for kept in ("run.json", "ctc_005.png"):
+        (victim / kept).write_text("precious")
+    if (out / name).exists():
+        shutil.rmtree(out / name)
+    (out / name).symlink_to(victim)
+    for overwrite in (False, True):
+        with pytest.raises(InputError, match=f"{name}: is a link, not a folder: ctcnet keeps"):
+            predict(clean_run, cart, out, overwrite=overwrite)
+    assert {p.name: p.read_text() for p in victim.iterdir()} == {
+        "run.json": "precious", "ctc_005.png": "precious"}
+    assert (out / "summary.json").is_file()  # the finished run is left as it was
+
+
 def test_options_given_as_a_dict_are_read_and_a_stranger_refused_by_name():
     """`predict_cartridge(..., {"report": None})` ended in an AttributeError deep in the run."""
     from ctcnet.errors import InputError

@@ -415,3 +415,26 @@ def test_a_write_cut_short_without_an_error_number_is_said_as_the_disk_full(tmp_
     assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(
         tmp_path / "crop.tif")
     assert "cut short" in str(raised.value) and not list(tmp_path.iterdir())
+
+
+def test_a_folder_where_a_file_goes_is_refused_by_name(tmp_path):
+    """run.json or samples.csv made a folder ended a batch in an IsADirectoryError traceback;
+    a link standing at a file is replaced itself (its target untouched), as before."""
+    from ctcnet.io.atomic import own_folder
+
+    (tmp_path / "run.json").mkdir()
+    with pytest.raises(InputError, match="run.json: is a folder where ctcnet writes a file"):
+        atomic_write_text(tmp_path / "run.json", "{}")
+    target = tmp_path / "target.txt"
+    target.write_text("kept")
+    (tmp_path / "linked.txt").symlink_to(target)
+    atomic_write_text(tmp_path / "linked.txt", "new")
+    assert target.read_text() == "kept" and not (tmp_path / "linked.txt").is_symlink()
+    # A folder ctcnet writes and deletes in: a link or a file there is refused, never followed.
+    (tmp_path / "parts").symlink_to(tmp_path / "run.json")
+    (tmp_path / "gallery").write_text("")
+    for name, kind in (("parts", "a link"), ("gallery", "a file")):
+        with pytest.raises(InputError, match=f"{name}: is {kind}, not a folder: ctcnet keeps "
+                                             "the tiles there"):
+            own_folder(tmp_path / name, "the tiles")
+    assert own_folder(tmp_path / "new", "the tiles").is_dir()
