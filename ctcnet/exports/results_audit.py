@@ -92,8 +92,13 @@ def audit_run(results: str | Path) -> list[str]:
         problems.append(f"{RUN_INDEX_FILE} reads {state}" + (
             f" ({index['error']})" if index.get("error") else "") + ": its run did not finish; "
             "running its command again resumes it")
+    ended = (f"its run {state} before finishing it" + (f" ({index['error']})"
+                                                        if index.get("error") else "")
+             + ": running its command again resumes it from its journal"
+             if state in ("stopped", "failed") else None)
+    # (the run's own end, where its index records one: a full disk is no kill)
     problems += [f"{name}: unfinished ({why})" for name, why in
-                 unfinished_outputs(Path(results)).items()]
+                 unfinished_outputs(Path(results), ended=ended).items()]
     if state in ("running", "stopped", "failed") and not (state == "running" and alive):
         # The inputs the run was given that it never began: no folder, no journal, nothing
         # else names them (a killed night's last samples).

@@ -420,11 +420,12 @@ def refresh_run_index(out: Path) -> None:
                              unfinished if isinstance(unfinished, dict) else None, started)
 
 
-def unfinished_outputs(out: Path, ours=()) -> dict[str, str]:
+def unfinished_outputs(out: Path, ours=(), ended: str | None = None) -> dict[str, str]:
     """Sample folders in ``out`` (but ``ours``) that a run began and did not finish (its
     journal, no summary), name -> why: a run killed or preempted outright, which no index
-    of its own names, or another run still writing it. A later run into the same folder
-    names them, so that its index does not read as the whole night's."""
+    of its own names (``ended``: how it ended where its index says: failed, stopped), or
+    another run still writing it. A later run into the same folder names them, so that its
+    index does not read as the whole night's."""
     from ctcnet.inference.journal import PARTS_DIR  # pandas: not where the base install reads
 
     found, ours = {}, {composed(name) for name in ours}
@@ -434,7 +435,7 @@ def unfinished_outputs(out: Path, ours=()) -> dict[str, str]:
             continue
         found[folder.name] = (
             "another ctcnet predict is writing it now; it lists it when it ends"
-            if folder_is_held(folder) else
+            if folder_is_held(folder) else ended or
             "a run began it and ended before finishing it (killed or preempted): running "
             "the command that named it again resumes it from its journal")
     return found

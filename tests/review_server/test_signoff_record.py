@@ -789,6 +789,14 @@ def test_verify_results_fails_a_folder_whose_run_did_not_finish(folder, tmp_path
     assert "run: run.json reads running: its run was killed outright (its process is gone)" \
         in said
     assert "run: P002: unfinished (a run began it and ended before finishing it" in said
+    # A run that failed (a full disk) ended it: said so, not as a kill.
+    (results / "run.json").write_text(json.dumps(
+        {"format_version": 1, "state": "failed", "error": "No space left on device",
+         "inputs": ["P001", "P002", "P003"], "outputs": []}))
+    assert main(["verify", "--results", str(results)]) == 1
+    failed = capsys.readouterr().out
+    assert "run: P002: unfinished (its run failed before finishing it (No space left on " \
+        "device): running its command again resumes it from its journal)" in failed
     assert "P001: intact" in said and "FAILED: 1 sample(s) as ctcnet recorded them, but not " \
         "the folder as a whole" in said
     # Finished, its index as predict writes it: passed; a count edited in run.json (what a
