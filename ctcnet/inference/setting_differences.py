@@ -28,12 +28,17 @@ def settings_that_differ(fingerprints: Sequence[dict]) -> list[str]:
             if len({json.dumps(f.get(key), sort_keys=True) for f in fingerprints}) > 1]
 
 
+# Settings said otherwise than their fingerprint key.
+SAID_AS = {"decision": "decision rule (--prior)", "model_sha256": "model (by its network)"}
+
+
 def how_settings_differ(made_with: dict[str, dict], models: dict[str, str] | None = None
                         ) -> list[str]:
     """Each setting the runs (a label each: its fingerprint) differ in, with how: the
     settings of a group that differ (``guard (cd45_level)``), or each value of one setting
     with the runs that hold it (the model by its network digest's first 12 hex digits, after
-    its name in ``models``, a label's model file, where given)."""
+    its name in ``models``, a label's model file, where given: the digest is the network's,
+    not the file's)."""
     said = []
     for key in settings_that_differ(list(made_with.values())):
         values = {label: f.get(key) for label, f in made_with.items()}
@@ -45,11 +50,13 @@ def how_settings_differ(made_with: dict[str, dict], models: dict[str, str] | Non
             continue
         by_value: dict[str, list[str]] = {}  # (a night's folder: a value's runs named once)
         for label, v in values.items():
-            text = (f"{(models or {}).get(label, '')} {str(v)[:12]}".strip()
+            # (the fingerprint's model_sha256 is the network's digest, which a checkpoint
+            # and its ONNX export share, not the file's: said so beside the file's name)
+            text = (f"{(models or {}).get(label, '')} network {str(v)[:12]}".strip()
                     if key == "model_sha256" else _decision_text(v) if key == "decision"
                     else json.dumps(v)[:40])
             by_value.setdefault(text, []).append(str(label))
-        said.append(f"{'decision rule (--prior)' if key == 'decision' else key} (" + "; ".join(
+        said.append(f"{SAID_AS.get(key, key)} (" + "; ".join(
             f"{text} in {', '.join(labels[:3])}" + (f" and {len(labels) - 3} more"
                                                     if len(labels) > 3 else "")
             for text, labels in by_value.items()) + ")")

@@ -278,5 +278,5 @@ def test_settings_that_differ_are_said_with_how():
                                 (("a", "debris"), ("b", "wbc"), ("c", "wbc"))}) == \
         ['edge_cut_as ("debris" in a; "wbc" in b, c)']
     assert how_settings_differ({"a": {"model_sha256": "1" * 64}, "b": {"model_sha256": "2" * 64}},
-                               {"a": "m.pt"}) == [f"model_sha256 (m.pt {'1' * 12} in a; "
-                                                  f"{'2' * 12} in b)"]
+                               {"a": "m.pt"}) == [f"model (by its network) (m.pt network "
+                                                  f"{'1' * 12} in a; network {'2' * 12} in b)"]

@@ -62,11 +62,12 @@ def test_draws_are_read_against_the_cutoff_and_each_other(clean_run, tmp_path):
     model = draws[0].model
     sha = fingerprint["model_sha256"][:12]
     assert model and differ == [  # said with how: the models by name, the values by draw
-        f"model_sha256 ({model} {sha} in draw 1, draw 2; {model} {'0' * 12} in draw 3)",
+        f"model (by its network) ({model} network {sha} in draw 1, draw 2; {model} network "
+        f"{'0' * 12} in draw 3)",
         'edge_cut_as ("debris" in draw 1, draw 2; "wbc" in draw 3)']
     edit_json(third / "summary.json", run_fingerprint={**fingerprint, "model_sha256": "0" * 64})
     draws, differ = compare_draws([first, second, third])
-    assert len(differ) == 1 and differ[0].startswith("model_sha256 (")
+    assert len(differ) == 1 and differ[0].startswith("model (by its network) (")
     assert all(d.row()["not_comparable"] == "model_sha256" for d in draws)  # the CSV says it
     panel = json.loads((third / "summary.json").read_text())["panel"]
     edit_json(third / "summary.json", panel={**panel, "pixel_size_um": 0.45})
