@@ -241,6 +241,10 @@ def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
         shutil.copyfile(model_path, workdir / Path(model_path).name)
     base_frames = min(max(settings.frame_counts), 175)
     base = simulate_base_cartridge(workdir / f"sim-{base_frames}", base_frames, settings)
+    # The scan's pixel size (the simulator draws it with the seed): a crop window, so the
+    # cost of cropping and of the guard, grows as it falls.
+    pixel_size_um = json.loads((base / "panel.json").read_text(encoding="utf-8")).get(
+        "pixel_size_um")
     model_floor = _run_worker(["model", str(model_file), backend,
                                str(256 if settings.quick else 4096),
                                str(1 if settings.quick else 3)])
@@ -310,12 +314,14 @@ def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
         if gpu_configs:  # the GPU's aims; on a CPU the model, not the reading, is the floor
             rows[-1]["gpu"] = gpu_lines(rows[-1], processes, frames)
         if on_progress is not None:
-            on_progress(_cartridge_section(rows, settings, model_floor, frame_floors))
-    return _cartridge_section(rows, settings, model_floor, frame_floors)
+            on_progress(_cartridge_section(rows, settings, model_floor, frame_floors,
+                                           pixel_size_um))
+    return _cartridge_section(rows, settings, model_floor, frame_floors, pixel_size_um)
 
 
 def _cartridge_section(rows: list[dict], settings: BenchSettings, model_floor: dict,
-                       frame_floors: dict | None = None) -> dict:
+                       frame_floors: dict | None = None, pixel_size_um: float | None = None
+                       ) -> dict:
     first, last = rows[0], rows[-1]
     flatness = None
     if len(rows) >= 2 and first["frames"] and first["events"] and last["events"]:
@@ -327,6 +333,7 @@ def _cartridge_section(rows: list[dict], settings: BenchSettings, model_floor: d
             "peak_rss": last["peak_rss_mb"] / first["peak_rss_mb"],
             "peak_rss_max_mb": max(r["peak_rss_mb"] for r in rows)}
     return {"rows": rows, "frame_shape": list(settings.frame_shape),
+            "pixel_size_um": pixel_size_um,
             "events_per_frame": settings.events_per_frame, "model_floor": model_floor,
             "frame_floors": frame_floors, "flatness": flatness,
             "device": model_floor.get("device")}

@@ -34,8 +34,9 @@ def earlier_sections(out_dir: Path, sections, quick: bool,
     were measured, on which machine, of which model; the scripts' sections always); none
     from a quick record into a full one or the other way round (said), and none of another
     model than ``model_sha256`` (a retrained network at the same path read as this one's
-    figures); a record that kept no digest is kept, said to be of the model it names, its
-    digest not recorded. ``say``: warn of the sections not kept."""
+    figures), nor of a record that kept no digest (its figures of a network retrained since
+    were shown as this one's); each kept one named with the code that measured it. ``say``:
+    warn of the sections not kept."""
     try:
         old = json.loads((out_dir / "benchmarks.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -50,23 +51,26 @@ def earlier_sections(out_dir: Path, sections, quick: bool,
                         "run's", out_dir / "benchmarks.json", ", ".join(dropped),
                         "in full" if quick else "with --quick (tiny inputs)")
         return scripts, {}
-    if model_sha256 and old.get("model_sha256") not in (None, model_sha256):
+    if model_sha256 and old.get("model_sha256") != model_sha256:
         dropped = [key for name, key in SECTIONS.items() if name not in sections and old.get(key)]
         if dropped and say:
-            log.warning("%s: the earlier record's %s were measured with another model (%s): "
-                        "not kept beside this run's figures", out_dir / "benchmarks.json",
-                        ", ".join(dropped), Path(str(old.get("model"))).name)
+            log.warning("%s: the earlier record's %s were measured with %s (%s): not kept "
+                        "beside this run's figures", out_dir / "benchmarks.json",
+                        ", ".join(dropped), "a model whose digest it did not record"
+                        if old.get("model_sha256") is None else "another model",
+                        Path(str(old.get("model"))).name)
         return scripts, {}
     # Where the earlier run was made: a kept section may be of another machine than this run.
     machine = old.get("machine") or {}
     cpu = machine.get("cpu") or "an unrecorded CPU"
     if machine.get("cpu_model"):  # two EPYC generations read alike by name alone
         cpu += f" ({machine['cpu_model']})"
-    made = f"{old.get('created')} (`ctcnet benchmark{command_arguments(old)}`) on {cpu}, " \
-        f"{machine.get('cores')} cores" + (
+    quick = " --quick" if old.get("quick") else ""
+    made = f"{old.get('created')} (`ctcnet benchmark{quick}{command_arguments(old)}`) on " \
+        f"{cpu}, {machine.get('cores')} cores" + (
         f", model {Path(str(old['model'])).name}" + ("" if old.get("model_sha256") else
                                                     " (its digest not recorded)")
-        if old.get("model") else "")
+        if old.get("model") else "") + (f", {old['software']}" if old.get("software") else "")
     kept, when = {}, {}
     for name, key in SECTIONS.items():
         if name not in sections and old.get(key):

@@ -95,7 +95,7 @@ def test_a_frame_without_objects_gives_an_empty_table():
 
 def test_the_peer_ratios_and_the_gpu_lines():
     from ctcnet.benchmark.peer import _scaling, gpu_lines, peer_ratios
-    from ctcnet.benchmark.render import render_peer
+    from ctcnet.benchmark.render_stages import render_peer
 
     def timing(v):
         return {"median": v, "min": v, "max": v, "n": 1}
