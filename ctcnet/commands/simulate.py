@@ -353,9 +353,10 @@ def run(args) -> int:
                 else ("drawn_pixel_size_um", args.export_pixel_size or panel.pixel_size_um)
             # (resized as if at the panel's: at the size stated, each lies at this share)
             drawn = drawn * stated / panel.pixel_size_um
-            print(f"drawn at {drawn.min():.2f}-{drawn.max():.2f} um/px a sample (the panel's "
-                  f"{panel.pixel_size_um:g} x the simulator's pixel_scale; each crop's in "
-                  f"dataset.json {key}; --clean draws at the panel's), written as "
+            whose = "panel's" if args.export == "tiff" else "export's"
+            print(f"drawn at {drawn.min():.2f}-{drawn.max():.2f} um/px a sample (the {whose} "
+                  f"{stated:g} x the simulator's pixel_scale; each crop's in "
+                  f"dataset.json {key}; --clean draws at the {whose}), written as "
                   f"{stated:g} um/px")
     elif args.what == "cartridge":
         from ctcnet.simulate import simulate_cartridge

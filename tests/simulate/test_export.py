@@ -19,6 +19,17 @@ TINY_CROP = 32
 
 # --- the simulator's rgb-jpeg export --------------------------------------------------------------
 
+def test_the_console_says_an_exports_drawn_sizes_as_the_exports(tmp_path, capsys):
+    """"the panel's 0.64 x the simulator's pixel_scale" stood beside 0.15-0.25 um/px, which is
+    the export's 0.2 x it."""
+    assert main(["simulate", "crops", str(tmp_path / "x"), "--counts", "2", "--crop-size", "32",
+                 "--seed", "424743", "--export", "rgb-jpeg", "--export-pixel-size", "0.2"]) == 0
+    said = capsys.readouterr().out
+    drawn = json.loads((tmp_path / "x" / "dataset.json").read_text())["drawn_pixel_size_um"]
+    assert f"drawn at {min(drawn):.2f}-{max(drawn):.2f} um/px a sample (the export's 0.2 x the " \
+        "simulator's pixel_scale; each crop's in dataset.json drawn_pixel_size_um" in said
+
+
 def test_rgb_jpeg_export_is_a_readable_crop_dataset(tmp_path):
     from PIL import JpegImagePlugin
 
