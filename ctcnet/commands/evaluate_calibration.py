@@ -126,7 +126,7 @@ def calibrate(args: argparse.Namespace, model, warnings: list[str]):
     import sys
 
     # the library: imported when the command runs (see ctcnet.commands)
-    from ctcnet.evaluation.evaluate import calibrate_model_file
+    from ctcnet.evaluation.recalibrated_model import calibrate_model_file
 
     overlap = calibration_overlap_warning(args.data, args.calibrate_on, args.split)
     if overlap:

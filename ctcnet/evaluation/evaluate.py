@@ -36,8 +36,7 @@ import numpy as np
 from ctcnet.core.json_text import strict_json
 from ctcnet.core.paths import absolute
 from ctcnet.core.printable import spreadsheet_table
-from ctcnet.detect.crop_dataset import load_crops, pixel_size_source, read_crop_index
-from ctcnet.errors import InputError
+from ctcnet.detect.crop_dataset import pixel_size_source
 from ctcnet.evaluation.baselines import baseline_probabilities, fit_baselines
 from ctcnet.evaluation.calibration import review_band, softmax
 from ctcnet.evaluation.metrics import (
@@ -47,6 +46,7 @@ from ctcnet.evaluation.metrics import (
     sensitivity_at_specificity,
 )
 from ctcnet.evaluation.plots import confusion_png, reliability_png
+from ctcnet.evaluation.recalibrated_model import last_recalibration, recalibrated_record
 from ctcnet.evaluation.test_set import (
     BASELINE_TRAIN_SEED,
     crops_learnt_from,
@@ -56,13 +56,13 @@ from ctcnet.evaluation.test_set import (
     own_training_data_warning,
     simulated_training_set,
 )
-from ctcnet.inference.backends import TorchBackend, load_backend
+from ctcnet.inference.backends import load_backend
 from ctcnet.inference.crop_sets import read_and_classify
 from ctcnet.inference.guard import RULES
 from ctcnet.inference.model_records import scored_by
 from ctcnet.inference.progress import StepBars, progress_bar
 from ctcnet.inference.spillover import network_view
-from ctcnet.io.atomic import atomic_path, atomic_write_text, refuse_overwriting_inputs
+from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.io.spilled import SpilledArray
 from ctcnet.nn.calls import (
     DecisionRule,
@@ -167,7 +167,7 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
             cnn["recall_by_subtype"] = recall_by_group(y, called.argmax(axis=1), subtypes)
     cnn["ece_uncalibrated"] = classification_report(y, softmax(logits), names,
                                                     with_auc=False)["ece"]
-    recalibration = (spec.training or {}).get("recalibration") or {}
+    recalibration = last_recalibration(spec)
     if recalibration.get("from_temperature"):  # the same network under its base's calibration
         cnn["ece_before_recalibration"] = classification_report(
             y, softmax(logits, recalibration["from_temperature"]), names, with_auc=False)["ece"]
@@ -370,98 +370,6 @@ def _write_evaluation(report: dict, table, data: str, backend, out_dir: Path,
     if page is not None:
         page(out_dir, table, crops, called_spec, public)
     return public
-
-
-def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
-                         device: str = "auto", batch_size: int = 256,
-                         pixel_size: float | str | None = None,
-                         expected: list[str] | None = None) -> ModelSpec:
-    """Fit temperature and review threshold on a validation crop folder; save the model. Under
-    100 crops the fit is pooled with simulated crops (:mod:`ctcnet.evaluation.recalibration`),
-    and what the crops guarantee is recorded in ``spec.metrics["calibration"]``.
-    ``pixel_size``: the crops' where their panel.json does not state it (as ``--pixel-size``:
-    um per pixel, ``auto`` or ``fit``); ``expected``: the classes the crops to be scored hold
-    (a class of them the calibration crops hold too few of is pooled, however many they are)."""
-    from ctcnet.evaluation.recalibration import (
-        lab_guard,
-        recalibrate_spec,
-        reference_crops,
-    )
-    from ctcnet.nn.classifier import save_model  # torch
-
-    refuse_overwriting_inputs(out_path, [model_path], "--save-model")
-    backend = TorchBackend(model_path, device=device, batch_size=batch_size)
-    model, spec = backend.model, backend.spec
-    index = read_crop_index(val_data, taxonomy=spec.taxonomy, pixel_size=pixel_size).conform(
-        spec.panel, "validation data")
-    crops = load_crops(index, spec.crop_size, spec.pixel_size_um, fitting=True)
-    seen = crops_learnt_from(spec, crops)
-    if seen.any():  # a model is surer of crops it learnt from: a threshold set lower on them
-        log.warning("%s: %d of its %d calibration crops are, pixel for pixel, crops this model "
-                    "was trained, fine-tuned or calibrated on: the temperature, the review "
-                    "threshold and the guarantee fitted on them are optimistic; calibrate on "
-                    "crops kept apart", val_data, int(seen.sum()), len(crops))
-    logits = backend.predict_logits(crops)
-    labels = index.label_indices(spec.taxonomy)
-
-    def reference():  # the simulator's crops, drawn only where the lab's cannot fit alone
-        images, ref_labels = reference_crops(spec)
-        return backend.predict_logits(images), ref_labels
-
-    try:
-        spec = recalibrate_spec(spec, logits, labels, target, reference, expected)
-    except ValueError as err:  # under the floor (the command refuses that before any work), or
-        # crops all called right that no pool bounds
-        raise InputError(str(err), val_data) from None
-    spec, leaks = lab_guard(spec, index, crops, labels)  # the guard made the lab's too
-    spec = spec.replace(metrics={**spec.metrics, "leaks": leaks})
-    if spec.decision is not None:  # the band was measured on the base's calibrated calls
-        spec = spec.replace(decision=spec.decision.with_band_kept(
-            Path(model_path).stem, "a recalibration on a lab's crops", drop_fusion=False))
-    made = recalibration_record(model_path, val_data, crops, backend.spec.temperature)
-    spec = spec.replace(training={**(spec.training or {}), "recalibration": made},
-                        version=made["software"]["ctcnet"])  # (the spec's writer: this ctcnet)
-    model.spec = spec
-    save_model(out_path, model.cpu(), spec)
-    from ctcnet.evaluation.recalibration_card import write_recalibration_card
-    from ctcnet.nn.classifier import drop_stale_export
-
-    write_recalibration_card(out_path, spec)  # (the card an earlier model there had replaced)
-    drop_stale_export(out_path, "recalibration")  # ... and its export, not this model's
-    return spec
-
-
-def recalibration_record(model_path, val_data, crops: np.ndarray,
-                         from_temperature: float | None = None) -> dict:
-    """What a recalibrated model file records of its making: the model it was made from (by
-    digest) and its temperature (the same network's: its calibration is scored beside the
-    new one), the crop folder and its crops (``learnt_from``: their fingerprints, so that a
-    model scored on its own calibration crops is warned of, as one scored on its training
-    crops is), the software and when."""
-    from ctcnet.core.provenance import made_now
-    from ctcnet.detect.crop_fingerprints import crop_fingerprints, packed
-    from ctcnet.io.digests import file_sha256
-
-    return {"from": absolute(model_path), "from_sha256": file_sha256(model_path),
-            **({"from_temperature": float(from_temperature)}
-               if from_temperature is not None else {}),
-            "data_dir": absolute(val_data), "crops": int(len(crops)),
-            "learnt_from": packed(crop_fingerprints(crops)), **made_now()}
-
-
-def recalibrated_record(spec) -> dict:
-    """What a report says of a recalibrated model's making: the model it was made from, the
-    crops it was calibrated on, and how (``spec.metrics["calibration"]``'s method, weights and
-    figures on those crops)."""
-    made = spec.training["recalibration"]
-    calibration = spec.metrics.get("calibration") or {}
-    return {"from": made.get("from"), "from_sha256": made.get("from_sha256"),
-            "from_temperature": made.get("from_temperature"),
-            "calibrated_on": made.get("data_dir"), "crops": made.get("crops"),
-            "at": made.get("at"),
-            **{k: calibration[k] for k in ("method", "lab_crops", "reference_crops",
-                                           "lab_weight", "filled_from_reference", "guarantee")
-               if k in calibration}}
 
 
 def robustness_report(backend, shifts=DEFAULT_SHIFTS, n_per_class: int = 100,

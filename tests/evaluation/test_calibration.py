@@ -87,7 +87,7 @@ def test_a_recalibrated_model_says_its_review_band_was_measured_on_the_base(cart
     """A new temperature moves the posterior the band reads: the band's stated miss rate
     (1 % with 95 % confidence) was the base's, and the recalibrated model's record says so
     (summary.json repeats it); the fusion the band reads is kept, so it still reads it."""
-    from ctcnet.evaluation.evaluate import calibrate_model_file
+    from ctcnet.evaluation.recalibrated_model import calibrate_model_file
     from ctcnet.nn.classifier import load_model, save_model
     from ctcnet.nn.decision_rule import DecisionRule
 
@@ -106,7 +106,7 @@ def test_a_recalibrated_model_records_its_making_and_its_crops_are_told(cart_and
                                                                        tmp_path):
     """A recalibrated file named neither its base, its crops, the software nor when; scored on
     its own calibration crops it gave no warning ("0 of 30 missed" on the crops fitted to)."""
-    from ctcnet.evaluation.evaluate import calibrate_model_file
+    from ctcnet.evaluation.recalibrated_model import calibrate_model_file
     from ctcnet.evaluation.test_set import crops_learnt_from
     from ctcnet.io.digests import file_sha256
     from ctcnet.nn.classifier import load_model
@@ -146,7 +146,7 @@ def test_calibration_crops_without_a_stated_pixel_size_take_the_one_given(cart_a
     import shutil
 
     from ctcnet.errors import InputError
-    from ctcnet.evaluation.evaluate import calibrate_model_file
+    from ctcnet.evaluation.recalibrated_model import calibrate_model_file
 
     unstated = tmp_path / "unstated"
     shutil.copytree(crops, unstated)

@@ -790,3 +790,21 @@ def test_crops_labelled_by_a_models_calls_are_said_to_measure_agreement(tmp_path
     (tmp_path / "dataset.json").write_text(json.dumps({"labels": "reviewer"}))
     assert model_labels_warning(tmp_path) is None
     assert model_labels_warning(tmp_path / "none") is None
+
+
+def test_a_recalibration_a_fine_tune_came_after_is_not_the_models_calibration():
+    """A recalibrated model fine-tuned keeps its base's training record: its report would
+    have scored the new network under the old network's temperature as "the calibration it
+    replaced"."""
+    from types import SimpleNamespace
+
+    from ctcnet.evaluation.recalibrated_model import last_recalibration
+
+    made = {"from_temperature": 0.8, "at": "2026-12-01T10:00:00+00:00"}
+    spec = SimpleNamespace(training={"recalibration": made})
+    assert last_recalibration(spec) == made
+    spec.training["finetune"] = {"at": "2026-12-02T10:00:00+00:00"}
+    assert last_recalibration(spec) == {}
+    spec.training["recalibration"] = {**made, "at": "2026-12-03T10:00:00+00:00"}
+    assert last_recalibration(spec)["at"].startswith("2026-12-03")  # recalibrated again
+    assert last_recalibration(SimpleNamespace(training=None)) == {}

@@ -461,7 +461,7 @@ def test_evaluate_tells_the_crops_a_fine_tune_learnt_from_wherever_they_are_copi
     assert not any("trained, fine-tuned or calibrated on" in w for w in json.loads(
         (tmp_path / "ev2" / "report.json").read_text()).get("warnings", []))
     # Calibrated on them (--calibrate-on): a threshold fitted on crops it learnt from, said.
-    from ctcnet.evaluation.evaluate import calibrate_model_file
+    from ctcnet.evaluation.recalibrated_model import calibrate_model_file
 
     with caplog.at_level("WARNING"):
         calibrate_model_file(out, tmp_path / "copy", tmp_path / "cal.pt", device="cpu")
