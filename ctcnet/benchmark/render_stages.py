@@ -167,8 +167,11 @@ def render_targets(k: dict) -> list[str]:
     peak = max(r["peak_rss_mb"] for r in k["rows"])
     # The other configurations measured (--frame-pool processes, what auto picks on a machine
     # of 4 cores or more for a long cartridge): the aim holds for them too.
-    others = {name: c["peak_rss_mb"] for r in k["rows"] for name, c in
-              (r.get("configs") or {}).items() if c.get("peak_rss_mb")}
+    others: dict[str, float] = {}
+    for r in k["rows"]:  # (each configuration's largest, over the sizes it was measured at)
+        for name, c in (r.get("configs") or {}).items():
+            if c.get("peak_rss_mb"):
+                others[name] = max(others.get(name, 0.0), c["peak_rss_mb"])
     most = max(others, key=others.get) if others else None
     flat = (k.get("flatness") or {}).get("peak_rss")
     fine = (k.get("frame_floors") or {}).get("crop_fine_to_model_pixel")

@@ -28,6 +28,7 @@ from ctcnet.io.atomic import (
     check_output_folder,
     exclusive_folder,
     refuse_existing,
+    refuse_not_a_folder,
 )
 
 
@@ -85,7 +86,15 @@ def prepare_report_folder(out: str | Path, overwrite: bool,
     if out.is_dir():
         with exclusive_folder(out, "evaluate"):
             _settle(out)
+    _refuse_linked_pages(out, kind)
     refuse_existing([out / name for name in kind.reports], overwrite, "--out")
+
+
+def _refuse_linked_pages(out: Path, kind: ReportKind) -> None:
+    """A link or a file at the folder of a report's tiles (written and cleared there, so
+    never through a link), refused before any work."""
+    if kind.page:
+        refuse_not_a_folder(out / PAGE_DIR, "the report's tiles")
 
 
 def _refuse_no_report_folder(out: str | Path) -> Path:
@@ -108,6 +117,7 @@ def report_replaced(out: str | Path, overwrite: bool,
     out = _refuse_no_report_folder(out)  # (settled and refused under the lock, once)
     with exclusive_folder(out, "evaluate"):  # (a second evaluation into it: refused)
         _settle(out)
+        _refuse_linked_pages(out, kind)
         refuse_existing([out / name for name in kind.reports], overwrite, "--out")
         earlier = {p: _stamp(p) for p in _report_files(out, kind)}
         if not any((out / name).is_file() for name in kind.reports):

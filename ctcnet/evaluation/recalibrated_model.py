@@ -14,6 +14,7 @@ from ctcnet.errors import InputError
 from ctcnet.evaluation.test_set import crops_learnt_from
 from ctcnet.inference.backends import TorchBackend
 from ctcnet.io.atomic import refuse_overwriting_inputs
+from ctcnet.io.taxonomy import as_class_name
 from ctcnet.nn.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,9 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
         return backend.predict_logits(images), ref_labels
 
     try:
-        spec = recalibrate_spec(spec, logits, labels, target, reference, expected)
+        spec = recalibrate_spec(spec, logits, labels, target, reference, None if expected is None
+                                else [as_class_name(label, spec.class_names)
+                                      for label in expected])  # (a CTC/ folder is ctc)
     except ValueError as err:  # under the floor (the command refuses that before any work), or
         # crops all called right that no pool bounds
         raise InputError(str(err), val_data) from None

@@ -97,8 +97,9 @@ def audit_run(results: str | Path) -> list[str]:
              + ": running its command again resumes it from its journal"
              if state in ("stopped", "failed") else None)
     # (the run's own end, where its index records one: a full disk is no kill)
-    problems += [f"{name}: unfinished ({why})" for name, why in
-                 unfinished_outputs(Path(results), ended=ended).items()]
+    problems += [f"{name}: unfinished ({why})" for name, why in unfinished_outputs(
+        Path(results), ended=ended, earlier=(index.get("unfinished_outputs") or ()
+                                             if isinstance(index, dict) else ())).items()]
     if state in ("running", "stopped", "failed") and not (state == "running" and alive):
         # The inputs the run was given that it never began: no folder, no journal, nothing
         # else names them (a killed night's last samples).

@@ -420,22 +420,26 @@ def refresh_run_index(out: Path) -> None:
                              unfinished if isinstance(unfinished, dict) else None, started)
 
 
-def unfinished_outputs(out: Path, ours=(), ended: str | None = None) -> dict[str, str]:
+def unfinished_outputs(out: Path, ours=(), ended: str | None = None, earlier=()
+                       ) -> dict[str, str]:
     """Sample folders in ``out`` (but ``ours``) that a run began and did not finish (its
     journal, no summary), name -> why: a run killed or preempted outright, which no index
-    of its own names (``ended``: how it ended where its index says: failed, stopped), or
-    another run still writing it. A later run into the same folder names them, so that its
-    index does not read as the whole night's."""
+    of its own names (``ended``: how the folder's run ended where its index says: failed,
+    stopped; not of ``earlier``, the folders that index lists as another run's), or another
+    run still writing it. A later run into the same folder names them, so that its index
+    does not read as the whole night's."""
     from ctcnet.inference.journal import PARTS_DIR  # pandas: not where the base install reads
 
     found, ours = {}, {composed(name) for name in ours}
+    earlier = {composed(name) for name in earlier}
     for parts in sorted(Path(out).glob(f"*/{PARTS_DIR}")):
         folder = parts.parent
         if composed(folder.name) in ours or (folder / SUMMARY_FILE).exists():
             continue
         found[folder.name] = (
             "another ctcnet predict is writing it now; it lists it when it ends"
-            if folder_is_held(folder) else ended or
+            if folder_is_held(folder) else
+            ended if ended and composed(folder.name) not in earlier else
             "a run began it and ended before finishing it (killed or preempted): running "
             "the command that named it again resumes it from its journal")
     return found

@@ -50,6 +50,20 @@ def test_an_earlier_report_is_refused_and_replaced_once_the_new_one_is_written(t
         prepare_report_folder(tmp_path / "file", overwrite=True)
 
 
+def test_a_link_at_the_reports_tiles_folder_is_refused_before_any_work(tmp_path):
+    """The page's tiles are written and cleared in gallery/: a link there was refused only
+    once the whole evaluation had run (or followed)."""
+    out = tmp_path / "eval"
+    out.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (out / "gallery").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(InputError, match="gallery: is a link, not a folder"):
+        prepare_report_folder(out, overwrite=True)
+    with pytest.raises(InputError, match="gallery: is a link, not a folder"), \
+            report_replaced(out, overwrite=True):
+        pytest.fail("ran into a linked gallery")
+
+
 def test_a_run_that_fails_or_writes_no_report_puts_the_earlier_one_back_whole(tmp_path):
     """`evaluate --overwrite --model ctcnet-defualt` (a typo) deleted the validated report
     before the model was looked up; a run that failed after writing its table left it beside

@@ -102,6 +102,20 @@ def test_a_recalibrated_model_says_its_review_band_was_measured_on_the_base(cart
                                     "crops, not measured again on this model)")
 
 
+def test_the_scored_crops_classes_are_read_as_the_models_class_names(cart_and_model, crops,
+                                                                    tmp_path):
+    """A scored set in CTC/ and WBC/ folders named its classes so: none was found among the
+    calibration crops, so none was filled from the simulator's (and a set of 400 was pooled
+    for nothing); a label that is no class of the model is passed over."""
+    from ctcnet.evaluation.recalibrated_model import calibrate_model_file
+
+    spec = calibrate_model_file(cart_and_model / "model.pt", crops, tmp_path / "c.pt",
+                                expected=["CTC", "WBC", "Debris", "platelet"])
+    calibration = spec.metrics["calibration"]
+    assert calibration["method"] == "pooled"
+    assert calibration["filled_from_reference"] == ["ctc", "wbc", "debris"]
+
+
 def test_a_recalibrated_model_records_its_making_and_its_crops_are_told(cart_and_model, crops,
                                                                        tmp_path):
     """A recalibrated file named neither its base, its crops, the software nor when; scored on

@@ -68,6 +68,15 @@ def test_calibration_crops_without_a_class_the_scored_crops_hold_are_pooled_for_
     assert cal["method"] == "pooled" and cal["filled_from_reference"] == ["cluster"]
     assert cal["lab_weight"] == pytest.approx(120 / 125)
     assert "its cluster standing in for the lab's (under 5 crops)" in describe(cal)
+    # Where the simulator draws none of it (a lab's own class), the lab's crops fit alone,
+    # as without the scored set's classes; a name no class of the model is is passed over.
+    def none_drawn():
+        raise ValueError("the simulator draws no cluster")
+
+    kept = recalibrate_spec(spec(), lab_z, lab_y, reference=none_drawn,
+                            expected=[*names, "platelet"])
+    assert kept.metrics["calibration"]["method"] == "lab"
+    assert kept.review_threshold == alone.review_threshold
     # The simulator's clusters take part in the fit.
     assert (new.temperature, new.review_threshold) != (alone.temperature,
                                                        alone.review_threshold)

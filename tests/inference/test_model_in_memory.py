@@ -45,6 +45,29 @@ def test_a_crop_folder_read_by_a_model_given_in_memory(cart_and_model, crops, tm
     assert (out / "index.html").is_file()
 
 
+def test_a_link_at_a_crop_folders_gallery_is_refused_before_any_work(cart_and_model, crops,
+                                                                    tmp_path):
+    """Refused only once every crop was classified, the earlier summary and page already
+    moved aside and the predictions rewritten: now before any work, all as it was."""
+    import pytest
+
+    from ctcnet.errors import InputError
+
+    model, _ = load_model(cart_and_model / "model.pt")
+    out = tmp_path / "crops_out"
+    backend = TorchBackend.from_model(model, device="cpu")
+    predict_crop_dataset(crops, backend, out, PredictOptions(**QUIET))
+    before = {p.name: p.read_bytes() for p in out.iterdir()
+              if p.is_file() and not p.name.startswith(".")}  # (its lock, taken anew)
+    (tmp_path / "elsewhere").mkdir()
+    (out / "gallery").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(InputError, match="gallery: is a link, not a folder"):
+        predict_crop_dataset(crops, backend, out, PredictOptions(**{**QUIET,
+                                                                    "marker_calls": False}))
+    assert {p.name: p.read_bytes() for p in out.iterdir()
+            if p.is_file() and not p.name.startswith(".")} == before
+
+
 def test_a_summary_a_later_ctcnet_wrote_is_read_keys_unknown_aside(clean_run):
     """Rolled back, a ctcnet stopped on a frame count it did not know ("unexpected keyword
     argument 'expected_stated'"), and one such sample refused the whole review. Each record

@@ -790,13 +790,19 @@ def test_verify_results_fails_a_folder_whose_run_did_not_finish(folder, tmp_path
         in said
     assert "run: P002: unfinished (a run began it and ended before finishing it" in said
     # A run that failed (a full disk) ended it: said so, not as a kill.
+    # One an earlier run left (killed), which its index lists as not its own, stays so.
+    (results / "OLD" / "parts").mkdir(parents=True)
     (results / "run.json").write_text(json.dumps(
         {"format_version": 1, "state": "failed", "error": "No space left on device",
-         "inputs": ["P001", "P002", "P003"], "outputs": []}))
+         "inputs": ["P001", "P002", "P003"], "outputs": [],
+         "unfinished_outputs": {"OLD": "a run began it and ended before finishing it"}}))
     assert main(["verify", "--results", str(results)]) == 1
     failed = capsys.readouterr().out
     assert "run: P002: unfinished (its run failed before finishing it (No space left on " \
         "device): running its command again resumes it from its journal)" in failed
+    assert "run: OLD: unfinished (a run began it and ended before finishing it (killed or " \
+        "preempted)" in failed
+    shutil.rmtree(results / "OLD")
     assert "P001: intact" in said and "FAILED: 1 sample(s) as ctcnet recorded them, but not " \
         "the folder as a whole" in said
     # Finished, its index as predict writes it: passed; a count edited in run.json (what a
