@@ -47,9 +47,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,6 +61,7 @@ from ctcnet.detect.detection import BOX_COLUMNS
 from ctcnet.errors import InputError
 from ctcnet.exports import batch_checks
 from ctcnet.exports.coded import check_codes, coded
+from ctcnet.exports.event_codes import EventCodes
 from ctcnet.exports.fcs import MISSING_VALUE, fcs_matrix, write_fcs
 from ctcnet.exports.levels import sample_levels
 from ctcnet.exports.sample_review import (  # noqa: F401 (read here by callers)
@@ -70,9 +70,8 @@ from ctcnet.exports.sample_review import (  # noqa: F401 (read here by callers)
     with_reviewer_calls,
 )
 from ctcnet.exports.unasked_exports import say_unasked_stale
-from ctcnet.inference.cluster_parts import HELD_REPEATS
 from ctcnet.inference.counts import REJECTED
-from ctcnet.inference.guard import FLAGS, counted
+from ctcnet.inference.guard import counted
 from ctcnet.inference.rerun_outputs import file_stem, in_folder_exports
 from ctcnet.io.atomic import (
     check_output_folder,
@@ -80,63 +79,12 @@ from ctcnet.io.atomic import (
     refuse_existing,
 )
 from ctcnet.io.written_together import written_together
-from ctcnet.nn.calls import FAILED_CLASS
 from ctcnet.review.decisions import find_samples, load_sample
 from ctcnet.review.records_read import review_records_read
 
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("event_id", "frame", "frame_id", "x", "y", "class", "review")
-
-
-@dataclass
-class EventCodes:
-    """How the text columns become numbers: class names by code, guard flags by bit."""
-
-    classes: list[str]
-    guard_flags: list[str]
-
-    def class_code(self, column: pd.Series) -> np.ndarray:
-        """Each call as its class code (NaN for a name not in ``classes``)."""
-        lookup = {name: code for code, name in enumerate(self.classes)}
-        return column.astype(str).map(lookup).to_numpy(np.float32)
-
-    def guard_code(self, column: pd.Series) -> np.ndarray:
-        """Each event's guard flags as one bit field."""
-        bits = {flag: 1 << i for i, flag in enumerate(self.guard_flags)}
-        return np.array([sum(bits[f] for f in _flags(v)) for v in column], np.float32)
-
-    def keywords(self) -> dict[str, str]:
-        """The FCS keywords that say what the class codes and guard bits mean."""
-        return {"CTCNET_CLASS_CODES": ",".join(f"{i}={c}" for i, c in enumerate(self.classes)),
-                "CTCNET_GUARD_BITS": ",".join(f"{1 << i}={f}"
-                                              for i, f in enumerate(self.guard_flags))}
-
-    @classmethod
-    def of(cls, events: pd.DataFrame, model_classes: Sequence[str]) -> EventCodes:
-        """The model's classes in its order, then ``failed`` and ``rejected``, then any other
-        seen (a call typed into review.csv by hand); the guard's flags in its order, then any
-        other seen: codes stay the same from sample to sample (a hand-typed "rejectd" moved
-        ``rejected``'s code)."""
-        classes = list(model_classes) + [c for c in (FAILED_CLASS, REJECTED)
-                                         if c not in model_classes]
-        seen = set(events["class"].astype(str))
-        if "model_class" in events:
-            seen |= set(events["model_class"].astype(str))
-        if REVIEWER_CALL in events:  # "rejected" gets a code; "" (not decided) none
-            seen |= set(events[REVIEWER_CALL].astype(str)) - {""}
-        classes += sorted(seen - set(classes))
-        flags = [*FLAGS, *HELD_REPEATS]  # the guard's and the repeats' holds
-        if "guard" in events:
-            flags += sorted({f for v in events["guard"] for f in _flags(v)} - set(flags))
-        return cls(classes, flags)
-
-
-def _flags(value) -> list[str]:
-    """The guard column's ``flag+flag`` text as a list (empty or missing: none)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return []
-    return [f for f in str(value).split("+") if f]
 
 
 def _check_columns(events: pd.DataFrame, needed: Iterable[str], where: Path) -> None:
@@ -187,6 +135,13 @@ def _frame_names(events: pd.DataFrame) -> dict[int, str]:
     return {int(f): str(i) for f, i in zip(pairs["frame"], pairs["frame_id"])}
 
 
+# Codes, yes/no values, frame and event indices: one step above their largest, so that no code
+# sits on the top of the range a reader takes ([0, $PnR - 1]): FlowCal's saturation gate
+# (gate.high_low) drops the events there, every counted call and the last class's code among
+# them. Measurements keep their scale's top: a value there is saturated.
+YES, HEADROOM = 1.0, 1.0
+
+
 @dataclass
 class Parameter:
     """One number per event: an FCS parameter and a QuPath measurement."""
@@ -211,13 +166,16 @@ def event_parameters(events: pd.DataFrame, summary, where: Path,
 
     def flag(column: str, long_name: str, missing: bool) -> Parameter:
         values = events[column].fillna(missing).astype(bool).to_numpy(np.float64)
-        return Parameter(column, long_name, values, 1.0)
+        return Parameter(column, long_name, values, YES + HEADROOM)
 
     # x and y on the frame's scale: the same in every file of a scan's size (the largest value
     # gave 1380 in one file, 1378 in the next: gates did not carry).
     height, width = (getattr(summary, "frame_shape", None) or (0, 0))[:2]
-    out = [number("event_id", "Event id (its row of events.csv)"),
-           number("frame", "Frame index (CTCNET_FRAMES names it)"),
+    frames = getattr(getattr(summary, "frames", None), "total", 0) or 0
+    ids = _numeric(events, "event_id", where)
+    out = [Parameter("event_id", "Event id (its row of events.csv)", ids,
+                     float(np.nanmax(ids, initial=0)) + HEADROOM),
+           number("frame", "Frame index (CTCNET_FRAMES names it)", frames - 1 + HEADROOM),
            number("x", "Centre x (frame pixels)", width), number("y", "Centre y (frame pixels)",
                                                                   height)]
     if "area_um2" in events:
@@ -242,7 +200,7 @@ def event_parameters(events: pd.DataFrame, summary, where: Path,
             if f"fused_p_{c}" in events]
     if "confidence" in events:
         out.append(number("confidence", "Confidence of the call", 1.0))
-    top_code = len(codes.classes) - 1
+    top_code = len(codes.classes) - 1 + HEADROOM
     out.append(Parameter("class", "Class code (CTCNET_CLASS_CODES)",
                          codes.class_code(events["class"]), top_code))
     if "model_class" in events:
@@ -252,11 +210,11 @@ def event_parameters(events: pd.DataFrame, summary, where: Path,
     if "guard" in events:
         out.append(Parameter("guard", "Guard flags (bits: CTCNET_GUARD_BITS)",
                              codes.guard_code(events["guard"]),
-                             (1 << len(codes.guard_flags)) - 1))
+                             (1 << len(codes.guard_flags)) - 1 + HEADROOM))
     # The sample's counts are of the calls the guard did not hold: class and counted together
     # give summary.json's counts (a ctc call held by the guard is shown, not counted).
     out.append(Parameter("counted", "Call counted (1), or held by the guard for a person (0)",
-                         counted(events).astype(np.float64), 1.0))
+                         counted(events).astype(np.float64), YES + HEADROOM))
     if "edge_cut" in events:
         out.append(flag("edge_cut", "Cut by the frame border (1)", False))
     if "markers_ctc" in events:
@@ -277,7 +235,7 @@ def event_parameters(events: pd.DataFrame, summary, where: Path,
         # reviewed.after_review, as class and counted give its counts.
         out.append(Parameter("counted_after_review", "Counted after review (1): a decided "
                              "event as its reviewer's call, rejected (0), the rest as counted",
-                             kept.astype(np.float64), 1.0))
+                             kept.astype(np.float64), YES + HEADROOM))
     return out
 
 

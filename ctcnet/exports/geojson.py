@@ -14,13 +14,12 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.core.file_modes import make_folder
+from ctcnet.exports.event_codes import EventCodes, guard_flags_of
 from ctcnet.exports.event_exports import (
     BOX_COLUMNS,
     REQUIRED_COLUMNS,
     REVIEWER_CALL,
-    EventCodes,
     _check_columns,
-    _flags,
     after_review,
     event_parameters,
 )
@@ -111,7 +110,7 @@ def events_geojson(events: pd.DataFrame, summary, where: Path,
         features = []
         for j, (i, row) in enumerate(zip(rows, events.iloc[rows].itertuples(index=False))):
             event_id = int(row.event_id)
-            guard = "+".join(_flags(guards[i])) if guards is not None else ""
+            guard = "+".join(guard_flags_of(guards[i])) if guards is not None else ""
             metadata = {"sample_id": summary.sample_id, "frame_id": str(frame),
                         "event_id": str(event_id), "class": calls[i]}
             if model_calls is not None:

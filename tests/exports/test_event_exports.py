@@ -144,6 +144,15 @@ def test_fcs_reads_back_identical(run, tmp_path, reader):
     # x and y on the frame's scale, whatever the events: one gate fits every file of a scan.
     height, width = summary["frame_shape"]
     assert (float(text["P3R"]), float(text["P4R"])) == (width + 1, height + 1)
+    # Codes, yes/no values and indices lie below that top, not on it: FlowCal's saturation
+    # gate (high_low) drops the events on it, every counted call and the last frame's too.
+    discrete = [n for n in names if n in ("event_id", "frame", "class", "model_class",
+                                          "review", "guard", "counted", "edge_cut")]
+    assert {"class", "counted", "review", "frame"} <= set(discrete)
+    for name in discrete:
+        i = names.index(name) + 1
+        assert values[:, i - 1].max() < float(text[f"P{i}R"]) - 1, name
+    assert float(text[f"P{names.index('frame') + 1}R"]) == summary["frames"]["total"] + 1
 
 
 def header_fields(raw: bytes) -> list[int]:
@@ -432,7 +441,7 @@ def test_a_rerun_that_writes_new_tables_moves_the_earlier_exports_aside(run, tmp
     blocked.unlink(missing_ok=True)  # (kept by an earlier step of this test)
     blocked.mkdir(parents=True)
     before = (sample / "summary.json").read_bytes()
-    with pytest.raises(InputError, match="cannot keep the summary it replaces"):
+    with pytest.raises(InputError, match="summary-.*json: is a folder where ctcnet writes a file"):
         predict_cartridge(scan, backend, sample,
                           PredictOptions(quiet=True, workers=1, overwrite=True))
     assert (sample / "summary.json").read_bytes() == before
