@@ -13,7 +13,9 @@ import re
 import threading
 from pathlib import Path
 
-RASTER_SUFFIXES = (".png", ".jpg", ".jpeg")  # read with Pillow; everything else is TIFF
+# JPEG's names (Windows saves a browser's JPEG as .jfif): each read as one, none passed over.
+JPEG_SUFFIXES = (".jpg", ".jpeg", ".jfif", ".jpe")
+RASTER_SUFFIXES = (".png", *JPEG_SUFFIXES)  # read with Pillow; everything else is TIFF
 # Images ctcnet does not read (other raster formats, microscopes' own files): a crop folder's
 # files of these are named as unread, not passed over as a note or a sidecar is.
 UNREAD_IMAGE_SUFFIXES = (".bmp", ".gif", ".webp", ".jp2", ".j2k", ".heic", ".heif", ".czi",

@@ -24,6 +24,7 @@ import numpy as np
 from ctcnet.errors import InputError, WholeFileError, check_regular_file, is_resource_error
 from ctcnet.io.atomic import atomic_path
 from ctcnet.io.image_headers import (
+    JPEG_SUFFIXES,
     MAX_CHANNELS_LAST,
     MAX_PLANE_PIXELS,
     ORIENTATION,
@@ -33,6 +34,7 @@ from ctcnet.io.image_headers import (
     rows_of_channels,
 )
 from ctcnet.io.stored_names import check_channel_file_name
+from ctcnet.io.transparency import over_black
 
 log = logging.getLogger(__name__)
 
@@ -342,7 +344,7 @@ def _open_raster(path: Path, max_plane_pixels: int | None = None) -> np.ndarray:
 
     path = Path(path)
     _checked_image_file(path)
-    kind = "JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG"
+    kind = "JPEG" if path.suffix.lower() in JPEG_SUFFIXES else "PNG"
     try:
         with Image.open(path) as im:
             _refuse_plane(im.size[1], im.size[0], path, max_plane_pixels)
@@ -356,6 +358,7 @@ def _open_raster(path: Path, max_plane_pixels: int | None = None) -> np.ndarray:
                 raise InputError("a CMYK image: its planes are inks, not the R, G, B planes a "
                                  "composite's markers are shown in; export it as RGB", path)
             im = ImageOps.exif_transpose(im)
+            im = over_black(im)
             if im.mode in ("P", "PA", "RGBA", "YCbCr"):
                 im = im.convert("RGB")
             elif im.mode in ("1", "LA"):

@@ -86,6 +86,11 @@ def crop_value_warning(raw: np.ndarray, tops: Sequence[float]) -> str | None:
                     "give the counts as read from the image files")
     if min(tops) <= 255:  # (a composite's black background is its own: display levels)
         return None
+    with np.errstate(invalid="ignore"):
+        if float(np.nan_to_num(sample, nan=0.0, posinf=0.0).max()) <= 255:
+            # 8-bit crops and composites handed to a model of counts (ctcnet-core3 reading a
+            # folder of composites): display levels, whose black is a display's black point
+            return None
     # A background subtracted and clipped at 0 (an export so made, or a notebook's own
     # step): a crop folder's is drawn again as it is read, an array here is read as given,
     # and its calls moved by up to 0.85 without a word.

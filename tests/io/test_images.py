@@ -114,6 +114,27 @@ def test_four_channel_crops_stored_as_rgb_plus_alpha_keep_their_fourth_marker(tm
                           opaque[..., :3].transpose(2, 0, 1))
 
 
+def test_a_pngs_transparent_pixels_read_as_black_and_jfif_as_jpeg(tmp_path, rng):
+    """A composite exported with a clear background was read by the white under it (13 of
+    20 crops called otherwise); a Windows .jfif JPEG was passed over unsaid."""
+    from PIL import Image
+
+    rgba = rng.integers(0, 255, (24, 24, 4)).astype(np.uint8)
+    rgba[..., 3] = 255
+    rgba[:8, :, :3], rgba[:8, :, 3] = 255, 0  # a clear top band over white
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "clear.png")
+    arr, _ = read_image(tmp_path / "clear.png")
+    assert arr.shape == (3, 24, 24) and not arr[:, :8].any()
+    assert np.array_equal(arr[:, 8:], rgba[8:, :, :3].transpose(2, 0, 1))
+    grey = np.dstack([rgba[..., 0], rgba[..., 3]])
+    Image.fromarray(grey, "LA").save(tmp_path / "grey.png")
+    assert not read_image(tmp_path / "grey.png")[0][..., :8, :].any()
+    planes = rgb_planes(rng)
+    save_rgb(tmp_path / "a.jfif", planes, "JPEG")
+    save_rgb(tmp_path / "a.jpg", planes, "JPEG")
+    assert np.array_equal(read_image(tmp_path / "a.jfif")[0], read_image(tmp_path / "a.jpg")[0])
+
+
 def test_jpeg_crops_read_as_composites(tmp_path, rng):
     planes = rgb_planes(rng)
     save_rgb(tmp_path / "a.jpg", planes, "JPEG")

@@ -39,6 +39,10 @@ def test_float_crops_scaled_to_0_1_are_said_counts_and_integers_are_not():
     mixed[0, 2] = np.where(mixed[0, 2] > np.percentile(mixed[0, 2], 90), mixed[0, 2], 0)
     assert crop_value_warning(mixed.astype(np.uint16), tops) is None
     assert crop_value_warning(subtracted.astype(np.uint8), [255.0] * 3) is None  # a composite
+    # ... and composites read by a model of counts (ctcnet-core3 on a folder of them): display
+    # levels, a display's black at 0; every such folder was warned of as subtracted.
+    composite = np.clip(subtracted / 12, 0, 255)
+    assert crop_value_warning(composite.astype(np.float32), tops) is None
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
