@@ -13,6 +13,8 @@ import re
 import threading
 from pathlib import Path
 
+from ctcnet.errors import InputError
+
 # JPEG's names (Windows saves a browser's JPEG as .jfif): each read as one, none passed over.
 JPEG_SUFFIXES = (".jpg", ".jpeg", ".jfif", ".jpe")
 RASTER_SUFFIXES = (".png", *JPEG_SUFFIXES)  # read with Pillow; everything else is TIFF
@@ -69,6 +71,43 @@ class TiffDamage(logging.Filter):
 
     def __exit__(self, *exc):
         logging.getLogger("tifffile").removeFilter(self)
+
+
+# The first bytes of the image formats a file named .tif may truly be (saved under the wrong
+# name, renamed by hand): said by name, not read as a corrupt TIFF.
+FORMAT_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG", ".png"), (b"\xff\xd8\xff", "JPEG", ".jpg"),
+                     (b"GIF8", "GIF", ".gif"), (b"BM", "BMP", ".bmp"),
+                     (b"\x00\x00\x00\x0cjP  ", "JPEG 2000", ".jp2"))
+
+
+def format_by_content(path: str | Path) -> tuple[str, str] | None:
+    """(format, usual suffix) of another image format's file, by its first bytes; None where
+    they are none of :data:`FORMAT_SIGNATURES` or cannot be read."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return None
+    return next(((name, suffix) for magic, name, suffix in FORMAT_SIGNATURES
+                 if head.startswith(magic)), None)
+
+
+def unreadable_tiff(err: Exception, path: Path) -> InputError:
+    """The refusal of a file tifffile could not read: another format's file named .tif said
+    as such (a PNG saved so is no corrupt TIFF), else tifffile's own words."""
+    import tifffile
+
+    other = format_by_content(path)
+    if other is not None:
+        return InputError(f"not a TIFF but a {other[0]} file named {path.suffix}: rename it "
+                          f"{other[1]}", path)
+    # Its own errors say what is wrong; others (IndexError, struct.error ...) come from
+    # deep inside the parser and would only puzzle whoever reads them.
+    said = f": {err}" if isinstance(err, (tifffile.TiffFileError, ValueError)) else ""
+    # Never the file's bytes (tifffile quotes a non-TIFF's first ones: a link to a system
+    # file put "header=b'root'" into the logs and summary.json).
+    said = re.sub(r"""\bb(['"]).*?\1""", "b'...'", said)
+    return InputError(f"not a readable TIFF (corrupt or truncated?){said}", path)
 
 
 def rows_of_channels(tif, page) -> bool:

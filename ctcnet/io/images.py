@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +31,7 @@ from ctcnet.io.image_headers import (
     UM_PER_UNIT,
     TiffDamage,
     rows_of_channels,
+    unreadable_tiff,
 )
 from ctcnet.io.stored_names import check_channel_file_name
 from ctcnet.io.transparency import over_black
@@ -303,13 +303,7 @@ def read_tiff(path: str | Path, max_plane_pixels: int | None = None
         # This install or this machine (too many open files, no memory), not the file.
         if isinstance(err, ImportError) or is_resource_error(err):
             raise
-        # Its own errors say what is wrong; others (IndexError, struct.error ...) come from
-        # deep inside the parser and would only puzzle whoever reads them.
-        said = f": {err}" if isinstance(err, (tifffile.TiffFileError, ValueError)) else ""
-        # Never the file's bytes (tifffile quotes a non-TIFF's first ones: a link to a system
-        # file put "header=b'root'" into the logs and summary.json).
-        said = re.sub(r"""\bb(['"]).*?\1""", "b'...'", said)
-        raise InputError(f"not a readable TIFF (corrupt or truncated?){said}", path) from None
+        raise unreadable_tiff(err, path) from None
     arr = np.squeeze(arr) if arr.ndim > 3 else arr
     if arr.ndim == 3 and arr.shape[-1] <= MAX_CHANNELS_LAST < arr.shape[0]:
         # Channel-last (H, W, C) storage, e.g. an RGB-style TIFF: channels first, as everywhere.

@@ -445,3 +445,15 @@ def test_an_ome_files_planes_are_taken_by_their_own_names_then_by_a_unique_marke
     labels.strict = False
     with pytest.raises(PanelMismatchError):
         in_panel_order(arr[:3], labels, ["DAPI", "CK", "CD45"], "f.tif")
+
+
+def test_another_formats_file_named_tif_is_said_by_its_format(tmp_path, rng):
+    """A PNG saved with a .tif name read "not a readable TIFF (corrupt or truncated?)"."""
+    save_rgb(tmp_path / "a.tif.png", rgb_planes(rng), "PNG")
+    (tmp_path / "a.tif.png").rename(tmp_path / "crop.tif")
+    with pytest.raises(InputError, match="crop.tif: not a TIFF but a PNG file named .tif: "
+                                         "rename it .png"):
+        read_image(tmp_path / "crop.tif")
+    (tmp_path / "junk.tif").write_bytes(b"II*\x00" + bytes(40))
+    with pytest.raises(InputError, match="not a readable TIFF"):
+        read_image(tmp_path / "junk.tif")
