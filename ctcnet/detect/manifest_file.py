@@ -11,7 +11,7 @@ import difflib
 import io
 from pathlib import Path
 
-from ctcnet.core.paths import typed_id
+from ctcnet.core.paths import as_listed, typed_id
 from ctcnet.detect.crop_writing import SAMPLE_SEPARATOR
 from ctcnet.errors import InputError, check_regular_file
 
@@ -25,7 +25,9 @@ def manifest_path(root: Path, written: str) -> Path:
     path = (root / written).resolve()
     if "\\" in written and not path.exists():
         path = (root / written.replace("\\", "/")).resolve()
-    return path
+    # A name typed composed (é one character) for a file macOS stored decomposed (e and its
+    # accent), or the other way round: one name on screen, two to the disk.
+    return as_listed(path)
 
 
 def manifest_rows(manifest: Path) -> list[dict]:

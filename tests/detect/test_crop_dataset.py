@@ -322,6 +322,19 @@ def test_a_copy_in_a_manifest_folder_named_relative_is_warned_of_not_a_traceback
     assert index.table()["path"].tolist()[-1] == "wbc/copied.tif"
 
 
+def test_a_manifest_row_typed_in_another_unicode_form_names_its_file(crops):
+    """A manifest typed with "é" as one character, the file stored by macOS as "e" and an
+    accent: refused as "is not there (Zelle_é.tif is, beside it)", two names alike on screen."""
+    ctc = sorted(crops.glob("ctc/*.tif"))[0]
+    decomposed = ctc.with_name("Zelle_e\u0301.tif")
+    ctc.rename(decomposed)
+    lines = [line.replace(f"ctc/{ctc.name}", "ctc/Zelle_\u00e9.tif")
+             for line in _manifest_lines(crops)]
+    (crops / "manifest.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    index = read_crop_index(crops)
+    assert decomposed in index.paths and len(index) == 4
+
+
 def test_excel_bom_windows_separators_and_macos_resource_forks_are_accepted(crops):
     lines = [line.replace("/", "\\") for line in _manifest_lines(crops)]  # ctc\x.tif
     (crops / "manifest.csv").write_bytes(("\ufeff" + "\n".join(lines) + "\n").encode("utf-8"))
