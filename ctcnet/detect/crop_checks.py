@@ -44,6 +44,7 @@ from ctcnet.detect.plane_order import PlaneVotes
 from ctcnet.errors import InputError
 from ctcnet.io.annotations import warn_of_marks
 from ctcnet.io.frame_checks import SATURATED_SHARE, clipped_tops, rescaled_counts
+from ctcnet.io.images import is_rgb_composite
 
 if TYPE_CHECKING:  # a type only: crop_dataset imports this module
     from ctcnet.detect.crop_dataset import CropIndex
@@ -73,6 +74,32 @@ LEAVE_OUT = "delete it or its manifest.csv line"
 FRAME_LIKE_UM = 200.0
 
 
+def refuse_planes_unlike_panel(arr: np.ndarray, panel, path) -> None:
+    """Refuse a crop's planes (``arr``, as read) unlike the folder's panel: a composite among
+    raw crops or the other way round, or another count of channels than the panel's."""
+    if panel.composite == "rgb" and not is_rgb_composite(arr):
+        raise InputError(f"the folder's crops are RGB composites (as panel.json or its first "
+                         f"crop says), but this file holds {arr.shape[0]} plane(s) of "
+                         f"{arr.dtype}: keep other crops in a folder of their own", path)
+    if panel.composite is None and panel.num_channels == 3 and is_rgb_composite(arr):
+        # Its planes are R, G, B display levels, in the composite's order, not the panel's.
+        raise InputError("an 8-bit colour composite in a folder read as crops of raw "
+                         "channels (panel.json does not state \"composite\": \"rgb\", and the "
+                         "folder's first crop is no colour composite): keep composites and other "
+                         "crops in folders of their own", path)
+    if arr.shape[0] != panel.num_channels:
+        hint = (" (a colour file holds three planes, R, G, B: panel.json names one channel per "
+                "plane)" if is_rgb_composite(arr) else "")
+        if arr.shape[0] == 1 and panel.num_channels > 1:
+            # One image a channel (cell_c0.png, cell_c1.png...) is a cartridge frame's layout.
+            hint = (": a crop is one file holding every channel (a (C, H, W) TIFF, or an RGB "
+                    "composite); files of one channel each are read only as a cartridge's "
+                    "frames, named by position and channel (r00c01_DAPI.tif, r00c01_c0.tif, "
+                    "or frame<k>_CK.tif)")
+        raise InputError(f"crop has {arr.shape[0]} channels, the panel {panel.names} has "
+                         f"{panel.num_channels}{hint}", path)
+
+
 class CropNotes:
     """What a crop set's read notices (see the module), for one pass over ``index``."""
 
@@ -83,6 +110,7 @@ class CropNotes:
         self.index, self.fitting = index, fitting
         self.panel = index.file_panel or index.panel  # the files' planes, as read
         self.marks: list[str] = []
+        self.orders: dict = {}  # each crop's stored channel names' order (stored_order)
         self.blank: list[int] = []
         self.dead: list[tuple[int, list[str]]] = []  # crop, its channels of one value
         self._saturated = self.panel.saturation_levels  # read per crop: computed once
@@ -220,6 +248,21 @@ class CropNotes:
         return InputError(f"{len(bad)} of {len(index)} crops cannot be "
                           f"{'used' if blank else 'read'}" + how + ": " + _by_reason(bad),
                           index.root)
+
+    def order_refusal(self) -> InputError | None:
+        """Crops that name their channels in another order than panel.json beside crops that
+        name none, which are read in panel.json's order: one of the two is read wrong (20 of
+        40 crops had their DAPI and CK swapped, said only as "the file's names are read")."""
+        kinds = list(self.orders.values())
+        if "another order" not in kinds or "unnamed" not in kinds:
+            return None
+        unnamed = next(p for p, kind in self.orders.items() if kind == "unnamed")
+        return InputError(
+            f"{kinds.count('another order')} crop(s) name their channels in another order than "
+            f"panel.json ({', '.join(self.panel.names)}), and {kinds.count('unnamed')} store no "
+            f"names, which would be read in panel.json's order (e.g. {unnamed.name}): one of "
+            "the two is read wrong; state the files' order in panel.json, or keep the two "
+            "kinds in folders of their own", self.index.root)
 
     def _frames(self, some: bool = False) -> str:
         """What is said of crops the size of a scanner's field (refused when every crop is:

@@ -33,7 +33,7 @@ import numpy as np
 
 from ctcnet.core.paths import shown_in
 from ctcnet.core.said_once import first_time
-from ctcnet.detect.crop_checks import CropNotes
+from ctcnet.detect.crop_checks import CropNotes, refuse_planes_unlike_panel
 from ctcnet.detect.crop_files import crop_files, refuse_links_out, say_not_read, say_unlisted
 from ctcnet.detect.crop_labels import as_class_names, unknown_labels_error
 from ctcnet.detect.crop_writing import (  # noqa: F401 (the layout's writers, read from here too)
@@ -70,7 +70,7 @@ from ctcnet.io.sources.base import (
     refuse_other_ome_pixel_size,
     same_pixel_size,
 )
-from ctcnet.io.stored_names import in_panel_order
+from ctcnet.io.stored_names import in_panel_order, stored_order
 from ctcnet.io.taxonomy import Taxonomy, default_taxonomy
 
 log = logging.getLogger(__name__)
@@ -376,38 +376,22 @@ MAX_CROP_PLANE_PIXELS = 4096 * 4096
 
 
 def read_crop(path: str | Path, panel: Panel, min_size: int = 0,
-              marks: list[str] | None = None, stated_um: float | None = None) -> np.ndarray:
+              marks: list[str] | None = None, stated_um: float | None = None,
+              orders: dict | None = None) -> np.ndarray:
     """Read one crop, checked against the panel; returns (C, H, W) in its stored dtype.
 
     A colour composite's white or grey frame at its edges (a panel's border) and its burnt-in
     scale bar and label are filled from the pixels round them
     (:func:`ctcnet.io.annotations.without_marks`); ``marks``, when given, gets the name of each
     kind of mark a crop had (``"frame"``, ``"scale bar"``); ``stated_um``: the size the folder's
-    crops state (``CropIndex.stated_crop_um``), which a crop's own may not contradict.
-    """
+    crops state (``CropIndex.stated_crop_um``), which a crop's own may not contradict;
+    ``orders``, when given, gets the path's :func:`~ctcnet.io.stored_names.stored_order`."""
     arr, names = read_image(path, MAX_CROP_PLANE_PIXELS)
     refuse_another_crops_pixel_size(names, stated_um, path)
-    if panel.composite == "rgb" and not is_rgb_composite(arr):
-        raise InputError(f"the folder's crops are RGB composites (as panel.json or its first "
-                         f"crop says), but this file holds {arr.shape[0]} plane(s) of "
-                         f"{arr.dtype}: keep other crops in a folder of their own", path)
-    if panel.composite is None and panel.num_channels == 3 and is_rgb_composite(arr):
-        # Its planes are R, G, B display levels, in the composite's order, not the panel's.
-        raise InputError("an 8-bit colour composite among crops of raw counts (the folder's "
-                         "first crop is not a composite): keep composites and raw crops in "
-                         "folders of their own", path)
-    if arr.shape[0] != panel.num_channels:
-        hint = (" (a colour file holds three planes, R, G, B: panel.json names one channel per "
-                "plane)" if is_rgb_composite(arr) else "")
-        if arr.shape[0] == 1 and panel.num_channels > 1:
-            # One image a channel (cell_c0.png, cell_c1.png...) is a cartridge frame's layout.
-            hint = (": a crop is one file holding every channel (a (C, H, W) TIFF, or an RGB "
-                    "composite); files of one channel each are read only as a cartridge's "
-                    "frames, named by position and channel (r00c01_DAPI.tif, r00c01_c0.tif, "
-                    "or frame<k>_CK.tif)")
-        raise InputError(f"crop has {arr.shape[0]} channels, the panel {panel.names} has "
-                         f"{panel.num_channels}{hint}", path)
+    refuse_planes_unlike_panel(arr, panel, path)
     arr = in_panel_order(arr, names, panel.names, path)
+    if orders is not None:
+        orders[Path(path)] = stored_order(names, panel.names)
     if min(arr.shape[1:]) < min_size:
         raise InputError(f"crop is {arr.shape[1]}x{arr.shape[2]} px, smaller than the model "
                          f"input {min_size}x{min_size}", path)
@@ -469,7 +453,7 @@ def crop_chunks(index: CropIndex, size: int | None = None,
         for i in range(start, min(start + chunk, len(index))):
             try:
                 planes = read_crop(index.paths[i], notes.panel, min_size, notes.marks,
-                                   index.stated_crop_um)
+                                   index.stated_crop_um, notes.orders)
             except InputError as err:  # read on: every bad crop is named at once, not one a run
                 errors.append(err)
                 continue
@@ -490,7 +474,7 @@ def crop_chunks(index: CropIndex, size: int | None = None,
         if not errors and not notes.unusable:
             notes.scaled(out, start)
             yield start, out
-    refusal = notes.refusal(errors) or notes.fitting_refusal()
+    refusal = notes.refusal(errors) or notes.order_refusal() or notes.fitting_refusal()
     if refusal is not None:
         raise refusal
     report_fit(f"crop dataset {index.root}", len(index), cut, padded,

@@ -103,6 +103,18 @@ def say_other_order(read: Sequence[str], stated: Sequence[str], where) -> None:
                     where, ", ".join(read), ", ".join(stated))
 
 
+def stored_order(found, expected: Sequence[str]) -> str:
+    """How a file's stored channel names (``found``, as :func:`in_panel_order` takes them)
+    order the panel's channels (``expected``): ``unnamed`` (none stored, or a viewer's labels
+    that are never reordered by: read in panel.json's order), ``another order`` or ``panel
+    order``."""
+    if found is None or not getattr(found, "strict", True) or isinstance(found, str):
+        return "unnamed"
+    planes = planes_by_name(found, expected)
+    return "another order" if planes is not None and planes != list(range(len(planes))) \
+        else "panel order"
+
+
 def in_panel_order(arr: np.ndarray, found: Sequence[str] | None, expected: Sequence[str],
                    path) -> np.ndarray:
     """The planes of a file read in the panel's order: an OME file that names the panel's

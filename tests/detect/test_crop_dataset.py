@@ -322,6 +322,29 @@ def test_a_copy_in_a_manifest_folder_named_relative_is_warned_of_not_a_traceback
     assert index.table()["path"].tolist()[-1] == "wbc/copied.tif"
 
 
+def test_crops_named_in_another_order_beside_unnamed_ones_are_refused(tmp_path, rng):
+    """20 OME crops named their channels DAPI, CK, ... under a panel.json of CK, DAPI, ...;
+    20 more stored no names and were read in panel.json's order, DAPI and CK swapped (4 of 10
+    CTCs called debris), said only as "the file's names are read"."""
+    panel = default_panel()
+    crops = _toy_crops(rng, n=4)
+    stated = ["CK", "DAPI", "CD45", "CD61", "CD66b"]
+    (tmp_path / "ds" / "ctc").mkdir(parents=True)
+    save_panel(panel.__class__.from_dict({**panel.to_dict(), "channels": [
+        {**c, "name": n} for c, n in zip(panel.to_dict()["channels"], stated)]}),
+        tmp_path / "ds" / "panel.json")
+    for i, crop in enumerate(crops):
+        write_tiff(tmp_path / "ds" / "ctc" / f"c{i}.tif", crop,
+                   list(panel.names) if i < 2 else None)
+    with pytest.raises(InputError, match=r"2 crop\(s\) name their channels in another order "
+                                         r"than panel.json \(CK, DAPI, .*\), and 2 store no "
+                                         r"names, .* \(e.g. c2.tif\)"):
+        load_crops(read_crop_index(tmp_path / "ds"))
+    for i in (0, 1):  # all unnamed: panel.json's order, as documented
+        write_tiff(tmp_path / "ds" / "ctc" / f"c{i}.tif", crops[i])
+    assert len(load_crops(read_crop_index(tmp_path / "ds"))) == 4
+
+
 def test_a_manifest_row_typed_in_another_unicode_form_names_its_file(crops):
     """A manifest typed with "é" as one character, the file stored by macOS as "e" and an
     accent: refused as "is not there (Zelle_é.tif is, beside it)", two names alike on screen."""
@@ -392,7 +415,7 @@ def test_a_composite_among_raw_crops_is_refused_whichever_comes_first(tmp_path, 
         (folder / "manifest.csv").unlink()
         Image.fromarray(colour).save(folder / "ctc" / name)
         index = read_crop_index(folder)
-        with pytest.raises(InputError, match="8-bit colour composite among crops of raw|"
+        with pytest.raises(InputError, match="colour composite in a folder read as crops of raw|"
                                              "RGB composites .*, but this file holds"):
             load_crops(index)
 
