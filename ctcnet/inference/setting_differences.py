@@ -34,11 +34,11 @@ SAID_AS = {"decision": "decision rule (--prior)", "model_sha256": "model (by its
 
 def how_settings_differ(made_with: dict[str, dict], models: dict[str, str] | None = None
                         ) -> list[str]:
-    """Each setting the runs (a label each: its fingerprint) differ in, with how: the
-    settings of a group that differ (``guard (cd45_level)``), or each value of one setting
-    with the runs that hold it (the model by its network digest's first 12 hex digits, after
-    its name in ``models``, a label's model file, where given: the digest is the network's,
-    not the file's)."""
+    """Each setting the runs (a label each: its fingerprint) differ in, with how: each value
+    of one setting, or of each setting of a group that differs (``guard (cd45_level: 0.5 in
+    a; 0.6 in b)``), with the runs that hold it (the model by its network digest's first 12
+    hex digits, after its name in ``models``, a label's model file, where given: the digest
+    is the network's, not the file's)."""
     said = []
     for key in settings_that_differ(list(made_with.values())):
         values = {label: f.get(key) for label, f in made_with.items()}
@@ -46,21 +46,31 @@ def how_settings_differ(made_with: dict[str, dict], models: dict[str, str] | Non
                         if len({json.dumps(w.get(k) if isinstance(w, dict) else None,
                                            sort_keys=True) for w in values.values()}) > 1})
         if inner and all(isinstance(v, dict) for v in values.values()):
-            said.append(f"{key} ({', '.join(inner[:4])}{', ...' if len(inner) > 4 else ''})")
+            # Each setting of the group with its values by run: "detect (threshold_snr)" left
+            # whoever reruns one to find which run held which.
+            said.append(f"{key} (" + " | ".join(
+                f"{k}: " + _by_value({label: json.dumps(v.get(k))[:40]
+                                      for label, v in values.items()})
+                for k in inner[:4]) + (" | ..." if len(inner) > 4 else "") + ")")
             continue
-        by_value: dict[str, list[str]] = {}  # (a night's folder: a value's runs named once)
-        for label, v in values.items():
-            # (the fingerprint's model_sha256 is the network's digest, which a checkpoint
-            # and its ONNX export share, not the file's: said so beside the file's name)
-            text = (f"{(models or {}).get(label, '')} network {str(v)[:12]}".strip()
-                    if key == "model_sha256" else _decision_text(v) if key == "decision"
-                    else json.dumps(v)[:40])
-            by_value.setdefault(text, []).append(str(label))
-        said.append(f"{SAID_AS.get(key, key)} (" + "; ".join(
-            f"{text} in {', '.join(labels[:3])}" + (f" and {len(labels) - 3} more"
-                                                    if len(labels) > 3 else "")
-            for text, labels in by_value.items()) + ")")
+        # (the fingerprint's model_sha256 is the network's digest, which a checkpoint and its
+        # ONNX export share, not the file's: said so beside the file's name)
+        said.append(f"{SAID_AS.get(key, key)} (" + _by_value({label: (
+            f"{(models or {}).get(label, '')} network {str(v)[:12]}".strip()
+            if key == "model_sha256" else _decision_text(v) if key == "decision"
+            else json.dumps(v)[:40]) for label, v in values.items()}) + ")")
     return said
+
+
+def _by_value(texts: dict[str, str]) -> str:
+    """Runs' values (label -> text) as "value in its runs" for each value, a value's runs
+    named once (a night's folder: the first three, and how many more)."""
+    by_value: dict[str, list[str]] = {}
+    for label, text in texts.items():
+        by_value.setdefault(text, []).append(str(label))
+    return "; ".join(f"{text} in {', '.join(labels[:3])}"
+                      + (f" and {len(labels) - 3} more" if len(labels) > 3 else "")
+                      for text, labels in by_value.items())
 
 
 def _decision_text(rule) -> str:

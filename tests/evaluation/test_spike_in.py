@@ -507,7 +507,7 @@ def test_runs_under_other_settings_or_an_assumed_volume_are_said_and_json_keeps_
         assert main(["evaluate", str(results), "--expected", str(tmp_path / "expected.csv"),
                      "--out", str(tmp_path / "out")]) == 0
     assert "more than one setting of the run" in caplog.text
-    assert "the runs' settings differ in: decision (prior)" in caplog.text
+    assert "the runs' settings differ in: decision (prior: \"balanced\" in " in caplog.text
     assert "(2 different: " in caplog.text  # two settings, not one a sample
     assert "l2: cartridge.json stated no blood volume, 7.5 mL assumed" in caplog.text
     report = json.loads((tmp_path / "out" / "spike_in.json").read_text())

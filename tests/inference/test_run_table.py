@@ -270,7 +270,7 @@ def test_settings_that_differ_are_said_with_how():
     from ctcnet.inference.setting_differences import how_settings_differ
 
     assert how_settings_differ({"a": {"guard": {"x": 1, "y": 2}},
-                                "b": {"guard": {"x": 1, "y": 3}}}) == ["guard (y)"]
+                                "b": {"guard": {"x": 1, "y": 3}}}) == ["guard (y: 2 in a; 3 in b)"]
     assert how_settings_differ({"a": {"decision": None}, "b": {"decision": {}}}) == \
         ["decision rule (--prior) (the model's own in a; none, the most probable class "
          "(--prior balanced) in b)"]  # (it read "decision (null in a; {} in b)")

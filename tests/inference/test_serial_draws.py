@@ -344,7 +344,10 @@ def test_draws_of_two_patients_are_refused_and_a_mistyped_key_is_suggested(clean
     for folder, patient in zip(folders[:2], ("Müller 01", "Mu\u0308ller 01 ")):
         edit_json(folder / "summary.json",
                   cartridge_info={"patient_id": patient, "draw_date": "2026-04-19"})
-    assert len(compare_draws(folders[:2])[0]) == 2
+    read = compare_draws(folders[:2])[0]
+    # ... and written so in every row: draws.csv's patient column held both forms, a
+    # spreadsheet's grouping split one patient's series in two.
+    assert len(read) == 2 and {d.patient for d in read} == {"Müller 01"}
     edit_json(folders[1] / "summary.json",
               cartridge_info={"patient_id": "Muller 01", "draw_date": "2026-04-19"})
     with pytest.raises(InputError, match="'Müller 01' in draw\\(s\\) 1; 'Muller 01' in"):
