@@ -48,7 +48,7 @@ def say_dates_out_of_order(draws: list[Draw]) -> None:
         # A time without a zone among zoned ones is checked by its day alone, said.
         for draw, when in dated:
             if when.tzinfo is None and _has_time(draw):
-                draw.notes.append(f"its time {draw.drawn_at!r} has no time zone, the other "
+                draw.notes.append(f"its time {draw.drawn_at!r} has no time zone, other "
                                   "draws' have: its order against them is checked by the day "
                                   "alone")
     for pairs in (zip(dated, dated[1:]), zip(zoned, zoned[1:])):

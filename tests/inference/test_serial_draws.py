@@ -205,7 +205,7 @@ def test_draws_given_out_of_the_order_their_dates_say_are_said(clean_run, tmp_pa
         assert said == any("given after it" in n
                            for n in compare_draws(folders[:2], date_key="scan_date")[0][1].notes)
     edit_json(folders[1] / "summary.json", cartridge_info={"scan_date": "2026-01-08T04:15:00"})
-    assert "its time '2026-01-08T04:15:00' has no time zone, the other draws' have: its order " \
+    assert "its time '2026-01-08T04:15:00' has no time zone, other draws' have: its order " \
         "against them is checked by the day alone" in \
         compare_draws(folders[:2], date_key="scan_date")[0][1].notes
     # Two zoned draws out of order by hours, a day alone beside them: still said (the day
