@@ -28,7 +28,7 @@ FIRST, SECOND = "first", "second"
 # an adjudication was answered 200 and recorded nowhere; a sign-off's "reading" ignored).
 DECISION_KEYS = {"event_id", "call", "reviewer", "run_id", "reading", "was"}
 BATCH_KEYS = {"event_ids", "call", "reviewer", "run_id", "reading", "undecided_only"}
-SIGNOFF_KEYS = {"reviewer", "run_id", "stamp", "note", "second_stamp"}
+SIGNOFF_KEYS = {"reviewer", "run_id", "stamp", "note", "second_stamp", "signed_seen"}
 
 
 def _known_keys(body: dict, keys: set[str], what: str) -> None:
@@ -73,9 +73,10 @@ def reviewer_and_run(body) -> tuple[str | None, str | None]:
 
 
 SIGNOFF_FORM = ('a sign-off is {"reviewer": NAME, "run_id": RUN, "stamp": STAMP, "note": '
-                'TEXT, "second_stamp": STAMP}: the run and the decisions it signs (the run_id '
-                'and stamp of the state the signer read, and where a second reading was made '
-                'the second_stamp of the agreement read; the review page sends those it '
+                'TEXT, "second_stamp": STAMP, "signed_seen": SIGNED}: the run and the '
+                'decisions it signs (the run_id and stamp of the state the signer read, where '
+                'a second reading was made the second_stamp of the agreement read, and where '
+                'the state showed a sign-off its signed_seen; the review page sends those it '
                 'shows), the note needed where counted or held calls are left undecided')
 
 

@@ -20,8 +20,6 @@ from functools import cached_property
 from pathlib import Path
 
 from ctcnet.errors import InputError
-from ctcnet.exports.event_exports import REVIEWER_CALL
-from ctcnet.exports.event_exports import after_review as events_after_review
 from ctcnet.inference.counts import ReviewedCounts, count_events
 from ctcnet.inference.figures_seal import figures_edited, refuse_broken_seals
 from ctcnet.inference.guard import counted as guard_passed
@@ -29,7 +27,6 @@ from ctcnet.inference.result_state import RESEARCH_USE, result_state
 from ctcnet.inference.run_entry import review_entry
 from ctcnet.inference.run_index import refresh_run_index
 from ctcnet.inference.summary import RunSummary, keep_not_as_written
-from ctcnet.inference.unread_markers import after_review as unread_after_review
 from ctcnet.io.atomic import exclusive_folder
 from ctcnet.io.panel import Panel
 from ctcnet.report.colours import DEFAULT_PALETTE, overlay_legend
@@ -77,8 +74,11 @@ from ctcnet.review_server.signoff_checks import (
     left_undecided,
     open_disagreements,
     refuse_unread_second,
+    refuse_unseen_signoff,
+    signoff_key,
 )
 from ctcnet.review_server.tiles import FrameSource
+from ctcnet.review_server.unread_review import unread_now
 
 log = logging.getLogger(__name__)
 
@@ -331,11 +331,13 @@ class Sample(SampleImages):
         if signed is None:
             return None
         reviewed = reviewed if reviewed is not None else self.reviewed(matched)
-        return signoff_record(signed, self.run.run_id, matched.n_rows, self.run.calls_id,
-                              reviewed.after_review_per_7_5_ml,
-                              self.logs[SECOND].matched(self.run).n_rows, self.folder,
-                              self.summary.model.sha256, self.summary.network_sha256,
-                              matched.n_decisions, self.summary.cartridge_info or {})
+        record = signoff_record(signed, self.run.run_id, matched.n_rows, self.run.calls_id,
+                                reviewed.after_review_per_7_5_ml,
+                                self.logs[SECOND].matched(self.run).n_rows, self.folder,
+                                self.summary.model.sha256, self.summary.network_sha256,
+                                matched.n_decisions, self.summary.cartridge_info or {})
+        # (``signed_seen``: what a sign-off over it names, refuse_unseen_signoff)
+        return None if record is None else {**record, "signed_seen": signoff_key(signed)}
 
     def sign_off(self, body, default_reviewer: str) -> dict:
         """Sign the sample off (:func:`parse_signoff`'s request: the run and the decisions'
@@ -356,6 +358,7 @@ class Sample(SampleImages):
                     "those read; read the state again (the page does within seconds) and sign "
                     "off again")
             refuse_unread_second(self.name, self.logs[SECOND], self.run, body.get("second_stamp"))
+            refuse_unseen_signoff(self.name, read_signoff(self.folder), body.get("signed_seen"))
             for name in READING_FILES.values():  # its seal would sign a hand edit as ctcnet's
                 check_as_sealed(self.folder / name)
             matched = self.decisions.matched(self.run)
@@ -424,8 +427,8 @@ class Sample(SampleImages):
                         "its figures (an after-review count, a rate) were changed since "
                         "ctcnet wrote them: its seal says so")
                 updated = replace(summary, **fields, reviewed=counted[1] if decided else None,
-                                  unread_markers=self.unread_now(summary.unread_markers,
-                                                                 matched, decided))
+                                  unread_markers=unread_now(summary.unread_markers,
+                                                            self.events, matched, decided))
                 signed = self.signoff(matched, counted[1])
                 now = {**updated.to_dict(), "signoff": signed}
                 # The folder held only to write: a look leaves an archive's files as they lie.
@@ -473,23 +476,9 @@ class Sample(SampleImages):
         decided = matched.n_decisions or len(matched.unattached)
         now = replace(self.summary, **RunSummary.count_fields(self.tally),
                       reviewed=reviewed if decided else None,
-                      unread_markers=self.unread_now(self.summary.unread_markers, matched,
-                                                     decided))
+                      unread_markers=unread_now(self.summary.unread_markers, self.events,
+                                                matched, decided))
         return {**now.to_dict(), "signoff": self.signoff(matched, reviewed)}
-
-    def unread_now(self, unread: dict | None, matched: D.Matched, decided) -> dict | None:
-        """summary.json's figures of the unread planes, with the CTCs' counted after the
-        review where it has decisions (:func:`after_review`)."""
-        if not unread:
-            return unread
-        base = {k: v for k, v in unread.items() if k != "after_review"}
-        if not decided:
-            return base
-        given = dict(zip(matched.decisions["event_id"].astype(int).tolist(),
-                         matched.decisions["reviewer_call"].astype(str).tolist()))
-        events = self.events.assign(**{REVIEWER_CALL: [
-            given.get(int(e), "") for e in self.events["event_id"].tolist()]})
-        return unread_after_review(base, self.events, *events_after_review(events))
 
     def _refresh_run_index(self) -> None:
         """The folder's run.json and samples.csv with this sample's review as it is now (only

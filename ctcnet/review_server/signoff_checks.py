@@ -110,3 +110,21 @@ def refuse_unread_second(name: str, second, run, read: str | None) -> None:
                        "second_stamp is not the one the agreement gives now)") +
         ": a disagreement it leaves might be one its note never saw; read the agreement again "
         "(the page does as sign off is first pressed) and sign off again")
+
+
+def signoff_key(signed) -> str | None:
+    """What names a sign-off to one who signs over it (``signed_seen``): its reviewer and
+    time; None where there is none."""
+    return None if signed is None else f"{signed.reviewer} {signed.signed_at}"
+
+
+def refuse_unseen_signoff(name: str, signed, seen: str | None) -> None:
+    """Refuse a sign-off over one its signer did not read (``seen``: the request's
+    ``signed_seen``, :func:`signoff_key` of the sign-off the state showed, null where none):
+    three reviewers pressing at once were each told "signed", and two were replaced unseen."""
+    if signoff_key(signed) != seen:
+        raise DecisionsChanged(
+            f"{name}: " + (f"signed off by {signed.reviewer} at {signed.signed_at}, which this "
+                           "sign-off does not name (signed_seen)" if signed is not None else
+                           "its sign-off named (signed_seen) is no longer there")
+            + ": read the state again (the page does within seconds) and sign off again")

@@ -40,10 +40,13 @@ def get(server, path, sample="P001"):
 
 def sign(server, body, sample="P001"):
     """A sign-off as the page sends it: with the stamps of the decisions it read, the second
-    reading's too (and a note, for the held calls these tests leave undecided)."""
+    reading's too, the sign-off it showed (and a note, for the held calls these tests leave
+    undecided)."""
     state = get(server, "state", sample)[1]
     second = (state.get("agreement") or {}).get("second_stamp")
     return post(server, "signoff", {"stamp": state["stamp"], "second_stamp": second,
+                                    "signed_seen": (state.get("signoff") or {}).get(
+                                        "signed_seen"),
                                     "note": "held calls checked on the frames", **body},
                 sample)
 

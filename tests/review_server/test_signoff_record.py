@@ -559,14 +559,14 @@ def test_no_decision_or_sign_off_is_recorded_on_a_journal_edited_by_hand(folder)
     with pytest.raises(JournalEdited, match=r"changed other than by ctcnet.*\.review\.csv\.seal"):
         sample.decide_many(decide, "ann")
     with pytest.raises(JournalEdited):
-        sample.sign_off({"stamp": sample.decisions.stamp(), "note": "held calls checked",
+        sample.sign_off({**over(sample, folder), "note": "held calls checked",
                          "reviewer": "ann", "run_id": state["run_id"]}, "ann")
     assert path.read_text() == edited and shown(folder)["status"] == EDITED
     (folder / ".review.csv.seal").unlink()
     sample = Sample("P001", folder)
     sample.decide_many(decide, "ann")
     assert shown(folder)["status"] == EDITED  # the sign-off's own seal still tells
-    sample.sign_off({"stamp": sample.decisions.stamp(), "note": "held calls checked",
+    sample.sign_off({**over(sample, folder), "note": "held calls checked",
                      "reviewer": "bob", "run_id": state["run_id"]}, "ann")
     assert shown(folder)["status"] == "current"
 
@@ -578,7 +578,7 @@ def test_a_sign_off_names_who_made_the_decisions_it_signs(folder):
     third = [c["event_id"] for c in state["candidates"]][2]
     sample.decide_many({"event_ids": [third], "call": "debris", "run_id": state["run_id"],
                         "reviewer": "bob"}, "bob")
-    sample.sign_off({"stamp": sample.decisions.stamp(), "note": "held calls checked",
+    sample.sign_off({**over(sample, folder), "note": "held calls checked",
                      "reviewer": "ann", "run_id": state["run_id"]}, "ann")
     record = shown(folder)
     assert record["decided_by"] == {"ann": 2, "bob": 1}
@@ -586,25 +586,36 @@ def test_a_sign_off_names_who_made_the_decisions_it_signs(folder):
 
 
 def test_each_of_two_sign_offs_at_once_is_answered_with_its_own(folder, monkeypatch):
-    """Two reviewers sign at the same moment: each answer is the sign-off its request made,
-    never the other's (the answer was read from signoff.json after the lock, so the first
-    signer was told the second had signed in their place); both stay in the history."""
+    """Two reviewers sign at the same moment, having read the same state: the first is
+    signed and told so (the answer was read from signoff.json after the lock, so the first
+    signer was told the second had signed in their place); the second, which never saw the
+    first, is refused, not told "signed" and replaced unseen (three at once all read 200)."""
+    from ctcnet.review_server.sample_states import DecisionsChanged
+
     sample, other = Sample("P001", folder), Sample("P001", folder)
     run_id = sample.state("ann")["run_id"]
-    body = {"stamp": sample.decisions.stamp(), "note": "held calls checked", "run_id": run_id}
+    body = {"stamp": sample.decisions.stamp(), "note": "held calls checked", "run_id": run_id,
+            "signed_seen": seen(folder)}
     write_counts, answers = Sample.write_counts, []
 
     def the_other_signs_meanwhile(self):
         if self is sample and not answers:
-            answers.append(other.sign_off({**body, "reviewer": "bob"}, "bob"))
+            try:
+                answers.append(other.sign_off({**body, "reviewer": "bob"}, "bob"))
+            except DecisionsChanged as err:
+                answers.append(err)
         return write_counts(self)
 
     monkeypatch.setattr(Sample, "write_counts", the_other_signs_meanwhile)
     first = sample.sign_off({**body, "reviewer": "cy"}, "cy")
     assert first["signoff"]["reviewer"] == "cy"
-    assert answers[0]["signoff"]["reviewer"] == "bob"
+    assert isinstance(answers[0], DecisionsChanged)
+    assert "signed off by cy at" in str(answers[0])
     history = (folder / HISTORY_FILE).read_text().splitlines()
-    assert [json.loads(line)["reviewer"] for line in history[-2:]] == ["cy", "bob"]
+    assert json.loads(history[-1])["reviewer"] == "cy" and shown(folder)["reviewer"] == "cy"
+    # Named, the sign-off read is signed over.
+    again = other.sign_off({**body, "reviewer": "bob", "signed_seen": seen(folder)}, "bob")
+    assert again["signoff"]["reviewer"] == "bob"
 
 
 def test_a_sign_off_leaving_held_calls_undecided_says_why(folder):
@@ -617,7 +628,8 @@ def test_a_sign_off_leaving_held_calls_undecided_says_why(folder):
     state = sample.state("ann")
     held = [c for c in state["candidates"] if c["held"] and not c.get("decision")]
     assert held, "the signed cartridge leaves held calls undecided"
-    body = {"stamp": sample.decisions.stamp(), "reviewer": "bob", "run_id": state["run_id"]}
+    body = {"stamp": sample.decisions.stamp(), "reviewer": "bob", "run_id": state["run_id"],
+            "signed_seen": state["signoff"]["signed_seen"]}
     before = (folder / "signoff_history.jsonl").read_text()
     for note in ({}, {"note": "  "}):
         with pytest.raises(InputError, match=f"{len(held)} call.s. the marker guard held"):
@@ -1204,7 +1216,7 @@ def test_a_reviewers_name_written_over_in_every_copy_of_the_sign_off_is_told(fol
     sample = Sample("P001", folder)
     state = sample.state("ann")
     with pytest.raises(JournalEdited, match="signoff_history.jsonl"):
-        sample.sign_off({"stamp": sample.decisions.stamp(), "reviewer": "ann",
+        sample.sign_off({**over(sample, folder), "reviewer": "ann",
                          "run_id": state["run_id"], "note": "held calls checked"}, "ann")
 
 
@@ -1243,7 +1255,7 @@ def test_summary_json_follows_the_sign_off_after_it_is_signed_again(folder):
     third = [c["event_id"] for c in state["candidates"] if not c.get("decision")][0]
     sample.decide_many({"event_ids": [third], "call": "wbc", "run_id": state["run_id"]}, "ann")
     assert sample.state("ann")["signoff"]["status"] == "changed since"
-    sample.sign_off({"stamp": sample.decisions.stamp(), "reviewer": "ann",
+    sample.sign_off({**over(sample, folder), "reviewer": "ann",
                      "run_id": state["run_id"], "note": "the rest as called"}, "ann")
     on_disk = json.loads((folder / "summary.json").read_text())["signoff"]
     assert on_disk["status"] == "current"
@@ -1316,7 +1328,7 @@ def test_a_sign_off_of_a_ctcnet_that_kept_no_history_is_unchecked_and_kept_when_
     assert "made by an earlier ctcnet" in signed["unchecked"]
     sample = Sample("P001", folder)
     state = sample.state("ann")
-    sample.sign_off({"stamp": sample.decisions.stamp(), "reviewer": "bob",
+    sample.sign_off({**over(sample, folder), "reviewer": "bob",
                      "run_id": state["run_id"], "note": "again"}, "bob")
     lines = [json.loads(line) for line in (folder / HISTORY_FILE).read_text().splitlines()]
     assert [r["reviewer"] for r in lines] == ["ann", "bob"]
@@ -1414,3 +1426,16 @@ def test_verify_results_fails_a_night_killed_before_its_first_sample(tmp_path, c
     assert "run: run.json reads running: its run was killed outright" in said
     assert "FAILED: 0 sample(s)" in said
     assert main(["verify", "--results", str(tmp_path / "empty")]) == 2  # no such folder
+
+
+def seen(folder):
+    """What a sign-off over the sample's names of the one there (signed_seen)."""
+    from ctcnet.review.signoff import read_signoff
+    from ctcnet.review_server.signoff_checks import signoff_key
+
+    return signoff_key(read_signoff(folder))
+
+
+def over(sample, folder) -> dict:
+    """A sign-off's stamp and signed_seen, as the state reads them now."""
+    return {"stamp": sample.decisions.stamp(), "signed_seen": seen(folder)}
