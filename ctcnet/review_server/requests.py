@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+from ctcnet.core.json_text import strict_loads
 from ctcnet.core.printable import spreadsheet_cell
 from ctcnet.errors import InputError
 
@@ -115,6 +116,11 @@ def reviewer_name(given: str | None, default: str, reading: str = FIRST) -> str:
     given, but for a second reading (BadRequest): the server's name is usually the first
     reader's, and a second reader's decisions filed under it were theirs in neither reading."""
     name = one_line(given, REVIEWER_CHARS, "the reviewer's name")
+    if given and given.strip() and not name:
+        # Given, but nothing a person can read (a zero-width space, a bell): filed under the
+        # server's account, a sign-off was pinned on whoever ran the server.
+        raise BadRequest("the reviewer's name holds no character that can be shown: type the "
+                         "name, or send none for the server's --reviewer")
     if not name and reading == SECOND:
         raise BadRequest("a second reading's decision needs its reader's own name (the "
                          "page's reviewer box, a request's \"reviewer\"): the server's "
@@ -208,3 +214,17 @@ def saved_text(sample: str, what: str, body: dict, default_reviewer: str) -> str
         note = one_line(body.get("note"), NOTE_CHARS)
         detail = f'note "{note}"' if note else "no note"
     return f"{sample}: {what} saved by {reviewer} ({reading} reading): {detail}"
+
+
+def _no_repeated_keys(pairs: list) -> dict:
+    keys = [k for k, _ in pairs]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:  # {"call": "confirm", "call": "reject"} was recorded as the last, unsaid
+        raise ValueError(f"the key(s) {', '.join(map(repr, repeated))} given more than once")
+    return dict(pairs)
+
+
+def parse_json(raw: bytes):
+    """A request body as JSON; NaN and Infinity (which Python's parser takes) are refused, and
+    so is a key given twice in one object (which it takes as the last)."""
+    return strict_loads(raw, object_pairs_hook=_no_repeated_keys)

@@ -56,6 +56,7 @@ import json
 import logging
 import mimetypes
 import os
+import re
 import threading
 import time
 from http import HTTPStatus
@@ -63,14 +64,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
-from ctcnet.core.json_text import strict_loads
 from ctcnet.core.printable import printable_name
 from ctcnet.errors import CtcnetError, InputError, is_resource_error
 from ctcnet.review.records_read import review_records_read
 from ctcnet.review_server import access
 from ctcnet.review_server.app import ReviewApp, UnknownSample
 from ctcnet.review_server.request_gate import RequestGate, query_value
-from ctcnet.review_server.requests import BadRequest, parse_reading, saved_text
+from ctcnet.review_server.requests import BadRequest, parse_json, parse_reading, saved_text
 from ctcnet.review_server.sample_states import (
     READ_ONLY_ERRNOS,
     READ_ONLY_TEXT,
@@ -89,20 +89,6 @@ GZIP_FROM_BYTES = 65536  # a JSON answer this long or longer goes compressed whe
 POSTS = {"decision": "decide", "decisions": "decide_many", "signoff": "sign_off"}
 
 
-def _no_repeated_keys(pairs: list) -> dict:
-    keys = [k for k, _ in pairs]
-    repeated = sorted({k for k in keys if keys.count(k) > 1})
-    if repeated:  # {"call": "confirm", "call": "reject"} was recorded as the last, unsaid
-        raise ValueError(f"the key(s) {', '.join(map(repr, repeated))} given more than once")
-    return dict(pairs)
-
-
-def parse_json(raw: bytes):
-    """A request body as JSON; NaN and Infinity (which Python's parser takes) are refused, and
-    so is a key given twice in one object (which it takes as the last)."""
-    return strict_loads(raw, object_pairs_hook=_no_repeated_keys)
-
-
 def run_of(query: str) -> str | None:
     """The ``run`` parameter of a request's query: the run the page was loaded for."""
     return query_value(query, "run")
@@ -119,14 +105,12 @@ def tile_route(rest: str) -> tuple[str, int] | None:
     return kind, int(number)
 
 
-
 def inline_images(html: bytes, resolve) -> bytes:
     """A report page's ``<img src="...png">`` of its own folder as data URIs: served
     sandboxed (an origin of its own), its image requests are another site's to this server,
     which answers none of them ("3 of 3 images failed to load"); ``resolve`` maps a relative
     source to the file it names inside the sample's folder (None: not one, left as it is)."""
     import base64
-    import re
 
     def inline(match: re.Match) -> bytes:
         target = resolve(unquote(match.group(2).decode("utf-8", "replace")))
@@ -157,7 +141,9 @@ class ReviewHandler(RequestGate, BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):  # the library logs; no lines on stderr per request
         """Send the request line to the debug log instead of stderr, control characters
         escaped (a request line cannot write on the reviewer's terminal)."""
-        log.debug("%s %s", self.address_string(), printable_name(fmt % args))
+        # (the token never: a service's captured stderr would keep it; its name alone stays)
+        line = re.sub(r"([?&]token=)[^&\s\"]*", r"\1...", fmt % args)
+        log.debug("%s %s", self.address_string(), printable_name(line))
 
     def _send(self, status: int, body: bytes, content_type: str,
               sandboxed: bool = False, encoding: str | None = None) -> None:
@@ -388,7 +374,8 @@ class ReviewHandler(RequestGate, BaseHTTPRequestHandler):
         if len(parts) != 4 or parts[1] != "api" or parts[3] not in POSTS:
             raise LookupError(self.path)
         # JSON only: a form on another site cannot send it without a CORS preflight we refuse.
-        if (self.headers.get("Content-Type") or "").split(";")[0].strip() != "application/json":
+        if (self.headers.get("Content-Type") or "").split(";")[0].strip().lower() != \
+                "application/json":  # (a media type's case is none of its meaning)
             return self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send application/json")
         try:
             length = int(self.headers.get("Content-Length") or 0)

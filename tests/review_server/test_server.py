@@ -119,6 +119,11 @@ def test_server_saves_decisions_and_survives_a_restart(served):
     # Not JSON: refused (a form posted from another site cannot set this content type).
     assert request(server, "POST", "/api/P001/decision", "event_id=1&call=confirm",
                    {"Content-Type": "application/x-www-form-urlencoded"})[0] == 415
+    # JSON's media type in any case is JSON (a script's "Application/JSON" read 415).
+    assert request(server, "POST", "/api/P001/decision", json.dumps(
+        {"event_id": second["event_id"], "call": "debris",
+         "run_id": server.app.sample("P001").run.token}),
+        {"Content-Type": "Application/JSON; charset=utf-8"})[0] == 200
     table = pd.read_csv(out / "P001" / "review.csv")
     assert table.set_index("event_id")["reviewer_call"].to_dict() == {
         first["event_id"]: first["call"], second["event_id"]: "debris"}
@@ -2031,3 +2036,28 @@ def test_a_lone_finished_sample_of_a_night_left_undone_opens_on_the_list(results
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_reviewer_name_of_invisible_characters_alone_is_refused_not_the_servers():
+    """A zero-width space or a bell for a name was recorded as the server's account: a
+    sign-off pinned on whoever ran the server."""
+    from ctcnet.review_server.requests import BadRequest, reviewer_name
+
+    for name in ("\u200b", "\x07", "\u202e", "\ufeff"):
+        with pytest.raises(BadRequest, match="no character that can be shown"):
+            reviewer_name(name, "root")
+    assert reviewer_name("  ", "root") == "root" and reviewer_name(None, "root") == "root"
+    assert reviewer_name("ann\u200b", "root") == "ann"
+
+
+def test_the_request_log_never_holds_the_token(caplog):
+    """At -vv each request line went to stderr with its ?token=..., which a service's captured
+    stderr keeps; the page's address carries it."""
+    from ctcnet.review_server.server import ReviewHandler
+
+    handler = object.__new__(ReviewHandler)
+    handler.client_address = ("127.0.0.1", 5000)
+    with caplog.at_level("DEBUG", logger="ctcnet.review_server.server"):
+        handler.log_message('"%s" %s %s', "GET /api/S1/state?run=a.b&token=Yu9kQ_d0 HTTP/1.1",
+                            "200", "-")
+    assert "Yu9kQ_d0" not in caplog.text and "run=a.b&token=... HTTP/1.1" in caplog.text
