@@ -21,7 +21,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from ctcnet.core.paths import composed
+from ctcnet.core.paths import composed, typed_id
 from ctcnet.errors import InputError
 from ctcnet.io.metadata_text import read_metadata_text
 
@@ -87,6 +87,14 @@ def check_codes(codes: dict[str, str], samples: list[str], out) -> None:
     if missing:
         raise InputError(f"--codes gives no code for {len(missing)} sample(s) to export: "
                          f"{', '.join(missing[:5])}; add a row for each", out)
+    # A code that is a sample's own id (a codes file shifted by a row): the coded copy would
+    # hold a real id, and one sample's events filed under another's name.
+    real = {typed_id(s) for s in samples}
+    named = sorted(f"{codes[s]} (the code of {s})" for s in samples
+                   if typed_id(codes[s]) in real)
+    if named:
+        raise InputError(f"--codes gives sample ids as codes: {', '.join(named[:5])}; a coded "
+                         "copy holds no sample's id: check the codes file's rows", out)
 
 
 def coded(summary, signoff: dict | None, code: str):

@@ -257,6 +257,20 @@ def _commit_of(software: dict | None) -> str:
     return commit + ("+modified" if commit and (software or {}).get("modified") else "")
 
 
+def fcs_names(names) -> list[str]:
+    """Parameter names as $PnN may hold them: a comma (a panel's channel names are free text)
+    written ``_``, and a name that then clashes with another's (planes "X,Y" and "X_Y") given
+    ``_2``, ``_3``: the export of the whole batch ended in a traceback."""
+    out: list[str] = []
+    for name in names:
+        base = written = name.replace(",", "_")
+        n = 2
+        while written in out:
+            written, n = f"{base}_{n}", n + 1
+        out.append(written)
+    return out
+
+
 def events_fcs(events: pd.DataFrame, summary, where: Path, file_name: str = "",
                signoff: dict | None = None) -> dict:
     """One sample's events table as the arguments of :func:`~ctcnet.exports.fcs.fcs_bytes` /
@@ -303,9 +317,7 @@ def events_fcs(events: pd.DataFrame, summary, where: Path, file_name: str = "",
         "CTCNET_FRAMES": ",".join(f"{i}={n}" for i, n in sorted(frames.items())),
         "CTCNET_MISSING": f"{MISSING_VALUE:g}",   # written for a value that is not finite
     }
-    # $PnN may not hold commas; a panel's channel names are free text.
-    return {"data": fcs_matrix(parameters),
-            "names": [p.name.replace(",", "_") for p in parameters],
+    return {"data": fcs_matrix(parameters), "names": fcs_names(p.name for p in parameters),
             "long_names": [p.long_name for p in parameters], "keywords": keywords,
             "upper": [p.upper for p in parameters]}
 

@@ -1072,6 +1072,12 @@ def test_a_coded_copy_names_each_sample_by_its_code_and_leaves_out_who_and_where
     assert main(["export-events", str(results), "--fcs", "--out", str(tmp_path / "y"),
                  "--codes", str(tmp_path / "case.csv")]) == 2
     assert "give them codes that differ in more than case" in capsys.readouterr().err
+    # A codes file shifted by a row gives a sample's id as another's code: S2's events were
+    # written as "S1.fcs" in the coded copy, a real id in it.
+    (tmp_path / "shifted.csv").write_text("sample_id,code\nS1,S2\nS2,P099\n")
+    assert main(["export-events", str(results), "--fcs", "--out", str(tmp_path / "z"),
+                 "--codes", str(tmp_path / "shifted.csv")]) == 2
+    assert "--codes gives sample ids as codes: S2 (the code of S1)" in capsys.readouterr().err
     # A coded copy refreshed with --overwrite (its file holds the code, not the id: it was
     # refused for good); one into a folder holding a plain export is refused.
     coded_args = ["export-events", str(results / "S1"), "--fcs", "--geojson", "--out",
@@ -1106,3 +1112,13 @@ def test_class_codes_hold_rejected_in_one_place_whatever_a_journal_holds():
                                        "reviewer_call": ["rejected", "rejectd"]}), classes)
     assert plain.classes == [*classes, "failed", "rejected"]
     assert typo.classes == [*classes, "failed", "rejected", "rejectd"]
+
+
+def test_channel_names_that_clash_once_commas_go_are_told_apart():
+    """Planes "X,Y" and "X_Y" both became $PnN "mean_X_Y": the batch's export ended in a
+    ValueError traceback, no sample exported."""
+    from ctcnet.exports.event_exports import fcs_names
+
+    assert fcs_names(["mean_X,Y", "mean_X_Y", "snr_X,Y", "snr_X_Y", "mean_X_Y"]) == [
+        "mean_X_Y", "mean_X_Y_2", "snr_X_Y", "snr_X_Y_2", "mean_X_Y_3"]
+    assert fcs_names(["a", "b"]) == ["a", "b"]
