@@ -131,6 +131,10 @@ class ReviewApp:
             with self._load_lock:
                 if name in self.samples:
                     self.samples.move_to_end(name)
+            if written_ns(sample.folder / "summary.json") != sample.summary_written:
+                # Changed since this server wrote or read it (a hand edit): checked again
+                # now, as a fresh server's first look checks it, not at the next decision.
+                sample.write_counts()
             return sample
         with self._load_lock:
             sample = self.samples.get(name)

@@ -946,6 +946,31 @@ def test_a_summary_edited_by_hand_is_said_as_it_is_written_again_from_the_events
     assert json.loads(kept.read_text())["counts"]["wbc"] == true + 9
 
 
+def test_a_summary_edited_while_a_server_runs_is_written_again_at_its_next_look(
+        results, tmp_path, caplog):  # noqa: F811 (the imported fixture)
+    """A running server kept showing, and kept on disk, a count typed into summary.json
+    until the next decision; verify already said FAILED."""
+    from ctcnet.review_server.app import ReviewApp
+
+    out = tmp_path / "results"
+    shutil.copytree(results / "results", out)
+    app = ReviewApp(out, saliency=False)
+    app.sample("P001")
+    path = out / "P001" / "summary.json"
+    summary = json.loads(path.read_text())
+    true = summary["counts"]["wbc"]
+    summary["counts"]["wbc"] = true + 9
+    path.write_text(json.dumps(summary))
+    with caplog.at_level("WARNING"):
+        app.sample("P001")
+    assert json.loads(path.read_text())["counts"]["wbc"] == true
+    (kept,) = (out / "P001" / "previous").glob("summary-*-not-as-written.json")
+    assert json.loads(kept.read_text())["counts"]["wbc"] == true + 9
+    written = path.stat().st_mtime_ns
+    app.sample("P001")  # nothing changed since: nothing written
+    assert path.stat().st_mtime_ns == written
+
+
 def test_a_summary_whose_after_review_figure_was_edited_is_kept_and_said(
         results, tmp_path, caplog):  # noqa: F811 (the imported fixture)
     """A figure after review typed into summary.json: draws refused it (its seal), and
