@@ -57,6 +57,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet import __version__
+from ctcnet.core.said_once import first_time
 from ctcnet.detect.detection import BOX_COLUMNS
 from ctcnet.errors import InputError
 from ctcnet.exports import batch_checks
@@ -181,6 +182,11 @@ def event_parameters(events: pd.DataFrame, summary, where: Path,
     if "area_um2" in events:
         out.append(number("area_um2", "Area (um^2)"))
     levels = sample_levels(where.parent, events)
+    if not levels and len(events) and first_time(__name__, str(where.parent), "levels"):
+        # (a gate set on snr_ carries across samples: one file without them breaks it)
+        log.warning("%s: no snr_<channel> parameters: the sample's levels were never taken "
+                    "(its report drew no tile: no candidate); `ctcnet review` takes them at "
+                    "its first look at the sample, then export again", where.parent)
     for col in [c for c in events.columns if c.startswith("mean_")]:
         channel = col.removeprefix("mean_")
         out.append(number(col, f"{channel} mean intensity", channel_top.get(channel, 0.0)))

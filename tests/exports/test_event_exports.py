@@ -652,6 +652,7 @@ def test_a_disk_that_fills_in_the_fcs_data_is_one_line_and_leaves_nothing(run, t
     from ctcnet.exports import fcs
 
     results = copy_run(run, tmp_path / "results")
+    with_levels(monkeypatch)
     monkeypatch.setattr(fcs, "open", lambda path, mode: NearlyFullDisk(path, mode, 3000),
                         raising=False)
     status, err = run_cli(capsys, "export-events", results, "--fcs")
@@ -680,10 +681,12 @@ def test_a_write_that_fails_takes_back_the_exports_before_it(run, tmp_path, caps
         atomic_write_bytes(path, data)
 
     monkeypatch.setattr(geojson, "atomic_write_bytes", fills)
+    with_levels(monkeypatch)
     status, err = run_cli(capsys, "export-events", results, "--fcs", "--geojson", "--out", out)
     assert_one_line_error(status, err, "No space left on device", code=4)
     assert len(writes) == 2 and not out.exists()
     monkeypatch.undo()
+    with_levels(monkeypatch)
     assert main(["export-events", str(results), "--fcs", "--geojson", "--out", str(out)]) == 0
     assert (out / f"{SAMPLE}.fcs").is_file() and len(list(out.rglob("*.geojson"))) == 2
     # --overwrite failing midway: the earlier export is put back whole (it was removed, with
@@ -933,7 +936,7 @@ def test_a_geometry_without_geojson_is_refused(run, tmp_path, capsys):
 
 
 def test_fcs_gives_each_mean_in_the_samples_noise_units_where_the_report_kept_them(
-        run, tmp_path):
+        run, tmp_path, caplog):
     """snr_<channel> = (mean - background) / noise, the review page's m: a gate that carries
     across samples whose backgrounds differ. Only for the run the levels were kept for."""
     from ctcnet.review.runs import run_id
@@ -954,9 +957,13 @@ def test_fcs_gives_each_mean_in_the_samples_noise_units_where_the_report_kept_th
     # Levels of another run are not this one's: no such parameter.
     (results / SAMPLE / "gallery" / "levels.json").write_text(
         json.dumps({**levels, "run_id": "another"}))
-    export_events(results, fcs=True, overwrite=True)
+    with caplog.at_level("WARNING"):
+        export_events(results, fcs=True, overwrite=True)
     assert not any(n.startswith("snr_")
                    for n in read_flowio(results / SAMPLE / f"{SAMPLE}.fcs")[0])
+    # ... and said: a negative sample (no tile drawn) lacked them unsaid, and a gate set on
+    # them across a batch missed it.
+    assert "no snr_<channel> parameters: the sample's levels were never taken" in caplog.text
 
 
 def test_an_export_over_another_samples_file_is_refused_even_with_overwrite(run, tmp_path,
@@ -1122,3 +1129,12 @@ def test_channel_names_that_clash_once_commas_go_are_told_apart():
     assert fcs_names(["mean_X,Y", "mean_X_Y", "snr_X,Y", "snr_X_Y", "mean_X_Y"]) == [
         "mean_X_Y", "mean_X_Y_2", "snr_X_Y", "snr_X_Y_2", "mean_X_Y_3"]
     assert fcs_names(["a", "b"]) == ["a", "b"]
+
+
+def with_levels(monkeypatch) -> None:
+    """The sample's levels as a run with its report kept them (the test run draws no report):
+    its export then says nothing of missing snr_ parameters."""
+    from ctcnet.exports import event_exports
+
+    monkeypatch.setattr(event_exports, "sample_levels",
+                        lambda folder, events: {"DAPI": (100.0, 2.0)})
