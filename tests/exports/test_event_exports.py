@@ -709,6 +709,7 @@ def test_a_write_that_fails_takes_back_the_exports_before_it(run, tmp_path, caps
     from ctcnet.exports import event_exports
 
     monkeypatch.undo()
+    with_levels(monkeypatch)
     another_sample(results, "S2")
     assert main(["export-events", str(results), "--fcs", "--geojson", "--out", str(out),
                  "--overwrite"]) == 0
