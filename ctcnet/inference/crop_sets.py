@@ -75,6 +75,7 @@ from ctcnet.io.atomic import atomic_path, exclusive_folder, refuse_not_a_folder
 from ctcnet.io.frame_checks import at_camera_tops
 from ctcnet.io.spilled import SpilledArray
 from ctcnet.nn.calls import FAILED_CLASS, decision_weights
+from ctcnet.nn.crop_input import display_levels
 from ctcnet.nn.spec import ModelSpec
 
 # The most crops of a set whose CK leaks are checked against the guard's allowance when none
@@ -170,8 +171,9 @@ def _classified(root: str | Path, backend, out_dir: Path, options: PredictOption
         shape = (len(index), spec.panel.num_channels, spec.crop_size, spec.crop_size)
         # The crops at model scale wait in a file, not in memory: a run holds a chunk at a time.
         with SpilledArray(shape, np.float32, out_dir) as crops:
-            reading = read_and_classify(index, spec, backend.predict_proba, crops,
-                                        options.compensate, rules, bars)
+            with display_levels(index.exported):  # (their black is a display's, no clip)
+                reading = read_and_classify(index, spec, backend.predict_proba, crops,
+                                            options.compensate, rules, bars)
             return _finish(root, index, reading.read_as or spec, prior, backend, out_dir,
                            options, rules, reading, crops, said)
 

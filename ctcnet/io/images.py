@@ -33,8 +33,8 @@ from ctcnet.io.image_headers import (
     rows_of_channels,
     unreadable_tiff,
 )
+from ctcnet.io.png_pixels import over_black, sixteen_bit_png
 from ctcnet.io.stored_names import check_channel_file_name
-from ctcnet.io.transparency import over_black
 
 log = logging.getLogger(__name__)
 
@@ -365,7 +365,7 @@ def _open_raster(path: Path, max_plane_pixels: int | None = None) -> np.ndarray:
             raise
         raise InputError(f"not a readable {kind} (corrupt or truncated?): {err}", path) from None
     if wide:
-        arr = _turned(_sixteen_bit_png(path), turn)
+        arr = _turned(sixteen_bit_png(path), turn)
     if arr.dtype == np.int32:  # PIL's 16-bit grey mode
         arr = arr.astype(np.uint16)
     return np.ascontiguousarray(arr)
@@ -379,25 +379,6 @@ def _turned(arr: np.ndarray, orientation: int) -> np.ndarray:
              5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1),
              7: lambda a: a[::-1, ::-1].swapaxes(0, 1), 8: lambda a: np.rot90(a)}
     return np.ascontiguousarray(turns[orientation](arr)) if orientation in turns else arr
-
-
-def _sixteen_bit_png(path: Path) -> np.ndarray:
-    """A 16-bit PNG's pixels that Pillow would cut to their high bytes: a grey + alpha one as
-    (H, W) 16-bit grey; a colour one as (H, W, 3) 8-bit levels, its values being 8-bit levels
-    stretched by 257 (what saving an 8-bit composite as 16-bit gives). Other 16-bit colour
-    values are counts, which a composite's display planes are not (as a 16-bit colour TIFF
-    is refused)."""
-    import imagecodecs
-
-    arr = imagecodecs.png_decode(path.read_bytes())
-    if arr.ndim == 3 and arr.shape[-1] == 2:  # grey + alpha: the grey plane, as 16-bit grey
-        return arr[..., 0]
-    arr = arr[..., :3]
-    if (arr % 257).any():
-        raise InputError("a 16-bit colour PNG whose levels are not 8-bit display levels "
-                         "stretched (x257): a composite's planes are display levels; give "
-                         "16-bit counts as a TIFF, one plane per channel", path)
-    return (arr // 257).astype(np.uint8)
 
 
 def read_raster(path: str | Path, max_plane_pixels: int | None = None) -> np.ndarray:

@@ -6,8 +6,10 @@ share it."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -65,6 +67,23 @@ def checked_crops(raw, channels: Sequence[str], crop_size: int) -> np.ndarray:
     return raw
 
 
+# Set while crops of display levels (a crop folder's composites or 8-bit exports, which its
+# reading marks so) are handed over: their black is no background clipped at 0.
+DISPLAY_LEVELS: contextvars.ContextVar[bool] = contextvars.ContextVar("display_levels",
+                                                                     default=False)
+
+
+@contextlib.contextmanager
+def display_levels(these: bool = True) -> Iterator[None]:
+    """Crops handed to a model within it are display levels where ``these`` (see
+    :data:`DISPLAY_LEVELS`)."""
+    token = DISPLAY_LEVELS.set(bool(these))
+    try:
+        yield
+    finally:
+        DISPLAY_LEVELS.reset(token)
+
+
 def crop_value_warning(raw: np.ndarray, tops: Sequence[float]) -> str | None:
     """What ``raw`` crops' values say is amiss where no error stops them, or None: float crops
     scaled to 0-1 (``skimage.img_as_float``) for a model of counts (``tops``: its channels'
@@ -86,11 +105,10 @@ def crop_value_warning(raw: np.ndarray, tops: Sequence[float]) -> str | None:
                     "give the counts as read from the image files")
     if min(tops) <= 255:  # (a composite's black background is its own: display levels)
         return None
-    with np.errstate(invalid="ignore"):
-        if float(np.nan_to_num(sample, nan=0.0, posinf=0.0).max()) <= 255:
-            # 8-bit crops and composites handed to a model of counts (ctcnet-core3 reading a
-            # folder of composites): display levels, whose black is a display's black point
-            return None
+    if DISPLAY_LEVELS.get():
+        # A folder of composites or 8-bit exports handed to a model of counts (ctcnet-core3
+        # reading composites): display levels, whose black is a display's black point.
+        return None
     # A background subtracted and clipped at 0 (an export so made, or a notebook's own
     # step): a crop folder's is drawn again as it is read, an array here is read as given,
     # and its calls moved by up to 0.85 without a word.

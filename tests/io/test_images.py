@@ -129,6 +129,15 @@ def test_a_pngs_transparent_pixels_read_as_black_and_jfif_as_jpeg(tmp_path, rng)
     grey = np.dstack([rgba[..., 0], rgba[..., 3]])
     Image.fromarray(grey, "LA").save(tmp_path / "grey.png")
     assert not read_image(tmp_path / "grey.png")[0][..., :8, :].any()
+    # ... in a 16-bit RGBA PNG too, and where a colour key (tRNS) marks the background clear.
+    import imagecodecs
+
+    wide = rgba.astype(np.uint16) * 257
+    (tmp_path / "wide.png").write_bytes(imagecodecs.png_encode(wide))
+    assert np.array_equal(read_image(tmp_path / "wide.png")[0], arr)
+    keyed = rgba[..., :3].copy()
+    Image.fromarray(keyed, "RGB").save(tmp_path / "keyed.png", transparency=(255, 255, 255))
+    assert not read_image(tmp_path / "keyed.png")[0][:, :8].any()
     planes = rgb_planes(rng)
     save_rgb(tmp_path / "a.jfif", planes, "JPEG")
     save_rgb(tmp_path / "a.jpg", planes, "JPEG")

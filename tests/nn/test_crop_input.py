@@ -41,8 +41,13 @@ def test_float_crops_scaled_to_0_1_are_said_counts_and_integers_are_not():
     assert crop_value_warning(subtracted.astype(np.uint8), [255.0] * 3) is None  # a composite
     # ... and composites read by a model of counts (ctcnet-core3 on a folder of them): display
     # levels, a display's black at 0; every such folder was warned of as subtracted.
-    composite = np.clip(subtracted / 12, 0, 255)
-    assert crop_value_warning(composite.astype(np.float32), tops) is None
+    from ctcnet.nn.crop_input import display_levels
+
+    composite = np.clip(subtracted / 12, 0, 255).astype(np.float32)
+    with display_levels():
+        assert crop_value_warning(composite, tops) is None
+    # Outside, dim counts subtracted and clipped (every value under 256) are still said.
+    assert "background subtracted" in crop_value_warning(composite.astype(np.uint16), tops)
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
