@@ -84,6 +84,19 @@ def as_listed(path: str | os.PathLike) -> Path:
         return path
 
 
+def as_listed_within(root: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """``path`` inside ``root`` with each of its parts below ``root`` :func:`as_listed`: a
+    copy through macOS decomposes every folder's accents, "Müller/cell1.tif" too, not only
+    the file's. ``path`` itself where it is there or lies outside ``root``."""
+    path, root = Path(path), Path(root)
+    if path.exists() or not path.is_relative_to(root):
+        return path
+    found = root
+    for part in path.relative_to(root).parts:
+        found = as_listed(found / part)
+    return found
+
+
 def name_in_folder(path: str | os.PathLike, root: str | os.PathLike) -> Path:
     """``path`` as named inside the folder ``root`` (itself where it lies outside): compared
     as both are named, then absolute, then resolved (a manifest's paths are resolved, a

@@ -11,7 +11,7 @@ import difflib
 import io
 from pathlib import Path
 
-from ctcnet.core.paths import as_listed, typed_id
+from ctcnet.core.paths import as_listed_within, typed_id
 from ctcnet.detect.crop_writing import SAMPLE_SEPARATOR
 from ctcnet.errors import InputError, check_regular_file
 
@@ -27,7 +27,7 @@ def manifest_path(root: Path, written: str) -> Path:
         path = (root / written.replace("\\", "/")).resolve()
     # A name typed composed (é one character) for a file macOS stored decomposed (e and its
     # accent), or the other way round: one name on screen, two to the disk.
-    return as_listed(path)
+    return as_listed_within(root, path)
 
 
 def manifest_rows(manifest: Path) -> list[dict]:

@@ -89,9 +89,11 @@ def check_codes(codes: dict[str, str], samples: list[str], out) -> None:
                          f"{', '.join(missing[:5])}; add a row for each", out)
     # A code that is a sample's own id (a codes file shifted by a row): the coded copy would
     # hold a real id, and one sample's events filed under another's name.
-    real = {typed_id(s) for s in samples}
+    # (every sample the codes file names, not only those exported: one sample exported alone
+    # as another's id was a real id in the coded copy; case aside, as a share reads names)
+    real = {typed_id(s).casefold() for s in [*samples, *codes]}
     named = sorted(f"{codes[s]} (the code of {s})" for s in samples
-                   if typed_id(codes[s]) in real)
+                   if typed_id(codes[s]).casefold() in real)
     if named:
         raise InputError(f"--codes gives sample ids as codes: {', '.join(named[:5])}; a coded "
                          "copy holds no sample's id: check the codes file's rows", out)

@@ -139,7 +139,8 @@ def _frame_names(events: pd.DataFrame) -> dict[int, str]:
 # Codes, yes/no values, frame and event indices: one step above their largest, so that no code
 # sits on the top of the range a reader takes ([0, $PnR - 1]): FlowCal's saturation gate
 # (gate.high_low) drops the events there, every counted call and the last class's code among
-# them. Measurements keep their scale's top: a value there is saturated.
+# them. Measurements keep their scale's top: a value there is saturated; so do probabilities
+# (1, where FlowJo ends their axis), whose surest calls lie on it (docs/outputs.md says so).
 YES, HEADROOM = 1.0, 1.0
 
 

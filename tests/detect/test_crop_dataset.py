@@ -356,6 +356,11 @@ def test_a_manifest_row_typed_in_another_unicode_form_names_its_file(crops):
     (crops / "manifest.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     index = read_crop_index(crops)
     assert decomposed in index.paths and len(index) == 4
+    # ... a folder on its path too (a copy through macOS decomposes every part).
+    (crops / "ctc").rename(crops / "Zellen_e\u0301")
+    lines = [line.replace("ctc/", "Zellen_\u00e9/") for line in lines]
+    (crops / "manifest.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert len(read_crop_index(crops)) == 4
 
 
 def test_excel_bom_windows_separators_and_macos_resource_forks_are_accepted(crops):

@@ -1086,6 +1086,12 @@ def test_a_coded_copy_names_each_sample_by_its_code_and_leaves_out_who_and_where
     assert main(["export-events", str(results), "--fcs", "--out", str(tmp_path / "z"),
                  "--codes", str(tmp_path / "shifted.csv")]) == 2
     assert "--codes gives sample ids as codes: S2 (the code of S1)" in capsys.readouterr().err
+    # ... exported alone too (S1's events as "S2.fcs"), and in another case.
+    (tmp_path / "lower.csv").write_text("sample_id,code\nS1,s2\nS2,P099\n")
+    for codes in ("shifted.csv", "lower.csv"):
+        assert main(["export-events", str(results / "S1"), "--fcs", "--out",
+                     str(tmp_path / "z"), "--codes", str(tmp_path / codes)]) == 2
+        assert "--codes gives sample ids as codes" in capsys.readouterr().err
     # A coded copy refreshed with --overwrite (its file holds the code, not the id: it was
     # refused for good); one into a folder holding a plain export is refused.
     coded_args = ["export-events", str(results / "S1"), "--fcs", "--geojson", "--out",
