@@ -105,6 +105,19 @@ def tile_route(rest: str) -> tuple[str, int] | None:
     return kind, int(number)
 
 
+def without_secrets(line: str) -> str:
+    """A request line with what opens the server taken out: the token (a query's ``token``,
+    its name percent-encoded or not) and the files' key (``/files/<key>/``), each ``...``: a
+    service's captured stderr would keep them."""
+    def query(match: re.Match) -> str:
+        name = match.group(2)
+        return match.group(1) + name + ("=..." if unquote(name).lower() == "token"
+                                        else match.group(3))
+
+    line = re.sub(r"([?&])([^=&\s\"]+)(=[^&\s\"]*)", query, line)
+    return re.sub(r"(/files/)[0-9a-f]{16,}/", r"\1.../", line)
+
+
 def inline_images(html: bytes, resolve) -> bytes:
     """A report page's ``<img src="...png">`` of its own folder as data URIs: served
     sandboxed (an origin of its own), its image requests are another site's to this server,
@@ -141,9 +154,7 @@ class ReviewHandler(RequestGate, BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):  # the library logs; no lines on stderr per request
         """Send the request line to the debug log instead of stderr, control characters
         escaped (a request line cannot write on the reviewer's terminal)."""
-        # (the token never: a service's captured stderr would keep it; its name alone stays)
-        line = re.sub(r"([?&]token=)[^&\s\"]*", r"\1...", fmt % args)
-        log.debug("%s %s", self.address_string(), printable_name(line))
+        log.debug("%s %s", self.address_string(), printable_name(without_secrets(fmt % args)))
 
     def _send(self, status: int, body: bytes, content_type: str,
               sandboxed: bool = False, encoding: str | None = None) -> None:

@@ -2061,3 +2061,9 @@ def test_the_request_log_never_holds_the_token(caplog):
         handler.log_message('"%s" %s %s', "GET /api/S1/state?run=a.b&token=Yu9kQ_d0 HTTP/1.1",
                             "200", "-")
     assert "Yu9kQ_d0" not in caplog.text and "run=a.b&token=... HTTP/1.1" in caplog.text
+    from ctcnet.review_server.server import without_secrets
+
+    assert without_secrets("GET /x?%74oken=abc&run=1 HTTP/1.1") == \
+        "GET /x?%74oken=...&run=1 HTTP/1.1"
+    assert without_secrets("GET /files/0123456789abcdef0123456789abcdef/S1/a.png HTTP/1.1") == \
+        "GET /files/.../S1/a.png HTTP/1.1"
