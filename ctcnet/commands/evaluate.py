@@ -125,6 +125,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         from ctcnet.commands.evaluate_spikes import run_spike_in
 
         return run_spike_in(args)  # or against another method's counts
+    if getattr(args, "count_class", None) is not None:  # (cartridges' figures give every class)
+        raise InputError("--class names the class --expected's figures count: give --expected "
+                         "(crops and simulated cartridges are scored in every class)")
     cartridges, datasets = resolve_inputs(expand_list_files([args.data]))
     name = args.model
     if name is None:  # the shipped model whose channels the data has, by name

@@ -38,6 +38,9 @@ def add_expected_arguments(parser: argparse.ArgumentParser) -> None:
                              "same scans (another model's: a model comparison, both models "
                              "named and the events whose call changed); a tube scanned twice "
                              "named <folder>/<sample_id>")
+    parser.add_argument("--class", dest="count_class", metavar="NAME", default=None,
+                        help="the class --expected's figures count (default ctc; a lab's own "
+                             "reported CTC class, e.g. ctc_emt, scored on its own)")
     parser.add_argument("--cutoffs", metavar="N[,N]", type=_cutoffs, default=None,
                         help="clinical cut-offs in CTCs per 7.5 mL (>= N is positive) whose "
                              "agreement is given, with a reference's rates or simulated "
@@ -67,12 +70,14 @@ def run_spike_in(args: argparse.Namespace) -> int:
         raise InputError("--expected scores the counts of a predict output folder as they "
                          "are: --model and --calibrate-on do not apply (run ctcnet predict "
                          "with the model first)")
+    positive = args.count_class or "ctc"
     reference_runs = None
     if Path(args.expected).is_dir():  # another model's predict output of the same scans
         reference_runs = _reference_runs(Path(args.expected), find_samples)
         from ctcnet.evaluation.model_comparison import reference_rates
 
-        expected = reference_rates({k: summary for k, (_, summary) in reference_runs.items()})
+        expected = reference_rates({k: summary for k, (_, summary) in reference_runs.items()},
+                                   positive)
     else:
         expected = read_expected(args.expected)
     if args.cutoffs is not None and "reference" not in expected:
@@ -82,12 +87,13 @@ def run_spike_in(args: argparse.Namespace) -> int:
     results = _results(folders)
     expected.index = [_named(i, results) for i in expected.index]
     summaries, read_from = _summaries(results, expected.index)
-    rows = sample_rows(summaries, expected)
+    say_classes_counted(summaries, positive, args.count_class is not None)
+    rows = sample_rows(summaries, expected, positive)
     rows.insert(1, "results_folder", [str(read_from[s].parent) for s in rows["sample_id"]])
     if "reference" in expected:
         return _run_comparison(args, rows, summaries, expected, nights,
                                _model_comparison(reference_runs, summaries, read_from))
-    report = spike_report(rows, level_column="level" in expected)
+    report = spike_report(rows, positive, level_column="level" in expected)
     report["results_not_expected"] = _not_expected(summaries, expected)
     report["results_folders"] = [str(p) for p in nights]
     out = Path(args.out)
@@ -106,6 +112,22 @@ def run_spike_in(args: argparse.Namespace) -> int:
     _say_left_out(report, summaries=summaries)
     print(f"report: {out}/spike_in.json, {out}/spike_in.csv")
     return 0
+
+
+def say_classes_counted(summaries: dict[str, dict], positive: str, asked: bool) -> None:
+    """Refuse a class (``--class``) no run's model calls; say the reported classes the runs
+    count besides it (a lab's ctc_emt: its CK-dim CTCs were left out of a recovery read as
+    the CTCs'), with how to score them."""
+    classes = {c for s in summaries.values() for c in (s.get("model") or {}).get("classes", [])
+               if isinstance(s.get("model"), dict)}
+    if asked and classes and positive not in classes:
+        raise InputError(f"--class {positive}: the runs' models call no {positive} (their "
+                         f"classes: {', '.join(sorted(classes))})")
+    reported = {c for s in summaries.values()
+                for c in (s.get("tally") or {}).get("reported") or ()} - {positive, "cluster"}
+    if reported:
+        log.warning("the figures count %s alone; the runs also report %s, not in them "
+                    "(--class NAME scores one of them)", positive, ", ".join(sorted(reported)))
 
 
 def _reference_runs(folder: Path, find_samples) -> dict[str, tuple[Path, dict]]:
@@ -149,7 +171,7 @@ def _run_comparison(args: argparse.Namespace, rows, summaries: dict, expected,
     from ctcnet.io.atomic import atomic_write_text
 
     cutoffs = args.cutoffs or CUTOFFS
-    report = comparison_report(rows, cutoffs)
+    report = comparison_report(rows, cutoffs, args.count_class or "ctc")
     report["results_not_expected"] = _not_expected(summaries, expected)
     report["results_folders"] = [str(p) for p in nights]
     out = Path(args.out)
@@ -167,7 +189,9 @@ def _run_comparison(args: argparse.Namespace, rows, summaries: dict, expected,
         print(strict_json(record))
         return 0
     print(f"{'sample':16s} {'reference':>9s} {'ctcnet':>7s} {'difference':>10s} "
-          f"{'after review':>12s}  status   (CTCs per 7.5 mL)")
+          f"{'after review':>12s}  status   ("
+          + ("CTCs" if report.get("class", "ctc") == "ctc" else report["class"])
+          + " per 7.5 mL)")
     for r in rows.itertuples():
         after = rate_shown(r.after_review_per_7_5_ml)
         print(f"{str(r.sample_id)[:16]:16s} {rate_shown(r.expected_per_7_5_ml):>9s} "

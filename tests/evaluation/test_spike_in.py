@@ -201,6 +201,40 @@ def test_evaluate_expected_scores_a_predict_output_folder(tmp_path, capsys):
                  "--out", str(tmp_path / "out"), "--model", "ctcnet-default"]) == 2
 
 
+def test_a_labs_own_reported_class_is_said_left_out_and_scored_with_class(tmp_path, capsys,
+                                                                          caplog):
+    """A lab's ctc_emt (its CK-dim CTCs) was left out of a recovery read as the CTCs', unsaid,
+    with no way to score it; a class no run calls is refused."""
+    from ctcnet.cli import main
+
+    results = tmp_path / "results"
+    for name, (ctc, emt) in (("blank", (0.0, 0.0)), ("low", (3.0, 2.0)),
+                             ("mid", (12.0, 8.0))):
+        (results / name).mkdir(parents=True)
+        (results / name / "summary.json").write_text(json.dumps(
+            {**summary(ctc), "per_7_5_ml": {"ctc": ctc, "ctc_emt": emt}, "sample_id": name,
+             "model": {"classes": ["ctc", "ctc_emt", "wbc", "cluster", "debris"]},
+             "tally": {"reported": ["ctc", "ctc_emt", "cluster"]}}))
+        pd.DataFrame({"event_id": [0]}).to_parquet(results / name / "events.parquet")
+    (tmp_path / "expected.csv").write_text("sample_id,spiked\nblank,0\nlow,2\nmid,8\n")
+    args = ["evaluate", str(results), "--expected", str(tmp_path / "expected.csv")]
+    with caplog.at_level("WARNING"):
+        assert main([*args, "--out", str(tmp_path / "ctc")]) == 0
+    assert "the figures count ctc alone; the runs also report ctc_emt, not in them" in \
+        caplog.text
+    assert main([*args, "--out", str(tmp_path / "emt"), "--class", "ctc_emt"]) == 0
+    report = json.loads((tmp_path / "emt" / "spike_in.json").read_text())
+    assert report["class"] == "ctc_emt"
+    table = pd.read_csv(tmp_path / "emt" / "spike_in.csv").set_index("sample_id")
+    assert table.loc["mid", "recovery_called"] == pytest.approx(1.0)
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "x"), "--class", "ctc_dim"]) == 2
+    assert "--class ctc_dim: the runs' models call no ctc_dim" in capsys.readouterr().err
+    assert main(["evaluate", str(results), "--class", "ctc_emt", "--out",
+                 str(tmp_path / "y")]) == 2
+    assert "--class names the class --expected's figures count" in capsys.readouterr().err
+
+
 def test_evaluate_expected_pools_a_studys_nights(tmp_path, capsys):
     """A spike-in study run over several nights, each into its own predict --out folder: the
     folder holding them is scored as one study; a tube with results in two nights is refused
