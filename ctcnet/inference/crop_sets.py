@@ -322,7 +322,7 @@ def _finish(root, index, spec, prior, backend, out_dir: Path, options: PredictOp
         pixel_size_um=float(index.panel.pixel_size_um),
         pixel_size_from=pixel_size_source(options.pixel_size),
         counts=tally.counted,
-        held=tally.held,
+        held=tally.held, reported=list(spec.taxonomy.reported_classes()),
         review=tally.review_events,
         guard=guard_summary(table, spec),
         review_list=review_list_summary(table, spec),

@@ -284,6 +284,9 @@ class CropRunSummary:
     guard: dict | None = None        # calls the marker guard sent to review
     # The calls the guard's flags hold for a person, per class: with ``counts``, every crop.
     held: dict[str, int] = field(default_factory=dict)
+    # The classes a count reports (the model's taxonomy's: a lab's ctc_emt beside ctc); None
+    # in a summary written before it was recorded.
+    reported: list[str] | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
     decision_log_weights: dict = field(default_factory=dict)  # as in ModelUsed
     # As in ModelUsed; a crop set's default is "balanced": the cartridge rule is not for it.

@@ -75,6 +75,12 @@ def test_a_crop_sets_line_says_its_prior_and_no_status(tmp_path):
     assert "held for review by the guard (ctc 1), flagged for review by the guard, not in " \
         "the calls above (debris 3)," \
         in outcome_line("imgs", flagged, Path("out/imgs"))
+    # A lab's own reported class held by the guard is held from its count, as a cartridge's
+    # line says it (it read "flagged ..., not in the calls above (ctc_emt 13)").
+    lab = {**summary, "held": {"ctc": 1, "ctc_emt": 13, "debris": 1},
+           "reported": ["ctc", "ctc_emt", "cluster"]}
+    assert "held for review by the guard (ctc 1, ctc_emt 13), flagged for review by the " \
+        "guard, not in the calls above (debris 1)," in outcome_line("imgs", lab, Path("x"))
     # --pixel-size auto: the scale the crops were read at, said where it is decided.
     estimated = {**summary, "pixel_size_um": 0.5303, "pixel_size_from": "estimated from the "
                  "nuclei"}
