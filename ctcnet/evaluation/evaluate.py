@@ -70,6 +70,7 @@ from ctcnet.nn.calls import (
     decision_weights,
     deployment_proba,
 )
+from ctcnet.nn.crop_input import display_levels
 from ctcnet.nn.spec import ModelSpec
 from ctcnet.simulate import SimConfig, simulate_crops
 
@@ -135,8 +136,9 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
     names = spec.class_names
     y = labels_to_indices(labels, names)
     if logits is None:
-        logits = backend.predict_logits(network_view(spec, crops, sample_ids)[0]
-                                        if model_input is None else model_input)
+        with display_levels(exported):  # (composites: their black is a display's)
+            logits = backend.predict_logits(network_view(spec, crops, sample_ids)[0]
+                                            if model_input is None else model_input)
     proba = softmax(logits, spec.temperature)
     cnn = method_report(y, proba, names, subtypes)
     # The calls at the stated prior (predict's), and the share predict shows for the doubt.

@@ -95,7 +95,8 @@ def call_crops(crops, backend=None, *, sample_ids=None, prior: str | None = None
         raise InputError(f"sample_ids has no sample for {len(gaps)} crop(s) (the first: crop "
                          f"{gaps[0]}, {given[gaps[0]]!r}): name each crop's sample")
     samples = np.asarray(given).astype(str)
-    rules = RULES.for_crops(spec.reads_exports if exported is None else bool(exported))
+    display = spec.reads_exports if exported is None else bool(exported)
+    rules = RULES.for_crops(display)
 
     def chunks():  # float32 a chunk at a time, as a folder's crops are read
         return ((start, np.asarray(crops[start:start + CHUNK_CROPS], np.float32))
@@ -103,7 +104,8 @@ def call_crops(crops, backend=None, *, sample_ids=None, prior: str | None = None
 
     spec, leaks, compensated = first_pass(chunks(), samples, spec, compensate, n)
     outputs, measured, _ = classify_chunks(chunks(), samples, spec, backend.predict_proba,
-                                           leaks.leaks() if compensated else None, rules)
+                                           leaks.leaks() if compensated else None, rules,
+                                           display=display)
     leak_check(leaks.pooled(), spec.panel, rules, "crops")  # (warns of a leak past the guard's)
     table = pd.DataFrame({"crop": np.arange(n), "sample_id": samples})
     table = crop_set_calls(table, crops, outputs, spec, measured, marker_calls, rules)

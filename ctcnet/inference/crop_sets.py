@@ -171,9 +171,8 @@ def _classified(root: str | Path, backend, out_dir: Path, options: PredictOption
         shape = (len(index), spec.panel.num_channels, spec.crop_size, spec.crop_size)
         # The crops at model scale wait in a file, not in memory: a run holds a chunk at a time.
         with SpilledArray(shape, np.float32, out_dir) as crops:
-            with display_levels(index.exported):  # (their black is a display's, no clip)
-                reading = read_and_classify(index, spec, backend.predict_proba, crops,
-                                            options.compensate, rules, bars)
+            reading = read_and_classify(index, spec, backend.predict_proba, crops,
+                                        options.compensate, rules, bars)
             return _finish(root, index, reading.read_as or spec, prior, backend, out_dir,
                            options, rules, reading, crops, said)
 
@@ -217,7 +216,8 @@ def read_and_classify(index, spec, network: Callable[[np.ndarray], np.ndarray],
     t1 = time.perf_counter()
     sample_leaks = leaks.leaks() if compensated else None
     outputs, measured, network_s = classify_chunks(crops.chunks(CHUNK_CROPS), samples, spec,
-                                                   network, sample_leaks, rules, done)
+                                                   network, sample_leaks, rules, done,
+                                                   display=index.exported)
     return CropSetReading(
         outputs, measured, leaks.records(sample_leaks) if compensated else None,
         {"read": t1 - t0, "classify": network_s,
@@ -254,19 +254,22 @@ def first_pass(chunks: Iterable[tuple[int, np.ndarray]], samples: np.ndarray, sp
 def classify_chunks(chunks: Iterable[tuple[int, np.ndarray]], samples: np.ndarray, spec,
                     network: Callable[[np.ndarray], np.ndarray], sample_leaks: dict | None,
                     rules: GuardRules | None,
-                    done: Callable[[str, int], None] = lambda step, n: None
-                    ) -> tuple[np.ndarray, pd.DataFrame | None, float]:
+                    done: Callable[[str, int], None] = lambda step, n: None,
+                    display: bool = False) -> tuple[np.ndarray, pd.DataFrame | None, float]:
     """(the ``network``'s outputs (N, K), the guard's measurements (None without ``rules``),
     the network's seconds) of crops at model scale given as (first row, chunk) pairs: each
     chunk's sample crops compensated for ``sample_leaks`` ({sample: leaks}, None: not) where
-    the network sees them, the guard measuring the crops as they are."""
+    the network sees them, the guard measuring the crops as they are. ``display``: the crops
+    are display levels (composite exports: their black is a display's, no clipped background,
+    :func:`~ctcnet.nn.crop_input.display_levels`)."""
     outputs, measured, network_s = [], [], 0.0
     done("classified", 0)
     for start, chunk in chunks:
         view = chunk if sample_leaks is None else compensate_each(
             chunk, samples[start:start + len(chunk)], sample_leaks, spec.panel)
         t = time.perf_counter()
-        outputs.append(network(view))
+        with display_levels(display):
+            outputs.append(network(view))
         network_s += time.perf_counter() - t
         del view
         if rules is not None:

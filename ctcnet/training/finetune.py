@@ -66,6 +66,7 @@ from ctcnet.io.atomic import (
     refuse_overwriting_inputs,
 )
 from ctcnet.io.digests import file_sha256
+from ctcnet.nn.crop_input import display_levels
 from ctcnet.nn.registry import resolve_model
 from ctcnet.training.finetune_card import write_model_and_cards
 from ctcnet.training.held_out import held_out_learnt, held_out_unit, say_the_held_out_share
@@ -347,8 +348,9 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
 
     # Figures on the held-out lab crops, then calibration on the same crops.
     labels = held.targets
-    base_logits = model_logits(base_model, held.images)
-    tuned_logits = model_logits(tuned, held.images)
+    with display_levels(index.exported):  # (composites: their black is a display's)
+        base_logits = model_logits(base_model, held.images)
+        tuned_logits = model_logits(tuned, held.images)
     if not np.isfinite(tuned_logits).all():  # weights finite but past float32 (--lr 1e12)
         raise InputError(f"the fine-tune diverged at --lr {opts.lr:g} (its calls on the "
                          "held-out crops are not finite numbers); lower it", data_dir)

@@ -504,3 +504,20 @@ def test_crops_in_memory_that_cannot_be_called_are_refused_by_name():
     assert one["sample_id"].tolist() == ["P1", "P1"]
     with pytest.raises(InputError, match="channels as one text 'DAPI,CK'"):
         OnnxClassifier("ctcnet-default").check_panel("DAPI,CK")
+
+
+def test_composites_read_by_a_model_of_counts_are_not_said_background_subtracted(caplog):
+    """Composites handed to ctcnet-core3 (a model of a camera's counts) were warned "background
+    subtracted and clipped at 0", its advice false too: a display's black is no clip. Every
+    path that reads them says them display levels, call_crops(exported=True) too."""
+    from ctcnet.inference.crop_calls import call_crops
+
+    backend = load_backend("ctcnet-core3", device="cpu")
+    rng = np.random.default_rng(4)
+    size = backend.spec.crop_size
+    crops = np.zeros((6, 3, size, size), np.uint8)
+    inner = slice(size // 6, 5 * size // 6)  # (a black border: 56 % of the pixels at 0)
+    crops[:, :, inner, inner] = rng.integers(60, 250, crops[:, :, inner, inner].shape)
+    with caplog.at_level(logging.WARNING):
+        call_crops(crops, backend, exported=True)
+    assert "background subtracted" not in caplog.text
