@@ -76,8 +76,9 @@ def run_spike_in(args: argparse.Namespace) -> int:
         reference_runs = _reference_runs(Path(args.expected), find_samples)
         from ctcnet.evaluation.model_comparison import reference_rates
 
-        expected = reference_rates({k: summary for k, (_, summary) in reference_runs.items()},
-                                   positive)
+        reference = {k: summary for k, (_, summary) in reference_runs.items()}
+        say_classes_counted(reference, positive, args.count_class is not None, said=False)
+        expected = reference_rates(reference, positive)
     else:
         expected = read_expected(args.expected)
     if args.cutoffs is not None and "reference" not in expected:
@@ -92,7 +93,8 @@ def run_spike_in(args: argparse.Namespace) -> int:
     rows.insert(1, "results_folder", [str(read_from[s].parent) for s in rows["sample_id"]])
     if "reference" in expected:
         return _run_comparison(args, rows, summaries, expected, nights,
-                               _model_comparison(reference_runs, summaries, read_from))
+                               _model_comparison(reference_runs, summaries, read_from,
+                                                 positive))
     report = spike_report(rows, positive, level_column="level" in expected)
     report["results_not_expected"] = _not_expected(summaries, expected)
     report["results_folders"] = [str(p) for p in nights]
@@ -114,18 +116,26 @@ def run_spike_in(args: argparse.Namespace) -> int:
     return 0
 
 
-def say_classes_counted(summaries: dict[str, dict], positive: str, asked: bool) -> None:
-    """Refuse a class (``--class``) no run's model calls; say the reported classes the runs
-    count besides it (a lab's ctc_emt: its CK-dim CTCs were left out of a recovery read as
-    the CTCs'), with how to score them."""
-    classes = {c for s in summaries.values() for c in (s.get("model") or {}).get("classes", [])
-               if isinstance(s.get("model"), dict)}
-    if asked and classes and positive not in classes:
-        raise InputError(f"--class {positive}: the runs' models call no {positive} (their "
-                         f"classes: {', '.join(sorted(classes))})")
+def say_classes_counted(summaries: dict[str, dict], positive: str, asked: bool,
+                        said: bool = True) -> None:
+    """Refuse a class (``positive``, ``asked``: given as ``--class``) a run's model does not
+    call; say (``said``) the reported classes the runs count besides it (a lab's ctc_emt: its
+    CK-dim CTCs were left out of a recovery read as the CTCs'), with how to score them."""
+    def classes(summary: dict) -> list:
+        return (summary.get("model") or {}).get("classes") or [] \
+            if isinstance(summary.get("model"), dict) else []
+
+    # (a run whose model calls no such class read as a failed run, left out unsaid)
+    lacking = sorted(k for k, s in summaries.items() if classes(s) and positive not in classes(s))
+    if lacking:
+        raise InputError(f"{'--class ' if asked else ''}{positive}: the runs of "
+                         f"{', '.join(lacking[:5])}{', ...' if len(lacking) > 5 else ''} were "
+                         f"made by a model that calls no {positive} (its classes: "
+                         f"{', '.join(classes(summaries[lacking[0]]))})"
+                         + ("" if asked else "; --class names the class to score"))
     reported = {c for s in summaries.values()
                 for c in (s.get("tally") or {}).get("reported") or ()} - {positive, "cluster"}
-    if reported:
+    if reported and said:
         log.warning("the figures count %s alone; the runs also report %s, not in them "
                     "(--class NAME scores one of them)", positive, ", ".join(sorted(reported)))
 
@@ -141,7 +151,8 @@ def _reference_runs(folder: Path, find_samples) -> dict[str, tuple[Path, dict]]:
     return {sample: both[0] for sample, both in found.items()}
 
 
-def _model_comparison(reference_runs, summaries: dict, read_from: dict) -> dict | None:
+def _model_comparison(reference_runs, summaries: dict, read_from: dict,
+                      positive: str = "ctc") -> dict | None:
     """Where the reference is another model's run: what made each side, and the events of
     each scan both read (the same ``cartridge_id``) whose call, count or review changed."""
     if reference_runs is None:
@@ -152,7 +163,7 @@ def _model_comparison(reference_runs, summaries: dict, read_from: dict) -> dict 
     same = [key for key in both if summaries[key].get("cartridge_id") and
             summaries[key].get("cartridge_id") == reference_runs[key][1].get("cartridge_id")]
     changes, table = event_changes([(key, reference_runs[key][0], read_from[key])
-                                    for key in same])
+                                    for key in same], positive)
     # A sample scanned again between the runs: its counts differ by the scan as much as by
     # the model, said beside the figures that pool it.
     changes["other_scans"] = [key for key in both if key not in same]
@@ -246,7 +257,8 @@ def _say_models(report: dict) -> None:
     print(f"reference: {named(report['reference_models'])}")
     print(f"ctcnet:    {named(report['models'])}")
     changes = report["event_changes"]
-    ctc = changes["counted_ctc"]
+    named_class = report.get("class", "ctc")
+    ctc = changes[f"counted_{named_class}"]
     moves = named_counts(changes["by_change"])
     print(f"events of the same scans ({changes['samples']} sample(s), "
           f"{changes['events_paired']} paired; {changes['events_reference_only']} found by the "
@@ -256,7 +268,8 @@ def _say_models(report: dict) -> None:
           + (f" ({named_counts(changes['by_counting_change'])})"
              if changes.get("by_counting_change") else "")
           + f", review changed {changes['review_changed']}; "
-          f"CTCs counted by ctcnet alone {ctc['compared_only']}, by the reference alone "
+          f"{'CTCs' if named_class == 'ctc' else named_class} counted by ctcnet alone "
+          f"{ctc['compared_only']}, by the reference alone "
           f"{ctc['reference_only']} (McNemar exact p = {ctc['mcnemar_exact_p']:.3g})")
     if changes["other_scans"]:
         print(f"another scan than the reference's (cartridge_id differs; its counts are in "

@@ -64,8 +64,9 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
     # The guard holds a counted class's call out of the count; another call it flags (a
     # possible missed CTC, one unlike the training data) is shown, nothing held back, and
     # said beside the calls above, which do not hold it (summary.json's held and counts).
-    reported = ((summary.get("tally") or {}).get("reported") or summary.get("reported")
-                or COUNTED_CLASSES)  # (a cartridge's tally says them, a crop set's summary)
+    # (a cartridge's tally says them, a crop set's summary; an empty list is a list)
+    reported = next((r for r in ((summary.get("tally") or {}).get("reported"),
+                                 summary.get("reported")) if r is not None), COUNTED_CLASSES)
     counted_held, flagged = held_apart(held, reported)
     if counted_held:
         facts.append(f"held for review by the guard ({named_counts(counted_held)})")

@@ -127,6 +127,19 @@ def test_evaluate_expected_with_another_models_run_names_both_and_lists_the_chan
 
     assert {n for row, _ in doc_tables()["changed_events.csv"] for n in row} == \
         set(changed.columns)
+    # --class: the events counted by one run alone are of that class too (they were ctc's
+    # while the rates were the class asked for).
+    for folder in ("old", "new"):
+        for summary_path in (tmp_path / folder).glob("*/summary.json"):
+            summary = json.loads(summary_path.read_text())
+            summary["per_7_5_ml"]["wbc"] = 7.5
+            summary_path.write_text(json.dumps(summary))
+    assert main(["evaluate", str(tmp_path / "new"), "--expected", str(tmp_path / "old"),
+                 "--out", str(tmp_path / "wbc"), "--class", "wbc"]) == 0
+    said = capsys.readouterr().out
+    report = json.loads((tmp_path / "wbc" / "comparison.json").read_text())
+    assert report["class"] == "wbc" and "counted_wbc" in report["event_changes"]
+    assert "wbc counted by ctcnet alone 0, by the reference alone 1" in said
 
 
 def test_a_reference_resumed_from_another_builds_frames_names_the_builds_that_made_them(

@@ -229,7 +229,15 @@ def test_a_labs_own_reported_class_is_said_left_out_and_scored_with_class(tmp_pa
     assert table.loc["mid", "recovery_called"] == pytest.approx(1.0)
     capsys.readouterr()
     assert main([*args, "--out", str(tmp_path / "x"), "--class", "ctc_dim"]) == 2
-    assert "--class ctc_dim: the runs' models call no ctc_dim" in capsys.readouterr().err
+    assert "--class ctc_dim: the runs of blank, low, mid were made by a model that calls no " \
+        "ctc_dim" in capsys.readouterr().err
+    # One run by a model without it was scored as a failed run, left out unsaid.
+    mid = json.loads((results / "mid" / "summary.json").read_text())
+    (results / "mid" / "summary.json").write_text(json.dumps(
+        {**mid, "model": {"classes": ["ctc", "wbc"]}}))
+    assert main([*args, "--out", str(tmp_path / "x"), "--class", "ctc_emt"]) == 2
+    assert "the runs of mid were made by a model that calls no ctc_emt" in \
+        capsys.readouterr().err
     assert main(["evaluate", str(results), "--class", "ctc_emt", "--out",
                  str(tmp_path / "y")]) == 2
     assert "--class names the class --expected's figures count" in capsys.readouterr().err
