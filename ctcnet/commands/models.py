@@ -172,7 +172,10 @@ def _adapted_text(training: dict, metrics: dict) -> list[str]:
         lines.append(f"fine-tuned on {crops:,} crops of {data.get('path', '?')} "
                      f"({(tuned.get('options') or {}).get('steps', '?')} steps)")
     calibration = metrics.get("calibration") or {}
-    if calibration.get("method") in ("lab", "pooled") and not tuned:
+    # A fine-tune's calibration is said with it; a recalibration made after it is its own.
+    recalibrated = training.get("recalibration") or {}
+    after = bool(recalibrated) and str(recalibrated.get("at") or "") > str(tuned.get("at") or "")
+    if calibration.get("method") in ("lab", "pooled") and (not tuned or after):
         lines.append(f"recalibrated on {calibration.get('lab_crops', '?')} lab crops" +
                      (" pooled with simulated crops" if calibration["method"] == "pooled"
                       else ""))

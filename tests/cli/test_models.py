@@ -112,6 +112,12 @@ def test_a_card_less_file_says_its_recalibration_and_the_epoch_its_weights_are_o
     text = _spec_text(with_tiny3 / "tiny3.pt", tuned)
     assert "fine-tuned on 10 crops of /lab/crops (120 steps)" in text
     assert "recalibrated" not in text  # the fine-tune's own calibration, said with it
+    # ... but a recalibration made after the fine-tune is said (it was hidden).
+    tuned = tuned.replace(training={**tuned.training, "finetune": {
+        **tuned.training["finetune"], "at": "2026-12-01T10:00:00+00:00"},
+        "recalibration": {"at": "2026-12-02T10:00:00+00:00"}})
+    text = _spec_text(with_tiny3 / "tiny3.pt", tuned)
+    assert "fine-tuned on 10 crops" in text and "recalibrated on 40 lab crops" in text
 
 
 def test_a_listing_piped_into_a_reader_that_stops_ends_without_a_traceback(monkeypatch):
