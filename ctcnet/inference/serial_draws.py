@@ -118,13 +118,13 @@ class Draw:
 
 
 def _decided_so_far(summary: dict, class_name: str, cutoff: float,
-                    automatic: float | None) -> str | None:
+                    automatic: float | None, stale: bool = False) -> str | None:
     """A review under way, not signed off, as its decisions stand (summary.json's
     ``reviewed``), or None before any decision; where they stand on the other side of
     ``cutoff`` from the ``automatic`` rate, that the review decides the side. The span a
     review could move the count to is said beside it as what it is, of the calls as predict
     made them: a confident call relabelled goes past it (2.14-3.21 stated beside an
-    after-review 4.29)."""
+    after-review 4.29). ``stale``: it was signed off, a sign-off that no longer holds."""
     reviewed = summary.get("reviewed")
     if not isinstance(reviewed, dict) or not reviewed.get("reviewed"):
         return None
@@ -137,8 +137,10 @@ def _decided_so_far(summary: dict, class_name: str, cutoff: float,
         so_far += (f", {'at or above' if rate >= cutoff else 'below'} the cut-off of "
                    f"{cutoff:g} where the automatic count is not: the review decides which "
                    "side")
-    return (f"under review, not signed off: {reviewed['reviewed']} event(s) decided{so_far}; "
-            "the figure above is the automatic count until the review is signed off")
+    state = ("under review again, its sign-off no longer holding" if stale else
+             "under review, not signed off")
+    return (f"{state}: {reviewed['reviewed']} event(s) decided{so_far}; the figure above is "
+            f"the automatic count until the review is signed off{' again' if stale else ''}")
 
 
 def _what_folder(folder: Path) -> str:
@@ -227,9 +229,10 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
         if len(skipped) > 5:
             notes.append(f"partial: {len(skipped) - 5} more frame(s) skipped (summary.json's "
                          "skipped_frames)")
-    decided = _decided_so_far(summary, class_name, cutoff, rate) if not signed and not failed \
-        else None
-    if summary.get("signoff") and not signed:
+    stale = bool(summary.get("signoff")) and not signed
+    decided = _decided_so_far(summary, class_name, cutoff, rate, stale) \
+        if not signed and not failed else None
+    if stale and not decided:  # (said in the review's line where it has decisions)
         notes.append("its sign-off no longer holds: the automatic count, until it is signed "
                      "off again")
     elif not signed and not failed and not decided:

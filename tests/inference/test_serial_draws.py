@@ -110,6 +110,15 @@ def test_draws_are_read_against_the_cutoff_and_each_other(clean_run, tmp_path):
                   if n.startswith("under review")]
     assert ("ctc 4 after review so far (4.00 per 7.5 mL), below the cut-off of 5 where the "
             "automatic count is not: the review decides which side") in decided
+    # Signed off once, the sign-off no longer holding: said so in the review's line, not as a
+    # review never signed off beside a sign-off that no longer holds.
+    edit_json(first / "summary.json", signoff={"status": "changed since", "reviewer": "ann"})
+    notes = compare_draws([first, second])[0][0].notes
+    (line,) = [n for n in notes if n.startswith("under review again, its sign-off no longer "
+                                                 "holding: 9 event(s) decided")]
+    assert "the automatic count until the review is signed off again" in line
+    assert not any("not signed off" in n or n.startswith("its sign-off no longer holds")
+                   for n in notes)
     # One scan given twice (before and after a volume correction) is no second draw.
     with pytest.raises(InputError, match="are one scan"):
         compare_draws([first, first])
