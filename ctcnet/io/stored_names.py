@@ -103,16 +103,29 @@ def say_other_order(read: Sequence[str], stated: Sequence[str], where) -> None:
                     where, ", ".join(read), ", ".join(stated))
 
 
+def _names_stored(found) -> bool:
+    """Whether ``found`` are a file's own channel names (not none, nor a viewer's labels,
+    which are never reordered by)."""
+    return found is not None and getattr(found, "strict", True) and not isinstance(found, str)
+
+
+def _reordering(found, expected: Sequence[str]) -> list[int] | None:
+    """The file's plane of each panel channel where its stored names order them otherwise
+    than the panel (:func:`planes_by_name`), else None."""
+    if not _names_stored(found):
+        return None
+    planes = planes_by_name(found, expected)
+    return planes if planes is not None and planes != list(range(len(planes))) else None
+
+
 def stored_order(found, expected: Sequence[str]) -> str:
     """How a file's stored channel names (``found``, as :func:`in_panel_order` takes them)
     order the panel's channels (``expected``): ``unnamed`` (none stored, or a viewer's labels
     that are never reordered by: read in panel.json's order), ``another order`` or ``panel
     order``."""
-    if found is None or not getattr(found, "strict", True) or isinstance(found, str):
+    if not _names_stored(found):
         return "unnamed"
-    planes = planes_by_name(found, expected)
-    return "another order" if planes is not None and planes != list(range(len(planes))) \
-        else "panel order"
+    return "another order" if _reordering(found, expected) is not None else "panel order"
 
 
 def in_panel_order(arr: np.ndarray, found: Sequence[str] | None, expected: Sequence[str],
@@ -123,12 +136,11 @@ def in_panel_order(arr: np.ndarray, found: Sequence[str] | None, expected: Seque
     cartridge exported in another order was skipped), said once per pair of orders. Any
     other disagreement is refused as :func:`check_channel_names` says; viewers' labels are
     never reordered by."""
-    if found is not None and getattr(found, "strict", True) and not isinstance(found, str):
-        planes = planes_by_name(found, expected)
-        if planes is not None and planes != list(range(len(planes))):
-            # (the panel's names in the file's order: Hoechst read as DAPI)
-            say_other_order([str(expected[planes.index(i)]) for i in range(len(planes))],
-                            [str(e) for e in expected], path)
-            return arr[planes]
+    planes = _reordering(found, expected)
+    if planes is not None:
+        # (the panel's names in the file's order: Hoechst read as DAPI)
+        say_other_order([str(expected[planes.index(i)]) for i in range(len(planes))],
+                        [str(e) for e in expected], path)
+        return arr[planes]
     check_channel_names(found, expected, path)
     return arr
