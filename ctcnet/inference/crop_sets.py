@@ -57,6 +57,7 @@ from ctcnet.inference.model_records import model_path, model_sha256
 from ctcnet.inference.options import PredictOptions, as_options, spec_for_crop_set, spec_read_as
 from ctcnet.inference.progress import StepBars, progress_bar
 from ctcnet.inference.review_list import review_list_summary
+from ctcnet.inference.sample_folders import refuse_unsafe_folders
 from ctcnet.inference.spillover import (
     SampleLeaks,
     compensate_each,
@@ -64,14 +65,12 @@ from ctcnet.inference.spillover import (
     wants_compensation,
 )
 from ctcnet.inference.summary import (
-    GALLERY_DIR,
     SUMMARY_FILE,
     CropRunSummary,
     keep_previous_summary,
-    previous_folder,
 )
 from ctcnet.inference.tables import label_events, with_output_format
-from ctcnet.io.atomic import atomic_path, exclusive_folder, refuse_not_a_folder
+from ctcnet.io.atomic import atomic_path, exclusive_folder
 from ctcnet.io.frame_checks import at_camera_tops
 from ctcnet.io.spilled import SpilledArray
 from ctcnet.nn.calls import FAILED_CLASS, decision_weights
@@ -115,11 +114,7 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
     out_dir = as_listed(out_dir)  # (its accents decomposed by a copy through macOS: it)
     with exclusive_folder(out_dir, "predict"):
         _refuse_another_crop_folder(root, Path(out_dir))
-        # Folders it writes and deletes in: a link or a file there refused before any work,
-        # the earlier results left as they were.
-        previous_folder(out_dir, make=False)
-        refuse_not_a_folder(Path(out_dir) / GALLERY_DIR, "the report's tiles (stale ones "
-                            "deleted)")
+        refuse_unsafe_folders(out_dir)  # (before any work)
         return _classified(root, backend, Path(out_dir), options)
 
 

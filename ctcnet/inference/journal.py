@@ -40,12 +40,11 @@ from ctcnet.inference.run_differences import (
     overwrite_advice,
     what_differs,
 )
+from ctcnet.inference.sample_folders import refuse_unsafe_folders
 from ctcnet.inference.scan_leak_hold import LEAK_NEEDED
 from ctcnet.inference.summary import (
-    GALLERY_DIR,
     SUMMARY_FILE,
     keep_previous_summary,
-    previous_folder,
     withdraw_report_page,
 )
 from ctcnet.io.atomic import atomic_path, atomic_write_text, refuse_not_a_folder
@@ -160,9 +159,8 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
     refuse_to_redo_finished` compares it)."""
     parts = out_dir / PARTS_DIR
     manifest = parts / "run.json"
-    previous_folder(out_dir, make=False)  # refused before any frame, not once they are done
+    refuse_unsafe_folders(out_dir)  # refused before any frame, not once they are done
     refuse_not_a_folder(parts, "the run's journal (deleted and rewritten)")  # (and rmtree'd)
-    refuse_not_a_folder(out_dir / GALLERY_DIR, "the report's tiles (stale ones deleted)")
     signatures_file = parts / "frames.json"
     if overwrite:
         # The run replaced stays on record (its counts, model, software and sign-off), kept

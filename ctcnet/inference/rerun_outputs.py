@@ -33,12 +33,12 @@ from ctcnet.core.file_modes import account_name, make_folder, owner_and_mode
 from ctcnet.errors import InputError
 from ctcnet.inference.figures_seal import sample_record_of
 from ctcnet.inference.journal import journal_tables
+from ctcnet.inference.sample_folders import previous_folder
 from ctcnet.inference.summary import (
     SUMMARY_FILE,
     keep_not_as_written,
     keep_previous_summary,
     kept_summaries,
-    previous_folder,
     withdraw_report_page,
     withdraw_summary,
 )

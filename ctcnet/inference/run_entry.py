@@ -12,7 +12,8 @@ from pathlib import Path
 from ctcnet.core.provenance import software_text
 from ctcnet.inference.model_records import model_file_of
 from ctcnet.inference.result_state import result_state, reviewed_figures
-from ctcnet.inference.summary import PREVIOUS_DIR, signoff_holds
+from ctcnet.inference.sample_folders import PREVIOUS_DIR
+from ctcnet.inference.summary import signoff_holds
 
 # Skipped frames whose reasons run.json repeats per sample (summary.json lists them all).
 SKIP_REASONS_SHOWN = 5

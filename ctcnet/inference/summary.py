@@ -29,7 +29,8 @@ from ctcnet.errors import InputError
 from ctcnet.inference.counts import Counts, ReviewedCounts
 from ctcnet.inference.figures_seal import figures_sha256, record_seals, table_as_recorded
 from ctcnet.inference.result_state import RESEARCH_USE, result_state, signoff_holds  # noqa: F401
-from ctcnet.io.atomic import atomic_path, atomic_write_text, own_folder, refuse_not_a_folder
+from ctcnet.inference.sample_folders import PREVIOUS_DIR, previous_folder
+from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.io.cartridge_info import output_format
 
 log = logging.getLogger(__name__)
@@ -325,19 +326,6 @@ class CropRunSummary:
         """Write summary.json into ``out_dir``, atomically."""
         atomic_write_text(Path(out_dir) / SUMMARY_FILE,
                           strict_json(self.to_dict(), indent=2) + "\n")
-
-
-PREVIOUS_DIR = "previous"
-GALLERY_DIR = "gallery"  # the report's tiles
-
-
-def previous_folder(out_dir: str | Path, make: bool = True) -> Path:
-    """A sample folder's ``previous/``, made where missing (``make``), where what a rerun
-    replaces is kept; refused (one line, the sample set aside: nothing is replaced) where it
-    is a file or a link, which would take them elsewhere (outside ``--out``) or lose them."""
-    folder = Path(out_dir) / PREVIOUS_DIR
-    what = "the summary and exports a rerun replaces"
-    return own_folder(folder, what) if make else (refuse_not_a_folder(folder, what) or folder)
 
 
 def keep_not_as_written(out_dir: str | Path, name: str, move: bool = False) -> Path:

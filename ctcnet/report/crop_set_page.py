@@ -29,7 +29,8 @@ import pandas as pd
 
 from ctcnet.detect.pixel_size import pixel_size_text
 from ctcnet.inference.result_state import RESEARCH_USE
-from ctcnet.inference.summary import GALLERY_DIR, CropRunSummary
+from ctcnet.inference.sample_folders import GALLERY_DIR, GALLERY_HOLDS
+from ctcnet.inference.summary import CropRunSummary
 from ctcnet.io.atomic import atomic_write_text, own_folder
 from ctcnet.nn.spec import ModelSpec
 from ctcnet.report.colours import overlay_legend
@@ -123,7 +124,7 @@ def write_tile_pages(out_dir: Path, table: pd.DataFrame, crops: np.ndarray, spec
     positions, in the order shown; ``crops``: (N, C, S, S) at model scale in the model's
     channel order), at most ``limit`` crops a group; returns per group shown/total/pages and
     the ``files`` shown (``table``'s paths), in order."""
-    gdir = own_folder(Path(out_dir) / GALLERY_DIR, "the report's tiles (stale ones deleted)")
+    gdir = own_folder(Path(out_dir) / GALLERY_DIR, GALLERY_HOLDS)
     panel = spec.panel
     info = {}
     # Pages are drawn on threads, a few at a time, as the cartridge report's are; a page's

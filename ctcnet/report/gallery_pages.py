@@ -30,7 +30,7 @@ from ctcnet.core.ordered import ordered_map
 from ctcnet.core.robust import median_and_mad_sigma
 from ctcnet.detect.detection import BOX_COLUMNS
 from ctcnet.inference.gallery import gallery_categories
-from ctcnet.inference.summary import GALLERY_DIR
+from ctcnet.inference.sample_folders import GALLERY_DIR, GALLERY_HOLDS
 from ctcnet.inference.tables import BAND_PREFIX
 from ctcnet.io.atomic import atomic_path, own_folder
 from ctcnet.io.panel import Panel
@@ -305,7 +305,7 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
     ``explain(crops, class_indices) -> (N, C, S, S)`` adds a saliency row to every tile.
     Only the crops of the events shown are read from the journal, and tiles are drawn a page
     at a time, so memory does not grow with the cartridge."""
-    gdir = own_folder(out_dir / GALLERY_DIR, "the report's tiles (stale ones deleted)")
+    gdir = own_folder(out_dir / GALLERY_DIR, GALLERY_HOLDS)
     event_ids = journal_event_ids(events, gallery)
     journaled = [ids[~np.isnan(ids)] for ids in event_ids.values()]
     has_crop = set(np.concatenate(journaled).astype(np.int64).tolist()) if journaled else set()
