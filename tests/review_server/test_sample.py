@@ -933,10 +933,7 @@ def test_a_summary_edited_by_hand_is_said_as_it_is_written_again_from_the_events
     out = tmp_path / "results"
     shutil.copytree(results / "results", out)
     path = out / "P001" / "summary.json"
-    summary = json.loads(path.read_text())
-    true = summary["counts"]["wbc"]
-    summary["counts"]["wbc"] = true + 9
-    path.write_text(json.dumps(summary))
+    true = typed_wbc_count(path)
     with caplog.at_level("WARNING"):
         Sample("P001", out / "P001").write_counts()
     assert "edited after predict wrote it, or counted by another" in caplog.text
@@ -957,18 +954,25 @@ def test_a_summary_edited_while_a_server_runs_is_written_again_at_its_next_look(
     app = ReviewApp(out, saliency=False)
     app.sample("P001")
     path = out / "P001" / "summary.json"
-    summary = json.loads(path.read_text())
-    true = summary["counts"]["wbc"]
-    summary["counts"]["wbc"] = true + 9
-    path.write_text(json.dumps(summary))
+    true = typed_wbc_count(path)
     with caplog.at_level("WARNING"):
         app.sample("P001")
+    assert "edited after predict wrote it, or counted by another" in caplog.text
     assert json.loads(path.read_text())["counts"]["wbc"] == true
     (kept,) = (out / "P001" / "previous").glob("summary-*-not-as-written.json")
     assert json.loads(kept.read_text())["counts"]["wbc"] == true + 9
     written = path.stat().st_mtime_ns
     app.sample("P001")  # nothing changed since: nothing written
     assert path.stat().st_mtime_ns == written
+
+
+def typed_wbc_count(path) -> int:
+    """Type 9 more wbc into a summary.json by hand; the count it held."""
+    summary = json.loads(path.read_text())
+    true = summary["counts"]["wbc"]
+    summary["counts"]["wbc"] = true + 9
+    path.write_text(json.dumps(summary))
+    return true
 
 
 def test_a_summary_whose_after_review_figure_was_edited_is_kept_and_said(
