@@ -410,7 +410,7 @@ def test_a_median_off_by_chance_is_not_out_of_register():
 
 def test_a_scanners_samples_at_another_scale_among_a_folders_are_named():
     """One panel.json's pixel size for crops of two scanners: the samples whose nuclei read
-    at another scale than the folder's are named; samples alike in scale, or too few nuclei,
+    at another scale than the other samples' are named; samples alike in scale, or too few nuclei,
     name none."""
     from ctcnet.detect.crop_folder_signs import samples_off_scale
 
@@ -421,6 +421,28 @@ def test_a_scanners_samples_at_another_scale_among_a_folders_are_named():
     said = samples_off_scale(nuclei)
     assert said.startswith("the nuclei of 1 of 5 samples") and "s9 (" in said
     assert samples_off_scale({"s0": [8.0] * 20, "s9": [25.0] * 3}) is None  # too few
+
+
+def test_a_sample_enlarged_2x_is_named_however_many_crops_it_holds():
+    """Each sample is read against the others' medians, a vote a sample: with their nuclei
+    pooled, a large sample enlarged 2x pulled the folder's figure towards its own, and one of
+    three went unsaid. Of two samples apart, the one whose nuclei read a nucleus's size is
+    taken to be right; where neither or both do, both are listed."""
+    from ctcnet.detect.crop_folder_signs import samples_off_scale
+
+    rng = np.random.default_rng(1)
+    nuclei = {"a": list(rng.normal(8.5, 1.0, 15)), "b": list(rng.normal(8.5, 1.0, 15)),
+              "big": list(rng.normal(17.0, 2.0, 60))}  # enlarged 2x, twice the others' crops
+    said = samples_off_scale(nuclei)
+    assert said.startswith("the nuclei of 1 of 3 samples") and "big (" in said
+    assert "a (" not in said and "b (" not in said
+    said = samples_off_scale({"a": list(rng.normal(8.5, 1.0, 10)),
+                              "big": list(rng.normal(17.0, 2.0, 40))})
+    assert said.startswith("the nuclei of 1 of 2 samples") and "big (" in said
+    assert "a (" not in said
+    said = samples_off_scale({"a": [6.0] * 10, "b": [12.0] * 10})  # both a nucleus's size
+    assert said.startswith("the nuclei of the 2 samples read at scales 2.0x apart")
+    assert "a (6.0 um)" in said and "b (12.0 um)" in said
 
 
 def test_one_sample_exported_in_another_channel_order_is_named(leukocytes, tmp_path, caplog):
