@@ -47,7 +47,8 @@ def bench_classification(model_path: Path, settings: BenchSettings, workdir: Pat
     # torch; each measurement runs in a worker process that imports only what it measures.
     import torch
 
-    from ctcnet.deploy.export import export_onnx, simulated_crops
+    from ctcnet.deploy.export import export_onnx
+    from ctcnet.deploy.export_crops import simulated_crops
     from ctcnet.nn.classifier import load_model
 
     model, spec = load_model(model_path)

@@ -33,6 +33,11 @@ import numpy as np
 import torch
 
 from ctcnet import __version__
+from ctcnet.deploy.export_crops import (
+    CALIBRATION_CROPS,
+    load_labelled_crops,
+    verification_crops,
+)
 from ctcnet.deploy.graph import OnnxGraph
 from ctcnet.deploy.markers import carried_markers, markers_record, verify_markers
 from ctcnet.deploy.onnx_casts import casts_for_castlikes
@@ -44,7 +49,7 @@ from ctcnet.deploy.quantise import (
     f1_drop_points,
     quantise_int8,
 )
-from ctcnet.detect.crop_dataset import load_crops, read_crop_index
+from ctcnet.deploy.shared_record import shareable_training
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.evaluation.metrics import macro_f1
 from ctcnet.inference.backends import OnnxBackend, TorchBackend
@@ -79,13 +84,8 @@ VERIFY_BATCHES = (1, 7)
 # differs only by summation order; fp16 keeps ~3 significant digits; int8 is judged mainly by
 # the macro-F1 gate, the logit check only catches a broken graph.
 TOLERANCES = {"fp32": (1e-3, 1e-4), "fp16": (5e-2, 2e-2), "int8": (0.5, 0.15)}
-CALIBRATION_CROPS = 512
 # Held-out crops of each class below which the int8 gate's macro-F1 is said to mean little.
 MIN_GATE_CROPS_PER_CLASS = 25
-EVALUATION_CROPS = 4000
-# Simulated calibration/evaluation crops use seed + this offset: far from the seeds the shipped
-# model was trained, validated and tested on (0, 1000, 424242 in scripts/train_default_model.py).
-CALIBRATION_SEED_OFFSET = 9001
 
 
 @dataclass
@@ -100,6 +100,7 @@ class ExportReport:
     int8: dict | None = None
     seconds: float = 0.0
     markers: dict | None = None
+    withheld: list[str] = field(default_factory=list)  # left out of the file's spec
 
     def lines(self) -> list[str]:
         """The report as the lines ``ctcnet export`` prints."""
@@ -119,6 +120,9 @@ class ExportReport:
                        f"{q['macro_f1_fp32']:.4f} (drop {q['drop_points']:+.2f} percentage points, "
                        f"limit {q['max_drop_points']}) on {q['eval_crops']} crops; "
                        f"fp32 agreement {q['agreement_with_fp32']:.1%}")
+        if self.withheld:
+            out.append("  left out of the file's training record, as what may name a patient "
+                       f"(the checkpoint keeps them): {', '.join(self.withheld)}")
         return out
 
 
@@ -212,7 +216,8 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, *,
     atomic_write_bytes(out_path, model_bytes)
     OnnxClassifier(out_path)  # the file as written must load and pass its own checks
     report = ExportReport(str(out_path), precision, opset, len(model_bytes), verification,
-                          int8_info, time.perf_counter() - started, markers_check)
+                          int8_info, time.perf_counter() - started, markers_check,
+                          shareable_training(spec.training)[1])
     for line in report.lines():
         log.info("%s", line.strip())
     return report
@@ -382,8 +387,8 @@ def _with_metadata(onnx_file: Path, spec: ModelSpec, export_info: dict,
     proto.producer_name, proto.producer_version = "ctcnet", __version__
     contract = input_contract(spec.reads_exports, markers=MARKERS_KEY in (extra or {}))
     proto.doc_string = f"ctcnet {spec.arch} classifier; {contract}"
-    metadata = {
-        SPEC_KEY: spec.to_json(),
+    metadata = {  # (the training record without the lab's paths and sample ids)
+        SPEC_KEY: spec.replace(training=shareable_training(spec.training)[0]).to_json(),
         "channels": json.dumps(spec.panel.names),
         "classes": json.dumps(spec.class_names),
         "crop_size": str(spec.crop_size),
@@ -423,78 +428,3 @@ def _lowest_ir_version(proto) -> None:
     proto.opset_import.extend(keep)
     proto.ir_version = max(onnx.helper.find_min_ir_version_for(keep, ignore_unknown=True),
                            8 if proto.functions else 3)
-
-
-# -- crops for verification and calibration ------------------------------------------------------
-
-def verification_crops(spec: ModelSpec, count: int, seed: int = 0) -> tuple[np.ndarray, str]:
-    """uint16 (count, C, S, S) simulated raw crops and where they come from: of the model's
-    classes, or, for a lab's classes the simulator cannot draw (``emt_ctc`` with no subtype
-    listed), of its own cells. The check compares the two graphs' outputs on pixels, which
-    need no label: a lab's model was refused an export for a simulator it never used."""
-    from ctcnet.simulate import undrawn_classes  # scipy
-
-    if undrawn_classes(spec.panel, spec.taxonomy):
-        from dataclasses import replace
-
-        from ctcnet.io.taxonomy import load_taxonomy
-
-        spec = replace(spec, taxonomy=load_taxonomy(None))
-    simulated = simulated_crops(spec, count, seed)
-    return simulated.images, simulated.source
-
-
-def simulated_crops(spec: ModelSpec, count: int, seed: int = 0) -> LabelledCrops:
-    """``count`` labelled simulated crops for this spec's panel, classes and crop size."""
-    from ctcnet.simulate import simulate_crops  # scipy
-
-    per_class = -(-count // spec.num_classes)
-    batch = simulate_crops(per_class, spec.panel, taxonomy=spec.taxonomy,
-                           crop_size=spec.crop_size, seed=seed)
-    labels = np.array([spec.taxonomy.index(name) for name in batch.labels], dtype=np.int64)
-    order = stratified_order(labels)[:count]
-    return LabelledCrops(np.asarray(batch.images)[order], labels[order],
-                         f"simulated ({len(order)} crops, seed {seed})")
-
-
-def stratified_order(labels: np.ndarray) -> np.ndarray:
-    """Indices taking one crop of each class in turn, so any prefix covers every class."""
-    by_class = np.argsort(labels, kind="stable")
-    sorted_labels = labels[by_class]
-    rank = np.empty(len(labels), dtype=np.int64)
-    rank[by_class] = np.arange(len(labels)) - np.searchsorted(sorted_labels, sorted_labels)
-    return np.lexsort((labels, rank))
-
-
-def load_labelled_crops(source: str | Path | LabelledCrops, spec: ModelSpec,
-                        count: int = CALIBRATION_CROPS + EVALUATION_CROPS, seed: int = 0
-                        ) -> LabelledCrops:
-    """Labelled raw crops from a crop dataset folder, or simulated with ``simulate[:N]``."""
-    if isinstance(source, LabelledCrops):
-        return source
-    text = str(source)
-    if text == "simulate" or text.startswith("simulate:"):
-        try:
-            n = int(text.split(":", 1)[1]) if ":" in text else count
-        except ValueError:
-            raise InputError(f"calibration {text!r}: use 'simulate' or 'simulate:N'") from None
-        if n < 1:
-            raise InputError(f"calibration {text!r}: simulate:N draws N crops, 1 or more")
-        try:
-            return simulated_crops(spec, n, seed + CALIBRATION_SEED_OFFSET)
-        except InputError as err:  # a class of the lab's own: the model's taxonomy is fixed
-            if "cannot make class" not in str(err):
-                raise
-            raise InputError(f"{err}; a trained model's taxonomy is its own: give the "
-                             "export labelled crops in its place (--int8 CROP_FOLDER, as "
-                             "evaluate reads them)") from None
-
-    index = read_crop_index(source, taxonomy=spec.taxonomy).conform(
-        spec.panel, what=f"calibration dataset {source}")
-    if len(index) > count:
-        keep = np.zeros(len(index), bool)
-        keep[np.random.default_rng(seed).choice(len(index), count, replace=False)] = True
-        index = index.subset(keep)
-    return LabelledCrops(load_crops(index, spec.crop_size, spec.pixel_size_um),
-                         index.label_indices(spec.taxonomy),
-                         f"crop dataset {source} ({len(index)} crops)")

@@ -20,15 +20,8 @@ from conftest import digest, refused, save_tiny_model
 
 from ctcnet.cli import main
 from ctcnet.deploy import export as export_module
-from ctcnet.deploy.export import (
-    OnnxGraph,
-    export_onnx,
-    load_labelled_crops,
-    stratified_order,
-    verification_crops,
-    verify_against_torch,
-    write_spec,
-)
+from ctcnet.deploy.export import OnnxGraph, export_onnx, verify_against_torch, write_spec
+from ctcnet.deploy.export_crops import load_labelled_crops, stratified_order, verification_crops
 from ctcnet.deploy.quantise import LabelledCrops, check_f1_gate, f1_drop_points
 from ctcnet.deploy.runtime import OnnxClassifier, calls_from_proba
 from ctcnet.detect.crop_dataset import write_crop_dataset
@@ -46,6 +39,21 @@ from ctcnet.simulate import simulate_crops
 CHANNELS = ["DAPI", "CK", "CD45", "CD61", "CD66b"]
 
 
+# A training record as a fine-tune on a lab's crops writes it: folders named by patient, the
+# samples held out and their sign-offs by sample id.
+PATIENT_RECORD = {
+    "dataset": "unit-test", "data": {"data_dir": "/lab/DOE_JOHN_MRN123456/crops"},
+    "finetune": {"base": {"path": "/lab/models/base.pt", "sha256": "ab" * 32},
+                 "data": {"path": "/lab/DOE_JOHN_MRN123456", "samples": 3,
+                          "held_out": {"samples": ["ROE_JANE_MRN654321"], "crops": 9},
+                          "signoff_status": {"DOE_JOHN_MRN123456": "signed off",
+                                             "ROE_JANE_MRN654321": "signed off",
+                                             "POE_ALAN_MRN777777": "not signed off"},
+                          "added_crops": {"POE_ALAN_MRN777777": 4, "DOE_JOHN_MRN123456": 2},
+                          "learnt_from": "fingerprints"}},
+    "recalibration": {"from": "/lab/DOE_JOHN_MRN123456/tuned.pt", "data_dir": "/lab/x"}}
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A 5-channel 40 px model with non-trivial BN statistics, exported through the CLI."""
@@ -54,7 +62,7 @@ def exported(tmp_path_factory):
     spec = ModelSpec("compact", load_panel({"channels": CHANNELS, "pixel_size_um": 0.64}),
                      Taxonomy.from_dict(["ctc", "wbc", "cluster", "debris"]), crop_size=40,
                      arch_kwargs={"width": 8}, temperature=1.3,
-                     training={"dataset": "unit-test"})
+                     training=PATIENT_RECORD)
     model = build_classifier(spec)
     with torch.no_grad():  # make logits large enough that a broken graph cannot hide
         for m in model.modules():
@@ -67,6 +75,46 @@ def exported(tmp_path_factory):
     with contextlib.redirect_stdout(out):
         assert main(["export", str(root / "tiny.pt")]) == 0  # default --out: beside it
     return root, root / "tiny.onnx", spec, out.getvalue()
+
+
+def test_the_onnx_file_carries_no_path_or_sample_id_of_the_training_record(exported):
+    """A model file going to instrument software and other sites: the training, fine-tune and
+    calibration folders' paths (named by patient) and the held-out samples' ids are left out
+    of its spec, said by the export and listed in the record; counts, digests and the crops'
+    fingerprints stay; the checkpoint keeps everything, and a restamped file withholds too."""
+    root, path, spec, printed = exported
+    meta = OnnxClassifier(path).metadata
+    assert "MRN" not in meta["ctcnet_spec"] and "/lab/" not in meta["ctcnet_spec"]
+    shared = json.loads(meta["ctcnet_spec"])["training"]
+    tuned = shared["finetune"]["data"]
+    assert tuned["path"] == "withheld" and tuned["held_out"] == {"samples": 1, "crops": 9}
+    assert tuned["signoff_status"] == {"signed off": 2, "not signed off": 1}
+    assert tuned["added_crops"] == 6 and tuned["learnt_from"] == "fingerprints"
+    assert shared["finetune"]["base"] == {"path": "withheld", "sha256": "ab" * 32}
+    assert shared["withheld"] == [
+        "data.data_dir", "finetune.base.path", "finetune.data.path",
+        "finetune.data.held_out.samples", "finetune.data.signoff_status",
+        "finetune.data.added_crops", "recalibration.from", "recalibration.data_dir"]
+    assert "left out of the file's training record, as what may name a patient" in printed
+    assert "finetune.data.held_out.samples" in printed
+    assert load_model(root / "tiny.pt")[1].training == PATIENT_RECORD
+    restamped = root / "restamp"
+    restamped.mkdir()
+    shutil.copy(root / "tiny.pt", restamped / "tiny.pt")
+    shutil.copy(path, restamped / "tiny.onnx")
+    model, spec = load_model(restamped / "tiny.pt")
+    write_spec(restamped / "tiny.pt", model, spec.replace(review_threshold=0.8))
+    meta = OnnxClassifier(restamped / "tiny.onnx").metadata
+    assert "MRN" not in meta["ctcnet_spec"] and json.loads(meta["ctcnet_spec"])[
+        "review_threshold"] == 0.8
+
+
+def test_a_training_record_without_identifiers_is_carried_as_it_is():
+    from ctcnet.deploy.shared_record import shareable_training
+
+    plain = {"data": {"crop_size": 80, "simulated": {"per_class": 10}}, "epochs": 3}
+    assert shareable_training(plain) == (plain, [])
+    assert shareable_training({}) == ({}, [])
 
 
 def test_cli_prints_verification(exported):
@@ -95,7 +143,8 @@ def test_metadata_round_trip(exported):
     _, path, spec, _ = exported
     proto = onnx.load(str(path))
     meta = {p.key: p.value for p in proto.metadata_props}
-    assert ModelSpec.from_json(meta["ctcnet_spec"]) == spec
+    read = ModelSpec.from_json(meta["ctcnet_spec"])  # (but what may name a patient)
+    assert read.replace(training=spec.training) == spec and read.training != spec.training
     assert json.loads(meta["channels"]) == CHANNELS
     assert meta["crop_size"] == "40" and meta["pixel_size_um"] == "0.64"
     assert meta["precision"] == "fp32" and "raw" in meta["input_contract"]
@@ -109,7 +158,7 @@ def test_metadata_round_trip(exported):
     # Oldest IR the opset allows (older instrument runtimes), and a valid model for onnx.
     assert proto.ir_version == 8 and [o.domain for o in proto.opset_import] == [""]
     onnx.checker.check_model(proto, full_check=True)
-    assert OnnxClassifier(path).spec["training"] == {"dataset": "unit-test"}
+    assert OnnxClassifier(path).spec["training"]["dataset"] == "unit-test"
 
 
 def test_fp16_export(exported, tmp_path):

@@ -333,7 +333,7 @@ def test_every_crop_path_brings_finer_crops_to_model_scale(tmp_path, path):
         dm.setup("fit")
         got = np.concatenate([split.images for split in dm.splits.values()])
     else:
-        from ctcnet.deploy.export import load_labelled_crops
+        from ctcnet.deploy.export_crops import load_labelled_crops
         from ctcnet.io.taxonomy import default_taxonomy
         from ctcnet.nn.spec import ModelSpec
 
