@@ -27,7 +27,12 @@ from pathlib import Path
 from ctcnet.core.json_text import known_fields, strict_json
 from ctcnet.errors import InputError
 from ctcnet.inference.counts import Counts, ReviewedCounts
-from ctcnet.inference.figures_seal import figures_sha256, record_seals, table_as_recorded
+from ctcnet.inference.figures_seal import (
+    SEALS,
+    figures_sha256,
+    record_seals,
+    table_as_recorded,
+)
 from ctcnet.inference.result_state import RESEARCH_USE, result_state, signoff_holds  # noqa: F401
 from ctcnet.inference.sample_folders import PREVIOUS_DIR, previous_folder
 from ctcnet.io.atomic import atomic_path, atomic_write_text
@@ -188,6 +193,10 @@ class RunSummary:
     # The name of the folder predict wrote it into: a copy under another name is told apart
     # (ctcnet.review.runs); None in a summary written before it was recorded.
     output_folder: str | None = None
+    # The seals (figures_seal.SEALS) an earlier ctcnet's summary.json was read without: written
+    # again (a review's counts) it stays without them, as no run sealed what they keep (a look
+    # sealed an old file's model and frames as this version's). Not a field of the file.
+    unsealed: tuple[str, ...] = ()
 
     @staticmethod
     def count_fields(tally: Counts) -> dict:
@@ -229,7 +238,8 @@ class RunSummary:
         # written beside it, decides it again: report_page.write_summary_and_page).
         out["result_state"] = result_state(out)
         out["figures_sha256"] = figures_sha256(out)
-        out.update(record_seals(out))
+        del out["unsealed"]
+        out.update({k: v for k, v in record_seals(out).items() if k not in self.unsealed})
         return {**output_format(), "intended_use": RESEARCH_USE, **out}
 
     @classmethod
@@ -243,6 +253,7 @@ class RunSummary:
         # (each record's keys it knows: a later ctcnet's, rolled back from, adds some)
         values["model"] = ModelUsed(**known_fields(ModelUsed, model))
         values["frames"] = FrameCounts(**known_fields(FrameCounts, data["frames"]))
+        values["unsealed"] = tuple(name for name in SEALS if name not in data)
         for key, record in (("tally", Counts), ("reviewed", ReviewedCounts)):
             if values.get(key) is not None:
                 values[key] = record.from_dict(values[key])

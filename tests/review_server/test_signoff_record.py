@@ -1186,15 +1186,28 @@ def test_an_edit_of_the_blood_read_fails_the_audit(folder, capsys, edit):
 
 
 def test_a_summary_sealed_before_its_provenance_was_reads_with_a_note(folder, capsys):
-    """An earlier ctcnet's summary (figures sealed, provenance not) is read, with a note."""
+    """An earlier ctcnet's summary (figures sealed, provenance not) is read, with a note; the
+    review server writing its counts again does not seal what it only copied (a look at an
+    old folder sealed its model and frames as this version's, and the note went)."""
     from ctcnet.cli import main
+    from ctcnet.review_server.sample import Sample
 
     summary = json.loads((folder / "summary.json").read_text())
-    del summary["provenance_sha256"]
+    del summary["provenance_sha256"], summary["sample_record_sha256"]
     (folder / "summary.json").write_text(json.dumps(summary))
-    assert main(["verify", "--results", str(folder), "--json"]) == 0
-    (sample,) = json.loads(capsys.readouterr().out)["samples"]
-    assert any("before ctcnet sealed what made its figures" in n for n in sample["notes"])
+    for look in range(2):
+        assert main(["verify", "--results", str(folder), "--json"]) == 0
+        (sample,) = json.loads(capsys.readouterr().out)["samples"]
+        assert any("before ctcnet sealed what made its figures" in n for n in sample["notes"])
+        if look == 0:
+            sample = Sample("P001", folder)
+            event = int(sample.candidates["event_id"].iloc[0])
+            sample.decide({"event_id": event, "call": "reject", "run_id": sample.run.token},
+                          "ann")
+            written = json.loads((folder / "summary.json").read_text())
+            assert written["reviewed"] != summary.get("reviewed")  # written again
+            assert "provenance_sha256" not in written and "sample_record_sha256" not in written
+            assert written["reading_sha256"] == summary["reading_sha256"]
 
 
 def test_a_reviewers_name_written_over_in_every_copy_of_the_sign_off_is_told(folder, capsys):
