@@ -446,6 +446,9 @@ def _say_left_out(report: dict, table: str = "spike_in.csv", summaries: dict | N
             "signed off)")
         print(f"{reviewed} of {report['samples']} samples signed off{wait} ({table}: "
               "after_review_per_7_5_ml, review_complete)")
+    elif report["samples"]:  # the docs' "the figures are the automatic counts", said
+        print(f"none of the {report['samples']} samples is signed off: the figures are the "
+              "automatic counts, before a person's review")
     undecided = report.get("samples_decided_not_final") or []
     if undecided:  # a review under way reads as none in the figures: said, not left silent
         print(f"{len(undecided)} sample(s) hold review decisions not signed off (or whose "

@@ -55,11 +55,11 @@ def say_table(reading: dict, positive: str = "ctc", said: str = "") -> None:
               "rates)")
     lob, lod = reading["limit_of_blank_per_7_5_ml"], reading["limit_of_detection_per_7_5_ml"]
     results = f"{lod['results']} result{'' if lod['results'] == 1 else 's'}"
-    print("limit of blank: " + rate_shown(lob["value"])
+    print("limit of blank: " + limit_shown(lob["value"])
           + f" per 7.5 mL, {lob['method']}")
     if lob.get("blanks_with_calls"):
         print(f"  {_blanks_text(lob['blanks_with_calls'], positive)}")
-    print("limit of detection: " + rate_shown(lod["value"])
+    print("limit of detection: " + limit_shown(lod["value"])
           + f" per 7.5 mL from {results}, {lod['method']}"
           + (f"; NOT VERIFIED: {lod['warning']}" if lod.get("warning") else ""))
     for finding in reading.get("suspect_tubes", ()):
@@ -99,6 +99,14 @@ def cells_text(cells: float) -> str:
 def shown(value, spec: str) -> str:
     """A figure as the console shows it, ``-`` where there is none."""
     return "-" if value is None or value != value else format(value, spec)
+
+
+def limit_shown(value) -> str:
+    """A limit per 7.5 mL as the console says it: rounded up, never under the limit
+    (:func:`ctcnet.evaluation.spike_in.limit_text`), ``-`` where there is none."""
+    from ctcnet.evaluation.spike_in import limit_text
+
+    return "-" if value is None or value != value else limit_text(value)
 
 
 def rate_shown(value) -> str:

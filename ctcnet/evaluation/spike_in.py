@@ -134,6 +134,7 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
     table = pd.DataFrame(rows)
     table["level"] = (expected["level"].to_numpy() if "level" in expected
                       else table["spiked"].map(lambda v: f"{v:g}"))
+    table.attrs["levels_given"] = "level" in expected  # (a limit's advice reads it)
     for mode in ("called", "after_review"):
         with np.errstate(divide="ignore", invalid="ignore"):
             table[f"recovery_{mode}"] = np.where(
@@ -252,19 +253,20 @@ def poisson_floor(lob: float, tube_ml: float = 7.5) -> float:
 
 
 def limit_of_detection(lob: float | None, low_rates: np.ndarray,
-                       tube_ml: float | Sequence[float] = 7.5, suspect: Sequence[str] = ()
-                       ) -> dict:
+                       tube_ml: float | Sequence[float] = 7.5, suspect: Sequence[str] = (),
+                       levels_given: bool = False) -> dict:
     """EP17's parametric limit of detection from the lowest spiked level's called rates, never
     under the counts' own Poisson floor (:func:`poisson_floor` of each of its tubes' volumes,
     ``tube_ml``, the highest: the floor of a tube of the median volume lay under every real
     tube's, which then exceeded the limit of blank in 84 % of draws, not 95 %): the
     parametric figure takes the results as Gaussian, which counts of one to three cells are
     not (1.88 per 7.5 mL read as a limit where a tube at that level holds no cell 15 % of the
-    time). ``suspect``: the level's tubes that look mislabelled, named in its warning."""
+    time). ``suspect``: the level's tubes that look mislabelled, named in its warning;
+    ``levels_given``: as :func:`_lod_missing` reads it."""
     rates = np.asarray(low_rates, np.float64)
     n = int(rates.size)
     if lob is None or n < 2:
-        return {"value": None, "results": n, "method": _lod_missing(lob is None, n)}
+        return {"value": None, "results": n, "method": _lod_missing(lob is None, n, levels_given)}
     c_p = Z95 / (1.0 - 1.0 / (4.0 * (n - 1)))
     sd = float(rates.std(ddof=1))
     # EP17 verifies a limit of detection at a level whose results exceed the limit of blank
@@ -287,21 +289,31 @@ def limit_of_detection(lob: float | None, low_rates: np.ndarray,
             "results_over_limit_of_blank": over,
             "method": "EP17 parametric: LoB + c_p x SD of the lowest spiked level"
                       + ("; EP17 asks for 60 results" if n < 60 else "")
-                      + (f"; raised to the Poisson floor of the counts ({floor:.2f}: a tube "
-                         "under it holds no more cells than the limit of blank in over 5 % of "
-                         "draws, whatever the assay)" if floor > parametric else ""),
+                      + (f"; raised to the Poisson floor of the counts ({limit_text(floor)}: "
+                         "a tube under it holds no more cells than the limit of blank in over "
+                         "5 % of draws, whatever the assay)" if floor > parametric else ""),
             **unverified}
 
 
-def _lod_missing(no_blank: bool, results: int) -> str:
+def limit_text(value: float) -> str:
+    """A limit per 7.5 mL in words: two decimals rounded up, never under the limit (2.9957
+    reads 3.00, where a rate, cut so as not to reach a cut-off, reads 2.99)."""
+    from decimal import ROUND_CEILING, Decimal
+
+    return str(Decimal(float(value)).quantize(Decimal("0.01"), rounding=ROUND_CEILING))
+
+
+def _lod_missing(no_blank: bool, results: int, levels_given: bool = False) -> str:
     """What a limit of detection lacks, and only that: a limit of blank (no blank among the
-    samples) or a second result at the lowest spiked level."""
+    samples) or a second result at the lowest spiked level (``levels_given``: the tubes were
+    grouped into levels by the expected file's ``level`` column already)."""
     needs = (["a limit of blank (no blank, spiked 0, among the samples)"] if no_blank else [])
     if results == 0:
         needs.append("a spiked level (only blanks were given)")
     elif results < 2:
         needs.append(f"2 or more results at the lowest spiked level, which has {results} "
-                     "(tubes of exact counts: group them with a level column)")
+                     + ("(spike another tube at that level)" if levels_given else
+                        "(tubes of exact counts: group them with a level column)"))
     return "needs " + " and ".join(needs)
 
 
@@ -414,7 +426,8 @@ def _figures(rows: pd.DataFrame, mode: str) -> dict:
                                    spiked[rate].to_numpy(np.float64)),
             "limit_of_blank_per_7_5_ml": lob,
             "limit_of_detection_per_7_5_ml": {
-                **limit_of_detection(lob["value"], low, _tube_ml(spiked, lowest), low_suspect),
+                **limit_of_detection(lob["value"], low, _tube_ml(spiked, lowest), low_suspect,
+                                     levels_given=bool(rows.attrs.get("levels_given"))),
                 "level": None if lowest is None else lowest["level"],
                 "level_spiked": None if lowest is None else lowest["spiked"]},
             "suspect_tubes": suspect}

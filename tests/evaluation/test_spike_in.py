@@ -12,6 +12,7 @@ from ctcnet.evaluation.expected_file import read_expected
 from ctcnet.evaluation.spike_in import (
     limit_of_blank,
     limit_of_detection,
+    poisson_floor,
     sample_rows,
     spike_report,
 )
@@ -632,3 +633,41 @@ def test_the_poisson_floor_is_that_of_the_least_favourable_tube():
     assert lod["poisson_floor"] == pytest.approx(max(poisson_floor(1.0, 7.5),
                                                      poisson_floor(1.0, 6.0)))
     assert lod["poisson_floor"] == pytest.approx(4.74, abs=0.01)
+
+
+def test_nothing_signed_off_says_the_figures_are_the_automatic_counts(capsys):
+    """None of the samples signed off: the console said nothing of the review, where the docs
+    say the figures are then the automatic counts."""
+    from ctcnet.commands.evaluate_spikes import _say_left_out
+
+    expected = pd.DataFrame({"spiked": [5.0, 5.0]}, index=["a", "b"])
+    unopened = {s: {**summary(4.0), "signoff": None} for s in ("a", "b")}
+    report = spike_report(sample_rows(unopened, expected))
+    _say_left_out({**report, "results_not_expected": []})
+    assert "none of the 2 samples is signed off: the figures are the automatic counts" in \
+        capsys.readouterr().out
+
+
+def test_a_limit_is_said_rounded_up_and_its_advice_knows_a_level_column(capsys):
+    """A limit of detection of 2.9957 per 7.5 mL printed 2.99 beside "raised to the Poisson
+    floor (3.00)": a rate is cut so as not to reach a cut-off, a limit is never said under
+    itself. And one result at the lowest level asked for a level column already given."""
+    from ctcnet.commands.spike_in_console import limit_shown
+    from ctcnet.evaluation.spike_in import limit_text
+
+    floor = poisson_floor(0.0)
+    assert floor == pytest.approx(2.9957, abs=1e-4)
+    assert limit_text(floor) == limit_shown(floor) == "3.00" and limit_text(0.0) == "0.00"
+    assert limit_text(1.5) == "1.50" and limit_shown(None) == "-"
+    lod = limit_of_detection(0.0, np.array([2.0, 2.5]))
+    assert lod["value"] == pytest.approx(floor) and "floor of the counts (3.00:" in lod["method"]
+    assert "group them with a level column" in limit_of_detection(0.0, np.ones(1))["method"]
+    given = limit_of_detection(0.0, np.ones(1), levels_given=True)["method"]
+    assert "spike another tube at that level" in given and "level column" not in given
+    expected = pd.DataFrame({"spiked": [0.0, 0.0, 1.0, 2.0], "level": ["0", "0", "1", "2"]},
+                            index=["b1", "b2", "one", "two"])
+    rows = sample_rows({s: summary(c) for s, c in zip(expected.index, [0, 0, 1, 2])},
+                       expected)
+    method = spike_report(rows)["limit_of_detection_per_7_5_ml"]["method"]
+    assert "spike another tube at that level" in method, method
+
