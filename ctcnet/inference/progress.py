@@ -29,8 +29,12 @@ def progress_bar(total: int | None, quiet: bool, *, events: bool = False):
     )
 
     console = Console(stderr=True)
-    if not console.is_terminal and not quiet and total != 0:
-        return PlainProgress(console)
+    # A log file is no terminal whatever the environment says: FORCE_COLOR (set in CI runners
+    # and container images) made rich draw its bar, 24 redraws in 3 s, into a batch's log.
+    if not (console.is_terminal and _stderr_is_a_terminal()):
+        console = Console(stderr=True, force_terminal=False)
+        if not quiet and total != 0:
+            return PlainProgress(console)
     # A cartridge's events (" new" ones on a resume: its journal's frames are counted done,
     # their events not), and the frames skipped where any were (a frame counts as done either
     # way: "5 of 5" alone would read as complete).
@@ -40,6 +44,16 @@ def progress_bar(total: int | None, quiet: bool, *, events: bool = False):
                     *counted, TimeElapsedColumn(), TimeRemainingColumn(),
                     console=console,
                     disable=quiet or total == 0, transient=False)
+
+
+def _stderr_is_a_terminal() -> bool:
+    """Whether stderr is a terminal (a console that cannot say is none)."""
+    import sys
+
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError, OSError):  # (closed, or replaced by an object)
+        return False
 
 
 class StepBars:

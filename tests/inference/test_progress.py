@@ -44,6 +44,22 @@ def test_a_terminal_gets_the_bar_and_a_file_the_lines(monkeypatch):
     assert not isinstance(progress_bar(10, True), PlainProgress)  # quiet: the disabled bar
 
 
+def test_a_log_file_gets_the_lines_when_the_environment_forces_colour(monkeypatch, capsys):
+    """FORCE_COLOR (CI runners, container images) made rich take a log file for a terminal:
+    the bar's redraws went into the log and the plain line was lost."""
+    import sys
+
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    progress = progress_bar(2, False, events=True)
+    assert isinstance(progress, PlainProgress)
+    with progress:
+        task = progress.add_task("S1", total=2, events=0, new_note="", skipped_note="")
+        progress.update(task, advance=2, events=7)
+    err = capsys.readouterr().err
+    assert "S1: 2 of 2 (100 %), 7 events" in err and "\x1b" not in err
+
+
 def test_a_resumed_cartridge_counts_its_journal_frames_done():
     out = io.StringIO()
     progress = PlainProgress(Console(file=out, width=200), clock=lambda: 0.0)
