@@ -16,14 +16,14 @@ import contextlib
 from ctcnet.commands.models import say_model
 from ctcnet.commands.outcome import outcome_lines, retallied, run_outcome, say_error
 from ctcnet.commands.predict_index import (
+    index_as_the_run_ended,
     index_at_the_end,
     index_of_an_ended_run,
     index_or_ended_in_place,
-    index_said_stopped_as_it_begins,
+    index_said_ended_as_it_begins,
     own_share,
     resume_text,
     say_done_before_the_end,
-    stopped_over_an_index,
 )
 from ctcnet.commands.predict_processes import (
     AUTO_PROCESS_MEMORY_GIB,
@@ -186,26 +186,26 @@ def _run(args, log) -> int:
     import time
     from pathlib import Path
 
-    from ctcnet.inference.resources import cpu_cores, one_malloc_arena
-
-    one_malloc_arena(cpu_cores())  # before the model or any thread allocates
-    # the library: imported when the command runs (see ctcnet.commands)
-    from ctcnet.inference.backends import load_backend
-    from ctcnet.inference.model_records import check_model_digest, model_line
-    from ctcnet.inference.predict import predict_inputs
-
-    options = predict_options(args)
-    from ctcnet.commands.predict_outputs import output_names
-    from ctcnet.inference.inputs import resolve_inputs
-    from ctcnet.inference.output_names import refuse_out_in_crop_folders
-
     out = Path(args.out)
     child = args.process_inputs is not None  # one process of a --processes run
-    # A stop before the run has checked its inputs and written its own index: the earlier
-    # run's index is not left reading "finished".
-    with index_said_stopped_as_it_begins(out, not child and args.shard is None
-                                          and not args.list_outputs
-                                          and env_info().world_size == 1):
+    # A stop, a refusal or an error before the run has checked its inputs and written its own
+    # index (its imports too: a second of a busy node's): the earlier run's index is not left
+    # reading "finished".
+    with index_said_ended_as_it_begins(out, not child and args.shard is None
+                                       and not args.list_outputs
+                                       and env_info().world_size == 1):
+        from ctcnet.inference.resources import cpu_cores, one_malloc_arena
+
+        one_malloc_arena(cpu_cores())  # before the model or any thread allocates
+        # the library: imported when the command runs (see ctcnet.commands)
+        from ctcnet.commands.predict_outputs import output_names
+        from ctcnet.inference.backends import load_backend
+        from ctcnet.inference.inputs import resolve_inputs
+        from ctcnet.inference.model_records import check_model_digest, model_line
+        from ctcnet.inference.output_names import refuse_out_in_crop_folders
+        from ctcnet.inference.predict import predict_inputs
+
+        options = predict_options(args)
         inputs = _inputs(args, child, log)
         if not inputs:  # (--allow-empty, and no input holds a cartridge)
             return _nothing_to_do(args, out, log)
@@ -266,13 +266,13 @@ def _run(args, log) -> int:
             with contextlib.suppress(OSError):
                 note_set_aside(out, set_aside, started)
             ended = stop_within(err) or err  # (a signal inside an import's error: stopped)
-            if began or stopped_over_an_index(ended, out, indexing and shard is None
-                                               and info.world_size == 1):
-                mine = names if shard is None else split(  # as the inputs were split
-                    names, rank, world_size, key=output_folder_of)
-                index_of_an_ended_run(out, names, world_size, set_aside, started,
+            mine = names if shard is None else split(  # as the inputs were split
+                names, rank, world_size, key=output_folder_of)
+            index_as_the_run_ended(out, bool(began), ended, indexing and shard is None
+                                   and info.world_size == 1, lambda: index_of_an_ended_run(
+                                       out, names, world_size, set_aside, started,
                                        failed_reports, ended, log, mine, shard is not None,
-                                       args.overwrite)
+                                       args.overwrite))
             raise
     # One index of every output of the run: under torchrun once all ranks have finished; each
     # shard of a job array rewrites it as it ends, the last leaving the whole index.

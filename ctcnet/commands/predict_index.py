@@ -67,18 +67,18 @@ def resume_text(overwrite: bool) -> str:
             "inputs alone" if overwrite else "the same command resumes it")
 
 
-def stopped_over_an_index(err: BaseException, out, indexing: bool) -> bool:
-    """Whether a run stopped by a signal (Ctrl-C, SIGTERM) before its checks had passed
+def ended_over_an_index(err: BaseException, out, indexing: bool) -> bool:
+    """Whether a run that ended before its checks had passed (a signal, a refusal, an error)
     leaves an index to say so: where an earlier run's is in ``--out``, which read "finished"
-    beside an exit of 143 and a line saying "stopped" (a wrapper took last night's results
-    for tonight's)."""
+    beside an exit of 143 (or 2, or 4) and a line saying why (a wrapper took last night's
+    results for tonight's)."""
     import json
     from pathlib import Path
 
     from ctcnet.core.processes import recorded_process_alive
     from ctcnet.io.cartridge_info import RUN_INDEX_FILE
 
-    if not (indexing and isinstance(err, KeyboardInterrupt)):
+    if not indexing or isinstance(err, SystemExit | GeneratorExit):
         return False
     try:
         index = json.loads((Path(out) / RUN_INDEX_FILE).read_text(encoding="utf-8"))
@@ -90,22 +90,40 @@ def stopped_over_an_index(err: BaseException, out, indexing: bool) -> bool:
 
 
 @contextlib.contextmanager
-def index_said_stopped_as_it_begins(out, indexing: bool):
-    """Around what a run does before its checks have passed (its inputs listed and read, its
-    model chosen): a signal there, where an earlier run's index is in ``--out``
-    (:func:`stopped_over_an_index`), leaves it reading ``stopped``
-    (:func:`~ctcnet.inference.run_index.mark_run_stopped_as_it_began`), not "finished"."""
+def index_said_ended_as_it_begins(out, indexing: bool):
+    """Around what a run does before its checks have passed (its modules imported, its
+    inputs listed and read, its model chosen): a signal, a refusal or an error there, where
+    an earlier run's index is in ``--out`` (:func:`ended_over_an_index`), leaves it reading
+    ``stopped`` or ``failed`` (:func:`~ctcnet.inference.run_index.mark_run_ended_as_it_began`),
+    not "finished"."""
     from ctcnet.errors import stop_within
-    from ctcnet.inference.run_index import mark_run_stopped_as_it_began
+    from ctcnet.inference.run_index import mark_run_ended_as_it_began
 
     try:
         yield
     except BaseException as err:
         ended = stop_within(err) or err
-        if stopped_over_an_index(ended, out, indexing):
-            with contextlib.suppress(Exception):  # the signal is told, not this
-                mark_run_stopped_as_it_began(out, ended)
+        if ended_over_an_index(ended, out, indexing):
+            with contextlib.suppress(Exception):  # the signal or refusal is told, not this
+                mark_run_ended_as_it_began(out, ended, "stopped" if isinstance(
+                    ended, KeyboardInterrupt) else "failed")
         raise
+
+
+def index_as_the_run_ended(out, began: bool, ended: BaseException, indexing: bool,
+                           write_index) -> None:
+    """run.json of a run a signal or an error ended: its own (``write_index``) where it had
+    begun, or a signal stopped it once its checks had passed; else, where an earlier run's
+    index is in ``--out`` (:func:`ended_over_an_index`) and an error ended the run (its
+    model refused), that index reads ``failed``, not "finished"."""
+    from ctcnet.inference.run_index import mark_run_ended_as_it_began
+
+    over = not began and ended_over_an_index(ended, out, indexing)
+    if began or (over and isinstance(ended, KeyboardInterrupt)):
+        write_index()
+    elif over:
+        with contextlib.suppress(Exception):  # the refusal is told, not this
+            mark_run_ended_as_it_began(out, ended, "failed")
 
 
 def index_of_an_ended_run(out, names, world_size, set_aside, started, failed_reports,

@@ -157,12 +157,15 @@ def mark_run_ended_in_place(out: Path, state: str, error: BaseException) -> None
         index.write(text)
 
 
-def mark_run_stopped_as_it_began(out: Path, error: BaseException) -> None:
-    """``run.json`` of a run a signal stopped before it had checked its inputs and written its
-    own ``running`` index: the earlier run's index, left as it was, read "finished" beside an
-    exit of 143 and a line saying "stopped" (a wrapper took last night's results for
-    tonight's). It now reads ``stopped``, with the error, the outputs it lists said to be the
-    earlier run's; its table (``samples.csv``) goes, as when a run starts."""
+def mark_run_ended_as_it_began(out: Path, error: BaseException, state: str = "stopped"
+                               ) -> None:
+    """``run.json`` of a run that ended before it had checked its inputs and written its own
+    ``running`` index: by a signal (``state`` ``stopped``), or refused or failed (``failed``:
+    a scan share not mounted, an output folder it may not write). The earlier run's index,
+    left as it was, read "finished" beside the exit status (a wrapper took last night's
+    results for tonight's). It now reads ``state``, with the error, the outputs it lists said
+    to be the earlier run's; its table (``samples.csv``) goes, as when a run starts. Written
+    over in place where no new file can be written beside it (a folder made read-only)."""
     with _index_lock(out):
         path = Path(out) / RUN_INDEX_FILE
         try:
@@ -171,12 +174,18 @@ def mark_run_stopped_as_it_began(out: Path, error: BaseException) -> None:
             return
         if not isinstance(earlier, dict):
             return
-        (Path(out) / SAMPLES_FILE).unlink(missing_ok=True)
-        atomic_write_text(path, json.dumps(
-            {**earlier, "state": "stopped", "written_at": utc(time.time()),
+        with contextlib.suppress(OSError):
+            (Path(out) / SAMPLES_FILE).unlink(missing_ok=True)
+        text = json.dumps(
+            {**earlier, "state": state, "written_at": utc(time.time()),
              "error": ending_text(error),
-             "note": "a run stopped as it began, before it had checked its inputs: the "
-                     "outputs listed are those of the run before it"}, indent=2) + "\n")
+             "note": f"a run {state} as it began, before it had checked its inputs: the "
+                     "outputs listed are those of the run before it"}, indent=2) + "\n"
+        try:
+            atomic_write_text(path, text)
+        except OSError:  # (the file itself may still be written)
+            with open(path, "w", encoding="utf-8") as index:
+                index.write(text)
 
 
 @contextlib.contextmanager

@@ -244,6 +244,57 @@ def test_a_run_stopped_before_its_checks_passed_leaves_no_finished_index(
     assert json.loads((out / "run.json").read_text()) == live
 
 
+def test_a_night_refused_or_failed_as_it_began_leaves_no_finished_index(
+        cart_and_model, tmp_path, capsys, monkeypatch):
+    """A scan share not mounted (exit 2), a model refused, a folder it may not write (exit
+    4): last night's run.json read "finished", and a monitor following the docs' checklist
+    took last night's results for tonight's. It reads "failed" with the error, the outputs
+    it lists said to be the earlier run's; written over in place where no file can be made
+    beside it. Another run's live index is left as it is."""
+    import os
+    import socket
+
+    import ctcnet.inference.backends as backends
+    import ctcnet.inference.run_index as run_index
+
+    scans, out = batch(cart_and_model, tmp_path)
+    assert run_cli(capsys, "predict", scans, "--out", out, "--quiet",
+                   *options(cart_and_model))[0] == 0
+    status, _ = run_cli(capsys, "predict", tmp_path / "share_not_mounted", "--out", out,
+                        "--quiet", *options(cart_and_model))
+    index = json.loads((out / "run.json").read_text())
+    assert status == 2 and index["state"] == "failed", index
+    assert "share_not_mounted" in index["error"] and "before it had checked" in index["note"]
+    assert [e["name"] for e in index["outputs"]] == ["S_a", "S_b"]  # the earlier run's
+    assert not (out / "samples.csv").exists()
+
+    def refused(*args, **kwargs):
+        raise InputError("the model's digest is not the one asked for")
+
+    assert run_cli(capsys, "predict", scans, "--out", out, "--quiet",
+                   *options(cart_and_model))[0] == 0
+    monkeypatch.setattr(backends, "load_backend", refused)
+    assert run_cli(capsys, "predict", scans, "--out", out, "--quiet",
+                   *options(cart_and_model))[0] == 2
+    index = json.loads((out / "run.json").read_text())
+    assert index["state"] == "failed" and "digest" in index["error"]
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(out / ".run.json.tmp"))
+
+    monkeypatch.setattr(run_index, "atomic_write_text", read_only)
+    (out / "run.json").write_text(json.dumps({"state": "finished", "outputs": []}))
+    status, _ = run_cli(capsys, "predict", tmp_path / "gone", "--out", out, "--quiet",
+                        *options(cart_and_model))
+    index = json.loads((out / "run.json").read_text())
+    assert status == 2 and index["state"] == "failed" and "gone" in index["error"]
+    live = {"state": "running", "host": socket.gethostname(), "pid": os.getpid()}
+    (out / "run.json").write_text(json.dumps(live))
+    assert run_cli(capsys, "predict", tmp_path / "gone", "--out", out, "--quiet",
+                   *options(cart_and_model))[0] == 2
+    assert json.loads((out / "run.json").read_text()) == live
+
+
 def test_a_process_stopped_keeps_the_refusals_it_made(cart_and_model, tmp_path, capsys,
                                                       monkeypatch):
     """A --processes child stopped by SIGTERM had refused an input (its channels): the
