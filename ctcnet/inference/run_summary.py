@@ -26,7 +26,9 @@ from ctcnet.inference.options import PredictOptions, edge_cut_class, unguarded_c
 from ctcnet.inference.resources import children_peak_memory_mb, peak_memory_mb
 from ctcnet.inference.review_list import review_list_summary
 from ctcnet.inference.sample_checks import (
+    blurred_frames_problem,
     crowding_problem,
+    empty_frames_problem,
     faint_problem,
     repeated_frames_problem,
     review_load_problem,
@@ -82,7 +84,9 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
     density = events_per_mm2(len(events), total - skips, cartridge.frame_shape,
                              cartridge.panel.pixel_size_um)
     review_list = review_list_summary(events, spec)
+    by_frame = frame_counts(events, cartridge, skipped)
     said = [p for p in (implausible, crowding_problem(density),
+                        empty_frames_problem(by_frame), blurred_frames_problem(events),
                         sparse_problem(len(events), total - skips, density),
                         review_load_problem(review_list, len(events)),
                         faint_problem(events["peak_snr"] if "peak_snr" in events else ()),
@@ -97,7 +101,6 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
                     "rates per 7.5 mL rest on that (state the tube's volume and run the same "
                     "command again: the counts stand, the rates are made anew)",
                     cartridge.sample_id, cartridge.blood_volume_ml)
-    by_frame = frame_counts(events, cartridge, skipped)
     if (few := sparse_frames(by_frame)) is not None:
         log.warning("%s: %s", cartridge.sample_id, few)
     n = len(events)

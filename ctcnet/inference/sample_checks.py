@@ -16,6 +16,11 @@ whole sample's events once its frames are done, each a ``problems`` entry (the s
 * **Faint** (:func:`faint_problem`): events whose median peak stands fewer noise units above
   the background than on any scan the model was checked on (a dim stain, an old tube, a
   noisy camera): dim CTCs read as debris, unshown.
+* **A frame of no cells** (:func:`empty_frames_problem`): a frame read with next to none of
+  the events its cartridge's frames hold (a frame of noise, a lamp off, focus lost on it)
+  had its blood counted as read, unsaid but in a log line.
+* **A frame out of focus** (:func:`blurred_frames_problem`): a frame whose objects spread over
+  far more area than the other frames' lost its CTCs to debris, unsaid.
 """
 
 from __future__ import annotations
@@ -130,7 +135,9 @@ def sparse_frames(events_by_frame: dict[str, int]) -> str | None:
     median = float(np.median(list(events_by_frame.values())))
     if median < SPARSE_FRAMES_MIN_EVENTS:
         return None
-    low = sorted(f for f, n in events_by_frame.items() if n < SPARSE_FRAME_SHARE * median)
+    # (those under a tenth are a problem of the sample, said by empty_frames_problem)
+    low = sorted(f for f, n in events_by_frame.items()
+                 if EMPTY_FRAME_SHARE * median <= n < SPARSE_FRAME_SHARE * median)
     if not low:
         return None
     return (f"{len(low)} frame(s) hold under half the events of the cartridge's median frame "
@@ -166,3 +173,66 @@ def repeated_frames_problem(events) -> str | None:
             f"{'; ...' if len(pairs) > 3 else ''} (one tile under two names, one of them "
             "written in another encoding?): its cells are counted under each name; remove the "
             "copy and run again")
+
+
+# A frame holding under this share of its cartridge's median frame's events (20 or more) holds
+# next to no cells: no real frame of blood read does (simulated frames hold 0.82 of the median
+# or more; half a frame under a bubble about 0.5, said by sparse_frames), but a frame of noise,
+# a lamp off or a stage that lost the chamber does (0 of 304). Its blood counted as read makes
+# every rate too low.
+EMPTY_FRAME_SHARE = 0.1
+
+
+def empty_frames_problem(events_by_frame: dict[str, int]) -> str | None:
+    """What to say of the frames read with next to none of the events the cartridge's frames
+    hold (None: none, or too few frames or events to say)."""
+    import numpy as np
+
+    if len(events_by_frame) < 2:
+        return None
+    median = float(np.median(list(events_by_frame.values())))
+    if median < SPARSE_FRAMES_MIN_EVENTS:
+        return None
+    empty = sorted(f for f, n in events_by_frame.items() if n < EMPTY_FRAME_SHARE * median)
+    if not empty:
+        return None
+    named = ", ".join(f"{f} ({events_by_frame[f]})" for f in empty[:5])
+    return (f"{len(empty)} of {len(events_by_frame)} frames read hold next to no events "
+            f"(under a tenth of the median frame's {median:.0f}): {named}"
+            f"{', ...' if len(empty) > 5 else ''} (a frame of noise, a lamp off, focus or the "
+            "chamber lost?): their blood is counted as read, so the rates are too low if they "
+            "held cells; check them (summary.json events_by_frame)")
+
+
+# A frame whose events' median area is this many times the lower quartile of the frames'
+# medians or more is out of focus: blur spreads every object over its threshold (a frame
+# blurred at 4 px read 2.5x, its CTCs lost to debris). The lower quartile, not the median:
+# with half the frames blurred the median lies between. On simulated cartridges a frame's
+# median area lay within 1.2x of the quartile; a frame dimmed at its corners 1.5x.
+BLURRED_AREA_RATIO = 1.8
+BLURRED_MIN_EVENTS = 20  # a frame's median of fewer says little
+
+
+def blurred_frames_problem(events) -> str | None:
+    """What to say of the frames whose events spread over far more area than the other
+    frames' (None: none, or too few frames of enough events to compare)."""
+    import numpy as np
+
+    if not len(events) or not {"frame_id", "area_um2"} <= set(events):
+        return None
+    by_frame = events.groupby("frame_id", sort=True)["area_um2"].agg(["median", "size"])
+    by_frame = by_frame[by_frame["size"] >= BLURRED_MIN_EVENTS]
+    if len(by_frame) < 2:
+        return None
+    quartile = float(np.percentile(by_frame["median"], 25))
+    ratio = by_frame["median"] / max(quartile, 1e-9)
+    blurred = ratio[ratio >= BLURRED_AREA_RATIO]
+    if blurred.empty:
+        return None
+    named = ", ".join(f"{f} ({r:.1f}x)" for f, r in list(blurred.items())[:5])
+    return (f"{len(blurred)} frame(s) hold objects spread over far more area than the other "
+            f"frames' (their median event area against the frames' lower quartile, "
+            f"{quartile:.0f} um^2): {named}{', ...' if len(blurred) > 5 else ''}: out of "
+            "focus? Blur spreads a CTC's CK and nucleus into debris and loses it; check them, "
+            "and rescan them if so")
+

@@ -159,7 +159,8 @@ def empty_frame_table(cartridge: Cartridge) -> pd.DataFrame:
 SUMMARY_COLUMNS = ("event_id", "frame", "frame_id", "row", "col", "x", "y", "edge_cut",
                    "model_class", "class", "confidence", "review", "guard", "markers_ctc",
                    "markers_vouch", FILED_BY_PRIOR, "cluster_partner",
-                   "peak_snr")  # (how faint the sample is: sample_checks.faint_problem)
+                   "peak_snr",  # (how faint the sample is: sample_checks.faint_problem)
+                   "area_um2")  # (a frame out of focus: sample_checks.blurred_frames_problem)
 ROWS_PER_GROUP = 16384  # parquet row group: thousands of rows (one frame holds hundreds)
 
 

@@ -124,3 +124,51 @@ def test_one_tile_under_two_names_in_another_encoding_is_said(tmp_path):
     linked_cartridge(tmp_path / "cart", tmp_path / "linked", 4)
     linked = predict_cartridge(tmp_path / "linked", backend, tmp_path / "bench", options)
     assert not any("same events at the same places" in p for p in linked.problems)
+
+
+def test_a_frame_of_next_to_no_events_is_a_problem_of_the_sample():
+    """A frame of noise read 0 events beside its cartridge's 304 a frame: its blood was
+    counted as read, the sample ok, said in a log line only (and not at all on a cartridge of
+    under 10 frames)."""
+    from ctcnet.inference.sample_checks import empty_frames_problem, sparse_frames
+
+    frames = {f"r00c{i:02d}": 300 + i for i in range(4)}
+    assert empty_frames_problem(frames) is None
+    frames["r00c01"], frames["r00c02"] = 0, 10
+    text = empty_frames_problem(frames)
+    assert text.startswith("2 of 4 frames read hold next to no events (under a tenth of the "
+                           "median frame's 155): r00c01 (0), r00c02 (10)"), text
+    assert empty_frames_problem({"a": 300, "b": 0}) is not None  # two frames say it
+    assert empty_frames_problem({"a": 300}) is None
+    assert empty_frames_problem({"a": 15, "b": 0, "c": 15}) is None  # too sparse to say
+    # The warning of frames under half leaves those said as a problem.
+    many = {f"r00c{i:02d}": 290 for i in range(12)} | {"r00c03": 141, "r00c07": 0}
+    assert sparse_frames(many).startswith("1 frame(s) hold under half the events of the "
+                                          "cartridge's median frame (290): r00c03 (")
+
+
+def test_a_frame_out_of_focus_is_a_problem_of_the_sample():
+    """Blur spreads every object over its threshold: a frame blurred at 4 px read 2.5x its
+    cartridge's median area, its CTCs lost to debris, the sample ok and nothing said. With
+    half the frames blurred the median lies between: the frames' lower quartile is read."""
+    import numpy as np
+    import pandas as pd
+
+    from ctcnet.inference.sample_checks import blurred_frames_problem
+
+    rng = np.random.default_rng(0)
+
+    def frames(areas):
+        return pd.DataFrame({"frame_id": np.repeat([f"r00c{i:02d}" for i in range(len(areas))],
+                                                   60),
+                             "area_um2": np.concatenate([rng.normal(a, 20, 60)
+                                                         for a in areas])})
+
+    assert blurred_frames_problem(frames([150, 160, 145, 170, 155])) is None
+    text = blurred_frames_problem(frames([150, 390, 145, 380]))
+    assert text.startswith("2 frame(s) hold objects spread over far more area than the other "
+                           "frames'") and "r00c01 (2." in text and "r00c03 (2." in text
+    assert "r00c00" not in text and "out of focus?" in text
+    few = frames([150, 390]).iloc[::4]  # 15 events a frame: too few to say
+    assert blurred_frames_problem(few) is None
+    assert blurred_frames_problem(pd.DataFrame({"frame_id": [], "area_um2": []})) is None
