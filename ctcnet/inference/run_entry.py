@@ -233,3 +233,23 @@ def _denominator(summary: dict) -> dict:
             # (False: counted from those found; a truncated copy then reads whole)
             "frames_expected_stated": frames.get("expected_stated"),
             **({"per_7_5_ml_interval": interval} if isinstance(interval, dict) else {})}
+
+
+def outcome_tally(entries: list[dict]) -> dict[str, int]:
+    """How the run's inputs came out, counted from its entries, for a monitor to read at a
+    glance (the same entries, one kind each): ``ok``, ``partial`` and ``failed`` cartridges,
+    crop sets written (``crop_sets``), inputs ``set_aside`` (refused: the exit status 2),
+    ``held`` by another run of the batch (no fault), and ``missing`` (not reached: a run that
+    ended early)."""
+    tally = dict.fromkeys(("ok", "partial", "failed", "crop_sets", "set_aside", "held",
+                           "missing"), 0)
+    for entry in entries:
+        if "set_aside" in entry:
+            tally["held" if entry.get("set_aside_kind") == "held" else "set_aside"] += 1
+        elif entry.get("missing"):
+            tally["missing"] += 1
+        elif entry.get("status") in ("ok", "partial", "failed"):
+            tally[entry["status"]] += 1
+        else:
+            tally["crop_sets"] += 1
+    return {"inputs": len(entries), **tally}

@@ -27,7 +27,7 @@ from ctcnet.errors import InputError
 from ctcnet.inference.distributed import env_info, stable_rank
 from ctcnet.inference.output_names import output_folder_of
 from ctcnet.inference.result_state import RESEARCH_USE
-from ctcnet.inference.run_entry import counted_at, output_entry, utc
+from ctcnet.inference.run_entry import counted_at, outcome_tally, output_entry, utc
 from ctcnet.inference.run_table import write_samples_csv
 from ctcnet.inference.setting_differences import how_settings_differ
 from ctcnet.inference.shared_scans import mark_same_scans, mark_shared_frames
@@ -305,7 +305,7 @@ def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missi
              "written_at": utc(time.time()),
              **({"error": ending_text(error)} if error is not None else {}),
              **({"started_at": utc(since)} if since is not None else {}),
-             "outputs": entries,
+             "tally": outcome_tally(entries), "outputs": entries,
              **({"other_outputs": others} if others else {}),
              **({"unfinished_outputs": unfinished} if unfinished else {}),
              **({"not_comparable": differ} if differ else {}),

@@ -260,6 +260,9 @@ def test_a_night_refused_or_failed_as_it_began_leaves_no_finished_index(
     scans, out = batch(cart_and_model, tmp_path)
     assert run_cli(capsys, "predict", scans, "--out", out, "--quiet",
                    *options(cart_and_model))[0] == 0
+    tally = json.loads((out / "run.json").read_text())["tally"]  # a monitor's glance
+    assert tally["inputs"] == 2 and tally["ok"] + tally["partial"] == 2, tally
+    assert tally["failed"] == tally["set_aside"] == tally["missing"] == 0
     status, _ = run_cli(capsys, "predict", tmp_path / "share_not_mounted", "--out", out,
                         "--quiet", *options(cart_and_model))
     index = json.loads((out / "run.json").read_text())
@@ -1023,3 +1026,18 @@ def test_an_output_folder_gone_read_only_leaves_no_running_run_json(
     assert status == 4
     run = json.loads((out / "run.json").read_text())
     assert run["state"] == "failed" and "Permission denied" in run["error"]
+
+
+def test_the_tally_counts_each_entry_once_by_its_kind():
+    from ctcnet.inference.run_entry import outcome_tally
+
+    entries = [{"name": "a", "status": "ok"}, {"name": "b", "status": "partial"},
+               {"name": "c", "status": "failed"}, {"name": "d", "set_aside": "x",
+                                                   "set_aside_kind": "input"},
+               {"name": "e", "set_aside": "y", "set_aside_kind": "held"},
+               {"name": "f", "missing": True, "kept_output": {"status": "ok"}},
+               {"name": "crops", "summary": "crops/summary.json"}]
+    assert outcome_tally(entries) == {"inputs": 7, "ok": 1, "partial": 1, "failed": 1,
+                                      "crop_sets": 1, "set_aside": 1, "held": 1, "missing": 1}
+    assert outcome_tally([])["inputs"] == 0
+
