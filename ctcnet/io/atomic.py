@@ -383,6 +383,11 @@ def check_output_path(path: str | Path, where: str = "--out") -> None:
             whose = f"the path of the folder it lies in ({full.parent}) is"
         raise InputError(f"{whose} not UTF-8, so the tables cannot be written under it; "
                          f"choose another {where} (a path in UTF-8)", path) from None
+    try:
+        on_disk(full)
+    except UnicodeEncodeError:  # (a Latin-1 locale's 患者17: a traceback ended the batch)
+        raise InputError(f"this system writes file names in {sys.getfilesystemencoding()}, "
+                         f"which cannot write this one; {_UTF8_LOCALE}", path) from None
     named = max(full.parts, key=lambda part: len(os.fsencode(part)))
     if len(os.fsencode(named)) > NAME_MAX:
         raise InputError(f"a folder name in it is {len(os.fsencode(named))} bytes long, past "
@@ -397,8 +402,10 @@ def check_output_path(path: str | Path, where: str = "--out") -> None:
     if on_disk(full) != os.fsdecode(full).encode("utf-8"):  # a Latin-1 locale's Müller
         raise InputError(f"this system writes file names in {sys.getfilesystemencoding()}, "
                          "and the tables' writer reads them as UTF-8: a name beyond ASCII "
-                         "would be another file to it; run in a UTF-8 locale "
-                         "(LC_ALL=C.UTF-8) or with PYTHONUTF8=1", path)
+                         f"would be another file to it; {_UTF8_LOCALE}", path)
+
+
+_UTF8_LOCALE = "run in a UTF-8 locale (LC_ALL=C.UTF-8) or with PYTHONUTF8=1"
 
 
 # The bytes a run's files take under its --out: a sample's folder (an id of up to 200 bytes),
