@@ -293,8 +293,8 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
     # "review": the count had every flagged event been resolved to its true class, a perfect
     # reviewer's; what a person's review comes to is measured by their decisions, not here.
     print("review: the count had a reviewer resolved every flagged event to its true class"
-          + ("; *: partial (why: its summary.json skipped_frames and problems), truth and "
-             "calls of the frames read" if partial else ""))
+          + ("; *: partial, its summary.json's problems or skipped frames say why (where "
+             "frames were skipped, truth and calls are of the frames read)" if partial else ""))
     for counted in report.get("counted_classes", [name]):
         for mode in ("automatic", "after_review"):
             entry = report["per_class"][counted][mode]
