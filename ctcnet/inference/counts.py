@@ -343,7 +343,9 @@ def implausible_frames(events: pd.DataFrame, ctc_classes: Sequence[str] = ("ctc"
     more = f" and {len(said) - FRAMES_NAMED} more frames" if len(said) > FRAMES_NAMED else ""
     whose = "that frame's" if len(said) == 1 else "those frames'"
     return (f"{named}{more}: more CTCs than the rest of the sample makes likely; check "
-            f"{whose} channel files (CK and CD45 swapped, or renamed?) before reading the "
+            f"{whose} channel files (CK and CD45 swapped, or renamed?) and CD45's plane on "
+            f"{'it' if len(said) == 1 else 'them'} (dark, its lamp or filter failed: "
+            "leukocytes then lack the marker that tells them from CTCs) before reading the "
             "counts")
 
 

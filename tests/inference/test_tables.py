@@ -98,8 +98,11 @@ def test_calls_that_look_like_a_swapped_ck_and_cd45_are_said():
 
     frames = pd.DataFrame({"class": ["tumour"] * 30 + ["leukocyte"] * 960,
                            "frame_id": ["r00c07"] * 90 + ["r00c01"] * 900})
+    said = implausible_frames(frames, ["tumour"], ["leukocyte"])
     assert "frame r00c07: 30 called tumour against 60 called leukocyte (the other frames 0 " \
-        "against 900)" in implausible_frames(frames, ["tumour"], ["leukocyte"])
+        "against 900)" in said
+    # A CD45 lamp dark on the frame reads alike: said beside the swap, not only a swap.
+    assert "(CK and CD45 swapped, or renamed?) and CD45's plane on it (dark, its lamp" in said
     said = implausible_marker_balance(clusters, ["cluster"])
     assert "63 events called cluster against 225 called wbc" in said and "platelet" in said
     # Each kind on its own: 15 CTCs and 10 clusters against 25 leukocytes (a rich reference
