@@ -182,12 +182,13 @@ def event_parameters(events: pd.DataFrame, summary, where: Path,
                                                                   height)]
     if "area_um2" in events:
         out.append(number("area_um2", "Area (um^2)"))
-    levels = sample_levels(where.parent, events)
+    levels = sample_levels(where.parent, events, summary)
     if not levels and len(events) and first_time(__name__, str(where.parent), "levels"):
         # (a gate set on snr_ carries across samples: one file without them breaks it)
         log.warning("%s: no snr_<channel> parameters: the sample's levels were never taken "
-                    "(its report drew no tile: no candidate); `ctcnet review` takes them at "
-                    "its first look at the sample, then export again", where.parent)
+                    "(its report drew no tile) and its frames cannot be read as predict "
+                    "read them (moved, or changed since: `ctcnet -v` says which)",
+                    where.parent)
     for col in [c for c in events.columns if c.startswith("mean_")]:
         channel = col.removeprefix("mean_")
         out.append(number(col, f"{channel} mean intensity", channel_top.get(channel, 0.0)))

@@ -28,9 +28,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from ctcnet.core.robust import crop_statistics
 from ctcnet.inference.guard.flags import TABLE_MEASURES
-from ctcnet.review.levels import MIN_SNR, SAMPLE_PERCENTILE, DisplayLevels
+from ctcnet.review.levels import DisplayLevels
 
 log = logging.getLogger(__name__)
 
@@ -47,27 +46,6 @@ GUARD_MEASURES = {"ck_peak": "CK peak", "ck_area_um2": "CK area um2",
 assert set(GUARD_MEASURES) == set(TABLE_MEASURES)
 # ... and shown beside them: what a scan-leak hold (cd45_positive) compares with the scan's leak.
 SHOWN_MEASURES = {**GUARD_MEASURES, "cd45_leak_needed": "CK leak CD45 needs"}
-
-
-def levels_from_statistics(channels, background: np.ndarray, noise: np.ndarray,
-                           top: np.ndarray, run_id: str = "") -> DisplayLevels | None:
-    """The sample's levels from its crops' statistics (:func:`crop_statistics`, stacked);
-    None without a crop. The median background and noise of the crops, and white at the
-    ``SAMPLE_PERCENTILE`` of the cells' brightest signals over their own background."""
-    if not len(background):
-        return None
-    black = np.median(background, axis=0)
-    sd = np.maximum(np.median(noise, axis=0), 1e-3)
-    bright = np.percentile(top - background, SAMPLE_PERCENTILE, axis=0)
-    white = black + np.maximum(bright, MIN_SNR * sd)
-    as_floats = lambda v: tuple(float(a) for a in v)  # noqa: E731
-    return DisplayLevels(tuple(channels), as_floats(black), as_floats(sd), as_floats(white),
-                         run_id, int(len(background)))
-
-
-def levels_from_crops(crops: np.ndarray, channels, run_id: str = "") -> DisplayLevels | None:
-    """Display levels from a run's crops (:func:`levels_from_statistics`); None without a crop."""
-    return levels_from_statistics(channels, *crop_statistics(crops), run_id=run_id)
 
 
 def peak_snr(crops: np.ndarray, levels: DisplayLevels, pixel_size_um: float) -> np.ndarray:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.core.ordered import ordered_map
-from ctcnet.core.robust import median_and_mad_sigma
+from ctcnet.core.robust import crop_statistics, median_and_mad_sigma
 from ctcnet.detect.detection import BOX_COLUMNS
 from ctcnet.inference.gallery import gallery_categories
 from ctcnet.inference.sample_folders import GALLERY_DIR, GALLERY_HOLDS
@@ -41,7 +41,7 @@ from ctcnet.report.colours import DEFAULT_PALETTE, overlay_roles, role_colour
 from ctcnet.report.reasons import call_text, caption_line, event_reasons, own_calls
 from ctcnet.report.tile_marks import event_boxes, hatch_outside, outline_boxes, outside_frame
 from ctcnet.review.decisions import run_id
-from ctcnet.review.levels import DisplayLevels, write_levels
+from ctcnet.review.levels import DisplayLevels, levels_from_statistics, write_levels
 
 log = logging.getLogger(__name__)
 
@@ -433,12 +433,12 @@ def gallery_levels(out_dir: Path, events: pd.DataFrame, gallery: dict, event_ids
     for frame, frame_ids in event_ids.items():
         ok = ~np.isnan(frame_ids)
         if ok.any():
-            stats.append(display.crop_statistics(
+            stats.append(crop_statistics(
                 np.asarray(_journal_crops(gallery[frame][1])[ok], np.float32)))
     if not stats:
         return None
     key = run_id(events) if {"event_id", "frame_id", "x", "y"} <= set(events.columns) else ""
-    levels = display.levels_from_statistics(
+    levels = levels_from_statistics(
         channels, *(np.concatenate(parts) for parts in zip(*stats)), run_id=key)
     write_levels(out_dir, levels)
     return levels

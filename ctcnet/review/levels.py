@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from ctcnet.core.robust import CELL_PERCENTILE
+from ctcnet.core.robust import CELL_PERCENTILE, crop_statistics
 from ctcnet.io.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,50 @@ class DisplayLevels:
             raise ValueError("display levels: one finite value per channel expected")
         return cls(tuple(str(c) for c in data["channels"]), **floats,
                    run_id=str(data.get("run_id", "")), cells=int(data.get("cells", 0)))
+
+
+def levels_from_statistics(channels, background: np.ndarray, noise: np.ndarray,
+                           top: np.ndarray, run_id: str = "") -> DisplayLevels | None:
+    """The sample's levels from its crops' statistics (:func:`crop_statistics`, stacked);
+    None without a crop. The median background and noise of the crops, and white at the
+    ``SAMPLE_PERCENTILE`` of the cells' brightest signals over their own background."""
+    if not len(background):
+        return None
+    black = np.median(background, axis=0)
+    sd = np.maximum(np.median(noise, axis=0), 1e-3)
+    bright = np.percentile(top - background, SAMPLE_PERCENTILE, axis=0)
+    white = black + np.maximum(bright, MIN_SNR * sd)
+    as_floats = lambda v: tuple(float(a) for a in v)  # noqa: E731
+    return DisplayLevels(tuple(channels), as_floats(black), as_floats(sd), as_floats(white),
+                         run_id, int(len(background)))
+
+
+def levels_from_crops(crops: np.ndarray, channels, run_id: str = "") -> DisplayLevels | None:
+    """Display levels from a run's crops (:func:`levels_from_statistics`); None without a crop."""
+    return levels_from_statistics(channels, *crop_statistics(crops), run_id=run_id)
+
+
+# Where a run kept no levels (no crop in its gallery: a sample without a candidate), they are
+# read from crops cut from the frames: every event (the sample's cells, not only candidates)
+# of the first LEVEL_FRAMES frames asked for, at most LEVEL_EVENTS of them.
+LEVEL_FRAMES = 4
+LEVEL_EVENTS = 240
+
+
+def level_events(events: pd.DataFrame, frames=()) -> pd.DataFrame:
+    """The events a sample's levels are read from where its run kept none: every event of
+    the first :data:`LEVEL_FRAMES` of ``frames`` (the review's first candidates', whose frames
+    are then read already), or of the sample's first frames where they hold none (a sample
+    without a candidate: a few frames read, not every one), evenly thinned to
+    :data:`LEVEL_EVENTS`; the review server and the exports read the same ones."""
+    chosen = events[events["frame"].isin(list(dict.fromkeys(frames))[:LEVEL_FRAMES])]
+    if not len(chosen):
+        chosen = events[events["frame"].isin(
+            sorted(events["frame"].drop_duplicates())[:LEVEL_FRAMES])]
+    if len(chosen) <= LEVEL_EVENTS:
+        return chosen
+    # (a step and a cut at LEVEL_EVENTS left the last frames out: 400 events read 3 of 4)
+    return chosen.iloc[np.linspace(0, len(chosen) - 1, LEVEL_EVENTS).astype(np.int64)]
 
 
 def read_levels(sample_dir: str | Path, run_id: str, channels=None) -> DisplayLevels | None:

@@ -34,13 +34,17 @@ from ctcnet.report.gallery_pages import (
 )
 from ctcnet.report.reasons import event_reasons
 from ctcnet.report.tile_marks import event_boxes, outside_frame
-from ctcnet.review.levels import DisplayLevels, read_levels, write_levels
+from ctcnet.review.levels import (
+    DisplayLevels,
+    level_events,
+    levels_from_crops,
+    read_levels,
+    write_levels,
+)
 
 log = logging.getLogger(__name__)
 
 CONTEXT = 3       # a context tile is this many times wider than the event's crop
-LEVEL_FRAMES = 4  # display levels read from the frames: the events of this many frames...
-LEVEL_EVENTS = 240  # ... at most this many of them
 
 
 class SampleImages:
@@ -114,21 +118,15 @@ class SampleImages:
             log.warning("%s: no display scale for the sample (%s): each tile is stretched "
                         "to itself", self.folder, err)
             return None
-        levels = display.levels_from_crops(crops, names, self.run.run_id)
+        levels = levels_from_crops(crops, names, self.run.run_id)
         if levels is not None:
             self._keep_levels(levels)
         return levels
 
     def _level_events(self) -> pd.DataFrame:
-        """The events the levels are read from: every event (not only candidates: the
-        sample's cells) of the frames of the first candidates, which the reviewer sees first
-        (their frames are then read already), evenly thinned to ``LEVEL_EVENTS``."""
-        frames = list(dict.fromkeys(self.candidates["frame"]))[:LEVEL_FRAMES]
-        chosen = self.events[self.events["frame"].isin(frames)]
-        if not len(chosen):
-            chosen = self.events
-        step = max(1, len(chosen) // LEVEL_EVENTS)
-        return chosen.iloc[::step].head(LEVEL_EVENTS)
+        """The events the levels are read from (:func:`~ctcnet.review.levels.level_events`):
+        those of the frames of the first candidates, which the reviewer sees first."""
+        return level_events(self.events, self.candidates["frame"])
 
     def _keep_levels(self, levels: DisplayLevels) -> None:
         """Kept in the sample's folder for this run, unless predict holds the folder or

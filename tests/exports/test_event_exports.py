@@ -140,7 +140,8 @@ def test_fcs_reads_back_identical(run, tmp_path, reader):
         assert text[f"P{i}S"] and str(text[f"P{i}E"]).replace(".0", "") == "0,0"
         # Every value lies inside the range readers take from $PnR: [0, $PnR - 1].
         assert values[:, i - 1].max() <= float(text[f"P{i}R"]) - 1
-    assert text["P11S"] == "P(ctc)" and text["P6S"] == "DAPI mean intensity"
+    assert text[f"P{names.index('p_ctc') + 1}S"] == "P(ctc)"
+    assert text[f"P{names.index('mean_DAPI') + 1}S"] == "DAPI mean intensity"
     # x and y on the frame's scale, whatever the events: one gate fits every file of a scan.
     height, width = summary["frame_shape"]
     assert (float(text["P3R"]), float(text["P4R"])) == (width + 1, height + 1)
@@ -275,6 +276,10 @@ def test_geojson_round_trip(run, tmp_path):
             assert ring == [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
             for name, value in props["measurements"].items():
                 if name in ("review", "guard", "edge_cut", "counted"):
+                    continue
+                if name.startswith("snr_"):  # (the sample's levels, read from its frames)
+                    assert name.removeprefix("snr_") in {c.removeprefix("mean_")
+                                                         for c in events.columns}
                     continue
                 assert np.float32(value) == np.float32(event[name]), name
             assert props["measurements"]["review"] == float(event["review"])
@@ -937,9 +942,11 @@ def test_a_geometry_without_geojson_is_refused(run, tmp_path, capsys):
 
 
 def test_fcs_gives_each_mean_in_the_samples_noise_units_where_the_report_kept_them(
-        run, tmp_path, caplog):
+        run, tmp_path, caplog, monkeypatch):
     """snr_<channel> = (mean - background) / noise, the review page's m: a gate that carries
-    across samples whose backgrounds differ. Only for the run the levels were kept for."""
+    across samples whose backgrounds differ. Only for the run the levels were kept for; where
+    none were kept (a negative sample: no tile drawn), read from the frames as the review
+    reads them at its first look, and said only where the frames cannot be read."""
     from ctcnet.review.runs import run_id
 
     results = copy_run(run, tmp_path / "results")
@@ -955,15 +962,31 @@ def test_fcs_gives_each_mean_in_the_samples_noise_units_where_the_report_kept_th
     for i, channel in enumerate(channels):
         want = (events[f"mean_{channel}"].to_numpy(np.float64) - (100.0 + i)) / 2.0
         assert np.allclose(values[:, names.index(f"snr_{channel}")], want, rtol=1e-5)
-    # Levels of another run are not this one's: no such parameter.
+    # Levels of another run are not this one's: read from the frames instead, as the review
+    # server reads them (a negative sample's export lacked them, and a gate set on them
+    # across a batch missed it).
+    import ctcnet.exports.levels as export_levels
+    from ctcnet.inference.summary import RunSummary
+
     (results / SAMPLE / "gallery" / "levels.json").write_text(
         json.dumps({**levels, "run_id": "another"}))
+    export_events(results, fcs=True, overwrite=True)
+    names, values, _ = read_flowio(results / SAMPLE / f"{SAMPLE}.fcs")
+    read = export_levels.levels_from_frames(RunSummary.read(results / SAMPLE), events)
+    assert read is not None and read.background[0] != 100.0
+    want = (events[f"mean_{channels[0]}"].to_numpy(np.float64) - read.background[0]) / \
+        read.noise[0]
+    assert np.allclose(values[:, names.index(f"snr_{channels[0]}")], want, rtol=1e-4)
+    # ... and where the frames cannot be read as predict read them (moved, changed): none,
+    # said.
+    def moved(summary, *args, **kwargs):
+        raise InputError("the scan is not here any more", summary.input)
+
+    monkeypatch.setattr(export_levels, "open_scanned_cartridge", moved)
     with caplog.at_level("WARNING"):
         export_events(results, fcs=True, overwrite=True)
     assert not any(n.startswith("snr_")
                    for n in read_flowio(results / SAMPLE / f"{SAMPLE}.fcs")[0])
-    # ... and said: a negative sample (no tile drawn) lacked them unsaid, and a gate set on
-    # them across a batch missed it.
     assert "no snr_<channel> parameters: the sample's levels were never taken" in caplog.text
 
 
@@ -1144,4 +1167,4 @@ def with_levels(monkeypatch) -> None:
     from ctcnet.exports import event_exports
 
     monkeypatch.setattr(event_exports, "sample_levels",
-                        lambda folder, events: {"DAPI": (100.0, 2.0)})
+                        lambda folder, events, summary=None: {"DAPI": (100.0, 2.0)})

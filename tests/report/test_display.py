@@ -93,7 +93,7 @@ def cells(rng, n=12, s=32, ck=None):
 
 
 def test_a_dim_marker_looks_dim_on_the_sample_scale(rng):
-    from ctcnet.report.display import levels_from_crops
+    from ctcnet.review.levels import levels_from_crops
 
     panel = default_panel()
     crops = cells(rng, ck=[600] * 3 + [80])  # three bright CTCs, one dim CK leak
@@ -116,8 +116,7 @@ def test_a_dim_marker_looks_dim_on_the_sample_scale(rng):
 
 
 def test_white_is_never_noise(rng):
-    from ctcnet.report.display import levels_from_crops
-    from ctcnet.review.levels import MIN_SNR
+    from ctcnet.review.levels import MIN_SNR, levels_from_crops
 
     levels = levels_from_crops(cells(rng), default_panel().names)  # no CK anywhere
     ck = 1
@@ -263,7 +262,7 @@ def test_the_overlay_leaves_the_noise_out_the_grey_panels_keep_it(rng, monkeypat
     """Every channel's noise mixed in colour is speckle of every hue a dim CK must stand out
     of: the overlay takes a noise unit off each channel, the grey panels show the noise."""
     from ctcnet.report import display
-    from ctcnet.report.display import levels_from_crops
+    from ctcnet.review.levels import levels_from_crops
 
     panel = default_panel()
     crops = cells(rng, ck=[600] * 3 + [60])
@@ -295,3 +294,21 @@ def test_a_caption_wider_than_its_tile_wraps_onto_more_lines():
     assert short.height == LABEL_HEIGHT + 2 * (LABEL_HEIGHT + 40 + GAP)
     lines = (wrapped.height - LABEL_HEIGHT) // 2 - 40 - GAP
     assert lines // LABEL_HEIGHT >= 2 and lines % LABEL_HEIGHT == 0
+
+
+def test_the_events_levels_are_read_from_where_none_were_kept():
+    """The first candidates' frames, or, without a candidate (a negative sample), the first
+    frames: a few frames read, not every frame of a cartridge of 175; at most LEVEL_EVENTS,
+    evenly thinned."""
+    import pandas as pd
+
+    from ctcnet.review.levels import LEVEL_EVENTS, LEVEL_FRAMES, level_events
+
+    events = pd.DataFrame({"frame": [f for f in range(20) for _ in range(100)],
+                           "event_id": range(2000)})
+    chosen = level_events(events, [7, 3, 7, 9])
+    assert set(chosen["frame"]) == {3, 7, 9} and len(chosen) <= LEVEL_EVENTS
+    chosen = level_events(events)
+    assert set(chosen["frame"]) == set(range(LEVEL_FRAMES))
+    assert len(chosen) == LEVEL_EVENTS and chosen["event_id"].is_monotonic_increasing
+    assert len(level_events(events, [99])) == LEVEL_EVENTS  # frames of none: the first
