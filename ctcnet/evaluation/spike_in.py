@@ -49,7 +49,7 @@ from ctcnet.core.provenance import software_text
 from ctcnet.errors import InputError
 from ctcnet.evaluation import recovery
 from ctcnet.inference.model_records import model_file_of
-from ctcnet.inference.run_entry import scan_pixel_size
+from ctcnet.inference.run_entry import scan_pixel_size, scanner_text
 from ctcnet.inference.run_table import others_of_scan
 from ctcnet.inference.setting_differences import batch_settings
 from ctcnet.inference.summary import signoff_holds
@@ -108,6 +108,8 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
                      # The scan's scale and crowding: sites at 0.45 and 0.8 um/px pooled in
                      # one study read their touching cells as fewer events at the finer size.
                      "pixel_size_um": _number(scan_pixel_size(summary)),
+                     # ... and its range of counts: a 12-bit and a 16-bit site at one size
+                     "scanner": scanner_text(summary),
                      "events_per_mm2": _number(summary.get("events_per_mm2")),
                      "expected_per_7_5_ml": expected_rate,
                      "called_per_7_5_ml": _number(called),
@@ -176,7 +178,9 @@ def made_by_several(rows: pd.DataFrame) -> list[str]:
     for column, what, shown in (("model_sha256", "model", "model_name"),
                                 ("software", "software", "software"),
                                 ("settings", "setting of the run (prior, guard, detection: "
-                                 "summary.json's run_fingerprint)", "settings")):
+                                 "summary.json's run_fingerprint)", "settings"),
+                                ("scanner", "scanner (pixel size, range of counts)",
+                                 "scanner")):
         if column not in rows or rows[column].nunique(dropna=False) < 2:
             continue
         # A model by its file's name, else its digest's first 12 characters; two files of

@@ -76,6 +76,26 @@ def scan_pixel_size(summary: dict) -> float | None:
         else None
 
 
+def scan_value_top(summary: dict) -> float | None:
+    """The top of the range of counts a summary.json (as parsed) read its scan's channels on
+    (4095: a 12-bit scanner, 65535: a 16-bit one); None where its panel records none."""
+    panel = summary.get("panel") if isinstance(summary.get("panel"), dict) else {}
+    tops = [c["value_range"][1] for c in panel.get("channels") or ()
+            if isinstance(c, dict) and isinstance(c.get("value_range"), list | tuple)
+            and len(c["value_range"]) == 2 and isinstance(c["value_range"][1], int | float)]
+    return float(max(tops)) if tops else None
+
+
+def scanner_text(summary: dict) -> str | None:
+    """A scanner as a study tells it from its samples' summaries: its pixel size and the top
+    of its range of counts ("0.64 um/px, 0-65535"); None where neither is recorded."""
+    size, top = scan_pixel_size(summary), scan_value_top(summary)
+    if size is None and top is None:
+        return None
+    return ", ".join(([f"{size:g} um/px"] if size is not None else []) +
+                     ([f"0-{top:g}"] if top is not None else []))
+
+
 def _scan_read(summary: dict) -> dict:
     """The pixel size the scan was read at and its channels in the order read: a study
     pooling two scanners' samples tells them apart in its table, not only in each

@@ -38,6 +38,7 @@ from ctcnet.inference.figures_seal import (
 )
 from ctcnet.inference.journal import PARTS_DIR
 from ctcnet.inference.result_state import result_state, reviewed_figures, signoff_holds
+from ctcnet.inference.run_entry import scanner_text
 from ctcnet.inference.run_table import list_cell
 from ctcnet.inference.setting_differences import how_settings_differ, settings_that_differ
 from ctcnet.inference.summary import SUMMARY_FILE
@@ -97,6 +98,7 @@ class Draw:
     patient: str | None = None       # cartridge.json's patient id (PATIENT_KEY), where stated
     cartridge_id: str | None = None  # the scan: one scan is one blood draw
     pixel_size_um: float | None = None  # the scanner's
+    scanner: str | None = field(default=None, repr=False)  # with its range (not a column)
     network_sha256: str | None = None  # what counted it
     model: str | None = None           # the model file's name
     not_comparable: str = ""        # the settings the draws' runs differ in ("": none)
@@ -287,7 +289,7 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
                 drawn_at=None if drawn_at is None else str(drawn_at),
                 patient=None if patient is None else typed_id(str(patient)),
                 cartridge_id=summary.get("cartridge_id"),
-                pixel_size_um=panel.get("pixel_size_um"),
+                pixel_size_um=panel.get("pixel_size_um"), scanner=scanner_text(summary),
                 network_sha256=fingerprint.get("model_sha256"),
                 model=Path(str(model["path"])).name if model.get("path") else None, notes=notes,
                 keys_near={what: key for what, key in near.items() if key},
@@ -346,11 +348,13 @@ def compare_draws(folders, class_name: str = "ctc", cutoff: float = DEFAULT_CUTO
     differ = settings_that_differ([f for _, f in read])
     how = how_settings_differ({f"draw {d.draw}": f for d, f in read},
                               {f"draw {d.draw}": d.model for d in draws if d.model})
-    scanners = sorted({d.pixel_size_um for d in draws if d.pixel_size_um is not None})
+    # A scanner by its pixel size and its channels' range: a 12-bit and a 16-bit scanner at
+    # one pixel size were read as one.
+    scanners = sorted({d.scanner for d in draws if d.scanner is not None})
     for draw in draws:  # said in every row too: a table travels without the console
         draw.not_comparable = ", ".join(differ)
         if len(scanners) > 1:
-            draw.notes.append(OTHER_SCANNERS.format(", ".join(f"{p:g}" for p in scanners)))
+            draw.notes.append(OTHER_SCANNERS.format("; ".join(scanners)))
     return draws, how
 
 
@@ -427,8 +431,9 @@ def check_one_patient(draws: list[Draw], patient_key: str | None) -> None:
 
 
 # What a series of draws from other scanners is said with (a row's note; the console's once).
-OTHER_SCANNERS = ("the draws were scanned at other pixel sizes ({} um/px): other scanners, "
-                  "whose counts a lab has validated against each other?")
+OTHER_SCANNERS = ("the draws were scanned at other pixel sizes or ranges of counts ({}): other "
+                  "scanners, whose counts a lab has validated against each other?")
+
 
 
 def _compare(draw: Draw, ref: Draw, ratio_key: str, p_key: str) -> None:

@@ -671,3 +671,22 @@ def test_a_limit_is_said_rounded_up_and_its_advice_knows_a_level_column(capsys):
     method = spike_report(rows)["limit_of_detection_per_7_5_ml"]["method"]
     assert "spike another tube at that level" in method, method
 
+
+def test_two_scanners_pooled_are_said_by_pixel_size_and_range_of_counts():
+    """A 16-bit site and a 12-bit site at one pixel size: the study's figures pooled them,
+    unsaid (the table's pixel_size_um alike)."""
+    def site(rate, top):
+        channels = [{"name": c, "value_range": [0.0, top]} for c in ("DAPI", "CK", "CD45")]
+        return {**summary(rate), "panel": {"pixel_size_um": 0.64, "channels": channels}}
+
+    expected = pd.DataFrame({"spiked": [5.0, 5.0, 5.0]}, index=["a1", "a2", "b1"])
+    rows = sample_rows({"a1": site(4.0, 65535.0), "a2": site(5.0, 65535.0),
+                        "b1": site(4.0, 4095.0)}, expected)
+    assert rows["scanner"].tolist() == ["0.64 um/px, 0-65535"] * 2 + ["0.64 um/px, 0-4095"]
+    assert spike_report(rows)["made_by_several"] == [
+        "scanner (pixel size, range of counts) (2 different: 0.64 um/px, 0-65535: a1, a2; "
+        "0.64 um/px, 0-4095: b1)"]
+    alike = sample_rows({"a1": site(4.0, 65535.0), "a2": site(5.0, 65535.0)},
+                        expected.loc[["a1", "a2"]])
+    assert spike_report(alike)["made_by_several"] == []
+

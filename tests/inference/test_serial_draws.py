@@ -72,6 +72,15 @@ def test_draws_are_read_against_the_cutoff_and_each_other(clean_run, tmp_path):
     panel = json.loads((third / "summary.json").read_text())["panel"]
     edit_json(third / "summary.json", panel={**panel, "pixel_size_um": 0.45})
     assert "scanned at other pixel sizes" in compare_draws([first, third])[0][0].row()["notes"]
+    # ... and a 12-bit scanner beside a 16-bit one at one pixel size: read as one scanner.
+    twelve = [{**c, "value_range": [0.0, 4095.0]} for c in panel["channels"]]
+    sixteen = [{**c, "value_range": [0.0, 65535.0]} for c in panel["channels"]]
+    edit_json(third / "summary.json", panel={**panel, "channels": twelve})
+    edit_json(first / "summary.json", panel={**panel, "channels": sixteen})
+    notes = compare_draws([first, third])[0][0].row()["notes"]
+    assert "other pixel sizes or ranges of counts" in notes and "0-4095" in notes and \
+        "0-65535" in notes, notes
+    edit_json(first / "summary.json", panel=panel)
     # What a review could still move an automatic count to is said beside it.
     tally = json.loads((first / "summary.json").read_text())["tally"]
     edit_json(first / "summary.json",
