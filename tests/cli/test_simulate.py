@@ -319,3 +319,16 @@ def test_a_run_past_the_machines_memory_is_refused_before_any_work(tmp_path, mon
     with pytest.raises(SystemExit):
         main(["simulate", "gallery", str(out), "--crop-size", "100000"])
     assert not out.exists()
+
+
+def test_a_cartridge_drawn_at_another_pixel_size_than_the_panels_says_so(tmp_path, capsys):
+    """A site simulated "at 0.64" was written at 0.78 (the panel's x a scanner's draw),
+    unsaid; with --clean it is the panel's, and nothing more is said."""
+    small = ["--frame-shape", "96x128", "--events", "4", "--frames", "1"]
+    assert main(["simulate", "cartridge", str(tmp_path / "drawn"), "--seed", "3", *small]) == 0
+    drawn = json.loads((tmp_path / "drawn" / "panel.json").read_text())["pixel_size_um"]
+    out = capsys.readouterr().out
+    assert drawn != 0.64 and f"at {drawn:g} um/px (the panel's 0.64 x the simulator's " \
+        "pixel_scale" in out, out
+    assert main(["simulate", "cartridge", str(tmp_path / "clean"), "--clean", *small]) == 0
+    assert " um/px (the panel's" not in capsys.readouterr().out
