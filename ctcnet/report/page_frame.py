@@ -44,6 +44,7 @@ img {{ max-width: 100%; image-rendering: pixelated; border: 1px solid #444; }}
   /* A gallery starts a page, with its heading; one gallery image fits a Letter page (its
      captions are printed in words below it). */
   section.gallery {{ break-before: page; }}
+  section.gallery.empty {{ break-before: auto; }}
   /* what the review changed of the galleries' calls: on the first gallery's page */
   #reviewed-galleries {{ break-before: page; }}
   #reviewed-galleries + section.gallery {{ break-before: avoid; }}

@@ -282,7 +282,10 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
                 ("model", (f"{Path(s.model.path).stem}: {s.model.path} " if s.model.path
                            else "a model given in memory ")
                  + f"({s.model.arch}, its spec written by ctcnet {s.model.version}"
-                 + (f", SHA-256 {s.model.sha256[:16]}..." if s.model.sha256 else "") + ")"
+                 # (whole: a printed record alone proves which file and network made the
+                 # calls; 16 digits matched a summary, not a model)
+                 + (f", file SHA-256 {s.model.sha256}" if s.model.sha256 else "")
+                 + (f", network SHA-256 {s.network_sha256}" if s.network_sha256 else "") + ")"
                  + _made_by_text(s.frames_made_by)),
                 ("calls made at", _prior_text(s.model.prior)),
                 ("spillover compensation", compensation_text(s.spillover)),
@@ -314,7 +317,9 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
             note += (f"; sent to review and not called "
                      f"{html.escape(' or '.join(s.tally.reported))} (those are in their own "
                      "galleries)")
-        sections.append(f'<section class="gallery"><h2>{html.escape(title)}</h2><p>{note}</p>'
+        # (an empty gallery starts no printed page: a negative's record was blank pages)
+        sections.append(f'<section class="gallery{"" if images else " empty"}"><h2>'
+                        f"{html.escape(title)}</h2><p>{note}</p>"
                         f"{images or '<p>none</p>'}</section>")
     state = result_state({**s.to_dict(), "signoff": signoff})
     page = f"""{page_start(s.sample_id)}

@@ -225,6 +225,9 @@ def test_a_printed_report_has_its_figures_and_sample_on_every_page(clean_run, tm
     assert f"ctc {data['counts']['ctc']} ({rate:.2f} per 7.5 mL, 95 % blood-draw interval" \
         in head
     assert '@top-left { content: "ctcnet predictions: PT \\22 7\\22 "' in page
+    # The model named whole, file and network: the printed record alone proves which.
+    assert f"file SHA-256 {data['model']['sha256']}" in page
+    assert f"network SHA-256 {data['run_fingerprint']['model_sha256']}" in page
     assert 'content: "page " counter(page) " of " counter(pages)' in page
     assert '<dl class="print-only" id="counts-meanings"><dt>counted</dt>' in page
     assert '<p class="screen-only">Tables:' in page and \
@@ -268,6 +271,14 @@ def test_a_printed_report_has_its_figures_and_sample_on_every_page(clean_run, tm
     # summary alone, and the image fitted to one sheet holds them as specks).
     assert '<details class="screen-only">' in page and \
         '<div class="print-only"><p>ctc page 1, its captions in words:</p><ol><li>#0' in page
+    # An empty gallery starts no page of its own: a negative sample's record was blank pages.
+    write_html(tmp_path, RunSummary.from_dict(data), gallery_info={
+        "ctc": {"total": 8, "shown": 8, "pages": [page_record]},
+        "cluster": {"total": 0, "shown": 0, "pages": []}})
+    page = (tmp_path / "index.html").read_text()
+    assert '<section class="gallery"><h2>ctc calls' in page
+    assert '<section class="gallery empty"><h2>cluster calls' in page
+    assert "section.gallery.empty { break-before: auto; }" in page
 
 
 def test_the_report_says_whether_spillover_was_compensated():
