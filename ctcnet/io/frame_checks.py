@@ -69,7 +69,7 @@ def mark_copies(frames: list[FrameRef]) -> list[FrameRef]:
                                    f"({original.files[0].name}): the same tile written twice "
                                    f"under two names? Its bytes count at most once, as "
                                    f"{original.frame_id}", copy_of=original.frame_id)
-            log.info("%s holds the same bytes as %s: skipped", f.files[0].name,
+            log.info("%s holds the same bytes as %s: skipped", f.files[0],  # (its folder)
                      original.files[0].name)
         out.append(f)
     return out
