@@ -169,8 +169,11 @@ def _adapted_text(training: dict, metrics: dict) -> list[str]:
     if tuned:
         data = tuned.get("data") or {}
         crops = sum((data.get("per_class") or {}).values())
-        lines.append(f"fine-tuned on {crops:,} crops of {data.get('path', '?')} "
-                     f"({(tuned.get('options') or {}).get('steps', '?')} steps)")
+        folder = data.get("path", "?")  # (an ONNX file's withheld: a lab's folder)
+        lines.append(f"fine-tuned on {crops:,} crops of "
+                     + ("a lab's folder (its path withheld from this file)"
+                        if folder == "withheld" else folder)
+                     + f" ({(tuned.get('options') or {}).get('steps', '?')} steps)")
     calibration = metrics.get("calibration") or {}
     # A fine-tune's calibration is said with it; a recalibration made after it is its own.
     recalibrated = training.get("recalibration") or {}

@@ -419,11 +419,6 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
     import sys
     import time
 
-    if args.model_sha256 is not None:  # before any child starts (each checks its own too)
-        from ctcnet.inference.backends import load_backend
-        from ctcnet.inference.model_records import check_model_digest
-
-        check_model_digest(load_backend(model, args.backend, "cpu"), args.model_sha256)
     from ctcnet.commands.predict_processes import (
         SHARE_DONE,
         STOPPED,
@@ -436,8 +431,15 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
         stopped_by_words,
     )
 
-    check_before_children(model, args.backend, out, args.prior)
-    names, shares, set_aside = plan_shares(cartridges, datasets, processes)
+    # The parent's checks refuse as one process's do: the earlier index reads "failed".
+    with index_said_ended_as_it_begins(out, env_info().world_size == 1):
+        if args.model_sha256 is not None:  # before any child starts (each checks its own)
+            from ctcnet.inference.backends import load_backend
+            from ctcnet.inference.model_records import check_model_digest
+
+            check_model_digest(load_backend(model, args.backend, "cpu"), args.model_sha256)
+        check_before_children(model, args.backend, out, args.prior)
+        names, shares, set_aside = plan_shares(cartridges, datasets, processes)
     watch = None
     if not args.quiet:
         running = [n for n in names if n not in set_aside]

@@ -84,9 +84,10 @@ def ended_over_an_index(err: BaseException, out, indexing: bool) -> bool:
         index = json.loads((Path(out) / RUN_INDEX_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    # Another run writing the same --out now keeps its own "running" index.
+    # Another run writing the same --out now keeps its own "running" index: one whose process
+    # cannot be seen alive or gone (another host, another container) too.
     return not (isinstance(index, dict) and index.get("state") == "running"
-                and recorded_process_alive(index) is True)
+                and recorded_process_alive(index) is not False)
 
 
 @contextlib.contextmanager

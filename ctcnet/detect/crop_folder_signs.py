@@ -134,18 +134,19 @@ def samples_off_scale(nuclei: dict[str, list[float]]) -> str | None:
     # three samples enlarged 2x went unsaid; of two, the right one was named).
     others = {s: float(np.median([v for t, v in medians.items() if t != s])) for s in medians}
     off = {s: m for s, m in medians.items() if _apart(m, others[s]) >= SAMPLE_SCALE}
-    if len(off) == len(medians):
-        # Two samples apart (each is off from the other): the one whose nuclei read a
-        # nucleus's size at the stated pixel size is taken to be right, if only one does.
-        right = [s for s, m in medians.items() if NUCLEUS_UM[0] <= m <= NUCLEUS_UM[1]]
-        if len(right) != 1:
+    if not off:
+        return None
+    # Where the samples named read a nucleus's size at the stated pixel size and the others
+    # do not (most samples enlarged), or every sample is off (two apart, two against two),
+    # those whose nuclei read a nucleus's size are taken to be right.
+    right = {s for s, m in medians.items() if NUCLEUS_UM[0] <= m <= NUCLEUS_UM[1]}
+    if len(off) == len(medians) or (set(off) <= right and not set(medians) <= right):
+        if not right or right == set(medians):
             listed = ", ".join(f"{s} ({m:.1f} um)" for s, m in sorted(medians.items()))
             return (f"the nuclei of the {len(medians)} samples read at scales "
                     f"{_apart(max(medians.values()), min(medians.values())):.1f}x apart: "
                     f"{listed}; {_ADVICE}")
-        off = {s: m for s, m in off.items() if s not in right}
-    if not off:
-        return None
+        off = {s: m for s, m in medians.items() if s not in right}
     named = ", ".join(f"{s} ({m:.1f} um against {others[s]:.1f})" for s, m in
                       sorted(off.items(), key=lambda x: -_apart(x[1], others[x[0]]))[:3])
     return (f"the nuclei of {len(off)} of {len(medians)} samples read at another scale than "

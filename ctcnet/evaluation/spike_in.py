@@ -136,7 +136,6 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
     table = pd.DataFrame(rows)
     table["level"] = (expected["level"].to_numpy() if "level" in expected
                       else table["spiked"].map(lambda v: f"{v:g}"))
-    table.attrs["levels_given"] = "level" in expected  # (a limit's advice reads it)
     for mode in ("called", "after_review"):
         with np.errstate(divide="ignore", invalid="ignore"):
             table[f"recovery_{mode}"] = np.where(
@@ -304,7 +303,9 @@ def limit_text(value: float) -> str:
     reads 3.00, where a rate, cut so as not to reach a cut-off, reads 2.99)."""
     from decimal import ROUND_CEILING, Decimal
 
-    return str(Decimal(float(value)).quantize(Decimal("0.01"), rounding=ROUND_CEILING))
+    # (the float's shortest text, not its binary expansion: 2.2 is 2.2000000000000002 there,
+    # which read 2.21)
+    return str(Decimal(repr(float(value))).quantize(Decimal("0.01"), rounding=ROUND_CEILING))
 
 
 def _lod_missing(no_blank: bool, results: int, levels_given: bool = False) -> str:
@@ -347,10 +348,10 @@ def spike_report(rows: pd.DataFrame, positive: str = "ctc",
     complete = rows["review_complete"].astype(bool)
     return {
         **header, "level_column": bool(level_column), "recovery_method": recovery.METHOD,
-        **_figures(rows, "called"),
+        **_figures(rows, "called", level_column),
         # The same figures of the counts after review, where every sample's review is final.
-        "after_review": (_figures(rows, "after_review") if len(rows) and complete.all()
-                         else None)}
+        "after_review": (_figures(rows, "after_review", level_column)
+                         if len(rows) and complete.all() else None)}
 
 
 def report_header(rows: pd.DataFrame, positive: str = "ctc") -> tuple[dict, pd.DataFrame]:
@@ -382,7 +383,7 @@ def report_header(rows: pd.DataFrame, positive: str = "ctc") -> tuple[dict, pd.D
                                  else [])}, rows
 
 
-def _figures(rows: pd.DataFrame, mode: str) -> dict:
+def _figures(rows: pd.DataFrame, mode: str, level_column: bool = False) -> dict:
     """Levels, linearity and limits of one reading of the rates (``called`` or
     ``after_review``: the columns ``<mode>_per_7_5_ml`` and ``recovery_<mode>``), with the
     tubes whose recovery is out of line with their level's and the blanks that carried calls."""
@@ -431,7 +432,7 @@ def _figures(rows: pd.DataFrame, mode: str) -> dict:
             "limit_of_blank_per_7_5_ml": lob,
             "limit_of_detection_per_7_5_ml": {
                 **limit_of_detection(lob["value"], low, _tube_ml(spiked, lowest), low_suspect,
-                                     levels_given=bool(rows.attrs.get("levels_given"))),
+                                     levels_given=level_column),
                 "level": None if lowest is None else lowest["level"],
                 "level_spiked": None if lowest is None else lowest["spiked"]},
             "suspect_tubes": suspect}

@@ -447,7 +447,8 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
                                           set_aside, share_of_several)
     out = Path(out)
     check_writable(out)
-    # Before run.json is marked: a lone input refused so leaves the last index as it was.
+    # Before run.json is marked "running": a lone input refused so leaves the last index,
+    # marked "failed" (commands.predict_index.index_as_the_run_ended).
     record = set_aside_record(set_aside, len(cartridges) + len(datasets), share_of_several)
     cartridges = without_alike_outputs(out, cartridges, record)
     datasets = without_alike_outputs(out, datasets, record, name=lambda d: Path(d).name)

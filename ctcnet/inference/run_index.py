@@ -176,8 +176,10 @@ def mark_run_ended_as_it_began(out: Path, error: BaseException, state: str = "st
             return
         with contextlib.suppress(OSError):
             (Path(out) / SAMPLES_FILE).unlink(missing_ok=True)
+        # (the earlier run's tally goes: read alone, it told last night's outcome as tonight's)
         text = json.dumps(
-            {**earlier, "state": state, "written_at": utc(time.time()),
+            {**{k: v for k, v in earlier.items() if k != "tally"}, "state": state,
+             "written_at": utc(time.time()),
              "error": ending_text(error),
              "note": f"a run {state} as it began, before it had checked its inputs: the "
                      "outputs listed are those of the run before it"}, indent=2) + "\n"

@@ -112,6 +112,12 @@ def test_a_card_less_file_says_its_recalibration_and_the_epoch_its_weights_are_o
     text = _spec_text(with_tiny3 / "tiny3.pt", tuned)
     assert "fine-tuned on 10 crops of /lab/crops (120 steps)" in text
     assert "recalibrated" not in text  # the fine-tune's own calibration, said with it
+    # An ONNX file's record withholds the folder's path (it may name a patient).
+    from ctcnet.deploy.shared_record import shareable_training
+
+    shared = tuned.replace(training=shareable_training(tuned.training)[0])
+    assert "fine-tuned on 10 crops of a lab's folder (its path withheld from this file) " \
+        "(120 steps)" in _spec_text(with_tiny3 / "tiny3.pt", shared)
     # ... but a recalibration made after the fine-tune is said (it was hidden).
     tuned = tuned.replace(training={**tuned.training, "finetune": {
         **tuned.training["finetune"], "at": "2026-12-01T10:00:00+00:00"},

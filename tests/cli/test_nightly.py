@@ -291,11 +291,23 @@ def test_a_night_refused_or_failed_as_it_began_leaves_no_finished_index(
                         *options(cart_and_model))
     index = json.loads((out / "run.json").read_text())
     assert status == 2 and index["state"] == "failed" and "gone" in index["error"]
-    live = {"state": "running", "host": socket.gethostname(), "pid": os.getpid()}
-    (out / "run.json").write_text(json.dumps(live))
-    assert run_cli(capsys, "predict", tmp_path / "gone", "--out", out, "--quiet",
-                   *options(cart_and_model))[0] == 2
-    assert json.loads((out / "run.json").read_text()) == live
+    # Another run's live index is left: here, or on another host (a container sharing the
+    # folder), whose process cannot be asked.
+    for live in ({"state": "running", "host": socket.gethostname(), "pid": os.getpid()},
+                 {"state": "running", "host": "node17", "pid": 4242}):
+        (out / "run.json").write_text(json.dumps(live))
+        assert run_cli(capsys, "predict", tmp_path / "gone", "--out", out, "--quiet",
+                       *options(cart_and_model))[0] == 2
+        assert json.loads((out / "run.json").read_text()) == live
+    # The parent of a --processes run refusing the model (the GPU batch's default) too; the
+    # earlier run's tally, read alone, would tell its outcome as tonight's.
+    monkeypatch.undo()
+    assert run_cli(capsys, "predict", scans, "--out", out, "--quiet",
+                   *options(cart_and_model))[0] == 0
+    assert run_cli(capsys, "predict", scans, "--out", out, "--quiet", "--processes", "2",
+                   "--model-sha256", "0" * 64, *options(cart_and_model))[0] == 2
+    index = json.loads((out / "run.json").read_text())
+    assert index["state"] == "failed" and "tally" not in index, index
 
 
 def test_a_process_stopped_keeps_the_refusals_it_made(cart_and_model, tmp_path, capsys,

@@ -51,7 +51,12 @@ PATIENT_RECORD = {
                                              "POE_ALAN_MRN777777": "not signed off"},
                           "added_crops": {"POE_ALAN_MRN777777": 4, "DOE_JOHN_MRN123456": 2},
                           "learnt_from": "fingerprints"}},
-    "recalibration": {"from": "/lab/DOE_JOHN_MRN123456/tuned.pt", "data_dir": "/lab/x"}}
+    "recalibration": {"from": "/lab/DOE_JOHN_MRN123456/tuned.pt", "data_dir": "/lab/x"},
+    # ... and a fine-tune's warnings (they name samples and folders), a training config's
+    # model and run folders, any other absolute path.
+    "warnings": ["/lab/DOE_JOHN_MRN123456: 4 crop(s) are not from the cut (ROE_JANE 4)"],
+    "config": {"trainer": {"default_root_dir": "runs/DOE_JOHN_MRN123456"},
+               "model": {"init_from": "base.pt"}, "sources": ["/lab/a", "C:\\lab\\b"]}}
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +99,10 @@ def test_the_onnx_file_carries_no_path_or_sample_id_of_the_training_record(expor
     assert shared["withheld"] == [
         "data.data_dir", "finetune.base.path", "finetune.data.path",
         "finetune.data.held_out.samples", "finetune.data.signoff_status",
-        "finetune.data.added_crops", "recalibration.from", "recalibration.data_dir"]
+        "finetune.data.added_crops", "recalibration.from", "recalibration.data_dir",
+        "warnings", "config.trainer.default_root_dir", "config.model.init_from",
+        "config.sources"]
+    assert shared["warnings"] == 1 and shared["config"]["sources"] == ["withheld"] * 2
     assert "left out of the file's training record, as what may name a patient" in printed
     assert "finetune.data.held_out.samples" in printed
     assert load_model(root / "tiny.pt")[1].training == PATIENT_RECORD

@@ -440,6 +440,13 @@ def test_a_sample_enlarged_2x_is_named_however_many_crops_it_holds():
                               "big": list(rng.normal(17.0, 2.0, 40))})
     assert said.startswith("the nuclei of 1 of 2 samples") and "big (" in said
     assert "a (" not in said
+    # Most samples enlarged (one at 9 um, two at 18), two against two: the enlarged named.
+    said = samples_off_scale({"a": [9.0] * 10, "big": [18.0] * 10, "big2": [18.5] * 10})
+    assert said.startswith("the nuclei of 2 of 3 samples") and "a (" not in said, said
+    said = samples_off_scale({"a": [9.0] * 10, "b": [8.5] * 10, "big": [18.0] * 10,
+                              "big2": [18.5] * 10})
+    assert said.startswith("the nuclei of 2 of 4 samples") and "big (" in said and \
+        "big2 (" in said and "a (" not in said, said
     said = samples_off_scale({"a": [6.0] * 10, "b": [12.0] * 10})  # both a nucleus's size
     assert said.startswith("the nuclei of the 2 samples read at scales 2.0x apart")
     assert "a (6.0 um)" in said and "b (12.0 um)" in said

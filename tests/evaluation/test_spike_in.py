@@ -659,6 +659,7 @@ def test_a_limit_is_said_rounded_up_and_its_advice_knows_a_level_column(capsys):
     assert floor == pytest.approx(2.9957, abs=1e-4)
     assert limit_text(floor) == limit_shown(floor) == "3.00" and limit_text(0.0) == "0.00"
     assert limit_text(1.5) == "1.50" and limit_shown(None) == "-"
+    assert limit_text(2.2) == "2.20" and limit_text(1.1) == "1.10"  # (not 2.21: binary)
     lod = limit_of_detection(0.0, np.array([2.0, 2.5]))
     assert lod["value"] == pytest.approx(floor) and "floor of the counts (3.00:" in lod["method"]
     assert "group them with a level column" in limit_of_detection(0.0, np.ones(1))["method"]
@@ -668,7 +669,7 @@ def test_a_limit_is_said_rounded_up_and_its_advice_knows_a_level_column(capsys):
                             index=["b1", "b2", "one", "two"])
     rows = sample_rows({s: summary(c) for s, c in zip(expected.index, [0, 0, 1, 2])},
                        expected)
-    method = spike_report(rows)["limit_of_detection_per_7_5_ml"]["method"]
+    method = spike_report(rows, level_column=True)["limit_of_detection_per_7_5_ml"]["method"]
     assert "spike another tube at that level" in method, method
 
 
