@@ -813,8 +813,12 @@ def test_sample_ids_alike_but_for_case_are_one_folder_on_a_share_and_set_aside(
     status, err = run_cli(capsys, "predict", scans / "b", *args)
     said = [line for line in err if "error:" in line]
     assert status == 2 and len(said) == 1 and "already holds the output of sample 'S2'" in said[0]
-    # Refused before any work, as a lone input's refusal is: the last night's index stands.
-    assert not (out / "s2").exists() and (out / "run.json").read_text() == index
+    # Refused before any work, as a lone input's refusal is: the last night's index stands,
+    # reading "failed" with the refusal (not "finished", tonight's to a monitor).
+    after = json.loads((out / "run.json").read_text())
+    assert not (out / "s2").exists() and after["state"] == "failed"
+    assert "already holds the output of sample 'S2'" in after["error"]
+    assert after["outputs"] == json.loads(index)["outputs"]
 
 
 def test_a_sample_whose_output_folder_cannot_be_written_is_set_aside_the_others_run(
