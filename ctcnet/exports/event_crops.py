@@ -8,6 +8,7 @@ model's crop size and pixel size), one frame read per frame that holds a wanted 
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -114,6 +115,20 @@ def open_scanned_cartridge(summary: RunSummary, scans: str | Path | None = None,
     return open_cartridge(root).conform(Panel.from_dict(summary.panel))
 
 
+def sealed_as_written(folder: Path) -> None:
+    """Refuse a sample whose summary.json was edited since ctcnet wrote it (a seal broken:
+    :func:`~ctcnet.inference.figures_seal.refuse_edited_summary`) before its exports or
+    crops carry the edit on as ctcnet's."""
+    from ctcnet.inference.figures_seal import refuse_edited_summary
+
+    try:
+        data = json.loads((Path(folder) / "summary.json").read_bytes())
+    except (OSError, ValueError) as err:
+        raise InputError(f"cannot read summary.json: {err}", folder) from None
+    if isinstance(data, dict):
+        refuse_edited_summary(data, folder)
+
+
 def cut_event_crops(cartridge: Cartridge, events: pd.DataFrame, crop_size: int,
                     model_pixel_um: float, read=None) -> np.ndarray:
     """(N, C, crop_size, crop_size) float32 crops of ``events`` (rows of events.parquet), in
@@ -196,6 +211,7 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
     out = Path(out)
     for name, folder in samples.items():
         events, summary = load_sample(folder)
+        sealed_as_written(folder)
         unattached, signed, kinds = 0, None, {}
         if reviewed:
             run = RunEvents.of_sample(folder, events, summary)

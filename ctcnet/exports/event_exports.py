@@ -63,6 +63,7 @@ from ctcnet.errors import InputError
 from ctcnet.exports import batch_checks
 from ctcnet.exports.coded import check_codes, coded
 from ctcnet.exports.event_codes import EventCodes
+from ctcnet.exports.event_crops import sealed_as_written
 from ctcnet.exports.fcs import MISSING_VALUE, fcs_matrix, write_fcs
 from ctcnet.exports.levels import sample_levels
 from ctcnet.exports.sample_review import (  # noqa: F401 (read here by callers)
@@ -378,6 +379,7 @@ def _load(plan: SampleExport, geometry: str, decisions: bool = True):
     several stops the export with nothing half done; ``decisions``: with its reviewer calls
     (what is said of them said once, as it is exported)."""
     events, summary = load_sample(plan.folder)
+    sealed_as_written(plan.folder)
     where = plan.folder / "events.parquet"
     check_events(events, where, geometry if plan.geojson else None)
     # A table cut short or added to since predict wrote it would be exported as a count the

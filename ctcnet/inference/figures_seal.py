@@ -50,10 +50,16 @@ READING_FIELDS = ("frames", "skipped_frames", "events_per_mm2", "events_by_frame
 # patient id, a draw's date) and whether the tube's volume was stated. Sealed apart too
 # (``sample_record_sha256``): another patient's id edited in read as one patient's draws.
 SAMPLE_RECORD_FIELDS = ("cartridge_info", "blood_volume_stated")
+# What the rates rest on beside the counts: the sample's status and problems and the blood
+# volumes. Sealed apart too (``basis_sha256``): the figures' seal broken, the review server
+# wrote the counts again from the events and sealed these as it found them (a volume read
+# edited from 7.5 to 2.5 mL tripled the rate, and the audit then passed it).
+BASIS_FIELDS = ("sample_id", "status", "problems", "blood_volume_ml",
+                "blood_volume_processed_ml")
 # Each seal written beside the figures' and what it seals; one an earlier ctcnet did not
 # write is absent, and such a summary still reads.
 SEALS = {"provenance_sha256": PROVENANCE_FIELDS, "reading_sha256": READING_FIELDS,
-         "sample_record_sha256": SAMPLE_RECORD_FIELDS}
+         "sample_record_sha256": SAMPLE_RECORD_FIELDS, "basis_sha256": BASIS_FIELDS}
 
 
 # What each seal keeps, in words for an audit's line or a refusal (its key alone read "what
@@ -64,7 +70,9 @@ SEALED_WORDS = {
     "reading_sha256": "what its blood read rests on (summary.json's frames read and skipped, "
                       "their events, the events per mm^2)",
     "sample_record_sha256": "its sample's record (summary.json's cartridge_info: the patient, "
-                            "the draw's date; whether the blood volume was stated)"}
+                            "the draw's date; whether the blood volume was stated)",
+    "basis_sha256": "what its rates rest on (summary.json's status, problems and blood "
+                    "volumes)"}
 
 
 def edited_text(broken: list[str]) -> str:
@@ -106,6 +114,18 @@ def refuse_broken_seals(data: dict) -> None:
         raise ValueError(edited_text(broken) + ": not written over, which would seal the "
                          "edit as ctcnet's; ctcnet verify --results names it, and predict run "
                          "again writes the summary anew")
+
+
+def refuse_edited_summary(data: dict, folder: str | Path) -> str | None:
+    """Refuse (InputError) a summary.json a seal of which no longer holds, naming what was
+    edited, before an export or a crop cut carries it on (an edited model path and status
+    went into an FCS file's keywords beside its sign-off); :func:`check_figures_sealed`'s
+    note for an earlier ctcnet's summary, else None."""
+    broken = [name for name in SEALS if seal_edited(data, name)]
+    if broken:
+        raise InputError(f"{edited_text(broken)}: not read; `ctcnet verify --results` names "
+                         "it, and ctcnet predict run again writes the summary anew", folder)
+    return check_figures_sealed(data, folder)
 
 
 def provenance_edited(data: dict) -> bool | None:

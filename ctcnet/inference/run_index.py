@@ -159,14 +159,12 @@ def mark_run_ended_in_place(out: Path, state: str, error: BaseException) -> None
 
 def mark_run_ended_as_it_began(out: Path, error: BaseException, state: str = "stopped"
                                ) -> None:
-    """``run.json`` of a run that ended before it had checked its inputs and written its own
-    ``running`` index: by a signal (``state`` ``stopped``), or refused or failed (``failed``:
-    a scan share not mounted, an output folder it may not write). The earlier run's index,
-    left as it was, read "finished" beside the exit status (a wrapper took last night's
-    results for tonight's). It now reads ``state``, with the error, the outputs it lists said
-    to be the earlier run's; its table (``samples.csv``) goes, as when a run starts. Written
-    over in place where no new file can be written beside it (a folder made read-only)."""
-    with _index_lock(out):
+    """``run.json`` of a run a signal (``stopped``), a refusal or an error (``failed``: a scan
+    share not mounted, a folder it may not write) ended before its own index: the earlier
+    run's, left as it was, read "finished" (a wrapper took last night's results for
+    tonight's). It reads ``state`` with the error, its outputs said to be the earlier run's;
+    ``samples.csv`` goes, as when a run starts. Written over in place where need be."""
+    with _index_lock(out, or_unlocked=True):
         path = Path(out) / RUN_INDEX_FILE
         try:
             earlier = json.loads(path.read_text(encoding="utf-8"))
@@ -176,8 +174,7 @@ def mark_run_ended_as_it_began(out: Path, error: BaseException, state: str = "st
             return
         with contextlib.suppress(OSError):
             (Path(out) / SAMPLES_FILE).unlink(missing_ok=True)
-        # (the earlier run's tally goes: read alone, it told last night's outcome as tonight's)
-        text = json.dumps(
+        text = json.dumps(  # (no tally: read alone, it told last night's outcome as tonight's)
             {**{k: v for k, v in earlier.items() if k != "tally"}, "state": state,
              "written_at": utc(time.time()),
              "error": ending_text(error),
@@ -191,21 +188,26 @@ def mark_run_ended_as_it_began(out: Path, error: BaseException, state: str = "st
 
 
 @contextlib.contextmanager
-def _index_lock(out: Path) -> Iterator[None]:
-    """Index writers one at a time (the jobs of an array end together): each reads the
-    summaries and replaces run.json under it, so the last to write has read every summary the
-    others wrote before it. Where the file system has no locks they go on unlocked."""
+def _index_lock(out: Path, or_unlocked: bool = False) -> Iterator[None]:
+    """Index writers one at a time (the jobs of an array end together): the last to write has
+    read every summary the others wrote before it. Unlocked where the file system has no
+    locks, and with ``or_unlocked`` where no lock file can be made (a read-only folder)."""
     try:
         import fcntl
     except ImportError:  # no flock on this platform
         yield
         return
     make_folder(out)
-    with open_lock(Path(out) / ".run.json.lock") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            locked = True
-        except OSError:  # a file system without locks (NFS without lockd)
+    try:
+        lock = open_lock(Path(out) / ".run.json.lock")
+    except OSError:
+        if not or_unlocked:
+            raise
+        lock = contextlib.nullcontext()
+    with lock as fh:
+        try:  # (a file system without locks, NFS without lockd: unlocked)
+            locked = fh is not None and fcntl.flock(fh.fileno(), fcntl.LOCK_EX) is None
+        except OSError:
             locked = False
         try:
             yield

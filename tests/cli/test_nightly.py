@@ -286,6 +286,7 @@ def test_a_night_refused_or_failed_as_it_began_leaves_no_finished_index(
         raise PermissionError(13, "Permission denied", str(out / ".run.json.tmp"))
 
     monkeypatch.setattr(run_index, "atomic_write_text", read_only)
+    monkeypatch.setattr(run_index, "open_lock", read_only)  # (no lock file to be made)
     (out / "run.json").write_text(json.dumps({"state": "finished", "outputs": []}))
     status, _ = run_cli(capsys, "predict", tmp_path / "gone", "--out", out, "--quiet",
                         *options(cart_and_model))

@@ -1185,6 +1185,38 @@ def test_an_edit_of_the_blood_read_fails_the_audit(folder, capsys, edit):
     capsys.readouterr()
 
 
+@pytest.mark.parametrize("edit", [
+    lambda s: s.update(blood_volume_processed_ml=2.5), lambda s: s.update(blood_volume_ml=10.0),
+    lambda s: s.update(status="ok", problems=[]) if s.get("problems") else
+    s.update(status="partial", problems=["edited in"]),
+])
+def test_what_the_rates_rest_on_edited_is_not_sealed_by_a_look_nor_exported(
+        folder, capsys, edit, tmp_path):
+    """A volume read edited from 7.5 to 2.5 mL tripled the rate: the figures' seal said so,
+    but the review server wrote the counts again from the events and sealed the volume as it
+    found it, and the audit then passed it; an export carried an edited status into its FCS
+    keywords. Now what the rates rest on is sealed apart: left as it lies, and refused."""
+    from ctcnet.cli import main
+    from ctcnet.errors import InputError
+    from ctcnet.exports.event_exports import export_events
+    from ctcnet.review_server.sample import Sample
+
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["basis_sha256"]
+    edit(summary)
+    (folder / "summary.json").write_text(json.dumps(summary))
+    edited = (folder / "summary.json").read_bytes()
+    sample = Sample("P001", folder)
+    sample.state("ann")
+    assert (folder / "summary.json").read_bytes() == edited  # a look seals nothing
+    assert main(["verify", "--results", str(folder), "--json"]) == 1
+    (said,) = json.loads(capsys.readouterr().out)["samples"]
+    assert any(p.startswith("what its rates rest on (summary.json's status, problems and "
+                            "blood volumes)") for p in said["problems"]), said["problems"]
+    with pytest.raises(InputError, match="what its rates rest on"):
+        export_events(folder, fcs=True, out=tmp_path / "exports")
+
+
 def test_a_summary_sealed_before_its_provenance_was_reads_with_a_note(folder, capsys):
     """An earlier ctcnet's summary (figures sealed, provenance not) is read, with a note; the
     review server writing its counts again does not seal what it only copied (a look at an
