@@ -186,10 +186,10 @@ def event_parameters(events: pd.DataFrame, summary, where: Path,
     levels = sample_levels(where.parent, events, summary)
     if not levels and len(events) and first_time(__name__, str(where.parent), "levels"):
         # (a gate set on snr_ carries across samples: one file without them breaks it)
-        log.warning("%s: no snr_<channel> parameters: the sample's levels were never taken "
-                    "(its report drew no tile) and its frames cannot be read as predict "
-                    "read them (moved, or changed since: `ctcnet -v` says which)",
-                    where.parent)
+        log.warning("%s: no snr_<channel> parameters: no levels are kept for this run "
+                    "(gallery/levels.json: its report drew no tile, or the file was deleted) "
+                    "and its frames cannot be read as predict read them (moved, or changed "
+                    "since: `ctcnet -v` says which)", where.parent)
     for col in [c for c in events.columns if c.startswith("mean_")]:
         channel = col.removeprefix("mean_")
         out.append(number(col, f"{channel} mean intensity", channel_top.get(channel, 0.0)))

@@ -987,7 +987,7 @@ def test_fcs_gives_each_mean_in_the_samples_noise_units_where_the_report_kept_th
         export_events(results, fcs=True, overwrite=True)
     assert not any(n.startswith("snr_")
                    for n in read_flowio(results / SAMPLE / f"{SAMPLE}.fcs")[0])
-    assert "no snr_<channel> parameters: the sample's levels were never taken" in caplog.text
+    assert "no snr_<channel> parameters: no levels are kept for this run" in caplog.text
 
 
 def test_an_export_over_another_samples_file_is_refused_even_with_overwrite(run, tmp_path,
