@@ -218,7 +218,7 @@ def _index_not_as_summaries(results: Path, index: dict) -> list[str]:
                  if entry.get(k) != expected[name].get(k)]
         if moved:
             problems.append(f"run.json's entry of {name} is not its summary.json's in "
-                            f"{', '.join(moved)} (the index edited?)")
+                            f"{', '.join(moved)} (the index or the summary edited?)")
     # The folder's earlier outputs it lists: one removed since (a clean-up) is still a row
     # a billing or laboratory system reads, until the next run drops it.
     gone = [name for name in index.get("other_outputs") or []

@@ -58,7 +58,7 @@ def table_not_as_index(table: Path, index: dict, expected: dict) -> list[str]:
                  and k != "signoff_note" and not same_cell(row[k], want.get(k))]
         if moved:
             problems.append(f"{SAMPLES_FILE}'s row of {name} is not its summary.json's "
-                            f"in {', '.join(moved[:5])} (the table edited?)")
+                            f"in {', '.join(moved[:5])} (the table or the summary edited?)")
     return problems
 
 

@@ -835,7 +835,8 @@ def test_verify_results_fails_a_folder_whose_run_did_not_finish(folder, tmp_path
                                                   "outputs": [entry]}))
     assert main(["verify", "--results", str(results), "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["run"] == [
-        "run.json's entry of P001 is not its summary.json's in counts (the index edited?)"]
+        "run.json's entry of P001 is not its summary.json's in counts (the index or the "
+        "summary edited?)"]
     # ...and the model file or build a laboratory system files with the count.
     entry["counts"]["ctc"] -= 3
     entry["model"] = {**entry["model"], "sha256": "0" * 64}
@@ -845,7 +846,7 @@ def test_verify_results_fails_a_folder_whose_run_did_not_finish(folder, tmp_path
     assert main(["verify", "--results", str(results), "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["run"] == [
         "run.json's entry of P001 is not its summary.json's in model, software (the index "
-        "edited?)"]
+        "or the summary edited?)"]
     # A forged sign-off and blood volume in the indices (what a laboratory system reads)
     # passed: only the counts, rates and status of samples.csv were compared.
     from ctcnet.inference.run_table import samples_csv
@@ -860,8 +861,8 @@ def test_verify_results_fails_a_folder_whose_run_did_not_finish(folder, tmp_path
     assert main(["verify", "--results", str(results), "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["run"] == [
         "run.json's entry of P001 is not its summary.json's in blood_volume_read_ml (the "
-        "index edited?)", "samples.csv's row of P001 is not its summary.json's in "
-        "signed_off, signed_off_by (the table edited?)"]
+        "index or the summary edited?)", "samples.csv's row of P001 is not its summary.json's "
+        "in signed_off, signed_off_by (the table or the summary edited?)"]
     # The same table saved again by a spreadsheet (a byte-order mark first) was not read at
     # all; a row removed or renamed passed.
     (results / "run.json").write_text(json.dumps({"format_version": 1, "state": "finished",
@@ -869,7 +870,7 @@ def test_verify_results_fails_a_folder_whose_run_did_not_finish(folder, tmp_path
     edited = samples_csv([{**entry, "signed_off_by": "Dr X"}])
     for table, problem in [
             ("\ufeff" + edited, "samples.csv's row of P001 is not its summary.json's in "
-             "signed_off_by (the table edited?)"),
+             "signed_off_by (the table or the summary edited?)"),
             (edited.split("\n")[0] + "\n", "samples.csv has no row of P001, which run.json "
              "lists (the table edited?)"),
             (edited.replace("\nP001,", "\nP009,"), "samples.csv has no row of P001, which "
