@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import assert_one_line_error, run_cli, save_tiny_model, write_events
+from conftest import assert_one_line_error, edit_json, run_cli, save_tiny_model, write_events
 
 from ctcnet.cli import main
 from ctcnet.errors import InputError
@@ -563,10 +563,7 @@ def rows_cut(results):
 
 
 def failed_run(results):
-    path = results / SAMPLE / "summary.json"
-    summary = json.loads(path.read_text())
-    summary["status"] = "failed"
-    path.write_text(json.dumps(summary))
+    edit_json(results / SAMPLE / "summary.json", status="failed")  # (a run's, sealed)
 
 
 @pytest.mark.parametrize("spoil, args, message", [
@@ -737,8 +734,7 @@ def test_a_write_that_fails_takes_back_the_exports_before_it(run, tmp_path, caps
 def test_failed_sample_is_skipped_beside_good_ones(run, tmp_path, caplog):
     results = copy_run(run, tmp_path / "results")
     another_sample(results, "S2")
-    path = results / "S2" / "summary.json"
-    path.write_text(json.dumps({**json.loads(path.read_text()), "status": "failed"}))
+    edit_json(results / "S2" / "summary.json", status="failed")  # (a run's, sealed)
     done = export_events(results, fcs=True)
     assert [d.name for d in done] == [SAMPLE]
     assert not (results / "S2" / "S2.fcs").exists() and "S2: its run failed" in caplog.text

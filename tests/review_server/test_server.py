@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from conftest import save_tiny_model, write_events
+from conftest import edit_json, save_tiny_model, write_events
 
 from ctcnet.inference.backends import load_backend
 from ctcnet.inference.counts import count_events, count_reviewed
@@ -672,9 +672,8 @@ def as_sample(results, folder, name: str | None = None):
     default the folder's), as predict would have written it there: a copy alone is another
     sample's outputs, refused."""
     shutil.copytree(results / "results" / "P001", folder)
-    summary = json.loads((folder / "summary.json").read_text())
-    (folder / "summary.json").write_text(json.dumps(
-        {**summary, "sample_id": name or folder.name, "output_folder": folder.name}))
+    edit_json(folder / "summary.json", sample_id=name or folder.name,
+              output_folder=folder.name)  # (sealed, as predict writes it)
     return folder
 
 
