@@ -227,6 +227,28 @@ def before_history(folder: str | Path, signoff: SignOff) -> bool:
             and not (folder / f".{HISTORY_FILE}.seal").exists())
 
 
+def copy_in_history(folder: str | Path, copy) -> bool | None:
+    """Whether a summary.json's copy of a sign-off (``copy``: its reviewer and time) is one
+    the sample's history records; None where there is no history to ask (an earlier
+    ctcnet's, or no copy): a copy whose reviewer was written over by hand was written again
+    from the record without a trace."""
+    if not isinstance(copy, dict) or not copy.get("signed_at"):
+        return None
+    try:
+        lines = (Path(folder) / HISTORY_FILE).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    signed = set()
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            signed.add((record.get("reviewer"), record.get("signed_at")))
+    return (copy.get("reviewer"), copy.get("signed_at")) in signed
+
+
 def _last_in_history(folder: Path) -> SignOff | None:
     try:
         lines = (folder / HISTORY_FILE).read_text(encoding="utf-8").splitlines()

@@ -38,6 +38,7 @@ from ctcnet.review.journal_seal import check_as_sealed
 from ctcnet.review.signoff import (
     SIGNOFF_FILE,
     SignOff,
+    copy_in_history,
     journal_seal,
     read_signoff,
     signoff_record,
@@ -425,7 +426,10 @@ class Sample(SampleImages):
                           "by another ctcnet version)") if summary.counts != \
                     fields["counts"] else figures_edited(on_disk) and (
                         "its figures (an after-review count, a rate) were changed since "
-                        "ctcnet wrote them: its seal says so")
+                        "ctcnet wrote them: its seal says so") or copy_in_history(
+                    self.folder, on_disk.get("signoff")) is False and (
+                        "its copy of the sign-off names one its history never recorded "
+                        "(its reviewer or time written over by hand?)")
                 updated = replace(summary, **fields, reviewed=counted[1] if decided else None,
                                   unread_markers=unread_now(summary.unread_markers,
                                                             self.events, matched, decided))

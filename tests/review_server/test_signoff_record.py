@@ -1501,3 +1501,26 @@ def test_events_csv_deleted_as_the_retention_allows_is_a_note_not_a_failure(fold
     assert main(["verify", "--results", str(folder), "--json"]) == 1
     (sample,) = json.loads(capsys.readouterr().out)["samples"]
     assert any("events.parquet is missing" in p for p in sample["problems"]), sample
+
+
+def test_a_sign_off_copy_written_over_is_kept_when_the_review_writes_it_again(folder, capsys,
+                                                                              caplog):
+    """The reviewer's name written over in summary.json's copy alone: the audit said so, then
+    the review's first look wrote the copy again from the record, without a trace, and the
+    audit passed the folder with no note."""
+    from ctcnet.cli import main
+    from ctcnet.review_server.sample import Sample
+
+    summary = json.loads((folder / "summary.json").read_text())
+    summary["signoff"]["reviewer"] = "dr.smith"
+    (folder / "summary.json").write_text(json.dumps(summary))
+    with caplog.at_level("WARNING"):
+        Sample("P001", folder).state("ann")
+    assert "its copy of the sign-off names one its history never recorded" in caplog.text
+    assert json.loads((folder / "summary.json").read_text())["signoff"]["reviewer"] == "ann"
+    kept = list((folder / "previous").glob("summary-*not-as-written*.json"))
+    assert len(kept) == 1 and "dr.smith" in kept[0].read_text()
+    assert main(["verify", "--results", str(folder), "--json"]) == 0
+    (sample,) = json.loads(capsys.readouterr().out)["samples"]
+    assert any(n.startswith("previous/ keeps 1 file(s) found not as ctcnet wrote them")
+               for n in sample["notes"]), sample
