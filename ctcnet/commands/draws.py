@@ -71,8 +71,10 @@ def run(args: argparse.Namespace) -> int:
     if not samples:
         raise InputError("no sample folder among the inputs: give each draw's output folder "
                          "(<--out>/<sample>)")
-    draws, differ = compare_draws(samples, args.class_name, cutoff, args.date_key,
-                                  signoff_holds_now, args.patient_key)
+    check = SignoffNow()
+    draws, differ = compare_draws(samples, args.class_name, cutoff, args.date_key, check,
+                                  args.patient_key)
+    check.say_edited(draws)
     patients = {d.patient for d in draws if d.patient is not None}  # (one: others refused)
     if patients:  # whose draws these are, first, as draws.csv's column says it
         lines.insert(0, f"patient {next(iter(patients))!r} ({args.patient_key})")
@@ -184,7 +186,27 @@ def _write_table(rows: list[dict], path) -> None:
         atomic_write_text(path, text.getvalue())
 
 
-def signoff_holds_now(folder) -> bool:
+class SignoffNow:
+    """:func:`signoff_holds_now` of each draw, keeping what a record edited by hand says
+    (``edited``: by folder, its problem), which draws said as a review under way again."""
+
+    def __init__(self):
+        self.edited: dict[str, str] = {}
+
+    def __call__(self, folder) -> bool:
+        """Whether the draw's sign-off holds (:func:`signoff_holds_now`), kept if edited."""
+        return signoff_holds_now(folder, self.edited)
+
+    def say_edited(self, draws) -> None:
+        """A note on each draw whose record was changed by hand: no review under way."""
+        for draw in draws:
+            if draw.folder in self.edited:
+                draw.notes.append(f"its review record was changed by hand since the sign-off "
+                                  f"({self.edited[draw.folder]}): `ctcnet verify --results` "
+                                  "names what; the automatic count stands")
+
+
+def signoff_holds_now(folder, edited: dict | None = None) -> bool:
     """Whether a sample's sign-off holds as its record and its decisions are now, as `crops`
     and `export-events` check it (a review.csv edited after the sign-off, a signoff.json
     altered): summary.json's copy is as fresh as the last command that wrote it."""
@@ -192,7 +214,7 @@ def signoff_holds_now(folder) -> bool:
 
     from ctcnet.exports.sample_review import signoff_now
     from ctcnet.inference.summary import RunSummary
-    from ctcnet.review.signoff import CURRENT
+    from ctcnet.review.signoff import CURRENT, EDITED
 
     try:
         events = pd.read_parquet(folder / "events.parquet")
@@ -200,6 +222,8 @@ def signoff_holds_now(folder) -> bool:
         record = signoff_now(folder, events, RunSummary.read(folder), say=False)
     except (OSError, ValueError, InputError):
         return False  # (its table unreadable: no sign-off of it holds)
+    if record is not None and record["status"] == EDITED and edited is not None:
+        edited[str(folder)] = str(record.get("problem") or EDITED)
     return record is not None and record["status"] == CURRENT
 
 

@@ -124,6 +124,8 @@ def test_draws_reads_a_sign_off_as_its_record_holds_not_as_summary_json_says(fol
     assert main(["draws", str(folder)]) == 0
     said = capsys.readouterr().out
     assert "automatic" in said and "its sign-off no longer holding" in said
+    # ... and the record changed by hand said as such, not as a review under way alone.
+    assert "its review record was changed by hand since the sign-off (" in said, said
 
 
 def test_a_journal_edited_while_the_server_runs_reaches_summary_json_at_its_next_read(folder):
