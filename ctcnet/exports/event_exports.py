@@ -189,7 +189,9 @@ def event_parameters(events: pd.DataFrame, summary, where: Path,
         log.warning("%s: no snr_<channel> parameters: no levels are kept for this run "
                     "(gallery/levels.json: its report drew no tile, or the file was deleted) "
                     "and its frames cannot be read as predict read them (moved, or changed "
-                    "since: `ctcnet -v` says which)", where.parent)
+                    "since: `ctcnet -v` says which); `ctcnet review --scans` takes them from "
+                    "the scans where they lie now and keeps them: then export again",
+                    where.parent)
     for col in [c for c in events.columns if c.startswith("mean_")]:
         channel = col.removeprefix("mean_")
         out.append(number(col, f"{channel} mean intensity", channel_top.get(channel, 0.0)))

@@ -3,8 +3,8 @@ channel the report kept for the run (``gallery/levels.json``), by which the revi
 a marker's mean as ``m`` and an FCS file gives ``snr_<channel>``. Raw counts carry the camera's
 offset and the sample's background (CD45's 243 counts in one sample, 145 in the next), so a
 gate set in counts on one sample does not carry to another. Where the run kept none (its
-report drew no tile: a sample without a candidate, a negative), they are read as the review
-reads them at its first look: from crops cut from the scan's frames
+report drew no tile: a sample without a candidate, a negative; ``--no-report``), they are read
+from crops cut from the scan's first frames, as the review reads a sample without a candidate
 (:func:`~ctcnet.review.levels.level_events`), unless the frames moved or changed since."""
 
 from __future__ import annotations
@@ -39,9 +39,10 @@ def sample_levels(folder: Path, events: pd.DataFrame, summary=None
 
 
 def levels_from_frames(summary, events: pd.DataFrame, key: str = "") -> DisplayLevels | None:
-    """The sample's levels from crops of its events cut from the frames predict read, as the
-    review server reads them where no levels were kept; None where the scan cannot be read
-    as predict read it (moved, a frame changed since: said in a note)."""
+    """The sample's levels from crops of its events cut from its first frames as predict read
+    them, as the review server reads a sample without a candidate where no levels were kept;
+    None where the scan cannot be read as predict read it (moved, a frame changed since:
+    said in a note)."""
     records = summary.frame_digests or {}
 
     def read(frame):

@@ -316,7 +316,7 @@ def _audit_sample(name: str, folder: Path) -> dict:
             continue  # as recorded, or written before it was recorded
         path = folder / table
         if table == "events.csv" and not path.is_file() and \
-                table_as_recorded(folder, data, "events.parquet") is not False:
+                table_as_recorded(folder, data, "events.parquet") is True:
             # The docs' retention lets it go where the Parquet table, the same, is kept: an
             # audit that failed every folder so kept was no audit.
             notes.append("events.csv deleted (the retention the docs allow: events.parquet, "

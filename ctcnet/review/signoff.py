@@ -234,8 +234,9 @@ def copy_in_history(folder: str | Path, copy) -> bool | None:
     from the record without a trace."""
     if not isinstance(copy, dict) or not copy.get("signed_at"):
         return None
-    try:
-        lines = (Path(folder) / HISTORY_FILE).read_text(encoding="utf-8").splitlines()
+    try:  # (a line of other bytes is a line not read, as one not JSON)
+        lines = (Path(folder) / HISTORY_FILE).read_text(encoding="utf-8",
+                                                        errors="replace").splitlines()
     except OSError:
         return None
     signed = set()

@@ -421,19 +421,20 @@ class Sample(SampleImages):
                 refuse_broken_seals(on_disk)  # (said below, the file left as it lies)
                 summary = RunSummary.from_dict(on_disk)
                 fields = RunSummary.count_fields(self.tally)
+                signed = self.signoff(matched, counted[1])
+                # (a copy unlike the record's that no sign-off ever was: the copy alone edited)
                 edited = (f"its counts {summary.counts} are not its events' "
                           f"{fields['counts']} (edited after predict wrote it, or counted "
                           "by another ctcnet version)") if summary.counts != \
                     fields["counts"] else figures_edited(on_disk) and (
                         "its figures (an after-review count, a rate) were changed since "
-                        "ctcnet wrote them: its seal says so") or copy_in_history(
-                    self.folder, on_disk.get("signoff")) is False and (
-                        "its copy of the sign-off names one its history never recorded "
-                        "(its reviewer or time written over by hand?)")
+                        "ctcnet wrote them: its seal says so") or on_disk.get("signoff") != \
+                    signed and copy_in_history(self.folder, on_disk.get("signoff")) is False \
+                    and ("its copy of the sign-off names one its history never recorded "
+                         "(its reviewer or time written over by hand?)")
                 updated = replace(summary, **fields, reviewed=counted[1] if decided else None,
                                   unread_markers=unread_now(summary.unread_markers,
                                                             self.events, matched, decided))
-                signed = self.signoff(matched, counted[1])
                 now = {**updated.to_dict(), "signoff": signed}
                 # The folder held only to write: a look leaves an archive's files as they lie.
                 if edited or updated != summary or on_disk.get("signoff") != signed:

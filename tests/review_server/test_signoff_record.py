@@ -1526,3 +1526,12 @@ def test_a_sign_off_copy_written_over_is_kept_when_the_review_writes_it_again(fo
     (sample,) = json.loads(capsys.readouterr().out)["samples"]
     assert any(n.startswith("previous/ keeps 1 file(s) found not as ctcnet wrote them")
                for n in sample["notes"]), sample
+    # signoff.json edited alone: the copy the server writes from it is its own, not kept as
+    # a hand edit of summary.json at every later look.
+    path = folder / "signoff.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "reviewer": "dr.jones"}))
+    caplog.clear()
+    for _ in range(3):
+        Sample("P001", folder).state("ann")
+    assert "its copy of the sign-off names one" not in caplog.text
+    assert len(list((folder / "previous").glob("summary-*not-as-written*.json"))) == 1
