@@ -135,9 +135,12 @@ def _first_readers_own(first: pd.DataFrame, seen: pd.Series) -> pd.DataFrame:
     later = first[~first["event_id"].isin(before["event_id"]) & ~first["undone"]
                   & ~(first["time"] < seen).to_numpy()]
     # The first decision after the second reader's; made with the dispute shown, it was an
-    # adjudication, and none after it is a blind call.
+    # adjudication, and none after it is a blind call; nor is one by someone who made no call
+    # before the second reader came (a third person adjudicating was read as the first
+    # reader's own call, and the readers' agreement rose).
     after = later.drop_duplicates("event_id", keep="first")
-    after = after[~after["disputed"]]
+    readers = set(first.loc[(first["time"] < seen).to_numpy(), "reviewer"])
+    after = after[~after["disputed"] & (after["reviewer"].isin(readers) if readers else True)]
     return pd.concat([before, after]).sort_values("event_id", kind="stable")
 
 
@@ -232,6 +235,23 @@ def left_as_called(first: pd.DataFrame, second: pd.DataFrame) -> list[dict]:
              "adjudicated": False}
             for e, m, c, r in zip(alone["event_id"], alone["model_call"],
                                   alone["reviewer_call"], alone["reviewer"])]
+
+
+def readers_of(table: pd.DataFrame) -> list[str]:
+    """The reviewers a reading's journal (``table``: its rows, in order) counts as its
+    readers: those with a call not taken back after it, standing or replaced by another's
+    call (replaced, it was still read as their own call); a call taken back (a misclick on the
+    other reading's link) leaves its reviewer free."""
+    from ctcnet.review.matching import UNDECIDED
+
+    if not len(table):
+        return []
+    keys = [c for c in ("run_id", "event_id") if c in table]
+    calls = table["reviewer_call"].astype(str).to_numpy()
+    nxt = (table.groupby(keys, sort=False)["reviewer_call"].shift(-1).astype(str).to_numpy()
+           if keys else np.full(len(table), "nan"))
+    counted = (calls != UNDECIDED) & (nxt != UNDECIDED)
+    return sorted(set(table["reviewer"].astype(str).to_numpy()[counted]))
 
 
 def reader_key(name: str) -> str:

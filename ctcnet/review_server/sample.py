@@ -33,7 +33,11 @@ from ctcnet.report.colours import DEFAULT_PALETTE, overlay_legend
 from ctcnet.report.reasons import ranked_with_reasons, reason_filter
 from ctcnet.report.report_page import compensation_text, write_summary_and_page
 from ctcnet.review import decisions as D
-from ctcnet.review.agreement import check_one_reading_each, readings_agreement
+from ctcnet.review.agreement import (
+    check_one_reading_each,
+    readers_of,
+    readings_agreement,
+)
 from ctcnet.review.journal_seal import check_as_sealed
 from ctcnet.review.signoff import (
     SIGNOFF_FILE,
@@ -274,11 +278,12 @@ class Sample(SampleImages):
                 "skipped": skipped, **self._saved(reading, log_, before)}
 
     def _reader(self, reviewer: str | None, default_reviewer: str, reading: str) -> str:
-        """The decision's reviewer, refused where a decision of theirs stands in the other
-        reading (one taken back locked its reviewer out of the sample)."""
+        """The decision's reviewer, refused where they decided in the other reading, a
+        decision of theirs standing or not (one another person's replaced was still read as
+        their own call, and a reader agreed with themselves)."""
         name = reviewer_name(reviewer, default_reviewer, reading)
-        other = self.logs[SECOND if reading == FIRST else FIRST].matched(self.run).decisions
-        check_one_reading_each(name, other["reviewer"].astype(str), reading)
+        other = self.logs[SECOND if reading == FIRST else FIRST].matched(self.run).table
+        check_one_reading_each(name, readers_of(other), reading)
         return name
 
     def _saved(self, reading: str, log_: D.DecisionLog, before: str) -> dict:

@@ -1084,3 +1084,35 @@ def test_the_page_says_a_folder_it_cannot_write_before_a_decision_is_refused(
     monkeypatch.setattr(served.os, "access", real)
     with review_page(crowded, tmp_path / "again", serve) as (_, _, browser):
         assert browser.js("document.getElementById('read-only').textContent") == ""
+
+
+def test_a_third_persons_adjudication_and_a_replaced_readers_call_are_no_readers_own(
+        crowded, tmp_path, serve):
+    """A third person adjudicating an event the first reader never decided was read as the
+    first reader's own blind call, and the readers' agreement rose; a first reader whose calls
+    another person replaced could then read the second reading, agreeing with themselves."""
+    out = fresh(crowded, tmp_path)
+    server = serve(out)
+    state = get(server, "state")[1]
+    run = state["run_id"]
+    ids = [c["event_id"] for c in state["candidates"] if c["call"] == "wbc"][:4]
+    for event_id in ids[:3]:
+        assert post(server, "decision", {"event_id": event_id, "call": "confirm",
+                                         "run_id": run, "reviewer": "ann"})[0] == 200
+    for event_id, call in zip(ids, ["confirm", "confirm", "reject", "reject"]):
+        assert post(server, "decision", {"event_id": event_id, "call": call, "run_id": run,
+                                         "reviewer": "bob", "reading": "second"})[0] == 200
+    # carol adjudicates ids[3], which ann never decided, to bob's call
+    assert post(server, "decision", {"event_id": ids[3], "call": "reject", "run_id": run,
+                                     "reviewer": "carol"})[0] == 200
+    independent = get(server, "agreement")[1]["independent"]
+    assert (independent["both"], independent["agree"]) == (3, 2), independent
+    # ann's calls replaced by carol's: ann is still the first reading's reader.
+    for event_id in ids[:3]:
+        assert post(server, "decision", {"event_id": event_id, "call": "confirm",
+                                         "run_id": run, "reviewer": "carol"})[0] == 200
+    status, said = post(server, "decision", {"event_id": ids[0], "call": "confirm",
+                                             "run_id": run, "reviewer": "ann",
+                                             "reading": "second"})
+    assert status == 400 and "decided events of this sample in the first reading" in \
+        said["error"]
