@@ -112,7 +112,7 @@ class Draw:
     def row(self) -> dict:
         """The draw as a flat row (notes joined by ``; ``: :func:`.run_table.list_cell`)."""
         out = asdict(self)
-        del out["keys_near"], out["near_patient"]
+        del out["keys_near"], out["near_patient"], out["scanner"]
         out["notes"] = list_cell(self.notes)
         if self.per_7_5_ml is not None:  # to 4 decimals, as its interval's ends
             out["per_7_5_ml"] = round(self.per_7_5_ml, 4)
@@ -433,7 +433,6 @@ def check_one_patient(draws: list[Draw], patient_key: str | None) -> None:
 # What a series of draws from other scanners is said with (a row's note; the console's once).
 OTHER_SCANNERS = ("the draws were scanned at other pixel sizes or ranges of counts ({}): other "
                   "scanners, whose counts a lab has validated against each other?")
-
 
 
 def _compare(draw: Draw, ref: Draw, ratio_key: str, p_key: str) -> None:

@@ -80,6 +80,7 @@ def test_draws_are_read_against_the_cutoff_and_each_other(clean_run, tmp_path):
     notes = compare_draws([first, third])[0][0].row()["notes"]
     assert "other pixel sizes or ranges of counts" in notes and "0-4095" in notes and \
         "0-65535" in notes, notes
+    assert "scanner" not in compare_draws([first, third])[0][0].row()  # (a note, no column)
     edit_json(first / "summary.json", panel=panel)
     # What a review could still move an automatic count to is said beside it.
     tally = json.loads((first / "summary.json").read_text())["tally"]
