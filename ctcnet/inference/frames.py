@@ -41,7 +41,6 @@ from ctcnet.detect.metadata_signs import (
     frame_signs,
     metadata_problems,
 )
-from ctcnet.detect.tile_ownership import owned_events
 from ctcnet.errors import InputError, WholeFileError, is_resource_error
 from ctcnet.inference.guard import RULES, measure_for_guard_start
 from ctcnet.inference.leak_sample import frame_leak_ratios, leak_carriers, leak_share
@@ -209,8 +208,6 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
         events = detect(pixels, cartridge.panel, config,
                         alternates=alternates and config.offer_members,
                         measured=measured_planes, counts_checked=True)  # (by the reader)
-        if frame.core is not None:  # a stitched scan's tile: its neighbours' margin not its
-            events = events[owned_events(events, frame.core)].reset_index(drop=True)
         t2 = time.perf_counter()
         crops, padded = cut(pixels, events["x"].to_numpy(), events["y"].to_numpy(),
                             spec.crop_size, spec.pixel_size_um, cartridge.panel.pixel_size_um)

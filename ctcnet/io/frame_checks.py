@@ -90,11 +90,7 @@ def skipped_entry(frame: FrameRef, reason: str, skipped: list[dict]) -> dict:
 
 def frame_shape(frame: FrameRef) -> tuple[int, int] | None:
     """A frame's (height, width) from its file's header or its container's metadata, None
-    where they cannot be read (the frame's read says why); a stitched scan's tile's, its own
-    part's (the margin of its neighbours it is read with is theirs)."""
-    if frame.core is not None:
-        y0, x0, y1, x1 = frame.core
-        return y1 - y0, x1 - x0
+    where they cannot be read (the frame's read says why)."""
     try:
         return get_source(frame.source_name).shape(frame)
     except (InputError, OSError, ValueError):

@@ -67,10 +67,6 @@ class FrameRef:
     source: str = ""  # the registered source that reads it (empty: told by its files)
     scene: int = 0  # in a container file: which scene (image) holds the frame
     region: tuple[int, int, int, int] | None = None  # (y0, x0, y1, x1) of a tiled scene
-    # A tile's own part of its scene, (y0, x0, y1, x1) within ``region`` (which reaches
-    # past it into its neighbours by a margin): an event is the tile's where its centre lies
-    # in it, so a cell on a tile boundary is read whole, once. None: a frame's all its own.
-    core: tuple[int, int, int, int] | None = None
     # Per-channel frames: the channels whose file is absent (``files`` holds the others, in
     # channel order). Their ``problem`` says so until a model's channels are known: a plane
     # the model does not read is only measured, and its file's absence costs no frame.

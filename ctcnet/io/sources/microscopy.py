@@ -201,11 +201,9 @@ class BioioContainer(FrameSource):
             scenes = source.scenes(part.path)
             base = _base_name(part.path, source.suffixes)
             digest = frame_digest((part.path,))
-            margin = margin_px(panel.pixel_size_um)
             for k, scene in enumerate(scenes):
                 tiles = tile_regions(scene.shape, tile_px)
-                for (r, c), own in tiles.items():
-                    region, core = with_margin(own, scene.shape, margin)
+                for (r, c), region in tiles.items():
                     if len(tiles) > 1:
                         position, index = (tile_row + r, c), -1
                         stem = f"{base}_s{k}_r{r}c{c}"
@@ -220,8 +218,7 @@ class BioioContainer(FrameSource):
                     frames.append(FrameRef(
                         index, position[0], position[1], (part.path,), stem,
                         digest=f"{digest}:{k}:{region}", source=part.source, scene=k,
-                        region=region if len(tiles) > 1 else None,
-                        core=core if len(tiles) > 1 else None))
+                        region=region if len(tiles) > 1 else None))
                 if len(tiles) > 1:
                     tile_row += 1 + max(r for r, _ in tiles)
         _refuse_shared_positions(frames, parts[0].path.parent)
@@ -304,28 +301,6 @@ def _refuse_shared_positions(frames: list[FrameRef], root: Path) -> None:
         if other is not f:
             raise InputError(f"{other.files[0].name} ({other.stem}) and {f.files[0].name} "
                              f"({f.stem}) both name frame {f.frame_id}; keep one", root)
-
-
-# A tile is read with this much of its neighbours around it (um): a cell on a tile boundary
-# was cut in two, each half filed as edge-cut debris, and a CTC there never counted (11 of 11
-# pasted across the boundaries of a stitched slide). Wider than a CTC-neutrophil cluster's
-# half (they span 20-40 um): a cell whose centre is the tile's lies whole within it.
-TILE_MARGIN_UM = 48.0
-
-
-def margin_px(pixel_size_um: float | None) -> int:
-    """:data:`TILE_MARGIN_UM` in pixels at ``pixel_size_um`` (0.5 um where none is known)."""
-    return int(math.ceil(TILE_MARGIN_UM / float(pixel_size_um or 0.5)))
-
-
-def with_margin(own: tuple[int, int, int, int], shape: tuple[int, int], margin: int
-                ) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
-    """A tile's region reaching ``margin`` pixels into its neighbours (within the scene), and
-    its own part (``own``) within that region."""
-    y0, x0, y1, x1 = own
-    ry0, rx0 = max(0, y0 - margin), max(0, x0 - margin)
-    ry1, rx1 = min(shape[0], y1 + margin), min(shape[1], x1 + margin)
-    return (ry0, rx0, ry1, rx1), (y0 - ry0, x0 - rx0, y1 - ry0, x1 - rx0)
 
 
 def tile_regions(shape: tuple[int, int], tile_px: int
