@@ -139,8 +139,9 @@ def _first_readers_own(first: pd.DataFrame, seen: pd.Series) -> pd.DataFrame:
     # before the second reader came (a third person adjudicating was read as the first
     # reader's own call, and the readers' agreement rose).
     after = later.drop_duplicates("event_id", keep="first")
-    readers = set(first.loc[(first["time"] < seen).to_numpy(), "reviewer"])
-    after = after[~after["disputed"] & (after["reviewer"].isin(readers) if readers else True)]
+    readers = {reader_key(r) for r in first.loc[(first["time"] < seen).to_numpy(), "reviewer"]}
+    by_reader = after["reviewer"].map(reader_key).isin(readers) if readers else True
+    after = after[~after["disputed"] & by_reader]
     return pd.concat([before, after]).sort_values("event_id", kind="stable")
 
 
@@ -237,21 +238,21 @@ def left_as_called(first: pd.DataFrame, second: pd.DataFrame) -> list[dict]:
                                   alone["reviewer_call"], alone["reviewer"])]
 
 
-def readers_of(table: pd.DataFrame) -> list[str]:
-    """The reviewers a reading's journal (``table``: its rows, in order) counts as its
-    readers: those with a call not taken back after it, standing or replaced by another's
-    call (replaced, it was still read as their own call); a call taken back (a misclick on the
-    other reading's link) leaves its reviewer free."""
+def readers_of(matched, run_id: str) -> list[str]:
+    """The reviewers a reading (``matched``: its journal matched to the run ``run_id``) counts
+    as its readers: those whose decision stands, and those whose last row on an event of this
+    run is a call, though another's call replaced it since (replaced, it was still read as
+    their own call, and a reader agreed with themselves); a call its reviewer took back last
+    (a misclick on the other reading's link) leaves them free."""
     from ctcnet.review.matching import UNDECIDED
 
-    if not len(table):
-        return []
-    keys = [c for c in ("run_id", "event_id") if c in table]
-    calls = table["reviewer_call"].astype(str).to_numpy()
-    nxt = (table.groupby(keys, sort=False)["reviewer_call"].shift(-1).astype(str).to_numpy()
-           if keys else np.full(len(table), "nan"))
-    counted = (calls != UNDECIDED) & (nxt != UNDECIDED)
-    return sorted(set(table["reviewer"].astype(str).to_numpy()[counted]))
+    names = set(matched.decisions["reviewer"].astype(str)) if len(matched.decisions) else set()
+    table = matched.table
+    if len(table) and "run_id" in table:
+        mine = table[table["run_id"].astype(str).to_numpy() == run_id]
+        last = mine.groupby(["event_id", "reviewer"], sort=False)["reviewer_call"].last()
+        names |= {str(r) for (_, r), call in last.items() if str(call) != UNDECIDED}
+    return sorted(names)
 
 
 def reader_key(name: str) -> str:

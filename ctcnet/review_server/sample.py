@@ -282,8 +282,8 @@ class Sample(SampleImages):
         decision of theirs standing or not (one another person's replaced was still read as
         their own call, and a reader agreed with themselves)."""
         name = reviewer_name(reviewer, default_reviewer, reading)
-        other = self.logs[SECOND if reading == FIRST else FIRST].matched(self.run).table
-        check_one_reading_each(name, readers_of(other), reading)
+        other = self.logs[SECOND if reading == FIRST else FIRST].matched(self.run)
+        check_one_reading_each(name, readers_of(other, self.run.run_id), reading)
         return name
 
     def _saved(self, reading: str, log_: D.DecisionLog, before: str) -> dict:

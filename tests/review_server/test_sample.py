@@ -1116,3 +1116,23 @@ def test_a_third_persons_adjudication_and_a_replaced_readers_call_are_no_readers
                                              "reading": "second"})
     assert status == 400 and "decided events of this sample in the first reading" in \
         said["error"]
+
+
+def test_a_reading_counts_as_its_readers_whose_last_call_on_an_event_stands_or_was_replaced():
+    """A call replaced by another person's still makes its reviewer a reader; a call its
+    reviewer took back last (a misclick on the other reading's link), after correcting it
+    even, leaves them free; rows of an earlier run count only where they stand."""
+    from types import SimpleNamespace
+
+    from ctcnet.review.agreement import readers_of
+    from ctcnet.review.matching import UNDECIDED
+
+    table = pd.DataFrame({"run_id": ["r1"] * 6 + ["r0"],
+                          "event_id": [1, 1, 2, 2, 2, 3, 9],
+                          "reviewer": ["ann", "carol", "fay", "fay", "fay", "carol", "old"],
+                          "reviewer_call": ["ctc", "wbc", "ctc", "wbc", UNDECIDED, "ctc",
+                                            "ctc"]})
+    matched = SimpleNamespace(table=table, decisions=pd.DataFrame({"reviewer": ["carol"]}))
+    assert readers_of(matched, "r1") == ["ann", "carol"]
+    assert readers_of(SimpleNamespace(table=table.iloc[:0], decisions=pd.DataFrame()),
+                      "r1") == []
