@@ -278,9 +278,9 @@ class Sample(SampleImages):
                 "skipped": skipped, **self._saved(reading, log_, before)}
 
     def _reader(self, reviewer: str | None, default_reviewer: str, reading: str) -> str:
-        """The decision's reviewer, refused where they decided in the other reading, a
-        decision of theirs standing or not (one another person's replaced was still read as
-        their own call, and a reader agreed with themselves)."""
+        """The decision's reviewer, refused where they are a reader of the other reading
+        (:func:`~ctcnet.review.agreement.readers_of`: a call of theirs standing, or replaced
+        by another person's, which was still read as their own call)."""
         name = reviewer_name(reviewer, default_reviewer, reading)
         other = self.logs[SECOND if reading == FIRST else FIRST].matched(self.run)
         check_one_reading_each(name, readers_of(other, self.run.run_id), reading)
