@@ -25,6 +25,7 @@ from ctcnet.exports.batch_checks import say_unfinished
 from ctcnet.exports.sample_review import reviewed_rates
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.cartridge_info import PATIENT_KEY
+from ctcnet.io.digests import frame_change
 from ctcnet.io.panel import Panel
 from ctcnet.io.scan import Cartridge, is_cartridge, open_cartridge
 from ctcnet.io.spilled import size_text
@@ -113,6 +114,20 @@ def open_scanned_cartridge(summary: RunSummary, scans: str | Path | None = None,
         return open_cartridge(root)
     # The run saw the cartridge's channels in the model's order, by name: read them so again.
     return open_cartridge(root).conform(Panel.from_dict(summary.panel))
+
+
+def read_as_predicted(cartridge: Cartridge, frame, records: dict | None,
+                      consequence: str = "") -> np.ndarray:
+    """The pixels of ``frame``, refused (InputError) where they are not those predict read
+    (``records``: its summary's ``frame_digests``): what is cut from them would show cells
+    that were never called, under the calls made on the old ones (``consequence`` says so,
+    after the change)."""
+    pixels = cartridge.read(frame)
+    change = frame_change(frame.files, (records or {}).get(frame.frame_id), pixels)
+    if change is not None:
+        raise InputError(f"frame {frame.frame_id} changed since predict read it ({change})"
+                         f"{consequence}", frame.files[0])
+    return pixels
 
 
 def sealed_as_written(folder: Path) -> None:

@@ -14,9 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from ctcnet.errors import CtcnetError, InputError
-from ctcnet.exports.event_crops import cut_event_crops, open_scanned_cartridge
-from ctcnet.io.digests import frame_change
+from ctcnet.errors import CtcnetError
+from ctcnet.exports.event_crops import (
+    cut_event_crops,
+    open_scanned_cartridge,
+    read_as_predicted,
+)
 from ctcnet.review.levels import DisplayLevels, level_events, levels_from_crops, read_levels
 from ctcnet.review.runs import run_id
 
@@ -43,20 +46,11 @@ def levels_from_frames(summary, events: pd.DataFrame, key: str = "") -> DisplayL
     them, as the review server reads a sample without a candidate where no levels were kept;
     None where the scan cannot be read as predict read it (moved, a frame changed since:
     said in a note)."""
-    records = summary.frame_digests or {}
-
-    def read(frame):
-        pixels = cartridge.read(frame)
-        change = frame_change(frame.files, records.get(frame.frame_id), pixels)
-        if change is not None:
-            raise InputError(f"frame {frame.frame_id} changed since predict read it ({change})",
-                             frame.files[0])
-        return pixels
-
     try:
         cartridge = open_scanned_cartridge(summary)
         crops = cut_event_crops(cartridge, level_events(events), summary.model.crop_size,
-                                summary.model.pixel_size_um, read)
+                                summary.model.pixel_size_um, lambda frame: read_as_predicted(
+                                    cartridge, frame, summary.frame_digests))
     except (CtcnetError, OSError, ValueError) as err:
         log.info("%s: its levels not read from the frames: %s", summary.sample_id, err)
         return None

@@ -29,10 +29,13 @@ from collections.abc import Callable, Hashable
 import numpy as np
 import pandas as pd
 
-from ctcnet.errors import CtcnetError, InputError
-from ctcnet.exports.event_crops import cut_event_crops, open_scanned_cartridge
+from ctcnet.errors import CtcnetError
+from ctcnet.exports.event_crops import (
+    cut_event_crops,
+    open_scanned_cartridge,
+    read_as_predicted,
+)
 from ctcnet.inference.summary import RunSummary
-from ctcnet.io.digests import frame_change
 from ctcnet.io.scan import Cartridge
 
 log = logging.getLogger(__name__)
@@ -89,15 +92,10 @@ class FrameSource:
             if pixels is not None:
                 self._frames.move_to_end(frame.index)
                 return pixels
-        pixels = self.cartridge().read(frame)
-        # The frame as predict read it, or no tile: one cut from other pixels would show the
-        # reviewer cells that were never called, under the calls made on the old ones.
-        records = self.summary.frame_digests or {}
-        change = frame_change(frame.files, records.get(frame.frame_id), pixels)
-        if change is not None:
-            raise InputError(f"frame {frame.frame_id} changed since predict read it ({change}): "
-                             "its tiles would show other pixels than those called; restore it, "
-                             "or predict the scan again", frame.files[0])
+        # The frame as predict read it, or no tile.
+        pixels = read_as_predicted(self.cartridge(), frame, self.summary.frame_digests,
+                                   ": its tiles would show other pixels than those called; "
+                                   "restore it, or predict the scan again")
         with self._lock:
             self._frames[frame.index] = pixels
             while len(self._frames) > self.kept:
