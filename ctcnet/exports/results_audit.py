@@ -29,12 +29,11 @@ from ctcnet.exports.summary_checks import (
 )
 from ctcnet.exports.table_audit import table_not_as_index
 from ctcnet.inference.figures_seal import (
-    SEALS,
     TABLE_DIGESTS,
+    broken_seals,
     check_figures_sealed,
     edited_text,
     provenance_edited,
-    seal_edited,
     table_as_recorded,
 )
 from ctcnet.inference.rerun_outputs import unreadable_review
@@ -282,7 +281,7 @@ def _seal_lines(data: dict) -> tuple[list[str], list[str]]:
         notes.append("summary.json written before ctcnet sealed what made its figures (an "
                      "earlier version's): its model, software and inputs' digests unchecked")
     # (a seal absent, an earlier ctcnet's summary: unchecked)
-    problems += [edited_text([name]) for name in SEALS if seal_edited(data, name)]
+    problems += [edited_text([name]) for name in broken_seals(data)]
     return problems, notes
 
 

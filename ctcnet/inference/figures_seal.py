@@ -109,7 +109,7 @@ def refuse_broken_seals(data: dict) -> None:
     """ValueError naming the seals of :data:`SEALS` of a summary's ``data`` that no longer
     hold (an edit by hand where the counts, which the review writes again from the events,
     are not what changed): written over, the edit would be sealed as ctcnet's."""
-    broken = [name for name in SEALS if seal_edited(data, name)]
+    broken = broken_seals(data)
     if broken:
         raise ValueError(edited_text(broken) + ": not written over, which would seal the "
                          "edit as ctcnet's; ctcnet verify --results names it, and predict run "
@@ -121,11 +121,23 @@ def refuse_edited_summary(data: dict, folder: str | Path) -> str | None:
     edited, before an export or a crop cut carries it on (an edited model path and status
     went into an FCS file's keywords beside its sign-off); :func:`check_figures_sealed`'s
     note for an earlier ctcnet's summary, else None."""
-    broken = [name for name in SEALS if seal_edited(data, name)]
+    refuse_edited_seals(data, folder)
+    return check_figures_sealed(data, folder)
+
+
+def refuse_edited_seals(data: dict, folder: str | Path) -> None:
+    """Refuse (InputError) a summary.json a seal of :data:`SEALS` of which no longer holds,
+    naming what each keeps."""
+    broken = broken_seals(data)
     if broken:
         raise InputError(f"{edited_text(broken)}: not read; `ctcnet verify --results` names "
                          "it, and ctcnet predict run again writes the summary anew", folder)
-    return check_figures_sealed(data, folder)
+
+
+def broken_seals(data: dict) -> list[str]:
+    """The seals of :data:`SEALS` of a summary's ``data`` that no longer hold (one absent, an
+    earlier ctcnet's, holds nothing to check)."""
+    return [name for name in SEALS if seal_edited(data, name)]
 
 
 def provenance_edited(data: dict) -> bool | None:

@@ -30,12 +30,7 @@ from ctcnet.core.paths import typed_id
 from ctcnet.errors import InputError
 from ctcnet.inference.counts import per_7_5_ml, per_volume_text, rate_interval
 from ctcnet.inference.draw_dates import say_dates_out_of_order
-from ctcnet.inference.figures_seal import (
-    SEALS,
-    check_figures_sealed,
-    edited_text,
-    seal_edited,
-)
+from ctcnet.inference.figures_seal import check_figures_sealed, refuse_edited_seals
 from ctcnet.inference.journal import PARTS_DIR
 from ctcnet.inference.result_state import result_state, reviewed_figures, signoff_holds
 from ctcnet.inference.run_entry import scanner_text
@@ -179,10 +174,7 @@ def _draw_summary(folder: Path) -> tuple[dict, str | None]:
     if not isinstance(summary, dict) or "crops" in summary:
         raise InputError("not a cartridge's output (a crop folder has no blood volume)", folder)
     unsealed = check_figures_sealed(summary, folder)
-    broken = [name for name in SEALS if seal_edited(summary, name)]
-    if broken:  # (another patient's id edited in read as one patient's draw)
-        raise InputError(edited_text(broken) + ": not read; ctcnet verify --results names "
-                         "it, and predict run again writes the summary anew", folder)
+    refuse_edited_seals(summary, folder)  # (another patient's id edited in read as theirs)
     return summary, unsealed
 
 
