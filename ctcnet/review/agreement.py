@@ -51,19 +51,24 @@ def _decision_rows(matched, run_id: str) -> pd.DataFrame:
     written, takes-back kept (``undone``: a call before one is not the reader's call from
     then on; :func:`_standing` keeps the events it holds a decision on now):
     event_id, reviewer_call, reviewer, model_call (the call the reviewer saw), when and
-    ``undone``. A row a later one replaced attaches to no event in the match (its ``target``
-    is -1): a row made on this run names its event by its id; one made on an earlier run
-    counts where it still attaches. A row the match set aside (``unattached``: a rejection
-    of a call a rerun with the same numbering changed) is nobody's call on the event now."""
+    ``undone``. A row a later one replaced is read where the match's ``history`` places it
+    (its id in the run it was made on, by position from another run: a rerun that numbers
+    the events otherwise keeps the readers' own calls and the adjudication). A row the match
+    set aside (``unattached``: a rejection of a call a rerun with the same numbering changed)
+    is nobody's call on the event now."""
     from ctcnet.review.matching import UNDECIDED
 
     table = matched.table
     calls = table["reviewer_call"].astype(str).to_numpy()
-    own = (table["run_id"].astype(str).to_numpy() == run_id if "run_id" in table
-           else np.zeros(len(table), bool))
-    own[matched.unattached.index.to_numpy(np.int64)] = False
-    event = np.where(matched.target >= 0, matched.target,
-                     np.where(own, table["event_id"].to_numpy(np.int64), -1))
+    history = getattr(matched, "history", None)
+    if history is not None:
+        event = history.copy()
+    else:  # a match built without one: a row names its event in the run it was made on
+        own = (table["run_id"].astype(str).to_numpy() == run_id if "run_id" in table
+               else np.zeros(len(table), bool))
+        event = np.where(matched.target >= 0, matched.target,
+                         np.where(own, table["event_id"].to_numpy(np.int64), -1))
+    event[matched.unattached.index.to_numpy(np.int64)] = -1
     rows = np.flatnonzero(event >= 0)
     picked = table.iloc[rows]
     out = pd.DataFrame({column: picked[column].astype(str).to_numpy()

@@ -53,7 +53,6 @@ from ctcnet.review.matching import (
     Matched,
     extend_match,
     match_decisions,
-    superseded_rows,
     warn_set_aside,
 )
 from ctcnet.review.runs import (
@@ -68,6 +67,7 @@ from ctcnet.review.runs import (
     run_id,
     select_candidates,
 )
+from ctcnet.review.superseding import superseded_rows
 
 # The decisions' API, gathered from the modules that make it (matching, the journal, runs).
 __all__ = [

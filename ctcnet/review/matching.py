@@ -23,6 +23,7 @@ import pandas as pd
 
 from ctcnet.inference.counts import REJECTED
 from ctcnet.review.runs import POSITION_TOLERANCE_UM, RunEvents
+from ctcnet.review.superseding import replaced_by_rows, superseded_rows
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,9 @@ class Matched:
     on another run, with no cartridge recorded).
     ``replaced``: per row of ``table``, whether a later row replaces it
     (:func:`superseded_rows`).
+    ``history``: per row of ``table``, the current event whose cell the row decided, replaced
+    or not (a row of another run by position, as ``target``), or -1: what a reading's history
+    (the readers' own calls, the adjudication) is read from, in a renumbered rerun too.
     ``serial``: this match's own number; ``extends``: (the serial of the match it extends,
     the events whose decision the new rows changed), when :func:`extend_match` made it, so
     counts can be brought up to date from those events alone; ``changed``: then, the
@@ -62,8 +66,10 @@ class Matched:
                  unattached: pd.DataFrame, superseded: int, other_cartridge: int = 0,
                  replaced: np.ndarray | None = None, serial: int | None = None,
                  extends: tuple[int, tuple[int, ...]] | None = None,
-                 changed: pd.DataFrame | None = None, latest: str | None = None):
+                 changed: pd.DataFrame | None = None, latest: str | None = None,
+                 history: np.ndarray | None = None):
         self._parts = [table]
+        self.history = target if history is None else history
         self.latest = latest
         self._n_rows = len(table)
         self.target, self.unattached = target, unattached
@@ -231,6 +237,7 @@ def match_decisions(table: pd.DataFrame, run: RunEvents) -> Matched:
         reason[i] = f"rejected a {seen[i]} call; this run calls the event {calls_now[i]}"
     target[other] = -1
     attached = target >= 0
+    history = _history(table, target, replaced & ~foreign & ~aside & ~legacy, run)
     # The latest decision per event counts (file order breaks ties: rows are appended).
     when = pd.to_datetime(table["time"], utc=True, errors="coerce", format="ISO8601")
     order = pd.DataFrame({"target": target, "when": when, "row": np.arange(n)})[attached]
@@ -249,7 +256,28 @@ def match_decisions(table: pd.DataFrame, run: RunEvents) -> Matched:
     unattached = table[loose].assign(reason=reason[loose])
     return Matched(table, target, decisions, unattached,
                    int(replaced.sum() + attached.sum() - len(rows)), int((aside & loose).sum()),
-                   replaced, latest=_later(None, table["time"].astype(str)[attached]))
+                   replaced, latest=_later(None, table["time"].astype(str)[attached]),
+                   history=history)
+
+
+def _history(table: pd.DataFrame, target: np.ndarray, replaced: np.ndarray,
+             run: RunEvents) -> np.ndarray:
+    """``target`` with the ``replaced`` rows attached as a row that counted would be (its id
+    in the run it was made on, by position from another): a replaced row is history of its
+    cell, not nobody's; a rejection of a call the run changed says nothing of it still."""
+    history = target.copy()
+    ids, keys = table["event_id"].to_numpy(), table["run_id"].to_numpy(dtype=object)
+    frames = table["frame_id"].to_numpy(dtype=object)
+    xs, ys = table["x"].to_numpy(np.float64), table["y"].to_numpy(np.float64)
+    for i in np.flatnonzero(replaced):
+        history[i] = ids[i] if keys[i] == run.run_id and ids[i] in run.events.index \
+            else run.nearest(frames[i], xs[i], ys[i])
+    rows = np.flatnonzero(replaced & (history >= 0))
+    now = run.events["class"].reindex(history[rows]).to_numpy(dtype=object)
+    rejected = (table["reviewer_call"].to_numpy(dtype=object)[rows] == REJECTED) & \
+        (table["model_call"].to_numpy(dtype=object)[rows] != now)
+    history[rows[rejected]] = -1
+    return history
 
 
 def _not_a_call_of(table: pd.DataFrame, run: RunEvents, reason: np.ndarray) -> np.ndarray:
@@ -279,7 +307,7 @@ def extend_match(matched: Matched, rows: pd.DataFrame, run: RunEvents) -> Matche
     if len(set(events.tolist())) != m:
         raise ValueError("extend_match takes one row per event")
     before = matched.replaced if matched.replaced is not None else np.zeros(n, bool)
-    newly = _replaced_by_rows(matched._parts, rows, run.tolerance_px) & ~before
+    newly = replaced_by_rows(matched._parts, rows, run.tolerance_px) & ~before
     was = np.isin(matched.target, events)
     target = np.append(np.where(newly, -1, matched.target), events)
     calls = rows["reviewer_call"].to_numpy(dtype=object)
@@ -302,7 +330,8 @@ def extend_match(matched: Matched, rows: pd.DataFrame, run: RunEvents) -> Matche
         other_cartridge=matched.other_cartridge,
         replaced=np.append(before | newly, np.zeros(m, bool)),
         extends=(matched.serial, tuple(events.tolist())), changed=changed,
-        latest=_later(matched.latest, rows["time"].astype(str)))
+        latest=_later(matched.latest, rows["time"].astype(str)),
+        history=np.append(matched.history, events))
 
 
 def _later(latest: str | None, times: pd.Series) -> str | None:
@@ -312,127 +341,6 @@ def _later(latest: str | None, times: pd.Series) -> str | None:
     if not len(times):
         return latest
     return str(times.max()) if latest is None else max(latest, str(times.max()))
-
-
-def _replaced_by_rows(parts: list[pd.DataFrame], rows: pd.DataFrame,
-                      tolerance_px: float) -> np.ndarray:
-    """Which rows of ``parts`` (the table so far, in pieces) ``rows`` (appended after them)
-    replace (:func:`superseded_rows`'s rule). Only a row of the same event id, or one within
-    the tolerance in the same frame, can be replaced, so only those are compared: a few
-    numeric passes per new row, not a comparison with every row of the file."""
-    new_ids = rows["event_id"].to_numpy(np.int64)
-    new_x, new_y = rows["x"].to_numpy(np.float64), rows["y"].to_numpy(np.float64)
-    new_frames = rows["frame_id"].to_numpy(dtype=object)
-    n = sum(len(p) for p in parts)
-    out = np.zeros(n, bool)
-    near_rows, near_parts, start = [], [], 0
-    for part in parts:
-        if not len(part):
-            continue
-        ids = part["event_id"].to_numpy(np.int64)
-        x, y = part["x"].to_numpy(np.float64), part["y"].to_numpy(np.float64)
-        frames = None
-        near = np.isin(ids, new_ids)
-        for j in range(len(rows)):
-            close = np.flatnonzero((np.abs(x - new_x[j]) <= tolerance_px) &
-                                   (np.abs(y - new_y[j]) <= tolerance_px))
-            if len(close):
-                if frames is None:
-                    frames = part["frame_id"].to_numpy(dtype=object)
-                near[close[frames[close] == new_frames[j]]] = True
-        at = np.flatnonzero(near)
-        if len(at):
-            near_rows.append(start + at)
-            near_parts.append(part.iloc[at])
-        start += len(part)
-    if not near_rows:
-        return out
-    earlier = np.concatenate(near_rows)
-    small = pd.concat([*near_parts, rows], ignore_index=True)
-    k, m = len(earlier), len(rows)
-    i = np.repeat(np.arange(k), m)
-    j = np.tile(np.arange(k, k + m), k)
-    out[earlier[i[_replaces(small, i, j, tolerance_px)]]] = True
-    return out
-
-
-def superseded_rows(table: pd.DataFrame, tolerance_px: float) -> np.ndarray:
-    """Which rows of review.csv a later row replaces (bool per row, file order).
-
-    A decision (or a take-back) replaces every earlier row that attached to its event in the
-    run it was made in, as a rewrite of the file once dropped them; read from the file alone,
-    since that run may be gone. An earlier row attached there when it is of the same run and
-    event (an old-layout row: the same event id and call), or of another run with a position in
-    the same frame within the tolerance; not when it was set aside as made on another
-    cartridge, nor, a rejection, when it saw another call than the later row did."""
-    n = len(table)
-    out = np.zeros(n, bool)
-    if n < 2:
-        return out
-    i, j = _neighbour_pairs(table, tolerance_px)
-    out[i[_replaces(table, i, j, tolerance_px)]] = True
-    return out
-
-
-def _replaces(table: pd.DataFrame, i: np.ndarray, j: np.ndarray,
-              tolerance_px: float) -> np.ndarray:
-    """Per pair of rows (``i`` earlier, ``j`` later), whether row j replaces row i."""
-    if not len(i):
-        return np.zeros(0, bool)
-    col = {c: table[c].to_numpy(dtype=object) for c in ("run_id", "cartridge_id", "frame_id",
-                                                         "model_call", "reviewer_call",
-                                                         "frame_digest")}
-    event = table["event_id"].to_numpy(np.int64)
-    x, y = table["x"].to_numpy(np.float64), table["y"].to_numpy(np.float64)
-    run, cart, call = col["run_id"], col["cartridge_id"], col["model_call"]
-    same_event = event[i] == event[j]
-    same_run = (run[i] == run[j]) & (run[i] != "")
-    close = (col["frame_id"][i] == col["frame_id"][j]) & (col["frame_id"][i] != "") & \
-        ((x[i] - x[j]) ** 2 + (y[i] - y[j]) ** 2 <= tolerance_px ** 2)
-    attached = np.where(same_run, same_event,
-                        np.where(run[i] == "", same_event & (call[i] == call[j]), close))
-    # On another cartridge, unless on the same pixels of the same frame (a frame of the
-    # cartridge fixed between the two).
-    digest = col["frame_digest"]
-    same_pixels = (digest[i] != "") & (digest[i] == digest[j])
-    aside = (cart[j] != "") & ~same_pixels & (
-        ((cart[i] != "") & (cart[i] != cart[j])) |
-        ((cart[i] == "") & (run[i] != "") & (run[i] != run[j])))
-    other_call = (col["reviewer_call"][i] == REJECTED) & (call[i] != call[j])
-    return attached & ~aside & ~other_call & (run[j] != "")
-
-
-def _neighbour_pairs(table: pd.DataFrame, tolerance_px: float) -> tuple[np.ndarray, np.ndarray]:
-    """Row pairs (earlier, later) that may be decisions on one cell: the same event id, or the
-    same frame within the tolerance (sorted by frame and x, so a pass per neighbour offset
-    ends once no row has a neighbour that near)."""
-    n = len(table)
-    rows = np.arange(n)
-    pairs = []
-    ids = table["event_id"].to_numpy(np.int64)
-    repeated = pd.Series(ids).duplicated(keep=False).to_numpy()
-    if repeated.any():
-        same = pd.DataFrame({"e": ids[repeated], "r": rows[repeated]})
-        both = same.merge(same, on="e")
-        both = both[both["r_x"] < both["r_y"]]
-        pairs.append((both["r_x"].to_numpy(), both["r_y"].to_numpy()))
-    frames, _ = pd.factorize(table["frame_id"].astype(str))
-    x = table["x"].to_numpy(np.float64)
-    placed = np.flatnonzero(np.isfinite(x) & (table["frame_id"].astype(str) != "").to_numpy())
-    order = placed[np.lexsort((x[placed], frames[placed]))]
-    for k in range(1, len(order)):
-        a, b = order[:-k], order[k:]
-        near = (frames[a] == frames[b]) & (x[b] - x[a] <= tolerance_px)
-        if not near.any():
-            break
-        a, b = a[near], b[near]
-        pairs.append((np.minimum(a, b), np.maximum(a, b)))
-    if not pairs:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    i = np.concatenate([p[0] for p in pairs])
-    j = np.concatenate([p[1] for p in pairs])
-    unique = np.unique(i * n + j)
-    return unique // n, unique % n
 
 
 # The reason of a decision made on another run by a ctcnet that did not yet name its cartridge.

@@ -829,3 +829,45 @@ def test_a_decision_on_a_whole_second_keeps_its_six_digits_and_a_clash_reads_the
     with pytest.raises(D.DecidedMeanwhile) as said:
         D.record_decision(tmp_path, run, 1, D.REJECTED, "bob", expect=None)
     assert "decided wbc by ann at 2026-12-06 15:00:00 UTC since" in str(said.value)
+
+
+def test_readings_made_on_an_earlier_run_keep_their_history_in_a_renumbered_rerun(tmp_path):
+    """The first reader's own call, the second reader's, then the adjudication, all made on
+    one run; a rerun (another threshold) numbers the events otherwise. The rows the
+    adjudication replaced are history of the same cells: read by position, the readers' own
+    disagreement and the adjudication stand as they did (the rerun read the adjudicated call
+    as the first reader's own, kappa rose, and the event read as never adjudicated)."""
+    from ctcnet.review.agreement import adjudicated_events, readings_agreement
+
+    events, run = tiny_run()
+    second = decision_journal.DecisionLog(tmp_path, D.SECOND_FILE)
+    start = datetime(2026, 1, 1, 10, tzinfo=UTC)
+    D.record_decision(tmp_path, run, 1, "wbc", "ann", now=start)
+    D.record_decision(tmp_path, run, 3, "ctc", "ann", now=start)
+    D.record_decision(tmp_path, run, 1, "ctc", "bob", now=start + timedelta(minutes=5),
+                      decisions=second)
+    D.record_decision(tmp_path, run, 3, "ctc", "bob", now=start + timedelta(minutes=5),
+                      decisions=second)
+    D.record_decision(tmp_path, run, 1, "ctc", "ann", now=start + timedelta(minutes=30))
+
+    def agreement_on(events_run):
+        first_now = D.match_decisions(D.read_decisions(tmp_path), events_run)
+        second_now = D.match_decisions(D.read_decisions(tmp_path, D.SECOND_FILE), events_run)
+        return (readings_agreement(first_now, second_now, events_run.run_id),
+                adjudicated_events(first_now, second_now, events_run.run_id))
+
+    before, done_before = agreement_on(run)
+    assert done_before == {1}
+    assert before["independent"]["disagreed"] == [1]
+    # The rerun: a new event ahead of the others, so every id moves up by one.
+    moved = pd.concat([events.iloc[[0]].assign(x=200.0), events]).assign(
+        event_id=range(len(events) + 1))
+    rerun = D.RunEvents(moved, 0.5)
+    assert rerun.run_id != run.run_id
+    after, done_after = agreement_on(rerun)
+    assert done_after == {2}
+    assert after["independent"]["disagreed"] == [2]
+    assert (after["independent"]["both"], after["independent"]["agree"]) == \
+        (before["independent"]["both"], before["independent"]["agree"])
+    assert [d["adjudicated"] for d in after["disagreements"]] == \
+        [d["adjudicated"] for d in before["disagreements"]]
