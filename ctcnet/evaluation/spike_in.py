@@ -407,8 +407,9 @@ def _figures(rows: pd.DataFrame, mode: str, level_column: bool = False) -> dict:
             "mean_expected_per_7_5_ml": float(group["expected_per_7_5_ml"].mean()),
             "mean_called_per_7_5_ml": mean,
             "sd": sd, "cv": sd / mean if sd is not None and mean else None,
-            # The CV the spike's own Poisson draw gives the level, whatever the assay does.
-            "poisson_cv": 1.0 / math.sqrt(spiked_mean) if spiked_mean > 0 else None,
+            # The CV the spike's own Poisson draw gives the level, whatever the assay does
+            # (of the cells in the blood read: a tube read in part holds fewer).
+            "poisson_cv": _poisson_cv(spiked_read[mask]) if spiked_mean > 0 else None,
             "mean_recovery": (float(np.nanmean(group[recovery_column]))
                               if spiked_mean > 0 and group[recovery_column].notna().any()
                               else None),
@@ -438,11 +439,23 @@ def _figures(rows: pd.DataFrame, mode: str, level_column: bool = False) -> dict:
             "suspect_tubes": suspect}
 
 
+def _poisson_cv(cells_read: np.ndarray) -> float | None:
+    """1 / sqrt of the mean cells spiked into the blood read (None without any)."""
+    mean = float(np.mean(cells_read)) if len(cells_read) else 0.0
+    return 1.0 / math.sqrt(mean) if mean > 0 else None
+
+
 def _tube_ml(spiked: pd.DataFrame, lowest: dict | None) -> list[float]:
-    """The lowest level's tubes' blood volumes (7.5 mL where none is stated)."""
+    """The blood the lowest level's tubes were read in (7.5 mL where none is stated): a tube
+    read in part holds its cells in the blood read, so its floor is that blood's (a half-read
+    tube's floor at its whole volume held no cell 22 % of the time, not 5 %)."""
     if lowest is None or "blood_volume_ml" not in spiked:
         return [7.5]
-    volumes = spiked.loc[spiked["level"] == lowest["level"], "blood_volume_ml"].to_numpy(float)
+    level = spiked[spiked["level"] == lowest["level"]]
+    volumes = level["blood_volume_ml"].to_numpy(float)
+    if "blood_volume_read_ml" in level:
+        read = level["blood_volume_read_ml"].to_numpy(float)
+        volumes = np.where(np.isfinite(read) & (read > 0), read, volumes)
     volumes = volumes[np.isfinite(volumes) & (volumes > 0)]
     return volumes.tolist() if len(volumes) else [7.5]
 

@@ -2,6 +2,7 @@
 validation of a run's counts."""
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -691,3 +692,19 @@ def test_two_scanners_pooled_are_said_by_pixel_size_and_range_of_counts():
                         expected.loc[["a1", "a2"]])
     assert spike_report(alike)["made_by_several"] == []
 
+
+
+def test_the_floor_and_the_poisson_cv_are_those_of_the_blood_read():
+    """The lowest level's tubes read in half (3.75 of 7.5 mL): their cells lie in the blood
+    read, so the floor is a 3.75 mL tube's (5.99 per 7.5 mL, not 3.00: at 3.00 a half-read tube
+    held no cell 22 % of the time), and the level's Poisson CV that of the 2.5 cells read."""
+    blanks = {f"b{i}": summary(0.0) for i in range(3)}
+    low = {f"l{j}": {**summary(c * 2.0), "blood_volume_processed_ml": 3.75,
+                     "status": "partial"} for j, c in enumerate((3, 2, 3, 2, 3))}
+    expected = pd.DataFrame({"spiked": [0.0] * 3 + [5.0] * 5}, index=[*blanks, *low])
+    report = spike_report(sample_rows({**blanks, **low}, expected))
+    lod = report["limit_of_detection_per_7_5_ml"]
+    assert lod["poisson_floor"] == pytest.approx(poisson_floor(0.0, 3.75))
+    assert lod["value"] >= poisson_floor(0.0, 3.75) == pytest.approx(5.99, abs=0.01)
+    level = next(lv for lv in report["levels"] if lv["spiked"] > 0)
+    assert level["poisson_cv"] == pytest.approx(1 / math.sqrt(2.5))
