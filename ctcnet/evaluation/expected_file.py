@@ -8,12 +8,15 @@ and spiked tubes); a column not read is said.
 
 from __future__ import annotations
 
+import csv
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ctcnet.core.paths import composed
 from ctcnet.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -32,8 +35,16 @@ def read_expected(path: str | Path) -> pd.DataFrame:
     try:
         # Every cell as written (a tube named NA, None or null is that tube, never "no
         # id"); counts are read as numbers below, an empty level as none.
-        table = pd.read_csv(path, dtype={"sample_id": str}, encoding="utf-8-sig",
-                            keep_default_na=False, na_values={"level": [""]})
+        _refuse_fields_past_header(path)
+        # index_col=False: a spreadsheet's trailing comma on every row is no index column
+        # (pandas took the ids for an index and read each count under the id's name).
+        # (what it drops is empty, or refused below by its header: pandas' warning of a
+        # loss is none here)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", pd.errors.ParserWarning)
+            table = pd.read_csv(path, dtype={"sample_id": str}, encoding="utf-8-sig",
+                                keep_default_na=False, na_values={"level": [""]},
+                                index_col=False)
     except (OSError, ValueError, UnicodeDecodeError) as err:
         raise InputError(f"cannot read the expected counts: {str(err).strip()}"
                          + _separator_hint(path), path) from None
@@ -55,8 +66,9 @@ def read_expected(path: str | Path) -> pd.DataFrame:
         raise InputError("the expected counts list no tube (a header and no row under it)",
                          path)
     spiked = pd.to_numeric(table[column], errors="coerce")
-    # Compared as stripped: "L1 " typed beside "L1" is the same tube, not a second one.
-    ids = table["sample_id"].str.strip()
+    # Compared as stripped: "L1 " typed beside "L1" is the same tube, not a second one; and
+    # with accents composed, as predict names samples (macOS writes them decomposed).
+    ids = table["sample_id"].str.strip().map(composed, na_action="ignore")
     bad = table.index[~np.isfinite(spiked) | (spiked < 0) | ids.isna() | (ids == "")]
     if len(bad):
         what = "a reference rate" if reference else "a spiked number of cells"
@@ -73,6 +85,24 @@ def read_expected(path: str | Path) -> pd.DataFrame:
     if "level" in table:  # the lab's own grouping of tubes into levels (their exact counts)
         out["level"] = _checked_levels(table["level"], spiked, path)
     return out
+
+
+def _refuse_fields_past_header(path: Path) -> None:
+    """Refuse a row holding something past its header's fields (``A,15,5``: a decimal comma
+    unquoted, read as 15 and a field of 5); empty ones (a spreadsheet's trailing comma) are
+    nothing."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        rows = csv.reader(handle)
+        header = next(rows, [])
+        if len(header) == 1 and _separator_hint(path):  # refused below, its separator said
+            return
+        width = len(header)
+        for row in rows:
+            past = [cell for cell in row[width:] if cell.strip()]
+            if past:
+                raise InputError(f"line {rows.line_num} has {len(row)} fields where its "
+                                 f"header has {width}: a comma too many (a decimal comma? "
+                                 "write 15.5, with '.')", path)
 
 
 def _separator_hint(path: Path) -> str:

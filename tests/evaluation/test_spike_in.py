@@ -46,10 +46,27 @@ def test_the_expected_counts_are_read_or_refused_naming_the_line(tmp_path):
                        # Another locale's spreadsheet, or a tab-separated export.
                        ("sample_id;spiked\nA;4,5\n", r"separated by ';'\?"),
                        ("sample_id;spiked\nA;5\n", r"separated by ';'\?"),
-                       ("sample_id\tspiked\nA\t5\n", r"separated by '\\t'\?")):
+                       ("sample_id\tspiked\nA\t5\n", r"separated by '\\t'\?"),
+                       # A decimal comma unquoted: read as 15 and a field of 5 (a traceback,
+                       # or, with numeric ids, every count moved to another tube).
+                       ("sample_id,spiked\nA,15,5\nB,20\n", "line 2 has 3 fields where its "
+                                                            "header has 2")):
         path.write_text(text)
         with pytest.raises(InputError, match=said):
             read_expected(path)
+
+
+def test_a_spreadsheets_trailing_comma_reads_each_count_under_its_tube(tmp_path):
+    """Every row one comma longer than the header: pandas took the ids for an index, and read
+    numeric ids' counts under other tubes (1,2,5 read as tube 2 spiked 5), unsaid."""
+    path = tmp_path / "expected.csv"
+    path.write_text("sample_id,spiked\n1,2,\n2,3,\n3,1,\n")
+    assert read_expected(path)["spiked"].to_dict() == {"1": 2.0, "2": 3.0, "3": 1.0}
+    path.write_text("sample_id,spiked\nPatientin_M\u00fcller,15,\n")
+    assert read_expected(path)["spiked"].to_dict() == {"Patientin_M\u00fcller": 15.0}
+    # Typed on a Mac (the accent decomposed): the id predict gives the sample (composed).
+    path.write_text("sample_id,spiked\nPatientin_Mu\u0308ller,15\n")
+    assert read_expected(path)["spiked"].to_dict() == {"Patientin_M\u00fcller": 15.0}
 
 
 def test_a_column_not_read_is_said(tmp_path, caplog):
