@@ -28,6 +28,7 @@ from ctcnet.inference.review_list import review_list_summary
 from ctcnet.inference.sample_checks import (
     blurred_frames_problem,
     crowding_problem,
+    dark_planes_problem,
     empty_frames_problem,
     faint_problem,
     repeated_frames_problem,
@@ -87,6 +88,7 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
     by_frame = frame_counts(events, cartridge, skipped)
     said = [p for p in (implausible, crowding_problem(density),
                         empty_frames_problem(by_frame), blurred_frames_problem(events),
+                        dark_planes_problem(events),
                         sparse_problem(len(events), total - skips, density),
                         review_load_problem(review_list, len(events)),
                         faint_problem(events["peak_snr"] if "peak_snr" in events else ()),

@@ -160,7 +160,9 @@ SUMMARY_COLUMNS = ("event_id", "frame", "frame_id", "row", "col", "x", "y", "edg
                    "model_class", "class", "confidence", "review", "guard", "markers_ctc",
                    "markers_vouch", FILED_BY_PRIOR, "cluster_partner",
                    "peak_snr",  # (how faint the sample is: sample_checks.faint_problem)
-                   "area_um2")  # (a frame out of focus: sample_checks.blurred_frames_problem)
+                   "area_um2",  # (a frame out of focus: sample_checks.blurred_frames_problem)
+                   # (a plane dark on a frame: sample_checks.dark_planes_problem)
+                   "ck_peak", "ck_area_um2", "dna_in_ck")
 ROWS_PER_GROUP = 16384  # parquet row group: thousands of rows (one frame holds hundreds)
 
 

@@ -172,3 +172,36 @@ def test_a_frame_out_of_focus_is_a_problem_of_the_sample():
     # Frames of a few dozen events drawn alike read 2x by chance: too few to say.
     assert blurred_frames_problem(frames([150, 390], n=40)) is None
     assert blurred_frames_problem(pd.DataFrame({"frame_id": [], "area_um2": []})) is None
+
+
+def test_a_plane_dark_on_one_frame_is_a_problem_of_the_sample():
+    """CK's lamp off on one frame of six lost that frame's CTCs (7 to 0), the sample ok and
+    nothing said; the DNA stain off on one, its 3 CTCs. Each frame's share of events the plane
+    lights is read against the median frame's, where enough of them would be lit to tell."""
+    import numpy as np
+    import pandas as pd
+
+    from ctcnet.inference.sample_checks import dark_planes_problem
+
+    rng = np.random.default_rng(1)
+
+    def frames(ck_shares, dna_shares=None, n=250):
+        dna_shares = dna_shares or [0.7] * len(ck_shares)
+        ck = np.concatenate([np.where(rng.random(n) < s, 60.0, 2.0) for s in ck_shares])
+        area = np.where(ck > 10, 80.0, 0.0)
+        dna = np.concatenate([np.where(rng.random(n) < s, 90.0, 1.0) for s in dna_shares])
+        return pd.DataFrame({
+            "frame_id": np.repeat([f"r00c{i:02d}" for i in range(len(ck_shares))], n),
+            "ck_peak": ck, "ck_area_um2": area, "dna_in_ck": np.where(area > 0, dna, 0.0)})
+
+    assert dark_planes_problem(frames([0.6, 0.55, 0.65, 0.6])) is None
+    text = dark_planes_problem(frames([0.6, 0.0, 0.65, 0.6]))
+    assert text.startswith("CK lights next to none of the events on 1 frame(s)")
+    assert "r00c01 (0 of 250)" in text and "r00c00" not in text and "lamp" in text
+    text = dark_planes_problem(frames([0.6] * 4, [0.7, 0.7, 0.7, 0.02]))
+    assert text.startswith("the DNA stain (inside CK) lights next to none") and "r00c03" in text
+    # Where CK lights few events on any frame, a frame of none is chance: not judged.
+    assert dark_planes_problem(frames([0.05, 0.0, 0.06, 0.05])) is None
+    # One frame, or a table without the guard's columns: nothing to compare.
+    assert dark_planes_problem(frames([0.0])) is None
+    assert dark_planes_problem(pd.DataFrame({"frame_id": ["a"], "area_um2": [1.0]})) is None
