@@ -260,7 +260,11 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
                             look_ahead=True).conform(spec.panel, what=f"crop dataset {data_dir}")
     # Crops at another pixel size are brought to the model's scale by the data module
     # (ctcnet.detect.cropping.to_model_scale), as on every other path.
-    counts = {n: int(index.class_counts().get(n, 0)) for n in spec.class_names}
+    # The manifest's test split is left out of the fine-tune (said below): the classes are
+    # counted on the crops it tunes on and holds out (a class whose crops all lie in the test
+    # split was said "few", and the simulator's crops stood in for it unsaid).
+    tuned = index.subset(np.array([s.strip().lower() != "test" for s in index.splits], bool))
+    counts = {n: int(tuned.class_counts().get(n, 0)) for n in spec.class_names}
     if sum(counts.values()) < 8:
         raise InputError(f"only {sum(counts.values())} crops: too few to fine-tune and hold "
                          "some out: at least 8 are needed, a few of each class",
@@ -399,6 +403,8 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
                     if left_out is not None and len(left_out.targets) else {}),
                  # the training split, the simulated crops mixed in said apart from the lab's
                  "train": {**data.summary()["splits"]["train"], "lab_crops": int(own),
+                           "lab_per_class": {name: int((train.targets[:own] == k).sum())
+                                             for k, name in enumerate(spec.class_names)},
                            "lab_samples": len(set(train.sample_ids[:own])),
                            "simulated_crops": int(len(train.targets) - own)}},
         "options": {**asdict(opts), "simulated_per_class": int(n_sim)},

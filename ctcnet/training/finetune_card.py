@@ -11,8 +11,12 @@ from pathlib import Path
 from ctcnet.core.printable import named_counts
 from ctcnet.detect.pixel_size import pixel_size_text
 from ctcnet.evaluation.calibration import MIN_CALIBRATION_CROPS
+from ctcnet.evaluation.recalibration import (
+    MIN_CALIBRATION_PER_CLASS,
+    counted_cells_text,
+    leaks_line,
+)
 from ctcnet.evaluation.recalibration import REFERENCE_SEED as SIM_TEST_SEED
-from ctcnet.evaluation.recalibration import counted_cells_text, leaks_line
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.written_together import written_together
 from ctcnet.nn.decision_rule import FUSION_NOT_KEPT
@@ -66,6 +70,17 @@ def _one_class_held_out(record: dict) -> bool:
     """Whether the held-out crops hold one class at most: their macro-F1 is that class's."""
     per_class = record["data"]["held_out"].get("per_class") or {}
     return sum(1 for n in per_class.values() if n) < 2
+
+
+def _trained_on(data: dict) -> str:
+    """The lab's crops trained on, per class (the rest are held out): a class of none was
+    learnt from the simulator's crops alone."""
+    per_class = (data.get("train") or {}).get("lab_per_class")
+    if not per_class:
+        return ""
+    alone = [name for name, n in per_class.items() if not n]
+    return (f"; the lab's trained on: {per_class}" + (
+        f" ({', '.join(alone)} learnt from the simulator's crops alone)" if alone else ""))
 
 
 def _against_lab(record: dict) -> str:
@@ -124,7 +139,7 @@ def write_card(path: Path, model_path: Path, record: dict, spec) -> None:
         f"ctcnet {record['base']['version']})",
         f"- Data: `{data['path']}`: {sum(data['per_class'].values())} crops from "
         f"{data['samples']} sample(s), per class {data['per_class']}" + _read_at(data) +
-        _labels_said(data),
+        _trained_on(data) + _labels_said(data),
         _held_out_line(data),
         f"- Trained: {record['options']['steps']} steps, "
         + (f"the last {record['options']['train_blocks']} block(s) free"
@@ -236,10 +251,18 @@ def _calibration_line(cal: dict, spec) -> str:
                "called right, so they weigh at most half (alone they cannot bound the "
                "temperature)")
     elif cal.get("method") == "pooled":
+        filled = cal.get("filled_from_reference") or []
+        why = ([f"the simulated crops together weigh what the lab's fall short of "
+                f"{MIN_CALIBRATION_CROPS}"] if cal["lab_crops"] < MIN_CALIBRATION_CROPS else [])
+        if filled:  # a class the lab's held-out crops hold too few of: the simulator's stand in
+            why.append(f"the simulator's {', '.join(filled)} standing in for the lab's (under "
+                       f"{MIN_CALIBRATION_PER_CLASS} of {'it' if len(filled) == 1 else 'each'} "
+                       "held out): the review threshold rests on simulated crops of "
+                       f"{'it' if len(filled) == 1 else 'them'}")
         how = (f"fitted on the {cal['lab_crops']} held-out lab crops pooled with "
                f"{cal['reference_crops']} simulated crops of the original simulator, the lab's "
-               f"weighing {cal['lab_weight']:.0%} of the fit (the simulated crops together "
-               f"weigh what the lab's fall short of {MIN_CALIBRATION_CROPS})")
+               f"weighing {cal['lab_weight']:.0%} of the fit"
+               + (f" ({'; '.join(why)})" if why else ""))
     else:
         how = f"fitted on the {cal.get('lab_crops', cal['review']['n'])} held-out lab crops alone"
     line = (f"- Calibration: temperature {cal['temperature']:.3f}, review below top probability "

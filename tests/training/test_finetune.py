@@ -757,3 +757,46 @@ def test_a_stop_as_the_model_is_written_keeps_the_model_it_would_replace(lab, tm
         finetune(lab / "crops", out, lab / "base.pt", replace(TINY, seed=7), overwrite=True)
     assert {p: p.read_bytes() for p in names} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in names)
+
+
+def test_a_class_all_in_the_test_split_is_counted_as_none_of_the_labs(tmp_path, caplog):
+    """Every cluster crop in the manifest's test split, which the fine-tune leaves out: it
+    said "few crops of cluster (3)", its record and card counted them as the data's, and the
+    card never said the clusters were learnt from the simulator's crops alone."""
+    from ctcnet.simulate import simulate_crops
+
+    _, spec = save_tiny_model(tmp_path / "base.pt", crop_size=SIZE, width=8)
+    batch = simulate_crops(6, load_panel(None), crop_size=SIZE, seed=12, num_samples=2)
+    labels = [spec.class_names[k] if not isinstance(k, str) else k for k in batch.labels]
+    splits = ["test" if label == "cluster" else "" for label in labels]
+    folder = write_crop_dataset(tmp_path / "crops", batch.images, batch.labels,
+                                load_panel(None), batch.sample_ids, splits)
+    with caplog.at_level("WARNING"):
+        record = finetune(folder, tmp_path / "t.pt", tmp_path / "base.pt", TINY)
+    assert record["data"]["per_class"]["cluster"] == 0
+    assert record["data"]["train"]["lab_per_class"]["cluster"] == 0
+    assert sum(record["data"]["train"]["lab_per_class"].values()) == \
+        record["data"]["train"]["lab_crops"]
+    assert "few crops of cluster" not in caplog.text
+    card = (tmp_path / "t.md").read_text()
+    assert "(cluster learnt from the simulator's crops alone)" in card
+
+
+def test_the_cards_calibration_line_says_which_classes_the_simulator_stood_in_for():
+    """121 held-out lab crops, 3 of them CTCs and no cluster: the fit pooled the simulator's
+    CTCs and clusters in, and the card said the simulated crops weighed "what the lab's fall
+    short of 100", which 121 do not, and nothing of the classes they stood in for."""
+    from types import SimpleNamespace
+
+    from ctcnet.training.finetune_card import _calibration_line
+
+    review = {"reviewed_fraction": 0.2, "reviewed": 24, "n": 121, "target_precision": 0.95}
+    cal = {"method": "pooled", "lab_crops": 121, "reference_crops": 200, "lab_weight": 0.95,
+           "temperature": 1.1, "review": review, "filled_from_reference": ["ctc", "cluster"]}
+    line = _calibration_line(cal, SimpleNamespace(review_threshold=0.9))
+    assert "fall short of" not in line
+    assert "the simulator's ctc, cluster standing in for the lab's (under 5 of each held " \
+        "out): the review threshold rests on simulated crops of them" in line
+    few = _calibration_line({**cal, "lab_crops": 40, "filled_from_reference": []},
+                            SimpleNamespace(review_threshold=0.9))
+    assert "(the simulated crops together weigh what the lab's fall short of 100)" in few
