@@ -71,6 +71,20 @@ def test_counts_and_channels_without_a_clip_are_left_as_they_are():
     assert np.array_equal(np.delete(restored, 2, axis=0), np.delete(crop, 2, axis=0))
 
 
+def test_zero_padding_beside_a_cameras_counts_is_no_clip():
+    """A quarter of a crop padded with 0 (a tile's edge, a border crop) beside counts on an
+    offset of 500, noise of a few: read as a clipped background, the padding was drawn as the
+    Gaussian's tail at 38 noise units under its level, -inf, and the frame refused as NaN."""
+    rng = np.random.default_rng(3)
+    crop = np.round(rng.normal(500.0, 4.0, (3, 80, 80))).astype(np.uint16)
+    crop[:, :, 60:] = 0
+    assert restore_clipped_background(crop) == (crop, [])
+    # Subtracted and clipped, the same background is one (its zeros the Gaussian's share).
+    clipped = subtracted(crop[:, :, :60].copy())
+    restored, channels = restore_clipped_background(clipped)
+    assert channels == [0, 1, 2] and np.isfinite(restored).all()
+
+
 def test_a_subtracted_crop_folder_is_said_and_read_restored(crops, caplog):
     index = read_crop_index(crops)
     before = load_crops(index)
