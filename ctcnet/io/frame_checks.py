@@ -204,6 +204,21 @@ def check_frame_values(frame: np.ndarray, channels, path, fresh: bool = False) -
         raise WholeFileError(f"pixel values reach only {brightest:.3g}, with fractions, against "
                          f"the panel's value_range of {span:g} counts: the frame was rescaled "
                          "(e.g. to 0-1); ctcnet reads the scanner's raw counts", path)
+    # One channel so rescaled beside channels of counts (a plane converted to 0-1 alone): the
+    # frame's brightest pixel is another channel's, and CK as fractions lost every CTC of a
+    # cartridge, the sample ok and nothing said. Only fractions of 1 at most: a dim channel of
+    # counts in floating point (a flat-field correction's) can peak at a few dozen.
+    alone = [(c, float(top)) for k, (c, top) in enumerate(zip(channels, high))
+             if top <= 1.0 and rescaled_counts(flat[k], [c], float(top)) is not None]
+    if alone:
+        named = ", ".join(f"{c.name} up to {top:.3g}" for c, top in alone)
+        raise WholeFileError(f"channel{'s' if len(alone) > 1 else ''} {named}, with fractions, "
+                             "where the other channels hold counts: rescaled alone (e.g. to "
+                             "0-1) against the panel's value_range of "
+                             f"{alone[0][0].value_range[1]:g} counts; convert "
+                             f"{'them' if len(alone) > 1 else 'it'} back to the scanner's "
+                             "counts (x4095 for a 12-bit scan's fractions, x65535 for a "
+                             "16-bit's)", path)
 
 
 def unfilled_rows(plane: np.ndarray) -> int:

@@ -642,6 +642,25 @@ def test_a_frame_rescaled_to_fractions_is_refused_raw_float_counts_are_read(tmp_
     assert read_frame(cart.frames[2], panel).max() < 30
 
 
+def test_one_channel_rescaled_to_fractions_beside_counts_is_refused(tmp_path, rng):
+    """CK alone as 0-1 fractions, DAPI and CD45 in counts: the frame's brightest pixel is
+    another channel's, so the frame read, and every CTC of the cartridge was lost, the sample
+    ok. A float channel of low whole counts is read."""
+    panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"]})
+    counts = rng.integers(90, 3000, (3, 16, 16)).astype(np.float32)
+    one = counts.copy()
+    one[1] /= 4095.0
+    write_frame(tmp_path, 0, 0, one, panel)
+    low = counts.copy()
+    low[1] = rng.integers(0, 30, (16, 16))
+    write_frame(tmp_path, 0, 1, low, panel)
+    write_cartridge_info(tmp_path, panel, "S2", 2, rows=1, columns=2, frame_shape=(16, 16))
+    cart = open_cartridge(tmp_path)
+    with pytest.raises(InputError, match="channel CK up to 0.7.*rescaled alone"):
+        read_frame(cart.frames[0], panel)
+    assert np.array_equal(read_frame(cart.frames[1], panel), low)
+
+
 @pytest.mark.parametrize("top", [1.0, 100.0])
 def test_fractions_with_a_range_stated_to_match_are_refused(tmp_path, rng, top):
     """A frame converted to floating point (0-1, 0-100) with panel.json stating that range:
