@@ -138,9 +138,11 @@ def sparse_frames(events_by_frame: dict[str, int]) -> str | None:
     median = float(np.median(list(events_by_frame.values())))
     if median < SPARSE_FRAMES_MIN_EVENTS:
         return None
-    # (those under a tenth are a problem of the sample, said by empty_frames_problem)
+    # (those under a tenth of the upper quartile are a problem of the sample, said by
+    # empty_frames_problem)
+    upper = float(np.percentile(list(events_by_frame.values()), REFERENCE_PERCENTILE))
     low = sorted(f for f, n in events_by_frame.items()
-                 if EMPTY_FRAME_SHARE * median <= n < SPARSE_FRAME_SHARE * median)
+                 if EMPTY_FRAME_SHARE * upper <= n < SPARSE_FRAME_SHARE * median)
     if not low:
         return None
     return (f"{len(low)} frame(s) hold under half the events of the cartridge's median frame "
@@ -178,12 +180,16 @@ def repeated_frames_problem(events) -> str | None:
             "copy and run again")
 
 
-# A frame holding under this share of its cartridge's median frame's events (20 or more) holds
-# next to no cells: no real frame of blood read does (simulated frames hold 0.82 of the median
-# or more; half a frame under a bubble about 0.5, said by sparse_frames), but a frame of noise,
-# a lamp off or a stage that lost the chamber does (0 of 304). Its blood counted as read makes
-# every rate too low.
+# A frame holding under this share of its cartridge's frames' upper quartile of events (20 or
+# more) holds next to no cells: no real frame of blood read does (simulated frames hold 0.74
+# of the upper quartile or more; half a frame under a bubble about 0.5, said by
+# sparse_frames), but a frame of noise, a lamp off or a stage that lost the chamber does (0 of
+# 304). Its blood counted as read makes every rate too low. The upper quartile, not the
+# median: a chamber or focus lost mid-scan spoils every frame after it, and with half the
+# frames empty the median was one of them (2 of 3 frames empty read ok, 1 of 3 partial).
 EMPTY_FRAME_SHARE = 0.1
+# The frames' reference for a share lit or events held: their upper quartile (see above).
+REFERENCE_PERCENTILE = 75
 
 
 def empty_frames_problem(events_by_frame: dict[str, int]) -> str | None:
@@ -193,26 +199,28 @@ def empty_frames_problem(events_by_frame: dict[str, int]) -> str | None:
 
     if len(events_by_frame) < 2:
         return None
-    median = float(np.median(list(events_by_frame.values())))
-    if median < SPARSE_FRAMES_MIN_EVENTS:
+    upper = float(np.percentile(list(events_by_frame.values()), REFERENCE_PERCENTILE))
+    if upper < SPARSE_FRAMES_MIN_EVENTS:
         return None
-    empty = sorted(f for f, n in events_by_frame.items() if n < EMPTY_FRAME_SHARE * median)
+    empty = sorted(f for f, n in events_by_frame.items() if n < EMPTY_FRAME_SHARE * upper)
     if not empty:
         return None
     named = ", ".join(f"{f} ({events_by_frame[f]})" for f in empty[:5])
     return (f"{len(empty)} of {len(events_by_frame)} frames read hold next to no events "
-            f"(under a tenth of the median frame's {median:.0f}): {named}"
+            f"(under a tenth of the frames' upper quartile, {upper:.0f}): {named}"
             f"{', ...' if len(empty) > 5 else ''} (a frame of noise, a lamp off, focus or the "
             "chamber lost?): their blood is counted as read, so the rates are too low if they "
             "held cells; check them (summary.json events_by_frame)")
 
 
-# A frame whose events' median area is this many times the lower quartile of the frames'
+# A frame whose events' median area is this many times the 10th percentile of the frames'
 # medians or more is out of focus: blur spreads every object over its threshold (a frame
-# blurred at 4 px read 2.5x, its CTCs lost to debris). The lower quartile, not the median:
-# with half the frames blurred the median lies between. On simulated cartridges a frame's
-# median area lay within 1.2x of the quartile; a frame dimmed at its corners 1.5x.
+# blurred at 4 px read 2.5x, its CTCs lost to debris). A low percentile, not the median: with
+# half the frames blurred the median lies between, and with two of three blurred so did the
+# lower quartile. On simulated cartridges a frame's median area lay within 1.26x of the 10th
+# percentile (frames of 80 events; 1.32x of the least); a frame dimmed at its corners 1.5x.
 BLURRED_AREA_RATIO = 1.8
+BLURRED_REFERENCE_PERCENTILE = 10
 # A frame's median of fewer events says too little: frames of 20-30 events drawn alike read
 # up to 2.1x by chance (the worst of 300 cartridges of 175 frames), of 80 events 1.5x.
 BLURRED_MIN_EVENTS = 80
@@ -229,15 +237,15 @@ def blurred_frames_problem(events) -> str | None:
     by_frame = by_frame[by_frame["size"] >= BLURRED_MIN_EVENTS]
     if len(by_frame) < 2:
         return None
-    quartile = float(np.percentile(by_frame["median"], 25))
-    ratio = by_frame["median"] / max(quartile, 1e-9)
+    sharp = float(np.percentile(by_frame["median"], BLURRED_REFERENCE_PERCENTILE))
+    ratio = by_frame["median"] / max(sharp, 1e-9)
     blurred = ratio[ratio >= BLURRED_AREA_RATIO]
     if blurred.empty:
         return None
     named = ", ".join(f"{f} ({r:.1f}x)" for f, r in list(blurred.items())[:5])
     return (f"{len(blurred)} frame(s) hold objects spread over far more area than the other "
-            f"frames' (their median event area against the frames' lower quartile, "
-            f"{quartile:.0f} um^2): {named}{', ...' if len(blurred) > 5 else ''}: out of "
+            f"frames' (their median event area against the frames' 10th percentile, "
+            f"{sharp:.0f} um^2): {named}{', ...' if len(blurred) > 5 else ''}: out of "
             "focus? Blur spreads a CTC's CK and nucleus into debris and loses it; check them, "
             "and rescan them if so")
 
@@ -246,12 +254,13 @@ def blurred_frames_problem(events) -> str | None:
 # A plane is lit on an event past this many noise units (the guard's CK peak; the DNA stain's
 # peak inside the CK area, read on the events with one), as the metadata signs read it.
 LIT_NOISE = 10.0
-# A frame is judged where the median frame's share of lit events would light this many of its
-# events at least, and said dark where it lights this share of that or less: a frame drawn as
-# the others holds 20 or more lit events, and 4 or fewer by chance about once in 60,000
-# (Poisson); a plane dark on one frame of a simulated cartridge lit 0 of 250-290 events
-# against 57-78 % on the others. CK's share on real scans is not measured here: where few
-# events show CK the frames are not judged.
+# A frame is judged where the frames' upper quartile of shares of lit events would light this
+# many of its events at least, and said dark where it lights this share of that or less: a
+# frame drawn as the others holds 20 or more lit events, and 4 or fewer by chance about once in
+# 60,000 (Poisson); a plane dark on one frame of a simulated cartridge lit 0 of 250-290 events
+# against 57-78 % on the others. The upper quartile: a lamp failed mid-scan darkens every
+# frame after it, and with most frames dark the median share was theirs. CK's share on real
+# scans is not measured here: where few events show CK the frames are not judged.
 DARK_MIN_EXPECTED = 20
 DARK_SHARE = 0.2
 
@@ -267,7 +276,8 @@ def dark_planes_problem(events) -> str | None:
         by_frame = lit.groupby(events["frame_id"][read], sort=True).agg(["sum", "size"])
         if len(by_frame) < 2:
             continue
-        share = float(np.median(by_frame["sum"] / by_frame["size"]))
+        share = float(np.percentile(by_frame["sum"] / by_frame["size"],
+                                    REFERENCE_PERCENTILE))
         expected = share * by_frame["size"]
         dark = by_frame[(expected >= DARK_MIN_EXPECTED) &
                         (by_frame["sum"] <= DARK_SHARE * expected)]
@@ -276,7 +286,7 @@ def dark_planes_problem(events) -> str | None:
         named = ", ".join(f"{f} ({int(n)} of {int(size)})"
                           for f, (n, size) in list(dark.iterrows())[:5])
         said.append(f"{plane} lights next to none of the events on {len(dark)} frame(s) where "
-                    f"the median frame's lights {share:.0%}: {named}"
+                    f"the frames' upper quartile lights {share:.0%}: {named}"
                     f"{', ...' if len(dark) > 5 else ''}")
     if not said:
         return None

@@ -137,8 +137,14 @@ def test_a_frame_of_next_to_no_events_is_a_problem_of_the_sample():
     frames["r00c01"], frames["r00c02"] = 0, 10
     text = empty_frames_problem(frames)
     assert text.startswith("2 of 4 frames read hold next to no events (under a tenth of the "
-                           "median frame's 155): r00c01 (0), r00c02 (10)"), text
+                           "frames' upper quartile, 301): r00c01 (0), r00c02 (10)"), text
     assert empty_frames_problem({"a": 300, "b": 0}) is not None  # two frames say it
+    # Most frames empty (the chamber lost mid-scan): the median was theirs, and 2 of 3 frames
+    # empty read ok where 1 of 3 read partial; 100 of 175 so, the rates 2.3x too low, unsaid.
+    assert "r00c01 (2), r00c02 (3)" in empty_frames_problem(
+        {"r00c00": 308, "r00c01": 2, "r00c02": 3})
+    most = {f"f{i:03d}": 300 if i < 75 else 0 for i in range(175)}
+    assert empty_frames_problem(most).startswith("100 of 175 frames read hold next to no")
     assert empty_frames_problem({"a": 300}) is None
     assert empty_frames_problem({"a": 15, "b": 0, "c": 15}) is None  # too sparse to say
     # The warning of frames under half leaves those said as a problem.
@@ -169,6 +175,9 @@ def test_a_frame_out_of_focus_is_a_problem_of_the_sample():
     assert text.startswith("2 frame(s) hold objects spread over far more area than the other "
                            "frames'") and "r00c01 (2." in text and "r00c03 (2." in text
     assert "r00c00" not in text and "out of focus?" in text
+    # Most frames blurred (focus drifting), and one of two.
+    assert blurred_frames_problem(frames([150, 375, 375])).startswith("2 frame(s) hold")
+    assert "r00c01 (1.9x)" in blurred_frames_problem(frames([150, 345]))
     # Frames of a few dozen events drawn alike read 2x by chance: too few to say.
     assert blurred_frames_problem(frames([150, 390], n=40)) is None
     assert blurred_frames_problem(pd.DataFrame({"frame_id": [], "area_um2": []})) is None
@@ -200,6 +209,9 @@ def test_a_plane_dark_on_one_frame_is_a_problem_of_the_sample():
     assert "r00c01 (0 of 250)" in text and "r00c00" not in text and "lamp" in text
     text = dark_planes_problem(frames([0.6] * 4, [0.7, 0.7, 0.7, 0.02]))
     assert text.startswith("the DNA stain (inside CK) lights next to none") and "r00c03" in text
+    # A lamp failed mid-scan: most frames dark, the median share theirs.
+    assert "on 2 frame(s)" in dark_planes_problem(frames([0.6, 0.0, 0.0]))
+    assert "on 3 frame(s)" in dark_planes_problem(frames([0.6, 0.6, 0.0, 0.0, 0.0]))
     # Where CK lights few events on any frame, a frame of none is chance: not judged.
     assert dark_planes_problem(frames([0.05, 0.0, 0.06, 0.05])) is None
     # One frame, or a table without the guard's columns: nothing to compare.
