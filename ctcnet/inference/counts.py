@@ -62,7 +62,10 @@ def rate_interval(count: int, volume_ml: float | None) -> list[float] | None:
     scale = per_7_5_ml(1, volume_ml)
     if scale is None:
         return None
-    return [round(end * scale, 4) for end in poisson_interval(int(count))]
+    # Rounded outward at four decimals, as the tables round it at two: rounded to nearest
+    # first, 1.339998 read 1.3400, then 1.34, a little narrower than the interval.
+    low, high = poisson_interval(int(count))
+    return list(interval_outward(low * scale, high * scale, "0.0001"))
 
 
 # The blood-draw interval's level: a count of rare cells in one tube is a Poisson draw of the
@@ -127,12 +130,17 @@ def interval_at_two_decimals(low: float, high: float) -> tuple[float, float]:
     """A 95 % interval's ends at two decimals, rounded outward (the low end down, the high end
     up): rounded to nearest, 0.6187-9.0309 read 0.62-9.03, a little narrower than the interval
     it states."""
+    return interval_outward(low, high, "0.01")
+
+
+def interval_outward(low: float, high: float, step: str) -> tuple[float, float]:
+    """An interval's ends rounded outward to ``step`` (``"0.01"``: two decimals)."""
     def outward(value: float, rounding: str) -> float:
-        return float(Decimal(float(value)).quantize(Decimal("0.01"), rounding=rounding,
+        return float(Decimal(float(value)).quantize(Decimal(step), rounding=rounding,
                                                     context=Context(prec=60)))
 
-    # A nanounit's slack: an end a float holds a hair off two decimals (2.2 is stored as
-    # 2.2000000000000002) is not moved a whole hundredth.
+    # A nanounit's slack: an end a float holds a hair off a step (2.2 is stored as
+    # 2.2000000000000002) is not moved a whole step.
     return outward(low + 1e-9, ROUND_FLOOR), outward(high - 1e-9, ROUND_CEILING)
 
 

@@ -532,3 +532,24 @@ def test_evaluate_runs_afresh_only_what_overwrite_answers(monkeypatch, tmp_path)
         monkeypatch.setattr(predicting, "predict_cartridge", refusing(error))
         with pytest.raises(OutputFolderError):
             _predicted(Cart(), None, tmp_path, PredictOptions(), overwrite)
+
+
+def test_a_rates_interval_is_never_narrower_than_the_exact_one_at_either_rounding():
+    """summary.json's ends at four decimals rounded to nearest, then the tables' two rounded
+    outward: 4 CTCs in 6.1 mL, exact 1.339998-12.592117, read 1.34-12.60 (49 of 4,230 counts
+    and volumes so)."""
+    from ctcnet.inference.counts import (
+        interval_at_two_decimals,
+        per_7_5_ml,
+        poisson_interval,
+        rate_interval,
+    )
+
+    for count in range(30):
+        for volume in np.arange(1.0, 15.01, 0.1):
+            low, high = (end * per_7_5_ml(1, volume) for end in poisson_interval(count))
+            four = rate_interval(count, volume)
+            two = interval_at_two_decimals(*four)
+            assert four[0] <= low + 1e-12 and four[1] >= high - 1e-12
+            assert two[0] <= low + 1e-12 and two[1] >= high - 1e-12
+    assert interval_at_two_decimals(*rate_interval(4, 6.1)) == (1.33, 12.6)
