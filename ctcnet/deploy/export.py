@@ -336,8 +336,10 @@ def verify_against_torch(model: CTCClassifier, onnx_path: Path, crops: np.ndarra
     candidate = OnnxBackend(onnx_path, device="cpu", say_marker_cost=False)
     atol, rtol = TOLERANCES[precision]
     results = []
+    x = crops.astype(np.float32)
     for b in batches:
-        x = crops[:b].astype(np.float32)
+        # Every crop at each batch size (the same crops one at a time and together: batch 1
+        # read the first crop alone, and the record said all of them)
         candidate.batch_size = reference.batch_size = b
         ref_logits, ref_proba = reference.predict_logits(x), reference.predict_proba(x)
         logits, proba = candidate.predict_logits(x), candidate.predict_proba(x)

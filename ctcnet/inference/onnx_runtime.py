@@ -380,8 +380,11 @@ class OnnxClassifier:
         """:meth:`calls`; without ``review`` (:meth:`predict`, the calls alone) a fusion
         that decides only the review band is not read."""
         rule, _ = prior_rule(prior, self.classes, self.decision, CARTRIDGE_PRIOR)
+        # (read as prior_rule reads it: None is the cartridge's, " cartridge" is it; the raw
+        # word skipped the fusion, the band read on the network alone, unsaid)
+        asked = CARTRIDGE_PRIOR if prior is None else str(prior).strip()
         role = scan_fusion_role(self.model_spec) \
-            if (prior == CARTRIDGE_PRIOR if scan is None else scan) else None
+            if (asked == CARTRIDGE_PRIOR if scan is None else scan) else None
         if role == "review" and not review:
             role = None
         if role and not self.has_scan_fusion:

@@ -262,6 +262,25 @@ def test_verification_fails_above_tolerance(exported):
         verify_against_torch(model, path, synthetic_crops(spec, 7), "fp32")
 
 
+def test_each_batch_size_reads_every_crop(exported, monkeypatch):
+    """Batch 1 read the first crop alone, where the record said the 7 crops: the same crops
+    are read one at a time and together."""
+    from ctcnet.inference.backends import OnnxBackend
+
+    root, path, spec, _ = exported
+    model, _ = load_model(root / "tiny.pt")
+    read = []
+    original = OnnxBackend.predict_logits
+
+    def spy(self, x):
+        read.append((self.batch_size, len(x)))
+        return original(self, x)
+
+    monkeypatch.setattr(OnnxBackend, "predict_logits", spy)
+    verify_against_torch(model, path, synthetic_crops(spec, 7), "fp32")
+    assert read == [(1, 7), (7, 7)]
+
+
 def test_simulated_calibration_for_a_labs_own_class_points_to_a_crop_folder(exported):
     """A model of a class of the lab's own was told to edit its taxonomy (which a trained
     model cannot take), not to give --int8 its labelled crops."""

@@ -192,6 +192,11 @@ def test_runtime_calls_a_scans_events_with_the_cartridge_fusion(exported):
     # Crops someone chose (the balanced prior) are no scan's events: no cartridge fusion.
     assert clf.calls(crops, prior="balanced").fused is None
     assert list(clf.predict(crops)[0]) == list(done.called)
+    # No prior (the input's default, the cartridge's) and the word as typed read the same: the
+    # raw word was compared, and the band read on the network alone, unsaid.
+    for prior in (None, " cartridge"):
+        np.testing.assert_array_equal(clf.calls(crops, prior=prior).review, done.review)
+        np.testing.assert_array_equal(clf.calls(crops, prior=prior).fused, done.fused)
 
 
 def test_deploying_doc_example_reads_the_band_on_the_cartridge_fusion(exported, tmp_path):
