@@ -223,29 +223,55 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, *,
     return report
 
 
-def restamp_onnx(onnx_path: str | Path, model_path: str | Path,
-                 previous_sha256: str | None = None) -> Path:
+def restamp_onnx(onnx_path: str | Path, model_path: str | Path, previous_sha256: str) -> Path:
     """Carry a checkpoint's new spec into its ONNX export without re-exporting the graph.
 
-    For a change that leaves the weights as they are (the decision rule, the review threshold):
-    the spec metadata, the recorded source digest and the file digest are rewritten, so the
-    export stays current (``inference.backends`` checks the digest) and carries the same rule.
-    ``previous_sha256`` is the checkpoint's digest before the change: the export must have been
-    made from it (else it holds other weights and is refused: re-export instead).
+    For a change that leaves the weights and what the graph computes as they are (the decision
+    rule, the review threshold): the spec metadata, the recorded source digest and the file
+    digest are rewritten, so the export stays current (``inference.backends`` checks the
+    digest) and carries the same rule. ``previous_sha256`` is the checkpoint's digest before
+    the change: the export must have been made from it (else it holds other weights and is
+    refused: re-export instead). A change the graph holds (its temperature, symmetry,
+    channels and normalisation, crop and pixel size, classes) is refused too: metadata saying
+    it would describe another graph than the file's. The file is replaced only once the new
+    one loads and passes its own checks.
     """
     onnx_path, model_path = Path(onnx_path), Path(model_path)
     old = OnnxClassifier(onnx_path)
     record = json.loads(old.metadata.get("ctcnet_export", "{}"))
-    if previous_sha256 is not None and record.get("source_sha256") != previous_sha256:
+    if record.get("source_sha256") != previous_sha256:
         raise InputError(f"{onnx_path.name} was not exported from {model_path.name} as it was "
                          f"(re-export: ctcnet export {model_path})", onnx_path)
     _, spec = load_model(model_path)
+    changed = _graph_changes(old.model_spec, spec)
+    if changed:
+        raise InputError(f"{model_path.name}'s {', '.join(changed)} changed, which "
+                         f"{onnx_path.name}'s graph computes with: re-export it (ctcnet export "
+                         f"{model_path})", onnx_path)
     record.update(source=model_path.name, source_sha256=file_sha256(model_path),
                   restamped_at=datetime.now(UTC).isoformat(timespec="seconds"))
     extra = carried_markers(old.metadata, spec, onnx_path, model_path)
-    atomic_write_bytes(onnx_path, _with_metadata(onnx_path, spec, record, extra))
-    OnnxClassifier(onnx_path)  # the file as written must load and pass its own checks
+    written = _with_metadata(onnx_path, spec, record, extra)
+    # Checked before it replaces the export: a refusal after the write left no file that loads.
+    trial = onnx_path.with_name(f".{onnx_path.name}.restamp")
+    try:
+        atomic_write_bytes(trial, written)
+        OnnxClassifier(trial)  # the file as written must load and pass its own checks
+    finally:
+        trial.unlink(missing_ok=True)
+    atomic_write_bytes(onnx_path, written)
     return onnx_path
+
+
+def _graph_changes(old, new) -> list[str]:
+    """What of ``new`` (a spec) the graph exported from ``old`` computes otherwise."""
+    changed = [name for name in ("temperature", "symmetry", "crop_size", "pixel_size_um")
+               if getattr(old, name) != getattr(new, name)]
+    if list(old.class_names) != list(new.class_names):
+        changed.append("classes")
+    if old.panel.to_dict() != new.panel.to_dict():
+        changed.append("channels or normalisation")
+    return changed
 
 
 def write_spec(model_path: str | Path, model: CTCClassifier, spec: ModelSpec) -> Path | None:

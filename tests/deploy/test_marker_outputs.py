@@ -28,6 +28,7 @@ from ctcnet.inference.guard import (
 )
 from ctcnet.inference.marker_fusion import SCAN_FUSION, feature_names
 from ctcnet.inference.scan_fusion import DEFAULT_GATE, apply_scan_fusion
+from ctcnet.io.digests import file_sha256
 from ctcnet.io.panel import load_panel
 from ctcnet.nn.calls import DecisionRule, calls_from_proba
 from ctcnet.nn.classifier import load_model, save_model
@@ -220,17 +221,25 @@ def test_restamp_keeps_the_markers_and_refuses_another_fusion(exported, tmp_path
     copy_pt, copy_onnx = tmp_path / "m.pt", tmp_path / "m.onnx"
     copy_pt.write_bytes(path.read_bytes())
     copy_onnx.write_bytes(onnx_path.read_bytes())
-    restamp_onnx(copy_onnx, copy_pt)
+    before = file_sha256(copy_pt)
+    restamp_onnx(copy_onnx, copy_pt, before)
     assert MARKERS_KEY in OnnxClassifier(copy_onnx).metadata
     model, spec = load_model(copy_pt)
     save_model(copy_pt, model, replace(
         spec, metrics={"marker_fusion": fusion_for(np.random.default_rng(1))}))
     with pytest.raises(InputError, match="another marker fusion"):
-        restamp_onnx(copy_onnx, copy_pt)
+        restamp_onnx(copy_onnx, copy_pt, before)
     save_model(copy_pt, model, replace(
         spec, metrics={**spec.metrics, SCAN_FUSION: scan_fusion_for(np.random.default_rng(2))}))
     with pytest.raises(InputError, match="another cartridge fusion"):
-        restamp_onnx(copy_onnx, copy_pt)
+        restamp_onnx(copy_onnx, copy_pt, before)
+    # What the graph computes with changed (its temperature): refused, the file as it was (a
+    # refusal checked the file after writing it, and left one that did not load).
+    kept = copy_onnx.read_bytes()
+    save_model(copy_pt, model, replace(spec, temperature=spec.temperature * 2))
+    with pytest.raises(InputError, match="temperature changed.*re-export"):
+        restamp_onnx(copy_onnx, copy_pt, before)
+    assert copy_onnx.read_bytes() == kept
 
 
 def test_markers_are_not_exported_in_int8(exported):
