@@ -43,7 +43,7 @@ def test_the_shipped_onnx_files_say_what_predict_does_beside_the_graph_today():
 
     for path in sorted(MODELS.glob("*.onnx")):
         assert json.loads(OnnxClassifier(path).metadata["cropping"]) == cropping_record(), \
-            f"{path.name}: restamp it (restamp_onnx(onnx, checkpoint, "
+            f"{path.name}: restamp it (restamp_onnx(onnx, checkpoint, " \
             "file_sha256(checkpoint))) and update SHA256SUMS"
 
 
@@ -65,7 +65,7 @@ def test_the_shipped_onnx_files_state_their_input_as_predict_reads_it():
         assert model.metadata["input_contract"] == input_contract(reads_exports), path.name
         if reads_exports:
             assert json.loads(model.metadata["composite_input"]) == composite_record(), \
-                f"{path.name}: restamp it (restamp_onnx(onnx, checkpoint, "
+                f"{path.name}: restamp it (restamp_onnx(onnx, checkpoint, " \
                 "file_sha256(checkpoint))), update SHA256SUMS"
         else:
             assert "composite_input" not in model.metadata, path.name
