@@ -26,11 +26,15 @@ class JournalEdited(CtcnetError):
 
 
 def seal_of(path: str | Path) -> dict | None:
-    """``{"bytes", "sha256"}`` of the file at ``path`` now; None where there is none."""
+    """``{"bytes", "sha256"}`` of the file at ``path`` now, through its last whole line; None
+    where there is none. An unfinished last line (a writer killed mid-line) is no line: its
+    readers ignore it and the next writer cuts it off, which read as the sealed bytes changed
+    (a sign-off made over one said "edited by hand?" after the next decision)."""
     try:
         data = Path(path).read_bytes()
     except OSError:
         return None
+    data = data[:data.rfind(b"\n") + 1]
     return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 

@@ -280,6 +280,15 @@ def _history(table: pd.DataFrame, target: np.ndarray, replaced: np.ndarray,
     return history
 
 
+def _foreign_rows(unattached: pd.DataFrame, run: RunEvents) -> np.ndarray:
+    """The rows (positions in the table) of ``unattached`` whose call is none of the run's
+    model's classes, nor a rejection or a take-back (:func:`_not_a_call_of`)."""
+    if run.classes is None or not len(unattached):
+        return np.zeros(0, np.int64)
+    calls = unattached["reviewer_call"].astype(str)
+    return unattached.index[~calls.isin([*run.classes, REJECTED, UNDECIDED])].to_numpy(np.int64)
+
+
 def _not_a_call_of(table: pd.DataFrame, run: RunEvents, reason: np.ndarray) -> np.ndarray:
     """The rows whose call is none of the run's model's classes, nor a rejection or a
     take-back (a journal edited by hand, or another model's): not counted, each said in
@@ -308,6 +317,10 @@ def extend_match(matched: Matched, rows: pd.DataFrame, run: RunEvents) -> Matche
         raise ValueError("extend_match takes one row per event")
     before = matched.replaced if matched.replaced is not None else np.zeros(n, bool)
     newly = replaced_by_rows(matched._parts, rows, run.tolerance_px) & ~before
+    # A row whose call is none of the model's counts for nothing and replaces nothing, nor is
+    # replaced (as match_decisions reads it): it stays among the unattached, said, where an open
+    # server dropped it until the file was read again.
+    newly[_foreign_rows(matched.unattached, run)] = False
     was = np.isin(matched.target, events)
     target = np.append(np.where(newly, -1, matched.target), events)
     calls = rows["reviewer_call"].to_numpy(dtype=object)

@@ -871,3 +871,45 @@ def test_readings_made_on_an_earlier_run_keep_their_history_in_a_renumbered_reru
         (before["independent"]["both"], before["independent"]["agree"])
     assert [d["adjudicated"] for d in after["disagreements"]] == \
         [d["adjudicated"] for d in before["disagreements"]]
+
+
+def test_a_sign_off_over_an_unfinished_line_still_holds_once_the_next_writer_cuts_it(tmp_path):
+    """A writer killed mid-line leaves an unfinished last line, which readers ignore and the
+    next writer cuts off. A sign-off sealed the file with it, and the next decision's cut
+    read as the signed bytes changed: "edited by hand?" where ctcnet itself had written."""
+    from ctcnet.review.journal_seal import changed_since
+    from ctcnet.review.signoff import journal_seal
+
+    events, run = tiny_run()
+    D.record_decision(tmp_path, run, 0, "ctc", "ann")
+    with open(tmp_path / "review.csv", "ab") as fh:
+        fh.write(b"half a line, no newline")
+    sealed = journal_seal(tmp_path, ["review.csv"])["review.csv"]
+    D.record_decision(tmp_path, run, 1, "wbc", "ann")
+    assert b"half a line" not in (tmp_path / "review.csv").read_bytes()
+    assert not changed_since(tmp_path / "review.csv", sealed)
+    # A line the writer did not cut (edited by hand) still reads as changed.
+    text = (tmp_path / "review.csv").read_text().replace(",ctc,", ",wbc,", 1)
+    (tmp_path / "review.csv").write_text(text)
+    assert changed_since(tmp_path / "review.csv", sealed)
+
+
+def test_a_call_of_no_class_stays_unattached_when_its_event_is_decided_on_an_open_log(
+        tmp_path):
+    """A line calling the event 'tumour' (a hand edit, another model's class) counts for
+    nothing and is said; deciding the event again on an open log dropped it from the
+    unattached until the file was read again."""
+    events, _ = tiny_run()
+    run = D.RunEvents(events, 0.5, classes=("ctc", "wbc", "cluster", "debris"))
+    D.record_decision(tmp_path, run, 1, "wbc", "a")
+    line = (tmp_path / "review.csv").read_text().splitlines()[1]
+    with open(tmp_path / "review.csv", "a") as fh:
+        fh.write(line.replace(",wbc,a,", ",tumour,a,") + "\n")
+    (tmp_path / ".review.csv.seal").unlink()  # as the docs say: review on from it as it is
+    log_ = decision_journal.DecisionLog(tmp_path)
+    assert len(log_.matched(run).unattached) == 1
+    D.record_decision(tmp_path, run, 1, "ctc", "b", decisions=log_)
+    live = log_.matched(run)
+    full = D.match_decisions(D.read_decisions(tmp_path), run)
+    assert len(live.unattached) == len(full.unattached) == 1
+    assert live.decisions.to_dict("list") == full.decisions.to_dict("list")
