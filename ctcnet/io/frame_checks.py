@@ -1,14 +1,14 @@
 """What a cartridge's frames must be for a count to stand on them, checked where they are listed
 and where they are read.
 
-Listed (:func:`mark_copies`, :func:`mark_odd_sizes`): a tile written twice under two names, and
-a frame of another size than the cartridge's others (a frame of another scan, a cut or damaged
-export), are kept in the frame list with the reason, so the run skips them and their blood is
-not counted as read. Read (:func:`check_frame_values`, :func:`saturation_note`,
-:func:`unfilled_note`): pixels that the panel does not describe are refused (the frame
-skipped); a frame largely at the top of its range (saturated), or an older file with whole rows
-of 0 (a copy cut short, a hole in it), is read, with a note that the run records as a
-problem.
+Listed (:func:`~ctcnet.io.frame_copies.mark_copies`, :func:`mark_odd_sizes`): a tile written
+twice under two names, and a frame of another size than the cartridge's others (a frame of
+another scan, a cut or damaged export), are kept in the frame list with the reason, so the run
+skips them and their blood is not counted as read. Read (:func:`check_frame_values`,
+:func:`saturation_note`, :func:`unfilled_note`): pixels that the panel does not describe are
+refused (the frame skipped); a frame largely at the top of its range (saturated), or an older
+file with whole rows of 0 (a copy cut short, a hole in it), is read, with a note that the run
+records as a problem.
 """
 
 from __future__ import annotations
@@ -51,28 +51,6 @@ ZERO_ELSEWHERE = 0.001
 # saturated in CK covers a few hundred pixels of a million; a twentieth of the frame is an
 # overexposure or glare, under which cells cannot be told apart (wbc count 73 read as 45).
 SATURATED_SHARE = 0.05
-
-
-def mark_copies(frames: list[FrameRef]) -> list[FrameRef]:
-    """A frame whose files hold the same bytes as an earlier frame's (the same tile written
-    twice under two names) is kept in the list, to be skipped with the reason: counted once,
-    and its position's blood volume not counted as read (which of the two positions the tile
-    belongs to cannot be told)."""
-    first: dict[str, FrameRef] = {}
-    out = []
-    for f in frames:
-        original = first.setdefault(f.digest, f)
-        if original is not f and f.problem is None:
-            # Whether the first is read is its own line (it may be skipped too: a run of
-            # identical garbage files counts no tile at all).
-            f = replace(f, problem=f"same bytes as frame {original.frame_id} "
-                                   f"({original.files[0].name}): the same tile written twice "
-                                   f"under two names? Its bytes count at most once, as "
-                                   f"{original.frame_id}", copy_of=original.frame_id)
-            log.info("%s holds the same bytes as %s: skipped", f.files[0],  # (its folder)
-                     original.files[0].name)
-        out.append(f)
-    return out
 
 
 def skipped_entry(frame: FrameRef, reason: str, skipped: list[dict]) -> dict:

@@ -1168,3 +1168,24 @@ def test_a_stack_of_slices_alone_is_read_as_its_channels_and_still_counted(tmp_p
     tifffile.imwrite(tmp_path / "z.tif", np.zeros((6, 32, 32), np.uint16), imagej=True,
                      metadata={"axes": "ZYX"})
     assert tiff_planes(tmp_path / "z.tif") == 6
+
+
+def test_two_frames_sampled_alike_are_held_to_their_whole_bytes(tmp_path):
+    """Two sparse 8-bit frames on a black background, their cells in rows the digest's
+    sampled blocks miss: read as one tile written twice, and the second skipped with its
+    cells; only frames whose whole bytes agree are copies."""
+    from ctcnet.io.frame_copies import mark_copies
+
+    panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"]})
+    first = np.zeros((3, 1036, 1384), np.uint8)
+    second = first.copy()
+    first[:, 38:44, 100:106] = 200
+    second[:, 997:1003, 100:106] = 200
+    write_frame(tmp_path, 0, 0, first, panel)
+    write_frame(tmp_path, 0, 1, second, panel)
+    write_frame(tmp_path, 0, 2, second, panel)  # a true copy of the second
+    write_cartridge_info(tmp_path, panel, "S", 3, rows=1, columns=3, frame_shape=(1036, 1384))
+    frames = mark_copies(open_cartridge(tmp_path).frames)
+    assert frames[0].digest == frames[1].digest  # the sampled blocks alike
+    assert [f.problem is None for f in frames] == [True, True, False]
+    assert "same bytes as frame r00c01" in frames[2].problem
