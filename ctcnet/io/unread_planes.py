@@ -16,6 +16,7 @@ import logging
 
 import numpy as np
 
+from ctcnet.errors import InputError
 from ctcnet.io.scan import Cartridge, read_frame_and
 from ctcnet.io.sources import FrameRef
 
@@ -47,8 +48,19 @@ def read_with_unread(cartridge: Cartridge, frame: FrameRef
     planes = unread_planes(cartridge)
     if not planes:
         return cartridge.read(frame), {}
-    pixels, others = read_frame_and(frame, cartridge.file_panel, cartridge.channels,
-                                    [i for i, _ in planes])
+    try:
+        pixels, others = read_frame_and(frame, cartridge.file_panel, cartridge.channels,
+                                        [i for i, _ in planes])
+    except InputError as err:
+        # Read with the model's channels, where a file of one of these planes would not read
+        # (cut, of another size, misnamed): the frame read alone decides, and the planes are
+        # left out of its measurements (a damaged therapy-marker file had the frame skipped,
+        # its cells and its blood with it).
+        pixels = cartridge.read(frame)
+        log.warning("%s %s: %s not read (%s): not measured on this frame",
+                    cartridge.sample_id, frame.stem, ", ".join(name for _, name in planes),
+                    err)
+        return pixels, {}
     measured = {}
     for (_, name), plane in zip(planes, others):
         if np.shape(plane) == pixels.shape[1:]:

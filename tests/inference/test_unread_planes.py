@@ -286,3 +286,35 @@ def test_a_frame_lacking_only_an_unread_planes_file_is_read_and_its_ctcs_said_un
                  "--overwrite"]) == 0
     summary = json.loads((sample / "summary.json").read_text())
     assert summary["frames"]["skipped"] == 1 and summary["status"] == "partial"
+
+
+@pytest.mark.parametrize("damage", ["other_size", "cut"])
+def test_a_plane_file_that_will_not_read_leaves_the_frame_read(tmp_path, damage, caplog):
+    """A therapy marker's channel file of another size, or cut short: the frame was skipped
+    (its cells and blood with it), where a plane the model does not read is a measurement,
+    never the frame's reason to be skipped."""
+    import json
+
+    import numpy as np
+    import tifffile
+
+    from ctcnet.io.panel import load_panel
+    from ctcnet.io.scan import open_cartridge
+    from ctcnet.io.unread_planes import read_with_unread
+
+    rng = np.random.default_rng(0)
+    names = ["DAPI", "CK", "CD45", "CD61", "CD66b", "HER2"]
+    json.dump({"channels": names, "pixel_size_um": 0.64}, open(tmp_path / "panel.json", "w"))
+    for c in range(6):
+        shape = (40, 64) if c == 5 and damage == "other_size" else (48, 64)
+        tifffile.imwrite(tmp_path / f"r00c00_c{c}.tif",
+                         rng.integers(100, 4000, shape, dtype=np.uint16), photometric="minisblack")
+    if damage == "cut":
+        plane = tmp_path / "r00c00_c5.tif"
+        plane.write_bytes(plane.read_bytes()[:200])
+    cart = open_cartridge(tmp_path).conform(load_panel({"channels": names[:5],
+                                                         "pixel_size_um": 0.64}))
+    with caplog.at_level("WARNING"):
+        pixels, measured = read_with_unread(cart, cart.frames[0])
+    assert pixels.shape == (5, 48, 64) and measured == {}
+    assert "HER2 not read" in caplog.text
