@@ -4,6 +4,8 @@ console and on its page alike (:func:`summary_lines`), and the warnings its figu
 
 from __future__ import annotations
 
+import numpy as np
+
 from ctcnet.core.printable import named_counts
 from ctcnet.detect.pixel_size import pixel_size_text
 
@@ -110,7 +112,32 @@ def _share(entry: dict) -> str:
 
 def warnings_of(report: dict) -> list[str]:
     """What the figures of ``report`` call for a word about (classes absent, few crops)."""
-    return [w for w in (absent_classes_warning(report), few_crops_warning(report)) if w]
+    return [w for w in (one_call_warning(report), absent_classes_warning(report),
+                        few_crops_warning(report)) if w]
+
+
+def one_call_warning(report: dict) -> str | None:
+    """A network that calls every crop one class of a set labelled in several: it tells
+    nothing apart, and its accuracy is that class's share (0.725 of a set 72 % leukocytes, with
+    no word; train warns of such a model, evaluate scored one from elsewhere as any other)."""
+    cnn = report["cnn"]
+    names, matrix = list(cnn["class_names"]), np.asarray(cnn["confusion"])
+    if matrix.ndim != 2 or not matrix.sum() or int((matrix.sum(axis=1) > 0).sum()) < 2:
+        return None
+    # The network's own calls: the calls, each change the markers made taken back.
+    called = dict(zip(names, matrix.sum(axis=0).tolist()))
+    for change, n in ((cnn.get("marker_calls") or {}).get("by_change") or {}).items():
+        before, _, after = change.partition("->")
+        if before in called and after in called:
+            called[before], called[after] = called[before] + n, called[after] - n
+    used = [name for name, n in called.items() if n > 0]
+    if len(used) != 1:
+        return None
+    share = matrix.sum(axis=1)[names.index(used[0])] / matrix.sum()
+    return (f"the network calls every crop {used[0]}: it tells none of the classes apart "
+            f"(its accuracy is the share of {used[0]} crops, {share:.3f}, what calling every "
+            f"crop {used[0]} scores); a model that learnt nothing usable, or crops it cannot "
+            "read (channels, pixel size)")
 
 
 def absent_classes_warning(report: dict) -> str | None:

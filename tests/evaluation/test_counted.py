@@ -52,3 +52,23 @@ def test_a_negative_controls_false_calls_are_said():
         in note
     report["cnn"]["absent_predicted"] = {"ctc": 0}
     assert "wrong" not in absent_classes_warning(report)
+
+
+def test_a_network_that_calls_every_crop_one_class_is_said():
+    """A model that learnt nothing (every crop wbc) scored accuracy 0.725, the set's share of
+    leukocytes, with no word; the markers' 4 calls turned to ctc hid that the network's own
+    were one class."""
+    from ctcnet.commands.evaluate_figures import one_call_warning, warnings_of
+
+    names = ["ctc", "wbc", "cluster", "debris"]
+    cnn = {"class_names": names, "per_class": {},
+           "confusion": [[3, 1, 0, 0], [1, 49, 0, 0], [0, 3, 0, 0], [0, 12, 0, 0]],
+           "marker_calls": {"by_change": {"wbc->ctc": 4}}}
+    note = one_call_warning({"cnn": cnn})
+    assert note.startswith("the network calls every crop wbc: it tells none of the classes "
+                           "apart (its accuracy is the share of wbc crops, 0.725")
+    assert note in warnings_of({"cnn": cnn})
+    # A network that calls two classes, or a set of one class, is no such model.
+    assert one_call_warning({"cnn": {**cnn, "marker_calls": {}}}) is None
+    one_class = {**cnn, "confusion": [[0] * 4, [0, 50, 0, 0], [0] * 4, [0] * 4]}
+    assert one_call_warning({"cnn": one_class}) is None
