@@ -249,14 +249,13 @@ def readers_of(matched, run_id: str) -> list[str]:
     run is a call, though another's call replaced it since (replaced, it was still read as
     their own call, and a reader agreed with themselves); a call its reviewer took back last
     (a misclick on the other reading's link) leaves them free."""
-    from ctcnet.review.matching import UNDECIDED
-
     names = set(matched.decisions["reviewer"].astype(str)) if len(matched.decisions) else set()
-    table = matched.table
-    if len(table) and "run_id" in table:
-        mine = table[table["run_id"].astype(str).to_numpy() == run_id]
-        last = mine.groupby(["event_id", "reviewer"], sort=False)["reviewer_call"].last()
-        names |= {str(r) for (_, r), call in last.items() if str(call) != UNDECIDED}
+    if len(matched.table) and "run_id" in matched.table:
+        # Rows of an earlier run too, by position (a rerun that numbers the events otherwise
+        # let a first reader whose call was replaced join the second reading).
+        rows = _decision_rows(matched, run_id)
+        last = rows.groupby(["event_id", "reviewer"], sort=False)["undone"].last()
+        names |= {str(r) for (_, r), undone in last.items() if not undone}
     return sorted(names)
 
 

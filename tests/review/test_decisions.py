@@ -873,6 +873,25 @@ def test_readings_made_on_an_earlier_run_keep_their_history_in_a_renumbered_reru
         [d["adjudicated"] for d in before["disagreements"]]
 
 
+def test_a_first_reader_whose_call_was_replaced_stays_one_in_a_renumbered_rerun(tmp_path):
+    """ann's first-reading call, bob's second, carol's adjudication; a rerun numbering the
+    events otherwise let ann read the second reading too (agreeing with herself)."""
+    from ctcnet.review.agreement import readers_of
+
+    events, run = tiny_run()
+    second = decision_journal.DecisionLog(tmp_path, D.SECOND_FILE)
+    start = datetime(2026, 1, 1, 10, tzinfo=UTC)
+    D.record_decision(tmp_path, run, 1, "wbc", "ann", now=start)
+    D.record_decision(tmp_path, run, 1, "ctc", "bob", now=start + timedelta(minutes=5),
+                      decisions=second)
+    D.record_decision(tmp_path, run, 1, "ctc", "carol", now=start + timedelta(minutes=30))
+    moved = pd.concat([events.iloc[[0]].assign(x=200.0), events]).assign(
+        event_id=range(len(events) + 1))
+    for events_run in (run, D.RunEvents(moved, 0.5)):
+        first = D.match_decisions(D.read_decisions(tmp_path), events_run)
+        assert readers_of(first, events_run.run_id) == ["ann", "carol"]
+
+
 def test_a_sign_off_over_an_unfinished_line_still_holds_once_the_next_writer_cuts_it(tmp_path):
     """A writer killed mid-line leaves an unfinished last line, which readers ignore and the
     next writer cuts off. A sign-off sealed the file with it, and the next decision's cut
