@@ -1131,8 +1131,11 @@ def test_a_reading_counts_as_its_readers_whose_last_call_on_an_event_stands_or_w
                           "event_id": [1, 1, 2, 2, 2, 3, 9],
                           "reviewer": ["ann", "carol", "fay", "fay", "fay", "carol", "old"],
                           "reviewer_call": ["ctc", "wbc", "ctc", "wbc", UNDECIDED, "ctc",
-                                            "ctc"]})
-    matched = SimpleNamespace(table=table, decisions=pd.DataFrame({"reviewer": ["carol"]}))
+                                            "ctc"], "model_call": "ctc"})
+    # (the earlier run's row attaches to no event of this run: target and history -1)
+    matched = SimpleNamespace(table=table, decisions=pd.DataFrame({"reviewer": ["carol"]}),
+                              target=np.full(len(table), -1), unattached=table.iloc[:0])
     assert readers_of(matched, "r1") == ["ann", "carol"]
-    assert readers_of(SimpleNamespace(table=table.iloc[:0], decisions=pd.DataFrame()),
+    assert readers_of(SimpleNamespace(table=table.iloc[:0], decisions=pd.DataFrame(),
+                                      target=np.zeros(0, int), unattached=table.iloc[:0]),
                       "r1") == []
