@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,19 +32,8 @@ def read_expected(path: str | Path) -> pd.DataFrame:
     anything else."""
     path = Path(path)
     try:
-        # Every cell as written (a tube named NA, None or null is that tube, never "no
-        # id"); counts are read as numbers below, an empty level as none.
-        _refuse_fields_past_header(path)
-        # index_col=False: a spreadsheet's trailing comma on every row is no index column
-        # (pandas took the ids for an index and read each count under the id's name).
-        # (what it drops is empty, or refused below by its header: pandas' warning of a
-        # loss is none here)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", pd.errors.ParserWarning)
-            table = pd.read_csv(path, dtype={"sample_id": str}, encoding="utf-8-sig",
-                                keep_default_na=False, na_values={"level": [""]},
-                                index_col=False)
-    except (OSError, ValueError, UnicodeDecodeError) as err:
+        table = _read_table(path)
+    except (OSError, ValueError, UnicodeDecodeError, csv.Error) as err:
         raise InputError(f"cannot read the expected counts: {str(err).strip()}"
                          + _separator_hint(path), path) from None
     reference = REFERENCE_COLUMN in table.columns
@@ -87,22 +75,38 @@ def read_expected(path: str | Path) -> pd.DataFrame:
     return out
 
 
-def _refuse_fields_past_header(path: Path) -> None:
-    """Refuse a row holding something past its header's fields (``A,15,5``: a decimal comma
-    unquoted, read as 15 and a field of 5); empty ones (a spreadsheet's trailing comma) are
-    nothing."""
+def _read_table(path: Path) -> pd.DataFrame:
+    """The file's rows as text (a tube named NA, None or null is that tube, never "no id";
+    counts are read as numbers by the caller, an empty level as none), indexed by their line
+    less 2. A spreadsheet's trailing commas, on the header too, are no column; a value past
+    the header's named fields (``A,15,5``: a decimal comma unquoted) is refused at its line:
+    read as 15 and a field of 5, it was a count cut short, or pandas took the ids for an
+    index and read each count under another tube."""
     with open(path, encoding="utf-8-sig", newline="") as handle:
-        rows = csv.reader(handle)
-        header = next(rows, [])
-        if len(header) == 1 and _separator_hint(path):  # refused below, its separator said
-            return
-        width = len(header)
-        for row in rows:
-            past = [cell for cell in row[width:] if cell.strip()]
-            if past:
-                raise InputError(f"line {rows.line_num} has {len(row)} fields where its "
-                                 f"header has {width}: a comma too many (a decimal comma? "
-                                 "write 15.5, with '.')", path)
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        named = [k for k, name in enumerate(header) if name.strip()]
+        width = named[-1] + 1 if named else len(header)
+        columns = [name if name.strip() else f"Unnamed: {k}"
+                   for k, name in enumerate(header[:width])]
+        unnamed = [k for k in range(width) if not header[k].strip()]
+        rows, lines = [], []
+        for row in reader:
+            if not row:  # a blank line
+                continue
+            if any(cell.strip() for cell in row[width:]) or \
+                    any(k < len(row) and row[k].strip() for k in unnamed):
+                if len(header) == 1 and _separator_hint(path):
+                    break  # refused by the caller, its separator said
+                raise InputError(f"line {reader.line_num} has {len(row)} fields where its "
+                                 f"header names {len(named)}: a comma too many (a decimal "
+                                 "comma? write 15.5, with '.')", path)
+            rows.append(row[:width] + [""] * (width - len(row)))
+            lines.append(reader.line_num - 2)
+    table = pd.DataFrame(rows, columns=columns, index=lines, dtype=object)
+    if "level" in table:
+        table["level"] = table["level"].where(table["level"] != "")
+    return table
 
 
 def _separator_hint(path: Path) -> str:

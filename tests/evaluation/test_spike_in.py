@@ -50,7 +50,11 @@ def test_the_expected_counts_are_read_or_refused_naming_the_line(tmp_path):
                        # A decimal comma unquoted: read as 15 and a field of 5 (a traceback,
                        # or, with numeric ids, every count moved to another tube).
                        ("sample_id,spiked\nA,15,5\nB,20\n", "line 2 has 3 fields where its "
-                                                            "header has 2")):
+                                                            "header names 2"),
+                       # ...and where the header ends in a comma too: the 5 lay in the
+                       # header's unnamed last column, dropped unsaid, the tube read as 15.
+                       ("sample_id,spiked,\nA,15,5,\nB,20,\n", "line 2 has 4 fields where "
+                                                               "its header names 2")):
         path.write_text(text)
         with pytest.raises(InputError, match=said):
             read_expected(path)
@@ -62,6 +66,10 @@ def test_a_spreadsheets_trailing_comma_reads_each_count_under_its_tube(tmp_path)
     path = tmp_path / "expected.csv"
     path.write_text("sample_id,spiked\n1,2,\n2,3,\n3,1,\n")
     assert read_expected(path)["spiked"].to_dict() == {"1": 2.0, "2": 3.0, "3": 1.0}
+    # Two trailing commas, on the header too, and a line of commas under the table (pandas
+    # refused it in its own words).
+    path.write_text("sample_id,spiked,,\nA,2,,\nB,3\n,,,\n")
+    assert read_expected(path)["spiked"].to_dict() == {"A": 2.0, "B": 3.0}
     path.write_text("sample_id,spiked\nPatientin_M\u00fcller,15,\n")
     assert read_expected(path)["spiked"].to_dict() == {"Patientin_M\u00fcller": 15.0}
     # Typed on a Mac (the accent decomposed): the id predict gives the sample (composed).
