@@ -254,15 +254,23 @@ def blurred_frames_problem(events) -> str | None:
 # A plane is lit on an event past this many noise units (the guard's CK peak; the DNA stain's
 # peak inside the CK area, read on the events with one), as the metadata signs read it.
 LIT_NOISE = 10.0
-# A frame is judged where the frames' upper quartile of shares of lit events would light this
-# many of its events at least, and said dark where it lights this share of that or less: a
-# frame drawn as the others holds 20 or more lit events, and 4 or fewer by chance about once in
-# 60,000 (Poisson); a plane dark on one frame of a simulated cartridge lit 0 of 250-290 events
-# against 57-78 % on the others. The upper quartile: a lamp failed mid-scan darkens every
-# frame after it, and with most frames dark the median share was theirs. CK's share on real
-# scans is not measured here: where few events show CK the frames are not judged.
+# A frame is judged where the frames' upper quartile of shares of lit events is this share at
+# least and would light this many of its events, and said dark where it lights a twentieth of
+# that or less: a plane dark on one frame of a simulated cartridge lit 0 of 250-290 events
+# against 57-78 % on the others. The share's floor and the twentieth, not a Poisson bound
+# alone: where few events show CK (a few per cent on real blood, CTCs and CK-positive
+# debris), their share swings between frames far past chance, and frames drawn with a share
+# spread 50 % between them (5 % lit on average, 600 events) read dark at a fifth on 20 of 100
+# cartridges of 6 frames. The upper quartile: a lamp failed mid-scan darkens every frame after
+# it, and with most frames dark the median share was theirs. CK's share on real scans is not
+# measured here: where it is under the floor the frames are not judged.
 DARK_MIN_EXPECTED = 20
-DARK_SHARE = 0.2
+DARK_MIN_SHARE = 0.10
+DARK_SHARE = 0.05
+# ...and only where the frames not dark light shares alike: their 10th percentile at least this
+# share of the upper quartile (simulated frames: 0.77 or more; a share drawn with a spread of
+# 50 % between frames, about 0.35, where a frame of next to none is chance, not a lamp).
+DARK_SPREAD = 0.5
 
 
 def dark_planes_problem(events) -> str | None:
@@ -278,11 +286,15 @@ def dark_planes_problem(events) -> str | None:
             continue
         share = float(np.percentile(by_frame["sum"] / by_frame["size"],
                                     REFERENCE_PERCENTILE))
-        expected = share * by_frame["size"]
-        dark = by_frame[(expected >= DARK_MIN_EXPECTED) &
-                        (by_frame["sum"] <= DARK_SHARE * expected)]
-        if dark.empty:
+        if share < DARK_MIN_SHARE:
             continue
+        expected = share * by_frame["size"]
+        judged = expected >= DARK_MIN_EXPECTED
+        is_dark = judged & (by_frame["sum"] <= DARK_SHARE * expected)
+        dark = by_frame[is_dark]
+        rest = (by_frame["sum"] / by_frame["size"] / share)[judged & ~is_dark]
+        if dark.empty or not len(rest) or np.percentile(rest, 10) < DARK_SPREAD:
+            continue  # (the other frames' shares too spread to tell a dark one from chance)
         named = ", ".join(f"{f} ({int(n)} of {int(size)})"
                           for f, (n, size) in list(dark.iterrows())[:5])
         said.append(f"{plane} lights next to none of the events on {len(dark)} frame(s) where "
