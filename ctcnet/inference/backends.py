@@ -175,7 +175,7 @@ class TorchBackend:
         crops = checked_crops(crops, spec.panel.names, spec.crop_size)  # as the ONNX path does
         if not len(crops):
             return np.zeros((0, spec.num_classes), np.float32)
-        say_crop_values(crops, [c.value_range[1] for c in spec.panel.channels], self._said)
+        say_crop_values(crops, spec.panel.value_tops, self._said, spec.reads_exports)
         if self.device.type == "cuda":
             out, finite = self._run_cuda(crops, fn)
         else:

@@ -413,7 +413,7 @@ class OnnxClassifier:
 
     def _checked(self, raw) -> np.ndarray:
         raw = checked_crops(raw, self.channels, self.crop_size)
-        say_crop_values(raw, self._tops, self._said)
+        say_crop_values(raw, self._tops, self._said, self.model_spec.reads_exports)
         return raw
 
     def _check_graph(self) -> None:

@@ -156,6 +156,11 @@ class Panel:
         return [c.name for c in self.channels]
 
     @property
+    def value_tops(self) -> list[float]:
+        """Each channel's value_range top (its saturation), in the same order."""
+        return [float(c.value_range[1]) for c in self.channels]
+
+    @property
     def num_channels(self) -> int:
         """How many channels the panel has."""
         return len(self.channels)

@@ -139,10 +139,15 @@ def say_not_finite(bad: Sequence[int], unrun: str = NOT_CLASSIFIED) -> None:
                     unrun, list(bad[:20]))
 
 
-def say_crop_values(raw: np.ndarray, tops: Sequence[float], said: set[str]) -> None:
+def say_crop_values(raw: np.ndarray, tops: Sequence[float], said: set[str],
+                    reads_exports: bool = False) -> None:
     """Log :func:`crop_value_warning` of ``raw`` where it is not in ``said`` (the caller's:
-    once a classifier or backend, not once a batch), and add it there."""
-    text = crop_value_warning(raw, tops)
+    once a classifier or backend, not once a batch), and add it there. ``reads_exports``: the
+    model reads composite exports (``spec.reads_exports``), whose crops are display levels
+    whatever hands them over (its input contract: an engineer giving it composites was told
+    their black read as a background clipped at 0)."""
+    with display_levels(True) if reads_exports else contextlib.nullcontext():
+        text = crop_value_warning(raw, tops)
     if text is not None and text not in said:
         said.add(text)
         log.warning("%s", text)

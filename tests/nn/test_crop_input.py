@@ -48,6 +48,15 @@ def test_float_crops_scaled_to_0_1_are_said_counts_and_integers_are_not():
         assert crop_value_warning(composite, tops) is None
     # Outside, dim counts subtracted and clipped (every value under 256) are still said.
     assert "background subtracted" in crop_value_warning(composite.astype(np.uint16), tops)
+    # A model that reads composite exports is handed display levels by its contract, whoever
+    # hands them over (its ONNX file's embedder was told to draw a background again).
+    from ctcnet.nn.crop_input import say_crop_values
+
+    said: set[str] = set()
+    say_crop_values(composite, tops, said, reads_exports=True)
+    assert not said
+    say_crop_values(composite, tops, said)
+    assert said and "background subtracted" in next(iter(said))
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
