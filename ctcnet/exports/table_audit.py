@@ -73,7 +73,8 @@ def cell_text(cell):
 def same_cell(cell: str, value) -> bool:
     """Whether a samples.csv cell says ``value``: a rate within the hundredth its rounding
     takes (a table written by an earlier ctcnet wrote 8.0 for 8.00, and an interval's end
-    rounded to nearest), anything else as written."""
+    rounded to nearest), anything else as written (a path of bytes no encoding names, a
+    folder named on a Windows share: as the file holds it, its escape ``\udcfc``)."""
     if value is None:
         return cell == ""
     if isinstance(value, str) and value.replace(".", "", 1).isdigit() or \
@@ -82,4 +83,5 @@ def same_cell(cell: str, value) -> bool:
             return abs(float(cell) - float(value)) <= 0.011
         except ValueError:
             return False
-    return cell == str(value) or cell_text(cell) == str(value)
+    written = str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+    return cell_text(cell) in (str(value), written) or cell in (str(value), written)

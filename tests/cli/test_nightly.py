@@ -1054,3 +1054,28 @@ def test_the_tally_counts_each_entry_once_by_its_kind():
                                       "crop_sets": 1, "set_aside": 1, "held": 1, "missing": 1}
     assert outcome_tally([])["inputs"] == 0
 
+
+
+def test_a_folder_named_in_bytes_no_encoding_names_passes_its_audit(cart_and_model, tmp_path,
+                                                                     capsys):
+    """A cartridge folder named in Latin-1 bytes (a Windows share's): samples.csv holds its
+    path as the escape \\udcfc, run.json the path itself, and the audit of an untouched run
+    said the table was edited."""
+    import os
+
+    from ctcnet.exports.results_audit import audit_run
+
+    scans, out = batch(cart_and_model, tmp_path)
+    named = scans / os.fsdecode(b"M\xfcller")
+    (scans / "a").rename(named)
+    cartridge = json.loads((named / "cartridge.json").read_text())
+    cartridge.pop("sample_id")
+    cartridge.pop("simulated", None)  # (a simulated cartridge names its own id: no slip)
+    (named / "cartridge.json").write_text(json.dumps(cartridge))
+    status = main(["predict", str(scans), "--out", str(out), "--no-report", "--prior",
+                   "balanced", *map(str, options(cart_and_model))])
+    assert status == 0 and "\\udcfc" in (out / "samples.csv").read_text()
+    assert audit_run(out) == []
+    # ...and the id read from the folder's name is no slip of a cartridge.json it lacks.
+    said = capsys.readouterr().err
+    assert "read as Windows-1252" in said and "nearly: a slip" not in said
