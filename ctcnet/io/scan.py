@@ -231,11 +231,8 @@ def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge
     sample_id = safe_sample_id(info["sample_id"], root) if "sample_id" in info else \
         safe_sample_id(name_as_sample_id(root), root,
                        "the folder's name, the sample id without one in cartridge.json,")
-    # (simulate names its own: sim<seed>, no slip; an id read from the folder's name is that
-    # name, in the letters a name of bytes no encoding names was read in: no slip either)
-    if info.get("simulated") is not True and "sample_id" in info:
-        say_if_mistyped(sample_id, root)
-
+    if info.get("simulated") is not True and "sample_id" in info:  # (simulate's, the name's:
+        say_if_mistyped(sample_id, root)                             # no slip)
     parts = _frame_parts(root)
     if not parts:
         if stated is None:
