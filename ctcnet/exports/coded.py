@@ -59,8 +59,11 @@ def read_codes(path: str | Path) -> dict[str, str]:
         raise InputError(f"--codes: cannot be read: {err.strerror or err}", path) from None
     rows = csv.DictReader(io.StringIO(text))
     if not {"sample_id", "code"} <= set(rows.fieldnames or ()):
+        header = ",".join(rows.fieldnames or ())
         raise InputError(f"--codes needs the columns sample_id,code (it has "
-                         f"{','.join(rows.fieldnames or ()) or 'none'})", path)
+                         f"{header or 'none'})" + (
+                             ": separated by semicolons, as a spreadsheet in a European locale "
+                             "saves CSV; save it with commas" if ";" in header else ""), path)
     codes = SampleCodes()
     for line, row in enumerate(rows, start=2):
         sample, code = (row.get("sample_id") or "").strip(), (row.get("code") or "").strip()

@@ -33,6 +33,12 @@ def table_not_as_index(table: Path, index: dict, expected: dict) -> list[str]:
         rows = list(csv.DictReader(table.read_text(encoding="utf-8-sig").splitlines()))
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         return problems + [f"{SAMPLES_FILE} cannot be read: {err}"]
+    header = list(rows[0]) if rows else []
+    if "name" not in header and any(";" in str(column) for column in header):
+        # (its rows read as rows of None, and every sample as missing from it)
+        return problems + [f"{SAMPLES_FILE} is separated by semicolons, not commas: saved again "
+                           "by a spreadsheet in a European locale (the table edited); its "
+                           "rows cannot be checked against run.json"]
     # A row a table is a view of run.json's entries, one each: a row removed is a sample a
     # laboratory system never sees, a row renamed its counts filed under another sample.
     # (its other rows: the samples an earlier run left in the folder, and those a run began

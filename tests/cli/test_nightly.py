@@ -1079,3 +1079,17 @@ def test_a_folder_named_in_bytes_no_encoding_names_passes_its_audit(cart_and_mod
     # ...and the id read from the folder's name is no slip of a cartridge.json it lacks.
     said = capsys.readouterr().err
     assert "read as Windows-1252" in said and "nearly: a slip" not in said
+
+
+def test_samples_csv_saved_again_with_semicolons_is_said_so(cart_and_model, tmp_path):
+    """samples.csv opened and saved by a spreadsheet in a European locale (semicolons, decimal
+    commas): the audit said every sample had no row and the table held rows of None."""
+    from ctcnet.exports.results_audit import audit_run
+
+    scans, out = batch(cart_and_model, tmp_path)
+    assert main(["predict", str(scans), "--out", str(out), "--no-report", "--prior",
+                 "balanced", *map(str, options(cart_and_model))]) == 0
+    table = out / "samples.csv"
+    table.write_text("\ufeff" + table.read_text().replace(",", ";"))
+    said = audit_run(out)
+    assert len(said) == 1 and "separated by semicolons" in said[0] and "None" not in said[0]

@@ -1088,6 +1088,10 @@ def test_a_coded_copy_names_each_sample_by_its_code_and_leaves_out_who_and_where
         assert said in capsys.readouterr().err
     assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
     assert read_codes(tmp_path / "codes.csv") == {"S1": "SITE03-P017"}
+    # Saved by a spreadsheet in a European locale: its semicolons said.
+    (tmp_path / "semi.csv").write_text("sample_id;code\nS1;SITE03-P017\n")
+    with pytest.raises(InputError, match="separated by semicolons.*save it with commas"):
+        read_codes(tmp_path / "semi.csv")
     # A sample id typed on a Mac (its accent decomposed) codes the sample a run wrote
     # composed: "gives no code for Patiënt", the id it named looking as the one given.
     (tmp_path / "mac.csv").write_text("sample_id,code\nPatie\u0308nt 1,C8\n", encoding="utf-8")
