@@ -86,10 +86,14 @@ def remove_cellsearch_offset(arr: np.ndarray, source: Path | None = None) -> np.
     happens to exceed 32767 is never shifted. Where it is taken off a file of a folder
     (``source``), that is noted once a folder (the run's log): what was assumed of its data.
     """
-    if arr.dtype != np.uint16:
+    if arr.dtype.kind not in "uif":
         return arr
     high = arr >= CELLSEARCH_OFFSET
     if not high.any():
+        return arr
+    # The same counts converted to floating point (a conversion script's float32): whole
+    # numbers only (the refusal said every pixel fitted the offset, and kept it on).
+    if arr.dtype.kind == "f" and not np.array_equal(arr, np.round(arr)):
         return arr
     plausible = (arr <= PSEUDO_12BIT_MAX) | (high & (arr <= CELLSEARCH_OFFSET + PSEUDO_12BIT_MAX))
     if not plausible.all():
@@ -99,7 +103,7 @@ def remove_cellsearch_offset(arr: np.ndarray, source: Path | None = None) -> np.
         log.info("%s: pixel values carry CellSearch's 2^15 export offset (32768 added to some "
                  "counts of 12 bits): taken off, as for every such export (%s the first)",
                  Path(source).parent, Path(source).name)
-    return np.where(high, arr - CELLSEARCH_OFFSET, arr).astype(np.uint16)
+    return np.where(high, arr - CELLSEARCH_OFFSET, arr).astype(arr.dtype)
 
 
 # The folders whose files' CellSearch offset was noted (once a folder, not once a frame).

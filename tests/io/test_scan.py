@@ -556,6 +556,12 @@ def test_cellsearch_offset():
     assert np.array_equal(remove_cellsearch_offset(shifted), raw)
     genuine = np.array([[0, 40000, 65535]], dtype=np.uint16)  # real 16-bit: untouched
     assert np.array_equal(remove_cellsearch_offset(genuine), genuine)
+    # The same export converted to float32 (every value whole): taken off as well; it was
+    # kept on, and the frame refused with advice that read every count 32768 too high.
+    as_float = remove_cellsearch_offset(shifted.astype(np.float32))
+    assert as_float.dtype == np.float32 and np.array_equal(as_float, raw)
+    fractions = shifted.astype(np.float32) + np.float32(0.5)  # not counts: left as given
+    assert np.array_equal(remove_cellsearch_offset(fractions), fractions)
 
 
 @pytest.mark.parametrize("layout", ["multipage", "channels", "png"])
