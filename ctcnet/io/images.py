@@ -34,7 +34,7 @@ from ctcnet.io.image_headers import (
     unreadable_tiff,
 )
 from ctcnet.io.png_pixels import over_black, sixteen_bit_png
-from ctcnet.io.stored_names import check_channel_file_name
+from ctcnet.io.stored_names import check_channel_file_name, names_no_marker
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,10 @@ def _ome_channel_names(tif) -> StoredNames | None:
     except AttributeError:  # not a list of records
         return None
     names.pixel_size_um = _ome_size_um(pixels)
+    # Names that name no marker (a reader's Channel:0:1, a dye: PE, APC) are a label's, not
+    # the writer's record of each plane: panel.json names the planes, as for a container,
+    # where such a frame named r00c00.tif was refused without a way on.
+    names.strict = not names_no_marker(names)
     return names if names and all(names) else None
 
 

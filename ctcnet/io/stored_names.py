@@ -13,9 +13,21 @@ from pathlib import Path
 
 import numpy as np
 
-from ctcnet.io.panel import PanelMismatchError, check_channel_order, marker_role
+from ctcnet.io.panel import DYE_WORD, PanelMismatchError, check_channel_order, marker_role
 
 log = logging.getLogger(__name__)
+
+# Names readers give channels the file does not name: "Channel:0:1" (OME), "C1", "Ch2".
+_GENERIC_CHANNEL = re.compile(r"^(channel[:_ ]?[\d:]*|c(h)?\d+|)$", re.IGNORECASE)
+
+
+def names_no_marker(names: Sequence[str]) -> bool:
+    """Whether a file's channel names name no markers: made up by a reader (``Channel:0:1``),
+    a dye or a wavelength alone (``PE``, ``FITC``, ``488``: a microscope's filter), empty, or
+    one repeated. panel.json names such channels."""
+    names = [str(n).strip() for n in names]
+    return not names or any(_GENERIC_CHANNEL.match(n) or DYE_WORD.match(n) for n in names) or \
+        len({n.upper() for n in names}) != len(names)
 
 
 def check_channel_names(found: Sequence[str] | None, expected: Sequence[str], path) -> None:

@@ -1195,3 +1195,22 @@ def test_two_frames_sampled_alike_are_held_to_their_whole_bytes(tmp_path):
     assert frames[0].digest == frames[1].digest  # the sampled blocks alike
     assert [f.problem is None for f in frames] == [True, True, False]
     assert "same bytes as frame r00c01" in frames[2].problem
+
+
+@pytest.mark.parametrize("names", [["Channel:0:0", "Channel:0:1", "Channel:0:2"],
+                                   ["DAPI", "PE", "APC"]])
+def test_a_frames_ome_names_that_name_no_marker_leave_the_panel_to_name_them(tmp_path, rng,
+                                                                            names):
+    """A reader's made-up names or dyes in a frame's OME metadata: a container so named reads
+    panel.json's names, a frame named r00c00.tif was refused with no way on (renaming the
+    panel's channels breaks the model's match). Markers named are still read by their names."""
+    from ctcnet.io.images import write_tiff
+
+    panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
+    frame = rng.integers(100, 4000, (3, 16, 16)).astype(np.uint16)
+    write_tiff(tmp_path / "r00c00.tif", frame, names, 0.64)
+    write_cartridge_info(tmp_path, panel, "S", 1, rows=1, columns=1, frame_shape=(16, 16))
+    assert np.array_equal(read_frame(open_cartridge(tmp_path).frames[0], panel), frame)
+    write_tiff(tmp_path / "r00c00.tif", frame, ["DAPI", "CD45", "CK"], 0.64)
+    assert np.array_equal(read_frame(open_cartridge(tmp_path).frames[0], panel),
+                          frame[[0, 2, 1]])

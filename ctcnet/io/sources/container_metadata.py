@@ -10,21 +10,18 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from ctcnet.errors import InputError
 from ctcnet.io.image_headers import UM_PER_UNIT
-from ctcnet.io.panel import DYE_WORD, Channel, Panel
+from ctcnet.io.panel import Channel, Panel
 from ctcnet.io.sources.base import same_pixel_size
-from ctcnet.io.stored_names import say_other_order
+from ctcnet.io.stored_names import names_no_marker, say_other_order
 
 log = logging.getLogger(__name__)
 
-# Names readers give channels the file does not name: "Channel:0:1" (OME), "C1", "Ch2".
-_GENERIC_CHANNEL = re.compile(r"^(channel[:_ ]?[\d:]*|c(h)?\d+|)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -49,10 +46,7 @@ def metadata_channel_names(names) -> tuple[str, ...] | None:
     if names is None:
         return None
     names = tuple(str(n).strip() for n in names)
-    if not names or any(_GENERIC_CHANNEL.match(n) or DYE_WORD.match(n) for n in names) or \
-            len({n.upper() for n in names}) != len(names):
-        return None
-    return names
+    return None if names_no_marker(names) else names
 
 
 def in_um(value, unit) -> float | None:
