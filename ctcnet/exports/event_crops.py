@@ -162,13 +162,20 @@ def frame_event_crops(cartridge: Cartridge, events: pd.DataFrame, crop_size: int
                       model_pixel_um: float, read=None):
     """:func:`cut_event_crops` a frame at a time: (positions in ``events``, their crops) per
     frame that holds a wanted event, so a whole sample's crops are never held at once."""
-    by_index = {f.index: f for f in cartridge.frames}
+    # By the frame's name, not its index in the listing predict made: a frame added to the
+    # folder since (or lost from it) moves every index after it, and every crop was cut from
+    # the frame before its own, unsaid (the frames' digests are each checked by name).
+    if "frame_id" in events:
+        frames = {f.frame_id: f for f in cartridge.frames}
+        keys = events["frame_id"].astype(str).to_numpy()
+    else:  # (a table of an older ctcnet without the names)
+        frames = {f.index: f for f in cartridge.frames}
+        keys = events["frame"].to_numpy()
     positions = np.arange(len(events))
-    for frame_index, rows in pd.Series(positions).groupby(events["frame"].to_numpy()):
-        frame = by_index.get(int(frame_index))
+    for key, rows in pd.Series(positions).groupby(keys):
+        frame = frames.get(key)
         if frame is None:
-            raise InputError(f"frame {frame_index} is not in the cartridge any more",
-                             cartridge.root)
+            raise InputError(f"frame {key} is not in the cartridge any more", cartridge.root)
         pixels = (read or cartridge.read)(frame)
         chosen = events.iloc[rows.to_numpy()]
         crops, _ = extract_crops(pixels, chosen["x"].to_numpy(), chosen["y"].to_numpy(),

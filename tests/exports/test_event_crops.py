@@ -129,3 +129,31 @@ def test_crops_without_room_are_refused_naming_the_folder_asked_for(clean_run, t
     error = capsys.readouterr().err
     assert str(out) in error and f"{tmp_path}/." not in error, error
     assert not out.exists()
+
+
+def test_crops_are_cut_from_their_own_frame_once_a_missing_frame_arrives(clean_run, cart,
+                                                                         tmp_path):
+    """Predicted with the first frame not yet in the folder (the others' events numbered
+    frame 0, 1, ...), then the frame arrived, as predict's warning invites: every crop was cut
+    from the frame before its own, labelled with its own event's call, unsaid."""
+    from ctcnet.detect.cropping import extract_crops
+    from ctcnet.io.scan import open_cartridge
+
+    first = frames(cart)[0]
+    held = tmp_path / first.name
+    first.rename(held)
+    out = tmp_path / "out"
+    spec = predict(clean_run, cart, out).model
+    held.rename(first)
+    write_event_dataset(out, tmp_path / "crops", reviewed=False)
+    rows = json.loads((tmp_path / "crops" / "dataset.json").read_text())["crops"]
+    assert rows and first.stem not in {r["frame_id"] for r in rows}
+    cartridge = open_cartridge(cart)
+    pixels = {f.frame_id: cartridge.read(f) for f in cartridge.frames}
+    for row in rows[:10]:
+        kept = tifffile.imread(tmp_path / "crops" / row["path"]).astype(np.float32)
+        off = {frame_id: float(np.abs(extract_crops(
+            frame, np.array([row["x"]]), np.array([row["y"]]), spec.crop_size,
+            spec.pixel_size_um, cartridge.panel.pixel_size_um)[0][0] - kept).max())
+            for frame_id, frame in pixels.items()}
+        assert min(off, key=off.get) == row["frame_id"]
