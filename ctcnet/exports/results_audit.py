@@ -285,6 +285,25 @@ def _seal_lines(data: dict) -> tuple[list[str], list[str]]:
     return problems, notes
 
 
+def _events_not_the_tables(data: dict, folder: Path) -> list[str]:
+    """summary.json's event count against its events table's rows (the Parquet footer's
+    count, no row read): no seal holds the count, and an edit of it passed the audit that the
+    exports then refused, blaming the table."""
+    events, path = data.get("events"), folder / "events.parquet"
+    if not isinstance(events, int) or isinstance(events, bool) or not path.is_file() or \
+            table_as_recorded(folder, data, "events.parquet") is False:
+        return []  # (a table changed since is said by its digest)
+    try:
+        import pyarrow.parquet as pq
+
+        rows = pq.ParquetFile(path).metadata.num_rows
+    except Exception:  # noqa: BLE001 (an unreadable table is the digest's to say)
+        return []
+    return [] if rows == events else [
+        f"summary.json counts {events} events where events.parquet, as predict wrote it, holds "
+        f"{rows} (summary.json edited?)"]
+
+
 def _audit_sample(name: str, folder: Path) -> dict:
     problems, notes = [], []
     try:
@@ -327,7 +346,7 @@ def _audit_sample(name: str, folder: Path) -> dict:
             "read: not checked" if not _readable(path) else
             f"{table} is not the table predict wrote (changed since: its SHA-256 is not "
             f"summary.json's {key})")
-    problems += result_state_not_its_own(data)
+    problems += result_state_not_its_own(data) + _events_not_the_tables(data, folder)
     problems += [] if unreadable else _journals_not_as_sealed(folder)
     kept = sorted(p.name for p in (folder / "previous").glob("*-not-as-written*"))
     if kept:  # as ctcnet wrote it now, but a copy found edited was written over (kept)

@@ -1093,3 +1093,20 @@ def test_samples_csv_saved_again_with_semicolons_is_said_so(cart_and_model, tmp_
     table.write_text("\ufeff" + table.read_text().replace(",", ";"))
     said = audit_run(out)
     assert len(said) == 1 and "separated by semicolons" in said[0] and "None" not in said[0]
+
+
+def test_a_summarys_event_count_edited_is_said_by_the_audit(cart_and_model, tmp_path):
+    """summary.json's "events" raised by one: no seal holds it, the audit passed it, and the
+    exports then refused the folder blaming its table."""
+    from ctcnet.exports.results_audit import audit_results
+
+    scans, out = batch(cart_and_model, tmp_path)
+    assert main(["predict", str(scans), "--out", str(out), "--no-report", "--prior",
+                 "balanced", *map(str, options(cart_and_model))]) == 0
+    path = out / "S_a" / "summary.json"
+    summary = json.loads(path.read_text())
+    assert not [p for a in audit_results(out) for p in a["problems"]]
+    summary["events"] += 1
+    path.write_text(json.dumps(summary))  # by hand: no seal written again
+    said = [p for a in audit_results(out) if a["sample"] == "S_a" for p in a["problems"]]
+    assert any(f"counts {summary['events']} events where events.parquet" in p for p in said)
