@@ -208,6 +208,14 @@ class CTCLightningCLI(LightningCLI):
         trainer = cfg.trainer
         if cfg.auto_precision and trainer.precision is None and _on_cuda(trainer.accelerator):
             trainer.precision = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+        # A loss is best at its lowest: monitored under the default mode (max, macro-F1's), the
+        # epoch of the highest validation loss was kept and exported as the best model.
+        checkpoint = cfg.get("checkpoint")
+        if checkpoint is not None and "loss" in str(checkpoint.get("monitor") or "") and \
+                checkpoint.get("mode") == "max":
+            checkpoint.mode = "min"
+            log.info("checkpoint.monitor %s: the best checkpoint is the one of its lowest "
+                     "value (checkpoint.mode min)", checkpoint.monitor)
 
 
 def export_best(trainer, export_name: str | None, run: dict | None = None) -> Path | None:

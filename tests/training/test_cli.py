@@ -611,3 +611,23 @@ def test_a_shipped_config_is_found_by_its_docs_name_outside_a_checkout(capsys, t
     with pytest.raises(SystemExit):
         run_cli(capsys, "train", "--config", "configs/smoke.yaml")
     assert "max_epoch" in capsys.readouterr().err
+
+
+def test_a_loss_monitored_keeps_its_lowest_epoch(tmp_path, capsys):
+    """--checkpoint.monitor val/loss under the default mode (max, macro-F1's) kept and exported
+    the epoch of the highest validation loss as the best model."""
+    from pathlib import Path
+
+    from ctcnet.cli import main
+
+    smoke = str(Path(__file__).resolve().parents[2] / "configs" / "smoke.yaml")
+    status = main(["train", "--config", smoke, f"--trainer.default_root_dir={tmp_path}",
+                   "--checkpoint.monitor=val/loss", "--trainer.max_epochs=2"])
+    assert status == 0, capsys.readouterr().err
+    saved = torch.load(next((tmp_path / "checkpoints").glob("last*.ckpt")), weights_only=True)
+    ((key, state),) = [(k, v) for k, v in saved["callbacks"].items() if "'monitor'" in k]
+    assert "'mode': 'min'" in key
+    import pandas as pd
+
+    logged = pd.read_csv(next(tmp_path.glob("lightning_logs/*/metrics.csv")))["val/loss"]
+    assert float(state["best_model_score"]) == pytest.approx(logged.min(), rel=1e-5)
