@@ -263,8 +263,8 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
     # The manifest's test split is left out of the fine-tune (said below): the classes are
     # counted on the crops it tunes on and holds out (a class whose crops all lie in the test
     # split was said "few", and the simulator's crops stood in for it unsaid).
-    tuned = index.subset(np.array([s.strip().lower() != "test" for s in index.splits], bool))
-    counts = {n: int(tuned.class_counts().get(n, 0)) for n in spec.class_names}
+    in_tune = index.subset(np.array([s.strip().lower() != "test" for s in index.splits], bool))
+    counts = {n: int(in_tune.class_counts().get(n, 0)) for n in spec.class_names}
     if sum(counts.values()) < 8:
         raise InputError(f"only {sum(counts.values())} crops: too few to fine-tune and hold "
                          "some out: at least 8 are needed, a few of each class",
@@ -288,7 +288,9 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
     data = CTCDataModule(panel=spec.panel.to_dict(), taxonomy=spec.taxonomy,  # as trained
                          crop_size=spec.crop_size, data_dir=str(data_dir), simulate=simulate,
                          val_fraction=opts.holdout, split_seed=opts.seed, split_unit="auto",
-                         batch_size=opts.batch_size, pixel_size=opts.pixel_size, **view)
+                         batch_size=opts.batch_size, pixel_size=opts.pixel_size,
+                         # as predict reads it (compensated for a model trained so)
+                         compensate=spec.compensated_input, **view)
     data.pixel_size_option = PIXEL_SIZE_OPTION  # this command's option, not train's
     hp = spec.training.get("hyper_parameters", {})
     module = CTCLitModule(panel=spec.panel.to_dict(), taxonomy=spec.taxonomy.to_dict(),
@@ -378,7 +380,7 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
     new_spec, calibration = _calibration(spec, tuned_logits, labels, skipped,
                                          opts.target_precision, reference, expected)
     train, own = data.splits["train"], data.folder_train_size
-    new_spec, leaks = lab_guard(new_spec, index,
+    new_spec, leaks = lab_guard(new_spec, in_tune,  # (the test split left out, as said)
                                 np.concatenate([train.images[:own], held.images]),
                                 np.concatenate([train.targets[:own], held.targets]))
     record = {**made_now(),  # (the software and when: the card's version is the base's)
@@ -387,7 +389,7 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
         "data": {"path": absolute(data_dir), "per_class": counts,
                  **({"manifest_sha256": file_sha256(Path(data_dir) / "manifest.csv")}
                     if (Path(data_dir) / "manifest.csv").is_file() else {}),
-                 "samples": len(set(index.sample_ids)), **made_by,
+                 "samples": len(set(in_tune.sample_ids)), **made_by,
                  # the size the crops were read at: "auto" or "fit" as measured
                  "pixel_size_um": round(data.folder_pixel_size_um, 4),
                  "pixel_size_from": pixel_size_source(opts.pixel_size),
