@@ -42,17 +42,17 @@ def warn_of_samples_on_both_sides(splits, sample_ids, root, learner: str = "the 
                     named, " ..." if len(shared) > 5 else "", learner)
 
 
-def warn_of_alike_sample_ids(sample_ids, root) -> None:
-    """Say which sample ids differ only in case, surrounding spaces or the encoding of their
-    accents ("P002", "p002 "; "Müller" typed on Windows and on a Mac): one patient labelled by
-    two people lands on both sides of a split by sample."""
+def warn_of_alike_sample_ids(sample_ids, root, what: str = "sample id") -> None:
+    """Say which sample ids (or patient ids, ``what``) differ only in case, surrounding spaces
+    or the encoding of their accents ("P002", "p002 "; "Müller" typed on Windows and on a
+    Mac): one patient labelled by two people lands on both sides of a split by sample."""
     spellings: dict[str, set[str]] = {}
     for sample in set(sample_ids):
         spellings.setdefault(name_key(sample.strip()), set()).add(sample)
     alike = [sorted(names) for names in spellings.values() if len(names) > 1]
     if alike:
         named = "; ".join(" and ".join(repr(n) for n in names) for names in alike[:5])
-        log.warning("%s: %d sample id(s) are written more than one way (%s%s): one patient "
+        log.warning("%s: %d %s(s) are written more than one way (%s%s): one patient "
                     "under two ids may be trained on and held out at once; write each "
-                    "patient's id one way", root, len(alike), named,
+                    "patient's id one way", root, len(alike), what, named,
                     " ..." if len(alike) > 5 else "")

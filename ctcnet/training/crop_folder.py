@@ -83,6 +83,8 @@ def folder_splits(index: CropIndex, taxonomy: Taxonomy, crop_size: int, model_pi
     splits = np.array([s.lower() for s in index.splits], dtype=object)
     by_hand = (splits != "").any()  # a manifest's split column: a person placed these crops
     warn_of_alike_sample_ids(index.sample_ids, index.root)
+    if index.patient_ids:  # (the split keeps a patient's draws together by this id)
+        warn_of_alike_sample_ids(index.patient_ids, index.root, "patient id")
     groups = index.split_groups
     unknown = sorted(set(splits) - set(SPLITS) - {""})
     if unknown:

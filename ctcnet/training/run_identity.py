@@ -43,12 +43,16 @@ def data_identity(datamodule) -> dict:
                                                PIXEL_SIZE_OPTION))
     root = Path(index.root)
     listing = hashlib.sha256()
-    for path, label, sample, split in zip(index.paths, index.labels, index.sample_ids,
-                                          index.splits):
+    # A manifest's patients split the crops too: a column added since moved the validation
+    # crops, and the resume ran on (hashed only where named: older runs' digests hold).
+    patients = index.patient_ids or [None] * len(index)
+    for path, label, sample, split, patient in zip(index.paths, index.labels, index.sample_ids,
+                                                   index.splits, patients):
         path = Path(path)
         size = path.stat().st_size if path.is_file() else -1
         name = path.relative_to(root) if path.is_relative_to(root) else path
-        listing.update(f"{name}\t{size}\t{label}\t{sample}\t{split}\n".encode())
+        listing.update((f"{name}\t{size}\t{label}\t{sample}\t{split}"
+                        + ("" if patient is None else f"\t{patient}") + "\n").encode())
     return {"settings": _digest(chosen), "data_dir": chosen["data_dir"], "crops": len(index),
             "crops_sha256": listing.hexdigest()}
 

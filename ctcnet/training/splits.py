@@ -107,14 +107,15 @@ def sample_level_split(sample_ids: list[str], val_fraction: float, seed: int) ->
     """True for crops whose sample goes to validation; a stable hash of (seed, sample) decides.
 
     At least one sample goes to validation and at least one stays for training when there are
-    two or more samples.
+    two or more samples, unless ``val_fraction`` is 0: none then (a lab that placed its
+    validation patients by hand lost another one from training to it).
     """
     unique = sorted(set(sample_ids))
     scores = {s: int(hashlib.sha1(f"{seed}:{s}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
               for s in unique}
     ranked = sorted(unique, key=scores.get)
     n_val = int(round(val_fraction * len(unique)))
-    if len(unique) >= 2:
+    if len(unique) >= 2 and val_fraction > 0:
         n_val = min(max(n_val, 1), len(unique) - 1)
     val_samples = set(ranked[:n_val])
     return np.array([s in val_samples for s in sample_ids], dtype=bool)

@@ -1,6 +1,7 @@
 """ctcnet.training.cli: a resume past max_epochs is refused; Ctrl-C exits 130."""
 
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -528,6 +529,19 @@ def test_a_resume_on_other_crops_is_refused(tmp_path, crops):
     # A checkpoint of a run that recorded none (an earlier ctcnet's) is resumed as before.
     torch.save({"epoch": 0, "state_dict": {}}, tmp_path / "last.ckpt")
     assert check_resume("last", trainer, data=identity(grown)) == tmp_path / "last.ckpt"
+    # A manifest's patient column added since splits the crops otherwise: refused too (the
+    # resume ran on other validation crops, its checkpoint naming the earlier split).
+    from ctcnet.detect.crop_dataset import read_crop_index
+
+    index = read_crop_index(grown)
+    torch.save({"epoch": 0, "state_dict": {}, RUN_DATA: identity(grown)}, tmp_path / "last.ckpt")
+    rows = [f"{Path(p).relative_to(grown).as_posix()},{label},{sample},,P{k % 2}"
+            for k, (p, label, sample) in enumerate(zip(index.paths, index.labels,
+                                                       index.sample_ids))]
+    (grown / "manifest.csv").write_text("path,label,sample_id,split,patient_id\n"
+                                        + "\n".join(rows) + "\n")
+    with pytest.raises(InputError, match=r"the crop folder's crops changed since"):
+        check_resume("last", trainer, data=identity(grown))
 
 
 def test_a_run_refused_before_it_trained_leaves_no_empty_log_folder(tmp_path):

@@ -239,6 +239,9 @@ def test_sample_level_split_never_splits_a_sample():
     train_samples = {s for s, v in zip(samples, to_val) if not v}
     assert val_samples and train_samples and not val_samples & train_samples
     assert (to_val == sample_level_split(samples, 0.3, seed=0)).all()
+    # A fraction of 0 holds out none (a lab placing its validation patients by hand lost a
+    # patient more to validation), as a split by crop holds out none.
+    assert not sample_level_split(samples, 0.0, seed=0).any()
 
 
 def test_datamodule_reads_a_folder_split_by_sample(crop_dir):
@@ -1181,3 +1184,28 @@ def test_a_run_stopped_before_its_first_validation_records_no_score(tmp_path):
                  "--data.batch_size=4"]) == 0
     _, spec = load_model(root / "model.pt")
     assert "macro_f1" not in (spec.metrics or {})
+
+
+def test_one_patient_id_written_two_ways_is_said_as_a_patient_id(tmp_path, caplog):
+    """A manifest's patient_id "PA" and "pa": the split by patient put their draws on both
+    sides, unsaid (a sample id so written is said)."""
+    from ctcnet.detect.crop_dataset import read_crop_index
+    from ctcnet.io.taxonomy import load_taxonomy
+    from ctcnet.simulate import simulate_crops
+    from ctcnet.training.crop_folder import folder_splits
+
+    batch = simulate_crops(2, load_panel(None), crop_size=SIZE, seed=3, num_samples=4)
+    write_crop_dataset(tmp_path / "lab", batch.images, batch.labels, load_panel(None),
+                       batch.sample_ids)
+    manifest = tmp_path / "lab" / "manifest.csv"
+    lines = manifest.read_text().splitlines()
+    patients = {s: ("PA" if k == 0 else "pa" if k == 1 else f"P{k}")
+                for k, s in enumerate(sorted(set(batch.sample_ids)))}
+    column = lines[0].split(",").index("sample_id")
+    manifest.write_text("\n".join([lines[0] + ",patient_id"] + [
+        line + "," + patients[line.split(",")[column]] for line in lines[1:]]) + "\n")
+    index = read_crop_index(tmp_path / "lab")
+    with caplog.at_level("WARNING"):
+        folder_splits(index, load_taxonomy(None), SIZE, index.panel.pixel_size_um, 0.25, 0,
+                      "auto")
+    assert "1 patient id(s) are written more than one way ('PA' and 'pa')" in caplog.text
