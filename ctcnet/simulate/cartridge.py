@@ -90,12 +90,20 @@ def event_mixture(rare_rates: dict | None, panel, taxonomy, cfg: SimConfig):
     asked = sum(float(v) for v in given.values())
     if asked > 1 + 1e-9:
         raise InputError(f"the rates (--rates) add up to more than 1: {given}")
-    defaults = {k: v for k, v in DEFAULT_RARE_RATES.items() if k not in given}
+    # The parents the panel and the taxonomy let be drawn, found first: a lab's class set
+    # without debris spread debris's share over every class (CTCs at 2.5x the rate asked,
+    # cartridge.json saying the rate asked); a class not drawn leaves its share to wbc and
+    # debris as a rate left out does.
+    roles = set(panel.roles())
+    subtypes = {parent: _drawn_subtypes(parent, cfg, roles, taxonomy, parent in given)
+                for parent in {**DEFAULT_RARE_RATES, **COMMON_RATES}}
+    defaults = {k: v for k, v in DEFAULT_RARE_RATES.items() if k not in given and subtypes[k]}
     room = asked + sum(defaults.values()) <= 1 + 1e-9
     rates = {**DEFAULT_RARE_RATES, **given}  # (in this order: a seed's draws stay as they were)
+    rates.update({k: 0.0 for k in DEFAULT_RARE_RATES if k not in given and not subtypes[k]})
     rates.update({} if room else dict.fromkeys(defaults, 0.0))
     left = 1.0 - sum(float(v) for v in rates.values())
-    open_common = {k: v for k, v in COMMON_RATES.items() if k not in rates}
+    open_common = {k: v for k, v in COMMON_RATES.items() if k not in rates and subtypes[k]}
     if not open_common and left > 1e-9:  # nothing left to take the rest: it was rescaled
         kept = ", ".join(f"{k} {v:g}" for k, v in defaults.items() if rates[k])
         raise InputError(f"the rates (--rates) of every class add up to {1 - left:g}, not 1"
@@ -105,28 +113,12 @@ def event_mixture(rare_rates: dict | None, panel, taxonomy, cfg: SimConfig):
     total_common = sum(open_common.values())
     for k, v in open_common.items():
         rates[k] = max(left, 0.0) * v / total_common
-    roles = set(panel.roles())
     names, probs = [], []
     for parent, rate in rates.items():
-        subs = {s: float(cfg.subtype_weights.get(s, 0.0)) for s, p in SUBTYPES.items()
-                if p == parent and s != "edge_cut" and SUBTYPE_NEEDS.get(s, "nucleus") in
-                roles | {"nucleus"}}
-        subs = {s: w for s, w in subs.items() if w > 0}
+        subs = subtypes[parent]
         if not subs or rate <= 0:
             continue
         total = sum(subs.values())
-        try:  # fail early if the taxonomy cannot hold it
-            for s in subs:
-                taxonomy.class_for_subtype(s, parent)
-        except InputError:
-            if parent in (rare_rates or {}):  # asked for by --rates: the error says how
-                raise
-            # A lab's class set without the class (no cluster class): its events are not
-            # drawn, as simulate crops draws none, and said.
-            log.warning("no %s events drawn: the taxonomy has no class for them (%s); give "
-                        "it one, or a class whose 'includes' names their subtypes",
-                        parent, ", ".join(taxonomy.names))
-            continue
         for s, w in subs.items():
             names.append(s)
             probs.append(rate * w / total)
@@ -134,6 +126,27 @@ def event_mixture(rare_rates: dict | None, panel, taxonomy, cfg: SimConfig):
         raise InputError("no event type left to simulate with these rates")
     p = np.array(probs)
     return np.array(names), p / p.sum()
+
+
+def _drawn_subtypes(parent: str, cfg: SimConfig, roles: set, taxonomy, asked: bool) -> dict:
+    """{subtype: weight} of ``parent`` the panel's markers can draw and the taxonomy holds;
+    {} where none (a lab's class set without the class: its events are not drawn, as simulate
+    crops draws none, and said; refused where ``asked`` for by --rates, saying how)."""
+    subs = {s: float(cfg.subtype_weights.get(s, 0.0)) for s, p in SUBTYPES.items()
+            if p == parent and s != "edge_cut" and SUBTYPE_NEEDS.get(s, "nucleus") in
+            roles | {"nucleus"}}
+    subs = {s: w for s, w in subs.items() if w > 0}
+    try:  # fail early if the taxonomy cannot hold it
+        for s in subs:
+            taxonomy.class_for_subtype(s, parent)
+    except InputError:
+        if asked:
+            raise
+        log.warning("no %s events drawn: the taxonomy has no class for them (%s); give it "
+                    "one, or a class whose 'includes' names their subtypes", parent,
+                    ", ".join(taxonomy.names))
+        return {}
+    return subs
 
 
 def place_events(rng, radius_px: np.ndarray, shape: tuple[int, int], gap_px: float,
@@ -268,14 +281,26 @@ def _in_written_units(spillover: np.ndarray, display_max: np.ndarray | None) -> 
     return np.asarray(spillover, np.float64) * top[None, :] / top[:, None]
 
 
-def _extents(prims, reach: np.ndarray, px: float, n: int) -> tuple[np.ndarray, ...]:
+def _extents(prims, reach: np.ndarray, px: float, n: int,
+             reach_y: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
     """(x0, y0, x1, y1) per event, in pixels: its primitives' centres give or take ``reach``
-    (um, one per primitive)."""
+    (um, one per primitive; across, and down where ``reach_y`` is given)."""
     ev = prims["event"]
+    reach_y = reach if reach_y is None else reach_y
     return (_group(np.minimum, (prims["x"] - reach) / px, ev, n, np.inf),
-            _group(np.minimum, (prims["y"] - reach) / px, ev, n, np.inf),
+            _group(np.minimum, (prims["y"] - reach_y) / px, ev, n, np.inf),
             _group(np.maximum, (prims["x"] + reach) / px, ev, n, -np.inf),
-            _group(np.maximum, (prims["y"] + reach) / px, ev, n, -np.inf))
+            _group(np.maximum, (prims["y"] + reach_y) / px, ev, n, -np.inf))
+
+
+def outline_reach(prims) -> tuple[np.ndarray, np.ndarray]:
+    """How far each primitive's outline (its ellipse, axis ``a`` at ``theta``) reaches across
+    and down from its centre (um): a spindle lying along a border reaches it by its short
+    axis, not its long one (read as a circle of its long axis, whole CTCs and fibres lying
+    near the border were filed as cut debris)."""
+    a, b, theta = (np.asarray(prims[k], np.float64) for k in ("a", "b", "theta"))
+    cos2, sin2 = np.cos(theta) ** 2, np.sin(theta) ** 2
+    return np.sqrt(a * a * cos2 + b * b * sin2), np.sqrt(a * a * sin2 + b * b * cos2)
 
 
 def render_frame(rng, cfg: SimConfig, panel, draws, shape, events_per_frame, names, probs,
@@ -306,7 +331,8 @@ def render_frame(rng, cfg: SimConfig, panel, draws, shape, events_per_frame, nam
     # the frame, which a reviewer counts and so does predict (detection's cut asks the border
     # to run through a quarter of the object's peak), read as a false CTC call: 3 of the 5
     # counted on the 20 counting cartridges at 10 frames.
-    outline = _extents(prims, np.maximum(prims["a"], prims["b"]), px, n)
+    across, down = outline_reach(prims)
+    outline = _extents(prims, across, px, n, down)
 
     # Optics: blur on a padded canvas (the FFT wraps), then the frame itself.
     defocus = float(draw(rng, cfg.defocus_um))

@@ -492,8 +492,8 @@ def test_rates_that_fill_the_events_leave_the_rare_defaults_out():
     from ctcnet.io.taxonomy import load_taxonomy
     from ctcnet.simulate.cartridge import event_mixture
 
-    def drawn(rates):
-        names, probs = event_mixture(rates, PANEL5, load_taxonomy(None), SimConfig())
+    def drawn(rates, taxonomy=None):
+        names, probs = event_mixture(rates, PANEL5, load_taxonomy(taxonomy), SimConfig())
         parents = {}
         for name, p in zip(names, probs):
             parent = SUBTYPES[name]
@@ -506,6 +506,11 @@ def test_rates_that_fill_the_events_leave_the_rare_defaults_out():
                                                               "debris": 0.3}
     # Where they fit, the defaults stay: the rest is shared by wbc and debris.
     assert drawn({"ctc": 0.01})["cluster"] == 0.001
+    # A class set without debris: debris's share is wbc's, the rates asked stay (every class
+    # took a share of it, CTCs drawn at 2.5x the rate asked and recorded).
+    assert drawn({"ctc": 0.01}, {"classes": ["ctc", "wbc", "cluster"]}) == {
+        "ctc": 0.01, "cluster": 0.001, "wbc": 0.989}
+    assert drawn(None, {"classes": ["ctc", "wbc", "debris"]})["ctc"] == 0.004
 
 
 
@@ -741,7 +746,7 @@ def test_a_cell_is_cut_by_the_frame_border_when_its_outline_crosses_it(monkeypat
         # two across, each about a pixel from it.
         prims = built["prims"]
         reach = np.full(len(radius_px), -np.inf)  # um left of the event's centre
-        np.maximum.at(reach, prims["event"], np.maximum(prims["a"], prims["b"]) - prims["x"])
+        np.maximum.at(reach, prims["event"], cartridge.outline_reach(prims)[0] - prims["x"])
         out = np.full((len(radius_px), 2), np.nan)
         for i in range(min(len(radius_px), shape[0] // 70)):
             out[i] = (reach[i] / px + (1.5 - i % 4), 40 + 70 * i)
@@ -761,6 +766,18 @@ def test_a_cell_is_cut_by_the_frame_border_when_its_outline_crosses_it(monkeypat
     assert (truth.loc[~expect, "subtype"] == "ctc_bright").all()
     # Their boxes (to the soft edge and one blur sigma beyond) all reach the border.
     assert (truth["bbox_x0"] == 0).all()
+
+
+def test_an_outline_reaches_a_border_by_its_own_extent_there():
+    """A spindle 20 um long and 2 um wide lying along the top border, 5 um from it: read as a
+    circle of its long axis, it reached 15 um past the border, and whole CTCs and fibres lying
+    near it were filed as cut debris (10 of 1,264 CTCs on elongated-CTC cartridges)."""
+    from ctcnet.simulate.cartridge import outline_reach
+
+    prims = {"a": np.array([20.0, 20.0, 5.0]), "b": np.array([2.0, 2.0, 5.0]),
+             "theta": np.array([0.0, np.pi / 2, 1.0])}
+    across, down = outline_reach(prims)
+    assert np.allclose(across, [20.0, 2.0, 5.0]) and np.allclose(down, [2.0, 20.0, 5.0])
 
 
 def test_a_class_no_subtype_maps_to_is_told_how_to_map_one():
