@@ -23,7 +23,8 @@ CALIBRATION_SEED_OFFSET = 9001
 
 
 def verification_crops(spec: ModelSpec, count: int, seed: int = 0) -> tuple[np.ndarray, str]:
-    """uint16 (count, C, S, S) simulated raw crops and where they come from: of the model's
+    """(count, C, S, S) simulated crops in the look the model reads (uint16 raw counts; a
+    composite model's exports, :func:`simulated_crops`) and where they come from: of the model's
     classes, or, for a lab's classes the simulator cannot draw (``emt_ctc`` with no subtype
     listed), of its own cells. The check compares the two graphs' outputs on pixels, which
     need no label: a lab's model was refused an export for a simulator it never used."""
@@ -40,16 +41,25 @@ def verification_crops(spec: ModelSpec, count: int, seed: int = 0) -> tuple[np.n
 
 
 def simulated_crops(spec: ModelSpec, count: int, seed: int = 0) -> LabelledCrops:
-    """``count`` labelled simulated crops for this spec's panel, classes and crop size."""
-    from ctcnet.simulate import simulate_crops  # scipy
-
+    """``count`` labelled simulated crops for this spec's panel, classes and crop size, in the
+    look the model reads: a model of composite exports gets simulated exports (its int8 file
+    was calibrated and gated on raw counts, which it never reads)."""
     per_class = -(-count // spec.num_classes)
-    batch = simulate_crops(per_class, spec.panel, taxonomy=spec.taxonomy,
-                           crop_size=spec.crop_size, seed=seed)
+    if spec.reads_exports:
+        from ctcnet.evaluation.held_out import tight_export_set  # scipy, PIL
+
+        images, batch = tight_export_set(spec, per_class, seed)
+        what = "simulated exports"
+    else:
+        from ctcnet.simulate import simulate_crops  # scipy
+
+        batch = simulate_crops(per_class, spec.panel, taxonomy=spec.taxonomy,
+                               crop_size=spec.crop_size, seed=seed)
+        images, what = batch.images, "simulated"
     labels = np.array([spec.taxonomy.index(name) for name in batch.labels], dtype=np.int64)
     order = stratified_order(labels)[:count]
-    return LabelledCrops(np.asarray(batch.images)[order], labels[order],
-                         f"simulated ({len(order)} crops, seed {seed})")
+    return LabelledCrops(np.asarray(images)[order], labels[order],
+                         f"{what} ({len(order)} crops, seed {seed})")
 
 
 def stratified_order(labels: np.ndarray) -> np.ndarray:

@@ -585,3 +585,18 @@ def test_an_int8_export_with_no_crop_held_out_for_its_gate_is_refused_before_the
                  "simulate:1"]) == 2
     assert "leave none held out for the gate" in capsys.readouterr().err
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_a_composite_models_export_crops_are_composites():
+    """ctcnet-core3-export reads composite exports: its int8 file was calibrated and gated on
+    raw scan counts up to 4095, a look it never reads."""
+    from ctcnet.deploy.export_crops import simulated_crops
+    from ctcnet.nn.registry import resolve_model
+
+    _, spec = load_model(resolve_model("ctcnet-core3-export"))
+    labelled = simulated_crops(spec, 6, seed=3)
+    assert labelled.source.startswith("simulated exports (6 crops")
+    assert labelled.images.shape == (6, spec.panel.num_channels, spec.crop_size,
+                                      spec.crop_size)
+    assert 0 <= labelled.images.min() and labelled.images.max() <= 255.01
+    assert sorted(set(labelled.labels.tolist())) == list(range(spec.num_classes))
