@@ -8,6 +8,7 @@ open, edit and save again.
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 from ctcnet.core.printable import FORMULA_STARTS
@@ -77,16 +78,22 @@ def cell_text(cell):
 
 
 def same_cell(cell: str, value) -> bool:
-    """Whether a samples.csv cell says ``value``: a rate within the hundredth its rounding
-    takes (a table written by an earlier ctcnet wrote 8.0 for 8.00, and an interval's end
-    rounded to nearest), anything else as written (a path of bytes no encoding names, a
+    """Whether a samples.csv cell says ``value``: a rate or an interval's end (text at two
+    decimals) within the hundredth its rounding takes (a table written by an earlier ctcnet
+    wrote 8.0 for 8.00, and an interval's end rounded to nearest), a number as written,
+    anything else as written (a path of bytes no encoding names, a
     folder named on a Windows share: as the file holds it, its escape ``\udcfc``)."""
     if value is None:
         return cell == ""
-    if isinstance(value, str) and value.replace(".", "", 1).isdigit() or \
-            isinstance(value, float):
+    if isinstance(value, str) and value.replace(".", "", 1).isdigit():  # a rate, "8.00"
         try:
             return abs(float(cell) - float(value)) <= 0.011
+        except ValueError:
+            return False
+    if isinstance(value, float):  # written whole (a pixel size, a volume, a kappa): as it is
+        # (within the hundredth too, a pixel size 2 % off or a volume 7.51 passed as intact)
+        try:
+            return math.isclose(float(cell), value, rel_tol=1e-9, abs_tol=1e-12)
         except ValueError:
             return False
     written = str(value).encode("utf-8", "backslashreplace").decode("utf-8")

@@ -893,6 +893,10 @@ def test_verify_results_fails_a_folder_whose_run_did_not_finish(folder, tmp_path
 
     assert cell_text("'+PC") == "+PC" and cell_text("'note") == "'note"
     assert same_cell("'=1+2", "=1+2") and not same_cell("'=1+2", "=1+3")
+    # A rate at two decimals within its rounding; a number written whole as written (a pixel
+    # size 2 % off, a volume 7.51 for 7.5, passed as intact within the hundredth).
+    assert same_cell("8.0", "8.00") and same_cell("0.4551", 0.4551)
+    assert not same_cell("0.4651", 0.4551) and not same_cell("7.51", 7.5)
     # An entry an earlier ctcnet wrote, without the keys added since: as it was written.
     older = {k: v for k, v in entry.items() if k not in (
         "signed_off_by", "signed_off_at", "result_state", "blood_volume_read_ml")}
