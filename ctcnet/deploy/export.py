@@ -404,6 +404,21 @@ def _int8_gate(fp32_file: Path, int8_file: Path, evaluation: LabelledCrops, spec
             "eval_crops": len(evaluation.images), "source": evaluation.source}
 
 
+# Per-node records the exporter keeps that name the exporting machine's files (the source
+# lines of each op, from the installed package's path: a home folder, a user name).
+_SOURCE_PATH_KEYS = ("pkg.torch.onnx.stack_trace",)
+
+
+def _without_source_paths(proto) -> None:
+    """Drop from every node (the graph's and its functions') the records naming source files."""
+    nodes = [*proto.graph.node, *(n for f in proto.functions for n in f.node)]
+    for node in nodes:
+        kept = [p for p in node.metadata_props if p.key not in _SOURCE_PATH_KEYS]
+        if len(kept) != len(node.metadata_props):
+            del node.metadata_props[:]
+            node.metadata_props.extend(kept)
+
+
 def _with_metadata(onnx_file: Path, spec: ModelSpec, export_info: dict,
                    extra: dict[str, str] | None = None) -> bytes:
     """The model's bytes with the spec, flat keys, export record, ``extra`` keys and digest as
@@ -412,6 +427,7 @@ def _with_metadata(onnx_file: Path, spec: ModelSpec, export_info: dict,
 
     proto = onnx.load(str(onnx_file))
     _lowest_ir_version(proto)
+    _without_source_paths(proto)
     proto.producer_name, proto.producer_version = "ctcnet", __version__
     contract = input_contract(spec.reads_exports, markers=MARKERS_KEY in (extra or {}))
     proto.doc_string = f"ctcnet {spec.arch} classifier; {contract}"

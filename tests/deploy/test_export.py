@@ -115,6 +115,14 @@ def test_the_onnx_file_carries_no_path_or_sample_id_of_the_training_record(expor
     meta = OnnxClassifier(restamped / "tiny.onnx").metadata
     assert "MRN" not in meta["ctcnet_spec"] and json.loads(meta["ctcnet_spec"])[
         "review_threshold"] == 0.8
+    # Nor do its nodes name the exporting machine's files (each op's source lines, under the
+    # installed package's path: a home folder, a user name).
+    from ctcnet.deploy.export import __file__ as exporter
+
+    for onnx_file in (path, restamped / "tiny.onnx"):
+        graph = onnx.load(str(onnx_file))
+        records = [p.value for n in graph.graph.node for p in n.metadata_props]
+        assert records and not any(str(Path(exporter).parent) in r for r in records)
 
 
 def test_a_training_record_without_identifiers_is_carried_as_it_is():
