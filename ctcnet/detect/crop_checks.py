@@ -428,18 +428,28 @@ def warn_of_folder_labels(index: CropIndex) -> None:
 def warn_of_copies(groups: list[list[int]], index: CropIndex) -> None:
     """Say which crops are pixel-identical copies of another (``groups``: crop numbers of
     one image each): a copy weighs twice in training and in every figure, may sit on both
-    sides of a split, and a copy filed under another class means one of its labels is wrong."""
+    sides of a split, and a copy filed under another class means one of its labels is wrong.
+    Those under another class are named first, then those across the manifest's splits or
+    under two sample ids (a training crop scored as held out), then the rest."""
     if not groups:
         return
     relabelled = [g for g in groups if len({index.labels[i] for i in g}) > 1]
-    shown = (relabelled or groups)[:3]
-    named = "; ".join(" = ".join(f"{shown_in(index.paths[i], index.root)} ({index.labels[i]})"
-                                 for i in g) for g in shown)
-    log.warning("%s: %d crops are pixel-identical copies of another, %d of them under another "
-                "class (one label is wrong): %s%s", index.root,
-                sum(len(g) - 1 for g in groups),
-                sum(index.labels[i] != index.labels[g[0]] for g in groups for i in g), named,
-                " ..." if len(relabelled or groups) > len(shown) else "")
+    across = [g for g in groups if g not in relabelled and (
+        len({index.splits[i].strip().lower() for i in g}) > 1 or
+        len({index.sample_ids[i] for i in g}) > 1)]
+    rest = [g for g in groups if g not in relabelled and g not in across]
+    ordered = relabelled + across + rest
+    shown = ordered[:3]
+    named = "; ".join(" = ".join(
+        f"{shown_in(index.paths[i], index.root)} ({index.labels[i]}"
+        + (f", {index.splits[i]}" if index.splits[i] else "") + ")" for i in g) for g in shown)
+    said = [f"{sum(index.labels[i] != index.labels[g[0]] for g in groups for i in g)} of them "
+            "under another class (one label is wrong)"] if relabelled else []
+    said += [f"{sum(len(g) - 1 for g in across)} across the manifest's splits or sample ids "
+             "(a copy trained on and held out: its figures in-sample)"] if across else []
+    log.warning("%s: %d crops are pixel-identical copies of another%s: %s%s", index.root,
+                sum(len(g) - 1 for g in groups), f", {'; '.join(said)}" if said else "",
+                named, " ..." if len(ordered) > len(shown) else "")
 
 
 def _by_reason(errors: list[InputError]) -> str:

@@ -389,7 +389,19 @@ def test_pixel_identical_copies_are_named_first_those_under_another_class(crops,
     assert "p9__relabelled.tif (wbc)" in warned[0] and f"{ctc.name} (ctc)" in warned[0]
     caplog.clear()
     (crops / "wbc" / "p9__relabelled.tif").unlink()
+    # A copy of the same class under another sample (a training crop held out), named before
+    # copies within one sample: three wbc copies hid the two CTC ones that crossed the split.
+    for k in range(4):
+        shutil.copy(sorted(crops.glob("wbc/*.tif"))[0], crops / "wbc" / f"{ctc.stem}_w{k}.tif")
+    with caplog.at_level("WARNING"):
+        load_crops(read_crop_index(crops))
+    warned = [r.getMessage() for r in caplog.records if "pixel-identical" in r.getMessage()]
+    assert "under another class" not in warned[0] and "p9__again.tif (ctc)" in warned[0]
+    assert "across the manifest's splits or sample ids" in warned[0]
+    caplog.clear()
     (crops / "ctc" / "p9__again.tif").unlink()
+    for k in range(4):
+        (crops / "wbc" / f"{ctc.stem}_w{k}.tif").unlink()
     with caplog.at_level("WARNING"):
         load_crops(read_crop_index(crops))
     assert not any("pixel-identical" in r.getMessage() for r in caplog.records)
