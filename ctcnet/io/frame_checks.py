@@ -169,6 +169,7 @@ def check_frame_values(frame: np.ndarray, channels, path, fresh: bool = False) -
                          f"value_range [{lo:g}, {hi:g}] (0-4095, a 12-bit scan's, unless "
                          "panel.json states one; an OME file's SignificantBits, where it "
                          f"records them){remedy}", path)
+    _refuse_one_plane_x16(flat, high, channels, path)
     rescaled = rescaled_counts(flat, channels, float(high.max()))
     if rescaled is not None:
         brightest, span = rescaled
@@ -197,6 +198,27 @@ def check_frame_values(frame: np.ndarray, channels, path, fresh: bool = False) -
                              f"{'them' if len(alone) > 1 else 'it'} back to the scanner's "
                              "counts (x4095 for a 12-bit scan's fractions, x65535 for a "
                              "16-bit's)", path)
+
+
+def _refuse_one_plane_x16(flat: np.ndarray, high: np.ndarray, channels, path) -> None:
+    """Refuse planes stored x16 (every value a multiple of 16, past 12 bits) beside planes of
+    12-bit counts (none past 4095, not all multiples of 16), under a range stated to hold
+    them: the guard weighs one plane's counts against another's (a CD45 plane so stored,
+    stated 0-65535, counted 1 of 20 CTCs). Read only where planes lie on both sides of 4095."""
+    wide = [k for k, top in enumerate(high) if top > PSEUDO_12BIT_MAX]
+    narrow = [k for k, top in enumerate(high) if top <= PSEUDO_12BIT_MAX]
+    if not wide or not narrow:
+        return
+    # (a sample of each first: a plane of a 16-bit camera shows a count off 16 at once)
+    x16 = [k for k in wide if not np.any(np.mod(flat[k][::97], 16))
+           and not np.any(np.mod(flat[k], 16))]
+    if x16 and all(np.any(np.mod(flat[k], 16)) for k in narrow):
+        named = ", ".join(channels[k].name for k in x16)
+        raise WholeFileError(f"{named}: every value a multiple of 16, up to "
+                             f"{float(high[x16[0]]):g}, where the other channels hold 12-bit "
+                             "counts: stored x16 alone; divide it by 16 before ctcnet reads it "
+                             "(no range in panel.json reads it right: the marker guard weighs "
+                             "one channel's counts against another's)", path)
 
 
 def unfilled_rows(plane: np.ndarray) -> int:

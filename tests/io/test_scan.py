@@ -214,6 +214,14 @@ def test_one_channel_stored_x16_is_told_to_be_divided_not_restated():
     with pytest.raises(InputError, match=r'"bit_depth": 16 .*for every channel\); every value '
                                          r"is a multiple of 16"):
         check_frame_values(frame * 16, panel.channels, "f.tif")
+    # ...and under a range stated to hold it (for every channel, or for it alone): read, the
+    # CTCs held as CD45-positive, unsaid.
+    wide = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"], "bit_depth": 16})
+    with pytest.raises(InputError, match=r"CD45: every value a multiple of 16, up to .*stored "
+                                         r"x16 alone; divide it by 16"):
+        check_frame_values(alone, wide.channels, "f.tif")
+    check_frame_values(frame * 16, wide.channels, "f.tif")  # every channel x16: one scale
+    check_frame_values(frame, wide.channels, "f.tif")
 
 
 def test_a_frame_rescaled_one_count_past_12_bits_is_told_so():
