@@ -5,6 +5,23 @@ the run."""
 from __future__ import annotations
 
 import argparse
+import re
+
+
+def _not_a_number(text: str, what: str) -> argparse.ArgumentTypeError:
+    """The refusal of ``text`` that reads as no number: a decimal comma ("4,5", a European
+    keyboard's) said as one, with the number meant (argparse said "invalid float value")."""
+    comma = re.fullmatch(r"\s*([+-]?\d+),(\d+)\s*", str(text))
+    return argparse.ArgumentTypeError(f"{what}, not {text!r}" + (
+        f": a decimal comma? write {comma[1]}.{comma[2]}" if comma else ""))
+
+
+def decimal(text: str) -> float:
+    """A number (its range checked where it is used)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise _not_a_number(text, "a number") from None
 
 
 def share(text: str) -> float:
@@ -12,8 +29,7 @@ def share(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"a number over 0 and at most 1, not {text!r}") \
-            from None
+        raise _not_a_number(text, "a number over 0 and at most 1") from None
     if not 0.0 < value <= 1.0:
         raise argparse.ArgumentTypeError(f"a number over 0 and at most 1, not {text}")
     return value
@@ -46,7 +62,7 @@ def not_negative(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"a number, 0 or more, not {text!r}") from None
+        raise _not_a_number(text, "a number, 0 or more") from None
     if not 0 <= value < float("inf"):  # NaN and infinity too
         raise argparse.ArgumentTypeError(f"a finite number, 0 or more, not {text}")
     return value
@@ -57,7 +73,7 @@ def positive(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"a number over 0, not {text!r}") from None
+        raise _not_a_number(text, "a number over 0") from None
     if not 0.0 < value < float("inf"):  # NaN and infinity too
         raise argparse.ArgumentTypeError(f"a number over 0, not {text}")
     return value

@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     precision.add_argument("--int8", metavar="CALIB_DATA",
                            help="static int8: calibration crops from a crop dataset folder or "
                                 "'simulate[:N]'; refused if macro-F1 drops by more than the limit")
-    parser.add_argument("--max-f1-drop", type=float, default=None,
+    parser.add_argument("--max-f1-drop", type=arg_types.decimal, default=None,
                         help=f"largest macro-F1 drop (points) an int8 model may have (default "
                              f"{MAX_F1_DROP})")
     parser.add_argument("--seed", type=arg_types.seed, default=0,

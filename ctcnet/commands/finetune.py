@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=d.simulated_per_class,
                         help="simulated crops per class mixed into training (default: as "
                              "many as the data's mean per class, at most 100; 0: none)")
-    parser.add_argument("--holdout", type=float, default=d.holdout,
+    parser.add_argument("--holdout", type=arg_types.decimal, default=d.holdout,
                         help=f"share of the crops held out for figures and calibration "
                              f"(default {d.holdout})")
     parser.add_argument("--sim-check-per-class", type=arg_types.whole_at_least(0),

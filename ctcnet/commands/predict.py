@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 
+from ctcnet.commands.arg_types import decimal
 from ctcnet.commands.models import say_model
 from ctcnet.commands.outcome import outcome_lines, retallied, run_outcome, say_error
 from ctcnet.commands.predict_index import (
@@ -102,7 +103,7 @@ def add_arguments(parser) -> None:
                         help="where detection's whole-frame work and the cropping run: auto "
                              "(on the model's GPU when it runs on one, else numpy), numpy, or "
                              "a torch device: cuda, cuda:N (cpu runs the torch path on the CPU)")
-    parser.add_argument("--threshold-snr", type=float, default=None,
+    parser.add_argument("--threshold-snr", type=decimal, default=None,
                         help="detection threshold in noise units (default 5)")
     parser.add_argument("--overwrite", action="store_true",
                         help="discard an earlier run's journal in OUT instead of resuming it")

@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     crops.add_argument("--image-format", choices=("png", "jpg"), default=None,
                        help="tight: PNG (lossless, default) or JPEG (quality from "
                             "--jpeg-quality)")
-    crops.add_argument("--ck-copy", type=float, default=None, metavar="SHARE",
+    crops.add_argument("--ck-copy", type=arg_types.decimal, default=None, metavar="SHARE",
                        help="tight: the share of exports (of every class) whose CD45 plane "
                             "shows a copy of CK at 15-30 %% of its level, as published dim-CK "
                             "CTCs do (CK's dye seen through the CD45 filter; default 0)")

@@ -344,7 +344,13 @@ def stated_prior(text: str, class_names: Sequence[str]) -> dict[str, float]:
     order; classes not named share what the named ones leave, equally. Each must be > 0 (a
     class of prior 0 could never be called) and the named ones may not exceed 1."""
     stated: dict[str, float] = {}
-    for item in str(text).split(","):
+    items = str(text).split(",")
+    for before, item in zip(items, items[1:]):  # "ctc=0,02": read as ctc=0, refused as 0
+        if "=" in before and item.strip().isdigit():
+            raise InputError(f"prior (--prior) {text!r}: a decimal comma? write "
+                             f"{before.strip()}.{item.strip()} (the pairs are separated by "
+                             "commas)")
+    for item in items:
         name, sep, value = item.partition("=")
         name = as_class_name(name.strip(), class_names)  # EMT-CTC as a class folder reads
         if not sep or not name:

@@ -113,6 +113,18 @@ def test_stated_priors_are_checked_and_filled_in():
                 "ctc=0.6,wbc=0.6", "ctc=0.5,wbc=0.5", "ctc=nan"):
         with pytest.raises(InputError, match="--prior"):
             stated_prior(bad, NAMES)
+    # A European keyboard's decimal comma: said as one ("ctc=0 must be above 0" was said).
+    with pytest.raises(InputError, match=r"a decimal comma\? write ctc=0\.02"):
+        stated_prior("ctc=0,02", NAMES)
+    # ...as the options' numbers say it (argparse said "invalid float value").
+    import argparse
+
+    from ctcnet.commands.arg_types import decimal, positive
+
+    for parse in (decimal, positive):
+        with pytest.raises(argparse.ArgumentTypeError, match=r"a decimal comma\? write 4\.5"):
+            parse("4,5")
+    assert decimal("4.5") == 4.5
     # A balanced statement is no reweighting at all; the named priors resolve as documented.
     rule, name = prior_rule("ctc=0.25", NAMES, RULE, "cartridge")
     assert rule.weights == pytest.approx(dict.fromkeys(NAMES, 0.0), abs=1e-12)
