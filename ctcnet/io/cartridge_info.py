@@ -44,6 +44,9 @@ def positive_number(info: dict, key: str, default: float, root: Path) -> float:
         unknown = (" (null: state it, or leave the key out"
                    + (f" to read {default:g})" if default > 0 else ")")
                    if value is None else "")
+        comma = re.fullmatch(r"\s*(\d+),(\d+)\s*", value) if isinstance(value, str) else None
+        unknown += (f" (a decimal comma, as text: write {comma[1]}.{comma[2]}, a number without "
+                    "quotes)" if comma else "")
         raise InputError(f"cartridge.json: {key} must be a positive number, got "
                          f"{'null' if value is None else repr(value)}{unknown}", root)
     return value

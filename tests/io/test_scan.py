@@ -102,6 +102,10 @@ def test_a_pixel_size_in_cartridge_json_other_than_the_one_read_is_partial_and_s
     edit_json(cart / "cartridge.json", pixel_size_um="abc")
     with pytest.raises(InputError, match="pixel_size_um must be a positive number"):
         predict(clean_run, cart)
+    # A decimal comma as text (a European spreadsheet's export): said as one.
+    edit_json(cart / "cartridge.json", blood_volume_ml="7,5")
+    with pytest.raises(InputError, match=r"got '7,5' \(a decimal comma, as text: write 7\.5"):
+        predict(clean_run, cart)
 
 
 def test_a_channel_list_in_cartridge_json_other_than_panel_jsons_is_partial_and_said(
