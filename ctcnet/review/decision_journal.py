@@ -100,7 +100,11 @@ def _parse(text: str, path: Path) -> tuple[pd.DataFrame, bool]:
     if legacy:  # no run, no position: matched by event id under conditions (match_decisions)
         table = table.assign(run_id="", frame_id="", x=np.nan, y=np.nan)
     elif list(table.columns) != COLUMNS and not older:
-        raise InputError(f"review.csv needs the columns {','.join(COLUMNS)} (or, written by "
+        semicolons = len(table.columns) == 1 and ";" in str(table.columns[0])
+        raise InputError(("review.csv is separated by semicolons: saved again by a spreadsheet "
+                          "in a European locale; restore it as ctcnet wrote it, from a "
+                          "copy" if semicolons else "") or
+                         f"review.csv needs the columns {','.join(COLUMNS)} (or, written by "
                          f"an older ctcnet, {','.join(CARTRIDGE_COLUMNS)}, "
                          f"{','.join(POSITION_COLUMNS)} or {','.join(LEGACY_COLUMNS)})", path)
     if "cartridge_id" not in table:  # made before decisions named their cartridge

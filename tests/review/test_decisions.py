@@ -932,3 +932,14 @@ def test_a_call_of_no_class_stays_unattached_when_its_event_is_decided_on_an_ope
     full = D.match_decisions(D.read_decisions(tmp_path), run)
     assert len(live.unattached) == len(full.unattached) == 1
     assert live.decisions.to_dict("list") == full.decisions.to_dict("list")
+
+
+def test_a_journal_saved_again_with_semicolons_is_said_so(tmp_path):
+    """review.csv opened and saved by a spreadsheet in a European locale: refused with the
+    list of columns it needs, nothing said of its semicolons."""
+    events, run = tiny_run()
+    D.record_decision(tmp_path, run, 0, "ctc", "ann")
+    path = tmp_path / "review.csv"
+    path.write_text(path.read_text().replace(",", ";"))
+    with pytest.raises(InputError, match="review.csv is separated by semicolons"):
+        D.read_decisions(tmp_path)
