@@ -43,18 +43,18 @@ def data_identity(datamodule) -> dict:
                                                PIXEL_SIZE_OPTION))
     root = Path(index.root)
     listing = hashlib.sha256()
-    # A manifest's patients split the crops too: a column added since moved the validation
-    # crops, and the resume ran on (hashed only where named: older runs' digests hold).
-    patients = index.patient_ids or [None] * len(index)
-    for path, label, sample, split, patient in zip(index.paths, index.labels, index.sample_ids,
-                                                   index.splits, patients):
+    for path, label, sample, split in zip(index.paths, index.labels, index.sample_ids,
+                                          index.splits):
         path = Path(path)
         size = path.stat().st_size if path.is_file() else -1
         name = path.relative_to(root) if path.is_relative_to(root) else path
-        listing.update((f"{name}\t{size}\t{label}\t{sample}\t{split}"
-                        + ("" if patient is None else f"\t{patient}") + "\n").encode())
+        listing.update(f"{name}\t{size}\t{label}\t{sample}\t{split}\n".encode())
+    # A manifest's patients split the crops too: a column added since moved the validation
+    # crops, and the resume ran on. A digest of their own (None: none named), so an older
+    # run's checkpoint, which recorded none, is compared as before.
+    patients = None if not index.patient_ids else _digest(list(index.patient_ids))
     return {"settings": _digest(chosen), "data_dir": chosen["data_dir"], "crops": len(index),
-            "crops_sha256": listing.hexdigest()}
+            "crops_sha256": listing.hexdigest(), "patients_sha256": patients}
 
 
 def _digest(value) -> str:
@@ -71,6 +71,11 @@ def changed_data(before: dict | None, now: dict | None) -> str | None:
     if before.get("crops_sha256") != now.get("crops_sha256"):
         return (f"the crop folder's crops changed since ({before.get('crops')} -> "
                 f"{now.get('crops')} crops, or their files, labels, samples or splits)")
+    if "patients_sha256" in before and before["patients_sha256"] != now.get("patients_sha256"):
+        return ("the manifest's patient ids changed since (added, removed or edited: a split "
+                "by patient holds out other crops)")
+    if before.get("settings") == now.get("settings"):
+        return None  # (an older run's record, without the patients' digest)
     return "the data settings (data.simulate, val_fraction, split_seed, split_unit, view, " \
            "crop_size or pixel_size)"
 
@@ -132,7 +137,10 @@ def changed_recipe(before: dict | None, now: dict | None) -> str | None:
         if json.dumps(old) == json.dumps(new) or (  # (true is no seed 1, false no seed 0)
                 key == "trainer.precision" and None in (old, new)) or \
                 (key == "seed_everything" and old is True and isinstance(new, int)) or \
-                (key.startswith("data.augment.") and (key not in was or key not in is_)):
+                (key.startswith("data.augment.") and (key not in was or key not in is_)) or \
+                (key == "checkpoint.mode" and (old, new) == ("max", "min") and
+                 "loss" in str(is_.get("checkpoint.monitor"))):
+            # (a loss monitored under mode max, an earlier ctcnet's: its lowest is now kept)
             continue
         changed.append(f"{key} {json.dumps(old)} -> {json.dumps(new)}")
     return ", ".join(changed) or None

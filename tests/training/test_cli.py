@@ -333,10 +333,10 @@ def test_a_resume_that_trains_otherwise_is_refused_by_name(tmp_path):
     from ctcnet.training.run_identity import RUN_RECIPE, run_recipe
 
     def recipe(seed=0, compensate=False, clip=None, monitor="val/macro_f1", precision=None,
-               resolved="32-true", augment=True, algorithm="norm"):
+               resolved="32-true", augment=True, algorithm="norm", mode="max"):
         trainer = SimpleNamespace(gradient_clip_val=clip, gradient_clip_algorithm=algorithm,
                                   precision=resolved, checkpoint_callback=SimpleNamespace(
-                                      monitor=monitor, mode="max"))
+                                      monitor=monitor, mode=mode))
         data = SimpleNamespace(hparams={"augment": augment, "compensate": compensate,
                                         "compensate_share": 1.0})
         return run_recipe({"seed_everything": seed, "trainer.precision": precision}, trainer,
@@ -362,6 +362,12 @@ def test_a_resume_that_trains_otherwise_is_refused_by_name(tmp_path):
         with pytest.raises(InputError, match=r"run was trained otherwise \(" + re.escape(said)
                                              + r".*--model.init_from="):
             check_resume("last", trainer, recipe=recipe(**changed))
+    # A loss monitored under mode max (an earlier ctcnet's, which kept its highest) resumes
+    # under min, the mode a loss now reads as: refused, no setting given could resume it.
+    torch.save({"epoch": 1, "state_dict": {}, RUN_RECIPE: recipe(monitor="val/loss")},
+               tmp_path / "last.ckpt")
+    assert check_resume("last", trainer, recipe=recipe(monitor="val/loss", mode="min"))
+    torch.save({"epoch": 1, "state_dict": {}, RUN_RECIPE: recipe()}, tmp_path / "last.ckpt")
     # A precision asked on one side only may be the one the machine chose on the other.
     assert check_resume("last", trainer, recipe=recipe(precision="16-mixed",
                                                        resolved="16-mixed"))
@@ -540,8 +546,13 @@ def test_a_resume_on_other_crops_is_refused(tmp_path, crops):
                                                        index.sample_ids))]
     (grown / "manifest.csv").write_text("path,label,sample_id,split,patient_id\n"
                                         + "\n".join(rows) + "\n")
-    with pytest.raises(InputError, match=r"the crop folder's crops changed since"):
+    with pytest.raises(InputError, match=r"the manifest's patient ids changed since"):
         check_resume("last", trainer, data=identity(grown))
+    # A checkpoint of a run begun before patients were recorded (no such key), on a folder that
+    # had the column all along: resumed as before, not refused as crops changed.
+    older = {k: v for k, v in identity(grown).items() if k != "patients_sha256"}
+    torch.save({"epoch": 0, "state_dict": {}, RUN_DATA: older}, tmp_path / "last.ckpt")
+    assert check_resume("last", trainer, data=identity(grown)) == tmp_path / "last.ckpt"
 
 
 def test_a_run_refused_before_it_trained_leaves_no_empty_log_folder(tmp_path):
