@@ -89,6 +89,9 @@ def _read_table(path: Path) -> pd.DataFrame:
         width = named[-1] + 1 if named else len(header)
         columns = [name if name.strip() else f"Unnamed: {k}"
                    for k, name in enumerate(header[:width])]
+        twice = [name for k, name in enumerate(columns) if name in columns[:k]]
+        if twice:  # (a table of two such columns ended in a traceback)
+            raise InputError(f"the column {twice[0]!r} is given twice in the header", path)
         unnamed = [k for k in range(width) if not header[k].strip()]
         rows, lines = [], []
         for row in reader:

@@ -95,7 +95,9 @@ def event_mixture(rare_rates: dict | None, panel, taxonomy, cfg: SimConfig):
     # cartridge.json saying the rate asked); a class not drawn leaves its share to wbc and
     # debris as a rate left out does.
     roles = set(panel.roles())
-    subtypes = {parent: _drawn_subtypes(parent, cfg, roles, taxonomy, parent in given)
+    # (a class asked for at 0, a blank's cluster=0, asks for nothing: no class needed)
+    subtypes = {parent: {} if parent in given and not float(given[parent]) > 0 else
+                _drawn_subtypes(parent, cfg, roles, taxonomy, parent in given)
                 for parent in {**DEFAULT_RARE_RATES, **COMMON_RATES}}
     defaults = {k: v for k, v in DEFAULT_RARE_RATES.items() if k not in given and subtypes[k]}
     room = asked + sum(defaults.values()) <= 1 + 1e-9

@@ -54,7 +54,9 @@ def test_the_expected_counts_are_read_or_refused_naming_the_line(tmp_path):
                        # ...and where the header ends in a comma too: the 5 lay in the
                        # header's unnamed last column, dropped unsaid, the tube read as 15.
                        ("sample_id,spiked,\nA,15,5,\nB,20,\n", "line 2 has 4 fields where "
-                                                               "its header names 2")):
+                                                               "its header names 2"),
+                       # A column named twice (a traceback).
+                       ("sample_id,spiked,spiked\nA,1,2\n", "'spiked' is given twice")):
         path.write_text(text)
         with pytest.raises(InputError, match=said):
             read_expected(path)

@@ -511,6 +511,9 @@ def test_rates_that_fill_the_events_leave_the_rare_defaults_out():
     assert drawn({"ctc": 0.01}, {"classes": ["ctc", "wbc", "cluster"]}) == {
         "ctc": 0.01, "cluster": 0.001, "wbc": 0.989}
     assert drawn(None, {"classes": ["ctc", "wbc", "debris"]})["ctc"] == 0.004
+    # A blank (ctc=0,cluster=0) asks for no cluster: no class needed for it.
+    assert drawn({"ctc": 0, "cluster": 0}, {"classes": ["ctc", "wbc", "debris"]}) == {
+        "wbc": 0.4, "debris": 0.6}
 
 
 
