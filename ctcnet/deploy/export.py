@@ -243,11 +243,7 @@ def restamp_onnx(onnx_path: str | Path, model_path: str | Path, previous_sha256:
         raise InputError(f"{onnx_path.name} was not exported from {model_path.name} as it was "
                          f"(re-export: ctcnet export {model_path})", onnx_path)
     _, spec = load_model(model_path)
-    changed = _graph_changes(old.model_spec, spec)
-    if changed:
-        raise InputError(f"{model_path.name}'s {', '.join(changed)} changed, which "
-                         f"{onnx_path.name}'s graph computes with: re-export it (ctcnet export "
-                         f"{model_path})", onnx_path)
+    _refuse_graph_changes(old.model_spec, spec, onnx_path, model_path)
     record.update(source=model_path.name, source_sha256=file_sha256(model_path),
                   restamped_at=datetime.now(UTC).isoformat(timespec="seconds"))
     extra = carried_markers(old.metadata, spec, onnx_path, model_path)
@@ -261,6 +257,16 @@ def restamp_onnx(onnx_path: str | Path, model_path: str | Path, previous_sha256:
         trial.unlink(missing_ok=True)
     atomic_write_bytes(onnx_path, written)
     return onnx_path
+
+
+def _refuse_graph_changes(old, new, onnx_path: Path, model_path: Path) -> None:
+    """Refuse a spec ``new`` whose changes from ``old`` (the export's) its graph computes
+    with (:func:`_graph_changes`)."""
+    changed = _graph_changes(old, new)
+    if changed:
+        raise InputError(f"{model_path.name}'s {', '.join(changed)} changed, which "
+                         f"{onnx_path.name}'s graph computes with: re-export it (ctcnet export "
+                         f"{model_path})", onnx_path)
 
 
 def _graph_changes(old, new) -> list[str]:
@@ -280,9 +286,11 @@ def write_spec(model_path: str | Path, model: CTCClassifier, spec: ModelSpec) ->
     the ONNX path when there is one."""
     model_path = Path(model_path)
     before = file_sha256(model_path)
+    onnx = model_path.with_suffix(".onnx")
+    if onnx.exists():  # refused before the checkpoint is written: both stay one model
+        _refuse_graph_changes(OnnxClassifier(onnx).model_spec, spec, onnx, model_path)
     model.spec = spec
     save_model(model_path, model, spec)
-    onnx = model_path.with_suffix(".onnx")
     if not onnx.exists():
         return None
     return restamp_onnx(onnx, model_path, previous_sha256=before)

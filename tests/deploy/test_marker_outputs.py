@@ -240,6 +240,14 @@ def test_restamp_keeps_the_markers_and_refuses_another_fusion(exported, tmp_path
     with pytest.raises(InputError, match="temperature changed.*re-export"):
         restamp_onnx(copy_onnx, copy_pt, before)
     assert copy_onnx.read_bytes() == kept
+    # Through write_spec (a refit's path), refused before the checkpoint is written: both
+    # files stay one model (the checkpoint was saved, then the restamp refused).
+    from ctcnet.deploy.export import write_spec
+
+    checkpoint = copy_pt.read_bytes()
+    with pytest.raises(InputError, match="temperature changed"):
+        write_spec(copy_pt, model, replace(spec, temperature=spec.temperature * 3))
+    assert copy_pt.read_bytes() == checkpoint
 
 
 def test_markers_are_not_exported_in_int8(exported):
