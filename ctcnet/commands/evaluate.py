@@ -290,6 +290,9 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
     if left_out:
         print(f"left out of every figure below: {', '.join(left_out)} (no frame read: no "
               "blood counted; why: its summary.json)")
+    if len(left_out) == len(report["cartridges"]):  # (its bias was None: a traceback)
+        raise InputError("no cartridge had a frame read: nothing to score (each one's "
+                         "summary.json says why)")
     # "review": the count had every flagged event been resolved to its true class, a perfect
     # reviewer's; what a person's review comes to is measured by their decisions, not here.
     print("review: the count had a reviewer resolved every flagged event to its true class"

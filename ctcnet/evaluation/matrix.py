@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ctcnet.core.paths import absolute
+from ctcnet.errors import InputError
 from ctcnet.evaluation.baselines import baseline_probabilities
 from ctcnet.evaluation.metrics import confusion_matrix, macro_f1
 from ctcnet.evaluation.perturb import Cell, perturbation_catalogue
@@ -407,8 +408,8 @@ def matrix_for_crops(backend, crops: np.ndarray, labels: np.ndarray, baselines: 
     if written is not None:
         skipped = sorted({c.name for c in cells if c.family == "export"})
         cells = [c for c in cells if c.family != "export"]
-        notes.append(f"{', '.join(skipped) or 'no export cells'} skipped: the model reads "
-                     "exports only, and every crop, changed or not, is exported for it")
+        notes += [f"{', '.join(skipped)} skipped: the model reads exports only, and every "
+                  "crop, changed or not, is exported for it"] if skipped else []
         if baselines:
             baselines = None
             notes.append("baselines left out: they read a scan's intensities, which an export "
@@ -460,6 +461,9 @@ def robustness_dataset(data: str | Path, model_path: str | Path | None, out_dir:
     matrix = matrix_for_crops(backend, crops, labels, baselines, seed, families,
                               index.sample_ids, compensate,
                               spec_read_as(spec, index.panel, wider_only=True))
+    if not matrix["cells"]:  # (a verdict on nothing read "all robustness targets met")
+        raise InputError(f"no perturbation of the families asked ({', '.join(families or [])})"
+                         " applies to this model: nothing to measure; ask for others")
     # What made it, as evaluate's report.json says it: a release record traces its numbers.
     from ctcnet.detect.crop_dataset import pixel_size_source
     from ctcnet.inference.model_records import scored_by

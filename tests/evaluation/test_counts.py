@@ -553,3 +553,18 @@ def test_a_rates_interval_is_never_narrower_than_the_exact_one_at_either_roundin
             assert four[0] <= low + 1e-12 and four[1] >= high - 1e-12
             assert two[0] <= low + 1e-12 and two[1] >= high - 1e-12
     assert interval_at_two_decimals(*rate_interval(4, 6.1)) == (1.33, 12.6)
+
+
+def test_an_evaluation_of_cartridges_none_of_which_was_read_is_refused_in_a_line(tmp_path,
+                                                                                 capsys):
+    """Every frame truncated: the table of n/a rows, then a traceback (a bias of None)."""
+    from ctcnet.simulate import simulate_cartridge
+
+    simulate_cartridge(tmp_path / "carts" / "c1", num_frames=1, frame_shape=(256, 320), seed=1,
+                       events_per_frame=25, rare_rates={"ctc": 0.2})
+    for frame in (tmp_path / "carts" / "c1").glob("r*c*.tif"):
+        frame.write_bytes(frame.read_bytes()[:1000])
+    rc = main(["evaluate", str(tmp_path / "carts"), "--out", str(tmp_path / "out"),
+               "--device", "cpu"])
+    assert rc == 2 and "no cartridge had a frame read: nothing to score" in \
+        capsys.readouterr().err

@@ -322,3 +322,19 @@ def test_a_matrix_on_a_models_own_calls_says_so(tmp_path, tiny_model_file):
                                               tmp_path / "out", with_baselines=False,
                                               families=["stain"], device="cpu")
     assert any("its labels are a model's own calls" in n for n in report["notes"])
+
+
+def test_a_matrix_of_no_cells_gives_no_verdict(tmp_path, tiny_model_file):
+    """Families of which no cell applies (the export cells, to a model that reads exports):
+    zero cells run, and the run said "0 targets missed", exit 0."""
+    from ctcnet.errors import InputError
+    from ctcnet.evaluation.matrix import robustness_dataset
+
+    panel = default_panel()
+    tiny_model_file(tmp_path / "m.pt", crop_size=SIZE)
+    crops = np.concatenate([disk_crops(n=3, channel=k, seed=k, noise=4) for k in range(4)])
+    labels = [CLASSES[k] for k in range(4) for _ in range(3)]
+    write_crop_dataset(tmp_path / "data", crops.astype(np.uint16), labels, panel)
+    with pytest.raises(InputError, match="nothing to measure"):
+        robustness_dataset(tmp_path / "data", tmp_path / "m.pt", tmp_path / "out",
+                           with_baselines=False, device="cpu", families=["no such family"])
