@@ -156,7 +156,6 @@ def simulated_check(logits: dict, labels: np.ndarray, num_classes: int) -> dict:
     return {name: _scores(z, labels, num_classes) for name, z in logits.items()}
 
 
-
 CARD_SUFFIXES = (".md", ".json")
 
 
@@ -252,17 +251,20 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
     base = resolve_model(base)  # a file, a shipped model's name, or None: the default
     check_outputs(out, base, overwrite)
     base_model, spec = load_model(base)
+    if spec.compensated_input:  # (tuned on raw crops, it was read on compensated ones)
+        raise InputError(f"{Path(base).name} was trained on crops with CK's spillover taken off "
+                         "(data.compensate), which a fine-tune does not do: train it on the "
+                         "lab's crops instead (ctcnet train --data.data_dir CROPS --data."
+                         f"compensate true --model.init_from {base})", data_dir)
     # Files, labels and channels, checked before the training; the crops' scale ("auto",
     # "fit") is measured once, by the data module that reads them.
     # (a placeholder size: a look ahead, which says nothing of the size the data module reads)
     index = read_crop_index(data_dir, taxonomy=spec.taxonomy, pixel_size=None if
                             opts.pixel_size is None else PLACEHOLDER_PIXEL_UM,
                             look_ahead=True).conform(spec.panel, what=f"crop dataset {data_dir}")
-    # Crops at another pixel size are brought to the model's scale by the data module
-    # (ctcnet.detect.cropping.to_model_scale), as on every other path.
-    # The manifest's test split is left out of the fine-tune (said below): the classes are
-    # counted on the crops it tunes on and holds out (a class whose crops all lie in the test
-    # split was said "few", and the simulator's crops stood in for it unsaid).
+    # (crops at another pixel size: to the model's scale by the data module, as everywhere)
+    # The manifest's test split is left out (said below): classes are counted on the crops
+    # tuned on and held out (a class all in that split was said "few", and carded as the lab's).
     in_tune = index.subset(np.array([s.strip().lower() != "test" for s in index.splits], bool))
     counts = {n: int(in_tune.class_counts().get(n, 0)) for n in spec.class_names}
     if sum(counts.values()) < 8:
@@ -288,9 +290,7 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
     data = CTCDataModule(panel=spec.panel.to_dict(), taxonomy=spec.taxonomy,  # as trained
                          crop_size=spec.crop_size, data_dir=str(data_dir), simulate=simulate,
                          val_fraction=opts.holdout, split_seed=opts.seed, split_unit="auto",
-                         batch_size=opts.batch_size, pixel_size=opts.pixel_size,
-                         # as predict reads it (compensated for a model trained so)
-                         compensate=spec.compensated_input, **view)
+                         batch_size=opts.batch_size, pixel_size=opts.pixel_size, **view)
     data.pixel_size_option = PIXEL_SIZE_OPTION  # this command's option, not train's
     hp = spec.training.get("hyper_parameters", {})
     module = CTCLitModule(panel=spec.panel.to_dict(), taxonomy=spec.taxonomy.to_dict(),

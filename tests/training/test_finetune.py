@@ -11,7 +11,7 @@ import torch
 from conftest import save_tiny_model
 
 from ctcnet.detect.crop_dataset import write_crop_dataset
-from ctcnet.errors import PanelMismatchError
+from ctcnet.errors import InputError, PanelMismatchError
 from ctcnet.evaluation.calibration import MIN_CALIBRATION_CROPS
 from ctcnet.io.panel import load_panel
 from ctcnet.nn.classifier import load_model
@@ -802,42 +802,39 @@ def test_the_cards_calibration_line_says_which_classes_the_simulator_stood_in_fo
     assert "(the simulated crops together weigh what the lab's fall short of 100)" in few
 
 
-def test_a_fine_tune_reads_crops_as_its_model_is_read_and_leaves_the_test_split_out(
+def test_a_fine_tune_leaves_the_test_split_out_and_refuses_a_compensated_model(
         tmp_path, monkeypatch):
-    """A base trained on compensated crops was tuned on uncompensated ones (predict then
-    compensated them for it), and the guard's leak was fitted on the manifest's test split the
-    fine-tune said it left out; the card counted the test split's samples as its data's."""
+    """The guard's leak was fitted on the manifest's test split the fine-tune said it left
+    out, and the card counted that split's samples as its data's. A base trained on
+    compensated crops was tuned on uncompensated ones (predict then compensated them for it):
+    refused, with the training that does it."""
     from ctcnet.evaluation import recalibration
     from ctcnet.nn.classifier import load_model as load
     from ctcnet.nn.classifier import save_model
     from ctcnet.simulate import simulate_crops
-    from ctcnet.training import datamodule
 
     save_tiny_model(tmp_path / "base.pt", crop_size=SIZE, width=8)
-    model, spec = load(tmp_path / "base.pt")
-    data = {**(spec.training.get("data") or {}), "compensate": True}
-    save_model(tmp_path / "base.pt", model, spec.replace(training={**spec.training,
-                                                                   "data": data}))
     batch = simulate_crops(6, load_panel(None), crop_size=SIZE, seed=12, num_samples=3)
     samples = list(batch.sample_ids)
     test_sample = sorted(set(samples))[-1]
     splits = ["test" if s == test_sample else "" for s in samples]
     folder = write_crop_dataset(tmp_path / "crops", batch.images, batch.labels,
                                 load_panel(None), samples, splits)
-    asked, leak_reads = {}, []
-    real_setup, real_leaks = datamodule.CTCDataModule.setup, recalibration.with_instrument_leaks
-
-    def setup(self, stage=None):
-        asked["compensate"] = self.compensate
-        real_setup(self, stage)
+    leak_reads = []
+    real_leaks = recalibration.with_instrument_leaks
 
     def leaks(spec, index):
         leak_reads.append(set(index.splits))
         return real_leaks(spec, index)
 
-    monkeypatch.setattr(datamodule.CTCDataModule, "setup", setup)
     monkeypatch.setattr(recalibration, "with_instrument_leaks", leaks)
     record = finetune(folder, tmp_path / "t.pt", tmp_path / "base.pt", TINY)
-    assert asked["compensate"] is True
     assert leak_reads and all("test" not in splits_read for splits_read in leak_reads)
     assert record["data"]["samples"] == len(set(samples)) - 1
+    model, spec = load(tmp_path / "base.pt")
+    data = {**(spec.training.get("data") or {}), "compensate": True}
+    save_model(tmp_path / "base.pt", model, spec.replace(training={**spec.training,
+                                                                   "data": data}))
+    with pytest.raises(InputError, match=r"data.compensate\), which a fine-tune does not do: "
+                                         r"train it on the lab's crops instead"):
+        finetune(folder, tmp_path / "t2.pt", tmp_path / "base.pt", TINY)
