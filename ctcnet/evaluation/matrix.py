@@ -407,9 +407,13 @@ def matrix_for_crops(backend, crops: np.ndarray, labels: np.ndarray, baselines: 
     written = export_view(spec, seed)
     if written is not None:
         skipped = sorted({c.name for c in cells if c.family == "export"})
-        cells = [c for c in cells if c.family != "export"]
+        # ...and off-centre cells: the tight re-cut undoes the shift (0 flips, read as robust)
+        moved = sorted({c.name for c in cells if c.family == "crop"})
+        cells = [c for c in cells if c.family not in ("export", "crop")]
         notes += [f"{', '.join(skipped)} skipped: the model reads exports only, and every "
                   "crop, changed or not, is exported for it"] if skipped else []
+        notes += [f"{', '.join(moved)} skipped: the export re-cut tight round the cell "
+                  "centres it again, so the shift measures nothing"] if moved else []
         if baselines:
             baselines = None
             notes.append("baselines left out: they read a scan's intensities, which an export "

@@ -254,10 +254,13 @@ def test_an_export_model_reads_every_cell_exported_and_so_does_its_guard(
     monkeypatch.setattr(guard, "review_flags",
                         lambda x, *a, **k: guarded.append(x) or real_flags(x, *a, **k))
     m = matrix_module.matrix_for_crops(backend, crops, labels, {"marker_gate": object()},
-                                       seed=5, families=["crop", "export"])
+                                       seed=5, families=["crop", "export", "optics"])
     assert m["exported"] is True and m["methods"] == ["cnn"]
-    assert m["cells"] and {c["family"] for c in m["cells"]} == {"crop"}
+    assert m["cells"] and {c["family"] for c in m["cells"]} == {"optics"}
     assert any("skipped: the model reads exports only" in n for n in m["notes"])
+    # Off centre measures nothing there: the tight re-cut centres the cell again (0 flips,
+    # read as robust).
+    assert any("off centre skipped: the export re-cut tight" in n for n in m["notes"])
     assert any("baselines left out" in n for n in m["notes"])
     # The clean set as the model's own export makes it, then each cell's change exported.
     np.testing.assert_array_equal(seen[0], exported_once(crops, augment, 5, panel.roles()))
