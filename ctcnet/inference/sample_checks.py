@@ -23,11 +23,12 @@ whole sample's events once its frames are done, each a ``problems`` entry (the s
   far more area than the other frames' lost its CTCs to debris, unsaid.
 * **A plane dark on a frame** (:func:`dark_planes_problem`): CK or the DNA stain lighting next
   to none of a frame's events where the other frames' light many (a lamp, a filter or an
-  exposure that failed on that frame alone) lost that frame's CTCs, unsaid.
+  exposure that failed on that frame, or on every frame after it) lost their CTCs, unsaid.
 """
 
 from __future__ import annotations
 
+from ctcnet.detect.metadata_signs import LIT_NOISE
 from ctcnet.io.plausibility import CROWDED_PER_MM2
 
 
@@ -250,10 +251,8 @@ def blurred_frames_problem(events) -> str | None:
             "and rescan them if so")
 
 
-
-# A plane is lit on an event past this many noise units (the guard's CK peak; the DNA stain's
+# A plane is lit on an event past LIT_NOISE noise units (the guard's CK peak; the DNA stain's
 # peak inside the CK area, read on the events with one), as the metadata signs read it.
-LIT_NOISE = 10.0
 # A frame is judged where the frames' upper quartile of shares of lit events is this share at
 # least and would light this many of its events, and said dark where it lights a twentieth of
 # that or less: a plane dark on one frame of a simulated cartridge lit 0 of 250-290 events
