@@ -34,6 +34,9 @@ SCALED_SHARE = 0.01
 # counts as 0-1 fractions read no event at all, as 0-100 a tenth fewer events and 15 of 20
 # CTCs counted, without a word; a tenth of its counts, in floating point, read as the counts.
 FRACTION_SPAN = 255.0
+# What to do with one plane stored x16 beside others of counts, said wherever it is found.
+X16_ADVICE = ("divide it by 16 before ctcnet reads it (no range in panel.json reads it right: "
+              "the marker guard weighs one channel's counts against another's)")
 # Frames of one scan differ by at most this many pixels a side (a stitched scene's tiles differ
 # by one where its size does not divide evenly).
 SIZE_SLACK_PX = 1
@@ -156,9 +159,7 @@ def check_frame_values(frame: np.ndarray, channels, path, fresh: bool = False) -
             alone = x16 and any(np.any(np.mod(flat[j], 16)) for j in range(len(flat))
                                 if j not in {i for i, _, _ in over})
             remedy = ((": every value of it is a multiple of 16, the other channels' not: it "
-                       "alone is stored x16; divide it by 16 before ctcnet reads it (no range "
-                       "in panel.json reads it right: the marker guard weighs one channel's "
-                       "counts against another's)") if alone else
+                       f"alone is stored x16; {X16_ADVICE}") if alone else
                       (": state the scan's range in panel.json "
                        f'("bit_depth": {bits} for a {bits}-bit camera, [0, {2 ** bits - 1}] '
                        "for every channel)"
@@ -216,9 +217,7 @@ def _refuse_one_plane_x16(flat: np.ndarray, high: np.ndarray, channels, path) ->
         named = ", ".join(channels[k].name for k in x16)
         raise WholeFileError(f"{named}: every value a multiple of 16, up to "
                              f"{float(high[x16[0]]):g}, where the other channels hold 12-bit "
-                             "counts: stored x16 alone; divide it by 16 before ctcnet reads it "
-                             "(no range in panel.json reads it right: the marker guard weighs "
-                             "one channel's counts against another's)", path)
+                             f"counts: stored x16 alone; {X16_ADVICE}", path)
 
 
 def unfilled_rows(plane: np.ndarray) -> int:

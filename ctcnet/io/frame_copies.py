@@ -54,6 +54,6 @@ def _same_bytes(a: FrameRef, b: FrameRef) -> bool:
             if Path(x).stat().st_size != Path(y).stat().st_size or \
                     file_sha256(x) != file_sha256(y):
                 return False
-        except OSError:  # (read as its frame is, and said there)
-            return True
+        except OSError:  # no copy known: the frame is read, and what fails is said there
+            return False
     return True
