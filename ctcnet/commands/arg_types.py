@@ -5,15 +5,16 @@ the run."""
 from __future__ import annotations
 
 import argparse
-import re
+
+from ctcnet.core.decimal_comma import meant_by_comma
 
 
 def _not_a_number(text: str, what: str) -> argparse.ArgumentTypeError:
     """The refusal of ``text`` that reads as no number: a decimal comma ("4,5", a European
     keyboard's) said as one, with the number meant (argparse said "invalid float value")."""
-    comma = re.fullmatch(r"\s*([+-]?\d+),(\d+)\s*", str(text))
+    meant = meant_by_comma(text)
     return argparse.ArgumentTypeError(f"{what}, not {text!r}" + (
-        f": a decimal comma? write {comma[1]}.{comma[2]}" if comma else ""))
+        f": a decimal comma? write {meant}" if meant else ""))
 
 
 def decimal(text: str) -> float:

@@ -17,6 +17,7 @@ import re
 import unicodedata
 from pathlib import Path
 
+from ctcnet.core.decimal_comma import meant_by_comma
 from ctcnet.core.paths import written_lately
 from ctcnet.core.run_log import LOGS_DIR
 from ctcnet.core.said_once import first_time
@@ -44,9 +45,9 @@ def positive_number(info: dict, key: str, default: float, root: Path) -> float:
         unknown = (" (null: state it, or leave the key out"
                    + (f" to read {default:g})" if default > 0 else ")")
                    if value is None else "")
-        comma = re.fullmatch(r"\s*(\d+),(\d+)\s*", value) if isinstance(value, str) else None
-        unknown += (f" (a decimal comma, as text: write {comma[1]}.{comma[2]}, a number without "
-                    "quotes)" if comma else "")
+        meant = meant_by_comma(value)
+        unknown += (f" (a decimal comma, as text: write {meant}, a number without quotes)"
+                    if meant else "")
         raise InputError(f"cartridge.json: {key} must be a positive number, got "
                          f"{'null' if value is None else repr(value)}{unknown}", root)
     return value
