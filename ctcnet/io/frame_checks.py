@@ -207,7 +207,9 @@ def _refuse_one_plane_x16(flat: np.ndarray, high: np.ndarray, channels, path) ->
     them: the guard weighs one plane's counts against another's (a CD45 plane so stored,
     stated 0-65535, counted 1 of 20 CTCs). Read only where planes lie on both sides of 4095."""
     wide = [k for k, top in enumerate(high) if top > PSEUDO_12BIT_MAX]
-    narrow = [k for k, top in enumerate(high) if top <= PSEUDO_12BIT_MAX]
+    # (a plane stated 0-255, a bright field's or a display's, holds no counts to weigh)
+    narrow = [k for k, top in enumerate(high) if top <= PSEUDO_12BIT_MAX
+              and channels[k].value_range[1] > EIGHT_BIT_TOP]
     if not wide or not narrow:
         return
     # (a sample of each first: a plane of a 16-bit camera shows a count off 16 at once)

@@ -226,6 +226,10 @@ def test_one_channel_stored_x16_is_told_to_be_divided_not_restated():
         check_frame_values(alone, wide.channels, "f.tif")
     check_frame_values(frame * 16, wide.channels, "f.tif")  # every channel x16: one scale
     check_frame_values(frame, wide.channels, "f.tif")
+    # ...and beside a plane stated 0-255 (a bright field's): no counts to weigh against.
+    four = Panel.from_dict({"channels": [*(c.to_dict() for c in wide.channels),
+                                         {"name": "BF", "value_range": [0, 255]}]})
+    check_frame_values(np.concatenate([frame * 16, frame[:1] % 200]), four.channels, "f.tif")
 
 
 def test_a_frame_rescaled_one_count_past_12_bits_is_told_so():
