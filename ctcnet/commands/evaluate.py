@@ -266,6 +266,10 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
                                  compensate=args.compensate, prior=args.prior,
                                  cutoffs=args.cutoffs, resume=True,
                                  overwrite=args.overwrite)
+    if report["cartridges"] and len(report.get("left_out", [])) == len(report["cartridges"]):
+        # (its bias was None: a traceback after the table; with --json, success and nulls)
+        raise InputError("no cartridge had a frame read: nothing to score (each one's "
+                         "summary.json says why)")
     if args.json:
         print(strict_json(report))
         return 0
@@ -290,9 +294,6 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
     if left_out:
         print(f"left out of every figure below: {', '.join(left_out)} (no frame read: no "
               "blood counted; why: its summary.json)")
-    if len(left_out) == len(report["cartridges"]):  # (its bias was None: a traceback)
-        raise InputError("no cartridge had a frame read: nothing to score (each one's "
-                         "summary.json says why)")
     # "review": the count had every flagged event been resolved to its true class, a perfect
     # reviewer's; what a person's review comes to is measured by their decisions, not here.
     print("review: the count had a reviewer resolved every flagged event to its true class"

@@ -564,7 +564,8 @@ def test_an_evaluation_of_cartridges_none_of_which_was_read_is_refused_in_a_line
                        events_per_frame=25, rare_rates={"ctc": 0.2})
     for frame in (tmp_path / "carts" / "c1").glob("r*c*.tif"):
         frame.write_bytes(frame.read_bytes()[:1000])
-    rc = main(["evaluate", str(tmp_path / "carts"), "--out", str(tmp_path / "out"),
-               "--device", "cpu"])
-    assert rc == 2 and "no cartridge had a frame read: nothing to score" in \
-        capsys.readouterr().err
+    for json_mode in ([], ["--json"]):  # (with --json: exit 0, success and null figures)
+        rc = main(["evaluate", str(tmp_path / "carts"), "--out", str(tmp_path / "out"),
+                   "--device", "cpu", *json_mode])
+        assert rc == 2 and "no cartridge had a frame read: nothing to score" in \
+            capsys.readouterr().err
