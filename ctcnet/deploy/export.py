@@ -237,16 +237,10 @@ def restamp_onnx(onnx_path: str | Path, model_path: str | Path, previous_sha256:
     one loads and passes its own checks.
     """
     onnx_path, model_path = Path(onnx_path), Path(model_path)
-    old = OnnxClassifier(onnx_path)
-    record = json.loads(old.metadata.get("ctcnet_export", "{}"))
-    if record.get("source_sha256") != previous_sha256:
-        raise InputError(f"{onnx_path.name} was not exported from {model_path.name} as it was "
-                         f"(re-export: ctcnet export {model_path})", onnx_path)
     _, spec = load_model(model_path)
-    _refuse_graph_changes(old.model_spec, spec, onnx_path, model_path)
+    record, extra = _restamp_refusals(onnx_path, model_path, spec, previous_sha256)
     record.update(source=model_path.name, source_sha256=file_sha256(model_path),
                   restamped_at=datetime.now(UTC).isoformat(timespec="seconds"))
-    extra = carried_markers(old.metadata, spec, onnx_path, model_path)
     written = _with_metadata(onnx_path, spec, record, extra)
     # Checked before it replaces the export: a refusal after the write left no file that loads.
     trial = onnx_path.with_name(f".{onnx_path.name}.restamp")
@@ -257,6 +251,21 @@ def restamp_onnx(onnx_path: str | Path, model_path: str | Path, previous_sha256:
         trial.unlink(missing_ok=True)
     atomic_write_bytes(onnx_path, written)
     return onnx_path
+
+
+def _restamp_refusals(onnx_path: Path, model_path: Path, spec: ModelSpec,
+                      previous_sha256: str) -> tuple[dict, dict]:
+    """(the export's record, the marker keys it carries on) for a restamp of ``onnx_path``
+    with ``spec``, refused where the export was not made from the checkpoint of digest
+    ``previous_sha256``, or where ``spec`` changes what its graph computes with (the
+    network's settings, :func:`_graph_changes`; a marker fusion, ``carried_markers``)."""
+    old = OnnxClassifier(onnx_path)
+    record = json.loads(old.metadata.get("ctcnet_export", "{}"))
+    if record.get("source_sha256") != previous_sha256:
+        raise InputError(f"{onnx_path.name} was not exported from {model_path.name} as it was "
+                         f"(re-export: ctcnet export {model_path})", onnx_path)
+    _refuse_graph_changes(old.model_spec, spec, onnx_path, model_path)
+    return record, carried_markers(old.metadata, spec, onnx_path, model_path)
 
 
 def _refuse_graph_changes(old, new, onnx_path: Path, model_path: Path) -> None:
@@ -288,7 +297,7 @@ def write_spec(model_path: str | Path, model: CTCClassifier, spec: ModelSpec) ->
     before = file_sha256(model_path)
     onnx = model_path.with_suffix(".onnx")
     if onnx.exists():  # refused before the checkpoint is written: both stay one model
-        _refuse_graph_changes(OnnxClassifier(onnx).model_spec, spec, onnx, model_path)
+        _restamp_refusals(onnx, model_path, spec, before)
     model.spec = spec
     save_model(model_path, model, spec)
     if not onnx.exists():

@@ -244,10 +244,15 @@ def test_restamp_keeps_the_markers_and_refuses_another_fusion(exported, tmp_path
     # files stay one model (the checkpoint was saved, then the restamp refused).
     from ctcnet.deploy.export import write_spec
 
+    copy_pt.write_bytes(path.read_bytes())  # the checkpoint the export was made from
     checkpoint = copy_pt.read_bytes()
-    with pytest.raises(InputError, match="temperature changed"):
-        write_spec(copy_pt, model, replace(spec, temperature=spec.temperature * 3))
-    assert copy_pt.read_bytes() == checkpoint
+    for changed, said in ((replace(spec, temperature=spec.temperature * 3),
+                           "temperature changed"),
+                          (replace(spec, metrics={"marker_fusion": fusion_for(
+                              np.random.default_rng(3))}), "another marker fusion")):
+        with pytest.raises(InputError, match=said):
+            write_spec(copy_pt, model, changed)
+        assert copy_pt.read_bytes() == checkpoint
 
 
 def test_markers_are_not_exported_in_int8(exported):
