@@ -125,6 +125,9 @@ def test_stated_priors_are_checked_and_filled_in():
         with pytest.raises(argparse.ArgumentTypeError, match=r"a decimal comma\? write 4\.5"):
             parse("4,5")
     assert decimal("4.5") == 4.5
+    # Three digits after the comma may be a thousands separator: both numbers said.
+    with pytest.raises(argparse.ArgumentTypeError, match=r"write 1\.000 or 1000"):
+        decimal("1,000")
     # A balanced statement is no reweighting at all; the named priors resolve as documented.
     rule, name = prior_rule("ctc=0.25", NAMES, RULE, "cartridge")
     assert rule.weights == pytest.approx(dict.fromkeys(NAMES, 0.0), abs=1e-12)
