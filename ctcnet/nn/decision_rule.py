@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ctcnet.core.decimal_comma import meant_by_comma
 from ctcnet.errors import InputError
 from ctcnet.io.taxonomy import as_class_name
 
@@ -346,10 +347,11 @@ def stated_prior(text: str, class_names: Sequence[str]) -> dict[str, float]:
     stated: dict[str, float] = {}
     items = str(text).split(",")
     for before, item in zip(items, items[1:]):  # "ctc=0,02": read as ctc=0, refused as 0
-        if "=" in before and item.strip().isdigit():
+        name, sep, value = before.partition("=")
+        meant = meant_by_comma(f"{value},{item}") if sep else None
+        if meant:
             raise InputError(f"prior (--prior) {text!r}: a decimal comma? write "
-                             f"{before.strip()}.{item.strip()} (the pairs are separated by "
-                             "commas)")
+                             f"{name.strip()}={meant} (the pairs are separated by commas)")
     for item in items:
         name, sep, value = item.partition("=")
         name = as_class_name(name.strip(), class_names)  # EMT-CTC as a class folder reads
