@@ -8,7 +8,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from ctcnet.io.digests import file_sha256
+from ctcnet.io.digests import file_sha256_cached
 from ctcnet.io.sources import FrameRef
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def _same_bytes(a: FrameRef, b: FrameRef) -> bool:
             continue
         try:
             if Path(x).stat().st_size != Path(y).stat().st_size or \
-                    file_sha256(x) != file_sha256(y):
+                    file_sha256_cached(x) != file_sha256_cached(y):
                 return False
         except OSError:  # no copy known: the frame is read, and what fails is said there
             return False
