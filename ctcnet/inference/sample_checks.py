@@ -308,9 +308,11 @@ def dark_planes_problem(events) -> str | None:
 def _lit_events(events):
     """(plane's name, per event read whether it is lit, which events are read) of CK (every
     event) and of the DNA stain (the events with a CK area: what of DNA the table keeps)."""
+    import numpy as np
+
     if not len(events) or not {"frame_id", "ck_peak"} <= set(events):
         return
-    yield "CK", events["ck_peak"] > LIT_NOISE, events.index == events.index
+    yield "CK", events["ck_peak"] > LIT_NOISE, np.ones(len(events), bool)
     if {"ck_area_um2", "dna_in_ck"} <= set(events):
         with_area = (events["ck_area_um2"] > 0).to_numpy()
         yield "the DNA stain (inside CK)", \

@@ -56,13 +56,13 @@ from ctcnet.io.cartridge_info import (  # noqa: F401
     say_once,
     whole_number,
 )
+
+# The frame checks stay importable from here, where callers (crop datasets) find them.
 from ctcnet.io.frame_checks import (  # noqa: F401
     check_frame_values,
     check_plane_depths,
     mark_odd_sizes,
 )
-
-# The frame checks stay importable from here, where callers (crop datasets) find them.
 from ctcnet.io.frame_copies import mark_copies
 from ctcnet.io.image_headers import tiff_planes
 from ctcnet.io.images import IMAGE_SUFFIXES, write_tiff
