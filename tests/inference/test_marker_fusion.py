@@ -139,3 +139,47 @@ def test_a_display_exports_ck_copy_in_cd45_is_a_leak_a_leukocytes_cd45_is_not(rn
     export = measure(crops, spec.panel, spec.pixel_size_um, max_leak=leak_allowance(True))
     assert scan["cd45_over_ck"][0] > 2.0 > export["cd45_over_ck"][0]
     assert min(scan["cd45_over_ck"][1], export["cd45_over_ck"][1]) > 2.0
+
+
+def test_a_fused_crop_sets_cd45_line_is_the_guards_without_a_ck_area_and_at_the_ceiling(rng,
+                                                                                       spec):
+    """A leukocyte without CK reads CD45 over its core, and an aggregate clipped in every
+    channel reads none under the clip: the guard holds either as ``cd45_positive``, and a
+    fusion's calls keep them off ``ctc`` by the same line, as the marker rule does."""
+    leukocyte = cell(rng, ck=0, cd45=300)
+    clipped = cell(rng, ck=9000, dapi=9000)
+    clipped[CD45] += 9000 * (np.hypot(*(np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2)) <= 9)
+    crops = np.minimum(np.stack([leukocyte, clipped, cell(rng)]), 4095).astype(np.float32)
+    proba = np.full((3, 4), 0.1)
+    proba[:, 0] = 0.7
+    called = np.array(["ctc"] * 3, object)
+    flags = review_flags(crops, proba, spec)
+    assert flags["cd45_positive"].tolist() == [True, True, False]
+    f = len(feature_names(spec.class_names))
+    says_ctc = {"format": 1, "classes": spec.class_names, "mean": [0.0] * f,
+                "scale": [1.0] * f, "weights": [[0.0] * f] * spec.num_classes,
+                "bias": [5.0, 1.0, 0.0, 0.0]}
+    fused = spec.replace(metrics={"marker_fusion": says_ctc})
+    assert crop_set_calls(called, flags, crops, proba, fused).tolist() == ["wbc", "wbc", "ctc"]
+
+
+def test_a_ctc_call_the_fusion_makes_is_checked_for_an_unusual_profile_as_the_networks_is():
+    """The same crop called ``ctc`` by the network and by the fusion over the network's
+    ``wbc``: the unusual check (the distance to the ctc calls' reference) holds both."""
+    from ctcnet.inference.guard import crop_set_review
+    from ctcnet.nn.calls import DecisionRule
+    from ctcnet.nn.classifier import load_model
+    from ctcnet.nn.registry import get_model
+
+    core3 = load_model(get_model("ctcnet-core3").checkpoint)[1]
+    core3 = core3.replace(decision=DecisionRule.balanced())
+    size = core3.crop_size
+    r = np.hypot(*(np.mgrid[:size, :size] - (size - 1) / 2))
+    crop = 100 + np.random.default_rng(0).normal(0, 3, (3, size, size))
+    crop[1] += 40 * (r <= 4.8)  # dim CK on a small cell
+    crop[0] += 3900 * (r <= 2.5)  # a bright nucleus
+    crops = np.minimum(np.stack([crop, crop]), 4095).astype(np.float32)
+    proba = np.array([[0.0999, 0.9001, 0.0, 0.0], [0.9001, 0.0999, 0.0, 0.0]])
+    calls, flags = crop_set_review(crops, proba, core3, np.array(["wbc", "ctc"], object))
+    assert calls.tolist() == ["ctc", "ctc"]
+    assert flags["unusual"].tolist() == [True, True]
