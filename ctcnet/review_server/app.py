@@ -207,7 +207,10 @@ class ReviewApp:
             return self._explain[key]
 
     def _tile_key(self, sample: Sample, event_id: int, context: bool, saliency: bool):
-        return (sample.name, sample.run.run_id, int(event_id),
+        # The events table on disk, not the run's numbering alone: a rerun with another
+        # model or prior keeps the numbering, not the calls and probabilities a tile's
+        # caption shows.
+        return (sample.name, sample.stamp, int(event_id),
                 "context" if context else "tile", bool(saliency and self.saliency and
                                                        not context))
 

@@ -196,6 +196,9 @@ def parse_batch(body) -> tuple[list[int], str, str | None, str, str]:
         raise InputError(f"event_ids must name 1 to {MAX_BATCH} events, each once")
     if fields[0] == UNDECIDED:
         raise InputError("decisions are taken back one at a time")
+    if not isinstance(body.get("undecided_only", False), bool):
+        # ("true" or 1 read as false: another reviewer's decisions written over, unsaid)
+        raise InputError(f"undecided_only must be true or false; {BATCH_FORM}")
     return (ids, *fields)
 
 

@@ -1121,6 +1121,22 @@ def test_malformed_decisions_get_400_and_a_json_error(served, body, complaint):
     assert request(server, "GET", "/api/P001/state")[0] == 200  # the server still answers
 
 
+@pytest.mark.parametrize("flag", ['"true"', "1"])
+def test_a_batch_whose_undecided_only_is_not_a_boolean_is_refused_not_read_as_false(served,
+                                                                                     flag):
+    """``"undecided_only": "true"`` was read as false: another reviewer's decision on an
+    event of the batch written over, answered 200."""
+    out, server = served
+    sample = server.app.sample("P001")
+    event = int(sample.candidates["event_id"].min())
+    body = (f'{{"event_ids": [{event}], "call": "confirm", "run_id": "{sample.run.token}", '
+            f'"undecided_only": {flag}}}')
+    status, data = request(server, "POST", "/api/P001/decisions", body,
+                           {"Content-Type": "application/json"})
+    assert status == 400 and "undecided_only must be true or false" in json.loads(data)["error"]
+    assert not (out / "P001" / "review.csv").exists()
+
+
 def test_a_page_of_a_reading_that_is_neither_is_a_400(served):
     """?reading=third answered 200 with a page whose data request was then refused: a script
     or monitor that checks the page's status was told all is well."""
@@ -1321,6 +1337,26 @@ def test_context_and_saliency_tiles(served):
     assert state["saliency"] is True
     stale = cut["context"].replace(state["run_id"], "another-run")
     assert request(server, "GET", stale)[0] == 409
+
+
+def test_a_rerun_with_other_calls_gets_tiles_of_its_own_calls(served):
+    """A rerun with another model or prior keeps the numbering, not the calls a tile's
+    caption shows: the server kept serving the earlier run's tiles, an event called ``ctc``
+    now captioned with its earlier call."""
+    out, server = served
+    state = json.loads(request(server, "GET", "/api/P001/state")[1])
+    cut = next(c for c in state["candidates"] if "width" not in c["tile"])
+    before = {src: request(server, "GET", src)[1] for src in (cut["tile"]["src"], cut["context"])}
+    events = pd.read_parquet(out / "P001" / "events.parquet")
+    at = events["event_id"] == cut["event_id"]
+    other = "debris" if cut["call"] != "debris" else "wbc"
+    events.loc[at, "class"] = other
+    write_events(out / "P001", events, index=False)
+    again = json.loads(request(server, "GET", "/api/P001/state")[1])
+    assert again["run_id"] != state["run_id"]
+    for src, old in before.items():
+        status, data = request(server, "GET", src.replace(state["run_id"], again["run_id"]))
+        assert status == 200 and data != old
 
 
 def test_no_saliency_from_a_model_file_written_again_since_the_calls(results, tmp_path,
