@@ -40,6 +40,7 @@ import pandas as pd
 from scipy import stats
 
 from ctcnet.evaluation.counts import ABS_TOLERANCE, REL_TOLERANCE, match_events, patient_counts
+from ctcnet.inference.cluster_parts import clusters_held_again
 from ctcnet.inference.ctc_repeats import held_again
 from ctcnet.inference.guard import (
     MARKERS_CTC,
@@ -84,8 +85,9 @@ def rescore(events: pd.DataFrame, spec, decision: DecisionRule | None,
     -------
     DataFrame
         The table with the calls, review flags and guard flags re-made (the guard's where the
-        model's call is unchanged; a ``wbc`` call the markers overrule, ``ctc``; a markers'
-        call repeating a counted one read again, ``ctcnet.inference.ctc_repeats``).
+        model's call is unchanged; a ``wbc`` call the markers overrule, ``ctc``; a cluster
+        read twice and a markers' call repeating a counted one read again,
+        ``ctcnet.inference.cluster_parts`` and ``ctcnet.inference.ctc_repeats``).
     """
     names = spec.class_names
     proba = events[[f"p_{n}" for n in names]].to_numpy(np.float32)
@@ -106,6 +108,9 @@ def rescore(events: pd.DataFrame, spec, decision: DecisionRule | None,
                                      else None, kinds, reported)
         out.loc[overruled, "class"] = markers_call(proba, names, kinds,
                                                    reported=reported)[overruled]
+    # One cluster, one count, read afresh on the rule's calls, as predict holds them before
+    # the CTC repeats.
+    out = clusters_held_again(out)
     # One CTC, one count, read afresh: whether a markers' call repeats a counted one depends
     # on the calls beside it, which the rule may have changed (kept as it was, a CTC held
     # beside a network call the rule took away counted nowhere).

@@ -76,3 +76,46 @@ def hold_cluster_repeats(events: pd.DataFrame, pixel_size_um: float | None,
     review[rows] = True
     events["review"] = review
     return events
+
+
+def clusters_held_again(events: pd.DataFrame) -> pd.DataFrame:
+    """An events table (of one cartridge or several: ``sample_id`` and ``frame_id`` where
+    present group its frames) with :func:`hold_cluster_repeats` read afresh per frame, at the
+    frame's pixel size (``area_um2`` over ``area_px``), its earlier holds taken off first:
+    re-scoring under another rule, whose cluster calls may differ (a hold kept from the
+    earlier calls left a cluster counted nowhere, and one not made counted a cluster twice).
+    The table as it is without positions or sizes."""
+    need = {"x", "y", "area_um2", "area_px", "guard", "class", "confidence", "review"}
+    if not need <= set(events.columns) or not len(events):
+        return events
+    guard = events["guard"].fillna("").astype(str).to_numpy(object)
+    guard[guard == SAME_CLUSTER] = ""
+    events = events.copy()
+    events["guard"] = pd.Series(guard, index=events.index, dtype=object)
+    calls = events["class"].to_numpy(object)
+    seen = events["p_cluster"].to_numpy(np.float64) > events["p_ctc"].to_numpy(np.float64) \
+        if {"p_ctc", "p_cluster"} <= set(events.columns) else np.zeros(len(events), bool)
+    standing = guard == ""
+    clusters = standing & (calls == "cluster")
+    # Only the frames with a counted cluster call and another call it may repeat, and only
+    # their candidates: the rest of a frame is never held (a fit re-scores many times).
+    candidates = clusters | (standing & (calls == "ctc") & seen)
+    keys = [k for k in ("sample_id", "frame_id") if k in events]
+    groups = events.groupby(keys, sort=False).indices.values() if keys \
+        else [np.arange(len(events))]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        px = np.sqrt(events["area_um2"].to_numpy(np.float64) /
+                     events["area_px"].to_numpy(np.float64))
+    for rows in groups:
+        rows = rows[candidates[rows]]
+        if len(rows) < 2 or not clusters[rows].any():
+            continue
+        sizes = px[rows][np.isfinite(px[rows])]
+        part = events.iloc[rows]
+        held = hold_cluster_repeats(part, float(np.median(sizes)) if len(sizes) else None)
+        if held is not part:
+            guard[rows] = held["guard"].to_numpy(object)
+    held_rows = guard == SAME_CLUSTER
+    events["guard"] = pd.Series(guard, index=events.index, dtype=object)
+    events["review"] = events["review"].to_numpy(bool) | held_rows
+    return events

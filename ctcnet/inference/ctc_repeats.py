@@ -111,13 +111,17 @@ def repeat_flags(calls: np.ndarray, guard: np.ndarray, by_markers: np.ndarray,
     return guard, held
 
 
-def before_repeats(guard: np.ndarray, by_markers: np.ndarray) -> np.ndarray:
-    """``guard`` as it was before :func:`repeat_flags`: a held markers' call standing again,
-    a possible missed CTC said as one (re-scoring reads them again under another rule, whose
-    calls beside them may differ)."""
+def before_repeats(guard: np.ndarray, by_markers: np.ndarray, calls: np.ndarray,
+                   ctc_classes: Sequence[str]) -> np.ndarray:
+    """``guard`` as it was before :func:`repeat_flags`: a held markers' call (a call of
+    ``ctc_classes`` the markers made) standing again, a possible missed CTC said as one
+    (re-scoring reads them again under another rule, whose calls beside them may differ). An
+    event whose markers read a CTC but whose call stayed the network's (``wbc``, ``debris``)
+    is such a possible CTC: its flag came back empty, and with it the flags joined to it."""
     out = np.asarray(guard, object).copy()
+    made = np.asarray(by_markers, bool) & np.isin(np.asarray(calls, object), list(ctc_classes))
     for k in np.flatnonzero([isinstance(g, str) and SAME_CTC in g for g in out]):
-        out[k] = "" if by_markers[k] else out[k].replace(SAME_CTC, POSSIBLE_CTC)
+        out[k] = "" if made[k] else out[k].replace(SAME_CTC, POSSIBLE_CTC)
     return out
 
 
@@ -183,8 +187,9 @@ def held_again(events: pd.DataFrame, taxonomy) -> pd.DataFrame:
         return events
     ctc, counted = repeat_classes(taxonomy)
     by_markers = events["markers_ctc"].fillna(False).to_numpy(bool)
-    guard = before_repeats(events["guard"].fillna("").astype(str).to_numpy(object), by_markers)
     calls = events["class"].to_numpy(object)
+    guard = before_repeats(events["guard"].fillna("").astype(str).to_numpy(object), by_markers,
+                           calls, ctc)
     with np.errstate(divide="ignore", invalid="ignore"):
         px = np.sqrt(events["area_um2"].to_numpy(np.float64) /
                      events["area_px"].to_numpy(np.float64))

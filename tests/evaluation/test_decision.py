@@ -259,3 +259,24 @@ def test_rescoring_reads_one_ctc_one_count_again_under_the_new_rule():
                                                        counted(out)).sum()) == 1
     same = rescore(events, spec, None)
     assert same["guard"].tolist() == ["", "same_ctc"] and same["review"].tolist()[1]
+
+
+def test_rescoring_reads_one_cluster_one_count_again_under_the_new_rule():
+    """One cluster read twice, 8 um apart: predict counts the more confident call and holds
+    the other (same_cluster). Under a rule that makes the counted one a ctc call, the hold was
+    kept: the cluster counted nowhere and its part counted as a CTC. Read again, the cluster
+    call left counts and the part is held beside it; under the rule predict used, the holds
+    are as written."""
+    spec = spec_with()
+    events = pd.DataFrame({
+        "p_ctc": [0.38, 0.02], "p_wbc": 0.01, "p_cluster": [0.60, 0.55], "p_debris": [0.01, 0.42],
+        "model_class": "cluster", "class": "cluster", "confidence": [0.60, 0.55],
+        "guard": ["", "same_cluster"], "edge_cut": False, "review": [False, True],
+        "x": [0.0, 16.0], "y": 0.0, "area_um2": 100.0, "area_px": 400.0, "frame_id": "f"})
+    same = rescore(events, spec, None)
+    assert same["class"].tolist() == ["cluster", "cluster"]
+    assert same["guard"].tolist() == ["", "same_cluster"] and same["review"].tolist()[1]
+    out = rescore(events, spec, DecisionRule.prior_shift({"ctc": 1.5}))
+    assert out["class"].tolist() == ["ctc", "cluster"]
+    assert out["guard"].tolist() == ["same_cluster", ""]
+    assert out.loc[counted(out), "class"].tolist() == ["cluster"]

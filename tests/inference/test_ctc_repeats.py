@@ -89,3 +89,31 @@ def test_a_table_without_markers_calls_or_a_pixel_size_is_as_written():
     assert CtcRepeatHold(None, ["ctc"], ["ctc"])(made) is made
     assert CtcRepeatHold(0.5, ["ctc"], ["ctc"])(made.drop(["markers_ctc"])).equals(
         made.drop(["markers_ctc"]))
+
+
+def test_read_again_a_possible_ctc_whose_markers_read_one_keeps_its_flags():
+    """A debris call whose markers read a CTC, the call left the network's: flagged a possible
+    missed CTC, said as the same CTC beside a counted one. Re-scoring under the same calls
+    gave it no flag at all (those joined to it lost too); a held markers' call stands again
+    and is held again."""
+    import pandas as pd
+
+    from ctcnet.inference.ctc_repeats import held_again
+    from ctcnet.io.taxonomy import default_taxonomy
+
+    hold = CtcRepeatHold(0.5, ["ctc"], ["ctc", "cluster"])
+    table = frame(["ctc", "debris", "ctc"], [False, True, True], [0, 20, 500],
+                  guard=["", "low_dna+possible_ctc", ""])
+    table = table.append_column("area_px", pa.array([100.0] * 3)) \
+        .append_column("area_um2", pa.array([25.0] * 3)) \
+        .append_column("frame_id", pa.array(["f"] * 3))
+    written = hold(table).to_pandas()
+    assert written["guard"].tolist() == ["", "low_dna+same_ctc", ""]
+    assert held_again(written, default_taxonomy())["guard"].tolist() == \
+        written["guard"].tolist()
+    # A markers' call beside the counted one: held when written, held again when read again.
+    moved = pd.DataFrame(table.to_pandas()).assign(x=[0.0, 900.0, 20.0])
+    written = hold(pa.Table.from_pandas(moved, preserve_index=False)).to_pandas()
+    assert written["guard"].tolist() == ["", "low_dna+possible_ctc", SAME_CTC]
+    assert held_again(written, default_taxonomy())["guard"].tolist() == \
+        written["guard"].tolist()
