@@ -70,6 +70,11 @@ NORMALISATION_METHODS = ("snr", "fixed")
 DEFAULT_NORMALISATION = {"method": "snr", "softness": 1.0, "compression": "asinh",
                          "sample_step": 4, "noise_floor": 0.5, "background_from": "ring",
                          "ring_px": 10}
+# A key a channel's normalisation leaves out: the first release's (specs stored before it).
+LEGACY_SNR = {"softness": 3.0, "compression": "asinh", "sample_step": 2, "noise_floor": 0.5,
+              "background_from": "crop", "ring_px": 10}
+# What the snr channels of one panel share: the model reads them per crop, not per channel.
+SHARED_SNR_KEYS = ("compression", "sample_step", "background_from", "ring_px")
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,12 @@ class Channel:
     value_range: tuple[float, float] = DEFAULT_VALUE_RANGE
     normalisation: dict = field(default_factory=lambda: dict(DEFAULT_NORMALISATION))
     leaks_in: dict = field(default_factory=dict)
+
+    @property
+    def normalisation_in_full(self) -> dict:
+        """The normalisation as the model reads it: each key left out, the first release's
+        (``LEGACY_SNR``)."""
+        return {**LEGACY_SNR, **self.normalisation}
 
     @property
     def role(self) -> str:
@@ -149,6 +160,30 @@ class Panel:
                     "empty" if not hi > lo else "no camera's: counts run from 0 up (a 12-bit "
                     "scan [0, 4095], a 16-bit one [0, 65535]), float32's largest at most"))
             _check_leaks(c, self.names)
+        self._check_snr_settings()
+
+    def _check_snr_settings(self) -> None:
+        """Each snr channel's softness and noise floor over 0 (0 made every input NaN, a flat
+        channel's too; a negative softness turned a marker's sign), and one setting of
+        ``SHARED_SNR_KEYS`` for them all, as each reads in full (``normalisation_in_full``)."""
+        read = {}
+        for c in (c for c in self.channels if c.normalisation.get("method") == "snr"):
+            full = c.normalisation_in_full
+            if not (float(full["softness"]) > 0 and float(full["noise_floor"]) > 0):
+                raise InputError(f"channel {c.name}: normalisation softness and noise_floor "
+                                 f"must be over 0 (got {full['softness']} and "
+                                 f"{full['noise_floor']})")
+            read[c.name] = tuple(int(float(full[k])) if k in ("sample_step", "ring_px")
+                                 else str(full[k]) for k in SHARED_SNR_KEYS)
+        if len(set(read.values())) > 1:
+            said = "; ".join(f"{name} " + ", ".join(f"{k} {v}" for k, v in
+                                                    zip(SHARED_SNR_KEYS, values))
+                             for name, values in read.items())
+            raise InputError(f"the snr channels must share {', '.join(SHARED_SNR_KEYS)} (a "
+                             f"model reads them per crop); read here: {said}. A key a channel's "
+                             "normalisation leaves out is the first release's ("
+                             + ", ".join(f"{k} {LEGACY_SNR[k]}" for k in SHARED_SNR_KEYS)
+                             + "), not today's default: state each, or give no normalisation")
 
     @property
     def names(self) -> list[str]:

@@ -41,8 +41,6 @@ from ctcnet.core.robust import (
 from ctcnet.io.panel import Panel
 
 COMPRESSIONS = ("rational", "asinh")
-LEGACY_SNR = {"softness": 3.0, "compression": "asinh", "sample_step": 2, "noise_floor": 0.5,
-              "background_from": "crop", "ring_px": 10}
 BACKGROUND_SOURCES = ("crop", "ring")
 
 
@@ -54,7 +52,7 @@ class Normalise(nn.Module):
         snr, softness, floor, low, scale = [], [], [], [], []
         compression, step, source = set(), set(), set()
         for ch in panel.channels:
-            cfg = {**LEGACY_SNR, **ch.normalisation}
+            cfg = ch.normalisation_in_full
             snr.append(cfg.get("method", "snr") == "snr")
             softness.append(float(cfg["softness"]))
             floor.append(float(cfg["noise_floor"]))

@@ -37,6 +37,7 @@ from lightning.pytorch.cli import LightningCLI
 from ctcnet.errors import InputError
 from ctcnet.inference.guard.planes import warn_unguarded
 from ctcnet.io.atomic import refuse_overwriting_inputs
+from ctcnet.io.panel import DEFAULT_NORMALISATION, LEGACY_SNR
 from ctcnet.nn.classifier import drop_stale_export, load_model, save_model
 from ctcnet.nn.registry import is_registry_name, resolve_model
 from ctcnet.training.checkpoints import BestAndLastCheckpoint
@@ -146,6 +147,22 @@ def check_monitored(trainer, class_names) -> None:
                          + f"; it logs {', '.join(LOGGED)}, val/precision_<class>, "
                          "val/recall_<class>, val/f1_<class> and "
                          "val/confusion/<class>_as_<class>")
+
+
+def _say_normalisation_left_out(panel) -> None:
+    """Say which channels' own normalisation leaves keys out, read as the first release's
+    values, not today's defaults (a lab setting one channel's softness trained on another
+    background and sampling than it asked for, unsaid)."""
+    short = {c.name: [k for k in DEFAULT_NORMALISATION if k not in c.normalisation]
+             for c in panel.channels if c.normalisation.get("method") == "snr"}
+    short = {name: keys for name, keys in short.items() if keys}
+    if short:
+        log.warning("the panel's normalisation of %s leaves out %s: read as the first "
+                    "release's (%s), not today's default (%s); state them to train otherwise",
+                    ", ".join(short), ", ".join(sorted({k for v in short.values() for k in v})),
+                    ", ".join(f"{k} {v}" for k, v in LEGACY_SNR.items()),
+                    ", ".join(f"{k} {v}" for k, v in DEFAULT_NORMALISATION.items()
+                              if k in LEGACY_SNR))
 
 
 def _checkpoint_dir(root: str | None) -> str:
@@ -365,6 +382,7 @@ def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningC
                          "more (or -1: until stopped)")
     check_monitored(cli.trainer, cli.model.spec.class_names)
     warn_unguarded(cli.model.spec.panel, "the model trained")
+    _say_normalisation_left_out(cli.model.spec.panel)
     data = data_identity(cli.datamodule)
     recipe = run_recipe(getattr(cli, "asked", {}), cli.trainer, cli.datamodule)
     model_file = Path(cli.trainer.default_root_dir or ".") / cli.config.export \

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from ctcnet.io.panel import Panel, default_panel
-from ctcnet.nn.normalise import LEGACY_SNR, Normalise, _asinh, snr_reference
+from ctcnet.io.panel import LEGACY_SNR
+from ctcnet.nn.normalise import Normalise, _asinh, snr_reference
 
 
 def _crops(rng, n=4, c=5, size=80):

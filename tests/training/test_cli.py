@@ -656,3 +656,23 @@ def test_a_loss_monitored_keeps_its_lowest_epoch(tmp_path, capsys):
 
     logged = pd.read_csv(next(tmp_path.glob("lightning_logs/*/metrics.csv")))["val/loss"]
     assert float(state["best_model_score"]) == pytest.approx(logged.min(), rel=1e-5)
+
+
+def test_a_panel_channels_own_normalisation_leaving_keys_out_is_said(caplog):
+    """Every channel given {method: snr, softness: 2}: trained on the first release's
+    sampling and background (its keys left out), not today's, without a word."""
+    import logging
+
+    from ctcnet.io.panel import load_panel
+    from ctcnet.training.cli import _say_normalisation_left_out
+
+    own = load_panel({"channels": [{"name": n, "normalisation": {"method": "snr",
+                                                                 "softness": 2.0}}
+                                   for n in ("DAPI", "CK", "CD45")]})
+    with caplog.at_level(logging.WARNING, logger="ctcnet"):
+        _say_normalisation_left_out(load_panel(None))
+        assert not caplog.records
+        _say_normalisation_left_out(own)
+    said = caplog.records[0].getMessage()
+    assert "DAPI, CK, CD45 leaves out" in said and "sample_step" in said
+    assert "background_from crop" in said and "background_from ring" in said
