@@ -113,7 +113,7 @@ def counts_table(tally: Counts, reviewed: ReviewedCounts | None, no_result: bool
                     f"{cells}</tr>")
     rows.append(f'<tr data-row="held"><th scope="row">held or flagged by the guard</th>'
                 f'<td colspan="{len(columns)}" data-col="held_total">'
-                f"{html.escape(held_text(tally))}</td></tr>")
+                f"{'-' if no_result else html.escape(held_text(tally))}</td></tr>")
     rates = tally.review_span_per_7_5_ml
     span = ", ".join(f"{name} {low} to {high}" + (
         f" ({per_volume_text(rates[name][0])} to {per_volume_text(rates[name][1])} per "

@@ -86,9 +86,11 @@ def tile_captions(rows: pd.DataFrame, spec: ModelSpec) -> list[str]:
     for path, call, model, p, label, codes in zip(rows["path"], rows["class"], models,
                                                   rows["confidence"], rows["label"], reasons):
         # As the table names it, less the class folder its label says (ctc/P1/cell_0.tif and
-        # ctc/P2/cell_0.tif were two tiles both captioned cell_0.tif).
+        # ctc/P2/cell_0.tif were two tiles both captioned cell_0.tif); a folder no class's
+        # name (batch1/cell_0.tif beside batch2/cell_0.tif) is kept.
         parts = Path(str(path)).parts
-        name = "/".join(parts[1:] if len(parts) > 1 and parts[0] == label else parts)
+        name = "/".join(parts[1:] if len(parts) > 1 and parts[0] == label and
+                        label in spec.class_names else parts)
         name = name if len(name) <= NAME_CHARS else "..." + name[-(NAME_CHARS - 3):]
         text = f"{name} {call_text(call, model, p, after='')}"  # (at the set's own prior)
         if label in spec.class_names and label != call:

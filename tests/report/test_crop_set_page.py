@@ -60,6 +60,13 @@ def test_a_caption_names_the_file_the_call_a_disagreeing_label_and_the_guards_wh
                                   "wbc/d.png", "ctc/e.png"])
     named = [c.split(" ")[0] for c in tile_captions(table, _spec())]
     assert named[:2] == ["P1/cell_0.tif", "P2/cell_0.tif"]
+    # Unlabelled crops in batch folders (their label the folder's name, no class's): the
+    # folder stays, or both tiles read cell_0.tif.
+    table = table.assign(path=["batch1/cell_0.tif", "batch2/cell_0.tif", "wbc/c.png",
+                               "wbc/d.png", "ctc/e.png"], label=["batch1", "batch2", "wbc",
+                                                                 "wbc", "ctc"])
+    named = [c.split(" ")[0] for c in tile_captions(table, _spec())]
+    assert named[:2] == ["batch1/cell_0.tif", "batch2/cell_0.tif"]
 
 
 def test_a_faint_copy_in_one_channel_stays_faint_beside_the_bright_one():

@@ -99,7 +99,10 @@ def test_the_page_says_how_far_a_review_may_move_each_reported_count():
     assert "the count after review may be</th>" in table and "ctc 1 to 17, cluster 0 to 16" \
         in table
     # A failed sample (no result): no span; nor once a sign-off holds (the review is done).
-    assert "may be" not in counts_table(tally, None, no_result=True)
+    failed = counts_table(tally, None, no_result=True)
+    assert "may be" not in failed
+    # Its held row reads no count either (it read "1 (no DNA 1 ...)" beside cells of '-').
+    assert 'data-col="held_total">-</td>' in failed
     assert "may be" not in counts_table(tally, None, signed=True)
     # Nor where the channel order is in doubt: no decision corrects it (a swapped CK and CD45
     # read 263 CTCs, "after review 170 to 355", on a sample of 5).
