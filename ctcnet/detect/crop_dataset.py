@@ -283,7 +283,7 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
         index = replace(index, panel=panel.with_pixel_size(estimated_pixel_size(index,
                                                                                 option=option)))
     elif pixel_size == PIXEL_SIZE_FIT:
-        scales = fitted_pixel_sizes((read_crop(p, panel) for p in index.paths),
+        scales = fitted_pixel_sizes(readable_crops(index, range(len(index))),
                                     what=f"crop dataset {root}", option=option,
                                     done=None if progress is None else
                                     lambda: progress("fitted", 1, len(index.paths)))
@@ -365,8 +365,26 @@ def estimated_pixel_size(index: CropIndex, sample: int = 400,
         raise InputError(f"{option} auto reads nuclei, but the panel {index.panel.names} "
                          "has no DNA channel; give the pixel size", index.root)
     picks = np.unique(np.linspace(0, len(index) - 1, min(sample, len(index))).astype(int))
-    return estimate_pixel_size((read_crop(index.paths[i], index.panel) for i in picks), dna,
+    return estimate_pixel_size(readable_crops(index, picks), dna,
                                what=f"crop dataset {index.root}", option=option)
+
+
+def readable_crops(index: CropIndex, rows) -> Iterator[np.ndarray]:
+    """The crops of ``rows`` at the index's panel; then those that cannot be read refused
+    together, every crop of the index read for them (each named at once, not one a run)."""
+    errors, rows = [], list(rows)
+    for i in rows:
+        try:
+            yield read_crop(index.paths[i], index.panel)
+        except InputError as err:
+            errors.append(err)
+    if errors:
+        for i in sorted(set(range(len(index))) - set(rows)):
+            try:
+                read_crop(index.paths[i], index.panel)
+            except InputError as err:
+                errors.append(err)
+        raise CropNotes(index).refusal(errors)
 
 
 # A cell's crop is refused, before it is decoded, past this many pixels a plane: 4096 x 4096

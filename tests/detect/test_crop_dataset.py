@@ -263,6 +263,7 @@ def test_every_unreadable_crop_is_named_in_one_error(tmp_path, rng):
     panel = default_panel()
     root = write_crop_dataset(tmp_path / "ds", _toy_crops(rng, n=5), ["ctc"] * 5, panel)
     index = read_crop_index(root)
+    first_bytes = index.paths[0].read_bytes()
     bad = [index.paths[1], index.paths[3]]
     bad[0].write_bytes(bad[0].read_bytes()[:200])
     with pytest.raises(InputError) as one:
@@ -279,6 +280,13 @@ def test_every_unreadable_crop_is_named_in_one_error(tmp_path, rng):
     with pytest.raises(InputError, match="5 of 5 crops cannot be read") as every:
         load_crops(index)
     assert all(p.name in str(every.value) for p in index.paths), str(every.value)
+    # Read for a pixel size first (fit: each crop; auto: a sample), every bad crop is named
+    # too, not the first alone.
+    index.paths[0].write_bytes(first_bytes)
+    for size in ("fit", "auto"):
+        with pytest.raises(InputError, match="4 of 5 crops cannot be read") as fitted:
+            read_crop_index(root, pixel_size=size)
+        assert all(p.name in str(fitted.value) for p in index.paths[1:]), size
 
 
 # 9. Crop datasets.
