@@ -114,8 +114,13 @@ def crop_value_warning(raw: np.ndarray, tops: Sequence[float]) -> str | None:
     # and its calls moved by up to 0.85 without a word.
     # Each crop's channels judged on their own, as a folder's reading judges them (a crop
     # clipped past the band is not drawn again, nor averaged with unclipped ones into it).
-    zero = (np.nan_to_num(sample, nan=1.0) == 0).mean(axis=(2, 3))  # (crops looked at, C)
-    clipped = (zero >= CLIPPED_SHARES[0]) & (zero <= CLIPPED_SHARES[1])
+    # Only where 0 is the channel's lowest value, as a folder's reading judges it: float crops
+    # with their median taken off (half their pixels under 0, a few at 0 exactly) are no
+    # clipped background.
+    seen = np.nan_to_num(sample, nan=1.0)
+    zero = (seen == 0).mean(axis=(2, 3))  # (crops looked at, C)
+    clipped = (zero >= CLIPPED_SHARES[0]) & (zero <= CLIPPED_SHARES[1]) & \
+        (seen.min(axis=(2, 3)) == 0)
     if not clipped.any():
         return None
     return (f"{int(clipped.any(axis=1).sum())} of {len(sample)} crops looked at read as "

@@ -39,6 +39,12 @@ def test_float_crops_scaled_to_0_1_are_said_counts_and_integers_are_not():
     mixed[0, 2] = np.where(mixed[0, 2] > np.percentile(mixed[0, 2], 90), mixed[0, 2], 0)
     assert crop_value_warning(mixed.astype(np.uint16), tops) is None
     assert crop_value_warning(subtracted.astype(np.uint8), [255.0] * 3) is None  # a composite
+    # Float crops less their median, not clipped (half their pixels under 0, a tenth to a
+    # fifth of them at 0 exactly): no clipped background, as a folder's reading finds none.
+    centred = counts - np.median(counts, axis=(2, 3), keepdims=True)
+    centred[np.abs(centred) < 300] = 0.0
+    assert 0.1 < (centred == 0).mean() < 0.3 and (centred < 0).mean() > 0.3
+    assert crop_value_warning(centred, tops) is None
     # ... and composites read by a model of counts (ctcnet-core3 on a folder of them): display
     # levels, a display's black at 0; every such folder was warned of as subtracted.
     from ctcnet.nn.crop_input import display_levels
