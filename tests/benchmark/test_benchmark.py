@@ -490,6 +490,26 @@ def test_stage_check_verdict_from_a_recorded_file(tmp_path, monkeypatch, caplog)
     assert not [line for line in last.splitlines() if line.rstrip().endswith(" *")]
 
 
+def test_a_stage_check_without_peer_runs_checks_the_rest_not_the_gate(tmp_path, monkeypatch):
+    """--peer-runs 0 ("none", as its help says) failed on every machine: the record's
+    predict-over-gate ratio read as not measured."""
+    import ctcnet.benchmark.stages as stages
+
+    ratios = {"read": 0.2, "guard": 0.5, "total": 10.0, "total_x_peer": 1.5}
+    measured = {"events": 300, "model_per_event_ms": 1.0, "batch_size": 8,
+                "load_average": None, "ratios": dict(ratios), "per_event_ms": dict(ratios)}
+    monkeypatch.setattr(stages, "measure_ratios", lambda *a, **k: json.loads(json.dumps(
+        measured)))
+    baseline = tmp_path / "stages.json"
+    assert stages.run_check(tmp_path / "m.onnx", baseline, record=True) == 0
+    del measured["ratios"]["total_x_peer"]
+    none = stages.StageCheckSettings(peer_runs=0)
+    assert stages.run_check(tmp_path / "m.onnx", baseline, none) == 0
+    assert stages.run_check(tmp_path / "m.onnx", baseline) == 1  # asked for and not measured
+    measured["ratios"]["guard"] = 2.0  # the rest still checked
+    assert stages.run_check(tmp_path / "m.onnx", baseline, none) == 1
+
+
 def test_a_benchmark_cartridge_repeats_its_frames_on_purpose(clean_run, tmp_path):
     """``ctcnet benchmark`` builds long cartridges from hard links to a few frames: it says
     so in cartridge.json, and every frame is read (a scan never says so)."""
