@@ -38,7 +38,11 @@ def _repeated(record: dict) -> str:
     # page's header spoke of medians over every section).
     single = [key for key, made in (record.get("kept_sections") or {}).items()
               if "--repeats 1`" in str(made) or "--repeats 1 " in str(made)]
-    return "Medians over repeated runs, spread (min-max) in brackets" + (
+    # (the cartridge section repeats its middle size's defaults and the gate alone: the
+    # others' runs, one each, were printed as "0.6 (0.6-0.6)" under "medians")
+    return ("Medians over repeated runs, spread (min-max) in brackets; in the cartridge "
+            "section, those of the middle size's defaults and of the classic gate (its other "
+            "sizes and settings: single runs)") + (
         f"; the {' and '.join(single)} section{'s' if len(single) > 1 else ''}: single runs "
         "(kept from a run with --repeats 1), no spread there." if single else ".")
 

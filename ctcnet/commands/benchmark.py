@@ -28,8 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated cartridge sizes in frames (default "
                              "10,175,1000; with --quick 2,3)")
     parser.add_argument("--repeats", type=whole_at_least(1, "--repeats is a whole number"),
-                        default=None, help="repeats per timed run of the classification, "
-                        "cartridge and peer measurements (the training section's are fixed)")
+                        default=None, help="repeats per timed run of the classification "
+                        "and peer measurements and of the middle cartridge size's defaults "
+                        "(the other cartridge runs and the training section's: one each)")
     parser.add_argument("--sections", default="classify,cartridge,train",
                         help="comma-separated subset of classify,cartridge,train (the "
                              "benchmark's own processes peak at about 5 GB of memory, "
