@@ -13,7 +13,8 @@ from ctcnet.nn.spec import ModelSpec
 
 
 def gallery_categories(events: pd.DataFrame, spec: ModelSpec) -> dict[str, pd.DataFrame]:
-    """Events per gallery category, best first: each reported class's calls (most confident
+    """Events per gallery category: each reported class's calls (those a person decides,
+    held by the guard or sent to review, least confident first, then the rest most confident
     first), then the uncertain other events (``review``, least confident first).
 
     The one selection of what the gallery shows (:func:`category_positions`): the journal keeps
@@ -30,10 +31,19 @@ def category_positions(events: pd.DataFrame, spec: ModelSpec) -> dict[str, np.nd
     calls = events["class"].to_numpy(object)
     confidence = events["confidence"].to_numpy(np.float64)
     reported = spec.taxonomy.reported_classes()
+    # A reported class's calls a person decides (held by the guard, or sent to review) first,
+    # least confident first, then the rest most confident first: capped per frame and per
+    # page, the gallery of a CTC-rich frame showed its 32 surest calls and none of those
+    # whose decision moves the count.
+    decided = events["review"].to_numpy(bool)
+    if "guard" in events:
+        decided = decided | (events["guard"].fillna("").astype(str).to_numpy(object) != "")
     cats = {}
     for name in reported:
         rows = np.flatnonzero(calls == name)
-        cats[name] = rows[np.argsort(-confidence[rows], kind="stable")]
+        first = decided[rows]
+        order = np.lexsort((np.where(first, confidence[rows], -confidence[rows]), ~first))
+        cats[name] = rows[order]
     unsure = np.flatnonzero(events["review"].to_numpy(bool) & ~np.isin(calls, list(reported)))
     cats["review"] = unsure[np.argsort(confidence[unsure], kind="stable")]
     return cats

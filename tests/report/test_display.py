@@ -54,7 +54,7 @@ def test_gallery_rows_keep_each_category_so_no_class_crowds_out_another():
     assert list(gallery_categories(events, spec)) == ["ctc", "cluster", "review"]
 
 
-def test_gallery_categories_rank_as_a_stable_sort_of_the_confidence(rng):
+def test_gallery_categories_rank_as_a_stable_sort_of_the_confidence_decided_calls_first(rng):
     import pandas as pd
 
     from ctcnet.inference.gallery import gallery_categories
@@ -70,12 +70,34 @@ def test_gallery_categories_rank_as_a_stable_sort_of_the_confidence(rng):
     got = gallery_categories(events, spec)
     reported = spec.taxonomy.reported_classes()
     for name in reported:
-        want = events[events["class"] == name].sort_values("confidence", ascending=False,
-                                                           kind="stable")
+        # The calls a person decides (sent to review) first, least confident first; then the
+        # rest, most confident first: a frame's cap keeps the calls that move the count.
+        calls = events[events["class"] == name]
+        want = pd.concat([calls[calls["review"]].sort_values("confidence", kind="stable"),
+                          calls[~calls["review"]].sort_values("confidence", ascending=False,
+                                                              kind="stable")])
         assert got[name].index.tolist() == want.index.tolist()
     unsure = events[events["review"] & ~events["class"].isin(reported)]
     assert got["review"].index.tolist() == unsure.sort_values("confidence",
                                                                kind="stable").index.tolist()
+
+
+def test_a_ctc_rich_frames_gallery_keeps_the_calls_a_person_decides():
+    """40 CTC calls on a frame, the gallery's cap 32: the 32 surest were kept, and the held
+    and doubtful calls, those whose decision moves the count, were in no gallery."""
+    import pandas as pd
+
+    from ctcnet.inference.gallery import gallery_rows
+    from ctcnet.io.panel import default_panel
+
+    spec = ModelSpec("compact", default_panel(), default_taxonomy())
+    confidence = np.linspace(0.99, 0.5, 40)
+    review = confidence < 0.6
+    guard = np.where(np.arange(40) == 3, "no_dna", "")  # a sure call the guard holds
+    events = pd.DataFrame({"class": "ctc", "confidence": confidence, "review": review | (
+        guard != ""), "guard": guard})
+    kept = set(gallery_rows(events, spec, 32).tolist())
+    assert set(np.flatnonzero(review | (guard != ""))) <= kept and len(kept) == 32
 
 
 # ---------------------------------------------------------------------------------------------
