@@ -53,10 +53,10 @@ def spawned_pool(workers: int, frame_buffers: bool = False):
 
 @contextlib.contextmanager
 def starting_children(outlive_sigterm: bool = False):
-    """Processes spawned within ignore SIGINT from their first instruction (a spawned child
-    keeps an ignored signal ignored), and do not run the caller's main script again.
-    ``outlive_sigterm``: a report worker's, which also ignores SIGTERM; the signal is blocked
-    meanwhile (:func:`_sigterm_held`), not ignored, so the parent loses none.
+    """Processes spawned within ignore SIGINT from their first instruction, and do not run the
+    caller's main script again. ``outlive_sigterm``: a report worker's, which also ignores
+    SIGTERM. Meanwhile the signals are held (:func:`_signals_held`), not ignored: the parent
+    loses none.
 
     A Ctrl-C reaches the terminal's whole process group: predict's main process stops the run
     and waits for the work it must finish (a report in progress), which a worker interrupted
@@ -71,31 +71,40 @@ def starting_children(outlive_sigterm: bool = False):
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            with _sigterm_held(outlive_sigterm):
-                yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
+        held = (signal.SIGINT, signal.SIGTERM) if outlive_sigterm else (signal.SIGINT,)
+        with _signals_held(held):
+            yield
     finally:
         if hidden is not None:
             sys.modules["__main__"] = hidden
 
 
 @contextlib.contextmanager
-def _sigterm_held(held: bool):
-    """SIGTERM blocked in this thread for the block (where ``held``): a child spawned within
-    starts with it blocked (a signal mask survives fork and exec), so a job scheduler's SIGTERM
-    to the process group while the child still imports stays pending until the child ignores
-    it (:func:`start_worker`), and the parent's, held meanwhile, arrives as the block ends."""
-    if not held or not hasattr(signal, "pthread_sigmask"):
+def _signals_held(signals: tuple):
+    """``signals`` blocked in this (the main) thread for the block and noted, not handled,
+    wherever another thread takes them; each noted one raised again as the block ends.
+
+    A child spawned within starts with them blocked (a signal mask survives fork and exec), so
+    one sent to the process group while the child still imports stays pending until the child
+    ignores it (:func:`start_worker`). The parent's: ignored for the block, a Ctrl-C was lost
+    and the run went on to exit 0; blocked in this thread alone, another thread (the model's,
+    a frame's) took a SIGTERM and the main thread raised it halfway through the child's start,
+    which broke the pool under the report it promised to finish."""
+    if not hasattr(signal, "pthread_sigmask"):
         yield
         return
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    noted: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, _frame: noted.append(signum))
+                for s in signals}
+    signal.pthread_sigmask(signal.SIG_BLOCK, set(signals))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, set(signals))  # (pending ones noted here)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for s in dict.fromkeys(noted):
+            signal.raise_signal(s)
 
 
 def _main_set_aside():
@@ -132,9 +141,13 @@ def start_worker(parent: int, frame_buffers: bool = False) -> None:
     # (starting_children), a signal sent meanwhile pending, dropped once ignored. One
     # abandoned is killed (ReportWorker.close). Frame workers end with the signal: their
     # frames are journaled, and the run stops without their results.
-    if not frame_buffers and hasattr(signal, "pthread_sigmask"):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    # A Ctrl-C is the main process's to act on (starting_children): ignored here, and, held
+    # while this process started, dropped once ignored.
+    if hasattr(signal, "pthread_sigmask"):
+        ignored = {signal.SIGINT} if frame_buffers else {signal.SIGINT, signal.SIGTERM}
+        for s in ignored:
+            signal.signal(s, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, ignored)
 
     _blas_limit = single_threaded_blas()
     if hasattr(_blas_limit, "__enter__"):

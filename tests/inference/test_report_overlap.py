@@ -6,6 +6,7 @@ import json
 import os
 import re
 import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -260,19 +261,36 @@ def test_the_overlap_is_on_by_default_and_can_be_turned_off():
 def test_a_report_process_leaves_an_interrupt_to_predicts_main_process():
     """A Ctrl-C reaches the whole process group: the report worker, spawned ignoring SIGINT,
     goes on with its report (no traceback of its own, no report lost) while the main process
-    stops the run; the main process's own handler is back once the worker is started."""
-    import multiprocessing
+    stops the run; the main process's own handler is back once the worker is started, and
+    a Ctrl-C that came while it started is not lost (ignored meanwhile, the run went on to
+    exit 0), whichever thread took it."""
+    import os
     import signal
-    from concurrent.futures import ProcessPoolExecutor
+    import threading
 
     from ctcnet.inference import worker_processes
 
     before = signal.getsignal(signal.SIGINT)
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        with worker_processes.starting_children():
-            future = pool.submit(signal.getsignal, signal.SIGINT)
-        assert signal.getsignal(signal.SIGINT) is before
-        assert future.result(timeout=120) == signal.SIG_IGN
+    pool = worker_processes.spawned_pool(1)
+    try:
+        for other_thread in (False, True):
+            waiting = threading.Event()
+            helper = threading.Thread(target=waiting.wait, daemon=True)
+            helper.start()  # a thread that does not block SIGINT (the model's, a frame's)
+            with pytest.raises(KeyboardInterrupt):
+                with worker_processes.starting_children():
+                    future = pool.submit(signal.getsignal, signal.SIGINT)
+                    if other_thread:
+                        signal.pthread_kill(helper.ident, signal.SIGINT)
+                    else:
+                        os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(0.2)
+            waiting.set()
+            assert signal.getsignal(signal.SIGINT) is before
+            assert signal.pthread_sigmask(signal.SIG_BLOCK, set()) == set()
+            assert future.result(timeout=120) == signal.SIG_IGN
+    finally:
+        pool.shutdown(wait=True)
 
 
 def test_a_worker_outlives_a_sigterm_to_the_process_group_and_goes_on_working():
@@ -299,6 +317,40 @@ def test_a_worker_outlives_a_sigterm_to_the_process_group_and_goes_on_working():
         os.kill(pid, signal.SIGTERM)
         assert pool.submit(os.getpid).result(timeout=60) == pid  # the same worker, working
     finally:
+        pool.shutdown(wait=True)
+
+
+def test_a_sigterm_another_thread_takes_while_a_worker_starts_is_raised_after_the_start():
+    """Blocked in the main thread alone, a SIGTERM to the process reached the model's or a
+    frame's thread, and predict's handler raised it halfway through the report worker's
+    start: the child died with a traceback, and the report promised was not finished."""
+    import signal
+
+    from ctcnet.inference import worker_processes
+
+    class Terminated(Exception):
+        pass
+
+    def terminated(signum, frame):
+        raise Terminated
+
+    before = signal.signal(signal.SIGTERM, terminated)
+    waiting = threading.Event()
+    helper = threading.Thread(target=waiting.wait, daemon=True)
+    helper.start()
+    pool = worker_processes.spawned_pool(1)
+    started = False
+    try:
+        with pytest.raises(Terminated):
+            with worker_processes.starting_children(outlive_sigterm=True):
+                signal.pthread_kill(helper.ident, signal.SIGTERM)
+                time.sleep(0.2)
+                future = pool.submit(os.getpid)
+                started = True
+        assert started and future.result(timeout=120) != os.getpid()
+    finally:
+        waiting.set()
+        signal.signal(signal.SIGTERM, before)
         pool.shutdown(wait=True)
 
 
