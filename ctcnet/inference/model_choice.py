@@ -48,11 +48,15 @@ def choose_for_inputs(cartridges: list[Path], datasets: list[Path],
     indices = _crop_indices(datasets, pixel_size)
     named = _named_panels(cartridges, indices)
     panels = [panel for _, panel in named]
-    scan_scale = bool(indices) and not cartridges and not isinstance(pixel_size, str) and \
-        all(p.composite and p.pixel_size_um >= SCAN_PIXEL_UM for p in panels) and \
-        all(field_um(index) >= SCAN_FIELD_UM for index in indices)
+    # Each input's own reading (the cartridges': none are thumbnails), the batch's where all
+    # are: a folder of thumbnails run beside exports is read with the exports' model, said.
+    thumbs = [False] * (len(named) - len(indices)) + [
+        not isinstance(pixel_size, str) and bool(index.panel.composite) and
+        index.panel.pixel_size_um >= SCAN_PIXEL_UM and field_um(index) >= SCAN_FIELD_UM
+        for index in indices]
+    scan_scale = bool(indices) and not cartridges and all(thumbs)
     chosen = choose_model(panels, what, cartridges=bool(cartridges), scan_scale=scan_scale)
-    _say_a_mixed_batch(named, chosen, cartridges=bool(cartridges), scan_scale=scan_scale)
+    _say_a_mixed_batch(named, chosen, thumbs, cartridges=bool(cartridges))
     if pixel_size == "auto" and indices and chosen.reads_exports and \
             all(p.composite for p in panels):  # the choice turned on how the size was given
         log.warning("RGB composite crops with --pixel-size auto are read as high-magnification "
@@ -102,42 +106,48 @@ def choose_for_most(cartridges: list[Path], datasets: list[Path],
     return best
 
 
-def _say_a_mixed_batch(named: list[tuple[str, Panel]], chosen, **choice) -> None:
-    """Warn where one model for the whole batch leaves some inputs channels another model
-    would read: a batch of three- and five-channel cartridges runs on the three-channel
-    model, whose calls on the five-channel ones lose their platelet and neutrophil markers
-    (counts that depend on what else was in the batch). Names the inputs."""
-    if len({tuple(p.names) for _, p in named}) < 2:
+def _say_a_mixed_batch(named: list[tuple[str, Panel]], chosen, thumbs: list[bool],
+                       **choice) -> None:
+    """Warn where one model for the whole batch is not the one some inputs would get alone:
+    a batch of three- and five-channel cartridges runs on the three-channel model, whose
+    calls on the five-channel ones lose their platelet and neutrophil markers; a folder of
+    scans' thumbnails (``thumbs``) beside exports gets the exports' model (counts that depend
+    on what else was in the batch). Names the inputs."""
+    if len({(tuple(p.names), p.composite, t) for (_, p), t in zip(named, thumbs)}) < 2:
         return
     alone: dict[str, list[str]] = {}
-    for (name, _), model in zip(named, _models_alone(named, **choice)):
+    for (name, _), model in zip(named, _models_alone(named, thumbs, **choice)):
         if model is not None and model != chosen.name:
             alone.setdefault(model, []).append(name)
     if alone:
         said = "; ".join(f"{model} for {', '.join(names[:5])}"
                          + (f" and {len(names) - 5} more" if len(names) > 5 else "")
                          for model, names in sorted(alone.items()))
-        log.warning("the inputs' panels differ: %s, the model every input fits, runs them all; "
-                    "alone, some would get another (more of their channels read): %s. Their "
+        log.warning("the inputs differ (their channels, or scans' thumbnails beside "
+                    "exports): %s, the model every input fits, runs them all; alone, some "
+                    "would get another (more of their channels read, or their look): %s. Their "
                     "counts then depend on the rest of the batch: run them apart, or pass "
                     "--model every night", chosen.name, said)
 
 
-def _models_alone(named: list[tuple[str, Panel]], **choice) -> list[str | None]:
+def _models_alone(named: list[tuple[str, Panel]], thumbs: list[bool] | None = None,
+                  **choice) -> list[str | None]:
     """The shipped model each input of ``named`` (name, panel) would get alone
-    (:func:`ctcnet.nn.registry.choose_model`), None where none fits it; one choice per kind
-    of panel (its channels, composite or not), not per input."""
+    (:func:`ctcnet.nn.registry.choose_model`; ``thumbs``: each read as scans' thumbnails),
+    None where none fits it; one choice per kind of input (its channels, composite or not,
+    thumbnails or not), not per input."""
     from ctcnet.errors import PanelMismatchError
     from ctcnet.nn.registry import choose_model
 
     best: dict[tuple, str | None] = {}
-    for _, panel in named:
-        key = (tuple(panel.names), panel.composite)
+    keys = [(tuple(panel.names), panel.composite, bool(thumb)) for (_, panel), thumb in
+            zip(named, thumbs or [False] * len(named))]
+    for (_, panel), key in zip(named, keys):
         if key not in best:
             best[key] = None
             with contextlib.suppress(PanelMismatchError, InputError):
-                best[key] = choose_model([panel], **choice).name
-    return [best[(tuple(panel.names), panel.composite)] for _, panel in named]
+                best[key] = choose_model([panel], scan_scale=key[2], **choice).name
+    return [best[key] for key in keys]
 
 
 def field_um(index) -> float:

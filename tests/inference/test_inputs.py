@@ -565,12 +565,28 @@ def test_a_batch_of_panels_that_differ_says_which_inputs_another_model_would_rea
     assert chosen.name == "tiny3"
     with caplog.at_level(logging.WARNING, logger="ctcnet.inference.model_choice"):
         _say_a_mixed_batch([("A_P01", five), ("C_P01", three), ("A_P02", five)], chosen,
-                           cartridges=True, scan_scale=False)
+                           [False] * 3, cartridges=True)
         _say_a_mixed_batch([("A_P01", five), ("A_P02", five)], registry.choose_model([five]),
-                           cartridges=True, scan_scale=False)
-    assert caplog.text.count("panels differ") == 1
+                           [False] * 2, cartridges=True)
+    assert caplog.text.count("the inputs differ") == 1
     assert "tiny3, the model every input fits" in caplog.text
     assert "ctcnet-default for A_P01, A_P02" in caplog.text  # which inputs, by name
+
+
+def test_a_folder_of_scans_thumbnails_beside_exports_is_said_to_get_another_model_alone(caplog):
+    """One panel, two looks: a folder of scans' thumbnails run beside exports gets the
+    exports' model, said; the warning named the model it got alone the other way round."""
+    from ctcnet.inference.model_choice import _say_a_mixed_batch
+    from ctcnet.nn import registry
+
+    rgb = load_panel({"channels": ["CK", "CD45", "DAPI"], "composite": "rgb",
+                      "pixel_size_um": 0.64})
+    exports = registry.choose_model([rgb])
+    thumbs = registry.choose_model([rgb], scan_scale=True)
+    assert exports.name != thumbs.name
+    with caplog.at_level(logging.WARNING, logger="ctcnet.inference.model_choice"):
+        _say_a_mixed_batch([("tight", rgb), ("gallery", rgb)], exports, [False, True])
+    assert f"{thumbs.name} for gallery" in caplog.text and "tight" not in caplog.text
 
 
 def test_a_batch_no_model_fits_whole_runs_on_the_model_that_fits_most(monkeypatch, caplog):
