@@ -83,6 +83,9 @@ def resolve_inputs(inputs: Iterable[str | Path], say_skipped: bool = False
         # file whoever reads the alert can find, not one of the job's working folder.
         path = Path(absolute(given))
         if is_cartridge(path) and not _one_frame_of_several(path):
+            if _crops_named_as_frames(path):
+                datasets.append(path)
+                continue
             cartridges.append(path)  # a folder, or one container file holding a whole scan
         elif path.is_file() and claim(path) is not None:
             raise InputError("one frame of a cartridge: pass the cartridge folder holding it",
@@ -111,6 +114,31 @@ def resolve_inputs(inputs: Iterable[str | Path], say_skipped: bool = False
                 _say_what_is_not_read(path, subs)
             cartridges += subs
     return _once(cartridges, say_skipped), _once(datasets, say_skipped)
+
+
+# A scanner's field of view is a thousand pixels or more across; a cell's crop, a few tens to
+# a few hundred (a cluster's at high magnification).
+CROP_SIZED_PX = 256
+
+
+def _crops_named_as_frames(path: Path) -> bool:
+    """Whether a folder a frame source claims (``frame_0000.tif``...) holds crops, not frames:
+    a panel.json beside images of a crop's size, and no cartridge.json. Read as a scan, 24
+    unlabelled crops of 80 px came out as 35 "events" with rates per 7.5 mL of blood, said."""
+    if not path.is_dir() or (path / "cartridge.json").exists() or \
+            not (path / "panel.json").exists():
+        return False
+    try:
+        shape = open_cartridge(path).frame_shape
+    except (InputError, OSError):
+        return False
+    if not shape or max(shape) > CROP_SIZED_PX:
+        return False
+    log.warning("%s: its images are named as a scan's frames but are %d x %d px, a cell's "
+                "crop, and no cartridge.json says it is a scan: read as a folder of crops (in "
+                "no class folder: unlabelled); a scan of frames this small needs its "
+                "cartridge.json", path, *shape)
+    return True
 
 
 def _one_frame_of_several(path: Path) -> bool:

@@ -867,3 +867,22 @@ def test_a_sample_folder_whose_accents_a_copy_decomposed_is_the_samples_own(clea
     scan.rename(moved / unicodedata.normalize("NFD", scan.name))
     found = open_scanned_cartridge(RunSummary.read(decomposed), moved)
     assert unicodedata.normalize("NFC", found.root.name) == "K\u00e4rtchen"
+
+
+def test_crops_named_as_a_scans_frames_are_read_as_a_crop_folder(tmp_path, rng, caplog):
+    """24 unlabelled crops of 80 px named frame_0000.tif..., a panel.json beside them: read as
+    a scan, they came out as 35 "events" with rates per 7.5 mL. With a cartridge.json saying
+    it is a scan, a scan of frames that small it stays."""
+    from ctcnet.inference.inputs import resolve_inputs
+
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    save_panel(load_panel(None), folder / "panel.json")
+    for k in range(3):
+        tifffile.imwrite(folder / f"frame_{k:04d}.tif",
+                         rng.integers(90, 200, (5, 80, 80)).astype(np.uint16))
+    with caplog.at_level(logging.WARNING, logger="ctcnet.inference.inputs"):
+        assert resolve_inputs([folder]) == ([], [folder])
+    assert "80 x 80 px, a cell's crop" in caplog.text
+    write_cartridge_info(folder, load_panel(None), "S1", 3, 1, 3, (80, 80))
+    assert resolve_inputs([folder]) == ([folder], [])
