@@ -160,12 +160,12 @@ class Panel:
                     "empty" if not hi > lo else "no camera's: counts run from 0 up (a 12-bit "
                     "scan [0, 4095], a 16-bit one [0, 65535]), float32's largest at most"))
             _check_leaks(c, self.names)
-        self._check_snr_settings()
 
-    def _check_snr_settings(self) -> None:
-        """Each snr channel's softness and noise floor over 0 (0 made every input NaN, a flat
-        channel's too; a negative softness turned a marker's sign), and one setting of
-        ``SHARED_SNR_KEYS`` for them all, as each reads in full (``normalisation_in_full``)."""
+    def check_normalisation(self) -> None:
+        """Refuse, by channel, a normalisation no model can read (asked where a model is made:
+        a data folder's panel.json is read for its channels alone): softness and noise floor
+        over 0 (0 made every input NaN; a negative softness turned a marker's sign), and one
+        setting of ``SHARED_SNR_KEYS`` for every snr channel, as each reads in full."""
         read = {}
         for c in (c for c in self.channels if c.normalisation.get("method") == "snr"):
             full = c.normalisation_in_full

@@ -49,6 +49,7 @@ class Normalise(nn.Module):
 
     def __init__(self, panel: Panel):
         super().__init__()
+        panel.check_normalisation()
         snr, softness, floor, low, scale = [], [], [], [], []
         compression, step, source = set(), set(), set()
         for ch in panel.channels:
@@ -63,10 +64,8 @@ class Normalise(nn.Module):
             lo, hi = ch.value_range
             low.append(float(lo))
             scale.append(1.0 / (float(hi) - float(lo)))
-        # One compression and one sampling step for the whole crop: they are per-model choices.
-        if len(compression) > 1 or len(step) > 1 or len(source) > 1:
-            raise ValueError("all snr channels of a panel must share compression, sample_step, "
-                             "background_from and ring_px")
+        # One compression and one sampling step for the whole crop: they are per-model choices
+        # (Panel.check_normalisation refused a panel whose channels differ).
         self.compression = compression.pop() if compression else "rational"
         if self.compression not in COMPRESSIONS:
             raise ValueError(f"unknown compression {self.compression!r}; use {COMPRESSIONS}")

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from ctcnet.errors import InputError, PanelMismatchError
 from ctcnet.io.panel import (
-    DEFAULT_NORMALISATION,
     PIXEL_SIZE_RANGE_UM,
     Panel,
     default_panel,
@@ -107,25 +106,6 @@ def test_a_marker_named_with_its_dye_carries_the_markers_role():
 def test_bad_panels_are_refused(bad):
     with pytest.raises(InputError):
         load_panel(bad)
-
-
-@pytest.mark.parametrize("own, complaint", [
-    # One channel's softness alone: its other keys the first release's (every 2nd pixel of
-    # the whole crop) beside channels read on today's ring: a traceback deep in training.
-    ({"method": "snr", "softness": 2.0}, "must share compression, sample_step"),
-    ({"method": "snr", "softness": 0.0}, "softness and noise_floor must be over 0"),
-    ({"method": "snr", "softness": -1.0}, "softness and noise_floor must be over 0"),
-    ({**DEFAULT_NORMALISATION, "noise_floor": 0}, "softness and noise_floor must be over 0"),
-])
-def test_a_normalisation_no_model_can_read_is_refused_by_channel(own, complaint):
-    with pytest.raises(InputError, match=complaint) as err:
-        load_panel({"channels": [{"name": "DAPI", "normalisation": own}, "CK", "CD45"]})
-    assert "DAPI" in str(err.value)
-    # Stated in full on every channel, or alike on each: read (the first release's keys).
-    load_panel({"channels": [{"name": n, "normalisation": {"method": "snr", "softness": 2.0}}
-                             for n in ("DAPI", "CK", "CD45")]})
-    load_panel({"channels": [{"name": "DAPI", "normalisation": {**DEFAULT_NORMALISATION,
-                                                                "softness": 2.0}}, "CK", "CD45"]})
 
 
 def test_known_leaks_travel_with_the_panel_and_only_when_stated():

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from ctcnet.io.panel import Panel, default_panel
-from ctcnet.io.panel import LEGACY_SNR
+from ctcnet.errors import InputError
+from ctcnet.io.panel import DEFAULT_NORMALISATION, LEGACY_SNR, Panel, default_panel, load_panel
 from ctcnet.nn.normalise import Normalise, _asinh, snr_reference
 
 
@@ -95,3 +95,26 @@ def test_fixed_method(rng):
                                           for n in ("DAPI", "CK", "CD45")]})
     x = torch.full((1, 3, 8, 8), 250.0)
     assert torch.allclose(Normalise(panel)(x), torch.full_like(x, 0.25))
+
+
+@pytest.mark.parametrize("own, complaint", [
+    # One channel's softness alone: its other keys the first release's (every 2nd pixel of
+    # the whole crop) beside channels read on today's ring: a traceback deep in training.
+    ({"method": "snr", "softness": 2.0}, "must share compression, sample_step"),
+    ({"method": "snr", "softness": 0.0}, "softness and noise_floor must be over 0"),
+    ({"method": "snr", "softness": -1.0}, "softness and noise_floor must be over 0"),
+    ({**DEFAULT_NORMALISATION, "noise_floor": 0}, "softness and noise_floor must be over 0"),
+])
+def test_a_normalisation_no_model_can_read_is_refused_by_channel(own, complaint):
+    """Refused where a model is made from the panel (training, a checkpoint); a data folder's
+    panel.json, read for its channels alone, is not refused for it."""
+    panel = load_panel({"channels": [{"name": "DAPI", "normalisation": own}, "CK", "CD45"]})
+    with pytest.raises(InputError, match=complaint) as err:
+        Normalise(panel)
+    assert "DAPI" in str(err.value)
+    # Stated in full on every channel, or alike on each: read (the first release's keys).
+    Normalise(load_panel({"channels": [{"name": n, "normalisation": {"method": "snr",
+                                                                     "softness": 2.0}}
+                                       for n in ("DAPI", "CK", "CD45")]}))
+    Normalise(load_panel({"channels": [{"name": "DAPI", "normalisation": {
+        **DEFAULT_NORMALISATION, "softness": 2.0}}, "CK", "CD45"]}))
