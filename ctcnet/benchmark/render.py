@@ -30,21 +30,27 @@ def command_arguments(record: dict) -> str:
 
 
 def _repeated(record: dict) -> str:
-    """How the figures were taken: medians over repeats, or single runs (--repeats 1)."""
+    """How the figures were taken: which are medians over repeats (the classification's, the
+    middle cartridge size's defaults, the peers'), which single runs (--repeats 1: all)."""
     settings = record.get("settings") or {}
-    if max(settings.get("repeats", 2), settings.get("cartridge_repeats", 2)) <= 1:
+    counts = {"classification": settings.get("repeats", 2),
+              "the middle cartridge size's defaults": settings.get("cartridge_repeats", 2),
+              "the peers (the classic gate, predict in 1 and 2 processes)":
+                  settings.get("peer_repeats", 1)}
+    if max(counts.values()) <= 1:
         return "Single runs (--repeats 1): no spread, and no median to steady them."
     # A section kept from a run of single runs: its figures have no spread (said, where the
     # page's header spoke of medians over every section).
     single = [key for key, made in (record.get("kept_sections") or {}).items()
               if "--repeats 1`" in str(made) or "--repeats 1 " in str(made)]
-    # (the cartridge section repeats its middle size's defaults and the gate alone: the
-    # others' runs, one each, were printed as "0.6 (0.6-0.6)" under "medians")
-    return ("Medians over repeated runs, spread (min-max) in brackets; in the cartridge "
-            "section, those of the middle size's defaults and of the classic gate (its other "
-            "sizes and settings: single runs)") + (
-        f"; the {' and '.join(single)} section{'s' if len(single) > 1 else ''}: single runs "
-        "(kept from a run with --repeats 1), no spread there." if single else ".")
+    repeated = [f"{what} ({n} runs)" for what, n in counts.items() if n > 1]
+    once = [what for what, n in counts.items() if n <= 1 and "classification" not in what]
+    # (the gate's one run was printed as "48.1 (48.1-48.1)" under "medians over repeats")
+    return (f"Medians over repeated runs, spread (min-max) in brackets: {', '.join(repeated)}; "
+            "single runs: the cartridge section's other sizes and settings"
+            + "".join(f", {what}" for what in once) + (
+                f"; the {' and '.join(single)} section{'s' if len(single) > 1 else ''}: single "
+                "runs (kept from a run with --repeats 1), no spread there." if single else "."))
 
 
 def render_markdown(record: dict) -> str:

@@ -632,3 +632,20 @@ def test_the_pace_line_says_the_peak_memory_of_every_configuration_measured():
     rows[0]["configs"] = {"--saliency": {"peak_rss_mb": 500.0}}
     assert "peak RSS at most 637 MB with the defaults (aim: 1,000 MB)" in \
         render_targets({"rows": rows})[-1]
+
+
+def test_the_page_says_which_figures_are_medians_and_which_single_runs():
+    """The header said every figure was a median over repeats: the classic gate, run once by
+    default, read "48.1 (48.1-48.1)" under it, and --quick's middle size too."""
+    from dataclasses import asdict
+
+    from ctcnet.benchmark.common import BenchSettings
+    from ctcnet.benchmark.render import _repeated
+
+    full = _repeated({"settings": asdict(BenchSettings())})
+    assert "classification (5 runs), the middle cartridge size's defaults (3 runs); single " \
+        "runs: the cartridge section's other sizes and settings, the peers" in full
+    quick = _repeated({"settings": asdict(BenchSettings.quick_settings())})
+    assert "classification (2 runs); single runs:" in quick and "defaults, the peers" in quick
+    assert _repeated({"settings": {"repeats": 1, "cartridge_repeats": 1,
+                                   "peer_repeats": 1}}).startswith("Single runs")
