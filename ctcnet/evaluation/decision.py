@@ -41,7 +41,7 @@ from scipy import stats
 
 from ctcnet.evaluation.counts import ABS_TOLERANCE, REL_TOLERANCE, match_events, patient_counts
 from ctcnet.inference.cluster_parts import clusters_held_again
-from ctcnet.inference.ctc_repeats import held_again
+from ctcnet.inference.ctc_repeats import before_repeats, held_again, repeat_classes
 from ctcnet.inference.guard import (
     MARKERS_CTC,
     MARKERS_VOUCH,
@@ -108,8 +108,13 @@ def rescore(events: pd.DataFrame, spec, decision: DecisionRule | None,
                                      else None, kinds, reported)
         out.loc[overruled, "class"] = markers_call(proba, names, kinds,
                                                    reported=reported)[overruled]
-    # One cluster, one count, read afresh on the rule's calls, as predict holds them before
-    # the CTC repeats.
+    # One cluster, one count, read afresh on the rule's calls, as predict holds them: before
+    # the CTC repeats (a markers' call held as one stands meanwhile, a part of a cluster).
+    if MARKERS_CTC in out:
+        out["guard"] = before_repeats(out["guard"].to_numpy(object),
+                                      out[MARKERS_CTC].fillna(False).to_numpy(bool),
+                                      out["class"].to_numpy(object),
+                                      repeat_classes(spec.taxonomy)[0])
     out = clusters_held_again(out)
     # One CTC, one count, read afresh: whether a markers' call repeats a counted one depends
     # on the calls beside it, which the rule may have changed (kept as it was, a CTC held
