@@ -14,6 +14,7 @@ from torch import nn
 
 from ctcnet.deploy.marker_graph import FusionHead, MarkerGraph
 from ctcnet.deploy.scan_fusion_graph import ScanFusionHead
+from ctcnet.inference.guard.rules import RULES
 from ctcnet.inference.marker_fusion import marker_fusion_of, scan_fusion_of
 from ctcnet.inference.onnx_runtime import (
     FUSED_OUTPUT,
@@ -43,8 +44,11 @@ class OnnxGraph(nn.Module):
         spec = classifier.spec
         self.temperature = float(spec.temperature)
         self.symmetry = spec.symmetry
-        self.markers = MarkerGraph(spec.panel, spec.crop_size, spec.pixel_size_um) \
-            if markers else None
+        # Measured as predict measures the crops the model reads: a model of display exports,
+        # whose every input is one, at the guard's export levels (the scan's levels read
+        # CD45 over 70 of 100 composites otherwise, and a port lost half their CTCs).
+        self.markers = MarkerGraph(spec.panel, spec.crop_size, spec.pixel_size_um,
+                                   RULES.for_crops(spec.reads_exports)) if markers else None
         fusion = marker_fusion_of(spec) if markers else None
         self.fusion = FusionHead(fusion, spec.class_names) if fusion else None
         scan = scan_fusion_of(spec) if markers else None

@@ -49,6 +49,7 @@ from ctcnet.core.robust import (
     Q_LOW,
     percentile_indices,
 )
+from ctcnet.errors import InputError
 from ctcnet.inference.guard.leaks import COPY_MISMATCH, box_least_squares
 from ctcnet.inference.guard.masks import box_with_margin, disk_core
 from ctcnet.inference.guard.rules import CTC_DYE_ROLES, RULES, GuardRules
@@ -94,9 +95,12 @@ class MarkerGraph(nn.Module):
         box = (slice(self.y0, self.y1), slice(self.x0, self.x1))
         disk = full_disk[box]
         self.h, self.w = disk.shape
-        if self.w > MAX_PACKED_WIDTH:
-            raise ValueError(f"the disk's box is {self.w} px wide; at most {MAX_PACKED_WIDTH} "
-                             "pixels of a row pack into one integer")
+        if self.w > MAX_PACKED_WIDTH:  # (a traceback, where a lab's fine-pixel model met it)
+            raise InputError(f"the markers' graph reads the guard's {2 * rules.radius_um:g} um "
+                             f"disk as rows of at most {MAX_PACKED_WIDTH} px; at "
+                             f"{pixel_size_um:g} um/px it is {self.w} px wide: export this "
+                             "model without --markers (ctcnet predict reads its markers "
+                             "in numpy)")
         # A row of a mask as the bits of one int64: the flood fill's steps then touch a
         # fortieth of the values they would as a pixel plane.
         self.register_buffer("bits", torch.tensor([1 << i for i in range(self.w)],

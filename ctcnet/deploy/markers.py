@@ -60,7 +60,9 @@ def markers_record(graph, spec: ModelSpec) -> dict:
                            "missed_ctc_calls": list(MISSED_CTC_CALLS),
                            "doubted_calls": list(DOUBTED_CALLS)},
             "units": MEASUREMENT_UNITS,
-            "measured_on": "raw crops as given (scans: the guard's scan rules; not compensated)"}
+            "measured_on": "raw crops as given, not compensated (a model of scans: the guard's "
+                           "scan rules; a model of display exports: its export rules, as "
+                           "ctcnet predict reads a folder of them)"}
 
 
 # Each measurement column's unit, as a port reads it (ctcnet.inference.guard.measure says

@@ -450,3 +450,51 @@ def test_every_backend_refuses_crops_the_model_does_not_take(tmp_path):
         for shape in ((2, channels, 40, 40), (2, channels - 1, 32, 32)):
             with pytest.raises(InputError, match=r"crops must be \(N, "):
                 backend.predict_proba(np.ones(shape, np.uint16))
+
+
+def test_a_model_of_exports_measures_its_markers_at_the_export_levels(tmp_path, rng):
+    """A composite's planes are each a viewer's stretch: predict reads a folder of them at the
+    guard's export levels (a wider leak, CK's copy in CD45 read as one), and the ``--markers``
+    graph of the export model read them at the scan's: CD45 over the CK area read on 70 of
+    100 composites, and a port lost half their CTCs. A model of exports measures as predict
+    does now; a model of scans still at the scan's levels."""
+    import torch
+
+    from ctcnet.deploy.graph import OnnxGraph
+    from ctcnet.deploy.marker_graph import COLUMNS
+    from ctcnet.inference.guard import measure
+    from ctcnet.inference.guard.rules import RULES
+    from ctcnet.io.panel import load_panel
+    from ctcnet.nn.classifier import load_model
+
+    panel = load_panel({"channels": ["CK", "CD45", "DAPI"], "composite": "rgb",
+                        "pixel_size_um": 0.64})
+    size = 48
+    r = np.hypot(*(np.mgrid[:size, :size] - (size - 1) / 2))
+    crops = 20 + rng.normal(0, 2, (6, 3, size, size))
+    crops[:, 0] += 180 * (r <= 7)           # CK
+    crops[:, 1] += 0.3 * 180 * (r <= 7)      # CK's copy in CD45, as a viewer's stretch shows
+    crops[:, 2] += 150 * (r <= 4)           # DAPI
+    crops = np.clip(crops, 0, 255).astype(np.float32)
+    for view, rules in (("export", RULES.for_crops(True)), (None, RULES)):
+        path, _ = save_tiny_model(tmp_path / f"{view}.pt", crop_size=size, panel=panel,
+                                  training={"data": {"view": view}} if view else {})
+        graph = OnnxGraph(load_model(path)[0], markers=True).eval()
+        assert graph.markers.rules == rules
+        with torch.inference_mode():
+            got = graph.markers(torch.from_numpy(crops)).numpy()
+        want = measure(crops, panel, 0.64, rules)
+        np.testing.assert_allclose(got[:, COLUMNS.index("cd45_over_ck")],
+                                   want["cd45_over_ck"], atol=1e-3)
+
+
+def test_a_model_too_fine_for_the_markers_graph_is_refused_with_what_to_do():
+    """At 0.3 um/px the guard's disk is wider than a row the graph packs: ``ctcnet export
+    --markers`` ended in a traceback of the packing."""
+    from ctcnet.deploy.marker_graph import MarkerGraph
+    from ctcnet.errors import InputError
+    from ctcnet.io.panel import load_panel
+
+    with pytest.raises(InputError, match="at 0.3 um/px it is .* export this model without "
+                                         "--markers"):
+        MarkerGraph(load_panel(None), 80, 0.3)
