@@ -81,7 +81,7 @@ def tile_captions(rows: pd.DataFrame, spec: ModelSpec) -> list[str]:
     why the guard held it (on one line, a three-marker tile cut the reason off)."""
     models = rows["model_class"] if "model_class" in rows else rows["class"]
     reported = spec.taxonomy.reported_classes()
-    reasons = event_reasons(rows, reported)
+    reasons = event_reasons(rows, reported, spec.review_threshold)
     out = []
     for path, call, model, p, label, codes in zip(rows["path"], rows["class"], models,
                                                   rows["confidence"], rows["label"], reasons):

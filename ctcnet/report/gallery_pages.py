@@ -348,8 +348,8 @@ def _category_pages(gdir: Path, cat: str, shown: pd.DataFrame, crops: np.ndarray
     out)."""
     classes = call_indices(shown["class"], spec)
     reported = spec.taxonomy.reported_classes()
-    labels = tile_labels(shown, event_reasons(shown, reported), spec.review_threshold,
-                         spec.class_names, reported)
+    labels = tile_labels(shown, event_reasons(shown, reported, spec.review_threshold),
+                         spec.review_threshold, spec.class_names, reported)
     header = panel.names + ["overlay"]
     outside = boxes = None
     sizes = (crops.shape[-1], spec.pixel_size_um, panel.pixel_size_um)  # as the crops were cut

@@ -12,6 +12,8 @@ An event is on the review list for one or more reasons, each a code:
   the review threshold, or another call to which a CTC or cluster holds the review band
   (:mod:`ctcnet.nn.calls`); not on an event the guard holds, as summary.json's review list
   counts them (:func:`ctcnet.inference.review_list.review_list_summary`);
+* ``vouched``: a ``ctc`` call below the review threshold whose doubt is toward a cluster,
+  its markers reading one CTC (``markers_vouch``): counted, the doubt not queued;
 * ``counted_likeliest``: a leukocyte or debris call that a CTC or cluster outweighs before the
   cartridge's prior (:func:`ctcnet.nn.calls.filed_by_prior`): only the prior filed it so;
 * ``cut_by_border``: a CTC or cluster call (or one the likeliest before the prior) filed as
@@ -82,6 +84,9 @@ REASONS = {  # code: (caption, what it means); guard flags are added per flag
     "low_confidence": ("low p", "a CTC or cluster call (or one of another class the model "
                        "reports) below the review threshold, or another call to which such a "
                        "class holds the review band: the doubt could change a count"),
+    "vouched": ("doubt settled by markers", "a ctc call below the review threshold whose "
+                "doubt is toward a cluster, its markers reading one CTC (no partner marker, one "
+                "nucleus): counted, its doubt not queued"),
     "counted_likeliest": ("{counted} likeliest", "the network (with the markers, where "
                           "a cartridge's fusion read them) finds a CTC or cluster (or another "
                           "reported class) the likeliest class; only the cartridge's prior, "
@@ -106,7 +111,7 @@ REASONS = {  # code: (caption, what it means); guard flags are added per flag
 }
 # The order the page's filter lists them in.
 ORDER = ["call", "markers", *(GUARD_PREFIX + f for f in GUARD_FLAGS), "low_confidence",
-         "counted_likeliest", "cut_by_border", "failed", "qc", "decided", "flagged"]
+         "vouched", "counted_likeliest", "cut_by_border", "failed", "qc", "decided", "flagged"]
 
 
 # The review list's reasons as summary.json counts them (ctcnet.inference.review_list).
@@ -160,10 +165,12 @@ def guard_flags(value) -> list[str]:
     return [f for f in value.split("+") if f]
 
 
-def event_reasons(events: pd.DataFrame, reported) -> list[list[str]]:
+def event_reasons(events: pd.DataFrame, reported,
+                  review_threshold: float | None = None) -> list[list[str]]:
     """The reason codes of each event (``class``, ``review`` and, after the guard, ``guard``
     columns; the run's ``filed_by_prior`` and the markers' columns where there are; a ``why``
-    column from the candidate selection adds ``qc`` and ``decided``)."""
+    column from the candidate selection adds ``qc`` and ``decided``; ``review_threshold``,
+    where given, ``vouched`` under it)."""
     n = len(events)
     calls = events["class"].astype(object).to_numpy()
     review = events["review"].to_numpy(bool)
@@ -182,9 +189,15 @@ def event_reasons(events: pd.DataFrame, reported) -> list[list[str]]:
     # band of ("low_confidence"), another call only the cartridge's prior filed as it is
     # ("counted_likeliest").
     call_doubt, in_band, likeliest = network_doubt(events, counted=list(reported))
+    # A ctc call whose doubt toward a cluster the markers settle: counted, not queued for it
+    # (said, or its caption read as a confident call's beside one "low p" at the same p).
+    vouched = np.zeros(n, bool)
+    if "markers_vouch" in events and review_threshold is not None:
+        vouched = events["markers_vouch"].fillna(False).to_numpy(bool) & (
+            np.nan_to_num(events["confidence"].to_numpy(np.float64), nan=1.0) < review_threshold)
     out = []
-    for call, flagged, flags, chosen, marked, low, only_prior, cut in zip(
-            calls, review, guard, why, by_markers, call_doubt | in_band, likeliest,
+    for call, flagged, flags, chosen, marked, low, settled, only_prior, cut in zip(
+            calls, review, guard, why, by_markers, call_doubt | in_band, vouched, likeliest,
             cut_counted_of(events, list(reported))):
         codes = ["call"] if call in reported else []
         if marked:
@@ -194,6 +207,8 @@ def event_reasons(events: pd.DataFrame, reported) -> list[list[str]]:
             codes.append("failed")
         elif low:
             codes.append("low_confidence")
+        elif settled:
+            codes.append("vouched")
         if only_prior:
             codes.append("counted_likeliest")
         if cut:
@@ -226,10 +241,11 @@ def review_rank(codes: list[str]) -> int:
     return 4 if "qc" in codes else 5
 
 
-def ranked_with_reasons(candidates: pd.DataFrame, reported) -> pd.DataFrame:
+def ranked_with_reasons(candidates: pd.DataFrame, reported,
+                        review_threshold: float | None = None) -> pd.DataFrame:
     """The review list's candidates with their reason codes (a ``reasons`` column), most
     pressing first (:func:`review_rank`), in scan order within each rank."""
-    reasons = event_reasons(candidates, reported)
+    reasons = event_reasons(candidates, reported, review_threshold)
     order = np.argsort(np.array([review_rank(codes) for codes in reasons], dtype=np.int64),
                        kind="stable")
     return candidates.assign(reasons=reasons).iloc[order]

@@ -120,7 +120,7 @@ class Sample(SampleImages):
         decided = {*matched.decisions["event_id"], *second.decisions["event_id"]}
         candidates = D.select_candidates(self.events, self.reported,
                                          self.summary.sample_id or name, decided=decided)
-        self.candidates = ranked_with_reasons(candidates, self.reported)
+        self.candidates = ranked_with_reasons(candidates, self.reported, self.threshold)
         self.candidate_ids = frozenset(self.candidates["event_id"].astype(int).tolist())
         self.by_id = self.events.set_index("event_id", drop=False)
         self.tallies = {reading: ReviewTally(self.events, self.tally) for reading in self.logs}

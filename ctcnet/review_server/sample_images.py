@@ -154,7 +154,7 @@ class SampleImages:
         rows = self.candidates[self.candidates["event_id"] == event_id]
         if not len(rows):  # any event may be asked for: its own reasons, no candidate's
             rows = self.by_id.loc[[event_id]]
-            rows = rows.assign(reasons=event_reasons(rows, self.reported))
+            rows = rows.assign(reasons=event_reasons(rows, self.reported, self.threshold))
         return tile_labels(rows, rows["reasons"].tolist(), self.threshold, self.classes,
                            self.reported)[0]
 

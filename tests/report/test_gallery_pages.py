@@ -30,6 +30,13 @@ def test_gallery_tiles_are_captioned_with_their_reasons():
     assert labels[2].endswith("| low p 0.50 < 0.90")
     # A call the guard holds is on the list for the guard (as summary.json counts it).
     assert labels[3].endswith("| held, not counted: CD45 over CK + out of focus")
+    # A ctc call under the threshold whose doubt toward a cluster its markers settle: its
+    # caption read "reported call" alone, as a sure call's, beside another at its p "low p".
+    vouch = events.iloc[[0, 0]].assign(confidence=[0.8, 0.95], markers_vouch=True)
+    assert event_reasons(vouch, ["ctc", "cluster"], 0.9) == [["call", "vouched"], ["call"]]
+    assert event_reasons(vouch, ["ctc", "cluster"]) == [["call"], ["call"]]
+    assert tile_labels(vouch, event_reasons(vouch, ["ctc", "cluster"], 0.9), 0.9)[0] \
+        .endswith("| reported call; doubt settled by markers")
     # A ctc call the markers made over the network's wbc says so.
     events["model_class"] = ["ctc", "wbc", "debris", "wbc"]
     events["markers_ctc"] = [False, True, False, True]
