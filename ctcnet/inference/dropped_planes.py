@@ -17,6 +17,7 @@ dropped: a scan of the model's channels costs nothing more.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -72,11 +73,18 @@ def dropped_plane_problems(cartridge: Cartridge, spec, config) -> list[str]:
             continue
     problems, record = metadata_problems(signs, source, None)
     said = [f"{p} (a plane this model does not read: metadata_check)" for p in problems
-            if any(name in p for name in dropped)]
+            if names_a_plane(p, dropped)]
     said += _leukocyte_light_dropped(record, source, dropped)
     for line in said:
         log.warning("%s: %s", cartridge.sample_id, line)
     return said
+
+
+def names_a_plane(problem: str, names) -> bool:
+    """Whether ``problem`` names one of the planes ``names`` as a word of its own: a dropped
+    "CD4" is not named by a line on "CD45", nor "CK" by one on "CK20"."""
+    return any(re.search(rf"(?<![\w/-]){re.escape(name)}(?![\w/-])", problem)
+               for name in names)
 
 
 # A dropped plane of no known marker lighting at least this share of the events read, and this

@@ -94,3 +94,14 @@ def test_two_scans_of_one_sample_id_each_say_their_dropped_plane(tmp_path, caplo
             open_cartridge(tmp_path / name).conform(model)
     said = [r.getMessage() for r in caplog.records if "VIM" in r.getMessage()]
     assert len(said) == 2 and "(first)" in said[0] and "(second)" in said[1], said
+
+
+def test_a_problem_names_a_dropped_plane_as_a_word_of_its_own():
+    """A problem was filed as naming a dropped plane wherever the plane's name stood in its
+    text: a dropped CD4 named by every line on CD45, CK by one on CK20."""
+    from ctcnet.inference.dropped_planes import names_a_plane
+
+    assert not names_a_plane("CD45 lights 80 % of the events read", ["CD4"])
+    assert not names_a_plane("the plane CK20 is dark on every frame", ["CK"])
+    assert names_a_plane("CD4 lights 80 % of the events read", ["CD4"])
+    assert names_a_plane('"HER2" (plane 5) lights where CD45 does', ["HER2"])
