@@ -40,7 +40,7 @@ import pandas as pd
 from scipy import stats
 
 from ctcnet.evaluation.counts import ABS_TOLERANCE, REL_TOLERANCE, match_events, patient_counts
-from ctcnet.inference.cluster_parts import clusters_held_again
+from ctcnet.inference.cluster_parts import clusters_held_again, counted_kinds
 from ctcnet.inference.ctc_repeats import before_repeats, held_again, repeat_classes
 from ctcnet.inference.guard import (
     MARKERS_CTC,
@@ -115,7 +115,7 @@ def rescore(events: pd.DataFrame, spec, decision: DecisionRule | None,
                                       out[MARKERS_CTC].fillna(False).to_numpy(bool),
                                       out["class"].to_numpy(object),
                                       repeat_classes(spec.taxonomy)[0])
-    out = clusters_held_again(out)
+    out = clusters_held_again(out, counted_kinds(spec.taxonomy))
     # One CTC, one count, read afresh: whether a markers' call repeats a counted one depends
     # on the calls beside it, which the rule may have changed (kept as it was, a CTC held
     # beside a network call the rule took away counted nowhere).

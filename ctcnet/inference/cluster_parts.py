@@ -33,25 +33,34 @@ SAME_CTC = "same_ctc"
 HELD_REPEATS = (SAME_CLUSTER, SAME_CTC)
 
 
+def counted_kinds(taxonomy) -> tuple[list[str], list[str]]:
+    """The reported classes the guard checks as a CTC, and as a cluster (a lab's
+    ``ctc_cluster`` checked as a cluster is held as one)."""
+    reported = taxonomy.reported_classes()
+    return ([c for c in taxonomy.of_kind("ctc") if c in reported],
+            [c for c in taxonomy.of_kind("cluster") if c in reported])
+
+
 def hold_cluster_repeats(events: pd.DataFrame, pixel_size_um: float | None,
-                         reach_um: float = SAME_CLUSTER_UM) -> pd.DataFrame:
+                         reach_um: float = SAME_CLUSTER_UM,
+                         kinds: tuple[list[str], list[str]] = (["ctc"], ["cluster"])
+                         ) -> pd.DataFrame:
     """A labelled, guarded frame table (``class``, ``confidence``, ``guard``, ``review``,
-    ``x``, ``y``; ``p_ctc``, ``p_cluster``) with the counted cluster calls that repeat a more
-    confident one nearer than ``reach_um`` held (``guard`` :data:`SAME_CLUSTER`, ``review``
-    True), and the counted ``ctc`` calls to which the network gives a cluster more than a CTC
-    that near a counted cluster; the table as it is without a pixel size or such calls."""
+    ``x``, ``y``; ``p_*``) with the counted cluster calls that repeat a more confident one
+    nearer than ``reach_um`` held (``guard`` :data:`SAME_CLUSTER`, ``review`` True), and the
+    counted CTC calls to which the network gives a cluster more than a CTC that near a
+    counted cluster (``kinds``: the classes of each, :func:`counted_kinds`); the table as it
+    is without a pixel size or such calls."""
     if not pixel_size_um or "guard" not in events or not len(events):
         return events
+    ctc_classes, cluster_classes = kinds
     guard = events["guard"].fillna("").astype(str).to_numpy(object)
     calls = events["class"].to_numpy(object)
-    clusters = np.flatnonzero((calls == "cluster") & (guard == ""))
+    clusters = np.flatnonzero(np.isin(calls, cluster_classes) & (guard == ""))
     # A part of a cluster the prior filed as a CTC (the network gives it a cluster more than
     # a CTC): counted beside the cluster, one cluster gave a cluster and a CTC.
-    if {"p_ctc", "p_cluster"} <= set(events.columns):
-        seen = events["p_cluster"].to_numpy(np.float64) > events["p_ctc"].to_numpy(np.float64)
-    else:
-        seen = np.zeros(len(events), bool)
-    parts = np.flatnonzero((calls == "ctc") & seen & (guard == ""))
+    seen = _likelier(events, cluster_classes) > _likelier(events, ctc_classes)
+    parts = np.flatnonzero(np.isin(calls, ctc_classes) & seen & (guard == ""))
     if clusters.size < 2 and not (clusters.size and parts.size):
         return events
     confidence = np.nan_to_num(events["confidence"].to_numpy(np.float64)[clusters], nan=-1.0)
@@ -78,7 +87,15 @@ def hold_cluster_repeats(events: pd.DataFrame, pixel_size_um: float | None,
     return events
 
 
-def clusters_held_again(events: pd.DataFrame) -> pd.DataFrame:
+def _likelier(events: pd.DataFrame, classes) -> np.ndarray:
+    """The network's highest probability of any of ``classes`` per event (-1: no column)."""
+    found = [events[f"p_{c}"].to_numpy(np.float64) for c in classes if f"p_{c}" in events]
+    return np.max(found, axis=0) if found else np.full(len(events), -1.0)
+
+
+def clusters_held_again(events: pd.DataFrame,
+                        kinds: tuple[list[str], list[str]] = (["ctc"], ["cluster"])
+                        ) -> pd.DataFrame:
     """An events table (of one cartridge or several: ``sample_id`` and ``frame_id`` where
     present group its frames) with :func:`hold_cluster_repeats` read afresh per frame, at the
     frame's pixel size (``area_um2`` over ``area_px``), its earlier holds taken off first:
@@ -93,13 +110,12 @@ def clusters_held_again(events: pd.DataFrame) -> pd.DataFrame:
     events = events.copy()
     events["guard"] = pd.Series(guard, index=events.index, dtype=object)
     calls = events["class"].to_numpy(object)
-    seen = events["p_cluster"].to_numpy(np.float64) > events["p_ctc"].to_numpy(np.float64) \
-        if {"p_ctc", "p_cluster"} <= set(events.columns) else np.zeros(len(events), bool)
+    seen = _likelier(events, kinds[1]) > _likelier(events, kinds[0])
     standing = guard == ""
-    clusters = standing & (calls == "cluster")
+    clusters = standing & np.isin(calls, kinds[1])
     # Only the frames with a counted cluster call and another call it may repeat, and only
     # their candidates: the rest of a frame is never held (a fit re-scores many times).
-    candidates = clusters | (standing & (calls == "ctc") & seen)
+    candidates = clusters | (standing & np.isin(calls, kinds[0]) & seen)
     keys = [k for k in ("sample_id", "frame_id") if k in events]
     groups = events.groupby(keys, sort=False).indices.values() if keys \
         else [np.arange(len(events))]
@@ -112,7 +128,8 @@ def clusters_held_again(events: pd.DataFrame) -> pd.DataFrame:
             continue
         sizes = px[rows][np.isfinite(px[rows])]
         part = events.iloc[rows]
-        held = hold_cluster_repeats(part, float(np.median(sizes)) if len(sizes) else None)
+        held = hold_cluster_repeats(part, float(np.median(sizes)) if len(sizes) else None,
+                                    kinds=kinds)
         if held is not part:
             guard[rows] = held["guard"].to_numpy(object)
     held_rows = guard == SAME_CLUSTER

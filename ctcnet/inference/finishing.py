@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.inference.alternates import resolve_alternates
-from ctcnet.inference.cluster_parts import hold_cluster_repeats
+from ctcnet.inference.cluster_parts import counted_kinds, hold_cluster_repeats
 from ctcnet.inference.frames import keep_frame_record
 from ctcnet.inference.gallery import gallery_rows
 from ctcnet.inference.guard import guard_events
@@ -67,7 +67,8 @@ def finish_frame(job: Finishing, work, proba) -> tuple[int, float, float]:
     # What CK leak each counted CTC's CD45 needs: held once the scan's leak is known.
     events = with_leak_needed(events, work.guard_start, job.spec.taxonomy.of_kind("ctc"))
     events, crop_rows = resolve_alternates(events, job.spec.taxonomy.reported_classes())
-    events = hold_cluster_repeats(events, job.pixel_size_um)
+    events = hold_cluster_repeats(events, job.pixel_size_um,
+                                  kinds=counted_kinds(job.spec.taxonomy))
     t1 = time.perf_counter()
     # The events whose crops the review gallery may show: a capped share per category.
     write_part(job.parts, work.frame.frame_id, events, work.crops,

@@ -46,3 +46,19 @@ def test_a_part_of_a_cluster_the_prior_filed_as_a_ctc_is_held_beside_it():
     assert held["guard"].tolist() == ["", SAME_CLUSTER, "", ""]
     assert counted(held).tolist() == [True, False, True, True]
     assert held["review"].tolist() == [False, True, False, False]
+
+
+def test_a_labs_class_checked_as_a_cluster_read_twice_is_counted_once():
+    """A lab's reported ``ctc_cluster`` (checked as a cluster): two calls 8 um apart were
+    both counted, the hold looking for the class named ``cluster`` alone."""
+    from ctcnet.inference.cluster_parts import counted_kinds
+    from ctcnet.io.taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy({"classes": ["ctc", "wbc", {"name": "ctc_cluster",
+                                                         "checked_as": "cluster"}, "debris"],
+                              "reported": ["ctc", "ctc_cluster"]})
+    kinds = counted_kinds(taxonomy)
+    assert kinds == (["ctc"], ["ctc_cluster"])
+    events = frame([100.0, 116.0], ["ctc_cluster"] * 2, [0.9, 0.99])
+    assert hold_cluster_repeats(events, 0.5, kinds=kinds)["guard"].tolist() == \
+        [SAME_CLUSTER, ""]
