@@ -14,8 +14,8 @@ from ctcnet.inference.spillover import (
     MAX_LEAK,
     PLAUSIBLE_LEAK,
     leak_channels,
+    leak_mode,
     leak_ratios,
-    lowest_mode,
 )
 
 log = logging.getLogger(__name__)
@@ -56,9 +56,12 @@ def labelled_leaks(crops, panel) -> dict:
     # Read up to a whole dye's counts: labelled CTCs carry no co-expressing leukocyte, so a
     # floor they agree on above PLAUSIBLE_LEAK is a leak (or the panel misdescribed), said
     # as such; it was dropped and the card said the ratios did not agree.
-    leaks = {t: lowest_mode(np.asarray(r), np.asarray(sd), LABELLED_WEIGHT, MAX_LEAK)
+    # A floor they agree on at 0 is measured too: an instrument with no leak there (a model
+    # fine-tuned for another kept its 30 %, said "not measured").
+    leaks = {t: leak_mode(np.asarray(r), np.asarray(sd), LABELLED_WEIGHT, MAX_LEAK)
              for t, (r, sd) in found.items() if len(r) >= MIN_LABELLED}
-    agreed = [t for t, m in leaks.items() if 0 < m <= PLAUSIBLE_LEAK]
+    leaks = {t: m for t, m in leaks.items() if m is not None}
+    agreed = [t for t, m in leaks.items() if m <= PLAUSIBLE_LEAK]
     beyond = {panel.names[t]: round(m, 4) for t, m in leaks.items() if m > PLAUSIBLE_LEAK}
     for name, share in beyond.items():  # (the grid's top, 1.0, stands for that or more)
         log.warning("the labelled CTCs' %s reads %s of its counts in %s, more than a leak "

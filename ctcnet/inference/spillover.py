@@ -247,17 +247,27 @@ def lowest_mode(ratio: np.ndarray, sd: np.ndarray, min_weight: float = MIN_WEIGH
                 plausible: float | None = None) -> float:
     """The leak among one target's per-crop ratios (see the module docstring); 0.0 when the
     ratios show none (no mode of ``min_weight`` crops' worth at ``plausible`` or under;
-    default ``PLAUSIBLE_LEAK``)."""
+    default ``PLAUSIBLE_LEAK``), as when they agree on none (:func:`leak_mode` tells the
+    two apart)."""
+    leak = leak_mode(ratio, sd, min_weight, plausible)
+    return 0.0 if leak is None else leak
+
+
+def leak_mode(ratio: np.ndarray, sd: np.ndarray, min_weight: float = MIN_WEIGHT,
+              plausible: float | None = None) -> float | None:
+    """:func:`lowest_mode`, None where the ratios show no mode (too few, none of
+    ``min_weight`` crops' worth at ``plausible`` or under, a co-expression's): 0.0 is a
+    measured floor of none, ratios that agree on no leak."""
     ok = np.isfinite(ratio) & np.isfinite(sd)
     ratio, sd = ratio[ok], sd[ok]
     if ratio.size < min_weight:
-        return 0.0
+        return None
     density = np.exp(-0.5 * ((ratio[None, :] - GRID[:, None]) / sd[None, :]) ** 2).sum(axis=1)
     padded = np.concatenate([[-np.inf], density, [-np.inf]])
     peaks = np.flatnonzero((density >= min_weight) & (density >= padded[:-2])
                            & (density >= padded[2:]))
     if not peaks.size or GRID[peaks[0]] > (PLAUSIBLE_LEAK if plausible is None else plausible):
-        return 0.0
+        return None
     peak = peaks[0]
     leak = float(GRID[peak])
     # A leak large enough to erase a co-expressing cell's own marker must be the floor of the
@@ -266,7 +276,7 @@ def lowest_mode(ratio: np.ndarray, sd: np.ndarray, min_weight: float = MIN_WEIGH
     # leak is lower and spread out. Left alone.
     below = (ratio > 0) & (ratio < 0.5 * leak)
     if leak > FLOOR_CHECK and below.sum() >= max(min_weight, BELOW_SHARE * density[peak]):
-        return 0.0
+        return None
     return leak
 
 
