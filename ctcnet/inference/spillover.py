@@ -290,7 +290,7 @@ def scan_ratios(crops: np.ndarray, panel, central: bool = False, every: bool = F
     if source is None:
         empty = np.zeros((0, panel.num_channels))
         return empty, empty
-    ratio, sd = leak_ratios(crops, source, targets, central=central)
+    ratio, sd = leak_ratios(crops, source, targets, panel.saturation_levels, central=central)
     rows = np.isfinite(ratio).any(axis=1) | every
     return ratio[rows], sd[rows]
 
@@ -358,7 +358,8 @@ class SampleLeaks:
         source, targets = leak_channels(self.panel)
         if source is None:  # no CK: nothing leaks, every sample's leaks are zero
             return
-        ratio, sd = leak_ratios(crops, source, targets)
+        # (clipped pixels left out, as labelled CTCs' are: a clipped CK read a 30 % leak 0)
+        ratio, sd = leak_ratios(crops, source, targets, self.panel.saturation_levels)
         rows = np.isfinite(ratio).any(axis=1)
         self._samples.append(samples[rows])
         self._ratio.append(ratio[rows])

@@ -473,6 +473,16 @@ def test_saturated_pixels_give_no_ratio():
     crops[:, CD45] = (crops[:, CD45] - 100) * 4 + 100
     ratio, _ = spillover.leak_ratios(crops, CK, [CD45], PANEL.saturation_levels)
     assert np.nanmedian(ratio[:, CD45]) == pytest.approx(0.3, abs=0.01)
+    # A scan's and a crop set's leaks are read so too: without the ceiling, a crop set of a
+    # 30 % scanner whose bright CK clips read no leak, and --compensate took nothing off.
+    crops = scan(rng, 12, 0, {CD45: 0.3})
+    crops[:, CK] = np.minimum(crops[:, CK] * 4, 4095.0)
+    crops[:, CD45] = (crops[:, CD45] - 100) * 4 + 100
+    ratio, sd = spillover.scan_ratios(crops, PANEL)
+    assert np.nanmedian(ratio[:, CD45]) == pytest.approx(0.3, abs=0.01)
+    pooled = spillover.SampleLeaks(PANEL)
+    pooled.add(crops, ["s"] * len(crops))
+    assert pooled.leaks()["s"][CD45] == pytest.approx(0.3, abs=0.01)
 
 
 def test_the_guard_allows_a_known_leak_and_still_sees_cd45():
