@@ -57,6 +57,7 @@ from ctcnet.detect.pixel_size import (
 )
 from ctcnet.errors import InputError, folder_not_found
 from ctcnet.io.annotations import without_marks
+from ctcnet.io.data_panel_leaks import said_unread_leaks
 from ctcnet.io.images import (
     is_rgb_composite,
     ome_pixel_size,
@@ -339,8 +340,7 @@ def _some_crops(root: Path, paths: list[Path], stated_um: float | None) -> None:
 
 def dataset_panel(path: Path, pixel_size: float | str | None, option: str) -> Panel:
     """A crop dataset's panel.json; with ``pixel_size`` given, its own may be missing (a
-    placeholder stands until :func:`read_crop_index` sets it). ``option``: as for
-    :func:`read_crop_index`."""
+    placeholder stands until :func:`read_crop_index` sets it). ``option``: as its."""
     data = read_mapping(path)
     if isinstance(data, dict):  # a "pixel_size" is its slip, not a size left unstated
         refuse_misspelt_keys(data, PANEL_KEYS, "key ", path)
@@ -353,7 +353,7 @@ def dataset_panel(path: Path, pixel_size: float | str | None, option: str) -> Pa
                              f"nuclei) or {option} UM (or add pixel_size_um to panel.json)",
                              path)
         data = {**data, "pixel_size_um": PLACEHOLDER_PIXEL_UM}
-    return Panel.from_dict(data, path, require_pixel_size=True)
+    return said_unread_leaks(Panel.from_dict(data, path, require_pixel_size=True), path)
 
 
 def estimated_pixel_size(index: CropIndex, sample: int = 400,

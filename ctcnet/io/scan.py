@@ -56,6 +56,7 @@ from ctcnet.io.cartridge_info import (  # noqa: F401
     say_once,
     whole_number,
 )
+from ctcnet.io.data_panel_leaks import said_unread_leaks
 
 # The frame checks stay importable from here, where callers (crop datasets) find them.
 from ctcnet.io.frame_checks import (  # noqa: F401
@@ -287,7 +288,7 @@ def _panel_beside(path: Path, info: dict) -> Panel | None:
     if not path.exists():
         return None
     try:
-        return load_panel(path)
+        return said_unread_leaks(load_panel(path), path)
     except InputError as err:
         stated = info.get("pixel_size_um")
         if stated is None or "no pixel_size_um" not in str(err):

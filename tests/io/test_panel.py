@@ -390,3 +390,19 @@ def test_a_markers_species_or_its_dyes_number_run_on_still_names_it(name, role):
     """A veterinary lab's "canine CD45" and a "Hoechst33342" were channels of unknown role:
     the model's CD45 and DAPI reported missing."""
     assert marker_role(name) == role
+
+
+def test_a_data_folders_leaks_are_said_not_read(tmp_path, caplog):
+    """A lab wrote its spillover matrix into the scans' panel.json: checked, then ignored
+    without a word (the guard allows the model's leaks). Said once per file."""
+    import logging
+
+    from ctcnet.io.data_panel_leaks import said_unread_leaks
+
+    panel = load_panel({"channels": ["DAPI", "CK", {"name": "CD45", "leaks_in": {"CK": 0.3}}]})
+    with caplog.at_level(logging.WARNING, logger="ctcnet.io"):
+        assert said_unread_leaks(panel, tmp_path / "a.json") is panel
+        said_unread_leaks(panel, tmp_path / "a.json")
+        said_unread_leaks(load_panel({"channels": ["DAPI", "CK", "CD45"]}), tmp_path / "b")
+    assert caplog.text.count("is not read from a data folder's panel.json") == 1
+    assert "CD45 {'CK': 0.3}" in caplog.text
