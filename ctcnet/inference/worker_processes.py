@@ -4,13 +4,16 @@ the threads' state mid-use), each ignoring the Ctrl-C that reaches the whole pro
 (predict's main process stops the run and shuts them down; the report worker the SIGTERM a job
 scheduler sends it too) and not running the caller's main
 script again (:func:`starting_children`), with BLAS on one thread and freed memory handed
-back (``ctcnet.inference.resources``), and each ending when predict's process does, even when
-killed outright.
+back (``ctcnet.inference.resources``), their log records sent back to predict's loggers (the
+run's log file, the console at its level), and each ending when predict's process does, even
+when killed outright.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import logging.handlers
 import os
 import signal
 import sys
@@ -43,12 +46,38 @@ def spawned_pool(workers: int, frame_buffers: bool = False):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    context = multiprocessing.get_context("spawn")
     try:
-        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=start_worker,
-                                   initargs=(os.getpid(), frame_buffers))
+        return ProcessPoolExecutor(workers, mp_context=context, initializer=start_worker,
+                                   initargs=(os.getpid(), frame_buffers, _log_queue(context),
+                                             logging.getLogger("ctcnet").getEffectiveLevel()))
     except OSError as err:  # (a night's batch stopped on it, said as the temporary folder)
         raise NoProcessPool(err) from err
+
+
+# Where the workers' log records come back to this process (one queue and its listener for
+# the life of the process): without it, a frame process's warnings (an 8-bit frame, a
+# background subtracted) went to its bare stderr, past --quiet, and never into the run's log.
+_LOGGED_BACK: dict = {}
+_RELOGGED = ("ctcnet", "tifffile")  # the loggers a worker sends back (tifffile: ctcnet's own)
+
+
+class _Relogged(logging.Handler):
+    """A worker's record handed to the logger of its name here: the run's log file and the
+    console take it, at their own levels, as they take this process's."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger(record.name).handle(record)
+
+
+def _log_queue(context):
+    """The queue the workers log into, read by a listener thread of this process."""
+    if "queue" not in _LOGGED_BACK:
+        queue = context.Queue()
+        listener = logging.handlers.QueueListener(queue, _Relogged())
+        listener.start()  # (a daemon thread)
+        _LOGGED_BACK.update(queue=queue, listener=listener)
+    return _LOGGED_BACK["queue"]
 
 
 @contextlib.contextmanager
@@ -123,15 +152,23 @@ def _main_set_aside():
 _blas_limit = None  # a worker process's BLAS limit, held for its life
 
 
-def start_worker(parent: int, frame_buffers: bool = False) -> None:
+def start_worker(parent: int, frame_buffers: bool = False, log_queue=None,
+                 log_level: int = logging.WARNING) -> None:
     """A worker process starts as predict's main process runs: BLAS on one thread; freed
     memory handed back (a report's), or, with ``frame_buffers``, a frame's buffers kept for
     the next frame (``keep_frame_buffers``: handed back, each frame's 40-100 MB of arrays were
     faulted in afresh, and the kernel's time grew fourfold); and it ends when predict's process
     ``parent`` does (:func:`end_with_parent`). The parent's pid is handed over, not read here:
     a parent killed while this process still imports is gone by now, and its orphan's parent
-    (init) would be watched for ever."""
+    (init) would be watched for ever. Its log records (``log_level`` and up) go back to
+    predict's process through ``log_queue``."""
     global _blas_limit
+    if log_queue is not None:
+        for name in _RELOGGED:
+            logger = logging.getLogger(name)
+            logger.handlers[:] = [logging.handlers.QueueHandler(log_queue)]
+            logger.setLevel(log_level if name == "ctcnet" else logging.NOTSET)
+            logger.propagate = False
     import numpy  # noqa: F401 - its BLAS loaded first: a limit reaches only what is loaded
 
     # A job scheduler stops a job with a SIGTERM to its whole process group (SLURM, a

@@ -3,6 +3,7 @@
 
 import errno
 import json
+import logging
 import os
 import re
 import threading
@@ -464,3 +465,27 @@ def test_a_sigterm_while_a_report_is_finished_stays_a_sigterm(caplog):
         worker.wait()
     assert "finishing the report of sim1 first" in caplog.text
     worker.close()
+
+
+def test_a_worker_processs_log_records_reach_predicts_loggers(caplog):
+    """A frame process's warnings (an 8-bit frame, a background subtracted) went to its bare
+    stderr: past --quiet, and never into the run's log file. They come back to the loggers
+    of predict's process, at the level they had there when the pool started."""
+    from ctcnet.inference import worker_processes
+
+    with caplog.at_level(logging.WARNING, logger="ctcnet"):
+        pool = worker_processes.spawned_pool(1, frame_buffers=True)
+        try:
+            with worker_processes.starting_children():
+                said = logging.getLogger("ctcnet.inference.frames")
+                pool.submit(said.warning, "frame %s: 8-bit", "r00c02").result(timeout=120)
+                pool.submit(said.info, "below the level: not sent").result(timeout=60)
+        finally:
+            pool.shutdown(wait=True)
+        for _ in range(100):  # (the listener thread hands it on)
+            if "frame r00c02: 8-bit" in caplog.text:
+                break
+            time.sleep(0.05)
+    records = [r for r in caplog.records if r.name == "ctcnet.inference.frames"]
+    assert [r.getMessage() for r in records] == ["frame r00c02: 8-bit"]
+    assert records[0].levelno == logging.WARNING
