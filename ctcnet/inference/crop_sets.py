@@ -239,9 +239,12 @@ def first_pass(chunks: Iterable[tuple[int, np.ndarray]], samples: np.ndarray, sp
     for start, chunk in chunks:
         seen(start, chunk)
         some = np.arange(-start % stride, len(chunk), stride)
-        leaks.add(chunk[some], samples[start + some])
-        if len(chunk):
-            brightest = np.maximum(brightest, chunk.max(axis=(0, 2, 3)))
+        top = chunk.max(axis=(0, 2, 3)) if len(chunk) else brightest
+        # (clipped at the camera's top, where the chunk reaches one: 12-bit counts stated
+        # 0-65535 clip at 4095, and a clipped CK read a 30 % leak 0)
+        leaks.add(chunk[some], samples[start + some],
+                  at_camera_tops(spec.panel, top.tolist()).saturation_levels)
+        brightest = np.maximum(brightest, top)
     tops = at_camera_tops(spec.panel, brightest.tolist())
     return spec if tops is spec.panel else spec.replace(panel=tops), leaks, compensated
 

@@ -447,7 +447,13 @@ def measure_scan_leaks(cartridge: Cartridge, spec: ModelSpec, config: DetectConf
         if work.error is not None or not len(work.crops):
             return None
         carriers = work.crops[leak_carriers(work.measured)]
-        return (*scan_ratios(carriers, spec.panel, central=True), len(work.crops))
+        # Read at the scan's stated range and its camera's top, as the frame's guard reads it
+        # (at the model's 0-4095, every CK-bright pixel of a 16-bit scan read as clipped, and
+        # --compensate measured no leak).
+        read_as = spec_read_as(spec, at_camera_tops(
+            cartridge.panel, carriers.max(axis=(0, 2, 3)).tolist() if len(carriers) else
+            [0.0] * cartridge.panel.num_channels))
+        return (*scan_ratios(carriers, read_as.panel, central=True), len(work.crops))
 
     # The model waits for these leaks, so this pass has the frame threads to itself.
     measured = [r for r in ordered_map(frame_ratios, list(picks), workers, workers,

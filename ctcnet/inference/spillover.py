@@ -350,8 +350,10 @@ class SampleLeaks:
         self._samples, self._ratio, self._sd = [], [], []  # of the crops with any ratio
         self._crops: dict[str, int] = {}
 
-    def add(self, crops: np.ndarray, samples) -> None:
-        """Take in a chunk of crops and their sample ids (one per crop)."""
+    def add(self, crops: np.ndarray, samples, saturated=None) -> None:
+        """Take in a chunk of crops and their sample ids (one per crop); ``saturated``: each
+        channel's saturation level in it (default the panel's: a 12-bit camera's counts
+        stated 0-65535 clip at 4095, :func:`ctcnet.io.frame_checks.at_camera_tops`)."""
         samples = np.asarray(samples).astype(str)
         for sample, n in zip(*np.unique(samples, return_counts=True)):
             self._crops[str(sample)] = self._crops.get(str(sample), 0) + int(n)
@@ -359,7 +361,8 @@ class SampleLeaks:
         if source is None:  # no CK: nothing leaks, every sample's leaks are zero
             return
         # (clipped pixels left out, as labelled CTCs' are: a clipped CK read a 30 % leak 0)
-        ratio, sd = leak_ratios(crops, source, targets, self.panel.saturation_levels)
+        ratio, sd = leak_ratios(crops, source, targets, self.panel.saturation_levels
+                                if saturated is None else saturated)
         rows = np.isfinite(ratio).any(axis=1)
         self._samples.append(samples[rows])
         self._ratio.append(ratio[rows])

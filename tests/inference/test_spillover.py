@@ -299,6 +299,22 @@ def test_predict_compensate_measures_the_cartridge_and_resumes_alike(leaky_cartr
                                            workers=n) for n in (0, 2))
     assert np.array_equal(inline[0], threaded[0])
     assert inline[1]["leaks"] == record["leaks"] and threaded[1]["events"] == record["events"]
+    # The same scan as 16-bit counts (x16, stated 0-65535): read at its own range, not the
+    # model's 0-4095, where every CK-bright pixel read as clipped and no leak was measured.
+    import shutil
+
+    import tifffile
+
+    wide = tmp_path / "x16"
+    shutil.copytree(base / "cart", wide)
+    for tif in wide.glob("*.tif"):
+        tifffile.imwrite(tif, tifffile.imread(tif).astype(np.uint16) * 16)
+    panel = json.loads((wide / "panel.json").read_text())
+    panel["channels"] = [{"name": c if isinstance(c, str) else c["name"],
+                          "value_range": [0, 65535]} for c in panel["channels"]]
+    (wide / "panel.json").write_text(json.dumps(panel))
+    sixteen = measure_scan_leaks(open_cartridge(wide), spec, PredictOptions().detect)[1]
+    assert sixteen["leaks"]["CD45"] == pytest.approx(record["leaks"]["CD45"], rel=0.1)
 
     class Stop(Exception):
         pass
@@ -483,6 +499,19 @@ def test_saturated_pixels_give_no_ratio():
     pooled = spillover.SampleLeaks(PANEL)
     pooled.add(crops, ["s"] * len(crops))
     assert pooled.leaks()["s"][CD45] == pytest.approx(0.3, abs=0.01)
+    # 12-bit counts stated 0-65535 clip at the camera's top, not the stated one: a crop set's
+    # first pass reads them there (at 65535 the clipped CK stayed in, and the leak read 0).
+    import dataclasses
+
+    from ctcnet.inference.crop_sets import first_pass
+    from ctcnet.io.taxonomy import default_taxonomy
+    from ctcnet.nn.spec import ModelSpec
+
+    wide = dataclasses.replace(PANEL, channels=tuple(
+        dataclasses.replace(c, value_range=(0.0, 65535.0)) for c in PANEL.channels))
+    _, leaks, _ = first_pass([(0, crops)], np.array(["s"] * len(crops)),
+                             ModelSpec("compact", wide, default_taxonomy()), True, len(crops))
+    assert leaks.leaks()["s"][CD45] == pytest.approx(0.3, abs=0.01)
 
 
 def test_the_guard_allows_a_known_leak_and_still_sees_cd45():
