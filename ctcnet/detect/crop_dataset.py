@@ -57,7 +57,6 @@ from ctcnet.detect.pixel_size import (
 )
 from ctcnet.errors import InputError, folder_not_found
 from ctcnet.io.annotations import without_marks
-from ctcnet.io.data_panel_leaks import said_unread_leaks
 from ctcnet.io.images import (
     is_rgb_composite,
     ome_pixel_size,
@@ -353,7 +352,7 @@ def dataset_panel(path: Path, pixel_size: float | str | None, option: str) -> Pa
                              f"nuclei) or {option} UM (or add pixel_size_um to panel.json)",
                              path)
         data = {**data, "pixel_size_um": PLACEHOLDER_PIXEL_UM}
-    return said_unread_leaks(Panel.from_dict(data, path, require_pixel_size=True), path)
+    return Panel.from_dict(data, path, require_pixel_size=True)
 
 
 def estimated_pixel_size(index: CropIndex, sample: int = 400,

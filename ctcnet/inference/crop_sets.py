@@ -71,6 +71,7 @@ from ctcnet.inference.summary import (
 )
 from ctcnet.inference.tables import label_events, with_output_format
 from ctcnet.io.atomic import atomic_path, exclusive_folder
+from ctcnet.io.data_panel_leaks import said_unread_leaks
 from ctcnet.io.frame_checks import at_camera_tops
 from ctcnet.io.spilled import SpilledArray
 from ctcnet.nn.calls import FAILED_CLASS, decision_weights
@@ -144,8 +145,9 @@ def _classified(root: str | Path, backend, out_dir: Path, options: PredictOption
     # the console alone, a folder read at the wrong scale looked right to a later reader.
     with kept_warnings() as said, progress_bar(None, options.quiet) as progress:
         bars = StepBars(progress, Path(root).name)
-        index = read_crop_index(root, pixel_size=options.pixel_size,
-                                progress=bars).conform(spec.panel)
+        index = read_crop_index(root, pixel_size=options.pixel_size, progress=bars)
+        said_unread_leaks(index.panel, Path(root) / "panel.json")  # (the model's are read)
+        index = index.conform(spec.panel)
         # Labels naming a class but for case and separators (CTC for ctc) are that class,
         # as evaluate and train read them: the accuracy left them out.
         index = replace(index, labels=as_class_names(list(index.labels), spec.class_names,

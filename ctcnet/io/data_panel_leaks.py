@@ -1,7 +1,8 @@
-"""What a data folder's panel.json says of its channels' leaks (``leaks_in``): checked, and not
-read. The marker guard's leak allowances are the model's (its panel's ``leaks_in``, measured
-on a lab's labelled CTCs by ``ctcnet finetune``), so a spillover matrix written beside the
-scans changes nothing; said once per file, so that a lab does not believe the guard reads it.
+"""What the panel.json of data given to predict says of its channels' leaks (``leaks_in``):
+checked, and not read. The marker guard's leak allowances are the model's (its panel's
+``leaks_in``, measured on a lab's labelled CTCs by ``ctcnet finetune``; ``ctcnet train`` takes
+a crop folder's panel as the model's), so a spillover matrix written beside the scans changes
+nothing there; said once per file, so that a lab does not believe the guard reads it.
 """
 
 from __future__ import annotations
