@@ -107,7 +107,11 @@ def resolve_inputs(inputs: Iterable[str | Path], say_skipped: bool = False
                           if (p.is_dir() and (is_cartridge(p, unreadable=False)
                                               or _metadata_alone(p)))
                           or _out_of_reach(p))
-            if not subs:
+            # (crops named as a scan's frames are crops here too, as when given alone)
+            crops = [p for p in subs if _crops_named_as_frames(p)]
+            datasets += crops
+            subs = [p for p in subs if p not in crops]
+            if not subs and not crops:
                 raise _not_an_input(path)
             _refuse_class_folders_as_scans(path, subs)
             if say_skipped:

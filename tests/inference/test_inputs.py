@@ -884,5 +884,7 @@ def test_crops_named_as_a_scans_frames_are_read_as_a_crop_folder(tmp_path, rng, 
     with caplog.at_level(logging.WARNING, logger="ctcnet.inference.inputs"):
         assert resolve_inputs([folder]) == ([], [folder])
     assert "80 x 80 px, a cell's crop" in caplog.text
+    # Inside a folder of scans, as given alone: the same folder gives the same reading.
+    assert resolve_inputs([tmp_path]) == ([], [folder])
     write_cartridge_info(folder, load_panel(None), "S1", 3, 1, 3, (80, 80))
     assert resolve_inputs([folder]) == ([folder], [])
