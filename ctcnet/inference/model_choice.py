@@ -48,15 +48,10 @@ def choose_for_inputs(cartridges: list[Path], datasets: list[Path],
     indices = _crop_indices(datasets, pixel_size)
     named = _named_panels(cartridges, indices)
     panels = [panel for _, panel in named]
-    # Each input's own reading (the cartridges': none are thumbnails), the batch's where all
-    # are: a folder of thumbnails run beside exports is read with the exports' model, said.
-    thumbs = [False] * (len(named) - len(indices)) + [
-        not isinstance(pixel_size, str) and bool(index.panel.composite) and
-        index.panel.pixel_size_um >= SCAN_PIXEL_UM and field_um(index) >= SCAN_FIELD_UM
-        for index in indices]
-    scan_scale = bool(indices) and not cartridges and all(thumbs)
+    kinds = _input_kinds(named, indices, pixel_size)
+    scan_scale = bool(indices) and not cartridges and all(thumb for _, thumb in kinds)
     chosen = choose_model(panels, what, cartridges=bool(cartridges), scan_scale=scan_scale)
-    _say_a_mixed_batch(named, chosen, thumbs, cartridges=bool(cartridges))
+    _say_a_mixed_batch(named, chosen, kinds)
     if pixel_size == "auto" and indices and chosen.reads_exports and \
             all(p.composite for p in panels):  # the choice turned on how the size was given
         log.warning("RGB composite crops with --pixel-size auto are read as high-magnification "
@@ -78,11 +73,12 @@ def choose_for_most(cartridges: list[Path], datasets: list[Path],
     from ctcnet.nn.registry import DEFAULT_MODEL_NAME, list_models, missing_channels
 
     try:
-        named = _named_panels(cartridges, _crop_indices(datasets, pixel_size))
+        indices = _crop_indices(datasets, pixel_size)
+        named = _named_panels(cartridges, indices)
     except InputError:  # no input opens
         return None
-    reads = dict(zip((name for name, _ in named), _models_alone(named,
-                                                                  cartridges=bool(cartridges))))
+    reads = dict(zip((name for name, _ in named),
+                     _models_alone(named, _input_kinds(named, indices, pixel_size))))
     models = {m.name: m for m in list_models() if m.name in reads.values()}
     if not models:
         return None
@@ -106,17 +102,30 @@ def choose_for_most(cartridges: list[Path], datasets: list[Path],
     return best
 
 
-def _say_a_mixed_batch(named: list[tuple[str, Panel]], chosen, thumbs: list[bool],
-                       **choice) -> None:
-    """Warn where one model for the whole batch is not the one some inputs would get alone:
-    a batch of three- and five-channel cartridges runs on the three-channel model, whose
-    calls on the five-channel ones lose their platelet and neutrophil markers; a folder of
-    scans' thumbnails (``thumbs``) beside exports gets the exports' model (counts that depend
-    on what else was in the batch). Names the inputs."""
-    if len({(tuple(p.names), p.composite, t) for (_, p), t in zip(named, thumbs)}) < 2:
+def _input_kinds(named: list[tuple[str, Panel]], indices: list, pixel_size
+                 ) -> list[tuple[bool, bool]]:
+    """(a scan, scans' thumbnails) per input of ``named``: the cartridges (first), then the
+    crop folders of ``indices``, each an RGB composite whose pixel size is stated at
+    :data:`SCAN_PIXEL_UM` or more and whose crops are :data:`SCAN_FIELD_UM` or more across
+    being thumbnails."""
+    return [(True, False)] * (len(named) - len(indices)) + [
+        (False, not isinstance(pixel_size, str) and bool(index.panel.composite) and
+         index.panel.pixel_size_um >= SCAN_PIXEL_UM and field_um(index) >= SCAN_FIELD_UM)
+        for index in indices]
+
+
+def _say_a_mixed_batch(named: list[tuple[str, Panel]], chosen,
+                       kinds: list[tuple[bool, bool]]) -> None:
+    """Warn where one model for the whole batch is not the one some inputs would get alone
+    (``kinds``: :func:`_input_kinds`): a batch of three- and five-channel cartridges runs on
+    the three-channel model, whose calls on the five-channel ones lose their platelet and
+    neutrophil markers; a folder of scans' thumbnails beside exports, or of exports beside
+    cartridges, gets another look's model (counts that depend on what else was in the
+    batch). Names the inputs."""
+    if len({(tuple(p.names), p.composite, kind) for (_, p), kind in zip(named, kinds)}) < 2:
         return
     alone: dict[str, list[str]] = {}
-    for (name, _), model in zip(named, _models_alone(named, thumbs, **choice)):
+    for (name, _), model in zip(named, _models_alone(named, kinds)):
         if model is not None and model != chosen.name:
             alone.setdefault(model, []).append(name)
     if alone:
@@ -130,23 +139,23 @@ def _say_a_mixed_batch(named: list[tuple[str, Panel]], chosen, thumbs: list[bool
                     "--model every night", chosen.name, said)
 
 
-def _models_alone(named: list[tuple[str, Panel]], thumbs: list[bool] | None = None,
-                  **choice) -> list[str | None]:
+def _models_alone(named: list[tuple[str, Panel]], kinds: list[tuple[bool, bool]]
+                  ) -> list[str | None]:
     """The shipped model each input of ``named`` (name, panel) would get alone
-    (:func:`ctcnet.nn.registry.choose_model`; ``thumbs``: each read as scans' thumbnails),
-    None where none fits it; one choice per kind of input (its channels, composite or not,
-    thumbnails or not), not per input."""
+    (:func:`ctcnet.nn.registry.choose_model`; ``kinds``: :func:`_input_kinds`), None where
+    none fits it; one choice per kind of input (its channels, composite or not, a scan or
+    crops, thumbnails or not), not per input."""
     from ctcnet.errors import PanelMismatchError
     from ctcnet.nn.registry import choose_model
 
     best: dict[tuple, str | None] = {}
-    keys = [(tuple(panel.names), panel.composite, bool(thumb)) for (_, panel), thumb in
-            zip(named, thumbs or [False] * len(named))]
+    keys = [(tuple(panel.names), panel.composite, *kind) for (_, panel), kind in
+            zip(named, kinds)]
     for (_, panel), key in zip(named, keys):
         if key not in best:
             best[key] = None
             with contextlib.suppress(PanelMismatchError, InputError):
-                best[key] = choose_model([panel], scan_scale=key[2], **choice).name
+                best[key] = choose_model([panel], cartridges=key[2], scan_scale=key[3]).name
     return [best[key] for key in keys]
 
 

@@ -565,9 +565,9 @@ def test_a_batch_of_panels_that_differ_says_which_inputs_another_model_would_rea
     assert chosen.name == "tiny3"
     with caplog.at_level(logging.WARNING, logger="ctcnet.inference.model_choice"):
         _say_a_mixed_batch([("A_P01", five), ("C_P01", three), ("A_P02", five)], chosen,
-                           [False] * 3, cartridges=True)
+                           [(True, False)] * 3)
         _say_a_mixed_batch([("A_P01", five), ("A_P02", five)], registry.choose_model([five]),
-                           [False] * 2, cartridges=True)
+                           [(True, False)] * 2)
     assert caplog.text.count("the inputs differ") == 1
     assert "tiny3, the model every input fits" in caplog.text
     assert "ctcnet-default for A_P01, A_P02" in caplog.text  # which inputs, by name
@@ -585,8 +585,18 @@ def test_a_folder_of_scans_thumbnails_beside_exports_is_said_to_get_another_mode
     thumbs = registry.choose_model([rgb], scan_scale=True)
     assert exports.name != thumbs.name
     with caplog.at_level(logging.WARNING, logger="ctcnet.inference.model_choice"):
-        _say_a_mixed_batch([("tight", rgb), ("gallery", rgb)], exports, [False, True])
+        _say_a_mixed_batch([("tight", rgb), ("gallery", rgb)], exports,
+                           [(False, False), (False, True)])
     assert f"{thumbs.name} for gallery" in caplog.text and "tight" not in caplog.text
+    # Exports beside a cartridge: alone, the folder gets the exports' model (judged as if the
+    # cartridge were with it, it got the scans' model, and no word was said).
+    caplog.clear()
+    five = load_panel(None)
+    both = registry.choose_model([five, rgb], cartridges=True)
+    with caplog.at_level(logging.WARNING, logger="ctcnet.inference.model_choice"):
+        _say_a_mixed_batch([("cartA", five), ("drawn", rgb)], both,
+                           [(True, False), (False, False)])
+    assert both.name != exports.name and f"{exports.name} for drawn" in caplog.text
 
 
 def test_a_batch_no_model_fits_whole_runs_on_the_model_that_fits_most(monkeypatch, caplog):
