@@ -52,8 +52,30 @@ def category_positions(events: pd.DataFrame, spec: ModelSpec) -> dict[str, np.nd
 def gallery_rows(events: pd.DataFrame, spec: ModelSpec, per_category: int) -> np.ndarray:
     """Row positions of one frame's events whose crops the gallery may show: the first
     ``per_category`` of each gallery category (a capped share, so no runaway model fills the
-    disk and no class crowds out another)."""
+    disk and no class crowds out another), and past the cap the calls the run may yet hold
+    once its frames are read (:func:`held_later`), whose crops the report shows first."""
     if not len(events):
         return np.zeros(0, np.int64)
-    picks = [rows[:per_category] for rows in category_positions(events, spec).values()]
+    later = held_later(events, spec)
+    picks = [np.concatenate([rows[:per_category], rows[per_category:][later[rows[
+        per_category:]]]]) for rows in category_positions(events, spec).values()]
     return np.concatenate(picks).astype(np.int64)
+
+
+def held_later(events: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
+    """Bool per event of a frame: a counted CTC call the run may hold once every frame is
+    read (``ctcnet.inference.ctc_repeats.RunHolds``): one whose CD45 needs more of CK's leak
+    than the least the scan's leak may allow (the scan-leak hold), or one the markers made
+    (a repeat of a counted call). Its crop is kept past the gallery's cap: held at the end
+    of a CTC-rich frame's run, a sure call was on no page."""
+    from ctcnet.inference.guard.rules import RULES
+    from ctcnet.inference.scan_leak_hold import LEAK_NEEDED
+
+    ctc = np.isin(events["class"].to_numpy(object), spec.taxonomy.of_kind("ctc"))
+    out = np.zeros(len(events), bool)
+    if LEAK_NEEDED in events:
+        with np.errstate(invalid="ignore"):
+            out |= events[LEAK_NEEDED].to_numpy(np.float64) > RULES.scan_leak_floor
+    if "markers_ctc" in events:
+        out |= events["markers_ctc"].fillna(False).to_numpy(bool)
+    return ctc & out

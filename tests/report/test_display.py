@@ -100,6 +100,30 @@ def test_a_ctc_rich_frames_gallery_keeps_the_calls_a_person_decides():
     assert set(np.flatnonzero(review | (guard != ""))) <= kept and len(kept) == 32
 
 
+def test_a_call_the_run_holds_once_its_frames_are_read_keeps_its_gallery_crop():
+    """A CTC-rich frame's crops are kept as it is finished; the scan-leak hold comes once
+    every frame is read. A sure call it then held was past the frame's cap: held, shown
+    first in the report's order, and on no page."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from ctcnet.inference.gallery import category_positions, gallery_rows
+    from ctcnet.inference.scan_leak_hold import ScanLeakHold
+    from ctcnet.io.panel import default_panel
+
+    spec = ModelSpec("compact", default_panel(), default_taxonomy())
+    need = np.full(40, 0.001, np.float32)
+    need[35] = 0.2  # its CD45 needs a fifth of its CK as leak
+    frame = pd.DataFrame({"event_id": np.arange(40), "class": "ctc",
+                          "confidence": np.linspace(0.99, 0.9, 40), "review": False,
+                          "guard": "", "cd45_leak_needed": need})
+    kept = set(gallery_rows(frame, spec, 32).tolist())
+    final = ScanLeakHold(0.05)(pa.Table.from_pandas(frame, preserve_index=False)).to_pandas()
+    assert final["guard"].tolist()[35] != ""
+    assert category_positions(final, spec)["ctc"][0] == 35 and 35 in kept
+    assert len(kept) == 33  # the cap's 32 and the one the run may hold
+
+
 # ---------------------------------------------------------------------------------------------
 # The sample's display scale, the centre marks and the intensities written on the tiles.
 
