@@ -84,7 +84,7 @@ def _log_queue(context):
 def starting_children(outlive_sigterm: bool = False):
     """Processes spawned within ignore SIGINT from their first instruction, and do not run the
     caller's main script again. ``outlive_sigterm``: a report worker's, which also ignores
-    SIGTERM. Meanwhile the signals are held (:func:`_signals_held`), not ignored: the parent
+    SIGTERM and SIGHUP (a closed terminal's). Meanwhile the signals are held (:func:`_signals_held`), not ignored: the parent
     loses none.
 
     A Ctrl-C reaches the terminal's whole process group: predict's main process stops the run
@@ -100,18 +100,25 @@ def starting_children(outlive_sigterm: bool = False):
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        held = (signal.SIGINT, signal.SIGTERM) if outlive_sigterm else (signal.SIGINT,)
-        with _signals_held(held):
+        with _signals_held((signal.SIGINT, *_STOPPING) if outlive_sigterm else
+                           (signal.SIGINT,)):
             yield
     finally:
         if hidden is not None:
             sys.modules["__main__"] = hidden
 
 
+# What stops a run besides a Ctrl-C (ctcnet.commands.stop_signals): a scheduler's SIGTERM, a
+# closed terminal's SIGHUP. A report worker outlives both (predict finishes its report).
+_STOPPING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
+                  if hasattr(signal, name))
+
+
 @contextlib.contextmanager
 def _signals_held(signals: tuple):
     """``signals`` blocked in this (the main) thread for the block and noted, not handled,
-    wherever another thread takes them; each noted one raised again as the block ends.
+    wherever another thread takes them; raised again as the block ends, in the order they
+    came (the first stops the run: those after it add nothing). Not nested.
 
     A child spawned within starts with them blocked (a signal mask survives fork and exec), so
     one sent to the process group while the child still imports stays pending until the child
@@ -181,7 +188,7 @@ def start_worker(parent: int, frame_buffers: bool = False, log_queue=None,
     # A Ctrl-C is the main process's to act on (starting_children): ignored here, and, held
     # while this process started, dropped once ignored.
     if hasattr(signal, "pthread_sigmask"):
-        ignored = {signal.SIGINT} if frame_buffers else {signal.SIGINT, signal.SIGTERM}
+        ignored = {signal.SIGINT} if frame_buffers else {signal.SIGINT, *_STOPPING}
         for s in ignored:
             signal.signal(s, signal.SIG_IGN)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, ignored)

@@ -207,7 +207,7 @@ def event_reasons(events: pd.DataFrame, reported,
             codes.append("failed")
         elif low:
             codes.append("low_confidence")
-        elif settled:
+        elif settled and not guard_flags(flags):  # (a held call is not counted)
             codes.append("vouched")
         if only_prior:
             codes.append("counted_likeliest")

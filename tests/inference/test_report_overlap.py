@@ -313,6 +313,9 @@ def test_a_worker_outlives_a_sigterm_to_the_process_group_and_goes_on_working():
             for process in list(pool._processes.values()):
                 os.kill(process.pid, signal.SIGTERM)
         pid = future.result(timeout=120)
+        # ... and a closed terminal's SIGHUP, which stops a run as SIGTERM does.
+        assert pool.submit(signal.getsignal, signal.SIGHUP).result(timeout=60) == \
+            signal.SIG_IGN
         assert signal.getsignal(signal.SIGTERM) is before
         assert signal.pthread_sigmask(signal.SIG_BLOCK, set()) == set()  # nothing held after
         os.kill(pid, signal.SIGTERM)

@@ -35,6 +35,8 @@ def test_gallery_tiles_are_captioned_with_their_reasons():
     vouch = events.iloc[[0, 0]].assign(confidence=[0.8, 0.95], markers_vouch=True)
     assert event_reasons(vouch, ["ctc", "cluster"], 0.9) == [["call", "vouched"], ["call"]]
     assert event_reasons(vouch, ["ctc", "cluster"]) == [["call"], ["call"]]
+    held = vouch.assign(guard="cd45_positive")  # held by the run's end: not counted
+    assert event_reasons(held, ["ctc", "cluster"], 0.9)[0] == ["call", "guard:cd45_positive"]
     assert tile_labels(vouch, event_reasons(vouch, ["ctc", "cluster"], 0.9), 0.9)[0] \
         .endswith("| reported call; doubt settled by markers")
     # A ctc call the markers made over the network's wbc says so.
