@@ -9,10 +9,7 @@ allowance (scans against display exports: :func:`leak_allowance`, :meth:`GuardRu
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-
-import numpy as np
 
 from ctcnet.nn.calls import COUNTED_CLASSES
 
@@ -410,20 +407,6 @@ class GuardRules:
         """These rules with another leak allowance (``None``: unchanged)."""
         return self if max_leak is None or max_leak == self.max_leak else \
             replace(self, max_leak=float(max_leak))
-
-    def cd45_positive(self, col: Callable[[str], np.ndarray]) -> np.ndarray:
-        """Bool per event: CD45 over its level (``cd45_level``) over the CK area, over the
-        cell's core where there is no CK area, or at the camera's ceiling over
-        ``cd45_ceiling_share`` of it; ``col`` gives a measurement column by name (NaN: not
-        read, not positive). The CellSearch line of the ``cd45_positive`` flag and of a crop
-        set's fused calls (the cartridge fusion reads CD45 over the CK area alone, as its
-        ONNX graph does; the flag holds the rest of its CTC calls)."""
-        with np.errstate(invalid="ignore"):
-            positive = (col("cd45_over_ck") > self.cd45_level) | \
-                (~(col("ck_area") > 0) & (col("cd45_over_cell") > self.cd45_level))
-            if self.cd45_ceiling_share is not None:
-                positive |= col("cd45_at_ceiling") >= self.cd45_ceiling_share
-        return np.asarray(positive, bool)
 
     def for_crops(self, exported: bool) -> GuardRules:
         """These rules for crops that are display exports (``exported``: their leak
