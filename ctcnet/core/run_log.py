@@ -19,7 +19,7 @@ import re
 import socket
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from ctcnet.core.file_modes import make_folder, open_fd
@@ -186,6 +186,16 @@ def latest_log_of(folder: str | Path, command: str, pid: int, since: float = 0.0
     return max(found)[1] if found else None
 
 
+_BEFORE_CLOSING: list[Callable[[], None]] = []
+
+
+def before_closing(hook: Callable[[], None]) -> None:
+    """Have ``hook`` called as a run's log closes, before its file stops taking records: the
+    worker processes' records still on their way to this process's loggers."""
+    if hook not in _BEFORE_CLOSING:
+        _BEFORE_CLOSING.append(hook)
+
+
 @contextlib.contextmanager
 def run_log(folder: str | Path, command: str, argv: Sequence[str] | None = None,
             logger: str = "ctcnet") -> Iterator[RunLog]:
@@ -219,6 +229,8 @@ def run_log(folder: str | Path, command: str, argv: Sequence[str] | None = None,
         _ENDED_BY_ERROR[:] = [log.path] if log.path is not None and log.opened else []
         raise
     finally:
+        for hook in list(_BEFORE_CLOSING):  # (records of other processes still on their way)
+            hook()
         target.removeHandler(log)
         log.close()
         target.setLevel(before)

@@ -11,6 +11,9 @@ from collections.abc import Hashable
 
 _SAID: set[Hashable] = set()
 _LOCK = threading.Lock()
+# A log record's attribute naming the key it was said once under (``extra=``): where a worker
+# process says it, the process it reports to says it once too, not once a worker.
+SAID_ONCE = "ctcnet_said_once"
 
 
 def first_time(*key: Hashable) -> bool:

@@ -17,6 +17,7 @@ from ctcnet.detect.crop_writing import dataset_record
 from ctcnet.detect.sample_splits import warn_of_samples_on_both_sides
 from ctcnet.errors import InputError
 from ctcnet.evaluation.baselines import fit_baselines
+from ctcnet.io.data_panel_leaks import said_unread_leaks
 from ctcnet.nn.spec import ModelSpec
 from ctcnet.simulate import SimConfig, simulate_crops, undrawn_classes
 
@@ -131,7 +132,9 @@ def labelled_index(data, spec: ModelSpec, with_baselines: bool = True, baseline_
     baselines are fitted on)."""
     # The data's channels are mapped to the model's by name (extra ones dropped, a note).
     index = read_crop_index(data, taxonomy=spec.taxonomy, pixel_size=pixel_size,
-                            progress=progress).conform(spec.panel)
+                            progress=progress)
+    said_unread_leaks(index.panel, Path(data) / "panel.json")  # (the model's are read)
+    index = index.conform(spec.panel)
     baselines, source, fit_on = None, None, None
     is_train = np.array([s.lower() == "train" for s in index.splits], bool)
     if not splits:

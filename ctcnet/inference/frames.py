@@ -31,7 +31,7 @@ import pandas as pd
 
 from ctcnet.core.ordered import ordered_map
 from ctcnet.core.paths import written_lately
-from ctcnet.core.said_once import first_time
+from ctcnet.core.said_once import SAID_ONCE, first_time
 from ctcnet.detect.clipped_background import restore_clipped_background, subtracted_note
 from ctcnet.detect.cropping import extract_crops
 from ctcnet.detect.detection import DetectConfig, detect_events
@@ -255,9 +255,10 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
 def _say_once(cartridge: Cartridge, frame: FrameRef, kind: str, text: str) -> None:
     """Warn of ``text``, of a ``kind`` every frame of a cartridge may show, once a cartridge
     (naming the first frame met): every frame's is kept in its record, not said."""
-    if first_time(__name__, cartridge.root, kind):
+    key = (__name__, str(cartridge.root), kind)
+    if first_time(*key):  # (the key travels: a frame process's record is said once too)
         log.warning("%s: frame %s (the first such read): %s", cartridge.sample_id,
-                    frame.frame_id, text)
+                    frame.frame_id, text, extra={SAID_ONCE: key})
 
 
 def _metadata_signs(crops: np.ndarray, cartridge: Cartridge, spec: ModelSpec,

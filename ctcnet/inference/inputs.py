@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ctcnet.core.file_modes import group_unshared_text, make_folder
 from ctcnet.core.paths import HOME_NOT_EXPANDED, absolute, desktop_file, unexpanded_home
+from ctcnet.core.said_once import first_time
 from ctcnet.detect.crop_dataset import read_crop_index
 from ctcnet.detect.crop_labels import names_a_class
 from ctcnet.detect.folder_kinds import is_predict_output
@@ -115,7 +116,7 @@ def resolve_inputs(inputs: Iterable[str | Path], say_skipped: bool = False
                 raise _not_an_input(path)
             _refuse_class_folders_as_scans(path, subs)
             if say_skipped:
-                _say_what_is_not_read(path, subs)
+                _say_what_is_not_read(path, [*subs, *crops])
             cartridges += subs
     return _once(cartridges, say_skipped), _once(datasets, say_skipped)
 
@@ -138,10 +139,11 @@ def _crops_named_as_frames(path: Path) -> bool:
         return False
     if not shape or max(shape) > CROP_SIZED_PX:
         return False
-    log.warning("%s: its images are named as a scan's frames but are %d x %d px, a cell's "
-                "crop, and no cartridge.json says it is a scan: read as a folder of crops (in "
-                "no class folder: unlabelled); a scan of frames this small needs its "
-                "cartridge.json", path, *shape)
+    if first_time("crops-named-as-frames", str(path)):  # (inputs are resolved more than once)
+        log.warning("%s: its images are named as a scan's frames but are %d x %d px, a "
+                    "cell's crop, and no cartridge.json says it is a scan: read as a folder of "
+                    "crops (in no class folder: unlabelled); a scan of frames this small needs "
+                    "its cartridge.json", path, *shape)
     return True
 
 

@@ -21,6 +21,8 @@ import threading
 import time
 import types
 
+from ctcnet.core.run_log import before_closing
+from ctcnet.core.said_once import SAID_ONCE, first_time
 from ctcnet.inference.resources import (
     keep_frame_buffers,
     release_free_memory,
@@ -64,28 +66,59 @@ _RELOGGED = ("ctcnet", "tifffile")  # the loggers a worker sends back (tifffile:
 
 class _Relogged(logging.Handler):
     """A worker's record handed to the logger of its name here: the run's log file and the
-    console take it, at their own levels, as they take this process's."""
+    console take it, at their own levels, as they take this process's. One said once a
+    process (``SAID_ONCE``) is said once here, not once a worker."""
+
+    def __init__(self):
+        super().__init__()
+        self.busy = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
-        logging.getLogger(record.name).handle(record)
+        with self.busy:
+            key = getattr(record, SAID_ONCE, None)
+            if key is None or first_time("relogged", *key):
+                logging.getLogger(record.name).handle(record)
 
 
 def _log_queue(context):
-    """The queue the workers log into, read by a listener thread of this process."""
+    """The queue the workers log into, read by a listener thread of this process (each run's
+    log waits for what is on its way before it closes: :func:`_drain_logs`)."""
     if "queue" not in _LOGGED_BACK:
         queue = context.Queue()
-        listener = logging.handlers.QueueListener(queue, _Relogged())
+        relogged = _Relogged()
+        listener = logging.handlers.QueueListener(queue, relogged)
         listener.start()  # (a daemon thread)
-        _LOGGED_BACK.update(queue=queue, listener=listener)
+        _LOGGED_BACK.update(queue=queue, listener=listener, relogged=relogged)
+        before_closing(_drain_logs)
     return _LOGGED_BACK["queue"]
+
+
+def _drain_logs(settle_s: float = 0.05, limit_s: float = 2.0) -> None:
+    """Wait until the workers' records on their way are handed on (the queue empty and its
+    listener idle for ``settle_s``, at most ``limit_s``): a worker's last warning missed the
+    run's log file 17 times in 40 closed at once."""
+    queue, relogged = _LOGGED_BACK.get("queue"), _LOGGED_BACK.get("relogged")
+    if queue is None:
+        return
+    end, quiet_since = time.monotonic() + limit_s, None
+    while time.monotonic() < end:
+        idle = queue.empty() and relogged.busy.acquire(blocking=False)
+        if idle:
+            relogged.busy.release()
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= settle_s:
+                return
+        else:
+            quiet_since = None
+        time.sleep(0.005)
 
 
 @contextlib.contextmanager
 def starting_children(outlive_sigterm: bool = False):
     """Processes spawned within ignore SIGINT from their first instruction, and do not run the
     caller's main script again. ``outlive_sigterm``: a report worker's, which also ignores
-    SIGTERM and SIGHUP (a closed terminal's). Meanwhile the signals are held (:func:`_signals_held`), not ignored: the parent
-    loses none.
+    SIGTERM and SIGHUP (a closed terminal's). Meanwhile the signals are held
+    (:func:`_signals_held`), not ignored: the parent loses none.
 
     A Ctrl-C reaches the terminal's whole process group: predict's main process stops the run
     and waits for the work it must finish (a report in progress), which a worker interrupted
@@ -171,6 +204,9 @@ def start_worker(parent: int, frame_buffers: bool = False, log_queue=None,
     predict's process through ``log_queue``."""
     global _blas_limit
     if log_queue is not None:
+        # (a worker killed while it held the queue's lock left the others' senders waiting,
+        # and their exit waited on them: records then may be lost, never the run's end)
+        log_queue.cancel_join_thread()
         for name in _RELOGGED:
             logger = logging.getLogger(name)
             logger.handlers[:] = [logging.handlers.QueueHandler(log_queue)]

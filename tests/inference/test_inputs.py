@@ -894,7 +894,11 @@ def test_crops_named_as_a_scans_frames_are_read_as_a_crop_folder(tmp_path, rng, 
     with caplog.at_level(logging.WARNING, logger="ctcnet.inference.inputs"):
         assert resolve_inputs([folder]) == ([], [folder])
     assert "80 x 80 px, a cell's crop" in caplog.text
-    # Inside a folder of scans, as given alone: the same folder gives the same reading.
-    assert resolve_inputs([tmp_path]) == ([], [folder])
+    # Inside a folder of scans, as given alone: the same folder gives the same reading, said
+    # once (inputs are resolved more than once a run), and not said "not read".
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ctcnet.inference.inputs"):
+        assert resolve_inputs([tmp_path], say_skipped=True) == ([], [folder])
+    assert "not read" not in caplog.text and "a cell's crop" not in caplog.text
     write_cartridge_info(folder, load_panel(None), "S1", 3, 1, 3, (80, 80))
     assert resolve_inputs([folder]) == ([folder], [])

@@ -492,3 +492,36 @@ def test_a_worker_processs_log_records_reach_predicts_loggers(caplog):
     records = [r for r in caplog.records if r.name == "ctcnet.inference.frames"]
     assert [r.getMessage() for r in records] == ["frame r00c02: 8-bit"]
     assert records[0].levelno == logging.WARNING
+
+
+def test_a_workers_last_records_reach_the_runs_log_and_one_said_once_is_said_once(tmp_path):
+    """A worker's warning logged just before its result came back missed the run's log file
+    17 times in 40 closed at once (its records on their way); and a warning said once a
+    cartridge was said once a worker."""
+    from ctcnet.core.run_log import run_log
+    from ctcnet.core.said_once import SAID_ONCE
+    from ctcnet.inference import worker_processes
+
+    said = logging.getLogger("ctcnet.inference.frames")
+    pool = worker_processes.spawned_pool(2, frame_buffers=True)
+    try:
+        for k in range(8):
+            with run_log(tmp_path / f"run{k}", "predict", ["predict"]) as log:
+                log.open()
+                with worker_processes.starting_children():
+                    pool.submit(said.warning, "the last word %d", k).result(timeout=120)
+                log.ended(0)
+            text = next((tmp_path / f"run{k}" / "logs").glob("*.log")).read_text()
+            assert f"the last word {k}" in text, text
+        with run_log(tmp_path / "once", "predict", ["predict"]) as log:
+            log.open()
+            once = {"extra": {SAID_ONCE: ("frames", "cart", "eight_bit")}}
+            for future in [pool.submit(said.warning, f"frame r00c0{i}: 8-bit", **once)
+                           for i in range(4)]:
+                future.result(timeout=120)
+            log.ended(0)
+        text = next((tmp_path / "once" / "logs").glob("*.log")).read_text()
+        assert text.count(": 8-bit") == 1, text
+    finally:
+        pool.shutdown(wait=True)
+
