@@ -76,7 +76,7 @@ class _Relogged(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         with self.busy:
             key = getattr(record, SAID_ONCE, None)
-            if key is None or first_time("relogged", *key):
+            if key is None or first_time(*key):  # (as this process's own, said or not)
                 logging.getLogger(record.name).handle(record)
 
 
