@@ -189,6 +189,21 @@ def edit_json(path, **changes):
     path.write_text(json.dumps(data))
 
 
+def stated_range(root: Path, top: float, scale: int = 1) -> Path:
+    """A cartridge folder's frames as 16-bit counts ``scale`` times their own, and its
+    panel.json stating every channel ``[0, top]`` (a 12-bit camera's counts stored x16, or
+    stated 0-65535 as they are); ``root``, changed in place."""
+    import tifffile
+
+    for frame in root.glob("r*.tif"):
+        tifffile.imwrite(frame, tifffile.imread(frame).astype(np.uint16) * scale)
+    panel = json.loads((root / "panel.json").read_text())
+    panel["channels"] = [{"name": c if isinstance(c, str) else c["name"],
+                          "value_range": [0, top]} for c in panel["channels"]]
+    (root / "panel.json").write_text(json.dumps(panel))
+    return root
+
+
 def write_events(sample: Path, events, **options) -> None:
     """``events`` as a predict output's events.parquet, its digest recorded in summary.json as
     predict records it: a test's own run, not a table changed by hand (which is refused)."""

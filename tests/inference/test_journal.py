@@ -5,7 +5,7 @@ import shutil
 import time
 from pathlib import Path
 
-from conftest import predict
+from conftest import predict, stated_range
 
 
 def test_a_copy_done_before_is_dropped_from_the_journal(clean_run, cart):
@@ -509,19 +509,10 @@ def test_a_scan_stored_at_16_times_its_counts_gets_the_calls_of_its_counts(clean
     """A 12-bit camera's counts written x16 into 16-bit files, panel.json stating 0-65535 (as
     many scanners store them): the same events, calls, flags and marker readings as the
     counts themselves; saturation is judged at the stated range, not the training data's."""
-    import json
 
-    import numpy as np
     import pandas as pd
-    import tifffile
 
-    scaled = shutil.copytree(cart, tmp_path / "x16")
-    for frame in scaled.glob("r*.tif"):
-        tifffile.imwrite(frame, tifffile.imread(frame).astype(np.uint16) * 16)
-    panel = json.loads((scaled / "panel.json").read_text())
-    panel["channels"] = [{"name": c if isinstance(c, str) else c["name"],
-                          "value_range": [0, 65535]} for c in panel["channels"]]
-    (scaled / "panel.json").write_text(json.dumps(panel))
+    scaled = stated_range(shutil.copytree(cart, tmp_path / "x16"), 65535, 16)
     predict(clean_run, cart, tmp_path / "one")
     predict(clean_run, scaled, tmp_path / "sixteen")
     one, sixteen = (pd.read_parquet(tmp_path / run / "S1" / "events.parquet")
@@ -541,7 +532,6 @@ def test_a_12_bit_scan_stated_as_16_bit_gets_the_guard_of_its_cameras_top(clean_
     event's calls, flags and marker readings the same (the measurements up to the rounding
     of counts stored x16). Stated 0-65535, the guard read the band as unsaturated (it is
     saturated at the camera's top, which the frame check said)."""
-    import json
 
     import numpy as np
     import pandas as pd
@@ -554,17 +544,8 @@ def test_a_12_bit_scan_stated_as_16_bit_gets_the_guard_of_its_cameras_top(clean_
         pixels[1, : pixels.shape[1] // 3] = 4095
         tifffile.imwrite(frame, pixels)
 
-    def stated(root, top, scale=1):
-        for frame in root.glob("r*.tif"):
-            tifffile.imwrite(frame, tifffile.imread(frame).astype(np.uint16) * scale)
-        panel = json.loads((root / "panel.json").read_text())
-        panel["channels"] = [{"name": c if isinstance(c, str) else c["name"],
-                              "value_range": [0, top]} for c in panel["channels"]]
-        (root / "panel.json").write_text(json.dumps(panel))
-        return root
-
-    wide = stated(shutil.copytree(cart, tmp_path / "wide"), 65535)
-    x16 = stated(shutil.copytree(cart, tmp_path / "x16"), 65535, 16)
+    wide = stated_range(shutil.copytree(cart, tmp_path / "wide"), 65535)
+    x16 = stated_range(shutil.copytree(cart, tmp_path / "x16"), 65535, 16)
     runs = {}
     for name, root in (("counts", cart), ("wide", wide), ("x16", x16)):
         predict(clean_run, root, tmp_path / f"out_{name}")

@@ -303,16 +303,9 @@ def test_predict_compensate_measures_the_cartridge_and_resumes_alike(leaky_cartr
     # model's 0-4095, where every CK-bright pixel read as clipped and no leak was measured.
     import shutil
 
-    import tifffile
+    from conftest import stated_range
 
-    wide = tmp_path / "x16"
-    shutil.copytree(base / "cart", wide)
-    for tif in wide.glob("*.tif"):
-        tifffile.imwrite(tif, tifffile.imread(tif).astype(np.uint16) * 16)
-    panel = json.loads((wide / "panel.json").read_text())
-    panel["channels"] = [{"name": c if isinstance(c, str) else c["name"],
-                          "value_range": [0, 65535]} for c in panel["channels"]]
-    (wide / "panel.json").write_text(json.dumps(panel))
+    wide = stated_range(shutil.copytree(base / "cart", tmp_path / "x16"), 65535, 16)
     sixteen = measure_scan_leaks(open_cartridge(wide), spec, PredictOptions().detect)[1]
     assert sixteen["leaks"]["CD45"] == pytest.approx(record["leaks"]["CD45"], rel=0.1)
 
