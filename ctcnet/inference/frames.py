@@ -64,6 +64,7 @@ from ctcnet.io.frame_checks import (
     saturation_note,
     unfilled_note,
 )
+from ctcnet.io.panel import Panel
 from ctcnet.io.scan import Cartridge, FrameRef, get_source
 from ctcnet.io.unread_planes import read_with_unread
 from ctcnet.nn.spec import ModelSpec
@@ -91,6 +92,7 @@ class FrameWork:
     note: str | None = None     # read, but its count is not to be trusted alone (saturated,
     #                             or its last rows unfilled)
     leak_ratios: list | None = None  # CK's ratios of some CK-bright events ([ratios, sds])
+    read_panel: Panel | None = None  # the panel its pixels were read at (range, camera's top)
     signs: dict | None = None  # what a few events say of the metadata (detect.metadata_signs)
     eight_bit: bool = False  # its values fit 8 bits (an export; io.frame_checks.eight_bit_note)
     background: list | None = None  # per channel (io.frame_checks.frame_background)
@@ -249,7 +251,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
                      model_crops=model_crops, measured=measured,
                      guard_start=guard_start, record=record, note=note,
                      leak_ratios=leak_ratios, signs=signs, eight_bit=eight_bit is not None,
-                     background=background, subtracted=subtracted)
+                     background=background, subtracted=subtracted, read_panel=read_as.panel)
 
 
 def _say_once(cartridge: Cartridge, frame: FrameRef, kind: str, text: str) -> None:
@@ -448,13 +450,10 @@ def measure_scan_leaks(cartridge: Cartridge, spec: ModelSpec, config: DetectConf
         if work.error is not None or not len(work.crops):
             return None
         carriers = work.crops[leak_carriers(work.measured)]
-        # Read at the scan's stated range and its camera's top, as the frame's guard reads it
+        # Read at the panel the frame's guard read it at: its stated range and its camera's top
         # (at the model's 0-4095, every CK-bright pixel of a 16-bit scan read as clipped, and
         # --compensate measured no leak).
-        read_as = spec_read_as(spec, at_camera_tops(
-            cartridge.panel, carriers.max(axis=(0, 2, 3)).tolist() if len(carriers) else
-            [0.0] * cartridge.panel.num_channels))
-        return (*scan_ratios(carriers, read_as.panel, central=True), len(work.crops))
+        return (*scan_ratios(carriers, work.read_panel, central=True), len(work.crops))
 
     # The model waits for these leaks, so this pass has the frame threads to itself.
     measured = [r for r in ordered_map(frame_ratios, list(picks), workers, workers,
