@@ -62,8 +62,11 @@ log = logging.getLogger(__name__)
 # The graph's measurement columns, in output order: what the fusion reads, then the band
 # round the CK area an exclusion marker lights, CD45's brightest 3x3 mean in the disk (the
 # guard's ``peak_<k>`` of the CD45 channel before its arcsinh, which the cartridge fusion's
-# gate reads), then whether the flood fill was cut short.
-COLUMNS = (*MEASURES, "partner_um2", "cd45_peak", "area_unfinished")
+# gate reads), the rest of the CD45 line (``GuardRules.cd45_positive``: CD45 over the cell's
+# core where there is no CK area, the share of the area clipped at the camera's ceiling in
+# CD45), then whether the flood fill was cut short.
+COLUMNS = (*MEASURES, "partner_um2", "cd45_peak", "cd45_over_cell", "cd45_at_ceiling",
+           "area_unfinished")
 # The widest box of the disk a row of which packs into an int64's bits (the top one left
 # clear: a step's shift to the left must not turn the sign).
 MAX_PACKED_WIDTH = 62
@@ -224,6 +227,8 @@ class MarkerGraph(nn.Module):
             (cd45_excess,) = excess([self.cd45], self.others, [cd45_cap])
             out["cd45_core"], out["cd45_over_ck"] = over_area(
                 cd45_excess, flat_clipped, flat_area, has_area)
+            out["cd45_over_cell"], out["cd45_at_ceiling"] = self.cd45_over_cell(
+                cd45_excess, box, area, flat_clipped, has_area)
         if self.exclusion:
             out["exclusion_around_ck"], out["partner_um2"] = self.around(
                 excess, area, flat_clipped, has_area, cd45_cap)
@@ -244,6 +249,23 @@ class MarkerGraph(nn.Module):
             region = torch.bitwise_and(packed_cross(region), allowed)
         unfinished = (region != before).long().sum(dim=1) > 0  # no ReduceMax of bool in ONNX
         return unpack(region, self.bits), unfinished
+
+    def cd45_over_cell(self, cd45_excess, box, area, flat_clipped, has_area):
+        """``cd45_over_cell`` (CD45's upper quartile over the half-radius core where there is
+        no CK area, NaN elsewhere) and ``cd45_at_ceiling`` (the share of the CK area, or of
+        that core, where CD45's counts reach its channel's ceiling): ``_cd45_columns``."""
+        core = self.core_half[0] > 0                                   # (h, w)
+        everywhere = torch.ones_like(has_area)
+        cell = over_area(cd45_excess, flat_clipped, core.flatten()[None].expand_as(flat_clipped),
+                         everywhere)[1]
+        bare = ~has_area
+        over_cell = torch.where(bare, cell, torch.full_like(cell, float("nan")))
+        # (by logic, not Where: onnxruntime has no Where kernel of booleans)
+        read = ((bare[:, None, None] & core[None]) | (has_area[:, None, None] & area)).flatten(1)
+        at_top = (box[:, self.cd45] >= self.high[0, self.cd45]).flatten(1)
+        share = (at_top & read).sum(dim=1).float() / \
+            torch.clamp(read.sum(dim=1).float(), min=1.0)
+        return over_cell, share
 
     def cd45_leak_cap(self, std, usable, comparable):
         """``_Batch.cd45_leak_caps``: CD45's ``leak_cap``, or ``copy_leak`` where CD45 over the CK

@@ -83,6 +83,10 @@ MEASUREMENT_UNITS = {
     "partner_um2": "square micrometres (of the band round the CK area an exclusion marker "
                    "lights)",
     "cd45_peak": "CD45 noise units (the brightest 3x3 mean in the disk)",
+    "cd45_over_cell": "CD45 noise units (upper quartile over the cell's core, leaks taken off; "
+                      "only on a crop without a CK area, NaN elsewhere)",
+    "cd45_at_ceiling": "share of the CK area (of the cell's core without one) where CD45 "
+                       "reaches its channel's ceiling",
     "area_unfinished": "1 where the CK area's flood fill was cut short, else 0",
 }
 

@@ -13,8 +13,9 @@ calls' (a fusion whose ``role`` is ``calls``).
   CTC's (CK's peak, DAPI inside the CK area, CD45's peak no more than a leak of CK);
 * there, the fused posterior (:class:`~ctcnet.deploy.marker_graph.FusionHead`, float64);
   elsewhere the network's probabilities;
-* then the CellSearch line: on those rows, CD45 over the CK area over the guard's level
-  leaves no CTC probability.
+* then the CellSearch line: on those rows, CD45 positive by the guard's line
+  (``GuardRules.cd45_positive``: over the CK area, over the cell's core without one, or clipped
+  at the camera's ceiling) leaves no CTC probability.
 
 Predict measures in numpy only the rows its gate picks; the graph measures every crop, and
 the gate picks the same rows (its columns agree with numpy's up to float rounding, so a value
@@ -48,10 +49,9 @@ class ScanFusionHead(nn.Module):
         self.counted = [names.index(c) for c in COUNTED_CLASSES if c in names]
         self.ctc = names.index("ctc") if "ctc" in names else None
         self.has_cd45 = panel.index_of_role("leukocyte") is not None
-        self.cd45_level, self.dna_level = float(rules.cd45_level), float(rules.dna_level)
+        self.rules, self.dna_level = rules, float(rules.dna_level)
         self.column = {c: COLUMNS.index(c) for c in
-                       ("ck_peak", "dna_in_ck", "dna_own_structure", "cd45_peak",
-                        "cd45_over_ck")}
+                       ("ck_peak", "dna_in_ck", "dna_own_structure", "cd45_peak")}
 
     def rows(self, proba: torch.Tensor, measured: torch.Tensor) -> torch.Tensor:
         """(N,) bool: the fusion applies (``scan_fusion.fusion_rows``; NaN compares false,
@@ -85,8 +85,9 @@ class ScanFusionHead(nn.Module):
         out = torch.where(rows[:, None], self.fused(proba, measured), proba.float())
         if self.ctc is None:
             return out
-        # NaN (no CK area to read CD45 over) compares false: no CD45 read, nothing taken.
-        positive = rows & (measured[:, self.column["cd45_over_ck"]] > self.cd45_level)
+        # The guard's CD45 line (NaN, not read, compares false: nothing taken).
+        positive = rows & self.rules.cd45_positive(
+            lambda name: measured[:, COLUMNS.index(name)])
         is_ctc = torch.arange(out.shape[1], device=out.device) == self.ctc
         zeros = torch.zeros_like(out)
         out = torch.where(positive[:, None] & is_ctc[None], zeros, out)

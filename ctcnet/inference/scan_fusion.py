@@ -27,9 +27,10 @@ calls, the fusion also called bare nuclei and CK+ blobs ``ctc`` (false CTC calls
 per 1,000 events on the 20 counting cartridges, its rule refitted); read on the review band
 alone it leaves the calls and counts as they were.
 
-After the fusion the CellSearch line holds: an event with CD45 over its CK area
-(``cd45_over_ck`` over ``GuardRules.cd45_level``) is given no CTC probability, so it is never
-called ``ctc``.
+After the fusion the CellSearch line holds: an event that reads CD45 positive
+(:meth:`GuardRules.cd45_positive`, the ``cd45_positive`` flag's line: CD45 over its CK area, or
+over the cell's core without one, past ``GuardRules.cd45_level``, or clipped at the camera's
+ceiling) is given no CTC probability, so it is never called ``ctc``.
 
 The fusion reads the guard's costly columns (CK's own shape, CD45 over the CK area, the
 exclusion markers round it: the leak fits), which predict otherwise reads only on the events
@@ -62,7 +63,7 @@ from ctcnet.nn.calls import COUNTED_CLASSES
 # (written only by a model that carries a scan fusion).
 FUSED_COLUMN = "scan_fused"
 # The guard's column groups the fusion reads beyond what predict measures on every event
-# (``ExclusionReader.GROUPS``: ck_own_structure; cd45_core, cd45_over_ck; exclusion_around_ck).
+# (``ExclusionReader.GROUPS``: ck_own_structure; the CD45 columns; exclusion_around_ck).
 READ_GROUPS = ("ck_own", "cd45", "around")
 # Where the fusion applies, unless the fitted fusion states its own (``fusion["gate"]``).
 # On the fitting cartridges (16 CTC-rich cartridges, 20,727 events, 616 CTCs, seed 64000) a
@@ -130,7 +131,7 @@ def completed(crops: np.ndarray, spec, measured: pd.DataFrame, rows: np.ndarray,
 def fuse(proba: np.ndarray, measured: pd.DataFrame, class_names, fusion: dict,
          rows: np.ndarray, rules: GuardRules = RULES) -> np.ndarray:
     """(N, K) float32: the fused posterior on ``rows`` (the network's ``proba`` elsewhere),
-    with no CTC probability left where CD45 reads over its level over the CK area."""
+    with no CTC probability left where CD45 reads positive (:meth:`GuardRules.cd45_positive`)."""
     out = np.array(proba, np.float32, copy=True)
     rows = np.asarray(rows, bool)
     if not rows.any():
@@ -141,8 +142,8 @@ def fuse(proba: np.ndarray, measured: pd.DataFrame, class_names, fusion: dict,
     measures = {m: measured[m].to_numpy()[rows] for m in MEASURES}
     out[rows] = fused_proba(fusion, out[rows], measures, names).astype(np.float32)
     if "ctc" in names:
-        with np.errstate(invalid="ignore"):  # NaN: no CK area to read CD45 over
-            positive = rows & (measured["cd45_over_ck"].to_numpy(np.float64) > rules.cd45_level)
+        positive = rows & np.asarray(rules.cd45_positive(
+            lambda name: measured[name].to_numpy(np.float64)), bool)
         if positive.any():
             out[positive] = _without_ctc(out[positive], np.asarray(proba)[positive],
                                          names.index("ctc"))

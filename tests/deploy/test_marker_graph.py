@@ -24,6 +24,11 @@ def measured():
     panel = load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
     crops = np.asarray(simulate_crops(8, panel, crop_size=64, seed=11).images, np.float32)
     crops[0, 1, 28:36, 28:36] = 4095.0  # a saturated CK core
+    # A cell without a CK area (CD45 read over its core) and one whose CD45 is clipped at the
+    # camera's ceiling: the rest of the guard's CD45 line.
+    rng = np.random.default_rng(3)
+    crops[1, 1] = rng.normal(np.median(crops[1, 1]), 3.0, crops[1, 1].shape)
+    crops[2, 2, 26:38, 26:38] = 4095.0
     with torch.inference_mode():
         got = MarkerGraph(panel, 64, 0.64)(torch.from_numpy(crops)).numpy()
     return got, measure(crops, panel, 0.64)
@@ -43,6 +48,15 @@ def test_each_column_is_the_guards(measured, column):
     panel = load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
     np.testing.assert_allclose(got[:, COLUMNS.index(column)], guards(ref, column, panel),
                                rtol=1e-4, atol=1e-4)
+
+
+def test_the_rest_of_the_cd45_line_is_read(measured):
+    """The crops the fixture made for it read CD45 over a cell's core (no CK area) and at the
+    ceiling, so the columns' parity above is not of NaN and zeros alone."""
+    got, ref = measured
+    assert ref["ck_area"][1] == 0 and np.isfinite(got[1, COLUMNS.index("cd45_over_cell")])
+    assert np.isnan(got[0, COLUMNS.index("cd45_over_cell")])
+    assert got[2, COLUMNS.index("cd45_at_ceiling")] > 0.2
 
 
 def test_a_known_leak_is_the_guards_in_the_graph_too():
@@ -135,3 +149,12 @@ def test_cartridge_fusion_head_is_predicts():
         got = ScanFusionHead(sure, CLASSES, panel)(torch.from_numpy(proba), positive).numpy()
     assert (got[:, 0] == 0).all()
     np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-5)
+    # The rest of the guard's line: CD45 over the core of a cell without a CK area, or clipped
+    # at the ceiling over a share of its area.
+    for column, value in (("cd45_over_cell", 50.0), ("cd45_at_ceiling", 0.5)):
+        positive = graph.clone()
+        positive[:, COLUMNS.index("ck_area")] = 0.0 if column == "cd45_over_cell" else 30.0
+        positive[:, COLUMNS.index(column)] = value
+        with torch.inference_mode():
+            got = ScanFusionHead(sure, CLASSES, panel)(torch.from_numpy(proba), positive).numpy()
+        assert (got[:, 0] == 0).all(), column

@@ -56,9 +56,16 @@ out = dict(zip(names, session.run(names, {"raw": crops})))
 columns = markers["columns"]
 classes = [c["name"] for c in spec["taxonomy"]["classes"]]
 fused = out["fused_probabilities"].astype(np.float64)
-# The CellSearch line: CD45 over the CK area over the guard's level is never a CTC.
+# The CellSearch line: CD45 over the guard's level over the CK area (over the cell's core
+# without one), or clipped at the ceiling over its share of that area, is never a CTC.
+rules, m = markers["rules"], out["measurements"]
+def col(name):
+    return m[:, columns.index(name)]
 with np.errstate(invalid="ignore"):
-    cd45 = out["measurements"][:, columns.index("cd45_over_ck")] > markers["rules"]["cd45_level"]
+    cd45 = (col("cd45_over_ck") > rules["cd45_level"]) | \
+        (~(col("ck_area") > 0) & (col("cd45_over_cell") > rules["cd45_level"]))
+    if rules["cd45_ceiling_share"] is not None:
+        cd45 |= col("cd45_at_ceiling") >= rules["cd45_ceiling_share"]
 fused[cd45, classes.index("ctc")] = -1.0
 assert not any(m == "ctcnet" or m.startswith("ctcnet.") for m in sys.modules)
 print(json.dumps({"columns": columns, "measurements": out["measurements"].tolist(),

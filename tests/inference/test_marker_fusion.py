@@ -141,6 +141,28 @@ def test_a_display_exports_ck_copy_in_cd45_is_a_leak_a_leukocytes_cd45_is_not(rn
     assert min(scan["cd45_over_ck"][1], export["cd45_over_ck"][1]) > 2.0
 
 
+def test_a_fused_crop_sets_cd45_line_is_the_guards_without_a_ck_area_and_at_the_ceiling(rng,
+                                                                                       spec):
+    """A leukocyte without CK reads CD45 over its core, and an aggregate clipped in every
+    channel reads none under the clip: the guard holds either as ``cd45_positive``, and a
+    fusion's calls keep them off ``ctc`` by the same line, as the marker rule does."""
+    leukocyte = cell(rng, ck=0, cd45=300)
+    clipped = cell(rng, ck=9000, dapi=9000)
+    clipped[CD45] += 9000 * (np.hypot(*(np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2)) <= 9)
+    crops = np.minimum(np.stack([leukocyte, clipped, cell(rng)]), 4095).astype(np.float32)
+    proba = np.full((3, 4), 0.1)
+    proba[:, 0] = 0.7
+    called = np.array(["ctc"] * 3, object)
+    flags = review_flags(crops, proba, spec)
+    assert flags["cd45_positive"].tolist() == [True, True, False]
+    f = len(feature_names(spec.class_names))
+    says_ctc = {"format": 1, "classes": spec.class_names, "mean": [0.0] * f,
+                "scale": [1.0] * f, "weights": [[0.0] * f] * spec.num_classes,
+                "bias": [5.0, 1.0, 0.0, 0.0]}
+    fused = spec.replace(metrics={"marker_fusion": says_ctc})
+    assert crop_set_calls(called, flags, crops, proba, fused).tolist() == ["wbc", "wbc", "ctc"]
+
+
 def test_a_ctc_call_the_fusion_makes_is_checked_for_an_unusual_profile_as_the_networks_is():
     """The same crop called ``ctc`` by the network and by the fusion over the network's
     ``wbc``: the unusual check (the distance to the ctc calls' reference) holds both."""

@@ -20,7 +20,7 @@ from ctcnet.io.panel import default_panel
 from ctcnet.io.taxonomy import default_taxonomy
 from ctcnet.nn.calls import DecisionRule
 from ctcnet.nn.spec import ModelSpec
-from tests.inference.test_marker_fusion import SIZE, cell
+from tests.inference.test_marker_fusion import CD45, SIZE, cell
 
 # The shipped default model's cartridge prior for ctc, about.
 RULE = DecisionRule.prior_shift({"ctc": -3.75, "cluster": -3.0})
@@ -109,6 +109,24 @@ def test_a_cd45_positive_event_is_never_called_ctc_whatever_the_fusion_says(rng,
     assert out["class"].iloc[1] != "ctc" and out["p_ctc"].iloc[1] == 0.0
     np.testing.assert_allclose(out[[f"p_{c}" for c in spec.class_names]].iloc[1].sum(), 1.0,
                                rtol=1e-5)
+
+
+def test_the_fusion_gives_no_ctc_probability_over_any_of_the_guards_cd45_line(rng, spec):
+    """A leukocyte without CK (CD45 read over its core) and a cell whose CD45 is clipped at
+    the camera's ceiling over its CK area (no CD45 pixel left to read): both CD45 positive by
+    the guard's line, so the fusion leaves neither a CTC probability, however sure it is."""
+    crops, proba, events = frame(rng)
+    crops[2] = cell(rng, ck=0, cd45=300)
+    crops[3] = cell(rng, ck=400)
+    crops[3, CD45] += 9000 * (np.hypot(*(np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2)) <= 9)
+    crops = np.minimum(crops, 4095)
+    f = len(feature_names(spec.class_names))
+    says_ctc = {"format": 1, "classes": spec.class_names, "mean": [0.0] * f,
+                "scale": [1.0] * f, "weights": [[0.0] * f] * spec.num_classes,
+                "bias": [20.0, 0.0, 0.0, 0.0]}
+    out = called(events, crops, proba, spec.replace(metrics={SCAN_FUSION: says_ctc}))
+    assert out["class"].iloc[0] == "ctc"
+    assert (out["p_ctc"].iloc[2:4] == 0.0).all() and (out["class"].iloc[2:4] != "ctc").all()
 
 
 def test_without_a_scan_fusion_a_cartridge_is_called_as_before(rng, spec):

@@ -146,9 +146,11 @@ def crop_set_calls(called: np.ndarray, flags: pd.DataFrame, crops: np.ndarray,
     probabilities and the measured markers read together, at ``decision``'s prior, a ``wbc``
     call with a CTC's markers and no CD45 made ``ctc``; without one, the marker rule
     (:func:`marker_calls`) over the network's ``called``. Either way the CellSearch line
-    holds: an event with CD45 over its CK area (``rules.cd45_level``, noise units once the
-    leaks are removed, each up to ``max_leak``: :func:`leak_allowance`) is never called
-    ``ctc``. A row whose probabilities are not finite keeps its call (``failed``).
+    holds: an event that reads CD45 positive (:meth:`GuardRules.cd45_positive`: over its CK
+    area, or its core without one, past ``rules.cd45_level``, noise units once the leaks are
+    removed, each up to ``max_leak``: :func:`leak_allowance`; or clipped at the camera's
+    ceiling) is never called ``ctc``. A row whose probabilities are not finite keeps its
+    call (``failed``).
     ``measured``: :func:`measure` of the crops with every column (CD45 on every row, with
     these rules), if made (:func:`crop_set_review` makes it once for the flags and this)."""
     rules = rules.with_leak(max_leak)
@@ -161,8 +163,10 @@ def crop_set_calls(called: np.ndarray, flags: pd.DataFrame, crops: np.ndarray,
         measured = measure(crops, spec.panel, spec.pixel_size_um, rules)
     fused = deployment_proba(fused_proba(fusion, proba, measured, names), names,
                              decision).astype(np.float64)
-    with np.errstate(invalid="ignore"):  # NaN: no CK area to read CD45 over
-        cd45 = measured["cd45_over_ck"].to_numpy(np.float64) > rules.cd45_level
+    # (the flag's line: a leukocyte without CK reads CD45 over its core, an aggregate clipped
+    # at the camera's ceiling in CD45)
+    cd45 = np.asarray(rules.cd45_positive(lambda name: measured[name].to_numpy(np.float64)),
+                      bool)
     for name in _of_kind("ctc", names, kinds):  # a lab's ctc_emt as a ctc
         fused[cd45, names.index(name)] = -1.0
     out = np.asarray(called, dtype=object).copy()

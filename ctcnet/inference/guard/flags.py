@@ -118,13 +118,7 @@ class FlagRule:
 
 
 def _cd45_positive(e: Evidence) -> np.ndarray:
-    level, ceiling = e.rules.cd45_level, e.rules.cd45_ceiling_share
-    with np.errstate(invalid="ignore"):  # NaN: not read (no CD45 channel)
-        positive = (e.col("cd45_over_ck") > level) | \
-            (~e.has_ck_area & (e.col("cd45_over_cell") > level))
-        if ceiling is not None:
-            positive |= e.col("cd45_at_ceiling") >= ceiling
-    return positive
+    return np.asarray(e.rules.cd45_positive(e.col), bool)
 
 
 def _unusual(e: Evidence) -> np.ndarray:

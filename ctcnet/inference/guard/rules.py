@@ -9,7 +9,10 @@ allowance (scans against display exports: :func:`leak_allowance`, :meth:`GuardRu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+
+import numpy as np
 
 from ctcnet.nn.calls import COUNTED_CLASSES
 
@@ -407,6 +410,20 @@ class GuardRules:
         """These rules with another leak allowance (``None``: unchanged)."""
         return self if max_leak is None or max_leak == self.max_leak else \
             replace(self, max_leak=float(max_leak))
+
+    def cd45_positive(self, col: Callable[[str], object]):
+        """Per event, whether CD45 reads positive: over its level (``cd45_level``) over the CK
+        area, over the cell's core where there is no CK area, or at the camera's ceiling over
+        ``cd45_ceiling_share`` of that area (None: not read). ``col`` gives a measurement
+        column by name, as numpy arrays or as torch tensors (the markers' ONNX graph reads
+        the same line); NaN is not read, so not positive. The CellSearch line of the
+        ``cd45_positive`` flag, of a crop set's fused calls and of the cartridge fusion."""
+        with np.errstate(invalid="ignore"):
+            positive = (col("cd45_over_ck") > self.cd45_level) | \
+                (~(col("ck_area") > 0) & (col("cd45_over_cell") > self.cd45_level))
+            if self.cd45_ceiling_share is not None:
+                positive = positive | (col("cd45_at_ceiling") >= self.cd45_ceiling_share)
+        return positive
 
     def for_crops(self, exported: bool) -> GuardRules:
         """These rules for crops that are display exports (``exported``: their leak
