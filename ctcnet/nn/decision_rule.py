@@ -237,15 +237,18 @@ class DecisionRule:
                             records + (("review_band", copy.deepcopy(dict(record))),))
 
     def with_band_kept(self, base: str, by: str, drop_fusion: bool) -> DecisionRule:
-        """The same rule whose review band (where it has one not yet so marked) says it was
-        fitted for ``base`` and kept by ``by`` (a fine-tune, a recalibration), not measured
-        again: its stated miss rate is of the base network's calls. ``drop_fusion``: the
-        base's cartridge fusion is not kept, so a band read on the fused posterior reads the
-        network's here, and says so."""
+        """The same rule whose review band (where it has one) says it was fitted for ``base``
+        and kept by ``by`` (a fine-tune, a recalibration), not measured again: its stated miss
+        rate is of the base network's calls. A band kept before (a fine-tune of a recalibrated
+        model) keeps the first base it names and adds this keeper after it, so the record
+        reads each keeper in turn. ``drop_fusion``: the base's cartridge fusion is not kept,
+        so a band read on the fused posterior reads the network's here, and says so."""
         band = self.review_band_record
-        if band is None or "fitted_for" in band:
+        if band is None:
             return self
-        fitted_for = f"the base model {base} (kept by {by}, not measured again on this model)"
+        earlier = band.get("fitted_for")
+        fitted_for = (f"{earlier}; then kept from {base} by {by}" if earlier else
+                      f"the base model {base} (kept by {by}, not measured again on this model)")
         if drop_fusion and band.get("reads") == "fused":
             fitted_for += f"; {FUSION_NOT_KEPT}: here it reads the network's posterior"
             band = {**band, "reads": "network"}

@@ -166,6 +166,24 @@ def test_the_stored_dict_keeps_what_it_was_read_with():
     assert DecisionRule.from_dict({}, NAMES) == DecisionRule.balanced()
 
 
+def test_a_band_kept_twice_drops_the_fusion_and_names_each_keeper():
+    """A fine-tune of a recalibrated model: the recalibration had kept the fused band, so the
+    fine-tune's keeping it left ``reads: fused`` (the fusion gone) and the card's fusion
+    sentence out: each keeper is named in turn, and the fusion drop applies."""
+    from ctcnet.nn.decision_rule import FUSION_NOT_KEPT
+
+    band = {"band": 0.5, "level": 0.01, "confidence": 0.95, "reads": "fused"}
+    rule = DecisionRule.prior_shift({"ctc": -3.0}).with_review_band(band)
+    recal = rule.with_band_kept("default", "a recalibration", drop_fusion=False)
+    assert recal.review_band_record["reads"] == "fused"
+    tuned = recal.with_band_kept("recal", "a fine-tune", drop_fusion=True).review_band_record
+    assert tuned["reads"] == "network"
+    assert tuned["fitted_for"] == (
+        "the base model default (kept by a recalibration, not measured again on this model); "
+        f"then kept from recal by a fine-tune; {FUSION_NOT_KEPT}: here it reads the network's "
+        "posterior")
+
+
 def test_balanced_is_a_no_op_on_the_calls(rng):
     proba = rng.dirichlet(np.ones(4), 200).astype(np.float32)
     proba[3] = np.nan

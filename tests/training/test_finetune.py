@@ -385,6 +385,23 @@ def test_a_fine_tune_says_its_cartridge_rule_and_band_are_the_base_models(lab, t
         "is not kept: on a cartridge the band reads this network's posterior alone" in card
 
 
+def test_a_fine_tune_of_a_recalibrated_model_says_the_fusion_is_not_kept():
+    """The recalibration had kept the band (its record names the base): the fine-tune's
+    card left out that the fusion the band read is gone, and its review list longer."""
+    from types import SimpleNamespace
+
+    from ctcnet.nn.decision_rule import DecisionRule
+    from ctcnet.training.finetune_card import _cartridge_rule_lines
+
+    band = {"band": 0.5, "level": 0.01, "reads": "fused"}
+    recal = DecisionRule.prior_shift({"ctc": -3.0}).with_review_band(band).with_band_kept(
+        "default", "a recalibration", drop_fusion=False)
+    tuned = recal.with_band_kept("recal", "a fine-tune", drop_fusion=True)
+    card = _cartridge_rule_lines(SimpleNamespace(decision=tuned))[0]
+    assert "The base's cartridge marker fusion (fitted on the base network's probabilities) " \
+        "is not kept: on a cartridge the band reads this network's posterior alone" in card
+
+
 def test_a_split_by_hand_that_puts_a_patient_on_both_sides_is_said_and_carded(
         lab, tmp_path, caplog):
     """A manifest's split column made by hand: a sample with crops in train and val is
