@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from ctcnet.core.printable import stated_percent
 from ctcnet.errors import InputError
 from ctcnet.io import atomic
 from ctcnet.io.panel import load_panel
@@ -158,9 +159,10 @@ def calibrate(args: argparse.Namespace, model, warnings: list[str]):
     band = spec.decision.review_band_record if spec.decision is not None else None
     if band and band.get("level") is not None and band.get("fitted_for"):
         # The cartridges' band is kept, its miss rate measured on the base's calls only.
-        print(f"  cartridges' review band kept: its stated miss rate ({band['level']:.0%}, "
-              f"{band.get('confidence', 0.95):.0%} confidence) was measured on the base "
-              "model's calls, not again on these", file=sys.stderr)
+        level, confidence = band["level"], band.get("confidence", 0.95)
+        print(f"  cartridges' review band kept: its stated miss rate ({stated_percent(level)}, "
+              f"{stated_percent(confidence)} confidence) was measured on the base model's "
+              "calls, not again on these", file=sys.stderr)
     _say_leaks(spec, args.calibrate_on)
     return args.save_model
 

@@ -3,8 +3,9 @@ it: control characters escaped. A frame named with ``ESC [2J`` cleared an operat
 as predict warned about it, and stayed in the run's log to do it again when read; a bidi
 override would show a name other than the file's. Line breaks and tabs are kept (a message's
 own layout). And counts by name as a person reads them (:func:`named_counts`), and a CSV
-cell a spreadsheet does not run as a formula (:func:`spreadsheet_cell`), and an ISO 8601 time
-in the form every page and report line gives times (:func:`utc_text`)."""
+cell a spreadsheet does not run as a formula (:func:`spreadsheet_cell`), an ISO 8601 time
+in the form every page and report line gives times (:func:`utc_text`), and a stated level or
+confidence as a percentage that says what it is (:func:`stated_percent`)."""
 
 from __future__ import annotations
 
@@ -101,3 +102,12 @@ def unmeasured_text(record: dict) -> str:
     counted CTCs lie in frames that lack the plane's file, else ''."""
     n = record.get("counted_ctcs_unmeasured")
     return f" ({n} not measured: a frame lacks the plane)" if n else ""
+
+
+def stated_percent(share: float) -> str:
+    """A stated share (a guarantee's level or confidence) as a percentage with the decimals it
+    needs: 0.01 as ``1%``, 0.95 as ``95%``, 0.005 as ``0.5%``, 0.995 as ``99.5%``. Rounded to
+    whole percents, a level of 0.5 % read "at most 0%" and 99.5 % confidence "100%": other
+    statements than the one made. (Ten decimals: a float's own error, 7.000000000000001, is
+    not said.)"""
+    return f"{float(share) * 100:.10f}".rstrip("0").rstrip(".") + "%"

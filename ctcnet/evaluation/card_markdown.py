@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from ctcnet.core.printable import stated_percent
 from ctcnet.evaluation.held_out import TARGETS
 from ctcnet.evaluation.miss_rate import miss_upper_bound
 from ctcnet.inference.guard import RULES
@@ -244,8 +245,9 @@ def review_band_lines(band: dict | None) -> list[str]:
              f"likeliest class of it before that prevalence (the prior alone filed the event "
              f"as another class). "
              f"Guarantee: the share of detected CTCs and clusters neither counted nor shown is "
-             f"at most {band['level']:.0%} with {band['confidence']:.0%} confidence "
-             f"(fixed-sequence test, one-sided Clopper-Pearson bound), for cells drawn as the "
+             f"at most {stated_percent(band['level'])} with "
+             f"{stated_percent(band['confidence'])} confidence (fixed-sequence test, one-sided "
+             f"Clopper-Pearson bound), for cells drawn as the "
              f"calibration cells were. {CELLS_AS_INDEPENDENT} Calibration: "
              f"{fitted.get('cartridges')} simulated cartridges of "
              f"{fitted.get('frames')} frames, {fitted.get('events_per_frame')} events a frame, "
@@ -285,9 +287,10 @@ def crop_band_lines(band: dict | None) -> list[str]:
              f"On a crop folder (called at the balanced prior, the markers taking part), a call "
              f"of another class is shown to a person when a CTC or cluster holds at least "
              f"{band['band']:.4g} of the network's posterior. Guarantee: the share of CTCs and "
-             f"clusters neither called a counted class nor shown is at most {band['level']:.0%} "
-             f"with {band['confidence']:.0%} confidence (fixed-sequence test, one-sided "
-             f"Clopper-Pearson bound), for crops drawn as the calibration crops were: "
+             f"clusters neither called a counted class nor shown is at most "
+             f"{stated_percent(band['level'])} with {stated_percent(band['confidence'])} "
+             f"confidence (fixed-sequence test, one-sided Clopper-Pearson bound), for crops "
+             f"drawn as the calibration crops were: "
              f"{fitted.get('what')} ({fitted.get('crops')} crops, seed {fitted.get('seed')}). "
              f"{OUTSIDE_GUARANTEE} "
              f"With a stated prior (`--prior`) the band does not apply. Reproduce: "

@@ -21,6 +21,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from ctcnet.core.printable import stated_percent
 from ctcnet.detect.truth_matching import MATCH_RADIUS_UM, match_to_truth
 from ctcnet.inference.tables import before_prior_of
 from ctcnet.nn.calls import COUNTED_CLASSES, deployment_proba, filed_by_prior
@@ -71,8 +72,8 @@ def fresh_verdict(fresh: dict, level: float, confidence: float) -> tuple[str, st
     said = (f"the fresh family misses {misses} of {n} CTCs and clusters ({misses / n:.3f}) "
             f"against the stated {level}")
     if lower > level:
-        return "refuse", (f"{said}, beyond chance ({confidence:.0%} lower bound {lower:.3f}): "
-                          "the band's statement does not hold; not written")
+        return "refuse", (f"{said}, beyond chance ({stated_percent(confidence)} lower bound "
+                          f"{lower:.3f}): the band's statement does not hold; not written")
     return "warn", f"{said}, within chance on {n} cells: check it on more"
 
 

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ctcnet.core.printable import stated_percent
 from ctcnet.core.said_once import first_time
 from ctcnet.errors import MODEL_SUFFIXES, InputError, PanelMismatchError
 from ctcnet.io.panel import Panel
@@ -152,8 +153,9 @@ class ModelInfo:
         fresh = band.get("fresh_family") or {}
         if "level" in band and "misses" in fresh:
             lines.append(f"CTCs and clusters neither counted nor shown at most "
-                         f"{band['level']:.0%} ({band['confidence']:.0%} confidence; fresh "
-                         f"family {fresh['misses']} of {fresh['cells']:,}, "
+                         f"{stated_percent(band['level'])} "
+                         f"({stated_percent(band['confidence'])} confidence; fresh family "
+                         f"{fresh['misses']} of {fresh['cells']:,}, "
                          f"{fresh['shown']:.1%} of its CTC-rich events shown)")
         if lines and ("fitted_for" in band or "finetune" in self.card):
             # A fine-tune or a recalibration keeps its base's rule and band: the figures are

@@ -49,6 +49,19 @@ def test_a_fine_tunes_cartridge_figures_are_said_to_be_its_bases():
             line.endswith("[the base model's, not measured on this model]") for line in lines)
 
 
+def test_the_listing_states_a_band_below_one_percent_as_fitted():
+    """A band for 0.5 % with 99.5 % confidence was listed "at most 0% (100% confidence)"."""
+    from dataclasses import replace
+
+    from ctcnet.nn.registry import get_model
+
+    shipped = get_model("ctcnet-default")
+    band = {**shipped.card["decision"]["review_band"], "level": 0.005, "confidence": 0.995}
+    card = {**shipped.card, "decision": {**shipped.card["decision"], "review_band": band}}
+    lines = replace(shipped, card=card).cartridge_figures()
+    assert any("at most 0.5% (99.5% confidence;" in line for line in lines)
+
+
 def test_a_model_file_shows_its_card_or_says_it_has_none(with_tiny3, tmp_path, capsys):
     """A lab's fine-tuned model is shown by its file, as the refusal of a name advises; a
     file without a card beside it (ctcnet train's) shows the spec it carries."""

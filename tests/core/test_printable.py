@@ -62,3 +62,10 @@ def test_an_iso_time_reads_as_every_page_gives_times():
     assert utc_text("2026-12-02T15:31:55+01:00") == "2026-12-02 14:31:55 UTC"
     assert utc_text("2026-12-02T14:31:55Z") == "2026-12-02 14:31:55 UTC"
     assert utc_text("yesterday") == "yesterday" and utc_text(None) == "None"
+
+
+def test_a_stated_share_keeps_the_decimals_it_was_stated_with():
+    from ctcnet.core.printable import stated_percent
+
+    assert [stated_percent(x) for x in (0.01, 0.95, 0.005, 0.995, 0.07, 1.0)] == \
+        ["1%", "95%", "0.5%", "99.5%", "7%", "100%"]

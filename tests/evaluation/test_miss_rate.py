@@ -138,6 +138,21 @@ def test_a_card_states_a_crop_band_with_its_figures_and_none_without():
     assert crop_band_lines(None) == [] and crop_band_lines({"band": None}) == []
 
 
+def test_a_band_fitted_below_one_percent_is_stated_as_fitted():
+    """A band for --level 0.005 --confidence 0.995 (the fitting scripts take both) was stated
+    "at most 0% with 100% confidence": whole percents said another guarantee."""
+    from ctcnet.evaluation.card_markdown import crop_band_lines, review_band_lines
+
+    n = 2000
+    record = band_for_miss_rate(np.full(n, 0.9), np.zeros(n, bool), np.ones(n, bool), 0.005,
+                                0.995)
+    assert (record["level"], record["confidence"]) == (0.005, 0.995)
+    for lines in (review_band_lines(record), crop_band_lines(record)):
+        assert "at most 0.5% with 99.5% confidence" in "\n".join(lines)
+    shipped = review_band_lines({**record, "level": 0.01, "confidence": 0.95})
+    assert "at most 1% with 95% confidence" in "\n".join(shipped)
+
+
 def test_the_cartridge_band_says_what_its_bound_assumes_and_the_fresh_familys_own_bound():
     """The bound takes cells as independent, which cells of one cartridge are not: the card
     and summary.json say so, and the fresh family's misses get their own bound (3 of 509 is
