@@ -237,6 +237,19 @@ def _worse_than_none(cal: dict) -> str:
             "weighed; more labelled crops refit it")
 
 
+def _stood_in_for(cal: dict) -> list[str]:
+    """The classes whose simulated crops stood in for the lab's in a pooled fit (the lab's
+    held-out crops hold under :data:`MIN_CALIBRATION_PER_CLASS` of each), in words; none:
+    an empty list."""
+    filled = cal.get("filled_from_reference") or []
+    if not filled:
+        return []
+    return [f"the simulator's {', '.join(filled)} standing in for the lab's (under "
+            f"{MIN_CALIBRATION_PER_CLASS} of {'it' if len(filled) == 1 else 'each'} held "
+            "out): the review threshold rests on simulated crops of "
+            f"{'it' if len(filled) == 1 else 'them'}"]
+
+
 def _calibration_line(cal: dict, spec) -> str:
     """The card's calibration line: refitted (how, and what the lab's crops guarantee), or the
     base model's kept and why."""
@@ -249,16 +262,11 @@ def _calibration_line(cal: dict, spec) -> str:
                f"{cal['reference_crops']} simulated crops of the original simulator, the "
                f"lab's weighing {cal['lab_weight']:.0%} of the fit: every held-out crop was "
                "called right, so they weigh at most half (alone they cannot bound the "
-               "temperature)")
+               "temperature)" + "".join(f"; {said}" for said in _stood_in_for(cal)))
     elif cal.get("method") == "pooled":
-        filled = cal.get("filled_from_reference") or []
         why = ([f"the simulated crops together weigh what the lab's fall short of "
                 f"{MIN_CALIBRATION_CROPS}"] if cal["lab_crops"] < MIN_CALIBRATION_CROPS else [])
-        if filled:  # a class the lab's held-out crops hold too few of: the simulator's stand in
-            why.append(f"the simulator's {', '.join(filled)} standing in for the lab's (under "
-                       f"{MIN_CALIBRATION_PER_CLASS} of {'it' if len(filled) == 1 else 'each'} "
-                       "held out): the review threshold rests on simulated crops of "
-                       f"{'it' if len(filled) == 1 else 'them'}")
+        why += _stood_in_for(cal)
         how = (f"fitted on the {cal['lab_crops']} held-out lab crops pooled with "
                f"{cal['reference_crops']} simulated crops of the original simulator, the lab's "
                f"weighing {cal['lab_weight']:.0%} of the fit"

@@ -819,6 +819,24 @@ def test_the_cards_calibration_line_says_which_classes_the_simulator_stood_in_fo
     assert "(the simulated crops together weigh what the lab's fall short of 100)" in few
 
 
+def test_the_cards_calibration_line_says_the_stand_ins_where_every_crop_was_called_right():
+    """16 held-out lab crops all called right, none of cluster or debris: the record and the
+    log said the simulator's crops stood in for those, the card's line did not."""
+    from types import SimpleNamespace
+
+    from ctcnet.evaluation.recalibration import SEPARABLE
+    from ctcnet.training.finetune_card import _calibration_line
+
+    review = {"reviewed_fraction": 0.0, "reviewed": 0, "n": 16, "target_precision": 0.99}
+    cal = {"method": "pooled", "lab_crops": 16, "reference_crops": 400, "lab_weight": 0.16,
+           "temperature": 0.55, "review": review, "note": SEPARABLE,
+           "filled_from_reference": ["cluster", "debris"]}
+    line = _calibration_line(cal, SimpleNamespace(review_threshold=0.68))
+    assert "every held-out crop was called right" in line
+    assert "the simulator's cluster, debris standing in for the lab's (under 5 of each held " \
+        "out): the review threshold rests on simulated crops of them" in line
+
+
 def test_a_fine_tune_leaves_the_test_split_out_and_refuses_a_compensated_model(
         tmp_path, monkeypatch):
     """The guard's leak was fitted on the manifest's test split the fine-tune said it left
