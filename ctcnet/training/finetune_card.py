@@ -293,7 +293,8 @@ def _calibration_line(cal: dict, spec) -> str:
                  f"Clopper-Pearson), which these, in-sample, do not; {g['auto_wrong']} of "
                  f"{g['auto_calls']} calls "
                  "not shown to a person wrong (predict's rule: a call under the threshold is "
-                 "shown only where its doubt could change a count) (at most "
-                 f"{g['auto_error_bound']:.1%}). A 1 % bound needs "
+                 "shown only where its doubt could change a count) (in-sample alike: as a "
+                 f"count on crops the fit did not see, at most {g['auto_error_bound']:.1%}). "
+                 "A 1 % bound needs "
                  f"{g['cells_for_one_percent']} {counted_cells_text(g)} with none missed")
     return line

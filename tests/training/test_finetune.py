@@ -837,6 +837,25 @@ def test_the_cards_calibration_line_says_the_stand_ins_where_every_crop_was_call
         "out): the review threshold rests on simulated crops of them" in line
 
 
+def test_the_cards_bound_on_automatic_calls_is_said_to_be_in_sample():
+    """The threshold was fitted on the crops whose automatic calls are counted: "0 of 16
+    ... wrong (at most 17.1%)" read as a bound for other crops (the log said "in-sample")."""
+    from types import SimpleNamespace
+
+    from ctcnet.training.finetune_card import _calibration_line
+
+    review = {"reviewed_fraction": 0.0, "reviewed": 0, "n": 16, "target_precision": 0.99}
+    guarantee = {"confidence": 0.95, "counted_classes": ["ctc", "cluster"], "auto_calls": 16,
+                 "auto_wrong": 0, "auto_error_bound": 0.1707, "counted_cells": 7,
+                 "missed": 0, "miss_bound": 0.3482, "cells_for_one_percent": 299,
+                 "in_sample": True, "missed_before_fit": 0}
+    cal = {"method": "lab", "lab_crops": 16, "temperature": 0.55, "review": review,
+           "guarantee": guarantee}
+    line = _calibration_line(cal, SimpleNamespace(review_threshold=0.68))
+    assert "0 of 16 calls not shown to a person wrong" in line
+    assert "(in-sample alike: as a count on crops the fit did not see, at most 17.1%)" in line
+
+
 def test_a_fine_tune_leaves_the_test_split_out_and_refuses_a_compensated_model(
         tmp_path, monkeypatch):
     """The guard's leak was fitted on the manifest's test split the fine-tune said it left
