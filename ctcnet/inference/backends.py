@@ -51,7 +51,6 @@ from ctcnet.nn.registry import DEFAULT_MODEL_NAME, get_model, is_registry_name, 
 log = logging.getLogger(__name__)
 
 
-
 def has_torch() -> bool:
     """Whether torch can be imported here, found without importing it (~600 MB of memory with
     its CUDA libraries): the torch-free installs (``ctcnet``, ``ctcnet[predict]``) lack it."""
@@ -267,7 +266,8 @@ class OnnxBackend:
         elif device.startswith("cuda"):
             if "CUDAExecutionProvider" not in select_providers():
                 raise no_cuda
-            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+            gpu = {"device_id": int(device.partition(":")[2] or 0)}  # cuda:N: GPU N, not 0
+            providers = [("CUDAExecutionProvider", gpu), "CPUExecutionProvider"]
         # On a CPU the model gets the cores the frame workers leave (one of two here: two
         # onnxruntime threads are slower than one on a 2-core box), and its idle threads do
         # not spin, so they never take a core from the reader and detector.

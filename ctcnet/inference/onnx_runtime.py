@@ -146,8 +146,9 @@ class OnnxClassifier:
     path : str or Path
         The ``.onnx`` file, or a shipped model's name (``ctcnet models`` lists them; a file
         of that name in the working folder is read first).
-    providers : sequence of str, optional
-        onnxruntime execution providers; by default CUDA when available, else CPU.
+    providers : sequence of str or (str, dict), optional
+        onnxruntime execution providers, each a name or a (name, options) pair (the CUDA
+        provider's ``device_id``: its GPU); by default CUDA when available, else CPU.
     threads : int, optional
         Cap on onnxruntime's intra-op threads (its default: one per core).
     spin_wait : bool, default True
@@ -156,8 +157,7 @@ class OnnxClassifier:
     batch_size : int, optional
         Crops per graph call; by default the ``onnx`` backend's
         :func:`~ctcnet.inference.backend_registry.default_batch_size` on the device the
-        providers in use run on (8 on a CPU, 1024 on a GPU).
-        Each call may give its own.
+        providers in use run on (8 on a CPU, 1024 on a GPU). Each call may give its own.
 
     Raises
     ------
@@ -165,7 +165,7 @@ class OnnxClassifier:
         The file is missing, unreadable, not ONNX, or holds no valid ctcnet spec.
     """
 
-    def __init__(self, path: str | Path, providers: Sequence[str] | None = None,
+    def __init__(self, path: str | Path, providers: Sequence | None = None,
                  threads: int | None = None, spin_wait: bool = True,
                  batch_size: int | None = None):
         if not Path(path).exists():  # a shipped model's name (the registry needs no torch)

@@ -242,6 +242,42 @@ def test_both_backends_take_their_cpu_batch_size_from_the_registry(tiny):
         default_batch_size("torch", "cpu") == 64
 
 
+def test_onnx_backend_runs_on_the_gpu_asked_for(tiny, monkeypatch):
+    """cuda:N (as --device, or as each torchrun rank is handed its GPU) is the CUDA provider's
+    device_id N, not onnxruntime's default GPU 0. No GPU here: a CPU session stands in,
+    reporting the providers and options it was given as onnxruntime does."""
+    import onnxruntime as ort
+
+    from ctcnet.inference import backends
+
+    real, asked = ort.InferenceSession, []
+
+    class Session:
+        def __init__(self, model, sess_options=None, providers=()):
+            asked.append(providers)
+            self._real = real(model, sess_options=sess_options,
+                              providers=["CPUExecutionProvider"])
+            given = dict(p for p in providers if isinstance(p, tuple))  # (name, options)
+            cuda = given.get("CUDAExecutionProvider", {})
+            self._cuda = {"device_id": str(cuda.get("device_id", 0))}
+
+        def get_providers(self):
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+        def get_provider_options(self):
+            return {"CUDAExecutionProvider": self._cuda}
+
+        def __getattr__(self, name):
+            return getattr(self._real, name)
+
+    monkeypatch.setattr(ort, "InferenceSession", Session)
+    monkeypatch.setattr(backends, "select_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    for device, gpu in (("cuda:1", "cuda:1"), ("cuda:3", "cuda:3"), ("cuda", "cuda:0")):
+        assert backends.OnnxBackend(tiny[0], device=device).gpu == gpu
+    assert asked[0] == [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
+
+
 @pytest.mark.gpu
 def test_runs_on_cuda_provider(tiny):
     import onnxruntime as ort
