@@ -42,6 +42,7 @@ from ctcnet.inference.run_differences import (
 )
 from ctcnet.inference.sample_folders import refuse_unsafe_folders
 from ctcnet.inference.scan_leak_hold import LEAK_NEEDED
+from ctcnet.inference.setting_differences import comparable, device_kind
 from ctcnet.inference.summary import (
     SUMMARY_FILE,
     keep_previous_summary,
@@ -88,6 +89,7 @@ def run_fingerprint(backend, cartridge: Cartridge, spec: ModelSpec, *, detect: D
         Where the frames' dense work runs (``frame_device_name``): a torch device's
         detection differs from numpy's in the last digits (positions by 1e-4 px, a fused
         probability by 2e-3 on 2,747 events), so frames of both are not mixed in one run.
+        Recorded by kind (``cuda``, not ``cuda:1``: every GPU runs the same kernels).
 
     Returns
     -------
@@ -97,7 +99,8 @@ def run_fingerprint(backend, cartridge: Cartridge, spec: ModelSpec, *, detect: D
     digest = network_sha256(backend)  # an ONNX graph's: its checkpoint's
     # Only when on, so journals written before the option existed still resume.
     compensate = {"compensate": True} if compensated else {}
-    on_device = {"frame_device": frame_device} if frame_device != "numpy" else {}
+    on_device = ({"frame_device": device_kind(frame_device)} if frame_device != "numpy"
+                 else {})
     # Likewise only when the calls are made under another rule than the model's own (--prior).
     rule = ({"decision": spec.decision.to_dict()} if spec.decision != backend.spec.decision
             else {})
@@ -189,8 +192,9 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
             previous = json.loads(manifest.read_text(encoding="utf-8"))
         except ValueError:
             previous = None
-        journal_agrees = previous == fingerprint or _same_scan_moved(
-            previous, fingerprint, done, recorded, current, parts)
+        # (one whose fingerprint recorded the frames' GPU, cuda:1, is this run's on cuda:0)
+        journal_agrees = isinstance(previous, dict) and comparable(previous) == comparable(
+            fingerprint) or _same_scan_moved(previous, fingerprint, done, recorded, current, parts)
         if not journal_agrees and done:
             refuse_to_redo_finished(out_dir, isinstance(previous, dict) and differing_keys(
                 previous, fingerprint), done, recorded, current, stated)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ctcnet.inference.setting_differences import comparable
+
 SCAN_PIXEL_SIZE = "scan_pixel_size_um"
 
 # Fingerprint entries whose name alone does not say what changed them.
@@ -20,7 +22,9 @@ WHAT_MOVES_IT = {"plane_order": ": which plane is read as which channel, panel.j
 
 
 def differing_keys(previous: dict, fingerprint: dict) -> list[str]:
-    """The fingerprint's entries an earlier run's (``previous``) differs in, sorted."""
+    """The fingerprint's entries an earlier run's (``previous``) differs in, sorted (as runs
+    are compared: :func:`~ctcnet.inference.setting_differences.comparable`)."""
+    previous, fingerprint = comparable(previous), comparable(fingerprint)
     # (an earlier ctcnet's journal recorded no input folder: no difference of the scan's)
     return sorted(k for k in set(previous) | set(fingerprint)
                   if previous.get(k) != fingerprint.get(k)

@@ -14,9 +14,26 @@ _BATCH_SETTINGS = ("model_sha256", "detect", "edge_cut_as", "compensate", "decis
                    "same_cluster_um", "frame_device")
 
 
+def device_kind(device: str) -> str:
+    """A torch device's kind (``cuda`` of ``cuda:1``), as a fingerprint records the frames'
+    device: frame work on GPU 0 and on GPU 1 runs the same kernels (each torchrun rank has its
+    own GPU, draws are counted on other GPUs); numpy's and torch's differ in the last digits."""
+    return device.partition(":")[0]
+
+
+def comparable(fingerprint: dict) -> dict:
+    """A run's fingerprint as runs are compared by: its frame device by kind
+    (:func:`device_kind`), also where an earlier run recorded the GPU's index (``cuda:1``)."""
+    device = fingerprint.get("frame_device")
+    if isinstance(device, str) and ":" in device:
+        return {**fingerprint, "frame_device": device_kind(device)}
+    return fingerprint
+
+
 def batch_settings(fingerprint: dict) -> dict:
     """The settings of a run's fingerprint that are one batch's (not its input, panel or
     table's columns): what makes two runs' counts one assay's."""
+    fingerprint = comparable(fingerprint)
     return {key: fingerprint.get(key) for key in _BATCH_SETTINGS}
 
 
@@ -24,8 +41,9 @@ def settings_that_differ(fingerprints: Sequence[dict]) -> list[str]:
     """The batch settings (model, detection, guard, prior...) in which runs' fingerprints
     (``summary.json``'s ``run_fingerprint``) differ: counts made otherwise are not
     comparable."""
+    settings = [batch_settings(f) for f in fingerprints]
     return [key for key in _BATCH_SETTINGS
-            if len({json.dumps(f.get(key), sort_keys=True) for f in fingerprints}) > 1]
+            if len({json.dumps(s[key], sort_keys=True) for s in settings}) > 1]
 
 
 # Settings said otherwise than their fingerprint key.
@@ -39,7 +57,7 @@ def how_settings_differ(made_with: dict[str, dict], models: dict[str, str] | Non
     a; 0.6 in b)``), with the runs that hold it (the model by its network digest's first 12
     hex digits, after its name in ``models``, a label's model file, where given: the digest
     is the network's, not the file's)."""
-    said = []
+    said, made_with = [], {label: comparable(f) for label, f in made_with.items()}
     for key in settings_that_differ(list(made_with.values())):
         values = {label: f.get(key) for label, f in made_with.items()}
         inner = sorted({k for v in values.values() if isinstance(v, dict) for k in v

@@ -147,6 +147,35 @@ def test_a_journal_of_frames_detected_on_another_device_is_not_resumed(tmp_path)
     assert open_journal(tmp_path, on_gpu, overwrite=False) == set()
 
 
+def test_frames_on_one_gpu_and_on_another_are_one_setting(clean_run, tmp_path):
+    """GPU 0 and GPU 1 run the same frame kernels: a torchrun batch's ranks, draws counted on
+    other GPUs and a sample rerun on another rank are one setting (also where an earlier run
+    recorded the GPU, cuda:1), not "other settings"; numpy against a GPU still differs."""
+    from ctcnet.detect.detection import DetectConfig
+    from ctcnet.inference.journal import open_journal, run_fingerprint
+    from ctcnet.inference.run_differences import differing_keys
+    from ctcnet.inference.setting_differences import batch_settings, how_settings_differ
+    from ctcnet.io.scan import open_cartridge
+
+    backend = clean_run["backend"]
+    made = run_fingerprint(backend, open_cartridge(clean_run["root"] / "cart"), backend.spec,
+                           detect=DetectConfig(), edge_cut_as=None, compensated=False,
+                           frame_device="cuda:1")
+    assert made["frame_device"] == "cuda"
+    on_numpy = {"model_sha256": "m", "detect": {"threshold_snr": 5.0}}
+    on = {gpu: {**on_numpy, "frame_device": gpu} for gpu in ("cuda", "cuda:0", "cuda:1")}
+    assert how_settings_differ(on) == []
+    assert batch_settings(on["cuda:1"]) == batch_settings(on["cuda"])
+    assert differing_keys(on["cuda:1"], on["cuda:0"]) == []
+    assert how_settings_differ({"a": on_numpy, "b": on["cuda:1"]}) == \
+        ['frame_device (null in a; "cuda" in b)']
+    # A journal an earlier run began on GPU 1 (recording it) is resumed on GPU 0, not refused
+    # (its one part, empty here, is then done again as unreadable).
+    open_journal(tmp_path, on["cuda:1"], overwrite=False)
+    (tmp_path / "parts" / "r00c00.parquet").write_bytes(b"")
+    assert open_journal(tmp_path, on["cuda"], overwrite=False) == set()
+
+
 def test_the_software_record_names_a_checkouts_commit(tmp_path):
     """A checkout's commit is read from its .git (a branch's loose or packed ref, a detached
     HEAD) without running git; none outside a checkout."""
