@@ -185,13 +185,20 @@ def physical_memory_bytes() -> int | None:
 
 def cpu_cores() -> int:
     """Cores this process may run on (the affinity mask, as a container or taskset sets it),
-    at most ``CTCNET_CORES`` where that is set."""
+    shared with the other torchrun ranks of its node (``LOCAL_WORLD_SIZE``), at most
+    ``CTCNET_CORES`` where that is set."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
         (os.cpu_count() or 1)
-    share = os.environ.get(CORES_ENV, "")
-    if share.strip().isdigit() and int(share) > 0:
-        cores = min(cores, int(share))
-    return max(1, cores)
+    # A node's torchrun ranks divide its cores as --processes' processes do, or each sizes its
+    # frame workers and model threads to the whole machine (4 ranks on 16 cores: ~64 threads).
+    cores //= _whole_count("LOCAL_WORLD_SIZE") or 1
+    return max(1, min(cores, _whole_count(CORES_ENV) or cores))
+
+
+def _whole_count(name: str) -> int | None:
+    """The environment's count ``name``, where it is a whole number above 0 (else None)."""
+    text = os.environ.get(name, "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else None
 
 
 def cpu_frame_workers(cores: int | None = None) -> int:

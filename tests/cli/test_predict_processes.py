@@ -220,6 +220,25 @@ def test_each_process_takes_its_share_of_the_cores(monkeypatch):
     assert resources.cpu_cores() == len(os.sched_getaffinity(0))
 
 
+def test_torchruns_ranks_share_their_nodes_cores(monkeypatch):
+    """Each of a node's torchrun ranks (LOCAL_WORLD_SIZE) takes its share of the cores, as
+    --processes' processes do, not the whole machine for its frame workers and model threads."""
+    from ctcnet.inference import resources
+
+    monkeypatch.setattr(resources.os, "sched_getaffinity", lambda pid: set(range(16)))
+    monkeypatch.delenv(resources.CORES_ENV, raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert resources.cpu_cores() == 4
+    assert resources.cpu_model_threads() + resources.cpu_frame_workers() == 4
+    monkeypatch.setenv(resources.CORES_ENV, "2")  # and --processes' share within a rank's
+    assert resources.cpu_cores() == 2
+    monkeypatch.delenv(resources.CORES_ENV)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "32")  # more ranks than cores: one each
+    assert resources.cpu_cores() == 1
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
+    assert resources.cpu_cores() == 16
+
+
 def test_a_missing_model_or_a_bad_prior_is_refused_once_before_any_process_starts(scans, capsys):
     base, _ = scans
     missing = base / "no-such-model.pt"
