@@ -113,16 +113,22 @@ def paired_events(reference: Path, compared: Path) -> tuple[pd.DataFrame, int, i
         columns=[*(f"{c}_reference" for c in old.columns), *new.columns])
     # Events one run found alone: a CTC one model counts where the other found no event is
     # as much a change as one called otherwise.
-    seen_old = set(zip(both["frame_id_reference"], both["event_id_reference"]))
-    seen_new = set(zip(both["frame_id"], both["event_id"]))
-    old_alone = old[[k not in seen_old for k in zip(old["frame_id"], old["event_id"])]]
-    new_alone = new[[k not in seen_new for k in zip(new["frame_id"], new["event_id"])]]
+    old_alone = old.loc[_unpaired(old, both["frame_id_reference"], both["event_id_reference"])]
+    new_alone = new.loc[_unpaired(new, both["frame_id"], both["event_id"])]
     # (its position under x_reference, y_reference alone: x, y are the compared run's, and a
     # reader filtering those runs' events by position took the reference's for its find)
     alone = [old_alone.add_suffix("_reference").assign(
                  frame_id=old_alone["frame_id"].to_numpy()), new_alone]
     both = pd.concat([both, *[a for a in alone if len(a)]], ignore_index=True)
     return both, len(old_alone), len(new_alone)
+
+
+def _unpaired(table: pd.DataFrame, frames: pd.Series, ids: pd.Series) -> np.ndarray:
+    """Which of ``table``'s events are not among the paired ones (``frames``, ``ids``): a
+    boolean mask, which selects no row of a run without events (a list of keys selected
+    columns there: a failed reference's empty table fell over on it)."""
+    seen = set(zip(frames, ids))
+    return np.array([k not in seen for k in zip(table["frame_id"], table["event_id"])], bool)
 
 
 def mcnemar_exact(only_compared: int, only_reference: int) -> float:

@@ -167,3 +167,15 @@ def test_a_reference_resumed_from_another_builds_frames_names_the_builds_that_ma
     makers = makers_of([{**summary, "frames_made_by": {"x": n}} for n in (3, 5)] + [summary]
                        + [{**summary, "frames_made_by": {"y": None}}])
     assert len(makers) == 1 and makers[0]["frames_made_by"] == {"x": 8}
+
+
+def test_a_reference_without_events_leaves_every_compared_event_alone(tmp_path):
+    """A reference run that failed (no frame read) has an empty events table: each of the
+    compared run's events is its own, where the comparison fell over (KeyError)."""
+    old = run(tmp_path / "a", "s", events([]), 0.0, "a")
+    new = run(tmp_path / "b", "s", events(["ctc", "wbc"]), 7.5, "b")
+    both, old_only, new_only = paired_events(old, new)
+    assert (old_only, new_only) == (0, 2)
+    assert list(both["event_id"]) == [0, 1] and both["event_id_reference"].isna().all()
+    # ... and the other way round.
+    assert paired_events(new, old)[1:] == (2, 0)
