@@ -16,10 +16,10 @@ import logging
 from datetime import UTC
 from pathlib import Path
 
+from ctcnet.commands.evaluate_models import model_comparison, say_models
 from ctcnet.commands.spike_in_console import rate_shown, say_spike_in, shown
 from ctcnet.core.json_text import strict_json
 from ctcnet.core.paths import absolute
-from ctcnet.core.printable import named_counts
 from ctcnet.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -93,8 +93,8 @@ def run_spike_in(args: argparse.Namespace) -> int:
     rows.insert(1, "results_folder", [str(read_from[s].parent) for s in rows["sample_id"]])
     if "reference" in expected:
         return _run_comparison(args, rows, summaries, expected, nights,
-                               _model_comparison(reference_runs, summaries, read_from,
-                                                 positive))
+                               model_comparison(reference_runs, summaries, read_from,
+                                                positive))
     report = spike_report(rows, positive, level_column="level" in expected)
     report["results_not_expected"] = _not_expected(summaries, expected)
     report["results_folders"] = [str(p) for p in nights]
@@ -151,27 +151,6 @@ def _reference_runs(folder: Path, find_samples) -> dict[str, tuple[Path, dict]]:
     return {sample: both[0] for sample, both in found.items()}
 
 
-def _model_comparison(reference_runs, summaries: dict, read_from: dict,
-                      positive: str = "ctc") -> dict | None:
-    """Where the reference is another model's run: what made each side, and the events of
-    each scan both read (the same ``cartridge_id``) whose call, count or review changed."""
-    if reference_runs is None:
-        return None
-    from ctcnet.evaluation.model_comparison import event_changes, makers_of
-
-    both = [key for key in summaries if key in reference_runs]
-    same = [key for key in both if summaries[key].get("cartridge_id") and
-            summaries[key].get("cartridge_id") == reference_runs[key][1].get("cartridge_id")]
-    changes, table = event_changes([(key, reference_runs[key][0], read_from[key])
-                                    for key in same], positive)
-    # A sample scanned again between the runs: its counts differ by the scan as much as by
-    # the model, said beside the figures that pool it.
-    changes["other_scans"] = [key for key in both if key not in same]
-    return {"models": makers_of(summaries[k] for k in both),
-            "reference_models": makers_of(s for _, s in reference_runs.values()),
-            "event_changes": changes, "_table": table}
-
-
 def _run_comparison(args: argparse.Namespace, rows, summaries: dict, expected,
                     nights: list[Path], models: dict | None = None) -> int:
     """A method comparison of ``rows`` (:func:`~ctcnet.evaluation.spike_in.sample_rows` of a
@@ -214,7 +193,7 @@ def _run_comparison(args: argparse.Namespace, rows, summaries: dict, expected,
         _say_comparison(report["after_review"], "after review")
     _say_left_out(report, "comparison.csv", summaries)
     if models is not None:
-        _say_models(report)
+        say_models(report)
     print(f"report: {out}/comparison.json, {out}/comparison.csv"
           + (f", {out}/changed_events.csv" if models is not None else ""))
     return 0
@@ -236,44 +215,6 @@ def _warn_comparison(report: dict, reference, data) -> None:
         log.warning("the reference is the results folder itself: every figure compares a run "
                     "with itself")
 
-
-def _made_by_text(made_by) -> str:
-    """A resumed run's makers of its frames, where another build or model file made some: the
-    calls are theirs, not the finishing run's build named before it."""
-    if not made_by:
-        return ""
-    return " [its resumed samples' frames made by " + "; ".join(
-        f"{maker}: {count}" for maker, count in dict(made_by).items()) + "]"
-
-
-def _say_models(report: dict) -> None:
-    """What made each side, and the events whose call, count or review changed."""
-    def named(models: list[dict]) -> str:
-        return "; ".join(f"{Path(m['path'] or 'a model in memory').name} (SHA-256 "
-                         f"{(m['sha256'] or '?')[:12]}..., {m['software']}"
-                         + (f", frames on {m['frame_device']}" if m.get("frame_device") else "")
-                         + ")" + _made_by_text(m.get("frames_made_by")) for m in models)
-
-    print(f"reference: {named(report['reference_models'])}")
-    print(f"ctcnet:    {named(report['models'])}")
-    changes = report["event_changes"]
-    named_class = report.get("class", "ctc")
-    ctc = changes[f"counted_{named_class}"]
-    moves = named_counts(changes["by_change"])
-    print(f"events of the same scans ({changes['samples']} sample(s), "
-          f"{changes['events_paired']} paired; {changes['events_reference_only']} found by the "
-          f"reference alone, {changes['events_compared_only']} by ctcnet alone): calls changed "
-          f"{changes['calls_changed']} ({moves}), counting changed "
-          f"{changes.get('counting_changed', 0)}"
-          + (f" ({named_counts(changes['by_counting_change'])})"
-             if changes.get("by_counting_change") else "")
-          + f", review changed {changes['review_changed']}; "
-          f"{'CTCs' if named_class == 'ctc' else named_class} counted by ctcnet alone "
-          f"{ctc['compared_only']}, by the reference alone "
-          f"{ctc['reference_only']} (McNemar exact p = {ctc['mcnemar_exact_p']:.3g})")
-    if changes["other_scans"]:
-        print(f"another scan than the reference's (cartridge_id differs; its counts are in "
-              f"the figures above, its events not compared): {', '.join(changes['other_scans'])}")
 
 
 def _provenance(source, name: str) -> dict:
