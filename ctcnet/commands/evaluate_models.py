@@ -13,19 +13,24 @@ from ctcnet.core.printable import named_counts
 def model_comparison(reference_runs, summaries: dict, read_from: dict,
                      positive: str = "ctc") -> dict | None:
     """Where the reference is another model's run: what made each side, and the events of
-    each scan both read (the same ``cartridge_id``) whose call, count or review changed."""
+    each scan both read (the same ``cartridge_id``, a rate on each side) whose call, count or
+    review changed."""
     if reference_runs is None:
         return None
-    from ctcnet.evaluation.model_comparison import event_changes, makers_of
+    from ctcnet.evaluation.model_comparison import event_changes, has_rate, makers_of
 
     both = [key for key in summaries if key in reference_runs]
-    same = [key for key in both if summaries[key].get("cartridge_id") and
+    # A run that failed read no frame: every event of the other would read as a change.
+    rated = [key for key in both if has_rate(summaries[key], positive)
+             and has_rate(reference_runs[key][1], positive)]
+    same = [key for key in rated if summaries[key].get("cartridge_id") and
             summaries[key].get("cartridge_id") == reference_runs[key][1].get("cartridge_id")]
     changes, table = event_changes([(key, reference_runs[key][0], read_from[key])
                                     for key in same], positive)
     # A sample scanned again between the runs: its counts differ by the scan as much as by
     # the model, said beside the figures that pool it.
-    changes["other_scans"] = [key for key in both if key not in same]
+    changes["other_scans"] = [key for key in rated if key not in same]
+    changes["samples_without_rate"] = [key for key in both if key not in rated]
     return {"models": makers_of(summaries[k] for k in both),
             "reference_models": makers_of(s for _, s in reference_runs.values()),
             "event_changes": changes, "_table": table}
@@ -64,7 +69,12 @@ def say_models(report: dict) -> None:
           + f", review changed {changes['review_changed']}; "
           f"{'CTCs' if named_class == 'ctc' else named_class} counted by ctcnet alone "
           f"{ctc['compared_only']}, by the reference alone "
-          f"{ctc['reference_only']} (McNemar exact p = {ctc['mcnemar_exact_p']:.3g})")
+          f"{ctc['reference_only']} (McNemar exact p = {ctc['mcnemar_exact_p']:.3g})"
+          + (f"; {changes['frames_one_run_read']} frame(s) one run alone read (the other "
+             "skipped it) not compared" if changes.get("frames_one_run_read") else ""))
+    if changes.get("samples_without_rate"):
+        print("events not compared, no rate on one side (its run failed): "
+              + ", ".join(changes["samples_without_rate"]))
     if changes["other_scans"]:
         print(f"another scan than the reference's (cartridge_id differs; its counts are in "
               f"the figures above, its events not compared): {', '.join(changes['other_scans'])}")

@@ -4,15 +4,18 @@ version against the one it runs.
 
 The counts are compared as another method's are (:mod:`ctcnet.evaluation.method_comparison`:
 bias, limits of agreement, cut-offs), the reference's rate being its automatic CTC count per
-7.5 mL. Where both runs read the same scan (its ``cartridge_id``), their events are paired
-(same frame, each other's nearest within :data:`SAME_PLACE_PX`): the events whose call,
-count or review differ are listed, and the CTCs counted by one run alone are tested for a
-direction (McNemar's exact test: among the discordant events, as many of each kind under the
-null). What made each side (model file and network digests, ctcnet) is named for an audit.
+7.5 mL. Where both runs read the same scan (its ``cartridge_id``) and each has a rate, their
+events of the frames both read are paired (same frame, each other's nearest within
+:data:`SAME_PLACE_PX`; a frame one run skipped is left out: the other's events there are no
+model's change): the events whose call, count or review differ are listed, and the CTCs
+counted by one run alone are tested for a direction (McNemar's exact test: among the
+discordant events, as many of each kind under the null). What made each side (model file
+and network digests, ctcnet) is named for an audit.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -36,10 +39,15 @@ def reference_rates(summaries: dict[str, dict], positive: str = POSITIVE) -> pd.
     """The reference run's rates as :func:`ctcnet.evaluation.expected_file.read_expected` gives a
     reference method's (a ``reference`` column by sample id): each sample's automatic count of
     ``positive`` per 7.5 mL; a failed sample (no rate) is left out."""
-    rates = {sample: (summary.get("per_7_5_ml") or {}).get(positive)
-             for sample, summary in summaries.items() if summary.get("status") != "failed"}
-    rates = {k: float(v) for k, v in rates.items() if v is not None}
+    rates = {sample: float(summary["per_7_5_ml"][positive])
+             for sample, summary in summaries.items() if has_rate(summary, positive)}
     return pd.DataFrame({"reference": list(rates.values())}, index=list(rates))
+
+
+def has_rate(summary: dict, positive: str = POSITIVE) -> bool:
+    """Whether a run's sample has a rate of ``positive`` (not a failed run: no frame read)."""
+    return summary.get("status") != "failed" and \
+        (summary.get("per_7_5_ml") or {}).get(positive) is not None
 
 
 def makers_of(summaries: Iterable[dict]) -> list[dict]:
@@ -88,14 +96,33 @@ def _event_table(folder: Path) -> pd.DataFrame:
     return table
 
 
-def paired_events(reference: Path, compared: Path) -> tuple[pd.DataFrame, int, int]:
+def frames_one_run_read(reference: Path, compared: Path) -> set[str]:
+    """The frames of one scan that one of two runs read and the other did not (skipped, or
+    not among those read: each summary.json's ``skipped_frames``, ``events_by_frame``, where
+    it has them): the other never looked there, so their events are no model's change."""
+    read, skipped = [], []
+    for folder in (reference, compared):
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        if isinstance(summary.get("events_by_frame"), dict):
+            read.append({str(f) for f in summary["events_by_frame"]})
+        skipped.append({str(s.get("frame")) for s in summary.get("skipped_frames") or ()
+                        if isinstance(s, dict)})
+    return (skipped[0] ^ skipped[1]) | (read[0] ^ read[1] if len(read) == 2 else set())
+
+
+def paired_events(reference: Path, compared: Path, left_out: Iterable[str] = ()
+                  ) -> tuple[pd.DataFrame, int, int]:
     """The two runs' events of one scan side by side (``<column>_reference`` beside
     ``<column>``: each frame's events paired with their mutual nearest within
     :data:`SAME_PLACE_PX`; an event of one run alone has the other side empty, after the
-    pairs), and how many of each run's events have no partner."""
+    pairs), and how many of each run's events have no partner; the events of the frames
+    ``left_out`` (:func:`frames_one_run_read`'s) are not compared."""
     from scipy.spatial import cKDTree
 
     old, new = _event_table(reference), _event_table(compared)
+    left_out = list(left_out)
+    old = old[~old["frame_id"].astype(str).isin(left_out).to_numpy()]
+    new = new[~new["frame_id"].astype(str).isin(left_out).to_numpy()]
     pairs = []
     for frame, here in new.groupby("frame_id", sort=False):
         there = old[old["frame_id"] == frame]
@@ -144,12 +171,15 @@ def event_changes(pairs: list[tuple[str, Path, Path]], positive: str = POSITIVE
                   ) -> tuple[dict, pd.DataFrame]:
     """Over ``pairs`` (sample id, the reference's sample folder, the compared one), each of
     one scan: the summary of what changed, and a table of the events whose call, count or
-    review differ (``changed_events.csv``)."""
+    review differ (``changed_events.csv``), of the frames both runs read (the summary's
+    ``frames_one_run_read`` counts the others)."""
     rows, totals = [], {"samples": 0, "events_paired": 0, "events_reference_only": 0,
-                        "events_compared_only": 0}
+                        "events_compared_only": 0, "frames_one_run_read": 0}
     for sample, reference, compared in pairs:
-        both, old_only, new_only = paired_events(reference, compared)
+        left_out = frames_one_run_read(reference, compared)
+        both, old_only, new_only = paired_events(reference, compared, left_out)
         totals["samples"] += 1
+        totals["frames_one_run_read"] += len(left_out)
         totals["events_paired"] += len(both) - old_only - new_only
         totals["events_reference_only"] += old_only
         totals["events_compared_only"] += new_only

@@ -179,3 +179,53 @@ def test_a_reference_without_events_leaves_every_compared_event_alone(tmp_path):
     assert list(both["event_id"]) == [0, 1] and both["event_id_reference"].isna().all()
     # ... and the other way round.
     assert paired_events(new, old)[1:] == (2, 0)
+
+
+def restate(path, **fields):
+    """A sample's summary.json with ``fields`` set (a frame skipped, a run that failed)."""
+    summary = json.loads((path / "summary.json").read_text())
+    (path / "summary.json").write_text(json.dumps({**summary, **fields}))
+    return path
+
+
+def test_a_frame_one_run_skipped_is_left_out_of_the_pairs(tmp_path):
+    """A frame the reference could not read (a plane missing that it reads and the other
+    model does not): the other run's CTCs there read as counted by it alone, and McNemar's
+    test took them for a direction of the new model."""
+    old = restate(run(tmp_path / "a", "s", events(["ctc"]), 7.5, "a"),
+                  events_by_frame={"r00c00": 1},
+                  skipped_frames=[{"frame": "r00c01", "reason": "missing channel file(s)"}])
+    # r00c00: the reference's CTC and a CTC of its own; r00c01: three CTCs
+    new = {**events(["ctc"] * 5), "frame_id": ["r00c00"] * 2 + ["r00c01"] * 3}
+    new = restate(run(tmp_path / "b", "s", new, 30.0, "b"),
+                  events_by_frame={"r00c00": 2, "r00c01": 3})
+    summary, table = event_changes([("s", old, new)])
+    assert (summary["events_paired"], summary["events_compared_only"]) == (1, 1)
+    assert summary["counted_ctc"]["compared_only"] == 1
+    assert set(table["frame_id"]) == {"r00c00"}
+    assert summary["frames_one_run_read"] == 1
+
+
+def test_a_sample_without_a_rate_on_one_side_has_no_events_compared(tmp_path, capsys):
+    """A failed run read no frame: each of the other's events read as one it missed."""
+    from ctcnet.cli import main
+
+    for side, model in (("old", "a"), ("new", "b")):
+        run(tmp_path / side, "P1", events(["ctc", "wbc"]), 7.5, model)
+        run(tmp_path / side, "P2", events(["ctc", "wbc"]), 7.5, model)
+    restate(tmp_path / "new" / "P2", status="failed", per_7_5_ml={"ctc": None},
+            events_by_frame={})
+    pd.DataFrame(events([])).to_parquet(tmp_path / "new" / "P2" / "events.parquet")
+    out = tmp_path / "out"
+    assert main(["evaluate", str(tmp_path / "new"), "--expected", str(tmp_path / "old"),
+                 "--out", str(out)]) == 0
+    assert "events not compared, no rate on one side (its run failed): P2" in \
+        capsys.readouterr().out
+    changes = json.loads((out / "comparison.json").read_text())["event_changes"]
+    assert changes["samples_without_rate"] == ["P2"] and changes["samples"] == 1
+    assert changes["events_reference_only"] == 0 and changes["other_scans"] == []
+    # The failed run as the reference: left out the same way.
+    assert main(["evaluate", str(tmp_path / "old"), "--expected", str(tmp_path / "new"),
+                 "--out", str(tmp_path / "back")]) == 0
+    changes = json.loads((tmp_path / "back" / "comparison.json").read_text())["event_changes"]
+    assert changes["samples_without_rate"] == ["P2"] and changes["events_compared_only"] == 0
