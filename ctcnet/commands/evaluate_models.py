@@ -14,7 +14,7 @@ def model_comparison(reference_runs, summaries: dict, read_from: dict,
                      positive: str = "ctc") -> dict | None:
     """Where the reference is another model's run: what made each side, and the events of
     each scan both read (the same ``cartridge_id``, a rate on each side) whose call, count or
-    review changed."""
+    review changed, and the reference's samples this run did not read."""
     if reference_runs is None:
         return None
     from ctcnet.evaluation.model_comparison import event_changes, has_rate, makers_of
@@ -33,6 +33,7 @@ def model_comparison(reference_runs, summaries: dict, read_from: dict,
     changes["samples_without_rate"] = [key for key in both if key not in rated]
     return {"models": makers_of(summaries[k] for k in both),
             "reference_models": makers_of(s for _, s in reference_runs.values()),
+            "reference_not_read": [key for key in reference_runs if key not in summaries],
             "event_changes": changes, "_table": table}
 
 
@@ -72,6 +73,9 @@ def say_models(report: dict) -> None:
           f"{ctc['reference_only']} (McNemar exact p = {ctc['mcnemar_exact_p']:.3g})"
           + (f"; {changes['frames_one_run_read']} frame(s) one run alone read (the other "
              "skipped it) not compared" if changes.get("frames_one_run_read") else ""))
+    if report.get("reference_not_read"):
+        print(f"{len(report['reference_not_read'])} sample(s) of the reference this run did "
+              f"not read, not compared: {', '.join(report['reference_not_read'])}")
     if changes.get("samples_without_rate"):
         print("events not compared, no rate on one side (its run failed): "
               + ", ".join(changes["samples_without_rate"]))

@@ -88,6 +88,11 @@ def run_spike_in(args: argparse.Namespace) -> int:
     results = _results(folders)
     expected.index = [_named(i, results) for i in expected.index]
     summaries, read_from = _summaries(results, expected.index)
+    if reference_runs is not None and expected.index.isin(list(summaries)).any():
+        # A reference run's samples this run did not read (a subset of its tubes run again):
+        # not compared, named beside the figures (model_comparison); a list of expected
+        # counts names each sample it wants scored.
+        expected = expected[expected.index.isin(list(summaries))]
     say_classes_counted(summaries, positive, args.count_class is not None)
     rows = sample_rows(summaries, expected, positive)
     rows.insert(1, "results_folder", [str(read_from[s].parent) for s in rows["sample_id"]])

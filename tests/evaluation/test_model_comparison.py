@@ -229,3 +229,22 @@ def test_a_sample_without_a_rate_on_one_side_has_no_events_compared(tmp_path, ca
                  "--out", str(tmp_path / "back")]) == 0
     changes = json.loads((tmp_path / "back" / "comparison.json").read_text())["event_changes"]
     assert changes["samples_without_rate"] == ["P2"] and changes["events_compared_only"] == 0
+
+
+def test_a_run_of_some_of_the_references_tubes_names_the_others_not_compared(
+        tmp_path, capsys):
+    """A new model run on a subset of the tubes: the reference's others were refused as
+    mistyped ids, as a file of expected counts listing them would be."""
+    from ctcnet.cli import main
+
+    for sample in ("P1", "P2", "P3"):
+        run(tmp_path / "old", sample, events(["ctc", "wbc"]), 7.5, "a")
+    run(tmp_path / "new", "P1", events(["ctc", "wbc"]), 7.5, "b")
+    out = tmp_path / "out"
+    assert main(["evaluate", str(tmp_path / "new"), "--expected", str(tmp_path / "old"),
+                 "--out", str(out)]) == 0
+    assert "2 sample(s) of the reference this run did not read, not compared: P2, P3" in \
+        capsys.readouterr().out
+    report = json.loads((out / "comparison.json").read_text())
+    assert report["reference_not_read"] == ["P2", "P3"] and report["samples"] == 1
+    assert pd.read_csv(out / "comparison.csv")["sample_id"].tolist() == ["P1"]
