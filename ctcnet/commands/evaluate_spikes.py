@@ -124,8 +124,11 @@ def run_spike_in(args: argparse.Namespace) -> int:
 def say_classes_counted(summaries: dict[str, dict], positive: str, asked: bool,
                         said: bool = True) -> None:
     """Refuse a class (``positive``, ``asked``: given as ``--class``) a run's model does not
-    call; say (``said``) the reported classes the runs count besides it (a lab's ctc_emt: its
-    CK-dim CTCs were left out of a recovery read as the CTCs'), with how to score them."""
+    call or does not report (a rate per 7.5 mL of it, as ``ctcnet draws`` refuses it); say
+    (``said``) the reported classes the runs count besides it (a lab's ctc_emt: its CK-dim
+    CTCs were left out of a recovery read as the CTCs'), with how to score them."""
+    from ctcnet.inference.serial_draws import refuse_unreported
+
     def classes(summary: dict) -> list:
         return (summary.get("model") or {}).get("classes") or [] \
             if isinstance(summary.get("model"), dict) else []
@@ -138,6 +141,8 @@ def say_classes_counted(summaries: dict[str, dict], positive: str, asked: bool,
                          f"made by a model that calls no {positive} (its classes: "
                          f"{', '.join(classes(summaries[lacking[0]]))})"
                          + ("" if asked else "; --class names the class to score"))
+    for sample, summary in summaries.items():  # (one called and not counted read as failed)
+        refuse_unreported(summary.get("per_7_5_ml"), positive, sample)
     reported = {c for s in summaries.values()
                 for c in (s.get("tally") or {}).get("reported") or ()} - {positive, "cluster"}
     if reported and said:

@@ -178,6 +178,15 @@ def _draw_summary(folder: Path) -> tuple[dict, str | None]:
     return summary, unsealed
 
 
+def refuse_unreported(rates: dict | None, class_name: str, where) -> None:
+    """Refuse a class a sample's model does not report (``rates``: its rates per 7.5 mL by
+    class, which a failed run holds as None): one it calls and does not count, as wbc, has
+    no rate to read (``where``: the sample's folder or name)."""
+    if class_name not in (rates or {}):
+        raise InputError(f"its model reports no {class_name!r} (reported: "
+                         f"{sorted(rates or {})})", where)
+
+
 def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
               cutoff: float = DEFAULT_CUTOFF, date_key: str | None = None,
               signoff_check: Callable[[Path], bool] | None = None,
@@ -195,9 +204,7 @@ def read_draw(folder: str | Path, place: int, class_name: str = "ctc",
     figures = reviewed_figures(summary) if signed else {
         "after_review": summary.get("counts") or {},
         "after_review_per_7_5_ml": summary.get("per_7_5_ml") or {}}
-    if class_name not in (figures["after_review_per_7_5_ml"] or {}):
-        raise InputError(f"its model reports no {class_name!r} (reported: "
-                         f"{sorted(figures['after_review_per_7_5_ml'] or {})})", folder)
+    refuse_unreported(figures["after_review_per_7_5_ml"], class_name, folder)
     # A failed sample read no frame: its zeros are no count.
     failed = summary.get("status") == "failed"
     count = None if failed else (figures["after_review"] or {}).get(class_name)

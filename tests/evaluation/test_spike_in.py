@@ -272,6 +272,26 @@ def test_a_labs_own_reported_class_is_said_left_out_and_scored_with_class(tmp_pa
     assert "--class names the class --expected's figures count" in capsys.readouterr().err
 
 
+def test_a_class_the_model_calls_and_does_not_report_is_refused(tmp_path, capsys):
+    """--class wbc (called, never counted per 7.5 mL): every sample read as a failed run
+    without a rate, exit 0, where ctcnet draws refuses the class."""
+    from ctcnet.cli import main
+
+    results = tmp_path / "results"
+    for name, rate in (("blank", 0.0), ("low", 3.0)):
+        (results / name).mkdir(parents=True)
+        (results / name / "summary.json").write_text(json.dumps(
+            {**summary(rate), "per_7_5_ml": {"ctc": rate, "cluster": 0.0}, "sample_id": name,
+             "model": {"classes": ["ctc", "wbc", "cluster", "debris"]}}))
+        pd.DataFrame({"event_id": [0]}).to_parquet(results / name / "events.parquet")
+    (tmp_path / "expected.csv").write_text("sample_id,spiked\nblank,0\nlow,2\n")
+    assert main(["evaluate", str(results), "--expected", str(tmp_path / "expected.csv"),
+                 "--out", str(tmp_path / "out"), "--class", "wbc"]) == 2
+    assert "blank: its model reports no 'wbc' (reported: ['cluster', 'ctc'])" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_evaluate_expected_pools_a_studys_nights(tmp_path, capsys):
     """A spike-in study run over several nights, each into its own predict --out folder: the
     folder holding them is scored as one study; a tube with results in two nights is refused
