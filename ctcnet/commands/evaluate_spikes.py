@@ -94,7 +94,7 @@ def run_spike_in(args: argparse.Namespace) -> int:
         # counts names each sample it wants scored.
         expected = expected[expected.index.isin(list(summaries))]
     say_classes_counted(summaries, positive, args.count_class is not None)
-    rows = sample_rows(summaries, expected, positive)
+    rows = sample_rows(summaries, expected, positive, _signoff_now(read_from))
     rows.insert(1, "results_folder", [str(read_from[s].parent) for s in rows["sample_id"]])
     if "reference" in expected:
         return _run_comparison(args, rows, summaries, expected, nights,
@@ -148,6 +148,25 @@ def say_classes_counted(summaries: dict[str, dict], positive: str, asked: bool,
     if reported and said:
         log.warning("the figures count %s alone; the runs also report %s, not in them "
                     "(--class NAME scores one of them)", positive, ", ".join(sorted(reported)))
+
+
+def _signoff_now(read_from: dict[str, Path]):
+    """Whether a sample's sign-off holds as its record and decisions are now, by the id it is
+    scored under, as ``ctcnet draws`` reads it: a review.csv edited since the sign-off read as
+    signed off with the edited count (summary.json's copy). A record changed by hand is
+    warned of."""
+    from ctcnet.commands.draws import signoff_holds_now
+
+    def holds(sample: str) -> bool:
+        edited: dict[str, str] = {}
+        if signoff_holds_now(read_from[sample], edited):
+            return True
+        for problem in edited.values():
+            log.warning("%s: its review record was changed by hand since the sign-off (%s): "
+                        "`ctcnet verify --results` names what; the automatic count stands",
+                        sample, problem)
+        return False
+    return holds
 
 
 def _reference_runs(folder: Path, find_samples) -> dict[str, tuple[Path, dict]]:

@@ -39,7 +39,7 @@ import io
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -62,12 +62,14 @@ Z95 = 1.645
 EP17_MIN_BLANKS = 20
 
 
-def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
-                positive: str = "ctc") -> pd.DataFrame:
+def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame, positive: str = "ctc",
+                signoff_check: Callable[[str], bool] | None = None) -> pd.DataFrame:
     """A row per sample of ``expected`` that has a summary (predict's ``summary.json`` as
     parsed, by sample id): spiked, the expected and called rates per 7.5 mL of ``positive``
     (automatic; after review where a person decided), recoveries, status and sign-off.
-    InputError naming the samples ``expected`` lists that the results lack."""
+    InputError naming the samples ``expected`` lists that the results lack. ``signoff_check``
+    (by sample id): whether a sign-off holds as its record and decisions are now (summary.json's
+    copy is as fresh as the last command that wrote it), handed in from above."""
     missing = [s for s in expected.index if s not in summaries]
     if missing:
         lower = {k.lower(): k for k in summaries}
@@ -93,7 +95,8 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
             spiked * 7.5 / volume if volume > 0 else math.nan
         called = (summary.get("per_7_5_ml") or {}).get(positive)
         reviewed = summary.get("reviewed") or {}
-        complete = _review_complete(summary)
+        signed = signoff_holds(summary) and (signoff_check is None or signoff_check(sample))
+        complete = _review_complete(summary, signed)
         # Only a final review gives a figure after review (a sign-off gone stale, or decisions
         # not yet signed: none, as the tables say).
         after = ((reviewed.get("after_review_per_7_5_ml") or {}).get(positive)
@@ -120,7 +123,7 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
                      "problems": "; ".join([str(p) for p in summary.get("problems") or []]
                                            or [str(f.get("reason", f)) for f in
                                                summary.get("skipped_frames") or []]),
-                     "signed_off": signoff_holds(summary),
+                     "signed_off": signed,
                      "review_complete": complete,
                      # Decisions made (a review under way or gone stale): not in a figure
                      # until signed off, which the console says.
@@ -144,16 +147,16 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
     return table
 
 
-def _review_complete(summary: dict) -> bool:
+def _review_complete(summary: dict, signed: bool) -> bool:
     """Whether a sample's counts after review are final: a person signed them off, and the
-    sign-off holds (what the sample reports, as its result_state says). An empty review list
+    sign-off holds (``signed``: as its record and decisions are now). An empty review list
     is no review: the page lists every CTC and cluster call and a quality-control sample
     beside it, and a sample nobody opened read "reviewed" with the automatic count as its
     figure after review. Candidates a sign-off left undecided are its signer's to answer for
     (the sign-off records how many)."""
     if summary.get("status") == "failed":  # no frame read: no count to review
         return False
-    return signoff_holds(summary)
+    return signed
 
 
 def _model_name(summary: dict) -> str | None:

@@ -83,8 +83,14 @@ def test_bias_limits_and_each_cutoffs_agreement_name_the_samples_on_opposite_sid
     assert row["reference_at_or_over_5"] and "spiked" not in table
 
 
-def test_evaluate_expected_with_a_reference_compares_the_methods(tmp_path, capsys):
+def test_evaluate_expected_with_a_reference_compares_the_methods(tmp_path, capsys,
+                                                                monkeypatch):
     from ctcnet.cli import main
+
+    # (summaries written here, without the record a sign-off is checked against: theirs
+    # are taken as holding)
+    monkeypatch.setattr("ctcnet.commands.draws.signoff_holds_now",
+                        lambda folder, edited=None: True)
 
     results = tmp_path / "results"
     for name, rate, status in (("P1", 0.0, "ok"), ("P2", 4.0, "ok"), ("P3", 8.0, "partial"),

@@ -128,6 +128,33 @@ def test_draws_reads_a_sign_off_as_its_record_holds_not_as_summary_json_says(fol
     assert "its review record was changed by hand since the sign-off (" in said, said
 
 
+def test_a_spike_in_reads_a_sign_off_as_its_record_holds_not_as_summary_json_says(
+        folder, capsys, caplog):
+    """review.csv edited after the sign-off: draws read the automatic count, and the spike-in
+    figures the sample as signed off with the edited count after review."""
+    import pandas as pd
+
+    from ctcnet.cli import main
+
+    (folder.parent / "expected.csv").write_text("sample_id,spiked\nP001,4\n")
+
+    def scored(out):
+        assert main(["evaluate", str(folder), "--expected", str(folder.parent / "expected.csv"),
+                     "--out", str(folder.parent / out)]) == 0
+        return pd.read_csv(folder.parent / out / "spike_in.csv").iloc[0]
+
+    assert scored("before")["review_complete"]
+    capsys.readouterr()
+    path = folder / "review.csv"
+    path.write_text(path.read_text().replace(",wbc,", ",ctc,", 1))
+    with caplog.at_level(logging.WARNING):
+        row = scored("o")
+    assert not row["signed_off"] and not row["review_complete"]
+    assert pd.isna(row["after_review_per_7_5_ml"])
+    assert "none of the 1 samples is signed off" in capsys.readouterr().out
+    assert "P001: its review record was changed by hand since the sign-off (" in caplog.text
+
+
 def test_a_journal_edited_while_the_server_runs_reaches_summary_json_at_its_next_read(folder):
     """The server has the sample open; review.csv is edited by hand: the page's next poll
     reads the sign-off as edited, and summary.json (so samples.csv, index.html) says so
