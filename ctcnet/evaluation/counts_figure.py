@@ -57,7 +57,7 @@ def counts_png(report: dict, path: str | Path, title: str = "CTC counts per 7.5 
                     top + (1 - (y - ys_range[0]) / (ys_range[1] - ys_range[0])) * size)
         return to_px
 
-    to_a = panel(left, (0, hi), (0, hi), "true count", "called count")
+    to_a = panel(left, (0, hi), (0, hi), "true per 7.5 mL", "called per 7.5 mL")
     draw.line([*to_a(0, 0), *to_a(hi, hi)], fill=GREY, width=1)
     # The clinical cut-offs across both axes: a point off the quadrants' diagonal pair is a
     # sample the cut-off calls otherwise than the truth.
@@ -72,19 +72,19 @@ def counts_png(report: dict, path: str | Path, title: str = "CTC counts per 7.5 
             cx, cy = to_a(x, y)
             draw.ellipse([cx - 3, cy - 3, cx + 3, cy + 3], outline=colour, width=2)
     diffs = {m: called[m] - true for m in modes}
-    span = _even_top(max(2.0, *(np.abs(d).max(initial=0) for d in diffs.values())) * 1.2)
+    # The bias and limits are drawn at their values: the axis spans them too (a limit beyond
+    # every difference, set at the border, read as one there).
+    lines = {m: {key: value for key, value in report["per_class"][name][m]["bland_altman"]
+                 .items() if key in ("bias", "lower", "upper") and value is not None}
+             for m in modes}
+    span = _even_top(max(2.0, *(np.abs(d).max(initial=0) for d in diffs.values()),
+                         *(abs(v) for drawn in lines.values() for v in drawn.values())) * 1.2)
     to_b = panel(left + size + gap, (0, hi), (-span, span), "mean of called and true",
                  "called - true")
     draw.line([*to_b(0, 0), *to_b(hi, 0)], fill=GREY)
     for m, colour in modes.items():
-        ba = report["per_class"][name][m]["bland_altman"]
-        if ba["n"]:
-            for key in ("bias", "lower", "upper"):
-                if ba[key] is None:  # one cartridge: no limits
-                    continue
-                y = float(np.clip(ba[key], -span, span))
-                draw.line([*to_b(0, y), *to_b(hi, y)], fill=colour,
-                          width=2 if key == "bias" else 1)
+        for key, y in lines[m].items():  # (one cartridge: its bias, no limits)
+            draw.line([*to_b(0, y), *to_b(hi, y)], fill=colour, width=2 if key == "bias" else 1)
         for mean, d in zip((called[m] + true) / 2, diffs[m]):
             cx, cy = to_b(mean, d)
             draw.ellipse([cx - 3, cy - 3, cx + 3, cy + 3], outline=colour, width=2)

@@ -569,3 +569,35 @@ def test_an_evaluation_of_cartridges_none_of_which_was_read_is_refused_in_a_line
                    "--device", "cpu", *json_mode])
         assert rc == 2 and "no cartridge had a frame read: nothing to score" in \
             capsys.readouterr().err
+
+
+def test_counts_png_draws_each_limit_at_its_value_on_axes_in_rates(tmp_path, monkeypatch):
+    """A limit of agreement beyond every difference (-6.80, the differences within -6): drawn
+    at the panel's border, where it read as -6, and the rates' axes said "count"."""
+    from PIL import Image, ImageDraw
+
+    said, text = [], ImageDraw.ImageDraw.text
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text",
+                        lambda self, xy, words, *a, **k: said.append(words) or
+                        text(self, xy, words, *a, **k))
+
+    from ctcnet.evaluation.plots import BLUE
+
+    truth, called = [10.0, 10.0, 8.0, 8.0], [10.0, 10.0, 3.0, 5.0]  # differences 0 0 -5 -3
+    carts = [{"true_per_7_5_ml": {"ctc": t}, "automatic_per_7_5_ml": {"ctc": c},
+              "after_review_per_7_5_ml": {"ctc": t}} for t, c in zip(truth, called)]
+    ba = bland_altman(called, truth)
+    assert ba["lower"] < -6 < -5  # beyond every difference
+    report = {"positive_class": "ctc", "cartridges": carts, "per_class": {"ctc": {
+        "automatic": {"bland_altman": ba, "cutoffs": []},
+        "after_review": {"bland_altman": bland_altman(truth, truth)}}}}
+    image = np.asarray(Image.open(counts_png(report, tmp_path / "c.png")).convert("RGB"))
+    assert {"true per 7.5 mL", "called per 7.5 mL"} <= set(said)
+    size, top, x0 = 300, 50, 55 + 300 + 80  # the Bland-Altman panel (counts_png's layout)
+    panel = image[top:top + size + 1, x0 + 5:x0 + size - 5].astype(int)
+    rows = np.flatnonzero((np.abs(panel - BLUE).max(axis=2) < 30).mean(axis=1) > 0.9)
+    lines = [int(g.mean()) for g in np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1)]
+    assert len(lines) == 3 and 0 < lines[0] and lines[-1] < size  # none on the border
+    upper, bias, lower = lines  # (rows from the top) the limits as far from the bias as drawn
+    assert (lower - bias) / (bias - upper) == pytest.approx(
+        (ba["bias"] - ba["lower"]) / (ba["upper"] - ba["bias"]), abs=0.05)
