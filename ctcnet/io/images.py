@@ -139,11 +139,12 @@ def _ome_channel_names(tif) -> StoredNames | None:
     except AttributeError:  # not a list of records
         return None
     names.pixel_size_um = _ome_size_um(pixels)
-    # Names that name no marker (a reader's Channel:0:1, a dye: PE, APC) are a label's, not
-    # the writer's record of each plane: panel.json names the planes, as for a container,
-    # where such a frame named r00c00.tif was refused without a way on.
-    names.strict = not names_no_marker(names)
-    return names if names and all(names) else None
+    # Names that name no marker at all (a reader's Channel:0:1, dyes: PE, APC) are none:
+    # panel.json names the planes, as for a container (such a frame named r00c00.tif was
+    # refused without a way on). Where some do, those planes are placed by their names and
+    # the others take the channels left (one name left blank dropped them all: CK read as
+    # DAPI, unsaid).
+    return None if names_no_marker(names) else names
 
 
 class StoredNames(list):

@@ -1,5 +1,6 @@
 """A file's stored channel names held to its panel: an OME file's names (the writer's own
-record of each plane) take its planes in the panel's order; labels a viewer or scanner wrote
+record of each plane) take its planes in the panel's order, a plane it names by no marker (a
+dye, a filter, nothing) the channel the others leave; labels a viewer or scanner wrote
 (ImageJ ``Labels``, TIFF ``PageName``s) are compared where they name well-known markers. The
 names are what :mod:`ctcnet.io.images` reads from a file; frames (:mod:`ctcnet.io.sources.named`)
 and crops (:mod:`ctcnet.detect.crop_dataset`) alike are held to them here."""
@@ -21,13 +22,38 @@ log = logging.getLogger(__name__)
 _GENERIC_CHANNEL = re.compile(r"^(channel[:_ ]?[\d:]*|c(h)?\d+|)$", re.IGNORECASE)
 
 
+def no_marker_name(name) -> bool:
+    """Whether one stored channel name names no marker: made up by a reader
+    (``Channel:0:1``), a dye or a wavelength alone (``PE``, ``FITC``, ``488``: a microscope's
+    filter), or empty. panel.json names such a channel."""
+    name = str(name).strip()
+    return bool(_GENERIC_CHANNEL.match(name) or DYE_WORD.match(name))
+
+
 def names_no_marker(names: Sequence[str]) -> bool:
-    """Whether a file's channel names name no markers: made up by a reader (``Channel:0:1``),
-    a dye or a wavelength alone (``PE``, ``FITC``, ``488``: a microscope's filter), empty, or
-    one repeated. panel.json names such channels."""
-    names = [str(n).strip() for n in names]
-    return not names or any(_GENERIC_CHANNEL.match(n) or DYE_WORD.match(n) for n in names) or \
-        len({n.upper() for n in names}) != len(names)
+    """Whether none of a file's channel names names a marker (:func:`no_marker_name`): then
+    panel.json names every channel, in the file's order."""
+    return all(no_marker_name(n) for n in names)
+
+
+def fill_unnamed(planes: list[int | None], unnamed: Sequence[int],
+                 num_found: int) -> list[int | None]:
+    """``planes`` (for each panel channel, the file's plane that names it, or None; the file
+    has ``num_found``) with the planes that name no marker (``unnamed``) given the channels
+    the named ones leave, where that can be told: each its own place where every named plane
+    sits at its channel's (the file is in the panel's order), else the one channel left to
+    the one such plane. Otherwise as they were, for the caller to refuse: an unnamed plane
+    taken by position against marker names in another order read CK as CD45."""
+    missing = [j for j, p in enumerate(planes) if p is None]
+    filled = list(planes)
+    if not unnamed or not missing:
+        return filled
+    if len(planes) == num_found and all(p in (None, j) for j, p in enumerate(planes)):
+        for i in unnamed:
+            filled[i] = i
+    elif len(unnamed) == 1 and len(missing) == 1:
+        filled[missing[0]] = unnamed[0]
+    return filled
 
 
 def check_channel_names(found: Sequence[str] | None, expected: Sequence[str], path) -> None:
@@ -38,6 +64,9 @@ def check_channel_names(found: Sequence[str] | None, expected: Sequence[str], pa
     if found is None:
         return
     if getattr(found, "strict", True):
+        if len(found) == len(expected) and any(no_marker_name(n) for n in found):
+            _check_partly_named(found, expected, path)
+            return
         check_channel_order(expected, found, "file", path, expected_by="the panel")
         return
     roles = [(marker_role(f), marker_role(e)) for f, e in zip(found, expected)]
@@ -48,6 +77,21 @@ def check_channel_names(found: Sequence[str] | None, expected: Sequence[str], pa
             f"TIFF page names) but the panel names them {list(expected)}: put panel.json's "
             "channels in the file's order where every file labels them so; where this file "
             "alone does, export it again in the others' order", path)
+
+
+def _check_partly_named(found: Sequence[str], expected: Sequence[str], path) -> None:
+    """Refuse a file whose OME channel names leave planes unnamed (a dye, a filter, nothing)
+    where the others do not tell which of the panel's channels those hold
+    (:func:`planes_by_name`)."""
+    if planes_by_name(found, expected) == list(range(len(expected))):
+        return
+    unnamed = ", ".join(repr(str(n)) for n in found if no_marker_name(n))
+    raise PanelMismatchError(
+        f"channel mismatch: the file's OME channel names {list(found)}: {unnamed} name no "
+        "marker (a dye, a filter or nothing), and the others do not tell which of the "
+        f"panel's channels {list(expected)} those planes hold (named in another order, or not "
+        "all of the panel's): name every plane's marker in the file, or put panel.json's "
+        "channels in the file's order", path)
 
 
 def check_channel_file_name(found: Sequence[str] | None, expected: str, path) -> None:
@@ -77,15 +121,17 @@ def check_channel_file_name(found: Sequence[str] | None, expected: str, path) ->
 def planes_by_name(found: Sequence[str], expected: Sequence[str]) -> list[int] | None:
     """For each of the panel's channels (``expected``), the file's plane that names it: by its
     own name (case aside) first, else the one plane left whose well-known marker is its
-    marker's alone (Hoechst for DAPI; never CD15 for CD66b, two of one role); None where a
-    channel is named by no plane, or by two."""
+    marker's alone (Hoechst for DAPI; never CD15 for CD66b, two of one role); planes that
+    name no marker (``FITC``, ``Channel:0:4``, blank) take the channels the others leave where
+    that can be told (:func:`fill_unnamed`). None where a channel is named by no plane, or by
+    two."""
     if len(found) != len(expected):
         return None
     upper = [str(n).upper() for n in found]
-    planes: list[int | None] = [upper.index(str(e).upper()) if str(e).upper() in upper
-                                and upper.count(str(e).upper()) == 1 else None
-                                for e in expected]
-    left = [i for i in range(len(found)) if i not in planes]
+    planes: list[int | None] = [upper.index(str(e).upper()) if upper.count(str(e).upper()) == 1
+                                else None for e in expected]
+    unnamed = [i for i in range(len(found)) if i not in planes and no_marker_name(found[i])]
+    left = [i for i in range(len(found)) if i not in planes and i not in unnamed]
     for j, name in enumerate(expected):
         role = marker_role(str(name))
         if planes[j] is not None or role == "unknown":
@@ -96,6 +142,7 @@ def planes_by_name(found: Sequence[str], expected: Sequence[str]) -> list[int] |
         if len(alike) == 1 and len(rivals) == 1:
             planes[j] = alike[0]
             left.remove(alike[0])
+    planes = fill_unnamed(planes, unnamed, len(found))
     return None if None in planes or len(set(planes)) != len(planes) else planes
 
 
@@ -145,7 +192,8 @@ def in_panel_order(arr: np.ndarray, found: Sequence[str] | None, expected: Seque
     """The planes of a file read in the panel's order: an OME file that names the panel's
     channels in another order has its planes taken by name (:func:`planes_by_name`), as a
     container's are (its names are the writer's own record of each plane; a frame of a
-    cartridge exported in another order was skipped), said once per pair of orders. Any
+    cartridge exported in another order was skipped), said once per pair of orders; a plane
+    named by no marker takes the channel the others leave (:func:`fill_unnamed`). Any
     other disagreement is refused as :func:`check_channel_names` says; viewers' labels are
     never reordered by."""
     planes = _reordering(found, expected)

@@ -1213,6 +1213,29 @@ def test_two_frames_sampled_alike_are_held_to_their_whole_bytes(tmp_path):
     assert "same bytes as frame r00c01" in frames[2].problem
 
 
+@pytest.mark.parametrize("unnamed", ["", "Channel:0:2", "FITC"])
+def test_a_frames_plane_named_by_no_marker_takes_the_channel_its_other_names_leave(
+        tmp_path, rng, unnamed):
+    """OME names CK, DAPI and one left blank: every name was dropped and the planes read in
+    panel.json's order (CK read as DAPI, unsaid); a reader's name or a dye there was refused
+    as "ImageJ labels or TIFF page names". The named planes are placed by their names, the
+    other takes the channel left; where that cannot be told, refused naming the OME names."""
+    from ctcnet.errors import PanelMismatchError
+    from ctcnet.io.images import write_tiff
+
+    panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
+    frame = rng.integers(100, 4000, (3, 16, 16)).astype(np.uint16)
+    write_tiff(tmp_path / "r00c00.tif", frame, ["CK", "DAPI", unnamed], 0.64)
+    write_cartridge_info(tmp_path, panel, "S", 1, rows=1, columns=1, frame_shape=(16, 16))
+    assert np.array_equal(read_frame(open_cartridge(tmp_path).frames[0], panel),
+                          frame[[1, 0, 2]])
+    four = Panel.from_dict({"channels": ["DAPI", "CK", "CD45", "CD61"], "pixel_size_um": 0.64})
+    write_tiff(tmp_path / "r00c00.tif", np.concatenate([frame, frame[:1]]),
+               ["CK", "DAPI", unnamed, "PE"], 0.64)
+    with pytest.raises(PanelMismatchError, match=r"r00c00.tif: .*the file's OME channel names"):
+        read_frame(open_cartridge(tmp_path).frames[0], four)
+
+
 @pytest.mark.parametrize("names", [["Channel:0:0", "Channel:0:1", "Channel:0:2"],
                                    ["DAPI", "PE", "APC"]])
 def test_a_frames_ome_names_that_name_no_marker_leave_the_panel_to_name_them(tmp_path, rng,

@@ -18,7 +18,12 @@ from ctcnet.errors import InputError
 from ctcnet.io.image_headers import UM_PER_UNIT
 from ctcnet.io.panel import Channel, Panel
 from ctcnet.io.sources.base import same_pixel_size
-from ctcnet.io.stored_names import names_no_marker, say_other_order
+from ctcnet.io.stored_names import (
+    fill_unnamed,
+    names_no_marker,
+    no_marker_name,
+    say_other_order,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +44,10 @@ class SceneInfo:
 
 
 def metadata_channel_names(names) -> tuple[str, ...] | None:
-    """Channel names as a file's metadata give them, or None where the reader made them up
-    (``Channel:0:1``), named a dye or a wavelength alone (``PE``, ``FITC``, ``488``: a
-    microscope's filter, no marker), left them empty or repeated one: then panel.json names
-    the channels."""
+    """Channel names as a file's metadata give them, or None where none names a marker: made
+    up by the reader (``Channel:0:1``), a dye or a wavelength alone (``PE``, ``FITC``,
+    ``488``: a microscope's filter), or empty; then panel.json names the channels. Where some
+    do, panel.json names the others (:func:`metadata_panel`)."""
     if names is None:
         return None
     names = tuple(str(n).strip() for n in names)
@@ -88,7 +93,8 @@ def dtype_range(dtype: np.dtype, significant_bits: int | None = None) -> tuple[f
 
 def metadata_panel(scene: SceneInfo, stated: Panel | None, where: str) -> Panel:
     """The panel of one scene: the metadata's channel names and pixel size first; panel.json
-    (``stated``) names the channels where the metadata do not (by position), gives the pixel
+    (``stated``) names the channels where the metadata do not (by position; a channel the
+    metadata name by no marker where others are named: :func:`_named_from_panel`), gives the pixel
     size where the metadata do not, and gives each channel it names (matched by name or a
     well-known alias) its name, value range and normalisation."""
     names = _scene_names(scene, stated, where)
@@ -130,7 +136,10 @@ def _scene_names(scene: SceneInfo, stated: Panel | None, where: str) -> tuple[st
         if len(names) != scene.num_channels:
             raise InputError(f"{where}: metadata name {len(names)} channels, the pixels hold "
                              f"{scene.num_channels}")
-        return names
+        if not any(no_marker_name(n) for n in names):
+            return names
+        if stated is not None:
+            return _named_from_panel(names, stated, where)
     if stated is None:
         raise InputError(f"{where}: the file does not name its channels' markers (no names, "
                          "made-up ones, or a dye or filter alone: PE, FITC, 488) and there is "
@@ -140,6 +149,37 @@ def _scene_names(scene: SceneInfo, stated: Panel | None, where: str) -> tuple[st
         raise InputError(f"{where}: {scene.num_channels} unnamed channels, panel.json "
                          f"names {stated.num_channels} ({stated.names})")
     return tuple(stated.names)
+
+
+def _named_from_panel(names: tuple[str, ...], stated: Panel, where: str) -> tuple[str, ...]:
+    """The metadata's names, each that names no marker (a dye, a filter, a reader's, blank)
+    replaced by the panel.json channel the marker names leave it (:func:`fill_unnamed`);
+    refused where that cannot be told. Dropping every name for one such (and reading
+    panel.json's by position) read a file's CD45 as CK: 0 of 16 CTCs, 18 leukocytes called
+    CTCs."""
+    upper = [n.upper() for n in stated.names]
+    planes: list[int | None] = [None] * stated.num_channels
+    unnamed = []
+    for i, name in enumerate(names):
+        if no_marker_name(name):  # (matched by its own name alone: panel.json's "FITC")
+            j = upper.index(name.upper()) if name.upper() in upper else None
+        else:
+            j = stated.index_of(name)
+        if j is not None and planes[j] is None:
+            planes[j] = i
+        elif no_marker_name(name):
+            unnamed.append(i)
+    fills = {i: stated.names[j] for j, i in enumerate(fill_unnamed(planes, unnamed, len(names)))
+             if i in unnamed}
+    left = [names[i] for i in unnamed if i not in fills]
+    if left:
+        raise InputError(f"{where}: the file names its channels {list(names)}: "
+                         f"{', '.join(map(repr, left))} name no marker (a dye, a filter or "
+                         "nothing), and the others do not tell which of panel.json's channels "
+                         f"({', '.join(stated.names)}) those hold (named in another order, or "
+                         "not all of panel.json's): name every channel's marker in the file, "
+                         "or put panel.json's channels in the file's order")
+    return tuple(fills.get(i, name) for i, name in enumerate(names))
 
 
 def _scene_pixel_size(scene: SceneInfo, stated: Panel | None, where: str) -> float:

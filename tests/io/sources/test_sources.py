@@ -211,10 +211,12 @@ def test_a_new_source_plugs_into_the_registry(tmp_path):
     ([" DAPI ", "CK", "CD45"], ("DAPI", "CK", "CD45")),
     (["Channel:0:0", "Channel:0:1", "Channel:0:2"], None),  # OME without names
     (["C0", "C1", "C2"], None),
-    (["Ch1", "CK", "CD45"], None),
-    (["DAPI", "", "CD45"], None),
-    (["DAPI", "dapi", "CD45"], None),  # a repeated name cannot be matched
-    (["DAPI", "PE", "APC"], None),  # a microscope's dyes or filters: panel.json names them
+    # Some name a marker: kept, panel.json names the others (metadata_panel).
+    (["Ch1", "CK", "CD45"], ("Ch1", "CK", "CD45")),
+    (["DAPI", "", "CD45"], ("DAPI", "", "CD45")),
+    (["DAPI", "PE", "APC"], ("DAPI", "PE", "APC")),
+    (["DAPI", "dapi", "CD45"], ("DAPI", "dapi", "CD45")),  # refused by metadata_panel
+    (["PE", "APC", "FITC"], None),  # a microscope's dyes or filters: panel.json names them
     (["405", "488nm", "647"], None),
     (["DAPI", "PE-CK", "CD45 (APC)"], ("DAPI", "PE-CK", "CD45 (APC)")),
     ([], None),
@@ -273,6 +275,31 @@ def test_panel_json_fills_in_what_the_metadata_lack():
         metadata_panel(_scene(pixel=None), None, "f")
     with pytest.raises(InputError, match="4 unnamed channels"):
         metadata_panel(_scene(names=None, channels=4), stated, "f")
+
+
+def test_channels_named_by_no_marker_take_the_channels_the_marker_names_leave():
+    """Four markers and a dye (FITC), CK and CD45 in another order than panel.json's: every
+    name was dropped and panel.json's read by position (CD45 read as CK: 0 of 16 CTCs, 18
+    leukocytes called CTCs, status ok). The markers are placed by their names, the dye's
+    channel takes the one panel.json channel left; where that cannot be told, refused."""
+    stated = Panel.from_dict({"channels": ["DAPI", "CK", "CD45", "CD61", "CD66b"],
+                              "pixel_size_um": 0.65})
+
+    def read(*names):
+        return metadata_panel(_scene(names=metadata_channel_names(names), channels=5),
+                              stated, "f").names
+
+    assert read("DAPI", "CD45", "CK", "CD61", "FITC") == ["DAPI", "CD45", "CK", "CD61", "CD66b"]
+    assert read("CK", "DAPI", "", "CD61", "CD66b") == ["CK", "DAPI", "CD45", "CD61", "CD66b"]
+    # Named in panel.json's order: each channel named by no marker is panel.json's there.
+    assert read("DAPI", "PE", "CD45", "Channel:0:3", "") == stated.names
+    with pytest.raises(InputError, match=r"f: .*'PE', 'FITC' name no marker .*which of "
+                                         r"panel.json's channels"):
+        read("CD45", "CK", "DAPI", "PE", "FITC")
+    with pytest.raises(InputError, match="does not name its channels"):
+        metadata_panel(_scene(names=metadata_channel_names(["DAPI", "PE", "CD45"])), None, "f")
+    with pytest.raises(InputError, match="unique"):  # one marker named twice
+        metadata_panel(_scene(names=("DAPI", "dapi", "CD45")), None, "f")
 
 
 def test_a_pixel_size_stated_twice_must_agree():
