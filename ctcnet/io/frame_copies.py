@@ -1,6 +1,7 @@
 """A tile written twice under two names, found where a cartridge's frames are listed: kept in
 the frame list with the reason, so the run skips it and its blood is not counted twice as
-read. Frames are matched by their files' sampled digest and held to their whole bytes."""
+read. Frames are matched by their files' sampled digest and held to their whole bytes (a
+store folder's, file by file)."""
 
 from __future__ import annotations
 
@@ -44,16 +45,29 @@ def mark_copies(frames: list[FrameRef]) -> list[FrameRef]:
 
 def _same_bytes(a: FrameRef, b: FrameRef) -> bool:
     """Whether two frames of one sampled digest hold the same bytes throughout (a folder, an
-    OME-Zarr store, is taken at its digest: its chunks are not read)."""
+    OME-Zarr store, file by file: :func:`_same_folder`)."""
     if len(a.files) != len(b.files):
         return False
-    for x, y in zip(a.files, b.files):
-        if Path(x).is_dir() or Path(y).is_dir():
-            continue
-        try:
-            if Path(x).stat().st_size != Path(y).stat().st_size or \
-                    file_sha256_cached(x) != file_sha256_cached(y):
-                return False
-        except OSError:  # no copy known: the frame is read, and what fails is said there
-            return False
-    return True
+    try:
+        return all(_same_folder(Path(x), Path(y)) if Path(x).is_dir() or Path(y).is_dir()
+                   else _same_file(x, y) for x, y in zip(a.files, b.files))
+    except OSError:  # no copy known: the frame is read, and what fails is said there
+        return False
+
+
+def _same_file(x, y) -> bool:
+    """Whether two files hold the same bytes."""
+    return Path(x).stat().st_size == Path(y).stat().st_size and \
+        file_sha256_cached(x) == file_sha256_cached(y)
+
+
+def _same_folder(x: Path, y: Path) -> bool:
+    """Whether two folders hold the same files with the same bytes: two frames' OME-Zarr
+    stores written uncompressed with one metadata have every file's name and size alike,
+    and one was skipped as the other's copy, its cells not counted."""
+    if not (x.is_dir() and y.is_dir()):
+        return False
+    files = sorted(p.relative_to(x) for p in x.rglob("*") if p.is_file())
+    if files != sorted(p.relative_to(y) for p in y.rglob("*") if p.is_file()):
+        return False
+    return all(_same_file(x / f, y / f) for f in files)

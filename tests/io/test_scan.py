@@ -1213,6 +1213,35 @@ def test_two_frames_sampled_alike_are_held_to_their_whole_bytes(tmp_path):
     assert "same bytes as frame r00c01" in frames[2].problem
 
 
+def test_two_frames_zarr_stores_are_copies_only_where_every_file_agrees(tmp_path, rng):
+    """Two frames' OME-Zarr stores written uncompressed with one metadata (every file's name
+    and size alike): the second was skipped as a copy of the first, its cells not counted.
+    A store copied whole still is one."""
+    from ctcnet.io.frame_copies import mark_copies
+    from ctcnet.io.sources import FrameRef, frame_digest
+
+    def store(name, chunks):
+        (tmp_path / name / "0" / "c").mkdir(parents=True)
+        (tmp_path / name / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group"}')
+        for k, chunk in enumerate(chunks):
+            (tmp_path / name / "0" / "c" / str(k)).write_bytes(chunk.tobytes())
+        return FrameRef(0, 0, len(list(tmp_path.iterdir())), (tmp_path / name,), name,
+                        digest=frame_digest((tmp_path / name,)))
+
+    chunks = rng.integers(100, 4000, (16, 32, 32)).astype(np.uint16)
+    other = chunks.copy()
+    other[1] += 1  # a chunk the digest's sample passes over
+    first, second = store("a.ome.zarr", chunks), store("b.ome.zarr", other)
+    shutil.copytree(tmp_path / "a.ome.zarr", tmp_path / "c.ome.zarr")
+    copy = FrameRef(0, 2, 0, (tmp_path / "c.ome.zarr",), "c",
+                    digest=frame_digest((tmp_path / "c.ome.zarr",)))
+    marked = mark_copies([first, second, copy])
+    assert [f.problem is None for f in marked] == [True, True, False]
+    assert marked[2].copy_of == first.frame_id
+    # Different chunks the sample reads: different digests, no whole read to tell them apart.
+    assert store("d.ome.zarr", chunks[::-1]).digest != first.digest
+
+
 @pytest.mark.parametrize("unnamed", ["", "Channel:0:2", "FITC"])
 def test_a_frames_plane_named_by_no_marker_takes_the_channel_its_other_names_leave(
         tmp_path, rng, unnamed):

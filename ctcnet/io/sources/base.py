@@ -266,8 +266,9 @@ def unreadable_reason(paths: tuple[Path, ...]) -> str | None:
 
 def frame_digest(paths: tuple[Path, ...]) -> str:
     """A digest of the bytes of a frame's files (size plus sampled blocks; the whole of a
-    small file). A folder (an OME-Zarr store) is digested by the names and sizes of its files
-    and the sampled bytes of its metadata files, never by reading its chunks."""
+    small file). A folder (an OME-Zarr store) is digested by the names and sizes of its files,
+    the sampled bytes of its metadata files and the first block of a few of its chunk files,
+    never by reading its chunks whole (:func:`_digest_folder`)."""
     digest = hashlib.blake2b(digest_size=16)
     for path in paths:
         if path.is_dir():
@@ -286,12 +287,29 @@ def frame_digest(paths: tuple[Path, ...]) -> str:
     return digest.hexdigest()
 
 
+# A zarr store's metadata files (the others are its chunks).
+_ZARR_METADATA = (".zattrs", ".zgroup", ".zarray", "zarr.json")
+
+
 def _digest_folder(digest, root: Path) -> None:
+    """Digest a store folder: its files' names and sizes, its metadata files' first block, and
+    the first block of ``DIGEST_BLOCKS`` chunk files spread over it. Uncompressed chunks all
+    have one size: stores of two frames written with one metadata were alike in names and
+    sizes, their digests one."""
+    chunks = []
     for path in sorted(root.rglob("*")):
         if not path.is_file():
             continue
         rel = path.relative_to(root).as_posix()
         size = path.stat().st_size
         digest.update(f"{rel}\0{size}\n".encode("utf-8", "surrogateescape"))
-        if path.name in (".zattrs", ".zgroup", ".zarray", "zarr.json"):
+        if path.name in _ZARR_METADATA:
             digest.update(path.read_bytes()[:DIGEST_BLOCK_BYTES])
+        else:
+            chunks.append(path)
+    for path in chunks[::max(1, len(chunks) // DIGEST_BLOCKS)][:DIGEST_BLOCKS]:
+        try:
+            with open(path, "rb") as fh:
+                digest.update(fh.read(DIGEST_BLOCK_BYTES))
+        except OSError:  # a chunk not read here is said where its frame is read
+            continue
