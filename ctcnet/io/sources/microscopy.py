@@ -75,6 +75,7 @@ class BioioContainer(FrameSource):
     plugin = ""  # the bioio plugin module, e.g. "bioio_ome_tiff"
     extra = ""  # the ctcnet extra that installs it
     is_folder = False  # OME-Zarr stores are folders
+    no_image = "its metadata describe none"  # why a file holds no scene, as far as is known
 
     def claim(self, path: Path) -> FramePart | None:
         """A file (or, for OME-Zarr, a folder) whose name ends in one of the suffixes."""
@@ -113,30 +114,43 @@ class BioioContainer(FrameSource):
         try:
             return BioImage(path, reader=reader)
         except Exception as err:  # readers raise many types on damaged or foreign files
-            if is_resource_error(err):  # too many open files, no memory: not the file's
-                raise
-            raise InputError(f"not a readable {self.name} file: {err}", path) from None
+            raise self._unreadable(err, path) from None
+
+    def _unreadable(self, err: Exception, path: Path) -> InputError:
+        """The refusal of a file the reader failed on, naming it; an error of the machine
+        (too many open files, no memory: not the file's) is raised as it is."""
+        if is_resource_error(err):
+            raise err
+        return InputError(f"not a readable {self.name} file: {err}", path)
 
     def scenes(self, path: Path) -> list[SceneInfo]:
-        """The metadata of each scene of a file."""
+        """The metadata of each scene of a file; metadata the reader fails on (an array's
+        zarr.json cut short) refuse the file by name."""
         image = self.open(path)
-        out = []
-        for index, scene in enumerate(image.scenes):
-            image.set_scene(index)
-            dims = image.dims
-            samples = int(getattr(dims, "S", 1) or 1)
-            if samples > 1:  # (it read as a panel of one channel, the first's name)
-                raise InputError(f"scene {scene} stores {samples} channels interleaved, as one "
-                                 "plane's samples (channels last): export one plane per "
-                                 "channel (OME's planar layout)", path)
-            out.append(SceneInfo(
-                name=self.scene_name(image, index, scene),
-                channel_names=metadata_channel_names(image.channel_names),
-                pixel_size_um=metadata_pixel_size(self.pixel_sizes(image, index), path),
-                shape=(int(dims.Y), int(dims.X)), num_channels=int(dims.C),
-                dtype=np.dtype(image.dtype), planes=int(dims.T) * int(dims.Z),
-                significant_bits=self.significant_bits(image, index)))
-        return out
+        try:
+            return [self._scene_info(image, index, scene, path)
+                    for index, scene in enumerate(image.scenes)]
+        except InputError:
+            raise
+        except Exception as err:  # readers raise many types on damaged metadata
+            raise self._unreadable(err, path) from None
+
+    def _scene_info(self, image, index: int, scene: str, path: Path) -> SceneInfo:
+        """The metadata of one scene."""
+        image.set_scene(index)
+        dims = image.dims
+        samples = int(getattr(dims, "S", 1) or 1)
+        if samples > 1:  # (it read as a panel of one channel, the first's name)
+            raise InputError(f"scene {scene} stores {samples} channels interleaved, as one "
+                             "plane's samples (channels last): export one plane per "
+                             "channel (OME's planar layout)", path)
+        return SceneInfo(
+            name=self.scene_name(image, index, scene),
+            channel_names=metadata_channel_names(image.channel_names),
+            pixel_size_um=metadata_pixel_size(self.pixel_sizes(image, index), path),
+            shape=(int(dims.Y), int(dims.X)), num_channels=int(dims.C),
+            dtype=np.dtype(image.dtype), planes=int(dims.T) * int(dims.Z),
+            significant_bits=self.significant_bits(image, index))
 
     def scene_name(self, image, index: int, scene: str) -> str:
         """The name of a scene as the metadata give it (the reader's scene id by default)."""
@@ -175,6 +189,11 @@ class BioioContainer(FrameSource):
                         raise
                     # The panel's own checks (a pixel size no scan has) name no file.
                     raise InputError(f"{err} (scene {scene.name})", part.path) from None
+        if not panels:  # (no scene in any file: nothing to take the panel from)
+            one = len(parts) == 1
+            raise InputError(f"{'holds' if one else 'the files hold'} no image "
+                             f"({self.no_image}){'' if one else ': ' + _named(parts)}",
+                             parts[0].path if one else parts[0].path.parent)
         first_where, first = next(iter(panels.items()))
         for where, other in panels.items():
             names, firsts = [n.upper() for n in other.names], [n.upper() for n in first.names]
@@ -276,6 +295,12 @@ def _source_of(part: FramePart) -> BioioContainer:
     return _BY_NAME[part.source]
 
 
+def _named(parts: list[FramePart], most: int = 3) -> str:
+    """The first few files' names, for a message."""
+    names = [part.path.name for part in parts]
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 def _tile_px(info: dict, root: Path) -> int:
     """cartridge.json's ``tile_px`` (a whole number of at least 64), else the default."""
     value = info.get("tile_px", DEFAULT_TILE_PX)
@@ -350,6 +375,8 @@ class OmeZarr(BioioContainer):
     plugin = "bioio_ome_zarr"
     extra = "ome-zarr"
     is_folder = True
+    no_image = ("no OME-Zarr image metadata, 'multiscales', in it: the pixels written without "
+                "them? Convert it again")
 
     def read(self, frame: FrameRef, panel: Panel, keep: list[int]) -> list[np.ndarray]:
         """As every container's, once the chunk files the frame needs are found on disk: zarr

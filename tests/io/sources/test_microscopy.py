@@ -259,6 +259,43 @@ def test_a_large_scene_is_read_tile_by_tile(twin, tmp_path):
         read_frame(tile, cart.panel, channels=[0])
 
 
+def write_store(path: Path, data: np.ndarray, names=("DAPI", "CK", "CD45"), px: float = 0.5,
+                unit: str = "micrometer") -> Path:
+    """One small OME-Zarr store of ``data`` (C, Y, X), written by bioio-ome-zarr, its pixel
+    size ``px`` stated in ``unit``."""
+    pytest.importorskip("bioio_ome_zarr")
+    from bioio_ome_zarr.writers import Channel, OMEZarrWriter
+
+    OMEZarrWriter(path, level_shapes=[data.shape], dtype=str(data.dtype),
+                  chunk_shape=[data.shape], axes_names=["c", "y", "x"],
+                  axes_types=["channel", "space", "space"], axes_units=[None, unit, unit],
+                  physical_pixel_size=[1.0, px, px], image_name=path.name.split(".")[0],
+                  channels=[Channel(label=n, color="FFFFFF") for n in names]
+                  ).write_full_volume(data)
+    return path
+
+
+def test_a_store_whose_array_metadata_are_cut_short_is_refused_by_name(tmp_path):
+    """An array's zarr.json cut short raised a JSONDecodeError: one line naming the store."""
+    store = write_store(tmp_path / "cut.ome.zarr", np.ones((3, 32, 32), np.uint16))
+    (store / "0" / "zarr.json").write_text('{"zarr_format": 3, ')
+    with pytest.raises(InputError, match="cut.ome.zarr: not a readable ome-zarr file"):
+        open_cartridge(store, panel={"channels": NAMES[:3], "pixel_size_um": 0.5})
+
+
+def test_a_store_holding_no_image_given_as_the_cartridge_is_refused_by_name(tmp_path):
+    """A plain zarr group (its array without OME-Zarr's 'multiscales') given as the cartridge
+    raised a StopIteration: one line naming the store."""
+    pytest.importorskip("bioio_ome_zarr")
+    zarr = pytest.importorskip("zarr")
+    store = tmp_path / "plain.ome.zarr"
+    zarr.open_group(str(store), mode="w", zarr_format=2).create_array(
+        "0", shape=(3, 32, 32), dtype="uint16")[:] = 1
+    with pytest.raises(InputError, match=r"plain.ome.zarr: holds no image \(no OME-Zarr image "
+                                         "metadata, 'multiscales'"):
+        open_cartridge(store, panel={"channels": NAMES[:3], "pixel_size_um": 0.5})
+
+
 def _predict(cartridge: Path, out: Path, workers: int) -> pd.DataFrame:
     from ctcnet.inference.backends import load_backend
     from ctcnet.inference.predict import PredictOptions, predict_cartridge
