@@ -210,7 +210,8 @@ class BioioContainer(FrameSource):
 
     def frames(self, parts: list[FramePart], info: dict, panel: Panel) -> list[FrameRef]:
         """Every scene of every file (by file name, then scene), a large scene as its tiles;
-        positions as the module says."""
+        positions as the module says. A file holding no image is a frame skipped with the
+        reason (:func:`_no_image_frame`)."""
         tile_px = _tile_px(info, parts[0].path.parent)
         columns = info.get("columns")
         frames: list[FrameRef] = []
@@ -220,6 +221,9 @@ class BioioContainer(FrameSource):
             scenes = source.scenes(part.path)
             base = _base_name(part.path, source.suffixes)
             digest = frame_digest((part.path,))
+            if not scenes:  # (beside files that hold images, or the panel was refused)
+                frames.append(_no_image_frame(part, source, base, len(frames), columns, digest))
+                continue
             for k, scene in enumerate(scenes):
                 tiles = tile_regions(scene.shape, tile_px)
                 for (r, c), region in tiles.items():
@@ -293,6 +297,20 @@ def _mtime(path: Path) -> int:
 
 def _source_of(part: FramePart) -> BioioContainer:
     return _BY_NAME[part.source]
+
+
+def _no_image_frame(part: FramePart, source: BioioContainer, base: str, index: int, columns,
+                    digest: str) -> FrameRef:
+    """The frame a file holding no image stands for, at its name's position (else numbered
+    as ``frame<k>``), to be skipped with the reason: a store without its image metadata
+    beside good ones was dropped without a word, and the sample read whole."""
+    if is_frame_stem(base):
+        position, index = stem_position(base, columns)
+    else:
+        position, _ = stem_position(f"frame{index}", columns)
+    return FrameRef(index, position[0], position[1], (part.path,), base, digest=f"{digest}:-",
+                    source=part.source, problem=f"{part.path.name} holds no image "
+                    f"({source.no_image}): not read, its blood not counted")
 
 
 def _named(parts: list[FramePart], most: int = 3) -> str:

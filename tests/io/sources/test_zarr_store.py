@@ -84,3 +84,23 @@ def test_a_store_given_alone_reads_the_cartridge_json_and_panel_json_beside_it(c
     assert (opened.sample_id, opened.blood_volume_ml) == ("P017", 3.75)
     (store / "cartridge.json").write_text(json.dumps({**info, "sample_id": "inside"}))
     assert open_cartridge(store).sample_id == "inside"
+
+
+def test_a_store_holding_no_image_among_good_ones_is_a_frame_skipped_with_the_reason(cart,
+                                                                                    tmp_path):
+    """A store of a plain zarr group (the pixels without OME-Zarr's 'multiscales') beside
+    good ones listed no frame and was said nowhere: the sample read whole. It is its frame,
+    skipped with the reason."""
+    import zarr
+
+    folder = write_stores(cart, tmp_path / "zarr")
+    shutil.rmtree(folder / "r00c01.ome.zarr")
+    zarr.open_group(str(folder / "r00c01.ome.zarr"), mode="w", zarr_format=2).create_array(
+        "0", shape=(5, 32, 32), dtype="uint16")[:] = 1
+    opened = open_cartridge(folder)
+    (frame,) = [f for f in opened.frames if f.frame_id == "r00c01"]
+    assert frame.problem.startswith("r00c01.ome.zarr holds no image (no OME-Zarr image "
+                                    "metadata, 'multiscales'")
+    assert [f.frame_id for f in opened.frames if f.problem is None] == ["r00c00", "r00c02"]
+    with pytest.raises(InputError, match="r00c01.ome.zarr: r00c01.ome.zarr holds no image"):
+        read_frame(frame, opened.panel)
