@@ -54,11 +54,18 @@ def metadata_channel_names(names) -> tuple[str, ...] | None:
     return None if names_no_marker(names) else names
 
 
+# OME-Zarr (NGFF) names its units in words, OME in symbols (UM_PER_UNIT's).
+NGFF_UNITS = {"picometer": "pm", "angstrom": "Å", "nanometer": "nm", "micrometer": "µm",
+              "millimeter": "mm", "centimeter": "cm", "meter": "m", "inch": "in"}
+
+
 def in_um(value, unit) -> float | None:
-    """An OME length in um (None: not stated); a unit no pixel is measured in is refused."""
+    """An OME or OME-Zarr length in um (None: not stated; no unit: um); a unit no pixel is
+    measured in is refused."""
     if value is None:
         return None
     name = str(getattr(unit, "value", unit) or "µm")
+    name = NGFF_UNITS.get(name.lower(), name)
     if name not in UM_PER_UNIT:
         raise InputError(f"pixel size stated in {name!r}, not a unit of length ctcnet reads "
                          f"({', '.join(UM_PER_UNIT)})")

@@ -55,7 +55,7 @@ from ctcnet.io.sources.container_metadata import (  # noqa: F401
     metadata_pixel_size,
 )
 from ctcnet.io.sources.named import is_frame_stem, stem_position
-from ctcnet.io.sources.zarr_store import refuse_missing_chunks
+from ctcnet.io.sources.zarr_store import axis_units, refuse_missing_chunks
 
 log = logging.getLogger(__name__)
 
@@ -395,6 +395,13 @@ class OmeZarr(BioioContainer):
     is_folder = True
     no_image = ("no OME-Zarr image metadata, 'multiscales', in it: the pixels written without "
                 "them? Convert it again")
+
+    def pixel_sizes(self, image, index: int):
+        """The scale's Y and X in um, whatever unit the image's axes state (bioio-ome-zarr
+        hands the numbers on as written: 455.1 nm read as 455.1 um and refused)."""
+        sizes = image.physical_pixel_sizes
+        units = axis_units(getattr(image.metadata, "attributes", None) or {}, index)
+        return SimpleNamespace(X=in_um(sizes.X, units.get("x")), Y=in_um(sizes.Y, units.get("y")))
 
     def read(self, frame: FrameRef, panel: Panel, keep: list[int]) -> list[np.ndarray]:
         """As every container's, once the chunk files the frame needs are found on disk: zarr

@@ -19,6 +19,21 @@ from ctcnet.errors import InputError
 NAMED = 3
 
 
+def multiscales(attrs: dict) -> list:
+    """A store's NGFF image records (``multiscales``: under ``ome`` from OME-Zarr 0.5, at the
+    top of the group's attributes before)."""
+    return attrs.get("ome", {}).get("multiscales") or attrs.get("multiscales") or []
+
+
+def axis_units(attrs: dict, scene: int) -> dict[str, str]:
+    """The unit each named axis of image ``scene`` states (``{"y": "nanometer", ...}``: NGFF's
+    names); axes that state none are left out."""
+    records = multiscales(attrs)
+    axes = records[scene].get("axes", []) if scene < len(records) else []
+    return {str(a.get("name", "")).lower(): str(a["unit"]) for a in axes
+            if isinstance(a, dict) and a.get("unit")}
+
+
 def _axes(multiscale: dict, ndim: int) -> list[str]:
     """The array's axis names (t, c, z, y, x), lower case; OME-Zarr 0.4+ states them, older
     stores are TCZYX (the last ``ndim`` of them)."""
@@ -49,9 +64,7 @@ def missing_chunks(store: Path, scene: int, keep: list[int],
     import zarr  # with the ome-zarr extra, as bioio-ome-zarr reads through it
 
     group = zarr.open_group(str(store), mode="r")
-    attrs = group.attrs.asdict()
-    multiscales = attrs.get("ome", {}).get("multiscales") or attrs.get("multiscales") or []
-    multiscale = multiscales[scene]
+    multiscale = multiscales(group.attrs.asdict())[scene]
     path = multiscale["datasets"][0]["path"]
     array = group[path]
     grid = array.shards or array.chunks  # a sharded array's files are its shards

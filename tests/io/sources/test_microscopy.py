@@ -275,6 +275,16 @@ def write_store(path: Path, data: np.ndarray, names=("DAPI", "CK", "CD45"), px: 
     return path
 
 
+@pytest.mark.parametrize("unit, scale", [("nanometer", 455.1), ("millimeter", 0.0004551)])
+def test_an_ome_zarr_scale_in_another_unit_is_read_in_um(tmp_path, unit, scale):
+    """NGFF axes state their unit: a store at 455.1 nanometer per pixel was read as 455.1 um
+    (refused against panel.json's 0.4551: "correct one of them")."""
+    store = write_store(tmp_path / "scan.ome.zarr", np.ones((3, 32, 32), np.uint16), px=scale,
+                        unit=unit)
+    stated = {"channels": NAMES[:3], "pixel_size_um": 0.4551}
+    assert open_cartridge(store, panel=stated).panel.pixel_size_um == pytest.approx(0.4551)
+
+
 def test_a_store_whose_array_metadata_are_cut_short_is_refused_by_name(tmp_path):
     """An array's zarr.json cut short raised a JSONDecodeError: one line naming the store."""
     store = write_store(tmp_path / "cut.ome.zarr", np.ones((3, 32, 32), np.uint16))
