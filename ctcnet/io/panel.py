@@ -91,6 +91,7 @@ class Channel:
     value_range: tuple[float, float] = DEFAULT_VALUE_RANGE
     normalisation: dict = field(default_factory=lambda: dict(DEFAULT_NORMALISATION))
     leaks_in: dict = field(default_factory=dict)
+    range_stated: bool = field(default=True, compare=False)  # False: panel.json's default
 
     @property
     def normalisation_in_full(self) -> dict:
@@ -438,15 +439,14 @@ def _channel_from(entry: Any, source, bits: int | None = None) -> Channel:
     the value range of a channel that states neither its own nor its bit depth."""
     default_range = (0, 2 ** bits - 1) if bits else DEFAULT_VALUE_RANGE
     if isinstance(entry, str):
-        return Channel(entry, value_range=tuple(float(v) for v in default_range))
+        return Channel(entry, tuple(float(v) for v in default_range), range_stated=bool(bits))
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
         raise InputError(f"panel channel entry {entry!r} is neither a name nor a mapping with "
                          "a 'name'", source)
     name = entry["name"]
     refuse_misspelt_keys(entry, CHANNEL_KEYS, f"channel {name}: key ", source)
     own_bits = _bit_depth(entry, f"channel {name}", source)
-    if own_bits:
-        default_range = (0, 2 ** own_bits - 1)
+    default_range = (0, 2 ** own_bits - 1) if own_bits else default_range
     value_range = entry.get("value_range", default_range)
     if not isinstance(value_range, (list, tuple)) or len(value_range) != 2:
         raise InputError(f"channel {name}: value_range must be [low, high], got "
@@ -470,7 +470,8 @@ def _channel_from(entry: Any, source, bits: int | None = None) -> Channel:
                                      for v in value_range),
                    normalisation=dict(normalisation),
                    leaks_in={str(k): _number(v, f"channel {name}: leaks_in {k}", source)
-                             for k, v in leaks_in.items()})
+                             for k, v in leaks_in.items()},
+                   range_stated=bool("value_range" in entry or own_bits or bits))
 
 
 def load_panel(source: str | Path | dict | list | Panel | None = None) -> Panel:
@@ -481,9 +482,7 @@ def load_panel(source: str | Path | dict | list | Panel | None = None) -> Panel:
         return default_panel()
     if isinstance(source, (dict, list, tuple)):
         return Panel.from_dict(source)
-    path = Path(source)
-    if path.is_dir():
-        path = path / "panel.json"
+    path = Path(source) / "panel.json" if Path(source).is_dir() else Path(source)
     if not path.exists():
         raise InputError("panel file not found", path)
     return Panel.from_dict(read_mapping(path), path, require_pixel_size=True)

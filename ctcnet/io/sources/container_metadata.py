@@ -103,7 +103,8 @@ def metadata_panel(scene: SceneInfo, stated: Panel | None, where: str) -> Panel:
     (``stated``) names the channels where the metadata do not (by position; a channel the
     metadata name by no marker where others are named: :func:`_named_from_panel`), gives the pixel
     size where the metadata do not, and gives each channel it names (matched by name or a
-    well-known alias) its name, value range and normalisation."""
+    well-known alias) its name, value range (one it does not state: the file's significant
+    bits, where recorded: :func:`_value_range`) and normalisation."""
     names = _scene_names(scene, stated, where)
     pixel_size = _scene_pixel_size(scene, stated, where)
     channels = []
@@ -114,7 +115,7 @@ def metadata_panel(scene: SceneInfo, stated: Panel | None, where: str) -> Panel:
         else:  # named as panel.json names it: a file's alias (PanCK-PE) is the lab's CK, and
             # the events' columns (mean_CK) one name whatever container the frames came in
             channels.append(Channel(stated.channels[match].name,
-                                    stated.channels[match].value_range,
+                                    _value_range(stated.channels[match], scene),
                                     dict(stated.channels[match].normalisation)))
     panel = Panel(tuple(channels), pixel_size_um=float(pixel_size),
                   name=stated.name if stated is not None else "metadata")
@@ -125,6 +126,17 @@ def metadata_panel(scene: SceneInfo, stated: Panel | None, where: str) -> Panel:
                         where, unused, list(names))
         _warn_other_order(panel, stated, where)
     return panel
+
+
+def _value_range(channel: Channel, scene: SceneInfo) -> tuple[float, float]:
+    """A panel.json channel's value range where it states one (or a bit depth), else the
+    file's significant bits' where it records fewer than its pixel type holds (16 of 16 say
+    nothing of the camera): a 14-bit OME-TIFF named by a panel.json stating no range read as
+    0-4095, and every frame was skipped as out of range."""
+    dtype, bits = np.dtype(scene.dtype), scene.significant_bits
+    if channel.range_stated or dtype.kind != "u" or not bits or bits >= dtype.itemsize * 8:
+        return channel.value_range
+    return dtype_range(dtype, bits)
 
 
 def _warn_other_order(panel: Panel, stated: Panel, where: str) -> None:

@@ -265,6 +265,22 @@ def test_metadata_panel_matches_panel_json_by_name_not_position():
     assert [c.value_range for c in panel.channels] == [(0, 3000), (0, 2000), (0, 1000)]
 
 
+def test_a_range_panel_json_does_not_state_is_the_files_significant_bits():
+    """A 14-bit OME-TIFF (SignificantBits 14) and a panel.json naming its channels but no
+    range: read as 0-4095 and every frame skipped as out of range. A range or bit depth
+    panel.json states is kept; significant bits as many as the pixel type's say nothing."""
+    stated = Panel.from_dict({"channels": ["DAPI", {"name": "CK", "value_range": [0, 1000]},
+                                           {"name": "CD45", "bit_depth": 16}],
+                              "pixel_size_um": 0.65})
+    ranges = [c.value_range for c in metadata_panel(_scene(bits=14), stated, "f").channels]
+    assert ranges == [(0, 16383), (0, 1000), (0, 65535)]
+    assert [c.range_stated for c in stated.channels] == [False, True, True]
+    assert metadata_panel(_scene(bits=16), stated, "f").channels[0].value_range == (0, 4095)
+    twelve = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"], "bit_depth": 12,
+                              "pixel_size_um": 0.65})
+    assert metadata_panel(_scene(bits=14), twelve, "f").channels[0].value_range == (0, 4095)
+
+
 def test_panel_json_fills_in_what_the_metadata_lack():
     stated = Panel((Channel("DAPI"), Channel("CK"), Channel("CD45")), pixel_size_um=0.5)
     panel = metadata_panel(_scene(names=None, pixel=None), stated, "f")
