@@ -83,9 +83,9 @@ class NewStreamsOnResume(Callback):
 
 class RunShapeInCheckpoint(Callback):
     """Each checkpoint records the run's shape (processes, batch size a process, batches a
-    step): a resume that changes it changes the steps of an epoch, under the learning-rate
-    schedule restored with the run, planned over the old steps (it failed past its end, or
-    never finished: :func:`check_resume` refuses it)."""
+    step, batches an epoch is limited to): a resume that changes it changes the steps of an
+    epoch, under the learning-rate schedule restored with the run, planned over the old steps
+    (it failed past its end, or never finished: :func:`check_resume` refuses it)."""
 
     def __init__(self, data: dict | None = None, recipe: dict | None = None):
         self.data = data  # the run's data_identity, read once as it began

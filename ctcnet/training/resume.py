@@ -31,10 +31,18 @@ def resumed_record(checkpoint: dict, spec: dict) -> list[dict]:
 
 
 def run_shape(trainer, datamodule) -> dict:
-    """What sets a run's steps per epoch beside its data: processes, batch size, accumulation."""
+    """What sets a run's steps per epoch beside its data: processes, batch size, accumulation
+    and the batches an epoch is limited to (``trainer.limit_train_batches``, as text: a count,
+    ``1``, is not the share ``1.0``, all of them)."""
     return {"processes": int(trainer.world_size),
             "batch_size": int(getattr(datamodule, "batch_size", 0) or 0),
-            "accumulate_grad_batches": int(getattr(trainer, "accumulate_grad_batches", 1))}
+            "accumulate_grad_batches": int(getattr(trainer, "accumulate_grad_batches", 1)),
+            "limit_train_batches": str(getattr(trainer, "limit_train_batches", 1.0))}
+
+
+# A shape's parts a checkpoint of an earlier ctcnet lacks, as its runs had them (all batches:
+# a limit they set is told by the steps alone, as before).
+SHAPE_DEFAULTS = {"limit_train_batches": "1.0"}
 
 
 
@@ -58,8 +66,9 @@ def check_resume(ckpt_path: str | None, trainer, shape: dict | None = None,
     missing, ``max_epochs`` already reached by it (Lightning would stop at once and export
     the old model as if new; but where the run's model file is missing, ``model_file_missing``,
     a run stopped as it wrote it, the resume writes it), or a run of another shape (``shape``:
-    :func:`run_shape` of this run; processes, batch size or accumulation changed: the steps of
-    an epoch with them, under a learning-rate schedule planned over the old ones), or on other
+    :func:`run_shape` of this run; processes, batch size, accumulation or the batches an epoch
+    is limited to changed: the steps of an epoch with them, under a learning-rate schedule
+    planned over the old ones), or on other
     crops (``data``: :func:`~ctcnet.training.run_identity.data_identity` of this run), or with
     other model settings (``model_settings``: the model's hyperparameters, against those the
     checkpoint holds; ``setting_defaults``: the model's defaults, for a setting a checkpoint
@@ -101,11 +110,13 @@ def check_resume(ckpt_path: str | None, trainer, shape: dict | None = None,
         raise InputError(f"the checkpoint has finished {epoch + 1} epoch(s); "
                          f"trainer.max_epochs={max_epochs} would train nothing: {longer}", path)
     before = checkpoint.get(RUN_SHAPE)
-    if isinstance(before, dict) and shape is not None and before != shape:
+    before = {**SHAPE_DEFAULTS, **before} if isinstance(before, dict) else None
+    if before is not None and shape is not None and before != shape:
         changed = ", ".join(f"{k} {before.get(k)} -> {v}" for k, v in shape.items()
                             if before.get(k) != v)
         raise InputError(f"the checkpoint's run had another shape ({changed}; "
-                         "trainer.devices, data.batch_size, trainer.accumulate_grad_batches): "
+                         "trainer.devices, data.batch_size, trainer.accumulate_grad_batches, "
+                         "trainer.limit_train_batches): "
                          "its epochs had other steps, and the learning-rate schedule resumed "
                          f"with it would end early or fail; resume with the same, or {longer}",
                          path)

@@ -307,7 +307,8 @@ def test_a_resume_of_another_shape_is_refused(tmp_path):
 
     from ctcnet.training.cli import RUN_SHAPE, check_resume
 
-    shape = {"processes": 2, "batch_size": 2, "accumulate_grad_batches": 1}
+    shape = {"processes": 2, "batch_size": 2, "accumulate_grad_batches": 1,
+             "limit_train_batches": "1.0"}
     torch.save({"epoch": 1, "state_dict": {}, RUN_SHAPE: shape}, tmp_path / "last.ckpt")
     trainer = SimpleNamespace(max_epochs=6, max_steps=-1,
                               checkpoint_callback=SimpleNamespace(dirpath=str(tmp_path)))
@@ -318,6 +319,36 @@ def test_a_resume_of_another_shape_is_refused(tmp_path):
         check_resume("last", trainer, {**shape, "batch_size": 1})
     torch.save({"epoch": 1, "state_dict": {}}, tmp_path / "last.ckpt")
     assert check_resume("last", trainer, {**shape, "processes": 1}) == tmp_path / "last.ckpt"
+
+
+def test_a_resume_with_another_limit_of_batches_an_epoch_is_refused(tmp_path):
+    """A run of one batch an epoch (trainer.limit_train_batches 1) resumed with two: its
+    epochs had other steps, and one-cycle failed past its end after an epoch of compute (the
+    checkpoint it then wrote never resumed again); cosine restarted. Refused in one line; the
+    count 1 is not the share 1.0 (every batch); a checkpoint of an earlier ctcnet, which
+    recorded no limit, ran on every batch."""
+    from types import SimpleNamespace
+
+    from ctcnet.training.resume import RUN_SHAPE, check_resume, run_shape
+
+    def shape(limit):
+        return run_shape(SimpleNamespace(world_size=1, accumulate_grad_batches=1,
+                                         limit_train_batches=limit),
+                         SimpleNamespace(batch_size=4))
+
+    torch.save({"epoch": 1, "state_dict": {}, RUN_SHAPE: shape(1)}, tmp_path / "last.ckpt")
+    trainer = SimpleNamespace(max_epochs=4, max_steps=-1,
+                              checkpoint_callback=SimpleNamespace(dirpath=str(tmp_path)))
+    assert check_resume("last", trainer, shape(1)) == tmp_path / "last.ckpt"
+    for other in (2, 1.0):
+        with pytest.raises(InputError, match=rf"another shape \(limit_train_batches 1 -> "
+                                             rf"{other};.*trainer.limit_train_batches"):
+            check_resume("last", trainer, shape(other))
+    older = {k: v for k, v in shape(1.0).items() if k != "limit_train_batches"}
+    torch.save({"epoch": 1, "state_dict": {}, RUN_SHAPE: older}, tmp_path / "last.ckpt")
+    assert check_resume("last", trainer, shape(1.0)) == tmp_path / "last.ckpt"
+    with pytest.raises(InputError, match=r"limit_train_batches 1.0 -> 2"):
+        check_resume("last", trainer, shape(2))
 
 
 def test_a_resume_that_trains_otherwise_is_refused_by_name(tmp_path):
@@ -454,7 +485,8 @@ def test_a_mistyped_monitor_and_a_second_run_into_one_folder_are_refused_up_fron
     saved = torch.load(next((tmp_path / "run" / "checkpoints").glob("last*.ckpt")),
                        weights_only=True)
     assert saved["ctcnet_run_shape"] == {"processes": 1, "batch_size": 8,
-                                         "accumulate_grad_batches": 1}
+                                         "accumulate_grad_batches": 1,
+                                         "limit_train_batches": "2"}
     status, err = run_cli(capsys, "train", "--config", smoke, root, "--model.lr=0.01")
     assert status == 2 and "holds another training run's checkpoints" in err[-1], err
     assert "or --overwrite=true (" in err[-1]  # the form the parser takes, as it is given
