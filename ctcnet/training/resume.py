@@ -1,8 +1,8 @@
 """Whether a training run may resume from a checkpoint: the checkpoint a resume starts from,
-refused where the run it began cannot go on as it was (``max_epochs`` reached, another shape,
-other crops, other model settings, a learning-rate schedule planned over other steps), each
-said in one line with what to do instead. Each checkpoint records the run's shape
-(:data:`RUN_SHAPE`) and its data (``run_identity``) for these checks.
+refused where the run it began cannot go on as it was (``max_epochs`` or ``max_steps``
+reached, another shape, other crops, other model settings, a learning-rate schedule planned
+over other steps), each said in one line with what to do instead. Each checkpoint records
+the run's shape (:data:`RUN_SHAPE`) and its data (``run_identity``) for these checks.
 """
 
 from __future__ import annotations
@@ -63,13 +63,13 @@ def check_resume(ckpt_path: str | None, trainer, shape: dict | None = None,
                  setting_defaults: dict | None = None, recipe: dict | None = None
                  ) -> Path | None:
     """The checkpoint a resume starts from (None: no resume), refused where it cannot train:
-    missing, ``max_epochs`` already reached by it (Lightning would stop at once and export
-    the old model as if new; but where the run's model file is missing, ``model_file_missing``,
-    a run stopped as it wrote it, the resume writes it), or a run of another shape (``shape``:
-    :func:`run_shape` of this run; processes, batch size, accumulation or the batches an epoch
-    is limited to changed: the steps of an epoch with them, under a learning-rate schedule
-    planned over the old ones), or on other
-    crops (``data``: :func:`~ctcnet.training.run_identity.data_identity` of this run), or with
+    missing, ``max_epochs`` or ``max_steps`` already reached by it (Lightning would stop at
+    once and export the old model as if new; but where the run's model file is missing,
+    ``model_file_missing``, a run stopped as it wrote it, the resume writes it), or a run of
+    another shape (``shape``: :func:`run_shape` of this run; processes, batch size,
+    accumulation or the batches an epoch is limited to changed: the steps of an epoch with
+    them, under a learning-rate schedule planned over the old ones), or on other crops
+    (``data``: :func:`~ctcnet.training.run_identity.data_identity` of this run), or with
     other model settings (``model_settings``: the model's hyperparameters, against those the
     checkpoint holds; ``setting_defaults``: the model's defaults, for a setting a checkpoint
     of an earlier ctcnet lacks), or trained otherwise (``recipe``:
@@ -98,17 +98,9 @@ def check_resume(ckpt_path: str | None, trainer, shape: dict | None = None,
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
         raise InputError(f"checkpoint to resume from is not readable: "
                          f"{str(err).splitlines()[0][:200]}", path) from None
-    epoch, max_epochs = checkpoint.get("epoch"), trainer.max_epochs
     longer = (f"a resume finishes the run its checkpoint began; to train on, start a new run "
               f"from its weights (--model.init_from={path})")
-    finished = isinstance(epoch, int) and max_epochs is not None and \
-        0 <= max_epochs <= epoch + 1
-    if finished and model_file_missing and max_epochs == epoch + 1:
-        log.info("%s: the run had finished its %d epoch(s) and not written its model file "
-                 "(stopped as it did): writing it", path, max_epochs)
-    elif finished:
-        raise InputError(f"the checkpoint has finished {epoch + 1} epoch(s); "
-                         f"trainer.max_epochs={max_epochs} would train nothing: {longer}", path)
+    _check_unfinished(checkpoint, trainer, path, model_file_missing, longer)
     before = checkpoint.get(RUN_SHAPE)
     before = {**SHAPE_DEFAULTS, **before} if isinstance(before, dict) else None
     if before is not None and shape is not None and before != shape:
@@ -141,6 +133,30 @@ def check_resume(ckpt_path: str | None, trainer, shape: dict | None = None,
                          f"steps and this run asks for {asked} (trainer.max_epochs or "
                          f"max_steps changed): {longer}", path)
     return path
+
+
+def _check_unfinished(checkpoint: dict, trainer, path: Path, model_file_missing: bool,
+                      longer: str) -> None:
+    """Refuse a checkpoint that has reached ``trainer.max_epochs`` or ``max_steps``: Lightning
+    would stop at once and export the old model as if new. A run that reached exactly its
+    limit and was stopped as it wrote its model file (``model_file_missing``) resumes to
+    write it."""
+    epoch, max_epochs = checkpoint.get("epoch"), trainer.max_epochs
+    step, max_steps = checkpoint.get("global_step"), getattr(trainer, "max_steps", -1)
+    if isinstance(epoch, int) and max_epochs is not None and 0 <= max_epochs <= epoch + 1:
+        done, limit = f"finished {epoch + 1} epoch(s)", f"max_epochs={max_epochs}"
+        exactly = max_epochs == epoch + 1
+    elif isinstance(step, int) and max_steps not in (None, -1) and 0 <= max_steps <= step:
+        done, limit = f"trained {step} step(s)", f"max_steps={max_steps}"
+        exactly = max_steps == step
+    else:
+        return
+    if model_file_missing and exactly:
+        log.info("%s: the run had reached trainer.%s and not written its model file "
+                 "(stopped as it did): writing it", path, limit)
+        return
+    raise InputError(f"the checkpoint has {done}; trainer.{limit} would train nothing: "
+                     f"{longer}", path)
 
 
 # Model settings a resume may change: how the weights are laid out in memory, and the

@@ -47,6 +47,29 @@ def test_a_finished_run_stopped_before_its_model_file_resumes_to_write_it(tmp_pa
             dirpath=str(tmp_path))), model_file_missing=True)
 
 
+def test_resume_with_max_steps_already_reached_is_refused(tmp_path):
+    """A run limited by steps (max_epochs -1, as configs/finetune.yaml) that has finished,
+    resumed: it trained nothing and wrote its model file again. Refused; stopped as it wrote
+    that file, it resumes to write it; more steps than it took go on."""
+    from types import SimpleNamespace
+
+    from ctcnet.training.resume import check_resume
+
+    torch.save({"epoch": 1, "global_step": 4, "state_dict": {}}, tmp_path / "last.ckpt")
+    folder = SimpleNamespace(dirpath=str(tmp_path))
+    trainer = SimpleNamespace(max_epochs=-1, max_steps=4, checkpoint_callback=folder)
+    with pytest.raises(InputError, match=r"has trained 4 step\(s\); trainer.max_steps=4 would "
+                                         r"train nothing: .*--model.init_from="):
+        check_resume("last", trainer)
+    assert check_resume("last", trainer, model_file_missing=True) == tmp_path / "last.ckpt"
+    with pytest.raises(InputError, match="max_steps=3 would train nothing"):
+        check_resume("last", SimpleNamespace(max_epochs=-1, max_steps=3,
+                                             checkpoint_callback=folder),
+                     model_file_missing=True)
+    assert check_resume("last", SimpleNamespace(max_epochs=-1, max_steps=6,
+                                                checkpoint_callback=folder))
+
+
 def test_a_resume_with_other_model_settings_is_refused_by_name(tmp_path):
     """A new learning rate had no effect (the optimiser is restored) while the model file
     recorded it; another loss changed the run midway; the classes in another order trained
