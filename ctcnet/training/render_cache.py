@@ -3,8 +3,8 @@
 Rendering tens of thousands of cells is most of a short training try on a CPU (and all of its
 first minutes on a GPU). A render is fixed by what was asked (panel, taxonomy, crop size,
 counts, seed, samples, the simulator's knobs) and by the simulator's own code, so both go into
-the key: a change to any file of :mod:`ctcnet.simulate` makes every cached render stale, and it
-is rendered again rather than trusted.
+the key: a change to any file of :mod:`ctcnet.simulate`, or of a ctcnet module it imports,
+makes every cached render stale, and it is rendered again rather than trusted.
 
 Each entry is a folder named by its key, holding ``images.npy`` (read back memory-mapped: a
 large split is paged in as the loader reads it, not copied) and ``meta.json`` (targets and
@@ -16,6 +16,7 @@ one would read.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import logging
@@ -39,17 +40,60 @@ DIGEST_BLOCKS, DIGEST_BLOCK_BYTES = 64, 1 << 16
 
 @lru_cache(maxsize=1)
 def simulator_fingerprint() -> str:
-    """sha256 over the source of every module of :mod:`ctcnet.simulate` (and the panel and
-    taxonomy readers it draws with): any change to how cells are drawn changes it."""
-    import ctcnet.simulate  # scipy
-
+    """sha256 over the source of every module of :mod:`ctcnet.simulate` and of every ctcnet
+    module they import (:func:`simulator_sources`): any change to how cells are drawn changes
+    it."""
+    package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
-    files = sorted(Path(ctcnet.simulate.__file__).parent.rglob("*.py"))
-    files += [Path(ctcnet.io.panel.__file__), Path(ctcnet.io.taxonomy.__file__)]
-    for path in files:
-        digest.update(path.name.encode())
+    for path in simulator_sources():
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def simulator_sources() -> list[Path]:
+    """The files of :mod:`ctcnet.simulate` and of every ctcnet module they import, directly or
+    through another, with the packages holding them (their ``__init__`` runs on import), read
+    from the imports in their source. A list kept by hand missed the modules the panel reader
+    imports (the marker names whose roles the simulator draws): a change there served the
+    renders of the code before it."""
+    package = Path(__file__).resolve().parents[1]
+    todo = sorted((package / "simulate").rglob("*.py"))
+    found = set(todo)
+    while todo:
+        for name in _ctcnet_imports(todo.pop(), package):
+            parts = name.split(".")
+            for end in range(1, len(parts) + 1):
+                path = _module_file(package.parent, parts[:end])
+                if path is not None and path not in found:
+                    found.add(path)
+                    todo.append(path)
+    return sorted(found)
+
+
+def _ctcnet_imports(path: Path, package: Path) -> set[str]:
+    """The dotted ctcnet names a module's source imports, anywhere in it (a function's own
+    import too); for ``from A import b``, both ``A`` and ``A.b`` (``b`` may be a module)."""
+    here = path.relative_to(package.parent).parts[:-1]  # the package it is in
+    names = set()
+    for node in ast.walk(ast.parse(path.read_bytes(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join([*here[:len(here) - node.level + 1], node.module or ""]
+                            if node.level else [node.module or ""]).strip(".")
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return {name for name in names if name.split(".")[0] == package.name}
+
+
+def _module_file(root: Path, parts: list[str]) -> Path | None:
+    """The source file of the module ``parts`` names under ``root`` (a package's
+    ``__init__.py``), None for a name that is no module (a function imported by name)."""
+    for path in (root.joinpath(*parts, "__init__.py"), root.joinpath(*parts).with_suffix(".py")):
+        if path.is_file():
+            return path
+    return None
 
 
 def render_key(**parts) -> str:

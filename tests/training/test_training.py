@@ -423,6 +423,43 @@ def test_render_key_follows_the_simulators_code(monkeypatch):
     assert render_cache.render_key(seed=1) != key
 
 
+def test_the_simulators_fingerprint_covers_every_ctcnet_module_it_imports(monkeypatch):
+    """The render cache's key read ctcnet.simulate and two readers by name, not the modules
+    those import: a change to the marker names (whose roles the simulator draws, read
+    through the panel) was served the earlier code's renders. Every ctcnet module the
+    simulator loads, imported whole and drawing crops, is in its fingerprint, and an edit to
+    one changes it."""
+    from ctcnet.training import render_cache
+
+    # An edit to a module the simulator imports only through another changes the key.
+    before = render_cache.simulator_fingerprint()
+    read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda path: read_bytes(path) + (
+        b"\n# edited\n" if path.name == "marker_names.py" else b""))
+    render_cache.simulator_fingerprint.cache_clear()
+    edited = render_cache.simulator_fingerprint()
+    monkeypatch.undo()
+    render_cache.simulator_fingerprint.cache_clear()
+    assert edited != before
+
+    code = ("import importlib, pkgutil, sys\n"
+            "import ctcnet.simulate as s\n"
+            "for m in pkgutil.walk_packages(s.__path__, 'ctcnet.simulate.'):\n"
+            "    importlib.import_module(m.name)\n"
+            "s.simulate_crops({'ctc': 1, 'wbc': 1}, crop_size=32, seed=0, num_samples=1)\n"
+            "print('\\n'.join(m.__file__ for n, m in list(sys.modules.items())\n"
+            "                 if n.split('.')[0] == 'ctcnet' and getattr(m, '__file__', 0)))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = {Path(line).resolve() for line in done.stdout.split()}
+    assert ROOT / "ctcnet" / "io" / "marker_names.py" in loaded
+    # (ctcnet.data is loaded to read its JSON as resources: the panel and taxonomy read from
+    # it are in the key themselves)
+    sources = set(render_cache.simulator_sources()) | {ROOT / "ctcnet" / "data" / "__init__.py"}
+    assert not loaded - sources, sorted(map(str, loaded - sources))
+
+
 def test_an_export_view_model_sees_exports_in_validation_and_records_it():
     core3 = {"name": "core3", "pixel_size_um": 0.64, "channels": ["DAPI", "CK", "CD45"]}
     sim = {"train": 2, "val": 2, "test": 1, "num_samples": 2}
