@@ -1,8 +1,9 @@
 """What a training run trains on, recorded in each of its checkpoints, so that a resume on
 other crops is refused: resumed on a crop folder that changed since (a patient's crops added,
-another folder named), a run went on over other epochs' steps and validation crops, and the
-model it wrote still named the data of its start (its record of training crops, which
-``ctcnet evaluate`` reads to warn of crops a model was trained on, then missed the new ones).
+another folder named), or under a ctcnet whose simulator draws otherwise, a run went on over
+other epochs' steps and validation crops, and the model it wrote still named the data of its
+start (its record of training crops, which ``ctcnet evaluate`` reads to warn of crops a model
+was trained on, then missed the new ones).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from ctcnet.detect.crop_dataset import read_crop_index
 from ctcnet.detect.pixel_size import PIXEL_SIZE_OPTION
+from ctcnet.training.render_cache import simulator_fingerprint
 
 # The checkpoint key of :func:`data_identity`.
 RUN_DATA = "ctcnet_run_data"
@@ -27,12 +29,15 @@ CHOOSING = ("crop_size", "data_dir", "simulate", "val_fraction", "split_seed", "
 def data_identity(datamodule) -> dict:
     """The crops ``datamodule`` trains and validates on: its choosing settings (a crop folder
     named as resolved), and for a crop folder the number of crops and a digest of each one's
-    file name, size, label, sample and split. Simulated crops are their settings."""
+    file name, size, label, sample and split. Simulated crops are their settings and the
+    simulator's code (``simulator``: its fingerprint, as the render cache keys renders by:
+    another ctcnet may draw the same settings otherwise)."""
     settings = dict(getattr(datamodule, "hparams", {}) or {})
     chosen = {key: settings.get(key) for key in CHOOSING}
+    simulated = {"simulator": simulator_fingerprint()} if chosen.get("simulate") else {}
     data_dir = chosen.get("data_dir")
     if not data_dir:
-        return {"settings": _digest(chosen)}
+        return {"settings": _digest(chosen), **simulated}
     chosen["data_dir"] = str(Path(data_dir).resolve())
     # The folder's index as the data module read it (its pixel size measured), else read as
     # it reads it: a folder stating no pixel size is read at data.pixel_size's.
@@ -54,7 +59,7 @@ def data_identity(datamodule) -> dict:
     # run's checkpoint, which recorded none, is compared as before.
     patients = None if not index.patient_ids else _digest(list(index.patient_ids))
     return {"settings": _digest(chosen), "data_dir": chosen["data_dir"], "crops": len(index),
-            "crops_sha256": listing.hexdigest(), "patients_sha256": patients}
+            "crops_sha256": listing.hexdigest(), "patients_sha256": patients, **simulated}
 
 
 def _digest(value) -> str:
@@ -74,6 +79,10 @@ def changed_data(before: dict | None, now: dict | None) -> str | None:
     if "patients_sha256" in before and before["patients_sha256"] != now.get("patients_sha256"):
         return ("the manifest's patient ids changed since (added, removed or edited: a split "
                 "by patient holds out other crops)")
+    # (only where both simulate: a checkpoint of an earlier ctcnet recorded no fingerprint)
+    if "simulator" in before and "simulator" in now and before["simulator"] != now["simulator"]:
+        return ("the simulator's code changed since: this ctcnet draws the simulated crops "
+                "otherwise than the one the run began under")
     if before.get("settings") == now.get("settings"):
         return None  # (an older run's record, without the patients' digest)
     return "the data settings (data.simulate, val_fraction, split_seed, split_unit, view, " \

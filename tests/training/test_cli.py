@@ -610,6 +610,37 @@ def test_a_resume_on_other_crops_is_refused(tmp_path, crops):
     assert check_resume("last", trainer, data=identity(grown)) == tmp_path / "last.ckpt"
 
 
+def test_a_resume_under_a_simulator_that_draws_otherwise_is_refused(tmp_path, monkeypatch):
+    """Simulated crops are their settings and the simulator's code: a run stopped under one
+    ctcnet and resumed under another whose simulator draws otherwise went on on other crops
+    unsaid. Refused in one line; a checkpoint that recorded no fingerprint (an earlier
+    ctcnet's) resumes as before."""
+    from types import SimpleNamespace
+
+    from ctcnet.training import run_identity
+    from ctcnet.training.resume import check_resume
+
+    module = SimpleNamespace(hparams={"crop_size": 32, "simulate": {"train": 4, "val": 2}})
+    before = run_identity.data_identity(module)
+    assert before["simulator"] and run_identity.data_identity(module) == before
+    torch.save({"epoch": 0, "state_dict": {}, run_identity.RUN_DATA: before},
+               tmp_path / "last.ckpt")
+    trainer = SimpleNamespace(max_epochs=3, checkpoint_callback=SimpleNamespace(
+        dirpath=str(tmp_path)))
+    assert check_resume("last", trainer, data=before) == tmp_path / "last.ckpt"
+    monkeypatch.setattr(run_identity, "simulator_fingerprint", lambda: "another simulator")
+    now = run_identity.data_identity(module)
+    with pytest.raises(InputError, match=r"trained on other crops \(the simulator's code "
+                                         r"changed since.*--model.init_from="):
+        check_resume("last", trainer, data=now)
+    older = {k: v for k, v in before.items() if k != "simulator"}
+    torch.save({"epoch": 0, "state_dict": {}, run_identity.RUN_DATA: older},
+               tmp_path / "last.ckpt")
+    assert check_resume("last", trainer, data=now) == tmp_path / "last.ckpt"
+    # A crop folder alone records none: no simulator draws its crops.
+    assert "simulator" not in run_identity.data_identity(SimpleNamespace(hparams={}))
+
+
 def test_a_run_refused_before_it_trained_leaves_no_empty_log_folder(tmp_path):
     """A class the taxonomy lacks, refused as the data were set up, left lightning_logs/
     version_0 empty beside the run's other folders."""
