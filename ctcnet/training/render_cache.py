@@ -11,7 +11,7 @@ large split is paged in as the loader reads it, not copied) and ``meta.json`` (t
 sample ids). Entries are mapped copy-on-write: a step that changes crops in place (spillover
 compensation) changes the run's copy, never the cache. An entry is written to a temporary
 folder and renamed into place, so a killed run never leaves a half-written entry that a later
-one would read.
+one would read; a later run removes such a folder once it has been left for hours.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -33,6 +35,10 @@ log = logging.getLogger(__name__)
 
 # Bumped when the layout of an entry changes (2: meta.json holds the images' digest).
 CACHE_FORMAT = 2
+# A write's temporary folder (``.<key>.<random>``, beside the entries), and how long one must
+# have been left untouched to be taken for a killed run's and removed.
+TEMPORARY = re.compile(r"\.[^.]+\.[^.]+")
+STALE_WRITE_S = 2 * 3600
 # The images' digest reads this many blocks of this size spread over the file: a cached split
 # is gigabytes, read lazily, and a whole-file hash would read it all on every run.
 DIGEST_BLOCKS, DIGEST_BLOCK_BYTES = 64, 1 << 16
@@ -123,6 +129,8 @@ def cached_render(cache_dir: str | Path | None, key: str,
     if cache_dir is None:
         return render()
     entry = Path(cache_dir) / key
+    if entry.parent.is_dir():
+        _remove_stale_writes(entry.parent)
     if entry.is_dir():
         try:
             meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
@@ -140,6 +148,25 @@ def cached_render(cache_dir: str | Path | None, key: str,
     images, targets, sample_ids = render()
     _store(entry, images, targets, sample_ids)
     return images, targets, sample_ids
+
+
+def _remove_stale_writes(folder: Path) -> None:
+    """Remove the temporary folders (:func:`_store`'s) of writes a killed run left unfinished,
+    each the size of a split's renders: those untouched for :data:`STALE_WRITE_S`. A writer
+    writes into its folder from the moment it makes it until it renames it, so a folder that
+    has not changed for hours is no live writer's."""
+    now = time.time()
+    for path in folder.iterdir():
+        if not TEMPORARY.fullmatch(path.name) or not path.is_dir():
+            continue
+        try:
+            touched = max([path.stat().st_mtime, *(p.stat().st_mtime for p in path.iterdir())])
+        except OSError:  # gone meanwhile: renamed by its writer, or removed by another run
+            continue
+        if now - touched > STALE_WRITE_S:
+            log.info("render cache: removing %s, a write left unfinished %.0f h ago", path,
+                     (now - touched) / 3600)
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _store(entry: Path, images: np.ndarray, targets: np.ndarray, sample_ids: list[str]) -> None:

@@ -414,6 +414,34 @@ def test_render_cache_gives_the_same_crops_without_rendering_again(tmp_path, mon
             np.testing.assert_array_equal(again.splits[name].images, plain.splits[name].images)
 
 
+def test_a_killed_runs_unfinished_render_is_removed_and_a_live_ones_kept(tmp_path):
+    """A run killed as it stored a render left its temporary folder (a split's renders, for
+    real recipes gigabytes) in the cache for good. The next run that reads or writes the
+    cache removes one left for hours; one written into just now (another run's, storing) is
+    kept."""
+    import time
+
+    from ctcnet.training import render_cache
+
+    def leave(name: str, age_s: float) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        np.save(folder / "images.npy", np.zeros((2, 3, 4, 4), np.uint16))
+        then = time.time() - age_s
+        for path in (folder / "images.npy", folder):
+            os.utime(path, (then, then))
+        return folder
+
+    killed = leave(".%s.x1y2z3" % ("a" * 32), 3 * 24 * 3600)  # three days ago
+    storing = leave(".%s.q9r8s7" % ("b" * 32), 5)
+    (tmp_path / ".hidden").mkdir()  # not a write's
+    images, _, _ = render_cache.cached_render(
+        tmp_path, "c" * 32, lambda: (np.ones((1, 3, 4, 4), np.uint16), np.zeros(1), ["s"]))
+    assert images.shape == (1, 3, 4, 4)
+    assert not killed.exists() and storing.is_dir() and (tmp_path / ".hidden").is_dir()
+    assert (tmp_path / ("c" * 32)).is_dir()
+
+
 def test_render_key_follows_the_simulators_code(monkeypatch):
     from ctcnet.training import render_cache
 
