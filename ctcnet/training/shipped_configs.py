@@ -51,7 +51,8 @@ def with_shipped_configs(args: list[str]) -> list[str]:
             at, value, prefix = i, arg[len("--config="):], "--config="
         else:
             continue
-        if not value or value.lstrip().startswith(("{", "-")) or Path(value).exists():
+        # (a file, not a folder: a lab's crop folder named crops/ is no config)
+        if not value or value.lstrip().startswith(("{", "-")) or Path(value).is_file():
             continue  # a file here, an inline YAML, or the next option: LightningCLI's
         shipped = shipped_config(value)
         if shipped is not None:

@@ -716,6 +716,10 @@ def test_a_shipped_config_is_found_by_its_docs_name_outside_a_checkout(capsys, t
     status, err = run_cli(capsys, "train", "--config", "configs/smoke-typo.yaml")
     assert status == 2 and len(err) == 1 and "ships no config of that name" in err[0] and \
         "smoke" in err[0], err
+    # A folder of that name here (a lab's crop folder called smoke/) is no config: the
+    # shipped one is read.
+    (tmp_path / "smoke").mkdir()
+    assert with_shipped_configs(["--config", "smoke"]) == ["--config", shipped]
     # A lab's own configs/smoke.yaml is the one read.
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "smoke.yaml").write_text("trainer:\n  max_epoch: 2\n")
