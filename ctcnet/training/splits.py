@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ctcnet.errors import InputError
+
 # Each process of a DDP run draws its own augmentation, its rank's step off the seed: seeded
 # alike, four GPUs applied the same zoom, gain and noise draws to four crops at once. Rank 0
 # keeps the seed's own stream, so a run of one process reproduces as before.
@@ -36,17 +38,23 @@ def crop_loader(dataset: Dataset, batch_size: int, num_workers: int, train: bool
     otherwise. Under
     DDP, validation and test crops are each scored once: Lightning's sampler would pad the
     ranks' shares with repeats, which count twice in the metrics that choose the checkpoint
-    (a set of 9 scored as 10)."""
+    (a set of 9 scored as 10), and a set smaller than the processes is refused: a process
+    with no crop to score would leave the others waiting on it."""
     sampler = None
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    processes = torch.distributed.get_world_size() if distributed else 1
     if not train and distributed:
         from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 
+        if 0 < len(dataset) < processes:  # (Lightning's sampler asserts, and DDP hangs up)
+            raise InputError(f"{len(dataset)} validation crop(s) for {processes} processes: "
+                             "each process scores a share, at least one; hold out more crops "
+                             "(data.val_fraction, data.simulate's val counts) or train on "
+                             "fewer processes (trainer.devices)")
         sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
     # Each process's share decides whether a partial batch can be spared: under DDP a set of
     # 64 in batches of 48 is 32 a process, whose one partial batch dropped trained nothing.
-    share = -(-len(dataset) // torch.distributed.get_world_size()) if distributed \
-        else len(dataset)
+    share = -(-len(dataset) // processes)
     return DataLoader(dataset, batch_size=batch_size, shuffle=train, sampler=sampler,
                       drop_last=train and share > batch_size, num_workers=num_workers,
                       pin_memory=torch.cuda.is_available(), persistent_workers=num_workers > 0,

@@ -538,6 +538,22 @@ def test_a_partial_batch_is_kept_where_it_is_a_processs_only_one(monkeypatch):
     assert crop_loader(list(range(200)), 48, 0, train=True).drop_last is True
 
 
+def test_fewer_validation_crops_than_processes_are_refused_in_one_line(monkeypatch):
+    """One validation crop on 2 processes: Lightning's sampler asserted on the process with
+    none, and the other died waiting on it (two tracebacks). Refused, naming what to change;
+    one crop a process is scored."""
+    from ctcnet.training.splits import crop_loader
+
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda group=None: 1)
+    with pytest.raises(InputError, match=r"1 validation crop\(s\) for 2 processes: .*"
+                                         r"data.val_fraction.*trainer.devices"):
+        crop_loader([0], 4, 0, train=False)
+    assert [list(batch) for batch in crop_loader([0, 1], 4, 0, train=False)] == [[1]]
+    assert len(crop_loader([0], 4, 0, train=True)) == 1  # (training's loader: Lightning's)
+
+
 def test_a_run_that_learnt_nothing_is_said_to_be_no_better_than_guessing(caplog):
     from ctcnet.training.cli import say_if_no_better_than_guessing
 
