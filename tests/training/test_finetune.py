@@ -284,6 +284,24 @@ def test_finetune_yaml_trains_as_the_command_does():
     assert config["model"]["train_blocks"] == d.train_blocks
     assert config["data"]["batch_size"] == d.batch_size
     assert config["data"]["val_fraction"] == pytest.approx(d.holdout)
+    assert config["model"]["label_smoothing"] == pytest.approx(d.label_smoothing)
+
+
+def test_finetune_smooths_the_labels_as_its_config_does(lab, tmp_path, monkeypatch):
+    """configs/finetune.yaml (and the shipped models' training) smooths the labels by 0.02;
+    the command trained with none, its model built without the setting."""
+    from ctcnet.training import lit
+
+    class Built(Exception):
+        pass
+
+    def module(**settings):
+        raise Built(settings)
+
+    monkeypatch.setattr(lit, "CTCLitModule", module)
+    with pytest.raises(Built) as built:
+        finetune(lab / "crops", tmp_path / "t.pt", lab / "base.pt", TINY)
+    assert built.value.args[0]["label_smoothing"] == pytest.approx(0.02)
 
 
 def test_a_rule_recorded_in_a_fine_tuned_models_card_keeps_its_own_md(lab, tmp_path):
