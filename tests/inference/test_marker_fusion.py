@@ -53,6 +53,13 @@ def labelled_set(rng, n=12):
     return np.stack(crops), np.array(targets)
 
 
+def fusion_saying_ctc(spec, bias) -> dict:
+    """A marker fusion that reads no measurement: its call is its ``bias`` (one a class)."""
+    f = len(feature_names(spec.class_names))
+    return {"format": 1, "classes": spec.class_names, "mean": [0.0] * f, "scale": [1.0] * f,
+            "weights": [[0.0] * f] * spec.num_classes, "bias": list(bias)}
+
+
 def network_says_wbc(n, k=4):
     proba = np.full((n, k), 0.1)
     proba[:, 1] = 0.7
@@ -98,11 +105,8 @@ def test_crop_set_calls_take_the_fusion_and_never_call_a_cd45_positive_event_ctc
     proba[2] = np.nan  # a failed row keeps its call
     called = np.array(["wbc", "wbc", "failed"], object)
     flags = review_flags(crops, np.nan_to_num(proba), spec)
-    k, f = spec.num_classes, len(feature_names(spec.class_names))
     # A fusion that calls everything ctc: the CD45 line still makes the CK+CD45+ cell other.
-    says_ctc = {"format": 1, "classes": spec.class_names, "mean": [0.0] * f,
-                "scale": [1.0] * f, "weights": [[0.0] * f] * k,
-                "bias": [5.0, 1.0, 0.0, 0.0]}
+    says_ctc = fusion_saying_ctc(spec, [5.0, 1.0, 0.0, 0.0])
     fused = spec.replace(metrics={"marker_fusion": says_ctc})
     assert crop_set_calls(called, flags, crops, proba, fused).tolist() == \
         ["ctc", "wbc", "failed"]
@@ -155,10 +159,7 @@ def test_a_fused_crop_sets_cd45_line_is_the_guards_without_a_ck_area_and_at_the_
     called = np.array(["ctc"] * 3, object)
     flags = review_flags(crops, proba, spec)
     assert flags["cd45_positive"].tolist() == [True, True, False]
-    f = len(feature_names(spec.class_names))
-    says_ctc = {"format": 1, "classes": spec.class_names, "mean": [0.0] * f,
-                "scale": [1.0] * f, "weights": [[0.0] * f] * spec.num_classes,
-                "bias": [5.0, 1.0, 0.0, 0.0]}
+    says_ctc = fusion_saying_ctc(spec, [5.0, 1.0, 0.0, 0.0])
     fused = spec.replace(metrics={"marker_fusion": says_ctc})
     assert crop_set_calls(called, flags, crops, proba, fused).tolist() == ["wbc", "wbc", "ctc"]
 

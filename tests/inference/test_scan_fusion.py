@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from ctcnet.inference.guard import counted, guard_events, measure, measure_for_guard_start
-from ctcnet.inference.marker_fusion import SCAN_FUSION, feature_names, fit_fusion
+from ctcnet.inference.marker_fusion import SCAN_FUSION, fit_fusion
 from ctcnet.inference.scan_fusion import (
     FUSED_COLUMN,
     apply_scan_fusion,
@@ -20,7 +20,7 @@ from ctcnet.io.panel import default_panel
 from ctcnet.io.taxonomy import default_taxonomy
 from ctcnet.nn.calls import DecisionRule
 from ctcnet.nn.spec import ModelSpec
-from tests.inference.test_marker_fusion import CD45, SIZE, cell
+from tests.inference.test_marker_fusion import CD45, SIZE, cell, fusion_saying_ctc
 
 # The shipped default model's cartridge prior for ctc, about.
 RULE = DecisionRule.prior_shift({"ctc": -3.75, "cluster": -3.0})
@@ -93,10 +93,7 @@ def test_a_ck_positive_cd45_negative_cell_the_prior_filed_other_is_counted_after
 
 def test_a_cd45_positive_event_is_never_called_ctc_whatever_the_fusion_says(rng, spec):
     crops, proba, events = frame(rng)
-    f = len(feature_names(spec.class_names))
-    says_ctc = {"format": 1, "classes": spec.class_names, "mean": [0.0] * f,
-                "scale": [1.0] * f, "weights": [[0.0] * f] * spec.num_classes,
-                "bias": [20.0, 0.0, 0.0, 0.0]}
+    says_ctc = fusion_saying_ctc(spec, [20.0, 0.0, 0.0, 0.0])
     out = called(events, crops, proba, spec.replace(metrics={SCAN_FUSION: says_ctc}))
     assert out["class"].iloc[0] == "ctc"
     assert out["class"].iloc[1] != "ctc" and out["p_ctc"].iloc[1] == 0.0
@@ -120,10 +117,7 @@ def test_the_fusion_gives_no_ctc_probability_over_any_of_the_guards_cd45_line(rn
     crops[3] = cell(rng, ck=400)
     crops[3, CD45] += 9000 * (np.hypot(*(np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2)) <= 9)
     crops = np.minimum(crops, 4095)
-    f = len(feature_names(spec.class_names))
-    says_ctc = {"format": 1, "classes": spec.class_names, "mean": [0.0] * f,
-                "scale": [1.0] * f, "weights": [[0.0] * f] * spec.num_classes,
-                "bias": [20.0, 0.0, 0.0, 0.0]}
+    says_ctc = fusion_saying_ctc(spec, [20.0, 0.0, 0.0, 0.0])
     out = called(events, crops, proba, spec.replace(metrics={SCAN_FUSION: says_ctc}))
     assert out["class"].iloc[0] == "ctc"
     assert (out["p_ctc"].iloc[2:4] == 0.0).all() and (out["class"].iloc[2:4] != "ctc").all()
